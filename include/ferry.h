@@ -1,0 +1,330 @@
+/*
+ * ferry.h - the whole public API of Ferry: high-throughput inference of ONNX
+ * models on CPUs and NVIDIA GPUs, with an engine, a tensor pool, a dynamic
+ * batcher and a KServe v2 HTTP server.
+ *
+ * Conventions
+ * - Every fallible call returns ferry_status (FERRY_OK == 0) and writes its
+ *   results through out-parameters. On failure, ferry_last_error() gives a
+ *   thread-local message naming the thing at fault (file, node, tensor).
+ * - Handles are opaque. Destructors accept NULL.
+ * - Tensors cross the API as views (ferry_tensor): the caller owns the
+ *   memory. Ferry never keeps a caller's pointer past the call, or, for
+ *   asynchronous calls, past the completion callback.
+ * - Shapes use FERRY_DIM_BATCH (-1) for the symbolic batch dimension in model
+ *   metadata; tensors passed to run calls carry concrete shapes.
+ */
+#ifndef FERRY_H
+#define FERRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FERRY_VERSION "0.1.0"
+#define FERRY_MAX_DIMS 8
+#define FERRY_DIM_BATCH (-1)
+
+typedef enum ferry_status {
+    FERRY_OK = 0,
+    FERRY_EINVAL,       /* a bad argument: NULL, out of range, inconsistent */
+    FERRY_ENOMEM,       /* host or device allocation failed */
+    FERRY_EIO,          /* a file could not be opened, read or written */
+    FERRY_EPARSE,       /* a malformed model or input file */
+    FERRY_EUNSUPPORTED, /* an operator, dtype, precision or device not supported */
+    FERRY_ESHAPE,       /* shapes disagree (in the model or in the caller's tensors) */
+    FERRY_EDTYPE,       /* a tensor of the wrong element type */
+    FERRY_ETIMEDOUT,    /* a wait or a request deadline expired */
+    FERRY_EBUSY,        /* a queue or pool is full / empty and the call would block */
+    FERRY_ESHUTDOWN,    /* the object is shutting down; the request was not run */
+    FERRY_EDEVICE,      /* a device runtime call (CUDA, cuBLASLt) failed */
+    FERRY_ENOTFOUND,    /* a named thing (model, tensor, device) does not exist */
+    FERRY_EINTERNAL,    /* a bug in Ferry */
+} ferry_status;
+
+/* Element types. The values are ONNX's TensorProto.DataType numbers. */
+typedef enum ferry_dtype {
+    FERRY_DTYPE_UNDEFINED = 0,
+    FERRY_F32 = 1,
+    FERRY_U8 = 2,
+    FERRY_I8 = 3,
+    FERRY_I32 = 6,
+    FERRY_I64 = 7,
+    FERRY_BOOL = 9,
+    FERRY_F16 = 10,
+    FERRY_F64 = 11,
+    FERRY_BF16 = 16,
+} ferry_dtype;
+
+/* A view of caller-owned memory: dense, row-major. */
+typedef struct ferry_tensor {
+    ferry_dtype dtype;
+    int ndim;
+    int64_t shape[FERRY_MAX_DIMS];
+    void *data;
+} ferry_tensor;
+
+/* Metadata of a model input or output; shape[i] == FERRY_DIM_BATCH marks the
+ * batch dimension. The name is owned by the model. */
+typedef struct ferry_tensor_info {
+    const char *name;
+    ferry_dtype dtype;
+    int ndim;
+    int64_t shape[FERRY_MAX_DIMS];
+} ferry_tensor_info;
+
+/* Names a status ("FERRY_ESHAPE"). Never NULL. */
+const char *ferry_status_str(ferry_status st);
+
+/* The message of the last failed call on this thread ("" if none). Valid
+ * until the next Ferry call on the same thread. */
+const char *ferry_last_error(void);
+
+/* Name ("f32", "f16", ...) and size in bytes of a dtype; 0 for unknown. */
+const char *ferry_dtype_name(ferry_dtype dt);
+size_t ferry_dtype_size(ferry_dtype dt);
+
+/* Number of elements of a tensor view (product of its shape). */
+int64_t ferry_tensor_numel(const ferry_tensor *t);
+
+/* ------------------------------------------------------------------ model */
+
+typedef struct ferry_model ferry_model;
+
+/* Loads an ONNX file, with external-data files resolved next to it, runs
+ * shape inference and the graph passes (constant folding, fusion).
+ * Errors: FERRY_EIO (unreadable), FERRY_EPARSE (not ONNX, truncated),
+ * FERRY_EUNSUPPORTED (operator; the message names node and op),
+ * FERRY_ESHAPE (shapes in the model disagree). Any thread. */
+ferry_status ferry_model_load(const char *path, ferry_model **out);
+
+/* As ferry_model_load, from memory. base_dir resolves external data (may be
+ * NULL: external data is then an error). The buffer is not kept. */
+ferry_status ferry_model_load_buffer(const void *buf, size_t len, const char *base_dir,
+                                     ferry_model **out);
+
+void ferry_model_destroy(ferry_model *m);
+
+int ferry_model_num_inputs(const ferry_model *m);
+int ferry_model_num_outputs(const ferry_model *m);
+/* Fills *out for input/output i. FERRY_EINVAL if i is out of range. */
+ferry_status ferry_model_input(const ferry_model *m, int i, ferry_tensor_info *out);
+ferry_status ferry_model_output(const ferry_model *m, int i, ferry_tensor_info *out);
+
+/* ----------------------------------------------------------------- engine */
+
+typedef struct ferry_engine ferry_engine;
+
+typedef enum ferry_precision {
+    FERRY_PRECISION_FP32 = 0,
+    FERRY_PRECISION_TF32,
+    FERRY_PRECISION_FP16,
+    FERRY_PRECISION_BF16,
+} ferry_precision;
+
+typedef enum ferry_sync {
+    FERRY_SYNC_EVENT = 0, /* wait on each batch's own completion event */
+    FERRY_SYNC_DEVICE,    /* wait on the whole device after each batch (slow baseline) */
+} ferry_sync;
+
+typedef struct ferry_engine_config {
+    const char *device;        /* "cpu" (default), "cuda", "cuda:N" */
+    int workers;               /* threads (CPU) or streams (CUDA); default 1 */
+    int max_batch;             /* largest batch one worker runs at once; default 256 */
+    int pipeline_depth;        /* batches in flight per worker; default 2 */
+    ferry_precision precision; /* default fp32 */
+    int graphs;                /* capture the forward per batch size (CUDA); default 0 */
+    ferry_sync sync;           /* default FERRY_SYNC_EVENT */
+    ferry_dtype io_dtype;      /* dtype of the caller's float tensors; default FERRY_F32 */
+} ferry_engine_config;
+
+/* Fills *cfg with the defaults above. */
+void ferry_engine_config_init(ferry_engine_config *cfg);
+
+/* Compiles the model for the device: plans memory, converts weights once,
+ * allocates every worker's buffers (nothing is allocated per run after
+ * warm-up). The engine keeps a reference to the model: destroy the model
+ * after the engine. FERRY_EUNSUPPORTED for a precision or device the build
+ * or the hardware cannot do; FERRY_ENOMEM names the bytes asked and free. */
+ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config *cfg,
+                                 ferry_engine **out);
+
+/* Waits for every submitted batch, then frees. Accepts NULL. */
+void ferry_engine_destroy(ferry_engine *e);
+
+/* Runs every worker once at a few batch sizes (and captures graphs when
+ * cfg.graphs), so that later runs pay no first-call costs. */
+ferry_status ferry_engine_warmup(ferry_engine *e);
+
+/* The concrete shape of output i for a batch of n samples. */
+ferry_status ferry_engine_output_info(const ferry_engine *e, int i, int64_t n, ferry_tensor *out);
+
+/* Runs one batch of any size (split into max_batch chunks spread over the
+ * workers) and blocks until done. inputs[n_in], outputs[n_out] in model
+ * order; output tensors must carry the shape ferry_engine_output_info gives
+ * and point to caller memory. Thread-safe: any number of callers. */
+ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n_in,
+                              ferry_tensor *outputs, int n_out);
+
+/* Runs n_batches batches, pipelined across workers; blocks until all are
+ * done. Batch b's tensors are inputs[b*n_in .. b*n_in+n_in-1] and
+ * outputs[b*n_out ..]. Returns the first error; every batch still runs. */
+ferry_status ferry_engine_run_many(ferry_engine *e, int n_batches, const ferry_tensor *inputs,
+                                   int n_in, ferry_tensor *outputs, int n_out);
+
+/* Completion callback of an asynchronous call; runs on an engine thread. */
+typedef void (*ferry_done_fn)(void *user, ferry_status st);
+
+/* Queues one batch of at most max_batch samples and returns at once (blocks
+ * only while every worker has pipeline_depth batches in flight). done runs
+ * exactly once, after the outputs are written. The tensors' memory must
+ * stay valid until then; the tensor structs themselves are copied. */
+ferry_status ferry_engine_submit(ferry_engine *e, const ferry_tensor *inputs, int n_in,
+                                 ferry_tensor *outputs, int n_out, ferry_done_fn done,
+                                 void *user);
+
+/* Device description ("cpu", "cuda:0 NVIDIA H100 80GB HBM3") of an engine. */
+const char *ferry_engine_device(const ferry_engine *e);
+const ferry_engine_config *ferry_engine_get_config(const ferry_engine *e);
+
+typedef struct ferry_engine_stats {
+    uint64_t batches;     /* batches run */
+    uint64_t samples;     /* samples run */
+    uint64_t compute_us;  /* summed wall time from dispatch to completion */
+} ferry_engine_stats;
+void ferry_engine_get_stats(const ferry_engine *e, ferry_engine_stats *out);
+
+/* Backends compiled into this build ("cpu", "cuda") and devices visible:
+ * writes a human-readable, newline-separated list into buf. */
+void ferry_backends_describe(char *buf, size_t len);
+
+/* ------------------------------------------------------------------- pool */
+
+typedef struct ferry_pool ferry_pool;
+
+/* pool_size pre-allocated tensors of one shape and dtype. device: "cpu"
+ * (aligned host memory), "pinned" (page-locked host memory for GPU staging;
+ * falls back to aligned host memory when CUDA is absent), "cuda[:N]"
+ * (device memory). Thread-safe. */
+ferry_status ferry_pool_create(const int64_t *shape, int ndim, ferry_dtype dtype,
+                               const char *device, int pool_size, ferry_pool **out);
+/* Frees every tensor; FERRY_EBUSY (and nothing freed) while some are out. */
+ferry_status ferry_pool_destroy(ferry_pool *p);
+
+/* Takes a free tensor into *out, waiting up to timeout_us (< 0: forever).
+ * FERRY_ETIMEDOUT when none frees up in time. */
+ferry_status ferry_pool_acquire(ferry_pool *p, int64_t timeout_us, ferry_tensor *out);
+/* As acquire, never waits: FERRY_EBUSY when none is free. */
+ferry_status ferry_pool_try_acquire(ferry_pool *p, ferry_tensor *out);
+/* Gives a tensor back. FERRY_EINVAL for a pointer not from this pool or
+ * one already released. */
+ferry_status ferry_pool_release(ferry_pool *p, const ferry_tensor *t);
+
+typedef struct ferry_pool_stats {
+    uint64_t acquisitions; /* successful acquires */
+    uint64_t waits;        /* acquires that had to wait */
+    uint64_t timeouts;     /* acquires that timed out or found none (try) */
+    int in_use;            /* out now */
+    int high_water;        /* most out at once */
+    int size;              /* pool_size */
+} ferry_pool_stats;
+void ferry_pool_get_stats(ferry_pool *p, ferry_pool_stats *out);
+
+/* ---------------------------------------------------------------- batcher */
+
+typedef struct ferry_batcher ferry_batcher;
+
+#define FERRY_MAX_PREFERRED 8
+
+typedef struct ferry_batcher_config {
+    int max_batch;            /* samples per batch; default: the engine's max_batch */
+    int64_t max_delay_us;     /* longest the first request of a batch waits; default 500 */
+    int preferred_batch_sizes[FERRY_MAX_PREFERRED]; /* dispatch when reached */
+    int n_preferred;          /* default 0 */
+    int max_queue;            /* queued requests beyond which submit is FERRY_EBUSY; default 65536 */
+    int64_t default_timeout_us; /* per-request deadline when none given; 0 = none */
+    int priority_levels;      /* 1..8; higher priority value served first; default 1 */
+} ferry_batcher_config;
+
+void ferry_batcher_config_init(ferry_batcher_config *cfg);
+
+/* Starts a batcher over an engine (which must outlive it). */
+ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *cfg,
+                                  ferry_batcher **out);
+
+/* Drains: every accepted request completes (result, or FERRY_ESHUTDOWN if
+ * it could not run) before this returns. Accepts NULL. */
+void ferry_batcher_destroy(ferry_batcher *b);
+
+typedef struct ferry_request_opts {
+    int priority;       /* 0 .. priority_levels-1; higher first */
+    int64_t timeout_us; /* deadline from submission; 0 = the default; < 0 = none */
+} ferry_request_opts;
+
+/* Called exactly once per accepted request, on a batcher thread, after
+ * outputs are written (on FERRY_OK). */
+typedef void (*ferry_request_fn)(void *user, ferry_status st);
+
+/* Queues a request of k >= 1 samples (the tensors' leading dimension), never
+ * split across batches. Inputs are copied before this returns; outputs must
+ * stay valid until cb runs. FERRY_EBUSY at once when the queue is full,
+ * FERRY_EINVAL/ESHAPE/EDTYPE for bad tensors or k > max_batch; then cb is
+ * never called. opts may be NULL. */
+ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
+                                  ferry_tensor *outputs, int n_out,
+                                  const ferry_request_opts *opts, ferry_request_fn cb,
+                                  void *user);
+
+/* Blocking form of submit: returns the request's final status. */
+ferry_status ferry_batcher_infer(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
+                                 ferry_tensor *outputs, int n_out,
+                                 const ferry_request_opts *opts);
+
+/* Histogram buckets: upper bounds, the last is +Inf. */
+#define FERRY_LAT_BUCKETS 16   /* microseconds: 50,100,250,500,1e3,2.5e3,5e3,1e4,2.5e4,5e4,1e5,2.5e5,5e5,1e6,1e7,+Inf */
+#define FERRY_BATCH_BUCKETS 18 /* samples: 1,2,4,...,65536,+Inf */
+extern const double ferry_lat_bucket_bounds_us[FERRY_LAT_BUCKETS - 1];
+
+typedef struct ferry_batcher_stats {
+    uint64_t submitted; /* accepted + rejected */
+    uint64_t succeeded, failed, rejected, expired;
+    uint64_t batches, samples;
+    uint64_t queue_depth; /* requests waiting now */
+    uint64_t queue_us_sum, compute_us_sum, request_us_sum;
+    uint64_t queue_hist[FERRY_LAT_BUCKETS];   /* per request: submit -> dispatch */
+    uint64_t compute_hist[FERRY_LAT_BUCKETS]; /* per batch: dispatch -> completion */
+    uint64_t batch_hist[FERRY_BATCH_BUCKETS]; /* per batch: samples */
+} ferry_batcher_stats;
+void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *out);
+
+/* ----------------------------------------------------------------- server */
+
+typedef struct ferry_server ferry_server;
+
+typedef struct ferry_server_config {
+    const char *host;   /* default "127.0.0.1" */
+    int port;           /* default 8000; 0 picks a free port */
+    size_t max_body;    /* bytes; default 64 MiB; larger bodies get 413 */
+    int threads;        /* HTTP threads; default: number of cores */
+} ferry_server_config;
+
+void ferry_server_config_init(ferry_server_config *cfg);
+ferry_status ferry_server_create(const ferry_server_config *cfg, ferry_server **out);
+/* Serves a model under name (version may be NULL: "1"). The server takes
+ * ownership of batcher, engine and model and destroys them in that order. */
+ferry_status ferry_server_add_model(ferry_server *s, const char *name, const char *version,
+                                    ferry_model *m, ferry_engine *e, ferry_batcher *b);
+ferry_status ferry_server_start(ferry_server *s);
+/* The port the server listens on (after start). */
+int ferry_server_port(const ferry_server *s);
+/* Stops accepting, finishes every accepted request, stops. */
+ferry_status ferry_server_stop(ferry_server *s);
+void ferry_server_destroy(ferry_server *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FERRY_H */

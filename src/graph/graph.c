@@ -1,0 +1,192 @@
+/* graph.c - building and querying the graph IR. */
+#include "graph/graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+
+graph *graph_new(void)
+{
+    graph *g = calloc(1, sizeof *g);
+    if (!g)
+        ferry_fail(FERRY_ENOMEM, "out of memory allocating a graph");
+    return g;
+}
+
+void graph_free(graph *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->n_values; i++) {
+        free(g->values[i].name);
+        free(g->values[i].data);
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        free(g->nodes[i].name);
+    free(g->values);
+    free(g->nodes);
+    free(g->inputs);
+    free(g->outputs);
+    free(g->producer);
+    free(g);
+}
+
+static int grow(void **arr, int *cap, int need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    int ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(*arr, (size_t)ncap * elem);
+    if (!p)
+        return -1;
+    memset((char *)p + (size_t)*cap * elem, 0, (size_t)(ncap - *cap) * elem);
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+int graph_add_value(graph *g, const char *name, ferry_dtype dt, int ndim, const int64_t *dims)
+{
+    if (ndim < 0 || ndim > FERRY_MAX_DIMS) {
+        ferry_fail(FERRY_EUNSUPPORTED, "tensor '%s' has rank %d; at most %d is supported",
+                   name ? name : "?", ndim, FERRY_MAX_DIMS);
+        return -1;
+    }
+    if (grow((void **)&g->values, &g->cap_values, g->n_values + 1, sizeof *g->values)) {
+        ferry_fail(FERRY_ENOMEM, "out of memory adding tensor '%s'", name ? name : "?");
+        return -1;
+    }
+    graph_value *v = &g->values[g->n_values];
+    memset(v, 0, sizeof *v);
+    char buf[32];
+    if (!name) {
+        snprintf(buf, sizeof buf, "_v%d", g->n_values);
+        name = buf;
+    }
+    v->name = strdup(name);
+    if (!v->name) {
+        ferry_fail(FERRY_ENOMEM, "out of memory adding tensor '%s'", name);
+        return -1;
+    }
+    v->dtype = dt;
+    v->ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        v->dims[i] = dims[i];
+    v->producer = -1;
+    v->alias = -1;
+    return g->n_values++;
+}
+
+int graph_add_node(graph *g, op_kind op, const char *name, int n_in, const int *in, int n_out,
+                   const int *out)
+{
+    if (n_in > GRAPH_MAX_IO || n_out > GRAPH_MAX_IO) {
+        ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s) has %d inputs and %d outputs; at most %d",
+                   name ? name : "?", op_name(op), n_in, n_out, GRAPH_MAX_IO);
+        return -1;
+    }
+    if (grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes)) {
+        ferry_fail(FERRY_ENOMEM, "out of memory adding a node");
+        return -1;
+    }
+    graph_node *n = &g->nodes[g->n_nodes];
+    memset(n, 0, sizeof *n);
+    char buf[64];
+    if (!name || !*name) {
+        snprintf(buf, sizeof buf, "%s_%d", op_name(op), g->n_nodes);
+        name = buf;
+    }
+    n->name = strdup(name);
+    if (!n->name) {
+        ferry_fail(FERRY_ENOMEM, "out of memory adding node '%s'", name);
+        return -1;
+    }
+    n->op = op;
+    n->n_in = n_in;
+    n->n_out = n_out;
+    for (int i = 0; i < GRAPH_MAX_IO; i++) {
+        n->in[i] = i < n_in ? in[i] : -1;
+        n->out[i] = i < n_out ? out[i] : -1;
+    }
+    n->alpha = 1.0f;
+    n->beta = 1.0f;
+    n->epsilon = 1e-5f;
+    n->axis = -1;
+    n->keepdims = 1;
+    int idx = g->n_nodes++;
+    for (int i = 0; i < n_in; i++)
+        if (in[i] >= 0)
+            g->values[in[i]].n_consumers++;
+    for (int i = 0; i < n_out; i++)
+        if (out[i] >= 0)
+            g->values[out[i]].producer = idx;
+    return idx;
+}
+
+int graph_find_value(const graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_values; i++)
+        if (strcmp(g->values[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+const char *op_name(op_kind op)
+{
+    static const char *names[OP_COUNT] = {
+        [OP_GEMM] = "Gemm",         [OP_MATMUL] = "MatMul",
+        [OP_ADD] = "Add",           [OP_SUB] = "Sub",
+        [OP_MUL] = "Mul",           [OP_DIV] = "Div",
+        [OP_POW] = "Pow",           [OP_RELU] = "Relu",
+        [OP_LEAKY_RELU] = "LeakyRelu", [OP_SIGMOID] = "Sigmoid",
+        [OP_TANH] = "Tanh",         [OP_GELU] = "Gelu",
+        [OP_ERF] = "Erf",           [OP_SQRT] = "Sqrt",
+        [OP_SOFTMAX] = "Softmax",   [OP_LOG_SOFTMAX] = "LogSoftmax",
+        [OP_LAYER_NORM] = "LayerNormalization", [OP_REDUCE_MEAN] = "ReduceMean",
+        [OP_FLATTEN] = "Flatten",   [OP_RESHAPE] = "Reshape",
+        [OP_IDENTITY] = "Identity", [OP_CAST] = "Cast",
+    };
+    return (op >= 0 && op < OP_COUNT && names[op]) ? names[op] : "?";
+}
+
+const char *act_name(act_kind a)
+{
+    switch (a) {
+    case ACT_NONE: return "none";
+    case ACT_RELU: return "relu";
+    case ACT_GELU: return "gelu";
+    case ACT_GELU_TANH: return "gelu_tanh";
+    case ACT_LEAKY_RELU: return "leaky_relu";
+    case ACT_SIGMOID: return "sigmoid";
+    case ACT_TANH: return "tanh";
+    }
+    return "?";
+}
+
+int64_t graph_value_numel(const graph_value *v, int64_t n)
+{
+    int64_t e = 1;
+    for (int i = 0; i < v->ndim; i++)
+        e *= v->dims[i] == FERRY_DIM_BATCH ? n : v->dims[i];
+    return e;
+}
+
+int graph_value_shape(const graph_value *v, int64_t n, int64_t *dims)
+{
+    for (int i = 0; i < v->ndim; i++)
+        dims[i] = v->dims[i] == FERRY_DIM_BATCH ? n : v->dims[i];
+    return v->ndim;
+}
+
+int64_t graph_param_count(const graph *g)
+{
+    int64_t n = 0;
+    for (int i = 0; i < g->n_values; i++)
+        if (g->values[i].is_const)
+            n += graph_value_numel(&g->values[i], 1);
+    return n;
+}
