@@ -28,7 +28,16 @@ ferry_status ferry_fail_prefix(ferry_status st, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
+    size_t lp = strlen(prefix);
+    if (lp > sizeof last_error - 3)
+        lp = sizeof last_error - 3;
+    memcpy(last_error, prefix, lp);
+    memcpy(last_error + lp, ": ", 2);
+    size_t room = sizeof last_error - lp - 3, lo = strlen(old);
+    if (lo > room)
+        lo = room;
+    memcpy(last_error + lp + 2, old, lo);
+    last_error[lp + 2 + lo] = '\0';
     return st;
 }
 
