@@ -1,0 +1,12 @@
+/* bench.c - placeholder until the command lands. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_bench(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "ferry: 'bench' is not built yet\n");
+    return 1;
+}

@@ -1,0 +1,12 @@
+/* run.c - placeholder until the command lands. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_run(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "ferry: 'run' is not built yet\n");
+    return 1;
+}

@@ -1,0 +1,8 @@
+/* fuse.c - placeholder pass (does nothing yet). */
+#include "graph/graph.h"
+
+ferry_status graph_fuse(graph *g)
+{
+    (void)g;
+    return FERRY_OK;
+}
