@@ -1,0 +1,104 @@
+/*
+ * engine_impl.h - the engine's private structures, shared by engine.c
+ * (creation, run/submit API), worker.c (worker and completion threads) and
+ * pool.c (staging buffers).
+ */
+#ifndef FERRY_ENGINE_IMPL_H
+#define FERRY_ENGINE_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "backend/backend.h"
+#include "engine/engine.h"
+#include "graph/model.h"
+
+#define ENGINE_MAX_IO GRAPH_MAX_IO
+#define ENGINE_MAX_BUCKETS 24
+
+typedef struct worker worker;
+
+struct engine_slot {
+    ferry_engine *e;
+    worker *w;
+    int index;                           /* within the worker */
+    void *stage_in[ENGINE_MAX_IO];       /* host staging (pinned on CUDA) */
+    void *stage_out[ENGINE_MAX_IO];
+    void *dev_in[ENGINE_MAX_IO];         /* device I/O buffers (== staging when host-visible) */
+    void *dev_out[ENGINE_MAX_IO];
+    void *arena;
+    backend_event *ev;
+    backend_graph *graphs[ENGINE_MAX_BUCKETS]; /* captured forward per bucket */
+
+    /* the job in this slot */
+    int64_t n;
+    const void *src[ENGINE_MAX_IO];      /* caller input memory, or NULL: staging */
+    void *dst[ENGINE_MAX_IO];            /* caller output memory, or NULL: staging */
+    engine_slot_done_fn done;
+    void *user;
+    ferry_done_fn user_done;             /* for ferry_engine_submit: done is a trampoline */
+    void *user_arg;
+    int64_t t_start;
+    ferry_status st;
+    int in_use;                          /* acquired and not yet released */
+    engine_slot *next;                   /* free list / job queues */
+};
+
+struct worker {
+    ferry_engine *e;
+    int index;
+    backend_stream *stream;
+    engine_slot *slots;
+    int n_slots;
+
+    pthread_mutex_t mu;                  /* guards the two queues and stop */
+    pthread_cond_t cv_jobs, cv_flight;
+    engine_slot *jobs_head, *jobs_tail;      /* submitted, not yet issued */
+    engine_slot *flight_head, *flight_tail;  /* issued, not yet complete (async devices) */
+    int stop;
+    pthread_t thread, done_thread;
+    int have_thread, have_done_thread;
+};
+
+struct ferry_engine {
+    const ferry_model *model;
+    const graph *g;
+    ferry_engine_config cfg;
+    const ferry_backend_ops *ops;
+    backend_ctx *ctx;
+    char device_name[256];
+    int device_index;
+
+    int n_in, n_out;
+    size_t in_sample_bytes[ENGINE_MAX_IO];  /* per sample, io dtype */
+    size_t out_sample_bytes[ENGINE_MAX_IO];
+    ferry_dtype in_dtype[ENGINE_MAX_IO];    /* dtype the caller passes */
+    ferry_dtype out_dtype[ENGINE_MAX_IO];
+
+    int64_t buckets[ENGINE_MAX_BUCKETS];    /* batch sizes graphs are captured for */
+    int n_buckets;
+
+    worker *workers;
+    int n_workers;
+
+    pthread_mutex_t free_mu;                /* guards every worker's free slots */
+    pthread_cond_t free_cv;
+    engine_slot **free_slots;               /* stack of free slots */
+    int n_free;
+    int total_slots;
+    atomic_uint rr;                         /* round-robin start for slot choice */
+    int shutting_down;
+
+    atomic_uint_least64_t st_batches, st_samples, st_compute_us;
+};
+
+/* worker.c */
+ferry_status worker_start(worker *w);
+void worker_stop(worker *w);
+void worker_enqueue(worker *w, engine_slot *s);
+/* Runs one job synchronously on the calling thread (host-visible devices). */
+ferry_status worker_run_inline(engine_slot *s);
+/* Index of the smallest bucket holding n. */
+int engine_bucket_for(const ferry_engine *e, int64_t n);
+
+#endif
