@@ -1,0 +1,64 @@
+# Ferry - top-level convenience targets. The build itself is CMake + CTest.
+#
+#   make bench   install missing Debian packages, build, run `ferry bench`
+#                on the bundled mlp-s model (CUDA when a GPU is present)
+#   make test    install missing packages, build, run every test; then an
+#                ASan+UBSan build runs them all again
+#   make tsan    ThreadSanitizer build + the concurrency tests
+
+BUILD      ?= build
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+PYTHON     := /usr/bin/python3
+
+# Debian packages the build and the tests need.
+DEB_PACKAGES := cmake make gcc pkg-config libopenblas-dev libprotobuf-c-dev \
+	protobuf-c-compiler libonnx-dev libmicrohttpd-dev libcjson-dev libcmocka-dev \
+	python3 python3-numpy python3-torch python3-onnx
+
+.PHONY: all deps build bench test test-normal test-asan tsan format clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "ferry: installing Debian packages:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+bench: build
+	./$(BUILD)/ferry bench
+
+test-normal: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DFERRY_WERROR=ON $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS)
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-asan: deps
+	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DFERRY_WERROR=ON -DFERRY_CUDA=OFF \
+		-DFERRY_SANITIZE=address,undefined $(CMAKE_ARGS)
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	FERRY_STRESS_N=2000 ctest --test-dir $(BUILD)-asan --output-on-failure -j $(JOBS)
+
+test: test-normal test-asan
+
+tsan: deps
+	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DFERRY_CUDA=OFF \
+		-DFERRY_SANITIZE=thread $(CMAKE_ARGS)
+	cmake --build $(BUILD)-tsan -j $(JOBS)
+	FERRY_STRESS_N=1000 ctest --test-dir $(BUILD)-tsan --output-on-failure -R 'engine|batcher|pool'
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu')
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan

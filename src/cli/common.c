@@ -1,0 +1,84 @@
+/* common.c - option parsing and error printing shared by the subcommands. */
+#include "cli/common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_parse_precision(const char *s, ferry_precision *out)
+{
+    static const struct {
+        const char *name;
+        ferry_precision p;
+    } t[] = {{"fp32", FERRY_PRECISION_FP32},
+             {"tf32", FERRY_PRECISION_TF32},
+             {"fp16", FERRY_PRECISION_FP16},
+             {"bf16", FERRY_PRECISION_BF16}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!strcmp(s, t[i].name)) {
+            *out = t[i].p;
+            return 0;
+        }
+    fprintf(stderr, "ferry: precision '%s': expected fp32, tf32, fp16 or bf16\n", s);
+    return -1;
+}
+
+const char *cli_precision_name(ferry_precision p)
+{
+    switch (p) {
+    case FERRY_PRECISION_FP32: return "fp32";
+    case FERRY_PRECISION_TF32: return "tf32";
+    case FERRY_PRECISION_FP16: return "fp16";
+    case FERRY_PRECISION_BF16: return "bf16";
+    }
+    return "?";
+}
+
+int cli_parse_int_list(const char *s, int64_t *out, int max)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (errno || end == p || v <= 0 || n >= max || (*end && *end != ','))
+            return -1;
+        out[n++] = v;
+        p = *end ? end + 1 : end;
+    }
+    return n ? n : -1;
+}
+
+int64_t cli_parse_pos(const char *opt, const char *val)
+{
+    char *end;
+    errno = 0;
+    long long v = val ? strtoll(val, &end, 10) : 0;
+    if (!val || errno || end == val || *end || v <= 0) {
+        fprintf(stderr, "ferry: %s expects a positive integer, got '%s'\n", opt,
+                val ? val : "(nothing)");
+        return -1;
+    }
+    return v;
+}
+
+void cli_shape_str(char *buf, size_t len, int ndim, const int64_t *dims)
+{
+    size_t o = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < ndim && o < len; i++) {
+        if (dims[i] == FERRY_DIM_BATCH)
+            o += (size_t)snprintf(buf + o, len - o, "%sN", i ? "," : "");
+        else
+            o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? "," : "", (long long)dims[i]);
+    }
+    if (o < len)
+        snprintf(buf + o, len - o, "]");
+}
+
+int cli_error(const char *what, ferry_status st)
+{
+    fprintf(stderr, "ferry: %s: %s: %s\n", what, ferry_status_str(st), ferry_last_error());
+    return 1;
+}

@@ -1,0 +1,21 @@
+/* common.h - small helpers shared by the CLI's subcommands. */
+#ifndef FERRY_CLI_COMMON_H
+#define FERRY_CLI_COMMON_H
+
+#include <stdint.h>
+
+#include "ferry.h"
+
+/* Parses "fp32|tf32|fp16|bf16"; returns 0 on success. */
+int cli_parse_precision(const char *s, ferry_precision *out);
+const char *cli_precision_name(ferry_precision p);
+/* Parses a comma-separated list of positive integers into out (max n). Returns count or -1. */
+int cli_parse_int_list(const char *s, int64_t *out, int max);
+/* Parses a positive integer option value; prints an error and returns -1 on failure. */
+int64_t cli_parse_pos(const char *opt, const char *val);
+/* Formats a shape with N for the batch dim: "[N,256]". */
+void cli_shape_str(char *buf, size_t len, int ndim, const int64_t *dims);
+/* Prints "ferry: <what>: <status>: <message>" to stderr; returns exit code 1. */
+int cli_error(const char *what, ferry_status st);
+
+#endif
