@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "engine/engine.h"
+#include "graph/graph.h"
 #include "util/npy.h"
 
 static void usage(FILE *f)
