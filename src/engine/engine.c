@@ -347,7 +347,7 @@ ferry_status engine_slot_acquire(ferry_engine *e, int64_t timeout_us, engine_slo
         }
     }
     pthread_mutex_lock(&e->free_mu);
-    engine_slot *s;
+    engine_slot *s = NULL;
     while (!(s = take_free_locked(e))) {
         if (e->shutting_down) {
             pthread_mutex_unlock(&e->free_mu);
@@ -534,7 +534,7 @@ static ferry_status submit_chunks(ferry_engine *e, const ferry_tensor *inputs,
 {
     int64_t mb = e->cfg.max_batch;
     for (int64_t off = 0; off < n; off += mb) {
-        engine_slot *s;
+        engine_slot *s = NULL;
         ferry_status st = engine_slot_acquire(e, -1, &s);
         if (st != FERRY_OK)
             return st;
@@ -648,7 +648,7 @@ ferry_status ferry_engine_submit(ferry_engine *e, const ferry_tensor *inputs, in
         return ferry_fail(FERRY_EINVAL,
                           "ferry_engine_submit: batch of %lld samples; expected 1..max_batch (%d)",
                           (long long)n, e->cfg.max_batch);
-    engine_slot *s;
+    engine_slot *s = NULL;
     if ((st = engine_slot_acquire(e, -1, &s)) != FERRY_OK)
         return st;
     for (int i = 0; i < n_in; i++)
