@@ -1,0 +1,552 @@
+/*
+ * cpu_kernels.c - the CPU backend's kernels. GEMMs go to OpenBLAS; the rest
+ * are plain loops over contiguous memory, written so that the compiler can
+ * vectorize the inner loop (no calls, no aliasing surprises, unit strides).
+ * Reductions accumulate in double so that f32 results track a float64
+ * reference to ~1e-7 relative.
+ */
+#include "backend/cpu/cpu_kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "util/half.h"
+
+/* ------------------------------------------------------------ activations */
+
+static inline float act_relu(float v) { return v > 0.0f ? v : 0.0f; }
+static inline float act_leaky(float v, float a) { return v >= 0.0f ? v : a * v; }
+static inline float act_sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
+static inline float act_gelu(float v) { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); }
+static inline float act_gelu_tanh(float v)
+{
+    return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+}
+
+/* One pass over a row: y = act(y + beta*b[j]) (b != NULL) or act(y + bs). */
+#define EPI_LOOP(F)                                                                                \
+    do {                                                                                           \
+        if (b) {                                                                                   \
+            for (int64_t j = 0; j < n; j++) {                                                      \
+                float v = y[j] + beta * b[j];                                                      \
+                y[j] = (F);                                                                        \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (int64_t j = 0; j < n; j++) {                                                      \
+                float v = y[j] + bs;                                                               \
+                y[j] = (F);                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static void epilogue_row(float *restrict y, int64_t n, const float *restrict b, float bs, float beta,
+                         act_kind act, float aa)
+{
+    switch (act) {
+    case ACT_NONE: EPI_LOOP(v); break;
+    case ACT_RELU: EPI_LOOP(act_relu(v)); break;
+    case ACT_LEAKY_RELU: EPI_LOOP(act_leaky(v, aa)); break;
+    case ACT_SIGMOID: EPI_LOOP(act_sigmoid(v)); break;
+    case ACT_TANH: EPI_LOOP(tanhf(v)); break;
+    case ACT_GELU: EPI_LOOP(act_gelu(v)); break;
+    case ACT_GELU_TANH: EPI_LOOP(act_gelu_tanh(v)); break;
+    }
+}
+
+/* ------------------------------------------------------------------ gemm */
+
+static void gemm_plain(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, const float *B, float *Y)
+{
+    if (K == 0) {
+        memset(Y, 0, (size_t)(M * N) * sizeof *Y);
+        return;
+    }
+    if (M == 1) {
+        /* One row: GEMV streams B once; OpenBLAS 0.3.21's sgemm does not
+         * forward M == 1 to it and pays its packing cost. op(A) is a
+         * contiguous K-vector whether or not A is transposed. */
+        if (trans_b)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, alpha, B, (int)K, A, 1,
+                        0.0f, Y, 1);
+        else
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, alpha, B, (int)N, A, 1, 0.0f,
+                        Y, 1);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A,
+                trans_a ? (int)M : (int)K, B, trans_b ? (int)K : (int)N, 0.0f, Y, (int)N);
+}
+
+void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, const float *B, float beta, const float *C, cpu_bias_kind bias,
+              act_kind act, float act_alpha, float *Y)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    gemm_plain(trans_a, trans_b, M, N, K, alpha, A, B, Y);
+    if (beta == 0.0f || !C)
+        bias = CPU_BIAS_NONE;
+    if (bias == CPU_BIAS_NONE && act == ACT_NONE)
+        return;
+    for (int64_t i = 0; i < M; i++) {
+        const float *b = NULL;
+        float bs = 0.0f;
+        switch (bias) {
+        case CPU_BIAS_NONE: break;
+        case CPU_BIAS_SCALAR: bs = beta * C[0]; break;
+        case CPU_BIAS_COL: bs = beta * C[i]; break;
+        case CPU_BIAS_ROW: b = C; break;
+        case CPU_BIAS_FULL: b = C + i * N; break;
+        }
+        epilogue_row(Y + i * N, N, b, bs, beta, act, act_alpha);
+    }
+}
+
+/* ----------------------------------------------------------------- matmul */
+
+void cpu_matmul(const float *A, const int64_t *ad, int an, const float *B, const int64_t *bd,
+                int bn, float *Y, const int64_t *yd, int yn)
+{
+    (void)yd;
+    (void)yn;
+    int64_t M = an >= 2 ? ad[an - 2] : 1, K = ad[an - 1];
+    int64_t N = bn >= 2 ? bd[bn - 1] : 1;
+    /* Batch dims of A and B, right-aligned to nb dims. */
+    int na = an > 2 ? an - 2 : 0, nbb = bn > 2 ? bn - 2 : 0;
+    int nb = na > nbb ? na : nbb;
+    int64_t dim[FERRY_MAX_DIMS], sa[FERRY_MAX_DIMS], sb[FERRY_MAX_DIMS];
+    int64_t b_batch = 1;
+    for (int d = 0; d < nbb; d++)
+        b_batch *= bd[d];
+    if (b_batch == 1) {
+        /* B is shared by every batch entry: one GEMM over all rows of A. */
+        int64_t rows = M;
+        for (int d = 0; d < na; d++)
+            rows *= ad[d];
+        cpu_gemm(0, 0, rows, N, K, 1.0f, A, B, 0.0f, NULL, CPU_BIAS_NONE, ACT_NONE, 0.0f, Y);
+        return;
+    }
+    int64_t pa = M * K, pb = K * N, outer = 1;
+    for (int d = nb - 1; d >= 0; d--) {
+        int ai = d - (nb - na), bi = d - (nb - nbb);
+        int64_t av = ai >= 0 ? ad[ai] : 1, bv = bi >= 0 ? bd[bi] : 1;
+        dim[d] = av > bv ? av : bv;
+        sa[d] = av == 1 ? 0 : pa;
+        sb[d] = bv == 1 ? 0 : pb;
+        pa *= av;
+        pb *= bv;
+        outer *= dim[d];
+    }
+    int64_t idx[FERRY_MAX_DIMS] = {0}, oa = 0, ob = 0;
+    for (int64_t o = 0; o < outer; o++) {
+        cpu_gemm(0, 0, M, N, K, 1.0f, A + oa, B + ob, 0.0f, NULL, CPU_BIAS_NONE, ACT_NONE, 0.0f,
+                 Y + o * M * N);
+        for (int d = nb - 1; d >= 0; d--) {
+            idx[d]++;
+            oa += sa[d];
+            ob += sb[d];
+            if (idx[d] < dim[d])
+                break;
+            oa -= sa[d] * dim[d];
+            ob -= sb[d] * dim[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- binary */
+
+/* x is A's element, z is B's. Four stride patterns so that each inner loop
+ * has unit or zero strides the compiler can vectorize. */
+#define BIN_LOOPS(EXPR)                                                                            \
+    do {                                                                                           \
+        if (ia && ib) {                                                                            \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float x = a[i], z = b[i];                                                          \
+                (void)z;                                                                           \
+                y[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else if (ia) {                                                                           \
+            float z = b[0];                                                                        \
+            (void)z;                                                                               \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float x = a[i];                                                                    \
+                y[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else if (ib) {                                                                           \
+            float x = a[0];                                                                        \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float z = b[i];                                                                    \
+                (void)z;                                                                           \
+                y[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else {                                                                                   \
+            float x = a[0], z = b[0];                                                              \
+            (void)z;                                                                               \
+            float r = (EXPR);                                                                      \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                y[i] = r;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static void bin_run(op_kind op, const float *a, int ia, const float *b, int ib, float *y, int64_t n)
+{
+    switch (op) {
+    case OP_ADD: BIN_LOOPS(x + z); break;
+    case OP_SUB: BIN_LOOPS(x - z); break;
+    case OP_MUL: BIN_LOOPS(x * z); break;
+    case OP_DIV: BIN_LOOPS(x / z); break;
+    case OP_POW:
+        if (!ib && b[0] == 2.0f)
+            BIN_LOOPS(x * x);
+        else if (!ib && b[0] == 1.0f)
+            BIN_LOOPS(x);
+        else
+            BIN_LOOPS(powf(x, z));
+        break;
+    default: break;
+    }
+}
+
+void cpu_binary(op_kind op, const float *A, const int64_t *ad, int an, const float *B,
+                const int64_t *bd, int bn, float *Y, const int64_t *yd, int yn)
+{
+    /* Drop size-1 output dims and merge neighbours that broadcast the same
+     * way: same shapes become one flat loop, a row vector over the last dim
+     * becomes [rows, cols], a scalar becomes one loop with a zero stride. */
+    int64_t dim[FERRY_MAX_DIMS], sa[FERRY_MAX_DIMS], sb[FERRY_MAX_DIMS];
+    int abc[FERRY_MAX_DIMS], bbc[FERRY_MAX_DIMS], nd = 0;
+    for (int d = 0; d < yn; d++) {
+        int ai = d - (yn - an), bi = d - (yn - bn);
+        int64_t yv = yd[d], av = ai >= 0 ? ad[ai] : 1, bv = bi >= 0 ? bd[bi] : 1;
+        if (yv == 0)
+            return;
+        if (yv == 1)
+            continue;
+        int fa = av == 1, fb = bv == 1;
+        if (nd > 0 && abc[nd - 1] == fa && bbc[nd - 1] == fb) {
+            dim[nd - 1] *= yv;
+        } else {
+            dim[nd] = yv;
+            abc[nd] = fa;
+            bbc[nd] = fb;
+            nd++;
+        }
+    }
+    if (nd == 0) {
+        dim[0] = 1;
+        abc[0] = bbc[0] = 0;
+        nd = 1;
+    }
+    int64_t pa = 1, pb = 1, outer = 1;
+    for (int d = nd - 1; d >= 0; d--) {
+        sa[d] = abc[d] ? 0 : pa;
+        sb[d] = bbc[d] ? 0 : pb;
+        if (!abc[d])
+            pa *= dim[d];
+        if (!bbc[d])
+            pb *= dim[d];
+        if (d < nd - 1)
+            outer *= dim[d];
+    }
+    int64_t L = dim[nd - 1], idx[FERRY_MAX_DIMS] = {0}, oa = 0, ob = 0;
+    int ia = sa[nd - 1] != 0, ib = sb[nd - 1] != 0;
+    for (int64_t o = 0; o < outer; o++) {
+        bin_run(op, A + oa, ia, B + ob, ib, Y + o * L, L);
+        for (int d = nd - 2; d >= 0; d--) {
+            idx[d]++;
+            oa += sa[d];
+            ob += sb[d];
+            if (idx[d] < dim[d])
+                break;
+            oa -= sa[d] * dim[d];
+            ob -= sb[d] * dim[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/* ----------------------------------------------------------------- unary */
+
+#define UN_LOOP(F)                                                                                 \
+    do {                                                                                           \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float v = X[i];                                                                        \
+            Y[i] = (F);                                                                            \
+        }                                                                                          \
+    } while (0)
+
+void cpu_unary(op_kind op, const float *X, float *Y, int64_t n, float alpha, int approximate)
+{
+    switch (op) {
+    case OP_RELU: UN_LOOP(act_relu(v)); break;
+    case OP_LEAKY_RELU: UN_LOOP(act_leaky(v, alpha)); break;
+    case OP_SIGMOID: UN_LOOP(act_sigmoid(v)); break;
+    case OP_TANH: UN_LOOP(tanhf(v)); break;
+    case OP_GELU:
+        if (approximate)
+            UN_LOOP(act_gelu_tanh(v));
+        else
+            UN_LOOP(act_gelu(v));
+        break;
+    case OP_ERF: UN_LOOP(erff(v)); break;
+    case OP_SQRT: UN_LOOP(sqrtf(v)); break;
+    default: break;
+    }
+}
+
+/* --------------------------------------------------------------- softmax */
+
+void cpu_softmax(const float *X, float *Y, int64_t outer, int64_t L, int64_t inner, int is_log)
+{
+    if (L <= 0)
+        return;
+    for (int64_t o = 0; o < outer; o++) {
+        for (int64_t k = 0; k < inner; k++) {
+            const float *x = X + o * L * inner + k;
+            float *y = Y + o * L * inner + k;
+            float mx = x[0];
+            for (int64_t j = 1; j < L; j++)
+                mx = x[j * inner] > mx ? x[j * inner] : mx;
+            double sum = 0.0;
+            if (is_log) {
+                for (int64_t j = 0; j < L; j++)
+                    sum += expf(x[j * inner] - mx);
+                float ls = (float)log(sum);
+                for (int64_t j = 0; j < L; j++)
+                    y[j * inner] = x[j * inner] - mx - ls;
+            } else {
+                for (int64_t j = 0; j < L; j++) {
+                    float e = expf(x[j * inner] - mx);
+                    y[j * inner] = e;
+                    sum += e;
+                }
+                float inv = (float)(1.0 / sum);
+                for (int64_t j = 0; j < L; j++)
+                    y[j * inner] *= inv;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------ layer norm */
+
+void cpu_layer_norm(const float *X, const float *scale, const float *bias, float *Y,
+                    float *mean_out, float *rstd_out, int64_t rows, int64_t cols, float eps)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict x = X + r * cols;
+        float *restrict y = Y + r * cols;
+        /* Two passes in double: the mean first, then the centred squares,
+         * which does not cancel the way E[x^2] - E[x]^2 does. */
+        double s = 0.0, v = 0.0;
+        for (int64_t j = 0; j < cols; j++)
+            s += x[j];
+        double mean = cols ? s / (double)cols : 0.0;
+        for (int64_t j = 0; j < cols; j++) {
+            double d = x[j] - mean;
+            v += d * d;
+        }
+        double var = cols ? v / (double)cols : 0.0;
+        float rstd = (float)(1.0 / sqrt(var + eps)), m = (float)mean;
+        if (bias)
+            for (int64_t j = 0; j < cols; j++)
+                y[j] = (x[j] - m) * rstd * scale[j] + bias[j];
+        else
+            for (int64_t j = 0; j < cols; j++)
+                y[j] = (x[j] - m) * rstd * scale[j];
+        if (mean_out)
+            mean_out[r] = m;
+        if (rstd_out)
+            rstd_out[r] = rstd;
+    }
+}
+
+/* ----------------------------------------------------------- reduce mean */
+
+void cpu_reduce_mean(const float *X, const int64_t *xd, int nd, const int *reduce, float *Y)
+{
+    /* Merge neighbouring dims of the same kind, dropping size-1 dims. */
+    int64_t dim[FERRY_MAX_DIMS];
+    int red[FERRY_MAX_DIMS], n = 0;
+    int64_t count = 1, total = 1;
+    for (int d = 0; d < nd; d++) {
+        total *= xd[d];
+        if (reduce[d])
+            count *= xd[d];
+        if (xd[d] == 1)
+            continue;
+        if (n > 0 && red[n - 1] == !!reduce[d]) {
+            dim[n - 1] *= xd[d];
+        } else {
+            dim[n] = xd[d];
+            red[n] = !!reduce[d];
+            n++;
+        }
+    }
+    if (total == 0) {
+        int64_t out = count ? total / count : 0;
+        for (int64_t i = 0; i < out; i++)
+            Y[i] = NAN; /* a mean over nothing */
+        return;
+    }
+    double inv = 1.0 / (double)count;
+    /* [K0, R, K1] (any part possibly absent) covers every reduction of one
+     * block of neighbouring axes: rows when K1 == 1, columns otherwise. */
+    int64_t k0 = 1, r = 1, k1 = 1;
+    int ok = 1, i = 0;
+    if (i < n && !red[i])
+        k0 = dim[i++];
+    if (i < n && red[i])
+        r = dim[i++];
+    if (i < n && !red[i])
+        k1 = dim[i++];
+    if (i < n)
+        ok = 0;
+    if (ok) {
+        for (int64_t a = 0; a < k0; a++) {
+            const float *x = X + a * r * k1;
+            float *y = Y + a * k1;
+            if (k1 == 1) {
+                double s = 0.0;
+                for (int64_t j = 0; j < r; j++)
+                    s += x[j];
+                y[0] = (float)(s * inv);
+                continue;
+            }
+            for (int64_t c0 = 0; c0 < k1; c0 += 64) {
+                int64_t w = k1 - c0 < 64 ? k1 - c0 : 64;
+                double acc[64] = {0};
+                for (int64_t j = 0; j < r; j++)
+                    for (int64_t c = 0; c < w; c++)
+                        acc[c] += x[j * k1 + c0 + c];
+                for (int64_t c = 0; c < w; c++)
+                    y[c0 + c] = (float)(acc[c] * inv);
+            }
+        }
+        return;
+    }
+    /* General: every output element sums its reduced sub-block. */
+    int64_t stride[FERRY_MAX_DIMS], p = 1;
+    for (int d = n - 1; d >= 0; d--) {
+        stride[d] = p;
+        p *= dim[d];
+    }
+    int64_t out_n = total / count, kidx[FERRY_MAX_DIMS] = {0};
+    int64_t base = 0;
+    for (int64_t o = 0; o < out_n; o++) {
+        int64_t ridx[FERRY_MAX_DIMS] = {0}, off = 0;
+        double s = 0.0;
+        for (int64_t j = 0; j < count; j++) {
+            s += X[base + off];
+            for (int d = n - 1; d >= 0; d--) {
+                if (!red[d])
+                    continue;
+                ridx[d]++;
+                off += stride[d];
+                if (ridx[d] < dim[d])
+                    break;
+                off -= stride[d] * dim[d];
+                ridx[d] = 0;
+            }
+        }
+        Y[o] = (float)(s * inv);
+        for (int d = n - 1; d >= 0; d--) {
+            if (red[d])
+                continue;
+            kidx[d]++;
+            base += stride[d];
+            if (kidx[d] < dim[d])
+                break;
+            base -= stride[d] * dim[d];
+            kidx[d] = 0;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ cast */
+
+static int is_int_dtype(ferry_dtype dt)
+{
+    return dt == FERRY_I32 || dt == FERRY_I64 || dt == FERRY_I8 || dt == FERRY_U8 ||
+           dt == FERRY_BOOL;
+}
+
+static double load_elem(const void *p, ferry_dtype dt, int64_t i)
+{
+    switch (dt) {
+    case FERRY_F32: return ((const float *)p)[i];
+    case FERRY_F64: return ((const double *)p)[i];
+    case FERRY_I32: return ((const int32_t *)p)[i];
+    case FERRY_I64: return (double)((const int64_t *)p)[i];
+    case FERRY_I8: return ((const int8_t *)p)[i];
+    case FERRY_U8: return ((const uint8_t *)p)[i];
+    case FERRY_BOOL: return ((const uint8_t *)p)[i] != 0;
+    case FERRY_F16: return ferry_f16_to_f32(((const uint16_t *)p)[i]);
+    case FERRY_BF16: return ferry_bf16_to_f32(((const uint16_t *)p)[i]);
+    default: return 0.0;
+    }
+}
+
+/* Float to integer as C truncation, made total: NaN -> 0, out of range
+ * saturates. */
+static double trunc_sat(double v, double lo, double hi)
+{
+    if (v != v)
+        return 0.0;
+    v = trunc(v);
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+void cpu_cast(const void *src, ferry_dtype src_dt, void *dst, ferry_dtype dst_store, ferry_dtype to,
+              int64_t n)
+{
+    if (src_dt == FERRY_F32 && dst_store == FERRY_F32) {
+        const float *s = src;
+        float *d = dst;
+        if (to == FERRY_F16) {
+            for (int64_t i = 0; i < n; i++)
+                d[i] = ferry_f16_to_f32(ferry_f32_to_f16(s[i]));
+        } else if (to == FERRY_BF16) {
+            for (int64_t i = 0; i < n; i++)
+                d[i] = ferry_bf16_to_f32(ferry_f32_to_bf16(s[i]));
+        } else if (d != s) {
+            memcpy(d, s, (size_t)n * sizeof *d);
+        }
+        return;
+    }
+    int from_float = !is_int_dtype(src_dt);
+    for (int64_t i = 0; i < n; i++) {
+        double v = load_elem(src, src_dt, i);
+        switch (dst_store) {
+        case FERRY_F32: {
+            float f = (float)v;
+            if (to == FERRY_F16)
+                f = ferry_f16_to_f32(ferry_f32_to_f16(f));
+            else if (to == FERRY_BF16)
+                f = ferry_bf16_to_f32(ferry_f32_to_bf16(f));
+            ((float *)dst)[i] = f;
+            break;
+        }
+        case FERRY_I32:
+            ((int32_t *)dst)[i] = (int32_t)trunc_sat(v, -2147483648.0, 2147483647.0);
+            break;
+        case FERRY_I64:
+            if (from_float)
+                ((int64_t *)dst)[i] =
+                    (int64_t)trunc_sat(v, -9223372036854775808.0, 9223372036854774784.0);
+            else if (src_dt == FERRY_I64)
+                ((int64_t *)dst)[i] = ((const int64_t *)src)[i]; /* exact beyond 2^53 */
+            else
+                ((int64_t *)dst)[i] = (int64_t)v;
+            break;
+        case FERRY_I8: ((int8_t *)dst)[i] = (int8_t)trunc_sat(v, -128.0, 127.0); break;
+        case FERRY_U8: ((uint8_t *)dst)[i] = (uint8_t)trunc_sat(v, 0.0, 255.0); break;
+        case FERRY_BOOL: ((uint8_t *)dst)[i] = v != 0.0; break;
+        default: break;
+        }
+    }
+}

@@ -1,0 +1,65 @@
+/*
+ * cpu_kernels.h - the CPU backend's compute kernels over dense row-major
+ * f32 tensors (plus Cast, which also reads and writes integer tensors).
+ * Every kernel is reentrant: it touches only the memory it is given.
+ * Private to src/backend/cpu.
+ */
+#ifndef FERRY_BACKEND_CPU_KERNELS_H
+#define FERRY_BACKEND_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "graph/graph.h"
+
+/* How Gemm's C operand broadcasts onto the [M,N] output. */
+typedef enum cpu_bias_kind {
+    CPU_BIAS_NONE = 0,
+    CPU_BIAS_SCALAR, /* one value */
+    CPU_BIAS_ROW,    /* [N] or [1,N]: the same row for every output row */
+    CPU_BIAS_COL,    /* [M,1]: one value per output row */
+    CPU_BIAS_FULL,   /* [M,N] */
+} cpu_bias_kind;
+
+/* Y[M,N] = act(alpha * op(A) * op(B) + beta * C), row-major. op(A) is [M,K]
+ * (A stored [K,M] when trans_a), op(B) is [K,N] (B stored [N,K] when
+ * trans_b). The bias and activation are applied in one pass over Y. */
+void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, const float *B, float beta, const float *C, cpu_bias_kind bias,
+              act_kind act, float act_alpha, float *Y);
+
+/* numpy matmul: A [..., M, K] x B [..., K, N] -> Y [..., M, N] with the
+ * batch dims broadcast; rank-1 operands are promoted as numpy does.
+ * Dims are concrete; yd/yn are the output's. */
+void cpu_matmul(const float *A, const int64_t *ad, int an, const float *B, const int64_t *bd,
+                int bn, float *Y, const int64_t *yd, int yn);
+
+/* Y = A op B for op in Add/Sub/Mul/Div/Pow, with ONNX multidirectional
+ * broadcasting onto Y's dims. */
+void cpu_binary(op_kind op, const float *A, const int64_t *ad, int an, const float *B,
+                const int64_t *bd, int bn, float *Y, const int64_t *yd, int yn);
+
+/* Y = f(X) elementwise for Relu, LeakyRelu (alpha), Sigmoid, Tanh, Gelu
+ * (approximate != 0: tanh form), Erf, Sqrt. Y may equal X. */
+void cpu_unary(op_kind op, const float *X, float *Y, int64_t n, float alpha, int approximate);
+
+/* Softmax (or LogSoftmax) of X viewed as [outer, L, inner] over L. */
+void cpu_softmax(const float *X, float *Y, int64_t outer, int64_t L, int64_t inner, int is_log);
+
+/* LayerNormalization of X viewed as [rows, cols] over cols. bias, mean_out
+ * and rstd_out may be NULL. */
+void cpu_layer_norm(const float *X, const float *scale, const float *bias, float *Y,
+                    float *mean_out, float *rstd_out, int64_t rows, int64_t cols, float eps);
+
+/* Mean of X (dims xd[nd]) over the dims where reduce[d] != 0, into Y laid
+ * out as X's dims with the reduced ones removed (or kept as 1). */
+void cpu_reduce_mean(const float *X, const int64_t *xd, int nd, const int *reduce, float *Y);
+
+/* Converts n elements. Floating tensors are stored as f32 on the CPU: src_dt
+ * and dst_store are the stored dtypes; to is Cast's target (f16/bf16 round
+ * the stored f32 to that precision). Float to integer truncates toward zero
+ * and saturates; NaN becomes 0. */
+void cpu_cast(const void *src, ferry_dtype src_dt, void *dst, ferry_dtype dst_store, ferry_dtype to,
+              int64_t n);
+
+#endif

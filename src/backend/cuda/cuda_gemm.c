@@ -1,0 +1,354 @@
+/*
+ * cuda_gemm.c - Gemm and MatMul nodes through cuBLASLt, with bias and
+ * activation fused into the matmul's epilogue where cuBLASLt has one.
+ *
+ * Row-major Y[M,N] = X[M,K] * W[K,N] + b is, read column-major, Y^T = W^T X^T:
+ * a row-major buffer of R rows and C columns is the column-major C x R
+ * matrix of its transpose. So cuBLASLt's A is the weight buffer (ONNX B),
+ * its B the activations (ONNX A), D the output with leading dimension N,
+ * and the bias runs along D's rows, N of them - exactly the epilogue's
+ * per-row bias. ONNX Gemm's transB=1 ([N,K] weights, as nn.Linear stores
+ * them) is the column-major K x N matrix W, used with op T.
+ *
+ * The descriptor of a node is made once; the layouts depend on the batch
+ * size n, and the algorithm heuristic is slow (tens of microseconds), so
+ * both are cached per (node, n) in a small open-addressed table. Lookups
+ * happen on the first forward at each n; later forwards, and captures of
+ * them, only read the table.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/kernels.h"
+#include "util/error.h"
+
+int cuda_is_float(ferry_dtype dt)
+{
+    return dt == FERRY_F32 || dt == FERRY_F16 || dt == FERRY_BF16 || dt == FERRY_F64;
+}
+
+cudaDataType_t cuda_data_type(ferry_dtype dt)
+{
+    switch (dt) {
+    case FERRY_F16: return CUDA_R_16F;
+    case FERRY_BF16: return CUDA_R_16BF;
+    default: return CUDA_R_32F;
+    }
+}
+
+/* Problem of one node at batch n, in row-major terms: batch x ([M,K] x
+ * [K,N]); strides in elements between batches (0: broadcast). */
+typedef struct gemm_shape {
+    int64_t m, k, nn, batch, sx, sw, sy;
+    int trans_w;
+} gemm_shape;
+
+static ferry_status shape_fail(const graph_node *nd, const char *why)
+{
+    return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %s", nd->name, op_name(nd->op), why);
+}
+
+static ferry_status gemm_shape_of(const backend_ctx *c, const graph_node *nd, int64_t n,
+                                  gemm_shape *sh)
+{
+    const graph *g = c->g;
+    const graph_value *a = &g->values[nd->in[0]], *b = &g->values[nd->in[1]];
+    int64_t ad[FERRY_MAX_DIMS], bd[FERRY_MAX_DIMS];
+    int na = graph_value_shape(a, n, ad), nb = graph_value_shape(b, n, bd);
+    memset(sh, 0, sizeof *sh);
+    sh->batch = 1;
+    if (na < 1 || nb != 2) {
+        if (nd->op == OP_GEMM || na < 2 || nb < 2)
+            return shape_fail(nd, "needs 2-D weights and activations of rank >= 1 (rank >= 2 "
+                                  "for a batched MatMul)");
+    }
+    if (nd->op == OP_GEMM) {
+        if (nd->trans_a)
+            return shape_fail(nd, "transA=1 is not supported on CUDA");
+        sh->trans_w = nd->trans_b;
+    }
+    sh->k = sh->trans_w ? bd[1] : bd[nb - 2];
+    sh->nn = sh->trans_w ? bd[0] : bd[nb - 1];
+    if (ad[na - 1] != sh->k) {
+        return ferry_fail(FERRY_ESHAPE,
+                          "node '%s' (%s): input A has inner dimension %" PRId64
+                          ", weights expect %" PRId64,
+                          nd->name, op_name(nd->op), ad[na - 1], sh->k);
+    }
+    int64_t numel_a = graph_value_numel(a, n);
+    if (nb == 2) { /* every leading dim of A is a row */
+        sh->m = sh->k ? numel_a / sh->k : 0;
+        sh->sy = sh->m * sh->nn;
+        return FERRY_OK;
+    }
+    /* Batched MatMul: A [..., M, K] x B [..., K, N] with numpy broadcast of
+     * the batch dims, supported where each side is either whole (its batch
+     * dims are the output's) or a single matrix repeated (stride 0). */
+    sh->m = ad[na - 2];
+    int nbat = (na > nb ? na : nb) - 2;
+    int64_t pa = 1, pb = 1, po = 1;
+    int a_whole = 1, b_whole = 1;
+    for (int i = 0; i < nbat; i++) {
+        int ia = na - 3 - i, ib = nb - 3 - i;
+        int64_t da = ia >= 0 ? ad[ia] : 1, db = ib >= 0 ? bd[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return shape_fail(nd, "batch dimensions do not broadcast");
+        int64_t dout = da > db ? da : db;
+        pa *= da;
+        pb *= db;
+        po *= dout;
+        if (da != dout)
+            a_whole = 0;
+        if (db != dout)
+            b_whole = 0;
+    }
+    if (!(a_whole || pa == 1) || !(b_whole || pb == 1))
+        return shape_fail(nd, "partially broadcast batch dimensions are not supported on CUDA");
+    sh->batch = po;
+    sh->sx = pa == 1 ? 0 : sh->m * sh->k;
+    sh->sw = pb == 1 ? 0 : sh->k * sh->nn;
+    sh->sy = sh->m * sh->nn;
+    return FERRY_OK;
+}
+
+static ferry_status make_layout(cublasLtMatrixLayout_t *l, cudaDataType_t t, int64_t rows,
+                                int64_t cols, int64_t ld, int64_t batch, int64_t stride)
+{
+    ferry_status st = CUDA_CHECK(cublasLtMatrixLayoutCreate(l, t, (uint64_t)rows, (uint64_t)cols, ld));
+    if (st != FERRY_OK)
+        return st;
+    if (batch > 1) {
+        int32_t bc = (int32_t)batch;
+        st = CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                                                         &bc, sizeof bc));
+        if (st == FERRY_OK)
+            st = CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(
+                *l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
+    }
+    return st;
+}
+
+static void entry_release(gemm_entry *e)
+{
+    if (e->la)
+        cublasLtMatrixLayoutDestroy(e->la);
+    if (e->lb)
+        cublasLtMatrixLayoutDestroy(e->lb);
+    if (e->ld)
+        cublasLtMatrixLayoutDestroy(e->ld);
+    memset(e, 0, sizeof *e);
+}
+
+/* Fills e (layouts and the heuristic's best algorithm) for batch n. */
+static ferry_status entry_make(backend_ctx *c, gemm_plan *gp, int64_t n, gemm_entry *e)
+{
+    const graph_node *nd = &c->g->nodes[gp->node];
+    gemm_shape sh;
+    ferry_status st = gemm_shape_of(c, nd, n, &sh);
+    if (st != FERRY_OK)
+        return st;
+    memset(e, 0, sizeof *e);
+    cudaDataType_t t = cuda_data_type(c->cdt);
+    if (sh.trans_w)
+        st = make_layout(&e->la, t, sh.k, sh.nn, sh.k, sh.batch, sh.sw);
+    else
+        st = make_layout(&e->la, t, sh.nn, sh.k, sh.nn, sh.batch, sh.sw);
+    if (st == FERRY_OK)
+        st = make_layout(&e->lb, t, sh.k, sh.m, sh.k, sh.batch, sh.sx);
+    if (st == FERRY_OK)
+        st = make_layout(&e->ld, t, sh.nn, sh.m, sh.nn, sh.batch, sh.sy);
+    if (st != FERRY_OK)
+        goto fail;
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    memset(&res, 0, sizeof res);
+    st = CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(c->lt, gp->desc, e->la, e->lb, e->ld, e->ld,
+                                                   c->pref, 1, &res, &found));
+    if (st != FERRY_OK)
+        goto fail;
+    if (found < 1) {
+        st = ferry_fail(FERRY_EUNSUPPORTED,
+                        "node '%s' (%s): cuBLASLt has no algorithm for [%" PRId64 "x%" PRId64
+                        "] x [%" PRId64 "x%" PRId64 "] (batch %" PRId64 ") in %s",
+                        nd->name, op_name(nd->op), sh.m, sh.k, sh.k, sh.nn, sh.batch,
+                        ferry_dtype_name(c->cdt));
+        goto fail;
+    }
+    e->algo = res.algo;
+    e->n = n;
+    return FERRY_OK;
+fail:
+    entry_release(e);
+    return st;
+}
+
+static size_t slot_of(int64_t n) { return (size_t)(((uint64_t)n * 0x9E3779B97F4A7C15ull) >> 56); }
+
+ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp)
+{
+    const graph *g = c->g;
+    const graph_node *nd = &g->nodes[ni];
+    ferry_status st = FERRY_OK;
+    float *hbias = NULL;
+    memset(gp, 0, sizeof *gp);
+    gp->node = ni;
+    gp->alpha = nd->op == OP_GEMM ? nd->alpha : 1.0f;
+    gp->post_act = ACT_NONE;
+    if (nd->n_in < 2 || nd->in[0] < 0 || nd->in[1] < 0)
+        return shape_fail(nd, "needs two inputs");
+    const graph_value *b = &g->values[nd->in[1]];
+    if (nd->op == OP_GEMM && (!b->is_const || b->ndim != 2))
+        return shape_fail(nd, "weights (input B) must be a 2-D constant");
+
+    gemm_shape sh;
+    st = gemm_shape_of(c, nd, c->o.max_batch, &sh);
+    if (st != FERRY_OK)
+        return st;
+
+    int cin = nd->op == OP_GEMM && nd->n_in > 2 ? nd->in[2] : -1;
+    if (cin >= 0 && nd->beta != 0.0f) {
+        const graph_value *cv = &g->values[cin];
+        const graph_value *yv = &g->values[nd->out[0]];
+        int64_t cn = graph_value_numel(cv, 1);
+        if (cv->is_const && (cn == 1 || (cn == sh.nn && cv->dims[cv->ndim - 1] == sh.nn))) {
+            /* A bias: expanded to N elements with beta folded in, in the
+             * compute dtype, for the epilogue. */
+            hbias = malloc((size_t)sh.nn * sizeof *hbias);
+            if (!hbias)
+                return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
+            for (int64_t j = 0; j < sh.nn; j++)
+                hbias[j] = cuda_host_f32(cv->dtype, cv->data, cn == 1 ? 0 : j) * nd->beta;
+            size_t bytes = (size_t)sh.nn * c->celem;
+            CUDA_TRY(cudaMalloc(&gp->bias, bytes));
+            st = cuda_upload_f32(c, gp->bias, hbias, sh.nn);
+            if (st != FERRY_OK)
+                goto fail;
+        } else if (!cv->is_const && graph_value_numel(cv, 2) == graph_value_numel(yv, 2) &&
+                   graph_value_numel(cv, 1) == graph_value_numel(yv, 1) &&
+                   cv->ndim == yv->ndim) {
+            gp->c_matrix = 1;
+            gp->beta = nd->beta;
+        } else {
+            st = shape_fail(nd, "input C must be a bias of N elements or a tensor of Y's shape");
+            goto fail;
+        }
+    }
+
+    int have_bias = gp->bias != NULL;
+    act_kind act = nd->op == OP_GEMM ? nd->act : ACT_NONE;
+    int half = c->cdt != FERRY_F32;
+    if (act == ACT_RELU) {
+        gp->epilogue = have_bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+    } else if (act == ACT_GELU_TANH || (act == ACT_GELU && half)) {
+        /* cuBLASLt's GELU is the tanh form. It differs from the exact erf
+         * form by at most 4.8e-4, below half a 16-bit ulp of outputs past
+         * ~0.5, so fp16/bf16 take the fused epilogue; fp32/tf32 run the
+         * exact form as a separate kernel. */
+        gp->epilogue = have_bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+    } else {
+        gp->epilogue = have_bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+        gp->post_act = act;
+        gp->post_alpha = nd->act_alpha;
+    }
+
+    cublasComputeType_t ct = c->o.precision == FERRY_PRECISION_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                      : CUBLAS_COMPUTE_32F;
+    CUDA_TRY(cublasLtMatmulDescCreate(&gp->desc, ct, CUDA_R_32F));
+    cublasOperation_t ta = sh.trans_w ? CUBLAS_OP_T : CUBLAS_OP_N, tb = CUBLAS_OP_N;
+    CUDA_TRY(cublasLtMatmulDescSetAttribute(gp->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    CUDA_TRY(cublasLtMatmulDescSetAttribute(gp->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    CUDA_TRY(cublasLtMatmulDescSetAttribute(gp->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &gp->epilogue,
+                                            sizeof gp->epilogue));
+    if (have_bias)
+        CUDA_TRY(cublasLtMatmulDescSetAttribute(gp->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                &gp->bias, sizeof gp->bias));
+    free(hbias);
+    return FERRY_OK;
+fail:
+    free(hbias);
+    cuda_gemm_release(gp);
+    return st;
+}
+
+void cuda_gemm_release(gemm_plan *gp)
+{
+    for (int i = 0; i < GEMM_CACHE_CAP; i++)
+        if (gp->cache[i].n)
+            entry_release(&gp->cache[i]);
+    if (gp->desc)
+        cublasLtMatmulDescDestroy(gp->desc);
+    if (gp->bias)
+        cudaFree(gp->bias);
+    memset(gp, 0, sizeof *gp);
+}
+
+static int misaligned(const void *p) { return ((uintptr_t)p & 15u) != 0; }
+
+ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n)
+{
+    backend_ctx *c = s->c;
+    const graph_node *nd = &c->g->nodes[gp->node];
+    ferry_status st = FERRY_OK;
+    const void *x = s->vptr[nd->in[0]], *w = s->vptr[nd->in[1]];
+    void *y = s->vptr[nd->out[0]];
+    const void *cm = gp->c_matrix ? s->vptr[nd->in[2]] : y;
+    if (misaligned(x) || misaligned(w) || misaligned(y) || misaligned(cm))
+        return ferry_fail(FERRY_EINVAL, "node '%s' (%s): a buffer is not 16-byte aligned",
+                          nd->name, op_name(nd->op));
+
+    /* Find or make the cache entry for n. Entries are never removed while
+     * the ctx lives, so a pointer into the table stays valid unlocked. */
+    gemm_entry *e = NULL, tmp;
+    int temporary = 0;
+    pthread_mutex_lock(&c->mu);
+    size_t i = slot_of(n) % GEMM_CACHE_CAP;
+    for (int probes = 0; probes < GEMM_CACHE_CAP; probes++, i = (i + 1) % GEMM_CACHE_CAP) {
+        if (gp->cache[i].n == n) {
+            e = &gp->cache[i];
+            break;
+        }
+        if (gp->cache[i].n == 0)
+            break;
+    }
+    if (!e && gp->n_cached < GEMM_CACHE_CAP * 3 / 4) {
+        st = entry_make(c, gp, n, &gp->cache[i]);
+        if (st == FERRY_OK) {
+            e = &gp->cache[i];
+            gp->n_cached++;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (st != FERRY_OK)
+        return st;
+    if (!e) {
+        /* More distinct batch sizes than the table holds: an uncached
+         * lookup for this call (slow, but correct). */
+        st = entry_make(c, gp, n, &tmp);
+        if (st != FERRY_OK)
+            return st;
+        e = &tmp;
+        temporary = 1;
+    }
+
+    float beta = gp->c_matrix ? gp->beta : 0.0f;
+    st = CUDA_CHECK(cublasLtMatmul(s->lt, gp->desc, &gp->alpha, w, e->la, x, e->lb, &beta, cm,
+                                   e->ld, y, e->ld, &e->algo, s->ws, CUDA_LT_WORKSPACE, s->s));
+    if (temporary)
+        entry_release(&tmp);
+    if (st != FERRY_OK)
+        return ferry_fail_prefix(st, "node '%s' (%s)", nd->name, op_name(nd->op));
+    if (gp->post_act != ACT_NONE) {
+        static const kern_unary_op map[] = {
+            [ACT_RELU] = KU_RELU,       [ACT_GELU] = KU_GELU,       [ACT_GELU_TANH] = KU_GELU_TANH,
+            [ACT_LEAKY_RELU] = KU_LEAKY_RELU, [ACT_SIGMOID] = KU_SIGMOID, [ACT_TANH] = KU_TANH,
+        };
+        int64_t ny = graph_value_numel(&c->g->values[nd->out[0]], n);
+        st = CUDA_CHECK(kern_unary(map[gp->post_act], gp->post_alpha, y, y, ny, c->cdt, s->s));
+        if (st != FERRY_OK)
+            return ferry_fail_prefix(st, "node '%s' (%s) activation", nd->name, op_name(nd->op));
+    }
+    return FERRY_OK;
+}

@@ -1,0 +1,120 @@
+/*
+ * cuda_internal.h - private structures of the CUDA backend, shared by
+ * cuda_backend.c (the ops table: contexts, streams, events, graphs, the
+ * forward walk) and cuda_gemm.c (cuBLASLt matmuls and their plan cache).
+ * Nothing outside src/backend/cuda includes this.
+ */
+#ifndef FERRY_BACKEND_CUDA_INTERNAL_H
+#define FERRY_BACKEND_CUDA_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include "backend/backend.h"
+#include "graph/graph.h"
+
+/* Turns a CUDA runtime or cuBLASLt result into a ferry_status: FERRY_OK, or
+ * FERRY_EDEVICE (FERRY_ENOMEM for out-of-memory) with the call's text, the
+ * library's error string and file:line as this thread's message. One macro
+ * for both libraries, dispatched on the result's type. */
+ferry_status cuda_status_rt(cudaError_t e, const char *call, const char *file, int line);
+ferry_status cuda_status_lt(cublasStatus_t e, const char *call, const char *file, int line);
+#define CUDA_CHECK(call)                                                                       \
+    _Generic((call), cudaError_t: cuda_status_rt, cublasStatus_t: cuda_status_lt)(            \
+        (call), #call, __FILE__, __LINE__)
+
+/* CUDA_TRY: check and jump to the function's `fail:` label with st set. */
+#define CUDA_TRY(call)                                                                         \
+    do {                                                                                       \
+        st = CUDA_CHECK(call);                                                                 \
+        if (st != FERRY_OK)                                                                    \
+            goto fail;                                                                         \
+    } while (0)
+
+/* cuBLASLt workspace of each stream: the size NVIDIA recommends for Hopper. */
+#define CUDA_LT_WORKSPACE ((size_t)32 << 20)
+
+/* Cached matmul shape for one batch size: the layouts and the algorithm the
+ * heuristic chose. Immutable once n is set (readers take no lock). */
+typedef struct gemm_entry {
+    int64_t n;                          /* batch size; 0 = empty slot */
+    cublasLtMatrixLayout_t la, lb, lc, ld; /* lc == ld unless C is a matrix */
+    cublasLtMatmulAlgo_t algo;
+} gemm_entry;
+
+#define GEMM_CACHE_CAP 256
+
+/* One OP_GEMM or OP_MATMUL node compiled for cuBLASLt. In column-major
+ * terms the row-major Y[M,N] = X[M,K] * W[K,N] is Y^T = W^T * X^T: cuBLASLt's
+ * "A" is the weight side (ONNX B), its "B" is the activation side (ONNX A),
+ * and D is Y^T with leading dimension N. */
+typedef struct gemm_plan {
+    int node;
+    cublasLtMatmulDesc_t desc;
+    cublasLtEpilogue_t epilogue;
+    act_kind post_act;     /* activation run as a kernel after the matmul */
+    float post_alpha;
+    float alpha, beta;     /* beta applies to a C matrix only */
+    int c_matrix;          /* Gemm C is a full [M,N] tensor (not a bias) */
+    void *bias;            /* device bias vector of N elements (beta folded in), or NULL */
+    gemm_entry cache[GEMM_CACHE_CAP];
+    int n_cached;
+} gemm_plan;
+
+struct backend_ctx {
+    const graph *g;
+    backend_opts o;
+    int device;
+    char name[256];
+    int sm_count;
+    ferry_dtype cdt;       /* compute dtype: F32 (fp32, tf32), F16, BF16 */
+    size_t celem;          /* its size */
+
+    graph_plan plan;
+    int have_plan;
+    int *root;             /* per value: the value owning its storage */
+    ferry_dtype *vdt;      /* per value: dtype on the device */
+    void **cdev;           /* per value: device copy of a constant, else NULL */
+    void *const_block;     /* one allocation holding every constant */
+    size_t *in_scratch;    /* per graph input: arena offset of its converted copy, or SIZE_MAX */
+    size_t *out_scratch;   /* per graph output: likewise */
+    size_t arena_total;
+
+    gemm_plan *gemms;
+    int n_gemms;
+    int *gemm_of_node;     /* per node: index in gemms, or -1 */
+    cublasLtHandle_t lt;   /* for heuristics (matmuls use the stream's own) */
+    cublasLtMatmulPreference_t pref;
+    pthread_mutex_t mu;    /* guards the gemm caches */
+    int have_mu;
+};
+
+struct backend_stream {
+    backend_ctx *c;
+    cudaStream_t s;
+    cublasLtHandle_t lt;
+    void *ws;              /* CUDA_LT_WORKSPACE bytes of cuBLASLt workspace */
+    void **vptr;           /* per value: device pointer during a forward */
+};
+
+/* cuda_backend.c */
+/* Element i of host data of dtype dt (a float type), as fp32. */
+float cuda_host_f32(ferry_dtype dt, const void *data, int64_t i);
+/* Copies n fp32 values to dst on the device, converted to the compute dtype. */
+ferry_status cuda_upload_f32(backend_ctx *c, void *dst, const float *src, int64_t n);
+
+/* cuda_gemm.c */
+int cuda_is_float(ferry_dtype dt);
+cudaDataType_t cuda_data_type(ferry_dtype dt);
+/* Checks node ni can run through cuBLASLt, builds its descriptor and bias.
+ * FERRY_EUNSUPPORTED naming the node for a shape or attribute it cannot do. */
+ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp);
+void cuda_gemm_release(gemm_plan *gp);
+/* Runs the matmul (and its post activation) of gp for batch n on stream s. */
+ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n);
+
+#endif

@@ -1,0 +1,237 @@
+/*
+ * kernels_elementwise.cu - one-element-per-thread kernels: dtype conversion
+ * (io <-> compute dtype, ONNX Cast), unary activations and broadcasting
+ * binary arithmetic. All are memory-bound; they use grid-stride loops over a
+ * grid capped at a few waves, so one launch shape serves every size and the
+ * index arithmetic stays out of the way of the loads.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "backend/cuda/kernels.h"
+
+namespace {
+
+constexpr int kThreads = 256;
+
+/* Enough blocks to fill an H100 (132 SMs x 2048 threads) several times over;
+ * beyond that the grid-stride loop takes over. */
+inline unsigned grid_for(int64_t n)
+{
+    int64_t b = (n + kThreads - 1) / kThreads;
+    if (b > 132 * 8 * 4)
+        b = 132 * 8 * 4;
+    return (unsigned)(b < 1 ? 1 : b);
+}
+
+/* fp32 views of the storage types: every kernel computes in fp32. */
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> __device__ __forceinline__ T from_f(float v);
+template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v)
+{
+    return __float2bfloat16_rn(v);
+}
+
+template <typename T> struct is_int { static constexpr bool value = false; };
+template <> struct is_int<int32_t> { static constexpr bool value = true; };
+template <> struct is_int<int64_t> { static constexpr bool value = true; };
+template <> struct is_int<uint8_t> { static constexpr bool value = true; };
+
+/* Cast S -> D. Float pairs go through fp32 (exact for every float source
+ * here), integer pairs through int64, mixed pairs truncate toward zero
+ * (numpy's rule); bool (uint8) is x != 0. */
+template <typename S, typename D> __device__ __forceinline__ D cast_one(S x, bool to_bool)
+{
+    if constexpr (is_int<S>::value && is_int<D>::value) {
+        return to_bool ? (D)(x != 0) : (D)(int64_t)x;
+    } else if constexpr (is_int<S>::value) {
+        return from_f<D>((float)(int64_t)x);
+    } else if constexpr (is_int<D>::value) {
+        float f = to_f(x);
+        return to_bool ? (D)(f != 0.0f) : (D)(int64_t)f;
+    } else {
+        return from_f<D>(to_f(x));
+    }
+}
+
+template <typename S, typename D>
+__global__ void cast_kernel(const S *__restrict__ x, D *__restrict__ y, int64_t n, bool to_bool)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = cast_one<S, D>(x[i], to_bool);
+}
+
+template <typename S>
+cudaError_t cast_to(const S *x, void *y, ferry_dtype ddt, int64_t n, cudaStream_t s)
+{
+    unsigned g = grid_for(n);
+    switch (ddt) {
+    case FERRY_F32: cast_kernel<<<g, kThreads, 0, s>>>(x, (float *)y, n, false); break;
+    case FERRY_F16: cast_kernel<<<g, kThreads, 0, s>>>(x, (__half *)y, n, false); break;
+    case FERRY_BF16: cast_kernel<<<g, kThreads, 0, s>>>(x, (__nv_bfloat16 *)y, n, false); break;
+    case FERRY_I32: cast_kernel<<<g, kThreads, 0, s>>>(x, (int32_t *)y, n, false); break;
+    case FERRY_I64: cast_kernel<<<g, kThreads, 0, s>>>(x, (int64_t *)y, n, false); break;
+    case FERRY_BOOL: cast_kernel<<<g, kThreads, 0, s>>>(x, (uint8_t *)y, n, true); break;
+    case FERRY_U8: cast_kernel<<<g, kThreads, 0, s>>>(x, (uint8_t *)y, n, false); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+__device__ __forceinline__ float unary_one(kern_unary_op op, float v, float alpha)
+{
+    switch (op) {
+    case KU_RELU: return v > 0.0f ? v : 0.0f;
+    case KU_LEAKY_RELU: return v >= 0.0f ? v : alpha * v;
+    case KU_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    case KU_TANH: return tanhf(v);
+    case KU_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    case KU_GELU_TANH:
+        return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    case KU_ERF: return erff(v);
+    case KU_SQRT: return sqrtf(v);
+    }
+    return v;
+}
+
+/* The op is a kernel argument, not a template parameter: the switch is
+ * uniform across the grid, costs nothing next to the memory traffic, and
+ * keeps the number of instantiations (and build time) small. */
+template <typename T>
+__global__ void unary_kernel(kern_unary_op op, float alpha, const T *x, T *y, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = from_f<T>(unary_one(op, to_f(x[i]), alpha));
+}
+
+__device__ __forceinline__ float binary_one(kern_binary_op op, float a, float b)
+{
+    switch (op) {
+    case KB_ADD: return a + b;
+    case KB_SUB: return a - b;
+    case KB_MUL: return a * b;
+    case KB_DIV: return a / b;
+    case KB_POW: return powf(a, b);
+    }
+    return a;
+}
+
+/* Broadcasting binary op. Three shapes of the index map, chosen per launch:
+ * mode 0: both inputs have the output's shape, or one is a trailing-dims
+ * broadcast (bias-like: index modulo its size) or a scalar - the common
+ * cases, with no per-element division beyond one modulo; mode 1: general
+ * numpy broadcasting through per-dim strides. */
+template <typename T>
+__global__ void binary_flat_kernel(kern_binary_op op, const T *a, const T *b, T *y, int64_t n,
+                                   int64_t na, int64_t nb)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t ia = na == n ? i : i % na, ib = nb == n ? i : i % nb;
+        y[i] = from_f<T>(binary_one(op, to_f(a[ia]), to_f(b[ib])));
+    }
+}
+
+template <typename T>
+__global__ void binary_general_kernel(kern_binary_op op, const T *a, const T *b, T *y,
+                                      kern_bcast bc)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < bc.n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i, ia = 0, ib = 0;
+        for (int d = bc.ndim - 1; d >= 0; d--) {
+            int64_t c = r % bc.dims[d];
+            r /= bc.dims[d];
+            ia += c * bc.sa[d];
+            ib += c * bc.sb[d];
+        }
+        y[i] = from_f<T>(binary_one(op, to_f(a[ia]), to_f(b[ib])));
+    }
+}
+
+/* True when the input with strides st is the output's trailing dims (or a
+ * scalar), so that its index is the output index modulo its size. */
+bool is_suffix(const kern_bcast *bc, const int64_t *st, int64_t ne)
+{
+    if (ne == 1 || ne == bc->n)
+        return true;
+    int64_t stride = 1;
+    int d = bc->ndim - 1;
+    for (; d >= 0 && stride < ne; d--) {
+        if (st[d] != stride)
+            return false;
+        stride *= bc->dims[d];
+    }
+    return stride == ne;
+}
+
+template <typename T>
+cudaError_t binary_launch(kern_binary_op op, const void *a, const void *b, void *y,
+                          const kern_bcast *bc, cudaStream_t s)
+{
+    unsigned g = grid_for(bc->n);
+    if (is_suffix(bc, bc->sa, bc->na) && is_suffix(bc, bc->sb, bc->nb))
+        binary_flat_kernel<T><<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y,
+                                                     bc->n, bc->na, bc->nb);
+    else
+        binary_general_kernel<T><<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y,
+                                                        *bc);
+    return cudaGetLastError();
+}
+
+} // namespace
+
+extern "C" cudaError_t kern_cast(const void *x, ferry_dtype sdt, void *y, ferry_dtype ddt,
+                                 int64_t n, cudaStream_t s)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    switch (sdt) {
+    case FERRY_F32: return cast_to((const float *)x, y, ddt, n, s);
+    case FERRY_F16: return cast_to((const __half *)x, y, ddt, n, s);
+    case FERRY_BF16: return cast_to((const __nv_bfloat16 *)x, y, ddt, n, s);
+    case FERRY_I32: return cast_to((const int32_t *)x, y, ddt, n, s);
+    case FERRY_I64: return cast_to((const int64_t *)x, y, ddt, n, s);
+    case FERRY_BOOL:
+    case FERRY_U8: return cast_to((const uint8_t *)x, y, ddt, n, s);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+extern "C" cudaError_t kern_unary(kern_unary_op op, float alpha, const void *x, void *y,
+                                  int64_t n, ferry_dtype dt, cudaStream_t s)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    unsigned g = grid_for(n);
+    switch (dt) {
+    case FERRY_F32: unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const float *)x, (float *)y, n); break;
+    case FERRY_F16: unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const __half *)x, (__half *)y, n); break;
+    case FERRY_BF16:
+        unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const __nv_bfloat16 *)x,
+                                            (__nv_bfloat16 *)y, n);
+        break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kern_binary(kern_binary_op op, const void *a, const void *b, void *y,
+                                   const kern_bcast *bc, ferry_dtype dt, cudaStream_t s)
+{
+    if (bc->n <= 0)
+        return cudaSuccess;
+    switch (dt) {
+    case FERRY_F32: return binary_launch<float>(op, a, b, y, bc, s);
+    case FERRY_F16: return binary_launch<__half>(op, a, b, y, bc, s);
+    case FERRY_BF16: return binary_launch<__nv_bfloat16>(op, a, b, y, bc, s);
+    default: return cudaErrorInvalidValue;
+    }
+}

@@ -1,0 +1,227 @@
+/*
+ * kernels_rows.cu - kernels that reduce along rows: Softmax / LogSoftmax,
+ * LayerNorm, ReduceMean. Each row is owned by one warp (short rows) or one
+ * block (long rows), so a row's reduction needs no atomics and no second
+ * launch; every sum is accumulated in fp32 whatever the storage dtype.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <float.h>
+#include <stdint.h>
+
+#include "backend/cuda/kernels.h"
+
+namespace {
+
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> __device__ __forceinline__ T from_f(float v);
+template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v)
+{
+    return __float2bfloat16_rn(v);
+}
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Block-wide reduction through one shared word per warp; every thread gets
+ * the result. blockDim.x is a multiple of 32, at most 1024. */
+template <bool MAX> __device__ float block_reduce(float v, float *sh)
+{
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = MAX ? warp_max(v) : warp_sum(v);
+    __syncthreads(); /* sh may still be read from a previous reduction */
+    if (lane == 0)
+        sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : (MAX ? -FLT_MAX : 0.0f);
+    return MAX ? warp_max(v) : warp_sum(v);
+}
+
+/* Softmax over the middle axis of [outer, d, inner]: row r = (o, i) holds
+ * elements o*d*inner + j*inner + i. Short rows (d <= 1024): one warp per
+ * row, 8 rows per 256-thread block, so that tiny rows (d = 10 logits) still
+ * keep the SMs busy; long rows: a whole block per row. Three passes over the
+ * row (max, sum of exp, write) re-read it from L1/L2, which is cheaper than
+ * staging a row of unknown length in shared memory. */
+template <typename T, bool WARP>
+__global__ void softmax_kernel(const T *__restrict__ x, T *__restrict__ y, int64_t rows,
+                               int64_t d, int64_t inner, bool log)
+{
+    __shared__ float sh[32];
+    int64_t row;
+    int lane, width;
+    if (WARP) {
+        row = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+        lane = threadIdx.x & 31;
+        width = 32;
+        if (row >= rows)
+            return; /* whole warps leave together: no shuffle loses a lane */
+    } else {
+        row = blockIdx.x;
+        lane = threadIdx.x;
+        width = blockDim.x;
+    }
+    int64_t o = row / inner, i = row % inner;
+    const T *xr = x + o * d * inner + i;
+    T *yr = y + o * d * inner + i;
+
+    float m = -FLT_MAX;
+    for (int64_t j = lane; j < d; j += width)
+        m = fmaxf(m, to_f(xr[j * inner]));
+    m = WARP ? warp_max(m) : block_reduce<true>(m, sh);
+    float s = 0.0f;
+    for (int64_t j = lane; j < d; j += width)
+        s += __expf(to_f(xr[j * inner]) - m);
+    s = WARP ? warp_sum(s) : block_reduce<false>(s, sh);
+    if (log) {
+        float ls = __logf(s);
+        for (int64_t j = lane; j < d; j += width)
+            yr[j * inner] = from_f<T>(to_f(xr[j * inner]) - m - ls);
+    } else {
+        float inv = 1.0f / s;
+        for (int64_t j = lane; j < d; j += width)
+            yr[j * inner] = from_f<T>(__expf(to_f(xr[j * inner]) - m) * inv);
+    }
+}
+
+template <typename T>
+cudaError_t softmax_launch(const void *x, void *y, int64_t outer, int64_t d, int64_t inner,
+                           int log, cudaStream_t s)
+{
+    int64_t rows = outer * inner;
+    if (d <= 1024) {
+        int64_t blocks = (rows + 7) / 8;
+        softmax_kernel<T, true><<<(unsigned)blocks, 256, 0, s>>>((const T *)x, (T *)y, rows, d,
+                                                                 inner, log != 0);
+    } else {
+        softmax_kernel<T, false><<<(unsigned)rows, 512, 0, s>>>((const T *)x, (T *)y, rows, d,
+                                                               inner, log != 0);
+    }
+    return cudaGetLastError();
+}
+
+/* LayerNorm over contiguous rows of d: one block per row. Two-pass (mean,
+ * then the mean of squared deviations) rather than E[x^2] - E[x]^2, which
+ * cancels catastrophically in fp32 for rows with a large mean. The row is
+ * re-read from L1/L2 on each pass. */
+template <typename T>
+__global__ void layernorm_kernel(const T *__restrict__ x, const T *__restrict__ scale,
+                                 const T *__restrict__ bias, T *__restrict__ y, int64_t d,
+                                 float eps)
+{
+    __shared__ float sh[32];
+    const T *xr = x + blockIdx.x * d;
+    T *yr = y + blockIdx.x * d;
+    float s = 0.0f;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+        s += to_f(xr[j]);
+    float mean = block_reduce<false>(s, sh) / (float)d;
+    float v = 0.0f;
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+        float t = to_f(xr[j]) - mean;
+        v += t * t;
+    }
+    float rstd = rsqrtf(block_reduce<false>(v, sh) / (float)d + eps);
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+        float t = (to_f(xr[j]) - mean) * rstd * to_f(scale[j]);
+        if (bias)
+            t += to_f(bias[j]);
+        yr[j] = from_f<T>(t);
+    }
+}
+
+template <typename T>
+cudaError_t layernorm_launch(const void *x, const void *scale, const void *bias, void *y,
+                             int64_t rows, int64_t d, float eps, cudaStream_t s)
+{
+    int threads = d >= 2048 ? 512 : d >= 512 ? 256 : d >= 128 ? 128 : 64;
+    layernorm_kernel<T><<<(unsigned)rows, threads, 0, s>>>((const T *)x, (const T *)scale,
+                                                           (const T *)bias, (T *)y, d, eps);
+    return cudaGetLastError();
+}
+
+/* ReduceMean: one warp per output element; the lanes stride over the
+ * reduced index, so a reduction over innermost dims reads coalesced. */
+template <typename T>
+__global__ void reduce_mean_kernel(const T *__restrict__ x, T *__restrict__ y, kern_reduce rd)
+{
+    int64_t out = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (out >= rd.n_out)
+        return;
+    int64_t base = 0, r = out;
+    for (int k = rd.nk - 1; k >= 0; k--) {
+        base += (r % rd.kdims[k]) * rd.kstride[k];
+        r /= rd.kdims[k];
+    }
+    float s = 0.0f;
+    for (int64_t j = lane; j < rd.n_red; j += 32) {
+        int64_t off = 0, q = j;
+        for (int k = rd.nr - 1; k >= 0; k--) {
+            off += (q % rd.rdims[k]) * rd.rstride[k];
+            q /= rd.rdims[k];
+        }
+        s += to_f(x[base + off]);
+    }
+    s = warp_sum(s);
+    if (lane == 0)
+        y[out] = from_f<T>(s / (float)rd.n_red);
+}
+
+template <typename T>
+cudaError_t reduce_launch(const void *x, void *y, const kern_reduce *rd, cudaStream_t s)
+{
+    int64_t blocks = (rd->n_out + 7) / 8;
+    reduce_mean_kernel<T><<<(unsigned)blocks, 256, 0, s>>>((const T *)x, (T *)y, *rd);
+    return cudaGetLastError();
+}
+
+} // namespace
+
+#define DISPATCH_FLOAT(dt, fn, ...)                                                            \
+    switch (dt) {                                                                              \
+    case FERRY_F32: return fn<float>(__VA_ARGS__);                                             \
+    case FERRY_F16: return fn<__half>(__VA_ARGS__);                                            \
+    case FERRY_BF16: return fn<__nv_bfloat16>(__VA_ARGS__);                                    \
+    default: return cudaErrorInvalidValue;                                                     \
+    }
+
+extern "C" cudaError_t kern_softmax(const void *x, void *y, int64_t outer, int64_t d,
+                                    int64_t inner, int log, ferry_dtype dt, cudaStream_t s)
+{
+    if (outer * d * inner <= 0)
+        return cudaSuccess;
+    DISPATCH_FLOAT(dt, softmax_launch, x, y, outer, d, inner, log, s)
+}
+
+extern "C" cudaError_t kern_layernorm(const void *x, const void *scale, const void *bias, void *y,
+                                      int64_t rows, int64_t d, float eps, ferry_dtype dt,
+                                      cudaStream_t s)
+{
+    if (rows <= 0 || d <= 0)
+        return cudaSuccess;
+    DISPATCH_FLOAT(dt, layernorm_launch, x, scale, bias, y, rows, d, eps, s)
+}
+
+extern "C" cudaError_t kern_reduce_mean(const void *x, void *y, const kern_reduce *rd,
+                                        ferry_dtype dt, cudaStream_t s)
+{
+    if (rd->n_out <= 0 || rd->n_red <= 0)
+        return cudaSuccess;
+    DISPATCH_FLOAT(dt, reduce_launch, x, y, rd, s)
+}

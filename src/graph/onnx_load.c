@@ -1,0 +1,1145 @@
+/*
+ * onnx_load.c - ONNX ModelProto bytes -> graph IR.
+ *
+ * protobuf-c does the decoding; this file trusts nothing in the decoded
+ * message: every name must refer to something, every length must match the
+ * dims it claims, and every size is computed with overflow checks before
+ * anything is allocated from it.
+ *
+ * Loading order: initializers, graph inputs, the outputs of every node (so
+ * that a forward reference is reported by shape inference as "used before it
+ * is produced" rather than as an unknown name), the nodes themselves, graph
+ * outputs; then shape inference, and a check that each graph output's
+ * declared static shape matches the inferred one.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "graph/graph.h"
+#include "onnx.pb-c.h"
+#include "util/error.h"
+
+/* Oldest and newest default-domain opsets whose semantics of the operators
+ * below we implement. */
+#define OPSET_MIN 7
+#define OPSET_MAX 21
+
+typedef struct name_map {
+    int *slot; /* value index + 1; 0 = empty */
+    size_t cap;  /* power of two */
+} name_map;
+
+/* An output the IR cannot represent (Dropout's mask, LayerNorm's mean):
+ * loaded as an unwritten value; an error only if something reads it. */
+typedef struct dropped_out {
+    int value;
+    int node; /* index into the ModelProto's nodes */
+} dropped_out;
+
+typedef struct loader {
+    graph *g;
+    const Onnx__GraphProto *gp;
+    const char *base_dir;
+    size_t len;         /* bytes of the serialized model */
+    size_t raw_bytes;   /* raw_data bytes taken so far */
+    int64_t opset;
+    const Onnx__ModelProto *mp;
+    name_map names;
+    dropped_out *dropped;
+    int n_dropped;
+} loader;
+
+/* ------------------------------------------------------------ names */
+
+static const char *str_or_empty(const char *s) { return s ? s : ""; }
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static ferry_status names_init(name_map *m, size_t expected)
+{
+    size_t cap = 64;
+    while (cap < expected * 2 + 1) {
+        if (cap > SIZE_MAX / 4)
+            return ferry_fail(FERRY_ENOMEM, "too many tensors (%zu)", expected);
+        cap *= 2;
+    }
+    m->slot = calloc(cap, sizeof *m->slot);
+    if (!m->slot)
+        return ferry_fail(FERRY_ENOMEM, "out of memory indexing %zu tensor names", expected);
+    m->cap = cap;
+    return FERRY_OK;
+}
+
+static int names_find(const loader *ld, const char *name)
+{
+    size_t mask = ld->names.cap - 1;
+    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+        int s = ld->names.slot[i];
+        if (!s)
+            return -1;
+        if (strcmp(ld->g->values[s - 1].name, name) == 0)
+            return s - 1;
+    }
+}
+
+/* Adds a value and indexes its name; -1 with the error set. The table was
+ * sized for every name the model can define, so it never fills. */
+static int add_named(loader *ld, const char *name, ferry_dtype dt, int ndim, const int64_t *dims)
+{
+    int v = graph_add_value(ld->g, name, dt, ndim, dims);
+    if (v < 0)
+        return -1;
+    size_t mask = ld->names.cap - 1;
+    size_t i = name_hash(name) & mask;
+    while (ld->names.slot[i])
+        i = (i + 1) & mask;
+    ld->names.slot[i] = v + 1;
+    return v;
+}
+
+/* ----------------------------------------------------------- dtypes */
+
+static ferry_dtype map_dtype(int32_t t)
+{
+    switch (t) {
+    case FERRY_F32: case FERRY_U8: case FERRY_I8: case FERRY_I32: case FERRY_I64:
+    case FERRY_BOOL: case FERRY_F16: case FERRY_F64: case FERRY_BF16:
+        return (ferry_dtype)t;
+    default:
+        return FERRY_DTYPE_UNDEFINED;
+    }
+}
+
+/* ------------------------------------------------------ tensor data */
+
+/* numel of dims with int64 overflow checks; -1 when invalid. */
+static int64_t checked_numel(const int64_t *dims, size_t n)
+{
+    int64_t e = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (dims[i] < 0)
+            return -1;
+        if (dims[i] > 0 && e > INT64_MAX / dims[i])
+            return -1;
+        e *= dims[i];
+    }
+    return e;
+}
+
+static int path_escapes(const char *p)
+{
+    if (!*p || p[0] == '/' || p[0] == '\\')
+        return 1;
+    const char *s = p;
+    while (*s) {
+        size_t n = strcspn(s, "/\\");
+        if (n == 2 && s[0] == '.' && s[1] == '.')
+            return 1;
+        s += n;
+        if (*s)
+            s++;
+    }
+    return 0;
+}
+
+static int parse_size_field(const char *s, int64_t *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static ferry_status read_external(const loader *ld, const Onnx__TensorProto *t, const char *what,
+                                  void *dst, size_t bytes)
+{
+    const char *location = NULL;
+    int64_t offset = 0, length = -1;
+    for (size_t i = 0; i < t->n_external_data; i++) {
+        const Onnx__StringStringEntryProto *e = t->external_data[i];
+        if (!e || !e->key)
+            continue;
+        if (!strcmp(e->key, "location")) {
+            location = e->value;
+        } else if (!strcmp(e->key, "offset")) {
+            if (parse_size_field(e->value, &offset))
+                return ferry_fail(FERRY_EPARSE, "%s: external data offset '%s' is not a size",
+                                  what, str_or_empty(e->value));
+        } else if (!strcmp(e->key, "length")) {
+            if (parse_size_field(e->value, &length))
+                return ferry_fail(FERRY_EPARSE, "%s: external data length '%s' is not a size",
+                                  what, str_or_empty(e->value));
+        }
+    }
+    if (!location || !*location)
+        return ferry_fail(FERRY_EPARSE, "%s: external data has no location", what);
+    if (path_escapes(location))
+        return ferry_fail(FERRY_EPARSE,
+                          "%s: external data location '%s' is absolute or leaves the model's "
+                          "directory",
+                          what, location);
+    if (!ld->base_dir)
+        return ferry_fail(FERRY_EINVAL,
+                          "%s: external data '%s' needs a base directory (model loaded from "
+                          "memory without one)",
+                          what, location);
+    if (length >= 0 && (uint64_t)length != bytes)
+        return ferry_fail(FERRY_EPARSE, "%s: external data length %lld, expected %zu bytes", what,
+                          (long long)length, bytes);
+    size_t plen = strlen(ld->base_dir) + strlen(location) + 2;
+    char *path = malloc(plen);
+    if (!path)
+        return ferry_fail(FERRY_ENOMEM, "%s: out of memory", what);
+    snprintf(path, plen, "%s/%s", ld->base_dir, location);
+    ferry_status st = FERRY_OK;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        st = ferry_fail(FERRY_EIO, "%s: cannot open external data '%s': %s", what, path,
+                        strerror(errno));
+        goto out;
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
+        st = ferry_fail(FERRY_EIO, "%s: external data '%s' is not a regular file", what, path);
+        goto out;
+    }
+    if ((uint64_t)offset > (uint64_t)sb.st_size || bytes > (uint64_t)sb.st_size - (uint64_t)offset) {
+        st = ferry_fail(FERRY_EPARSE,
+                        "%s: external data '%s' has %lld bytes; %zu needed at offset %lld", what,
+                        path, (long long)sb.st_size, bytes, (long long)offset);
+        goto out;
+    }
+    if (fseeko(f, (off_t)offset, SEEK_SET) || (bytes && fread(dst, 1, bytes, f) != bytes)) {
+        st = ferry_fail(FERRY_EIO, "%s: reading external data '%s': %s", what, path,
+                        ferror(f) ? strerror(errno) : "short read");
+        goto out;
+    }
+out:
+    if (f)
+        fclose(f);
+    free(path);
+    return st;
+}
+
+/* Copies typed-field data (float_data, int32_data, ...) into dst. */
+static ferry_status read_typed(const Onnx__TensorProto *t, ferry_dtype dt, const char *what,
+                               void *dst, int64_t numel)
+{
+    size_t n = (size_t)numel;
+    size_t have = 0;
+    switch (dt) {
+    case FERRY_F32: have = t->n_float_data; break;
+    case FERRY_F64: have = t->n_double_data; break;
+    case FERRY_I64: have = t->n_int64_data; break;
+    default: have = t->n_int32_data; break;
+    }
+    if (have != n)
+        return ferry_fail(FERRY_EPARSE, "%s: has %zu %s elements of data, its dims say %lld",
+                          what, have, ferry_dtype_name(dt), (long long)numel);
+    if (!n)
+        return FERRY_OK;
+    switch (dt) {
+    case FERRY_F32: memcpy(dst, t->float_data, n * 4); break;
+    case FERRY_F64: memcpy(dst, t->double_data, n * 8); break;
+    case FERRY_I64: memcpy(dst, t->int64_data, n * 8); break;
+    case FERRY_I32: memcpy(dst, t->int32_data, n * 4); break;
+    case FERRY_F16:
+    case FERRY_BF16:
+        /* the 16 bits of each element sit in the low half of an int32 */
+        for (size_t i = 0; i < n; i++)
+            ((uint16_t *)dst)[i] = (uint16_t)(uint32_t)t->int32_data[i];
+        break;
+    case FERRY_BOOL:
+        for (size_t i = 0; i < n; i++)
+            ((uint8_t *)dst)[i] = t->int32_data[i] != 0;
+        break;
+    case FERRY_U8:
+    case FERRY_I8:
+        for (size_t i = 0; i < n; i++)
+            ((uint8_t *)dst)[i] = (uint8_t)t->int32_data[i];
+        break;
+    default:
+        return ferry_fail(FERRY_EINTERNAL, "%s: no typed reader for %s", what,
+                          ferry_dtype_name(dt));
+    }
+    return FERRY_OK;
+}
+
+/* Makes a constant value named name from a TensorProto. what names the
+ * tensor in messages ("initializer 'w'"). */
+static ferry_status tensor_to_value(loader *ld, const Onnx__TensorProto *t, const char *name,
+                                   const char *what, int *out)
+{
+    if (!t)
+        return ferry_fail(FERRY_EPARSE, "%s: no tensor", what);
+    ferry_dtype dt = map_dtype(t->data_type);
+    if (dt == FERRY_DTYPE_UNDEFINED)
+        return ferry_fail(FERRY_EUNSUPPORTED, "%s: data type %d is not supported", what,
+                          (int)t->data_type);
+    if (t->n_dims > FERRY_MAX_DIMS)
+        return ferry_fail(FERRY_EUNSUPPORTED, "%s: rank %zu; at most %d is supported", what,
+                          t->n_dims, FERRY_MAX_DIMS);
+    if (t->segment)
+        return ferry_fail(FERRY_EUNSUPPORTED, "%s: segmented tensors are not supported", what);
+    int64_t numel = checked_numel(t->dims, t->n_dims);
+    size_t esz = ferry_dtype_size(dt);
+    if (numel < 0 || (uint64_t)numel > SIZE_MAX / esz)
+        return ferry_fail(FERRY_EPARSE, "%s: invalid or too large dims", what);
+    size_t bytes = (size_t)numel * esz;
+    int external = t->has_data_location &&
+                   t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    int raw = !external && t->has_raw_data;
+    /* Check what the data can hold before allocating what the dims claim. */
+    if (raw) {
+        if (t->raw_data.len != bytes)
+            return ferry_fail(FERRY_EPARSE, "%s: raw_data has %zu bytes, its dims say %zu", what,
+                              t->raw_data.len, bytes);
+        if (bytes > ld->len - ld->raw_bytes)
+            return ferry_fail(FERRY_EPARSE, "%s: initializers claim more bytes than the file has",
+                              what);
+        ld->raw_bytes += bytes;
+    }
+    void *data = malloc(bytes ? bytes : 1);
+    if (!data)
+        return ferry_fail(FERRY_ENOMEM, "%s: out of memory for %zu bytes", what, bytes);
+    ferry_status st;
+    if (external)
+        st = read_external(ld, t, what, data, bytes);
+    else if (raw) {
+        if (bytes)
+            memcpy(data, t->raw_data.data, bytes);
+        st = FERRY_OK;
+    } else
+        st = read_typed(t, dt, what, data, numel);
+    if (st != FERRY_OK) {
+        free(data);
+        return st;
+    }
+    int v = add_named(ld, name, dt, (int)t->n_dims, t->dims);
+    if (v < 0) {
+        free(data);
+        return ferry_fail_prefix(FERRY_ENOMEM, "%s", what);
+    }
+    ld->g->values[v].is_const = 1;
+    ld->g->values[v].data = data;
+    *out = v;
+    return FERRY_OK;
+}
+
+/* ------------------------------------------------------- attributes */
+
+typedef struct node_ctx {
+    const Onnx__NodeProto *np;
+    const char *name;
+    const char *op;
+} node_ctx;
+
+static const Onnx__AttributeProto *find_attr(const Onnx__NodeProto *np, const char *name)
+{
+    for (size_t i = 0; i < np->n_attribute; i++)
+        if (np->attribute[i] && np->attribute[i]->name && !strcmp(np->attribute[i]->name, name))
+            return np->attribute[i];
+    return NULL;
+}
+
+static ferry_status attr_bad_type(const node_ctx *c, const char *attr, const char *want)
+{
+    return ferry_fail(FERRY_EPARSE, "node '%s' (%s): attribute '%s' must be %s", c->name, c->op,
+                      attr, want);
+}
+
+static ferry_status attr_float(const node_ctx *c, const char *name, float def, float *out)
+{
+    const Onnx__AttributeProto *a = find_attr(c->np, name);
+    *out = def;
+    if (!a)
+        return FERRY_OK;
+    if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT) || !a->has_f)
+        return attr_bad_type(c, name, "a float");
+    *out = a->f;
+    return FERRY_OK;
+}
+
+static ferry_status attr_int(const node_ctx *c, const char *name, int64_t def, int64_t lo,
+                             int64_t hi, int64_t *out)
+{
+    const Onnx__AttributeProto *a = find_attr(c->np, name);
+    *out = def;
+    if (!a)
+        return FERRY_OK;
+    if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT) || !a->has_i)
+        return attr_bad_type(c, name, "an int");
+    if (a->i < lo || a->i > hi)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): attribute '%s' is %lld, outside [%lld, %lld]",
+                          c->name, c->op, name, (long long)a->i, (long long)lo, (long long)hi);
+    *out = a->i;
+    return FERRY_OK;
+}
+
+/* Reads an ints attribute into axes[]; *n = -1 when absent. */
+static ferry_status attr_axes(const node_ctx *c, const char *name, int64_t *axes, int *n)
+{
+    const Onnx__AttributeProto *a = find_attr(c->np, name);
+    *n = -1;
+    if (!a)
+        return FERRY_OK;
+    if (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)
+        return attr_bad_type(c, name, "a list of ints");
+    if (a->n_ints > FERRY_MAX_DIMS)
+        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %zu axes; at most %d", c->name,
+                          c->op, a->n_ints, FERRY_MAX_DIMS);
+    for (size_t i = 0; i < a->n_ints; i++)
+        axes[i] = a->ints[i];
+    *n = (int)a->n_ints;
+    return FERRY_OK;
+}
+
+/* ---------------------------------------------------------- operators */
+
+typedef struct op_spec {
+    const char *name;
+    op_kind op;
+    int min_in, max_in; /* ONNX inputs accepted */
+    int n_out;          /* outputs the IR keeps; further ones are dropped_out */
+    int max_out;
+} op_spec;
+
+static const op_spec op_specs[] = {
+    {"Gemm", OP_GEMM, 2, 3, 1, 1},
+    {"MatMul", OP_MATMUL, 2, 2, 1, 1},
+    {"Add", OP_ADD, 2, 2, 1, 1},
+    {"Sub", OP_SUB, 2, 2, 1, 1},
+    {"Mul", OP_MUL, 2, 2, 1, 1},
+    {"Div", OP_DIV, 2, 2, 1, 1},
+    {"Pow", OP_POW, 2, 2, 1, 1},
+    {"Relu", OP_RELU, 1, 1, 1, 1},
+    {"LeakyRelu", OP_LEAKY_RELU, 1, 1, 1, 1},
+    {"Sigmoid", OP_SIGMOID, 1, 1, 1, 1},
+    {"Tanh", OP_TANH, 1, 1, 1, 1},
+    {"Gelu", OP_GELU, 1, 1, 1, 1},
+    {"Erf", OP_ERF, 1, 1, 1, 1},
+    {"Sqrt", OP_SQRT, 1, 1, 1, 1},
+    {"Softmax", OP_SOFTMAX, 1, 1, 1, 1},
+    {"LogSoftmax", OP_LOG_SOFTMAX, 1, 1, 1, 1},
+    {"LayerNormalization", OP_LAYER_NORM, 2, 3, 1, 3},
+    {"ReduceMean", OP_REDUCE_MEAN, 1, 2, 1, 1},
+    {"Flatten", OP_FLATTEN, 1, 1, 1, 1},
+    {"Reshape", OP_RESHAPE, 2, 2, 1, 1},
+    {"Identity", OP_IDENTITY, 1, 1, 1, 1},
+    {"Dropout", OP_IDENTITY, 1, 3, 1, 2},
+    {"Cast", OP_CAST, 1, 1, 1, 1},
+};
+
+static int is_default_domain(const char *d) { return !d || !*d || !strcmp(d, "ai.onnx"); }
+
+static int64_t domain_opset(const Onnx__ModelProto *mp, const char *domain)
+{
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
+        if (!o)
+            continue;
+        if (is_default_domain(domain) ? is_default_domain(o->domain)
+                                      : (o->domain && !strcmp(o->domain, domain)))
+            return o->has_version ? o->version : 0;
+    }
+    return 0;
+}
+
+static const op_spec *find_op(const loader *ld, const Onnx__NodeProto *np, const char *name)
+{
+    const char *op = str_or_empty(np->op_type);
+    if (is_default_domain(np->domain))
+        for (size_t i = 0; i < sizeof op_specs / sizeof op_specs[0]; i++)
+            if (!strcmp(op_specs[i].name, op))
+                return &op_specs[i];
+    const char *dom = is_default_domain(np->domain) ? "ai.onnx" : np->domain;
+    ferry_fail(FERRY_EUNSUPPORTED, "node '%s' uses unsupported operator '%s' (domain %s, opset %lld)",
+               name, op, dom, (long long)domain_opset(ld->mp, np->domain));
+    return NULL;
+}
+
+/* Reads a constant int64 1-D input (Reshape's shape, ReduceMean's axes). */
+static ferry_status const_ints(const loader *ld, const node_ctx *c, int v, const char *what,
+                               int64_t **vals, int64_t *n)
+{
+    const graph_value *gv = &ld->g->values[v];
+    if (!gv->is_const)
+        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %s '%s' must be a constant",
+                          c->name, c->op, what, gv->name);
+    if (gv->dtype != FERRY_I64 || gv->ndim > 1)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): %s '%s' must be a 1-D int64 tensor",
+                          c->name, c->op, what, gv->name);
+    *n = graph_value_numel(gv, 1);
+    *vals = gv->data;
+    return FERRY_OK;
+}
+
+/* Node name for messages: the ONNX name, or "<op>_<index>" like graph.c. */
+static void node_label(const Onnx__NodeProto *np, size_t idx, char *buf, size_t len)
+{
+    if (np->name && *np->name)
+        snprintf(buf, len, "%s", np->name);
+    else
+        snprintf(buf, len, "%s_%zu", np->op_type ? np->op_type : "node", idx);
+}
+
+/* Constant node -> const value. */
+static ferry_status load_constant(loader *ld, const node_ctx *c)
+{
+    const Onnx__NodeProto *np = c->np;
+    if (np->n_output != 1 || !np->output[0] || !*np->output[0] || np->n_input != 0)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (Constant): needs no inputs and one output",
+                          c->name);
+    const char *out = np->output[0];
+    if (names_find(ld, out) >= 0)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (Constant): output '%s' is already defined",
+                          c->name, out);
+    char what[512];
+    snprintf(what, sizeof what, "node '%s' (Constant)", c->name);
+    if (np->n_attribute != 1 || !np->attribute[0] || !np->attribute[0]->name)
+        return ferry_fail(FERRY_EPARSE, "%s: needs exactly one value attribute", what);
+    const Onnx__AttributeProto *a = np->attribute[0];
+    int v = -1;
+    int64_t n1;
+    if (!strcmp(a->name, "value")) {
+        if (!a->t)
+            return attr_bad_type(c, "value", "a tensor");
+        return tensor_to_value(ld, a->t, out, what, &v);
+    }
+    ferry_dtype dt;
+    size_t n;
+    const void *src;
+    int ndim;
+    if (!strcmp(a->name, "value_float")) {
+        if (!a->has_f)
+            return attr_bad_type(c, a->name, "a float");
+        dt = FERRY_F32, n = 1, src = &a->f, ndim = 0;
+    } else if (!strcmp(a->name, "value_floats")) {
+        dt = FERRY_F32, n = a->n_floats, src = a->floats, ndim = 1;
+    } else if (!strcmp(a->name, "value_int")) {
+        if (!a->has_i)
+            return attr_bad_type(c, a->name, "an int");
+        dt = FERRY_I64, n = 1, src = &a->i, ndim = 0;
+    } else if (!strcmp(a->name, "value_ints")) {
+        dt = FERRY_I64, n = a->n_ints, src = a->ints, ndim = 1;
+    } else {
+        return ferry_fail(FERRY_EUNSUPPORTED, "%s: attribute '%s' is not supported", what, a->name);
+    }
+    n1 = (int64_t)n;
+    size_t bytes = n * ferry_dtype_size(dt);
+    void *data = malloc(bytes ? bytes : 1);
+    if (!data)
+        return ferry_fail(FERRY_ENOMEM, "%s: out of memory", what);
+    if (bytes)
+        memcpy(data, src, bytes);
+    v = add_named(ld, out, dt, ndim, &n1);
+    if (v < 0) {
+        free(data);
+        return FERRY_ENOMEM;
+    }
+    ld->g->values[v].is_const = 1;
+    ld->g->values[v].data = data;
+    return FERRY_OK;
+}
+
+/* Creates the output values of a (non-Constant) node. */
+static ferry_status declare_outputs(loader *ld, const node_ctx *c, const op_spec *sp, size_t idx)
+{
+    const Onnx__NodeProto *np = c->np;
+    if (np->n_output < 1 || (int)np->n_output > sp->max_out || !np->output[0] ||
+        !*np->output[0])
+        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): has %zu outputs; expected 1 to %d",
+                          c->name, c->op, np->n_output, sp->max_out);
+    for (size_t k = 0; k < np->n_output; k++) {
+        const char *o = np->output[k];
+        if (!o || !*o)
+            continue; /* an optional output left out */
+        if (names_find(ld, o) >= 0)
+            return ferry_fail(FERRY_EPARSE, "node '%s' (%s): output '%s' is already defined",
+                              c->name, c->op, o);
+        int v = add_named(ld, o, FERRY_DTYPE_UNDEFINED, 0, NULL);
+        if (v < 0)
+            return FERRY_ENOMEM;
+        if ((int)k >= sp->n_out) {
+            dropped_out *d = realloc(ld->dropped, (size_t)(ld->n_dropped + 1) * sizeof *d);
+            if (!d)
+                return ferry_fail(FERRY_ENOMEM, "out of memory");
+            ld->dropped = d;
+            d[ld->n_dropped].value = v;
+            d[ld->n_dropped].node = (int)idx;
+            ld->n_dropped++;
+        }
+    }
+    return FERRY_OK;
+}
+
+/* Resolves a node's ONNX input k to a value index (-1 if left out). */
+static ferry_status resolve_input(const loader *ld, const node_ctx *c, const op_spec *sp, size_t k,
+                                  int *out)
+{
+    const Onnx__NodeProto *np = c->np;
+    const char *nm = k < np->n_input ? np->input[k] : NULL;
+    *out = -1;
+    if (!nm || !*nm) {
+        if ((int)k < sp->min_in)
+            return ferry_fail(FERRY_EPARSE, "node '%s' (%s): required input %zu is missing",
+                              c->name, c->op, k);
+        return FERRY_OK;
+    }
+    int v = names_find(ld, nm);
+    if (v < 0)
+        return ferry_fail(FERRY_EPARSE,
+                          "node '%s' (%s): input '%s' refers to no tensor (not a graph input, "
+                          "initializer or node output)",
+                          c->name, c->op, nm);
+    *out = v;
+    return FERRY_OK;
+}
+
+static ferry_status load_node(loader *ld, const node_ctx *c, const op_spec *sp)
+{
+    const Onnx__NodeProto *np = c->np;
+    graph *g = ld->g;
+    ferry_status st;
+    if ((int)np->n_input < sp->min_in || (int)np->n_input > sp->max_in)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): has %zu inputs; expected %d to %d",
+                          c->name, c->op, np->n_input, sp->min_in, sp->max_in);
+    int ins[GRAPH_MAX_IO] = {-1, -1, -1, -1};
+    for (size_t k = 0; k < np->n_input; k++)
+        if ((st = resolve_input(ld, c, sp, k, &ins[k])) != FERRY_OK)
+            return st;
+    int n_in = (int)np->n_input;
+    op_kind op = sp->op;
+    int64_t iv;
+    int64_t axes[FERRY_MAX_DIMS];
+    int n_axes = -1;
+    /* ---- per-op attributes and input rewriting */
+    graph_node tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.alpha = 1.0f, tmp.beta = 1.0f, tmp.epsilon = 1e-5f, tmp.axis = -1, tmp.keepdims = 1;
+    const char *opn = sp->name;
+    if (!strcmp(opn, "Gemm")) {
+        if ((st = attr_float(c, "alpha", 1.0f, &tmp.alpha)) ||
+            (st = attr_float(c, "beta", 1.0f, &tmp.beta)))
+            return st;
+        if ((st = attr_int(c, "transA", 0, 0, 1, &iv)))
+            return st;
+        tmp.trans_a = (int)iv;
+        if ((st = attr_int(c, "transB", 0, 0, 1, &iv)))
+            return st;
+        tmp.trans_b = (int)iv;
+        while (n_in > 2 && ins[n_in - 1] < 0)
+            n_in--;
+    } else if (!strcmp(opn, "MatMul")) {
+        const graph_value *b = &g->values[ins[1]];
+        if (b->is_const && b->ndim == 2)
+            op = OP_GEMM; /* trans_b = 0, alpha = beta = 1, no C */
+    } else if (!strcmp(opn, "LeakyRelu")) {
+        if ((st = attr_float(c, "alpha", 0.01f, &tmp.alpha)))
+            return st;
+    } else if (!strcmp(opn, "Gelu")) {
+        const Onnx__AttributeProto *a = find_attr(np, "approximate");
+        if (a) {
+            if (!a->has_s)
+                return attr_bad_type(c, "approximate", "a string");
+            if (a->s.len == 4 && !memcmp(a->s.data, "tanh", 4))
+                tmp.approximate = 1;
+            else if (!(a->s.len == 4 && !memcmp(a->s.data, "none", 4)))
+                return ferry_fail(FERRY_EPARSE,
+                                  "node '%s' (Gelu): approximate must be \"none\" or \"tanh\"",
+                                  c->name);
+        }
+    } else if (!strcmp(opn, "Softmax") || !strcmp(opn, "LogSoftmax")) {
+        if ((st = attr_int(c, "axis", ld->opset < 13 ? 1 : -1, -FERRY_MAX_DIMS,
+                           FERRY_MAX_DIMS - 1, &iv)))
+            return st;
+        tmp.axis = (int)iv;
+    } else if (!strcmp(opn, "LayerNormalization")) {
+        if ((st = attr_int(c, "axis", -1, -FERRY_MAX_DIMS, FERRY_MAX_DIMS - 1, &iv)) ||
+            (st = attr_float(c, "epsilon", 1e-5f, &tmp.epsilon)))
+            return st;
+        tmp.axis = (int)iv;
+        while (n_in > 2 && ins[n_in - 1] < 0)
+            n_in--;
+    } else if (!strcmp(opn, "ReduceMean")) {
+        if ((st = attr_int(c, "keepdims", 1, 0, 1, &iv)))
+            return st;
+        tmp.keepdims = (int)iv;
+        if ((st = attr_axes(c, "axes", axes, &n_axes)))
+            return st;
+        if (n_in == 2 && ins[1] >= 0) {
+            if (ld->opset < 18)
+                return ferry_fail(FERRY_EPARSE,
+                                  "node '%s' (ReduceMean): takes axes as an input only from "
+                                  "opset 18 (model has %lld)",
+                                  c->name, (long long)ld->opset);
+            int64_t *vals, n;
+            if ((st = const_ints(ld, c, ins[1], "axes", &vals, &n)))
+                return st;
+            if (n > FERRY_MAX_DIMS)
+                return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (ReduceMean): %lld axes",
+                                  c->name, (long long)n);
+            for (int64_t i = 0; i < n; i++)
+                axes[i] = vals[i];
+            n_axes = (int)n;
+        }
+        n_in = 1;
+        if ((st = attr_int(c, "noop_with_empty_axes", 0, 0, 1, &iv)))
+            return st;
+        if (iv && n_axes <= 0)
+            return ferry_fail(FERRY_EUNSUPPORTED,
+                              "node '%s' (ReduceMean): noop_with_empty_axes without axes",
+                              c->name);
+    } else if (!strcmp(opn, "Flatten")) {
+        if ((st = attr_int(c, "axis", 1, -FERRY_MAX_DIMS, FERRY_MAX_DIMS, &iv)))
+            return st;
+        tmp.axis = (int)iv;
+    } else if (!strcmp(opn, "Reshape")) {
+        int64_t *vals, n;
+        if ((st = const_ints(ld, c, ins[1], "shape", &vals, &n)))
+            return st;
+        if (n > FERRY_MAX_DIMS)
+            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Reshape): target rank %lld; at most %d",
+                              c->name, (long long)n, FERRY_MAX_DIMS);
+        if ((st = attr_int(c, "allowzero", 0, 0, 1, &iv)))
+            return st;
+        /* allowzero only differs when the target holds a 0, i.e. an empty
+         * tensor, which nothing here can run. */
+        for (int64_t i = 0; iv && i < n; i++)
+            if (vals[i] == 0)
+                return ferry_fail(FERRY_EUNSUPPORTED,
+                                  "node '%s' (Reshape): allowzero with a 0 in the shape (an "
+                                  "empty tensor) is not supported",
+                                  c->name);
+    } else if (!strcmp(opn, "Dropout")) {
+        /* Inference: Dropout is Identity unless training_mode is true. */
+        if (n_in == 3 && ins[2] >= 0) {
+            const graph_value *tm = &g->values[ins[2]];
+            if (!tm->is_const || tm->dtype != FERRY_BOOL || graph_value_numel(tm, 1) != 1 ||
+                *(const uint8_t *)tm->data)
+                return ferry_fail(FERRY_EUNSUPPORTED,
+                                  "node '%s' (Dropout): training_mode must be a constant false",
+                                  c->name);
+        }
+        n_in = 1;
+    } else if (!strcmp(opn, "Cast")) {
+        if ((st = attr_int(c, "to", 0, INT32_MIN, INT32_MAX, &iv)))
+            return st;
+        if (!find_attr(np, "to"))
+            return ferry_fail(FERRY_EPARSE, "node '%s' (Cast): attribute 'to' is missing", c->name);
+        tmp.to = map_dtype((int32_t)iv);
+        if (tmp.to == FERRY_DTYPE_UNDEFINED)
+            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Cast): target data type %lld is not supported",
+                              c->name, (long long)iv);
+    }
+    int outs[GRAPH_MAX_IO];
+    int n_out = 0;
+    for (int k = 0; k < sp->n_out && k < (int)np->n_output; k++) {
+        outs[n_out] = names_find(ld, np->output[k]);
+        if (outs[n_out] < 0)
+            return ferry_fail(FERRY_EINTERNAL, "node '%s' (%s): output '%s' was not declared",
+                              c->name, c->op, np->output[k]);
+        if (g->values[outs[n_out]].producer >= 0)
+            return ferry_fail(FERRY_EPARSE, "node '%s' (%s): output '%s' is written twice",
+                              c->name, c->op, np->output[k]);
+        n_out++;
+    }
+    int ni = graph_add_node(g, op, c->name, n_in, ins, n_out, outs);
+    if (ni < 0)
+        return FERRY_ENOMEM;
+    graph_node *gn = &g->nodes[ni];
+    gn->alpha = tmp.alpha;
+    gn->beta = tmp.beta;
+    gn->trans_a = tmp.trans_a;
+    gn->trans_b = tmp.trans_b;
+    gn->epsilon = tmp.epsilon;
+    gn->axis = tmp.axis;
+    gn->approximate = tmp.approximate;
+    gn->keepdims = tmp.keepdims;
+    gn->to = tmp.to;
+    gn->n_axes = n_axes < 0 ? 0 : n_axes;
+    for (int i = 0; i < gn->n_axes; i++)
+        gn->axes[i] = axes[i];
+    return FERRY_OK;
+}
+
+/* ------------------------------------------------------------ graph I/O */
+
+/* Reads a value's declared tensor type. For inputs, dim 0 may be symbolic
+ * (the batch); for outputs, symbolic dims are returned as 0 ("unknown"). */
+static ferry_status read_value_info(const Onnx__ValueInfoProto *vi, int is_input, ferry_dtype *dt,
+                                    int *ndim, int64_t *dims, int *has_shape)
+{
+    const char *kind = is_input ? "input" : "output";
+    const char *name = str_or_empty(vi->name);
+    *has_shape = 0;
+    *ndim = 0;
+    *dt = FERRY_DTYPE_UNDEFINED;
+    const Onnx__TypeProto *tp = vi->type;
+    if (!tp) {
+        if (is_input)
+            return ferry_fail(FERRY_EPARSE, "input '%s' has no type", name);
+        return FERRY_OK;
+    }
+    if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
+        return ferry_fail(FERRY_EUNSUPPORTED, "%s '%s' is not a tensor", kind, name);
+    const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+    if (tt->has_elem_type) {
+        *dt = map_dtype(tt->elem_type);
+        if (*dt == FERRY_DTYPE_UNDEFINED)
+            return ferry_fail(FERRY_EUNSUPPORTED, "%s '%s' has unsupported data type %d", kind,
+                              name, (int)tt->elem_type);
+    } else if (is_input) {
+        return ferry_fail(FERRY_EPARSE, "input '%s' has no element type", name);
+    }
+    if (!tt->shape) {
+        if (is_input)
+            return ferry_fail(FERRY_EUNSUPPORTED, "input '%s' has no shape", name);
+        return FERRY_OK;
+    }
+    if (tt->shape->n_dim > FERRY_MAX_DIMS)
+        return ferry_fail(FERRY_EUNSUPPORTED, "%s '%s' has rank %zu; at most %d is supported",
+                          kind, name, tt->shape->n_dim, FERRY_MAX_DIMS);
+    *ndim = (int)tt->shape->n_dim;
+    *has_shape = 1;
+    for (int d = 0; d < *ndim; d++) {
+        const Onnx__TensorShapeProto__Dimension *dm = tt->shape->dim[d];
+        int known = dm && dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+                    dm->dim_value > 0;
+        if (!is_input) {
+            dims[d] = known ? dm->dim_value : 0;
+            continue;
+        }
+        if (d == 0 && !known) {
+            dims[d] = FERRY_DIM_BATCH;
+        } else if (!known) {
+            const char *why = dm && dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+                                  ? dm->dim_param
+                                  : "unknown";
+            return ferry_fail(FERRY_EUNSUPPORTED,
+                              "input '%s' dimension %d is symbolic ('%s'); only dimension 0 "
+                              "(the batch) may be",
+                              name, d, str_or_empty(why));
+        } else {
+            dims[d] = dm->dim_value;
+        }
+    }
+    return FERRY_OK;
+}
+
+static ferry_status load_inputs(loader *ld)
+{
+    const Onnx__GraphProto *gp = ld->gp;
+    graph *g = ld->g;
+    g->inputs = calloc(gp->n_input + 1, sizeof *g->inputs);
+    if (!g->inputs)
+        return ferry_fail(FERRY_ENOMEM, "out of memory");
+    for (size_t i = 0; i < gp->n_input; i++) {
+        const Onnx__ValueInfoProto *vi = gp->input[i];
+        if (!vi || !vi->name || !*vi->name)
+            return ferry_fail(FERRY_EPARSE, "graph input %zu has no name", i);
+        int v = names_find(ld, vi->name);
+        if (v >= 0 && g->values[v].is_const)
+            continue; /* an initializer listed as input (IR < 4 style) */
+        if (v >= 0)
+            return ferry_fail(FERRY_EPARSE, "input '%s' is declared twice", vi->name);
+        ferry_dtype dt;
+        int ndim, has_shape;
+        int64_t dims[FERRY_MAX_DIMS];
+        ferry_status st = read_value_info(vi, 1, &dt, &ndim, dims, &has_shape);
+        if (st)
+            return st;
+        v = add_named(ld, vi->name, dt, ndim, dims);
+        if (v < 0)
+            return FERRY_ENOMEM;
+        g->values[v].is_input = 1;
+        g->inputs[g->n_inputs++] = v;
+    }
+    return FERRY_OK;
+}
+
+static ferry_status load_outputs(loader *ld)
+{
+    const Onnx__GraphProto *gp = ld->gp;
+    graph *g = ld->g;
+    if (gp->n_output == 0)
+        return ferry_fail(FERRY_EPARSE, "the graph has no outputs");
+    g->outputs = calloc(gp->n_output, sizeof *g->outputs);
+    if (!g->outputs)
+        return ferry_fail(FERRY_ENOMEM, "out of memory");
+    for (size_t i = 0; i < gp->n_output; i++) {
+        const Onnx__ValueInfoProto *vi = gp->output[i];
+        if (!vi || !vi->name || !*vi->name)
+            return ferry_fail(FERRY_EPARSE, "graph output %zu has no name", i);
+        int v = names_find(ld, vi->name);
+        if (v < 0)
+            return ferry_fail(FERRY_EPARSE,
+                              "output '%s' refers to no tensor (not a graph input, initializer "
+                              "or node output)",
+                              vi->name);
+        if (g->values[v].is_output)
+            return ferry_fail(FERRY_EPARSE, "output '%s' is listed twice", vi->name);
+        g->values[v].is_output = 1;
+        g->outputs[g->n_outputs++] = v;
+    }
+    return FERRY_OK;
+}
+
+static void fmt_dims(char *buf, size_t len, int ndim, const int64_t *dims, int unknown_zero)
+{
+    size_t at = 0;
+    at += (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < ndim && at < len; i++) {
+        if (dims[i] == FERRY_DIM_BATCH)
+            at += (size_t)snprintf(buf + at, len - at, "%sN", i ? "," : "");
+        else if (unknown_zero && dims[i] == 0)
+            at += (size_t)snprintf(buf + at, len - at, "%s?", i ? "," : "");
+        else
+            at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? "," : "", (long long)dims[i]);
+    }
+    if (at < len)
+        snprintf(buf + at, len - at, "]");
+}
+
+/* After inference: each output's declared static dims and type must match. */
+static ferry_status check_declared_outputs(const loader *ld)
+{
+    const Onnx__GraphProto *gp = ld->gp;
+    const graph *g = ld->g;
+    for (size_t i = 0; i < gp->n_output; i++) {
+        const Onnx__ValueInfoProto *vi = gp->output[i];
+        ferry_dtype dt;
+        int ndim, has_shape;
+        int64_t dims[FERRY_MAX_DIMS];
+        ferry_status st = read_value_info(vi, 0, &dt, &ndim, dims, &has_shape);
+        if (st)
+            return st;
+        const graph_value *v = &g->values[g->outputs[i]];
+        if (dt != FERRY_DTYPE_UNDEFINED && v->dtype != dt)
+            return ferry_fail(FERRY_EDTYPE, "output '%s' is declared %s but computed as %s",
+                              v->name, ferry_dtype_name(dt), ferry_dtype_name(v->dtype));
+        if (!has_shape)
+            continue;
+        int bad = ndim != v->ndim;
+        for (int d = 0; !bad && d < ndim; d++)
+            if (dims[d] > 0 && v->dims[d] != FERRY_DIM_BATCH && v->dims[d] != dims[d])
+                bad = 1;
+        if (bad) {
+            char a[160], b[160];
+            fmt_dims(a, sizeof a, ndim, dims, 1);
+            fmt_dims(b, sizeof b, v->ndim, v->dims, 0);
+            return ferry_fail(FERRY_ESHAPE, "output '%s' is declared with shape %s but computed as %s",
+                              v->name, a, b);
+        }
+    }
+    return FERRY_OK;
+}
+
+/* ---------------------------------------------------------------- load */
+
+static ferry_status load_graph(loader *ld)
+{
+    const Onnx__GraphProto *gp = ld->gp;
+    graph *g = ld->g;
+    ferry_status st;
+    size_t expected = gp->n_initializer + gp->n_input;
+    for (size_t i = 0; i < gp->n_node; i++) {
+        if (!gp->node[i])
+            return ferry_fail(FERRY_EPARSE, "node %zu is empty", i);
+        expected += gp->node[i]->n_output;
+    }
+    if ((st = names_init(&ld->names, expected)))
+        return st;
+
+    for (size_t i = 0; i < gp->n_initializer; i++) {
+        const Onnx__TensorProto *t = gp->initializer[i];
+        if (!t || !t->name || !*t->name)
+            return ferry_fail(FERRY_EPARSE, "initializer %zu has no name", i);
+        if (names_find(ld, t->name) >= 0)
+            return ferry_fail(FERRY_EPARSE, "initializer '%s' is defined twice", t->name);
+        char what[320];
+        snprintf(what, sizeof what, "initializer '%s'", t->name);
+        int v;
+        if ((st = tensor_to_value(ld, t, t->name, what, &v)))
+            return st;
+    }
+    if (gp->n_sparse_initializer)
+        return ferry_fail(FERRY_EUNSUPPORTED, "sparse initializers are not supported");
+    if ((st = load_inputs(ld)))
+        return st;
+
+    /* Pass 1: operator check, Constant nodes and every node's outputs. */
+    const op_spec **specs = calloc(gp->n_node + 1, sizeof *specs);
+    if (!specs)
+        return ferry_fail(FERRY_ENOMEM, "out of memory");
+    char label[256];
+    for (size_t i = 0; i < gp->n_node; i++) {
+        const Onnx__NodeProto *np = gp->node[i];
+        node_label(np, i, label, sizeof label);
+        node_ctx c = {np, label, str_or_empty(np->op_type)};
+        if (is_default_domain(np->domain) && !strcmp(c.op, "Constant")) {
+            if ((st = load_constant(ld, &c)))
+                goto out;
+            continue;
+        }
+        if (!(specs[i] = find_op(ld, np, label))) {
+            st = FERRY_EUNSUPPORTED;
+            goto out;
+        }
+        if ((st = declare_outputs(ld, &c, specs[i], i)))
+            goto out;
+    }
+    /* Pass 2: the nodes. */
+    for (size_t i = 0; i < gp->n_node; i++) {
+        if (!specs[i])
+            continue;
+        const Onnx__NodeProto *np = gp->node[i];
+        node_label(np, i, label, sizeof label);
+        node_ctx c = {np, label, specs[i]->name};
+        if ((st = load_node(ld, &c, specs[i])))
+            goto out;
+    }
+    if ((st = load_outputs(ld)))
+        goto out;
+    for (int i = 0; i < ld->n_dropped; i++) {
+        const graph_value *v = &g->values[ld->dropped[i].value];
+        if (v->n_consumers > 0 || v->is_output) {
+            const Onnx__NodeProto *np = gp->node[ld->dropped[i].node];
+            node_label(np, (size_t)ld->dropped[i].node, label, sizeof label);
+            st = ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): output '%s' is used; only the "
+                            "first output is supported",
+                            label, str_or_empty(np->op_type), v->name);
+            goto out;
+        }
+    }
+    if ((st = graph_infer_shapes(g)))
+        goto out;
+    st = check_declared_outputs(ld);
+out:
+    free(specs);
+    return st;
+}
+
+ferry_status onnx_load_buffer(const void *buf, size_t len, const char *base_dir, graph **out)
+{
+    ferry_status st;
+    loader ld;
+    memset(&ld, 0, sizeof ld);
+    if (!out)
+        return ferry_fail(FERRY_EINVAL, "onnx_load_buffer: out is NULL");
+    *out = NULL;
+    if (!buf || len == 0)
+        return ferry_fail(FERRY_EPARSE, "not an ONNX model: the data is empty");
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
+    if (!mp)
+        return ferry_fail(FERRY_EPARSE, "not an ONNX model: protobuf decoding failed (truncated "
+                          "or corrupt, %zu bytes)", len);
+    if (!mp->has_ir_version || !mp->graph) {
+        st = ferry_fail(FERRY_EPARSE, "not an ONNX model: %s is missing",
+                        !mp->has_ir_version ? "ir_version" : "the graph");
+        goto fail;
+    }
+    ld.mp = mp;
+    ld.gp = mp->graph;
+    ld.base_dir = base_dir;
+    ld.len = len;
+    ld.opset = domain_opset(mp, "");
+    if (ld.opset <= 0) {
+        st = ferry_fail(FERRY_EPARSE, "the model imports no opset of the default domain");
+        goto fail;
+    }
+    if (ld.opset < OPSET_MIN || ld.opset > OPSET_MAX) {
+        st = ferry_fail(FERRY_EUNSUPPORTED, "opset %lld is not supported (%d to %d are)",
+                        (long long)ld.opset, OPSET_MIN, OPSET_MAX);
+        goto fail;
+    }
+    if (!(ld.g = graph_new())) {
+        st = FERRY_ENOMEM;
+        goto fail;
+    }
+    ld.g->opset = ld.opset;
+    if (mp->producer_name && !(ld.g->producer = strdup(mp->producer_name))) {
+        st = ferry_fail(FERRY_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((st = load_graph(&ld)))
+        goto fail;
+    free(ld.names.slot);
+    free(ld.dropped);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    *out = ld.g;
+    return FERRY_OK;
+fail:
+    free(ld.names.slot);
+    free(ld.dropped);
+    graph_free(ld.g);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    return st;
+}
+
+ferry_status onnx_load_file(const char *path, graph **out)
+{
+    ferry_status st;
+    char *buf = NULL, *dir = NULL;
+    if (!out)
+        return ferry_fail(FERRY_EINVAL, "onnx_load_file: out is NULL");
+    *out = NULL;
+    if (!path)
+        return ferry_fail(FERRY_EINVAL, "onnx_load_file: path is NULL");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ferry_fail(FERRY_EIO, "model '%s': cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb)) {
+        st = ferry_fail(FERRY_EIO, "model '%s': cannot stat: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        st = ferry_fail(FERRY_EIO, "model '%s': not a regular file", path);
+        goto out;
+    }
+    if ((uint64_t)sb.st_size >= SIZE_MAX) {
+        st = ferry_fail(FERRY_ENOMEM, "model '%s': too large", path);
+        goto out;
+    }
+    size_t len = (size_t)sb.st_size;
+    buf = malloc(len ? len : 1);
+    if (!buf) {
+        st = ferry_fail(FERRY_ENOMEM, "model '%s': out of memory for %zu bytes", path, len);
+        goto out;
+    }
+    if (len && fread(buf, 1, len, f) != len) {
+        st = ferry_fail(FERRY_EIO, "model '%s': read failed: %s", path,
+                        ferror(f) ? strerror(errno) : "short read");
+        goto out;
+    }
+    const char *slash = strrchr(path, '/');
+    dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+    if (!dir) {
+        st = ferry_fail(FERRY_ENOMEM, "model '%s': out of memory", path);
+        goto out;
+    }
+    st = onnx_load_buffer(buf, len, dir, out);
+    if (st)
+        ferry_fail_prefix(st, "model '%s'", path);
+out:
+    fclose(f);
+    free(buf);
+    free(dir);
+    return st;
+}

@@ -1,0 +1,186 @@
+/*
+ * test_parity_cuda.c - the CUDA engine against PyTorch in float64: every
+ * model and batch size of the manifest, at fp32 (1e-5), tf32 (1e-3), fp16
+ * and bf16 (2e-2), each with CUDA graphs off and on; caller tensors are f32
+ * (io_dtype f32), max_batch 256, two workers. Each case runs twice, so that
+ * with graphs on the second run replays what the first captured.
+ *
+ * Without a GPU (ferry_engine_create("cuda") gives FERRY_EUNSUPPORTED or
+ * FERRY_EDEVICE for the first model at fp32) the run is one skipped case
+ * with a note saying why. Once that probe succeeds, any failure to create an engine fails.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "engine/parity.h"
+
+static const struct precision_case {
+    ferry_precision precision;
+    const char *name;
+    double tol;
+} precisions[] = {
+    {FERRY_PRECISION_FP32, "fp32", 1e-5},
+    {FERRY_PRECISION_TF32, "tf32", 1e-3},
+    {FERRY_PRECISION_FP16, "fp16", 2e-2},
+    {FERRY_PRECISION_BF16, "bf16", 2e-2},
+};
+#define N_PRECISIONS (int)(sizeof precisions / sizeof precisions[0])
+
+typedef struct group_ctx {
+    const parity_model *pm;
+    const struct precision_case *prec;
+    int graphs;
+    char label[48];
+    ferry_model *model;
+    ferry_engine *engine;
+} group_ctx;
+
+typedef struct parity_case {
+    group_ctx *ctx;
+    int batch;
+    char name[128];
+} parity_case;
+
+static parity_manifest manifest;
+static group_ctx *current;
+static char no_cuda[1024]; /* why CUDA cases are skipped; "" when they run */
+
+static ferry_status create_engine(const ferry_model *m, ferry_precision p, int graphs,
+                                  ferry_engine **out)
+{
+    ferry_engine_config cfg;
+    ferry_engine_config_init(&cfg);
+    cfg.device = "cuda";
+    cfg.workers = 2;
+    cfg.max_batch = 256;
+    cfg.precision = p;
+    cfg.graphs = graphs;
+    cfg.io_dtype = FERRY_F32;
+    return ferry_engine_create(m, &cfg, out);
+}
+
+/* Is there a CUDA device this build can use? Fills no_cuda if not. */
+static int probe_cuda(void)
+{
+    const parity_model *pm = &manifest.models[0];
+    ferry_model *m = NULL;
+    ferry_engine *e = NULL;
+    ferry_status st = ferry_model_load(pm->onnx, &m);
+    if (st) {
+        print_error("ferry_model_load('%s'): %s: %s\n", pm->onnx, ferry_status_str(st),
+                    ferry_last_error());
+        return -1;
+    }
+    st = create_engine(m, FERRY_PRECISION_FP32, 0, &e);
+    if (st == FERRY_EUNSUPPORTED || st == FERRY_EDEVICE)
+        snprintf(no_cuda, sizeof no_cuda, "no usable CUDA device (%s: %s)", ferry_status_str(st),
+                 ferry_last_error());
+    else if (st)
+        print_error("ferry_engine_create(%s, cuda fp32): %s: %s\n", pm->name,
+                    ferry_status_str(st), ferry_last_error());
+    ferry_engine_destroy(e);
+    ferry_model_destroy(m);
+    return st == FERRY_OK || no_cuda[0] ? 0 : -1;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    group_ctx *c = current;
+    ferry_status st = ferry_model_load(c->pm->onnx, &c->model);
+    if (st) {
+        print_error("ferry_model_load('%s'): %s: %s\n", c->pm->onnx, ferry_status_str(st),
+                    ferry_last_error());
+        return -1;
+    }
+    st = create_engine(c->model, c->prec->precision, c->graphs, &c->engine);
+    if (st) {
+        print_error("ferry_engine_create(%s, %s): %s: %s\n", c->pm->name, c->label,
+                    ferry_status_str(st), ferry_last_error());
+        goto fail;
+    }
+    if (c->graphs && (st = ferry_engine_warmup(c->engine))) {
+        print_error("ferry_engine_warmup(%s, %s): %s: %s\n", c->pm->name, c->label,
+                    ferry_status_str(st), ferry_last_error());
+        goto fail;
+    }
+    return 0;
+fail:
+    ferry_engine_destroy(c->engine);
+    ferry_model_destroy(c->model);
+    c->engine = NULL;
+    c->model = NULL;
+    return -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    ferry_engine_destroy(current->engine);
+    ferry_model_destroy(current->model);
+    current->engine = NULL;
+    current->model = NULL;
+    return 0;
+}
+
+static void test_case(void **state)
+{
+    parity_case *pc = *state;
+    group_ctx *c = pc->ctx;
+    for (int run = 0; run < 2; run++)
+        parity_check(c->engine, manifest.dir, c->pm->name, pc->batch, c->prec->tol, c->label);
+}
+
+static void test_no_cuda(void **state)
+{
+    (void)state;
+    print_message("note: every CUDA parity case skipped: %s\n", no_cuda);
+    skip();
+}
+
+int main(void)
+{
+    if (parity_load_manifest(&manifest))
+        return 1;
+    if (probe_cuda())
+        return 1;
+    if (no_cuda[0]) {
+        const struct CMUnitTest skipped[] = {
+            cmocka_unit_test(test_no_cuda),
+        };
+        return cmocka_run_group_tests_name("parity cuda", skipped, NULL, NULL);
+    }
+    int failed = 0;
+    for (int p = 0; p < N_PRECISIONS; p++) {
+        for (int graphs = 0; graphs <= 1; graphs++) {
+            for (int m = 0; m < manifest.n_models; m++) {
+                const parity_model *pm = &manifest.models[m];
+                group_ctx ctx = {.pm = pm, .prec = &precisions[p], .graphs = graphs};
+                snprintf(ctx.label, sizeof ctx.label, "cuda %s graphs %s", precisions[p].name,
+                         graphs ? "on" : "off");
+                parity_case cases[PARITY_MAX_BATCHES];
+                struct CMUnitTest tests[PARITY_MAX_BATCHES];
+                for (int i = 0; i < pm->n_batches; i++) {
+                    cases[i].ctx = &ctx;
+                    cases[i].batch = pm->batches[i];
+                    snprintf(cases[i].name, sizeof cases[i].name, "%s b=%d %s", pm->name,
+                             pm->batches[i], ctx.label);
+                    tests[i] = (struct CMUnitTest){.name = cases[i].name,
+                                                   .test_func = test_case,
+                                                   .initial_state = &cases[i]};
+                }
+                char group[160];
+                snprintf(group, sizeof group, "parity %s (opset %d) %s", pm->name, pm->opset,
+                         ctx.label);
+                current = &ctx;
+                if (_cmocka_run_group_tests(group, tests, (size_t)pm->n_batches, group_setup,
+                                            group_teardown) != 0)
+                    failed++;
+            }
+        }
+    }
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,555 @@
+/*
+ * test_fuse.c - graph_fuse on hand-built graphs: each pattern PyTorch
+ * exports becomes the one node the backends implement (Gemm with bias and
+ * activation, GELU, LayerNorm), the swallowed nodes are dead and the
+ * consumer counts and producers stay consistent; near misses (a wrong
+ * constant, an intermediate read twice or exported) stay as they are.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/graph.h"
+
+/* ------------------------------------------------------------ builders */
+
+static int act_val(graph *g, const char *name, int64_t width)
+{
+    int64_t d[2] = {FERRY_DIM_BATCH, width};
+    int v = graph_add_value(g, name, FERRY_F32, 2, d);
+    assert_true(v >= 0);
+    return v;
+}
+
+static int input(graph *g, const char *name, int64_t width)
+{
+    int v = act_val(g, name, width);
+    g->values[v].is_input = 1;
+    g->inputs = realloc(g->inputs, (size_t)(g->n_inputs + 1) * sizeof *g->inputs);
+    g->inputs[g->n_inputs++] = v;
+    return v;
+}
+
+static void mark_output(graph *g, int v)
+{
+    g->values[v].is_output = 1;
+    g->outputs = realloc(g->outputs, (size_t)(g->n_outputs + 1) * sizeof *g->outputs);
+    g->outputs[g->n_outputs++] = v;
+}
+
+static int cst_f32(graph *g, const char *name, int ndim, const int64_t *dims, float fill)
+{
+    int v = graph_add_value(g, name, FERRY_F32, ndim, dims);
+    assert_true(v >= 0);
+    int64_t n = graph_value_numel(&g->values[v], 1);
+    float *d = malloc((size_t)n * sizeof *d);
+    for (int64_t i = 0; i < n; i++)
+        d[i] = fill + 0.01f * (float)i;
+    g->values[v].data = d;
+    g->values[v].is_const = 1;
+    return v;
+}
+
+static int scalar(graph *g, const char *name, float x)
+{
+    return cst_f32(g, name, 0, NULL, x);
+}
+
+/* A [1]-shaped f64 scalar, as torch.onnx writes its double constants. */
+static int scalar64(graph *g, const char *name, double x)
+{
+    int64_t one = 1;
+    int v = graph_add_value(g, name, FERRY_F64, 1, &one);
+    double *d = malloc(sizeof *d);
+    *d = x;
+    g->values[v].data = d;
+    g->values[v].is_const = 1;
+    return v;
+}
+
+static int vec(graph *g, const char *name, int64_t n)
+{
+    return cst_f32(g, name, 1, &n, 0.5f);
+}
+
+static int node2(graph *g, op_kind op, const char *name, int a, int b, int out)
+{
+    int in[2] = {a, b};
+    int n = graph_add_node(g, op, name, b >= 0 ? 2 : 1, in, 1, &out);
+    assert_true(n >= 0);
+    return n;
+}
+
+static int node1(graph *g, op_kind op, const char *name, int a, int out)
+{
+    return node2(g, op, name, a, -1, out);
+}
+
+static int live_nodes(const graph *g)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        n += !g->nodes[i].dead;
+    return n;
+}
+
+/* Every n_consumers equals the live reads, every live output's producer is
+ * its node: what the passes promise to keep. */
+static void check_consistent(const graph *g)
+{
+    for (int v = 0; v < g->n_values; v++) {
+        int reads = 0;
+        for (int i = 0; i < g->n_nodes; i++) {
+            const graph_node *n = &g->nodes[i];
+            for (int k = 0; k < n->n_in && !n->dead; k++)
+                reads += n->in[k] == v;
+        }
+        assert_int_equal(g->values[v].n_consumers, reads);
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_out && !g->nodes[i].dead; k++)
+            assert_int_equal(g->values[g->nodes[i].out[k]].producer, i);
+    for (int i = 0; i < g->n_outputs; i++) {
+        int p = g->values[g->outputs[i]].producer;
+        assert_true(p >= 0 && !g->nodes[p].dead);
+    }
+}
+
+/* ------------------------------------------------ Gemm + bias + act */
+
+static void gemm_bias_relu(int bias_first)
+{
+    graph *g = graph_new();
+    int x = input(g, "x", 4);
+    int64_t wd[2] = {3, 4};
+    int w = cst_f32(g, "w", 2, wd, 0.1f);
+    int b = vec(g, "b", 3);
+    int y = act_val(g, "y", 3), z = act_val(g, "z", 3), r = act_val(g, "r", 3);
+    int gm = node2(g, OP_GEMM, "fc", x, w, y);
+    g->nodes[gm].trans_b = 1;
+    int add = bias_first ? node2(g, OP_ADD, "add", b, y, z) : node2(g, OP_ADD, "add", y, b, z);
+    int relu = node1(g, OP_RELU, "relu", z, r);
+    mark_output(g, r);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 1);
+    const graph_node *n = &g->nodes[gm];
+    assert_false(n->dead);
+    assert_int_equal(n->op, OP_GEMM);
+    assert_int_equal(n->act, ACT_RELU);
+    assert_int_equal(n->n_in, 3);
+    assert_int_equal(n->in[2], b);
+    assert_true(n->beta == 1.0f);
+    assert_int_equal(n->trans_b, 1);
+    assert_int_equal(n->out[0], r);
+    assert_true(g->nodes[add].dead && g->nodes[relu].dead);
+    assert_int_equal(g->values[r].producer, gm);
+    assert_string_equal(g->values[r].name, "r");
+    check_consistent(g);
+    graph_free(g);
+}
+
+static void test_gemm_add_relu(void **state)
+{
+    (void)state;
+    gemm_bias_relu(0);
+}
+
+static void test_gemm_bias_first_relu(void **state)
+{
+    (void)state;
+    gemm_bias_relu(1);
+}
+
+/* MatMul with a 2-D constant B becomes a Gemm; an approximate Gelu after
+ * the bias becomes ACT_GELU_TANH. */
+static void test_matmul_add_gelu_tanh(void **state)
+{
+    (void)state;
+    graph *g = graph_new();
+    int x = input(g, "x", 4);
+    int64_t wd[2] = {4, 5};
+    int w = cst_f32(g, "w", 2, wd, 0.1f);
+    int64_t bd[2] = {1, 5};
+    int b = cst_f32(g, "b", 2, bd, 0.0f);
+    int y = act_val(g, "y", 5), z = act_val(g, "z", 5), o = act_val(g, "o", 5);
+    int mm = node2(g, OP_MATMUL, "mm", x, w, y);
+    node2(g, OP_ADD, "add", y, b, z);
+    int ge = node1(g, OP_GELU, "gelu", z, o);
+    g->nodes[ge].approximate = 1;
+    mark_output(g, o);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 1);
+    assert_int_equal(g->nodes[mm].op, OP_GEMM);
+    assert_int_equal(g->nodes[mm].trans_b, 0);
+    assert_int_equal(g->nodes[mm].act, ACT_GELU_TANH);
+    assert_int_equal(g->nodes[mm].in[2], b);
+    assert_int_equal(g->nodes[mm].out[0], o);
+    check_consistent(g);
+    graph_free(g);
+}
+
+/* The Gemm's output is read twice: nothing may be fused into it. */
+static void test_gemm_two_consumers_unfused(void **state)
+{
+    (void)state;
+    graph *g = graph_new();
+    int x = input(g, "x", 4);
+    int64_t wd[2] = {3, 4};
+    int w = cst_f32(g, "w", 2, wd, 0.1f);
+    int b = vec(g, "b", 3);
+    int y = act_val(g, "y", 3), z = act_val(g, "z", 3), r = act_val(g, "r", 3),
+        s = act_val(g, "s", 3);
+    int gm = node2(g, OP_GEMM, "fc", x, w, y);
+    g->nodes[gm].trans_b = 1;
+    node2(g, OP_ADD, "add", y, b, z);
+    node1(g, OP_RELU, "relu", z, r);
+    node1(g, OP_SIGMOID, "side", y, s);
+    mark_output(g, r);
+    mark_output(g, s);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 4);
+    assert_int_equal(g->nodes[gm].act, ACT_NONE);
+    assert_int_equal(g->nodes[gm].n_in, 2);
+    assert_int_equal(g->nodes[gm].out[0], y);
+    check_consistent(g);
+    graph_free(g);
+}
+
+/* The bias sum is a graph output: the bias is fused, the Relu is not. */
+static void test_gemm_bias_output_stops_act(void **state)
+{
+    (void)state;
+    graph *g = graph_new();
+    int x = input(g, "x", 4);
+    int64_t wd[2] = {3, 4};
+    int w = cst_f32(g, "w", 2, wd, 0.1f);
+    int b = vec(g, "b", 3);
+    int y = act_val(g, "y", 3), z = act_val(g, "z", 3), r = act_val(g, "r", 3);
+    int gm = node2(g, OP_GEMM, "fc", x, w, y);
+    g->nodes[gm].trans_b = 1;
+    node2(g, OP_ADD, "add", y, b, z);
+    int relu = node1(g, OP_RELU, "relu", z, r);
+    mark_output(g, z);
+    mark_output(g, r);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 2);
+    assert_int_equal(g->nodes[gm].act, ACT_NONE);
+    assert_int_equal(g->nodes[gm].in[2], b);
+    assert_int_equal(g->nodes[gm].out[0], z);
+    assert_false(g->nodes[relu].dead);
+    check_consistent(g);
+    graph_free(g);
+}
+
+/* A bias of the wrong width is not a bias. */
+static void test_gemm_wrong_bias_width_unfused(void **state)
+{
+    (void)state;
+    graph *g = graph_new();
+    int x = input(g, "x", 4);
+    int64_t wd[2] = {3, 4};
+    int w = cst_f32(g, "w", 2, wd, 0.1f);
+    int b = vec(g, "b", 1);
+    int y = act_val(g, "y", 3), z = act_val(g, "z", 3);
+    int gm = node2(g, OP_GEMM, "fc", x, w, y);
+    g->nodes[gm].trans_b = 1;
+    int add = node2(g, OP_ADD, "add", y, b, z);
+    mark_output(g, z);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_false(g->nodes[add].dead);
+    assert_int_equal(g->nodes[gm].n_in, 2);
+    check_consistent(g);
+    graph_free(g);
+}
+
+/* ---------------------------------------------------------------- GELU */
+
+/* torch.onnx's erf GELU: ((x * (1 + erf(x / sqrt2))) * 0.5). */
+static graph *erf_gelu(float sqrt2, int half_first, int *x_out, int *y_out)
+{
+    graph *g = graph_new();
+    int x = input(g, "x", 8);
+    int t1 = act_val(g, "t1", 8), t2 = act_val(g, "t2", 8), t3 = act_val(g, "t3", 8),
+        t4 = act_val(g, "t4", 8), y = act_val(g, "y", 8);
+    if (half_first) {
+        /* h = x * 0.5; y = h * (1 + erf(x * 1/sqrt2)), f64 [1] constants */
+        node2(g, OP_MUL, "scale", x, scalar64(g, "inv_sqrt2", 1.0 / sqrt2), t1);
+        node1(g, OP_ERF, "erf", t1, t2);
+        node2(g, OP_ADD, "plus1", scalar64(g, "one", 1.0), t2, t3);
+        node2(g, OP_MUL, "half", x, scalar64(g, "half", 0.5), t4);
+        node2(g, OP_MUL, "prod", t4, t3, y);
+    } else {
+        node2(g, OP_DIV, "div", x, scalar(g, "sqrt2", sqrt2), t1);
+        node1(g, OP_ERF, "erf", t1, t2);
+        node2(g, OP_ADD, "plus1", t2, scalar(g, "one", 1.0f), t3);
+        node2(g, OP_MUL, "prod", x, t3, t4);
+        node2(g, OP_MUL, "half", t4, scalar(g, "half", 0.5f), y);
+    }
+    mark_output(g, y);
+    *x_out = x;
+    *y_out = y;
+    return g;
+}
+
+static void check_gelu(graph *g, int x, int y, int approximate)
+{
+    assert_int_equal(live_nodes(g), 1);
+    int p = g->values[y].producer;
+    assert_true(p >= 0);
+    const graph_node *n = &g->nodes[p];
+    assert_false(n->dead);
+    assert_int_equal(n->op, OP_GELU);
+    assert_int_equal(n->approximate, approximate);
+    assert_int_equal(n->n_in, 1);
+    assert_int_equal(n->in[0], x);
+    assert_int_equal(g->values[x].n_consumers, 1);
+    check_consistent(g);
+}
+
+static void test_gelu_erf(void **state)
+{
+    (void)state;
+    int x, y;
+    graph *g = erf_gelu(1.41421f, 0, &x, &y);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    check_gelu(g, x, y, 0);
+    graph_free(g);
+}
+
+static void test_gelu_erf_half_first(void **state)
+{
+    (void)state;
+    int x, y;
+    graph *g = erf_gelu((float)M_SQRT2, 1, &x, &y);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    check_gelu(g, x, y, 0);
+    graph_free(g);
+}
+
+/* Dividing by 1.5 is not GELU. */
+static void test_gelu_wrong_constant_unfused(void **state)
+{
+    (void)state;
+    int x, y;
+    graph *g = erf_gelu(1.5f, 0, &x, &y);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 5);
+    assert_int_equal(g->nodes[g->values[y].producer].op, OP_MUL);
+    check_consistent(g);
+    graph_free(g);
+}
+
+/* erf(x/sqrt2) is also read elsewhere: the chain must stay. */
+static void test_gelu_shared_intermediate_unfused(void **state)
+{
+    (void)state;
+    int x, y;
+    graph *g = erf_gelu(1.41421f, 0, &x, &y);
+    int t2 = graph_find_value(g, "t2"), o = act_val(g, "o", 8);
+    node1(g, OP_RELU, "other", t2, o);
+    mark_output(g, o);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 6);
+    check_consistent(g);
+    graph_free(g);
+}
+
+/* torch.onnx's tanh GELU (approximate='tanh'), with f64 constants:
+ * 0.5 * (x * (1 + tanh(beta * (x + kappa * (x * (x * x)))))). */
+static void test_gelu_tanh(void **state)
+{
+    (void)state;
+    graph *g = graph_new();
+    int x = input(g, "x", 8);
+    int sq = act_val(g, "sq", 8), cube = act_val(g, "cube", 8), k = act_val(g, "k", 8),
+        in = act_val(g, "in", 8), bt = act_val(g, "bt", 8), th = act_val(g, "th", 8),
+        p1 = act_val(g, "p1", 8), m = act_val(g, "m", 8), y = act_val(g, "y", 8);
+    node2(g, OP_MUL, "sq", x, x, sq);
+    node2(g, OP_MUL, "cube", x, sq, cube);
+    node2(g, OP_MUL, "kappa", scalar64(g, "kappa", 0.044715), cube, k);
+    node2(g, OP_ADD, "inner", x, k, in);
+    node2(g, OP_MUL, "beta", scalar64(g, "beta", sqrt(2.0 / M_PI)), in, bt);
+    node1(g, OP_TANH, "tanh", bt, th);
+    node2(g, OP_ADD, "plus1", scalar64(g, "one", 1.0), th, p1);
+    node2(g, OP_MUL, "prod", x, p1, m);
+    node2(g, OP_MUL, "half", scalar64(g, "half", 0.5), m, y);
+    mark_output(g, y);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    check_gelu(g, x, y, 1);
+    graph_free(g);
+}
+
+/* The whole hidden layer of an exported GELU MLP: Gemm, bias Add, erf
+ * GELU -> one Gemm with ACT_GELU. */
+static void test_gemm_bias_gelu_chain(void **state)
+{
+    (void)state;
+    graph *g = graph_new();
+    int in = input(g, "in", 4);
+    int64_t wd[2] = {8, 4};
+    int w = cst_f32(g, "w", 2, wd, 0.1f), b = vec(g, "b", 8);
+    int y = act_val(g, "y", 8), x = act_val(g, "x", 8);
+    int gm = node2(g, OP_GEMM, "fc", in, w, y);
+    g->nodes[gm].trans_b = 1;
+    node2(g, OP_ADD, "bias", y, b, x);
+    int t1 = act_val(g, "t1", 8), t2 = act_val(g, "t2", 8), t3 = act_val(g, "t3", 8),
+        t4 = act_val(g, "t4", 8), o = act_val(g, "o", 8);
+    node2(g, OP_DIV, "div", x, scalar(g, "sqrt2", 1.4142135f), t1);
+    node1(g, OP_ERF, "erf", t1, t2);
+    node2(g, OP_ADD, "plus1", t2, scalar(g, "one", 1.0f), t3);
+    node2(g, OP_MUL, "prod", x, t3, t4);
+    node2(g, OP_MUL, "half", t4, scalar(g, "half", 0.5f), o);
+    mark_output(g, o);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 1);
+    assert_int_equal(g->nodes[gm].act, ACT_GELU);
+    assert_int_equal(g->nodes[gm].in[2], b);
+    assert_int_equal(g->nodes[gm].out[0], o);
+    check_consistent(g);
+    graph_free(g);
+}
+
+/* ----------------------------------------------------------- LayerNorm */
+
+static int reduce_mean(graph *g, const char *name, int x, int out)
+{
+    int n = node1(g, OP_REDUCE_MEAN, name, x, out);
+    g->nodes[n].n_axes = 1;
+    g->nodes[n].axes[0] = -1;
+    g->nodes[n].keepdims = 1;
+    return n;
+}
+
+/* x [N,6] -> the decomposition of LayerNorm(eps) * scale + bias. */
+static graph *layer_norm(double eps, int affine, int *x_out, int *y_out)
+{
+    graph *g = graph_new();
+    int x = input(g, "x", 6);
+    int mean = act_val(g, "mean", 1), d = act_val(g, "d", 6), p = act_val(g, "p", 6),
+        var = act_val(g, "var", 1), ve = act_val(g, "ve", 1), sd = act_val(g, "sd", 1),
+        n = act_val(g, "n", 6);
+    reduce_mean(g, "mean", x, mean);
+    node2(g, OP_SUB, "sub", x, mean, d);
+    node2(g, OP_POW, "pow", d, scalar(g, "two", 2.0f), p);
+    reduce_mean(g, "var", p, var);
+    node2(g, OP_ADD, "eps", var, scalar64(g, "eps", eps), ve);
+    node1(g, OP_SQRT, "sqrt", ve, sd);
+    node2(g, OP_DIV, "div", d, sd, n);
+    int y = n;
+    if (affine) {
+        int s = act_val(g, "s", 6);
+        y = act_val(g, "y", 6);
+        node2(g, OP_MUL, "scale", n, vec(g, "gamma", 6), s);
+        node2(g, OP_ADD, "shift", vec(g, "beta", 6), s, y);
+    }
+    mark_output(g, y);
+    *x_out = x;
+    *y_out = y;
+    return g;
+}
+
+static void test_layer_norm(void **state)
+{
+    (void)state;
+    int x, y;
+    graph *g = layer_norm(1e-6, 1, &x, &y);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 1);
+    const graph_node *n = &g->nodes[g->values[y].producer];
+    assert_int_equal(n->op, OP_LAYER_NORM);
+    assert_int_equal(n->n_in, 3);
+    assert_int_equal(n->in[0], x);
+    assert_int_equal(n->in[1], graph_find_value(g, "gamma"));
+    assert_int_equal(n->in[2], graph_find_value(g, "beta"));
+    assert_int_equal(n->axis, -1);
+    assert_true(fabsf(n->epsilon - 1e-6f) <= 1e-12f);
+    assert_int_equal(g->values[x].n_consumers, 1);
+    check_consistent(g);
+    graph_free(g);
+}
+
+/* No affine part: a scale of ones is made, there is no bias. */
+static void test_layer_norm_plain(void **state)
+{
+    (void)state;
+    int x, y;
+    graph *g = layer_norm(1e-5, 0, &x, &y);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 1);
+    const graph_node *n = &g->nodes[g->values[y].producer];
+    assert_int_equal(n->op, OP_LAYER_NORM);
+    assert_int_equal(n->n_in, 2);
+    const graph_value *s = &g->values[n->in[1]];
+    assert_true(s->is_const);
+    assert_int_equal(s->ndim, 1);
+    assert_int_equal(s->dims[0], 6);
+    for (int i = 0; i < 6; i++)
+        assert_true(((const float *)s->data)[i] == 1.0f);
+    assert_true(fabsf(n->epsilon - 1e-5f) <= 1e-11f);
+    check_consistent(g);
+    graph_free(g);
+}
+
+/* x - mean is also read by another node: LayerNorm would lose it. */
+static void test_layer_norm_shared_diff_unfused(void **state)
+{
+    (void)state;
+    int x, y;
+    graph *g = layer_norm(1e-5, 1, &x, &y);
+    int d = graph_find_value(g, "d"), o = act_val(g, "o", 6);
+    node1(g, OP_RELU, "other", d, o);
+    mark_output(g, o);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 10);
+    check_consistent(g);
+    graph_free(g);
+}
+
+/* Squaring with Pow(d, 3) is not a variance. */
+static void test_layer_norm_wrong_power_unfused(void **state)
+{
+    (void)state;
+    int x, y;
+    graph *g = layer_norm(1e-5, 1, &x, &y);
+    float *two = g->values[graph_find_value(g, "two")].data;
+    *two = 3.0f;
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 9);
+    check_consistent(g);
+    graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_add_relu),
+        cmocka_unit_test(test_gemm_bias_first_relu),
+        cmocka_unit_test(test_matmul_add_gelu_tanh),
+        cmocka_unit_test(test_gemm_two_consumers_unfused),
+        cmocka_unit_test(test_gemm_bias_output_stops_act),
+        cmocka_unit_test(test_gemm_wrong_bias_width_unfused),
+        cmocka_unit_test(test_gelu_erf),
+        cmocka_unit_test(test_gelu_erf_half_first),
+        cmocka_unit_test(test_gelu_wrong_constant_unfused),
+        cmocka_unit_test(test_gelu_shared_intermediate_unfused),
+        cmocka_unit_test(test_gelu_tanh),
+        cmocka_unit_test(test_gemm_bias_gelu_chain),
+        cmocka_unit_test(test_layer_norm),
+        cmocka_unit_test(test_layer_norm_plain),
+        cmocka_unit_test(test_layer_norm_shared_diff_unfused),
+        cmocka_unit_test(test_layer_norm_wrong_power_unfused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
