@@ -4,7 +4,8 @@
 #                on the bundled mlp-s model (CUDA when a GPU is present)
 #   make test    install missing packages, build, run every test; then an
 #                ASan+UBSan build runs them all again
-#   make tsan    ThreadSanitizer build + the concurrency tests
+#                (the concurrency tests run a third time under TSan: make tsan)
+#   make tsan    ThreadSanitizer build + the engine, pool and batcher tests
 
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
@@ -49,7 +50,7 @@ test-asan: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	FERRY_STRESS_N=2000 ctest --test-dir $(BUILD)-asan --output-on-failure -j $(JOBS)
 
-test: test-normal test-asan
+test: test-normal test-asan tsan
 
 tsan: deps
 	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DFERRY_CUDA=OFF \

@@ -446,6 +446,8 @@ static ferry_status infer_softmax(graph *g, graph_node *n)
         snprintf(msg, sizeof msg, "axis %d is out of range for rank %d", n->axis, x->ndim);
         return node_fail(n, FERRY_ESHAPE, msg);
     }
+    if (x->dims[ax] == B)
+        return node_fail(n, FERRY_EUNSUPPORTED, "normalizes over the batch dimension");
     /* Before opset 13, softmax flattened to 2-D at axis: the same only when
      * axis is the last dim. */
     if (g->opset > 0 && g->opset < 13 && ax != x->ndim - 1) {
@@ -454,8 +456,6 @@ static ferry_status infer_softmax(graph *g, graph_node *n)
                  "dimension", (int)ax, (long long)g->opset);
         return node_fail(n, FERRY_EUNSUPPORTED, msg);
     }
-    if (x->dims[ax] == B)
-        return node_fail(n, FERRY_EUNSUPPORTED, "normalizes over the batch dimension");
     n->axis = (int)ax;
     set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
     return FERRY_OK;

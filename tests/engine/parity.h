@@ -22,7 +22,7 @@
 
 typedef struct parity_model {
     char name[64];
-    char onnx[PATH_MAX];
+    char onnx[PATH_MAX + 256];
     int opset;
     int n_batches;
     int batches[PARITY_MAX_BATCHES];
@@ -88,7 +88,9 @@ static inline int parity_load_manifest(parity_manifest *pm)
         }
         parity_model *pmod = &pm->models[pm->n_models++];
         snprintf(pmod->name, sizeof pmod->name, "%s", name->valuestring);
-        snprintf(pmod->onnx, sizeof pmod->onnx, "%s/%s", pm->dir, file->valuestring);
+        char onnx_path[sizeof pmod->onnx];
+        snprintf(onnx_path, sizeof onnx_path, "%s/%s", parity_models_dir(), file->valuestring);
+        memcpy(pmod->onnx, onnx_path, sizeof onnx_path);
         pmod->opset = cJSON_IsNumber(opset) ? opset->valueint : 0;
         cJSON_ArrayForEach(b, bs)
         {

@@ -112,8 +112,10 @@ static void test_cast_semantics(void **state)
     int i64 = val(g, "i64"), b = val(g, "b"), bf = val(g, "bf"), f64 = val(g, "f64");
     ferry_dtype to[4] = {FERRY_I64, FERRY_BOOL, FERRY_BF16, FERRY_F64};
     int outs[4] = {i64, b, bf, f64};
-    for (int k = 0; k < 4; k++)
-        g->nodes[node(g, OP_CAST, a, -1, outs[k])].to = to[k];
+    for (int k = 0; k < 4; k++) {
+        int ni = node(g, OP_CAST, a, -1, outs[k]);
+        g->nodes[ni].to = to[k];
+    }
 
     assert_int_equal(graph_fold_constants(g), FERRY_OK);
     const int64_t *iv = g->values[i64].data;
