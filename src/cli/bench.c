@@ -42,6 +42,8 @@ typedef struct opts {
     int64_t conc[MAX_SIZES];
     int n_conc;
     int user_chose_sections;
+    int workers, max_batch, graphs; /* the sweep engine */
+    ferry_dtype io_dtype;
 } opts;
 
 typedef struct point {
@@ -204,6 +206,7 @@ static ferry_status make_engine(const opts *o, const ferry_model *m, int workers
     cfg.precision = prec;
     cfg.graphs = graphs;
     cfg.sync = sync;
+    cfg.io_dtype = o->io_dtype;
     ferry_status st = ferry_engine_create(m, &cfg, out);
     if (st == FERRY_OK && (st = ferry_engine_warmup(*out)) != FERRY_OK) {
         ferry_engine_destroy(*out);
@@ -221,7 +224,9 @@ static ferry_status run_sweep(const opts *o, const ferry_model *m, point *pts)
         if (o->sizes[i] > maxb)
             maxb = o->sizes[i];
     ferry_engine *e;
-    ferry_status st = make_engine(o, m, 1, (int)maxb, 2, o->precision, 0, FERRY_SYNC_EVENT, &e);
+    int chunk = o->max_batch ? o->max_batch : (int)maxb;
+    ferry_status st = make_engine(o, m, o->workers, chunk, 2, o->precision, o->graphs,
+                                  FERRY_SYNC_EVENT, &e);
     if (st != FERRY_OK)
         return st;
     io_bufs b;
@@ -554,6 +559,11 @@ static void usage(FILE *f)
             "options:\n"
             "  --device DEV           cpu, cuda, cuda:N (default: cuda if present, else cpu)\n"
             "  --precision P          fp32 (default), tf32, fp16, bf16 for sweep/threading\n"
+            "  --io-dtype T           dtype of the caller's tensors: f32 (default), f16, bf16\n"
+            "  --workers N            sweep: workers (streams) sharing each batch (default 1)\n"
+            "  --max-batch N          sweep: chunk size a batch is split into (default: the\n"
+            "                         largest batch size, i.e. no split)\n"
+            "  --graphs               sweep: capture CUDA graphs per batch size\n"
             "  --duration S           seconds per measurement (default 1.0)\n"
             "  --json FILE            write all results as JSON\n"
             "  --plot FILE.svg        throughput vs batch size, batching and threading\n"
@@ -578,7 +588,8 @@ static int best_device(char *buf, size_t len)
 
 int cmd_bench(int argc, char **argv)
 {
-    opts o = {.precision = FERRY_PRECISION_FP32, .threads = 8, .duration = 1.0};
+    opts o = {.precision = FERRY_PRECISION_FP32, .threads = 8, .duration = 1.0, .workers = 1,
+              .io_dtype = FERRY_F32};
     static const int64_t def_sizes[] = {1, 4, 8, 16, 32, 256};
     static const int64_t def_conc[] = {1, 16, 64, 256, 1024};
     char devbuf[64];
@@ -587,7 +598,8 @@ int cmd_bench(int argc, char **argv)
         int takes = !strcmp(a, "--batch-sizes") || !strcmp(a, "--device") ||
                     !strcmp(a, "--precision") || !strcmp(a, "--duration") ||
                     !strcmp(a, "--json") || !strcmp(a, "--plot") || !strcmp(a, "--concurrency") ||
-                    !strcmp(a, "--threads");
+                    !strcmp(a, "--threads") || !strcmp(a, "--workers") ||
+                    !strcmp(a, "--max-batch") || !strcmp(a, "--io-dtype");
         if (takes && !v) {
             fprintf(stderr, "ferry bench: %s needs a value\n", a);
             return 2;
@@ -619,6 +631,26 @@ int cmd_bench(int argc, char **argv)
         } else if (!strcmp(a, "--threads")) {
             if ((o.threads = (int)cli_parse_pos(a, v)) < 0)
                 return 2;
+        } else if (!strcmp(a, "--workers")) {
+            if ((o.workers = (int)cli_parse_pos(a, v)) < 0)
+                return 2;
+        } else if (!strcmp(a, "--max-batch")) {
+            if ((o.max_batch = (int)cli_parse_pos(a, v)) < 0)
+                return 2;
+        } else if (!strcmp(a, "--io-dtype")) {
+            if (!strcmp(v, "f32"))
+                o.io_dtype = FERRY_F32;
+            else if (!strcmp(v, "f16"))
+                o.io_dtype = FERRY_F16;
+            else if (!strcmp(v, "bf16"))
+                o.io_dtype = FERRY_BF16;
+            else {
+                fprintf(stderr, "ferry bench: --io-dtype '%s': expected f32, f16 or bf16\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--graphs")) {
+            o.graphs = 1;
+            continue;
         } else if (!strcmp(a, "--json")) {
             o.json = v;
         } else if (!strcmp(a, "--plot")) {
