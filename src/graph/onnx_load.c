@@ -839,6 +839,17 @@ static ferry_status read_value_info(const Onnx__ValueInfoProto *vi, int is_input
             dims[d] = dm->dim_value;
         }
     }
+    /* Per-sample size must leave room for the batch in an int64 numel. */
+    if (is_input) {
+        int64_t ps = 1;
+        for (int d = 0; d < *ndim; d++) {
+            if (dims[d] == FERRY_DIM_BATCH)
+                continue;
+            if (dims[d] > (INT64_C(1) << 40) / ps)
+                return ferry_fail(FERRY_EUNSUPPORTED, "input '%s' is too large", name);
+            ps *= dims[d];
+        }
+    }
     return FERRY_OK;
 }
 

@@ -339,11 +339,14 @@ static const struct {
     const char *name;
     mlp_act act;
 } acts[] = {
-    {"relu", MA_RELU},       {"gelu", MA_GELU},       {"gelu_tanh", MA_GELU_TANH},
-    {"tanh", MA_TANH},       {"sigmoid", MA_SIGMOID}, {"none", MA_NONE},
+    {"relu", MA_RELU}, {"gelu", MA_GELU},       {"gelu_tanh", MA_GELU_TANH},
+    {"tanh", MA_TANH}, {"sigmoid", MA_SIGMOID}, {"none", MA_NONE},
 };
 
-const char *onnx_write_mlp_acts(void) { return "relu, gelu, gelu_tanh, tanh, sigmoid, none"; }
+const char *onnx_write_mlp_acts(void)
+{
+    return "relu, gelu, gelu_tanh, tanh, sigmoid, none";
+}
 
 /* The constants the GELU decompositions read, shared by every layer. */
 static int add_gelu_consts(mlp_builder *b, mlp_act act)
@@ -352,8 +355,7 @@ static int add_gelu_consts(mlp_builder *b, mlp_act act)
         return -1;
     if (act == MA_GELU)
         return add_scalar(b, "gelu.sqrt2", 1.4142135623730951f);
-    if (add_scalar(b, "gelu.kappa", 0.044715f) ||
-        add_scalar(b, "gelu.beta", 0.7978845608028654f))
+    if (add_scalar(b, "gelu.kappa", 0.044715f) || add_scalar(b, "gelu.beta", 0.7978845608028654f))
         return -1;
     return 0;
 }
@@ -365,7 +367,7 @@ static int add_act(mlp_builder *b, mlp_act act, int opset, int layer, const char
     arena *a = &b->a;
 #define NM(suffix) arena_printf(a, "act%d%s", layer, suffix)
     switch (act) {
-    case MA_NONE: return add_node(b, "Identity", NM(""), x, NULL, NULL, out, NULL);
+    case MA_NONE: return -1; /* the caller chains the Gemms directly */
     case MA_RELU: return add_node(b, "Relu", NM(""), x, NULL, NULL, out, NULL);
     case MA_TANH: return add_node(b, "Tanh", NM(""), x, NULL, NULL, out, NULL);
     case MA_SIGMOID: return add_node(b, "Sigmoid", NM(""), x, NULL, NULL, out, NULL);
@@ -387,14 +389,12 @@ static int add_act(mlp_builder *b, mlp_act act, int opset, int layer, const char
         /* y = 0.5 * (x * (1 + tanh(beta * (x + kappa * (x * (x * x)))))) */
         if (add_node(b, "Mul", NM(".sq"), x, x, NULL, NM(".sq.out"), NULL) ||
             add_node(b, "Mul", NM(".cube"), x, NM(".sq.out"), NULL, NM(".cube.out"), NULL) ||
-            add_node(b, "Mul", NM(".kappa"), "gelu.kappa", NM(".cube.out"), NULL,
-                     NM(".kappa.out"), NULL) ||
-            add_node(b, "Add", NM(".inner"), x, NM(".kappa.out"), NULL, NM(".inner.out"),
+            add_node(b, "Mul", NM(".kappa"), "gelu.kappa", NM(".cube.out"), NULL, NM(".kappa.out"),
                      NULL) ||
-            add_node(b, "Mul", NM(".beta"), "gelu.beta", NM(".inner.out"), NULL,
-                     NM(".beta.out"), NULL) ||
-            add_node(b, "Tanh", NM(".tanh"), NM(".beta.out"), NULL, NULL, NM(".tanh.out"),
+            add_node(b, "Add", NM(".inner"), x, NM(".kappa.out"), NULL, NM(".inner.out"), NULL) ||
+            add_node(b, "Mul", NM(".beta"), "gelu.beta", NM(".inner.out"), NULL, NM(".beta.out"),
                      NULL) ||
+            add_node(b, "Tanh", NM(".tanh"), NM(".beta.out"), NULL, NULL, NM(".tanh.out"), NULL) ||
             add_node(b, "Add", NM(".add"), "gelu.one", NM(".tanh.out"), NULL, NM(".add.out"),
                      NULL) ||
             add_node(b, "Mul", NM(".mul"), x, NM(".add.out"), NULL, NM(".mul.out"), NULL))
@@ -462,27 +462,27 @@ static ferry_status check_args(const char *path, const int *dims, int n_dims, co
                                int opset, mlp_act *ma)
 {
     if (!path || !*path)
-        return ferry_fail(FERRY_EINVAL, "make mlp: no output path");
+        return ferry_fail(FERRY_EINVAL, "mlp: no output path");
     if (!dims || n_dims < 2 || n_dims > MLP_MAX_LAYERS + 1)
         return ferry_fail(FERRY_EINVAL,
-                          "make mlp: need 2 to %d widths (input, hidden..., output); got %d",
+                          "mlp: need 2 to %d widths (input, hidden..., output); got %d",
                           MLP_MAX_LAYERS + 1, n_dims);
     for (int i = 0; i < n_dims; i++)
         if (dims[i] < 1 || dims[i] > MLP_MAX_WIDTH)
-            return ferry_fail(FERRY_EINVAL, "make mlp: width %d (#%d) is out of range 1..%d",
-                              dims[i], i + 1, MLP_MAX_WIDTH);
+            return ferry_fail(FERRY_EINVAL, "mlp: width %d (#%d) is out of range 1..%d", dims[i],
+                              i + 1, MLP_MAX_WIDTH);
     for (int i = 0; i + 1 < n_dims; i++)
         if ((int64_t)dims[i] * dims[i + 1] > ((int64_t)1 << 31))
-            return ferry_fail(FERRY_EINVAL, "make mlp: layer %d (%dx%d) has over 2^31 weights",
-                              i + 1, dims[i], dims[i + 1]);
+            return ferry_fail(FERRY_EINVAL, "mlp: layer %d (%dx%d) has over 2^31 weights", i + 1,
+                              dims[i], dims[i + 1]);
     if (opset < 13 || opset > 21)
-        return ferry_fail(FERRY_EINVAL, "make mlp: opset %d is not supported (13..21)", opset);
+        return ferry_fail(FERRY_EINVAL, "mlp: opset %d is not supported (13..21)", opset);
     for (size_t i = 0; act && i < sizeof acts / sizeof acts[0]; i++)
         if (!strcmp(act, acts[i].name)) {
             *ma = acts[i].act;
             return FERRY_OK;
         }
-    return ferry_fail(FERRY_EINVAL, "make mlp: unknown activation '%s' (one of: %s)",
+    return ferry_fail(FERRY_EINVAL, "mlp: unknown activation '%s' (one of: %s)",
                       act ? act : "(null)", onnx_write_mlp_acts());
 }
 
@@ -542,7 +542,9 @@ ferry_status onnx_write_mlp(const char *path, const int *dims, int n_dims, const
         if (add_node(&b, "Gemm", arena_printf(&b.a, "fc%d", l), x, wn, bn, y,
                      attr_int(&b, "transB", 1)))
             goto oom;
-        if (l < layers) {
+        if (l < layers && ma == MA_NONE) {
+            x = y; /* a linear stack: Gemm feeds Gemm */
+        } else if (l < layers) {
             const char *h = arena_printf(&b.a, "act%d.out", l);
             if (add_act(&b, ma, opset, l, y, h))
                 goto oom;

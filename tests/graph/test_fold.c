@@ -5,11 +5,14 @@
  * and keeps graph outputs' producers; graph_resolve_views aliases views of
  * intermediates but not of graph inputs or outputs.
  */
+/* cmocka.h needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <math.h>
 #include <stdlib.h>
@@ -246,12 +249,9 @@ static void test_views(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cast_reshape_chain),
-        cmocka_unit_test(test_cast_semantics),
-        cmocka_unit_test(test_broadcast_arith),
-        cmocka_unit_test(test_f64_and_int),
-        cmocka_unit_test(test_not_folded),
-        cmocka_unit_test(test_views),
+        cmocka_unit_test(test_cast_reshape_chain), cmocka_unit_test(test_cast_semantics),
+        cmocka_unit_test(test_broadcast_arith),    cmocka_unit_test(test_f64_and_int),
+        cmocka_unit_test(test_not_folded),         cmocka_unit_test(test_views),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,11 +5,14 @@
  * consumer counts and producers stay consistent; near misses (a wrong
  * constant, an intermediate read twice or exported) stay as they are.
  */
+/* cmocka.h needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,0 +1,802 @@
+/*
+ * batcher.c - the dynamic batcher: submit, the dispatcher thread that forms
+ * batches into engine slots, completion on engine threads, and draining
+ * shutdown. The data structures and the life of a request are described in
+ * batcher.h; queue.c holds the lock-free inboxes.
+ *
+ * Exactly-once: a request is owned by exactly one place at a time (the
+ * submitting call, an inbox, a dispatcher FIFO, a batch), and whoever owns
+ * it when it finishes completes it and drops it from `outstanding`.
+ * destroy sets `closing`, after which submit refuses; a submit that raced
+ * with it holds an `outstanding` reference taken before it looked at
+ * `closing` (both seq_cst), so destroy's wait for outstanding == 0 covers
+ * every request that was accepted.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batcher/batcher.h"
+#include "batcher/futex.h"
+#include "util/error.h"
+
+#define ACQUIRE_POLL_US 1000 /* look at new arrivals' deadlines this often while the engine is full */
+#define DRAIN_POLL_US 1000
+
+/* ------------------------------------------------------------- config */
+
+void ferry_batcher_config_init(ferry_batcher_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_batch = 0; /* the engine's */
+    cfg->max_delay_us = 500;
+    cfg->max_queue = 65536;
+    cfg->default_timeout_us = 0;
+    cfg->priority_levels = 1;
+}
+
+static ferry_status check_config(ferry_batcher_config *c, int engine_max)
+{
+    if (c->max_batch == 0)
+        c->max_batch = engine_max;
+    if (c->max_batch < 0 || c->max_batch > engine_max)
+        return ferry_fail(FERRY_EINVAL, "batcher: max_batch %d is outside 1..%d (the engine's max_batch)",
+                          c->max_batch, engine_max);
+    if (c->max_delay_us < 0)
+        return ferry_fail(FERRY_EINVAL, "batcher: max_delay_us %lld is negative",
+                          (long long)c->max_delay_us);
+    if (c->n_preferred < 0 || c->n_preferred > FERRY_MAX_PREFERRED)
+        return ferry_fail(FERRY_EINVAL, "batcher: n_preferred %d is outside 0..%d", c->n_preferred,
+                          FERRY_MAX_PREFERRED);
+    for (int i = 0; i < c->n_preferred; i++)
+        if (c->preferred_batch_sizes[i] < 1 || c->preferred_batch_sizes[i] > c->max_batch)
+            return ferry_fail(FERRY_EINVAL,
+                              "batcher: preferred_batch_sizes[%d] = %d is outside 1..max_batch (%d)",
+                              i, c->preferred_batch_sizes[i], c->max_batch);
+    if (c->max_queue < 1 || c->max_queue > BATCHER_MAX_QUEUE)
+        return ferry_fail(FERRY_EINVAL, "batcher: max_queue %d is outside 1..%d", c->max_queue,
+                          BATCHER_MAX_QUEUE);
+    if (c->default_timeout_us < 0)
+        return ferry_fail(FERRY_EINVAL, "batcher: default_timeout_us %lld is negative",
+                          (long long)c->default_timeout_us);
+    if (c->priority_levels == 0)
+        c->priority_levels = 1;
+    if (c->priority_levels < 1 || c->priority_levels > BATCHER_MAX_LEVELS)
+        return ferry_fail(FERRY_EINVAL, "batcher: priority_levels %d is outside 1..%d",
+                          c->priority_levels, BATCHER_MAX_LEVELS);
+    return FERRY_OK;
+}
+
+static int is_float(ferry_dtype d)
+{
+    return d == FERRY_F32 || d == FERRY_F16 || d == FERRY_BF16 || d == FERRY_F64;
+}
+
+/* What callers must pass for model input/output i: the engine converts
+ * float tensors to and from its io dtype; other dtypes pass as they are. */
+static ferry_status describe_io(ferry_batcher *b, const ferry_tensor_info *ti, size_t sample_bytes,
+                                const char *what, io_desc *d)
+{
+    if (ti->ndim < 1 || ti->shape[0] != FERRY_DIM_BATCH)
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "batcher: %s '%s' has no leading batch dimension; it cannot be batched",
+                          what, ti->name);
+    int64_t numel = 1;
+    for (int j = 1; j < ti->ndim; j++) {
+        if (ti->shape[j] <= 0)
+            return ferry_fail(FERRY_EUNSUPPORTED,
+                              "batcher: %s '%s' has a symbolic dimension %d besides the batch",
+                              what, ti->name, j);
+        numel *= ti->shape[j];
+    }
+    ferry_dtype io = ferry_engine_get_config(b->e)->io_dtype;
+    if (io == FERRY_DTYPE_UNDEFINED)
+        io = FERRY_F32;
+    ferry_dtype dt = is_float(ti->dtype) ? io : ti->dtype;
+    if ((size_t)numel * ferry_dtype_size(dt) != sample_bytes)
+        dt = ti->dtype;
+    if ((size_t)numel * ferry_dtype_size(dt) != sample_bytes)
+        return ferry_fail(FERRY_EINTERNAL,
+                          "batcher: %s '%s': %lld elements per sample but %zu bytes in the engine",
+                          what, ti->name, (long long)numel, sample_bytes);
+    d->name = ti->name;
+    d->dtype = dt;
+    d->ndim = ti->ndim;
+    memcpy(d->shape, ti->shape, sizeof d->shape);
+    d->sample_bytes = sample_bytes;
+    return FERRY_OK;
+}
+
+/* ------------------------------------------------------ small helpers */
+
+static int64_t target_after(const ferry_batcher *b, int64_t n)
+{
+    /* the next size worth waiting for: a larger preferred size, or max */
+    int64_t t = b->cfg.max_batch;
+    for (int i = 0; i < b->cfg.n_preferred; i++)
+        if (b->cfg.preferred_batch_sizes[i] > n && b->cfg.preferred_batch_sizes[i] < t)
+            t = b->cfg.preferred_batch_sizes[i];
+    return t;
+}
+
+static int is_preferred(const ferry_batcher *b, int64_t n)
+{
+    for (int i = 0; i < b->cfg.n_preferred; i++)
+        if (b->cfg.preferred_batch_sizes[i] == n)
+            return 1;
+    return 0;
+}
+
+static void wake_dispatcher(ferry_batcher *b)
+{
+    atomic_fetch_add(&b->wake_seq, 1);
+    futex_wake_n(&b->wake_seq, 1);
+}
+
+/* Drops n requests (or call references) from outstanding. The last touch of
+ * b's memory is the decrement itself: destroy may free b right after it. */
+static void unref(ferry_batcher *b, unsigned n)
+{
+    int closing = atomic_load(&b->closing);
+    atomic_uint *word = &b->outstanding;
+    if (atomic_fetch_sub(word, n) == n && closing)
+        futex_wake_n(word, 1);
+}
+
+static void free_node(ferry_batcher *b, bnode *r)
+{
+    if (r->extra) {
+        slab_put(&b->bufs[r->extra_class], r->extra);
+        r->extra = NULL;
+    }
+    slab_put(&b->nodes, r);
+}
+
+/* Completes one request that never reached the device (dispatcher thread). */
+static void complete_alone(ferry_batcher *b, bnode *r, ferry_status st)
+{
+    ferry_request_fn cb = r->cb;
+    void *user = r->user;
+    int64_t us = ferry_now_us() - r->t_submit;
+    free_node(b, r);
+    atomic_fetch_add_explicit(st == FERRY_ETIMEDOUT ? &b->st.expired : &b->st.failed, 1,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->st.request_us_sum, (uint64_t)us, memory_order_relaxed);
+    cb(user, st);
+    unref(b, 1);
+}
+
+/* ----------------------------------------------------------- submit */
+
+static ferry_status check_tensors(const ferry_batcher *b, const io_desc *d, int n_expected,
+                                  const ferry_tensor *t, int n, const char *what, int64_t *k)
+{
+    if (n != n_expected)
+        return ferry_fail(FERRY_EINVAL, "batcher: %d %ss given, the model has %d", n, what,
+                          n_expected);
+    if (n && !t)
+        return ferry_fail(FERRY_EINVAL, "batcher: %ss is NULL", what);
+    for (int i = 0; i < n; i++) {
+        if (t[i].dtype != d[i].dtype)
+            return ferry_fail(FERRY_EDTYPE, "batcher: %s '%s' is %s, expected %s", what,
+                              d[i].name, ferry_dtype_name(t[i].dtype),
+                              ferry_dtype_name(d[i].dtype));
+        int bad = t[i].ndim != d[i].ndim;
+        for (int j = 1; !bad && j < d[i].ndim; j++)
+            bad = t[i].shape[j] != d[i].shape[j];
+        if (bad) {
+            char got[160] = "", want[160] = "[*";
+            size_t lg = 0, lw = 2;
+            for (int j = 0; j < t[i].ndim && j < FERRY_MAX_DIMS && lg < sizeof got - 24; j++)
+                lg += (size_t)snprintf(got + lg, sizeof got - lg, "%s%lld", j ? "," : "[",
+                                       (long long)t[i].shape[j]);
+            snprintf(got + lg, sizeof got - lg, "]");
+            for (int j = 1; j < d[i].ndim && lw < sizeof want - 24; j++)
+                lw += (size_t)snprintf(want + lw, sizeof want - lw, ",%lld",
+                                       (long long)d[i].shape[j]);
+            snprintf(want + lw, sizeof want - lw, "]");
+            return ferry_fail(FERRY_ESHAPE, "batcher: %s '%s' has shape %s, expected %s", what,
+                              d[i].name, t[i].ndim > 0 ? got : "[]", want);
+        }
+        if (!t[i].data)
+            return ferry_fail(FERRY_EINVAL, "batcher: %s '%s' has no data", what, d[i].name);
+        if (*k < 0)
+            *k = t[i].shape[0];
+        else if (t[i].shape[0] != *k)
+            return ferry_fail(FERRY_ESHAPE,
+                              "batcher: %s '%s' has %lld samples, but the request has %lld "
+                              "(every input and output must agree on the leading dimension)",
+                              what, d[i].name, (long long)t[i].shape[0], (long long)*k);
+    }
+    return FERRY_OK;
+}
+
+static int ceil_log2(int64_t n)
+{
+    int c = 0;
+    while ((1ll << c) < n)
+        c++;
+    return c;
+}
+
+ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
+                                  ferry_tensor *outputs, int n_out,
+                                  const ferry_request_opts *opts, ferry_request_fn cb, void *user)
+{
+    if (!b || !cb)
+        return ferry_fail(FERRY_EINVAL, "batcher: submit needs a batcher and a callback");
+    int64_t k = -1;
+    ferry_status st = check_tensors(b, b->in, b->n_in, inputs, n_in, "input", &k);
+    if (st == FERRY_OK)
+        st = check_tensors(b, b->out, b->n_out, outputs, n_out, "output", &k);
+    if (st != FERRY_OK)
+        return st;
+    if (k < 1)
+        return ferry_fail(FERRY_EINVAL, "batcher: a request needs at least one sample (got %lld)",
+                          (long long)k);
+    if (k > b->cfg.max_batch)
+        return ferry_fail(FERRY_EINVAL,
+                          "batcher: a request of %lld samples exceeds max_batch %d; requests are "
+                          "never split, so submit at most %d samples at once",
+                          (long long)k, b->cfg.max_batch, b->cfg.max_batch);
+    int prio = opts ? opts->priority : 0;
+    if (prio < 0 || prio >= b->cfg.priority_levels)
+        return ferry_fail(FERRY_EINVAL, "batcher: priority %d is outside 0..%d", prio,
+                          b->cfg.priority_levels - 1);
+    int64_t timeout = opts ? opts->timeout_us : 0;
+    if (timeout == 0)
+        timeout = b->cfg.default_timeout_us > 0 ? b->cfg.default_timeout_us : -1;
+
+    unsigned shard = stats_shard();
+    /* Reference first, then look at closing: destroy does the opposite, so
+     * one of the two always sees the other (both seq_cst). */
+    atomic_fetch_add(&b->outstanding, 1);
+    atomic_fetch_add_explicit(&b->st.submitted[shard].v, 1, memory_order_relaxed);
+    if (atomic_load(&b->closing)) {
+        atomic_fetch_add_explicit(&b->st.rejected[shard].v, 1, memory_order_relaxed);
+        unref(b, 1);
+        return ferry_fail(FERRY_ESHUTDOWN, "batcher: shutting down; request not accepted");
+    }
+    uint64_t add = QUEUED_PACK(1, k);
+    uint64_t q = atomic_fetch_add(&b->queued, add) + add;
+    if (QUEUED_REQS(q) > (uint64_t)b->cfg.max_queue) {
+        atomic_fetch_sub(&b->queued, add);
+        atomic_fetch_add_explicit(&b->st.rejected[shard].v, 1, memory_order_relaxed);
+        unref(b, 1);
+        return ferry_fail(FERRY_EBUSY, "batcher: queue full (%d requests waiting)",
+                          b->cfg.max_queue);
+    }
+    bnode *r = slab_get(&b->nodes);
+    void *extra = NULL;
+    int cls = 0;
+    if (r && k > b->inline_k) {
+        cls = ceil_log2(k);
+        if (!(extra = slab_get(&b->bufs[cls]))) {
+            slab_put(&b->nodes, r);
+            r = NULL;
+        }
+    }
+    if (!r) {
+        atomic_fetch_sub(&b->queued, add);
+        atomic_fetch_sub_explicit(&b->st.submitted[shard].v, 1, memory_order_relaxed);
+        unref(b, 1);
+        return ferry_fail(FERRY_ENOMEM, "batcher: out of memory for a request of %lld samples",
+                          (long long)k);
+    }
+    r->cb = cb;
+    r->user = user;
+    r->t_submit = ferry_now_us();
+    r->deadline = timeout < 0 ? BATCHER_NEVER : r->t_submit + timeout;
+    r->k = (int32_t)k;
+    r->prio = prio;
+    r->extra = extra;
+    r->extra_class = cls;
+    r->in = extra ? extra : (unsigned char *)(r->outs + b->n_out);
+    for (int i = 0; i < n_out; i++)
+        r->outs[i] = outputs[i].data;
+    unsigned char *p = r->in;
+    for (int i = 0; i < n_in; i++) {
+        size_t bytes = (size_t)k * b->in[i].sample_bytes;
+        memcpy(p, inputs[i].data, bytes);
+        p += bytes;
+    }
+    /* Decide on a wake-up before publishing; after the push the request may
+     * complete at once and, with destroy racing, b be freed, so a waker
+     * holds one more reference across push and wake. */
+    int wake = (int64_t)QUEUED_SAMPLES(q) >= atomic_load(&b->want) &&
+               atomic_exchange(&b->want, BATCHER_NEVER) != BATCHER_NEVER;
+    if (wake)
+        atomic_fetch_add(&b->outstanding, 1);
+    inbox_push(&b->inboxes[prio], r);
+    if (wake) {
+        wake_dispatcher(b);
+        unref(b, 1);
+    }
+    return FERRY_OK;
+}
+
+typedef struct infer_wait {
+    atomic_uint done;
+    ferry_status st;
+} infer_wait;
+
+static void infer_done(void *user, ferry_status st)
+{
+    infer_wait *w = user;
+    w->st = st;
+    atomic_store_explicit(&w->done, 1, memory_order_release);
+    futex_wake_n(&w->done, 1);
+}
+
+ferry_status ferry_batcher_infer(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
+                                 ferry_tensor *outputs, int n_out, const ferry_request_opts *opts)
+{
+    infer_wait w;
+    atomic_init(&w.done, 0);
+    w.st = FERRY_EINTERNAL;
+    ferry_status st = ferry_batcher_submit(b, inputs, n_in, outputs, n_out, opts, infer_done, &w);
+    if (st != FERRY_OK)
+        return st;
+    while (!atomic_load_explicit(&w.done, memory_order_acquire))
+        futex_wait_us(&w.done, 0, -1);
+    if (w.st == FERRY_ETIMEDOUT)
+        return ferry_fail(FERRY_ETIMEDOUT, "batcher: request deadline expired before it ran");
+    if (w.st == FERRY_ESHUTDOWN)
+        return ferry_fail(FERRY_ESHUTDOWN, "batcher: shut down before the request ran");
+    if (w.st != FERRY_OK)
+        return ferry_fail(w.st, "batcher: the engine failed the batch (%s)",
+                          ferry_status_str(w.st));
+    return FERRY_OK;
+}
+
+/* ------------------------------------------------------- completion */
+
+static void batch_done(void *user, engine_slot *s, ferry_status st)
+{
+    batch *c = user;
+    ferry_batcher *b = c->b;
+    int64_t now = ferry_now_us();
+    if (st == FERRY_OK) {
+        for (int i = 0; i < b->n_out; i++) {
+            const unsigned char *o = engine_slot_output(s, i);
+            size_t sb = b->out[i].sample_bytes;
+            for (bnode *r = c->head; r; r = r->next)
+                memcpy(r->outs[i], o + (size_t)r->off * sb, (size_t)r->k * sb);
+        }
+    }
+    engine_slot_release(s);
+    int64_t cus = now - c->t_dispatch;
+    atomic_fetch_add_explicit(&b->st.compute_us_sum, (uint64_t)cus, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->st.compute_hist[stats_lat_bucket(cus)], 1, memory_order_relaxed);
+
+    bnode *r = c->head;
+    unsigned n = (unsigned)c->n_req;
+    slab_put(&b->batches, c);
+    uint64_t req_us = 0;
+    while (r) {
+        bnode *next = r->next;
+        ferry_request_fn cb = r->cb;
+        void *u = r->user;
+        req_us += (uint64_t)(now - r->t_submit);
+        free_node(b, r); /* before cb: a resubmit from cb reuses this warm node */
+        cb(u, st);
+        r = next;
+    }
+    atomic_fetch_add_explicit(st == FERRY_OK ? &b->st.succeeded : &b->st.failed, n,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->st.request_us_sum, req_us, memory_order_relaxed);
+    unref(b, n);
+}
+
+/* -------------------------------------------------------- dispatcher */
+
+static void take_queued(ferry_batcher *b, bnode *r, fifo *f)
+{
+    (void)fifo_pop(f);
+    b->fifo_reqs--;
+    b->fifo_samples -= r->k;
+}
+
+/* Moves every inbox into the FIFOs. */
+static void collect(ferry_batcher *b)
+{
+    for (int l = 0; l < b->cfg.priority_levels; l++) {
+        bnode *r = inbox_take_all(&b->inboxes[l]);
+        while (r) {
+            bnode *next = r->next;
+            fifo_append(&b->fifos[l], r);
+            b->fifo_reqs++;
+            b->fifo_samples += r->k;
+            if (r->deadline < b->min_deadline)
+                b->min_deadline = r->deadline;
+            r = next;
+        }
+    }
+}
+
+/* Completes every FIFO request whose deadline has passed. */
+static void sweep_expired(ferry_batcher *b, int64_t now)
+{
+    int64_t min = BATCHER_NEVER, reqs = 0, samples = 0;
+    for (int l = 0; l < b->cfg.priority_levels; l++) {
+        fifo *f = &b->fifos[l];
+        fifo keep = {NULL, NULL};
+        bnode *r = f->head;
+        while (r) {
+            bnode *next = r->next;
+            if (r->deadline <= now) {
+                reqs++;
+                samples += r->k;
+                b->fifo_reqs--;
+                b->fifo_samples -= r->k;
+                complete_alone(b, r, FERRY_ETIMEDOUT);
+            } else {
+                fifo_append(&keep, r);
+                if (r->deadline < min)
+                    min = r->deadline;
+            }
+            r = next;
+        }
+        *f = keep;
+    }
+    b->min_deadline = min;
+    if (reqs)
+        atomic_fetch_sub(&b->queued, QUEUED_PACK(reqs, samples));
+}
+
+static void fail_queued(ferry_batcher *b, ferry_status st)
+{
+    int64_t reqs = b->fifo_reqs, samples = b->fifo_samples;
+    for (int l = 0; l < b->cfg.priority_levels; l++) {
+        bnode *r;
+        while ((r = fifo_pop(&b->fifos[l])))
+            complete_alone(b, r, st);
+    }
+    b->fifo_reqs = b->fifo_samples = 0;
+    b->min_deadline = BATCHER_NEVER;
+    atomic_fetch_sub(&b->queued, QUEUED_PACK(reqs, samples));
+}
+
+/* Copies a request's inputs straight into the slot's staging. */
+static void add_to_batch(ferry_batcher *b, batch *c, bnode *r)
+{
+    const unsigned char *p = r->in;
+    for (int i = 0; i < b->n_in; i++) {
+        size_t sb = b->in[i].sample_bytes, bytes = (size_t)r->k * sb;
+        memcpy((unsigned char *)engine_slot_input(c->slot, i) + (size_t)c->n * sb, p, bytes);
+        p += bytes;
+    }
+    if (r->extra) {
+        slab_put(&b->bufs[r->extra_class], r->extra);
+        r->extra = NULL;
+    }
+    r->off = c->n;
+    r->next = NULL;
+    if (c->tail)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    if (!c->n_req)
+        c->depart = r->t_submit + b->cfg.max_delay_us;
+    if (r->deadline < c->min_deadline)
+        c->min_deadline = r->deadline;
+    c->n += r->k;
+    c->n_req++;
+}
+
+/* Takes FIFO requests into the forming batch, highest priority first, in
+ * arrival order within a level. Returns 1 when the batch should go now:
+ * full, a preferred size reached with too little queued to reach the next,
+ * or a level's oldest request does not fit (waiting would only delay it). */
+static int fill(ferry_batcher *b, int64_t now)
+{
+    batch *c = b->cur;
+    int go = 0;
+    int64_t reqs = 0, samples = 0;
+    for (int l = b->cfg.priority_levels - 1; l >= 0 && !go; l--) {
+        fifo *f = &b->fifos[l];
+        bnode *r;
+        while ((r = f->head)) {
+            if (r->deadline <= now) {
+                take_queued(b, r, f);
+                reqs++;
+                samples += r->k;
+                complete_alone(b, r, FERRY_ETIMEDOUT);
+                continue;
+            }
+            if (c->n + r->k > b->cfg.max_batch) {
+                go = 1;
+                break;
+            }
+            take_queued(b, r, f);
+            reqs++;
+            samples += r->k;
+            add_to_batch(b, c, r);
+            if (c->n == b->cfg.max_batch ||
+                (is_preferred(b, c->n) && c->n + b->fifo_samples < target_after(b, c->n))) {
+                go = 1;
+                break;
+            }
+        }
+    }
+    if (reqs)
+        atomic_fetch_sub(&b->queued, QUEUED_PACK(reqs, samples));
+    return go;
+}
+
+/* Removes requests that expired while their batch formed, closing the gaps
+ * in staging so that they never reach the device. Rare: only a deadline
+ * shorter than max_delay_us gets here. */
+static void drop_expired_in_batch(ferry_batcher *b, batch *c, int64_t now)
+{
+    bnode *r = c->head, *keep_head = NULL, *keep_tail = NULL;
+    int64_t w = 0;
+    c->min_deadline = BATCHER_NEVER;
+    c->n_req = 0;
+    while (r) {
+        bnode *next = r->next;
+        if (r->deadline <= now) {
+            complete_alone(b, r, FERRY_ETIMEDOUT);
+        } else {
+            if (r->off != w)
+                for (int i = 0; i < b->n_in; i++) {
+                    size_t sb = b->in[i].sample_bytes;
+                    unsigned char *base = engine_slot_input(c->slot, i);
+                    memmove(base + (size_t)w * sb, base + (size_t)r->off * sb, (size_t)r->k * sb);
+                }
+            r->off = w;
+            w += r->k;
+            r->next = NULL;
+            if (keep_tail)
+                keep_tail->next = r;
+            else
+                keep_head = r;
+            keep_tail = r;
+            c->n_req++;
+            if (r->deadline < c->min_deadline)
+                c->min_deadline = r->deadline;
+        }
+        r = next;
+    }
+    c->head = keep_head;
+    c->tail = keep_tail;
+    c->n = w;
+}
+
+static void launch(ferry_batcher *b)
+{
+    batch *c = b->cur;
+    int64_t now = ferry_now_us();
+    if (c->min_deadline <= now)
+        drop_expired_in_batch(b, c, now);
+    if (!c->n_req)
+        return; /* keep the slot for the next batch */
+    b->cur = NULL;
+    c->t_dispatch = now;
+    uint64_t qsum = 0, qh[FERRY_LAT_BUCKETS] = {0};
+    for (bnode *r = c->head; r; r = r->next) {
+        int64_t us = now - r->t_submit;
+        qsum += (uint64_t)us;
+        qh[stats_lat_bucket(us)]++;
+    }
+    batcher_counters *s = &b->st;
+    atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->samples, (uint64_t)c->n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->batch_hist[stats_batch_bucket(c->n)], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->queue_us_sum, qsum, memory_order_relaxed);
+    for (int i = 0; i < FERRY_LAT_BUCKETS; i++)
+        if (qh[i])
+            atomic_fetch_add_explicit(&s->queue_hist[i], qh[i], memory_order_relaxed);
+    ferry_status st = engine_slot_submit(c->slot, c->n, batch_done, c);
+    if (st != FERRY_OK)
+        batch_done(c, c->slot, st); /* the engine did not take it: done is ours to run */
+}
+
+static void release_cur(ferry_batcher *b)
+{
+    if (b->cur) {
+        engine_slot_release(b->cur->slot);
+        slab_put(&b->batches, b->cur);
+        b->cur = NULL;
+    }
+}
+
+/* Sleeps until at least `need` samples are queued, until `until_us`
+ * (BATCHER_NEVER: no limit), or until destroy wakes it. */
+static void dispatcher_sleep(ferry_batcher *b, int64_t need, int64_t until_us)
+{
+    unsigned seq = atomic_load(&b->wake_seq);
+    atomic_store(&b->want, need);
+    int64_t timeout = -1;
+    if (until_us != BATCHER_NEVER) {
+        timeout = until_us - ferry_now_us();
+        if (timeout <= 0)
+            goto out;
+    }
+    if ((int64_t)QUEUED_SAMPLES(atomic_load(&b->queued)) >= need || atomic_load(&b->closing) ||
+        atomic_load(&b->stop))
+        goto out;
+    futex_wait_us(&b->wake_seq, seq, timeout);
+out:
+    atomic_store(&b->want, BATCHER_NEVER);
+}
+
+static int new_batch(ferry_batcher *b, engine_slot *s)
+{
+    batch *c = slab_get(&b->batches);
+    if (!c)
+        return 0;
+    memset(c, 0, sizeof *c);
+    c->b = b;
+    c->slot = s;
+    c->min_deadline = BATCHER_NEVER;
+    b->cur = c;
+    return 1;
+}
+
+static void *dispatcher_main(void *arg)
+{
+    ferry_batcher *b = arg;
+    for (;;) {
+        collect(b);
+        int64_t now = ferry_now_us();
+        if (b->fifo_reqs && now >= b->min_deadline)
+            sweep_expired(b, now);
+        int closing = atomic_load(&b->closing);
+        if (!b->fifo_reqs) {
+            batch *c = b->cur;
+            if (c && c->n_req) {
+                if (closing || now >= c->depart)
+                    launch(b);
+                else
+                    dispatcher_sleep(b, target_after(b, c->n) - c->n, c->depart);
+                continue;
+            }
+            release_cur(b); /* hold no slot while idle */
+            if (atomic_load(&b->stop))
+                break;
+            dispatcher_sleep(b, 1, BATCHER_NEVER);
+            continue;
+        }
+        if (!b->cur) {
+            int64_t wait = b->min_deadline - now;
+            if (wait > ACQUIRE_POLL_US)
+                wait = ACQUIRE_POLL_US;
+            engine_slot *s;
+            ferry_status st = engine_slot_acquire(b->e, wait < 0 ? 0 : wait, &s);
+            if (st == FERRY_ETIMEDOUT)
+                continue;
+            if (st != FERRY_OK) {
+                fail_queued(b, st == FERRY_ESHUTDOWN ? FERRY_ESHUTDOWN : st);
+                continue;
+            }
+            if (!new_batch(b, s)) {
+                engine_slot_release(s);
+                fail_queued(b, FERRY_ENOMEM);
+            }
+            continue; /* collect what came while it waited: priorities see everything */
+        }
+        int go = fill(b, now);
+        if (go || closing || (b->cur->n_req && now >= b->cur->depart))
+            launch(b);
+    }
+    return NULL;
+}
+
+/* ----------------------------------------------------- create/destroy */
+
+static void free_batcher(ferry_batcher *b)
+{
+    if (b->slabs_ready) {
+        slab_destroy(&b->nodes);
+        slab_destroy(&b->batches);
+        for (int c = 0; c < BATCHER_MAX_CLASSES; c++)
+            slab_destroy(&b->bufs[c]);
+    }
+    free(b->in);
+    free(b->out);
+    free(b);
+}
+
+ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *cfg,
+                                  ferry_batcher **out)
+{
+    if (!e || !out)
+        return ferry_fail(FERRY_EINVAL, "batcher: create needs an engine and an out pointer");
+    *out = NULL;
+    ferry_batcher_config c;
+    if (cfg)
+        c = *cfg;
+    else
+        ferry_batcher_config_init(&c);
+    ferry_status st = check_config(&c, engine_max_batch(e));
+    if (st != FERRY_OK)
+        return st;
+
+    ferry_batcher *b = aligned_alloc(64, (sizeof *b + 63) & ~(size_t)63);
+    if (!b)
+        return ferry_fail(FERRY_ENOMEM, "batcher: out of memory");
+    memset(b, 0, sizeof *b);
+    b->e = e;
+    b->cfg = c;
+    const ferry_model *m = engine_model(e);
+    b->n_in = ferry_model_num_inputs(m);
+    b->n_out = ferry_model_num_outputs(m);
+    b->in = calloc((size_t)b->n_in + 1, sizeof *b->in);
+    b->out = calloc((size_t)b->n_out + 1, sizeof *b->out);
+    if (!b->in || !b->out) {
+        st = ferry_fail(FERRY_ENOMEM, "batcher: out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < b->n_in; i++) {
+        ferry_tensor_info ti;
+        if ((st = ferry_model_input(m, i, &ti)) != FERRY_OK ||
+            (st = describe_io(b, &ti, engine_input_sample_bytes(e, i), "input", &b->in[i])))
+            goto fail;
+        b->in_sample_bytes += b->in[i].sample_bytes;
+    }
+    for (int i = 0; i < b->n_out; i++) {
+        ferry_tensor_info ti;
+        if ((st = ferry_model_output(m, i, &ti)) != FERRY_OK ||
+            (st = describe_io(b, &ti, engine_output_sample_bytes(e, i), "output", &b->out[i])))
+            goto fail;
+    }
+    size_t isb = b->in_sample_bytes ? b->in_sample_bytes : 1;
+    b->inline_k = (int)(BATCHER_INLINE_BYTES / isb);
+    if (b->inline_k < 1)
+        b->inline_k = 1;
+    if (b->inline_k > c.max_batch)
+        b->inline_k = c.max_batch;
+    size_t node_bytes = sizeof(bnode) + (size_t)b->n_out * sizeof(void *) +
+                        (size_t)b->inline_k * b->in_sample_bytes;
+    slab_init(&b->nodes, node_bytes, 1 << 20);
+    slab_init(&b->batches, sizeof(batch), 1 << 14);
+    /* a class slab allocates nothing until a request of its size comes */
+    for (int cl = 0; cl < BATCHER_MAX_CLASSES; cl++)
+        slab_init(&b->bufs[cl], ((size_t)1 << cl) * b->in_sample_bytes, 1 << 20);
+    b->slabs_ready = 1;
+    /* warm-up: enough nodes for a few batches without growing */
+    if (!slab_reserve(&b->nodes, (uint32_t)(c.max_batch * 4 < c.max_queue ? c.max_batch * 4
+                                                                           : c.max_queue))) {
+        st = ferry_fail(FERRY_ENOMEM, "batcher: out of memory for request nodes");
+        goto fail;
+    }
+    atomic_init(&b->queued, 0);
+    atomic_init(&b->outstanding, 0);
+    atomic_init(&b->closing, 0);
+    atomic_init(&b->wake_seq, 0);
+    atomic_init(&b->want, BATCHER_NEVER);
+    atomic_init(&b->stop, 0);
+    for (int l = 0; l < BATCHER_MAX_LEVELS; l++)
+        atomic_init(&b->inboxes[l].head, NULL);
+    b->min_deadline = BATCHER_NEVER;
+    int rc = pthread_create(&b->thread, NULL, dispatcher_main, b);
+    if (rc) {
+        st = ferry_fail(FERRY_ENOMEM, "batcher: cannot start the dispatcher thread: %s",
+                        strerror(rc));
+        goto fail;
+    }
+    pthread_setname_np(b->thread, "ferry-batcher");
+    *out = b;
+    return FERRY_OK;
+fail:
+    free_batcher(b);
+    return st;
+}
+
+void ferry_batcher_destroy(ferry_batcher *b)
+{
+    if (!b)
+        return;
+    atomic_store(&b->closing, 1);
+    wake_dispatcher(b); /* it dispatches at once from now on */
+    unsigned v;
+    while ((v = atomic_load(&b->outstanding)) != 0)
+        futex_wait_us(&b->outstanding, v, DRAIN_POLL_US);
+    atomic_store(&b->stop, 1);
+    wake_dispatcher(b);
+    pthread_join(b->thread, NULL);
+    free_batcher(b);
+}

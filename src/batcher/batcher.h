@@ -1,0 +1,143 @@
+/*
+ * batcher.h - the dynamic batcher's private state, shared by its files:
+ * queue.c (request nodes and per-priority inboxes), batcher.c (submit,
+ * dispatcher, completion), stats.c (counters and histograms), bench.c.
+ *
+ * Life of a request:
+ *   submit (any thread): admission (queued counter vs max_queue), a node
+ *     from the node slab, inputs copied into it, node pushed on the inbox
+ *     of its priority (one CAS; no lock anywhere on this path).
+ *   dispatcher thread: takes whole inboxes (one exchange each) into private
+ *     FIFOs, holds an engine slot, copies requests' inputs straight into the
+ *     slot's staging at their sample offsets, submits the slot, and goes on
+ *     forming the next batch while the engine runs this one.
+ *   engine thread (batch_done): scatters the slot's outputs to each
+ *     request's tensors, releases the slot, runs the callbacks.
+ */
+#ifndef FERRY_BATCHER_BATCHER_H
+#define FERRY_BATCHER_BATCHER_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "batcher/slab.h"
+#include "engine/engine.h"
+#include "ferry.h"
+
+#define BATCHER_MAX_LEVELS 8
+#define BATCHER_INLINE_BYTES 4096 /* input bytes kept inside a node */
+#define BATCHER_MAX_CLASSES 18    /* extra input buffers: 2^c samples, c < 18 */
+#define BATCHER_NEVER INT64_MAX
+#define BATCHER_SHARDS 16
+
+/* queued counter: (requests << 40) | samples, so one atomic add admits a
+ * request and counts its samples. */
+#define QUEUED_SAMPLE_BITS 40
+#define QUEUED_PACK(req, samp) (((uint64_t)(req) << QUEUED_SAMPLE_BITS) | (uint64_t)(samp))
+#define QUEUED_REQS(q) ((q) >> QUEUED_SAMPLE_BITS)
+#define QUEUED_SAMPLES(q) ((q) & ((1ull << QUEUED_SAMPLE_BITS) - 1))
+#define BATCHER_MAX_QUEUE ((1 << 23) - 1)
+
+/* What a model input or output looks like to a caller. */
+typedef struct io_desc {
+    const char *name;
+    ferry_dtype dtype; /* the dtype callers pass (the engine's io dtype for floats) */
+    int ndim;
+    int64_t shape[FERRY_MAX_DIMS]; /* shape[0] is the batch dimension */
+    size_t sample_bytes;
+} io_desc;
+
+/* One request: lives in the node slab from submit to its callback. */
+typedef struct bnode {
+    struct bnode *next; /* inbox, FIFO or batch list */
+    ferry_request_fn cb;
+    void *user;
+    int64_t t_submit, deadline; /* us; deadline BATCHER_NEVER = none */
+    int32_t k, prio;
+    int64_t off;         /* first sample in its batch */
+    void *extra;         /* input buffer from a class slab when k > inline_k */
+    int extra_class;
+    unsigned char *in;   /* k samples of input 0, then of input 1, ... */
+    void *outs[];        /* n_out output pointers, then the inline input bytes */
+} bnode;
+
+/* A batch in formation or in flight: owns one engine slot. */
+typedef struct batch {
+    struct ferry_batcher *b;
+    engine_slot *slot;
+    bnode *head, *tail;
+    int64_t n;            /* samples */
+    int32_t n_req;
+    int64_t depart;       /* first request's submit + max_delay */
+    int64_t min_deadline; /* earliest deadline inside */
+    int64_t t_dispatch;
+} batch;
+
+typedef struct inbox {
+    alignas(64) _Atomic(bnode *) head; /* LIFO; the dispatcher takes it whole */
+} inbox;
+
+typedef struct fifo {
+    bnode *head, *tail;
+} fifo;
+
+typedef struct padded_counter {
+    alignas(64) _Atomic uint64_t v;
+} padded_counter;
+
+typedef struct batcher_counters {
+    padded_counter submitted[BATCHER_SHARDS], rejected[BATCHER_SHARDS];
+    alignas(64) _Atomic uint64_t succeeded, failed, expired;
+    _Atomic uint64_t request_us_sum, compute_us_sum;
+    _Atomic uint64_t compute_hist[FERRY_LAT_BUCKETS];
+    alignas(64) _Atomic uint64_t batches, samples, queue_us_sum; /* dispatcher writes */
+    _Atomic uint64_t queue_hist[FERRY_LAT_BUCKETS];
+    _Atomic uint64_t batch_hist[FERRY_BATCH_BUCKETS];
+} batcher_counters;
+
+struct ferry_batcher {
+    ferry_engine *e;
+    ferry_batcher_config cfg; /* with defaults applied */
+    int n_in, n_out;
+    io_desc *in, *out;
+    size_t in_sample_bytes; /* all inputs of one sample */
+    int inline_k;           /* samples that fit inside a node */
+    int slabs_ready;
+
+    slab nodes, batches, bufs[BATCHER_MAX_CLASSES];
+
+    /* hot, written by submitters: each on its own cache line */
+    alignas(64) _Atomic uint64_t queued;  /* QUEUED_PACK of requests waiting */
+    alignas(64) atomic_uint outstanding;  /* accepted, not yet completed (+ calls in flight) */
+    alignas(64) atomic_int closing;       /* destroy has started */
+    alignas(64) atomic_uint wake_seq;     /* futex word the dispatcher sleeps on */
+    _Atomic int64_t want;                 /* queued samples at which to wake it */
+    inbox inboxes[BATCHER_MAX_LEVELS];
+
+    /* dispatcher thread only */
+    alignas(64) fifo fifos[BATCHER_MAX_LEVELS];
+    int64_t fifo_reqs, fifo_samples;
+    int64_t min_deadline; /* lower bound of FIFO requests' deadlines */
+    batch *cur;           /* forming, holds a slot */
+    atomic_int stop;
+    pthread_t thread;
+    int thread_started;
+
+    batcher_counters st;
+};
+
+/* queue.c */
+void inbox_push(inbox *q, bnode *r);
+/* Takes every node pushed so far, oldest first. */
+bnode *inbox_take_all(inbox *q);
+void fifo_append(fifo *f, bnode *r);
+bnode *fifo_pop(fifo *f);
+
+/* stats.c */
+int stats_lat_bucket(int64_t us);
+int stats_batch_bucket(int64_t samples);
+unsigned stats_shard(void);
+
+#endif

@@ -1,0 +1,672 @@
+/*
+ * test_cuda_backend.c - the CUDA backend on hand-made graphs, against host
+ * references computed in double: Gemm with fused bias+ReLU and GELU, batched
+ * MatMul, LayerNorm, Softmax/LogSoftmax, broadcasting arithmetic, ReduceMean,
+ * io-dtype conversion, graph capture/replay and the unsupported-op error.
+ * Every test is skipped when no CUDA device is found (CI has none).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backend/backend.h"
+#include "graph/graph.h"
+#include "util/error.h"
+#include "util/half.h"
+
+#ifdef FERRY_HAVE_CUDA
+
+static int have_device = -1;
+
+static void need_device(void)
+{
+    if (have_device < 0) {
+        int n = 0;
+        char desc[1024];
+        have_device = ferry_backend_cuda.probe(&n, desc, sizeof desc) == FERRY_OK && n > 0;
+        if (have_device)
+            print_message("%s\n", desc);
+        else
+            print_message("no CUDA device: %s\n", ferry_last_error());
+    }
+    if (!have_device)
+        skip();
+}
+
+/* ---- graph building */
+
+static uint64_t rng = 0x243F6A8885A308D3ull;
+static float frand(void) /* uniform in [-1, 1) */
+{
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng >> 40) / 8388608.0 - 1.0);
+}
+
+static int add_val(graph *g, const char *name, int ndim, ...)
+{
+    int64_t d[FERRY_MAX_DIMS];
+    va_list ap;
+    va_start(ap, ndim);
+    for (int i = 0; i < ndim; i++)
+        d[i] = va_arg(ap, int64_t);
+    va_end(ap);
+    int v = graph_add_value(g, name, FERRY_F32, ndim, d);
+    assert_true(v >= 0);
+    return v;
+}
+
+/* A constant of random values in [-scale, scale) (or `fill` when scale is 0). */
+static int add_const(graph *g, const char *name, float scale, float fill, int ndim, ...)
+{
+    int64_t d[FERRY_MAX_DIMS];
+    va_list ap;
+    va_start(ap, ndim);
+    for (int i = 0; i < ndim; i++)
+        d[i] = va_arg(ap, int64_t);
+    va_end(ap);
+    int v = graph_add_value(g, name, FERRY_F32, ndim, d);
+    assert_true(v >= 0);
+    int64_t n = graph_value_numel(&g->values[v], 1);
+    float *p = malloc((size_t)n * sizeof *p);
+    assert_non_null(p);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = scale != 0.0f ? scale * frand() : fill;
+    g->values[v].data = p;
+    g->values[v].is_const = 1;
+    return v;
+}
+
+static const float *cdata(const graph *g, int v) { return g->values[v].data; }
+
+static void set_io(graph *g, int n_in, const int *in, int n_out, const int *out)
+{
+    g->inputs = malloc(sizeof(int) * (size_t)n_in);
+    g->outputs = malloc(sizeof(int) * (size_t)n_out);
+    assert_non_null(g->inputs);
+    assert_non_null(g->outputs);
+    for (int i = 0; i < n_in; i++) {
+        g->inputs[i] = in[i];
+        g->values[in[i]].is_input = 1;
+    }
+    for (int i = 0; i < n_out; i++) {
+        g->outputs[i] = out[i];
+        g->values[out[i]].is_output = 1;
+    }
+    g->n_inputs = n_in;
+    g->n_outputs = n_out;
+    g->opset = 17;
+}
+
+/* ---- running */
+
+static void to_io(ferry_dtype io, const float *src, void *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (io == FERRY_F16)
+            ((uint16_t *)dst)[i] = ferry_f32_to_f16(src[i]);
+        else if (io == FERRY_BF16)
+            ((uint16_t *)dst)[i] = ferry_f32_to_bf16(src[i]);
+        else
+            ((float *)dst)[i] = src[i];
+    }
+}
+
+static float from_io(ferry_dtype io, const void *src, int64_t i)
+{
+    if (io == FERRY_F16)
+        return ferry_f16_to_f32(((const uint16_t *)src)[i]);
+    if (io == FERRY_BF16)
+        return ferry_bf16_to_f32(((const uint16_t *)src)[i]);
+    return ((const float *)src)[i];
+}
+
+typedef struct run_cfg {
+    ferry_precision prec;
+    ferry_dtype io;
+    int64_t max_batch;
+    int capture; /* capture the forward, then replay it on fresh inputs */
+} run_cfg;
+
+/* Runs g on the single input x (n samples) and returns output 0 as fp32
+ * (caller frees). With capture, the graph is captured once on inputs xs2
+ * poisoned and replayed on x, so a wrong replay cannot match. */
+static float *run_graph(graph *g, const run_cfg *rc, int64_t n, const float *x)
+{
+    const ferry_backend_ops *ops = &ferry_backend_cuda;
+    backend_opts o = {.device = 0, .precision = rc->prec, .io_dtype = rc->io,
+                      .max_batch = rc->max_batch};
+    backend_ctx *c = NULL;
+    backend_stream *s = NULL;
+    ferry_status st = ops->ctx_create(g, &o, &c);
+    if (st != FERRY_OK)
+        fail_msg("ctx_create: %s: %s", ferry_status_str(st), ferry_last_error());
+    assert_int_equal(ops->stream_create(c, &s), FERRY_OK);
+    size_t es = ferry_dtype_size(rc->io);
+    int64_t nin = graph_value_numel(&g->values[g->inputs[0]], n);
+    int64_t nout = graph_value_numel(&g->values[g->outputs[0]], n);
+    void *hin, *hout, *din, *dout, *arena = NULL;
+    assert_int_equal(ops->host_alloc(c, (size_t)nin * es, &hin), FERRY_OK);
+    assert_int_equal(ops->host_alloc(c, (size_t)nout * es, &hout), FERRY_OK);
+    assert_int_equal(ops->alloc(c, (size_t)nin * es, &din), FERRY_OK);
+    assert_int_equal(ops->alloc(c, (size_t)nout * es, &dout), FERRY_OK);
+    if (ops->arena_bytes(c))
+        assert_int_equal(ops->alloc(c, ops->arena_bytes(c), &arena), FERRY_OK);
+    const void *ins[1] = {din};
+    void *outs[1] = {dout};
+
+    /* Poison the output so an unwritten element cannot pass. */
+    memset(hout, 0xff, (size_t)nout * es);
+    assert_int_equal(ops->copy_h2d(s, dout, hout, (size_t)nout * es), FERRY_OK);
+    if (rc->capture) {
+        float *junk = malloc((size_t)nin * sizeof *junk);
+        assert_non_null(junk);
+        for (int64_t i = 0; i < nin; i++)
+            junk[i] = 100.0f * frand();
+        to_io(rc->io, junk, hin, nin);
+        free(junk);
+        assert_int_equal(ops->copy_h2d(s, din, hin, (size_t)nin * es), FERRY_OK);
+        /* First call uncaptured: the matmul heuristics run here, as in the
+         * engine's warm-up. */
+        assert_int_equal(ops->forward(s, n, ins, outs, arena), FERRY_OK);
+        assert_int_equal(ops->stream_sync(s), FERRY_OK);
+        backend_graph *bg = NULL;
+        assert_int_equal(ops->capture_begin(s), FERRY_OK);
+        st = ops->forward(s, n, ins, outs, arena);
+        backend_graph *tmp = NULL;
+        ferry_status st2 = ops->capture_end(s, &tmp);
+        bg = tmp;
+        if (st != FERRY_OK || st2 != FERRY_OK)
+            fail_msg("capture: %s", ferry_last_error());
+        memset(hout, 0xff, (size_t)nout * es);
+        assert_int_equal(ops->copy_h2d(s, dout, hout, (size_t)nout * es), FERRY_OK);
+        to_io(rc->io, x, hin, nin);
+        assert_int_equal(ops->copy_h2d(s, din, hin, (size_t)nin * es), FERRY_OK);
+        assert_int_equal(ops->graph_launch(bg, s), FERRY_OK);
+        assert_int_equal(ops->stream_sync(s), FERRY_OK);
+        ops->graph_destroy(bg);
+    } else {
+        to_io(rc->io, x, hin, nin);
+        assert_int_equal(ops->copy_h2d(s, din, hin, (size_t)nin * es), FERRY_OK);
+        st = ops->forward(s, n, ins, outs, arena);
+        if (st != FERRY_OK)
+            fail_msg("forward: %s: %s", ferry_status_str(st), ferry_last_error());
+    }
+    backend_event *ev = NULL;
+    assert_int_equal(ops->event_create(c, &ev), FERRY_OK);
+    assert_int_equal(ops->copy_d2h(s, hout, dout, (size_t)nout * es), FERRY_OK);
+    assert_int_equal(ops->event_record(ev, s), FERRY_OK);
+    assert_int_equal(ops->event_sync(ev), FERRY_OK);
+    ops->event_destroy(ev);
+    float *y = malloc((size_t)nout * sizeof *y);
+    assert_non_null(y);
+    for (int64_t i = 0; i < nout; i++)
+        y[i] = from_io(rc->io, hout, i);
+    assert_int_equal(ops->device_sync(c), FERRY_OK);
+    ops->free(c, din);
+    ops->free(c, dout);
+    ops->free(c, arena);
+    ops->host_free(c, hin);
+    ops->host_free(c, hout);
+    ops->stream_destroy(s);
+    ops->ctx_destroy(c);
+    return y;
+}
+
+/* ||y - ref|| / ||ref|| must stay under tol; NaN never passes. */
+static void check_close(const char *what, const float *y, const double *ref, int64_t n,
+                        double tol)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(y[i]))
+            fail_msg("%s: element %lld is %f (ref %f)", what, (long long)i, y[i], ref[i]);
+        num += (y[i] - ref[i]) * (y[i] - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    double rel = sqrt(num / (den > 0 ? den : 1));
+    print_message("  %-28s rel err %.2e (tol %.0e)\n", what, rel, tol);
+    if (!(rel <= tol))
+        fail_msg("%s: relative error %.3e > %.0e", what, rel, tol);
+}
+
+static double tol_of(ferry_precision p)
+{
+    switch (p) {
+    case FERRY_PRECISION_FP32: return 1e-5;
+    case FERRY_PRECISION_TF32: return 1e-3;
+    default: return 2e-2;
+    }
+}
+
+static const char *prec_name(ferry_precision p)
+{
+    static const char *n[] = {"fp32", "tf32", "fp16", "bf16"};
+    return n[p];
+}
+
+static float *rand_vec(int64_t n, float scale)
+{
+    float *p = malloc((size_t)n * sizeof *p);
+    assert_non_null(p);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = scale * frand();
+    return p;
+}
+
+static double gelu_ref(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
+
+/* ---- Gemm + bias + activation */
+
+/* x [N,K] -> Gemm(transB, bias, act) -> [N,M]; trans_b=0 stores W as [K,M]. */
+static void gemm_case(ferry_precision prec, ferry_dtype io, act_kind act, int trans_b,
+                      int capture)
+{
+    const int64_t K = 72, M = 40, n = 37;
+    graph *g = graph_new();
+    int x = add_val(g, "x", 2, (int64_t)FERRY_DIM_BATCH, K);
+    int w = trans_b ? add_const(g, "W", 0.2f, 0, 2, M, K) : add_const(g, "W", 0.2f, 0, 2, K, M);
+    int b = add_const(g, "b", 0.5f, 0, 1, M);
+    int y = add_val(g, "y", 2, (int64_t)FERRY_DIM_BATCH, M);
+    int ins[3] = {x, w, b};
+    int nd = graph_add_node(g, OP_GEMM, "fc1", 3, ins, 1, &y);
+    g->nodes[nd].trans_b = trans_b;
+    g->nodes[nd].act = act;
+    set_io(g, 1, &x, 1, &y);
+
+    float *xv = rand_vec(n * K, 1.0f);
+    run_cfg rc = {prec, io, 64, capture};
+    float *yv = run_graph(g, &rc, n, xv);
+    double *ref = malloc(sizeof(double) * (size_t)(n * M));
+    assert_non_null(ref);
+    const float *W = cdata(g, w), *B = cdata(g, b);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < M; j++) {
+            double acc = B[j];
+            for (int64_t k = 0; k < K; k++)
+                acc += (double)xv[i * K + k] * (trans_b ? W[j * K + k] : W[k * M + j]);
+            if (act == ACT_RELU)
+                acc = acc > 0 ? acc : 0;
+            else if (act == ACT_GELU)
+                acc = gelu_ref(acc);
+            else if (act == ACT_SIGMOID)
+                acc = 1.0 / (1.0 + exp(-acc));
+            ref[i * M + j] = acc;
+        }
+    char what[96];
+    snprintf(what, sizeof what, "gemm %s %s io=%s%s", act_name(act), prec_name(prec),
+             ferry_dtype_name(io), capture ? " graph" : "");
+    check_close(what, yv, ref, n * M, tol_of(prec));
+    free(ref);
+    free(yv);
+    free(xv);
+    graph_free(g);
+}
+
+static void test_gemm_bias_relu(void **state)
+{
+    (void)state;
+    need_device();
+    for (int p = FERRY_PRECISION_FP32; p <= FERRY_PRECISION_BF16; p++)
+        gemm_case((ferry_precision)p, FERRY_F32, ACT_RELU, 1, 0);
+}
+
+static void test_gemm_gelu(void **state)
+{
+    (void)state;
+    need_device();
+    for (int p = FERRY_PRECISION_FP32; p <= FERRY_PRECISION_BF16; p++)
+        gemm_case((ferry_precision)p, FERRY_F32, ACT_GELU, 0, 0);
+    gemm_case(FERRY_PRECISION_FP32, FERRY_F32, ACT_SIGMOID, 1, 0);
+}
+
+/* io dtype differs from the compute dtype: conversion kernels both ways. */
+static void test_io_dtypes(void **state)
+{
+    (void)state;
+    need_device();
+    gemm_case(FERRY_PRECISION_FP16, FERRY_F16, ACT_RELU, 1, 0);
+    gemm_case(FERRY_PRECISION_BF16, FERRY_F32, ACT_RELU, 1, 0);
+    gemm_case(FERRY_PRECISION_FP32, FERRY_BF16, ACT_NONE, 1, 0);
+}
+
+static void test_capture_replay(void **state)
+{
+    (void)state;
+    need_device();
+    gemm_case(FERRY_PRECISION_FP32, FERRY_F32, ACT_GELU, 1, 1);
+    gemm_case(FERRY_PRECISION_FP16, FERRY_F32, ACT_RELU, 1, 1);
+}
+
+/* ---- a two-layer MLP: plan arena reuse across nodes */
+
+static void test_mlp_two_layers(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t D0 = 32, D1 = 64, D2 = 16, n = 50;
+    graph *g = graph_new();
+    int x = add_val(g, "x", 2, (int64_t)FERRY_DIM_BATCH, D0);
+    int w1 = add_const(g, "W1", 0.25f, 0, 2, D1, D0), b1 = add_const(g, "b1", 0.1f, 0, 1, D1);
+    int h = add_val(g, "h", 2, (int64_t)FERRY_DIM_BATCH, D1);
+    int w2 = add_const(g, "W2", 0.25f, 0, 2, D2, D1), b2 = add_const(g, "b2", 0.1f, 0, 1, D2);
+    int y = add_val(g, "y", 2, (int64_t)FERRY_DIM_BATCH, D2);
+    int in1[3] = {x, w1, b1}, in2[3] = {h, w2, b2};
+    int n1 = graph_add_node(g, OP_GEMM, "fc1", 3, in1, 1, &h);
+    int n2 = graph_add_node(g, OP_GEMM, "fc2", 3, in2, 1, &y);
+    g->nodes[n1].trans_b = g->nodes[n2].trans_b = 1;
+    g->nodes[n1].act = ACT_RELU;
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * D0, 1.0f);
+    double *hr = malloc(sizeof(double) * (size_t)(n * D1)), *yr = malloc(sizeof(double) * (size_t)(n * D2));
+    assert_non_null(hr);
+    assert_non_null(yr);
+    const float *W1 = cdata(g, w1), *B1 = cdata(g, b1), *W2 = cdata(g, w2), *B2 = cdata(g, b2);
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t j = 0; j < D1; j++) {
+            double a = B1[j];
+            for (int64_t k = 0; k < D0; k++)
+                a += (double)xv[i * D0 + k] * W1[j * D0 + k];
+            hr[i * D1 + j] = a > 0 ? a : 0;
+        }
+        for (int64_t j = 0; j < D2; j++) {
+            double a = B2[j];
+            for (int64_t k = 0; k < D1; k++)
+                a += hr[i * D1 + k] * W2[j * D1 + k];
+            yr[i * D2 + j] = a;
+        }
+    }
+    for (int p = FERRY_PRECISION_FP32; p <= FERRY_PRECISION_BF16; p++) {
+        run_cfg rc = {(ferry_precision)p, FERRY_F32, 128, 0};
+        float *yv = run_graph(g, &rc, n, xv);
+        char what[64];
+        snprintf(what, sizeof what, "mlp %s", prec_name((ferry_precision)p));
+        check_close(what, yv, yr, n * D2, tol_of((ferry_precision)p));
+        free(yv);
+    }
+    free(hr);
+    free(yr);
+    free(xv);
+    graph_free(g);
+}
+
+/* ---- LayerNorm */
+
+static void test_layernorm(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t D = 96, n = 33;
+    graph *g = graph_new();
+    int x = add_val(g, "x", 2, (int64_t)FERRY_DIM_BATCH, D);
+    int sc = add_const(g, "scale", 1.0f, 0, 1, D), bi = add_const(g, "bias", 0.5f, 0, 1, D);
+    int y = add_val(g, "y", 2, (int64_t)FERRY_DIM_BATCH, D);
+    int ins[3] = {x, sc, bi};
+    int nd = graph_add_node(g, OP_LAYER_NORM, "ln", 3, ins, 1, &y);
+    g->nodes[nd].axis = -1;
+    g->nodes[nd].epsilon = 1e-5f;
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * D, 3.0f);
+    for (int64_t i = 0; i < n * D; i++)
+        xv[i] += 5.0f; /* a large mean: the two-pass variance must hold */
+    double *ref = malloc(sizeof(double) * (size_t)(n * D));
+    assert_non_null(ref);
+    const float *S = cdata(g, sc), *B = cdata(g, bi);
+    for (int64_t i = 0; i < n; i++) {
+        double m = 0, v = 0;
+        for (int64_t j = 0; j < D; j++)
+            m += xv[i * D + j];
+        m /= D;
+        for (int64_t j = 0; j < D; j++)
+            v += (xv[i * D + j] - m) * (xv[i * D + j] - m);
+        v /= D;
+        for (int64_t j = 0; j < D; j++)
+            ref[i * D + j] = (xv[i * D + j] - m) / sqrt(v + 1e-5) * S[j] + B[j];
+    }
+    for (int p = FERRY_PRECISION_FP32; p <= FERRY_PRECISION_BF16; p++) {
+        if (p == FERRY_PRECISION_TF32)
+            continue; /* no matmul: same as fp32 */
+        run_cfg rc = {(ferry_precision)p, FERRY_F32, 64, 0};
+        float *yv = run_graph(g, &rc, n, xv);
+        char what[64];
+        snprintf(what, sizeof what, "layernorm %s", prec_name((ferry_precision)p));
+        check_close(what, yv, ref, n * D, tol_of((ferry_precision)p));
+        free(yv);
+    }
+    free(ref);
+    free(xv);
+    graph_free(g);
+}
+
+/* ---- Softmax / LogSoftmax, short rows (warp per row) and long rows (block) */
+
+static void softmax_case(int64_t D, int want_log, ferry_precision prec)
+{
+    const int64_t n = 19;
+    graph *g = graph_new();
+    int x = add_val(g, "x", 2, (int64_t)FERRY_DIM_BATCH, D);
+    int y = add_val(g, "y", 2, (int64_t)FERRY_DIM_BATCH, D);
+    int nd = graph_add_node(g, want_log ? OP_LOG_SOFTMAX : OP_SOFTMAX, "sm", 1, &x, 1, &y);
+    g->nodes[nd].axis = -1;
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * D, 4.0f);
+    double *ref = malloc(sizeof(double) * (size_t)(n * D));
+    assert_non_null(ref);
+    for (int64_t i = 0; i < n; i++) {
+        double m = -1e300, s = 0;
+        for (int64_t j = 0; j < D; j++)
+            m = fmax(m, xv[i * D + j]);
+        for (int64_t j = 0; j < D; j++)
+            s += exp(xv[i * D + j] - m);
+        for (int64_t j = 0; j < D; j++)
+            ref[i * D + j] = want_log ? xv[i * D + j] - m - log(s) : exp(xv[i * D + j] - m) / s;
+    }
+    run_cfg rc = {prec, FERRY_F32, 32, 0};
+    float *yv = run_graph(g, &rc, n, xv);
+    char what[64];
+    snprintf(what, sizeof what, "%s d=%lld %s", want_log ? "logsoftmax" : "softmax", (long long)D,
+             prec_name(prec));
+    check_close(what, yv, ref, n * D, tol_of(prec));
+    free(yv);
+    free(ref);
+    free(xv);
+    graph_free(g);
+}
+
+static void test_softmax(void **state)
+{
+    (void)state;
+    need_device();
+    softmax_case(10, 0, FERRY_PRECISION_FP32);
+    softmax_case(3000, 0, FERRY_PRECISION_FP32);
+    softmax_case(77, 1, FERRY_PRECISION_FP32);
+    softmax_case(2500, 1, FERRY_PRECISION_FP32);
+    softmax_case(300, 0, FERRY_PRECISION_FP16);
+    softmax_case(300, 0, FERRY_PRECISION_BF16);
+}
+
+/* ---- broadcasting arithmetic: x [N,4,6] op c, then a general broadcast */
+
+static double binop(op_kind op, double a, double b)
+{
+    switch (op) {
+    case OP_ADD: return a + b;
+    case OP_SUB: return a - b;
+    case OP_MUL: return a * b;
+    case OP_DIV: return a / b;
+    case OP_POW: return pow(a, b);
+    default: return 0;
+    }
+}
+
+static void bcast_case(op_kind op, int64_t c0, int64_t c1, ferry_precision prec)
+{
+    const int64_t n = 11, A = 4, B = 6;
+    graph *g = graph_new();
+    int x = add_val(g, "x", 3, (int64_t)FERRY_DIM_BATCH, A, B);
+    /* c is [c0, c1]: [1,6] suffix broadcast, [4,1] general broadcast. */
+    int cv = op == OP_DIV || op == OP_POW ? add_const(g, "c", 0, 0, 2, c0, c1)
+                                          : add_const(g, "c", 1.0f, 0, 2, c0, c1);
+    if (op == OP_DIV || op == OP_POW) {
+        float *p = g->values[cv].data;
+        for (int64_t i = 0; i < c0 * c1; i++)
+            p[i] = op == OP_POW ? (float)(1 + i % 3) : 0.5f + 0.25f * (float)i;
+    }
+    int y = add_val(g, "y", 3, (int64_t)FERRY_DIM_BATCH, A, B);
+    int ins[2] = {x, cv};
+    graph_add_node(g, op, NULL, 2, ins, 1, &y);
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * A * B, 2.0f);
+    if (op == OP_POW)
+        for (int64_t i = 0; i < n * A * B; i++)
+            xv[i] = fabsf(xv[i]) + 0.1f;
+    double *ref = malloc(sizeof(double) * (size_t)(n * A * B));
+    assert_non_null(ref);
+    const float *C = cdata(g, cv);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t a = 0; a < A; a++)
+            for (int64_t b = 0; b < B; b++) {
+                int64_t ci = (c0 == 1 ? 0 : a) * c1 + (c1 == 1 ? 0 : b);
+                ref[(i * A + a) * B + b] = binop(op, xv[(i * A + a) * B + b], C[ci]);
+            }
+    run_cfg rc = {prec, FERRY_F32, 16, 0};
+    float *yv = run_graph(g, &rc, n, xv);
+    char what[64];
+    snprintf(what, sizeof what, "%s [%lld,%lld] %s", op_name(op), (long long)c0, (long long)c1,
+             prec_name(prec));
+    check_close(what, yv, ref, n * A * B, tol_of(prec));
+    free(yv);
+    free(ref);
+    free(xv);
+    graph_free(g);
+}
+
+static void test_broadcast(void **state)
+{
+    (void)state;
+    need_device();
+    for (op_kind op = OP_ADD; op <= OP_POW; op++) {
+        bcast_case(op, 1, 6, FERRY_PRECISION_FP32);
+        bcast_case(op, 4, 1, FERRY_PRECISION_FP32);
+    }
+    bcast_case(OP_MUL, 4, 1, FERRY_PRECISION_FP16);
+    bcast_case(OP_ADD, 1, 6, FERRY_PRECISION_BF16);
+}
+
+/* ---- ReduceMean over the last axis, keepdims */
+
+static void test_reduce_mean(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 9, A = 5, B = 130;
+    graph *g = graph_new();
+    int x = add_val(g, "x", 3, (int64_t)FERRY_DIM_BATCH, A, B);
+    int y = add_val(g, "y", 3, (int64_t)FERRY_DIM_BATCH, A, (int64_t)1);
+    int nd = graph_add_node(g, OP_REDUCE_MEAN, "rm", 1, &x, 1, &y);
+    g->nodes[nd].n_axes = 1;
+    g->nodes[nd].axes[0] = -1;
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * A * B, 1.0f);
+    double *ref = malloc(sizeof(double) * (size_t)(n * A));
+    assert_non_null(ref);
+    for (int64_t i = 0; i < n * A; i++) {
+        double s = 0;
+        for (int64_t b = 0; b < B; b++)
+            s += xv[i * B + b];
+        ref[i] = s / B;
+    }
+    run_cfg rc = {FERRY_PRECISION_FP32, FERRY_F32, 16, 0};
+    float *yv = run_graph(g, &rc, n, xv);
+    check_close("reducemean fp32", yv, ref, n * A, 1e-5);
+    free(yv);
+    free(ref);
+    free(xv);
+    graph_free(g);
+}
+
+/* ---- an op on integers is refused at creation, naming the node */
+
+static void test_unsupported(void **state)
+{
+    (void)state;
+    need_device();
+    graph *g = graph_new();
+    int64_t d[2] = {FERRY_DIM_BATCH, 4};
+    int a = graph_add_value(g, "a", FERRY_I64, 2, d);
+    int b = graph_add_value(g, "b", FERRY_I64, 2, d);
+    int y = graph_add_value(g, "y", FERRY_I64, 2, d);
+    int ins[2] = {a, b};
+    graph_add_node(g, OP_ADD, "int_add", 2, ins, 1, &y);
+    int gin[2] = {a, b};
+    set_io(g, 2, gin, 1, &y);
+    backend_opts o = {.device = 0, .precision = FERRY_PRECISION_FP32, .io_dtype = FERRY_F32,
+                      .max_batch = 8};
+    backend_ctx *c = NULL;
+    assert_int_equal(ferry_backend_cuda.ctx_create(g, &o, &c), FERRY_EUNSUPPORTED);
+    assert_null(c);
+    assert_non_null(strstr(ferry_last_error(), "int_add"));
+    assert_non_null(strstr(ferry_last_error(), "Add"));
+    o.device = 99;
+    assert_int_equal(ferry_backend_cuda.ctx_create(g, &o, &c), FERRY_ENOTFOUND);
+    graph_free(g);
+}
+
+static void test_probe(void **state)
+{
+    (void)state;
+    int n = -1;
+    char desc[1024];
+    ferry_status st = ferry_backend_cuda.probe(&n, desc, sizeof desc);
+    if (st != FERRY_OK) {
+        /* No device (CI): a clean FERRY_EDEVICE with the CUDA reason. */
+        assert_int_equal(st, FERRY_EDEVICE);
+        assert_int_equal(n, 0);
+        assert_true(strlen(ferry_last_error()) > 0);
+        print_message("probe: %s\n", ferry_last_error());
+        return;
+    }
+    assert_true(n >= 1);
+    assert_non_null(strstr(desc, "cuda:0 "));
+    assert_non_null(strstr(desc, "sm_"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_probe),
+        cmocka_unit_test(test_gemm_bias_relu),
+        cmocka_unit_test(test_gemm_gelu),
+        cmocka_unit_test(test_io_dtypes),
+        cmocka_unit_test(test_capture_replay),
+        cmocka_unit_test(test_mlp_two_layers),
+        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_broadcast),
+        cmocka_unit_test(test_reduce_mean),
+        cmocka_unit_test(test_unsupported),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#else /* no CUDA toolkit in this build: the backend is absent */
+
+static void test_cuda_absent(void **state)
+{
+    (void)state;
+    skip();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_cuda_absent)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#endif

@@ -1,0 +1,820 @@
+/*
+ * test_batcher.c - the dynamic batcher on the CPU engine: exactly-once
+ * completion under 64 submitting threads (outputs compared with the
+ * engine's own unbatched outputs), backpressure, deadlines, bad requests,
+ * draining destroy under load, and priority order.
+ *
+ * Most tests use a small MLP (16-32-8 relu, made by `ferry make-model`) so
+ * that the batcher, not the GEMM, is what the threads exercise. The engine
+ * is blocked where a test needs a queue to stay put: the test itself takes
+ * the engine's only slot (engine_slot_acquire), so the dispatcher can form
+ * no batch until the test gives it back.
+ *
+ * FERRY_STRESS_N: requests per thread in the exactly-once test (default
+ * 20000; 400 under ThreadSanitizer).
+ */
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+
+#include "engine/engine.h"
+#include "ferry.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+#define SMALL_MODEL FERRY_BUILD_DIR "/test-models/batcher-mlp-16-32-8.onnx"
+#define DIN 16
+#define DOUT 8
+#define NREF 256 /* distinct samples; requests pick from these */
+
+static ferry_model *model;
+static const char *in_name, *out_name;
+static float ref_in[NREF][DIN], ref_out[NREF][DOUT]; /* each run alone, batch 1 */
+
+static void sleep_us(int64_t us)
+{
+    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static ferry_tensor tens(float *d, int64_t n, int64_t w)
+{
+    ferry_tensor t = {.dtype = FERRY_F32, .ndim = 2, .shape = {n, w}, .data = d};
+    return t;
+}
+
+static ferry_engine *make_engine(int workers, int depth, int max_batch)
+{
+    ferry_engine_config c;
+    ferry_engine_config_init(&c);
+    c.workers = workers;
+    c.pipeline_depth = depth;
+    c.max_batch = max_batch;
+    ferry_engine *e = NULL;
+    ferry_status st = ferry_engine_create(model, &c, &e);
+    if (st != FERRY_OK)
+        fail_msg("engine_create: %s: %s", ferry_status_str(st), ferry_last_error());
+    return e;
+}
+
+static ferry_batcher *make_batcher(ferry_engine *e, const ferry_batcher_config *c)
+{
+    ferry_batcher *b = NULL;
+    ferry_status st = ferry_batcher_create(e, c, &b);
+    if (st != FERRY_OK)
+        fail_msg("batcher_create: %s: %s", ferry_status_str(st), ferry_last_error());
+    return b;
+}
+
+/* Takes the engine's only free slot, so that nothing can run until
+ * unblock(). The engine must have one worker of pipeline depth 1. */
+static engine_slot *block_engine(ferry_engine *e)
+{
+    engine_slot *s = NULL;
+    assert_int_equal(engine_slot_acquire(e, 0, &s), FERRY_OK);
+    engine_slot *s2 = NULL;
+    assert_int_equal(engine_slot_acquire(e, 0, &s2), FERRY_ETIMEDOUT);
+    return s;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s/test-models' && '%s' make-model mlp --dims %d,32,%d --act relu "
+             "--seed 7 -o '%s' > /dev/null",
+             FERRY_BUILD_DIR, FERRY_CLI, DIN, DOUT, SMALL_MODEL);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cannot make the test model: %s\n", cmd);
+        return -1;
+    }
+    if (ferry_model_load(SMALL_MODEL, &model) != FERRY_OK) {
+        fprintf(stderr, "load %s: %s\n", SMALL_MODEL, ferry_last_error());
+        return -1;
+    }
+    ferry_tensor_info ti;
+    ferry_model_input(model, 0, &ti);
+    in_name = ti.name;
+    ferry_model_output(model, 0, &ti);
+    out_name = ti.name;
+
+    uint32_t rng = 1;
+    for (int i = 0; i < NREF; i++)
+        for (int j = 0; j < DIN; j++) {
+            rng = rng * 1664525u + 1013904223u;
+            ref_in[i][j] = (float)(rng >> 8) / (float)(1u << 24) * 4.0f - 2.0f;
+        }
+    ferry_engine *e = make_engine(1, 2, 64);
+    for (int i = 0; i < NREF; i++) {
+        ferry_tensor x = tens(ref_in[i], 1, DIN), y = tens(ref_out[i], 1, DOUT);
+        if (ferry_engine_run(e, &x, 1, &y, 1) != FERRY_OK) {
+            fprintf(stderr, "engine_run: %s\n", ferry_last_error());
+            return -1;
+        }
+    }
+    ferry_engine_destroy(e);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ferry_model_destroy(model);
+    return 0;
+}
+
+/* ------------------------------------------------ simple completions */
+
+typedef struct done_rec {
+    atomic_int calls;
+    _Atomic int st;
+    atomic_int seq; /* completion order */
+} done_rec;
+
+static atomic_int seq_counter;
+
+static void rec_cb(void *user, ferry_status st)
+{
+    done_rec *r = user;
+    atomic_store(&r->st, (int)st);
+    atomic_store(&r->seq, atomic_fetch_add(&seq_counter, 1));
+    atomic_fetch_add(&r->calls, 1);
+}
+
+static void wait_calls(done_rec *r, int n)
+{
+    for (int spins = 0; spins < 20000; spins++) {
+        int all = 1;
+        for (int i = 0; i < n; i++)
+            all &= atomic_load(&r[i].calls) > 0;
+        if (all)
+            return;
+        sleep_us(1000);
+    }
+    fail_msg("callbacks did not run within 20 s");
+}
+
+/* infer and submit give the engine's own outputs, for requests of 1..k. */
+static void test_infer_matches_engine(void **state)
+{
+    (void)state;
+    ferry_engine *e = make_engine(1, 2, 32);
+    ferry_batcher *b = make_batcher(e, NULL);
+    float out[4][DOUT];
+    for (int i = 0; i + 4 <= 64; i += 4) {
+        int k = 1 + i % 4;
+        ferry_tensor x = tens(ref_in[i], k, DIN), y = tens(out[0], k, DOUT);
+        assert_int_equal(ferry_batcher_infer(b, &x, 1, &y, 1, NULL), FERRY_OK);
+        assert_memory_equal(out, ref_out[i], sizeof(float) * DOUT * (size_t)k);
+    }
+    ferry_batcher_stats s;
+    ferry_batcher_get_stats(b, &s);
+    assert_int_equal(s.submitted, 16);
+    assert_int_equal(s.succeeded, 16);
+    assert_int_equal(s.queue_depth, 0);
+    uint64_t hist = 0;
+    for (int i = 0; i < FERRY_BATCH_BUCKETS; i++)
+        hist += s.batch_hist[i];
+    assert_int_equal(hist, s.batches);
+    ferry_batcher_destroy(b);
+    ferry_engine_destroy(e);
+}
+
+/* (2) A full queue refuses at once, and that callback never runs. */
+static void test_max_queue(void **state)
+{
+    (void)state;
+    ferry_engine *e = make_engine(1, 1, 8);
+    engine_slot *plug = block_engine(e);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.max_queue = 4;
+    c.max_batch = 4;
+    ferry_batcher *b = make_batcher(e, &c);
+    done_rec r[5];
+    memset(r, 0, sizeof r);
+    float out[5][DOUT];
+    for (int i = 0; i < 5; i++) {
+        ferry_tensor x = tens(ref_in[i], 1, DIN), y = tens(out[i], 1, DOUT);
+        ferry_status st = ferry_batcher_submit(b, &x, 1, &y, 1, NULL, rec_cb, &r[i]);
+        assert_int_equal(st, i < 4 ? FERRY_OK : FERRY_EBUSY);
+    }
+    assert_non_null(strstr(ferry_last_error(), "queue full"));
+    ferry_batcher_stats s;
+    ferry_batcher_get_stats(b, &s);
+    assert_int_equal(s.queue_depth, 4);
+    assert_int_equal(s.rejected, 1);
+    assert_int_equal(s.submitted, 5);
+    engine_slot_release(plug);
+    wait_calls(r, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(atomic_load(&r[i].st), FERRY_OK);
+        assert_memory_equal(out[i], ref_out[i], sizeof out[i]);
+    }
+    ferry_batcher_destroy(b);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(atomic_load(&r[i].calls), 1);
+    assert_int_equal(atomic_load(&r[4].calls), 0);
+    ferry_engine_destroy(e);
+}
+
+/* (3) A deadline that passes while the engine is busy completes the request
+ * with FERRY_ETIMEDOUT at once, without it ever reaching the device. */
+static void test_deadline(void **state)
+{
+    (void)state;
+    ferry_engine *e = make_engine(1, 1, 8);
+    engine_slot *plug = block_engine(e);
+    ferry_batcher *b = make_batcher(e, NULL);
+    done_rec r;
+    memset(&r, 0, sizeof r);
+    float out[DOUT];
+    ferry_tensor x = tens(ref_in[0], 1, DIN), y = tens(out, 1, DOUT);
+    ferry_request_opts o = {.priority = 0, .timeout_us = 2000};
+    assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, &o, rec_cb, &r), FERRY_OK);
+    wait_calls(&r, 1); /* while the engine is still blocked */
+    assert_int_equal(atomic_load(&r.st), FERRY_ETIMEDOUT);
+    assert_int_equal(ferry_batcher_infer(b, &x, 1, &y, 1, &o), FERRY_ETIMEDOUT);
+    assert_non_null(strstr(ferry_last_error(), "deadline"));
+
+    /* the default timeout applies when opts say 0 */
+    ferry_batcher_destroy(b);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.default_timeout_us = 1000;
+    b = make_batcher(e, &c);
+    assert_int_equal(ferry_batcher_infer(b, &x, 1, &y, 1, NULL), FERRY_ETIMEDOUT);
+    ferry_batcher_stats s;
+    ferry_batcher_get_stats(b, &s);
+    assert_int_equal(s.expired, 1);
+    assert_int_equal(s.samples, 0); /* nothing was dispatched */
+    engine_slot_release(plug);
+    ferry_request_opts none = {.priority = 0, .timeout_us = -1};
+    assert_int_equal(ferry_batcher_infer(b, &x, 1, &y, 1, &none), FERRY_OK);
+    assert_memory_equal(out, ref_out[0], sizeof out);
+    ferry_batcher_destroy(b);
+    ferry_engine_destroy(e);
+}
+
+/* (4) Bad requests: each refused with its own status and a message naming
+ * the tensor; the callback never runs. */
+static void test_bad_requests(void **state)
+{
+    (void)state;
+    ferry_engine *e = make_engine(1, 2, 16);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.max_batch = 8;
+    c.priority_levels = 2;
+    ferry_batcher *b = make_batcher(e, &c);
+    static float in[16 * DIN], out[16 * DOUT];
+    done_rec r;
+    memset(&r, 0, sizeof r);
+    char name_frag[128];
+
+    ferry_tensor x = tens(in, 9, DIN), y = tens(out, 9, DOUT);
+    assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, NULL, rec_cb, &r), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "exceeds max_batch 8"));
+
+    x = tens(in, 2, DIN + 1);
+    y = tens(out, 2, DOUT);
+    assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, NULL, rec_cb, &r), FERRY_ESHAPE);
+    snprintf(name_frag, sizeof name_frag, "input '%s' has shape [2,%d], expected [*,%d]", in_name,
+             DIN + 1, DIN);
+    assert_non_null(strstr(ferry_last_error(), name_frag));
+
+    x = tens(in, 2, DIN);
+    y = tens(out, 3, DOUT);
+    assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, NULL, rec_cb, &r), FERRY_ESHAPE);
+    snprintf(name_frag, sizeof name_frag, "output '%s' has 3 samples", out_name);
+    assert_non_null(strstr(ferry_last_error(), name_frag));
+
+    x = tens(in, 2, DIN);
+    x.ndim = 3;
+    x.shape[2] = 1;
+    y = tens(out, 2, DOUT);
+    assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, NULL, rec_cb, &r), FERRY_ESHAPE);
+
+    x = tens(in, 2, DIN);
+    x.dtype = FERRY_F16;
+    assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, NULL, rec_cb, &r), FERRY_EDTYPE);
+    snprintf(name_frag, sizeof name_frag, "input '%s' is f16, expected f32", in_name);
+    assert_non_null(strstr(ferry_last_error(), name_frag));
+
+    x = tens(in, 0, DIN);
+    y = tens(out, 0, DOUT);
+    assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, NULL, rec_cb, &r), FERRY_EINVAL);
+
+    x = tens(in, 1, DIN);
+    y = tens(out, 1, DOUT);
+    assert_int_equal(ferry_batcher_submit(b, &x, 2, &y, 1, NULL, rec_cb, &r), FERRY_EINVAL);
+    assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, NULL, NULL, &r), FERRY_EINVAL);
+    ferry_request_opts o = {.priority = 2, .timeout_us = 0};
+    assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, &o, rec_cb, &r), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "priority 2"));
+    x.data = NULL;
+    assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, NULL, rec_cb, &r), FERRY_EINVAL);
+
+    /* bad configurations */
+    ferry_batcher *b2 = NULL;
+    c.max_batch = 17;
+    assert_int_equal(ferry_batcher_create(e, &c, &b2), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "max_batch 17"));
+    c.max_batch = 8;
+    c.n_preferred = 1;
+    c.preferred_batch_sizes[0] = 9;
+    assert_int_equal(ferry_batcher_create(e, &c, &b2), FERRY_EINVAL);
+    c.n_preferred = 0;
+    c.priority_levels = 9;
+    assert_int_equal(ferry_batcher_create(e, &c, &b2), FERRY_EINVAL);
+    assert_null(b2);
+
+    ferry_batcher_destroy(b);
+    assert_int_equal(atomic_load(&r.calls), 0);
+    ferry_batcher_destroy(NULL);
+    ferry_engine_destroy(e);
+}
+
+/* (6) With the engine blocked, queued high-priority requests run first;
+ * within a level, arrival order is kept. */
+static void test_priorities(void **state)
+{
+    (void)state;
+    ferry_engine *e = make_engine(1, 1, 8);
+    engine_slot *plug = block_engine(e);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.max_batch = 2;
+    c.priority_levels = 3;
+    ferry_batcher *b = make_batcher(e, &c);
+    enum { N = 12 };
+    done_rec r[N];
+    memset(r, 0, sizeof r);
+    float out[N][DOUT];
+    int prio[N];
+    for (int i = 0; i < N; i++) {
+        prio[i] = i < 4 ? 0 : i < 8 ? 2 : 1; /* low x4, high x4, middle x4 */
+        ferry_tensor x = tens(ref_in[i], 1, DIN), y = tens(out[i], 1, DOUT);
+        ferry_request_opts o = {.priority = prio[i], .timeout_us = -1};
+        assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, &o, rec_cb, &r[i]), FERRY_OK);
+    }
+    atomic_store(&seq_counter, 0);
+    engine_slot_release(plug);
+    wait_calls(r, N);
+    /* one slot: batches run one after another, so completion order is
+     * dispatch order: high (4..7), middle (8..11), low (0..3) */
+    const int expect[N] = {4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3};
+    for (int pos = 0; pos < N; pos++) {
+        int i = expect[pos];
+        assert_int_equal(atomic_load(&r[i].st), FERRY_OK);
+        assert_int_equal(atomic_load(&r[i].seq), pos);
+        assert_memory_equal(out[i], ref_out[i], sizeof out[i]);
+    }
+    ferry_batcher_destroy(b);
+    ferry_engine_destroy(e);
+}
+
+/* Preferred batch sizes: a batch leaves as soon as it reaches one, long
+ * before max_delay. */
+static void test_preferred(void **state)
+{
+    (void)state;
+    ferry_engine *e = make_engine(1, 1, 16);
+    engine_slot *plug = block_engine(e);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.max_batch = 16;
+    c.max_delay_us = 60 * 1000000ll; /* the test would time out if it waited this */
+    c.n_preferred = 1;
+    c.preferred_batch_sizes[0] = 3;
+    ferry_batcher *b = make_batcher(e, &c);
+    done_rec r[3];
+    memset(r, 0, sizeof r);
+    float out[3][DOUT];
+    for (int i = 0; i < 3; i++) {
+        ferry_tensor x = tens(ref_in[i], 1, DIN), y = tens(out[i], 1, DOUT);
+        assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, NULL, rec_cb, &r[i]), FERRY_OK);
+    }
+    engine_slot_release(plug);
+    wait_calls(r, 3);
+    ferry_batcher_stats s;
+    ferry_batcher_get_stats(b, &s);
+    assert_int_equal(s.batches, 1);
+    assert_int_equal(s.samples, 3);
+    assert_int_equal(s.batch_hist[2], 1); /* bucket le 4 */
+    ferry_batcher_destroy(b);
+    ferry_engine_destroy(e);
+}
+
+/* ------------------------------------------- (1) exactly once, 64 threads */
+
+#define STRESS_THREADS 64
+#define WINDOW 16 /* requests in flight per thread */
+#define MAXK 4
+
+typedef struct sthread sthread;
+
+typedef struct sreq {
+    sthread *t;
+    int64_t id;
+    int k;
+    int idx[MAXK];
+    float out[MAXK][DOUT];
+    struct sreq *next_free;
+} sreq;
+
+struct sthread {
+    ferry_batcher *b;
+    int tid;
+    int64_t n;
+    uint32_t rng;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sreq reqs[WINDOW];
+    sreq *free_list;
+    int n_free;
+    /* outcome counts */
+    int64_t attempts, busy, ok, expired, failed, ok_samples, mismatches, bitwise_diff;
+    double max_rel;
+};
+
+static atomic_uchar *calls; /* per request id */
+static atomic_int double_calls;
+
+static uint32_t next_rand(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+static void put_free(sthread *t, sreq *r)
+{
+    pthread_mutex_lock(&t->mu);
+    r->next_free = t->free_list;
+    t->free_list = r;
+    t->n_free++;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void stress_cb(void *user, ferry_status st)
+{
+    sreq *r = user;
+    sthread *t = r->t;
+    if (atomic_fetch_add(&calls[r->id], 1) != 0)
+        atomic_fetch_add(&double_calls, 1);
+    /* this thread's counters: only one callback per request and the
+     * submitting thread reads them after its window drains */
+    pthread_mutex_lock(&t->mu);
+    if (st == FERRY_OK) {
+        t->ok++;
+        t->ok_samples += r->k;
+        for (int s = 0; s < r->k; s++) {
+            if (memcmp(r->out[s], ref_out[r->idx[s]], sizeof r->out[s]) != 0)
+                t->bitwise_diff++;
+            for (int j = 0; j < DOUT; j++) {
+                double a = r->out[s][j], w = ref_out[r->idx[s]][j];
+                double rel = (a - w) / (fabs(w) > 1e-3 ? fabs(w) : 1e-3);
+                if (rel < 0)
+                    rel = -rel;
+                if (rel > t->max_rel)
+                    t->max_rel = rel;
+                if (rel > 1e-6)
+                    t->mismatches++;
+            }
+        }
+    } else if (st == FERRY_ETIMEDOUT) {
+        t->expired++;
+    } else {
+        t->failed++;
+    }
+    pthread_mutex_unlock(&t->mu);
+    put_free(t, r);
+}
+
+static void *stress_main(void *arg)
+{
+    sthread *t = arg;
+    float in[MAXK][DIN];
+    for (int64_t j = 0; j < t->n; j++) {
+        pthread_mutex_lock(&t->mu);
+        while (!t->free_list)
+            pthread_cond_wait(&t->cv, &t->mu);
+        sreq *r = t->free_list;
+        t->free_list = r->next_free;
+        t->n_free--;
+        pthread_mutex_unlock(&t->mu);
+
+        uint32_t x = next_rand(&t->rng);
+        r->id = (int64_t)t->tid * t->n + j;
+        r->k = 1 + (int)(x % MAXK);
+        for (int s = 0; s < r->k; s++) {
+            r->idx[s] = (int)(next_rand(&t->rng) % NREF);
+            memcpy(in[s], ref_in[r->idx[s]], sizeof in[s]);
+        }
+        memset(r->out, 0xff, sizeof r->out);
+        ferry_request_opts o;
+        o.priority = (int)((x >> 8) % 4);
+        switch ((x >> 16) % 10) {
+        case 0: o.timeout_us = 1; break;   /* expires unless picked in the same microsecond */
+        case 1: o.timeout_us = 200; break; /* may expire in queue or in a forming batch */
+        case 2: o.timeout_us = -1; break;  /* none */
+        default: o.timeout_us = 0; break;  /* the default (long) */
+        }
+        ferry_tensor xt = tens(in[0], r->k, DIN), yt = tens(r->out[0], r->k, DOUT);
+        ferry_status st = ferry_batcher_submit(t->b, &xt, 1, &yt, 1, &o, stress_cb, r);
+        t->attempts++;
+        if (st == FERRY_EBUSY) {
+            t->busy++;
+            put_free(t, r);
+            if (x % 4 == 0)
+                sched_yield();
+        } else if (st != FERRY_OK) {
+            fprintf(stderr, "submit: %s: %s\n", ferry_status_str(st), ferry_last_error());
+            t->failed += 1000000; /* fails the test */
+            put_free(t, r);
+        }
+    }
+    pthread_mutex_lock(&t->mu); /* wait for this thread's last callbacks */
+    while (t->n_free < WINDOW)
+        pthread_cond_wait(&t->cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+static void test_exactly_once(void **state)
+{
+    (void)state;
+    int64_t n = UNDER_TSAN ? 400 : 20000;
+    const char *env = getenv("FERRY_STRESS_N");
+    if (env && atoll(env) > 0)
+        n = atoll(env);
+    ferry_engine *e = make_engine(2, 2, 32);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.max_batch = 24;
+    c.max_delay_us = 100;
+    c.n_preferred = 2;
+    c.preferred_batch_sizes[0] = 8;
+    c.preferred_batch_sizes[1] = 16;
+    c.max_queue = 512; /* small enough that some submits meet a full queue */
+    c.priority_levels = 4;
+    c.default_timeout_us = 60 * 1000000ll;
+    ferry_batcher *b = make_batcher(e, &c);
+
+    int64_t total = STRESS_THREADS * n;
+    calls = calloc((size_t)total, sizeof *calls);
+    assert_non_null(calls);
+    atomic_store(&double_calls, 0);
+    sthread *th = calloc(STRESS_THREADS, sizeof *th);
+    pthread_t pt[STRESS_THREADS];
+    for (int i = 0; i < STRESS_THREADS; i++) {
+        sthread *t = &th[i];
+        t->b = b;
+        t->tid = i;
+        t->n = n;
+        t->rng = 0x9e3779b9u * (uint32_t)(i + 1);
+        pthread_mutex_init(&t->mu, NULL);
+        pthread_cond_init(&t->cv, NULL);
+        for (int w = 0; w < WINDOW; w++) {
+            t->reqs[w].t = t;
+            t->reqs[w].next_free = t->free_list;
+            t->free_list = &t->reqs[w];
+        }
+        t->n_free = WINDOW;
+    }
+    for (int i = 0; i < STRESS_THREADS; i++)
+        assert_int_equal(pthread_create(&pt[i], NULL, stress_main, &th[i]), 0);
+    for (int i = 0; i < STRESS_THREADS; i++)
+        pthread_join(pt[i], NULL);
+
+    ferry_batcher_stats s;
+    ferry_batcher_get_stats(b, &s);
+    ferry_batcher_destroy(b);
+
+    int64_t attempts = 0, busy = 0, ok = 0, expired = 0, failed = 0, ok_samples = 0,
+            mismatches = 0, bitwise_diff = 0;
+    double max_rel = 0;
+    for (int i = 0; i < STRESS_THREADS; i++) {
+        attempts += th[i].attempts;
+        busy += th[i].busy;
+        ok += th[i].ok;
+        expired += th[i].expired;
+        failed += th[i].failed;
+        ok_samples += th[i].ok_samples;
+        mismatches += th[i].mismatches;
+        bitwise_diff += th[i].bitwise_diff;
+        if (th[i].max_rel > max_rel)
+            max_rel = th[i].max_rel;
+    }
+    int64_t ran = 0, never = 0;
+    for (int64_t i = 0; i < total; i++) {
+        ran += atomic_load(&calls[i]) == 1;
+        never += atomic_load(&calls[i]) == 0;
+    }
+    printf("exactly-once: %d threads x %lld: ok %lld, expired %lld, rejected %lld, batches "
+           "%llu (mean %.2f samples); outputs differing bitwise from batch-1 runs: %lld of %lld "
+           "samples, max rel err %.2g\n",
+           STRESS_THREADS, (long long)n, (long long)ok, (long long)expired, (long long)busy,
+           (unsigned long long)s.batches,
+           s.batches ? (double)s.samples / (double)s.batches : 0.0, (long long)bitwise_diff,
+           (long long)ok_samples, max_rel);
+
+    assert_int_equal(atomic_load(&double_calls), 0);
+    assert_int_equal(attempts, total);
+    assert_int_equal(failed, 0);
+    assert_int_equal(ran, ok + expired); /* every accepted request: one callback */
+    assert_int_equal(never, busy);       /* every rejected one: none */
+    assert_int_equal(s.submitted, (uint64_t)total);
+    assert_int_equal(s.succeeded, (uint64_t)ok);
+    assert_int_equal(s.expired, (uint64_t)expired);
+    assert_int_equal(s.rejected, (uint64_t)busy);
+    assert_int_equal(s.failed, 0);
+    assert_int_equal(s.submitted, s.succeeded + s.failed + s.expired + s.rejected);
+    assert_int_equal(s.samples, (uint64_t)ok_samples); /* expired ones never ran */
+    assert_int_equal(s.queue_depth, 0);
+    assert_true(expired > 0);
+    assert_true(ok > total / 2);
+    assert_int_equal(mismatches, 0);
+    uint64_t qh = 0, bh = 0, ch = 0;
+    for (int i = 0; i < FERRY_LAT_BUCKETS; i++) {
+        qh += s.queue_hist[i];
+        ch += s.compute_hist[i];
+    }
+    for (int i = 0; i < FERRY_BATCH_BUCKETS; i++)
+        bh += s.batch_hist[i];
+    assert_int_equal(qh, (uint64_t)ok);
+    assert_int_equal(bh, s.batches);
+    assert_int_equal(ch, s.batches);
+    assert_int_equal(s.batch_hist[FERRY_BATCH_BUCKETS - 1], 0);
+
+    for (int i = 0; i < STRESS_THREADS; i++) {
+        pthread_mutex_destroy(&th[i].mu);
+        pthread_cond_destroy(&th[i].cv);
+    }
+    free(th);
+    free(calls);
+    ferry_engine_destroy(e);
+}
+
+/* ------------------------------------------ (5) destroy under load */
+
+#define DCLIENTS 8
+#define DCAP 400000 /* requests per client at most */
+
+typedef struct dreq {
+    atomic_int calls;
+    _Atomic int st;
+    float out[DOUT];
+} dreq;
+
+static dreq *dreqs;
+static atomic_int clients_stopped, gate_ran;
+static atomic_llong accepted_total;
+
+typedef struct dclient {
+    ferry_batcher *b;
+    int id;
+    int64_t accepted, shutdown_seen;
+} dclient;
+
+static void dreq_cb(void *user, ferry_status st)
+{
+    dreq *r = user;
+    atomic_store(&r->st, (int)st);
+    atomic_fetch_add(&r->calls, 1);
+}
+
+/* Holds its engine thread until every client has seen FERRY_ESHUTDOWN, so
+ * that destroy cannot return (and free the batcher) while a client may
+ * still call submit. */
+static void gate_cb(void *user, ferry_status st)
+{
+    (void)user;
+    (void)st;
+    while (atomic_load(&clients_stopped) < DCLIENTS)
+        sleep_us(200);
+    atomic_fetch_add(&gate_ran, 1);
+}
+
+static void *dclient_main(void *arg)
+{
+    dclient *c = arg;
+    float in[DIN];
+    memcpy(in, ref_in[c->id], sizeof in);
+    for (int64_t j = 0; j < DCAP; j++) {
+        dreq *r = &dreqs[(int64_t)c->id * DCAP + j];
+        ferry_tensor x = tens(in, 1, DIN), y = tens(r->out, 1, DOUT);
+        ferry_status st;
+        while ((st = ferry_batcher_submit(c->b, &x, 1, &y, 1, NULL, dreq_cb, r)) == FERRY_EBUSY)
+            sched_yield();
+        if (st == FERRY_ESHUTDOWN) {
+            c->shutdown_seen = 1;
+            break;
+        }
+        if (st != FERRY_OK)
+            break;
+        c->accepted++;
+        atomic_fetch_add(&accepted_total, 1);
+    }
+    atomic_fetch_add(&clients_stopped, 1);
+    return NULL;
+}
+
+static void test_destroy_under_load(void **state)
+{
+    (void)state;
+    ferry_engine *e = make_engine(2, 2, 16);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.max_queue = 4096;
+    ferry_batcher *b = make_batcher(e, &c);
+    dreqs = calloc((size_t)DCLIENTS * DCAP, sizeof *dreqs);
+    assert_non_null(dreqs);
+    atomic_store(&clients_stopped, 0);
+    atomic_store(&gate_ran, 0);
+    atomic_store(&accepted_total, 0);
+    float gin[DIN] = {0}, gout[DOUT];
+    ferry_tensor gx = tens(gin, 1, DIN), gy = tens(gout, 1, DOUT);
+    assert_int_equal(ferry_batcher_submit(b, &gx, 1, &gy, 1, NULL, gate_cb, NULL), FERRY_OK);
+
+    dclient cl[DCLIENTS];
+    pthread_t pt[DCLIENTS];
+    memset(cl, 0, sizeof cl);
+    for (int i = 0; i < DCLIENTS; i++) {
+        cl[i].b = b;
+        cl[i].id = i;
+        assert_int_equal(pthread_create(&pt[i], NULL, dclient_main, &cl[i]), 0);
+    }
+    /* let a backlog build up */
+    for (int w = 0; w < 2000 && atomic_load(&accepted_total) < 3000; w++)
+        sleep_us(1000);
+    ferry_batcher_stats s;
+    ferry_batcher_get_stats(b, &s);
+    ferry_batcher_destroy(b); /* the gate holds this until all clients stopped */
+    assert_int_equal(atomic_load(&gate_ran), 1);
+
+    int64_t accepted = 0, ran = 0, ok = 0, shut = 0, twice = 0, seen = 0;
+    for (int i = 0; i < DCLIENTS; i++) {
+        pthread_join(pt[i], NULL);
+        accepted += cl[i].accepted;
+        seen += cl[i].shutdown_seen;
+    }
+    for (int64_t i = 0; i < (int64_t)DCLIENTS * DCAP; i++) {
+        int n = atomic_load(&dreqs[i].calls);
+        ran += n > 0;
+        twice += n > 1;
+        if (n) {
+            int st = atomic_load(&dreqs[i].st);
+            ok += st == FERRY_OK;
+            shut += st == FERRY_ESHUTDOWN;
+        }
+    }
+    printf("destroy under load: %lld accepted (queue depth %llu when destroy began), %lld ran "
+           "(%lld ok, %lld shut down), %lld clients saw FERRY_ESHUTDOWN\n",
+           (long long)accepted, (unsigned long long)s.queue_depth, (long long)ran, (long long)ok,
+           (long long)shut, (long long)seen);
+    assert_int_equal(twice, 0);
+    assert_int_equal(ran, accepted);
+    assert_int_equal(ok + shut, ran);
+    assert_int_equal(seen, DCLIENTS);
+    free(dreqs);
+    ferry_engine_destroy(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_infer_matches_engine),
+        cmocka_unit_test(test_max_queue),
+        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_priorities),
+        cmocka_unit_test(test_preferred),
+        cmocka_unit_test(test_exactly_once),
+        cmocka_unit_test(test_destroy_under_load),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
