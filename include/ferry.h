@@ -132,7 +132,8 @@ typedef enum ferry_sync {
 
 typedef struct ferry_engine_config {
     const char *device;        /* "cpu" (default), "cuda", "cuda:N" */
-    int workers;               /* threads (CPU) or streams (CUDA); default 1 */
+    int workers;               /* threads (CPU) or streams (CUDA); 0 (default): one per core
+                                  on the CPU, 2 streams on CUDA */
     int max_batch;             /* largest batch one worker runs at once; default 256 */
     int pipeline_depth;        /* batches in flight per worker; default 2 */
     ferry_precision precision; /* default fp32 */
@@ -162,8 +163,10 @@ ferry_status ferry_engine_warmup(ferry_engine *e);
 /* The concrete shape of output i for a batch of n samples. */
 ferry_status ferry_engine_output_info(const ferry_engine *e, int i, int64_t n, ferry_tensor *out);
 
-/* Runs one batch of any size (split into max_batch chunks spread over the
- * workers) and blocks until done. inputs[n_in], outputs[n_out] in model
+/* Runs one batch of any size and blocks until done. A batch is split into
+ * chunks of at most max_batch samples, and a large batch into one chunk per
+ * worker, so that all workers (cores, or streams whose copies overlap each
+ * other's compute) share it. inputs[n_in], outputs[n_out] in model
  * order; output tensors must carry the shape ferry_engine_output_info gives
  * and point to caller memory. Thread-safe: any number of callers. */
 ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n_in,

@@ -560,7 +560,8 @@ static void usage(FILE *f)
             "  --device DEV           cpu, cuda, cuda:N (default: cuda if present, else cpu)\n"
             "  --precision P          fp32 (default), tf32, fp16, bf16 for sweep/threading\n"
             "  --io-dtype T           dtype of the caller's tensors: f32 (default), f16, bf16\n"
-            "  --workers N            sweep: workers (streams) sharing each batch (default 1)\n"
+            "  --workers N            sweep: workers sharing each batch (default: one per core on\n"
+            "                         the CPU, 2 streams on CUDA)\n"
             "  --max-batch N          sweep: chunk size a batch is split into (default: the\n"
             "                         largest batch size, i.e. no split)\n"
             "  --graphs               sweep: capture CUDA graphs per batch size\n"
@@ -588,7 +589,7 @@ static int best_device(char *buf, size_t len)
 
 int cmd_bench(int argc, char **argv)
 {
-    opts o = {.precision = FERRY_PRECISION_FP32, .threads = 8, .duration = 1.0, .workers = 1,
+    opts o = {.precision = FERRY_PRECISION_FP32, .threads = 8, .duration = 1.0, .workers = 0,
               .io_dtype = FERRY_F32};
     static const int64_t def_sizes[] = {1, 4, 8, 16, 32, 256};
     static const int64_t def_conc[] = {1, 16, 64, 256, 1024};

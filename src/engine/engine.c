@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine/engine_impl.h"
 #include "util/error.h"
@@ -31,7 +32,7 @@ void ferry_engine_config_init(ferry_engine_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->device = "cpu";
-    cfg->workers = 1;
+    cfg->workers = 0;
     cfg->max_batch = 256;
     cfg->pipeline_depth = 2;
     cfg->precision = FERRY_PRECISION_FP32;
@@ -195,6 +196,10 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
         ferry_engine_config_init(&cfg);
     if (!cfg.device)
         cfg.device = "cpu";
+    if (cfg.workers == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.workers = strncmp(cfg.device, "cuda", 4) ? (int)(cores > 0 ? cores : 1) : 2;
+    }
     if (cfg.workers < 1 || cfg.workers > 256)
         return ferry_fail(FERRY_EINVAL, "workers = %d: expected 1..256", cfg.workers);
     if (cfg.max_batch < 1 || cfg.max_batch > (1 << 22))
@@ -528,11 +533,22 @@ static ferry_status latch_wait(latch *l)
     return FERRY_OK;
 }
 
-/* Queues one validated batch of n samples as max_batch chunks. */
+/* Chunk size for a batch of n: at most max_batch, and small enough that
+ * every worker gets a share of a large batch. Chunks below min_chunk rows
+ * cost more in hand-offs than they gain in parallelism. */
+static int64_t chunk_size(const ferry_engine *e, int64_t n)
+{
+    int64_t min_chunk = e->ops->host_visible ? 32 : 2048;
+    int64_t share = (n + e->n_workers - 1) / e->n_workers;
+    int64_t c = share > min_chunk ? share : min_chunk;
+    return c < e->cfg.max_batch ? c : e->cfg.max_batch;
+}
+
+/* Queues one validated batch of n samples as chunks spread over workers. */
 static ferry_status submit_chunks(ferry_engine *e, const ferry_tensor *inputs,
                                   ferry_tensor *outputs, int64_t n, latch *l)
 {
-    int64_t mb = e->cfg.max_batch;
+    int64_t mb = chunk_size(e, n);
     for (int64_t off = 0; off < n; off += mb) {
         engine_slot *s = NULL;
         ferry_status st = engine_slot_acquire(e, -1, &s);
@@ -567,7 +583,7 @@ ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n
     if (n == 0)
         return FERRY_OK;
 
-    if (e->ops->host_visible && n <= e->cfg.max_batch) {
+    if (e->ops->host_visible && n <= chunk_size(e, n)) {
         engine_slot *s = NULL;
         pthread_mutex_lock(&e->free_mu);
         s = e->shutting_down ? NULL : take_free_locked(e);
