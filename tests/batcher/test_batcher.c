@@ -4,8 +4,9 @@
  * engine's own unbatched outputs), backpressure, deadlines, bad requests,
  * draining destroy under load, and priority order.
  *
- * Most tests use a small MLP (16-32-8 relu, made by `ferry make-model`) so
- * that the batcher, not the GEMM, is what the threads exercise. The engine
+ * The tests use a small MLP (16-32-8 relu) with exactly representable
+ * weights (load_exact_mlp), so that the batcher, not the GEMM, is what the
+ * threads exercise, and batched outputs can be compared bitwise. The engine
  * is blocked where a test needs a queue to stay put: the test itself takes
  * the engine's only slot (engine_slot_acquire), so the dispatcher can form
  * no batch until the test gives it back.
@@ -29,6 +30,7 @@
 
 #include "engine/engine.h"
 #include "ferry.h"
+#include "graph/onnx_builder.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define UNDER_TSAN 1
@@ -41,8 +43,8 @@
 #define UNDER_TSAN 0
 #endif
 
-#define SMALL_MODEL FERRY_BUILD_DIR "/test-models/batcher-mlp-16-32-8.onnx"
 #define DIN 16
+#define HID 32
 #define DOUT 8
 #define NREF 256 /* distinct samples; requests pick from these */
 
@@ -96,20 +98,48 @@ static engine_slot *block_engine(ferry_engine *e)
     return s;
 }
 
+/* x[N,16] -> Gemm -> Relu -> Gemm -> y[N,8] with dyadic weights (k/8) and
+ * inputs (k/4): every product and partial sum is exact in fp32, so the
+ * result of a row does not depend on summation order, and therefore not on
+ * the batch it ran in (the CPU GEMM's order does change with batch size).
+ * Outputs can then be compared bitwise with the engine's batch-1 run. */
+static ferry_status load_exact_mlp(ferry_model **out)
+{
+    ob *b = ob_new(13);
+    int64_t xd[2] = {-1, DIN}, w1[2] = {HID, DIN}, b1[1] = {HID}, w2[2] = {DOUT, HID},
+            b2[1] = {DOUT}, yd[2] = {-1, DOUT};
+    float W1[HID * DIN], B1[HID], W2[DOUT * HID], B2[DOUT];
+    for (int i = 0; i < HID * DIN; i++)
+        W1[i] = (float)((i * 7 + i / DIN * 3) % 9 - 4) / 8.0f;
+    for (int i = 0; i < HID; i++)
+        B1[i] = (float)(i % 5 - 1) / 8.0f;
+    for (int i = 0; i < DOUT * HID; i++)
+        W2[i] = (float)((i * 5 + i / HID) % 9 - 4) / 8.0f;
+    for (int i = 0; i < DOUT; i++)
+        B2[i] = (float)(i % 3) / 8.0f;
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", 2, yd);
+    ob_init_f32(b, "fc1.weight", 2, w1, W1);
+    ob_init_f32(b, "fc1.bias", 1, b1, B1);
+    ob_init_f32(b, "fc2.weight", 2, w2, W2);
+    ob_init_f32(b, "fc2.bias", 1, b2, B2);
+    Onnx__NodeProto *n = ob_node(b, "Gemm", "fc1", "x,fc1.weight,fc1.bias", "h");
+    ob_attr_i(b, n, "transB", 1);
+    ob_node(b, "Relu", "relu", "h", "a");
+    n = ob_node(b, "Gemm", "fc2", "a,fc2.weight,fc2.bias", "y");
+    ob_attr_i(b, n, "transB", 1);
+    size_t len;
+    uint8_t *buf = ob_pack(b, &len);
+    ferry_status st = ferry_model_load_buffer(buf, len, NULL, out);
+    ob_free(b);
+    return st;
+}
+
 static int setup(void **state)
 {
     (void)state;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "mkdir -p '%s/test-models' && '%s' make-model mlp --dims %d,32,%d --act relu "
-             "--seed 7 -o '%s' > /dev/null",
-             FERRY_BUILD_DIR, FERRY_CLI, DIN, DOUT, SMALL_MODEL);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "cannot make the test model: %s\n", cmd);
-        return -1;
-    }
-    if (ferry_model_load(SMALL_MODEL, &model) != FERRY_OK) {
-        fprintf(stderr, "load %s: %s\n", SMALL_MODEL, ferry_last_error());
+    if (load_exact_mlp(&model) != FERRY_OK) {
+        fprintf(stderr, "load the test model: %s\n", ferry_last_error());
         return -1;
     }
     ferry_tensor_info ti;
@@ -122,17 +152,24 @@ static int setup(void **state)
     for (int i = 0; i < NREF; i++)
         for (int j = 0; j < DIN; j++) {
             rng = rng * 1664525u + 1013904223u;
-            ref_in[i][j] = (float)(rng >> 8) / (float)(1u << 24) * 4.0f - 2.0f;
+            ref_in[i][j] = (float)((int)((rng >> 16) % 17) - 8) / 4.0f;
         }
     ferry_engine *e = make_engine(1, 2, 64);
+    int nonzero = 0;
     for (int i = 0; i < NREF; i++) {
         ferry_tensor x = tens(ref_in[i], 1, DIN), y = tens(ref_out[i], 1, DOUT);
         if (ferry_engine_run(e, &x, 1, &y, 1) != FERRY_OK) {
             fprintf(stderr, "engine_run: %s\n", ferry_last_error());
             return -1;
         }
+        for (int j = 0; j < DOUT; j++)
+            nonzero += ref_out[i][j] != 0;
     }
     ferry_engine_destroy(e);
+    if (nonzero < NREF * DOUT / 2) {
+        fprintf(stderr, "test model: too many zero outputs (%d)\n", nonzero);
+        return -1;
+    }
     return 0;
 }
 
@@ -182,7 +219,7 @@ static void test_infer_matches_engine(void **state)
     ferry_batcher *b = make_batcher(e, NULL);
     float out[4][DOUT];
     for (int i = 0; i + 4 <= 64; i += 4) {
-        int k = 1 + i % 4;
+        int k = 1 + (i / 4) % 4;
         ferry_tensor x = tens(ref_in[i], k, DIN), y = tens(out[0], k, DOUT);
         assert_int_equal(ferry_batcher_infer(b, &x, 1, &y, 1, NULL), FERRY_OK);
         assert_memory_equal(out, ref_out[i], sizeof(float) * DOUT * (size_t)k);
@@ -454,8 +491,7 @@ struct sthread {
     sreq *free_list;
     int n_free;
     /* outcome counts */
-    int64_t attempts, busy, ok, expired, failed, ok_samples, mismatches, bitwise_diff;
-    double max_rel;
+    int64_t attempts, busy, ok, expired, failed, ok_samples, mismatches;
 };
 
 static atomic_uchar *calls; /* per request id */
@@ -491,27 +527,19 @@ static void stress_cb(void *user, ferry_status st)
     if (st == FERRY_OK) {
         t->ok++;
         t->ok_samples += r->k;
-        for (int s = 0; s < r->k; s++) {
+        for (int s = 0; s < r->k; s++)
             if (memcmp(r->out[s], ref_out[r->idx[s]], sizeof r->out[s]) != 0)
-                t->bitwise_diff++;
-            for (int j = 0; j < DOUT; j++) {
-                double a = r->out[s][j], w = ref_out[r->idx[s]][j];
-                double rel = (a - w) / (fabs(w) > 1e-3 ? fabs(w) : 1e-3);
-                if (rel < 0)
-                    rel = -rel;
-                if (rel > t->max_rel)
-                    t->max_rel = rel;
-                if (rel > 1e-6)
-                    t->mismatches++;
-            }
-        }
+                t->mismatches++;
     } else if (st == FERRY_ETIMEDOUT) {
         t->expired++;
     } else {
         t->failed++;
     }
+    r->next_free = t->free_list;
+    t->free_list = r;
+    t->n_free++;
+    pthread_cond_signal(&t->cv);
     pthread_mutex_unlock(&t->mu);
-    put_free(t, r);
 }
 
 static void *stress_main(void *arg)
@@ -579,7 +607,7 @@ static void test_exactly_once(void **state)
     c.n_preferred = 2;
     c.preferred_batch_sizes[0] = 8;
     c.preferred_batch_sizes[1] = 16;
-    c.max_queue = 512; /* small enough that some submits meet a full queue */
+    c.max_queue = 768; /* small enough that some submits meet a full queue */
     c.priority_levels = 4;
     c.default_timeout_us = 60 * 1000000ll;
     ferry_batcher *b = make_batcher(e, &c);
@@ -615,8 +643,7 @@ static void test_exactly_once(void **state)
     ferry_batcher_destroy(b);
 
     int64_t attempts = 0, busy = 0, ok = 0, expired = 0, failed = 0, ok_samples = 0,
-            mismatches = 0, bitwise_diff = 0;
-    double max_rel = 0;
+            mismatches = 0;
     for (int i = 0; i < STRESS_THREADS; i++) {
         attempts += th[i].attempts;
         busy += th[i].busy;
@@ -625,9 +652,6 @@ static void test_exactly_once(void **state)
         failed += th[i].failed;
         ok_samples += th[i].ok_samples;
         mismatches += th[i].mismatches;
-        bitwise_diff += th[i].bitwise_diff;
-        if (th[i].max_rel > max_rel)
-            max_rel = th[i].max_rel;
     }
     int64_t ran = 0, never = 0;
     for (int64_t i = 0; i < total; i++) {
@@ -635,12 +659,11 @@ static void test_exactly_once(void **state)
         never += atomic_load(&calls[i]) == 0;
     }
     printf("exactly-once: %d threads x %lld: ok %lld, expired %lld, rejected %lld, batches "
-           "%llu (mean %.2f samples); outputs differing bitwise from batch-1 runs: %lld of %lld "
-           "samples, max rel err %.2g\n",
+           "%llu (mean %.2f samples); samples differing from batch-1 runs: %lld of %lld\n",
            STRESS_THREADS, (long long)n, (long long)ok, (long long)expired, (long long)busy,
            (unsigned long long)s.batches,
-           s.batches ? (double)s.samples / (double)s.batches : 0.0, (long long)bitwise_diff,
-           (long long)ok_samples, max_rel);
+           s.batches ? (double)s.samples / (double)s.batches : 0.0, (long long)mismatches,
+           (long long)ok_samples);
 
     assert_int_equal(atomic_load(&double_calls), 0);
     assert_int_equal(attempts, total);
@@ -656,7 +679,7 @@ static void test_exactly_once(void **state)
     assert_int_equal(s.samples, (uint64_t)ok_samples); /* expired ones never ran */
     assert_int_equal(s.queue_depth, 0);
     assert_true(expired > 0);
-    assert_true(ok > total / 2);
+    assert_true(ok > total / 4); /* the rest: rejected by the small queue, or expired */
     assert_int_equal(mismatches, 0);
     uint64_t qh = 0, bh = 0, ch = 0;
     for (int i = 0; i < FERRY_LAT_BUCKETS; i++) {
@@ -682,7 +705,7 @@ static void test_exactly_once(void **state)
 /* ------------------------------------------ (5) destroy under load */
 
 #define DCLIENTS 8
-#define DCAP 400000 /* requests per client at most */
+#define DCAP 100000 /* requests per client at most */
 
 typedef struct dreq {
     atomic_int calls;

@@ -279,7 +279,7 @@ static void test_bad_config(void **state)
     assert_int_equal(ferry_engine_create(model, &c, &e), FERRY_EINVAL);
 
     ferry_engine_config_init(&c);
-    c.workers = 0;
+    c.workers = -1;
     assert_int_equal(ferry_engine_create(model, &c, &e), FERRY_EINVAL);
     assert_non_null(strstr(ferry_last_error(), "workers"));
 

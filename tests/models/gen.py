@@ -17,6 +17,7 @@ every file it lists exists (CTest runs this as the gen_models fixture).
 """
 import argparse
 import copy
+import inspect
 import json
 import os
 import sys
@@ -83,10 +84,13 @@ def build(builder, seed):
 
 def export(module, path, opset, in_features):
     dummy = torch.zeros(2, in_features, dtype=torch.float32)
+    kw = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kw["dynamo"] = False  # newer torch: keep the TorchScript exporter's graphs
     torch.onnx.export(
         module, dummy, path, opset_version=opset, input_names=["input"],
         output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-        do_constant_folding=True)
+        do_constant_folding=True, **kw)
     onnx.checker.check_model(path)
 
 
