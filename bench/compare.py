@@ -8,7 +8,9 @@
 
 Runs `ferry bench MODEL ... --json A`, then bench/torch_reference.py with the
 same options (one after the other, never at once: they would share the
-machine), and prints each section with the ratio ferry/pytorch. With no section
+machine), and prints each section with the ratio ferry/pytorch. --gpu-best adds
+a second ferry run (fp16, f16 host tensors, CUDA graphs) to set against
+PyTorch's fp16 + pinned + CUDA graph figures. With no section
 named, runs --compare-threading and --stack, as ferry bench does. --ferry-json
 and --torch-json reuse results already measured instead of running the tools.
 The numbers in BENCHMARKS.md come from this script.
@@ -69,6 +71,16 @@ def ferry_cmd(a, out):
     return cmd + shlex.split(a.ferry_args)
 
 
+def ferry_gpu_best_cmd(a, out):
+    """ferry's counterpart of torch_reference.py --gpu-best: a sweep in fp16 with f16 host
+    tensors and CUDA graphs. ferry bench adds threading and the stack when no section is
+    named; one single-client batcher point is the cheapest section that prevents that."""
+    return [a.ferry, "bench", a.model, "--device", a.device, "--duration", str(a.duration),
+            "--json", out, "--quiet", "--batch-sizes", csv(a.gpu_best_batches), "--precision",
+            "fp16", "--io-dtype", "f16", "--graphs", "--latency", "--batcher", "--concurrency",
+            "1"] + shlex.split(a.ferry_args)
+
+
 def torch_cmd(a, out):
     cmd = [sys.executable, os.path.join(HERE, "torch_reference.py"), "--model", a.model,
            "--device", a.device, "--duration", str(a.duration), "--json", out, "--quiet",
@@ -78,6 +90,8 @@ def torch_cmd(a, out):
             cmd.append("--" + flag.replace("_", "-"))
     if a.batcher:
         cmd += ["--concurrency", csv(a.concurrency)]
+    if a.gpu_best:
+        cmd += ["--gpu-best-batches", csv(a.gpu_best_batches)]
     if a.threads:
         cmd += ["--threads", csv(a.threads)]
     return cmd + shlex.split(a.torch_args)
@@ -194,21 +208,24 @@ def batcher_table(F, T):
     return out
 
 
-def gpu_best_table(F, T):
+def gpu_best_table(G, T):
+    """G: ferry's fp16 + f16 io + graphs sweep (None when not run)."""
     rows = T.get("gpu_best") or []
     if not rows:
         return []
-    fr = by_key(F.get("sweep"), "batch")
-    print("\nPyTorch at its best on the GPU (fp16, pinned, CUDA graph) vs ferry's sweep at the "
-          "same batch")
-    print(f"{'batch':>7} {'pytorch best':>16} {'ferry sweep':>14} {'ratio':>9}")
+    fr = by_key((G or {}).get("sweep"), "batch")
+    print("\nGPU best, host to host: fp16, f16 host tensors, CUDA graphs (PyTorch: pinned)")
+    print(f"{'batch':>7} {'ferry':>16} {'pytorch':>16} {'ratio':>9} {'p99 us f':>10} "
+          f"{'p99 us pt':>10}")
     out = []
     for t in rows:
-        f = fr.get(t["batch"], {}).get("samples_per_s")
-        r = ratio(f, t.get("samples_per_s"))
-        print(f"{t['batch']:>7} {num(t.get('samples_per_s')):>16} {num(f):>14} {rfmt(r):>9}")
-        out.append({"batch": t["batch"], "ferry": f, "pytorch": t.get("samples_per_s"),
-                    "ratio": r})
+        f = fr.get(t["batch"], {})
+        r = ratio(f.get("samples_per_s"), t.get("samples_per_s"))
+        print(f"{t['batch']:>7} {num(f.get('samples_per_s')):>16} "
+              f"{num(t.get('samples_per_s')):>16} {rfmt(r):>9} {num(f.get('p99_us')):>10} "
+              f"{num(t.get('p99_us')):>10}")
+        out.append({"batch": t["batch"], "ferry": f.get("samples_per_s"),
+                    "pytorch": t.get("samples_per_s"), "ratio": r})
     return out
 
 
@@ -226,7 +243,11 @@ def main(argv=None):
     ap.add_argument("--stack", action="store_true")
     ap.add_argument("--batcher", action="store_true")
     ap.add_argument("--concurrency", type=int_list, default=[1, 16, 64, 256, 1024])
-    ap.add_argument("--gpu-best", action="store_true", help="PyTorch's GPU best (CUDA)")
+    ap.add_argument("--gpu-best", action="store_true",
+                    help="both at their best on the GPU: fp16, half-precision host tensors, "
+                         "CUDA graphs, at --gpu-best-batches")
+    ap.add_argument("--gpu-best-batches", type=int_list, default=[256, 4096, 65536])
+    ap.add_argument("--ferry-gpu-best-json", help="use these ferry --gpu-best results")
     ap.add_argument("--duration", type=float, default=1.0, help="seconds per point")
     ap.add_argument("--ferry-args", default="", help="more options for ferry bench")
     ap.add_argument("--torch-args", default="", help="more options for torch_reference.py")
@@ -250,6 +271,13 @@ def main(argv=None):
             out = os.path.join(tmp, "ferry.json")
             run(ferry_cmd(a, out), "ferry bench")
             F = load(out, "ferry")
+        G = None
+        if a.ferry_gpu_best_json:
+            G = load(a.ferry_gpu_best_json, "ferry gpu-best")
+        elif a.gpu_best and not a.ferry_json:
+            out = os.path.join(tmp, "ferry-gpu-best.json")
+            run(ferry_gpu_best_cmd(a, out), "ferry bench (gpu best)")
+            G = load(out, "ferry gpu-best")
         if a.torch_json:
             T = load(a.torch_json, "pytorch")
         else:
@@ -266,13 +294,13 @@ def main(argv=None):
         "threading": threading_table(F, T),
         "stack": stack_table(F, T),
         "batcher": batcher_table(F, T),
-        "gpu_best": gpu_best_table(F, T),
+        "gpu_best": gpu_best_table(G, T),
     }
     if a.json:
         combined = {"date": datetime.datetime.now(datetime.timezone.utc)
                     .isoformat(timespec="seconds"),
                     "model": a.model, "device": a.device, "duration_s": a.duration,
-                    "ferry": F, "pytorch": T, "ratios": ratios}
+                    "ferry": F, "ferry_gpu_best": G, "pytorch": T, "ratios": ratios}
         with open(a.json, "w") as f:
             json.dump(combined, f, indent=2)
             f.write("\n")

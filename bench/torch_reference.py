@@ -652,7 +652,7 @@ def parse_args(argv=None):
     ap.add_argument("--gpu-best", action="store_true",
                     help="fp16 + pinned + CUDA graph at batch 256, 4096, 65536 (CUDA only)")
     ap.add_argument("--gpu-best-batches", type=int_list, default=[256, 4096, 65536],
-                    help=argparse.SUPPRESS)
+                    help="batch sizes of --gpu-best (default 256,4096,65536)")
     ap.add_argument("--duration", type=float, default=1.0, help="seconds per point (1.0)")
     ap.add_argument("--torch-threads", type=int, default=0,
                     help="torch intra-op threads (default: all cores)")

@@ -366,6 +366,10 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
         }
     }
     engine_slot_release(s);
+    /* the device may now be idle: a forming batch can leave at once */
+    if (atomic_fetch_sub(&b->inflight, 1) == 1 && atomic_load(&b->want) != BATCHER_NEVER &&
+        atomic_exchange(&b->want, BATCHER_NEVER) != BATCHER_NEVER)
+        wake_dispatcher(b);
     int64_t cus = now - c->t_dispatch;
     atomic_fetch_add_explicit(&b->st.compute_us_sum, (uint64_t)cus, memory_order_relaxed);
     atomic_fetch_add_explicit(&b->st.compute_hist[stats_lat_bucket(cus)], 1, memory_order_relaxed);
@@ -373,19 +377,21 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
     bnode *r = c->head;
     unsigned n = (unsigned)c->n_req;
     slab_put(&b->batches, c);
+    /* counted before the callbacks, so that a caller woken by one sees them */
     uint64_t req_us = 0;
+    for (bnode *q = r; q; q = q->next)
+        req_us += (uint64_t)(now - q->t_submit);
+    atomic_fetch_add_explicit(st == FERRY_OK ? &b->st.succeeded : &b->st.failed, n,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->st.request_us_sum, req_us, memory_order_relaxed);
     while (r) {
         bnode *next = r->next;
         ferry_request_fn cb = r->cb;
         void *u = r->user;
-        req_us += (uint64_t)(now - r->t_submit);
         free_node(b, r); /* before cb: a resubmit from cb reuses this warm node */
         cb(u, st);
         r = next;
     }
-    atomic_fetch_add_explicit(st == FERRY_OK ? &b->st.succeeded : &b->st.failed, n,
-                              memory_order_relaxed);
-    atomic_fetch_add_explicit(&b->st.request_us_sum, req_us, memory_order_relaxed);
     unref(b, n);
 }
 
@@ -589,6 +595,7 @@ static void launch(ferry_batcher *b)
     for (int i = 0; i < FERRY_LAT_BUCKETS; i++)
         if (qh[i])
             atomic_fetch_add_explicit(&s->queue_hist[i], qh[i], memory_order_relaxed);
+    atomic_fetch_add(&b->inflight, 1);
     ferry_status st = engine_slot_submit(c->slot, c->n, batch_done, c);
     if (st != FERRY_OK)
         batch_done(c, c->slot, st); /* the engine did not take it: done is ours to run */
@@ -603,9 +610,19 @@ static void release_cur(ferry_batcher *b)
     }
 }
 
+/* Whether a forming batch should leave before its departure time: when
+ * none of ours is in flight the device would sit idle while we wait, so
+ * waiting only adds latency; while one runs, requests gather for the next.
+ * Not with preferred sizes: the user asked for those sizes. */
+static int leave_early(ferry_batcher *b)
+{
+    return b->cfg.n_preferred == 0 && atomic_load(&b->inflight) == 0;
+}
+
 /* Sleeps until at least `need` samples are queued, until `until_us`
- * (BATCHER_NEVER: no limit), or until destroy wakes it. */
-static void dispatcher_sleep(ferry_batcher *b, int64_t need, int64_t until_us)
+ * (BATCHER_NEVER: no limit), until our last batch in flight completes (when
+ * forming), or until destroy wakes it. */
+static void dispatcher_sleep(ferry_batcher *b, int64_t need, int64_t until_us, int forming)
 {
     unsigned seq = atomic_load(&b->wake_seq);
     atomic_store(&b->want, need);
@@ -616,7 +633,7 @@ static void dispatcher_sleep(ferry_batcher *b, int64_t need, int64_t until_us)
             goto out;
     }
     if ((int64_t)QUEUED_SAMPLES(atomic_load(&b->queued)) >= need || atomic_load(&b->closing) ||
-        atomic_load(&b->stop))
+        atomic_load(&b->stop) || (forming && leave_early(b)))
         goto out;
     futex_wait_us(&b->wake_seq, seq, timeout);
 out:
@@ -648,16 +665,16 @@ static void *dispatcher_main(void *arg)
         if (!b->fifo_reqs) {
             batch *c = b->cur;
             if (c && c->n_req) {
-                if (closing || now >= c->depart)
+                if (closing || now >= c->depart || leave_early(b))
                     launch(b);
                 else
-                    dispatcher_sleep(b, target_after(b, c->n) - c->n, c->depart);
+                    dispatcher_sleep(b, target_after(b, c->n) - c->n, c->depart, 1);
                 continue;
             }
             release_cur(b); /* hold no slot while idle */
             if (atomic_load(&b->stop))
                 break;
-            dispatcher_sleep(b, 1, BATCHER_NEVER);
+            dispatcher_sleep(b, 1, BATCHER_NEVER, 0);
             continue;
         }
         if (!b->cur) {
@@ -769,6 +786,7 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
     atomic_init(&b->wake_seq, 0);
     atomic_init(&b->want, BATCHER_NEVER);
     atomic_init(&b->stop, 0);
+    atomic_init(&b->inflight, 0);
     for (int l = 0; l < BATCHER_MAX_LEVELS; l++)
         atomic_init(&b->inboxes[l].head, NULL);
     b->min_deadline = BATCHER_NEVER;

@@ -114,6 +114,7 @@ struct ferry_batcher {
     alignas(64) atomic_int closing;       /* destroy has started */
     alignas(64) atomic_uint wake_seq;     /* futex word the dispatcher sleeps on */
     _Atomic int64_t want;                 /* queued samples at which to wake it */
+    alignas(64) atomic_int inflight;      /* our batches in the engine */
     inbox inboxes[BATCHER_MAX_LEVELS];
 
     /* dispatcher thread only */

@@ -90,21 +90,16 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* d * 10^k with at most two roundings (|k| <= 60 here). */
+/* d * 10^k with at most three roundings (|k| <= 60 here). */
 static double scale10(double d, int k)
 {
     if (k >= 0) {
-        if (k > 22) {
+        for (; k > 22; k -= 22)
             d *= 1e22;
-            k -= 22;
-        }
         return d * pow10_exact[k];
     }
-    k = -k;
-    if (k > 22) {
+    for (k = -k; k > 22; k -= 22)
         d /= 1e22;
-        k -= 22;
-    }
     return d / pow10_exact[k];
 }
 

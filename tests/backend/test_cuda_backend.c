@@ -6,6 +6,7 @@
  * Every test is skipped when no CUDA device is found (CI has none).
  */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -403,6 +404,130 @@ static void test_mlp_two_layers(void **state)
     graph_free(g);
 }
 
+/* ---- concurrency: several threads, one stream each, on one ctx, with
+ * batch sizes that differ per call (matmul cache filled concurrently) */
+
+typedef struct conc_arg {
+    graph *g;
+    backend_ctx *c;
+    const float *x;    /* max_batch rows of input */
+    const double *ref; /* max_batch rows of reference output */
+    int64_t max_batch, d_in, d_out;
+    int tid, failures;
+    double worst;
+} conc_arg;
+
+static void *conc_worker(void *p)
+{
+    conc_arg *a = p;
+    const ferry_backend_ops *ops = &ferry_backend_cuda;
+    backend_stream *s = NULL;
+    void *din = NULL, *dout = NULL, *arena = NULL;
+    float *hout = NULL;
+    if (ops->stream_create(a->c, &s) != FERRY_OK ||
+        ops->alloc(a->c, (size_t)(a->max_batch * a->d_in) * 4, &din) != FERRY_OK ||
+        ops->alloc(a->c, (size_t)(a->max_batch * a->d_out) * 4, &dout) != FERRY_OK ||
+        ops->alloc(a->c, ops->arena_bytes(a->c), &arena) != FERRY_OK ||
+        ops->host_alloc(a->c, (size_t)(a->max_batch * a->d_out) * 4, (void **)&hout) != FERRY_OK) {
+        a->failures++;
+        goto out;
+    }
+    if (ops->copy_h2d(s, din, a->x, (size_t)(a->max_batch * a->d_in) * 4) != FERRY_OK)
+        a->failures++;
+    for (int it = 0; it < 24 && !a->failures; it++) {
+        int64_t n = 1 + (it * 37 + a->tid * 101) % a->max_batch;
+        const void *ins[1] = {din};
+        void *outs[1] = {dout};
+        memset(hout, 0xff, (size_t)(n * a->d_out) * 4);
+        if (ops->forward(s, n, ins, outs, arena) != FERRY_OK ||
+            ops->copy_d2h(s, hout, dout, (size_t)(n * a->d_out) * 4) != FERRY_OK ||
+            ops->stream_sync(s) != FERRY_OK) {
+            a->failures++;
+            break;
+        }
+        double num = 0, den = 0;
+        for (int64_t i = 0; i < n * a->d_out; i++) {
+            double e = hout[i] - a->ref[i];
+            num += isfinite(hout[i]) ? e * e : 1e30;
+            den += a->ref[i] * a->ref[i];
+        }
+        double rel = sqrt(num / den);
+        if (rel > a->worst)
+            a->worst = rel;
+        if (!(rel <= 1e-5))
+            a->failures++;
+    }
+out:
+    ops->free(a->c, din);
+    ops->free(a->c, dout);
+    ops->free(a->c, arena);
+    ops->host_free(a->c, hout);
+    ops->stream_destroy(s);
+    return NULL;
+}
+
+static void test_concurrent_streams(void **state)
+{
+    (void)state;
+    need_device();
+    enum { THREADS = 4 };
+    const int64_t D0 = 48, D1 = 80, D2 = 24, NB = 300;
+    graph *g = graph_new();
+    int x = add_val(g, "x", 2, (int64_t)FERRY_DIM_BATCH, D0);
+    int w1 = add_const(g, "W1", 0.25f, 0, 2, D1, D0), b1 = add_const(g, "b1", 0.1f, 0, 1, D1);
+    int h = add_val(g, "h", 2, (int64_t)FERRY_DIM_BATCH, D1);
+    int w2 = add_const(g, "W2", 0.25f, 0, 2, D2, D1), b2 = add_const(g, "b2", 0.1f, 0, 1, D2);
+    int y = add_val(g, "y", 2, (int64_t)FERRY_DIM_BATCH, D2);
+    int in1[3] = {x, w1, b1}, in2[3] = {h, w2, b2};
+    int n1 = graph_add_node(g, OP_GEMM, "fc1", 3, in1, 1, &h);
+    int n2 = graph_add_node(g, OP_GEMM, "fc2", 3, in2, 1, &y);
+    g->nodes[n1].trans_b = g->nodes[n2].trans_b = 1;
+    g->nodes[n1].act = ACT_TANH; /* a post-matmul kernel as well */
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(NB * D0, 1.0f);
+    double *ref = malloc(sizeof(double) * (size_t)(NB * D2)), hr[80];
+    assert_non_null(ref);
+    const float *W1 = cdata(g, w1), *B1 = cdata(g, b1), *W2 = cdata(g, w2), *B2 = cdata(g, b2);
+    for (int64_t i = 0; i < NB; i++) {
+        for (int64_t j = 0; j < D1; j++) {
+            double a = B1[j];
+            for (int64_t k = 0; k < D0; k++)
+                a += (double)xv[i * D0 + k] * W1[j * D0 + k];
+            hr[j] = tanh(a);
+        }
+        for (int64_t j = 0; j < D2; j++) {
+            double a = B2[j];
+            for (int64_t k = 0; k < D1; k++)
+                a += hr[k] * W2[j * D1 + k];
+            ref[i * D2 + j] = a;
+        }
+    }
+    backend_opts o = {.device = 0, .precision = FERRY_PRECISION_FP32, .io_dtype = FERRY_F32,
+                      .max_batch = NB};
+    backend_ctx *c = NULL;
+    assert_int_equal(ferry_backend_cuda.ctx_create(g, &o, &c), FERRY_OK);
+    conc_arg args[THREADS];
+    pthread_t th[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        args[t] = (conc_arg){g, c, xv, ref, NB, D0, D2, t, 0, 0.0};
+        assert_int_equal(pthread_create(&th[t], NULL, conc_worker, &args[t]), 0);
+    }
+    int failures = 0;
+    double worst = 0;
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(th[t], NULL);
+        failures += args[t].failures;
+        worst = fmax(worst, args[t].worst);
+    }
+    print_message("  %-28s worst rel err %.2e over %d threads\n", "concurrent streams", worst,
+                  THREADS);
+    assert_int_equal(failures, 0);
+    ferry_backend_cuda.ctx_destroy(c);
+    free(ref);
+    free(xv);
+    graph_free(g);
+}
+
 /* ---- LayerNorm */
 
 static void test_layernorm(void **state)
@@ -653,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_io_dtypes),
         cmocka_unit_test(test_capture_replay),
         cmocka_unit_test(test_mlp_two_layers),
+        cmocka_unit_test(test_concurrent_streams),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_broadcast),

@@ -23,13 +23,43 @@ import os
 import sys
 import time
 
-import numpy as np
-import onnx
-import torch
-from torch import nn
-
 BATCH_SIZES = [1, 7, 64, 1000]
 MANIFEST = "manifest.json"
+
+
+def up_to_date(out):
+    path = os.path.join(out, MANIFEST)
+    if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(__file__):
+        return False
+    try:
+        with open(path) as f:
+            man = json.load(f)
+        names = [f for m in man["models"] for f in m["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return all(os.path.exists(os.path.join(out, n)) for n in names)
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, help="directory for models and data")
+    ap.add_argument("--force", action="store_true", help="regenerate even if up to date")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    return ap.parse_args()
+
+
+# Decide before importing torch, which alone takes seconds: CTest runs this
+# fixture before every test run.
+if __name__ == "__main__":
+    ARGS = parse_args()
+    if not ARGS.force and up_to_date(ARGS.out):
+        print(f"gen.py: {ARGS.out}/{MANIFEST} is up to date")
+        sys.exit(0)
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 
 class MLP(nn.Sequential):
@@ -109,30 +139,10 @@ def opset_of(path):
     return max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def up_to_date(out):
-    path = os.path.join(out, MANIFEST)
-    if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(__file__):
-        return False
-    try:
-        with open(path) as f:
-            man = json.load(f)
-        names = [f for m in man["models"] for f in m["files"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return all(os.path.exists(os.path.join(out, n)) for n in names)
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", required=True, help="directory for models and data")
-    ap.add_argument("--force", action="store_true", help="regenerate even if up to date")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    args = ap.parse_args()
+    args = ARGS
     out = args.out
     os.makedirs(out, exist_ok=True)
-    if not args.force and up_to_date(out):
-        print(f"gen.py: {out}/{MANIFEST} is up to date")
-        return 0
     torch.set_num_threads(args.threads)
     t_start = time.monotonic()
     manifest = {"generator": "tests/models/gen.py", "torch": torch.__version__,

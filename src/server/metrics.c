@@ -1,0 +1,148 @@
+/*
+ * metrics.c - GET /metrics: Prometheus text exposition (format 0.0.4) with
+ * Triton's metric names, one series per served model and version, from the
+ * server's response counters and each batcher's statistics.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server.h"
+
+typedef enum { M_SUCCESS, M_FAILURE, M_COUNT, M_EXEC, M_REQ_US, M_QUEUE_US, M_COMPUTE_US,
+               M_PENDING, M_REJECTED, M_EXPIRED, M_N } metric_id;
+
+static const struct {
+    const char *name, *type, *help;
+} metric_def[M_N] = {
+    {"nv_inference_request_success", "counter", "Infer requests answered 200"},
+    {"nv_inference_request_failure", "counter", "Infer requests answered with an error"},
+    {"nv_inference_count", "counter", "Samples inferred (a request of k samples counts k)"},
+    {"nv_inference_exec_count", "counter", "Batches the model ran"},
+    {"nv_inference_request_duration_us", "counter",
+     "Cumulative request time from batcher submission to completion, microseconds"},
+    {"nv_inference_queue_duration_us", "counter",
+     "Cumulative time requests waited in the batcher queue, microseconds"},
+    {"nv_inference_compute_infer_duration_us", "counter",
+     "Cumulative time batches spent computing, microseconds"},
+    {"nv_inference_pending_request_count", "gauge", "Requests waiting in the batcher queue now"},
+    {"ferry_inference_request_rejected", "counter", "Requests refused because the queue was full"},
+    {"ferry_inference_request_expired", "counter", "Requests whose deadline passed before they ran"},
+};
+
+static void labels(jsonw *w, const srv_model *m)
+{
+    /* names and versions never hold quotes or backslashes worth escaping
+     * differently from JSON, whose escapes Prometheus also reads */
+    jsonw_str_raw(w, "{model=");
+    jsonw_str(w, m->name);
+    jsonw_str_raw(w, ",version=");
+    jsonw_str(w, m->version);
+}
+
+static uint64_t metric_value(metric_id id, const srv_model *m, const ferry_batcher_stats *st)
+{
+    switch (id) {
+    case M_SUCCESS: return atomic_load_explicit(&m->n_success, memory_order_relaxed);
+    case M_FAILURE: return atomic_load_explicit(&m->n_failure, memory_order_relaxed);
+    case M_COUNT: return st->samples;
+    case M_EXEC: return st->batches;
+    case M_REQ_US: return st->request_us_sum;
+    case M_QUEUE_US: return st->queue_us_sum;
+    case M_COMPUTE_US: return st->compute_us_sum;
+    case M_PENDING: return st->queue_depth;
+    case M_REJECTED: return st->rejected;
+    case M_EXPIRED: return st->expired;
+    case M_N: break;
+    }
+    return 0;
+}
+
+static void header(jsonw *w, const char *name, const char *type, const char *help)
+{
+    jsonw_str_raw(w, "# HELP ");
+    jsonw_str_raw(w, name);
+    jsonw_char(w, ' ');
+    jsonw_str_raw(w, help);
+    jsonw_str_raw(w, "\n# TYPE ");
+    jsonw_str_raw(w, name);
+    jsonw_char(w, ' ');
+    jsonw_str_raw(w, type);
+    jsonw_char(w, '\n');
+}
+
+/* A histogram from per-bucket counts (not cumulative) and upper bounds. */
+static void histogram(jsonw *w, const char *name, const srv_model *m, const uint64_t *counts,
+                      int n, const double *bounds, uint64_t sum)
+{
+    uint64_t cum = 0;
+    char le[32];
+    for (int b = 0; b < n; b++) {
+        cum += counts[b];
+        if (b == n - 1)
+            snprintf(le, sizeof le, "+Inf");
+        else
+            snprintf(le, sizeof le, "%g", bounds[b]);
+        jsonw_str_raw(w, name);
+        jsonw_str_raw(w, "_bucket");
+        labels(w, m);
+        jsonw_str_raw(w, ",le=\"");
+        jsonw_str_raw(w, le);
+        jsonw_str_raw(w, "\"} ");
+        jsonw_u64(w, cum);
+        jsonw_char(w, '\n');
+    }
+    jsonw_str_raw(w, name);
+    jsonw_str_raw(w, "_sum");
+    labels(w, m);
+    jsonw_str_raw(w, "} ");
+    jsonw_u64(w, sum);
+    jsonw_char(w, '\n');
+    jsonw_str_raw(w, name);
+    jsonw_str_raw(w, "_count");
+    labels(w, m);
+    jsonw_str_raw(w, "} ");
+    jsonw_u64(w, cum);
+    jsonw_char(w, '\n');
+}
+
+void metrics_write(ferry_server *s, jsonw *w)
+{
+    ferry_batcher_stats *st = calloc((size_t)s->n_models + 1, sizeof *st);
+    if (!st) {
+        w->oom = true;
+        return;
+    }
+    for (int i = 0; i < s->n_models; i++)
+        if (s->models[i]->batcher)
+            ferry_batcher_get_stats(s->models[i]->batcher, &st[i]);
+    for (int id = 0; id < M_N; id++) {
+        header(w, metric_def[id].name, metric_def[id].type, metric_def[id].help);
+        for (int i = 0; i < s->n_models; i++) {
+            jsonw_str_raw(w, metric_def[id].name);
+            labels(w, s->models[i]);
+            jsonw_str_raw(w, "} ");
+            jsonw_u64(w, metric_value((metric_id)id, s->models[i], &st[i]));
+            jsonw_char(w, '\n');
+        }
+    }
+
+    double batch_bounds[FERRY_BATCH_BUCKETS - 1];
+    for (int b = 0; b < FERRY_BATCH_BUCKETS - 1; b++)
+        batch_bounds[b] = (double)(1u << b);
+    header(w, "ferry_batch_size", "histogram", "Samples per batch the model ran");
+    for (int i = 0; i < s->n_models; i++)
+        histogram(w, "ferry_batch_size", s->models[i], st[i].batch_hist, FERRY_BATCH_BUCKETS,
+                  batch_bounds, st[i].samples);
+    header(w, "ferry_queue_duration_us", "histogram",
+           "Per request: submission to dispatch, microseconds");
+    for (int i = 0; i < s->n_models; i++)
+        histogram(w, "ferry_queue_duration_us", s->models[i], st[i].queue_hist,
+                  FERRY_LAT_BUCKETS, ferry_lat_bucket_bounds_us, st[i].queue_us_sum);
+    header(w, "ferry_compute_duration_us", "histogram",
+           "Per batch: dispatch to completion, microseconds");
+    for (int i = 0; i < s->n_models; i++)
+        histogram(w, "ferry_compute_duration_us", s->models[i], st[i].compute_hist,
+                  FERRY_LAT_BUCKETS, ferry_lat_bucket_bounds_us, st[i].compute_us_sum);
+    free(st);
+}

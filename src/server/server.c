@@ -1,0 +1,700 @@
+/*
+ * server.c - the ferry_server object: lifecycle, libmicrohttpd wiring and
+ * routing of the KServe v2 / Open Inference Protocol endpoints.
+ *
+ * Threads: MHD runs cfg.threads polling threads (epoll), each owning its
+ * connections. An infer request is parsed on its connection's thread,
+ * submitted to the model's batcher, and the connection is suspended; the
+ * batcher callback only records the status and resumes the connection, so
+ * the response is written back on the connection's own thread. No thread
+ * ever blocks on a request, and the batcher threads never format JSON.
+ */
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/error.h"
+
+/* A body whose Content-Length exceeds max_body by more than this is refused
+ * at once and the connection closed; smaller excesses are read and dropped,
+ * so that the client gets its 413 on a healthy keep-alive connection
+ * instead of a reset while it is still sending. */
+#define DRAIN_LIMIT (64u << 20)
+/* How long stop waits for accepted requests to be answered. */
+#define STOP_GRACE_MS 30000
+
+void ferry_server_config_init(ferry_server_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 8000;
+    cfg->max_body = (size_t)64 << 20;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->threads = n > 0 ? (int)n : 1;
+}
+
+ferry_status ferry_server_create(const ferry_server_config *cfg, ferry_server **out)
+{
+    if (!out)
+        return ferry_fail(FERRY_EINVAL, "ferry_server_create: out is NULL");
+    *out = NULL;
+    ferry_server_config def;
+    ferry_server_config_init(&def);
+    if (!cfg)
+        cfg = &def;
+    if (cfg->port < 0 || cfg->port > 65535)
+        return ferry_fail(FERRY_EINVAL, "server: port %d is out of range 0..65535", cfg->port);
+    if (cfg->threads < 0 || cfg->threads > 1024)
+        return ferry_fail(FERRY_EINVAL, "server: threads %d is out of range 1..1024",
+                          cfg->threads);
+    ferry_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return ferry_fail(FERRY_ENOMEM, "server: out of memory");
+    s->cfg = *cfg;
+    if (s->cfg.threads == 0)
+        s->cfg.threads = def.threads;
+    if (s->cfg.max_body == 0)
+        s->cfg.max_body = def.max_body;
+    s->host = strdup(cfg->host && *cfg->host ? cfg->host : def.host);
+    if (!s->host) {
+        free(s);
+        return ferry_fail(FERRY_ENOMEM, "server: out of memory");
+    }
+    s->cfg.host = s->host;
+    s->listen_fd = -1;
+    *out = s;
+    return FERRY_OK;
+}
+
+static void model_free(srv_model *m)
+{
+    if (!m)
+        return;
+    ferry_batcher_destroy(m->batcher);
+    ferry_engine_destroy(m->engine);
+    ferry_model_destroy(m->model);
+    free(m->name);
+    free(m->version);
+    free(m->in);
+    free(m->out);
+    free(m->in_sample_numel);
+    free(m->out_sample_numel);
+    free(m);
+}
+
+static srv_model *find_model(ferry_server *s, const char *name, const char *version)
+{
+    srv_model *best = NULL;
+    for (int i = 0; i < s->n_models; i++) {
+        srv_model *m = s->models[i];
+        if (strcmp(m->name, name))
+            continue;
+        if (version) {
+            if (!strcmp(m->version, version))
+                return m;
+            continue;
+        }
+        /* no version asked: the highest, numerically when both are numbers */
+        if (!best) {
+            best = m;
+        } else {
+            char *e1, *e2;
+            long long a = strtoll(m->version, &e1, 10), b = strtoll(best->version, &e2, 10);
+            bool num = !*e1 && !*e2;
+            if (num ? a > b : strcmp(m->version, best->version) > 0)
+                best = m;
+        }
+    }
+    return best;
+}
+
+ferry_status ferry_server_add_model(ferry_server *s, const char *name, const char *version,
+                                    ferry_model *mdl, ferry_engine *e, ferry_batcher *b)
+{
+    if (!s || !name || !*name || !mdl || !e || !b)
+        return ferry_fail(FERRY_EINVAL, "ferry_server_add_model: NULL argument");
+    if (s->started)
+        return ferry_fail(FERRY_EINVAL, "server: add model '%s' before starting", name);
+    if (!version || !*version)
+        version = "1";
+    if (strchr(name, '/') || strchr(version, '/'))
+        return ferry_fail(FERRY_EINVAL, "server: model name '%s' or version '%s' contains '/'",
+                          name, version);
+    if (find_model(s, name, version))
+        return ferry_fail(FERRY_EINVAL, "server: model '%s' version '%s' is already served",
+                          name, version);
+
+    ferry_status st = FERRY_ENOMEM;
+    srv_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return ferry_fail(FERRY_ENOMEM, "server: out of memory");
+    m->n_in = ferry_model_num_inputs(mdl);
+    m->n_out = ferry_model_num_outputs(mdl);
+    if (m->n_in < 1 || m->n_out < 1) {
+        st = ferry_fail(FERRY_EUNSUPPORTED, "server: model '%s' has %d inputs and %d outputs",
+                        name, m->n_in, m->n_out);
+        goto fail;
+    }
+    m->name = strdup(name);
+    m->version = strdup(version);
+    m->in = calloc((size_t)m->n_in, sizeof *m->in);
+    m->out = calloc((size_t)m->n_out, sizeof *m->out);
+    m->in_sample_numel = calloc((size_t)m->n_in, sizeof(int64_t));
+    m->out_sample_numel = calloc((size_t)m->n_out, sizeof(int64_t));
+    if (!m->name || !m->version || !m->in || !m->out || !m->in_sample_numel ||
+        !m->out_sample_numel) {
+        st = ferry_fail(FERRY_ENOMEM, "server: out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < m->n_in; i++) {
+        if ((st = ferry_model_input(mdl, i, &m->in[i])) != FERRY_OK)
+            goto fail;
+        if (m->in[i].ndim < 1 || ferry_dtype_size(m->in[i].dtype) == 0) {
+            st = ferry_fail(FERRY_EUNSUPPORTED,
+                            "server: model '%s' input '%s' needs a batch dimension and a "
+                            "known dtype",
+                            name, m->in[i].name);
+            goto fail;
+        }
+        int64_t n = 1;
+        for (int d = 1; d < m->in[i].ndim; d++) {
+            if (m->in[i].shape[d] < 0) {
+                st = ferry_fail(FERRY_EUNSUPPORTED,
+                                "server: model '%s' input '%s' has a dynamic dimension %d "
+                                "besides the batch",
+                                name, m->in[i].name, d);
+                goto fail;
+            }
+            n *= m->in[i].shape[d];
+        }
+        m->in_sample_numel[i] = n;
+    }
+    for (int i = 0; i < m->n_out; i++) {
+        if ((st = ferry_model_output(mdl, i, &m->out[i])) != FERRY_OK)
+            goto fail;
+        ferry_tensor t;
+        if ((st = ferry_engine_output_info(e, i, 1, &t)) != FERRY_OK)
+            goto fail;
+        if (t.ndim < 1 || t.shape[0] != 1) {
+            st = ferry_fail(FERRY_EUNSUPPORTED,
+                            "server: model '%s' output '%s' has no leading batch dimension",
+                            name, m->out[i].name);
+            goto fail;
+        }
+        /* keep the concrete per-sample shape; dims[0] stays the batch */
+        m->out[i].ndim = t.ndim;
+        for (int d = 1; d < t.ndim; d++)
+            m->out[i].shape[d] = t.shape[d];
+        m->out[i].shape[0] = FERRY_DIM_BATCH;
+        m->out[i].dtype = t.dtype;
+        m->out_sample_numel[i] = ferry_tensor_numel(&t);
+    }
+    if (s->n_models == s->cap_models) {
+        int cap = s->cap_models ? 2 * s->cap_models : 4;
+        srv_model **nm = realloc(s->models, (size_t)cap * sizeof *nm);
+        if (!nm) {
+            st = ferry_fail(FERRY_ENOMEM, "server: out of memory");
+            goto fail;
+        }
+        s->models = nm;
+        s->cap_models = cap;
+    }
+    m->model = mdl;
+    m->engine = e;
+    m->batcher = b;
+    s->models[s->n_models++] = m;
+    return FERRY_OK;
+fail:
+    /* ownership was not taken: leave model, engine and batcher to the caller */
+    m->model = NULL;
+    m->engine = NULL;
+    m->batcher = NULL;
+    model_free(m);
+    return st;
+}
+
+/* ------------------------------------------------------------- responses */
+
+static enum MHD_Result queue_reply(srv_request *r, unsigned status, jsonw *w, const char *ctype,
+                                   long long header_len)
+{
+    struct MHD_Response *resp;
+    if (w->oom) {
+        jsonw_free(w);
+        static const char oom[] = "{\"error\":\"server out of memory\"}";
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        ctype = "application/json";
+        header_len = -1;
+        resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom,
+                                               MHD_RESPMEM_PERSISTENT);
+    } else if (w->len == 0) {
+        jsonw_free(w);
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    } else {
+        resp = MHD_create_response_from_buffer_with_free_callback(w->len, w->buf, free);
+        if (resp)
+            w->buf = NULL; /* the response owns it now */
+        jsonw_free(w);
+    }
+    if (!resp)
+        return MHD_NO;
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (header_len >= 0) {
+        char num[24];
+        snprintf(num, sizeof num, "%lld", header_len);
+        MHD_add_response_header(resp, "Inference-Header-Content-Length", num);
+    }
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                r->route == ROUTE_INFER ? "POST" : "GET, HEAD");
+    if (atomic_load(&r->srv->stopping))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result reply_json(srv_request *r, unsigned status, jsonw *w)
+{
+    return queue_reply(r, status, w, "application/json", -1);
+}
+
+static enum MHD_Result reply_error(srv_request *r, unsigned status, const char *msg)
+{
+    jsonw w = {0};
+    jsonw_str_raw(&w, "{\"error\":");
+    jsonw_str(&w, msg);
+    jsonw_char(&w, '}');
+    return reply_json(r, status, &w);
+}
+
+static void set_error(srv_request *r, unsigned status, const char *fmt, const char *a,
+                      const char *b)
+{
+    r->err_status = status;
+    snprintf(r->err_msg, sizeof r->err_msg, fmt, a, b);
+}
+
+/* --------------------------------------------------------------- routing */
+
+static bool is_get(const char *method)
+{
+    return !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+}
+
+/* Splits "/v2/models/NAME[/versions/V][/ready|/infer]" and the fixed paths. */
+static void route(ferry_server *s, srv_request *r, const char *url, const char *method)
+{
+    bool get = is_get(method);
+    srv_route want = ROUTE_NONE;
+    if (!strcmp(url, "/v2/health/live")) {
+        want = ROUTE_LIVE;
+    } else if (!strcmp(url, "/v2/health/ready")) {
+        want = ROUTE_READY;
+    } else if (!strcmp(url, "/v2") || !strcmp(url, "/v2/")) {
+        want = ROUTE_SERVER_META;
+    } else if (!strcmp(url, "/metrics")) {
+        want = ROUTE_METRICS;
+    } else if (!strncmp(url, "/v2/models/", 11)) {
+        char path[512];
+        if (strlen(url + 11) >= sizeof path) {
+            set_error(r, MHD_HTTP_NOT_FOUND, "unknown path '%.200s'%s", url, "");
+            return;
+        }
+        strcpy(path, url + 11);
+        char *seg[5];
+        int n = 0;
+        for (char *p = path, *save = NULL; n < 5; p = NULL) {
+            char *t = strtok_r(p, "/", &save);
+            if (!t)
+                break;
+            seg[n++] = t;
+        }
+        const char *name = n > 0 ? seg[0] : NULL, *version = NULL, *action = NULL;
+        int k = 1;
+        if (n >= 3 && !strcmp(seg[1], "versions")) {
+            version = seg[2];
+            k = 3;
+        }
+        if (n == k + 1)
+            action = seg[k];
+        else if (n != k)
+            name = NULL;
+        if (!name || (action && strcmp(action, "ready") && strcmp(action, "infer"))) {
+            set_error(r, MHD_HTTP_NOT_FOUND, "unknown path '%.200s'%s", url, "");
+            return;
+        }
+        want = !action ? ROUTE_MODEL_META
+               : !strcmp(action, "ready") ? ROUTE_MODEL_READY
+                                          : ROUTE_INFER;
+        r->route = want; /* so that a 405 names the right Allow */
+        r->model = find_model(s, name, version);
+        if (!r->model) {
+            if (version && find_model(s, name, NULL))
+                set_error(r, MHD_HTTP_NOT_FOUND, "unknown version '%s' of model '%.100s'",
+                          version, name);
+            else
+                set_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%.100s'%s", name, "");
+            return;
+        }
+    } else {
+        set_error(r, MHD_HTTP_NOT_FOUND, "unknown path '%.200s'%s", url, "");
+        return;
+    }
+    r->route = want;
+    bool ok = want == ROUTE_INFER ? !strcmp(method, MHD_HTTP_METHOD_POST) : get;
+    if (!ok)
+        set_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %.20s is not allowed on '%.200s'",
+                  method, url);
+}
+
+/* ------------------------------------------------------------- requests */
+
+void srv_request_release_infer(srv_request *r)
+{
+    free(r->out_mem);
+    free(r->outputs);
+    free(r->sel);
+    free(r->id);
+    r->out_mem = NULL;
+    r->outputs = NULL;
+    r->sel = NULL;
+    r->id = NULL;
+}
+
+static void request_free(srv_request *r)
+{
+    if (!r)
+        return;
+    srv_request_release_infer(r);
+    free(r->body);
+    free(r);
+}
+
+static bool body_append(srv_request *r, const char *data, size_t n)
+{
+    size_t max = r->srv->cfg.max_body;
+    if (r->len + n > max) {
+        r->body_too_big = true;
+        free(r->body);
+        r->body = NULL;
+        r->len = r->cap = 0;
+        return true;
+    }
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + n)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        char *nb = realloc(r->body, cap);
+        if (!nb)
+            return false;
+        r->body = nb;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    return true;
+}
+
+static bool server_ready(ferry_server *s) { return s->started && !atomic_load(&s->stopping); }
+
+/* The last handler call of a request: every byte of the body is in. */
+static enum MHD_Result respond(srv_request *r)
+{
+    ferry_server *s = r->srv;
+    jsonw w = {0};
+    if (r->submitted) {
+        unsigned status;
+        size_t json_len;
+        bool binary;
+        kserve_infer_response(r, &w, &status, &json_len, &binary);
+        if (status == MHD_HTTP_OK)
+            atomic_fetch_add_explicit(&r->model->n_success, 1, memory_order_relaxed);
+        else
+            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        srv_request_release_infer(r);
+        r->submitted = false;
+        if (binary)
+            return queue_reply(r, status, &w, "application/octet-stream", (long long)json_len);
+        return reply_json(r, status, &w);
+    }
+    if (r->body_too_big) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes (--max-body)",
+                 s->cfg.max_body);
+        if (r->model && r->route == ROUTE_INFER)
+            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+    }
+    if (r->err_status) {
+        if (r->model && r->route == ROUTE_INFER)
+            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        return reply_error(r, r->err_status, r->err_msg);
+    }
+    switch (r->route) {
+    case ROUTE_LIVE:
+        jsonw_str_raw(&w, "{\"live\":true}");
+        return reply_json(r, MHD_HTTP_OK, &w);
+    case ROUTE_READY:
+        if (!server_ready(s))
+            return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+        jsonw_str_raw(&w, "{\"ready\":true}");
+        return reply_json(r, MHD_HTTP_OK, &w);
+    case ROUTE_SERVER_META:
+        kserve_server_metadata(s, &w);
+        return reply_json(r, MHD_HTTP_OK, &w);
+    case ROUTE_MODEL_META:
+        kserve_model_metadata(s, r->model, &w);
+        return reply_json(r, MHD_HTTP_OK, &w);
+    case ROUTE_MODEL_READY:
+        if (!server_ready(s))
+            return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+        jsonw_str_raw(&w, "{\"name\":");
+        jsonw_str(&w, r->model->name);
+        jsonw_str_raw(&w, ",\"ready\":true}");
+        return reply_json(r, MHD_HTTP_OK, &w);
+    case ROUTE_METRICS:
+        metrics_write(s, &w);
+        return queue_reply(r, MHD_HTTP_OK, &w, "text/plain; version=0.0.4; charset=utf-8", -1);
+    case ROUTE_INFER: {
+        /* Announce before checking stopping (see struct ferry_server). */
+        atomic_fetch_add(&s->in_submit, 1);
+        if (atomic_load(&s->stopping)) {
+            atomic_fetch_sub(&s->in_submit, 1);
+            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+            return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+        }
+        bool suspended = kserve_submit(r);
+        atomic_fetch_sub(&s->in_submit, 1);
+        if (suspended)
+            return MHD_YES; /* answered when the batcher resumes the connection */
+        srv_request_release_infer(r);
+        atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        return reply_error(r, r->err_status, r->err_msg);
+    }
+    case ROUTE_NONE:
+        break;
+    }
+    return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "request without a route");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    ferry_server *s = cls;
+    srv_request *r = *con_cls;
+    (void)version;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->srv = s;
+        r->conn = conn;
+        r->header_len = -1;
+        *con_cls = r;
+        atomic_fetch_add(&s->active, 1);
+        route(s, r, url, method);
+        const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    "Inference-Header-Content-Length");
+        if (v) {
+            char *end;
+            errno = 0;
+            long long h = strtoll(v, &end, 10);
+            if (errno || end == v || *end || h < 0)
+                set_error(r, MHD_HTTP_BAD_REQUEST,
+                          "bad Inference-Header-Content-Length '%.40s'%s", v, "");
+            else
+                r->header_len = h;
+        }
+        v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (v) {
+            unsigned long long cl = strtoull(v, NULL, 10);
+            if (cl > s->cfg.max_body) {
+                r->body_too_big = true;
+                if (cl - s->cfg.max_body > DRAIN_LIMIT)
+                    return respond(r); /* early: MHD closes the connection after it */
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        /* only infer reads its body; others' bodies are read and dropped */
+        if (r->route == ROUTE_INFER && !r->err_status && !r->body_too_big &&
+            !body_append(r, upload_data, *upload_size))
+            set_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory reading the body%s%s",
+                      "", "");
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return respond(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+    ferry_server *s = cls;
+    (void)conn;
+    (void)why;
+    srv_request *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    request_free(r);
+    atomic_fetch_sub(&s->active, 1);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static ferry_status bind_listen(ferry_server *s)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->cfg.port);
+    int rc = getaddrinfo(s->host, port, &hints, &res);
+    if (rc)
+        return ferry_fail(FERRY_EIO, "server: cannot resolve host '%s': %s", s->host,
+                          gai_strerror(rc));
+    int fd = -1, err = 0;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 4096) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return ferry_fail(FERRY_EIO, "server: cannot listen on %s:%d: %s", s->host, s->cfg.port,
+                          strerror(err));
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        err = errno;
+        close(fd);
+        return ferry_fail(FERRY_EIO, "server: getsockname: %s", strerror(err));
+    }
+    s->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                       : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    s->listen_fd = fd;
+    return FERRY_OK;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    (void)fmt;
+    (void)ap; /* MHD's messages are about clients misbehaving; not ours to print */
+}
+
+ferry_status ferry_server_start(ferry_server *s)
+{
+    if (!s)
+        return ferry_fail(FERRY_EINVAL, "ferry_server_start: NULL server");
+    if (s->started)
+        return ferry_fail(FERRY_EINVAL, "server: already started");
+    if (s->n_models == 0)
+        return ferry_fail(FERRY_EINVAL, "server: no model to serve");
+    ferry_status st = bind_listen(s);
+    if (st)
+        return st;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned pool = s->cfg.threads > 1 ? (unsigned)s->cfg.threads : 0;
+    s->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)16384, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)600, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, MHD_OPTION_END);
+    if (!s->mhd) {
+        close(s->listen_fd);
+        s->listen_fd = -1;
+        return ferry_fail(FERRY_EINTERNAL, "server: libmicrohttpd failed to start on %s:%d",
+                          s->host, s->port);
+    }
+    s->started = true;
+    return FERRY_OK;
+}
+
+int ferry_server_port(const ferry_server *s) { return s && s->started ? s->port : -1; }
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+ferry_status ferry_server_stop(ferry_server *s)
+{
+    if (!s)
+        return ferry_fail(FERRY_EINVAL, "ferry_server_stop: NULL server");
+    if (!s->started || s->stopped)
+        return FERRY_OK;
+    s->stopped = true;
+    /* 1. no new connections; the listen socket is ours to close after stop */
+    MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
+    /* 2. no new submissions: wait out handlers between announce and submit */
+    atomic_store(&s->stopping, 1);
+    while (atomic_load(&s->in_submit) > 0)
+        sched_yield();
+    /* 3. drain: every accepted request completes and resumes its connection */
+    for (int i = 0; i < s->n_models; i++) {
+        ferry_batcher_destroy(s->models[i]->batcher);
+        s->models[i]->batcher = NULL;
+    }
+    /* 4. let MHD write those responses (connections close after them) */
+    for (int waited = 0; atomic_load(&s->active) > 0 && waited < STOP_GRACE_MS; waited += 5)
+        sleep_ms(5);
+    /* every suspended request has been resumed by step 3, so stopping is
+     * legal even if some client is still slowly sending a body */
+    MHD_stop_daemon(s->mhd);
+    s->mhd = NULL;
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    else if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    s->listen_fd = -1;
+    return FERRY_OK;
+}
+
+void ferry_server_destroy(ferry_server *s)
+{
+    if (!s)
+        return;
+    if (s->started)
+        ferry_server_stop(s);
+    for (int i = 0; i < s->n_models; i++)
+        model_free(s->models[i]);
+    free(s->models);
+    free(s->host);
+    free(s);
+}

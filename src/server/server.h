@@ -1,0 +1,113 @@
+/*
+ * server.h - internals of the KServe v2 HTTP server shared by its files:
+ * server.c (lifecycle, MHD wiring, routing), kserve.c (the infer request and
+ * the metadata documents), metrics.c (Prometheus text).
+ */
+#ifndef FERRY_SERVER_SERVER_H
+#define FERRY_SERVER_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include "ferry.h"
+#include "server/jsonw.h"
+
+/* One served (name, version): owns its model, engine and batcher. */
+typedef struct srv_model {
+    char *name;
+    char *version;
+    ferry_model *model;
+    ferry_engine *engine;
+    ferry_batcher *batcher; /* NULL once drained at stop */
+    int n_in, n_out;
+    ferry_tensor_info *in, *out;
+    int64_t *in_sample_numel;  /* elements of one sample (batch dimension dropped) */
+    int64_t *out_sample_numel;
+    atomic_uint_fast64_t n_success, n_failure; /* infer responses 200 / not 200 */
+} srv_model;
+
+struct ferry_server {
+    ferry_server_config cfg;
+    char *host;
+    srv_model **models;
+    int n_models, cap_models;
+    struct MHD_Daemon *mhd;
+    int listen_fd;
+    int port;
+    bool started, stopped;
+    /* Stop protocol: a handler announces itself in in_submit before it
+     * checks stopping, so that once stop has set stopping and seen
+     * in_submit at zero no handler can reach a batcher being destroyed. */
+    atomic_int stopping;
+    atomic_int in_submit;
+    atomic_long active; /* requests begun and not yet completed by MHD */
+};
+
+/* The route of a request, found from its method and URL at the first call. */
+typedef enum srv_route {
+    ROUTE_NONE = 0, /* an error response is already decided */
+    ROUTE_LIVE,
+    ROUTE_READY,
+    ROUTE_SERVER_META,
+    ROUTE_MODEL_META,
+    ROUTE_MODEL_READY,
+    ROUTE_INFER,
+    ROUTE_METRICS,
+} srv_route;
+
+/* The outputs a request asked for, in the order asked. */
+typedef struct srv_out_sel {
+    int index;   /* model output index */
+    bool binary; /* reply as binary data after the JSON header */
+} srv_out_sel;
+
+/* One HTTP request's state, from the first handler call to MHD's completion
+ * notice (kept as MHD's per-request context). */
+typedef struct srv_request {
+    ferry_server *srv;
+    struct MHD_Connection *conn;
+    srv_route route;
+    srv_model *model;
+    unsigned err_status; /* != 0: reply with this status and err_msg */
+    char err_msg[256];
+    /* body */
+    char *body;
+    size_t len, cap;
+    bool body_too_big;
+    long long header_len; /* Inference-Header-Content-Length; -1 if absent */
+    /* infer, between submit and the resumed handler call */
+    bool submitted;
+    ferry_status status; /* written by the batcher thread before resume */
+    int64_t batch;       /* samples in the request */
+    void *out_mem;       /* every output of the model, back to back */
+    ferry_tensor *outputs;
+    int n_sel;
+    srv_out_sel *sel;
+    char *id; /* "id" of the request, echoed; NULL if none */
+} srv_request;
+
+/* kserve.c */
+/* Parses the body of an infer request and submits it to the model's batcher
+ * (the connection is suspended first; the batcher callback resumes it).
+ * On a request error fills r->err_status/err_msg and returns false, with
+ * nothing submitted and the connection not suspended. */
+bool kserve_submit(srv_request *r);
+/* Builds the response of a completed infer request into w, with its status,
+ * whether the body carries binary data (and the JSON part's length). */
+void kserve_infer_response(srv_request *r, jsonw *w, unsigned *status, size_t *json_len,
+                           bool *binary);
+void kserve_server_metadata(ferry_server *s, jsonw *w);
+void kserve_model_metadata(ferry_server *s, srv_model *m, jsonw *w);
+const char *kserve_dtype_name(ferry_dtype dt);
+
+/* metrics.c */
+void metrics_write(ferry_server *s, jsonw *w);
+
+/* server.c */
+void srv_request_release_infer(srv_request *r);
+
+#endif
