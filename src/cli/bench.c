@@ -549,6 +549,7 @@ static void usage(FILE *f)
             "the best device present (CUDA if there is one, else the CPU).\n"
             "\n"
             "sections (any combination; default: sweep + --compare-threading + --stack):\n"
+            "  --sweep                the batch-size sweep only (it always runs)\n"
             "  --batch-sizes LIST     batch sizes of the sweep (default 1,4,8,16,32,256)\n"
             "  --compare-threading    N callers x batch 1 for each N <= 64 in LIST\n"
             "  --stack                baseline, then + batching, + pipelining, + reduced\n"
@@ -656,6 +657,9 @@ int cmd_bench(int argc, char **argv)
             o.json = v;
         } else if (!strcmp(a, "--plot")) {
             o.plot = v;
+        } else if (!strcmp(a, "--sweep")) {
+            o.user_chose_sections = 1; /* the sweep always runs; alone when only it is named */
+            continue;
         } else if (!strcmp(a, "--compare-threading")) {
             o.compare_threading = o.user_chose_sections = 1;
             continue;
