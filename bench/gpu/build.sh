@@ -9,8 +9,11 @@ cd "$(dirname "$0")/../.."
 B=${1:-build-cuda}
 STAGE=.devlibs/cuda-backend
 cmake -S . -B "$B" >/dev/null
-cmake --build "$B" -j2 --target ferry test_cuda_backend
-mkdir -p "$STAGE/bin" "$STAGE/lib"
+cmake --build "$B" -j2 --target ferry test_cuda_backend ferry_cli models
+mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/models"
+# The CLI and the bundled model, for an engine smoke run on the device.
+cp "$B/ferry" "$STAGE/bin/"
+cp "$B/models/mlp-s.onnx" "$STAGE/models/"
 # The bench links the same way CMake links the tests.
 gcc -std=c11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -D_GNU_SOURCE -DFERRY_HAVE_CUDA=1 \
     -Isrc -Iinclude -isystem /usr/local/cuda/include \

@@ -23,14 +23,31 @@ tail -n 60 "$OUT/test.log"
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 timeout 200 "$SAN" --tool memcheck --leak-check full --error-exitcode 9 \
     "$S/bin/test_cuda_backend" >"$OUT/memcheck.log" 2>&1; m_rc=$?
-timeout 150 "$SAN" --tool racecheck --racecheck-report all --error-exitcode 9 \
+FERRY_TEST_NO_THREADS=1 timeout 150 "$SAN" --tool racecheck --racecheck-report all --error-exitcode 9 \
     "$S/bin/test_cuda_backend" >"$OUT/racecheck.log" 2>&1; r_rc=$?
 grep -E "ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY" "$OUT/memcheck.log" "$OUT/racecheck.log"
 
 "$S/bin/bench_forward" "$@" >"$OUT/bench.log" 2>&1; b_rc=$?
 
+# Engine smoke through the CLI (host tensors in and out), when staged.
+e_rc=-
+if [ -x "$S/bin/ferry" ]; then
+    F="$S/bin/ferry"
+    {
+        "$F" info
+        "$F" bench "$S/models/mlp-s.onnx" --device cuda --sweep --precision fp16 --io-dtype f16 \
+            --batch-sizes 256,4096,65536 --graphs --workers 4 --duration 0.5 --quiet
+        "$F" bench "$S/models/mlp-s.onnx" --device cuda --sweep --precision fp32 \
+            --batch-sizes 256,65536 --workers 2 --duration 0.5 --quiet
+        "$F" make-model mlp --dims 1024,4096,4096,1024 --act gelu --seed 0 -o /tmp/mlp-l.onnx &&
+        "$F" bench /tmp/mlp-l.onnx --device cuda --sweep --precision bf16 --io-dtype bf16 \
+            --batch-sizes 65536 --graphs --workers 4 --max-batch 16384 --duration 1 --quiet
+    } >"$OUT/engine.log" 2>&1; e_rc=$?
+fi
+
 echo
 echo "== CUDA backend device run =="
-echo "tests rc=$t_rc  memcheck rc=$m_rc  racecheck rc=$r_rc  bench rc=$b_rc  (0 = pass; 9 = sanitizer errors; 124 = timeout)"
+echo "tests rc=$t_rc  memcheck rc=$m_rc  racecheck rc=$r_rc  bench rc=$b_rc  engine rc=$e_rc  (0 = pass; 9 = sanitizer errors; 124 = timeout)"
 grep -E "rel err" "$OUT/test.log" | sed 's/^/  /' | head -40
 cat "$OUT/bench.log"
+[ -f "$OUT/engine.log" ] && { echo; echo "== engine smoke (ferry bench, host tensors) =="; grep -v '^$' "$OUT/engine.log" | tail -n 40; }

@@ -366,10 +366,6 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
         }
     }
     engine_slot_release(s);
-    /* the device may now be idle: a forming batch can leave at once */
-    if (atomic_fetch_sub(&b->inflight, 1) == 1 && atomic_load(&b->want) != BATCHER_NEVER &&
-        atomic_exchange(&b->want, BATCHER_NEVER) != BATCHER_NEVER)
-        wake_dispatcher(b);
     int64_t cus = now - c->t_dispatch;
     atomic_fetch_add_explicit(&b->st.compute_us_sum, (uint64_t)cus, memory_order_relaxed);
     atomic_fetch_add_explicit(&b->st.compute_hist[stats_lat_bucket(cus)], 1, memory_order_relaxed);
@@ -392,6 +388,13 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
         cb(u, st);
         r = next;
     }
+    /* This worker is free again only now: counting it free before the
+     * callbacks would launch the first one or two requests they resubmit
+     * as a batch of their own, and batches would shrink to a trickle. */
+    if (atomic_fetch_sub(&b->inflight, 1) == b->eager_inflight &&
+        atomic_load(&b->want) != BATCHER_NEVER &&
+        atomic_exchange(&b->want, BATCHER_NEVER) != BATCHER_NEVER)
+        wake_dispatcher(b);
     unref(b, n);
 }
 
@@ -610,13 +613,14 @@ static void release_cur(ferry_batcher *b)
     }
 }
 
-/* Whether a forming batch should leave before its departure time: when
- * none of ours is in flight the device would sit idle while we wait, so
- * waiting only adds latency; while one runs, requests gather for the next.
- * Not with preferred sizes: the user asked for those sizes. */
+/* Whether a forming batch should leave before its departure time: with
+ * fewer of our batches in flight than the engine has workers, a worker
+ * would sit idle while we wait, so waiting only adds latency; once every
+ * worker has one, requests gather for the next until max_delay_us. Not
+ * with preferred sizes: the user asked for those sizes. */
 static int leave_early(ferry_batcher *b)
 {
-    return b->cfg.n_preferred == 0 && atomic_load(&b->inflight) == 0;
+    return b->cfg.n_preferred == 0 && atomic_load(&b->inflight) < b->eager_inflight;
 }
 
 /* Sleeps until at least `need` samples are queued, until `until_us`
@@ -787,6 +791,10 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
     atomic_init(&b->want, BATCHER_NEVER);
     atomic_init(&b->stop, 0);
     atomic_init(&b->inflight, 0);
+    /* one batch per worker keeps every worker (CPU thread, CUDA stream) busy */
+    b->eager_inflight = ferry_engine_get_config(e)->workers;
+    if (b->eager_inflight < 1)
+        b->eager_inflight = 1;
     for (int l = 0; l < BATCHER_MAX_LEVELS; l++)
         atomic_init(&b->inboxes[l].head, NULL);
     b->min_deadline = BATCHER_NEVER;

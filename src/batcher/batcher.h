@@ -115,6 +115,7 @@ struct ferry_batcher {
     alignas(64) atomic_uint wake_seq;     /* futex word the dispatcher sleeps on */
     _Atomic int64_t want;                 /* queued samples at which to wake it */
     alignas(64) atomic_int inflight;      /* our batches in the engine */
+    int eager_inflight;                   /* below this many, a forming batch leaves at once */
     inbox inboxes[BATCHER_MAX_LEVELS];
 
     /* dispatcher thread only */

@@ -1,12 +1,410 @@
-/* serve.c - placeholder until the command lands. */
+/*
+ * serve.c - `ferry serve`: load models, compile an engine and start a batcher
+ * for each, serve them over HTTP (KServe v2), stop gracefully on SIGINT or
+ * SIGTERM.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "ferry.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ferry serve MODEL.onnx [options]\n"
+            "       ferry serve --model NAME=PATH [--model NAME=PATH ...] [options]\n"
+            "       ferry serve --model-repository DIR [options]\n"
+            "\n"
+            "Serves ONNX models over HTTP with the KServe v2 / Open Inference Protocol\n"
+            "(the protocol of Triton, KServe, Seldon and OpenVINO servers), so their\n"
+            "clients work unchanged. Every model gets its own engine and dynamic batcher:\n"
+            "concurrent requests of one or a few samples are grouped into batches of up\n"
+            "to --max-batch samples, waiting at most --max-delay-us for a batch to fill.\n"
+            "\n"
+            "models:\n"
+            "  MODEL.onnx               serve one model, named after the file (or --name)\n"
+            "  --name NAME              the name of MODEL.onnx in URLs\n"
+            "  --model NAME=PATH        serve PATH as NAME, version 1 (repeatable)\n"
+            "  --model-repository DIR   Triton's layout: DIR/NAME/VERSION/model.onnx, VERSION\n"
+            "                           a number; a URL without a version gets the highest\n"
+            "\n"
+            "HTTP:\n"
+            "  --host HOST              address to listen on (default 127.0.0.1; 0.0.0.0 for\n"
+            "                           every interface)\n"
+            "  --port N                 default 8000; 0 picks a free port (printed)\n"
+            "  --threads N              HTTP threads (default: number of cores)\n"
+            "  --max-body BYTES         larger request bodies get 413 (default 64 MiB)\n"
+            "\n"
+            "engine and batcher (each model):\n"
+            "  --device cpu|cuda|cuda:N default cpu\n"
+            "  --workers N              engine threads (CPU) or streams (CUDA)\n"
+            "  --precision P            fp32 (default), tf32, fp16, bf16\n"
+            "  --max-batch N            most samples in one batch (default 256)\n"
+            "  --max-delay-us N         longest the first request of a batch waits (default 500)\n"
+            "  --max-queue N            queued requests beyond which requests get 503\n"
+            "  --timeout-us N           default request deadline; late requests get 504\n"
+            "                           (a request may set its own: \"parameters\":{\"timeout\":US})\n"
+            "\n"
+            "endpoints:\n"
+            "  GET  /v2/health/live, /v2/health/ready, /v2 (server metadata)\n"
+            "  GET  /v2/models/NAME[/versions/V]        model metadata\n"
+            "  GET  /v2/models/NAME[/versions/V]/ready\n"
+            "  POST /v2/models/NAME[/versions/V]/infer  JSON, or Triton's binary tensor data\n"
+            "  GET  /metrics                            Prometheus, Triton's metric names\n"
+            "\n"
+            "example:\n"
+            "  ferry serve models/mlp-s.onnx --port 8000 &\n"
+            "  curl -s localhost:8000/v2/models/mlp-s/infer -d '{\"inputs\":[{\"name\":\"input\",\n"
+            "       \"datatype\":\"FP32\",\"shape\":[1,256],\"data\":[0.5, ...256 numbers]}]}'\n"
+            "\n"
+            "SIGINT or SIGTERM stops accepting connections, answers every request already\n"
+            "accepted, and exits 0.\n");
+}
+
+typedef struct model_spec {
+    char *name, *version, *path;
+} model_spec;
+
+typedef struct serve_opts {
+    model_spec *models;
+    int n_models, cap;
+    ferry_server_config srv;
+    ferry_engine_config eng;
+    ferry_batcher_config bat;
+} serve_opts;
+
+static int add_spec(serve_opts *o, const char *name, const char *version, const char *path)
+{
+    if (o->n_models == o->cap) {
+        int cap = o->cap ? 2 * o->cap : 4;
+        model_spec *nm = realloc(o->models, (size_t)cap * sizeof *nm);
+        if (!nm)
+            return -1;
+        o->models = nm;
+        o->cap = cap;
+    }
+    model_spec *m = &o->models[o->n_models];
+    m->name = strdup(name);
+    m->version = strdup(version);
+    m->path = strdup(path);
+    if (!m->name || !m->version || !m->path) {
+        free(m->name);
+        free(m->version);
+        free(m->path);
+        return -1;
+    }
+    o->n_models++;
+    return 0;
+}
+
+/* Model name from a path: the file name without directory and ".onnx". */
+static void name_from_path(const char *path, char *out, size_t len)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(out, len, "%s", b);
+    size_t n = strlen(out);
+    if (n > 5 && !strcmp(out + n - 5, ".onnx"))
+        out[n - 5] = '\0';
+}
+
+static bool all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+static int scan_repository(serve_opts *o, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "ferry serve: cannot open model repository '%s': %s\n", dir,
+                strerror(errno));
+        return -1;
+    }
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char mdir[PATH_MAX];
+        snprintf(mdir, sizeof mdir, "%s/%s", dir, e->d_name);
+        DIR *vd = opendir(mdir);
+        if (!vd)
+            continue;
+        struct dirent *v;
+        while ((v = readdir(vd))) {
+            if (!all_digits(v->d_name))
+                continue;
+            char path[PATH_MAX];
+            struct stat st;
+            if (snprintf(path, sizeof path, "%s/%s/model.onnx", mdir, v->d_name) >=
+                    (int)sizeof path ||
+                stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+                continue;
+            if (add_spec(o, e->d_name, v->d_name, path) != 0) {
+                closedir(vd);
+                closedir(d);
+                return -1;
+            }
+            found++;
+        }
+        closedir(vd);
+    }
+    closedir(d);
+    if (!found) {
+        fprintf(stderr,
+                "ferry serve: no model in repository '%s' (expected DIR/NAME/1/model.onnx)\n",
+                dir);
+        return -1;
+    }
+    return 0;
+}
+
+static bool parse_long(const char *opt, const char *v, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "ferry serve: %s wants an integer in %lld..%lld, got '%s'\n", opt, lo,
+                hi, v);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static bool parse_precision(const char *v, ferry_precision *out)
+{
+    static const struct {
+        const char *name;
+        ferry_precision p;
+    } t[] = {{"fp32", FERRY_PRECISION_FP32},
+             {"tf32", FERRY_PRECISION_TF32},
+             {"fp16", FERRY_PRECISION_FP16},
+             {"bf16", FERRY_PRECISION_BF16}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!strcmp(v, t[i].name)) {
+            *out = t[i].p;
+            return true;
+        }
+    fprintf(stderr, "ferry serve: --precision wants fp32, tf32, fp16 or bf16, got '%s'\n", v);
+    return false;
+}
+
+/* Loads one model and builds its engine and batcher, then hands all three
+ * to the server. */
+static int serve_model(ferry_server *srv, const serve_opts *o, const model_spec *ms)
+{
+    ferry_model *m = NULL;
+    ferry_engine *e = NULL;
+    ferry_batcher *b = NULL;
+    ferry_status st = ferry_model_load(ms->path, &m);
+    if (st == FERRY_OK)
+        st = ferry_engine_create(m, &o->eng, &e);
+    if (st == FERRY_OK)
+        st = ferry_engine_warmup(e);
+    if (st == FERRY_OK)
+        st = ferry_batcher_create(e, &o->bat, &b);
+    if (st == FERRY_OK)
+        st = ferry_server_add_model(srv, ms->name, ms->version, m, e, b);
+    if (st != FERRY_OK) {
+        fprintf(stderr, "ferry serve: model '%s' (%s): %s: %s\n", ms->name, ms->path,
+                ferry_status_str(st), ferry_last_error());
+        ferry_batcher_destroy(b);
+        ferry_engine_destroy(e);
+        ferry_model_destroy(m);
+        return -1;
+    }
+    return 0;
+}
 
 int cmd_serve(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "ferry: 'serve' is not built yet\n");
-    return 1;
+    serve_opts o = {0};
+    ferry_server_config_init(&o.srv);
+    ferry_engine_config_init(&o.eng);
+    ferry_batcher_config_init(&o.bat);
+    const char *single = NULL, *name = NULL, *repo = NULL;
+    int rc = 2;
+    bool max_batch_set = false;
+    long long max_batch = 0;
+    ferry_server *srv = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            rc = 0;
+            goto done;
+        }
+        if (a[0] != '-') {
+            if (single) {
+                fprintf(stderr, "ferry serve: one MODEL.onnx; use --model NAME=PATH for more\n");
+                goto done;
+            }
+            single = a;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "ferry serve: %s needs a value (see ferry serve --help)\n", a);
+            goto done;
+        }
+        const char *v = argv[++i];
+        long long x;
+        if (!strcmp(a, "--name")) {
+            name = v;
+        } else if (!strcmp(a, "--model")) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) {
+                fprintf(stderr, "ferry serve: --model wants NAME=PATH, got '%s'\n", v);
+                goto done;
+            }
+            char nm[256];
+            snprintf(nm, sizeof nm, "%.*s", (int)(eq - v), v);
+            if (add_spec(&o, nm, "1", eq + 1) != 0)
+                goto oom;
+        } else if (!strcmp(a, "--model-repository")) {
+            repo = v;
+        } else if (!strcmp(a, "--host")) {
+            o.srv.host = v;
+        } else if (!strcmp(a, "--port")) {
+            if (!parse_long(a, v, 0, 65535, &x))
+                goto done;
+            o.srv.port = (int)x;
+        } else if (!strcmp(a, "--threads")) {
+            if (!parse_long(a, v, 1, 1024, &x))
+                goto done;
+            o.srv.threads = (int)x;
+        } else if (!strcmp(a, "--max-body")) {
+            if (!parse_long(a, v, 1, (long long)1 << 40, &x))
+                goto done;
+            o.srv.max_body = (size_t)x;
+        } else if (!strcmp(a, "--device")) {
+            o.eng.device = v;
+        } else if (!strcmp(a, "--workers")) {
+            if (!parse_long(a, v, 1, 1024, &x))
+                goto done;
+            o.eng.workers = (int)x;
+        } else if (!strcmp(a, "--precision")) {
+            if (!parse_precision(v, &o.eng.precision))
+                goto done;
+        } else if (!strcmp(a, "--max-batch")) {
+            if (!parse_long(a, v, 1, 1 << 20, &max_batch))
+                goto done;
+            max_batch_set = true;
+        } else if (!strcmp(a, "--max-delay-us")) {
+            if (!parse_long(a, v, 0, 60000000, &x))
+                goto done;
+            o.bat.max_delay_us = x;
+        } else if (!strcmp(a, "--max-queue")) {
+            if (!parse_long(a, v, 1, 1 << 30, &x))
+                goto done;
+            o.bat.max_queue = (int)x;
+        } else if (!strcmp(a, "--timeout-us")) {
+            if (!parse_long(a, v, 0, (long long)1 << 50, &x))
+                goto done;
+            o.bat.default_timeout_us = x;
+        } else {
+            fprintf(stderr, "ferry serve: unknown option '%s' (see ferry serve --help)\n", a);
+            goto done;
+        }
+    }
+    if (max_batch_set) {
+        o.eng.max_batch = (int)max_batch;
+        o.bat.max_batch = (int)max_batch;
+    }
+    if (single) {
+        char nm[256];
+        if (name)
+            snprintf(nm, sizeof nm, "%s", name);
+        else
+            name_from_path(single, nm, sizeof nm);
+        if (add_spec(&o, nm, "1", single) != 0)
+            goto oom;
+    } else if (name) {
+        fprintf(stderr, "ferry serve: --name names MODEL.onnx, and none was given\n");
+        goto done;
+    }
+    if (repo && scan_repository(&o, repo) != 0) {
+        rc = 1;
+        goto done;
+    }
+    if (o.n_models == 0) {
+        fprintf(stderr, "ferry serve: no model given\n\n");
+        usage(stderr);
+        goto done;
+    }
+
+    /* Block the stop signals before any thread exists, so that every
+     * thread inherits the mask and only sigwait below ever sees them. */
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = 1;
+    ferry_status st = ferry_server_create(&o.srv, &srv);
+    if (st != FERRY_OK) {
+        fprintf(stderr, "ferry serve: %s\n", ferry_last_error());
+        goto done;
+    }
+    for (int i = 0; i < o.n_models; i++)
+        if (serve_model(srv, &o, &o.models[i]) != 0)
+            goto done;
+    st = ferry_server_start(srv);
+    if (st != FERRY_OK) {
+        fprintf(stderr, "ferry serve: %s\n", ferry_last_error());
+        goto done;
+    }
+    int port = ferry_server_port(srv);
+    bool v6 = strchr(o.srv.host, ':') != NULL;
+    for (int i = 0; i < o.n_models; i++)
+        fprintf(stderr, "serving %s at http://%s%s%s:%d (version %s, %s)\n", o.models[i].name,
+                v6 ? "[" : "", o.srv.host, v6 ? "]" : "", port, o.models[i].version,
+                o.models[i].path);
+    fprintf(stderr, "listening on port %d\n", port);
+    fflush(stderr);
+
+    int sig = 0;
+    while (sigwait(&stop_set, &sig) != 0)
+        ;
+    fprintf(stderr, "ferry serve: %s: stopping (answering accepted requests)\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
+    st = ferry_server_stop(srv);
+    if (st != FERRY_OK) {
+        fprintf(stderr, "ferry serve: stop: %s\n", ferry_last_error());
+        goto done;
+    }
+    fprintf(stderr, "ferry serve: stopped\n");
+    rc = 0;
+    goto done;
+oom:
+    fprintf(stderr, "ferry serve: out of memory\n");
+    rc = 1;
+done:
+    ferry_server_destroy(srv);
+    for (int i = 0; i < o.n_models; i++) {
+        free(o.models[i].name);
+        free(o.models[i].version);
+        free(o.models[i].path);
+    }
+    free(o.models);
+    return rc;
 }

@@ -73,7 +73,7 @@ typedef struct srv_request {
     srv_route route;
     srv_model *model;
     unsigned err_status; /* != 0: reply with this status and err_msg */
-    char err_msg[256];
+    char err_msg[512];
     /* body */
     char *body;
     size_t len, cap;

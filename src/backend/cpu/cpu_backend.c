@@ -10,12 +10,13 @@
  * each call resolves pointers from its own in/out/arena, so any number of
  * engine workers may run it at once, each with its own arena.
  *
- * BLAS threads: OpenBLAS keeps one process-wide pool. Its own thresholds run
- * small GEMMs (batch 1..~32 of mlp-s) on the calling thread, and concurrent
- * callers of the pthread build are serialized on that pool rather than
- * oversubscribing it, so we leave its size alone by default
- * (OPENBLAS_NUM_THREADS or all cores). FERRY_CPU_THREADS=N sets it at
- * ctx_create: N=1 is right when the engine has as many workers as cores.
+ * Threads: the backend splits each large Gemm itself (cpu_parallel.c: the
+ * caller plus one helper a core, taking chunks from a shared counter) and
+ * keeps OpenBLAS at one thread. OpenBLAS's own pool splits statically and
+ * spins at a barrier, so one thread slowed by another process stalls the
+ * whole call, and concurrent callers of the pthread build serialize on it.
+ * While more than one forward() runs (engine workers sharing a batch),
+ * each stays on its own thread. FERRY_CPU_THREADS=N caps the threads used.
  */
 #include <cblas.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_parallel.h"
 #include "util/error.h"
 #include "util/half.h"
 
@@ -425,12 +427,8 @@ static ferry_status cpu_ctx_create(const graph *g, const backend_opts *o, backen
         return ferry_fail(FERRY_EINVAL, "cpu ctx_create: max_batch %lld < 1",
                           (long long)o->max_batch);
 
-    const char *env = getenv("FERRY_CPU_THREADS");
-    if (env && *env) {
-        int t = atoi(env);
-        if (t >= 1)
-            openblas_set_num_threads(t);
-    }
+    /* Process-wide, like OpenBLAS's pool itself: see "Threads" above. */
+    openblas_set_num_threads(1);
 
     c = calloc(1, sizeof *c);
     if (!c)
@@ -769,8 +767,10 @@ static ferry_status cpu_forward(backend_stream *s, int64_t n, const void *const 
         return ferry_fail(FERRY_EINVAL, "cpu forward: batch %lld outside 1..%lld", (long long)n,
                           (long long)c->o.max_batch);
     fwd_io io = {in, out, arena};
+    cpu_parallel_enter();
     for (int i = 0; i < c->plan.n_order; i++)
         run_node(c, c->plan.order[i], n, &io);
+    cpu_parallel_leave();
     /* Outputs that live elsewhere: a graph input or constant passed
      * through, a repeated output, an alias of an arena value. */
     const graph *g = c->g;

@@ -9,20 +9,82 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
+
+#include "backend/cpu/cpu_parallel.h"
 
 #include "util/half.h"
 
 /* ------------------------------------------------------------ activations */
 
+/* Without no-trapping-math GCC will not turn the clamps and selects of
+ * vexpf/act_gelu into blends (an arm might raise an FP exception, which
+ * nothing here observes) and the activation loops stay scalar. Every
+ * function up to the end of cpu_unary shares the option, so that the
+ * helpers inline. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 static inline float act_relu(float v) { return v > 0.0f ? v : 0.0f; }
 static inline float act_leaky(float v, float a) { return v >= 0.0f ? v : a * v; }
-static inline float act_sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
-static inline float act_gelu(float v) { return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); }
 static inline float act_gelu_tanh(float v)
 {
     return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
 }
+
+/* exp(x) without a call, so that loops over it vectorize: Cephes' expf
+ * (2^n * e^r, |r| <= ln2/2, degree-7 polynomial), ~1e-7 relative. Inputs
+ * are clamped to the range where the result is a normal float. */
+static inline float vexpf(float x)
+{
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.3f ? 88.3f : x;
+    /* Round to nearest through the 1.5 * 2^23 trick: no call to rintf. */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { uint32_t u; float f; } s = {.u = (uint32_t)((int32_t)n + 127) << 23};
+    return p * s.f;
+}
+
+/* Exact (erf) GELU, x * Phi(x), with Phi from erfc of |x|/sqrt(2) by the
+ * Numerical Recipes Chebyshev fit (erfcc: relative error < 1.2e-7 for all
+ * arguments). Using erfc on the negative side keeps the relative error
+ * small where Phi(x) is tiny; on the positive side 2 - erfc does. */
+static inline float act_gelu(float v)
+{
+    float a = fabsf(v) * 0.70710678118654752f;
+    a = a > 10.0f ? 10.0f : a;
+    float t = 1.0f / (1.0f + 0.5f * a);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    /* Both sides computed, then selected: a conditional subtraction would
+     * keep the loop from vectorizing (it might trap, as far as C knows). */
+    float e = t * vexpf(p - a * a); /* erfc(a) */
+    float e2 = 2.0f - e;
+    float c = v < 0.0f ? e : e2; /* 1 + erf(v / sqrt 2) */
+    return 0.5f * v * c;
+}
+
+static inline float act_sigmoid(float v) { return 1.0f / (1.0f + vexpf(-v)); }
 
 /* One pass over a row: y = act(y + beta*b[j]) (b != NULL) or act(y + bs). */
 #define EPI_LOOP(F)                                                                                \
@@ -40,6 +102,16 @@ static inline float act_gelu_tanh(float v)
         }                                                                                          \
     } while (0)
 
+/* Built twice, for AVX2+FMA and for the baseline, and picked at load time:
+ * the library is compiled for baseline x86-64, where these loops would run
+ * four lanes wide instead of eight. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define CPU_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CPU_MULTIVERSION
+#endif
+
+CPU_MULTIVERSION
 static void epilogue_row(float *restrict y, int64_t n, const float *restrict b, float bs, float beta,
                          act_kind act, float aa)
 {
@@ -54,13 +126,52 @@ static void epilogue_row(float *restrict y, int64_t n, const float *restrict b, 
     }
 }
 
+/* ----------------------------------------------------------------- unary */
+
+#define UN_LOOP(F)                                                                                 \
+    do {                                                                                           \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float v = X[i];                                                                        \
+            Y[i] = (F);                                                                            \
+        }                                                                                          \
+    } while (0)
+
+CPU_MULTIVERSION
+void cpu_unary(op_kind op, const float *X, float *Y, int64_t n, float alpha, int approximate)
+{
+    switch (op) {
+    case OP_RELU: UN_LOOP(act_relu(v)); break;
+    case OP_LEAKY_RELU: UN_LOOP(act_leaky(v, alpha)); break;
+    case OP_SIGMOID: UN_LOOP(act_sigmoid(v)); break;
+    case OP_TANH: UN_LOOP(tanhf(v)); break;
+    case OP_GELU:
+        if (approximate)
+            UN_LOOP(act_gelu_tanh(v));
+        else
+            UN_LOOP(act_gelu(v));
+        break;
+    case OP_ERF: UN_LOOP(erff(v)); break;
+    case OP_SQRT: UN_LOOP(sqrtf(v)); break;
+    default: break;
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
 /* ------------------------------------------------------------------ gemm */
 
-static void gemm_plain(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                       const float *A, const float *B, float *Y)
+/* Y[M,N] (row stride ldy) = alpha * op(A) * op(B) with leading dims lda,
+ * ldb: one BLAS call on the calling thread (the backend keeps OpenBLAS at
+ * one thread and splits work itself, see cpu_gemm). */
+static void gemm_block(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float *Y,
+                       int64_t ldy)
 {
     if (K == 0) {
-        memset(Y, 0, (size_t)(M * N) * sizeof *Y);
+        for (int64_t i = 0; i < M; i++)
+            memset(Y + i * ldy, 0, (size_t)N * sizeof *Y);
         return;
     }
     if (M == 1) {
@@ -68,17 +179,79 @@ static void gemm_plain(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K
          * forward M == 1 to it and pays its packing cost. op(A) is a
          * contiguous K-vector whether or not A is transposed. */
         if (trans_b)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, alpha, B, (int)K, A, 1,
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, alpha, B, (int)ldb, A, 1,
                         0.0f, Y, 1);
         else
-            cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, alpha, B, (int)N, A, 1, 0.0f,
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, alpha, B, (int)ldb, A, 1, 0.0f,
                         Y, 1);
         return;
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A,
-                trans_a ? (int)M : (int)K, B, trans_b ? (int)K : (int)N, 0.0f, Y, (int)N);
+                trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda, B,
+                (int)ldb, 0.0f, Y, (int)ldy);
 }
+
+typedef struct gemm_args {
+    int trans_a, trans_b;
+    int64_t M, N, K;
+    float alpha, beta, act_alpha;
+    const float *A, *B, *C;
+    cpu_bias_kind bias;
+    act_kind act;
+    float *Y;
+    int split_m;  /* chunks are row blocks (else column blocks) */
+    int64_t step; /* rows or columns a chunk */
+} gemm_args;
+
+/* Bias and activation over rows [i0,i1) x columns [j0,j1) of Y. */
+static void epilogue_block(const gemm_args *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
+{
+    cpu_bias_kind bias = g->bias;
+    if (g->beta == 0.0f || !g->C)
+        bias = CPU_BIAS_NONE;
+    if (bias == CPU_BIAS_NONE && g->act == ACT_NONE)
+        return;
+    const float *C = g->C;
+    int64_t N = g->N;
+    for (int64_t i = i0; i < i1; i++) {
+        const float *b = NULL;
+        float bs = 0.0f;
+        switch (bias) {
+        case CPU_BIAS_NONE: break;
+        case CPU_BIAS_SCALAR: bs = g->beta * C[0]; break;
+        case CPU_BIAS_COL: bs = g->beta * C[i]; break;
+        case CPU_BIAS_ROW: b = C + j0; break;
+        case CPU_BIAS_FULL: b = C + i * N + j0; break;
+        }
+        epilogue_row(g->Y + i * N + j0, j1 - j0, b, bs, g->beta, g->act, g->act_alpha);
+    }
+}
+
+/* One chunk: its block of Y, then that block's epilogue while it is still
+ * in cache. */
+static void gemm_chunk(void *arg, int64_t c)
+{
+    const gemm_args *g = arg;
+    int64_t M = g->M, N = g->N, K = g->K;
+    int64_t lda = g->trans_a ? M : K, ldb = g->trans_b ? K : N;
+    if (g->split_m) {
+        int64_t i0 = c * g->step, i1 = i0 + g->step < M ? i0 + g->step : M;
+        const float *A = g->trans_a ? g->A + i0 : g->A + i0 * K;
+        gemm_block(g->trans_a, g->trans_b, i1 - i0, N, K, g->alpha, A, lda, g->B, ldb,
+                   g->Y + i0 * N, N);
+        epilogue_block(g, i0, i1, 0, N);
+    } else {
+        int64_t j0 = c * g->step, j1 = j0 + g->step < N ? j0 + g->step : N;
+        const float *B = g->trans_b ? g->B + j0 * K : g->B + j0;
+        gemm_block(g->trans_a, g->trans_b, M, j1 - j0, K, g->alpha, g->A, lda, B, ldb, g->Y + j0,
+                   N);
+        epilogue_block(g, 0, M, j0, j1);
+    }
+}
+
+/* Below this many flops a Gemm runs on the calling thread: handing chunks
+ * to a helper costs a few microseconds. */
+#define GEMM_PAR_MIN_FLOPS 2.0e5
 
 void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, const float *B, float beta, const float *C, cpu_bias_kind bias,
@@ -86,23 +259,38 @@ void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 {
     if (M <= 0 || N <= 0)
         return;
-    gemm_plain(trans_a, trans_b, M, N, K, alpha, A, B, Y);
-    if (beta == 0.0f || !C)
-        bias = CPU_BIAS_NONE;
-    if (bias == CPU_BIAS_NONE && act == ACT_NONE)
-        return;
-    for (int64_t i = 0; i < M; i++) {
-        const float *b = NULL;
-        float bs = 0.0f;
-        switch (bias) {
-        case CPU_BIAS_NONE: break;
-        case CPU_BIAS_SCALAR: bs = beta * C[0]; break;
-        case CPU_BIAS_COL: bs = beta * C[i]; break;
-        case CPU_BIAS_ROW: b = C; break;
-        case CPU_BIAS_FULL: b = C + i * N; break;
+    gemm_args g = {trans_a, trans_b, M, N, K, alpha, beta, act_alpha, A, B, C, bias, act, Y,
+                   1, M};
+    int T = cpu_parallel_threads();
+    double flops = 2.0 * (double)M * (double)N * (double)K;
+    int64_t chunks = 1;
+    if (T > 1 && flops >= GEMM_PAR_MIN_FLOPS) {
+        /* About four chunks a thread, so that a thread slowed by another
+         * process hands its share to the others; never so small that the
+         * BLAS call loses its efficiency (64 rows, 128 columns). Row
+         * blocks when there are rows enough: B is then shared, read from
+         * cache. */
+        int64_t want = 4 * (int64_t)T;
+        if (M >= 128) {
+            int64_t step = (M + want - 1) / want;
+            step = (step + 15) & ~(int64_t)15;
+            g.step = step < 64 ? 64 : step;
+            chunks = (M + g.step - 1) / g.step;
+        } else {
+            int64_t step = (N + want - 1) / want;
+            step = (step + 63) & ~(int64_t)63;
+            g.split_m = 0;
+            g.step = step < 128 ? 128 : step;
+            chunks = (N + g.step - 1) / g.step;
         }
-        epilogue_row(Y + i * N, N, b, bs, beta, act, act_alpha);
     }
+    if (chunks <= 1) {
+        g.split_m = 1;
+        g.step = M;
+        gemm_chunk(&g, 0);
+        return;
+    }
+    cpu_parallel_for(gemm_chunk, &g, chunks, T);
 }
 
 /* ----------------------------------------------------------------- matmul */
@@ -266,35 +454,6 @@ void cpu_binary(op_kind op, const float *A, const int64_t *ad, int an, const flo
             ob -= sb[d] * dim[d];
             idx[d] = 0;
         }
-    }
-}
-
-/* ----------------------------------------------------------------- unary */
-
-#define UN_LOOP(F)                                                                                 \
-    do {                                                                                           \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            float v = X[i];                                                                        \
-            Y[i] = (F);                                                                            \
-        }                                                                                          \
-    } while (0)
-
-void cpu_unary(op_kind op, const float *X, float *Y, int64_t n, float alpha, int approximate)
-{
-    switch (op) {
-    case OP_RELU: UN_LOOP(act_relu(v)); break;
-    case OP_LEAKY_RELU: UN_LOOP(act_leaky(v, alpha)); break;
-    case OP_SIGMOID: UN_LOOP(act_sigmoid(v)); break;
-    case OP_TANH: UN_LOOP(tanhf(v)); break;
-    case OP_GELU:
-        if (approximate)
-            UN_LOOP(act_gelu_tanh(v));
-        else
-            UN_LOOP(act_gelu(v));
-        break;
-    case OP_ERF: UN_LOOP(erff(v)); break;
-    case OP_SQRT: UN_LOOP(sqrtf(v)); break;
-    default: break;
     }
 }
 

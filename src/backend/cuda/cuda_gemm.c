@@ -185,7 +185,10 @@ fail:
     return st;
 }
 
-static size_t slot_of(int64_t n) { return (size_t)(((uint64_t)n * 0x9E3779B97F4A7C15ull) >> 56); }
+static size_t slot_of(int64_t n, int cap)
+{
+    return (size_t)(((uint64_t)n * 0x9E3779B97F4A7C15ull) >> 32) & (size_t)(cap - 1);
+}
 
 ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp)
 {
@@ -197,16 +200,27 @@ ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp)
     gp->node = ni;
     gp->alpha = nd->op == OP_GEMM ? nd->alpha : 1.0f;
     gp->post_act = ACT_NONE;
-    if (nd->n_in < 2 || nd->in[0] < 0 || nd->in[1] < 0)
-        return shape_fail(nd, "needs two inputs");
+    int64_t want = c->o.max_batch < GEMM_CACHE_MAX ? c->o.max_batch : GEMM_CACHE_MAX;
+    gp->cap = 16;
+    while (gp->cap < GEMM_CACHE_MAX && (int64_t)gp->cap * 3 / 4 < want)
+        gp->cap *= 2;
+    gp->cache = calloc((size_t)gp->cap, sizeof *gp->cache);
+    if (!gp->cache)
+        return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
+    if (nd->n_in < 2 || nd->in[0] < 0 || nd->in[1] < 0) {
+        st = shape_fail(nd, "needs two inputs");
+        goto fail;
+    }
     const graph_value *b = &g->values[nd->in[1]];
-    if (nd->op == OP_GEMM && (!b->is_const || b->ndim != 2))
-        return shape_fail(nd, "weights (input B) must be a 2-D constant");
+    if (nd->op == OP_GEMM && (!b->is_const || b->ndim != 2)) {
+        st = shape_fail(nd, "weights (input B) must be a 2-D constant");
+        goto fail;
+    }
 
     gemm_shape sh;
     st = gemm_shape_of(c, nd, c->o.max_batch, &sh);
     if (st != FERRY_OK)
-        return st;
+        goto fail;
 
     int cin = nd->op == OP_GEMM && nd->n_in > 2 ? nd->in[2] : -1;
     if (cin >= 0 && nd->beta != 0.0f) {
@@ -217,8 +231,10 @@ ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp)
             /* A bias: expanded to N elements with beta folded in, in the
              * compute dtype, for the epilogue. */
             hbias = malloc((size_t)sh.nn * sizeof *hbias);
-            if (!hbias)
-                return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
+            if (!hbias) {
+                st = ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
+                goto fail;
+            }
             for (int64_t j = 0; j < sh.nn; j++)
                 hbias[j] = cuda_host_f32(cv->dtype, cv->data, cn == 1 ? 0 : j) * nd->beta;
             size_t bytes = (size_t)sh.nn * c->celem;
@@ -275,9 +291,10 @@ fail:
 
 void cuda_gemm_release(gemm_plan *gp)
 {
-    for (int i = 0; i < GEMM_CACHE_CAP; i++)
+    for (int i = 0; gp->cache && i < gp->cap; i++)
         if (gp->cache[i].n)
             entry_release(&gp->cache[i]);
+    free(gp->cache);
     if (gp->desc)
         cublasLtMatmulDescDestroy(gp->desc);
     if (gp->bias)
@@ -304,8 +321,8 @@ ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n)
     gemm_entry *e = NULL, tmp;
     int temporary = 0;
     pthread_mutex_lock(&c->mu);
-    size_t i = slot_of(n) % GEMM_CACHE_CAP;
-    for (int probes = 0; probes < GEMM_CACHE_CAP; probes++, i = (i + 1) % GEMM_CACHE_CAP) {
+    size_t i = slot_of(n, gp->cap), mask = (size_t)gp->cap - 1;
+    for (int probes = 0; probes < gp->cap; probes++, i = (i + 1) & mask) {
         if (gp->cache[i].n == n) {
             e = &gp->cache[i];
             break;
@@ -313,7 +330,7 @@ ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n)
         if (gp->cache[i].n == 0)
             break;
     }
-    if (!e && gp->n_cached < GEMM_CACHE_CAP * 3 / 4) {
+    if (!e && gp->n_cached < gp->cap / 4 * 3) {
         st = entry_make(c, gp, n, &gp->cache[i]);
         if (st == FERRY_OK) {
             e = &gp->cache[i];

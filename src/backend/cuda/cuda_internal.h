@@ -46,7 +46,10 @@ typedef struct gemm_entry {
     cublasLtMatmulAlgo_t algo;
 } gemm_entry;
 
-#define GEMM_CACHE_CAP 256
+/* Table slots per node: room for every batch size up to max_batch (at 75%
+ * load) up to this many; beyond it a batch size not yet seen pays an
+ * uncached heuristic lookup on each call. */
+#define GEMM_CACHE_MAX 16384
 
 /* One OP_GEMM or OP_MATMUL node compiled for cuBLASLt. In column-major
  * terms the row-major Y[M,N] = X[M,K] * W[K,N] is Y^T = W^T * X^T: cuBLASLt's
@@ -61,8 +64,8 @@ typedef struct gemm_plan {
     float alpha, beta;     /* beta applies to a C matrix only */
     int c_matrix;          /* Gemm C is a full [M,N] tensor (not a bias) */
     void *bias;            /* device bias vector of N elements (beta folded in), or NULL */
-    gemm_entry cache[GEMM_CACHE_CAP];
-    int n_cached;
+    gemm_entry *cache;     /* open-addressed by n, cap slots (a power of two) */
+    int cap, n_cached;
 } gemm_plan;
 
 struct backend_ctx {

@@ -1,0 +1,181 @@
+/*
+ * cpu_parallel.c - the CPU backend's helper threads (see cpu_parallel.h).
+ *
+ * A job lives on its caller's stack and is published through pool.cur
+ * under the mutex; a helper takes a reference under the same mutex, so the
+ * caller, after withdrawing cur, only has to wait for the references to
+ * drop before its job may go out of scope. Chunks are taken with one
+ * atomic add each.
+ *
+ * Helpers spin for a short while after a job before sleeping on the
+ * condition variable: the next Gemm of the same forward() follows within
+ * microseconds, and a futex wake-up costs more than a small layer.
+ */
+#include "backend/cpu/cpu_parallel.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PARTS 64
+
+/* Participant p (0: the caller, p >= 1: helper p) owns chunks
+ * [p*n/parts, (p+1)*n/parts) and takes them from its own counter first,
+ * so that from one call to the next the same thread touches the same
+ * slice of a weight matrix and finds it in its core's L2. Then it steals
+ * from the others' counters: a late helper loses its share. */
+typedef struct cpu_job {
+    cpu_chunk_fn fn;
+    void *arg;
+    int parts;
+    atomic_int refs; /* helpers inside the job */
+    int64_t end[MAX_PARTS];
+    atomic_llong next[MAX_PARTS];
+} cpu_job;
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cpu_job *cur;        /* under mu */
+    atomic_uint gen;     /* bumped for every job published */
+    atomic_flag owned;   /* one job at a time */
+    int n_helpers;
+    int threads;
+} pool = {
+    .once = PTHREAD_ONCE_INIT,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .cv = PTHREAD_COND_INITIALIZER,
+    .owned = ATOMIC_FLAG_INIT,
+};
+
+static atomic_int inflight; /* forward() calls running now */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void run_chunks(cpu_job *j, int self)
+{
+    for (int k = 0; k < j->parts; k++) {
+        int p = (self + k) % j->parts;
+        int64_t i;
+        while ((i = atomic_fetch_add_explicit(&j->next[p], 1, memory_order_relaxed)) < j->end[p])
+            j->fn(j->arg, i);
+    }
+}
+
+/* How long an idle helper polls for the next job before it sleeps. */
+#define HELPER_SPIN_NS 200000
+
+static void *helper_main(void *idp)
+{
+    int self = (int)(intptr_t)idp;
+    unsigned seen = atomic_load(&pool.gen);
+    for (;;) {
+        int64_t t0 = now_ns();
+        for (int k = 0; atomic_load_explicit(&pool.gen, memory_order_acquire) == seen; k++) {
+            cpu_relax();
+            if ((k & 255) == 255 && now_ns() - t0 > HELPER_SPIN_NS)
+                break;
+        }
+        pthread_mutex_lock(&pool.mu);
+        while (atomic_load(&pool.gen) == seen)
+            pthread_cond_wait(&pool.cv, &pool.mu);
+        seen = atomic_load(&pool.gen);
+        cpu_job *j = pool.cur;
+        if (j && self < j->parts)
+            atomic_fetch_add(&j->refs, 1);
+        else
+            j = NULL;
+        pthread_mutex_unlock(&pool.mu);
+        if (j) {
+            run_chunks(j, self);
+            atomic_fetch_sub_explicit(&j->refs, 1, memory_order_release);
+        }
+    }
+    return NULL;
+}
+
+static void pool_init(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int t = cores >= 1 ? (int)cores : 1;
+    const char *env = getenv("FERRY_CPU_THREADS");
+    if (env && *env && atoi(env) >= 1)
+        t = atoi(env);
+    pool.threads = t;
+    if (t > MAX_PARTS)
+        t = MAX_PARTS;
+    for (int i = 0; i < t - 1; i++) {
+        pthread_t th;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &at, helper_main, (void *)(intptr_t)(i + 1));
+        pthread_attr_destroy(&at);
+        if (rc != 0)
+            break; /* fewer helpers: the caller does their share */
+        pool.n_helpers++;
+    }
+}
+
+int cpu_parallel_threads(void)
+{
+    pthread_once(&pool.once, pool_init);
+    return pool.n_helpers + 1;
+}
+
+void cpu_parallel_enter(void) { atomic_fetch_add_explicit(&inflight, 1, memory_order_relaxed); }
+
+void cpu_parallel_leave(void) { atomic_fetch_sub_explicit(&inflight, 1, memory_order_relaxed); }
+
+void cpu_parallel_for(cpu_chunk_fn fn, void *arg, int64_t n_chunks, int max_threads)
+{
+    pthread_once(&pool.once, pool_init);
+    if (n_chunks <= 1 || max_threads <= 1 || pool.n_helpers == 0 ||
+        atomic_load_explicit(&inflight, memory_order_relaxed) > 1 ||
+        atomic_flag_test_and_set(&pool.owned)) {
+        for (int64_t i = 0; i < n_chunks; i++)
+            fn(arg, i);
+        return;
+    }
+    cpu_job j = {.fn = fn, .arg = arg};
+    int parts = max_threads < pool.n_helpers + 1 ? max_threads : pool.n_helpers + 1;
+    j.parts = (int64_t)parts < n_chunks ? parts : (int)n_chunks;
+    atomic_init(&j.refs, 0);
+    for (int p = 0; p < j.parts; p++) {
+        atomic_init(&j.next[p], p * n_chunks / j.parts);
+        j.end[p] = (p + 1) * n_chunks / j.parts;
+    }
+    pthread_mutex_lock(&pool.mu);
+    pool.cur = &j;
+    atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
+    pthread_cond_broadcast(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+    run_chunks(&j, 0);
+    pthread_mutex_lock(&pool.mu);
+    pool.cur = NULL;
+    pthread_mutex_unlock(&pool.mu);
+    /* Every chunk is taken; wait for helpers still finishing theirs. */
+    for (int k = 0; atomic_load_explicit(&j.refs, memory_order_acquire) > 0; k++) {
+        cpu_relax();
+        if ((k & 1023) == 1023)
+            sched_yield();
+    }
+    atomic_flag_clear(&pool.owned);
+}

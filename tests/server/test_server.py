@@ -1,0 +1,628 @@
+#!/usr/bin/env python3
+"""End-to-end tests of `ferry serve` (KServe v2 / Open Inference Protocol).
+
+Starts the real CLI on a free port and talks to it with http.client only.
+Environment (set by CTest): FERRY_CLI, FERRY_BUILD_DIR (models/mlp-s.onnx).
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import numpy as np
+
+CLI = os.environ.get("FERRY_CLI", "")
+BUILD = os.environ.get("FERRY_BUILD_DIR", "")
+MODEL = os.path.join(BUILD, "models", "mlp-s.onnx")
+INFER = "/v2/models/mlp-s/infer"
+
+
+class Server:
+    """A `ferry serve` process on a port it picks itself (--port 0)."""
+
+    def __init__(self, *args, model=MODEL):
+        argv = [CLI, "serve"] + ([model] if model else []) + ["--port", "0"] + list(args)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        self.lines = []
+        self.port = None
+        got = threading.Event()
+
+        def drain():
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                m = re.match(r"listening on port (\d+)", line)
+                if m:
+                    self.port = int(m.group(1))
+                    got.set()
+            got.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        if not got.wait(120) or self.port is None:
+            self.proc.kill()
+            raise RuntimeError("ferry serve did not start: " + "".join(self.lines))
+
+    def conn(self, timeout=60):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+        finally:
+            self.proc.stderr.close()
+
+
+def call(conn, method, path, body=None, headers=None):
+    """One request on conn; returns (status, headers dict lowercased, body bytes)."""
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+    h = {} if headers is None else dict(headers)
+    if body is not None and "Content-Type" not in h:
+        h["Content-Type"] = "application/json"
+    conn.request(method, path, body=body, headers=h)
+    r = conn.getresponse()
+    data = r.read()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+
+def infer_body(x, datatype="FP32", nested=False, **extra):
+    x = np.asarray(x)
+    data = x.tolist() if nested else x.reshape(-1).tolist()
+    body = {"inputs": [{"name": "input", "datatype": datatype, "shape": list(x.shape),
+                        "data": data}]}
+    body.update(extra)
+    return body
+
+
+def binary_body(x, datatype="FP32", outputs=None, **extra):
+    """Triton binary extension: JSON header, then the raw tensor bytes."""
+    raw = np.ascontiguousarray(x).tobytes()
+    hdr = {"inputs": [{"name": "input", "datatype": datatype, "shape": list(x.shape),
+                       "parameters": {"binary_data_size": len(raw)}}]}
+    if outputs is not None:
+        hdr["outputs"] = outputs
+    hdr.update(extra)
+    js = json.dumps(hdr).encode()
+    return js + raw, {"Inference-Header-Content-Length": str(len(js)),
+                      "Content-Type": "application/octet-stream"}
+
+
+def outputs_of(body):
+    doc = json.loads(body)
+    return {o["name"]: o for o in doc["outputs"]}, doc
+
+
+def split_binary(headers, body):
+    n = int(headers["inference-header-content-length"])
+    return json.loads(body[:n]), body[n:]
+
+
+def reference(x):
+    """What `ferry run` computes for x (the CLI's own batch path)."""
+    with tempfile.TemporaryDirectory() as d:
+        np.save(os.path.join(d, "in.npy"), x)
+        subprocess.run([CLI, "run", MODEL, "-i", os.path.join(d, "in.npy"), "-o",
+                        os.path.join(d, "out.npy")], check=True, capture_output=True,
+                       timeout=300)
+        return np.load(os.path.join(d, "out.npy"))
+
+
+SRV = None
+
+
+def setUpModule():
+    global SRV
+    if not CLI or not os.path.exists(MODEL):
+        raise unittest.SkipTest("FERRY_CLI / FERRY_BUILD_DIR/models/mlp-s.onnx missing")
+    SRV = Server("--max-batch", "64")
+
+
+def tearDownModule():
+    if SRV:
+        rc = SRV.stop()
+        assert rc == 0, "ferry serve exited %r: %s" % (rc, "".join(SRV.lines))
+
+
+class Endpoints(unittest.TestCase):
+    def setUp(self):
+        self.c = SRV.conn()
+
+    def tearDown(self):
+        self.c.close()
+
+    def get_json(self, path, status=200):
+        st, h, body = call(self.c, "GET", path)
+        self.assertEqual(st, status, body)
+        self.assertTrue(h["content-type"].startswith("application/json"))
+        return json.loads(body)
+
+    def test_health(self):
+        self.assertEqual(self.get_json("/v2/health/live"), {"live": True})
+        self.assertEqual(self.get_json("/v2/health/ready"), {"ready": True})
+
+    def test_server_metadata(self):
+        doc = self.get_json("/v2")
+        self.assertEqual(doc["name"], "ferry")
+        self.assertRegex(doc["version"], r"^\d+\.\d+\.\d+")
+        self.assertIn("binary_tensor_data", doc["extensions"])
+
+    def test_model_metadata(self):
+        want = {"name": "mlp-s", "versions": ["1"], "platform": "onnx",
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 256]}],
+                "outputs": [{"name": "output", "datatype": "FP32", "shape": [-1, 256]}]}
+        self.assertEqual(self.get_json("/v2/models/mlp-s"), want)
+        self.assertEqual(self.get_json("/v2/models/mlp-s/versions/1"), want)
+
+    def test_model_ready(self):
+        self.get_json("/v2/models/mlp-s/ready")
+        self.get_json("/v2/models/mlp-s/versions/1/ready")
+
+    def test_head(self):
+        st, _, body = call(self.c, "HEAD", "/v2/health/live")
+        self.assertEqual((st, body), (200, b""))
+
+    def test_not_found(self):
+        for path, frag in [("/v2/models/nope", "unknown model 'nope'"),
+                           ("/v2/models/nope/ready", "unknown model"),
+                           ("/v2/models/mlp-s/versions/7", "unknown version '7'"),
+                           ("/v2/models/mlp-s/versions/7/ready", "unknown version"),
+                           ("/v2/models/mlp-s/bogus", "unknown path"),
+                           ("/v3", "unknown path"), ("/", "unknown path")]:
+            doc = self.get_json(path, 404)
+            self.assertIn(frag, doc["error"], path)
+        st, _, body = call(self.c, "POST", "/v2/models/nope/infer", infer_body(np.zeros((1, 256))))
+        self.assertEqual(st, 404, body)
+        st, _, body = call(self.c, "POST", "/v2/models/mlp-s/versions/9/infer",
+                           infer_body(np.zeros((1, 256))))
+        self.assertEqual(st, 404, body)
+
+    def test_method_not_allowed(self):
+        st, h, body = call(self.c, "GET", INFER)
+        self.assertEqual(st, 405)
+        self.assertEqual(h["allow"], "POST")
+        self.assertIn("error", json.loads(body))
+        st, h, _ = call(self.c, "POST", "/v2/models/mlp-s", {})
+        self.assertEqual(st, 405)
+        self.assertIn("GET", h["allow"])
+        st, _, _ = call(self.c, "DELETE", "/v2/health/live")
+        self.assertEqual(st, 405)
+
+    def test_keepalive_reuses_connection(self):
+        x = np.random.default_rng(1).standard_normal((1, 256)).astype(np.float32)
+        call(self.c, "GET", "/v2/health/live")
+        sock = self.c.sock
+        self.assertIsNotNone(sock)
+        for i in range(40):
+            st, _, body = call(self.c, "POST", INFER, infer_body(x, id=str(i)))
+            self.assertEqual(st, 200, body)
+            self.assertEqual(json.loads(body)["id"], str(i))
+            st, _, _ = call(self.c, "GET", "/v2/models/mlp-s/ready")
+            self.assertEqual(st, 200)
+        # errors keep the connection too
+        st, _, _ = call(self.c, "POST", INFER, b"{bad json")
+        self.assertEqual(st, 400)
+        st, _, _ = call(self.c, "GET", "/v2/models/nope")
+        self.assertEqual(st, 404)
+        self.assertIs(self.c.sock, sock, "the server closed a keep-alive connection")
+
+    def test_metrics(self):
+        x = np.ones((3, 256), np.float32)
+        for _ in range(5):
+            st, _, _ = call(self.c, "POST", INFER, infer_body(x))
+            self.assertEqual(st, 200)
+        call(self.c, "POST", INFER, b"nope")
+        st, h, body = call(self.c, "GET", "/metrics")
+        self.assertEqual(st, 200)
+        self.assertTrue(h["content-type"].startswith("text/plain"))
+        text = body.decode()
+        vals = {}
+        for line in text.splitlines():
+            if line.startswith("#") or not line:
+                continue
+            m = re.match(r'^([a-z_]+)\{(.*)\} (\d+(\.\d+)?)$', line)
+            self.assertIsNotNone(m, "bad metrics line: %r" % line)
+            self.assertIn('model="mlp-s",version="1"', m.group(2))
+            vals.setdefault(m.group(1), []).append((m.group(2), float(m.group(3))))
+        one = lambda k: vals[k][0][1]
+        for k in ["nv_inference_request_success", "nv_inference_request_failure",
+                  "nv_inference_count", "nv_inference_exec_count",
+                  "nv_inference_request_duration_us", "nv_inference_queue_duration_us",
+                  "nv_inference_compute_infer_duration_us",
+                  "nv_inference_pending_request_count"]:
+            self.assertIn(k, vals)
+        self.assertGreaterEqual(one("nv_inference_request_success"), 5)
+        self.assertGreaterEqual(one("nv_inference_request_failure"), 1)
+        self.assertGreaterEqual(one("nv_inference_count"), 15)
+        self.assertGreaterEqual(one("nv_inference_exec_count"), 1)
+        self.assertLessEqual(one("nv_inference_exec_count"), one("nv_inference_count"))
+        buckets = [v for lab, v in vals["ferry_batch_size_bucket"]]
+        self.assertEqual(buckets, sorted(buckets), "histogram buckets must be cumulative")
+        self.assertIn('le="+Inf"', vals["ferry_batch_size_bucket"][-1][0])
+        self.assertEqual(buckets[-1], one("ferry_batch_size_count"))
+        self.assertEqual(one("ferry_batch_size_count"), one("nv_inference_exec_count"))
+
+
+class Infer(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        rng = np.random.default_rng(0)
+        cls.x = rng.standard_normal((5, 256)).astype(np.float32)
+        cls.ref = reference(cls.x)
+
+    def setUp(self):
+        self.c = SRV.conn()
+
+    def tearDown(self):
+        self.c.close()
+
+    def infer(self, body, headers=None, status=200):
+        st, h, data = call(self.c, "POST", INFER, body, headers)
+        self.assertEqual(st, status, data[:500])
+        return h, data
+
+    def check_out(self, out, shape=(5, 256), ref=None):
+        self.assertEqual(out["datatype"], "FP32")
+        self.assertEqual(out["shape"], list(shape))
+        y = np.array(out["data"], np.float32).reshape(shape)
+        np.testing.assert_allclose(y, self.ref if ref is None else ref, rtol=1e-5, atol=1e-5)
+        return y
+
+    def test_flat_matches_cli_run(self):
+        h, data = self.infer(infer_body(self.x, id="req-1"))
+        self.assertTrue(h["content-type"].startswith("application/json"))
+        outs, doc = outputs_of(data)
+        self.assertEqual(doc["model_name"], "mlp-s")
+        self.assertEqual(doc["model_version"], "1")
+        self.assertEqual(doc["id"], "req-1")
+        self.assertEqual(list(outs), ["output"])
+        self.check_out(outs["output"])
+
+    def test_single_samples_match(self):
+        for i in range(5):
+            _, data = self.infer(infer_body(self.x[i:i + 1]))
+            self.check_out(outputs_of(data)[0]["output"], (1, 256), self.ref[i:i + 1])
+
+    def test_nested(self):
+        _, data = self.infer(infer_body(self.x, nested=True))
+        self.check_out(outputs_of(data)[0]["output"])
+
+    def test_datatypes(self):
+        # values exact in every datatype: the result must equal the FP32 one
+        xi = np.random.default_rng(3).integers(-4, 5, (5, 256))
+        ref = reference(xi.astype(np.float32))
+        for dt in ["FP32", "FP64", "FP16", "BF16", "INT32", "INT64"]:
+            _, data = self.infer(infer_body(xi, dt))
+            self.check_out(outputs_of(data)[0]["output"], ref=ref)
+        # FP16 rounds its data first: 0.1 is read as fp16(0.1)
+        xh = np.full((1, 256), 0.1)
+        _, data = self.infer(infer_body(xh, "FP16"))
+        y = self.check_out(outputs_of(data)[0]["output"], (1, 256),
+                           reference(xh.astype(np.float16).astype(np.float32)))
+        self.assertIsNotNone(y)
+
+    def test_requested_outputs(self):
+        _, data = self.infer(infer_body(self.x, outputs=[{"name": "output"}]))
+        self.check_out(outputs_of(data)[0]["output"])
+        _, data = self.infer(infer_body(self.x, outputs=[{"name": "nope"}]), status=400)
+        self.assertIn("unknown output 'nope'", json.loads(data)["error"])
+
+    def test_binary_in_json_out(self):
+        body, h = binary_body(self.x)
+        _, data = self.infer(body, h)
+        self.check_out(outputs_of(data)[0]["output"])
+
+    def test_binary_in_binary_out(self):
+        body, h = binary_body(self.x, outputs=[{"name": "output",
+                                                "parameters": {"binary_data": True}}], id="b")
+        rh, data = self.infer(body, h)
+        self.assertEqual(rh["content-type"], "application/octet-stream")
+        doc, raw = split_binary(rh, data)
+        self.assertEqual(doc["id"], "b")
+        out = doc["outputs"][0]
+        self.assertEqual(out["parameters"]["binary_data_size"], 5 * 256 * 4)
+        self.assertNotIn("data", out)
+        self.assertEqual(len(raw), 5 * 256 * 4)
+        y = np.frombuffer(raw, np.float32).reshape(5, 256)
+        np.testing.assert_allclose(y, self.ref, rtol=1e-5, atol=1e-5)
+
+    def test_binary_fp16_input(self):
+        xi = np.random.default_rng(4).integers(-3, 4, (2, 256)).astype(np.float16)
+        body, h = binary_body(xi, "FP16")
+        _, data = self.infer(body, h)
+        self.check_out(outputs_of(data)[0]["output"], (2, 256),
+                       reference(xi.astype(np.float32)))
+
+    def test_binary_data_output_parameter(self):
+        rh, data = self.infer(infer_body(self.x, parameters={"binary_data_output": True}))
+        self.assertEqual(rh["content-type"], "application/octet-stream")
+        doc, raw = split_binary(rh, data)
+        y = np.frombuffer(raw, np.float32).reshape(5, 256)
+        np.testing.assert_allclose(y, self.ref, rtol=1e-5, atol=1e-5)
+        # a per-output binary_data false overrides it
+        rh, data = self.infer(infer_body(self.x, parameters={"binary_data_output": True},
+                                         outputs=[{"name": "output",
+                                                   "parameters": {"binary_data": False}}]))
+        self.assertTrue(rh["content-type"].startswith("application/json"))
+        self.assertNotIn("inference-header-content-length", rh)
+        self.check_out(outputs_of(data)[0]["output"])
+
+    def test_json_floats_read_back_exactly(self):
+        rh, data = self.infer(infer_body(self.x, parameters={"binary_data_output": True}))
+        _, raw = split_binary(rh, data)
+        _, data = self.infer(infer_body(self.x))
+        y = np.array(outputs_of(data)[0]["output"]["data"], np.float32).reshape(5, 256)
+        self.assertTrue(np.array_equal(y, np.frombuffer(raw, np.float32).reshape(5, 256)))
+
+
+class BadRequests(unittest.TestCase):
+    def setUp(self):
+        self.c = SRV.conn()
+
+    def tearDown(self):
+        self.c.close()
+
+    def bad(self, body, frag, headers=None, status=400):
+        st, h, data = call(self.c, "POST", INFER, body, headers)
+        self.assertEqual(st, status, data)
+        self.assertTrue(h["content-type"].startswith("application/json"))
+        msg = json.loads(data)["error"]
+        self.assertIn(frag, msg)
+
+    def test_json(self):
+        self.bad(b"{\"inputs\": [", "malformed JSON")
+        self.bad(b"", "empty")
+        self.bad(b"[1,2]", "JSON object")
+        self.bad({"x": 1}, "'inputs'")
+        self.bad({"inputs": [{"datatype": "FP32", "shape": [1, 256], "data": [0] * 256}]},
+                 "'name'")
+        self.bad({"id": 5, "inputs": []}, "'id'")
+
+    def test_datatype(self):
+        self.bad(infer_body(np.zeros((1, 256)), "FP8"), "unknown datatype 'FP8'")
+        self.bad(infer_body(np.zeros((1, 256)), "BYTES"), "unknown datatype")
+        self.bad(infer_body(np.full((1, 256), 0.5), "INT32"), "not a valid INT32")
+        body = infer_body(np.zeros((1, 256)))
+        body["inputs"][0]["data"][3] = "x"
+        self.bad(body, "element 3")
+
+    def test_shape(self):
+        self.bad(infer_body(np.zeros((1, 255))), "shape does not match")
+        self.bad(infer_body(np.zeros((256,))), "shape does not match")
+        self.bad(infer_body(np.zeros((1, 1, 256))), "shape does not match")
+        self.bad(infer_body(np.zeros((0, 256))), "batch dimension")
+        body = infer_body(np.zeros((2, 256)))
+        body["inputs"][0]["data"].pop()
+        self.bad(body, "511 elements")
+        body = infer_body(np.zeros((2, 256)))
+        body["inputs"][0]["data"].append(1.0)
+        self.bad(body, "more than the 512")
+        body = infer_body(np.zeros((2, 256)), nested=True)
+        body["inputs"][0]["data"][1].pop()
+        self.bad(body, "255 entries at depth 1")
+        body = infer_body(np.zeros((2, 256)), nested=True)
+        body["inputs"][0]["data"].append([0.0] * 256)
+        self.bad(body, "3 entries at depth 0")
+        body = infer_body(np.zeros((2, 256)), nested=True)
+        body["inputs"][0]["shape"] = [2, 256]
+        body["inputs"][0]["data"][0][0] = [1.0]
+        self.bad(body, "not a number")
+
+    def test_missing_and_unknown_input(self):
+        self.bad({"inputs": []}, "missing input 'input'")
+        body = infer_body(np.zeros((1, 256)))
+        body["inputs"][0]["name"] = "x"
+        self.bad(body, "unknown input 'x'")
+        body = infer_body(np.zeros((1, 256)))
+        body["inputs"].append(body["inputs"][0])
+        self.bad(body, "given twice")
+        body = infer_body(np.zeros((1, 256)))
+        del body["inputs"][0]["data"]
+        self.bad(body, "neither 'data'")
+
+    def test_batch_over_max(self):
+        self.bad(infer_body(np.zeros((65, 256))), "")
+
+    def test_binary_sizes(self):
+        x = np.zeros((2, 256), np.float32)
+        body, h = binary_body(x)
+        self.bad(body[:-4], "binary", h)  # short
+        self.bad(body + b"\0\0\0\0", "after the JSON header", h)  # extra bytes
+        h2 = dict(h)
+        h2["Inference-Header-Content-Length"] = str(len(body) + 10)
+        self.bad(body, "exceeds the body", h2)
+        h2["Inference-Header-Content-Length"] = "abc"
+        self.bad(body, "Inference-Header-Content-Length", h2)
+        hdr = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 256],
+                           "parameters": {"binary_data_size": 100}}]}
+        js = json.dumps(hdr).encode()
+        self.bad(js + b"\0" * 100, "binary_data_size must be 2048",
+                 {"Inference-Header-Content-Length": str(len(js))})
+
+    def test_bad_parameters(self):
+        self.bad(infer_body(np.zeros((1, 256)), parameters={"timeout": "x"}), "timeout")
+        self.bad(infer_body(np.zeros((1, 256)), parameters={"binary_data_output": 1}),
+                 "binary_data_output")
+
+
+class Limits(unittest.TestCase):
+    def test_413_body_too_large(self):
+        s = Server("--max-body", "4000")
+        try:
+            c = s.conn()
+            x = np.zeros((1, 256), np.float32)
+            st, _, body = call(c, "POST", INFER, infer_body(x))  # ~1 KB: fits
+            self.assertEqual(st, 200, body)
+            st, h, body = call(c, "POST", INFER, infer_body(np.zeros((8, 256))))
+            self.assertEqual(st, 413)
+            self.assertIn("--max-body", json.loads(body)["error"])
+            c.close()
+            c = s.conn()
+            st, _, _ = call(c, "GET", "/v2/health/live")
+            self.assertEqual(st, 200)
+            c.close()
+        finally:
+            self.assertEqual(s.stop(), 0)
+
+    def test_503_queue_full_and_504_timeout(self):
+        # a long batching delay holds the first request in the queue
+        s = Server("--max-queue", "1", "--max-delay-us", "300000", "--max-batch", "256")
+        try:
+            body = json.dumps(infer_body(np.zeros((1, 256), np.float32))).encode()
+            results = []
+
+            def one():
+                c = s.conn()
+                try:
+                    st, h, data = call(c, "POST", INFER, body)
+                    results.append((st, h, data))
+                finally:
+                    c.close()
+
+            ts = [threading.Thread(target=one) for _ in range(16)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(60)
+            codes = sorted(st for st, _, _ in results)
+            self.assertEqual(len(codes), 16)
+            self.assertTrue(set(codes) <= {200, 503}, codes)
+            self.assertIn(503, codes)
+            self.assertIn(200, codes)
+            for st, h, data in results:
+                if st == 503:
+                    self.assertEqual(h["retry-after"], "1")
+                    self.assertIn("queue is full", json.loads(data)["error"])
+
+            # a 1 us deadline passes before the dispatcher can run the request
+            self.expect_504(s, parameters={"timeout": 1})
+        finally:
+            self.assertEqual(s.stop(), 0)
+
+    def expect_504(self, s, **extra):
+        """Deadlines of 1 us: (nearly) every request expires before it runs;
+        the batcher may win a race now and then, so ask a few times."""
+        c = s.conn()
+        codes = []
+        for _ in range(5):
+            st, _, data = call(c, "POST", INFER, infer_body(np.zeros((1, 256)), **extra))
+            codes.append(st)
+            if st == 504:
+                self.assertIn("timed out", json.loads(data)["error"])
+        c.close()
+        self.assertIn(504, codes)
+        self.assertTrue(set(codes) <= {200, 504}, codes)
+
+    def test_504_default_timeout(self):
+        s = Server("--timeout-us", "1")
+        try:
+            self.expect_504(s)
+            # a request's own timeout overrides the default
+            c = s.conn()
+            st, _, data = call(c, "POST", INFER, infer_body(np.zeros((1, 256)),
+                                                            parameters={"timeout": 30000000}))
+            self.assertEqual(st, 200, data)
+            c.close()
+        finally:
+            self.assertEqual(s.stop(), 0)
+
+
+class Repository(unittest.TestCase):
+    def test_model_repository_and_named_models(self):
+        with tempfile.TemporaryDirectory() as d:
+            for v in ("1", "2"):
+                os.makedirs(os.path.join(d, "mlp", v))
+                shutil.copy(MODEL, os.path.join(d, "mlp", v, "model.onnx"))
+            os.makedirs(os.path.join(d, "mlp", "notes"))
+            s = Server("--model-repository", d, "--model", "other=" + MODEL, model=None)
+            try:
+                c = s.conn()
+                st, _, data = call(c, "GET", "/v2/models/mlp")
+                self.assertEqual(st, 200)
+                self.assertEqual(sorted(json.loads(data)["versions"]), ["1", "2"])
+                x = np.ones((1, 256), np.float32)
+                for path in ["/v2/models/mlp/versions/2/infer", "/v2/models/mlp/versions/1/infer",
+                             "/v2/models/mlp/infer", "/v2/models/other/infer"]:
+                    st, _, data = call(c, "POST", path, infer_body(x))
+                    self.assertEqual(st, 200, data)
+                doc = json.loads(data)
+                self.assertEqual(doc["model_name"], "other")
+                st, _, _ = call(c, "GET", "/v2/models/mlp-s")
+                self.assertEqual(st, 404)
+                st, _, data = call(c, "GET", "/metrics")
+                self.assertIn('model="mlp",version="2"', data.decode())
+                c.close()
+            finally:
+                self.assertEqual(s.stop(), 0)
+
+
+class Shutdown(unittest.TestCase):
+    def test_sigterm_under_load(self):
+        s = Server("--max-delay-us", "2000")
+        body = json.dumps(infer_body(np.ones((1, 256), np.float32))).encode()
+        statuses, garbage, lock = [], [], threading.Lock()
+        stop = threading.Event()
+
+        def client():
+            c = s.conn(timeout=60)
+            while not stop.is_set():
+                try:
+                    st, h, data = call(c, "POST", INFER, body)
+                except (ConnectionError, OSError):
+                    c.close()  # refused or reset once the server is going away
+                    c = s.conn(timeout=60)
+                    if s.proc.poll() is not None:
+                        break
+                    time.sleep(0.01)
+                    continue
+                except http.client.HTTPException as e:
+                    with lock:
+                        garbage.append(repr(e))
+                    break
+                try:
+                    doc = json.loads(data)
+                    ok = (st == 200 and len(doc["outputs"][0]["data"]) == 256) or \
+                         (st == 503 and "error" in doc)
+                except (ValueError, KeyError):
+                    ok = False
+                with lock:
+                    statuses.append(st)
+                    if not ok:
+                        garbage.append((st, data[:200]))
+                if st != 200:
+                    c.close()
+                    c = s.conn(timeout=60)
+            c.close()
+
+        ts = [threading.Thread(target=client) for _ in range(32)]
+        for t in ts:
+            t.start()
+        time.sleep(1.5)
+        n_before = len(statuses)
+        rc = s.stop(signal.SIGTERM)
+        stop.set()
+        for t in ts:
+            t.join(60)
+        self.assertEqual(rc, 0, "".join(s.lines))
+        self.assertGreater(n_before, 0, "no request was answered before the stop")
+        self.assertEqual(garbage, [])
+        self.assertTrue(set(statuses) <= {200, 503}, set(statuses))
+
+
+if __name__ == "__main__":
+    prog = unittest.main(exit=False, verbosity=2)
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
