@@ -43,6 +43,7 @@ typedef struct opts {
     int n_conc;
     int user_chose_sections;
     int workers, max_batch, graphs; /* the sweep engine */
+    int inflight;                   /* sweep: batches in flight (1: synchronous calls) */
     ferry_dtype io_dtype;
 } opts;
 
@@ -217,6 +218,115 @@ static ferry_status make_engine(const opts *o, const ferry_model *m, int workers
 
 /* ------------------------------------------------------------ sweep */
 
+/* Pipelined sweep point: one caller keeps `inflight` batches of n queued
+ * with ferry_engine_submit, each in its own caller buffers, so that one
+ * batch's copies overlap another's compute. Latency is submit -> callback. */
+typedef struct flight {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int *free_idx, n_free;
+    int64_t *t_sub;
+    double *lat;
+    size_t n_lat, cap;
+    ferry_status err;
+} flight;
+
+typedef struct flight_arg {
+    flight *f;
+    int idx;
+} flight_arg;
+
+static void flight_done(void *user, ferry_status st)
+{
+    flight_arg *a = user;
+    flight *f = a->f;
+    int64_t now = ferry_now_us();
+    pthread_mutex_lock(&f->mu);
+    if (st != FERRY_OK && f->err == FERRY_OK)
+        f->err = st;
+    if (f->n_lat < f->cap)
+        f->lat[f->n_lat++] = (double)(now - f->t_sub[a->idx]);
+    f->free_idx[f->n_free++] = a->idx;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static ferry_status sweep_pipelined(const opts *o, ferry_engine *e, const ferry_model *m,
+                                    int64_t n, double *lat, size_t cap, point *pt)
+{
+    int k = o->inflight;
+    io_bufs *b = calloc((size_t)k, sizeof *b);
+    flight_arg *args = calloc((size_t)k, sizeof *args);
+    flight f = {.free_idx = calloc((size_t)k, sizeof(int)),
+                .t_sub = calloc((size_t)k, sizeof(int64_t)),
+                .lat = lat,
+                .cap = cap};
+    ferry_status st = (b && args && f.free_idx && f.t_sub) ? FERRY_OK : FERRY_ENOMEM;
+    int made = 0;
+    for (; st == FERRY_OK && made < k; made++)
+        st = io_alloc(e, m, n, &b[made]);
+    pthread_mutex_init(&f.mu, NULL);
+    pthread_cond_init(&f.cv, NULL);
+    for (int i = 0; i < made; i++) {
+        f.free_idx[f.n_free++] = i;
+        args[i] = (flight_arg){.f = &f, .idx = i};
+    }
+    uint64_t done_batches = 0;
+    int64_t t0 = 0, limit = (int64_t)(o->duration * 1e6), warm = 2 * (int64_t)k;
+    for (int64_t it = 0; st == FERRY_OK; it++) {
+        pthread_mutex_lock(&f.mu);
+        while (f.n_free == 0)
+            pthread_cond_wait(&f.cv, &f.mu);
+        int i = f.free_idx[--f.n_free];
+        if (it == warm) { /* the clock starts once the pipeline is full */
+            t0 = ferry_now_us();
+            f.n_lat = 0;
+        }
+        ferry_status err = f.err;
+        pthread_mutex_unlock(&f.mu);
+        if (err != FERRY_OK) {
+            st = err;
+            break;
+        }
+        if (it >= warm) {
+            done_batches++;
+            if (ferry_now_us() - t0 >= limit && done_batches >= 3)
+                break;
+        }
+        f.t_sub[i] = ferry_now_us();
+        st = ferry_engine_submit(e, b[i].in, b[i].n_in, b[i].out, b[i].n_out, flight_done,
+                                 &args[i]);
+        if (st != FERRY_OK) {
+            pthread_mutex_lock(&f.mu);
+            f.free_idx[f.n_free++] = i;
+            pthread_mutex_unlock(&f.mu);
+        }
+    }
+    /* drain */
+    pthread_mutex_lock(&f.mu);
+    while (f.n_free < made)
+        pthread_cond_wait(&f.cv, &f.mu);
+    pthread_mutex_unlock(&f.mu);
+    int64_t t1 = ferry_now_us();
+    if (st == FERRY_OK && f.err != FERRY_OK)
+        st = f.err;
+    qsort(lat, f.n_lat, sizeof *lat, cmp_d);
+    pt->batch = n;
+    pt->sps = t0 ? (double)n * (double)done_batches / ((double)(t1 - t0) / 1e6) : 0;
+    pt->p50 = pct(lat, (int)f.n_lat, 50);
+    pt->p90 = pct(lat, (int)f.n_lat, 90);
+    pt->p99 = pct(lat, (int)f.n_lat, 99);
+    for (int i = 0; i < made; i++)
+        io_free(&b[i]);
+    pthread_mutex_destroy(&f.mu);
+    pthread_cond_destroy(&f.cv);
+    free(f.free_idx);
+    free(f.t_sub);
+    free(args);
+    free(b);
+    return st;
+}
+
 static ferry_status run_sweep(const opts *o, const ferry_model *m, point *pts)
 {
     int64_t maxb = 1;
@@ -225,8 +335,8 @@ static ferry_status run_sweep(const opts *o, const ferry_model *m, point *pts)
             maxb = o->sizes[i];
     ferry_engine *e;
     int chunk = o->max_batch ? o->max_batch : (int)maxb;
-    ferry_status st = make_engine(o, m, o->workers, chunk, 2, o->precision, o->graphs,
-                                  FERRY_SYNC_EVENT, &e);
+    ferry_status st = make_engine(o, m, o->workers, chunk, o->inflight > 2 ? o->inflight : 2,
+                                  o->precision, o->graphs, FERRY_SYNC_EVENT, &e);
     if (st != FERRY_OK)
         return st;
     io_bufs b;
@@ -241,6 +351,11 @@ static ferry_status run_sweep(const opts *o, const ferry_model *m, point *pts)
         char what[64];
         snprintf(what, sizeof what, "sweep: batch %lld", (long long)n);
         progress(o, what);
+        if (o->inflight > 1 && n <= chunk) {
+            st = sweep_pipelined(o, e, m, n, lat, cap, &pts[k]);
+            prog_done++;
+            continue;
+        }
         ferry_tensor in[GRAPH_MAX_IO], out[GRAPH_MAX_IO];
         io_view(&b, n, in, out);
         for (int w = 0; w < 3 && st == FERRY_OK; w++)
@@ -566,6 +681,8 @@ static void usage(FILE *f)
             "  --max-batch N          sweep: chunk size a batch is split into (default: the\n"
             "                         largest batch size, i.e. no split)\n"
             "  --graphs               sweep: capture CUDA graphs per batch size\n"
+            "  --inflight K           sweep: keep K batches in flight (asynchronous submit)\n"
+            "                         instead of one synchronous call at a time\n"
             "  --duration S           seconds per measurement (default 1.0)\n"
             "  --json FILE            write all results as JSON\n"
             "  --plot FILE.svg        throughput vs batch size, batching and threading\n"
@@ -591,7 +708,7 @@ static int best_device(char *buf, size_t len)
 int cmd_bench(int argc, char **argv)
 {
     opts o = {.precision = FERRY_PRECISION_FP32, .threads = 8, .duration = 1.0, .workers = 0,
-              .io_dtype = FERRY_F32};
+              .io_dtype = FERRY_F32, .inflight = 1};
     static const int64_t def_sizes[] = {1, 4, 8, 16, 32, 256};
     static const int64_t def_conc[] = {1, 16, 64, 256, 1024};
     char devbuf[64];
@@ -601,7 +718,8 @@ int cmd_bench(int argc, char **argv)
                     !strcmp(a, "--precision") || !strcmp(a, "--duration") ||
                     !strcmp(a, "--json") || !strcmp(a, "--plot") || !strcmp(a, "--concurrency") ||
                     !strcmp(a, "--threads") || !strcmp(a, "--workers") ||
-                    !strcmp(a, "--max-batch") || !strcmp(a, "--io-dtype");
+                    !strcmp(a, "--max-batch") || !strcmp(a, "--io-dtype") ||
+                    !strcmp(a, "--inflight");
         if (takes && !v) {
             fprintf(stderr, "ferry bench: %s needs a value\n", a);
             return 2;
@@ -636,6 +754,13 @@ int cmd_bench(int argc, char **argv)
         } else if (!strcmp(a, "--workers")) {
             if ((o.workers = (int)cli_parse_pos(a, v)) < 0)
                 return 2;
+        } else if (!strcmp(a, "--inflight")) {
+            if ((o.inflight = (int)cli_parse_pos(a, v)) < 0)
+                return 2;
+            if (o.inflight > 64) {
+                fprintf(stderr, "ferry bench: --inflight %d: at most 64\n", o.inflight);
+                return 2;
+            }
         } else if (!strcmp(a, "--max-batch")) {
             if ((o.max_batch = (int)cli_parse_pos(a, v)) < 0)
                 return 2;

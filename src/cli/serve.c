@@ -15,59 +15,61 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/common.h"
 #include "ferry.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ferry serve MODEL.onnx [options]\n"
-            "       ferry serve --model NAME=PATH [--model NAME=PATH ...] [options]\n"
-            "       ferry serve --model-repository DIR [options]\n"
-            "\n"
-            "Serves ONNX models over HTTP with the KServe v2 / Open Inference Protocol\n"
-            "(the protocol of Triton, KServe, Seldon and OpenVINO servers), so their\n"
-            "clients work unchanged. Every model gets its own engine and dynamic batcher:\n"
-            "concurrent requests of one or a few samples are grouped into batches of up\n"
-            "to --max-batch samples, waiting at most --max-delay-us for a batch to fill.\n"
-            "\n"
-            "models:\n"
-            "  MODEL.onnx               serve one model, named after the file (or --name)\n"
-            "  --name NAME              the name of MODEL.onnx in URLs\n"
-            "  --model NAME=PATH        serve PATH as NAME, version 1 (repeatable)\n"
-            "  --model-repository DIR   Triton's layout: DIR/NAME/VERSION/model.onnx, VERSION\n"
-            "                           a number; a URL without a version gets the highest\n"
-            "\n"
-            "HTTP:\n"
-            "  --host HOST              address to listen on (default 127.0.0.1; 0.0.0.0 for\n"
-            "                           every interface)\n"
-            "  --port N                 default 8000; 0 picks a free port (printed)\n"
-            "  --threads N              HTTP threads (default: number of cores)\n"
-            "  --max-body BYTES         larger request bodies get 413 (default 64 MiB)\n"
-            "\n"
-            "engine and batcher (each model):\n"
-            "  --device cpu|cuda|cuda:N default cpu\n"
-            "  --workers N              engine threads (CPU) or streams (CUDA)\n"
-            "  --precision P            fp32 (default), tf32, fp16, bf16\n"
-            "  --max-batch N            most samples in one batch (default 256)\n"
-            "  --max-delay-us N         longest the first request of a batch waits (default 500)\n"
-            "  --max-queue N            queued requests beyond which requests get 503\n"
-            "  --timeout-us N           default request deadline; late requests get 504\n"
-            "                           (a request may set its own: \"parameters\":{\"timeout\":US})\n"
-            "\n"
-            "endpoints:\n"
-            "  GET  /v2/health/live, /v2/health/ready, /v2 (server metadata)\n"
-            "  GET  /v2/models/NAME[/versions/V]        model metadata\n"
-            "  GET  /v2/models/NAME[/versions/V]/ready\n"
-            "  POST /v2/models/NAME[/versions/V]/infer  JSON, or Triton's binary tensor data\n"
-            "  GET  /metrics                            Prometheus, Triton's metric names\n"
-            "\n"
-            "example:\n"
-            "  ferry serve models/mlp-s.onnx --port 8000 &\n"
-            "  curl -s localhost:8000/v2/models/mlp-s/infer -d '{\"inputs\":[{\"name\":\"input\",\n"
-            "       \"datatype\":\"FP32\",\"shape\":[1,256],\"data\":[0.5, ...256 numbers]}]}'\n"
-            "\n"
-            "SIGINT or SIGTERM stops accepting connections, answers every request already\n"
-            "accepted, and exits 0.\n");
+    fprintf(
+        f,
+        "usage: ferry serve MODEL.onnx [options]\n"
+        "       ferry serve --model NAME=PATH [--model NAME=PATH ...] [options]\n"
+        "       ferry serve --model-repository DIR [options]\n"
+        "\n"
+        "Serves ONNX models over HTTP with the KServe v2 / Open Inference Protocol\n"
+        "(the protocol of Triton, KServe, Seldon and OpenVINO servers), so their\n"
+        "clients work unchanged. Every model gets its own engine and dynamic batcher:\n"
+        "concurrent requests of one or a few samples are grouped into batches of up\n"
+        "to --max-batch samples, waiting at most --max-delay-us for a batch to fill.\n"
+        "\n"
+        "models:\n"
+        "  MODEL.onnx               serve one model, named after the file (or --name)\n"
+        "  --name NAME              the name of MODEL.onnx in URLs\n"
+        "  --model NAME=PATH        serve PATH as NAME, version 1 (repeatable)\n"
+        "  --model-repository DIR   Triton's layout: DIR/NAME/VERSION/model.onnx, VERSION\n"
+        "                           a number; a URL without a version gets the highest\n"
+        "\n"
+        "HTTP:\n"
+        "  --host HOST              address to listen on (default 127.0.0.1; 0.0.0.0 for\n"
+        "                           every interface)\n"
+        "  --port N                 default 8000; 0 picks a free port (printed)\n"
+        "  --threads N              HTTP threads (default: number of cores)\n"
+        "  --max-body BYTES         larger request bodies get 413 (default 64 MiB)\n"
+        "\n"
+        "engine and batcher (each model):\n"
+        "  --device cpu|cuda|cuda:N default cpu\n"
+        "  --workers N              engine threads (CPU) or streams (CUDA)\n"
+        "  --precision P            fp32 (default), tf32, fp16, bf16\n"
+        "  --max-batch N            most samples in one batch (default 256)\n"
+        "  --max-delay-us N         longest the first request of a batch waits (default 500)\n"
+        "  --max-queue N            queued requests beyond which requests get 503\n"
+        "  --timeout-us N           default request deadline; late requests get 504\n"
+        "                           (a request may set its own: \"parameters\":{\"timeout\":US})\n"
+        "\n"
+        "endpoints:\n"
+        "  GET  /v2/health/live, /v2/health/ready, /v2 (server metadata)\n"
+        "  GET  /v2/models/NAME[/versions/V]        model metadata\n"
+        "  GET  /v2/models/NAME[/versions/V]/ready\n"
+        "  POST /v2/models/NAME[/versions/V]/infer  JSON, or Triton's binary tensor data\n"
+        "  GET  /metrics                            Prometheus, Triton's metric names\n"
+        "\n"
+        "example:\n"
+        "  ferry serve models/mlp-s.onnx --port 8000 &\n"
+        "  curl -s localhost:8000/v2/models/mlp-s/infer -d '{\"inputs\":[{\"name\":\"input\",\n"
+        "       \"datatype\":\"FP32\",\"shape\":[1,256],\"data\":[0.5, ...256 numbers]}]}'\n"
+        "\n"
+        "SIGINT or SIGTERM stops accepting connections, answers every request already\n"
+        "accepted, and exits 0.\n");
 }
 
 typedef struct model_spec {
@@ -167,8 +169,7 @@ static int scan_repository(serve_opts *o, const char *dir)
     closedir(d);
     if (!found) {
         fprintf(stderr,
-                "ferry serve: no model in repository '%s' (expected DIR/NAME/1/model.onnx)\n",
-                dir);
+                "ferry serve: no model in repository '%s' (expected DIR/NAME/1/model.onnx)\n", dir);
         return -1;
     }
     return 0;
@@ -180,30 +181,12 @@ static bool parse_long(const char *opt, const char *v, long long lo, long long h
     errno = 0;
     long long x = strtoll(v, &end, 10);
     if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "ferry serve: %s wants an integer in %lld..%lld, got '%s'\n", opt, lo,
-                hi, v);
+        fprintf(stderr, "ferry serve: %s wants an integer in %lld..%lld, got '%s'\n", opt, lo, hi,
+                v);
         return false;
     }
     *out = x;
     return true;
-}
-
-static bool parse_precision(const char *v, ferry_precision *out)
-{
-    static const struct {
-        const char *name;
-        ferry_precision p;
-    } t[] = {{"fp32", FERRY_PRECISION_FP32},
-             {"tf32", FERRY_PRECISION_TF32},
-             {"fp16", FERRY_PRECISION_FP16},
-             {"bf16", FERRY_PRECISION_BF16}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (!strcmp(v, t[i].name)) {
-            *out = t[i].p;
-            return true;
-        }
-    fprintf(stderr, "ferry serve: --precision wants fp32, tf32, fp16 or bf16, got '%s'\n", v);
-    return false;
 }
 
 /* Loads one model and builds its engine and batcher, then hands all three
@@ -301,7 +284,7 @@ int cmd_serve(int argc, char **argv)
                 goto done;
             o.eng.workers = (int)x;
         } else if (!strcmp(a, "--precision")) {
-            if (!parse_precision(v, &o.eng.precision))
+            if (cli_parse_precision(v, &o.eng.precision) != 0)
                 goto done;
         } else if (!strcmp(a, "--max-batch")) {
             if (!parse_long(a, v, 1, 1 << 20, &max_batch))

@@ -30,7 +30,8 @@ void jsonw_str(jsonw *w, const char *s);
 void jsonw_i64(jsonw *w, int64_t v);
 void jsonw_u64(jsonw *w, uint64_t v);
 /* Shortest-ish decimal that reads back to the same float; null for NaN/Inf
- * (JSON has no spelling for them). */
+ * (JSON has no spelling for them). At most 16 characters, but it needs 32
+ * bytes of room. */
 void jsonw_f32(jsonw *w, float v);
 /* As jsonw_f32 for doubles (17 significant digits). */
 void jsonw_f64(jsonw *w, double v);

@@ -12,6 +12,7 @@
  */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,8 @@ static bool quantize(ferry_dtype dt, double *v)
     case FERRY_BF16: *v = (double)ferry_bf16_to_f32(ferry_f32_to_bf16((float)x)); return true;
     case FERRY_F64: return true;
     case FERRY_I32: return x == floor(x) && x >= -2147483648.0 && x <= 2147483647.0;
-    case FERRY_I64: return x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0;
+    case FERRY_I64:
+        return x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0;
     case FERRY_I8: return x == floor(x) && x >= -128 && x <= 127;
     case FERRY_U8: return x == floor(x) && x >= 0 && x <= 255;
     case FERRY_BOOL: return x == 0 || x == 1;
@@ -142,12 +144,36 @@ static double load(ferry_dtype dt, const unsigned char *p, int64_t i)
     size_t sz = ferry_dtype_size(dt);
     p += (size_t)i * sz;
     switch (dt) {
-    case FERRY_F32: { float f; memcpy(&f, p, 4); return f; }
-    case FERRY_F64: { double d; memcpy(&d, p, 8); return d; }
-    case FERRY_F16: { uint16_t h; memcpy(&h, p, 2); return ferry_f16_to_f32(h); }
-    case FERRY_BF16: { uint16_t h; memcpy(&h, p, 2); return ferry_bf16_to_f32(h); }
-    case FERRY_I32: { int32_t v; memcpy(&v, p, 4); return v; }
-    case FERRY_I64: { int64_t v; memcpy(&v, p, 8); return (double)v; }
+    case FERRY_F32: {
+        float f;
+        memcpy(&f, p, 4);
+        return f;
+    }
+    case FERRY_F64: {
+        double d;
+        memcpy(&d, p, 8);
+        return d;
+    }
+    case FERRY_F16: {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        return ferry_f16_to_f32(h);
+    }
+    case FERRY_BF16: {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        return ferry_bf16_to_f32(h);
+    }
+    case FERRY_I32: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    case FERRY_I64: {
+        int64_t v;
+        memcpy(&v, p, 8);
+        return (double)v;
+    }
     case FERRY_I8: return (int8_t)*p;
     case FERRY_U8: return *p;
     case FERRY_BOOL: return *p != 0;
@@ -173,13 +199,14 @@ static bool fill_value(fill *f, const cJSON *v)
     else if (cJSON_IsBool(v) && f->req == FERRY_BOOL)
         x = cJSON_IsTrue(v) ? 1 : 0;
     else {
-        snprintf(f->err, f->errlen, "input '%s': element %lld of 'data' is not a number",
-                 f->name, (long long)f->n);
+        snprintf(f->err, f->errlen, "input '%s': element %lld of 'data' is not a number", f->name,
+                 (long long)f->n);
         return false;
     }
     if (f->n >= f->numel) {
-        snprintf(f->err, f->errlen, "input '%s': 'data' has more than the %lld elements of its shape",
-                 f->name, (long long)f->numel);
+        snprintf(f->err, f->errlen,
+                 "input '%s': 'data' has more than the %lld elements of its shape", f->name,
+                 (long long)f->numel);
         return false;
     }
     if (!quantize(f->req, &x)) {
@@ -197,8 +224,8 @@ static bool fill_nested(fill *f, const cJSON *a, const int64_t *shape, int ndim,
     if (d == ndim)
         return fill_value(f, a);
     if (!cJSON_IsArray(a)) {
-        snprintf(f->err, f->errlen, "input '%s': 'data' nests %d levels, shape has %d", f->name,
-                 d, ndim);
+        snprintf(f->err, f->errlen, "input '%s': 'data' nests %d levels, shape has %d", f->name, d,
+                 ndim);
         return false;
     }
     int64_t n = 0;
@@ -206,8 +233,9 @@ static bool fill_nested(fill *f, const cJSON *a, const int64_t *shape, int ndim,
         if (n < shape[d] && !fill_nested(f, c, shape, ndim, d + 1))
             return false;
     if (n != shape[d]) {
-        snprintf(f->err, f->errlen, "input '%s': 'data' has %lld entries at depth %d, shape says %lld",
-                 f->name, (long long)n, d, (long long)shape[d]);
+        snprintf(f->err, f->errlen,
+                 "input '%s': 'data' has %lld entries at depth %d, shape says %lld", f->name,
+                 (long long)n, d, (long long)shape[d]);
         return false;
     }
     return true;
@@ -232,13 +260,96 @@ static bool fill_data(fill *f, const cJSON *data, const int64_t *shape, int ndim
     return true;
 }
 
+/* ------------------------------------------------------- parse arena */
+
+/*
+ * cJSON allocates a node per JSON value, so an infer request of a few
+ * hundred numbers costs a few hundred malloc/free pairs, more than parsing
+ * them. While a handler parses a request, cJSON's allocations come from its
+ * thread's arena instead (a bump pointer, reset per request); outside that
+ * window, and when the arena is full, they fall through to malloc. free()
+ * of an arena pointer is a no-op, so cJSON users elsewhere in the process,
+ * whose pointers never lie in an arena, are unaffected.
+ */
+#define ARENA_BYTES ((size_t)512 << 10)
+
+typedef struct parse_arena {
+    char *buf;
+    size_t used;
+    bool active;
+    unsigned long fallbacks; /* allocations that went to malloc while active */
+} parse_arena;
+
+static _Thread_local parse_arena tl_arena;
+static pthread_key_t arena_key;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+
+static void *arena_malloc(size_t n)
+{
+    parse_arena *a = &tl_arena;
+    if (a->active) {
+        n = (n + 15) & ~(size_t)15;
+        if (a->buf && n <= ARENA_BYTES - a->used) {
+            void *p = a->buf + a->used;
+            a->used += n;
+            return p;
+        }
+        a->fallbacks++;
+    }
+    return malloc(n);
+}
+
+static void arena_free(void *p)
+{
+    parse_arena *a = &tl_arena;
+    if (a->buf && (char *)p >= a->buf && (char *)p < a->buf + ARENA_BYTES)
+        return;
+    free(p);
+}
+
+static void arena_thread_exit(void *buf)
+{
+    free(buf);
+}
+
+static void arena_init_once(void)
+{
+    pthread_key_create(&arena_key, arena_thread_exit);
+    cJSON_Hooks hooks = {arena_malloc, arena_free};
+    cJSON_InitHooks(&hooks);
+}
+
+void kserve_init(void)
+{
+    pthread_once(&arena_once, arena_init_once);
+}
+
+/* Parses with this thread's arena; *in_arena says whether every node came
+ * from it (then the tree needs no cJSON_Delete: the next parse reuses it). */
+static cJSON *arena_parse(const char *json, size_t len, const char **end, bool *in_arena)
+{
+    parse_arena *a = &tl_arena;
+    if (!a->buf) {
+        a->buf = malloc(ARENA_BYTES);
+        if (a->buf)
+            pthread_setspecific(arena_key, a->buf);
+    }
+    a->used = 0;
+    a->fallbacks = 0;
+    a->active = true;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, end, 0);
+    a->active = false;
+    *in_arena = a->fallbacks == 0;
+    return root;
+}
+
 /* -------------------------------------------------------------- infer */
 
-#define BAD(...)                                                                               \
-    do {                                                                                       \
-        r->err_status = MHD_HTTP_BAD_REQUEST;                                                  \
-        snprintf(r->err_msg, sizeof r->err_msg, __VA_ARGS__);                                  \
-        goto out;                                                                              \
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        r->err_status = MHD_HTTP_BAD_REQUEST;                                                      \
+        snprintf(r->err_msg, sizeof r->err_msg, __VA_ARGS__);                                      \
+        goto out;                                                                                  \
     } while (0)
 
 static void on_done(void *user, ferry_status st)
@@ -259,9 +370,16 @@ bool kserve_submit(srv_request *r)
     srv_model *m = r->model;
     bool suspended = false;
     cJSON *root = NULL;
-    void **in_mem = calloc((size_t)m->n_in, sizeof *in_mem);
-    ferry_tensor *ins = calloc((size_t)m->n_in, sizeof *ins);
-    bool *given = calloc((size_t)m->n_in, sizeof *given);
+    bool in_arena = false;
+    /* per-input scratch: on the stack for the usual few inputs */
+    enum { STACK_INPUTS = 8 };
+    void *in_mem_s[STACK_INPUTS] = {0};
+    ferry_tensor ins_s[STACK_INPUTS];
+    bool given_s[STACK_INPUTS] = {0};
+    bool small = m->n_in <= STACK_INPUTS;
+    void **in_mem = small ? in_mem_s : calloc((size_t)m->n_in, sizeof *in_mem);
+    ferry_tensor *ins = small ? ins_s : calloc((size_t)m->n_in, sizeof *ins);
+    bool *given = small ? given_s : calloc((size_t)m->n_in, sizeof *given);
     if (!in_mem || !ins || !given) {
         r->err_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");
@@ -271,20 +389,27 @@ bool kserve_submit(srv_request *r)
     size_t json_len = r->len;
     if (r->header_len >= 0) {
         if ((size_t)r->header_len > r->len)
-            BAD("Inference-Header-Content-Length %lld exceeds the body's %zu bytes",
-                r->header_len, r->len);
+            BAD("Inference-Header-Content-Length %lld exceeds the body's %zu bytes", r->header_len,
+                r->len);
         json_len = (size_t)r->header_len;
     }
     if (json_len == 0)
         BAD("empty request body: expected an inference request JSON object");
     const char *end = NULL;
-    root = cJSON_ParseWithLengthOpts(r->body, json_len, &end, 0);
+    root = arena_parse(r->body, json_len, &end, &in_arena);
     if (!root) {
         size_t at = end && end >= r->body ? (size_t)(end - r->body) : 0;
         BAD("malformed JSON in the request at byte %zu", at);
     }
     if (!cJSON_IsObject(root))
         BAD("the request must be a JSON object");
+    while (end && end < r->body + json_len &&
+           (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+        end++;
+    if (end && end < r->body + json_len)
+        BAD("unexpected bytes after the JSON object at byte %zu%s", (size_t)(end - r->body),
+            r->header_len < 0 ? " (binary data needs an Inference-Header-Content-Length header)"
+                              : "");
     const unsigned char *bin = (const unsigned char *)r->body + json_len;
     size_t bin_len = r->len - json_len, bin_used = 0;
 
@@ -352,8 +477,8 @@ bool kserve_submit(srv_request *r)
         ferry_tensor *t = &ins[k];
         t->ndim = 0;
         for (const cJSON *c = js->child; c; c = c->next) {
-            if (!cJSON_IsNumber(c) || c->valuedouble < 0 || c->valuedouble != floor(c->valuedouble) ||
-                c->valuedouble > 1e15)
+            if (!cJSON_IsNumber(c) || c->valuedouble < 0 ||
+                c->valuedouble != floor(c->valuedouble) || c->valuedouble > 1e15)
                 BAD("input '%.100s': 'shape' must hold non-negative integers", name);
             if (t->ndim == FERRY_MAX_DIMS)
                 BAD("input '%.100s': 'shape' has more than %d dimensions", name, FERRY_MAX_DIMS);
@@ -434,12 +559,25 @@ bool kserve_submit(srv_request *r)
     int n_sel = outs ? cJSON_GetArraySize(outs) : m->n_out;
     if (outs && n_sel == 0)
         n_sel = m->n_out, outs = NULL;
-    r->sel = calloc((size_t)n_sel, sizeof *r->sel);
-    if (!r->sel) {
+
+    /* One block for the request's outputs: the tensor views, the selection,
+     * then every output of the model (all are computed; the selected are
+     * sent), 64-byte aligned. */
+    size_t head = (size_t)m->n_out * sizeof(ferry_tensor) + (size_t)n_sel * sizeof(srv_out_sel);
+    head = (head + 63) & ~(size_t)63;
+    size_t total = head;
+    for (int i = 0; i < m->n_out; i++)
+        total +=
+            ((size_t)(batch * m->out_sample_numel[i]) * ferry_dtype_size(m->out[i].dtype) + 63) &
+            ~(size_t)63;
+    r->out_mem = aligned_alloc(64, total);
+    if (!r->out_mem) {
         r->err_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");
         goto out;
     }
+    r->outputs = r->out_mem;
+    r->sel = (srv_out_sel *)(r->outputs + m->n_out);
     r->n_sel = n_sel;
     if (!outs) {
         for (int i = 0; i < n_sel; i++)
@@ -458,7 +596,8 @@ bool kserve_submit(srv_request *r)
                 BAD("unknown output '%.100s': model '%.100s' has output '%.100s'%s",
                     on->valuestring, m->name, m->out[0].name, m->n_out > 1 ? " and others" : "");
             bool b = bin_out_all;
-            const cJSON *bd = param(cJSON_GetObjectItemCaseSensitive(o, "parameters"), "binary_data");
+            const cJSON *bd =
+                param(cJSON_GetObjectItemCaseSensitive(o, "parameters"), "binary_data");
             if (bd) {
                 if (!cJSON_IsBool(bd))
                     BAD("output '%.100s': parameter 'binary_data' must be true or false",
@@ -469,18 +608,7 @@ bool kserve_submit(srv_request *r)
         }
     }
 
-    /* every output of the model is computed; only the selected are sent */
-    size_t total = 0;
-    for (int i = 0; i < m->n_out; i++)
-        total += (size_t)(batch * m->out_sample_numel[i]) * ferry_dtype_size(m->out[i].dtype);
-    r->out_mem = malloc(total ? total : 1);
-    r->outputs = calloc((size_t)m->n_out, sizeof *r->outputs);
-    if (!r->out_mem || !r->outputs) {
-        r->err_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");
-        goto out;
-    }
-    char *o = r->out_mem;
+    char *o = (char *)r->out_mem + head;
     for (int i = 0; i < m->n_out; i++) {
         ferry_tensor *t = &r->outputs[i];
         t->dtype = m->out[i].dtype;
@@ -488,7 +616,8 @@ bool kserve_submit(srv_request *r)
         memcpy(t->shape, m->out[i].shape, sizeof t->shape);
         t->shape[0] = batch;
         t->data = o;
-        o += (size_t)(batch * m->out_sample_numel[i]) * ferry_dtype_size(t->dtype);
+        o += ((size_t)(batch * m->out_sample_numel[i]) * ferry_dtype_size(t->dtype) + 63) &
+             ~(size_t)63;
     }
     r->batch = batch;
 
@@ -497,8 +626,8 @@ bool kserve_submit(srv_request *r)
     MHD_suspend_connection(r->conn);
     suspended = true;
     r->submitted = true;
-    ferry_status st = ferry_batcher_submit(m->batcher, ins, m->n_in, r->outputs, m->n_out, &opts,
-                                           on_done, r);
+    ferry_status st =
+        ferry_batcher_submit(m->batcher, ins, m->n_in, r->outputs, m->n_out, &opts, on_done, r);
     if (st != FERRY_OK) {
         /* cb will not run: answer from the resumed call with this error */
         r->submitted = false;
@@ -519,21 +648,25 @@ bool kserve_submit(srv_request *r)
         MHD_resume_connection(r->conn);
     }
 out:
-    cJSON_Delete(root);
+    if (!in_arena)
+        cJSON_Delete(root);
     if (in_mem)
         for (int i = 0; i < m->n_in; i++)
             free(in_mem[i]);
-    free(in_mem);
-    free(ins);
-    free(given);
+    if (!small) {
+        free(in_mem);
+        free(ins);
+        free(given);
+    }
     return suspended;
 }
 
 static void write_data(jsonw *w, const ferry_tensor *t, int64_t n)
 {
     jsonw_char(w, '[');
-    /* 24 bytes is the longest number jsonw writes, plus a comma */
-    if (!jsonw_reserve(w, (size_t)n * 26))
+    /* 16 characters is the longest number jsonw writes, plus a comma, and
+     * jsonw_f32 wants 32 bytes of room */
+    if (!jsonw_reserve(w, (size_t)n * 17 + 32))
         return;
     for (int64_t i = 0; i < n; i++) {
         if (i)
@@ -547,9 +680,7 @@ static void write_data(jsonw *w, const ferry_tensor *t, int64_t n)
         case FERRY_I64: jsonw_i64(w, ((const int64_t *)t->data)[i]); break;
         case FERRY_I8: jsonw_i64(w, ((const int8_t *)t->data)[i]); break;
         case FERRY_U8: jsonw_i64(w, ((const uint8_t *)t->data)[i]); break;
-        case FERRY_BOOL:
-            jsonw_str_raw(w, ((const uint8_t *)t->data)[i] ? "true" : "false");
-            break;
+        case FERRY_BOOL: jsonw_str_raw(w, ((const uint8_t *)t->data)[i] ? "true" : "false"); break;
         default: jsonw_str_raw(w, "null"); break;
         }
     }
@@ -594,6 +725,13 @@ void kserve_infer_response(srv_request *r, jsonw *w, unsigned *status, size_t *j
         return;
     }
     *status = MHD_HTTP_OK;
+    size_t need = 256 + strlen(m->name) + (r->id ? 2 * strlen(r->id) : 0);
+    for (int s = 0; s < r->n_sel; s++) {
+        const ferry_tensor *t = &r->outputs[r->sel[s].index];
+        size_t n = (size_t)ferry_tensor_numel(t);
+        need += 128 + (r->sel[s].binary ? n * ferry_dtype_size(t->dtype) : n * 17 + 32);
+    }
+    jsonw_reserve(w, need);
     jsonw_str_raw(w, "{\"model_name\":");
     jsonw_str(w, m->name);
     jsonw_str_raw(w, ",\"model_version\":");

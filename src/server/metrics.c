@@ -9,8 +9,19 @@
 
 #include "server/server.h"
 
-typedef enum { M_SUCCESS, M_FAILURE, M_COUNT, M_EXEC, M_REQ_US, M_QUEUE_US, M_COMPUTE_US,
-               M_PENDING, M_REJECTED, M_EXPIRED, M_N } metric_id;
+typedef enum {
+    M_SUCCESS,
+    M_FAILURE,
+    M_COUNT,
+    M_EXEC,
+    M_REQ_US,
+    M_QUEUE_US,
+    M_COMPUTE_US,
+    M_PENDING,
+    M_REJECTED,
+    M_EXPIRED,
+    M_N
+} metric_id;
 
 static const struct {
     const char *name, *type, *help;
@@ -27,7 +38,8 @@ static const struct {
      "Cumulative time batches spent computing, microseconds"},
     {"nv_inference_pending_request_count", "gauge", "Requests waiting in the batcher queue now"},
     {"ferry_inference_request_rejected", "counter", "Requests refused because the queue was full"},
-    {"ferry_inference_request_expired", "counter", "Requests whose deadline passed before they ran"},
+    {"ferry_inference_request_expired", "counter",
+     "Requests whose deadline passed before they ran"},
 };
 
 static void labels(jsonw *w, const srv_model *m)
@@ -72,8 +84,8 @@ static void header(jsonw *w, const char *name, const char *type, const char *hel
 }
 
 /* A histogram from per-bucket counts (not cumulative) and upper bounds. */
-static void histogram(jsonw *w, const char *name, const srv_model *m, const uint64_t *counts,
-                      int n, const double *bounds, uint64_t sum)
+static void histogram(jsonw *w, const char *name, const srv_model *m, const uint64_t *counts, int n,
+                      const double *bounds, uint64_t sum)
 {
     uint64_t cum = 0;
     char le[32];
@@ -137,8 +149,8 @@ void metrics_write(ferry_server *s, jsonw *w)
     header(w, "ferry_queue_duration_us", "histogram",
            "Per request: submission to dispatch, microseconds");
     for (int i = 0; i < s->n_models; i++)
-        histogram(w, "ferry_queue_duration_us", s->models[i], st[i].queue_hist,
-                  FERRY_LAT_BUCKETS, ferry_lat_bucket_bounds_us, st[i].queue_us_sum);
+        histogram(w, "ferry_queue_duration_us", s->models[i], st[i].queue_hist, FERRY_LAT_BUCKETS,
+                  ferry_lat_bucket_bounds_us, st[i].queue_us_sum);
     header(w, "ferry_compute_duration_us", "histogram",
            "Per batch: dispatch to completion, microseconds");
     for (int i = 0; i < s->n_models; i++)

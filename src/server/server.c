@@ -32,7 +32,7 @@
  * instead of a reset while it is still sending. */
 #define DRAIN_LIMIT (64u << 20)
 /* How long stop waits for accepted requests to be answered. */
-#define STOP_GRACE_MS 30000
+#define STOP_GRACE_MS 10000
 
 void ferry_server_config_init(ferry_server_config *cfg)
 {
@@ -58,8 +58,7 @@ ferry_status ferry_server_create(const ferry_server_config *cfg, ferry_server **
     if (cfg->port < 0 || cfg->port > 65535)
         return ferry_fail(FERRY_EINVAL, "server: port %d is out of range 0..65535", cfg->port);
     if (cfg->threads < 0 || cfg->threads > 1024)
-        return ferry_fail(FERRY_EINVAL, "server: threads %d is out of range 1..1024",
-                          cfg->threads);
+        return ferry_fail(FERRY_EINVAL, "server: threads %d is out of range 1..1024", cfg->threads);
     ferry_server *s = calloc(1, sizeof *s);
     if (!s)
         return ferry_fail(FERRY_ENOMEM, "server: out of memory");
@@ -134,8 +133,8 @@ ferry_status ferry_server_add_model(ferry_server *s, const char *name, const cha
         return ferry_fail(FERRY_EINVAL, "server: model name '%s' or version '%s' contains '/'",
                           name, version);
     if (find_model(s, name, version))
-        return ferry_fail(FERRY_EINVAL, "server: model '%s' version '%s' is already served",
-                          name, version);
+        return ferry_fail(FERRY_EINVAL, "server: model '%s' version '%s' is already served", name,
+                          version);
 
     ferry_status st = FERRY_ENOMEM;
     srv_model *m = calloc(1, sizeof *m);
@@ -144,8 +143,8 @@ ferry_status ferry_server_add_model(ferry_server *s, const char *name, const cha
     m->n_in = ferry_model_num_inputs(mdl);
     m->n_out = ferry_model_num_outputs(mdl);
     if (m->n_in < 1 || m->n_out < 1) {
-        st = ferry_fail(FERRY_EUNSUPPORTED, "server: model '%s' has %d inputs and %d outputs",
-                        name, m->n_in, m->n_out);
+        st = ferry_fail(FERRY_EUNSUPPORTED, "server: model '%s' has %d inputs and %d outputs", name,
+                        m->n_in, m->n_out);
         goto fail;
     }
     m->name = strdup(name);
@@ -190,8 +189,8 @@ ferry_status ferry_server_add_model(ferry_server *s, const char *name, const cha
             goto fail;
         if (t.ndim < 1 || t.shape[0] != 1) {
             st = ferry_fail(FERRY_EUNSUPPORTED,
-                            "server: model '%s' output '%s' has no leading batch dimension",
-                            name, m->out[i].name);
+                            "server: model '%s' output '%s' has no leading batch dimension", name,
+                            m->out[i].name);
             goto fail;
         }
         /* keep the concrete per-sample shape; dims[0] stays the batch */
@@ -238,8 +237,7 @@ static enum MHD_Result queue_reply(srv_request *r, unsigned status, jsonw *w, co
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         ctype = "application/json";
         header_len = -1;
-        resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom,
-                                               MHD_RESPMEM_PERSISTENT);
+        resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
     } else if (w->len == 0) {
         jsonw_free(w);
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -340,15 +338,15 @@ static void route(ferry_server *s, srv_request *r, const char *url, const char *
             set_error(r, MHD_HTTP_NOT_FOUND, "unknown path '%.200s'%s", url, "");
             return;
         }
-        want = !action ? ROUTE_MODEL_META
+        want = !action                    ? ROUTE_MODEL_META
                : !strcmp(action, "ready") ? ROUTE_MODEL_READY
                                           : ROUTE_INFER;
         r->route = want; /* so that a 405 names the right Allow */
         r->model = find_model(s, name, version);
         if (!r->model) {
             if (version && find_model(s, name, NULL))
-                set_error(r, MHD_HTTP_NOT_FOUND, "unknown version '%s' of model '%.100s'",
-                          version, name);
+                set_error(r, MHD_HTTP_NOT_FOUND, "unknown version '%s' of model '%.100s'", version,
+                          name);
             else
                 set_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%.100s'%s", name, "");
             return;
@@ -360,17 +358,15 @@ static void route(ferry_server *s, srv_request *r, const char *url, const char *
     r->route = want;
     bool ok = want == ROUTE_INFER ? !strcmp(method, MHD_HTTP_METHOD_POST) : get;
     if (!ok)
-        set_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %.20s is not allowed on '%.200s'",
-                  method, url);
+        set_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %.20s is not allowed on '%.200s'", method,
+                  url);
 }
 
 /* ------------------------------------------------------------- requests */
 
 void srv_request_release_infer(srv_request *r)
 {
-    free(r->out_mem);
-    free(r->outputs);
-    free(r->sel);
+    free(r->out_mem); /* outputs and sel live in it */
     free(r->id);
     r->out_mem = NULL;
     r->outputs = NULL;
@@ -414,7 +410,10 @@ static bool body_append(srv_request *r, const char *data, size_t n)
     return true;
 }
 
-static bool server_ready(ferry_server *s) { return s->started && !atomic_load(&s->stopping); }
+static bool server_ready(ferry_server *s)
+{
+    return s->started && !atomic_load(&s->stopping);
+}
 
 /* The last handler call of a request: every byte of the body is in. */
 static enum MHD_Result respond(srv_request *r)
@@ -450,17 +449,13 @@ static enum MHD_Result respond(srv_request *r)
         return reply_error(r, r->err_status, r->err_msg);
     }
     switch (r->route) {
-    case ROUTE_LIVE:
-        jsonw_str_raw(&w, "{\"live\":true}");
-        return reply_json(r, MHD_HTTP_OK, &w);
+    case ROUTE_LIVE: jsonw_str_raw(&w, "{\"live\":true}"); return reply_json(r, MHD_HTTP_OK, &w);
     case ROUTE_READY:
         if (!server_ready(s))
             return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
         jsonw_str_raw(&w, "{\"ready\":true}");
         return reply_json(r, MHD_HTTP_OK, &w);
-    case ROUTE_SERVER_META:
-        kserve_server_metadata(s, &w);
-        return reply_json(r, MHD_HTTP_OK, &w);
+    case ROUTE_SERVER_META: kserve_server_metadata(s, &w); return reply_json(r, MHD_HTTP_OK, &w);
     case ROUTE_MODEL_META:
         kserve_model_metadata(s, r->model, &w);
         return reply_json(r, MHD_HTTP_OK, &w);
@@ -490,15 +485,14 @@ static enum MHD_Result respond(srv_request *r)
         atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
         return reply_error(r, r->err_status, r->err_msg);
     }
-    case ROUTE_NONE:
-        break;
+    case ROUTE_NONE: break;
     }
     return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "request without a route");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     ferry_server *s = cls;
     srv_request *r = *con_cls;
@@ -513,15 +507,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         atomic_fetch_add(&s->active, 1);
         route(s, r, url, method);
-        const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                    "Inference-Header-Content-Length");
+        const char *v =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
         if (v) {
             char *end;
             errno = 0;
             long long h = strtoll(v, &end, 10);
             if (errno || end == v || *end || h < 0)
-                set_error(r, MHD_HTTP_BAD_REQUEST,
-                          "bad Inference-Header-Content-Length '%.40s'%s", v, "");
+                set_error(r, MHD_HTTP_BAD_REQUEST, "bad Inference-Header-Content-Length '%.40s'%s",
+                          v, "");
             else
                 r->header_len = h;
         }
@@ -532,6 +526,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 r->body_too_big = true;
                 if (cl - s->cfg.max_body > DRAIN_LIMIT)
                     return respond(r); /* early: MHD closes the connection after it */
+            } else if (cl > 0 && r->route == ROUTE_INFER && !r->err_status) {
+                r->body = malloc((size_t)cl); /* the usual case: one allocation */
+                if (r->body)
+                    r->cap = (size_t)cl;
             }
         }
         return MHD_YES;
@@ -540,8 +538,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* only infer reads its body; others' bodies are read and dropped */
         if (r->route == ROUTE_INFER && !r->err_status && !r->body_too_big &&
             !body_append(r, upload_data, *upload_size))
-            set_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory reading the body%s%s",
-                      "", "");
+            set_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory reading the body%s%s", "",
+                      "");
         *upload_size = 0;
         return MHD_YES;
     }
@@ -623,6 +621,7 @@ ferry_status ferry_server_start(ferry_server *s)
         return ferry_fail(FERRY_EINVAL, "server: already started");
     if (s->n_models == 0)
         return ferry_fail(FERRY_EINVAL, "server: no model to serve");
+    kserve_init();
     ferry_status st = bind_listen(s);
     if (st)
         return st;
@@ -632,8 +631,8 @@ ferry_status ferry_server_start(ferry_server *s)
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)16384, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)600, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)16384, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
         pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, MHD_OPTION_END);
     if (!s->mhd) {
         close(s->listen_fd);
@@ -645,7 +644,10 @@ ferry_status ferry_server_start(ferry_server *s)
     return FERRY_OK;
 }
 
-int ferry_server_port(const ferry_server *s) { return s && s->started ? s->port : -1; }
+int ferry_server_port(const ferry_server *s)
+{
+    return s && s->started ? s->port : -1;
+}
 
 static void sleep_ms(int ms)
 {
@@ -678,10 +680,9 @@ ferry_status ferry_server_stop(ferry_server *s)
      * legal even if some client is still slowly sending a body */
     MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
+    /* quiesced, the socket is ours; otherwise MHD_stop_daemon closed it */
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd);
-    else if (s->listen_fd >= 0)
-        close(s->listen_fd);
     s->listen_fd = -1;
     return FERRY_OK;
 }

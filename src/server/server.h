@@ -25,7 +25,7 @@ typedef struct srv_model {
     ferry_batcher *batcher; /* NULL once drained at stop */
     int n_in, n_out;
     ferry_tensor_info *in, *out;
-    int64_t *in_sample_numel;  /* elements of one sample (batch dimension dropped) */
+    int64_t *in_sample_numel; /* elements of one sample (batch dimension dropped) */
     int64_t *out_sample_numel;
     atomic_uint_fast64_t n_success, n_failure; /* infer responses 200 / not 200 */
 } srv_model;
@@ -83,7 +83,7 @@ typedef struct srv_request {
     bool submitted;
     ferry_status status; /* written by the batcher thread before resume */
     int64_t batch;       /* samples in the request */
-    void *out_mem;       /* every output of the model, back to back */
+    void *out_mem;       /* one block: outputs, sel, then the output data */
     ferry_tensor *outputs;
     int n_sel;
     srv_out_sel *sel;
@@ -91,6 +91,9 @@ typedef struct srv_request {
 } srv_request;
 
 /* kserve.c */
+/* Process-wide set-up of the request parser (cJSON allocation hooks);
+ * idempotent, called before the first server starts. */
+void kserve_init(void);
 /* Parses the body of an infer request and submits it to the model's batcher
  * (the connection is suspended first; the batcher callback resumes it).
  * On a request error fills r->err_status/err_msg and returns false, with

@@ -391,6 +391,9 @@ class BadRequests(unittest.TestCase):
         self.bad({"inputs": [{"datatype": "FP32", "shape": [1, 256], "data": [0] * 256}]},
                  "'name'")
         self.bad({"id": 5, "inputs": []}, "'id'")
+        body, _ = binary_body(np.zeros((1, 256), np.float32))
+        self.bad(body, "Inference-Header-Content-Length")  # binary without the header
+        self.bad(json.dumps(infer_body(np.zeros((1, 256)))).encode() + b"}", "after the JSON")
 
     def test_datatype(self):
         self.bad(infer_body(np.zeros((1, 256)), "FP8"), "unknown datatype 'FP8'")
@@ -568,6 +571,34 @@ class Repository(unittest.TestCase):
                 c.close()
             finally:
                 self.assertEqual(s.stop(), 0)
+
+
+class Cli(unittest.TestCase):
+    def run_cli(self, *args):
+        return subprocess.run([CLI, "serve"] + list(args), capture_output=True, text=True,
+                              timeout=120)
+
+    def test_help(self):
+        p = self.run_cli("--help")
+        self.assertEqual(p.returncode, 0)
+        for opt in ["--model-repository", "--max-body", "--max-queue", "--timeout-us",
+                    "/v2/models/NAME", "SIGTERM"]:
+            self.assertIn(opt, p.stdout)
+
+    def test_bad_usage(self):
+        for args, frag in [((), "no model"), (("--bogus", "1"), "unknown option"),
+                           ((MODEL, "--port", "99999"), "--port"),
+                           ((MODEL, "--max-batch"), "needs a value"),
+                           (("--model", "noequals"), "NAME=PATH"),
+                           ((MODEL, "--precision", "fp8"), "precision")]:
+            p = self.run_cli(*args)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn(frag, p.stderr, args)
+
+    def test_unloadable_model(self):
+        p = self.run_cli("/nonexistent/model.onnx", "--port", "0")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("/nonexistent/model.onnx", p.stderr)
 
 
 class Shutdown(unittest.TestCase):
