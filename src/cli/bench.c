@@ -289,9 +289,13 @@ static ferry_status sweep_pipelined(const opts *o, ferry_engine *e, const ferry_
             break;
         }
         if (it >= warm) {
-            done_batches++;
-            if (ferry_now_us() - t0 >= limit && done_batches >= 3)
+            if (ferry_now_us() - t0 >= limit && done_batches >= 3) {
+                pthread_mutex_lock(&f.mu);
+                f.free_idx[f.n_free++] = i; /* not submitted: give it back */
+                pthread_mutex_unlock(&f.mu);
                 break;
+            }
+            done_batches++;
         }
         f.t_sub[i] = ferry_now_us();
         st = ferry_engine_submit(e, b[i].in, b[i].n_in, b[i].out, b[i].n_out, flight_done,

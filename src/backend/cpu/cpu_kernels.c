@@ -1,9 +1,13 @@
 /*
- * cpu_kernels.c - the CPU backend's kernels. GEMMs go to OpenBLAS; the rest
- * are plain loops over contiguous memory, written so that the compiler can
- * vectorize the inner loop (no calls, no aliasing surprises, unit strides).
- * Reductions accumulate in double so that f32 results track a float64
- * reference to ~1e-7 relative.
+ * cpu_kernels.c - the CPU backend's kernels. GEMMs go to oneDNN or OpenBLAS
+ * (per shape, see gemm_block), one BLAS call a chunk, chunks spread over the
+ * backend's threads (cpu_parallel.h), each chunk's bias and activation
+ * applied while its block of Y is in cache. The rest are plain loops over
+ * contiguous memory, written so that the compiler can vectorize the inner
+ * loop (no calls, no aliasing surprises, unit strides); the activations
+ * use call-free exp/erfc approximations for that reason. Reductions
+ * accumulate in double so that f32 results track a float64 reference to
+ * ~1e-7 relative.
  */
 #include "backend/cpu/cpu_kernels.h"
 

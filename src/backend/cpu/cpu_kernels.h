@@ -23,7 +23,9 @@ typedef enum cpu_bias_kind {
 
 /* Y[M,N] = act(alpha * op(A) * op(B) + beta * C), row-major. op(A) is [M,K]
  * (A stored [K,M] when trans_a), op(B) is [K,N] (B stored [N,K] when
- * trans_b). The bias and activation are applied in one pass over Y. */
+ * trans_b). The bias and activation are applied in one pass over Y. Large
+ * products are split into row or column blocks run on the backend's
+ * threads (cpu_parallel.h); Y must not overlap A, B or C. */
 void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, const float *B, float beta, const float *C, cpu_bias_kind bias,
               act_kind act, float act_alpha, float *Y);
