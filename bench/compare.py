@@ -73,12 +73,10 @@ def ferry_cmd(a, out):
 
 def ferry_gpu_best_cmd(a, out):
     """ferry's counterpart of torch_reference.py --gpu-best: a sweep in fp16 with f16 host
-    tensors and CUDA graphs. ferry bench adds threading and the stack when no section is
-    named; one single-client batcher point is the cheapest section that prevents that."""
+    tensors and CUDA graphs; --sweep keeps ferry bench from adding threading and the stack."""
     return [a.ferry, "bench", a.model, "--device", a.device, "--duration", str(a.duration),
             "--json", out, "--quiet", "--batch-sizes", csv(a.gpu_best_batches), "--precision",
-            "fp16", "--io-dtype", "f16", "--graphs", "--latency", "--batcher", "--concurrency",
-            "1"] + shlex.split(a.ferry_args)
+            "fp16", "--io-dtype", "f16", "--graphs", "--latency", "--sweep"] + shlex.split(a.ferry_args)
 
 
 def torch_cmd(a, out):

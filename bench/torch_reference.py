@@ -267,6 +267,8 @@ class Bench:
         self.model32, self.in_f, self.out_f, self.desc = load_mlp(args.model)
         self.model32 = self.model32.to(self.dev)
         self.half_dtype = torch.float16 if self.cuda else torch.bfloat16
+        if getattr(args, "half", None):
+            self.half_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[args.half]
         self._model_half = None
 
     def model_half(self):
@@ -528,10 +530,10 @@ class Bench:
         for b in self.args.gpu_best_batches:
             with torch.inference_mode():
                 s = torch.cuda.Stream()
-                x_dev = torch.zeros(b, self.in_f, device=self.dev, dtype=torch.float16)
+                x_dev = torch.zeros(b, self.in_f, device=self.dev, dtype=self.half_dtype)
                 g, y = self.capture(model, x_dev, s)
-                x_host = self.host_input(b, torch.float16, pin=True)
-                y_host = torch.empty(b, self.out_f, dtype=torch.float16).pin_memory()
+                x_host = self.host_input(b, self.half_dtype, pin=True)
+                y_host = torch.empty(b, self.out_f, dtype=self.half_dtype).pin_memory()
 
                 def call():
                     with torch.cuda.stream(s):
@@ -542,7 +544,7 @@ class Bench:
                 n, secs, lat = time_calls(call, self.args.duration)
                 del g, y, x_dev
             p50, p90, p99 = percentiles_us(lat)
-            out.append({"batch": b, "precision": "fp16", "samples_per_s": round(n * b / secs, 1),
+            out.append({"batch": b, "precision": str(self.half_dtype).replace("torch.", ""), "samples_per_s": round(n * b / secs, 1),
                         "p50_us": p50, "p90_us": p90, "p99_us": p99})
             note(f"  gpu-best batch {b:>6}: {n * b / secs:>14,.0f} samples/s")
             torch.cuda.empty_cache()
@@ -653,6 +655,8 @@ def parse_args(argv=None):
                     help="fp16 + pinned + CUDA graph at batch 256, 4096, 65536 (CUDA only)")
     ap.add_argument("--gpu-best-batches", type=int_list, default=[256, 4096, 65536],
                     help="batch sizes of --gpu-best (default 256,4096,65536)")
+    ap.add_argument("--half", choices=["fp16", "bf16"], default=None,
+                    help="reduced precision for the stack and --gpu-best (cuda: fp16)")
     ap.add_argument("--duration", type=float, default=1.0, help="seconds per point (1.0)")
     ap.add_argument("--torch-threads", type=int, default=0,
                     help="torch intra-op threads (default: all cores)")
