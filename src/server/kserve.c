@@ -53,7 +53,7 @@ void kserve_server_metadata(ferry_server *s, jsonw *w)
 {
     (void)s;
     jsonw_str_raw(w, "{\"name\":\"ferry\",\"version\":\"" FERRY_VERSION "\","
-                     "\"extensions\":[\"binary_tensor_data\",\"metrics\"]}");
+                     "\"extensions\":[\"binary_tensor_data\"]}");
 }
 
 static void tensor_meta(jsonw *w, const ferry_tensor_info *t)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -606,6 +607,19 @@ static ferry_status bind_listen(ferry_server *s)
     return FERRY_OK;
 }
 
+/* Connections MHD may hold: what the descriptor limit leaves after a margin
+ * for model files, eventfds and the like, so that the limit, not EMFILE on
+ * accept, is what turns clients away. */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 16384;
+    if (rl.rlim_cur < 256)
+        return 64;
+    return rl.rlim_cur - 128 > 65536 ? 65536 : (unsigned)(rl.rlim_cur - 128);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -631,8 +645,8 @@ ferry_status ferry_server_start(ferry_server *s)
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)16384, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        MHD_OPTION_CONNECTION_LIMIT, connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)600, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
         pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, MHD_OPTION_END);
     if (!s->mhd) {
         close(s->listen_fd);

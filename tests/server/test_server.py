@@ -482,34 +482,60 @@ class Limits(unittest.TestCase):
             self.assertEqual(s.stop(), 0)
 
     def test_503_queue_full_and_504_timeout(self):
-        # a long batching delay holds the first request in the queue
-        s = Server("--max-queue", "1", "--max-delay-us", "300000", "--max-batch", "256")
+        # One engine worker kept busy by batches of 256 samples: requests
+        # queue behind it, and with --max-queue 1 most of a burst is refused.
+        s = Server("--max-queue", "1", "--workers", "1", "--max-batch", "256")
         try:
             body = json.dumps(infer_body(np.zeros((1, 256), np.float32))).encode()
-            results = []
+            big, big_h = binary_body(np.ones((256, 256), np.float32))
+            results, hog_codes, done = [], [], threading.Event()
+
+            def hog():
+                c = s.conn()
+                while not done.is_set():
+                    st, _, _ = call(c, "POST", INFER, big, big_h)
+                    hog_codes.append(st)
+                    if st != 200:
+                        c.close()
+                        c = s.conn()
+                c.close()
 
             def one():
                 c = s.conn()
                 try:
-                    st, h, data = call(c, "POST", INFER, body)
-                    results.append((st, h, data))
+                    for _ in range(4):
+                        st, h, data = call(c, "POST", INFER, body)
+                        results.append((st, h, data))
+                        if st != 200:
+                            c.close()
+                            c = s.conn()
                 finally:
                     c.close()
 
+            hogs = [threading.Thread(target=hog) for _ in range(2)]
+            for t in hogs:
+                t.start()
+            time.sleep(0.2)
             ts = [threading.Thread(target=one) for _ in range(16)]
             for t in ts:
                 t.start()
             for t in ts:
-                t.join(60)
+                t.join(120)
+            done.set()
+            for t in hogs:
+                t.join(120)
+            self.assertTrue(set(hog_codes) <= {200, 503}, hog_codes)
+            self.assertIn(200, hog_codes)
             codes = sorted(st for st, _, _ in results)
-            self.assertEqual(len(codes), 16)
+            self.assertEqual(len(codes), 64)
             self.assertTrue(set(codes) <= {200, 503}, codes)
             self.assertIn(503, codes)
-            self.assertIn(200, codes)
             for st, h, data in results:
                 if st == 503:
                     self.assertEqual(h["retry-after"], "1")
                     self.assertIn("queue is full", json.loads(data)["error"])
+                else:
+                    self.assertEqual(len(json.loads(data)["outputs"][0]["data"]), 256)
 
             # a 1 us deadline passes before the dispatcher can run the request
             self.expect_504(s, parameters={"timeout": 1})

@@ -111,18 +111,36 @@ static inline float act_sigmoid(float v) { return 1.0f / (1.0f + vexpf(-v)); }
         }                                                                                          \
     } while (0)
 
-/* Built twice, for AVX2+FMA and for the baseline, and picked at load time:
- * the library is compiled for baseline x86-64, where these loops would run
- * four lanes wide instead of eight. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define CPU_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+/* The activation loops are built twice, for AVX2+FMA and for the baseline,
+ * and picked per call: the library is compiled for baseline x86-64, where
+ * they would run four lanes wide instead of eight. A plain branch rather
+ * than target_clones: an ifunc resolver runs before the sanitizers'
+ * runtimes are up, and crashes under them. The AVX2 variant inlines the
+ * same body (a callee may inline into a caller with more ISA). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CPU_AVX2 __attribute__((target("avx2,fma")))
+static int have_avx2(void)
+{
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#define CPU_DISPATCH(name, params, args)                                                           \
+    CPU_AVX2 static void name##_avx2 params { name##_body args; }                                 \
+    static void name##_base params { name##_body args; }                                          \
+    static void name params                                                                        \
+    {                                                                                              \
+        if (have_avx2())                                                                           \
+            name##_avx2 args;                                                                      \
+        else                                                                                       \
+            name##_base args;                                                                      \
+    }
 #else
-#define CPU_MULTIVERSION
+#define CPU_DISPATCH(name, params, args)                                                           \
+    static void name params { name##_body args; }
 #endif
 
-CPU_MULTIVERSION
-static void epilogue_row(float *restrict y, int64_t n, const float *restrict b, float bs, float beta,
-                         act_kind act, float aa)
+static inline __attribute__((always_inline)) void
+epilogue_row_body(float *restrict y, int64_t n, const float *restrict b, float bs, float beta,
+                  act_kind act, float aa)
 {
     switch (act) {
     case ACT_NONE: EPI_LOOP(v); break;
@@ -135,6 +153,11 @@ static void epilogue_row(float *restrict y, int64_t n, const float *restrict b, 
     }
 }
 
+CPU_DISPATCH(epilogue_row,
+             (float *restrict y, int64_t n, const float *restrict b, float bs, float beta,
+              act_kind act, float aa),
+             (y, n, b, bs, beta, act, aa))
+
 /* ----------------------------------------------------------------- unary */
 
 #define UN_LOOP(F)                                                                                 \
@@ -145,8 +168,8 @@ static void epilogue_row(float *restrict y, int64_t n, const float *restrict b, 
         }                                                                                          \
     } while (0)
 
-CPU_MULTIVERSION
-void cpu_unary(op_kind op, const float *X, float *Y, int64_t n, float alpha, int approximate)
+static inline __attribute__((always_inline)) void
+unary_loop_body(op_kind op, const float *X, float *Y, int64_t n, float alpha, int approximate)
 {
     switch (op) {
     case OP_RELU: UN_LOOP(act_relu(v)); break;
@@ -163,6 +186,15 @@ void cpu_unary(op_kind op, const float *X, float *Y, int64_t n, float alpha, int
     case OP_SQRT: UN_LOOP(sqrtf(v)); break;
     default: break;
     }
+}
+
+CPU_DISPATCH(unary_loop,
+             (op_kind op, const float *X, float *Y, int64_t n, float alpha, int approximate),
+             (op, X, Y, n, alpha, approximate))
+
+void cpu_unary(op_kind op, const float *X, float *Y, int64_t n, float alpha, int approximate)
+{
+    unary_loop(op, X, Y, n, alpha, approximate);
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
