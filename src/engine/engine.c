@@ -265,6 +265,7 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
         w->e = e;
         w->index = wi;
         pthread_mutex_init(&w->mu, NULL);
+        pthread_mutex_init(&w->issue_mu, NULL);
         pthread_cond_init(&w->cv_jobs, NULL);
         pthread_cond_init(&w->cv_flight, NULL);
         w->n_slots = cfg.pipeline_depth;
@@ -316,6 +317,7 @@ void ferry_engine_destroy(ferry_engine *e)
             e->ops->stream_destroy(w->stream);
         free(w->slots);
         pthread_mutex_destroy(&w->mu);
+        pthread_mutex_destroy(&w->issue_mu);
         pthread_cond_destroy(&w->cv_jobs);
         pthread_cond_destroy(&w->cv_flight);
     }
@@ -603,6 +605,33 @@ ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n
             engine_slot_release(s);
             return st;
         }
+    }
+    if (!e->ops->host_visible && n <= chunk_size(e, n)) {
+        /* One chunk on a GPU: queue it and wait on it from this thread.
+         * Handing it to the worker and completion threads would add two
+         * thread wake-ups to every call, which is most of a small batch's
+         * latency. */
+        engine_slot *s = NULL;
+        if ((st = engine_slot_acquire(e, -1, &s)) != FERRY_OK)
+            return st;
+        for (int i = 0; i < n_in; i++)
+            s->src[i] = inputs[i].data;
+        for (int i = 0; i < n_out; i++)
+            s->dst[i] = outputs[i].data;
+        s->n = n;
+        int64_t t0 = ferry_now_us();
+        st = worker_issue(s);
+        if (st == FERRY_OK)
+            st = e->cfg.sync == FERRY_SYNC_DEVICE ? e->ops->device_sync(e->ctx)
+                                                  : e->ops->event_sync(s->ev);
+        else
+            e->ops->stream_sync(s->w->stream); /* let what was queued finish first */
+        int64_t dt = ferry_now_us() - t0;
+        atomic_fetch_add_explicit(&e->st_batches, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st_samples, (uint64_t)n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->st_compute_us, (uint64_t)dt, memory_order_relaxed);
+        engine_slot_release(s);
+        return st;
     }
     latch l;
     latch_init(&l);

@@ -51,6 +51,7 @@ struct worker {
     engine_slot *slots;
     int n_slots;
 
+    pthread_mutex_t issue_mu;            /* one thread at a time queues work on stream */
     pthread_mutex_t mu;                  /* guards the two queues and stop */
     pthread_cond_t cv_jobs, cv_flight;
     engine_slot *jobs_head, *jobs_tail;      /* submitted, not yet issued */
@@ -98,6 +99,9 @@ void worker_stop(worker *w);
 void worker_enqueue(worker *w, engine_slot *s);
 /* Runs one job synchronously on the calling thread (host-visible devices). */
 ferry_status worker_run_inline(engine_slot *s);
+/* Queues one job's copies and forward on its worker's stream from the
+ * calling thread and records its event; the caller then waits on it. */
+ferry_status worker_issue(engine_slot *s);
 /* Index of the smallest bucket holding n. */
 int engine_bucket_for(const ferry_engine *e, int64_t n);
 

@@ -103,6 +103,14 @@ static ferry_status issue(engine_slot *s)
     return ops->event_record(s->ev, st_);
 }
 
+ferry_status worker_issue(engine_slot *s)
+{
+    pthread_mutex_lock(&s->w->issue_mu);
+    ferry_status st = issue(s);
+    pthread_mutex_unlock(&s->w->issue_mu);
+    return st;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -126,7 +134,7 @@ static void *worker_main(void *arg)
             complete(s, worker_run_inline(s));
             continue;
         }
-        ferry_status st = issue(s);
+        ferry_status st = worker_issue(s);
         if (st != FERRY_OK) {
             /* Earlier jobs of this stream may still be in flight: let them
              * finish first so that callbacks keep their order. */
