@@ -888,7 +888,10 @@ int cmd_bench(int argc, char **argv)
     progress_end(&o);
 
     printf("\nmodel %s, device %s, %s\n\n", o.model, devname, cli_precision_name(o.precision));
-    printf("Batching: one caller, batch b\n");
+    if (o.inflight > 1)
+        printf("Batching: one caller, batch b, %d batches in flight\n", o.inflight);
+    else
+        printf("Batching: one caller, batch b, one synchronous call at a time\n");
     printf("%8s %13s", "batch", "samples/s");
     if (o.latency)
         printf(" %10s %10s %10s", "p50 us", "p90 us", "p99 us");
