@@ -555,7 +555,7 @@ static ferry_status run_batcher(const opts *o, const ferry_model *m, brow *rows)
 {
     ferry_engine *e;
     int cuda = !strncmp(o->device, "cuda", 4);
-    ferry_status st = make_engine(o, m, 2, 256, cuda ? 4 : 2, o->precision, cuda,
+    ferry_status st = make_engine(o, m, o->workers, 256, cuda ? 4 : 2, o->precision, cuda,
                                   FERRY_SYNC_EVENT, &e);
     if (st != FERRY_OK)
         return st;
@@ -680,7 +680,7 @@ static void usage(FILE *f)
             "  --device DEV           cpu, cuda, cuda:N (default: cuda if present, else cpu)\n"
             "  --precision P          fp32 (default), tf32, fp16, bf16 for sweep/threading\n"
             "  --io-dtype T           dtype of the caller's tensors: f32 (default), f16, bf16\n"
-            "  --workers N            sweep: workers sharing each batch (default: one per core on\n"
+            "  --workers N            sweep and batcher: engine workers (default: one per core on\n"
             "                         the CPU, 2 streams on CUDA)\n"
             "  --max-batch N          sweep: chunk size a batch is split into (default: the\n"
             "                         largest batch size, i.e. no split)\n"
