@@ -217,21 +217,24 @@ static void gemm_block(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K
     }
     if (M == 1) {
         /* One row: GEMV streams B once; OpenBLAS 0.3.21's sgemm does not
-         * forward M == 1 to it and pays its packing cost. op(A) is a
-         * contiguous K-vector whether or not A is transposed. */
+         * forward M == 1 to it and pays its packing cost. op(A)'s row is
+         * strided by lda when A is stored transposed (a one-row block of
+         * a larger trans_a Gemm; lda is 1 when the whole Gemm has M 1). */
+        int incx = trans_a ? (int)lda : 1;
         if (trans_b)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, alpha, B, (int)ldb, A, 1,
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)N, (int)K, alpha, B, (int)ldb, A, incx,
                         0.0f, Y, 1);
         else
-            cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, alpha, B, (int)ldb, A, 1, 0.0f,
-                        Y, 1);
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, alpha, B, (int)ldb, A, incx,
+                        0.0f, Y, 1);
         return;
     }
 #ifdef FERRY_HAVE_DNNL
     /* oneDNN's sgemm is 7-25% faster than OpenBLAS's on one thread for
      * weights up to 1024x1024 (mlp-s's layers, row blocks of 32..4096) and
-     * 6-10% slower on larger ones (mlp-l's 4096-wide layers), measured on
-     * an AMD EPYC (Zen 3, AVX2) with bench/cpu_gemm_microbench.c.
+     * 6-10% slower on larger ones (mlp-l's 4096-wide layers), and the same
+     * for GEMV: measured per shape, one thread, on a 2-core AMD EPYC
+     * (Zen 3, AVX2), oneDNN 2.6.3 against OpenBLAS 0.3.21.
      * Debian's oneDNN threads with OpenMP: it must run on this thread only
      * (the backend splits work itself), and the caller's OpenMP setting is
      * put back. */
