@@ -58,7 +58,7 @@ def load(path, what):
 
 def ferry_cmd(a, out):
     cmd = [a.ferry, "bench", a.model, "--device", a.device, "--duration", str(a.duration),
-           "--json", out, "--quiet"]
+           "--json", out, "--quiet", "--sweep"]  # sections only as asked, like torch_reference
     if a.batch_sizes:
         cmd += ["--batch-sizes", csv(a.batch_sizes)]
     for flag in ("compare_threading", "stack", "latency", "batcher"):
