@@ -244,7 +244,11 @@ typedef struct ferry_batcher ferry_batcher;
 
 typedef struct ferry_batcher_config {
     int max_batch;            /* samples per batch; default: the engine's max_batch */
-    int64_t max_delay_us;     /* longest the first request of a batch waits; default 500 */
+    int64_t max_delay_us;     /* longest the first request of a batch waits; default 500.
+                                 While fewer batches are running than the engine has
+                                 workers, a forming batch leaves at once: an idle
+                                 device gains nothing from waiting (not with
+                                 preferred_batch_sizes set, which wait for their size) */
     int preferred_batch_sizes[FERRY_MAX_PREFERRED]; /* dispatch when reached */
     int n_preferred;          /* default 0 */
     int max_queue;            /* queued requests beyond which submit is FERRY_EBUSY; default 65536 */
@@ -267,8 +271,10 @@ typedef struct ferry_request_opts {
     int64_t timeout_us; /* deadline from submission; 0 = the default; < 0 = none */
 } ferry_request_opts;
 
-/* Called exactly once per accepted request, on a batcher thread, after
- * outputs are written (on FERRY_OK). */
+/* Called exactly once per accepted request, on a batcher or engine thread,
+ * after outputs are written (on FERRY_OK). It must be quick and must not
+ * block, call ferry_batcher_infer or destroy the batcher: it runs on the
+ * path that completes other requests. */
 typedef void (*ferry_request_fn)(void *user, ferry_status st);
 
 /* Queues a request of k >= 1 samples (the tensors' leading dimension), never
