@@ -555,7 +555,10 @@ static ferry_status run_batcher(const opts *o, const ferry_model *m, brow *rows)
 {
     ferry_engine *e;
     int cuda = !strncmp(o->device, "cuda", 4);
-    ferry_status st = make_engine(o, m, o->workers, 256, cuda ? 4 : 2, o->precision, cuda,
+    /* Serving defaults (as ferry serve): one CPU worker, whose backend spreads
+     * each GEMM over the cores, lets batches grow; 4 streams on CUDA. */
+    int workers = o->workers ? o->workers : (cuda ? 4 : 1);
+    ferry_status st = make_engine(o, m, workers, 256, cuda ? 4 : 2, o->precision, cuda,
                                   FERRY_SYNC_EVENT, &e);
     if (st != FERRY_OK)
         return st;
@@ -582,10 +585,10 @@ static ferry_status run_batcher(const opts *o, const ferry_model *m, brow *rows)
 
 static void print_num(double v)
 {
-    if (v >= 1e6)
+    if (v >= 1e7)
         printf("%12.2fM", v / 1e6);
-    else if (v >= 1e3)
-        printf("%12.1fk", v / 1e3);
+    else if (v >= 100)
+        printf("%13.0f", v);
     else
         printf("%13.1f", v);
 }

@@ -49,7 +49,9 @@ static void usage(FILE *f)
         "\n"
         "engine and batcher (each model):\n"
         "  --device cpu|cuda|cuda:N default cpu\n"
-        "  --workers N              engine threads (CPU) or streams (CUDA)\n"
+        "  --workers N              engine threads (CPU) or streams (CUDA); default 1 on\n"
+        "                           the CPU (its backend spreads each GEMM over the\n"
+        "                           cores, so batches grow larger) and 4 streams on CUDA\n"
         "  --precision P            fp32 (default), tf32, fp16, bf16\n"
         "  --max-batch N            most samples in one batch (default 256)\n"
         "  --max-delay-us N         longest the first request of a batch waits (default 500)\n"
@@ -199,7 +201,10 @@ static int serve_model(ferry_server *srv, const serve_opts *o, const model_spec 
     ferry_batcher *b = NULL;
     ferry_status st = ferry_model_load(ms->path, &m);
     if (st == FERRY_OK)
-        st = ferry_engine_create(m, &o->eng, &e);
+        ferry_engine_config ec = o->eng;
+        if (ec.workers == 0) /* measured best for serving: BENCHMARKS.md, batcher */
+            ec.workers = strncmp(ec.device ? ec.device : "cpu", "cuda", 4) ? 1 : 4;
+        st = ferry_engine_create(m, &ec, &e);
     if (st == FERRY_OK)
         st = ferry_engine_warmup(e);
     if (st == FERRY_OK)
