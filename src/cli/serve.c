@@ -199,11 +199,11 @@ static int serve_model(ferry_server *srv, const serve_opts *o, const model_spec 
     ferry_model *m = NULL;
     ferry_engine *e = NULL;
     ferry_batcher *b = NULL;
+    ferry_engine_config ec = o->eng;
+    if (ec.workers == 0) /* measured best for serving: BENCHMARKS.md, batcher */
+        ec.workers = strncmp(ec.device ? ec.device : "cpu", "cuda", 4) ? 1 : 4;
     ferry_status st = ferry_model_load(ms->path, &m);
     if (st == FERRY_OK)
-        ferry_engine_config ec = o->eng;
-        if (ec.workers == 0) /* measured best for serving: BENCHMARKS.md, batcher */
-            ec.workers = strncmp(ec.device ? ec.device : "cpu", "cuda", 4) ? 1 : 4;
         st = ferry_engine_create(m, &ec, &e);
     if (st == FERRY_OK)
         st = ferry_engine_warmup(e);
