@@ -1,0 +1,16 @@
+#!/bin/bash
+# bench/gpu/run_server.sh - `ferry serve` on the GPU machine driven by wrk
+# (carried with its libluajit in .devlibs/gpu, staged by bench/gpu/stage.sh
+# plus `cp /usr/bin/wrk .devlibs/gpu/bin`).
+set -u
+cd "$(dirname "$0")/../.."
+S=.devlibs/gpu
+[ -f $S/big.tar.xz ] && [ ! -f $S/lib/libopenblas.so.0 ] && tar xJf $S/big.tar.xz -C $S/lib
+export LD_LIBRARY_PATH=$PWD/$S/lib:${LD_LIBRARY_PATH:-}
+export PATH=$PWD/$S/bin:$PATH
+nproc; date -u +%FT%TZ
+for dev in cuda; do
+  echo "== ferry serve --device $dev --threads 8, wrk -t8"
+  MODEL=$S/models/mlp-s.onnx WRK_THREADS=8 DURATION=${DURATION:-4} \
+      bench/wrk/run.sh $S/bin -- --device $dev --threads 8 2>&1
+done
