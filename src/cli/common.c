@@ -1,5 +1,6 @@
 /* common.c - option parsing and error printing shared by the subcommands. */
 #include "cli/common.h"
+#include "util/format.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -66,15 +67,7 @@ int64_t cli_parse_pos(const char *opt, const char *val)
 
 void cli_shape_str(char *buf, size_t len, int ndim, const int64_t *dims)
 {
-    size_t o = (size_t)snprintf(buf, len, "[");
-    for (int i = 0; i < ndim && o < len; i++) {
-        if (dims[i] == FERRY_DIM_BATCH)
-            o += (size_t)snprintf(buf + o, len - o, "%sN", i ? "," : "");
-        else
-            o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? "," : "", (long long)dims[i]);
-    }
-    if (o < len)
-        snprintf(buf + o, len - o, "]");
+    ferry_shape_str(buf, len, ndim, dims);
 }
 
 int cli_error(const char *what, ferry_status st)

@@ -20,13 +20,9 @@
 
 #include "engine/engine_impl.h"
 #include "util/error.h"
+#include "util/format.h"
+#include "util/timeutil.h"
 
-int64_t ferry_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void ferry_engine_config_init(ferry_engine_config *cfg)
 {
@@ -113,6 +109,22 @@ static void free_slot_buffers(ferry_engine *e, engine_slot *s)
         ops->event_destroy(s->ev);
 }
 
+/* A device buffer and its host staging for max_batch samples; on
+ * host-visible devices they are one buffer. */
+static ferry_status alloc_io(ferry_engine *e, size_t bytes, void **dev, void **stage)
+{
+    const ferry_backend_ops *ops = e->ops;
+    ferry_status st;
+    if ((st = ops->alloc(e->ctx, bytes, dev)) != FERRY_OK)
+        return st;
+    if (ops->host_visible)
+        *stage = *dev;
+    else if ((st = ops->host_alloc(e->ctx, bytes, stage)) != FERRY_OK)
+        return st;
+    memset(*stage, 0, bytes); /* touch the pages now, not on the hot path */
+    return FERRY_OK;
+}
+
 static ferry_status alloc_slot(ferry_engine *e, worker *w, engine_slot *s, int index)
 {
     const ferry_backend_ops *ops = e->ops;
@@ -121,28 +133,12 @@ static ferry_status alloc_slot(ferry_engine *e, worker *w, engine_slot *s, int i
     s->e = e;
     s->w = w;
     s->index = index;
-    for (int i = 0; i < e->n_in; i++) {
-        size_t bytes = mb * e->in_sample_bytes[i];
-        if ((st = ops->alloc(e->ctx, bytes, &s->dev_in[i])) != FERRY_OK)
+    for (int i = 0; i < e->n_in; i++)
+        if ((st = alloc_io(e, mb * e->in_sample_bytes[i], &s->dev_in[i], &s->stage_in[i])))
             return st;
-        if (ops->host_visible) {
-            s->stage_in[i] = s->dev_in[i];
-        } else if ((st = ops->host_alloc(e->ctx, bytes, &s->stage_in[i])) != FERRY_OK) {
+    for (int i = 0; i < e->n_out; i++)
+        if ((st = alloc_io(e, mb * e->out_sample_bytes[i], &s->dev_out[i], &s->stage_out[i])))
             return st;
-        }
-        memset(s->stage_in[i], 0, bytes); /* touch the pages now, not on the hot path */
-    }
-    for (int i = 0; i < e->n_out; i++) {
-        size_t bytes = mb * e->out_sample_bytes[i];
-        if ((st = ops->alloc(e->ctx, bytes, &s->dev_out[i])) != FERRY_OK)
-            return st;
-        if (ops->host_visible) {
-            s->stage_out[i] = s->dev_out[i];
-        } else if ((st = ops->host_alloc(e->ctx, bytes, &s->stage_out[i])) != FERRY_OK) {
-            return st;
-        }
-        memset(s->stage_out[i], 0, bytes);
-    }
     size_t ab = ops->arena_bytes(e->ctx);
     if ((st = ops->alloc(e->ctx, ab ? ab : 64, &s->arena)) != FERRY_OK)
         return st;
@@ -344,15 +340,8 @@ static engine_slot *take_free_locked(ferry_engine *e)
 ferry_status engine_slot_acquire(ferry_engine *e, int64_t timeout_us, engine_slot **out)
 {
     struct timespec dl;
-    if (timeout_us >= 0) {
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_sec += timeout_us / 1000000;
-        dl.tv_nsec += (timeout_us % 1000000) * 1000;
-        if (dl.tv_nsec >= 1000000000) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000;
-        }
-    }
+    if (timeout_us >= 0)
+        ferry_deadline_after(timeout_us, &dl);
     pthread_mutex_lock(&e->free_mu);
     engine_slot *s = NULL;
     while (!(s = take_free_locked(e))) {
@@ -413,19 +402,6 @@ const ferry_model *engine_model(const ferry_engine *e) { return e->model; }
 
 /* ------------------------------------------------------------ validation */
 
-static void shape_str(char *buf, size_t len, int ndim, const int64_t *dims)
-{
-    size_t o = (size_t)snprintf(buf, len, "[");
-    for (int i = 0; i < ndim && o < len; i++) {
-        if (dims[i] == FERRY_DIM_BATCH)
-            o += (size_t)snprintf(buf + o, len - o, "%sN", i ? "," : "");
-        else
-            o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? "," : "", (long long)dims[i]);
-    }
-    if (o < len)
-        snprintf(buf + o, len - o, "]");
-}
-
 /* Checks a caller tensor against model value v; sets *n from dim 0. */
 static ferry_status check_tensor(const ferry_tensor *t, const graph_value *v, ferry_dtype want,
                                  const char *what, int64_t *n)
@@ -442,11 +418,11 @@ static ferry_status check_tensor(const ferry_tensor *t, const graph_value *v, fe
     if (ok && *n >= 0 && t->shape[0] != *n)
         ok = 0;
     if (!ok) {
-        shape_str(want_s, sizeof want_s, v->ndim, v->dims);
+        ferry_shape_str(want_s, sizeof want_s, v->ndim, v->dims);
         if (t->ndim < 0 || t->ndim > FERRY_MAX_DIMS)
             snprintf(got_s, sizeof got_s, "rank %d", t->ndim);
         else
-            shape_str(got_s, sizeof got_s, t->ndim, t->shape);
+            ferry_shape_str(got_s, sizeof got_s, t->ndim, t->shape);
         if (*n >= 0 && t->ndim == v->ndim)
             return ferry_fail(FERRY_ESHAPE, "%s '%s' has shape %s, expected %s with N = %lld",
                               what, v->name, got_s, want_s, (long long)*n);

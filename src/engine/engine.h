@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "ferry.h"
+#include "util/timeutil.h" /* ferry_now_us, for the layers above */
 
 typedef struct engine_slot engine_slot;
 
@@ -41,8 +42,5 @@ size_t engine_input_sample_bytes(const ferry_engine *e, int i);
 size_t engine_output_sample_bytes(const ferry_engine *e, int i);
 int engine_max_batch(const ferry_engine *e);
 const ferry_model *engine_model(const ferry_engine *e);
-
-/* Monotonic clock in microseconds. */
-int64_t ferry_now_us(void);
 
 #endif

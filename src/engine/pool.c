@@ -17,6 +17,7 @@
 
 #include "backend/backend.h"
 #include "util/error.h"
+#include "util/timeutil.h"
 
 struct ferry_pool {
     ferry_tensor proto; /* dtype and shape; data NULL */
@@ -209,15 +210,8 @@ ferry_status ferry_pool_acquire(ferry_pool *p, int64_t timeout_us, ferry_tensor 
     if (!p || !out)
         return ferry_fail(FERRY_EINVAL, "ferry_pool_acquire: pool and out must not be NULL");
     struct timespec dl;
-    if (timeout_us > 0) {
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_sec += timeout_us / 1000000;
-        dl.tv_nsec += (timeout_us % 1000000) * 1000;
-        if (dl.tv_nsec >= 1000000000) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000;
-        }
-    }
+    if (timeout_us > 0)
+        ferry_deadline_after(timeout_us, &dl);
     pthread_mutex_lock(&p->mu);
     if (p->n_free == 0 && timeout_us != 0)
         p->st.waits++;
