@@ -558,7 +558,8 @@ static ferry_status run_batcher(const opts *o, const ferry_model *m, brow *rows)
     /* Serving defaults (as ferry serve): one CPU worker, whose backend spreads
      * each GEMM over the cores, lets batches grow; 4 streams on CUDA. */
     int workers = o->workers ? o->workers : (cuda ? 4 : 1);
-    ferry_status st = make_engine(o, m, workers, 256, cuda ? 4 : 2, o->precision, cuda,
+    int max_batch = o->max_batch ? o->max_batch : 256;
+    ferry_status st = make_engine(o, m, workers, max_batch, cuda ? 4 : 2, o->precision, cuda,
                                   FERRY_SYNC_EVENT, &e);
     if (st != FERRY_OK)
         return st;
@@ -686,7 +687,8 @@ static void usage(FILE *f)
             "  --workers N            sweep and batcher: engine workers (default: one per core on\n"
             "                         the CPU, 2 streams on CUDA)\n"
             "  --max-batch N          sweep: chunk size a batch is split into (default: the\n"
-            "                         largest batch size, i.e. no split)\n"
+            "                         largest batch size, i.e. no split); batcher: the\n"
+            "                         largest batch it forms (default 256)\n"
             "  --graphs               sweep: capture CUDA graphs per batch size\n"
             "  --inflight K           sweep: keep K batches in flight (asynchronous submit)\n"
             "                         instead of one synchronous call at a time\n"
