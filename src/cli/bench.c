@@ -532,7 +532,12 @@ static ferry_status run_stack(const opts *o, const ferry_model *m, stack_row *ro
         ferry_status st = make_engine(o, m, steps[k].threads, steps[k].batch, steps[k].depth, prec,
                                       steps[k].graphs, steps[k].sync, &e);
         if (st == FERRY_EUNSUPPORTED) {
-            snprintf(r->skipped, sizeof r->skipped, "%s", ferry_last_error());
+            /* the reason without the context prefix and the detail after ';' */
+            const char *msg = ferry_last_error(), *colon = strstr(msg, "): ");
+            snprintf(r->skipped, sizeof r->skipped, "%s", colon ? colon + 3 : msg);
+            char *semi = strchr(r->skipped, ';');
+            if (semi)
+                *semi = '\0';
             if (k == 3)
                 reduced_ok = 0;
             prog_done++;
