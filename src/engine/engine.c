@@ -561,11 +561,20 @@ ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n
     if (n == 0)
         return FERRY_OK;
 
-    if (e->ops->host_visible && n <= chunk_size(e, n)) {
+    if (n <= chunk_size(e, n)) {
+        /* One chunk: run it from this thread. On the CPU the forward runs
+         * right here (when a slot is free at once; else a worker takes it);
+         * on a GPU this thread queues the work and waits on its event.
+         * Handing it to the worker and completion threads would add two
+         * thread wake-ups to every call, most of a small batch's latency. */
         engine_slot *s = NULL;
-        pthread_mutex_lock(&e->free_mu);
-        s = e->shutting_down ? NULL : take_free_locked(e);
-        pthread_mutex_unlock(&e->free_mu);
+        if (e->ops->host_visible) {
+            pthread_mutex_lock(&e->free_mu);
+            s = e->shutting_down ? NULL : take_free_locked(e);
+            pthread_mutex_unlock(&e->free_mu);
+        } else if ((st = engine_slot_acquire(e, -1, &s)) != FERRY_OK) {
+            return st;
+        }
         if (s) {
             for (int i = 0; i < n_in; i++)
                 s->src[i] = inputs[i].data;
@@ -573,41 +582,18 @@ ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n
                 s->dst[i] = outputs[i].data;
             s->n = n;
             int64_t t0 = ferry_now_us();
-            st = worker_run_inline(s);
-            int64_t dt = ferry_now_us() - t0;
-            atomic_fetch_add_explicit(&e->st_batches, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&e->st_samples, (uint64_t)n, memory_order_relaxed);
-            atomic_fetch_add_explicit(&e->st_compute_us, (uint64_t)dt, memory_order_relaxed);
+            if (e->ops->host_visible) {
+                st = worker_run_inline(s);
+            } else if ((st = worker_issue(s)) == FERRY_OK) {
+                st = e->cfg.sync == FERRY_SYNC_DEVICE ? e->ops->device_sync(e->ctx)
+                                                      : e->ops->event_sync(s->ev);
+            } else {
+                e->ops->stream_sync(s->w->stream); /* let what was queued finish first */
+            }
+            engine_account(e, n, ferry_now_us() - t0);
             engine_slot_release(s);
             return st;
         }
-    }
-    if (!e->ops->host_visible && n <= chunk_size(e, n)) {
-        /* One chunk on a GPU: queue it and wait on it from this thread.
-         * Handing it to the worker and completion threads would add two
-         * thread wake-ups to every call, which is most of a small batch's
-         * latency. */
-        engine_slot *s = NULL;
-        if ((st = engine_slot_acquire(e, -1, &s)) != FERRY_OK)
-            return st;
-        for (int i = 0; i < n_in; i++)
-            s->src[i] = inputs[i].data;
-        for (int i = 0; i < n_out; i++)
-            s->dst[i] = outputs[i].data;
-        s->n = n;
-        int64_t t0 = ferry_now_us();
-        st = worker_issue(s);
-        if (st == FERRY_OK)
-            st = e->cfg.sync == FERRY_SYNC_DEVICE ? e->ops->device_sync(e->ctx)
-                                                  : e->ops->event_sync(s->ev);
-        else
-            e->ops->stream_sync(s->w->stream); /* let what was queued finish first */
-        int64_t dt = ferry_now_us() - t0;
-        atomic_fetch_add_explicit(&e->st_batches, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&e->st_samples, (uint64_t)n, memory_order_relaxed);
-        atomic_fetch_add_explicit(&e->st_compute_us, (uint64_t)dt, memory_order_relaxed);
-        engine_slot_release(s);
-        return st;
     }
     latch l;
     latch_init(&l);

@@ -93,6 +93,15 @@ struct ferry_engine {
     atomic_uint_least64_t st_batches, st_samples, st_compute_us;
 };
 
+/* Counts one finished batch of n samples that took dt_us in the stats. */
+static inline void engine_account(ferry_engine *e, int64_t n, int64_t dt_us)
+{
+    atomic_fetch_add_explicit(&e->st_batches, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->st_samples, (uint64_t)n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->st_compute_us, (uint64_t)(dt_us > 0 ? dt_us : 0),
+                              memory_order_relaxed);
+}
+
 /* worker.c */
 ferry_status worker_start(worker *w);
 void worker_stop(worker *w);

@@ -24,12 +24,7 @@ int engine_bucket_for(const ferry_engine *e, int64_t n)
 
 static void complete(engine_slot *s, ferry_status st)
 {
-    ferry_engine *e = s->e;
-    int64_t dt = ferry_now_us() - s->t_start;
-    atomic_fetch_add_explicit(&e->st_batches, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->st_samples, (uint64_t)s->n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->st_compute_us, (uint64_t)(dt > 0 ? dt : 0),
-                              memory_order_relaxed);
+    engine_account(s->e, s->n, ferry_now_us() - s->t_start);
     s->st = st;
     s->done(s->user, s, st);
 }
