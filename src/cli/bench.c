@@ -929,9 +929,11 @@ int cmd_bench(int argc, char **argv)
         for (int k = 0; at >= 0 && k < o.n_sizes; k++)
             if (pts[k].batch == thr[at].batch)
                 printf("\nAt %lld parallel units: batching %.0f samples/s, threading %.0f "
-                       "samples/s, batching is %.1fx faster\n",
+                       "samples/s, %s is %.1fx faster\n",
                        (long long)thr[at].batch, pts[k].sps, thr[at].sps,
-                       pts[k].sps / thr[at].sps);
+                       pts[k].sps >= thr[at].sps ? "batching" : "threading",
+                       pts[k].sps >= thr[at].sps ? pts[k].sps / thr[at].sps
+                                                 : thr[at].sps / pts[k].sps);
     }
     if (o.stack) {
         printf("\nOptimization stack\n%-26s %-40s %13s %8s %11s\n", "step", "config",
