@@ -160,9 +160,18 @@ int cmd_run(int argc, char **argv)
             ferry_model_input(m, i, &ti);
             in[i].dtype = ti.dtype;
             in[i].ndim = ti.ndim;
-            for (int d = 0; d < ti.ndim; d++)
+            int64_t numel = 1;
+            int overflow = 0;
+            for (int d = 0; d < ti.ndim; d++) {
                 in[i].shape[d] = ti.shape[d] == FERRY_DIM_BATCH ? random_n : ti.shape[d];
-            int64_t numel = ferry_tensor_numel(&in[i]);
+                overflow |= __builtin_mul_overflow(numel, in[i].shape[d], &numel);
+            }
+            if (overflow || (uint64_t)numel > SIZE_MAX / 2 / sizeof(float)) {
+                fprintf(stderr, "ferry run: --random %lld: input '%s' would not fit in memory\n",
+                        (long long)random_n, ti.name);
+                rc = 2;
+                goto done;
+            }
             if (ti.dtype != FERRY_F32) {
                 fprintf(stderr, "ferry run: --random makes float32 data; input '%s' is %s\n",
                         ti.name, ferry_dtype_name(ti.dtype));

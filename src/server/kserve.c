@@ -503,6 +503,10 @@ bool kserve_submit(srv_request *r)
             BAD("input '%.100s': batch %lld differs from the other inputs' %lld", name,
                 (long long)t->shape[0], (long long)batch);
         batch = t->shape[0];
+        /* Bounds every allocation below: a shape is the client's word only. */
+        if (batch > m->max_batch)
+            BAD("input '%.100s': batch %lld is larger than the model's max batch %lld", name,
+                (long long)batch, (long long)m->max_batch);
         int64_t numel = batch * m->in_sample_numel[k];
         t->dtype = mi->dtype;
         in_mem[k] = malloc((size_t)numel * ferry_dtype_size(mi->dtype) + 1);

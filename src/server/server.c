@@ -182,6 +182,7 @@ ferry_status ferry_server_add_model(ferry_server *s, const char *name, const cha
         }
         m->in_sample_numel[i] = n;
     }
+    m->max_batch = ferry_engine_get_config(e)->max_batch;
     for (int i = 0; i < m->n_out; i++) {
         if ((st = ferry_model_output(mdl, i, &m->out[i])) != FERRY_OK)
             goto fail;

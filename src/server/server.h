@@ -27,6 +27,7 @@ typedef struct srv_model {
     ferry_tensor_info *in, *out;
     int64_t *in_sample_numel; /* elements of one sample (batch dimension dropped) */
     int64_t *out_sample_numel;
+    int64_t max_batch; /* the engine's: no request may be larger, checked before allocating */
     atomic_uint_fast64_t n_success, n_failure; /* infer responses 200 / not 200 */
 } srv_model;
 

@@ -408,6 +408,10 @@ class BadRequests(unittest.TestCase):
         self.bad(infer_body(np.zeros((256,))), "shape does not match")
         self.bad(infer_body(np.zeros((1, 1, 256))), "shape does not match")
         self.bad(infer_body(np.zeros((0, 256))), "batch dimension")
+        # a huge claimed shape is refused before anything is allocated
+        body = infer_body(np.zeros((1, 256)))
+        body["inputs"][0]["shape"] = [1000000000000, 256]
+        self.bad(body, "larger than the model's max batch")
         body = infer_body(np.zeros((2, 256)))
         body["inputs"][0]["data"].pop()
         self.bad(body, "511 elements")

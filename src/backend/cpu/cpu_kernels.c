@@ -37,7 +37,7 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
-static inline float act_relu(float v) { return v > 0.0f ? v : 0.0f; }
+static inline float act_relu(float v) { return v < 0.0f ? 0.0f : v; } /* NaN stays NaN, as in PyTorch */
 static inline float act_leaky(float v, float a) { return v >= 0.0f ? v : a * v; }
 static inline float act_gelu_tanh(float v)
 {
