@@ -51,7 +51,9 @@ static void usage(FILE *f)
         "  --device cpu|cuda|cuda:N default cpu\n"
         "  --workers N              engine threads (CPU) or streams (CUDA); default 1 on\n"
         "                           the CPU (its backend spreads each GEMM over the\n"
-        "                           cores, so batches grow larger) and 4 streams on CUDA\n"
+        "                           cores, so batches grow larger) and 4 streams on CUDA;\n"
+        "                           on the CPU each GEMM runs on one thread unless\n"
+        "                           FERRY_CPU_THREADS says otherwise\n"
         "  --precision P            fp32 (default), tf32, fp16, bf16\n"
         "  --max-batch N            most samples in one batch (default 256)\n"
         "  --max-delay-us N         longest the first request of a batch waits (default 500)\n"
@@ -200,8 +202,14 @@ static int serve_model(ferry_server *srv, const serve_opts *o, const model_spec 
     ferry_engine *e = NULL;
     ferry_batcher *b = NULL;
     ferry_engine_config ec = o->eng;
+    int on_cpu = strncmp(ec.device ? ec.device : "cpu", "cuda", 4) != 0;
     if (ec.workers == 0) /* measured best for serving: BENCHMARKS.md, batcher */
-        ec.workers = strncmp(ec.device ? ec.device : "cpu", "cuda", 4) ? 1 : 4;
+        ec.workers = on_cpu ? 1 : 4;
+    /* Serving batches are small and the HTTP threads already keep the cores
+     * busy: the CPU backend's GEMM helper threads would only compete with
+     * them (BENCHMARKS.md, server). FERRY_CPU_THREADS set by the user wins. */
+    if (on_cpu)
+        setenv("FERRY_CPU_THREADS", "1", 0);
     ferry_status st = ferry_model_load(ms->path, &m);
     if (st == FERRY_OK)
         st = ferry_engine_create(m, &ec, &e);
