@@ -294,6 +294,32 @@ static void test_unary(void **state)
     }
 }
 
+/* NaN in stays NaN out through Relu, as in PyTorch (max(0, NaN) would
+ * silently turn a poisoned input into zeros). */
+static void test_relu_nan(void **state)
+{
+    (void)state;
+    graph *g = graph_new();
+    int64_t d[2] = {B, 4};
+    int x = inp(g, "x", 2, d), y = outp(g, "y", 2, d);
+    node(g, OP_RELU, 1, &x, 1, &y);
+    run_io io;
+    io_alloc(g, &io, 1, -1.0f, 1.0f);
+    float *in = io.in[0];
+    in[0] = NAN;
+    in[1] = -2.0f;
+    in[2] = 3.0f;
+    in[3] = -0.0f;
+    assert_int_equal(run(g, 1, &io), FERRY_OK);
+    const float *out = io.out[0];
+    assert_true(isnan(out[0]));
+    assert_true(out[1] == 0.0f);
+    assert_true(out[2] == 3.0f);
+    assert_true(out[3] == 0.0f);
+    io_free(&io);
+    graph_free(g);
+}
+
 /* ----------------------------------------------------------------- gemm */
 
 static double ref_act(act_kind a, double v, float aa)
@@ -894,7 +920,7 @@ int main(void)
         cmocka_unit_test(test_cast_round_trip), cmocka_unit_test(test_chain_and_views),
         cmocka_unit_test(test_f16_constant),    cmocka_unit_test(test_unsupported_precision),
         cmocka_unit_test(test_unsupported_node), cmocka_unit_test(test_bad_batch),
-        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_registry),        cmocka_unit_test(test_relu_nan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
