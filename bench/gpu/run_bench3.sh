@@ -16,7 +16,7 @@ for w in 6 8; do
       --concurrency 256,1024 --duration $D --quiet 2>&1 | tail -2
 done
 for mb in 32768 16384 8192; do for w in 4 8; do
-  echo "65536 fp16: chunks of $mb over $w streams, 8 in flight"
+  echo "65536 fp16: one synchronous call at a time, split into chunks of $mb over $w streams"
   $F bench $M --device cuda --sweep --precision fp16 --io-dtype f16 --graphs --workers $w \
       --max-batch $mb --inflight 8 --batch-sizes 65536 --duration $D --quiet 2>&1 | tail -1
 done; done
