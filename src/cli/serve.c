@@ -205,11 +205,7 @@ static int serve_model(ferry_server *srv, const serve_opts *o, const model_spec 
     int on_cpu = strncmp(ec.device ? ec.device : "cpu", "cuda", 4) != 0;
     if (ec.workers == 0) /* measured best for serving: BENCHMARKS.md, batcher */
         ec.workers = on_cpu ? 1 : 4;
-    /* Serving batches are small and the HTTP threads already keep the cores
-     * busy: the CPU backend's GEMM helper threads would only compete with
-     * them (BENCHMARKS.md, server). FERRY_CPU_THREADS set by the user wins. */
-    if (on_cpu)
-        setenv("FERRY_CPU_THREADS", "1", 0);
+
     ferry_status st = ferry_model_load(ms->path, &m);
     if (st == FERRY_OK)
         st = ferry_engine_create(m, &ec, &e);
@@ -363,6 +359,12 @@ int cmd_serve(int argc, char **argv)
     }
 
     rc = 1;
+    /* Serving batches are small and the HTTP threads already keep the cores
+     * busy: the CPU backend's GEMM helper threads would only compete with
+     * them (BENCHMARKS.md, server). FERRY_CPU_THREADS set by the user wins.
+     * Set before any thread exists: setenv is not thread-safe. */
+    if (strncmp(o.eng.device ? o.eng.device : "cpu", "cuda", 4) != 0)
+        setenv("FERRY_CPU_THREADS", "1", 0);
     ferry_status st = ferry_server_create(&o.srv, &srv);
     if (st != FERRY_OK) {
         fprintf(stderr, "ferry serve: %s\n", ferry_last_error());
