@@ -186,17 +186,16 @@ typedef void (*ferry_done_fn)(void *user, ferry_status st);
  * exactly once, after the outputs are written. The tensors' memory must
  * stay valid until then; the tensor structs themselves are copied. */
 ferry_status ferry_engine_submit(ferry_engine *e, const ferry_tensor *inputs, int n_in,
-                                 ferry_tensor *outputs, int n_out, ferry_done_fn done,
-                                 void *user);
+                                 ferry_tensor *outputs, int n_out, ferry_done_fn done, void *user);
 
 /* Device description ("cpu", "cuda:0 NVIDIA H100 80GB HBM3") of an engine. */
 const char *ferry_engine_device(const ferry_engine *e);
 const ferry_engine_config *ferry_engine_get_config(const ferry_engine *e);
 
 typedef struct ferry_engine_stats {
-    uint64_t batches;     /* batches run */
-    uint64_t samples;     /* samples run */
-    uint64_t compute_us;  /* summed wall time from dispatch to completion */
+    uint64_t batches;    /* batches run */
+    uint64_t samples;    /* samples run */
+    uint64_t compute_us; /* summed wall time from dispatch to completion */
 } ferry_engine_stats;
 void ferry_engine_get_stats(const ferry_engine *e, ferry_engine_stats *out);
 
@@ -243,17 +242,17 @@ typedef struct ferry_batcher ferry_batcher;
 #define FERRY_MAX_PREFERRED 8
 
 typedef struct ferry_batcher_config {
-    int max_batch;            /* samples per batch; default: the engine's max_batch */
-    int64_t max_delay_us;     /* longest the first request of a batch waits; default 500.
-                                 While fewer batches are running than the engine has
-                                 workers, a forming batch leaves at once: an idle
-                                 device gains nothing from waiting (not with
-                                 preferred_batch_sizes set, which wait for their size) */
+    int max_batch;        /* samples per batch; default: the engine's max_batch */
+    int64_t max_delay_us; /* longest the first request of a batch waits; default 500.
+                             While fewer batches are running than the engine has
+                             workers, a forming batch leaves at once: an idle
+                             device gains nothing from waiting (not with
+                             preferred_batch_sizes set, which wait for their size) */
     int preferred_batch_sizes[FERRY_MAX_PREFERRED]; /* dispatch when reached */
-    int n_preferred;          /* default 0 */
-    int max_queue;            /* queued requests beyond which submit is FERRY_EBUSY; default 65536 */
+    int n_preferred;                                /* default 0 */
+    int max_queue; /* queued requests beyond which submit is FERRY_EBUSY; default 65536 */
     int64_t default_timeout_us; /* per-request deadline when none given; 0 = none */
-    int priority_levels;      /* 1..8; higher priority value served first; default 1 */
+    int priority_levels;        /* 1..8; higher priority value served first; default 1 */
 } ferry_batcher_config;
 
 void ferry_batcher_config_init(ferry_batcher_config *cfg);
@@ -283,17 +282,16 @@ typedef void (*ferry_request_fn)(void *user, ferry_status st);
  * FERRY_EINVAL/ESHAPE/EDTYPE for bad tensors or k > max_batch; then cb is
  * never called. opts may be NULL. */
 ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
-                                  ferry_tensor *outputs, int n_out,
-                                  const ferry_request_opts *opts, ferry_request_fn cb,
-                                  void *user);
+                                  ferry_tensor *outputs, int n_out, const ferry_request_opts *opts,
+                                  ferry_request_fn cb, void *user);
 
 /* Blocking form of submit: returns the request's final status. */
 ferry_status ferry_batcher_infer(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
-                                 ferry_tensor *outputs, int n_out,
-                                 const ferry_request_opts *opts);
+                                 ferry_tensor *outputs, int n_out, const ferry_request_opts *opts);
 
 /* Histogram buckets: upper bounds, the last is +Inf. */
-#define FERRY_LAT_BUCKETS 16   /* microseconds: 50,100,250,500,1e3,2.5e3,5e3,1e4,2.5e4,5e4,1e5,2.5e5,5e5,1e6,1e7,+Inf */
+#define FERRY_LAT_BUCKETS                                                                          \
+    16 /* microseconds: 50,100,250,500,1e3,2.5e3,5e3,1e4,2.5e4,5e4,1e5,2.5e5,5e5,1e6,1e7,+Inf */
 #define FERRY_BATCH_BUCKETS 18 /* samples: 1,2,4,...,65536,+Inf */
 extern const double ferry_lat_bucket_bounds_us[FERRY_LAT_BUCKETS - 1];
 
@@ -314,10 +312,10 @@ void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *out);
 typedef struct ferry_server ferry_server;
 
 typedef struct ferry_server_config {
-    const char *host;   /* default "127.0.0.1" */
-    int port;           /* default 8000; 0 picks a free port */
-    size_t max_body;    /* bytes; default 64 MiB; larger bodies get 413 */
-    int threads;        /* HTTP threads; default: number of cores */
+    const char *host; /* default "127.0.0.1" */
+    int port;         /* default 8000; 0 picks a free port */
+    size_t max_body;  /* bytes; default 64 MiB; larger bodies get 413 */
+    int threads;      /* HTTP threads; default: number of cores */
 } ferry_server_config;
 
 void ferry_server_config_init(ferry_server_config *cfg);

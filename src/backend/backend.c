@@ -25,7 +25,10 @@ const ferry_backend_ops *backend_find(const char *name)
     return NULL;
 }
 
-const ferry_backend_ops *const *backend_list(void) { return backends; }
+const ferry_backend_ops *const *backend_list(void)
+{
+    return backends;
+}
 
 /* Appends to buf at *used, never past len, always NUL-terminated. */
 static void append(char *buf, size_t len, size_t *used, const char *s)
@@ -48,8 +51,8 @@ void ferry_backends_describe(char *buf, size_t len)
     for (int i = 0; backends[i]; i++) {
         int n = 0;
         desc[0] = '\0';
-        ferry_status st = backends[i]->probe ? backends[i]->probe(&n, desc, sizeof desc)
-                                             : FERRY_EDEVICE;
+        ferry_status st =
+            backends[i]->probe ? backends[i]->probe(&n, desc, sizeof desc) : FERRY_EDEVICE;
         if (st != FERRY_OK) {
             snprintf(line, sizeof line, "%s: built; no device usable (%s)\n", backends[i]->name,
                      ferry_status_str(st));

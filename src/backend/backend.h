@@ -26,15 +26,15 @@ typedef struct backend_event backend_event;
 typedef struct backend_graph backend_graph;
 
 typedef struct backend_opts {
-    int device;                /* device index */
+    int device; /* device index */
     ferry_precision precision;
-    ferry_dtype io_dtype;      /* dtype of float inputs/outputs in device I/O buffers */
-    int64_t max_batch;         /* largest batch forward() will be given */
+    ferry_dtype io_dtype; /* dtype of float inputs/outputs in device I/O buffers */
+    int64_t max_batch;    /* largest batch forward() will be given */
 } backend_opts;
 
 typedef struct ferry_backend_ops {
-    const char *name;    /* "cpu", "cuda" */
-    int host_visible;    /* 1: device memory is host memory; the engine skips staging copies */
+    const char *name; /* "cpu", "cuda" */
+    int host_visible; /* 1: device memory is host memory; the engine skips staging copies */
 
     /* Number of devices and a one-line description of each ("cuda:0 NVIDIA H100 ..."),
      * newline-separated, into desc. FERRY_EDEVICE if the runtime is absent. */

@@ -21,7 +21,8 @@
 #include "batcher/futex.h"
 #include "util/error.h"
 
-#define ACQUIRE_POLL_US 1000 /* look at new arrivals' deadlines this often while the engine is full */
+#define ACQUIRE_POLL_US                                                                            \
+    1000 /* look at new arrivals' deadlines this often while the engine is full */
 #define DRAIN_POLL_US 1000
 
 /* ------------------------------------------------------------- config */
@@ -41,7 +42,8 @@ static ferry_status check_config(ferry_batcher_config *c, int engine_max)
     if (c->max_batch == 0)
         c->max_batch = engine_max;
     if (c->max_batch < 0 || c->max_batch > engine_max)
-        return ferry_fail(FERRY_EINVAL, "batcher: max_batch %d is outside 1..%d (the engine's max_batch)",
+        return ferry_fail(FERRY_EINVAL,
+                          "batcher: max_batch %d is outside 1..%d (the engine's max_batch)",
                           c->max_batch, engine_max);
     if (c->max_delay_us < 0)
         return ferry_fail(FERRY_EINVAL, "batcher: max_delay_us %lld is negative",
@@ -51,9 +53,10 @@ static ferry_status check_config(ferry_batcher_config *c, int engine_max)
                           FERRY_MAX_PREFERRED);
     for (int i = 0; i < c->n_preferred; i++)
         if (c->preferred_batch_sizes[i] < 1 || c->preferred_batch_sizes[i] > c->max_batch)
-            return ferry_fail(FERRY_EINVAL,
-                              "batcher: preferred_batch_sizes[%d] = %d is outside 1..max_batch (%d)",
-                              i, c->preferred_batch_sizes[i], c->max_batch);
+            return ferry_fail(
+                FERRY_EINVAL,
+                "batcher: preferred_batch_sizes[%d] = %d is outside 1..max_batch (%d)", i,
+                c->preferred_batch_sizes[i], c->max_batch);
     if (c->max_queue < 1 || c->max_queue > BATCHER_MAX_QUEUE)
         return ferry_fail(FERRY_EINVAL, "batcher: max_queue %d is outside 1..%d", c->max_queue,
                           BATCHER_MAX_QUEUE);
@@ -179,9 +182,8 @@ static ferry_status check_tensors(const ferry_batcher *b, const io_desc *d, int 
         return ferry_fail(FERRY_EINVAL, "batcher: %ss is NULL", what);
     for (int i = 0; i < n; i++) {
         if (t[i].dtype != d[i].dtype)
-            return ferry_fail(FERRY_EDTYPE, "batcher: %s '%s' is %s, expected %s", what,
-                              d[i].name, ferry_dtype_name(t[i].dtype),
-                              ferry_dtype_name(d[i].dtype));
+            return ferry_fail(FERRY_EDTYPE, "batcher: %s '%s' is %s, expected %s", what, d[i].name,
+                              ferry_dtype_name(t[i].dtype), ferry_dtype_name(d[i].dtype));
         int bad = t[i].ndim != d[i].ndim;
         for (int j = 1; !bad && j < d[i].ndim; j++)
             bad = t[i].shape[j] != d[i].shape[j];
@@ -221,8 +223,8 @@ static int ceil_log2(int64_t n)
 }
 
 ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
-                                  ferry_tensor *outputs, int n_out,
-                                  const ferry_request_opts *opts, ferry_request_fn cb, void *user)
+                                  ferry_tensor *outputs, int n_out, const ferry_request_opts *opts,
+                                  ferry_request_fn cb, void *user)
 {
     if (!b || !cb)
         return ferry_fail(FERRY_EINVAL, "batcher: submit needs a batcher and a callback");
@@ -779,8 +781,8 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
         slab_init(&b->bufs[cl], ((size_t)1 << cl) * b->in_sample_bytes, 1 << 20);
     b->slabs_ready = 1;
     /* warm-up: enough nodes for a few batches without growing */
-    if (!slab_reserve(&b->nodes, (uint32_t)(c.max_batch * 4 < c.max_queue ? c.max_batch * 4
-                                                                           : c.max_queue))) {
+    if (!slab_reserve(&b->nodes,
+                      (uint32_t)(c.max_batch * 4 < c.max_queue ? c.max_batch * 4 : c.max_queue))) {
         st = ferry_fail(FERRY_ENOMEM, "batcher: out of memory for request nodes");
         goto fail;
     }

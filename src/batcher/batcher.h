@@ -56,11 +56,11 @@ typedef struct bnode {
     void *user;
     int64_t t_submit, deadline; /* us; deadline BATCHER_NEVER = none */
     int32_t k, prio;
-    int64_t off;         /* first sample in its batch */
-    void *extra;         /* input buffer from a class slab when k > inline_k */
+    int64_t off; /* first sample in its batch */
+    void *extra; /* input buffer from a class slab when k > inline_k */
     int extra_class;
-    unsigned char *in;   /* k samples of input 0, then of input 1, ... */
-    void *outs[];        /* n_out output pointers, then the inline input bytes */
+    unsigned char *in; /* k samples of input 0, then of input 1, ... */
+    void *outs[];      /* n_out output pointers, then the inline input bytes */
 } bnode;
 
 /* A batch in formation or in flight: owns one engine slot. */
@@ -68,7 +68,7 @@ typedef struct batch {
     struct ferry_batcher *b;
     engine_slot *slot;
     bnode *head, *tail;
-    int64_t n;            /* samples */
+    int64_t n; /* samples */
     int32_t n_req;
     int64_t depart;       /* first request's submit + max_delay */
     int64_t min_deadline; /* earliest deadline inside */
@@ -109,13 +109,13 @@ struct ferry_batcher {
     slab nodes, batches, bufs[BATCHER_MAX_CLASSES];
 
     /* hot, written by submitters: each on its own cache line */
-    alignas(64) _Atomic uint64_t queued;  /* QUEUED_PACK of requests waiting */
-    alignas(64) atomic_uint outstanding;  /* accepted, not yet completed (+ calls in flight) */
-    alignas(64) atomic_int closing;       /* destroy has started */
-    alignas(64) atomic_uint wake_seq;     /* futex word the dispatcher sleeps on */
-    _Atomic int64_t want;                 /* queued samples at which to wake it */
-    alignas(64) atomic_int inflight;      /* our batches in the engine */
-    int eager_inflight;                   /* below this many, a forming batch leaves at once */
+    alignas(64) _Atomic uint64_t queued; /* QUEUED_PACK of requests waiting */
+    alignas(64) atomic_uint outstanding; /* accepted, not yet completed (+ calls in flight) */
+    alignas(64) atomic_int closing;      /* destroy has started */
+    alignas(64) atomic_uint wake_seq;    /* futex word the dispatcher sleeps on */
+    _Atomic int64_t want;                /* queued samples at which to wake it */
+    alignas(64) atomic_int inflight;     /* our batches in the engine */
+    int eager_inflight;                  /* below this many, a forming batch leaves at once */
     inbox inboxes[BATCHER_MAX_LEVELS];
 
     /* dispatcher thread only */

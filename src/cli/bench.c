@@ -49,8 +49,8 @@ typedef struct opts {
 
 typedef struct point {
     int64_t batch;
-    double sps;               /* samples/s */
-    double p50, p90, p99;     /* us per call */
+    double sps;           /* samples/s */
+    double p50, p90, p99; /* us per call */
 } point;
 
 typedef struct stack_row {
@@ -251,8 +251,8 @@ static void flight_done(void *user, ferry_status st)
     pthread_mutex_unlock(&f->mu);
 }
 
-static ferry_status sweep_pipelined(const opts *o, ferry_engine *e, const ferry_model *m,
-                                    int64_t n, double *lat, size_t cap, point *pt)
+static ferry_status sweep_pipelined(const opts *o, ferry_engine *e, const ferry_model *m, int64_t n,
+                                    double *lat, size_t cap, point *pt)
 {
     int k = o->inflight;
     io_bufs *b = calloc((size_t)k, sizeof *b);
@@ -298,8 +298,8 @@ static ferry_status sweep_pipelined(const opts *o, ferry_engine *e, const ferry_
             done_batches++;
         }
         f.t_sub[i] = ferry_now_us();
-        st = ferry_engine_submit(e, b[i].in, b[i].n_in, b[i].out, b[i].n_out, flight_done,
-                                 &args[i]);
+        st =
+            ferry_engine_submit(e, b[i].in, b[i].n_in, b[i].out, b[i].n_out, flight_done, &args[i]);
         if (st != FERRY_OK) {
             pthread_mutex_lock(&f.mu);
             f.free_idx[f.n_free++] = i;
@@ -502,7 +502,10 @@ static ferry_status run_threading(const opts *o, const ferry_model *m, point *th
 
 /* ------------------------------------------------------------ stack */
 
-static int stack_rows(void) { return 5; }
+static int stack_rows(void)
+{
+    return 5;
+}
 
 static ferry_status run_stack(const opts *o, const ferry_model *m, stack_row *rows)
 {
@@ -578,8 +581,8 @@ static ferry_status run_batcher(const opts *o, const ferry_model *m, brow *rows)
         if ((st = ferry_batcher_create(e, &bc, &b)) != FERRY_OK)
             break;
         rows[k].conc = o->conc[k];
-        st = batcher_bench_closed_loop(b, (int)o->conc[k], o->duration, &rows[k].rps,
-                                       &rows[k].p50, &rows[k].p99, &rows[k].mean_batch);
+        st = batcher_bench_closed_loop(b, (int)o->conc[k], o->duration, &rows[k].rps, &rows[k].p50,
+                                       &rows[k].p99, &rows[k].mean_batch);
         ferry_batcher_destroy(b);
         prog_done++;
     }
@@ -631,22 +634,23 @@ static void write_svg(const char *path, const point *pts, int n, const point *th
             "fill='white'/>\n<text x='%.0f' y='24' font-size='15'>%s</text>\n",
             W, H, L, title);
     for (double y = ymin; y <= ymax * 1.001; y *= 10) {
-        fprintf(f, "<line x1='%.1f' x2='%.1f' y1='%.1f' y2='%.1f' stroke='#ddd'/>", L, W - R,
-                YS(y), YS(y));
-        fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='end'>%.0e</text>\n", L - 6, YS(y) + 4,
-                y);
+        fprintf(f, "<line x1='%.1f' x2='%.1f' y1='%.1f' y2='%.1f' stroke='#ddd'/>", L, W - R, YS(y),
+                YS(y));
+        fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='end'>%.0e</text>\n", L - 6, YS(y) + 4, y);
     }
     for (int i = 0; i < n; i++)
         fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle'>%lld</text>\n",
                 XS((double)pts[i].batch), H - B + 18, (long long)pts[i].batch);
     fprintf(f, "<text x='%.0f' y='%.0f' text-anchor='middle'>batch size / parallel units</text>\n",
             (L + W - R) / 2, H - 20);
-    fprintf(f, "<text transform='translate(18,%.0f) rotate(-90)' "
-               "text-anchor='middle'>samples/s</text>\n", (T + H - B) / 2);
+    fprintf(f,
+            "<text transform='translate(18,%.0f) rotate(-90)' "
+            "text-anchor='middle'>samples/s</text>\n",
+            (T + H - B) / 2);
     const point *series[2] = {pts, thr};
     int counts[2] = {n, n_thr};
-    const char *colors[2] = {"#1f77b4", "#d62728"}, *names[2] = {"batching (1 caller, batch b)",
-                                                                  "threading (b callers, batch 1)"};
+    const char *colors[2] = {"#1f77b4", "#d62728"},
+               *names[2] = {"batching (1 caller, batch b)", "threading (b callers, batch 1)"};
     for (int s = 0; s < 2; s++) {
         if (!counts[s])
             continue;
@@ -657,8 +661,9 @@ static void write_svg(const char *path, const point *pts, int n, const point *th
         for (int i = 0; i < counts[s]; i++)
             fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n",
                     XS((double)series[s][i].batch), YS(series[s][i].sps), colors[s]);
-        fprintf(f, "<rect x='%.0f' y='%.0f' width='12' height='3' fill='%s'/>"
-                   "<text x='%.0f' y='%.0f'>%s</text>\n",
+        fprintf(f,
+                "<rect x='%.0f' y='%.0f' width='12' height='3' fill='%s'/>"
+                "<text x='%.0f' y='%.0f'>%s</text>\n",
                 L + 10, T + 10 + s * 18.0, colors[s], L + 28, T + 15 + s * 18.0, names[s]);
     }
 #undef XS
@@ -721,19 +726,22 @@ static int best_device(char *buf, size_t len)
 
 int cmd_bench(int argc, char **argv)
 {
-    opts o = {.precision = FERRY_PRECISION_FP32, .threads = 8, .duration = 1.0, .workers = 0,
-              .io_dtype = FERRY_F32, .inflight = 1};
+    opts o = {.precision = FERRY_PRECISION_FP32,
+              .threads = 8,
+              .duration = 1.0,
+              .workers = 0,
+              .io_dtype = FERRY_F32,
+              .inflight = 1};
     static const int64_t def_sizes[] = {1, 4, 8, 16, 32, 256};
     static const int64_t def_conc[] = {1, 16, 64, 256, 1024};
     char devbuf[64];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = !strcmp(a, "--batch-sizes") || !strcmp(a, "--device") ||
-                    !strcmp(a, "--precision") || !strcmp(a, "--duration") ||
-                    !strcmp(a, "--json") || !strcmp(a, "--plot") || !strcmp(a, "--concurrency") ||
-                    !strcmp(a, "--threads") || !strcmp(a, "--workers") ||
-                    !strcmp(a, "--max-batch") || !strcmp(a, "--io-dtype") ||
-                    !strcmp(a, "--inflight");
+        int takes =
+            !strcmp(a, "--batch-sizes") || !strcmp(a, "--device") || !strcmp(a, "--precision") ||
+            !strcmp(a, "--duration") || !strcmp(a, "--json") || !strcmp(a, "--plot") ||
+            !strcmp(a, "--concurrency") || !strcmp(a, "--threads") || !strcmp(a, "--workers") ||
+            !strcmp(a, "--max-batch") || !strcmp(a, "--io-dtype") || !strcmp(a, "--inflight");
         if (takes && !v) {
             fprintf(stderr, "ferry bench: %s needs a value\n", a);
             return 2;
@@ -936,8 +944,8 @@ int cmd_bench(int argc, char **argv)
                                                  : thr[at].sps / pts[k].sps);
     }
     if (o.stack) {
-        printf("\nOptimization stack\n%-26s %-40s %13s %8s %11s\n", "step", "config",
-               "samples/s", "gain", "cumulative");
+        printf("\nOptimization stack\n%-26s %-40s %13s %8s %11s\n", "step", "config", "samples/s",
+               "gain", "cumulative");
         double prev = 0, base = rows[0].sps;
         for (int k = 0; k < 5; k++) {
             if (rows[k].skipped[0]) {
@@ -954,7 +962,8 @@ int cmd_bench(int argc, char **argv)
     }
     if (o.batcher) {
         printf("\nDynamic batcher, closed loop, one sample per request\n%12s %13s %10s %10s "
-               "%11s\n", "concurrency", "requests/s", "p50 us", "p99 us", "mean batch");
+               "%11s\n",
+               "concurrency", "requests/s", "p50 us", "p99 us", "mean batch");
         for (int k = 0; k < o.n_conc; k++) {
             printf("%12lld ", (long long)brows[k].conc);
             print_num(brows[k].rps);

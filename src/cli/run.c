@@ -53,7 +53,7 @@ int cmd_run(int argc, char **argv)
 #define NEEDV()                                                                                    \
     do {                                                                                           \
         if (!v) {                                                                                  \
-            fprintf(stderr, "ferry run: %s needs a value\n", a);                                  \
+            fprintf(stderr, "ferry run: %s needs a value\n", a);                                   \
             return 2;                                                                              \
         }                                                                                          \
         i++;                                                                                       \

@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <unistd.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -226,6 +227,21 @@ static int serve_model(ferry_server *srv, const serve_opts *o, const model_spec 
     return 0;
 }
 
+static int stop_pipe[2] = {-1, -1};
+static volatile sig_atomic_t stop_signal;
+
+/* Async-signal-safe: records the signal and wakes main. */
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    char c = (char)sig;
+    stop_signal = sig;
+    if (write(stop_pipe[1], &c, 1) < 0) {
+        /* the pipe is full: main is already awake */
+    }
+    errno = saved;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     serve_opts o = {0};
@@ -343,13 +359,21 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
 
-    /* Block the stop signals before any thread exists, so that every
-     * thread inherits the mask and only sigwait below ever sees them. */
-    sigset_t stop_set;
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGINT);
-    sigaddset(&stop_set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    /* A handler, not sigwait: libraries start threads before main (OpenBLAS
+     * does), and a SIGTERM delivered to one of those with the signal
+     * unblocked would kill the process instead of stopping it. The handler
+     * runs on whichever thread gets the signal and wakes main through a pipe. */
+    if (pipe(stop_pipe) != 0) {
+        fprintf(stderr, "ferry serve: pipe: %s\n", strerror(errno));
+        goto done;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* a connection is a descriptor: allow as many as the hard limit does */
     struct rlimit rl;
@@ -362,7 +386,7 @@ int cmd_serve(int argc, char **argv)
     /* Serving batches are small and the HTTP threads already keep the cores
      * busy: the CPU backend's GEMM helper threads would only compete with
      * them (BENCHMARKS.md, server). FERRY_CPU_THREADS set by the user wins.
-     * Set before any thread exists: setenv is not thread-safe. */
+     * Set before Ferry starts threads: setenv is not thread-safe. */
     if (strncmp(o.eng.device ? o.eng.device : "cpu", "cuda", 4) != 0)
         setenv("FERRY_CPU_THREADS", "1", 0);
     ferry_status st = ferry_server_create(&o.srv, &srv);
@@ -387,9 +411,10 @@ int cmd_serve(int argc, char **argv)
     fprintf(stderr, "listening on port %d\n", port);
     fflush(stderr);
 
-    int sig = 0;
-    while (sigwait(&stop_set, &sig) != 0)
+    char sigc = 0;
+    while (read(stop_pipe[0], &sigc, 1) < 0 && errno == EINTR)
         ;
+    int sig = stop_signal;
     fprintf(stderr, "ferry serve: %s: stopping (answering accepted requests)\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
     st = ferry_server_stop(srv);

@@ -23,7 +23,6 @@
 #include "util/format.h"
 #include "util/timeutil.h"
 
-
 void ferry_engine_config_init(ferry_engine_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -378,9 +377,15 @@ void engine_slot_release(engine_slot *s)
     pthread_mutex_unlock(&e->free_mu);
 }
 
-void *engine_slot_input(engine_slot *s, int i) { return s->stage_in[i]; }
+void *engine_slot_input(engine_slot *s, int i)
+{
+    return s->stage_in[i];
+}
 
-const void *engine_slot_output(const engine_slot *s, int i) { return s->stage_out[i]; }
+const void *engine_slot_output(const engine_slot *s, int i)
+{
+    return s->stage_out[i];
+}
 
 ferry_status engine_slot_submit(engine_slot *s, int64_t n, engine_slot_done_fn done, void *user)
 {
@@ -395,10 +400,22 @@ ferry_status engine_slot_submit(engine_slot *s, int64_t n, engine_slot_done_fn d
     return FERRY_OK;
 }
 
-size_t engine_input_sample_bytes(const ferry_engine *e, int i) { return e->in_sample_bytes[i]; }
-size_t engine_output_sample_bytes(const ferry_engine *e, int i) { return e->out_sample_bytes[i]; }
-int engine_max_batch(const ferry_engine *e) { return e->cfg.max_batch; }
-const ferry_model *engine_model(const ferry_engine *e) { return e->model; }
+size_t engine_input_sample_bytes(const ferry_engine *e, int i)
+{
+    return e->in_sample_bytes[i];
+}
+size_t engine_output_sample_bytes(const ferry_engine *e, int i)
+{
+    return e->out_sample_bytes[i];
+}
+int engine_max_batch(const ferry_engine *e)
+{
+    return e->cfg.max_batch;
+}
+const ferry_model *engine_model(const ferry_engine *e)
+{
+    return e->model;
+}
 
 /* ------------------------------------------------------------ validation */
 
@@ -424,8 +441,8 @@ static ferry_status check_tensor(const ferry_tensor *t, const graph_value *v, fe
         else
             ferry_shape_str(got_s, sizeof got_s, t->ndim, t->shape);
         if (*n >= 0 && t->ndim == v->ndim)
-            return ferry_fail(FERRY_ESHAPE, "%s '%s' has shape %s, expected %s with N = %lld",
-                              what, v->name, got_s, want_s, (long long)*n);
+            return ferry_fail(FERRY_ESHAPE, "%s '%s' has shape %s, expected %s with N = %lld", what,
+                              v->name, got_s, want_s, (long long)*n);
         return ferry_fail(FERRY_ESHAPE, "%s '%s' has shape %s, expected %s", what, v->name, got_s,
                           want_s);
     }
@@ -444,8 +461,8 @@ static ferry_status validate_io(const ferry_engine *e, const ferry_tensor *input
         return ferry_fail(FERRY_EINVAL, "inputs/outputs must not be NULL");
     *n = -1;
     for (int i = 0; i < n_in; i++)
-        if ((st = check_tensor(&inputs[i], &e->g->values[e->g->inputs[i]], e->in_dtype[i],
-                               "input", n)) != FERRY_OK)
+        if ((st = check_tensor(&inputs[i], &e->g->values[e->g->inputs[i]], e->in_dtype[i], "input",
+                               n)) != FERRY_OK)
             return st;
     for (int i = 0; i < n_out; i++)
         if ((st = check_tensor(&outputs[i], &e->g->values[e->g->outputs[i]], e->out_dtype[i],
@@ -723,7 +740,10 @@ ferry_status ferry_engine_warmup(ferry_engine *e)
     return st;
 }
 
-const char *ferry_engine_device(const ferry_engine *e) { return e ? e->device_name : ""; }
+const char *ferry_engine_device(const ferry_engine *e)
+{
+    return e ? e->device_name : "";
+}
 
 const ferry_engine_config *ferry_engine_get_config(const ferry_engine *e)
 {

@@ -21,10 +21,10 @@ typedef struct worker worker;
 struct engine_slot {
     ferry_engine *e;
     worker *w;
-    int index;                           /* within the worker */
-    void *stage_in[ENGINE_MAX_IO];       /* host staging (pinned on CUDA) */
+    int index;                     /* within the worker */
+    void *stage_in[ENGINE_MAX_IO]; /* host staging (pinned on CUDA) */
     void *stage_out[ENGINE_MAX_IO];
-    void *dev_in[ENGINE_MAX_IO];         /* device I/O buffers (== staging when host-visible) */
+    void *dev_in[ENGINE_MAX_IO]; /* device I/O buffers (== staging when host-visible) */
     void *dev_out[ENGINE_MAX_IO];
     void *arena;
     backend_event *ev;
@@ -32,16 +32,16 @@ struct engine_slot {
 
     /* the job in this slot */
     int64_t n;
-    const void *src[ENGINE_MAX_IO];      /* caller input memory, or NULL: staging */
-    void *dst[ENGINE_MAX_IO];            /* caller output memory, or NULL: staging */
+    const void *src[ENGINE_MAX_IO]; /* caller input memory, or NULL: staging */
+    void *dst[ENGINE_MAX_IO];       /* caller output memory, or NULL: staging */
     engine_slot_done_fn done;
     void *user;
-    ferry_done_fn user_done;             /* for ferry_engine_submit: done is a trampoline */
+    ferry_done_fn user_done; /* for ferry_engine_submit: done is a trampoline */
     void *user_arg;
     int64_t t_start;
     ferry_status st;
-    int in_use;                          /* acquired and not yet released */
-    engine_slot *next;                   /* free list / job queues */
+    int in_use;        /* acquired and not yet released */
+    engine_slot *next; /* free list / job queues */
 };
 
 struct worker {
@@ -51,11 +51,11 @@ struct worker {
     engine_slot *slots;
     int n_slots;
 
-    pthread_mutex_t issue_mu;            /* one thread at a time queues work on stream */
-    pthread_mutex_t mu;                  /* guards the two queues and stop */
+    pthread_mutex_t issue_mu; /* one thread at a time queues work on stream */
+    pthread_mutex_t mu;       /* guards the two queues and stop */
     pthread_cond_t cv_jobs, cv_flight;
-    engine_slot *jobs_head, *jobs_tail;      /* submitted, not yet issued */
-    engine_slot *flight_head, *flight_tail;  /* issued, not yet complete (async devices) */
+    engine_slot *jobs_head, *jobs_tail;     /* submitted, not yet issued */
+    engine_slot *flight_head, *flight_tail; /* issued, not yet complete (async devices) */
     int stop;
     pthread_t thread, done_thread;
     int have_thread, have_done_thread;
@@ -71,23 +71,23 @@ struct ferry_engine {
     int device_index;
 
     int n_in, n_out;
-    size_t in_sample_bytes[ENGINE_MAX_IO];  /* per sample, io dtype */
+    size_t in_sample_bytes[ENGINE_MAX_IO]; /* per sample, io dtype */
     size_t out_sample_bytes[ENGINE_MAX_IO];
-    ferry_dtype in_dtype[ENGINE_MAX_IO];    /* dtype the caller passes */
+    ferry_dtype in_dtype[ENGINE_MAX_IO]; /* dtype the caller passes */
     ferry_dtype out_dtype[ENGINE_MAX_IO];
 
-    int64_t buckets[ENGINE_MAX_BUCKETS];    /* batch sizes graphs are captured for */
+    int64_t buckets[ENGINE_MAX_BUCKETS]; /* batch sizes graphs are captured for */
     int n_buckets;
 
     worker *workers;
     int n_workers;
 
-    pthread_mutex_t free_mu;                /* guards every worker's free slots */
+    pthread_mutex_t free_mu; /* guards every worker's free slots */
     pthread_cond_t free_cv;
-    engine_slot **free_slots;               /* stack of free slots */
+    engine_slot **free_slots; /* stack of free slots */
     int n_free;
     int total_slots;
-    atomic_uint rr;                         /* round-robin start for slot choice */
+    atomic_uint rr; /* round-robin start for slot choice */
     int shutting_down;
 
     atomic_uint_least64_t st_batches, st_samples, st_compute_us;

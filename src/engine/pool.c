@@ -24,8 +24,8 @@ struct ferry_pool {
     size_t bytes;
     int size;
     void **bufs;
-    unsigned char *out;  /* per buffer: handed out now */
-    int *free_idx;       /* stack of free buffer indices */
+    unsigned char *out; /* per buffer: handed out now */
+    int *free_idx;      /* stack of free buffer indices */
     int n_free;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -46,8 +46,8 @@ static ferry_status open_backend(ferry_pool *p, const char *name, int index)
     p->empty = graph_new();
     if (!p->empty)
         return FERRY_ENOMEM;
-    backend_opts o = {.device = index, .precision = FERRY_PRECISION_FP32,
-                      .io_dtype = FERRY_F32, .max_batch = 1};
+    backend_opts o = {
+        .device = index, .precision = FERRY_PRECISION_FP32, .io_dtype = FERRY_F32, .max_batch = 1};
     return p->ops->ctx_create(p->empty, &o, &p->ctx);
 }
 
@@ -219,15 +219,14 @@ ferry_status ferry_pool_acquire(ferry_pool *p, int64_t timeout_us, ferry_tensor 
         int rc = 0;
         if (timeout_us < 0)
             pthread_cond_wait(&p->cv, &p->mu);
-        else if (timeout_us == 0 || (rc = pthread_cond_timedwait(&p->cv, &p->mu, &dl)) ==
-                                        ETIMEDOUT) {
+        else if (timeout_us == 0 ||
+                 (rc = pthread_cond_timedwait(&p->cv, &p->mu, &dl)) == ETIMEDOUT) {
             if (p->n_free)
                 break;
             p->st.timeouts++;
             pthread_mutex_unlock(&p->mu);
-            return ferry_fail(FERRY_ETIMEDOUT,
-                              "pool exhausted: all %d tensors in use for %lld us", p->size,
-                              (long long)timeout_us);
+            return ferry_fail(FERRY_ETIMEDOUT, "pool exhausted: all %d tensors in use for %lld us",
+                              p->size, (long long)timeout_us);
         }
     }
     hand_out(p, out);
@@ -264,8 +263,10 @@ ferry_status ferry_pool_release(ferry_pool *p, const ferry_tensor *t)
     pthread_mutex_lock(&p->mu);
     if (!p->out[i]) {
         pthread_mutex_unlock(&p->mu);
-        return ferry_fail(FERRY_EINVAL, "ferry_pool_release: tensor %d (%p) is not acquired "
-                                        "(double release?)", i, t->data);
+        return ferry_fail(FERRY_EINVAL,
+                          "ferry_pool_release: tensor %d (%p) is not acquired "
+                          "(double release?)",
+                          i, t->data);
     }
     p->out[i] = 0;
     p->free_idx[p->n_free++] = i;

@@ -15,18 +15,18 @@
 #include "ferry.h"
 
 typedef enum op_kind {
-    OP_GEMM,        /* Y = act(alpha*op(A)*op(B) + beta*C); also MatMul with a 2-D constant B */
-    OP_MATMUL,      /* numpy matmul with broadcasting over batch dims */
+    OP_GEMM,   /* Y = act(alpha*op(A)*op(B) + beta*C); also MatMul with a 2-D constant B */
+    OP_MATMUL, /* numpy matmul with broadcasting over batch dims */
     OP_ADD,
     OP_SUB,
     OP_MUL,
     OP_DIV,
     OP_POW,
     OP_RELU,
-    OP_LEAKY_RELU,  /* alpha */
+    OP_LEAKY_RELU, /* alpha */
     OP_SIGMOID,
     OP_TANH,
-    OP_GELU,        /* exact (erf) GELU; approximate = 1 selects the tanh form */
+    OP_GELU, /* exact (erf) GELU; approximate = 1 selects the tanh form */
     OP_ERF,
     OP_SQRT,
     OP_SOFTMAX,     /* axis */
@@ -44,7 +44,7 @@ typedef enum op_kind {
 typedef enum act_kind {
     ACT_NONE = 0,
     ACT_RELU,
-    ACT_GELU,       /* exact, erf form */
+    ACT_GELU, /* exact, erf form */
     ACT_GELU_TANH,
     ACT_LEAKY_RELU, /* act_alpha */
     ACT_SIGMOID,
@@ -58,36 +58,36 @@ typedef struct graph_value {
     ferry_dtype dtype;
     int ndim;
     int64_t dims[FERRY_MAX_DIMS];
-    int is_input;   /* a graph input (caller's data) */
-    int is_output;  /* a graph output (caller's data) */
-    int is_const;   /* initializer or folded constant: data holds it */
-    void *data;     /* host data of a constant, dense, in dtype; owned by the graph */
-    int producer;   /* index of the node that writes it, or -1 */
+    int is_input;  /* a graph input (caller's data) */
+    int is_output; /* a graph output (caller's data) */
+    int is_const;  /* initializer or folded constant: data holds it */
+    void *data;    /* host data of a constant, dense, in dtype; owned by the graph */
+    int producer;  /* index of the node that writes it, or -1 */
     int n_consumers;
-    int alias;      /* value whose storage this one shares (views), or -1 */
+    int alias; /* value whose storage this one shares (views), or -1 */
 } graph_value;
 
 #define GRAPH_MAX_IO 4
 
 typedef struct graph_node {
     op_kind op;
-    char *name;     /* ONNX node name, or "<op>_<index>" when it had none */
+    char *name; /* ONNX node name, or "<op>_<index>" when it had none */
     int n_in, n_out;
-    int in[GRAPH_MAX_IO];  /* value indices; -1 for an absent optional input */
+    int in[GRAPH_MAX_IO]; /* value indices; -1 for an absent optional input */
     int out[GRAPH_MAX_IO];
     /* Attributes; each op reads the ones it documents above. */
     int axis;
-    float alpha, beta;     /* Gemm alpha/beta, LeakyRelu alpha */
+    float alpha, beta; /* Gemm alpha/beta, LeakyRelu alpha */
     int trans_a, trans_b;
-    act_kind act;          /* OP_GEMM epilogue */
-    float act_alpha;       /* LeakyRelu slope for ACT_LEAKY_RELU */
+    act_kind act;    /* OP_GEMM epilogue */
+    float act_alpha; /* LeakyRelu slope for ACT_LEAKY_RELU */
     float epsilon;
-    int approximate;       /* OP_GELU */
+    int approximate; /* OP_GELU */
     int keepdims;
     int n_axes;
     int64_t axes[FERRY_MAX_DIMS];
-    ferry_dtype to;        /* OP_CAST */
-    int dead;              /* removed by a pass; skipped by plan and backends */
+    ferry_dtype to; /* OP_CAST */
+    int dead;       /* removed by a pass; skipped by plan and backends */
 } graph_node;
 
 typedef struct graph {
@@ -95,9 +95,9 @@ typedef struct graph {
     int n_values, cap_values;
     graph_node *nodes;
     int n_nodes, cap_nodes;
-    int *inputs;   /* graph inputs (non-initializer), in ONNX order */
+    int *inputs; /* graph inputs (non-initializer), in ONNX order */
     int n_inputs;
-    int *outputs;  /* graph outputs, in ONNX order */
+    int *outputs; /* graph outputs, in ONNX order */
     int n_outputs;
     int64_t opset;
     char *producer; /* producer_name of the ModelProto */
@@ -107,12 +107,12 @@ typedef struct graph {
  * each non-constant, non-caller value lives in one shared arena. Values
  * whose lifetimes do not overlap share bytes. */
 typedef struct graph_plan {
-    int *order;          /* node indices to execute (views excluded) */
+    int *order; /* node indices to execute (views excluded) */
     int n_order;
-    size_t *offset;      /* per value: arena byte offset; SIZE_MAX if not in the arena */
-    size_t arena_bytes;  /* total arena size (each region 64-byte aligned) */
+    size_t *offset;     /* per value: arena byte offset; SIZE_MAX if not in the arena */
+    size_t arena_bytes; /* total arena size (each region 64-byte aligned) */
     int64_t max_batch;
-    size_t elem_bytes;   /* bytes per element the plan was made for */
+    size_t elem_bytes; /* bytes per element the plan was made for */
 } graph_plan;
 
 /* ---- building (used by the loader, the passes and tests) */
@@ -124,8 +124,8 @@ int graph_add_value(graph *g, const char *name, ferry_dtype dt, int ndim, const 
 int graph_add_node(graph *g, op_kind op, const char *name, int n_in, const int *in, int n_out,
                    const int *out);
 int graph_find_value(const graph *g, const char *name); /* -1 if absent */
-const char *op_name(op_kind op);                       /* "Gemm", "Relu", ... */
-const char *act_name(act_kind a);                      /* "relu", "gelu", ... */
+const char *op_name(op_kind op);                        /* "Gemm", "Relu", ... */
+const char *act_name(act_kind a);                       /* "relu", "gelu", ... */
 
 /* ---- shapes */
 /* Elements of value v for batch n (the batch dim replaced by n). */
@@ -149,8 +149,7 @@ ferry_status onnx_load_file(const char *path, graph **out);
 ferry_status onnx_load_buffer(const void *buf, size_t len, const char *base_dir, graph **out);
 
 /* ---- planning */
-ferry_status graph_plan_make(const graph *g, int64_t max_batch, size_t elem_bytes,
-                             graph_plan *out);
+ferry_status graph_plan_make(const graph *g, int64_t max_batch, size_t elem_bytes, graph_plan *out);
 void graph_plan_free(graph_plan *p);
 
 /* Parameter count (elements of all constants). */

@@ -71,9 +71,15 @@ void ferry_model_destroy(ferry_model *m)
     free(m);
 }
 
-int ferry_model_num_inputs(const ferry_model *m) { return m ? m->g->n_inputs : 0; }
+int ferry_model_num_inputs(const ferry_model *m)
+{
+    return m ? m->g->n_inputs : 0;
+}
 
-int ferry_model_num_outputs(const ferry_model *m) { return m ? m->g->n_outputs : 0; }
+int ferry_model_num_outputs(const ferry_model *m)
+{
+    return m ? m->g->n_outputs : 0;
+}
 
 static ferry_status model_info(const ferry_model *m, const int *list, int n, int i,
                                const char *what, ferry_tensor_info *out)
@@ -81,8 +87,8 @@ static ferry_status model_info(const ferry_model *m, const int *list, int n, int
     if (!m || !out)
         return ferry_fail(FERRY_EINVAL, "ferry_model_%s: NULL argument", what);
     if (i < 0 || i >= n)
-        return ferry_fail(FERRY_EINVAL, "model '%s': %s %d out of range (it has %d)", m->path,
-                          what, i, n);
+        return ferry_fail(FERRY_EINVAL, "model '%s': %s %d out of range (it has %d)", m->path, what,
+                          i, n);
     const graph_value *v = &m->g->values[list[i]];
     memset(out, 0, sizeof *out);
     out->name = v->name;

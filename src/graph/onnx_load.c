@@ -29,8 +29,8 @@
 #define OPSET_MAX 21
 
 typedef struct name_map {
-    int *slot; /* value index + 1; 0 = empty */
-    size_t cap;  /* power of two */
+    int *slot;  /* value index + 1; 0 = empty */
+    size_t cap; /* power of two */
 } name_map;
 
 /* An output the IR cannot represent (Dropout's mask, LayerNorm's mean):
@@ -44,8 +44,8 @@ typedef struct loader {
     graph *g;
     const Onnx__GraphProto *gp;
     const char *base_dir;
-    size_t len;         /* bytes of the serialized model */
-    size_t raw_bytes;   /* raw_data bytes taken so far */
+    size_t len;       /* bytes of the serialized model */
+    size_t raw_bytes; /* raw_data bytes taken so far */
     int64_t opset;
     const Onnx__ModelProto *mp;
     name_map names;
@@ -55,7 +55,10 @@ typedef struct loader {
 
 /* ------------------------------------------------------------ names */
 
-static const char *str_or_empty(const char *s) { return s ? s : ""; }
+static const char *str_or_empty(const char *s)
+{
+    return s ? s : "";
+}
 
 static uint64_t name_hash(const char *s)
 {
@@ -112,11 +115,16 @@ static int add_named(loader *ld, const char *name, ferry_dtype dt, int ndim, con
 static ferry_dtype map_dtype(int32_t t)
 {
     switch (t) {
-    case FERRY_F32: case FERRY_U8: case FERRY_I8: case FERRY_I32: case FERRY_I64:
-    case FERRY_BOOL: case FERRY_F16: case FERRY_F64: case FERRY_BF16:
-        return (ferry_dtype)t;
-    default:
-        return FERRY_DTYPE_UNDEFINED;
+    case FERRY_F32:
+    case FERRY_U8:
+    case FERRY_I8:
+    case FERRY_I32:
+    case FERRY_I64:
+    case FERRY_BOOL:
+    case FERRY_F16:
+    case FERRY_F64:
+    case FERRY_BF16: return (ferry_dtype)t;
+    default: return FERRY_DTYPE_UNDEFINED;
     }
 }
 
@@ -178,12 +186,12 @@ static ferry_status read_external(const loader *ld, const Onnx__TensorProto *t, 
             location = e->value;
         } else if (!strcmp(e->key, "offset")) {
             if (parse_size_field(e->value, &offset))
-                return ferry_fail(FERRY_EPARSE, "%s: external data offset '%s' is not a size",
-                                  what, str_or_empty(e->value));
+                return ferry_fail(FERRY_EPARSE, "%s: external data offset '%s' is not a size", what,
+                                  str_or_empty(e->value));
         } else if (!strcmp(e->key, "length")) {
             if (parse_size_field(e->value, &length))
-                return ferry_fail(FERRY_EPARSE, "%s: external data length '%s' is not a size",
-                                  what, str_or_empty(e->value));
+                return ferry_fail(FERRY_EPARSE, "%s: external data length '%s' is not a size", what,
+                                  str_or_empty(e->value));
         }
     }
     if (!location || !*location)
@@ -218,7 +226,8 @@ static ferry_status read_external(const loader *ld, const Onnx__TensorProto *t, 
         st = ferry_fail(FERRY_EIO, "%s: external data '%s' is not a regular file", what, path);
         goto out;
     }
-    if ((uint64_t)offset > (uint64_t)sb.st_size || bytes > (uint64_t)sb.st_size - (uint64_t)offset) {
+    if ((uint64_t)offset > (uint64_t)sb.st_size ||
+        bytes > (uint64_t)sb.st_size - (uint64_t)offset) {
         st = ferry_fail(FERRY_EPARSE,
                         "%s: external data '%s' has %lld bytes; %zu needed at offset %lld", what,
                         path, (long long)sb.st_size, bytes, (long long)offset);
@@ -249,8 +258,8 @@ static ferry_status read_typed(const Onnx__TensorProto *t, ferry_dtype dt, const
     default: have = t->n_int32_data; break;
     }
     if (have != n)
-        return ferry_fail(FERRY_EPARSE, "%s: has %zu %s elements of data, its dims say %lld",
-                          what, have, ferry_dtype_name(dt), (long long)numel);
+        return ferry_fail(FERRY_EPARSE, "%s: has %zu %s elements of data, its dims say %lld", what,
+                          have, ferry_dtype_name(dt), (long long)numel);
     if (!n)
         return FERRY_OK;
     switch (dt) {
@@ -283,7 +292,7 @@ static ferry_status read_typed(const Onnx__TensorProto *t, ferry_dtype dt, const
 /* Makes a constant value named name from a TensorProto. what names the
  * tensor in messages ("initializer 'w'"). */
 static ferry_status tensor_to_value(loader *ld, const Onnx__TensorProto *t, const char *name,
-                                   const char *what, int *out)
+                                    const char *what, int *out)
 {
     if (!t)
         return ferry_fail(FERRY_EPARSE, "%s: no tensor", what);
@@ -301,8 +310,8 @@ static ferry_status tensor_to_value(loader *ld, const Onnx__TensorProto *t, cons
     if (numel < 0 || (uint64_t)numel > SIZE_MAX / esz)
         return ferry_fail(FERRY_EPARSE, "%s: invalid or too large dims", what);
     size_t bytes = (size_t)numel * esz;
-    int external = t->has_data_location &&
-                   t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    int external =
+        t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     int raw = !external && t->has_raw_data;
     /* Check what the data can hold before allocating what the dims claim. */
     if (raw) {
@@ -385,8 +394,9 @@ static ferry_status attr_int(const node_ctx *c, const char *name, int64_t def, i
     if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT) || !a->has_i)
         return attr_bad_type(c, name, "an int");
     if (a->i < lo || a->i > hi)
-        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): attribute '%s' is %lld, outside [%lld, %lld]",
-                          c->name, c->op, name, (long long)a->i, (long long)lo, (long long)hi);
+        return ferry_fail(FERRY_EPARSE,
+                          "node '%s' (%s): attribute '%s' is %lld, outside [%lld, %lld]", c->name,
+                          c->op, name, (long long)a->i, (long long)lo, (long long)hi);
     *out = a->i;
     return FERRY_OK;
 }
@@ -445,7 +455,10 @@ static const op_spec op_specs[] = {
     {"Cast", OP_CAST, 1, 1, 1, 1},
 };
 
-static int is_default_domain(const char *d) { return !d || !*d || !strcmp(d, "ai.onnx"); }
+static int is_default_domain(const char *d)
+{
+    return !d || !*d || !strcmp(d, "ai.onnx");
+}
 
 static int64_t domain_opset(const Onnx__ModelProto *mp, const char *domain)
 {
@@ -468,8 +481,9 @@ static const op_spec *find_op(const loader *ld, const Onnx__NodeProto *np, const
             if (!strcmp(op_specs[i].name, op))
                 return &op_specs[i];
     const char *dom = is_default_domain(np->domain) ? "ai.onnx" : np->domain;
-    ferry_fail(FERRY_EUNSUPPORTED, "node '%s' uses unsupported operator '%s' (domain %s, opset %lld)",
-               name, op, dom, (long long)domain_opset(ld->mp, np->domain));
+    ferry_fail(FERRY_EUNSUPPORTED,
+               "node '%s' uses unsupported operator '%s' (domain %s, opset %lld)", name, op, dom,
+               (long long)domain_opset(ld->mp, np->domain));
     return NULL;
 }
 
@@ -479,8 +493,8 @@ static ferry_status const_ints(const loader *ld, const node_ctx *c, int v, const
 {
     const graph_value *gv = &ld->g->values[v];
     if (!gv->is_const)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %s '%s' must be a constant",
-                          c->name, c->op, what, gv->name);
+        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %s '%s' must be a constant", c->name,
+                          c->op, what, gv->name);
     if (gv->dtype != FERRY_I64 || gv->ndim > 1)
         return ferry_fail(FERRY_EPARSE, "node '%s' (%s): %s '%s' must be a 1-D int64 tensor",
                           c->name, c->op, what, gv->name);
@@ -561,8 +575,7 @@ static ferry_status load_constant(loader *ld, const node_ctx *c)
 static ferry_status declare_outputs(loader *ld, const node_ctx *c, const op_spec *sp, size_t idx)
 {
     const Onnx__NodeProto *np = c->np;
-    if (np->n_output < 1 || (int)np->n_output > sp->max_out || !np->output[0] ||
-        !*np->output[0])
+    if (np->n_output < 1 || (int)np->n_output > sp->max_out || !np->output[0] || !*np->output[0])
         return ferry_fail(FERRY_EPARSE, "node '%s' (%s): has %zu outputs; expected 1 to %d",
                           c->name, c->op, np->n_output, sp->max_out);
     for (size_t k = 0; k < np->n_output; k++) {
@@ -665,8 +678,8 @@ static ferry_status load_node(loader *ld, const node_ctx *c, const op_spec *sp)
                                   c->name);
         }
     } else if (!strcmp(opn, "Softmax") || !strcmp(opn, "LogSoftmax")) {
-        if ((st = attr_int(c, "axis", ld->opset < 13 ? 1 : -1, -FERRY_MAX_DIMS,
-                           FERRY_MAX_DIMS - 1, &iv)))
+        if ((st = attr_int(c, "axis", ld->opset < 13 ? 1 : -1, -FERRY_MAX_DIMS, FERRY_MAX_DIMS - 1,
+                           &iv)))
             return st;
         tmp.axis = (int)iv;
     } else if (!strcmp(opn, "LayerNormalization")) {
@@ -692,8 +705,8 @@ static ferry_status load_node(loader *ld, const node_ctx *c, const op_spec *sp)
             if ((st = const_ints(ld, c, ins[1], "axes", &vals, &n)))
                 return st;
             if (n > FERRY_MAX_DIMS)
-                return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (ReduceMean): %lld axes",
-                                  c->name, (long long)n);
+                return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (ReduceMean): %lld axes", c->name,
+                                  (long long)n);
             for (int64_t i = 0; i < n; i++)
                 axes[i] = vals[i];
             n_axes = (int)n;
@@ -703,8 +716,7 @@ static ferry_status load_node(loader *ld, const node_ctx *c, const op_spec *sp)
             return st;
         if (iv && n_axes <= 0)
             return ferry_fail(FERRY_EUNSUPPORTED,
-                              "node '%s' (ReduceMean): noop_with_empty_axes without axes",
-                              c->name);
+                              "node '%s' (ReduceMean): noop_with_empty_axes without axes", c->name);
     } else if (!strcmp(opn, "Flatten")) {
         if ((st = attr_int(c, "axis", 1, -FERRY_MAX_DIMS, FERRY_MAX_DIMS, &iv)))
             return st;
@@ -714,8 +726,9 @@ static ferry_status load_node(loader *ld, const node_ctx *c, const op_spec *sp)
         if ((st = const_ints(ld, c, ins[1], "shape", &vals, &n)))
             return st;
         if (n > FERRY_MAX_DIMS)
-            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Reshape): target rank %lld; at most %d",
-                              c->name, (long long)n, FERRY_MAX_DIMS);
+            return ferry_fail(FERRY_EUNSUPPORTED,
+                              "node '%s' (Reshape): target rank %lld; at most %d", c->name,
+                              (long long)n, FERRY_MAX_DIMS);
         if ((st = attr_int(c, "allowzero", 0, 0, 1, &iv)))
             return st;
         /* allowzero only differs when the target holds a 0, i.e. an empty
@@ -744,8 +757,9 @@ static ferry_status load_node(loader *ld, const node_ctx *c, const op_spec *sp)
             return ferry_fail(FERRY_EPARSE, "node '%s' (Cast): attribute 'to' is missing", c->name);
         tmp.to = map_dtype((int32_t)iv);
         if (tmp.to == FERRY_DTYPE_UNDEFINED)
-            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Cast): target data type %lld is not supported",
-                              c->name, (long long)iv);
+            return ferry_fail(FERRY_EUNSUPPORTED,
+                              "node '%s' (Cast): target data type %lld is not supported", c->name,
+                              (long long)iv);
     }
     int outs[GRAPH_MAX_IO];
     int n_out = 0;
@@ -755,8 +769,8 @@ static ferry_status load_node(loader *ld, const node_ctx *c, const op_spec *sp)
             return ferry_fail(FERRY_EINTERNAL, "node '%s' (%s): output '%s' was not declared",
                               c->name, c->op, np->output[k]);
         if (g->values[outs[n_out]].producer >= 0)
-            return ferry_fail(FERRY_EPARSE, "node '%s' (%s): output '%s' is written twice",
-                              c->name, c->op, np->output[k]);
+            return ferry_fail(FERRY_EPARSE, "node '%s' (%s): output '%s' is written twice", c->name,
+                              c->op, np->output[k]);
         n_out++;
     }
     int ni = graph_add_node(g, op, c->name, n_in, ins, n_out, outs);
@@ -813,8 +827,8 @@ static ferry_status read_value_info(const Onnx__ValueInfoProto *vi, int is_input
         return FERRY_OK;
     }
     if (tt->shape->n_dim > FERRY_MAX_DIMS)
-        return ferry_fail(FERRY_EUNSUPPORTED, "%s '%s' has rank %zu; at most %d is supported",
-                          kind, name, tt->shape->n_dim, FERRY_MAX_DIMS);
+        return ferry_fail(FERRY_EUNSUPPORTED, "%s '%s' has rank %zu; at most %d is supported", kind,
+                          name, tt->shape->n_dim, FERRY_MAX_DIMS);
     *ndim = (int)tt->shape->n_dim;
     *has_shape = 1;
     for (int d = 0; d < *ndim; d++) {
@@ -828,9 +842,10 @@ static ferry_status read_value_info(const Onnx__ValueInfoProto *vi, int is_input
         if (d == 0 && !known) {
             dims[d] = FERRY_DIM_BATCH;
         } else if (!known) {
-            const char *why = dm && dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
-                                  ? dm->dim_param
-                                  : "unknown";
+            const char *why =
+                dm && dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+                    ? dm->dim_param
+                    : "unknown";
             return ferry_fail(FERRY_EUNSUPPORTED,
                               "input '%s' dimension %d is symbolic ('%s'); only dimension 0 "
                               "(the batch) may be",
@@ -954,8 +969,9 @@ static ferry_status check_declared_outputs(const loader *ld)
             char a[160], b[160];
             fmt_dims(a, sizeof a, ndim, dims, 1);
             fmt_dims(b, sizeof b, v->ndim, v->dims, 0);
-            return ferry_fail(FERRY_ESHAPE, "output '%s' is declared with shape %s but computed as %s",
-                              v->name, a, b);
+            return ferry_fail(FERRY_ESHAPE,
+                              "output '%s' is declared with shape %s but computed as %s", v->name,
+                              a, b);
         }
     }
     return FERRY_OK;
@@ -1032,7 +1048,8 @@ static ferry_status load_graph(loader *ld)
         if (v->n_consumers > 0 || v->is_output) {
             const Onnx__NodeProto *np = gp->node[ld->dropped[i].node];
             node_label(np, (size_t)ld->dropped[i].node, label, sizeof label);
-            st = ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): output '%s' is used; only the "
+            st = ferry_fail(FERRY_EUNSUPPORTED,
+                            "node '%s' (%s): output '%s' is used; only the "
                             "first output is supported",
                             label, str_or_empty(np->op_type), v->name);
             goto out;
@@ -1058,8 +1075,10 @@ ferry_status onnx_load_buffer(const void *buf, size_t len, const char *base_dir,
         return ferry_fail(FERRY_EPARSE, "not an ONNX model: the data is empty");
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
     if (!mp)
-        return ferry_fail(FERRY_EPARSE, "not an ONNX model: protobuf decoding failed (truncated "
-                          "or corrupt, %zu bytes)", len);
+        return ferry_fail(FERRY_EPARSE,
+                          "not an ONNX model: protobuf decoding failed (truncated "
+                          "or corrupt, %zu bytes)",
+                          len);
     if (!mp->has_ir_version || !mp->graph) {
         st = ferry_fail(FERRY_EPARSE, "not an ONNX model: %s is missing",
                         !mp->has_ir_version ? "ir_version" : "the graph");

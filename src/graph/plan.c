@@ -145,8 +145,7 @@ static int region_cmp_offset(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-ferry_status graph_plan_make(const graph *g, int64_t max_batch, size_t elem_bytes,
-                             graph_plan *out)
+ferry_status graph_plan_make(const graph *g, int64_t max_batch, size_t elem_bytes, graph_plan *out)
 {
     ferry_status st = FERRY_OK;
     int *topo = NULL, *end = NULL;
@@ -156,8 +155,10 @@ ferry_status graph_plan_make(const graph *g, int64_t max_batch, size_t elem_byte
         return ferry_fail(FERRY_EINVAL, "graph_plan_make: out is NULL");
     memset(out, 0, sizeof *out);
     if (!g || max_batch < 1 || elem_bytes == 0)
-        return ferry_fail(FERRY_EINVAL, "graph_plan_make: bad arguments (graph %p, max_batch %lld, "
-                          "elem_bytes %zu)", (const void *)g, (long long)max_batch, elem_bytes);
+        return ferry_fail(FERRY_EINVAL,
+                          "graph_plan_make: bad arguments (graph %p, max_batch %lld, "
+                          "elem_bytes %zu)",
+                          (const void *)g, (long long)max_batch, elem_bytes);
 
     int nn = g->n_nodes, nv = g->n_values;
     topo = malloc(((size_t)nn + 1) * sizeof *topo);
@@ -243,8 +244,9 @@ ferry_status graph_plan_make(const graph *g, int64_t max_batch, size_t elem_byte
                 numel *= dim;
             }
             if ((uint64_t)numel > (SIZE_MAX - PLAN_ALIGN) / esz) {
-                st = ferry_fail(FERRY_ESHAPE, "tensor '%s' is too large (%lld elements of %zu bytes)",
-                                gv->name, (long long)numel, esz);
+                st = ferry_fail(FERRY_ESHAPE,
+                                "tensor '%s' is too large (%lld elements of %zu bytes)", gv->name,
+                                (long long)numel, esz);
                 goto fail;
             }
             plan_region *rg = &regs[nr++];

@@ -42,8 +42,8 @@ static const char *dim_str(int64_t d, char *buf, size_t len)
     return buf;
 }
 
-#define SHAPE_STR(name, v) \
-    char name[192];        \
+#define SHAPE_STR(name, v)                                                                         \
+    char name[192];                                                                                \
     fmt_shape(name, sizeof name, (v)->ndim, (v)->dims)
 
 static ferry_status node_fail(const graph_node *n, ferry_status st, const char *msg)
@@ -104,11 +104,10 @@ static ferry_status broadcast(const graph_node *n, const graph_value *a, const g
         else {
             SHAPE_STR(sa, a);
             SHAPE_STR(sb, b);
-            return ferry_fail(FERRY_ESHAPE,
-                              "node '%s' (%s): inputs '%s' %s and '%s' %s do not broadcast%s",
-                              n->name, op_name(n->op), a->name, sa, b->name, sb,
-                              (da == B || db == B) ? " (the batch N broadcasts only with N or 1)"
-                                                   : "");
+            return ferry_fail(
+                FERRY_ESHAPE, "node '%s' (%s): inputs '%s' %s and '%s' %s do not broadcast%s",
+                n->name, op_name(n->op), a->name, sa, b->name, sb,
+                (da == B || db == B) ? " (the batch N broadcasts only with N or 1)" : "");
         }
     }
     if (count_batch(r, out) > 1) {
@@ -273,8 +272,8 @@ static ferry_status infer_reshape(graph *g, graph_node *n)
     for (int i = 0; i < tn; i++) {
         if (raw[i] == 0) {
             if (i >= x->ndim) {
-                snprintf(msg, sizeof msg, "shape entry %d is 0 (copy) but the input has rank %d",
-                         i, x->ndim);
+                snprintf(msg, sizeof msg, "shape entry %d is 0 (copy) but the input has rank %d", i,
+                         x->ndim);
                 return node_fail(n, FERRY_ESHAPE, msg);
             }
             t[i] = x->dims[i];
@@ -427,9 +426,10 @@ static ferry_status infer_layer_norm(graph *g, graph_node *n)
         if (!ok) {
             SHAPE_STR(sp, p);
             SHAPE_STR(sx, x);
-            snprintf(msg, sizeof msg, "input %s '%s' has shape %s; expected the normalized "
-                     "dims of %s from axis %d", k == 1 ? "scale" : "bias", p->name, sp, sx,
-                     (int)ax);
+            snprintf(msg, sizeof msg,
+                     "input %s '%s' has shape %s; expected the normalized "
+                     "dims of %s from axis %d",
+                     k == 1 ? "scale" : "bias", p->name, sp, sx, (int)ax);
             return node_fail(n, FERRY_ESHAPE, msg);
         }
     }
@@ -453,7 +453,8 @@ static ferry_status infer_softmax(graph *g, graph_node *n)
     if (g->opset > 0 && g->opset < 13 && ax != x->ndim - 1) {
         snprintf(msg, sizeof msg,
                  "axis %d with opset %lld (flatten semantics) is supported only on the last "
-                 "dimension", (int)ax, (long long)g->opset);
+                 "dimension",
+                 (int)ax, (long long)g->opset);
         return node_fail(n, FERRY_EUNSUPPORTED, msg);
     }
     n->axis = (int)ax;
@@ -472,8 +473,12 @@ static void arity(op_kind op, int *lo, int *hi)
     switch (op) {
     case OP_GEMM: *lo = 2, *hi = 3; break;
     case OP_LAYER_NORM: *lo = 2, *hi = 3; break;
-    case OP_MATMUL: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_POW:
-        *lo = 2, *hi = 2; break;
+    case OP_MATMUL:
+    case OP_ADD:
+    case OP_SUB:
+    case OP_MUL:
+    case OP_DIV:
+    case OP_POW: *lo = 2, *hi = 2; break;
     case OP_RESHAPE: *lo = 1, *hi = 2; break;
     default: *lo = 1, *hi = 1; break;
     }
@@ -490,8 +495,8 @@ static ferry_status infer_node(graph *g, graph_node *n)
             return node_fail(n, FERRY_EPARSE, "a required input is missing");
     const graph_value *a = &g->values[n->in[0]];
     char msg[512];
-    if (n->op != OP_CAST && n->op != OP_IDENTITY && n->op != OP_RESHAPE &&
-        n->op != OP_FLATTEN && !is_float(a->dtype)) {
+    if (n->op != OP_CAST && n->op != OP_IDENTITY && n->op != OP_RESHAPE && n->op != OP_FLATTEN &&
+        !is_float(a->dtype)) {
         snprintf(msg, sizeof msg, "input '%s' is %s; a floating-point type is required", a->name,
                  ferry_dtype_name(a->dtype));
         return node_fail(n, FERRY_EDTYPE, msg);
@@ -515,8 +520,7 @@ static ferry_status infer_node(graph *g, graph_node *n)
             }
         }
         break;
-    default:
-        break;
+    default: break;
     }
     switch (n->op) {
     case OP_GEMM: return infer_gemm(g, n);
@@ -541,12 +545,8 @@ static ferry_status infer_node(graph *g, graph_node *n)
     case OP_GELU:
     case OP_ERF:
     case OP_SQRT:
-    case OP_IDENTITY:
-        set_out(g, n->out[0], a->dtype, a->ndim, a->dims);
-        return FERRY_OK;
-    case OP_CAST:
-        set_out(g, n->out[0], n->to, a->ndim, a->dims);
-        return FERRY_OK;
+    case OP_IDENTITY: set_out(g, n->out[0], a->dtype, a->ndim, a->dims); return FERRY_OK;
+    case OP_CAST: set_out(g, n->out[0], n->to, a->ndim, a->dims); return FERRY_OK;
     case OP_SOFTMAX:
     case OP_LOG_SOFTMAX: return infer_softmax(g, n);
     case OP_LAYER_NORM: return infer_layer_norm(g, n);

@@ -7,9 +7,15 @@
 
 static _Thread_local char last_error[1024];
 
-const char *ferry_last_error(void) { return last_error; }
+const char *ferry_last_error(void)
+{
+    return last_error;
+}
 
-void ferry_clear_error(void) { last_error[0] = '\0'; }
+void ferry_clear_error(void)
+{
+    last_error[0] = '\0';
+}
 
 ferry_status ferry_fail(ferry_status st, const char *fmt, ...)
 {
@@ -81,10 +87,15 @@ const char *ferry_dtype_name(ferry_dtype dt)
 size_t ferry_dtype_size(ferry_dtype dt)
 {
     switch (dt) {
-    case FERRY_U8: case FERRY_I8: case FERRY_BOOL: return 1;
-    case FERRY_F16: case FERRY_BF16: return 2;
-    case FERRY_F32: case FERRY_I32: return 4;
-    case FERRY_F64: case FERRY_I64: return 8;
+    case FERRY_U8:
+    case FERRY_I8:
+    case FERRY_BOOL: return 1;
+    case FERRY_F16:
+    case FERRY_BF16: return 2;
+    case FERRY_F32:
+    case FERRY_I32: return 4;
+    case FERRY_F64:
+    case FERRY_I64: return 8;
     default: return 0;
     }
 }

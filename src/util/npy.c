@@ -49,8 +49,8 @@ typedef struct hdr_cursor {
 
 static ferry_status hdr_error(const hdr_cursor *c, const char *what)
 {
-    return ferry_fail(FERRY_EPARSE, "'%s': malformed .npy header: %s at header offset %ld",
-                      c->path, what, (long)(c->p - c->start));
+    return ferry_fail(FERRY_EPARSE, "'%s': malformed .npy header: %s at header offset %ld", c->path,
+                      what, (long)(c->p - c->start));
 }
 
 static void hdr_skip_ws(hdr_cursor *c)
@@ -116,9 +116,9 @@ static ferry_status hdr_dim(hdr_cursor *c, int64_t *v)
 typedef struct npy_header {
     const char *descr; /* points into the header text */
     size_t descr_len;
-    int structured;    /* descr is a list: a record dtype */
+    int structured; /* descr is a list: a record dtype */
     int fortran;
-    int ndim;          /* may exceed FERRY_MAX_DIMS; only the first dims are kept */
+    int ndim; /* may exceed FERRY_MAX_DIMS; only the first dims are kept */
     int64_t shape[FERRY_MAX_DIMS];
     ferry_dtype dtype; /* set by resolve_dtype */
 } npy_header;
@@ -275,9 +275,10 @@ static ferry_status parse_header(const char *path, const char *text, size_t len,
     if (c.p != c.end)
         return hdr_error(&c, "unexpected text after the dict");
     if (!seen_descr || !seen_order || !seen_shape)
-        return ferry_fail(FERRY_EPARSE,
-                          "'%s': malformed .npy header: missing key '%s'", path,
-                          !seen_descr ? "descr" : !seen_order ? "fortran_order" : "shape");
+        return ferry_fail(FERRY_EPARSE, "'%s': malformed .npy header: missing key '%s'", path,
+                          !seen_descr   ? "descr"
+                          : !seen_order ? "fortran_order"
+                                        : "shape");
     if ((st = resolve_dtype(path, h)))
         return st;
     if (h->fortran)
@@ -299,8 +300,8 @@ static ferry_status read_exact(FILE *f, const char *path, void *buf, size_t n, c
         return FERRY_OK;
     if (ferror(f))
         return ferry_fail(FERRY_EIO, "'%s': read error: %s", path, strerror(errno));
-    return ferry_fail(FERRY_EPARSE, "'%s': truncated .npy file: %s is %zu bytes short", path,
-                      what, n - got);
+    return ferry_fail(FERRY_EPARSE, "'%s': truncated .npy file: %s is %zu bytes short", path, what,
+                      n - got);
 }
 
 ferry_status npy_read(const char *path, ferry_tensor *out)
@@ -335,8 +336,8 @@ ferry_status npy_read(const char *path, ferry_tensor *out)
     }
     unsigned major = pre[6], minor = pre[7];
     if (major < 1 || major > 3 || minor != 0) {
-        st = ferry_fail(FERRY_EPARSE, "'%s': unknown .npy format version %u.%u", path, major,
-                        minor);
+        st =
+            ferry_fail(FERRY_EPARSE, "'%s': unknown .npy format version %u.%u", path, major, minor);
         goto fail;
     }
     size_t lenbytes = major == 1 ? 2 : 4, hlen = 0;
@@ -382,8 +383,8 @@ ferry_status npy_read(const char *path, ferry_tensor *out)
         goto fail;
     }
     if ((uint64_t)nbytes > (uint64_t)SIZE_MAX - 1) {
-        st = ferry_fail(FERRY_ENOMEM, "'%s': .npy data of %lld bytes does not fit in memory",
-                        path, (long long)nbytes);
+        st = ferry_fail(FERRY_ENOMEM, "'%s': .npy data of %lld bytes does not fit in memory", path,
+                        (long long)nbytes);
         goto fail;
     }
     data = malloc(nbytes ? (size_t)nbytes : 1);
@@ -453,8 +454,7 @@ ferry_status npy_write(const char *path, const ferry_tensor *t)
 
     /* 8 dims of at most 20 digits each fit easily in 512 bytes */
     char hdr[512];
-    int n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                     descr);
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     int64_t numel = 1, elsize = (int64_t)ferry_dtype_size(t->dtype);
     for (int i = 0; i < t->ndim; i++) {
         if (t->shape[i] < 0)

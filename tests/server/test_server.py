@@ -483,7 +483,7 @@ class Limits(unittest.TestCase):
             self.assertEqual(st, 200)
             c.close()
         finally:
-            self.assertEqual(s.stop(), 0)
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
 
     def test_503_queue_full_and_504_timeout(self):
         # One engine worker kept busy by batches of 256 samples: requests
@@ -544,7 +544,7 @@ class Limits(unittest.TestCase):
             # a 1 us deadline passes before the dispatcher can run the request
             self.expect_504(s, parameters={"timeout": 1})
         finally:
-            self.assertEqual(s.stop(), 0)
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
 
     def expect_504(self, s, **extra):
         """Deadlines of 1 us: (nearly) every request expires before it runs;
@@ -571,7 +571,7 @@ class Limits(unittest.TestCase):
             self.assertEqual(st, 200, data)
             c.close()
         finally:
-            self.assertEqual(s.stop(), 0)
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
 
 
 class Repository(unittest.TestCase):
@@ -600,7 +600,7 @@ class Repository(unittest.TestCase):
                 self.assertIn('model="mlp",version="2"', data.decode())
                 c.close()
             finally:
-                self.assertEqual(s.stop(), 0)
+                self.assertEqual(s.stop(), 0, "".join(s.lines))
 
 
 class Cli(unittest.TestCase):

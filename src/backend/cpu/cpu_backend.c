@@ -35,18 +35,18 @@ enum { LOC_NONE = 0, LOC_IN, LOC_OUT, LOC_CONST, LOC_ARENA };
 
 /* Where a value's bytes are during forward(); aliases share their root's. */
 typedef struct cpu_value {
-    int kind;          /* LOC_* */
-    int idx;           /* graph input/output index */
-    size_t off;        /* arena byte offset */
-    const void *data;  /* constant, in sdt */
-    ferry_dtype sdt;   /* stored dtype: f32 for every float tensor */
+    int kind;         /* LOC_* */
+    int idx;          /* graph input/output index */
+    size_t off;       /* arena byte offset */
+    const void *data; /* constant, in sdt */
+    ferry_dtype sdt;  /* stored dtype: f32 for every float tensor */
 } cpu_value;
 
 /* Per-node facts computed once at ctx_create. */
 typedef struct cpu_node {
-    cpu_bias_kind bias; /* OP_GEMM */
-    int axis;           /* Softmax/LogSoftmax/LayerNorm: normalized */
-    int flat;           /* Softmax before opset 13: [prod(<axis), prod(>=axis)] */
+    cpu_bias_kind bias;         /* OP_GEMM */
+    int axis;                   /* Softmax/LogSoftmax/LayerNorm: normalized */
+    int flat;                   /* Softmax before opset 13: [prod(<axis), prod(>=axis)] */
     int reduce[FERRY_MAX_DIMS]; /* OP_REDUCE_MEAN */
 } cpu_node;
 
@@ -84,7 +84,10 @@ static int is_known_dtype(ferry_dtype dt)
            dt == FERRY_U8 || dt == FERRY_BOOL;
 }
 
-static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+static size_t round64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
 
 static void *aligned_malloc(size_t bytes)
 {
@@ -114,7 +117,10 @@ static void cpu_model_name(char *buf, size_t len)
     fclose(f);
 }
 
-static const char *value_name(const graph *g, int v) { return v >= 0 ? g->values[v].name : "?"; }
+static const char *value_name(const graph *g, int v)
+{
+    return v >= 0 ? g->values[v].name : "?";
+}
 
 /* ------------------------------------------------------------------ probe */
 
@@ -126,8 +132,7 @@ static ferry_status cpu_probe(int *n_devices, char *desc, size_t desc_len)
     if (n_devices)
         *n_devices = 1;
     if (desc && desc_len)
-        snprintf(desc, desc_len, "cpu: %s, %ld cores, %s", model, cores,
-                 openblas_get_config());
+        snprintf(desc, desc_len, "cpu: %s, %ld cores, %s", model, cores, openblas_get_config());
     return FERRY_OK;
 }
 
@@ -157,10 +162,9 @@ static ferry_status check_bcast(const graph *g, const graph_node *nd, int64_t n)
             bad = x != 1 && x != y;
         }
         if (bad)
-            return ferry_fail(FERRY_ESHAPE,
-                              "node '%s' (%s): input '%s' does not broadcast to output '%s'",
-                              nd->name, op_name(nd->op), value_name(g, nd->in[k]),
-                              value_name(g, nd->out[0]));
+            return ferry_fail(
+                FERRY_ESHAPE, "node '%s' (%s): input '%s' does not broadcast to output '%s'",
+                nd->name, op_name(nd->op), value_name(g, nd->in[k]), value_name(g, nd->out[0]));
     }
     return FERRY_OK;
 }
@@ -194,9 +198,11 @@ static ferry_status prepare_gemm(const graph *g, const graph_node *nd, cpu_node 
                           nd->name, (long long)n);
     int64_t ny = graph_value_numel(&g->values[nd->out[0]], n);
     if (ny != M * N)
-        return ferry_fail(FERRY_ESHAPE, "node '%s' (Gemm): output '%s' has %lld elements, "
-                          "expected %lld x %lld", nd->name, value_name(g, nd->out[0]),
-                          (long long)ny, (long long)M, (long long)N);
+        return ferry_fail(FERRY_ESHAPE,
+                          "node '%s' (Gemm): output '%s' has %lld elements, "
+                          "expected %lld x %lld",
+                          nd->name, value_name(g, nd->out[0]), (long long)ny, (long long)M,
+                          (long long)N);
     cn->bias = CPU_BIAS_NONE;
     if (nd->n_in >= 3 && nd->in[2] >= 0) {
         const graph_value *c = &g->values[nd->in[2]];
@@ -234,7 +240,9 @@ static ferry_status prepare_node(backend_ctx *c, int k, int64_t n)
         return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (op %d): not supported by the cpu backend",
                           nd->name, (int)nd->op);
     int need_in = nd->op == OP_GEMM || nd->op == OP_MATMUL ||
-                  (nd->op >= OP_ADD && nd->op <= OP_POW) || nd->op == OP_LAYER_NORM ? 2 : 1;
+                          (nd->op >= OP_ADD && nd->op <= OP_POW) || nd->op == OP_LAYER_NORM
+                      ? 2
+                      : 1;
     if (nd->n_in < need_in || nd->n_out < 1 || nd->out[0] < 0)
         return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %d inputs, %d outputs", nd->name,
                           op_name(nd->op), nd->n_in, nd->n_out);
@@ -257,8 +265,8 @@ static ferry_status prepare_node(backend_ctx *c, int k, int64_t n)
         for (int i = 0; i < nd->n_out; i++) {
             int v = nd->out[i];
             if (v >= 0 && c->vals[v].sdt != FERRY_F32)
-                return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): output '%s' is %s",
-                                  nd->name, op_name(nd->op), value_name(g, v),
+                return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): output '%s' is %s", nd->name,
+                                  op_name(nd->op), value_name(g, v),
                                   ferry_dtype_name(g->values[v].dtype));
         }
     }
@@ -285,8 +293,10 @@ static ferry_status prepare_node(backend_ctx *c, int k, int64_t n)
             int ai = d - (m - na), bi = d - (m - nb);
             int64_t av = ai >= 0 ? ad[ai] : 1, bv = bi >= 0 ? bd[bi] : 1;
             if (av != bv && av != 1 && bv != 1)
-                return ferry_fail(FERRY_ESHAPE, "node '%s' (MatMul): batch dims %lld and %lld "
-                                  "do not broadcast", nd->name, (long long)av, (long long)bv);
+                return ferry_fail(FERRY_ESHAPE,
+                                  "node '%s' (MatMul): batch dims %lld and %lld "
+                                  "do not broadcast",
+                                  nd->name, (long long)av, (long long)bv);
             want *= av > bv ? av : bv;
         }
         if (graph_value_numel(&g->values[nd->out[0]], n) != want)
@@ -304,8 +314,9 @@ static ferry_status prepare_node(backend_ctx *c, int k, int64_t n)
     case OP_LAYER_NORM: {
         int axis = nd->axis < 0 ? nd->axis + r : nd->axis;
         if (axis < 0 || axis >= r)
-            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): axis %d out of range for rank %d",
-                              nd->name, op_name(nd->op), nd->axis, r);
+            return ferry_fail(FERRY_EUNSUPPORTED,
+                              "node '%s' (%s): axis %d out of range for rank %d", nd->name,
+                              op_name(nd->op), nd->axis, r);
         cn->axis = axis;
         cn->flat = nd->op != OP_LAYER_NORM && g->opset > 0 && g->opset < 13;
         if (nd->op == OP_LAYER_NORM) {
@@ -343,8 +354,9 @@ static ferry_status prepare_node(backend_ctx *c, int k, int64_t n)
                 kept *= xd[d];
         }
         if (graph_value_numel(&g->values[nd->out[0]], n) != kept)
-            return ferry_fail(FERRY_ESHAPE, "node '%s' (ReduceMean): output '%s' has the wrong size",
-                              nd->name, value_name(g, nd->out[0]));
+            return ferry_fail(FERRY_ESHAPE,
+                              "node '%s' (ReduceMean): output '%s' has the wrong size", nd->name,
+                              value_name(g, nd->out[0]));
         return FERRY_OK;
     }
     case OP_CAST:
@@ -548,8 +560,7 @@ static ferry_status cpu_ctx_create(const graph *g, const backend_opts *o, backen
 
     char model[128];
     cpu_model_name(model, sizeof model);
-    snprintf(c->name, sizeof c->name, "cpu (%s, %ld cores)", model,
-             sysconf(_SC_NPROCESSORS_ONLN));
+    snprintf(c->name, sizeof c->name, "cpu (%s, %ld cores)", model, sysconf(_SC_NPROCESSORS_ONLN));
     *out = c;
     return FERRY_OK;
 fail:
@@ -557,9 +568,15 @@ fail:
     return st;
 }
 
-static const char *cpu_ctx_device_name(backend_ctx *c) { return c ? c->name : "cpu"; }
+static const char *cpu_ctx_device_name(backend_ctx *c)
+{
+    return c ? c->name : "cpu";
+}
 
-static size_t cpu_arena_bytes(backend_ctx *c) { return c->arena_bytes; }
+static size_t cpu_arena_bytes(backend_ctx *c)
+{
+    return c->arena_bytes;
+}
 
 /* ----------------------------------------------------------------- memory */
 
@@ -590,7 +607,10 @@ static ferry_status cpu_stream_create(backend_ctx *c, backend_stream **out)
     return FERRY_OK;
 }
 
-static void cpu_stream_destroy(backend_stream *s) { free(s); }
+static void cpu_stream_destroy(backend_stream *s)
+{
+    free(s);
+}
 
 static ferry_status cpu_copy(backend_stream *s, void *dst, const void *src, size_t bytes)
 {
@@ -622,7 +642,10 @@ static ferry_status cpu_event_create(backend_ctx *c, backend_event **out)
     return FERRY_OK;
 }
 
-static void cpu_event_destroy(backend_event *e) { free(e); }
+static void cpu_event_destroy(backend_event *e)
+{
+    free(e);
+}
 
 static ferry_status cpu_event_record(backend_event *e, backend_stream *s)
 {

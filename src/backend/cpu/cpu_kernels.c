@@ -19,8 +19,8 @@
 #include "backend/cpu/cpu_parallel.h"
 
 #ifdef FERRY_HAVE_DNNL
-#include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 #endif
 
 #include "util/half.h"
@@ -37,8 +37,14 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
-static inline float act_relu(float v) { return v < 0.0f ? 0.0f : v; } /* NaN stays NaN, as in PyTorch */
-static inline float act_leaky(float v, float a) { return v >= 0.0f ? v : a * v; }
+static inline float act_relu(float v)
+{
+    return v < 0.0f ? 0.0f : v;
+} /* NaN stays NaN, as in PyTorch */
+static inline float act_leaky(float v, float a)
+{
+    return v >= 0.0f ? v : a * v;
+}
 static inline float act_gelu_tanh(float v)
 {
     return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
@@ -62,7 +68,10 @@ static inline float vexpf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    union { uint32_t u; float f; } s = {.u = (uint32_t)((int32_t)n + 127) << 23};
+    union {
+        uint32_t u;
+        float f;
+    } s = {.u = (uint32_t)((int32_t)n + 127) << 23};
     return p * s.f;
 }
 
@@ -93,7 +102,10 @@ static inline float act_gelu(float v)
     return 0.5f * v * c;
 }
 
-static inline float act_sigmoid(float v) { return 1.0f / (1.0f + vexpf(-v)); }
+static inline float act_sigmoid(float v)
+{
+    return 1.0f / (1.0f + vexpf(-v));
+}
 
 /* One pass over a row: y = act(y + beta*b[j]) (b != NULL) or act(y + bs). */
 #define EPI_LOOP(F)                                                                                \
@@ -124,8 +136,14 @@ static int have_avx2(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 #define CPU_DISPATCH(name, params, args)                                                           \
-    CPU_AVX2 static void name##_avx2 params { name##_body args; }                                 \
-    static void name##_base params { name##_body args; }                                          \
+    CPU_AVX2 static void name##_avx2 params                                                        \
+    {                                                                                              \
+        name##_body args;                                                                          \
+    }                                                                                              \
+    static void name##_base params                                                                 \
+    {                                                                                              \
+        name##_body args;                                                                          \
+    }                                                                                              \
     static void name params                                                                        \
     {                                                                                              \
         if (have_avx2())                                                                           \
@@ -135,12 +153,16 @@ static int have_avx2(void)
     }
 #else
 #define CPU_DISPATCH(name, params, args)                                                           \
-    static void name params { name##_body args; }
+    static void name params                                                                        \
+    {                                                                                              \
+        name##_body args;                                                                          \
+    }
 #endif
 
-static inline __attribute__((always_inline)) void
-epilogue_row_body(float *restrict y, int64_t n, const float *restrict b, float bs, float beta,
-                  act_kind act, float aa)
+static inline __attribute__((always_inline)) void epilogue_row_body(float *restrict y, int64_t n,
+                                                                    const float *restrict b,
+                                                                    float bs, float beta,
+                                                                    act_kind act, float aa)
 {
     switch (act) {
     case ACT_NONE: EPI_LOOP(v); break;
@@ -242,8 +264,8 @@ static void gemm_block(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K
         int saved = omp_get_max_threads();
         if (saved != 1)
             omp_set_num_threads(1);
-        dnnl_status_t ds = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha,
-                                      A, lda, B, ldb, 0.0f, Y, ldy);
+        dnnl_status_t ds = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A,
+                                      lda, B, ldb, 0.0f, Y, ldy);
         if (saved != 1)
             omp_set_num_threads(saved);
         if (ds == dnnl_success)
@@ -323,8 +345,7 @@ void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 {
     if (M <= 0 || N <= 0)
         return;
-    gemm_args g = {trans_a, trans_b, M, N, K, alpha, beta, act_alpha, A, B, C, bias, act, Y,
-                   1, M};
+    gemm_args g = {trans_a, trans_b, M, N, K, alpha, beta, act_alpha, A, B, C, bias, act, Y, 1, M};
     int T = cpu_parallel_threads();
     double flops = 2.0 * (double)M * (double)N * (double)K;
     int64_t chunks = 1;

@@ -41,9 +41,9 @@ static struct {
     pthread_once_t once;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    cpu_job *cur;        /* under mu */
-    atomic_uint gen;     /* bumped for every job published */
-    atomic_flag owned;   /* one job at a time */
+    cpu_job *cur;      /* under mu */
+    atomic_uint gen;   /* bumped for every job published */
+    atomic_flag owned; /* one job at a time */
     int n_helpers;
     int threads;
 } pool = {
@@ -140,9 +140,15 @@ int cpu_parallel_threads(void)
     return pool.n_helpers + 1;
 }
 
-void cpu_parallel_enter(void) { atomic_fetch_add_explicit(&inflight, 1, memory_order_relaxed); }
+void cpu_parallel_enter(void)
+{
+    atomic_fetch_add_explicit(&inflight, 1, memory_order_relaxed);
+}
 
-void cpu_parallel_leave(void) { atomic_fetch_sub_explicit(&inflight, 1, memory_order_relaxed); }
+void cpu_parallel_leave(void)
+{
+    atomic_fetch_sub_explicit(&inflight, 1, memory_order_relaxed);
+}
 
 void cpu_parallel_for(cpu_chunk_fn fn, void *arg, int64_t n_chunks, int max_threads)
 {

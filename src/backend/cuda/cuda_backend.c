@@ -23,7 +23,10 @@
 
 #define SCRATCH_ALIGN ((size_t)256)
 
-static size_t align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
+static size_t align_up(size_t x, size_t a)
+{
+    return (x + a - 1) & ~(a - 1);
+}
 
 /* ------------------------------------------------------------- errors */
 
@@ -89,9 +92,9 @@ static ferry_status cuda_probe(int *n_devices, char *desc, size_t desc_len)
         st = CUDA_CHECK(cudaGetDeviceProperties(&p, i));
         if (st != FERRY_OK)
             return st;
-        int w = snprintf(desc + used, desc_len - used, "%scuda:%d %s (%.1f GiB, sm_%d%d)",
-                         i ? "\n" : "", i, p.name, p.totalGlobalMem / 1073741824.0, p.major,
-                         p.minor);
+        int w =
+            snprintf(desc + used, desc_len - used, "%scuda:%d %s (%.1f GiB, sm_%d%d)",
+                     i ? "\n" : "", i, p.name, p.totalGlobalMem / 1073741824.0, p.major, p.minor);
         if (w < 0 || (size_t)w >= desc_len - used)
             break;
         used += (size_t)w;
@@ -177,8 +180,8 @@ static ferry_status node_fail(const graph_node *nd, const char *fmt, const char 
 {
     char why[256];
     snprintf(why, sizeof why, fmt, arg);
-    return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %s on CUDA", nd->name,
-                      op_name(nd->op), why);
+    return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %s on CUDA", nd->name, op_name(nd->op),
+                      why);
 }
 
 /* Numpy broadcast of a and b to out at batch n, as strides. */
@@ -203,8 +206,10 @@ static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, 
         int64_t id[FERRY_MAX_DIMS], *st = k ? bc->sb : bc->sa;
         int ni = graph_value_shape(vs[k], n, id);
         if (ni > no)
-            return ferry_fail(FERRY_ESHAPE, "node '%s' (%s): input '%s' has more dims than the "
-                              "output", nd->name, op_name(nd->op), vs[k]->name);
+            return ferry_fail(FERRY_ESHAPE,
+                              "node '%s' (%s): input '%s' has more dims than the "
+                              "output",
+                              nd->name, op_name(nd->op), vs[k]->name);
         int64_t stride = 1, ne = 1;
         for (int d = no - 1; d >= 0; d--) {
             int j = d - (no - ni);
@@ -213,8 +218,10 @@ static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, 
                 continue;
             }
             if (id[j] != od[d] && id[j] != 1)
-                return ferry_fail(FERRY_ESHAPE, "node '%s' (%s): input '%s' does not broadcast "
-                                  "to the output", nd->name, op_name(nd->op), vs[k]->name);
+                return ferry_fail(FERRY_ESHAPE,
+                                  "node '%s' (%s): input '%s' does not broadcast "
+                                  "to the output",
+                                  nd->name, op_name(nd->op), vs[k]->name);
             st[d] = id[j] == 1 ? 0 : stride;
             stride *= id[j];
             ne *= id[j];
@@ -227,7 +234,10 @@ static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, 
     return FERRY_OK;
 }
 
-static int norm_axis(int axis, int ndim) { return axis < 0 ? axis + ndim : axis; }
+static int norm_axis(int axis, int ndim)
+{
+    return axis < 0 ? axis + ndim : axis;
+}
 
 static ferry_status make_reduce(const backend_ctx *c, const graph_node *nd, int64_t n,
                                 kern_reduce *rd)
@@ -336,7 +346,11 @@ static ferry_status check_node(backend_ctx *c, int ni)
         if (!xf || !yf)
             return node_fail(nd, "%s", "integer matmul is not supported");
         return FERRY_OK; /* shapes: cuda_gemm_prepare */
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_POW: {
+    case OP_ADD:
+    case OP_SUB:
+    case OP_MUL:
+    case OP_DIV:
+    case OP_POW: {
         if (nd->n_in < 2 || nd->in[1] < 0)
             return node_fail(nd, "%s", "needs two inputs");
         if (!xf || !yf || !cuda_is_float(g->values[nd->in[1]].dtype))
@@ -344,8 +358,15 @@ static ferry_status check_node(backend_ctx *c, int ni)
         kern_bcast bc;
         return make_bcast(g, nd, c->o.max_batch, &bc);
     }
-    case OP_RELU: case OP_LEAKY_RELU: case OP_SIGMOID: case OP_TANH: case OP_GELU:
-    case OP_ERF: case OP_SQRT: case OP_SOFTMAX: case OP_LOG_SOFTMAX:
+    case OP_RELU:
+    case OP_LEAKY_RELU:
+    case OP_SIGMOID:
+    case OP_TANH:
+    case OP_GELU:
+    case OP_ERF:
+    case OP_SQRT:
+    case OP_SOFTMAX:
+    case OP_LOG_SOFTMAX:
         if (!xf || !yf)
             return node_fail(nd, "%s", "needs float tensors");
         return FERRY_OK;
@@ -379,14 +400,14 @@ static ferry_status check_node(backend_ctx *c, int ni)
         kern_reduce rd;
         return make_reduce(c, nd, c->o.max_batch, &rd);
     }
-    case OP_FLATTEN: case OP_RESHAPE: case OP_IDENTITY:
+    case OP_FLATTEN:
+    case OP_RESHAPE:
+    case OP_IDENTITY:
         if (graph_value_numel(&g->values[x], 2) != graph_value_numel(&g->values[y], 2))
             return node_fail(nd, "%s", "input and output sizes differ");
         return FERRY_OK;
-    case OP_CAST:
-        return FERRY_OK; /* storage dtypes checked above */
-    default:
-        return node_fail(nd, "%s", "operator is not supported");
+    case OP_CAST: return FERRY_OK; /* storage dtypes checked above */
+    default: return node_fail(nd, "%s", "operator is not supported");
     }
 }
 
@@ -411,8 +432,8 @@ static ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backe
     if (st != FERRY_OK)
         return ferry_fail_prefix(FERRY_EDEVICE, "cuda");
     if (o->device < 0 || o->device >= ndev)
-        return ferry_fail(FERRY_ENOTFOUND, "cuda:%d does not exist (%d device%s)", o->device,
-                          ndev, ndev == 1 ? "" : "s");
+        return ferry_fail(FERRY_ENOTFOUND, "cuda:%d does not exist (%d device%s)", o->device, ndev,
+                          ndev == 1 ? "" : "s");
 
     c = calloc(1, sizeof *c);
     if (!c)
@@ -436,8 +457,8 @@ static ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backe
     }
     if ((o->precision == FERRY_PRECISION_TF32 || o->precision == FERRY_PRECISION_BF16) &&
         p.major < 8) {
-        st = ferry_fail(FERRY_EUNSUPPORTED, "%s (sm_%d%d) has no %s tensor cores", c->name,
-                        p.major, p.minor, o->precision == FERRY_PRECISION_TF32 ? "tf32" : "bf16");
+        st = ferry_fail(FERRY_EUNSUPPORTED, "%s (sm_%d%d) has no %s tensor cores", c->name, p.major,
+                        p.minor, o->precision == FERRY_PRECISION_TF32 ? "tf32" : "bf16");
         goto fail;
     }
     c->celem = ferry_dtype_size(c->cdt);
@@ -505,8 +526,8 @@ static ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backe
     for (int i = 0; i < g->n_outputs; i++) {
         const graph_value *gv = &g->values[g->outputs[i]];
         c->out_scratch[i] = SIZE_MAX;
-        if (cuda_is_float(gv->dtype) && o->io_dtype != c->cdt && c->root[g->outputs[i]] ==
-            g->outputs[i] && !gv->is_input && !gv->is_const) {
+        if (cuda_is_float(gv->dtype) && o->io_dtype != c->cdt &&
+            c->root[g->outputs[i]] == g->outputs[i] && !gv->is_input && !gv->is_const) {
             c->out_scratch[i] = at;
             at = align_up(at + (size_t)graph_value_numel(gv, o->max_batch) * c->celem,
                           SCRATCH_ALIGN);
@@ -558,10 +579,14 @@ static ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backe
     /* Arena offsets are only 64-byte aligned and callers' buffers may be
      * sub-allocated: ask only for algorithms that accept 16-byte alignment. */
     uint32_t al = 16;
-    CUDA_TRY(cublasLtMatmulPreferenceSetAttribute(c->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al));
-    CUDA_TRY(cublasLtMatmulPreferenceSetAttribute(c->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al));
-    CUDA_TRY(cublasLtMatmulPreferenceSetAttribute(c->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al));
-    CUDA_TRY(cublasLtMatmulPreferenceSetAttribute(c->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al));
+    CUDA_TRY(cublasLtMatmulPreferenceSetAttribute(
+        c->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al, sizeof al));
+    CUDA_TRY(cublasLtMatmulPreferenceSetAttribute(
+        c->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al, sizeof al));
+    CUDA_TRY(cublasLtMatmulPreferenceSetAttribute(
+        c->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al, sizeof al));
+    CUDA_TRY(cublasLtMatmulPreferenceSetAttribute(
+        c->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al));
     for (int i = 0; i < nn; i++) {
         const graph_node *nd = &g->nodes[i];
         if (nd->dead || (nd->op != OP_GEMM && nd->op != OP_MATMUL))
@@ -605,9 +630,15 @@ static void cuda_ctx_destroy(backend_ctx *c)
     free(c);
 }
 
-static const char *cuda_ctx_device_name(backend_ctx *c) { return c ? c->name : "cuda"; }
+static const char *cuda_ctx_device_name(backend_ctx *c)
+{
+    return c ? c->name : "cuda";
+}
 
-static size_t cuda_arena_bytes(backend_ctx *c) { return c->arena_total; }
+static size_t cuda_arena_bytes(backend_ctx *c)
+{
+    return c->arena_total;
+}
 
 /* ------------------------------------------------------------- memory */
 
@@ -732,19 +763,24 @@ static ferry_status run_node(backend_stream *s, int ni, int64_t n)
             return ferry_fail(FERRY_EINTERNAL, "node '%s' (%s): input '%s' has no storage",
                               nd->name, op_name(nd->op), g->values[nd->in[k]].name);
     if (!vp[nd->out[0]])
-        return ferry_fail(FERRY_EINTERNAL, "node '%s' (%s): output '%s' has no storage",
-                          nd->name, op_name(nd->op), g->values[nd->out[0]].name);
+        return ferry_fail(FERRY_EINTERNAL, "node '%s' (%s): output '%s' has no storage", nd->name,
+                          op_name(nd->op), g->values[nd->out[0]].name);
     const void *x = vp[nd->in[0]];
     void *y = vp[nd->out[0]];
     int64_t ny = graph_value_numel(&g->values[nd->out[0]], n);
     ferry_dtype cdt = c->cdt;
     switch (nd->op) {
     case OP_GEMM:
-    case OP_MATMUL:
-        return cuda_gemm_run(s, &c->gemms[c->gemm_of_node[ni]], n);
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_POW: {
-        static const kern_binary_op map[] = {[OP_ADD] = KB_ADD, [OP_SUB] = KB_SUB,
-                                             [OP_MUL] = KB_MUL, [OP_DIV] = KB_DIV,
+    case OP_MATMUL: return cuda_gemm_run(s, &c->gemms[c->gemm_of_node[ni]], n);
+    case OP_ADD:
+    case OP_SUB:
+    case OP_MUL:
+    case OP_DIV:
+    case OP_POW: {
+        static const kern_binary_op map[] = {[OP_ADD] = KB_ADD,
+                                             [OP_SUB] = KB_SUB,
+                                             [OP_MUL] = KB_MUL,
+                                             [OP_DIV] = KB_DIV,
                                              [OP_POW] = KB_POW};
         kern_bcast bc;
         st = make_bcast(g, nd, n, &bc);
@@ -752,8 +788,13 @@ static ferry_status run_node(backend_stream *s, int ni, int64_t n)
             st = CUDA_CHECK(kern_binary(map[nd->op], x, vp[nd->in[1]], y, &bc, cdt, s->s));
         break;
     }
-    case OP_RELU: case OP_LEAKY_RELU: case OP_SIGMOID: case OP_TANH: case OP_GELU:
-    case OP_ERF: case OP_SQRT: {
+    case OP_RELU:
+    case OP_LEAKY_RELU:
+    case OP_SIGMOID:
+    case OP_TANH:
+    case OP_GELU:
+    case OP_ERF:
+    case OP_SQRT: {
         kern_unary_op u = KU_RELU;
         switch (nd->op) {
         case OP_LEAKY_RELU: u = KU_LEAKY_RELU; break;
@@ -781,8 +822,8 @@ static ferry_status run_node(backend_stream *s, int ni, int64_t n)
         for (int i = axis; i < vx->ndim; i++)
             d *= vx->dims[i];
         const void *bias = nd->n_in > 2 && nd->in[2] >= 0 ? vp[nd->in[2]] : NULL;
-        st = CUDA_CHECK(kern_layernorm(x, vp[nd->in[1]], bias, y, ny / d, d, nd->epsilon, cdt,
-                                       s->s));
+        st = CUDA_CHECK(
+            kern_layernorm(x, vp[nd->in[1]], bias, y, ny / d, d, nd->epsilon, cdt, s->s));
         break;
     }
     case OP_REDUCE_MEAN: {
@@ -792,7 +833,10 @@ static ferry_status run_node(backend_stream *s, int ni, int64_t n)
             st = CUDA_CHECK(kern_reduce_mean(x, y, &rd, cdt, s->s));
         break;
     }
-    case OP_FLATTEN: case OP_RESHAPE: case OP_IDENTITY: case OP_CAST: {
+    case OP_FLATTEN:
+    case OP_RESHAPE:
+    case OP_IDENTITY:
+    case OP_CAST: {
         ferry_dtype sd = c->vdt[nd->in[0]], dd = c->vdt[nd->out[0]];
         if (sd == dd) { /* a view the graph did not alias, or a float->float Cast */
             if (x != y)
@@ -803,9 +847,7 @@ static ferry_status run_node(backend_stream *s, int ni, int64_t n)
         }
         break;
     }
-    default:
-        st = ferry_fail(FERRY_EUNSUPPORTED, "op %s", op_name(nd->op));
-        break;
+    default: st = ferry_fail(FERRY_EUNSUPPORTED, "op %s", op_name(nd->op)); break;
     }
     if (st != FERRY_OK)
         return ferry_fail_prefix(st, "node '%s' (%s)", nd->name, op_name(nd->op));
@@ -821,10 +863,12 @@ static ferry_status cuda_forward(backend_stream *s, int64_t n, const void *const
     void **vp = s->vptr;
     char *ar = arena;
     if (n < 1 || n > c->o.max_batch)
-        return ferry_fail(FERRY_EINVAL, "cuda: forward of %" PRId64 " samples; max_batch is %" PRId64,
-                          n, c->o.max_batch);
+        return ferry_fail(FERRY_EINVAL,
+                          "cuda: forward of %" PRId64 " samples; max_batch is %" PRId64, n,
+                          c->o.max_batch);
     if (c->arena_total && !arena)
-        return ferry_fail(FERRY_EINVAL, "cuda: forward needs an arena of %zu bytes", c->arena_total);
+        return ferry_fail(FERRY_EINVAL, "cuda: forward needs an arena of %zu bytes",
+                          c->arena_total);
     st = CUDA_CHECK(cudaSetDevice(c->device));
     if (st != FERRY_OK)
         return st;

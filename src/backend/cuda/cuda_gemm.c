@@ -117,7 +117,8 @@ static ferry_status gemm_shape_of(const backend_ctx *c, const graph_node *nd, in
 static ferry_status make_layout(cublasLtMatrixLayout_t *l, cudaDataType_t t, int64_t rows,
                                 int64_t cols, int64_t ld, int64_t batch, int64_t stride)
 {
-    ferry_status st = CUDA_CHECK(cublasLtMatrixLayoutCreate(l, t, (uint64_t)rows, (uint64_t)cols, ld));
+    ferry_status st =
+        CUDA_CHECK(cublasLtMatrixLayoutCreate(l, t, (uint64_t)rows, (uint64_t)cols, ld));
     if (st != FERRY_OK)
         return st;
     if (batch > 1) {
@@ -243,8 +244,7 @@ ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp)
             if (st != FERRY_OK)
                 goto fail;
         } else if (!cv->is_const && graph_value_numel(cv, 2) == graph_value_numel(yv, 2) &&
-                   graph_value_numel(cv, 1) == graph_value_numel(yv, 1) &&
-                   cv->ndim == yv->ndim) {
+                   graph_value_numel(cv, 1) == graph_value_numel(yv, 1) && cv->ndim == yv->ndim) {
             gp->c_matrix = 1;
             gp->beta = nd->beta;
         } else {
@@ -270,8 +270,8 @@ ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp)
         gp->post_alpha = nd->act_alpha;
     }
 
-    cublasComputeType_t ct = c->o.precision == FERRY_PRECISION_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                                      : CUBLAS_COMPUTE_32F;
+    cublasComputeType_t ct =
+        c->o.precision == FERRY_PRECISION_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     CUDA_TRY(cublasLtMatmulDescCreate(&gp->desc, ct, CUDA_R_32F));
     cublasOperation_t ta = sh.trans_w ? CUBLAS_OP_T : CUBLAS_OP_N, tb = CUBLAS_OP_N;
     CUDA_TRY(cublasLtMatmulDescSetAttribute(gp->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
@@ -302,7 +302,10 @@ void cuda_gemm_release(gemm_plan *gp)
     memset(gp, 0, sizeof *gp);
 }
 
-static int misaligned(const void *p) { return ((uintptr_t)p & 15u) != 0; }
+static int misaligned(const void *p)
+{
+    return ((uintptr_t)p & 15u) != 0;
+}
 
 ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n)
 {
@@ -313,8 +316,8 @@ ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n)
     void *y = s->vptr[nd->out[0]];
     const void *cm = gp->c_matrix ? s->vptr[nd->in[2]] : y;
     if (misaligned(x) || misaligned(w) || misaligned(y) || misaligned(cm))
-        return ferry_fail(FERRY_EINVAL, "node '%s' (%s): a buffer is not 16-byte aligned",
-                          nd->name, op_name(nd->op));
+        return ferry_fail(FERRY_EINVAL, "node '%s' (%s): a buffer is not 16-byte aligned", nd->name,
+                          op_name(nd->op));
 
     /* Find or make the cache entry for n. Entries are never removed while
      * the ctx lives, so a pointer into the table stays valid unlocked. */
@@ -359,8 +362,9 @@ ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n)
         return ferry_fail_prefix(st, "node '%s' (%s)", nd->name, op_name(nd->op));
     if (gp->post_act != ACT_NONE) {
         static const kern_unary_op map[] = {
-            [ACT_RELU] = KU_RELU,       [ACT_GELU] = KU_GELU,       [ACT_GELU_TANH] = KU_GELU_TANH,
-            [ACT_LEAKY_RELU] = KU_LEAKY_RELU, [ACT_SIGMOID] = KU_SIGMOID, [ACT_TANH] = KU_TANH,
+            [ACT_RELU] = KU_RELU,           [ACT_GELU] = KU_GELU,
+            [ACT_GELU_TANH] = KU_GELU_TANH, [ACT_LEAKY_RELU] = KU_LEAKY_RELU,
+            [ACT_SIGMOID] = KU_SIGMOID,     [ACT_TANH] = KU_TANH,
         };
         int64_t ny = graph_value_numel(&c->g->values[nd->out[0]], n);
         st = CUDA_CHECK(kern_unary(map[gp->post_act], gp->post_alpha, y, y, ny, c->cdt, s->s));

@@ -23,16 +23,17 @@
  * for both libraries, dispatched on the result's type. */
 ferry_status cuda_status_rt(cudaError_t e, const char *call, const char *file, int line);
 ferry_status cuda_status_lt(cublasStatus_t e, const char *call, const char *file, int line);
-#define CUDA_CHECK(call)                                                                       \
-    _Generic((call), cudaError_t: cuda_status_rt, cublasStatus_t: cuda_status_lt)(            \
-        (call), #call, __FILE__, __LINE__)
+#define CUDA_CHECK(call)                                                                           \
+    _Generic((call), cudaError_t                                                                   \
+             : cuda_status_rt, cublasStatus_t                                                      \
+             : cuda_status_lt)((call), #call, __FILE__, __LINE__)
 
 /* CUDA_TRY: check and jump to the function's `fail:` label with st set. */
-#define CUDA_TRY(call)                                                                         \
-    do {                                                                                       \
-        st = CUDA_CHECK(call);                                                                 \
-        if (st != FERRY_OK)                                                                    \
-            goto fail;                                                                         \
+#define CUDA_TRY(call)                                                                             \
+    do {                                                                                           \
+        st = CUDA_CHECK(call);                                                                     \
+        if (st != FERRY_OK)                                                                        \
+            goto fail;                                                                             \
     } while (0)
 
 /* cuBLASLt workspace of each stream: the size NVIDIA recommends for Hopper. */
@@ -41,7 +42,7 @@ ferry_status cuda_status_lt(cublasStatus_t e, const char *call, const char *file
 /* Cached matmul shape for one batch size: the layouts and the algorithm the
  * heuristic chose. Immutable once n is set (readers take no lock). */
 typedef struct gemm_entry {
-    int64_t n;                          /* batch size; 0 = empty slot */
+    int64_t n;                             /* batch size; 0 = empty slot */
     cublasLtMatrixLayout_t la, lb, lc, ld; /* lc == ld unless C is a matrix */
     cublasLtMatmulAlgo_t algo;
 } gemm_entry;
@@ -59,12 +60,12 @@ typedef struct gemm_plan {
     int node;
     cublasLtMatmulDesc_t desc;
     cublasLtEpilogue_t epilogue;
-    act_kind post_act;     /* activation run as a kernel after the matmul */
+    act_kind post_act; /* activation run as a kernel after the matmul */
     float post_alpha;
-    float alpha, beta;     /* beta applies to a C matrix only */
-    int c_matrix;          /* Gemm C is a full [M,N] tensor (not a bias) */
-    void *bias;            /* device bias vector of N elements (beta folded in), or NULL */
-    gemm_entry *cache;     /* open-addressed by n, cap slots (a power of two) */
+    float alpha, beta; /* beta applies to a C matrix only */
+    int c_matrix;      /* Gemm C is a full [M,N] tensor (not a bias) */
+    void *bias;        /* device bias vector of N elements (beta folded in), or NULL */
+    gemm_entry *cache; /* open-addressed by n, cap slots (a power of two) */
     int cap, n_cached;
 } gemm_plan;
 
@@ -74,25 +75,25 @@ struct backend_ctx {
     int device;
     char name[256];
     int sm_count;
-    ferry_dtype cdt;       /* compute dtype: F32 (fp32, tf32), F16, BF16 */
-    size_t celem;          /* its size */
+    ferry_dtype cdt; /* compute dtype: F32 (fp32, tf32), F16, BF16 */
+    size_t celem;    /* its size */
 
     graph_plan plan;
     int have_plan;
-    int *root;             /* per value: the value owning its storage */
-    ferry_dtype *vdt;      /* per value: dtype on the device */
-    void **cdev;           /* per value: device copy of a constant, else NULL */
-    void *const_block;     /* one allocation holding every constant */
-    size_t *in_scratch;    /* per graph input: arena offset of its converted copy, or SIZE_MAX */
-    size_t *out_scratch;   /* per graph output: likewise */
+    int *root;           /* per value: the value owning its storage */
+    ferry_dtype *vdt;    /* per value: dtype on the device */
+    void **cdev;         /* per value: device copy of a constant, else NULL */
+    void *const_block;   /* one allocation holding every constant */
+    size_t *in_scratch;  /* per graph input: arena offset of its converted copy, or SIZE_MAX */
+    size_t *out_scratch; /* per graph output: likewise */
     size_t arena_total;
 
     gemm_plan *gemms;
     int n_gemms;
-    int *gemm_of_node;     /* per node: index in gemms, or -1 */
-    cublasLtHandle_t lt;   /* for heuristics (matmuls use the stream's own) */
+    int *gemm_of_node;   /* per node: index in gemms, or -1 */
+    cublasLtHandle_t lt; /* for heuristics (matmuls use the stream's own) */
     cublasLtMatmulPreference_t pref;
-    pthread_mutex_t mu;    /* guards the gemm caches */
+    pthread_mutex_t mu; /* guards the gemm caches */
     int have_mu;
 };
 
@@ -100,8 +101,8 @@ struct backend_stream {
     backend_ctx *c;
     cudaStream_t s;
     cublasLtHandle_t lt;
-    void *ws;              /* CUDA_LT_WORKSPACE bytes of cuBLASLt workspace */
-    void **vptr;           /* per value: device pointer during a forward */
+    void *ws;    /* CUDA_LT_WORKSPACE bytes of cuBLASLt workspace */
+    void **vptr; /* per value: device pointer during a forward */
 };
 
 /* cuda_backend.c */

@@ -24,7 +24,7 @@ typedef enum kern_unary_op {
     KU_LEAKY_RELU, /* alpha */
     KU_SIGMOID,
     KU_TANH,
-    KU_GELU,       /* erf form */
+    KU_GELU, /* erf form */
     KU_GELU_TANH,
     KU_ERF,
     KU_SQRT,
@@ -36,8 +36,8 @@ typedef enum kern_binary_op { KB_ADD, KB_SUB, KB_MUL, KB_DIV, KB_POW } kern_bina
  * input's element stride (0 where that input is broadcast). */
 typedef struct kern_bcast {
     int ndim;
-    int64_t n;                    /* output elements */
-    int64_t na, nb;               /* input elements */
+    int64_t n;      /* output elements */
+    int64_t na, nb; /* input elements */
     int64_t dims[KERN_MAX_DIMS];
     int64_t sa[KERN_MAX_DIMS], sb[KERN_MAX_DIMS];
 } kern_bcast;
@@ -62,8 +62,8 @@ cudaError_t kern_unary(kern_unary_op op, float alpha, const void *x, void *y, in
 cudaError_t kern_binary(kern_binary_op op, const void *a, const void *b, void *y,
                         const kern_bcast *bc, ferry_dtype dt, cudaStream_t s);
 /* Softmax (or log-softmax) over the middle axis of [outer, d, inner]. */
-cudaError_t kern_softmax(const void *x, void *y, int64_t outer, int64_t d, int64_t inner,
-                         int log, ferry_dtype dt, cudaStream_t s);
+cudaError_t kern_softmax(const void *x, void *y, int64_t outer, int64_t d, int64_t inner, int log,
+                         ferry_dtype dt, cudaStream_t s);
 /* y = (x - mean) / sqrt(var + eps) * scale + bias over rows of d; bias may be NULL. */
 cudaError_t kern_layernorm(const void *x, const void *scale, const void *bias, void *y,
                            int64_t rows, int64_t d, float eps, ferry_dtype dt, cudaStream_t s);

@@ -11,7 +11,8 @@
 
 #include "backend/cuda/kernels.h"
 
-namespace {
+namespace
+{
 
 constexpr int kThreads = 256;
 
@@ -26,21 +27,44 @@ inline unsigned grid_for(int64_t n)
 }
 
 /* fp32 views of the storage types: every kernel computes in fp32. */
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f(float v)
+{
+    return v;
+}
+__device__ __forceinline__ float to_f(__half v)
+{
+    return __half2float(v);
+}
+__device__ __forceinline__ float to_f(__nv_bfloat16 v)
+{
+    return __bfloat162float(v);
+}
 template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ float from_f<float>(float v)
+{
+    return v;
+}
+template <> __device__ __forceinline__ __half from_f<__half>(float v)
+{
+    return __float2half_rn(v);
+}
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v)
 {
     return __float2bfloat16_rn(v);
 }
 
-template <typename T> struct is_int { static constexpr bool value = false; };
-template <> struct is_int<int32_t> { static constexpr bool value = true; };
-template <> struct is_int<int64_t> { static constexpr bool value = true; };
-template <> struct is_int<uint8_t> { static constexpr bool value = true; };
+template <typename T> struct is_int {
+    static constexpr bool value = false;
+};
+template <> struct is_int<int32_t> {
+    static constexpr bool value = true;
+};
+template <> struct is_int<int64_t> {
+    static constexpr bool value = true;
+};
+template <> struct is_int<uint8_t> {
+    static constexpr bool value = true;
+};
 
 /* Cast S -> D. Float pairs go through fp32 (exact for every float source
  * here), integer pairs through int64, mixed pairs truncate toward zero
@@ -178,11 +202,11 @@ cudaError_t binary_launch(kern_binary_op op, const void *a, const void *b, void 
 {
     unsigned g = grid_for(bc->n);
     if (is_suffix(bc, bc->sa, bc->na) && is_suffix(bc, bc->sb, bc->nb))
-        binary_flat_kernel<T><<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y,
-                                                     bc->n, bc->na, bc->nb);
+        binary_flat_kernel<T>
+            <<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y, bc->n, bc->na, bc->nb);
     else
-        binary_general_kernel<T><<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y,
-                                                        *bc);
+        binary_general_kernel<T>
+            <<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y, *bc);
     return cudaGetLastError();
 }
 
@@ -205,18 +229,22 @@ extern "C" cudaError_t kern_cast(const void *x, ferry_dtype sdt, void *y, ferry_
     }
 }
 
-extern "C" cudaError_t kern_unary(kern_unary_op op, float alpha, const void *x, void *y,
-                                  int64_t n, ferry_dtype dt, cudaStream_t s)
+extern "C" cudaError_t kern_unary(kern_unary_op op, float alpha, const void *x, void *y, int64_t n,
+                                  ferry_dtype dt, cudaStream_t s)
 {
     if (n <= 0)
         return cudaSuccess;
     unsigned g = grid_for(n);
     switch (dt) {
-    case FERRY_F32: unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const float *)x, (float *)y, n); break;
-    case FERRY_F16: unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const __half *)x, (__half *)y, n); break;
+    case FERRY_F32:
+        unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const float *)x, (float *)y, n);
+        break;
+    case FERRY_F16:
+        unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const __half *)x, (__half *)y, n);
+        break;
     case FERRY_BF16:
-        unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const __nv_bfloat16 *)x,
-                                            (__nv_bfloat16 *)y, n);
+        unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const __nv_bfloat16 *)x, (__nv_bfloat16 *)y,
+                                            n);
         break;
     default: return cudaErrorInvalidValue;
     }

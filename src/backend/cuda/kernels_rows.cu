@@ -11,14 +11,30 @@
 
 #include "backend/cuda/kernels.h"
 
-namespace {
+namespace
+{
 
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f(float v)
+{
+    return v;
+}
+__device__ __forceinline__ float to_f(__half v)
+{
+    return __half2float(v);
+}
+__device__ __forceinline__ float to_f(__nv_bfloat16 v)
+{
+    return __bfloat162float(v);
+}
 template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ float from_f<float>(float v)
+{
+    return v;
+}
+template <> __device__ __forceinline__ __half from_f<__half>(float v)
+{
+    return __float2half_rn(v);
+}
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v)
 {
     return __float2bfloat16_rn(v);
@@ -59,8 +75,8 @@ template <bool MAX> __device__ float block_reduce(float v, float *sh)
  * row (max, sum of exp, write) re-read it from L1/L2, which is cheaper than
  * staging a row of unknown length in shared memory. */
 template <typename T, bool WARP>
-__global__ void softmax_kernel(const T *__restrict__ x, T *__restrict__ y, int64_t rows,
-                               int64_t d, int64_t inner, bool log)
+__global__ void softmax_kernel(const T *__restrict__ x, T *__restrict__ y, int64_t rows, int64_t d,
+                               int64_t inner, bool log)
 {
     __shared__ float sh[32];
     int64_t row;
@@ -100,17 +116,17 @@ __global__ void softmax_kernel(const T *__restrict__ x, T *__restrict__ y, int64
 }
 
 template <typename T>
-cudaError_t softmax_launch(const void *x, void *y, int64_t outer, int64_t d, int64_t inner,
-                           int log, cudaStream_t s)
+cudaError_t softmax_launch(const void *x, void *y, int64_t outer, int64_t d, int64_t inner, int log,
+                           cudaStream_t s)
 {
     int64_t rows = outer * inner;
     if (d <= 1024) {
         int64_t blocks = (rows + 7) / 8;
-        softmax_kernel<T, true><<<(unsigned)blocks, 256, 0, s>>>((const T *)x, (T *)y, rows, d,
-                                                                 inner, log != 0);
+        softmax_kernel<T, true>
+            <<<(unsigned)blocks, 256, 0, s>>>((const T *)x, (T *)y, rows, d, inner, log != 0);
     } else {
-        softmax_kernel<T, false><<<(unsigned)rows, 512, 0, s>>>((const T *)x, (T *)y, rows, d,
-                                                               inner, log != 0);
+        softmax_kernel<T, false>
+            <<<(unsigned)rows, 512, 0, s>>>((const T *)x, (T *)y, rows, d, inner, log != 0);
     }
     return cudaGetLastError();
 }
@@ -193,16 +209,16 @@ cudaError_t reduce_launch(const void *x, void *y, const kern_reduce *rd, cudaStr
 
 } // namespace
 
-#define DISPATCH_FLOAT(dt, fn, ...)                                                            \
-    switch (dt) {                                                                              \
-    case FERRY_F32: return fn<float>(__VA_ARGS__);                                             \
-    case FERRY_F16: return fn<__half>(__VA_ARGS__);                                            \
-    case FERRY_BF16: return fn<__nv_bfloat16>(__VA_ARGS__);                                    \
-    default: return cudaErrorInvalidValue;                                                     \
+#define DISPATCH_FLOAT(dt, fn, ...)                                                                \
+    switch (dt) {                                                                                  \
+    case FERRY_F32: return fn<float>(__VA_ARGS__);                                                 \
+    case FERRY_F16: return fn<__half>(__VA_ARGS__);                                                \
+    case FERRY_BF16: return fn<__nv_bfloat16>(__VA_ARGS__);                                        \
+    default: return cudaErrorInvalidValue;                                                         \
     }
 
-extern "C" cudaError_t kern_softmax(const void *x, void *y, int64_t outer, int64_t d,
-                                    int64_t inner, int log, ferry_dtype dt, cudaStream_t s)
+extern "C" cudaError_t kern_softmax(const void *x, void *y, int64_t outer, int64_t d, int64_t inner,
+                                    int log, ferry_dtype dt, cudaStream_t s)
 {
     if (outer * d * inner <= 0)
         return cudaSuccess;
