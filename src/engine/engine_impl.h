@@ -39,7 +39,6 @@ struct engine_slot {
     ferry_done_fn user_done; /* for ferry_engine_submit: done is a trampoline */
     void *user_arg;
     int64_t t_start;
-    ferry_status st;
     int in_use;        /* acquired and not yet released */
     engine_slot *next; /* free list / job queues */
 };
@@ -87,7 +86,6 @@ struct ferry_engine {
     engine_slot **free_slots; /* stack of free slots */
     int n_free;
     int total_slots;
-    atomic_uint rr; /* round-robin start for slot choice */
     int shutting_down;
 
     atomic_uint_least64_t st_batches, st_samples, st_compute_us;
