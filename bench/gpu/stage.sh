@@ -8,9 +8,29 @@ cd "$(dirname "$0")/../.."
 B=${1:-build-gpu}
 S=.devlibs/gpu
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$B" -j2 --target ferry_cli models test_cuda_backend test_parity_cuda test_engine
+cmake --build "$B" -j2 --target ferry_cli models test_cuda_backend test_parity_cuda test_engine test_cuda_fused
 rm -rf "$S" && mkdir -p "$S/bin" "$S/lib" "$S/models"
-cp "$B/ferry" "$B/test_cuda_backend" "$B/test_parity_cuda" "$B/test_engine" "$S/bin/"
+cp "$B/ferry" "$B/test_cuda_backend" "$B/test_parity_cuda" "$B/test_cuda_fused" "$S/bin/"
+# the API-cost probe (plain CUDA, no Ferry code)
+/usr/local/cuda/bin/nvcc -O2 -arch=sm_90 bench/gpu/api_cost.cu -lcublasLt -o "$S/bin/api_cost"
+strip "$S"/bin/*
+# the parity models without mlp-l (too large to carry), when a build made them
+TM=${TEST_MODELS:-build/test-models}
+if [ -f "$TM/manifest.json" ]; then
+    mkdir -p "$S/tm"
+    python3 - "$TM" "$S/tm" <<'PY'
+import json, shutil, sys
+src, dst = sys.argv[1], sys.argv[2]
+m = json.load(open(f"{src}/manifest.json"))
+m["models"] = [x for x in m["models"] if x["name"] not in ("mlp-l", "mlp-s-ext")]
+for x in m["models"]:
+    for f in x["files"] + [x["onnx"]] + x.get("extra_files", []):
+        shutil.copy(f"{src}/{f}", dst)
+json.dump(m, open(f"{dst}/manifest.json", "w"))
+PY
+    for f in "$TM"/*.bin "$TM"/*.data; do [ -f "$f" ] && cp "$f" "$S/tm/"; done
+    tar cJf "$S/tm.tar.xz" -C "$S" tm && rm -rf "$S/tm"
+fi
 cp "$B/models/mlp-s.onnx" "$S/models/"
 for bin in "$S"/bin/*; do
     ldd "$bin" | awk '/=> \// {print $3}' |

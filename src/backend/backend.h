@@ -69,6 +69,11 @@ typedef struct ferry_backend_ops {
      * arena: arena_bytes() of device scratch owned by the caller's slot. */
     ferry_status (*forward)(backend_stream *s, int64_t n, const void *const *in, void *const *out,
                             void *arena);
+    /* Optional: the same from host memory in to host memory out with no
+     * copies, where the backend can (on CUDA: a fused MLP at a small batch,
+     * pinned buffers). Sets *done = 0 and does nothing where it cannot. */
+    ferry_status (*forward_host)(backend_stream *s, int64_t n, const void *const *in,
+                                 void *const *out, int *done);
 
     /* Waits for everything queued on the stream / on the whole device. */
     ferry_status (*stream_sync)(backend_stream *s);

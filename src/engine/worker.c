@@ -57,6 +57,13 @@ static ferry_status issue(engine_slot *s)
     ferry_status st;
     job_pointers(s, host_in, host_out);
 
+    if (ops->forward_host) {
+        int done = 0;
+        if ((st = ops->forward_host(st_, s->n, host_in, host_out, &done)) != FERRY_OK)
+            return st;
+        if (done)
+            return ops->event_record(s->ev, st_);
+    }
     for (int i = 0; i < e->n_in; i++)
         if ((st = ops->copy_h2d(st_, s->dev_in[i], host_in[i],
                                 (size_t)s->n * e->in_sample_bytes[i])) != FERRY_OK)

@@ -596,6 +596,9 @@ static ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backe
             goto fail;
         c->gemm_of_node[i] = c->n_gemms++;
     }
+    st = cuda_mlp_prepare(c);
+    if (st != FERRY_OK)
+        goto fail;
     *out = c;
     return FERRY_OK;
 fail:
@@ -608,6 +611,7 @@ static void cuda_ctx_destroy(backend_ctx *c)
     if (!c)
         return;
     (void)cudaSetDevice(c->device);
+    cuda_mlp_release(c);
     for (int i = 0; i < c->n_gemms; i++)
         cuda_gemm_release(&c->gemms[i]);
     if (c->pref)
@@ -872,6 +876,8 @@ static ferry_status cuda_forward(backend_stream *s, int64_t n, const void *const
     st = CUDA_CHECK(cudaSetDevice(c->device));
     if (st != FERRY_OK)
         return st;
+    if (n <= c->mlp_max && !(((uintptr_t)in[0] | (uintptr_t)out[0]) & 15u))
+        return cuda_mlp_run(s, n, in[0], out[0]);
 
     /* Where every value lives for this call: constants, caller I/O (or its
      * conversion scratch), arena regions, then views share their root's. */
@@ -922,6 +928,40 @@ static ferry_status cuda_forward(backend_stream *s, int64_t n, const void *const
             return ferry_fail_prefix(st, "writing output '%s'", gv->name);
     }
     return FERRY_OK;
+}
+
+/* The device pointer of pinned host memory p, or NULL for pageable memory. */
+static void *mapped(const void *p)
+{
+    struct cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    return a.type == cudaMemoryTypeHost ? a.devicePointer : NULL;
+}
+
+/* Zero-copy forward: the fused MLP kernel reads the caller's pinned input
+ * and writes its pinned output over PCIe, so a batch is one launch with no
+ * copies. Declines (done = 0) for other models, larger batches, or
+ * pageable memory. */
+static ferry_status cuda_forward_host(backend_stream *s, int64_t n, const void *const *in,
+                                      void *const *out, int *done)
+{
+    backend_ctx *c = s->c;
+    *done = 0;
+    if (n < 1 || n > c->mlp_max || !c->mlp_zero_copy ||
+        (((uintptr_t)in[0] | (uintptr_t)out[0]) & 15u))
+        return FERRY_OK;
+    ferry_status st = CUDA_CHECK(cudaSetDevice(c->device));
+    if (st != FERRY_OK)
+        return st;
+    void *x = mapped(in[0]), *y = x ? mapped(out[0]) : NULL;
+    if (!x || !y)
+        return FERRY_OK;
+    st = cuda_mlp_run(s, n, x, y);
+    *done = st == FERRY_OK;
+    return st;
 }
 
 /* ------------------------------------------------------------- events */
@@ -1035,6 +1075,7 @@ const ferry_backend_ops ferry_backend_cuda = {
     .copy_h2d = cuda_copy_h2d,
     .copy_d2h = cuda_copy_d2h,
     .forward = cuda_forward,
+    .forward_host = cuda_forward_host,
     .stream_sync = cuda_stream_sync,
     .device_sync = cuda_device_sync,
     .event_create = cuda_event_create,

@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/backend.h"
+#include "backend/cuda/kernels.h"
 #include "graph/graph.h"
 
 /* Turns a CUDA runtime or cuBLASLt result into a ferry_status: FERRY_OK, or
@@ -95,6 +96,14 @@ struct backend_ctx {
     cublasLtMatmulPreference_t pref;
     pthread_mutex_t mu; /* guards the gemm caches */
     int have_mu;
+
+    /* The fused whole-MLP kernel (cuda_mlp.c), for batches of 1..mlp_max
+     * (0: the model is not a plain MLP, or the kernel is off). */
+    kern_mlp mlp;
+    int64_t mlp_max;
+    int mlp_zero_copy;                    /* forward_host may read and write pinned host memory */
+    void *mlp_owned[KERN_MLP_MAX_LAYERS]; /* transposed weight copies */
+    int n_mlp_owned;
 };
 
 struct backend_stream {
@@ -110,6 +119,17 @@ struct backend_stream {
 float cuda_host_f32(ferry_dtype dt, const void *data, int64_t i);
 /* Copies n fp32 values to dst on the device, converted to the compute dtype. */
 ferry_status cuda_upload_f32(backend_ctx *c, void *dst, const float *src, int64_t n);
+
+/* cuda_mlp.c */
+#define CUDA_MLP_DEFAULT_MAX_BATCH 64
+/* Sets up the fused MLP kernel when the model is a chain of dense layers
+ * it can run (c->mlp_max > 0 then); otherwise leaves it off. Fails only on
+ * a CUDA error. Needs the gemm plans. */
+ferry_status cuda_mlp_prepare(backend_ctx *c);
+void cuda_mlp_release(backend_ctx *c);
+/* The whole forward as one kernel: x and y in the io dtype, on the device
+ * or pinned host memory (device pointers). 1 <= n <= c->mlp_max. */
+ferry_status cuda_mlp_run(backend_stream *s, int64_t n, const void *x, void *y);
 
 /* cuda_gemm.c */
 int cuda_is_float(ferry_dtype dt);

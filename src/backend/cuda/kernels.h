@@ -71,6 +71,32 @@ cudaError_t kern_layernorm(const void *x, const void *scale, const void *bias, v
 cudaError_t kern_reduce_mean(const void *x, void *y, const kern_reduce *rd, ferry_dtype dt,
                              cudaStream_t s);
 
+/* A chain of dense layers run as one kernel (kernels_mlp.cu): layer l maps
+ * dims[l] features to dims[l+1] with weights w[l] ([N][K] row-major, the
+ * compute dtype), an optional bias (N elements, compute dtype) and an
+ * activation act[l] (a kern_unary_op, or KERN_MLP_NO_ACT). */
+#define KERN_MLP_MAX_LAYERS 8
+#define KERN_MLP_CLUSTER 8 /* blocks per cluster: each owns 1/8 of every layer's columns */
+#define KERN_MLP_ROWS 16   /* rows per cluster */
+#define KERN_MLP_NO_ACT (-1)
+typedef struct kern_mlp {
+    int n_layers;
+    int dims[KERN_MLP_MAX_LAYERS + 1];
+    const void *w[KERN_MLP_MAX_LAYERS];
+    const void *bias[KERN_MLP_MAX_LAYERS];
+    int act[KERN_MLP_MAX_LAYERS];
+    float act_alpha[KERN_MLP_MAX_LAYERS];
+} kern_mlp;
+/* Shared memory per block the fused kernel needs for m; 0 when it cannot
+ * run m (too many layers, or a width that is not a multiple of 128). */
+size_t kern_mlp_smem(const kern_mlp *m);
+/* Once per model before kern_mlp_run: raises the kernel's shared memory limit. */
+cudaError_t kern_mlp_prepare(const kern_mlp *m, ferry_dtype cdt);
+/* y[n, dims[L]] = mlp(x[n, dims[0]]); cdt is F16 or BF16; x and y are F32,
+ * F16 or BF16 and may be pinned host memory (their device pointers). */
+cudaError_t kern_mlp_run(const kern_mlp *m, ferry_dtype cdt, const void *x, ferry_dtype xdt,
+                         void *y, ferry_dtype ydt, int64_t n, cudaStream_t s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -85,22 +85,6 @@ cudaError_t cast_to(const S *x, void *y, ferry_dtype ddt, int64_t n, cudaStream_
     return cudaGetLastError();
 }
 
-__device__ __forceinline__ float unary_one(kern_unary_op op, float v, float alpha)
-{
-    switch (op) {
-    case KU_RELU: return v > 0.0f ? v : 0.0f;
-    case KU_LEAKY_RELU: return v >= 0.0f ? v : alpha * v;
-    case KU_SIGMOID: return 1.0f / (1.0f + expf(-v));
-    case KU_TANH: return tanhf(v);
-    case KU_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
-    case KU_GELU_TANH:
-        return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
-    case KU_ERF: return erff(v);
-    case KU_SQRT: return sqrtf(v);
-    }
-    return v;
-}
-
 /* The op is a kernel argument, not a template parameter: the switch is
  * uniform across the grid, costs nothing next to the memory traffic, and
  * keeps the number of instantiations (and build time) small. */
@@ -109,7 +93,7 @@ __global__ void unary_kernel(kern_unary_op op, float alpha, const T *x, T *y, in
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
-        y[i] = from_f<T>(unary_one(op, to_f(x[i]), alpha));
+        y[i] = from_f<T>(ferry_cuda::unary(op, to_f(x[i]), alpha));
 }
 
 __device__ __forceinline__ float binary_one(kern_binary_op op, float a, float b)

@@ -9,6 +9,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "backend/cuda/kernels.h"
+
 namespace ferry_cuda
 {
 
@@ -36,6 +38,23 @@ template <> __device__ __forceinline__ __half from_f<__half>(float v)
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v)
 {
     return __float2bfloat16_rn(v);
+}
+
+/* op(v) in fp32; alpha is LeakyRelu's slope. Relu keeps NaN, as PyTorch's. */
+__device__ __forceinline__ float unary(int op, float v, float alpha)
+{
+    switch (op) {
+    case KU_RELU: return v > 0.0f || v != v ? v : 0.0f;
+    case KU_LEAKY_RELU: return v >= 0.0f ? v : alpha * v;
+    case KU_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    case KU_TANH: return tanhf(v);
+    case KU_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    case KU_GELU_TANH:
+        return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    case KU_ERF: return erff(v);
+    case KU_SQRT: return sqrtf(v);
+    }
+    return v; /* KERN_MLP_NO_ACT */
 }
 
 } // namespace ferry_cuda
