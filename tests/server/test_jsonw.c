@@ -84,9 +84,10 @@ static void test_f32_text(void **state)
     assert_string_equal(f32_text(&w, 100.0f), "100");
     assert_string_equal(f32_text(&w, 16777216.0f), "16777216");
     assert_string_equal(f32_text(&w, 1e9f), "1e9");
-    assert_string_equal(f32_text(&w, 0.1f), "0.100000001");
-    assert_string_equal(f32_text(&w, 1.5e-3f), "0.00150000001");
-    assert_string_equal(f32_text(&w, 3.0e-7f), "3.00000011e-7");
+    assert_string_equal(f32_text(&w, 0.1f), "0.1"); /* shortest, not nine digits */
+    assert_string_equal(f32_text(&w, 1.5e-3f), "0.0015");
+    assert_string_equal(f32_text(&w, 3.0e-7f), "3e-7");
+    assert_string_equal(f32_text(&w, 0.1f + 1e-8f), "0.10000001");
     assert_string_equal(f32_text(&w, NAN), "null");
     assert_string_equal(f32_text(&w, -INFINITY), "null");
     jsonw_free(&w);
