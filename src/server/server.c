@@ -636,7 +636,6 @@ ferry_status ferry_server_start(ferry_server *s)
         return ferry_fail(FERRY_EINVAL, "server: already started");
     if (s->n_models == 0)
         return ferry_fail(FERRY_EINVAL, "server: no model to serve");
-    kserve_init();
     ferry_status st = bind_listen(s);
     if (st)
         return st;
