@@ -25,7 +25,8 @@ bool jsonw_reserve(jsonw *w, size_t n);
 void jsonw_mem(jsonw *w, const void *p, size_t n);
 void jsonw_str_raw(jsonw *w, const char *s); /* no quoting or escaping */
 void jsonw_char(jsonw *w, char c);
-/* A JSON string literal: quotes and escapes s. */
+/* A JSON string literal: quotes and escapes s; bytes of s that are not
+ * well-formed UTF-8 are written as U+FFFD, so the result is always valid. */
 void jsonw_str(jsonw *w, const char *s);
 void jsonw_i64(jsonw *w, int64_t v);
 void jsonw_u64(jsonw *w, uint64_t v);

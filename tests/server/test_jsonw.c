@@ -1,7 +1,8 @@
 /*
  * test_jsonw.c - the server's JSON writers: every float written reads back
  * to the same bits (strtof), the exact text of typical values, string
- * escaping, integer extremes and allocation growth.
+ * escaping (bytes that are not UTF-8 included), integer extremes and
+ * allocation growth.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -104,6 +105,26 @@ static void test_str_escaping(void **state)
     jsonw_str(&w, "h\xc3\xa9"); /* UTF-8 passes through */
     jsonw_char(&w, '\0');
     assert_string_equal(w.buf, "\"h\xc3\xa9\"");
+    /* bytes that are not UTF-8 (a client's, echoed in an error) become
+     * U+FFFD, one per bad byte, so that the document stays valid JSON */
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"a\xff", "\"a\\ufffd\""},
+        {"\xc3", "\"\\ufffd\""},                                              /* cut short */
+        {"\xc3(", "\"\\ufffd(\""},                                            /* bad continuation */
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},                                   /* overlong */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},                        /* a surrogate */
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},             /* past U+10FFFF */
+        {"\xe2\x82\xac\xf0\x9f\x98\x80", "\"\xe2\x82\xac\xf0\x9f\x98\x80\""}, /* fine */
+        {"\xe2\x82", "\"\\ufffd\\ufffd\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        w.len = 0;
+        jsonw_str(&w, cases[i].in);
+        jsonw_char(&w, '\0');
+        assert_string_equal(w.buf, cases[i].out);
+    }
     jsonw_free(&w);
 }
 

@@ -605,6 +605,30 @@ class Parser(unittest.TestCase):
         body = body.replace(b'"data": [[', b'"data": [' + b"[" * 1100, 1)
         self.malformed(body, frag="nesting")
 
+    def test_error_text_is_valid_json(self):
+        # names with bytes that are not UTF-8 and control characters come
+        # back escaped: the error is still UTF-8 JSON
+        for name in [b"in\xffput", b"\xc3", b"a\x01b", b"\xed\xa0\x80", b"q\\u0000r"]:
+            body = b'{"inputs":[{"name":"' + name + b'","datatype":"FP32","shape":[1,256],"data":[]}]}'
+            msg = self.post(body, 400)["error"]
+            self.assertIn("unknown input", msg)
+        body = (b'{"inputs":[{"name":"input","datatype":"FP\xe2\x82","shape":[1,256],'
+                b'"data":[]}]}')
+        self.assertIn("unknown datatype 'FP\ufffd\ufffd'", self.post(body, 400)["error"])
+        body = infer_body(np.ones((1, 256)), outputs=[{"name": "o\u00e9\n"}])
+        self.assertIn("unknown output 'o\u00e9\n'", self.post(body, 400)["error"])
+        st, _, data = call(self.c, "GET", "/v2/models/%FF%01x")
+        self.assertEqual(st, 404)
+        self.assertIn("\ufffd\x01x", json.loads(data.decode("utf-8"))["error"])
+
+    def test_empty_model_name(self):
+        for method, path in [("POST", "/v2/models//infer"), ("GET", "/v2/models//ready"),
+                             ("GET", "/v2/models/"), ("POST", "/v2/models//versions/1/infer")]:
+            st, _, data = call(self.c, method, path, infer_body(np.ones((1, 256)))
+                                if method == "POST" else None)
+            self.assertEqual(st, 404, path)
+            self.assertIn("model name is empty", json.loads(data)["error"], path)
+
 
 class Limits(unittest.TestCase):
     def test_413_body_too_large(self):
