@@ -10,13 +10,12 @@
  * client named, so FP16 data means what FP16 means). Responses carry the
  * model output's dtype.
  */
-#include <cjson/cJSON.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/kserve_parse.h"
 #include "server/server.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -35,16 +34,6 @@ const char *kserve_dtype_name(ferry_dtype dt)
     case FERRY_BOOL: return "BOOL";
     default: return "UNDEFINED";
     }
-}
-
-static ferry_dtype dtype_parse(const char *s)
-{
-    static const ferry_dtype all[] = {FERRY_F32, FERRY_F16, FERRY_BF16, FERRY_F64, FERRY_I32,
-                                      FERRY_I64, FERRY_I8,  FERRY_U8,   FERRY_BOOL};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (!strcmp(s, kserve_dtype_name(all[i])))
-            return all[i];
-    return FERRY_DTYPE_UNDEFINED;
 }
 
 /* ------------------------------------------------------------- metadata */
@@ -102,42 +91,6 @@ void kserve_model_metadata(ferry_server *s, srv_model *m, jsonw *w)
 
 /* ------------------------------------------------------ element access */
 
-/* Rounds v to what a tensor of datatype dt can hold; false when it cannot
- * (a fraction or out-of-range value for an integer type). */
-static bool quantize(ferry_dtype dt, double *v)
-{
-    double x = *v;
-    switch (dt) {
-    case FERRY_F32: *v = (double)(float)x; return true;
-    case FERRY_F16: *v = (double)ferry_f16_to_f32(ferry_f32_to_f16((float)x)); return true;
-    case FERRY_BF16: *v = (double)ferry_bf16_to_f32(ferry_f32_to_bf16((float)x)); return true;
-    case FERRY_F64: return true;
-    case FERRY_I32: return x == floor(x) && x >= -2147483648.0 && x <= 2147483647.0;
-    case FERRY_I64:
-        return x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0;
-    case FERRY_I8: return x == floor(x) && x >= -128 && x <= 127;
-    case FERRY_U8: return x == floor(x) && x >= 0 && x <= 255;
-    case FERRY_BOOL: return x == 0 || x == 1;
-    default: return false;
-    }
-}
-
-static void store(ferry_dtype dt, void *base, int64_t i, double v)
-{
-    switch (dt) {
-    case FERRY_F32: ((float *)base)[i] = (float)v; break;
-    case FERRY_F64: ((double *)base)[i] = v; break;
-    case FERRY_F16: ((uint16_t *)base)[i] = ferry_f32_to_f16((float)v); break;
-    case FERRY_BF16: ((uint16_t *)base)[i] = ferry_f32_to_bf16((float)v); break;
-    case FERRY_I32: ((int32_t *)base)[i] = (int32_t)v; break;
-    case FERRY_I64: ((int64_t *)base)[i] = (int64_t)v; break;
-    case FERRY_I8: ((int8_t *)base)[i] = (int8_t)v; break;
-    case FERRY_U8: ((uint8_t *)base)[i] = (uint8_t)v; break;
-    case FERRY_BOOL: ((uint8_t *)base)[i] = v != 0; break;
-    default: break;
-    }
-}
-
 /* Element i of little-endian binary data of datatype dt (unaligned). */
 static double load(ferry_dtype dt, const unsigned char *p, int64_t i)
 {
@@ -181,168 +134,6 @@ static double load(ferry_dtype dt, const unsigned char *p, int64_t i)
     }
 }
 
-/* Reading "data" into a model-dtype buffer. */
-typedef struct fill {
-    ferry_dtype req, dst;
-    void *out;
-    int64_t n, numel;
-    const char *name;
-    char *err;
-    size_t errlen;
-} fill;
-
-static bool fill_value(fill *f, const cJSON *v)
-{
-    double x;
-    if (cJSON_IsNumber(v))
-        x = v->valuedouble;
-    else if (cJSON_IsBool(v) && f->req == FERRY_BOOL)
-        x = cJSON_IsTrue(v) ? 1 : 0;
-    else {
-        snprintf(f->err, f->errlen, "input '%s': element %lld of 'data' is not a number", f->name,
-                 (long long)f->n);
-        return false;
-    }
-    if (f->n >= f->numel) {
-        snprintf(f->err, f->errlen,
-                 "input '%s': 'data' has more than the %lld elements of its shape", f->name,
-                 (long long)f->numel);
-        return false;
-    }
-    if (!quantize(f->req, &x)) {
-        snprintf(f->err, f->errlen, "input '%s': element %lld (%g) is not a valid %s", f->name,
-                 (long long)f->n, x, kserve_dtype_name(f->req));
-        return false;
-    }
-    store(f->dst, f->out, f->n++, x);
-    return true;
-}
-
-/* Nested "data": the array at depth d must have shape[d] entries. */
-static bool fill_nested(fill *f, const cJSON *a, const int64_t *shape, int ndim, int d)
-{
-    if (d == ndim)
-        return fill_value(f, a);
-    if (!cJSON_IsArray(a)) {
-        snprintf(f->err, f->errlen, "input '%s': 'data' nests %d levels, shape has %d", f->name, d,
-                 ndim);
-        return false;
-    }
-    int64_t n = 0;
-    for (const cJSON *c = a->child; c; c = c->next, n++)
-        if (n < shape[d] && !fill_nested(f, c, shape, ndim, d + 1))
-            return false;
-    if (n != shape[d]) {
-        snprintf(f->err, f->errlen,
-                 "input '%s': 'data' has %lld entries at depth %d, shape says %lld", f->name,
-                 (long long)n, d, (long long)shape[d]);
-        return false;
-    }
-    return true;
-}
-
-static bool fill_data(fill *f, const cJSON *data, const int64_t *shape, int ndim)
-{
-    if (!cJSON_IsArray(data)) {
-        snprintf(f->err, f->errlen, "input '%s': 'data' must be an array", f->name);
-        return false;
-    }
-    if (ndim > 1 && data->child && cJSON_IsArray(data->child))
-        return fill_nested(f, data, shape, ndim, 0);
-    for (const cJSON *c = data->child; c; c = c->next)
-        if (!fill_value(f, c))
-            return false;
-    if (f->n != f->numel) {
-        snprintf(f->err, f->errlen, "input '%s': 'data' has %lld elements, shape needs %lld",
-                 f->name, (long long)f->n, (long long)f->numel);
-        return false;
-    }
-    return true;
-}
-
-/* ------------------------------------------------------- parse arena */
-
-/*
- * cJSON allocates a node per JSON value, so an infer request of a few
- * hundred numbers costs a few hundred malloc/free pairs, more than parsing
- * them. While a handler parses a request, cJSON's allocations come from its
- * thread's arena instead (a bump pointer, reset per request); outside that
- * window, and when the arena is full, they fall through to malloc. free()
- * of an arena pointer is a no-op, so cJSON users elsewhere in the process,
- * whose pointers never lie in an arena, are unaffected.
- */
-#define ARENA_BYTES ((size_t)512 << 10)
-
-typedef struct parse_arena {
-    char *buf;
-    size_t used;
-    bool active;
-    unsigned long fallbacks; /* allocations that went to malloc while active */
-} parse_arena;
-
-static _Thread_local parse_arena tl_arena;
-static pthread_key_t arena_key;
-static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
-
-static void *arena_malloc(size_t n)
-{
-    parse_arena *a = &tl_arena;
-    if (a->active) {
-        n = (n + 15) & ~(size_t)15;
-        if (a->buf && n <= ARENA_BYTES - a->used) {
-            void *p = a->buf + a->used;
-            a->used += n;
-            return p;
-        }
-        a->fallbacks++;
-    }
-    return malloc(n);
-}
-
-static void arena_free(void *p)
-{
-    parse_arena *a = &tl_arena;
-    if (a->buf && (char *)p >= a->buf && (char *)p < a->buf + ARENA_BYTES)
-        return;
-    free(p);
-}
-
-static void arena_thread_exit(void *buf)
-{
-    free(buf);
-}
-
-static void arena_init_once(void)
-{
-    pthread_key_create(&arena_key, arena_thread_exit);
-    cJSON_Hooks hooks = {arena_malloc, arena_free};
-    cJSON_InitHooks(&hooks);
-}
-
-void kserve_init(void)
-{
-    pthread_once(&arena_once, arena_init_once);
-}
-
-/* Parses with this thread's arena; *in_arena says whether every node came
- * from it (then the tree needs no cJSON_Delete: the next parse reuses it). */
-static cJSON *arena_parse(const char *json, size_t len, const char **end, bool *in_arena)
-{
-    parse_arena *a = &tl_arena;
-    if (!a->buf) {
-        a->buf = malloc(ARENA_BYTES);
-        if (a->buf)
-            pthread_setspecific(arena_key, a->buf);
-    }
-    a->used = 0;
-    a->fallbacks = 0;
-    a->active = true;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, end, 0);
-    a->active = false;
-    *in_arena = a->fallbacks == 0;
-    return root;
-}
-
 /* -------------------------------------------------------------- infer */
 
 #define BAD(...)                                                                                   \
@@ -360,17 +151,21 @@ static void on_done(void *user, ferry_status st)
     MHD_resume_connection(r->conn);
 }
 
-static const cJSON *param(const cJSON *params, const char *key)
+/* A name from the request, for a message: at most 100 bytes (jsonw_str
+ * makes whatever bytes they are valid JSON). */
+#define NAME(v) (int)((v).n > 100 ? 100 : (v).n), (v).s
+
+static bool name_is(const kreq_val *v, const char *name)
 {
-    return cJSON_IsObject(params) ? cJSON_GetObjectItemCaseSensitive(params, key) : NULL;
+    return v->kind == KREQ_STRING && strlen(name) == v->n && !memcmp(v->s, name, v->n);
 }
 
 bool kserve_submit(srv_request *r)
 {
     srv_model *m = r->model;
     bool suspended = false;
-    cJSON *root = NULL;
-    bool in_arena = false;
+    kreq q;
+    bool parsed = false;
     /* per-input scratch: on the stack for the usual few inputs */
     enum { STACK_INPUTS = 8 };
     void *in_mem_s[STACK_INPUTS] = {0};
@@ -395,95 +190,89 @@ bool kserve_submit(srv_request *r)
     }
     if (json_len == 0)
         BAD("empty request body: expected an inference request JSON object");
-    const char *end = NULL;
-    root = arena_parse(r->body, json_len, &end, &in_arena);
-    if (!root) {
-        size_t at = end && end >= r->body ? (size_t)(end - r->body) : 0;
-        BAD("malformed JSON in the request at byte %zu", at);
+    kreq_model km = {m, in_mem};
+    parsed = true;
+    if (!kreq_parse(&q, r->body, json_len, &km)) {
+        if (q.oom) {
+            r->err_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+            snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");
+            goto out;
+        }
+        BAD("malformed JSON in the request at byte %zu: expected %s", q.err_at, q.err_what);
     }
-    if (!cJSON_IsObject(root))
+    if (!q.is_object)
         BAD("the request must be a JSON object");
-    while (end && end < r->body + json_len &&
+    const char *end = r->body + q.value_end;
+    while (end < r->body + json_len &&
            (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
         end++;
-    if (end && end < r->body + json_len)
+    if (end < r->body + json_len)
         BAD("unexpected bytes after the JSON object at byte %zu%s", (size_t)(end - r->body),
             r->header_len < 0 ? " (binary data needs an Inference-Header-Content-Length header)"
                               : "");
     const unsigned char *bin = (const unsigned char *)r->body + json_len;
     size_t bin_len = r->len - json_len, bin_used = 0;
 
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
-    if (id) {
-        if (!cJSON_IsString(id))
+    if (q.id.kind) {
+        if (q.id.kind != KREQ_STRING)
             BAD("'id' must be a string");
-        r->id = strdup(id->valuestring);
+        r->id = strndup(q.id.s, q.id.n);
     }
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
-    if (params && !cJSON_IsObject(params))
+    if (q.params.kind && q.params.kind != KREQ_OBJECT)
         BAD("'parameters' must be an object");
     ferry_request_opts opts = {0, 0};
-    const cJSON *p = param(params, "timeout");
-    if (p) {
-        if (!cJSON_IsNumber(p) || p->valuedouble < 0)
+    if (q.timeout.kind) {
+        if (q.timeout.kind != KREQ_NUMBER || q.timeout.num < 0)
             BAD("parameter 'timeout' must be a number of microseconds >= 0");
-        opts.timeout_us = (int64_t)p->valuedouble;
+        opts.timeout_us = (int64_t)q.timeout.num;
     }
-    p = param(params, "priority");
-    if (p) {
-        if (!cJSON_IsNumber(p) || p->valuedouble < 0)
+    if (q.priority.kind) {
+        if (q.priority.kind != KREQ_NUMBER || q.priority.num < 0)
             BAD("parameter 'priority' must be a number >= 0");
-        opts.priority = (int)p->valuedouble;
+        opts.priority = (int)q.priority.num;
     }
     bool bin_out_all = false;
-    p = param(params, "binary_data_output");
-    if (p) {
-        if (!cJSON_IsBool(p))
+    if (q.binary_data_output.kind) {
+        if (q.binary_data_output.kind != KREQ_BOOL)
             BAD("parameter 'binary_data_output' must be true or false");
-        bin_out_all = cJSON_IsTrue(p);
+        bin_out_all = q.binary_data_output.b;
     }
 
-    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
-    if (!cJSON_IsArray(inputs))
+    if (q.inputs_kind != KREQ_ARRAY)
         BAD("the request needs an 'inputs' array");
     int64_t batch = -1;
-    for (const cJSON *in = inputs->child; in; in = in->next) {
-        const cJSON *jn = cJSON_GetObjectItemCaseSensitive(in, "name");
-        const cJSON *jd = cJSON_GetObjectItemCaseSensitive(in, "datatype");
-        const cJSON *js = cJSON_GetObjectItemCaseSensitive(in, "shape");
-        if (!cJSON_IsString(jn))
+    for (int j = 0; j < q.n_in; j++) {
+        const kreq_input *in = &q.in[j];
+        if (in->name.kind != KREQ_STRING)
             BAD("every input needs a string 'name'");
-        const char *name = jn->valuestring;
         int k = -1;
         for (int i = 0; i < m->n_in; i++)
-            if (!strcmp(m->in[i].name, name))
+            if (name_is(&in->name, m->in[i].name))
                 k = i;
         if (k < 0)
-            BAD("unknown input '%.100s': model '%.100s' has input '%.100s'%s", name, m->name,
-                m->in[0].name, m->n_in > 1 ? " and others" : "");
+            BAD("unknown input '%.*s': model '%.100s' has input '%.100s'%s", NAME(in->name),
+                m->name, m->in[0].name, m->n_in > 1 ? " and others" : "");
         if (given[k])
-            BAD("input '%.100s' is given twice", name);
+            BAD("input '%.*s' is given twice", NAME(in->name));
         given[k] = true;
         const ferry_tensor_info *mi = &m->in[k];
-        if (!cJSON_IsString(jd))
-            BAD("input '%.100s' needs a string 'datatype'", name);
-        ferry_dtype req = dtype_parse(jd->valuestring);
+        if (in->datatype.kind != KREQ_STRING)
+            BAD("input '%.*s' needs a string 'datatype'", NAME(in->name));
+        ferry_dtype req = kreq_dtype(in->datatype.s, in->datatype.n);
         if (req == FERRY_DTYPE_UNDEFINED)
-            BAD("input '%.100s': unknown datatype '%.40s' (FP32, FP16, BF16, FP64, INT32, "
+            BAD("input '%.*s': unknown datatype '%.*s' (FP32, FP16, BF16, FP64, INT32, "
                 "INT64, INT8, UINT8, BOOL)",
-                name, jd->valuestring);
-        if (!cJSON_IsArray(js))
-            BAD("input '%.100s' needs a 'shape' array", name);
+                NAME(in->name), (int)(in->datatype.n > 40 ? 40 : in->datatype.n), in->datatype.s);
+        if (in->shape_kind != KREQ_ARRAY)
+            BAD("input '%.*s' needs a 'shape' array", NAME(in->name));
+        if (in->shape_err == KREQ_SHAPE_BAD_DIM)
+            BAD("input '%.*s': 'shape' must hold non-negative integers", NAME(in->name));
+        if (in->shape_err == KREQ_SHAPE_TOO_LONG)
+            BAD("input '%.*s': 'shape' has more than %d dimensions", NAME(in->name),
+                FERRY_MAX_DIMS);
         ferry_tensor *t = &ins[k];
-        t->ndim = 0;
-        for (const cJSON *c = js->child; c; c = c->next) {
-            if (!cJSON_IsNumber(c) || c->valuedouble < 0 ||
-                c->valuedouble != floor(c->valuedouble) || c->valuedouble > 1e15)
-                BAD("input '%.100s': 'shape' must hold non-negative integers", name);
-            if (t->ndim == FERRY_MAX_DIMS)
-                BAD("input '%.100s': 'shape' has more than %d dimensions", name, FERRY_MAX_DIMS);
-            t->shape[t->ndim++] = (int64_t)c->valuedouble;
-        }
+        t->ndim = in->ndim;
+        memcpy(t->shape, in->shape, sizeof t->shape);
         bool shape_ok = t->ndim == mi->ndim && t->ndim >= 1;
         for (int d = 1; shape_ok && d < t->ndim; d++)
             shape_ok = t->shape[d] == mi->shape[d];
@@ -495,54 +284,55 @@ bool kserve_submit(srv_request *r)
                 o += (size_t)snprintf(want + o, sizeof want - o, ",%lld", (long long)mi->shape[d]);
             if (o < sizeof want)
                 snprintf(want + o, sizeof want - o, "]");
-            BAD("input '%.100s': shape does not match the model's %s", name, want);
+            BAD("input '%.*s': shape does not match the model's %s", NAME(in->name), want);
         }
         if (t->shape[0] < 1)
-            BAD("input '%.100s': the batch dimension must be >= 1", name);
+            BAD("input '%.*s': the batch dimension must be >= 1", NAME(in->name));
         if (batch >= 0 && t->shape[0] != batch)
-            BAD("input '%.100s': batch %lld differs from the other inputs' %lld", name,
+            BAD("input '%.*s': batch %lld differs from the other inputs' %lld", NAME(in->name),
                 (long long)t->shape[0], (long long)batch);
         batch = t->shape[0];
         /* Bounds every allocation below: a shape is the client's word only. */
         if (batch > m->max_batch)
-            BAD("input '%.100s': batch %lld is larger than the model's max batch %lld", name,
-                (long long)batch, (long long)m->max_batch);
+            BAD("input '%.*s': batch %lld is larger than the model's max batch %lld",
+                NAME(in->name), (long long)batch, (long long)m->max_batch);
         int64_t numel = batch * m->in_sample_numel[k];
         t->dtype = mi->dtype;
-        in_mem[k] = malloc((size_t)numel * ferry_dtype_size(mi->dtype) + 1);
-        if (!in_mem[k]) {
-            r->err_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-            snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");
-            goto out;
+        if (in->decoded_into != k) {
+            /* not decoded while parsing (or for another input of this name) */
+            free(in_mem[k]);
+            in_mem[k] = malloc((size_t)numel * ferry_dtype_size(mi->dtype) + 1);
+            if (!in_mem[k]) {
+                r->err_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+                snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");
+                goto out;
+            }
         }
         t->data = in_mem[k];
 
-        const cJSON *ip = cJSON_GetObjectItemCaseSensitive(in, "parameters");
-        const cJSON *bsz = param(ip, "binary_data_size");
-        if (bsz) {
+        const kreq_val *bsz = &in->binary_data_size;
+        if (bsz->kind) {
             size_t want = (size_t)numel * ferry_dtype_size(req);
-            if (!cJSON_IsNumber(bsz) || bsz->valuedouble != (double)want)
-                BAD("input '%.100s': binary_data_size must be %zu (%lld %s elements)", name, want,
-                    (long long)numel, kserve_dtype_name(req));
+            if (bsz->kind != KREQ_NUMBER || bsz->num != (double)want)
+                BAD("input '%.*s': binary_data_size must be %zu (%lld %s elements)", NAME(in->name),
+                    want, (long long)numel, kserve_dtype_name(req));
             if (bin_len - bin_used < want)
-                BAD("input '%.100s': binary data ends after %zu of its %zu bytes", name,
+                BAD("input '%.*s': binary data ends after %zu of its %zu bytes", NAME(in->name),
                     bin_len - bin_used, want);
             const unsigned char *src = bin + bin_used;
             bin_used += want;
             if (req == mi->dtype) {
                 memcpy(in_mem[k], src, want);
             } else {
-                for (int64_t i = 0; i < numel; i++) {
-                    double x = load(req, src, i);
-                    store(mi->dtype, in_mem[k], i, x);
-                }
+                for (int64_t i = 0; i < numel; i++)
+                    kserve_store(mi->dtype, in_mem[k], i, load(req, src, i));
             }
-        } else {
-            const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
-            if (!data)
-                BAD("input '%.100s' has neither 'data' nor a binary_data_size parameter", name);
-            fill f = {req, mi->dtype, in_mem[k], 0, numel, name, r->err_msg, sizeof r->err_msg};
-            if (!fill_data(&f, data, t->shape, t->ndim)) {
+        } else if (in->decoded_into != k) {
+            if (!in->data)
+                BAD("input '%.*s' has neither 'data' nor a binary_data_size parameter",
+                    NAME(in->name));
+            if (!kreq_fill(&q, in, req, mi->dtype, in_mem[k], numel, t->shape, t->ndim, r->err_msg,
+                           sizeof r->err_msg)) {
                 r->err_status = MHD_HTTP_BAD_REQUEST;
                 goto out;
             }
@@ -557,12 +347,10 @@ bool kserve_submit(srv_request *r)
             bin_len, bin_used);
 
     /* outputs asked for, in order; all of them when none is named */
-    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outputs");
-    if (outs && !cJSON_IsArray(outs))
+    if (q.outputs_kind && q.outputs_kind != KREQ_ARRAY)
         BAD("'outputs' must be an array");
-    int n_sel = outs ? cJSON_GetArraySize(outs) : m->n_out;
-    if (outs && n_sel == 0)
-        n_sel = m->n_out, outs = NULL;
+    bool outs = q.outputs_kind && q.n_out > 0;
+    int n_sel = outs ? q.n_out : m->n_out;
 
     /* One block for the request's outputs: the tensor views, the selection,
      * then every output of the model (all are computed; the selected are
@@ -587,26 +375,23 @@ bool kserve_submit(srv_request *r)
         for (int i = 0; i < n_sel; i++)
             r->sel[i] = (srv_out_sel){i, bin_out_all};
     } else {
-        int i = 0;
-        for (const cJSON *o = outs->child; o; o = o->next, i++) {
-            const cJSON *on = cJSON_GetObjectItemCaseSensitive(o, "name");
-            if (!cJSON_IsString(on))
+        for (int i = 0; i < q.n_out; i++) {
+            const kreq_output *o = &q.out[i];
+            if (o->name.kind != KREQ_STRING)
                 BAD("every requested output needs a string 'name'");
             int k = -1;
             for (int j = 0; j < m->n_out; j++)
-                if (!strcmp(m->out[j].name, on->valuestring))
+                if (name_is(&o->name, m->out[j].name))
                     k = j;
             if (k < 0)
-                BAD("unknown output '%.100s': model '%.100s' has output '%.100s'%s",
-                    on->valuestring, m->name, m->out[0].name, m->n_out > 1 ? " and others" : "");
+                BAD("unknown output '%.*s': model '%.100s' has output '%.100s'%s", NAME(o->name),
+                    m->name, m->out[0].name, m->n_out > 1 ? " and others" : "");
             bool b = bin_out_all;
-            const cJSON *bd =
-                param(cJSON_GetObjectItemCaseSensitive(o, "parameters"), "binary_data");
-            if (bd) {
-                if (!cJSON_IsBool(bd))
-                    BAD("output '%.100s': parameter 'binary_data' must be true or false",
-                        on->valuestring);
-                b = cJSON_IsTrue(bd);
+            if (o->binary_data.kind) {
+                if (o->binary_data.kind != KREQ_BOOL)
+                    BAD("output '%.*s': parameter 'binary_data' must be true or false",
+                        NAME(o->name));
+                b = o->binary_data.b;
             }
             r->sel[i] = (srv_out_sel){k, b};
         }
@@ -652,8 +437,8 @@ bool kserve_submit(srv_request *r)
         MHD_resume_connection(r->conn);
     }
 out:
-    if (!in_arena)
-        cJSON_Delete(root);
+    if (parsed)
+        kreq_free(&q);
     if (in_mem)
         for (int i = 0; i < m->n_in; i++)
             free(in_mem[i]);

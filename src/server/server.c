@@ -312,6 +312,10 @@ static void route(ferry_server *s, srv_request *r, const char *url, const char *
     } else if (!strcmp(url, "/metrics")) {
         want = ROUTE_METRICS;
     } else if (!strncmp(url, "/v2/models/", 11)) {
+        if (url[11] == '\0' || url[11] == '/') { /* strtok_r below would skip it */
+            set_error(r, MHD_HTTP_NOT_FOUND, "the model name is empty in '%.200s'%s", url, "");
+            return;
+        }
         char path[512];
         if (strlen(url + 11) >= sizeof path) {
             set_error(r, MHD_HTTP_NOT_FOUND, "unknown path '%.200s'%s", url, "");
@@ -636,7 +640,6 @@ ferry_status ferry_server_start(ferry_server *s)
         return ferry_fail(FERRY_EINVAL, "server: already started");
     if (s->n_models == 0)
         return ferry_fail(FERRY_EINVAL, "server: no model to serve");
-    kserve_init();
     ferry_status st = bind_listen(s);
     if (st)
         return st;

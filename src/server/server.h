@@ -92,9 +92,6 @@ typedef struct srv_request {
 } srv_request;
 
 /* kserve.c */
-/* Process-wide set-up of the request parser (cJSON allocation hooks);
- * idempotent, called before the first server starts. */
-void kserve_init(void);
 /* Parses the body of an infer request and submits it to the model's batcher
  * (the connection is suspended first; the batcher callback resumes it).
  * On a request error fills r->err_status/err_msg and returns false, with

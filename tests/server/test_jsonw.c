@@ -1,7 +1,8 @@
 /*
  * test_jsonw.c - the server's JSON writers: every float written reads back
  * to the same bits (strtof), the exact text of typical values, string
- * escaping, integer extremes and allocation growth.
+ * escaping (bytes that are not UTF-8 included), integer extremes and
+ * allocation growth.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -84,9 +85,10 @@ static void test_f32_text(void **state)
     assert_string_equal(f32_text(&w, 100.0f), "100");
     assert_string_equal(f32_text(&w, 16777216.0f), "16777216");
     assert_string_equal(f32_text(&w, 1e9f), "1e9");
-    assert_string_equal(f32_text(&w, 0.1f), "0.100000001");
-    assert_string_equal(f32_text(&w, 1.5e-3f), "0.00150000001");
-    assert_string_equal(f32_text(&w, 3.0e-7f), "3.00000011e-7");
+    assert_string_equal(f32_text(&w, 0.1f), "0.1"); /* shortest, not nine digits */
+    assert_string_equal(f32_text(&w, 1.5e-3f), "0.0015");
+    assert_string_equal(f32_text(&w, 3.0e-7f), "3e-7");
+    assert_string_equal(f32_text(&w, 0.1f + 1e-8f), "0.10000001");
     assert_string_equal(f32_text(&w, NAN), "null");
     assert_string_equal(f32_text(&w, -INFINITY), "null");
     jsonw_free(&w);
@@ -103,6 +105,26 @@ static void test_str_escaping(void **state)
     jsonw_str(&w, "h\xc3\xa9"); /* UTF-8 passes through */
     jsonw_char(&w, '\0');
     assert_string_equal(w.buf, "\"h\xc3\xa9\"");
+    /* bytes that are not UTF-8 (a client's, echoed in an error) become
+     * U+FFFD, one per bad byte, so that the document stays valid JSON */
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"a\xff", "\"a\\ufffd\""},
+        {"\xc3", "\"\\ufffd\""},                                              /* cut short */
+        {"\xc3(", "\"\\ufffd(\""},                                            /* bad continuation */
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},                                   /* overlong */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},                        /* a surrogate */
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},             /* past U+10FFFF */
+        {"\xe2\x82\xac\xf0\x9f\x98\x80", "\"\xe2\x82\xac\xf0\x9f\x98\x80\""}, /* fine */
+        {"\xe2\x82", "\"\\ufffd\\ufffd\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        w.len = 0;
+        jsonw_str(&w, cases[i].in);
+        jsonw_char(&w, '\0');
+        assert_string_equal(w.buf, cases[i].out);
+    }
     jsonw_free(&w);
 }
 

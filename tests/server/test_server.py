@@ -466,6 +466,170 @@ class BadRequests(unittest.TestCase):
                  "binary_data_output")
 
 
+class Parser(unittest.TestCase):
+    """The request reader (src/server/kserve_parse.c): any key order, nested
+    or flat data, every datatype, exact numbers, and a 400 naming the byte
+    for whatever is not JSON."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.x = np.random.default_rng(7).standard_normal((2, 256)).astype(np.float32)
+
+    def setUp(self):
+        self.c = SRV.conn()
+
+    def tearDown(self):
+        self.c.close()
+
+    def post(self, body, status=200):
+        st, h, data = call(self.c, "POST", INFER, body)
+        self.assertEqual(st, status, data[:300])
+        doc = json.loads(data.decode("utf-8"))  # strict UTF-8: errors echo client bytes
+        return doc
+
+    def output(self, body):
+        return np.array(self.post(body)["outputs"][0]["data"], np.float32)
+
+    def binary_ref(self, x):
+        body, h = binary_body(x, outputs=[{"name": "output", "parameters": {"binary_data": True}}])
+        st, rh, data = call(self.c, "POST", INFER, body, h)
+        self.assertEqual(st, 200, data[:300])
+        return np.frombuffer(split_binary(rh, data)[1], np.float32)
+
+    def test_number_spellings_equal_binary(self):
+        # the same float32 values as %.4f-like short decimals, Python's
+        # 17-digit reprs of float32, %.9g, exponent forms: all must read to
+        # the exact floats the binary extension sends
+        x = self.x
+        ref = self.binary_ref(x)
+        flat = [float(v) for v in x.reshape(-1)]
+        for fmt in ["%r", "%.9g", "%.9e", "%.12E", "%.20g"]:
+            data = ",".join(fmt % v for v in flat)
+            body = ('{"inputs":[{"name":"input","datatype":"FP32","shape":[2,256],"data":[%s]}]}'
+                    % data).encode()
+            y = self.output(body)
+            self.assertTrue(np.array_equal(y, ref), fmt)
+
+    def test_key_order_and_nesting(self):
+        ref = self.binary_ref(self.x)
+        nested = self.x.tolist()
+        # data before name, datatype and shape: decoded after the object is read
+        body = ('{"outputs":[{"parameters":{"binary_data":false},"name":"output"}],'
+                '"inputs":[{"data":%s,"shape":[2,256],"datatype":"FP32","name":"input"}],'
+                '"id":"late"}' % json.dumps(nested)).encode()
+        doc = self.post(body)
+        self.assertEqual(doc["id"], "late")
+        self.assertTrue(np.array_equal(np.array(doc["outputs"][0]["data"], np.float32), ref))
+        body = ('{"inputs":[{"data":%s,"name":"input","shape":[2,256],"datatype":"FP32"}]}'
+                % json.dumps(self.x.reshape(-1).tolist())).encode()
+        self.assertTrue(np.array_equal(self.output(body), ref))
+        # whitespace everywhere, a UTF-8 BOM, escapes in keys and names
+        body = ('\ufeff { "inputs" : [ { "n\\u0061me" : "inp\\u0075t" ,\n"datatype":"FP32",'
+                '\t"shape" : [ 2 , 256 ] , "data" : %s } ] }\r\n'
+                % json.dumps(nested, indent=1)).encode()
+        self.assertTrue(np.array_equal(self.output(body), ref))
+        # a duplicate key: the first one counts, as before
+        body = ('{"inputs":[{"name":"input","datatype":"FP32","shape":[2,256],"data":%s,'
+                '"data":"ignored"}],"inputs":5}' % json.dumps(nested)).encode()
+        self.assertTrue(np.array_equal(self.output(body), ref))
+
+    def test_every_datatype(self):
+        xi = np.random.default_rng(9).integers(0, 2, (2, 256))
+        ref = self.binary_ref(xi.astype(np.float32))
+        for dt in ["FP32", "FP64", "FP16", "BF16", "INT32", "INT64", "INT8", "UINT8", "BOOL"]:
+            for nested in (False, True):
+                y = self.output(infer_body(xi, dt, nested=nested))
+                self.assertTrue(np.array_equal(y, ref), (dt, nested))
+        body = infer_body(xi, "BOOL")
+        body["inputs"][0]["data"] = [bool(v) for v in body["inputs"][0]["data"]]
+        self.assertTrue(np.array_equal(self.output(body), ref))
+        # integral spellings are integers; int64 extremes are range-checked exactly
+        body = infer_body(np.ones((2, 256)), "INT64")
+        body["inputs"][0]["data"][0] = 9223372036854775807
+        self.post(body)
+        body["inputs"][0]["data"][0] = 9223372036854775808
+        self.assertIn("element 0 (9.22337e+18) is not a valid INT64", self.post(body, 400)["error"])
+        ones = np.ones((2, 256), np.int64)
+        body = json.dumps(infer_body(ones, "INT32")).replace("[1, ", "[1.0e0, ", 1)
+        self.assertIn("[1.0e0, ", body)
+        self.post(body.encode())
+        for v, dt in [(2147483648, "INT32"), (-129, "INT8"), (256, "UINT8"), (-1, "UINT8"),
+                      (2, "BOOL"), (0.5, "INT64"), ("1e999", "INT32")]:
+            body = json.dumps(infer_body(ones, dt)).replace("[1, 1,", "[1, %s," % v, 1)
+            self.assertIn("element 1", self.post(body.encode(), 400)["error"], (v, dt))
+        body = infer_body(np.ones((2, 256)), "FP32")
+        body["inputs"][0]["data"][5] = True
+        self.assertIn("element 5 of 'data' is not a number", self.post(body, 400)["error"])
+
+    def test_huge_and_tiny_exponents(self):
+        body = json.dumps(infer_body(np.ones((2, 256)))).replace("1.0, 1.0,", "1e-99999, 1.0,", 1)
+        self.post(body.encode())
+        body = json.dumps(infer_body(np.ones((2, 256)))).replace("1.0, 1.0,", "0e99999, 1.0,", 1)
+        self.post(body.encode())
+        # like strtod before: out of range reads as infinity; JSON has no
+        # spelling for the NaN/inf outputs, so they are null
+        body = json.dumps(infer_body(np.ones((1, 256)))).replace("1.0,", "1e400,")
+        doc = self.post(body.encode())
+        self.assertIn(None, doc["outputs"][0]["data"])
+
+    def malformed(self, body, at=None, frag="malformed JSON"):
+        msg = self.post(body, 400)["error"]
+        self.assertIn(frag, msg, body[:200])
+        if at is not None:
+            self.assertIn("at byte %d" % at, msg, body[:200])
+        return msg
+
+    def test_malformed(self):
+        good = json.dumps(infer_body(np.ones((1, 256)))).encode()
+        head = good.index(b"[1.0") + 1
+        for bad in [b"1e", b"--1", b"01", b"1.", b"+1", b".5", b"-", b"1e+", b"NaN", b"Infinity",
+                    b"-Infinity", b"0x10", b"1.0.0", b"tru", b"nul", b"'1'", b"1 2"]:
+            body = good[:head] + bad + good[head + 3:]
+            self.malformed(body)
+        self.malformed(b'{"inputs": [', 12)
+        self.malformed(b'{"inputs" 5}', 10)
+        self.malformed(b'{"id": "\\x"}', 8)
+        self.malformed(b'{"id": "\\ud800"}', 8)
+        self.malformed(b'{"id": "abc', 11)
+        self.malformed(b'{"id": 1,}', 9)
+        self.malformed(b'{inputs: []}', 1)
+        # every truncation of a good request is refused with a JSON error
+        for n in range(0, len(good) - 1, 97):
+            st, _, data = call(self.c, "POST", INFER, good[:n] if n else b" ")
+            self.assertEqual(st, 400, n)
+            json.loads(data.decode("utf-8"))
+        # deep nesting: refused, not a stack overflow
+        deep = b'{"x":' + b"[" * 200000 + b"]" * 200000 + b',"inputs":[]}'
+        self.malformed(deep, frag="nesting")
+        body = json.dumps(infer_body(np.ones((1, 256)), nested=True)).encode()
+        body = body.replace(b'"data": [[', b'"data": [' + b"[" * 1100, 1)
+        self.malformed(body, frag="nesting")
+
+    def test_error_text_is_valid_json(self):
+        # names with bytes that are not UTF-8 and control characters come
+        # back escaped: the error is still UTF-8 JSON
+        for name in [b"in\xffput", b"\xc3", b"a\x01b", b"\xed\xa0\x80", b"q\\u0000r"]:
+            body = b'{"inputs":[{"name":"' + name + b'","datatype":"FP32","shape":[1,256],"data":[]}]}'
+            msg = self.post(body, 400)["error"]
+            self.assertIn("unknown input", msg)
+        body = (b'{"inputs":[{"name":"input","datatype":"FP\xe2\x82","shape":[1,256],'
+                b'"data":[]}]}')
+        self.assertIn("unknown datatype 'FP\ufffd\ufffd'", self.post(body, 400)["error"])
+        body = infer_body(np.ones((1, 256)), outputs=[{"name": "o\u00e9\n"}])
+        self.assertIn("unknown output 'o\u00e9\n'", self.post(body, 400)["error"])
+        st, _, data = call(self.c, "GET", "/v2/models/%FF%01x")
+        self.assertEqual(st, 404)
+        self.assertIn("\ufffd\x01x", json.loads(data.decode("utf-8"))["error"])
+
+    def test_empty_model_name(self):
+        for method, path in [("POST", "/v2/models//infer"), ("GET", "/v2/models//ready"),
+                             ("GET", "/v2/models/"), ("POST", "/v2/models//versions/1/infer")]:
+            st, _, data = call(self.c, method, path, infer_body(np.ones((1, 256)))
+                                if method == "POST" else None)
+            self.assertEqual(st, 404, path)
+            self.assertIn("model name is empty", json.loads(data)["error"], path)
+
+
 class Limits(unittest.TestCase):
     def test_413_body_too_large(self):
         s = Server("--max-body", "4000")

@@ -1,0 +1,826 @@
+/*
+ * kserve_parse.c - a one-pass reader of the KServe v2 infer request JSON
+ * (see kserve_parse.h). The hot part is an input's "data" array: numbers
+ * go from the text to the model's buffer with no node or allocation per
+ * element. Syntax follows RFC 8259 (numbers strictly; whitespace, as cJSON,
+ * is any byte up to 0x20), nesting at most 1000 deep as cJSON allowed.
+ */
+#include "server/kserve_parse.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/jsonnum.h"
+#include "util/half.h"
+
+#define MAX_DEPTH 1000
+
+/* A cursor over the JSON text; the first syntax error stops it. */
+typedef struct cur {
+    const char *p, *end;
+    kreq *q;
+    bool bad;
+} cur;
+
+static bool syntax(cur *c, const char *at, const char *what)
+{
+    if (!c->bad) {
+        c->bad = true;
+        c->q->err_at = (size_t)(at - c->q->base);
+        c->q->err_what = what;
+    }
+    c->p = c->end; /* nothing reads on after an error */
+    return false;
+}
+
+static inline void ws(cur *c)
+{
+    while (c->p < c->end && (unsigned char)*c->p <= ' ')
+        c->p++;
+}
+
+static inline bool peek_is(cur *c, char ch)
+{
+    return c->p < c->end && *c->p == ch;
+}
+
+static bool literal(cur *c, const char *word, size_t n)
+{
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n))
+        return syntax(c, c->p, "a JSON value");
+    c->p += n;
+    return true;
+}
+
+static int hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char h = p[i];
+        int d = h >= '0' && h <= '9'   ? h - '0'
+                : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/*
+ * The string at c->p (its opening quote). With out, its decoded bytes are
+ * stored there (in the body when it has no escapes, else in the scratch
+ * buffer); without, it is only checked. Escapes as cJSON reads them,
+ * surrogate pairs included.
+ */
+static bool string(cur *c, const char **out, size_t *out_n)
+{
+    const char *s = ++c->p, *p = s;
+    bool esc = false;
+    while (p < c->end && *p != '"') {
+        if (*p == '\\') {
+            esc = true;
+            p++;
+        }
+        p++;
+    }
+    if (p >= c->end)
+        return syntax(c, c->end, "the string's closing '\"'");
+    c->p = p + 1;
+    if (!esc) {
+        if (out) {
+            *out = s;
+            *out_n = (size_t)(p - s);
+        }
+        return true;
+    }
+    kreq *q = c->q;
+    char *d = NULL;
+    if (out) {
+        if (!q->scratch) {
+            /* decoded strings never outgrow their text: one buffer holds all */
+            q->scratch = malloc((size_t)(q->end - q->base) + 1);
+            if (!q->scratch) {
+                q->oom = true;
+                return syntax(c, s, "memory");
+            }
+        }
+        d = q->scratch + q->scratch_used;
+        *out = d;
+    }
+    char *d0 = d;
+    for (const char *r = s; r < p; r++) {
+        if (*r != '\\') {
+            if (d)
+                *d++ = *r;
+            continue;
+        }
+        r++;
+        char e = *r, ch;
+        switch (e) {
+        case '"': ch = '"'; break;
+        case '\\': ch = '\\'; break;
+        case '/': ch = '/'; break;
+        case 'b': ch = '\b'; break;
+        case 'f': ch = '\f'; break;
+        case 'n': ch = '\n'; break;
+        case 'r': ch = '\r'; break;
+        case 't': ch = '\t'; break;
+        case 'u': {
+            if (p - r < 5)
+                return syntax(c, r - 1, "a \\u escape of four hex digits");
+            int u = hex4(r + 1);
+            if (u < 0)
+                return syntax(c, r - 1, "a \\u escape of four hex digits");
+            r += 4;
+            uint32_t cp = (uint32_t)u;
+            if (cp >= 0xdc00 && cp <= 0xdfff)
+                return syntax(c, r - 5, "no lone low surrogate");
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                int lo = p - r >= 7 && r[1] == '\\' && r[2] == 'u' ? hex4(r + 3) : -1;
+                if (lo < 0xdc00 || lo > 0xdfff)
+                    return syntax(c, r - 5, "a low surrogate after a high one");
+                r += 6;
+                cp = 0x10000 + ((cp - 0xd800) << 10) + ((uint32_t)lo - 0xdc00);
+            }
+            if (d) {
+                if (cp < 0x80) {
+                    *d++ = (char)cp;
+                } else if (cp < 0x800) {
+                    *d++ = (char)(0xc0 | cp >> 6);
+                    *d++ = (char)(0x80 | (cp & 0x3f));
+                } else if (cp < 0x10000) {
+                    *d++ = (char)(0xe0 | cp >> 12);
+                    *d++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+                    *d++ = (char)(0x80 | (cp & 0x3f));
+                } else {
+                    *d++ = (char)(0xf0 | cp >> 18);
+                    *d++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+                    *d++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+                    *d++ = (char)(0x80 | (cp & 0x3f));
+                }
+            }
+            continue;
+        }
+        default: return syntax(c, r - 1, "a valid escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u)");
+        }
+        if (d)
+            *d++ = ch;
+    }
+    if (d) {
+        *out_n = (size_t)(d - d0);
+        q->scratch_used += *out_n;
+    }
+    return true;
+}
+
+static bool skip_value(cur *c, int depth);
+
+/*
+ * Iterates an object's members: call with c->p on '{' and *first true,
+ * then again after reading each member's value. true with the key (when
+ * key is not NULL) and c->p on its value; false at the end (c->p past '}') or on a syntax error
+ * (c->bad).
+ */
+static bool next_key(cur *c, bool *first, const char **key, size_t *key_n)
+{
+    if (*first) {
+        *first = false;
+        c->p++;
+        ws(c);
+        if (peek_is(c, '}')) {
+            c->p++;
+            return false;
+        }
+    } else {
+        ws(c);
+        if (peek_is(c, '}')) {
+            c->p++;
+            return false;
+        }
+        if (!peek_is(c, ','))
+            return syntax(c, c->p, "',' or '}'");
+        c->p++;
+        ws(c);
+    }
+    if (!peek_is(c, '"'))
+        return syntax(c, c->p, "a string key");
+    if (!string(c, key, key_n))
+        return false;
+    ws(c);
+    if (!peek_is(c, ':'))
+        return syntax(c, c->p, "':'");
+    c->p++;
+    ws(c);
+    return true;
+}
+
+/* Array elements, likewise: true with c->p on the next element. */
+static bool next_elem(cur *c, bool *first)
+{
+    if (*first) {
+        *first = false;
+        c->p++;
+        ws(c);
+        if (peek_is(c, ']')) {
+            c->p++;
+            return false;
+        }
+        return true;
+    }
+    ws(c);
+    if (peek_is(c, ']')) {
+        c->p++;
+        return false;
+    }
+    if (!peek_is(c, ','))
+        return syntax(c, c->p, "',' or ']'");
+    c->p++;
+    ws(c);
+    return true;
+}
+
+/* Checks the array or object whose opening bracket c->p is on. */
+static bool skip_container(cur *c, int depth)
+{
+    if (depth >= MAX_DEPTH)
+        return syntax(c, c->p, "nesting at most 1000 deep");
+    bool first = true;
+    if (*c->p == '{') {
+        while (next_key(c, &first, NULL, NULL))
+            if (!skip_value(c, depth + 1))
+                return false;
+    } else {
+        while (next_elem(c, &first))
+            if (!skip_value(c, depth + 1))
+                return false;
+    }
+    return !c->bad;
+}
+
+/* Checks the value at c->p (whitespace already skipped). */
+static bool skip_value(cur *c, int depth)
+{
+    if (c->p >= c->end)
+        return syntax(c, c->p, "a JSON value");
+    switch (*c->p) {
+    case '"': return string(c, NULL, NULL);
+    case '{':
+    case '[': return skip_container(c, depth);
+    case 't': return literal(c, "true", 4);
+    case 'f': return literal(c, "false", 5);
+    case 'n': return literal(c, "null", 4);
+    default: {
+        jsonnum v;
+        const char *s = c->p;
+        if (!jsonnum_parse(&c->p, c->end, &v))
+            return syntax(c, c->p, c->p == s ? "a JSON value" : "a valid number");
+        return true;
+    }
+    }
+}
+
+/* A value kept as a kreq_val: scalars with their value, containers by kind. */
+static bool value(cur *c, kreq_val *v, int depth)
+{
+    if (c->p >= c->end)
+        return syntax(c, c->p, "a JSON value");
+    switch (*c->p) {
+    case '"': v->kind = KREQ_STRING; return string(c, &v->s, &v->n);
+    case '{': v->kind = KREQ_OBJECT; return skip_container(c, depth);
+    case '[': v->kind = KREQ_ARRAY; return skip_container(c, depth);
+    case 't':
+        v->kind = KREQ_BOOL;
+        v->b = true;
+        return literal(c, "true", 4);
+    case 'f':
+        v->kind = KREQ_BOOL;
+        v->b = false;
+        return literal(c, "false", 5);
+    case 'n': v->kind = KREQ_NULL; return literal(c, "null", 4);
+    default: {
+        jsonnum n;
+        const char *s = c->p;
+        if (!jsonnum_parse(&c->p, c->end, &n))
+            return syntax(c, c->p, c->p == s ? "a JSON value" : "a valid number");
+        v->kind = KREQ_NUMBER;
+        v->num = n.d;
+        return true;
+    }
+    }
+}
+
+static inline bool key_is(const char *k, size_t n, const char *want)
+{
+    size_t wn = strlen(want);
+    return n == wn && !memcmp(k, want, n);
+}
+
+/* An object whose one interesting member (want) is kept in *v, the first
+ * time only; other kinds than an object are recorded in *kind. */
+static bool param_object(cur *c, kreq_kind *kind, int depth, const char *const *want, kreq_val **v,
+                         int n_want)
+{
+    if (!peek_is(c, '{')) {
+        kreq_val any = {0};
+        bool ok = value(c, &any, depth);
+        *kind = any.kind;
+        return ok;
+    }
+    *kind = KREQ_OBJECT;
+    if (depth >= MAX_DEPTH)
+        return syntax(c, c->p, "nesting at most 1000 deep");
+    bool first = true;
+    const char *k;
+    size_t kn;
+    while (next_key(c, &first, &k, &kn)) {
+        int i = 0;
+        while (i < n_want && !(key_is(k, kn, want[i]) && v[i]->kind == KREQ_ABSENT))
+            i++;
+        if (!(i < n_want ? value(c, v[i], depth + 1) : skip_value(c, depth + 1)))
+            return false;
+    }
+    return !c->bad;
+}
+
+/* ----------------------------------------------------------- elements */
+
+/* Rounds v to what a tensor of datatype dt can hold; false when it cannot
+ * (a fraction or out-of-range value for an integer type). */
+static bool quantize(ferry_dtype dt, double *v)
+{
+    double x = *v;
+    switch (dt) {
+    case FERRY_F32: *v = (double)(float)x; return true;
+    case FERRY_F16: *v = (double)ferry_f16_to_f32(ferry_f32_to_f16((float)x)); return true;
+    case FERRY_BF16: *v = (double)ferry_bf16_to_f32(ferry_f32_to_bf16((float)x)); return true;
+    case FERRY_F64: return true;
+    case FERRY_I32: return x == floor(x) && x >= -2147483648.0 && x <= 2147483647.0;
+    case FERRY_I64:
+        return x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0;
+    case FERRY_I8: return x == floor(x) && x >= -128 && x <= 127;
+    case FERRY_U8: return x == floor(x) && x >= 0 && x <= 255;
+    case FERRY_BOOL: return x == 0 || x == 1;
+    default: return false;
+    }
+}
+
+void kserve_store(ferry_dtype dt, void *base, int64_t i, double v)
+{
+    switch (dt) {
+    case FERRY_F32: ((float *)base)[i] = (float)v; break;
+    case FERRY_F64: ((double *)base)[i] = v; break;
+    case FERRY_F16: ((uint16_t *)base)[i] = ferry_f32_to_f16((float)v); break;
+    case FERRY_BF16: ((uint16_t *)base)[i] = ferry_f32_to_bf16((float)v); break;
+    case FERRY_I32: ((int32_t *)base)[i] = (int32_t)v; break;
+    case FERRY_I64: ((int64_t *)base)[i] = (int64_t)v; break;
+    case FERRY_I8: ((int8_t *)base)[i] = (int8_t)v; break;
+    case FERRY_U8: ((uint8_t *)base)[i] = (uint8_t)v; break;
+    case FERRY_BOOL: ((uint8_t *)base)[i] = v != 0; break;
+    default: break;
+    }
+}
+
+/* An integer literal for an integer datatype, without a trip through
+ * double (INT64 beyond 2^53 stays exact). false when out of range. */
+static bool store_int(ferry_dtype req, ferry_dtype dst, void *base, int64_t i, int64_t v)
+{
+    int64_t lo, hi;
+    switch (req) {
+    case FERRY_I32: lo = INT32_MIN, hi = INT32_MAX; break;
+    case FERRY_I64: lo = INT64_MIN, hi = INT64_MAX; break;
+    case FERRY_I8: lo = -128, hi = 127; break;
+    case FERRY_U8: lo = 0, hi = 255; break;
+    default: lo = 0, hi = 1; break; /* BOOL */
+    }
+    if (v < lo || v > hi)
+        return false;
+    switch (dst) {
+    case FERRY_I32: ((int32_t *)base)[i] = (int32_t)v; break;
+    case FERRY_I64: ((int64_t *)base)[i] = v; break;
+    case FERRY_I8: ((int8_t *)base)[i] = (int8_t)v; break;
+    case FERRY_U8: ((uint8_t *)base)[i] = (uint8_t)v; break;
+    case FERRY_BOOL: ((uint8_t *)base)[i] = v != 0; break;
+    default: kserve_store(dst, base, i, (double)v); break;
+    }
+    return true;
+}
+
+/* Reading "data" into a model-dtype buffer. */
+typedef struct fill {
+    ferry_dtype req, dst;
+    bool fast;      /* FP32 into FP32: the common case, no conversion */
+    bool int_exact; /* req is an integer type: integer literals stay exact */
+    void *out;
+    int64_t n, numel;
+    const char *name;
+    int name_n;
+    char *err;
+    size_t errlen;
+    bool failed; /* a semantic error is in err: only the syntax is checked on */
+} fill;
+
+#define FAIL(f, ...)                                                                               \
+    do {                                                                                           \
+        snprintf((f)->err, (f)->errlen, __VA_ARGS__);                                              \
+        (f)->failed = true;                                                                        \
+    } while (0)
+
+/* One element, at c->p; a container there is "not a number". */
+static bool fill_value(cur *c, fill *f, int depth)
+{
+    if (f->failed)
+        return skip_value(c, depth);
+    char ch = c->p < c->end ? *c->p : 0;
+    double x;
+    if (ch == '-' || (ch >= '0' && ch <= '9')) {
+        jsonnum v;
+        if (!jsonnum_parse(&c->p, c->end, &v))
+            return syntax(c, c->p, "a valid number");
+        if (f->n >= f->numel) {
+            FAIL(f, "input '%.*s': 'data' has more than the %lld elements of its shape", f->name_n,
+                 f->name, (long long)f->numel);
+            return true;
+        }
+        if (f->fast) {
+            ((float *)f->out)[f->n++] = (float)v.d;
+            return true;
+        }
+        if (f->int_exact && v.is_int) {
+            if (!store_int(f->req, f->dst, f->out, f->n, v.i))
+                FAIL(f, "input '%.*s': element %lld (%g) is not a valid %s", f->name_n, f->name,
+                     (long long)f->n, v.d, kserve_dtype_name(f->req));
+            else
+                f->n++;
+            return true;
+        }
+        x = v.d;
+    } else if ((ch == 't' || ch == 'f') && f->req == FERRY_BOOL) {
+        if (!(ch == 't' ? literal(c, "true", 4) : literal(c, "false", 5)))
+            return false;
+        x = ch == 't';
+        if (f->n >= f->numel) {
+            FAIL(f, "input '%.*s': 'data' has more than the %lld elements of its shape", f->name_n,
+                 f->name, (long long)f->numel);
+            return true;
+        }
+    } else {
+        if (!skip_value(c, depth))
+            return false;
+        FAIL(f, "input '%.*s': element %lld of 'data' is not a number", f->name_n, f->name,
+             (long long)f->n);
+        return true;
+    }
+    if (!quantize(f->req, &x)) {
+        FAIL(f, "input '%.*s': element %lld (%g) is not a valid %s", f->name_n, f->name,
+             (long long)f->n, x, kserve_dtype_name(f->req));
+        return true;
+    }
+    kserve_store(f->dst, f->out, f->n++, x);
+    return true;
+}
+
+/* Nested "data": the array at depth d must have shape[d] entries. */
+static bool fill_nested(cur *c, fill *f, const int64_t *shape, int ndim, int d, int depth)
+{
+    if (d == ndim)
+        return fill_value(c, f, depth);
+    if (f->failed)
+        return skip_value(c, depth);
+    if (!peek_is(c, '[')) {
+        if (!skip_value(c, depth))
+            return false;
+        FAIL(f, "input '%.*s': 'data' nests %d levels, shape has %d", f->name_n, f->name, d, ndim);
+        return true;
+    }
+    if (depth >= MAX_DEPTH)
+        return syntax(c, c->p, "nesting at most 1000 deep");
+    int64_t n = 0;
+    bool first = true;
+    while (next_elem(c, &first)) {
+        bool ok = n < shape[d] && !f->failed ? fill_nested(c, f, shape, ndim, d + 1, depth + 1)
+                                             : skip_value(c, depth + 1);
+        if (!ok)
+            return false;
+        n++;
+    }
+    if (c->bad)
+        return false;
+    if (n != shape[d] && !f->failed)
+        FAIL(f, "input '%.*s': 'data' has %lld entries at depth %d, shape says %lld", f->name_n,
+             f->name, (long long)n, d, (long long)shape[d]);
+    return true;
+}
+
+/* The "data" value at c->p; false on a syntax error only (f->failed tells
+ * a semantic one). */
+static bool fill_data(cur *c, fill *f, const int64_t *shape, int ndim, int depth)
+{
+    if (!peek_is(c, '[')) {
+        if (!skip_value(c, depth))
+            return false;
+        FAIL(f, "input '%.*s': 'data' must be an array", f->name_n, f->name);
+        return true;
+    }
+    const char *open = c->p++;
+    ws(c);
+    bool nested = ndim > 1 && peek_is(c, '[');
+    c->p = open;
+    if (nested)
+        return fill_nested(c, f, shape, ndim, 0, depth);
+    if (depth >= MAX_DEPTH)
+        return syntax(c, c->p, "nesting at most 1000 deep");
+    bool first = true;
+    while (next_elem(c, &first))
+        if (!fill_value(c, f, depth + 1))
+            return false;
+    if (c->bad)
+        return false;
+    if (!f->failed && f->n != f->numel)
+        FAIL(f, "input '%.*s': 'data' has %lld elements, shape needs %lld", f->name_n, f->name,
+             (long long)f->n, (long long)f->numel);
+    return true;
+}
+
+static void fill_init(fill *f, const char *name, size_t name_n, ferry_dtype req, ferry_dtype dst,
+                      void *out, int64_t numel, char *err, size_t errlen)
+{
+    *f = (fill){req,
+                dst,
+                req == FERRY_F32 && dst == FERRY_F32,
+                req == FERRY_I32 || req == FERRY_I64 || req == FERRY_I8 || req == FERRY_U8 ||
+                    req == FERRY_BOOL,
+                out,
+                0,
+                numel,
+                name,
+                name_n > 100 ? 100 : (int)name_n,
+                err,
+                errlen,
+                false};
+}
+
+bool kreq_fill(const kreq *q, const kreq_input *in, ferry_dtype req, ferry_dtype dst, void *out,
+               int64_t numel, const int64_t *shape, int ndim, char *err, size_t errlen)
+{
+    cur c = {in->data, q->end, (kreq *)q, false};
+    fill f;
+    fill_init(&f, in->name.s, in->name.n, req, dst, out, numel, err, errlen);
+    /* the text was checked by kreq_parse: no syntax error can stop this */
+    if (!fill_data(&c, &f, shape, ndim, 3) && !f.failed)
+        snprintf(err, errlen, "input '%.*s': malformed 'data'", f.name_n, f.name);
+    return !c.bad && !f.failed;
+}
+
+ferry_dtype kreq_dtype(const char *s, size_t n)
+{
+    static const ferry_dtype all[] = {FERRY_F32, FERRY_F16, FERRY_BF16, FERRY_F64, FERRY_I32,
+                                      FERRY_I64, FERRY_I8,  FERRY_U8,   FERRY_BOOL};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (key_is(s, n, kserve_dtype_name(all[i])))
+            return all[i];
+    return FERRY_DTYPE_UNDEFINED;
+}
+
+/* ------------------------------------------------------------ request */
+
+/* The data of input in, now, when everything it needs came before it and
+ * is valid (else kserve.c decodes it later, or reports what is wrong). */
+static bool data_now(cur *c, kreq_input *in, const kreq_model *km, int depth)
+{
+    srv_model *m = km->m;
+    if (in->name.kind != KREQ_STRING || in->datatype.kind != KREQ_STRING ||
+        in->shape_kind != KREQ_ARRAY || in->shape_err != KREQ_SHAPE_OK)
+        return skip_value(c, depth);
+    int k = -1;
+    for (int i = 0; i < m->n_in && k < 0; i++)
+        if (key_is(in->name.s, in->name.n, m->in[i].name))
+            k = i;
+    ferry_dtype req = kreq_dtype(in->datatype.s, in->datatype.n);
+    const ferry_tensor_info *mi = k >= 0 ? &m->in[k] : NULL;
+    bool ok = mi && !km->in_mem[k] && req != FERRY_DTYPE_UNDEFINED && in->ndim == mi->ndim &&
+              in->shape[0] >= 1 && in->shape[0] <= m->max_batch;
+    for (int d = 1; ok && d < in->ndim; d++)
+        ok = in->shape[d] == mi->shape[d];
+    if (!ok)
+        return skip_value(c, depth);
+    int64_t numel = in->shape[0] * m->in_sample_numel[k];
+    km->in_mem[k] = malloc((size_t)numel * ferry_dtype_size(mi->dtype) + 1);
+    if (!km->in_mem[k])
+        return skip_value(c, depth); /* kserve.c reports it */
+    char err[8];
+    fill f;
+    fill_init(&f, in->name.s, in->name.n, req, mi->dtype, km->in_mem[k], numel, err, sizeof err);
+    if (!fill_data(c, &f, in->shape, in->ndim, depth))
+        return false;
+    if (!f.failed)
+        in->decoded_into = k; /* else kserve.c decodes again for the message */
+    return true;
+}
+
+static bool shape(cur *c, kreq_input *in, int depth)
+{
+    if (!peek_is(c, '[')) {
+        kreq_val any = {0};
+        bool ok = value(c, &any, depth);
+        in->shape_kind = any.kind;
+        return ok;
+    }
+    in->shape_kind = KREQ_ARRAY;
+    if (depth >= MAX_DEPTH)
+        return syntax(c, c->p, "nesting at most 1000 deep");
+    bool first = true;
+    while (next_elem(c, &first)) {
+        kreq_val v = {0};
+        if (!value(c, &v, depth + 1))
+            return false;
+        if (in->shape_err)
+            continue;
+        if (v.kind != KREQ_NUMBER || v.num < 0 || v.num != floor(v.num) || v.num > 1e15)
+            in->shape_err = KREQ_SHAPE_BAD_DIM;
+        else if (in->ndim == FERRY_MAX_DIMS)
+            in->shape_err = KREQ_SHAPE_TOO_LONG;
+        else
+            in->shape[in->ndim++] = (int64_t)v.num;
+    }
+    return !c->bad;
+}
+
+static bool input(cur *c, kreq_input *in, const kreq_model *km, int depth)
+{
+    in->decoded_into = -1;
+    if (!peek_is(c, '{'))
+        return skip_value(c, depth);
+    in->is_object = true;
+    if (depth >= MAX_DEPTH)
+        return syntax(c, c->p, "nesting at most 1000 deep");
+    bool first = true, seen_shape = false, seen_params = false;
+    const char *k;
+    size_t kn;
+    while (next_key(c, &first, &k, &kn)) {
+        bool ok;
+        if (key_is(k, kn, "name") && !in->name.kind) {
+            ok = value(c, &in->name, depth + 1);
+        } else if (key_is(k, kn, "datatype") && !in->datatype.kind) {
+            ok = value(c, &in->datatype, depth + 1);
+        } else if (key_is(k, kn, "shape") && !seen_shape) {
+            seen_shape = true;
+            ok = shape(c, in, depth + 1);
+        } else if (key_is(k, kn, "parameters") && !seen_params) {
+            seen_params = true;
+            static const char *const want[] = {"binary_data_size"};
+            kreq_val *v[] = {&in->binary_data_size};
+            kreq_kind kind;
+            ok = param_object(c, &kind, depth + 1, want, v, 1);
+        } else if (key_is(k, kn, "data") && !in->data) {
+            in->data = c->p;
+            ok = data_now(c, in, km, depth + 1);
+        } else {
+            ok = skip_value(c, depth + 1);
+        }
+        if (!ok)
+            return false;
+    }
+    return !c->bad;
+}
+
+static bool output(cur *c, kreq_output *o, int depth)
+{
+    if (!peek_is(c, '{'))
+        return skip_value(c, depth);
+    o->is_object = true;
+    if (depth >= MAX_DEPTH)
+        return syntax(c, c->p, "nesting at most 1000 deep");
+    bool first = true, seen_params = false;
+    const char *k;
+    size_t kn;
+    while (next_key(c, &first, &k, &kn)) {
+        bool ok;
+        if (key_is(k, kn, "name") && !o->name.kind) {
+            ok = value(c, &o->name, depth + 1);
+        } else if (key_is(k, kn, "parameters") && !seen_params) {
+            seen_params = true;
+            static const char *const want[] = {"binary_data"};
+            kreq_val *v[] = {&o->binary_data};
+            kreq_kind kind;
+            ok = param_object(c, &kind, depth + 1, want, v, 1);
+        } else {
+            ok = skip_value(c, depth + 1);
+        }
+        if (!ok)
+            return false;
+    }
+    return !c->bad;
+}
+
+/* Appends a zeroed element to *arr, which starts as the struct's own
+ * stack array of *cap elements and moves to the heap past it. */
+static void *grow(kreq *q, void **arr, int *n, int *cap, const void *stack, size_t size)
+{
+    if (*n == *cap) {
+        void *na = *arr == stack ? malloc((size_t)*cap * 2 * size)
+                                 : realloc(*arr, (size_t)*cap * 2 * size);
+        if (!na) {
+            q->oom = true;
+            return NULL;
+        }
+        if (*arr == stack)
+            memcpy(na, stack, (size_t)*n * size);
+        *arr = na;
+        *cap *= 2;
+    }
+    void *e = (char *)*arr + (size_t)(*n)++ * size;
+    memset(e, 0, size);
+    return e;
+}
+
+static bool list(cur *c, kreq *q, bool inputs, const kreq_model *km)
+{
+    kreq_kind *kind = inputs ? &q->inputs_kind : &q->outputs_kind;
+    if (!peek_is(c, '[')) {
+        kreq_val any = {0};
+        bool ok = value(c, &any, 1);
+        *kind = any.kind;
+        return ok;
+    }
+    *kind = KREQ_ARRAY;
+    bool first = true;
+    while (next_elem(c, &first)) {
+        bool ok;
+        if (inputs) {
+            kreq_input *in = grow(q, (void **)&q->in, &q->n_in, &q->cap_in, q->in_s, sizeof *in);
+            ok = in ? input(c, in, km, 2) : syntax(c, c->p, "memory");
+        } else {
+            kreq_output *o = grow(q, (void **)&q->out, &q->n_out, &q->cap_out, q->out_s, sizeof *o);
+            ok = o ? output(c, o, 2) : syntax(c, c->p, "memory");
+        }
+        if (!ok)
+            return false;
+    }
+    return !c->bad;
+}
+
+bool kreq_parse(kreq *q, const char *json, size_t len, const kreq_model *km)
+{
+    memset(q, 0, sizeof *q);
+    q->base = json;
+    q->end = json + len;
+    q->in = q->in_s;
+    q->out = q->out_s;
+    q->cap_in = q->cap_out = 4;
+    cur c = {json, json + len, q, false};
+    if (len >= 3 && !memcmp(json, "\xef\xbb\xbf", 3)) /* a UTF-8 BOM, as cJSON skips it */
+        c.p += 3;
+    ws(&c);
+    if (!peek_is(&c, '{')) {
+        kreq_val any = {0};
+        if (!value(&c, &any, 0))
+            return false;
+        q->value_end = (size_t)(c.p - json);
+        return true; /* valid JSON, not an object */
+    }
+    q->is_object = true;
+    bool first = true, seen_params = false, seen_in = false, seen_out = false;
+    const char *k;
+    size_t kn;
+    while (next_key(&c, &first, &k, &kn)) {
+        bool ok;
+        if (key_is(k, kn, "id") && !q->id.kind) {
+            ok = value(&c, &q->id, 1);
+        } else if (key_is(k, kn, "parameters") && !seen_params) {
+            seen_params = true;
+            static const char *const want[] = {"timeout", "priority", "binary_data_output"};
+            kreq_val *v[] = {&q->timeout, &q->priority, &q->binary_data_output};
+            ok = param_object(&c, &q->params.kind, 1, want, v, 3);
+        } else if (key_is(k, kn, "inputs") && !seen_in) {
+            seen_in = true;
+            ok = list(&c, q, true, km);
+        } else if (key_is(k, kn, "outputs") && !seen_out) {
+            seen_out = true;
+            ok = list(&c, q, false, km);
+        } else {
+            ok = skip_value(&c, 1);
+        }
+        if (!ok)
+            return false;
+    }
+    if (c.bad)
+        return false;
+    q->value_end = (size_t)(c.p - json);
+    return true;
+}
+
+void kreq_free(kreq *q)
+{
+    free(q->scratch);
+    if (q->in != q->in_s)
+        free(q->in);
+    if (q->out != q->out_s)
+        free(q->out);
+    q->scratch = NULL;
+    q->in = q->in_s;
+    q->out = q->out_s;
+}
