@@ -32,11 +32,10 @@ echo "== 2. GPU best (fp16, f16 host tensors, graphs): ferry synchronous vs pyto
 python3 bench/compare.py --ferry $F --model $M --device cuda --gpu-best \
     --gpu-best-batches 32,256,65536 --duration $D --ferry-args "--workers 1" \
     --json "$OUT/best-sync.json" 2>&1 | grep -v "^compare.py" | tail -6
-for v in X=1 FERRY_CUDA_ZERO_COPY=0 FERRY_CUDA_MLP_MAX_BATCH=0; do
+for v in FERRY_CUDA_MLP_MAX_BATCH=256 "FERRY_CUDA_MLP_MAX_BATCH=256 FERRY_CUDA_ZERO_COPY=0" FERRY_CUDA_MLP_MAX_BATCH=0; do
     echo "-- ferry pipelined (4 workers, 8 in flight), $v"
     env $v $F bench $M --device cuda --sweep --precision fp16 --io-dtype f16 --graphs --workers 4 \
-        --inflight 8 --batch-sizes 32,256,65536 --latency --duration $D --quiet \
-        --json "$OUT/best-pipelined-$v.json" 2>&1 | tail -4
+        --inflight 8 --batch-sizes 32,64,128,256,65536 --latency --duration $D --quiet 2>&1 | tail -5
 done
 echo "== 3. mlp-l bf16, batch 65536"
 $F make-model mlp --dims 1024,4096,4096,1024 --act gelu --seed 0 -o /tmp/mlp-l.onnx >/dev/null
@@ -50,9 +49,10 @@ echo "== 4. batcher, ferry (4 workers, fp16) vs pytorch's batcher"
 python3 bench/compare.py --ferry $F --model $M --device cuda --batcher \
     --concurrency 256,1024 --batch-sizes 1 --duration $D --ferry-args "--workers 4 --precision fp16" \
     --json "$OUT/batcher.json" 2>&1 | grep -v "^compare.py" | tail -5
-for v in FERRY_CUDA_ZERO_COPY=0 FERRY_CUDA_MLP_MAX_BATCH=0 FERRY_CUDA_MLP_MAX_BATCH=64; do
+for v in FERRY_CUDA_MLP_MAX_BATCH=256 FERRY_CUDA_MLP_MAX_BATCH=0; do
     echo "-- ferry batcher, $v"
     env $v $F bench $M --device cuda --batcher --batch-sizes 1 --workers 4 --precision fp16 \
         --concurrency 256,1024 --duration $D --quiet 2>&1 | tail -2
 done
+[ "${SERVER:-1}" = 1 ] && DURATION=${SERVER_DURATION:-3} bench/gpu/run_server.sh 2>&1 | grep -vE "^\s*$" | tail -16
 date -u +%FT%TZ

@@ -1,12 +1,9 @@
 #!/bin/bash
 # bench/gpu/run_server.sh - `ferry serve` on the GPU machine driven by wrk
-# (carried with its libluajit in .devlibs/gpu, staged by bench/gpu/stage.sh
-# plus `cp /usr/bin/wrk .devlibs/gpu/bin`).
+# (carried with its libluajit in .devlibs/gpu, staged by bench/gpu/stage.sh).
 set -u
 cd "$(dirname "$0")/../.."
-S=.devlibs/gpu
-[ -f $S/big.tar.xz ] && [ ! -f $S/lib/libopenblas.so.0 ] && tar xJf $S/big.tar.xz -C $S/lib
-export LD_LIBRARY_PATH=$PWD/$S/lib:${LD_LIBRARY_PATH:-}
+. bench/gpu/env.sh
 export PATH=$PWD/$S/bin:$PATH
 nproc; date -u +%FT%TZ
 for dev in cuda; do

@@ -13,6 +13,8 @@ rm -rf "$S" && mkdir -p "$S/bin" "$S/lib" "$S/models"
 cp "$B/ferry" "$B/test_cuda_backend" "$B/test_parity_cuda" "$B/test_cuda_fused" "$S/bin/"
 # the API-cost probe (plain CUDA, no Ferry code)
 /usr/local/cuda/bin/nvcc -O2 -arch=sm_90 bench/gpu/api_cost.cu -lcublasLt -o "$S/bin/api_cost"
+# wrk for bench/gpu/run_server.sh, when installed here (its libluajit follows below)
+[ -x /usr/bin/wrk ] && cp /usr/bin/wrk "$S/bin/"
 strip "$S"/bin/*
 # the parity models without mlp-l (too large to carry), when a build made them
 TM=${TEST_MODELS:-build/test-models}

@@ -14,9 +14,10 @@
  * r of the cluster computes columns [r*N/C, (r+1)*N/C) of every layer, so it
  * only ever needs that slice of each weight matrix: all slices are copied to
  * shared memory with cp.async at the start (one commit group per layer) and
- * arrive while earlier layers compute. After a layer each block holds a
- * 16 x N/C slice of the activations; the next layer gathers the full 16 x N
- * rows from the cluster's blocks through distributed shared memory. The
+ * arrive while earlier layers compute. Each block stores the 16 x N/C
+ * activations it computed straight into every cluster block's copy of the
+ * next layer's input (distributed shared memory), and one cluster barrier
+ * per layer publishes them. The
  * matmuls are 16x16x16 tensor-core tiles with fp32 accumulators; bias and
  * activation are applied in fp32 and the result rounded to the compute dtype
  * (as cuBLASLt's epilogue does), the last layer is written in the output's
@@ -46,40 +47,57 @@ constexpr int R = KERN_MLP_ROWS;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 
+/* Rows in shared memory are padded by 8 elements (16 bytes), so that the
+ * 16 rows of a tensor-core fragment fall on different banks. */
+constexpr int kPad = 8;
+
 /* Shared memory layout, in bytes; the same arithmetic on host and device. */
 struct layout {
-    size_t xfull, slice0, slice1, scratch, ytile, w[KERN_MLP_MAX_LAYERS], total;
+    size_t x0, x1, scratch, ytile, w0, total; /* weights of layer l follow layer l-1's */
 };
+
+__host__ __device__ inline size_t bump_size(size_t bytes)
+{
+    return (bytes + 127) & ~(size_t)127;
+}
+
+__host__ __device__ inline size_t bump(size_t *at, size_t bytes)
+{
+    size_t here = *at;
+    *at = (here + bytes + 127) & ~(size_t)127;
+    return here;
+}
+
+/* Shared bytes of layer l's weight slice: N/C padded rows of K. */
+__host__ __device__ inline size_t w_bytes(const kern_mlp &m, int l)
+{
+    return (size_t)(m.dims[l + 1] / C) * (m.dims[l] + kPad) * 2;
+}
 
 __host__ __device__ inline layout make_layout(const kern_mlp &m)
 {
     layout L = {};
-    int kmax = 0, smax = m.dims[0] / C;
-    for (int l = 0; l < m.n_layers; l++) {
+    int kmax = 0;
+    for (int l = 0; l < m.n_layers; l++)
         if (m.dims[l] > kmax)
             kmax = m.dims[l];
-        if (m.dims[l + 1] / C > smax)
-            smax = m.dims[l + 1] / C;
-    }
     size_t at = 0;
-    L.xfull = at;
-    at = (at + (size_t)R * kmax * 2 + 127) & ~(size_t)127;
-    L.slice0 = at;
-    at = (at + (size_t)R * smax * 2 + 127) & ~(size_t)127;
-    L.slice1 = at;
-    at = (at + (size_t)R * smax * 2 + 127) & ~(size_t)127;
-    L.scratch = at;
-    at = (at + (size_t)kWarps * 256 * 4 + 127) & ~(size_t)127;
-    L.ytile = at;
-    at = (at + (size_t)R * (m.dims[m.n_layers] / C) * 4 + 127) & ~(size_t)127;
-    for (int l = 0; l < m.n_layers; l++) {
-        L.w[l] = at;
-        at = (at + (size_t)(m.dims[l + 1] / C) * m.dims[l] * 2 + 127) & ~(size_t)127;
-    }
+    L.x0 = bump(&at, (size_t)R * (kmax + kPad) * 2);
+    L.x1 = bump(&at, (size_t)R * (kmax + kPad) * 2);
+    L.scratch = bump(&at, (size_t)kWarps * 256 * 4);
+    L.ytile = bump(&at, (size_t)R * (m.dims[m.n_layers] / C) * 4);
+    L.w0 = at;
+    for (int l = 0; l < m.n_layers; l++)
+        bump(&at, w_bytes(m, l));
     L.total = at;
     return L;
 }
 
+/* Every block of the cluster holds the layer's whole 16-row input in x[l&1]
+ * (row stride K + kPad): each block pushes the columns it computed into all
+ * blocks' buffers with distributed-shared-memory stores, and one cluster
+ * barrier per layer publishes them. Double buffering makes that one barrier
+ * enough: a block writes x[(l+1)&1] while its peers may still read x[l&1]. */
 template <typename T, typename XT, typename YT>
 __global__ void __cluster_dims__(C, 1, 1) __launch_bounds__(kThreads)
     mlp_kernel(const kern_mlp m, const XT *__restrict__ x, YT *__restrict__ y, int64_t n)
@@ -89,26 +107,28 @@ __global__ void __cluster_dims__(C, 1, 1) __launch_bounds__(kThreads)
     const unsigned rank = cl.block_rank();
     const int64_t row0 = (int64_t)(blockIdx.x / C) * R;
     const layout L = make_layout(m);
-    T *xfull = (T *)(sm + L.xfull);
-    T *slices[2] = {(T *)(sm + L.slice0), (T *)(sm + L.slice1)};
+    T *const x0 = (T *)(sm + L.x0), *const x1 = (T *)(sm + L.x1);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     float *sc = (float *)(sm + L.scratch) + warp * 256;
     YT *ytile = (YT *)(sm + L.ytile);
 
-    /* Every layer's weight slice, one commit group per layer. */
-    for (int l = 0; l < m.n_layers; l++) {
-        const int K = m.dims[l], ns = m.dims[l + 1] / C;
+    /* Every layer's weight slice (rows [rank*N/C, (rank+1)*N/C) of [N][K],
+     * contiguous in memory), one commit group per layer. */
+    for (int l = 0, woff = (int)L.w0; l < m.n_layers; woff += (int)bump_size(w_bytes(m, l)), l++) {
+        const int K = m.dims[l], ns = m.dims[l + 1] / C, vpr = K * (int)sizeof(T) / 16;
         const char *src = (const char *)m.w[l] + (size_t)rank * ns * K * sizeof(T);
-        char *dst = (char *)(sm + L.w[l]);
-        const int nvec = ns * K * (int)sizeof(T) / 16;
-        for (int i = tid; i < nvec; i += kThreads)
-            __pipeline_memcpy_async(dst + (size_t)i * 16, src + (size_t)i * 16, 16);
+        char *dst = (char *)(sm + woff);
+        for (int i = tid; i < ns * vpr; i += kThreads) {
+            const int r = i / vpr, v = i - r * vpr;
+            __pipeline_memcpy_async(dst + ((size_t)r * (K + kPad) * sizeof(T)) + (size_t)v * 16,
+                                    src + (size_t)i * 16, 16);
+        }
         __pipeline_commit();
     }
 
-    /* This block's slice of the input, 16 rows x K0/C columns (zero past
-     * n), read in 16-byte vectors: x may be host memory, where every access
-     * is a PCIe transaction. */
+    /* This block's columns [rank*K0/C, ...) of the 16 input rows (zero past
+     * n), read in 16-byte vectors (x may be host memory, where each access
+     * is a PCIe transaction) and pushed to every block's x[0]. */
     {
         constexpr int E = 16 / sizeof(XT);
         const int K0 = m.dims[0], ks = K0 / C, vpr = ks / E;
@@ -123,30 +143,30 @@ __global__ void __cluster_dims__(C, 1, 1) __launch_bounds__(kThreads)
                 u.q = ((const int4 *)(x + row * K0 + (int64_t)rank * ks))[v];
             else
                 u.q = make_int4(0, 0, 0, 0);
+            T t[E];
 #pragma unroll
             for (int e = 0; e < E; e++)
-                slices[0][r * ks + v * E + e] = from_f<T>(to_f(u.e[e]));
+                t[e] = from_f<T>(to_f(u.e[e]));
+            const int at = r * (K0 + kPad) + (int)rank * ks + v * E;
+            for (int dst = 0; dst < C; dst++) {
+                T *p = cl.map_shared_rank(x0, dst) + at;
+#pragma unroll
+                for (int e = 0; e < E; e++)
+                    p[e] = t[e];
+            }
         }
     }
 
-    for (int l = 0; l < m.n_layers; l++) {
-        const int K = m.dims[l], N = m.dims[l + 1], ks = K / C, ns = N / C;
+    for (int l = 0, woff = (int)L.w0; l < m.n_layers; woff += (int)bump_size(w_bytes(m, l)), l++) {
+        const int K = m.dims[l], N = m.dims[l + 1], ns = N / C;
         const bool last = l == m.n_layers - 1;
-        T *cur = slices[l & 1], *nxt = slices[(l + 1) & 1];
-        const T *w = (const T *)(sm + L.w[l]);
+        const T *cur = (l & 1) ? x1 : x0;
+        T *nxt = (l & 1) ? x0 : x1;
+        const T *w = (const T *)(sm + woff);
         const T *bias = (const T *)m.bias[l];
 
-        /* Every block's slice of this layer's input is written. */
-        cl.sync();
-        const int vpr = ks * (int)sizeof(T) / 16; /* 16-byte vectors per row of a slice */
-        for (int i = tid; i < C * R * vpr; i += kThreads) {
-            const int src_rank = i / (R * vpr), rem = i - src_rank * R * vpr;
-            const int r = rem / vpr, v = rem - r * vpr;
-            const int4 *src = (const int4 *)cl.map_shared_rank(cur, src_rank) + r * vpr + v;
-            ((int4 *)(xfull + (size_t)r * K + (size_t)src_rank * ks))[v] = *src;
-        }
         __pipeline_wait_prior(m.n_layers - 1 - l);
-        __syncthreads();
+        cl.sync(); /* the layer's input is complete in every block; weights are here */
 
         for (int j = warp; j < ns / 16; j += kWarps) {
             wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
@@ -154,25 +174,33 @@ __global__ void __cluster_dims__(C, 1, 1) __launch_bounds__(kThreads)
             for (int k = 0; k < K; k += 16) {
                 wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
                 wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b;
-                wmma::load_matrix_sync(a, xfull + k, K);
-                wmma::load_matrix_sync(b, w + (size_t)j * 16 * K + k, K);
+                wmma::load_matrix_sync(a, cur + k, K + kPad);
+                wmma::load_matrix_sync(b, w + (size_t)j * 16 * (K + kPad) + k, K + kPad);
                 wmma::mma_sync(acc, a, b, acc);
             }
             wmma::store_matrix_sync(sc, acc, 16, wmma::mem_row_major);
             __syncwarp();
+            /* lane: row lane/2, 8 consecutive columns */
             const int r = lane >> 1, c0 = (lane & 1) * 8;
             const int col = (int)rank * ns + j * 16 + c0; /* column of N */
+            union {
+                int4 q;
+                T e[8];
+            } u;
 #pragma unroll
             for (int c = 0; c < 8; c++) {
                 float v = sc[r * 16 + c0 + c];
                 if (bias)
                     v += to_f(bias[col + c]);
                 v = ferry_cuda::unary(m.act[l], v, m.act_alpha[l]);
-                if (!last)
-                    nxt[r * ns + j * 16 + c0 + c] = from_f<T>(v);
-                else
+                if (last)
                     ytile[r * ns + j * 16 + c0 + c] = from_f<YT>(v);
+                else
+                    u.e[c] = from_f<T>(v);
             }
+            if (!last)
+                for (int dst = 0; dst < C; dst++)
+                    *(int4 *)(cl.map_shared_rank(nxt, dst) + r * (N + kPad) + col) = u.q;
             __syncwarp();
         }
         if (last) {
@@ -189,14 +217,9 @@ __global__ void __cluster_dims__(C, 1, 1) __launch_bounds__(kThreads)
                         ((const int4 *)(ytile + r * ns))[v];
             }
         }
-        /* xfull is rewritten by the next layer's gather */
-        __syncthreads();
     }
-    /* Output may be pinned host memory: make it visible before the kernel
-     * completes; then stay resident until every block of the cluster has
-     * read this block's slices. */
-    __threadfence_system();
-    cl.sync();
+    /* No barrier at the end: the last remote stores into this block landed
+     * before the last layer's cluster barrier. */
 }
 
 template <typename T, typename XT, typename YT> cudaError_t set_smem(size_t bytes)
