@@ -20,6 +20,8 @@ if [ "${TESTS:-1}" = 1 ]; then
     SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
     timeout 240 "$SAN" --tool memcheck --error-exitcode 9 $S/bin/test_cuda_fused >"$OUT/memcheck.log" 2>&1
     echo "memcheck rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log")"
+    FERRY_TEST_QUICK=1 timeout 300 "$SAN" --tool racecheck --error-exitcode 9 $S/bin/test_cuda_fused >"$OUT/racecheck.log" 2>&1
+    echo "racecheck (quick) rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tr '\n' ' ')"
 fi
 echo "== 1. stack, ferry vs pytorch (same run)"
 python3 bench/compare.py --ferry $F --model $M --device cuda --batch-sizes 32 \
