@@ -2,6 +2,7 @@
 # scripts: unpacks what bench/gpu/stage.sh packed, sets the library path and
 # names the binary (F), the bundled model (M) and the seconds per point (D).
 S=.devlibs/gpu
+[ -f $S/bin.tar.xz ] && [ ! -d $S/bin ] && tar xJf $S/bin.tar.xz -C $S
 [ -f $S/big.tar.xz ] && [ ! -f $S/lib/libopenblas.so.0 ] && tar xJf $S/big.tar.xz -C $S/lib
 [ -f $S/tm.tar.xz ] && [ ! -d $S/tm ] && tar xJf $S/tm.tar.xz -C $S
 export LD_LIBRARY_PATH=$PWD/$S/lib:${LD_LIBRARY_PATH:-}

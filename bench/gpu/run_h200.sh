@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 date -u +%FT%TZ; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 if [ "${TESTS:-1}" = 1 ]; then
     echo "== tests"
-    for t in test_cuda_fused test_cuda_backend test_parity_cuda; do
+    for t in test_cuda_fused test_batcher_cuda test_cuda_backend test_parity_cuda; do
         timeout 300 $S/bin/$t >"$OUT/$t.log" 2>&1; echo "$t rc=$? $(grep -cE '^\[  PASSED' "$OUT/$t.log") groups passed; failed: $(grep -cE '^\[  FAILED' "$OUT/$t.log")"
     done
     grep -E "n=(1|17|256|257) " "$OUT/test_cuda_fused.log" | head -4

@@ -8,9 +8,9 @@ cd "$(dirname "$0")/../.."
 B=${1:-build-gpu}
 S=.devlibs/gpu
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$B" -j2 --target ferry_cli models test_cuda_backend test_parity_cuda test_engine test_cuda_fused
+cmake --build "$B" -j2 --target ferry_cli models test_cuda_backend test_parity_cuda test_engine test_cuda_fused test_batcher_cuda
 rm -rf "$S" && mkdir -p "$S/bin" "$S/lib" "$S/models"
-cp "$B/ferry" "$B/test_cuda_backend" "$B/test_parity_cuda" "$B/test_cuda_fused" "$S/bin/"
+cp "$B/ferry" "$B/test_cuda_backend" "$B/test_parity_cuda" "$B/test_cuda_fused" "$B/test_batcher_cuda" "$S/bin/"
 # the API-cost probe (plain CUDA, no Ferry code)
 /usr/local/cuda/bin/nvcc -O2 -arch=sm_90 bench/gpu/api_cost.cu -lcublasLt -o "$S/bin/api_cost"
 # wrk for bench/gpu/run_server.sh, when installed here (its libluajit follows below)
@@ -41,4 +41,6 @@ done | sort -u | while read -r lib; do cp -L "$lib" "$S/lib/"; done
 # the two big libraries travel compressed (the carry limit is 64 MiB)
 (cd "$S/lib" && big=$(ls libopenblas* libdnnl* 2>/dev/null || true) &&
     [ -n "$big" ] && tar cJf ../big.tar.xz $big && rm $big) || true
+# the binaries travel compressed too (bench/gpu/env.sh unpacks them)
+tar cJf "$S/bin.tar.xz" -C "$S" bin && rm -rf "$S/bin"
 du -sh "$S"

@@ -396,7 +396,14 @@ ferry_status engine_slot_submit(engine_slot *s, int64_t n, engine_slot_done_fn d
     s->done = done;
     s->user = user;
     s->t_start = ferry_now_us();
-    worker_enqueue(s->w, s);
+    /* On a GPU, queueing the copies and the forward takes microseconds and
+     * never waits for the device: the caller (the batcher's dispatcher)
+     * does it, saving a thread wake-up per batch. On the CPU the worker
+     * thread runs the forward itself. */
+    if (s->e->ops->host_visible)
+        worker_enqueue(s->w, s);
+    else
+        worker_submit_inline(s);
     return FERRY_OK;
 }
 
@@ -685,7 +692,14 @@ ferry_status ferry_engine_submit(ferry_engine *e, const ferry_tensor *inputs, in
     s->done = submit_trampoline;
     s->user = NULL;
     s->t_start = ferry_now_us();
-    worker_enqueue(s->w, s);
+    /* On a GPU, queueing the copies and the forward takes microseconds and
+     * never waits for the device: the caller (the batcher's dispatcher)
+     * does it, saving a thread wake-up per batch. On the CPU the worker
+     * thread runs the forward itself. */
+    if (s->e->ops->host_visible)
+        worker_enqueue(s->w, s);
+    else
+        worker_submit_inline(s);
     return FERRY_OK;
 }
 

@@ -109,6 +109,9 @@ ferry_status worker_run_inline(engine_slot *s);
 /* Queues one job's copies and forward on its worker's stream from the
  * calling thread and records its event; the caller then waits on it. */
 ferry_status worker_issue(engine_slot *s);
+/* Async devices: issues the job on the calling thread and hands it to its
+ * worker's completion thread (no hop through the worker's issuing thread). */
+void worker_submit_inline(engine_slot *s);
 /* Index of the smallest bucket holding n. */
 int engine_bucket_for(const ferry_engine *e, int64_t n);
 

@@ -112,6 +112,42 @@ ferry_status worker_issue(engine_slot *s)
     return st;
 }
 
+/* Hands an issued job to the completion thread, behind the jobs issued
+ * before it on the stream. Called with issue_mu held, so that the flight
+ * queue keeps the stream's order. */
+static void track(worker *w, engine_slot *s)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->flight_tail)
+        w->flight_tail->next = s;
+    else
+        w->flight_head = s;
+    w->flight_tail = s;
+    pthread_cond_signal(&w->cv_flight);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Issues the job and hands it to the completion thread; on an issue error,
+ * lets earlier jobs of the stream finish first, so that callbacks keep
+ * their order, and completes it with the error. */
+static void issue_and_track(worker *w, engine_slot *s)
+{
+    pthread_mutex_lock(&w->issue_mu);
+    ferry_status st = issue(s);
+    if (st == FERRY_OK)
+        track(w, s);
+    pthread_mutex_unlock(&w->issue_mu);
+    if (st != FERRY_OK) {
+        w->e->ops->stream_sync(w->stream);
+        complete(s, st);
+    }
+}
+
+void worker_submit_inline(engine_slot *s)
+{
+    issue_and_track(s->w, s);
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -131,26 +167,10 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         s->next = NULL;
 
-        if (e->ops->host_visible) {
+        if (e->ops->host_visible)
             complete(s, worker_run_inline(s));
-            continue;
-        }
-        ferry_status st = worker_issue(s);
-        if (st != FERRY_OK) {
-            /* Earlier jobs of this stream may still be in flight: let them
-             * finish first so that callbacks keep their order. */
-            e->ops->stream_sync(w->stream);
-            complete(s, st);
-            continue;
-        }
-        pthread_mutex_lock(&w->mu);
-        if (w->flight_tail)
-            w->flight_tail->next = s;
         else
-            w->flight_head = s;
-        w->flight_tail = s;
-        pthread_cond_signal(&w->cv_flight);
-        pthread_mutex_unlock(&w->mu);
+            issue_and_track(w, s);
     }
     return NULL;
 }
