@@ -131,6 +131,20 @@ static int is_preferred(const ferry_batcher *b, int64_t n)
     return 0;
 }
 
+/* While batch_done runs callbacks on a thread, what the requests it
+ * completes leave behind for requests those callbacks submit to the same
+ * batcher (the closed loop of a server that answers and reads the next
+ * request on the same thread): their nodes, warm in this core's cache, and
+ * their `outstanding` references. A submit that takes both touches neither
+ * the node slab's nor `outstanding`'s shared cache line. */
+typedef struct recycle {
+    ferry_batcher *b;
+    bnode *spare;  /* free nodes of b's node slab, via next */
+    unsigned refs; /* references to outstanding that a submit may take over */
+} recycle;
+
+static _Thread_local recycle *tl_recycle;
+
 static void wake_dispatcher(ferry_batcher *b)
 {
     atomic_fetch_add(&b->wake_seq, 1);
@@ -145,6 +159,16 @@ static void unref(ferry_batcher *b, unsigned n)
     atomic_uint *word = &b->outstanding;
     if (atomic_fetch_sub(word, n) == n && closing)
         futex_wake_n(word, 1);
+}
+
+/* Undoes a refused submit's reference: hands a borrowed one back to its
+ * batch, or drops its own. */
+static void give_back_ref(ferry_batcher *b, recycle *rc, int borrowed)
+{
+    if (borrowed)
+        rc->refs++;
+    else
+        unref(b, 1);
 }
 
 static void free_node(ferry_batcher *b, bnode *r)
@@ -252,12 +276,21 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
 
     unsigned shard = stats_shard();
     /* Reference first, then look at closing: destroy does the opposite, so
-     * one of the two always sees the other (both seq_cst). */
-    atomic_fetch_add(&b->outstanding, 1);
+     * one of the two always sees the other (both seq_cst). A reference
+     * taken over from a completing batch was counted long before and is
+     * held until batch_done's final unref, after this call returns. */
+    recycle *rc = tl_recycle;
+    if (rc && rc->b != b)
+        rc = NULL;
+    int borrowed = rc && rc->refs > 0;
+    if (borrowed)
+        rc->refs--;
+    else
+        atomic_fetch_add(&b->outstanding, 1);
     atomic_fetch_add_explicit(&b->st.submitted[shard].v, 1, memory_order_relaxed);
     if (atomic_load(&b->closing)) {
         atomic_fetch_add_explicit(&b->st.rejected[shard].v, 1, memory_order_relaxed);
-        unref(b, 1);
+        give_back_ref(b, rc, borrowed);
         return ferry_fail(FERRY_ESHUTDOWN, "batcher: shutting down; request not accepted");
     }
     uint64_t add = QUEUED_PACK(1, k);
@@ -265,11 +298,17 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
     if (QUEUED_REQS(q) > (uint64_t)b->cfg.max_queue) {
         atomic_fetch_sub(&b->queued, add);
         atomic_fetch_add_explicit(&b->st.rejected[shard].v, 1, memory_order_relaxed);
-        unref(b, 1);
+        give_back_ref(b, rc, borrowed);
         return ferry_fail(FERRY_EBUSY, "batcher: queue full (%d requests waiting)",
                           b->cfg.max_queue);
     }
-    bnode *r = slab_get(&b->nodes);
+    bnode *r;
+    if (rc && rc->spare) {
+        r = rc->spare;
+        rc->spare = r->next;
+    } else {
+        r = slab_get(&b->nodes);
+    }
     void *extra = NULL;
     int cls = 0;
     if (r && k > b->inline_k) {
@@ -282,7 +321,7 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
     if (!r) {
         atomic_fetch_sub(&b->queued, add);
         atomic_fetch_sub_explicit(&b->st.submitted[shard].v, 1, memory_order_relaxed);
-        unref(b, 1);
+        give_back_ref(b, rc, borrowed);
         return ferry_fail(FERRY_ENOMEM, "batcher: out of memory for a request of %lld samples",
                           (long long)k);
     }
@@ -374,22 +413,34 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
 
     bnode *r = c->head;
     unsigned n = (unsigned)c->n_req;
+    /* sum over requests of (now - t_submit); launch summed the t_submits */
+    uint64_t req_us = (uint64_t)((int64_t)n * now - c->t_submit_sum);
     slab_put(&b->batches, c);
     /* counted before the callbacks, so that a caller woken by one sees them */
-    uint64_t req_us = 0;
-    for (bnode *q = r; q; q = q->next)
-        req_us += (uint64_t)(now - q->t_submit);
     atomic_fetch_add_explicit(st == FERRY_OK ? &b->st.succeeded : &b->st.failed, n,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&b->st.request_us_sum, req_us, memory_order_relaxed);
+    /* One reference stays with this call to the end: b must outlive it. */
+    recycle rc = {.b = b, .spare = NULL, .refs = n - 1}, *outer = tl_recycle;
+    tl_recycle = &rc;
     while (r) {
         bnode *next = r->next;
         ferry_request_fn cb = r->cb;
         void *u = r->user;
-        free_node(b, r); /* before cb: a resubmit from cb reuses this warm node */
+        if (r->extra) {
+            slab_put(&b->bufs[r->extra_class], r->extra);
+            r->extra = NULL;
+        }
+        r->next = rc.spare; /* before cb: a resubmit from cb reuses this node */
+        rc.spare = r;
         cb(u, st);
         r = next;
     }
+    tl_recycle = outer;
+    slab_chain left = {0, NULL};
+    for (bnode *q = rc.spare; q; q = q->next)
+        slab_chain_add(&left, q);
+    slab_put_chain(&b->nodes, &left);
     /* This worker is free again only now: counting it free before the
      * callbacks would launch the first one or two requests they resubmit
      * as a batch of their own, and batches would shrink to a trickle. */
@@ -397,7 +448,7 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
         atomic_load(&b->want) != BATCHER_NEVER &&
         atomic_exchange(&b->want, BATCHER_NEVER) != BATCHER_NEVER)
         wake_dispatcher(b);
-    unref(b, n);
+    unref(b, rc.refs + 1);
 }
 
 /* -------------------------------------------------------- dispatcher */
@@ -587,11 +638,14 @@ static void launch(ferry_batcher *b)
     b->cur = NULL;
     c->t_dispatch = now;
     uint64_t qsum = 0, qh[FERRY_LAT_BUCKETS] = {0};
+    int64_t tsum = 0;
     for (bnode *r = c->head; r; r = r->next) {
         int64_t us = now - r->t_submit;
+        tsum += r->t_submit;
         qsum += (uint64_t)us;
         qh[stats_lat_bucket(us)]++;
     }
+    c->t_submit_sum = tsum;
     batcher_counters *s = &b->st;
     atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->samples, (uint64_t)c->n, memory_order_relaxed);

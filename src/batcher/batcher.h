@@ -73,6 +73,7 @@ typedef struct batch {
     int64_t depart;       /* first request's submit + max_delay */
     int64_t min_deadline; /* earliest deadline inside */
     int64_t t_dispatch;
+    int64_t t_submit_sum; /* of its requests, for request_us_sum */
 } batch;
 
 typedef struct inbox {
