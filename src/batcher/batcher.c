@@ -463,18 +463,9 @@ static void take_queued(ferry_batcher *b, bnode *r, fifo *f)
 /* Moves every inbox into the FIFOs. */
 static void collect(ferry_batcher *b)
 {
-    for (int l = 0; l < b->cfg.priority_levels; l++) {
-        bnode *r = inbox_take_all(&b->inboxes[l]);
-        while (r) {
-            bnode *next = r->next;
-            fifo_append(&b->fifos[l], r);
-            b->fifo_reqs++;
-            b->fifo_samples += r->k;
-            if (r->deadline < b->min_deadline)
-                b->min_deadline = r->deadline;
-            r = next;
-        }
-    }
+    for (int l = 0; l < b->cfg.priority_levels; l++)
+        fifo_take_inbox(&b->fifos[l], &b->inboxes[l], &b->fifo_reqs, &b->fifo_samples,
+                        &b->min_deadline);
 }
 
 /* Completes every FIFO request whose deadline has passed. */

@@ -133,8 +133,9 @@ struct ferry_batcher {
 
 /* queue.c */
 void inbox_push(inbox *q, bnode *r);
-/* Takes every node pushed so far, oldest first. */
-bnode *inbox_take_all(inbox *q);
+/* Takes every node pushed so far onto the end of f, oldest first, adding
+ * their count, samples and earliest deadline to the three totals. */
+void fifo_take_inbox(fifo *f, inbox *q, int64_t *reqs, int64_t *samples, int64_t *min_deadline);
 void fifo_append(fifo *f, bnode *r);
 bnode *fifo_pop(fifo *f);
 
