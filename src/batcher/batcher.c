@@ -136,11 +136,25 @@ static int is_preferred(const ferry_batcher *b, int64_t n)
  * batcher (the closed loop of a server that answers and reads the next
  * request on the same thread): their nodes, warm in this core's cache, and
  * their `outstanding` references. A submit that takes both touches neither
- * the node slab's nor `outstanding`'s shared cache line. */
+ * the node slab's nor `outstanding`'s shared cache line.
+ *
+ * Such submits also reach the queue in groups: a group of queue places is
+ * reserved in `queued` with one add (so max_queue still bounds what is
+ * queued), the requests gather on a private list, and up to PUBLISH_CHUNK
+ * of them enter their inbox with one CAS and one add of their samples. A
+ * group waits for no more than PUBLISH_CHUNK callbacks, and batch_done
+ * publishes the rest before it returns. */
+#define PUBLISH_CHUNK 32
+
 typedef struct recycle {
     ferry_batcher *b;
-    bnode *spare;  /* free nodes of b's node slab, via next */
-    unsigned refs; /* references to outstanding that a submit may take over */
+    bnode *spare;              /* free nodes of b's node slab, via next */
+    unsigned refs;             /* references to outstanding that a submit may take over */
+    int64_t left;              /* callbacks still to run, the running one included */
+    int64_t reserved;          /* queue places counted in queued, not yet taken */
+    bnode *pend, *pend_oldest; /* submitted, not yet in an inbox: newest first */
+    int pend_prio;
+    int64_t pend_reqs, pend_samples;
 } recycle;
 
 static _Thread_local recycle *tl_recycle;
@@ -159,6 +173,67 @@ static void unref(ferry_batcher *b, unsigned n)
     atomic_uint *word = &b->outstanding;
     if (atomic_fetch_sub(word, n) == n && closing)
         futex_wake_n(word, 1);
+}
+
+/* Reserves queue places for the submits of rc's callbacks: as many as
+ * callbacks are left (at most PUBLISH_CHUNK), else one; 0 if the queue is
+ * full. */
+static int reserve(ferry_batcher *b, recycle *rc)
+{
+    int64_t n = rc->left < PUBLISH_CHUNK ? rc->left : PUBLISH_CHUNK;
+    if (n < 1)
+        n = 1;
+    for (;;) {
+        uint64_t add = QUEUED_PACK(n, 0);
+        uint64_t q = atomic_fetch_add(&b->queued, add) + add;
+        if (QUEUED_REQS(q) <= (uint64_t)b->cfg.max_queue) {
+            rc->reserved = n;
+            return 1;
+        }
+        atomic_fetch_sub(&b->queued, add);
+        if (n == 1)
+            return 0;
+        n = 1;
+    }
+}
+
+/* Decides whether a request just counted in queued (q: queued after the
+ * add) should wake the dispatcher: it asked for at least this many samples. */
+static int should_wake(ferry_batcher *b, uint64_t q)
+{
+    return (int64_t)QUEUED_SAMPLES(q) >= atomic_load(&b->want) &&
+           atomic_exchange(&b->want, BATCHER_NEVER) != BATCHER_NEVER;
+}
+
+/* Puts rc's gathered requests on their inbox (samples counted first: the
+ * dispatcher subtracts what it takes). b is alive: batch_done holds a
+ * reference until after its last publish. */
+static void publish(ferry_batcher *b, recycle *rc)
+{
+    if (!rc->pend)
+        return;
+    uint64_t add = QUEUED_PACK(0, rc->pend_samples);
+    int wake = should_wake(b, atomic_fetch_add(&b->queued, add) + add);
+    inbox_push_chain(&b->inboxes[rc->pend_prio], rc->pend, rc->pend_oldest);
+    if (wake)
+        wake_dispatcher(b);
+    rc->pend = rc->pend_oldest = NULL;
+    rc->pend_reqs = rc->pend_samples = 0;
+}
+
+static void gather(ferry_batcher *b, recycle *rc, bnode *r)
+{
+    if (rc->pend && rc->pend_prio != r->prio)
+        publish(b, rc); /* one level a group: the inbox keeps arrival order */
+    r->next = rc->pend;
+    if (!rc->pend)
+        rc->pend_oldest = r;
+    rc->pend = r;
+    rc->pend_prio = r->prio;
+    rc->pend_reqs++;
+    rc->pend_samples += r->k;
+    if (rc->pend_reqs >= PUBLISH_CHUNK)
+        publish(b, rc);
 }
 
 /* Undoes a refused submit's reference: hands a borrowed one back to its
@@ -293,10 +368,19 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
         give_back_ref(b, rc, borrowed);
         return ferry_fail(FERRY_ESHUTDOWN, "batcher: shutting down; request not accepted");
     }
-    uint64_t add = QUEUED_PACK(1, k);
-    uint64_t q = atomic_fetch_add(&b->queued, add) + add;
-    if (QUEUED_REQS(q) > (uint64_t)b->cfg.max_queue) {
-        atomic_fetch_sub(&b->queued, add);
+    uint64_t add = QUEUED_PACK(1, k), q = 0;
+    int admitted;
+    if (rc) {
+        admitted = rc->reserved > 0 || reserve(b, rc);
+        if (admitted)
+            rc->reserved--;
+    } else {
+        q = atomic_fetch_add(&b->queued, add) + add;
+        admitted = QUEUED_REQS(q) <= (uint64_t)b->cfg.max_queue;
+        if (!admitted)
+            atomic_fetch_sub(&b->queued, add);
+    }
+    if (!admitted) {
         atomic_fetch_add_explicit(&b->st.rejected[shard].v, 1, memory_order_relaxed);
         give_back_ref(b, rc, borrowed);
         return ferry_fail(FERRY_EBUSY, "batcher: queue full (%d requests waiting)",
@@ -319,7 +403,10 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
         }
     }
     if (!r) {
-        atomic_fetch_sub(&b->queued, add);
+        if (rc)
+            rc->reserved++;
+        else
+            atomic_fetch_sub(&b->queued, add);
         atomic_fetch_sub_explicit(&b->st.submitted[shard].v, 1, memory_order_relaxed);
         give_back_ref(b, rc, borrowed);
         return ferry_fail(FERRY_ENOMEM, "batcher: out of memory for a request of %lld samples",
@@ -342,11 +429,14 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
         memcpy(p, inputs[i].data, bytes);
         p += bytes;
     }
+    if (rc) {
+        gather(b, rc, r);
+        return FERRY_OK;
+    }
     /* Decide on a wake-up before publishing; after the push the request may
      * complete at once and, with destroy racing, b be freed, so a waker
      * holds one more reference across push and wake. */
-    int wake = (int64_t)QUEUED_SAMPLES(q) >= atomic_load(&b->want) &&
-               atomic_exchange(&b->want, BATCHER_NEVER) != BATCHER_NEVER;
+    int wake = should_wake(b, q);
     if (wake)
         atomic_fetch_add(&b->outstanding, 1);
     inbox_push(&b->inboxes[prio], r);
@@ -421,9 +511,9 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&b->st.request_us_sum, req_us, memory_order_relaxed);
     /* One reference stays with this call to the end: b must outlive it. */
-    recycle rc = {.b = b, .spare = NULL, .refs = n - 1}, *outer = tl_recycle;
+    recycle rc = {.b = b, .refs = n - 1, .left = n}, *outer = tl_recycle;
     tl_recycle = &rc;
-    while (r) {
+    for (; r; rc.left--) {
         bnode *next = r->next;
         ferry_request_fn cb = r->cb;
         void *u = r->user;
@@ -437,6 +527,9 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
         r = next;
     }
     tl_recycle = outer;
+    publish(b, &rc);
+    if (rc.reserved)
+        atomic_fetch_sub(&b->queued, QUEUED_PACK(rc.reserved, 0));
     slab_chain left = {0, NULL};
     for (bnode *q = rc.spare; q; q = q->next)
         slab_chain_add(&left, q);

@@ -33,7 +33,9 @@
 #define BATCHER_SHARDS 16
 
 /* queued counter: (requests << 40) | samples, so one atomic add admits a
- * request and counts its samples. */
+ * request and counts its samples. Requests include queue places that a
+ * completing batch reserved for its callbacks' submits (batcher.c,
+ * struct recycle); samples count only requests in an inbox or FIFO. */
 #define QUEUED_SAMPLE_BITS 40
 #define QUEUED_PACK(req, samp) (((uint64_t)(req) << QUEUED_SAMPLE_BITS) | (uint64_t)(samp))
 #define QUEUED_REQS(q) ((q) >> QUEUED_SAMPLE_BITS)
@@ -133,6 +135,8 @@ struct ferry_batcher {
 
 /* queue.c */
 void inbox_push(inbox *q, bnode *r);
+/* Pushes a list linked newest -> oldest (oldest->next is overwritten). */
+void inbox_push_chain(inbox *q, bnode *newest, bnode *oldest);
 /* Takes every node pushed so far onto the end of f, oldest first, adding
  * their count, samples and earliest deadline to the three totals. */
 void fifo_take_inbox(fifo *f, inbox *q, int64_t *reqs, int64_t *samples, int64_t *min_deadline);

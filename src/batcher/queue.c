@@ -22,6 +22,15 @@ void inbox_push(inbox *q, bnode *r)
                                                     memory_order_relaxed));
 }
 
+void inbox_push_chain(inbox *q, bnode *newest, bnode *oldest)
+{
+    bnode *old = atomic_load_explicit(&q->head, memory_order_relaxed);
+    do {
+        oldest->next = old;
+    } while (!atomic_compare_exchange_weak_explicit(&q->head, &old, newest, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
 void fifo_take_inbox(fifo *f, inbox *q, int64_t *reqs, int64_t *samples, int64_t *min_deadline)
 {
     if (!atomic_load_explicit(&q->head, memory_order_relaxed))
