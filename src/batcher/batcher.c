@@ -784,6 +784,18 @@ out:
     atomic_store(&b->want, BATCHER_NEVER);
 }
 
+/* Queued samples worth waking for while a batch forms: what it lacks, but
+ * at most a quarter batch. Copying each quarter into staging while the
+ * rest arrives leaves a quarter to copy once the last request is in, not
+ * the whole batch: in a closed loop that copy is on every request's path. */
+static int64_t fill_want(const ferry_batcher *b, const batch *c)
+{
+    int64_t need = target_after(b, c->n) - c->n, chunk = b->cfg.max_batch / 4;
+    if (chunk < 1)
+        chunk = 1;
+    return need < chunk ? need : chunk;
+}
+
 static int new_batch(ferry_batcher *b, engine_slot *s)
 {
     batch *c = slab_get(&b->batches);
@@ -812,7 +824,7 @@ static void *dispatcher_main(void *arg)
                 if (closing || now >= c->depart || leave_early(b))
                     launch(b);
                 else
-                    dispatcher_sleep(b, target_after(b, c->n) - c->n, c->depart, 1);
+                    dispatcher_sleep(b, fill_want(b, c), c->depart, 1);
                 continue;
             }
             release_cur(b); /* hold no slot while idle */
