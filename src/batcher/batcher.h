@@ -12,7 +12,9 @@
  *     slot's staging at their sample offsets, submits the slot, and goes on
  *     forming the next batch while the engine runs this one.
  *   engine thread (batch_done): scatters the slot's outputs to each
- *     request's tensors, releases the slot, runs the callbacks.
+ *     request's tensors, releases the slot, runs the callbacks. Requests
+ *     those callbacks submit take over the finished requests' nodes and
+ *     references and reach the inbox in groups (batcher.c, struct recycle).
  */
 #ifndef FERRY_BATCHER_BATCHER_H
 #define FERRY_BATCHER_BATCHER_H
