@@ -5,12 +5,14 @@
  * batcher.h; queue.c holds the lock-free inboxes.
  *
  * Exactly-once: a request is owned by exactly one place at a time (the
- * submitting call, an inbox, a dispatcher FIFO, a batch), and whoever owns
- * it when it finishes completes it and drops it from `outstanding`.
+ * submitting call, a completing batch's group not yet published, an inbox,
+ * a dispatcher FIFO, a batch), and whoever owns it when it finishes
+ * completes it and drops it from `outstanding`.
  * destroy sets `closing`, after which submit refuses; a submit that raced
  * with it holds an `outstanding` reference taken before it looked at
- * `closing` (both seq_cst), so destroy's wait for outstanding == 0 covers
- * every request that was accepted.
+ * `closing` (both seq_cst), or one lent by a completing batch that holds
+ * its own until after it has published the group, so destroy's wait for
+ * outstanding == 0 covers every request that was accepted.
  */
 #include <errno.h>
 #include <stdio.h>
