@@ -5,12 +5,14 @@
  * batcher.h; queue.c holds the lock-free inboxes.
  *
  * Exactly-once: a request is owned by exactly one place at a time (the
- * submitting call, an inbox, a dispatcher FIFO, a batch), and whoever owns
- * it when it finishes completes it and drops it from `outstanding`.
+ * submitting call, a completing batch's group not yet published, an inbox,
+ * a dispatcher FIFO, a batch), and whoever owns it when it finishes
+ * completes it and drops it from `outstanding`.
  * destroy sets `closing`, after which submit refuses; a submit that raced
  * with it holds an `outstanding` reference taken before it looked at
- * `closing` (both seq_cst), so destroy's wait for outstanding == 0 covers
- * every request that was accepted.
+ * `closing` (both seq_cst), or one lent by a completing batch that holds
+ * its own until after it has published the group, so destroy's wait for
+ * outstanding == 0 covers every request that was accepted.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -131,6 +133,34 @@ static int is_preferred(const ferry_batcher *b, int64_t n)
     return 0;
 }
 
+/* While batch_done runs callbacks on a thread, what the requests it
+ * completes leave behind for requests those callbacks submit to the same
+ * batcher (the closed loop of a server that answers and reads the next
+ * request on the same thread): their nodes, warm in this core's cache, and
+ * their `outstanding` references. A submit that takes both touches neither
+ * the node slab's nor `outstanding`'s shared cache line.
+ *
+ * Such submits also reach the queue in groups: a group of queue places is
+ * reserved in `queued` with one add (so max_queue still bounds what is
+ * queued), the requests gather on a private list, and up to PUBLISH_CHUNK
+ * of them enter their inbox with one CAS and one add of their samples. A
+ * group waits for no more than PUBLISH_CHUNK callbacks, and batch_done
+ * publishes the rest before it returns. */
+#define PUBLISH_CHUNK 32
+
+typedef struct recycle {
+    ferry_batcher *b;
+    bnode *spare;              /* free nodes of b's node slab, via next */
+    unsigned refs;             /* references to outstanding that a submit may take over */
+    int64_t left;              /* callbacks still to run, the running one included */
+    int64_t reserved;          /* queue places counted in queued, not yet taken */
+    bnode *pend, *pend_oldest; /* submitted, not yet in an inbox: newest first */
+    int pend_prio;
+    int64_t pend_reqs, pend_samples;
+} recycle;
+
+static _Thread_local recycle *tl_recycle;
+
 static void wake_dispatcher(ferry_batcher *b)
 {
     atomic_fetch_add(&b->wake_seq, 1);
@@ -145,6 +175,77 @@ static void unref(ferry_batcher *b, unsigned n)
     atomic_uint *word = &b->outstanding;
     if (atomic_fetch_sub(word, n) == n && closing)
         futex_wake_n(word, 1);
+}
+
+/* Reserves queue places for the submits of rc's callbacks: as many as
+ * callbacks are left (at most PUBLISH_CHUNK), else one; 0 if the queue is
+ * full. */
+static int reserve(ferry_batcher *b, recycle *rc)
+{
+    int64_t n = rc->left < PUBLISH_CHUNK ? rc->left : PUBLISH_CHUNK;
+    if (n < 1)
+        n = 1;
+    for (;;) {
+        uint64_t add = QUEUED_PACK(n, 0);
+        uint64_t q = atomic_fetch_add(&b->queued, add) + add;
+        if (QUEUED_REQS(q) <= (uint64_t)b->cfg.max_queue) {
+            rc->reserved = n;
+            return 1;
+        }
+        atomic_fetch_sub(&b->queued, add);
+        if (n == 1)
+            return 0;
+        n = 1;
+    }
+}
+
+/* Decides whether a request just counted in queued (q: queued after the
+ * add) should wake the dispatcher: it asked for at least this many samples. */
+static int should_wake(ferry_batcher *b, uint64_t q)
+{
+    return (int64_t)QUEUED_SAMPLES(q) >= atomic_load(&b->want) &&
+           atomic_exchange(&b->want, BATCHER_NEVER) != BATCHER_NEVER;
+}
+
+/* Puts rc's gathered requests on their inbox (samples counted first: the
+ * dispatcher subtracts what it takes). b is alive: batch_done holds a
+ * reference until after its last publish. */
+static void publish(ferry_batcher *b, recycle *rc)
+{
+    if (!rc->pend)
+        return;
+    uint64_t add = QUEUED_PACK(0, rc->pend_samples);
+    int wake = should_wake(b, atomic_fetch_add(&b->queued, add) + add);
+    inbox_push_chain(&b->inboxes[rc->pend_prio], rc->pend, rc->pend_oldest);
+    if (wake)
+        wake_dispatcher(b);
+    rc->pend = rc->pend_oldest = NULL;
+    rc->pend_reqs = rc->pend_samples = 0;
+}
+
+static void gather(ferry_batcher *b, recycle *rc, bnode *r)
+{
+    if (rc->pend && rc->pend_prio != r->prio)
+        publish(b, rc); /* one level a group: the inbox keeps arrival order */
+    r->next = rc->pend;
+    if (!rc->pend)
+        rc->pend_oldest = r;
+    rc->pend = r;
+    rc->pend_prio = r->prio;
+    rc->pend_reqs++;
+    rc->pend_samples += r->k;
+    if (rc->pend_reqs >= PUBLISH_CHUNK)
+        publish(b, rc);
+}
+
+/* Undoes a refused submit's reference: hands a borrowed one back to its
+ * batch, or drops its own. */
+static void give_back_ref(ferry_batcher *b, recycle *rc, int borrowed)
+{
+    if (borrowed)
+        rc->refs++;
+    else
+        unref(b, 1);
 }
 
 static void free_node(ferry_batcher *b, bnode *r)
@@ -252,24 +353,48 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
 
     unsigned shard = stats_shard();
     /* Reference first, then look at closing: destroy does the opposite, so
-     * one of the two always sees the other (both seq_cst). */
-    atomic_fetch_add(&b->outstanding, 1);
+     * one of the two always sees the other (both seq_cst). A reference
+     * taken over from a completing batch was counted long before and is
+     * held until batch_done's final unref, after this call returns. */
+    recycle *rc = tl_recycle;
+    if (rc && rc->b != b)
+        rc = NULL;
+    int borrowed = rc && rc->refs > 0;
+    if (borrowed)
+        rc->refs--;
+    else
+        atomic_fetch_add(&b->outstanding, 1);
     atomic_fetch_add_explicit(&b->st.submitted[shard].v, 1, memory_order_relaxed);
     if (atomic_load(&b->closing)) {
         atomic_fetch_add_explicit(&b->st.rejected[shard].v, 1, memory_order_relaxed);
-        unref(b, 1);
+        give_back_ref(b, rc, borrowed);
         return ferry_fail(FERRY_ESHUTDOWN, "batcher: shutting down; request not accepted");
     }
-    uint64_t add = QUEUED_PACK(1, k);
-    uint64_t q = atomic_fetch_add(&b->queued, add) + add;
-    if (QUEUED_REQS(q) > (uint64_t)b->cfg.max_queue) {
-        atomic_fetch_sub(&b->queued, add);
+    uint64_t add = QUEUED_PACK(1, k), q = 0;
+    int admitted;
+    if (rc) {
+        admitted = rc->reserved > 0 || reserve(b, rc);
+        if (admitted)
+            rc->reserved--;
+    } else {
+        q = atomic_fetch_add(&b->queued, add) + add;
+        admitted = QUEUED_REQS(q) <= (uint64_t)b->cfg.max_queue;
+        if (!admitted)
+            atomic_fetch_sub(&b->queued, add);
+    }
+    if (!admitted) {
         atomic_fetch_add_explicit(&b->st.rejected[shard].v, 1, memory_order_relaxed);
-        unref(b, 1);
+        give_back_ref(b, rc, borrowed);
         return ferry_fail(FERRY_EBUSY, "batcher: queue full (%d requests waiting)",
                           b->cfg.max_queue);
     }
-    bnode *r = slab_get(&b->nodes);
+    bnode *r;
+    if (rc && rc->spare) {
+        r = rc->spare;
+        rc->spare = r->next;
+    } else {
+        r = slab_get(&b->nodes);
+    }
     void *extra = NULL;
     int cls = 0;
     if (r && k > b->inline_k) {
@@ -280,9 +405,12 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
         }
     }
     if (!r) {
-        atomic_fetch_sub(&b->queued, add);
+        if (rc)
+            rc->reserved++;
+        else
+            atomic_fetch_sub(&b->queued, add);
         atomic_fetch_sub_explicit(&b->st.submitted[shard].v, 1, memory_order_relaxed);
-        unref(b, 1);
+        give_back_ref(b, rc, borrowed);
         return ferry_fail(FERRY_ENOMEM, "batcher: out of memory for a request of %lld samples",
                           (long long)k);
     }
@@ -303,11 +431,14 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
         memcpy(p, inputs[i].data, bytes);
         p += bytes;
     }
+    if (rc) {
+        gather(b, rc, r);
+        return FERRY_OK;
+    }
     /* Decide on a wake-up before publishing; after the push the request may
      * complete at once and, with destroy racing, b be freed, so a waker
      * holds one more reference across push and wake. */
-    int wake = (int64_t)QUEUED_SAMPLES(q) >= atomic_load(&b->want) &&
-               atomic_exchange(&b->want, BATCHER_NEVER) != BATCHER_NEVER;
+    int wake = should_wake(b, q);
     if (wake)
         atomic_fetch_add(&b->outstanding, 1);
     inbox_push(&b->inboxes[prio], r);
@@ -374,22 +505,37 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
 
     bnode *r = c->head;
     unsigned n = (unsigned)c->n_req;
+    /* sum over requests of (now - t_submit); launch summed the t_submits */
+    uint64_t req_us = (uint64_t)((int64_t)n * now - c->t_submit_sum);
     slab_put(&b->batches, c);
     /* counted before the callbacks, so that a caller woken by one sees them */
-    uint64_t req_us = 0;
-    for (bnode *q = r; q; q = q->next)
-        req_us += (uint64_t)(now - q->t_submit);
     atomic_fetch_add_explicit(st == FERRY_OK ? &b->st.succeeded : &b->st.failed, n,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&b->st.request_us_sum, req_us, memory_order_relaxed);
-    while (r) {
+    /* One reference stays with this call to the end: b must outlive it. */
+    recycle rc = {.b = b, .refs = n - 1, .left = n}, *outer = tl_recycle;
+    tl_recycle = &rc;
+    for (; r; rc.left--) {
         bnode *next = r->next;
         ferry_request_fn cb = r->cb;
         void *u = r->user;
-        free_node(b, r); /* before cb: a resubmit from cb reuses this warm node */
+        if (r->extra) {
+            slab_put(&b->bufs[r->extra_class], r->extra);
+            r->extra = NULL;
+        }
+        r->next = rc.spare; /* before cb: a resubmit from cb reuses this node */
+        rc.spare = r;
         cb(u, st);
         r = next;
     }
+    tl_recycle = outer;
+    publish(b, &rc);
+    if (rc.reserved)
+        atomic_fetch_sub(&b->queued, QUEUED_PACK(rc.reserved, 0));
+    slab_chain left = {0, NULL};
+    for (bnode *q = rc.spare; q; q = q->next)
+        slab_chain_add(&left, q);
+    slab_put_chain(&b->nodes, &left);
     /* This worker is free again only now: counting it free before the
      * callbacks would launch the first one or two requests they resubmit
      * as a batch of their own, and batches would shrink to a trickle. */
@@ -397,7 +543,7 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
         atomic_load(&b->want) != BATCHER_NEVER &&
         atomic_exchange(&b->want, BATCHER_NEVER) != BATCHER_NEVER)
         wake_dispatcher(b);
-    unref(b, n);
+    unref(b, rc.refs + 1);
 }
 
 /* -------------------------------------------------------- dispatcher */
@@ -412,18 +558,9 @@ static void take_queued(ferry_batcher *b, bnode *r, fifo *f)
 /* Moves every inbox into the FIFOs. */
 static void collect(ferry_batcher *b)
 {
-    for (int l = 0; l < b->cfg.priority_levels; l++) {
-        bnode *r = inbox_take_all(&b->inboxes[l]);
-        while (r) {
-            bnode *next = r->next;
-            fifo_append(&b->fifos[l], r);
-            b->fifo_reqs++;
-            b->fifo_samples += r->k;
-            if (r->deadline < b->min_deadline)
-                b->min_deadline = r->deadline;
-            r = next;
-        }
-    }
+    for (int l = 0; l < b->cfg.priority_levels; l++)
+        fifo_take_inbox(&b->fifos[l], &b->inboxes[l], &b->fifo_reqs, &b->fifo_samples,
+                        &b->min_deadline);
 }
 
 /* Completes every FIFO request whose deadline has passed. */
@@ -587,11 +724,14 @@ static void launch(ferry_batcher *b)
     b->cur = NULL;
     c->t_dispatch = now;
     uint64_t qsum = 0, qh[FERRY_LAT_BUCKETS] = {0};
+    int64_t tsum = 0;
     for (bnode *r = c->head; r; r = r->next) {
         int64_t us = now - r->t_submit;
+        tsum += r->t_submit;
         qsum += (uint64_t)us;
         qh[stats_lat_bucket(us)]++;
     }
+    c->t_submit_sum = tsum;
     batcher_counters *s = &b->st;
     atomic_fetch_add_explicit(&s->batches, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->samples, (uint64_t)c->n, memory_order_relaxed);
@@ -646,6 +786,18 @@ out:
     atomic_store(&b->want, BATCHER_NEVER);
 }
 
+/* Queued samples worth waking for while a batch forms: what it lacks, but
+ * at most a quarter batch. Copying each quarter into staging while the
+ * rest arrives leaves a quarter to copy once the last request is in, not
+ * the whole batch: in a closed loop that copy is on every request's path. */
+static int64_t fill_want(const ferry_batcher *b, const batch *c)
+{
+    int64_t need = target_after(b, c->n) - c->n, chunk = b->cfg.max_batch / 4;
+    if (chunk < 1)
+        chunk = 1;
+    return need < chunk ? need : chunk;
+}
+
 static int new_batch(ferry_batcher *b, engine_slot *s)
 {
     batch *c = slab_get(&b->batches);
@@ -674,7 +826,7 @@ static void *dispatcher_main(void *arg)
                 if (closing || now >= c->depart || leave_early(b))
                     launch(b);
                 else
-                    dispatcher_sleep(b, target_after(b, c->n) - c->n, c->depart, 1);
+                    dispatcher_sleep(b, fill_want(b, c), c->depart, 1);
                 continue;
             }
             release_cur(b); /* hold no slot while idle */

@@ -12,7 +12,9 @@
  *     slot's staging at their sample offsets, submits the slot, and goes on
  *     forming the next batch while the engine runs this one.
  *   engine thread (batch_done): scatters the slot's outputs to each
- *     request's tensors, releases the slot, runs the callbacks.
+ *     request's tensors, releases the slot, runs the callbacks. Requests
+ *     those callbacks submit take over the finished requests' nodes and
+ *     references and reach the inbox in groups (batcher.c, struct recycle).
  */
 #ifndef FERRY_BATCHER_BATCHER_H
 #define FERRY_BATCHER_BATCHER_H
@@ -33,7 +35,9 @@
 #define BATCHER_SHARDS 16
 
 /* queued counter: (requests << 40) | samples, so one atomic add admits a
- * request and counts its samples. */
+ * request and counts its samples. Requests include queue places that a
+ * completing batch reserved for its callbacks' submits (batcher.c,
+ * struct recycle); samples count only requests in an inbox or FIFO. */
 #define QUEUED_SAMPLE_BITS 40
 #define QUEUED_PACK(req, samp) (((uint64_t)(req) << QUEUED_SAMPLE_BITS) | (uint64_t)(samp))
 #define QUEUED_REQS(q) ((q) >> QUEUED_SAMPLE_BITS)
@@ -73,6 +77,7 @@ typedef struct batch {
     int64_t depart;       /* first request's submit + max_delay */
     int64_t min_deadline; /* earliest deadline inside */
     int64_t t_dispatch;
+    int64_t t_submit_sum; /* of its requests, for request_us_sum */
 } batch;
 
 typedef struct inbox {
@@ -132,8 +137,11 @@ struct ferry_batcher {
 
 /* queue.c */
 void inbox_push(inbox *q, bnode *r);
-/* Takes every node pushed so far, oldest first. */
-bnode *inbox_take_all(inbox *q);
+/* Pushes a list linked newest -> oldest (oldest->next is overwritten). */
+void inbox_push_chain(inbox *q, bnode *newest, bnode *oldest);
+/* Takes every node pushed so far onto the end of f, oldest first, adding
+ * their count, samples and earliest deadline to the three totals. */
+void fifo_take_inbox(fifo *f, inbox *q, int64_t *reqs, int64_t *samples, int64_t *min_deadline);
 void fifo_append(fifo *f, bnode *r);
 bnode *fifo_pop(fifo *f);
 

@@ -21,6 +21,13 @@
 
 typedef struct bench bench;
 
+/* What the callbacks count, one per stats_shard(): the engine threads that
+ * run them would otherwise all write the same cache lines per request. */
+typedef struct bshard {
+    alignas(64) _Atomic uint64_t completed;
+    _Atomic uint64_t lat[LAT_N];
+} bshard;
+
 typedef struct bclient {
     bench *bn;
     ferry_tensor *out;
@@ -31,13 +38,12 @@ struct bench {
     ferry_batcher *b;
     ferry_tensor *in;
     int64_t t_meas, t_end;
-    alignas(64) _Atomic uint64_t completed;
     alignas(64) atomic_int active;
     atomic_uint done;
     _Atomic int err; /* first ferry_status a callback saw */
     bclient *cl;
     int conc;
-    _Atomic uint64_t lat[LAT_N];
+    bshard shards[BATCHER_SHARDS];
 };
 
 static int lat_index(int64_t us)
@@ -74,10 +80,11 @@ static void note_err(bench *bn, ferry_status st)
 
 static void bench_cb(void *user, ferry_status st);
 
-static ferry_status issue(bclient *c)
+/* now: the clock as the caller last read it (one read per completion). */
+static ferry_status issue(bclient *c, int64_t now)
 {
     bench *bn = c->bn;
-    c->t0 = ferry_now_us();
+    c->t0 = now;
     return ferry_batcher_submit(bn->b, bn->in, bn->b->n_in, c->out, bn->b->n_out, NULL, bench_cb,
                                 c);
 }
@@ -93,12 +100,13 @@ static void bench_cb(void *user, ferry_status st)
         return;
     }
     if (now >= bn->t_meas && now <= bn->t_end) {
-        atomic_fetch_add_explicit(&bn->completed, 1, memory_order_relaxed);
+        bshard *sh = &bn->shards[stats_shard()];
+        atomic_fetch_add_explicit(&sh->completed, 1, memory_order_relaxed);
         if (c->t0 >= bn->t_meas)
-            atomic_fetch_add_explicit(&bn->lat[lat_index(now - c->t0)], 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&sh->lat[lat_index(now - c->t0)], 1, memory_order_relaxed);
     }
     if (now < bn->t_end) {
-        st = issue(c);
+        st = issue(c, now);
         if (st == FERRY_OK)
             return;
         note_err(bn, st);
@@ -115,7 +123,7 @@ static void *start_clients(void *arg)
 {
     starter *s = arg;
     for (int i = s->first; i < s->bn->conc; i += s->step) {
-        ferry_status st = issue(&s->bn->cl[i]);
+        ferry_status st = issue(&s->bn->cl[i], ferry_now_us());
         if (st != FERRY_OK) {
             note_err(s->bn, st);
             finish(s->bn);
@@ -133,11 +141,19 @@ static void sleep_until(int64_t t_us)
     }
 }
 
+static uint64_t lat_count(const bench *bn, int i)
+{
+    uint64_t n = 0;
+    for (int s = 0; s < BATCHER_SHARDS; s++)
+        n += atomic_load_explicit(&bn->shards[s].lat[i], memory_order_relaxed);
+    return n;
+}
+
 static double percentile(const bench *bn, uint64_t total, double p)
 {
     uint64_t want = (uint64_t)(p * (double)total), acc = 0;
     for (int i = 0; i < LAT_N; i++) {
-        acc += atomic_load_explicit(&bn->lat[i], memory_order_relaxed);
+        acc += lat_count(bn, i);
         if (acc > want)
             return lat_value(i);
     }
@@ -235,12 +251,14 @@ ferry_status batcher_bench_closed_loop(ferry_batcher *b, int concurrency, double
     while (!atomic_load(&bn->done))
         futex_wait_us(&bn->done, 0, 10000);
 
-    uint64_t total = 0;
+    uint64_t total = 0, completed = 0;
     for (int i = 0; i < LAT_N; i++)
-        total += atomic_load_explicit(&bn->lat[i], memory_order_relaxed);
+        total += lat_count(bn, i);
+    for (int s = 0; s < BATCHER_SHARDS; s++)
+        completed += atomic_load_explicit(&bn->shards[s].completed, memory_order_relaxed);
     double window = (double)(bn->t_end - bn->t_meas) / 1e6;
     if (req_per_s)
-        *req_per_s = (double)atomic_load(&bn->completed) / window;
+        *req_per_s = (double)completed / window;
     if (p50_us)
         *p50_us = total ? percentile(bn, total, 0.50) : 0;
     if (p99_us)

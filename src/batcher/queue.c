@@ -22,18 +22,40 @@ void inbox_push(inbox *q, bnode *r)
                                                     memory_order_relaxed));
 }
 
-bnode *inbox_take_all(inbox *q)
+void inbox_push_chain(inbox *q, bnode *newest, bnode *oldest)
+{
+    bnode *old = atomic_load_explicit(&q->head, memory_order_relaxed);
+    do {
+        oldest->next = old;
+    } while (!atomic_compare_exchange_weak_explicit(&q->head, &old, newest, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+void fifo_take_inbox(fifo *f, inbox *q, int64_t *reqs, int64_t *samples, int64_t *min_deadline)
 {
     if (!atomic_load_explicit(&q->head, memory_order_relaxed))
-        return NULL;
+        return;
     bnode *r = atomic_exchange_explicit(&q->head, NULL, memory_order_acquire), *prev = NULL;
-    while (r) { /* newest first -> oldest first */
+    bnode *last = r;
+    int64_t n = 0, k = 0, dl = *min_deadline;
+    while (r) { /* newest first -> oldest first, one pass */
         bnode *next = r->next;
         r->next = prev;
         prev = r;
+        n++;
+        k += r->k;
+        if (r->deadline < dl)
+            dl = r->deadline;
         r = next;
     }
-    return prev;
+    if (f->tail)
+        f->tail->next = prev;
+    else
+        f->head = prev;
+    f->tail = last;
+    *reqs += n;
+    *samples += k;
+    *min_deadline = dl;
 }
 
 void fifo_append(fifo *f, bnode *r)

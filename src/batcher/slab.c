@@ -41,15 +41,22 @@ void slab_destroy(slab *s)
     pthread_mutex_destroy(&s->grow_mu);
 }
 
-/* Links objects [first, last] (indices) onto the free list with one CAS. */
-static void push_chain(slab *s, uint32_t first, uint32_t last)
+/* Links the chain first .. tail (already linked through next) onto the
+ * free list with one CAS. */
+static void push_linked(slab *s, uint32_t first, slab_link *tail)
 {
-    slab_link *tail = link_at(s, last);
     uint64_t old = atomic_load_explicit(&s->head, memory_order_relaxed);
     do {
         atomic_store_explicit(&tail->next, (uint32_t)old, memory_order_relaxed);
     } while (!atomic_compare_exchange_weak_explicit(&s->head, &old, head_pack(old, first + 1),
                                                     memory_order_release, memory_order_relaxed));
+}
+
+/* Links objects [first, last] (indices, already chained in order) onto the
+ * free list with one CAS. */
+static void push_chain(slab *s, uint32_t first, uint32_t last)
+{
+    push_linked(s, first, link_at(s, last));
 }
 
 static slab_link *pop(slab *s)
@@ -117,7 +124,24 @@ void *slab_get(slab *s)
 void slab_put(slab *s, void *payload)
 {
     slab_link *l = (slab_link *)((unsigned char *)payload - SLAB_HDR);
-    push_chain(s, l->idx, l->idx);
+    push_linked(s, l->idx, l);
+}
+
+void slab_chain_add(slab_chain *c, void *payload)
+{
+    slab_link *l = (slab_link *)((unsigned char *)payload - SLAB_HDR);
+    atomic_store_explicit(&l->next, c->first, memory_order_relaxed);
+    if (!c->first)
+        c->last = l;
+    c->first = l->idx + 1;
+}
+
+void slab_put_chain(slab *s, slab_chain *c)
+{
+    if (c->first)
+        push_linked(s, c->first - 1, c->last);
+    c->first = 0;
+    c->last = NULL;
 }
 
 int slab_reserve(slab *s, uint32_t n)

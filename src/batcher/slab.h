@@ -38,6 +38,15 @@ void slab_destroy(slab *s);
 void *slab_get(slab *s);
 /* Returns an object got from s. */
 void slab_put(slab *s, void *payload);
+
+/* Objects gathered by one thread to return to a slab together, with one
+ * compare-and-swap (slab_put_chain) instead of one each. Zero-initialize. */
+typedef struct slab_chain {
+    uint32_t first; /* index + 1 of the newest object added; 0: empty */
+    void *last;     /* the oldest object's link: the chain's tail */
+} slab_chain;
+void slab_chain_add(slab_chain *c, void *payload);
+void slab_put_chain(slab *s, slab_chain *c);
 /* Grows the slab to hold at least n objects in all (warm-up). */
 int slab_reserve(slab *s, uint32_t n);
 

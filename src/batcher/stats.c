@@ -14,11 +14,17 @@ const double ferry_lat_bucket_bounds_us[FERRY_LAT_BUCKETS - 1] = {
     50, 100, 250, 500, 1e3, 2.5e3, 5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 1e7,
 };
 
+/* The bounds above as integers: the dispatcher buckets every request. */
+static const int64_t lat_bounds[FERRY_LAT_BUCKETS - 1] = {
+    50,    100,   250,    500,    1000,   2500,    5000,     10000,
+    25000, 50000, 100000, 250000, 500000, 1000000, 10000000,
+};
+
 /* Prometheus "le" buckets: the first whose bound is >= the value. */
 int stats_lat_bucket(int64_t us)
 {
     int i = 0;
-    while (i < FERRY_LAT_BUCKETS - 1 && (double)us > ferry_lat_bucket_bounds_us[i])
+    while (i < FERRY_LAT_BUCKETS - 1 && us > lat_bounds[i])
         i++;
     return i;
 }

@@ -654,8 +654,7 @@ static void test_exactly_once(void **state)
     ferry_batcher_get_stats(b, &s);
     ferry_batcher_destroy(b);
 
-    int64_t attempts = 0, busy = 0, ok = 0, expired = 0, failed = 0, ok_samples = 0,
-            mismatches = 0;
+    int64_t attempts = 0, busy = 0, ok = 0, expired = 0, failed = 0, ok_samples = 0, mismatches = 0;
     for (int i = 0; i < STRESS_THREADS; i++) {
         attempts += th[i].attempts;
         busy += th[i].busy;
@@ -673,9 +672,8 @@ static void test_exactly_once(void **state)
     printf("exactly-once: %d threads x %lld: ok %lld, expired %lld, rejected %lld, batches "
            "%llu (mean %.2f samples); samples differing from batch-1 runs: %lld of %lld\n",
            STRESS_THREADS, (long long)n, (long long)ok, (long long)expired, (long long)busy,
-           (unsigned long long)s.batches,
-           s.batches ? (double)s.samples / (double)s.batches : 0.0, (long long)mismatches,
-           (long long)ok_samples);
+           (unsigned long long)s.batches, s.batches ? (double)s.samples / (double)s.batches : 0.0,
+           (long long)mismatches, (long long)ok_samples);
 
     assert_int_equal(atomic_load(&double_calls), 0);
     assert_int_equal(attempts, total);
@@ -839,6 +837,116 @@ static void test_destroy_under_load(void **state)
     ferry_engine_destroy(e);
 }
 
+/* ------------------------------------------- closed loop from callbacks */
+
+/* Clients whose callbacks check their outputs and submit again at once, as
+ * a server answering on the completing thread does: the path on which a
+ * completing batch lends its nodes, references and queue places to the
+ * requests its callbacks submit. Three priority levels and a max_queue
+ * below the clients make those submits switch levels and meet a full
+ * queue (a refused client is parked and the test thread retries it); then
+ * destroy drains while the callbacks are still submitting: every accepted
+ * request completes once, with the engine's own outputs. */
+#define RCLIENTS 96
+
+typedef struct rclient {
+    ferry_batcher *b;
+    int id, k, prio;
+    float in[2][DIN], out[2][DOUT];
+    atomic_int parked; /* refused with FERRY_EBUSY; the test thread retries */
+    atomic_llong accepted, calls;
+} rclient;
+
+static atomic_llong r_ok, r_bad, r_busy;
+
+static void rclient_cb(void *user, ferry_status st);
+
+static void rclient_issue(rclient *c)
+{
+    ferry_tensor x = tens(&c->in[0][0], c->k, DIN), y = tens(&c->out[0][0], c->k, DOUT);
+    ferry_request_opts o = {.priority = c->prio};
+    ferry_status st = ferry_batcher_submit(c->b, &x, 1, &y, 1, &o, rclient_cb, c);
+    if (st == FERRY_OK) {
+        atomic_fetch_add(&c->accepted, 1);
+    } else if (st == FERRY_EBUSY) {
+        atomic_fetch_add(&r_busy, 1);
+        atomic_store(&c->parked, 1);
+    } else if (st != FERRY_ESHUTDOWN) {
+        atomic_fetch_add(&r_bad, 1);
+    }
+}
+
+static void rclient_cb(void *user, ferry_status st)
+{
+    rclient *c = user;
+    int bad = st != FERRY_OK && st != FERRY_ESHUTDOWN;
+    for (int j = 0; st == FERRY_OK && j < c->k; j++)
+        bad |= memcmp(c->out[j], ref_out[(c->id + j) % NREF], sizeof c->out[j]) != 0;
+    if (bad)
+        atomic_fetch_add(&r_bad, 1);
+    if (st == FERRY_OK)
+        atomic_fetch_add(&r_ok, 1);
+    memset(c->out, 0, sizeof c->out);
+    atomic_fetch_add(&c->calls, 1);
+    if (st == FERRY_OK)
+        rclient_issue(c); /* FERRY_ESHUTDOWN once destroy has begun: the loop ends */
+}
+
+static void test_resubmit_from_callbacks(void **state)
+{
+    (void)state;
+    int64_t target = UNDER_TSAN ? 20000 : 300000;
+    ferry_engine *e = make_engine(2, 2, 32);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.max_batch = 32;
+    c.max_delay_us = 200;
+    c.max_queue = 40;
+    c.priority_levels = 3;
+    ferry_batcher *b = make_batcher(e, &c);
+    static rclient cl[RCLIENTS];
+    memset(cl, 0, sizeof cl);
+    atomic_store(&r_ok, 0);
+    atomic_store(&r_bad, 0);
+    atomic_store(&r_busy, 0);
+    for (int i = 0; i < RCLIENTS; i++) {
+        cl[i].b = b;
+        cl[i].id = i;
+        cl[i].k = i % 4 == 0 ? 2 : 1;
+        cl[i].prio = i % 3;
+        memcpy(cl[i].in[0], ref_in[i % NREF], sizeof cl[i].in[0]);
+        memcpy(cl[i].in[1], ref_in[(i + 1) % NREF], sizeof cl[i].in[1]);
+        rclient_issue(&cl[i]);
+    }
+    for (int spins = 0; atomic_load(&r_ok) < target; spins++) {
+        if (spins > 60 * 5000)
+            fail_msg("closed loop: %lld of %lld completions in 60 s", (long long)atomic_load(&r_ok),
+                     (long long)target);
+        for (int i = 0; i < RCLIENTS; i++)
+            if (atomic_exchange(&cl[i].parked, 0))
+                rclient_issue(&cl[i]);
+        sleep_us(200);
+    }
+    ferry_batcher_stats s;
+    ferry_batcher_get_stats(b, &s);
+    /* the callbacks are still submitting: destroy refuses them and drains */
+    ferry_batcher_destroy(b);
+    long long accepted = 0, ran = 0;
+    for (int i = 0; i < RCLIENTS; i++) {
+        accepted += atomic_load(&cl[i].accepted);
+        ran += atomic_load(&cl[i].calls);
+        assert_int_equal(atomic_load(&cl[i].calls), atomic_load(&cl[i].accepted));
+    }
+    printf("closed loop from callbacks: %lld accepted, %lld completed ok, %lld refused as busy; "
+           "%llu batches of %.1f samples\n",
+           accepted, (long long)atomic_load(&r_ok), (long long)atomic_load(&r_busy),
+           (unsigned long long)s.batches, s.batches ? (double)s.samples / (double)s.batches : 0);
+    assert_int_equal(ran, accepted);
+    assert_int_equal(atomic_load(&r_bad), 0);
+    assert_true(s.queue_depth <= (uint64_t)c.max_queue);
+    ferry_engine_destroy(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -850,6 +958,7 @@ int main(void)
         cmocka_unit_test(test_preferred),
         cmocka_unit_test(test_exactly_once),
         cmocka_unit_test(test_destroy_under_load),
+        cmocka_unit_test(test_resubmit_from_callbacks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
