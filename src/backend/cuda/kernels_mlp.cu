@@ -112,6 +112,11 @@ __global__ void __cluster_dims__(C, 1, 1) __launch_bounds__(kThreads)
     float *sc = (float *)(sm + L.scratch) + warp * 256;
     YT *ytile = (YT *)(sm + L.ytile);
 
+    /* No block may touch another's shared memory before that block has
+     * started: arrive at the cluster barrier now, wait just before the
+     * first remote store (the weight copies are queued in between). */
+    asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
+
     /* Every layer's weight slice (rows [rank*N/C, (rank+1)*N/C) of [N][K],
      * contiguous in memory), one commit group per layer. */
     for (int l = 0, woff = (int)L.w0; l < m.n_layers; woff += (int)bump_size(w_bytes(m, l)), l++) {
@@ -125,6 +130,8 @@ __global__ void __cluster_dims__(C, 1, 1) __launch_bounds__(kThreads)
         }
         __pipeline_commit();
     }
+
+    asm volatile("barrier.cluster.wait.aligned;\n" ::: "memory");
 
     /* This block's columns [rank*K0/C, ...) of the 16 input rows (zero past
      * n), read in 16-byte vectors (x may be host memory, where each access
