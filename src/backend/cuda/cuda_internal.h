@@ -123,8 +123,8 @@ ferry_status cuda_upload_f32(backend_ctx *c, void *dst, const float *src, int64_
 /* cuda_mlp.c */
 #define CUDA_MLP_DEFAULT_MAX_BATCH 64
 /* Sets up the fused MLP kernel when the model is a chain of dense layers
- * it can run (c->mlp_max > 0 then); otherwise leaves it off. Fails only on
- * a CUDA error. Needs the gemm plans. */
+ * it can run (c->mlp_max > 0 then); otherwise, or if setting it up fails,
+ * leaves it off. Needs the gemm plans. Returns FERRY_OK. */
 ferry_status cuda_mlp_prepare(backend_ctx *c);
 void cuda_mlp_release(backend_ctx *c);
 /* The whole forward as one kernel: x and y in the io dtype, on the device

@@ -4,7 +4,8 @@
  * whole-MLP kernel of kernels_mlp.cu for it, for fp16 and bf16 at small
  * batch sizes. Anything else (another op, a width that is not a multiple of
  * 128, weights too large for shared memory, fp32/tf32) keeps the cuBLASLt
- * path: not being fusable is never an error.
+ * path: not being fusable is never an error, nor is failing to set the
+ * fused kernel up.
  *
  * FERRY_CUDA_MLP_MAX_BATCH (default CUDA_MLP_DEFAULT_MAX_BATCH) is the
  * largest batch the fused kernel takes; 0 turns it off. FERRY_CUDA_ZERO_COPY=0
@@ -129,15 +130,20 @@ ferry_status cuda_mlp_prepare(backend_ctx *c)
         (void)cudaGetLastError();
         return FERRY_OK;
     }
+    /* From here a failure only means no fused kernel: cuBLASLt still runs
+     * the model. */
     for (int l = 0; l < m->n_layers; l++) {
         const graph_node *nd = &g->nodes[c->plan.order[l]];
-        ferry_status st = weights_nk(c, nd, m->dims[l], m->dims[l + 1], &m->w[l]);
-        if (st != FERRY_OK)
-            return st;
+        if (weights_nk(c, nd, m->dims[l], m->dims[l + 1], &m->w[l]) != FERRY_OK) {
+            cuda_mlp_release(c);
+            return FERRY_OK;
+        }
     }
-    ferry_status st = CUDA_CHECK(kern_mlp_prepare(m, c->cdt));
-    if (st != FERRY_OK)
-        return ferry_fail_prefix(st, "cuda: preparing the fused MLP kernel");
+    if (kern_mlp_prepare(m, c->cdt) != cudaSuccess) {
+        (void)cudaGetLastError();
+        cuda_mlp_release(c);
+        return FERRY_OK;
+    }
     c->mlp_max = want < c->o.max_batch ? want : c->o.max_batch;
     const char *zc = getenv("FERRY_CUDA_ZERO_COPY");
     c->mlp_zero_copy = !(zc && !strcmp(zc, "0"));
