@@ -605,6 +605,47 @@ class Parser(unittest.TestCase):
         body = body.replace(b'"data": [[', b'"data": [' + b"[" * 1100, 1)
         self.malformed(body, frag="nesting")
 
+    def test_mutations_agree_with_a_strict_json_parser(self):
+        # 600 random byte flips, insertions and deletions of good requests:
+        # the server never answers 5xx, always with a JSON body, and it
+        # refuses as "malformed JSON" exactly what Python's own parser
+        # refuses (allowing only for what json.loads is lenient about:
+        # NaN/Infinity, lone surrogates, duplicate keys are not syntax)
+        rng = np.random.default_rng(11)
+        goods = [json.dumps(infer_body(self.x[:1], id="m\u00e9")).encode(),
+                 json.dumps(infer_body(self.x[:2], nested=True,
+                                       outputs=[{"name": "output"}])).encode()]
+        alphabet = b'{}[]",:0123456789.eE+-tfnul \\\x00\xff'
+        for i in range(600):
+            b = bytearray(goods[i % 2])
+            for _ in range(1 + rng.integers(3)):
+                at = int(rng.integers(len(b)))
+                op = rng.integers(3)
+                ch = alphabet[int(rng.integers(len(alphabet)))]
+                if op == 0:
+                    b[at] = ch
+                elif op == 1:
+                    b.insert(at, ch)
+                elif len(b) > 1:
+                    del b[at]
+            body = bytes(b)
+            st, _, data = call(self.c, "POST", INFER, body)
+            self.assertLess(st, 500, body[:300])
+            msg = json.loads(data.decode("utf-8"))  # always a JSON body
+            try:
+                text = body.decode("utf-8")
+                strict_ok = True
+                json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+            except (UnicodeDecodeError, ValueError):
+                strict_ok = False
+            said_malformed = st == 400 and "malformed JSON" in msg.get("error", "")
+            if strict_ok:
+                self.assertFalse(said_malformed, (body[:300], msg))
+            elif said_malformed is False and st == 200:
+                # accepted what Python refuses: only invalid UTF-8 inside
+                # strings may pass (the protocol's strings are bytes to us)
+                self.assertRaises(UnicodeDecodeError, body.decode, "utf-8")
+
     def test_error_text_is_valid_json(self):
         # names with bytes that are not UTF-8 and control characters come
         # back escaped: the error is still UTF-8 JSON
