@@ -144,8 +144,11 @@ static int is_preferred(const ferry_batcher *b, int64_t n)
  * reserved in `queued` with one add (so max_queue still bounds what is
  * queued), the requests gather on a private list, and up to PUBLISH_CHUNK
  * of them enter their inbox with one CAS and one add of their samples. A
- * group waits for no more than PUBLISH_CHUNK callbacks, and batch_done
- * publishes the rest before it returns. */
+ * group and its reserved places live for at most PUBLISH_CHUNK callbacks
+ * (a window, counted from the reservation): then the group is published
+ * and unused places are given back, so that neither a request nor other
+ * submitters wait on the rest of a large batch's callbacks; batch_done
+ * ends the last window before it returns. */
 #define PUBLISH_CHUNK 32
 
 typedef struct recycle {
@@ -154,6 +157,7 @@ typedef struct recycle {
     unsigned refs;             /* references to outstanding that a submit may take over */
     int64_t left;              /* callbacks still to run, the running one included */
     int64_t reserved;          /* queue places counted in queued, not yet taken */
+    int64_t window;            /* left when the window opened; 0: none open */
     bnode *pend, *pend_oldest; /* submitted, not yet in an inbox: newest first */
     int pend_prio;
     int64_t pend_reqs, pend_samples;
@@ -190,6 +194,8 @@ static int reserve(ferry_batcher *b, recycle *rc)
         uint64_t q = atomic_fetch_add(&b->queued, add) + add;
         if (QUEUED_REQS(q) <= (uint64_t)b->cfg.max_queue) {
             rc->reserved = n;
+            if (!rc->window)
+                rc->window = rc->left;
             return 1;
         }
         atomic_fetch_sub(&b->queued, add);
@@ -221,6 +227,16 @@ static void publish(ferry_batcher *b, recycle *rc)
         wake_dispatcher(b);
     rc->pend = rc->pend_oldest = NULL;
     rc->pend_reqs = rc->pend_samples = 0;
+}
+
+/* Publishes the group and gives back the places its window did not use. */
+static void end_window(ferry_batcher *b, recycle *rc)
+{
+    publish(b, rc);
+    if (rc->reserved)
+        atomic_fetch_sub(&b->queued, QUEUED_PACK(rc->reserved, 0));
+    rc->reserved = 0;
+    rc->window = 0;
 }
 
 static void gather(ferry_batcher *b, recycle *rc, bnode *r)
@@ -526,12 +542,12 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
         r->next = rc.spare; /* before cb: a resubmit from cb reuses this node */
         rc.spare = r;
         cb(u, st);
+        if (rc.window && rc.window - rc.left + 1 >= PUBLISH_CHUNK)
+            end_window(b, &rc);
         r = next;
     }
     tl_recycle = outer;
-    publish(b, &rc);
-    if (rc.reserved)
-        atomic_fetch_sub(&b->queued, QUEUED_PACK(rc.reserved, 0));
+    end_window(b, &rc);
     slab_chain left = {0, NULL};
     for (bnode *q = rc.spare; q; q = q->next)
         slab_chain_add(&left, q);

@@ -947,6 +947,472 @@ static void test_resubmit_from_callbacks(void **state)
     ferry_engine_destroy(e);
 }
 
+/* ------------------------------------ groups of submits from callbacks */
+
+/* The tests below drive the path on which a completing batch lends its
+ * nodes, references and queue places to the submits of its callbacks. The
+ * engine has one slot per worker; a seed batch's first callback takes the
+ * slot its batch just gave back (g_plug), so nothing its callbacks submit
+ * can leave the queue until the test thread gives it back. */
+
+#define GSEEDS 32
+
+static ferry_engine *g_engine;
+static ferry_batcher *g_a, *g_b;
+static engine_slot *_Atomic g_plug;
+static done_rec g_child[GSEEDS * 4], g_other; /* requests the callbacks submit */
+static float g_child_out[GSEEDS * 4][DOUT], g_other_out[DOUT];
+static atomic_int g_accepted, g_busy, g_bad, g_seed_calls;
+
+/* One engine slot, g_a over it with cfg, the shared state cleared. */
+static void group_start(const ferry_batcher_config *cfg)
+{
+    g_engine = make_engine(1, 1, 32);
+    g_a = make_batcher(g_engine, cfg);
+    memset(g_child, 0, sizeof g_child);
+    memset(&g_other, 0, sizeof g_other);
+    memset(g_child_out, 0, sizeof g_child_out);
+    atomic_store(&g_plug, NULL);
+    atomic_store(&g_accepted, 0);
+    atomic_store(&g_busy, 0);
+    atomic_store(&g_bad, 0);
+    atomic_store(&g_seed_calls, 0);
+}
+
+/* Seeds the queue of a plugged engine with GSEEDS requests whose callbacks
+ * are cb, then lets them run as one batch. */
+static void run_seeds(ferry_batcher *b, ferry_request_fn cb, done_rec *seeds)
+{
+    engine_slot *plug = block_engine(g_engine);
+    float out[GSEEDS][DOUT];
+    for (intptr_t i = 0; i < GSEEDS; i++) {
+        ferry_tensor x = tens(ref_in[i], 1, DIN), y = tens(out[i], 1, DOUT);
+        ferry_request_opts o = {.timeout_us = -1};
+        assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, &o, cb, &seeds[i]), FERRY_OK);
+    }
+    engine_slot_release(plug);
+    wait_calls(seeds, GSEEDS);
+}
+
+/* Each seed callback submits three requests to g_a (two priority levels),
+ * one to g_b, and a few bad ones. */
+static void gseed_cb(void *user, ferry_status st)
+{
+    done_rec *seed = user;
+    int i = atomic_fetch_add(&g_seed_calls, 1);
+    assert_int_equal(st, FERRY_OK);
+    if (i == 0) {
+        /* the slot this batch gave back; the dispatchers are idle */
+        engine_slot *s = NULL;
+        if (engine_slot_acquire(g_engine, 0, &s) != FERRY_OK)
+            atomic_fetch_add(&g_bad, 1000);
+        atomic_store(&g_plug, s);
+    }
+    for (int j = 0; j < 3; j++) {
+        done_rec *r = &g_child[i * 3 + j];
+        ferry_tensor x = tens(ref_in[i * 3 + j], 1, DIN), y = tens(g_child_out[i * 3 + j], 1, DOUT);
+        ferry_request_opts o = {.priority = (i + j) % 2, .timeout_us = -1};
+        ferry_status s2 = ferry_batcher_submit(g_a, &x, 1, &y, 1, &o, rec_cb, r);
+        if (s2 == FERRY_OK)
+            atomic_fetch_add(&g_accepted, 1);
+        else if (s2 == FERRY_EBUSY)
+            atomic_fetch_add(&g_busy, 1);
+        else
+            atomic_fetch_add(&g_bad, 1);
+    }
+    if (i == 7) {
+        /* refused before they take anything: their callbacks never run */
+        float big[40][DIN] = {{0}}, bigo[40][DOUT];
+        ferry_tensor x = tens(big[0], 40, DIN), y = tens(bigo[0], 40, DOUT);
+        if (ferry_batcher_submit(g_a, &x, 1, &y, 1, NULL, rec_cb, &g_child[GSEEDS * 3]) !=
+            FERRY_EINVAL)
+            atomic_fetch_add(&g_bad, 1);
+        ferry_tensor xw = {.dtype = FERRY_F32, .ndim = 2, .shape = {1, DIN + 1}, .data = big};
+        y = tens(bigo[0], 1, DOUT);
+        if (ferry_batcher_submit(g_a, &xw, 1, &y, 1, NULL, rec_cb, &g_child[GSEEDS * 3]) !=
+            FERRY_ESHAPE)
+            atomic_fetch_add(&g_bad, 1);
+        ferry_request_opts o = {.priority = 5};
+        x = tens(big[0], 1, DIN);
+        if (ferry_batcher_submit(g_a, &x, 1, &y, 1, &o, rec_cb, &g_child[GSEEDS * 3]) !=
+            FERRY_EINVAL)
+            atomic_fetch_add(&g_bad, 1);
+    }
+    if (i == 9) {
+        ferry_tensor x = tens(ref_in[9], 1, DIN), y = tens(g_other_out, 1, DOUT);
+        if (ferry_batcher_submit(g_b, &x, 1, &y, 1, NULL, rec_cb, &g_other) != FERRY_OK)
+            atomic_fetch_add(&g_bad, 1);
+    }
+    rec_cb(seed, st);
+}
+
+/* max_queue bounds what callbacks submit, queue places reserved for groups
+ * included: with the engine plugged nothing leaves the queue, so exactly
+ * max_queue of the 96 submits are accepted; bad submits inside a callback
+ * take nothing; a submit to another batcher from a callback runs there. */
+static void test_group_queue_bound(void **state)
+{
+    (void)state;
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.max_queue = 50;
+    c.priority_levels = 2;
+    group_start(&c);
+    g_b = make_batcher(g_engine, NULL);
+    done_rec seeds[GSEEDS];
+    memset(seeds, 0, sizeof seeds);
+    run_seeds(g_a, gseed_cb, seeds);
+
+    assert_int_equal(atomic_load(&g_bad), 0);
+    assert_int_equal(atomic_load(&g_accepted), c.max_queue);
+    assert_int_equal(atomic_load(&g_busy), GSEEDS * 3 - c.max_queue);
+    ferry_batcher_stats s;
+    ferry_batcher_get_stats(g_a, &s);
+    assert_int_equal(s.queue_depth, (uint64_t)c.max_queue);
+    float out[DOUT];
+    ferry_tensor x = tens(ref_in[0], 1, DIN), y = tens(out, 1, DOUT);
+    assert_int_equal(ferry_batcher_submit(g_a, &x, 1, &y, 1, NULL, rec_cb, &g_other), FERRY_EBUSY);
+    engine_slot_release(atomic_load(&g_plug));
+
+    /* one engine thread ran the callbacks in order: the first max_queue
+     * submits were accepted */
+    wait_calls(g_child, c.max_queue);
+    wait_calls(&g_other, 1);
+    ferry_batcher_destroy(g_a);
+    ferry_batcher_destroy(g_b);
+    for (int i = 0; i < GSEEDS * 3 + 1; i++) {
+        assert_int_equal(atomic_load(&g_child[i].calls), i < c.max_queue);
+        if (i < c.max_queue) {
+            assert_int_equal(atomic_load(&g_child[i].st), FERRY_OK);
+            assert_memory_equal(g_child_out[i], ref_out[i], sizeof g_child_out[i]);
+        }
+    }
+    assert_int_equal(atomic_load(&g_other.calls), 1);
+    assert_int_equal(atomic_load(&g_other.st), FERRY_OK);
+    assert_memory_equal(g_other_out, ref_out[9], sizeof g_other_out);
+    ferry_engine_destroy(g_engine);
+}
+
+/* A request submitted from a callback whose deadline passes while its
+ * group is still unpublished completes with FERRY_ETIMEDOUT and never
+ * reaches the device; one without a deadline in the same group runs. */
+static void gdeadline_cb(void *user, ferry_status st)
+{
+    int i = atomic_fetch_add(&g_seed_calls, 1);
+    if (i == 0) {
+        engine_slot *s = NULL;
+        if (engine_slot_acquire(g_engine, 0, &s) != FERRY_OK)
+            atomic_fetch_add(&g_bad, 1000);
+        atomic_store(&g_plug, s);
+        for (int j = 0; j < 2; j++) {
+            ferry_tensor x = tens(ref_in[j], 1, DIN), y = tens(g_child_out[j], 1, DOUT);
+            ferry_request_opts o = {.priority = 1 - j, .timeout_us = j == 0 ? 1 : -1};
+            if (ferry_batcher_submit(g_a, &x, 1, &y, 1, &o, rec_cb, &g_child[j]) != FERRY_OK)
+                atomic_fetch_add(&g_bad, 1);
+        }
+        int64_t t0 = ferry_now_us();
+        while (ferry_now_us() - t0 < 100) /* past its deadline before it is published */
+            ;
+    }
+    rec_cb(user, st);
+}
+
+static void test_group_deadline(void **state)
+{
+    (void)state;
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.priority_levels = 2;
+    group_start(&c);
+    done_rec seeds[GSEEDS];
+    memset(seeds, 0, sizeof seeds);
+    run_seeds(g_a, gdeadline_cb, seeds);
+    assert_int_equal(atomic_load(&g_bad), 0);
+    wait_calls(&g_child[0], 1); /* while the engine is still plugged */
+    assert_int_equal(atomic_load(&g_child[0].st), FERRY_ETIMEDOUT);
+    assert_int_equal(atomic_load(&g_child[1].calls), 0);
+    engine_slot_release(atomic_load(&g_plug));
+    wait_calls(&g_child[1], 1);
+    assert_int_equal(atomic_load(&g_child[1].st), FERRY_OK);
+    assert_memory_equal(g_child_out[1], ref_out[1], sizeof g_child_out[1]);
+    ferry_batcher_stats s;
+    ferry_batcher_get_stats(g_a, &s);
+    assert_int_equal(s.samples, GSEEDS + 1); /* the expired one never ran */
+    assert_int_equal(s.expired, 1);
+    assert_int_equal(s.submitted, GSEEDS + 2);
+    assert_int_equal(s.succeeded, GSEEDS + 1);
+    ferry_batcher_destroy(g_a);
+    assert_int_equal(atomic_load(&g_child[0].calls), 1);
+    assert_int_equal(atomic_load(&g_child[1].calls), 1);
+    ferry_engine_destroy(g_engine);
+}
+
+/* A group waits for at most PUBLISH_CHUNK (32) callbacks of its batch, and
+ * the queue places reserved with it are given back then: a request that
+ * the first of 64 callbacks submits runs on the other engine worker while
+ * the batch's later callbacks are still running. (The waiting callback
+ * blocks, which callbacks must not do, to observe this; the engine's other
+ * worker runs the request.) */
+#define PSEEDS 64
+
+static void gpublish_cb(void *user, ferry_status st)
+{
+    int i = atomic_fetch_add(&g_seed_calls, 1);
+    if (i == 0) {
+        /* this worker's own slot, just given back (the last freed is taken
+         * first), so that the request goes to the other worker */
+        engine_slot *s = NULL;
+        if (engine_slot_acquire(g_engine, 0, &s) != FERRY_OK)
+            atomic_fetch_add(&g_bad, 1000);
+        atomic_store(&g_plug, s);
+        ferry_tensor x = tens(ref_in[0], 1, DIN), y = tens(g_child_out[0], 1, DOUT);
+        if (ferry_batcher_submit(g_a, &x, 1, &y, 1, NULL, rec_cb, &g_child[0]) != FERRY_OK)
+            atomic_fetch_add(&g_bad, 1);
+    }
+    if (i == 40) {
+        for (int spins = 0; spins < 20000 && !atomic_load(&g_child[0].calls); spins++)
+            sleep_us(1000);
+        if (!atomic_load(&g_child[0].calls))
+            atomic_fetch_add(&g_bad, 1); /* still in the group after 40 callbacks */
+        ferry_batcher_stats s;
+        ferry_batcher_get_stats(g_a, &s);
+        if (s.queue_depth != 0)
+            atomic_fetch_add(&g_bad, 100); /* places still reserved */
+    }
+    rec_cb(user, st);
+}
+
+static void test_group_publish_bound(void **state)
+{
+    (void)state;
+    g_engine = make_engine(2, 1, PSEEDS);
+    g_a = make_batcher(g_engine, NULL);
+    memset(g_child, 0, sizeof g_child);
+    atomic_store(&g_plug, NULL);
+    atomic_store(&g_bad, 0);
+    atomic_store(&g_seed_calls, 0);
+    engine_slot *p1 = NULL, *p2 = NULL;
+    assert_int_equal(engine_slot_acquire(g_engine, 0, &p1), FERRY_OK);
+    assert_int_equal(engine_slot_acquire(g_engine, 0, &p2), FERRY_OK);
+    done_rec seeds[PSEEDS];
+    memset(seeds, 0, sizeof seeds);
+    float out[PSEEDS][DOUT];
+    for (int i = 0; i < PSEEDS; i++) {
+        ferry_tensor x = tens(ref_in[i], 1, DIN), y = tens(out[i], 1, DOUT);
+        assert_int_equal(ferry_batcher_submit(g_a, &x, 1, &y, 1, NULL, gpublish_cb, &seeds[i]),
+                         FERRY_OK);
+    }
+    engine_slot_release(p1); /* the 64 leave as one batch */
+    engine_slot_release(p2);
+    wait_calls(seeds, PSEEDS);
+    engine_slot_release(atomic_load(&g_plug));
+    wait_calls(&g_child[0], 1);
+    ferry_batcher_stats s;
+    ferry_batcher_get_stats(g_a, &s);
+    ferry_batcher_destroy(g_a);
+    assert_int_equal(s.batches, 2);
+    assert_int_equal(atomic_load(&g_bad), 0);
+    assert_int_equal(atomic_load(&g_child[0].calls), 1);
+    assert_int_equal(atomic_load(&g_child[0].st), FERRY_OK);
+    assert_memory_equal(g_child_out[0], ref_out[0], sizeof g_child_out[0]);
+    ferry_engine_destroy(g_engine);
+}
+
+/* A closed loop over two batchers on one engine: each callback submits its
+ * client's next request to either batcher (from A's completions, a submit
+ * to B goes the ordinary way), with random sizes (70 samples: a buffer
+ * outside the node), priorities and deadlines (some expire in a group or in
+ * the queue). At a quiet point the counters must add up; then A and B are
+ * destroyed while their callbacks are still submitting. Every accepted
+ * request completes once, with the engine's own outputs. */
+#define MCLIENTS 48
+#define MBIGK 70
+
+typedef struct mclient {
+    int id;
+    uint32_t rng;
+    int bt, k, base; /* the request in flight */
+    float in[MBIGK][DIN], out[MBIGK][DOUT];
+    atomic_int inflight, parked, ended;
+    atomic_llong accepted, calls;
+} mclient;
+
+static mclient m_cl[MCLIENTS];
+static ferry_batcher *m_bt[2];
+static atomic_int m_stop, m_a_dead, m_a_users;
+static atomic_llong m_ok_total, m_bad;
+static atomic_llong m_cnt[2][5]; /* submitted, rejected, ok, expired, failed */
+
+static void mclient_cb(void *user, ferry_status st);
+
+/* Submits c's next request; 0 when it will not run (refused or ended). */
+static int mclient_issue(mclient *c)
+{
+    uint32_t x = next_rand(&c->rng);
+    int bt = (x % 10) < 7 && !atomic_load(&m_a_dead) ? 0 : 1;
+    c->k = (x >> 4) % 16 == 0 ? MBIGK : 1 + (int)((x >> 8) % 3);
+    c->base = (int)((x >> 12) % NREF);
+    for (int j = 0; j < c->k; j++)
+        memcpy(c->in[j], ref_in[(c->base + j) % NREF], sizeof c->in[j]);
+    ferry_request_opts o = {.priority = (int)((x >> 20) % 2)};
+    switch ((x >> 24) % 8) {
+    case 0: o.timeout_us = 1; break;
+    case 1: o.timeout_us = 100; break;
+    case 2: o.timeout_us = -1; break;
+    default: o.timeout_us = 0; break;
+    }
+    ferry_tensor xt = tens(c->in[0], c->k, DIN), yt = tens(c->out[0], c->k, DOUT);
+    c->bt = bt;
+    atomic_store(&c->inflight, 1);
+    ferry_status st;
+    if (bt == 0) {
+        /* A may be destroyed while B's callbacks run: they and the test
+         * thread reach A only while it is alive */
+        atomic_fetch_add(&m_a_users, 1);
+        st = atomic_load(&m_a_dead)
+                 ? FERRY_ESHUTDOWN
+                 : ferry_batcher_submit(m_bt[0], &xt, 1, &yt, 1, &o, mclient_cb, c);
+        atomic_fetch_sub(&m_a_users, 1);
+    } else {
+        st = ferry_batcher_submit(m_bt[1], &xt, 1, &yt, 1, &o, mclient_cb, c);
+    }
+    if (st == FERRY_OK) {
+        atomic_fetch_add(&c->accepted, 1);
+        atomic_fetch_add(&m_cnt[bt][0], 1);
+        return 1;
+    }
+    atomic_store(&c->inflight, 0);
+    if (st == FERRY_EBUSY) {
+        atomic_fetch_add(&m_cnt[bt][0], 1);
+        atomic_fetch_add(&m_cnt[bt][1], 1);
+        atomic_store(&c->parked, 1);
+    } else if (st == FERRY_ESHUTDOWN) {
+        atomic_store(&c->ended, 1);
+    } else {
+        atomic_fetch_add(&m_bad, 1);
+    }
+    return 0;
+}
+
+static void mclient_cb(void *user, ferry_status st)
+{
+    mclient *c = user;
+    if (!atomic_exchange(&c->inflight, 0))
+        atomic_fetch_add(&m_bad, 1); /* a second callback */
+    int bad = st != FERRY_OK && st != FERRY_ETIMEDOUT;
+    for (int j = 0; st == FERRY_OK && j < c->k; j++)
+        bad |= memcmp(c->out[j], ref_out[(c->base + j) % NREF], sizeof c->out[j]) != 0;
+    if (bad)
+        atomic_fetch_add(&m_bad, 1);
+    atomic_fetch_add(&m_cnt[c->bt][st == FERRY_OK ? 2 : st == FERRY_ETIMEDOUT ? 3 : 4], 1);
+    if (st == FERRY_OK)
+        atomic_fetch_add(&m_ok_total, 1);
+    atomic_fetch_add(&c->calls, 1);
+    if (!atomic_load(&m_stop))
+        mclient_issue(c);
+}
+
+static void mixed_run_until(int64_t target)
+{
+    for (int spins = 0; atomic_load(&m_ok_total) < target; spins++) {
+        if (spins > 60 * 5000)
+            fail_msg("mixed loop: %lld of %lld completions in 60 s",
+                     (long long)atomic_load(&m_ok_total), (long long)target);
+        for (int i = 0; i < MCLIENTS; i++)
+            if (atomic_exchange(&m_cl[i].parked, 0))
+                mclient_issue(&m_cl[i]);
+        sleep_us(200);
+    }
+}
+
+static void mixed_check_stats(int bt)
+{
+    ferry_batcher_stats s;
+    for (int spins = 0; spins < 20000; spins++) { /* the last batch_done may still be ending */
+        ferry_batcher_get_stats(m_bt[bt], &s);
+        if (s.queue_depth == 0)
+            break;
+        sleep_us(1000);
+    }
+    assert_int_equal(s.queue_depth, 0);
+    assert_int_equal(s.submitted, (uint64_t)atomic_load(&m_cnt[bt][0]));
+    assert_int_equal(s.rejected, (uint64_t)atomic_load(&m_cnt[bt][1]));
+    assert_int_equal(s.succeeded, (uint64_t)atomic_load(&m_cnt[bt][2]));
+    assert_int_equal(s.expired, (uint64_t)atomic_load(&m_cnt[bt][3]));
+    assert_int_equal(s.failed, 0);
+    assert_int_equal(s.submitted, s.succeeded + s.failed + s.expired + s.rejected);
+}
+
+static void test_group_mixed_destroy(void **state)
+{
+    (void)state;
+    int64_t target = UNDER_TSAN ? 5000 : 60000;
+    ferry_engine *e = make_engine(2, 2, 96);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.max_delay_us = 200;
+    c.max_queue = 40;
+    c.priority_levels = 2;
+    m_bt[0] = make_batcher(e, &c);
+    c.max_batch = 80;
+    c.max_queue = 64;
+    c.n_preferred = 1;
+    c.preferred_batch_sizes[0] = 8;
+    m_bt[1] = make_batcher(e, &c);
+    memset(m_cl, 0, sizeof m_cl);
+    memset(m_cnt, 0, sizeof m_cnt);
+    atomic_store(&m_stop, 0);
+    atomic_store(&m_a_dead, 0);
+    atomic_store(&m_a_users, 0);
+    atomic_store(&m_ok_total, 0);
+    atomic_store(&m_bad, 0);
+    for (int i = 0; i < MCLIENTS; i++) {
+        m_cl[i].id = i;
+        m_cl[i].rng = 0x2545f491u * (uint32_t)(i + 1);
+        mclient_issue(&m_cl[i]);
+    }
+    mixed_run_until(target);
+
+    /* a quiet point: the loop stops, the counters add up */
+    atomic_store(&m_stop, 1);
+    for (int i = 0; i < MCLIENTS; i++) {
+        for (int spins = 0; spins < 20000 && atomic_load(&m_cl[i].inflight); spins++)
+            sleep_us(1000);
+        assert_int_equal(atomic_load(&m_cl[i].inflight), 0);
+        atomic_store(&m_cl[i].parked, 0);
+    }
+    mixed_check_stats(0);
+    mixed_check_stats(1);
+
+    /* again, then destroy A, then B, while the callbacks submit */
+    atomic_store(&m_stop, 0);
+    for (int i = 0; i < MCLIENTS; i++)
+        mclient_issue(&m_cl[i]);
+    mixed_run_until(2 * target);
+    atomic_store(&m_a_dead, 1);
+    while (atomic_load(&m_a_users))
+        sched_yield();
+    ferry_batcher_destroy(m_bt[0]);
+    mixed_run_until(atomic_load(&m_ok_total) + target / 4); /* B alone */
+    ferry_batcher_destroy(m_bt[1]);
+
+    long long accepted = 0, ran = 0;
+    for (int i = 0; i < MCLIENTS; i++) {
+        assert_int_equal(atomic_load(&m_cl[i].calls), atomic_load(&m_cl[i].accepted));
+        assert_int_equal(atomic_load(&m_cl[i].inflight), 0);
+        accepted += atomic_load(&m_cl[i].accepted);
+        ran += atomic_load(&m_cl[i].calls);
+    }
+    printf("mixed closed loop over two batchers: %lld accepted, %lld ok; A: %lld expired, %lld "
+           "refused; B: %lld expired, %lld refused\n",
+           accepted, (long long)atomic_load(&m_ok_total), (long long)atomic_load(&m_cnt[0][3]),
+           (long long)atomic_load(&m_cnt[0][1]), (long long)atomic_load(&m_cnt[1][3]),
+           (long long)atomic_load(&m_cnt[1][1]));
+    assert_int_equal(ran, accepted);
+    assert_int_equal(atomic_load(&m_bad), 0);
+    ferry_engine_destroy(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -959,6 +1425,10 @@ int main(void)
         cmocka_unit_test(test_exactly_once),
         cmocka_unit_test(test_destroy_under_load),
         cmocka_unit_test(test_resubmit_from_callbacks),
+        cmocka_unit_test(test_group_queue_bound),
+        cmocka_unit_test(test_group_deadline),
+        cmocka_unit_test(test_group_publish_bound),
+        cmocka_unit_test(test_group_mixed_destroy),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
