@@ -433,7 +433,9 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
     r->cb = cb;
     r->user = user;
     r->t_submit = ferry_now_us();
-    r->deadline = timeout < 0 ? BATCHER_NEVER : r->t_submit + timeout;
+    /* a timeout too large to add is no deadline at all */
+    r->deadline = timeout < 0 || timeout >= BATCHER_NEVER - r->t_submit ? BATCHER_NEVER
+                                                                        : r->t_submit + timeout;
     r->k = (int32_t)k;
     r->prio = prio;
     r->extra = extra;
@@ -643,7 +645,9 @@ static void add_to_batch(ferry_batcher *b, batch *c, bnode *r)
         c->head = r;
     c->tail = r;
     if (!c->n_req)
-        c->depart = r->t_submit + b->cfg.max_delay_us;
+        c->depart = b->cfg.max_delay_us >= BATCHER_NEVER - r->t_submit
+                        ? BATCHER_NEVER
+                        : r->t_submit + b->cfg.max_delay_us;
     if (r->deadline < c->min_deadline)
         c->min_deadline = r->deadline;
     c->n += r->k;
@@ -794,8 +798,8 @@ static void dispatcher_sleep(ferry_batcher *b, int64_t need, int64_t until_us, i
         if (timeout <= 0)
             goto out;
     }
-    if ((int64_t)QUEUED_SAMPLES(atomic_load(&b->queued)) >= need || atomic_load(&b->closing) ||
-        atomic_load(&b->stop) || (forming && leave_early(b)))
+    if ((int64_t)QUEUED_SAMPLES(atomic_load(&b->queued)) >= need ||
+        (forming && (atomic_load(&b->closing) || leave_early(b))) || atomic_load(&b->stop))
         goto out;
     futex_wait_us(&b->wake_seq, seq, timeout);
 out:
@@ -848,7 +852,10 @@ static void *dispatcher_main(void *arg)
             release_cur(b); /* hold no slot while idle */
             if (atomic_load(&b->stop))
                 break;
-            dispatcher_sleep(b, 1, BATCHER_NEVER, 0);
+            /* Idle, also while destroy drains: sleep until a request
+             * arrives or destroy says stop (polling while draining, as a
+             * net under the wake-ups, rather than spinning). */
+            dispatcher_sleep(b, 1, closing ? now + DRAIN_POLL_US : BATCHER_NEVER, 0);
             continue;
         }
         if (!b->cur) {

@@ -309,6 +309,16 @@ static void test_deadline(void **state)
     ferry_request_opts none = {.priority = 0, .timeout_us = -1};
     assert_int_equal(ferry_batcher_infer(b, &x, 1, &y, 1, &none), FERRY_OK);
     assert_memory_equal(out, ref_out[0], sizeof out);
+    /* a timeout too large to add to the clock is no deadline, not an
+     * overflow that expires at once (nor is a huge max_delay_us) */
+    ferry_request_opts huge = {.priority = 0, .timeout_us = INT64_MAX};
+    assert_int_equal(ferry_batcher_infer(b, &x, 1, &y, 1, &huge), FERRY_OK);
+    assert_memory_equal(out, ref_out[0], sizeof out);
+    ferry_batcher_destroy(b);
+    c.default_timeout_us = 0;
+    c.max_delay_us = INT64_MAX;
+    b = make_batcher(e, &c);
+    assert_int_equal(ferry_batcher_infer(b, &x, 1, &y, 1, &huge), FERRY_OK);
     ferry_batcher_destroy(b);
     ferry_engine_destroy(e);
 }
