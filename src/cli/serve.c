@@ -5,7 +5,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <unistd.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/common.h"
@@ -58,6 +58,10 @@ static void usage(FILE *f)
         "  --precision P            fp32 (default), tf32, fp16, bf16\n"
         "  --max-batch N            most samples in one batch (default 256)\n"
         "  --max-delay-us N         longest the first request of a batch waits (default 500)\n"
+        "  --preferred-batch N[,N]  batch sizes worth waiting for (up to --max-delay-us):\n"
+        "                           a forming batch leaves when it reaches one, instead of\n"
+        "                           as soon as the device is idle; larger batches cost less\n"
+        "                           per sample under load (default: none)\n"
         "  --max-queue N            queued requests beyond which requests get 503\n"
         "  --timeout-us N           default request deadline; late requests get 504\n"
         "                           (a request may set its own: \"parameters\":{\"timeout\":US})\n"
@@ -320,6 +324,25 @@ int cmd_serve(int argc, char **argv)
             if (!parse_long(a, v, 0, 60000000, &x))
                 goto done;
             o.bat.max_delay_us = x;
+        } else if (!strcmp(a, "--preferred-batch")) {
+            int64_t sizes[FERRY_MAX_PREFERRED];
+            int n = cli_parse_int_list(v, sizes, FERRY_MAX_PREFERRED);
+            if (n < 0) {
+                fprintf(stderr,
+                        "ferry serve: --preferred-batch '%s': expected up to %d positive sizes, "
+                        "comma-separated\n",
+                        v, FERRY_MAX_PREFERRED);
+                goto done;
+            }
+            for (int k = 0; k < n; k++) {
+                if (sizes[k] > (1 << 20)) {
+                    fprintf(stderr, "ferry serve: --preferred-batch: %lld is too large\n",
+                            (long long)sizes[k]);
+                    goto done;
+                }
+                o.bat.preferred_batch_sizes[k] = (int)sizes[k];
+            }
+            o.bat.n_preferred = n;
         } else if (!strcmp(a, "--max-queue")) {
             if (!parse_long(a, v, 1, 1 << 30, &x))
                 goto done;

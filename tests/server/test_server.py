@@ -825,10 +825,45 @@ class Cli(unittest.TestCase):
                            ((MODEL, "--port", "99999"), "--port"),
                            ((MODEL, "--max-batch"), "needs a value"),
                            (("--model", "noequals"), "NAME=PATH"),
-                           ((MODEL, "--precision", "fp8"), "precision")]:
+                           ((MODEL, "--precision", "fp8"), "precision"),
+                           ((MODEL, "--preferred-batch", "0"), "--preferred-batch"),
+                           ((MODEL, "--preferred-batch", "4,x"), "--preferred-batch")]:
             p = self.run_cli(*args)
             self.assertEqual(p.returncode, 2, args)
             self.assertIn(frag, p.stderr, args)
+
+    def test_preferred_batch(self):
+        # four single-sample requests at once, preferred batch 4: they wait
+        # for each other (up to 2 s) and run as one batch of 4
+        s = Server("--preferred-batch", "4", "--max-delay-us", "2000000")
+        try:
+            x = np.random.default_rng(3).standard_normal((4, 256)).astype(np.float32)
+            ref = reference(x)
+            outs = [None] * 4
+
+            def one(i):
+                c = s.conn()
+                st, _, data = call(c, "POST", INFER, json.dumps(infer_body(x[i:i + 1])).encode())
+                c.close()
+                outs[i] = (st, data)
+
+            ts = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(60)
+            for i, (st, data) in enumerate(outs):
+                self.assertEqual(st, 200, data[:200])
+                got = np.array(json.loads(data)["outputs"][0]["data"], np.float32)
+                np.testing.assert_allclose(got, ref[i].ravel(), rtol=1e-5, atol=1e-6)
+            c = s.conn()
+            st, _, data = call(c, "GET", "/metrics")
+            c.close()
+            m = re.search(r'ferry_batch_size_count\{model="mlp-s"[^}]*\} (\d+)', data.decode())
+            self.assertIsNotNone(m, data.decode()[:2000])
+            self.assertEqual(int(m.group(1)), 1)  # one batch ran
+        finally:
+            self.assertEqual(s.stop(), 0)
 
     def test_unloadable_model(self):
         p = self.run_cli("/nonexistent/model.onnx", "--port", "0")
