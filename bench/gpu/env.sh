@@ -1,6 +1,7 @@
 # bench/gpu/env.sh - sourced (from the repository root) by the device
 # scripts: unpacks what bench/gpu/stage.sh packed, sets the library path and
-# names the binary (F), the bundled model (M) and the seconds per point (D).
+# names the binary (F), the bundled model (M), the seconds per point (D) and
+# the log folder (OUT, made here), and prints the time and the GPU.
 S=.devlibs/gpu
 [ -f $S/bin.tar.xz ] && [ ! -d $S/bin ] && tar xJf $S/bin.tar.xz -C $S
 [ -f $S/big.tar.xz ] && [ ! -f $S/lib/libopenblas.so.0 ] && tar xJf $S/big.tar.xz -C $S/lib
@@ -10,3 +11,7 @@ export FERRY_TEST_MODELS=$PWD/$S/tm
 F=$S/bin/ferry
 M=$S/models/mlp-s.onnx
 D=${DURATION:-1}
+OUT=${OUT:-/tmp/ferry-out}
+mkdir -p "$OUT"
+date -u +%FT%TZ
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || true

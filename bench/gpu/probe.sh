@@ -5,7 +5,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 . bench/gpu/env.sh
-date -u +%FT%TZ; nvidia-smi --query-gpu=name,driver_version,pcie.link.gen.max,pcie.link.width.max --format=csv,noheader; nproc
+nvidia-smi --query-gpu=pcie.link.gen.max,pcie.link.width.max --format=csv,noheader; nproc
 echo "== api_cost"
 $S/bin/api_cost
 echo "== stack, ferry vs pytorch"

@@ -8,9 +8,6 @@
 set -u
 cd "$(dirname "$0")/../.."
 . bench/gpu/env.sh
-OUT=${OUT:-/tmp/ferry-out}
-mkdir -p "$OUT"
-date -u +%FT%TZ; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 for t in test_batcher_cuda test_cuda_fused; do
     timeout 300 $S/bin/$t >"$OUT/$t.log" 2>&1; echo "$t rc=$?"; grep -E "accepted|PASSED|FAILED" "$OUT/$t.log" | head -6
 done

@@ -4,9 +4,6 @@
 set -u
 cd "$(dirname "$0")/../.."
 . bench/gpu/env.sh
-OUT=${OUT:-/tmp/ferry-out}
-mkdir -p "$OUT"
-date -u +%FT%TZ; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 timeout 200 $S/bin/test_cuda_fused >"$OUT/test_cuda_fused.log" 2>&1; echo "test_cuda_fused rc=$?"
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 for tool in racecheck memcheck; do

@@ -8,9 +8,6 @@
 set -u
 cd "$(dirname "$0")/../.."
 . bench/gpu/env.sh
-OUT=${OUT:-/tmp/ferry-out}
-mkdir -p "$OUT"
-date -u +%FT%TZ; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 if [ "${TESTS:-1}" = 1 ]; then
     echo "== tests"
     for t in test_cuda_fused test_batcher_cuda test_cuda_backend test_parity_cuda; do
