@@ -692,14 +692,9 @@ ferry_status ferry_engine_submit(ferry_engine *e, const ferry_tensor *inputs, in
     s->done = submit_trampoline;
     s->user = NULL;
     s->t_start = ferry_now_us();
-    /* On a GPU, queueing the copies and the forward takes microseconds and
-     * never waits for the device: the caller (the batcher's dispatcher)
-     * does it, saving a thread wake-up per batch. On the CPU the worker
-     * thread runs the forward itself. */
-    if (s->e->ops->host_visible)
-        worker_enqueue(s->w, s);
-    else
-        worker_submit_inline(s);
+    /* The worker's thread issues it: one caller keeping several workers
+     * busy (the pipelined sweep) gets their issuing in parallel. */
+    worker_enqueue(s->w, s);
     return FERRY_OK;
 }
 
