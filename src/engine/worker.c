@@ -112,19 +112,28 @@ ferry_status worker_issue(engine_slot *s)
     return st;
 }
 
+/* Appends s to one of the worker's queues (jobs or flight) and wakes the
+ * thread that drains it. */
+static void push(worker *w, engine_slot **head, engine_slot **tail, pthread_cond_t *cv,
+                 engine_slot *s)
+{
+    s->next = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (*tail)
+        (*tail)->next = s;
+    else
+        *head = s;
+    *tail = s;
+    pthread_cond_signal(cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
 /* Hands an issued job to the completion thread, behind the jobs issued
  * before it on the stream. Called with issue_mu held, so that the flight
  * queue keeps the stream's order. */
 static void track(worker *w, engine_slot *s)
 {
-    pthread_mutex_lock(&w->mu);
-    if (w->flight_tail)
-        w->flight_tail->next = s;
-    else
-        w->flight_head = s;
-    w->flight_tail = s;
-    pthread_cond_signal(&w->cv_flight);
-    pthread_mutex_unlock(&w->mu);
+    push(w, &w->flight_head, &w->flight_tail, &w->cv_flight, s);
 }
 
 /* Issues the job and hands it to the completion thread; on an issue error,
@@ -234,13 +243,5 @@ void worker_stop(worker *w)
 
 void worker_enqueue(worker *w, engine_slot *s)
 {
-    s->next = NULL;
-    pthread_mutex_lock(&w->mu);
-    if (w->jobs_tail)
-        w->jobs_tail->next = s;
-    else
-        w->jobs_head = s;
-    w->jobs_tail = s;
-    pthread_cond_signal(&w->cv_jobs);
-    pthread_mutex_unlock(&w->mu);
+    push(w, &w->jobs_head, &w->jobs_tail, &w->cv_jobs, s);
 }
