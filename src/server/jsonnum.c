@@ -5,6 +5,7 @@
 #include "server/jsonnum.h"
 
 #include <locale.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,26 @@ static double slow_strtod(const char *s, size_t n)
     if (buf != stack)
         free(buf);
     return d;
+}
+
+float jsonnum_to_f32(double d, const char *s, size_t n)
+{
+    double a = fabs(d);
+    if (!jsonnum_f32_midpoint(d) && a >= 1.1754943508222875e-38 && a <= 3.4028234663852886e38)
+        return (float)d;
+    if (a == 0.0 || isinf(a))
+        return (float)d;
+    char stack[128];
+    char *buf = n < sizeof stack ? stack : malloc(n + 1);
+    if (!buf)
+        return (float)d;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    pthread_once(&c_locale_once, c_locale_init);
+    float f = c_locale ? strtof_l(buf, NULL, c_locale) : strtof(buf, NULL);
+    if (buf != stack)
+        free(buf);
+    return f;
 }
 
 /*

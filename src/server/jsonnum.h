@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct jsonnum {
     double d;     /* the value, correctly rounded (+-inf past DBL_MAX) */
@@ -31,6 +32,75 @@ typedef struct jsonnum {
  * the number is not examined: "1x" reads as 1 with *pp at 'x'.
  */
 bool jsonnum_parse(const char **pp, const char *end, jsonnum *out);
+
+/*
+ * The float nearest the decimal of the n bytes at s, given d, the double
+ * that jsonnum_parse read from them: (float)d, except where d lies exactly
+ * halfway between two floats and the decimal may not (rounding twice, to
+ * double and then to float, can then pick the wrong neighbour:
+ * "1.0000001788139343261718749" is below such a midpoint), where it asks
+ * strtof. Also for d outside the normal floats.
+ */
+float jsonnum_to_f32(double d, const char *s, size_t n);
+
+/* Is d exactly halfway between two adjacent normal floats? */
+static inline bool jsonnum_f32_midpoint(double d)
+{
+    uint64_t b;
+    memcpy(&b, &d, 8);
+    return (b & 0x1fffffffu) == 0x10000000u;
+}
+
+/*
+ * The fast path for float data: a plain decimal ("-0.6300", "12", "0.1234567")
+ * of at most 19 digits and no exponent, at *pp, read to the nearest float.
+ * Returns false, leaving *pp, for anything else (or a malformed number): the
+ * caller then takes jsonnum_parse and jsonnum_to_f32, which give the same
+ * float for what this accepts.
+ */
+static inline bool jsonnum_parse_f32_simple(const char **pp, const char *end, float *out)
+{
+    static const float p10f[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f,
+                                   1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
+    static const double p10d[20] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,
+                                    1e7,  1e8,  1e9,  1e10, 1e11, 1e12, 1e13,
+                                    1e14, 1e15, 1e16, 1e17, 1e18, 1e19};
+    const char *p = *pp;
+    bool neg = p < end && *p == '-';
+    p += neg;
+    const char *s = p;
+    uint64_t w = 0;
+    while (p < end && (unsigned char)(*p - '0') < 10)
+        w = w * 10 + (uint64_t)(*p++ - '0');
+    size_t ni = (size_t)(p - s);
+    if (ni == 0 || (ni > 1 && *s == '0'))
+        return false;
+    size_t k = 0;
+    if (p < end && *p == '.') {
+        const char *f0 = ++p;
+        while (p < end && (unsigned char)(*p - '0') < 10)
+            w = w * 10 + (uint64_t)(*p++ - '0');
+        k = (size_t)(p - f0);
+        if (k == 0)
+            return false;
+    }
+    if (ni + k > 19 || (p < end && (*p == 'e' || *p == 'E')))
+        return false;
+    float v;
+    if (w < (1u << 24) && k <= 10) {
+        v = (float)w / p10f[k]; /* both exact: one correctly rounded division */
+    } else {
+        if (w > (uint64_t)1 << 53)
+            return false;
+        double d = (double)w / p10d[k]; /* Clinger: correctly rounded double */
+        if (jsonnum_f32_midpoint(d) || d < 1.1754943508222875e-38 || d > 3.4028234663852886e38)
+            return false;
+        v = (float)d;
+    }
+    *out = neg ? -v : v;
+    *pp = p;
+    return true;
+}
 
 /*
  * The shortest decimal digits of a finite nonzero float's magnitude that read

@@ -438,6 +438,7 @@ static bool fill_value(cur *c, fill *f, int depth)
     double x;
     if (ch == '-' || (ch >= '0' && ch <= '9')) {
         jsonnum v;
+        const char *s = c->p;
         if (!jsonnum_parse(&c->p, c->end, &v))
             return syntax(c, c->p, "a valid number");
         if (f->n >= f->numel) {
@@ -446,7 +447,7 @@ static bool fill_value(cur *c, fill *f, int depth)
             return true;
         }
         if (f->fast) {
-            ((float *)f->out)[f->n++] = (float)v.d;
+            ((float *)f->out)[f->n++] = jsonnum_to_f32(v.d, s, (size_t)(c->p - s));
             return true;
         }
         if (f->int_exact && v.is_int) {
@@ -515,6 +516,45 @@ static bool fill_nested(cur *c, fill *f, const int64_t *shape, int ndim, int d, 
     return true;
 }
 
+/*
+ * The common case of FP32 data into an FP32 buffer: a flat array of exactly
+ * numel plain decimals (jsonnum_parse_f32_simple), in one tight loop. c->p is
+ * at the '['. Returns false, having changed nothing but the buffer's
+ * contents, on anything else, for the general loop to read from the start
+ * (and report what is wrong).
+ */
+static bool fill_f32_flat(cur *c, fill *f)
+{
+    const char *p = c->p + 1, *end = c->end;
+    float *out = (float *)f->out + f->n;
+    int64_t n = 0, numel = f->numel - f->n;
+    while (p < end && (unsigned char)*p <= ' ')
+        p++;
+    if (p < end && *p == ']')
+        return false;
+    for (;;) {
+        if (n == numel || !jsonnum_parse_f32_simple(&p, end, out + n))
+            return false;
+        n++;
+        while (p < end && (unsigned char)*p <= ' ')
+            p++;
+        if (p == end)
+            return false;
+        if (*p == ']')
+            break;
+        if (*p != ',')
+            return false;
+        p++;
+        while (p < end && (unsigned char)*p <= ' ')
+            p++;
+    }
+    if (n != numel)
+        return false;
+    c->p = p + 1;
+    f->n += n;
+    return true;
+}
+
 /* The "data" value at c->p; false on a syntax error only (f->failed tells
  * a semantic one). */
 static bool fill_data(cur *c, fill *f, const int64_t *shape, int ndim, int depth)
@@ -533,6 +573,8 @@ static bool fill_data(cur *c, fill *f, const int64_t *shape, int ndim, int depth
         return fill_nested(c, f, shape, ndim, 0, depth);
     if (depth >= MAX_DEPTH)
         return syntax(c, c->p, "nesting at most 1000 deep");
+    if (f->fast && !f->failed && fill_f32_flat(c, f))
+        return true;
     bool first = true;
     while (next_elem(c, &first))
         if (!fill_value(c, f, depth + 1))

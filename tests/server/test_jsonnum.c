@@ -1,7 +1,8 @@
 /*
  * test_jsonnum.c - JSON number reading and the shortest float writer:
  * every read equals strtod's correctly rounded double (Clinger's path,
- * Eisel-Lemire and the strtod fallback alike), the strict grammar refuses
+ * Eisel-Lemire and the strtod fallback alike), FP32 data reads as strtof
+ * reads it (the fast path and the general one, at float midpoints too), the strict grammar refuses
  * what JSON refuses, integer literals stay exact, and every float written
  * reads back to the same bits, by strtof and through a double as Python
  * clients read it, in no more digits than "%.*g" needs.
@@ -144,6 +145,110 @@ static void test_parse_matches_strtod(void **state)
             check_like_strtod(s);
             snprintf(s, sizeof s, "%.6e", d);
             check_like_strtod(s);
+        }
+    }
+}
+
+/* s read as FP32 data is: the fast path (when it takes s) and the general
+ * path (jsonnum_parse, then jsonnum_to_f32) both give strtof's float. */
+static void check_like_strtof(const char *s)
+{
+    float want = strtof(s, NULL), got;
+    const char *p = s, *end = s + strlen(s);
+    if (jsonnum_parse_f32_simple(&p, end, &got)) {
+        if (p != end)
+            fail_msg("'%s': fast path stopped at byte %d", s, (int)(p - s));
+        if (memcmp(&got, &want, 4))
+            fail_msg("'%s': fast path %.9g, strtof %.9g", s, (double)got, (double)want);
+    } else if (p != s) {
+        fail_msg("'%s': fast path refused but moved", s);
+    }
+    jsonnum v;
+    p = s;
+    if (!jsonnum_parse(&p, end, &v) || p != end)
+        fail_msg("'%s' refused", s);
+    got = jsonnum_to_f32(v.d, s, (size_t)(end - s));
+    if (memcmp(&got, &want, 4))
+        fail_msg("'%s': %.9g, strtof %.9g (via the double %.17g)", s, (double)got,
+                 (double)want, v.d);
+}
+
+static void test_parse_f32(void **state)
+{
+    (void)state;
+    const char *fixed[] = {
+        "0", "-0", "0.0", "1", "-0.6300", "0.1", "16777216", "16777217", "16777219",
+        "0.0000000001", "1234567890123456789", "9007199254740993", "3.4028235e38",
+        "3.4028236e38", "340282356779733661637539395458142568448", "1e39", "1.17549435e-38",
+        "1.4e-45", "7e-46", "1e-50",
+        /* just below / at / above the midpoint 1 + 3*2^-24 between two floats:
+         * through a double the first rounds to the midpoint, then up to even */
+        "1.0000001788139343261718749", "1.000000178813934326171875",
+        "1.0000001788139343261718751",
+        /* the midpoint 1 + 2^-24: below rounds down whichever way */
+        "1.0000000596046447753906249", "1.000000059604644775390625",
+        "1.0000000596046447753906251"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        check_like_strtof(fixed[i]);
+    /* the fast path refuses what it does not read (leaving the pointer) */
+    const char *refused[] = {"1e5", "01", "-", "1.", ".5", "12345678901234567890", "x"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        float f;
+        const char *p = refused[i];
+        assert_false(jsonnum_parse_f32_simple(&p, p + strlen(p), &f));
+        assert_ptr_equal(p, refused[i]);
+    }
+    char s[96];
+    /* random plain decimals (the fast path's domain and past it) */
+    for (int it = 0; it < 1000000; it++) {
+        int o = 0, nd = 1 + (int)(rnd() % 22), point = (int)(rnd() % (nd + 1));
+        if (rnd() & 1)
+            s[o++] = '-';
+        for (int k = 0; k < nd; k++) {
+            if (k == point && k > 0)
+                s[o++] = '.';
+            int d = (int)(rnd() % 10);
+            if (k == 0 && nd > 1 && point != 1 && d == 0)
+                d = 1 + (int)(rnd() % 9);
+            s[o++] = (char)('0' + d);
+        }
+        s[o] = '\0';
+        check_like_strtof(s);
+    }
+    /* float midpoints, written out exactly, nudged below and above in the
+     * last of 30-40 digits */
+    for (int it = 0; it < 100000; it++) {
+        uint32_t b = (uint32_t)(rnd() % 0x7f000000u) + 0x00800000u;
+        float f;
+        memcpy(&f, &b, 4);
+        double mid = (double)f + ((double)nextafterf(f, INFINITY) - (double)f) / 2;
+        for (int dir = -1; dir <= 1; dir++) {
+            snprintf(s, sizeof s, "%.*e", 30 + (int)(rnd() % 10), mid);
+            char *e = strchr(s, 'e');
+            char *last = e - 1;
+            if (dir < 0 && *last > '0')
+                (*last)--;
+            if (dir > 0 && *last < '9')
+                (*last)++;
+            check_like_strtof(s);
+        }
+    }
+    /* what clients send: %.4f, %.6g, %.9g, %.17g of random floats */
+    for (int it = 0; it < 300000; it++) {
+        uint32_t b = (uint32_t)rnd();
+        float f;
+        memcpy(&f, &b, 4);
+        if (!isfinite(f))
+            continue;
+        snprintf(s, sizeof s, "%.9g", (double)f);
+        check_like_strtof(s);
+        snprintf(s, sizeof s, "%.17g", (double)f);
+        check_like_strtof(s);
+        snprintf(s, sizeof s, "%.6g", (double)f);
+        check_like_strtof(s);
+        if (fabsf(f) < 1e6f) {
+            snprintf(s, sizeof s, "%.4f", (double)f);
+            check_like_strtof(s);
         }
     }
 }
@@ -362,6 +467,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_matches_strtod),
+        cmocka_unit_test(test_parse_f32),
         cmocka_unit_test(test_grammar),
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_write_round_trip),
