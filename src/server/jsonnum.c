@@ -106,10 +106,10 @@ static void c_locale_init(void)
     c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 }
 
-/* The slow path: strtod in the "C" locale whatever the process's, on a
- * NUL-terminated copy (the token is a valid JSON number, which is a valid
- * strtod subject with the same value). */
-static double slow_strtod(const char *s, size_t n)
+/* The slow path: strtod (or strtof, for f32) in the "C" locale whatever
+ * the process's, on a NUL-terminated copy (the token is a valid JSON number,
+ * which is a valid strtod subject with the same value). */
+static double slow_strtod(const char *s, size_t n, bool f32)
 {
     char stack[128];
     char *buf = n < sizeof stack ? stack : malloc(n + 1);
@@ -118,7 +118,11 @@ static double slow_strtod(const char *s, size_t n)
     memcpy(buf, s, n);
     buf[n] = '\0';
     pthread_once(&c_locale_once, c_locale_init);
-    double d = c_locale ? strtod_l(buf, NULL, c_locale) : strtod(buf, NULL);
+    double d;
+    if (f32)
+        d = c_locale ? strtof_l(buf, NULL, c_locale) : strtof(buf, NULL);
+    else
+        d = c_locale ? strtod_l(buf, NULL, c_locale) : strtod(buf, NULL);
     if (buf != stack)
         free(buf);
     return d;
@@ -127,21 +131,11 @@ static double slow_strtod(const char *s, size_t n)
 float jsonnum_to_f32(double d, const char *s, size_t n)
 {
     double a = fabs(d);
-    if (!jsonnum_f32_midpoint(d) && a >= 1.1754943508222875e-38 && a <= 3.4028234663852886e38)
+    if ((!jsonnum_f32_midpoint(d) && a >= 1.1754943508222875e-38 &&
+         a <= 3.4028234663852886e38) ||
+        a == 0.0 || isinf(a))
         return (float)d;
-    if (a == 0.0 || isinf(a))
-        return (float)d;
-    char stack[128];
-    char *buf = n < sizeof stack ? stack : malloc(n + 1);
-    if (!buf)
-        return (float)d;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    pthread_once(&c_locale_once, c_locale_init);
-    float f = c_locale ? strtof_l(buf, NULL, c_locale) : strtof(buf, NULL);
-    if (buf != stack)
-        free(buf);
-    return f;
+    return (float)slow_strtod(s, n, true); /* a float, exactly */
 }
 
 /*
@@ -309,7 +303,7 @@ bool jsonnum_parse(const char **pp, const char *end, jsonnum *out)
         /* Clinger: w and 10^|exp| are exact doubles, so one rounding */
         d = exp >= 0 ? (double)w * exact_pow10[exp] : (double)w / exact_pow10[-exp];
     } else if (trunc || !eisel_lemire(w, exp, &d)) {
-        d = slow_strtod(start, (size_t)(p - start));
+        d = slow_strtod(start, (size_t)(p - start), false);
         out->d = d;
         return true;
     }

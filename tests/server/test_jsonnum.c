@@ -51,6 +51,25 @@ static void check_like_strtod(const char *s)
         fail_msg("'%s' read as %a, strtod gives %a", s, v.d, want);
 }
 
+/* Writes a random plain decimal of 1-max_digits digits, the point
+ * anywhere (or none), no leading zero before more integer digits; returns
+ * its length (s unterminated). */
+static int random_decimal(char *s, int max_digits)
+{
+    int o = 0, nd = 1 + (int)(rnd() % (uint64_t)max_digits), point = (int)(rnd() % (nd + 1));
+    if (rnd() & 1)
+        s[o++] = '-';
+    for (int k = 0; k < nd; k++) {
+        if (k == point && k > 0)
+            s[o++] = '.';
+        int d = (int)(rnd() % 10);
+        if (k == 0 && point != 1 && d == 0 && nd > 1)
+            d = 1 + (int)(rnd() % 9);
+        s[o++] = (char)('0' + d);
+    }
+    return o;
+}
+
 static void test_parse_matches_strtod(void **state)
 {
     (void)state;
@@ -100,19 +119,7 @@ static void test_parse_matches_strtod(void **state)
     /* random decimals: 1-25 digits, a point anywhere, exponents far and near */
     char s[96];
     for (int it = 0; it < 1000000; it++) {
-        int o = 0, nd = 1 + (int)(rnd() % 25), point = (int)(rnd() % (nd + 1));
-        if (rnd() & 1)
-            s[o++] = '-';
-        for (int k = 0; k < nd; k++) {
-            if (k == point && k > 0)
-                s[o++] = '.';
-            int d = (int)(rnd() % 10);
-            if (k == 0 && point != 1 && d == 0 && nd > 1)
-                d = 1 + (int)(rnd() % 9); /* no leading zero before more digits */
-            if (k == 0 && point == 1)
-                d = (int)(rnd() % 10);
-            s[o++] = (char)('0' + d);
-        }
+        int o = random_decimal(s, 25);
         if (rnd() % 3) {
             int e = (int)(rnd() % 700) - 350;
             if (rnd() % 2)
@@ -201,18 +208,7 @@ static void test_parse_f32(void **state)
     char s[96];
     /* random plain decimals (the fast path's domain and past it) */
     for (int it = 0; it < 1000000; it++) {
-        int o = 0, nd = 1 + (int)(rnd() % 22), point = (int)(rnd() % (nd + 1));
-        if (rnd() & 1)
-            s[o++] = '-';
-        for (int k = 0; k < nd; k++) {
-            if (k == point && k > 0)
-                s[o++] = '.';
-            int d = (int)(rnd() % 10);
-            if (k == 0 && nd > 1 && point != 1 && d == 0)
-                d = 1 + (int)(rnd() % 9);
-            s[o++] = (char)('0' + d);
-        }
-        s[o] = '\0';
+        s[random_decimal(s, 22)] = '\0';
         check_like_strtof(s);
     }
     /* float midpoints, written out exactly, nudged below and above in the
@@ -234,20 +230,14 @@ static void test_parse_f32(void **state)
         }
     }
     /* what clients send: %.4f, %.6g, %.9g, %.17g of random floats */
-    for (int it = 0; it < 300000; it++) {
+    static const char *const formats[] = {"%.9g", "%.17g", "%.6g", "%.4f"};
+    for (int it = 0; it < 1200000; it++) {
         uint32_t b = (uint32_t)rnd();
         float f;
         memcpy(&f, &b, 4);
-        if (!isfinite(f))
-            continue;
-        snprintf(s, sizeof s, "%.9g", (double)f);
-        check_like_strtof(s);
-        snprintf(s, sizeof s, "%.17g", (double)f);
-        check_like_strtof(s);
-        snprintf(s, sizeof s, "%.6g", (double)f);
-        check_like_strtof(s);
-        if (fabsf(f) < 1e6f) {
-            snprintf(s, sizeof s, "%.4f", (double)f);
+        const char *fmt = formats[it % 4];
+        if (isfinite(f) && (fmt[2] != '4' || fabsf(f) < 1e6f)) {
+            snprintf(s, sizeof s, fmt, (double)f);
             check_like_strtof(s);
         }
     }
