@@ -29,6 +29,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if os.environ.get("TORCH_PYPATH"):  # carried packages, behind the installed ones
+    sys.path.append(os.environ["TORCH_PYPATH"])
 from torch_reference import load_mlp  # noqa: E402
 
 DTYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16,

@@ -6,6 +6,8 @@ S=.devlibs/gpu
 [ -f $S/bin.tar.xz ] && [ ! -d $S/bin ] && tar xJf $S/bin.tar.xz -C $S
 [ -f $S/big.tar.xz ] && [ ! -f $S/lib/libopenblas.so.0 ] && tar xJf $S/big.tar.xz -C $S/lib
 [ -f $S/tm.tar.xz ] && [ ! -d $S/tm ] && tar xJf $S/tm.tar.xz -C $S
+[ -f $S/py.tar.xz ] && [ ! -d $S/py ] && mkdir -p $S/py && tar xJf $S/py.tar.xz -C $S/py
+export TORCH_PYPATH=$PWD/$S/py
 export LD_LIBRARY_PATH=$PWD/$S/lib:${LD_LIBRARY_PATH:-}
 export FERRY_TEST_MODELS=$PWD/$S/tm
 F=$S/bin/ferry

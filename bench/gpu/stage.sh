@@ -34,6 +34,12 @@ PY
     tar cJf "$S/tm.tar.xz" -C "$S" tm && rm -rf "$S/tm"
 fi
 cp "$B/models/mlp-s.onnx" "$S/models/"
+# uvicorn for bench/torch_server.py (pure Python; the machine has no registry):
+# bench/torch_server.py appends TORCH_PYPATH behind the machine's own packages
+PY=/usr/lib/python3/dist-packages
+if [ -d $PY/uvicorn ]; then
+    tar cJf "$S/py.tar.xz" -C $PY --exclude=__pycache__ uvicorn h11 click asgiref
+fi
 for bin in "$S"/bin/*; do
     ldd "$bin" | awk '/=> \// {print $3}' |
         grep -Ev 'libc\.so|libm\.so|libstdc|libgcc_s|ld-linux|libpthread|librt|libdl|libcublas|libcudart' || true
