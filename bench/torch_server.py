@@ -14,7 +14,8 @@ same run (bench/wrk/run.sh with TORCH=1); it is not part of Ferry.
 
 usage: /usr/bin/python3 bench/torch_server.py MODEL.onnx [--name NAME]
            [--port 8000] [--device cpu|cuda] [--max-batch 256]
-           [--max-delay-us 500] [--batchers 1] [--http auto|uvicorn|stdlib]
+           [--max-delay-us 500] [--batchers 1] [--processes 1]
+           [--http auto|uvicorn|stdlib]
 Prints "listening on port N" on stderr once it serves.
 """
 import argparse
@@ -195,7 +196,8 @@ def asgi_app(model):
     return app
 
 
-def serve_uvicorn(model, args):
+def serve_uvicorn(model, args, sock=None):
+    """Serves until SIGINT/SIGTERM; on sock when given (a worker process)."""
     import uvicorn
 
     config = uvicorn.Config(asgi_app(model), host=args.host, port=args.port,
@@ -206,14 +208,56 @@ def serve_uvicorn(model, args):
         config.load()
         server.lifespan = config.lifespan_class(config)
         server.install_signal_handlers()
-        await server.startup()
-        port = server.servers[0].sockets[0].getsockname()[1]
-        print(f"listening on port {port}", file=sys.stderr, flush=True)
+        await server.startup(sockets=[sock] if sock is not None else None)
+        if sock is None:
+            port = server.servers[0].sockets[0].getsockname()[1]
+            print(f"listening on port {port}", file=sys.stderr, flush=True)
         await server.main_loop()
         await server.shutdown()
 
     config.setup_event_loop()  # uvloop when installed, as uvicorn.run does
     asyncio.run(main())
+
+
+def serve_processes(args):
+    """uvicorn --workers N: N processes, each with its own model and batcher,
+    accepting on one listening socket (how a Python server uses many cores)."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    children = []
+    for _ in range(args.processes):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                serve_uvicorn(Model(args), args, sock)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    print(f"listening on port {sock.getsockname()[1]}", file=sys.stderr, flush=True)
+
+    def stop(*_):
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for pid in children:
+        while True:
+            try:
+                os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break
 
 
 def serve_stdlib(model, args):
@@ -281,10 +325,12 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0,
                    help="torch intra-op threads (default: torch's)")
     p.add_argument("--http", choices=("auto", "uvicorn", "stdlib"), default="auto")
+    p.add_argument("--processes", type=int, default=1,
+                   help="server processes on one port, each with its model and batcher "
+                        "(uvicorn --workers; default 1)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = Model(args)
     http = args.http
     if http == "auto":
         try:
@@ -292,13 +338,17 @@ def main(argv=None):
             http = "uvicorn"
         except ImportError:
             http = "stdlib"
-    print(f"torch_server: {args.model} ({model.desc}) on {args.device}, torch "
-          f"{torch.__version__}, {http} HTTP, max batch {args.max_batch}, max delay "
-          f"{args.max_delay_us} us", file=sys.stderr, flush=True)
-    if http == "uvicorn":
-        serve_uvicorn(model, args)
+    if args.processes > 1 and http != "uvicorn":
+        p.error("--processes needs uvicorn (apt-get install python3-uvicorn)")
+    print(f"torch_server: {args.model} on {args.device}, torch {torch.__version__}, "
+          f"{http} HTTP, {args.processes} process(es), max batch {args.max_batch}, "
+          f"max delay {args.max_delay_us} us", file=sys.stderr, flush=True)
+    if args.processes > 1:
+        serve_processes(args)  # each process loads its own model (after the fork)
+    elif http == "uvicorn":
+        serve_uvicorn(Model(args), args)
     else:
-        serve_stdlib(model, args)
+        serve_stdlib(Model(args), args)
 
 
 if __name__ == "__main__":
