@@ -34,6 +34,10 @@
 #define DRAIN_LIMIT (64u << 20)
 /* How long stop waits for accepted requests to be answered. */
 #define STOP_GRACE_MS 10000
+/* Then, how long it keeps serving open keep-alive connections: a request
+ * already on its way gets a 503 "shutting down" with Connection: close
+ * (and the client closes) instead of a reset when the daemon stops. */
+#define STOP_LINGER_MS 300
 
 void ferry_server_config_init(ferry_server_config *cfg)
 {
@@ -552,6 +556,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return respond(r);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode what)
+{
+    ferry_server *s = cls;
+    (void)conn;
+    (void)socket_ctx;
+    atomic_fetch_add(&s->conns, what == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
@@ -649,6 +662,7 @@ ferry_status ferry_server_start(ferry_server *s)
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_CONNECTION_LIMIT, connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)600, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
         pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, MHD_OPTION_END);
@@ -682,6 +696,11 @@ ferry_status ferry_server_stop(ferry_server *s)
     s->stopped = true;
     /* 1. no new connections; the listen socket is ours to close after stop */
     MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
+    /* MHD's threads may still hold the descriptor, so it stays open until
+     * MHD_stop_daemon; shut down, it refuses new connections at once
+     * instead of queueing them unserved until the close resets them */
+    if (lfd != MHD_INVALID_SOCKET)
+        shutdown(lfd, SHUT_RDWR);
     /* 2. no new submissions: wait out handlers between announce and submit */
     atomic_store(&s->stopping, 1);
     while (atomic_load(&s->in_submit) > 0)
@@ -693,6 +712,9 @@ ferry_status ferry_server_stop(ferry_server *s)
     }
     /* 4. let MHD write those responses (connections close after them) */
     for (int waited = 0; atomic_load(&s->active) > 0 && waited < STOP_GRACE_MS; waited += 5)
+        sleep_ms(5);
+    /* 5. a last moment for keep-alive clients to learn that we are closing */
+    for (int waited = 0; atomic_load(&s->conns) > 0 && waited < STOP_LINGER_MS; waited += 5)
         sleep_ms(5);
     /* every suspended request has been resumed by step 3, so stopping is
      * legal even if some client is still slowly sending a body */

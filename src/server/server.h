@@ -46,6 +46,7 @@ struct ferry_server {
     atomic_int stopping;
     atomic_int in_submit;
     atomic_long active; /* requests begun and not yet completed by MHD */
+    atomic_long conns;  /* open client connections */
 };
 
 /* The route of a request, found from its method and URL at the first call. */
