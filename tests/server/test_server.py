@@ -923,6 +923,37 @@ class Shutdown(unittest.TestCase):
         self.assertEqual(garbage, [])
         self.assertTrue(set(statuses) <= {200, 503}, set(statuses))
 
+    def test_keep_alive_client_hears_shutdown(self):
+        """A request on an open keep-alive connection right after SIGTERM gets
+        503 "shutting down" with Connection: close, not a reset; a new
+        connection is refused at once."""
+        s = Server()
+        body = infer_body(np.ones((1, 256), np.float32))
+        c = s.conn(timeout=30)
+        try:
+            st, _, _ = call(c, "POST", INFER, body)
+            self.assertEqual(st, 200)
+            s.proc.send_signal(signal.SIGTERM)
+            for _ in range(100000):  # answered normally until the stop begins
+                st, h, data = call(c, "POST", INFER, body)
+                if st != 200 or h.get("connection", "").lower() == "close":
+                    break
+            # the last answer tells the client that the connection is closing:
+            # a request accepted before the stop, or one refused by it
+            self.assertEqual(h.get("connection", "").lower(), "close", (st, h))
+            if st != 200:
+                self.assertEqual(st, 503, data[:200])
+                self.assertIn("shutting down", json.loads(data)["error"])
+            with self.assertRaises(ConnectionRefusedError):
+                c2 = s.conn(timeout=5)
+                try:
+                    c2.connect()
+                finally:
+                    c2.close()
+        finally:
+            c.close()
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+
 
 if __name__ == "__main__":
     prog = unittest.main(exit=False, verbosity=2)
