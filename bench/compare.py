@@ -4,7 +4,7 @@
     compare.py --model mlp-s.onnx [--ferry build/ferry] [--device cpu|cuda]
         [--batch-sizes 1,4,8,16,32,256] [--latency] [--compare-threading] [--stack]
         [--batcher --concurrency 1,16,64,256,1024] [--gpu-best] [--duration 1.0]
-        [--json combined.json]
+        [--ort] [--json combined.json]
 
 Runs `ferry bench MODEL ... --json A`, then bench/torch_reference.py with the
 same options (one after the other, never at once: they would share the
@@ -13,6 +13,8 @@ a second ferry run (fp16, f16 host tensors, CUDA graphs) to set against
 PyTorch's fp16 + pinned + CUDA graph figures. With no section
 named, runs --compare-threading and --stack, as ferry bench does. --ferry-json
 and --torch-json reuse results already measured instead of running the tools.
+--ort adds ONNX Runtime (bench/ort_reference.py, the same file through its
+default session) as a third column of the sweep and threading tables.
 The numbers in BENCHMARKS.md come from this script.
 """
 import argparse
@@ -95,6 +97,17 @@ def torch_cmd(a, out):
     return cmd + shlex.split(a.torch_args)
 
 
+def ort_cmd(a, out):
+    cmd = [sys.executable, os.path.join(HERE, "ort_reference.py"), "--model", a.model,
+           "--device", a.device, "--duration", str(a.duration), "--json", out, "--quiet",
+           "--batch-sizes", csv(a.batch_sizes)]
+    if a.compare_threading:
+        cmd.append("--compare-threading")
+    if a.threads:
+        cmd += ["--threads", csv(a.threads)]
+    return cmd + shlex.split(a.ort_args)
+
+
 # ------------------------------------------------------------------ tables
 
 def num(x, spec=",.0f"):
@@ -115,14 +128,26 @@ def by_key(rows, key):
     return {r.get(key): r for r in rows or []}
 
 
-def sweep_table(F, T, latency):
+def ort_cols(O, key, k, f):
+    """The onnxruntime columns of a row (empty without --ort)."""
+    if O is None:
+        return ""
+    o = by_key(O.get(key), k[0]).get(k[1], {}).get("samples_per_s")
+    return f" {num(o):>14} {rfmt(ratio(f, o)):>9}"
+
+
+def ort_head(O):
+    return "" if O is None else f" {'onnxruntime':>14} {'f/ort':>9}"
+
+
+def sweep_table(F, T, latency, O=None):
     fr, tr = by_key(F.get("sweep"), "batch"), by_key(T.get("sweep"), "batch")
     keys = sorted(set(fr) | set(tr))
     out = []
     if not keys:
         return out
     print("\nbatch-size sweep: one caller, batch b, fp32, host to host (samples/s)")
-    head = f"{'batch':>7} {'ferry':>14} {'pytorch':>14} {'ratio':>9}"
+    head = f"{'batch':>7} {'ferry':>14} {'pytorch':>14} {'ratio':>9}" + ort_head(O)
     if latency:
         head += f"   {'p50 us f/pt':>17} {'p99 us f/pt':>19}"
     print(head)
@@ -130,30 +155,38 @@ def sweep_table(F, T, latency):
         f, t = fr.get(b, {}), tr.get(b, {})
         r = ratio(f.get("samples_per_s"), t.get("samples_per_s"))
         line = f"{b:>7} {num(f.get('samples_per_s')):>14} {num(t.get('samples_per_s')):>14} " \
-               f"{rfmt(r):>9}"
+               f"{rfmt(r):>9}" + ort_cols(O, "sweep", ("batch", b), f.get("samples_per_s"))
         if latency:
             line += f"   {num(f.get('p50_us'), ',.1f'):>8}/{num(t.get('p50_us'), ',.1f'):<8}" \
                     f" {num(f.get('p99_us'), ',.1f'):>9}/{num(t.get('p99_us'), ',.1f'):<9}"
         print(line)
-        out.append({"batch": b, "ferry": f.get("samples_per_s"),
-                    "pytorch": t.get("samples_per_s"), "ratio": r})
+        row = {"batch": b, "ferry": f.get("samples_per_s"),
+               "pytorch": t.get("samples_per_s"), "ratio": r}
+        if O is not None:
+            row["onnxruntime"] = by_key(O.get("sweep"), "batch").get(b, {}).get("samples_per_s")
+        out.append(row)
     return out
 
 
-def threading_table(F, T):
+def threading_table(F, T, O=None):
     fr, tr = by_key(F.get("threading"), "threads"), by_key(T.get("threading"), "threads")
     keys = sorted(set(fr) | set(tr))
     out = []
     if not keys:
         return out
     print("\nthreading: N callers, each batch 1 (samples/s)")
-    print(f"{'threads':>7} {'ferry':>14} {'pytorch':>14} {'ratio':>9}")
+    print(f"{'threads':>7} {'ferry':>14} {'pytorch':>14} {'ratio':>9}" + ort_head(O))
     for n in keys:
         f = fr.get(n, {}).get("samples_per_s")
         t = tr.get(n, {}).get("samples_per_s")
         r = ratio(f, t)
-        print(f"{n:>7} {num(f):>14} {num(t):>14} {rfmt(r):>9}")
-        out.append({"threads": n, "ferry": f, "pytorch": t, "ratio": r})
+        print(f"{n:>7} {num(f):>14} {num(t):>14} {rfmt(r):>9}" +
+              ort_cols(O, "threading", ("threads", n), f))
+        row = {"threads": n, "ferry": f, "pytorch": t, "ratio": r}
+        if O is not None:
+            row["onnxruntime"] = by_key(O.get("threading"), "threads").get(n, {}).get(
+                "samples_per_s")
+        out.append(row)
     return out
 
 
@@ -251,6 +284,10 @@ def main(argv=None):
     ap.add_argument("--torch-args", default="", help="more options for torch_reference.py")
     ap.add_argument("--ferry-json", help="use these ferry results instead of running it")
     ap.add_argument("--torch-json", help="use these PyTorch results instead of running it")
+    ap.add_argument("--ort", action="store_true",
+                    help="also ONNX Runtime (bench/ort_reference.py) in the sweep and "
+                         "threading tables, run third")
+    ap.add_argument("--ort-args", default="", help="more options for ort_reference.py")
     ap.add_argument("--json", metavar="FILE", help="write both results and the ratios")
     a = ap.parse_args(argv)
     if not (a.compare_threading or a.stack or a.batcher):
@@ -282,14 +319,21 @@ def main(argv=None):
             out = os.path.join(tmp, "pytorch.json")
             run(torch_cmd(a, out), "torch_reference.py")
             T = load(out, "pytorch")
+        O = None
+        if a.ort:
+            out = os.path.join(tmp, "ort.json")
+            run(ort_cmd(a, out), "ort_reference.py")
+            O = load(out, "onnxruntime")
 
     print(f"model   {a.model}")
     print(f"ferry   {F.get('version')} on {F.get('device')}")
     print(f"pytorch {T.get('version')} on {T.get('device')}")
+    if O is not None:
+        print(f"onnxruntime {O.get('version')} on {O.get('device')}")
     print("ratio = ferry / pytorch (above 1: ferry is faster)")
     ratios = {
-        "sweep": sweep_table(F, T, a.latency),
-        "threading": threading_table(F, T),
+        "sweep": sweep_table(F, T, a.latency, O),
+        "threading": threading_table(F, T, O),
         "stack": stack_table(F, T),
         "batcher": batcher_table(F, T),
         "gpu_best": gpu_best_table(G, T),
@@ -298,7 +342,8 @@ def main(argv=None):
         combined = {"date": datetime.datetime.now(datetime.timezone.utc)
                     .isoformat(timespec="seconds"),
                     "model": a.model, "device": a.device, "duration_s": a.duration,
-                    "ferry": F, "ferry_gpu_best": G, "pytorch": T, "ratios": ratios}
+                    "ferry": F, "ferry_gpu_best": G, "pytorch": T, "onnxruntime": O,
+                    "ratios": ratios}
         with open(a.json, "w") as f:
             json.dump(combined, f, indent=2)
             f.write("\n")
