@@ -285,8 +285,8 @@ typedef struct gemm_args {
     cpu_bias_kind bias;
     act_kind act;
     float *Y;
-    int split_m;  /* chunks are row blocks (else column blocks) */
-    int64_t step; /* rows or columns a chunk */
+    int64_t rstep, cstep; /* a chunk's rows and columns */
+    int64_t ncb;          /* column blocks: chunk c is row block c / ncb, column block c % ncb */
 } gemm_args;
 
 /* Bias and activation over rows [i0,i1) x columns [j0,j1) of Y. */
@@ -320,19 +320,18 @@ static void gemm_chunk(void *arg, int64_t c)
     const gemm_args *g = arg;
     int64_t M = g->M, N = g->N, K = g->K;
     int64_t lda = g->trans_a ? M : K, ldb = g->trans_b ? K : N;
-    if (g->split_m) {
-        int64_t i0 = c * g->step, i1 = i0 + g->step < M ? i0 + g->step : M;
-        const float *A = g->trans_a ? g->A + i0 : g->A + i0 * K;
-        gemm_block(g->trans_a, g->trans_b, i1 - i0, N, K, g->alpha, A, lda, g->B, ldb,
-                   g->Y + i0 * N, N);
-        epilogue_block(g, i0, i1, 0, N);
-    } else {
-        int64_t j0 = c * g->step, j1 = j0 + g->step < N ? j0 + g->step : N;
-        const float *B = g->trans_b ? g->B + j0 * K : g->B + j0;
-        gemm_block(g->trans_a, g->trans_b, M, j1 - j0, K, g->alpha, g->A, lda, B, ldb, g->Y + j0,
-                   N);
-        epilogue_block(g, 0, M, j0, j1);
-    }
+    int64_t i0 = c / g->ncb * g->rstep, i1 = i0 + g->rstep < M ? i0 + g->rstep : M;
+    int64_t j0 = c % g->ncb * g->cstep, j1 = j0 + g->cstep < N ? j0 + g->cstep : N;
+    const float *A = g->trans_a ? g->A + i0 : g->A + i0 * K;
+    const float *B = g->trans_b ? g->B + j0 * K : g->B + j0;
+    gemm_block(g->trans_a, g->trans_b, i1 - i0, j1 - j0, K, g->alpha, A, lda, B, ldb,
+               g->Y + i0 * N + j0, N);
+    epilogue_block(g, i0, i1, j0, j1);
+}
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
 }
 
 /* Below this many flops a Gemm runs on the calling thread: handing chunks
@@ -345,35 +344,38 @@ void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 {
     if (M <= 0 || N <= 0)
         return;
-    gemm_args g = {trans_a, trans_b, M, N, K, alpha, beta, act_alpha, A, B, C, bias, act, Y, 1, M};
+    gemm_args g = {trans_a, trans_b, M, N, K, alpha, beta, act_alpha, A, B, C, bias, act, Y,
+                   M, N, 1};
     int T = cpu_parallel_threads();
     double flops = 2.0 * (double)M * (double)N * (double)K;
-    int64_t chunks = 1;
     if (T > 1 && flops >= GEMM_PAR_MIN_FLOPS) {
         /* About four chunks a thread, so that a thread slowed by another
-         * process hands its share to the others; never so small that the
-         * BLAS call loses its efficiency (64 rows, 128 columns). Each BLAS
-         * call packs the operand it does not split, so split the side
-         * that keeps the re-packed one small: rows when op(A) has at
-         * least as many rows as op(B) has columns (mlp-s at batch 4096),
-         * columns otherwise (every mlp-l layer below batch 4096, GEMV). */
+         * process hands its share to the others, in blocks of rows and
+         * columns never so small that the BLAS call loses its efficiency
+         * (64 rows, 64 columns). Each BLAS call packs the operands of its
+         * block, so split first the side that keeps what is re-packed
+         * small: rows when op(A) has at least as many rows as op(B) has
+         * columns (mlp-s at batch 4096), columns otherwise (GEMV, mlp-l
+         * below batch 4096); then the other side too when one alone gives
+         * too few chunks (mlp-s at batch 256: 4 x 8 blocks, not 8). */
         int64_t want = 4 * (int64_t)T;
-        if (M >= 128 && M >= N) {
-            int64_t step = (M + want - 1) / want;
-            step = (step + 15) & ~(int64_t)15;
-            g.step = step < 64 ? 64 : step;
-            chunks = (M + g.step - 1) / g.step;
+        int64_t rb_max = M >= 128 ? M / 64 : 1, cb_max = N >= 128 ? N / 64 : 1;
+        int64_t rb, cb;
+        if (M >= N) {
+            rb = rb_max < want ? rb_max : want;
+            cb = ceil_div(want, rb);
+            cb = cb < cb_max ? cb : cb_max;
         } else {
-            int64_t step = (N + want - 1) / want;
-            step = (step + 63) & ~(int64_t)63;
-            g.split_m = 0;
-            g.step = step < 128 ? 128 : step;
-            chunks = (N + g.step - 1) / g.step;
+            cb = cb_max < want ? cb_max : want;
+            rb = ceil_div(want, cb);
+            rb = rb < rb_max ? rb : rb_max;
         }
+        g.rstep = (ceil_div(M, rb) + 15) & ~(int64_t)15;
+        g.cstep = (ceil_div(N, cb) + 15) & ~(int64_t)15;
+        g.ncb = ceil_div(N, g.cstep);
     }
+    int64_t chunks = ceil_div(M, g.rstep) * g.ncb;
     if (chunks <= 1) {
-        g.split_m = 1;
-        g.step = M;
         gemm_chunk(&g, 0);
         return;
     }
