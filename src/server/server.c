@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -267,7 +268,7 @@ static enum MHD_Result queue_reply(srv_request *r, unsigned status, jsonw *w, co
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 r->route == ROUTE_INFER ? "POST" : "GET, HEAD");
-    if (atomic_load(&r->srv->stopping))
+    if (r->close || atomic_load(&r->srv->stopping))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
@@ -293,6 +294,65 @@ static void set_error(srv_request *r, unsigned status, const char *fmt, const ch
 {
     r->err_status = status;
     snprintf(r->err_msg, sizeof r->err_msg, fmt, a, b);
+}
+
+/* ------------------------------------------------------------- framing */
+
+typedef struct header_count {
+    int content_length, transfer_encoding;
+} header_count;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    header_count *n = cls;
+    (void)kind;
+    (void)value;
+    n->content_length += !strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    n->transfer_encoding += !strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    return MHD_YES;
+}
+
+/*
+ * Where the body ends must be beyond doubt, else a proxy in front of us and
+ * we could split the bytes into requests differently (request smuggling).
+ * MHD looks up only the first Content-Length and lets Transfer-Encoding
+ * override it; so two Content-Lengths (even equal), or Transfer-Encoding
+ * beside one, are a 400 (RFC 9112 6.3 allows either). MHD reads a body as
+ * chunked only when the coding is exactly "chunked"; with any other it reads
+ * until the client closes, so the request would hang to the connection
+ * timeout: a 501, as Triton and nginx answer an unknown transfer coding.
+ * Either way the connection is closed after the reply, so that nothing
+ * after the headers is read as another request. true when r has its error.
+ */
+static bool bad_framing(srv_request *r)
+{
+    header_count n = {0, 0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, &n);
+    const char *te =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (n.content_length > 1) {
+        r->err_status = MHD_HTTP_BAD_REQUEST;
+        snprintf(r->err_msg, sizeof r->err_msg,
+                 "%d Content-Length headers: at most one is allowed", n.content_length);
+    } else if (n.content_length && n.transfer_encoding) {
+        set_error(r, MHD_HTTP_BAD_REQUEST,
+                  "Transfer-Encoding '%.40s' and Content-Length together: send one of them%s",
+                  te ? te : "", "");
+    } else if (n.transfer_encoding > 1) {
+        /* several headers are one list of codings: not "chunked" alone */
+        r->err_status = MHD_HTTP_NOT_IMPLEMENTED;
+        snprintf(r->err_msg, sizeof r->err_msg,
+                 "%d Transfer-Encoding headers: only one, 'chunked', is supported",
+                 n.transfer_encoding);
+    } else if (te && strcasecmp(te, "chunked")) {
+        set_error(r, MHD_HTTP_NOT_IMPLEMENTED,
+                  "Transfer-Encoding '%.40s' is not supported: only 'chunked' is%s", te, "");
+    } else {
+        return false;
+    }
+    r->close = true;
+    return true;
 }
 
 /* --------------------------------------------------------------- routing */
@@ -517,6 +577,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         atomic_fetch_add(&s->active, 1);
         route(s, r, url, method);
+        if (bad_framing(r))
+            return respond(r); /* early, before any of the body is read */
         const char *v =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
         if (v) {

@@ -80,6 +80,7 @@ typedef struct srv_request {
     char *body;
     size_t len, cap;
     bool body_too_big;
+    bool close; /* reply with Connection: close (the framing is not to be trusted) */
     long long header_len; /* Inference-Header-Content-Length; -1 if absent */
     /* infer, between submit and the resumed handler call */
     bool submitted;

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -105,6 +106,40 @@ def binary_body(x, datatype="FP32", outputs=None, **extra):
 def outputs_of(body):
     doc = json.loads(body)
     return {o["name"]: o for o in doc["outputs"]}, doc
+
+
+def raw_exchange(port, data, timeout=10):
+    """Sends data as it is on a new connection and reads until the server
+    closes it: the requests http.client will not write. Returns the bytes
+    read; a test fails if the server neither answers nor closes in time."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return out
+            out += d
+    finally:
+        s.close()
+
+
+def parse_responses(raw):
+    """The HTTP/1.1 responses in raw, each (status, headers lowercased, body)."""
+    out = []
+    while raw:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        assert sep, raw[:300]
+        lines = head.decode("latin-1").split("\r\n")
+        h = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            h[k.strip().lower()] = v.strip()
+        n = int(h.get("content-length", 0))
+        out.append((int(lines[0].split()[1]), h, rest[:n]))
+        raw = rest[n:]
+    return out
 
 
 def split_binary(headers, body):
@@ -255,6 +290,68 @@ class Endpoints(unittest.TestCase):
         self.assertIn('le="+Inf"', vals["ferry_batch_size_bucket"][-1][0])
         self.assertEqual(buckets[-1], one("ferry_batch_size_count"))
         self.assertEqual(one("ferry_batch_size_count"), one("nv_inference_exec_count"))
+
+
+class Framing(unittest.TestCase):
+    """Where a request's body ends must be beyond doubt (request smuggling):
+    what is refused is refused at once, and the connection closed."""
+
+    def one_reply(self, data):
+        t = time.monotonic()
+        replies = parse_responses(raw_exchange(SRV.port, data))
+        self.assertLess(time.monotonic() - t, 5, "the server waited for more")
+        self.assertEqual(len(replies), 1, replies)  # nothing after the headers was served
+        st, h, body = replies[0]
+        self.assertEqual(h["connection"].lower(), "close")
+        self.assertTrue(h["content-type"].startswith("application/json"))
+        return st, json.loads(body)["error"]
+
+    def test_two_content_lengths(self):
+        smuggled = b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"
+        for a, b in [(3, 3), (3, 0), (0, 3)]:
+            req = (b"POST /v2/health/live HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                   b"Content-length: %d\r\n\r\nabc" % (a, b)) + smuggled
+            st, msg = self.one_reply(req)
+            self.assertEqual(st, 400, (a, b))
+            self.assertIn("2 Content-Length headers", msg)
+        body = json.dumps(infer_body(np.ones((1, 256)))).encode()
+        req = (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: %d\r\n"
+               b"\r\n" % (INFER.encode(), len(body), len(body))) + body + smuggled
+        self.assertEqual(self.one_reply(req)[0], 400)
+
+    def test_transfer_encoding_with_content_length(self):
+        for te in [b"chunked", b"gzip"]:
+            req = (b"POST /v2/health/live HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: %s\r\n"
+                   b"Content-Length: 5\r\n\r\n0\r\n\r\nGET /v2 HTTP/1.1\r\nHost: x\r\n\r\n" % te)
+            st, msg = self.one_reply(req)
+            self.assertEqual(st, 400, te)
+            self.assertIn("Transfer-Encoding '%s' and Content-Length" % te.decode(), msg)
+
+    def test_unknown_transfer_coding(self):
+        for te in [b"gzip", b"identity", b"gzip, chunked", b"chunked, gzip", b"chunked;x=1"]:
+            for method, path in [(b"POST", INFER.encode()), (b"GET", b"/v2/health/live")]:
+                req = (b"%s %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: %s\r\n\r\n"
+                       b"5\r\nhello\r\n" % (method, path, te))
+                st, msg = self.one_reply(req)
+                self.assertEqual(st, 501, (te, method))
+                self.assertIn("Transfer-Encoding '%s' is not supported" % te.decode(), msg)
+        req = (b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" % INFER.encode())
+        st, msg = self.one_reply(req)
+        self.assertEqual(st, 501)
+        self.assertIn("2 Transfer-Encoding headers", msg)
+
+    def test_chunked_body_is_read(self):
+        # exactly "chunked", in any case, is what MHD decodes: served normally
+        x = np.random.default_rng(5).standard_normal((1, 256)).astype(np.float32)
+        body = json.dumps(infer_body(x)).encode()
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 1000]), body[i:i + 1000])
+                          for i in range(0, len(body), 1000))
+        req = (b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ChUnKeD\r\n"
+               b"Connection: close\r\n\r\n" % INFER.encode()) + chunks + b"0\r\n\r\n"
+        (st, _, data), = parse_responses(raw_exchange(SRV.port, req))
+        self.assertEqual(st, 200, data[:300])
+        self.assertEqual(len(json.loads(data)["outputs"][0]["data"]), 256)
 
 
 class Infer(unittest.TestCase):
