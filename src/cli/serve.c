@@ -47,6 +47,9 @@ static void usage(FILE *f)
         "  --port N                 default 8000; 0 picks a free port (printed)\n"
         "  --threads N              HTTP threads (default: number of cores)\n"
         "  --max-body BYTES         larger request bodies get 413 (default 64 MiB)\n"
+        "  --connection-timeout S   close a connection idle or half-sent for S seconds\n"
+        "                           (default 30; 0: never); a request waiting for its\n"
+        "                           batch is not idle\n"
         "\n"
         "engine and batcher (each model):\n"
         "  --device cpu|cuda|cuda:N default cpu\n"
@@ -307,6 +310,10 @@ int cmd_serve(int argc, char **argv)
             if (!parse_long(a, v, 1, (long long)1 << 40, &x))
                 goto done;
             o.srv.max_body = (size_t)x;
+        } else if (!strcmp(a, "--connection-timeout")) {
+            if (!parse_long(a, v, 0, 86400, &x))
+                goto done;
+            o.srv.connection_timeout = (int)x;
         } else if (!strcmp(a, "--device")) {
             o.eng.device = v;
         } else if (!strcmp(a, "--workers")) {

@@ -50,6 +50,10 @@ void ferry_server_config_init(ferry_server_config *cfg)
     cfg->max_body = (size_t)64 << 20;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->threads = n > 0 ? (int)n : 1;
+    /* long enough for a slow client on a slow link to send one request;
+     * short enough that idle and half-sent connections (slowloris) free
+     * their slots before they can take all of connection_limit() */
+    cfg->connection_timeout = 30;
 }
 
 ferry_status ferry_server_create(const ferry_server_config *cfg, ferry_server **out)
@@ -65,6 +69,9 @@ ferry_status ferry_server_create(const ferry_server_config *cfg, ferry_server **
         return ferry_fail(FERRY_EINVAL, "server: port %d is out of range 0..65535", cfg->port);
     if (cfg->threads < 0 || cfg->threads > 1024)
         return ferry_fail(FERRY_EINVAL, "server: threads %d is out of range 1..1024", cfg->threads);
+    if (cfg->connection_timeout < 0)
+        return ferry_fail(FERRY_EINVAL, "server: connection timeout %d s is negative",
+                          cfg->connection_timeout);
     ferry_server *s = calloc(1, sizeof *s);
     if (!s)
         return ferry_fail(FERRY_ENOMEM, "server: out of memory");
@@ -721,12 +728,15 @@ ferry_status ferry_server_start(ferry_server *s)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     unsigned pool = s->cfg.threads > 1 ? (unsigned)s->cfg.threads : 0;
+    /* The timeout cannot cut off a request waiting for its batch: MHD does
+     * not time out a suspended connection, and restarts its clock on resume
+     * (MHD_suspend_connection in microhttpd.h). */
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_CONNECTION_LIMIT, connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)600, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        (unsigned)s->cfg.connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
         pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, MHD_OPTION_END);
     if (!s->mhd) {
         close(s->listen_fd);

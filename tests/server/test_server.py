@@ -875,6 +875,28 @@ class Limits(unittest.TestCase):
         finally:
             self.assertEqual(s.stop(), 0, "".join(s.lines))
 
+    def test_connection_timeout(self):
+        # idle and half-sent connections are closed after --connection-timeout
+        # (they would hold a slot each: slowloris); a request waiting longer
+        # than that for its batch is not idle and is answered
+        s = Server("--connection-timeout", "1", "--preferred-batch", "4",
+                   "--max-delay-us", "2500000")
+        try:
+            for data in [b"", b"POST /v2/models/mlp-s/infer HTTP/1.1\r\nHost: x\r\n",
+                         b"POST /v2/models/mlp-s/infer HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"inputs\""]:
+                t = time.monotonic()
+                raw_exchange(s.port, data, timeout=20)  # returns once the server closes
+                self.assertLess(time.monotonic() - t, 15, data)
+            c = s.conn()
+            t = time.monotonic()
+            st, _, data = call(c, "POST", INFER, infer_body(np.ones((1, 256))))
+            self.assertEqual(st, 200, data[:200])
+            self.assertGreater(time.monotonic() - t, 2)  # it waited out the delay, suspended
+            c.close()
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+
 
 class Repository(unittest.TestCase):
     def test_model_repository_and_named_models(self):
@@ -914,13 +936,14 @@ class Cli(unittest.TestCase):
         p = self.run_cli("--help")
         self.assertEqual(p.returncode, 0)
         for opt in ["--model-repository", "--max-body", "--max-queue", "--timeout-us",
-                    "/v2/models/NAME", "SIGTERM"]:
+                    "--connection-timeout", "/v2/models/NAME", "SIGTERM"]:
             self.assertIn(opt, p.stdout)
 
     def test_bad_usage(self):
         for args, frag in [((), "no model"), (("--bogus", "1"), "unknown option"),
                            ((MODEL, "--port", "99999"), "--port"),
                            ((MODEL, "--max-batch"), "needs a value"),
+                           ((MODEL, "--connection-timeout", "-1"), "--connection-timeout"),
                            (("--model", "noequals"), "NAME=PATH"),
                            ((MODEL, "--precision", "fp8"), "precision"),
                            ((MODEL, "--preferred-batch", "0"), "--preferred-batch"),

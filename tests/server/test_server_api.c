@@ -87,11 +87,17 @@ static void test_config_and_bad_arguments(void **state)
     assert_int_equal(c.port, 8000);
     assert_int_equal(c.max_body, (size_t)64 << 20);
     assert_true(c.threads >= 1);
+    assert_int_equal(c.connection_timeout, 30);
 
     ferry_server *s = NULL;
     c.port = 70000;
     assert_int_equal(ferry_server_create(&c, &s), FERRY_EINVAL);
     assert_non_null(strstr(ferry_last_error(), "70000"));
+    assert_null(s);
+    c.port = 0;
+    c.connection_timeout = -1;
+    assert_int_equal(ferry_server_create(&c, &s), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "connection timeout -1"));
     assert_null(s);
     assert_int_equal(ferry_server_create(NULL, NULL), FERRY_EINVAL);
 
