@@ -324,8 +324,15 @@ bool kserve_submit(srv_request *r)
             if (req == mi->dtype) {
                 memcpy(in_mem[k], src, want);
             } else {
-                for (int64_t i = 0; i < numel; i++)
-                    kserve_store(mi->dtype, in_mem[k], i, load(req, src, i));
+                for (int64_t i = 0; i < numel; i++) {
+                    double x = load(req, src, i);
+                    kserve_fit fit = kserve_store(mi->dtype, in_mem[k], i, x);
+                    if (fit)
+                        BAD("input '%.*s': element %lld (%g) is %s %s", NAME(in->name),
+                            (long long)i, x,
+                            fit == KSERVE_FIT_RANGE ? "out of range for" : "not a valid",
+                            kserve_dtype_name(mi->dtype));
+                }
             }
         } else if (in->decoded_into != k) {
             if (!in->data)

@@ -348,27 +348,54 @@ static bool param_object(cur *c, kreq_kind *kind, int depth, const char *const *
 
 /* ----------------------------------------------------------- elements */
 
-/* Rounds v to what a tensor of datatype dt can hold; false when it cannot
- * (a fraction or out-of-range value for an integer type). */
-static bool quantize(ferry_dtype dt, double *v)
+/* The range of an integer datatype; false for the others. */
+static bool int_range(ferry_dtype dt, int64_t *lo, int64_t *hi)
 {
-    double x = *v;
     switch (dt) {
-    case FERRY_F32: *v = (double)(float)x; return true;
-    case FERRY_F16: *v = (double)ferry_f16_to_f32(ferry_f32_to_f16((float)x)); return true;
-    case FERRY_BF16: *v = (double)ferry_bf16_to_f32(ferry_f32_to_bf16((float)x)); return true;
-    case FERRY_F64: return true;
-    case FERRY_I32: return x == floor(x) && x >= -2147483648.0 && x <= 2147483647.0;
-    case FERRY_I64:
-        return x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0;
-    case FERRY_I8: return x == floor(x) && x >= -128 && x <= 127;
-    case FERRY_U8: return x == floor(x) && x >= 0 && x <= 255;
-    case FERRY_BOOL: return x == 0 || x == 1;
+    case FERRY_I32: *lo = INT32_MIN, *hi = INT32_MAX; return true;
+    case FERRY_I64: *lo = INT64_MIN, *hi = INT64_MAX; return true;
+    case FERRY_I8: *lo = -128, *hi = 127; return true;
+    case FERRY_U8: *lo = 0, *hi = 255; return true;
+    case FERRY_BOOL: *lo = 0, *hi = 1; return true;
     default: return false;
     }
 }
 
-void kserve_store(ferry_dtype dt, void *base, int64_t i, double v)
+static bool is_float(ferry_dtype dt)
+{
+    return dt == FERRY_F32 || dt == FERRY_F16 || dt == FERRY_BF16 || dt == FERRY_F64;
+}
+
+/* Rounds *v to what a tensor of datatype dt can hold. INVALID for a
+ * fraction, NaN or out-of-range value of an integer type; RANGE where a
+ * float type would hold infinity: from a JSON number that is one too large
+ * for the type (or for a double), never what the client meant. */
+static kserve_fit quantize(ferry_dtype dt, double *v)
+{
+    double x = *v;
+    int64_t lo, hi;
+    if (int_range(dt, &lo, &hi)) {
+        if (dt == FERRY_BOOL)
+            return x == 0 || x == 1 ? KSERVE_FIT_OK : KSERVE_FIT_INVALID;
+        /* hi + 1 is a power of two, so exact as a double where hi is not */
+        bool ok = x == floor(x) && x >= (double)lo && x < (double)(hi / 2 + 1) * 2.0;
+        return ok ? KSERVE_FIT_OK : KSERVE_FIT_INVALID;
+    }
+    switch (dt) {
+    case FERRY_F32: x = (double)(float)x; break;
+    case FERRY_F16: x = (double)ferry_f16_to_f32(ferry_f32_to_f16((float)x)); break;
+    case FERRY_BF16: x = (double)ferry_bf16_to_f32(ferry_f32_to_bf16((float)x)); break;
+    case FERRY_F64: break;
+    default: return KSERVE_FIT_INVALID;
+    }
+    if (isinf(x))
+        return KSERVE_FIT_RANGE; /* *v stays what the client wrote, for the message */
+    *v = x;
+    return KSERVE_FIT_OK;
+}
+
+/* Stores v, rounded, as element i of a dt tensor at base; no check. */
+static void store(ferry_dtype dt, void *base, int64_t i, double v)
 {
     switch (dt) {
     case FERRY_F32: ((float *)base)[i] = (float)v; break;
@@ -384,29 +411,40 @@ void kserve_store(ferry_dtype dt, void *base, int64_t i, double v)
     }
 }
 
-/* An integer literal for an integer datatype, without a trip through
- * double (INT64 beyond 2^53 stays exact). false when out of range. */
-static bool store_int(ferry_dtype req, ferry_dtype dst, void *base, int64_t i, int64_t v)
+kserve_fit kserve_store(ferry_dtype dt, void *base, int64_t i, double v)
 {
-    int64_t lo, hi;
-    switch (req) {
-    case FERRY_I32: lo = INT32_MIN, hi = INT32_MAX; break;
-    case FERRY_I64: lo = INT64_MIN, hi = INT64_MAX; break;
-    case FERRY_I8: lo = -128, hi = 127; break;
-    case FERRY_U8: lo = 0, hi = 255; break;
-    default: lo = 0, hi = 1; break; /* BOOL */
-    }
+    kserve_fit fit = KSERVE_FIT_OK;
+    /* binary data may carry NaN and infinities: a float type keeps them */
+    bool keep = !isfinite(v) && is_float(dt);
+    if (!keep && (fit = quantize(dt, &v)) != KSERVE_FIT_OK)
+        return fit;
+    store(dt, base, i, v);
+    return fit;
+}
+
+/* An integer literal for an integer datatype req, without a trip through
+ * double (INT64 beyond 2^53 stays exact); *bad is the datatype, req or the
+ * model's dst, that cannot hold it. */
+static kserve_fit store_int(ferry_dtype req, ferry_dtype dst, void *base, int64_t i, int64_t v,
+                            ferry_dtype *bad)
+{
+    int64_t lo = 0, hi = 0;
+    *bad = req;
+    if (!int_range(req, &lo, &hi) || v < lo || v > hi)
+        return KSERVE_FIT_INVALID;
+    *bad = dst;
+    if (!int_range(dst, &lo, &hi))
+        return kserve_store(dst, base, i, (double)v);
     if (v < lo || v > hi)
-        return false;
+        return KSERVE_FIT_INVALID;
     switch (dst) {
     case FERRY_I32: ((int32_t *)base)[i] = (int32_t)v; break;
     case FERRY_I64: ((int64_t *)base)[i] = v; break;
     case FERRY_I8: ((int8_t *)base)[i] = (int8_t)v; break;
     case FERRY_U8: ((uint8_t *)base)[i] = (uint8_t)v; break;
-    case FERRY_BOOL: ((uint8_t *)base)[i] = v != 0; break;
-    default: kserve_store(dst, base, i, (double)v); break;
+    default: ((uint8_t *)base)[i] = v != 0; break; /* BOOL */
     }
-    return true;
+    return KSERVE_FIT_OK;
 }
 
 /* Reading "data" into a model-dtype buffer. */
@@ -429,6 +467,19 @@ typedef struct fill {
         (f)->failed = true;                                                                        \
     } while (0)
 
+/* The message for element x (its text s/n, when it was a number) that
+ * datatype dt cannot hold. */
+static void fail_fit(fill *f, kserve_fit why, ferry_dtype dt, double x, const char *s, size_t n)
+{
+    char num[48];
+    if (isfinite(x) || !s)
+        snprintf(num, sizeof num, "%g", x);
+    else /* "inf" would not say what the client wrote: 1e400 */
+        snprintf(num, sizeof num, "%.*s", (int)(n > 40 ? 40 : n), s);
+    FAIL(f, "input '%.*s': element %lld (%s) is %s %s", f->name_n, f->name, (long long)f->n, num,
+         why == KSERVE_FIT_RANGE ? "out of range for" : "not a valid", kserve_dtype_name(dt));
+}
+
 /* One element, at c->p; a container there is "not a number". */
 static bool fill_value(cur *c, fill *f, int depth)
 {
@@ -436,24 +487,33 @@ static bool fill_value(cur *c, fill *f, int depth)
         return skip_value(c, depth);
     char ch = c->p < c->end ? *c->p : 0;
     double x;
+    const char *s = NULL;
+    size_t n = 0;
     if (ch == '-' || (ch >= '0' && ch <= '9')) {
         jsonnum v;
-        const char *s = c->p;
+        s = c->p;
         if (!jsonnum_parse(&c->p, c->end, &v))
             return syntax(c, c->p, "a valid number");
+        n = (size_t)(c->p - s);
         if (f->n >= f->numel) {
             FAIL(f, "input '%.*s': 'data' has more than the %lld elements of its shape", f->name_n,
                  f->name, (long long)f->numel);
             return true;
         }
         if (f->fast) {
-            ((float *)f->out)[f->n++] = jsonnum_to_f32(v.d, s, (size_t)(c->p - s));
+            /* what fill_f32_flat left: exponents, long or out-of-range numbers */
+            float y = jsonnum_to_f32(v.d, s, n);
+            if (isinf(y))
+                fail_fit(f, KSERVE_FIT_RANGE, FERRY_F32, v.d, s, n);
+            else
+                ((float *)f->out)[f->n++] = y;
             return true;
         }
         if (f->int_exact && v.is_int) {
-            if (!store_int(f->req, f->dst, f->out, f->n, v.i))
-                FAIL(f, "input '%.*s': element %lld (%g) is not a valid %s", f->name_n, f->name,
-                     (long long)f->n, v.d, kserve_dtype_name(f->req));
+            ferry_dtype bad;
+            kserve_fit fit = store_int(f->req, f->dst, f->out, f->n, v.i, &bad);
+            if (fit)
+                fail_fit(f, fit, bad, v.d, s, n);
             else
                 f->n++;
             return true;
@@ -475,12 +535,17 @@ static bool fill_value(cur *c, fill *f, int depth)
              (long long)f->n);
         return true;
     }
-    if (!quantize(f->req, &x)) {
-        FAIL(f, "input '%.*s': element %lld (%g) is not a valid %s", f->name_n, f->name,
-             (long long)f->n, x, kserve_dtype_name(f->req));
+    /* first what the client's datatype means, then whether the model's holds it */
+    kserve_fit fit = quantize(f->req, &x);
+    if (fit) {
+        fail_fit(f, fit, f->req, x, s, n);
         return true;
     }
-    kserve_store(f->dst, f->out, f->n++, x);
+    if ((fit = kserve_store(f->dst, f->out, f->n, x)) != KSERVE_FIT_OK) {
+        fail_fit(f, fit, f->dst, x, s, n);
+        return true;
+    }
+    f->n++;
     return true;
 }
 

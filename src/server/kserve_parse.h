@@ -100,8 +100,17 @@ void kreq_free(kreq *q);
 bool kreq_fill(const kreq *q, const kreq_input *in, ferry_dtype req, ferry_dtype dst, void *out,
                int64_t numel, const int64_t *shape, int ndim, char *err, size_t errlen);
 
-/* Stores v, rounded, as element i of a dt tensor at base. */
-void kserve_store(ferry_dtype dt, void *base, int64_t i, double v);
+/* Whether a value fits a datatype, and if not why. */
+typedef enum kserve_fit {
+    KSERVE_FIT_OK = 0,
+    KSERVE_FIT_INVALID, /* an integer type: a fraction, NaN or out of range */
+    KSERVE_FIT_RANGE,   /* a float type: a finite value that rounds to infinity */
+} kserve_fit;
+
+/* Stores v, rounded, as element i of a dt tensor at base, when dt can hold
+ * it (NaN and infinities, which only binary data can carry, are kept as
+ * they are by the float types); else stores nothing and says why. */
+kserve_fit kserve_store(ferry_dtype dt, void *base, int64_t i, double v);
 
 /* The datatype named by s/n (KServe spelling), FERRY_DTYPE_UNDEFINED if none. */
 ferry_dtype kreq_dtype(const char *s, size_t n);

@@ -663,11 +663,47 @@ class Parser(unittest.TestCase):
         self.post(body.encode())
         body = json.dumps(infer_body(np.ones((2, 256)))).replace("1.0, 1.0,", "0e99999, 1.0,", 1)
         self.post(body.encode())
-        # like strtod before: out of range reads as infinity; JSON has no
-        # spelling for the NaN/inf outputs, so they are null
-        body = json.dumps(infer_body(np.ones((1, 256)))).replace("1.0,", "1e400,")
-        doc = self.post(body.encode())
-        self.assertIn(None, doc["outputs"][0]["data"])
+
+    def test_out_of_range_floats(self):
+        # a number too large for its datatype would be infinity: refused,
+        # naming the element, whichever path (flat fast loop, nested, other
+        # datatypes) reads it; FP64 data is refused where the model's FP32
+        # cannot hold it
+        for v, dt, shown, what in [
+                ("1e39", "FP32", "1e+39", "FP32"), ("3.5e38", "FP32", "3.5e+38", "FP32"),
+                ("-1e400", "FP32", "-1e400", "FP32"), ("4" + "0" * 38, "FP32", "4e+38", "FP32"),
+                ("3.4028236e38", "FP32", "3.40282e+38", "FP32"),
+                ("70000", "FP16", "70000", "FP16"), ("-65520", "FP16", "-65520", "FP16"),
+                ("1e39", "BF16", "1e+39", "BF16"), ("1e400", "FP64", "1e400", "FP64"),
+                ("1e39", "FP64", "1e+39", "FP32")]:
+            for nested in (False, True):
+                body = json.dumps(infer_body(np.ones((1, 256)), dt, nested=nested))
+                body = body.replace("1.0, 1.0, 1.0,", "1.0, 1.0, %s," % v, 1)
+                msg = self.post(body.encode(), 400)["error"]
+                self.assertIn("input 'input': element 2 (%s) is out of range for %s"
+                              % (shown, what), msg, (v, dt, nested))
+        # the largest of each type, and what rounds down to it, still reads
+        for v, dt in [("3.4028235e38", "FP32"), ("-3.4028234663852886e38", "FP32"),
+                      ("3" + "0" * 38, "FP32"), ("65519", "FP16"), ("3.38e38", "BF16"),
+                      ("3.4e38", "FP64")]:
+            body = json.dumps(infer_body(np.ones((1, 256)), dt)).replace("1.0,", "%s," % v, 1)
+            self.post(body.encode())
+
+    def test_out_of_range_binary(self):
+        # FP64 binary data converted to the model's FP32: a finite value too
+        # large for it is refused; NaN and infinities pass as they are
+        x = np.ones((1, 256), np.float64)
+        x[0, 7] = 1e39
+        body, h = binary_body(x, "FP64")
+        st, _, data = call(self.c, "POST", INFER, body, h)
+        self.assertEqual(st, 400, data[:300])
+        self.assertIn("input 'input': element 7 (1e+39) is out of range for FP32",
+                      json.loads(data)["error"])
+        x[0, 7] = np.inf
+        body, h = binary_body(x, "FP64")
+        st, _, data = call(self.c, "POST", INFER, body, h)
+        self.assertEqual(st, 200, data[:300])
+        self.assertIn(None, json.loads(data)["outputs"][0]["data"])
 
     def malformed(self, body, at=None, frag="malformed JSON"):
         msg = self.post(body, 400)["error"]
