@@ -198,6 +198,8 @@ bool kserve_submit(srv_request *r)
             snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");
             goto out;
         }
+        if (q.dup_key.kind)
+            BAD("duplicate key '%.*s'", NAME(q.dup_key));
         BAD("malformed JSON in the request at byte %zu: expected %s", q.err_at, q.err_what);
     }
     if (!q.is_object)

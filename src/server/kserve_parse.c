@@ -319,8 +319,36 @@ static inline bool key_is(const char *k, size_t n, const char *want)
     return n == wn && !memcmp(k, want, n);
 }
 
-/* An object whose one interesting member (want) is kept in *v, the first
- * time only; other kinds than an object are recorded in *kind. */
+#define DUPLICATE (-2)
+
+/*
+ * Which of the keys an object's reader interprets (keys, at most 32) k is:
+ * its index, or -1 for another key (skipped, even when repeated). A key
+ * interpreted and seen before in the same object (bits in *seen) gives
+ * DUPLICATE, with the reading stopped: RFC 8259 leaves the meaning of
+ * repeated names open and parsers differ (first wins, last wins), so a proxy
+ * may have checked another value than the one we would use.
+ */
+static int member(cur *c, const char *k, size_t kn, const char *const *keys, int n_keys,
+                  uint32_t *seen)
+{
+    for (int i = 0; i < n_keys; i++) {
+        if (!key_is(k, kn, keys[i]))
+            continue;
+        if (*seen & (1u << i)) {
+            if (!c->bad)
+                c->q->dup_key = (kreq_val){.kind = KREQ_STRING, .s = k, .n = kn};
+            syntax(c, c->p, "no duplicate key"); /* k may be in scratch */
+            return DUPLICATE;
+        }
+        *seen |= 1u << i;
+        return i;
+    }
+    return -1;
+}
+
+/* An object whose interesting members (want) are kept in *v; other kinds
+ * than an object are recorded in *kind. */
 static bool param_object(cur *c, kreq_kind *kind, int depth, const char *const *want, kreq_val **v,
                          int n_want)
 {
@@ -336,11 +364,12 @@ static bool param_object(cur *c, kreq_kind *kind, int depth, const char *const *
     bool first = true;
     const char *k;
     size_t kn;
+    uint32_t seen = 0;
     while (next_key(c, &first, &k, &kn)) {
-        int i = 0;
-        while (i < n_want && !(key_is(k, kn, want[i]) && v[i]->kind == KREQ_ABSENT))
-            i++;
-        if (!(i < n_want ? value(c, v[i], depth + 1) : skip_value(c, depth + 1)))
+        int i = member(c, k, kn, want, n_want, &seen);
+        if (i == DUPLICATE)
+            return false;
+        if (!(i >= 0 ? value(c, v[i], depth + 1) : skip_value(c, depth + 1)))
             return false;
     }
     return !c->bad;
@@ -764,29 +793,30 @@ static bool input(cur *c, kreq_input *in, const kreq_model *km, int depth)
     in->is_object = true;
     if (depth >= MAX_DEPTH)
         return syntax(c, c->p, "nesting at most 1000 deep");
-    bool first = true, seen_shape = false, seen_params = false;
+    static const char *const keys[] = {"name", "datatype", "shape", "parameters", "data"};
+    bool first = true;
     const char *k;
     size_t kn;
+    uint32_t seen = 0;
     while (next_key(c, &first, &k, &kn)) {
         bool ok;
-        if (key_is(k, kn, "name") && !in->name.kind) {
-            ok = value(c, &in->name, depth + 1);
-        } else if (key_is(k, kn, "datatype") && !in->datatype.kind) {
-            ok = value(c, &in->datatype, depth + 1);
-        } else if (key_is(k, kn, "shape") && !seen_shape) {
-            seen_shape = true;
-            ok = shape(c, in, depth + 1);
-        } else if (key_is(k, kn, "parameters") && !seen_params) {
-            seen_params = true;
+        switch (member(c, k, kn, keys, 5, &seen)) {
+        case DUPLICATE: return false;
+        case 0: ok = value(c, &in->name, depth + 1); break;
+        case 1: ok = value(c, &in->datatype, depth + 1); break;
+        case 2: ok = shape(c, in, depth + 1); break;
+        case 3: {
             static const char *const want[] = {"binary_data_size"};
             kreq_val *v[] = {&in->binary_data_size};
             kreq_kind kind;
             ok = param_object(c, &kind, depth + 1, want, v, 1);
-        } else if (key_is(k, kn, "data") && !in->data) {
+            break;
+        }
+        case 4:
             in->data = c->p;
             ok = data_now(c, in, km, depth + 1);
-        } else {
-            ok = skip_value(c, depth + 1);
+            break;
+        default: ok = skip_value(c, depth + 1); break;
         }
         if (!ok)
             return false;
@@ -801,21 +831,24 @@ static bool output(cur *c, kreq_output *o, int depth)
     o->is_object = true;
     if (depth >= MAX_DEPTH)
         return syntax(c, c->p, "nesting at most 1000 deep");
-    bool first = true, seen_params = false;
+    static const char *const keys[] = {"name", "parameters"};
+    bool first = true;
     const char *k;
     size_t kn;
+    uint32_t seen = 0;
     while (next_key(c, &first, &k, &kn)) {
         bool ok;
-        if (key_is(k, kn, "name") && !o->name.kind) {
-            ok = value(c, &o->name, depth + 1);
-        } else if (key_is(k, kn, "parameters") && !seen_params) {
-            seen_params = true;
+        switch (member(c, k, kn, keys, 2, &seen)) {
+        case DUPLICATE: return false;
+        case 0: ok = value(c, &o->name, depth + 1); break;
+        case 1: {
             static const char *const want[] = {"binary_data"};
             kreq_val *v[] = {&o->binary_data};
             kreq_kind kind;
             ok = param_object(c, &kind, depth + 1, want, v, 1);
-        } else {
-            ok = skip_value(c, depth + 1);
+            break;
+        }
+        default: ok = skip_value(c, depth + 1); break;
         }
         if (!ok)
             return false;
@@ -890,26 +923,25 @@ bool kreq_parse(kreq *q, const char *json, size_t len, const kreq_model *km)
         return true; /* valid JSON, not an object */
     }
     q->is_object = true;
-    bool first = true, seen_params = false, seen_in = false, seen_out = false;
+    static const char *const keys[] = {"id", "parameters", "inputs", "outputs"};
+    bool first = true;
     const char *k;
     size_t kn;
+    uint32_t seen = 0;
     while (next_key(&c, &first, &k, &kn)) {
         bool ok;
-        if (key_is(k, kn, "id") && !q->id.kind) {
-            ok = value(&c, &q->id, 1);
-        } else if (key_is(k, kn, "parameters") && !seen_params) {
-            seen_params = true;
+        switch (member(&c, k, kn, keys, 4, &seen)) {
+        case DUPLICATE: return false;
+        case 0: ok = value(&c, &q->id, 1); break;
+        case 1: {
             static const char *const want[] = {"timeout", "priority", "binary_data_output"};
             kreq_val *v[] = {&q->timeout, &q->priority, &q->binary_data_output};
             ok = param_object(&c, &q->params.kind, 1, want, v, 3);
-        } else if (key_is(k, kn, "inputs") && !seen_in) {
-            seen_in = true;
-            ok = list(&c, q, true, km);
-        } else if (key_is(k, kn, "outputs") && !seen_out) {
-            seen_out = true;
-            ok = list(&c, q, false, km);
-        } else {
-            ok = skip_value(&c, 1);
+            break;
+        }
+        case 2: ok = list(&c, q, true, km); break;
+        case 3: ok = list(&c, q, false, km); break;
+        default: ok = skip_value(&c, 1); break;
         }
         if (!ok)
             return false;

@@ -78,6 +78,7 @@ typedef struct kreq {
     /* a syntax error: where, and what was expected */
     size_t err_at;
     const char *err_what;
+    kreq_val dup_key; /* the error is this key, interpreted, given twice in an object */
     bool oom;
 } kreq;
 
@@ -89,8 +90,9 @@ typedef struct kreq_model {
     void **in_mem;
 } kreq_model;
 
-/* Parses len bytes at json. false on a syntax error (err_at, err_what) or
- * out of memory (oom). kreq_free releases what it allocated, either way. */
+/* Parses len bytes at json. false on a syntax error (err_at, err_what; a
+ * repeated key the reader interprets is one, named in dup_key) or out of
+ * memory (oom). kreq_free releases what it allocated, either way. */
 bool kreq_parse(kreq *q, const char *json, size_t len, const kreq_model *km);
 void kreq_free(kreq *q);
 

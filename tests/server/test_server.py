@@ -625,10 +625,40 @@ class Parser(unittest.TestCase):
                 '\t"shape" : [ 2 , 256 ] , "data" : %s } ] }\r\n'
                 % json.dumps(nested, indent=1)).encode()
         self.assertTrue(np.array_equal(self.output(body), ref))
-        # a duplicate key: the first one counts, as before
-        body = ('{"inputs":[{"name":"input","datatype":"FP32","shape":[2,256],"data":%s,'
-                '"data":"ignored"}],"inputs":5}' % json.dumps(nested)).encode()
+        # a key that is not read may repeat
+        body = ('{"x":1,"inputs":[{"name":"input","datatype":"FP32","shape":[2,256],"y":2,'
+                '"data":%s,"y":3}],"x":[]}' % json.dumps(nested)).encode()
         self.assertTrue(np.array_equal(self.output(body), ref))
+
+    def test_duplicate_keys(self):
+        # one that is read may not: parsers differ on which value counts.
+        # Each case: (members before "inputs", after it, in the input), key
+        inp = '{"name":"input","datatype":"FP32","shape":[1,256],"data":%s%%s}' % json.dumps(
+            [1.0] * 256)
+        cases = [
+            ("", ',"inputs":5', "", "inputs"),
+            ("", ',"outputs":[],"outputs":[]', "", "outputs"),
+            ('"id":"a",', ',"id":"b"', "", "id"),
+            ('"id":"a","i\\u0064":"b",', "", "", "id"),
+            ('"parameters":{},', ',"parameters":{}', "", "parameters"),
+            ('"parameters":{"timeout":1,"timeout":0},', "", "", "timeout"),
+            ('"parameters":{"priority":1,"priority":0},', "", "", "priority"),
+            ('"parameters":{"binary_data_output":true,"binary_data_output":false},', "", "",
+             "binary_data_output"),
+            ("", "", ',"data":"ignored"', "data"),
+            ("", "", ',"name":"input"', "name"),
+            ("", "", ',"datatype":"FP64"', "datatype"),
+            ("", "", ',"shape":[1,256]', "shape"),
+            ("", "", ',"parameters":{},"parameters":{}', "parameters"),
+            ("", "", ',"parameters":{"binary_data_size":1,"binary_data_size":1}',
+             "binary_data_size"),
+            ("", ',"outputs":[{"name":"output","name":"x"}]', "", "name"),
+            ("", ',"outputs":[{"name":"output","parameters":{"binary_data":true,'
+             '"binary_data":false}}]', "", "binary_data")]
+        for before, after, in_extra, key in cases:
+            extra = '{%s"inputs":[%s]%s}' % (before, inp % in_extra, after)
+            msg = self.post(extra.encode(), 400)["error"]
+            self.assertEqual(msg, "duplicate key '%s'" % key, extra[:200])
 
     def test_every_datatype(self):
         xi = np.random.default_rng(9).integers(0, 2, (2, 256))
