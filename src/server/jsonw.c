@@ -2,6 +2,7 @@
 #include "server/jsonw.h"
 
 #include "server/jsonnum.h"
+#include "server/utf8.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -47,31 +48,17 @@ void jsonw_char(jsonw *w, char c)
     w->buf[w->len++] = c;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs,
- * no surrogates, nothing past U+10FFFF), 0 if it is not one. */
-static size_t utf8_len(const unsigned char *p)
+void jsonw_str(jsonw *w, const char *s)
 {
-    unsigned c = p[0];
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-        return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-        return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 ? 4 : 0;
-    }
-    return 0;
+    jsonw_strn(w, s, strlen(s));
 }
 
-void jsonw_str(jsonw *w, const char *s)
+void jsonw_strn(jsonw *w, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     jsonw_char(w, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
         unsigned char c = *p;
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
@@ -86,12 +73,11 @@ void jsonw_str(jsonw *w, const char *s)
             p++;
         } else {
             /* a string that is not UTF-8 (a client's bytes echoed in an
-             * error) must still make valid JSON: U+FFFD per bad byte; the
-             * NUL ending s stops any sequence check early */
-            size_t n = utf8_len(p);
-            if (n) {
-                jsonw_mem(w, p, n);
-                p += n;
+             * error) must still make valid JSON: U+FFFD per bad byte */
+            size_t k = utf8_len(p, (size_t)(end - p));
+            if (k) {
+                jsonw_mem(w, p, k);
+                p += k;
             } else {
                 jsonw_mem(w, "\\ufffd", 6);
                 p++;

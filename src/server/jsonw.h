@@ -28,6 +28,8 @@ void jsonw_char(jsonw *w, char c);
 /* A JSON string literal: quotes and escapes s; bytes of s that are not
  * well-formed UTF-8 are written as U+FFFD, so the result is always valid. */
 void jsonw_str(jsonw *w, const char *s);
+/* The same for the n bytes at s, NULs included (written as \u0000). */
+void jsonw_strn(jsonw *w, const char *s, size_t n);
 void jsonw_i64(jsonw *w, int64_t v);
 void jsonw_u64(jsonw *w, uint64_t v);
 /* The shortest decimal that reads back to the same float; null for NaN/Inf

@@ -142,6 +142,12 @@ static double load(ferry_dtype dt, const unsigned char *p, int64_t i)
         snprintf(r->err_msg, sizeof r->err_msg, __VA_ARGS__);                                      \
         goto out;                                                                                  \
     } while (0)
+#define OOM()                                                                                      \
+    do {                                                                                           \
+        r->err_status = MHD_HTTP_INTERNAL_SERVER_ERROR;                                            \
+        snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");                           \
+        goto out;                                                                                  \
+    } while (0)
 
 static void on_done(void *user, ferry_status st)
 {
@@ -175,11 +181,8 @@ bool kserve_submit(srv_request *r)
     void **in_mem = small ? in_mem_s : calloc((size_t)m->n_in, sizeof *in_mem);
     ferry_tensor *ins = small ? ins_s : calloc((size_t)m->n_in, sizeof *ins);
     bool *given = small ? given_s : calloc((size_t)m->n_in, sizeof *given);
-    if (!in_mem || !ins || !given) {
-        r->err_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");
-        goto out;
-    }
+    if (!in_mem || !ins || !given)
+        OOM();
 
     size_t json_len = r->len;
     if (r->header_len >= 0) {
@@ -193,11 +196,8 @@ bool kserve_submit(srv_request *r)
     kreq_model km = {m, in_mem};
     parsed = true;
     if (!kreq_parse(&q, r->body, json_len, &km)) {
-        if (q.oom) {
-            r->err_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-            snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");
-            goto out;
-        }
+        if (q.oom)
+            OOM();
         if (q.dup_key.kind)
             BAD("duplicate key '%.*s'", NAME(q.dup_key));
         BAD("malformed JSON in the request at byte %zu: expected %s", q.err_at, q.err_what);
@@ -218,7 +218,12 @@ bool kserve_submit(srv_request *r)
     if (q.id.kind) {
         if (q.id.kind != KREQ_STRING)
             BAD("'id' must be a string");
-        r->id = strndup(q.id.s, q.id.n);
+        /* with its NULs, if any: the client gets back what it sent */
+        r->id = malloc(q.id.n + 1);
+        if (!r->id)
+            OOM();
+        memcpy(r->id, q.id.s, q.id.n);
+        r->id_n = q.id.n;
     }
     if (q.params.kind && q.params.kind != KREQ_OBJECT)
         BAD("'parameters' must be an object");
@@ -304,11 +309,8 @@ bool kserve_submit(srv_request *r)
             /* not decoded while parsing (or for another input of this name) */
             free(in_mem[k]);
             in_mem[k] = malloc((size_t)numel * ferry_dtype_size(mi->dtype) + 1);
-            if (!in_mem[k]) {
-                r->err_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-                snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");
-                goto out;
-            }
+            if (!in_mem[k])
+                OOM();
         }
         t->data = in_mem[k];
 
@@ -372,11 +374,8 @@ bool kserve_submit(srv_request *r)
             ((size_t)(batch * m->out_sample_numel[i]) * ferry_dtype_size(m->out[i].dtype) + 63) &
             ~(size_t)63;
     r->out_mem = aligned_alloc(64, total);
-    if (!r->out_mem) {
-        r->err_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        snprintf(r->err_msg, sizeof r->err_msg, "server out of memory");
-        goto out;
-    }
+    if (!r->out_mem)
+        OOM();
     r->outputs = r->out_mem;
     r->sel = (srv_out_sel *)(r->outputs + m->n_out);
     r->n_sel = n_sel;
@@ -523,7 +522,7 @@ void kserve_infer_response(srv_request *r, jsonw *w, unsigned *status, size_t *j
         return;
     }
     *status = MHD_HTTP_OK;
-    size_t need = 256 + strlen(m->name) + (r->id ? 2 * strlen(r->id) : 0);
+    size_t need = 256 + strlen(m->name) + 2 * r->id_n;
     for (int s = 0; s < r->n_sel; s++) {
         const ferry_tensor *t = &r->outputs[r->sel[s].index];
         size_t n = (size_t)ferry_tensor_numel(t);
@@ -536,7 +535,7 @@ void kserve_infer_response(srv_request *r, jsonw *w, unsigned *status, size_t *j
     jsonw_str(w, m->version);
     if (r->id) {
         jsonw_str_raw(w, ",\"id\":");
-        jsonw_str(w, r->id);
+        jsonw_strn(w, r->id, r->id_n);
     }
     jsonw_str_raw(w, ",\"outputs\":[");
     for (int s = 0; s < r->n_sel; s++) {

@@ -2,8 +2,9 @@
  * kserve_parse.c - a one-pass reader of the KServe v2 infer request JSON
  * (see kserve_parse.h). The hot part is an input's "data" array: numbers
  * go from the text to the model's buffer with no node or allocation per
- * element. Syntax follows RFC 8259 (numbers strictly; whitespace, as cJSON,
- * is any byte up to 0x20), nesting at most 1000 deep as cJSON allowed.
+ * element. Syntax follows RFC 8259 strictly (numbers, whitespace, strings
+ * of UTF-8 without raw control characters), nesting at most 1000 deep as
+ * cJSON allowed.
  */
 #include "server/kserve_parse.h"
 
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "server/jsonnum.h"
+#include "server/utf8.h"
 #include "util/half.h"
 
 #define MAX_DEPTH 1000
@@ -35,9 +37,16 @@ static bool syntax(cur *c, const char *at, const char *what)
     return false;
 }
 
+/* RFC 8259 whitespace: cJSON took any byte up to 0x20, which let a
+ * request through that a stricter parser in front of us would refuse. */
+static inline bool is_ws(char ch)
+{
+    return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t';
+}
+
 static inline void ws(cur *c)
 {
-    while (c->p < c->end && (unsigned char)*c->p <= ' ')
+    while (c->p < c->end && is_ws(*c->p))
         c->p++;
 }
 
@@ -74,18 +83,29 @@ static int hex4(const char *p)
  * The string at c->p (its opening quote). With out, its decoded bytes are
  * stored there (in the body when it has no escapes, else in the scratch
  * buffer); without, it is only checked. Escapes as cJSON reads them,
- * surrogate pairs included.
+ * surrogate pairs included; the text must be UTF-8 without raw control
+ * characters (RFC 8259), so that what we read is what any strict parser
+ * before us read.
  */
 static bool string(cur *c, const char **out, size_t *out_n)
 {
     const char *s = ++c->p, *p = s;
     bool esc = false;
     while (p < c->end && *p != '"') {
-        if (*p == '\\') {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '\\') {
             esc = true;
+            p += 2;
+        } else if (ch < 0x20) {
+            return syntax(c, p, "no raw control character in a string (escape it as \\u00XX)");
+        } else if (ch < 0x80) {
             p++;
+        } else {
+            size_t n = utf8_len((const unsigned char *)p, (size_t)(c->end - p));
+            if (!n)
+                return syntax(c, p, "UTF-8 text in a string");
+            p += n;
         }
-        p++;
     }
     if (p >= c->end)
         return syntax(c, c->end, "the string's closing '\"'");
@@ -622,7 +642,7 @@ static bool fill_f32_flat(cur *c, fill *f)
     const char *p = c->p + 1, *end = c->end;
     float *out = (float *)f->out + f->n;
     int64_t n = 0, numel = f->numel - f->n;
-    while (p < end && (unsigned char)*p <= ' ')
+    while (p < end && is_ws(*p))
         p++;
     if (p < end && *p == ']')
         return false;
@@ -630,7 +650,7 @@ static bool fill_f32_flat(cur *c, fill *f)
         if (n == numel || !jsonnum_parse_f32_simple(&p, end, out + n))
             return false;
         n++;
-        while (p < end && (unsigned char)*p <= ' ')
+        while (p < end && is_ws(*p))
             p++;
         if (p == end)
             return false;
@@ -639,7 +659,7 @@ static bool fill_f32_flat(cur *c, fill *f)
         if (*p != ',')
             return false;
         p++;
-        while (p < end && (unsigned char)*p <= ' ')
+        while (p < end && is_ws(*p))
             p++;
     }
     if (n != numel)

@@ -449,6 +449,7 @@ void srv_request_release_infer(srv_request *r)
     r->outputs = NULL;
     r->sel = NULL;
     r->id = NULL;
+    r->id_n = 0;
 }
 
 static void request_free(srv_request *r)

@@ -91,6 +91,7 @@ typedef struct srv_request {
     int n_sel;
     srv_out_sel *sel;
     char *id; /* "id" of the request, echoed; NULL if none */
+    size_t id_n; /* its length: it may hold NULs (from \u0000) */
 } srv_request;
 
 /* kserve.c */

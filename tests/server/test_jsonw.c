@@ -125,6 +125,12 @@ static void test_str_escaping(void **state)
         jsonw_char(&w, '\0');
         assert_string_equal(w.buf, cases[i].out);
     }
+    /* with a length: NULs are characters, and a sequence cut by the end of
+     * the n bytes (not by a NUL) is checked against that end */
+    w.len = 0;
+    jsonw_strn(&w, "a\0b\xe2\x82\xac", 5);
+    jsonw_char(&w, '\0');
+    assert_string_equal(w.buf, "\"a\\u0000b\\ufffd\\ufffd\"");
     jsonw_free(&w);
 }
 

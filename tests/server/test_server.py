@@ -773,7 +773,8 @@ class Parser(unittest.TestCase):
         # the server never answers 5xx, always with a JSON body, and it
         # refuses as "malformed JSON" exactly what Python's own parser
         # refuses (allowing only for what json.loads is lenient about:
-        # NaN/Infinity, lone surrogates, duplicate keys are not syntax)
+        # NaN/Infinity, lone surrogates, duplicate keys are not syntax), and
+        # never accepts what that parser refuses
         rng = np.random.default_rng(11)
         goods = [json.dumps(infer_body(self.x[:1], id="m\u00e9")).encode(),
                  json.dumps(infer_body(self.x[:2], nested=True,
@@ -804,26 +805,62 @@ class Parser(unittest.TestCase):
             said_malformed = st == 400 and "malformed JSON" in msg.get("error", "")
             if strict_ok:
                 self.assertFalse(said_malformed, (body[:300], msg))
-            elif said_malformed is False and st == 200:
-                # accepted what Python refuses: only invalid UTF-8 inside
-                # strings may pass (the protocol's strings are bytes to us)
-                self.assertRaises(UnicodeDecodeError, body.decode, "utf-8")
+            else:
+                self.assertEqual(st, 400, (body[:300], msg))
 
     def test_error_text_is_valid_json(self):
-        # names with bytes that are not UTF-8 and control characters come
-        # back escaped: the error is still UTF-8 JSON
-        for name in [b"in\xffput", b"\xc3", b"a\x01b", b"\xed\xa0\x80", b"q\\u0000r"]:
+        # names with escaped control characters and NULs come back escaped:
+        # the error is still UTF-8 JSON
+        for name in [b"a\\u0001b", b"q\\u0000r", b"\\n"]:
             body = b'{"inputs":[{"name":"' + name + b'","datatype":"FP32","shape":[1,256],"data":[]}]}'
             msg = self.post(body, 400)["error"]
             self.assertIn("unknown input", msg)
-        body = (b'{"inputs":[{"name":"input","datatype":"FP\xe2\x82","shape":[1,256],'
-                b'"data":[]}]}')
-        self.assertIn("unknown datatype 'FP\ufffd\ufffd'", self.post(body, 400)["error"])
         body = infer_body(np.ones((1, 256)), outputs=[{"name": "o\u00e9\n"}])
         self.assertIn("unknown output 'o\u00e9\n'", self.post(body, 400)["error"])
         st, _, data = call(self.c, "GET", "/v2/models/%FF%01x")
         self.assertEqual(st, 404)
         self.assertIn("\ufffd\x01x", json.loads(data.decode("utf-8"))["error"])
+
+    def test_strings_are_strict_json(self):
+        # RFC 8259: strings are UTF-8 without raw control characters, and
+        # whitespace is space, tab, CR and LF only; a request that a strict
+        # parser in front of us would refuse is refused here too
+        good = json.dumps(infer_body(np.ones((1, 256)), id="ID")).encode()
+        at = good.index(b'"ID"') + 1
+        for bad, what in [(b"\xff\xfe", "UTF-8"), (b"\xc0\xaf", "UTF-8"),
+                          (b"\xe0\x80\xaf", "UTF-8"), (b"\xed\xa0\x80", "UTF-8"),
+                          (b"\xf4\x90\x80\x80", "UTF-8"), (b"\xe2\x82", "UTF-8"),
+                          (b"\xc3", "UTF-8"), (b"\x80", "UTF-8"), (b"a\x00b", "control"),
+                          (b"\x01", "control"), (b"\n", "control"), (b"\x1f", "control")]:
+            body = good[:at] + bad + good[at + 2:]
+            msg = self.malformed(body, at + bad.startswith(b"a"))  # the bad byte's offset
+            self.assertIn(what, msg, bad)
+        # in keys, names and skipped values too
+        inp = '"name":"input","datatype":"FP32","shape":[1,256],"data":%s' % ([1.0] * 256)
+        for body in [b'{"x\x01":1,"inputs":[{%s}]}', b'{"inputs":[{%s,"n":"\xff"}]}',
+                     b'{"inputs":[{%s}],"outputs":[{"name":"out\tput"}]}',
+                     b'{"inputs":[{%s}],"x":["\xc3"]}']:
+            self.malformed(body % inp.encode())
+        # the same characters escaped are fine; the id comes back as it was,
+        # NUL included
+        for s in ["\u00e9\U0001f600", "a\x00b\x01\n\t", "\x00"]:
+            doc = self.post(json.dumps(infer_body(np.ones((1, 256)), id=s)).encode())
+            self.assertEqual(doc["id"], s)
+        for s in ["\u00e9", "\u20ac\U0001f600"]:  # and as UTF-8 itself
+            raw = json.dumps(infer_body(np.ones((1, 256)), id=s), ensure_ascii=False).encode()
+            self.assertIn(s.encode(), raw)
+            self.assertEqual(self.post(raw)["id"], s)
+        # whitespace other than space, tab, CR and LF is not whitespace
+        for ws in [b"\x0b", b"\x0c", b"\x00", b"\x1f", b"\xa0"]:
+            for old in [b'{"inputs"', b'[1.0, ', b'1.0, 1.0]']:
+                new = old.replace(b"{", b"{" + ws).replace(b", ", b"," + ws)
+                if old == b'1.0, 1.0]':
+                    new = b'1.0, 1.0' + ws + b']'
+                body = good.replace(old, new, 1)
+                self.assertNotEqual(body, good)
+                self.malformed(body)
+        body = good.replace(b", ", b",\r\n\t ").replace(b"{", b"\n{ ", 1)
+        self.assertEqual(self.post(body)["id"], "ID")
 
     def test_empty_model_name(self):
         for method, path in [("POST", "/v2/models//infer"), ("GET", "/v2/models//ready"),
