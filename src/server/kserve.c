@@ -10,6 +10,7 @@
  * client named, so FP16 data means what FP16 means). Responses carry the
  * model output's dtype.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,29 @@ static bool name_is(const kreq_val *v, const char *name)
     return v->kind == KREQ_STRING && strlen(name) == v->n && !memcmp(v->s, name, v->n);
 }
 
+/* A request parameter that must be a whole number in 0..max: *out, or
+ * false with a 400 that names it and the value given. A cast would be
+ * undefined past the type's range and would silently truncate 0.5 to 0. */
+static bool param_int(srv_request *r, const kreq_val *v, const char *name, const char *unit,
+                      int64_t max, int64_t *out)
+{
+    bool number = v->kind == KREQ_NUMBER;
+    if (number && v->num >= 0 && v->num <= (double)max && v->num == floor(v->num)) {
+        *out = (int64_t)v->num;
+        return true;
+    }
+    char want[96], got[48] = "";
+    snprintf(want, sizeof want, "an integer%s%s in 0..%lld", *unit ? " of " : "", unit,
+             (long long)max);
+    if (number && v->num == floor(v->num) && fabs(v->num) < 9e15)
+        snprintf(got, sizeof got, " is %.0f: it", v->num); /* every digit, as written */
+    else if (number)
+        snprintf(got, sizeof got, " is %.15g: it", v->num);
+    r->err_status = MHD_HTTP_BAD_REQUEST;
+    snprintf(r->err_msg, sizeof r->err_msg, "parameter '%s'%s must be %s", name, got, want);
+    return false;
+}
+
 bool kserve_submit(srv_request *r)
 {
     srv_model *m = r->model;
@@ -228,16 +252,14 @@ bool kserve_submit(srv_request *r)
     if (q.params.kind && q.params.kind != KREQ_OBJECT)
         BAD("'parameters' must be an object");
     ferry_request_opts opts = {0, 0};
-    if (q.timeout.kind) {
-        if (q.timeout.kind != KREQ_NUMBER || q.timeout.num < 0)
-            BAD("parameter 'timeout' must be a number of microseconds >= 0");
-        opts.timeout_us = (int64_t)q.timeout.num;
-    }
-    if (q.priority.kind) {
-        if (q.priority.kind != KREQ_NUMBER || q.priority.num < 0)
-            BAD("parameter 'priority' must be a number >= 0");
-        opts.priority = (int)q.priority.num;
-    }
+    int64_t v;
+    /* the bound of --timeout-us; the batcher checks priority's own range */
+    if (q.timeout.kind && !param_int(r, &q.timeout, "timeout", "microseconds", 1ll << 50, &v))
+        goto out;
+    opts.timeout_us = q.timeout.kind ? v : 0;
+    if (q.priority.kind && !param_int(r, &q.priority, "priority", "", INT_MAX, &v))
+        goto out;
+    opts.priority = q.priority.kind ? (int)v : 0;
     bool bin_out_all = false;
     if (q.binary_data_output.kind) {
         if (q.binary_data_output.kind != KREQ_BOOL)
@@ -315,6 +337,9 @@ bool kserve_submit(srv_request *r)
         t->data = in_mem[k];
 
         const kreq_val *bsz = &in->binary_data_size;
+        if (bsz->kind && in->data)
+            BAD("input '%.*s' has both 'data' and a binary_data_size parameter: send one",
+                NAME(in->name));
         if (bsz->kind) {
             size_t want = (size_t)numel * ferry_dtype_size(req);
             if (bsz->kind != KREQ_NUMBER || bsz->num != (double)want)

@@ -561,6 +561,35 @@ class BadRequests(unittest.TestCase):
         self.bad(infer_body(np.zeros((1, 256)), parameters={"timeout": "x"}), "timeout")
         self.bad(infer_body(np.zeros((1, 256)), parameters={"binary_data_output": 1}),
                  "binary_data_output")
+        # timeout and priority are whole numbers within range, not cast
+        for name, v, shown in [("priority", 3000000000, "3000000000"), ("priority", 1e30, "1e+30"),
+                               ("priority", 1.5, "1.5"), ("priority", -1, "-1"),
+                               ("timeout", 1e30, "1e+30"), ("timeout", 0.5, "0.5"),
+                               ("timeout", -1, "-1"), ("timeout", 2 ** 50 + 1, "1125899906842625")]:
+            self.bad(infer_body(np.zeros((1, 256)), parameters={name: v}),
+                     "parameter '%s' is %s: it must be an integer" % (name, shown))
+        self.bad(infer_body(np.zeros((1, 256)), parameters={"priority": "1"}),
+                 "parameter 'priority' must be an integer in 0..2147483647")
+        # in range, the batcher judges the priority against its levels
+        self.bad(infer_body(np.zeros((1, 256)), parameters={"priority": 2147483647}),
+                 "priority 2147483647")
+        for params in [{"priority": 0}, {"timeout": 2 ** 50}, {"timeout": 0, "priority": 0.0}]:
+            st, _, data = call(self.c, "POST", INFER, infer_body(np.zeros((1, 256)),
+                                                                 parameters=params))
+            self.assertEqual(st, 200, (params, data[:200]))
+
+    def test_data_and_binary_data(self):
+        # an input with both: which one is meant is not ours to guess
+        x = np.zeros((1, 256), np.float32)
+        raw = x.tobytes()
+        hdr = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 256],
+                           "data": [1.0] * 256, "parameters": {"binary_data_size": len(raw)}}]}
+        js = json.dumps(hdr).encode()
+        self.bad(js + raw, "input 'input' has both 'data' and a binary_data_size parameter",
+                 {"Inference-Header-Content-Length": str(len(js))})
+        hdr["inputs"][0]["data"] = "ignored?"
+        js = json.dumps(hdr).encode()
+        self.bad(js + raw, "has both 'data'", {"Inference-Header-Content-Length": str(len(js))})
 
 
 class Parser(unittest.TestCase):
