@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -340,8 +341,8 @@ static bool bad_framing(srv_request *r)
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     if (n.content_length > 1) {
         r->err_status = MHD_HTTP_BAD_REQUEST;
-        snprintf(r->err_msg, sizeof r->err_msg,
-                 "%d Content-Length headers: at most one is allowed", n.content_length);
+        snprintf(r->err_msg, sizeof r->err_msg, "%d Content-Length headers: at most one is allowed",
+                 n.content_length);
     } else if (n.content_length && n.transfer_encoding) {
         set_error(r, MHD_HTTP_BAD_REQUEST,
                   "Transfer-Encoding '%.40s' and Content-Length together: send one of them%s",
@@ -568,6 +569,22 @@ static enum MHD_Result respond(srv_request *r)
     return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "request without a route");
 }
 
+/* A length header's value: decimal digits only (strtoll would take a sign,
+ * leading spaces and a trailing remainder). */
+static bool parse_length(const char *v, long long *out)
+{
+    long long n = 0;
+    if (!*v)
+        return false;
+    for (; *v; v++) {
+        if (*v < '0' || *v > '9' || n > (LLONG_MAX - 9) / 10)
+            return false;
+        n = n * 10 + (*v - '0');
+    }
+    *out = n;
+    return true;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -587,18 +604,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         route(s, r, url, method);
         if (bad_framing(r))
             return respond(r); /* early, before any of the body is read */
-        const char *v =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
-        if (v) {
-            char *end;
-            errno = 0;
-            long long h = strtoll(v, &end, 10);
-            if (errno || end == v || *end || h < 0)
-                set_error(r, MHD_HTTP_BAD_REQUEST, "bad Inference-Header-Content-Length '%.40s'%s",
-                          v, "");
-            else
-                r->header_len = h;
-        }
+        /* only an infer request has a body this header describes */
+        const char *v = r->route == ROUTE_INFER && !r->err_status
+                            ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                          "Inference-Header-Content-Length")
+                            : NULL;
+        if (v && !parse_length(v, &r->header_len))
+            set_error(r, MHD_HTTP_BAD_REQUEST,
+                      "bad Inference-Header-Content-Length '%.40s': expected a number of bytes%s",
+                      v, "");
         v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (v) {
             unsigned long long cl = strtoull(v, NULL, 10);
@@ -735,9 +749,9 @@ ferry_status ferry_server_start(ferry_server *s)
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-        MHD_OPTION_CONNECTION_LIMIT, connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)s->cfg.connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
+        connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
         pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, MHD_OPTION_END);
     if (!s->mhd) {
         close(s->listen_fd);

@@ -80,7 +80,7 @@ typedef struct srv_request {
     char *body;
     size_t len, cap;
     bool body_too_big;
-    bool close; /* reply with Connection: close (the framing is not to be trusted) */
+    bool close;           /* reply with Connection: close (the framing is not to be trusted) */
     long long header_len; /* Inference-Header-Content-Length; -1 if absent */
     /* infer, between submit and the resumed handler call */
     bool submitted;
@@ -90,7 +90,7 @@ typedef struct srv_request {
     ferry_tensor *outputs;
     int n_sel;
     srv_out_sel *sel;
-    char *id; /* "id" of the request, echoed; NULL if none */
+    char *id;    /* "id" of the request, echoed; NULL if none */
     size_t id_n; /* its length: it may hold NULs (from \u0000) */
 } srv_request;
 

@@ -549,8 +549,17 @@ class BadRequests(unittest.TestCase):
         h2 = dict(h)
         h2["Inference-Header-Content-Length"] = str(len(body) + 10)
         self.bad(body, "exceeds the body", h2)
-        h2["Inference-Header-Content-Length"] = "abc"
-        self.bad(body, "Inference-Header-Content-Length", h2)
+        for v in ["abc", "+%d" % (len(body) - 2048), "-3", "5 5", "0x10", "1e3", "9" * 30]:
+            h2["Inference-Header-Content-Length"] = v
+            self.bad(body, "bad Inference-Header-Content-Length '%s'" % v, h2)
+        # a request that is not an infer does not read the header
+        for method, path, status in [("GET", "/v2/health/live", 200), ("GET", "/zzz", 404),
+                                     ("GET", "/v2/models/nope/infer", 404),
+                                     ("POST", "/v2/models/nope/infer", 404),
+                                     ("GET", INFER, 405)]:
+            st, _, data = call(self.c, method, path, body if method == "POST" else None,
+                               {"Inference-Header-Content-Length": "-3"})
+            self.assertEqual(st, status, (method, path, data[:200]))
         hdr = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 256],
                            "parameters": {"binary_data_size": 100}}]}
         js = json.dumps(hdr).encode()
