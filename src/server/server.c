@@ -365,6 +365,40 @@ static bool bad_framing(srv_request *r)
 
 /* --------------------------------------------------------------- routing */
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/*
+ * MHD's URL decoding, less two escapes: %2F stays as it is, so that it
+ * cannot add a path segment after routing is meant to see them
+ * (/v2/models/m%2Fready is a model named "m%2Fready", not m's ready
+ * endpoint), and so does %00, which would cut the path short where MHD
+ * hands it over as a C string. Malformed escapes are left, as MHD does.
+ */
+static size_t unescape_url(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    char *w = s;
+    for (const char *p = s; *p;) {
+        int hi = p[0] == '%' ? hex_digit(p[1]) : -1, lo = hi >= 0 ? hex_digit(p[2]) : -1;
+        int ch = hi * 16 + lo;
+        if (lo < 0 || ch == '/' || ch == 0) {
+            *w++ = *p++;
+        } else {
+            *w++ = (char)ch;
+            p += 3;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 static bool is_get(const char *method)
 {
     return !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
@@ -749,10 +783,11 @@ ferry_status ferry_server_start(ferry_server *s)
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
-        connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
-        pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url,
+        s, MHD_OPTION_CONNECTION_LIMIT, connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)s->cfg.connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(16 * 1024), pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool,
+        MHD_OPTION_END);
     if (!s->mhd) {
         close(s->listen_fd);
         s->listen_fd = -1;

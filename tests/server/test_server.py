@@ -207,6 +207,23 @@ class Endpoints(unittest.TestCase):
         self.get_json("/v2/models/mlp-s/ready")
         self.get_json("/v2/models/mlp-s/versions/1/ready")
 
+    def test_escaped_slash_and_nul_in_path(self):
+        # routing sees the path's segments as sent: %2F and %00 are not
+        # decoded (into a separator, or a NUL cutting the path short), so
+        # such a name is just an unknown model; other escapes are
+        for path, frag in [("/v2/models/mlp-s%2Fready", "unknown model 'mlp-s%2Fready'"),
+                           ("/v2/models/mlp-s%2fready", "unknown model 'mlp-s%2fready'"),
+                           ("/v2/models/mlp-s%00/ready", "unknown model 'mlp-s%00'"),
+                           ("/v2/models/mlp-s%2Fversions%2F1", "unknown model"),
+                           ("/v2/models/mlp-s/ready%00", "unknown path")]:
+            doc = self.get_json(path, 404)
+            self.assertIn(frag, doc["error"], path)
+        st, _, body = call(self.c, "POST", "/v2/models/mlp-s%2Finfer",
+                           infer_body(np.zeros((1, 256))))
+        self.assertEqual(st, 404, body)
+        self.assertEqual(self.get_json("/v2/models/ml%70-s/re%61dy"),
+                         {"name": "mlp-s", "ready": True})
+
     def test_head(self):
         st, _, body = call(self.c, "HEAD", "/v2/health/live")
         self.assertEqual((st, body), (200, b""))
