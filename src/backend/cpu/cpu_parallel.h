@@ -23,6 +23,11 @@ void cpu_parallel_for(cpu_chunk_fn fn, void *arg, int64_t n_chunks, int max_thre
 /* Threads the backend may use: FERRY_CPU_THREADS, else the online cores. */
 int cpu_parallel_threads(void);
 
+/* The threads a job started now would get: 1 while another forward() is
+ * in flight (cpu_parallel_for would run it all on the caller), else
+ * cpu_parallel_threads(). A hint: the answer may change at once. */
+int cpu_parallel_available(void);
+
 /* forward() brackets its work with these so that concurrent forwards each
  * stay on their own thread. */
 void cpu_parallel_enter(void);
