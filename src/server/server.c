@@ -34,6 +34,10 @@
  * so that the client gets its 413 on a healthy keep-alive connection
  * instead of a reset while it is still sending. */
 #define DRAIN_LIMIT (64u << 20)
+/* A body is allocated whole up to this size from its Content-Length; past
+ * it, it grows as the bytes arrive, so that connections that declare 64 MiB
+ * and send one byte do not reserve 64 MiB each. */
+#define BODY_PREALLOC ((size_t)1 << 20)
 /* How long stop waits for accepted requests to be answered. */
 #define STOP_GRACE_MS 10000
 /* Then, how long it keeps serving open keep-alive connections: a request
@@ -512,6 +516,8 @@ static bool body_append(srv_request *r, const char *data, size_t n)
             cap *= 2;
         if (cap > max)
             cap = max;
+        if (r->expect >= r->len + n && cap > r->expect)
+            cap = r->expect; /* no more than the declared length */
         char *nb = realloc(r->body, cap);
         if (!nb)
             return false;
@@ -655,9 +661,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 if (cl - s->cfg.max_body > DRAIN_LIMIT)
                     return respond(r); /* early: MHD closes the connection after it */
             } else if (cl > 0 && r->route == ROUTE_INFER && !r->err_status) {
-                r->body = malloc((size_t)cl); /* the usual case: one allocation */
+                /* the usual case: one allocation */
+                size_t first = cl < BODY_PREALLOC ? (size_t)cl : BODY_PREALLOC;
+                r->expect = (size_t)cl;
+                r->body = malloc(first);
                 if (r->body)
-                    r->cap = (size_t)cl;
+                    r->cap = first;
             }
         }
         return MHD_YES;

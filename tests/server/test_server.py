@@ -396,6 +396,17 @@ class Infer(unittest.TestCase):
         np.testing.assert_allclose(y, self.ref if ref is None else ref, rtol=1e-5, atol=1e-5)
         return y
 
+    def test_body_over_a_mebibyte(self):
+        # a body read past the first allocation (the server reserves at most
+        # 1 MiB up front, then grows it as the bytes arrive)
+        x = np.random.default_rng(11).standard_normal((64, 256)).astype(np.float32)
+        body = json.dumps(infer_body(x.astype(np.float64))).encode()
+        body = body[:-1] + b" \n" * (1 << 19) + b"}"
+        self.assertGreater(len(body), 1 << 20)
+        h, data = self.infer(body)
+        outs, _ = outputs_of(data)
+        self.check_out(outs["output"], shape=(64, 256), ref=reference(x))
+
     def test_flat_matches_cli_run(self):
         h, data = self.infer(infer_body(self.x, id="req-1"))
         self.assertTrue(h["content-type"].startswith("application/json"))
