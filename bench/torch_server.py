@@ -277,6 +277,8 @@ def serve_stdlib(model, args):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else headers and body wait on delayed ACKs
+        wbufsize = 1 << 16  # one send per response (flushed after each request)
 
         def log_message(self, *a):
             pass
