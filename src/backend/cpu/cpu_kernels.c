@@ -364,7 +364,8 @@ void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
          * small: rows when op(A) has at least as many rows as op(B) has
          * columns (mlp-s at batch 4096), columns otherwise (GEMV, mlp-l
          * below batch 4096); then the other side too when one alone gives
-         * too few chunks (mlp-s at batch 256: 4 x 8 blocks, not 8). */
+         * too few chunks (mlp-s at batch 256 on 16 cores: 4 x 8 blocks, not 4
+         * column blocks). */
         int64_t want = 4 * (int64_t)T;
         int64_t rb_max = M >= 128 ? M / 64 : 1, cb_max = N >= 128 ? N / 64 : 1;
         int64_t rb, cb;
