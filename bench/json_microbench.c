@@ -153,6 +153,7 @@ int main(int argc, char **argv)
     r.sel = &sel;
     r.n_sel = 1;
     r.id = "wrk";
+    r.id_n = 3;
     double wr = best_rate(run_write, &r, seconds);
     jsonw w = {0};
     unsigned st;

@@ -316,8 +316,9 @@ typedef struct ferry_server_config {
     int port;         /* default 8000; 0 picks a free port */
     size_t max_body;  /* bytes; default 64 MiB; larger bodies get 413 */
     int threads;      /* HTTP threads; default: number of cores */
-    /* seconds a connection may sit idle or half-sent before it is closed;
-     * default 30; 0: never (a request waiting for its batch is not idle) */
+    /* seconds a connection may go without sending a byte before it is
+     * closed (a request waiting for its batch is not idle); 0: the default,
+     * 30; -1: never. A client trickling a byte at a time resets it. */
     int connection_timeout;
 } ferry_server_config;
 

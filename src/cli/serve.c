@@ -47,7 +47,7 @@ static void usage(FILE *f)
         "  --port N                 default 8000; 0 picks a free port (printed)\n"
         "  --threads N              HTTP threads (default: number of cores)\n"
         "  --max-body BYTES         larger request bodies get 413 (default 64 MiB)\n"
-        "  --connection-timeout S   close a connection idle or half-sent for S seconds\n"
+        "  --connection-timeout S   close a connection that sends nothing for S seconds\n"
         "                           (default 30; 0: never); a request waiting for its\n"
         "                           batch is not idle\n"
         "\n"
@@ -313,7 +313,7 @@ int cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "--connection-timeout")) {
             if (!parse_long(a, v, 0, 86400, &x))
                 goto done;
-            o.srv.connection_timeout = (int)x;
+            o.srv.connection_timeout = x ? (int)x : -1; /* the API's 0 is the default */
         } else if (!strcmp(a, "--device")) {
             o.eng.device = v;
         } else if (!strcmp(a, "--workers")) {

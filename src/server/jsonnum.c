@@ -128,15 +128,6 @@ static double slow_strtod(const char *s, size_t n, bool f32)
     return d;
 }
 
-float jsonnum_to_f32(double d, const char *s, size_t n)
-{
-    double a = fabs(d);
-    if ((!jsonnum_f32_midpoint(d) && a >= 1.1754943508222875e-38 &&
-         a <= 3.4028234663852886e38) ||
-        a == 0.0 || isinf(a))
-        return (float)d;
-    return (float)slow_strtod(s, n, true); /* a float, exactly */
-}
 
 /*
  * w * 10^q correctly rounded to double by Eisel-Lemire, for w != 0 with at
@@ -202,6 +193,17 @@ static inline uint32_t parse_eight(uint64_t v)
          ((v >> 16) & 0x000000ff000000ffu) * 0x0000271000000001u) >>
         32;
     return (uint32_t)v;
+}
+
+float jsonnum_strtof(const char *s, size_t n)
+{
+    return (float)slow_strtod(s, n, true); /* a float, exactly */
+}
+
+float jsonnum_digits_to_f32(uint64_t w, int q, const char *s, size_t n)
+{
+    double d;
+    return eisel_lemire(w, q, &d) ? jsonnum_to_f32(d, s, n) : jsonnum_strtof(s, n);
 }
 
 bool jsonnum_parse(const char **pp, const char *end, jsonnum *out)

@@ -13,6 +13,7 @@
 #ifndef FERRY_SERVER_JSONNUM_H
 #define FERRY_SERVER_JSONNUM_H
 
+#include <float.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,7 +42,11 @@ bool jsonnum_parse(const char **pp, const char *end, jsonnum *out);
  * "1.0000001788139343261718749" is below such a midpoint), where it asks
  * strtof. Also for d outside the normal floats.
  */
-float jsonnum_to_f32(double d, const char *s, size_t n);
+float jsonnum_strtof(const char *s, size_t n); /* strtof in the "C" locale */
+
+/* The float nearest w * 10^q (w > 2^53: at least 16 digits, at most 19),
+ * the n bytes at s being its text (without a sign). */
+float jsonnum_digits_to_f32(uint64_t w, int q, const char *s, size_t n);
 
 /* Is d exactly halfway between two adjacent normal floats? */
 static inline bool jsonnum_f32_midpoint(double d)
@@ -49,6 +54,14 @@ static inline bool jsonnum_f32_midpoint(double d)
     uint64_t b;
     memcpy(&b, &d, 8);
     return (b & 0x1fffffffu) == 0x10000000u;
+}
+
+static inline float jsonnum_to_f32(double d, const char *s, size_t n)
+{
+    double a = d < 0 ? -d : d;
+    if ((!jsonnum_f32_midpoint(d) && a >= FLT_MIN && a <= FLT_MAX) || a == 0.0 || a > DBL_MAX)
+        return (float)d;
+    return jsonnum_strtof(s, n);
 }
 
 /*
@@ -89,13 +102,13 @@ static inline bool jsonnum_parse_f32_simple(const char **pp, const char *end, fl
     float v;
     if (w < (1u << 24) && k <= 10) {
         v = (float)w / p10f[k]; /* both exact: one correctly rounded division */
-    } else {
-        if (w > (uint64_t)1 << 53)
-            return false;
+    } else if (w <= (uint64_t)1 << 53) {
         double d = (double)w / p10d[k]; /* Clinger: correctly rounded double */
-        if (jsonnum_f32_midpoint(d) || d < 1.1754943508222875e-38 || d > 3.4028234663852886e38)
+        if (jsonnum_f32_midpoint(d) || d < FLT_MIN) /* a midpoint, or 0 */
             return false;
         v = (float)d;
+    } else { /* 16-19 digits, as Python's repr of a float32 sends */
+        v = jsonnum_digits_to_f32(w, -(int)k, s, (size_t)(p - s));
     }
     *out = neg ? -v : v;
     *pp = p;

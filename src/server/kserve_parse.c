@@ -568,6 +568,13 @@ static bool fill_value(cur *c, fill *f, int depth)
             return true;
         }
         x = v.d;
+        if (f->req == FERRY_F32) {
+            /* the float nearest the decimal, not the double's nearest float
+             * (an overflow stays in x for quantize to report) */
+            float y = jsonnum_to_f32(v.d, s, n);
+            if (!isinf(y))
+                x = y;
+        }
     } else if ((ch == 't' || ch == 'f') && f->req == FERRY_BOOL) {
         if (!(ch == 't' ? literal(c, "true", 4) : literal(c, "false", 5)))
             return false;
@@ -632,10 +639,12 @@ static bool fill_nested(cur *c, fill *f, const int64_t *shape, int ndim, int d, 
 
 /*
  * The common case of FP32 data into an FP32 buffer: a flat array of exactly
- * numel plain decimals (jsonnum_parse_f32_simple), in one tight loop. c->p is
- * at the '['. Returns false, having changed nothing but the buffer's
- * contents, on anything else, for the general loop to read from the start
- * (and report what is wrong).
+ * numel numbers, in one tight loop: plain decimals by
+ * jsonnum_parse_f32_simple, the rest (exponents, 17 digits) in place by
+ * jsonnum_parse. c->p is at the '['. Returns false, having changed nothing
+ * but the buffer's contents, on anything else (a non-number, a number past
+ * FP32's range, a count that does not match), for the general loop to read
+ * from the start and report what is wrong.
  */
 static bool fill_f32_flat(cur *c, fill *f)
 {
@@ -647,8 +656,18 @@ static bool fill_f32_flat(cur *c, fill *f)
     if (p < end && *p == ']')
         return false;
     for (;;) {
-        if (n == numel || !jsonnum_parse_f32_simple(&p, end, out + n))
+        if (n == numel)
             return false;
+        if (!jsonnum_parse_f32_simple(&p, end, out + n)) {
+            const char *s = p;
+            jsonnum v;
+            if (!jsonnum_parse(&p, end, &v))
+                return false;
+            float y = jsonnum_to_f32(v.d, s, (size_t)(p - s));
+            if (isinf(y))
+                return false;
+            out[n] = y;
+        }
         n++;
         while (p < end && is_ws(*p))
             p++;

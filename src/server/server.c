@@ -56,8 +56,10 @@ void ferry_server_config_init(ferry_server_config *cfg)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->threads = n > 0 ? (int)n : 1;
     /* long enough for a slow client on a slow link to send one request;
-     * short enough that idle and half-sent connections (slowloris) free
-     * their slots before they can take all of connection_limit() */
+     * short enough that idle connections, and half-sent ones whose client
+     * went quiet, free their slots soon. (MHD restarts it on every byte
+     * read: a client trickling a byte at a time keeps its slot; only
+     * connection_limit() bounds those.) */
     cfg->connection_timeout = 30;
 }
 
@@ -74,8 +76,10 @@ ferry_status ferry_server_create(const ferry_server_config *cfg, ferry_server **
         return ferry_fail(FERRY_EINVAL, "server: port %d is out of range 0..65535", cfg->port);
     if (cfg->threads < 0 || cfg->threads > 1024)
         return ferry_fail(FERRY_EINVAL, "server: threads %d is out of range 1..1024", cfg->threads);
-    if (cfg->connection_timeout < 0)
-        return ferry_fail(FERRY_EINVAL, "server: connection timeout %d s is negative",
+    if (cfg->connection_timeout < -1)
+        return ferry_fail(FERRY_EINVAL,
+                          "server: connection timeout %d s: expected seconds, 0 (the default) "
+                          "or -1 (never)",
                           cfg->connection_timeout);
     ferry_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -85,6 +89,8 @@ ferry_status ferry_server_create(const ferry_server_config *cfg, ferry_server **
         s->cfg.threads = def.threads;
     if (s->cfg.max_body == 0)
         s->cfg.max_body = def.max_body;
+    if (s->cfg.connection_timeout == 0) /* zero-filled configs get the default too */
+        s->cfg.connection_timeout = def.connection_timeout;
     s->host = strdup(cfg->host && *cfg->host ? cfg->host : def.host);
     if (!s->host) {
         free(s);
@@ -794,7 +800,8 @@ ferry_status ferry_server_start(ferry_server *s)
         MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url,
         s, MHD_OPTION_CONNECTION_LIMIT, connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)s->cfg.connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (unsigned)(s->cfg.connection_timeout > 0 ? s->cfg.connection_timeout : 0),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(16 * 1024), pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool,
         MHD_OPTION_END);
     if (!s->mhd) {

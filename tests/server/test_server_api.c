@@ -95,9 +95,9 @@ static void test_config_and_bad_arguments(void **state)
     assert_non_null(strstr(ferry_last_error(), "70000"));
     assert_null(s);
     c.port = 0;
-    c.connection_timeout = -1;
+    c.connection_timeout = -2;
     assert_int_equal(ferry_server_create(&c, &s), FERRY_EINVAL);
-    assert_non_null(strstr(ferry_last_error(), "connection timeout -1"));
+    assert_non_null(strstr(ferry_last_error(), "connection timeout -2"));
     assert_null(s);
     assert_int_equal(ferry_server_create(NULL, NULL), FERRY_EINVAL);
 
