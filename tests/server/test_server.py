@@ -396,6 +396,22 @@ class Infer(unittest.TestCase):
         np.testing.assert_allclose(y, self.ref if ref is None else ref, rtol=1e-5, atol=1e-5)
         return y
 
+    def test_mixed_number_forms(self):
+        # plain decimals, 17-digit and exponent forms in one array: the fast
+        # loop takes each in place, and every form reads as strtof reads it
+        x = self.x[:1]
+        forms = ["%.4f", "%.17g", "%.6e", "%.9g", "%d"]
+        nums = []
+        for i, v in enumerate(x.ravel().tolist()):
+            f = forms[i % len(forms)]
+            nums.append(f % (round(v) if f == "%d" else v))
+        xs = np.array([np.float32(float(t)) for t in nums], np.float32).reshape(1, 256)
+        body = ('{"inputs":[{"name":"input","datatype":"FP32","shape":[1,256],"data":[%s]}]}'
+                % ",".join(nums)).encode()
+        h, data = self.infer(body)
+        outs, _ = outputs_of(data)
+        self.check_out(outs["output"], shape=(1, 256), ref=reference(xs))
+
     def test_body_over_a_mebibyte(self):
         # a body read past the first allocation (the server reserves at most
         # 1 MiB up front, then grows it as the bytes arrive)
