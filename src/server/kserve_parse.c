@@ -200,32 +200,42 @@ static bool string(cur *c, const char **out, size_t *out_n)
 static bool skip_value(cur *c, int depth);
 
 /*
- * Iterates an object's members: call with c->p on '{' and *first true,
- * then again after reading each member's value. true with the key (when
- * key is not NULL) and c->p on its value; false at the end (c->p past '}') or on a syntax error
- * (c->bad).
+ * Steps to the next item of an array or object whose closing bracket is
+ * `close`: call with c->p on the opening bracket and *first true, then
+ * again after each item. true with c->p on the item; false at the end (c->p
+ * past the bracket) or on a syntax error (c->bad).
  */
-static bool next_key(cur *c, bool *first, const char **key, size_t *key_n)
+static bool next_item(cur *c, bool *first, char close, const char *sep_or_close)
 {
     if (*first) {
         *first = false;
         c->p++;
-        ws(c);
-        if (peek_is(c, '}')) {
-            c->p++;
-            return false;
-        }
     } else {
         ws(c);
-        if (peek_is(c, '}')) {
+        if (!peek_is(c, close)) {
+            if (!peek_is(c, ','))
+                return syntax(c, c->p, sep_or_close);
             c->p++;
-            return false;
+            ws(c);
+            return true;
         }
-        if (!peek_is(c, ','))
-            return syntax(c, c->p, "',' or '}'");
-        c->p++;
-        ws(c);
     }
+    ws(c);
+    if (peek_is(c, close)) {
+        c->p++;
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Iterates an object's members, as next_item: true with the key (when key
+ * is not NULL) and c->p on its value.
+ */
+static bool next_key(cur *c, bool *first, const char **key, size_t *key_n)
+{
+    if (!next_item(c, first, '}', "',' or '}'"))
+        return false;
     if (!peek_is(c, '"'))
         return syntax(c, c->p, "a string key");
     if (!string(c, key, key_n))
@@ -241,26 +251,7 @@ static bool next_key(cur *c, bool *first, const char **key, size_t *key_n)
 /* Array elements, likewise: true with c->p on the next element. */
 static bool next_elem(cur *c, bool *first)
 {
-    if (*first) {
-        *first = false;
-        c->p++;
-        ws(c);
-        if (peek_is(c, ']')) {
-            c->p++;
-            return false;
-        }
-        return true;
-    }
-    ws(c);
-    if (peek_is(c, ']')) {
-        c->p++;
-        return false;
-    }
-    if (!peek_is(c, ','))
-        return syntax(c, c->p, "',' or ']'");
-    c->p++;
-    ws(c);
-    return true;
+    return next_item(c, first, ']', "',' or ']'");
 }
 
 /* Checks the array or object whose opening bracket c->p is on. */
