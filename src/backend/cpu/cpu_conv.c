@@ -1,0 +1,504 @@
+/*
+ * cpu_conv.c - Conv and ConvTranspose through oneDNN convolution and
+ * deconvolution primitives, bias, residual sum and activation fused as
+ * post-ops (cpu_dnnl.h).
+ *
+ * Weights are reordered once per format a plan asks for (in practice one:
+ * the implementation oneDNN picks for a shape does not change its weights
+ * format with the batch size), and kept with the ONNX copy from which a
+ * later plan can make another.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_dnnl.h"
+#include "backend/cpu/cpu_dnnl_plan.h"
+#include "util/error.h"
+
+enum { CONV_MAX_WFMT = 4 };
+
+typedef struct conv_wfmt {
+    dnnl_memory_desc_t md;
+    void *data;
+} conv_wfmt;
+
+struct cpu_conv {
+    cpu_conv_params p;
+    /* The 2-D view: [0] is H (1 for 1-D), [1] is W. oneDNN's dilation is
+     * ONNX's minus one; pad_r has output_padding taken off (ConvTranspose). */
+    int64_t in[2], out[2];
+    dnnl_dims_t k, s, d, pad_l, pad_r; /* dnnl_dims_t: what oneDNN reads */
+    cpu_plain_impl plain;
+    dnnl_memory_desc_t w_user_md;
+    float *w_user; /* the ONNX weights, as given */
+    float *bias;   /* NULL without B */
+    conv_wfmt wf[CONV_MAX_WFMT];
+    int nwf; /* build mutex */
+    dnnl_post_ops_t po;
+    plan_cache cache;
+};
+
+static int64_t dflt1(int64_t v)
+{
+    return v == 0 ? 1 : v;
+}
+
+ferry_status cpu_conv_resolve_autopad(cpu_autopad mode, int transposed, int rank,
+                                      const int64_t *in, const int64_t *kernel,
+                                      const int64_t *stride, const int64_t *dilation,
+                                      const int64_t *output_padding, int64_t *pad_begin,
+                                      int64_t *pad_end)
+{
+    if (mode == CPU_AUTOPAD_NOTSET)
+        return FERRY_OK;
+    if (mode != CPU_AUTOPAD_VALID && mode != CPU_AUTOPAD_SAME_UPPER &&
+        mode != CPU_AUTOPAD_SAME_LOWER)
+        return ferry_fail(FERRY_EINVAL, "conv: unknown auto_pad mode %d", (int)mode);
+    if (rank < 1 || rank > 2)
+        return ferry_fail(FERRY_EINVAL, "conv: spatial rank %d (1 or 2 supported)", rank);
+    for (int i = 0; i < rank; i++) {
+        int64_t s = dflt1(stride ? stride[i] : 1), d = dflt1(dilation ? dilation[i] : 1);
+        int64_t keff = (kernel[i] - 1) * d + 1, total = 0;
+        if (mode == CPU_AUTOPAD_VALID) {
+            pad_begin[i] = pad_end[i] = 0;
+            continue;
+        }
+        if (!transposed) {
+            int64_t out = (in[i] + s - 1) / s;
+            total = (out - 1) * s + keff - in[i];
+        } else {
+            int64_t op = output_padding ? output_padding[i] : 0;
+            total = s * (in[i] - 1) + op + keff - in[i] * s;
+        }
+        if (total < 0)
+            total = 0;
+        /* ONNX: SAME_UPPER puts the odd pixel at the end, SAME_LOWER at the
+         * beginning (for ConvTranspose too, since opset 11's fix). */
+        int64_t small = total / 2, large = total - small;
+        pad_begin[i] = mode == CPU_AUTOPAD_SAME_UPPER ? small : large;
+        pad_end[i] = mode == CPU_AUTOPAD_SAME_UPPER ? large : small;
+    }
+    return FERRY_OK;
+}
+
+ferry_status cpu_conv_out_dims(const cpu_conv *c, int64_t *out)
+{
+    int off = c->p.rank == 1 ? 1 : 0;
+    for (int i = 0; i < c->p.rank; i++)
+        out[i] = c->out[i + off];
+    return FERRY_OK;
+}
+
+/* Validates p and fills c's 2-D view. */
+static ferry_status conv_shape(cpu_conv *c, const cpu_conv_params *p)
+{
+    const char *op = p->transposed ? "ConvTranspose" : "Conv";
+    if (p->rank != 1 && p->rank != 2)
+        return ferry_fail(FERRY_EINVAL, "%s: spatial rank %d (1 or 2 supported)", op, p->rank);
+    if (p->c_in < 1 || p->c_out < 1 || p->group < 1 || p->max_batch < 1)
+        return ferry_fail(FERRY_EINVAL,
+                          "%s: c_in %lld, c_out %lld, group %lld and max_batch %lld must be >= 1",
+                          op, (long long)p->c_in, (long long)p->c_out, (long long)p->group,
+                          (long long)p->max_batch);
+    if (p->c_in % p->group || p->c_out % p->group)
+        return ferry_fail(FERRY_ESHAPE, "%s: c_in %lld and c_out %lld must be divisible by group %lld",
+                          op, (long long)p->c_in, (long long)p->c_out, (long long)p->group);
+    if ((unsigned)p->act > CPU_ACT_SILU || (unsigned)p->residual > CPU_RESIDUAL_AFTER_ACT)
+        return ferry_fail(FERRY_EINVAL, "%s: unknown activation %d or residual mode %d", op,
+                          (int)p->act, (int)p->residual);
+    int off = p->rank == 1 ? 1 : 0;
+    for (int i = 0; i < 2; i++) {
+        c->in[i] = c->k[i] = c->s[i] = 1;
+        c->d[i] = c->pad_l[i] = c->pad_r[i] = 0;
+    }
+    for (int i = 0; i < p->rank; i++) {
+        int j = i + off;
+        int64_t k = p->kernel[i], s = dflt1(p->stride[i]), d = dflt1(p->dilation[i]);
+        int64_t pb = p->pad_begin[i], pe = p->pad_end[i];
+        int64_t opad = p->transposed ? p->output_padding[i] : 0;
+        if (p->in[i] < 1 || k < 1 || s < 1 || d < 1)
+            return ferry_fail(FERRY_EINVAL,
+                              "%s: spatial dim %d: input %lld, kernel %lld, stride %lld and "
+                              "dilation %lld must be >= 1",
+                              op, i, (long long)p->in[i], (long long)k, (long long)s,
+                              (long long)d);
+        int64_t keff = (k - 1) * d + 1;
+        if (pb < 0 || pe < 0 || pb >= keff || pe >= keff)
+            return ferry_fail(FERRY_ESHAPE,
+                              "%s: spatial dim %d: pads %lld,%lld must be in [0, %lld) (the "
+                              "dilated kernel's extent)",
+                              op, i, (long long)pb, (long long)pe, (long long)keff);
+        if (opad < 0 || (opad && opad >= s && opad >= d))
+            return ferry_fail(FERRY_ESHAPE,
+                              "%s: spatial dim %d: output_padding %lld must be in [0, "
+                              "max(stride, dilation))",
+                              op, i, (long long)opad);
+        int64_t out = p->transposed ? s * (p->in[i] - 1) + opad + keff - pb - pe
+                                    : (p->in[i] + pb + pe - keff) / s + 1;
+        if ((!p->transposed && p->in[i] + pb + pe < keff) || out < 1)
+            return ferry_fail(FERRY_ESHAPE,
+                              "%s: spatial dim %d: input %lld with pads %lld,%lld is smaller "
+                              "than the dilated kernel %lld",
+                              op, i, (long long)p->in[i], (long long)pb, (long long)pe,
+                              (long long)keff);
+        c->in[j] = p->in[i];
+        c->k[j] = k;
+        c->s[j] = s;
+        c->d[j] = d - 1;
+        c->pad_l[j] = pb;
+        c->pad_r[j] = pe - opad;
+        c->out[j] = out;
+    }
+    return FERRY_OK;
+}
+
+/* The post-op chain: bias is the primitive's own; then sum (the residual
+ * already in dst) and eltwise in the order asked. */
+static ferry_status conv_post_ops(cpu_conv *c)
+{
+    dnnl_status_t st = dnnl_post_ops_create(&c->po);
+    if (st != dnnl_success) {
+        c->po = NULL;
+        return dnnl_fail(st, "creating post-ops");
+    }
+    const cpu_conv_params *p = &c->p;
+    if (p->residual == CPU_RESIDUAL_BEFORE_ACT && st == dnnl_success)
+        st = dnnl_post_ops_append_sum(c->po, 1.0f);
+    switch (p->act) {
+    case CPU_ACT_NONE: break;
+    case CPU_ACT_RELU: st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_relu, 0, 0); break;
+    case CPU_ACT_LEAKY_RELU:
+        st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_relu, p->alpha, 0);
+        break;
+    case CPU_ACT_CLIP:
+        st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_clip, p->alpha, p->beta);
+        break;
+    case CPU_ACT_SIGMOID:
+        st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_logistic, 0, 0);
+        break;
+    case CPU_ACT_HARDSWISH:
+        st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_hardswish, 0, 0);
+        break;
+    case CPU_ACT_HARDSIGMOID:
+        /* oneDNN 2.6 has no hardsigmoid: alpha*x+beta, then clip to [0,1]. */
+        st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_linear, p->alpha, p->beta);
+        if (st == dnnl_success)
+            st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_clip, 0.0f, 1.0f);
+        break;
+    case CPU_ACT_GELU:
+        st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0);
+        break;
+    case CPU_ACT_GELU_TANH:
+        st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_gelu_tanh, 0, 0);
+        break;
+    case CPU_ACT_SILU:
+        st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_swish, 1.0f, 0);
+        break;
+    }
+    if (p->residual == CPU_RESIDUAL_AFTER_ACT && st == dnnl_success)
+        st = dnnl_post_ops_append_sum(c->po, 1.0f);
+    return st == dnnl_success ? FERRY_OK : dnnl_fail(st, "appending post-ops");
+}
+
+/* Runs a one-off reorder of the ONNX weights into md (at create/build). */
+static ferry_status conv_weights(cpu_conv *c, const dnnl_memory_desc_t *md, void **out)
+{
+    for (int i = 0; i < c->nwf; i++)
+        if (dnnl_memory_desc_equal(&c->wf[i].md, md)) {
+            *out = c->wf[i].data;
+            return FERRY_OK;
+        }
+    if (c->nwf == CONV_MAX_WFMT)
+        return ferry_fail(FERRY_EINTERNAL, "conv: more than %d weights formats", CONV_MAX_WFMT);
+    dnnl_engine_t eng = dnnl_cpu_engine();
+    size_t bytes = dnnl_memory_desc_get_size(md);
+    void *data = NULL;
+    if (posix_memalign(&data, 64, (bytes + 63) / 64 * 64) != 0)
+        return ferry_fail(FERRY_ENOMEM, "conv: out of memory for %zu bytes of weights", bytes);
+    dnnl_memory_t from = NULL, to = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_stream_t stream = NULL;
+    dnnl_status_t st = dnnl_memory_create(&from, &c->w_user_md, eng, c->w_user);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&to, md, eng, data);
+    if (st == dnnl_success)
+        st = dnnl_reorder_primitive_desc_create(&pd, &c->w_user_md, eng, md, eng, NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&prim, pd);
+    if (st == dnnl_success)
+        st = dnnl_stream_create(&stream, eng, dnnl_stream_default_flags);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        st = dnnl_primitive_execute(prim, stream, 2, args);
+    }
+    if (st == dnnl_success)
+        st = dnnl_stream_wait(stream);
+    if (stream)
+        dnnl_stream_destroy(stream);
+    if (prim)
+        dnnl_primitive_destroy(prim);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (to)
+        dnnl_memory_destroy(to);
+    if (from)
+        dnnl_memory_destroy(from);
+    if (st != dnnl_success) {
+        free(data);
+        return dnnl_fail(st, "reordering conv weights");
+    }
+    c->wf[c->nwf].md = *md;
+    c->wf[c->nwf].data = data;
+    c->nwf++;
+    *out = data;
+    return FERRY_OK;
+}
+
+/* The conv primitive's md for an activation the caller gives in layout:
+ * its own layout, or format any where a plain one may be reordered. */
+static int conv_md_layout(const cpu_conv *c, cpu_layout l)
+{
+    if (l == CPU_LAYOUT_PLAIN && c->plain == CPU_PLAIN_REORDER)
+        return -1;
+    return (int)l;
+}
+
+static ferry_status conv_build(void *owner, const plan_key *key, plan *p)
+{
+    cpu_conv *c = owner;
+    dnnl_engine_t eng = dnnl_cpu_engine();
+    if (!eng)
+        return FERRY_EINTERNAL;
+    int64_t n = key->n;
+    int64_t G = c->p.group, I = c->p.c_in, O = c->p.c_out;
+    dnnl_memory_desc_t src, dst, wany, bmd, usrc, udst;
+    md_act(&src, n, I, c->in[0], c->in[1], conv_md_layout(c, key->lin));
+    md_act(&dst, n, O, c->out[0], c->out[1], conv_md_layout(c, key->lout));
+    md_act(&usrc, n, I, c->in[0], c->in[1], key->lin);
+    md_act(&udst, n, O, c->out[0], c->out[1], key->lout);
+    if (G == 1) {
+        dnnl_dims_t wd = {O, I, c->k[0], c->k[1]};
+        dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any);
+    } else {
+        dnnl_dims_t wd = {G, O / G, I / G, c->k[0], c->k[1]};
+        dnnl_memory_desc_init_by_tag(&wany, 5, wd, dnnl_f32, dnnl_format_tag_any);
+    }
+    dnnl_dims_t bd = {O};
+    dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x);
+
+    dnnl_status_t st;
+    union {
+        dnnl_convolution_desc_t conv;
+        dnnl_deconvolution_desc_t deconv;
+    } od;
+    if (!c->p.transposed)
+        st = dnnl_dilated_convolution_forward_desc_init(
+            &od.conv, dnnl_forward_inference, dnnl_convolution_direct, &src, &wany,
+            c->bias ? &bmd : NULL, &dst, c->s, c->d, c->pad_l, c->pad_r);
+    else
+        st = dnnl_dilated_deconvolution_forward_desc_init(
+            &od.deconv, dnnl_forward_inference, dnnl_deconvolution_direct, &src, &wany,
+            c->bias ? &bmd : NULL, &dst, c->s, c->d, c->pad_l, c->pad_r);
+    if (st != dnnl_success)
+        return dnnl_fail(st, c->p.transposed ? "describing a deconvolution"
+                                             : "describing a convolution");
+    dnnl_primitive_attr_t attr;
+    ferry_status fst = attr_user_scratchpad(&attr, c->po);
+    if (fst != FERRY_OK)
+        return fst;
+    dnnl_primitive_desc_t pd;
+    st = dnnl_primitive_desc_create(&pd, &od, attr, eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return dnnl_fail(st, "creating a conv primitive descriptor");
+    const dnnl_memory_desc_t *psrc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *pdst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *pw = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    src = *psrc;
+    dst = *pdst;
+    fst = conv_weights(c, pw, &p->w);
+    if (fst != FERRY_OK) {
+        dnnl_primitive_desc_destroy(pd);
+        return fst;
+    }
+    dnnl_memory_desc_t wmd = *pw;
+    p->b = c->bias;
+
+    /* Steps: [x -> T0], [residual -> T1], conv, [T1 -> y]. */
+    int src_re = !dnnl_memory_desc_equal(&src, &usrc);
+    int dst_re = !dnnl_memory_desc_equal(&dst, &udst);
+    if (src_re) {
+        p->t_bytes[0] = dnnl_memory_desc_get_size(&src);
+        fst = plan_add_reorder(p, &usrc, BUF_X, &src, BUF_T0);
+    }
+    if (fst == FERRY_OK && dst_re) {
+        p->t_bytes[1] = dnnl_memory_desc_get_size(&dst);
+        if (c->p.residual)
+            fst = plan_add_reorder(p, &udst, BUF_R, &dst, BUF_T1);
+    } else if (c->p.residual) {
+        p->res_copy_floats = dnnl_memory_desc_get_size(&dst) / sizeof(float);
+    }
+    if (fst != FERRY_OK) {
+        dnnl_primitive_desc_destroy(pd);
+        return fst;
+    }
+    plan_step *s = plan_step_from_pd(p, pd, &fst);
+    if (!s)
+        return fst;
+    plan_arg_add(s, DNNL_ARG_SRC, src_re ? BUF_T0 : BUF_X, &src);
+    plan_arg_add(s, DNNL_ARG_WEIGHTS, BUF_W, &wmd);
+    if (c->bias)
+        plan_arg_add(s, DNNL_ARG_BIAS, BUF_B, &bmd);
+    plan_arg_add(s, DNNL_ARG_DST, dst_re ? BUF_T1 : BUF_Y, &dst);
+    if (dst_re)
+        fst = plan_add_reorder(p, &dst, BUF_T1, &udst, BUF_Y);
+    return fst;
+}
+
+ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const float *B,
+                             cpu_conv **out)
+{
+    *out = NULL;
+    if (!p || !W)
+        return ferry_fail(FERRY_EINVAL, "conv: NULL params or weights");
+    cpu_conv *c = calloc(1, sizeof *c);
+    if (!c)
+        return ferry_fail(FERRY_ENOMEM, "conv: out of memory");
+    c->p = *p;
+    ferry_status st = conv_shape(c, p);
+    if (st != FERRY_OK) {
+        free(c);
+        return st;
+    }
+    if (!dnnl_cpu_engine()) {
+        free(c);
+        return FERRY_EINTERNAL;
+    }
+    st = plan_cache_init(&c->cache);
+    if (st != FERRY_OK) {
+        free(c);
+        return st;
+    }
+    c->plain = p->plain_impl == CPU_PLAIN_AUTO ? CPU_PLAIN_REORDER : p->plain_impl;
+    int64_t G = p->group, I = p->c_in, O = p->c_out, kh = c->k[0], kw = c->k[1];
+    int64_t wn = O * (I / G) * kh * kw;
+    c->w_user = malloc((size_t)wn * sizeof *c->w_user);
+    if (B)
+        c->bias = malloc((size_t)O * sizeof *c->bias);
+    if (!c->w_user || (B && !c->bias)) {
+        cpu_conv_destroy(c);
+        return ferry_fail(FERRY_ENOMEM, "conv: out of memory for %lld weights", (long long)wn);
+    }
+    memcpy(c->w_user, W, (size_t)wn * sizeof *W);
+    if (B)
+        memcpy(c->bias, B, (size_t)O * sizeof *B);
+    /* ONNX's weights as oneDNN dims [G,] O/G, I/G, kh, kw with explicit
+     * strides: Conv stores [O][I/G][k] (goihw), ConvTranspose [I][O/G][k]
+     * (g, then i, then o). */
+    int64_t og = O / G, ig = I / G, ks = kh * kw;
+    dnnl_dims_t wd, ws;
+    int wnd;
+    if (!p->transposed) {
+        int64_t d5[5] = {G, og, ig, kh, kw}, s5[5] = {og * ig * ks, ig * ks, ks, kw, 1};
+        memcpy(wd, d5, sizeof d5);
+        memcpy(ws, s5, sizeof s5);
+    } else {
+        int64_t d5[5] = {G, og, ig, kh, kw}, s5[5] = {ig * og * ks, ks, og * ks, kw, 1};
+        memcpy(wd, d5, sizeof d5);
+        memcpy(ws, s5, sizeof s5);
+    }
+    if (G == 1) { /* drop the group dim */
+        memmove(wd, wd + 1, 4 * sizeof wd[0]);
+        memmove(ws, ws + 1, 4 * sizeof ws[0]);
+        wnd = 4;
+    } else {
+        wnd = 5;
+    }
+    dnnl_status_t ds = dnnl_memory_desc_init_by_strides(&c->w_user_md, wnd, wd, dnnl_f32, ws);
+    if (ds != dnnl_success) {
+        cpu_conv_destroy(c);
+        return dnnl_fail(ds, "describing conv weights");
+    }
+    st = conv_post_ops(c);
+    if (st != FERRY_OK) {
+        cpu_conv_destroy(c);
+        return st;
+    }
+    /* Build the batch-1 plan now: it reorders the weights and reports an
+     * unsupported shape here rather than on the first run. */
+    plan_key key = {.n = 1, .threads = 1, .lin = CPU_LAYOUT_PLAIN, .lout = CPU_LAYOUT_PLAIN};
+    plan *pl;
+    plan_slot *s;
+    st = plan_acquire(&c->cache, &key, conv_build, c, &pl, &s);
+    if (st != FERRY_OK) {
+        cpu_conv_destroy(c);
+        return ferry_fail_prefix(st, "%s", p->transposed ? "ConvTranspose" : "Conv");
+    }
+    plan_release(&c->cache, pl, s);
+    *out = c;
+    return FERRY_OK;
+}
+
+ferry_status cpu_conv_run_layout(cpu_conv *c, int64_t n, cpu_layout lin, cpu_layout lout,
+                                 int threads, const float *x, const float *residual, float *y)
+{
+    ferry_status st = check_run(c->p.transposed ? "ConvTranspose" : "Conv", n, c->p.max_batch);
+    if (st != FERRY_OK)
+        return st;
+    if (!x || !y || (c->p.residual && !residual))
+        return ferry_fail(FERRY_EINVAL, "conv: NULL input, output or residual");
+    if ((lin != CPU_LAYOUT_PLAIN && lin != CPU_LAYOUT_BLOCKED) ||
+        (lout != CPU_LAYOUT_PLAIN && lout != CPU_LAYOUT_BLOCKED))
+        return ferry_fail(FERRY_EINVAL, "conv: unknown layout");
+    plan_key key = {.n = n, .threads = threads < 1 ? 1 : threads, .lin = lin, .lout = lout};
+    plan *p;
+    plan_slot *s;
+    st = plan_acquire(&c->cache, &key, conv_build, c, &p, &s);
+    if (st != FERRY_OK)
+        return st;
+    st = plan_execute(p, s, x, y, residual);
+    plan_release(&c->cache, p, s);
+    return st;
+}
+
+ferry_status cpu_conv_run(cpu_conv *c, int64_t n, const float *x, const float *residual, float *y)
+{
+    return cpu_conv_run_layout(c, n, CPU_LAYOUT_PLAIN, CPU_LAYOUT_PLAIN, 1, x, residual, y);
+}
+
+const char *cpu_conv_impl(cpu_conv *c, int64_t n, cpu_layout lin, cpu_layout lout, int threads)
+{
+    plan_key key = {.n = n, .threads = threads < 1 ? 1 : threads, .lin = lin, .lout = lout};
+    plan *p;
+    plan_slot *s;
+    if (plan_acquire(&c->cache, &key, conv_build, c, &p, &s) != FERRY_OK)
+        return "?";
+    plan_release(&c->cache, p, s);
+    const char *name = "?";
+    for (int i = 0; i < p->nsteps; i++) {
+        const_dnnl_primitive_desc_t pd;
+        if (dnnl_primitive_get_primitive_desc(p->step[i].prim, &pd) != dnnl_success)
+            continue;
+        dnnl_primitive_kind_t kind;
+        if (dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, &kind) == dnnl_success &&
+            kind != dnnl_reorder)
+            dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
+    }
+    return name;
+}
+
+void cpu_conv_destroy(cpu_conv *c)
+{
+    if (!c)
+        return;
+    plan_cache_destroy(&c->cache);
+    for (int i = 0; i < c->nwf; i++)
+        free(c->wf[i].data);
+    if (c->po)
+        dnnl_post_ops_destroy(c->po);
+    free(c->w_user);
+    free(c->bias);
+    free(c);
+}

@@ -1,0 +1,283 @@
+/*
+ * cpu_pool.c - MaxPool, AveragePool, GlobalMaxPool and GlobalAveragePool
+ * through oneDNN pooling_v2 primitives (cpu_dnnl.h).
+ *
+ * ONNX's ceil_mode becomes a larger end pad for oneDNN. That is exact for
+ * MaxPool (pads are -inf) and for AveragePool without count_include_pad
+ * (pads are not counted), but with count_include_pad ONNX Runtime and
+ * PyTorch divide by the window clipped to the explicitly padded input,
+ * and oneDNN's avg_include_padding always divides by the whole kernel.
+ * That case runs avg_exclude_padding and scales each output position by
+ * (taps in the input) / (taps in the padded input), a table made at create.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_dnnl.h"
+#include "backend/cpu/cpu_dnnl_plan.h"
+#include "util/error.h"
+
+struct cpu_pool {
+    cpu_pool_params p;
+    /* The 2-D view ([0] is H, 1 for 1-D); oneDNN's dilation (ONNX's - 1). */
+    int64_t in[2], out[2];
+    dnnl_dims_t k, s, d, pad_l, pad_r; /* dnnl_dims_t: what oneDNN reads */
+    dnnl_alg_kind_t alg;
+    float *fix; /* [out[0] * out[1]] divisor fix, or NULL */
+    plan_cache cache;
+};
+
+static const char *pool_name(cpu_pool_kind k)
+{
+    switch (k) {
+    case CPU_POOL_MAX: return "MaxPool";
+    case CPU_POOL_AVG: return "AveragePool";
+    case CPU_POOL_GLOBAL_MAX: return "GlobalMaxPool";
+    case CPU_POOL_GLOBAL_AVG: return "GlobalAveragePool";
+    }
+    return "pool";
+}
+
+/* Taps of a window starting at `start` (dilation d, k taps) inside [lo, hi). */
+static int64_t taps_in(int64_t start, int64_t k, int64_t d, int64_t lo, int64_t hi)
+{
+    int64_t n = 0;
+    for (int64_t t = 0; t < k; t++) {
+        int64_t v = start + t * d;
+        n += v >= lo && v < hi;
+    }
+    return n;
+}
+
+static ferry_status pool_shape(cpu_pool *pl, const cpu_pool_params *p)
+{
+    const char *op = pool_name(p->kind);
+    if ((unsigned)p->kind > CPU_POOL_GLOBAL_AVG)
+        return ferry_fail(FERRY_EINVAL, "pool: unknown kind %d", (int)p->kind);
+    if (p->rank != 1 && p->rank != 2)
+        return ferry_fail(FERRY_EINVAL, "%s: spatial rank %d (1 or 2 supported)", op, p->rank);
+    if (p->c < 1 || p->max_batch < 1)
+        return ferry_fail(FERRY_EINVAL, "%s: channels %lld and max_batch %lld must be >= 1", op,
+                          (long long)p->c, (long long)p->max_batch);
+    int global = p->kind == CPU_POOL_GLOBAL_MAX || p->kind == CPU_POOL_GLOBAL_AVG;
+    int off = p->rank == 1 ? 1 : 0;
+    for (int i = 0; i < 2; i++) {
+        pl->in[i] = pl->k[i] = pl->s[i] = pl->out[i] = 1;
+        pl->d[i] = pl->pad_l[i] = pl->pad_r[i] = 0;
+    }
+    int need_fix = 0;
+    for (int i = 0; i < p->rank; i++) {
+        int j = i + off;
+        int64_t in = p->in[i];
+        if (in < 1)
+            return ferry_fail(FERRY_EINVAL, "%s: spatial dim %d: input %lld must be >= 1", op, i,
+                              (long long)in);
+        pl->in[j] = in;
+        if (global) {
+            pl->k[j] = in;
+            continue;
+        }
+        int64_t k = p->kernel[i], s = p->stride[i] ? p->stride[i] : 1;
+        int64_t d = p->dilation[i] ? p->dilation[i] : 1;
+        int64_t pb = p->pad_begin[i], pe = p->pad_end[i];
+        if (k < 1 || s < 1 || d < 1)
+            return ferry_fail(FERRY_EINVAL,
+                              "%s: spatial dim %d: kernel %lld, stride %lld and dilation %lld "
+                              "must be >= 1",
+                              op, i, (long long)k, (long long)s, (long long)d);
+        int64_t keff = (k - 1) * d + 1;
+        if (pb < 0 || pe < 0 || pb >= keff || pe >= keff)
+            return ferry_fail(FERRY_ESHAPE,
+                              "%s: spatial dim %d: pads %lld,%lld must be in [0, %lld) (the "
+                              "dilated kernel's extent)",
+                              op, i, (long long)pb, (long long)pe, (long long)keff);
+        int64_t span = in + pb + pe - keff;
+        if (span < 0)
+            return ferry_fail(FERRY_ESHAPE,
+                              "%s: spatial dim %d: input %lld with pads %lld,%lld is smaller "
+                              "than the dilated kernel %lld",
+                              op, i, (long long)in, (long long)pb, (long long)pe,
+                              (long long)keff);
+        int64_t out = span / s + 1;
+        if (p->ceil_mode) {
+            out = (span + s - 1) / s + 1;
+            if ((out - 1) * s >= in + pb) /* the last window would start in the end pad */
+                out--;
+        }
+        /* oneDNN's end pad: the least that its floor formula turns into
+         * out (never more than pe without ceil_mode, and below keff with
+         * it since the last window starts inside in + pb). */
+        int64_t pr = (out - 1) * s + keff - in - pb;
+        if (pr < 0)
+            pr = 0;
+        pl->k[j] = k;
+        pl->s[j] = s;
+        pl->d[j] = d - 1;
+        pl->pad_l[j] = pb;
+        pl->pad_r[j] = pr;
+        pl->out[j] = out;
+        if (pr > pe)
+            need_fix = 1;
+    }
+    switch (p->kind) {
+    case CPU_POOL_MAX:
+    case CPU_POOL_GLOBAL_MAX: pl->alg = dnnl_pooling_max; break;
+    case CPU_POOL_GLOBAL_AVG: pl->alg = dnnl_pooling_avg_exclude_padding; break;
+    case CPU_POOL_AVG:
+        pl->alg = p->count_include_pad ? dnnl_pooling_avg_include_padding
+                                       : dnnl_pooling_avg_exclude_padding;
+        if (p->count_include_pad && need_fix) {
+            pl->alg = dnnl_pooling_avg_exclude_padding;
+            pl->fix = malloc((size_t)(pl->out[0] * pl->out[1]) * sizeof *pl->fix);
+            if (!pl->fix)
+                return ferry_fail(FERRY_ENOMEM, "%s: out of memory", op);
+            int64_t pe2[2] = {0, 0};
+            for (int i = 0; i < p->rank; i++)
+                pe2[i + off] = p->pad_end[i];
+            for (int64_t oh = 0; oh < pl->out[0]; oh++)
+                for (int64_t ow = 0; ow < pl->out[1]; ow++) {
+                    int64_t h0 = oh * pl->s[0] - pl->pad_l[0], w0 = ow * pl->s[1] - pl->pad_l[1];
+                    int64_t dh = pl->d[0] + 1, dw = pl->d[1] + 1;
+                    int64_t valid = taps_in(h0, pl->k[0], dh, 0, pl->in[0]) *
+                                    taps_in(w0, pl->k[1], dw, 0, pl->in[1]);
+                    int64_t padded =
+                        taps_in(h0, pl->k[0], dh, -pl->pad_l[0], pl->in[0] + pe2[0]) *
+                        taps_in(w0, pl->k[1], dw, -pl->pad_l[1], pl->in[1] + pe2[1]);
+                    pl->fix[oh * pl->out[1] + ow] = padded ? (float)valid / (float)padded : 0.0f;
+                }
+        }
+        break;
+    }
+    return FERRY_OK;
+}
+
+void cpu_pool_out_dims(const cpu_pool *pl, int64_t *out)
+{
+    int off = pl->p.rank == 1 ? 1 : 0;
+    for (int i = 0; i < pl->p.rank; i++)
+        out[i] = pl->out[i + off];
+}
+
+static ferry_status pool_build(void *owner, const plan_key *key, plan *p)
+{
+    cpu_pool *pl = owner;
+    dnnl_engine_t eng = dnnl_cpu_engine();
+    if (!eng)
+        return FERRY_EINTERNAL;
+    int64_t n = key->n, c = pl->p.c;
+    dnnl_memory_desc_t src, dst, udst;
+    md_act(&src, n, c, pl->in[0], pl->in[1], key->lin);
+    md_act(&dst, n, c, pl->out[0], pl->out[1], key->lin);
+    md_act(&udst, n, c, pl->out[0], pl->out[1], key->lout);
+    dnnl_pooling_v2_desc_t pd_desc;
+    dnnl_status_t st = dnnl_pooling_v2_forward_desc_init(&pd_desc, dnnl_forward_inference, pl->alg,
+                                                         &src, &dst, pl->s, pl->k, pl->d,
+                                                         pl->pad_l, pl->pad_r);
+    if (st != dnnl_success)
+        return dnnl_fail(st, "describing a pooling");
+    dnnl_primitive_attr_t attr;
+    ferry_status fst = attr_user_scratchpad(&attr, NULL);
+    if (fst != FERRY_OK)
+        return fst;
+    dnnl_primitive_desc_t pd;
+    st = dnnl_primitive_desc_create(&pd, &pd_desc, attr, eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return dnnl_fail(st, "creating a pooling primitive descriptor");
+    int re = key->lin != key->lout;
+    if (re)
+        p->t_bytes[0] = dnnl_memory_desc_get_size(&dst);
+    plan_step *s = plan_step_from_pd(p, pd, &fst);
+    if (!s)
+        return fst;
+    plan_arg_add(s, DNNL_ARG_SRC, BUF_X, &src);
+    plan_arg_add(s, DNNL_ARG_DST, re ? BUF_T0 : BUF_Y, &dst);
+    if (re)
+        fst = plan_add_reorder(p, &dst, BUF_T0, &udst, BUF_Y);
+    return fst;
+}
+
+ferry_status cpu_pool_create(const cpu_pool_params *p, cpu_pool **out)
+{
+    *out = NULL;
+    if (!p)
+        return ferry_fail(FERRY_EINVAL, "pool: NULL params");
+    cpu_pool *pl = calloc(1, sizeof *pl);
+    if (!pl)
+        return ferry_fail(FERRY_ENOMEM, "pool: out of memory");
+    pl->p = *p;
+    ferry_status st = pool_shape(pl, p);
+    if (st == FERRY_OK && !dnnl_cpu_engine())
+        st = FERRY_EINTERNAL;
+    if (st == FERRY_OK)
+        st = plan_cache_init(&pl->cache);
+    if (st != FERRY_OK) {
+        free(pl->fix);
+        free(pl);
+        return st;
+    }
+    /* Build the batch-1 plan now, so that oneDNN's refusal shows here. */
+    plan_key key = {.n = 1, .threads = 1, .lin = CPU_LAYOUT_PLAIN, .lout = CPU_LAYOUT_PLAIN};
+    plan *pp;
+    plan_slot *s;
+    st = plan_acquire(&pl->cache, &key, pool_build, pl, &pp, &s);
+    if (st != FERRY_OK) {
+        cpu_pool_destroy(pl);
+        return ferry_fail_prefix(st, "%s", pool_name(p->kind));
+    }
+    plan_release(&pl->cache, pp, s);
+    *out = pl;
+    return FERRY_OK;
+}
+
+/* y *= fix[position] for every sample and channel (block) of layout. */
+static void pool_fix(const cpu_pool *pl, int64_t n, cpu_layout layout, float *y)
+{
+    int64_t sp = pl->out[0] * pl->out[1];
+    int64_t b = layout == CPU_LAYOUT_BLOCKED ? cpu_dnnl_block() : 1;
+    int64_t planes = cpu_layout_numel(layout, n, pl->p.c, sp) / (sp * b);
+    for (int64_t q = 0; q < planes; q++) {
+        float *yq = y + q * sp * b;
+        for (int64_t i = 0; i < sp; i++)
+            for (int64_t e = 0; e < b; e++)
+                yq[i * b + e] *= pl->fix[i];
+    }
+}
+
+ferry_status cpu_pool_run_layout(cpu_pool *pl, int64_t n, cpu_layout lin, cpu_layout lout,
+                                 int threads, const float *x, float *y)
+{
+    ferry_status st = check_run(pool_name(pl->p.kind), n, pl->p.max_batch);
+    if (st != FERRY_OK)
+        return st;
+    if (!x || !y)
+        return ferry_fail(FERRY_EINVAL, "%s: NULL input or output", pool_name(pl->p.kind));
+    if ((lin != CPU_LAYOUT_PLAIN && lin != CPU_LAYOUT_BLOCKED) ||
+        (lout != CPU_LAYOUT_PLAIN && lout != CPU_LAYOUT_BLOCKED))
+        return ferry_fail(FERRY_EINVAL, "%s: unknown layout", pool_name(pl->p.kind));
+    plan_key key = {.n = n, .threads = threads < 1 ? 1 : threads, .lin = lin, .lout = lout};
+    plan *p;
+    plan_slot *s;
+    st = plan_acquire(&pl->cache, &key, pool_build, pl, &p, &s);
+    if (st != FERRY_OK)
+        return st;
+    st = plan_execute(p, s, x, y, NULL);
+    plan_release(&pl->cache, p, s);
+    if (st == FERRY_OK && pl->fix)
+        pool_fix(pl, n, lout, y);
+    return st;
+}
+
+ferry_status cpu_pool_run(cpu_pool *pl, int64_t n, const float *x, float *y)
+{
+    return cpu_pool_run_layout(pl, n, CPU_LAYOUT_PLAIN, CPU_LAYOUT_PLAIN, 1, x, y);
+}
+
+void cpu_pool_destroy(cpu_pool *pl)
+{
+    if (!pl)
+        return;
+    plan_cache_destroy(&pl->cache);
+    free(pl->fix);
+    free(pl);
+}
