@@ -109,7 +109,7 @@ static ferry_status conv_shape(cpu_conv *c, const cpu_conv_params *p)
                           (int)p->act, (int)p->residual);
     int off = p->rank == 1 ? 1 : 0;
     for (int i = 0; i < 2; i++) {
-        c->in[i] = c->k[i] = c->s[i] = 1;
+        c->in[i] = c->out[i] = c->k[i] = c->s[i] = 1;
         c->d[i] = c->pad_l[i] = c->pad_r[i] = 0;
     }
     for (int i = 0; i < p->rank; i++) {

@@ -1,0 +1,811 @@
+/*
+ * test_cpu_dnnl.c - the oneDNN conv-family kernels (cpu_dnnl.h) against
+ * naive double-precision loops written here: Conv / ConvTranspose with
+ * every post-op, pools, BatchNormalization and its fold, the blocked
+ * layout, the per-batch-size cache under two threads, and bad params.
+ *
+ * Error measure: max |y - ref| over a tensor divided by max |ref|, at most
+ * 1e-5 (a conv sums tens of products; per-element relative error near a
+ * zero crossing says nothing about the kernel).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backend/cpu/cpu_dnnl.h"
+
+#define TOL 1e-5
+
+/* ------------------------------------------------------------- helpers */
+
+static uint32_t rng = 2463534242u;
+
+static float frand(float lo, float hi)
+{
+    rng = rng * 1664525u + 1013904223u;
+    return lo + (hi - lo) * (float)(rng >> 8) / 16777216.0f;
+}
+
+static float *rand_buf(int64_t n, float lo, float hi)
+{
+    float *p = malloc((size_t)(n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = frand(lo, hi);
+    return p;
+}
+
+static double *dbuf(int64_t n)
+{
+    double *p = calloc((size_t)(n ? n : 1), sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+/* max |y - ref| / max |ref| (infinite where ref is all ~0: a kernel
+ * writing zeros cannot pass). Asserts nothing: threads call it too. */
+static double rel_err(const float *y, const double *ref, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)y[i] - ref[i]);
+        if (e > num || isnan(e))
+            num = isnan(e) ? INFINITY : e;
+        if (fabs(ref[i]) > den)
+            den = fabs(ref[i]);
+    }
+    return den > 1e-3 ? num / den : INFINITY;
+}
+
+static void check_close(const float *y, const double *ref, int64_t n, const char *what)
+{
+    double e = rel_err(y, ref, n);
+    if (e > TOL)
+        print_error("%s: relative error %.3g\n", what, e);
+    assert_true(e <= TOL);
+}
+
+static double act_ref(cpu_act a, double v, double al, double be)
+{
+    switch (a) {
+    case CPU_ACT_NONE: return v;
+    case CPU_ACT_RELU: return v < 0 ? 0 : v;
+    case CPU_ACT_LEAKY_RELU: return v < 0 ? al * v : v;
+    case CPU_ACT_CLIP: return v < al ? al : v > be ? be : v;
+    case CPU_ACT_SIGMOID: return 1 / (1 + exp(-v));
+    case CPU_ACT_HARDSWISH: return v * fmax(0, fmin(1, v / 6 + 0.5));
+    case CPU_ACT_HARDSIGMOID: return fmax(0, fmin(1, al * v + be));
+    case CPU_ACT_GELU: return 0.5 * v * (1 + erf(v / sqrt(2.0)));
+    case CPU_ACT_GELU_TANH:
+        return 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+    case CPU_ACT_SILU: return v / (1 + exp(-v));
+    }
+    return NAN;
+}
+
+/* A conv's shape in the 2-D view (1-D: H = 1). */
+typedef struct shp {
+    int64_t ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+} shp;
+
+static shp view(const cpu_conv_params *p, const int64_t *out)
+{
+    shp v;
+    if (p->rank == 1) {
+        v = (shp){1, p->in[0], 1, out[0], 1, p->kernel[0], 1, p->stride[0] ? p->stride[0] : 1,
+                  1, p->dilation[0] ? p->dilation[0] : 1, 0, p->pad_begin[0]};
+    } else {
+        v = (shp){p->in[0],
+                  p->in[1],
+                  out[0],
+                  out[1],
+                  p->kernel[0],
+                  p->kernel[1],
+                  p->stride[0] ? p->stride[0] : 1,
+                  p->stride[1] ? p->stride[1] : 1,
+                  p->dilation[0] ? p->dilation[0] : 1,
+                  p->dilation[1] ? p->dilation[1] : 1,
+                  p->pad_begin[0],
+                  p->pad_begin[1]};
+    }
+    return v;
+}
+
+/* ONNX Conv / ConvTranspose + bias + residual + activation in double. */
+static void conv_ref(const cpu_conv_params *p, const int64_t *out, int64_t n, const float *x,
+                     const float *W, const float *B, const float *res, double *y)
+{
+    shp v = view(p, out);
+    int64_t G = p->group, I = p->c_in, O = p->c_out, ig = I / G, og = O / G;
+    int64_t ysz = n * O * v.oh * v.ow;
+    for (int64_t i = 0; i < ysz; i++)
+        y[i] = 0;
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t oo = 0; oo < og; oo++)
+                for (int64_t ii = 0; ii < ig; ii++)
+                    for (int64_t kh = 0; kh < v.kh; kh++)
+                        for (int64_t kw = 0; kw < v.kw; kw++) {
+                            int64_t o = g * og + oo, ci = g * ig + ii;
+                            double w = p->transposed
+                                           ? W[((ci * og + oo) * v.kh + kh) * v.kw + kw]
+                                           : W[((o * ig + ii) * v.kh + kh) * v.kw + kw];
+                            const float *xp = x + (b * I + ci) * v.ih * v.iw;
+                            double *yp = y + (b * O + o) * v.oh * v.ow;
+                            if (!p->transposed) {
+                                for (int64_t oh = 0; oh < v.oh; oh++)
+                                    for (int64_t ow = 0; ow < v.ow; ow++) {
+                                        int64_t ih = oh * v.sh - v.ph + kh * v.dh;
+                                        int64_t iw = ow * v.sw - v.pw + kw * v.dw;
+                                        if (ih >= 0 && ih < v.ih && iw >= 0 && iw < v.iw)
+                                            yp[oh * v.ow + ow] += w * xp[ih * v.iw + iw];
+                                    }
+                            } else {
+                                for (int64_t ih = 0; ih < v.ih; ih++)
+                                    for (int64_t iw = 0; iw < v.iw; iw++) {
+                                        int64_t oh = ih * v.sh - v.ph + kh * v.dh;
+                                        int64_t ow = iw * v.sw - v.pw + kw * v.dw;
+                                        if (oh >= 0 && oh < v.oh && ow >= 0 && ow < v.ow)
+                                            yp[oh * v.ow + ow] += w * xp[ih * v.iw + iw];
+                                    }
+                            }
+                        }
+    int64_t sp = v.oh * v.ow;
+    for (int64_t i = 0; i < ysz; i++) {
+        double t = y[i] + (B ? B[(i / sp) % O] : 0);
+        if (p->residual == CPU_RESIDUAL_BEFORE_ACT)
+            t += res[i];
+        t = act_ref(p->act, t, p->alpha, p->beta);
+        if (p->residual == CPU_RESIDUAL_AFTER_ACT)
+            t += res[i];
+        y[i] = t;
+    }
+}
+
+static int64_t wsize(const cpu_conv_params *p)
+{
+    int64_t k = p->kernel[0] * (p->rank == 2 ? p->kernel[1] : 1);
+    return p->transposed ? p->c_in * (p->c_out / p->group) * k
+                         : p->c_out * (p->c_in / p->group) * k;
+}
+
+static int64_t spatial(int rank, const int64_t *d)
+{
+    return rank == 2 ? d[0] * d[1] : d[0];
+}
+
+/* Builds p, runs it at each batch size in ns (one object: its cache) and
+ * checks each against conv_ref. */
+static void conv_case(const cpu_conv_params *p, const int64_t *ns, int nn, const char *what)
+{
+    float *W = rand_buf(wsize(p), -0.5f, 0.5f);
+    float *B = rand_buf(p->c_out, -0.5f, 0.5f);
+    cpu_conv *c = NULL;
+    ferry_status st = cpu_conv_create(p, W, B, &c);
+    if (st != FERRY_OK)
+        print_error("%s: %s\n", what, ferry_last_error());
+    assert_int_equal(st, FERRY_OK);
+    int64_t out[2];
+    cpu_conv_out_dims(c, out);
+    for (int t = 0; t < nn; t++) {
+        int64_t n = ns[t];
+        int64_t xs = n * p->c_in * spatial(p->rank, p->in), ys = n * p->c_out * spatial(p->rank, out);
+        float *x = rand_buf(xs, -1, 1);
+        float *r = p->residual ? rand_buf(ys, -1, 1) : NULL;
+        float *y = rand_buf(ys, 100, 200); /* garbage the kernel must overwrite */
+        double *ref = dbuf(ys);
+        conv_ref(p, out, n, x, W, B, r, ref);
+        assert_int_equal(cpu_conv_run(c, n, x, r, y), FERRY_OK);
+        check_close(y, ref, ys, what);
+        if (r) { /* in place: residual == y */
+            memcpy(y, r, (size_t)ys * sizeof *y);
+            assert_int_equal(cpu_conv_run(c, n, x, y, y), FERRY_OK);
+            check_close(y, ref, ys, what);
+        }
+        free(x);
+        free(r);
+        free(y);
+        free(ref);
+    }
+    cpu_conv_destroy(c);
+    free(W);
+    free(B);
+}
+
+static cpu_conv_params conv2d(int64_t ci, int64_t co, int64_t g, int64_t h, int64_t w, int64_t kh,
+                              int64_t kw)
+{
+    cpu_conv_params p = {.rank = 2, .c_in = ci, .c_out = co, .group = g, .max_batch = 32};
+    p.in[0] = h;
+    p.in[1] = w;
+    p.kernel[0] = kh;
+    p.kernel[1] = kw;
+    return p;
+}
+
+static const int64_t NS[] = {1, 3, 32};
+
+/* ---------------------------------------------------------------- conv */
+
+static void test_conv2d_basic(void **state)
+{
+    (void)state;
+    cpu_conv_params p = conv2d(3, 5, 1, 7, 5, 3, 3);
+    p.pad_begin[0] = 1, p.pad_end[0] = 0, p.pad_begin[1] = 0, p.pad_end[1] = 2; /* asymmetric */
+    conv_case(&p, NS, 3, "conv 3x3 asym pads");
+    for (int plain = CPU_PLAIN_DIRECT; plain <= CPU_PLAIN_REORDER; plain++) {
+        p.plain_impl = (cpu_plain_impl)plain;
+        conv_case(&p, NS, 3, plain == CPU_PLAIN_DIRECT ? "conv direct" : "conv reorder");
+    }
+}
+
+static void test_conv2d_groups_stride_dilation(void **state)
+{
+    (void)state;
+    cpu_conv_params p = conv2d(4, 6, 2, 7, 5, 3, 2);
+    p.stride[0] = p.stride[1] = 2;
+    p.pad_begin[0] = 2, p.pad_end[1] = 1;
+    conv_case(&p, NS, 3, "groups 2 stride 2");
+    p = conv2d(3, 4, 1, 7, 5, 2, 2);
+    p.dilation[0] = p.dilation[1] = 2;
+    p.pad_begin[1] = 1;
+    conv_case(&p, NS, 3, "dilation 2");
+    /* Depthwise (group == C_in), channel multiplier 1 and 2, stride 2. */
+    p = conv2d(3, 3, 3, 7, 5, 3, 3);
+    p.stride[0] = p.stride[1] = 2;
+    p.pad_begin[0] = p.pad_begin[1] = p.pad_end[0] = p.pad_end[1] = 1;
+    conv_case(&p, NS, 3, "depthwise");
+    p.c_out = 6;
+    conv_case(&p, NS, 3, "depthwise x2");
+    p = conv2d(16, 16, 16, 7, 5, 3, 3); /* a full SIMD block of channels */
+    p.pad_begin[0] = p.pad_begin[1] = p.pad_end[0] = p.pad_end[1] = 1;
+    conv_case(&p, NS, 3, "depthwise 16");
+}
+
+static void test_conv1d(void **state)
+{
+    (void)state;
+    cpu_conv_params p = {.rank = 1, .c_in = 3, .c_out = 4, .group = 1, .max_batch = 32};
+    p.in[0] = 11;
+    p.kernel[0] = 3;
+    p.stride[0] = 2;
+    p.dilation[0] = 2;
+    p.pad_begin[0] = 2;
+    p.pad_end[0] = 1;
+    conv_case(&p, NS, 3, "conv1d");
+    p.group = p.c_out = 3;
+    p.stride[0] = 1;
+    p.act = CPU_ACT_RELU;
+    conv_case(&p, NS, 3, "conv1d depthwise relu");
+}
+
+static void test_autopad(void **state)
+{
+    (void)state;
+    cpu_conv_params p = conv2d(3, 4, 1, 7, 5, 4, 3);
+    p.stride[0] = 2, p.stride[1] = 2;
+    /* H: out = ceil(7/2) = 4, total = 3*2 + 4 - 7 = 3; W: out 3, total 2*2+3-5 = 2. */
+    assert_int_equal(cpu_conv_resolve_autopad(CPU_AUTOPAD_SAME_UPPER, 0, 2, p.in, p.kernel,
+                                              p.stride, p.dilation, NULL, p.pad_begin, p.pad_end),
+                     FERRY_OK);
+    assert_int_equal(p.pad_begin[0], 1);
+    assert_int_equal(p.pad_end[0], 2);
+    assert_int_equal(p.pad_begin[1], 1);
+    assert_int_equal(p.pad_end[1], 1);
+    conv_case(&p, NS, 2, "SAME_UPPER");
+    cpu_conv *c;
+    int64_t out[2];
+    assert_int_equal(cpu_conv_create(&p, (float[48 * 4]){0}, NULL, &c), FERRY_OK);
+    cpu_conv_out_dims(c, out);
+    assert_int_equal(out[0], 4);
+    assert_int_equal(out[1], 3);
+    cpu_conv_destroy(c);
+    assert_int_equal(cpu_conv_resolve_autopad(CPU_AUTOPAD_SAME_LOWER, 0, 2, p.in, p.kernel,
+                                              p.stride, p.dilation, NULL, p.pad_begin, p.pad_end),
+                     FERRY_OK);
+    assert_int_equal(p.pad_begin[0], 2);
+    assert_int_equal(p.pad_end[0], 1);
+    conv_case(&p, NS, 2, "SAME_LOWER");
+    assert_int_equal(cpu_conv_resolve_autopad(CPU_AUTOPAD_VALID, 0, 2, p.in, p.kernel, p.stride,
+                                              p.dilation, NULL, p.pad_begin, p.pad_end),
+                     FERRY_OK);
+    assert_int_equal(p.pad_begin[0] + p.pad_end[0] + p.pad_begin[1] + p.pad_end[1], 0);
+    /* ConvTranspose SAME: out = in * stride. */
+    int64_t in[1] = {5}, k[1] = {3}, s[1] = {2}, op[1] = {1}, pb[1], pe[1];
+    assert_int_equal(cpu_conv_resolve_autopad(CPU_AUTOPAD_SAME_UPPER, 1, 1, in, k, s, NULL, op,
+                                              pb, pe),
+                     FERRY_OK);
+    assert_int_equal(2 * 4 + 1 + 3 - pb[0] - pe[0], 10);
+    assert_int_equal(pb[0], 1);
+    assert_int_equal(pe[0], 1);
+    assert_int_equal(cpu_conv_resolve_autopad((cpu_autopad)9, 0, 1, in, k, s, NULL, NULL, pb, pe),
+                     FERRY_EINVAL);
+}
+
+static void test_post_ops(void **state)
+{
+    (void)state;
+    static const struct {
+        cpu_act a;
+        float al, be;
+    } acts[] = {
+        {CPU_ACT_NONE, 0, 0},        {CPU_ACT_RELU, 0, 0},          {CPU_ACT_LEAKY_RELU, 0.1f, 0},
+        {CPU_ACT_CLIP, 0.0f, 0.6f},  {CPU_ACT_SIGMOID, 0, 0},       {CPU_ACT_HARDSWISH, 0, 0},
+        {CPU_ACT_HARDSIGMOID, 0.2f, 0.5f}, {CPU_ACT_GELU, 0, 0},   {CPU_ACT_GELU_TANH, 0, 0},
+        {CPU_ACT_SILU, 0, 0},
+    };
+    static const int64_t ns[] = {1, 3};
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++)
+        for (int r = CPU_RESIDUAL_NONE; r <= CPU_RESIDUAL_AFTER_ACT; r++) {
+            /* 8 output channels, so that the blocked implementation runs. */
+            cpu_conv_params p = conv2d(3, 8, 1, 7, 5, 3, 3);
+            p.pad_begin[0] = p.pad_begin[1] = p.pad_end[0] = p.pad_end[1] = 1;
+            p.act = acts[i].a;
+            p.alpha = acts[i].al;
+            p.beta = acts[i].be;
+            p.residual = (cpu_residual)r;
+            char what[64];
+            snprintf(what, sizeof what, "act %d residual %d", (int)acts[i].a, r);
+            conv_case(&p, ns, 2, what);
+            p.plain_impl = CPU_PLAIN_DIRECT;
+            conv_case(&p, ns, 1, what);
+        }
+}
+
+static void test_conv_transpose(void **state)
+{
+    (void)state;
+    cpu_conv_params p = conv2d(4, 6, 2, 7, 5, 3, 3);
+    p.transposed = 1;
+    p.stride[0] = p.stride[1] = 2;
+    p.pad_begin[0] = p.pad_end[0] = 1;
+    p.pad_begin[1] = 0, p.pad_end[1] = 1;
+    p.output_padding[0] = p.output_padding[1] = 1;
+    conv_case(&p, NS, 3, "convtranspose s2 op1");
+    /* output_padding past the end pad (oneDNN sees a negative end pad). */
+    p.pad_end[0] = p.pad_end[1] = 0;
+    conv_case(&p, NS, 2, "convtranspose op1 pad0");
+    p = conv2d(3, 4, 1, 7, 5, 2, 3);
+    p.transposed = 1;
+    p.dilation[1] = 2;
+    p.act = CPU_ACT_SIGMOID;
+    conv_case(&p, NS, 2, "convtranspose dilation");
+    p = (cpu_conv_params){.rank = 1, .transposed = 1, .c_in = 3, .c_out = 2, .group = 1,
+                          .max_batch = 4};
+    p.in[0] = 9, p.kernel[0] = 4, p.stride[0] = 3, p.output_padding[0] = 2, p.pad_begin[0] = 1;
+    conv_case(&p, NS, 2, "convtranspose 1d");
+}
+
+/* Blocked in/out through cpu_reorder equals the plain run. */
+static void test_conv_blocked_layout(void **state)
+{
+    (void)state;
+    cpu_conv_params p = conv2d(3, 12, 1, 7, 5, 3, 3);
+    p.pad_begin[0] = p.pad_begin[1] = p.pad_end[0] = p.pad_end[1] = 1;
+    p.act = CPU_ACT_RELU;
+    p.residual = CPU_RESIDUAL_BEFORE_ACT;
+    float *W = rand_buf(wsize(&p), -0.5f, 0.5f), *B = rand_buf(12, -0.5f, 0.5f);
+    cpu_conv *c;
+    assert_int_equal(cpu_conv_create(&p, W, B, &c), FERRY_OK);
+    int64_t n = 3, sp = 35;
+    cpu_reorder *to_b, *from_b, *x_to_b;
+    assert_int_equal(cpu_reorder_create(CPU_LAYOUT_PLAIN, CPU_LAYOUT_BLOCKED, 12, sp, 4, &to_b),
+                     FERRY_OK);
+    assert_int_equal(cpu_reorder_create(CPU_LAYOUT_BLOCKED, CPU_LAYOUT_PLAIN, 12, sp, 4, &from_b),
+                     FERRY_OK);
+    assert_int_equal(cpu_reorder_create(CPU_LAYOUT_PLAIN, CPU_LAYOUT_BLOCKED, 3, sp, 4, &x_to_b),
+                     FERRY_OK);
+    int64_t bs = cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, 12, sp);
+    assert_int_equal(bs, n * 16 * sp); /* 12 channels padded to the block (8 or 16) */
+    float *x = rand_buf(n * 3 * sp, -1, 1), *r = rand_buf(n * 12 * sp, -1, 1);
+    float *xb = rand_buf(cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, 3, sp), 0, 0);
+    float *rb = rand_buf(bs, 0, 0), *yb = rand_buf(bs, 0, 0), *y = rand_buf(n * 12 * sp, 0, 0);
+    double *ref = dbuf(n * 12 * sp);
+    conv_ref(&p, (int64_t[]){7, 5}, n, x, W, B, r, ref);
+    assert_int_equal(cpu_reorder_run(x_to_b, n, x, xb), FERRY_OK);
+    assert_int_equal(cpu_reorder_run(to_b, n, r, rb), FERRY_OK);
+    /* blocked -> blocked, then back */
+    assert_int_equal(
+        cpu_conv_run_layout(c, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, 1, xb, rb, yb),
+        FERRY_OK);
+    assert_int_equal(cpu_reorder_run(from_b, n, yb, y), FERRY_OK);
+    check_close(y, ref, n * 12 * sp, "blocked->blocked");
+    /* plain -> blocked and blocked -> plain, two OpenMP threads */
+    assert_int_equal(cpu_conv_run_layout(c, n, CPU_LAYOUT_PLAIN, CPU_LAYOUT_BLOCKED, 2, x, rb, yb),
+                     FERRY_OK);
+    assert_int_equal(cpu_reorder_run(from_b, n, yb, y), FERRY_OK);
+    check_close(y, ref, n * 12 * sp, "plain->blocked");
+    assert_int_equal(cpu_conv_run_layout(c, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_PLAIN, 2, xb, r, y),
+                     FERRY_OK);
+    check_close(y, ref, n * 12 * sp, "blocked->plain");
+    assert_non_null(cpu_conv_impl(c, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, 1));
+    cpu_reorder_destroy(to_b);
+    cpu_reorder_destroy(from_b);
+    cpu_reorder_destroy(x_to_b);
+    cpu_conv_destroy(c);
+    free(W), free(B), free(x), free(r), free(xb), free(rb), free(yb), free(y), free(ref);
+}
+
+/* --------------------------------------------------------- concurrency */
+
+typedef struct conc_arg {
+    cpu_conv *c;
+    const cpu_conv_params *p;
+    const float *W, *B;
+    int64_t n;
+    int iters;
+    int bad; /* runs that failed or disagreed with the reference */
+    int done;
+} conc_arg;
+
+static void *conc_thread(void *arg)
+{
+    conc_arg *a = arg;
+    int64_t xs = a->n * 8 * 49, ys = a->n * 16 * 49;
+    float *x = rand_buf(xs, -1, 1), *r = rand_buf(ys, -1, 1), *y = rand_buf(ys, 0, 0);
+    double *ref = dbuf(ys);
+    conv_ref(a->p, (int64_t[]){7, 7}, a->n, x, a->W, a->B, r, ref);
+    for (int i = 0; i < a->iters; i++) {
+        memset(y, 0, (size_t)ys * sizeof *y);
+        if (cpu_conv_run(a->c, a->n, x, r, y) != FERRY_OK || rel_err(y, ref, ys) > TOL)
+            a->bad++;
+        a->done++;
+    }
+    free(x), free(r), free(y), free(ref);
+    return NULL;
+}
+
+static void test_concurrent_runs(void **state)
+{
+    (void)state;
+    cpu_conv_params p = conv2d(8, 16, 1, 7, 7, 3, 3);
+    p.pad_begin[0] = p.pad_begin[1] = p.pad_end[0] = p.pad_end[1] = 1;
+    p.act = CPU_ACT_RELU;
+    p.residual = CPU_RESIDUAL_BEFORE_ACT;
+    float *W = rand_buf(wsize(&p), -0.5f, 0.5f), *B = rand_buf(16, -0.5f, 0.5f);
+    cpu_conv *c;
+    assert_int_equal(cpu_conv_create(&p, W, B, &c), FERRY_OK);
+    /* Different batch sizes, both new to the cache: the two builds and
+     * then the runs overlap. */
+    conc_arg a[2] = {{c, &p, W, B, 5, 200, 0, 0}, {c, &p, W, B, 2, 200, 0, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, conc_thread, &a[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(a[i].done, 200);
+        assert_int_equal(a[i].bad, 0);
+    }
+    /* And the same batch size on both threads: two slots of one plan. */
+    a[0].n = a[1].n = 3;
+    for (int i = 0; i < 2; i++) {
+        a[i].done = 0;
+        assert_int_equal(pthread_create(&t[i], NULL, conc_thread, &a[i]), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(a[i].done, 200);
+        assert_int_equal(a[i].bad, 0);
+    }
+    cpu_conv_destroy(c);
+    free(W), free(B);
+}
+
+/* --------------------------------------------------------------- pools */
+
+/* ONNX / PyTorch pooling in double, from the output dims the object says. */
+static void pool_ref(const cpu_pool_params *p, const int64_t *out, int64_t n, const float *x,
+                     double *y)
+{
+    int r2 = p->rank == 2;
+    int64_t ih = r2 ? p->in[0] : 1, iw = r2 ? p->in[1] : p->in[0];
+    int64_t oh = r2 ? out[0] : 1, ow = r2 ? out[1] : out[0];
+    int global = p->kind == CPU_POOL_GLOBAL_MAX || p->kind == CPU_POOL_GLOBAL_AVG;
+    int64_t kh = global ? ih : r2 ? p->kernel[0] : 1, kw = global ? iw : p->kernel[r2];
+    int64_t sh = global ? 1 : r2 ? p->stride[0] : 1, sw = global ? 1 : p->stride[r2];
+    int64_t dh = global ? 1 : r2 ? p->dilation[0] : 1, dw = global ? 1 : p->dilation[r2];
+    int64_t ph = global ? 0 : r2 ? p->pad_begin[0] : 0, pw = global ? 0 : p->pad_begin[r2];
+    int64_t eh = global ? 0 : r2 ? p->pad_end[0] : 0, ew = global ? 0 : p->pad_end[r2];
+    sh = sh ? sh : 1, sw = sw ? sw : 1, dh = dh ? dh : 1, dw = dw ? dw : 1;
+    int is_max = p->kind == CPU_POOL_MAX || p->kind == CPU_POOL_GLOBAL_MAX;
+    for (int64_t q = 0; q < n * p->c; q++)
+        for (int64_t a = 0; a < oh; a++)
+            for (int64_t b = 0; b < ow; b++) {
+                double acc = is_max ? -INFINITY : 0;
+                int64_t cnt = 0, cnt_pad = 0;
+                for (int64_t i = 0; i < kh; i++)
+                    for (int64_t j = 0; j < kw; j++) {
+                        int64_t h = a * sh - ph + i * dh, w = b * sw - pw + j * dw;
+                        /* include_pad counts the window clipped to the
+                         * explicitly padded input (PyTorch, ORT). */
+                        if (h >= -ph && h < ih + eh && w >= -pw && w < iw + ew)
+                            cnt_pad++;
+                        if (h < 0 || h >= ih || w < 0 || w >= iw)
+                            continue;
+                        double v = x[(q * ih + h) * iw + w];
+                        acc = is_max ? fmax(acc, v) : acc + v;
+                        cnt++;
+                    }
+                if (!is_max)
+                    acc /= (p->kind == CPU_POOL_AVG && p->count_include_pad) ? cnt_pad : cnt;
+                y[(q * oh + a) * ow + b] = acc;
+            }
+}
+
+static void pool_case(const cpu_pool_params *p, const int64_t *want_out, const char *what)
+{
+    cpu_pool *pl;
+    ferry_status st = cpu_pool_create(p, &pl);
+    if (st != FERRY_OK)
+        print_error("%s: %s\n", what, ferry_last_error());
+    assert_int_equal(st, FERRY_OK);
+    int64_t out[2];
+    cpu_pool_out_dims(pl, out);
+    for (int i = 0; i < p->rank; i++)
+        assert_int_equal(out[i], want_out[i]);
+    for (int t = 0; t < 3; t++) {
+        int64_t n = NS[t];
+        int64_t xs = n * p->c * spatial(p->rank, p->in), ys = n * p->c * spatial(p->rank, out);
+        float *x = rand_buf(xs, -1, 1), *y = rand_buf(ys, 100, 200);
+        double *ref = dbuf(ys);
+        pool_ref(p, out, n, x, ref);
+        assert_int_equal(cpu_pool_run(pl, n, x, y), FERRY_OK);
+        check_close(y, ref, ys, what);
+        /* blocked in and out through reorders */
+        cpu_reorder *a, *b;
+        int64_t isp = spatial(p->rank, p->in), osp = spatial(p->rank, out);
+        assert_int_equal(cpu_reorder_create(CPU_LAYOUT_PLAIN, CPU_LAYOUT_BLOCKED, p->c, isp, n, &a),
+                         FERRY_OK);
+        assert_int_equal(cpu_reorder_create(CPU_LAYOUT_BLOCKED, CPU_LAYOUT_PLAIN, p->c, osp, n, &b),
+                         FERRY_OK);
+        float *xb = rand_buf(cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, p->c, isp), 0, 0);
+        float *yb = rand_buf(cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, p->c, osp), 0, 0);
+        assert_int_equal(cpu_reorder_run(a, n, x, xb), FERRY_OK);
+        assert_int_equal(
+            cpu_pool_run_layout(pl, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, 1, xb, yb),
+            FERRY_OK);
+        assert_int_equal(cpu_reorder_run(b, n, yb, y), FERRY_OK);
+        check_close(y, ref, ys, what);
+        memset(y, 0, (size_t)ys * sizeof *y);
+        assert_int_equal(cpu_pool_run_layout(pl, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_PLAIN, 1, xb, y),
+                         FERRY_OK);
+        check_close(y, ref, ys, what);
+        cpu_reorder_destroy(a), cpu_reorder_destroy(b);
+        free(x), free(y), free(xb), free(yb), free(ref);
+    }
+    cpu_pool_destroy(pl);
+}
+
+static cpu_pool_params pool2d(cpu_pool_kind kind, int64_t k, int64_t s)
+{
+    cpu_pool_params p = {.kind = kind, .rank = 2, .c = 3, .max_batch = 32};
+    p.in[0] = 7, p.in[1] = 5;
+    p.kernel[0] = p.kernel[1] = k;
+    p.stride[0] = p.stride[1] = s;
+    p.dilation[0] = p.dilation[1] = 1;
+    return p;
+}
+
+static void test_max_pool(void **state)
+{
+    (void)state;
+    cpu_pool_params p = pool2d(CPU_POOL_MAX, 3, 2);
+    p.pad_begin[0] = p.pad_begin[1] = p.pad_end[0] = p.pad_end[1] = 1;
+    pool_case(&p, (int64_t[]){4, 3}, "maxpool 3s2p1"); /* (7+2-3)/2+1, (5+2-3)/2+1 */
+    p = pool2d(CPU_POOL_MAX, 2, 2);
+    p.ceil_mode = 1;
+    pool_case(&p, (int64_t[]){4, 3}, "maxpool ceil"); /* floor would be 3, 2 */
+    p.ceil_mode = 0;
+    pool_case(&p, (int64_t[]){3, 2}, "maxpool floor");
+    p = pool2d(CPU_POOL_MAX, 2, 1);
+    p.dilation[0] = p.dilation[1] = 2;
+    p.pad_begin[0] = 1;
+    pool_case(&p, (int64_t[]){6, 3}, "maxpool dilation 2");
+    /* ceil_mode dropping a window that would start in the end pad:
+     * in 5, k 2, s 2, pads 1,1: ceil((5+2-2)/2)+1 = 4, but 3*2 >= 5+1. */
+    p = pool2d(CPU_POOL_MAX, 2, 2);
+    p.in[0] = p.in[1] = 5;
+    p.pad_begin[0] = p.pad_begin[1] = p.pad_end[0] = p.pad_end[1] = 1;
+    p.ceil_mode = 1;
+    pool_case(&p, (int64_t[]){3, 3}, "maxpool ceil drop");
+    cpu_pool_params q = {.kind = CPU_POOL_MAX, .rank = 1, .c = 3, .max_batch = 32};
+    q.in[0] = 10, q.kernel[0] = 3, q.stride[0] = 2, q.ceil_mode = 1, q.dilation[0] = 1;
+    pool_case(&q, (int64_t[]){5}, "maxpool1d ceil");
+}
+
+static void test_avg_pool(void **state)
+{
+    (void)state;
+    for (int inc = 0; inc <= 1; inc++)
+        for (int ceil = 0; ceil <= 1; ceil++) {
+            cpu_pool_params p = pool2d(CPU_POOL_AVG, 3, 2);
+            p.pad_begin[0] = p.pad_begin[1] = 1;
+            p.pad_end[0] = 1, p.pad_end[1] = 0;
+            p.count_include_pad = inc;
+            p.ceil_mode = ceil;
+            /* H: (7+2-3)/2+1 = 4 either way; W: (5+1-3)/2 = 1.5: 2 or 3. */
+            char what[48];
+            snprintf(what, sizeof what, "avgpool include %d ceil %d", inc, ceil);
+            pool_case(&p, (int64_t[]){4, ceil ? 3 : 2}, what);
+        }
+    cpu_pool_params q = {.kind = CPU_POOL_AVG, .rank = 1, .c = 3, .max_batch = 32};
+    q.in[0] = 10, q.kernel[0] = 4, q.stride[0] = 3, q.pad_begin[0] = 2, q.pad_end[0] = 1;
+    q.ceil_mode = 1, q.count_include_pad = 1;
+    pool_case(&q, (int64_t[]){4}, "avgpool1d ceil include"); /* ceil((10+3-4)/3)+1 */
+}
+
+static void test_global_pools(void **state)
+{
+    (void)state;
+    cpu_pool_params p = pool2d(CPU_POOL_GLOBAL_AVG, 0, 0);
+    pool_case(&p, (int64_t[]){1, 1}, "global avg");
+    p.kind = CPU_POOL_GLOBAL_MAX;
+    pool_case(&p, (int64_t[]){1, 1}, "global max");
+    cpu_pool_params q = {.kind = CPU_POOL_GLOBAL_AVG, .rank = 1, .c = 3, .max_batch = 32};
+    q.in[0] = 13;
+    pool_case(&q, (int64_t[]){1}, "global avg 1d");
+}
+
+/* ------------------------------------------------------------ batchnorm */
+
+static void bn_case(int64_t n, int64_t c, int64_t sp)
+{
+    float *x = rand_buf(n * c * sp, -2, 2), *y = rand_buf(n * c * sp, 0, 0);
+    float *sc = rand_buf(c, 0.5f, 1.5f), *bi = rand_buf(c, -1, 1), *mu = rand_buf(c, -1, 1);
+    float *var = rand_buf(c, 0.1f, 2);
+    double *ref = dbuf(n * c * sp);
+    for (int64_t i = 0; i < n * c * sp; i++) {
+        int64_t ch = (i / sp) % c;
+        ref[i] = sc[ch] * (x[i] - mu[ch]) / sqrt((double)var[ch] + 1e-5) + bi[ch];
+    }
+    cpu_batchnorm(x, y, n, c, sp, sc, bi, mu, var, 1e-5f);
+    check_close(y, ref, n * c * sp, "batchnorm");
+    cpu_batchnorm(x, x, n, c, sp, sc, bi, mu, var, 1e-5f); /* in place */
+    check_close(x, ref, n * c * sp, "batchnorm in place");
+    free(x), free(y), free(sc), free(bi), free(mu), free(var), free(ref);
+}
+
+static void test_batchnorm(void **state)
+{
+    (void)state;
+    bn_case(4, 5, 1);     /* [N, C] */
+    bn_case(3, 5, 11);    /* [N, C, L] */
+    bn_case(2, 3, 7 * 5); /* [N, C, H, W] */
+}
+
+static void fold_case(cpu_conv_params p)
+{
+    int64_t C = p.c_out;
+    float *W = rand_buf(wsize(&p), -0.5f, 0.5f), *B = rand_buf(C, -0.5f, 0.5f);
+    float *sc = rand_buf(C, 0.5f, 1.5f), *bi = rand_buf(C, -1, 1), *mu = rand_buf(C, -1, 1);
+    float *var = rand_buf(C, 0.1f, 2);
+    int64_t n = 2;
+    cpu_conv *c;
+    assert_int_equal(cpu_conv_create(&p, W, B, &c), FERRY_OK);
+    int64_t out[2];
+    cpu_conv_out_dims(c, out);
+    cpu_conv_destroy(c);
+    int64_t xs = n * p.c_in * spatial(p.rank, p.in), sp = spatial(p.rank, out), ys = n * C * sp;
+    float *x = rand_buf(xs, -1, 1), *y = rand_buf(ys, 0, 0);
+    double *ref = dbuf(ys);
+    conv_ref(&p, out, n, x, W, B, NULL, ref); /* conv, then BN in double */
+    for (int64_t i = 0; i < ys; i++) {
+        int64_t ch = (i / sp) % C;
+        ref[i] = sc[ch] * (ref[i] - mu[ch]) / sqrt((double)var[ch] + 1e-3) + bi[ch];
+    }
+    int64_t ks = p.kernel[0] * (p.rank == 2 ? p.kernel[1] : 1);
+    cpu_bn_fold_into_conv(p.transposed, p.c_in, C, p.group, ks, W, B, B, sc, bi, mu, var, 1e-3f);
+    assert_int_equal(cpu_conv_create(&p, W, B, &c), FERRY_OK);
+    assert_int_equal(cpu_conv_run(c, n, x, NULL, y), FERRY_OK);
+    check_close(y, ref, ys, p.transposed ? "fold convtranspose" : "fold conv");
+    cpu_conv_destroy(c);
+    free(W), free(B), free(sc), free(bi), free(mu), free(var), free(x), free(y), free(ref);
+}
+
+static void test_bn_fold(void **state)
+{
+    (void)state;
+    cpu_conv_params p = conv2d(4, 6, 2, 7, 5, 3, 3);
+    p.pad_begin[0] = p.pad_end[1] = 1;
+    fold_case(p);
+    p.transposed = 1;
+    p.stride[0] = 2;
+    fold_case(p);
+}
+
+/* ----------------------------------------------------------- bad input */
+
+static void expect_fail(const cpu_conv_params *p, ferry_status want, const char *frag)
+{
+    cpu_conv *c = (cpu_conv *)1;
+    float w[256] = {0};
+    assert_int_equal(cpu_conv_create(p, w, NULL, &c), want);
+    assert_null(c);
+    const char *msg = ferry_last_error();
+    if (!strstr(msg, frag))
+        print_error("message '%s' lacks '%s'\n", msg, frag);
+    assert_non_null(strstr(msg, frag));
+}
+
+static void test_bad_params(void **state)
+{
+    (void)state;
+    cpu_conv_params p = conv2d(4, 6, 2, 7, 5, 3, 3);
+    p.kernel[1] = 0;
+    expect_fail(&p, FERRY_EINVAL, "kernel 0");
+    p = conv2d(4, 6, 2, 7, 5, 3, 3);
+    p.pad_end[0] = 3;
+    expect_fail(&p, FERRY_ESHAPE, "pads 0,3 must be in [0, 3)");
+    p = conv2d(4, 6, 4, 7, 5, 3, 3);
+    expect_fail(&p, FERRY_ESHAPE, "divisible by group 4");
+    p = conv2d(3, 6, 1, 2, 5, 3, 3); /* H 2 < kernel 3 without pads */
+    expect_fail(&p, FERRY_ESHAPE, "smaller than the dilated kernel");
+    p = conv2d(3, 6, 1, 7, 5, 3, 3);
+    p.rank = 3;
+    expect_fail(&p, FERRY_EINVAL, "spatial rank 3");
+    p = conv2d(3, 6, 1, 7, 5, 3, 3);
+    p.transposed = 1;
+    p.stride[0] = 2;
+    p.output_padding[0] = 2;
+    expect_fail(&p, FERRY_ESHAPE, "output_padding 2");
+
+    cpu_pool_params q = pool2d(CPU_POOL_MAX, 3, 1);
+    q.pad_begin[0] = 3;
+    cpu_pool *pl = (cpu_pool *)1;
+    assert_int_equal(cpu_pool_create(&q, &pl), FERRY_ESHAPE);
+    assert_null(pl);
+    assert_non_null(strstr(ferry_last_error(), "MaxPool"));
+    q = pool2d(CPU_POOL_AVG, 0, 1);
+    assert_int_equal(cpu_pool_create(&q, &pl), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "kernel 0"));
+
+    /* A run with n past max_batch. */
+    p = conv2d(3, 4, 1, 7, 5, 3, 3);
+    p.max_batch = 2;
+    cpu_conv *c;
+    float w[108] = {0}, x[3 * 3 * 35] = {0}, y[3 * 4 * 15];
+    assert_int_equal(cpu_conv_create(&p, w, NULL, &c), FERRY_OK);
+    assert_int_equal(cpu_conv_run(c, 3, x, NULL, y), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "batch size 3 outside [1, 2]"));
+    assert_int_equal(cpu_conv_run(c, 2, x, NULL, y), FERRY_OK);
+    p.residual = CPU_RESIDUAL_AFTER_ACT;
+    cpu_conv *c2;
+    assert_int_equal(cpu_conv_create(&p, w, NULL, &c2), FERRY_OK);
+    assert_int_equal(cpu_conv_run(c2, 1, x, NULL, y), FERRY_EINVAL);
+    cpu_conv_destroy(c);
+    cpu_conv_destroy(c2);
+    cpu_conv_destroy(NULL);
+    cpu_pool_destroy(NULL);
+    cpu_reorder_destroy(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv2d_basic),
+        cmocka_unit_test(test_conv2d_groups_stride_dilation),
+        cmocka_unit_test(test_conv1d),
+        cmocka_unit_test(test_autopad),
+        cmocka_unit_test(test_post_ops),
+        cmocka_unit_test(test_conv_transpose),
+        cmocka_unit_test(test_conv_blocked_layout),
+        cmocka_unit_test(test_concurrent_runs),
+        cmocka_unit_test(test_max_pool),
+        cmocka_unit_test(test_avg_pool),
+        cmocka_unit_test(test_global_pools),
+        cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_bn_fold),
+        cmocka_unit_test(test_bad_params),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
