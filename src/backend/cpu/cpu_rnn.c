@@ -2,7 +2,7 @@
  * cpu_rnn.c - ONNX LSTM and GRU on the CPU (see cpu_rnn.h).
  *
  * A run is one GEMM for the input projection of every step and direction
- * (X [steps*batch, I] x W^T [I, D*G*H], the biases that do not depend on
+ * (X [seq*batch, I] x W^T [I, D*G*H], the biases that do not depend on
  * the state folded in as its row bias), then per step and direction one
  * GEMM of the state with R for all gates (two for GRU with
  * linear_before_reset 0, whose candidate gate multiplies r into the state
@@ -53,7 +53,7 @@ struct cpu_rnn {
     int64_t H, I, GH;
     float clip; /* FLT_MAX when none */
     char label[96]; /* "LSTM 'name'" for messages */
-    float *W;       /* [D*G*H, I] as given: B operand of a trans_b GEMM */
+    float *Wt;      /* [I, D*G*H]: W of every direction, transposed */
     float *R;       /* [D, G*H, H] as given */
     float *bias;    /* [D*G*H]: Wb + Rb; GRU lbr=1's h gate: Wbh only */
     float *rbh;     /* GRU lbr=1: [D, H] Rbh */
@@ -286,7 +286,7 @@ void cpu_rnn_destroy(cpu_rnn *rnn)
 {
     if (!rnn)
         return;
-    free(rnn->W);
+    free(rnn->Wt);
     free(rnn->R);
     free(rnn->bias);
     free(rnn->rbh);
@@ -401,11 +401,21 @@ ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, cons
         goto fail;
 
     st = FERRY_ENOMEM;
-    r->W = copy_floats(W->data, (size_t)(D * GH * r->I));
+    r->Wt = malloc((size_t)(D * GH * r->I) * sizeof *r->Wt);
     r->R = copy_floats(R->data, (size_t)(D * GH * H));
     r->bias = copy_floats(NULL, (size_t)(D * GH));
-    if (!r->W || !r->R || !r->bias)
+    if (!r->Wt || !r->R || !r->bias)
         goto nomem;
+    /* The projection reads W transposed: [I, D*G*H] as a plain B operand
+     * ran 15% faster than W as a trans_b operand (X [2048,128] x [128,1024],
+     * oneDNN, one thread). R stays as given, [G*H, H] per direction: its
+     * gate blocks are then contiguous row blocks (GRU's z,r and h GEMMs),
+     * and trans_b measured the same as a transposed copy for the per-step
+     * shapes ([1..32, 256] x [256, 1024]). */
+    const float *w = W->data;
+    for (int64_t n = 0; n < D * GH; n++)
+        for (int64_t k = 0; k < r->I; k++)
+            r->Wt[k * D * GH + n] = w[n * r->I + k];
     if (p->kind == CPU_RNN_LSTM && !(r->peep = copy_floats(P ? P->data : NULL, (size_t)(D * 3 * H))))
         goto nomem;
     if (p->kind == CPU_RNN_GRU && r->lbr && !(r->rbh = copy_floats(NULL, (size_t)(D * H))))
@@ -582,7 +592,7 @@ ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, con
     }
     int64_t H = r->H, D = r->D, GH = r->GH;
     float *xp = workspace;
-    cpu_gemm(0, 1, seq_len * batch, D * GH, r->I, 1.0f, x, r->W, 1.0f, r->bias, CPU_BIAS_ROW,
+    cpu_gemm(0, 0, seq_len * batch, D * GH, r->I, 1.0f, x, r->Wt, 1.0f, r->bias, CPU_BIAS_ROW,
              ACT_NONE, 0.0f, xp);
 
     /* Steps past an entry's length are never visited: their Y is 0. */
