@@ -1,0 +1,740 @@
+/*
+ * cpu_data.c - data-movement kernels (contracts in cpu_data.h). Most are a
+ * cpu_iter over the output with one strided copy per inner loop; the
+ * copy is memcpy when both sides are contiguous and a typed loop on the
+ * element size otherwise, so that moving int64 or f32 elements is one
+ * load and one store, not a call.
+ */
+#include "backend/cpu/cpu_data.h"
+
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+/* ------------------------------------------------------------- helpers */
+
+/* y[i*sy] = x[i*sx] for i < n, T-typed. */
+#define COPY_T(T)                                                                                  \
+    do {                                                                                           \
+        T *y_ = (T *)y;                                                                            \
+        const T *x_ = (const T *)x;                                                                \
+        if (sy == 1 && sx == 0) {                                                                  \
+            T v_ = x_[0];                                                                          \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                y_[i] = v_;                                                                        \
+        } else if (sy == 1 && sx == -1) {                                                          \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                y_[i] = x_[-i];                                                                    \
+        } else {                                                                                   \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                y_[i * sy] = x_[i * sx];                                                           \
+        }                                                                                          \
+    } while (0)
+
+/* Copies n elements of esz bytes from x (element stride sx) to y (sy). */
+static void copy_strided(void *y, int64_t sy, const void *x, int64_t sx, int64_t n, size_t esz)
+{
+    if (n <= 0)
+        return;
+    if (sy == 1 && sx == 1) {
+        memcpy(y, x, (size_t)n * esz);
+        return;
+    }
+    switch (esz) {
+    case 1: COPY_T(uint8_t); break;
+    case 2: COPY_T(uint16_t); break;
+    case 4: COPY_T(uint32_t); break;
+    case 8: COPY_T(uint64_t); break;
+    default:
+        for (int64_t i = 0; i < n; i++)
+            memcpy((char *)y + i * sy * (int64_t)esz, (const char *)x + i * sx * (int64_t)esz,
+                   esz);
+    }
+}
+
+/* n copies of the element at v. */
+static void fill_elems(void *y, int64_t n, const void *v, size_t esz)
+{
+    if (n <= 0)
+        return;
+    copy_strided(y, 1, v, 0, n, esz);
+}
+
+static int64_t prod(const int64_t *d, int from, int to)
+{
+    int64_t p = 1;
+    for (int i = from; i < to; i++)
+        p *= d[i];
+    return p;
+}
+
+/* Runs a two-operand iterator (op 0 the output, op 1 the input) as strided
+ * copies. */
+static void iter_copy(cpu_iter *it, void *Y, const void *X, size_t esz)
+{
+    int64_t sy = cpu_iter_inner_stride(it, 0), sx = cpu_iter_inner_stride(it, 1);
+    int64_t e = (int64_t)esz;
+    for (int64_t o = 0; o < it->outer; o++) {
+        copy_strided((char *)Y + it->off[0] * e, sy, (const char *)X + it->off[1] * e, sx,
+                     it->inner, esz);
+        cpu_iter_next(it);
+    }
+}
+
+/* ------------------------------------------------------------ transpose */
+
+/* y[a*ty + b] = x[a + b*sx] for a < P, b < L, in T x T tiles so that both
+ * sides touch a few cache lines per tile. */
+#define TILE 16
+#define TRANSPOSE_T(T)                                                                             \
+    do {                                                                                           \
+        T *y_ = (T *)y;                                                                            \
+        const T *x_ = (const T *)x;                                                                \
+        for (int64_t a0 = 0; a0 < P; a0 += TILE) {                                                 \
+            int64_t a1 = a0 + TILE < P ? a0 + TILE : P;                                            \
+            for (int64_t b0 = 0; b0 < L; b0 += TILE) {                                             \
+                int64_t b1 = b0 + TILE < L ? b0 + TILE : L;                                        \
+                for (int64_t a = a0; a < a1; a++)                                                  \
+                    for (int64_t b = b0; b < b1; b++)                                              \
+                        y_[a * ty + b] = x_[a + b * sx];                                           \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static void transpose_2d(void *y, int64_t ty, const void *x, int64_t sx, int64_t P, int64_t L,
+                         size_t esz)
+{
+    switch (esz) {
+    case 1: TRANSPOSE_T(uint8_t); break;
+    case 2: TRANSPOSE_T(uint16_t); break;
+    case 4: TRANSPOSE_T(uint32_t); break;
+    case 8: TRANSPOSE_T(uint64_t); break;
+    default:
+        for (int64_t a = 0; a < P; a++)
+            copy_strided((char *)y + a * ty * (int64_t)esz, 1,
+                         (const char *)x + a * (int64_t)esz, sx, L, esz);
+    }
+}
+
+void cpu_transpose(const void *X, const int64_t *xd, int nd, const int *perm, void *Y, size_t esz)
+{
+    int64_t yd[FERRY_MAX_DIMS], xs[FERRY_MAX_DIMS], st[2][CPU_ITER_MAX_DIMS];
+    cpu_dense_strides(xd, nd, xs);
+    for (int i = 0; i < nd; i++) {
+        yd[i] = xd[perm[i]];
+        st[1][i] = xs[perm[i]];
+    }
+    cpu_dense_strides(yd, nd, st[0]);
+    cpu_iter it;
+    cpu_iter_init(&it, yd, nd, 2, (const int64_t(*)[CPU_ITER_MAX_DIMS])st);
+    if (it.outer == 0)
+        return;
+    int64_t sx = cpu_iter_inner_stride(&it, 1);
+    /* The dim that walks X contiguously; when it is not the inner one, the
+     * pair (that dim, inner dim) is a 2-D transpose done in tiles. */
+    int p = -1;
+    for (int d = 0; d < it.nd - 1 && sx != 1; d++)
+        if (it.st[1][d] == 1)
+            p = d;
+    if (p < 0) {
+        /* Whole contiguous rows ([N,T,H,d] -> [N,H,T,d] copies d at a time). */
+        iter_copy(&it, Y, X, esz);
+        return;
+    }
+    int64_t P = it.dim[p], ty = it.st[0][p], e = (int64_t)esz;
+    /* Odometer over the remaining outer dims. */
+    int rest[CPU_ITER_MAX_DIMS], nr = 0;
+    for (int d = 0; d < it.nd - 1; d++)
+        if (d != p)
+            rest[nr++] = d;
+    int64_t idx[CPU_ITER_MAX_DIMS] = {0}, oy = 0, ox = 0, count = it.outer / P;
+    for (int64_t o = 0; o < count; o++) {
+        transpose_2d((char *)Y + oy * e, ty, (const char *)X + ox * e, sx, P, it.inner, esz);
+        for (int r = nr - 1; r >= 0; r--) {
+            int d = rest[r];
+            idx[r]++;
+            oy += it.st[0][d];
+            ox += it.st[1][d];
+            if (idx[r] < it.dim[d])
+                break;
+            oy -= it.st[0][d] * it.dim[d];
+            ox -= it.st[1][d] * it.dim[d];
+            idx[r] = 0;
+        }
+    }
+}
+
+/* --------------------------------------------------------------- gather */
+
+static int64_t load_index(const void *idx, ferry_dtype idt, int64_t i)
+{
+    return idt == FERRY_I32 ? ((const int32_t *)idx)[i] : ((const int64_t *)idx)[i];
+}
+
+int cpu_gather(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
+               ferry_dtype idt, int64_t n_idx, void *Y, size_t esz)
+{
+    int64_t outer = prod(xd, 0, axis), A = xd[axis], inner = prod(xd, axis + 1, nd);
+    for (int64_t k = 0; k < n_idx; k++) {
+        int64_t j = load_index(idx, idt, k);
+        if (j < -A || j >= A)
+            return -1;
+    }
+    size_t chunk = (size_t)inner * esz;
+    for (int64_t o = 0; o < outer; o++) {
+        const char *x = (const char *)X + (size_t)(o * A) * chunk;
+        char *y = (char *)Y + (size_t)(o * n_idx) * chunk;
+        if (inner == 1 && esz == 8) {
+            for (int64_t k = 0; k < n_idx; k++) {
+                int64_t j = load_index(idx, idt, k);
+                ((uint64_t *)y)[k] = ((const uint64_t *)x)[j < 0 ? j + A : j];
+            }
+        } else if (inner == 1 && esz == 4) {
+            for (int64_t k = 0; k < n_idx; k++) {
+                int64_t j = load_index(idx, idt, k);
+                ((uint32_t *)y)[k] = ((const uint32_t *)x)[j < 0 ? j + A : j];
+            }
+        } else {
+            for (int64_t k = 0; k < n_idx; k++) {
+                int64_t j = load_index(idx, idt, k);
+                memcpy(y + (size_t)k * chunk, x + (size_t)(j < 0 ? j + A : j) * chunk, chunk);
+            }
+        }
+    }
+    return 0;
+}
+
+int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
+                        ferry_dtype idt, const int64_t *id, void *Y, size_t esz)
+{
+    int64_t st[2][CPU_ITER_MAX_DIMS], xs[FERRY_MAX_DIMS];
+    cpu_dense_strides(xd, nd, xs);
+    cpu_dense_strides(id, nd, st[0]);
+    for (int d = 0; d < nd; d++)
+        st[1][d] = d == axis ? 0 : xs[d];
+    cpu_iter it;
+    cpu_iter_init(&it, id, nd, 2, (const int64_t(*)[CPU_ITER_MAX_DIMS])st);
+    int64_t A = xd[axis], sa = xs[axis], e = (int64_t)esz;
+    int64_t s0 = cpu_iter_inner_stride(&it, 0), s1 = cpu_iter_inner_stride(&it, 1);
+    for (int64_t o = 0; o < it.outer; o++) {
+        for (int64_t i = 0; i < it.inner; i++) {
+            int64_t p = it.off[0] + i * s0, j = load_index(idx, idt, p);
+            if (j < -A || j >= A)
+                return -1;
+            j = j < 0 ? j + A : j;
+            memcpy((char *)Y + p * e, (const char *)X + (it.off[1] + i * s1 + j * sa) * e, esz);
+        }
+        cpu_iter_next(&it);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- slice */
+
+void cpu_slice(const void *X, const int64_t *xd, int nd, const int64_t *starts,
+               const int64_t *steps, void *Y, const int64_t *yd, size_t esz)
+{
+    int64_t xs[FERRY_MAX_DIMS], st[2][CPU_ITER_MAX_DIMS], base = 0;
+    cpu_dense_strides(xd, nd, xs);
+    cpu_dense_strides(yd, nd, st[0]);
+    for (int d = 0; d < nd; d++) {
+        assert(yd[d] == 0 || (starts[d] >= 0 && starts[d] < xd[d]));
+        base += yd[d] ? starts[d] * xs[d] : 0;
+        st[1][d] = xs[d] * steps[d];
+    }
+    cpu_iter it;
+    cpu_iter_init(&it, yd, nd, 2, (const int64_t(*)[CPU_ITER_MAX_DIMS])st);
+    iter_copy(&it, Y, (const char *)X + base * (int64_t)esz, esz);
+}
+
+/* ------------------------------------------------------- concat, split */
+
+void cpu_concat(const void *const *X, const int64_t *lens, int n, void *Y, const int64_t *yd,
+                int nd, int axis, size_t esz)
+{
+    int64_t outer = prod(yd, 0, axis), inner = prod(yd, axis + 1, nd);
+    char *y = Y;
+    for (int64_t o = 0; o < outer; o++) {
+        for (int i = 0; i < n; i++) {
+            size_t chunk = (size_t)(lens[i] * inner) * esz;
+            memcpy(y, (const char *)X[i] + (size_t)o * chunk, chunk);
+            y += chunk;
+        }
+    }
+}
+
+void cpu_split(const void *X, const int64_t *xd, int nd, int axis, const int64_t *lens, int n,
+               void *const *Y, size_t esz)
+{
+    int64_t outer = prod(xd, 0, axis), inner = prod(xd, axis + 1, nd);
+    const char *x = X;
+    for (int64_t o = 0; o < outer; o++) {
+        for (int i = 0; i < n; i++) {
+            size_t chunk = (size_t)(lens[i] * inner) * esz;
+            memcpy((char *)Y[i] + (size_t)o * chunk, x, chunk);
+            x += chunk;
+        }
+    }
+}
+
+/* ---------------------------------------------------------- expand, tile */
+
+void cpu_expand(const void *X, const int64_t *xd, int xn, void *Y, const int64_t *yd, int yn,
+                size_t esz)
+{
+    cpu_iter it;
+    cpu_iter_broadcast(&it, yd, yn, 1, &xd, &xn);
+    iter_copy(&it, Y, X, esz);
+}
+
+void cpu_tile(const void *X, const int64_t *xd, int nd, const int64_t *repeats, void *Y,
+              size_t esz)
+{
+    /* Y viewed as [r0, x0, r1, x1, ...]: X's strides on the x dims, 0 on
+     * the repeats. */
+    int64_t yd[FERRY_MAX_DIMS] = {0}, ys[FERRY_MAX_DIMS], xs[FERRY_MAX_DIMS];
+    int64_t dims[CPU_ITER_MAX_DIMS], st[2][CPU_ITER_MAX_DIMS];
+    for (int d = 0; d < nd; d++)
+        yd[d] = xd[d] * repeats[d];
+    cpu_dense_strides(yd, nd, ys);
+    cpu_dense_strides(xd, nd, xs);
+    for (int d = 0; d < nd; d++) {
+        dims[2 * d] = repeats[d];
+        dims[2 * d + 1] = xd[d];
+        st[0][2 * d] = xd[d] * ys[d];
+        st[0][2 * d + 1] = ys[d];
+        st[1][2 * d] = 0;
+        st[1][2 * d + 1] = xs[d];
+    }
+    cpu_iter it;
+    cpu_iter_init(&it, dims, 2 * nd, 2, (const int64_t(*)[CPU_ITER_MAX_DIMS])st);
+    iter_copy(&it, Y, X, esz);
+}
+
+/* ---------------------------------------------------------------- where */
+
+#define WHERE_LOOP(T, SC, SA, SB)                                                                  \
+    for (int64_t i = 0; i < n; i++)                                                                \
+        y[i] = c[i * (SC)] ? a[i * (SA)] : b[i * (SB)]
+
+/* One inner loop of Where with inner strides sc, sa, sb in {0, 1}: eight
+ * loops with constant strides, which the compiler vectorizes. */
+#define WHERE_T(T)                                                                                 \
+    do {                                                                                           \
+        T *y = (T *)yv;                                                                            \
+        const T *a = (const T *)av, *b = (const T *)bv;                                            \
+        switch (sc << 2 | sa << 1 | sb) {                                                          \
+        case 0: WHERE_LOOP(T, 0, 0, 0); break;                                                     \
+        case 1: WHERE_LOOP(T, 0, 0, 1); break;                                                     \
+        case 2: WHERE_LOOP(T, 0, 1, 0); break;                                                     \
+        case 3: WHERE_LOOP(T, 0, 1, 1); break;                                                     \
+        case 4: WHERE_LOOP(T, 1, 0, 0); break;                                                     \
+        case 5: WHERE_LOOP(T, 1, 0, 1); break;                                                     \
+        case 6: WHERE_LOOP(T, 1, 1, 0); break;                                                     \
+        default: WHERE_LOOP(T, 1, 1, 1); break;                                                    \
+        }                                                                                          \
+    } while (0)
+
+static void where_inner(void *yv, const uint8_t *c, int sc, const void *av, int sa, const void *bv,
+                        int sb, int64_t n, size_t esz)
+{
+    switch (esz) {
+    case 1: WHERE_T(uint8_t); break;
+    case 2: WHERE_T(uint16_t); break;
+    case 4: WHERE_T(uint32_t); break;
+    case 8: WHERE_T(uint64_t); break;
+    default:
+        for (int64_t i = 0; i < n; i++)
+            memcpy((char *)yv + i * (int64_t)esz,
+                   c[i * sc] ? (const char *)av + i * sa * (int64_t)esz
+                             : (const char *)bv + i * sb * (int64_t)esz,
+                   esz);
+    }
+}
+
+void cpu_where(const uint8_t *C, const int64_t *cd, int cn, const void *A, const int64_t *ad,
+               int an, const void *B, const int64_t *bd, int bn, void *Y, const int64_t *yd,
+               int yn, size_t esz)
+{
+    const int64_t *d[3] = {cd, ad, bd};
+    int n[3] = {cn, an, bn};
+    cpu_iter it;
+    cpu_iter_broadcast(&it, yd, yn, 3, d, n);
+    int sc = cpu_iter_inner_stride(&it, 1) != 0, sa = cpu_iter_inner_stride(&it, 2) != 0,
+        sb = cpu_iter_inner_stride(&it, 3) != 0;
+    int64_t e = (int64_t)esz;
+    for (int64_t o = 0; o < it.outer; o++) {
+        where_inner((char *)Y + it.off[0] * e, C + it.off[1], sc, (const char *)A + it.off[2] * e,
+                    sa, (const char *)B + it.off[3] * e, sb, it.inner, esz);
+        cpu_iter_next(&it);
+    }
+}
+
+/* ------------------------------------------------------------------ pad */
+
+/* Index into an axis of n elements (the cropped input) for padded
+ * coordinate t (0 is the first kept element), or -1 for constant. */
+static int64_t pad_map(int64_t t, int64_t n, cpu_pad_mode mode)
+{
+    if (t >= 0 && t < n)
+        return t;
+    switch (mode) {
+    case CPU_PAD_EDGE: return t < 0 ? 0 : n - 1;
+    case CPU_PAD_REFLECT: {
+        if (n == 1)
+            return 0;
+        int64_t period = 2 * (n - 1);
+        t = t < 0 ? -t : t;
+        t %= period;
+        return t < n ? t : period - t;
+    }
+    case CPU_PAD_WRAP: return ((t % n) + n) % n;
+    default: return -1;
+    }
+}
+
+void cpu_pad(const void *X, const int64_t *xd, int nd, const int64_t *pads, cpu_pad_mode mode,
+             const void *value, void *Y, size_t esz)
+{
+    static const uint64_t zero[4]; /* value NULL: esz up to 32 bytes of zero */
+    int64_t lo[FERRY_MAX_DIMS], n[FERRY_MAX_DIMS], b[FERRY_MAX_DIMS], yd[FERRY_MAX_DIMS];
+    int64_t xs[FERRY_MAX_DIMS], e = (int64_t)esz;
+    if (!value) {
+        assert(esz <= sizeof zero);
+        value = zero;
+    }
+    int64_t total = 1;
+    for (int d = 0; d < nd; d++) {
+        int64_t pb = pads[d], pe = pads[nd + d];
+        lo[d] = pb < 0 ? -pb : 0;
+        n[d] = xd[d] - lo[d] - (pe < 0 ? -pe : 0);
+        b[d] = pb > 0 ? pb : 0;
+        yd[d] = xd[d] + pb + pe;
+        total *= yd[d];
+    }
+    if (total == 0)
+        return;
+    if (nd == 0) {
+        memcpy(Y, X, esz);
+        return;
+    }
+    cpu_dense_strides(xd, nd, xs);
+    int64_t L = yd[nd - 1], nl = n[nd - 1], bl = b[nd - 1], lol = lo[nd - 1];
+    int64_t rows = total / L, idx[FERRY_MAX_DIMS] = {0};
+    char *y = Y;
+    for (int64_t r = 0; r < rows; r++, y += L * e) {
+        /* The source row, or none when a dim maps to the constant. */
+        int64_t off = 0;
+        int constant = 0;
+        for (int d = 0; d < nd - 1; d++) {
+            int64_t s = pad_map(idx[d] - b[d], n[d], mode);
+            if (s < 0)
+                constant = 1;
+            else
+                off += (lo[d] + s) * xs[d];
+        }
+        if (constant) {
+            fill_elems(y, L, value, esz);
+        } else {
+            const char *x = (const char *)X + (off + lol) * e;
+            int64_t m0 = bl < L ? bl : L; /* [0, m0): before the kept part */
+            int64_t m1 = bl + nl < L ? bl + nl : L;
+            if (mode == CPU_PAD_CONSTANT) {
+                fill_elems(y, m0, value, esz);
+                fill_elems(y + m1 * e, L - m1, value, esz);
+            } else {
+                for (int64_t j = 0; j < m0; j++)
+                    memcpy(y + j * e, x + pad_map(j - bl, nl, mode) * e, esz);
+                for (int64_t j = m1; j < L; j++)
+                    memcpy(y + j * e, x + pad_map(j - bl, nl, mode) * e, esz);
+            }
+            if (m1 > m0)
+                memcpy(y + m0 * e, x + (m0 - bl) * e, (size_t)(m1 - m0) * esz);
+        }
+        for (int d = nd - 2; d >= 0; d--) {
+            if (++idx[d] < yd[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+}
+
+/* --------------------------------------------------------------- resize */
+
+/* Input coordinate of output coordinate i along an axis, as ONNX's
+ * coordinate_transformation_mode defines it; in double, as ONNX's
+ * reference computes it, so that ties in nearest fall the same way. */
+static double resize_coord(cpu_resize_coord c, int64_t i, int64_t in, int64_t out, double scale)
+{
+    switch (c) {
+    case CPU_COORD_PYTORCH_HALF_PIXEL: return out > 1 ? ((double)i + 0.5) / scale - 0.5 : 0.0;
+    case CPU_COORD_ALIGN_CORNERS:
+        return out == 1 ? 0.0 : (double)i * (double)(in - 1) / (double)(out - 1);
+    case CPU_COORD_ASYMMETRIC: return (double)i / scale;
+    case CPU_COORD_HALF_PIXEL_SYMMETRIC: {
+        double adj = (double)out / (scale * (double)in);
+        double off = (double)in / 2.0 * (1.0 - adj);
+        return off + ((double)i + 0.5) / scale - 0.5;
+    }
+    default: return ((double)i + 0.5) / scale - 0.5;
+    }
+}
+
+static int64_t clamp_index(double v, int64_t n)
+{
+    return v < 0.0 ? 0 : v > (double)(n - 1) ? n - 1 : (int64_t)v;
+}
+
+static int64_t resize_nearest_index(double x, cpu_resize_nearest m, int64_t n)
+{
+    double f = floor(x), r;
+    switch (m) {
+    case CPU_NEAREST_FLOOR: r = f; break;
+    case CPU_NEAREST_CEIL: r = ceil(x); break;
+    case CPU_NEAREST_ROUND_PREFER_CEIL: r = x - f == 0.5 ? f + 1.0 : floor(x + 0.5); break;
+    default: r = x - f == 0.5 ? f : floor(x + 0.5); break;
+    }
+    return clamp_index(r, n);
+}
+
+/* One axis's neighbours of output coordinate i: i0, i1 and the weight w of
+ * i1 (nearest: i0 only, w 0). */
+typedef struct resize_ax {
+    int64_t in, out;
+    double scale;
+    int identity;
+} resize_ax;
+
+static void resize_point(const resize_ax *a, int64_t i, cpu_resize_mode mode, cpu_resize_coord c,
+                         cpu_resize_nearest nm, int64_t *i0, int64_t *i1, float *w)
+{
+    if (a->identity) {
+        *i0 = *i1 = i;
+        *w = 0.0f;
+        return;
+    }
+    double x = resize_coord(c, i, a->in, a->out, a->scale);
+    if (mode == CPU_RESIZE_NEAREST) {
+        *i0 = *i1 = resize_nearest_index(x, nm, a->in);
+        *w = 0.0f;
+        return;
+    }
+    double f = floor(x);
+    *i0 = clamp_index(f, a->in);
+    *i1 = clamp_index(f + 1.0, a->in);
+    *w = *i0 == *i1 ? 0.0f : (float)(x - f);
+}
+
+#define RESIZE_BLOCK 256
+#define RESIZE_MAX_CORNERS (1 << (FERRY_MAX_DIMS - 1))
+
+void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
+                const float *scales, cpu_resize_mode mode, cpu_resize_coord coord,
+                cpu_resize_nearest nearest)
+{
+    resize_ax ax[FERRY_MAX_DIMS];
+    int s = nd; /* first resized axis */
+    for (int d = nd - 1; d >= 0; d--) {
+        ax[d].in = xd[d];
+        ax[d].out = yd[d];
+        ax[d].scale = scales[d];
+        ax[d].identity = xd[d] == yd[d] && scales[d] == 1.0f;
+        if (!ax[d].identity)
+            s = d;
+    }
+    int64_t total = prod(yd, 0, nd);
+    if (total == 0)
+        return;
+    if (s == nd) {
+        memcpy(Y, X, (size_t)total * sizeof *Y);
+        return;
+    }
+    int last = nd - 1;
+    int64_t xs[FERRY_MAX_DIMS];
+    cpu_dense_strides(xd, nd, xs);
+    int64_t batch = prod(xd, 0, s), W = yd[last];
+    int64_t rows = prod(yd, s, last); /* output rows of one batch item */
+    int64_t xbatch = prod(xd, s, nd), ybatch = rows * W;
+    int64_t c0i[RESIZE_BLOCK], c1i[RESIZE_BLOCK];
+    float cw[RESIZE_BLOCK];
+    int64_t coff[RESIZE_MAX_CORNERS];
+    float cwt[RESIZE_MAX_CORNERS];
+    for (int64_t j0 = 0; j0 < W; j0 += RESIZE_BLOCK) {
+        int64_t nb = W - j0 < RESIZE_BLOCK ? W - j0 : RESIZE_BLOCK;
+        for (int64_t j = 0; j < nb; j++)
+            resize_point(&ax[last], j0 + j, mode, coord, nearest, &c0i[j], &c1i[j], &cw[j]);
+        int64_t idx[FERRY_MAX_DIMS] = {0};
+        for (int64_t r = 0; r < rows; r++) {
+            /* The input rows that output row r reads (corners of the outer
+             * resized axes) and their weights. */
+            int nc = 1;
+            coff[0] = 0;
+            cwt[0] = 1.0f;
+            for (int d = s; d < last; d++) {
+                int64_t i0, i1;
+                float w;
+                resize_point(&ax[d], idx[d], mode, coord, nearest, &i0, &i1, &w);
+                if (w == 0.0f) {
+                    for (int k = 0; k < nc; k++)
+                        coff[k] += i0 * xs[d];
+                    continue;
+                }
+                for (int k = 0; k < nc; k++) {
+                    coff[nc + k] = coff[k] + i1 * xs[d];
+                    cwt[nc + k] = cwt[k] * w;
+                    coff[k] += i0 * xs[d];
+                    cwt[k] *= 1.0f - w;
+                }
+                nc *= 2;
+            }
+            for (int64_t bi = 0; bi < batch; bi++) {
+                const float *xb = X + bi * xbatch;
+                float *restrict y = Y + bi * ybatch + r * W + j0;
+                if (mode == CPU_RESIZE_NEAREST) {
+                    const float *x = xb + coff[0];
+                    for (int64_t j = 0; j < nb; j++)
+                        y[j] = x[c0i[j]];
+                    continue;
+                }
+                for (int k = 0; k < nc; k++) {
+                    const float *x = xb + coff[k];
+                    float wk = cwt[k];
+                    if (k == 0)
+                        for (int64_t j = 0; j < nb; j++)
+                            y[j] = wk * ((1.0f - cw[j]) * x[c0i[j]] + cw[j] * x[c1i[j]]);
+                    else
+                        for (int64_t j = 0; j < nb; j++)
+                            y[j] += wk * ((1.0f - cw[j]) * x[c0i[j]] + cw[j] * x[c1i[j]]);
+                }
+            }
+            for (int d = last - 1; d >= s; d--) {
+                if (++idx[d] < yd[d])
+                    break;
+                idx[d] = 0;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------- fill, range, trilu */
+
+void cpu_fill(void *Y, int64_t n, const void *value, size_t esz)
+{
+    fill_elems(Y, n, value, esz);
+}
+
+void cpu_range(ferry_dtype dt, const void *start, const void *delta, int64_t n, void *Y)
+{
+    switch (dt) {
+    case FERRY_F32: {
+        double s = *(const float *)start, dl = *(const float *)delta;
+        float *y = Y;
+        for (int64_t i = 0; i < n; i++)
+            y[i] = (float)(s + (double)i * dl);
+        break;
+    }
+    case FERRY_I32: {
+        uint32_t s = (uint32_t) * (const int32_t *)start, dl = (uint32_t) * (const int32_t *)delta;
+        int32_t *y = Y;
+        for (int64_t i = 0; i < n; i++)
+            y[i] = (int32_t)(s + (uint32_t)i * dl);
+        break;
+    }
+    default: {
+        uint64_t s = (uint64_t) * (const int64_t *)start, dl = (uint64_t) * (const int64_t *)delta;
+        int64_t *y = Y;
+        for (int64_t i = 0; i < n; i++)
+            y[i] = (int64_t)(s + (uint64_t)i * dl);
+        break;
+    }
+    }
+}
+
+void cpu_trilu(const void *X, const int64_t *xd, int nd, int upper, int64_t k, void *Y,
+               size_t esz)
+{
+    assert(nd >= 2);
+    int64_t R = xd[nd - 2], C = xd[nd - 1], mats = prod(xd, 0, nd - 2);
+    size_t row = (size_t)C * esz;
+    for (int64_t m = 0; m < mats; m++) {
+        for (int64_t i = 0; i < R; i++) {
+            const char *x = (const char *)X + (size_t)(m * R + i) * row;
+            char *y = (char *)Y + (size_t)(m * R + i) * row;
+            /* Kept columns [a, b). */
+            int64_t a, b;
+            if (upper) {
+                a = i + k < 0 ? 0 : i + k > C ? C : i + k;
+                b = C;
+            } else {
+                a = 0;
+                b = i + k + 1 < 0 ? 0 : i + k + 1 > C ? C : i + k + 1;
+            }
+            memset(y, 0, (size_t)a * esz);
+            if (y != x && b > a)
+                memcpy(y + (size_t)a * esz, x + (size_t)a * esz, (size_t)(b - a) * esz);
+            memset(y + (size_t)b * esz, 0, (size_t)(C - b) * esz);
+        }
+    }
+}
+
+/* --------------------------------------------------------------- cumsum */
+
+/* Running sums of X viewed as [outer, L, inner] along L in type T with
+ * arithmetic in U (unsigned for integers, so that overflow wraps). */
+#define CUMSUM_T(T, U)                                                                             \
+    do {                                                                                           \
+        const T *x_ = X;                                                                           \
+        T *y_ = Y;                                                                                 \
+        for (int64_t o = 0; o < outer; o++) {                                                      \
+            const T *xo = x_ + o * L * inner;                                                      \
+            T *yo = y_ + o * L * inner;                                                            \
+            for (int64_t t = 0; t < L; t++) {                                                      \
+                int64_t j = reverse ? L - 1 - t : t, pj = reverse ? j + 1 : j - 1;                 \
+                T *restrict y = yo + j * inner;                                                    \
+                const T *restrict x = xo + j * inner;                                              \
+                if (t == 0) {                                                                      \
+                    for (int64_t c = 0; c < inner; c++)                                            \
+                        y[c] = exclusive ? (T)0 : x[c];                                            \
+                } else {                                                                           \
+                    const T *restrict yp = yo + pj * inner;                                        \
+                    const T *restrict xs = exclusive ? xo + pj * inner : x;                        \
+                    for (int64_t c = 0; c < inner; c++)                                            \
+                        y[c] = (T)((U)yp[c] + (U)xs[c]);                                           \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+void cpu_cumsum(const void *X, ferry_dtype dt, const int64_t *xd, int nd, int axis, int exclusive,
+                int reverse, void *Y)
+{
+    int64_t outer = prod(xd, 0, axis), L = xd[axis], inner = prod(xd, axis + 1, nd);
+    switch (dt) {
+    case FERRY_F32: CUMSUM_T(float, float); break;
+    case FERRY_I32: CUMSUM_T(int32_t, uint32_t); break;
+    default: CUMSUM_T(int64_t, uint64_t); break;
+    }
+}
+
+/* -------------------------------------------- depth_to_space and back */
+
+void cpu_depth_to_space(const void *X, const int64_t *xd, int64_t b, int crd, void *Y, size_t esz)
+{
+    int64_t N = xd[0], C = xd[1] / (b * b), H = xd[2], W = xd[3];
+    if (crd) {
+        const int64_t v[6] = {N, C, b, b, H, W};
+        static const int perm[6] = {0, 1, 4, 2, 5, 3};
+        cpu_transpose(X, v, 6, perm, Y, esz);
+    } else {
+        const int64_t v[6] = {N, b, b, C, H, W};
+        static const int perm[6] = {0, 3, 4, 1, 5, 2};
+        cpu_transpose(X, v, 6, perm, Y, esz);
+    }
+}
+
+void cpu_space_to_depth(const void *X, const int64_t *xd, int64_t b, void *Y, size_t esz)
+{
+    const int64_t v[6] = {xd[0], xd[1], xd[2] / b, b, xd[3] / b, b};
+    static const int perm[6] = {0, 3, 5, 1, 2, 4};
+    cpu_transpose(X, v, 6, perm, Y, esz);
+}

@@ -1,0 +1,147 @@
+/*
+ * cpu_data.h - the CPU backend's data-movement kernels for ONNX operators
+ * over dense row-major tensors of any rank up to FERRY_MAX_DIMS.
+ *
+ * Conventions shared by every kernel here:
+ * - dims are concrete, passed as (const int64_t *dims, int ndim); the
+ *   caller has checked shapes against the operator's rules (the kernels
+ *   only assert them in debug builds) and normalized negative axes;
+ * - dtype-agnostic kernels take the element size esz in bytes (1, 2, 4 or
+ *   8 take typed loops, any other size works through memcpy);
+ * - floating tensors are f32, integers int64 (FERRY_I64) or int32
+ *   (FERRY_I32), bool uint8 0/1 (FERRY_BOOL);
+ * - outputs never overlap inputs unless a kernel says so;
+ * - kernels are reentrant and allocate nothing.
+ * Kernels whose result depends on index data (Gather, GatherElements)
+ * return 0, or -1 when an index is out of range (the output is then
+ * unspecified): the graph layer cannot check data.
+ * Private to src/backend/cpu.
+ */
+#ifndef FERRY_BACKEND_CPU_DATA_H
+#define FERRY_BACKEND_CPU_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/cpu/cpu_iter.h"
+#include "ferry.h"
+
+/* Y = X with dims permuted: Y's dim i is X's dim perm[i]. */
+void cpu_transpose(const void *X, const int64_t *xd, int nd, const int *perm, void *Y, size_t esz);
+
+/* Gather along axis: Y = X[:, ..., idx, ...] with Y's dims xd[0..axis) ++
+ * index dims ++ xd(axis..nd); idx holds n_idx int64 (idt FERRY_I64) or int32
+ * (FERRY_I32) values in [-xd[axis], xd[axis]), negatives counting from the
+ * end. */
+int cpu_gather(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
+               ferry_dtype idt, int64_t n_idx, void *Y, size_t esz);
+
+/* GatherElements: Y (dims id[nd], X's rank) at position p is X at p with
+ * p[axis] replaced by idx[p] (negatives from the end); id[d] <= xd[d]. */
+int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
+                        ferry_dtype idt, const int64_t *id, void *Y, size_t esz);
+
+/* Slice: Y[i0, i1, ...] = X[starts[0] + i0*steps[0], ...] for every axis
+ * (an axis not sliced has start 0, step 1); starts are clamped in-range
+ * indices, steps nonzero (negative walks backwards), yd the output dims. */
+void cpu_slice(const void *X, const int64_t *xd, int nd, const int64_t *starts,
+               const int64_t *steps, void *Y, const int64_t *yd, size_t esz);
+
+/* Concat of n inputs along axis: input i has Y's dims except lens[i] on
+ * the axis; yd are the output dims. */
+void cpu_concat(const void *const *X, const int64_t *lens, int n, void *Y, const int64_t *yd,
+                int nd, int axis, size_t esz);
+
+/* Split X along axis into n outputs of lens[i] (summing to xd[axis]). */
+void cpu_split(const void *X, const int64_t *xd, int nd, int axis, const int64_t *lens, int n,
+               void *const *Y, size_t esz);
+
+/* Expand: Y (dims yd[yn]) = X (dims xd[xn]) broadcast. */
+void cpu_expand(const void *X, const int64_t *xd, int xn, void *Y, const int64_t *yd, int yn,
+                size_t esz);
+
+/* Tile: Y (dims xd[d] * repeats[d]) = X repeated along every axis. */
+void cpu_tile(const void *X, const int64_t *xd, int nd, const int64_t *repeats, void *Y,
+              size_t esz);
+
+/* Where: Y = C ? A : B, C bool (uint8), with three-way broadcasting onto
+ * yd[yn]; A, B and Y share esz. */
+void cpu_where(const uint8_t *C, const int64_t *cd, int cn, const void *A, const int64_t *ad,
+               int an, const void *B, const int64_t *bd, int bn, void *Y, const int64_t *yd,
+               int yn, size_t esz);
+
+typedef enum cpu_pad_mode {
+    CPU_PAD_CONSTANT = 0,
+    CPU_PAD_REFLECT, /* mirror without repeating the edge: numpy "reflect" */
+    CPU_PAD_EDGE,    /* repeat the edge value */
+    CPU_PAD_WRAP,    /* periodic (ONNX opset 19) */
+} cpu_pad_mode;
+
+/* Pad: pads[2*nd] in ONNX order (all begins, then all ends); a negative
+ * pad crops, and the padding modes then act on the cropped tensor. value
+ * points to one element (constant mode; NULL means zero). Y's dims are
+ * xd[d] + pads[d] + pads[nd + d]. Reflect needs every cropped dim that is
+ * padded to be >= 2, edge and wrap >= 1 (as ONNX). */
+void cpu_pad(const void *X, const int64_t *xd, int nd, const int64_t *pads, cpu_pad_mode mode,
+             const void *value, void *Y, size_t esz);
+
+typedef enum cpu_resize_mode {
+    CPU_RESIZE_NEAREST = 0,
+    CPU_RESIZE_LINEAR,
+} cpu_resize_mode;
+
+typedef enum cpu_resize_coord {
+    CPU_COORD_HALF_PIXEL = 0,
+    CPU_COORD_PYTORCH_HALF_PIXEL,
+    CPU_COORD_ALIGN_CORNERS,
+    CPU_COORD_ASYMMETRIC,
+    CPU_COORD_HALF_PIXEL_SYMMETRIC,
+} cpu_resize_coord;
+
+typedef enum cpu_resize_nearest {
+    CPU_NEAREST_ROUND_PREFER_FLOOR = 0,
+    CPU_NEAREST_ROUND_PREFER_CEIL,
+    CPU_NEAREST_FLOOR,
+    CPU_NEAREST_CEIL,
+} cpu_resize_nearest;
+
+/* Resize of f32 X (any rank) to dims yd: every axis maps output
+ * coordinate i to an input coordinate by coord with scales[d] (as ONNX
+ * resolves it: the given scale, or yd[d] / xd[d] when sizes are given),
+ * then nearest picks one element (nearest rounding, clamped in range) and
+ * linear interpolates between the two neighbours (n-linear over the
+ * resized axes; neighbours clamped, which is ONNX's edge padding). Axes
+ * with yd == xd and scale 1 are copied. */
+void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
+                const float *scales, cpu_resize_mode mode, cpu_resize_coord coord,
+                cpu_resize_nearest nearest);
+
+/* ConstantOfShape: n copies of the element at value. */
+void cpu_fill(void *Y, int64_t n, const void *value, size_t esz);
+
+/* Range: Y[i] = start + i * delta for i < n (n computed by the caller as
+ * max(ceil((limit - start) / delta), 0)); dt is FERRY_F32 (the value is
+ * computed in double, then rounded), FERRY_I64 or FERRY_I32; start and
+ * delta point to one element of dt. */
+void cpu_range(ferry_dtype dt, const void *start, const void *delta, int64_t n, void *Y);
+
+/* Trilu over the last two dims [R, C] of X (nd >= 2): keeps element (i, j)
+ * when j - i >= k (upper) or j - i <= k (lower), zero elsewhere. Y may
+ * equal X. */
+void cpu_trilu(const void *X, const int64_t *xd, int nd, int upper, int64_t k, void *Y,
+               size_t esz);
+
+/* CumSum along axis for dt FERRY_F32 (summed in f32, in order, as
+ * PyTorch), FERRY_I64 or FERRY_I32 (wrapping); exclusive leaves out the
+ * element itself, reverse sums from the end. */
+void cpu_cumsum(const void *X, ferry_dtype dt, const int64_t *xd, int nd, int axis, int exclusive,
+                int reverse, void *Y);
+
+/* DepthToSpace of X [N, C, H, W] with blocksize b: Y [N, C/b^2, H*b, W*b];
+ * crd selects mode CRD, else DCR. */
+void cpu_depth_to_space(const void *X, const int64_t *xd, int64_t b, int crd, void *Y, size_t esz);
+
+/* SpaceToDepth of X [N, C, H, W] with blocksize b: Y [N, C*b^2, H/b, W/b]. */
+void cpu_space_to_depth(const void *X, const int64_t *xd, int64_t b, void *Y, size_t esz);
+
+#endif

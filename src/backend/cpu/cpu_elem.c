@@ -1,0 +1,812 @@
+/*
+ * cpu_elem.c - elementwise, comparison, logical and reduction kernels
+ * (contracts in cpu_elem.h). Broadcasting kernels run a cpu_iter over the
+ * output; the inner loop of each is specialized on its input strides
+ * (both 1, one 0, both 0) so that each variant has unit or zero strides
+ * and vectorizes. Reductions view X as kept and reduced blocks with a
+ * contiguous inner dim: reduced inner dims become row reductions with
+ * eight independent lanes (the compiler may not reorder one FP sum, but
+ * it vectorizes eight), kept inner dims accumulate whole rows into a
+ * block of accumulators.
+ */
+#include "backend/cpu/cpu_elem.h"
+
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+/* Without no-trapping-math GCC keeps the selects of the clamps, Min/Max
+ * and reductions as branches (an arm might raise an FP exception, which
+ * nothing here observes) and those loops stay scalar. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+static size_t dtype_size(ferry_dtype dt)
+{
+    switch (dt) {
+    case FERRY_I64: return 8;
+    case FERRY_F32:
+    case FERRY_I32: return 4;
+    default: return 1;
+    }
+}
+
+/* ----------------------------------------------------------------- unary */
+
+#define UN_LOOP(EXPR)                                                                              \
+    do {                                                                                           \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            float v = X[i];                                                                        \
+            Y[i] = (EXPR);                                                                         \
+        }                                                                                          \
+    } while (0)
+
+static inline float clampf(float v, float lo, float hi)
+{
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
+static inline float softplusf(float v)
+{
+    /* log(1 + e^v) without overflow: v + log(1 + e^-v) for v > 0. */
+    return v > 0.0f ? v + log1pf(expf(-v)) : log1pf(expf(v));
+}
+
+void cpu_unary_f32(cpu_unary_op op, const float *X, float *Y, int64_t n, float a, float b)
+{
+    switch (op) {
+    case CPU_UN_NEG: UN_LOOP(-v); break;
+    case CPU_UN_ABS: UN_LOOP(fabsf(v)); break;
+    case CPU_UN_SIGN: UN_LOOP(v > 0.0f ? 1.0f : v < 0.0f ? -1.0f : v); break;
+    case CPU_UN_EXP: UN_LOOP(expf(v)); break;
+    case CPU_UN_LOG: UN_LOOP(logf(v)); break;
+    case CPU_UN_RECIPROCAL: UN_LOOP(1.0f / v); break;
+    case CPU_UN_FLOOR: UN_LOOP(floorf(v)); break;
+    case CPU_UN_CEIL: UN_LOOP(ceilf(v)); break;
+    case CPU_UN_ROUND: UN_LOOP(nearbyintf(v)); break;
+    case CPU_UN_SIN: UN_LOOP(sinf(v)); break;
+    case CPU_UN_COS: UN_LOOP(cosf(v)); break;
+    case CPU_UN_HARD_SIGMOID: UN_LOOP(clampf(a * v + b, 0.0f, 1.0f)); break;
+    case CPU_UN_HARD_SWISH: UN_LOOP(v * clampf(v * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f)); break;
+    case CPU_UN_CLIP: UN_LOOP(clampf(v, a, b)); break;
+    case CPU_UN_SOFTPLUS: UN_LOOP(softplusf(v)); break;
+    case CPU_UN_MISH: UN_LOOP(v * tanhf(softplusf(v))); break;
+    }
+}
+
+#define UN_INT(T, U)                                                                               \
+    do {                                                                                           \
+        const T *x = X;                                                                            \
+        T *y = Y;                                                                                  \
+        T lo = (T)a, hi = (T)b;                                                                    \
+        switch (op) {                                                                              \
+        case CPU_UN_NEG:                                                                           \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                y[i] = (T)(0u - (U)x[i]);                                                          \
+            break;                                                                                 \
+        case CPU_UN_ABS:                                                                           \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                y[i] = x[i] < 0 ? (T)(0u - (U)x[i]) : x[i];                                        \
+            break;                                                                                 \
+        case CPU_UN_SIGN:                                                                          \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                y[i] = (T)((x[i] > 0) - (x[i] < 0));                                               \
+            break;                                                                                 \
+        case CPU_UN_CLIP:                                                                          \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];                                     \
+            break;                                                                                 \
+        default: assert(!"cpu_unary_int: op"); break;                                              \
+        }                                                                                          \
+    } while (0)
+
+void cpu_unary_int(cpu_unary_op op, ferry_dtype dt, const void *X, void *Y, int64_t n, int64_t a,
+                   int64_t b)
+{
+    if (dt == FERRY_I32)
+        UN_INT(int32_t, uint32_t);
+    else
+        UN_INT(int64_t, uint64_t);
+}
+
+/* ------------------------------------------------ broadcasting binaries */
+
+/* One inner loop of n outputs: x from a (stride sa), z from b (stride sb),
+ * sa and sb each 0 or 1. */
+#define BIN4(TY, T, EXPR)                                                                          \
+    do {                                                                                           \
+        TY *y = (TY *)yv;                                                                          \
+        const T *a = (const T *)av, *b = (const T *)bv;                                            \
+        if (sa && sb) {                                                                            \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T x = a[i], z = b[i];                                                              \
+                (void)z;                                                                           \
+                y[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else if (sa) {                                                                           \
+            T z = b[0];                                                                            \
+            (void)z;                                                                               \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T x = a[i];                                                                        \
+                y[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else if (sb) {                                                                           \
+            T x = a[0];                                                                            \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                T z = b[i];                                                                        \
+                (void)z;                                                                           \
+                y[i] = (EXPR);                                                                     \
+            }                                                                                      \
+        } else {                                                                                   \
+            T x = a[0], z = b[0];                                                                  \
+            (void)z;                                                                               \
+            TY r = (EXPR);                                                                         \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                y[i] = r;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+typedef void (*bin_inner_fn)(int op, int flag, void *yv, const void *av, int sa, const void *bv,
+                             int sb, int64_t n);
+
+/* Runs fn over Y = A op B broadcast onto yd: ey, ea, eb element sizes. */
+static void bin_drive(bin_inner_fn fn, int op, int flag, const void *A, size_t ea,
+                      const int64_t *ad, int an, const void *B, size_t eb, const int64_t *bd,
+                      int bn, void *Y, size_t ey, const int64_t *yd, int yn)
+{
+    const int64_t *d[2] = {ad, bd};
+    int nn[2] = {an, bn};
+    cpu_iter it;
+    cpu_iter_broadcast(&it, yd, yn, 2, d, nn);
+    int sa = cpu_iter_inner_stride(&it, 1) != 0, sb = cpu_iter_inner_stride(&it, 2) != 0;
+    for (int64_t o = 0; o < it.outer; o++) {
+        fn(op, flag, (char *)Y + it.off[0] * (int64_t)ey,
+           (const char *)A + it.off[1] * (int64_t)ea, sa,
+           (const char *)B + it.off[2] * (int64_t)eb, sb, it.inner);
+        cpu_iter_next(&it);
+    }
+}
+
+static inline float fmin_nan(float x, float z)
+{
+    return x < z || x != x ? x : z;
+}
+static inline float fmax_nan(float x, float z)
+{
+    return x > z || x != x ? x : z;
+}
+static inline float fmod_py(float x, float z)
+{
+    float r = fmodf(x, z);
+    return r != 0.0f && (r < 0.0f) != (z < 0.0f) ? r + z : r;
+}
+
+static void arith_f32(int op, int fmod_, void *yv, const void *av, int sa, const void *bv, int sb,
+                      int64_t n)
+{
+    switch ((cpu_binary_op)op) {
+    case CPU_BIN_ADD: BIN4(float, float, x + z); break;
+    case CPU_BIN_SUB: BIN4(float, float, x - z); break;
+    case CPU_BIN_MUL: BIN4(float, float, x * z); break;
+    case CPU_BIN_DIV: BIN4(float, float, x / z); break;
+    case CPU_BIN_MOD:
+        if (fmod_)
+            BIN4(float, float, fmodf(x, z));
+        else
+            BIN4(float, float, fmod_py(x, z));
+        break;
+    case CPU_BIN_MIN: BIN4(float, float, fmin_nan(x, z)); break;
+    case CPU_BIN_MAX: BIN4(float, float, fmax_nan(x, z)); break;
+    default: break;
+    }
+}
+
+/* Integer division and remainder made total: x / 0 and x % 0 are 0, and
+ * x / -1 wraps instead of trapping on INT64_MIN. */
+static inline int64_t div_i64(int64_t x, int64_t z)
+{
+    return z == 0 ? 0 : z == -1 ? (int64_t)(0u - (uint64_t)x) : x / z;
+}
+static inline int64_t mod_i64(int64_t x, int64_t z, int fmod_)
+{
+    if (z == 0 || z == -1)
+        return 0;
+    int64_t r = x % z;
+    return !fmod_ && r != 0 && (r < 0) != (z < 0) ? r + z : r;
+}
+
+#define ARITH_INT(NAME, T, U)                                                                      \
+    static void NAME(int op, int fmod_, void *yv, const void *av, int sa, const void *bv, int sb,  \
+                     int64_t n)                                                                    \
+    {                                                                                              \
+        switch ((cpu_binary_op)op) {                                                               \
+        case CPU_BIN_ADD: BIN4(T, T, (T)((U)x + (U)z)); break;                                     \
+        case CPU_BIN_SUB: BIN4(T, T, (T)((U)x - (U)z)); break;                                     \
+        case CPU_BIN_MUL: BIN4(T, T, (T)((U)x * (U)z)); break;                                     \
+        case CPU_BIN_DIV: BIN4(T, T, (T)div_i64(x, z)); break;                                     \
+        case CPU_BIN_MOD: BIN4(T, T, (T)mod_i64(x, z, fmod_)); break;                              \
+        case CPU_BIN_MIN: BIN4(T, T, x < z ? x : z); break;                                        \
+        case CPU_BIN_MAX: BIN4(T, T, x > z ? x : z); break;                                        \
+        default: break;                                                                            \
+        }                                                                                          \
+    }
+
+ARITH_INT(arith_i64, int64_t, uint64_t)
+ARITH_INT(arith_i32, int32_t, uint32_t)
+
+static bin_inner_fn arith_fn(ferry_dtype dt)
+{
+    return dt == FERRY_F32 ? arith_f32 : dt == FERRY_I32 ? arith_i32 : arith_i64;
+}
+
+void cpu_binary_arith(cpu_binary_op op, ferry_dtype dt, int fmod, const void *A, const int64_t *ad,
+                      int an, const void *B, const int64_t *bd, int bn, void *Y,
+                      const int64_t *yd, int yn)
+{
+    size_t e = dtype_size(dt);
+    bin_drive(arith_fn(dt), (int)op, fmod, A, e, ad, an, B, e, bd, bn, Y, e, yd, yn);
+}
+
+void cpu_variadic(cpu_binary_op op, ferry_dtype dt, int n, const void *const *X,
+                  const int64_t *const *xd, const int *xn, void *Y, const int64_t *yd, int yn)
+{
+    size_t e = dtype_size(dt);
+    cpu_binary_op bop = op == CPU_BIN_MEAN ? CPU_BIN_ADD : op;
+    int64_t total = 1;
+    for (int d = 0; d < yn; d++)
+        total *= yd[d];
+    if (n == 1) {
+        /* A broadcast copy: Y = X0 + 0 would turn -0 into +0. */
+        cpu_iter it;
+        cpu_iter_broadcast(&it, yd, yn, 1, xd, xn);
+        int64_t s = cpu_iter_inner_stride(&it, 1);
+        for (int64_t o = 0; o < it.outer; o++) {
+            char *y = (char *)Y + it.off[0] * (int64_t)e;
+            const char *x = (const char *)X[0] + it.off[1] * (int64_t)e;
+            for (int64_t i = 0; i < it.inner; i++)
+                memcpy(y + i * (int64_t)e, x + i * s * (int64_t)e, e);
+            cpu_iter_next(&it);
+        }
+    } else {
+        cpu_binary_arith(bop, dt, 0, X[0], xd[0], xn[0], X[1], xd[1], xn[1], Y, yd, yn);
+        for (int i = 2; i < n; i++)
+            cpu_binary_arith(bop, dt, 0, Y, yd, yn, X[i], xd[i], xn[i], Y, yd, yn);
+    }
+    if (op == CPU_BIN_MEAN && dt == FERRY_F32) {
+        float *y = Y, inv = 1.0f / (float)n;
+        for (int64_t i = 0; i < total; i++)
+            y[i] *= inv;
+    }
+}
+
+/* ------------------------------------------------------------------ pow */
+
+static inline double load_num(const void *p, ferry_dtype dt, int64_t i)
+{
+    switch (dt) {
+    case FERRY_F32: return ((const float *)p)[i];
+    case FERRY_I32: return ((const int32_t *)p)[i];
+    default: return (double)((const int64_t *)p)[i];
+    }
+}
+
+static inline int64_t load_int(const void *p, ferry_dtype dt, int64_t i)
+{
+    return dt == FERRY_I32 ? ((const int32_t *)p)[i] : ((const int64_t *)p)[i];
+}
+
+/* x^e in wrapping integer arithmetic; e < 0 gives trunc(1 / x^-e). */
+static int64_t ipow(int64_t x, int64_t e)
+{
+    if (e < 0)
+        return x == 1 ? 1 : x == -1 ? ((e & 1) ? -1 : 1) : 0;
+    uint64_t r = 1, b = (uint64_t)x;
+    while (e) {
+        if (e & 1)
+            r *= b;
+        b *= b;
+        e >>= 1;
+    }
+    return (int64_t)r;
+}
+
+/* Float to integer toward zero, NaN 0, saturating. */
+static int64_t trunc_sat(double v, double lo, double hi)
+{
+    if (v != v)
+        return 0;
+    v = trunc(v);
+    return (int64_t)(v < lo ? lo : v > hi ? hi : v);
+}
+
+static void pow_inner(int adt_, int bdt_, void *yv, const void *av, int sa, const void *bv, int sb,
+                      int64_t n)
+{
+    ferry_dtype adt = (ferry_dtype)adt_, bdt = (ferry_dtype)bdt_;
+    if (adt == FERRY_F32 && bdt == FERRY_F32) {
+        if (!sb && ((const float *)bv)[0] == 2.0f)
+            BIN4(float, float, x * x);
+        else if (!sb && ((const float *)bv)[0] == 1.0f)
+            BIN4(float, float, x);
+        else
+            BIN4(float, float, powf(x, z));
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t ia = i * sa, ib = i * sb;
+        if (adt == FERRY_F32) {
+            ((float *)yv)[i] = (float)pow(((const float *)av)[ia], load_num(bv, bdt, ib));
+            continue;
+        }
+        int64_t r;
+        if (bdt == FERRY_F32)
+            r = trunc_sat(pow((double)load_int(av, adt, ia), ((const float *)bv)[ib]),
+                          -9223372036854775808.0, 9223372036854774784.0);
+        else
+            r = ipow(load_int(av, adt, ia), load_int(bv, bdt, ib));
+        if (adt == FERRY_I32)
+            ((int32_t *)yv)[i] = (int32_t)r;
+        else
+            ((int64_t *)yv)[i] = r;
+    }
+}
+
+void cpu_pow(const void *A, ferry_dtype adt, const int64_t *ad, int an, const void *B,
+             ferry_dtype bdt, const int64_t *bd, int bn, void *Y, const int64_t *yd, int yn)
+{
+    bin_drive(pow_inner, (int)adt, (int)bdt, A, dtype_size(adt), ad, an, B, dtype_size(bdt), bd,
+              bn, Y, dtype_size(adt), yd, yn);
+}
+
+/* ----------------------------------------------------- compare, logical */
+
+#define CMP_FN(NAME, T)                                                                            \
+    static void NAME(int op, int flag, void *yv, const void *av, int sa, const void *bv, int sb,   \
+                     int64_t n)                                                                    \
+    {                                                                                              \
+        switch ((cpu_cmp_op)op) {                                                                  \
+        case CPU_CMP_EQ: BIN4(uint8_t, T, x == z); break;                                          \
+        case CPU_CMP_LT: BIN4(uint8_t, T, x < z); break;                                           \
+        case CPU_CMP_LE: BIN4(uint8_t, T, x <= z); break;                                          \
+        case CPU_CMP_GT: BIN4(uint8_t, T, x > z); break;                                           \
+        case CPU_CMP_GE: BIN4(uint8_t, T, x >= z); break;                                          \
+        }                                                                                          \
+    }
+
+CMP_FN(cmp_f32, float)
+CMP_FN(cmp_i64, int64_t)
+CMP_FN(cmp_i32, int32_t)
+CMP_FN(cmp_u8, uint8_t)
+
+void cpu_compare(cpu_cmp_op op, ferry_dtype dt, const void *A, const int64_t *ad, int an,
+                 const void *B, const int64_t *bd, int bn, uint8_t *Y, const int64_t *yd, int yn)
+{
+    bin_inner_fn fn = dt == FERRY_F32   ? cmp_f32
+                      : dt == FERRY_I64 ? cmp_i64
+                      : dt == FERRY_I32 ? cmp_i32
+                                        : cmp_u8;
+    size_t e = dtype_size(dt);
+    bin_drive(fn, (int)op, 0, A, e, ad, an, B, e, bd, bn, Y, 1, yd, yn);
+}
+
+static void logic_inner(int op, int flag, void *yv, const void *av, int sa, const void *bv, int sb,
+                        int64_t n)
+{
+    switch ((cpu_logic_op)op) {
+    case CPU_LOGIC_AND: BIN4(uint8_t, uint8_t, (x != 0) & (z != 0)); break;
+    case CPU_LOGIC_OR: BIN4(uint8_t, uint8_t, (x != 0) | (z != 0)); break;
+    case CPU_LOGIC_XOR: BIN4(uint8_t, uint8_t, (x != 0) ^ (z != 0)); break;
+    }
+}
+
+void cpu_logical(cpu_logic_op op, const uint8_t *A, const int64_t *ad, int an, const uint8_t *B,
+                 const int64_t *bd, int bn, uint8_t *Y, const int64_t *yd, int yn)
+{
+    bin_drive(logic_inner, (int)op, 0, A, 1, ad, an, B, 1, bd, bn, Y, 1, yd, yn);
+}
+
+void cpu_not(const uint8_t *X, uint8_t *Y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        Y[i] = X[i] == 0;
+}
+
+void cpu_isnan(const float *X, uint8_t *Y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        Y[i] = X[i] != X[i];
+}
+
+void cpu_isinf(const float *X, uint8_t *Y, int64_t n, int detect_neg, int detect_pos)
+{
+    for (int64_t i = 0; i < n; i++)
+        Y[i] = (detect_pos && X[i] == INFINITY) || (detect_neg && X[i] == -INFINITY);
+}
+
+/* ------------------------------------------------------------ reductions */
+
+/* X's dims merged into kept and reduced blocks (size-1 dims dropped,
+ * neighbours of one kind merged); the last merged dim is the contiguous
+ * inner loop, either reduced (rows reduce to one value) or kept (rows of
+ * Y accumulate whole). The other dims, with their X strides, are walked
+ * by odometers: kd/ks the kept ones in Y's order, rd/rs the reduced. */
+typedef struct red_plan {
+    int nk, nr, inner_red;
+    int64_t L;     /* inner length */
+    int64_t out_n; /* elements of Y */
+    int64_t count; /* elements reduced into each */
+    int64_t rows;  /* inner loops per output (product of rd) */
+    int64_t kd[FERRY_MAX_DIMS], ks[FERRY_MAX_DIMS], rd[FERRY_MAX_DIMS], rs[FERRY_MAX_DIMS];
+} red_plan;
+
+static void red_plan_init(red_plan *p, const int64_t *xd, int nd, const int *reduce)
+{
+    int64_t dim[FERRY_MAX_DIMS] = {0}, st[FERRY_MAX_DIMS];
+    int red[FERRY_MAX_DIMS], n = 0;
+    p->count = 1;
+    p->out_n = 1;
+    for (int d = 0; d < nd; d++) {
+        if (reduce[d])
+            p->count *= xd[d];
+        else
+            p->out_n *= xd[d];
+        if (xd[d] == 1)
+            continue;
+        if (n > 0 && red[n - 1] == !!reduce[d]) {
+            dim[n - 1] *= xd[d];
+        } else {
+            dim[n] = xd[d];
+            red[n] = !!reduce[d];
+            n++;
+        }
+    }
+    cpu_dense_strides(dim, n, st);
+    p->nk = p->nr = 0;
+    p->rows = 1;
+    if (n == 0) {
+        p->inner_red = 0;
+        p->L = 1;
+        return;
+    }
+    p->inner_red = red[n - 1];
+    p->L = dim[n - 1];
+    for (int d = 0; d < n - 1; d++) {
+        if (red[d]) {
+            p->rd[p->nr] = dim[d];
+            p->rs[p->nr++] = st[d];
+            p->rows *= dim[d];
+        } else {
+            p->kd[p->nk] = dim[d];
+            p->ks[p->nk++] = st[d];
+        }
+    }
+}
+
+static inline void odo_next(int n, const int64_t *d, const int64_t *s, int64_t *idx, int64_t *off)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        idx[i]++;
+        *off += s[i];
+        if (idx[i] < d[i])
+            return;
+        *off -= s[i] * d[i];
+        idx[i] = 0;
+    }
+}
+
+/* f32 reductions: each op is map (applied to every element) then combine,
+ * accumulated in double, then a final step. */
+enum { MAP_ID, MAP_ABS, MAP_SQ, MAP_EXP };
+enum { COMB_ADD, COMB_MUL, COMB_MAX, COMB_MIN };
+
+#define C_ADD(a, v) ((a) + (v))
+#define C_MUL(a, v) ((a) * (v))
+#define C_MAX(a, v) ((v) > (a) || (v) != (v) ? (v) : (a))
+#define C_MIN(a, v) ((v) < (a) || (v) != (v) ? (v) : (a))
+#define M_ID(v) (v)
+#define M_ABS(v) fabs(v)
+#define M_SQ(v) ((v) * (v))
+#define M_EXP(v) exp((v)-sh)
+
+/* *acc = comb(*acc, map(x[j])) over a contiguous row, in eight lanes. */
+#define ROW_LANES(MAP, COMB)                                                                       \
+    do {                                                                                           \
+        double l[8];                                                                               \
+        for (int k = 0; k < 8; k++)                                                                \
+            l[k] = init;                                                                           \
+        int64_t j = 0;                                                                             \
+        for (; j + 8 <= L; j += 8)                                                                 \
+            for (int k = 0; k < 8; k++) {                                                          \
+                double v = MAP((double)x[j + k]);                                                  \
+                l[k] = COMB(l[k], v);                                                              \
+            }                                                                                      \
+        for (; j < L; j++) {                                                                       \
+            double v = MAP((double)x[j]);                                                          \
+            l[0] = COMB(l[0], v);                                                                  \
+        }                                                                                          \
+        double r = *acc;                                                                           \
+        for (int k = 0; k < 8; k++)                                                                \
+            r = COMB(r, l[k]);                                                                     \
+        *acc = r;                                                                                  \
+    } while (0)
+
+static void row_f32(const float *x, int64_t L, int map, int comb, double init, double sh,
+                    double *acc)
+{
+    switch (comb) {
+    case COMB_MUL: ROW_LANES(M_ID, C_MUL); break;
+    case COMB_MAX: ROW_LANES(M_ID, C_MAX); break;
+    case COMB_MIN: ROW_LANES(M_ID, C_MIN); break;
+    default:
+        switch (map) {
+        case MAP_ABS: ROW_LANES(M_ABS, C_ADD); break;
+        case MAP_SQ: ROW_LANES(M_SQ, C_ADD); break;
+        case MAP_EXP: ROW_LANES(M_EXP, C_ADD); break;
+        default: ROW_LANES(M_ID, C_ADD); break;
+        }
+    }
+}
+
+/* acc[c] = comb(acc[c], map(x[c])) for c < w; MAP_EXP shifts by shv[c]. */
+#define VEC_LOOP(MAP, COMB)                                                                        \
+    do {                                                                                           \
+        for (int64_t c = 0; c < w; c++) {                                                          \
+            double sh = shv ? shv[c] : 0.0;                                                        \
+            (void)sh;                                                                              \
+            double v = MAP((double)x[c]);                                                          \
+            acc[c] = COMB(acc[c], v);                                                              \
+        }                                                                                          \
+    } while (0)
+
+static void vec_f32(double *restrict acc, const float *restrict x, int64_t w, int map, int comb,
+                    const float *shv)
+{
+    switch (comb) {
+    case COMB_MUL: VEC_LOOP(M_ID, C_MUL); break;
+    case COMB_MAX: VEC_LOOP(M_ID, C_MAX); break;
+    case COMB_MIN: VEC_LOOP(M_ID, C_MIN); break;
+    default:
+        switch (map) {
+        case MAP_ABS: VEC_LOOP(M_ABS, C_ADD); break;
+        case MAP_SQ: VEC_LOOP(M_SQ, C_ADD); break;
+        case MAP_EXP: VEC_LOOP(M_EXP, C_ADD); break;
+        default: VEC_LOOP(M_ID, C_ADD); break;
+        }
+    }
+}
+
+enum { FIN_ID, FIN_MEAN, FIN_SQRT, FIN_LOG, FIN_LSE };
+
+static float red_finish(double s, int fin, double inv, float shift)
+{
+    switch (fin) {
+    case FIN_MEAN: return (float)(s * inv);
+    case FIN_SQRT: return (float)sqrt(s);
+    case FIN_LOG: return (float)log(s);
+    case FIN_LSE: return isfinite(shift) ? (float)(shift + log(s)) : shift;
+    default: return (float)s;
+    }
+}
+
+#define RED_BLOCK 256
+
+/* One pass of a f32 reduction; for MAP_EXP, Y holds each output's shift
+ * (the max) on entry. */
+static void red_pass_f32(const red_plan *p, const float *X, float *Y, int map, int comb,
+                         double init, int fin)
+{
+    double inv = 1.0 / (double)p->count;
+    int64_t kidx[FERRY_MAX_DIMS] = {0}, koff = 0;
+    int64_t L = p->L, nout = p->inner_red ? p->out_n : p->out_n / L;
+    for (int64_t o = 0; o < nout; o++) {
+        if (p->inner_red) {
+            double s = init, sh = map == MAP_EXP ? (double)Y[o] : 0.0;
+            int64_t ridx[FERRY_MAX_DIMS] = {0}, roff = 0;
+            for (int64_t r = 0; r < p->rows; r++) {
+                row_f32(X + koff + roff, L, map, comb, init, sh, &s);
+                odo_next(p->nr, p->rd, p->rs, ridx, &roff);
+            }
+            Y[o] = red_finish(s, fin, inv, Y[o]);
+        } else {
+            float *y = Y + o * L;
+            for (int64_t c0 = 0; c0 < L; c0 += RED_BLOCK) {
+                int64_t w = L - c0 < RED_BLOCK ? L - c0 : RED_BLOCK;
+                double acc[RED_BLOCK];
+                for (int64_t c = 0; c < w; c++)
+                    acc[c] = init;
+                int64_t ridx[FERRY_MAX_DIMS] = {0}, roff = 0;
+                for (int64_t r = 0; r < p->rows; r++) {
+                    vec_f32(acc, X + koff + roff + c0, w, map, comb,
+                            map == MAP_EXP ? y + c0 : NULL);
+                    odo_next(p->nr, p->rd, p->rs, ridx, &roff);
+                }
+                for (int64_t c = 0; c < w; c++)
+                    y[c0 + c] = red_finish(acc[c], fin, inv, y[c0 + c]);
+            }
+        }
+        odo_next(p->nk, p->kd, p->ks, kidx, &koff);
+    }
+}
+
+static void reduce_f32(cpu_reduce_op op, const red_plan *p, const float *X, float *Y)
+{
+    switch (op) {
+    case CPU_RED_SUM: red_pass_f32(p, X, Y, MAP_ID, COMB_ADD, 0.0, FIN_ID); break;
+    case CPU_RED_MEAN: red_pass_f32(p, X, Y, MAP_ID, COMB_ADD, 0.0, FIN_MEAN); break;
+    case CPU_RED_MAX: red_pass_f32(p, X, Y, MAP_ID, COMB_MAX, -INFINITY, FIN_ID); break;
+    case CPU_RED_MIN: red_pass_f32(p, X, Y, MAP_ID, COMB_MIN, INFINITY, FIN_ID); break;
+    case CPU_RED_PROD: red_pass_f32(p, X, Y, MAP_ID, COMB_MUL, 1.0, FIN_ID); break;
+    case CPU_RED_L1: red_pass_f32(p, X, Y, MAP_ABS, COMB_ADD, 0.0, FIN_ID); break;
+    case CPU_RED_L2: red_pass_f32(p, X, Y, MAP_SQ, COMB_ADD, 0.0, FIN_SQRT); break;
+    case CPU_RED_SUM_SQUARE: red_pass_f32(p, X, Y, MAP_SQ, COMB_ADD, 0.0, FIN_ID); break;
+    case CPU_RED_LOG_SUM: red_pass_f32(p, X, Y, MAP_ID, COMB_ADD, 0.0, FIN_LOG); break;
+    case CPU_RED_LOG_SUM_EXP:
+        /* max first (into Y), then log(sum(exp(x - max))) + max: no
+         * overflow for large x. */
+        red_pass_f32(p, X, Y, MAP_ID, COMB_MAX, -INFINITY, FIN_ID);
+        red_pass_f32(p, X, Y, MAP_EXP, COMB_ADD, 0.0, FIN_LSE);
+        break;
+    }
+}
+
+/* int64: wrapping sum and product, max, min. */
+#define I_ADD(a, v) (int64_t)((uint64_t)(a) + (uint64_t)(v))
+#define I_MUL(a, v) (int64_t)((uint64_t)(a) * (uint64_t)(v))
+#define I_MAX(a, v) ((v) > (a) ? (v) : (a))
+#define I_MIN(a, v) ((v) < (a) ? (v) : (a))
+
+#define RED_I64(COMB)                                                                              \
+    do {                                                                                           \
+        int64_t kidx[FERRY_MAX_DIMS] = {0}, koff = 0;                                              \
+        int64_t L = p->L, nout = p->inner_red ? p->out_n : p->out_n / L;                           \
+        for (int64_t o = 0; o < nout; o++) {                                                       \
+            int64_t ridx[FERRY_MAX_DIMS] = {0}, roff = 0;                                          \
+            if (p->inner_red) {                                                                    \
+                int64_t s = init;                                                                  \
+                for (int64_t r = 0; r < p->rows; r++) {                                            \
+                    const int64_t *x = X + koff + roff;                                            \
+                    for (int64_t j = 0; j < L; j++)                                                \
+                        s = COMB(s, x[j]);                                                         \
+                    odo_next(p->nr, p->rd, p->rs, ridx, &roff);                                    \
+                }                                                                                  \
+                Y[o] = s;                                                                          \
+            } else {                                                                               \
+                int64_t *restrict y = Y + o * L;                                                   \
+                for (int64_t c = 0; c < L; c++)                                                    \
+                    y[c] = init;                                                                   \
+                for (int64_t r = 0; r < p->rows; r++) {                                            \
+                    const int64_t *restrict x = X + koff + roff;                                   \
+                    for (int64_t c = 0; c < L; c++)                                                \
+                        y[c] = COMB(y[c], x[c]);                                                   \
+                    odo_next(p->nr, p->rd, p->rs, ridx, &roff);                                    \
+                }                                                                                  \
+            }                                                                                      \
+            odo_next(p->nk, p->kd, p->ks, kidx, &koff);                                            \
+        }                                                                                          \
+    } while (0)
+
+static void reduce_i64(cpu_reduce_op op, const red_plan *p, const int64_t *X, int64_t *Y)
+{
+    int64_t init;
+    switch (op) {
+    case CPU_RED_MAX:
+        init = INT64_MIN;
+        RED_I64(I_MAX);
+        break;
+    case CPU_RED_MIN:
+        init = INT64_MAX;
+        RED_I64(I_MIN);
+        break;
+    case CPU_RED_PROD:
+        init = 1;
+        RED_I64(I_MUL);
+        break;
+    default:
+        init = 0;
+        RED_I64(I_ADD);
+        break;
+    }
+}
+
+static double red_identity(cpu_reduce_op op)
+{
+    switch (op) {
+    case CPU_RED_MEAN: return NAN;
+    case CPU_RED_MAX:
+    case CPU_RED_LOG_SUM:
+    case CPU_RED_LOG_SUM_EXP: return -INFINITY;
+    case CPU_RED_MIN: return INFINITY;
+    case CPU_RED_PROD: return 1.0;
+    default: return 0.0;
+    }
+}
+
+void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *xd, int nd,
+                const int *reduce, void *Y)
+{
+    red_plan p;
+    red_plan_init(&p, xd, nd, reduce);
+    if (p.out_n == 0)
+        return;
+    if (p.count == 0) {
+        for (int64_t i = 0; i < p.out_n; i++) {
+            if (dt == FERRY_F32)
+                ((float *)Y)[i] = (float)red_identity(op);
+            else
+                ((int64_t *)Y)[i] = op == CPU_RED_MAX   ? INT64_MIN
+                                    : op == CPU_RED_MIN ? INT64_MAX
+                                    : op == CPU_RED_PROD ? 1
+                                                         : 0;
+        }
+        return;
+    }
+    if (dt == FERRY_F32)
+        reduce_f32(op, &p, X, Y);
+    else
+        reduce_i64(op, &p, X, Y);
+}
+
+/* ----------------------------------------------------------- arg reduce */
+
+/* Whether v replaces the best b so far. */
+#define BETTER_F(v, b)                                                                             \
+    ((v) != (v) ? ((b) == (b) || last)                                                             \
+                : ((b) == (b) && (is_max ? (last ? (v) >= (b) : (v) > (b))                         \
+                                         : (last ? (v) <= (b) : (v) < (b)))))
+#define BETTER_I(v, b)                                                                             \
+    (is_max ? (last ? (v) >= (b) : (v) > (b)) : (last ? (v) <= (b) : (v) < (b)))
+
+#define ARG_T(T, BETTER)                                                                           \
+    do {                                                                                           \
+        const T *x_ = X;                                                                           \
+        for (int64_t o = 0; o < outer; o++) {                                                      \
+            const T *xo = x_ + o * A * inner;                                                      \
+            int64_t *yo = Y + o * inner;                                                           \
+            if (inner == 1) {                                                                      \
+                T b = xo[0];                                                                       \
+                int64_t bi = 0;                                                                    \
+                for (int64_t j = 1; j < A; j++)                                                    \
+                    if (BETTER(xo[j], b)) {                                                        \
+                        b = xo[j];                                                                 \
+                        bi = j;                                                                    \
+                    }                                                                              \
+                yo[0] = bi;                                                                        \
+                continue;                                                                          \
+            }                                                                                      \
+            for (int64_t c0 = 0; c0 < inner; c0 += RED_BLOCK) {                                    \
+                int64_t w = inner - c0 < RED_BLOCK ? inner - c0 : RED_BLOCK;                       \
+                T bv[RED_BLOCK];                                                                   \
+                for (int64_t c = 0; c < w; c++) {                                                  \
+                    bv[c] = xo[c0 + c];                                                            \
+                    yo[c0 + c] = 0;                                                                \
+                }                                                                                  \
+                for (int64_t j = 1; j < A; j++) {                                                  \
+                    const T *xr = xo + j * inner + c0;                                             \
+                    for (int64_t c = 0; c < w; c++)                                                \
+                        if (BETTER(xr[c], bv[c])) {                                                \
+                            bv[c] = xr[c];                                                         \
+                            yo[c0 + c] = j;                                                        \
+                        }                                                                          \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+void cpu_arg_reduce(int is_max, ferry_dtype dt, const void *X, const int64_t *xd, int nd, int axis,
+                    int select_last, int64_t *Y)
+{
+    int64_t outer = 1, inner = 1, A = xd[axis];
+    int last = select_last;
+    for (int d = 0; d < axis; d++)
+        outer *= xd[d];
+    for (int d = axis + 1; d < nd; d++)
+        inner *= xd[d];
+    assert(A >= 1);
+    switch (dt) {
+    case FERRY_F32: ARG_T(float, BETTER_F); break;
+    case FERRY_I32: ARG_T(int32_t, BETTER_I); break;
+    default: ARG_T(int64_t, BETTER_I); break;
+    }
+}

@@ -1,0 +1,631 @@
+/*
+ * cpu_rnn.c - ONNX LSTM and GRU on the CPU (see cpu_rnn.h).
+ *
+ * A run is one GEMM for the input projection of every step and direction
+ * (X [seq*batch, I] x W^T [I, D*G*H], the biases that do not depend on
+ * the state folded in as its row bias), then per step and direction one
+ * GEMM of the state with R for all gates (two for GRU with
+ * linear_before_reset 0, whose candidate gate multiplies r into the state
+ * before R), and one pass over each batch row that does all of the gate
+ * math and writes the new state. The two directions of a bidirectional
+ * layer are independent and run on two threads when the backend has them.
+ *
+ * The gate passes use call-free exp/tanh (below) so that they vectorize;
+ * they are built for AVX2+FMA and for baseline x86-64 and picked once at
+ * create, as cpu_kernels.c does for its activations.
+ */
+#include "backend/cpu/cpu_rnn.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_parallel.h"
+#include "util/error.h"
+#include "util/format.h"
+
+/* One LSTM row: gates xg (input projection plus biases, [4H] in ONNX order
+ * i,o,f,c) + hg (h_{t-1} R^T, [4H]); pp the peepholes [3H] (i,o,f; zeros
+ * when absent); h and c the state, updated in place. */
+typedef void (*lstm_row_fn)(int64_t H, const float *xg, const float *hg, const float *pp,
+                            float *h, float *c, float clip, int input_forget);
+/* GRU, linear_before_reset 1: hg is h_{t-1} R^T [3H] (z,r,h), rb the
+ * recurrent bias of the h gate [H]. */
+typedef void (*gru_row_fn)(int64_t H, const float *xg, const float *hg, const float *rb, float *h,
+                           float clip);
+/* GRU, linear_before_reset 0, first pass: z and r from xg and hg ([2H]);
+ * z is stored over hg's z part, rh = r * h_{t-1}. */
+typedef void (*gru_zr_fn)(int64_t H, const float *xg, float *hg, const float *h, float *rh,
+                          float clip);
+/* Second pass: hh = (r * h_{t-1}) Rh^T [H], z from the first pass. */
+typedef void (*gru_n_fn)(int64_t H, const float *xg, const float *z, const float *hh, float *h,
+                         float clip);
+
+struct cpu_rnn {
+    cpu_rnn_kind kind;
+    int D, G, layout, lbr, input_forget;
+    int reverse; /* one direction, reverse */
+    int64_t H, I, GH;
+    float clip; /* FLT_MAX when none */
+    char label[96]; /* "LSTM 'name'" for messages */
+    float *Wt;      /* [I, D*G*H]: W of every direction, transposed */
+    float *R;       /* [D, G*H, H] as given */
+    float *bias;    /* [D*G*H]: Wb + Rb; GRU lbr=1's h gate: Wbh only */
+    float *rbh;     /* GRU lbr=1: [D, H] Rbh */
+    float *peep;    /* LSTM: [D, 3H], zeros when P is absent */
+    lstm_row_fn lstm_row;
+    gru_row_fn gru_row;
+    gru_zr_fn gru_zr;
+    gru_n_fn gru_n;
+};
+
+/* --------------------------------------------------------- gate math */
+
+/* Without no-trapping-math GCC keeps the selects below as branches and the
+ * loops scalar (see cpu_kernels.c). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+#define RNN_INLINE static inline __attribute__((always_inline))
+
+/* exp(x), Cephes' expf without the call: ~1e-7 relative on the clamped
+ * range where the result is a normal float. */
+RNN_INLINE float rnn_exp(float x)
+{
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.3f ? 88.3f : x;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        uint32_t u;
+        float f;
+    } s = {.u = (uint32_t)((int32_t)n + 127) << 23};
+    return p * s.f;
+}
+
+RNN_INLINE float rnn_sigmoid(float x)
+{
+    return 1.0f / (1.0f + rnn_exp(-x));
+}
+
+/* tanh as Cephes' tanhf: an odd polynomial below 0.625, where 1 - 2/(e^2x
+ * + 1) would lose the small result to cancellation, else that form; both
+ * computed and one selected, so that the loop vectorizes. ~2e-7 relative. */
+RNN_INLINE float rnn_tanh(float x)
+{
+    float a = fabsf(x);
+    float big = 1.0f - 2.0f / (rnn_exp(2.0f * a) + 1.0f);
+    float z = a * a;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    float small = p * z * a + a;
+    float t = a < 0.625f ? small : big;
+    return copysignf(t, x);
+}
+
+RNN_INLINE float rnn_clip(float v, float c)
+{
+    v = v < -c ? -c : v;
+    return v > c ? c : v;
+}
+
+/* The LSTM equations of the ONNX page, with clip on every gate's input:
+ *   i = s(xi + hi + Pi.c_{t-1})  f = s(xf + hf + Pf.c_{t-1})  (or 1 - i)
+ *   g = tanh(xc + hc)            c_t = f.c_{t-1} + i.g
+ *   o = s(xo + ho + Po.c_t)      h_t = o.tanh(c_t)                        */
+RNN_INLINE void lstm_row_body(int64_t H, const float *restrict xg, const float *restrict hg,
+                              const float *restrict pp, float *restrict h, float *restrict c,
+                              float clip, int input_forget)
+{
+    const float *xi = xg, *xo = xg + H, *xf = xg + 2 * H, *xc = xg + 3 * H;
+    const float *hi = hg, *ho = hg + H, *hf = hg + 2 * H, *hc = hg + 3 * H;
+    const float *pi = pp, *po = pp + H, *pf = pp + 2 * H;
+    for (int64_t j = 0; j < H; j++) {
+        float cp = c[j];
+        float i = rnn_sigmoid(rnn_clip(xi[j] + hi[j] + pi[j] * cp, clip));
+        float f = rnn_sigmoid(rnn_clip(xf[j] + hf[j] + pf[j] * cp, clip));
+        f = input_forget ? 1.0f - i : f;
+        float g = rnn_tanh(rnn_clip(xc[j] + hc[j], clip));
+        float cn = f * cp + i * g;
+        float o = rnn_sigmoid(rnn_clip(xo[j] + ho[j] + po[j] * cn, clip));
+        c[j] = cn;
+        h[j] = o * rnn_tanh(cn);
+    }
+}
+
+/* GRU, linear_before_reset 1:
+ *   z = s(xz + hz)  r = s(xr + hr)  n = tanh(xh + r.(hh + Rbh))
+ *   h_t = (1 - z).n + z.h_{t-1}                                           */
+RNN_INLINE void gru_row_body(int64_t H, const float *restrict xg, const float *restrict hg,
+                             const float *restrict rb, float *restrict h, float clip)
+{
+    for (int64_t j = 0; j < H; j++) {
+        float z = rnn_sigmoid(rnn_clip(xg[j] + hg[j], clip));
+        float r = rnn_sigmoid(rnn_clip(xg[H + j] + hg[H + j], clip));
+        float n = rnn_tanh(rnn_clip(xg[2 * H + j] + r * (hg[2 * H + j] + rb[j]), clip));
+        h[j] = (1.0f - z) * n + z * h[j];
+    }
+}
+
+/* GRU, linear_before_reset 0: n = tanh(xh + (r.h_{t-1}) Rh^T), the
+ * recurrent bias Rbh being in xh; z, r as above. */
+RNN_INLINE void gru_zr_body(int64_t H, const float *restrict xg, float *restrict hg,
+                            const float *restrict h, float *restrict rh, float clip)
+{
+    for (int64_t j = 0; j < H; j++) {
+        float z = rnn_sigmoid(rnn_clip(xg[j] + hg[j], clip));
+        float r = rnn_sigmoid(rnn_clip(xg[H + j] + hg[H + j], clip));
+        hg[j] = z;
+        rh[j] = r * h[j];
+    }
+}
+
+RNN_INLINE void gru_n_body(int64_t H, const float *restrict xg, const float *restrict z,
+                           const float *restrict hh, float *restrict h, float clip)
+{
+    for (int64_t j = 0; j < H; j++) {
+        float n = rnn_tanh(rnn_clip(xg[2 * H + j] + hh[j], clip));
+        h[j] = (1.0f - z[j]) * n + z[j] * h[j];
+    }
+}
+
+#define LSTM_PARAMS                                                                                \
+    (int64_t H, const float *xg, const float *hg, const float *pp, float *h, float *c, float clip, \
+     int input_forget)
+#define LSTM_ARGS (H, xg, hg, pp, h, c, clip, input_forget)
+#define GRU_PARAMS (int64_t H, const float *xg, const float *hg, const float *rb, float *h, float clip)
+#define GRU_ARGS (H, xg, hg, rb, h, clip)
+#define GRU_ZR_PARAMS (int64_t H, const float *xg, float *hg, const float *h, float *rh, float clip)
+#define GRU_ZR_ARGS (H, xg, hg, h, rh, clip)
+#define GRU_N_PARAMS (int64_t H, const float *xg, const float *z, const float *hh, float *h, float clip)
+#define GRU_N_ARGS (H, xg, z, hh, h, clip)
+
+#define RNN_VARIANT(name, attr, suffix, params, args)                                              \
+    attr static void name##_##suffix params                                                        \
+    {                                                                                              \
+        name##_body args;                                                                          \
+    }
+
+#define RNN_VARIANTS(attr, suffix)                                                                 \
+    RNN_VARIANT(lstm_row, attr, suffix, LSTM_PARAMS, LSTM_ARGS)                                    \
+    RNN_VARIANT(gru_row, attr, suffix, GRU_PARAMS, GRU_ARGS)                                       \
+    RNN_VARIANT(gru_zr, attr, suffix, GRU_ZR_PARAMS, GRU_ZR_ARGS)                                  \
+    RNN_VARIANT(gru_n, attr, suffix, GRU_N_PARAMS, GRU_N_ARGS)
+
+RNN_VARIANTS(, base)
+#if defined(__x86_64__) && defined(__GNUC__)
+#define RNN_HAVE_AVX2_VARIANT 1
+RNN_VARIANTS(__attribute__((target("avx2,fma"))), avx2)
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
+static void pick_gate_fns(cpu_rnn *r)
+{
+#ifdef RNN_HAVE_AVX2_VARIANT
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        r->lstm_row = lstm_row_avx2;
+        r->gru_row = gru_row_avx2;
+        r->gru_zr = gru_zr_avx2;
+        r->gru_n = gru_n_avx2;
+        return;
+    }
+#endif
+    r->lstm_row = lstm_row_base;
+    r->gru_row = gru_row_base;
+    r->gru_zr = gru_zr_base;
+    r->gru_n = gru_n_base;
+}
+
+/* ------------------------------------------------------------- create */
+
+static ferry_status check_tensor(const cpu_rnn *r, const char *what, const ferry_tensor *t, int nd,
+                                 const int64_t *want)
+{
+    char got[96], exp[96];
+    if (t->dtype != FERRY_F32)
+        return ferry_fail(FERRY_EDTYPE, "%s: input %s has dtype %s, expected f32", r->label, what,
+                          ferry_dtype_name(t->dtype));
+    int ok = t->ndim == nd && t->data != NULL;
+    for (int i = 0; ok && i < nd; i++)
+        ok = t->shape[i] == want[i];
+    if (!ok) {
+        ferry_shape_str(got, sizeof got, t->ndim, t->shape);
+        ferry_shape_str(exp, sizeof exp, nd, want);
+        if (!t->data && t->ndim == nd)
+            return ferry_fail(FERRY_EINVAL, "%s: input %s has no data", r->label, what);
+        return ferry_fail(FERRY_ESHAPE, "%s: input %s has shape %s, expected %s", r->label, what,
+                          got, exp);
+    }
+    return FERRY_OK;
+}
+
+static ferry_status check_activations(const cpu_rnn *r, const cpu_rnn_params *p)
+{
+    static const char *const lstm[3] = {"Sigmoid", "Tanh", "Tanh"};
+    static const char *const gru[2] = {"Sigmoid", "Tanh"};
+    const char *const *def = p->kind == CPU_RNN_LSTM ? lstm : gru;
+    int per_dir = p->kind == CPU_RNN_LSTM ? 3 : 2;
+    if (p->n_activations == 0 || !p->activations)
+        return FERRY_OK;
+    if (p->n_activations != per_dir * r->D)
+        return ferry_fail(FERRY_EINVAL, "%s: attribute activations has %d names, expected %d",
+                          r->label, p->n_activations, per_dir * r->D);
+    for (int i = 0; i < p->n_activations; i++) {
+        const char *a = p->activations[i] ? p->activations[i] : "(null)";
+        if (strcasecmp(a, def[i % per_dir]) != 0)
+            return ferry_fail(FERRY_EUNSUPPORTED,
+                              "%s: attribute activations[%d] is '%s'; only the default '%s' is "
+                              "supported",
+                              r->label, i, a, def[i % per_dir]);
+    }
+    return FERRY_OK;
+}
+
+void cpu_rnn_destroy(cpu_rnn *rnn)
+{
+    if (!rnn)
+        return;
+    free(rnn->Wt);
+    free(rnn->R);
+    free(rnn->bias);
+    free(rnn->rbh);
+    free(rnn->peep);
+    free(rnn);
+}
+
+static float *copy_floats(const float *src, size_t n)
+{
+    float *d = malloc((n ? n : 1) * sizeof *d);
+    if (d && src)
+        memcpy(d, src, n * sizeof *d);
+    else if (d)
+        memset(d, 0, n * sizeof *d);
+    return d;
+}
+
+ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, const ferry_tensor *R,
+                            const ferry_tensor *B, const ferry_tensor *P, cpu_rnn **out)
+{
+    ferry_status st;
+    if (!out)
+        return ferry_fail(FERRY_EINVAL, "cpu_rnn_create: out is NULL");
+    *out = NULL;
+    if (!p || !W || !R)
+        return ferry_fail(FERRY_EINVAL, "cpu_rnn_create: params, W and R are required");
+    if (p->kind != CPU_RNN_LSTM && p->kind != CPU_RNN_GRU)
+        return ferry_fail(FERRY_EINVAL, "cpu_rnn_create: unknown kind %d", (int)p->kind);
+    cpu_rnn *r = calloc(1, sizeof *r);
+    if (!r)
+        return ferry_fail(FERRY_ENOMEM, "cpu_rnn_create: out of memory");
+    const char *op = p->kind == CPU_RNN_LSTM ? "LSTM" : "GRU";
+    if (p->name && *p->name)
+        snprintf(r->label, sizeof r->label, "%s '%s'", op, p->name);
+    else
+        snprintf(r->label, sizeof r->label, "%s", op);
+    r->kind = p->kind;
+    r->G = p->kind == CPU_RNN_LSTM ? 4 : 3;
+    r->H = p->hidden;
+    r->I = p->input;
+    r->GH = r->G * r->H;
+    r->layout = p->layout;
+    r->lbr = p->linear_before_reset;
+    r->input_forget = p->input_forget;
+    r->clip = p->has_clip ? p->clip : FLT_MAX;
+
+    st = FERRY_EINVAL;
+    if (p->direction < CPU_RNN_FORWARD || p->direction > CPU_RNN_BIDIRECTIONAL) {
+        ferry_fail(st, "%s: attribute direction %d is not forward, reverse or bidirectional",
+                   r->label, (int)p->direction);
+        goto fail;
+    }
+    r->D = p->direction == CPU_RNN_BIDIRECTIONAL ? 2 : 1;
+    r->reverse = p->direction == CPU_RNN_REVERSE;
+    if (p->hidden < 1) {
+        ferry_fail(st, "%s: attribute hidden_size is %lld, must be >= 1", r->label,
+                   (long long)p->hidden);
+        goto fail;
+    }
+    if (p->input < 1) {
+        ferry_fail(st, "%s: input size (X's last dim) is %lld, must be >= 1", r->label,
+                   (long long)p->input);
+        goto fail;
+    }
+    /* The weights and the workspace index with int64 but BLAS takes int:
+     * keep every matrix dimension well inside it. */
+    if (p->hidden > (1 << 24) || p->input > (1 << 24)) {
+        ferry_fail(st, "%s: hidden_size %lld or input size %lld is too large", r->label,
+                   (long long)p->hidden, (long long)p->input);
+        goto fail;
+    }
+    if (p->layout != 0 && p->layout != 1) {
+        ferry_fail(st, "%s: attribute layout is %d, must be 0 or 1", r->label, p->layout);
+        goto fail;
+    }
+    if (p->linear_before_reset != 0 && p->linear_before_reset != 1) {
+        ferry_fail(st, "%s: attribute linear_before_reset is %d, must be 0 or 1", r->label,
+                   p->linear_before_reset);
+        goto fail;
+    }
+    if (p->linear_before_reset && p->kind != CPU_RNN_GRU) {
+        ferry_fail(st, "%s: attribute linear_before_reset is GRU's", r->label);
+        goto fail;
+    }
+    if (p->input_forget != 0 && p->input_forget != 1) {
+        ferry_fail(st, "%s: attribute input_forget is %d, must be 0 or 1", r->label,
+                   p->input_forget);
+        goto fail;
+    }
+    if (p->input_forget && p->kind != CPU_RNN_LSTM) {
+        ferry_fail(st, "%s: attribute input_forget is LSTM's", r->label);
+        goto fail;
+    }
+    if (p->has_clip && !(p->clip > 0.0f)) {
+        ferry_fail(st, "%s: attribute clip is %g, must be > 0", r->label, (double)p->clip);
+        goto fail;
+    }
+    if ((st = check_activations(r, p)) != FERRY_OK)
+        goto fail;
+
+    int64_t D = r->D, H = r->H, GH = r->GH;
+    int64_t wd[3] = {D, GH, r->I}, rd[3] = {D, GH, H}, bd[2] = {D, 2 * GH}, pd[2] = {D, 3 * H};
+    if ((st = check_tensor(r, "W", W, 3, wd)) != FERRY_OK ||
+        (st = check_tensor(r, "R", R, 3, rd)) != FERRY_OK ||
+        (B && (st = check_tensor(r, "B", B, 2, bd)) != FERRY_OK))
+        goto fail;
+    if (P && p->kind != CPU_RNN_LSTM) {
+        st = ferry_fail(FERRY_EINVAL, "%s: input P (peepholes) is LSTM's", r->label);
+        goto fail;
+    }
+    if (P && (st = check_tensor(r, "P", P, 2, pd)) != FERRY_OK)
+        goto fail;
+
+    st = FERRY_ENOMEM;
+    r->Wt = malloc((size_t)(D * GH * r->I) * sizeof *r->Wt);
+    r->R = copy_floats(R->data, (size_t)(D * GH * H));
+    r->bias = copy_floats(NULL, (size_t)(D * GH));
+    if (!r->Wt || !r->R || !r->bias)
+        goto nomem;
+    /* The projection reads W transposed: [I, D*G*H] as a plain B operand
+     * ran 15% faster than W as a trans_b operand (X [2048,128] x [128,1024],
+     * oneDNN, one thread). R stays as given, [G*H, H] per direction: its
+     * gate blocks are then contiguous row blocks (GRU's z,r and h GEMMs),
+     * and trans_b measured the same as a transposed copy for the per-step
+     * shapes ([1..32, 256] x [256, 1024]). */
+    const float *w = W->data;
+    for (int64_t n = 0; n < D * GH; n++)
+        for (int64_t k = 0; k < r->I; k++)
+            r->Wt[k * D * GH + n] = w[n * r->I + k];
+    if (p->kind == CPU_RNN_LSTM && !(r->peep = copy_floats(P ? P->data : NULL, (size_t)(D * 3 * H))))
+        goto nomem;
+    if (p->kind == CPU_RNN_GRU && r->lbr && !(r->rbh = copy_floats(NULL, (size_t)(D * H))))
+        goto nomem;
+    if (B) {
+        const float *b = B->data;
+        for (int64_t d = 0; d < D; d++) {
+            const float *wb = b + d * 2 * GH, *rb = wb + GH;
+            float *o = r->bias + d * GH;
+            for (int64_t k = 0; k < GH; k++) {
+                /* GRU lbr=1: Rbh is inside r * (...), not a plain bias. */
+                int inside = r->rbh && k >= 2 * H;
+                o[k] = wb[k] + (inside ? 0.0f : rb[k]);
+                if (inside)
+                    r->rbh[d * H + (k - 2 * H)] = rb[k];
+            }
+        }
+    }
+    pick_gate_fns(r);
+    *out = r;
+    return FERRY_OK;
+
+nomem:
+    ferry_fail(st, "%s: out of memory for the repacked weights", r->label);
+fail:
+    cpu_rnn_destroy(r);
+    return st;
+}
+
+/* -------------------------------------------------------------- run */
+
+static size_t round16(int64_t n)
+{
+    return (size_t)((n + 15) & ~(int64_t)15);
+}
+
+/* Per direction: h [batch,H], c [batch,H] (LSTM), g [batch,G*H] (the
+ * recurrent GEMM's output; GRU lbr=0: [batch,2H] for z,r then [batch,H]
+ * for (r.h)Rh^T), rh [batch,H] (GRU lbr=0). In floats. */
+static size_t dir_floats(const cpu_rnn *r, int64_t batch)
+{
+    size_t n = 2 * round16(batch * r->H) + round16(batch * r->GH);
+    if (r->kind == CPU_RNN_GRU && !r->lbr)
+        n += round16(batch * r->H);
+    return n;
+}
+
+size_t cpu_rnn_workspace_bytes(const cpu_rnn *rnn, int64_t max_batch, int64_t seq_len)
+{
+    if (!rnn || max_batch < 1 || seq_len < 1)
+        return 0;
+    size_t xp = round16(seq_len * max_batch * rnn->D * rnn->GH);
+    return (xp + (size_t)rnn->D * dir_floats(rnn, max_batch)) * sizeof(float);
+}
+
+typedef struct rnn_job {
+    const cpu_rnn *r;
+    int64_t seq, batch, steps;
+    const int32_t *lens;
+    const float *h0, *c0, *xp;
+    float *Y, *Y_h, *Y_c;
+    float *ws; /* the first direction's scratch */
+    size_t ws_dir;
+} rnn_job;
+
+/* Where batch entry b's state of direction d sits in initial_h / Y_h. */
+static int64_t state_off(const cpu_rnn *r, int64_t batch, int64_t d, int64_t b)
+{
+    return (r->layout == 0 ? d * batch + b : b * r->D + d) * r->H;
+}
+
+/* One direction over every step: the state lives in the workspace, one
+ * GEMM with R a step, the gate pass per batch row, the row copied to Y. */
+static void run_direction(void *arg, int64_t d)
+{
+    const rnn_job *j = arg;
+    const cpu_rnn *r = j->r;
+    int64_t H = r->H, GH = r->GH, batch = j->batch, seq = j->seq;
+    int reverse = d == 1 || r->reverse;
+    float *h = j->ws + (size_t)d * j->ws_dir;
+    float *c = h + round16(batch * H);
+    float *g = c + round16(batch * H);
+    float *rh = g + round16(batch * GH);
+    const float *Rd = r->R + d * GH * H;
+    int lstm = r->kind == CPU_RNN_LSTM;
+
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t o = state_off(r, batch, d, b);
+        if (j->h0)
+            memcpy(h + b * H, j->h0 + o, (size_t)H * sizeof *h);
+        else
+            memset(h + b * H, 0, (size_t)H * sizeof *h);
+        if (lstm && j->c0)
+            memcpy(c + b * H, j->c0 + o, (size_t)H * sizeof *c);
+        else if (lstm)
+            memset(c + b * H, 0, (size_t)H * sizeof *c);
+    }
+    if (!lstm && !r->lbr)
+        memset(rh, 0, (size_t)(batch * H) * sizeof *rh);
+
+    int64_t xstride = r->D * GH;
+    for (int64_t k = 0; k < j->steps; k++) {
+        if (lstm || r->lbr)
+            cpu_gemm(0, 1, batch, GH, H, 1.0f, h, Rd, 0.0f, NULL, CPU_BIAS_NONE, ACT_NONE, 0.0f, g);
+        else
+            cpu_gemm(0, 1, batch, 2 * H, H, 1.0f, h, Rd, 0.0f, NULL, CPU_BIAS_NONE, ACT_NONE, 0.0f,
+                     g);
+        float *hh = g + batch * 2 * H; /* GRU lbr=0: (r.h) Rh^T */
+        if (!lstm && !r->lbr) {
+            for (int64_t b = 0; b < batch; b++) {
+                int64_t len = j->lens ? j->lens[b] : seq;
+                if (k >= len)
+                    continue;
+                int64_t t = reverse ? len - 1 - k : k;
+                const float *xg = j->xp + (r->layout == 0 ? t * batch + b : b * seq + t) * xstride +
+                                  d * GH;
+                r->gru_zr(H, xg, g + b * 2 * H, h + b * H, rh + b * H, r->clip);
+            }
+            cpu_gemm(0, 1, batch, H, H, 1.0f, rh, Rd + 2 * H * H, 0.0f, NULL, CPU_BIAS_NONE,
+                     ACT_NONE, 0.0f, hh);
+        }
+        for (int64_t b = 0; b < batch; b++) {
+            int64_t len = j->lens ? j->lens[b] : seq;
+            if (k >= len)
+                continue;
+            int64_t t = reverse ? len - 1 - k : k;
+            const float *xg =
+                j->xp + (r->layout == 0 ? t * batch + b : b * seq + t) * xstride + d * GH;
+            float *hb = h + b * H;
+            if (lstm)
+                r->lstm_row(H, xg, g + b * GH, r->peep + d * 3 * H, hb, c + b * H, r->clip,
+                            r->input_forget);
+            else if (r->lbr)
+                r->gru_row(H, xg, g + b * GH, r->rbh + d * H, hb, r->clip);
+            else
+                r->gru_n(H, xg, g + b * 2 * H, hh + b * H, hb, r->clip);
+            if (j->Y) {
+                int64_t yo = r->layout == 0 ? (t * r->D + d) * batch + b : (b * seq + t) * r->D + d;
+                memcpy(j->Y + yo * H, hb, (size_t)H * sizeof *hb);
+            }
+        }
+    }
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t o = state_off(r, batch, d, b);
+        if (j->Y_h)
+            memcpy(j->Y_h + o, h + b * H, (size_t)H * sizeof *h);
+        if (lstm && j->Y_c)
+            memcpy(j->Y_c + o, c + b * H, (size_t)H * sizeof *c);
+    }
+}
+
+ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, const float *x,
+                         const int32_t *sequence_lens, const float *initial_h,
+                         const float *initial_c, float *Y, float *Y_h, float *Y_c, void *workspace)
+{
+    if (!rnn || !x || !workspace)
+        return ferry_fail(FERRY_EINVAL, "cpu_rnn_run: %s is NULL",
+                          !rnn ? "the layer" : !x ? "X" : "the workspace");
+    const cpu_rnn *r = rnn;
+    if (seq_len < 1 || batch < 1)
+        return ferry_fail(FERRY_EINVAL, "%s: seq_length %lld and batch_size %lld must be >= 1",
+                          r->label, (long long)seq_len, (long long)batch);
+    int64_t steps = seq_len;
+    if (sequence_lens) {
+        steps = 0;
+        for (int64_t b = 0; b < batch; b++) {
+            if (sequence_lens[b] < 0 || sequence_lens[b] > seq_len)
+                return ferry_fail(FERRY_EINVAL,
+                                  "%s: input sequence_lens[%lld] is %d, outside [0, %lld]",
+                                  r->label, (long long)b, (int)sequence_lens[b],
+                                  (long long)seq_len);
+            steps = sequence_lens[b] > steps ? sequence_lens[b] : steps;
+        }
+    }
+    int64_t H = r->H, D = r->D, GH = r->GH;
+    float *xp = workspace;
+    cpu_gemm(0, 0, seq_len * batch, D * GH, r->I, 1.0f, x, r->Wt, 1.0f, r->bias, CPU_BIAS_ROW,
+             ACT_NONE, 0.0f, xp);
+
+    /* Steps past an entry's length are never visited: their Y is 0. */
+    if (Y && sequence_lens) {
+        for (int64_t b = 0; b < batch; b++)
+            for (int64_t t = sequence_lens[b]; t < seq_len; t++)
+                for (int64_t d = 0; d < D; d++) {
+                    int64_t yo = r->layout == 0 ? (t * D + d) * batch + b : (b * seq_len + t) * D + d;
+                    memset(Y + yo * H, 0, (size_t)H * sizeof *Y);
+                }
+    }
+
+    rnn_job j = {
+        .r = r,
+        .seq = seq_len,
+        .batch = batch,
+        .steps = steps,
+        .lens = sequence_lens,
+        .h0 = initial_h,
+        .c0 = initial_c,
+        .xp = xp,
+        .Y = Y,
+        .Y_h = Y_h,
+        .Y_c = Y_c,
+        .ws = xp + round16(seq_len * batch * D * GH),
+        .ws_dir = dir_floats(r, batch),
+    };
+    /* The directions share nothing but the projection: one each on two
+     * threads when the backend has a second one free (their GEMMs then
+     * run inline: the pool is taken). */
+    if (D == 2)
+        cpu_parallel_for(run_direction, &j, 2, cpu_parallel_available());
+    else
+        run_direction(&j, 0);
+    return FERRY_OK;
+}
