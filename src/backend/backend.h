@@ -69,6 +69,10 @@ typedef struct ferry_backend_ops {
      * arena: arena_bytes() of device scratch owned by the caller's slot. */
     ferry_status (*forward)(backend_stream *s, int64_t n, const void *const *in, void *const *out,
                             void *arena);
+    /* Optional (NULL when absent): evaluates node k of g, whose inputs are
+     * all constants with static shapes, into host buffers outs[] of each
+     * output's dtype and size. Constant folding calls the CPU backend's. */
+    ferry_status (*eval_node)(const graph *g, int k, void *const *outs);
     /* Optional: the same from host memory in to host memory out with no
      * copies, where the backend can (on CUDA: a fused MLP at a small batch,
      * pinned buffers). Sets *done = 0 and does nothing where it cannot. */

@@ -15,16 +15,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "graph/graph.h"
+#include "graph/ops.h"
 #include "util/error.h"
 #include "util/half.h"
 
-static int is_float_dtype(ferry_dtype dt)
+static int f_is_float(ferry_dtype dt)
 {
     return dt == FERRY_F32 || dt == FERRY_F16 || dt == FERRY_BF16 || dt == FERRY_F64;
 }
 
-static int is_int_dtype(ferry_dtype dt)
+static int f_is_int(ferry_dtype dt)
 {
     return dt == FERRY_I32 || dt == FERRY_I64 || dt == FERRY_I8 || dt == FERRY_U8 ||
            dt == FERRY_BOOL;
@@ -153,71 +155,21 @@ static ferry_status alloc_result(const graph_node *n, folded *r)
     return FERRY_OK;
 }
 
-/* Result shape of a view (Identity, Reshape, Flatten) of constant x.
- * Returns 0 when the target shape cannot be determined here (not folded). */
+/* Result shape of a view of constant x: what shape inference gave its
+ * output. Returns 0 when that is not a static shape (not folded). */
 static int view_shape(const graph *g, const graph_node *n, const graph_value *x, folded *r)
 {
     const graph_value *out = &g->values[n->out[0]];
-    int64_t cnt = numel_of(x->ndim, x->dims);
-    if (n->op == OP_IDENTITY) {
-        r->ndim = x->ndim;
-        memcpy(r->dims, x->dims, sizeof r->dims);
-        return 1;
-    }
-    if (n->op == OP_FLATTEN) {
-        int axis = n->axis < 0 ? n->axis + x->ndim : n->axis;
-        if (axis < 0 || axis > x->ndim)
-            return 0;
-        r->ndim = 2;
-        r->dims[0] = numel_of(axis, x->dims);
-        r->dims[1] = numel_of(x->ndim - axis, x->dims + axis);
-        return 1;
-    }
-    /* Reshape: the target comes from a constant int64 shape input, or from
-     * the output value when the loader resolved it already. */
-    if (n->n_in >= 2 && n->in[1] >= 0) {
-        const graph_value *s = &g->values[n->in[1]];
-        if (!s->is_const || !is_int_dtype(s->dtype) || s->ndim != 1 || s->dims[0] > FERRY_MAX_DIMS)
-            return 0;
-        int infer = -1;
-        int64_t known = 1;
-        r->ndim = (int)s->dims[0];
-        for (int i = 0; i < r->ndim; i++) {
-            int64_t d = get_i(s, i);
-            if (d == 0) {
-                if (i >= x->ndim)
-                    return 0;
-                d = x->dims[i];
-            }
-            if (d == -1) {
-                if (infer >= 0)
-                    return 0;
-                infer = i;
-                d = 1;
-            } else if (d < 0) {
-                return 0;
-            }
-            r->dims[i] = d;
-            known *= d;
-        }
-        if (infer >= 0) {
-            if (known == 0 || cnt % known)
-                return 0;
-            r->dims[infer] = cnt / known;
-        }
-        return numel_of(r->ndim, r->dims) == cnt;
-    }
+    if (out->ndim < 0 || numel_of(out->ndim, out->dims) != numel_of(x->ndim, x->dims))
+        return 0;
     for (int i = 0; i < out->ndim; i++)
         if (out->dims[i] < 0)
             return 0;
-    if (numel_of(out->ndim, out->dims) != cnt)
-        return 0;
     r->ndim = out->ndim;
     memcpy(r->dims, out->dims, sizeof r->dims);
     return 1;
 }
 
-/* numpy broadcasting of a and b into r's shape; 0 if incompatible. */
 static int broadcast_shape(const graph_value *a, const graph_value *b, folded *r)
 {
     int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
@@ -326,7 +278,15 @@ static ferry_status eval_node(const graph *g, const graph_node *n, folded *r, in
     const graph_value *x = &g->values[n->in[0]];
     int64_t cnt = numel_of(x->ndim, x->dims);
 
-    if (n->op == OP_IDENTITY || n->op == OP_RESHAPE || n->op == OP_FLATTEN) {
+    if (n->op == OP_IDENTITY || n->op == OP_RESHAPE || n->op == OP_FLATTEN ||
+        n->op == OP_SQUEEZE || n->op == OP_UNSQUEEZE) {
+        /* the output's shape is the shape rule's (run here too, for graphs
+         * folded before shapes were inferred) */
+        const op_def *d = op_def_of(n->op);
+        if (d && d->infer && d->infer((graph *)g, (graph_node *)n) != FERRY_OK) {
+            ferry_clear_error();
+            return FERRY_OK;
+        }
         if (!view_shape(g, n, x, r))
             return FERRY_OK;
         r->dtype = x->dtype;
@@ -346,7 +306,7 @@ static ferry_status eval_node(const graph *g, const graph_node *n, folded *r, in
             return st;
         /* Float sources go through get_f so that Cast(0.5 -> bool) is true;
          * integer sources through get_i so that large int64 stay exact. */
-        int via_float = is_float_dtype(x->dtype) && (is_float_dtype(n->to) || n->to == FERRY_BOOL);
+        int via_float = f_is_float(x->dtype) && (f_is_float(n->to) || n->to == FERRY_BOOL);
         for (int64_t i = 0; i < cnt; i++) {
             if (via_float)
                 put_f(n->to, r->data, i, get_f(x, i));
@@ -357,8 +317,8 @@ static ferry_status eval_node(const graph *g, const graph_node *n, folded *r, in
         return FERRY_OK;
     }
     if (is_unary(n->op)) {
-        int relu_int = is_int_dtype(x->dtype) && n->op == OP_RELU;
-        if (!is_float_dtype(x->dtype) && !relu_int)
+        int relu_int = f_is_int(x->dtype) && n->op == OP_RELU;
+        if (!f_is_float(x->dtype) && !relu_int)
             return FERRY_OK;
         r->dtype = x->dtype;
         r->ndim = x->ndim;
@@ -382,10 +342,10 @@ static ferry_status eval_node(const graph *g, const graph_node *n, folded *r, in
         if (n->n_in < 2 || n->in[1] < 0)
             return FERRY_OK;
         const graph_value *y = &g->values[n->in[1]];
-        int ints = is_int_dtype(x->dtype);
-        if (ints && (n->op == OP_POW || !is_int_dtype(y->dtype)))
+        int ints = f_is_int(x->dtype);
+        if (ints && (n->op == OP_POW || !f_is_int(y->dtype)))
             return FERRY_OK; /* integer Pow and mixed types are left to the backend */
-        if (!ints && !is_float_dtype(x->dtype))
+        if (!ints && !f_is_float(x->dtype))
             return FERRY_OK;
         if (!broadcast_shape(x, y, r))
             return FERRY_OK;
@@ -421,10 +381,11 @@ static ferry_status eval_node(const graph *g, const graph_node *n, folded *r, in
 
 static int foldable(const graph *g, const graph_node *n)
 {
-    if (n->dead || n->n_out != 1 || n->out[0] < 0 || n->n_in < 1 || n->in[0] < 0)
+    if (n->dead || n->n_out < 1 || n->out[0] < 0 || n->n_in < 1 || n->in[0] < 0)
         return 0;
-    if (g->values[n->out[0]].is_output)
-        return 0; /* a graph output keeps its producer */
+    for (int k = 0; k < n->n_out; k++)
+        if (n->out[k] >= 0 && g->values[n->out[k]].is_output)
+            return 0; /* a graph output keeps its producer */
     for (int i = 0; i < n->n_in; i++) {
         if (n->in[i] < 0)
             continue;
@@ -438,20 +399,127 @@ static int foldable(const graph *g, const graph_node *n)
     return 1;
 }
 
+/* Larger constants are left to run: folding is for shape math, casts of
+ * weights, position ids, and it must not multiply a model's memory. */
+#define FOLD_MAX_BYTES (64u << 20)
+
+/* Folds node n through the CPU backend's kernels (ops that eval_node above
+ * does not compute): all its outputs become constants. */
+static ferry_status eval_generic(graph *g, int ni, int *did)
+{
+    graph_node *n = &g->nodes[ni];
+    const ferry_backend_ops *cpu = backend_find("cpu");
+    const op_def *d = op_def_of(n->op);
+    *did = 0;
+    if (!cpu || !cpu->eval_node || !d || !(d->flags & OPF_FOLD))
+        return FERRY_OK;
+    void *outs[GRAPH_MAX_IO] = {0};
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0)
+            continue;
+        const graph_value *o = &g->values[n->out[k]];
+        int64_t cnt = numel_of(o->ndim, o->dims);
+        size_t es = ferry_dtype_size(o->dtype);
+        for (int i = 0; i < o->ndim; i++)
+            if (o->dims[i] < 0)
+                goto skip;
+        if (!es || cnt < 0 || (uint64_t)cnt * es > FOLD_MAX_BYTES)
+            goto skip;
+        if (!(outs[k] = malloc(cnt ? (size_t)cnt * es : 1)))
+            goto skip;
+    }
+    ferry_status st = cpu->eval_node(g, ni, outs);
+    if (st != FERRY_OK) {
+        /* not foldable here (a dtype the kernels do not take): it runs */
+        ferry_clear_error();
+        goto skip;
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0)
+            continue;
+        graph_value *o = &g->values[n->out[k]];
+        free(o->data);
+        free(o->symk);
+        o->symk = NULL;
+        o->is_sym = 0;
+        o->data = outs[k];
+        o->is_const = 1;
+        o->producer = -1;
+        o->alias = -1;
+    }
+    *did = 1;
+    return FERRY_OK;
+skip:
+    for (int k = 0; k < n->n_out; k++)
+        free(outs[k]);
+    return FERRY_OK;
+}
+
+/* Shape math known at load (graph.h, is_sym) needs no producer: a value
+ * with no N in it becomes a constant; one with N is written by the
+ * backend at the start of each forward. */
+static void settle_sym(graph *g, graph_node *n, int *did)
+{
+    *did = 0;
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0)
+            continue;
+        const graph_value *o = &g->values[n->out[k]];
+        if (!o->is_sym || o->is_output)
+            return;
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0)
+            continue;
+        graph_value *o = &g->values[n->out[k]];
+        int any_n = 0;
+        for (int64_t i = 0; o->symk && i < numel_of(o->ndim, o->dims); i++)
+            any_n |= o->symk[i] != 0;
+        if (!any_n) {
+            free(o->symk);
+            o->symk = NULL;
+            o->is_sym = 0;
+            o->is_const = 1;
+        }
+        o->producer = -1;
+        o->alias = -1;
+    }
+    *did = 1;
+}
+
 ferry_status graph_fold_constants(graph *g)
 {
     /* Nodes are in topological order, so one sweep folds whole chains. */
     for (int ni = 0; ni < g->n_nodes; ni++) {
         graph_node *n = &g->nodes[ni];
+        int did;
+        if (!n->dead && n->n_out >= 1) {
+            settle_sym(g, n, &did);
+            if (did) {
+                for (int i = 0; i < n->n_in; i++)
+                    if (n->in[i] >= 0)
+                        g->values[n->in[i]].n_consumers--;
+                n->dead = 1;
+                continue;
+            }
+        }
         if (!foldable(g, n))
             continue;
         folded r;
-        int did;
         ferry_status st = eval_node(g, n, &r, &did);
         if (st != FERRY_OK)
             return st;
-        if (!did)
+        if (!did) {
+            if ((st = eval_generic(g, ni, &did)) != FERRY_OK)
+                return st;
+            if (did) {
+                for (int i = 0; i < n->n_in; i++)
+                    if (n->in[i] >= 0)
+                        g->values[n->in[i]].n_consumers--;
+                n->dead = 1;
+            }
             continue;
+        }
         graph_value *out = &g->values[n->out[0]];
         free(out->data);
         out->data = r.data;

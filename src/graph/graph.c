@@ -22,9 +22,12 @@ void graph_free(graph *g)
     for (int i = 0; i < g->n_values; i++) {
         free(g->values[i].name);
         free(g->values[i].data);
+        free(g->values[i].symk);
     }
-    for (int i = 0; i < g->n_nodes; i++)
+    for (int i = 0; i < g->n_nodes; i++) {
         free(g->nodes[i].name);
+        free(g->nodes[i].splits);
+    }
     free(g->values);
     free(g->nodes);
     free(g->inputs);
@@ -135,35 +138,6 @@ int graph_find_value(const graph *g, const char *name)
     return -1;
 }
 
-const char *op_name(op_kind op)
-{
-    static const char *names[OP_COUNT] = {
-        [OP_GEMM] = "Gemm",
-        [OP_MATMUL] = "MatMul",
-        [OP_ADD] = "Add",
-        [OP_SUB] = "Sub",
-        [OP_MUL] = "Mul",
-        [OP_DIV] = "Div",
-        [OP_POW] = "Pow",
-        [OP_RELU] = "Relu",
-        [OP_LEAKY_RELU] = "LeakyRelu",
-        [OP_SIGMOID] = "Sigmoid",
-        [OP_TANH] = "Tanh",
-        [OP_GELU] = "Gelu",
-        [OP_ERF] = "Erf",
-        [OP_SQRT] = "Sqrt",
-        [OP_SOFTMAX] = "Softmax",
-        [OP_LOG_SOFTMAX] = "LogSoftmax",
-        [OP_LAYER_NORM] = "LayerNormalization",
-        [OP_REDUCE_MEAN] = "ReduceMean",
-        [OP_FLATTEN] = "Flatten",
-        [OP_RESHAPE] = "Reshape",
-        [OP_IDENTITY] = "Identity",
-        [OP_CAST] = "Cast",
-    };
-    return (op >= 0 && op < OP_COUNT && names[op]) ? names[op] : "?";
-}
-
 const char *act_name(act_kind a)
 {
     switch (a) {
@@ -174,6 +148,10 @@ const char *act_name(act_kind a)
     case ACT_LEAKY_RELU: return "leaky_relu";
     case ACT_SIGMOID: return "sigmoid";
     case ACT_TANH: return "tanh";
+    case ACT_CLIP: return "clip";
+    case ACT_HARD_SWISH: return "hard_swish";
+    case ACT_HARD_SIGMOID: return "hard_sigmoid";
+    case ACT_SILU: return "silu";
     }
     return "?";
 }
@@ -182,14 +160,14 @@ int64_t graph_value_numel(const graph_value *v, int64_t n)
 {
     int64_t e = 1;
     for (int i = 0; i < v->ndim; i++)
-        e *= v->dims[i] == FERRY_DIM_BATCH ? n : v->dims[i];
+        e *= graph_dim(v->dims[i], n);
     return e;
 }
 
 int graph_value_shape(const graph_value *v, int64_t n, int64_t *dims)
 {
     for (int i = 0; i < v->ndim; i++)
-        dims[i] = v->dims[i] == FERRY_DIM_BATCH ? n : v->dims[i];
+        dims[i] = graph_dim(v->dims[i], n);
     return v->ndim;
 }
 

@@ -15,6 +15,10 @@
 #include "ferry.h"
 
 typedef enum op_kind {
+    /* Each operator's whole life (ONNX name, arity, attributes, shape rule,
+     * fold rule) is one row of src/graph/ops.c's table; a backend's run
+     * table says which it supports. The comments name the node fields an
+     * op reads. */
     OP_GEMM,   /* Y = act(alpha*op(A)*op(B) + beta*C); also MatMul with a 2-D constant B */
     OP_MATMUL, /* numpy matmul with broadcasting over batch dims */
     OP_ADD,
@@ -37,6 +41,74 @@ typedef enum op_kind {
     OP_RESHAPE,     /* a view; the target shape is resolved into the output value */
     OP_IDENTITY,    /* a view (Dropout is loaded as Identity) */
     OP_CAST,        /* to */
+    /* ---- convolutional networks */
+    OP_CONV,           /* conv (+ act in act/act_alpha/act_beta; + residual as input 3) */
+    OP_CONV_TRANSPOSE, /* conv */
+    OP_MAX_POOL,       /* conv (kernel, strides, pads, dilations, ceil_mode) */
+    OP_AVG_POOL,       /* conv (count_include_pad) */
+    OP_GLOBAL_AVG_POOL,
+    OP_GLOBAL_MAX_POOL,
+    OP_BATCH_NORM,  /* epsilon; inputs X, scale, B, mean, var */
+    OP_RESIZE,      /* mode, coord, nearest; scales[] resolved per output dim */
+    OP_PAD,         /* mode; starts[] = pads at the start, ends[] = at the end; input 2: value */
+    OP_CLIP,        /* alpha = min, beta = max (resolved from inputs or attributes) */
+    OP_HARD_SIGMOID, /* alpha, beta */
+    OP_HARD_SWISH,
+    OP_PRELU,
+    /* ---- elementwise */
+    OP_NEG,
+    OP_EXP,
+    OP_LOG,
+    OP_ABS,
+    OP_RECIPROCAL,
+    OP_FLOOR,
+    OP_CEIL,
+    OP_SIN,
+    OP_COS,
+    OP_SOFTPLUS,
+    OP_MIN, /* n inputs, broadcast */
+    OP_MAX,
+    OP_MOD, /* mode = fmod */
+    OP_EQUAL,
+    OP_LESS,
+    OP_LESS_EQUAL,
+    OP_GREATER,
+    OP_GREATER_EQUAL,
+    OP_NOT,
+    OP_AND,
+    OP_OR,
+    OP_XOR,
+    OP_WHERE,
+    /* ---- reductions */
+    OP_REDUCE_SUM, /* axes, keepdims (axes resolved from the input at opset 13/18+) */
+    OP_REDUCE_MAX,
+    OP_REDUCE_MIN,
+    OP_REDUCE_PROD,
+    OP_REDUCE_L2,
+    OP_REDUCE_SUM_SQUARE,
+    OP_REDUCE_LOG_SUM_EXP,
+    OP_ARGMAX, /* axis, keepdims, mode = select_last_index */
+    OP_ARGMIN,
+    OP_CUMSUM, /* axis (resolved), mode = exclusive, mode2 = reverse */
+    /* ---- shapes and data movement */
+    OP_SHAPE,     /* starts[0], ends[0]: the dims kept (opset 15 start/end) */
+    OP_SQUEEZE,   /* a view */
+    OP_UNSQUEEZE, /* a view */
+    OP_CONCAT,    /* axis */
+    OP_SPLIT,     /* axis; splits[] sizes of the outputs */
+    OP_SLICE,     /* starts[], steps[] per input dim, resolved */
+    OP_TRANSPOSE, /* perm[] */
+    OP_GATHER,    /* axis */
+    OP_GATHER_ELEMENTS, /* axis */
+    OP_EXPAND,
+    OP_TILE,
+    OP_CONSTANT_OF_SHAPE, /* input 1 (loader-made constant): the fill value */
+    OP_RANGE,
+    OP_TRILU, /* mode = upper; k in alpha... resolved into starts[0] */
+    OP_DEPTH_TO_SPACE, /* axis = blocksize, mode = CRD */
+    /* ---- recurrent */
+    OP_LSTM, /* rnn; inputs X, W, R, B, sequence_lens, initial_h, initial_c, P (up to 8) */
+    OP_GRU,  /* rnn */
     OP_COUNT
 } op_kind;
 
@@ -49,10 +121,24 @@ typedef enum act_kind {
     ACT_LEAKY_RELU, /* act_alpha */
     ACT_SIGMOID,
     ACT_TANH,
+    /* Conv epilogues only (fuse.c folds them after a Conv): */
+    ACT_CLIP,         /* act_alpha = min, act_beta = max (ReLU6) */
+    ACT_HARD_SWISH,
+    ACT_HARD_SIGMOID, /* act_alpha, act_beta */
+    ACT_SILU,         /* x * sigmoid(x) */
 } act_kind;
 
-/* A tensor in the graph. dims[i] == FERRY_DIM_BATCH is the symbolic batch
- * size N (at most one such dim per value). */
+/* A tensor in the graph. A negative dim is symbolic: dims[i] == -k means
+ * k*N, with N the batch size (FERRY_DIM_BATCH, -1, is N itself), so that
+ * the [N*heads, T, d] of an attention export is a shape like any other.
+ * Shapes are resolved once at load, as expressions of N, rather than per
+ * batch size: every batch then runs the same plan, errors surface when the
+ * model loads, and forward() turns dims into numbers with one multiply.
+ *
+ * Integer tensors computed from shapes (Shape -> Gather -> Concat ->
+ * Reshape) are evaluated at load too: such a value has is_sym set, data
+ * holding the constant parts and symk the multiples of N, element i being
+ * data[i] + symk[i]*N. It is known at load without being a constant. */
 typedef struct graph_value {
     char *name;
     ferry_dtype dtype;
@@ -65,9 +151,41 @@ typedef struct graph_value {
     int producer;  /* index of the node that writes it, or -1 */
     int n_consumers;
     int alias; /* value whose storage this one shares (views), or -1 */
+    int is_sym;    /* known at load (see above): int64 data[i] + symk[i]*N, or bool data */
+    int64_t *symk; /* owned; NULL when no element depends on N */
 } graph_value;
 
-#define GRAPH_MAX_IO 4
+/* Inputs or outputs of one node: Concat in a DenseNet block takes 25. */
+#define GRAPH_MAX_IO 64
+
+/* Spatial attributes of Conv, ConvTranspose, MaxPool and AveragePool,
+ * resolved at load (auto_pad is turned into pads by shape inference). */
+#define GRAPH_MAX_SPATIAL 3
+typedef struct conv_attrs {
+    int nsp;                               /* spatial rank: 1, 2 or 3 */
+    int64_t kernel[GRAPH_MAX_SPATIAL];     /* from the attribute, else W's dims */
+    int64_t strides[GRAPH_MAX_SPATIAL];    /* default 1 */
+    int64_t dilations[GRAPH_MAX_SPATIAL];  /* default 1 */
+    int64_t pads[2 * GRAPH_MAX_SPATIAL];   /* begins then ends, as ONNX */
+    int64_t out_pad[GRAPH_MAX_SPATIAL];    /* ConvTranspose output_padding */
+    int64_t out_shape[GRAPH_MAX_SPATIAL];  /* ConvTranspose output_shape, 0 if absent */
+    int64_t group;                         /* Conv, ConvTranspose */
+    int auto_pad;                          /* AUTO_PAD_* */
+    int ceil_mode, count_include_pad;      /* pools */
+} conv_attrs;
+
+enum { AUTO_PAD_NOTSET = 0, AUTO_PAD_SAME_UPPER, AUTO_PAD_SAME_LOWER, AUTO_PAD_VALID };
+enum { PAD_CONSTANT = 0, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
+enum { RESIZE_NEAREST = 0, RESIZE_LINEAR, RESIZE_CUBIC };
+enum {
+    RESIZE_HALF_PIXEL = 0,
+    RESIZE_PYTORCH_HALF_PIXEL,
+    RESIZE_ALIGN_CORNERS,
+    RESIZE_ASYMMETRIC,
+    RESIZE_HALF_PIXEL_SYMMETRIC,
+};
+enum { NEAREST_ROUND_PREFER_FLOOR = 0, NEAREST_ROUND_PREFER_CEIL, NEAREST_FLOOR, NEAREST_CEIL };
+enum { RNN_FORWARD = 0, RNN_REVERSE, RNN_BIDIRECTIONAL };
 
 typedef struct graph_node {
     op_kind op;
@@ -87,7 +205,19 @@ typedef struct graph_node {
     int n_axes;
     int64_t axes[FERRY_MAX_DIMS];
     ferry_dtype to; /* OP_CAST */
-    int dead;       /* removed by a pass; skipped by plan and backends */
+    float act_beta; /* Clip max, HardSigmoid beta, a fused clip's max */
+    conv_attrs conv;
+    int mode, mode2, mode3; /* per op: Pad mode; Resize mode/coord/nearest; ... */
+    int64_t perm[FERRY_MAX_DIMS];   /* Transpose */
+    int64_t starts[FERRY_MAX_DIMS]; /* Slice (per input dim), Pad (begins), Shape */
+    int64_t ends[FERRY_MAX_DIMS];   /* Pad (ends), Shape */
+    int64_t steps[FERRY_MAX_DIMS];  /* Slice (per input dim; 1 on dims not sliced) */
+    float scales[FERRY_MAX_DIMS];   /* Resize: output/input per dim */
+    int64_t *splits;                /* Split: size of each output along axis (owned) */
+    int64_t hidden;                 /* LSTM, GRU */
+    int direction, layout, linear_before_reset;
+    float clip; /* LSTM, GRU cell clip; 0: none */
+    int dead;   /* removed by a pass; skipped by plan and backends */
 } graph_node;
 
 typedef struct graph {
@@ -128,6 +258,11 @@ const char *op_name(op_kind op);                        /* "Gemm", "Relu", ... *
 const char *act_name(act_kind a);                       /* "relu", "gelu", ... */
 
 /* ---- shapes */
+/* A dim for batch n: d itself, or -d*n where d < 0. */
+static inline int64_t graph_dim(int64_t d, int64_t n)
+{
+    return d < 0 ? -d * n : d;
+}
 /* Elements of value v for batch n (the batch dim replaced by n). */
 int64_t graph_value_numel(const graph_value *v, int64_t n);
 /* Concrete dims of v for batch n into dims (returns ndim). */

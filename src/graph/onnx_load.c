@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "graph/graph.h"
+#include "graph/ops.h"
 #include "onnx.pb-c.h"
 #include "util/error.h"
 
@@ -112,7 +113,7 @@ static int add_named(loader *ld, const char *name, ferry_dtype dt, int ndim, con
 
 /* ----------------------------------------------------------- dtypes */
 
-static ferry_dtype map_dtype(int32_t t)
+ferry_dtype onnx_map_dtype(int32_t t)
 {
     switch (t) {
     case FERRY_F32:
@@ -296,7 +297,7 @@ static ferry_status tensor_to_value(loader *ld, const Onnx__TensorProto *t, cons
 {
     if (!t)
         return ferry_fail(FERRY_EPARSE, "%s: no tensor", what);
-    ferry_dtype dt = map_dtype(t->data_type);
+    ferry_dtype dt = onnx_map_dtype(t->data_type);
     if (dt == FERRY_DTYPE_UNDEFINED)
         return ferry_fail(FERRY_EUNSUPPORTED, "%s: data type %d is not supported", what,
                           (int)t->data_type);
@@ -372,88 +373,46 @@ static ferry_status attr_bad_type(const node_ctx *c, const char *attr, const cha
                       attr, want);
 }
 
-static ferry_status attr_float(const node_ctx *c, const char *name, float def, float *out)
+/* The op table's view of a node's attributes (ops.h). */
+typedef struct attr_reader {
+    loader *ld;
+    const node_ctx *c;
+    ferry_status st; /* a tensor attribute that failed to load */
+} attr_reader;
+
+static int read_attr(void *impl, const char *name, op_attr *out)
 {
-    const Onnx__AttributeProto *a = find_attr(c->np, name);
-    *out = def;
+    attr_reader *r = impl;
+    const Onnx__AttributeProto *a = find_attr(r->c->np, name);
+    memset(out, 0, sizeof *out);
     if (!a)
-        return FERRY_OK;
-    if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT) || !a->has_f)
-        return attr_bad_type(c, name, "a float");
-    *out = a->f;
-    return FERRY_OK;
+        return -1;
+    int t = a->has_type ? (int)a->type : -1;
+    if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT || (t < 0 && a->has_f)) {
+        out->type = OP_ATTR_FLOAT, out->f = a->f;
+    } else if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT || (t < 0 && a->has_i)) {
+        out->type = OP_ATTR_INT, out->i = a->i;
+    } else if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING || (t < 0 && a->has_s)) {
+        out->type = OP_ATTR_STRING, out->s = (const char *)a->s.data, out->s_len = a->s.len;
+    } else if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS || (t < 0 && a->n_ints)) {
+        out->type = OP_ATTR_INTS, out->ints = a->ints, out->n = a->n_ints;
+    } else if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS || (t < 0 && a->n_floats)) {
+        out->type = OP_ATTR_FLOATS, out->floats = a->floats, out->n = a->n_floats;
+    } else if ((t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR || t < 0) && a->t) {
+        char nm[600], what[600];
+        snprintf(nm, sizeof nm, "%s.%s", r->c->name, name);
+        snprintf(what, sizeof what, "node '%s' (%s): attribute '%s'", r->c->name, r->c->op, name);
+        int v = -1;
+        if ((r->st = tensor_to_value(r->ld, a->t, nm, what, &v)) != FERRY_OK) {
+            out->type = OP_ATTR_OTHER;
+            return 0;
+        }
+        out->type = OP_ATTR_TENSOR, out->tensor_value = v;
+    } else {
+        out->type = OP_ATTR_OTHER;
+    }
+    return 0;
 }
-
-static ferry_status attr_int(const node_ctx *c, const char *name, int64_t def, int64_t lo,
-                             int64_t hi, int64_t *out)
-{
-    const Onnx__AttributeProto *a = find_attr(c->np, name);
-    *out = def;
-    if (!a)
-        return FERRY_OK;
-    if ((a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT) || !a->has_i)
-        return attr_bad_type(c, name, "an int");
-    if (a->i < lo || a->i > hi)
-        return ferry_fail(FERRY_EPARSE,
-                          "node '%s' (%s): attribute '%s' is %lld, outside [%lld, %lld]", c->name,
-                          c->op, name, (long long)a->i, (long long)lo, (long long)hi);
-    *out = a->i;
-    return FERRY_OK;
-}
-
-/* Reads an ints attribute into axes[]; *n = -1 when absent. */
-static ferry_status attr_axes(const node_ctx *c, const char *name, int64_t *axes, int *n)
-{
-    const Onnx__AttributeProto *a = find_attr(c->np, name);
-    *n = -1;
-    if (!a)
-        return FERRY_OK;
-    if (a->has_type && a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)
-        return attr_bad_type(c, name, "a list of ints");
-    if (a->n_ints > FERRY_MAX_DIMS)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %zu axes; at most %d", c->name,
-                          c->op, a->n_ints, FERRY_MAX_DIMS);
-    for (size_t i = 0; i < a->n_ints; i++)
-        axes[i] = a->ints[i];
-    *n = (int)a->n_ints;
-    return FERRY_OK;
-}
-
-/* ---------------------------------------------------------- operators */
-
-typedef struct op_spec {
-    const char *name;
-    op_kind op;
-    int min_in, max_in; /* ONNX inputs accepted */
-    int n_out;          /* outputs the IR keeps; further ones are dropped_out */
-    int max_out;
-} op_spec;
-
-static const op_spec op_specs[] = {
-    {"Gemm", OP_GEMM, 2, 3, 1, 1},
-    {"MatMul", OP_MATMUL, 2, 2, 1, 1},
-    {"Add", OP_ADD, 2, 2, 1, 1},
-    {"Sub", OP_SUB, 2, 2, 1, 1},
-    {"Mul", OP_MUL, 2, 2, 1, 1},
-    {"Div", OP_DIV, 2, 2, 1, 1},
-    {"Pow", OP_POW, 2, 2, 1, 1},
-    {"Relu", OP_RELU, 1, 1, 1, 1},
-    {"LeakyRelu", OP_LEAKY_RELU, 1, 1, 1, 1},
-    {"Sigmoid", OP_SIGMOID, 1, 1, 1, 1},
-    {"Tanh", OP_TANH, 1, 1, 1, 1},
-    {"Gelu", OP_GELU, 1, 1, 1, 1},
-    {"Erf", OP_ERF, 1, 1, 1, 1},
-    {"Sqrt", OP_SQRT, 1, 1, 1, 1},
-    {"Softmax", OP_SOFTMAX, 1, 1, 1, 1},
-    {"LogSoftmax", OP_LOG_SOFTMAX, 1, 1, 1, 1},
-    {"LayerNormalization", OP_LAYER_NORM, 2, 3, 1, 3},
-    {"ReduceMean", OP_REDUCE_MEAN, 1, 2, 1, 1},
-    {"Flatten", OP_FLATTEN, 1, 1, 1, 1},
-    {"Reshape", OP_RESHAPE, 2, 2, 1, 1},
-    {"Identity", OP_IDENTITY, 1, 1, 1, 1},
-    {"Dropout", OP_IDENTITY, 1, 3, 1, 2},
-    {"Cast", OP_CAST, 1, 1, 1, 1},
-};
 
 static int is_default_domain(const char *d)
 {
@@ -473,34 +432,13 @@ static int64_t domain_opset(const Onnx__ModelProto *mp, const char *domain)
     return 0;
 }
 
-static const op_spec *find_op(const loader *ld, const Onnx__NodeProto *np, const char *name)
+/* The table row of a node, or NULL when the operator is unknown (the
+ * caller collects every unknown one before failing). */
+static const op_def *find_op(const Onnx__NodeProto *np)
 {
-    const char *op = str_or_empty(np->op_type);
-    if (is_default_domain(np->domain))
-        for (size_t i = 0; i < sizeof op_specs / sizeof op_specs[0]; i++)
-            if (!strcmp(op_specs[i].name, op))
-                return &op_specs[i];
-    const char *dom = is_default_domain(np->domain) ? "ai.onnx" : np->domain;
-    ferry_fail(FERRY_EUNSUPPORTED,
-               "node '%s' uses unsupported operator '%s' (domain %s, opset %lld)", name, op, dom,
-               (long long)domain_opset(ld->mp, np->domain));
-    return NULL;
-}
-
-/* Reads a constant int64 1-D input (Reshape's shape, ReduceMean's axes). */
-static ferry_status const_ints(const loader *ld, const node_ctx *c, int v, const char *what,
-                               int64_t **vals, int64_t *n)
-{
-    const graph_value *gv = &ld->g->values[v];
-    if (!gv->is_const)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %s '%s' must be a constant", c->name,
-                          c->op, what, gv->name);
-    if (gv->dtype != FERRY_I64 || gv->ndim > 1)
-        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): %s '%s' must be a 1-D int64 tensor",
-                          c->name, c->op, what, gv->name);
-    *n = graph_value_numel(gv, 1);
-    *vals = gv->data;
-    return FERRY_OK;
+    if (!is_default_domain(np->domain))
+        return NULL;
+    return op_find(str_or_empty(np->op_type));
 }
 
 /* Node name for messages: the ONNX name, or "<op>_<index>" like graph.c. */
@@ -572,7 +510,7 @@ static ferry_status load_constant(loader *ld, const node_ctx *c)
 }
 
 /* Creates the output values of a (non-Constant) node. */
-static ferry_status declare_outputs(loader *ld, const node_ctx *c, const op_spec *sp, size_t idx)
+static ferry_status declare_outputs(loader *ld, const node_ctx *c, const op_def *sp, size_t idx)
 {
     const Onnx__NodeProto *np = c->np;
     if (np->n_output < 1 || (int)np->n_output > sp->max_out || !np->output[0] || !*np->output[0])
@@ -602,7 +540,7 @@ static ferry_status declare_outputs(loader *ld, const node_ctx *c, const op_spec
 }
 
 /* Resolves a node's ONNX input k to a value index (-1 if left out). */
-static ferry_status resolve_input(const loader *ld, const node_ctx *c, const op_spec *sp, size_t k,
+static ferry_status resolve_input(const loader *ld, const node_ctx *c, const op_def *sp, size_t k,
                                   int *out)
 {
     const Onnx__NodeProto *np = c->np;
@@ -624,7 +562,7 @@ static ferry_status resolve_input(const loader *ld, const node_ctx *c, const op_
     return FERRY_OK;
 }
 
-static ferry_status load_node(loader *ld, const node_ctx *c, const op_spec *sp)
+static ferry_status load_node(loader *ld, const node_ctx *c, const op_def *sp)
 {
     const Onnx__NodeProto *np = c->np;
     graph *g = ld->g;
@@ -632,163 +570,48 @@ static ferry_status load_node(loader *ld, const node_ctx *c, const op_spec *sp)
     if ((int)np->n_input < sp->min_in || (int)np->n_input > sp->max_in)
         return ferry_fail(FERRY_EPARSE, "node '%s' (%s): has %zu inputs; expected %d to %d",
                           c->name, c->op, np->n_input, sp->min_in, sp->max_in);
-    int ins[GRAPH_MAX_IO] = {-1, -1, -1, -1};
-    for (size_t k = 0; k < np->n_input; k++)
-        if ((st = resolve_input(ld, c, sp, k, &ins[k])) != FERRY_OK)
-            return st;
-    int n_in = (int)np->n_input;
-    op_kind op = sp->op;
-    int64_t iv;
-    int64_t axes[FERRY_MAX_DIMS];
-    int n_axes = -1;
-    /* ---- per-op attributes and input rewriting */
+    /* The parse function works on a scratch node (it may change the op,
+     * drop inputs or add a constant one); the graph counts consumers only
+     * of what remains. */
     graph_node tmp;
     memset(&tmp, 0, sizeof tmp);
+    tmp.op = sp->op;
     tmp.alpha = 1.0f, tmp.beta = 1.0f, tmp.epsilon = 1e-5f, tmp.axis = -1, tmp.keepdims = 1;
-    const char *opn = sp->name;
-    if (!strcmp(opn, "Gemm")) {
-        if ((st = attr_float(c, "alpha", 1.0f, &tmp.alpha)) ||
-            (st = attr_float(c, "beta", 1.0f, &tmp.beta)))
+    for (int k = 0; k < GRAPH_MAX_IO; k++)
+        tmp.in[k] = tmp.out[k] = -1;
+    for (size_t k = 0; k < np->n_input; k++)
+        if ((st = resolve_input(ld, c, sp, k, &tmp.in[k])) != FERRY_OK)
             return st;
-        if ((st = attr_int(c, "transA", 0, 0, 1, &iv)))
-            return st;
-        tmp.trans_a = (int)iv;
-        if ((st = attr_int(c, "transB", 0, 0, 1, &iv)))
-            return st;
-        tmp.trans_b = (int)iv;
-        while (n_in > 2 && ins[n_in - 1] < 0)
-            n_in--;
-    } else if (!strcmp(opn, "MatMul")) {
-        const graph_value *b = &g->values[ins[1]];
-        if (b->is_const && b->ndim == 2)
-            op = OP_GEMM; /* trans_b = 0, alpha = beta = 1, no C */
-    } else if (!strcmp(opn, "LeakyRelu")) {
-        if ((st = attr_float(c, "alpha", 0.01f, &tmp.alpha)))
-            return st;
-    } else if (!strcmp(opn, "Gelu")) {
-        const Onnx__AttributeProto *a = find_attr(np, "approximate");
-        if (a) {
-            if (!a->has_s)
-                return attr_bad_type(c, "approximate", "a string");
-            if (a->s.len == 4 && !memcmp(a->s.data, "tanh", 4))
-                tmp.approximate = 1;
-            else if (!(a->s.len == 4 && !memcmp(a->s.data, "none", 4)))
-                return ferry_fail(FERRY_EPARSE,
-                                  "node '%s' (Gelu): approximate must be \"none\" or \"tanh\"",
-                                  c->name);
-        }
-    } else if (!strcmp(opn, "Softmax") || !strcmp(opn, "LogSoftmax")) {
-        if ((st = attr_int(c, "axis", ld->opset < 13 ? 1 : -1, -FERRY_MAX_DIMS, FERRY_MAX_DIMS - 1,
-                           &iv)))
-            return st;
-        tmp.axis = (int)iv;
-    } else if (!strcmp(opn, "LayerNormalization")) {
-        if ((st = attr_int(c, "axis", -1, -FERRY_MAX_DIMS, FERRY_MAX_DIMS - 1, &iv)) ||
-            (st = attr_float(c, "epsilon", 1e-5f, &tmp.epsilon)))
-            return st;
-        tmp.axis = (int)iv;
-        while (n_in > 2 && ins[n_in - 1] < 0)
-            n_in--;
-    } else if (!strcmp(opn, "ReduceMean")) {
-        if ((st = attr_int(c, "keepdims", 1, 0, 1, &iv)))
-            return st;
-        tmp.keepdims = (int)iv;
-        if ((st = attr_axes(c, "axes", axes, &n_axes)))
-            return st;
-        if (n_in == 2 && ins[1] >= 0) {
-            if (ld->opset < 18)
-                return ferry_fail(FERRY_EPARSE,
-                                  "node '%s' (ReduceMean): takes axes as an input only from "
-                                  "opset 18 (model has %lld)",
-                                  c->name, (long long)ld->opset);
-            int64_t *vals, n;
-            if ((st = const_ints(ld, c, ins[1], "axes", &vals, &n)))
-                return st;
-            if (n > FERRY_MAX_DIMS)
-                return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (ReduceMean): %lld axes", c->name,
-                                  (long long)n);
-            for (int64_t i = 0; i < n; i++)
-                axes[i] = vals[i];
-            n_axes = (int)n;
-        }
-        n_in = 1;
-        if ((st = attr_int(c, "noop_with_empty_axes", 0, 0, 1, &iv)))
-            return st;
-        if (iv && n_axes <= 0)
-            return ferry_fail(FERRY_EUNSUPPORTED,
-                              "node '%s' (ReduceMean): noop_with_empty_axes without axes", c->name);
-    } else if (!strcmp(opn, "Flatten")) {
-        if ((st = attr_int(c, "axis", 1, -FERRY_MAX_DIMS, FERRY_MAX_DIMS, &iv)))
-            return st;
-        tmp.axis = (int)iv;
-    } else if (!strcmp(opn, "Reshape")) {
-        int64_t *vals, n;
-        if ((st = const_ints(ld, c, ins[1], "shape", &vals, &n)))
-            return st;
-        if (n > FERRY_MAX_DIMS)
-            return ferry_fail(FERRY_EUNSUPPORTED,
-                              "node '%s' (Reshape): target rank %lld; at most %d", c->name,
-                              (long long)n, FERRY_MAX_DIMS);
-        if ((st = attr_int(c, "allowzero", 0, 0, 1, &iv)))
-            return st;
-        /* allowzero only differs when the target holds a 0, i.e. an empty
-         * tensor, which nothing here can run. */
-        for (int64_t i = 0; iv && i < n; i++)
-            if (vals[i] == 0)
-                return ferry_fail(FERRY_EUNSUPPORTED,
-                                  "node '%s' (Reshape): allowzero with a 0 in the shape (an "
-                                  "empty tensor) is not supported",
-                                  c->name);
-    } else if (!strcmp(opn, "Dropout")) {
-        /* Inference: Dropout is Identity unless training_mode is true. */
-        if (n_in == 3 && ins[2] >= 0) {
-            const graph_value *tm = &g->values[ins[2]];
-            if (!tm->is_const || tm->dtype != FERRY_BOOL || graph_value_numel(tm, 1) != 1 ||
-                *(const uint8_t *)tm->data)
-                return ferry_fail(FERRY_EUNSUPPORTED,
-                                  "node '%s' (Dropout): training_mode must be a constant false",
-                                  c->name);
-        }
-        n_in = 1;
-    } else if (!strcmp(opn, "Cast")) {
-        if ((st = attr_int(c, "to", 0, INT32_MIN, INT32_MAX, &iv)))
-            return st;
-        if (!find_attr(np, "to"))
-            return ferry_fail(FERRY_EPARSE, "node '%s' (Cast): attribute 'to' is missing", c->name);
-        tmp.to = map_dtype((int32_t)iv);
-        if (tmp.to == FERRY_DTYPE_UNDEFINED)
-            return ferry_fail(FERRY_EUNSUPPORTED,
-                              "node '%s' (Cast): target data type %lld is not supported", c->name,
-                              (long long)iv);
-    }
-    int outs[GRAPH_MAX_IO];
-    int n_out = 0;
+    tmp.n_in = (int)np->n_input;
+    while (tmp.n_in > sp->min_in && tmp.in[tmp.n_in - 1] < 0)
+        tmp.n_in--; /* trailing optional inputs left out */
     for (int k = 0; k < sp->n_out && k < (int)np->n_output; k++) {
-        outs[n_out] = names_find(ld, np->output[k]);
-        if (outs[n_out] < 0)
-            return ferry_fail(FERRY_EINTERNAL, "node '%s' (%s): output '%s' was not declared",
-                              c->name, c->op, np->output[k]);
-        if (g->values[outs[n_out]].producer >= 0)
+        const char *o = np->output[k];
+        tmp.out[k] = o && *o ? names_find(ld, o) : -1;
+        if (tmp.out[k] >= 0 && g->values[tmp.out[k]].producer >= 0)
             return ferry_fail(FERRY_EPARSE, "node '%s' (%s): output '%s' is written twice", c->name,
-                              c->op, np->output[k]);
-        n_out++;
+                              c->op, o);
+        tmp.n_out = k + 1;
     }
-    int ni = graph_add_node(g, op, c->name, n_in, ins, n_out, outs);
-    if (ni < 0)
+    if (sp->parse) {
+        attr_reader r = {ld, c, FERRY_OK};
+        op_parse_ctx pc = {g, c->name, c->op, ld->opset, &r, read_attr};
+        st = sp->parse(&pc, &tmp);
+        if (st == FERRY_OK)
+            st = r.st;
+        if (st != FERRY_OK) {
+            free(tmp.splits);
+            return st;
+        }
+    }
+    int ni = graph_add_node(g, tmp.op, c->name, tmp.n_in, tmp.in, tmp.n_out, tmp.out);
+    if (ni < 0) {
+        free(tmp.splits);
         return FERRY_ENOMEM;
+    }
     graph_node *gn = &g->nodes[ni];
-    gn->alpha = tmp.alpha;
-    gn->beta = tmp.beta;
-    gn->trans_a = tmp.trans_a;
-    gn->trans_b = tmp.trans_b;
-    gn->epsilon = tmp.epsilon;
-    gn->axis = tmp.axis;
-    gn->approximate = tmp.approximate;
-    gn->keepdims = tmp.keepdims;
-    gn->to = tmp.to;
-    gn->n_axes = n_axes < 0 ? 0 : n_axes;
-    for (int i = 0; i < gn->n_axes; i++)
-        gn->axes[i] = axes[i];
+    tmp.name = gn->name; /* every other field as the parser left it */
+    *gn = tmp;
     return FERRY_OK;
 }
 
@@ -814,7 +637,7 @@ static ferry_status read_value_info(const Onnx__ValueInfoProto *vi, int is_input
         return ferry_fail(FERRY_EUNSUPPORTED, "%s '%s' is not a tensor", kind, name);
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     if (tt->has_elem_type) {
-        *dt = map_dtype(tt->elem_type);
+        *dt = onnx_map_dtype(tt->elem_type);
         if (*dt == FERRY_DTYPE_UNDEFINED)
             return ferry_fail(FERRY_EUNSUPPORTED, "%s '%s' has unsupported data type %d", kind,
                               name, (int)tt->elem_type);
@@ -979,6 +802,52 @@ static ferry_status check_declared_outputs(const loader *ld)
 
 /* ---------------------------------------------------------------- load */
 
+/* Fails naming every operator the table lacks, with its node count:
+ * "3 operators are not supported: Loop (1 node), NonZero (2 nodes), ...". */
+static ferry_status check_operators(const loader *ld)
+{
+    const Onnx__GraphProto *gp = ld->gp;
+    enum { MAX_KINDS = 32 };
+    const char *kinds[MAX_KINDS];
+    const char *doms[MAX_KINDS];
+    size_t first[MAX_KINDS];
+    int counts[MAX_KINDS], n_kinds = 0, more = 0;
+    for (size_t i = 0; i < gp->n_node; i++) {
+        const Onnx__NodeProto *np = gp->node[i];
+        const char *op = str_or_empty(np->op_type);
+        if (find_op(np) || (is_default_domain(np->domain) && !strcmp(op, "Constant")))
+            continue;
+        const char *dom = is_default_domain(np->domain) ? "" : np->domain;
+        int k = 0;
+        while (k < n_kinds && (strcmp(kinds[k], op) || strcmp(doms[k], dom)))
+            k++;
+        if (k == n_kinds) {
+            if (n_kinds == MAX_KINDS) {
+                more++;
+                continue;
+            }
+            kinds[k] = op, doms[k] = dom, counts[k] = 0, first[k] = i, n_kinds++;
+        }
+        counts[k]++;
+    }
+    if (!n_kinds)
+        return FERRY_OK;
+    char list[2048];
+    size_t at = 0;
+    list[0] = '\0';
+    for (int k = 0; k < n_kinds && at < sizeof list; k++) {
+        char label[256];
+        node_label(gp->node[first[k]], first[k], label, sizeof label);
+        at += (size_t)snprintf(list + at, sizeof list - at, "%s%s%s%s (%d node%s, first '%s')",
+                               k ? ", " : "", doms[k], *doms[k] ? "." : "", kinds[k], counts[k],
+                               counts[k] == 1 ? "" : "s", label);
+    }
+    int total = n_kinds + more;
+    return ferry_fail(FERRY_EUNSUPPORTED, "%d operator%s %s not supported (opset %lld): %s%s", total,
+                      total == 1 ? "" : "s", total == 1 ? "is" : "are", (long long)ld->opset, list,
+                      more ? ", ..." : "");
+}
+
 static ferry_status load_graph(loader *ld)
 {
     const Onnx__GraphProto *gp = ld->gp;
@@ -1010,8 +879,11 @@ static ferry_status load_graph(loader *ld)
     if ((st = load_inputs(ld)))
         return st;
 
-    /* Pass 1: operator check, Constant nodes and every node's outputs. */
-    const op_spec **specs = calloc(gp->n_node + 1, sizeof *specs);
+    /* Pass 0: every operator the table lacks, named at once with counts. */
+    if ((st = check_operators(ld)))
+        return st;
+    /* Pass 1: Constant nodes and every node's outputs. */
+    const op_def **specs = calloc(gp->n_node + 1, sizeof *specs);
     if (!specs)
         return ferry_fail(FERRY_ENOMEM, "out of memory");
     char label[256];
@@ -1024,10 +896,7 @@ static ferry_status load_graph(loader *ld)
                 goto out;
             continue;
         }
-        if (!(specs[i] = find_op(ld, np, label))) {
-            st = FERRY_EUNSUPPORTED;
-            goto out;
-        }
+        specs[i] = find_op(np);
         if ((st = declare_outputs(ld, &c, specs[i], i)))
             goto out;
     }
@@ -1037,7 +906,7 @@ static ferry_status load_graph(loader *ld)
             continue;
         const Onnx__NodeProto *np = gp->node[i];
         node_label(np, i, label, sizeof label);
-        node_ctx c = {np, label, specs[i]->name};
+        node_ctx c = {np, label, specs[i]->onnx};
         if ((st = load_node(ld, &c, specs[i])))
             goto out;
     }

@@ -1,33 +1,46 @@
 /*
- * shape.c - dtype and shape of every node output, with the batch symbolic.
+ * shape.c - dtype and shape of every node output, with the batch symbolic;
+ * the driver, the helpers every shape rule shares, and the rules of the
+ * MLP-era operators (shape_nn.c and shape_data.c hold the others).
  *
- * FERRY_DIM_BATCH stands for the batch size N, which is unknown here and may
- * be anything >= 1. A shape rule is accepted only when it holds for every N:
- * so a batch dim broadcasts against itself or 1 (never a static k > 1), a
- * reshape may move N only as a whole dim, and nothing may reduce or
- * normalize across samples. Each value carries at most one batch dim.
+ * A negative dim -k stands for k*N, N the batch size (graph.h). A rule is
+ * accepted only when it holds for every N >= 1: a symbolic dim broadcasts
+ * against itself or 1 (never a static k > 1), and nothing may reduce or
+ * normalize across samples (a batch of 32 must give what 32 batches of one
+ * give, or the dynamic batcher would change answers).
+ *
+ * Integer shape math (Shape -> Gather -> Concat -> Reshape) is evaluated
+ * as the rules run, so that a Reshape sees its target as numbers and
+ * multiples of N (graph.h's is_sym): the rules of the ops that take part
+ * (shape_data.c, and infer_binary/infer_cast here) compute their output's
+ * value whenever their inputs are known.
  *
  * Runs after loading and again after the passes: it recomputes every live
  * node's outputs from its inputs and writes normalized attributes (axes made
  * non-negative) back, so that a second run changes nothing.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "graph/graph.h"
+#include "graph/ops.h"
 #include "util/error.h"
 
-#define B FERRY_DIM_BATCH
+/* ------------------------------------------------------------ helpers */
 
-static void fmt_shape(char *buf, size_t len, int ndim, const int64_t *dims)
+void fmt_shape(char *buf, size_t len, int ndim, const int64_t *dims)
 {
     size_t at = (size_t)snprintf(buf, len, "[");
     for (int i = 0; i < ndim && at < len; i++) {
-        if (dims[i] == B)
-            at += (size_t)snprintf(buf + at, len - at, "%sN", i ? "," : "");
+        const char *sep = i ? "," : "";
+        if (dims[i] == FERRY_DIM_BATCH)
+            at += (size_t)snprintf(buf + at, len - at, "%sN", sep);
+        else if (dims[i] < 0)
+            at += (size_t)snprintf(buf + at, len - at, "%s%lldN", sep, (long long)-dims[i]);
         else
-            at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? "," : "", (long long)dims[i]);
+            at += (size_t)snprintf(buf + at, len - at, "%s%lld", sep, (long long)dims[i]);
     }
     if (at < len)
         snprintf(buf + at, len - at, "]");
@@ -35,10 +48,11 @@ static void fmt_shape(char *buf, size_t len, int ndim, const int64_t *dims)
 
 static const char *dim_str(int64_t d, char *buf, size_t len)
 {
-    if (d == B)
-        snprintf(buf, len, "N");
-    else
-        snprintf(buf, len, "%lld", (long long)d);
+    fmt_shape(buf, len, 1, &d);
+    size_t l = strlen(buf);
+    memmove(buf, buf + 1, l); /* drop the brackets */
+    if (l >= 2)
+        buf[l - 2] = '\0';
     return buf;
 }
 
@@ -46,39 +60,51 @@ static const char *dim_str(int64_t d, char *buf, size_t len)
     char name[192];                                                                                \
     fmt_shape(name, sizeof name, (v)->ndim, (v)->dims)
 
-static ferry_status node_fail(const graph_node *n, ferry_status st, const char *msg)
+ferry_status node_fail(const graph_node *n, ferry_status st, const char *msg)
 {
     return ferry_fail(st, "node '%s' (%s): %s", n->name, op_name(n->op), msg);
 }
 
-static int count_batch(int ndim, const int64_t *dims)
+ferry_status node_failf(const graph_node *n, ferry_status st, const char *fmt, ...)
 {
-    int c = 0;
-    for (int i = 0; i < ndim; i++)
-        c += dims[i] == B;
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return node_fail(n, st, msg);
+}
+
+int is_float_dtype(ferry_dtype dt)
+{
+    return dt == FERRY_F32 || dt == FERRY_F16 || dt == FERRY_BF16 || dt == FERRY_F64;
+}
+
+int is_int_dtype(ferry_dtype dt)
+{
+    return dt == FERRY_I64 || dt == FERRY_I32 || dt == FERRY_I8 || dt == FERRY_U8;
+}
+
+/* numel as c * N^p; -1 on overflow. */
+static int64_t sym_numel(int ndim, const int64_t *dims, int *p)
+{
+    int64_t c = 1;
+    *p = 0;
+    for (int i = 0; i < ndim; i++) {
+        int64_t d = dims[i];
+        if (d < 0) {
+            (*p)++;
+            d = -d;
+        }
+        if (d > 0 && c > INT64_MAX / d)
+            return -1;
+        c *= d;
+    }
     return c;
 }
 
-/* Product of the static dims in [lo, hi); *has_b set when N is among them.
- * -1 on overflow. */
-static int64_t static_prod(const int64_t *dims, int lo, int hi, int *has_b)
-{
-    int64_t p = 1;
-    *has_b = 0;
-    for (int i = lo; i < hi; i++) {
-        if (dims[i] == B) {
-            *has_b = 1;
-            continue;
-        }
-        if (dims[i] < 0 || (dims[i] > 0 && p > INT64_MAX / dims[i]))
-            return -1;
-        p *= dims[i];
-    }
-    return p;
-}
-
 /* Output of a value: sets dtype and dims. */
-static void set_out(graph *g, int v, ferry_dtype dt, int ndim, const int64_t *dims)
+void set_out(graph *g, int v, ferry_dtype dt, int ndim, const int64_t *dims)
 {
     graph_value *o = &g->values[v];
     o->dtype = dt;
@@ -89,9 +115,8 @@ static void set_out(graph *g, int v, ferry_dtype dt, int ndim, const int64_t *di
         o->dims[i] = 0;
 }
 
-/* Multidirectional (numpy) broadcast of a and b into out. */
-static ferry_status broadcast(const graph_node *n, const graph_value *a, const graph_value *b,
-                              int *ndim, int64_t *out)
+ferry_status broadcast_dims(const graph_node *n, const graph_value *a, const graph_value *b,
+                            int *ndim, int64_t *out)
 {
     int r = a->ndim > b->ndim ? a->ndim : b->ndim;
     for (int i = 0; i < r; i++) {
@@ -104,47 +129,116 @@ static ferry_status broadcast(const graph_node *n, const graph_value *a, const g
         else {
             SHAPE_STR(sa, a);
             SHAPE_STR(sb, b);
-            return ferry_fail(
-                FERRY_ESHAPE, "node '%s' (%s): inputs '%s' %s and '%s' %s do not broadcast%s",
-                n->name, op_name(n->op), a->name, sa, b->name, sb,
-                (da == B || db == B) ? " (the batch N broadcasts only with N or 1)" : "");
+            return ferry_fail(FERRY_ESHAPE,
+                              "node '%s' (%s): inputs '%s' %s and '%s' %s do not broadcast%s",
+                              n->name, op_name(n->op), a->name, sa, b->name, sb,
+                              (da < 0 || db < 0) ? " (the batch N broadcasts only with N or 1)"
+                                                 : "");
         }
-    }
-    if (count_batch(r, out) > 1) {
-        SHAPE_STR(sa, a);
-        SHAPE_STR(sb, b);
-        return ferry_fail(FERRY_EUNSUPPORTED,
-                          "node '%s' (%s): broadcasting %s with %s gives more than one batch "
-                          "dimension",
-                          n->name, op_name(n->op), sa, sb);
     }
     *ndim = r;
     return FERRY_OK;
 }
 
-static int norm_axis(int64_t axis, int r, int inclusive_end, int64_t *out)
+int norm_axis(int64_t axis, int r, int inclusive_end, int64_t *out)
 {
     int64_t hi = inclusive_end ? r : r - 1;
     if (axis < 0)
-        axis += r;
+        axis += r + (inclusive_end ? 0 : 0);
     if (axis < 0 || axis > hi)
         return -1;
     *out = axis;
     return 0;
 }
 
-static ferry_status infer_gemm(graph *g, graph_node *n)
+ferry_status known_ints(const graph *g, const graph_node *n, int k, const char *what,
+                        const int64_t **vals, const int64_t **ks, int64_t *count)
+{
+    const graph_value *v = &g->values[n->in[k]];
+    if (v->dtype != FERRY_I64 || v->ndim > 1)
+        return node_failf(n, FERRY_EPARSE, "%s '%s' must be a 1-D int64 tensor", what, v->name);
+    if (!(v->is_const || v->is_sym) || !v->data)
+        return node_failf(n, FERRY_EUNSUPPORTED,
+                          "%s '%s' is computed from the data at run time; only values known "
+                          "when the model loads (constants, or computed from shapes) are "
+                          "supported",
+                          what, v->name);
+    *vals = v->data;
+    *ks = v->is_sym ? v->symk : NULL;
+    *count = v->ndim ? v->dims[0] : 1;
+    if (*count < 0)
+        return node_failf(n, FERRY_EUNSUPPORTED, "%s '%s' has a length that depends on the batch",
+                          what, v->name);
+    return FERRY_OK;
+}
+
+ferry_status const_ints(const graph *g, const graph_node *n, int k, const char *what,
+                        const int64_t **vals, int64_t *count)
+{
+    const int64_t *ks = NULL;
+    ferry_status st = known_ints(g, n, k, what, vals, &ks, count);
+    if (st)
+        return st;
+    for (int64_t i = 0; ks && i < *count; i++)
+        if (ks[i])
+            return node_failf(n, FERRY_EUNSUPPORTED, "%s '%s' depends on the batch size", what,
+                              g->values[n->in[k]].name);
+    return FERRY_OK;
+}
+
+ferry_status const_float(const graph *g, const graph_node *n, int k, const char *what, float *out)
+{
+    const graph_value *v = &g->values[n->in[k]];
+    if (!v->is_const || !v->data || graph_value_numel(v, 1) != 1)
+        return node_failf(n, FERRY_EUNSUPPORTED, "%s '%s' must be a constant scalar", what,
+                          v->name);
+    switch (v->dtype) {
+    case FERRY_F32: *out = *(const float *)v->data; return FERRY_OK;
+    case FERRY_F64: *out = (float)*(const double *)v->data; return FERRY_OK;
+    case FERRY_I64: *out = (float)*(const int64_t *)v->data; return FERRY_OK;
+    case FERRY_I32: *out = (float)*(const int32_t *)v->data; return FERRY_OK;
+    default:
+        return node_failf(n, FERRY_EUNSUPPORTED, "%s '%s' is %s; f32 or an integer is supported",
+                          what, v->name, ferry_dtype_name(v->dtype));
+    }
+}
+
+ferry_status set_sym(graph *g, const graph_node *n, int64_t count, const int64_t *vals,
+                     const int64_t *ks, int ndim, const int64_t *dims)
+{
+    graph_value *o = &g->values[n->out[0]];
+    size_t bytes = sizeof(int64_t) * (size_t)(count ? count : 1);
+    int64_t *d = malloc(bytes), *k = malloc(bytes);
+    if (!d || !k) {
+        free(d);
+        free(k);
+        return ferry_fail(FERRY_ENOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < count; i++) {
+        d[i] = vals[i];
+        k[i] = ks ? ks[i] : 0;
+    }
+    free(o->data);
+    free(o->symk);
+    o->data = d;
+    o->symk = k;
+    o->is_sym = 1;
+    set_out(g, n->out[0], FERRY_I64, ndim, dims);
+    return FERRY_OK;
+}
+
+/* ------------------------------------------------- the MLP-era ops' rules */
+
+ferry_status infer_gemm(graph *g, graph_node *n)
 {
     const graph_value *a = &g->values[n->in[0]], *b = &g->values[n->in[1]];
-    char msg[512];
     /* From MatMul with a constant B, A may carry leading dims: [.., M, K]. */
     if (a->ndim < 2 || (a->ndim > 2 && n->trans_a) || b->ndim != 2) {
         SHAPE_STR(sa, a);
         SHAPE_STR(sb, b);
-        snprintf(msg, sizeof msg, "inputs A %s and B %s must be 2-D", sa, sb);
-        return node_fail(n, FERRY_ESHAPE, msg);
+        return node_failf(n, FERRY_ESHAPE, "inputs A %s and B %s must be 2-D", sa, sb);
     }
-    if (b->dims[0] == B || b->dims[1] == B)
+    if (b->dims[0] < 0 || b->dims[1] < 0)
         return node_fail(n, FERRY_EUNSUPPORTED, "input B depends on the batch size");
     int64_t m = n->trans_a ? a->dims[1] : a->dims[a->ndim - 2];
     int64_t ka = n->trans_a ? a->dims[0] : a->dims[a->ndim - 1];
@@ -155,10 +249,9 @@ static ferry_status infer_gemm(graph *g, graph_node *n)
         SHAPE_STR(sb, b);
         char k[24];
         dim_str(ka, k, sizeof k);
-        snprintf(msg, sizeof msg, "input B has shape %s, expected %s%s%s (input A is %s%s)", sb,
-                 n->trans_b ? "[*," : "[", k, n->trans_b ? "]" : ",*]", sa,
-                 n->trans_a ? ", transposed" : "");
-        return node_fail(n, FERRY_ESHAPE, msg);
+        return node_failf(n, FERRY_ESHAPE, "input B has shape %s, expected %s%s%s (input A is %s%s)",
+                          sb, n->trans_b ? "[*," : "[", k, n->trans_b ? "]" : ",*]", sa,
+                          n->trans_a ? ", transposed" : "");
     }
     int64_t od[FERRY_MAX_DIMS];
     int r = a->ndim;
@@ -166,33 +259,32 @@ static ferry_status infer_gemm(graph *g, graph_node *n)
         od[i] = a->dims[i];
     od[r - 2] = m;
     od[r - 1] = nn;
-    if (count_batch(r, od) > 1)
-        return node_fail(n, FERRY_EUNSUPPORTED, "output would have two batch dimensions");
     if (n->n_in > 2 && n->in[2] >= 0) {
         const graph_value *c = &g->values[n->in[2]];
-        /* C broadcasts one way, to [M, N]. */
+        /* C broadcasts one way, to [M, N]; on a rank > 2 A (a MatMul + Add
+         * of nn.Linear on [N,T,D]) only as a row, the same for every row. */
         int ok = c->ndim <= 2;
         for (int i = 0; ok && i < c->ndim; i++) {
             int64_t dc = c->dims[i], dt = i - c->ndim == -2 ? m : nn;
             if (dc != 1 && dc != dt)
                 ok = 0;
+            if (r > 2 && i - c->ndim == -2 && dc != 1)
+                ok = 0;
         }
-        if (!ok || r != 2) {
+        if (!ok) {
             SHAPE_STR(sc, c);
             char dm[24];
-            snprintf(msg, sizeof msg, "input C has shape %s, which does not broadcast to [%s,%lld]",
-                     sc, dim_str(m, dm, sizeof dm), (long long)nn);
-            return node_fail(n, FERRY_ESHAPE, msg);
+            return node_failf(n, FERRY_ESHAPE, "input C has shape %s, which does not broadcast to [%s,%lld]",
+                              sc, dim_str(m, dm, sizeof dm), (long long)nn);
         }
     }
     set_out(g, n->out[0], a->dtype, r, od);
     return FERRY_OK;
 }
 
-static ferry_status infer_matmul(graph *g, graph_node *n)
+ferry_status infer_matmul(graph *g, graph_node *n)
 {
     const graph_value *a = &g->values[n->in[0]], *b = &g->values[n->in[1]];
-    char msg[512];
     if (a->ndim < 1 || b->ndim < 1)
         return node_fail(n, FERRY_ESHAPE, "inputs must have rank >= 1");
     /* Promote 1-D operands as numpy does, then drop the added dim. */
@@ -211,9 +303,8 @@ static ferry_status infer_matmul(graph *g, graph_node *n)
         SHAPE_STR(sa, a);
         SHAPE_STR(sb, b);
         char k[24];
-        snprintf(msg, sizeof msg, "input B has shape %s, expected [..,%s,*] (input A is %s)", sb,
-                 dim_str(ka, k, sizeof k), sa);
-        return node_fail(n, FERRY_ESHAPE, msg);
+        return node_failf(n, FERRY_ESHAPE, "input B has shape %s, expected [..,%s,*] (input A is %s)",
+                          sb, dim_str(ka, k, sizeof k), sa);
     }
     /* Batch dims broadcast like elementwise ops. */
     graph_value ba = pa, bb = pb;
@@ -221,7 +312,7 @@ static ferry_status infer_matmul(graph *g, graph_node *n)
     bb.ndim = pb.ndim - 2;
     int64_t od[FERRY_MAX_DIMS + 2];
     int r;
-    ferry_status st = broadcast(n, &ba, &bb, &r, od);
+    ferry_status st = broadcast_dims(n, &ba, &bb, &r, od);
     if (st)
         return st;
     if (r + 2 > FERRY_MAX_DIMS)
@@ -231,151 +322,220 @@ static ferry_status infer_matmul(graph *g, graph_node *n)
         od[r++] = pa.dims[pa.ndim - 2];
     if (b->ndim > 1)
         od[r++] = pb.dims[pb.ndim - 1];
-    if (count_batch(r, od) > 1)
-        return node_fail(n, FERRY_EUNSUPPORTED, "output would have two batch dimensions");
     set_out(g, n->out[0], a->dtype, r, od);
     return FERRY_OK;
 }
 
-static ferry_status infer_reshape(graph *g, graph_node *n)
+static int is_compare(op_kind op)
 {
-    const graph_value *x = &g->values[n->in[0]];
-    graph_value *o = &g->values[n->out[0]];
-    char msg[512];
-    int hb;
-    int64_t xs = static_prod(x->dims, 0, x->ndim, &hb);
-    if (xs < 0)
-        return node_fail(n, FERRY_ESHAPE, "input shape overflows");
-    int64_t t[FERRY_MAX_DIMS];
-    int tn;
-    if (n->n_in < 2 || n->in[1] < 0) {
-        /* The shape input is gone (a pass dropped it): keep the resolved dims. */
-        tn = o->ndim;
-        for (int i = 0; i < tn; i++)
-            t[i] = o->dims[i];
-        int ob;
-        int64_t os = static_prod(t, 0, tn, &ob);
-        if (os != xs || ob != hb)
-            return node_fail(n, FERRY_ESHAPE, "resolved output shape no longer matches the input");
-        o->dtype = x->dtype;
+    return op == OP_EQUAL || op == OP_LESS || op == OP_LESS_EQUAL || op == OP_GREATER ||
+           op == OP_GREATER_EQUAL;
+}
+
+static int is_logical(op_kind op)
+{
+    return op == OP_AND || op == OP_OR || op == OP_XOR;
+}
+
+/* Shape math on known int64 operands: a + k*N op b + j*N, where the result
+ * is again of that form (or the comparison holds for every N). -1 when it
+ * is not. */
+static int sym_binary(op_kind op, int64_t a, int64_t ka, int64_t b, int64_t kb, int64_t *r,
+                      int64_t *kr)
+{
+    *kr = 0;
+    switch (op) {
+    case OP_ADD: *r = a + b, *kr = ka + kb; return 0;
+    case OP_SUB: *r = a - b, *kr = ka - kb; return 0;
+    case OP_MUL:
+        if (ka && kb)
+            return -1;
+        *r = a * b, *kr = ka * b + kb * a;
+        return 0;
+    case OP_DIV:
+        if (kb || b == 0)
+            return -1;
+        if (ka % b || a % b)
+            return -1;
+        *r = a / b, *kr = ka / b;
+        return 0;
+    case OP_EQUAL:
+        if (ka == kb) {
+            *r = a == b;
+            return 0;
+        }
+        /* a + ka*N == b + kb*N for some N >= 1 only if (b-a)/(ka-kb) is one */
+        if ((b - a) % (ka - kb) == 0 && (b - a) / (ka - kb) >= 1)
+            return -1;
+        *r = 0;
+        return 0;
+    case OP_LESS:
+    case OP_GREATER:
+    case OP_LESS_EQUAL:
+    case OP_GREATER_EQUAL: {
+        /* d(N) = (a-b) + (ka-kb)*N, decided when its sign is the same for all N >= 1 */
+        int64_t c = a - b, k = ka - kb;
+        int neg, zero, pos;
+        if (k == 0)
+            neg = c < 0, zero = c == 0, pos = c > 0;
+        else if (k > 0 && c + k > 0)
+            neg = 0, zero = 0, pos = 1;
+        else if (k < 0 && c + k < 0)
+            neg = 1, zero = 0, pos = 0;
+        else
+            return -1;
+        *r = op == OP_LESS ? neg : op == OP_GREATER ? pos : op == OP_LESS_EQUAL ? neg || zero
+                                                                               : pos || zero;
+        return 0;
+    }
+    default: return -1;
+    }
+}
+
+/* Elementwise shape math when both inputs are known int64 values. */
+static ferry_status sym_eval_binary(graph *g, graph_node *n, const int64_t *od, int r)
+{
+    const graph_value *a = &g->values[n->in[0]], *b = &g->values[n->in[1]];
+    if (!(a->is_const || a->is_sym) || !(b->is_const || b->is_sym) || a->dtype != FERRY_I64 ||
+        b->dtype != FERRY_I64 || !a->data || !b->data)
         return FERRY_OK;
+    int64_t na = graph_value_numel(a, 1), nb = graph_value_numel(b, 1);
+    for (int i = 0; i < r; i++)
+        if (od[i] < 0)
+            return FERRY_OK;
+    int64_t cnt = 1;
+    for (int i = 0; i < r; i++)
+        cnt *= od[i];
+    if (cnt > 64 || a->ndim > 1 || b->ndim > 1 || (na != cnt && na != 1) || (nb != cnt && nb != 1))
+        return FERRY_OK; /* shape math is small and flat; anything else runs */
+    int64_t v[64], k[64];
+    const int64_t *ad = a->data, *bd = b->data;
+    for (int64_t i = 0; i < cnt; i++) {
+        int64_t ia = na == 1 ? 0 : i, ib = nb == 1 ? 0 : i;
+        int64_t ka = a->is_sym ? a->symk[ia] : 0, kb = b->is_sym ? b->symk[ib] : 0;
+        if (sym_binary(n->op, ad[ia], ka, bd[ib], kb, &v[i], &k[i]))
+            return FERRY_OK; /* not decidable at load: computed at run time */
     }
-    const graph_value *sv = &g->values[n->in[1]];
-    if (!sv->is_const || sv->dtype != FERRY_I64 || sv->ndim > 1 || !sv->data)
-        return node_fail(n, FERRY_EUNSUPPORTED, "the shape input must be a constant 1-D int64");
-    int64_t cnt = graph_value_numel(sv, 1);
-    if (cnt > FERRY_MAX_DIMS)
-        return node_fail(n, FERRY_EUNSUPPORTED, "target rank too large");
-    tn = (int)cnt;
-    const int64_t *raw = sv->data;
-    int infer = -1;
-    for (int i = 0; i < tn; i++) {
-        if (raw[i] == 0) {
-            if (i >= x->ndim) {
-                snprintf(msg, sizeof msg, "shape entry %d is 0 (copy) but the input has rank %d", i,
-                         x->ndim);
-                return node_fail(n, FERRY_ESHAPE, msg);
-            }
-            t[i] = x->dims[i];
-        } else if (raw[i] == -1) {
-            if (infer >= 0)
-                return node_fail(n, FERRY_ESHAPE, "the shape has more than one -1");
-            infer = i;
-            t[i] = 1;
-        } else if (raw[i] < -1) {
-            snprintf(msg, sizeof msg, "shape entry %d is %lld", i, (long long)raw[i]);
-            return node_fail(n, FERRY_ESHAPE, msg);
-        } else {
-            t[i] = raw[i];
-        }
+    ferry_dtype dt = g->values[n->out[0]].dtype;
+    ferry_status st = set_sym(g, n, cnt, v, k, r, od);
+    g->values[n->out[0]].dtype = dt;
+    if (dt == FERRY_BOOL) {
+        /* comparisons: a known bool tensor, stored as bytes */
+        graph_value *o = &g->values[n->out[0]];
+        uint8_t *bb = malloc((size_t)cnt + 1);
+        if (!bb)
+            return ferry_fail(FERRY_ENOMEM, "out of memory");
+        for (int64_t i = 0; i < cnt; i++)
+            bb[i] = (uint8_t)v[i];
+        free(o->data);
+        free(o->symk);
+        o->data = bb; /* known at load, with no N in it: symk NULL */
+        o->symk = NULL;
     }
-    int tb;
-    int64_t ts = static_prod(t, 0, tn, &tb);
-    SHAPE_STR(sx, x);
-    char st_[192];
-    {
-        size_t at = (size_t)snprintf(st_, sizeof st_, "[");
-        for (int i = 0; i < tn && at < sizeof st_; i++)
-            at += (size_t)snprintf(st_ + at, sizeof st_ - at, "%s%lld", i ? "," : "",
-                                   (long long)raw[i]);
-        if (at < sizeof st_)
-            snprintf(st_ + at, sizeof st_ - at, "]");
+    return st;
+}
+
+ferry_status infer_binary(graph *g, graph_node *n)
+{
+    const graph_value *a = &g->values[n->in[0]], *b = &g->values[n->in[1]];
+    ferry_dtype adt = a->dtype, bdt = b->dtype;
+    if (n->op == OP_POW) {
+        if (!is_float_dtype(adt))
+            return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
+                              a->name, ferry_dtype_name(adt));
+    } else if (is_logical(n->op)) {
+        if (adt != FERRY_BOOL || bdt != FERRY_BOOL)
+            return node_failf(n, FERRY_EDTYPE, "inputs '%s' (%s) and '%s' (%s) must be bool", a->name,
+                              ferry_dtype_name(adt), b->name, ferry_dtype_name(bdt));
+    } else if (adt != bdt) {
+        return node_failf(n, FERRY_EDTYPE, "input '%s' is %s but '%s' is %s", a->name,
+                          ferry_dtype_name(adt), b->name, ferry_dtype_name(bdt));
+    } else if (adt == FERRY_BOOL && n->op != OP_EQUAL) {
+        return node_failf(n, FERRY_EDTYPE, "input '%s' is bool", a->name);
     }
-    if (ts < 0)
-        return node_fail(n, FERRY_ESHAPE, "target shape overflows");
-    if (hb && !tb) {
-        /* N must land on the -1 as a whole dim. */
-        if (infer < 0 || ts != xs) {
-            snprintf(msg, sizeof msg,
-                     "reshaping %s to %s does not keep the batch N as one dimension", sx, st_);
-            return node_fail(n, FERRY_EUNSUPPORTED, msg);
-        }
-        t[infer] = B;
-    } else {
-        /* both or neither have N: per-sample element counts must agree */
-        if (infer >= 0) {
-            if (ts == 0 || xs % ts) {
-                snprintf(msg, sizeof msg, "cannot reshape %s to %s", sx, st_);
-                return node_fail(n, FERRY_ESHAPE, msg);
-            }
-            t[infer] = xs / ts;
-        } else if (ts != xs) {
-            snprintf(msg, sizeof msg, "cannot reshape %s (%lld elements%s) to %s", sx,
-                     (long long)xs, hb ? " per sample" : "", st_);
-            return node_fail(n, FERRY_ESHAPE, msg);
-        }
+    int64_t od[FERRY_MAX_DIMS];
+    int r;
+    ferry_status st = broadcast_dims(n, a, b, &r, od);
+    if (st)
+        return st;
+    ferry_dtype out = is_compare(n->op) || is_logical(n->op) ? FERRY_BOOL : adt;
+    set_out(g, n->out[0], out, r, od);
+    return sym_eval_binary(g, n, od, r);
+}
+
+ferry_status infer_same(graph *g, graph_node *n)
+{
+    const graph_value *a = &g->values[n->in[0]];
+    int view = n->op == OP_IDENTITY;
+    int signed_ok = n->op == OP_NEG || n->op == OP_ABS;
+    if (!view && !is_float_dtype(a->dtype) && !(signed_ok && is_int_dtype(a->dtype)))
+        return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
+                          a->name, ferry_dtype_name(a->dtype));
+    set_out(g, n->out[0], a->dtype, a->ndim, a->dims);
+    if (view && a->is_sym)
+        return set_sym(g, n, graph_value_numel(a, 1), a->data, a->symk, a->ndim, a->dims);
+    if (n->op == OP_NEG && a->is_sym && a->ndim <= 1 && a->dims[0] >= 0) {
+        int64_t cnt = graph_value_numel(a, 1), v[64], k[64];
+        if (cnt > 64)
+            return FERRY_OK;
+        for (int64_t i = 0; i < cnt; i++)
+            v[i] = -((const int64_t *)a->data)[i], k[i] = -a->symk[i];
+        return set_sym(g, n, cnt, v, k, a->ndim, a->dims);
     }
-    set_out(g, n->out[0], x->dtype, tn, t);
     return FERRY_OK;
 }
 
-static ferry_status infer_flatten(graph *g, graph_node *n)
+ferry_status infer_cast(graph *g, graph_node *n)
 {
-    const graph_value *x = &g->values[n->in[0]];
-    int64_t ax;
-    char msg[512];
-    if (norm_axis(n->axis, x->ndim, 1, &ax)) {
-        snprintf(msg, sizeof msg, "axis %d is out of range for rank %d", n->axis, x->ndim);
-        return node_fail(n, FERRY_ESHAPE, msg);
-    }
-    n->axis = (int)ax;
-    int64_t od[2];
-    for (int part = 0; part < 2; part++) {
-        int hb;
-        int64_t p = part == 0 ? static_prod(x->dims, 0, (int)ax, &hb)
-                              : static_prod(x->dims, (int)ax, x->ndim, &hb);
-        if (p < 0)
-            return node_fail(n, FERRY_ESHAPE, "shape overflows");
-        if (hb && p != 1) {
-            SHAPE_STR(sx, x);
-            snprintf(msg, sizeof msg,
-                     "flattening %s at axis %d merges the batch N with other dimensions", sx,
-                     (int)ax);
-            return node_fail(n, FERRY_EUNSUPPORTED, msg);
-        }
-        od[part] = hb ? B : p;
-    }
-    set_out(g, n->out[0], x->dtype, 2, od);
+    const graph_value *a = &g->values[n->in[0]];
+    set_out(g, n->out[0], n->to, a->ndim, a->dims);
+    /* int -> int64 of shape math stays known */
+    if (a->is_sym && n->to == FERRY_I64)
+        return set_sym(g, n, graph_value_numel(a, 1), a->data, a->symk, a->ndim, a->dims);
     return FERRY_OK;
 }
 
-static ferry_status infer_reduce_mean(graph *g, graph_node *n)
+/* Reductions (ReduceMean/Sum/Max/...): axes from the attribute or input 1,
+ * normalized into n->axes; never over the batch. */
+ferry_status infer_reduce(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]];
-    char msg[256];
     int r = x->ndim;
+    if (!is_float_dtype(x->dtype) && !(x->dtype == FERRY_I64 && (n->op == OP_REDUCE_SUM ||
+                                                                  n->op == OP_REDUCE_MAX ||
+                                                                  n->op == OP_REDUCE_MIN)))
+        return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
+                          x->name, ferry_dtype_name(x->dtype));
+    if (n->n_in > 1 && n->in[1] >= 0) {
+        const int64_t *vals;
+        int64_t cnt;
+        ferry_status st = const_ints(g, n, 1, "axes", &vals, &cnt);
+        if (st)
+            return st;
+        if (cnt > FERRY_MAX_DIMS)
+            return node_failf(n, FERRY_EUNSUPPORTED, "%lld axes", (long long)cnt);
+        for (int64_t i = 0; i < cnt; i++)
+            n->axes[i] = vals[i];
+        n->n_axes = (int)cnt;
+        n->n_in = 1; /* resolved: the axes now live in the node */
+        g->values[n->in[1]].n_consumers--;
+        n->in[1] = -1;
+    }
     int mark[FERRY_MAX_DIMS] = {0};
     if (n->n_axes == 0) {
+        if (n->mode) { /* noop_with_empty_axes */
+            set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
+            n->op = OP_IDENTITY;
+            return FERRY_OK;
+        }
         for (int i = 0; i < r; i++)
             mark[i] = 1;
     }
     for (int i = 0; i < n->n_axes; i++) {
         int64_t a;
-        if (norm_axis(n->axes[i], r, 0, &a)) {
-            snprintf(msg, sizeof msg, "axis %lld is out of range for rank %d",
-                     (long long)n->axes[i], r);
-            return node_fail(n, FERRY_ESHAPE, msg);
-        }
+        if (norm_axis(n->axes[i], r, 0, &a))
+            return node_failf(n, FERRY_ESHAPE, "axis %lld is out of range for rank %d",
+                              (long long)n->axes[i], r);
         if (mark[a])
             return node_fail(n, FERRY_EPARSE, "an axis is listed twice");
         mark[a] = 1;
@@ -385,7 +545,7 @@ static ferry_status infer_reduce_mean(graph *g, graph_node *n)
     int on = 0;
     for (int i = 0; i < r; i++) {
         if (mark[i]) {
-            if (x->dims[i] == B)
+            if (x->dims[i] < 0)
                 return node_fail(n, FERRY_EUNSUPPORTED, "reduces over the batch dimension");
             n->axes[n->n_axes++] = i;
             if (n->keepdims)
@@ -398,24 +558,27 @@ static ferry_status infer_reduce_mean(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
-static ferry_status infer_layer_norm(graph *g, graph_node *n)
+ferry_status infer_layer_norm(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]];
-    char msg[512];
     int64_t ax;
-    if (norm_axis(n->axis, x->ndim, 0, &ax)) {
-        snprintf(msg, sizeof msg, "axis %d is out of range for rank %d", n->axis, x->ndim);
-        return node_fail(n, FERRY_ESHAPE, msg);
-    }
+    if (!is_float_dtype(x->dtype))
+        return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
+                          x->name, ferry_dtype_name(x->dtype));
+    if (norm_axis(n->axis, x->ndim, 0, &ax))
+        return node_failf(n, FERRY_ESHAPE, "axis %d is out of range for rank %d", n->axis, x->ndim);
     n->axis = (int)ax;
     for (int i = (int)ax; i < x->ndim; i++)
-        if (x->dims[i] == B)
+        if (x->dims[i] < 0)
             return node_fail(n, FERRY_EUNSUPPORTED, "normalizes over the batch dimension");
     /* scale and bias: the normalized shape, leading 1s allowed */
     for (int k = 1; k < n->n_in; k++) {
         if (n->in[k] < 0)
             continue;
         const graph_value *p = &g->values[n->in[k]];
+        if (p->dtype != x->dtype)
+            return node_failf(n, FERRY_EDTYPE, "input '%s' is %s but '%s' is %s", x->name,
+                              ferry_dtype_name(x->dtype), p->name, ferry_dtype_name(p->dtype));
         int ok = 1, nd = x->ndim - (int)ax;
         for (int i = 0; i < p->ndim && ok; i++) {
             int j = i - (p->ndim - nd);
@@ -426,136 +589,179 @@ static ferry_status infer_layer_norm(graph *g, graph_node *n)
         if (!ok) {
             SHAPE_STR(sp, p);
             SHAPE_STR(sx, x);
-            snprintf(msg, sizeof msg,
-                     "input %s '%s' has shape %s; expected the normalized "
-                     "dims of %s from axis %d",
-                     k == 1 ? "scale" : "bias", p->name, sp, sx, (int)ax);
-            return node_fail(n, FERRY_ESHAPE, msg);
+            return node_failf(n, FERRY_ESHAPE,
+                              "input %s '%s' has shape %s; expected the normalized dims of %s "
+                              "from axis %d",
+                              k == 1 ? "scale" : "bias", p->name, sp, sx, (int)ax);
         }
     }
     set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
     return FERRY_OK;
 }
 
-static ferry_status infer_softmax(graph *g, graph_node *n)
+ferry_status infer_softmax(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]];
-    char msg[256];
     int64_t ax;
-    if (norm_axis(n->axis, x->ndim, 0, &ax)) {
-        snprintf(msg, sizeof msg, "axis %d is out of range for rank %d", n->axis, x->ndim);
-        return node_fail(n, FERRY_ESHAPE, msg);
-    }
-    if (x->dims[ax] == B)
+    if (!is_float_dtype(x->dtype))
+        return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
+                          x->name, ferry_dtype_name(x->dtype));
+    if (norm_axis(n->axis, x->ndim, 0, &ax))
+        return node_failf(n, FERRY_ESHAPE, "axis %d is out of range for rank %d", n->axis, x->ndim);
+    if (x->dims[ax] < 0)
         return node_fail(n, FERRY_EUNSUPPORTED, "normalizes over the batch dimension");
     /* Before opset 13, softmax flattened to 2-D at axis: the same only when
      * axis is the last dim. */
-    if (g->opset > 0 && g->opset < 13 && ax != x->ndim - 1) {
-        snprintf(msg, sizeof msg,
-                 "axis %d with opset %lld (flatten semantics) is supported only on the last "
-                 "dimension",
-                 (int)ax, (long long)g->opset);
-        return node_fail(n, FERRY_EUNSUPPORTED, msg);
-    }
+    if (g->opset > 0 && g->opset < 13 && ax != x->ndim - 1)
+        return node_failf(n, FERRY_EUNSUPPORTED,
+                          "axis %d with opset %lld (flatten semantics) is supported only on the "
+                          "last dimension",
+                          (int)ax, (long long)g->opset);
     n->axis = (int)ax;
     set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
     return FERRY_OK;
 }
 
-static int is_float(ferry_dtype dt)
+ferry_status infer_flatten(graph *g, graph_node *n)
 {
-    return dt == FERRY_F32 || dt == FERRY_F16 || dt == FERRY_BF16 || dt == FERRY_F64;
+    const graph_value *x = &g->values[n->in[0]];
+    int64_t ax;
+    if (norm_axis(n->axis, x->ndim, 1, &ax))
+        return node_failf(n, FERRY_ESHAPE, "axis %d is out of range for rank %d", n->axis, x->ndim);
+    n->axis = (int)ax;
+    int64_t od[2];
+    for (int part = 0; part < 2; part++) {
+        int p;
+        int64_t c = part == 0 ? sym_numel((int)ax, x->dims, &p)
+                              : sym_numel(x->ndim - (int)ax, x->dims + ax, &p);
+        if (c < 0)
+            return node_fail(n, FERRY_ESHAPE, "shape overflows");
+        if (p > 1) {
+            SHAPE_STR(sx, x);
+            return node_failf(n, FERRY_EUNSUPPORTED,
+                              "flattening %s at axis %d multiplies batch dimensions together", sx,
+                              (int)ax);
+        }
+        od[part] = p ? -c : c;
+    }
+    set_out(g, n->out[0], x->dtype, 2, od);
+    if (x->is_sym)
+        return set_sym(g, n, graph_value_numel(x, 1), x->data, x->symk, 2, od);
+    return FERRY_OK;
 }
 
-/* Inputs each op needs (min) and accepts (max); outputs exactly one. */
-static void arity(op_kind op, int *lo, int *hi)
+/* Reshape: the target is known at load (constant, or shape math giving
+ * numbers and multiples of N). Entries: k*N (a symbolic dim), 0 (copy the
+ * input's dim, unless allowzero), -1 (inferred), or a number. */
+ferry_status infer_reshape(graph *g, graph_node *n)
 {
-    switch (op) {
-    case OP_GEMM: *lo = 2, *hi = 3; break;
-    case OP_LAYER_NORM: *lo = 2, *hi = 3; break;
-    case OP_MATMUL:
-    case OP_ADD:
-    case OP_SUB:
-    case OP_MUL:
-    case OP_DIV:
-    case OP_POW: *lo = 2, *hi = 2; break;
-    case OP_RESHAPE: *lo = 1, *hi = 2; break;
-    default: *lo = 1, *hi = 1; break;
+    const graph_value *x = &g->values[n->in[0]];
+    graph_value *o = &g->values[n->out[0]];
+    int px;
+    int64_t cx = sym_numel(x->ndim, x->dims, &px);
+    if (cx < 0)
+        return node_fail(n, FERRY_ESHAPE, "input shape overflows");
+    int64_t t[FERRY_MAX_DIMS];
+    int tn;
+    if (n->n_in < 2 || n->in[1] < 0) {
+        /* The shape input is gone (a pass dropped it): keep the resolved dims. */
+        int po;
+        int64_t co = sym_numel(o->ndim, o->dims, &po);
+        if (co != cx || po != px)
+            return node_fail(n, FERRY_ESHAPE, "resolved output shape no longer matches the input");
+        o->dtype = x->dtype;
+        return FERRY_OK;
     }
+    const int64_t *raw, *ks;
+    int64_t cnt;
+    ferry_status st = known_ints(g, n, 1, "the shape input", &raw, &ks, &cnt);
+    if (st)
+        return st;
+    if (cnt > FERRY_MAX_DIMS)
+        return node_failf(n, FERRY_EUNSUPPORTED, "target rank %lld; at most %d", (long long)cnt,
+                          FERRY_MAX_DIMS);
+    tn = (int)cnt;
+    char st_[192];
+    {
+        size_t at = (size_t)snprintf(st_, sizeof st_, "[");
+        for (int i = 0; i < tn && at < sizeof st_; i++) {
+            if (ks && ks[i])
+                at += (size_t)snprintf(st_ + at, sizeof st_ - at, "%s%lldN%+lld", i ? "," : "",
+                                       (long long)ks[i], (long long)raw[i]);
+            else
+                at += (size_t)snprintf(st_ + at, sizeof st_ - at, "%s%lld", i ? "," : "",
+                                       (long long)raw[i]);
+        }
+        if (at < sizeof st_)
+            snprintf(st_ + at, sizeof st_ - at, "]");
+    }
+    int infer = -1;
+    for (int i = 0; i < tn; i++) {
+        int64_t k = ks ? ks[i] : 0;
+        if (k) {
+            if (k < 0 || raw[i] != 0)
+                return node_failf(n, FERRY_EUNSUPPORTED,
+                                  "target %s: entry %d is not a whole multiple of the batch N", st_,
+                                  i);
+            t[i] = -k;
+        } else if (raw[i] == 0 && !n->mode) {
+            if (i >= x->ndim)
+                return node_failf(n, FERRY_ESHAPE, "shape entry %d is 0 (copy) but the input has rank %d",
+                                  i, x->ndim);
+            t[i] = x->dims[i];
+        } else if (raw[i] == -1) {
+            if (infer >= 0)
+                return node_fail(n, FERRY_ESHAPE, "the shape has more than one -1");
+            infer = i;
+            t[i] = 1;
+        } else if (raw[i] < 0) {
+            return node_failf(n, FERRY_ESHAPE, "shape entry %d is %lld", i, (long long)raw[i]);
+        } else {
+            t[i] = raw[i];
+        }
+    }
+    if (n->mode && cx == 0)
+        return node_fail(n, FERRY_EUNSUPPORTED, "allowzero with an empty tensor is not supported");
+    int pt;
+    int64_t ct = sym_numel(tn, t, &pt);
+    SHAPE_STR(sx, x);
+    if (ct < 0)
+        return node_fail(n, FERRY_ESHAPE, "target shape overflows");
+    if (infer >= 0) {
+        if (ct == 0 || cx % ct || px - pt < 0 || px - pt > 1)
+            return node_failf(n, px - pt > 1 ? FERRY_EUNSUPPORTED : FERRY_ESHAPE,
+                              "cannot reshape %s to %s", sx, st_);
+        t[infer] = px - pt ? -(cx / ct) : cx / ct;
+    } else if (ct != cx || pt != px) {
+        return node_failf(n, pt != px ? FERRY_EUNSUPPORTED : FERRY_ESHAPE,
+                          "cannot reshape %s (%lld elements%s) to %s%s", sx, (long long)cx,
+                          px ? " per sample" : "", st_,
+                          pt != px ? ": the batch N must stay a factor of one dimension" : "");
+    }
+    set_out(g, n->out[0], x->dtype, tn, t);
+    if (x->is_sym)
+        return set_sym(g, n, graph_value_numel(x, 1), x->data, x->symk, tn, t);
+    return FERRY_OK;
 }
+
+/* ------------------------------------------------------------- driver */
 
 static ferry_status infer_node(graph *g, graph_node *n)
 {
-    int lo, hi;
-    arity(n->op, &lo, &hi);
-    if (n->n_in < lo || n->n_in > hi || n->n_out < 1)
+    const op_def *d = op_def_of(n->op);
+    if (!d || !d->infer)
+        return node_fail(n, FERRY_EINTERNAL, "no shape rule");
+    int min_in = d->min_in;
+    if (n->op == OP_RESHAPE || n->op == OP_REDUCE_MEAN || n->op == OP_REDUCE_SUM)
+        min_in = 1; /* their second input is resolved into the node */
+    if (n->n_in < min_in || n->n_out < 1)
         return node_fail(n, FERRY_EPARSE, "wrong number of inputs or outputs");
-    for (int k = 0; k < lo; k++)
+    for (int k = 0; k < min_in; k++)
         if (n->in[k] < 0)
             return node_fail(n, FERRY_EPARSE, "a required input is missing");
-    const graph_value *a = &g->values[n->in[0]];
-    char msg[512];
-    if (n->op != OP_CAST && n->op != OP_IDENTITY && n->op != OP_RESHAPE && n->op != OP_FLATTEN &&
-        !is_float(a->dtype)) {
-        snprintf(msg, sizeof msg, "input '%s' is %s; a floating-point type is required", a->name,
-                 ferry_dtype_name(a->dtype));
-        return node_fail(n, FERRY_EDTYPE, msg);
-    }
-    switch (n->op) {
-    case OP_GEMM:
-    case OP_MATMUL:
-    case OP_ADD:
-    case OP_SUB:
-    case OP_MUL:
-    case OP_DIV:
-    case OP_LAYER_NORM:
-        for (int k = 1; k < n->n_in; k++) {
-            if (n->in[k] < 0)
-                continue;
-            const graph_value *b = &g->values[n->in[k]];
-            if (b->dtype != a->dtype) {
-                snprintf(msg, sizeof msg, "input '%s' is %s but '%s' is %s", a->name,
-                         ferry_dtype_name(a->dtype), b->name, ferry_dtype_name(b->dtype));
-                return node_fail(n, FERRY_EDTYPE, msg);
-            }
-        }
-        break;
-    default: break;
-    }
-    switch (n->op) {
-    case OP_GEMM: return infer_gemm(g, n);
-    case OP_MATMUL: return infer_matmul(g, n);
-    case OP_ADD:
-    case OP_SUB:
-    case OP_MUL:
-    case OP_DIV:
-    case OP_POW: {
-        int64_t od[FERRY_MAX_DIMS];
-        int r;
-        ferry_status st = broadcast(n, a, &g->values[n->in[1]], &r, od);
-        if (st)
-            return st;
-        set_out(g, n->out[0], a->dtype, r, od);
-        return FERRY_OK;
-    }
-    case OP_RELU:
-    case OP_LEAKY_RELU:
-    case OP_SIGMOID:
-    case OP_TANH:
-    case OP_GELU:
-    case OP_ERF:
-    case OP_SQRT:
-    case OP_IDENTITY: set_out(g, n->out[0], a->dtype, a->ndim, a->dims); return FERRY_OK;
-    case OP_CAST: set_out(g, n->out[0], n->to, a->ndim, a->dims); return FERRY_OK;
-    case OP_SOFTMAX:
-    case OP_LOG_SOFTMAX: return infer_softmax(g, n);
-    case OP_LAYER_NORM: return infer_layer_norm(g, n);
-    case OP_REDUCE_MEAN: return infer_reduce_mean(g, n);
-    case OP_FLATTEN: return infer_flatten(g, n);
-    case OP_RESHAPE: return infer_reshape(g, n);
-    case OP_COUNT: break;
-    }
-    return node_fail(n, FERRY_EINTERNAL, "no shape rule");
+    if (n->out[0] < 0 && n->op != OP_LSTM && n->op != OP_GRU && n->op != OP_SPLIT)
+        return node_fail(n, FERRY_EPARSE, "its first output is missing");
+    return d->infer(g, n);
 }
 
 ferry_status graph_infer_shapes(graph *g)
@@ -566,8 +772,17 @@ ferry_status graph_infer_shapes(graph *g)
     char *ready = calloc((size_t)g->n_values + 1, 1);
     if (!ready)
         return ferry_fail(FERRY_ENOMEM, "out of memory inferring shapes");
-    for (int v = 0; v < g->n_values; v++)
-        ready[v] = g->values[v].is_const || g->values[v].is_input;
+    for (int v = 0; v < g->n_values; v++) {
+        graph_value *gv = &g->values[v];
+        ready[v] = gv->is_const || gv->is_input || gv->is_sym;
+        /* shape math is recomputed from scratch by its live producers */
+        if (gv->is_sym && gv->producer >= 0 && !g->nodes[gv->producer].dead) {
+            free(gv->symk);
+            free(gv->data);
+            gv->symk = NULL, gv->data = NULL, gv->is_sym = 0;
+            ready[v] = 0;
+        }
+    }
     for (int i = 0; i < g->n_nodes; i++) {
         graph_node *n = &g->nodes[i];
         if (n->dead)
@@ -592,22 +807,21 @@ ferry_status graph_infer_shapes(graph *g)
         }
         for (int k = 0; k < n->n_out; k++) {
             int v = n->out[k];
-            if (v < 0 || v >= g->n_values) {
+            if (v < -1 || v >= g->n_values) {
                 st = node_fail(n, FERRY_EINTERNAL, "output index out of range");
                 goto out;
             }
-            if (g->values[v].is_input || g->values[v].is_const) {
-                char msg[320];
-                snprintf(msg, sizeof msg, "writes '%s', which is a graph input or a constant",
-                         g->values[v].name);
-                st = node_fail(n, FERRY_EPARSE, msg);
+            if (v >= 0 && (g->values[v].is_input || g->values[v].is_const)) {
+                st = node_failf(n, FERRY_EPARSE, "writes '%s', which is a graph input or a constant",
+                                g->values[v].name);
                 goto out;
             }
         }
         if ((st = infer_node(g, n)) != FERRY_OK)
             goto out;
         for (int k = 0; k < n->n_out; k++)
-            ready[n->out[k]] = 1;
+            if (n->out[k] >= 0)
+                ready[n->out[k]] = 1;
     }
     for (int i = 0; i < g->n_outputs; i++) {
         int v = g->outputs[i];

@@ -1,5 +1,5 @@
 /*
- * views.c - Identity, Reshape and Flatten move no data: their output is the
+ * views.c - Identity, Reshape, Flatten, Squeeze and Unsqueeze move no data: their output is the
  * input's bytes under another shape. This pass points such outputs at the
  * storage of their input's root (following chains of views), so that the
  * planner gives them no memory and the backends launch nothing for them.
@@ -10,11 +10,13 @@
  * intermediate's storage). Views of constants were folded before this pass.
  */
 #include "graph/graph.h"
+#include "graph/ops.h"
 #include "util/error.h"
 
 static int is_view(op_kind op)
 {
-    return op == OP_IDENTITY || op == OP_RESHAPE || op == OP_FLATTEN;
+    const op_def *d = op_def_of(op);
+    return d && (d->flags & OPF_VIEW);
 }
 
 ferry_status graph_resolve_views(graph *g)

@@ -27,6 +27,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/cpu_parallel.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -42,12 +43,10 @@ typedef struct cpu_value {
     ferry_dtype sdt;  /* stored dtype: f32 for every float tensor */
 } cpu_value;
 
-/* Per-node facts computed once at ctx_create. */
+/* Per-node state from the run table's prepare. */
 typedef struct cpu_node {
-    cpu_bias_kind bias;         /* OP_GEMM */
-    int axis;                   /* Softmax/LogSoftmax/LayerNorm: normalized */
-    int flat;                   /* Softmax before opset 13: [prod(<axis), prod(>=axis)] */
-    int reduce[FERRY_MAX_DIMS]; /* OP_REDUCE_MEAN */
+    const cpu_op_impl *impl;
+    void *state;
 } cpu_node;
 
 struct backend_ctx {
@@ -59,6 +58,9 @@ struct backend_ctx {
     cpu_node *nodes;
     void **owned; /* converted constants */
     int n_owned;
+    int *syms; /* shape-math values read at run time: written per forward (graph.h is_sym) */
+    int n_syms;
+    size_t scratch_off; /* one scratch region, shared by the nodes in turn */
     size_t arena_bytes;
     char name[192];
 };
@@ -72,17 +74,6 @@ struct backend_event {
 };
 
 /* ---------------------------------------------------------------- helpers */
-
-static int is_float_dtype(ferry_dtype dt)
-{
-    return dt == FERRY_F32 || dt == FERRY_F16 || dt == FERRY_BF16 || dt == FERRY_F64;
-}
-
-static int is_known_dtype(ferry_dtype dt)
-{
-    return is_float_dtype(dt) || dt == FERRY_I32 || dt == FERRY_I64 || dt == FERRY_I8 ||
-           dt == FERRY_U8 || dt == FERRY_BOOL;
-}
 
 static size_t round64(size_t n)
 {
@@ -117,11 +108,6 @@ static void cpu_model_name(char *buf, size_t len)
     fclose(f);
 }
 
-static const char *value_name(const graph *g, int v)
-{
-    return v >= 0 ? g->values[v].name : "?";
-}
-
 /* ------------------------------------------------------------------ probe */
 
 static ferry_status cpu_probe(int *n_devices, char *desc, size_t desc_len)
@@ -137,248 +123,6 @@ static ferry_status cpu_probe(int *n_devices, char *desc, size_t desc_len)
 }
 
 /* ------------------------------------------------------------- ctx_create */
-
-static ferry_status check_numel(const graph *g, const graph_node *nd, int a, int y, int64_t n)
-{
-    int64_t na = graph_value_numel(&g->values[a], n), ny = graph_value_numel(&g->values[y], n);
-    if (na != ny)
-        return ferry_fail(FERRY_ESHAPE,
-                          "node '%s' (%s): output '%s' has %lld elements, input '%s' has %lld",
-                          nd->name, op_name(nd->op), value_name(g, y), (long long)ny,
-                          value_name(g, a), (long long)na);
-    return FERRY_OK;
-}
-
-/* Binary ops: every input dim must be 1 or the output's (ONNX broadcasting). */
-static ferry_status check_bcast(const graph *g, const graph_node *nd, int64_t n)
-{
-    int64_t yd[FERRY_MAX_DIMS], xd[FERRY_MAX_DIMS];
-    int yn = graph_value_shape(&g->values[nd->out[0]], n, yd);
-    for (int k = 0; k < 2; k++) {
-        int xn = graph_value_shape(&g->values[nd->in[k]], n, xd);
-        int bad = xn > yn;
-        for (int d = 0; !bad && d < xn; d++) {
-            int64_t x = xd[d], y = yd[d + yn - xn];
-            bad = x != 1 && x != y;
-        }
-        if (bad)
-            return ferry_fail(
-                FERRY_ESHAPE, "node '%s' (%s): input '%s' does not broadcast to output '%s'",
-                nd->name, op_name(nd->op), value_name(g, nd->in[k]), value_name(g, nd->out[0]));
-    }
-    return FERRY_OK;
-}
-
-static ferry_status prepare_gemm(const graph *g, const graph_node *nd, cpu_node *cn, int64_t n)
-{
-    const graph_value *a = &g->values[nd->in[0]], *b = &g->values[nd->in[1]];
-    int64_t ad[FERRY_MAX_DIMS], bd[FERRY_MAX_DIMS];
-    int an = graph_value_shape(a, n, ad);
-    graph_value_shape(b, n, bd);
-    if (b->ndim != 2 || an < 1 || (nd->trans_a && an != 2))
-        return ferry_fail(FERRY_EUNSUPPORTED,
-                          "node '%s' (Gemm): A '%s' has rank %d and B '%s' rank %d; the cpu "
-                          "backend needs a 2-D B and, with transA, a 2-D A",
-                          nd->name, a->name, a->ndim, b->name, b->ndim);
-    int64_t M = 1, K;
-    if (nd->trans_a) {
-        M = ad[1];
-        K = ad[0];
-    } else {
-        for (int d = 0; d < an - 1; d++)
-            M *= ad[d];
-        K = ad[an - 1];
-    }
-    int64_t kb = nd->trans_b ? bd[1] : bd[0], N = nd->trans_b ? bd[0] : bd[1];
-    if (K != kb)
-        return ferry_fail(FERRY_ESHAPE, "node '%s' (Gemm): A '%s' has K=%lld, B '%s' has K=%lld",
-                          nd->name, a->name, (long long)K, b->name, (long long)kb);
-    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Gemm): dims beyond 2^31 at batch %lld",
-                          nd->name, (long long)n);
-    int64_t ny = graph_value_numel(&g->values[nd->out[0]], n);
-    if (ny != M * N)
-        return ferry_fail(FERRY_ESHAPE,
-                          "node '%s' (Gemm): output '%s' has %lld elements, "
-                          "expected %lld x %lld",
-                          nd->name, value_name(g, nd->out[0]), (long long)ny, (long long)M,
-                          (long long)N);
-    cn->bias = CPU_BIAS_NONE;
-    if (nd->n_in >= 3 && nd->in[2] >= 0) {
-        const graph_value *c = &g->values[nd->in[2]];
-        int64_t cd[FERRY_MAX_DIMS];
-        int cnd = graph_value_shape(c, n, cd);
-        int64_t cnum = graph_value_numel(c, n), ones = 1;
-        for (int d = 0; d < cnd - 1; d++)
-            ones *= cd[d];
-        if (cnum == 1)
-            cn->bias = CPU_BIAS_SCALAR;
-        else if (cnd >= 1 && ones == 1 && cd[cnd - 1] == N)
-            cn->bias = CPU_BIAS_ROW;
-        else if (cnd == 2 && cd[1] == 1 && cd[0] == M)
-            cn->bias = CPU_BIAS_COL;
-        else if (cnum == M * N)
-            cn->bias = CPU_BIAS_FULL;
-        else
-            return ferry_fail(FERRY_ESHAPE,
-                              "node '%s' (Gemm): C '%s' does not broadcast to [%lld,%lld]",
-                              nd->name, c->name, (long long)M, (long long)N);
-    }
-    if (nd->act < ACT_NONE || nd->act > ACT_TANH)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Gemm): fused activation %d unknown",
-                          nd->name, (int)nd->act);
-    return FERRY_OK;
-}
-
-/* Checks one live node and fills its cpu_node, at batch n. */
-static ferry_status prepare_node(backend_ctx *c, int k, int64_t n)
-{
-    const graph *g = c->g;
-    const graph_node *nd = &g->nodes[k];
-    cpu_node *cn = &c->nodes[k];
-    if (nd->op < 0 || nd->op >= OP_COUNT)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (op %d): not supported by the cpu backend",
-                          nd->name, (int)nd->op);
-    int need_in = nd->op == OP_GEMM || nd->op == OP_MATMUL ||
-                          (nd->op >= OP_ADD && nd->op <= OP_POW) || nd->op == OP_LAYER_NORM
-                      ? 2
-                      : 1;
-    if (nd->n_in < need_in || nd->n_out < 1 || nd->out[0] < 0)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %d inputs, %d outputs", nd->name,
-                          op_name(nd->op), nd->n_in, nd->n_out);
-    for (int i = 0; i < need_in; i++)
-        if (nd->in[i] < 0)
-            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): input %d is missing", nd->name,
-                              op_name(nd->op), i);
-    int is_view = nd->op == OP_IDENTITY || nd->op == OP_RESHAPE || nd->op == OP_FLATTEN;
-    if (nd->op != OP_CAST && !is_view) {
-        /* Compute ops read and write f32. */
-        for (int i = 0; i < nd->n_in; i++) {
-            int v = nd->in[i];
-            if (v >= 0 && c->vals[v].sdt != FERRY_F32)
-                return ferry_fail(FERRY_EUNSUPPORTED,
-                                  "node '%s' (%s): input '%s' is %s; the cpu backend computes "
-                                  "floating tensors only",
-                                  nd->name, op_name(nd->op), value_name(g, v),
-                                  ferry_dtype_name(g->values[v].dtype));
-        }
-        for (int i = 0; i < nd->n_out; i++) {
-            int v = nd->out[i];
-            if (v >= 0 && c->vals[v].sdt != FERRY_F32)
-                return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): output '%s' is %s", nd->name,
-                                  op_name(nd->op), value_name(g, v),
-                                  ferry_dtype_name(g->values[v].dtype));
-        }
-    }
-    const graph_value *x = &g->values[nd->in[0]];
-    int r = x->ndim;
-    switch (nd->op) {
-    case OP_GEMM: return prepare_gemm(g, nd, cn, n);
-    case OP_MATMUL: {
-        const graph_value *b = &g->values[nd->in[1]];
-        int64_t ad[FERRY_MAX_DIMS], bd[FERRY_MAX_DIMS];
-        graph_value_shape(x, n, ad);
-        graph_value_shape(b, n, bd);
-        if (x->ndim < 1 || b->ndim < 1)
-            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (MatMul): scalar operand", nd->name);
-        int64_t ka = ad[x->ndim - 1], kb = b->ndim >= 2 ? bd[b->ndim - 2] : bd[0];
-        if (ka != kb)
-            return ferry_fail(FERRY_ESHAPE, "node '%s' (MatMul): '%s' has K=%lld, '%s' K=%lld",
-                              nd->name, x->name, (long long)ka, b->name, (long long)kb);
-        /* Output numel = broadcast batch * M * N. */
-        int na = x->ndim > 2 ? x->ndim - 2 : 0, nb = b->ndim > 2 ? b->ndim - 2 : 0;
-        int m = na > nb ? na : nb;
-        int64_t want = (x->ndim >= 2 ? ad[x->ndim - 2] : 1) * (b->ndim >= 2 ? bd[b->ndim - 1] : 1);
-        for (int d = 0; d < m; d++) {
-            int ai = d - (m - na), bi = d - (m - nb);
-            int64_t av = ai >= 0 ? ad[ai] : 1, bv = bi >= 0 ? bd[bi] : 1;
-            if (av != bv && av != 1 && bv != 1)
-                return ferry_fail(FERRY_ESHAPE,
-                                  "node '%s' (MatMul): batch dims %lld and %lld "
-                                  "do not broadcast",
-                                  nd->name, (long long)av, (long long)bv);
-            want *= av > bv ? av : bv;
-        }
-        if (graph_value_numel(&g->values[nd->out[0]], n) != want)
-            return ferry_fail(FERRY_ESHAPE, "node '%s' (MatMul): output '%s' has the wrong size",
-                              nd->name, value_name(g, nd->out[0]));
-        return FERRY_OK;
-    }
-    case OP_ADD:
-    case OP_SUB:
-    case OP_MUL:
-    case OP_DIV:
-    case OP_POW: return check_bcast(g, nd, n);
-    case OP_SOFTMAX:
-    case OP_LOG_SOFTMAX:
-    case OP_LAYER_NORM: {
-        int axis = nd->axis < 0 ? nd->axis + r : nd->axis;
-        if (axis < 0 || axis >= r)
-            return ferry_fail(FERRY_EUNSUPPORTED,
-                              "node '%s' (%s): axis %d out of range for rank %d", nd->name,
-                              op_name(nd->op), nd->axis, r);
-        cn->axis = axis;
-        cn->flat = nd->op != OP_LAYER_NORM && g->opset > 0 && g->opset < 13;
-        if (nd->op == OP_LAYER_NORM) {
-            int64_t xd[FERRY_MAX_DIMS], cols = 1;
-            graph_value_shape(x, n, xd);
-            for (int d = axis; d < r; d++)
-                cols *= xd[d];
-            for (int i = 1; i < 3 && i < nd->n_in; i++)
-                if (nd->in[i] >= 0 && graph_value_numel(&g->values[nd->in[i]], n) != cols)
-                    return ferry_fail(FERRY_EUNSUPPORTED,
-                                      "node '%s' (LayerNormalization): '%s' has %lld elements, "
-                                      "expected %lld (broadcast scale/bias not supported)",
-                                      nd->name, value_name(g, nd->in[i]),
-                                      (long long)graph_value_numel(&g->values[nd->in[i]], n),
-                                      (long long)cols);
-        }
-        return check_numel(g, nd, nd->in[0], nd->out[0], n);
-    }
-    case OP_REDUCE_MEAN: {
-        int64_t xd[FERRY_MAX_DIMS], kept = 1;
-        graph_value_shape(x, n, xd);
-        memset(cn->reduce, 0, sizeof cn->reduce);
-        for (int i = 0; i < nd->n_axes; i++) {
-            int64_t a = nd->axes[i] < 0 ? nd->axes[i] + r : nd->axes[i];
-            if (a < 0 || a >= r)
-                return ferry_fail(FERRY_EUNSUPPORTED,
-                                  "node '%s' (ReduceMean): axis %lld out of range for rank %d",
-                                  nd->name, (long long)nd->axes[i], r);
-            cn->reduce[a] = 1;
-        }
-        for (int d = 0; d < r; d++) {
-            if (nd->n_axes == 0)
-                cn->reduce[d] = 1;
-            if (!cn->reduce[d])
-                kept *= xd[d];
-        }
-        if (graph_value_numel(&g->values[nd->out[0]], n) != kept)
-            return ferry_fail(FERRY_ESHAPE,
-                              "node '%s' (ReduceMean): output '%s' has the wrong size", nd->name,
-                              value_name(g, nd->out[0]));
-        return FERRY_OK;
-    }
-    case OP_CAST:
-        if (!is_known_dtype(nd->to) || !is_known_dtype(x->dtype))
-            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Cast): from %s to %s not supported",
-                              nd->name, ferry_dtype_name(x->dtype), ferry_dtype_name(nd->to));
-        return check_numel(g, nd, nd->in[0], nd->out[0], n);
-    case OP_RELU:
-    case OP_LEAKY_RELU:
-    case OP_SIGMOID:
-    case OP_TANH:
-    case OP_GELU:
-    case OP_ERF:
-    case OP_SQRT:
-    case OP_FLATTEN:
-    case OP_RESHAPE:
-    case OP_IDENTITY: return check_numel(g, nd, nd->in[0], nd->out[0], n);
-    case OP_COUNT: break;
-    }
-    return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): not supported by the cpu backend",
-                      nd->name, op_name(nd->op));
-}
 
 static int find_index(const int *list, int n, int v)
 {
@@ -396,9 +140,13 @@ static void cpu_ctx_destroy(backend_ctx *c)
         graph_plan_free(&c->plan);
     for (int i = 0; i < c->n_owned; i++)
         free(c->owned[i]);
+    for (int k = 0; c->nodes && k < c->g->n_nodes; k++)
+        if (c->nodes[k].impl && c->nodes[k].impl->destroy && c->nodes[k].state)
+            c->nodes[k].impl->destroy(c->nodes[k].state);
     free(c->owned);
     free(c->vals);
     free(c->nodes);
+    free(c->syms);
     free(c);
 }
 
@@ -414,6 +162,29 @@ static ferry_status convert_const(backend_ctx *c, int v)
     c->owned[c->n_owned++] = f;
     c->vals[v].data = f;
     return FERRY_OK;
+}
+
+/* Names every operator of g the run table lacks, with counts. */
+static ferry_status check_supported(const graph *g)
+{
+    int counts[OP_COUNT] = {0}, first[OP_COUNT], kinds = 0;
+    for (int k = 0; k < g->n_nodes; k++)
+        if (!g->nodes[k].dead && !cpu_op_get(g->nodes[k].op) && counts[g->nodes[k].op]++ == 0) {
+            first[g->nodes[k].op] = k;
+            kinds++;
+        }
+    if (!kinds)
+        return FERRY_OK;
+    char list[1024];
+    size_t at = 0;
+    list[0] = '\0';
+    for (int op = 0; op < OP_COUNT && at < sizeof list; op++)
+        if (counts[op])
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%s (%d node%s, first '%s')",
+                                   at ? ", " : "", op_name((op_kind)op), counts[op],
+                                   counts[op] == 1 ? "" : "s", g->nodes[first[op]].name);
+    return ferry_fail(FERRY_EUNSUPPORTED, "%d operator%s not supported by the cpu backend: %s",
+                      kinds, kinds == 1 ? " is" : "s are", list);
 }
 
 static ferry_status cpu_ctx_create(const graph *g, const backend_opts *o, backend_ctx **out)
@@ -455,27 +226,11 @@ static ferry_status cpu_ctx_create(const graph *g, const backend_opts *o, backen
         goto fail;
     }
 
-    /* Stored dtypes: floats as f32; an integer constant that is Pow's
-     * exponent becomes f32 too. */
-    for (int v = 0; v < g->n_values; v++) {
-        ferry_dtype dt = g->values[v].dtype;
-        c->vals[v].sdt = is_float_dtype(dt) ? FERRY_F32 : dt;
-    }
-    for (int k = 0; k < g->n_nodes; k++) {
-        const graph_node *nd = &g->nodes[k];
-        if (!nd->dead && nd->op == OP_POW && nd->n_in >= 2 && nd->in[1] >= 0 &&
-            g->values[nd->in[1]].is_const)
-            c->vals[nd->in[1]].sdt = FERRY_F32;
-    }
-
-    /* Check every live node at the largest and the smallest batch. */
-    for (int k = 0; k < g->n_nodes; k++) {
-        if (g->nodes[k].dead)
-            continue;
-        if ((st = prepare_node(c, k, 1)) != FERRY_OK ||
-            (st = prepare_node(c, k, o->max_batch)) != FERRY_OK)
-            goto fail;
-    }
+    /* Stored dtypes: floats as f32. */
+    for (int v = 0; v < g->n_values; v++)
+        c->vals[v].sdt = cpu_sdt(g->values[v].dtype);
+    if ((st = check_supported(g)) != FERRY_OK)
+        goto fail;
 
     if ((st = graph_plan_make(g, o->max_batch, sizeof(float), &c->plan)) != FERRY_OK)
         goto fail;
@@ -531,6 +286,25 @@ static ferry_status cpu_ctx_create(const graph *g, const backend_opts *o, backen
             }
         }
     }
+    /* Shape math read at run time (a value known at load as numbers and
+     * multiples of N, whose producer folding removed): written into its
+     * own region at the start of each forward. */
+    for (int v = 0; v < g->n_values; v++) {
+        const graph_value *gv = &g->values[v];
+        if (!gv->is_sym || gv->n_consumers == 0 || !gv->data)
+            continue;
+        int *ns = realloc(c->syms, sizeof *ns * (size_t)(c->n_syms + 1));
+        if (!ns) {
+            st = ferry_fail(FERRY_ENOMEM, "out of memory");
+            goto fail;
+        }
+        c->syms = ns;
+        c->syms[c->n_syms++] = v;
+        c->vals[v].kind = LOC_ARENA;
+        c->vals[v].off = extra;
+        extra += round64((size_t)graph_value_numel(gv, o->max_batch) *
+                         ferry_dtype_size(c->vals[v].sdt));
+    }
     /* Aliases of constants and of relocated values follow their root. */
     for (int v = 0; v < g->n_values; v++) {
         int root = v;
@@ -541,6 +315,28 @@ static ferry_status cpu_ctx_create(const graph *g, const backend_opts *o, backen
             c->vals[v].off = c->vals[root].off;
         }
     }
+    /* The run table's prepare, per live node, with its constants at hand;
+     * one scratch region serves every node in turn. */
+    size_t scratch = 0;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const graph_node *nd = &g->nodes[k];
+        if (nd->dead)
+            continue;
+        cpu_prep p;
+        memset(&p, 0, sizeof p);
+        p.g = g, p.nd = nd, p.max_batch = o->max_batch;
+        for (int i = 0; i < nd->n_in; i++)
+            if (nd->in[i] >= 0 && c->vals[nd->in[i]].kind == LOC_CONST)
+                p.cin[i] = c->vals[nd->in[i]].data;
+        c->nodes[k].impl = cpu_op_get(nd->op);
+        if (c->nodes[k].impl->prepare &&
+            (st = c->nodes[k].impl->prepare(&p, &c->nodes[k].state)) != FERRY_OK)
+            goto fail;
+        if (p.scratch > scratch)
+            scratch = p.scratch;
+    }
+    c->scratch_off = extra;
+    extra += round64(scratch);
     c->arena_bytes = extra;
 
     /* Every value a planned node touches must have a home. */
@@ -685,100 +481,37 @@ static size_t vbytes(const backend_ctx *c, int v, int64_t n)
     return (size_t)graph_value_numel(&c->g->values[v], n) * ferry_dtype_size(c->vals[v].sdt);
 }
 
-static void run_node(const backend_ctx *c, int k, int64_t n, const fwd_io *io)
+static ferry_status run_node(const backend_ctx *c, int k, int64_t n, const fwd_io *io, int threads)
 {
-    const graph *g = c->g;
-    const graph_node *nd = &g->nodes[k];
-    const cpu_node *cn = &c->nodes[k];
-    const graph_value *xv = &g->values[nd->in[0]];
-    const float *x = vptr(c, io, nd->in[0]);
-    float *y = vptr(c, io, nd->out[0]);
-    int64_t xd[FERRY_MAX_DIMS];
-    int xn = graph_value_shape(xv, n, xd);
-    int64_t numel = graph_value_numel(xv, n);
+    const graph_node *nd = &c->g->nodes[k];
+    cpu_call call;
+    call.g = c->g;
+    call.nd = nd;
+    call.state = c->nodes[k].state;
+    call.n = n;
+    call.scratch = io->arena + c->scratch_off;
+    call.threads = threads;
+    for (int i = 0; i < nd->n_in; i++)
+        call.in[i] = nd->in[i] >= 0 ? vptr(c, io, nd->in[i]) : NULL;
+    for (int i = 0; i < nd->n_out; i++)
+        call.out[i] = nd->out[i] >= 0 ? vptr(c, io, nd->out[i]) : NULL;
+    return c->nodes[k].impl->run(&call);
+}
 
-    switch (nd->op) {
-    case OP_GEMM: {
-        int64_t bd[FERRY_MAX_DIMS];
-        graph_value_shape(&g->values[nd->in[1]], n, bd);
-        int64_t M = 1, K, N = nd->trans_b ? bd[0] : bd[1];
-        if (nd->trans_a) {
-            M = xd[1];
-            K = xd[0];
+/* Shape math at batch n: element i is data[i] + symk[i]*n. */
+static void write_syms(const backend_ctx *c, int64_t n, const fwd_io *io)
+{
+    for (int i = 0; i < c->n_syms; i++) {
+        const graph_value *gv = &c->g->values[c->syms[i]];
+        int64_t cnt = graph_value_numel(gv, n);
+        if (gv->dtype == FERRY_I64) {
+            int64_t *dst = vptr(c, io, c->syms[i]);
+            const int64_t *d = gv->data;
+            for (int64_t j = 0; j < cnt; j++)
+                dst[j] = d[j] + (gv->symk ? gv->symk[j] * n : 0);
         } else {
-            for (int d = 0; d < xn - 1; d++)
-                M *= xd[d];
-            K = xd[xn - 1];
+            memcpy(vptr(c, io, c->syms[i]), gv->data, (size_t)cnt * ferry_dtype_size(gv->dtype));
         }
-        const float *C = cn->bias != CPU_BIAS_NONE ? vptr(c, io, nd->in[2]) : NULL;
-        cpu_gemm(nd->trans_a, nd->trans_b, M, N, K, nd->alpha, x, vptr(c, io, nd->in[1]), nd->beta,
-                 C, cn->bias, nd->act, nd->act_alpha, y);
-        break;
-    }
-    case OP_MATMUL: {
-        int64_t bd[FERRY_MAX_DIMS], yd[FERRY_MAX_DIMS];
-        int bn = graph_value_shape(&g->values[nd->in[1]], n, bd);
-        int yn = graph_value_shape(&g->values[nd->out[0]], n, yd);
-        cpu_matmul(x, xd, xn, vptr(c, io, nd->in[1]), bd, bn, y, yd, yn);
-        break;
-    }
-    case OP_ADD:
-    case OP_SUB:
-    case OP_MUL:
-    case OP_DIV:
-    case OP_POW: {
-        int64_t bd[FERRY_MAX_DIMS], yd[FERRY_MAX_DIMS];
-        int bn = graph_value_shape(&g->values[nd->in[1]], n, bd);
-        int yn = graph_value_shape(&g->values[nd->out[0]], n, yd);
-        cpu_binary(nd->op, x, xd, xn, vptr(c, io, nd->in[1]), bd, bn, y, yd, yn);
-        break;
-    }
-    case OP_RELU:
-    case OP_LEAKY_RELU:
-    case OP_SIGMOID:
-    case OP_TANH:
-    case OP_GELU:
-    case OP_ERF:
-    case OP_SQRT: cpu_unary(nd->op, x, y, numel, nd->alpha, nd->approximate); break;
-    case OP_SOFTMAX:
-    case OP_LOG_SOFTMAX: {
-        int64_t outer = 1, L = 1, inner = 1;
-        for (int d = 0; d < xn; d++) {
-            if (d < cn->axis)
-                outer *= xd[d];
-            else if (d == cn->axis || cn->flat)
-                L *= xd[d];
-            else
-                inner *= xd[d];
-        }
-        cpu_softmax(x, y, outer, L, inner, nd->op == OP_LOG_SOFTMAX);
-        break;
-    }
-    case OP_LAYER_NORM: {
-        int64_t rows = 1, cols = 1;
-        for (int d = 0; d < xn; d++) {
-            if (d < cn->axis)
-                rows *= xd[d];
-            else
-                cols *= xd[d];
-        }
-        const float *bias = nd->n_in >= 3 && nd->in[2] >= 0 ? vptr(c, io, nd->in[2]) : NULL;
-        float *mean = nd->n_out >= 2 && nd->out[1] >= 0 ? vptr(c, io, nd->out[1]) : NULL;
-        float *rstd = nd->n_out >= 3 && nd->out[2] >= 0 ? vptr(c, io, nd->out[2]) : NULL;
-        cpu_layer_norm(x, vptr(c, io, nd->in[1]), bias, y, mean, rstd, rows, cols, nd->epsilon);
-        break;
-    }
-    case OP_REDUCE_MEAN: cpu_reduce_mean(x, xd, xn, cn->reduce, y); break;
-    case OP_CAST:
-        cpu_cast(x, c->vals[nd->in[0]].sdt, y, c->vals[nd->out[0]].sdt, nd->to, numel);
-        break;
-    case OP_FLATTEN:
-    case OP_RESHAPE:
-    case OP_IDENTITY:
-        if ((const void *)y != (const void *)x)
-            memcpy(y, x, vbytes(c, nd->in[0], n));
-        break;
-    case OP_COUNT: break;
     }
 }
 
@@ -790,10 +523,15 @@ static ferry_status cpu_forward(backend_stream *s, int64_t n, const void *const 
         return ferry_fail(FERRY_EINVAL, "cpu forward: batch %lld outside 1..%lld", (long long)n,
                           (long long)c->o.max_batch);
     fwd_io io = {in, out, arena};
+    ferry_status st = FERRY_OK;
     cpu_parallel_enter();
-    for (int i = 0; i < c->plan.n_order; i++)
-        run_node(c, c->plan.order[i], n, &io);
+    int threads = cpu_parallel_available();
+    write_syms(c, n, &io);
+    for (int i = 0; i < c->plan.n_order && st == FERRY_OK; i++)
+        st = run_node(c, c->plan.order[i], n, &io, threads);
     cpu_parallel_leave();
+    if (st != FERRY_OK)
+        return st;
     /* Outputs that live elsewhere: a graph input or constant passed
      * through, a repeated output, an alias of an arena value. */
     const graph *g = c->g;
@@ -804,6 +542,52 @@ static ferry_status cpu_forward(backend_stream *s, int64_t n, const void *const 
             memcpy(out[i], p, vbytes(c, v, n));
     }
     return FERRY_OK;
+}
+
+/* Evaluates node k of g, whose inputs are all constants with static
+ * shapes, into outs[] (host memory of each output's dtype and size):
+ * constant folding of the operators fold.c does not compute itself runs
+ * the very kernels a forward would. */
+static ferry_status cpu_eval_node(const graph *g, int k, void *const *outs)
+{
+    const graph_node *nd = &g->nodes[k];
+    const cpu_op_impl *impl = cpu_op_get(nd->op);
+    if (!impl)
+        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): no cpu kernel", nd->name,
+                          op_name(nd->op));
+    for (int i = 0; i < nd->n_in; i++)
+        if (nd->in[i] >= 0 && g->values[nd->in[i]].dtype != cpu_sdt(g->values[nd->in[i]].dtype))
+            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s': folds f32 only", nd->name);
+    for (int i = 0; i < nd->n_out; i++)
+        if (nd->out[i] >= 0 && g->values[nd->out[i]].dtype != cpu_sdt(g->values[nd->out[i]].dtype))
+            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s': folds f32 only", nd->name);
+    cpu_prep p;
+    memset(&p, 0, sizeof p);
+    p.g = g, p.nd = nd, p.max_batch = 1;
+    for (int i = 0; i < nd->n_in; i++)
+        p.cin[i] = nd->in[i] >= 0 ? g->values[nd->in[i]].data : NULL;
+    void *state = NULL;
+    ferry_status st = impl->prepare ? impl->prepare(&p, &state) : FERRY_OK;
+    if (st)
+        return st;
+    void *scratch = p.scratch ? aligned_malloc(p.scratch) : NULL;
+    if (p.scratch && !scratch) {
+        st = ferry_fail(FERRY_ENOMEM, "out of memory folding node '%s'", nd->name);
+    } else {
+        cpu_call call;
+        memset(&call, 0, sizeof call);
+        call.g = g, call.nd = nd, call.state = state, call.n = 1, call.scratch = scratch;
+        call.threads = 1;
+        for (int i = 0; i < nd->n_in; i++)
+            call.in[i] = p.cin[i];
+        for (int i = 0; i < nd->n_out; i++)
+            call.out[i] = outs[i];
+        st = impl->run(&call);
+    }
+    free(scratch);
+    if (impl->destroy && state)
+        impl->destroy(state);
+    return st;
 }
 
 /* ------------------------------------------------------------------ table */
@@ -825,6 +609,7 @@ const ferry_backend_ops ferry_backend_cpu = {
     .copy_h2d = cpu_copy,
     .copy_d2h = cpu_copy,
     .forward = cpu_forward,
+    .eval_node = cpu_eval_node,
     .stream_sync = cpu_sync,
     .device_sync = cpu_device_sync,
     .event_create = cpu_event_create,

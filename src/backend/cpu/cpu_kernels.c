@@ -172,6 +172,7 @@ static inline __attribute__((always_inline)) void epilogue_row_body(float *restr
     case ACT_TANH: EPI_LOOP(tanhf(v)); break;
     case ACT_GELU: EPI_LOOP(act_gelu(v)); break;
     case ACT_GELU_TANH: EPI_LOOP(act_gelu_tanh(v)); break;
+    default: EPI_LOOP(v); break; /* Conv-only epilogues: cpu_ops.c refuses them on Gemm */
     }
 }
 

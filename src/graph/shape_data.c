@@ -1,0 +1,694 @@
+/*
+ * shape_data.c - shape rules of the shape, data-movement, comparison and
+ * selection operators. Where the inputs are shape math known at load (see
+ * graph.h, is_sym), the rule also computes the output's value: that is how
+ * Shape -> Gather -> Unsqueeze -> Concat -> Reshape resolves to numbers and
+ * multiples of N before anything runs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/graph.h"
+#include "graph/ops.h"
+#include "util/error.h"
+
+#define SHAPE_STR(name, v)                                                                         \
+    char name[192];                                                                                \
+    fmt_shape(name, sizeof name, (v)->ndim, (v)->dims)
+
+/* Largest shape-math tensor evaluated at load. */
+#define SYM_MAX 64
+
+static int known_i64(const graph_value *v)
+{
+    return (v->is_const || v->is_sym) && v->data && v->dtype == FERRY_I64 && v->ndim <= 1 &&
+           (v->ndim == 0 || (v->dims[0] >= 0 && v->dims[0] <= SYM_MAX));
+}
+
+static int64_t kv(const graph_value *v, int64_t i)
+{
+    return v->is_sym && v->symk ? v->symk[i] : 0;
+}
+
+static int64_t count_of(const graph_value *v)
+{
+    return v->ndim ? v->dims[0] : 1;
+}
+
+/* Min, Max: n inputs of one dtype, broadcast together. */
+ferry_status infer_variadic(graph *g, graph_node *n)
+{
+    const graph_value *a = &g->values[n->in[0]];
+    graph_value acc = *a;
+    for (int k = 1; k < n->n_in; k++) {
+        const graph_value *b = &g->values[n->in[k]];
+        if (b->dtype != a->dtype)
+            return node_failf(n, FERRY_EDTYPE, "input '%s' is %s but '%s' is %s", a->name,
+                              ferry_dtype_name(a->dtype), b->name, ferry_dtype_name(b->dtype));
+        int r;
+        int64_t od[FERRY_MAX_DIMS];
+        ferry_status st = broadcast_dims(n, &acc, b, &r, od);
+        if (st)
+            return st;
+        acc.ndim = r;
+        memcpy(acc.dims, od, sizeof od);
+    }
+    set_out(g, n->out[0], a->dtype, acc.ndim, acc.dims);
+    return FERRY_OK;
+}
+
+ferry_status infer_not(graph *g, graph_node *n)
+{
+    const graph_value *a = &g->values[n->in[0]];
+    if (a->dtype != FERRY_BOOL)
+        return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; bool is required", a->name,
+                          ferry_dtype_name(a->dtype));
+    set_out(g, n->out[0], FERRY_BOOL, a->ndim, a->dims);
+    return FERRY_OK;
+}
+
+ferry_status infer_where(graph *g, graph_node *n)
+{
+    const graph_value *c = &g->values[n->in[0]], *x = &g->values[n->in[1]],
+                      *y = &g->values[n->in[2]];
+    if (c->dtype != FERRY_BOOL)
+        return node_failf(n, FERRY_EDTYPE, "condition '%s' is %s; bool is required", c->name,
+                          ferry_dtype_name(c->dtype));
+    if (x->dtype != y->dtype)
+        return node_failf(n, FERRY_EDTYPE, "input '%s' is %s but '%s' is %s", x->name,
+                          ferry_dtype_name(x->dtype), y->name, ferry_dtype_name(y->dtype));
+    graph_value t = *c;
+    int r;
+    int64_t od[FERRY_MAX_DIMS];
+    ferry_status st = broadcast_dims(n, &t, x, &r, od);
+    if (st)
+        return st;
+    t.ndim = r;
+    memcpy(t.dims, od, sizeof od);
+    if ((st = broadcast_dims(n, &t, y, &r, od)))
+        return st;
+    set_out(g, n->out[0], x->dtype, r, od);
+    /* Shape math: Where(Equal(shape, -1), 1, shape) of an Expand export. */
+    if ((c->is_const || c->is_sym) && c->data && known_i64(x) && known_i64(y) && r <= 1 &&
+        (r == 0 || (od[0] >= 0 && od[0] <= SYM_MAX)) && c->ndim <= 1) {
+        int64_t cnt = r ? od[0] : 1, v[SYM_MAX], k[SYM_MAX];
+        int64_t nc = count_of(c), nx = count_of(x), ny = count_of(y);
+        const uint8_t *cd = c->data;
+        for (int64_t i = 0; i < cnt; i++) {
+            int64_t ic = nc == 1 ? 0 : i, ix = nx == 1 ? 0 : i, iy = ny == 1 ? 0 : i;
+            const graph_value *s = cd[ic] ? x : y;
+            int64_t is = cd[ic] ? ix : iy;
+            v[i] = ((const int64_t *)s->data)[is];
+            k[i] = kv(s, is);
+        }
+        return set_sym(g, n, cnt, v, k, r, od);
+    }
+    return FERRY_OK;
+}
+
+ferry_status infer_arg(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    int64_t ax;
+    if (norm_axis(n->axis, x->ndim, 0, &ax))
+        return node_failf(n, FERRY_ESHAPE, "axis %d is out of range for rank %d", n->axis, x->ndim);
+    if (x->dims[ax] < 0)
+        return node_fail(n, FERRY_EUNSUPPORTED, "reduces over the batch dimension");
+    n->axis = (int)ax;
+    int64_t od[FERRY_MAX_DIMS];
+    int on = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        if (i == ax) {
+            if (n->keepdims)
+                od[on++] = 1;
+        } else {
+            od[on++] = x->dims[i];
+        }
+    }
+    set_out(g, n->out[0], FERRY_I64, on, od);
+    return FERRY_OK;
+}
+
+ferry_status infer_cumsum(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]], *a = &g->values[n->in[1]];
+    if (!(a->is_const) || !a->data || graph_value_numel(a, 1) != 1 ||
+        (a->dtype != FERRY_I64 && a->dtype != FERRY_I32))
+        return node_fail(n, FERRY_EUNSUPPORTED, "the axis input must be a constant integer scalar");
+    int64_t axis = a->dtype == FERRY_I64 ? *(const int64_t *)a->data : *(const int32_t *)a->data, ax;
+    if (norm_axis(axis, x->ndim, 0, &ax))
+        return node_failf(n, FERRY_ESHAPE, "axis %lld is out of range for rank %d", (long long)axis,
+                          x->ndim);
+    if (x->dims[ax] < 0)
+        return node_fail(n, FERRY_EUNSUPPORTED, "sums over the batch dimension");
+    n->axis = (int)ax;
+    set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
+    return FERRY_OK;
+}
+
+/* Shape: the dims as an int64 vector, known at load (numbers and N). */
+ferry_status infer_shape_op(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    int r = x->ndim;
+    int64_t s = n->starts[0], e = n->ends[0];
+    if (s < 0)
+        s += r;
+    if (e < 0)
+        e += r;
+    s = s < 0 ? 0 : s > r ? r : s;
+    e = e < 0 ? 0 : e > r ? r : e;
+    int64_t cnt = e > s ? e - s : 0, v[FERRY_MAX_DIMS], k[FERRY_MAX_DIMS];
+    for (int64_t i = 0; i < cnt; i++) {
+        int64_t d = x->dims[s + i];
+        v[i] = d < 0 ? 0 : d;
+        k[i] = d < 0 ? -d : 0;
+    }
+    return set_sym(g, n, cnt, v, k, 1, &cnt);
+}
+
+/* Axes of Squeeze/Unsqueeze: the attribute (before opset 13) or input 1. */
+static ferry_status axes_input(graph *g, graph_node *n)
+{
+    if (n->n_in < 2 || n->in[1] < 0)
+        return FERRY_OK;
+    const int64_t *vals;
+    int64_t cnt;
+    ferry_status st = const_ints(g, n, 1, "axes", &vals, &cnt);
+    if (st)
+        return st;
+    if (cnt > FERRY_MAX_DIMS)
+        return node_failf(n, FERRY_EUNSUPPORTED, "%lld axes", (long long)cnt);
+    for (int64_t i = 0; i < cnt; i++)
+        n->axes[i] = vals[i];
+    n->n_axes = (int)cnt;
+    n->mode = 1;
+    g->values[n->in[1]].n_consumers--;
+    n->in[1] = -1;
+    n->n_in = 1;
+    return FERRY_OK;
+}
+
+static ferry_status keep_sym(graph *g, graph_node *n, const graph_value *x, int on,
+                             const int64_t *od)
+{
+    if (x->is_sym && x->dtype == FERRY_I64)
+        return set_sym(g, n, graph_value_numel(x, 1), x->data, x->symk, on, od);
+    return FERRY_OK;
+}
+
+ferry_status infer_squeeze(graph *g, graph_node *n)
+{
+    ferry_status st = axes_input(g, n);
+    if (st)
+        return st;
+    const graph_value *x = &g->values[n->in[0]];
+    int drop[FERRY_MAX_DIMS] = {0};
+    if (!n->mode || n->n_axes == 0) {
+        for (int i = 0; i < x->ndim; i++)
+            drop[i] = x->dims[i] == 1;
+    }
+    for (int i = 0; n->mode && i < n->n_axes; i++) {
+        int64_t a;
+        if (norm_axis(n->axes[i], x->ndim, 0, &a))
+            return node_failf(n, FERRY_ESHAPE, "axis %lld is out of range for rank %d",
+                              (long long)n->axes[i], x->ndim);
+        if (x->dims[a] != 1) {
+            SHAPE_STR(sx, x);
+            return node_failf(n, FERRY_ESHAPE, "axis %lld of %s is not 1", (long long)a, sx);
+        }
+        drop[a] = 1;
+        n->axes[i] = a;
+    }
+    int64_t od[FERRY_MAX_DIMS];
+    int on = 0;
+    for (int i = 0; i < x->ndim; i++)
+        if (!drop[i])
+            od[on++] = x->dims[i];
+    set_out(g, n->out[0], x->dtype, on, od);
+    return keep_sym(g, n, x, on, od);
+}
+
+ferry_status infer_unsqueeze(graph *g, graph_node *n)
+{
+    ferry_status st = axes_input(g, n);
+    if (st)
+        return st;
+    const graph_value *x = &g->values[n->in[0]];
+    int r = x->ndim + n->n_axes;
+    if (r > FERRY_MAX_DIMS)
+        return node_failf(n, FERRY_EUNSUPPORTED, "output rank %d; at most %d", r, FERRY_MAX_DIMS);
+    int ins[FERRY_MAX_DIMS] = {0};
+    for (int i = 0; i < n->n_axes; i++) {
+        int64_t a;
+        if (norm_axis(n->axes[i], r, 0, &a))
+            return node_failf(n, FERRY_ESHAPE, "axis %lld is out of range for rank %d",
+                              (long long)n->axes[i], r);
+        if (ins[a])
+            return node_fail(n, FERRY_EPARSE, "an axis is listed twice");
+        ins[a] = 1;
+        n->axes[i] = a;
+    }
+    int64_t od[FERRY_MAX_DIMS];
+    for (int i = 0, j = 0; i < r; i++)
+        od[i] = ins[i] ? 1 : x->dims[j++];
+    set_out(g, n->out[0], x->dtype, r, od);
+    return keep_sym(g, n, x, r, od);
+}
+
+ferry_status infer_concat(graph *g, graph_node *n)
+{
+    const graph_value *a = &g->values[n->in[0]];
+    int64_t ax;
+    if (norm_axis(n->axis, a->ndim, 0, &ax))
+        return node_failf(n, FERRY_ESHAPE, "axis %d is out of range for rank %d", n->axis, a->ndim);
+    n->axis = (int)ax;
+    int64_t od[FERRY_MAX_DIMS];
+    memcpy(od, a->dims, sizeof od);
+    od[ax] = 0;
+    int all_known = 1;
+    for (int k = 0; k < n->n_in; k++) {
+        const graph_value *b = &g->values[n->in[k]];
+        if (b->dtype != a->dtype)
+            return node_failf(n, FERRY_EDTYPE, "input '%s' is %s but '%s' is %s", a->name,
+                              ferry_dtype_name(a->dtype), b->name, ferry_dtype_name(b->dtype));
+        int bad = b->ndim != a->ndim;
+        for (int i = 0; !bad && i < a->ndim; i++)
+            bad = i != ax && b->dims[i] != a->dims[i];
+        if (bad) {
+            SHAPE_STR(sa, a);
+            SHAPE_STR(sb, b);
+            return node_failf(n, FERRY_ESHAPE, "input '%s' %s does not match '%s' %s off axis %d",
+                              b->name, sb, a->name, sa, (int)ax);
+        }
+        int64_t d = b->dims[ax];
+        if ((d < 0) != (od[ax] < 0) && k > 0 && od[ax] != 0)
+            return node_fail(n, FERRY_EUNSUPPORTED,
+                             "concatenates batch-sized and fixed-size parts along one axis");
+        od[ax] += d; /* kN + jN = (k+j)N: both negative */
+        all_known &= known_i64(b);
+    }
+    set_out(g, n->out[0], a->dtype, a->ndim, od);
+    if (all_known && a->ndim == 1 && a->dtype == FERRY_I64 && od[0] <= SYM_MAX) {
+        int64_t v[SYM_MAX], k[SYM_MAX], at = 0;
+        for (int i = 0; i < n->n_in; i++) {
+            const graph_value *b = &g->values[n->in[i]];
+            for (int64_t j = 0; j < b->dims[0]; j++, at++) {
+                v[at] = ((const int64_t *)b->data)[j];
+                k[at] = kv(b, j);
+            }
+        }
+        return set_sym(g, n, at, v, k, 1, od);
+    }
+    return FERRY_OK;
+}
+
+ferry_status infer_split(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    int64_t ax;
+    if (norm_axis(n->axis, x->ndim, 0, &ax))
+        return node_failf(n, FERRY_ESHAPE, "axis %d is out of range for rank %d", n->axis, x->ndim);
+    n->axis = (int)ax;
+    int64_t len = x->dims[ax];
+    if (len < 0)
+        return node_fail(n, FERRY_EUNSUPPORTED, "splits along the batch dimension");
+    if (n->n_in > 1 && n->in[1] >= 0) {
+        const int64_t *vals;
+        int64_t cnt;
+        ferry_status st = const_ints(g, n, 1, "split", &vals, &cnt);
+        if (st)
+            return st;
+        if (cnt != n->n_out)
+            return node_failf(n, FERRY_ESHAPE, "split has %lld sizes for %d outputs", (long long)cnt,
+                              n->n_out);
+        free(n->splits);
+        n->splits = malloc(sizeof(int64_t) * (size_t)(cnt ? cnt : 1));
+        if (!n->splits)
+            return ferry_fail(FERRY_ENOMEM, "out of memory");
+        memcpy(n->splits, vals, sizeof(int64_t) * (size_t)cnt);
+        n->n_axes = (int)cnt;
+        n->mode2 = 1;
+        g->values[n->in[1]].n_consumers--;
+        n->in[1] = -1;
+        n->n_in = 1;
+    }
+    if (!n->mode2) {
+        /* equal parts; the last may be smaller (opset 18 num_outputs) */
+        int parts = n->n_out;
+        int64_t each = (len + parts - 1) / parts;
+        free(n->splits);
+        n->splits = malloc(sizeof(int64_t) * (size_t)parts);
+        if (!n->splits)
+            return ferry_fail(FERRY_ENOMEM, "out of memory");
+        for (int i = 0; i < parts; i++) {
+            int64_t left = len - each * i;
+            n->splits[i] = left < each ? (left > 0 ? left : 0) : each;
+        }
+        if (n->mode == 0 && len % parts)
+            return node_failf(n, FERRY_ESHAPE, "cannot split %lld into %d equal parts",
+                              (long long)len, parts);
+        n->n_axes = parts;
+        n->mode2 = 1;
+    }
+    if (n->n_axes != n->n_out)
+        return node_failf(n, FERRY_ESHAPE, "%d split sizes for %d outputs", n->n_axes, n->n_out);
+    int64_t sum = 0;
+    for (int i = 0; i < n->n_out; i++) {
+        if (n->splits[i] < 0)
+            return node_fail(n, FERRY_ESHAPE, "a split size is negative");
+        sum += n->splits[i];
+    }
+    if (sum != len)
+        return node_failf(n, FERRY_ESHAPE, "split sizes add up to %lld, axis %d has %lld",
+                          (long long)sum, (int)ax, (long long)len);
+    for (int i = 0; i < n->n_out; i++) {
+        if (n->out[i] < 0)
+            continue;
+        int64_t od[FERRY_MAX_DIMS];
+        memcpy(od, x->dims, sizeof od);
+        od[ax] = n->splits[i];
+        set_out(g, n->out[i], x->dtype, x->ndim, od);
+    }
+    return FERRY_OK;
+}
+
+/* Slice: starts/ends/axes/steps inputs (opset 10+), resolved per input dim
+ * into n->starts[] and n->steps[] and the output dims. */
+ferry_status infer_slice(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    int r = x->ndim;
+    if (n->n_in < 3)
+        return node_fail(n, FERRY_EPARSE, "needs the starts and ends inputs");
+    const int64_t *st_v, *en_v, *ax_v = NULL, *sp_v = NULL, *st_k, *en_k;
+    int64_t ns, ne, na = 0, nsp = 0;
+    ferry_status st;
+    if ((st = known_ints(g, n, 1, "starts", &st_v, &st_k, &ns)) ||
+        (st = known_ints(g, n, 2, "ends", &en_v, &en_k, &ne)))
+        return st;
+    if (n->n_in > 3 && n->in[3] >= 0 && (st = const_ints(g, n, 3, "axes", &ax_v, &na)))
+        return st;
+    if (n->n_in > 4 && n->in[4] >= 0 && (st = const_ints(g, n, 4, "steps", &sp_v, &nsp)))
+        return st;
+    if (ne != ns || (ax_v && na != ns) || (sp_v && nsp != ns))
+        return node_fail(n, FERRY_ESHAPE, "starts, ends, axes and steps differ in length");
+    int64_t od[FERRY_MAX_DIMS];
+    int seen[FERRY_MAX_DIMS] = {0};
+    for (int i = 0; i < r; i++) {
+        n->starts[i] = 0;
+        n->steps[i] = 1;
+        od[i] = x->dims[i];
+    }
+    for (int64_t i = 0; i < ns; i++) {
+        int64_t a = ax_v ? ax_v[i] : i;
+        if (norm_axis(a, r, 0, &a))
+            return node_failf(n, FERRY_ESHAPE, "axis %lld is out of range for rank %d",
+                              (long long)(ax_v ? ax_v[i] : i), r);
+        if (seen[a]++)
+            return node_fail(n, FERRY_EPARSE, "an axis is listed twice");
+        int64_t step = sp_v ? sp_v[i] : 1;
+        if (step == 0)
+            return node_fail(n, FERRY_ESHAPE, "a step is 0");
+        int64_t d = x->dims[a];
+        int64_t s = st_v[i], e = en_v[i];
+        int s_sym = st_k && st_k[i], e_sym = en_k && en_k[i];
+        if (d < 0) {
+            /* along the batch: only the whole of it */
+            int whole = !s_sym && s == 0 && step == 1 &&
+                        ((e_sym && en_k[i] == -d && e == 0) || (!e_sym && e >= INT32_MAX));
+            if (!whole)
+                return node_fail(n, FERRY_EUNSUPPORTED, "slices part of the batch dimension");
+            continue;
+        }
+        if (s_sym || e_sym)
+            return node_fail(n, FERRY_EUNSUPPORTED, "slice bounds depend on the batch size");
+        /* ONNX clamping */
+        if (s < 0)
+            s += d;
+        if (e < 0)
+            e += d;
+        if (step > 0) {
+            s = s < 0 ? 0 : s > d ? d : s;
+            e = e < 0 ? 0 : e > d ? d : e;
+            od[a] = e > s ? (e - s + step - 1) / step : 0;
+        } else {
+            s = s < 0 ? -1 : s > d - 1 ? d - 1 : s;
+            e = e < -1 ? -1 : e > d - 1 ? d - 1 : e;
+            od[a] = s > e ? (s - e + (-step) - 1) / (-step) : 0;
+        }
+        n->starts[a] = s;
+        n->steps[a] = step;
+    }
+    set_out(g, n->out[0], x->dtype, r, od);
+    /* shape math: a slice of a known vector */
+    if (known_i64(x) && r == 1 && od[0] >= 0) {
+        int64_t v[SYM_MAX], k[SYM_MAX];
+        for (int64_t i = 0; i < od[0]; i++) {
+            int64_t j = n->starts[0] + i * n->steps[0];
+            v[i] = ((const int64_t *)x->data)[j];
+            k[i] = kv(x, j);
+        }
+        return set_sym(g, n, od[0], v, k, 1, od);
+    }
+    return FERRY_OK;
+}
+
+ferry_status infer_transpose(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    int r = x->ndim;
+    if (n->n_axes < 0) {
+        for (int i = 0; i < r; i++)
+            n->perm[i] = r - 1 - i;
+        n->n_axes = r;
+    }
+    if (n->n_axes != r)
+        return node_failf(n, FERRY_ESHAPE, "perm has %d entries for rank %d", n->n_axes, r);
+    int seen[FERRY_MAX_DIMS] = {0};
+    int64_t od[FERRY_MAX_DIMS];
+    for (int i = 0; i < r; i++) {
+        int64_t p = n->perm[i];
+        if (p < 0)
+            p += r;
+        if (p < 0 || p >= r || seen[p]++)
+            return node_fail(n, FERRY_ESHAPE, "perm is not a permutation of the dims");
+        n->perm[i] = p;
+        od[i] = x->dims[p];
+    }
+    set_out(g, n->out[0], x->dtype, r, od);
+    return FERRY_OK;
+}
+
+ferry_status infer_gather(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]], *idx = &g->values[n->in[1]];
+    int64_t ax;
+    if (idx->dtype != FERRY_I64 && idx->dtype != FERRY_I32)
+        return node_failf(n, FERRY_EDTYPE, "indices '%s' are %s; int64 or int32 is required",
+                          idx->name, ferry_dtype_name(idx->dtype));
+    if (norm_axis(n->axis, x->ndim, 0, &ax))
+        return node_failf(n, FERRY_ESHAPE, "axis %d is out of range for rank %d", n->axis, x->ndim);
+    n->axis = (int)ax;
+    if (x->dims[ax] < 0)
+        return node_fail(n, FERRY_EUNSUPPORTED, "gathers along the batch dimension");
+    int r = x->ndim - 1 + idx->ndim;
+    if (r > FERRY_MAX_DIMS)
+        return node_failf(n, FERRY_EUNSUPPORTED, "output rank %d; at most %d", r, FERRY_MAX_DIMS);
+    int64_t od[FERRY_MAX_DIMS];
+    int on = 0;
+    for (int i = 0; i < ax; i++)
+        od[on++] = x->dims[i];
+    for (int i = 0; i < idx->ndim; i++)
+        od[on++] = idx->dims[i];
+    for (int i = (int)ax + 1; i < x->ndim; i++)
+        od[on++] = x->dims[i];
+    set_out(g, n->out[0], x->dtype, on, od);
+    /* shape math: picking dims out of a Shape */
+    if (known_i64(x) && x->ndim == 1 && idx->is_const && idx->data && idx->ndim <= 1 &&
+        count_of(idx) <= SYM_MAX && count_of(idx) >= 0) {
+        int64_t cnt = count_of(idx), v[SYM_MAX], k[SYM_MAX], len = x->dims[0];
+        for (int64_t i = 0; i < cnt; i++) {
+            int64_t j = idx->dtype == FERRY_I64 ? ((const int64_t *)idx->data)[i]
+                                                : ((const int32_t *)idx->data)[i];
+            if (j < 0)
+                j += len;
+            if (j < 0 || j >= len)
+                return node_failf(n, FERRY_ESHAPE, "index %lld is out of range for %lld",
+                                  (long long)j, (long long)len);
+            v[i] = ((const int64_t *)x->data)[j];
+            k[i] = kv(x, j);
+        }
+        return set_sym(g, n, cnt, v, k, on, od);
+    }
+    return FERRY_OK;
+}
+
+ferry_status infer_gather_elements(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]], *idx = &g->values[n->in[1]];
+    int64_t ax;
+    if (idx->dtype != FERRY_I64 && idx->dtype != FERRY_I32)
+        return node_failf(n, FERRY_EDTYPE, "indices '%s' are %s; int64 or int32 is required",
+                          idx->name, ferry_dtype_name(idx->dtype));
+    if (idx->ndim != x->ndim || norm_axis(n->axis, x->ndim, 0, &ax))
+        return node_fail(n, FERRY_ESHAPE, "indices must have the data's rank, axis within it");
+    n->axis = (int)ax;
+    set_out(g, n->out[0], x->dtype, idx->ndim, idx->dims);
+    return FERRY_OK;
+}
+
+/* Expand: broadcast x to a shape known at load; entries of the shape may be
+ * multiples of N (the batch of another input). */
+ferry_status infer_expand(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    const int64_t *vals, *ks;
+    int64_t cnt;
+    ferry_status st = known_ints(g, n, 1, "the shape input", &vals, &ks, &cnt);
+    if (st)
+        return st;
+    if (cnt > FERRY_MAX_DIMS)
+        return node_failf(n, FERRY_EUNSUPPORTED, "target rank %lld", (long long)cnt);
+    graph_value t;
+    memset(&t, 0, sizeof t);
+    t.name = g->values[n->in[1]].name;
+    t.ndim = (int)cnt;
+    for (int64_t i = 0; i < cnt; i++) {
+        if (ks && ks[i]) {
+            if (ks[i] < 0 || vals[i])
+                return node_fail(n, FERRY_EUNSUPPORTED, "the shape is not a whole multiple of N");
+            t.dims[i] = -ks[i];
+        } else {
+            t.dims[i] = vals[i] == -1 ? 1 : vals[i]; /* -1 (opset 8's form of 'keep') */
+        }
+    }
+    int r;
+    int64_t od[FERRY_MAX_DIMS];
+    if ((st = broadcast_dims(n, x, &t, &r, od)))
+        return st;
+    set_out(g, n->out[0], x->dtype, r, od);
+    return FERRY_OK;
+}
+
+ferry_status infer_tile(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    const int64_t *vals;
+    int64_t cnt;
+    ferry_status st = const_ints(g, n, 1, "repeats", &vals, &cnt);
+    if (st)
+        return st;
+    if (cnt != x->ndim)
+        return node_failf(n, FERRY_ESHAPE, "%lld repeats for rank %d", (long long)cnt, x->ndim);
+    int64_t od[FERRY_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) {
+        if (vals[i] < 0)
+            return node_fail(n, FERRY_ESHAPE, "a repeat is negative");
+        if (x->dims[i] < 0 && vals[i] != 1)
+            return node_fail(n, FERRY_EUNSUPPORTED, "repeats along the batch dimension");
+        od[i] = x->dims[i] < 0 ? x->dims[i] : x->dims[i] * vals[i];
+    }
+    set_out(g, n->out[0], x->dtype, x->ndim, od);
+    return FERRY_OK;
+}
+
+ferry_status infer_constant_of_shape(graph *g, graph_node *n)
+{
+    const int64_t *vals, *ks;
+    int64_t cnt;
+    ferry_status st = known_ints(g, n, 0, "the shape input", &vals, &ks, &cnt);
+    if (st)
+        return st;
+    if (cnt > FERRY_MAX_DIMS)
+        return node_failf(n, FERRY_EUNSUPPORTED, "rank %lld", (long long)cnt);
+    int64_t od[FERRY_MAX_DIMS];
+    for (int64_t i = 0; i < cnt; i++) {
+        if (ks && ks[i]) {
+            if (ks[i] < 0 || vals[i])
+                return node_fail(n, FERRY_EUNSUPPORTED, "the shape is not a whole multiple of N");
+            od[i] = -ks[i];
+        } else {
+            if (vals[i] < 0)
+                return node_fail(n, FERRY_ESHAPE, "a dim is negative");
+            od[i] = vals[i];
+        }
+    }
+    ferry_dtype dt = FERRY_F32;
+    if (n->n_in > 1 && n->in[1] >= 0)
+        dt = g->values[n->in[1]].dtype;
+    set_out(g, n->out[0], dt, (int)cnt, od);
+    /* a small known int64 fill of a static shape is shape math too */
+    if (dt == FERRY_I64 && n->n_in > 1 && cnt == 1 && od[0] >= 0 && od[0] <= SYM_MAX) {
+        int64_t v[SYM_MAX], fill = *(const int64_t *)g->values[n->in[1]].data;
+        for (int64_t i = 0; i < od[0]; i++)
+            v[i] = fill;
+        return set_sym(g, n, od[0], v, NULL, 1, od);
+    }
+    return FERRY_OK;
+}
+
+ferry_status infer_range(graph *g, graph_node *n)
+{
+    const graph_value *s = &g->values[n->in[0]];
+    for (int k = 0; k < 3; k++) {
+        const graph_value *v = &g->values[n->in[k]];
+        if (v->dtype != s->dtype)
+            return node_fail(n, FERRY_EDTYPE, "start, limit and delta differ in type");
+        if (!v->is_const || !v->data || graph_value_numel(v, 1) != 1)
+            return node_failf(n, FERRY_EUNSUPPORTED,
+                              "input '%s' must be a scalar known at load (a Range whose length "
+                              "depends on the data or the batch is not supported)",
+                              v->name);
+    }
+    double a, b, d;
+    const void *pa = s->data, *pb = g->values[n->in[1]].data, *pd = g->values[n->in[2]].data;
+    switch (s->dtype) {
+    case FERRY_F32: a = *(const float *)pa, b = *(const float *)pb, d = *(const float *)pd; break;
+    case FERRY_I64:
+        a = (double)*(const int64_t *)pa, b = (double)*(const int64_t *)pb,
+        d = (double)*(const int64_t *)pd;
+        break;
+    case FERRY_I32:
+        a = *(const int32_t *)pa, b = *(const int32_t *)pb, d = *(const int32_t *)pd;
+        break;
+    default:
+        return node_failf(n, FERRY_EDTYPE, "type %s is not supported", ferry_dtype_name(s->dtype));
+    }
+    if (d == 0)
+        return node_fail(n, FERRY_ESHAPE, "delta is 0");
+    double len = (b - a) / d;
+    int64_t cnt = len > 0 ? (int64_t)len + ((double)(int64_t)len < len) : 0;
+    set_out(g, n->out[0], s->dtype, 1, &cnt);
+    return FERRY_OK;
+}
+
+ferry_status infer_trilu(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    if (x->ndim < 2)
+        return node_fail(n, FERRY_ESHAPE, "input must have rank >= 2");
+    if (x->dims[x->ndim - 1] < 0 || x->dims[x->ndim - 2] < 0)
+        return node_fail(n, FERRY_EUNSUPPORTED, "the matrix dims include the batch");
+    n->starts[0] = 0;
+    if (n->n_in > 1 && n->in[1] >= 0) {
+        const graph_value *k = &g->values[n->in[1]];
+        if (!k->is_const || !k->data || k->dtype != FERRY_I64 || graph_value_numel(k, 1) != 1)
+            return node_fail(n, FERRY_EUNSUPPORTED, "k must be a constant int64 scalar");
+        n->starts[0] = *(const int64_t *)k->data;
+    }
+    set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
+    return FERRY_OK;
+}
+
+ferry_status infer_depth_to_space(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    int64_t b = n->axis;
+    if (x->ndim != 4 || x->dims[1] < 0 || x->dims[1] % (b * b))
+        return node_fail(n, FERRY_ESHAPE, "input must be [N,C,H,W] with C divisible by blocksize^2");
+    int64_t od[4] = {x->dims[0], x->dims[1] / (b * b), x->dims[2] * b, x->dims[3] * b};
+    set_out(g, n->out[0], x->dtype, 4, od);
+    return FERRY_OK;
+}
