@@ -378,6 +378,13 @@ static void test_bad_params(void **state)
     assert_non_null(strstr(ferry_last_error(), "LSTM 'lstm1': seq_length 0"));
     assert_int_equal(cpu_rnn_run(r, 3, 2, x, NULL, NULL, NULL, Y, NULL, NULL, NULL), FERRY_EINVAL);
     assert_int_equal(cpu_rnn_workspace_bytes(r, 0, 3), 0);
+    assert_int_equal(cpu_rnn_workspace_bytes(r, 2, INT32_MAX), 0);
+    assert_int_equal(cpu_rnn_run(r, INT32_MAX, 2, x, NULL, NULL, NULL, Y, NULL, NULL, ws),
+                     FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "is too large"));
+    assert_int_equal(cpu_rnn_run(r, 3, 2, x, NULL, NULL, NULL, Y, NULL, NULL, (char *)ws + 2),
+                     FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "not float-aligned"));
     free(ws);
     cpu_rnn_destroy(r);
     cpu_rnn_destroy(NULL);

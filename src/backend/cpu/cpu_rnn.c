@@ -465,7 +465,7 @@ static size_t dir_floats(const cpu_rnn *r, int64_t batch)
 
 size_t cpu_rnn_workspace_bytes(const cpu_rnn *rnn, int64_t max_batch, int64_t seq_len)
 {
-    if (!rnn || max_batch < 1 || seq_len < 1)
+    if (!rnn || max_batch < 1 || seq_len < 1 || seq_len > INT32_MAX / max_batch)
         return 0;
     size_t xp = round16(seq_len * max_batch * rnn->D * rnn->GH);
     return (xp + (size_t)rnn->D * dir_floats(rnn, max_batch)) * sizeof(float);
@@ -578,6 +578,12 @@ ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, con
     if (seq_len < 1 || batch < 1)
         return ferry_fail(FERRY_EINVAL, "%s: seq_length %lld and batch_size %lld must be >= 1",
                           r->label, (long long)seq_len, (long long)batch);
+    /* BLAS takes int dimensions: the projection has seq_len * batch rows. */
+    if (seq_len > INT32_MAX / batch)
+        return ferry_fail(FERRY_EINVAL, "%s: seq_length %lld x batch_size %lld is too large",
+                          r->label, (long long)seq_len, (long long)batch);
+    if ((uintptr_t)workspace % sizeof(float) != 0)
+        return ferry_fail(FERRY_EINVAL, "%s: the workspace is not float-aligned", r->label);
     int64_t steps = seq_len;
     if (sequence_lens) {
         steps = 0;
