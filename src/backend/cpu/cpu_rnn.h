@@ -86,7 +86,6 @@ size_t cpu_rnn_workspace_bytes(const cpu_rnn *rnn, int64_t max_batch, int64_t se
  * too large, a NULL x or workspace, or a length out of range. */
 ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, const float *x,
                          const int32_t *sequence_lens, const float *initial_h,
-                         const float *initial_c, float *Y, float *Y_h, float *Y_c,
-                         void *workspace);
+                         const float *initial_c, float *Y, float *Y_h, float *Y_c, void *workspace);
 
 #endif
