@@ -412,8 +412,8 @@ ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, cons
      * ran 15% faster than W as a trans_b operand (X [2048,128] x [128,1024],
      * oneDNN, one thread). R stays as given, [G*H, H] per direction: its
      * gate blocks are then contiguous row blocks (GRU's z,r and h GEMMs),
-     * and trans_b measured the same as a transposed copy for the per-step
-     * shapes ([1..32, 256] x [256, 1024]). */
+     * and trans_b measured within 10% of a transposed copy, either way, for
+     * the per-step shapes ([1 or 32, 256] x [256, 1024]). */
     const float *w = W->data;
     for (int64_t n = 0; n < D * GH; n++)
         for (int64_t k = 0; k < r->I; k++)
