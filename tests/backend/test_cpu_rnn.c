@@ -37,9 +37,8 @@ static int setup(void **state)
     const char *env = getenv("FERRY_RNN_REF");
     snprintf(ref_dir, sizeof ref_dir, "%s", env && *env ? env : FERRY_BUILD_DIR "/rnn-ref");
     char cmd[2560];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/tests/backend/rnn_ref.py --out '%s'", FERRY_SOURCE_DIR,
-             ref_dir);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/backend/rnn_ref.py --out '%s'",
+             FERRY_SOURCE_DIR, ref_dir);
     int rc = system(cmd);
     if (rc != 0) {
         fprintf(stderr, "test_cpu_rnn: '%s' failed (%d)\n", cmd, rc);
@@ -58,12 +57,12 @@ typedef struct rnn_case {
     int has[11];
 } rnn_case;
 
-static const char *const files[11] = {"X", "W", "R", "B", "P", "lens",
+static const char *const files[11] = {"X",  "W",  "R", "B",   "P",  "lens",
                                       "h0", "c0", "Y", "Y_h", "Y_c"};
 
 static ferry_tensor *slot(rnn_case *c, int i)
 {
-    ferry_tensor *t[11] = {&c->X, &c->W, &c->R, &c->B, &c->P, &c->lens,
+    ferry_tensor *t[11] = {&c->X,  &c->W,  &c->R, &c->B,   &c->P,  &c->lens,
                            &c->h0, &c->c0, &c->Y, &c->Y_h, &c->Y_c};
     return t[i];
 }
@@ -180,8 +179,8 @@ static void run_case(const char *name)
     load_case(&c, name);
     int lstm = c.p.kind == CPU_RNN_LSTM;
     cpu_rnn *r = NULL;
-    ferry_status st = cpu_rnn_create(&c.p, &c.W, &c.R, c.has[3] ? &c.B : NULL,
-                                     c.has[4] ? &c.P : NULL, &r);
+    ferry_status st =
+        cpu_rnn_create(&c.p, &c.W, &c.R, c.has[3] ? &c.B : NULL, c.has[4] ? &c.P : NULL, &r);
     if (st != FERRY_OK)
         fail_msg("%s: create: %s", name, ferry_last_error());
     /* Sized for more than the run needs: the layout must not depend on it. */
@@ -202,8 +201,7 @@ static void run_case(const char *name)
     assert_int_equal(cpu_rnn_run(r, c.seq, c.batch, x, lens, h0, c0, NULL, Yh2, NULL, ws),
                      FERRY_OK);
     assert_memory_equal(Yh, Yh2, (size_t)numel(&c.Y_h) * sizeof *Yh);
-    assert_int_equal(cpu_rnn_run(r, c.seq, c.batch, x, lens, h0, c0, Y2, NULL, NULL, ws),
-                     FERRY_OK);
+    assert_int_equal(cpu_rnn_run(r, c.seq, c.batch, x, lens, h0, c0, Y2, NULL, NULL, ws), FERRY_OK);
     assert_memory_equal(Y, Y2, (size_t)numel(&c.Y) * sizeof *Y);
 
     free(Y);
@@ -378,6 +376,13 @@ static void test_bad_params(void **state)
     assert_non_null(strstr(ferry_last_error(), "LSTM 'lstm1': seq_length 0"));
     assert_int_equal(cpu_rnn_run(r, 3, 2, x, NULL, NULL, NULL, Y, NULL, NULL, NULL), FERRY_EINVAL);
     assert_int_equal(cpu_rnn_workspace_bytes(r, 0, 3), 0);
+    assert_int_equal(cpu_rnn_workspace_bytes(r, 2, INT32_MAX), 0);
+    assert_int_equal(cpu_rnn_run(r, INT32_MAX, 2, x, NULL, NULL, NULL, Y, NULL, NULL, ws),
+                     FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "is too large"));
+    assert_int_equal(cpu_rnn_run(r, 3, 2, x, NULL, NULL, NULL, Y, NULL, NULL, (char *)ws + 2),
+                     FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "not float-aligned"));
     free(ws);
     cpu_rnn_destroy(r);
     cpu_rnn_destroy(NULL);
@@ -447,8 +452,8 @@ static void test_bad_params(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lstm_torch), cmocka_unit_test(test_gru_torch),
-        cmocka_unit_test(test_lstm_onnx),  cmocka_unit_test(test_gru_onnx),
+        cmocka_unit_test(test_lstm_torch),  cmocka_unit_test(test_gru_torch),
+        cmocka_unit_test(test_lstm_onnx),   cmocka_unit_test(test_gru_onnx),
         cmocka_unit_test(test_two_threads), cmocka_unit_test(test_bad_params),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

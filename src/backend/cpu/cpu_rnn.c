@@ -32,8 +32,8 @@
 /* One LSTM row: gates xg (input projection plus biases, [4H] in ONNX order
  * i,o,f,c) + hg (h_{t-1} R^T, [4H]); pp the peepholes [3H] (i,o,f; zeros
  * when absent); h and c the state, updated in place. */
-typedef void (*lstm_row_fn)(int64_t H, const float *xg, const float *hg, const float *pp,
-                            float *h, float *c, float clip, int input_forget);
+typedef void (*lstm_row_fn)(int64_t H, const float *xg, const float *hg, const float *pp, float *h,
+                            float *c, float clip, int input_forget);
 /* GRU, linear_before_reset 1: hg is h_{t-1} R^T [3H] (z,r,h), rb the
  * recurrent bias of the h gate [H]. */
 typedef void (*gru_row_fn)(int64_t H, const float *xg, const float *hg, const float *rb, float *h,
@@ -51,7 +51,7 @@ struct cpu_rnn {
     int D, G, layout, lbr, input_forget;
     int reverse; /* one direction, reverse */
     int64_t H, I, GH;
-    float clip; /* FLT_MAX when none */
+    float clip;     /* FLT_MAX when none */
     char label[96]; /* "LSTM 'name'" for messages */
     float *Wt;      /* [I, D*G*H]: W of every direction, transposed */
     float *R;       /* [D, G*H, H] as given */
@@ -191,11 +191,13 @@ RNN_INLINE void gru_n_body(int64_t H, const float *restrict xg, const float *res
     (int64_t H, const float *xg, const float *hg, const float *pp, float *h, float *c, float clip, \
      int input_forget)
 #define LSTM_ARGS (H, xg, hg, pp, h, c, clip, input_forget)
-#define GRU_PARAMS (int64_t H, const float *xg, const float *hg, const float *rb, float *h, float clip)
+#define GRU_PARAMS                                                                                 \
+    (int64_t H, const float *xg, const float *hg, const float *rb, float *h, float clip)
 #define GRU_ARGS (H, xg, hg, rb, h, clip)
 #define GRU_ZR_PARAMS (int64_t H, const float *xg, float *hg, const float *h, float *rh, float clip)
 #define GRU_ZR_ARGS (H, xg, hg, h, rh, clip)
-#define GRU_N_PARAMS (int64_t H, const float *xg, const float *z, const float *hh, float *h, float clip)
+#define GRU_N_PARAMS                                                                               \
+    (int64_t H, const float *xg, const float *z, const float *hh, float *h, float clip)
 #define GRU_N_ARGS (H, xg, z, hh, h, clip)
 
 #define RNN_VARIANT(name, attr, suffix, params, args)                                              \
@@ -410,13 +412,14 @@ ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, cons
      * ran 15% faster than W as a trans_b operand (X [2048,128] x [128,1024],
      * oneDNN, one thread). R stays as given, [G*H, H] per direction: its
      * gate blocks are then contiguous row blocks (GRU's z,r and h GEMMs),
-     * and trans_b measured the same as a transposed copy for the per-step
-     * shapes ([1..32, 256] x [256, 1024]). */
+     * and trans_b measured within 10% of a transposed copy, either way, for
+     * the per-step shapes ([1 or 32, 256] x [256, 1024]). */
     const float *w = W->data;
     for (int64_t n = 0; n < D * GH; n++)
         for (int64_t k = 0; k < r->I; k++)
             r->Wt[k * D * GH + n] = w[n * r->I + k];
-    if (p->kind == CPU_RNN_LSTM && !(r->peep = copy_floats(P ? P->data : NULL, (size_t)(D * 3 * H))))
+    if (p->kind == CPU_RNN_LSTM &&
+        !(r->peep = copy_floats(P ? P->data : NULL, (size_t)(D * 3 * H))))
         goto nomem;
     if (p->kind == CPU_RNN_GRU && r->lbr && !(r->rbh = copy_floats(NULL, (size_t)(D * H))))
         goto nomem;
@@ -465,7 +468,7 @@ static size_t dir_floats(const cpu_rnn *r, int64_t batch)
 
 size_t cpu_rnn_workspace_bytes(const cpu_rnn *rnn, int64_t max_batch, int64_t seq_len)
 {
-    if (!rnn || max_batch < 1 || seq_len < 1)
+    if (!rnn || max_batch < 1 || seq_len < 1 || seq_len > INT32_MAX / max_batch)
         return 0;
     size_t xp = round16(seq_len * max_batch * rnn->D * rnn->GH);
     return (xp + (size_t)rnn->D * dir_floats(rnn, max_batch)) * sizeof(float);
@@ -487,13 +490,38 @@ static int64_t state_off(const cpu_rnn *r, int64_t batch, int64_t d, int64_t b)
     return (r->layout == 0 ? d * batch + b : b * r->D + d) * r->H;
 }
 
+/* Where the row of (t, d, b) starts in Y. */
+static int64_t y_off(const cpu_rnn *r, int64_t seq, int64_t batch, int64_t t, int64_t d, int64_t b)
+{
+    return (r->layout == 0 ? (t * r->D + d) * batch + b : (b * seq + t) * r->D + d) * r->H;
+}
+
+/* The time index batch entry b visits at step k of a direction, or -1
+ * once k is past its length. Reverse starts at the entry's own last step. */
+static int64_t step_time(const rnn_job *j, int reverse, int64_t b, int64_t k)
+{
+    int64_t len = j->lens ? j->lens[b] : j->seq;
+    if (k >= len)
+        return -1;
+    return reverse ? len - 1 - k : k;
+}
+
+/* The projection's row for (t, b), direction d's gates: x's rows keep X's
+ * layout. */
+static const float *proj_row(const rnn_job *j, int64_t t, int64_t b, int64_t d)
+{
+    const cpu_rnn *r = j->r;
+    int64_t row = r->layout == 0 ? t * j->batch + b : b * j->seq + t;
+    return j->xp + (row * r->D + d) * r->GH;
+}
+
 /* One direction over every step: the state lives in the workspace, one
  * GEMM with R a step, the gate pass per batch row, the row copied to Y. */
 static void run_direction(void *arg, int64_t d)
 {
     const rnn_job *j = arg;
     const cpu_rnn *r = j->r;
-    int64_t H = r->H, GH = r->GH, batch = j->batch, seq = j->seq;
+    int64_t H = r->H, GH = r->GH, batch = j->batch;
     int reverse = d == 1 || r->reverse;
     float *h = j->ws + (size_t)d * j->ws_dir;
     float *c = h + round16(batch * H);
@@ -513,37 +541,31 @@ static void run_direction(void *arg, int64_t d)
         else if (lstm)
             memset(c + b * H, 0, (size_t)H * sizeof *c);
     }
+    /* GRU lbr=0's h GEMM reads every row of rh, also those of entries
+     * past their length, which the z,r pass no longer writes. */
     if (!lstm && !r->lbr)
         memset(rh, 0, (size_t)(batch * H) * sizeof *rh);
+    /* The recurrent GEMM's gates: all, or z and r only (GRU lbr=0). */
+    int64_t n_rec = lstm || r->lbr ? GH : 2 * H;
 
-    int64_t xstride = r->D * GH;
     for (int64_t k = 0; k < j->steps; k++) {
-        if (lstm || r->lbr)
-            cpu_gemm(0, 1, batch, GH, H, 1.0f, h, Rd, 0.0f, NULL, CPU_BIAS_NONE, ACT_NONE, 0.0f, g);
-        else
-            cpu_gemm(0, 1, batch, 2 * H, H, 1.0f, h, Rd, 0.0f, NULL, CPU_BIAS_NONE, ACT_NONE, 0.0f,
-                     g);
+        cpu_gemm(0, 1, batch, n_rec, H, 1.0f, h, Rd, 0.0f, NULL, CPU_BIAS_NONE, ACT_NONE, 0.0f, g);
         float *hh = g + batch * 2 * H; /* GRU lbr=0: (r.h) Rh^T */
         if (!lstm && !r->lbr) {
             for (int64_t b = 0; b < batch; b++) {
-                int64_t len = j->lens ? j->lens[b] : seq;
-                if (k >= len)
-                    continue;
-                int64_t t = reverse ? len - 1 - k : k;
-                const float *xg = j->xp + (r->layout == 0 ? t * batch + b : b * seq + t) * xstride +
-                                  d * GH;
-                r->gru_zr(H, xg, g + b * 2 * H, h + b * H, rh + b * H, r->clip);
+                int64_t t = step_time(j, reverse, b, k);
+                if (t >= 0)
+                    r->gru_zr(H, proj_row(j, t, b, d), g + b * 2 * H, h + b * H, rh + b * H,
+                              r->clip);
             }
             cpu_gemm(0, 1, batch, H, H, 1.0f, rh, Rd + 2 * H * H, 0.0f, NULL, CPU_BIAS_NONE,
                      ACT_NONE, 0.0f, hh);
         }
         for (int64_t b = 0; b < batch; b++) {
-            int64_t len = j->lens ? j->lens[b] : seq;
-            if (k >= len)
+            int64_t t = step_time(j, reverse, b, k);
+            if (t < 0)
                 continue;
-            int64_t t = reverse ? len - 1 - k : k;
-            const float *xg =
-                j->xp + (r->layout == 0 ? t * batch + b : b * seq + t) * xstride + d * GH;
+            const float *xg = proj_row(j, t, b, d);
             float *hb = h + b * H;
             if (lstm)
                 r->lstm_row(H, xg, g + b * GH, r->peep + d * 3 * H, hb, c + b * H, r->clip,
@@ -553,8 +575,7 @@ static void run_direction(void *arg, int64_t d)
             else
                 r->gru_n(H, xg, g + b * 2 * H, hh + b * H, hb, r->clip);
             if (j->Y) {
-                int64_t yo = r->layout == 0 ? (t * r->D + d) * batch + b : (b * seq + t) * r->D + d;
-                memcpy(j->Y + yo * H, hb, (size_t)H * sizeof *hb);
+                memcpy(j->Y + y_off(r, j->seq, batch, t, d, b), hb, (size_t)H * sizeof *hb);
             }
         }
     }
@@ -573,20 +594,27 @@ ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, con
 {
     if (!rnn || !x || !workspace)
         return ferry_fail(FERRY_EINVAL, "cpu_rnn_run: %s is NULL",
-                          !rnn ? "the layer" : !x ? "X" : "the workspace");
+                          !rnn ? "the layer"
+                          : !x ? "X"
+                               : "the workspace");
     const cpu_rnn *r = rnn;
     if (seq_len < 1 || batch < 1)
         return ferry_fail(FERRY_EINVAL, "%s: seq_length %lld and batch_size %lld must be >= 1",
                           r->label, (long long)seq_len, (long long)batch);
+    /* BLAS takes int dimensions: the projection has seq_len * batch rows. */
+    if (seq_len > INT32_MAX / batch)
+        return ferry_fail(FERRY_EINVAL, "%s: seq_length %lld x batch_size %lld is too large",
+                          r->label, (long long)seq_len, (long long)batch);
+    if ((uintptr_t)workspace % sizeof(float) != 0)
+        return ferry_fail(FERRY_EINVAL, "%s: the workspace is not float-aligned", r->label);
     int64_t steps = seq_len;
     if (sequence_lens) {
         steps = 0;
         for (int64_t b = 0; b < batch; b++) {
             if (sequence_lens[b] < 0 || sequence_lens[b] > seq_len)
-                return ferry_fail(FERRY_EINVAL,
-                                  "%s: input sequence_lens[%lld] is %d, outside [0, %lld]",
-                                  r->label, (long long)b, (int)sequence_lens[b],
-                                  (long long)seq_len);
+                return ferry_fail(
+                    FERRY_EINVAL, "%s: input sequence_lens[%lld] is %d, outside [0, %lld]",
+                    r->label, (long long)b, (int)sequence_lens[b], (long long)seq_len);
             steps = sequence_lens[b] > steps ? sequence_lens[b] : steps;
         }
     }
@@ -600,8 +628,7 @@ ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, con
         for (int64_t b = 0; b < batch; b++)
             for (int64_t t = sequence_lens[b]; t < seq_len; t++)
                 for (int64_t d = 0; d < D; d++) {
-                    int64_t yo = r->layout == 0 ? (t * D + d) * batch + b : (b * seq_len + t) * D + d;
-                    memset(Y + yo * H, 0, (size_t)H * sizeof *Y);
+                    memset(Y + y_off(r, seq_len, batch, t, d, b), 0, (size_t)H * sizeof *Y);
                 }
     }
 

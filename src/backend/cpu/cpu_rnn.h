@@ -69,7 +69,8 @@ ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, cons
 void cpu_rnn_destroy(cpu_rnn *rnn);
 
 /* The workspace cpu_rnn_run needs for up to max_batch entries and seq_len
- * steps, in bytes (a multiple of 64; 0 if either is < 1). Any thread. */
+ * steps, in bytes: a multiple of 64, 0 if either is < 1 or their product
+ * passes INT32_MAX (cpu_rnn_run refuses those). Any thread. */
 size_t cpu_rnn_workspace_bytes(const cpu_rnn *rnn, int64_t max_batch, int64_t seq_len);
 
 /* Runs the layer over x (dense f32, [seq_len,batch,I] for layout 0,
@@ -79,12 +80,12 @@ size_t cpu_rnn_workspace_bytes(const cpu_rnn *rnn, int64_t max_batch, int64_t se
  * GRU. Writes the outputs that are not NULL: Y [seq_len,D,batch,H]
  * (layout 1 [batch,seq_len,D,H]), Y_h and, for LSTM, Y_c [D,batch,H]
  * (layout 1 [batch,D,H]); outputs must not overlap inputs. workspace
- * (64-byte aligned, cpu_rnn_workspace_bytes(rnn, >= batch, >= seq_len)) is
- * scratch. Any thread, several at once. FERRY_EINVAL (with a message) for
- * sizes < 1, a NULL x or workspace, or a length out of range. */
+ * (cpu_rnn_workspace_bytes(rnn, >= batch, >= seq_len) bytes; 64-byte
+ * aligned keeps its buffers on their own cache lines) is scratch. Any
+ * thread, several at once. FERRY_EINVAL (with a message) for sizes < 1 or
+ * too large, a NULL x or workspace, or a length out of range. */
 ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, const float *x,
                          const int32_t *sequence_lens, const float *initial_h,
-                         const float *initial_c, float *Y, float *Y_h, float *Y_c,
-                         void *workspace);
+                         const float *initial_c, float *Y, float *Y_h, float *Y_c, void *workspace);
 
 #endif
