@@ -161,7 +161,7 @@ static ferry_status describe_io(ferry_engine *e)
                               "%s '%s' has no batch dimension first; Ferry batches along dim 0",
                               is_in ? "input" : "output", v->name);
         for (int d = 1; d < v->ndim; d++)
-            if (v->dims[d] == FERRY_DIM_BATCH)
+            if (v->dims[d] < 0)
                 return ferry_fail(FERRY_EUNSUPPORTED, "%s '%s' has a second batch dimension",
                                   is_in ? "input" : "output", v->name);
         ferry_dtype dt = is_float(v->dtype) ? e->cfg.io_dtype : v->dtype;

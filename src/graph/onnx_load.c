@@ -786,7 +786,7 @@ static ferry_status check_declared_outputs(const loader *ld)
             continue;
         int bad = ndim != v->ndim;
         for (int d = 0; !bad && d < ndim; d++)
-            if (dims[d] > 0 && v->dims[d] != FERRY_DIM_BATCH && v->dims[d] != dims[d])
+            if (dims[d] > 0 && v->dims[d] >= 0 && v->dims[d] != dims[d])
                 bad = 1;
         if (bad) {
             char a[160], b[160];

@@ -107,6 +107,10 @@ ferry_status broadcast_dims(const graph_node *n, const graph_value *a, const gra
 int is_float_dtype(ferry_dtype dt);
 int is_int_dtype(ferry_dtype dt);
 
+/* v's data is known at load and holds no N: a constant, or shape math
+ * (is_sym) whose every element is a plain number. */
+int known_const(const graph_value *v);
+
 /* A 1-D (or scalar) int tensor input known at load: constant, or symbolic
  * (see graph.h). *vals holds the constant parts, *ks the multiples of N
  * (NULL for a constant). FERRY_EUNSUPPORTED naming what when it is only

@@ -55,7 +55,7 @@ static int alias_root(const graph *g, int v)
 
 static int in_arena(const graph_value *v)
 {
-    return !v->is_const && !v->is_input && !v->is_output && v->alias < 0;
+    return !v->is_const && !v->is_sym && !v->is_input && !v->is_output && v->alias < 0;
 }
 
 /* Stable Kahn sort of live nodes into topo[]; returns the count or -1 with
@@ -86,8 +86,8 @@ static int topo_sort(const graph *g, int *topo)
                 goto out;
             }
             const graph_value *gv = &g->values[v];
-            if (gv->is_const || gv->is_input)
-                continue;
+            if (gv->is_const || gv->is_input || gv->is_sym)
+                continue; /* shape math known at load: the backend writes it */
             int p = gv->producer;
             if (p < 0 || p >= n || g->nodes[p].dead) {
                 ferry_fail(FERRY_EINTERNAL,
@@ -119,7 +119,7 @@ static int topo_sort(const graph *g, int *topo)
                 for (int k = 0; k < c->n_in && k < GRAPH_MAX_IO; k++) {
                     int v = c->in[k];
                     if (v >= 0 && !g->values[v].is_const && !g->values[v].is_input &&
-                        g->values[v].producer == i)
+                        !g->values[v].is_sym && g->values[v].producer == i)
                         pending[j]--;
                 }
             }
@@ -235,7 +235,7 @@ ferry_status graph_plan_make(const graph *g, int64_t max_batch, size_t elem_byte
                 esz = dsz;
             int64_t numel = 1;
             for (int d = 0; d < gv->ndim; d++) {
-                int64_t dim = gv->dims[d] == FERRY_DIM_BATCH ? max_batch : gv->dims[d];
+                int64_t dim = graph_dim(gv->dims[d], max_batch);
                 if (dim < 0 || (dim > 0 && numel > INT64_MAX / dim)) {
                     st = ferry_fail(FERRY_ESHAPE, "tensor '%s' has an invalid or too large shape",
                                     gv->name);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "graph/graph.h"
 #include "graph/ops.h"
 #include "util/error.h"
@@ -186,10 +187,24 @@ ferry_status const_ints(const graph *g, const graph_node *n, int k, const char *
     return FERRY_OK;
 }
 
+int known_const(const graph_value *v)
+{
+    if (!v->data || !(v->is_const || v->is_sym))
+        return 0;
+    for (int i = 0; i < v->ndim; i++)
+        if (v->dims[i] < 0)
+            return 0;
+    if (v->is_sym && v->symk)
+        for (int64_t i = 0; i < graph_value_numel(v, 1); i++)
+            if (v->symk[i])
+                return 0;
+    return 1;
+}
+
 ferry_status const_float(const graph *g, const graph_node *n, int k, const char *what, float *out)
 {
     const graph_value *v = &g->values[n->in[k]];
-    if (!v->is_const || !v->data || graph_value_numel(v, 1) != 1)
+    if (!known_const(v) || graph_value_numel(v, 1) != 1)
         return node_failf(n, FERRY_EUNSUPPORTED, "%s '%s' must be a constant scalar", what,
                           v->name);
     switch (v->dtype) {
@@ -412,7 +427,7 @@ static ferry_status sym_eval_binary(graph *g, graph_node *n, const int64_t *od, 
     const int64_t *ad = a->data, *bd = b->data;
     for (int64_t i = 0; i < cnt; i++) {
         int64_t ia = na == 1 ? 0 : i, ib = nb == 1 ? 0 : i;
-        int64_t ka = a->is_sym ? a->symk[ia] : 0, kb = b->is_sym ? b->symk[ib] : 0;
+        int64_t ka = a->symk ? a->symk[ia] : 0, kb = b->symk ? b->symk[ib] : 0;
         if (sym_binary(n->op, ad[ia], ka, bd[ib], kb, &v[i], &k[i]))
             return FERRY_OK; /* not decidable at load: computed at run time */
     }
@@ -479,7 +494,7 @@ ferry_status infer_same(graph *g, graph_node *n)
         if (cnt > 64)
             return FERRY_OK;
         for (int64_t i = 0; i < cnt; i++)
-            v[i] = -((const int64_t *)a->data)[i], k[i] = -a->symk[i];
+            v[i] = -((const int64_t *)a->data)[i], k[i] = a->symk ? -a->symk[i] : 0;
         return set_sym(g, n, cnt, v, k, a->ndim, a->dims);
     }
     return FERRY_OK;
@@ -746,6 +761,72 @@ ferry_status infer_reshape(graph *g, graph_node *n)
 
 /* ------------------------------------------------------------- driver */
 
+/* Largest output evaluated while shapes are inferred. */
+#define EVAL_KNOWN_MAX 65536
+
+/* A foldable node whose inputs are all known constants is evaluated now,
+ * with the CPU backend's kernels, so that the rules after it see numbers:
+ * exporters compute Pad's pads, Resize's sizes and Slice's ends through
+ * Reshape/Transpose/Cast chains of constants. Its outputs become known
+ * values (is_sym with no N); fold.c turns them into constants. */
+static ferry_status eval_known(graph *g, int ni)
+{
+    graph_node *n = &g->nodes[ni];
+    const op_def *d = op_def_of(n->op);
+    if (!d || !(d->flags & OPF_FOLD) || n->op == OP_IDENTITY)
+        return FERRY_OK;
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] >= 0 && !known_const(&g->values[n->in[k]]))
+            return FERRY_OK;
+    void *outs[GRAPH_MAX_IO] = {0};
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0)
+            continue;
+        const graph_value *o = &g->values[n->out[k]];
+        if (o->is_sym || o->is_output)
+            return FERRY_OK; /* the rule computed it (or a graph output keeps its node) */
+        int64_t cnt = graph_value_numel(o, 1);
+        for (int i = 0; i < o->ndim; i++)
+            if (o->dims[i] < 0)
+                cnt = -1;
+        if (cnt < 0 || cnt > EVAL_KNOWN_MAX || !ferry_dtype_size(o->dtype))
+            return FERRY_OK;
+    }
+    const ferry_backend_ops *cpu = backend_find("cpu");
+    if (!cpu || !cpu->eval_node)
+        return FERRY_OK;
+    ferry_status st = FERRY_OK;
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0)
+            continue;
+        const graph_value *o = &g->values[n->out[k]];
+        size_t bytes = (size_t)graph_value_numel(o, 1) * ferry_dtype_size(o->dtype);
+        if (!(outs[k] = malloc(bytes ? bytes : 1))) {
+            st = ferry_fail(FERRY_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if (cpu->eval_node(g, ni, outs) != FERRY_OK) {
+        ferry_clear_error(); /* not evaluable here: it runs with the model */
+        goto out;
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0)
+            continue;
+        graph_value *o = &g->values[n->out[k]];
+        free(o->data);
+        free(o->symk);
+        o->data = outs[k];
+        o->symk = NULL;
+        o->is_sym = 1;
+        outs[k] = NULL;
+    }
+out:
+    for (int k = 0; k < n->n_out; k++)
+        free(outs[k]);
+    return st;
+}
+
 static ferry_status infer_node(graph *g, graph_node *n)
 {
     const op_def *d = op_def_of(n->op);
@@ -818,6 +899,8 @@ ferry_status graph_infer_shapes(graph *g)
             }
         }
         if ((st = infer_node(g, n)) != FERRY_OK)
+            goto out;
+        if ((st = eval_known(g, i)) != FERRY_OK)
             goto out;
         for (int k = 0; k < n->n_out; k++)
             if (n->out[k] >= 0)

@@ -133,7 +133,7 @@ ferry_status infer_arg(graph *g, graph_node *n)
 ferry_status infer_cumsum(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]], *a = &g->values[n->in[1]];
-    if (!(a->is_const) || !a->data || graph_value_numel(a, 1) != 1 ||
+    if (!known_const(a) || graph_value_numel(a, 1) != 1 ||
         (a->dtype != FERRY_I64 && a->dtype != FERRY_I32))
         return node_fail(n, FERRY_EUNSUPPORTED, "the axis input must be a constant integer scalar");
     int64_t axis = a->dtype == FERRY_I64 ? *(const int64_t *)a->data : *(const int32_t *)a->data, ax;
@@ -506,7 +506,7 @@ ferry_status infer_gather(graph *g, graph_node *n)
         od[on++] = x->dims[i];
     set_out(g, n->out[0], x->dtype, on, od);
     /* shape math: picking dims out of a Shape */
-    if (known_i64(x) && x->ndim == 1 && idx->is_const && idx->data && idx->ndim <= 1 &&
+    if (known_i64(x) && x->ndim == 1 && known_const(idx) && idx->ndim <= 1 &&
         count_of(idx) <= SYM_MAX && count_of(idx) >= 0) {
         int64_t cnt = count_of(idx), v[SYM_MAX], k[SYM_MAX], len = x->dims[0];
         for (int64_t i = 0; i < cnt; i++) {
@@ -636,7 +636,7 @@ ferry_status infer_range(graph *g, graph_node *n)
         const graph_value *v = &g->values[n->in[k]];
         if (v->dtype != s->dtype)
             return node_fail(n, FERRY_EDTYPE, "start, limit and delta differ in type");
-        if (!v->is_const || !v->data || graph_value_numel(v, 1) != 1)
+        if (!known_const(v) || graph_value_numel(v, 1) != 1)
             return node_failf(n, FERRY_EUNSUPPORTED,
                               "input '%s' must be a scalar known at load (a Range whose length "
                               "depends on the data or the batch is not supported)",
@@ -674,7 +674,7 @@ ferry_status infer_trilu(graph *g, graph_node *n)
     n->starts[0] = 0;
     if (n->n_in > 1 && n->in[1] >= 0) {
         const graph_value *k = &g->values[n->in[1]];
-        if (!k->is_const || !k->data || k->dtype != FERRY_I64 || graph_value_numel(k, 1) != 1)
+        if (!known_const(k) || k->dtype != FERRY_I64 || graph_value_numel(k, 1) != 1)
             return node_fail(n, FERRY_EUNSUPPORTED, "k must be a constant int64 scalar");
         n->starts[0] = *(const int64_t *)k->data;
     }

@@ -121,8 +121,6 @@ ferry_status infer_conv(graph *g, graph_node *n)
         return node_failf(n, FERRY_ESHAPE, "weight '%s' has shape %s; expected rank %d", w->name, sw,
                           x->ndim);
     }
-    if (!w->is_const)
-        return node_failf(n, FERRY_EUNSUPPORTED, "weight '%s' must be a constant", w->name);
     if (a->nsp < 0 || a->nsp == 0)
         for (int i = 0; i < nsp; i++)
             a->kernel[i] = w->dims[2 + i];
@@ -167,9 +165,8 @@ ferry_status infer_conv_transpose(graph *g, graph_node *n)
         return st;
     int nsp = x->ndim - 2;
     conv_attrs *a = &n->conv;
-    if (w->ndim != x->ndim || !w->is_const)
-        return node_failf(n, FERRY_ESHAPE, "weight '%s' must be a constant of rank %d", w->name,
-                          x->ndim);
+    if (w->ndim != x->ndim)
+        return node_failf(n, FERRY_ESHAPE, "weight '%s' must have rank %d", w->name, x->ndim);
     if (a->nsp <= 0) {
         for (int i = 0; i < nsp; i++)
             a->kernel[i] = w->dims[2 + i];
@@ -274,8 +271,6 @@ ferry_status infer_batch_norm(graph *g, graph_node *n)
         if (p->ndim != 1 || p->dims[0] != x->dims[1])
             return node_failf(n, FERRY_ESHAPE, "%s '%s' must be [%lld]", what[k], p->name,
                               (long long)x->dims[1]);
-        if (!p->is_const)
-            return node_failf(n, FERRY_EUNSUPPORTED, "%s '%s' must be a constant", what[k], p->name);
     }
     for (int k = 1; k < n->n_out; k++)
         if (n->out[k] >= 0 && g->values[n->out[k]].n_consumers)
@@ -300,11 +295,18 @@ ferry_status infer_resize(graph *g, graph_node *n)
         sc = NULL;
     if (sz && graph_value_numel(sz, 1) == 0)
         sz = NULL;
+    if (!sc && !sz && n->n_in == 1 && n->scales[0] > 0) {
+        /* resolved by an earlier run: the output keeps its dims */
+        const graph_value *o = &g->values[n->out[0]];
+        if (o->ndim != r)
+            return node_fail(n, FERRY_EINTERNAL, "resolved output rank changed");
+        return FERRY_OK;
+    }
     if (!!sc == !!sz)
         return node_fail(n, FERRY_EPARSE, "exactly one of scales and sizes must be given");
     int64_t od[FERRY_MAX_DIMS];
     if (sc) {
-        if (!sc->is_const || sc->dtype != FERRY_F32 || graph_value_numel(sc, 1) != r)
+        if (!known_const(sc) || sc->dtype != FERRY_F32 || graph_value_numel(sc, 1) != r)
             return node_failf(n, FERRY_EUNSUPPORTED, "scales '%s' must be a constant f32 [%d]",
                               sc->name, r);
         const float *s = sc->data;
@@ -466,8 +468,6 @@ ferry_status infer_rnn(graph *g, graph_node *n)
     int64_t in = x->dims[2];
     if (t < 0 || in < 0)
         return node_fail(n, FERRY_EUNSUPPORTED, "the sequence or input dim depends on the batch");
-    if (!w->is_const || !rr->is_const)
-        return node_fail(n, FERRY_EUNSUPPORTED, "W and R must be constants");
     if (w->ndim != 3 || w->dims[0] != dirs || w->dims[1] != gates * h || w->dims[2] != in)
         return node_failf(n, FERRY_ESHAPE, "W '%s' must be [%lld,%lld,%lld]", w->name,
                           (long long)dirs, (long long)(gates * h), (long long)in);
@@ -476,17 +476,17 @@ ferry_status infer_rnn(graph *g, graph_node *n)
                           (long long)dirs, (long long)(gates * h), (long long)h);
     if (n->n_in > 3 && n->in[3] >= 0) {
         const graph_value *bb = &g->values[n->in[3]];
-        if (!bb->is_const || bb->ndim != 2 || bb->dims[0] != dirs || bb->dims[1] != 2 * gates * h)
-            return node_failf(n, FERRY_ESHAPE, "B '%s' must be a constant [%lld,%lld]", bb->name,
+        if (bb->ndim != 2 || bb->dims[0] != dirs || bb->dims[1] != 2 * gates * h)
+            return node_failf(n, FERRY_ESHAPE, "B '%s' must be [%lld,%lld]", bb->name,
                               (long long)dirs, (long long)(2 * gates * h));
     }
     if (n->op == OP_LSTM && n->n_in > 7 && n->in[7] >= 0) {
         const graph_value *p = &g->values[n->in[7]];
-        if (!p->is_const || p->ndim != 2 || p->dims[0] != dirs || p->dims[1] != 3 * h)
-            return node_fail(n, FERRY_ESHAPE, "P must be a constant [D,3H]");
+        if (p->ndim != 2 || p->dims[0] != dirs || p->dims[1] != 3 * h)
+            return node_fail(n, FERRY_ESHAPE, "P must be [D,3H]");
     }
-    if (n->n_in > 4 && n->in[4] >= 0)
-        return node_fail(n, FERRY_EUNSUPPORTED, "the sequence_lens input is not supported yet");
+    if (n->n_in > 4 && n->in[4] >= 0 && g->values[n->in[4]].dtype != FERRY_I32)
+        return node_fail(n, FERRY_EDTYPE, "sequence_lens must be int32");
     for (int k = 5; k < n->n_in && k < 7; k++) {
         if (n->in[k] < 0)
             continue;

@@ -29,7 +29,7 @@ ferry_status graph_resolve_views(graph *g)
         if (in < 0 || out < 0)
             continue;
         graph_value *iv = &g->values[in], *ov = &g->values[out];
-        if (iv->is_const || iv->is_input || ov->is_output)
+        if (iv->is_const || iv->is_sym || iv->is_input || ov->is_output)
             continue;
         if (iv->dtype != ov->dtype && ov->dtype != FERRY_DTYPE_UNDEFINED)
             return ferry_fail(FERRY_EINTERNAL, "node '%s' (%s): view changes dtype %s -> %s",
