@@ -10,6 +10,8 @@
  *   2. LayerNorm:  (x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * s + b
  *                                                         -> OP_LAYER_NORM
  *   3. Gemm/MatMul(B const 2-D) [+ Add(bias)] [+ activation] -> one OP_GEMM
+ *   4. Conv [+ BatchNormalization] [+ Add(residual)] [+ activation] -> one
+ *      OP_CONV, and Gemm + BatchNormalization (fuse_conv.c); run before 3
  *
  * GELU goes first so that Gemm -> Add -> GELU chains end in an OP_GELU the
  * third step can absorb. A pattern matches only when its constants have the
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/fuse.h"
 #include "graph/graph.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -68,7 +71,7 @@ static int is_scalar(const graph *g, int v, double want)
 }
 
 /* The live node that produces v, or -1. */
-static int producer_of(const graph *g, int v)
+int fuse_producer_of(const graph *g, int v)
 {
     if (v < 0)
         return -1;
@@ -78,19 +81,19 @@ static int producer_of(const graph *g, int v)
 
 /* An intermediate the pattern may swallow: written by a live node, read by
  * exactly one consumer, and not a graph output. */
-static int private_value(const graph *g, int v)
+int fuse_private_value(const graph *g, int v)
 {
     if (v < 0)
         return 0;
     const graph_value *x = &g->values[v];
     return x->n_consumers == 1 && !x->is_output && !x->is_input && !x->is_const &&
-           producer_of(g, v) >= 0;
+           fuse_producer_of(g, v) >= 0;
 }
 
 /* The only live node reading v when v is private, else -1. */
-static int sole_consumer(const graph *g, int v)
+int fuse_sole_consumer(const graph *g, int v)
 {
-    if (!private_value(g, v))
+    if (!fuse_private_value(g, v))
         return -1;
     for (int ni = 0; ni < g->n_nodes; ni++) {
         const graph_node *n = &g->nodes[ni];
@@ -104,7 +107,7 @@ static int sole_consumer(const graph *g, int v)
 }
 
 /* For a two-input node reading v, the other input; -1 if v is not read. */
-static int other_input(const graph_node *n, int v)
+int fuse_other_input(const graph_node *n, int v)
 {
     if (n->n_in != 2)
         return -1;
@@ -133,7 +136,7 @@ static int unary(const graph *g, int ni, op_kind op)
 }
 
 /* Marks node ni dead and releases what it read and wrote. */
-static void kill_node(graph *g, int ni)
+void fuse_kill_node(graph *g, int ni)
 {
     graph_node *n = &g->nodes[ni];
     for (int i = 0; i < n->n_in; i++)
@@ -146,7 +149,7 @@ static void kill_node(graph *g, int ni)
 }
 
 /* Replaces node ni's inputs, keeping n_consumers right. */
-static void set_inputs(graph *g, int ni, int n_in, const int *in)
+void fuse_set_inputs(graph *g, int ni, int n_in, const int *in)
 {
     graph_node *n = &g->nodes[ni];
     for (int i = 0; i < n->n_in; i++)
@@ -181,16 +184,16 @@ static void reset_attrs(graph_node *n)
  * that writes the product and dead[] gains the other node. */
 static int match_gelu_tail(const graph *g, int x, int t3, int *dead, int *nd, int *final)
 {
-    int m1 = binary(g, sole_consumer(g, t3), OP_MUL);
+    int m1 = binary(g, fuse_sole_consumer(g, t3), OP_MUL);
     if (m1 < 0)
         return 0;
-    int o = other_input(&g->nodes[m1], t3);
+    int o = fuse_other_input(&g->nodes[m1], t3);
     int t4 = g->nodes[m1].out[0];
     if (o == x || is_scalar(g, o, 0.5)) { /* (x * t3) * 0.5, or (t3 * 0.5) * x */
-        int m2 = binary(g, sole_consumer(g, t4), OP_MUL);
+        int m2 = binary(g, fuse_sole_consumer(g, t4), OP_MUL);
         if (m2 < 0)
             return 0;
-        int o2 = other_input(&g->nodes[m2], t4);
+        int o2 = fuse_other_input(&g->nodes[m2], t4);
         if (!(o == x ? is_scalar(g, o2, 0.5) : o2 == x))
             return 0;
         dead[(*nd)++] = m1;
@@ -198,8 +201,8 @@ static int match_gelu_tail(const graph *g, int x, int t3, int *dead, int *nd, in
         return 1;
     }
     /* (x * 0.5) * t3 */
-    int h = binary(g, producer_of(g, o), OP_MUL);
-    if (h < 0 || !private_value(g, o) || !is_scalar(g, other_input(&g->nodes[h], x), 0.5))
+    int h = binary(g, fuse_producer_of(g, o), OP_MUL);
+    if (h < 0 || !fuse_private_value(g, o) || !is_scalar(g, fuse_other_input(&g->nodes[h], x), 0.5))
         return 0;
     dead[(*nd)++] = h;
     *final = m1;
@@ -209,8 +212,8 @@ static int match_gelu_tail(const graph *g, int x, int t3, int *dead, int *nd, in
 static void rewrite_gelu(graph *g, int x, const int *dead, int nd, int final, int approximate)
 {
     for (int i = 0; i < nd; i++)
-        kill_node(g, dead[i]);
-    set_inputs(g, final, 1, &x);
+        fuse_kill_node(g, dead[i]);
+    fuse_set_inputs(g, final, 1, &x);
     graph_node *n = &g->nodes[final];
     n->op = OP_GELU;
     reset_attrs(n);
@@ -222,9 +225,9 @@ static int fuse_gelu_erf(graph *g, int e)
 {
     int dead[MAX_CHAIN], nd = 0, final, x = -1;
     int t1 = g->nodes[e].in[0];
-    if (!private_value(g, t1))
+    if (!fuse_private_value(g, t1))
         return 0;
-    int p = producer_of(g, t1);
+    int p = fuse_producer_of(g, t1);
     if (binary(g, p, OP_DIV) >= 0 && is_scalar(g, g->nodes[p].in[1], SQRT2)) {
         x = g->nodes[p].in[0];
     } else if (binary(g, p, OP_MUL) >= 0) {
@@ -236,8 +239,8 @@ static int fuse_gelu_erf(graph *g, int e)
     if (x < 0)
         return 0;
     int t2 = g->nodes[e].out[0];
-    int a = binary(g, sole_consumer(g, t2), OP_ADD);
-    if (a < 0 || !is_scalar(g, other_input(&g->nodes[a], t2), 1.0))
+    int a = binary(g, fuse_sole_consumer(g, t2), OP_ADD);
+    if (a < 0 || !is_scalar(g, fuse_other_input(&g->nodes[a], t2), 1.0))
         return 0;
     dead[nd++] = p;
     dead[nd++] = e;
@@ -251,7 +254,7 @@ static int fuse_gelu_erf(graph *g, int e)
 /* p == x^3 as Pow(x, 3), x * (x * x) or (x * x) * x. */
 static int match_cube(const graph *g, int p, int x, int *dead, int *nd)
 {
-    int pn = producer_of(g, p);
+    int pn = fuse_producer_of(g, p);
     if (binary(g, pn, OP_POW) >= 0) {
         if (g->nodes[pn].in[0] != x || !is_scalar(g, g->nodes[pn].in[1], 3.0))
             return 0;
@@ -260,9 +263,9 @@ static int match_cube(const graph *g, int p, int x, int *dead, int *nd)
     }
     if (binary(g, pn, OP_MUL) < 0)
         return 0;
-    int q = other_input(&g->nodes[pn], x);
-    int qn = binary(g, producer_of(g, q), OP_MUL);
-    if (qn < 0 || !private_value(g, q) || g->nodes[qn].in[0] != x || g->nodes[qn].in[1] != x)
+    int q = fuse_other_input(&g->nodes[pn], x);
+    int qn = binary(g, fuse_producer_of(g, q), OP_MUL);
+    if (qn < 0 || !fuse_private_value(g, q) || g->nodes[qn].in[0] != x || g->nodes[qn].in[1] != x)
         return 0;
     dead[(*nd)++] = pn;
     dead[(*nd)++] = qn;
@@ -275,28 +278,28 @@ static int fuse_gelu_tanh(graph *g, int t)
     int dead[MAX_CHAIN], nd = 0, final, x = -1;
     const double beta = 0.7978845608028654, kappa = 0.044715;
     int u = g->nodes[t].in[0];
-    int pb = binary(g, producer_of(g, u), OP_MUL);
-    if (!private_value(g, u) || pb < 0)
+    int pb = binary(g, fuse_producer_of(g, u), OP_MUL);
+    if (!fuse_private_value(g, u) || pb < 0)
         return 0;
     int s = is_scalar(g, g->nodes[pb].in[0], beta)   ? g->nodes[pb].in[1]
             : is_scalar(g, g->nodes[pb].in[1], beta) ? g->nodes[pb].in[0]
                                                      : -1;
-    int pa = binary(g, producer_of(g, s), OP_ADD);
-    if (s < 0 || !private_value(g, s) || pa < 0)
+    int pa = binary(g, fuse_producer_of(g, s), OP_ADD);
+    if (s < 0 || !fuse_private_value(g, s) || pa < 0)
         return 0;
     dead[nd++] = pb;
     dead[nd++] = pa;
     for (int k = 0; k < 2 && x < 0; k++) {
         int cx = g->nodes[pa].in[k], w = g->nodes[pa].in[1 - k];
-        int pk = binary(g, producer_of(g, w), OP_MUL);
-        if (pk < 0 || !private_value(g, w))
+        int pk = binary(g, fuse_producer_of(g, w), OP_MUL);
+        if (pk < 0 || !fuse_private_value(g, w))
             continue;
         int p = is_scalar(g, g->nodes[pk].in[0], kappa)   ? g->nodes[pk].in[1]
                 : is_scalar(g, g->nodes[pk].in[1], kappa) ? g->nodes[pk].in[0]
                                                           : -1;
         int save = nd;
         dead[nd++] = pk;
-        if (p >= 0 && private_value(g, p) && match_cube(g, p, cx, dead, &nd))
+        if (p >= 0 && fuse_private_value(g, p) && match_cube(g, p, cx, dead, &nd))
             x = cx;
         else
             nd = save;
@@ -304,8 +307,8 @@ static int fuse_gelu_tanh(graph *g, int t)
     if (x < 0)
         return 0;
     int t2 = g->nodes[t].out[0];
-    int a = binary(g, sole_consumer(g, t2), OP_ADD);
-    if (a < 0 || !is_scalar(g, other_input(&g->nodes[a], t2), 1.0))
+    int a = binary(g, fuse_sole_consumer(g, t2), OP_ADD);
+    if (a < 0 || !is_scalar(g, fuse_other_input(&g->nodes[a], t2), 1.0))
         return 0;
     dead[nd++] = t;
     dead[nd++] = a;
@@ -388,7 +391,7 @@ static int fuse_layer_norm(graph *g, int m1)
         return 0;
 
     int mean = g->nodes[m1].out[0];
-    int sub = binary(g, sole_consumer(g, mean), OP_SUB);
+    int sub = binary(g, fuse_sole_consumer(g, mean), OP_SUB);
     if (sub < 0 || g->nodes[sub].in[0] != x || g->nodes[sub].in[1] != mean)
         return 0;
     /* d = x - mean feeds exactly the square and the division. */
@@ -419,17 +422,17 @@ static int fuse_layer_norm(graph *g, int m1)
     if (sq < 0 || div < 0 || uses != dv->n_consumers)
         return 0;
 
-    int m2 = unary(g, sole_consumer(g, g->nodes[sq].out[0]), OP_REDUCE_MEAN);
+    int m2 = unary(g, fuse_sole_consumer(g, g->nodes[sq].out[0]), OP_REDUCE_MEAN);
     if (m2 < 0 || !reduces_last_axis(g, m2, rank))
         return 0;
     int var = g->nodes[m2].out[0];
-    int ae = binary(g, sole_consumer(g, var), OP_ADD);
+    int ae = binary(g, fuse_sole_consumer(g, var), OP_ADD);
     double eps;
-    if (ae < 0 || !const_scalar(g, other_input(&g->nodes[ae], var), &eps) || !(eps >= 0.0) ||
+    if (ae < 0 || !const_scalar(g, fuse_other_input(&g->nodes[ae], var), &eps) || !(eps >= 0.0) ||
         eps > 1.0)
         return 0;
-    int sr = unary(g, sole_consumer(g, g->nodes[ae].out[0]), OP_SQRT);
-    if (sr < 0 || sole_consumer(g, g->nodes[sr].out[0]) != div ||
+    int sr = unary(g, fuse_sole_consumer(g, g->nodes[ae].out[0]), OP_SQRT);
+    if (sr < 0 || fuse_sole_consumer(g, g->nodes[sr].out[0]) != div ||
         g->nodes[div].in[1] != g->nodes[sr].out[0])
         return 0;
     dead[nd++] = m1;
@@ -441,16 +444,16 @@ static int fuse_layer_norm(graph *g, int m1)
 
     int final = div, scale = -1, bias = -1;
     int cur = g->nodes[div].out[0];
-    int mul = binary(g, sole_consumer(g, cur), OP_MUL);
-    if (mul >= 0 && is_vector(g, other_input(&g->nodes[mul], cur), c, dt)) {
-        scale = other_input(&g->nodes[mul], cur);
+    int mul = binary(g, fuse_sole_consumer(g, cur), OP_MUL);
+    if (mul >= 0 && is_vector(g, fuse_other_input(&g->nodes[mul], cur), c, dt)) {
+        scale = fuse_other_input(&g->nodes[mul], cur);
         dead[nd++] = final;
         final = mul;
         cur = g->nodes[mul].out[0];
     }
-    int add = binary(g, sole_consumer(g, cur), OP_ADD);
-    if (add >= 0 && is_vector(g, other_input(&g->nodes[add], cur), c, dt)) {
-        bias = other_input(&g->nodes[add], cur);
+    int add = binary(g, fuse_sole_consumer(g, cur), OP_ADD);
+    if (add >= 0 && is_vector(g, fuse_other_input(&g->nodes[add], cur), c, dt)) {
+        bias = fuse_other_input(&g->nodes[add], cur);
         dead[nd++] = final;
         final = add;
     }
@@ -463,9 +466,9 @@ static int fuse_layer_norm(graph *g, int m1)
     }
 
     for (int i = 0; i < nd; i++)
-        kill_node(g, dead[i]);
+        fuse_kill_node(g, dead[i]);
     int in[3] = {x, scale, bias};
-    set_inputs(g, final, bias >= 0 ? 3 : 2, in);
+    fuse_set_inputs(g, final, bias >= 0 ? 3 : 2, in);
     graph_node *n = &g->nodes[final];
     n->op = OP_LAYER_NORM;
     reset_attrs(n);
@@ -518,9 +521,9 @@ static int fuse_gemm(graph *g, int gi)
 
     int dead[2], nd = 0, cur = y, bias = -1;
     int has_c = gn->n_in >= 3 && gn->in[2] >= 0;
-    int add = has_c ? -1 : binary(g, sole_consumer(g, cur), OP_ADD);
+    int add = has_c ? -1 : binary(g, fuse_sole_consumer(g, cur), OP_ADD);
     if (add >= 0 && width > 0) {
-        int o = other_input(&g->nodes[add], cur);
+        int o = fuse_other_input(&g->nodes[add], cur);
         const graph_value *ov = &g->values[o];
         int shaped = (ov->ndim == 1 && ov->dims[0] == width) ||
                      (ov->ndim == 2 && ov->dims[0] == 1 && ov->dims[1] == width);
@@ -531,7 +534,7 @@ static int fuse_gemm(graph *g, int gi)
             cur = g->nodes[add].out[0];
         }
     }
-    int an = sole_consumer(g, cur);
+    int an = fuse_sole_consumer(g, cur);
     float aa = 0.0f;
     act_kind act = ACT_NONE;
     if (an >= 0 && g->nodes[an].n_in >= 1 && g->nodes[an].in[0] == cur && g->nodes[an].n_out == 1)
@@ -544,11 +547,11 @@ static int fuse_gemm(graph *g, int gi)
         return changed;
 
     for (int i = 0; i < nd; i++)
-        kill_node(g, dead[i]);
+        fuse_kill_node(g, dead[i]);
     gn = &g->nodes[gi];
     if (bias >= 0) {
         int in[3] = {gn->in[0], gn->in[1], bias};
-        set_inputs(g, gi, 3, in);
+        fuse_set_inputs(g, gi, 3, in);
         gn->beta = 1.0f;
     }
     gn->act = act;
@@ -576,6 +579,10 @@ ferry_status graph_fuse(graph *g)
         if (unary(g, ni, OP_REDUCE_MEAN) >= 0 && fuse_layer_norm(g, ni) < 0)
             return ferry_fail_prefix(FERRY_ENOMEM, "fusing node '%s'", g->nodes[ni].name);
     }
+    /* before Gemm's own epilogue: BatchNormalization folds into a Gemm */
+    ferry_status st = graph_fuse_conv(g);
+    if (st != FERRY_OK)
+        return st;
     for (int ni = 0; ni < g->n_nodes; ni++) {
         op_kind op = g->nodes[ni].op;
         if (!g->nodes[ni].dead && (op == OP_GEMM || op == OP_MATMUL))

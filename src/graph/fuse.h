@@ -1,0 +1,25 @@
+/* fuse.h - the graph surgery fuse.c and fuse_conv.c share. Private to
+ * src/graph. */
+#ifndef FERRY_GRAPH_FUSE_H
+#define FERRY_GRAPH_FUSE_H
+
+#include "graph/graph.h"
+
+/* The live node that produces v, or -1. */
+int fuse_producer_of(const graph *g, int v);
+/* An intermediate a pattern may swallow: written by a live node, read by
+ * exactly one consumer, and not a graph output. */
+int fuse_private_value(const graph *g, int v);
+/* The only live node reading v when v is private, else -1. */
+int fuse_sole_consumer(const graph *g, int v);
+/* For a two-input node reading v, the other input; -1 if v is not read. */
+int fuse_other_input(const graph_node *n, int v);
+/* Marks node ni dead and releases what it read and wrote. */
+void fuse_kill_node(graph *g, int ni);
+/* Replaces node ni's inputs, keeping n_consumers right. */
+void fuse_set_inputs(graph *g, int ni, int n_in, const int *in);
+
+/* Step 4 of graph_fuse: Conv epilogues (fuse_conv.c). */
+ferry_status graph_fuse_conv(graph *g);
+
+#endif
