@@ -281,6 +281,34 @@ ferry_status graph_optimize(graph *g);
 
 /* ---- loading */
 ferry_status onnx_load_file(const char *path, graph **out);
+/* Reads a whole model file (a regular file) into *buf (malloc'd). */
+ferry_status onnx_read_file(const char *path, char **buf, size_t *len);
+
+/* What a model file declares, read without loading it (onnx_summary.c):
+ * for `ferry info` on a model that cannot run. */
+#define ONNX_SUMMARY_MAX 64
+typedef struct onnx_summary_io {
+    char name[128];
+    ferry_dtype dtype;
+    int ndim;
+    int64_t dims[FERRY_MAX_DIMS]; /* -1 where symbolic, named in sym */
+    char sym[FERRY_MAX_DIMS][32];
+} onnx_summary_io;
+typedef struct onnx_summary_op {
+    char name[64]; /* "Conv", or "domain.Op" outside the default domain */
+    int count;
+    int supported; /* in the operator table */
+} onnx_summary_op;
+typedef struct onnx_summary {
+    int64_t opset, ir_version;
+    char producer[64];
+    int n_nodes;
+    int n_inputs, n_outputs, n_ops;
+    onnx_summary_io inputs[ONNX_SUMMARY_MAX], outputs[ONNX_SUMMARY_MAX];
+    onnx_summary_op ops[ONNX_SUMMARY_MAX * 2];
+} onnx_summary;
+/* Fills *s (heap-allocate it: it is large) from the file at path. */
+ferry_status onnx_summarize_file(const char *path, onnx_summary *s);
 ferry_status onnx_load_buffer(const void *buf, size_t len, const char *base_dir, graph **out);
 
 /* ---- planning */

@@ -991,15 +991,11 @@ fail:
     return st;
 }
 
-ferry_status onnx_load_file(const char *path, graph **out)
+ferry_status onnx_read_file(const char *path, char **buf_out, size_t *len_out)
 {
-    ferry_status st;
-    char *buf = NULL, *dir = NULL;
-    if (!out)
-        return ferry_fail(FERRY_EINVAL, "onnx_load_file: out is NULL");
-    *out = NULL;
-    if (!path)
-        return ferry_fail(FERRY_EINVAL, "onnx_load_file: path is NULL");
+    ferry_status st = FERRY_OK;
+    char *buf = NULL;
+    *buf_out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return ferry_fail(FERRY_EIO, "model '%s': cannot open: %s", path, strerror(errno));
@@ -1027,6 +1023,27 @@ ferry_status onnx_load_file(const char *path, graph **out)
                         ferror(f) ? strerror(errno) : "short read");
         goto out;
     }
+    *buf_out = buf;
+    *len_out = len;
+    buf = NULL;
+out:
+    fclose(f);
+    free(buf);
+    return st;
+}
+
+ferry_status onnx_load_file(const char *path, graph **out)
+{
+    ferry_status st;
+    char *buf = NULL, *dir = NULL;
+    size_t len = 0;
+    if (!out)
+        return ferry_fail(FERRY_EINVAL, "onnx_load_file: out is NULL");
+    *out = NULL;
+    if (!path)
+        return ferry_fail(FERRY_EINVAL, "onnx_load_file: path is NULL");
+    if ((st = onnx_read_file(path, &buf, &len)) != FERRY_OK)
+        return st;
     const char *slash = strrchr(path, '/');
     dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
     if (!dir) {
@@ -1037,7 +1054,6 @@ ferry_status onnx_load_file(const char *path, graph **out)
     if (st)
         ferry_fail_prefix(st, "model '%s'", path);
 out:
-    fclose(f);
     free(buf);
     free(dir);
     return st;

@@ -28,23 +28,13 @@
 #include "graph/graph.h"
 #include "graph/ops.h"
 #include "util/error.h"
+#include "util/format.h"
 
 /* ------------------------------------------------------------ helpers */
 
 void fmt_shape(char *buf, size_t len, int ndim, const int64_t *dims)
 {
-    size_t at = (size_t)snprintf(buf, len, "[");
-    for (int i = 0; i < ndim && at < len; i++) {
-        const char *sep = i ? "," : "";
-        if (dims[i] == FERRY_DIM_BATCH)
-            at += (size_t)snprintf(buf + at, len - at, "%sN", sep);
-        else if (dims[i] < 0)
-            at += (size_t)snprintf(buf + at, len - at, "%s%lldN", sep, (long long)-dims[i]);
-        else
-            at += (size_t)snprintf(buf + at, len - at, "%s%lld", sep, (long long)dims[i]);
-    }
-    if (at < len)
-        snprintf(buf + at, len - at, "]");
+    ferry_shape_str(buf, len, ndim, dims);
 }
 
 static const char *dim_str(int64_t d, char *buf, size_t len)

@@ -11,6 +11,8 @@ void ferry_shape_str(char *buf, size_t len, int ndim, const int64_t *dims)
     for (int i = 0; i < ndim && o < len; i++) {
         if (dims[i] == FERRY_DIM_BATCH)
             o += (size_t)snprintf(buf + o, len - o, "%sN", i ? "," : "");
+        else if (dims[i] < 0) /* -k: k times the batch (graph.h) */
+            o += (size_t)snprintf(buf + o, len - o, "%s%lldN", i ? "," : "", (long long)-dims[i]);
         else
             o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? "," : "", (long long)dims[i]);
     }

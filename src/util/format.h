@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* "[N,256]": dims as a list, FERRY_DIM_BATCH shown as N. Truncates to len. */
+/* "[N,256]": dims as a list, FERRY_DIM_BATCH shown as N and -k (k times the
+ * batch) as kN. Truncates to len. */
 void ferry_shape_str(char *buf, size_t len, int ndim, const int64_t *dims);
 
 #endif

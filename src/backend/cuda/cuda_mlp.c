@@ -30,6 +30,7 @@ static int act_of(act_kind a)
     case ACT_LEAKY_RELU: return KU_LEAKY_RELU;
     case ACT_SIGMOID: return KU_SIGMOID;
     case ACT_TANH: return KU_TANH;
+    default: break; /* Conv-only epilogues never reach a Gemm (fuse_conv.c) */
     }
     return KERN_MLP_NO_ACT;
 }
