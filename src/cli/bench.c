@@ -152,22 +152,7 @@ static ferry_status io_alloc(ferry_engine *e, const ferry_model *m, int64_t n, i
             return st;
         }
         /* random data: zeros would flatter the hardware */
-        int64_t numel = ferry_tensor_numel(&b->in[i]);
-        uint32_t s = 12345u + (uint32_t)i;
-        if (b->in[i].dtype == FERRY_F32) {
-            float *f = b->in[i].data;
-            for (int64_t k = 0; k < numel; k++) {
-                s = s * 1664525u + 1013904223u;
-                f[k] = (float)(s >> 8) / 16777216.0f * 2.0f - 1.0f;
-            }
-        } else {
-            uint16_t *h = b->in[i].data; /* f16/bf16: small values, exact in both */
-            for (int64_t k = 0; k < numel; k++) {
-                s = s * 1664525u + 1013904223u;
-                h[k] = (uint16_t)(cfg->io_dtype == FERRY_F16 ? 0x3000u | ((s >> 16) & 0x3ffu)
-                                                             : 0x3e00u | ((s >> 16) & 0x7fu));
-            }
-        }
+        cli_random_fill(m, i, &b->in[i], 12345u);
     }
     for (int i = 0; i < b->n_out; i++) {
         ferry_tensor t;

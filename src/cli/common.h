@@ -18,4 +18,9 @@ void cli_shape_str(char *buf, size_t len, int ndim, const int64_t *dims);
 /* Prints "ferry: <what>: <status>: <message>" to stderr; returns exit code 1. */
 int cli_error(const char *what, ferry_status st);
 
+/* Fills input i's tensor t (shape, dtype and memory set) with seeded random
+ * data the model can take: floats in [-1, 1), ids within the embedding
+ * table they index, masks of ones (random_input.c). */
+void cli_random_fill(const ferry_model *m, int i, ferry_tensor *t, uint64_t seed);
+
 #endif

@@ -17,7 +17,8 @@ static void usage(FILE *f)
             "Runs MODEL on a batch and writes its outputs as NumPy .npy files.\n"
             "  -i, --input FILE     a .npy input, one per model input, in model order\n"
             "                       (dtype must match the model: float32 for most models)\n"
-            "  --random N           N random samples, uniform in [-1, 1), instead of -i\n"
+            "  --random N           N random samples instead of -i: floats uniform in [-1, 1),\n"
+            "                       ids within the embedding they index, masks of ones\n"
             "  --seed S             seed for --random (default 0)\n"
             "  -o, --output FILE    where to write each output (default: print a summary)\n"
             "  --device DEV         cpu (default), cuda, cuda:N\n"
@@ -27,14 +28,6 @@ static void usage(FILE *f)
             "\n"
             "example:\n"
             "  ferry run models/mlp-s.onnx --random 8 -o out.npy\n");
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 int cmd_run(int argc, char **argv)
@@ -172,21 +165,14 @@ int cmd_run(int argc, char **argv)
                 rc = 2;
                 goto done;
             }
-            if (ti.dtype != FERRY_F32) {
-                fprintf(stderr, "ferry run: --random makes float32 data; input '%s' is %s\n",
-                        ti.name, ferry_dtype_name(ti.dtype));
-                rc = 2;
-                goto done;
-            }
-            float *d = malloc((size_t)numel * sizeof *d);
+            size_t esz = ferry_dtype_size(ti.dtype);
+            void *d = malloc((size_t)(numel ? numel : 1) * (esz ? esz : 1));
             if (!d) {
                 fprintf(stderr, "ferry run: out of memory\n");
                 goto done;
             }
-            uint64_t s = (uint64_t)seed * 1000003u + (uint64_t)i;
-            for (int64_t k = 0; k < numel; k++)
-                d[k] = (float)((rng_next(&s) >> 40) * (1.0 / (1ull << 24)) * 2.0 - 1.0);
             in[i].data = d;
+            cli_random_fill(m, i, &in[i], (uint64_t)seed);
         }
     }
     for (int i = 0; i < n_out; i++) {
