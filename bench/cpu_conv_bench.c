@@ -12,7 +12,9 @@
  *      build/libferry.a $(pkg-config --libs libprotobuf-c openblas \
  *      libmicrohttpd libcjson) -ldnnl -fopenmp -lm -lpthread -o /tmp/cb
  *   /tmp/cb [batches=1,32] [threads=1] [filter]
- * Prints one line a shape: name, n, ms for a/b/c, the implementations.
+ * Prints one line a shape: name, n, best wall and thread-CPU ms for a/b/c
+ * (CPU time leaves out preemption: the figure to compare on a loaded
+ * machine, one thread only), the implementations.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,7 @@ typedef struct shape {
 } shape;
 
 /* resnet18 (torchvision) and mobilenet_v2's distinct convs at 224x224. */
+/* clang-format off */
 static const shape SHAPES[] = {
     {"r18.conv1", 3, 64, 1, 224, 7, 2, 3, 1},
     {"r18.l1.3x3", 64, 64, 1, 56, 3, 1, 1, 4},
@@ -70,11 +73,12 @@ static const shape SHAPES[] = {
     {"mv2.pw960-320", 960, 320, 1, 7, 1, 1, 0, 1},
     {"mv2.pw320-1280", 320, 1280, 1, 7, 1, 1, 0, 1},
 };
+/* clang-format on */
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -88,30 +92,53 @@ static float *buf(size_t n)
     return p;
 }
 
-/* Best time of one run: at least 5 trials and 0.4 s after a warm-up. */
-static double best_ms(cpu_conv *c, int64_t n, cpu_layout lin, cpu_layout lout, int threads,
-                      const float *x, float *y)
+typedef struct variant {
+    cpu_conv *c;
+    cpu_layout l;
+    double wall, cpu; /* best, ms */
+} variant;
+
+static void run1(variant *v, int64_t n, int threads, const float *x, float *y)
 {
-    if (cpu_conv_run_layout(c, n, lin, lout, threads, x, NULL, y) != FERRY_OK) {
+    if (cpu_conv_run_layout(v->c, n, v->l, v->l, threads, x, NULL, y) != FERRY_OK) {
         fprintf(stderr, "run: %s\n", ferry_last_error());
         exit(1);
     }
-    double best = 1e30, t_end = now_s() + 0.4;
-    for (int i = 0; i < 5 || now_s() < t_end; i++) {
-        double t0 = now_s();
-        cpu_conv_run_layout(c, n, lin, lout, threads, x, NULL, y);
-        double dt = now_s() - t0;
-        if (dt < best)
-            best = dt;
+}
+
+/* The variants' best times, trials interleaved (a b c a b c ...) so that
+ * each sees the same load: at least 5 rounds and 1 s after a warm-up, at
+ * most 40 rounds. Wall time, and the calling thread's CPU time, which
+ * leaves out the time another process held the core (one thread only). */
+static void time_variants(variant *v, int nv, int64_t n, int threads, const float *x, float *y)
+{
+    for (int k = 0; k < nv; k++) {
+        run1(&v[k], n, threads, x, y);
+        v[k].wall = v[k].cpu = 1e30;
     }
-    return best * 1e3;
+    double t_end = clock_s(CLOCK_MONOTONIC) + 1.0;
+    for (int r = 0; r < 40 && (r < 5 || clock_s(CLOCK_MONOTONIC) < t_end); r++)
+        for (int k = 0; k < nv; k++) {
+            double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+            run1(&v[k], n, threads, x, y);
+            double dc = (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) * 1e3;
+            double dw = (clock_s(CLOCK_MONOTONIC) - w0) * 1e3;
+            if (dw < v[k].wall)
+                v[k].wall = dw;
+            if (dc < v[k].cpu)
+                v[k].cpu = dc;
+        }
 }
 
 static cpu_conv *make(const shape *s, int64_t maxb, cpu_plain_impl impl, const float *w,
                       const float *b)
 {
-    cpu_conv_params p = {.rank = 2, .c_in = s->cin, .c_out = s->cout, .group = s->group,
-                         .max_batch = maxb, .plain_impl = impl};
+    cpu_conv_params p = {.rank = 2,
+                         .c_in = s->cin,
+                         .c_out = s->cout,
+                         .group = s->group,
+                         .max_batch = maxb,
+                         .plain_impl = impl};
     p.in[0] = p.in[1] = s->hw;
     p.kernel[0] = p.kernel[1] = s->k;
     p.stride[0] = p.stride[1] = s->stride;
@@ -129,13 +156,13 @@ int main(int argc, char **argv)
     const char *batches = argc > 1 ? argv[1] : "1,32";
     int threads = argc > 2 ? atoi(argv[2]) : 1;
     const char *filter = argc > 3 ? argv[3] : "";
-    printf("# shape n threads a_plain_ms b_reorder_ms c_blocked_ms gflops_c impl_a impl_b "
-           "impl_c count\n");
+    printf("# shape n threads | wall ms: a_plain b_reorder c_blocked | thread-cpu ms: a b c | "
+           "gflops_c(cpu) impl_a impl_b impl_c count\n");
     for (const char *bp = batches; *bp;) {
         int64_t n = strtoll(bp, (char **)&bp, 10);
         if (*bp == ',')
             bp++;
-        double tot[2][3] = {{0, 0, 0}, {0, 0, 0}}; /* r18, mv2 */
+        double tot[2][6] = {{0}}; /* r18, mv2 x wall a b c, cpu a b c */
         for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
             const shape *s = &SHAPES[i];
             if (!strstr(s->name, filter))
@@ -146,31 +173,34 @@ int main(int argc, char **argv)
             size_t xn = (size_t)cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, s->cin, s->hw * s->hw);
             size_t yn = (size_t)cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, s->cout, oh * oh);
             float *x = buf(xn), *y = buf(yn);
-            /* The blocked input's pad channels must be zero. */
-            memset(x, 0, xn * sizeof *x);
+            memset(x, 0, xn * sizeof *x); /* a blocked input's pad channels are zero */
             cpu_conv *ca = make(s, n, CPU_PLAIN_DIRECT, w, b);
             cpu_conv *cb = make(s, n, CPU_PLAIN_REORDER, w, b);
-            double ta = best_ms(ca, n, CPU_LAYOUT_PLAIN, CPU_LAYOUT_PLAIN, threads, x, y);
-            double tb = best_ms(cb, n, CPU_LAYOUT_PLAIN, CPU_LAYOUT_PLAIN, threads, x, y);
-            double tc = best_ms(cb, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, threads, x, y);
+            variant v[3] = {{ca, CPU_LAYOUT_PLAIN, 0, 0},
+                            {cb, CPU_LAYOUT_PLAIN, 0, 0},
+                            {cb, CPU_LAYOUT_BLOCKED, 0, 0}};
+            time_variants(v, 3, n, threads, x, y);
             double flops = 2.0 * (double)n * s->cout * oh * oh * (s->cin / s->group) * s->k * s->k;
-            printf("%-16s %3lld %d %9.3f %9.3f %9.3f %7.1f %-14s %-14s %-14s %d\n", s->name,
-                   (long long)n, threads, ta, tb, tc, flops / (tc * 1e6),
+            printf("%-16s %3lld %d | %9.3f %9.3f %9.3f | %9.3f %9.3f %9.3f | %6.1f %-13s %-13s "
+                   "%-13s %d\n",
+                   s->name, (long long)n, threads, v[0].wall, v[1].wall, v[2].wall, v[0].cpu,
+                   v[1].cpu, v[2].cpu, flops / (v[2].cpu * 1e6),
                    cpu_conv_impl(ca, n, CPU_LAYOUT_PLAIN, CPU_LAYOUT_PLAIN, threads),
                    cpu_conv_impl(cb, n, CPU_LAYOUT_PLAIN, CPU_LAYOUT_PLAIN, threads),
-                   cpu_conv_impl(cb, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, threads),
-                   s->count);
+                   cpu_conv_impl(cb, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, threads), s->count);
             fflush(stdout);
             double *t = tot[strncmp(s->name, "r18", 3) != 0];
-            t[0] += ta * s->count, t[1] += tb * s->count, t[2] += tc * s->count;
+            for (int k = 0; k < 3; k++)
+                t[k] += v[k].wall * s->count, t[3 + k] += v[k].cpu * s->count;
             cpu_conv_destroy(ca);
             cpu_conv_destroy(cb);
             free(w), free(b), free(x), free(y);
         }
         for (int k = 0; k < 2; k++)
-            printf("# %s n=%lld threads=%d all convs (ms, count-weighted): a %.2f b %.2f c %.2f\n",
+            printf("# %s n=%lld threads=%d all convs (ms, count-weighted): wall a %.2f b %.2f c "
+                   "%.2f | thread-cpu a %.2f b %.2f c %.2f\n",
                    k ? "mobilenet_v2" : "resnet18", (long long)n, threads, tot[k][0], tot[k][1],
-                   tot[k][2]);
+                   tot[k][2], tot[k][3], tot[k][4], tot[k][5]);
     }
     return 0;
 }
