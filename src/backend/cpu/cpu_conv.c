@@ -256,6 +256,24 @@ static ferry_status conv_weights(cpu_conv *c, const dnnl_memory_desc_t *md, void
     return FERRY_OK;
 }
 
+/* CPU_PLAIN_AUTO: how a plain run goes, from bench/cpu_conv_bench.c on
+ * resnet18's and mobilenet_v2's convs (one thread, Zen 3 AVX2, oneDNN
+ * 2.6.3, thread-CPU ms). On nchw oneDNN has only gemm:jit (im2col + sgemm),
+ * 1.3-1.6x slower than jit:avx2 plus reorders on 3x3 convs and 5-8x on
+ * depthwise ones. A 1x1 stride-1 conv on nchw is a plain GEMM per image,
+ * and there the reorders cost more than they gain while the image is
+ * large: batch 32, 56x56 pw144-24 13.7 direct vs 22.2 reordered, 28x28
+ * pw192-32 6.6 vs 11.1, 14x14 pw384-64 4.8 vs 7.9; at 7x7 it turns
+ * (pw320-1280 31.4 vs 22.9), and at batch 1 14x14 is even. */
+static cpu_plain_impl conv_plain_auto(const cpu_conv *c)
+{
+    int pointwise = !c->p.transposed && c->p.group == 1;
+    for (int i = 0; i < 2; i++)
+        pointwise = pointwise && c->k[i] == 1 && c->s[i] == 1 && c->pad_l[i] == 0 &&
+                    c->pad_r[i] == 0;
+    return pointwise && c->in[0] * c->in[1] >= 14 * 14 ? CPU_PLAIN_DIRECT : CPU_PLAIN_REORDER;
+}
+
 /* The conv primitive's md for an activation the caller gives in layout l:
  * nchw itself under CPU_PLAIN_DIRECT, else format any, reordered from or
  * to l where oneDNN picks another. A BLOCKED caller's layout is not
@@ -385,7 +403,7 @@ ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const flo
         free(c);
         return st;
     }
-    c->plain = p->plain_impl == CPU_PLAIN_AUTO ? CPU_PLAIN_REORDER : p->plain_impl;
+    c->plain = p->plain_impl == CPU_PLAIN_AUTO ? conv_plain_auto(c) : p->plain_impl;
     int64_t G = p->group, I = p->c_in, O = p->c_out, kh = c->k[0], kw = c->k[1];
     int64_t wn = O * (I / G) * kh * kw;
     c->w_user = malloc((size_t)wn * sizeof *c->w_user);

@@ -80,9 +80,10 @@ typedef enum cpu_autopad {
 } cpu_autopad;
 
 /* How a conv runs on plain (NCHW) activations. DIRECT asks oneDNN for a
- * primitive on nchw itself; REORDER lets it pick its layout and reorders
- * x and y at the boundary (bench/cpu_conv_bench.c measures both). AUTO is
- * the measured default. */
+ * primitive on nchw itself (gemm:jit, im2col + sgemm); REORDER lets it
+ * pick its layout (nChw8c, jit:avx2) and reorders x and y at the boundary.
+ * AUTO, the default: DIRECT for 1x1 stride-1 unpadded convs of group 1 on
+ * images of 14x14 and up, REORDER otherwise (measured, see cpu_conv.c). */
 typedef enum cpu_plain_impl {
     CPU_PLAIN_AUTO = 0,
     CPU_PLAIN_DIRECT,
