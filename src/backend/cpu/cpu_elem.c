@@ -608,7 +608,7 @@ static void red_pass_f32(const red_plan *p, const float *X, float *Y, int map, i
                 row_f32(X + koff + roff, L, map, comb, init, sh, &s);
                 odo_next(p->nr, p->rd, p->rs, ridx, &roff);
             }
-            Y[o] = red_finish(s, fin, inv, Y[o]);
+            Y[o] = red_finish(s, fin, inv, fin == FIN_LSE ? Y[o] : 0.0f);
         } else {
             float *y = Y + o * L;
             for (int64_t c0 = 0; c0 < L; c0 += RED_BLOCK) {
@@ -623,7 +623,7 @@ static void red_pass_f32(const red_plan *p, const float *X, float *Y, int map, i
                     odo_next(p->nr, p->rd, p->rs, ridx, &roff);
                 }
                 for (int64_t c = 0; c < w; c++)
-                    y[c0 + c] = red_finish(acc[c], fin, inv, y[c0 + c]);
+                    y[c0 + c] = red_finish(acc[c], fin, inv, fin == FIN_LSE ? y[c0 + c] : 0.0f);
             }
         }
         odo_next(p->nk, p->kd, p->ks, kidx, &koff);
