@@ -4,9 +4,9 @@
  * output; the inner loop of each is specialized on its input strides
  * (both 1, one 0, both 0) so that each variant has unit or zero strides
  * and vectorizes. Reductions view X as kept and reduced blocks with a
- * contiguous inner dim: reduced inner dims become row reductions with
- * eight independent lanes (the compiler may not reorder one FP sum, but
- * it vectorizes eight), kept inner dims accumulate whole rows into a
+ * contiguous inner dim: reduced inner dims become row reductions in
+ * independent lanes (the compiler may not reorder one FP sum, but it
+ * vectorizes many), kept inner dims accumulate whole rows into a
  * block of accumulators.
  */
 #include "backend/cpu/cpu_elem.h"
@@ -503,22 +503,26 @@ enum { COMB_ADD, COMB_MUL, COMB_MAX, COMB_MIN };
 
 #define C_ADD(a, v) ((a) + (v))
 #define C_MUL(a, v) ((a) * (v))
-#define C_MAX(a, v) ((v) > (a) || (v) != (v) ? (v) : (a))
-#define C_MIN(a, v) ((v) < (a) || (v) != (v) ? (v) : (a))
+#define C_MAX(a, v) (((v) > (a)) | ((v) != (v)) ? (v) : (a))
+#define C_MIN(a, v) (((v) < (a)) | ((v) != (v)) ? (v) : (a))
 #define M_ID(v) (v)
 #define M_ABS(v) fabs(v)
 #define M_SQ(v) ((v) * (v))
 #define M_EXP(v) exp((v)-sh)
 
-/* *acc = comb(*acc, map(x[j])) over a contiguous row, in eight lanes. */
-#define ROW_LANES(MAP, COMB)                                                                       \
+/* *acc = comb(*acc, map(x[j])) over a contiguous row, in ROW_LANES
+ * independent lanes: the lane loop is a plain elementwise loop, which
+ * GCC vectorizes where it will not vectorize one ordered FP sum or a
+ * NaN-aware max. */
+#define ROW_LANES 32
+#define ROW_LOOP(MAP, COMB)                                                                        \
     do {                                                                                           \
-        double l[8];                                                                               \
-        for (int k = 0; k < 8; k++)                                                                \
+        double l[ROW_LANES];                                                                       \
+        for (int k = 0; k < ROW_LANES; k++)                                                        \
             l[k] = init;                                                                           \
         int64_t j = 0;                                                                             \
-        for (; j + 8 <= L; j += 8)                                                                 \
-            for (int k = 0; k < 8; k++) {                                                          \
+        for (; j + ROW_LANES <= L; j += ROW_LANES)                                                 \
+            for (int k = 0; k < ROW_LANES; k++) {                                                  \
                 double v = MAP((double)x[j + k]);                                                  \
                 l[k] = COMB(l[k], v);                                                              \
             }                                                                                      \
@@ -527,24 +531,24 @@ enum { COMB_ADD, COMB_MUL, COMB_MAX, COMB_MIN };
             l[0] = COMB(l[0], v);                                                                  \
         }                                                                                          \
         double r = *acc;                                                                           \
-        for (int k = 0; k < 8; k++)                                                                \
+        for (int k = 0; k < ROW_LANES; k++)                                                        \
             r = COMB(r, l[k]);                                                                     \
         *acc = r;                                                                                  \
     } while (0)
 
-static void row_f32(const float *x, int64_t L, int map, int comb, double init, double sh,
+static void row_f32(const float *restrict x, int64_t L, int map, int comb, double init, double sh,
                     double *acc)
 {
     switch (comb) {
-    case COMB_MUL: ROW_LANES(M_ID, C_MUL); break;
-    case COMB_MAX: ROW_LANES(M_ID, C_MAX); break;
-    case COMB_MIN: ROW_LANES(M_ID, C_MIN); break;
+    case COMB_MUL: ROW_LOOP(M_ID, C_MUL); break;
+    case COMB_MAX: ROW_LOOP(M_ID, C_MAX); break;
+    case COMB_MIN: ROW_LOOP(M_ID, C_MIN); break;
     default:
         switch (map) {
-        case MAP_ABS: ROW_LANES(M_ABS, C_ADD); break;
-        case MAP_SQ: ROW_LANES(M_SQ, C_ADD); break;
-        case MAP_EXP: ROW_LANES(M_EXP, C_ADD); break;
-        default: ROW_LANES(M_ID, C_ADD); break;
+        case MAP_ABS: ROW_LOOP(M_ABS, C_ADD); break;
+        case MAP_SQ: ROW_LOOP(M_SQ, C_ADD); break;
+        case MAP_EXP: ROW_LOOP(M_EXP, C_ADD); break;
+        default: ROW_LOOP(M_ID, C_ADD); break;
         }
     }
 }
