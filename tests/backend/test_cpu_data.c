@@ -514,8 +514,7 @@ static void test_expand_tile(void **state)
             unravel(i, ty, on, oi);
             for (int k = 0; k < on; k++)
                 oi[k] %= od[k];
-            assert_memory_equal(yv + i * (int64_t)esz, xv + ravel(oi, od, on) * (int64_t)esz,
-                                esz);
+            assert_memory_equal(yv + i * (int64_t)esz, xv + ravel(oi, od, on) * (int64_t)esz, esz);
         }
         free(xv);
         free(yv);
@@ -735,8 +734,8 @@ static void resize_check(const float *x, const int64_t *xd, int nd, const int64_
     for (int64_t i = 0; i < n; i++) {
         double tol = 1e-5 * (1.0 + fabs(r[i]));
         if (fabs(y[i] - r[i]) > tol)
-            fail_msg("resize mode %d coord %d nearest %d: [%lld] = %.9g, reference %.9g",
-                     (int)mode, (int)c, (int)nm, (long long)i, y[i], r[i]);
+            fail_msg("resize mode %d coord %d nearest %d: [%lld] = %.9g, reference %.9g", (int)mode,
+                     (int)c, (int)nm, (long long)i, y[i], r[i]);
         if (want && fabs(y[i] - want[i]) > tol)
             fail_msg("resize mode %d coord %d nearest %d: [%lld] = %.9g, torch %.9g", (int)mode,
                      (int)c, (int)nm, (long long)i, y[i], want[i]);
@@ -760,24 +759,23 @@ static void test_resize_torch(void **state)
     const float su[] = {1, 1, 5.0f / 3.0f, 7.0f / 4.0f}, sd[] = {1, 1, 2.0f / 3.0f, 3.0f / 4.0f};
     /* torch.nn.functional.interpolate(x, size, ...) in float64 */
     static const double lin_ac_up[35] = {
-        -3.5,  1.625, 6.75, 2.375, -2,   0.625,  3.25, -1.5,  1.125, 3.75,  2.375, 1,
-        1.125, 1.25,  0.5,  0.625, 0.75, 2.375,  4,    1.625, -0.75, 4.5,   2.125, -0.25,
-        1.625, 3.5,   1.375, -0.75, 8.5, 3.625, -1.25, 0.875, 3,     1.125, -0.75};
+        -3.5,  1.625, 6.75,  2.375, -2,   0.625, 3.25,  -1.5,  1.125, 3.75,  2.375, 1,
+        1.125, 1.25,  0.5,   0.625, 0.75, 2.375, 4,     1.625, -0.75, 4.5,   2.125, -0.25,
+        1.625, 3.5,   1.375, -0.75, 8.5,  3.625, -1.25, 0.875, 3,     1.125, -0.75};
     static const double lin_pt_up[35] = {
-        -3.5,        0.160714286, 6.01785714,   2.375,      -1.625,      1.375,
-        3.25,        -1.9,        0.332142857,  3.90357143, 2.375,       0.489285714,
-        1.20357143,  1.65,        0.5,          0.589285714, 0.732142857, 2.375,
-        3.66071429,  0.946428571, -0.75,        5.3,        3.24642857,  -0.0392857143,
-        1.475,       3.10357143,  0.732142857,  -0.75,      8.5,         5.01785714,
-        -0.553571429, 0.875,      2.73214286,   0.589285714, -0.75};
-    static const double near_up[35] = {-3.5, -3.5, 6.75, 6.75, -2,   -2,   3.25,  -3.5, -3.5,
-                                       6.75, 6.75, -2,   -2,   3.25, 0.5,  0.5,   0.75, 0.75,
-                                       4,    4,    -0.75, 0.5, 0.5,  0.75, 0.75,  4,    4,
-                                       -0.75, 8.5, 8.5,  -1.25, -1.25, 3,  3,     -0.75};
-    static const double exact_up[35] = {-3.5, -3.5, 6.75, -2,    -2,   3.25, 3.25,  -3.5, -3.5,
-                                        6.75, -2,   -2,   3.25,  3.25, 0.5,  0.5,   0.75, 4,
-                                        4,    -0.75, -0.75, 8.5, 8.5,  -1.25, 3,    3,    -0.75,
-                                        -0.75, 8.5, 8.5,  -1.25, 3,    3,    -0.75, -0.75};
+        -3.5, 0.160714286, 6.01785714,    2.375, -1.625,      1.375,       3.25,
+        -1.9, 0.332142857, 3.90357143,    2.375, 0.489285714, 1.20357143,  1.65,
+        0.5,  0.589285714, 0.732142857,   2.375, 3.66071429,  0.946428571, -0.75,
+        5.3,  3.24642857,  -0.0392857143, 1.475, 3.10357143,  0.732142857, -0.75,
+        8.5,  5.01785714,  -0.553571429,  0.875, 2.73214286,  0.589285714, -0.75};
+    static const double near_up[35] = {-3.5,  -3.5, 6.75,  6.75,  -2,    -2,   3.25, -3.5, -3.5,
+                                       6.75,  6.75, -2,    -2,    3.25,  0.5,  0.5,  0.75, 0.75,
+                                       4,     4,    -0.75, 0.5,   0.5,   0.75, 0.75, 4,    4,
+                                       -0.75, 8.5,  8.5,   -1.25, -1.25, 3,    3,    -0.75};
+    static const double exact_up[35] = {-3.5,  -3.5,  6.75,  -2,    -2,   3.25,  3.25,  -3.5, -3.5,
+                                        6.75,  -2,    -2,    3.25,  3.25, 0.5,   0.5,   0.75, 4,
+                                        4,     -0.75, -0.75, 8.5,   8.5,  -1.25, 3,     3,    -0.75,
+                                        -0.75, 8.5,   8.5,   -1.25, 3,    3,     -0.75, -0.75};
     static const double lin_ac_dn[6] = {-3.5, 2.375, 3.25, 8.5, 0.875, -0.75};
     static const double lin_pt_dn[6] = {-1.20833333, 2.375, 1.79166667,
                                         5.29166667,  1.25,  -0.0833333333};
@@ -799,8 +797,7 @@ static void test_resize_torch(void **state)
      * [1,1,2,3,4] -> [3,5,6] (entries and sum). */
     const int64_t x3[] = {1, 1, 4}, y3[] = {1, 1, 7}, y3d[] = {1, 1, 2};
     const float s3[] = {1, 1, 7.0f / 4.0f}, s3d[] = {1, 1, 0.5f};
-    static const double w3[7] = {-3.5,   0.160714285714, 6.01785714286, 2.375,
-                                 -1.625, 1.375,          3.25};
+    static const double w3[7] = {-3.5, 0.160714285714, 6.01785714286, 2.375, -1.625, 1.375, 3.25};
     static const double w3d[2] = {1.625, 0.625};
     resize_check(x, x3, 3, y3, s3, L, CPU_COORD_PYTORCH_HALF_PIXEL, F, w3);
     resize_check(x, x3, 3, y3d, s3d, L, CPU_COORD_PYTORCH_HALF_PIXEL, F, w3d);
@@ -842,8 +839,7 @@ static void test_resize_rules(void **state)
     cpu_resize(x, xd, 1, y, dn, sh, CPU_RESIZE_NEAREST, CPU_COORD_HALF_PIXEL, CPU_NEAREST_CEIL);
     assert_float_equal(y[0], 10, 0);
     assert_float_equal(y[1], 30, 0);
-    cpu_resize(x, xd, 1, y, dn, sh, CPU_RESIZE_NEAREST, CPU_COORD_ALIGN_CORNERS,
-               CPU_NEAREST_FLOOR);
+    cpu_resize(x, xd, 1, y, dn, sh, CPU_RESIZE_NEAREST, CPU_COORD_ALIGN_CORNERS, CPU_NEAREST_FLOOR);
     assert_float_equal(y[0], 0, 0);
     assert_float_equal(y[1], 30, 0);
     /* half_pixel at scale 2 reads x[-0.25] at the left edge: clamped */
@@ -1033,8 +1029,7 @@ static void test_depth_space(void **state)
 {
     (void)state;
     for (int t = 0; t < 20; t++) {
-        int64_t b = irand(1, 3), N = irand(1, 2), C = irand(1, 3), H = irand(1, 4),
-                W = irand(1, 4);
+        int64_t b = irand(1, 3), N = irand(1, 2), C = irand(1, 3), H = irand(1, 4), W = irand(1, 4);
         const int64_t xd[] = {N, C * b * b, H, W}, yd[] = {N, C, H * b, W * b};
         int64_t n = numel(xd, 4), xi[4], yi[4];
         int32_t *x = rand_bytes(n * 4), *y = zalloc(n * 4), *z = zalloc(n * 4);

@@ -93,7 +93,10 @@ static void rand_pair(int kind, int64_t *od, int *on, int64_t *a, int *an, int64
     memcpy(a, od, sizeof(int64_t) * MAXD);
     memcpy(b, od, sizeof(int64_t) * MAXD);
     switch (kind % 7) {
-    case 1: *an = (int)irand(0, 1); a[0] = 1; break;
+    case 1:
+        *an = (int)irand(0, 1);
+        a[0] = 1;
+        break;
     case 2:
         *an = 1;
         a[0] = od[*on - 1];
@@ -603,15 +606,15 @@ static void test_reduce_random(void **state)
                 yd[yn++] = xd[k];
         }
         cpu_reduce_op op = (cpu_reduce_op)(t % 10);
-        int is_int = t % 4 == 3 && (op == CPU_RED_SUM || op == CPU_RED_MAX ||
-                                    op == CPU_RED_MIN || op == CPU_RED_PROD);
+        int is_int = t % 4 == 3 && (op == CPU_RED_SUM || op == CPU_RED_MAX || op == CPU_RED_MIN ||
+                                    op == CPU_RED_PROD);
         int64_t n = numel(xd, nd), no = numel(yd, yn);
         float *x = alloc(n, 4), *y = alloc(no, 4);
         int64_t *ix = alloc(n, 8), *iy = alloc(no, 8);
         for (int64_t i = 0; i < n; i++) {
             ix[i] = irand(op == CPU_RED_PROD ? -2 : -50, op == CPU_RED_PROD ? 2 : 50);
-            x[i] = op == CPU_RED_PROD         ? frand(0.5f, 1.5f)
-                   : op == CPU_RED_LOG_SUM    ? frand(0.01f, 5.0f)
+            x[i] = op == CPU_RED_PROD          ? frand(0.5f, 1.5f)
+                   : op == CPU_RED_LOG_SUM     ? frand(0.01f, 5.0f)
                    : op == CPU_RED_LOG_SUM_EXP ? frand(-50.0f, 90.0f)
                                                : frand(-5.0f, 5.0f);
         }
@@ -648,17 +651,18 @@ static void test_reduce_random(void **state)
                 iprod = (int64_t)((uint64_t)iprod * (uint64_t)ix[i]); /* wraps */
             }
             if (is_int) {
-                int64_t w = op == CPU_RED_SUM ? isum : op == CPU_RED_MAX ? imax
-                                                   : op == CPU_RED_MIN ? imin
-                                                                       : iprod;
+                int64_t w = op == CPU_RED_SUM   ? isum
+                            : op == CPU_RED_MAX ? imax
+                            : op == CPU_RED_MIN ? imin
+                                                : iprod;
                 if (iy[o] != w)
                     fail_msg("int reduce op %d: [%lld] %lld, want %lld", (int)op, (long long)o,
                              (long long)iy[o], (long long)w);
             } else {
                 double w = ref_reduce(op, vals, m);
                 if (!(fabs(y[o] - w) <= 2e-6 * (1 + fabs(w))))
-                    fail_msg("reduce op %d: [%lld] %.9g, want %.9g", (int)op, (long long)o,
-                             y[o], w);
+                    fail_msg("reduce op %d: [%lld] %.9g, want %.9g", (int)op, (long long)o, y[o],
+                             w);
             }
         }
         free(start);
