@@ -100,8 +100,12 @@ static shp view(const cpu_conv_params *p, const int64_t *out)
 {
     shp v;
     if (p->rank == 1) {
-        v = (shp){1, p->in[0], 1, out[0], 1, p->kernel[0], 1, p->stride[0] ? p->stride[0] : 1,
-                  1, p->dilation[0] ? p->dilation[0] : 1, 0, p->pad_begin[0]};
+        v = (shp){1, p->in[0],
+                  1, out[0],
+                  1, p->kernel[0],
+                  1, p->stride[0] ? p->stride[0] : 1,
+                  1, p->dilation[0] ? p->dilation[0] : 1,
+                  0, p->pad_begin[0]};
     } else {
         v = (shp){p->in[0],
                   p->in[1],
@@ -135,9 +139,8 @@ static void conv_ref(const cpu_conv_params *p, const int64_t *out, int64_t n, co
                     for (int64_t kh = 0; kh < v.kh; kh++)
                         for (int64_t kw = 0; kw < v.kw; kw++) {
                             int64_t o = g * og + oo, ci = g * ig + ii;
-                            double w = p->transposed
-                                           ? W[((ci * og + oo) * v.kh + kh) * v.kw + kw]
-                                           : W[((o * ig + ii) * v.kh + kh) * v.kw + kw];
+                            double w = p->transposed ? W[((ci * og + oo) * v.kh + kh) * v.kw + kw]
+                                                     : W[((o * ig + ii) * v.kh + kh) * v.kw + kw];
                             const float *xp = x + (b * I + ci) * v.ih * v.iw;
                             double *yp = y + (b * O + o) * v.oh * v.ow;
                             if (!p->transposed) {
@@ -197,7 +200,8 @@ static void conv_case(const cpu_conv_params *p, const int64_t *ns, int nn, const
     cpu_conv_out_dims(c, out);
     for (int t = 0; t < nn; t++) {
         int64_t n = ns[t];
-        int64_t xs = n * p->c_in * spatial(p->rank, p->in), ys = n * p->c_out * spatial(p->rank, out);
+        int64_t xs = n * p->c_in * spatial(p->rank, p->in),
+                ys = n * p->c_out * spatial(p->rank, out);
         float *x = rand_buf(xs, -1, 1);
         float *r = p->residual ? rand_buf(ys, -1, 1) : NULL;
         float *y = rand_buf(ys, 100, 200); /* garbage the kernel must overwrite */
@@ -320,9 +324,9 @@ static void test_autopad(void **state)
     assert_int_equal(p.pad_begin[0] + p.pad_end[0] + p.pad_begin[1] + p.pad_end[1], 0);
     /* ConvTranspose SAME: out = in * stride. */
     int64_t in[1] = {5}, k[1] = {3}, s[1] = {2}, op[1] = {1}, pb[1], pe[1];
-    assert_int_equal(cpu_conv_resolve_autopad(CPU_AUTOPAD_SAME_UPPER, 1, 1, in, k, s, NULL, op,
-                                              pb, pe),
-                     FERRY_OK);
+    assert_int_equal(
+        cpu_conv_resolve_autopad(CPU_AUTOPAD_SAME_UPPER, 1, 1, in, k, s, NULL, op, pb, pe),
+        FERRY_OK);
     assert_int_equal(2 * 4 + 1 + 3 - pb[0] - pe[0], 10);
     assert_int_equal(pb[0], 1);
     assert_int_equal(pe[0], 1);
@@ -337,9 +341,15 @@ static void test_post_ops(void **state)
         cpu_act a;
         float al, be;
     } acts[] = {
-        {CPU_ACT_NONE, 0, 0},        {CPU_ACT_RELU, 0, 0},          {CPU_ACT_LEAKY_RELU, 0.1f, 0},
-        {CPU_ACT_CLIP, 0.0f, 0.6f},  {CPU_ACT_SIGMOID, 0, 0},       {CPU_ACT_HARDSWISH, 0, 0},
-        {CPU_ACT_HARDSIGMOID, 0.2f, 0.5f}, {CPU_ACT_GELU, 0, 0},   {CPU_ACT_GELU_TANH, 0, 0},
+        {CPU_ACT_NONE, 0, 0},
+        {CPU_ACT_RELU, 0, 0},
+        {CPU_ACT_LEAKY_RELU, 0.1f, 0},
+        {CPU_ACT_CLIP, 0.0f, 0.6f},
+        {CPU_ACT_SIGMOID, 0, 0},
+        {CPU_ACT_HARDSWISH, 0, 0},
+        {CPU_ACT_HARDSIGMOID, 0.2f, 0.5f},
+        {CPU_ACT_GELU, 0, 0},
+        {CPU_ACT_GELU_TANH, 0, 0},
         {CPU_ACT_SILU, 0, 0},
     };
     static const int64_t ns[] = {1, 3};
@@ -378,8 +388,8 @@ static void test_conv_transpose(void **state)
     p.dilation[1] = 2;
     p.act = CPU_ACT_SIGMOID;
     conv_case(&p, NS, 2, "convtranspose dilation");
-    p = (cpu_conv_params){.rank = 1, .transposed = 1, .c_in = 3, .c_out = 2, .group = 1,
-                          .max_batch = 4};
+    p = (cpu_conv_params){
+        .rank = 1, .transposed = 1, .c_in = 3, .c_out = 2, .group = 1, .max_batch = 4};
     p.in[0] = 9, p.kernel[0] = 4, p.stride[0] = 3, p.output_padding[0] = 2, p.pad_begin[0] = 1;
     conv_case(&p, NS, 2, "convtranspose 1d");
 }
@@ -414,8 +424,7 @@ static void test_conv_blocked_layout(void **state)
     assert_int_equal(cpu_reorder_run(to_b, n, r, rb), FERRY_OK);
     /* blocked -> blocked, then back */
     assert_int_equal(
-        cpu_conv_run_layout(c, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, 1, xb, rb, yb),
-        FERRY_OK);
+        cpu_conv_run_layout(c, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, 1, xb, rb, yb), FERRY_OK);
     assert_int_equal(cpu_reorder_run(from_b, n, yb, y), FERRY_OK);
     check_close(y, ref, n * 12 * sp, "blocked->blocked");
     /* plain -> blocked and blocked -> plain, two OpenMP threads */

@@ -44,11 +44,10 @@ static int64_t dflt1(int64_t v)
     return v == 0 ? 1 : v;
 }
 
-ferry_status cpu_conv_resolve_autopad(cpu_autopad mode, int transposed, int rank,
-                                      const int64_t *in, const int64_t *kernel,
-                                      const int64_t *stride, const int64_t *dilation,
-                                      const int64_t *output_padding, int64_t *pad_begin,
-                                      int64_t *pad_end)
+ferry_status cpu_conv_resolve_autopad(cpu_autopad mode, int transposed, int rank, const int64_t *in,
+                                      const int64_t *kernel, const int64_t *stride,
+                                      const int64_t *dilation, const int64_t *output_padding,
+                                      int64_t *pad_begin, int64_t *pad_end)
 {
     if (mode == CPU_AUTOPAD_NOTSET)
         return FERRY_OK;
@@ -82,12 +81,11 @@ ferry_status cpu_conv_resolve_autopad(cpu_autopad mode, int transposed, int rank
     return FERRY_OK;
 }
 
-ferry_status cpu_conv_out_dims(const cpu_conv *c, int64_t *out)
+void cpu_conv_out_dims(const cpu_conv *c, int64_t *out)
 {
     int off = c->p.rank == 1 ? 1 : 0;
     for (int i = 0; i < c->p.rank; i++)
         out[i] = c->out[i + off];
-    return FERRY_OK;
 }
 
 /* Validates p and fills c's 2-D view. */
@@ -102,8 +100,9 @@ static ferry_status conv_shape(cpu_conv *c, const cpu_conv_params *p)
                           op, (long long)p->c_in, (long long)p->c_out, (long long)p->group,
                           (long long)p->max_batch);
     if (p->c_in % p->group || p->c_out % p->group)
-        return ferry_fail(FERRY_ESHAPE, "%s: c_in %lld and c_out %lld must be divisible by group %lld",
-                          op, (long long)p->c_in, (long long)p->c_out, (long long)p->group);
+        return ferry_fail(FERRY_ESHAPE,
+                          "%s: c_in %lld and c_out %lld must be divisible by group %lld", op,
+                          (long long)p->c_in, (long long)p->c_out, (long long)p->group);
     if ((unsigned)p->act > CPU_ACT_SILU || (unsigned)p->residual > CPU_RESIDUAL_AFTER_ACT)
         return ferry_fail(FERRY_EINVAL, "%s: unknown activation %d or residual mode %d", op,
                           (int)p->act, (int)p->residual);
@@ -121,8 +120,7 @@ static ferry_status conv_shape(cpu_conv *c, const cpu_conv_params *p)
             return ferry_fail(FERRY_EINVAL,
                               "%s: spatial dim %d: input %lld, kernel %lld, stride %lld and "
                               "dilation %lld must be >= 1",
-                              op, i, (long long)p->in[i], (long long)k, (long long)s,
-                              (long long)d);
+                              op, i, (long long)p->in[i], (long long)k, (long long)s, (long long)d);
         int64_t keff = (k - 1) * d + 1;
         if (pb < 0 || pe < 0 || pb >= keff || pe >= keff)
             return ferry_fail(FERRY_ESHAPE,
@@ -160,14 +158,16 @@ static ferry_status conv_post_ops(cpu_conv *c)
     dnnl_status_t st = dnnl_post_ops_create(&c->po);
     if (st != dnnl_success) {
         c->po = NULL;
-        return dnnl_fail(st, "creating post-ops");
+        return cpu_dnnl_fail(st, "creating post-ops");
     }
     const cpu_conv_params *p = &c->p;
     if (p->residual == CPU_RESIDUAL_BEFORE_ACT && st == dnnl_success)
         st = dnnl_post_ops_append_sum(c->po, 1.0f);
     switch (p->act) {
     case CPU_ACT_NONE: break;
-    case CPU_ACT_RELU: st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_relu, 0, 0); break;
+    case CPU_ACT_RELU:
+        st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_relu, 0, 0);
+        break;
     case CPU_ACT_LEAKY_RELU:
         st = dnnl_post_ops_append_eltwise(c->po, 1.0f, dnnl_eltwise_relu, p->alpha, 0);
         break;
@@ -198,7 +198,7 @@ static ferry_status conv_post_ops(cpu_conv *c)
     }
     if (p->residual == CPU_RESIDUAL_AFTER_ACT && st == dnnl_success)
         st = dnnl_post_ops_append_sum(c->po, 1.0f);
-    return st == dnnl_success ? FERRY_OK : dnnl_fail(st, "appending post-ops");
+    return st == dnnl_success ? FERRY_OK : cpu_dnnl_fail(st, "appending post-ops");
 }
 
 /* Runs a one-off reorder of the ONNX weights into md (at create/build). */
@@ -211,7 +211,7 @@ static ferry_status conv_weights(cpu_conv *c, const dnnl_memory_desc_t *md, void
         }
     if (c->nwf == CONV_MAX_WFMT)
         return ferry_fail(FERRY_EINTERNAL, "conv: more than %d weights formats", CONV_MAX_WFMT);
-    dnnl_engine_t eng = dnnl_cpu_engine();
+    dnnl_engine_t eng = cpu_dnnl_engine();
     size_t bytes = dnnl_memory_desc_get_size(md);
     void *data = NULL;
     if (posix_memalign(&data, 64, (bytes + 63) / 64 * 64) != 0)
@@ -247,7 +247,7 @@ static ferry_status conv_weights(cpu_conv *c, const dnnl_memory_desc_t *md, void
         dnnl_memory_destroy(from);
     if (st != dnnl_success) {
         free(data);
-        return dnnl_fail(st, "reordering conv weights");
+        return cpu_dnnl_fail(st, "reordering conv weights");
     }
     c->wf[c->nwf].md = *md;
     c->wf[c->nwf].data = data;
@@ -256,28 +256,50 @@ static ferry_status conv_weights(cpu_conv *c, const dnnl_memory_desc_t *md, void
     return FERRY_OK;
 }
 
-/* The conv primitive's md for an activation the caller gives in layout:
- * its own layout, or format any where a plain one may be reordered. */
+/* CPU_PLAIN_AUTO: how a plain run goes, from bench/cpu_conv_bench.c on
+ * resnet18's and mobilenet_v2's convs (one thread, Zen 3 AVX2, oneDNN
+ * 2.6.3, thread-CPU ms). On nchw oneDNN has only gemm:jit (im2col + sgemm),
+ * 1.3-1.6x slower than jit:avx2 plus reorders on 3x3 convs and 5-8x on
+ * depthwise ones. A 1x1 stride-1 conv on nchw is a plain GEMM per image,
+ * and there the reorders cost more than they gain while the image is
+ * large: batch 32, 56x56 pw144-24 13.7 direct vs 22.2 reordered, 28x28
+ * pw192-32 6.6 vs 11.1, 14x14 pw384-64 4.8 vs 7.9; at 7x7 it turns
+ * (pw320-1280 31.4 vs 22.9), and at batch 1 14x14 is even. */
+static cpu_plain_impl conv_plain_auto(const cpu_conv *c)
+{
+    int pointwise = !c->p.transposed && c->p.group == 1;
+    for (int i = 0; i < 2; i++)
+        pointwise = pointwise && c->k[i] == 1 && c->s[i] == 1 && c->pad_l[i] == 0 &&
+                    c->pad_r[i] == 0;
+    return pointwise && c->in[0] * c->in[1] >= 14 * 14 ? CPU_PLAIN_DIRECT : CPU_PLAIN_REORDER;
+}
+
+/* The conv primitive's md for an activation the caller gives in layout l:
+ * nchw itself under CPU_PLAIN_DIRECT, else format any, reordered from or
+ * to l where oneDNN picks another. A BLOCKED caller's layout is not
+ * forced on the primitive: with 3 input channels (a network's first conv)
+ * oneDNN 2.6 has only ref:any for a blocked source, 3000x slower than
+ * jit:avx2 on nchw (11.1 s against 3.4 ms for resnet18's conv1). */
 static int conv_md_layout(const cpu_conv *c, cpu_layout l)
 {
-    if (l == CPU_LAYOUT_PLAIN && c->plain == CPU_PLAIN_REORDER)
-        return -1;
-    return (int)l;
+    if (l == CPU_LAYOUT_PLAIN && c->plain == CPU_PLAIN_DIRECT)
+        return (int)l;
+    return -1;
 }
 
 static ferry_status conv_build(void *owner, const plan_key *key, plan *p)
 {
     cpu_conv *c = owner;
-    dnnl_engine_t eng = dnnl_cpu_engine();
+    dnnl_engine_t eng = cpu_dnnl_engine();
     if (!eng)
         return FERRY_EINTERNAL;
     int64_t n = key->n;
     int64_t G = c->p.group, I = c->p.c_in, O = c->p.c_out;
     dnnl_memory_desc_t src, dst, wany, bmd, usrc, udst;
-    md_act(&src, n, I, c->in[0], c->in[1], conv_md_layout(c, key->lin));
-    md_act(&dst, n, O, c->out[0], c->out[1], conv_md_layout(c, key->lout));
-    md_act(&usrc, n, I, c->in[0], c->in[1], key->lin);
-    md_act(&udst, n, O, c->out[0], c->out[1], key->lout);
+    cpu_dnnl_md(&src, n, I, c->in[0], c->in[1], conv_md_layout(c, key->lin));
+    cpu_dnnl_md(&dst, n, O, c->out[0], c->out[1], conv_md_layout(c, key->lout));
+    cpu_dnnl_md(&usrc, n, I, c->in[0], c->in[1], key->lin);
+    cpu_dnnl_md(&udst, n, O, c->out[0], c->out[1], key->lout);
     if (G == 1) {
         dnnl_dims_t wd = {O, I, c->k[0], c->k[1]};
         dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any);
@@ -302,17 +324,17 @@ static ferry_status conv_build(void *owner, const plan_key *key, plan *p)
             &od.deconv, dnnl_forward_inference, dnnl_deconvolution_direct, &src, &wany,
             c->bias ? &bmd : NULL, &dst, c->s, c->d, c->pad_l, c->pad_r);
     if (st != dnnl_success)
-        return dnnl_fail(st, c->p.transposed ? "describing a deconvolution"
-                                             : "describing a convolution");
+        return cpu_dnnl_fail(st, c->p.transposed ? "describing a deconvolution"
+                                                 : "describing a convolution");
     dnnl_primitive_attr_t attr;
-    ferry_status fst = attr_user_scratchpad(&attr, c->po);
+    ferry_status fst = cpu_dnnl_attr(&attr, c->po);
     if (fst != FERRY_OK)
         return fst;
     dnnl_primitive_desc_t pd;
     st = dnnl_primitive_desc_create(&pd, &od, attr, eng, NULL);
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success)
-        return dnnl_fail(st, "creating a conv primitive descriptor");
+        return cpu_dnnl_fail(st, "creating a conv primitive descriptor");
     const dnnl_memory_desc_t *psrc = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     const dnnl_memory_desc_t *pdst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     const dnnl_memory_desc_t *pw = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
@@ -331,12 +353,12 @@ static ferry_status conv_build(void *owner, const plan_key *key, plan *p)
     int dst_re = !dnnl_memory_desc_equal(&dst, &udst);
     if (src_re) {
         p->t_bytes[0] = dnnl_memory_desc_get_size(&src);
-        fst = plan_add_reorder(p, &usrc, BUF_X, &src, BUF_T0);
+        fst = cpu_plan_add_reorder(p, &usrc, BUF_X, &src, BUF_T0);
     }
     if (fst == FERRY_OK && dst_re) {
         p->t_bytes[1] = dnnl_memory_desc_get_size(&dst);
         if (c->p.residual)
-            fst = plan_add_reorder(p, &udst, BUF_R, &dst, BUF_T1);
+            fst = cpu_plan_add_reorder(p, &udst, BUF_R, &dst, BUF_T1);
     } else if (c->p.residual) {
         p->res_copy_floats = dnnl_memory_desc_get_size(&dst) / sizeof(float);
     }
@@ -344,16 +366,16 @@ static ferry_status conv_build(void *owner, const plan_key *key, plan *p)
         dnnl_primitive_desc_destroy(pd);
         return fst;
     }
-    plan_step *s = plan_step_from_pd(p, pd, &fst);
+    plan_step *s = cpu_plan_step_from_pd(p, pd, &fst);
     if (!s)
         return fst;
-    plan_arg_add(s, DNNL_ARG_SRC, src_re ? BUF_T0 : BUF_X, &src);
-    plan_arg_add(s, DNNL_ARG_WEIGHTS, BUF_W, &wmd);
+    cpu_plan_arg_add(s, DNNL_ARG_SRC, src_re ? BUF_T0 : BUF_X, &src);
+    cpu_plan_arg_add(s, DNNL_ARG_WEIGHTS, BUF_W, &wmd);
     if (c->bias)
-        plan_arg_add(s, DNNL_ARG_BIAS, BUF_B, &bmd);
-    plan_arg_add(s, DNNL_ARG_DST, dst_re ? BUF_T1 : BUF_Y, &dst);
+        cpu_plan_arg_add(s, DNNL_ARG_BIAS, BUF_B, &bmd);
+    cpu_plan_arg_add(s, DNNL_ARG_DST, dst_re ? BUF_T1 : BUF_Y, &dst);
     if (dst_re)
-        fst = plan_add_reorder(p, &dst, BUF_T1, &udst, BUF_Y);
+        fst = cpu_plan_add_reorder(p, &dst, BUF_T1, &udst, BUF_Y);
     return fst;
 }
 
@@ -372,16 +394,16 @@ ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const flo
         free(c);
         return st;
     }
-    if (!dnnl_cpu_engine()) {
+    if (!cpu_dnnl_engine()) {
         free(c);
         return FERRY_EINTERNAL;
     }
-    st = plan_cache_init(&c->cache);
+    st = cpu_plan_cache_init(&c->cache);
     if (st != FERRY_OK) {
         free(c);
         return st;
     }
-    c->plain = p->plain_impl == CPU_PLAIN_AUTO ? CPU_PLAIN_REORDER : p->plain_impl;
+    c->plain = p->plain_impl == CPU_PLAIN_AUTO ? conv_plain_auto(c) : p->plain_impl;
     int64_t G = p->group, I = p->c_in, O = p->c_out, kh = c->k[0], kw = c->k[1];
     int64_t wn = O * (I / G) * kh * kw;
     c->w_user = malloc((size_t)wn * sizeof *c->w_user);
@@ -419,7 +441,7 @@ ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const flo
     dnnl_status_t ds = dnnl_memory_desc_init_by_strides(&c->w_user_md, wnd, wd, dnnl_f32, ws);
     if (ds != dnnl_success) {
         cpu_conv_destroy(c);
-        return dnnl_fail(ds, "describing conv weights");
+        return cpu_dnnl_fail(ds, "describing conv weights");
     }
     st = conv_post_ops(c);
     if (st != FERRY_OK) {
@@ -431,12 +453,12 @@ ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const flo
     plan_key key = {.n = 1, .threads = 1, .lin = CPU_LAYOUT_PLAIN, .lout = CPU_LAYOUT_PLAIN};
     plan *pl;
     plan_slot *s;
-    st = plan_acquire(&c->cache, &key, conv_build, c, &pl, &s);
+    st = cpu_plan_acquire(&c->cache, &key, conv_build, c, &pl, &s);
     if (st != FERRY_OK) {
         cpu_conv_destroy(c);
         return ferry_fail_prefix(st, "%s", p->transposed ? "ConvTranspose" : "Conv");
     }
-    plan_release(&c->cache, pl, s);
+    cpu_plan_release(&c->cache, pl, s);
     *out = c;
     return FERRY_OK;
 }
@@ -444,7 +466,8 @@ ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const flo
 ferry_status cpu_conv_run_layout(cpu_conv *c, int64_t n, cpu_layout lin, cpu_layout lout,
                                  int threads, const float *x, const float *residual, float *y)
 {
-    ferry_status st = check_run(c->p.transposed ? "ConvTranspose" : "Conv", n, c->p.max_batch);
+    ferry_status st =
+        cpu_dnnl_check_batch(c->p.transposed ? "ConvTranspose" : "Conv", n, c->p.max_batch);
     if (st != FERRY_OK)
         return st;
     if (!x || !y || (c->p.residual && !residual))
@@ -455,11 +478,11 @@ ferry_status cpu_conv_run_layout(cpu_conv *c, int64_t n, cpu_layout lin, cpu_lay
     plan_key key = {.n = n, .threads = threads < 1 ? 1 : threads, .lin = lin, .lout = lout};
     plan *p;
     plan_slot *s;
-    st = plan_acquire(&c->cache, &key, conv_build, c, &p, &s);
+    st = cpu_plan_acquire(&c->cache, &key, conv_build, c, &p, &s);
     if (st != FERRY_OK)
         return st;
-    st = plan_execute(p, s, x, y, residual);
-    plan_release(&c->cache, p, s);
+    st = cpu_plan_execute(p, s, x, y, residual);
+    cpu_plan_release(&c->cache, p, s);
     return st;
 }
 
@@ -473,9 +496,9 @@ const char *cpu_conv_impl(cpu_conv *c, int64_t n, cpu_layout lin, cpu_layout lou
     plan_key key = {.n = n, .threads = threads < 1 ? 1 : threads, .lin = lin, .lout = lout};
     plan *p;
     plan_slot *s;
-    if (plan_acquire(&c->cache, &key, conv_build, c, &p, &s) != FERRY_OK)
+    if (cpu_plan_acquire(&c->cache, &key, conv_build, c, &p, &s) != FERRY_OK)
         return "?";
-    plan_release(&c->cache, p, s);
+    cpu_plan_release(&c->cache, p, s);
     const char *name = "?";
     for (int i = 0; i < p->nsteps; i++) {
         const_dnnl_primitive_desc_t pd;
@@ -493,7 +516,7 @@ void cpu_conv_destroy(cpu_conv *c)
 {
     if (!c)
         return;
-    plan_cache_destroy(&c->cache);
+    cpu_plan_cache_destroy(&c->cache);
     for (int i = 0; i < c->nwf; i++)
         free(c->wf[i].data);
     if (c->po)

@@ -47,8 +47,7 @@ static void copy_strided(void *y, int64_t sy, const void *x, int64_t sx, int64_t
     case 8: COPY_T(uint64_t); break;
     default:
         for (int64_t i = 0; i < n; i++)
-            memcpy((char *)y + i * sy * (int64_t)esz, (const char *)x + i * sx * (int64_t)esz,
-                   esz);
+            memcpy((char *)y + i * sy * (int64_t)esz, (const char *)x + i * sx * (int64_t)esz, esz);
     }
 }
 
@@ -111,8 +110,8 @@ static void transpose_2d(void *y, int64_t ty, const void *x, int64_t sx, int64_t
     case 8: TRANSPOSE_T(uint64_t); break;
     default:
         for (int64_t a = 0; a < P; a++)
-            copy_strided((char *)y + a * ty * (int64_t)esz, 1,
-                         (const char *)x + a * (int64_t)esz, sx, L, esz);
+            copy_strided((char *)y + a * ty * (int64_t)esz, 1, (const char *)x + a * (int64_t)esz,
+                         sx, L, esz);
     }
 }
 
@@ -171,8 +170,8 @@ static int64_t load_index(const void *idx, ferry_dtype idt, int64_t i)
     return idt == FERRY_I32 ? ((const int32_t *)idx)[i] : ((const int64_t *)idx)[i];
 }
 
-int cpu_gather(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
-               ferry_dtype idt, int64_t n_idx, void *Y, size_t esz)
+int cpu_gather(const void *X, const int64_t *xd, int nd, int axis, const void *idx, ferry_dtype idt,
+               int64_t n_idx, void *Y, size_t esz)
 {
     int64_t outer = prod(xd, 0, axis), A = xd[axis], inner = prod(xd, axis + 1, nd);
     for (int64_t k = 0; k < n_idx; k++) {
@@ -287,8 +286,7 @@ void cpu_expand(const void *X, const int64_t *xd, int xn, void *Y, const int64_t
     iter_copy(&it, Y, X, esz);
 }
 
-void cpu_tile(const void *X, const int64_t *xd, int nd, const int64_t *repeats, void *Y,
-              size_t esz)
+void cpu_tile(const void *X, const int64_t *xd, int nd, const int64_t *repeats, void *Y, size_t esz)
 {
     /* Y viewed as [r0, x0, r1, x1, ...]: X's strides on the x dims, 0 on
      * the repeats. */
@@ -313,9 +311,13 @@ void cpu_tile(const void *X, const int64_t *xd, int nd, const int64_t *repeats, 
 
 /* ---------------------------------------------------------------- where */
 
+/* Both values are loaded before the select: a conditional load keeps the
+ * loop from vectorizing. */
 #define WHERE_LOOP(T, SC, SA, SB)                                                                  \
-    for (int64_t i = 0; i < n; i++)                                                                \
-        y[i] = c[i * (SC)] ? a[i * (SA)] : b[i * (SB)]
+    for (int64_t i = 0; i < n; i++) {                                                              \
+        T p_ = a[i * (SA)], q_ = b[i * (SB)];                                                      \
+        y[i] = c[i * (SC)] ? p_ : q_;                                                              \
+    }
 
 /* One inner loop of Where with inner strides sc, sa, sb in {0, 1}: eight
  * loops with constant strides, which the compiler vectorizes. */
@@ -353,8 +355,8 @@ static void where_inner(void *yv, const uint8_t *c, int sc, const void *av, int 
 }
 
 void cpu_where(const uint8_t *C, const int64_t *cd, int cn, const void *A, const int64_t *ad,
-               int an, const void *B, const int64_t *bd, int bn, void *Y, const int64_t *yd,
-               int yn, size_t esz)
+               int an, const void *B, const int64_t *bd, int bn, void *Y, const int64_t *yd, int yn,
+               size_t esz)
 {
     const int64_t *d[3] = {cd, ad, bd};
     int n[3] = {cn, an, bn};
@@ -650,8 +652,7 @@ void cpu_range(ferry_dtype dt, const void *start, const void *delta, int64_t n, 
     }
 }
 
-void cpu_trilu(const void *X, const int64_t *xd, int nd, int upper, int64_t k, void *Y,
-               size_t esz)
+void cpu_trilu(const void *X, const int64_t *xd, int nd, int upper, int64_t k, void *Y, size_t esz)
 {
     assert(nd >= 2);
     int64_t R = xd[nd - 2], C = xd[nd - 1], mats = prod(xd, 0, nd - 2);

@@ -33,8 +33,8 @@ void cpu_transpose(const void *X, const int64_t *xd, int nd, const int *perm, vo
  * index dims ++ xd(axis..nd); idx holds n_idx int64 (idt FERRY_I64) or int32
  * (FERRY_I32) values in [-xd[axis], xd[axis]), negatives counting from the
  * end. */
-int cpu_gather(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
-               ferry_dtype idt, int64_t n_idx, void *Y, size_t esz);
+int cpu_gather(const void *X, const int64_t *xd, int nd, int axis, const void *idx, ferry_dtype idt,
+               int64_t n_idx, void *Y, size_t esz);
 
 /* GatherElements: Y (dims id[nd], X's rank) at position p is X at p with
  * p[axis] replaced by idx[p] (negatives from the end); id[d] <= xd[d]. */
@@ -67,8 +67,8 @@ void cpu_tile(const void *X, const int64_t *xd, int nd, const int64_t *repeats, 
 /* Where: Y = C ? A : B, C bool (uint8), with three-way broadcasting onto
  * yd[yn]; A, B and Y share esz. */
 void cpu_where(const uint8_t *C, const int64_t *cd, int cn, const void *A, const int64_t *ad,
-               int an, const void *B, const int64_t *bd, int bn, void *Y, const int64_t *yd,
-               int yn, size_t esz);
+               int an, const void *B, const int64_t *bd, int bn, void *Y, const int64_t *yd, int yn,
+               size_t esz);
 
 typedef enum cpu_pad_mode {
     CPU_PAD_CONSTANT = 0,
@@ -128,8 +128,7 @@ void cpu_range(ferry_dtype dt, const void *start, const void *delta, int64_t n, 
 /* Trilu over the last two dims [R, C] of X (nd >= 2): keeps element (i, j)
  * when j - i >= k (upper) or j - i <= k (lower), zero elsewhere. Y may
  * equal X. */
-void cpu_trilu(const void *X, const int64_t *xd, int nd, int upper, int64_t k, void *Y,
-               size_t esz);
+void cpu_trilu(const void *X, const int64_t *xd, int nd, int upper, int64_t k, void *Y, size_t esz);
 
 /* CumSum along axis for dt FERRY_F32 (summed in f32, in order, as
  * PyTorch), FERRY_I64 or FERRY_I32 (wrapping); exclusive leaves out the

@@ -12,9 +12,12 @@
  *
  * Allocation per run: none of ours once a slot exists (one per concurrent
  * run of a plan; the first run at a new size builds the plan, and a run
- * that finds every slot of its plan busy makes one more). oneDNN 2.6's
- * dnnl_primitive_execute still builds its argument map (a std::unordered_map,
- * a few small heap nodes) and an execution context on every call;
+ * that finds every slot of its plan busy makes one more). oneDNN 2.6.3's
+ * dnnl_primitive_execute still allocates on every call (its argument map,
+ * a std::unordered_map, and execution context): counted with an
+ * LD_PRELOAD malloc counter, 5 small allocations per pooling or reorder
+ * execute, 7 per conv execute (more arguments), so 7 for a conv run kept
+ * blocked and 22 for a plain run that reorders x, the residual and y.
  * dnnl_memory_set_data_handle allocates nothing.
  */
 #include "backend/cpu/cpu_dnnl_plan.h"
@@ -38,17 +41,17 @@ static void engine_init(void)
     engine_st = dnnl_engine_create(&engine, dnnl_cpu, 0);
 }
 
-dnnl_engine_t dnnl_cpu_engine(void)
+dnnl_engine_t cpu_dnnl_engine(void)
 {
     pthread_once(&engine_once, engine_init);
     if (engine_st != dnnl_success) {
-        dnnl_fail(engine_st, "creating the CPU engine");
+        cpu_dnnl_fail(engine_st, "creating the CPU engine");
         return NULL;
     }
     return engine;
 }
 
-ferry_status dnnl_fail(dnnl_status_t st, const char *what)
+ferry_status cpu_dnnl_fail(dnnl_status_t st, const char *what)
 {
     return ferry_fail(st == dnnl_unimplemented ? FERRY_EUNSUPPORTED : FERRY_EINTERNAL,
                       "oneDNN: %s: %s", what, dnnl_status2str(st));
@@ -72,7 +75,7 @@ int64_t cpu_layout_numel(cpu_layout layout, int64_t n, int64_t c, int64_t spatia
 /* oneDNN's OpenMP parallel regions take the calling thread's team size,
  * and its JIT kernels fix their thread split when the primitive is made:
  * a plan is built and run under the same count. */
-int omp_scope_enter(int threads)
+int cpu_dnnl_omp_enter(int threads)
 {
     int saved = omp_get_max_threads();
     if (saved != threads)
@@ -80,13 +83,13 @@ int omp_scope_enter(int threads)
     return saved;
 }
 
-void omp_scope_leave(int saved, int threads)
+void cpu_dnnl_omp_leave(int saved, int threads)
 {
     if (saved != threads)
         omp_set_num_threads(saved);
 }
 
-void md_act(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w, int layout)
+void cpu_dnnl_md(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w, int layout)
 {
     dnnl_dims_t d = {n, c, h, w};
     dnnl_format_tag_t tag = dnnl_format_tag_any;
@@ -98,17 +101,17 @@ void md_act(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w, 
     dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, tag);
 }
 
-ferry_status check_run(const char *what, int64_t n, int64_t max_batch)
+ferry_status cpu_dnnl_check_batch(const char *what, int64_t n, int64_t max_batch)
 {
     if (n < 1 || n > max_batch)
-        return ferry_fail(FERRY_EINVAL, "%s: batch size %lld outside [1, %lld]", what,
-                          (long long)n, (long long)max_batch);
+        return ferry_fail(FERRY_EINVAL, "%s: batch size %lld outside [1, %lld]", what, (long long)n,
+                          (long long)max_batch);
     return FERRY_OK;
 }
 
 /* ------------------------------------------------------------------ plans */
 
-plan_step *plan_step_add(plan *p, dnnl_primitive_t prim)
+plan_step *cpu_plan_step_add(plan *p, dnnl_primitive_t prim)
 {
     plan_step *s = &p->step[p->nsteps++];
     s->prim = prim;
@@ -116,7 +119,7 @@ plan_step *plan_step_add(plan *p, dnnl_primitive_t prim)
     return s;
 }
 
-void plan_arg_add(plan_step *s, int arg, plan_buf buf, const dnnl_memory_desc_t *md)
+void cpu_plan_arg_add(plan_step *s, int arg, plan_buf buf, const dnnl_memory_desc_t *md)
 {
     plan_arg *a = &s->a[s->nargs++];
     a->arg = arg;
@@ -124,36 +127,36 @@ void plan_arg_add(plan_step *s, int arg, plan_buf buf, const dnnl_memory_desc_t 
     a->md = *md;
 }
 
-ferry_status attr_user_scratchpad(dnnl_primitive_attr_t *attr, const_dnnl_post_ops_t post_ops)
+ferry_status cpu_dnnl_attr(dnnl_primitive_attr_t *attr, const_dnnl_post_ops_t post_ops)
 {
     dnnl_status_t st = dnnl_primitive_attr_create(attr);
     if (st != dnnl_success)
-        return dnnl_fail(st, "creating an attr");
+        return cpu_dnnl_fail(st, "creating an attr");
     st = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
     if (st == dnnl_success && post_ops)
         st = dnnl_primitive_attr_set_post_ops(*attr, post_ops);
     if (st != dnnl_success) {
         dnnl_primitive_attr_destroy(*attr);
         *attr = NULL;
-        return dnnl_fail(st, "setting the attr");
+        return cpu_dnnl_fail(st, "setting the attr");
     }
     return FERRY_OK;
 }
 
-plan_step *plan_step_from_pd(plan *p, dnnl_primitive_desc_t pd, ferry_status *st)
+plan_step *cpu_plan_step_from_pd(plan *p, dnnl_primitive_desc_t pd, ferry_status *st)
 {
     dnnl_primitive_t prim = NULL;
     dnnl_status_t ds = dnnl_primitive_create(&prim, pd);
     if (ds != dnnl_success) {
         dnnl_primitive_desc_destroy(pd);
-        *st = dnnl_fail(ds, "creating a primitive");
+        *st = cpu_dnnl_fail(ds, "creating a primitive");
         return NULL;
     }
     const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t bytes = sp ? dnnl_memory_desc_get_size(sp) : 0;
-    plan_step *s = plan_step_add(p, prim);
+    plan_step *s = cpu_plan_step_add(p, prim);
     if (bytes) {
-        plan_arg_add(s, DNNL_ARG_SCRATCHPAD, BUF_SCRATCH, sp);
+        cpu_plan_arg_add(s, DNNL_ARG_SCRATCHPAD, BUF_SCRATCH, sp);
         if (bytes > p->scratch_bytes)
             p->scratch_bytes = bytes;
     }
@@ -162,26 +165,26 @@ plan_step *plan_step_from_pd(plan *p, dnnl_primitive_desc_t pd, ferry_status *st
     return s;
 }
 
-ferry_status plan_add_reorder(plan *p, const dnnl_memory_desc_t *from, plan_buf bf,
-                              const dnnl_memory_desc_t *to, plan_buf bt)
+ferry_status cpu_plan_add_reorder(plan *p, const dnnl_memory_desc_t *from, plan_buf bf,
+                                  const dnnl_memory_desc_t *to, plan_buf bt)
 {
-    dnnl_engine_t eng = dnnl_cpu_engine();
+    dnnl_engine_t eng = cpu_dnnl_engine();
     if (!eng)
         return FERRY_EINTERNAL;
     dnnl_primitive_attr_t attr;
-    ferry_status fst = attr_user_scratchpad(&attr, NULL);
+    ferry_status fst = cpu_dnnl_attr(&attr, NULL);
     if (fst != FERRY_OK)
         return fst;
     dnnl_primitive_desc_t pd;
     dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, from, eng, to, eng, attr);
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success)
-        return dnnl_fail(st, "creating a reorder");
-    plan_step *s = plan_step_from_pd(p, pd, &fst);
+        return cpu_dnnl_fail(st, "creating a reorder");
+    plan_step *s = cpu_plan_step_from_pd(p, pd, &fst);
     if (!s)
         return fst;
-    plan_arg_add(s, DNNL_ARG_FROM, bf, from);
-    plan_arg_add(s, DNNL_ARG_TO, bt, to);
+    cpu_plan_arg_add(s, DNNL_ARG_FROM, bf, from);
+    cpu_plan_arg_add(s, DNNL_ARG_TO, bt, to);
     return FERRY_OK;
 }
 
@@ -213,7 +216,7 @@ static void *alloc64(size_t bytes)
 
 static ferry_status slot_new(const plan *p, plan_slot **out)
 {
-    dnnl_engine_t eng = dnnl_cpu_engine();
+    dnnl_engine_t eng = cpu_dnnl_engine();
     if (!eng)
         return FERRY_EINTERNAL;
     plan_slot *s = calloc(1, sizeof *s);
@@ -223,7 +226,7 @@ static ferry_status slot_new(const plan *p, plan_slot **out)
     if (st != dnnl_success) {
         s->stream = NULL;
         slot_free(p, s);
-        return dnnl_fail(st, "creating a stream");
+        return cpu_dnnl_fail(st, "creating a stream");
     }
     for (int i = 0; i < p->nsteps; i++)
         for (int j = 0; j < p->step[i].nargs; j++) {
@@ -231,7 +234,7 @@ static ferry_status slot_new(const plan *p, plan_slot **out)
             if (st != dnnl_success) {
                 s->mem[i][j] = NULL;
                 slot_free(p, s);
-                return dnnl_fail(st, "creating a memory object");
+                return cpu_dnnl_fail(st, "creating a memory object");
             }
         }
     for (int k = 0; k < 2; k++)
@@ -261,7 +264,7 @@ static void plan_free(plan *p)
     free(p);
 }
 
-ferry_status plan_cache_init(plan_cache *c)
+ferry_status cpu_plan_cache_init(plan_cache *c)
 {
     c->plans = NULL;
     if (pthread_mutex_init(&c->mu, NULL) != 0)
@@ -273,7 +276,7 @@ ferry_status plan_cache_init(plan_cache *c)
     return FERRY_OK;
 }
 
-void plan_cache_destroy(plan_cache *c)
+void cpu_plan_cache_destroy(plan_cache *c)
 {
     while (c->plans) {
         plan *p = c->plans;
@@ -302,8 +305,8 @@ static plan_slot *slot_take(plan *p)
     return s;
 }
 
-ferry_status plan_acquire(plan_cache *c, const plan_key *key, plan_build_fn build, void *owner,
-                          plan **pp, plan_slot **ps)
+ferry_status cpu_plan_acquire(plan_cache *c, const plan_key *key, plan_build_fn build, void *owner,
+                              plan **pp, plan_slot **ps)
 {
     pthread_mutex_lock(&c->mu);
     plan *p = plan_find(c->plans, key);
@@ -325,9 +328,9 @@ ferry_status plan_acquire(plan_cache *c, const plan_key *key, plan_build_fn buil
                 return ferry_fail(FERRY_ENOMEM, "oneDNN plan: out of memory");
             }
             np->key = *key;
-            int saved = omp_scope_enter(key->threads);
+            int saved = cpu_dnnl_omp_enter(key->threads);
             ferry_status st = build(owner, key, np);
-            omp_scope_leave(saved, key->threads);
+            cpu_dnnl_omp_leave(saved, key->threads);
             if (st != FERRY_OK) {
                 plan_free(np);
                 pthread_mutex_unlock(&c->build_mu);
@@ -351,7 +354,7 @@ ferry_status plan_acquire(plan_cache *c, const plan_key *key, plan_build_fn buil
     return FERRY_OK;
 }
 
-void plan_release(plan_cache *c, plan *p, plan_slot *s)
+void cpu_plan_release(plan_cache *c, plan *p, plan_slot *s)
 {
     pthread_mutex_lock(&c->mu);
     s->next = p->free;
@@ -359,11 +362,11 @@ void plan_release(plan_cache *c, plan *p, plan_slot *s)
     pthread_mutex_unlock(&c->mu);
 }
 
-ferry_status plan_execute(const plan *p, plan_slot *s, const float *x, float *y, const float *r)
+ferry_status cpu_plan_execute(const plan *p, plan_slot *s, const float *x, float *y, const float *r)
 {
     if (p->res_copy_floats && r != y)
         memcpy(y, r, p->res_copy_floats * sizeof(float));
-    int saved = omp_scope_enter(p->key.threads);
+    int saved = cpu_dnnl_omp_enter(p->key.threads);
     ferry_status fst = FERRY_OK;
     for (int i = 0; i < p->nsteps && fst == FERRY_OK; i++) {
         const plan_step *st = &p->step[i];
@@ -381,20 +384,24 @@ ferry_status plan_execute(const plan *p, plan_slot *s, const float *x, float *y,
             case BUF_B: h = (void *)(uintptr_t)p->b; break;
             case BUF_SCRATCH: h = s->scratch; break;
             }
-            dnnl_memory_set_data_handle_v2(s->mem[i][j], h, s->stream);
+            dnnl_status_t hs = dnnl_memory_set_data_handle_v2(s->mem[i][j], h, s->stream);
+            if (hs != dnnl_success && fst == FERRY_OK)
+                fst = cpu_dnnl_fail(hs, "setting a memory's data handle");
             args[j].arg = st->a[j].arg;
             args[j].memory = s->mem[i][j];
         }
+        if (fst != FERRY_OK)
+            break;
         dnnl_status_t ds = dnnl_primitive_execute(st->prim, s->stream, st->nargs, args);
         if (ds != dnnl_success)
-            fst = dnnl_fail(ds, "executing a primitive");
+            fst = cpu_dnnl_fail(ds, "executing a primitive");
     }
     if (fst == FERRY_OK) {
         dnnl_status_t ds = dnnl_stream_wait(s->stream);
         if (ds != dnnl_success)
-            fst = dnnl_fail(ds, "waiting on a stream");
+            fst = cpu_dnnl_fail(ds, "waiting on a stream");
     }
-    omp_scope_leave(saved, p->key.threads);
+    cpu_dnnl_omp_leave(saved, p->key.threads);
     return fst;
 }
 
@@ -410,9 +417,9 @@ static ferry_status reorder_build(void *owner, const plan_key *key, plan *p)
 {
     const cpu_reorder *r = owner;
     dnnl_memory_desc_t a, b;
-    md_act(&a, key->n, r->c, 1, r->spatial, key->lin);
-    md_act(&b, key->n, r->c, 1, r->spatial, key->lout);
-    return plan_add_reorder(p, &a, BUF_X, &b, BUF_Y);
+    cpu_dnnl_md(&a, key->n, r->c, 1, r->spatial, key->lin);
+    cpu_dnnl_md(&b, key->n, r->c, 1, r->spatial, key->lout);
+    return cpu_plan_add_reorder(p, &a, BUF_X, &b, BUF_Y);
 }
 
 ferry_status cpu_reorder_create(cpu_layout from, cpu_layout to, int64_t c, int64_t spatial,
@@ -420,19 +427,20 @@ ferry_status cpu_reorder_create(cpu_layout from, cpu_layout to, int64_t c, int64
 {
     *out = NULL;
     if (c < 1 || spatial < 1 || max_batch < 1)
-        return ferry_fail(FERRY_EINVAL, "reorder: channels %lld, spatial size %lld and max "
-                                        "batch %lld must be >= 1",
+        return ferry_fail(FERRY_EINVAL,
+                          "reorder: channels %lld, spatial size %lld and max "
+                          "batch %lld must be >= 1",
                           (long long)c, (long long)spatial, (long long)max_batch);
     if ((from != CPU_LAYOUT_PLAIN && from != CPU_LAYOUT_BLOCKED) ||
         (to != CPU_LAYOUT_PLAIN && to != CPU_LAYOUT_BLOCKED))
         return ferry_fail(FERRY_EINVAL, "reorder: unknown layout");
-    if (!dnnl_cpu_engine())
+    if (!cpu_dnnl_engine())
         return FERRY_EINTERNAL;
     cpu_reorder *r = calloc(1, sizeof *r);
     if (!r)
         return ferry_fail(FERRY_ENOMEM, "reorder: out of memory");
     *r = (cpu_reorder){.from = from, .to = to, .c = c, .spatial = spatial, .max_batch = max_batch};
-    ferry_status st = plan_cache_init(&r->cache);
+    ferry_status st = cpu_plan_cache_init(&r->cache);
     if (st != FERRY_OK) {
         free(r);
         return st;
@@ -443,7 +451,7 @@ ferry_status cpu_reorder_create(cpu_layout from, cpu_layout to, int64_t c, int64
 
 ferry_status cpu_reorder_run(cpu_reorder *r, int64_t n, const float *x, float *y)
 {
-    ferry_status st = check_run("reorder", n, r->max_batch);
+    ferry_status st = cpu_dnnl_check_batch("reorder", n, r->max_batch);
     if (st != FERRY_OK)
         return st;
     if (r->from == r->to) {
@@ -454,11 +462,11 @@ ferry_status cpu_reorder_run(cpu_reorder *r, int64_t n, const float *x, float *y
     plan_key key = {.n = n, .threads = 1, .lin = r->from, .lout = r->to};
     plan *p;
     plan_slot *s;
-    st = plan_acquire(&r->cache, &key, reorder_build, r, &p, &s);
+    st = cpu_plan_acquire(&r->cache, &key, reorder_build, r, &p, &s);
     if (st != FERRY_OK)
         return st;
-    st = plan_execute(p, s, x, y, NULL);
-    plan_release(&r->cache, p, s);
+    st = cpu_plan_execute(p, s, x, y, NULL);
+    cpu_plan_release(&r->cache, p, s);
     return st;
 }
 
@@ -466,6 +474,6 @@ void cpu_reorder_destroy(cpu_reorder *r)
 {
     if (!r)
         return;
-    plan_cache_destroy(&r->cache);
+    cpu_plan_cache_destroy(&r->cache);
     free(r);
 }

@@ -34,14 +34,14 @@
 typedef enum cpu_act {
     CPU_ACT_NONE = 0,
     CPU_ACT_RELU,
-    CPU_ACT_LEAKY_RELU,  /* alpha: slope for x < 0 */
-    CPU_ACT_CLIP,        /* alpha = min, beta = max (ReLU6: 0, 6) */
+    CPU_ACT_LEAKY_RELU, /* alpha: slope for x < 0 */
+    CPU_ACT_CLIP,       /* alpha = min, beta = max (ReLU6: 0, 6) */
     CPU_ACT_SIGMOID,
     CPU_ACT_HARDSWISH,   /* x * clip(x/6 + 1/2, 0, 1), ONNX HardSwish */
     CPU_ACT_HARDSIGMOID, /* clip(alpha*x + beta, 0, 1) */
     CPU_ACT_GELU,        /* exact, erf form */
     CPU_ACT_GELU_TANH,
-    CPU_ACT_SILU,        /* x * sigmoid(x) */
+    CPU_ACT_SILU, /* x * sigmoid(x) */
 } cpu_act;
 
 /* Where a residual input joins (cpu_conv_params.residual). */
@@ -80,9 +80,10 @@ typedef enum cpu_autopad {
 } cpu_autopad;
 
 /* How a conv runs on plain (NCHW) activations. DIRECT asks oneDNN for a
- * primitive on nchw itself; REORDER lets it pick its layout and reorders
- * x and y at the boundary (bench/cpu_conv_bench.c measures both). AUTO is
- * the measured default. */
+ * primitive on nchw itself (gemm:jit, im2col + sgemm); REORDER lets it
+ * pick its layout (nChw8c, jit:avx2) and reorders x and y at the boundary.
+ * AUTO, the default: DIRECT for 1x1 stride-1 unpadded convs of group 1 on
+ * images of 14x14 and up, REORDER otherwise (measured, see cpu_conv.c). */
 typedef enum cpu_plain_impl {
     CPU_PLAIN_AUTO = 0,
     CPU_PLAIN_DIRECT,
@@ -116,15 +117,15 @@ typedef struct cpu_conv cpu_conv;
  * aim at out = ceil(in / stride) (Conv) or in * stride (ConvTranspose),
  * the odd pad going to the end (UPPER) or the beginning (LOWER); VALID is
  * no pad. NOTSET leaves the pads alone. FERRY_EINVAL for a bad mode. */
-ferry_status cpu_conv_resolve_autopad(cpu_autopad mode, int transposed, int rank,
-                                      const int64_t *in, const int64_t *kernel,
-                                      const int64_t *stride, const int64_t *dilation,
-                                      const int64_t *output_padding, int64_t *pad_begin,
-                                      int64_t *pad_end);
+ferry_status cpu_conv_resolve_autopad(cpu_autopad mode, int transposed, int rank, const int64_t *in,
+                                      const int64_t *kernel, const int64_t *stride,
+                                      const int64_t *dilation, const int64_t *output_padding,
+                                      int64_t *pad_begin, int64_t *pad_end);
 
-/* The output spatial dims of p (rank of them) into out; FERRY_ESHAPE (with a
- * message) when the shape is impossible. */
-ferry_status cpu_conv_out_dims(const cpu_conv *c, int64_t *out);
+/* The output spatial dims (rank of them) into out: ONNX's
+ * floor((in + pads - ((k-1)*d+1)) / s) + 1 for Conv,
+ * s*(in-1) + output_padding + (k-1)*d+1 - pads for ConvTranspose. */
+void cpu_conv_out_dims(const cpu_conv *c, int64_t *out);
 
 /* Builds a Conv (p->transposed 0) or ConvTranspose (1). W is ONNX's layout,
  * [c_out, c_in/group, k...] for Conv, [c_in, c_out/group, k...] for
@@ -169,9 +170,9 @@ typedef enum cpu_pool_kind {
 
 typedef struct cpu_pool_params {
     cpu_pool_kind kind;
-    int rank;       /* 1 or 2 */
-    int64_t c;      /* channels */
-    int64_t in[2];  /* input spatial dims */
+    int rank;      /* 1 or 2 */
+    int64_t c;     /* channels */
+    int64_t in[2]; /* input spatial dims */
     int64_t kernel[2];
     int64_t stride[2];   /* 0 means 1 */
     int64_t dilation[2]; /* MaxPool only; 0 means 1 */

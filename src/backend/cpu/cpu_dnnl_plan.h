@@ -73,8 +73,8 @@ typedef struct plan {
     plan_step step[PLAN_MAX_STEPS];
     size_t t_bytes[2];
     size_t scratch_bytes;
-    void *w;       /* not owned: the owner's weights in this plan's format */
-    const void *b; /* not owned */
+    void *w;                /* not owned: the owner's weights in this plan's format */
+    const void *b;          /* not owned */
     size_t res_copy_floats; /* > 0: copy residual into y before the steps */
     plan_slot *free;        /* idle slots (cache mutex) */
 } plan;
@@ -91,52 +91,52 @@ typedef struct plan_cache {
 
 /* The CPU engine (created once, thread-safe); NULL with a message set if
  * oneDNN cannot make one. */
-dnnl_engine_t dnnl_cpu_engine(void);
+dnnl_engine_t cpu_dnnl_engine(void);
 
 /* Turns a failed oneDNN call into FERRY_EINTERNAL (or FERRY_EUNSUPPORTED
  * for dnnl_unimplemented) naming what was being done. */
-ferry_status dnnl_fail(dnnl_status_t st, const char *what);
+ferry_status cpu_dnnl_fail(dnnl_status_t st, const char *what);
 
 /* Sets this thread's OpenMP team size for oneDNN; returns the old one for
- * omp_scope_leave. */
-int omp_scope_enter(int threads);
-void omp_scope_leave(int saved, int threads);
+ * cpu_dnnl_omp_leave. */
+int cpu_dnnl_omp_enter(int threads);
+void cpu_dnnl_omp_leave(int saved, int threads);
 
 /* A plain (nchw) or blocked (nChw<b>c) 4-D f32 descriptor; 1-D tensors are
  * passed as H = 1. layout < 0 means format any. */
-void md_act(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w, int layout);
+void cpu_dnnl_md(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w, int layout);
 
-/* Appends a step running prim; args added by plan_arg_add. */
-plan_step *plan_step_add(plan *p, dnnl_primitive_t prim);
-void plan_arg_add(plan_step *s, int arg, plan_buf buf, const dnnl_memory_desc_t *md);
+/* Appends a step running prim; args added by cpu_plan_arg_add. */
+plan_step *cpu_plan_step_add(plan *p, dnnl_primitive_t prim);
+void cpu_plan_arg_add(plan_step *s, int arg, plan_buf buf, const dnnl_memory_desc_t *md);
 
 /* Creates primitive descriptor pd's primitive and adds it as a step with
  * its scratchpad argument (the pd must have been made with a user-mode
  * scratchpad attr); the pd is destroyed. Returns the step or NULL with a
  * message set (*st). */
-plan_step *plan_step_from_pd(plan *p, dnnl_primitive_desc_t pd, ferry_status *st);
+plan_step *cpu_plan_step_from_pd(plan *p, dnnl_primitive_desc_t pd, ferry_status *st);
 
 /* A reorder step from md `from` (buffer bf) to `to` (buffer bt). */
-ferry_status plan_add_reorder(plan *p, const dnnl_memory_desc_t *from, plan_buf bf,
-                              const dnnl_memory_desc_t *to, plan_buf bt);
+ferry_status cpu_plan_add_reorder(plan *p, const dnnl_memory_desc_t *from, plan_buf bf,
+                                  const dnnl_memory_desc_t *to, plan_buf bt);
 
 /* A primitive attr with user-mode scratchpad (post_ops may be NULL). */
-ferry_status attr_user_scratchpad(dnnl_primitive_attr_t *attr, const_dnnl_post_ops_t post_ops);
+ferry_status cpu_dnnl_attr(dnnl_primitive_attr_t *attr, const_dnnl_post_ops_t post_ops);
 
-ferry_status plan_cache_init(plan_cache *c);
-void plan_cache_destroy(plan_cache *c);
+ferry_status cpu_plan_cache_init(plan_cache *c);
+void cpu_plan_cache_destroy(plan_cache *c);
 
 /* Finds or builds the plan for key and takes a slot from it. */
-ferry_status plan_acquire(plan_cache *c, const plan_key *key, plan_build_fn build, void *owner,
-                          plan **pp, plan_slot **ps);
-void plan_release(plan_cache *c, plan *p, plan_slot *s);
+ferry_status cpu_plan_acquire(plan_cache *c, const plan_key *key, plan_build_fn build, void *owner,
+                              plan **pp, plan_slot **ps);
+void cpu_plan_release(plan_cache *c, plan *p, plan_slot *s);
 
 /* Runs p's steps on slot s with the caller's buffers. */
-ferry_status plan_execute(const plan *p, plan_slot *s, const float *x, float *y,
-                          const float *r);
+ferry_status cpu_plan_execute(const plan *p, plan_slot *s, const float *x, float *y,
+                              const float *r);
 
-/* Checks n against [1, max_batch] and threads; FERRY_EINVAL with a message
+/* Checks n against [1, max_batch]; FERRY_EINVAL with a message
  * naming what. */
-ferry_status check_run(const char *what, int64_t n, int64_t max_batch);
+ferry_status cpu_dnnl_check_batch(const char *what, int64_t n, int64_t max_batch);
 
 #endif

@@ -4,12 +4,14 @@
  * output; the inner loop of each is specialized on its input strides
  * (both 1, one 0, both 0) so that each variant has unit or zero strides
  * and vectorizes. Reductions view X as kept and reduced blocks with a
- * contiguous inner dim: reduced inner dims become row reductions with
- * eight independent lanes (the compiler may not reorder one FP sum, but
- * it vectorizes eight), kept inner dims accumulate whole rows into a
+ * contiguous inner dim: reduced inner dims become row reductions in
+ * independent lanes (the compiler may not reorder one FP sum, but it
+ * vectorizes many), kept inner dims accumulate whole rows into a
  * block of accumulators.
  */
 #include "backend/cpu/cpu_elem.h"
+
+#include "backend/cpu/cpu_data.h"
 
 #include <assert.h>
 #include <math.h>
@@ -162,9 +164,8 @@ static void bin_drive(bin_inner_fn fn, int op, int flag, const void *A, size_t e
     cpu_iter_broadcast(&it, yd, yn, 2, d, nn);
     int sa = cpu_iter_inner_stride(&it, 1) != 0, sb = cpu_iter_inner_stride(&it, 2) != 0;
     for (int64_t o = 0; o < it.outer; o++) {
-        fn(op, flag, (char *)Y + it.off[0] * (int64_t)ey,
-           (const char *)A + it.off[1] * (int64_t)ea, sa,
-           (const char *)B + it.off[2] * (int64_t)eb, sb, it.inner);
+        fn(op, flag, (char *)Y + it.off[0] * (int64_t)ey, (const char *)A + it.off[1] * (int64_t)ea,
+           sa, (const char *)B + it.off[2] * (int64_t)eb, sb, it.inner);
         cpu_iter_next(&it);
     }
 }
@@ -189,7 +190,7 @@ static void arith_f32(int op, int fmod_, void *yv, const void *av, int sa, const
     switch ((cpu_binary_op)op) {
     case CPU_BIN_ADD: BIN4(float, float, x + z); break;
     case CPU_BIN_SUB: BIN4(float, float, x - z); break;
-    case CPU_BIN_MUL: BIN4(float, float, x * z); break;
+    case CPU_BIN_MUL: BIN4(float, float, x *z); break;
     case CPU_BIN_DIV: BIN4(float, float, x / z); break;
     case CPU_BIN_MOD:
         if (fmod_)
@@ -242,8 +243,8 @@ static bin_inner_fn arith_fn(ferry_dtype dt)
 }
 
 void cpu_binary_arith(cpu_binary_op op, ferry_dtype dt, int fmod, const void *A, const int64_t *ad,
-                      int an, const void *B, const int64_t *bd, int bn, void *Y,
-                      const int64_t *yd, int yn)
+                      int an, const void *B, const int64_t *bd, int bn, void *Y, const int64_t *yd,
+                      int yn)
 {
     size_t e = dtype_size(dt);
     bin_drive(arith_fn(dt), (int)op, fmod, A, e, ad, an, B, e, bd, bn, Y, e, yd, yn);
@@ -259,16 +260,7 @@ void cpu_variadic(cpu_binary_op op, ferry_dtype dt, int n, const void *const *X,
         total *= yd[d];
     if (n == 1) {
         /* A broadcast copy: Y = X0 + 0 would turn -0 into +0. */
-        cpu_iter it;
-        cpu_iter_broadcast(&it, yd, yn, 1, xd, xn);
-        int64_t s = cpu_iter_inner_stride(&it, 1);
-        for (int64_t o = 0; o < it.outer; o++) {
-            char *y = (char *)Y + it.off[0] * (int64_t)e;
-            const char *x = (const char *)X[0] + it.off[1] * (int64_t)e;
-            for (int64_t i = 0; i < it.inner; i++)
-                memcpy(y + i * (int64_t)e, x + i * s * (int64_t)e, e);
-            cpu_iter_next(&it);
-        }
+        cpu_expand(X[0], xd[0], xn[0], Y, yd, yn, e);
     } else {
         cpu_binary_arith(bop, dt, 0, X[0], xd[0], xn[0], X[1], xd[1], xn[1], Y, yd, yn);
         for (int i = 2; i < n; i++)
@@ -327,7 +319,7 @@ static void pow_inner(int adt_, int bdt_, void *yv, const void *av, int sa, cons
     ferry_dtype adt = (ferry_dtype)adt_, bdt = (ferry_dtype)bdt_;
     if (adt == FERRY_F32 && bdt == FERRY_F32) {
         if (!sb && ((const float *)bv)[0] == 2.0f)
-            BIN4(float, float, x * x);
+            BIN4(float, float, x *x);
         else if (!sb && ((const float *)bv)[0] == 1.0f)
             BIN4(float, float, x);
         else
@@ -356,8 +348,8 @@ static void pow_inner(int adt_, int bdt_, void *yv, const void *av, int sa, cons
 void cpu_pow(const void *A, ferry_dtype adt, const int64_t *ad, int an, const void *B,
              ferry_dtype bdt, const int64_t *bd, int bn, void *Y, const int64_t *yd, int yn)
 {
-    bin_drive(pow_inner, (int)adt, (int)bdt, A, dtype_size(adt), ad, an, B, dtype_size(bdt), bd,
-              bn, Y, dtype_size(adt), yd, yn);
+    bin_drive(pow_inner, (int)adt, (int)bdt, A, dtype_size(adt), ad, an, B, dtype_size(bdt), bd, bn,
+              Y, dtype_size(adt), yd, yn);
 }
 
 /* ----------------------------------------------------- compare, logical */
@@ -503,22 +495,26 @@ enum { COMB_ADD, COMB_MUL, COMB_MAX, COMB_MIN };
 
 #define C_ADD(a, v) ((a) + (v))
 #define C_MUL(a, v) ((a) * (v))
-#define C_MAX(a, v) ((v) > (a) || (v) != (v) ? (v) : (a))
-#define C_MIN(a, v) ((v) < (a) || (v) != (v) ? (v) : (a))
+#define C_MAX(a, v) (((v) > (a)) | ((v) != (v)) ? (v) : (a))
+#define C_MIN(a, v) (((v) < (a)) | ((v) != (v)) ? (v) : (a))
 #define M_ID(v) (v)
 #define M_ABS(v) fabs(v)
 #define M_SQ(v) ((v) * (v))
 #define M_EXP(v) exp((v)-sh)
 
-/* *acc = comb(*acc, map(x[j])) over a contiguous row, in eight lanes. */
-#define ROW_LANES(MAP, COMB)                                                                       \
+/* *acc = comb(*acc, map(x[j])) over a contiguous row, in ROW_LANES
+ * independent lanes: the lane loop is a plain elementwise loop, which
+ * GCC vectorizes where it will not vectorize one ordered FP sum or a
+ * NaN-aware max. */
+#define ROW_LANES 32
+#define ROW_LOOP(MAP, COMB)                                                                        \
     do {                                                                                           \
-        double l[8];                                                                               \
-        for (int k = 0; k < 8; k++)                                                                \
+        double l[ROW_LANES];                                                                       \
+        for (int k = 0; k < ROW_LANES; k++)                                                        \
             l[k] = init;                                                                           \
         int64_t j = 0;                                                                             \
-        for (; j + 8 <= L; j += 8)                                                                 \
-            for (int k = 0; k < 8; k++) {                                                          \
+        for (; j + ROW_LANES <= L; j += ROW_LANES)                                                 \
+            for (int k = 0; k < ROW_LANES; k++) {                                                  \
                 double v = MAP((double)x[j + k]);                                                  \
                 l[k] = COMB(l[k], v);                                                              \
             }                                                                                      \
@@ -527,24 +523,24 @@ enum { COMB_ADD, COMB_MUL, COMB_MAX, COMB_MIN };
             l[0] = COMB(l[0], v);                                                                  \
         }                                                                                          \
         double r = *acc;                                                                           \
-        for (int k = 0; k < 8; k++)                                                                \
+        for (int k = 0; k < ROW_LANES; k++)                                                        \
             r = COMB(r, l[k]);                                                                     \
         *acc = r;                                                                                  \
     } while (0)
 
-static void row_f32(const float *x, int64_t L, int map, int comb, double init, double sh,
+static void row_f32(const float *restrict x, int64_t L, int map, int comb, double init, double sh,
                     double *acc)
 {
     switch (comb) {
-    case COMB_MUL: ROW_LANES(M_ID, C_MUL); break;
-    case COMB_MAX: ROW_LANES(M_ID, C_MAX); break;
-    case COMB_MIN: ROW_LANES(M_ID, C_MIN); break;
+    case COMB_MUL: ROW_LOOP(M_ID, C_MUL); break;
+    case COMB_MAX: ROW_LOOP(M_ID, C_MAX); break;
+    case COMB_MIN: ROW_LOOP(M_ID, C_MIN); break;
     default:
         switch (map) {
-        case MAP_ABS: ROW_LANES(M_ABS, C_ADD); break;
-        case MAP_SQ: ROW_LANES(M_SQ, C_ADD); break;
-        case MAP_EXP: ROW_LANES(M_EXP, C_ADD); break;
-        default: ROW_LANES(M_ID, C_ADD); break;
+        case MAP_ABS: ROW_LOOP(M_ABS, C_ADD); break;
+        case MAP_SQ: ROW_LOOP(M_SQ, C_ADD); break;
+        case MAP_EXP: ROW_LOOP(M_EXP, C_ADD); break;
+        default: ROW_LOOP(M_ID, C_ADD); break;
         }
     }
 }
@@ -608,7 +604,7 @@ static void red_pass_f32(const red_plan *p, const float *X, float *Y, int map, i
                 row_f32(X + koff + roff, L, map, comb, init, sh, &s);
                 odo_next(p->nr, p->rd, p->rs, ridx, &roff);
             }
-            Y[o] = red_finish(s, fin, inv, Y[o]);
+            Y[o] = red_finish(s, fin, inv, fin == FIN_LSE ? Y[o] : 0.0f);
         } else {
             float *y = Y + o * L;
             for (int64_t c0 = 0; c0 < L; c0 += RED_BLOCK) {
@@ -623,7 +619,7 @@ static void red_pass_f32(const red_plan *p, const float *X, float *Y, int map, i
                     odo_next(p->nr, p->rd, p->rs, ridx, &roff);
                 }
                 for (int64_t c = 0; c < w; c++)
-                    y[c0 + c] = red_finish(acc[c], fin, inv, y[c0 + c]);
+                    y[c0 + c] = red_finish(acc[c], fin, inv, fin == FIN_LSE ? y[c0 + c] : 0.0f);
             }
         }
         odo_next(p->nk, p->kd, p->ks, kidx, &koff);
@@ -735,8 +731,8 @@ void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *
             if (dt == FERRY_F32)
                 ((float *)Y)[i] = (float)red_identity(op);
             else
-                ((int64_t *)Y)[i] = op == CPU_RED_MAX   ? INT64_MIN
-                                    : op == CPU_RED_MIN ? INT64_MAX
+                ((int64_t *)Y)[i] = op == CPU_RED_MAX    ? INT64_MIN
+                                    : op == CPU_RED_MIN  ? INT64_MAX
                                     : op == CPU_RED_PROD ? 1
                                                          : 0;
         }
@@ -753,10 +749,9 @@ void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *
 /* Whether v replaces the best b so far. */
 #define BETTER_F(v, b)                                                                             \
     ((v) != (v) ? ((b) == (b) || last)                                                             \
-                : ((b) == (b) && (is_max ? (last ? (v) >= (b) : (v) > (b))                         \
-                                         : (last ? (v) <= (b) : (v) < (b)))))
-#define BETTER_I(v, b)                                                                             \
-    (is_max ? (last ? (v) >= (b) : (v) > (b)) : (last ? (v) <= (b) : (v) < (b)))
+                : ((b) == (b) &&                                                                   \
+                   (is_max ? (last ? (v) >= (b) : (v) > (b)) : (last ? (v) <= (b) : (v) < (b)))))
+#define BETTER_I(v, b) (is_max ? (last ? (v) >= (b) : (v) > (b)) : (last ? (v) <= (b) : (v) < (b)))
 
 #define ARG_T(T, BETTER)                                                                           \
     do {                                                                                           \

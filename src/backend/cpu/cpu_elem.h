@@ -51,7 +51,9 @@ typedef enum cpu_binary_op {
     CPU_BIN_SUB,
     CPU_BIN_MUL,
     CPU_BIN_DIV, /* integers: truncates toward zero; x / 0 is 0 */
-    CPU_BIN_MOD, /* fmod: sign of the dividend (C); else of the divisor (Python); x mod 0 is 0 for integers */
+    /* fmod: the sign of the dividend (C); else of the divisor (Python);
+     * integer x mod 0 is 0 */
+    CPU_BIN_MOD,
     CPU_BIN_MIN, /* f32: NaN in either input gives NaN */
     CPU_BIN_MAX,
     CPU_BIN_MEAN, /* cpu_variadic only: the sum divided by n (f32) */
@@ -60,8 +62,8 @@ typedef enum cpu_binary_op {
 /* Y = A op B with broadcasting, A, B and Y all of dt: FERRY_F32,
  * FERRY_I64 or FERRY_I32. Y may equal A or B when that input has Y's dims. */
 void cpu_binary_arith(cpu_binary_op op, ferry_dtype dt, int fmod, const void *A, const int64_t *ad,
-                      int an, const void *B, const int64_t *bd, int bn, void *Y,
-                      const int64_t *yd, int yn);
+                      int an, const void *B, const int64_t *bd, int bn, void *Y, const int64_t *yd,
+                      int yn);
 
 /* Sum, Mean, Min, Max of n >= 1 inputs of dt (op ADD, MEAN, MIN, MAX),
  * all broadcast onto yd[yn]; input i has dims xd[i][xn[i]]. Y may equal

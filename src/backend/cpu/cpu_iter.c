@@ -90,8 +90,8 @@ void cpu_iter_init(cpu_iter *it, const int64_t *dims, int nd, int nops,
     memset(it->off, 0, sizeof it->off);
 }
 
-void cpu_iter_broadcast(cpu_iter *it, const int64_t *od, int on, int nin,
-                        const int64_t *const *d, const int *n)
+void cpu_iter_broadcast(cpu_iter *it, const int64_t *od, int on, int nin, const int64_t *const *d,
+                        const int *n)
 {
     int64_t st[CPU_ITER_MAX_OPS][CPU_ITER_MAX_DIMS];
     assert(nin + 1 <= CPU_ITER_MAX_OPS && on <= FERRY_MAX_DIMS);

@@ -61,8 +61,8 @@ void cpu_iter_init(cpu_iter *it, const int64_t *dims, int nd, int nops,
 
 /* The common case: a dense output of dims od[on] (operand 0) and nin
  * inputs of dims d[k][n[k]] broadcast onto it (operands 1..nin). */
-void cpu_iter_broadcast(cpu_iter *it, const int64_t *od, int on, int nin,
-                        const int64_t *const *d, const int *n);
+void cpu_iter_broadcast(cpu_iter *it, const int64_t *od, int on, int nin, const int64_t *const *d,
+                        const int *n);
 
 /* The inner stride of operand k. */
 static inline int64_t cpu_iter_inner_stride(const cpu_iter *it, int k)

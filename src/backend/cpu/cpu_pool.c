@@ -96,8 +96,7 @@ static ferry_status pool_shape(cpu_pool *pl, const cpu_pool_params *p)
             return ferry_fail(FERRY_ESHAPE,
                               "%s: spatial dim %d: input %lld with pads %lld,%lld is smaller "
                               "than the dilated kernel %lld",
-                              op, i, (long long)in, (long long)pb, (long long)pe,
-                              (long long)keff);
+                              op, i, (long long)in, (long long)pb, (long long)pe, (long long)keff);
         int64_t out = span / s + 1;
         if (p->ceil_mode) {
             out = (span + s - 1) / s + 1;
@@ -140,9 +139,8 @@ static ferry_status pool_shape(cpu_pool *pl, const cpu_pool_params *p)
                     int64_t dh = pl->d[0] + 1, dw = pl->d[1] + 1;
                     int64_t valid = taps_in(h0, pl->k[0], dh, 0, pl->in[0]) *
                                     taps_in(w0, pl->k[1], dw, 0, pl->in[1]);
-                    int64_t padded =
-                        taps_in(h0, pl->k[0], dh, -pl->pad_l[0], pl->in[0] + pe2[0]) *
-                        taps_in(w0, pl->k[1], dw, -pl->pad_l[1], pl->in[1] + pe2[1]);
+                    int64_t padded = taps_in(h0, pl->k[0], dh, -pl->pad_l[0], pl->in[0] + pe2[0]) *
+                                     taps_in(w0, pl->k[1], dw, -pl->pad_l[1], pl->in[1] + pe2[1]);
                     pl->fix[oh * pl->out[1] + ow] = padded ? (float)valid / (float)padded : 0.0f;
                 }
         }
@@ -161,39 +159,39 @@ void cpu_pool_out_dims(const cpu_pool *pl, int64_t *out)
 static ferry_status pool_build(void *owner, const plan_key *key, plan *p)
 {
     cpu_pool *pl = owner;
-    dnnl_engine_t eng = dnnl_cpu_engine();
+    dnnl_engine_t eng = cpu_dnnl_engine();
     if (!eng)
         return FERRY_EINTERNAL;
     int64_t n = key->n, c = pl->p.c;
     dnnl_memory_desc_t src, dst, udst;
-    md_act(&src, n, c, pl->in[0], pl->in[1], key->lin);
-    md_act(&dst, n, c, pl->out[0], pl->out[1], key->lin);
-    md_act(&udst, n, c, pl->out[0], pl->out[1], key->lout);
+    cpu_dnnl_md(&src, n, c, pl->in[0], pl->in[1], key->lin);
+    cpu_dnnl_md(&dst, n, c, pl->out[0], pl->out[1], key->lin);
+    cpu_dnnl_md(&udst, n, c, pl->out[0], pl->out[1], key->lout);
     dnnl_pooling_v2_desc_t pd_desc;
-    dnnl_status_t st = dnnl_pooling_v2_forward_desc_init(&pd_desc, dnnl_forward_inference, pl->alg,
-                                                         &src, &dst, pl->s, pl->k, pl->d,
-                                                         pl->pad_l, pl->pad_r);
+    dnnl_status_t st =
+        dnnl_pooling_v2_forward_desc_init(&pd_desc, dnnl_forward_inference, pl->alg, &src, &dst,
+                                          pl->s, pl->k, pl->d, pl->pad_l, pl->pad_r);
     if (st != dnnl_success)
-        return dnnl_fail(st, "describing a pooling");
+        return cpu_dnnl_fail(st, "describing a pooling");
     dnnl_primitive_attr_t attr;
-    ferry_status fst = attr_user_scratchpad(&attr, NULL);
+    ferry_status fst = cpu_dnnl_attr(&attr, NULL);
     if (fst != FERRY_OK)
         return fst;
     dnnl_primitive_desc_t pd;
     st = dnnl_primitive_desc_create(&pd, &pd_desc, attr, eng, NULL);
     dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success)
-        return dnnl_fail(st, "creating a pooling primitive descriptor");
+        return cpu_dnnl_fail(st, "creating a pooling primitive descriptor");
     int re = key->lin != key->lout;
     if (re)
         p->t_bytes[0] = dnnl_memory_desc_get_size(&dst);
-    plan_step *s = plan_step_from_pd(p, pd, &fst);
+    plan_step *s = cpu_plan_step_from_pd(p, pd, &fst);
     if (!s)
         return fst;
-    plan_arg_add(s, DNNL_ARG_SRC, BUF_X, &src);
-    plan_arg_add(s, DNNL_ARG_DST, re ? BUF_T0 : BUF_Y, &dst);
+    cpu_plan_arg_add(s, DNNL_ARG_SRC, BUF_X, &src);
+    cpu_plan_arg_add(s, DNNL_ARG_DST, re ? BUF_T0 : BUF_Y, &dst);
     if (re)
-        fst = plan_add_reorder(p, &dst, BUF_T0, &udst, BUF_Y);
+        fst = cpu_plan_add_reorder(p, &dst, BUF_T0, &udst, BUF_Y);
     return fst;
 }
 
@@ -207,10 +205,10 @@ ferry_status cpu_pool_create(const cpu_pool_params *p, cpu_pool **out)
         return ferry_fail(FERRY_ENOMEM, "pool: out of memory");
     pl->p = *p;
     ferry_status st = pool_shape(pl, p);
-    if (st == FERRY_OK && !dnnl_cpu_engine())
+    if (st == FERRY_OK && !cpu_dnnl_engine())
         st = FERRY_EINTERNAL;
     if (st == FERRY_OK)
-        st = plan_cache_init(&pl->cache);
+        st = cpu_plan_cache_init(&pl->cache);
     if (st != FERRY_OK) {
         free(pl->fix);
         free(pl);
@@ -220,12 +218,12 @@ ferry_status cpu_pool_create(const cpu_pool_params *p, cpu_pool **out)
     plan_key key = {.n = 1, .threads = 1, .lin = CPU_LAYOUT_PLAIN, .lout = CPU_LAYOUT_PLAIN};
     plan *pp;
     plan_slot *s;
-    st = plan_acquire(&pl->cache, &key, pool_build, pl, &pp, &s);
+    st = cpu_plan_acquire(&pl->cache, &key, pool_build, pl, &pp, &s);
     if (st != FERRY_OK) {
         cpu_pool_destroy(pl);
         return ferry_fail_prefix(st, "%s", pool_name(p->kind));
     }
-    plan_release(&pl->cache, pp, s);
+    cpu_plan_release(&pl->cache, pp, s);
     *out = pl;
     return FERRY_OK;
 }
@@ -247,7 +245,7 @@ static void pool_fix(const cpu_pool *pl, int64_t n, cpu_layout layout, float *y)
 ferry_status cpu_pool_run_layout(cpu_pool *pl, int64_t n, cpu_layout lin, cpu_layout lout,
                                  int threads, const float *x, float *y)
 {
-    ferry_status st = check_run(pool_name(pl->p.kind), n, pl->p.max_batch);
+    ferry_status st = cpu_dnnl_check_batch(pool_name(pl->p.kind), n, pl->p.max_batch);
     if (st != FERRY_OK)
         return st;
     if (!x || !y)
@@ -258,11 +256,11 @@ ferry_status cpu_pool_run_layout(cpu_pool *pl, int64_t n, cpu_layout lin, cpu_la
     plan_key key = {.n = n, .threads = threads < 1 ? 1 : threads, .lin = lin, .lout = lout};
     plan *p;
     plan_slot *s;
-    st = plan_acquire(&pl->cache, &key, pool_build, pl, &p, &s);
+    st = cpu_plan_acquire(&pl->cache, &key, pool_build, pl, &p, &s);
     if (st != FERRY_OK)
         return st;
-    st = plan_execute(p, s, x, y, NULL);
-    plan_release(&pl->cache, p, s);
+    st = cpu_plan_execute(p, s, x, y, NULL);
+    cpu_plan_release(&pl->cache, p, s);
     if (st == FERRY_OK && pl->fix)
         pool_fix(pl, n, lout, y);
     return st;
@@ -277,7 +275,7 @@ void cpu_pool_destroy(cpu_pool *pl)
 {
     if (!pl)
         return;
-    plan_cache_destroy(&pl->cache);
+    cpu_plan_cache_destroy(&pl->cache);
     free(pl->fix);
     free(pl);
 }
