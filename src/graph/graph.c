@@ -179,3 +179,27 @@ int64_t graph_param_count(const graph *g)
             n += graph_value_numel(&g->values[i], 1);
     return n;
 }
+
+void graph_remove_unread(graph *g)
+{
+    /* Nodes are in topological order: one sweep from the end frees chains. */
+    for (int ni = g->n_nodes - 1; ni >= 0; ni--) {
+        graph_node *n = &g->nodes[ni];
+        if (n->dead)
+            continue;
+        int needed = 0;
+        for (int k = 0; k < n->n_out && !needed; k++) {
+            int v = n->out[k];
+            needed = v >= 0 && (g->values[v].n_consumers > 0 || g->values[v].is_output);
+        }
+        if (needed)
+            continue;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0)
+                g->values[n->in[k]].n_consumers--;
+        for (int k = 0; k < n->n_out; k++)
+            if (n->out[k] >= 0 && g->values[n->out[k]].producer == ni)
+                g->values[n->out[k]].producer = -1;
+        n->dead = 1;
+    }
+}

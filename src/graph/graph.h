@@ -109,6 +109,9 @@ typedef enum op_kind {
     /* ---- recurrent */
     OP_LSTM, /* rnn; inputs X, W, R, B, sequence_lens, initial_h, initial_c, P (up to 8) */
     OP_GRU,  /* rnn */
+    /* ---- recommenders */
+    OP_EMBEDDING_BAG, /* inputs W [rows, D], X [N, L] ids; out[n] = reduce_j W[X[n,j]];
+                         mode 0 sum, 1 mean, 2 max (nn.EmbeddingBag's Loop, onnx_load.c) */
     OP_COUNT
 } op_kind;
 
@@ -314,6 +317,11 @@ ferry_status onnx_load_buffer(const void *buf, size_t len, const char *base_dir,
 /* ---- planning */
 ferry_status graph_plan_make(const graph *g, int64_t max_batch, size_t elem_bytes, graph_plan *out);
 void graph_plan_free(graph_plan *p);
+
+/* Marks dead every node whose outputs nothing live reads and that writes
+ * no graph output (exporters leave such nodes, and recognized patterns
+ * leave their old arithmetic behind). */
+void graph_remove_unread(graph *g);
 
 /* Parameter count (elements of all constants). */
 int64_t graph_param_count(const graph *g);

@@ -802,6 +802,89 @@ static ferry_status check_declared_outputs(const loader *ld)
 
 /* ---------------------------------------------------------------- load */
 
+/* ---------------------------------------------- nn.EmbeddingBag's Loop */
+
+/* PyTorch exports nn.EmbeddingBag over a 2-D index tensor [N, L] as a Loop
+ * over the bags whose body slices the flattened indices between two
+ * offsets, gathers those rows of the table and reduces them:
+ *
+ *     Gather(starts, i), Gather(ends, i), Unsqueeze x2,
+ *     Slice(Reshape(X, [-1]), start, end), Gather(W, slice),
+ *     ReduceSum | ReduceMean | ReduceMax (axis 0), Cast(cond)
+ *
+ * Bag i is then row i of X, so the Loop is one EmbeddingBag of W and X;
+ * the offsets arithmetic outside the Loop is left without a reader and
+ * removed. Anything else in a Loop is not supported. Returns 1 and sets
+ * the names when np is that Loop. */
+static int embedding_bag_loop(const Onnx__GraphProto *gp, const Onnx__NodeProto *np,
+                              const char **w, const char **x, int *mode)
+{
+    if (!is_default_domain(np->domain) || strcmp(str_or_empty(np->op_type), "Loop") ||
+        np->n_output != 1 || np->n_attribute != 1 || !np->attribute[0] || !np->attribute[0]->g)
+        return 0;
+    const Onnx__GraphProto *b = np->attribute[0]->g;
+    if (b->n_input < 2 || b->n_output != 2 || !b->input[0] || !b->output[1])
+        return 0;
+    const char *iter = str_or_empty(b->input[0]->name);
+    const char *flat = NULL, *table = NULL, *red_out = NULL, *slice_out = NULL;
+    int n_gather_iter = 0, red = -1;
+    for (size_t k = 0; k < b->n_node; k++) {
+        const Onnx__NodeProto *n = b->node[k];
+        const char *op = n ? str_or_empty(n->op_type) : "";
+        if (!n || !is_default_domain(n->domain))
+            return 0;
+        if (!strcmp(op, "Constant") || !strcmp(op, "Unsqueeze") || !strcmp(op, "Cast"))
+            continue;
+        if (!strcmp(op, "Gather") && n->n_input == 2 && !strcmp(str_or_empty(n->input[1]), iter)) {
+            n_gather_iter++;
+        } else if (!strcmp(op, "Slice") && n->n_input >= 3 && n->n_output == 1) {
+            flat = n->input[0];
+            slice_out = n->output[0];
+        } else if (!strcmp(op, "Gather") && n->n_input == 2 && slice_out &&
+                   !strcmp(str_or_empty(n->input[1]), slice_out)) {
+            table = n->input[0];
+            red_out = n->output[0];
+        } else if ((!strcmp(op, "ReduceSum") || !strcmp(op, "ReduceMean") ||
+                    !strcmp(op, "ReduceMax")) &&
+                   red_out && n->n_input >= 1 && !strcmp(str_or_empty(n->input[0]), red_out) &&
+                   n->n_output == 1 && !strcmp(str_or_empty(n->output[0]),
+                                               str_or_empty(b->output[1]->name))) {
+            red = op[6] == 'S' ? 0 : op[6] == 'M' && op[7] == 'e' ? 1 : 2;
+        } else {
+            return 0;
+        }
+    }
+    if (n_gather_iter != 2 || !flat || !table || red < 0)
+        return 0;
+    /* flat must be Reshape(X, [-1]) of a value X outside the Loop */
+    for (size_t k = 0; k < gp->n_node; k++) {
+        const Onnx__NodeProto *n = gp->node[k];
+        if (n && n->n_output == 1 && !strcmp(str_or_empty(n->output[0]), flat) &&
+            !strcmp(str_or_empty(n->op_type), "Reshape") && n->n_input == 2) {
+            *w = table;
+            *x = n->input[0];
+            *mode = red;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static ferry_status load_embedding_bag(loader *ld, const node_ctx *c, const char *w, const char *x,
+                                       int mode)
+{
+    int in[2] = {names_find(ld, w), names_find(ld, x)};
+    int out = names_find(ld, c->np->output[0]);
+    if (in[0] < 0 || in[1] < 0 || out < 0)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (Loop): an EmbeddingBag input is not defined",
+                          c->name);
+    int ni = graph_add_node(ld->g, OP_EMBEDDING_BAG, c->name, 2, in, 1, &out);
+    if (ni < 0)
+        return FERRY_ENOMEM;
+    ld->g->nodes[ni].mode = mode;
+    return FERRY_OK;
+}
+
 /* Fails naming every operator the table lacks, with its node count:
  * "3 operators are not supported: Loop (1 node), NonZero (2 nodes), ...". */
 static ferry_status check_operators(const loader *ld)
@@ -814,8 +897,10 @@ static ferry_status check_operators(const loader *ld)
     int counts[MAX_KINDS], n_kinds = 0, more = 0;
     for (size_t i = 0; i < gp->n_node; i++) {
         const Onnx__NodeProto *np = gp->node[i];
-        const char *op = str_or_empty(np->op_type);
-        if (find_op(np) || (is_default_domain(np->domain) && !strcmp(op, "Constant")))
+        const char *op = str_or_empty(np->op_type), *w, *x;
+        int mode;
+        if (find_op(np) || (is_default_domain(np->domain) && !strcmp(op, "Constant")) ||
+            embedding_bag_loop(gp, np, &w, &x, &mode))
             continue;
         const char *dom = is_default_domain(np->domain) ? "" : np->domain;
         int k = 0;
@@ -896,7 +981,11 @@ static ferry_status load_graph(loader *ld)
                 goto out;
             continue;
         }
+        const char *w, *x;
+        int mode;
         specs[i] = find_op(np);
+        if (!specs[i] && embedding_bag_loop(gp, np, &w, &x, &mode))
+            specs[i] = op_def_of(OP_EMBEDDING_BAG);
         if ((st = declare_outputs(ld, &c, specs[i], i)))
             goto out;
     }
@@ -907,6 +996,14 @@ static ferry_status load_graph(loader *ld)
         const Onnx__NodeProto *np = gp->node[i];
         node_label(np, i, label, sizeof label);
         node_ctx c = {np, label, specs[i]->onnx};
+        const char *w, *x;
+        int mode;
+        if (specs[i]->op == OP_EMBEDDING_BAG) {
+            embedding_bag_loop(gp, np, &w, &x, &mode);
+            if ((st = load_embedding_bag(ld, &c, w, x, mode)))
+                goto out;
+            continue;
+        }
         if ((st = load_node(ld, &c, specs[i])))
             goto out;
     }
@@ -924,6 +1021,7 @@ static ferry_status load_graph(loader *ld)
             goto out;
         }
     }
+    graph_remove_unread(g);
     if ((st = graph_infer_shapes(g)))
         goto out;
     st = check_declared_outputs(ld);

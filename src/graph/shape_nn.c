@@ -511,3 +511,22 @@ ferry_status infer_rnn(graph *g, graph_node *n)
             set_out(g, n->out[k], x->dtype, 3, hd);
     return FERRY_OK;
 }
+
+/* EmbeddingBag: W [rows, D] and X [N, L] int ids -> [N, D]. */
+ferry_status infer_embedding_bag(graph *g, graph_node *n)
+{
+    const graph_value *w = &g->values[n->in[0]], *x = &g->values[n->in[1]];
+    ferry_status st = need_float(n, w);
+    if (st)
+        return st;
+    if (x->dtype != FERRY_I64 && x->dtype != FERRY_I32)
+        return node_failf(n, FERRY_EDTYPE, "indices '%s' are %s; int64 is required", x->name,
+                          ferry_dtype_name(x->dtype));
+    if (w->ndim != 2 || x->ndim != 2 || w->dims[0] < 0 || x->dims[1] < 0)
+        return node_fail(n, FERRY_EUNSUPPORTED,
+                         "only a 2-D table and 2-D indices [N, bag] are supported (1-D "
+                         "indices with offsets are not batchable per sample)");
+    int64_t od[2] = {x->dims[0], w->dims[1]};
+    set_out(g, n->out[0], w->dtype, 2, od);
+    return FERRY_OK;
+}

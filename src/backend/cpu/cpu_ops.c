@@ -729,6 +729,47 @@ static void destroy_rnn(void *s)
     cpu_rnn_destroy(s);
 }
 
+/* ----------------------------------------------------------- recommenders */
+
+/* EmbeddingBag: out[n] = sum / mean / max over j of W[X[n, j]]. A plain
+ * loop: each bag reads L rows of D floats, memory-bound. */
+static ferry_status run_embedding_bag(const cpu_call *c)
+{
+    dims w = in_dims(c, 0), x = in_dims(c, 1);
+    const float *W = c->in[0];
+    float *y = c->out[0];
+    int64_t rows = w.d[0], D = w.d[1], N = x.d[0], L = x.d[1];
+    int i64 = in_sdt(c, 1) == FERRY_I64;
+    for (int64_t n = 0; n < N; n++) {
+        float *o = y + n * D;
+        for (int64_t j = 0; j < L; j++) {
+            int64_t id = i64 ? ((const int64_t *)c->in[1])[n * L + j]
+                             : ((const int32_t *)c->in[1])[n * L + j];
+            if (id < 0)
+                id += rows;
+            if (id < 0 || id >= rows)
+                return ferry_fail(FERRY_EINVAL, "node '%s' (EmbeddingBag): index %lld is out of range [0, %lld)",
+                                  c->nd->name, (long long)id, (long long)rows);
+            const float *r = W + id * D;
+            if (j == 0) {
+                memcpy(o, r, sizeof(float) * (size_t)D);
+            } else if (c->nd->mode == 2) {
+                for (int64_t d = 0; d < D; d++)
+                    o[d] = r[d] > o[d] ? r[d] : o[d];
+            } else {
+                for (int64_t d = 0; d < D; d++)
+                    o[d] += r[d];
+            }
+        }
+        if (L == 0)
+            memset(o, 0, sizeof(float) * (size_t)D);
+        if (c->nd->mode == 1 && L > 0)
+            for (int64_t d = 0; d < D; d++)
+                o[d] /= (float)L;
+    }
+    return FERRY_OK;
+}
+
 /* ------------------------------------------------------------- the table */
 
 static const cpu_op_impl ops[OP_COUNT] = {
@@ -816,6 +857,7 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_BATCH_NORM] = {prepare_f32, run_batch_norm, NULL},
     [OP_LSTM] = {prepare_rnn, run_rnn, destroy_rnn},
     [OP_GRU] = {prepare_rnn, run_rnn, destroy_rnn},
+    [OP_EMBEDDING_BAG] = {NULL, run_embedding_bag, NULL},
 };
 
 const cpu_op_impl *cpu_op_get(op_kind op)
