@@ -40,7 +40,7 @@ typedef struct group_ctx {
 
 typedef struct parity_case {
     group_ctx *ctx;
-    int batch;
+    int batch_index;
     char name[128];
 } parity_case;
 
@@ -131,7 +131,7 @@ static void test_case(void **state)
     parity_case *pc = *state;
     group_ctx *c = pc->ctx;
     for (int run = 0; run < 2; run++)
-        parity_check(c->engine, manifest.dir, c->pm->name, pc->batch, c->prec->tol, c->label);
+        parity_check(c->engine, manifest.dir, c->pm, pc->batch_index, c->prec->tol, c->label);
 }
 
 static void test_no_cuda(void **state)
@@ -158,6 +158,11 @@ int main(void)
         for (int graphs = 0; graphs <= 1; graphs++) {
             for (int m = 0; m < manifest.n_models; m++) {
                 const parity_model *pm = &manifest.models[m];
+                /* The CUDA backend runs the MLP-era operators; the real-model
+                 * families are the CUDA issue's (they load and fail with
+                 * FERRY_EUNSUPPORTED naming the operators). */
+                if (strcmp(pm->family, "mlp"))
+                    continue;
                 group_ctx ctx = {.pm = pm, .prec = &precisions[p], .graphs = graphs};
                 snprintf(ctx.label, sizeof ctx.label, "cuda %s graphs %s", precisions[p].name,
                          graphs ? "on" : "off");
@@ -165,7 +170,7 @@ int main(void)
                 struct CMUnitTest tests[PARITY_MAX_BATCHES];
                 for (int i = 0; i < pm->n_batches; i++) {
                     cases[i].ctx = &ctx;
-                    cases[i].batch = pm->batches[i];
+                    cases[i].batch_index = i;
                     snprintf(cases[i].name, sizeof cases[i].name, "%s b=%d %s", pm->name,
                              pm->batches[i], ctx.label);
                     tests[i] = (struct CMUnitTest){.name = cases[i].name,
