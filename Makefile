@@ -6,6 +6,10 @@
 #                ASan+UBSan build runs them all again
 #                (the concurrency tests run a third time under TSan: make tsan)
 #   make tsan    ThreadSanitizer build + the engine, pool and batcher tests
+#   make venv    .venv for the benchmarks: Debian's python with its torch and
+#                numpy (--system-site-packages) + onnxruntime from PyPI;
+#                run bench/real_models.py and tests/models/check_ort.py with
+#                .venv/bin/python
 
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
@@ -15,9 +19,9 @@ PYTHON     := /usr/bin/python3
 # Debian packages the build and the tests need.
 DEB_PACKAGES := cmake make gcc pkg-config libopenblas-dev libprotobuf-c-dev \
 	protobuf-c-compiler libonnx-dev libmicrohttpd-dev libcjson-dev libcmocka-dev libdnnl-dev \
-	python3 python3-numpy python3-torch python3-onnx
+	python3 python3-numpy python3-torch python3-torchvision python3-onnx
 
-.PHONY: all deps build bench test test-normal test-asan tsan format clean
+.PHONY: all deps build bench test test-normal test-asan tsan venv format clean
 
 all: build
 
@@ -57,6 +61,16 @@ tsan: deps
 		-DFERRY_SANITIZE=thread $(CMAKE_ARGS)
 	cmake --build $(BUILD)-tsan -j $(JOBS)
 	FERRY_STRESS_N=1000 ctest --test-dir $(BUILD)-tsan --output-on-failure -R 'engine|batcher|pool'
+
+# onnxruntime only: its dependencies (numpy >= 1.21) are met by Debian's, so pip
+# installs no numpy or torch that would shadow them; the check says so if that changes.
+venv: deps
+	test -x .venv/bin/python || $(PYTHON) -m venv --system-site-packages .venv
+	.venv/bin/pip install --upgrade onnxruntime
+	.venv/bin/python -c "import numpy, torch, onnxruntime, sys; \
+		bad = [m.__name__ for m in (numpy, torch) if '/.venv/' in m.__file__]; \
+		print('venv: onnxruntime', onnxruntime.__version__, 'numpy', numpy.__version__, \
+		      'torch', torch.__version__); sys.exit('venv shadows Debian: %s' % bad if bad else 0)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu')

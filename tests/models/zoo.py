@@ -1,0 +1,340 @@
+"""The real-model families of the test suite and of bench/models.py, as torch modules.
+
+Only module definitions live here (gen.py decides sizes, seeds, inputs and
+opsets). Everything is written for torch 1.13's TorchScript ONNX exporter:
+shapes come from tensor.shape so that they stay symbolic in the graph, and
+every output of a sample depends on that sample alone (the engine may split a
+batch into chunks).
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def randomize_norms(module, seed, calibration=()):
+    """Makes every normalization matter, so that a runtime that ignores one fails
+    the parity test, while keeping the signal alive through deep nets.
+
+    BatchNorm running stats are first measured on the calibration batches (a
+    tuple of input tuples; train mode, cumulative average), as a trained net's
+    would be: torchvision's defaults (mean 0, var 1) against random-weight
+    activations make the logits of MobileNet or EfficientNet nearly constant, a
+    test that passes whatever the convolutions compute. Then each BatchNorm's
+    stats are perturbed and its affine parameters, each LayerNorm's affine
+    transform and ConvNeXt's layer scale (1e-6 at init) drawn at random; weights
+    left at zero by an init scheme (ViT's head) get small random values.
+    Seeded on its own so that the result does not depend on build order."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rnd(t, lo, hi):
+        return lo + (hi - lo) * torch.rand(t.shape, generator=g, dtype=t.dtype)
+
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if bns and calibration:
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        module.train()
+        with torch.no_grad():
+            for args in calibration:
+                module(*args)
+        module.eval()
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                std = m.running_var.sqrt()
+                m.running_mean.add_(0.1 * std * rnd(m.running_mean, -1.0, 1.0))
+                m.running_var.mul_(rnd(m.running_var, 0.8, 1.25))
+                if m.affine:
+                    m.weight.copy_(rnd(m.weight, 0.7, 1.3))
+                    m.bias.copy_(rnd(m.bias, -0.1, 0.1))
+            elif isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+                m.weight.copy_(rnd(m.weight, 0.7, 1.3))
+                m.bias.copy_(rnd(m.bias, -0.1, 0.1))
+            elif isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) and not m.weight.any():
+                m.weight.copy_(0.05 * torch.randn(m.weight.shape, generator=g))
+            if hasattr(m, "layer_scale") and isinstance(m.layer_scale, nn.Parameter):
+                m.layer_scale.copy_(rnd(m.layer_scale, 0.3, 1.0))
+    return module
+
+
+class SelfAttention(nn.Module):
+    """Multi-head attention written out (MatMul, Softmax), with an additive bias
+    [N,1,T,T] or [N,1,1,T] for masks."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.h, self.dk = heads, d // heads
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x, bias):
+        n, t, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=-1)
+        q = q.reshape(n, t, self.h, self.dk).transpose(1, 2)
+        k = k.reshape(n, t, self.h, self.dk).transpose(1, 2)
+        v = v.reshape(n, t, self.h, self.dk).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.dk)) + bias
+        y = att.softmax(dim=-1) @ v
+        return self.proj(y.transpose(1, 2).reshape(n, t, d))
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm BERT layer: x = LN(x + attn(x)); x = LN(x + FFN(x)), GELU (erf)."""
+
+    def __init__(self, d, heads, ff):
+        super().__init__()
+        self.attn = SelfAttention(d, heads)
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.ff = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d))
+
+    def forward(self, x, bias):
+        x = self.ln1(x + self.attn(x, bias))
+        return self.ln2(x + self.ff(x))
+
+
+class BertEncoder(nn.Module):
+    """input_ids [N,T] int64, attention_mask [N,T] int64 (1 = token, 0 = padding)
+    -> last_hidden_state [N,T,d], pooler_output [N,d] (tanh(Linear(h[:,0])))."""
+
+    def __init__(self, vocab=1000, d=64, layers=2, heads=4, ff=128, max_len=64, types=2):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(max_len, d)
+        self.typ = nn.Embedding(types, d)
+        self.ln = nn.LayerNorm(d)
+        self.layers = nn.ModuleList(EncoderLayer(d, heads, ff) for _ in range(layers))
+        self.pool = nn.Linear(d, d)
+
+    def forward(self, input_ids, attention_mask):
+        t = input_ids.shape[1]
+        pos = torch.arange(t, device=input_ids.device)
+        x = self.tok(input_ids) + self.pos(pos) + self.typ(torch.zeros_like(input_ids))
+        x = self.ln(x)
+        # BERT's extended mask: 0 where attended, -1e4 on padding, [N,1,1,T]
+        bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * -10000.0
+        for layer in self.layers:
+            x = layer(x, bias)
+        return x, torch.tanh(self.pool(x[:, 0]))
+
+
+class GptDecoder(nn.Module):
+    """input_ids [N,T] int64 -> logits [N,T,vocab]; pre-norm blocks, causal mask
+    built in the graph from the sequence length (triu of ones, masked_fill)."""
+
+    def __init__(self, vocab=512, d=64, layers=2, heads=4, ff=256, max_len=64):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(max_len, d)
+        self.blocks = nn.ModuleList()
+        for _ in range(layers):
+            self.blocks.append(nn.ModuleDict({
+                "ln1": nn.LayerNorm(d), "attn": SelfAttention(d, heads), "ln2": nn.LayerNorm(d),
+                "mlp": nn.Sequential(nn.Linear(d, ff), nn.GELU(approximate="tanh"),
+                                     nn.Linear(ff, d))}))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+
+    def forward(self, input_ids):
+        t = input_ids.shape[1]
+        x = self.tok(input_ids) + self.pos(torch.arange(t, device=input_ids.device))
+        future = torch.triu(torch.ones(t, t, dtype=torch.bool, device=x.device), diagonal=1)
+        bias = torch.zeros(t, t, dtype=x.dtype, device=x.device).masked_fill(future, -1e9)
+        for b in self.blocks:
+            x = x + b["attn"](b["ln1"](x), bias)
+            x = x + b["mlp"](b["ln2"](x))
+        return self.head(self.ln_f(x))
+
+
+class RnnClassifier(nn.Module):
+    """input_ids [N,T] int64 -> Embedding -> LSTM or GRU (batch_first) -> Linear on
+    the last time step -> logits [N,classes]."""
+
+    def __init__(self, cell, vocab=500, emb=32, hidden=48, layers=2, bidirectional=False,
+                 classes=5):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, emb)
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.rnn = rnn(emb, hidden, num_layers=layers, batch_first=True,
+                       bidirectional=bidirectional)
+        self.fc = nn.Linear(hidden * (2 if bidirectional else 1), classes)
+
+    def forward(self, input_ids):
+        y, _ = self.rnn(self.emb(input_ids))
+        return self.fc(y[:, -1])
+
+
+class Cnn1d(nn.Module):
+    """x [N,C,L] -> (Conv1d, BatchNorm1d, ReLU, MaxPool1d) x 2 -> Conv1d ->
+    concat(AdaptiveAvgPool1d(1), max over time) -> Linear."""
+
+    def __init__(self, c_in=4, width=32, classes=6):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv1d(c_in, width, 5, padding=2), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(width, width, 3, padding=2, dilation=2), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.MaxPool1d(3, stride=2, padding=1),
+            nn.Conv1d(width, 2 * width, 3, stride=2, groups=2), nn.ReLU())
+        self.avg = nn.AdaptiveAvgPool1d(1)
+        self.fc = nn.Linear(4 * width, classes)
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.fc(torch.cat([self.avg(h).flatten(1), h.amax(dim=-1)], dim=1))
+
+
+class ConvAutoencoder(nn.Module):
+    """x [N,1,H,W] -> strided Conv2d encoder -> ConvTranspose2d decoder -> Sigmoid."""
+
+    def __init__(self, c=1, w=16):
+        super().__init__()
+        self.enc = nn.Sequential(
+            nn.Conv2d(c, w, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU())
+        self.dec = nn.Sequential(
+            nn.ConvTranspose2d(2 * w, w, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(w, c, 4, stride=2, padding=1), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.dec(self.enc(x))
+
+
+def conv_block(c_in, c_out, padding_mode):
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode=padding_mode, bias=False),
+        nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, padding_mode=padding_mode, bias=False),
+        nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class UNet(nn.Module):
+    """Three-level U-Net: reflect/replicate/zero padding, MaxPool2d down; up by
+    nearest F.interpolate, bilinear F.interpolate and ConvTranspose2d; skip
+    connections by Concat; per-pixel logits [N,classes,H,W]."""
+
+    def __init__(self, c_in=3, w=8, classes=2):
+        super().__init__()
+        self.d1 = conv_block(c_in, w, "reflect")
+        self.d2 = conv_block(w, 2 * w, "replicate")
+        self.d3 = conv_block(2 * w, 4 * w, "zeros")
+        self.mid = conv_block(4 * w, 4 * w, "reflect")
+        self.u3 = conv_block(8 * w, 2 * w, "reflect")
+        self.u2 = conv_block(4 * w, w, "zeros")
+        self.up1 = nn.ConvTranspose2d(w, w, 2, stride=2)
+        self.u1 = conv_block(2 * w, w, "replicate")
+        self.out = nn.Conv2d(w, classes, 1)
+
+    def forward(self, x):
+        s1 = self.d1(x)
+        s2 = self.d2(F.max_pool2d(s1, 2))
+        s3 = self.d3(F.max_pool2d(s2, 2))
+        m = self.mid(F.max_pool2d(s3, 2))
+        y = self.u3(torch.cat([F.interpolate(m, scale_factor=2.0, mode="nearest"), s3], 1))
+        y = self.u2(torch.cat([F.interpolate(y, scale_factor=2.0, mode="bilinear",
+                                             align_corners=False), s2], 1))
+        y = self.u1(torch.cat([self.up1(y), s1], 1))
+        return self.out(y)
+
+
+def mlp(dims, last_act=True):
+    layers = []
+    for i in range(len(dims) - 1):
+        layers.append(nn.Linear(dims[i], dims[i + 1]))
+        if last_act or i < len(dims) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class DLRM(nn.Module):
+    """DLRM-style click model. dense [N,D] float; for each sparse feature k an
+    int64 [N,L_k] bag of ids per sample (EmbeddingBag 'sum' or 'mean', 2-D input:
+    fixed bag size, no offsets) and one single id [N] (nn.Embedding). Bottom
+    MLP, pairwise dot products of the feature vectors (upper triangle), top MLP
+    -> click probability [N,1]."""
+
+    def __init__(self, dense=13, tables=((1000, "sum"), (500, "mean"), (200, "sum")),
+                 single=100, d=16):
+        super().__init__()
+        self.bot = mlp([dense, 32, d])
+        self.bags = nn.ModuleList(nn.EmbeddingBag(n, d, mode=mode) for n, mode in tables)
+        self.single = nn.Embedding(single, d)
+        f = len(tables) + 2
+        self.pairs = torch.triu_indices(f, f, offset=1)
+        self.top = nn.Sequential(mlp([d + f * (f - 1) // 2, 32, 16]), nn.Linear(16, 1),
+                                 nn.Sigmoid())
+
+    def forward(self, dense, *sparse):
+        x = self.bot(dense)
+        feats = [x] + [bag(ids) for bag, ids in zip(self.bags, sparse)]
+        feats.append(self.single(sparse[len(self.bags)]))
+        t = torch.stack(feats, dim=1)  # [N,F,d]
+        z = torch.bmm(t, t.transpose(1, 2))  # [N,F,F]
+        inter = z[:, self.pairs[0], self.pairs[1]]
+        return self.top(torch.cat([x, inter], dim=1))
+
+
+class TabularMLP(nn.Module):
+    """x [N,F] -> (Linear, BatchNorm1d, ReLU, Dropout) x 2 -> Linear -> LogSoftmax."""
+
+    def __init__(self, f=20, hidden=64, classes=3):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.BatchNorm1d(f),
+            nn.Linear(f, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(0.3),
+            nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(0.3),
+            nn.Linear(hidden, classes), nn.LogSoftmax(dim=-1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class OpsMix(nn.Module):
+    """One model per op group the CNNs and transformers above do not reach.
+    x [N,4,8,8] float -> a dict of small outputs, each a different op chain.
+    Comparisons act on the raw input (exact in float32 and float64) so that no
+    rounding difference can flip a mask."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        n = x.shape[0]
+        # Resize: linear with align_corners both ways, nearest, downscale
+        r1 = F.interpolate(x, size=(12, 12), mode="bilinear", align_corners=True)
+        r2 = F.interpolate(x, size=(12, 12), mode="bilinear", align_corners=False)
+        r3 = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+        resize = torch.cat([r1.flatten(1), r2.flatten(1), r3.flatten(1)], 1)
+        # Pad reflect / edge (replicate) / constant
+        p = torch.cat([F.pad(x, (1, 2, 2, 1), mode="reflect"),
+                       F.pad(x, (1, 2, 2, 1), mode="replicate"),
+                       F.pad(x, (1, 2, 2, 1), mode="constant", value=0.5)], 1)
+        # Split, Slice with steps (positive and negative), Expand
+        a, b = torch.split(self.conv(x), [1, 3], dim=1)
+        sl = x[:, :, ::2, 1::3] * 2.0 + x.flip(-1)[:, :, 1:8:2, :3]
+        ex = a.expand(n, 3, 8, 8) * b
+        # Where, comparisons, Not, Clip, Min/Max
+        pos, neg = x > 0.5, x < -0.5
+        mid = ~(pos | neg)
+        eq = torch.eq(torch.round(x * 2.0), 1.0)
+        w = torch.where(mid, x, torch.clamp(x, -0.75, 0.75)) + eq.to(x.dtype)
+        w = torch.minimum(w, x.flip(1)) + torch.maximum(x, torch.zeros_like(x)) * 0.5
+        # Reduce*, unary math
+        u = torch.exp(-torch.abs(x)) + torch.log(torch.abs(x) + 1.0) + torch.reciprocal(
+            torch.abs(x) + 1.0) - torch.neg(torch.sqrt(torch.abs(x)))
+        red = torch.cat([x.sum(dim=(2, 3)), x.amax(dim=(1, 3)), x.mean(dim=2).flatten(1),
+                         x.amin(dim=3).flatten(1), torch.prod(torch.tanh(x), dim=1).flatten(1)],
+                        1)
+        # Range, ConstantOfShape: an index ramp over a feature axis
+        ramp = torch.arange(x.shape[3], dtype=x.dtype, device=x.device) * 0.25
+        cos = torch.ones(x.shape[1], x.shape[3], dtype=x.dtype, device=x.device)
+        rr = (x[:, :, 0, :] + ramp) * cos
+        out = torch.cat([resize, p.flatten(1), sl.flatten(1), ex.flatten(1), w.flatten(1),
+                         u.flatten(1), red, rr.flatten(1)], 1)
+        return out, torch.argmax(x.flatten(1), dim=1)
