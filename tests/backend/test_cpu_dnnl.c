@@ -447,29 +447,56 @@ static void test_conv_blocked_layout(void **state)
 
 typedef struct conc_arg {
     cpu_conv *c;
-    const cpu_conv_params *p;
-    const float *W, *B;
     int64_t n;
     int iters;
+    float *x, *r; /* made by the main thread (frand is not thread-safe) */
+    double *ref;
     int bad; /* runs that failed or disagreed with the reference */
     int done;
 } conc_arg;
 
+static void conc_prepare(conc_arg *a, const cpu_conv_params *p, const float *W, const float *B)
+{
+    int64_t xs = a->n * 8 * 49, ys = a->n * 16 * 49;
+    a->x = rand_buf(xs, -1, 1);
+    a->r = rand_buf(ys, -1, 1);
+    a->ref = dbuf(ys);
+    conv_ref(p, (int64_t[]){7, 7}, a->n, a->x, W, B, a->r, a->ref);
+    a->bad = a->done = 0;
+}
+
+static void conc_free(conc_arg *a)
+{
+    free(a->x), free(a->r), free(a->ref);
+}
+
 static void *conc_thread(void *arg)
 {
     conc_arg *a = arg;
-    int64_t xs = a->n * 8 * 49, ys = a->n * 16 * 49;
-    float *x = rand_buf(xs, -1, 1), *r = rand_buf(ys, -1, 1), *y = rand_buf(ys, 0, 0);
-    double *ref = dbuf(ys);
-    conv_ref(a->p, (int64_t[]){7, 7}, a->n, x, a->W, a->B, r, ref);
-    for (int i = 0; i < a->iters; i++) {
+    int64_t ys = a->n * 16 * 49;
+    float *y = malloc((size_t)ys * sizeof *y);
+    for (int i = 0; y && i < a->iters; i++) {
         memset(y, 0, (size_t)ys * sizeof *y);
-        if (cpu_conv_run(a->c, a->n, x, r, y) != FERRY_OK || rel_err(y, ref, ys) > TOL)
+        if (cpu_conv_run(a->c, a->n, a->x, a->r, y) != FERRY_OK || rel_err(y, a->ref, ys) > TOL)
             a->bad++;
         a->done++;
     }
-    free(x), free(r), free(y), free(ref);
+    free(y);
     return NULL;
+}
+
+/* Two threads run one conv at once, each checking every result. */
+static void conc_round(conc_arg *a)
+{
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, conc_thread, &a[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(a[i].done, a[i].iters);
+        assert_int_equal(a[i].bad, 0);
+    }
 }
 
 static void test_concurrent_runs(void **state)
@@ -484,28 +511,19 @@ static void test_concurrent_runs(void **state)
     assert_int_equal(cpu_conv_create(&p, W, B, &c), FERRY_OK);
     /* Different batch sizes, both new to the cache: the two builds and
      * then the runs overlap. */
-    conc_arg a[2] = {{c, &p, W, B, 5, 200, 0, 0}, {c, &p, W, B, 2, 200, 0, 0}};
-    pthread_t t[2];
+    conc_arg a[2] = {{.c = c, .n = 5, .iters = 200}, {.c = c, .n = 2, .iters = 200}};
     for (int i = 0; i < 2; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, conc_thread, &a[i]), 0);
+        conc_prepare(&a[i], &p, W, B);
+    conc_round(a);
+    /* And one batch size on both threads: two slots of one plan. */
+    for (int i = 0; i < 2; i++) {
+        conc_free(&a[i]);
+        a[i].n = 3;
+        conc_prepare(&a[i], &p, W, B);
+    }
+    conc_round(a);
     for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(a[i].done, 200);
-        assert_int_equal(a[i].bad, 0);
-    }
-    /* And the same batch size on both threads: two slots of one plan. */
-    a[0].n = a[1].n = 3;
-    for (int i = 0; i < 2; i++) {
-        a[i].done = 0;
-        assert_int_equal(pthread_create(&t[i], NULL, conc_thread, &a[i]), 0);
-    }
-    for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(a[i].done, 200);
-        assert_int_equal(a[i].bad, 0);
-    }
+        conc_free(&a[i]);
     cpu_conv_destroy(c);
     free(W), free(B);
 }
