@@ -443,6 +443,61 @@ static void test_conv_blocked_layout(void **state)
     free(W), free(B), free(x), free(r), free(xb), free(rb), free(yb), free(y), free(ref);
 }
 
+/* A ResNet-like chain kept blocked between its ends: conv+relu (plain in,
+ * blocked out), maxpool (blocked), conv + residual + relu (blocked, the
+ * residual is the pool's output), global average pool (blocked in, plain
+ * out); against the same chain run plain. */
+static void test_blocked_chain(void **state)
+{
+    (void)state;
+    int64_t n = 3;
+    cpu_conv_params p1 = conv2d(3, 12, 1, 9, 8, 3, 3);
+    p1.pad_begin[0] = p1.pad_begin[1] = p1.pad_end[0] = p1.pad_end[1] = 1;
+    p1.act = CPU_ACT_RELU;
+    cpu_conv_params p2 = conv2d(12, 12, 1, 5, 4, 3, 3);
+    p2.pad_begin[0] = p2.pad_begin[1] = p2.pad_end[0] = p2.pad_end[1] = 1;
+    p2.act = CPU_ACT_RELU;
+    p2.residual = CPU_RESIDUAL_BEFORE_ACT;
+    cpu_pool_params mp = {.kind = CPU_POOL_MAX, .rank = 2, .c = 12, .max_batch = 4};
+    mp.in[0] = 9, mp.in[1] = 8, mp.kernel[0] = mp.kernel[1] = 3, mp.stride[0] = mp.stride[1] = 2;
+    mp.pad_begin[0] = mp.pad_begin[1] = mp.pad_end[0] = mp.pad_end[1] = 1; /* -> 5x4 */
+    cpu_pool_params gp = {.kind = CPU_POOL_GLOBAL_AVG, .rank = 2, .c = 12, .max_batch = 4};
+    gp.in[0] = 5, gp.in[1] = 4;
+    float *W1 = rand_buf(wsize(&p1), -0.5f, 0.5f), *B1 = rand_buf(12, -0.5f, 0.5f);
+    float *W2 = rand_buf(wsize(&p2), -0.5f, 0.5f), *B2 = rand_buf(12, -0.5f, 0.5f);
+    cpu_conv *c1, *c2;
+    cpu_pool *mpl, *gpl;
+    assert_int_equal(cpu_conv_create(&p1, W1, B1, &c1), FERRY_OK);
+    assert_int_equal(cpu_conv_create(&p2, W2, B2, &c2), FERRY_OK);
+    assert_int_equal(cpu_pool_create(&mp, &mpl), FERRY_OK);
+    assert_int_equal(cpu_pool_create(&gp, &gpl), FERRY_OK);
+    float *x = rand_buf(n * 3 * 72, -1, 1);
+    /* plain */
+    float *a1 = rand_buf(n * 12 * 72, 0, 0), *a2 = rand_buf(n * 12 * 20, 0, 0);
+    float *a3 = rand_buf(n * 12 * 20, 0, 0), *want = rand_buf(n * 12, 0, 0);
+    assert_int_equal(cpu_conv_run(c1, n, x, NULL, a1), FERRY_OK);
+    assert_int_equal(cpu_pool_run(mpl, n, a1, a2), FERRY_OK);
+    assert_int_equal(cpu_conv_run(c2, n, a2, a2, a3), FERRY_OK);
+    assert_int_equal(cpu_pool_run(gpl, n, a3, want), FERRY_OK);
+    /* blocked */
+    float *b1 = rand_buf(cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, 12, 72), 0, 0);
+    float *b2 = rand_buf(cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, 12, 20), 0, 0);
+    float *b3 = rand_buf(cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, 12, 20), 0, 0);
+    float *got = rand_buf(n * 12, 0, 0);
+    const cpu_layout P = CPU_LAYOUT_PLAIN, K = CPU_LAYOUT_BLOCKED;
+    assert_int_equal(cpu_conv_run_layout(c1, n, P, K, 1, x, NULL, b1), FERRY_OK);
+    assert_int_equal(cpu_pool_run_layout(mpl, n, K, K, 1, b1, b2), FERRY_OK);
+    assert_int_equal(cpu_conv_run_layout(c2, n, K, K, 1, b2, b2, b3), FERRY_OK);
+    assert_int_equal(cpu_pool_run_layout(gpl, n, K, P, 1, b3, got), FERRY_OK);
+    double *ref = dbuf(n * 12);
+    for (int64_t i = 0; i < n * 12; i++)
+        ref[i] = want[i];
+    check_close(got, ref, n * 12, "blocked chain");
+    cpu_conv_destroy(c1), cpu_conv_destroy(c2), cpu_pool_destroy(mpl), cpu_pool_destroy(gpl);
+    free(W1), free(B1), free(W2), free(B2), free(x), free(a1), free(a2), free(a3), free(want);
+    free(b1), free(b2), free(b3), free(got), free(ref);
+}
+
 /* --------------------------------------------------------- concurrency */
 
 typedef struct conc_arg {
@@ -845,6 +900,7 @@ int main(void)
         cmocka_unit_test(test_post_ops),
         cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_conv_blocked_layout),
+        cmocka_unit_test(test_blocked_chain),
         cmocka_unit_test(test_concurrent_runs),
         cmocka_unit_test(test_max_pool),
         cmocka_unit_test(test_avg_pool),
