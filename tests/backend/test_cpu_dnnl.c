@@ -720,6 +720,13 @@ static void test_avg_pool(void **state)
             snprintf(what, sizeof what, "avgpool include %d ceil %d", inc, ceil);
             pool_case(&p, (int64_t[]){4, ceil ? 3 : 2}, what);
         }
+    for (int inc = 0; inc <= 1; inc++) { /* dilations: AveragePool since opset 19 */
+        cpu_pool_params p = pool2d(CPU_POOL_AVG, 2, 1);
+        p.dilation[0] = p.dilation[1] = 2;
+        p.pad_begin[0] = p.pad_end[1] = 1;
+        p.count_include_pad = inc;
+        pool_case(&p, (int64_t[]){6, 4}, inc ? "avgpool dilation include" : "avgpool dilation");
+    }
     cpu_pool_params q = {.kind = CPU_POOL_AVG, .rank = 1, .c = 3, .max_batch = 32};
     q.in[0] = 10, q.kernel[0] = 4, q.stride[0] = 3, q.pad_begin[0] = 2, q.pad_end[0] = 1;
     q.ceil_mode = 1, q.count_include_pad = 1;

@@ -178,7 +178,7 @@ typedef struct cpu_pool_params {
     int64_t in[2]; /* input spatial dims */
     int64_t kernel[2];
     int64_t stride[2];   /* 0 means 1 */
-    int64_t dilation[2]; /* MaxPool only; 0 means 1 */
+    int64_t dilation[2]; /* 0 means 1 (AveragePool has them since opset 19) */
     int64_t pad_begin[2], pad_end[2];
     int ceil_mode;         /* output dims rounded up (ONNX ceil_mode) */
     int count_include_pad; /* AveragePool: the divisor counts pads */
