@@ -757,7 +757,7 @@ static void bn_case(int64_t n, int64_t c, int64_t sp)
         int64_t ch = (i / sp) % c;
         ref[i] = sc[ch] * (x[i] - mu[ch]) / sqrt((double)var[ch] + 1e-5) + bi[ch];
     }
-    cpu_batchnorm(CPU_LAYOUT_PLAIN, x, y, n, c, sp, sc, bi, mu, var, 1e-5f);
+    cpu_batchnorm(x, y, n, c, sp, sc, bi, mu, var, 1e-5f);
     check_close(y, ref, n * c * sp, "batchnorm");
     /* blocked, through reorders; the pad channels must stay zero */
     cpu_reorder *to_b, *from_b;
@@ -768,7 +768,7 @@ static void bn_case(int64_t n, int64_t c, int64_t sp)
     int64_t bn = cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, c, sp);
     float *xb = rand_buf(bn, 0, 0);
     assert_int_equal(cpu_reorder_run(to_b, n, x, xb), FERRY_OK);
-    cpu_batchnorm(CPU_LAYOUT_BLOCKED, xb, xb, n, c, sp, sc, bi, mu, var, 1e-5f);
+    cpu_batchnorm_layout(CPU_LAYOUT_BLOCKED, xb, xb, n, c, sp, sc, bi, mu, var, 1e-5f);
     int64_t blk = cpu_dnnl_block(), nb = (c + blk - 1) / blk;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < sp; j++)
@@ -777,7 +777,7 @@ static void bn_case(int64_t n, int64_t c, int64_t sp)
     memset(y, 0, (size_t)(n * c * sp) * sizeof *y);
     assert_int_equal(cpu_reorder_run(from_b, n, xb, y), FERRY_OK);
     check_close(y, ref, n * c * sp, "batchnorm blocked");
-    cpu_batchnorm(CPU_LAYOUT_PLAIN, x, x, n, c, sp, sc, bi, mu, var, 1e-5f); /* in place */
+    cpu_batchnorm(x, x, n, c, sp, sc, bi, mu, var, 1e-5f); /* in place */
     check_close(x, ref, n * c * sp, "batchnorm in place");
     cpu_reorder_destroy(to_b), cpu_reorder_destroy(from_b);
     free(x), free(y), free(xb), free(sc), free(bi), free(mu), free(var), free(ref);

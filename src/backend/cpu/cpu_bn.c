@@ -9,9 +9,9 @@
 
 #include "backend/cpu/cpu_dnnl.h"
 
-void cpu_batchnorm(cpu_layout layout, const float *X, float *Y, int64_t n, int64_t c,
-                   int64_t spatial, const float *scale, const float *bias, const float *mean,
-                   const float *var, float eps)
+void cpu_batchnorm_layout(cpu_layout layout, const float *X, float *Y, int64_t n, int64_t c,
+                          int64_t spatial, const float *scale, const float *bias, const float *mean,
+                          const float *var, float eps)
 {
     /* Plain is the blocked loop with a block of one channel. */
     int64_t bs = layout == CPU_LAYOUT_BLOCKED ? cpu_dnnl_block() : 1;
@@ -39,6 +39,13 @@ void cpu_batchnorm(cpu_layout layout, const float *X, float *Y, int64_t n, int64
                         y[j * bs + e] = a[e] * x[j * bs + e] + b[e];
         }
     }
+}
+
+void cpu_batchnorm(const float *X, float *Y, int64_t n, int64_t c, int64_t spatial,
+                   const float *scale, const float *bias, const float *mean, const float *var,
+                   float eps)
+{
+    cpu_batchnorm_layout(CPU_LAYOUT_PLAIN, X, Y, n, c, spatial, scale, bias, mean, var, eps);
 }
 
 void cpu_bn_fold_into_conv(int transposed, int64_t c_in, int64_t c_out, int64_t group,

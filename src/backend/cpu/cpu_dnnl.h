@@ -229,12 +229,18 @@ void cpu_reorder_destroy(cpu_reorder *r);
 /* ------------------------------------------------------------- batchnorm */
 
 /* Inference BatchNormalization of X [n, c, spatial] (rank >= 2: spatial is
- * the product of the dims after C, 1 for [N,C]) into Y (may equal X) in
- * layout: y = scale * (x - mean) / sqrt(var + eps) + bias per channel; a
- * BLOCKED tensor's pad channels stay zero. Reentrant. */
-void cpu_batchnorm(cpu_layout layout, const float *X, float *Y, int64_t n, int64_t c,
-                   int64_t spatial, const float *scale, const float *bias, const float *mean,
-                   const float *var, float eps);
+ * the product of the dims after C, 1 for [N,C]) into Y (may equal X), plain
+ * layout: y = scale * (x - mean) / sqrt(var + eps) + bias per channel.
+ * Reentrant. */
+void cpu_batchnorm(const float *X, float *Y, int64_t n, int64_t c, int64_t spatial,
+                   const float *scale, const float *bias, const float *mean, const float *var,
+                   float eps);
+
+/* cpu_batchnorm with X and Y in layout; a BLOCKED tensor's pad channels
+ * stay zero. */
+void cpu_batchnorm_layout(cpu_layout layout, const float *X, float *Y, int64_t n, int64_t c,
+                          int64_t spatial, const float *scale, const float *bias, const float *mean,
+                          const float *var, float eps);
 
 /* Folds a BatchNormalization that follows a Conv (transposed 0) or
  * ConvTranspose (1) into that conv's ONNX weights W (in place, laid out as
