@@ -12,6 +12,8 @@
  *      build/libferry.a $(pkg-config --libs libprotobuf-c openblas \
  *      libmicrohttpd libcjson) -ldnnl -fopenmp -lm -lpthread -o /tmp/cb
  *   /tmp/cb [batches=1,32] [threads=1] [filter]
+ * threads 0 compares 1 and 2 OpenMP threads (wall time, trials
+ * interleaved) for (c) and (b).
  * Prints one line a shape: name, n, best wall and thread-CPU ms for a/b/c
  * (CPU time leaves out preemption: the figure to compare on a loaded
  * machine, one thread only), the implementations.
@@ -95,12 +97,13 @@ static float *buf(size_t n)
 typedef struct variant {
     cpu_conv *c;
     cpu_layout l;
+    int threads;
     double wall, cpu; /* best, ms */
 } variant;
 
-static void run1(variant *v, int64_t n, int threads, const float *x, float *y)
+static void run1(variant *v, int64_t n, const float *x, float *y)
 {
-    if (cpu_conv_run_layout(v->c, n, v->l, v->l, threads, x, NULL, y) != FERRY_OK) {
+    if (cpu_conv_run_layout(v->c, n, v->l, v->l, v->threads, x, NULL, y) != FERRY_OK) {
         fprintf(stderr, "run: %s\n", ferry_last_error());
         exit(1);
     }
@@ -110,17 +113,17 @@ static void run1(variant *v, int64_t n, int threads, const float *x, float *y)
  * each sees the same load: at least 5 rounds and 1 s after a warm-up, at
  * most 40 rounds. Wall time, and the calling thread's CPU time, which
  * leaves out the time another process held the core (one thread only). */
-static void time_variants(variant *v, int nv, int64_t n, int threads, const float *x, float *y)
+static void time_variants(variant *v, int nv, int64_t n, const float *x, float *y)
 {
     for (int k = 0; k < nv; k++) {
-        run1(&v[k], n, threads, x, y);
+        run1(&v[k], n, x, y);
         v[k].wall = v[k].cpu = 1e30;
     }
     double t_end = clock_s(CLOCK_MONOTONIC) + 1.0;
     for (int r = 0; r < 40 && (r < 5 || clock_s(CLOCK_MONOTONIC) < t_end); r++)
         for (int k = 0; k < nv; k++) {
             double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
-            run1(&v[k], n, threads, x, y);
+            run1(&v[k], n, x, y);
             double dc = (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) * 1e3;
             double dw = (clock_s(CLOCK_MONOTONIC) - w0) * 1e3;
             if (dw < v[k].wall)
@@ -176,10 +179,26 @@ int main(int argc, char **argv)
             memset(x, 0, xn * sizeof *x); /* a blocked input's pad channels are zero */
             cpu_conv *ca = make(s, n, CPU_PLAIN_DIRECT, w, b);
             cpu_conv *cb = make(s, n, CPU_PLAIN_REORDER, w, b);
-            variant v[3] = {{ca, CPU_LAYOUT_PLAIN, 0, 0},
-                            {cb, CPU_LAYOUT_PLAIN, 0, 0},
-                            {cb, CPU_LAYOUT_BLOCKED, 0, 0}};
-            time_variants(v, 3, n, threads, x, y);
+            if (threads == 0) { /* 1 vs 2 threads, interleaved */
+                variant u[4] = {{cb, CPU_LAYOUT_BLOCKED, 1, 0, 0},
+                                {cb, CPU_LAYOUT_BLOCKED, 2, 0, 0},
+                                {cb, CPU_LAYOUT_PLAIN, 1, 0, 0},
+                                {cb, CPU_LAYOUT_PLAIN, 2, 0, 0}};
+                time_variants(u, 4, n, x, y);
+                printf("%-16s %3lld | wall ms: c@1 %9.3f c@2 %9.3f b@1 %9.3f b@2 %9.3f | %d\n",
+                       s->name, (long long)n, u[0].wall, u[1].wall, u[2].wall, u[3].wall, s->count);
+                double *t = tot[strncmp(s->name, "r18", 3) != 0];
+                for (int k = 0; k < 4; k++)
+                    t[k] += u[k].wall * s->count;
+                cpu_conv_destroy(ca);
+                cpu_conv_destroy(cb);
+                free(w), free(b), free(x), free(y);
+                continue;
+            }
+            variant v[3] = {{ca, CPU_LAYOUT_PLAIN, threads, 0, 0},
+                            {cb, CPU_LAYOUT_PLAIN, threads, 0, 0},
+                            {cb, CPU_LAYOUT_BLOCKED, threads, 0, 0}};
+            time_variants(v, 3, n, x, y);
             double flops = 2.0 * (double)n * s->cout * oh * oh * (s->cin / s->group) * s->k * s->k;
             printf("%-16s %3lld %d | %9.3f %9.3f %9.3f | %9.3f %9.3f %9.3f | %6.1f %-13s %-13s "
                    "%-13s %d\n",
@@ -196,7 +215,12 @@ int main(int argc, char **argv)
             cpu_conv_destroy(cb);
             free(w), free(b), free(x), free(y);
         }
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < 2 && threads == 0; k++)
+            printf("# %s n=%lld all convs (wall ms, count-weighted): c@1 %.2f c@2 %.2f b@1 %.2f "
+                   "b@2 %.2f\n",
+                   k ? "mobilenet_v2" : "resnet18", (long long)n, tot[k][0], tot[k][1], tot[k][2],
+                   tot[k][3]);
+        for (int k = 0; k < 2 && threads != 0; k++)
             printf("# %s n=%lld threads=%d all convs (ms, count-weighted): wall a %.2f b %.2f c "
                    "%.2f | thread-cpu a %.2f b %.2f c %.2f\n",
                    k ? "mobilenet_v2" : "resnet18", (long long)n, threads, tot[k][0], tot[k][1],

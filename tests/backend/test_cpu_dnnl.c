@@ -443,33 +443,115 @@ static void test_conv_blocked_layout(void **state)
     free(W), free(B), free(x), free(r), free(xb), free(rb), free(yb), free(y), free(ref);
 }
 
+/* A ResNet-like chain kept blocked between its ends: conv+relu (plain in,
+ * blocked out), maxpool (blocked), conv + residual + relu (blocked, the
+ * residual is the pool's output), global average pool (blocked in, plain
+ * out); against the same chain run plain. */
+static void test_blocked_chain(void **state)
+{
+    (void)state;
+    int64_t n = 3;
+    cpu_conv_params p1 = conv2d(3, 12, 1, 9, 8, 3, 3);
+    p1.pad_begin[0] = p1.pad_begin[1] = p1.pad_end[0] = p1.pad_end[1] = 1;
+    p1.act = CPU_ACT_RELU;
+    cpu_conv_params p2 = conv2d(12, 12, 1, 5, 4, 3, 3);
+    p2.pad_begin[0] = p2.pad_begin[1] = p2.pad_end[0] = p2.pad_end[1] = 1;
+    p2.act = CPU_ACT_RELU;
+    p2.residual = CPU_RESIDUAL_BEFORE_ACT;
+    cpu_pool_params mp = {.kind = CPU_POOL_MAX, .rank = 2, .c = 12, .max_batch = 4};
+    mp.in[0] = 9, mp.in[1] = 8, mp.kernel[0] = mp.kernel[1] = 3, mp.stride[0] = mp.stride[1] = 2;
+    mp.pad_begin[0] = mp.pad_begin[1] = mp.pad_end[0] = mp.pad_end[1] = 1; /* -> 5x4 */
+    cpu_pool_params gp = {.kind = CPU_POOL_GLOBAL_AVG, .rank = 2, .c = 12, .max_batch = 4};
+    gp.in[0] = 5, gp.in[1] = 4;
+    float *W1 = rand_buf(wsize(&p1), -0.5f, 0.5f), *B1 = rand_buf(12, -0.5f, 0.5f);
+    float *W2 = rand_buf(wsize(&p2), -0.5f, 0.5f), *B2 = rand_buf(12, -0.5f, 0.5f);
+    cpu_conv *c1, *c2;
+    cpu_pool *mpl, *gpl;
+    assert_int_equal(cpu_conv_create(&p1, W1, B1, &c1), FERRY_OK);
+    assert_int_equal(cpu_conv_create(&p2, W2, B2, &c2), FERRY_OK);
+    assert_int_equal(cpu_pool_create(&mp, &mpl), FERRY_OK);
+    assert_int_equal(cpu_pool_create(&gp, &gpl), FERRY_OK);
+    float *x = rand_buf(n * 3 * 72, -1, 1);
+    /* plain */
+    float *a1 = rand_buf(n * 12 * 72, 0, 0), *a2 = rand_buf(n * 12 * 20, 0, 0);
+    float *a3 = rand_buf(n * 12 * 20, 0, 0), *want = rand_buf(n * 12, 0, 0);
+    assert_int_equal(cpu_conv_run(c1, n, x, NULL, a1), FERRY_OK);
+    assert_int_equal(cpu_pool_run(mpl, n, a1, a2), FERRY_OK);
+    assert_int_equal(cpu_conv_run(c2, n, a2, a2, a3), FERRY_OK);
+    assert_int_equal(cpu_pool_run(gpl, n, a3, want), FERRY_OK);
+    /* blocked */
+    float *b1 = rand_buf(cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, 12, 72), 0, 0);
+    float *b2 = rand_buf(cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, 12, 20), 0, 0);
+    float *b3 = rand_buf(cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, 12, 20), 0, 0);
+    float *got = rand_buf(n * 12, 0, 0);
+    const cpu_layout P = CPU_LAYOUT_PLAIN, K = CPU_LAYOUT_BLOCKED;
+    assert_int_equal(cpu_conv_run_layout(c1, n, P, K, 1, x, NULL, b1), FERRY_OK);
+    assert_int_equal(cpu_pool_run_layout(mpl, n, K, K, 1, b1, b2), FERRY_OK);
+    assert_int_equal(cpu_conv_run_layout(c2, n, K, K, 1, b2, b2, b3), FERRY_OK);
+    assert_int_equal(cpu_pool_run_layout(gpl, n, K, P, 1, b3, got), FERRY_OK);
+    double *ref = dbuf(n * 12);
+    for (int64_t i = 0; i < n * 12; i++)
+        ref[i] = want[i];
+    check_close(got, ref, n * 12, "blocked chain");
+    cpu_conv_destroy(c1), cpu_conv_destroy(c2), cpu_pool_destroy(mpl), cpu_pool_destroy(gpl);
+    free(W1), free(B1), free(W2), free(B2), free(x), free(a1), free(a2), free(a3), free(want);
+    free(b1), free(b2), free(b3), free(got), free(ref);
+}
+
 /* --------------------------------------------------------- concurrency */
 
 typedef struct conc_arg {
     cpu_conv *c;
-    const cpu_conv_params *p;
-    const float *W, *B;
     int64_t n;
     int iters;
+    float *x, *r; /* made by the main thread (frand is not thread-safe) */
+    double *ref;
     int bad; /* runs that failed or disagreed with the reference */
     int done;
 } conc_arg;
 
+static void conc_prepare(conc_arg *a, const cpu_conv_params *p, const float *W, const float *B)
+{
+    int64_t xs = a->n * 8 * 49, ys = a->n * 16 * 49;
+    a->x = rand_buf(xs, -1, 1);
+    a->r = rand_buf(ys, -1, 1);
+    a->ref = dbuf(ys);
+    conv_ref(p, (int64_t[]){7, 7}, a->n, a->x, W, B, a->r, a->ref);
+    a->bad = a->done = 0;
+}
+
+static void conc_free(conc_arg *a)
+{
+    free(a->x), free(a->r), free(a->ref);
+}
+
 static void *conc_thread(void *arg)
 {
     conc_arg *a = arg;
-    int64_t xs = a->n * 8 * 49, ys = a->n * 16 * 49;
-    float *x = rand_buf(xs, -1, 1), *r = rand_buf(ys, -1, 1), *y = rand_buf(ys, 0, 0);
-    double *ref = dbuf(ys);
-    conv_ref(a->p, (int64_t[]){7, 7}, a->n, x, a->W, a->B, r, ref);
-    for (int i = 0; i < a->iters; i++) {
+    int64_t ys = a->n * 16 * 49;
+    float *y = malloc((size_t)ys * sizeof *y);
+    for (int i = 0; y && i < a->iters; i++) {
         memset(y, 0, (size_t)ys * sizeof *y);
-        if (cpu_conv_run(a->c, a->n, x, r, y) != FERRY_OK || rel_err(y, ref, ys) > TOL)
+        if (cpu_conv_run(a->c, a->n, a->x, a->r, y) != FERRY_OK || rel_err(y, a->ref, ys) > TOL)
             a->bad++;
         a->done++;
     }
-    free(x), free(r), free(y), free(ref);
+    free(y);
     return NULL;
+}
+
+/* Two threads run one conv at once, each checking every result. */
+static void conc_round(conc_arg *a)
+{
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, conc_thread, &a[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(a[i].done, a[i].iters);
+        assert_int_equal(a[i].bad, 0);
+    }
 }
 
 static void test_concurrent_runs(void **state)
@@ -484,28 +566,19 @@ static void test_concurrent_runs(void **state)
     assert_int_equal(cpu_conv_create(&p, W, B, &c), FERRY_OK);
     /* Different batch sizes, both new to the cache: the two builds and
      * then the runs overlap. */
-    conc_arg a[2] = {{c, &p, W, B, 5, 200, 0, 0}, {c, &p, W, B, 2, 200, 0, 0}};
-    pthread_t t[2];
+    conc_arg a[2] = {{.c = c, .n = 5, .iters = 200}, {.c = c, .n = 2, .iters = 200}};
     for (int i = 0; i < 2; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, conc_thread, &a[i]), 0);
+        conc_prepare(&a[i], &p, W, B);
+    conc_round(a);
+    /* And one batch size on both threads: two slots of one plan. */
+    for (int i = 0; i < 2; i++) {
+        conc_free(&a[i]);
+        a[i].n = 3;
+        conc_prepare(&a[i], &p, W, B);
+    }
+    conc_round(a);
     for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(a[i].done, 200);
-        assert_int_equal(a[i].bad, 0);
-    }
-    /* And the same batch size on both threads: two slots of one plan. */
-    a[0].n = a[1].n = 3;
-    for (int i = 0; i < 2; i++) {
-        a[i].done = 0;
-        assert_int_equal(pthread_create(&t[i], NULL, conc_thread, &a[i]), 0);
-    }
-    for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(a[i].done, 200);
-        assert_int_equal(a[i].bad, 0);
-    }
+        conc_free(&a[i]);
     cpu_conv_destroy(c);
     free(W), free(B);
 }
@@ -647,6 +720,13 @@ static void test_avg_pool(void **state)
             snprintf(what, sizeof what, "avgpool include %d ceil %d", inc, ceil);
             pool_case(&p, (int64_t[]){4, ceil ? 3 : 2}, what);
         }
+    for (int inc = 0; inc <= 1; inc++) { /* dilations: AveragePool since opset 19 */
+        cpu_pool_params p = pool2d(CPU_POOL_AVG, 2, 1);
+        p.dilation[0] = p.dilation[1] = 2;
+        p.pad_begin[0] = p.pad_end[1] = 1;
+        p.count_include_pad = inc;
+        pool_case(&p, (int64_t[]){6, 4}, inc ? "avgpool dilation include" : "avgpool dilation");
+    }
     cpu_pool_params q = {.kind = CPU_POOL_AVG, .rank = 1, .c = 3, .max_batch = 32};
     q.in[0] = 10, q.kernel[0] = 4, q.stride[0] = 3, q.pad_begin[0] = 2, q.pad_end[0] = 1;
     q.ceil_mode = 1, q.count_include_pad = 1;
@@ -679,9 +759,28 @@ static void bn_case(int64_t n, int64_t c, int64_t sp)
     }
     cpu_batchnorm(x, y, n, c, sp, sc, bi, mu, var, 1e-5f);
     check_close(y, ref, n * c * sp, "batchnorm");
+    /* blocked, through reorders; the pad channels must stay zero */
+    cpu_reorder *to_b, *from_b;
+    assert_int_equal(cpu_reorder_create(CPU_LAYOUT_PLAIN, CPU_LAYOUT_BLOCKED, c, sp, n, &to_b),
+                     FERRY_OK);
+    assert_int_equal(cpu_reorder_create(CPU_LAYOUT_BLOCKED, CPU_LAYOUT_PLAIN, c, sp, n, &from_b),
+                     FERRY_OK);
+    int64_t bn = cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, c, sp);
+    float *xb = rand_buf(bn, 0, 0);
+    assert_int_equal(cpu_reorder_run(to_b, n, x, xb), FERRY_OK);
+    cpu_batchnorm_layout(CPU_LAYOUT_BLOCKED, xb, xb, n, c, sp, sc, bi, mu, var, 1e-5f);
+    int64_t blk = cpu_dnnl_block(), nb = (c + blk - 1) / blk;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < sp; j++)
+            for (int64_t e = c % blk ? c % blk : blk; e < blk; e++)
+                assert_true(xb[((i * nb + nb - 1) * sp + j) * blk + e] == 0.0f);
+    memset(y, 0, (size_t)(n * c * sp) * sizeof *y);
+    assert_int_equal(cpu_reorder_run(from_b, n, xb, y), FERRY_OK);
+    check_close(y, ref, n * c * sp, "batchnorm blocked");
     cpu_batchnorm(x, x, n, c, sp, sc, bi, mu, var, 1e-5f); /* in place */
     check_close(x, ref, n * c * sp, "batchnorm in place");
-    free(x), free(y), free(sc), free(bi), free(mu), free(var), free(ref);
+    cpu_reorder_destroy(to_b), cpu_reorder_destroy(from_b);
+    free(x), free(y), free(xb), free(sc), free(bi), free(mu), free(var), free(ref);
 }
 
 static void test_batchnorm(void **state)
@@ -808,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_post_ops),
         cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_conv_blocked_layout),
+        cmocka_unit_test(test_blocked_chain),
         cmocka_unit_test(test_concurrent_runs),
         cmocka_unit_test(test_max_pool),
         cmocka_unit_test(test_avg_pool),

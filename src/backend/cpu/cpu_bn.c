@@ -9,20 +9,43 @@
 
 #include "backend/cpu/cpu_dnnl.h"
 
+void cpu_batchnorm_layout(cpu_layout layout, const float *X, float *Y, int64_t n, int64_t c,
+                          int64_t spatial, const float *scale, const float *bias, const float *mean,
+                          const float *var, float eps)
+{
+    /* Plain is the blocked loop with a block of one channel. */
+    int64_t bs = layout == CPU_LAYOUT_BLOCKED ? cpu_dnnl_block() : 1;
+    int64_t nb = (c + bs - 1) / bs;
+    float a[16], b[16];
+    for (int64_t cb = 0; cb < nb; cb++) {
+        for (int64_t e = 0; e < bs; e++) {
+            int64_t ch = cb * bs + e;
+            a[e] = b[e] = 0.0f; /* pad channels: 0 * 0 + 0 */
+            if (ch < c) {
+                double s = (double)scale[ch] / sqrt((double)var[ch] + (double)eps);
+                a[e] = (float)s;
+                b[e] = (float)((double)bias[ch] - (double)mean[ch] * s);
+            }
+        }
+        for (int64_t i = 0; i < n; i++) {
+            const float *x = X + (i * nb + cb) * spatial * bs;
+            float *y = Y + (i * nb + cb) * spatial * bs;
+            if (bs == 1)
+                for (int64_t j = 0; j < spatial; j++)
+                    y[j] = a[0] * x[j] + b[0];
+            else
+                for (int64_t j = 0; j < spatial; j++)
+                    for (int64_t e = 0; e < bs; e++)
+                        y[j * bs + e] = a[e] * x[j * bs + e] + b[e];
+        }
+    }
+}
+
 void cpu_batchnorm(const float *X, float *Y, int64_t n, int64_t c, int64_t spatial,
                    const float *scale, const float *bias, const float *mean, const float *var,
                    float eps)
 {
-    for (int64_t ch = 0; ch < c; ch++) {
-        double s = (double)scale[ch] / sqrt((double)var[ch] + (double)eps);
-        float a = (float)s, b = (float)((double)bias[ch] - (double)mean[ch] * s);
-        for (int64_t i = 0; i < n; i++) {
-            const float *x = X + (i * c + ch) * spatial;
-            float *y = Y + (i * c + ch) * spatial;
-            for (int64_t j = 0; j < spatial; j++)
-                y[j] = a * x[j] + b;
-        }
-    }
+    cpu_batchnorm_layout(CPU_LAYOUT_PLAIN, X, Y, n, c, spatial, scale, bias, mean, var, eps);
 }
 
 void cpu_bn_fold_into_conv(int transposed, int64_t c_in, int64_t c_out, int64_t group,

@@ -269,8 +269,8 @@ static cpu_plain_impl conv_plain_auto(const cpu_conv *c)
 {
     int pointwise = !c->p.transposed && c->p.group == 1;
     for (int i = 0; i < 2; i++)
-        pointwise = pointwise && c->k[i] == 1 && c->s[i] == 1 && c->pad_l[i] == 0 &&
-                    c->pad_r[i] == 0;
+        pointwise =
+            pointwise && c->k[i] == 1 && c->s[i] == 1 && c->pad_l[i] == 0 && c->pad_r[i] == 0;
     return pointwise && c->in[0] * c->in[1] >= 14 * 14 ? CPU_PLAIN_DIRECT : CPU_PLAIN_REORDER;
 }
 
@@ -355,13 +355,14 @@ static ferry_status conv_build(void *owner, const plan_key *key, plan *p)
         p->t_bytes[0] = dnnl_memory_desc_get_size(&src);
         fst = cpu_plan_add_reorder(p, &usrc, BUF_X, &src, BUF_T0);
     }
-    if (fst == FERRY_OK && dst_re) {
+    /* The sum post-op adds what dst holds: the residual goes there first,
+     * reordered into T1 or copied into y (nothing when it is y). */
+    if (dst_re)
         p->t_bytes[1] = dnnl_memory_desc_get_size(&dst);
-        if (c->p.residual)
-            fst = cpu_plan_add_reorder(p, &udst, BUF_R, &dst, BUF_T1);
-    } else if (c->p.residual) {
+    if (fst == FERRY_OK && c->p.residual && dst_re)
+        fst = cpu_plan_add_reorder(p, &udst, BUF_R, &dst, BUF_T1);
+    else if (c->p.residual)
         p->res_copy_floats = dnnl_memory_desc_get_size(&dst) / sizeof(float);
-    }
     if (fst != FERRY_OK) {
         dnnl_primitive_desc_destroy(pd);
         return fst;
