@@ -66,6 +66,8 @@ typedef enum op_kind {
     OP_SIN,
     OP_COS,
     OP_SOFTPLUS,
+    OP_ROUND, /* half to even */
+    OP_SIGN,
     OP_MIN, /* n inputs, broadcast */
     OP_MAX,
     OP_MOD, /* mode = fmod */

@@ -564,6 +564,8 @@ static const op_def op_table[] = {
     {"Ceil", OP_CEIL, 1, 1, 1, 1, ANY, NULL, infer_same, OPF_FOLD},
     {"Sin", OP_SIN, 1, 1, 1, 1, ANY, NULL, infer_same, OPF_FOLD},
     {"Cos", OP_COS, 1, 1, 1, 1, ANY, NULL, infer_same, OPF_FOLD},
+    {"Round", OP_ROUND, 1, 1, 1, 1, ANY, NULL, infer_same, OPF_FOLD},
+    {"Sign", OP_SIGN, 1, 1, 1, 1, ANY, NULL, infer_same, OPF_FOLD},
     {"Softplus", OP_SOFTPLUS, 1, 1, 1, 1, ANY, parse_softplus, infer_same, OPF_FOLD},
     {"Min", OP_MIN, 1, GRAPH_MAX_IO, 1, 1, ANY, NULL, infer_variadic, OPF_FOLD | OPF_VARIADIC},
     {"Max", OP_MAX, 1, GRAPH_MAX_IO, 1, 1, ANY, NULL, infer_variadic, OPF_FOLD | OPF_VARIADIC},

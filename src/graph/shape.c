@@ -472,7 +472,7 @@ ferry_status infer_same(graph *g, graph_node *n)
 {
     const graph_value *a = &g->values[n->in[0]];
     int view = n->op == OP_IDENTITY;
-    int signed_ok = n->op == OP_NEG || n->op == OP_ABS;
+    int signed_ok = n->op == OP_NEG || n->op == OP_ABS || n->op == OP_SIGN;
     if (!view && !is_float_dtype(a->dtype) && !(signed_ok && is_int_dtype(a->dtype)))
         return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
                           a->name, ferry_dtype_name(a->dtype));

@@ -183,6 +183,8 @@ static ferry_status run_unary(const cpu_call *c)
     case OP_SIN: op = CPU_UN_SIN; break;
     case OP_COS: op = CPU_UN_COS; break;
     case OP_SOFTPLUS: op = CPU_UN_SOFTPLUS; break;
+    case OP_ROUND: op = CPU_UN_ROUND; break;
+    case OP_SIGN: op = CPU_UN_SIGN; break;
     case OP_HARD_SIGMOID: op = CPU_UN_HARD_SIGMOID; break;
     case OP_HARD_SWISH: op = CPU_UN_HARD_SWISH; break;
     case OP_CLIP: op = CPU_UN_CLIP; break;
@@ -818,6 +820,8 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_SIN] = {prepare_f32, run_unary, NULL},
     [OP_COS] = {prepare_f32, run_unary, NULL},
     [OP_SOFTPLUS] = {prepare_f32, run_unary, NULL},
+    [OP_ROUND] = {prepare_f32, run_unary, NULL},
+    [OP_SIGN] = {NULL, run_unary, NULL},
     [OP_CLIP] = {prepare_f32, run_unary, NULL},
     [OP_HARD_SIGMOID] = {prepare_f32, run_unary, NULL},
     [OP_HARD_SWISH] = {prepare_f32, run_unary, NULL},
