@@ -50,7 +50,8 @@ test-normal: deps
 
 test-asan: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DFERRY_WERROR=ON -DFERRY_CUDA=OFF \
-		-DFERRY_SANITIZE=address,undefined $(CMAKE_ARGS)
+		-DFERRY_SANITIZE=address,undefined -DFERRY_TEST_MODELS=$(CURDIR)/$(BUILD)/test-models \
+		$(CMAKE_ARGS)
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	FERRY_STRESS_N=2000 ctest --test-dir $(BUILD)-asan --output-on-failure -j $(JOBS)
 
@@ -58,7 +59,7 @@ test: test-normal test-asan tsan
 
 tsan: deps
 	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DFERRY_CUDA=OFF \
-		-DFERRY_SANITIZE=thread $(CMAKE_ARGS)
+		-DFERRY_SANITIZE=thread -DFERRY_TEST_MODELS=$(CURDIR)/$(BUILD)/test-models $(CMAKE_ARGS)
 	cmake --build $(BUILD)-tsan -j $(JOBS)
 	FERRY_STRESS_N=1000 ctest --test-dir $(BUILD)-tsan --output-on-failure -R 'engine|batcher|pool'
 
