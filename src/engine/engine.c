@@ -243,6 +243,11 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
     }
     snprintf(e->device_name, sizeof e->device_name, "%s", e->ops->ctx_device_name(e->ctx));
 
+    {
+        double per = graph_flops(e->g, 2) - graph_flops(e->g, 1);
+        int64_t mc = per > 0 ? (int64_t)(32e6 / per) + 1 : 32;
+        e->min_chunk_cpu = mc < 1 ? 1 : mc > 32 ? 32 : mc;
+    }
     for (int64_t b = 1; b < cfg.max_batch && e->n_buckets < ENGINE_MAX_BUCKETS - 1; b *= 2)
         e->buckets[e->n_buckets++] = b;
     e->buckets[e->n_buckets++] = cfg.max_batch;
@@ -537,10 +542,11 @@ static ferry_status latch_wait(latch *l)
 
 /* Chunk size for a batch of n: at most max_batch, and small enough that
  * every worker gets a share of a large batch. Chunks below min_chunk rows
- * cost more in hand-offs than they gain in parallelism. */
+ * cost more in hand-offs than they gain in parallelism: on the CPU that is
+ * about 32 MFLOP of work (32 rows of mlp-s; one image of a ResNet). */
 static int64_t chunk_size(const ferry_engine *e, int64_t n)
 {
-    int64_t min_chunk = e->ops->host_visible ? 32 : 2048;
+    int64_t min_chunk = e->ops->host_visible ? e->min_chunk_cpu : 2048;
     int64_t share = (n + e->n_workers - 1) / e->n_workers;
     int64_t c = share > min_chunk ? share : min_chunk;
     return c < e->cfg.max_batch ? c : e->cfg.max_batch;

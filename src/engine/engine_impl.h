@@ -77,6 +77,7 @@ struct ferry_engine {
 
     int64_t buckets[ENGINE_MAX_BUCKETS]; /* batch sizes graphs are captured for */
     int n_buckets;
+    int64_t min_chunk_cpu; /* smallest chunk worth handing to another worker (chunk_size) */
 
     worker *workers;
     int n_workers;

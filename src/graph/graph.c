@@ -203,3 +203,48 @@ void graph_remove_unread(graph *g)
         n->dead = 1;
     }
 }
+
+double graph_flops(const graph *g, int64_t n)
+{
+    double f = 0;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const graph_node *nd = &g->nodes[k];
+        if (nd->dead || nd->n_out < 1 || nd->out[0] < 0)
+            continue;
+        const graph_value *y = &g->values[nd->out[0]], *x = &g->values[nd->in[0]];
+        double out = (double)graph_value_numel(y, n), macs = 0;
+        switch (nd->op) {
+        case OP_GEMM:
+        case OP_MATMUL:
+            macs = out * (double)graph_dim(nd->op == OP_GEMM && nd->trans_a ? x->dims[0]
+                                                                            : x->dims[x->ndim - 1],
+                                           n);
+            break;
+        case OP_CONV: {
+            double per = (double)graph_dim(x->dims[1], n) / (double)nd->conv.group;
+            for (int i = 0; i < nd->conv.nsp; i++)
+                per *= (double)nd->conv.kernel[i];
+            macs = out * per;
+            break;
+        }
+        case OP_CONV_TRANSPOSE: {
+            double per = (double)graph_dim(y->dims[1], n) / (double)nd->conv.group;
+            for (int i = 0; i < nd->conv.nsp; i++)
+                per *= (double)nd->conv.kernel[i];
+            macs = (double)graph_value_numel(x, n) * per;
+            break;
+        }
+        case OP_LSTM:
+        case OP_GRU: {
+            double gates = nd->op == OP_LSTM ? 4 : 3;
+            double in = (double)x->dims[2], h = (double)nd->hidden;
+            /* per output element of Y ([T, D, N, H]): gates * (I + H) */
+            macs = out * gates * (in + h);
+            break;
+        }
+        default: macs = out / 2; break;
+        }
+        f += 2 * macs;
+    }
+    return f;
+}

@@ -325,6 +325,11 @@ void graph_plan_free(graph_plan *p);
  * leave their old arithmetic behind). */
 void graph_remove_unread(graph *g);
 
+/* Floating-point operations of one forward at batch n, roughly (the
+ * multiply-adds of Gemm, MatMul, Conv and recurrent nodes, one per output
+ * element elsewhere): how the engine sizes its chunks. */
+double graph_flops(const graph *g, int64_t n);
+
 /* Parameter count (elements of all constants). */
 int64_t graph_param_count(const graph *g);
 

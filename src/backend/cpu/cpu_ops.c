@@ -17,6 +17,7 @@
 #include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_elem.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_parallel.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/cpu_rnn.h"
 #include "util/error.h"
@@ -600,11 +601,89 @@ static ferry_status prepare_conv(cpu_prep *p, void **state)
     return FERRY_OK;
 }
 
+/* oneDNN builds (and keeps) a primitive and its buffers per batch size,
+ * so a batch runs as chunks of power-of-two sizes up to CHUNK_MAX: at most
+ * log2(CHUNK_MAX) + 1 plans per node whatever sizes the batcher forms.
+ * When this forward has the cores to itself (threads > 1) the chunks are
+ * shared by the backend's pool; a lone sample runs on threads OpenMP
+ * threads instead, the only way to split one image. */
+#define CHUNK_MAX 32
+
+typedef struct chunked {
+    const cpu_call *c;
+    int64_t top, full;           /* full chunks of top samples, then the rest: */
+    int64_t roff[8], rlen[8];    /* powers of two below top */
+    int64_t n;                   /* chunks in all */
+    size_t in_stride, out_stride; /* floats per sample */
+    int is_conv;
+    ferry_status st;
+} chunked;
+
+static void chunks_make(chunked *k, int64_t n, int threads)
+{
+    int64_t share = (n + threads - 1) / threads, top = 1;
+    while (top * 2 <= share && top * 2 <= CHUNK_MAX)
+        top *= 2;
+    k->top = top;
+    k->full = n / top;
+    int r = 0;
+    for (int64_t at = k->full * top, len = top / 2; at < n; len /= 2)
+        if (len <= n - at) {
+            k->roff[r] = at;
+            k->rlen[r++] = len;
+            at += len;
+        }
+    k->n = k->full + r;
+}
+
+static void chunk_run(void *arg, int64_t i)
+{
+    chunked *k = arg;
+    const cpu_call *c = k->c;
+    int64_t off = i < k->full ? i * k->top : k->roff[i - k->full];
+    int64_t len = i < k->full ? k->top : k->rlen[i - k->full];
+    const float *x = (const float *)c->in[0] + (size_t)off * k->in_stride;
+    float *y = (float *)c->out[0] + (size_t)off * k->out_stride;
+    ferry_status st;
+    if (k->is_conv) {
+        const float *res = c->nd->n_in > 3 && c->in[3]
+                               ? (const float *)c->in[3] + (size_t)off * k->out_stride
+                               : NULL;
+        st = cpu_conv_run(c->state, len, x, res, y);
+    } else {
+        st = cpu_pool_run(c->state, len, x, y);
+    }
+    if (st != FERRY_OK)
+        k->st = st; /* any failure will do: they all name this node */
+}
+
+static ferry_status run_chunked(const cpu_call *c, int is_conv)
+{
+    dims x = in_dims(c, 0), y = out_dims(c, 0);
+    int64_t n = x.d[0];
+    if (n == 1 && c->threads > 1 && is_conv) {
+        const float *res = c->nd->n_in > 3 ? c->in[3] : NULL;
+        return cpu_conv_run_layout(c->state, 1, CPU_LAYOUT_PLAIN, CPU_LAYOUT_PLAIN, c->threads,
+                                   c->in[0], res, c->out[0]);
+    }
+    chunked k;
+    k.c = c;
+    k.is_conv = is_conv;
+    k.st = FERRY_OK;
+    k.in_stride = (size_t)(numel(&x) / n);
+    k.out_stride = (size_t)(numel(&y) / n);
+    chunks_make(&k, n, c->threads);
+    if (c->threads > 1 && k.n > 1)
+        cpu_parallel_for(chunk_run, &k, k.n, c->threads);
+    else
+        for (int64_t i = 0; i < k.n; i++)
+            chunk_run(&k, i);
+    return k.st;
+}
+
 static ferry_status run_conv(const cpu_call *c)
 {
-    const float *res = c->nd->n_in > 3 ? c->in[3] : NULL;
-    dims x = in_dims(c, 0);
-    return cpu_conv_run(c->state, x.d[0], c->in[0], res, c->out[0]);
+    return run_chunked(c, 1);
 }
 
 static void destroy_conv(void *s)
@@ -649,8 +728,7 @@ static ferry_status prepare_pool(cpu_prep *p, void **state)
 
 static ferry_status run_pool(const cpu_call *c)
 {
-    dims x = in_dims(c, 0);
-    return cpu_pool_run(c->state, x.d[0], c->in[0], c->out[0]);
+    return run_chunked(c, 0);
 }
 
 static void destroy_pool(void *s)
