@@ -156,10 +156,20 @@ static ferry_status describe_io(ferry_engine *e)
         int is_in = k < e->n_in;
         int i = is_in ? k : k - e->n_in;
         const graph_value *v = &g->values[is_in ? g->inputs[i] : g->outputs[i]];
+        char shape[160];
+        ferry_shape_str(shape, sizeof shape, v->ndim, v->dims);
+        if (v->ndim >= 1 && v->dims[0] > 0 && is_in)
+            return ferry_fail(FERRY_EUNSUPPORTED,
+                              "input '%s' has a fixed batch of %lld: the model was exported "
+                              "without a dynamic batch axis. Re-export it with "
+                              "torch.onnx.export(..., input_names=['%s'], "
+                              "dynamic_axes={'%s': {0: 'batch'}, <each output>: {0: 'batch'}})",
+                              v->name, (long long)v->dims[0], v->name, v->name);
         if (v->ndim < 1 || v->dims[0] != FERRY_DIM_BATCH)
             return ferry_fail(FERRY_EUNSUPPORTED,
-                              "%s '%s' has no batch dimension first; Ferry batches along dim 0",
-                              is_in ? "input" : "output", v->name);
+                              "%s '%s' has shape %s: Ferry batches along dim 0, which must be "
+                              "the batch N (declare it in the export's dynamic_axes)",
+                              is_in ? "input" : "output", v->name, shape);
         for (int d = 1; d < v->ndim; d++)
             if (v->dims[d] < 0)
                 return ferry_fail(FERRY_EUNSUPPORTED, "%s '%s' has a second batch dimension",
