@@ -1,0 +1,272 @@
+/*
+ * test_shape.c - the shape rules of src/graph/shape*.c on small hand-built
+ * models: symbolic batch dims (k*N), shape math resolved at load
+ * (Shape -> Gather -> Unsqueeze -> Concat -> Reshape), opset-13/18 inputs
+ * that used to be attributes, and the errors a user meets, with exact
+ * statuses and message fragments. Values are checked by running the
+ * models on the CPU engine.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "ferry.h"
+#include "graph/model.h"
+#include "graph/onnx_builder.h"
+
+#define N_ FERRY_DIM_BATCH
+
+static ferry_model *load(ob *b, ferry_status want, const char *frag)
+{
+    size_t len;
+    uint8_t *buf = ob_pack(b, &len);
+    ferry_model *m = NULL;
+    ferry_status st = ferry_model_load_buffer(buf, len, NULL, &m);
+    if (st != want)
+        fail_msg("status %s, expected %s: %s", ferry_status_str(st), ferry_status_str(want),
+                 ferry_last_error());
+    if (frag && !strstr(ferry_last_error(), frag))
+        fail_msg("message '%s' lacks '%s'", ferry_last_error(), frag);
+    return m;
+}
+
+/* An int64 scalar initializer (rank 0). */
+static void scalar_i64(ob *b, const char *name, int64_t v)
+{
+    ob_init_i64(b, name, 1, &v)->n_dims = 0;
+}
+
+static const graph_value *output(const ferry_model *m, int i)
+{
+    return &m->g->values[m->g->outputs[i]];
+}
+
+/* Runs m on the CPU: one f32 input of n samples filled with 0, 1, 2, ...;
+ * output 0 into y (numel floats). */
+static void run_f32(const ferry_model *m, int64_t n, float *y, int64_t numel)
+{
+    ferry_engine_config cfg;
+    ferry_engine_config_init(&cfg);
+    cfg.workers = 1;
+    ferry_engine *e;
+    if (ferry_engine_create(m, &cfg, &e))
+        fail_msg("engine: %s", ferry_last_error());
+    ferry_tensor_info ti;
+    assert_int_equal(ferry_model_input(m, 0, &ti), FERRY_OK);
+    ferry_tensor in = {.dtype = FERRY_F32, .ndim = ti.ndim};
+    int64_t cnt = 1;
+    for (int d = 0; d < ti.ndim; d++) {
+        in.shape[d] = ti.shape[d] == N_ ? n : ti.shape[d];
+        cnt *= in.shape[d];
+    }
+    float *x = malloc(sizeof(float) * (size_t)cnt);
+    for (int64_t i = 0; i < cnt; i++)
+        x[i] = (float)i;
+    in.data = x;
+    ferry_tensor out;
+    assert_int_equal(ferry_engine_output_info(e, 0, n, &out), FERRY_OK);
+    assert_int_equal(ferry_tensor_numel(&out), numel);
+    out.data = y;
+    if (ferry_engine_run(e, &in, 1, &out, 1))
+        fail_msg("run: %s", ferry_last_error());
+    free(x);
+    ferry_engine_destroy(e);
+}
+
+/* x [N,4,6] -> Reshape to [N*4, 6] through Shape/Gather/Mul/Unsqueeze/
+ * Concat, the way an attention export merges the batch with the heads. */
+static void test_shape_math_merges_batch(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 4, 6};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    int64_t zero = 0, four = 4, six = 6, ax0 = 0;
+    scalar_i64(b, "i0", zero);
+    ob_init_i64(b, "four", 1, &four);
+    ob_init_i64(b, "six", 1, &six);
+    ob_init_i64(b, "ax0", 1, &ax0);
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Gather", "g", "s,i0", "nb");      /* N, a scalar */
+    ob_node(b, "Unsqueeze", "u", "nb,ax0", "nb1"); /* [N] */
+    ob_node(b, "Mul", "mul", "nb1,four", "n4");    /* [4N] */
+    ob_node(b, "Concat", "cat", "n4,six", "target");
+    ob_attr_i(b, b->graph.node[b->graph.n_node - 1], "axis", 0);
+    ob_node(b, "Reshape", "rs", "x,target", "r");
+    ob_node(b, "Relu", "relu", "r", "y");
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    const graph_value *y = output(m, 0);
+    assert_int_equal(y->ndim, 2);
+    assert_int_equal(y->dims[0], -4); /* 4N */
+    assert_int_equal(y->dims[1], 6);
+    /* the shape math left no node to run: Reshape is a view, Relu runs */
+    int live = 0;
+    for (int i = 0; i < m->g->n_nodes; i++)
+        live += !m->g->nodes[i].dead;
+    assert_int_equal(live, 2);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+/* Slice with negative steps, resolved per dim; values checked. */
+static void test_slice_negative_step(void **state)
+{
+    (void)state;
+    int64_t xd[2] = {N_, 7};
+    ob *b = ob_new(13);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    int64_t st = -2, en = -100, ax = 1, sp = -2;
+    ob_init_i64(b, "st", 1, &st);
+    ob_init_i64(b, "en", 1, &en);
+    ob_init_i64(b, "ax", 1, &ax);
+    ob_init_i64(b, "sp", 1, &sp);
+    ob_node(b, "Slice", "sl", "x,st,en,ax,sp", "y");
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    const graph_value *y = output(m, 0);
+    assert_int_equal(y->dims[1], 3); /* x[:, 5], x[:, 3], x[:, 1] */
+    float out[6];
+    run_f32(m, 2, out, 6);
+    const float want[6] = {5, 3, 1, 12, 10, 8};
+    for (int i = 0; i < 6; i++)
+        assert_true(out[i] == want[i]);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+/* opset 18: ReduceSum/ReduceMax take axes as an input; opset 13: Squeeze. */
+static void test_axes_as_inputs(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 2, 3};
+    ob *b = ob_new(18);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    int64_t axes[1] = {-1}, sq[1] = {1};
+    ob_init_i64(b, "axes", 1, axes);
+    ob_init_i64(b, "sq", 1, sq);
+    Onnx__NodeProto *r = ob_node(b, "ReduceMax", "rmax", "x,axes", "m");
+    ob_attr_i(b, r, "keepdims", 1);
+    ob_node(b, "Squeeze", "squeeze", "m,sq", "y");
+    /* the Squeeze of a dim that is not 1 is an error */
+    load(b, FERRY_ESHAPE, "node 'squeeze' (Squeeze): axis 1 of [N,2,1] is not 1");
+    sq[0] = 2;
+    ob_free(b);
+    b = ob_new(18);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_i64(b, "axes", 1, axes);
+    ob_init_i64(b, "sq", 1, sq);
+    r = ob_node(b, "ReduceMax", "rmax", "x,axes", "m");
+    ob_attr_i(b, r, "keepdims", 1);
+    ob_node(b, "Squeeze", "squeeze", "m,sq", "y");
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->ndim, 2);
+    float out[4];
+    run_f32(m, 2, out, 4);
+    const float want[4] = {2, 5, 8, 11};
+    for (int i = 0; i < 4; i++)
+        assert_true(out[i] == want[i]);
+    ferry_model_destroy(m);
+    ob_free(b);
+    /* axes as an input before opset 18 is malformed */
+    b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_i64(b, "axes", 1, axes);
+    ob_node(b, "ReduceMax", "rmax", "x,axes", "y");
+    load(b, FERRY_EPARSE, "takes axes as an input only from opset 18 (model has 17)");
+    ob_free(b);
+}
+
+/* What cannot be batched is refused, naming the node and why. */
+static void test_batch_errors(void **state)
+{
+    (void)state;
+    int64_t xd[2] = {N_, 5};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    int64_t axes[1] = {0};
+    ob_init_i64(b, "axes", 1, axes);
+    ob_node(b, "ReduceSum", "rsum", "x,axes", "y");
+    load(b, FERRY_EUNSUPPORTED, "node 'rsum' (ReduceSum): reduces over the batch dimension");
+    ob_free(b);
+
+    /* a Range whose length depends on the batch */
+    b = ob_new(17);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    int64_t zero = 0, one = 1;
+    scalar_i64(b, "zero", zero);
+    scalar_i64(b, "one", one);
+    scalar_i64(b, "i0", zero);
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Gather", "g", "s,i0", "nb");
+    ob_node(b, "Range", "range", "zero,nb,one", "y");
+    load(b, FERRY_EUNSUPPORTED, "node 'range' (Range): input 'nb' must be a scalar known at load");
+    ob_free(b);
+
+    /* several unknown operators: all named at once, with counts */
+    b = ob_new(17);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_node(b, "NonZero", "nz1", "x", "a");
+    ob_node(b, "NonZero", "nz2", "a", "c");
+    ob_node(b, "Unique", "uq", "c", "y");
+    load(b, FERRY_EUNSUPPORTED,
+         "2 operators are not supported (opset 17): NonZero (2 nodes, first 'nz1'), Unique (1 "
+         "node, first 'uq')");
+    ob_free(b);
+}
+
+/* nn.Linear on [N,T,D]: MatMul + Add(bias) fuse into a Gemm with a row
+ * bias over the leading dims (it was rejected: "does not broadcast"). */
+static void test_linear_on_3d(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 3, 4}, wd[2] = {4, 8}, bd[1] = {8};
+    float w[32], bias[8];
+    for (int i = 0; i < 32; i++)
+        w[i] = (float)(i % 5) - 2.0f;
+    for (int i = 0; i < 8; i++)
+        bias[i] = (float)i;
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "w", 2, wd, w);
+    ob_init_f32(b, "b", 1, bd, bias);
+    ob_node(b, "MatMul", "mm", "x,w", "h");
+    ob_node(b, "Add", "add", "h,b", "y");
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->dims[0], N_);
+    assert_int_equal(output(m, 0)->dims[2], 8);
+    float out[2 * 3 * 8];
+    run_f32(m, 2, out, 48);
+    for (int r = 0; r < 6; r++)
+        for (int j = 0; j < 8; j++) {
+            double want = bias[j];
+            for (int k = 0; k < 4; k++)
+                want += (double)(r * 4 + k) * w[k * 8 + j];
+            assert_true(fabs(out[r * 8 + j] - want) < 1e-4);
+        }
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shape_math_merges_batch),
+        cmocka_unit_test(test_slice_negative_step),
+        cmocka_unit_test(test_axes_as_inputs),
+        cmocka_unit_test(test_batch_errors),
+        cmocka_unit_test(test_linear_on_3d),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
