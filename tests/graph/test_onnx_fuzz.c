@@ -48,6 +48,74 @@ static ob *fuzz_model(void)
     return b;
 }
 
+/* A model of the real-model operators, with their attributes: Conv
+ * (pads, strides, dilations, group), BatchNormalization, MaxPool
+ * (ceil_mode), Resize, Pad (reflect), Transpose, Slice, Gather, Split,
+ * Concat, shape math into a Reshape, LSTM, Clip, Where. */
+static ob *fuzz_model_nn(void)
+{
+    ob *b = ob_new(17);
+    int64_t xd[4] = {-1, 4, 6, 6}, wd[4] = {8, 2, 3, 3}, cd[1] = {8}, yd[2] = {-1, 16};
+    ob_input(b, "x", 4, xd);
+    ob_output(b, "y", 2, yd);
+    ob_init_f32(b, "w", 4, wd, NULL);
+    ob_init_f32(b, "cb", 1, cd, NULL);
+    for (int i = 0; i < 4; i++) {
+        char nm[8];
+        snprintf(nm, sizeof nm, "bn%d", i);
+        float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+        ob_init_f32(b, nm, 1, cd, ones);
+    }
+    Onnx__NodeProto *n = ob_node(b, "Conv", "conv", "x,w,cb", "c");
+    int64_t pads[4] = {1, 1, 1, 1}, one2[2] = {1, 1}, k3[2] = {3, 3};
+    ob_attr_ints(b, n, "pads", 4, pads);
+    ob_attr_ints(b, n, "strides", 2, one2);
+    ob_attr_ints(b, n, "dilations", 2, one2);
+    ob_attr_ints(b, n, "kernel_shape", 2, k3);
+    ob_attr_i(b, n, "group", 2);
+    n = ob_node(b, "BatchNormalization", "bn", "c,bn0,bn1,bn2,bn3", "n");
+    ob_attr_f(b, n, "epsilon", 1e-5f);
+    n = ob_node(b, "Clip", "clip", "n", "r");
+    ob_attr_f(b, n, "min", 0.0f);
+    n = ob_node(b, "MaxPool", "pool", "r", "p"); /* [N,8,3,3] */
+    int64_t k2[2] = {2, 2}, s2[2] = {2, 2};
+    ob_attr_ints(b, n, "kernel_shape", 2, k2);
+    ob_attr_ints(b, n, "strides", 2, s2);
+    ob_attr_i(b, n, "ceil_mode", 1);
+    int64_t pads8[8] = {0, 0, 1, 1, 0, 0, 0, 0};
+    ob_init_i64(b, "pads", 8, pads8);
+    n = ob_node(b, "Pad", "pad", "p,pads", "q"); /* [N,8,4,4] */
+    ob_attr_s(b, n, "mode", "reflect");
+    n = ob_node(b, "Transpose", "tr", "q", "t"); /* [N,4,4,8] */
+    int64_t perm[4] = {0, 2, 3, 1};
+    ob_attr_ints(b, n, "perm", 4, perm);
+    int64_t st[1] = {0}, en[1] = {2}, ax[1] = {3};
+    ob_init_i64(b, "st", 1, st);
+    ob_init_i64(b, "en", 1, en);
+    ob_init_i64(b, "ax", 1, ax);
+    ob_node(b, "Slice", "slice", "t,st,en,ax", "u"); /* [N,4,4,2] */
+    int64_t idx[2] = {0, -1};
+    ob_init_i64(b, "idx", 2, idx);
+    n = ob_node(b, "Gather", "gather", "u,idx", "v"); /* [N,4,2,2] */
+    ob_attr_i(b, n, "axis", 2);
+    n = ob_node(b, "Split", "split", "v", "v0,v1"); /* 2 x [N,2,2,2] */
+    ob_attr_i(b, n, "axis", 1);
+    n = ob_node(b, "Concat", "cat", "v0,v1", "w2"); /* [N,4,2,2] */
+    ob_attr_i(b, n, "axis", 3);
+    ob_node(b, "Shape", "shape", "w2", "s");
+    int64_t i0[1] = {0}, sixteen[1] = {16};
+    ob_init_i64(b, "i0", 1, i0);
+    ob_init_i64(b, "sixteen", 1, sixteen);
+    n = ob_node(b, "Gather", "gs", "s,i0", "nb");
+    n = ob_node(b, "Concat", "tgt", "nb,sixteen", "target");
+    ob_attr_i(b, n, "axis", 0);
+    ob_node(b, "Reshape", "rs", "w2,target", "flat"); /* [N,16] */
+    ob_init_f32(b, "zero", 1, cd, NULL);
+    ob_node(b, "Greater", "gt", "flat,flat", "mask");
+    ob_node(b, "Where", "where", "mask,flat,flat", "y");
+    return b;
+}
+
 static void try_load(const uint8_t *buf, size_t len)
 {
     ferry_model *m = NULL;
@@ -80,10 +148,66 @@ static void test_base_model_loads(void **state)
     ob_free(b);
 }
 
-static void test_every_truncation(void **state)
+static ob *(*const models[])(void) = {fuzz_model, fuzz_model_nn};
+
+/* Runs a loaded model at batch 2 on zeros (inputs of any dtype); any
+ * status is fine, with a message when it is not FERRY_OK. */
+static void try_run(const ferry_model *m)
+{
+    ferry_engine_config cfg;
+    ferry_engine_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.max_batch = 2;
+    ferry_engine *e = NULL;
+    ferry_clear_error();
+    if (ferry_engine_create(m, &cfg, &e) != FERRY_OK) {
+        assert_true(strlen(ferry_last_error()) > 0);
+        return;
+    }
+    ferry_tensor in[4], out[4];
+    int n_in = ferry_model_num_inputs(m), n_out = ferry_model_num_outputs(m);
+    assert_true(n_in <= 4 && n_out <= 4);
+    for (int i = 0; i < n_in; i++) {
+        ferry_tensor_info ti;
+        ferry_model_input(m, i, &ti);
+        in[i] = (ferry_tensor){.dtype = ti.dtype, .ndim = ti.ndim};
+        for (int d = 0; d < ti.ndim; d++)
+            in[i].shape[d] = ti.shape[d] == FERRY_DIM_BATCH ? 2 : ti.shape[d];
+        in[i].data = calloc((size_t)ferry_tensor_numel(&in[i]) + 1, 8);
+    }
+    for (int i = 0; i < n_out; i++) {
+        assert_int_equal(ferry_engine_output_info(e, i, 2, &out[i]), FERRY_OK);
+        out[i].data = calloc((size_t)ferry_tensor_numel(&out[i]) + 1, 8);
+    }
+    ferry_clear_error();
+    if (ferry_engine_run(e, in, n_in, out, n_out) != FERRY_OK)
+        assert_true(strlen(ferry_last_error()) > 0);
+    for (int i = 0; i < n_in; i++)
+        free(in[i].data);
+    for (int i = 0; i < n_out; i++)
+        free(out[i].data);
+    ferry_engine_destroy(e);
+}
+
+static void test_nn_model_loads(void **state)
 {
     (void)state;
-    ob *b = fuzz_model();
+    ob *b = fuzz_model_nn();
+    size_t len;
+    uint8_t *buf = ob_pack(b, &len);
+    ferry_model *m = NULL;
+    if (ferry_model_load_buffer(buf, len, NULL, &m) != FERRY_OK)
+        fail_msg("%s", ferry_last_error());
+    ferry_tensor_info ti;
+    assert_int_equal(ferry_model_output(m, 0, &ti), FERRY_OK);
+    assert_int_equal(ti.shape[1], 16);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+static void test_every_truncation(void **state)
+{
+    ob *b = models[*(int *)*state]();
     size_t len;
     uint8_t *buf = ob_pack(b, &len);
     /* copy each prefix to its own allocation so ASan sees reads past it */
@@ -99,8 +223,7 @@ static void test_every_truncation(void **state)
 
 static void test_random_flips(void **state)
 {
-    (void)state;
-    ob *b = fuzz_model();
+    ob *b = models[*(int *)*state]();
     size_t len;
     uint8_t *buf = ob_pack(b, &len);
     uint8_t *p = malloc(len);
@@ -123,6 +246,10 @@ static void test_random_flips(void **state)
         ferry_status st = ferry_model_load_buffer(p, len, NULL, &m);
         if (st == FERRY_OK) {
             loaded++;
+            /* a damaged model that loads must also run, or fail cleanly:
+             * odd attribute values reach the kernels */
+            if (*(int *)*state == 1 && loaded % 4 == 0)
+                try_run(m);
             ferry_model_destroy(m);
         } else {
             assert_null(m);
@@ -138,10 +265,14 @@ static void test_random_flips(void **state)
 
 int main(void)
 {
+    static int which[2] = {0, 1};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base_model_loads),
-        cmocka_unit_test(test_every_truncation),
-        cmocka_unit_test(test_random_flips),
+        cmocka_unit_test(test_nn_model_loads),
+        cmocka_unit_test_prestate(test_every_truncation, &which[0]),
+        cmocka_unit_test_prestate(test_every_truncation, &which[1]),
+        cmocka_unit_test_prestate(test_random_flips, &which[0]),
+        cmocka_unit_test_prestate(test_random_flips, &which[1]),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
