@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/cpu_parallel.h"
@@ -41,6 +42,7 @@ typedef struct cpu_value {
     size_t off;       /* arena byte offset */
     const void *data; /* constant, in sdt */
     ferry_dtype sdt;  /* stored dtype: f32 for every float tensor */
+    int layout;       /* cpu_layout: BLOCKED inside a chain of convolutions */
 } cpu_value;
 
 /* Per-node state from the run table's prepare. */
@@ -162,6 +164,56 @@ static ferry_status convert_const(backend_ctx *c, int v)
     c->owned[c->n_owned++] = f;
     c->vals[v].data = f;
     return FERRY_OK;
+}
+
+/* Activations between convolutions stay in oneDNN's blocked layout
+ * (nChw8c on AVX2): reordering every tensor to NCHW and back cost
+ * mobilenet_v2 a third of its convolution time (bench/results/
+ * cpu-conv-2026-12-07). A value is blocked when a Conv or pool writes it,
+ * only Convs and pools read it (as input 0 or a fused residual), it is no
+ * graph output, and its channels fill whole blocks (so that its size is
+ * the plain one and the arena plan holds). A Conv's residual must be in
+ * its output's layout: mismatches unblock until none is left.
+ * FERRY_CPU_BLOCKED=0 keeps everything plain (for measurements). */
+static void choose_layouts(backend_ctx *c)
+{
+    const graph *g = c->g;
+    const char *env = getenv("FERRY_CPU_BLOCKED");
+    int block = cpu_dnnl_block();
+    if (env && !strcmp(env, "0"))
+        return;
+    for (int v = 0; v < g->n_values; v++) {
+        const graph_value *gv = &g->values[v];
+        int p = gv->producer;
+        if (p < 0 || g->nodes[p].dead || !cpu_op_blocked_ok(g->nodes[p].op) ||
+            g->nodes[p].op == OP_GLOBAL_AVG_POOL || g->nodes[p].op == OP_GLOBAL_MAX_POOL ||
+            gv->is_output || gv->ndim != 4 || gv->dims[1] <= 0 || gv->dims[1] % block ||
+            gv->alias >= 0 || c->vals[v].sdt != FERRY_F32)
+            continue;
+        int ok = 1;
+        for (int k = 0; k < g->n_nodes && ok; k++) {
+            const graph_node *n = &g->nodes[k];
+            if (n->dead)
+                continue;
+            for (int i = 0; i < n->n_in && ok; i++)
+                if (n->in[i] == v)
+                    ok = cpu_op_blocked_ok(n->op) && (i == 0 || (i == 3 && n->op == OP_CONV));
+        }
+        c->vals[v].layout = ok ? CPU_LAYOUT_BLOCKED : CPU_LAYOUT_PLAIN;
+    }
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int k = 0; k < g->n_nodes; k++) {
+            const graph_node *n = &g->nodes[k];
+            if (n->dead || n->op != OP_CONV || n->n_in < 4 || n->in[3] < 0)
+                continue;
+            cpu_value *r = &c->vals[n->in[3]], *o = &c->vals[n->out[0]];
+            if (r->layout != o->layout) {
+                r->layout = o->layout = CPU_LAYOUT_PLAIN;
+                changed = 1;
+            }
+        }
+    }
 }
 
 /* Names every operator of g the run table lacks, with counts. */
@@ -315,6 +367,8 @@ static ferry_status cpu_ctx_create(const graph *g, const backend_opts *o, backen
             c->vals[v].off = c->vals[root].off;
         }
     }
+    choose_layouts(c);
+
     /* The run table's prepare, per live node, with its constants at hand;
      * one scratch region serves every node in turn. */
     size_t scratch = 0;
@@ -491,6 +545,8 @@ static ferry_status run_node(const backend_ctx *c, int k, int64_t n, const fwd_i
     call.n = n;
     call.scratch = io->arena + c->scratch_off;
     call.threads = threads;
+    call.lin = nd->n_in > 0 && nd->in[0] >= 0 ? c->vals[nd->in[0]].layout : CPU_LAYOUT_PLAIN;
+    call.lout = nd->out[0] >= 0 ? c->vals[nd->out[0]].layout : CPU_LAYOUT_PLAIN;
     for (int i = 0; i < nd->n_in; i++)
         call.in[i] = nd->in[i] >= 0 ? vptr(c, io, nd->in[i]) : NULL;
     for (int i = 0; i < nd->n_out; i++)

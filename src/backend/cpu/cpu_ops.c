@@ -649,9 +649,9 @@ static void chunk_run(void *arg, int64_t i)
         const float *res = c->nd->n_in > 3 && c->in[3]
                                ? (const float *)c->in[3] + (size_t)off * k->out_stride
                                : NULL;
-        st = cpu_conv_run(c->state, len, x, res, y);
+        st = cpu_conv_run_layout(c->state, len, c->lin, c->lout, 1, x, res, y);
     } else {
-        st = cpu_pool_run(c->state, len, x, y);
+        st = cpu_pool_run_layout(c->state, len, c->lin, c->lout, 1, x, y);
     }
     if (st != FERRY_OK)
         k->st = st; /* any failure will do: they all name this node */
@@ -663,8 +663,8 @@ static ferry_status run_chunked(const cpu_call *c, int is_conv)
     int64_t n = x.d[0];
     if (n == 1 && c->threads > 1 && is_conv) {
         const float *res = c->nd->n_in > 3 ? c->in[3] : NULL;
-        return cpu_conv_run_layout(c->state, 1, CPU_LAYOUT_PLAIN, CPU_LAYOUT_PLAIN, c->threads,
-                                   c->in[0], res, c->out[0]);
+        return cpu_conv_run_layout(c->state, 1, c->lin, c->lout, c->threads, c->in[0], res,
+                                   c->out[0]);
     }
     chunked k;
     k.c = c;
@@ -941,6 +941,12 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_GRU] = {prepare_rnn, run_rnn, destroy_rnn},
     [OP_EMBEDDING_BAG] = {NULL, run_embedding_bag, NULL},
 };
+
+int cpu_op_blocked_ok(op_kind op)
+{
+    return op == OP_CONV || op == OP_CONV_TRANSPOSE || op == OP_MAX_POOL || op == OP_AVG_POOL ||
+           op == OP_GLOBAL_AVG_POOL || op == OP_GLOBAL_MAX_POOL;
+}
 
 const cpu_op_impl *cpu_op_get(op_kind op)
 {

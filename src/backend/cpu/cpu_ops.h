@@ -36,7 +36,14 @@ typedef struct cpu_call {
     void *out[GRAPH_MAX_IO];      /* NULL for an absent output */
     void *scratch;                /* cpu_prep.scratch bytes, 64-byte aligned */
     int threads;                  /* threads a kernel may use (1 when workers share cores) */
+    int lin, lout;                /* cpu_layout of input 0 and output 0 (Conv, pools) */
 } cpu_call;
+
+/* Whether op may read (input 0, or a Conv's residual) and write a value in
+ * oneDNN's blocked layout (cpu_dnnl.h): Conv, ConvTranspose and the
+ * pools; a chain of them keeps its activations blocked, reordered only
+ * where it starts and ends (cpu_backend.c decides). */
+int cpu_op_blocked_ok(op_kind op);
 
 typedef struct cpu_op_impl {
     ferry_status (*prepare)(cpu_prep *p, void **state); /* NULL: nothing to check or build */
