@@ -256,7 +256,14 @@ class DLRM(nn.Module):
     int64 [N,L_k] bag of ids per sample (EmbeddingBag 'sum' or 'mean', 2-D input:
     fixed bag size, no offsets) and one single id [N] (nn.Embedding). Bottom
     MLP, pairwise dot products of the feature vectors (upper triangle), top MLP
-    -> click probability [N,1]."""
+    -> click probability [N,1].
+
+    torch 1.13 exports nn.EmbeddingBag, in both forms (2-D [N,L] ids, or 1-D ids
+    + offsets) and every mode, as a Loop over the bags whose body is Gather +
+    ReduceSum / ReduceMean / ReduceMax (+ Slice, Cast, Unsqueeze); the 2-D form
+    adds Shape/Range/ReduceProd/Reshape around it to make the offsets. The 2-D
+    form keeps 'batch' on axis 0 of every input (1-D ids have N*L rows), so
+    it is the one tested here."""
 
     def __init__(self, dense=13, tables=((1000, "sum"), (500, "mean"), (200, "sum")),
                  single=100, d=16):
