@@ -531,7 +531,7 @@ static void resize_point(const resize_ax *a, int64_t i, cpu_resize_mode mode, cp
 #define RESIZE_MAX_CORNERS (1 << (FERRY_MAX_DIMS - 1))
 
 void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
-                const float *scales, cpu_resize_mode mode, cpu_resize_coord coord,
+                const double *scales, cpu_resize_mode mode, cpu_resize_coord coord,
                 cpu_resize_nearest nearest)
 {
     resize_ax ax[FERRY_MAX_DIMS];
@@ -540,7 +540,7 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
         ax[d].in = xd[d];
         ax[d].out = yd[d];
         ax[d].scale = scales[d];
-        ax[d].identity = xd[d] == yd[d] && scales[d] == 1.0f;
+        ax[d].identity = xd[d] == yd[d] && scales[d] == 1.0;
         if (!ax[d].identity)
             s = d;
     }
