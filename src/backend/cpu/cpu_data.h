@@ -81,7 +81,10 @@ typedef enum cpu_pad_mode {
  * pad crops, and the padding modes then act on the cropped tensor. value
  * points to one element (constant mode; NULL means zero). Y's dims are
  * xd[d] + pads[d] + pads[nd + d]. Reflect needs every cropped dim that is
- * padded to be >= 2, edge and wrap >= 1 (as ONNX). */
+ * padded to be >= 2, edge and wrap >= 1 (as ONNX). Matches numpy.pad for
+ * reflect pads up to n - 1 and wrap pads up to n (n the cropped length);
+ * longer pads continue the periodic pattern, where numpy 1.24 re-reflects
+ * its partly padded array and ONNX Runtime refuses them. */
 void cpu_pad(const void *X, const int64_t *xd, int nd, const int64_t *pads, cpu_pad_mode mode,
              const void *value, void *Y, size_t esz);
 
