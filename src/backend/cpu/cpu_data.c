@@ -598,6 +598,16 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
                         y[j] = x[c0i[j]];
                     continue;
                 }
+                if (nc == 2) { /* bilinear: both rows in one pass over y */
+                    const float *xa = xb + coff[0], *xc = xb + coff[1];
+                    float wa = cwt[0], wc = cwt[1];
+                    for (int64_t j = 0; j < nb; j++) {
+                        float a = (1.0f - cw[j]) * xa[c0i[j]] + cw[j] * xa[c1i[j]];
+                        float c = (1.0f - cw[j]) * xc[c0i[j]] + cw[j] * xc[c1i[j]];
+                        y[j] = wa * a + wc * c;
+                    }
+                    continue;
+                }
                 for (int k = 0; k < nc; k++) {
                     const float *x = xb + coff[k];
                     float wk = cwt[k];
