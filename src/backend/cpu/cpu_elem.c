@@ -753,6 +753,45 @@ void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *
                    (is_max ? (last ? (v) >= (b) : (v) > (b)) : (last ? (v) <= (b) : (v) < (b)))))
 #define BETTER_I(v, b) (is_max ? (last ? (v) >= (b) : (v) > (b)) : (last ? (v) <= (b) : (v) < (b)))
 
+/* ArgMax/ArgMin of one contiguous row in two passes: the extreme in
+ * ROW_LANES independent lanes (a loop that vectorizes, NaN sticky as in
+ * C_MAX), then the first or last position holding it. */
+#define ARG_ROW_NAME(T, KIND) arg_row_##KIND##_##T
+#define ARG_ROW_FN(T, KIND, COMB)                                                                  \
+    static int64_t ARG_ROW_NAME(T, KIND)(const T *restrict x, int64_t A, int last)                 \
+    {                                                                                              \
+        T l[ROW_LANES];                                                                            \
+        for (int k = 0; k < ROW_LANES; k++)                                                        \
+            l[k] = x[0];                                                                           \
+        int64_t j = 0;                                                                             \
+        for (; j + ROW_LANES <= A; j += ROW_LANES)                                                 \
+            for (int k = 0; k < ROW_LANES; k++)                                                    \
+                l[k] = COMB(l[k], x[j + k]);                                                       \
+        T m = l[0];                                                                                \
+        for (int k = 1; k < ROW_LANES; k++)                                                        \
+            m = COMB(m, l[k]);                                                                     \
+        for (; j < A; j++)                                                                         \
+            m = COMB(m, x[j]);                                                                     \
+        int is_nan = m != m;                                                                       \
+        if (last) {                                                                                \
+            for (j = A - 1; j > 0; j--)                                                            \
+                if (x[j] == m || (is_nan && x[j] != x[j]))                                         \
+                    break;                                                                         \
+            return j;                                                                              \
+        }                                                                                          \
+        for (j = 0; j < A - 1; j++)                                                                \
+            if (x[j] == m || (is_nan && x[j] != x[j]))                                             \
+                break;                                                                             \
+        return j;                                                                                  \
+    }
+
+ARG_ROW_FN(float, max, C_MAX)
+ARG_ROW_FN(float, min, C_MIN)
+ARG_ROW_FN(int64_t, max, C_MAX)
+ARG_ROW_FN(int64_t, min, C_MIN)
+ARG_ROW_FN(int32_t, max, C_MAX)
+ARG_ROW_FN(int32_t, min, C_MIN)
+
 #define ARG_T(T, BETTER)                                                                           \
     do {                                                                                           \
         const T *x_ = X;                                                                           \
@@ -760,14 +799,8 @@ void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *
             const T *xo = x_ + o * A * inner;                                                      \
             int64_t *yo = Y + o * inner;                                                           \
             if (inner == 1) {                                                                      \
-                T b = xo[0];                                                                       \
-                int64_t bi = 0;                                                                    \
-                for (int64_t j = 1; j < A; j++)                                                    \
-                    if (BETTER(xo[j], b)) {                                                        \
-                        b = xo[j];                                                                 \
-                        bi = j;                                                                    \
-                    }                                                                              \
-                yo[0] = bi;                                                                        \
+                yo[0] = is_max ? ARG_ROW_NAME(T, max)(xo, A, last)                                 \
+                               : ARG_ROW_NAME(T, min)(xo, A, last);                                \
                 continue;                                                                          \
             }                                                                                      \
             for (int64_t c0 = 0; c0 < inner; c0 += RED_BLOCK) {                                    \
