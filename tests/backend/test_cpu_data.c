@@ -1096,6 +1096,39 @@ static void test_depth_space(void **state)
     }
 }
 
+/* Copies large enough to be split over the backend's threads. */
+static void test_parallel_large(void **state)
+{
+    (void)state;
+    /* [N,T,H,d] -> [N,H,T,d]: rows of d, 4 MiB */
+    const int64_t td[] = {64, 128, 8, 16};
+    const int perm[] = {0, 2, 1, 3};
+    transpose_case(td, 4, perm, 4);
+    /* Expand [1, 300001] to [3, 300001] (few long rows) and [700, 1] to
+     * [700, 999] */
+    const int64_t e1[] = {1, 300001}, o1[] = {3, 300001}, e2[] = {700, 1}, o2[] = {700, 999};
+    const int64_t *ed[2] = {e1, e2}, *od[2] = {o1, o2};
+    for (int k = 0; k < 2; k++) {
+        int64_t ni = numel(ed[k], 2), no = numel(od[k], 2), oi[2];
+        int32_t *x = rand_bytes(ni * 4), *y = zalloc(no * 4), *w = zalloc(no * 4);
+        uint8_t *c = rand_bytes(ni);
+        for (int64_t i = 0; i < ni; i++)
+            c[i] &= 1;
+        cpu_expand(x, ed[k], 2, y, od[k], 2, 4);
+        cpu_where(c, ed[k], 2, x, ed[k], 2, y, od[k], 2, w, od[k], 2, 4);
+        for (int64_t i = 0; i < no; i++) {
+            unravel(i, od[k], 2, oi);
+            int64_t j = bcast_index(oi, 2, ed[k], 2);
+            assert_int_equal(y[i], x[j]);
+            assert_int_equal(w[i], c[j] ? x[j] : y[i]);
+        }
+        free(x);
+        free(y);
+        free(w);
+        free(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1108,6 +1141,7 @@ int main(void)
         cmocka_unit_test(test_resize_rules),    cmocka_unit_test(test_resize_random),
         cmocka_unit_test(test_fill_range),      cmocka_unit_test(test_trilu),
         cmocka_unit_test(test_cumsum),          cmocka_unit_test(test_depth_space),
+        cmocka_unit_test(test_parallel_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

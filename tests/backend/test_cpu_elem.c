@@ -756,14 +756,53 @@ static void test_arg_reduce(void **state)
     }
 }
 
+/* Jobs large enough to be split over the backend's threads: whole inner
+ * loops per chunk, and (few, long inner loops) pieces of them. */
+static void test_parallel_large(void **state)
+{
+    (void)state;
+    const int64_t shapes[3][2][2] = {
+        {{600, 1001}, {1, 1001}}, /* many rows: chunks of rows */
+        {{2, 300001}, {2, 1}},    /* two long rows: chunks split rows */
+        {{1, 1 << 20}, {1, 1}},   /* one flat loop against a scalar */
+    };
+    for (int s = 0; s < 3; s++) {
+        const int64_t *yd = shapes[s][0], *bd = shapes[s][1];
+        int64_t n = yd[0] * yd[1], nb = bd[0] * bd[1];
+        float *a = alloc(n, 4), *b = alloc(nb, 4), *y = alloc(n, 4);
+        uint8_t *c = alloc(n, 1);
+        for (int64_t i = 0; i < n; i++)
+            a[i] = frand(-4, 4);
+        for (int64_t i = 0; i < nb; i++)
+            b[i] = frand(-4, 4);
+        cpu_binary_arith(CPU_BIN_SUB, FERRY_F32, 0, a, yd, 2, b, bd, 2, y, yd, 2);
+        cpu_compare(CPU_CMP_GT, FERRY_F32, a, yd, 2, b, bd, 2, c, yd, 2);
+        for (int64_t i = 0; i < n; i++) {
+            int64_t r = i / yd[1], col = i % yd[1];
+            float bv = b[(bd[0] == 1 ? 0 : r) * bd[1] + (bd[1] == 1 ? 0 : col)];
+            if (y[i] != a[i] - bv || c[i] != (a[i] > bv))
+                fail_msg("shape %d: [%lld] %g - %g = %g, > %d", s, (long long)i, a[i], bv, y[i],
+                         c[i]);
+        }
+        cpu_unary_f32(CPU_UN_EXP, a, y, n, 0, 0);
+        for (int64_t i = 0; i < n; i++)
+            assert_true(y[i] == expf(a[i]));
+        free(a);
+        free(b);
+        free(y);
+        free(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unary_f32),     cmocka_unit_test(test_unary_int),
-        cmocka_unit_test(test_int_div_mod),   cmocka_unit_test(test_binary_random),
-        cmocka_unit_test(test_variadic),      cmocka_unit_test(test_pow),
-        cmocka_unit_test(test_compare),       cmocka_unit_test(test_reduce_hand),
-        cmocka_unit_test(test_reduce_random), cmocka_unit_test(test_arg_reduce),
+        cmocka_unit_test(test_unary_f32),      cmocka_unit_test(test_unary_int),
+        cmocka_unit_test(test_int_div_mod),    cmocka_unit_test(test_binary_random),
+        cmocka_unit_test(test_variadic),       cmocka_unit_test(test_pow),
+        cmocka_unit_test(test_compare),        cmocka_unit_test(test_reduce_hand),
+        cmocka_unit_test(test_reduce_random),  cmocka_unit_test(test_arg_reduce),
+        cmocka_unit_test(test_parallel_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,17 +67,34 @@ static int64_t prod(const int64_t *d, int from, int to)
     return p;
 }
 
-/* Runs a two-operand iterator (op 0 the output, op 1 the input) as strided
- * copies. */
-static void iter_copy(cpu_iter *it, void *Y, const void *X, size_t esz)
+/* Copies of at least this many bytes are split over the backend's
+ * threads. */
+#define COPY_GRAIN_BYTES (256 * 1024)
+
+typedef struct copy_job {
+    void *Y;
+    const void *X;
+    size_t esz;
+} copy_job;
+
+static void copy_body(void *arg, cpu_iter *it, int64_t count)
 {
+    const copy_job *j = arg;
     int64_t sy = cpu_iter_inner_stride(it, 0), sx = cpu_iter_inner_stride(it, 1);
-    int64_t e = (int64_t)esz;
-    for (int64_t o = 0; o < it->outer; o++) {
-        copy_strided((char *)Y + it->off[0] * e, sy, (const char *)X + it->off[1] * e, sx,
-                     it->inner, esz);
+    int64_t e = (int64_t)j->esz;
+    for (int64_t o = 0; o < count; o++) {
+        copy_strided((char *)j->Y + it->off[0] * e, sy, (const char *)j->X + it->off[1] * e, sx,
+                     it->inner, j->esz);
         cpu_iter_next(it);
     }
+}
+
+/* Runs a two-operand iterator (op 0 the output, op 1 the input) as strided
+ * copies. */
+static void iter_copy(const cpu_iter *it, void *Y, const void *X, size_t esz)
+{
+    copy_job j = {Y, X, esz};
+    cpu_iter_run(it, copy_body, &j, COPY_GRAIN_BYTES / (int64_t)esz);
 }
 
 /* ------------------------------------------------------------ transpose */
@@ -354,6 +371,27 @@ static void where_inner(void *yv, const uint8_t *c, int sc, const void *av, int 
     }
 }
 
+typedef struct where_job {
+    const uint8_t *C;
+    const void *A, *B;
+    void *Y;
+    size_t esz;
+} where_job;
+
+static void where_body(void *arg, cpu_iter *it, int64_t count)
+{
+    const where_job *j = arg;
+    int sc = cpu_iter_inner_stride(it, 1) != 0, sa = cpu_iter_inner_stride(it, 2) != 0,
+        sb = cpu_iter_inner_stride(it, 3) != 0;
+    int64_t e = (int64_t)j->esz;
+    for (int64_t o = 0; o < count; o++) {
+        where_inner((char *)j->Y + it->off[0] * e, j->C + it->off[1], sc,
+                    (const char *)j->A + it->off[2] * e, sa, (const char *)j->B + it->off[3] * e,
+                    sb, it->inner, j->esz);
+        cpu_iter_next(it);
+    }
+}
+
 void cpu_where(const uint8_t *C, const int64_t *cd, int cn, const void *A, const int64_t *ad,
                int an, const void *B, const int64_t *bd, int bn, void *Y, const int64_t *yd, int yn,
                size_t esz)
@@ -362,14 +400,8 @@ void cpu_where(const uint8_t *C, const int64_t *cd, int cn, const void *A, const
     int n[3] = {cn, an, bn};
     cpu_iter it;
     cpu_iter_broadcast(&it, yd, yn, 3, d, n);
-    int sc = cpu_iter_inner_stride(&it, 1) != 0, sa = cpu_iter_inner_stride(&it, 2) != 0,
-        sb = cpu_iter_inner_stride(&it, 3) != 0;
-    int64_t e = (int64_t)esz;
-    for (int64_t o = 0; o < it.outer; o++) {
-        where_inner((char *)Y + it.off[0] * e, C + it.off[1], sc, (const char *)A + it.off[2] * e,
-                    sa, (const char *)B + it.off[3] * e, sb, it.inner, esz);
-        cpu_iter_next(&it);
-    }
+    where_job j = {C, A, B, Y, esz};
+    cpu_iter_run(&it, where_body, &j, COPY_GRAIN_BYTES / (int64_t)esz);
 }
 
 /* ------------------------------------------------------------------ pad */

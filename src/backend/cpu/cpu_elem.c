@@ -24,6 +24,10 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
+/* Elementwise jobs of at least twice this many elements are split over
+ * the backend's threads (cpu_iter_run). */
+#define ELEM_GRAIN 32768
+
 static size_t dtype_size(ferry_dtype dt)
 {
     switch (dt) {
@@ -56,7 +60,7 @@ static inline float softplusf(float v)
     return v > 0.0f ? v + log1pf(expf(-v)) : log1pf(expf(v));
 }
 
-void cpu_unary_f32(cpu_unary_op op, const float *X, float *Y, int64_t n, float a, float b)
+static void unary_f32_loop(cpu_unary_op op, const float *X, float *Y, int64_t n, float a, float b)
 {
     switch (op) {
     case CPU_UN_NEG: UN_LOOP(-v); break;
@@ -76,6 +80,29 @@ void cpu_unary_f32(cpu_unary_op op, const float *X, float *Y, int64_t n, float a
     case CPU_UN_SOFTPLUS: UN_LOOP(softplusf(v)); break;
     case CPU_UN_MISH: UN_LOOP(v * tanhf(softplusf(v))); break;
     }
+}
+
+typedef struct unary_job {
+    cpu_unary_op op;
+    const float *X;
+    float *Y;
+    float a, b;
+} unary_job;
+
+static void unary_body(void *arg, cpu_iter *it, int64_t count)
+{
+    const unary_job *j = arg;
+    (void)count; /* a flat iterator: one inner loop */
+    unary_f32_loop(j->op, j->X + it->off[1], j->Y + it->off[0], it->inner, j->a, j->b);
+}
+
+void cpu_unary_f32(cpu_unary_op op, const float *X, float *Y, int64_t n, float a, float b)
+{
+    const int64_t st[2][CPU_ITER_MAX_DIMS] = {{1}, {1}};
+    cpu_iter it;
+    cpu_iter_init(&it, &n, 1, 2, st);
+    unary_job j = {op, X, Y, a, b};
+    cpu_iter_run(&it, unary_body, &j, ELEM_GRAIN / 2);
 }
 
 #define UN_INT(T, U)                                                                               \
@@ -153,6 +180,26 @@ void cpu_unary_int(cpu_unary_op op, ferry_dtype dt, const void *X, void *Y, int6
 typedef void (*bin_inner_fn)(int op, int flag, void *yv, const void *av, int sa, const void *bv,
                              int sb, int64_t n);
 
+typedef struct bin_job {
+    bin_inner_fn fn;
+    int op, flag;
+    const void *A, *B;
+    void *Y;
+    int64_t ea, eb, ey;
+} bin_job;
+
+static void bin_body(void *arg, cpu_iter *it, int64_t count)
+{
+    const bin_job *j = arg;
+    int sa = cpu_iter_inner_stride(it, 1) != 0, sb = cpu_iter_inner_stride(it, 2) != 0;
+    for (int64_t o = 0; o < count; o++) {
+        j->fn(j->op, j->flag, (char *)j->Y + it->off[0] * j->ey,
+              (const char *)j->A + it->off[1] * j->ea, sa, (const char *)j->B + it->off[2] * j->eb,
+              sb, it->inner);
+        cpu_iter_next(it);
+    }
+}
+
 /* Runs fn over Y = A op B broadcast onto yd: ey, ea, eb element sizes. */
 static void bin_drive(bin_inner_fn fn, int op, int flag, const void *A, size_t ea,
                       const int64_t *ad, int an, const void *B, size_t eb, const int64_t *bd,
@@ -162,12 +209,8 @@ static void bin_drive(bin_inner_fn fn, int op, int flag, const void *A, size_t e
     int nn[2] = {an, bn};
     cpu_iter it;
     cpu_iter_broadcast(&it, yd, yn, 2, d, nn);
-    int sa = cpu_iter_inner_stride(&it, 1) != 0, sb = cpu_iter_inner_stride(&it, 2) != 0;
-    for (int64_t o = 0; o < it.outer; o++) {
-        fn(op, flag, (char *)Y + it.off[0] * (int64_t)ey, (const char *)A + it.off[1] * (int64_t)ea,
-           sa, (const char *)B + it.off[2] * (int64_t)eb, sb, it.inner);
-        cpu_iter_next(&it);
-    }
+    bin_job j = {fn, op, flag, A, B, Y, (int64_t)ea, (int64_t)eb, (int64_t)ey};
+    cpu_iter_run(&it, bin_body, &j, ELEM_GRAIN);
 }
 
 static inline float fmin_nan(float x, float z)
