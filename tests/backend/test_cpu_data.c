@@ -1104,6 +1104,12 @@ static void test_parallel_large(void **state)
     const int64_t td[] = {64, 128, 8, 16};
     const int perm[] = {0, 2, 1, 3};
     transpose_case(td, 4, perm, 4);
+    /* tiled: [N,T,H,d] -> [N,H,d,T] (blocks per (N,H)), and one 2-D
+     * transpose (split by rows) */
+    const int64_t kd[] = {8, 128, 12, 64}, md[] = {1024, 700};
+    const int pk[] = {0, 2, 3, 1}, pm[] = {1, 0};
+    transpose_case(kd, 4, pk, 4);
+    transpose_case(md, 2, pm, 2);
     /* Expand [1, 300001] to [3, 300001] (few long rows) and [700, 1] to
      * [700, 999] */
     const int64_t e1[] = {1, 300001}, o1[] = {3, 300001}, e2[] = {700, 1}, o2[] = {700, 999};

@@ -132,6 +132,25 @@ static void transpose_2d(void *y, int64_t ty, const void *x, int64_t sx, int64_t
     }
 }
 
+typedef struct transpose_job {
+    void *Y;
+    const void *X;
+    int64_t sx, L; /* X's stride along Y's inner dim, and that dim's length */
+    size_t esz;
+} transpose_job;
+
+/* count blocks of it->inner rows: 2-D transposes of [rows, L]. */
+static void transpose_body(void *arg, cpu_iter *it, int64_t count)
+{
+    const transpose_job *j = arg;
+    int64_t ty = cpu_iter_inner_stride(it, 0), e = (int64_t)j->esz;
+    for (int64_t o = 0; o < count; o++) {
+        transpose_2d((char *)j->Y + it->off[0] * e, ty, (const char *)j->X + it->off[1] * e, j->sx,
+                     it->inner, j->L, j->esz);
+        cpu_iter_next(it);
+    }
+}
+
 void cpu_transpose(const void *X, const int64_t *xd, int nd, const int *perm, void *Y, size_t esz)
 {
     int64_t yd[FERRY_MAX_DIMS], xs[FERRY_MAX_DIMS], st[2][CPU_ITER_MAX_DIMS];
@@ -157,27 +176,28 @@ void cpu_transpose(const void *X, const int64_t *xd, int nd, const int *perm, vo
         iter_copy(&it, Y, X, esz);
         return;
     }
-    int64_t P = it.dim[p], ty = it.st[0][p], e = (int64_t)esz;
-    /* Odometer over the remaining outer dims. */
-    int rest[CPU_ITER_MAX_DIMS], nr = 0;
-    for (int d = 0; d < it.nd - 1; d++)
-        if (d != p)
-            rest[nr++] = d;
-    int64_t idx[CPU_ITER_MAX_DIMS] = {0}, oy = 0, ox = 0, count = it.outer / P;
-    for (int64_t o = 0; o < count; o++) {
-        transpose_2d((char *)Y + oy * e, ty, (const char *)X + ox * e, sx, P, it.inner, esz);
-        for (int r = nr - 1; r >= 0; r--) {
-            int d = rest[r];
-            idx[r]++;
-            oy += it.st[0][d];
-            ox += it.st[1][d];
-            if (idx[r] < it.dim[d])
-                break;
-            oy -= it.st[0][d] * it.dim[d];
-            ox -= it.st[1][d] * it.dim[d];
-            idx[r] = 0;
-        }
+    /* A second iterator over the other outer dims with dim p innermost:
+     * each of its inner loops (or a piece of one, when cpu_iter_run splits
+     * few) is a block of rows of dim p, transposed against the inner dim. */
+    int64_t dims[CPU_ITER_MAX_DIMS], bst[2][CPU_ITER_MAX_DIMS];
+    int m = 0;
+    for (int d = 0; d < it.nd - 1; d++) {
+        if (d == p)
+            continue;
+        dims[m] = it.dim[d];
+        bst[0][m] = it.st[0][d];
+        bst[1][m] = it.st[1][d];
+        m++;
     }
+    dims[m] = it.dim[p];
+    bst[0][m] = it.st[0][p];
+    bst[1][m] = 1;
+    m++;
+    cpu_iter bt;
+    cpu_iter_init(&bt, dims, m, 2, (const int64_t(*)[CPU_ITER_MAX_DIMS])bst);
+    transpose_job j = {Y, X, sx, it.inner, esz};
+    int64_t grain = COPY_GRAIN_BYTES / ((int64_t)esz * it.inner);
+    cpu_iter_run(&bt, transpose_body, &j, grain > 0 ? grain : 1);
 }
 
 /* --------------------------------------------------------------- gather */
