@@ -589,16 +589,16 @@ static double ref_reduce(cpu_reduce_op op, const double *v, int64_t n)
 static void test_reduce_random(void **state)
 {
     (void)state;
-    double *vals = malloc(4096 * sizeof *vals);
+    double *vals = malloc(8192 * sizeof *vals);
     assert_non_null(vals);
     for (int t = 0; t < 1200; t++) {
         int nd = (int)irand(1, 5);
         int64_t xd[MAXD], yd[MAXD], xi[MAXD], yi[MAXD];
         int red[MAXD], yn = 0;
         rand_dims(xd, nd, 7);
-        if (t % 3 == 0) /* a long inner row, past the 256-wide column blocks */
-            xd[nd - 1] = irand(250, 600);
-        for (int k = 0; k < nd - 1 && numel(xd, nd) > 4000; k++)
+        if (t % 3 == 0) /* a long inner row, some past the 2048-wide column blocks */
+            xd[nd - 1] = t % 2 ? irand(2040, 2100) : irand(250, 600);
+        for (int k = 0; k < nd - 1 && numel(xd, nd) > 8000; k++)
             xd[k] = 1;
         for (int k = 0; k < nd; k++) {
             red[k] = t % 11 == 0 ? 1 : (int)(rnd() % 2);
@@ -712,8 +712,10 @@ static void test_arg_reduce(void **state)
         int nd = (int)irand(1, 4), axis = (int)irand(0, nd - 1);
         int64_t xd[MAXD], xi[MAXD];
         rand_dims(xd, nd, 6);
-        if (t % 5 == 0)
-            xd[nd - 1] = irand(250, 400);
+        if (t % 5 == 0) /* past the 2048-wide column blocks */
+            xd[nd - 1] = irand(2040, 2100);
+        for (int k = 0; k < nd - 1 && numel(xd, nd) > 20000; k++)
+            xd[k] = 1;
         int is_max = t & 1, last = t >> 1 & 1;
         ferry_dtype dt = t % 3 == 0 ? FERRY_F32 : t % 3 == 1 ? FERRY_I64 : FERRY_I32;
         int64_t n = numel(xd, nd), no = n / xd[axis];
