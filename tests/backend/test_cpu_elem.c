@@ -794,6 +794,32 @@ static void test_parallel_large(void **state)
         free(y);
         free(c);
     }
+    /* reductions split by outputs: rows ([600, 1001] over the last dim,
+     * LogSumExp's two passes) and rows of columns ([64, 1000, 16] over
+     * the middle) */
+    const int64_t rd[2] = {600, 1001}, md[3] = {64, 1000, 16};
+    float *x = alloc(64 * 1000 * 16, 4), *y = alloc(1024, 4);
+    for (int64_t i = 0; i < 64 * 1000 * 16; i++)
+        x[i] = frand(-3, 3);
+    cpu_reduce(CPU_RED_LOG_SUM_EXP, FERRY_F32, x, rd, 2, (const int[]){0, 1}, y);
+    for (int64_t r = 0; r < 600; r++) {
+        double m = -INFINITY, e = 0;
+        for (int64_t k = 0; k < 1001; k++)
+            m = fmax(m, x[r * 1001 + k]);
+        for (int64_t k = 0; k < 1001; k++)
+            e += exp(x[r * 1001 + k] - m);
+        assert_float_equal(y[r], m + log(e), 1e-5);
+    }
+    cpu_reduce(CPU_RED_SUM, FERRY_F32, x, md, 3, (const int[]){0, 1, 0}, y);
+    for (int64_t o = 0; o < 64; o++)
+        for (int64_t c = 0; c < 16; c++) {
+            double sum = 0;
+            for (int64_t k = 0; k < 1000; k++)
+                sum += x[(o * 1000 + k) * 16 + c];
+            assert_float_equal(y[o * 16 + c], sum, 1e-3);
+        }
+    free(x);
+    free(y);
 }
 
 int main(void)

@@ -12,6 +12,7 @@
 #include "backend/cpu/cpu_elem.h"
 
 #include "backend/cpu/cpu_data.h"
+#include "backend/cpu/cpu_parallel.h"
 
 #include <assert.h>
 #include <math.h>
@@ -639,15 +640,32 @@ static float red_finish(double s, int fin, double inv, float shift)
  * column sum take 12 strided passes over X.) */
 #define RED_BLOCK 2048
 
-/* One pass of a f32 reduction; for MAP_EXP, Y holds each output's shift
+/* One pass of a f32 reduction over outputs [o0, o1) (rows of L outputs
+ * when the inner dim is kept); for MAP_EXP, Y holds each output's shift
  * (the max) on entry. */
-static void red_pass_f32(const red_plan *p, const float *X, float *Y, int map, int comb,
-                         double init, int fin)
+typedef struct red_job {
+    const red_plan *p;
+    const float *X;
+    float *Y;
+    int map, comb, fin;
+    double init;
+    int64_t nout, per; /* outputs (or rows of them), and per chunk */
+} red_job;
+
+static void red_range_f32(const red_job *j, int64_t o0, int64_t o1)
 {
-    double inv = 1.0 / (double)p->count;
-    int64_t kidx[FERRY_MAX_DIMS] = {0}, koff = 0;
-    int64_t L = p->L, nout = p->inner_red ? p->out_n : p->out_n / L;
-    for (int64_t o = 0; o < nout; o++) {
+    const red_plan *p = j->p;
+    const float *X = j->X;
+    float *Y = j->Y;
+    int map = j->map, comb = j->comb, fin = j->fin;
+    double init = j->init, inv = 1.0 / (double)p->count;
+    int64_t L = p->L, kidx[FERRY_MAX_DIMS] = {0}, koff = 0, q = o0;
+    for (int i = p->nk - 1; i >= 0; i--) { /* seek the kept odometer to o0 */
+        kidx[i] = q % p->kd[i];
+        q /= p->kd[i];
+        koff += kidx[i] * p->ks[i];
+    }
+    for (int64_t o = o0; o < o1; o++) {
         if (p->inner_red) {
             double s = init, sh = map == MAP_EXP ? (double)Y[o] : 0.0;
             int64_t ridx[FERRY_MAX_DIMS] = {0}, roff = 0;
@@ -675,6 +693,33 @@ static void red_pass_f32(const red_plan *p, const float *X, float *Y, int map, i
         }
         odo_next(p->nk, p->kd, p->ks, kidx, &koff);
     }
+}
+
+static void red_chunk(void *arg, int64_t c)
+{
+    const red_job *j = arg;
+    int64_t o0 = c * j->per, o1 = o0 + j->per < j->nout ? o0 + j->per : j->nout;
+    red_range_f32(j, o0, o1);
+}
+
+/* Splits the outputs over the backend's threads when the pass reads at
+ * least 2 * ELEM_GRAIN elements and has more than one output (a reduction
+ * to one value stays on the caller). */
+static void red_pass_f32(const red_plan *p, const float *X, float *Y, int map, int comb,
+                         double init, int fin)
+{
+    red_job j = {p, X, Y, map, comb, fin, init, p->inner_red ? p->out_n : p->out_n / p->L, 1};
+    int64_t work = p->out_n * p->count;
+    int T = work >= 2 * ELEM_GRAIN && j.nout > 1 ? cpu_parallel_available() : 1;
+    if (T <= 1) {
+        red_range_f32(&j, 0, j.nout);
+        return;
+    }
+    int64_t want = (int64_t)T * 4;
+    want = want < work / ELEM_GRAIN ? want : work / ELEM_GRAIN;
+    want = want < j.nout ? want : j.nout;
+    j.per = (j.nout + want - 1) / want;
+    cpu_parallel_for(red_chunk, &j, (j.nout + j.per - 1) / j.per, T);
 }
 
 static void reduce_f32(cpu_reduce_op op, const red_plan *p, const float *X, float *Y)
