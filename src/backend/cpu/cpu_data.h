@@ -11,7 +11,9 @@
  * - floating tensors are f32, integers int64 (FERRY_I64) or int32
  *   (FERRY_I32), bool uint8 0/1 (FERRY_BOOL);
  * - outputs never overlap inputs unless a kernel says so;
- * - kernels are reentrant and allocate nothing.
+ * - kernels are reentrant and allocate nothing; copies of 512 KiB or more
+ *   (Transpose, Slice, Expand, Tile, Where) are split over the backend's
+ *   threads when they are free (cpu_iter_run, cpu_parallel.h).
  * Kernels whose result depends on index data (Gather, GatherElements)
  * return 0, or -1 when an index is out of range (the output is then
  * unspecified): the graph layer cannot check data.
@@ -29,8 +31,8 @@
 /* Y = X with dims permuted: Y's dim i is X's dim perm[i]. */
 void cpu_transpose(const void *X, const int64_t *xd, int nd, const int *perm, void *Y, size_t esz);
 
-/* Gather along axis: Y = X[:, ..., idx, ...] with Y's dims xd[0..axis) ++
- * index dims ++ xd(axis..nd); idx holds n_idx int64 (idt FERRY_I64) or int32
+/* Gather along axis: Y = X[:, ..., idx, ...] with Y's dims xd[0, axis) ++
+ * index dims ++ xd[axis + 1, nd); idx holds n_idx int64 (idt FERRY_I64) or int32
  * (FERRY_I32) values in [-xd[axis], xd[axis]), negatives counting from the
  * end. */
 int cpu_gather(const void *X, const int64_t *xd, int nd, int axis, const void *idx, ferry_dtype idt,

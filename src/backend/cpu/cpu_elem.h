@@ -7,7 +7,10 @@
  * of broadcasting kernels are dense over (yd, yn), the ONNX broadcast of
  * the inputs' dims (cpu_broadcast_shape). Integer arithmetic wraps on
  * overflow (as two's complement hardware does) instead of being undefined.
- * Reentrant, allocation-free. Private to src/backend/cpu.
+ * Reentrant, allocation-free; jobs of 32-64K elements or more (broadcasting
+ * kernels, f32 unary, f32 reductions with several outputs) are split over
+ * the backend's threads when they are free (cpu_parallel.h), which
+ * changes no result. Private to src/backend/cpu.
  */
 #ifndef FERRY_BACKEND_CPU_ELEM_H
 #define FERRY_BACKEND_CPU_ELEM_H
