@@ -83,7 +83,7 @@ static void run(const char *tag, int64_t N, int64_t T, int64_t H, int64_t d)
     CASE("argmax over C", b4, cpu_arg_reduce(1, FERRY_F32, x, mat, 2, 1, 0, (int64_t *)y));
     const int64_t img[4] = {1, n / (96 * 128 * 4), 96, 128};
     const int64_t up[4] = {1, img[1], 192, 256};
-    const double s2[4] = {1, 1, 2, 2};
+    const float s2[4] = {1, 1, 2, 2};
     int64_t nup = img[1] * 192 * 256, npad = N * T * (H + 2) * (d + 2);
     float *big = malloc((size_t)(nup > npad ? nup : npad) * 4);
     if (!big)

@@ -678,15 +678,23 @@ static int64_t ref_clamp(int64_t v, int64_t n)
 }
 
 static void resize_ref(const float *x, const int64_t *xd, int nd, double *y, const int64_t *yd,
-                       const double *sc, cpu_resize_mode mode, cpu_resize_coord c,
+                       const float *sc, cpu_resize_mode mode, cpu_resize_coord c,
                        cpu_resize_nearest nm)
 {
+    /* ONNX's reference computes in float64 from the sizes (their exact
+     * ratio) or from the f32 scales given; the contract takes a scale that
+     * is the rounded ratio as the ratio. */
+    double scale[MAXD];
+    for (int k = 0; k < nd; k++) {
+        double r = (double)yd[k] / (double)xd[k];
+        scale[k] = (float)r == sc[k] ? r : (double)sc[k];
+    }
     int64_t yi[MAXD], xi[MAXD], i0[MAXD], i1[MAXD];
     double w[MAXD];
     for (int64_t i = 0, n = numel(yd, nd); i < n; i++) {
         unravel(i, yd, nd, yi);
         for (int k = 0; k < nd; k++) {
-            double v = ref_coord(c, yi[k], xd[k], yd[k], sc[k]);
+            double v = ref_coord(c, yi[k], xd[k], yd[k], scale[k]);
             if (mode == CPU_RESIZE_NEAREST) {
                 double f = floor(v), r;
                 if (nm == CPU_NEAREST_FLOOR)
@@ -722,7 +730,7 @@ static void resize_ref(const float *x, const int64_t *xd, int nd, double *y, con
 }
 
 static void resize_check(const float *x, const int64_t *xd, int nd, const int64_t *yd,
-                         const double *sc, cpu_resize_mode mode, cpu_resize_coord c,
+                         const float *sc, cpu_resize_mode mode, cpu_resize_coord c,
                          cpu_resize_nearest nm, const double *want)
 {
     int64_t n = numel(yd, nd);
@@ -756,7 +764,7 @@ static void test_resize_torch(void **state)
     for (int i = 0; i < 24; i++)
         x[i] = tx(i);
     const int64_t xd[] = {1, 1, 3, 4}, up[] = {1, 1, 5, 7}, dn[] = {1, 1, 2, 3};
-    const double su[] = {1, 1, 5.0 / 3, 7.0 / 4}, sd[] = {1, 1, 2.0 / 3, 3.0 / 4};
+    const float su[] = {1, 1, 5.0f / 3, 7.0f / 4}, sd[] = {1, 1, 2.0f / 3, 3.0f / 4};
     /* torch.nn.functional.interpolate(x, size, ...) in float64 */
     static const double lin_ac_up[35] = {
         -3.5,  1.625, 6.75,  2.375, -2,   0.625, 3.25,  -1.5,  1.125, 3.75,  2.375, 1,
@@ -796,13 +804,13 @@ static void test_resize_torch(void **state)
     /* 3-D linear [1,1,4] -> 7 and (scale 0.5) -> 2; 5-D trilinear
      * [1,1,2,3,4] -> [3,5,6] (entries and sum). */
     const int64_t x3[] = {1, 1, 4}, y3[] = {1, 1, 7}, y3d[] = {1, 1, 2};
-    const double s3[] = {1, 1, 7.0 / 4}, s3d[] = {1, 1, 0.5};
+    const float s3[] = {1, 1, 7.0f / 4}, s3d[] = {1, 1, 0.5f};
     static const double w3[7] = {-3.5, 0.160714285714, 6.01785714286, 2.375, -1.625, 1.375, 3.25};
     static const double w3d[2] = {1.625, 0.625};
     resize_check(x, x3, 3, y3, s3, L, CPU_COORD_PYTORCH_HALF_PIXEL, F, w3);
     resize_check(x, x3, 3, y3d, s3d, L, CPU_COORD_PYTORCH_HALF_PIXEL, F, w3d);
     const int64_t x5[] = {1, 1, 2, 3, 4}, y5[] = {1, 1, 3, 5, 6};
-    const double s5[] = {1, 1, 1.5, 5.0 / 3, 1.5};
+    const float s5[] = {1, 1, 1.5f, 5.0f / 3, 1.5f};
     float y[90];
     cpu_resize(x, x5, 5, y, y5, s5, L, CPU_COORD_HALF_PIXEL, F);
     double sum = 0;
@@ -828,19 +836,19 @@ static void test_resize_onnx_reference(void **state)
         x[i] = tx(i);
     const cpu_resize_mode N = CPU_RESIZE_NEAREST, L = CPU_RESIZE_LINEAR;
     const int64_t a[] = {1, 1, 3, 4}, ay[] = {1, 1, 4, 3};
-    const double as[] = {1, 1, 4.0 / 3, 3.0 / 4};
+    const float as[] = {1, 1, 4.0f / 3, 3.0f / 4};
     static const double aw[12] = {-3.5, 6.75,  3.25,  0.5, 0.75,  -0.75,
                                   8.5,  -1.25, -0.75, 8.5, -1.25, -0.75};
     resize_check(x, a, 4, ay, as, N, CPU_COORD_ASYMMETRIC, CPU_NEAREST_ROUND_PREFER_CEIL, aw);
     const int64_t b[] = {1, 1, 5, 3}, by[] = {1, 1, 3, 9};
-    const double bs[] = {1, 1, 3.0 / 5, 3};
+    const float bs[] = {1, 1, 3.0f / 5, 3};
     static const double bw[27] = {-3.5,  -3.5,  -3.5,  -3.5,  6.75,  6.75,  6.75,  -2,    -2,
                                   4,     4,     4,     4,     -0.75, -0.75, -0.75, 8.5,   8.5,
                                   -1.25, -1.25, -1.25, -1.25, 3,     3,     3,     -0.75, -0.75};
     resize_check(x, b, 4, by, bs, N, CPU_COORD_HALF_PIXEL, CPU_NEAREST_FLOOR, bw);
     const int64_t c[] = {1, 1, 4, 5}, cy[] = {1, 1, 1, 2}, dy[] = {1, 1, 3, 2}, ey[] = {1, 1, 7, 8};
-    const double cs[] = {1, 1, 1.0 / 4, 2.0 / 5}, ds[] = {1, 1, 3.0 / 4, 2.0 / 5},
-                 es[] = {1, 1, 7.0 / 4, 8.0 / 5};
+    const float cs[] = {1, 1, 1.0f / 4, 2.0f / 5}, ds[] = {1, 1, 3.0f / 4, 2.0f / 5},
+                es[] = {1, 1, 7.0f / 4, 8.0f / 5};
     static const double cw[2] = {-3.5, 3.25};
     resize_check(x, c, 4, cy, cs, N, CPU_COORD_ASYMMETRIC, CPU_NEAREST_ROUND_PREFER_CEIL, cw);
     static const double dw_ac[6] = {-3.5, 0.5, 1.875, 2.375, 3.25, 11.25};
@@ -865,7 +873,7 @@ static void test_resize_rules(void **state)
     (void)state;
     const float x[4] = {0, 10, 20, 30};
     const int64_t xd[] = {4}, up[] = {8}, dn[] = {2};
-    const double s2[] = {2.0}, sh[] = {0.5};
+    const float s2[] = {2.0f}, sh[] = {0.5f};
     float y[8];
     cpu_resize(x, xd, 1, y, up, s2, CPU_RESIZE_LINEAR, CPU_COORD_ASYMMETRIC, 0);
     const float wl[8] = {0, 5, 10, 15, 20, 25, 30, 30};
@@ -897,20 +905,20 @@ static void test_resize_random(void **state)
     for (int t = 0; t < 400; t++) {
         int nd = (int)irand(1, 5);
         int64_t xd[MAXD], yd[MAXD];
-        double sc[MAXD];
+        float sc[MAXD];
         rand_dims(xd, nd, 9);
         for (int k = 0; k < nd; k++) {
             if (rnd() % 3 == 0 || (nd >= 3 && k < nd - 3)) {
                 yd[k] = xd[k];
                 sc[k] = 1.0f;
             } else if (rnd() % 2) {
-                sc[k] = (double)irand(1, 12) / 4; /* scales given */
+                sc[k] = (float)irand(1, 12) / 4; /* scales given */
                 yd[k] = (int64_t)floor((double)xd[k] * sc[k]);
                 if (yd[k] == 0)
                     yd[k] = 1;
             } else {
-                yd[k] = irand(1, 13); /* sizes given */
-                sc[k] = (double)yd[k] / (double)xd[k];
+                yd[k] = irand(1, 13);                           /* sizes given */
+                sc[k] = (float)((double)yd[k] / (double)xd[k]); /* as the graph resolves sizes */
             }
         }
         int64_t n = numel(xd, nd);
@@ -924,7 +932,7 @@ static void test_resize_random(void **state)
     }
     /* a long row (more than one column block) */
     const int64_t xd[] = {2, 300}, yd[] = {3, 700};
-    const double sc[] = {1.5, 7.0 / 3};
+    const float sc[] = {1.5f, 7.0f / 3};
     float *x = malloc(600 * sizeof *x);
     assert_non_null(x);
     for (int i = 0; i < 600; i++)

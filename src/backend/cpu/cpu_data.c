@@ -579,11 +579,21 @@ static void resize_point(const resize_ax *a, int64_t i, cpu_resize_mode mode, cp
     *w = *i0 == *i1 ? 0.0f : (float)(x - f);
 }
 
+/* An f32 scale that is the output/input ratio rounded (how sizes resolve
+ * to scales, and how most scales are given) is taken as the exact ratio,
+ * so that nearest's ties fall as in ONNX's float64 reference: 3 -> 4 as
+ * 1.3333334f maps output 2 to 1.4999999, the ratio to 1.5. */
+static double resize_scale(float s, int64_t in, int64_t out)
+{
+    double r = (double)out / (double)in;
+    return (float)r == s ? r : (double)s;
+}
+
 #define RESIZE_BLOCK 256
 #define RESIZE_MAX_CORNERS (1 << (FERRY_MAX_DIMS - 1))
 
 void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
-                const double *scales, cpu_resize_mode mode, cpu_resize_coord coord,
+                const float *scales, cpu_resize_mode mode, cpu_resize_coord coord,
                 cpu_resize_nearest nearest)
 {
     resize_ax ax[FERRY_MAX_DIMS];
@@ -591,8 +601,8 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
     for (int d = nd - 1; d >= 0; d--) {
         ax[d].in = xd[d];
         ax[d].out = yd[d];
-        ax[d].scale = scales[d];
-        ax[d].identity = xd[d] == yd[d] && scales[d] == 1.0;
+        ax[d].scale = resize_scale(scales[d], xd[d], yd[d]);
+        ax[d].identity = xd[d] == yd[d] && scales[d] == 1.0f;
         if (!ax[d].identity)
             s = d;
     }

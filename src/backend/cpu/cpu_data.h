@@ -111,18 +111,18 @@ typedef enum cpu_resize_nearest {
 } cpu_resize_nearest;
 
 /* Resize of f32 X (any rank) to dims yd: every axis maps output
- * coordinate i to an input coordinate by coord with scales[d], then
- * nearest picks one element (nearest rounding, clamped in range) and
+ * coordinate i to an input coordinate by coord with scales[d] (as ONNX
+ * resolves it: the given scale, or yd[d] / xd[d] when sizes are given),
+ * then nearest picks one element (nearest rounding, clamped in range) and
  * linear interpolates between the two neighbours (n-linear over the
  * resized axes; neighbours clamped, which is ONNX's edge padding). Axes
- * with yd == xd and scale 1 are copied. scales[d] is the Resize input's
- * f32 scale widened to double, or yd[d] / xd[d] computed in double when
- * sizes are given: an f32 quotient (4/3 as 1.3333334f) moves ties of
- * nearest (x = 2 maps to 1.4999999, not 1.5) away from ONNX's reference,
- * which computes in float64. align_corners divides by yd[d] - 1 (the
- * output length, as ONNX Runtime and PyTorch do). */
+ * with yd == xd and scale 1 are copied. Coordinates are computed in
+ * double, with a scale equal to yd[d] / xd[d] rounded to f32 taken as
+ * that exact ratio: then nearest's ties fall as in ONNX's float64
+ * reference. align_corners divides by yd[d] - 1 (the output length, as
+ * ONNX Runtime and PyTorch do). */
 void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
-                const double *scales, cpu_resize_mode mode, cpu_resize_coord coord,
+                const float *scales, cpu_resize_mode mode, cpu_resize_coord coord,
                 cpu_resize_nearest nearest);
 
 /* ConstantOfShape: n copies of the element at value. */
