@@ -206,6 +206,8 @@ static void test_unary_int(void **state)
     assert_memory_equal(y, ((const int64_t[]){-1, -1, 0, 1, 1}), 40);
     cpu_unary_int(CPU_UN_CLIP, FERRY_I64, x, y, 5, -3, 5);
     assert_memory_equal(y, ((const int64_t[]){-3, -3, 0, 5, 5}), 40);
+    cpu_unary_int(CPU_UN_FLOOR, FERRY_I64, x, y, 5, 0, 0);
+    assert_memory_equal(y, x, 40);
     const int32_t x32[3] = {INT32_MIN, -4, 9};
     int32_t y32[3];
     cpu_unary_int(CPU_UN_ABS, FERRY_I32, x32, y32, 3, 0, 0);
@@ -606,21 +608,28 @@ static void test_reduce_random(void **state)
                 yd[yn++] = xd[k];
         }
         cpu_reduce_op op = (cpu_reduce_op)(t % 10);
-        int is_int = t % 4 == 3 && (op == CPU_RED_SUM || op == CPU_RED_MAX || op == CPU_RED_MIN ||
-                                    op == CPU_RED_PROD);
+        int is_int =
+            t % 4 == 3 && op != CPU_RED_L2 && op != CPU_RED_LOG_SUM && op != CPU_RED_LOG_SUM_EXP;
+        int i32 = t / 4 % 2; /* int32 data, accumulated in int64 */
         int64_t n = numel(xd, nd), no = numel(yd, yn);
         float *x = alloc(n, 4), *y = alloc(no, 4);
         int64_t *ix = alloc(n, 8), *iy = alloc(no, 8);
+        int32_t *jx = alloc(n, 4), *jy = alloc(no, 4);
         for (int64_t i = 0; i < n; i++) {
-            ix[i] = irand(op == CPU_RED_PROD ? -2 : -50, op == CPU_RED_PROD ? 2 : 50);
+            jx[i] = (int32_t)(ix[i] = irand(op == CPU_RED_PROD ? -2 : -50,
+                                            op == CPU_RED_PROD ? 2 : 50));
             x[i] = op == CPU_RED_PROD          ? frand(0.5f, 1.5f)
                    : op == CPU_RED_LOG_SUM     ? frand(0.01f, 5.0f)
                    : op == CPU_RED_LOG_SUM_EXP ? frand(-50.0f, 90.0f)
                                                : frand(-5.0f, 5.0f);
         }
-        if (is_int)
+        if (is_int && i32) {
+            cpu_reduce(op, FERRY_I32, jx, xd, nd, red, jy);
+            for (int64_t o = 0; o < no; o++)
+                iy[o] = jy[o];
+        } else if (is_int) {
             cpu_reduce(op, FERRY_I64, ix, xd, nd, red, iy);
-        else
+        } else
             cpu_reduce(op, FERRY_F32, x, xd, nd, red, y);
         /* Group X's elements by the output they reduce into (a counting
          * sort), in X's order. */
@@ -641,7 +650,8 @@ static void test_reduce_random(void **state)
         for (int64_t i = 0; i < n; i++)
             order[pos[oidx[i]]++] = i;
         for (int64_t o = 0; o < no; o++) {
-            int64_t m = 0, isum = 0, imax = INT64_MIN, imin = INT64_MAX, iprod = 1;
+            int64_t m = 0, isum = 0, imax = INT64_MIN, imin = INT64_MAX, iprod = 1, il1 = 0,
+                    isq = 0;
             for (int64_t q = start[o]; q < start[o + 1]; q++) {
                 int64_t i = order[q];
                 vals[m++] = x[i];
@@ -649,12 +659,19 @@ static void test_reduce_random(void **state)
                 imax = ix[i] > imax ? ix[i] : imax;
                 imin = ix[i] < imin ? ix[i] : imin;
                 iprod = (int64_t)((uint64_t)iprod * (uint64_t)ix[i]); /* wraps */
+                il1 += ix[i] < 0 ? -ix[i] : ix[i];
+                isq += ix[i] * ix[i];
             }
             if (is_int) {
-                int64_t w = op == CPU_RED_SUM   ? isum
-                            : op == CPU_RED_MAX ? imax
-                            : op == CPU_RED_MIN ? imin
-                                                : iprod;
+                int64_t w = op == CPU_RED_SUM          ? isum
+                            : op == CPU_RED_MEAN       ? (m ? isum / m : 0) /* truncated */
+                            : op == CPU_RED_MAX        ? imax
+                            : op == CPU_RED_MIN        ? imin
+                            : op == CPU_RED_L1         ? il1
+                            : op == CPU_RED_SUM_SQUARE ? isq
+                                                       : iprod;
+                if (i32)
+                    w = (int32_t)w;
                 if (iy[o] != w)
                     fail_msg("int reduce op %d: [%lld] %lld, want %lld", (int)op, (long long)o,
                              (long long)iy[o], (long long)w);
@@ -673,6 +690,8 @@ static void test_reduce_random(void **state)
         free(y);
         free(ix);
         free(iy);
+        free(jx);
+        free(jy);
     }
     free(vals);
 }

@@ -128,6 +128,12 @@ void cpu_unary_f32(cpu_unary_op op, const float *X, float *Y, int64_t n, float a
             for (int64_t i = 0; i < n; i++)                                                        \
                 y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];                                     \
             break;                                                                                 \
+        case CPU_UN_FLOOR:                                                                         \
+        case CPU_UN_CEIL:                                                                          \
+        case CPU_UN_ROUND:                                                                         \
+            if (y != x)                                                                            \
+                memcpy(y, x, (size_t)n * sizeof *y);                                               \
+            break;                                                                                 \
         default: assert(!"cpu_unary_int: op"); break;                                              \
         }                                                                                          \
     } while (0)
@@ -743,63 +749,88 @@ static void reduce_f32(cpu_reduce_op op, const red_plan *p, const float *X, floa
     }
 }
 
-/* int64: wrapping sum and product, max, min. */
+/* Integer reductions accumulate in int64 with wrapping arithmetic (an
+ * int32 sum does not wrap at 32 bits; it is stored truncated, as a cast
+ * would). */
 #define I_ADD(a, v) (int64_t)((uint64_t)(a) + (uint64_t)(v))
 #define I_MUL(a, v) (int64_t)((uint64_t)(a) * (uint64_t)(v))
 #define I_MAX(a, v) ((v) > (a) ? (v) : (a))
 #define I_MIN(a, v) ((v) < (a) ? (v) : (a))
+#define IM_ID(v) (v)
+#define IM_ABS(v) ((v) < 0 ? (int64_t)(0u - (uint64_t)(v)) : (v))
+#define IM_SQ(v) I_MUL(v, v)
 
-#define RED_I64(COMB)                                                                              \
+#define RED_INT(T, MAP, COMB)                                                                      \
     do {                                                                                           \
+        const T *X_ = X;                                                                           \
+        T *Y_ = Y;                                                                                 \
         int64_t kidx[FERRY_MAX_DIMS] = {0}, koff = 0;                                              \
         int64_t L = p->L, nout = p->inner_red ? p->out_n : p->out_n / L;                           \
         for (int64_t o = 0; o < nout; o++) {                                                       \
-            int64_t ridx[FERRY_MAX_DIMS] = {0}, roff = 0;                                          \
             if (p->inner_red) {                                                                    \
-                int64_t s = init;                                                                  \
+                int64_t s = init, ridx[FERRY_MAX_DIMS] = {0}, roff = 0;                            \
                 for (int64_t r = 0; r < p->rows; r++) {                                            \
-                    const int64_t *x = X + koff + roff;                                            \
-                    for (int64_t j = 0; j < L; j++)                                                \
-                        s = COMB(s, x[j]);                                                         \
+                    const T *x = X_ + koff + roff;                                                 \
+                    for (int64_t j = 0; j < L; j++) {                                              \
+                        int64_t v = x[j];                                                          \
+                        s = COMB(s, MAP(v));                                                       \
+                    }                                                                              \
                     odo_next(p->nr, p->rd, p->rs, ridx, &roff);                                    \
                 }                                                                                  \
-                Y[o] = s;                                                                          \
+                Y_[o] = (T)(mean ? s / p->count : s);                                              \
             } else {                                                                               \
-                int64_t *restrict y = Y + o * L;                                                   \
-                for (int64_t c = 0; c < L; c++)                                                    \
-                    y[c] = init;                                                                   \
-                for (int64_t r = 0; r < p->rows; r++) {                                            \
-                    const int64_t *restrict x = X + koff + roff;                                   \
-                    for (int64_t c = 0; c < L; c++)                                                \
-                        y[c] = COMB(y[c], x[c]);                                                   \
-                    odo_next(p->nr, p->rd, p->rs, ridx, &roff);                                    \
+                for (int64_t c0 = 0; c0 < L; c0 += RED_BLOCK) {                                    \
+                    int64_t w = L - c0 < RED_BLOCK ? L - c0 : RED_BLOCK;                           \
+                    int64_t acc[RED_BLOCK], ridx[FERRY_MAX_DIMS] = {0}, roff = 0;                  \
+                    for (int64_t c = 0; c < w; c++)                                                \
+                        acc[c] = init;                                                             \
+                    for (int64_t r = 0; r < p->rows; r++) {                                        \
+                        const T *restrict x = X_ + koff + roff + c0;                               \
+                        for (int64_t c = 0; c < w; c++) {                                          \
+                            int64_t v = x[c];                                                      \
+                            acc[c] = COMB(acc[c], MAP(v));                                         \
+                        }                                                                          \
+                        odo_next(p->nr, p->rd, p->rs, ridx, &roff);                                \
+                    }                                                                              \
+                    for (int64_t c = 0; c < w; c++)                                                \
+                        Y_[o * L + c0 + c] = (T)(mean ? acc[c] / p->count : acc[c]);               \
                 }                                                                                  \
             }                                                                                      \
             odo_next(p->nk, p->kd, p->ks, kidx, &koff);                                            \
         }                                                                                          \
     } while (0)
 
-static void reduce_i64(cpu_reduce_op op, const red_plan *p, const int64_t *X, int64_t *Y)
+#define RED_INT_OPS(T, TMIN, TMAX)                                                                 \
+    do {                                                                                           \
+        switch (op) {                                                                              \
+        case CPU_RED_MAX:                                                                          \
+            init = TMIN;                                                                           \
+            RED_INT(T, IM_ID, I_MAX);                                                              \
+            break;                                                                                 \
+        case CPU_RED_MIN:                                                                          \
+            init = TMAX;                                                                           \
+            RED_INT(T, IM_ID, I_MIN);                                                              \
+            break;                                                                                 \
+        case CPU_RED_PROD:                                                                         \
+            init = 1;                                                                              \
+            RED_INT(T, IM_ID, I_MUL);                                                              \
+            break;                                                                                 \
+        case CPU_RED_L1: RED_INT(T, IM_ABS, I_ADD); break;                                         \
+        case CPU_RED_SUM_SQUARE: RED_INT(T, IM_SQ, I_ADD); break;                                  \
+        default: RED_INT(T, IM_ID, I_ADD); break;                                                  \
+        }                                                                                          \
+    } while (0)
+
+/* SUM, MEAN (truncated toward zero), MAX, MIN, PROD, L1, SUM_SQUARE of
+ * int64 or int32. */
+static void reduce_int(cpu_reduce_op op, ferry_dtype dt, const red_plan *p, const void *X, void *Y)
 {
-    int64_t init;
-    switch (op) {
-    case CPU_RED_MAX:
-        init = INT64_MIN;
-        RED_I64(I_MAX);
-        break;
-    case CPU_RED_MIN:
-        init = INT64_MAX;
-        RED_I64(I_MIN);
-        break;
-    case CPU_RED_PROD:
-        init = 1;
-        RED_I64(I_MUL);
-        break;
-    default:
-        init = 0;
-        RED_I64(I_ADD);
-        break;
-    }
+    int64_t init = 0;
+    int mean = op == CPU_RED_MEAN;
+    if (dt == FERRY_I32)
+        RED_INT_OPS(int32_t, INT32_MIN, INT32_MAX);
+    else
+        RED_INT_OPS(int64_t, INT64_MIN, INT64_MAX);
 }
 
 static double red_identity(cpu_reduce_op op)
@@ -826,6 +857,11 @@ void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *
         for (int64_t i = 0; i < p.out_n; i++) {
             if (dt == FERRY_F32)
                 ((float *)Y)[i] = (float)red_identity(op);
+            else if (dt == FERRY_I32)
+                ((int32_t *)Y)[i] = op == CPU_RED_MAX    ? INT32_MIN
+                                    : op == CPU_RED_MIN  ? INT32_MAX
+                                    : op == CPU_RED_PROD ? 1
+                                                         : 0;
             else
                 ((int64_t *)Y)[i] = op == CPU_RED_MAX    ? INT64_MIN
                                     : op == CPU_RED_MIN  ? INT64_MAX
@@ -837,7 +873,7 @@ void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *
     if (dt == FERRY_F32)
         reduce_f32(op, &p, X, Y);
     else
-        reduce_i64(op, &p, X, Y);
+        reduce_int(op, dt, &p, X, Y);
 }
 
 /* ----------------------------------------------------------- arg reduce */
