@@ -681,12 +681,20 @@ static void resize_ref(const float *x, const int64_t *xd, int nd, double *y, con
                        const float *sc, cpu_resize_mode mode, cpu_resize_coord c,
                        cpu_resize_nearest nm)
 {
+    /* ONNX's reference computes in float64 from the sizes (their exact
+     * ratio) or from the f32 scales given; the contract takes a scale that
+     * is the rounded ratio as the ratio. */
+    double scale[MAXD];
+    for (int k = 0; k < nd; k++) {
+        double r = (double)yd[k] / (double)xd[k];
+        scale[k] = (float)r == sc[k] ? r : (double)sc[k];
+    }
     int64_t yi[MAXD], xi[MAXD], i0[MAXD], i1[MAXD];
     double w[MAXD];
     for (int64_t i = 0, n = numel(yd, nd); i < n; i++) {
         unravel(i, yd, nd, yi);
         for (int k = 0; k < nd; k++) {
-            double v = ref_coord(c, yi[k], xd[k], yd[k], sc[k]);
+            double v = ref_coord(c, yi[k], xd[k], yd[k], scale[k]);
             if (mode == CPU_RESIZE_NEAREST) {
                 double f = floor(v), r;
                 if (nm == CPU_NEAREST_FLOOR)
@@ -756,7 +764,7 @@ static void test_resize_torch(void **state)
     for (int i = 0; i < 24; i++)
         x[i] = tx(i);
     const int64_t xd[] = {1, 1, 3, 4}, up[] = {1, 1, 5, 7}, dn[] = {1, 1, 2, 3};
-    const float su[] = {1, 1, 5.0f / 3.0f, 7.0f / 4.0f}, sd[] = {1, 1, 2.0f / 3.0f, 3.0f / 4.0f};
+    const float su[] = {1, 1, 5.0f / 3, 7.0f / 4}, sd[] = {1, 1, 2.0f / 3, 3.0f / 4};
     /* torch.nn.functional.interpolate(x, size, ...) in float64 */
     static const double lin_ac_up[35] = {
         -3.5,  1.625, 6.75,  2.375, -2,   0.625, 3.25,  -1.5,  1.125, 3.75,  2.375, 1,
@@ -796,13 +804,13 @@ static void test_resize_torch(void **state)
     /* 3-D linear [1,1,4] -> 7 and (scale 0.5) -> 2; 5-D trilinear
      * [1,1,2,3,4] -> [3,5,6] (entries and sum). */
     const int64_t x3[] = {1, 1, 4}, y3[] = {1, 1, 7}, y3d[] = {1, 1, 2};
-    const float s3[] = {1, 1, 7.0f / 4.0f}, s3d[] = {1, 1, 0.5f};
+    const float s3[] = {1, 1, 7.0f / 4}, s3d[] = {1, 1, 0.5f};
     static const double w3[7] = {-3.5, 0.160714285714, 6.01785714286, 2.375, -1.625, 1.375, 3.25};
     static const double w3d[2] = {1.625, 0.625};
     resize_check(x, x3, 3, y3, s3, L, CPU_COORD_PYTORCH_HALF_PIXEL, F, w3);
     resize_check(x, x3, 3, y3d, s3d, L, CPU_COORD_PYTORCH_HALF_PIXEL, F, w3d);
     const int64_t x5[] = {1, 1, 2, 3, 4}, y5[] = {1, 1, 3, 5, 6};
-    const float s5[] = {1, 1, 1.5f, 5.0f / 3.0f, 1.5f};
+    const float s5[] = {1, 1, 1.5f, 5.0f / 3, 1.5f};
     float y[90];
     cpu_resize(x, x5, 5, y, y5, s5, L, CPU_COORD_HALF_PIXEL, F);
     double sum = 0;
@@ -814,6 +822,48 @@ static void test_resize_torch(void **state)
     assert_float_equal(y[89], 12.25, 1e-5);
     assert_float_equal(sum, 311.4, 1e-3);
     resize_check(x, x5, 5, y5, s5, L, CPU_COORD_HALF_PIXEL, F, NULL);
+}
+
+/* Values from ONNX 1.13's own reference (interpolate_nd in
+ * onnx/backend/test/case/node/resize.py, float64, sizes given), chosen
+ * where an f32 scale would break a nearest tie the other way: 3 -> 4 at
+ * asymmetric maps 2 to 1.5 exactly only with the scale in double. */
+static void test_resize_onnx_reference(void **state)
+{
+    (void)state;
+    float x[20];
+    for (int i = 0; i < 20; i++)
+        x[i] = tx(i);
+    const cpu_resize_mode N = CPU_RESIZE_NEAREST, L = CPU_RESIZE_LINEAR;
+    const int64_t a[] = {1, 1, 3, 4}, ay[] = {1, 1, 4, 3};
+    const float as[] = {1, 1, 4.0f / 3, 3.0f / 4};
+    static const double aw[12] = {-3.5, 6.75,  3.25,  0.5, 0.75,  -0.75,
+                                  8.5,  -1.25, -0.75, 8.5, -1.25, -0.75};
+    resize_check(x, a, 4, ay, as, N, CPU_COORD_ASYMMETRIC, CPU_NEAREST_ROUND_PREFER_CEIL, aw);
+    const int64_t b[] = {1, 1, 5, 3}, by[] = {1, 1, 3, 9};
+    const float bs[] = {1, 1, 3.0f / 5, 3};
+    static const double bw[27] = {-3.5,  -3.5,  -3.5,  -3.5,  6.75,  6.75,  6.75,  -2,    -2,
+                                  4,     4,     4,     4,     -0.75, -0.75, -0.75, 8.5,   8.5,
+                                  -1.25, -1.25, -1.25, -1.25, 3,     3,     3,     -0.75, -0.75};
+    resize_check(x, b, 4, by, bs, N, CPU_COORD_HALF_PIXEL, CPU_NEAREST_FLOOR, bw);
+    const int64_t c[] = {1, 1, 4, 5}, cy[] = {1, 1, 1, 2}, dy[] = {1, 1, 3, 2}, ey[] = {1, 1, 7, 8};
+    const float cs[] = {1, 1, 1.0f / 4, 2.0f / 5}, ds[] = {1, 1, 3.0f / 4, 2.0f / 5},
+                es[] = {1, 1, 7.0f / 4, 8.0f / 5};
+    static const double cw[2] = {-3.5, 3.25};
+    resize_check(x, c, 4, cy, cs, N, CPU_COORD_ASYMMETRIC, CPU_NEAREST_ROUND_PREFER_CEIL, cw);
+    static const double dw_ac[6] = {-3.5, 0.5, 1.875, 2.375, 3.25, 11.25};
+    static const double dw_as[6] = {-3.5, 0.625, 1.5, 4.29166667, 3.16666667, 4.625};
+    resize_check(x, c, 4, dy, ds, L, CPU_COORD_ALIGN_CORNERS, 0, dw_ac);
+    resize_check(x, c, 4, dy, ds, L, CPU_COORD_ASYMMETRIC, 0, dw_as);
+    static const double ew[56] = {
+        -3.5,        0.984375,   6.203125,    0.734375,   -0.359375,   2.921875,   1.703125, 0.5,
+        -1.98214286, 1.40848214, 5.31026786,  0.734375,   0.533482143, 4.70758929, 2.171875, -0.125,
+        0.446428571, 2.08705357, 3.88169643,  0.734375,   1.96205357,  7.56473214, 2.921875, -1.125,
+        1.875,       1.765625,   1.796875,    3.515625,   4.453125,    4.609375,   3.359375, 2.375,
+        3.01785714,  1.50223214, 0.162946429, 6.25669643, 6.65848214,  1.36830357, 3.953125, 6.375,
+        3.16071429,  2.64508929, 2.34151786,  5.93526786, 5.80133929,  1.93973214, 5.953125, 9.375,
+        3.25,        3.359375,   3.703125,    5.734375,   5.265625,    2.296875,   7.203125, 11.25};
+    resize_check(x, c, 4, ey, es, L, CPU_COORD_HALF_PIXEL, 0, ew);
 }
 
 /* Asymmetric linear by hand, and nearest's tie rules: half_pixel at scale
@@ -862,13 +912,13 @@ static void test_resize_random(void **state)
                 yd[k] = xd[k];
                 sc[k] = 1.0f;
             } else if (rnd() % 2) {
-                sc[k] = (float)irand(1, 12) / 4.0f; /* scales given */
+                sc[k] = (float)irand(1, 12) / 4; /* scales given */
                 yd[k] = (int64_t)floor((double)xd[k] * sc[k]);
                 if (yd[k] == 0)
                     yd[k] = 1;
             } else {
-                yd[k] = irand(1, 13); /* sizes given */
-                sc[k] = (float)yd[k] / (float)xd[k];
+                yd[k] = irand(1, 13);                           /* sizes given */
+                sc[k] = (float)((double)yd[k] / (double)xd[k]); /* as the graph resolves sizes */
             }
         }
         int64_t n = numel(xd, nd);
@@ -882,7 +932,7 @@ static void test_resize_random(void **state)
     }
     /* a long row (more than one column block) */
     const int64_t xd[] = {2, 300}, yd[] = {3, 700};
-    const float sc[] = {1.5f, 7.0f / 3.0f};
+    const float sc[] = {1.5f, 7.0f / 3};
     float *x = malloc(600 * sizeof *x);
     assert_non_null(x);
     for (int i = 0; i < 600; i++)
@@ -1054,6 +1104,45 @@ static void test_depth_space(void **state)
     }
 }
 
+/* Copies large enough to be split over the backend's threads. */
+static void test_parallel_large(void **state)
+{
+    (void)state;
+    /* [N,T,H,d] -> [N,H,T,d]: rows of d, 4 MiB */
+    const int64_t td[] = {64, 128, 8, 16};
+    const int perm[] = {0, 2, 1, 3};
+    transpose_case(td, 4, perm, 4);
+    /* tiled: [N,T,H,d] -> [N,H,d,T] (blocks per (N,H)), and one 2-D
+     * transpose (split by rows) */
+    const int64_t kd[] = {8, 128, 12, 64}, md[] = {1024, 700};
+    const int pk[] = {0, 2, 3, 1}, pm[] = {1, 0};
+    transpose_case(kd, 4, pk, 4);
+    transpose_case(md, 2, pm, 2);
+    /* Expand [1, 300001] to [3, 300001] (few long rows) and [700, 1] to
+     * [700, 999] */
+    const int64_t e1[] = {1, 300001}, o1[] = {3, 300001}, e2[] = {700, 1}, o2[] = {700, 999};
+    const int64_t *ed[2] = {e1, e2}, *od[2] = {o1, o2};
+    for (int k = 0; k < 2; k++) {
+        int64_t ni = numel(ed[k], 2), no = numel(od[k], 2), oi[2];
+        int32_t *x = rand_bytes(ni * 4), *y = zalloc(no * 4), *w = zalloc(no * 4);
+        uint8_t *c = rand_bytes(ni);
+        for (int64_t i = 0; i < ni; i++)
+            c[i] &= 1;
+        cpu_expand(x, ed[k], 2, y, od[k], 2, 4);
+        cpu_where(c, ed[k], 2, x, ed[k], 2, y, od[k], 2, w, od[k], 2, 4);
+        for (int64_t i = 0; i < no; i++) {
+            unravel(i, od[k], 2, oi);
+            int64_t j = bcast_index(oi, 2, ed[k], 2);
+            assert_int_equal(y[i], x[j]);
+            assert_int_equal(w[i], c[j] ? x[j] : y[i]);
+        }
+        free(x);
+        free(y);
+        free(w);
+        free(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1062,10 +1151,11 @@ int main(void)
         cmocka_unit_test(test_gather_elements), cmocka_unit_test(test_slice),
         cmocka_unit_test(test_concat_split),    cmocka_unit_test(test_expand_tile),
         cmocka_unit_test(test_where),           cmocka_unit_test(test_pad),
-        cmocka_unit_test(test_resize_torch),    cmocka_unit_test(test_resize_rules),
-        cmocka_unit_test(test_resize_random),   cmocka_unit_test(test_fill_range),
-        cmocka_unit_test(test_trilu),           cmocka_unit_test(test_cumsum),
-        cmocka_unit_test(test_depth_space),
+        cmocka_unit_test(test_resize_torch),    cmocka_unit_test(test_resize_onnx_reference),
+        cmocka_unit_test(test_resize_rules),    cmocka_unit_test(test_resize_random),
+        cmocka_unit_test(test_fill_range),      cmocka_unit_test(test_trilu),
+        cmocka_unit_test(test_cumsum),          cmocka_unit_test(test_depth_space),
+        cmocka_unit_test(test_parallel_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -206,6 +206,8 @@ static void test_unary_int(void **state)
     assert_memory_equal(y, ((const int64_t[]){-1, -1, 0, 1, 1}), 40);
     cpu_unary_int(CPU_UN_CLIP, FERRY_I64, x, y, 5, -3, 5);
     assert_memory_equal(y, ((const int64_t[]){-3, -3, 0, 5, 5}), 40);
+    cpu_unary_int(CPU_UN_FLOOR, FERRY_I64, x, y, 5, 0, 0);
+    assert_memory_equal(y, x, 40);
     const int32_t x32[3] = {INT32_MIN, -4, 9};
     int32_t y32[3];
     cpu_unary_int(CPU_UN_ABS, FERRY_I32, x32, y32, 3, 0, 0);
@@ -589,16 +591,16 @@ static double ref_reduce(cpu_reduce_op op, const double *v, int64_t n)
 static void test_reduce_random(void **state)
 {
     (void)state;
-    double *vals = malloc(4096 * sizeof *vals);
+    double *vals = malloc(8192 * sizeof *vals);
     assert_non_null(vals);
     for (int t = 0; t < 1200; t++) {
         int nd = (int)irand(1, 5);
         int64_t xd[MAXD], yd[MAXD], xi[MAXD], yi[MAXD];
         int red[MAXD], yn = 0;
         rand_dims(xd, nd, 7);
-        if (t % 3 == 0) /* a long inner row, past the 256-wide column blocks */
-            xd[nd - 1] = irand(250, 600);
-        for (int k = 0; k < nd - 1 && numel(xd, nd) > 4000; k++)
+        if (t % 3 == 0) /* a long inner row, some past the 2048-wide column blocks */
+            xd[nd - 1] = t % 2 ? irand(2040, 2100) : irand(250, 600);
+        for (int k = 0; k < nd - 1 && numel(xd, nd) > 8000; k++)
             xd[k] = 1;
         for (int k = 0; k < nd; k++) {
             red[k] = t % 11 == 0 ? 1 : (int)(rnd() % 2);
@@ -606,21 +608,28 @@ static void test_reduce_random(void **state)
                 yd[yn++] = xd[k];
         }
         cpu_reduce_op op = (cpu_reduce_op)(t % 10);
-        int is_int = t % 4 == 3 && (op == CPU_RED_SUM || op == CPU_RED_MAX || op == CPU_RED_MIN ||
-                                    op == CPU_RED_PROD);
+        int is_int =
+            t % 4 == 3 && op != CPU_RED_L2 && op != CPU_RED_LOG_SUM && op != CPU_RED_LOG_SUM_EXP;
+        int i32 = t / 4 % 2; /* int32 data, accumulated in int64 */
         int64_t n = numel(xd, nd), no = numel(yd, yn);
         float *x = alloc(n, 4), *y = alloc(no, 4);
         int64_t *ix = alloc(n, 8), *iy = alloc(no, 8);
+        int32_t *jx = alloc(n, 4), *jy = alloc(no, 4);
         for (int64_t i = 0; i < n; i++) {
-            ix[i] = irand(op == CPU_RED_PROD ? -2 : -50, op == CPU_RED_PROD ? 2 : 50);
+            jx[i] = (int32_t)(ix[i] = irand(op == CPU_RED_PROD ? -2 : -50,
+                                            op == CPU_RED_PROD ? 2 : 50));
             x[i] = op == CPU_RED_PROD          ? frand(0.5f, 1.5f)
                    : op == CPU_RED_LOG_SUM     ? frand(0.01f, 5.0f)
                    : op == CPU_RED_LOG_SUM_EXP ? frand(-50.0f, 90.0f)
                                                : frand(-5.0f, 5.0f);
         }
-        if (is_int)
+        if (is_int && i32) {
+            cpu_reduce(op, FERRY_I32, jx, xd, nd, red, jy);
+            for (int64_t o = 0; o < no; o++)
+                iy[o] = jy[o];
+        } else if (is_int) {
             cpu_reduce(op, FERRY_I64, ix, xd, nd, red, iy);
-        else
+        } else
             cpu_reduce(op, FERRY_F32, x, xd, nd, red, y);
         /* Group X's elements by the output they reduce into (a counting
          * sort), in X's order. */
@@ -641,7 +650,8 @@ static void test_reduce_random(void **state)
         for (int64_t i = 0; i < n; i++)
             order[pos[oidx[i]]++] = i;
         for (int64_t o = 0; o < no; o++) {
-            int64_t m = 0, isum = 0, imax = INT64_MIN, imin = INT64_MAX, iprod = 1;
+            int64_t m = 0, isum = 0, imax = INT64_MIN, imin = INT64_MAX, iprod = 1, il1 = 0,
+                    isq = 0;
             for (int64_t q = start[o]; q < start[o + 1]; q++) {
                 int64_t i = order[q];
                 vals[m++] = x[i];
@@ -649,12 +659,19 @@ static void test_reduce_random(void **state)
                 imax = ix[i] > imax ? ix[i] : imax;
                 imin = ix[i] < imin ? ix[i] : imin;
                 iprod = (int64_t)((uint64_t)iprod * (uint64_t)ix[i]); /* wraps */
+                il1 += ix[i] < 0 ? -ix[i] : ix[i];
+                isq += ix[i] * ix[i];
             }
             if (is_int) {
-                int64_t w = op == CPU_RED_SUM   ? isum
-                            : op == CPU_RED_MAX ? imax
-                            : op == CPU_RED_MIN ? imin
-                                                : iprod;
+                int64_t w = op == CPU_RED_SUM          ? isum
+                            : op == CPU_RED_MEAN       ? (m ? isum / m : 0) /* truncated */
+                            : op == CPU_RED_MAX        ? imax
+                            : op == CPU_RED_MIN        ? imin
+                            : op == CPU_RED_L1         ? il1
+                            : op == CPU_RED_SUM_SQUARE ? isq
+                                                       : iprod;
+                if (i32)
+                    w = (int32_t)w;
                 if (iy[o] != w)
                     fail_msg("int reduce op %d: [%lld] %lld, want %lld", (int)op, (long long)o,
                              (long long)iy[o], (long long)w);
@@ -673,6 +690,8 @@ static void test_reduce_random(void **state)
         free(y);
         free(ix);
         free(iy);
+        free(jx);
+        free(jy);
     }
     free(vals);
 }
@@ -712,8 +731,10 @@ static void test_arg_reduce(void **state)
         int nd = (int)irand(1, 4), axis = (int)irand(0, nd - 1);
         int64_t xd[MAXD], xi[MAXD];
         rand_dims(xd, nd, 6);
-        if (t % 5 == 0)
-            xd[nd - 1] = irand(250, 400);
+        if (t % 5 == 0) /* past the 2048-wide column blocks */
+            xd[nd - 1] = irand(2040, 2100);
+        for (int k = 0; k < nd - 1 && numel(xd, nd) > 20000; k++)
+            xd[k] = 1;
         int is_max = t & 1, last = t >> 1 & 1;
         ferry_dtype dt = t % 3 == 0 ? FERRY_F32 : t % 3 == 1 ? FERRY_I64 : FERRY_I32;
         int64_t n = numel(xd, nd), no = n / xd[axis];
@@ -756,14 +777,79 @@ static void test_arg_reduce(void **state)
     }
 }
 
+/* Jobs large enough to be split over the backend's threads: whole inner
+ * loops per chunk, and (few, long inner loops) pieces of them. */
+static void test_parallel_large(void **state)
+{
+    (void)state;
+    const int64_t shapes[3][2][2] = {
+        {{600, 1001}, {1, 1001}}, /* many rows: chunks of rows */
+        {{2, 300001}, {2, 1}},    /* two long rows: chunks split rows */
+        {{1, 1 << 20}, {1, 1}},   /* one flat loop against a scalar */
+    };
+    for (int s = 0; s < 3; s++) {
+        const int64_t *yd = shapes[s][0], *bd = shapes[s][1];
+        int64_t n = yd[0] * yd[1], nb = bd[0] * bd[1];
+        float *a = alloc(n, 4), *b = alloc(nb, 4), *y = alloc(n, 4);
+        uint8_t *c = alloc(n, 1);
+        for (int64_t i = 0; i < n; i++)
+            a[i] = frand(-4, 4);
+        for (int64_t i = 0; i < nb; i++)
+            b[i] = frand(-4, 4);
+        cpu_binary_arith(CPU_BIN_SUB, FERRY_F32, 0, a, yd, 2, b, bd, 2, y, yd, 2);
+        cpu_compare(CPU_CMP_GT, FERRY_F32, a, yd, 2, b, bd, 2, c, yd, 2);
+        for (int64_t i = 0; i < n; i++) {
+            int64_t r = i / yd[1], col = i % yd[1];
+            float bv = b[(bd[0] == 1 ? 0 : r) * bd[1] + (bd[1] == 1 ? 0 : col)];
+            if (y[i] != a[i] - bv || c[i] != (a[i] > bv))
+                fail_msg("shape %d: [%lld] %g - %g = %g, > %d", s, (long long)i, a[i], bv, y[i],
+                         c[i]);
+        }
+        cpu_unary_f32(CPU_UN_EXP, a, y, n, 0, 0);
+        for (int64_t i = 0; i < n; i++)
+            assert_true(y[i] == expf(a[i]));
+        free(a);
+        free(b);
+        free(y);
+        free(c);
+    }
+    /* reductions split by outputs: rows ([600, 1001] over the last dim,
+     * LogSumExp's two passes) and rows of columns ([64, 1000, 16] over
+     * the middle) */
+    const int64_t rd[2] = {600, 1001}, md[3] = {64, 1000, 16};
+    float *x = alloc(64 * 1000 * 16, 4), *y = alloc(1024, 4);
+    for (int64_t i = 0; i < 64 * 1000 * 16; i++)
+        x[i] = frand(-3, 3);
+    cpu_reduce(CPU_RED_LOG_SUM_EXP, FERRY_F32, x, rd, 2, (const int[]){0, 1}, y);
+    for (int64_t r = 0; r < 600; r++) {
+        double m = -INFINITY, e = 0;
+        for (int64_t k = 0; k < 1001; k++)
+            m = fmax(m, x[r * 1001 + k]);
+        for (int64_t k = 0; k < 1001; k++)
+            e += exp(x[r * 1001 + k] - m);
+        assert_float_equal(y[r], m + log(e), 1e-5);
+    }
+    cpu_reduce(CPU_RED_SUM, FERRY_F32, x, md, 3, (const int[]){0, 1, 0}, y);
+    for (int64_t o = 0; o < 64; o++)
+        for (int64_t c = 0; c < 16; c++) {
+            double sum = 0;
+            for (int64_t k = 0; k < 1000; k++)
+                sum += x[(o * 1000 + k) * 16 + c];
+            assert_float_equal(y[o * 16 + c], sum, 1e-3);
+        }
+    free(x);
+    free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unary_f32),     cmocka_unit_test(test_unary_int),
-        cmocka_unit_test(test_int_div_mod),   cmocka_unit_test(test_binary_random),
-        cmocka_unit_test(test_variadic),      cmocka_unit_test(test_pow),
-        cmocka_unit_test(test_compare),       cmocka_unit_test(test_reduce_hand),
-        cmocka_unit_test(test_reduce_random), cmocka_unit_test(test_arg_reduce),
+        cmocka_unit_test(test_unary_f32),      cmocka_unit_test(test_unary_int),
+        cmocka_unit_test(test_int_div_mod),    cmocka_unit_test(test_binary_random),
+        cmocka_unit_test(test_variadic),       cmocka_unit_test(test_pow),
+        cmocka_unit_test(test_compare),        cmocka_unit_test(test_reduce_hand),
+        cmocka_unit_test(test_reduce_random),  cmocka_unit_test(test_arg_reduce),
+        cmocka_unit_test(test_parallel_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,7 +122,9 @@ static void io_free(run_io *io)
 static ferry_status run(const graph *g, int64_t max_batch, run_io *io)
 {
     const ferry_backend_ops *be = &ferry_backend_cpu;
-    backend_opts o = {.device = 0, .precision = FERRY_PRECISION_FP32, .io_dtype = FERRY_F32,
+    backend_opts o = {.device = 0,
+                      .precision = FERRY_PRECISION_FP32,
+                      .io_dtype = FERRY_F32,
                       .max_batch = max_batch};
     backend_ctx *c = NULL;
     backend_stream *s = NULL;
@@ -171,7 +173,10 @@ static int64_t bidx(const int64_t *yd, int yn, int64_t flat, const int64_t *xd, 
     return idx;
 }
 
-static const float *cdata(const graph *g, int v) { return g->values[v].data; }
+static const float *cdata(const graph *g, int v)
+{
+    return g->values[v].data;
+}
 
 /* ---------------------------------------------------------- elementwise */
 
@@ -218,8 +223,8 @@ static void test_binary(void **state)
             /* Pow: positive bases, moderate exponents. */
             float lo = ops[oi] == OP_POW ? 0.5f : -2.0f, hi = 2.0f;
             int a = inp(g, "a", bc->an, bc->ad);
-            int b = bc->b_const ? cst(g, "b", bc->bn, bc->bd, 0.5f, 2.0f)
-                                : inp(g, "b", bc->bn, bc->bd);
+            int b =
+                bc->b_const ? cst(g, "b", bc->bn, bc->bd, 0.5f, 2.0f) : inp(g, "b", bc->bn, bc->bd);
             int y = outp(g, "y", bc->yn, bc->yd);
             int ins[2] = {a, b};
             node(g, ops[oi], 2, ins, 1, &y);
@@ -227,7 +232,8 @@ static void test_binary(void **state)
             io_alloc(g, &io, 3, lo, hi);
             if (!bc->b_const) /* keep divisors away from 0 */
                 for (int64_t j = 0; j < graph_value_numel(&g->values[b], 3); j++)
-                    ((float *)io.in[1])[j] = frand(0.5f, 2.0f) * (ops[oi] == OP_POW || j % 2 ? 1 : -1);
+                    ((float *)io.in[1])[j] =
+                        frand(0.5f, 2.0f) * (ops[oi] == OP_POW || j % 2 ? 1 : -1);
             assert_int_equal(run(g, 8, &io), FERRY_OK);
             int64_t ad[4], bd[4], yd[4];
             int an = graph_value_shape(&g->values[a], 3, ad);
@@ -271,8 +277,8 @@ static void test_unary(void **state)
     const struct {
         op_kind op;
         int approximate;
-    } cases[] = {{OP_RELU, 0},  {OP_LEAKY_RELU, 0}, {OP_SIGMOID, 0}, {OP_TANH, 0},
-                 {OP_GELU, 0},  {OP_GELU, 1},       {OP_ERF, 0},     {OP_SQRT, 0}};
+    } cases[] = {{OP_RELU, 0}, {OP_LEAKY_RELU, 0}, {OP_SIGMOID, 0}, {OP_TANH, 0},
+                 {OP_GELU, 0}, {OP_GELU, 1},       {OP_ERF, 0},     {OP_SQRT, 0}};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         graph *g = graph_new();
         int64_t d[2] = {B, 37};
@@ -377,7 +383,8 @@ static void gemm_case(int ta, int tb, act_kind act, int cn, const int64_t *cdims
         for (int64_t j = 0; j < N; j++) {
             double s = 0;
             for (int64_t k = 0; k < K; k++)
-                s += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? Bm[j * K + k] : Bm[k * N + j]);
+                s += (double)(ta ? A[k * M + i] : A[i * K + k]) *
+                     (tb ? Bm[j * K + k] : Bm[k * N + j]);
             s *= 0.75;
             if (C)
                 s += 1.5 * C[bidx(yshape, 2, i * N + j, cd, cnd)];
@@ -612,8 +619,7 @@ static void layer_norm_case(int axis, int with_bias)
             v += (X[r * cols + j] - m) * (X[r * cols + j] - m);
         v /= (double)cols;
         for (int64_t j = 0; j < cols; j++)
-            want[r * cols + j] =
-                (X[r * cols + j] - m) / sqrt(v + 1e-5) * S[j] + (Bi ? Bi[j] : 0.0);
+            want[r * cols + j] = (X[r * cols + j] - m) / sqrt(v + 1e-5) * S[j] + (Bi ? Bi[j] : 0.0);
     }
     expect_close(io.out[0], want, 192, 1e-5, "layer norm");
     io_free(&io);
@@ -914,14 +920,22 @@ static void test_registry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_binary),          cmocka_unit_test(test_unary),
-        cmocka_unit_test(test_gemm),            cmocka_unit_test(test_gemm_rank3),
-        cmocka_unit_test(test_matmul),          cmocka_unit_test(test_softmax),
-        cmocka_unit_test(test_layer_norm),      cmocka_unit_test(test_reduce_mean),
-        cmocka_unit_test(test_cast_round_trip), cmocka_unit_test(test_chain_and_views),
-        cmocka_unit_test(test_f16_constant),    cmocka_unit_test(test_unsupported_precision),
-        cmocka_unit_test(test_unsupported_node), cmocka_unit_test(test_bad_batch),
-        cmocka_unit_test(test_registry),        cmocka_unit_test(test_relu_nan),
+        cmocka_unit_test(test_binary),
+        cmocka_unit_test(test_unary),
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_gemm_rank3),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_layer_norm),
+        cmocka_unit_test(test_reduce_mean),
+        cmocka_unit_test(test_cast_round_trip),
+        cmocka_unit_test(test_chain_and_views),
+        cmocka_unit_test(test_f16_constant),
+        cmocka_unit_test(test_unsupported_precision),
+        cmocka_unit_test(test_unsupported_node),
+        cmocka_unit_test(test_bad_batch),
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_relu_nan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

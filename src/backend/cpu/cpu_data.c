@@ -67,17 +67,34 @@ static int64_t prod(const int64_t *d, int from, int to)
     return p;
 }
 
-/* Runs a two-operand iterator (op 0 the output, op 1 the input) as strided
- * copies. */
-static void iter_copy(cpu_iter *it, void *Y, const void *X, size_t esz)
+/* Copies of at least this many bytes are split over the backend's
+ * threads. */
+#define COPY_GRAIN_BYTES (256 * 1024)
+
+typedef struct copy_job {
+    void *Y;
+    const void *X;
+    size_t esz;
+} copy_job;
+
+static void copy_body(void *arg, cpu_iter *it, int64_t count)
 {
+    const copy_job *j = arg;
     int64_t sy = cpu_iter_inner_stride(it, 0), sx = cpu_iter_inner_stride(it, 1);
-    int64_t e = (int64_t)esz;
-    for (int64_t o = 0; o < it->outer; o++) {
-        copy_strided((char *)Y + it->off[0] * e, sy, (const char *)X + it->off[1] * e, sx,
-                     it->inner, esz);
+    int64_t e = (int64_t)j->esz;
+    for (int64_t o = 0; o < count; o++) {
+        copy_strided((char *)j->Y + it->off[0] * e, sy, (const char *)j->X + it->off[1] * e, sx,
+                     it->inner, j->esz);
         cpu_iter_next(it);
     }
+}
+
+/* Runs a two-operand iterator (op 0 the output, op 1 the input) as strided
+ * copies. */
+static void iter_copy(const cpu_iter *it, void *Y, const void *X, size_t esz)
+{
+    copy_job j = {Y, X, esz};
+    cpu_iter_run(it, copy_body, &j, COPY_GRAIN_BYTES / (int64_t)esz);
 }
 
 /* ------------------------------------------------------------ transpose */
@@ -115,6 +132,25 @@ static void transpose_2d(void *y, int64_t ty, const void *x, int64_t sx, int64_t
     }
 }
 
+typedef struct transpose_job {
+    void *Y;
+    const void *X;
+    int64_t sx, L; /* X's stride along Y's inner dim, and that dim's length */
+    size_t esz;
+} transpose_job;
+
+/* count blocks of it->inner rows: 2-D transposes of [rows, L]. */
+static void transpose_body(void *arg, cpu_iter *it, int64_t count)
+{
+    const transpose_job *j = arg;
+    int64_t ty = cpu_iter_inner_stride(it, 0), e = (int64_t)j->esz;
+    for (int64_t o = 0; o < count; o++) {
+        transpose_2d((char *)j->Y + it->off[0] * e, ty, (const char *)j->X + it->off[1] * e, j->sx,
+                     it->inner, j->L, j->esz);
+        cpu_iter_next(it);
+    }
+}
+
 void cpu_transpose(const void *X, const int64_t *xd, int nd, const int *perm, void *Y, size_t esz)
 {
     int64_t yd[FERRY_MAX_DIMS], xs[FERRY_MAX_DIMS], st[2][CPU_ITER_MAX_DIMS];
@@ -140,27 +176,28 @@ void cpu_transpose(const void *X, const int64_t *xd, int nd, const int *perm, vo
         iter_copy(&it, Y, X, esz);
         return;
     }
-    int64_t P = it.dim[p], ty = it.st[0][p], e = (int64_t)esz;
-    /* Odometer over the remaining outer dims. */
-    int rest[CPU_ITER_MAX_DIMS], nr = 0;
-    for (int d = 0; d < it.nd - 1; d++)
-        if (d != p)
-            rest[nr++] = d;
-    int64_t idx[CPU_ITER_MAX_DIMS] = {0}, oy = 0, ox = 0, count = it.outer / P;
-    for (int64_t o = 0; o < count; o++) {
-        transpose_2d((char *)Y + oy * e, ty, (const char *)X + ox * e, sx, P, it.inner, esz);
-        for (int r = nr - 1; r >= 0; r--) {
-            int d = rest[r];
-            idx[r]++;
-            oy += it.st[0][d];
-            ox += it.st[1][d];
-            if (idx[r] < it.dim[d])
-                break;
-            oy -= it.st[0][d] * it.dim[d];
-            ox -= it.st[1][d] * it.dim[d];
-            idx[r] = 0;
-        }
+    /* A second iterator over the other outer dims with dim p innermost:
+     * each of its inner loops (or a piece of one, when cpu_iter_run splits
+     * few) is a block of rows of dim p, transposed against the inner dim. */
+    int64_t dims[CPU_ITER_MAX_DIMS], bst[2][CPU_ITER_MAX_DIMS];
+    int m = 0;
+    for (int d = 0; d < it.nd - 1; d++) {
+        if (d == p)
+            continue;
+        dims[m] = it.dim[d];
+        bst[0][m] = it.st[0][d];
+        bst[1][m] = it.st[1][d];
+        m++;
     }
+    dims[m] = it.dim[p];
+    bst[0][m] = it.st[0][p];
+    bst[1][m] = 1;
+    m++;
+    cpu_iter bt;
+    cpu_iter_init(&bt, dims, m, 2, (const int64_t(*)[CPU_ITER_MAX_DIMS])bst);
+    transpose_job j = {Y, X, sx, it.inner, esz};
+    int64_t grain = COPY_GRAIN_BYTES / ((int64_t)esz * it.inner);
+    cpu_iter_run(&bt, transpose_body, &j, grain > 0 ? grain : 1);
 }
 
 /* --------------------------------------------------------------- gather */
@@ -354,6 +391,27 @@ static void where_inner(void *yv, const uint8_t *c, int sc, const void *av, int 
     }
 }
 
+typedef struct where_job {
+    const uint8_t *C;
+    const void *A, *B;
+    void *Y;
+    size_t esz;
+} where_job;
+
+static void where_body(void *arg, cpu_iter *it, int64_t count)
+{
+    const where_job *j = arg;
+    int sc = cpu_iter_inner_stride(it, 1) != 0, sa = cpu_iter_inner_stride(it, 2) != 0,
+        sb = cpu_iter_inner_stride(it, 3) != 0;
+    int64_t e = (int64_t)j->esz;
+    for (int64_t o = 0; o < count; o++) {
+        where_inner((char *)j->Y + it->off[0] * e, j->C + it->off[1], sc,
+                    (const char *)j->A + it->off[2] * e, sa, (const char *)j->B + it->off[3] * e,
+                    sb, it->inner, j->esz);
+        cpu_iter_next(it);
+    }
+}
+
 void cpu_where(const uint8_t *C, const int64_t *cd, int cn, const void *A, const int64_t *ad,
                int an, const void *B, const int64_t *bd, int bn, void *Y, const int64_t *yd, int yn,
                size_t esz)
@@ -362,14 +420,8 @@ void cpu_where(const uint8_t *C, const int64_t *cd, int cn, const void *A, const
     int n[3] = {cn, an, bn};
     cpu_iter it;
     cpu_iter_broadcast(&it, yd, yn, 3, d, n);
-    int sc = cpu_iter_inner_stride(&it, 1) != 0, sa = cpu_iter_inner_stride(&it, 2) != 0,
-        sb = cpu_iter_inner_stride(&it, 3) != 0;
-    int64_t e = (int64_t)esz;
-    for (int64_t o = 0; o < it.outer; o++) {
-        where_inner((char *)Y + it.off[0] * e, C + it.off[1], sc, (const char *)A + it.off[2] * e,
-                    sa, (const char *)B + it.off[3] * e, sb, it.inner, esz);
-        cpu_iter_next(&it);
-    }
+    where_job j = {C, A, B, Y, esz};
+    cpu_iter_run(&it, where_body, &j, COPY_GRAIN_BYTES / (int64_t)esz);
 }
 
 /* ------------------------------------------------------------------ pad */
@@ -527,6 +579,16 @@ static void resize_point(const resize_ax *a, int64_t i, cpu_resize_mode mode, cp
     *w = *i0 == *i1 ? 0.0f : (float)(x - f);
 }
 
+/* An f32 scale that is the output/input ratio rounded (how sizes resolve
+ * to scales, and how most scales are given) is taken as the exact ratio,
+ * so that nearest's ties fall as in ONNX's float64 reference: 3 -> 4 as
+ * 1.3333334f maps output 2 to 1.4999999, the ratio to 1.5. */
+static double resize_scale(float s, int64_t in, int64_t out)
+{
+    double r = (double)out / (double)in;
+    return (float)r == s ? r : (double)s;
+}
+
 #define RESIZE_BLOCK 256
 #define RESIZE_MAX_CORNERS (1 << (FERRY_MAX_DIMS - 1))
 
@@ -539,7 +601,7 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
     for (int d = nd - 1; d >= 0; d--) {
         ax[d].in = xd[d];
         ax[d].out = yd[d];
-        ax[d].scale = scales[d];
+        ax[d].scale = resize_scale(scales[d], xd[d], yd[d]);
         ax[d].identity = xd[d] == yd[d] && scales[d] == 1.0f;
         if (!ax[d].identity)
             s = d;
@@ -596,6 +658,16 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
                     const float *x = xb + coff[0];
                     for (int64_t j = 0; j < nb; j++)
                         y[j] = x[c0i[j]];
+                    continue;
+                }
+                if (nc == 2) { /* bilinear: both rows in one pass over y */
+                    const float *xa = xb + coff[0], *xc = xb + coff[1];
+                    float wa = cwt[0], wc = cwt[1];
+                    for (int64_t j = 0; j < nb; j++) {
+                        float a = (1.0f - cw[j]) * xa[c0i[j]] + cw[j] * xa[c1i[j]];
+                        float c = (1.0f - cw[j]) * xc[c0i[j]] + cw[j] * xc[c1i[j]];
+                        y[j] = wa * a + wc * c;
+                    }
                     continue;
                 }
                 for (int k = 0; k < nc; k++) {

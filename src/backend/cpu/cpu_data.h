@@ -11,7 +11,9 @@
  * - floating tensors are f32, integers int64 (FERRY_I64) or int32
  *   (FERRY_I32), bool uint8 0/1 (FERRY_BOOL);
  * - outputs never overlap inputs unless a kernel says so;
- * - kernels are reentrant and allocate nothing.
+ * - kernels are reentrant and allocate nothing; copies of 512 KiB or more
+ *   (Transpose, Slice, Expand, Tile, Where) are split over the backend's
+ *   threads when they are free (cpu_iter_run, cpu_parallel.h).
  * Kernels whose result depends on index data (Gather, GatherElements)
  * return 0, or -1 when an index is out of range (the output is then
  * unspecified): the graph layer cannot check data.
@@ -29,8 +31,8 @@
 /* Y = X with dims permuted: Y's dim i is X's dim perm[i]. */
 void cpu_transpose(const void *X, const int64_t *xd, int nd, const int *perm, void *Y, size_t esz);
 
-/* Gather along axis: Y = X[:, ..., idx, ...] with Y's dims xd[0..axis) ++
- * index dims ++ xd(axis..nd); idx holds n_idx int64 (idt FERRY_I64) or int32
+/* Gather along axis: Y = X[:, ..., idx, ...] with Y's dims xd[0, axis) ++
+ * index dims ++ xd[axis + 1, nd); idx holds n_idx int64 (idt FERRY_I64) or int32
  * (FERRY_I32) values in [-xd[axis], xd[axis]), negatives counting from the
  * end. */
 int cpu_gather(const void *X, const int64_t *xd, int nd, int axis, const void *idx, ferry_dtype idt,
@@ -81,7 +83,10 @@ typedef enum cpu_pad_mode {
  * pad crops, and the padding modes then act on the cropped tensor. value
  * points to one element (constant mode; NULL means zero). Y's dims are
  * xd[d] + pads[d] + pads[nd + d]. Reflect needs every cropped dim that is
- * padded to be >= 2, edge and wrap >= 1 (as ONNX). */
+ * padded to be >= 2, edge and wrap >= 1 (as ONNX). Matches numpy.pad for
+ * reflect pads up to n - 1 and wrap pads up to n (n the cropped length);
+ * longer pads continue the periodic pattern, where numpy 1.24 re-reflects
+ * its partly padded array and ONNX Runtime refuses them. */
 void cpu_pad(const void *X, const int64_t *xd, int nd, const int64_t *pads, cpu_pad_mode mode,
              const void *value, void *Y, size_t esz);
 
@@ -111,7 +116,11 @@ typedef enum cpu_resize_nearest {
  * then nearest picks one element (nearest rounding, clamped in range) and
  * linear interpolates between the two neighbours (n-linear over the
  * resized axes; neighbours clamped, which is ONNX's edge padding). Axes
- * with yd == xd and scale 1 are copied. */
+ * with yd == xd and scale 1 are copied. Coordinates are computed in
+ * double, with a scale equal to yd[d] / xd[d] rounded to f32 taken as
+ * that exact ratio: then nearest's ties fall as in ONNX's float64
+ * reference. align_corners divides by yd[d] - 1 (the output length, as
+ * ONNX Runtime and PyTorch do). */
 void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
                 const float *scales, cpu_resize_mode mode, cpu_resize_coord coord,
                 cpu_resize_nearest nearest);

@@ -12,6 +12,7 @@
 #include "backend/cpu/cpu_elem.h"
 
 #include "backend/cpu/cpu_data.h"
+#include "backend/cpu/cpu_parallel.h"
 
 #include <assert.h>
 #include <math.h>
@@ -23,6 +24,10 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
 #endif
+
+/* Elementwise jobs of at least twice this many elements are split over
+ * the backend's threads (cpu_iter_run). */
+#define ELEM_GRAIN 32768
 
 static size_t dtype_size(ferry_dtype dt)
 {
@@ -56,7 +61,7 @@ static inline float softplusf(float v)
     return v > 0.0f ? v + log1pf(expf(-v)) : log1pf(expf(v));
 }
 
-void cpu_unary_f32(cpu_unary_op op, const float *X, float *Y, int64_t n, float a, float b)
+static void unary_f32_loop(cpu_unary_op op, const float *X, float *Y, int64_t n, float a, float b)
 {
     switch (op) {
     case CPU_UN_NEG: UN_LOOP(-v); break;
@@ -76,6 +81,29 @@ void cpu_unary_f32(cpu_unary_op op, const float *X, float *Y, int64_t n, float a
     case CPU_UN_SOFTPLUS: UN_LOOP(softplusf(v)); break;
     case CPU_UN_MISH: UN_LOOP(v * tanhf(softplusf(v))); break;
     }
+}
+
+typedef struct unary_job {
+    cpu_unary_op op;
+    const float *X;
+    float *Y;
+    float a, b;
+} unary_job;
+
+static void unary_body(void *arg, cpu_iter *it, int64_t count)
+{
+    const unary_job *j = arg;
+    (void)count; /* a flat iterator: one inner loop */
+    unary_f32_loop(j->op, j->X + it->off[1], j->Y + it->off[0], it->inner, j->a, j->b);
+}
+
+void cpu_unary_f32(cpu_unary_op op, const float *X, float *Y, int64_t n, float a, float b)
+{
+    const int64_t st[2][CPU_ITER_MAX_DIMS] = {{1}, {1}};
+    cpu_iter it;
+    cpu_iter_init(&it, &n, 1, 2, st);
+    unary_job j = {op, X, Y, a, b};
+    cpu_iter_run(&it, unary_body, &j, ELEM_GRAIN / 2);
 }
 
 #define UN_INT(T, U)                                                                               \
@@ -99,6 +127,12 @@ void cpu_unary_f32(cpu_unary_op op, const float *X, float *Y, int64_t n, float a
         case CPU_UN_CLIP:                                                                          \
             for (int64_t i = 0; i < n; i++)                                                        \
                 y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];                                     \
+            break;                                                                                 \
+        case CPU_UN_FLOOR:                                                                         \
+        case CPU_UN_CEIL:                                                                          \
+        case CPU_UN_ROUND:                                                                         \
+            if (y != x)                                                                            \
+                memcpy(y, x, (size_t)n * sizeof *y);                                               \
             break;                                                                                 \
         default: assert(!"cpu_unary_int: op"); break;                                              \
         }                                                                                          \
@@ -153,6 +187,26 @@ void cpu_unary_int(cpu_unary_op op, ferry_dtype dt, const void *X, void *Y, int6
 typedef void (*bin_inner_fn)(int op, int flag, void *yv, const void *av, int sa, const void *bv,
                              int sb, int64_t n);
 
+typedef struct bin_job {
+    bin_inner_fn fn;
+    int op, flag;
+    const void *A, *B;
+    void *Y;
+    int64_t ea, eb, ey;
+} bin_job;
+
+static void bin_body(void *arg, cpu_iter *it, int64_t count)
+{
+    const bin_job *j = arg;
+    int sa = cpu_iter_inner_stride(it, 1) != 0, sb = cpu_iter_inner_stride(it, 2) != 0;
+    for (int64_t o = 0; o < count; o++) {
+        j->fn(j->op, j->flag, (char *)j->Y + it->off[0] * j->ey,
+              (const char *)j->A + it->off[1] * j->ea, sa, (const char *)j->B + it->off[2] * j->eb,
+              sb, it->inner);
+        cpu_iter_next(it);
+    }
+}
+
 /* Runs fn over Y = A op B broadcast onto yd: ey, ea, eb element sizes. */
 static void bin_drive(bin_inner_fn fn, int op, int flag, const void *A, size_t ea,
                       const int64_t *ad, int an, const void *B, size_t eb, const int64_t *bd,
@@ -162,12 +216,8 @@ static void bin_drive(bin_inner_fn fn, int op, int flag, const void *A, size_t e
     int nn[2] = {an, bn};
     cpu_iter it;
     cpu_iter_broadcast(&it, yd, yn, 2, d, nn);
-    int sa = cpu_iter_inner_stride(&it, 1) != 0, sb = cpu_iter_inner_stride(&it, 2) != 0;
-    for (int64_t o = 0; o < it.outer; o++) {
-        fn(op, flag, (char *)Y + it.off[0] * (int64_t)ey, (const char *)A + it.off[1] * (int64_t)ea,
-           sa, (const char *)B + it.off[2] * (int64_t)eb, sb, it.inner);
-        cpu_iter_next(&it);
-    }
+    bin_job j = {fn, op, flag, A, B, Y, (int64_t)ea, (int64_t)eb, (int64_t)ey};
+    cpu_iter_run(&it, bin_body, &j, ELEM_GRAIN);
 }
 
 static inline float fmin_nan(float x, float z)
@@ -507,24 +557,27 @@ enum { COMB_ADD, COMB_MUL, COMB_MAX, COMB_MIN };
  * GCC vectorizes where it will not vectorize one ordered FP sum or a
  * NaN-aware max. */
 #define ROW_LANES 32
-#define ROW_LOOP(MAP, COMB)                                                                        \
+#define ROW_LOOP(MAP, COMB) ROW_LOOP_T(double, MAP, COMB)
+#define ROW_LOOP_T(T, MAP, COMB)                                                                   \
     do {                                                                                           \
-        double l[ROW_LANES];                                                                       \
+        T l[ROW_LANES];                                                                            \
         for (int k = 0; k < ROW_LANES; k++)                                                        \
             l[k] = init;                                                                           \
         int64_t j = 0;                                                                             \
         for (; j + ROW_LANES <= L; j += ROW_LANES)                                                 \
             for (int k = 0; k < ROW_LANES; k++) {                                                  \
-                double v = MAP((double)x[j + k]);                                                  \
+                T v = MAP((T)x[j + k]);                                                            \
                 l[k] = COMB(l[k], v);                                                              \
             }                                                                                      \
         for (; j < L; j++) {                                                                       \
-            double v = MAP((double)x[j]);                                                          \
+            T v = MAP((T)x[j]);                                                                    \
             l[0] = COMB(l[0], v);                                                                  \
         }                                                                                          \
         double r = *acc;                                                                           \
-        for (int k = 0; k < ROW_LANES; k++)                                                        \
-            r = COMB(r, l[k]);                                                                     \
+        for (int k = 0; k < ROW_LANES; k++) {                                                      \
+            double v = l[k];                                                                       \
+            r = COMB(r, v);                                                                        \
+        }                                                                                          \
         *acc = r;                                                                                  \
     } while (0)
 
@@ -533,8 +586,9 @@ static void row_f32(const float *restrict x, int64_t L, int map, int comb, doubl
 {
     switch (comb) {
     case COMB_MUL: ROW_LOOP(M_ID, C_MUL); break;
-    case COMB_MAX: ROW_LOOP(M_ID, C_MAX); break;
-    case COMB_MIN: ROW_LOOP(M_ID, C_MIN); break;
+    /* max and min are exact in f32: twice the lanes of a vector */
+    case COMB_MAX: ROW_LOOP_T(float, M_ID, C_MAX); break;
+    case COMB_MIN: ROW_LOOP_T(float, M_ID, C_MIN); break;
     default:
         switch (map) {
         case MAP_ABS: ROW_LOOP(M_ABS, C_ADD); break;
@@ -586,17 +640,38 @@ static float red_finish(double s, int fin, double inv, float shift)
     }
 }
 
-#define RED_BLOCK 256
+/* Columns accumulated at once when the reduced dims are outside the
+ * inner one: 16 KiB of double accumulators stay in L1/L2 while every
+ * reduced row streams 8 KiB of X in order. (256 made a [4096, 3072]
+ * column sum take 12 strided passes over X.) */
+#define RED_BLOCK 2048
 
-/* One pass of a f32 reduction; for MAP_EXP, Y holds each output's shift
+/* One pass of a f32 reduction over outputs [o0, o1) (rows of L outputs
+ * when the inner dim is kept); for MAP_EXP, Y holds each output's shift
  * (the max) on entry. */
-static void red_pass_f32(const red_plan *p, const float *X, float *Y, int map, int comb,
-                         double init, int fin)
+typedef struct red_job {
+    const red_plan *p;
+    const float *X;
+    float *Y;
+    int map, comb, fin;
+    double init;
+    int64_t nout, per; /* outputs (or rows of them), and per chunk */
+} red_job;
+
+static void red_range_f32(const red_job *j, int64_t o0, int64_t o1)
 {
-    double inv = 1.0 / (double)p->count;
-    int64_t kidx[FERRY_MAX_DIMS] = {0}, koff = 0;
-    int64_t L = p->L, nout = p->inner_red ? p->out_n : p->out_n / L;
-    for (int64_t o = 0; o < nout; o++) {
+    const red_plan *p = j->p;
+    const float *X = j->X;
+    float *Y = j->Y;
+    int map = j->map, comb = j->comb, fin = j->fin;
+    double init = j->init, inv = 1.0 / (double)p->count;
+    int64_t L = p->L, kidx[FERRY_MAX_DIMS] = {0}, koff = 0, q = o0;
+    for (int i = p->nk - 1; i >= 0; i--) { /* seek the kept odometer to o0 */
+        kidx[i] = q % p->kd[i];
+        q /= p->kd[i];
+        koff += kidx[i] * p->ks[i];
+    }
+    for (int64_t o = o0; o < o1; o++) {
         if (p->inner_red) {
             double s = init, sh = map == MAP_EXP ? (double)Y[o] : 0.0;
             int64_t ridx[FERRY_MAX_DIMS] = {0}, roff = 0;
@@ -626,6 +701,33 @@ static void red_pass_f32(const red_plan *p, const float *X, float *Y, int map, i
     }
 }
 
+static void red_chunk(void *arg, int64_t c)
+{
+    const red_job *j = arg;
+    int64_t o0 = c * j->per, o1 = o0 + j->per < j->nout ? o0 + j->per : j->nout;
+    red_range_f32(j, o0, o1);
+}
+
+/* Splits the outputs over the backend's threads when the pass reads at
+ * least 2 * ELEM_GRAIN elements and has more than one output (a reduction
+ * to one value stays on the caller). */
+static void red_pass_f32(const red_plan *p, const float *X, float *Y, int map, int comb,
+                         double init, int fin)
+{
+    red_job j = {p, X, Y, map, comb, fin, init, p->inner_red ? p->out_n : p->out_n / p->L, 1};
+    int64_t work = p->out_n * p->count;
+    int T = work >= 2 * ELEM_GRAIN && j.nout > 1 ? cpu_parallel_available() : 1;
+    if (T <= 1) {
+        red_range_f32(&j, 0, j.nout);
+        return;
+    }
+    int64_t want = (int64_t)T * 4;
+    want = want < work / ELEM_GRAIN ? want : work / ELEM_GRAIN;
+    want = want < j.nout ? want : j.nout;
+    j.per = (j.nout + want - 1) / want;
+    cpu_parallel_for(red_chunk, &j, (j.nout + j.per - 1) / j.per, T);
+}
+
 static void reduce_f32(cpu_reduce_op op, const red_plan *p, const float *X, float *Y)
 {
     switch (op) {
@@ -647,63 +749,88 @@ static void reduce_f32(cpu_reduce_op op, const red_plan *p, const float *X, floa
     }
 }
 
-/* int64: wrapping sum and product, max, min. */
+/* Integer reductions accumulate in int64 with wrapping arithmetic (an
+ * int32 sum does not wrap at 32 bits; it is stored truncated, as a cast
+ * would). */
 #define I_ADD(a, v) (int64_t)((uint64_t)(a) + (uint64_t)(v))
 #define I_MUL(a, v) (int64_t)((uint64_t)(a) * (uint64_t)(v))
 #define I_MAX(a, v) ((v) > (a) ? (v) : (a))
 #define I_MIN(a, v) ((v) < (a) ? (v) : (a))
+#define IM_ID(v) (v)
+#define IM_ABS(v) ((v) < 0 ? (int64_t)(0u - (uint64_t)(v)) : (v))
+#define IM_SQ(v) I_MUL(v, v)
 
-#define RED_I64(COMB)                                                                              \
+#define RED_INT(T, MAP, COMB)                                                                      \
     do {                                                                                           \
+        const T *X_ = X;                                                                           \
+        T *Y_ = Y;                                                                                 \
         int64_t kidx[FERRY_MAX_DIMS] = {0}, koff = 0;                                              \
         int64_t L = p->L, nout = p->inner_red ? p->out_n : p->out_n / L;                           \
         for (int64_t o = 0; o < nout; o++) {                                                       \
-            int64_t ridx[FERRY_MAX_DIMS] = {0}, roff = 0;                                          \
             if (p->inner_red) {                                                                    \
-                int64_t s = init;                                                                  \
+                int64_t s = init, ridx[FERRY_MAX_DIMS] = {0}, roff = 0;                            \
                 for (int64_t r = 0; r < p->rows; r++) {                                            \
-                    const int64_t *x = X + koff + roff;                                            \
-                    for (int64_t j = 0; j < L; j++)                                                \
-                        s = COMB(s, x[j]);                                                         \
+                    const T *x = X_ + koff + roff;                                                 \
+                    for (int64_t j = 0; j < L; j++) {                                              \
+                        int64_t v = x[j];                                                          \
+                        s = COMB(s, MAP(v));                                                       \
+                    }                                                                              \
                     odo_next(p->nr, p->rd, p->rs, ridx, &roff);                                    \
                 }                                                                                  \
-                Y[o] = s;                                                                          \
+                Y_[o] = (T)(mean ? s / p->count : s);                                              \
             } else {                                                                               \
-                int64_t *restrict y = Y + o * L;                                                   \
-                for (int64_t c = 0; c < L; c++)                                                    \
-                    y[c] = init;                                                                   \
-                for (int64_t r = 0; r < p->rows; r++) {                                            \
-                    const int64_t *restrict x = X + koff + roff;                                   \
-                    for (int64_t c = 0; c < L; c++)                                                \
-                        y[c] = COMB(y[c], x[c]);                                                   \
-                    odo_next(p->nr, p->rd, p->rs, ridx, &roff);                                    \
+                for (int64_t c0 = 0; c0 < L; c0 += RED_BLOCK) {                                    \
+                    int64_t w = L - c0 < RED_BLOCK ? L - c0 : RED_BLOCK;                           \
+                    int64_t acc[RED_BLOCK], ridx[FERRY_MAX_DIMS] = {0}, roff = 0;                  \
+                    for (int64_t c = 0; c < w; c++)                                                \
+                        acc[c] = init;                                                             \
+                    for (int64_t r = 0; r < p->rows; r++) {                                        \
+                        const T *restrict x = X_ + koff + roff + c0;                               \
+                        for (int64_t c = 0; c < w; c++) {                                          \
+                            int64_t v = x[c];                                                      \
+                            acc[c] = COMB(acc[c], MAP(v));                                         \
+                        }                                                                          \
+                        odo_next(p->nr, p->rd, p->rs, ridx, &roff);                                \
+                    }                                                                              \
+                    for (int64_t c = 0; c < w; c++)                                                \
+                        Y_[o * L + c0 + c] = (T)(mean ? acc[c] / p->count : acc[c]);               \
                 }                                                                                  \
             }                                                                                      \
             odo_next(p->nk, p->kd, p->ks, kidx, &koff);                                            \
         }                                                                                          \
     } while (0)
 
-static void reduce_i64(cpu_reduce_op op, const red_plan *p, const int64_t *X, int64_t *Y)
+#define RED_INT_OPS(T, TMIN, TMAX)                                                                 \
+    do {                                                                                           \
+        switch (op) {                                                                              \
+        case CPU_RED_MAX:                                                                          \
+            init = TMIN;                                                                           \
+            RED_INT(T, IM_ID, I_MAX);                                                              \
+            break;                                                                                 \
+        case CPU_RED_MIN:                                                                          \
+            init = TMAX;                                                                           \
+            RED_INT(T, IM_ID, I_MIN);                                                              \
+            break;                                                                                 \
+        case CPU_RED_PROD:                                                                         \
+            init = 1;                                                                              \
+            RED_INT(T, IM_ID, I_MUL);                                                              \
+            break;                                                                                 \
+        case CPU_RED_L1: RED_INT(T, IM_ABS, I_ADD); break;                                         \
+        case CPU_RED_SUM_SQUARE: RED_INT(T, IM_SQ, I_ADD); break;                                  \
+        default: RED_INT(T, IM_ID, I_ADD); break;                                                  \
+        }                                                                                          \
+    } while (0)
+
+/* SUM, MEAN (truncated toward zero), MAX, MIN, PROD, L1, SUM_SQUARE of
+ * int64 or int32. */
+static void reduce_int(cpu_reduce_op op, ferry_dtype dt, const red_plan *p, const void *X, void *Y)
 {
-    int64_t init;
-    switch (op) {
-    case CPU_RED_MAX:
-        init = INT64_MIN;
-        RED_I64(I_MAX);
-        break;
-    case CPU_RED_MIN:
-        init = INT64_MAX;
-        RED_I64(I_MIN);
-        break;
-    case CPU_RED_PROD:
-        init = 1;
-        RED_I64(I_MUL);
-        break;
-    default:
-        init = 0;
-        RED_I64(I_ADD);
-        break;
-    }
+    int64_t init = 0;
+    int mean = op == CPU_RED_MEAN;
+    if (dt == FERRY_I32)
+        RED_INT_OPS(int32_t, INT32_MIN, INT32_MAX);
+    else
+        RED_INT_OPS(int64_t, INT64_MIN, INT64_MAX);
 }
 
 static double red_identity(cpu_reduce_op op)
@@ -730,6 +857,11 @@ void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *
         for (int64_t i = 0; i < p.out_n; i++) {
             if (dt == FERRY_F32)
                 ((float *)Y)[i] = (float)red_identity(op);
+            else if (dt == FERRY_I32)
+                ((int32_t *)Y)[i] = op == CPU_RED_MAX    ? INT32_MIN
+                                    : op == CPU_RED_MIN  ? INT32_MAX
+                                    : op == CPU_RED_PROD ? 1
+                                                         : 0;
             else
                 ((int64_t *)Y)[i] = op == CPU_RED_MAX    ? INT64_MIN
                                     : op == CPU_RED_MIN  ? INT64_MAX
@@ -741,7 +873,7 @@ void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *
     if (dt == FERRY_F32)
         reduce_f32(op, &p, X, Y);
     else
-        reduce_i64(op, &p, X, Y);
+        reduce_int(op, dt, &p, X, Y);
 }
 
 /* ----------------------------------------------------------- arg reduce */
@@ -753,6 +885,45 @@ void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *
                    (is_max ? (last ? (v) >= (b) : (v) > (b)) : (last ? (v) <= (b) : (v) < (b)))))
 #define BETTER_I(v, b) (is_max ? (last ? (v) >= (b) : (v) > (b)) : (last ? (v) <= (b) : (v) < (b)))
 
+/* ArgMax/ArgMin of one contiguous row in two passes: the extreme in
+ * ROW_LANES independent lanes (a loop that vectorizes, NaN sticky as in
+ * C_MAX), then the first or last position holding it. */
+#define ARG_ROW_NAME(T, KIND) arg_row_##KIND##_##T
+#define ARG_ROW_FN(T, KIND, COMB)                                                                  \
+    static int64_t ARG_ROW_NAME(T, KIND)(const T *restrict x, int64_t A, int last)                 \
+    {                                                                                              \
+        T l[ROW_LANES];                                                                            \
+        for (int k = 0; k < ROW_LANES; k++)                                                        \
+            l[k] = x[0];                                                                           \
+        int64_t j = 0;                                                                             \
+        for (; j + ROW_LANES <= A; j += ROW_LANES)                                                 \
+            for (int k = 0; k < ROW_LANES; k++)                                                    \
+                l[k] = COMB(l[k], x[j + k]);                                                       \
+        T m = l[0];                                                                                \
+        for (int k = 1; k < ROW_LANES; k++)                                                        \
+            m = COMB(m, l[k]);                                                                     \
+        for (; j < A; j++)                                                                         \
+            m = COMB(m, x[j]);                                                                     \
+        int is_nan = m != m;                                                                       \
+        if (last) {                                                                                \
+            for (j = A - 1; j > 0; j--)                                                            \
+                if (x[j] == m || (is_nan && x[j] != x[j]))                                         \
+                    break;                                                                         \
+            return j;                                                                              \
+        }                                                                                          \
+        for (j = 0; j < A - 1; j++)                                                                \
+            if (x[j] == m || (is_nan && x[j] != x[j]))                                             \
+                break;                                                                             \
+        return j;                                                                                  \
+    }
+
+ARG_ROW_FN(float, max, C_MAX)
+ARG_ROW_FN(float, min, C_MIN)
+ARG_ROW_FN(int64_t, max, C_MAX)
+ARG_ROW_FN(int64_t, min, C_MIN)
+ARG_ROW_FN(int32_t, max, C_MAX)
+ARG_ROW_FN(int32_t, min, C_MIN)
+
 #define ARG_T(T, BETTER)                                                                           \
     do {                                                                                           \
         const T *x_ = X;                                                                           \
@@ -760,14 +931,8 @@ void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *
             const T *xo = x_ + o * A * inner;                                                      \
             int64_t *yo = Y + o * inner;                                                           \
             if (inner == 1) {                                                                      \
-                T b = xo[0];                                                                       \
-                int64_t bi = 0;                                                                    \
-                for (int64_t j = 1; j < A; j++)                                                    \
-                    if (BETTER(xo[j], b)) {                                                        \
-                        b = xo[j];                                                                 \
-                        bi = j;                                                                    \
-                    }                                                                              \
-                yo[0] = bi;                                                                        \
+                yo[0] = is_max ? ARG_ROW_NAME(T, max)(xo, A, last)                                 \
+                               : ARG_ROW_NAME(T, min)(xo, A, last);                                \
                 continue;                                                                          \
             }                                                                                      \
             for (int64_t c0 = 0; c0 < inner; c0 += RED_BLOCK) {                                    \

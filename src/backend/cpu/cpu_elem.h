@@ -7,7 +7,10 @@
  * of broadcasting kernels are dense over (yd, yn), the ONNX broadcast of
  * the inputs' dims (cpu_broadcast_shape). Integer arithmetic wraps on
  * overflow (as two's complement hardware does) instead of being undefined.
- * Reentrant, allocation-free. Private to src/backend/cpu.
+ * Reentrant, allocation-free; jobs of 32-64K elements or more (broadcasting
+ * kernels, f32 unary, f32 reductions with several outputs) are split over
+ * the backend's threads when they are free (cpu_parallel.h), which
+ * changes no result. Private to src/backend/cpu.
  */
 #ifndef FERRY_BACKEND_CPU_ELEM_H
 #define FERRY_BACKEND_CPU_ELEM_H
@@ -41,8 +44,10 @@ typedef enum cpu_unary_op {
  * equal X. */
 void cpu_unary_f32(cpu_unary_op op, const float *X, float *Y, int64_t n, float a, float b);
 
-/* Y = op(X) for Neg, Abs, Sign (and Clip with bounds a, b) over n integers
- * of dt FERRY_I64 or FERRY_I32 (-INT_MIN wraps to INT_MIN). Y may equal X. */
+/* Y = op(X) for Neg, Abs, Sign, Clip (bounds a, b: pass the type's
+ * limits for an absent one), and Floor, Ceil, Round (copies) over n
+ * integers of dt FERRY_I64 or FERRY_I32 (-INT_MIN wraps to INT_MIN). Y may
+ * equal X. */
 void cpu_unary_int(cpu_unary_op op, ferry_dtype dt, const void *X, void *Y, int64_t n, int64_t a,
                    int64_t b);
 
@@ -125,10 +130,12 @@ typedef enum cpu_reduce_op {
 /* Reduces X (dims xd[nd]) over the dims where reduce[d] != 0 into Y,
  * laid out as X's dims with the reduced ones removed (keepdims only
  * changes Y's dims, which the caller owns). dt FERRY_F32 takes every op
- * (sums in double); FERRY_I64 takes SUM, MAX, MIN, PROD (wrapping). An
- * empty reduction gives the op's identity (0, 1, -inf/INT64_MIN for MAX,
- * +inf/INT64_MAX for MIN, NaN for MEAN, -inf for LOG_SUM and
- * LOG_SUM_EXP); reducing no dim applies the op to each element. */
+ * (sums in double); FERRY_I64 and FERRY_I32 take SUM, MEAN (truncated
+ * toward zero), MAX, MIN, PROD, L1 and SUM_SQUARE, accumulated in int64
+ * (wrapping) and stored in dt. An empty reduction gives the op's identity
+ * (0, 1, -inf or the type's minimum for MAX, +inf or its maximum for MIN,
+ * NaN for f32 MEAN, -inf for LOG_SUM and LOG_SUM_EXP); reducing no dim
+ * applies the op to each element. */
 void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *xd, int nd,
                 const int *reduce, void *Y);
 

@@ -7,6 +7,8 @@
 #include <assert.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_parallel.h"
+
 int cpu_broadcast_shape(const int64_t *a, int an, const int64_t *b, int bn, int64_t *out, int *on)
 {
     int n = an > bn ? an : bn;
@@ -112,4 +114,56 @@ void cpu_iter_seek(cpu_iter *it, int64_t o)
         for (int k = 0; k < it->nops; k++)
             it->off[k] += i * it->st[k][d];
     }
+}
+
+/* A cpu_iter_run job: chunk c is `per` whole inner loops from c * per
+ * (split == 1), or piece c % split of inner loop c / split. */
+typedef struct iter_job {
+    const cpu_iter *it;
+    cpu_iter_fn fn;
+    void *arg;
+    int64_t per, split;
+} iter_job;
+
+static void iter_chunk(void *arg, int64_t c)
+{
+    const iter_job *j = arg;
+    cpu_iter it = *j->it;
+    if (j->split == 1) {
+        int64_t o0 = c * j->per, o1 = o0 + j->per < it.outer ? o0 + j->per : it.outer;
+        cpu_iter_seek(&it, o0);
+        j->fn(j->arg, &it, o1 - o0);
+        return;
+    }
+    int64_t part = c % j->split, L = it.inner;
+    int64_t i0 = part * L / j->split, i1 = (part + 1) * L / j->split;
+    cpu_iter_seek(&it, c / j->split);
+    for (int k = 0; k < it.nops; k++)
+        it.off[k] += i0 * it.st[k][it.nd - 1];
+    it.inner = i1 - i0;
+    j->fn(j->arg, &it, 1);
+}
+
+void cpu_iter_run(const cpu_iter *it, cpu_iter_fn fn, void *arg, int64_t grain)
+{
+    int64_t total = it->outer * it->inner;
+    int T = grain > 0 && total >= 2 * grain ? cpu_parallel_available() : 1;
+    if (T <= 1) {
+        cpu_iter c = *it;
+        fn(arg, &c, it->outer);
+        return;
+    }
+    /* A few chunks a thread, so that a thread slowed by another process
+     * hands its share to the others. */
+    int64_t want = (int64_t)T * 4 < total / grain ? (int64_t)T * 4 : total / grain;
+    iter_job j = {.it = it, .fn = fn, .arg = arg, .per = 1, .split = 1};
+    int64_t n;
+    if (it->outer >= want) {
+        j.per = (it->outer + want - 1) / want;
+        n = (it->outer + j.per - 1) / j.per;
+    } else {
+        j.split = (want + it->outer - 1) / it->outer;
+        n = it->outer * j.split;
+    }
+    cpu_parallel_for(iter_chunk, &j, n, T);
 }

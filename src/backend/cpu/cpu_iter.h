@@ -89,4 +89,15 @@ static inline void cpu_iter_next(cpu_iter *it)
  * job into chunks. */
 void cpu_iter_seek(cpu_iter *it, int64_t o);
 
+/* A kernel's body for cpu_iter_run: count inner loops of it->inner
+ * elements from *it's position, stepping with cpu_iter_next. */
+typedef void (*cpu_iter_fn)(void *arg, cpu_iter *it, int64_t count);
+
+/* Runs fn over every inner loop of *it (left unchanged). Jobs of at least
+ * 2 * grain elements are cut into chunks of at least grain elements (whole
+ * inner loops, or pieces of them when there are few) and run on the
+ * backend's threads (cpu_parallel_for); smaller ones, or any while the
+ * threads are busy, run in one call on the caller. */
+void cpu_iter_run(const cpu_iter *it, cpu_iter_fn fn, void *arg, int64_t grain);
+
 #endif
