@@ -7,7 +7,8 @@
  * by hand from a checkout:
  *   cc -std=c11 -O3 -D_GNU_SOURCE -Iinclude -Isrc bench/cpu_data_microbench.c \
  *      src/backend/cpu/cpu_data.c src/backend/cpu/cpu_elem.c \
- *      src/backend/cpu/cpu_iter.c src/backend/cpu/cpu_parallel.c \
+ *      src/backend/cpu/cpu_reduce.c src/backend/cpu/cpu_iter.c \
+ *      src/backend/cpu/cpu_parallel.c \
  *      -lm -lpthread -o /tmp/db
  *   /tmp/db [seconds per case = 0.3]
  */

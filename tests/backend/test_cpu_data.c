@@ -1118,6 +1118,19 @@ static void test_parallel_large(void **state)
     const int pk[] = {0, 2, 3, 1}, pm[] = {1, 0};
     transpose_case(kd, 4, pk, 4);
     transpose_case(md, 2, pm, 2);
+    /* Resize split by output rows, and by batch items when there is one
+     * row (only the last axis resized) */
+    const int64_t rx[] = {2, 3, 64, 96}, ry[] = {2, 3, 128, 192}, lx[] = {512, 1, 100},
+                  ly[] = {512, 1, 300};
+    const float rs[] = {1, 1, 2, 2}, ls[] = {1, 1, 3};
+    float *img = malloc(512 * 100 * sizeof *img); /* the larger input */
+    assert_non_null(img);
+    for (int i = 0; i < 512 * 100; i++)
+        img[i] = frand();
+    resize_check(img, rx, 4, ry, rs, CPU_RESIZE_LINEAR, CPU_COORD_HALF_PIXEL, 0, NULL);
+    resize_check(img, rx, 4, ry, rs, CPU_RESIZE_NEAREST, CPU_COORD_ASYMMETRIC, 0, NULL);
+    resize_check(img, lx, 3, ly, ls, CPU_RESIZE_LINEAR, CPU_COORD_ALIGN_CORNERS, 0, NULL);
+    free(img);
     /* Expand [1, 300001] to [3, 300001] (few long rows) and [700, 1] to
      * [700, 999] */
     const int64_t e1[] = {1, 300001}, o1[] = {3, 300001}, e2[] = {700, 1}, o2[] = {700, 999};

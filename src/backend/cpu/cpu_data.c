@@ -7,6 +7,8 @@
  */
 #include "backend/cpu/cpu_data.h"
 
+#include "backend/cpu/cpu_parallel.h"
+
 #include <assert.h>
 #include <math.h>
 #include <string.h>
@@ -592,33 +594,29 @@ static double resize_scale(float s, int64_t in, int64_t out)
 #define RESIZE_BLOCK 256
 #define RESIZE_MAX_CORNERS (1 << (FERRY_MAX_DIMS - 1))
 
-void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
-                const float *scales, cpu_resize_mode mode, cpu_resize_coord coord,
-                cpu_resize_nearest nearest)
-{
+/* A resize as rows of the output: row r of batch item bi is
+ * Y[bi, (outer resized coordinates of r), :]. */
+typedef struct resize_job {
+    const float *X;
+    float *Y;
     resize_ax ax[FERRY_MAX_DIMS];
-    int s = nd; /* first resized axis */
-    for (int d = nd - 1; d >= 0; d--) {
-        ax[d].in = xd[d];
-        ax[d].out = yd[d];
-        ax[d].scale = resize_scale(scales[d], xd[d], yd[d]);
-        ax[d].identity = xd[d] == yd[d] && scales[d] == 1.0f;
-        if (!ax[d].identity)
-            s = d;
-    }
-    int64_t total = prod(yd, 0, nd);
-    if (total == 0)
-        return;
-    if (s == nd) {
-        memcpy(Y, X, (size_t)total * sizeof *Y);
-        return;
-    }
-    int last = nd - 1;
-    int64_t xs[FERRY_MAX_DIMS];
-    cpu_dense_strides(xd, nd, xs);
-    int64_t batch = prod(xd, 0, s), W = yd[last];
-    int64_t rows = prod(yd, s, last); /* output rows of one batch item */
-    int64_t xbatch = prod(xd, s, nd), ybatch = rows * W;
+    int64_t xs[FERRY_MAX_DIMS], yd[FERRY_MAX_DIMS];
+    int s, last; /* first resized axis, last axis */
+    int64_t batch, rows, W, xbatch, ybatch;
+    cpu_resize_mode mode;
+    cpu_resize_coord coord;
+    cpu_resize_nearest nearest;
+    int64_t per, by_rows; /* chunk c: rows (by_rows) or batch items [c*per, (c+1)*per) */
+} resize_job;
+
+/* Output rows [r0, r1) of batch items [b0, b1). */
+static void resize_part(const resize_job *jb, int64_t r0, int64_t r1, int64_t b0, int64_t b1)
+{
+    const resize_ax *ax = jb->ax;
+    const int64_t *xs = jb->xs;
+    int s = jb->s, last = jb->last;
+    int64_t W = jb->W;
+    cpu_resize_mode mode = jb->mode;
     int64_t c0i[RESIZE_BLOCK], c1i[RESIZE_BLOCK];
     float cw[RESIZE_BLOCK];
     int64_t coff[RESIZE_MAX_CORNERS];
@@ -626,9 +624,13 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
     for (int64_t j0 = 0; j0 < W; j0 += RESIZE_BLOCK) {
         int64_t nb = W - j0 < RESIZE_BLOCK ? W - j0 : RESIZE_BLOCK;
         for (int64_t j = 0; j < nb; j++)
-            resize_point(&ax[last], j0 + j, mode, coord, nearest, &c0i[j], &c1i[j], &cw[j]);
-        int64_t idx[FERRY_MAX_DIMS] = {0};
-        for (int64_t r = 0; r < rows; r++) {
+            resize_point(&ax[last], j0 + j, mode, jb->coord, jb->nearest, &c0i[j], &c1i[j], &cw[j]);
+        int64_t idx[FERRY_MAX_DIMS] = {0}, q = r0;
+        for (int d = last - 1; d >= s; d--) { /* the coordinates of row r0 */
+            idx[d] = q % jb->yd[d];
+            q /= jb->yd[d];
+        }
+        for (int64_t r = r0; r < r1; r++) {
             /* The input rows that output row r reads (corners of the outer
              * resized axes) and their weights. */
             int nc = 1;
@@ -637,7 +639,7 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
             for (int d = s; d < last; d++) {
                 int64_t i0, i1;
                 float w;
-                resize_point(&ax[d], idx[d], mode, coord, nearest, &i0, &i1, &w);
+                resize_point(&ax[d], idx[d], mode, jb->coord, jb->nearest, &i0, &i1, &w);
                 if (w == 0.0f) {
                     for (int k = 0; k < nc; k++)
                         coff[k] += i0 * xs[d];
@@ -651,9 +653,9 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
                 }
                 nc *= 2;
             }
-            for (int64_t bi = 0; bi < batch; bi++) {
-                const float *xb = X + bi * xbatch;
-                float *restrict y = Y + bi * ybatch + r * W + j0;
+            for (int64_t bi = b0; bi < b1; bi++) {
+                const float *xb = jb->X + bi * jb->xbatch;
+                float *restrict y = jb->Y + bi * jb->ybatch + r * W + j0;
                 if (mode == CPU_RESIZE_NEAREST) {
                     const float *x = xb + coff[0];
                     for (int64_t j = 0; j < nb; j++)
@@ -682,12 +684,69 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
                 }
             }
             for (int d = last - 1; d >= s; d--) {
-                if (++idx[d] < yd[d])
+                if (++idx[d] < jb->yd[d])
                     break;
                 idx[d] = 0;
             }
         }
     }
+}
+
+static void resize_chunk(void *arg, int64_t c)
+{
+    const resize_job *j = arg;
+    int64_t n = j->by_rows ? j->rows : j->batch, a = c * j->per;
+    int64_t b = a + j->per < n ? a + j->per : n;
+    if (j->by_rows)
+        resize_part(j, a, b, 0, j->batch);
+    else
+        resize_part(j, 0, j->rows, a, b);
+}
+
+/* Outputs of at least twice this many elements are split over the
+ * backend's threads (by rows, or by batch items when rows are few). */
+#define RESIZE_GRAIN 16384
+
+void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
+                const float *scales, cpu_resize_mode mode, cpu_resize_coord coord,
+                cpu_resize_nearest nearest)
+{
+    resize_job j = {.X = X, .Y = Y, .mode = mode, .coord = coord, .nearest = nearest};
+    j.s = nd; /* first resized axis */
+    for (int d = nd - 1; d >= 0; d--) {
+        j.ax[d].in = xd[d];
+        j.ax[d].out = yd[d];
+        j.ax[d].scale = resize_scale(scales[d], xd[d], yd[d]);
+        j.ax[d].identity = xd[d] == yd[d] && scales[d] == 1.0f;
+        j.yd[d] = yd[d];
+        if (!j.ax[d].identity)
+            j.s = d;
+    }
+    int64_t total = prod(yd, 0, nd);
+    if (total == 0)
+        return;
+    if (j.s == nd) {
+        memcpy(Y, X, (size_t)total * sizeof *Y);
+        return;
+    }
+    j.last = nd - 1;
+    cpu_dense_strides(xd, nd, j.xs);
+    j.batch = prod(xd, 0, j.s);
+    j.W = yd[j.last];
+    j.rows = prod(yd, j.s, j.last); /* output rows of one batch item */
+    j.xbatch = prod(xd, j.s, nd);
+    j.ybatch = j.rows * j.W;
+    int T = total >= 2 * RESIZE_GRAIN ? cpu_parallel_available() : 1;
+    int64_t want = (int64_t)T * 4 < total / RESIZE_GRAIN ? (int64_t)T * 4 : total / RESIZE_GRAIN;
+    j.by_rows = j.rows >= want || j.rows >= j.batch;
+    int64_t n = j.by_rows ? j.rows : j.batch;
+    if (T <= 1 || n < 2) {
+        resize_part(&j, 0, j.rows, 0, j.batch);
+        return;
+    }
+    want = want < n ? want : n;
+    j.per = (n + want - 1) / want;
+    cpu_parallel_for(resize_chunk, &j, (n + j.per - 1) / j.per, T);
 }
 
 /* ------------------------------------------------- fill, range, trilu */

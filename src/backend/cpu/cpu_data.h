@@ -12,8 +12,9 @@
  *   (FERRY_I32), bool uint8 0/1 (FERRY_BOOL);
  * - outputs never overlap inputs unless a kernel says so;
  * - kernels are reentrant and allocate nothing; copies of 512 KiB or more
- *   (Transpose, Slice, Expand, Tile, Where) are split over the backend's
- *   threads when they are free (cpu_iter_run, cpu_parallel.h).
+ *   (Transpose, Slice, Expand, Tile, Where) and Resizes of 32K outputs or
+ *   more are split over the backend's threads when they are free
+ *   (cpu_iter_run, cpu_parallel.h); results do not depend on the split.
  * Kernels whose result depends on index data (Gather, GatherElements)
  * return 0, or -1 when an index is out of range (the output is then
  * unspecified): the graph layer cannot check data.
