@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine/engine_impl.h"
+#include "util/cpus.h"
 #include "util/error.h"
 #include "util/format.h"
 #include "util/timeutil.h"
@@ -202,7 +203,7 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
     if (!cfg.device)
         cfg.device = "cpu";
     if (cfg.workers == 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        long cores = ferry_usable_cpus();
         cfg.workers = strncmp(cfg.device, "cuda", 4) ? (int)(cores > 0 ? cores : 1) : 2;
     }
     if (cfg.workers < 1 || cfg.workers > 256)

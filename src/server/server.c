@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/cpus.h"
 #include "util/error.h"
 
 /* A body whose Content-Length exceeds max_body by more than this is refused
@@ -53,8 +54,7 @@ void ferry_server_config_init(ferry_server_config *cfg)
     cfg->host = "127.0.0.1";
     cfg->port = 8000;
     cfg->max_body = (size_t)64 << 20;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg->threads = n > 0 ? (int)n : 1;
+    cfg->threads = ferry_usable_cpus();
     /* long enough for a slow client on a slow link to send one request;
      * short enough that idle connections, and half-sent ones whose client
      * went quiet, free their slots soon. (MHD restarts it on every byte

@@ -30,6 +30,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/cpu_parallel.h"
+#include "util/cpus.h"
 #include "util/error.h"
 #include "util/half.h"
 
@@ -116,7 +117,7 @@ static ferry_status cpu_probe(int *n_devices, char *desc, size_t desc_len)
 {
     char model[128];
     cpu_model_name(model, sizeof model);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = ferry_usable_cpus();
     if (n_devices)
         *n_devices = 1;
     if (desc && desc_len)
@@ -410,7 +411,7 @@ static ferry_status cpu_ctx_create(const graph *g, const backend_opts *o, backen
 
     char model[128];
     cpu_model_name(model, sizeof model);
-    snprintf(c->name, sizeof c->name, "cpu (%s, %ld cores)", model, sysconf(_SC_NPROCESSORS_ONLN));
+    snprintf(c->name, sizeof c->name, "cpu (%s, %ld cores)", model, (long)ferry_usable_cpus());
     *out = c;
     return FERRY_OK;
 fail:

@@ -18,6 +18,7 @@
  * cores).
  */
 #include "backend/cpu/cpu_parallel.h"
+#include "util/cpus.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -128,8 +129,7 @@ static void *helper_main(void *idp)
 
 static void pool_init(void)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int t = cores >= 1 ? (int)cores : 1;
+    int t = ferry_usable_cpus();
     const char *env = getenv("FERRY_CPU_THREADS");
     if (env && *env && atoi(env) >= 1)
         t = atoi(env);
