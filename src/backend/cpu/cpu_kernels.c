@@ -393,6 +393,29 @@ void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 
 /* ----------------------------------------------------------------- matmul */
 
+typedef struct batched_mm {
+    const float *A, *B;
+    float *Y;
+    int64_t M, N, K;
+    int nb;
+    int64_t dim[FERRY_MAX_DIMS], sa[FERRY_MAX_DIMS], sb[FERRY_MAX_DIMS];
+} batched_mm;
+
+/* Batch entry o of a broadcast matmul. */
+static void batched_mm_one(void *arg, int64_t o)
+{
+    const batched_mm *j = arg;
+    int64_t oa = 0, ob = 0, rest = o;
+    for (int d = j->nb - 1; d >= 0; d--) {
+        int64_t i = rest % j->dim[d];
+        rest /= j->dim[d];
+        oa += i * j->sa[d];
+        ob += i * j->sb[d];
+    }
+    cpu_gemm(0, 0, j->M, j->N, j->K, 1.0f, j->A + oa, j->B + ob, 0.0f, NULL, CPU_BIAS_NONE,
+             ACT_NONE, 0.0f, j->Y + o * j->M * j->N);
+}
+
 void cpu_matmul(const float *A, const int64_t *ad, int an, const float *B, const int64_t *bd,
                 int bn, float *Y, const int64_t *yd, int yn)
 {
@@ -426,21 +449,19 @@ void cpu_matmul(const float *A, const int64_t *ad, int an, const float *B, const
         pb *= bv;
         outer *= dim[d];
     }
-    int64_t idx[FERRY_MAX_DIMS] = {0}, oa = 0, ob = 0;
-    for (int64_t o = 0; o < outer; o++) {
-        cpu_gemm(0, 0, M, N, K, 1.0f, A + oa, B + ob, 0.0f, NULL, CPU_BIAS_NONE, ACT_NONE, 0.0f,
-                 Y + o * M * N);
-        for (int d = nb - 1; d >= 0; d--) {
-            idx[d]++;
-            oa += sa[d];
-            ob += sb[d];
-            if (idx[d] < dim[d])
-                break;
-            oa -= sa[d] * dim[d];
-            ob -= sb[d] * dim[d];
-            idx[d] = 0;
-        }
-    }
+    batched_mm j = {A, B, Y, M, N, K, nb, {0}, {0}, {0}};
+    memcpy(j.dim, dim, sizeof dim);
+    memcpy(j.sa, sa, sizeof sa);
+    memcpy(j.sb, sb, sizeof sb);
+    /* Attention's per-head products are small (T x d by d x T): split over
+     * the heads, one single-threaded GEMM each, rather than each GEMM over
+     * the threads with a hand-off per product. */
+    int T = cpu_parallel_available();
+    if (T > 1 && outer > 1)
+        cpu_parallel_for(batched_mm_one, &j, outer, T);
+    else
+        for (int64_t o = 0; o < outer; o++)
+            batched_mm_one(&j, o);
 }
 
 /* ---------------------------------------------------------------- binary */
