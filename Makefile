@@ -19,7 +19,7 @@ PYTHON     := /usr/bin/python3
 # Debian packages the build and the tests need.
 DEB_PACKAGES := cmake make gcc pkg-config libopenblas-dev libprotobuf-c-dev \
 	protobuf-c-compiler libonnx-dev libmicrohttpd-dev libcjson-dev libcmocka-dev libdnnl-dev \
-	python3 python3-numpy python3-torch python3-torchvision python3-onnx
+	python3 python3-dev python3-numpy python3-pytest python3-torch python3-torchvision python3-onnx
 
 .PHONY: all deps build bench test test-normal test-asan tsan venv format clean
 
