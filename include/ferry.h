@@ -127,7 +127,7 @@ FERRY_API ferry_status ferry_model_load(const char *path, ferry_model **out);
 /* As ferry_model_load, from memory. base_dir resolves external data (may be
  * NULL: external data is then an error). The buffer is not kept. */
 FERRY_API ferry_status ferry_model_load_buffer(const void *buf, size_t len, const char *base_dir,
-                                     ferry_model **out);
+                                               ferry_model **out);
 
 FERRY_API void ferry_model_destroy(ferry_model *m);
 
@@ -212,7 +212,7 @@ FERRY_API void ferry_engine_config_init(ferry_engine_config *cfg);
  * after the engine. FERRY_EUNSUPPORTED for a precision or device the build
  * or the hardware cannot do; FERRY_ENOMEM names the bytes asked and free. */
 FERRY_API ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config *cfg,
-                                 ferry_engine **out);
+                                           ferry_engine **out);
 
 /* Waits for every submitted batch, then frees. Accepts NULL. */
 FERRY_API void ferry_engine_destroy(ferry_engine *e);
@@ -222,7 +222,8 @@ FERRY_API void ferry_engine_destroy(ferry_engine *e);
 FERRY_API ferry_status ferry_engine_warmup(ferry_engine *e);
 
 /* The concrete shape of output i for a batch of n samples. */
-FERRY_API ferry_status ferry_engine_output_info(const ferry_engine *e, int i, int64_t n, ferry_tensor *out);
+FERRY_API ferry_status ferry_engine_output_info(const ferry_engine *e, int i, int64_t n,
+                                                ferry_tensor *out);
 
 /* Runs one batch of any size and blocks until done. A batch is split into
  * chunks of at most max_batch samples, and a large batch into one chunk per
@@ -231,13 +232,14 @@ FERRY_API ferry_status ferry_engine_output_info(const ferry_engine *e, int i, in
  * order; output tensors must carry the shape ferry_engine_output_info gives
  * and point to caller memory. Thread-safe: any number of callers. */
 FERRY_API ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n_in,
-                              ferry_tensor *outputs, int n_out);
+                                        ferry_tensor *outputs, int n_out);
 
 /* Runs n_batches batches, pipelined across workers; blocks until all are
  * done. Batch b's tensors are inputs[b*n_in .. b*n_in+n_in-1] and
  * outputs[b*n_out ..]. Returns the first error; every batch still runs. */
-FERRY_API ferry_status ferry_engine_run_many(ferry_engine *e, int n_batches, const ferry_tensor *inputs,
-                                   int n_in, ferry_tensor *outputs, int n_out);
+FERRY_API ferry_status ferry_engine_run_many(ferry_engine *e, int n_batches,
+                                             const ferry_tensor *inputs, int n_in,
+                                             ferry_tensor *outputs, int n_out);
 
 /* Completion callback of an asynchronous call; runs on an engine thread.
  * When st != FERRY_OK, ferry_last_error() called inside the callback gives
@@ -249,7 +251,8 @@ typedef void (*ferry_done_fn)(void *user, ferry_status st);
  * exactly once, after the outputs are written. The tensors' memory must
  * stay valid until then; the tensor structs themselves are copied. */
 FERRY_API ferry_status ferry_engine_submit(ferry_engine *e, const ferry_tensor *inputs, int n_in,
-                                 ferry_tensor *outputs, int n_out, ferry_done_fn done, void *user);
+                                           ferry_tensor *outputs, int n_out, ferry_done_fn done,
+                                           void *user);
 
 /* Device description ("cpu", "cuda:0 NVIDIA H100 80GB HBM3") of an engine. */
 FERRY_API const char *ferry_engine_device(const ferry_engine *e);
@@ -275,7 +278,7 @@ typedef struct ferry_pool ferry_pool;
  * falls back to aligned host memory when CUDA is absent), "cuda[:N]"
  * (device memory). Thread-safe. */
 FERRY_API ferry_status ferry_pool_create(const int64_t *shape, int ndim, ferry_dtype dtype,
-                               const char *device, int pool_size, ferry_pool **out);
+                                         const char *device, int pool_size, ferry_pool **out);
 /* Frees every tensor and the pool; accepts NULL (FERRY_OK). Unlike the
  * other destructors it can refuse: while tensors are still acquired it
  * returns FERRY_EBUSY and frees nothing, since their holders may still be
@@ -326,7 +329,7 @@ FERRY_API void ferry_batcher_config_init(ferry_batcher_config *cfg);
 
 /* Starts a batcher over an engine (which must outlive it). */
 FERRY_API ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *cfg,
-                                  ferry_batcher **out);
+                                            ferry_batcher **out);
 
 /* Drains: every accepted request completes (result, or FERRY_ESHUTDOWN if
  * it could not run) before this returns. Accepts NULL. */
@@ -350,12 +353,14 @@ typedef void (*ferry_request_fn)(void *user, ferry_status st);
  * FERRY_EINVAL/ESHAPE/EDTYPE for bad tensors or k > max_batch; then cb is
  * never called. opts may be NULL. */
 FERRY_API ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
-                                  ferry_tensor *outputs, int n_out, const ferry_request_opts *opts,
-                                  ferry_request_fn cb, void *user);
+                                            ferry_tensor *outputs, int n_out,
+                                            const ferry_request_opts *opts, ferry_request_fn cb,
+                                            void *user);
 
 /* Blocking form of submit: returns the request's final status. */
 FERRY_API ferry_status ferry_batcher_infer(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
-                                 ferry_tensor *outputs, int n_out, const ferry_request_opts *opts);
+                                           ferry_tensor *outputs, int n_out,
+                                           const ferry_request_opts *opts);
 
 /* Histogram buckets: upper bounds, the last is +Inf. */
 #define FERRY_LAT_BUCKETS                                                                          \
@@ -401,8 +406,9 @@ FERRY_API void ferry_server_config_init(ferry_server_config *cfg);
 FERRY_API ferry_status ferry_server_create(const ferry_server_config *cfg, ferry_server **out);
 /* Serves a model under name (version may be NULL: "1"). The server takes
  * ownership of batcher, engine and model and destroys them in that order. */
-FERRY_API ferry_status ferry_server_add_model(ferry_server *s, const char *name, const char *version,
-                                    ferry_model *m, ferry_engine *e, ferry_batcher *b);
+FERRY_API ferry_status ferry_server_add_model(ferry_server *s, const char *name,
+                                              const char *version, ferry_model *m, ferry_engine *e,
+                                              ferry_batcher *b);
 FERRY_API ferry_status ferry_server_start(ferry_server *s);
 /* The port the server listens on (after start). */
 FERRY_API int ferry_server_port(const ferry_server *s);

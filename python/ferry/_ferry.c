@@ -26,14 +26,15 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "ferry.h"
 
 /* ------------------------------------------------------------ errors */
 
-static PyObject *err_base;                  /* ferry.Error */
+static PyObject *err_base;                     /* ferry.Error */
 static PyObject *err_cls[FERRY_EINTERNAL + 1]; /* per status */
-static PyObject *np_empty, *np_ascontig;    /* numpy.empty, numpy.ascontiguousarray */
+static PyObject *np_empty, *np_ascontig;       /* numpy.empty, numpy.ascontiguousarray */
 static PyObject *s_set_result, *s_set_exception;
 
 static PyObject *status_exception(ferry_status st, const char *msg)
@@ -81,8 +82,8 @@ static int make_errors(PyObject *mod)
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
         char full[64];
         snprintf(full, sizeof full, "ferry.%s", tab[i].name);
-        PyObject *bases = tab[i].extra ? PyTuple_Pack(2, err_base, *tab[i].extra)
-                                       : PyTuple_Pack(1, err_base);
+        PyObject *bases =
+            tab[i].extra ? PyTuple_Pack(2, err_base, *tab[i].extra) : PyTuple_Pack(1, err_base);
         PyObject *dict = Py_BuildValue("{s:s}", "status", ferry_status_str(tab[i].st));
         if (!bases || !dict)
             return -1;
@@ -202,8 +203,8 @@ static PyObject *shape_tuple(const int64_t *shape, int ndim)
         return NULL;
     for (int d = 0; d < ndim; d++) {
         PyObject *v = shape[d] == FERRY_DIM_BATCH ? PyUnicode_FromString("N")
-                      : shape[d] < 0             ? PyUnicode_FromFormat("%lldN", -(long long)shape[d])
-                                                 : PyLong_FromLongLong(shape[d]);
+                      : shape[d] < 0 ? PyUnicode_FromFormat("%lldN", -(long long)shape[d])
+                                     : PyLong_FromLongLong(shape[d]);
         if (!v) {
             Py_DECREF(t);
             return NULL;
@@ -246,7 +247,7 @@ static ferry_status parse_precision(const char *p, ferry_precision *out)
 
 static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"model",    "device",    "workers", "max_batch",
+    static char *kwlist[] = {"model",          "device",    "workers", "max_batch",
                              "pipeline_depth", "precision", "graphs",  NULL};
     PyObject *src;
     const char *device = "cpu", *precision = "fp32";
@@ -273,19 +274,15 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
         Py_buffer b;
         if (PyObject_GetBuffer(src, &b, PyBUF_SIMPLE) < 0)
             return -1;
-        Py_BEGIN_ALLOW_THREADS
-    st = ferry_model_load_buffer(b.buf, (size_t)b.len, NULL, &self->m);
-        Py_END_ALLOW_THREADS
-    PyBuffer_Release(&b);
+        Py_BEGIN_ALLOW_THREADS st = ferry_model_load_buffer(b.buf, (size_t)b.len, NULL, &self->m);
+        Py_END_ALLOW_THREADS PyBuffer_Release(&b);
     } else {
         PyObject *path = NULL;
         if (!PyUnicode_FSConverter(src, &path))
             return -1;
         const char *p = PyBytes_AS_STRING(path);
-        Py_BEGIN_ALLOW_THREADS
-    st = ferry_model_load(p, &self->m);
-        Py_END_ALLOW_THREADS
-    Py_DECREF(path);
+        Py_BEGIN_ALLOW_THREADS st = ferry_model_load(p, &self->m);
+        Py_END_ALLOW_THREADS Py_DECREF(path);
     }
     if (st != FERRY_OK) {
         raise_status(st);
@@ -305,10 +302,9 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
     }
     for (int i = 0; i < self->n_out; i++)
         ferry_model_output(self->m, i, &self->out[i]);
-    Py_BEGIN_ALLOW_THREADS
-    st = ferry_engine_create(self->m, &cfg, &self->e);
-    Py_END_ALLOW_THREADS
-    if (st != FERRY_OK) {
+    Py_BEGIN_ALLOW_THREADS st = ferry_engine_create(self->m, &cfg, &self->e);
+    Py_END_ALLOW_THREADS if (st != FERRY_OK)
+    {
         raise_status(st);
         return -1;
     }
@@ -350,8 +346,7 @@ static void destroy_engine(ferry_engine *e, ferry_model *m)
         }
         return; /* cannot destroy it safely here: leak rather than deadlock */
     }
-    Py_BEGIN_ALLOW_THREADS
-    ferry_engine_destroy(e);
+    Py_BEGIN_ALLOW_THREADS ferry_engine_destroy(e);
     ferry_model_destroy(m);
     Py_END_ALLOW_THREADS
 }
@@ -501,10 +496,9 @@ static PyObject *Engine_call(EngineObject *self, PyObject *args, PyObject *kw)
     if (batch_prepare(self, xs, &b) < 0)
         return NULL;
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ferry_engine_run(self->e, b.in, b.n_in, b.out, b.n_out);
-    Py_END_ALLOW_THREADS
-    if (st != FERRY_OK) {
+    Py_BEGIN_ALLOW_THREADS st = ferry_engine_run(self->e, b.in, b.n_in, b.out, b.n_out);
+    Py_END_ALLOW_THREADS if (st != FERRY_OK)
+    {
         batch_release(&b, 1);
         return raise_status(st);
     }
@@ -537,11 +531,10 @@ static PyObject *Engine_run(EngineObject *self, PyObject *arg)
         memcpy(out + ready * self->n_out, bs[ready].out, sizeof *out * (size_t)self->n_out);
     }
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ferry_engine_run_many(self->e, (int)nb, in, self->n_in, out,
-                                                      self->n_out);
-    Py_END_ALLOW_THREADS
-    if (st != FERRY_OK) {
+    Py_BEGIN_ALLOW_THREADS st =
+        ferry_engine_run_many(self->e, (int)nb, in, self->n_in, out, self->n_out);
+    Py_END_ALLOW_THREADS if (st != FERRY_OK)
+    {
         raise_status(st);
         goto done;
     }
@@ -629,11 +622,10 @@ static PyObject *Engine_submit(EngineObject *self, PyObject *args)
     r->future = future;
     Py_INCREF(future);
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st =
+    Py_BEGIN_ALLOW_THREADS st =
         ferry_engine_submit(self->e, r->b.in, r->b.n_in, r->b.out, r->b.n_out, submit_done, r);
-    Py_END_ALLOW_THREADS
-    if (st != FERRY_OK) {
+    Py_END_ALLOW_THREADS if (st != FERRY_OK)
+    {
         batch_release(&r->b, 1);
         Py_DECREF(future);
         PyMem_RawFree(r);
@@ -647,10 +639,8 @@ static PyObject *Engine_warmup(EngineObject *self, PyObject *noargs)
     if (!engine_ready(self))
         return NULL;
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ferry_engine_warmup(self->e);
-    Py_END_ALLOW_THREADS
-    if (st != FERRY_OK) return raise_status(st);
+    Py_BEGIN_ALLOW_THREADS st = ferry_engine_warmup(self->e);
+    Py_END_ALLOW_THREADS if (st != FERRY_OK) return raise_status(st);
     Py_RETURN_NONE;
 }
 
@@ -659,9 +649,8 @@ static PyObject *info_list(const ferry_tensor_info *ti, int n)
     PyObject *l = PyList_New(n);
     for (int i = 0; l && i < n; i++) {
         PyObject *shape = shape_tuple(ti[i].shape, ti[i].ndim);
-        PyObject *t = shape ? Py_BuildValue("(ssN)", ti[i].name, ferry_dtype_name(ti[i].dtype),
-                                            shape)
-                            : NULL;
+        PyObject *t =
+            shape ? Py_BuildValue("(ssN)", ti[i].name, ferry_dtype_name(ti[i].dtype), shape) : NULL;
         if (!t) {
             Py_DECREF(l);
             return NULL;
@@ -732,11 +721,11 @@ static PyObject *Engine_plan(EngineObject *self, PyObject *noargs)
     PyObject *l = PyList_New(n);
     for (int i = 0; l && i < n; i++) {
         PyObject *shape = shape_tuple(steps[i].output.shape, steps[i].output.ndim);
-        PyObject *t = shape ? Py_BuildValue("{s:s,s:s,s:s,s:s,s:N}", "op", steps[i].op, "name",
-                                            steps[i].name, "epilogue", steps[i].epilogue,
-                                            "output", steps[i].output.name ? steps[i].output.name : "",
-                                            "shape", shape)
-                            : NULL;
+        PyObject *t =
+            shape ? Py_BuildValue("{s:s,s:s,s:s,s:s,s:N}", "op", steps[i].op, "name", steps[i].name,
+                                  "epilogue", steps[i].epilogue, "output",
+                                  steps[i].output.name ? steps[i].output.name : "", "shape", shape)
+                  : NULL;
         if (!t) {
             Py_CLEAR(l);
             break;
@@ -767,7 +756,33 @@ static PyObject *Engine_info(EngineObject *self, PyObject *noargs)
                          (long long)ferry_model_param_count(self->m));
 }
 
+/* _time_c(x, iters): seconds for iters ferry_engine_run calls on x made
+ * from C with the GIL released: the baseline that Python's call overhead
+ * is measured against (python/bench/overhead.py). */
+static PyObject *Engine_time_c(EngineObject *self, PyObject *args)
+{
+    PyObject *xs;
+    long long iters;
+    if (!engine_ready(self) || !PyArg_ParseTuple(args, "OL", &xs, &iters))
+        return NULL;
+    batch_io b;
+    if (batch_prepare(self, xs, &b) < 0)
+        return NULL;
+    ferry_status st = FERRY_OK;
+    struct timespec t0, t1;
+    Py_BEGIN_ALLOW_THREADS clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long long k = 0; k < iters && st == FERRY_OK; k++)
+        st = ferry_engine_run(self->e, b.in, b.n_in, b.out, b.n_out);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    Py_END_ALLOW_THREADS batch_release(&b, 1);
+    if (st != FERRY_OK)
+        return raise_status(st);
+    return PyFloat_FromDouble((double)(t1.tv_sec - t0.tv_sec) +
+                              1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+}
+
 static PyMethodDef Engine_methods[] = {
+    {"_time_c", (PyCFunction)Engine_time_c, METH_VARARGS, "_time_c(x, iters) -> seconds"},
     {"run", (PyCFunction)Engine_run, METH_O, "run(batches) -> list of outputs"},
     {"submit", (PyCFunction)Engine_submit, METH_VARARGS, "submit(x, future)"},
     {"warmup", (PyCFunction)Engine_warmup, METH_NOARGS, "runs every worker once"},
@@ -824,10 +839,9 @@ static int Batcher_init(BatcherObject *self, PyObject *args, PyObject *kw)
     cfg.max_queue = max_queue;
     ferry_status st;
     ferry_engine *e = ((EngineObject *)eng)->e;
-    Py_BEGIN_ALLOW_THREADS
-    st = ferry_batcher_create(e, &cfg, &self->b);
-    Py_END_ALLOW_THREADS
-    if (st != FERRY_OK) {
+    Py_BEGIN_ALLOW_THREADS st = ferry_batcher_create(e, &cfg, &self->b);
+    Py_END_ALLOW_THREADS if (st != FERRY_OK)
+    {
         raise_status(st);
         return -1;
     }
@@ -841,8 +855,7 @@ static void Batcher_dealloc(BatcherObject *self)
     if (self->b) {
         ferry_batcher *b = self->b;
         self->b = NULL;
-        Py_BEGIN_ALLOW_THREADS
-    ferry_batcher_destroy(b);
+        Py_BEGIN_ALLOW_THREADS ferry_batcher_destroy(b);
         Py_END_ALLOW_THREADS
     }
     Py_CLEAR(self->engine);
@@ -862,10 +875,9 @@ static PyObject *Batcher_infer(BatcherObject *self, PyObject *args)
         return NULL;
     ferry_status st;
     ferry_batcher *fb = self->b;
-    Py_BEGIN_ALLOW_THREADS
-    st = ferry_batcher_infer(fb, b.in, b.n_in, b.out, b.n_out, NULL);
-    Py_END_ALLOW_THREADS
-    if (st != FERRY_OK) {
+    Py_BEGIN_ALLOW_THREADS st = ferry_batcher_infer(fb, b.in, b.n_in, b.out, b.n_out, NULL);
+    Py_END_ALLOW_THREADS if (st != FERRY_OK)
+    {
         batch_release(&b, 1);
         return raise_status(st);
     }
@@ -878,8 +890,7 @@ static PyObject *Batcher_close(BatcherObject *self, PyObject *noargs)
     if (self->b) {
         ferry_batcher *b = self->b;
         self->b = NULL;
-        Py_BEGIN_ALLOW_THREADS
-    ferry_batcher_destroy(b);
+        Py_BEGIN_ALLOW_THREADS ferry_batcher_destroy(b);
         Py_END_ALLOW_THREADS
     }
     Py_RETURN_NONE;
@@ -893,12 +904,11 @@ static PyObject *Batcher_stats(BatcherObject *self, PyObject *noargs)
     }
     ferry_batcher_stats s;
     ferry_batcher_get_stats(self->b, &s);
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "submitted",
-                         (unsigned long long)s.submitted, "succeeded",
-                         (unsigned long long)s.succeeded, "failed", (unsigned long long)s.failed,
-                         "rejected", (unsigned long long)s.rejected, "expired",
-                         (unsigned long long)s.expired, "batches", (unsigned long long)s.batches,
-                         "samples", (unsigned long long)s.samples);
+    return Py_BuildValue(
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "submitted", (unsigned long long)s.submitted, "succeeded",
+        (unsigned long long)s.succeeded, "failed", (unsigned long long)s.failed, "rejected",
+        (unsigned long long)s.rejected, "expired", (unsigned long long)s.expired, "batches",
+        (unsigned long long)s.batches, "samples", (unsigned long long)s.samples);
 }
 
 static PyMethodDef Batcher_methods[] = {
@@ -954,8 +964,7 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
         return 0;
     self->dt = dtype_from_name(dtype);
     if (self->dt == FERRY_DTYPE_UNDEFINED) {
-        PyErr_Format(err_cls[FERRY_EDTYPE], "ferry.TensorPool: dtype '%s' is not supported",
-                     dtype);
+        PyErr_Format(err_cls[FERRY_EDTYPE], "ferry.TensorPool: dtype '%s' is not supported", dtype);
         return -1;
     }
     PyObject *seq = PySequence_Fast(shape, "ferry.TensorPool: shape must be a sequence of ints");
@@ -964,8 +973,8 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
     Py_ssize_t nd = PySequence_Fast_GET_SIZE(seq);
     if (nd < 1 || nd > FERRY_MAX_DIMS) {
         Py_DECREF(seq);
-        PyErr_Format(err_cls[FERRY_EINVAL], "ferry.TensorPool: shape has %zd dims; 1..%d",
-                     nd, FERRY_MAX_DIMS);
+        PyErr_Format(err_cls[FERRY_EINVAL], "ferry.TensorPool: shape has %zd dims; 1..%d", nd,
+                     FERRY_MAX_DIMS);
         return -1;
     }
     for (Py_ssize_t d = 0; d < nd; d++)
@@ -976,11 +985,10 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
     self->ndim = (int)nd;
     self->host = strncmp(device, "cuda", 4) != 0;
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ferry_pool_create(self->shape, self->ndim, self->dt, device, size,
-                                                  &self->p);
-    Py_END_ALLOW_THREADS
-    if (st != FERRY_OK) {
+    Py_BEGIN_ALLOW_THREADS st =
+        ferry_pool_create(self->shape, self->ndim, self->dt, device, size, &self->p);
+    Py_END_ALLOW_THREADS if (st != FERRY_OK)
+    {
         raise_status(st);
         return -1;
     }
@@ -1008,12 +1016,11 @@ static PyObject *Pool_acquire(PoolObject *self, PyObject *args)
         return NULL;
     ferry_tensor t;
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = ferry_pool_acquire(self->p, timeout, &t);
-    Py_END_ALLOW_THREADS
-    if (st != FERRY_OK) return raise_status(st);
-    return Py_BuildValue("(KK)", (unsigned long long)(uintptr_t)t.data,
-                         (unsigned long long)(ferry_tensor_numel(&t) * (int64_t)ferry_dtype_size(t.dtype)));
+    Py_BEGIN_ALLOW_THREADS st = ferry_pool_acquire(self->p, timeout, &t);
+    Py_END_ALLOW_THREADS if (st != FERRY_OK) return raise_status(st);
+    return Py_BuildValue(
+        "(KK)", (unsigned long long)(uintptr_t)t.data,
+        (unsigned long long)(ferry_tensor_numel(&t) * (int64_t)ferry_dtype_size(t.dtype)));
 }
 
 /* view(address, nbytes) -> a writable memoryview of host memory */

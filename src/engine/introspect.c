@@ -76,13 +76,11 @@ static void epilogue(const graph_node *n, char *buf, size_t len)
     if ((n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE) && n->n_in > 3 && n->in[3] >= 0 &&
         at < len)
         at += (size_t)snprintf(buf + at, len - at, "+residual");
-    if ((n->op == OP_GEMM || n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE) && n->act &&
-        at < len)
+    if ((n->op == OP_GEMM || n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE) && n->act && at < len)
         snprintf(buf + at, len - at, "+%s", act_name(n->act));
 }
 
-ferry_status ferry_model_plan(const ferry_model *m, ferry_step_info *steps, int cap,
-                              int *n_steps)
+ferry_status ferry_model_plan(const ferry_model *m, ferry_step_info *steps, int cap, int *n_steps)
 {
     if (!m || !n_steps || cap < 0 || (cap > 0 && !steps))
         return ferry_fail(FERRY_EINVAL, "ferry_model_plan: NULL argument or negative cap");

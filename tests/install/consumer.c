@@ -28,8 +28,7 @@ int main(int argc, char **argv)
     ferry_model *m = NULL;
     ferry_status st = ferry_model_load("/nonexistent/model.onnx", &m);
     if (st != FERRY_EIO || !strstr(ferry_last_error(), "/nonexistent/model.onnx")) {
-        fprintf(stderr, "a missing file gave %s: '%s'\n", ferry_status_str(st),
-                ferry_last_error());
+        fprintf(stderr, "a missing file gave %s: '%s'\n", ferry_status_str(st), ferry_last_error());
         return 1;
     }
     if ((st = ferry_model_load(argv[1], &m)) != FERRY_OK)
