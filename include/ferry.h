@@ -15,9 +15,11 @@
  *   metadata, and -k for a dimension of k*N (a reshape that merged the batch
  *   into a dim); tensors passed to run calls carry concrete shapes.
  * - Asynchronous failures: a completion callback (ferry_done_fn,
- *   ferry_request_fn) that receives a status other than FERRY_OK may call
- *   ferry_last_error() on its own thread for the reason; the message is
- *   valid until the callback returns.
+ *   ferry_request_fn) that receives a status other than FERRY_OK because a
+ *   batch failed in the engine may call ferry_last_error() on its own
+ *   thread for the reason; the message is valid until the callback
+ *   returns. (A batcher's FERRY_ETIMEDOUT and FERRY_ESHUTDOWN are their
+ *   own reason.)
  * - Linking: pkg-config --cflags --libs ferry (or --static for libferry.a),
  *   or CMake's find_package(ferry) and target ferry::ferry. Only names that
  *   start with ferry_ (and FERRY_ macros) are exported.
