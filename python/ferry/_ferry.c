@@ -25,8 +25,10 @@
 #include <Python.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ferry.h"
 
@@ -274,15 +276,19 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
         Py_buffer b;
         if (PyObject_GetBuffer(src, &b, PyBUF_SIMPLE) < 0)
             return -1;
-        Py_BEGIN_ALLOW_THREADS st = ferry_model_load_buffer(b.buf, (size_t)b.len, NULL, &self->m);
-        Py_END_ALLOW_THREADS PyBuffer_Release(&b);
+        Py_BEGIN_ALLOW_THREADS
+            st = ferry_model_load_buffer(b.buf, (size_t)b.len, NULL, &self->m);
+        Py_END_ALLOW_THREADS
+        PyBuffer_Release(&b);
     } else {
         PyObject *path = NULL;
         if (!PyUnicode_FSConverter(src, &path))
             return -1;
         const char *p = PyBytes_AS_STRING(path);
-        Py_BEGIN_ALLOW_THREADS st = ferry_model_load(p, &self->m);
-        Py_END_ALLOW_THREADS Py_DECREF(path);
+        Py_BEGIN_ALLOW_THREADS
+            st = ferry_model_load(p, &self->m);
+        Py_END_ALLOW_THREADS
+        Py_DECREF(path);
     }
     if (st != FERRY_OK) {
         raise_status(st);
@@ -302,9 +308,10 @@ static int Engine_init(EngineObject *self, PyObject *args, PyObject *kw)
     }
     for (int i = 0; i < self->n_out; i++)
         ferry_model_output(self->m, i, &self->out[i]);
-    Py_BEGIN_ALLOW_THREADS st = ferry_engine_create(self->m, &cfg, &self->e);
-    Py_END_ALLOW_THREADS if (st != FERRY_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = ferry_engine_create(self->m, &cfg, &self->e);
+    Py_END_ALLOW_THREADS
+    if (st != FERRY_OK) {
         raise_status(st);
         return -1;
     }
@@ -346,8 +353,9 @@ static void destroy_engine(ferry_engine *e, ferry_model *m)
         }
         return; /* cannot destroy it safely here: leak rather than deadlock */
     }
-    Py_BEGIN_ALLOW_THREADS ferry_engine_destroy(e);
-    ferry_model_destroy(m);
+    Py_BEGIN_ALLOW_THREADS
+        ferry_engine_destroy(e);
+        ferry_model_destroy(m);
     Py_END_ALLOW_THREADS
 }
 
@@ -496,9 +504,10 @@ static PyObject *Engine_call(EngineObject *self, PyObject *args, PyObject *kw)
     if (batch_prepare(self, xs, &b) < 0)
         return NULL;
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS st = ferry_engine_run(self->e, b.in, b.n_in, b.out, b.n_out);
-    Py_END_ALLOW_THREADS if (st != FERRY_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = ferry_engine_run(self->e, b.in, b.n_in, b.out, b.n_out);
+    Py_END_ALLOW_THREADS
+    if (st != FERRY_OK) {
         batch_release(&b, 1);
         return raise_status(st);
     }
@@ -531,10 +540,10 @@ static PyObject *Engine_run(EngineObject *self, PyObject *arg)
         memcpy(out + ready * self->n_out, bs[ready].out, sizeof *out * (size_t)self->n_out);
     }
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS st =
-        ferry_engine_run_many(self->e, (int)nb, in, self->n_in, out, self->n_out);
-    Py_END_ALLOW_THREADS if (st != FERRY_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = ferry_engine_run_many(self->e, (int)nb, in, self->n_in, out, self->n_out);
+    Py_END_ALLOW_THREADS
+    if (st != FERRY_OK) {
         raise_status(st);
         goto done;
     }
@@ -622,10 +631,10 @@ static PyObject *Engine_submit(EngineObject *self, PyObject *args)
     r->future = future;
     Py_INCREF(future);
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS st =
-        ferry_engine_submit(self->e, r->b.in, r->b.n_in, r->b.out, r->b.n_out, submit_done, r);
-    Py_END_ALLOW_THREADS if (st != FERRY_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = ferry_engine_submit(self->e, r->b.in, r->b.n_in, r->b.out, r->b.n_out, submit_done, r);
+    Py_END_ALLOW_THREADS
+    if (st != FERRY_OK) {
         batch_release(&r->b, 1);
         Py_DECREF(future);
         PyMem_RawFree(r);
@@ -639,8 +648,11 @@ static PyObject *Engine_warmup(EngineObject *self, PyObject *noargs)
     if (!engine_ready(self))
         return NULL;
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS st = ferry_engine_warmup(self->e);
-    Py_END_ALLOW_THREADS if (st != FERRY_OK) return raise_status(st);
+    Py_BEGIN_ALLOW_THREADS
+        st = ferry_engine_warmup(self->e);
+    Py_END_ALLOW_THREADS
+    if (st != FERRY_OK)
+        return raise_status(st);
     Py_RETURN_NONE;
 }
 
@@ -770,11 +782,13 @@ static PyObject *Engine_time_c(EngineObject *self, PyObject *args)
         return NULL;
     ferry_status st = FERRY_OK;
     struct timespec t0, t1;
-    Py_BEGIN_ALLOW_THREADS clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (long long k = 0; k < iters && st == FERRY_OK; k++)
-        st = ferry_engine_run(self->e, b.in, b.n_in, b.out, b.n_out);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    Py_END_ALLOW_THREADS batch_release(&b, 1);
+    Py_BEGIN_ALLOW_THREADS
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (long long k = 0; k < iters && st == FERRY_OK; k++)
+            st = ferry_engine_run(self->e, b.in, b.n_in, b.out, b.n_out);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+    Py_END_ALLOW_THREADS
+    batch_release(&b, 1);
     if (st != FERRY_OK)
         return raise_status(st);
     return PyFloat_FromDouble((double)(t1.tv_sec - t0.tv_sec) +
@@ -816,7 +830,8 @@ static PyTypeObject EngineType = {
 
 typedef struct {
     PyObject_HEAD EngineObject *engine;
-    ferry_batcher *b;
+    ferry_batcher *b;  /* NULL once closed: no new call starts */
+    atomic_int active; /* infer calls between their check of b and their return */
 } BatcherObject;
 
 static int Batcher_init(BatcherObject *self, PyObject *args, PyObject *kw)
@@ -839,9 +854,10 @@ static int Batcher_init(BatcherObject *self, PyObject *args, PyObject *kw)
     cfg.max_queue = max_queue;
     ferry_status st;
     ferry_engine *e = ((EngineObject *)eng)->e;
-    Py_BEGIN_ALLOW_THREADS st = ferry_batcher_create(e, &cfg, &self->b);
-    Py_END_ALLOW_THREADS if (st != FERRY_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = ferry_batcher_create(e, &cfg, &self->b);
+    Py_END_ALLOW_THREADS
+    if (st != FERRY_OK) {
         raise_status(st);
         return -1;
     }
@@ -850,14 +866,25 @@ static int Batcher_init(BatcherObject *self, PyObject *args, PyObject *kw)
     return 0;
 }
 
+/* Closes: no new infer starts (b is NULL, checked with the GIL held); the
+ * ones already past that check finish (destroy answers every accepted
+ * request), then the batcher is destroyed. */
+static void batcher_close(BatcherObject *self)
+{
+    ferry_batcher *b = self->b;
+    if (!b)
+        return;
+    self->b = NULL;
+    Py_BEGIN_ALLOW_THREADS
+        while (atomic_load(&self->active) > 0)
+            usleep(100);
+        ferry_batcher_destroy(b);
+    Py_END_ALLOW_THREADS
+}
+
 static void Batcher_dealloc(BatcherObject *self)
 {
-    if (self->b) {
-        ferry_batcher *b = self->b;
-        self->b = NULL;
-        Py_BEGIN_ALLOW_THREADS ferry_batcher_destroy(b);
-        Py_END_ALLOW_THREADS
-    }
+    batcher_close(self);
     Py_CLEAR(self->engine);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -875,9 +902,17 @@ static PyObject *Batcher_infer(BatcherObject *self, PyObject *args)
         return NULL;
     ferry_status st;
     ferry_batcher *fb = self->b;
-    Py_BEGIN_ALLOW_THREADS st = ferry_batcher_infer(fb, b.in, b.n_in, b.out, b.n_out, NULL);
-    Py_END_ALLOW_THREADS if (st != FERRY_OK)
-    {
+    if (!fb) { /* closed while the arrays were made */
+        batch_release(&b, 1);
+        PyErr_SetString(err_cls[FERRY_ESHUTDOWN], "ferry: the batcher is closed");
+        return NULL;
+    }
+    atomic_fetch_add(&self->active, 1);
+    Py_BEGIN_ALLOW_THREADS
+        st = ferry_batcher_infer(fb, b.in, b.n_in, b.out, b.n_out, NULL);
+        atomic_fetch_sub(&self->active, 1);
+    Py_END_ALLOW_THREADS
+    if (st != FERRY_OK) {
         batch_release(&b, 1);
         return raise_status(st);
     }
@@ -887,12 +922,7 @@ static PyObject *Batcher_infer(BatcherObject *self, PyObject *args)
 
 static PyObject *Batcher_close(BatcherObject *self, PyObject *noargs)
 {
-    if (self->b) {
-        ferry_batcher *b = self->b;
-        self->b = NULL;
-        Py_BEGIN_ALLOW_THREADS ferry_batcher_destroy(b);
-        Py_END_ALLOW_THREADS
-    }
+    batcher_close(self);
     Py_RETURN_NONE;
 }
 
@@ -985,10 +1015,10 @@ static int Pool_init(PoolObject *self, PyObject *args, PyObject *kw)
     self->ndim = (int)nd;
     self->host = strncmp(device, "cuda", 4) != 0;
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS st =
-        ferry_pool_create(self->shape, self->ndim, self->dt, device, size, &self->p);
-    Py_END_ALLOW_THREADS if (st != FERRY_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = ferry_pool_create(self->shape, self->ndim, self->dt, device, size, &self->p);
+    Py_END_ALLOW_THREADS
+    if (st != FERRY_OK) {
         raise_status(st);
         return -1;
     }
@@ -1016,8 +1046,11 @@ static PyObject *Pool_acquire(PoolObject *self, PyObject *args)
         return NULL;
     ferry_tensor t;
     ferry_status st;
-    Py_BEGIN_ALLOW_THREADS st = ferry_pool_acquire(self->p, timeout, &t);
-    Py_END_ALLOW_THREADS if (st != FERRY_OK) return raise_status(st);
+    Py_BEGIN_ALLOW_THREADS
+        st = ferry_pool_acquire(self->p, timeout, &t);
+    Py_END_ALLOW_THREADS
+    if (st != FERRY_OK)
+        return raise_status(st);
     return Py_BuildValue(
         "(KK)", (unsigned long long)(uintptr_t)t.data,
         (unsigned long long)(ferry_tensor_numel(&t) * (int64_t)ferry_dtype_size(t.dtype)));

@@ -189,6 +189,40 @@ def test_batcher_32_threads_match_the_cli(engine, data):
         b.infer(x[0])
 
 
+def test_batcher_closed_under_load(engine, data):
+    """close() while 16 threads call infer: every call returns a correct
+    result or raises ShutdownError; nothing hangs or crashes."""
+    x, ref = data
+    b = ferry.DynamicBatcher(engine, max_batch=32, max_delay_us=100)
+    results, bad = [], []
+
+    def client(t):
+        k = t
+        while True:
+            try:
+                y = b.infer(x[k % len(x)])
+            except ferry.ShutdownError:
+                return
+            except Exception as e:  # noqa: BLE001 - reported below
+                bad.append(e)
+                return
+            results.append((k % len(x), y))
+            k += 16
+
+    ts = [threading.Thread(target=client, args=(t,)) for t in range(16)]
+    for t in ts:
+        t.start()
+    while len(results) < 200 and not bad:
+        threading.Event().wait(0.01)
+    b.close()
+    for t in ts:
+        t.join(60)
+    assert not bad, bad
+    assert not any(t.is_alive() for t in ts)
+    for k, y in results:
+        close(y, ref[k])
+
+
 def test_batcher_errors(engine, data):
     x, _ = data
     with pytest.raises(ferry.InvalidArgumentError, match="max_batch"):
