@@ -30,19 +30,27 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def call_overhead(ferry, model, reps, iters):
+def call_overhead(ferry, model, features, calls):
+    """Medians of single calls, Python and C interleaved (the machine may be
+    shared: both see the same moments). _time_c(x, 1) times one
+    ferry_engine_run inside C; a Python call is timed around engine(x)."""
     e = ferry.Engine(model, num_threads=1, batch_size=256)
-    x = np.random.default_rng(0).uniform(-1, 1, (1, 256)).astype(np.float32)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, features)).astype(np.float32)
     e.warmup()
-    best_py, best_c = float("inf"), float("inf")
-    for _ in range(reps):  # interleaved, best of reps: the machine is shared
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            e(x)
-        best_py = min(best_py, (time.perf_counter() - t0) / iters)
-        best_c = min(best_c, e._time_c(x, iters) / iters)
-    return {"python_us": best_py * 1e6, "c_us": best_c * 1e6,
-            "overhead_us": (best_py - best_c) * 1e6}
+    clock = time.perf_counter
+    py, c = np.empty(calls), np.empty(calls)
+    for k in range(calls):
+        t0 = clock()
+        e(x)
+        py[k] = clock() - t0
+        c[k] = e._time_c(x, 1)
+    # perf_counter's own cost, measured the same way, is not Python's overhead
+    t = np.empty(1000)
+    for k in range(1000):
+        t0 = clock()
+        t[k] = clock() - t0
+    py_us, c_us = (np.median(py) - np.median(t)) * 1e6, np.median(c) * 1e6
+    return {"python_us": py_us, "c_us": c_us, "overhead_us": py_us - c_us}
 
 
 def python_batcher(ferry, model, clients, seconds, max_batch, delay_us):
@@ -112,8 +120,8 @@ def main():
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--max-batch", type=int, default=256)
     ap.add_argument("--max-delay-us", type=int, default=500)
-    ap.add_argument("--iters", type=int, default=20000)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--calls", type=int, default=20000)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-torch", action="store_true")
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -124,24 +132,45 @@ def main():
     cli = os.path.join(a.build, "ferry")
     r = {"model": "mlp-s", "clients": a.clients, "max_batch": a.max_batch,
          "max_delay_us": a.max_delay_us}
-    r["call"] = call_overhead(ferry, model, a.reps, a.iters)
-    c = r["call"]
-    print(f"batch 1, one thread: Python {c['python_us']:.2f} us/call, C {c['c_us']:.2f} us/call, "
-          f"overhead {c['overhead_us']:.2f} us")
-    r["c_batcher"] = c_batcher(cli, model, a.clients, a.duration, a.max_batch)
-    r["py_batcher"] = python_batcher(ferry, model, a.clients, a.duration, a.max_batch,
-                                     a.max_delay_us)
+    # a model of one 4x4 layer shows the Python layer alone; mlp-s, with it
+    # the cache effects of a real forward between calls
+    with tempfile.TemporaryDirectory() as d:
+        tiny = os.path.join(d, "tiny.onnx")
+        subprocess.run([cli, "make-model", "mlp", "--dims", "4,4", "--act", "relu", "-o", tiny],
+                       check=True, capture_output=True)
+        r["call_tiny"] = call_overhead(ferry, tiny, 4, a.calls)
+    r["call"] = call_overhead(ferry, model, 256, a.calls)
+    for k, name in (("call_tiny", "4x4 layer"), ("call", "mlp-s")):
+        c = r[k]
+        print(f"batch 1, one thread, {name:<9}: Python {c['python_us']:7.2f} us/call, "
+              f"C {c['c_us']:7.2f} us/call, overhead {c['overhead_us']:.2f} us (medians)")
+    # the three batchers in turn, repeats times: a shared machine's load
+    # changes over a minute, and each round sees the same moment
+    kinds = [("c_batcher", "C batcher, C clients"),
+             ("py_batcher", "ferry.DynamicBatcher, Python threads")]
     if not a.skip_torch:
-        r["torch_batcher"] = torch_batcher(model, a.clients, a.duration, a.max_batch,
-                                           a.max_delay_us)
-    for k, name in (("c_batcher", "C batcher, C clients"),
-                    ("py_batcher", "ferry.DynamicBatcher, Python threads"),
-                    ("torch_batcher", "PyTorch + Python batcher (the seed)")):
-        if k in r:
-            print(f"{name:<40} {a.clients} clients: {r[k]['requests_per_s']:>12,.0f} req/s"
-                  f"  mean batch {r[k]['mean_batch'] or 0:.1f}")
-    print(f"DynamicBatcher / C batcher: "
-          f"{r['py_batcher']['requests_per_s'] / r['c_batcher']['requests_per_s']:.0%}")
+        kinds.append(("torch_batcher", "PyTorch + Python batcher (the seed)"))
+    rounds = []
+    for _ in range(a.repeats):
+        rd = {"c_batcher": c_batcher(cli, model, a.clients, a.duration, a.max_batch),
+              "py_batcher": python_batcher(ferry, model, a.clients, a.duration, a.max_batch,
+                                           a.max_delay_us)}
+        if not a.skip_torch:
+            rd["torch_batcher"] = torch_batcher(model, a.clients, a.duration, a.max_batch,
+                                                a.max_delay_us)
+        rd["ratio"] = rd["py_batcher"]["requests_per_s"] / rd["c_batcher"]["requests_per_s"]
+        rounds.append(rd)
+        print("round: " + ", ".join(f"{k} {rd[k]['requests_per_s']:,.0f}" for k, _ in kinds)
+              + f", DynamicBatcher / C {rd['ratio']:.0%}")
+    r["rounds"] = rounds
+    for k, name in kinds:
+        v = [rd[k]["requests_per_s"] for rd in rounds]
+        mb = [rd[k]["mean_batch"] or 0 for rd in rounds]
+        r[k] = {"requests_per_s": float(np.median(v)), "mean_batch": float(np.median(mb))}
+        print(f"{name:<40} {a.clients} clients: {r[k]['requests_per_s']:>10,.0f} req/s "
+              f"(median of {len(v)})  mean batch {r[k]['mean_batch']:.1f}")
+    print(f"DynamicBatcher / C batcher, per round: median "
+          f"{np.median([rd['ratio'] for rd in rounds]):.0%}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(r, f, indent=1)
