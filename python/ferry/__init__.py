@@ -129,16 +129,21 @@ class DynamicBatcher:
     or the first has waited max_delay_us. The seed's DynamicBatchingServer.
 
     DynamicBatcher(engine, max_batch=0 (the engine's), max_delay_us=500,
-    max_queue=65536); infer raises BusyError when max_queue requests wait.
+    max_queue=65536, preferred_batch_sizes=None); infer raises BusyError
+    when max_queue requests wait. preferred_batch_sizes (up to 8 sizes) makes
+    a forming batch wait (up to max_delay_us) for one of those sizes even
+    while a worker is idle.
     close() (or leaving a with block) finishes every accepted request.
     """
 
-    def __init__(self, engine, max_batch=0, max_delay_us=500, max_queue=65536):
+    def __init__(self, engine, max_batch=0, max_delay_us=500, max_queue=65536,
+                 preferred_batch_sizes=None):
         if not isinstance(engine, _ferry.Engine):
             raise TypeError("ferry.DynamicBatcher: engine must be a ferry.Engine")
         self.engine = engine
         self._b = _ferry.Batcher(engine, max_batch=max_batch, max_delay_us=max_delay_us,
-                                 max_queue=max_queue)
+                                 max_queue=max_queue,
+                                 preferred_batch_sizes=preferred_batch_sizes)
         self.infer = self._b.infer
 
     def __call__(self, x):

@@ -836,12 +836,13 @@ typedef struct {
 
 static int Batcher_init(BatcherObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"engine", "max_batch", "max_delay_us", "max_queue", NULL};
-    PyObject *eng;
+    static char *kwlist[] = {
+        "engine", "max_batch", "max_delay_us", "max_queue", "preferred_batch_sizes", NULL};
+    PyObject *eng, *pref = NULL;
     int max_batch = 0, max_queue = 65536;
     long long delay = 500;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|iLi", kwlist, &EngineType, &eng, &max_batch,
-                                     &delay, &max_queue))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|iLiO", kwlist, &EngineType, &eng, &max_batch,
+                                     &delay, &max_queue, &pref))
         return -1;
     if (self->b)
         return 0;
@@ -852,6 +853,24 @@ static int Batcher_init(BatcherObject *self, PyObject *args, PyObject *kw)
     cfg.max_batch = max_batch;
     cfg.max_delay_us = delay;
     cfg.max_queue = max_queue;
+    if (pref && pref != Py_None) {
+        PyObject *seq = PySequence_Fast(pref, "preferred_batch_sizes: a sequence of ints");
+        if (!seq)
+            return -1;
+        Py_ssize_t np_ = PySequence_Fast_GET_SIZE(seq);
+        if (np_ > FERRY_MAX_PREFERRED) {
+            Py_DECREF(seq);
+            PyErr_Format(err_cls[FERRY_EINVAL], "preferred_batch_sizes: at most %d sizes",
+                         FERRY_MAX_PREFERRED);
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < np_; i++)
+            cfg.preferred_batch_sizes[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        cfg.n_preferred = (int)np_;
+        Py_DECREF(seq);
+        if (PyErr_Occurred())
+            return -1;
+    }
     ferry_status st;
     ferry_engine *e = ((EngineObject *)eng)->e;
     Py_BEGIN_ALLOW_THREADS

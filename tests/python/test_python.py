@@ -232,6 +232,11 @@ def test_batcher_errors(engine, data):
     with ferry.DynamicBatcher(engine, max_batch=8) as b:
         with pytest.raises(ferry.ShapeError):
             b.infer(np.zeros(255, np.float32))
+    with pytest.raises(ferry.InvalidArgumentError, match="preferred_batch_sizes"):
+        ferry.DynamicBatcher(engine, max_batch=8, preferred_batch_sizes=[16])
+    with ferry.DynamicBatcher(engine, max_batch=8, max_delay_us=200,
+                              preferred_batch_sizes=[4]) as b:
+        close(b.infer(x[9]), ferry_run(x[9:10])[0])
 
 
 def test_batcher_outlives_its_engine_reference(data):
