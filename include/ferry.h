@@ -176,6 +176,33 @@ typedef struct ferry_step_info {
 FERRY_API ferry_status ferry_model_plan(const ferry_model *m, ferry_step_info *steps, int cap,
                                         int *n_steps);
 
+/* What a model file declares, read without loading it (no shape inference,
+ * no passes): the names of its symbolic axes ("batch") and its operators,
+ * each marked supported or not, so that a model Ferry cannot run can still
+ * be described. Strings are owned by the summary. Any thread. */
+typedef struct ferry_summary ferry_summary;
+
+/* FERRY_EIO (unreadable) or FERRY_EPARSE (not ONNX). */
+FERRY_API ferry_status ferry_summary_load(const char *path, ferry_summary **out);
+FERRY_API void ferry_summary_destroy(ferry_summary *s);
+FERRY_API const char *ferry_summary_producer(const ferry_summary *s);
+FERRY_API int64_t ferry_summary_opset(const ferry_summary *s);
+FERRY_API int ferry_summary_num_nodes(const ferry_summary *s);
+FERRY_API int ferry_summary_num_inputs(const ferry_summary *s);
+FERRY_API int ferry_summary_num_outputs(const ferry_summary *s);
+/* Input/output i as declared: a symbolic dimension is FERRY_DIM_BATCH,
+ * its name given by ferry_summary_axis. FERRY_EINVAL if i is out of range. */
+FERRY_API ferry_status ferry_summary_input(const ferry_summary *s, int i, ferry_tensor_info *out);
+FERRY_API ferry_status ferry_summary_output(const ferry_summary *s, int i, ferry_tensor_info *out);
+/* The name of dimension d of input (is_output 0) or output i where it is
+ * symbolic ("batch"; "" if unnamed or fixed); NULL when out of range. */
+FERRY_API const char *ferry_summary_axis(const ferry_summary *s, int is_output, int i, int d);
+/* Distinct operators in the file ("Conv", or "domain.Op" outside the
+ * default domain), with their node counts and whether Ferry has them. */
+FERRY_API int ferry_summary_num_ops(const ferry_summary *s);
+FERRY_API ferry_status ferry_summary_op(const ferry_summary *s, int k, const char **name,
+                                        int *count, int *supported);
+
 /* ----------------------------------------------------------------- engine */
 
 typedef struct ferry_engine ferry_engine;

@@ -44,6 +44,7 @@ __version__ = _ferry.version()
 
 __all__ = [
     "Engine", "EngineConfig", "TensorPool", "DynamicBatcher", "export", "version", "backends",
+    "summarize",
     "Error", "ShapeError", "DTypeError", "InvalidArgumentError", "UnsupportedError",
     "ParseError", "FileError", "TimeoutError", "BusyError", "ShutdownError", "DeviceError",
     "NotFoundError", "OutOfMemoryError", "InternalError",
@@ -53,6 +54,14 @@ __all__ = [
 def version():
     """The version of the libferry this package loaded ("0.1.0")."""
     return _ferry.version()
+
+
+def summarize(path):
+    """What an ONNX file declares, read without loading it (so also for a
+    model Ferry cannot run): {"producer", "opset", "nodes", "inputs" and
+    "outputs" as [(name, dtype, shape)] with symbolic axes by name
+    ("batch"), "ops": {name: (count, supported)}}."""
+    return _ferry.summarize(path)
 
 
 def backends():

@@ -1148,7 +1148,76 @@ static PyObject *mod_backends(PyObject *m, PyObject *noargs)
     return PyUnicode_FromString(buf);
 }
 
+/* The inputs or outputs of a summary, symbolic dims by their names. */
+static PyObject *summary_ios(const ferry_summary *sm, int is_output)
+{
+    int n = is_output ? ferry_summary_num_outputs(sm) : ferry_summary_num_inputs(sm);
+    PyObject *l = PyList_New(n);
+    for (int i = 0; l && i < n; i++) {
+        ferry_tensor_info ti;
+        if (is_output)
+            ferry_summary_output(sm, i, &ti);
+        else
+            ferry_summary_input(sm, i, &ti);
+        PyObject *shape = PyTuple_New(ti.ndim);
+        for (int d = 0; shape && d < ti.ndim; d++) {
+            const char *ax = ferry_summary_axis(sm, is_output, i, d);
+            PyObject *v = ti.shape[d] >= 0 ? PyLong_FromLongLong(ti.shape[d])
+                                           : PyUnicode_FromString(ax && *ax ? ax : "?");
+            if (!v)
+                Py_CLEAR(shape);
+            else
+                PyTuple_SET_ITEM(shape, d, v);
+        }
+        PyObject *t =
+            shape ? Py_BuildValue("(ssN)", ti.name, ferry_dtype_name(ti.dtype), shape) : NULL;
+        if (!t) {
+            Py_CLEAR(l);
+            break;
+        }
+        PyList_SET_ITEM(l, i, t);
+    }
+    return l;
+}
+
+/* summarize(path): what the file declares, without loading it. */
+static PyObject *mod_summarize(PyObject *m, PyObject *arg)
+{
+    PyObject *path = NULL;
+    if (!PyUnicode_FSConverter(arg, &path))
+        return NULL;
+    ferry_summary *sm = NULL;
+    ferry_status st;
+    const char *p = PyBytes_AS_STRING(path);
+    Py_BEGIN_ALLOW_THREADS
+        st = ferry_summary_load(p, &sm);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    if (st != FERRY_OK)
+        return raise_status(st);
+    PyObject *ops = PyDict_New();
+    for (int k = 0; ops && k < ferry_summary_num_ops(sm); k++) {
+        const char *name;
+        int count, supported;
+        ferry_summary_op(sm, k, &name, &count, &supported);
+        PyObject *v = Py_BuildValue("(iO)", count, supported ? Py_True : Py_False);
+        if (!v || PyDict_SetItemString(ops, name, v) < 0)
+            Py_CLEAR(ops);
+        Py_XDECREF(v);
+    }
+    PyObject *r =
+        ops ? Py_BuildValue("{s:s,s:L,s:i,s:N,s:N,s:N}", "producer", ferry_summary_producer(sm),
+                            "opset", (long long)ferry_summary_opset(sm), "nodes",
+                            ferry_summary_num_nodes(sm), "inputs", summary_ios(sm, 0), "outputs",
+                            summary_ios(sm, 1), "ops", ops)
+            : NULL;
+    ferry_summary_destroy(sm);
+    return r;
+}
+
 static PyMethodDef mod_methods[] = {
+    {"summarize", mod_summarize, METH_O,
+     "summarize(path): inputs, outputs (axes by name), operators (count, supported)"},
     {"version", mod_version, METH_NOARGS, "the loaded libferry's version"},
     {"backends", mod_backends, METH_NOARGS, "backends built in and devices seen"},
     {NULL}};

@@ -5,7 +5,8 @@
  *
  * It reads the graph (graph/graph.h) but never changes it: every function
  * here takes a const model, may run on any thread, and allocates only the
- * temporary plan of ferry_model_plan.
+ * temporary plan of ferry_model_plan. ferry_summary wraps the loader's
+ * onnx_summarize_file, for models that do not load.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,5 +110,118 @@ ferry_status ferry_model_plan(const ferry_model *m, ferry_step_info *steps, int 
     }
     *n_steps = plan.n_order;
     graph_plan_free(&plan);
+    return FERRY_OK;
+}
+
+/* ------------------------------------------------------------ summary */
+
+struct ferry_summary {
+    onnx_summary s;
+};
+
+ferry_status ferry_summary_load(const char *path, ferry_summary **out)
+{
+    if (!path || !out)
+        return ferry_fail(FERRY_EINVAL, "ferry_summary_load: NULL argument");
+    *out = NULL;
+    ferry_summary *s = malloc(sizeof *s);
+    if (!s)
+        return ferry_fail(FERRY_ENOMEM, "out of memory summarizing '%s'", path);
+    ferry_status st = onnx_summarize_file(path, &s->s);
+    if (st != FERRY_OK) {
+        free(s);
+        return st;
+    }
+    *out = s;
+    return FERRY_OK;
+}
+
+void ferry_summary_destroy(ferry_summary *s)
+{
+    free(s);
+}
+
+const char *ferry_summary_producer(const ferry_summary *s)
+{
+    return s ? s->s.producer : "";
+}
+
+int64_t ferry_summary_opset(const ferry_summary *s)
+{
+    return s ? s->s.opset : 0;
+}
+
+int ferry_summary_num_nodes(const ferry_summary *s)
+{
+    return s ? s->s.n_nodes : 0;
+}
+
+int ferry_summary_num_inputs(const ferry_summary *s)
+{
+    return s ? s->s.n_inputs : 0;
+}
+
+int ferry_summary_num_outputs(const ferry_summary *s)
+{
+    return s ? s->s.n_outputs : 0;
+}
+
+static const onnx_summary_io *summary_io(const ferry_summary *s, int is_output, int i)
+{
+    if (!s || i < 0 || i >= (is_output ? s->s.n_outputs : s->s.n_inputs))
+        return NULL;
+    return is_output ? &s->s.outputs[i] : &s->s.inputs[i];
+}
+
+static ferry_status summary_info(const ferry_summary *s, int is_output, int i,
+                                 ferry_tensor_info *out)
+{
+    const onnx_summary_io *io = summary_io(s, is_output, i);
+    if (!io || !out)
+        return ferry_fail(FERRY_EINVAL, "ferry_summary_%s: %d out of range or NULL argument",
+                          is_output ? "output" : "input", i);
+    memset(out, 0, sizeof *out);
+    out->name = io->name;
+    out->dtype = io->dtype;
+    out->ndim = io->ndim;
+    for (int d = 0; d < io->ndim && d < FERRY_MAX_DIMS; d++)
+        out->shape[d] = io->dims[d] >= 0 ? io->dims[d] : FERRY_DIM_BATCH;
+    return FERRY_OK;
+}
+
+ferry_status ferry_summary_input(const ferry_summary *s, int i, ferry_tensor_info *out)
+{
+    return summary_info(s, 0, i, out);
+}
+
+ferry_status ferry_summary_output(const ferry_summary *s, int i, ferry_tensor_info *out)
+{
+    return summary_info(s, 1, i, out);
+}
+
+const char *ferry_summary_axis(const ferry_summary *s, int is_output, int i, int d)
+{
+    const onnx_summary_io *io = summary_io(s, is_output, i);
+    if (!io || d < 0 || d >= io->ndim || d >= FERRY_MAX_DIMS)
+        return NULL;
+    return io->dims[d] >= 0 ? "" : io->sym[d];
+}
+
+int ferry_summary_num_ops(const ferry_summary *s)
+{
+    return s ? s->s.n_ops : 0;
+}
+
+ferry_status ferry_summary_op(const ferry_summary *s, int k, const char **name, int *count,
+                              int *supported)
+{
+    if (!s || k < 0 || k >= s->s.n_ops)
+        return ferry_fail(FERRY_EINVAL, "ferry_summary_op: operator %d out of range", k);
+    if (name)
+        *name = s->s.ops[k].name;
+    if (count)
+        *count = s->s.ops[k].count;
+    if (supported)
+        *supported = s->s.ops[k].supported;
     return FERRY_OK;
 }

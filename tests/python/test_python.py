@@ -74,6 +74,30 @@ def test_engine_describes_the_model(engine):
     assert "cpu" in ferry.backends()
 
 
+def test_summarize_a_file_even_one_that_cannot_run(tmp_path):
+    s = ferry.summarize(MODEL)
+    assert s["inputs"] == [("input", "f32", ("batch", 256))]  # the file's axis name
+    assert s["ops"] == {"Gemm": (3, True), "Relu": (2, True)}  # before fusion
+    assert s["producer"] == "ferry" and s["nodes"] == 5
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Det", ["r"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch"])])
+    path = str(tmp_path / "det.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+    s = ferry.summarize(path)
+    assert s["inputs"] == [("x", "f32", ("batch", 3, 3))]
+    assert s["outputs"] == [("y", "f32", ("batch",))]
+    assert s["ops"] == {"Relu": (1, True), "Det": (1, False)}
+    assert s["nodes"] == 2 and s["opset"] == 17
+    with pytest.raises(ferry.UnsupportedError, match="Det"):
+        ferry.Engine(path)
+    with pytest.raises(ferry.FileError):
+        ferry.summarize(str(tmp_path / "missing.onnx"))
+
+
 def test_call_run_submit_match_the_cli(engine, data):
     x, ref = data
     close(engine(x[:7]), ref[:7])
