@@ -6,6 +6,9 @@
 #                ASan+UBSan build runs them all again
 #                (the concurrency tests run a third time under TSan: make tsan)
 #   make tsan    ThreadSanitizer build + the engine, pool and batcher tests
+#   make install install the library, header, pkg-config file, CMake package,
+#                CLI and Python package under PREFIX (default /usr/local)
+#   make pytest  the Python package's tests (build/python, Debian's pytest)
 #   make venv    .venv for the benchmarks: Debian's python with its torch and
 #                numpy (--system-site-packages) + onnxruntime from PyPI;
 #                run bench/real_models.py and tests/models/check_ort.py with
@@ -19,7 +22,7 @@ PYTHON     := /usr/bin/python3
 # Debian packages the build and the tests need.
 DEB_PACKAGES := cmake make gcc pkg-config libopenblas-dev libprotobuf-c-dev \
 	protobuf-c-compiler libonnx-dev libmicrohttpd-dev libcjson-dev libcmocka-dev libdnnl-dev \
-	python3 python3-numpy python3-torch python3-torchvision python3-onnx
+	python3 python3-dev python3-numpy python3-pytest python3-torch python3-torchvision python3-onnx
 
 .PHONY: all deps build bench test test-normal test-asan tsan venv format clean
 
@@ -72,6 +75,17 @@ venv: deps
 		bad = [m.__name__ for m in (numpy, torch) if '/.venv/' in m.__file__]; \
 		print('venv: onnxruntime', onnxruntime.__version__, 'numpy', numpy.__version__, \
 		      'torch', torch.__version__); sys.exit('venv shadows Debian: %s' % bad if bad else 0)"
+
+PREFIX ?= /usr/local
+
+.PHONY: install pytest
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+pytest: build
+	FERRY_BUILD_DIR=$(CURDIR)/$(BUILD) FERRY_CLI=$(CURDIR)/$(BUILD)/ferry \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/python tests/install
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu')

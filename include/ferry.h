@@ -12,7 +12,17 @@
  *   memory. Ferry never keeps a caller's pointer past the call, or, for
  *   asynchronous calls, past the completion callback.
  * - Shapes use FERRY_DIM_BATCH (-1) for the symbolic batch dimension in model
- *   metadata; tensors passed to run calls carry concrete shapes.
+ *   metadata, and -k for a dimension of k*N (a reshape that merged the batch
+ *   into a dim); tensors passed to run calls carry concrete shapes.
+ * - Asynchronous failures: a completion callback (ferry_done_fn,
+ *   ferry_request_fn) that receives a status other than FERRY_OK because a
+ *   batch failed in the engine may call ferry_last_error() on its own
+ *   thread for the reason; the message is valid until the callback
+ *   returns. (A batcher's FERRY_ETIMEDOUT and FERRY_ESHUTDOWN are their
+ *   own reason.)
+ * - Linking: pkg-config --cflags --libs ferry (or --static for libferry.a),
+ *   or CMake's find_package(ferry) and target ferry::ferry. Only names that
+ *   start with ferry_ (and FERRY_ macros) are exported.
  */
 #ifndef FERRY_H
 #define FERRY_H
@@ -24,7 +34,18 @@
 extern "C" {
 #endif
 
+/* Every public function and object carries FERRY_API: the library is built
+ * with hidden visibility, so that only these names are exported. */
+#if defined(__GNUC__)
+#define FERRY_API __attribute__((visibility("default")))
+#else
+#define FERRY_API
+#endif
+
 #define FERRY_VERSION "0.1.0"
+#define FERRY_VERSION_MAJOR 0
+#define FERRY_VERSION_MINOR 1
+#define FERRY_VERSION_PATCH 0
 #define FERRY_MAX_DIMS 8
 #define FERRY_DIM_BATCH (-1)
 
@@ -76,19 +97,23 @@ typedef struct ferry_tensor_info {
     int64_t shape[FERRY_MAX_DIMS];
 } ferry_tensor_info;
 
+/* The library's version ("0.1.0"): that of the libferry actually loaded,
+ * which may differ from the FERRY_VERSION this program was compiled with. */
+FERRY_API const char *ferry_version(void);
+
 /* Names a status ("FERRY_ESHAPE"). Never NULL. */
-const char *ferry_status_str(ferry_status st);
+FERRY_API const char *ferry_status_str(ferry_status st);
 
 /* The message of the last failed call on this thread ("" if none). Valid
  * until the next Ferry call on the same thread. */
-const char *ferry_last_error(void);
+FERRY_API const char *ferry_last_error(void);
 
 /* Name ("f32", "f16", ...) and size in bytes of a dtype; 0 for unknown. */
-const char *ferry_dtype_name(ferry_dtype dt);
-size_t ferry_dtype_size(ferry_dtype dt);
+FERRY_API const char *ferry_dtype_name(ferry_dtype dt);
+FERRY_API size_t ferry_dtype_size(ferry_dtype dt);
 
 /* Number of elements of a tensor view (product of its shape). */
-int64_t ferry_tensor_numel(const ferry_tensor *t);
+FERRY_API int64_t ferry_tensor_numel(const ferry_tensor *t);
 
 /* ------------------------------------------------------------------ model */
 
@@ -99,20 +124,84 @@ typedef struct ferry_model ferry_model;
  * Errors: FERRY_EIO (unreadable), FERRY_EPARSE (not ONNX, truncated),
  * FERRY_EUNSUPPORTED (operator; the message names node and op),
  * FERRY_ESHAPE (shapes in the model disagree). Any thread. */
-ferry_status ferry_model_load(const char *path, ferry_model **out);
+FERRY_API ferry_status ferry_model_load(const char *path, ferry_model **out);
 
 /* As ferry_model_load, from memory. base_dir resolves external data (may be
  * NULL: external data is then an error). The buffer is not kept. */
-ferry_status ferry_model_load_buffer(const void *buf, size_t len, const char *base_dir,
-                                     ferry_model **out);
+FERRY_API ferry_status ferry_model_load_buffer(const void *buf, size_t len, const char *base_dir,
+                                               ferry_model **out);
 
-void ferry_model_destroy(ferry_model *m);
+FERRY_API void ferry_model_destroy(ferry_model *m);
 
-int ferry_model_num_inputs(const ferry_model *m);
-int ferry_model_num_outputs(const ferry_model *m);
+FERRY_API int ferry_model_num_inputs(const ferry_model *m);
+FERRY_API int ferry_model_num_outputs(const ferry_model *m);
 /* Fills *out for input/output i. FERRY_EINVAL if i is out of range. */
-ferry_status ferry_model_input(const ferry_model *m, int i, ferry_tensor_info *out);
-ferry_status ferry_model_output(const ferry_model *m, int i, ferry_tensor_info *out);
+FERRY_API ferry_status ferry_model_input(const ferry_model *m, int i, ferry_tensor_info *out);
+FERRY_API ferry_status ferry_model_output(const ferry_model *m, int i, ferry_tensor_info *out);
+
+/* Introspection (src/engine/introspect.c): what `ferry info` prints. Shapes
+ * are those of ferry_model_input: FERRY_DIM_BATCH is the batch N, -k is k*N.
+ * Strings are owned by the model and live as long as it. Any thread. */
+
+/* Producer ("pytorch"), ONNX opset, and the count of parameters (elements
+ * of every constant after folding). */
+FERRY_API const char *ferry_model_producer(const ferry_model *m);
+FERRY_API int64_t ferry_model_opset(const ferry_model *m);
+FERRY_API int64_t ferry_model_param_count(const ferry_model *m);
+
+/* The operators of the loaded graph after constant folding and fusion,
+ * with how many nodes run each: writes up to cap entries in name order,
+ * and the number of distinct operators to *n_ops (call with cap 0 to
+ * size the array). */
+typedef struct ferry_op_count {
+    const char *op; /* ONNX name: "Gemm", "Conv", "Relu" */
+    int count;
+} ferry_op_count;
+FERRY_API ferry_status ferry_model_ops(const ferry_model *m, ferry_op_count *ops, int cap,
+                                       int *n_ops);
+
+/* The plan Ferry runs: one step per node in execution order (views such as
+ * Reshape run no step). epilogue lists what fusion folded into the step
+ * ("+bias+relu", "+residual+relu", "" for none). output is the step's first
+ * output, its shape with FERRY_DIM_BATCH / -k symbols. Writes up to cap
+ * steps; *n_steps gets the total (cap 0 to size the array). FERRY_ENOMEM
+ * if the plan cannot be made. */
+typedef struct ferry_step_info {
+    const char *op;   /* "Gemm" */
+    const char *name; /* the node's name in the file, or "<op>_<index>" */
+    char epilogue[64];
+    int n_inputs, n_outputs;
+    ferry_tensor_info output;
+} ferry_step_info;
+FERRY_API ferry_status ferry_model_plan(const ferry_model *m, ferry_step_info *steps, int cap,
+                                        int *n_steps);
+
+/* What a model file declares, read without loading it (no shape inference,
+ * no passes): the names of its symbolic axes ("batch") and its operators,
+ * each marked supported or not, so that a model Ferry cannot run can still
+ * be described. Strings are owned by the summary. Any thread. */
+typedef struct ferry_summary ferry_summary;
+
+/* FERRY_EIO (unreadable) or FERRY_EPARSE (not ONNX). */
+FERRY_API ferry_status ferry_summary_load(const char *path, ferry_summary **out);
+FERRY_API void ferry_summary_destroy(ferry_summary *s);
+FERRY_API const char *ferry_summary_producer(const ferry_summary *s);
+FERRY_API int64_t ferry_summary_opset(const ferry_summary *s);
+FERRY_API int ferry_summary_num_nodes(const ferry_summary *s);
+FERRY_API int ferry_summary_num_inputs(const ferry_summary *s);
+FERRY_API int ferry_summary_num_outputs(const ferry_summary *s);
+/* Input/output i as declared: a symbolic dimension is FERRY_DIM_BATCH,
+ * its name given by ferry_summary_axis. FERRY_EINVAL if i is out of range. */
+FERRY_API ferry_status ferry_summary_input(const ferry_summary *s, int i, ferry_tensor_info *out);
+FERRY_API ferry_status ferry_summary_output(const ferry_summary *s, int i, ferry_tensor_info *out);
+/* The name of dimension d of input (is_output 0) or output i where it is
+ * symbolic ("batch"; "" if unnamed or fixed); NULL when out of range. */
+FERRY_API const char *ferry_summary_axis(const ferry_summary *s, int is_output, int i, int d);
+/* Distinct operators in the file ("Conv", or "domain.Op" outside the
+ * default domain), with their node counts and whether Ferry has them. */
+FERRY_API int ferry_summary_num_ops(const ferry_summary *s);
+FERRY_API ferry_status ferry_summary_op(const ferry_summary *s, int k, const char **name,
+                                        int *count, int *supported);
 
 /* ----------------------------------------------------------------- engine */
 
@@ -143,25 +232,27 @@ typedef struct ferry_engine_config {
 } ferry_engine_config;
 
 /* Fills *cfg with the defaults above. */
-void ferry_engine_config_init(ferry_engine_config *cfg);
+FERRY_API void ferry_engine_config_init(ferry_engine_config *cfg);
 
 /* Compiles the model for the device: plans memory, converts weights once,
  * allocates every worker's buffers (nothing is allocated per run after
- * warm-up). The engine keeps a reference to the model: destroy the model
+ * warm-up). cfg (NULL: the defaults) is copied, its device string too.
+ * The engine keeps a reference to the model: destroy the model
  * after the engine. FERRY_EUNSUPPORTED for a precision or device the build
  * or the hardware cannot do; FERRY_ENOMEM names the bytes asked and free. */
-ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config *cfg,
-                                 ferry_engine **out);
+FERRY_API ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config *cfg,
+                                           ferry_engine **out);
 
 /* Waits for every submitted batch, then frees. Accepts NULL. */
-void ferry_engine_destroy(ferry_engine *e);
+FERRY_API void ferry_engine_destroy(ferry_engine *e);
 
 /* Runs every worker once at a few batch sizes (and captures graphs when
  * cfg.graphs), so that later runs pay no first-call costs. */
-ferry_status ferry_engine_warmup(ferry_engine *e);
+FERRY_API ferry_status ferry_engine_warmup(ferry_engine *e);
 
 /* The concrete shape of output i for a batch of n samples. */
-ferry_status ferry_engine_output_info(const ferry_engine *e, int i, int64_t n, ferry_tensor *out);
+FERRY_API ferry_status ferry_engine_output_info(const ferry_engine *e, int i, int64_t n,
+                                                ferry_tensor *out);
 
 /* Runs one batch of any size and blocks until done. A batch is split into
  * chunks of at most max_batch samples, and a large batch into one chunk per
@@ -169,39 +260,43 @@ ferry_status ferry_engine_output_info(const ferry_engine *e, int i, int64_t n, f
  * other's compute) share it. inputs[n_in], outputs[n_out] in model
  * order; output tensors must carry the shape ferry_engine_output_info gives
  * and point to caller memory. Thread-safe: any number of callers. */
-ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n_in,
-                              ferry_tensor *outputs, int n_out);
+FERRY_API ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n_in,
+                                        ferry_tensor *outputs, int n_out);
 
 /* Runs n_batches batches, pipelined across workers; blocks until all are
  * done. Batch b's tensors are inputs[b*n_in .. b*n_in+n_in-1] and
  * outputs[b*n_out ..]. Returns the first error; every batch still runs. */
-ferry_status ferry_engine_run_many(ferry_engine *e, int n_batches, const ferry_tensor *inputs,
-                                   int n_in, ferry_tensor *outputs, int n_out);
+FERRY_API ferry_status ferry_engine_run_many(ferry_engine *e, int n_batches,
+                                             const ferry_tensor *inputs, int n_in,
+                                             ferry_tensor *outputs, int n_out);
 
-/* Completion callback of an asynchronous call; runs on an engine thread. */
+/* Completion callback of an asynchronous call; runs on an engine thread.
+ * When st != FERRY_OK, ferry_last_error() called inside the callback gives
+ * the reason (the engine thread's message for that batch). */
 typedef void (*ferry_done_fn)(void *user, ferry_status st);
 
 /* Queues one batch of at most max_batch samples and returns at once (blocks
  * only while every worker has pipeline_depth batches in flight). done runs
  * exactly once, after the outputs are written. The tensors' memory must
  * stay valid until then; the tensor structs themselves are copied. */
-ferry_status ferry_engine_submit(ferry_engine *e, const ferry_tensor *inputs, int n_in,
-                                 ferry_tensor *outputs, int n_out, ferry_done_fn done, void *user);
+FERRY_API ferry_status ferry_engine_submit(ferry_engine *e, const ferry_tensor *inputs, int n_in,
+                                           ferry_tensor *outputs, int n_out, ferry_done_fn done,
+                                           void *user);
 
 /* Device description ("cpu", "cuda:0 NVIDIA H100 80GB HBM3") of an engine. */
-const char *ferry_engine_device(const ferry_engine *e);
-const ferry_engine_config *ferry_engine_get_config(const ferry_engine *e);
+FERRY_API const char *ferry_engine_device(const ferry_engine *e);
+FERRY_API const ferry_engine_config *ferry_engine_get_config(const ferry_engine *e);
 
 typedef struct ferry_engine_stats {
     uint64_t batches;    /* batches run */
     uint64_t samples;    /* samples run */
     uint64_t compute_us; /* summed wall time from dispatch to completion */
 } ferry_engine_stats;
-void ferry_engine_get_stats(const ferry_engine *e, ferry_engine_stats *out);
+FERRY_API void ferry_engine_get_stats(const ferry_engine *e, ferry_engine_stats *out);
 
 /* Backends compiled into this build ("cpu", "cuda") and devices visible:
  * writes a human-readable, newline-separated list into buf. */
-void ferry_backends_describe(char *buf, size_t len);
+FERRY_API void ferry_backends_describe(char *buf, size_t len);
 
 /* ------------------------------------------------------------------- pool */
 
@@ -211,19 +306,23 @@ typedef struct ferry_pool ferry_pool;
  * (aligned host memory), "pinned" (page-locked host memory for GPU staging;
  * falls back to aligned host memory when CUDA is absent), "cuda[:N]"
  * (device memory). Thread-safe. */
-ferry_status ferry_pool_create(const int64_t *shape, int ndim, ferry_dtype dtype,
-                               const char *device, int pool_size, ferry_pool **out);
-/* Frees every tensor; FERRY_EBUSY (and nothing freed) while some are out. */
-ferry_status ferry_pool_destroy(ferry_pool *p);
+FERRY_API ferry_status ferry_pool_create(const int64_t *shape, int ndim, ferry_dtype dtype,
+                                         const char *device, int pool_size, ferry_pool **out);
+/* Frees every tensor and the pool; accepts NULL (FERRY_OK). Unlike the
+ * other destructors it can refuse: while tensors are still acquired it
+ * returns FERRY_EBUSY and frees nothing, since their holders may still be
+ * writing to that memory (freeing would turn a missing release into a
+ * use-after-free); release them and call it again. */
+FERRY_API ferry_status ferry_pool_destroy(ferry_pool *p);
 
 /* Takes a free tensor into *out, waiting up to timeout_us (< 0: forever).
  * FERRY_ETIMEDOUT when none frees up in time. */
-ferry_status ferry_pool_acquire(ferry_pool *p, int64_t timeout_us, ferry_tensor *out);
+FERRY_API ferry_status ferry_pool_acquire(ferry_pool *p, int64_t timeout_us, ferry_tensor *out);
 /* As acquire, never waits: FERRY_EBUSY when none is free. */
-ferry_status ferry_pool_try_acquire(ferry_pool *p, ferry_tensor *out);
+FERRY_API ferry_status ferry_pool_try_acquire(ferry_pool *p, ferry_tensor *out);
 /* Gives a tensor back. FERRY_EINVAL for a pointer not from this pool or
  * one already released. */
-ferry_status ferry_pool_release(ferry_pool *p, const ferry_tensor *t);
+FERRY_API ferry_status ferry_pool_release(ferry_pool *p, const ferry_tensor *t);
 
 typedef struct ferry_pool_stats {
     uint64_t acquisitions; /* successful acquires */
@@ -233,7 +332,7 @@ typedef struct ferry_pool_stats {
     int high_water;        /* most out at once */
     int size;              /* pool_size */
 } ferry_pool_stats;
-void ferry_pool_get_stats(ferry_pool *p, ferry_pool_stats *out);
+FERRY_API void ferry_pool_get_stats(ferry_pool *p, ferry_pool_stats *out);
 
 /* ---------------------------------------------------------------- batcher */
 
@@ -255,15 +354,15 @@ typedef struct ferry_batcher_config {
     int priority_levels;        /* 1..8; higher priority value served first; default 1 */
 } ferry_batcher_config;
 
-void ferry_batcher_config_init(ferry_batcher_config *cfg);
+FERRY_API void ferry_batcher_config_init(ferry_batcher_config *cfg);
 
 /* Starts a batcher over an engine (which must outlive it). */
-ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *cfg,
-                                  ferry_batcher **out);
+FERRY_API ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *cfg,
+                                            ferry_batcher **out);
 
 /* Drains: every accepted request completes (result, or FERRY_ESHUTDOWN if
  * it could not run) before this returns. Accepts NULL. */
-void ferry_batcher_destroy(ferry_batcher *b);
+FERRY_API void ferry_batcher_destroy(ferry_batcher *b);
 
 typedef struct ferry_request_opts {
     int priority;       /* 0 .. priority_levels-1; higher first */
@@ -271,7 +370,8 @@ typedef struct ferry_request_opts {
 } ferry_request_opts;
 
 /* Called exactly once per accepted request, on a batcher or engine thread,
- * after outputs are written (on FERRY_OK). It must be quick and must not
+ * after outputs are written (on FERRY_OK). On an engine failure,
+ * ferry_last_error() inside the callback gives the engine's reason. It must be quick and must not
  * block, call ferry_batcher_infer or destroy the batcher: it runs on the
  * path that completes other requests. */
 typedef void (*ferry_request_fn)(void *user, ferry_status st);
@@ -281,13 +381,15 @@ typedef void (*ferry_request_fn)(void *user, ferry_status st);
  * stay valid until cb runs. FERRY_EBUSY at once when the queue is full,
  * FERRY_EINVAL/ESHAPE/EDTYPE for bad tensors or k > max_batch; then cb is
  * never called. opts may be NULL. */
-ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
-                                  ferry_tensor *outputs, int n_out, const ferry_request_opts *opts,
-                                  ferry_request_fn cb, void *user);
+FERRY_API ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
+                                            ferry_tensor *outputs, int n_out,
+                                            const ferry_request_opts *opts, ferry_request_fn cb,
+                                            void *user);
 
 /* Blocking form of submit: returns the request's final status. */
-ferry_status ferry_batcher_infer(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
-                                 ferry_tensor *outputs, int n_out, const ferry_request_opts *opts);
+FERRY_API ferry_status ferry_batcher_infer(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
+                                           ferry_tensor *outputs, int n_out,
+                                           const ferry_request_opts *opts);
 
 /* Histogram buckets: upper bounds, the last is +Inf. */
 #define FERRY_LAT_BUCKETS                                                                          \
@@ -305,10 +407,17 @@ typedef struct ferry_batcher_stats {
     uint64_t compute_hist[FERRY_LAT_BUCKETS]; /* per batch: dispatch -> completion */
     uint64_t batch_hist[FERRY_BATCH_BUCKETS]; /* per batch: samples */
 } ferry_batcher_stats;
-void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *out);
+FERRY_API void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *out);
 
 /* ----------------------------------------------------------------- server */
 
+/* Threading: the server's own functions (create, add_model, start, port,
+ * stop, destroy) are for one controlling thread, not to be called
+ * concurrently on one server: add every model, then start; stop (or
+ * destroy, which stops) may come from any thread once start has returned,
+ * but only once. While it runs, the server calls the batchers from its HTTP
+ * threads; the engine, model and batcher given to it are its own, and the
+ * caller must not use or destroy them. Several servers may run at once. */
 typedef struct ferry_server ferry_server;
 
 typedef struct ferry_server_config {
@@ -322,18 +431,19 @@ typedef struct ferry_server_config {
     int connection_timeout;
 } ferry_server_config;
 
-void ferry_server_config_init(ferry_server_config *cfg);
-ferry_status ferry_server_create(const ferry_server_config *cfg, ferry_server **out);
+FERRY_API void ferry_server_config_init(ferry_server_config *cfg);
+FERRY_API ferry_status ferry_server_create(const ferry_server_config *cfg, ferry_server **out);
 /* Serves a model under name (version may be NULL: "1"). The server takes
  * ownership of batcher, engine and model and destroys them in that order. */
-ferry_status ferry_server_add_model(ferry_server *s, const char *name, const char *version,
-                                    ferry_model *m, ferry_engine *e, ferry_batcher *b);
-ferry_status ferry_server_start(ferry_server *s);
+FERRY_API ferry_status ferry_server_add_model(ferry_server *s, const char *name,
+                                              const char *version, ferry_model *m, ferry_engine *e,
+                                              ferry_batcher *b);
+FERRY_API ferry_status ferry_server_start(ferry_server *s);
 /* The port the server listens on (after start). */
-int ferry_server_port(const ferry_server *s);
+FERRY_API int ferry_server_port(const ferry_server *s);
 /* Stops accepting, finishes every accepted request, stops. */
-ferry_status ferry_server_stop(ferry_server *s);
-void ferry_server_destroy(ferry_server *s);
+FERRY_API ferry_status ferry_server_stop(ferry_server *s);
+FERRY_API void ferry_server_destroy(ferry_server *s);
 
 #ifdef __cplusplus
 }

@@ -18,7 +18,7 @@ cp "$B/models/mlp-s.onnx" "$STAGE/models/"
 gcc -std=c11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -D_GNU_SOURCE -DFERRY_HAVE_CUDA=1 \
     -Isrc -Iinclude -isystem /usr/local/cuda/include \
     bench/gpu/bench_forward.c -o "$STAGE/bin/bench_forward" \
-    "$B/libferry.a" "$B/libonnx_proto.a" \
+    "$B/libferry_internal.a" "$B/libonnx_proto.a" \
     $(pkg-config --libs libprotobuf-c openblas libmicrohttpd libcjson) -lm \
     /usr/local/cuda/lib/libcudart_static.a /usr/local/cuda/lib/libcublasLt.so \
     -ldl -lrt -lpthread -lstdc++

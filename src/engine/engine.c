@@ -227,6 +227,14 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
     e->model = m;
     e->g = m->g;
     e->cfg = cfg;
+    /* The caller's device string may be a temporary: keep a copy. */
+    if (strlen(cfg.device) >= sizeof e->device_arg) {
+        free(e);
+        return ferry_fail(FERRY_EINVAL, "device '%.32s...': longer than %zu characters", cfg.device,
+                          sizeof e->device_arg - 1);
+    }
+    memcpy(e->device_arg, cfg.device, strlen(cfg.device) + 1);
+    e->cfg.device = e->device_arg;
     pthread_mutex_init(&e->free_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -63,7 +63,8 @@ struct worker {
 struct ferry_engine {
     const ferry_model *model;
     const graph *g;
-    ferry_engine_config cfg;
+    ferry_engine_config cfg; /* the caller's, but cfg.device points to device_arg */
+    char device_arg[64];      /* a copy of the caller's cfg.device */
     const ferry_backend_ops *ops;
     backend_ctx *ctx;
     char device_name[256];
