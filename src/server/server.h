@@ -6,6 +6,7 @@
 #ifndef FERRY_SERVER_SERVER_H
 #define FERRY_SERVER_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,12 +32,28 @@ typedef struct srv_model {
     atomic_uint_fast64_t n_success, n_failure; /* infer responses 200 / not 200 */
 } srv_model;
 
+/* One HTTP thread and the MHD daemon it runs (loop.c). */
+typedef struct srv_worker {
+    ferry_server *srv;
+    struct MHD_Daemon *mhd;
+    int wake; /* eventfd: a resumed request or a stop (see loop.c) */
+    pthread_t thread;
+    bool running;
+    bool quiesced; /* its thread only */
+} srv_worker;
+
+/* What stop asks of the HTTP threads, in order. */
+enum { SRV_RUN = 0, SRV_QUIESCE = 1, SRV_EXIT = 2 };
+
 struct ferry_server {
     ferry_server_config cfg;
     char *host;
     srv_model **models;
     int n_models, cap_models;
-    struct MHD_Daemon *mhd;
+    srv_worker *workers;
+    int n_workers;
+    atomic_int phase;      /* SRV_*: set by stop, read by the HTTP threads */
+    atomic_int n_quiesced; /* threads that no longer accept */
     int listen_fd;
     int port;
     bool started, stopped;
@@ -71,6 +88,7 @@ typedef struct srv_out_sel {
  * notice (kept as MHD's per-request context). */
 typedef struct srv_request {
     ferry_server *srv;
+    srv_worker *worker; /* the thread that owns the connection */
     struct MHD_Connection *conn;
     srv_route route;
     srv_model *model;
@@ -114,5 +132,16 @@ void metrics_write(ferry_server *s, jsonw *w);
 
 /* server.c */
 void srv_request_release_infer(srv_request *r);
+/* Resumes r's suspended connection and wakes its thread. From any thread;
+ * r may be freed by that thread as soon as this returns. */
+void srv_request_resume(srv_request *r);
+
+/* loop.c */
+/* Starts w's thread on its daemon (w->srv and w->mhd set). */
+ferry_status srv_worker_start(srv_worker *w);
+/* Wakes w's thread: it runs its daemon and looks at the server's phase. */
+void srv_worker_wake(srv_worker *w);
+/* Wakes and joins w's thread (the server's phase is SRV_EXIT). */
+void srv_worker_join(srv_worker *w);
 
 #endif

@@ -1,0 +1,289 @@
+/*
+ * test_server_load.c - the server never strands a connection: many
+ * keep-alive connections over several HTTP threads, each connection
+ * counted on its own (every request it sent is answered, none waits longer
+ * than a stall bound), and SIGTERM to `ferry serve` under that load (every
+ * request sent before the signal is answered with 200, or 503 and
+ * Connection: close, and the process exits soon after its last answer).
+ *
+ * Loopback only, a few seconds each. The client is tests/server/load_client.h.
+ * Environment: FERRY_LOAD_ROUNDS multiplies the rounds of each keep-alive
+ * run (default 1), to run them again and again; FERRY_LOAD_SIGTERM_MS is
+ * when the signal comes (default 2500).
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ferry.h"
+#include "load_client.h"
+
+#define MODEL_PATH FERRY_BUILD_DIR "/models/mlp-s.onnx"
+/* An answer later than this is a stall. A healthy server answers within
+ * tens of milliseconds here, under ASan within a few hundred; a stranded
+ * connection waits for the connection timeout (30 s) or forever. */
+#define STALL_MS 5000
+/* After its last answer, `ferry serve` exits within this (it lingers 300 ms
+ * for keep-alive clients, then stops its threads and frees the model). */
+#define EXIT_AFTER_LAST_ANSWER_S 3.0
+
+static long env_long(const char *name, long def)
+{
+    const char *v = getenv(name);
+    return v && *v ? strtol(v, NULL, 10) : def;
+}
+
+static void report(const char *what, const lc_result *r)
+{
+    printf("%s: sent %ld answered %ld (200: %ld, 503: %ld, other: %ld), unanswered %ld "
+           "(+%ld after the event), stalled conns %d, incomplete conns %d, longest wait "
+           "%.0f ms%s%s\n",
+           what, r->sent, r->answered, r->status_200, r->status_503, r->status_other,
+           r->unanswered, r->unanswered_after, r->conns_stalled, r->conns_incomplete,
+           r->max_wait_ms, r->first_error[0] ? "; first problem: " : "", r->first_error);
+    fflush(stdout);
+}
+
+/* An in-process server on mlp-s with `threads` HTTP threads. */
+static ferry_server *start_server(int threads)
+{
+    ferry_model *m;
+    ferry_engine *e;
+    ferry_batcher *b;
+    assert_int_equal(ferry_model_load(MODEL_PATH, &m), FERRY_OK);
+    ferry_engine_config ec;
+    ferry_engine_config_init(&ec);
+    ec.workers = 1;
+    assert_int_equal(ferry_engine_create(m, &ec, &e), FERRY_OK);
+    ferry_batcher_config bc;
+    ferry_batcher_config_init(&bc);
+    assert_int_equal(ferry_batcher_create(e, &bc, &b), FERRY_OK);
+    ferry_server_config c;
+    ferry_server_config_init(&c);
+    c.port = 0;
+    c.threads = threads;
+    ferry_server *s;
+    assert_int_equal(ferry_server_create(&c, &s), FERRY_OK);
+    assert_int_equal(ferry_server_add_model(s, "mlp-s", NULL, m, e, b), FERRY_OK);
+    assert_int_equal(ferry_server_start(s), FERRY_OK);
+    return s;
+}
+
+/*
+ * Rounds of `conns` connections x `requests` requests against one server.
+ * About 128 connections on one HTTP thread, all sending at once, is what
+ * stranded them (issue 14, defect 1: a thread that took 128 ready sockets
+ * in one epoll_wait went back to sleep with them unserved, until the
+ * connection timeout). Before the fix, 1 thread x 128 connections x 100
+ * requests stalled in 7 of 10 rounds on the 2-core development machine,
+ * 2 threads x 256 in 1 of 10; after it, none in hundreds.
+ */
+static void keepalive_run(int threads, int conns, long requests, long rounds)
+{
+    ferry_server *s = start_server(threads);
+    size_t len;
+    char *req = lc_infer_request("mlp-s", &len);
+    assert_non_null(req);
+    rounds *= env_long("FERRY_LOAD_ROUNDS", 1);
+    for (long k = 0; k < rounds; k++) {
+        lc_config cfg = {0};
+        cfg.port = ferry_server_port(s);
+        cfg.conns = conns;
+        cfg.requests = requests;
+        cfg.request = req;
+        cfg.request_len = len;
+        cfg.stall_ms = STALL_MS;
+        cfg.deadline_s = 300;
+        lc_result r;
+        int rc = lc_run(&cfg, &r);
+        char what[96];
+        snprintf(what, sizeof what, "%d threads, %d connections, round %ld", threads, conns, k);
+        report(what, &r);
+        assert_int_equal(rc, 0);
+        assert_int_equal(r.sent, (long)conns * requests);
+        assert_int_equal(r.answered, r.sent);
+        assert_int_equal(r.status_200, r.sent);
+        assert_int_equal(r.conns_incomplete, 0);
+    }
+    free(req);
+    assert_int_equal(ferry_server_stop(s), FERRY_OK);
+    ferry_server_destroy(s);
+}
+
+static void test_keepalive_1_thread_128_connections(void **state)
+{
+    (void)state;
+    keepalive_run(1, 128, 100, 3);
+}
+
+static void test_keepalive_2_threads_256_connections(void **state)
+{
+    (void)state;
+    keepalive_run(2, 256, 50, 2);
+}
+
+static void test_keepalive_4_threads_512_connections(void **state)
+{
+    (void)state;
+    keepalive_run(4, 512, 20, 1);
+}
+
+/* ------------------------------------------------------ SIGTERM under load */
+
+typedef struct serve_proc {
+    pid_t pid;
+    int err_fd; /* its stderr */
+    int port;
+    char log[8192];
+    size_t log_len;
+} serve_proc;
+
+/* Reads the child's stderr until "listening on port N" (or it ends). */
+static void serve_start(serve_proc *p, const char *threads)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    p->pid = fork();
+    assert_true(p->pid >= 0);
+    if (p->pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 1);
+        execl(FERRY_CLI, FERRY_CLI, "serve", MODEL_PATH, "--port", "0", "--threads", threads,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    p->err_fd = fds[0];
+    p->port = 0;
+    p->log_len = 0;
+    while (p->log_len < sizeof p->log - 1) {
+        ssize_t k = read(p->err_fd, p->log + p->log_len, sizeof p->log - 1 - p->log_len);
+        if (k <= 0)
+            break;
+        p->log_len += (size_t)k;
+        p->log[p->log_len] = '\0';
+        const char *l = strstr(p->log, "listening on port ");
+        if (l && strchr(l, '\n')) {
+            p->port = atoi(l + 18);
+            break;
+        }
+    }
+    if (p->port <= 0)
+        fail_msg("ferry serve did not start: %s", p->log);
+}
+
+static void send_sigterm(void *arg)
+{
+    serve_proc *p = arg;
+    kill(p->pid, SIGTERM);
+}
+
+/*
+ * SIGTERM to `ferry serve` after 2.5 s of load from `conns` keep-alive
+ * connections that go on sending through the stop, as wrk does. Every
+ * request sent before the signal is answered: 200, or 503 with
+ * Connection: close; none is left unanswered or cut off; the process exits
+ * 0 within EXIT_AFTER_LAST_ANSWER_S of its last answer. (Defect 2 of issue
+ * 14 was defect 1 meeting the stop: a thread asleep with its connections
+ * unserved was not woken by MHD_quiesce_daemon, so their requests waited
+ * out the 10 s grace and were dropped; this run catches it only when a
+ * stall is under way at the signal, as in 1 of 12 runs then.)
+ */
+static void sigterm_run(const char *threads, int conns)
+{
+    serve_proc p;
+    serve_start(&p, threads);
+    size_t len;
+    char *req = lc_infer_request("mlp-s", &len);
+    assert_non_null(req);
+    lc_config cfg = {0};
+    cfg.port = p.port;
+    cfg.conns = conns;
+    cfg.request = req;
+    cfg.request_len = len;
+    cfg.stall_ms = STALL_MS;
+    cfg.deadline_s = 60;
+    cfg.event = send_sigterm;
+    cfg.event_arg = &p;
+    cfg.event_at_s = (double)env_long("FERRY_LOAD_SIGTERM_MS", 2500) / 1000;
+    lc_result r;
+    int rc = lc_run(&cfg, &r);
+    char what[96];
+    snprintf(what, sizeof what, "SIGTERM at %.1f s, %s threads, %d connections", cfg.event_at_s,
+             threads, conns);
+    report(what, &r);
+    free(req);
+
+    int status = 0;
+    pid_t w;
+    while ((w = waitpid(p.pid, &status, WNOHANG)) == 0 && lc_now() - r.start < r.t_end + 30)
+        usleep(1000);
+    double exit_after = lc_now() - (r.start + r.t_last_answer);
+    char rest[4096];
+    ssize_t k = read(p.err_fd, rest, sizeof rest - 1);
+    rest[k > 0 ? k : 0] = '\0';
+    close(p.err_fd);
+    if (w == 0) {
+        kill(p.pid, SIGKILL);
+        waitpid(p.pid, &status, 0);
+        fail_msg("ferry serve still runs 30 s after SIGTERM: %s", rest);
+    }
+    printf("ferry serve exited %.3f s after its last answer (bound %.1f s), %.3f s after "
+           "the signal\n",
+           exit_after, EXIT_AFTER_LAST_ANSWER_S, exit_after + r.t_last_answer - r.t_event);
+    assert_int_equal(rc, 0);
+    assert_true(r.status_200 > 0);
+    assert_int_equal(r.unanswered, 0);
+    assert_int_equal(r.bad_responses, 0);
+    assert_int_equal(r.status_other, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(exit_after < EXIT_AFTER_LAST_ANSWER_S);
+}
+
+static void test_sigterm_under_load_2_threads(void **state)
+{
+    (void)state;
+    sigterm_run("2", 256);
+}
+
+static void test_sigterm_under_load_4_threads(void **state)
+{
+    (void)state;
+    sigterm_run("4", 512);
+}
+
+int main(void)
+{
+    /* as `ferry serve` does: the HTTP threads keep the cores busy */
+    setenv("FERRY_CPU_THREADS", "1", 0);
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keepalive_1_thread_128_connections),
+        cmocka_unit_test(test_keepalive_2_threads_256_connections),
+        cmocka_unit_test(test_keepalive_4_threads_512_connections),
+        cmocka_unit_test(test_sigterm_under_load_2_threads),
+        cmocka_unit_test(test_sigterm_under_load_4_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
