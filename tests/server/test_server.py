@@ -1175,6 +1175,54 @@ class Cli(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("/nonexistent/model.onnx", p.stderr)
 
+    def test_sigterm_while_loading(self):
+        """SIGTERM while a model is loading ends the process at once (it used
+        to be read only once the server ran: a model stuck on a FIFO could
+        only be killed). The model file here is a FIFO that nobody writes."""
+        with tempfile.TemporaryDirectory() as d:
+            fifo = os.path.join(d, "model.onnx")
+            os.mkfifo(fifo)
+            p = subprocess.Popen([CLI, "serve", fifo, "--port", "0"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(1.0)  # well into the open that waits for a writer
+                self.assertIsNone(p.poll(), "ferry serve ended before the signal")
+                t = time.monotonic()
+                p.send_signal(signal.SIGTERM)
+                rc = p.wait(10)
+                self.assertLess(time.monotonic() - t, 5)
+                self.assertEqual(rc, -signal.SIGTERM)
+                self.assertIn("signal while loading models", p.stderr.read())
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stderr.close()
+
+    def test_external_data_fifo_and_symlink_refused(self):
+        """External data that is a FIFO is refused at once (it hung the load
+        forever); one that is a symbolic link is refused even when the link
+        points at a real file (outside the model's folder, here)."""
+        import onnx
+        with tempfile.TemporaryDirectory() as d:
+            mdir, outside = os.path.join(d, "m"), os.path.join(d, "outside")
+            os.mkdir(mdir)
+            os.mkdir(outside)
+            m = onnx.load(MODEL)
+            path = os.path.join(mdir, "model.onnx")
+            onnx.save_model(m, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location="w.bin", size_threshold=0)
+            os.rename(os.path.join(mdir, "w.bin"), os.path.join(outside, "w.bin"))
+            os.symlink(os.path.join(outside, "w.bin"), os.path.join(mdir, "w.bin"))
+            p = self.run_cli(path, "--port", "0")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("w.bin' is or passes through a symbolic link", p.stderr)
+            os.unlink(os.path.join(mdir, "w.bin"))
+            os.mkfifo(os.path.join(mdir, "w.bin"))
+            p = self.run_cli(path, "--port", "0")  # subprocess.run's timeout: 120 s
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("w.bin' is a FIFO, not a regular file", p.stderr)
+
 
 class Shutdown(unittest.TestCase):
     def test_sigterm_under_load(self):
