@@ -702,10 +702,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode what)
 {
-    ferry_server *s = ((srv_worker *)cls)->srv;
-    (void)conn;
-    (void)socket_ctx;
-    atomic_fetch_add(&s->conns, what == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    srv_worker *w = cls;
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&w->srv->conns, 1);
+        srv_conn_open(w, conn, socket_ctx);
+    } else {
+        srv_conn_close(w, *socket_ctx);
+        atomic_fetch_sub(&w->srv->conns, 1);
+    }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -806,6 +810,8 @@ static void workers_free(ferry_server *s)
         MHD_stop_daemon(w->mhd);
         w->mhd = NULL;
     }
+    for (int i = 0; i < s->n_workers; i++)
+        srv_worker_free(&s->workers[i]);
     free(s->workers);
     s->workers = NULL;
     s->n_workers = 0;
@@ -831,6 +837,8 @@ ferry_status ferry_server_start(ferry_server *s)
         goto fail;
     }
     s->n_workers = n;
+    for (int i = 0; i < n; i++)
+        s->workers[i].wake = s->workers[i].ep = -1;
     atomic_store(&s->phase, SRV_RUN);
     atomic_store(&s->n_quiesced, 0);
     /* the limit is shared out as MHD's thread pool does */
@@ -838,7 +846,8 @@ ferry_status ferry_server_start(ferry_server *s)
     for (int i = 0; i < n; i++) {
         srv_worker *w = &s->workers[i];
         w->srv = s;
-        w->wake = -1;
+        if ((st = srv_worker_init(w)) != FERRY_OK)
+            goto fail;
         /* The timeout cannot cut off a request waiting for its batch: MHD
          * does not time out a suspended connection, and restarts its clock
          * on resume (MHD_suspend_connection in microhttpd.h). */

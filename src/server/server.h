@@ -36,11 +36,20 @@ typedef struct srv_model {
 typedef struct srv_worker {
     ferry_server *srv;
     struct MHD_Daemon *mhd;
+    int ep;   /* what the thread waits on: MHD's epoll fd, wake, client FINs */
     int wake; /* eventfd: a resumed request or a stop (see loop.c) */
     pthread_t thread;
     bool running;
     bool quiesced; /* its thread only */
 } srv_worker;
+
+/* A client connection as its HTTP thread watches it for a FIN (loop.c);
+ * MHD's socket context of the connection. */
+typedef struct srv_conn {
+    struct MHD_Connection *conn;
+    int fd;
+    bool watched; /* in the thread's epoll set, for EPOLLRDHUP */
+} srv_conn;
 
 /* What stop asks of the HTTP threads, in order. */
 enum { SRV_RUN = 0, SRV_QUIESCE = 1, SRV_EXIT = 2 };
@@ -137,11 +146,19 @@ void srv_request_release_infer(srv_request *r);
 void srv_request_resume(srv_request *r);
 
 /* loop.c */
+/* Makes w's descriptors (before its daemon starts: MHD's notices use them). */
+ferry_status srv_worker_init(srv_worker *w);
 /* Starts w's thread on its daemon (w->srv and w->mhd set). */
 ferry_status srv_worker_start(srv_worker *w);
 /* Wakes w's thread: it runs its daemon and looks at the server's phase. */
 void srv_worker_wake(srv_worker *w);
 /* Wakes and joins w's thread (the server's phase is SRV_EXIT). */
 void srv_worker_join(srv_worker *w);
+/* Closes w's descriptors (its daemon stopped). */
+void srv_worker_free(srv_worker *w);
+/* MHD's connection notices, on w's thread: watch a new connection for its
+ * client's FIN; forget a closed one. */
+void srv_conn_open(srv_worker *w, struct MHD_Connection *conn, void **socket_ctx);
+void srv_conn_close(srv_worker *w, void *socket_ctx);
 
 #endif

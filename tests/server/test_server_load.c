@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -137,6 +138,82 @@ static void test_keepalive_4_threads_512_connections(void **state)
 {
     (void)state;
     keepalive_run(4, 512, 20, 1);
+}
+
+/* ------------------------------------------------------- half-closed */
+
+/* Reads from fd until EOF or `limit_s`; returns the seconds it took (or a
+ * negative number on timeout) and what came in buf. */
+static double read_to_eof(int fd, char *buf, size_t cap, double limit_s)
+{
+    double t0 = lc_now();
+    size_t len = 0;
+    struct timeval tv = {0, 100000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (lc_now() - t0 < limit_s) {
+        ssize_t k = recv(fd, buf + len, cap - 1 - len, 0);
+        if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            buf[len] = '\0';
+            return lc_now() - t0;
+        }
+        if (k > 0 && len + (size_t)k < cap - 1)
+            len += (size_t)k;
+    }
+    buf[len] = '\0';
+    return -1;
+}
+
+/*
+ * A client that half-closes (shutdown SHUT_WR) after a partial request, or
+ * after a whole one, or with its keep-alive connection idle, has its
+ * connection closed within a second or two, not at the connection timeout
+ * (30 s): issue 14, defect 5 (libmicrohttpd misses a FIN that comes with
+ * the last bytes it reads). A whole request sent before the FIN is still
+ * answered first.
+ */
+static void test_half_closed_connections_close(void **state)
+{
+    (void)state;
+    ferry_server *s = start_server(2);
+    int port = ferry_server_port(s);
+    static const char *cases[] = {
+        "POST /v2/models/mlp-s/infer HTTP/1.1\r\nHost: x\r\n", /* partial headers */
+        "POST /v2/models/mlp-s/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
+        "POST /v2/models/mlp-s/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n", /* whole: answered, then closed */
+        "",                                                 /* nothing */
+    };
+    enum { N = sizeof cases / sizeof *cases, EACH = 4 };
+    int fds[N][EACH];
+    for (int c = 0; c < N; c++) {
+        for (int k = 0; k < EACH; k++) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            assert_true(fd >= 0);
+            struct sockaddr_in a = {0};
+            a.sin_family = AF_INET;
+            a.sin_port = htons((uint16_t)port);
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+            size_t n = strlen(cases[c]);
+            if (n)
+                assert_int_equal(send(fd, cases[c], n, MSG_NOSIGNAL), (ssize_t)n);
+            assert_int_equal(shutdown(fd, SHUT_WR), 0);
+            fds[c][k] = fd;
+        }
+    }
+    for (int c = 0; c < N; c++) {
+        for (int k = 0; k < EACH; k++) {
+            char buf[4096];
+            double t = read_to_eof(fds[c][k], buf, sizeof buf, 5);
+            if (t < 0)
+                fail_msg("case %d: the server kept a half-closed connection open for 5 s", c);
+            if (c == 3 && !strstr(buf, "HTTP/1.1 200"))
+                fail_msg("a whole request before the FIN got '%s'", buf);
+            close(fds[c][k]);
+        }
+    }
+    assert_int_equal(ferry_server_stop(s), FERRY_OK);
+    ferry_server_destroy(s);
 }
 
 /* ------------------------------------------------------ SIGTERM under load */
@@ -282,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_keepalive_1_thread_128_connections),
         cmocka_unit_test(test_keepalive_2_threads_256_connections),
         cmocka_unit_test(test_keepalive_4_threads_512_connections),
+        cmocka_unit_test(test_half_closed_connections_close),
         cmocka_unit_test(test_sigterm_under_load_2_threads),
         cmocka_unit_test(test_sigterm_under_load_4_threads),
     };
