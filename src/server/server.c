@@ -498,6 +498,15 @@ void srv_request_release_infer(srv_request *r)
     r->id_n = 0;
 }
 
+void srv_request_count(srv_request *r, bool ok)
+{
+    if (r->counted || !r->model || r->route != ROUTE_INFER)
+        return;
+    r->counted = true;
+    atomic_fetch_add_explicit(ok ? &r->model->n_success : &r->model->n_failure, 1,
+                              memory_order_relaxed);
+}
+
 void srv_request_resume(srv_request *r)
 {
     srv_worker *w = r->worker; /* r may be gone once resumed */
@@ -557,11 +566,7 @@ static enum MHD_Result respond(srv_request *r)
         unsigned status;
         size_t json_len;
         bool binary;
-        kserve_infer_response(r, &w, &status, &json_len, &binary);
-        if (status == MHD_HTTP_OK)
-            atomic_fetch_add_explicit(&r->model->n_success, 1, memory_order_relaxed);
-        else
-            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        kserve_infer_response(r, &w, &status, &json_len, &binary); /* counted by on_done */
         srv_request_release_infer(r);
         r->submitted = false;
         if (binary)
@@ -572,13 +577,11 @@ static enum MHD_Result respond(srv_request *r)
         char msg[128];
         snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes (--max-body)",
                  s->cfg.max_body);
-        if (r->model && r->route == ROUTE_INFER)
-            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        srv_request_count(r, false);
         return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
     }
     if (r->err_status) {
-        if (r->model && r->route == ROUTE_INFER)
-            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        srv_request_count(r, false);
         return reply_error(r, r->err_status, r->err_msg);
     }
     switch (r->route) {
@@ -607,7 +610,7 @@ static enum MHD_Result respond(srv_request *r)
         atomic_fetch_add(&s->in_submit, 1);
         if (atomic_load(&s->stopping)) {
             atomic_fetch_sub(&s->in_submit, 1);
-            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+            srv_request_count(r, false);
             return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
         }
         bool suspended = kserve_submit(r);
@@ -615,7 +618,7 @@ static enum MHD_Result respond(srv_request *r)
         if (suspended)
             return MHD_YES; /* answered when the batcher resumes the connection */
         srv_request_release_infer(r);
-        atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        srv_request_count(r, false);
         return reply_error(r, r->err_status, r->err_msg);
     }
     case ROUTE_NONE: break;

@@ -29,7 +29,12 @@ typedef struct srv_model {
     int64_t *in_sample_numel; /* elements of one sample (batch dimension dropped) */
     int64_t *out_sample_numel;
     int64_t max_batch; /* the engine's: no request may be larger, checked before allocating */
-    atomic_uint_fast64_t n_success, n_failure; /* infer responses 200 / not 200 */
+    /* Infer requests that succeeded / failed, each counted once, when its
+     * outcome is decided: the batcher's result, a refusal at submit, or an
+     * error answered at once. Not when the answer is written: a client
+     * that has gone by then is never answered, and its request still
+     * counts, as it does in the batcher's statistics. */
+    atomic_uint_fast64_t n_success, n_failure;
 } srv_model;
 
 /* One HTTP thread and the MHD daemon it runs (loop.c). */
@@ -111,6 +116,7 @@ typedef struct srv_request {
     bool close;           /* reply with Connection: close (the framing is not to be trusted) */
     long long header_len; /* Inference-Header-Content-Length; -1 if absent */
     /* infer, between submit and the resumed handler call */
+    bool counted; /* in the model's n_success or n_failure (once) */
     bool submitted;
     ferry_status status; /* written by the batcher thread before resume */
     int64_t batch;       /* samples in the request */
@@ -141,6 +147,9 @@ void metrics_write(ferry_server *s, jsonw *w);
 
 /* server.c */
 void srv_request_release_infer(srv_request *r);
+/* Counts r (an infer request; others are not counted) as a success or a
+ * failure of its model, unless it is counted already. */
+void srv_request_count(srv_request *r, bool ok);
 /* Resumes r's suspended connection and wakes its thread. From any thread;
  * r may be freed by that thread as soon as this returns. */
 void srv_request_resume(srv_request *r);

@@ -56,8 +56,10 @@ static void report(const char *what, const lc_result *r)
     fflush(stdout);
 }
 
-/* An in-process server on mlp-s with `threads` HTTP threads. */
-static ferry_server *start_server(int threads)
+/* An in-process server on mlp-s with `threads` HTTP threads; its batcher
+ * waits up to delay_us for a batch (0: the default) and queues at most
+ * max_queue requests (0: the default). */
+static ferry_server *start_server_with(int threads, int64_t delay_us, int max_queue)
 {
     ferry_model *m;
     ferry_engine *e;
@@ -69,6 +71,10 @@ static ferry_server *start_server(int threads)
     assert_int_equal(ferry_engine_create(m, &ec, &e), FERRY_OK);
     ferry_batcher_config bc;
     ferry_batcher_config_init(&bc);
+    if (delay_us)
+        bc.max_delay_us = delay_us;
+    if (max_queue)
+        bc.max_queue = max_queue;
     assert_int_equal(ferry_batcher_create(e, &bc, &b), FERRY_OK);
     ferry_server_config c;
     ferry_server_config_init(&c);
@@ -79,6 +85,11 @@ static ferry_server *start_server(int threads)
     assert_int_equal(ferry_server_add_model(s, "mlp-s", NULL, m, e, b), FERRY_OK);
     assert_int_equal(ferry_server_start(s), FERRY_OK);
     return s;
+}
+
+static ferry_server *start_server(int threads)
+{
+    return start_server_with(threads, 0, 0);
 }
 
 /*
@@ -212,6 +223,109 @@ static void test_half_closed_connections_close(void **state)
             close(fds[c][k]);
         }
     }
+    assert_int_equal(ferry_server_stop(s), FERRY_OK);
+    ferry_server_destroy(s);
+}
+
+/* ------------------------------------------------- metrics after resets */
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* The value of a metric series of mlp-s in the /metrics text. */
+static long long metric(const char *text, const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n%s{model=\"mlp-s\"", name);
+    const char *p = strstr(text, key);
+    if (!p)
+        fail_msg("no %s in /metrics", name);
+    p = strchr(p, '}');
+    return p ? atoll(p + 1) : -1;
+}
+
+static char *get_metrics(int port)
+{
+    int fd = connect_to(port);
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    ssize_t k;
+    while ((k = recv(fd, buf + len, cap - 1 - len, 0)) > 0)
+        if ((len += (size_t)k) == cap - 1)
+            buf = realloc(buf, cap *= 2);
+    buf[len] = '\0';
+    close(fd);
+    return buf;
+}
+
+/*
+ * Clients that reset their connections while their requests wait for a
+ * batch, and a queue small enough to refuse some: every request is still
+ * counted once in the server's counters and in the batcher's, so they agree
+ * (issue 14, defect 6: a request whose client was gone when it completed
+ * was counted by the batcher but not as a success or failure, because
+ * MHD closed the connection without calling the handler again).
+ */
+static void test_metrics_agree_after_resets(void **state)
+{
+    (void)state;
+    /* 20 ms batches: the resets come while the requests wait */
+    ferry_server *s = start_server_with(2, 20000, 16);
+    int port = ferry_server_port(s);
+    size_t len;
+    char *req = lc_infer_request("mlp-s", &len);
+    assert_non_null(req);
+    enum { CONNS = 48, ROUNDS = 6 };
+    for (int round = 0; round < ROUNDS; round++) {
+        int fds[CONNS];
+        for (int i = 0; i < CONNS; i++) {
+            fds[i] = connect_to(port);
+            assert_int_equal(send(fds[i], req, len, MSG_NOSIGNAL), (ssize_t)len);
+        }
+        usleep(5000);
+        for (int i = 0; i < CONNS; i++) {
+            struct linger lg = {1, 0}; /* close with a reset */
+            setsockopt(fds[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            close(fds[i]);
+        }
+    }
+    free(req);
+    /* until nothing is pending and the counts stop moving */
+    char *m = NULL;
+    long long last = -1;
+    for (int k = 0; k < 100; k++) {
+        usleep(100000);
+        free(m);
+        m = get_metrics(port);
+        long long total = metric(m, "nv_inference_request_success") +
+                          metric(m, "nv_inference_request_failure");
+        if (metric(m, "nv_inference_pending_request_count") == 0 && total == last)
+            break;
+        last = total;
+    }
+    long long ok = metric(m, "nv_inference_request_success");
+    long long failed = metric(m, "nv_inference_request_failure");
+    long long samples = metric(m, "nv_inference_count");
+    long long refused = metric(m, "ferry_inference_request_rejected");
+    long long expired = metric(m, "ferry_inference_request_expired");
+    printf("after resets: success %lld, failure %lld; samples %lld, rejected %lld, expired %lld\n",
+           ok, failed, samples, refused, expired);
+    free(m);
+    assert_true(ok + failed > 0);
+    assert_int_equal(ok, samples); /* one sample a request */
+    assert_int_equal(failed, refused + expired);
     assert_int_equal(ferry_server_stop(s), FERRY_OK);
     ferry_server_destroy(s);
 }
@@ -360,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_keepalive_2_threads_256_connections),
         cmocka_unit_test(test_keepalive_4_threads_512_connections),
         cmocka_unit_test(test_half_closed_connections_close),
+        cmocka_unit_test(test_metrics_agree_after_resets),
         cmocka_unit_test(test_sigterm_under_load_2_threads),
         cmocka_unit_test(test_sigterm_under_load_4_threads),
     };
