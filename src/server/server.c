@@ -33,7 +33,10 @@
 /* A body whose Content-Length exceeds max_body by more than this is refused
  * at once and the connection closed; smaller excesses are read and dropped,
  * so that the client gets its 413 on a healthy keep-alive connection
- * instead of a reset while it is still sending. */
+ * instead of a reset while it is still sending. A body of unknown length
+ * (chunked) is read and dropped up to the same excess, then the connection
+ * is closed: MHD lets us answer only before a body or after its last chunk,
+ * and its chunks may claim up to 2^64-1 bytes. */
 #define DRAIN_LIMIT (64u << 20)
 /* A body is allocated whole up to this size from its Content-Length; past
  * it, it grows as the bytes arrive, so that connections that declare 64 MiB
@@ -691,6 +694,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_size) {
+        r->seen += *upload_size;
+        if (r->seen > s->cfg.max_body + (size_t)DRAIN_LIMIT)
+            return MHD_NO; /* a chunked body without end: close, unanswered */
         /* only infer reads its body; others' bodies are read and dropped */
         if (r->route == ROUTE_INFER && !r->err_status && !r->body_too_big &&
             !body_append(r, upload_data, *upload_size))

@@ -112,6 +112,7 @@ typedef struct srv_request {
     char *body;
     size_t len, cap;
     size_t expect; /* Content-Length, when given (within max_body) */
+    size_t seen;   /* body bytes received, kept or not */
     bool body_too_big;
     bool close;           /* reply with Connection: close (the framing is not to be trusted) */
     long long header_len; /* Inference-Header-Content-Length; -1 if absent */

@@ -972,6 +972,43 @@ class Limits(unittest.TestCase):
         finally:
             self.assertEqual(s.stop(), 0, "".join(s.lines))
 
+    def test_endless_chunk_is_cut_off(self):
+        """A chunk that claims 2^64-1 bytes: MHD lets us answer only after the
+        last chunk, so the body is read and dropped up to --max-body + 64 MiB
+        and then the connection is closed (it used to be read for as long as
+        the client sent). A chunked body that ends gets its 413."""
+        s = Server("--max-body", "1024")
+        try:
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+            c.sendall(b"POST " + INFER.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n")
+            block, sent, closed = bytes(1 << 20), 0, False
+            while sent < (80 << 20):
+                try:
+                    c.sendall(block)
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+                sent += len(block)
+            if not closed:  # the close may still be on its way
+                c.settimeout(10)
+                try:
+                    closed = c.recv(1) == b""
+                except ConnectionResetError:
+                    closed = True
+                except socket.timeout:
+                    closed = False
+            c.close()
+            self.assertTrue(closed, "the server read 80 MiB of one chunk")
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+            c.sendall(b"POST " + INFER.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n800\r\n" + bytes(2048) +
+                      b"\r\n0\r\n\r\n")
+            self.assertIn(b"HTTP/1.1 413", c.recv(4096))
+            c.close()
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+
     def test_503_queue_full_and_504_timeout(self):
         # One engine worker kept busy by batches of 256 samples: requests
         # queue behind it, and with --max-queue 1 most of a burst is refused.
