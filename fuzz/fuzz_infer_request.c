@@ -95,8 +95,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     bc.max_delay_us = 0;
     if (ferry_batcher_create(e, &bc, &bt))
         die("batcher");
-    if (ferry_server_create(NULL, &server) ||
-        ferry_server_add_model(server, "m", NULL, m, e, bt))
+    if (ferry_server_create(NULL, &server) || ferry_server_add_model(server, "m", NULL, m, e, bt))
         die("server");
     model = server->models[0];
     worker.srv = server;

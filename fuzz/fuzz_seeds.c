@@ -84,7 +84,8 @@ static void models(void)
     /* the operators other engineers are adding, with their attributes:
      * seeds for the loader that has them, refused ones until then */
     b = one_node(17, "Conv", 4, x4, "cw,cb", &n);
-    int64_t cw[4] = {4, 3, 3, 3}, cb[1] = {4}, k[2] = {3, 3}, st[2] = {1, 1}, pads[4] = {1, 1, 1, 1};
+    int64_t cw[4] = {4, 3, 3, 3}, cb[1] = {4}, k[2] = {3, 3}, st[2] = {1, 1},
+            pads[4] = {1, 1, 1, 1};
     ob_init_f32(b, "cw", 4, cw, NULL);
     ob_init_f32(b, "cb", 1, cb, NULL);
     ob_attr_ints(b, n, "kernel_shape", 2, k);
