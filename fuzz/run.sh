@@ -29,10 +29,12 @@ ASAN_EXTRA=
 run fuzz_infer_request "$(cd "$B" && pwd)/corpus-infer" "$(cd "$SEEDS" && pwd)/infer" \
     -dict="$HERE/infer.dict" -max_len=65536
 # A model may claim tensors larger than memory; the loader's answer is
-# FERRY_ENOMEM when malloc says no. ASan aborts on such a request instead of
-# returning NULL, so let it return NULL: what runs is the loader's own path.
-# (fuzz/regressions/model/typed-tensor-claims-8tb: typed data whose dims
-# claim 8 TB, allocated before the count is checked.)
-ASAN_EXTRA=allocator_may_return_null=1
+# FERRY_ENOMEM when malloc says no. ASan aborts on such a request, and
+# libFuzzer on any single one over -rss_limit_mb, instead of malloc saying
+# no; and claims of gigabytes that succeed make each run take 60 ms. So
+# mallocs over 256 MiB return NULL: what runs is the loader's own path.
+# (fuzz/regressions/model/typed-tensor-claims-*: typed data whose dims claim
+# 2 GB or 8 TB, allocated before the count is checked in tensor_to_value.)
+ASAN_EXTRA=allocator_may_return_null=1:max_allocation_size_mb=256
 run fuzz_model_load "$(cd "$B" && pwd)/corpus-model" "$(cd "$SEEDS" && pwd)/model" \
     -max_len=262144
