@@ -5,6 +5,7 @@
 #   make test    install missing packages, build, run every test; then an
 #                ASan+UBSan build runs them all again
 #                (the concurrency tests run a third time under TSan: make tsan)
+#                and the fuzzers run for FUZZ_SECONDS each (make fuzz)
 #   make tsan    ThreadSanitizer build + the engine, pool and batcher tests
 #   make install install the library, header, pkg-config file, CMake package,
 #                CLI and Python package under PREFIX (default /usr/local)
@@ -13,18 +14,22 @@
 #                numpy (--system-site-packages) + onnxruntime from PyPI;
 #                run bench/real_models.py and tests/models/check_ort.py with
 #                .venv/bin/python
+#   make fuzz    clang build of the libFuzzer harnesses (fuzz/), each run for
+#                FUZZ_SECONDS (default 60) on a fresh seed corpus
 
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 PYTHON     := /usr/bin/python3
+FUZZ_SECONDS ?= 60
 
 # Debian packages the build and the tests need.
 DEB_PACKAGES := cmake make gcc pkg-config libopenblas-dev libprotobuf-c-dev \
 	protobuf-c-compiler libonnx-dev libmicrohttpd-dev libcjson-dev libcmocka-dev libdnnl-dev \
-	python3 python3-dev python3-numpy python3-pytest python3-torch python3-torchvision python3-onnx
+	python3 python3-dev python3-numpy python3-pytest python3-torch python3-torchvision python3-onnx \
+	clang libclang-rt-14-dev
 
-.PHONY: all deps build bench test test-normal test-asan tsan venv format clean
+.PHONY: all deps build bench test test-normal test-asan tsan venv fuzz format clean
 
 all: build
 
@@ -58,7 +63,15 @@ test-asan: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	FERRY_STRESS_N=2000 ctest --test-dir $(BUILD)-asan --output-on-failure -j $(JOBS)
 
-test: test-normal test-asan tsan
+test: test-normal test-asan tsan fuzz
+
+# The library with coverage + ASan/UBSan, without oneDNN (its OpenMP is
+# GCC's); the seed corpus takes the models test-normal made.
+fuzz: deps
+	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DFERRY_CUDA=OFF -DFERRY_DNNL=OFF -DFERRY_FUZZ=ON $(CMAKE_ARGS)
+	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzzers
+	fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS) $(BUILD)/models $(BUILD)/test-models
 
 tsan: deps
 	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DFERRY_CUDA=OFF \
@@ -91,4 +104,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

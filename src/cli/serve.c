@@ -82,7 +82,7 @@ static void usage(FILE *f)
         "       \"datatype\":\"FP32\",\"shape\":[1,256],\"data\":[0.5, ...256 numbers]}]}'\n"
         "\n"
         "SIGINT or SIGTERM stops accepting connections, answers every request already\n"
-        "accepted, and exits 0.\n");
+        "accepted, and exits 0; while models are still loading, it exits at once.\n");
 }
 
 typedef struct model_spec {
@@ -236,10 +236,25 @@ static int serve_model(ferry_server *srv, const serve_opts *o, const model_spec 
 
 static int stop_pipe[2] = {-1, -1};
 static volatile sig_atomic_t stop_signal;
+/* Set just before the server starts: from then on a signal stops it
+ * gracefully. */
+static volatile sig_atomic_t serving;
 
-/* Async-signal-safe: records the signal and wakes main. */
+/* Async-signal-safe: records the signal and wakes main. Before the server
+ * starts there is no request to answer, and main is busy loading models
+ * (which a slow or stuck file can make last), so the signal ends the
+ * process at once, with the signal's own exit status. */
 static void on_stop_signal(int sig)
 {
+    if (!serving) {
+        static const char msg[] = "ferry serve: signal while loading models: exiting\n";
+        if (write(2, msg, sizeof msg - 1) < 0) {
+            /* nothing to do about it here */
+        }
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
     int saved = errno;
     char c = (char)sig;
     stop_signal = sig;
@@ -427,6 +442,8 @@ int cmd_serve(int argc, char **argv)
     for (int i = 0; i < o.n_models; i++)
         if (serve_model(srv, &o, &o.models[i]) != 0)
             goto done;
+    /* a signal from here on is read from the pipe once the server runs */
+    serving = 1;
     st = ferry_server_start(srv);
     if (st != FERRY_OK) {
         fprintf(stderr, "ferry serve: %s\n", ferry_last_error());

@@ -13,11 +13,13 @@
  * declared static shape matches the inferred one.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "graph/graph.h"
 #include "graph/ops.h"
@@ -174,6 +176,81 @@ static int parse_size_field(const char *s, int64_t *out)
     return 0;
 }
 
+/* What a file that is not a regular file is, for a message. */
+static const char *file_kind(mode_t m)
+{
+    return S_ISLNK(m)    ? "a symbolic link"
+           : S_ISDIR(m)  ? "a directory"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISSOCK(m) ? "a socket"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+                         : "not a regular file";
+}
+
+/*
+ * Opens location (relative, no "..": path_escapes said so) below base_dir
+ * for reading, one component at a time with O_NOFOLLOW, so that no symbolic
+ * link is followed: a link may lead out of the model's folder whatever the
+ * location's text says, and resolving it first would leave a window to swap
+ * the link. O_NONBLOCK, so that opening a FIFO does not wait for a writer;
+ * then only a regular file is accepted. Returns the descriptor, or -1 with
+ * the failure in *err (an errno) and, when the reason is the file's kind,
+ * *kind (a symbolic link, a FIFO, ...).
+ */
+static int open_beneath(const char *base_dir, const char *location, int *err, const char **kind)
+{
+    *kind = NULL;
+    *err = 0;
+    char *rest = strdup(location);
+    if (!rest) {
+        *err = ENOMEM;
+        return -1;
+    }
+    int dir = open(base_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd = -1;
+    if (dir < 0)
+        *err = errno;
+    char *name = rest;
+    while (dir >= 0) {
+        size_t n = strcspn(name, "/");
+        int last = name[n] == '\0';
+        name[n] = '\0';
+        if (last) {
+            fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        } else if (n == 0 || !strcmp(name, ".")) {
+            name += n + 1; /* "a//b", "./b" */
+            continue;
+        } else {
+            fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        struct stat sb;
+        if (fd < 0) {
+            *err = errno;
+            /* ELOOP (or ENOTDIR for a folder): name the link as such */
+            if (fstatat(dir, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode))
+                *kind = file_kind(sb.st_mode);
+        } else if (last && fstat(fd, &sb) != 0) {
+            *err = errno;
+            close(fd);
+            fd = -1;
+        } else if (last && !S_ISREG(sb.st_mode)) {
+            *err = EINVAL;
+            *kind = file_kind(sb.st_mode);
+            close(fd);
+            fd = -1;
+        }
+        close(dir);
+        dir = -1;
+        if (!last && fd >= 0) {
+            dir = fd; /* down one folder */
+            fd = -1;
+            name += n + 1;
+        }
+    }
+    free(rest);
+    return fd;
+}
+
 static ferry_status read_external(const loader *ld, const Onnx__TensorProto *t, const char *what,
                                   void *dst, size_t bytes)
 {
@@ -216,15 +293,28 @@ static ferry_status read_external(const loader *ld, const Onnx__TensorProto *t, 
         return ferry_fail(FERRY_ENOMEM, "%s: out of memory", what);
     snprintf(path, plen, "%s/%s", ld->base_dir, location);
     ferry_status st = FERRY_OK;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        st = ferry_fail(FERRY_EIO, "%s: cannot open external data '%s': %s", what, path,
-                        strerror(errno));
+    int err;
+    const char *kind;
+    int fd = open_beneath(ld->base_dir, location, &err, &kind);
+    if (fd < 0) {
+        if (kind && !strcmp(kind, "a symbolic link"))
+            st = ferry_fail(FERRY_EIO,
+                            "%s: external data '%s' is or passes through a symbolic link: "
+                            "refused, as it may lead outside the model's folder (copy the file "
+                            "there)",
+                            what, path);
+        else if (kind)
+            st = ferry_fail(FERRY_EIO, "%s: external data '%s' is %s, not a regular file", what,
+                            path, kind);
+        else
+            st = ferry_fail(FERRY_EIO, "%s: cannot open external data '%s': %s", what, path,
+                            strerror(err));
         goto out;
     }
     struct stat sb;
-    if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
-        st = ferry_fail(FERRY_EIO, "%s: external data '%s' is not a regular file", what, path);
+    if (fstat(fd, &sb)) {
+        st = ferry_fail(FERRY_EIO, "%s: cannot stat external data '%s': %s", what, path,
+                        strerror(errno));
         goto out;
     }
     if ((uint64_t)offset > (uint64_t)sb.st_size ||
@@ -234,14 +324,20 @@ static ferry_status read_external(const loader *ld, const Onnx__TensorProto *t, 
                         path, (long long)sb.st_size, bytes, (long long)offset);
         goto out;
     }
-    if (fseeko(f, (off_t)offset, SEEK_SET) || (bytes && fread(dst, 1, bytes, f) != bytes)) {
-        st = ferry_fail(FERRY_EIO, "%s: reading external data '%s': %s", what, path,
-                        ferror(f) ? strerror(errno) : "short read");
-        goto out;
+    for (size_t done = 0; done < bytes;) {
+        ssize_t k = pread(fd, (char *)dst + done, bytes - done, (off_t)offset + (off_t)done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            st = ferry_fail(FERRY_EIO, "%s: reading external data '%s': %s", what, path,
+                            k < 0 ? strerror(errno) : "short read");
+            goto out;
+        }
+        done += (size_t)k;
     }
 out:
-    if (f)
-        fclose(f);
+    if (fd >= 0)
+        close(fd);
     free(path);
     return st;
 }

@@ -154,8 +154,10 @@ static void on_done(void *user, ferry_status st)
 {
     srv_request *r = user;
     r->status = st;
-    /* the last touch of r: once resumed, its thread may free it */
-    MHD_resume_connection(r->conn);
+    /* counted here, where the outcome is known: once resumed, MHD may find
+     * the client gone and close the connection without calling us again */
+    srv_request_count(r, st == FERRY_OK);
+    srv_request_resume(r); /* the last touch of r */
 }
 
 /* A name from the request, for a message: at most 100 bytes (jsonw_str
@@ -467,7 +469,8 @@ bool kserve_submit(srv_request *r)
         else
             snprintf(r->err_msg, sizeof r->err_msg, "%s", ferry_last_error());
         srv_request_release_infer(r);
-        MHD_resume_connection(r->conn);
+        srv_request_count(r, false);
+        srv_request_resume(r);
     }
 out:
     if (parsed)

@@ -2,12 +2,13 @@
  * server.c - the ferry_server object: lifecycle, libmicrohttpd wiring and
  * routing of the KServe v2 / Open Inference Protocol endpoints.
  *
- * Threads: MHD runs cfg.threads polling threads (epoll), each owning its
- * connections. An infer request is parsed on its connection's thread,
- * submitted to the model's batcher, and the connection is suspended; the
- * batcher callback only records the status and resumes the connection, so
- * the response is written back on the connection's own thread. No thread
- * ever blocks on a request, and the batcher threads never format JSON.
+ * Threads: cfg.threads HTTP threads (loop.c), each running its own MHD
+ * daemon and owning the connections it accepted. An infer request is parsed
+ * on its connection's thread, submitted to the model's batcher, and the
+ * connection is suspended; the batcher callback only records the status,
+ * resumes the connection and wakes its thread, so the response is written
+ * back on the connection's own thread. No thread ever blocks on a request,
+ * and the batcher threads never format JSON.
  */
 #include "server/server.h"
 
@@ -33,7 +34,10 @@
 /* A body whose Content-Length exceeds max_body by more than this is refused
  * at once and the connection closed; smaller excesses are read and dropped,
  * so that the client gets its 413 on a healthy keep-alive connection
- * instead of a reset while it is still sending. */
+ * instead of a reset while it is still sending. A body of unknown length
+ * (chunked) is read and dropped up to the same excess, then the connection
+ * is closed: MHD lets us answer only before a body or after its last chunk,
+ * and its chunks may claim up to 2^64-1 bytes. */
 #define DRAIN_LIMIT (64u << 20)
 /* A body is allocated whole up to this size from its Content-Length; past
  * it, it grows as the bytes arrive, so that connections that declare 64 MiB
@@ -497,6 +501,22 @@ void srv_request_release_infer(srv_request *r)
     r->id_n = 0;
 }
 
+void srv_request_count(srv_request *r, bool ok)
+{
+    if (r->counted || !r->model || r->route != ROUTE_INFER)
+        return;
+    r->counted = true;
+    atomic_fetch_add_explicit(ok ? &r->model->n_success : &r->model->n_failure, 1,
+                              memory_order_relaxed);
+}
+
+void srv_request_resume(srv_request *r)
+{
+    srv_worker *w = r->worker; /* r may be gone once resumed */
+    MHD_resume_connection(r->conn);
+    srv_worker_wake(w);
+}
+
 static void request_free(srv_request *r)
 {
     if (!r)
@@ -549,11 +569,7 @@ static enum MHD_Result respond(srv_request *r)
         unsigned status;
         size_t json_len;
         bool binary;
-        kserve_infer_response(r, &w, &status, &json_len, &binary);
-        if (status == MHD_HTTP_OK)
-            atomic_fetch_add_explicit(&r->model->n_success, 1, memory_order_relaxed);
-        else
-            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        kserve_infer_response(r, &w, &status, &json_len, &binary); /* counted by on_done */
         srv_request_release_infer(r);
         r->submitted = false;
         if (binary)
@@ -564,13 +580,11 @@ static enum MHD_Result respond(srv_request *r)
         char msg[128];
         snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes (--max-body)",
                  s->cfg.max_body);
-        if (r->model && r->route == ROUTE_INFER)
-            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        srv_request_count(r, false);
         return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
     }
     if (r->err_status) {
-        if (r->model && r->route == ROUTE_INFER)
-            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        srv_request_count(r, false);
         return reply_error(r, r->err_status, r->err_msg);
     }
     switch (r->route) {
@@ -599,7 +613,7 @@ static enum MHD_Result respond(srv_request *r)
         atomic_fetch_add(&s->in_submit, 1);
         if (atomic_load(&s->stopping)) {
             atomic_fetch_sub(&s->in_submit, 1);
-            atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+            srv_request_count(r, false);
             return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
         }
         bool suspended = kserve_submit(r);
@@ -607,7 +621,7 @@ static enum MHD_Result respond(srv_request *r)
         if (suspended)
             return MHD_YES; /* answered when the batcher resumes the connection */
         srv_request_release_infer(r);
-        atomic_fetch_add_explicit(&r->model->n_failure, 1, memory_order_relaxed);
+        srv_request_count(r, false);
         return reply_error(r, r->err_status, r->err_msg);
     }
     case ROUTE_NONE: break;
@@ -635,7 +649,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
 {
-    ferry_server *s = cls;
+    srv_worker *w = cls;
+    ferry_server *s = w->srv;
     srv_request *r = *con_cls;
     (void)version;
     if (!r) {
@@ -643,6 +658,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!r)
             return MHD_NO;
         r->srv = s;
+        r->worker = w;
         r->conn = conn;
         r->header_len = -1;
         *con_cls = r;
@@ -678,6 +694,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_size) {
+        r->seen += *upload_size;
+        if (r->seen > s->cfg.max_body + (size_t)DRAIN_LIMIT)
+            return MHD_NO; /* a chunked body without end: close, unanswered */
         /* only infer reads its body; others' bodies are read and dropped */
         if (r->route == ROUTE_INFER && !r->err_status && !r->body_too_big &&
             !body_append(r, upload_data, *upload_size))
@@ -692,16 +711,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode what)
 {
-    ferry_server *s = cls;
-    (void)conn;
-    (void)socket_ctx;
-    atomic_fetch_add(&s->conns, what == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    srv_worker *w = cls;
+    if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&w->srv->conns, 1);
+        srv_conn_open(w, conn, socket_ctx);
+    } else {
+        srv_conn_close(w, *socket_ctx);
+        atomic_fetch_sub(&w->srv->conns, 1);
+    }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
-    ferry_server *s = cls;
+    ferry_server *s = ((srv_worker *)cls)->srv;
     (void)conn;
     (void)why;
     srv_request *r = *con_cls;
@@ -778,6 +801,31 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     (void)ap; /* MHD's messages are about clients misbehaving; not ours to print */
 }
 
+/* Stops the HTTP threads and their daemons, closing every connection
+ * (at the end of stop, or when start fails halfway). */
+static void workers_free(ferry_server *s)
+{
+    atomic_store(&s->phase, SRV_EXIT);
+    for (int i = 0; i < s->n_workers; i++)
+        srv_worker_join(&s->workers[i]);
+    for (int i = 0; i < s->n_workers; i++) {
+        srv_worker *w = &s->workers[i];
+        if (!w->mhd)
+            continue;
+        /* quiesced, a daemon leaves the listening socket, which all share,
+         * to us */
+        if (!w->quiesced)
+            MHD_quiesce_daemon(w->mhd);
+        MHD_stop_daemon(w->mhd);
+        w->mhd = NULL;
+    }
+    for (int i = 0; i < s->n_workers; i++)
+        srv_worker_free(&s->workers[i]);
+    free(s->workers);
+    s->workers = NULL;
+    s->n_workers = 0;
+}
+
 ferry_status ferry_server_start(ferry_server *s)
 {
     if (!s)
@@ -789,29 +837,54 @@ ferry_status ferry_server_start(ferry_server *s)
     ferry_status st = bind_listen(s);
     if (st)
         return st;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    unsigned pool = s->cfg.threads > 1 ? (unsigned)s->cfg.threads : 0;
-    /* The timeout cannot cut off a request waiting for its batch: MHD does
-     * not time out a suspended connection, and restarts its clock on resume
-     * (MHD_suspend_connection in microhttpd.h). */
-    s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url,
-        s, MHD_OPTION_CONNECTION_LIMIT, connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)(s->cfg.connection_timeout > 0 ? s->cfg.connection_timeout : 0),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(16 * 1024), pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool,
-        MHD_OPTION_END);
-    if (!s->mhd) {
-        close(s->listen_fd);
-        s->listen_fd = -1;
-        return ferry_fail(FERRY_EINTERNAL, "server: libmicrohttpd failed to start on %s:%d",
-                          s->host, s->port);
+    /* external polling: loop.c runs each daemon (why: see there) */
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    int n = s->cfg.threads;
+    s->workers = calloc((size_t)n, sizeof *s->workers);
+    if (!s->workers) {
+        st = ferry_fail(FERRY_ENOMEM, "server: out of memory");
+        goto fail;
     }
+    s->n_workers = n;
+    for (int i = 0; i < n; i++)
+        s->workers[i].wake = s->workers[i].ep = -1;
+    atomic_store(&s->phase, SRV_RUN);
+    atomic_store(&s->n_quiesced, 0);
+    /* the limit is shared out as MHD's thread pool does */
+    unsigned limit = connection_limit(), per = limit / (unsigned)n;
+    for (int i = 0; i < n; i++) {
+        srv_worker *w = &s->workers[i];
+        w->srv = s;
+        if ((st = srv_worker_init(w)) != FERRY_OK)
+            goto fail;
+        /* The timeout cannot cut off a request waiting for its batch: MHD
+         * does not time out a suspended connection, and restarts its clock
+         * on resume (MHD_suspend_connection in microhttpd.h). */
+        w->mhd = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, w, MHD_OPTION_UNESCAPE_CALLBACK,
+            unescape_url, s, MHD_OPTION_CONNECTION_LIMIT,
+            per + ((unsigned)i < limit % (unsigned)n ? 1u : 0u) + (per == 0 ? 1u : 0u),
+            MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)(s->cfg.connection_timeout > 0 ? s->cfg.connection_timeout : 0),
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_END);
+        if (!w->mhd) {
+            st = ferry_fail(FERRY_EINTERNAL, "server: libmicrohttpd failed to start on %s:%d",
+                            s->host, s->port);
+            goto fail;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if ((st = srv_worker_start(&s->workers[i])) != FERRY_OK)
+            goto fail;
     s->started = true;
     return FERRY_OK;
+fail:
+    workers_free(s);
+    close(s->listen_fd);
+    s->listen_fd = -1;
+    return st;
 }
 
 int ferry_server_port(const ferry_server *s)
@@ -832,13 +905,17 @@ ferry_status ferry_server_stop(ferry_server *s)
     if (!s->started || s->stopped)
         return FERRY_OK;
     s->stopped = true;
-    /* 1. no new connections; the listen socket is ours to close after stop */
-    MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
-    /* MHD's threads may still hold the descriptor, so it stays open until
-     * MHD_stop_daemon; shut down, it refuses new connections at once
-     * instead of queueing them unserved until the close resets them */
-    if (lfd != MHD_INVALID_SOCKET)
-        shutdown(lfd, SHUT_RDWR);
+    /* 1. no new connections: each HTTP thread takes the listening socket
+     * out of its daemon (after accepting what was already queued); then
+     * closed, it refuses new connections at once instead of queueing them
+     * unserved until the end */
+    atomic_store(&s->phase, SRV_QUIESCE);
+    for (int i = 0; i < s->n_workers; i++)
+        srv_worker_wake(&s->workers[i]);
+    while (atomic_load(&s->n_quiesced) < s->n_workers)
+        sleep_ms(1);
+    close(s->listen_fd);
+    s->listen_fd = -1;
     /* 2. no new submissions: wait out handlers between announce and submit */
     atomic_store(&s->stopping, 1);
     while (atomic_load(&s->in_submit) > 0)
@@ -848,7 +925,7 @@ ferry_status ferry_server_stop(ferry_server *s)
         ferry_batcher_destroy(s->models[i]->batcher);
         s->models[i]->batcher = NULL;
     }
-    /* 4. let MHD write those responses (connections close after them) */
+    /* 4. let the HTTP threads write those responses (connections close after them) */
     for (int waited = 0; atomic_load(&s->active) > 0 && waited < STOP_GRACE_MS; waited += 5)
         sleep_ms(5);
     /* 5. a last moment for keep-alive clients to learn that we are closing */
@@ -856,12 +933,7 @@ ferry_status ferry_server_stop(ferry_server *s)
         sleep_ms(5);
     /* every suspended request has been resumed by step 3, so stopping is
      * legal even if some client is still slowly sending a body */
-    MHD_stop_daemon(s->mhd);
-    s->mhd = NULL;
-    /* quiesced, the socket is ours; otherwise MHD_stop_daemon closed it */
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
-    s->listen_fd = -1;
+    workers_free(s);
     return FERRY_OK;
 }
 

@@ -6,6 +6,7 @@
 #ifndef FERRY_SERVER_SERVER_H
 #define FERRY_SERVER_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,15 +29,45 @@ typedef struct srv_model {
     int64_t *in_sample_numel; /* elements of one sample (batch dimension dropped) */
     int64_t *out_sample_numel;
     int64_t max_batch; /* the engine's: no request may be larger, checked before allocating */
-    atomic_uint_fast64_t n_success, n_failure; /* infer responses 200 / not 200 */
+    /* Infer requests that succeeded / failed, each counted once, when its
+     * outcome is decided: the batcher's result, a refusal at submit, or an
+     * error answered at once. Not when the answer is written: a client
+     * that has gone by then is never answered, and its request still
+     * counts, as it does in the batcher's statistics. */
+    atomic_uint_fast64_t n_success, n_failure;
 } srv_model;
+
+/* One HTTP thread and the MHD daemon it runs (loop.c). */
+typedef struct srv_worker {
+    ferry_server *srv;
+    struct MHD_Daemon *mhd;
+    int ep;   /* what the thread waits on: MHD's epoll fd, wake, client FINs */
+    int wake; /* eventfd: a resumed request or a stop (see loop.c) */
+    pthread_t thread;
+    bool running;
+    bool quiesced; /* its thread only */
+} srv_worker;
+
+/* A client connection as its HTTP thread watches it for a FIN (loop.c);
+ * MHD's socket context of the connection. */
+typedef struct srv_conn {
+    struct MHD_Connection *conn;
+    int fd;
+    bool watched; /* in the thread's epoll set, for EPOLLRDHUP */
+} srv_conn;
+
+/* What stop asks of the HTTP threads, in order. */
+enum { SRV_RUN = 0, SRV_QUIESCE = 1, SRV_EXIT = 2 };
 
 struct ferry_server {
     ferry_server_config cfg;
     char *host;
     srv_model **models;
     int n_models, cap_models;
-    struct MHD_Daemon *mhd;
+    srv_worker *workers;
+    int n_workers;
+    atomic_int phase;      /* SRV_*: set by stop, read by the HTTP threads */
+    atomic_int n_quiesced; /* threads that no longer accept */
     int listen_fd;
     int port;
     bool started, stopped;
@@ -71,6 +102,7 @@ typedef struct srv_out_sel {
  * notice (kept as MHD's per-request context). */
 typedef struct srv_request {
     ferry_server *srv;
+    srv_worker *worker; /* the thread that owns the connection */
     struct MHD_Connection *conn;
     srv_route route;
     srv_model *model;
@@ -80,10 +112,12 @@ typedef struct srv_request {
     char *body;
     size_t len, cap;
     size_t expect; /* Content-Length, when given (within max_body) */
+    size_t seen;   /* body bytes received, kept or not */
     bool body_too_big;
     bool close;           /* reply with Connection: close (the framing is not to be trusted) */
     long long header_len; /* Inference-Header-Content-Length; -1 if absent */
     /* infer, between submit and the resumed handler call */
+    bool counted; /* in the model's n_success or n_failure (once) */
     bool submitted;
     ferry_status status; /* written by the batcher thread before resume */
     int64_t batch;       /* samples in the request */
@@ -114,5 +148,27 @@ void metrics_write(ferry_server *s, jsonw *w);
 
 /* server.c */
 void srv_request_release_infer(srv_request *r);
+/* Counts r (an infer request; others are not counted) as a success or a
+ * failure of its model, unless it is counted already. */
+void srv_request_count(srv_request *r, bool ok);
+/* Resumes r's suspended connection and wakes its thread. From any thread;
+ * r may be freed by that thread as soon as this returns. */
+void srv_request_resume(srv_request *r);
+
+/* loop.c */
+/* Makes w's descriptors (before its daemon starts: MHD's notices use them). */
+ferry_status srv_worker_init(srv_worker *w);
+/* Starts w's thread on its daemon (w->srv and w->mhd set). */
+ferry_status srv_worker_start(srv_worker *w);
+/* Wakes w's thread: it runs its daemon and looks at the server's phase. */
+void srv_worker_wake(srv_worker *w);
+/* Wakes and joins w's thread (the server's phase is SRV_EXIT). */
+void srv_worker_join(srv_worker *w);
+/* Closes w's descriptors (its daemon stopped). */
+void srv_worker_free(srv_worker *w);
+/* MHD's connection notices, on w's thread: watch a new connection for its
+ * client's FIN; forget a closed one. */
+void srv_conn_open(srv_worker *w, struct MHD_Connection *conn, void **socket_ctx);
+void srv_conn_close(srv_worker *w, void *socket_ctx);
 
 #endif

@@ -972,6 +972,43 @@ class Limits(unittest.TestCase):
         finally:
             self.assertEqual(s.stop(), 0, "".join(s.lines))
 
+    def test_endless_chunk_is_cut_off(self):
+        """A chunk that claims 2^64-1 bytes: MHD lets us answer only after the
+        last chunk, so the body is read and dropped up to --max-body + 64 MiB
+        and then the connection is closed (it used to be read for as long as
+        the client sent). A chunked body that ends gets its 413."""
+        s = Server("--max-body", "1024")
+        try:
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+            c.sendall(b"POST " + INFER.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n")
+            block, sent, closed = bytes(1 << 20), 0, False
+            while sent < (80 << 20):
+                try:
+                    c.sendall(block)
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+                sent += len(block)
+            if not closed:  # the close may still be on its way
+                c.settimeout(10)
+                try:
+                    closed = c.recv(1) == b""
+                except ConnectionResetError:
+                    closed = True
+                except socket.timeout:
+                    closed = False
+            c.close()
+            self.assertTrue(closed, "the server read 80 MiB of one chunk")
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+            c.sendall(b"POST " + INFER.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n800\r\n" + bytes(2048) +
+                      b"\r\n0\r\n\r\n")
+            self.assertIn(b"HTTP/1.1 413", c.recv(4096))
+            c.close()
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+
     def test_503_queue_full_and_504_timeout(self):
         # One engine worker kept busy by batches of 256 samples: requests
         # queue behind it, and with --max-queue 1 most of a burst is refused.
@@ -1174,6 +1211,54 @@ class Cli(unittest.TestCase):
         p = self.run_cli("/nonexistent/model.onnx", "--port", "0")
         self.assertEqual(p.returncode, 1)
         self.assertIn("/nonexistent/model.onnx", p.stderr)
+
+    def test_sigterm_while_loading(self):
+        """SIGTERM while a model is loading ends the process at once (it used
+        to be read only once the server ran: a model stuck on a FIFO could
+        only be killed). The model file here is a FIFO that nobody writes."""
+        with tempfile.TemporaryDirectory() as d:
+            fifo = os.path.join(d, "model.onnx")
+            os.mkfifo(fifo)
+            p = subprocess.Popen([CLI, "serve", fifo, "--port", "0"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(1.0)  # well into the open that waits for a writer
+                self.assertIsNone(p.poll(), "ferry serve ended before the signal")
+                t = time.monotonic()
+                p.send_signal(signal.SIGTERM)
+                rc = p.wait(10)
+                self.assertLess(time.monotonic() - t, 5)
+                self.assertEqual(rc, -signal.SIGTERM)
+                self.assertIn("signal while loading models", p.stderr.read())
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stderr.close()
+
+    def test_external_data_fifo_and_symlink_refused(self):
+        """External data that is a FIFO is refused at once (it hung the load
+        forever); one that is a symbolic link is refused even when the link
+        points at a real file (outside the model's folder, here)."""
+        import onnx
+        with tempfile.TemporaryDirectory() as d:
+            mdir, outside = os.path.join(d, "m"), os.path.join(d, "outside")
+            os.mkdir(mdir)
+            os.mkdir(outside)
+            m = onnx.load(MODEL)
+            path = os.path.join(mdir, "model.onnx")
+            onnx.save_model(m, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location="w.bin", size_threshold=0)
+            os.rename(os.path.join(mdir, "w.bin"), os.path.join(outside, "w.bin"))
+            os.symlink(os.path.join(outside, "w.bin"), os.path.join(mdir, "w.bin"))
+            p = self.run_cli(path, "--port", "0")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("w.bin' is or passes through a symbolic link", p.stderr)
+            os.unlink(os.path.join(mdir, "w.bin"))
+            os.mkfifo(os.path.join(mdir, "w.bin"))
+            p = self.run_cli(path, "--port", "0")  # subprocess.run's timeout: 120 s
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("w.bin' is a FIFO, not a regular file", p.stderr)
 
 
 class Shutdown(unittest.TestCase):

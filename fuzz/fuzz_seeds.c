@@ -1,0 +1,260 @@
+/*
+ * fuzz_seeds.c - writes the fuzzers' seed corpora: small ONNX models that
+ * reach the loader's operators and their attributes (fuzz_model_load), and
+ * infer request bodies for the harness's model (fuzz_infer_request).
+ * fuzz/make_corpus.sh runs it and adds the models the builds and tests
+ * make; add a case here (or a model there) when an operator is added.
+ *
+ * usage: fuzz_seeds OUT_DIR   (writes OUT_DIR/model/ and OUT_DIR/infer/)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "graph/onnx_builder.h"
+
+static const char *out_dir;
+
+static void save(const char *kind, const char *name, const void *data, size_t len)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/%s", out_dir, kind, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || (len && fwrite(data, 1, len, f) != len) || fclose(f)) {
+        fprintf(stderr, "fuzz_seeds: cannot write %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+}
+
+static void save_model(ob *b, const char *name)
+{
+    size_t len;
+    uint8_t *buf = ob_pack(b, &len);
+    save("model", name, buf, len);
+    ob_free(b);
+}
+
+/* One node of `op` between input x [N,c] (or the given dims) and y, with
+ * attributes set by the caller on the returned node. */
+static ob *one_node(int64_t opset, const char *op, int ndim, const int64_t *xd, const char *extra,
+                    Onnx__NodeProto **node)
+{
+    ob *b = ob_new(opset);
+    ob_input(b, "x", ndim, xd);
+    ob_output(b, "y", -1, NULL);
+    char inputs[128];
+    snprintf(inputs, sizeof inputs, "x%s%s", extra ? "," : "", extra ? extra : "");
+    *node = ob_node(b, op, "n", inputs, "y");
+    return b;
+}
+
+static void models(void)
+{
+    Onnx__NodeProto *n;
+    int64_t x2[2] = {-1, 8}, x4[4] = {-1, 3, 8, 8}, x3[3] = {-1, 5, 4};
+    save_model(ob_mlp(4, 8, 2), "mlp.onnx");
+
+    ob *b = one_node(17, "Softmax", 2, x2, NULL, &n);
+    ob_attr_i(b, n, "axis", -1);
+    save_model(b, "softmax.onnx");
+
+    b = one_node(17, "LayerNormalization", 2, x2, "g", &n);
+    int64_t g[1] = {8};
+    ob_init_f32(b, "g", 1, g, NULL);
+    ob_attr_i(b, n, "axis", -1);
+    ob_attr_f(b, n, "epsilon", 1e-5f);
+    save_model(b, "layernorm.onnx");
+
+    b = one_node(17, "Gelu", 2, x2, NULL, &n);
+    ob_attr_s(b, n, "approximate", "tanh");
+    save_model(b, "gelu.onnx");
+
+    b = one_node(13, "Reshape", 2, x2, "s", &n);
+    int64_t sv[3] = {-1, 2, 4};
+    ob_init_i64(b, "s", 3, sv);
+    save_model(b, "reshape.onnx");
+
+    b = one_node(13, "Transpose", 3, x3, NULL, &n);
+    int64_t perm[3] = {0, 2, 1};
+    ob_attr_ints(b, n, "perm", 3, perm);
+    save_model(b, "transpose.onnx");
+
+    /* the operators other engineers are adding, with their attributes:
+     * seeds for the loader that has them, refused ones until then */
+    b = one_node(17, "Conv", 4, x4, "cw,cb", &n);
+    int64_t cw[4] = {4, 3, 3, 3}, cb[1] = {4}, k[2] = {3, 3}, st[2] = {1, 1},
+            pads[4] = {1, 1, 1, 1};
+    ob_init_f32(b, "cw", 4, cw, NULL);
+    ob_init_f32(b, "cb", 1, cb, NULL);
+    ob_attr_ints(b, n, "kernel_shape", 2, k);
+    ob_attr_ints(b, n, "strides", 2, st);
+    ob_attr_ints(b, n, "pads", 4, pads);
+    ob_attr_ints(b, n, "dilations", 2, st);
+    ob_attr_i(b, n, "group", 1);
+    save_model(b, "conv.onnx");
+
+    b = one_node(17, "MaxPool", 4, x4, NULL, &n);
+    int64_t two[2] = {2, 2};
+    ob_attr_ints(b, n, "kernel_shape", 2, two);
+    ob_attr_ints(b, n, "strides", 2, two);
+    save_model(b, "maxpool.onnx");
+
+    b = one_node(17, "AveragePool", 4, x4, NULL, &n);
+    ob_attr_ints(b, n, "kernel_shape", 2, two);
+    ob_attr_i(b, n, "count_include_pad", 0);
+    save_model(b, "avgpool.onnx");
+
+    b = one_node(17, "BatchNormalization", 4, x4, "s3,b3,m3,v3", &n);
+    int64_t c3[1] = {3};
+    ob_init_f32(b, "s3", 1, c3, NULL);
+    ob_init_f32(b, "b3", 1, c3, NULL);
+    ob_init_f32(b, "m3", 1, c3, NULL);
+    ob_init_f32(b, "v3", 1, c3, NULL);
+    ob_attr_f(b, n, "epsilon", 1e-5f);
+    save_model(b, "batchnorm.onnx");
+
+    b = one_node(13, "Gather", 2, x2, "idx", &n);
+    int64_t idx[3] = {0, 7, 3};
+    ob_init_i64(b, "idx", 3, idx);
+    ob_attr_i(b, n, "axis", 1);
+    save_model(b, "gather.onnx");
+
+    b = one_node(13, "Concat", 2, x2, "x", &n);
+    ob_attr_i(b, n, "axis", 1);
+    save_model(b, "concat.onnx");
+
+    b = one_node(13, "Slice", 2, x2, "st,en,ax", &n);
+    int64_t s0[1] = {1}, e0[1] = {5}, a0[1] = {1};
+    ob_init_i64(b, "st", 1, s0);
+    ob_init_i64(b, "en", 1, e0);
+    ob_init_i64(b, "ax", 1, a0);
+    save_model(b, "slice.onnx");
+
+    b = one_node(13, "Split", 2, x2, NULL, &n);
+    ob_attr_i(b, n, "axis", 1);
+    save_model(b, "split.onnx");
+
+    b = one_node(13, "Pad", 2, x2, "pp", &n);
+    int64_t pp[4] = {0, 1, 0, 1};
+    ob_init_i64(b, "pp", 4, pp);
+    ob_attr_s(b, n, "mode", "reflect");
+    save_model(b, "pad.onnx");
+
+    b = one_node(13, "ReduceMean", 3, x3, NULL, &n);
+    int64_t ax[1] = {2};
+    ob_attr_ints(b, n, "axes", 1, ax);
+    ob_attr_i(b, n, "keepdims", 0);
+    save_model(b, "reducemean.onnx");
+
+    b = one_node(13, "Resize", 4, x4, ",sc", &n);
+    int64_t four[1] = {4};
+    float scales[4] = {1, 1, 2, 2};
+    ob_init_f32(b, "sc", 1, four, scales);
+    ob_attr_s(b, n, "mode", "linear");
+    ob_attr_s(b, n, "coordinate_transformation_mode", "half_pixel");
+    ob_attr_s(b, n, "nearest_mode", "round_prefer_floor");
+    save_model(b, "resize.onnx");
+
+    b = one_node(14, "LSTM", 3, x3, "W,R,B", &n);
+    int64_t wd[3] = {1, 12, 4}, rd[3] = {1, 12, 3}, bd2[2] = {1, 24};
+    ob_init_f32(b, "W", 3, wd, NULL);
+    ob_init_f32(b, "R", 3, rd, NULL);
+    ob_init_f32(b, "B", 2, bd2, NULL);
+    ob_attr_i(b, n, "hidden_size", 3);
+    ob_attr_s(b, n, "direction", "forward");
+    ob_attr_i(b, n, "layout", 1);
+    save_model(b, "lstm.onnx");
+
+    b = one_node(14, "GRU", 3, x3, "W,R", &n);
+    int64_t gw[3] = {1, 9, 4}, gr[3] = {1, 9, 3};
+    ob_init_f32(b, "W", 3, gw, NULL);
+    ob_init_f32(b, "R", 3, gr, NULL);
+    ob_attr_i(b, n, "hidden_size", 3);
+    ob_attr_i(b, n, "linear_before_reset", 1);
+    save_model(b, "gru.onnx");
+
+    b = one_node(13, "Cast", 2, x2, NULL, &n);
+    ob_attr_i(b, n, "to", 7);
+    save_model(b, "cast.onnx");
+
+    b = one_node(13, "Clip", 2, x2, NULL, &n);
+    save_model(b, "clip.onnx");
+
+    b = one_node(13, "CumSum", 2, x2, "a1", &n);
+    int64_t one[1] = {1};
+    ob_init_i64(b, "a1", 1, one);
+    ob_attr_i(b, n, "exclusive", 1);
+    ob_attr_i(b, n, "reverse", 1);
+    save_model(b, "cumsum.onnx");
+
+    b = one_node(13, "DepthToSpace", 4, x4, NULL, &n);
+    ob_attr_i(b, n, "blocksize", 2);
+    ob_attr_s(b, n, "mode", "CRD");
+    save_model(b, "depthtospace.onnx");
+
+    b = one_node(13, "Trilu", 3, x3, NULL, &n);
+    ob_attr_i(b, n, "upper", 0);
+    save_model(b, "trilu.onnx");
+
+    b = one_node(13, "Flatten", 4, x4, NULL, &n);
+    ob_attr_i(b, n, "axis", 1);
+    save_model(b, "flatten.onnx");
+
+    b = one_node(13, "Shape", 2, x2, NULL, &n);
+    save_model(b, "shape.onnx");
+}
+
+static void infer(void)
+{
+    char body[8192];
+    const char *x4 = "{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}";
+    const char *z2 = "{\"name\":\"z\",\"datatype\":\"FP32\",\"shape\":[1,2],\"data\":[0.5,-0.5]}";
+    int n = snprintf(body, sizeof body, "{\"inputs\":[%s,%s]}", x4, z2);
+    save("infer", "basic.json", body, (size_t)n);
+    n = snprintf(body, sizeof body,
+                 "{\"id\":\"r\\u00e9q\",\"parameters\":{\"timeout\":100000,\"priority\":1,"
+                 "\"binary_data_output\":false},\"inputs\":[%s,%s],\"outputs\":[{\"name\":\"y\"},"
+                 "{\"name\":\"h\",\"parameters\":{\"binary_data\":true}}]}",
+                 z2, x4);
+    save("infer", "params.json", body, (size_t)n);
+    n = snprintf(body, sizeof body,
+                 "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP16\",\"shape\":[2,4],"
+                 "\"data\":[[1.5,2e-3,-3,4],[5,6,7,8e1]]},{\"name\":\"z\",\"datatype\":\"INT64\","
+                 "\"shape\":[2,2],\"data\":[1,2,3,-4]}]}");
+    save("infer", "nested.json", body, (size_t)n);
+    /* binary tensor data: "#<json length>\n" then JSON then the bytes */
+    char json[512];
+    int j = snprintf(json, sizeof json,
+                     "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1,4],"
+                     "\"parameters\":{\"binary_data_size\":16}},{\"name\":\"z\",\"datatype\":"
+                     "\"BF16\",\"shape\":[1,2],\"parameters\":{\"binary_data_size\":4}}],"
+                     "\"parameters\":{\"binary_data_output\":true}}");
+    n = snprintf(body, sizeof body, "#%d\n%s", j, json);
+    float xs[4] = {1, -2, 3.5f, 0};
+    uint16_t zs[2] = {0x3f80, 0xbf00};
+    memcpy(body + n, xs, sizeof xs);
+    memcpy(body + n + sizeof xs, zs, sizeof zs);
+    save("infer", "binary.bin", body, (size_t)n + sizeof xs + sizeof zs);
+    n = snprintf(body, sizeof body, "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\"");
+    save("infer", "truncated.json", body, (size_t)n);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: fuzz_seeds OUT_DIR\n");
+        return 2;
+    }
+    out_dir = argv[1];
+    char path[1024];
+    mkdir(out_dir, 0755);
+    snprintf(path, sizeof path, "%s/model", out_dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/infer", out_dir);
+    mkdir(path, 0755);
+    models();
+    infer();
+    return 0;
+}
