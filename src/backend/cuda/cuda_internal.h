@@ -1,7 +1,13 @@
 /*
- * cuda_internal.h - private structures of the CUDA backend, shared by
- * cuda_backend.c (the ops table: contexts, streams, events, graphs, the
- * forward walk) and cuda_gemm.c (cuBLASLt matmuls and their plan cache).
+ * cuda_internal.h - private structures of the CUDA backend, shared by its
+ * files, one concern each:
+ *   cuda_device.c  the backend table; errors, probing, device and pinned
+ *                  memory, streams, events, CUDA graph capture
+ *   cuda_model.c   a compiled model (ctx): support check, storage plan,
+ *                  constants, per-node prepare, forward
+ *   cuda_ops.c     the run table (cuda_ops.h): one row per operator
+ *   cuda_gemm.c    cuBLASLt matmuls and their plan cache
+ *   cuda_mlp.c     the fused whole-MLP kernel's setup
  * Nothing outside src/backend/cuda includes this.
  */
 #ifndef FERRY_BACKEND_CUDA_INTERNAL_H
@@ -15,6 +21,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/kernels.h"
 #include "graph/graph.h"
 
@@ -70,6 +77,22 @@ typedef struct gemm_plan {
     int cap, n_cached;
 } gemm_plan;
 
+/* A live node: its run-table row and what its prepare built. */
+typedef struct cuda_node {
+    const cuda_op_impl *impl;
+    void *state;
+} cuda_node;
+
+/* Shape math read at run time (graph.h's is_sym) that depends on N: its
+ * constant parts and multiples of N on the device, written into its arena
+ * region by a kernel at the start of each forward. */
+typedef struct cuda_sym {
+    int v;
+    int64_t count;           /* elements */
+    size_t off;              /* arena offset */
+    const int64_t *base, *k; /* device, in the constant block */
+} cuda_sym;
+
 struct backend_ctx {
     const graph *g;
     backend_opts o;
@@ -89,9 +112,10 @@ struct backend_ctx {
     size_t *out_scratch; /* per graph output: likewise */
     size_t arena_total;
 
-    gemm_plan *gemms;
-    int n_gemms;
-    int *gemm_of_node;   /* per node: index in gemms, or -1 */
+    cuda_node *nodes; /* per graph node; impl NULL for dead nodes */
+    int n_gemms;      /* nodes with a cuBLASLt plan: streams then need a workspace */
+    cuda_sym *syms;
+    int n_syms;
     cublasLtHandle_t lt; /* for heuristics (matmuls use the stream's own) */
     cublasLtMatmulPreference_t pref;
     pthread_mutex_t mu; /* guards the gemm caches */
@@ -114,7 +138,20 @@ struct backend_stream {
     void **vptr; /* per value: device pointer during a forward */
 };
 
-/* cuda_backend.c */
+/* cuda_device.c */
+/* cudaMalloc that names what it was for and the device's free memory when
+ * it runs out. */
+ferry_status cuda_dev_malloc(int dev, void **p, size_t bytes, const char *what);
+
+/* cuda_model.c: the compiled model's slots of the backend table */
+ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backend_ctx **out);
+void cuda_ctx_destroy(backend_ctx *c);
+const char *cuda_ctx_device_name(backend_ctx *c);
+size_t cuda_arena_bytes(backend_ctx *c);
+ferry_status cuda_forward(backend_stream *s, int64_t n, const void *const *in, void *const *out,
+                          void *arena);
+ferry_status cuda_forward_host(backend_stream *s, int64_t n, const void *const *in,
+                               void *const *out, int *done);
 /* Element i of host data of dtype dt (a float type), as fp32. */
 float cuda_host_f32(ferry_dtype dt, const void *data, int64_t i);
 /* Copies n fp32 values to dst on the device, converted to the compute dtype. */
