@@ -7,7 +7,7 @@
 # last. Carry .devlibs/cuda.
 set -u
 cd "$(dirname "$0")/../.."
-S=.devlibs/cuda
+S=${STAGE:-.devlibs/cuda}
 OUT=${OUT:-/tmp/ferry-cuda-out}
 mkdir -p "$OUT"
 for t in bin lib tm; do [ -d $S/$t ] || tar xJf $S/$t.tar.xz -C $S; done

@@ -5,12 +5,14 @@
 # the families the CUDA backend is tested on (MLPs without mlp-l, the
 # transformers, and a few it must refuse cleanly) and the shared libraries
 # a stock Ubuntu 24.04 + CUDA 13 image lacks. Run bench/gpu/run_cuda_h.sh
-# there.
+# there. The device tool sends the session's own checkout, not a helper's
+# worktree: from a worktree, copy $STAGE and run_cuda_h.sh into an ignored
+# folder of that checkout (its .devlibs/) and carry that folder.
 #   stage_cuda.sh [BUILD_DIR] ; TEST_MODELS=DIR picks the models' folder
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${1:-build-cuda}
-S=.devlibs/cuda
+S=${STAGE:-.devlibs/cuda}
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
 nice cmake --build "$B" -j2 --target ferry_cli test_cuda_backend test_parity_cuda test_cuda_fused \
     test_batcher_cuda

@@ -1019,6 +1019,58 @@ static void test_reduce_sum_max(void **state)
     graph_free(g);
 }
 
+/* ---- a patch convolution (kernel = stride: a ViT's patch embedding),
+ * with bias and ReLU, runs as copy + matmul + transpose */
+
+static void test_patch_conv(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 3, ci = 3, co = 5, H = 8, W = 12, kh = 4, kw = 3;
+    const int64_t ho = H / kh, wo = W / kw;
+    graph *g = graph_new();
+    int64_t dx[4] = {FERRY_DIM_BATCH, ci, H, W}, dy[4] = {FERRY_DIM_BATCH, co, ho, wo};
+    int x = add_typed(g, "x", FERRY_F32, 4, dx);
+    int w = add_const(g, "W", 0.3f, 0, 4, co, ci, kh, kw);
+    int b = add_const(g, "b", 0.5f, 0, 1, co);
+    int y = add_typed(g, "y", FERRY_F32, 4, dy);
+    int in3[3] = {x, w, b};
+    int k = graph_add_node(g, OP_CONV, "patch", 3, in3, 1, &y);
+    conv_attrs *a = &g->nodes[k].conv;
+    a->nsp = 2, a->group = 1;
+    a->kernel[0] = a->strides[0] = kh, a->kernel[1] = a->strides[1] = kw;
+    a->dilations[0] = a->dilations[1] = 1;
+    g->nodes[k].act = ACT_RELU;
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * ci * H * W, 1.0f);
+    const float *Wv = cdata(g, w), *Bv = cdata(g, b);
+    int64_t ny = n * co * ho * wo;
+    double *ref = malloc(sizeof(double) * (size_t)ny);
+    assert_non_null(ref);
+    for (int64_t s_ = 0; s_ < n; s_++)
+        for (int64_t o = 0; o < co; o++)
+            for (int64_t i = 0; i < ho; i++)
+                for (int64_t j = 0; j < wo; j++) {
+                    double acc = Bv[o];
+                    for (int64_t c = 0; c < ci; c++)
+                        for (int64_t u = 0; u < kh; u++)
+                            for (int64_t v = 0; v < kw; v++)
+                                acc += (double)Wv[((o * ci + c) * kh + u) * kw + v] *
+                                       xv[((s_ * ci + c) * H + i * kh + u) * W + j * kw + v];
+                    ref[((s_ * co + o) * ho + i) * wo + j] = acc > 0 ? acc : 0;
+                }
+    for (int q = 0; q < 2; q++) {
+        run_cfg rc = {q ? FERRY_PRECISION_FP16 : FERRY_PRECISION_FP32, FERRY_F32, 16, q};
+        float *yv = run_graph(g, &rc, n, xv);
+        check_close(q ? "patch conv fp16 graph" : "patch conv fp32", yv, ref, ny,
+                    q ? 2e-2 : 1e-5);
+        free(yv);
+    }
+    free(ref);
+    free(xv);
+    graph_free(g);
+}
+
 /* ---- operators without a CUDA kernel are all named at creation, with
  * counts, before the device is touched (so also on a machine without one) */
 
@@ -1096,6 +1148,7 @@ int main(void)
         cmocka_unit_test(test_gather_split_concat),
         cmocka_unit_test(test_where_compare_int),
         cmocka_unit_test(test_reduce_sum_max),
+        cmocka_unit_test(test_patch_conv),
         cmocka_unit_test(test_unsupported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

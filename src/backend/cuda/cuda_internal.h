@@ -75,6 +75,10 @@ typedef struct gemm_plan {
     void *bias;        /* device bias vector of N elements (beta folded in), or NULL */
     gemm_entry *cache; /* open-addressed by n, cap slots (a power of two) */
     int cap, n_cached;
+    /* A Conv run as a matmul over patches (cuda_ops.c): per sample raw_rows
+     * rows of raw_k, times weights [raw_n, raw_k]; 0 for Gemm and MatMul,
+     * whose shapes come from the graph. */
+    int64_t raw_rows, raw_k, raw_n;
 } gemm_plan;
 
 /* A live node: its run-table row and what its prepare built. */
@@ -97,6 +101,7 @@ struct backend_ctx {
     const graph *g;
     backend_opts o;
     int device;
+    int on_device; /* the device was checked and selected (ctx_destroy may select it) */
     char name[256];
     int sm_count;
     ferry_dtype cdt; /* compute dtype: F32 (fp32, tf32), F16, BF16 */
@@ -110,6 +115,7 @@ struct backend_ctx {
     void *const_block;   /* one allocation holding every constant */
     size_t *in_scratch;  /* per graph input: arena offset of its converted copy, or SIZE_MAX */
     size_t *out_scratch; /* per graph output: likewise */
+    size_t scratch_off;  /* arena offset of the nodes' shared scratch */
     size_t arena_total;
 
     cuda_node *nodes; /* per graph node; impl NULL for dead nodes */
@@ -136,6 +142,7 @@ struct backend_stream {
     cublasLtHandle_t lt;
     void *ws;    /* CUDA_LT_WORKSPACE bytes of cuBLASLt workspace */
     void **vptr; /* per value: device pointer during a forward */
+    char *arena; /* the arena of the forward in progress */
 };
 
 /* cuda_device.c */
@@ -175,7 +182,15 @@ cudaDataType_t cuda_data_type(ferry_dtype dt);
  * FERRY_EUNSUPPORTED naming the node for a shape or attribute it cannot do. */
 ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp);
 void cuda_gemm_release(gemm_plan *gp);
+/* The same for a Conv node ni whose every output pixel is one
+ * non-overlapping patch: a matmul of rows_per_sample x k patches per sample
+ * by its weights [nn, k], with its bias and fused activation. */
+ferry_status cuda_gemm_prepare_patch(backend_ctx *c, int ni, gemm_plan *gp, int64_t rows_per_sample,
+                                     int64_t k, int64_t nn);
 /* Runs the matmul (and its post activation) of gp for batch n on stream s. */
 ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n);
+/* The same on explicit device buffers (a patch plan's x, w and y). */
+ferry_status cuda_gemm_run_ptrs(backend_stream *s, gemm_plan *gp, int64_t n, const void *x,
+                                const void *w, void *y);
 
 #endif

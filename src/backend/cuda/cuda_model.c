@@ -256,6 +256,7 @@ ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backend_ctx 
         goto fail;
     }
     CUDA_TRY(cudaSetDevice(c->device));
+    c->on_device = 1;
     struct cudaDeviceProp p;
     CUDA_TRY(cudaGetDeviceProperties(&p, c->device));
     snprintf(c->name, sizeof c->name, "cuda:%d %.200s", c->device, p.name);
@@ -330,7 +331,6 @@ ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backend_ctx 
         sy->off = at;
         at = align_up(at + (size_t)sy->count * sizeof(int64_t), SCRATCH_ALIGN);
     }
-    c->arena_total = at;
 
     /* Known values: one block, floats converted once to the compute dtype;
      * shape math that depends on N holds its constant parts and multiples. */
@@ -391,6 +391,7 @@ ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backend_ctx 
         c->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al));
 
     /* The run table's prepare, per live node. */
+    size_t scratch = 0;
     for (int i = 0; i < nn; i++) {
         const graph_node *nd = &g->nodes[i];
         if (nd->dead)
@@ -401,7 +402,12 @@ ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backend_ctx 
         if (c->nodes[i].impl->prepare &&
             (st = c->nodes[i].impl->prepare(&pp, &c->nodes[i].state)) != FERRY_OK)
             goto fail;
+        if (pp.scratch > scratch)
+            scratch = pp.scratch;
     }
+    /* One scratch region, last in the arena, serves every node in turn. */
+    c->scratch_off = at;
+    c->arena_total = align_up(at + scratch, SCRATCH_ALIGN);
     st = cuda_mlp_prepare(c);
     if (st != FERRY_OK)
         goto fail;
@@ -418,7 +424,8 @@ void cuda_ctx_destroy(backend_ctx *c)
 {
     if (!c)
         return;
-    (void)cudaSetDevice(c->device);
+    if (c->on_device)
+        (void)cudaSetDevice(c->device);
     cuda_mlp_release(c);
     for (int i = 0; c->nodes && i < c->g->n_nodes; i++) {
         cuda_node *cn = &c->nodes[i];
@@ -476,6 +483,7 @@ static ferry_status run_node(backend_stream *s, int ni, int64_t n)
     call.n = n;
     call.stream = s->s;
     call.cdt = c->cdt;
+    call.scratch = s->arena ? s->arena + c->scratch_off : NULL;
     for (int k = 0; k < nd->n_in; k++) {
         call.in[k] = nd->in[k] >= 0 ? vp[nd->in[k]] : NULL;
         if (nd->in[k] >= 0 && !call.in[k])
@@ -501,6 +509,7 @@ ferry_status cuda_forward(backend_stream *s, int64_t n, const void *const *in, v
     ferry_status st = FERRY_OK;
     void **vp = s->vptr;
     char *ar = arena;
+    s->arena = ar;
     if (n < 1 || n > c->o.max_batch)
         return ferry_fail(FERRY_EINVAL,
                           "cuda: forward of %" PRId64 " samples; max_batch is %" PRId64, n,

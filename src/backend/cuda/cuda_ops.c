@@ -199,7 +199,7 @@ static ferry_status supports_gemm(const cuda_prep *p)
     return FERRY_OK;
 }
 
-static ferry_status prepare_gemm(const cuda_prep *p, void **state)
+static ferry_status prepare_gemm(cuda_prep *p, void **state)
 {
     gemm_plan *gp = calloc(1, sizeof *gp);
     if (!gp)
@@ -345,7 +345,7 @@ static ferry_status supports_batch_norm(const cuda_prep *p)
     return FERRY_OK;
 }
 
-static ferry_status prepare_batch_norm(const cuda_prep *p, void **state)
+static ferry_status prepare_batch_norm(cuda_prep *p, void **state)
 {
     const graph *g = p->g;
     const graph_node *nd = p->nd;
@@ -804,7 +804,7 @@ static ferry_status run_gather(const cuda_call *c)
 
 /* ConstantOfShape: the fill value, in the output's storage dtype, is read
  * at prepare from the loader-made constant (absent: f32 zero). */
-static ferry_status prepare_constant_of_shape(const cuda_prep *p, void **state)
+static ferry_status prepare_constant_of_shape(cuda_prep *p, void **state)
 {
     const graph_node *nd = p->nd;
     ferry_dtype odt = p->g->values[nd->out[0]].dtype, sdt = cuda_sdt(odt, p->cdt);
@@ -860,6 +860,131 @@ static ferry_status supports_trilu(const cuda_prep *p)
     return FERRY_OK;
 }
 
+/* ------------------------------------------------ patch convolutions */
+
+/* A Conv whose kernel equals its stride, with no padding, no dilation and
+ * one group (a ViT's patch embedding) reads every input pixel once: it is
+ * a linear layer over the flattened patches. It runs as a strided copy of
+ * the patches into rows [N*Ho*Wo, Ci*kh*kw] (the weights' own [Co, Ci, kh,
+ * kw] order, so the constant is the matmul's [N, K] operand as it is), one
+ * cuBLASLt matmul with the bias and activation in its epilogue, and a
+ * transpose of [N, Ho*Wo, Co] to NCHW. Other convolutions need cuDNN. */
+typedef struct patch_state {
+    gemm_plan gp;
+    int nsp;
+    int64_t ci, co, k[2], out[2]; /* 1-D: k[0] = out[0] = 1 */
+    size_t y_off;                 /* scratch offset of the matmul's output */
+} patch_state;
+
+static ferry_status supports_conv(const cuda_prep *p)
+{
+    const graph_node *nd = p->nd;
+    const conv_attrs *a = &nd->conv;
+    ferry_status st = supports_float(p);
+    if (st)
+        return st;
+    const char *why = NULL;
+    if (a->nsp < 1 || a->nsp > 2 || a->group != 1)
+        why = "grouped or 3-D";
+    for (int i = 0; i < a->nsp && !why; i++)
+        if (a->kernel[i] != a->strides[i] || a->dilations[i] != 1 || a->pads[i] ||
+            a->pads[i + a->nsp])
+            why = "overlapping or padded";
+    if (!why && (nd->in[1] < 0 || !p->g->values[nd->in[1]].is_const))
+        why = "with non-constant weights";
+    if (!why && nd->n_in > 3 && nd->in[3] >= 0)
+        why = "with a fused residual";
+    if (!why && nd->act > ACT_TANH)
+        why = "with this fused activation";
+    if (why)
+        return unsupported(nd,
+                           "only patch convolutions (kernel = stride, no padding, one group) "
+                           "run here, this one is %s (others need cuDNN)",
+                           why);
+    return FERRY_OK;
+}
+
+static ferry_status prepare_conv(cuda_prep *p, void **state)
+{
+    const graph *g = p->g;
+    const graph_node *nd = p->nd;
+    const graph_value *x = &g->values[nd->in[0]], *y = &g->values[nd->out[0]];
+    patch_state *ps = calloc(1, sizeof *ps);
+    if (!ps)
+        return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
+    ps->nsp = nd->conv.nsp;
+    ps->ci = x->dims[1];
+    ps->co = y->dims[1];
+    ps->k[0] = ps->k[1] = ps->out[0] = ps->out[1] = 1;
+    for (int i = 0; i < ps->nsp; i++) {
+        ps->k[2 - ps->nsp + i] = nd->conv.kernel[i];
+        ps->out[2 - ps->nsp + i] = y->dims[2 + i];
+    }
+    int64_t rows = ps->out[0] * ps->out[1], kk = ps->ci * ps->k[0] * ps->k[1];
+    ferry_status st = cuda_gemm_prepare_patch(p->c, p->ni, &ps->gp, rows, kk, ps->co);
+    if (st) {
+        free(ps);
+        return st;
+    }
+    p->c->n_gemms++;
+    size_t es = ferry_dtype_size(p->cdt);
+    ps->y_off = ((size_t)(p->max_batch * rows * kk) * es + 255) & ~(size_t)255;
+    p->scratch = ps->y_off + (size_t)(p->max_batch * rows * ps->co) * es;
+    *state = ps;
+    return FERRY_OK;
+}
+
+static ferry_status run_conv(const cuda_call *c)
+{
+    patch_state *ps = c->state;
+    dims x = vdims(c->g, c->nd->in[0], c->n);
+    int64_t H = ps->nsp == 2 ? x.d[2] : 1, W = x.d[x.n - 1];
+    int64_t ho = ps->out[0], wo = ps->out[1], kh = ps->k[0], kw = ps->k[1];
+    size_t es = ferry_dtype_size(c->cdt);
+    char *cols = c->scratch, *ym = cols + ps->y_off;
+    /* x [N, Ci, Ho*kh.., Wo*kw..] -> cols [N, Ho, Wo, Ci, kh, kw] */
+    kern_strided k;
+    memset(&k, 0, sizeof k);
+    k.ndim = 6;
+    int64_t dd[6] = {c->n, ho, wo, ps->ci, kh, kw};
+    int64_t sx[6] = {ps->ci * H * W, kh * W, kw, H * W, W, 1};
+    int64_t acc = 1;
+    for (int i = 5; i >= 0; i--) {
+        k.dims[i] = dd[i];
+        k.sx[i] = sx[i];
+        k.sy[i] = acc;
+        acc *= dd[i];
+    }
+    ferry_status st = copy(c, c->in[0], cols, &k, es);
+    if (st)
+        return st;
+    st = cuda_gemm_run_ptrs(c->s, &ps->gp, c->n, cols, c->in[1], ym);
+    if (st)
+        return st;
+    /* ym [N, Ho*Wo, Co] -> y [N, Co, Ho*Wo] */
+    memset(&k, 0, sizeof k);
+    k.ndim = 3;
+    int64_t hw = ho * wo;
+    int64_t d3[3] = {c->n, ps->co, hw}, s3[3] = {hw * ps->co, 1, ps->co};
+    acc = 1;
+    for (int i = 2; i >= 0; i--) {
+        k.dims[i] = d3[i];
+        k.sx[i] = s3[i];
+        k.sy[i] = acc;
+        acc *= d3[i];
+    }
+    return copy(c, ym, c->out[0], &k, es);
+}
+
+static void destroy_conv(void *state)
+{
+    patch_state *ps = state;
+    if (!ps)
+        return;
+    cuda_gemm_release(&ps->gp);
+    free(ps);
+}
+
 /* ------------------------------------------------------------- the table */
 
 #define BINARY                                                                                     \
@@ -886,6 +1011,7 @@ static ferry_status supports_trilu(const cuda_prep *p)
 static const cuda_op_impl ops[OP_COUNT] = {
     [OP_GEMM] = {supports_gemm, prepare_gemm, run_gemm, destroy_gemm},
     [OP_MATMUL] = {supports_gemm, prepare_gemm, run_gemm, destroy_gemm},
+    [OP_CONV] = {supports_conv, prepare_conv, run_conv, destroy_conv},
     [OP_ADD] = BINARY,
     [OP_SUB] = BINARY,
     [OP_MUL] = BINARY,

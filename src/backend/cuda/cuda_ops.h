@@ -32,6 +32,7 @@ typedef struct cuda_prep {
     int ni; /* node index */
     int64_t max_batch;
     ferry_dtype cdt; /* compute dtype */
+    size_t scratch;  /* prepare's out: bytes of arena scratch one run needs at max_batch */
 } cuda_prep;
 
 /* One run of a node on a batch of n, on stream s. */
@@ -46,12 +47,13 @@ typedef struct cuda_call {
     ferry_dtype cdt;
     const void *in[GRAPH_MAX_IO]; /* device pointers; NULL for an absent input */
     void *out[GRAPH_MAX_IO];      /* NULL for an output nothing reads */
+    void *scratch;                /* cuda_prep.scratch bytes of the caller's arena, 256-aligned */
 } cuda_call;
 
 typedef struct cuda_op_impl {
     /* FERRY_EUNSUPPORTED with the node named and why; NULL: always runs. */
     ferry_status (*supports)(const cuda_prep *p);
-    ferry_status (*prepare)(const cuda_prep *p, void **state); /* NULL: no state */
+    ferry_status (*prepare)(cuda_prep *p, void **state); /* NULL: no state */
     ferry_status (*run)(const cuda_call *c);
     void (*destroy)(void *state); /* NULL: state is NULL or plain malloc'd */
 } cuda_op_impl;
