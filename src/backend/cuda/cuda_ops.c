@@ -83,14 +83,16 @@ static ferry_status unsupported(const graph_node *nd, const char *fmt, ...)
                       why);
 }
 
-static ferry_status launch(const cuda_call *c, cudaError_t e, const char *what)
+/* A launch's result as a ferry_status naming the call, its file:line and
+ * the node (CUDA_CHECK's message with the node in front). */
+static ferry_status launch(const cuda_call *c, cudaError_t e, const char *what, int line)
 {
     if (e == cudaSuccess)
         return FERRY_OK;
-    ferry_status st = cuda_status_rt(e, what, __FILE__, __LINE__);
+    ferry_status st = cuda_status_rt(e, what, __FILE__, line);
     return ferry_fail_prefix(st, "node '%s' (%s)", c->nd->name, op_name(c->nd->op));
 }
-#define LAUNCH(c, call) launch((c), (call), #call)
+#define LAUNCH(c, call) launch((c), (call), #call, __LINE__)
 
 static int norm_ax(int64_t axis, int r)
 {
