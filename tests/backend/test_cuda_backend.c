@@ -2,8 +2,10 @@
  * test_cuda_backend.c - the CUDA backend on hand-made graphs, against host
  * references computed in double: Gemm with fused bias+ReLU and GELU, batched
  * MatMul, LayerNorm, Softmax/LogSoftmax, broadcasting arithmetic, ReduceMean,
- * io-dtype conversion, graph capture/replay and the unsupported-op error.
- * Every test is skipped when no CUDA device is found (CI has none).
+ * io-dtype conversion, graph capture/replay, the data-movement, comparison,
+ * integer and reduction ops of the transformer exports, patch convolutions
+ * and the unsupported-operator error (which needs no device). Every other
+ * test is skipped when no CUDA device is found (CI has none).
  */
 #include <math.h>
 #include <pthread.h>
