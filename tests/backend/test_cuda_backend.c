@@ -2,8 +2,10 @@
  * test_cuda_backend.c - the CUDA backend on hand-made graphs, against host
  * references computed in double: Gemm with fused bias+ReLU and GELU, batched
  * MatMul, LayerNorm, Softmax/LogSoftmax, broadcasting arithmetic, ReduceMean,
- * io-dtype conversion, graph capture/replay and the unsupported-op error.
- * Every test is skipped when no CUDA device is found (CI has none).
+ * io-dtype conversion, graph capture/replay, the data-movement, comparison,
+ * integer and reduction ops of the transformer exports, patch convolutions
+ * and the unsupported-operator error (which needs no device). Every other
+ * test is skipped when no CUDA device is found (CI has none).
  */
 #include <math.h>
 #include <pthread.h>
@@ -807,28 +809,303 @@ static void test_unary_and_views(void **state)
     graph_free(g);
 }
 
-/* ---- an op on integers is refused at creation, naming the node */
+/* ---- data movement, comparisons, integer arithmetic (cuda_ops.c with
+ * kernels_data.cu), each graph against a host reference, at fp32 and
+ * fp16, the second captured and replayed */
+
+static int add_typed(graph *g, const char *name, ferry_dtype dt, int ndim, const int64_t *d)
+{
+    int v = graph_add_value(g, name, dt, ndim, d);
+    assert_true(v >= 0);
+    return v;
+}
+
+static int add_i64_const(graph *g, const char *name, int64_t n, const int64_t *vals)
+{
+    int64_t d[1] = {n};
+    int v = add_typed(g, name, FERRY_I64, 1, d);
+    int64_t *p = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    assert_non_null(p);
+    memcpy(p, vals, sizeof(int64_t) * (size_t)n);
+    g->values[v].data = p;
+    g->values[v].is_const = 1;
+    return v;
+}
+
+/* Runs g (float in, float out) at fp32 and captured fp16 against ref. */
+static void data_case(graph *g, const char *what, int64_t n, const float *xv, const double *ref,
+                      int64_t nref)
+{
+    for (int k = 0; k < 2; k++) {
+        run_cfg rc = {k ? FERRY_PRECISION_FP16 : FERRY_PRECISION_FP32, FERRY_F32, 16, k};
+        float *yv = run_graph(g, &rc, n, xv);
+        char w[96];
+        snprintf(w, sizeof w, "%s %s", what, k ? "fp16 graph" : "fp32");
+        check_close(w, yv, ref, nref, k ? 2e-3 : 1e-7);
+        free(yv);
+    }
+}
+
+/* Transpose [N,3,4,5] perm (0,3,1,2) to [N,5,3,4], then Slice its last
+ * dim backwards (start 3, step -2) to [N,5,3,2]. */
+static void test_transpose_slice(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 3;
+    graph *g = graph_new();
+    int64_t dx[4] = {FERRY_DIM_BATCH, 3, 4, 5}, dt[4] = {FERRY_DIM_BATCH, 5, 3, 4};
+    int64_t ds[4] = {FERRY_DIM_BATCH, 5, 3, 2};
+    int x = add_typed(g, "x", FERRY_F32, 4, dx), t = add_typed(g, "t", FERRY_F32, 4, dt);
+    int y = add_typed(g, "y", FERRY_F32, 4, ds);
+    int k = graph_add_node(g, OP_TRANSPOSE, "tr", 1, &x, 1, &t);
+    int64_t perm[4] = {0, 3, 1, 2};
+    memcpy(g->nodes[k].perm, perm, sizeof perm);
+    k = graph_add_node(g, OP_SLICE, "sl", 1, &t, 1, &y);
+    for (int i = 0; i < 4; i++)
+        g->nodes[k].steps[i] = 1;
+    g->nodes[k].starts[3] = 3; /* last dim, backwards from 3 by 2: 3, 1 */
+    g->nodes[k].steps[3] = -2;
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * 60, 1.0f);
+    double ref[3 * 30];
+    for (int64_t b = 0; b < n; b++)
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 3; j++)
+                for (int l = 0; l < 2; l++) {
+                    int c = 3 - 2 * l; /* t[b][i][j][c] = x[b][j][c][i] */
+                    ref[((b * 5 + i) * 3 + j) * 2 + l] = xv[((b * 3 + j) * 4 + c) * 5 + i];
+                }
+    data_case(g, "transpose+slice", n, xv, ref, n * 30);
+    free(xv);
+    graph_free(g);
+}
+
+/* Gather along axis 1 with int64 indices (one negative), then Split the
+ * result [N,3,4] along axis 2 into [2,2] and Concat the halves swapped. */
+static void test_gather_split_concat(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 5;
+    graph *g = graph_new();
+    int64_t dx[3] = {FERRY_DIM_BATCH, 6, 4}, dg[3] = {FERRY_DIM_BATCH, 3, 4};
+    int64_t dh[3] = {FERRY_DIM_BATCH, 3, 2};
+    int x = add_typed(g, "x", FERRY_F32, 3, dx);
+    int64_t ids[3] = {5, -6, 2};
+    int idx = add_i64_const(g, "ids", 3, ids);
+    int ga = add_typed(g, "g", FERRY_F32, 3, dg);
+    int h0 = add_typed(g, "h0", FERRY_F32, 3, dh), h1 = add_typed(g, "h1", FERRY_F32, 3, dh);
+    int y = add_typed(g, "y", FERRY_F32, 3, dg);
+    int in2[2] = {x, idx};
+    int k = graph_add_node(g, OP_GATHER, "ga", 2, in2, 1, &ga);
+    g->nodes[k].axis = 1;
+    int outs[2] = {h0, h1};
+    k = graph_add_node(g, OP_SPLIT, "sp", 1, &ga, 2, outs);
+    g->nodes[k].axis = 2;
+    g->nodes[k].splits = malloc(2 * sizeof(int64_t));
+    assert_non_null(g->nodes[k].splits);
+    g->nodes[k].splits[0] = g->nodes[k].splits[1] = 2;
+    int cin[2] = {h1, h0};
+    k = graph_add_node(g, OP_CONCAT, "cc", 2, cin, 1, &y);
+    g->nodes[k].axis = 2;
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * 24, 1.0f);
+    double ref[5 * 12];
+    for (int64_t b = 0; b < n; b++)
+        for (int j = 0; j < 3; j++) {
+            int64_t r = ids[j] < 0 ? ids[j] + 6 : ids[j];
+            for (int c = 0; c < 4; c++)
+                ref[(b * 3 + j) * 4 + c] = xv[(b * 6 + r) * 4 + (c + 2) % 4];
+        }
+    data_case(g, "gather+split+concat", n, xv, ref, n * 12);
+    free(xv);
+    graph_free(g);
+}
+
+/* Where(Greater(x, 0), x, Expand(c [1,4] -> [N,3,4])) and an integer path:
+ * Cast(x * 10 -> i64) + 3 (broadcast int64 Add), Cast back to float,
+ * added in: y = where + cast. */
+static void test_where_compare_int(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 4;
+    graph *g = graph_new();
+    int64_t dx[3] = {FERRY_DIM_BATCH, 3, 4};
+    int x = add_typed(g, "x", FERRY_F32, 3, dx);
+    int zero = add_const(g, "zero", 0, 0.0f, 1, (int64_t)1);
+    int cst = add_const(g, "c", 1.0f, 0, 2, (int64_t)1, (int64_t)4);
+    int64_t shp[3] = {1, 3, 4};
+    int shape = add_i64_const(g, "shape", 3, shp);
+    int ten = add_const(g, "ten", 0, 10.0f, 1, (int64_t)1);
+    int64_t three[1] = {3};
+    int i3 = add_i64_const(g, "three", 1, three);
+    int gt = add_typed(g, "gt", FERRY_BOOL, 3, dx), ex = add_typed(g, "ex", FERRY_F32, 3, dx);
+    int wh = add_typed(g, "wh", FERRY_F32, 3, dx), sc = add_typed(g, "sc", FERRY_F32, 3, dx);
+    int ci = add_typed(g, "ci", FERRY_I64, 3, dx), ai = add_typed(g, "ai", FERRY_I64, 3, dx);
+    int cf = add_typed(g, "cf", FERRY_F32, 3, dx), y = add_typed(g, "y", FERRY_F32, 3, dx);
+    int a[3];
+    a[0] = x, a[1] = zero;
+    graph_add_node(g, OP_GREATER, "gt", 2, a, 1, &gt);
+    a[0] = cst, a[1] = shape;
+    graph_add_node(g, OP_EXPAND, "ex", 2, a, 1, &ex);
+    a[0] = gt, a[1] = x, a[2] = ex;
+    graph_add_node(g, OP_WHERE, "wh", 3, a, 1, &wh);
+    a[0] = x, a[1] = ten;
+    graph_add_node(g, OP_MUL, "sc", 2, a, 1, &sc);
+    int k = graph_add_node(g, OP_CAST, "ci", 1, &sc, 1, &ci);
+    g->nodes[k].to = FERRY_I64;
+    a[0] = ci, a[1] = i3;
+    graph_add_node(g, OP_ADD, "ai", 2, a, 1, &ai);
+    k = graph_add_node(g, OP_CAST, "cf", 1, &ai, 1, &cf);
+    g->nodes[k].to = FERRY_F32;
+    a[0] = wh, a[1] = cf;
+    graph_add_node(g, OP_ADD, "y", 2, a, 1, &y);
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * 12, 1.0f);
+    const float *cv = cdata(g, cst);
+    double ref[4 * 12];
+    for (int64_t i = 0; i < n * 12; i++) {
+        double w = xv[i] > 0 ? xv[i] : cv[i % 4];
+        ref[i] = w + (double)((int64_t)(xv[i] * 10.0f) + 3);
+    }
+    /* fp16 rounds x * 10 before truncation: compare at fp32 only there. */
+    run_cfg rc = {FERRY_PRECISION_FP32, FERRY_F32, 16, 1};
+    float *yv = run_graph(g, &rc, n, xv);
+    check_close("where+compare+int64 graph", yv, ref, n * 12, 1e-7);
+    free(yv);
+    free(xv);
+    graph_free(g);
+}
+
+/* ReduceSum over axis 1 and ReduceMax over axis 2 of [N,5,7], added with
+ * broadcasting ([N,1,7] + [N,5,1] -> [N,5,7]). */
+static void test_reduce_sum_max(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 3;
+    graph *g = graph_new();
+    int64_t dx[3] = {FERRY_DIM_BATCH, 5, 7}, ds[3] = {FERRY_DIM_BATCH, 1, 7};
+    int64_t dm[3] = {FERRY_DIM_BATCH, 5, 1};
+    int x = add_typed(g, "x", FERRY_F32, 3, dx), s_ = add_typed(g, "s", FERRY_F32, 3, ds);
+    int m = add_typed(g, "m", FERRY_F32, 3, dm), y = add_typed(g, "y", FERRY_F32, 3, dx);
+    int k = graph_add_node(g, OP_REDUCE_SUM, "rs", 1, &x, 1, &s_);
+    g->nodes[k].n_axes = 1, g->nodes[k].axes[0] = 1, g->nodes[k].keepdims = 1;
+    k = graph_add_node(g, OP_REDUCE_MAX, "rm", 1, &x, 1, &m);
+    g->nodes[k].n_axes = 1, g->nodes[k].axes[0] = -1, g->nodes[k].keepdims = 1;
+    int a[2] = {s_, m};
+    graph_add_node(g, OP_ADD, "add", 2, a, 1, &y);
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * 35, 1.0f);
+    double ref[3 * 35];
+    for (int64_t b = 0; b < n; b++)
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 7; j++) {
+                double sum = 0, mx = -1e30;
+                for (int r = 0; r < 5; r++)
+                    sum += xv[(b * 5 + r) * 7 + j];
+                for (int c = 0; c < 7; c++)
+                    mx = fmax(mx, xv[(b * 5 + i) * 7 + c]);
+                ref[(b * 5 + i) * 7 + j] = sum + mx;
+            }
+    for (int k2 = 0; k2 < 2; k2++) {
+        run_cfg rc = {k2 ? FERRY_PRECISION_FP16 : FERRY_PRECISION_FP32, FERRY_F32, 16, k2};
+        float *yv = run_graph(g, &rc, n, xv);
+        check_close(k2 ? "reduce sum+max fp16 graph" : "reduce sum+max fp32", yv, ref, n * 35,
+                    k2 ? 2e-3 : 1e-6);
+        free(yv);
+    }
+    free(xv);
+    graph_free(g);
+}
+
+/* ---- a patch convolution (kernel = stride: a ViT's patch embedding),
+ * with bias and ReLU, runs as copy + matmul + transpose */
+
+static void test_patch_conv(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 3, ci = 3, co = 5, H = 8, W = 12, kh = 4, kw = 3;
+    const int64_t ho = H / kh, wo = W / kw;
+    graph *g = graph_new();
+    int64_t dx[4] = {FERRY_DIM_BATCH, ci, H, W}, dy[4] = {FERRY_DIM_BATCH, co, ho, wo};
+    int x = add_typed(g, "x", FERRY_F32, 4, dx);
+    int w = add_const(g, "W", 0.3f, 0, 4, co, ci, kh, kw);
+    int b = add_const(g, "b", 0.5f, 0, 1, co);
+    int y = add_typed(g, "y", FERRY_F32, 4, dy);
+    int in3[3] = {x, w, b};
+    int k = graph_add_node(g, OP_CONV, "patch", 3, in3, 1, &y);
+    conv_attrs *a = &g->nodes[k].conv;
+    a->nsp = 2, a->group = 1;
+    a->kernel[0] = a->strides[0] = kh, a->kernel[1] = a->strides[1] = kw;
+    a->dilations[0] = a->dilations[1] = 1;
+    g->nodes[k].act = ACT_RELU;
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * ci * H * W, 1.0f);
+    const float *Wv = cdata(g, w), *Bv = cdata(g, b);
+    int64_t ny = n * co * ho * wo;
+    double *ref = malloc(sizeof(double) * (size_t)ny);
+    assert_non_null(ref);
+    for (int64_t s_ = 0; s_ < n; s_++)
+        for (int64_t o = 0; o < co; o++)
+            for (int64_t i = 0; i < ho; i++)
+                for (int64_t j = 0; j < wo; j++) {
+                    double acc = Bv[o];
+                    for (int64_t c = 0; c < ci; c++)
+                        for (int64_t u = 0; u < kh; u++)
+                            for (int64_t v = 0; v < kw; v++)
+                                acc += (double)Wv[((o * ci + c) * kh + u) * kw + v] *
+                                       xv[((s_ * ci + c) * H + i * kh + u) * W + j * kw + v];
+                    ref[((s_ * co + o) * ho + i) * wo + j] = acc > 0 ? acc : 0;
+                }
+    for (int q = 0; q < 2; q++) {
+        run_cfg rc = {q ? FERRY_PRECISION_FP16 : FERRY_PRECISION_FP32, FERRY_F32, 16, q};
+        float *yv = run_graph(g, &rc, n, xv);
+        check_close(q ? "patch conv fp16 graph" : "patch conv fp32", yv, ref, ny,
+                    q ? 2e-2 : 1e-5);
+        free(yv);
+    }
+    free(ref);
+    free(xv);
+    graph_free(g);
+}
+
+/* ---- operators without a CUDA kernel are all named at creation, with
+ * counts, before the device is touched (so also on a machine without one) */
 
 static void test_unsupported(void **state)
 {
     (void)state;
-    need_device();
     graph *g = graph_new();
     int64_t d[2] = {FERRY_DIM_BATCH, 4};
-    int a = graph_add_value(g, "a", FERRY_I64, 2, d);
-    int b = graph_add_value(g, "b", FERRY_I64, 2, d);
-    int y = graph_add_value(g, "y", FERRY_I64, 2, d);
-    int ins[2] = {a, b};
-    graph_add_node(g, OP_ADD, "int_add", 2, ins, 1, &y);
-    int gin[2] = {a, b};
-    set_io(g, 2, gin, 1, &y);
+    int x = graph_add_value(g, "x", FERRY_F32, 2, d);
+    int t1 = graph_add_value(g, "t1", FERRY_F32, 2, d);
+    int t2 = graph_add_value(g, "t2", FERRY_F32, 2, d);
+    int y = graph_add_value(g, "y", FERRY_F32, 2, d);
+    graph_add_node(g, OP_CUMSUM, "cs1", 1, &x, 1, &t1);
+    graph_add_node(g, OP_CUMSUM, "cs2", 1, &t1, 1, &t2);
+    graph_add_node(g, OP_GRU, "rnn", 1, &t2, 1, &y);
+    set_io(g, 1, &x, 1, &y);
     backend_opts o = {.device = 0, .precision = FERRY_PRECISION_FP32, .io_dtype = FERRY_F32,
                       .max_batch = 8};
     backend_ctx *c = NULL;
     assert_int_equal(ferry_backend_cuda.ctx_create(g, &o, &c), FERRY_EUNSUPPORTED);
     assert_null(c);
-    assert_non_null(strstr(ferry_last_error(), "int_add"));
-    assert_non_null(strstr(ferry_last_error(), "Add"));
+    print_message("%s\n", ferry_last_error());
+    assert_non_null(strstr(ferry_last_error(), "2 operators are not supported by the cuda backend"));
+    assert_non_null(strstr(ferry_last_error(), "CumSum (2 nodes, first 'cs1')"));
+    assert_non_null(strstr(ferry_last_error(), "GRU (1 node, first 'rnn')"));
+    graph_free(g);
+
+    need_device();
+    g = graph_new();
+    int a = graph_add_value(g, "a", FERRY_F32, 2, d);
+    int b = graph_add_value(g, "b", FERRY_F32, 2, d);
+    graph_add_node(g, OP_RELU, "relu", 1, &a, 1, &b);
+    set_io(g, 1, &a, 1, &b);
     o.device = 99;
     assert_int_equal(ferry_backend_cuda.ctx_create(g, &o, &c), FERRY_ENOTFOUND);
     graph_free(g);
@@ -869,6 +1146,11 @@ int main(void)
         cmocka_unit_test(test_reduce_mean),
         cmocka_unit_test(test_matmul_batched),
         cmocka_unit_test(test_unary_and_views),
+        cmocka_unit_test(test_transpose_slice),
+        cmocka_unit_test(test_gather_split_concat),
+        cmocka_unit_test(test_where_compare_int),
+        cmocka_unit_test(test_reduce_sum_max),
+        cmocka_unit_test(test_patch_conv),
         cmocka_unit_test(test_unsupported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -114,6 +114,21 @@ static ferry_status gemm_shape_of(const backend_ctx *c, const graph_node *nd, in
     return FERRY_OK;
 }
 
+/* The problem of gp at batch n: from the graph, or a patch plan's own. */
+static ferry_status plan_shape(const backend_ctx *c, const gemm_plan *gp, int64_t n, gemm_shape *sh)
+{
+    if (!gp->raw_rows)
+        return gemm_shape_of(c, &c->g->nodes[gp->node], n, sh);
+    memset(sh, 0, sizeof *sh);
+    sh->m = gp->raw_rows * n;
+    sh->k = gp->raw_k;
+    sh->nn = gp->raw_n;
+    sh->batch = 1;
+    sh->sy = sh->m * sh->nn;
+    sh->trans_w = 1;
+    return FERRY_OK;
+}
+
 static ferry_status make_layout(cublasLtMatrixLayout_t *l, cudaDataType_t t, int64_t rows,
                                 int64_t cols, int64_t ld, int64_t batch, int64_t stride)
 {
@@ -148,7 +163,7 @@ static ferry_status entry_make(backend_ctx *c, gemm_plan *gp, int64_t n, gemm_en
 {
     const graph_node *nd = &c->g->nodes[gp->node];
     gemm_shape sh;
-    ferry_status st = gemm_shape_of(c, nd, n, &sh);
+    ferry_status st = plan_shape(c, gp, n, &sh);
     if (st != FERRY_OK)
         return st;
     memset(e, 0, sizeof *e);
@@ -191,13 +206,31 @@ static size_t slot_of(int64_t n, int cap)
     return (size_t)(((uint64_t)n * 0x9E3779B97F4A7C15ull) >> 32) & (size_t)(cap - 1);
 }
 
+static ferry_status prepare_common(backend_ctx *c, int ni, gemm_plan *gp);
+
 ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp)
+{
+    memset(gp, 0, sizeof *gp);
+    return prepare_common(c, ni, gp);
+}
+
+ferry_status cuda_gemm_prepare_patch(backend_ctx *c, int ni, gemm_plan *gp, int64_t rows_per_sample,
+                                     int64_t k, int64_t nn)
+{
+    memset(gp, 0, sizeof *gp);
+    gp->raw_rows = rows_per_sample;
+    gp->raw_k = k;
+    gp->raw_n = nn;
+    return prepare_common(c, ni, gp);
+}
+
+static ferry_status prepare_common(backend_ctx *c, int ni, gemm_plan *gp)
 {
     const graph *g = c->g;
     const graph_node *nd = &g->nodes[ni];
     ferry_status st = FERRY_OK;
     float *hbias = NULL;
-    memset(gp, 0, sizeof *gp);
+    int conv = nd->op == OP_CONV;
     gp->node = ni;
     gp->alpha = nd->op == OP_GEMM ? nd->alpha : 1.0f;
     gp->post_act = ACT_NONE;
@@ -219,12 +252,14 @@ ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp)
     }
 
     gemm_shape sh;
-    st = gemm_shape_of(c, nd, c->o.max_batch, &sh);
+    st = plan_shape(c, gp, c->o.max_batch, &sh);
     if (st != FERRY_OK)
         goto fail;
 
-    int cin = nd->op == OP_GEMM && nd->n_in > 2 ? nd->in[2] : -1;
-    if (cin >= 0 && nd->beta != 0.0f) {
+    /* A Conv's bias is input 2 with beta 1. */
+    float beta = conv ? 1.0f : nd->beta;
+    int cin = (nd->op == OP_GEMM || conv) && nd->n_in > 2 ? nd->in[2] : -1;
+    if (cin >= 0 && beta != 0.0f) {
         const graph_value *cv = &g->values[cin];
         const graph_value *yv = &g->values[nd->out[0]];
         int64_t cn = graph_value_numel(cv, 1);
@@ -237,13 +272,13 @@ ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp)
                 goto fail;
             }
             for (int64_t j = 0; j < sh.nn; j++)
-                hbias[j] = cuda_host_f32(cv->dtype, cv->data, cn == 1 ? 0 : j) * nd->beta;
+                hbias[j] = cuda_host_f32(cv->dtype, cv->data, cn == 1 ? 0 : j) * beta;
             size_t bytes = (size_t)sh.nn * c->celem;
             CUDA_TRY(cudaMalloc(&gp->bias, bytes));
             st = cuda_upload_f32(c, gp->bias, hbias, sh.nn);
             if (st != FERRY_OK)
                 goto fail;
-        } else if (!cv->is_const && graph_value_numel(cv, 2) == graph_value_numel(yv, 2) &&
+        } else if (!conv && !cv->is_const && graph_value_numel(cv, 2) == graph_value_numel(yv, 2) &&
                    graph_value_numel(cv, 1) == graph_value_numel(yv, 1) && cv->ndim == yv->ndim) {
             gp->c_matrix = 1;
             gp->beta = nd->beta;
@@ -254,7 +289,7 @@ ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp)
     }
 
     int have_bias = gp->bias != NULL;
-    act_kind act = nd->op == OP_GEMM ? nd->act : ACT_NONE;
+    act_kind act = nd->op == OP_GEMM || conv ? nd->act : ACT_NONE;
     int half = c->cdt != FERRY_F32;
     if (act == ACT_RELU) {
         gp->epilogue = have_bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
@@ -309,11 +344,17 @@ static int misaligned(const void *p)
 
 ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n)
 {
+    const graph_node *nd = &s->c->g->nodes[gp->node];
+    return cuda_gemm_run_ptrs(s, gp, n, s->vptr[nd->in[0]], s->vptr[nd->in[1]],
+                              s->vptr[nd->out[0]]);
+}
+
+ferry_status cuda_gemm_run_ptrs(backend_stream *s, gemm_plan *gp, int64_t n, const void *x,
+                                const void *w, void *y)
+{
     backend_ctx *c = s->c;
     const graph_node *nd = &c->g->nodes[gp->node];
     ferry_status st = FERRY_OK;
-    const void *x = s->vptr[nd->in[0]], *w = s->vptr[nd->in[1]];
-    void *y = s->vptr[nd->out[0]];
     const void *cm = gp->c_matrix ? s->vptr[nd->in[2]] : y;
     if (misaligned(x) || misaligned(w) || misaligned(y) || misaligned(cm))
         return ferry_fail(FERRY_EINVAL, "node '%s' (%s): a buffer is not 16-byte aligned", nd->name,
@@ -366,7 +407,8 @@ ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n)
             [ACT_GELU_TANH] = KU_GELU_TANH, [ACT_LEAKY_RELU] = KU_LEAKY_RELU,
             [ACT_SIGMOID] = KU_SIGMOID,     [ACT_TANH] = KU_TANH,
         };
-        int64_t ny = graph_value_numel(&c->g->values[nd->out[0]], n);
+        int64_t ny = gp->raw_rows ? gp->raw_rows * n * gp->raw_n
+                                  : graph_value_numel(&c->g->values[nd->out[0]], n);
         st = CUDA_CHECK(kern_unary(map[gp->post_act], gp->post_alpha, y, y, ny, c->cdt, s->s));
         if (st != FERRY_OK)
             return ferry_fail_prefix(st, "node '%s' (%s) activation", nd->name, op_name(nd->op));

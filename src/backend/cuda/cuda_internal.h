@@ -1,7 +1,13 @@
 /*
- * cuda_internal.h - private structures of the CUDA backend, shared by
- * cuda_backend.c (the ops table: contexts, streams, events, graphs, the
- * forward walk) and cuda_gemm.c (cuBLASLt matmuls and their plan cache).
+ * cuda_internal.h - private structures of the CUDA backend, shared by its
+ * files, one concern each:
+ *   cuda_device.c  the backend table; errors, probing, device and pinned
+ *                  memory, streams, events, CUDA graph capture
+ *   cuda_model.c   a compiled model (ctx): support check, storage plan,
+ *                  constants, per-node prepare, forward
+ *   cuda_ops.c     the run table (cuda_ops.h): one row per operator
+ *   cuda_gemm.c    cuBLASLt matmuls and their plan cache
+ *   cuda_mlp.c     the fused whole-MLP kernel's setup
  * Nothing outside src/backend/cuda includes this.
  */
 #ifndef FERRY_BACKEND_CUDA_INTERNAL_H
@@ -15,6 +21,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/kernels.h"
 #include "graph/graph.h"
 
@@ -68,12 +75,33 @@ typedef struct gemm_plan {
     void *bias;        /* device bias vector of N elements (beta folded in), or NULL */
     gemm_entry *cache; /* open-addressed by n, cap slots (a power of two) */
     int cap, n_cached;
+    /* A Conv run as a matmul over patches (cuda_ops.c): per sample raw_rows
+     * rows of raw_k, times weights [raw_n, raw_k]; 0 for Gemm and MatMul,
+     * whose shapes come from the graph. */
+    int64_t raw_rows, raw_k, raw_n;
 } gemm_plan;
+
+/* A live node: its run-table row and what its prepare built. */
+typedef struct cuda_node {
+    const cuda_op_impl *impl;
+    void *state;
+} cuda_node;
+
+/* Shape math read at run time (graph.h's is_sym) that depends on N: its
+ * constant parts and multiples of N on the device, written into its arena
+ * region by a kernel at the start of each forward. */
+typedef struct cuda_sym {
+    int v;
+    int64_t count;           /* elements */
+    size_t off;              /* arena offset */
+    const int64_t *base, *k; /* device, in the constant block */
+} cuda_sym;
 
 struct backend_ctx {
     const graph *g;
     backend_opts o;
     int device;
+    int on_device; /* the device was checked and selected (ctx_destroy may select it) */
     char name[256];
     int sm_count;
     ferry_dtype cdt; /* compute dtype: F32 (fp32, tf32), F16, BF16 */
@@ -87,11 +115,13 @@ struct backend_ctx {
     void *const_block;   /* one allocation holding every constant */
     size_t *in_scratch;  /* per graph input: arena offset of its converted copy, or SIZE_MAX */
     size_t *out_scratch; /* per graph output: likewise */
+    size_t scratch_off;  /* arena offset of the nodes' shared scratch */
     size_t arena_total;
 
-    gemm_plan *gemms;
-    int n_gemms;
-    int *gemm_of_node;   /* per node: index in gemms, or -1 */
+    cuda_node *nodes; /* per graph node; impl NULL for dead nodes */
+    int n_gemms;      /* nodes with a cuBLASLt plan: streams then need a workspace */
+    cuda_sym *syms;
+    int n_syms;
     cublasLtHandle_t lt; /* for heuristics (matmuls use the stream's own) */
     cublasLtMatmulPreference_t pref;
     pthread_mutex_t mu; /* guards the gemm caches */
@@ -112,9 +142,23 @@ struct backend_stream {
     cublasLtHandle_t lt;
     void *ws;    /* CUDA_LT_WORKSPACE bytes of cuBLASLt workspace */
     void **vptr; /* per value: device pointer during a forward */
+    char *arena; /* the arena of the forward in progress */
 };
 
-/* cuda_backend.c */
+/* cuda_device.c */
+/* cudaMalloc that names what it was for and the device's free memory when
+ * it runs out. */
+ferry_status cuda_dev_malloc(int dev, void **p, size_t bytes, const char *what);
+
+/* cuda_model.c: the compiled model's slots of the backend table */
+ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backend_ctx **out);
+void cuda_ctx_destroy(backend_ctx *c);
+const char *cuda_ctx_device_name(backend_ctx *c);
+size_t cuda_arena_bytes(backend_ctx *c);
+ferry_status cuda_forward(backend_stream *s, int64_t n, const void *const *in, void *const *out,
+                          void *arena);
+ferry_status cuda_forward_host(backend_stream *s, int64_t n, const void *const *in,
+                               void *const *out, int *done);
 /* Element i of host data of dtype dt (a float type), as fp32. */
 float cuda_host_f32(ferry_dtype dt, const void *data, int64_t i);
 /* Copies n fp32 values to dst on the device, converted to the compute dtype. */
@@ -138,7 +182,15 @@ cudaDataType_t cuda_data_type(ferry_dtype dt);
  * FERRY_EUNSUPPORTED naming the node for a shape or attribute it cannot do. */
 ferry_status cuda_gemm_prepare(backend_ctx *c, int ni, gemm_plan *gp);
 void cuda_gemm_release(gemm_plan *gp);
+/* The same for a Conv node ni whose every output pixel is one
+ * non-overlapping patch: a matmul of rows_per_sample x k patches per sample
+ * by its weights [nn, k], with its bias and fused activation. */
+ferry_status cuda_gemm_prepare_patch(backend_ctx *c, int ni, gemm_plan *gp, int64_t rows_per_sample,
+                                     int64_t k, int64_t nn);
 /* Runs the matmul (and its post activation) of gp for batch n on stream s. */
 ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n);
+/* The same on explicit device buffers (a patch plan's x, w and y). */
+ferry_status cuda_gemm_run_ptrs(backend_stream *s, gemm_plan *gp, int64_t n, const void *x,
+                                const void *w, void *y);
 
 #endif

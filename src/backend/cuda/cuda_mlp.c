@@ -101,10 +101,9 @@ ferry_status cuda_mlp_prepare(backend_ctx *c)
     for (int l = 0; l < c->plan.n_order; l++) {
         int ni = c->plan.order[l];
         const graph_node *nd = &g->nodes[ni];
-        int gi = c->gemm_of_node[ni];
-        if (nd->op != OP_GEMM || gi < 0 || nd->in[0] != prev)
+        const gemm_plan *gp = nd->op == OP_GEMM ? c->nodes[ni].state : NULL;
+        if (!gp || nd->in[0] != prev)
             return FERRY_OK;
-        const gemm_plan *gp = &c->gemms[gi];
         const graph_value *wv = &g->values[nd->in[1]], *yv = &g->values[nd->out[0]];
         if (gp->c_matrix || gp->alpha != 1.0f || !wv->is_const || wv->ndim != 2 || yv->ndim != 2 ||
             yv->dims[0] != FERRY_DIM_BATCH)

@@ -28,9 +28,43 @@ typedef enum kern_unary_op {
     KU_GELU_TANH,
     KU_ERF,
     KU_SQRT,
+    /* Not used by the fused MLP kernel (storage.cuh's unary() stops above):
+     * kernels_elementwise.cu's own switch. */
+    KU_NEG,
+    KU_EXP,
+    KU_LOG,
+    KU_ABS,
+    KU_RECIPROCAL,
+    KU_FLOOR,
+    KU_CEIL,
+    KU_SIN,
+    KU_COS,
+    KU_SOFTPLUS,
+    KU_SIGN,
+    KU_ROUND, /* half to even */
 } kern_unary_op;
 
-typedef enum kern_binary_op { KB_ADD, KB_SUB, KB_MUL, KB_DIV, KB_POW } kern_binary_op;
+typedef enum kern_binary_op {
+    KB_ADD,
+    KB_SUB,
+    KB_MUL,
+    KB_DIV,
+    KB_POW,
+    /* comparisons and logic: bool (one byte) out */
+    KB_EQ,
+    KB_LT,
+    KB_LE,
+    KB_GT,
+    KB_GE,
+    KB_AND,
+    KB_OR,
+    KB_XOR,
+    /* integer only */
+    KB_MOD,  /* sign of the divisor, as Python (ONNX Mod fmod=0) */
+    KB_FMOD, /* sign of the dividend, as C */
+    KB_MIN,
+    KB_MAX,
+} kern_binary_op;
 
 /* Broadcast of two inputs to one output: output dims and, per dim, each
  * input's element stride (0 where that input is broadcast). */
@@ -51,6 +85,36 @@ typedef struct kern_reduce {
     int64_t rdims[KERN_MAX_DIMS], rstride[KERN_MAX_DIMS];
 } kern_reduce;
 
+/* A strided copy: for every index c of dims (row-major over ndim dims, n
+ * elements), y[sum c[d]*sy[d]] = x[sum c[d]*sx[d]]. Transpose, Slice,
+ * Expand, Concat and Split are each one or a few of these. */
+typedef struct kern_strided {
+    int ndim;
+    int64_t n;
+    int64_t dims[KERN_MAX_DIMS];
+    int64_t sx[KERN_MAX_DIMS], sy[KERN_MAX_DIMS];
+} kern_strided;
+
+/* Broadcast of three inputs to one output (Where): per input, element
+ * strides per output dim, 0 where it is broadcast. */
+typedef struct kern_bcast3 {
+    int ndim;
+    int64_t n;
+    int64_t dims[KERN_MAX_DIMS];
+    int64_t s[3][KERN_MAX_DIMS];
+} kern_bcast3;
+
+typedef enum kern_reduce_op {
+    KR_SUM,
+    KR_MEAN,
+    KR_MAX,
+    KR_MIN,
+    KR_PROD,
+    KR_SUM_SQUARE,
+    KR_L2,
+    KR_LOG_SUM_EXP,
+} kern_reduce_op;
+
 /* y = x converted from sdt to ddt (float types round to nearest even; float
  * to integer truncates; to bool is x != 0). Also ONNX Cast. */
 cudaError_t kern_cast(const void *x, ferry_dtype sdt, void *y, ferry_dtype ddt, int64_t n,
@@ -61,6 +125,10 @@ cudaError_t kern_unary(kern_unary_op op, float alpha, const void *x, void *y, in
 /* y = a op b with numpy broadcasting described by bc. */
 cudaError_t kern_binary(kern_binary_op op, const void *a, const void *b, void *y,
                         const kern_bcast *bc, ferry_dtype dt, cudaStream_t s);
+/* y[i] = x[i] * a[c] + b[c] with c = (i / inner) % ch (BatchNormalization
+ * folded to a per-channel affine map). */
+cudaError_t kern_channel_affine(const void *x, const void *a, const void *b, void *y, int64_t n,
+                                int64_t ch, int64_t inner, ferry_dtype dt, cudaStream_t s);
 /* Softmax (or log-softmax) over the middle axis of [outer, d, inner]. */
 cudaError_t kern_softmax(const void *x, void *y, int64_t outer, int64_t d, int64_t inner, int log,
                          ferry_dtype dt, cudaStream_t s);
@@ -70,6 +138,51 @@ cudaError_t kern_layernorm(const void *x, const void *scale, const void *bias, v
 /* Mean over the reduced dims of rd. */
 cudaError_t kern_reduce_mean(const void *x, void *y, const kern_reduce *rd, ferry_dtype dt,
                              cudaStream_t s);
+/* op over the reduced dims of rd, float dtypes (accumulated in fp32). */
+cudaError_t kern_reduce_any(kern_reduce_op op, const void *x, void *y, const kern_reduce *rd,
+                            ferry_dtype dt, cudaStream_t s);
+
+/* ---- kernels_data.cu: data movement, integer and comparison ops */
+/* The strided copy above, for elements of esz bytes (1, 2, 4 or 8). */
+cudaError_t kern_copy_strided(const void *x, void *y, const kern_strided *d, size_t esz,
+                              cudaStream_t s);
+/* Gather along an axis: x is [outer, axis_len, inner], idx holds n_idx
+ * indices (I32 or I64; negative ones count from the end), y is [outer,
+ * n_idx, inner]. An index out of range yields zeros (a device kernel cannot
+ * report it). */
+cudaError_t kern_gather(const void *x, const void *idx, ferry_dtype idt, void *y, int64_t outer,
+                        int64_t axis_len, int64_t n_idx, int64_t inner, size_t esz, cudaStream_t s);
+/* y = cond ? a : b, broadcast as bc (cond is bool, a and b of esz bytes). */
+cudaError_t kern_where(const void *cond, const void *a, const void *b, void *y,
+                       const kern_bcast3 *bc, size_t esz, cudaStream_t s);
+/* Comparisons and logic (KB_EQ .. KB_XOR) of two inputs of dtype dt (any
+ * float storage dtype, I32, I64, bool) into bool y. */
+cudaError_t kern_compare(kern_binary_op op, const void *a, const void *b, void *y,
+                         const kern_bcast *bc, ferry_dtype dt, cudaStream_t s);
+/* Integer arithmetic (KB_ADD .. KB_DIV, KB_POW, KB_MOD, KB_FMOD, KB_MIN,
+ * KB_MAX) on I32 or I64; Div truncates toward zero, as ONNX. */
+cudaError_t kern_binary_int(kern_binary_op op, const void *a, const void *b, void *y,
+                            const kern_bcast *bc, ferry_dtype dt, cudaStream_t s);
+/* Integer unary ops (KU_NEG, KU_ABS, KU_SIGN; the others copy) on I32/I64. */
+cudaError_t kern_unary_int(kern_unary_op op, const void *x, void *y, int64_t n, ferry_dtype dt,
+                           cudaStream_t s);
+/* y = !x on bool. */
+cudaError_t kern_not(const void *x, void *y, int64_t n, cudaStream_t s);
+/* n copies of the esz-byte value (a kernel argument) into y. */
+cudaError_t kern_fill(void *y, int64_t n, uint64_t value, size_t esz, cudaStream_t s);
+/* y[i] = base[i] + k[i] * batch (shape math at batch size batch, graph.h's
+ * is_sym): a kernel rather than a copy from the host, so that a captured
+ * CUDA graph holds no host pointer and replays it for its own batch. */
+cudaError_t kern_sym_i64(const int64_t *base, const int64_t *k, int64_t *y, int64_t count,
+                         int64_t batch, cudaStream_t s);
+/* Range: y[i] = start + i * delta, dt F32 (compute dtype given) or I64/I32;
+ * start and delta are device scalars of that dtype. */
+cudaError_t kern_range(const void *start, const void *delta, void *y, int64_t n, ferry_dtype dt,
+                       cudaStream_t s);
+/* Trilu over the last two dims [rows, cols] of batch matrices: keeps
+ * j - i >= k (upper) or j - i <= k (lower), zeroes the rest. */
+cudaError_t kern_trilu(const void *x, void *y, int64_t batch, int64_t rows, int64_t cols, int64_t k,
+                       int upper, size_t esz, cudaStream_t s);
 
 /* A chain of dense layers run as one kernel (kernels_mlp.cu): layer l maps
  * dims[l] features to dims[l+1] with weights w[l] ([N][K] row-major, the

@@ -88,12 +88,33 @@ cudaError_t cast_to(const S *x, void *y, ferry_dtype ddt, int64_t n, cudaStream_
 /* The op is a kernel argument, not a template parameter: the switch is
  * uniform across the grid, costs nothing next to the memory traffic, and
  * keeps the number of instantiations (and build time) small. */
+/* The activations the fused MLP kernel shares (storage.cuh), then the
+ * plain elementwise functions of the transformer exports. */
+__device__ __forceinline__ float unary_any(kern_unary_op op, float v, float alpha)
+{
+    switch (op) {
+    case KU_NEG: return -v;
+    case KU_EXP: return expf(v);
+    case KU_LOG: return logf(v);
+    case KU_ABS: return fabsf(v);
+    case KU_RECIPROCAL: return 1.0f / v;
+    case KU_FLOOR: return floorf(v);
+    case KU_CEIL: return ceilf(v);
+    case KU_SIN: return sinf(v);
+    case KU_COS: return cosf(v);
+    case KU_SOFTPLUS: return v > 20.0f ? v : log1pf(expf(v));
+    case KU_SIGN: return (float)((v > 0.0f) - (v < 0.0f));
+    case KU_ROUND: return rintf(v);
+    default: return ferry_cuda::unary(op, v, alpha);
+    }
+}
+
 template <typename T>
 __global__ void unary_kernel(kern_unary_op op, float alpha, const T *x, T *y, int64_t n)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
-        y[i] = from_f<T>(ferry_cuda::unary(op, to_f(x[i]), alpha));
+        y[i] = from_f<T>(unary_any(op, to_f(x[i]), alpha));
 }
 
 __device__ __forceinline__ float binary_one(kern_binary_op op, float a, float b)
@@ -171,7 +192,42 @@ cudaError_t binary_launch(kern_binary_op op, const void *a, const void *b, void 
     return cudaGetLastError();
 }
 
+template <typename T>
+__global__ void channel_affine_kernel(const T *__restrict__ x, const T *__restrict__ a,
+                                      const T *__restrict__ b, T *__restrict__ y, int64_t n,
+                                      int64_t ch, int64_t inner)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = (i / inner) % ch;
+        y[i] = from_f<T>(to_f(x[i]) * to_f(a[c]) + to_f(b[c]));
+    }
+}
+
+template <typename T>
+cudaError_t channel_affine_launch(const void *x, const void *a, const void *b, void *y, int64_t n,
+                                  int64_t ch, int64_t inner, cudaStream_t s)
+{
+    channel_affine_kernel<T><<<grid_for(n), kThreads, 0, s>>>(
+        (const T *)x, (const T *)a, (const T *)b, (T *)y, n, ch, inner);
+    return cudaGetLastError();
+}
+
 } // namespace
+
+extern "C" cudaError_t kern_channel_affine(const void *x, const void *a, const void *b, void *y,
+                                           int64_t n, int64_t ch, int64_t inner, ferry_dtype dt,
+                                           cudaStream_t s)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    switch (dt) {
+    case FERRY_F32: return channel_affine_launch<float>(x, a, b, y, n, ch, inner, s);
+    case FERRY_F16: return channel_affine_launch<__half>(x, a, b, y, n, ch, inner, s);
+    case FERRY_BF16: return channel_affine_launch<__nv_bfloat16>(x, a, b, y, n, ch, inner, s);
+    default: return cudaErrorInvalidValue;
+    }
+}
 
 extern "C" cudaError_t kern_cast(const void *x, ferry_dtype sdt, void *y, ferry_dtype ddt,
                                  int64_t n, cudaStream_t s)

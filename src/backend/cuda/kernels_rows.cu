@@ -177,6 +177,98 @@ __global__ void reduce_mean_kernel(const T *__restrict__ x, T *__restrict__ y, k
         y[out] = from_f<T>(s / (float)rd.n_red);
 }
 
+/* The other reductions: the same shape as ReduceMean (one warp per output
+ * element), the op a uniform kernel argument. LogSumExp takes the max
+ * first so that exp never overflows. */
+__device__ __forceinline__ float red_init(kern_reduce_op op)
+{
+    switch (op) {
+    case KR_MAX:
+    case KR_LOG_SUM_EXP: return -FLT_MAX;
+    case KR_MIN: return FLT_MAX;
+    case KR_PROD: return 1.0f;
+    default: return 0.0f;
+    }
+}
+
+__device__ __forceinline__ float red_step(kern_reduce_op op, float a, float v, float m)
+{
+    switch (op) {
+    case KR_MAX: return fmaxf(a, v);
+    case KR_MIN: return fminf(a, v);
+    case KR_PROD: return a * v;
+    case KR_SUM_SQUARE:
+    case KR_L2: return a + v * v;
+    case KR_LOG_SUM_EXP: return a + expf(v - m);
+    default: return a + v;
+    }
+}
+
+__device__ __forceinline__ float warp_red(kern_reduce_op op, float v)
+{
+    for (int o = 16; o > 0; o >>= 1) {
+        float u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = op == KR_MAX ? fmaxf(v, u) : op == KR_MIN ? fminf(v, u) : op == KR_PROD ? v * u : v + u;
+    }
+    return v;
+}
+
+template <typename T>
+__global__ void reduce_kernel(kern_reduce_op op, const T *__restrict__ x, T *__restrict__ y,
+                              kern_reduce rd)
+{
+    int64_t out = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (out >= rd.n_out)
+        return;
+    int64_t base = 0, r = out;
+    for (int k = rd.nk - 1; k >= 0; k--) {
+        base += (r % rd.kdims[k]) * rd.kstride[k];
+        r /= rd.kdims[k];
+    }
+    float m = 0.0f;
+    if (op == KR_LOG_SUM_EXP) {
+        float mx = -FLT_MAX;
+        for (int64_t j = lane; j < rd.n_red; j += 32) {
+            int64_t off = 0, q = j;
+            for (int k = rd.nr - 1; k >= 0; k--) {
+                off += (q % rd.rdims[k]) * rd.rstride[k];
+                q /= rd.rdims[k];
+            }
+            mx = fmaxf(mx, to_f(x[base + off]));
+        }
+        m = warp_max(mx);
+    }
+    float a = op == KR_LOG_SUM_EXP ? 0.0f : red_init(op);
+    for (int64_t j = lane; j < rd.n_red; j += 32) {
+        int64_t off = 0, q = j;
+        for (int k = rd.nr - 1; k >= 0; k--) {
+            off += (q % rd.rdims[k]) * rd.rstride[k];
+            q /= rd.rdims[k];
+        }
+        a = red_step(op == KR_LOG_SUM_EXP ? KR_LOG_SUM_EXP : op, a, to_f(x[base + off]), m);
+    }
+    a = warp_red(op == KR_LOG_SUM_EXP ? KR_SUM : op == KR_SUM_SQUARE || op == KR_L2 ? KR_SUM : op, a);
+    if (lane == 0) {
+        if (op == KR_MEAN)
+            a /= (float)rd.n_red;
+        else if (op == KR_L2)
+            a = sqrtf(a);
+        else if (op == KR_LOG_SUM_EXP)
+            a = m + logf(a);
+        y[out] = from_f<T>(a);
+    }
+}
+
+template <typename T>
+cudaError_t reduce_any_launch(kern_reduce_op op, const void *x, void *y, const kern_reduce *rd,
+                              cudaStream_t s)
+{
+    int64_t blocks = (rd->n_out + 7) / 8;
+    reduce_kernel<T><<<(unsigned)blocks, 256, 0, s>>>(op, (const T *)x, (T *)y, *rd);
+    return cudaGetLastError();
+}
+
 template <typename T>
 cudaError_t reduce_launch(const void *x, void *y, const kern_reduce *rd, cudaStream_t s)
 {
@@ -218,4 +310,12 @@ extern "C" cudaError_t kern_reduce_mean(const void *x, void *y, const kern_reduc
     if (rd->n_out <= 0 || rd->n_red <= 0)
         return cudaSuccess;
     DISPATCH_FLOAT(dt, reduce_launch, x, y, rd, s)
+}
+
+extern "C" cudaError_t kern_reduce_any(kern_reduce_op op, const void *x, void *y, const kern_reduce *rd,
+                                   ferry_dtype dt, cudaStream_t s)
+{
+    if (rd->n_out <= 0)
+        return cudaSuccess;
+    DISPATCH_FLOAT(dt, reduce_any_launch, op, x, y, rd, s)
 }

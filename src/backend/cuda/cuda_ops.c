@@ -1,0 +1,1086 @@
+/*
+ * cuda_ops.c - the CUDA backend's run table (cuda_ops.h): one row per
+ * operator, calling cuda_gemm.c (Gemm, MatMul through cuBLASLt) and the
+ * kernels of kernels_elementwise.cu (casts, unary, broadcasting
+ * arithmetic), kernels_rows.cu (Softmax, LayerNorm, reductions) and
+ * kernels_data.cu (data movement, comparisons, integer arithmetic).
+ *
+ * Shapes were checked when the model loaded (src/graph/shape*.c); a run
+ * function turns the node's dims into numbers for its batch, describes
+ * the index map (strides, broadcast) and launches. Nothing here allocates
+ * or synchronizes on the run path, so a forward can be captured.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/kernels.h"
+#include "util/error.h"
+#include "util/half.h"
+
+/* ------------------------------------------------------------ helpers */
+
+typedef struct dims {
+    int n;
+    int64_t d[FERRY_MAX_DIMS];
+} dims;
+
+static dims vdims(const graph *g, int v, int64_t n)
+{
+    dims r;
+    r.n = graph_value_shape(&g->values[v], n, r.d);
+    return r;
+}
+
+static int64_t numel(const dims *d)
+{
+    int64_t e = 1;
+    for (int i = 0; i < d->n; i++)
+        e *= d->d[i];
+    return e;
+}
+
+static ferry_dtype in_sdt(const cuda_prep *p, int k)
+{
+    return cuda_sdt(p->g->values[p->nd->in[k]].dtype, p->cdt);
+}
+
+static ferry_dtype call_sdt(const cuda_call *c, int v)
+{
+    return cuda_sdt(c->g->values[v].dtype, c->cdt);
+}
+
+static size_t call_esz(const cuda_call *c, int v)
+{
+    return ferry_dtype_size(call_sdt(c, v));
+}
+
+static int is_fl(ferry_dtype dt)
+{
+    return dt == FERRY_F32 || dt == FERRY_F16 || dt == FERRY_BF16;
+}
+
+static int is_int(ferry_dtype dt)
+{
+    return dt == FERRY_I32 || dt == FERRY_I64;
+}
+
+static ferry_status unsupported(const graph_node *nd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static ferry_status unsupported(const graph_node *nd, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %s on CUDA", nd->name, op_name(nd->op),
+                      why);
+}
+
+/* A launch's result as a ferry_status naming the call, its file:line and
+ * the node (CUDA_CHECK's message with the node in front). */
+static ferry_status launch(const cuda_call *c, cudaError_t e, const char *what, int line)
+{
+    if (e == cudaSuccess)
+        return FERRY_OK;
+    ferry_status st = cuda_status_rt(e, what, __FILE__, line);
+    return ferry_fail_prefix(st, "node '%s' (%s)", c->nd->name, op_name(c->nd->op));
+}
+#define LAUNCH(c, call) launch((c), (call), #call, __LINE__)
+
+static int norm_ax(int64_t axis, int r)
+{
+    return (int)(axis < 0 ? axis + r : axis);
+}
+
+/* Row-major strides of d. */
+static void strides_of(const dims *d, int64_t *s)
+{
+    int64_t acc = 1;
+    for (int i = d->n - 1; i >= 0; i--) {
+        s[i] = acc;
+        acc *= d->d[i];
+    }
+}
+
+/* Drops dims of size 1 and merges neighbours contiguous in both x and y,
+ * so that the kernel's index arithmetic runs over as few dims as it can. */
+static void coalesce(kern_strided *k)
+{
+    int m = 0;
+    for (int i = 0; i < k->ndim; i++) {
+        if (k->dims[i] == 1)
+            continue;
+        if (m > 0 && k->sx[m - 1] == k->sx[i] * k->dims[i] &&
+            k->sy[m - 1] == k->sy[i] * k->dims[i]) {
+            k->dims[m - 1] *= k->dims[i];
+            k->sx[m - 1] = k->sx[i];
+            k->sy[m - 1] = k->sy[i];
+            continue;
+        }
+        k->dims[m] = k->dims[i];
+        k->sx[m] = k->sx[i];
+        k->sy[m] = k->sy[i];
+        m++;
+    }
+    if (m == 0) {
+        m = 1;
+        k->dims[0] = 1;
+        k->sx[0] = k->sy[0] = 0;
+    }
+    k->ndim = m;
+    k->n = 1;
+    for (int i = 0; i < m; i++)
+        k->n *= k->dims[i];
+}
+
+/* Element strides of input value v broadcast (numpy, right-aligned) to
+ * output dims od; FERRY_ESHAPE when it does not broadcast. */
+static ferry_status bcast_strides(const graph *g, const graph_node *nd, int v, int64_t n,
+                                  const dims *od, int64_t *st, int64_t *ne)
+{
+    dims id = vdims(g, v, n);
+    if (id.n > od->n)
+        return ferry_fail(FERRY_ESHAPE, "node '%s' (%s): input '%s' has more dims than the output",
+                          nd->name, op_name(nd->op), g->values[v].name);
+    int64_t stride = 1;
+    *ne = 1;
+    for (int d = od->n - 1; d >= 0; d--) {
+        int j = d - (od->n - id.n);
+        if (j < 0) {
+            st[d] = 0;
+            continue;
+        }
+        if (id.d[j] != od->d[d] && id.d[j] != 1)
+            return ferry_fail(FERRY_ESHAPE,
+                              "node '%s' (%s): input '%s' does not broadcast to the output",
+                              nd->name, op_name(nd->op), g->values[v].name);
+        st[d] = id.d[j] == 1 ? 0 : stride;
+        stride *= id.d[j];
+        *ne *= id.d[j];
+    }
+    return FERRY_OK;
+}
+
+static dims out_dims_min1(const graph *g, int v, int64_t n)
+{
+    dims o = vdims(g, v, n);
+    if (o.n == 0) {
+        o.n = 1;
+        o.d[0] = 1;
+    }
+    return o;
+}
+
+/* Numpy broadcast of inputs 0 and 1 to output 0 at batch n. */
+static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, kern_bcast *bc)
+{
+    memset(bc, 0, sizeof *bc);
+    dims o = out_dims_min1(g, nd->out[0], n);
+    bc->ndim = o.n;
+    bc->n = numel(&o);
+    memcpy(bc->dims, o.d, sizeof(int64_t) * (size_t)o.n);
+    ferry_status st = bcast_strides(g, nd, nd->in[0], n, &o, bc->sa, &bc->na);
+    return st ? st : bcast_strides(g, nd, nd->in[1], n, &o, bc->sb, &bc->nb);
+}
+
+/* ---------------------------------------------------- matmuls (cuBLASLt) */
+
+static ferry_status supports_gemm(const cuda_prep *p)
+{
+    if (!is_fl(in_sdt(p, 0)) || !is_fl(cuda_sdt(p->g->values[p->nd->out[0]].dtype, p->cdt)))
+        return unsupported(p->nd, "integer matmul is not supported");
+    if (p->nd->n_in < 2 || p->nd->in[1] < 0 || !is_fl(in_sdt(p, 1)))
+        return unsupported(p->nd, "needs two float inputs");
+    return FERRY_OK;
+}
+
+static ferry_status prepare_gemm(cuda_prep *p, void **state)
+{
+    gemm_plan *gp = calloc(1, sizeof *gp);
+    if (!gp)
+        return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", p->nd->name);
+    ferry_status st = cuda_gemm_prepare(p->c, p->ni, gp);
+    if (st) {
+        free(gp);
+        return st;
+    }
+    p->c->n_gemms++;
+    *state = gp;
+    return FERRY_OK;
+}
+
+static ferry_status run_gemm(const cuda_call *c)
+{
+    return cuda_gemm_run(c->s, c->state, c->n);
+}
+
+static void destroy_gemm(void *state)
+{
+    cuda_gemm_release(state);
+    free(state);
+}
+
+/* ------------------------------------------------------ elementwise ops */
+
+static ferry_status supports_binary(const cuda_prep *p)
+{
+    const graph_node *nd = p->nd;
+    if (nd->n_in != 2 || nd->in[1] < 0)
+        return unsupported(nd, "needs two inputs");
+    ferry_dtype a = in_sdt(p, 0), b = in_sdt(p, 1);
+    if (a != b)
+        return unsupported(nd, "inputs of two dtypes (%s, %s) are not supported",
+                           ferry_dtype_name(p->g->values[nd->in[0]].dtype),
+                           ferry_dtype_name(p->g->values[nd->in[1]].dtype));
+    if (!is_fl(a) && !is_int(a))
+        return unsupported(nd, "%s inputs are not supported", ferry_dtype_name(a));
+    if (is_fl(a) && nd->op == OP_MOD)
+        return unsupported(nd, "floating-point Mod is not supported");
+    kern_bcast bc;
+    return make_bcast(p->g, nd, p->max_batch, &bc);
+}
+
+static ferry_status run_binary(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    kern_bcast bc;
+    ferry_status st = make_bcast(c->g, nd, c->n, &bc);
+    if (st)
+        return st;
+    ferry_dtype dt = call_sdt(c, nd->in[0]);
+    kern_binary_op op = nd->op == OP_ADD   ? KB_ADD
+                        : nd->op == OP_SUB ? KB_SUB
+                        : nd->op == OP_MUL ? KB_MUL
+                        : nd->op == OP_DIV ? KB_DIV
+                        : nd->op == OP_POW ? KB_POW
+                        : nd->mode         ? KB_FMOD
+                                           : KB_MOD;
+    if (is_fl(dt))
+        return LAUNCH(c, kern_binary(op, c->in[0], c->in[1], c->out[0], &bc, dt, c->stream));
+    return LAUNCH(c, kern_binary_int(op, c->in[0], c->in[1], c->out[0], &bc, dt, c->stream));
+}
+
+static kern_unary_op unary_of(const graph_node *nd)
+{
+    switch (nd->op) {
+    case OP_RELU: return KU_RELU;
+    case OP_LEAKY_RELU: return KU_LEAKY_RELU;
+    case OP_SIGMOID: return KU_SIGMOID;
+    case OP_TANH: return KU_TANH;
+    case OP_GELU: return nd->approximate ? KU_GELU_TANH : KU_GELU;
+    case OP_ERF: return KU_ERF;
+    case OP_SQRT: return KU_SQRT;
+    case OP_NEG: return KU_NEG;
+    case OP_EXP: return KU_EXP;
+    case OP_LOG: return KU_LOG;
+    case OP_ABS: return KU_ABS;
+    case OP_RECIPROCAL: return KU_RECIPROCAL;
+    case OP_FLOOR: return KU_FLOOR;
+    case OP_CEIL: return KU_CEIL;
+    case OP_SIN: return KU_SIN;
+    case OP_COS: return KU_COS;
+    case OP_SOFTPLUS: return KU_SOFTPLUS;
+    case OP_SIGN: return KU_SIGN;
+    case OP_ROUND: return KU_ROUND;
+    default: return KU_RELU;
+    }
+}
+
+static ferry_status supports_unary(const cuda_prep *p)
+{
+    ferry_dtype dt = in_sdt(p, 0);
+    if (is_fl(dt))
+        return FERRY_OK;
+    op_kind op = p->nd->op;
+    if (is_int(dt) && (op == OP_NEG || op == OP_ABS || op == OP_SIGN || op == OP_RELU ||
+                       op == OP_FLOOR || op == OP_CEIL || op == OP_ROUND))
+        return FERRY_OK;
+    return unsupported(p->nd, "%s input is not supported", ferry_dtype_name(dt));
+}
+
+static ferry_status run_unary(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    int64_t ny = graph_value_numel(&c->g->values[nd->out[0]], c->n);
+    ferry_dtype dt = call_sdt(c, nd->in[0]);
+    if (is_fl(dt))
+        return LAUNCH(c,
+                      kern_unary(unary_of(nd), nd->alpha, c->in[0], c->out[0], ny, dt, c->stream));
+    return LAUNCH(c, kern_unary_int(unary_of(nd), c->in[0], c->out[0], ny, dt, c->stream));
+}
+
+static ferry_status supports_float(const cuda_prep *p)
+{
+    const graph_node *nd = p->nd;
+    for (int k = 0; k < nd->n_in; k++)
+        if (nd->in[k] >= 0 && !is_fl(in_sdt(p, k)))
+            return unsupported(nd, "input '%s' is %s; this operator runs on float tensors only",
+                               p->g->values[nd->in[k]].name,
+                               ferry_dtype_name(p->g->values[nd->in[k]].dtype));
+    return FERRY_OK;
+}
+
+/* BatchNormalization (inference): y = x * a[c] + b[c] with a = scale /
+ * sqrt(var + eps) and b = B - mean * a folded once at prepare. */
+typedef struct bn_state {
+    void *ab; /* a then b, C elements each, compute dtype */
+    int64_t ch;
+} bn_state;
+
+static ferry_status supports_batch_norm(const cuda_prep *p)
+{
+    ferry_status st = supports_float(p);
+    if (st)
+        return st;
+    for (int k = 1; k < 5; k++)
+        if (p->nd->in[k] < 0 || !p->g->values[p->nd->in[k]].is_const)
+            return unsupported(p->nd, "scale, B, mean and var must be constants");
+    if (p->g->values[p->nd->in[0]].ndim < 2)
+        return unsupported(p->nd, "input of rank < 2");
+    return FERRY_OK;
+}
+
+static ferry_status prepare_batch_norm(cuda_prep *p, void **state)
+{
+    const graph *g = p->g;
+    const graph_node *nd = p->nd;
+    int64_t ch = g->values[nd->in[0]].dims[1];
+    bn_state *bs = calloc(1, sizeof *bs);
+    float *h = malloc(sizeof(float) * (size_t)(2 * ch));
+    ferry_status st = FERRY_OK;
+    if (!bs || !h) {
+        st = ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
+        goto fail;
+    }
+    for (int64_t i = 0; i < ch; i++) {
+        const graph_value *sc = &g->values[nd->in[1]], *bb = &g->values[nd->in[2]];
+        const graph_value *mu = &g->values[nd->in[3]], *va = &g->values[nd->in[4]];
+        double a = cuda_host_f32(sc->dtype, sc->data, i) /
+                   sqrt((double)cuda_host_f32(va->dtype, va->data, i) + nd->epsilon);
+        h[i] = (float)a;
+        h[ch + i] = (float)(cuda_host_f32(bb->dtype, bb->data, i) -
+                            cuda_host_f32(mu->dtype, mu->data, i) * a);
+    }
+    bs->ch = ch;
+    st = cuda_dev_malloc(p->c->device, &bs->ab, (size_t)(2 * ch) * ferry_dtype_size(p->cdt),
+                         "BatchNormalization constants");
+    if (st)
+        goto fail;
+    st = cuda_upload_f32(p->c, bs->ab, h, 2 * ch);
+    if (st)
+        goto fail;
+    free(h);
+    *state = bs;
+    return FERRY_OK;
+fail:
+    if (bs && bs->ab)
+        cudaFree(bs->ab);
+    free(bs);
+    free(h);
+    return st;
+}
+
+static ferry_status run_batch_norm(const cuda_call *c)
+{
+    const bn_state *bs = c->state;
+    dims x = vdims(c->g, c->nd->in[0], c->n);
+    int64_t inner = 1;
+    for (int d = 2; d < x.n; d++)
+        inner *= x.d[d];
+    const char *b = (const char *)bs->ab + (size_t)bs->ch * ferry_dtype_size(c->cdt);
+    return LAUNCH(c, kern_channel_affine(c->in[0], bs->ab, b, c->out[0], numel(&x), bs->ch, inner,
+                                         c->cdt, c->stream));
+}
+
+static void destroy_batch_norm(void *state)
+{
+    bn_state *bs = state;
+    if (bs && bs->ab)
+        cudaFree(bs->ab);
+    free(bs);
+}
+
+/* -------------------------------------------------- rows: softmax, norms */
+
+static ferry_status supports_softmax(const cuda_prep *p)
+{
+    int r = p->g->values[p->nd->in[0]].ndim;
+    if (p->nd->axis < -r || p->nd->axis >= r)
+        return unsupported(p->nd, "axis %d out of range for rank %d", p->nd->axis, r);
+    return supports_float(p);
+}
+
+/* Softmax as [outer, d, inner]: opset >= 13 reduces one axis; earlier
+ * opsets flatten to 2-D at the axis and reduce the whole tail. */
+static ferry_status run_softmax(const cuda_call *c)
+{
+    dims x = vdims(c->g, c->nd->in[0], c->n);
+    int axis = norm_ax(c->nd->axis, x.n);
+    int64_t outer = 1, d = 1, inner = 1;
+    for (int i = 0; i < x.n; i++) {
+        if (i < axis)
+            outer *= x.d[i];
+        else if (i == axis || (c->g->opset > 0 && c->g->opset < 13))
+            d *= x.d[i];
+        else
+            inner *= x.d[i];
+    }
+    return LAUNCH(c, kern_softmax(c->in[0], c->out[0], outer, d, inner, c->nd->op == OP_LOG_SOFTMAX,
+                                  c->cdt, c->stream));
+}
+
+static ferry_status supports_layer_norm(const cuda_prep *p)
+{
+    const graph *g = p->g;
+    const graph_node *nd = p->nd;
+    ferry_status st = supports_float(p);
+    if (st)
+        return st;
+    if (nd->n_in < 2 || nd->in[1] < 0)
+        return unsupported(nd, "needs a scale input");
+    for (int k = 1; k < nd->n_out; k++) {
+        int v = nd->out[k];
+        if (v >= 0 && (g->values[v].n_consumers > 0 || g->values[v].is_output))
+            return unsupported(nd, "the Mean and InvStdDev outputs are not supported");
+    }
+    const graph_value *vx = &g->values[nd->in[0]];
+    int axis = norm_ax(nd->axis, vx->ndim);
+    if (axis < 0 || axis >= vx->ndim)
+        return unsupported(nd, "axis out of range");
+    int64_t d = 1;
+    for (int i = axis; i < vx->ndim; i++) {
+        if (vx->dims[i] < 0)
+            return unsupported(nd, "normalizing over the batch dimension is not supported");
+        d *= vx->dims[i];
+    }
+    for (int k = 1; k < 3 && k < nd->n_in; k++)
+        if (nd->in[k] >= 0 && graph_value_numel(&g->values[nd->in[k]], 1) != d)
+            return unsupported(nd, "scale and bias must have the normalized shape");
+    return FERRY_OK;
+}
+
+static ferry_status run_layer_norm(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    const graph_value *vx = &c->g->values[nd->in[0]];
+    int axis = norm_ax(nd->axis, vx->ndim);
+    int64_t d = 1;
+    for (int i = axis; i < vx->ndim; i++)
+        d *= vx->dims[i];
+    int64_t ny = graph_value_numel(vx, c->n);
+    const void *bias = nd->n_in > 2 && nd->in[2] >= 0 ? c->in[2] : NULL;
+    return LAUNCH(c, kern_layernorm(c->in[0], c->in[1], bias, c->out[0], ny / d, d, nd->epsilon,
+                                    c->cdt, c->stream));
+}
+
+/* The reduced and kept dims of a reduction at batch n (axes resolved by
+ * the shape rule; none listed: all). */
+static ferry_status make_reduce(const graph *g, const graph_node *nd, int64_t n, kern_reduce *rd)
+{
+    dims x = vdims(g, nd->in[0], n);
+    int64_t stride[FERRY_MAX_DIMS];
+    int red[FERRY_MAX_DIMS] = {0};
+    memset(rd, 0, sizeof *rd);
+    strides_of(&x, stride);
+    for (int i = 0; i < nd->n_axes; i++) {
+        int a = norm_ax(nd->axes[i], x.n);
+        if (a < 0 || a >= x.n)
+            return ferry_fail(FERRY_ESHAPE, "node '%s' (%s): axis %" PRId64 " out of range",
+                              nd->name, op_name(nd->op), nd->axes[i]);
+        red[a] = 1;
+    }
+    rd->n_out = rd->n_red = 1;
+    for (int i = 0; i < x.n; i++) {
+        if (red[i] || nd->n_axes == 0) {
+            rd->rdims[rd->nr] = x.d[i];
+            rd->rstride[rd->nr++] = stride[i];
+            rd->n_red *= x.d[i];
+        } else {
+            rd->kdims[rd->nk] = x.d[i];
+            rd->kstride[rd->nk++] = stride[i];
+            rd->n_out *= x.d[i];
+        }
+    }
+    if (rd->nk == 0) {
+        rd->nk = 1;
+        rd->kdims[0] = 1;
+        rd->kstride[0] = 0;
+    }
+    if (rd->nr == 0) {
+        rd->nr = 1;
+        rd->rdims[0] = 1;
+        rd->rstride[0] = 0;
+    }
+    return FERRY_OK;
+}
+
+static ferry_status supports_reduce(const cuda_prep *p)
+{
+    ferry_status st = supports_float(p);
+    if (st)
+        return st;
+    if (p->nd->n_axes == 0 && p->nd->mode)
+        return unsupported(p->nd, "noop_with_empty_axes is not supported");
+    kern_reduce rd;
+    return make_reduce(p->g, p->nd, p->max_batch, &rd);
+}
+
+static ferry_status run_reduce(const cuda_call *c)
+{
+    kern_reduce rd;
+    ferry_status st = make_reduce(c->g, c->nd, c->n, &rd);
+    if (st)
+        return st;
+    if (c->nd->op == OP_REDUCE_MEAN)
+        return LAUNCH(c, kern_reduce_mean(c->in[0], c->out[0], &rd, c->cdt, c->stream));
+    kern_reduce_op op;
+    switch (c->nd->op) {
+    case OP_REDUCE_SUM: op = KR_SUM; break;
+    case OP_REDUCE_MAX: op = KR_MAX; break;
+    case OP_REDUCE_MIN: op = KR_MIN; break;
+    case OP_REDUCE_PROD: op = KR_PROD; break;
+    case OP_REDUCE_L2: op = KR_L2; break;
+    case OP_REDUCE_SUM_SQUARE: op = KR_SUM_SQUARE; break;
+    default: op = KR_LOG_SUM_EXP; break;
+    }
+    return LAUNCH(c, kern_reduce_any(op, c->in[0], c->out[0], &rd, c->cdt, c->stream));
+}
+
+/* ------------------------------------------------------ views and casts */
+
+/* Views run only where the planner could not alias them (a graph input or
+ * output on one side): a device copy. */
+static ferry_status run_view(const cuda_call *c)
+{
+    int v = c->nd->out[0];
+    size_t bytes = (size_t)graph_value_numel(&c->g->values[v], c->n) * call_esz(c, v);
+    if (c->out[0] == c->in[0] || !bytes)
+        return FERRY_OK;
+    return LAUNCH(c,
+                  cudaMemcpyAsync(c->out[0], c->in[0], bytes, cudaMemcpyDeviceToDevice, c->stream));
+}
+
+static ferry_status run_cast(const cuda_call *c)
+{
+    ferry_dtype sd = call_sdt(c, c->nd->in[0]), dd = call_sdt(c, c->nd->out[0]);
+    if (sd == dd) /* a float->float Cast in one compute dtype */
+        return run_view(c);
+    int64_t ny = graph_value_numel(&c->g->values[c->nd->out[0]], c->n);
+    return LAUNCH(c, kern_cast(c->in[0], sd, c->out[0], dd, ny, c->stream));
+}
+
+/* ---------------------------------------------- comparisons and selection */
+
+static ferry_status supports_compare(const cuda_prep *p)
+{
+    const graph_node *nd = p->nd;
+    if (in_sdt(p, 0) != in_sdt(p, 1))
+        return unsupported(nd, "inputs of two dtypes are not supported");
+    kern_bcast bc;
+    return make_bcast(p->g, nd, p->max_batch, &bc);
+}
+
+static ferry_status run_compare(const cuda_call *c)
+{
+    kern_bcast bc;
+    ferry_status st = make_bcast(c->g, c->nd, c->n, &bc);
+    if (st)
+        return st;
+    kern_binary_op op;
+    switch (c->nd->op) {
+    case OP_EQUAL: op = KB_EQ; break;
+    case OP_LESS: op = KB_LT; break;
+    case OP_LESS_EQUAL: op = KB_LE; break;
+    case OP_GREATER: op = KB_GT; break;
+    case OP_GREATER_EQUAL: op = KB_GE; break;
+    case OP_AND: op = KB_AND; break;
+    case OP_OR: op = KB_OR; break;
+    default: op = KB_XOR; break;
+    }
+    return LAUNCH(c, kern_compare(op, c->in[0], c->in[1], c->out[0], &bc, call_sdt(c, c->nd->in[0]),
+                                  c->stream));
+}
+
+static ferry_status run_not(const cuda_call *c)
+{
+    int64_t ny = graph_value_numel(&c->g->values[c->nd->out[0]], c->n);
+    return LAUNCH(c, kern_not(c->in[0], c->out[0], ny, c->stream));
+}
+
+static ferry_status make_where(const graph *g, const graph_node *nd, int64_t n, kern_bcast3 *bc)
+{
+    memset(bc, 0, sizeof *bc);
+    dims o = out_dims_min1(g, nd->out[0], n);
+    bc->ndim = o.n;
+    bc->n = numel(&o);
+    memcpy(bc->dims, o.d, sizeof(int64_t) * (size_t)o.n);
+    for (int k = 0; k < 3; k++) {
+        int64_t ne;
+        ferry_status st = bcast_strides(g, nd, nd->in[k], n, &o, bc->s[k], &ne);
+        if (st)
+            return st;
+    }
+    return FERRY_OK;
+}
+
+static ferry_status supports_where(const cuda_prep *p)
+{
+    if (p->g->values[p->nd->in[0]].dtype != FERRY_BOOL)
+        return unsupported(p->nd, "the condition must be bool");
+    if (in_sdt(p, 1) != in_sdt(p, 2))
+        return unsupported(p->nd, "X and Y of two dtypes are not supported");
+    kern_bcast3 bc;
+    return make_where(p->g, p->nd, p->max_batch, &bc);
+}
+
+static ferry_status run_where(const cuda_call *c)
+{
+    kern_bcast3 bc;
+    ferry_status st = make_where(c->g, c->nd, c->n, &bc);
+    if (st)
+        return st;
+    return LAUNCH(c, kern_where(c->in[0], c->in[1], c->in[2], c->out[0], &bc,
+                                call_esz(c, c->nd->in[1]), c->stream));
+}
+
+/* -------------------------------------------------------- data movement */
+
+static ferry_status supports_rank(const cuda_prep *p)
+{
+    for (int k = 0; k < p->nd->n_out; k++)
+        if (p->nd->out[k] >= 0 && p->g->values[p->nd->out[k]].ndim > KERN_MAX_DIMS)
+            return unsupported(p->nd, "rank above %d", KERN_MAX_DIMS);
+    return FERRY_OK;
+}
+
+static ferry_status copy(const cuda_call *c, const void *x, void *y, kern_strided *k, size_t esz)
+{
+    coalesce(k);
+    return LAUNCH(c, kern_copy_strided(x, y, k, esz, c->stream));
+}
+
+static ferry_status run_transpose(const cuda_call *c)
+{
+    dims x = vdims(c->g, c->nd->in[0], c->n);
+    int64_t xs[FERRY_MAX_DIMS];
+    strides_of(&x, xs);
+    kern_strided k;
+    memset(&k, 0, sizeof k);
+    k.ndim = x.n;
+    /* Walk the output in order: its dim i is input dim perm[i]. */
+    int64_t acc = 1;
+    for (int i = x.n - 1; i >= 0; i--) {
+        int p = (int)c->nd->perm[i];
+        k.dims[i] = x.d[p];
+        k.sx[i] = xs[p];
+        k.sy[i] = acc;
+        acc *= x.d[p];
+    }
+    return copy(c, c->in[0], c->out[0], &k, call_esz(c, c->nd->in[0]));
+}
+
+static ferry_status run_slice(const cuda_call *c)
+{
+    dims x = vdims(c->g, c->nd->in[0], c->n), y = vdims(c->g, c->nd->out[0], c->n);
+    int64_t xs[FERRY_MAX_DIMS], ys[FERRY_MAX_DIMS], off = 0;
+    strides_of(&x, xs);
+    strides_of(&y, ys);
+    kern_strided k;
+    memset(&k, 0, sizeof k);
+    k.ndim = y.n;
+    for (int i = 0; i < y.n; i++) {
+        k.dims[i] = y.d[i];
+        k.sx[i] = xs[i] * c->nd->steps[i];
+        k.sy[i] = ys[i];
+        off += c->nd->starts[i] * xs[i];
+    }
+    size_t esz = call_esz(c, c->nd->in[0]);
+    return copy(c, (const char *)c->in[0] + (size_t)off * esz, c->out[0], &k, esz);
+}
+
+static ferry_status run_expand(const cuda_call *c)
+{
+    dims y = vdims(c->g, c->nd->out[0], c->n);
+    int64_t ys[FERRY_MAX_DIMS], ne;
+    strides_of(&y, ys);
+    kern_strided k;
+    memset(&k, 0, sizeof k);
+    k.ndim = y.n;
+    ferry_status st = bcast_strides(c->g, c->nd, c->nd->in[0], c->n, &y, k.sx, &ne);
+    if (st)
+        return st;
+    for (int i = 0; i < y.n; i++) {
+        k.dims[i] = y.d[i];
+        k.sy[i] = ys[i];
+    }
+    return copy(c, c->in[0], c->out[0], &k, call_esz(c, c->nd->in[0]));
+}
+
+/* Concat: one strided copy per input into its slab of the output. */
+static ferry_status run_concat(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims y = vdims(c->g, nd->out[0], c->n);
+    int64_t ys[FERRY_MAX_DIMS], at = 0;
+    strides_of(&y, ys);
+    size_t esz = call_esz(c, nd->out[0]);
+    for (int j = 0; j < nd->n_in; j++) {
+        dims x = vdims(c->g, nd->in[j], c->n);
+        int64_t xs[FERRY_MAX_DIMS];
+        strides_of(&x, xs);
+        kern_strided k;
+        memset(&k, 0, sizeof k);
+        k.ndim = x.n;
+        for (int i = 0; i < x.n; i++) {
+            k.dims[i] = x.d[i];
+            k.sx[i] = xs[i];
+            k.sy[i] = ys[i];
+        }
+        ferry_status st =
+            copy(c, c->in[j], (char *)c->out[0] + (size_t)(at * ys[nd->axis]) * esz, &k, esz);
+        if (st)
+            return st;
+        at += x.d[nd->axis];
+    }
+    return FERRY_OK;
+}
+
+/* Split: one strided copy per output read, from its slab of the input. */
+static ferry_status run_split(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = vdims(c->g, nd->in[0], c->n);
+    int64_t xs[FERRY_MAX_DIMS], at = 0;
+    strides_of(&x, xs);
+    size_t esz = call_esz(c, nd->in[0]);
+    for (int j = 0; j < nd->n_out; j++) {
+        int64_t len = nd->splits[j];
+        if (c->out[j]) {
+            kern_strided k;
+            memset(&k, 0, sizeof k);
+            k.ndim = x.n;
+            int64_t acc = 1;
+            for (int i = x.n - 1; i >= 0; i--) {
+                k.dims[i] = i == nd->axis ? len : x.d[i];
+                k.sx[i] = xs[i];
+                k.sy[i] = acc;
+                acc *= k.dims[i];
+            }
+            ferry_status st = copy(c, (const char *)c->in[0] + (size_t)(at * xs[nd->axis]) * esz,
+                                   c->out[j], &k, esz);
+            if (st)
+                return st;
+        }
+        at += len;
+    }
+    return FERRY_OK;
+}
+
+static ferry_status supports_gather(const cuda_prep *p)
+{
+    if (!is_int(p->g->values[p->nd->in[1]].dtype))
+        return unsupported(p->nd, "indices must be int32 or int64");
+    return supports_rank(p);
+}
+
+static ferry_status run_gather(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = vdims(c->g, nd->in[0], c->n), idx = vdims(c->g, nd->in[1], c->n);
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < nd->axis; i++)
+        outer *= x.d[i];
+    for (int i = nd->axis + 1; i < x.n; i++)
+        inner *= x.d[i];
+    return LAUNCH(c, kern_gather(c->in[0], c->in[1], c->g->values[nd->in[1]].dtype, c->out[0],
+                                 outer, x.d[nd->axis], numel(&idx), inner, call_esz(c, nd->in[0]),
+                                 c->stream));
+}
+
+/* ConstantOfShape: the fill value, in the output's storage dtype, is read
+ * at prepare from the loader-made constant (absent: f32 zero). */
+static ferry_status prepare_constant_of_shape(cuda_prep *p, void **state)
+{
+    const graph_node *nd = p->nd;
+    ferry_dtype odt = p->g->values[nd->out[0]].dtype, sdt = cuda_sdt(odt, p->cdt);
+    uint64_t *bits = calloc(1, sizeof *bits);
+    if (!bits)
+        return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
+    const graph_value *v = nd->n_in > 1 && nd->in[1] >= 0 ? &p->g->values[nd->in[1]] : NULL;
+    if (v && v->data) {
+        if (is_fl(sdt)) {
+            float f = cuda_host_f32(v->dtype, v->data, 0);
+            if (sdt == FERRY_F32)
+                memcpy(bits, &f, sizeof f);
+            else {
+                uint16_t h = sdt == FERRY_F16 ? ferry_f32_to_f16(f) : ferry_f32_to_bf16(f);
+                memcpy(bits, &h, sizeof h);
+            }
+        } else {
+            memcpy(bits, v->data, ferry_dtype_size(sdt)); /* little-endian: low bytes */
+        }
+    }
+    *state = bits;
+    return FERRY_OK;
+}
+
+static ferry_status run_constant_of_shape(const cuda_call *c)
+{
+    int v = c->nd->out[0];
+    return LAUNCH(c, kern_fill(c->out[0], graph_value_numel(&c->g->values[v], c->n),
+                               *(const uint64_t *)c->state, call_esz(c, v), c->stream));
+}
+
+static ferry_status run_range(const cuda_call *c)
+{
+    int v = c->nd->out[0];
+    return LAUNCH(c,
+                  kern_range(c->in[0], c->in[2], c->out[0],
+                             graph_value_numel(&c->g->values[v], c->n), call_sdt(c, v), c->stream));
+}
+
+static ferry_status run_trilu(const cuda_call *c)
+{
+    dims x = vdims(c->g, c->nd->in[0], c->n);
+    int64_t rows = x.d[x.n - 2], cols = x.d[x.n - 1], mat = rows * cols;
+    int64_t b = mat > 0 ? numel(&x) / mat : 0;
+    return LAUNCH(c, kern_trilu(c->in[0], c->out[0], b, rows, cols, c->nd->starts[0], c->nd->mode,
+                                call_esz(c, c->nd->in[0]), c->stream));
+}
+
+static ferry_status supports_trilu(const cuda_prep *p)
+{
+    if (p->g->values[p->nd->in[0]].ndim < 2)
+        return unsupported(p->nd, "input of rank < 2");
+    return FERRY_OK;
+}
+
+/* ------------------------------------------------ patch convolutions */
+
+/* A Conv whose kernel equals its stride, with no padding, no dilation and
+ * one group (a ViT's patch embedding) reads every input pixel once: it is
+ * a linear layer over the flattened patches. It runs as a strided copy of
+ * the patches into rows [N*Ho*Wo, Ci*kh*kw] (the weights' own [Co, Ci, kh,
+ * kw] order, so the constant is the matmul's [N, K] operand as it is), one
+ * cuBLASLt matmul with the bias and activation in its epilogue, and a
+ * transpose of [N, Ho*Wo, Co] to NCHW. Other convolutions need cuDNN. */
+typedef struct patch_state {
+    gemm_plan gp;
+    int nsp;
+    int64_t ci, co, k[2], out[2]; /* 1-D: k[0] = out[0] = 1 */
+    size_t y_off;                 /* scratch offset of the matmul's output */
+} patch_state;
+
+static ferry_status supports_conv(const cuda_prep *p)
+{
+    const graph_node *nd = p->nd;
+    const conv_attrs *a = &nd->conv;
+    ferry_status st = supports_float(p);
+    if (st)
+        return st;
+    const char *why = NULL;
+    if (a->nsp < 1 || a->nsp > 2 || a->group != 1)
+        why = "grouped or 3-D";
+    for (int i = 0; i < a->nsp && !why; i++)
+        if (a->kernel[i] != a->strides[i] || a->dilations[i] != 1 || a->pads[i] ||
+            a->pads[i + a->nsp])
+            why = "overlapping or padded";
+    if (!why && (nd->in[1] < 0 || !p->g->values[nd->in[1]].is_const))
+        why = "with non-constant weights";
+    if (!why && nd->n_in > 3 && nd->in[3] >= 0)
+        why = "with a fused residual";
+    if (!why && nd->act > ACT_TANH)
+        why = "with this fused activation";
+    if (why)
+        return unsupported(nd,
+                           "only patch convolutions (kernel = stride, no padding, one group) "
+                           "run here, this one is %s (others need cuDNN)",
+                           why);
+    return FERRY_OK;
+}
+
+static ferry_status prepare_conv(cuda_prep *p, void **state)
+{
+    const graph *g = p->g;
+    const graph_node *nd = p->nd;
+    const graph_value *x = &g->values[nd->in[0]], *y = &g->values[nd->out[0]];
+    patch_state *ps = calloc(1, sizeof *ps);
+    if (!ps)
+        return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
+    ps->nsp = nd->conv.nsp;
+    ps->ci = x->dims[1];
+    ps->co = y->dims[1];
+    ps->k[0] = ps->k[1] = ps->out[0] = ps->out[1] = 1;
+    for (int i = 0; i < ps->nsp; i++) {
+        ps->k[2 - ps->nsp + i] = nd->conv.kernel[i];
+        ps->out[2 - ps->nsp + i] = y->dims[2 + i];
+    }
+    int64_t rows = ps->out[0] * ps->out[1], kk = ps->ci * ps->k[0] * ps->k[1];
+    ferry_status st = cuda_gemm_prepare_patch(p->c, p->ni, &ps->gp, rows, kk, ps->co);
+    if (st) {
+        free(ps);
+        return st;
+    }
+    p->c->n_gemms++;
+    size_t es = ferry_dtype_size(p->cdt);
+    ps->y_off = ((size_t)(p->max_batch * rows * kk) * es + 255) & ~(size_t)255;
+    p->scratch = ps->y_off + (size_t)(p->max_batch * rows * ps->co) * es;
+    *state = ps;
+    return FERRY_OK;
+}
+
+static ferry_status run_conv(const cuda_call *c)
+{
+    patch_state *ps = c->state;
+    dims x = vdims(c->g, c->nd->in[0], c->n);
+    int64_t H = ps->nsp == 2 ? x.d[2] : 1, W = x.d[x.n - 1];
+    int64_t ho = ps->out[0], wo = ps->out[1], kh = ps->k[0], kw = ps->k[1];
+    size_t es = ferry_dtype_size(c->cdt);
+    char *cols = c->scratch, *ym = cols + ps->y_off;
+    /* x [N, Ci, Ho*kh.., Wo*kw..] -> cols [N, Ho, Wo, Ci, kh, kw] */
+    kern_strided k;
+    memset(&k, 0, sizeof k);
+    k.ndim = 6;
+    int64_t dd[6] = {c->n, ho, wo, ps->ci, kh, kw};
+    int64_t sx[6] = {ps->ci * H * W, kh * W, kw, H * W, W, 1};
+    int64_t acc = 1;
+    for (int i = 5; i >= 0; i--) {
+        k.dims[i] = dd[i];
+        k.sx[i] = sx[i];
+        k.sy[i] = acc;
+        acc *= dd[i];
+    }
+    ferry_status st = copy(c, c->in[0], cols, &k, es);
+    if (st)
+        return st;
+    st = cuda_gemm_run_ptrs(c->s, &ps->gp, c->n, cols, c->in[1], ym);
+    if (st)
+        return st;
+    /* ym [N, Ho*Wo, Co] -> y [N, Co, Ho*Wo] */
+    memset(&k, 0, sizeof k);
+    k.ndim = 3;
+    int64_t hw = ho * wo;
+    int64_t d3[3] = {c->n, ps->co, hw}, s3[3] = {hw * ps->co, 1, ps->co};
+    acc = 1;
+    for (int i = 2; i >= 0; i--) {
+        k.dims[i] = d3[i];
+        k.sx[i] = s3[i];
+        k.sy[i] = acc;
+        acc *= d3[i];
+    }
+    return copy(c, ym, c->out[0], &k, es);
+}
+
+static void destroy_conv(void *state)
+{
+    patch_state *ps = state;
+    if (!ps)
+        return;
+    cuda_gemm_release(&ps->gp);
+    free(ps);
+}
+
+/* ------------------------------------------------------------- the table */
+
+#define BINARY                                                                                     \
+    {                                                                                              \
+        supports_binary, NULL, run_binary, NULL                                                    \
+    }
+#define UNARY                                                                                      \
+    {                                                                                              \
+        supports_unary, NULL, run_unary, NULL                                                      \
+    }
+#define REDUCE                                                                                     \
+    {                                                                                              \
+        supports_reduce, NULL, run_reduce, NULL                                                    \
+    }
+#define VIEW                                                                                       \
+    {                                                                                              \
+        NULL, NULL, run_view, NULL                                                                 \
+    }
+#define COMPARE                                                                                    \
+    {                                                                                              \
+        supports_compare, NULL, run_compare, NULL                                                  \
+    }
+
+static const cuda_op_impl ops[OP_COUNT] = {
+    [OP_GEMM] = {supports_gemm, prepare_gemm, run_gemm, destroy_gemm},
+    [OP_MATMUL] = {supports_gemm, prepare_gemm, run_gemm, destroy_gemm},
+    [OP_CONV] = {supports_conv, prepare_conv, run_conv, destroy_conv},
+    [OP_ADD] = BINARY,
+    [OP_SUB] = BINARY,
+    [OP_MUL] = BINARY,
+    [OP_DIV] = BINARY,
+    [OP_POW] = BINARY,
+    [OP_MOD] = BINARY,
+    [OP_RELU] = UNARY,
+    [OP_LEAKY_RELU] = UNARY,
+    [OP_SIGMOID] = UNARY,
+    [OP_TANH] = UNARY,
+    [OP_GELU] = UNARY,
+    [OP_ERF] = UNARY,
+    [OP_SQRT] = UNARY,
+    [OP_NEG] = UNARY,
+    [OP_EXP] = UNARY,
+    [OP_LOG] = UNARY,
+    [OP_ABS] = UNARY,
+    [OP_RECIPROCAL] = UNARY,
+    [OP_FLOOR] = UNARY,
+    [OP_CEIL] = UNARY,
+    [OP_SIN] = UNARY,
+    [OP_COS] = UNARY,
+    [OP_SOFTPLUS] = UNARY,
+    [OP_SIGN] = UNARY,
+    [OP_ROUND] = UNARY,
+    [OP_SOFTMAX] = {supports_softmax, NULL, run_softmax, NULL},
+    [OP_LOG_SOFTMAX] = {supports_softmax, NULL, run_softmax, NULL},
+    [OP_LAYER_NORM] = {supports_layer_norm, NULL, run_layer_norm, NULL},
+    [OP_BATCH_NORM] = {supports_batch_norm, prepare_batch_norm, run_batch_norm, destroy_batch_norm},
+    [OP_REDUCE_MEAN] = REDUCE,
+    [OP_REDUCE_SUM] = REDUCE,
+    [OP_REDUCE_MAX] = REDUCE,
+    [OP_REDUCE_MIN] = REDUCE,
+    [OP_REDUCE_PROD] = REDUCE,
+    [OP_REDUCE_L2] = REDUCE,
+    [OP_REDUCE_SUM_SQUARE] = REDUCE,
+    [OP_REDUCE_LOG_SUM_EXP] = REDUCE,
+    [OP_FLATTEN] = VIEW,
+    [OP_RESHAPE] = VIEW,
+    [OP_IDENTITY] = VIEW,
+    [OP_SQUEEZE] = VIEW,
+    [OP_UNSQUEEZE] = VIEW,
+    [OP_CAST] = {NULL, NULL, run_cast, NULL},
+    [OP_EQUAL] = COMPARE,
+    [OP_LESS] = COMPARE,
+    [OP_LESS_EQUAL] = COMPARE,
+    [OP_GREATER] = COMPARE,
+    [OP_GREATER_EQUAL] = COMPARE,
+    [OP_AND] = COMPARE,
+    [OP_OR] = COMPARE,
+    [OP_XOR] = COMPARE,
+    [OP_NOT] = {NULL, NULL, run_not, NULL},
+    [OP_WHERE] = {supports_where, NULL, run_where, NULL},
+    [OP_TRANSPOSE] = {supports_rank, NULL, run_transpose, NULL},
+    [OP_SLICE] = {supports_rank, NULL, run_slice, NULL},
+    [OP_EXPAND] = {supports_rank, NULL, run_expand, NULL},
+    [OP_CONCAT] = {supports_rank, NULL, run_concat, NULL},
+    [OP_SPLIT] = {supports_rank, NULL, run_split, NULL},
+    [OP_GATHER] = {supports_gather, NULL, run_gather, NULL},
+    [OP_CONSTANT_OF_SHAPE] = {NULL, prepare_constant_of_shape, run_constant_of_shape, NULL},
+    [OP_RANGE] = {NULL, NULL, run_range, NULL},
+    [OP_TRILU] = {supports_trilu, NULL, run_trilu, NULL},
+};
+
+const cuda_op_impl *cuda_op_get(op_kind op)
+{
+    if ((unsigned)op >= OP_COUNT || !ops[op].run)
+        return NULL;
+    return &ops[op];
+}

@@ -1,0 +1,489 @@
+/*
+ * kernels_data.cu - data movement (strided copy, gather, where, fill),
+ * comparisons, integer arithmetic and the shape-math writer, for the ops a
+ * transformer export leaves between its matmuls.
+ *
+ * Data movement works on raw elements of 1, 2, 4 or 8 bytes: a Transpose
+ * of f16 activations and one of int64 positions are the same copy, so the
+ * kernels are instantiated per element size, not per dtype. Every kernel is
+ * a grid-stride loop over the output, one element per thread per step:
+ * these ops are memory-bound and small next to the matmuls, so the aim is
+ * one launch with coalesced writes, not peak bandwidth. The host side
+ * (cuda_ops.c) merges dims that are contiguous in both source and
+ * destination before calling, so the per-element index arithmetic is
+ * usually over two or three dims.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/storage.cuh"
+
+namespace
+{
+
+constexpr int kThreads = 256;
+
+inline unsigned grid_for(int64_t n)
+{
+    int64_t b = (n + kThreads - 1) / kThreads;
+    if (b > 132 * 8 * 4)
+        b = 132 * 8 * 4;
+    return (unsigned)(b < 1 ? 1 : b);
+}
+
+using ferry_cuda::to_f;
+
+#define GRID_LOOP(i, n)                                                                            \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);                      \
+         i += (int64_t)gridDim.x * blockDim.x)
+
+/* Element types by size: the bits are moved, never interpreted. */
+template <size_t E> struct word;
+template <> struct word<1> {
+    using t = uint8_t;
+};
+template <> struct word<2> {
+    using t = uint16_t;
+};
+template <> struct word<4> {
+    using t = uint32_t;
+};
+template <> struct word<8> {
+    using t = uint64_t;
+};
+
+template <typename W>
+__global__ void copy_strided_kernel(const W *__restrict__ x, W *__restrict__ y, kern_strided d)
+{
+    GRID_LOOP(i, d.n)
+    {
+        int64_t r = i, ox = 0, oy = 0;
+        for (int k = d.ndim - 1; k >= 0; k--) {
+            int64_t c = r % d.dims[k];
+            r /= d.dims[k];
+            ox += c * d.sx[k];
+            oy += c * d.sy[k];
+        }
+        y[oy] = x[ox];
+    }
+}
+
+template <typename W, typename I>
+__global__ void gather_kernel(const W *__restrict__ x, const I *__restrict__ idx, W *__restrict__ y,
+                              int64_t total, int64_t axis_len, int64_t n_idx, int64_t inner)
+{
+    GRID_LOOP(i, total)
+    {
+        int64_t in = i % inner, r = i / inner;
+        int64_t j = r % n_idx, o = r / n_idx;
+        int64_t k = (int64_t)idx[j];
+        if (k < 0)
+            k += axis_len;
+        y[i] = k >= 0 && k < axis_len ? x[(o * axis_len + k) * inner + in] : (W)0;
+    }
+}
+
+template <typename W>
+__global__ void where_kernel(const uint8_t *__restrict__ c, const W *__restrict__ a,
+                             const W *__restrict__ b, W *__restrict__ y, kern_bcast3 bc)
+{
+    GRID_LOOP(i, bc.n)
+    {
+        int64_t r = i, o0 = 0, o1 = 0, o2 = 0;
+        for (int k = bc.ndim - 1; k >= 0; k--) {
+            int64_t q = r % bc.dims[k];
+            r /= bc.dims[k];
+            o0 += q * bc.s[0][k];
+            o1 += q * bc.s[1][k];
+            o2 += q * bc.s[2][k];
+        }
+        y[i] = c[o0] ? a[o1] : b[o2];
+    }
+}
+
+/* Index of output element i in the two inputs of a broadcast. */
+__device__ __forceinline__ void bcast_index(const kern_bcast &bc, int64_t i, int64_t *ia,
+                                            int64_t *ib)
+{
+    int64_t r = i, a = 0, b = 0;
+    for (int d = bc.ndim - 1; d >= 0; d--) {
+        int64_t c = r % bc.dims[d];
+        r /= bc.dims[d];
+        a += c * bc.sa[d];
+        b += c * bc.sb[d];
+    }
+    *ia = a;
+    *ib = b;
+}
+
+/* Comparisons read floats through fp32 (exact for every storage dtype)
+ * and integers as int64. */
+template <typename T> __device__ __forceinline__ double as_num(T v)
+{
+    return (double)v;
+}
+template <> __device__ __forceinline__ double as_num(__half v)
+{
+    return (double)__half2float(v);
+}
+template <> __device__ __forceinline__ double as_num(__nv_bfloat16 v)
+{
+    return (double)__bfloat162float(v);
+}
+
+template <typename T>
+__global__ void compare_kernel(kern_binary_op op, const T *__restrict__ a, const T *__restrict__ b,
+                               uint8_t *__restrict__ y, kern_bcast bc)
+{
+    GRID_LOOP(i, bc.n)
+    {
+        int64_t ia, ib;
+        bcast_index(bc, i, &ia, &ib);
+        bool r = false;
+        if constexpr (sizeof(T) == 8 && !std::is_floating_point<T>::value) {
+            int64_t p = (int64_t)a[ia], q = (int64_t)b[ib]; /* exact beyond 2^53 */
+            switch (op) {
+            case KB_EQ: r = p == q; break;
+            case KB_LT: r = p < q; break;
+            case KB_LE: r = p <= q; break;
+            case KB_GT: r = p > q; break;
+            case KB_GE: r = p >= q; break;
+            case KB_AND: r = p && q; break;
+            case KB_OR: r = p || q; break;
+            case KB_XOR: r = (p != 0) != (q != 0); break;
+            default: break;
+            }
+        } else {
+            double p = as_num(a[ia]), q = as_num(b[ib]);
+            switch (op) {
+            case KB_EQ: r = p == q; break;
+            case KB_LT: r = p < q; break;
+            case KB_LE: r = p <= q; break;
+            case KB_GT: r = p > q; break;
+            case KB_GE: r = p >= q; break;
+            case KB_AND: r = p != 0 && q != 0; break;
+            case KB_OR: r = p != 0 || q != 0; break;
+            case KB_XOR: r = (p != 0) != (q != 0); break;
+            default: break;
+            }
+        }
+        y[i] = r;
+    }
+}
+
+template <typename T> __device__ __forceinline__ T int_op(kern_binary_op op, T a, T b)
+{
+    switch (op) {
+    case KB_ADD: return a + b;
+    case KB_SUB: return a - b;
+    case KB_MUL: return a * b;
+    case KB_DIV: return b ? a / b : (T)0;
+    case KB_FMOD: return b ? a % b : (T)0;
+    case KB_MOD: {
+        if (!b)
+            return 0;
+        T m = a % b;
+        return m != 0 && ((m < 0) != (b < 0)) ? m + b : m;
+    }
+    case KB_MIN: return a < b ? a : b;
+    case KB_MAX: return a > b ? a : b;
+    case KB_POW: {
+        T r = 1;
+        for (T e = b; e > 0; e--)
+            r *= a;
+        return b < 0 ? (T)0 : r;
+    }
+    default: return a;
+    }
+}
+
+template <typename T>
+__global__ void binary_int_kernel(kern_binary_op op, const T *__restrict__ a,
+                                  const T *__restrict__ b, T *__restrict__ y, kern_bcast bc)
+{
+    GRID_LOOP(i, bc.n)
+    {
+        int64_t ia, ib;
+        bcast_index(bc, i, &ia, &ib);
+        y[i] = int_op<T>(op, a[ia], b[ib]);
+    }
+}
+
+template <typename T>
+__global__ void unary_int_kernel(kern_unary_op op, const T *__restrict__ x, T *__restrict__ y,
+                                 int64_t n)
+{
+    GRID_LOOP(i, n)
+    {
+        T v = x[i];
+        switch (op) {
+        case KU_NEG: v = -v; break;
+        case KU_ABS: v = v < 0 ? -v : v; break;
+        case KU_SIGN: v = (T)((v > 0) - (v < 0)); break;
+        case KU_RELU: v = v > 0 ? v : 0; break;
+        default: break;
+        }
+        y[i] = v;
+    }
+}
+
+__global__ void not_kernel(const uint8_t *__restrict__ x, uint8_t *__restrict__ y, int64_t n)
+{
+    GRID_LOOP(i, n) y[i] = !x[i];
+}
+
+template <typename W> __global__ void fill_kernel(W *__restrict__ y, int64_t n, W v)
+{
+    GRID_LOOP(i, n) y[i] = v;
+}
+
+__global__ void sym_kernel(const int64_t *__restrict__ base, const int64_t *__restrict__ k,
+                           int64_t *__restrict__ y, int64_t n, int64_t batch)
+{
+    GRID_LOOP(i, n) y[i] = base[i] + (k ? k[i] * batch : 0);
+}
+
+template <typename T>
+__global__ void range_kernel(const T *__restrict__ start, const T *__restrict__ delta,
+                             T *__restrict__ y, int64_t n)
+{
+    GRID_LOOP(i, n)
+    {
+        if constexpr (std::is_integral<T>::value)
+            y[i] = (T)(start[0] + (T)i * delta[0]);
+        else
+            y[i] = ferry_cuda::from_f<T>(to_f(start[0]) + (float)i * to_f(delta[0]));
+    }
+}
+
+template <typename W>
+__global__ void trilu_kernel(const W *__restrict__ x, W *__restrict__ y, int64_t total,
+                             int64_t rows, int64_t cols, int64_t k, bool upper)
+{
+    GRID_LOOP(i, total)
+    {
+        int64_t j = i % cols, r = (i / cols) % rows;
+        bool keep = upper ? j - r >= k : j - r <= k;
+        y[i] = keep ? x[i] : (W)0;
+    }
+}
+
+template <template <typename> class F, typename... A>
+cudaError_t by_size(size_t esz, A... args)
+{
+    switch (esz) {
+    case 1: return F<uint8_t>::go(args...);
+    case 2: return F<uint16_t>::go(args...);
+    case 4: return F<uint32_t>::go(args...);
+    case 8: return F<uint64_t>::go(args...);
+    }
+    return cudaErrorInvalidValue;
+}
+
+template <typename W> struct copy_go {
+    static cudaError_t go(const void *x, void *y, const kern_strided *d, cudaStream_t s)
+    {
+        copy_strided_kernel<W><<<grid_for(d->n), kThreads, 0, s>>>((const W *)x, (W *)y, *d);
+        return cudaGetLastError();
+    }
+};
+
+template <typename W> struct gather_go {
+    static cudaError_t go(const void *x, const void *idx, ferry_dtype idt, void *y, int64_t outer,
+                          int64_t axis_len, int64_t n_idx, int64_t inner, cudaStream_t s)
+    {
+        int64_t total = outer * n_idx * inner;
+        if (idt == FERRY_I64)
+            gather_kernel<W, int64_t><<<grid_for(total), kThreads, 0, s>>>(
+                (const W *)x, (const int64_t *)idx, (W *)y, total, axis_len, n_idx, inner);
+        else if (idt == FERRY_I32)
+            gather_kernel<W, int32_t><<<grid_for(total), kThreads, 0, s>>>(
+                (const W *)x, (const int32_t *)idx, (W *)y, total, axis_len, n_idx, inner);
+        else
+            return cudaErrorInvalidValue;
+        return cudaGetLastError();
+    }
+};
+
+template <typename W> struct where_go {
+    static cudaError_t go(const void *c, const void *a, const void *b, void *y,
+                          const kern_bcast3 *bc, cudaStream_t s)
+    {
+        where_kernel<W><<<grid_for(bc->n), kThreads, 0, s>>>((const uint8_t *)c, (const W *)a,
+                                                             (const W *)b, (W *)y, *bc);
+        return cudaGetLastError();
+    }
+};
+
+template <typename W> struct fill_go {
+    static cudaError_t go(void *y, int64_t n, uint64_t v, cudaStream_t s)
+    {
+        fill_kernel<W><<<grid_for(n), kThreads, 0, s>>>((W *)y, n, (W)v);
+        return cudaGetLastError();
+    }
+};
+
+template <typename W> struct trilu_go {
+    static cudaError_t go(const void *x, void *y, int64_t total, int64_t rows, int64_t cols,
+                          int64_t k, int upper, cudaStream_t s)
+    {
+        trilu_kernel<W><<<grid_for(total), kThreads, 0, s>>>((const W *)x, (W *)y, total, rows,
+                                                             cols, k, upper != 0);
+        return cudaGetLastError();
+    }
+};
+
+template <typename T>
+cudaError_t compare_launch(kern_binary_op op, const void *a, const void *b, void *y,
+                           const kern_bcast *bc, cudaStream_t s)
+{
+    compare_kernel<T><<<grid_for(bc->n), kThreads, 0, s>>>(op, (const T *)a, (const T *)b,
+                                                           (uint8_t *)y, *bc);
+    return cudaGetLastError();
+}
+
+} // namespace
+
+extern "C" cudaError_t kern_copy_strided(const void *x, void *y, const kern_strided *d, size_t esz,
+                                         cudaStream_t s)
+{
+    if (d->n <= 0)
+        return cudaSuccess;
+    return by_size<copy_go>(esz, x, y, d, s);
+}
+
+extern "C" cudaError_t kern_gather(const void *x, const void *idx, ferry_dtype idt, void *y,
+                                   int64_t outer, int64_t axis_len, int64_t n_idx, int64_t inner,
+                                   size_t esz, cudaStream_t s)
+{
+    if (outer * n_idx * inner <= 0)
+        return cudaSuccess;
+    return by_size<gather_go>(esz, x, idx, idt, y, outer, axis_len, n_idx, inner, s);
+}
+
+extern "C" cudaError_t kern_where(const void *cond, const void *a, const void *b, void *y,
+                                  const kern_bcast3 *bc, size_t esz, cudaStream_t s)
+{
+    if (bc->n <= 0)
+        return cudaSuccess;
+    return by_size<where_go>(esz, cond, a, b, y, bc, s);
+}
+
+extern "C" cudaError_t kern_compare(kern_binary_op op, const void *a, const void *b, void *y,
+                                    const kern_bcast *bc, ferry_dtype dt, cudaStream_t s)
+{
+    if (bc->n <= 0)
+        return cudaSuccess;
+    switch (dt) {
+    case FERRY_F32: return compare_launch<float>(op, a, b, y, bc, s);
+    case FERRY_F16: return compare_launch<__half>(op, a, b, y, bc, s);
+    case FERRY_BF16: return compare_launch<__nv_bfloat16>(op, a, b, y, bc, s);
+    case FERRY_I32: return compare_launch<int32_t>(op, a, b, y, bc, s);
+    case FERRY_I64: return compare_launch<int64_t>(op, a, b, y, bc, s);
+    case FERRY_BOOL:
+    case FERRY_U8: return compare_launch<uint8_t>(op, a, b, y, bc, s);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+extern "C" cudaError_t kern_binary_int(kern_binary_op op, const void *a, const void *b, void *y,
+                                       const kern_bcast *bc, ferry_dtype dt, cudaStream_t s)
+{
+    if (bc->n <= 0)
+        return cudaSuccess;
+    unsigned g = grid_for(bc->n);
+    if (dt == FERRY_I64)
+        binary_int_kernel<int64_t>
+            <<<g, kThreads, 0, s>>>(op, (const int64_t *)a, (const int64_t *)b, (int64_t *)y, *bc);
+    else if (dt == FERRY_I32)
+        binary_int_kernel<int32_t>
+            <<<g, kThreads, 0, s>>>(op, (const int32_t *)a, (const int32_t *)b, (int32_t *)y, *bc);
+    else
+        return cudaErrorInvalidValue;
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kern_unary_int(kern_unary_op op, const void *x, void *y, int64_t n,
+                                      ferry_dtype dt, cudaStream_t s)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    if (dt == FERRY_I64)
+        unary_int_kernel<int64_t>
+            <<<grid_for(n), kThreads, 0, s>>>(op, (const int64_t *)x, (int64_t *)y, n);
+    else if (dt == FERRY_I32)
+        unary_int_kernel<int32_t>
+            <<<grid_for(n), kThreads, 0, s>>>(op, (const int32_t *)x, (int32_t *)y, n);
+    else
+        return cudaErrorInvalidValue;
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kern_not(const void *x, void *y, int64_t n, cudaStream_t s)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    not_kernel<<<grid_for(n), kThreads, 0, s>>>((const uint8_t *)x, (uint8_t *)y, n);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kern_fill(void *y, int64_t n, uint64_t value, size_t esz, cudaStream_t s)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    return by_size<fill_go>(esz, y, n, value, s);
+}
+
+extern "C" cudaError_t kern_sym_i64(const int64_t *base, const int64_t *k, int64_t *y,
+                                    int64_t count, int64_t batch, cudaStream_t s)
+{
+    if (count <= 0)
+        return cudaSuccess;
+    sym_kernel<<<grid_for(count), kThreads, 0, s>>>(base, k, y, count, batch);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kern_range(const void *start, const void *delta, void *y, int64_t n,
+                                  ferry_dtype dt, cudaStream_t s)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    unsigned g = grid_for(n);
+    switch (dt) {
+    case FERRY_F32:
+        range_kernel<float><<<g, kThreads, 0, s>>>((const float *)start, (const float *)delta,
+                                                   (float *)y, n);
+        break;
+    case FERRY_F16:
+        range_kernel<__half><<<g, kThreads, 0, s>>>((const __half *)start, (const __half *)delta,
+                                                    (__half *)y, n);
+        break;
+    case FERRY_BF16:
+        range_kernel<__nv_bfloat16><<<g, kThreads, 0, s>>>(
+            (const __nv_bfloat16 *)start, (const __nv_bfloat16 *)delta, (__nv_bfloat16 *)y, n);
+        break;
+    case FERRY_I64:
+        range_kernel<int64_t><<<g, kThreads, 0, s>>>((const int64_t *)start,
+                                                     (const int64_t *)delta, (int64_t *)y, n);
+        break;
+    case FERRY_I32:
+        range_kernel<int32_t><<<g, kThreads, 0, s>>>((const int32_t *)start,
+                                                     (const int32_t *)delta, (int32_t *)y, n);
+        break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kern_trilu(const void *x, void *y, int64_t batch, int64_t rows, int64_t cols,
+                                  int64_t k, int upper, size_t esz, cudaStream_t s)
+{
+    int64_t total = batch * rows * cols;
+    if (total <= 0)
+        return cudaSuccess;
+    return by_size<trilu_go>(esz, x, y, total, rows, cols, k, upper, s);
+}
