@@ -343,17 +343,22 @@ out:
 }
 
 /* Copies typed-field data (float_data, int32_data, ...) into dst. */
+/* Elements a tensor carries in the typed field its dtype uses. */
+static size_t typed_count(const Onnx__TensorProto *t, ferry_dtype dt)
+{
+    switch (dt) {
+    case FERRY_F32: return t->n_float_data;
+    case FERRY_F64: return t->n_double_data;
+    case FERRY_I64: return t->n_int64_data;
+    default: return t->n_int32_data;
+    }
+}
+
 static ferry_status read_typed(const Onnx__TensorProto *t, ferry_dtype dt, const char *what,
                                void *dst, int64_t numel)
 {
     size_t n = (size_t)numel;
-    size_t have = 0;
-    switch (dt) {
-    case FERRY_F32: have = t->n_float_data; break;
-    case FERRY_F64: have = t->n_double_data; break;
-    case FERRY_I64: have = t->n_int64_data; break;
-    default: have = t->n_int32_data; break;
-    }
+    size_t have = typed_count(t, dt);
     if (have != n)
         return ferry_fail(FERRY_EPARSE, "%s: has %zu %s elements of data, its dims say %lld", what,
                           have, ferry_dtype_name(dt), (long long)numel);
@@ -419,6 +424,10 @@ static ferry_status tensor_to_value(loader *ld, const Onnx__TensorProto *t, cons
             return ferry_fail(FERRY_EPARSE, "%s: initializers claim more bytes than the file has",
                               what);
         ld->raw_bytes += bytes;
+    } else if (!external && typed_count(t, dt) != (size_t)numel) {
+        /* before allocating: dims claiming terabytes over 3 values (fuzz) */
+        return ferry_fail(FERRY_EPARSE, "%s: has %zu %s elements of data, its dims say %lld", what,
+                          typed_count(t, dt), ferry_dtype_name(dt), (long long)numel);
     }
     void *data = malloc(bytes ? bytes : 1);
     if (!data)
@@ -1190,9 +1199,15 @@ ferry_status onnx_read_file(const char *path, char **buf_out, size_t *len_out)
     ferry_status st = FERRY_OK;
     char *buf = NULL;
     *buf_out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK: a FIFO or device would block open() before the check
+     * below can refuse it */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return ferry_fail(FERRY_EIO, "model '%s': cannot open: %s", path, strerror(errno));
+    }
     struct stat sb;
     if (fstat(fileno(f), &sb)) {
         st = ferry_fail(FERRY_EIO, "model '%s': cannot stat: %s", path, strerror(errno));

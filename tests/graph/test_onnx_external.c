@@ -146,6 +146,19 @@ static void test_fifo_is_refused_at_once(void **state)
     assert_true(now_s() - t < 5); /* not a timing test: it used to never return */
 }
 
+/* The model file itself a FIFO: refused at once too (open blocked). */
+static void test_model_fifo_is_refused(void **state)
+{
+    (void)state;
+    char p[512];
+    snprintf(p, sizeof p, "%s/model-fifo.onnx", mdir);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    ferry_model *m = NULL;
+    assert_int_equal(ferry_model_load(p, &m), FERRY_EIO);
+    ASSERT_MSG("model-fifo.onnx': not a regular file");
+    assert_null(m);
+}
+
 /* Before: the file outside the folder was read through the link. */
 static void test_symlinked_file_is_refused(void **state)
 {
@@ -210,6 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_files_load),
         cmocka_unit_test(test_fifo_is_refused_at_once),
+        cmocka_unit_test(test_model_fifo_is_refused),
         cmocka_unit_test(test_symlinked_file_is_refused),
         cmocka_unit_test(test_symlinked_folder_is_refused),
         cmocka_unit_test(test_other_kinds),
