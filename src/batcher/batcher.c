@@ -283,6 +283,14 @@ static void complete_alone(ferry_batcher *b, bnode *r, ferry_status st)
     atomic_fetch_add_explicit(st == FERRY_ETIMEDOUT ? &b->st.expired : &b->st.failed, 1,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&b->st.request_us_sum, (uint64_t)us, memory_order_relaxed);
+    /* the callback reads the reason with ferry_last_error() (ferry.h) */
+    if (st == FERRY_ETIMEDOUT)
+        ferry_fail(st, "batcher: the request waited %lld us, past its deadline, and was not run",
+                   (long long)us);
+    else if (st == FERRY_ESHUTDOWN)
+        ferry_fail(st, "batcher: shutting down; the request was not run");
+    else
+        ferry_fail(st, "batcher: the request was not run (%s)", ferry_status_str(st));
     cb(user, st);
     unref(b, 1);
 }
