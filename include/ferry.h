@@ -176,6 +176,12 @@ typedef struct ferry_step_info {
 FERRY_API ferry_status ferry_model_plan(const ferry_model *m, ferry_step_info *steps, int cap,
                                         int *n_steps);
 
+/* The values an integer input can take without an error: [*lo, *hi) when
+ * it indexes a table (token ids into an embedding, through a Gather),
+ * else *lo = *hi = 0 (unknown). For random or checked inputs. */
+FERRY_API ferry_status ferry_model_input_range(const ferry_model *m, int i, int64_t *lo,
+                                               int64_t *hi);
+
 /* What a model file declares, read without loading it (no shape inference,
  * no passes): the names of its symbolic axes ("batch") and its operators,
  * each marked supported or not, so that a model Ferry cannot run can still

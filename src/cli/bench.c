@@ -23,8 +23,7 @@
 #include "batcher/bench.h"
 #include "cli/cli.h"
 #include "cli/common.h"
-#include "engine/engine.h"
-#include "graph/graph.h"
+#include "util/timeutil.h"
 #include "util/error.h"
 
 #define MAX_SIZES 32
@@ -110,8 +109,8 @@ static double pct(double *v, int n, double p)
 /* Caller buffers for a batch of up to n samples, from a pool so that on a
  * GPU they are pinned (the pool falls back to host memory without one). */
 typedef struct io_bufs {
-    ferry_pool *pool_in[GRAPH_MAX_IO], *pool_out[GRAPH_MAX_IO];
-    ferry_tensor in[GRAPH_MAX_IO], out[GRAPH_MAX_IO];
+    ferry_pool *pool_in[CLI_MAX_IO], *pool_out[CLI_MAX_IO];
+    ferry_tensor in[CLI_MAX_IO], out[CLI_MAX_IO];
     int n_in, n_out;
 } io_bufs;
 
@@ -345,7 +344,7 @@ static ferry_status run_sweep(const opts *o, const ferry_model *m, point *pts)
             prog_done++;
             continue;
         }
-        ferry_tensor in[GRAPH_MAX_IO], out[GRAPH_MAX_IO];
+        ferry_tensor in[CLI_MAX_IO], out[CLI_MAX_IO];
         io_view(&b, n, in, out);
         for (int w = 0; w < 3 && st == FERRY_OK; w++)
             st = ferry_engine_run(e, in, b.n_in, out, b.n_out);
@@ -394,7 +393,7 @@ static void *client_main(void *arg)
     for (; made < nb; made++)
         if ((c->st = io_alloc(c->e, c->m, c->batch, &b[made])) != FERRY_OK)
             break;
-    ferry_tensor in[8 * GRAPH_MAX_IO], out[8 * GRAPH_MAX_IO];
+    ferry_tensor in[8 * CLI_MAX_IO], out[8 * CLI_MAX_IO];
     int n_in = made ? b[0].n_in : 0, n_out = made ? b[0].n_out : 0;
     for (int k = 0; k < made; k++)
         io_view(&b[k], c->batch, in + k * n_in, out + k * n_out);

@@ -6,6 +6,9 @@
 
 #include "ferry.h"
 
+/* Inputs or outputs a command handles. */
+#define CLI_MAX_IO 64
+
 /* Parses "fp32|tf32|fp16|bf16"; returns 0 on success. */
 int cli_parse_precision(const char *s, ferry_precision *out);
 const char *cli_precision_name(ferry_precision p);

@@ -6,7 +6,6 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
-#include "graph/model.h"
 
 const char *cli_default_model(void)
 {
@@ -43,33 +42,26 @@ static void usage(FILE *f)
                "Without MODEL, describes the bundled mlp-s model.\n");
 }
 
-static void print_io(const onnx_summary_io *io, int n, const char *what)
+/* An input or output as the file declares it: symbolic axes by name. */
+static void print_io(const ferry_summary *sum, int is_output, int i, const char *what)
 {
-    for (int i = 0; i < n; i++) {
-        char s[256];
-        size_t at = (size_t)snprintf(s, sizeof s, "[");
-        for (int d = 0; d < io[i].ndim && at < sizeof s; d++) {
-            if (io[i].dims[d] >= 0)
-                at += (size_t)snprintf(s + at, sizeof s - at, "%s%lld", d ? "," : "",
-                                       (long long)io[i].dims[d]);
-            else
-                at += (size_t)snprintf(s + at, sizeof s - at, "%s%s", d ? "," : "", io[i].sym[d]);
-        }
-        if (at < sizeof s)
-            snprintf(s + at, sizeof s - at, "]");
-        printf("  %-6s %-20s %-5s %s\n", what, io[i].name, ferry_dtype_name(io[i].dtype), s);
+    ferry_tensor_info ti;
+    if ((is_output ? ferry_summary_output : ferry_summary_input)(sum, i, &ti) != FERRY_OK)
+        return;
+    char s[256];
+    size_t at = (size_t)snprintf(s, sizeof s, "[");
+    for (int d = 0; d < ti.ndim && at < sizeof s; d++) {
+        const char *axis = ferry_summary_axis(sum, is_output, i, d);
+        if (ti.shape[d] >= 0)
+            at += (size_t)snprintf(s + at, sizeof s - at, "%s%lld", d ? "," : "",
+                                   (long long)ti.shape[d]);
+        else
+            at += (size_t)snprintf(s + at, sizeof s - at, "%s%s", d ? "," : "",
+                                   axis && *axis ? axis : "?");
     }
-}
-
-/* The epilogue a fused step carries: "+bias+relu", "+residual+relu". */
-static void print_epilogue(const graph_node *n)
-{
-    if (n->op == OP_GEMM && n->n_in > 2 && n->in[2] >= 0)
-        printf(" +bias");
-    if ((n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE) && n->n_in > 3 && n->in[3] >= 0)
-        printf(" +residual");
-    if ((n->op == OP_GEMM || n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE) && n->act)
-        printf(" +%s", act_name(n->act));
+    if (at < sizeof s)
+        snprintf(s + at, sizeof s - at, "]");
+    printf("  %-6s %-20s %-5s %s\n", what, ti.name, ferry_dtype_name(ti.dtype), s);
 }
 
 int cmd_info(int argc, char **argv)
@@ -99,30 +91,30 @@ int cmd_info(int argc, char **argv)
         fprintf(stderr, "ferry info: no MODEL given and the bundled model was not found\n");
         return 2;
     }
-    onnx_summary *sum = malloc(sizeof *sum);
-    if (!sum) {
-        fprintf(stderr, "ferry info: out of memory\n");
-        return 1;
-    }
-    ferry_status st = onnx_summarize_file(path, sum);
-    if (st != FERRY_OK) {
-        free(sum);
+    ferry_summary *sum;
+    ferry_status st = ferry_summary_load(path, &sum);
+    if (st != FERRY_OK)
         return cli_error("info", st);
-    }
     printf("model:      %s\n", path);
-    printf("producer:   %s, opset %lld\n", sum->producer, (long long)sum->opset);
+    printf("producer:   %s, opset %lld\n", ferry_summary_producer(sum),
+           (long long)ferry_summary_opset(sum));
     printf("tensors:\n");
-    print_io(sum->inputs, sum->n_inputs, "input");
-    print_io(sum->outputs, sum->n_outputs, "output");
+    for (int i = 0; i < ferry_summary_num_inputs(sum); i++)
+        print_io(sum, 0, i, "input");
+    for (int i = 0; i < ferry_summary_num_outputs(sum); i++)
+        print_io(sum, 1, i, "output");
     int missing = 0;
-    printf("operators in the file (%d nodes):", sum->n_nodes);
-    for (int k = 0; k < sum->n_ops; k++) {
-        printf(" %s x%d%s", sum->ops[k].name, sum->ops[k].count,
-               sum->ops[k].supported ? "" : " (NOT SUPPORTED)");
-        missing += !sum->ops[k].supported;
+    printf("operators in the file (%d nodes):", ferry_summary_num_nodes(sum));
+    for (int k = 0; k < ferry_summary_num_ops(sum); k++) {
+        const char *name;
+        int count, supported;
+        if (ferry_summary_op(sum, k, &name, &count, &supported) != FERRY_OK)
+            continue;
+        printf(" %s x%d%s", name, count, supported ? "" : " (NOT SUPPORTED)");
+        missing += !supported;
     }
     printf("\n");
-    free(sum);
+    ferry_summary_destroy(sum);
 
     ferry_model *m;
     st = ferry_model_load(path, &m);
@@ -132,29 +124,31 @@ int cmd_info(int argc, char **argv)
         printf("backends:\n%s\n", backends);
         return cli_error("info", st);
     }
-    const graph *g = m->g;
-    printf("parameters: %lld\n", (long long)graph_param_count(g));
-
-    graph_plan plan;
-    st = graph_plan_make(g, 1, 4, &plan);
-    if (st != FERRY_OK) {
+    printf("parameters: %lld\n", (long long)ferry_model_param_count(m));
+    int n_steps = 0;
+    if ((st = ferry_model_plan(m, NULL, 0, &n_steps)) != FERRY_OK) {
         ferry_model_destroy(m);
         return cli_error("info: planning", st);
     }
-    printf("plan after constant folding and fusion (%d steps, arena %zu bytes per sample in "
-           "fp32):\n",
-           plan.n_order,
-           plan.arena_bytes);
-    for (int k = 0; k < plan.n_order; k++) {
-        const graph_node *n = &g->nodes[plan.order[k]];
-        const graph_value *o = &g->values[n->out[0]];
-        char s[128];
-        cli_shape_str(s, sizeof s, o->ndim, o->dims);
-        printf("  %2d  %-18s %-20s", k, op_name(n->op), n->name);
-        print_epilogue(n);
-        printf(" -> %s %s\n", o->name, s);
+    ferry_step_info *steps = calloc((size_t)(n_steps ? n_steps : 1), sizeof *steps);
+    if (!steps) {
+        ferry_model_destroy(m);
+        fprintf(stderr, "ferry info: out of memory\n");
+        return 1;
     }
-    graph_plan_free(&plan);
+    if ((st = ferry_model_plan(m, steps, n_steps, &n_steps)) != FERRY_OK) {
+        free(steps);
+        ferry_model_destroy(m);
+        return cli_error("info: planning", st);
+    }
+    printf("plan after constant folding and fusion (%d steps):\n", n_steps);
+    for (int k = 0; k < n_steps; k++) {
+        char s[128];
+        cli_shape_str(s, sizeof s, steps[k].output.ndim, steps[k].output.shape);
+        printf("  %2d  %-18s %-20s%s%s -> %s %s\n", k, steps[k].op, steps[k].name,
+               steps[k].epilogue[0] ? " " : "", steps[k].epilogue, steps[k].output.name, s);
+    }
+    free(steps);
     printf("backends:\n%s\n", backends);
     ferry_model_destroy(m);
     return 0;

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "cli/common.h"
-#include "graph/model.h"
 
 static uint64_t mix(uint64_t *s)
 {
@@ -17,40 +16,8 @@ static uint64_t mix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* The rows of the first table that value v (or a cast or view of it)
- * indexes; 0 when none. */
-static int64_t gather_rows(const graph *g, int v, int depth)
-{
-    if (depth > 8)
-        return 0;
-    for (int k = 0; k < g->n_nodes; k++) {
-        const graph_node *n = &g->nodes[k];
-        if (n->dead)
-            continue;
-        for (int i = 0; i < n->n_in; i++) {
-            if (n->in[i] != v)
-                continue;
-            if (n->op == OP_GATHER && i == 1) {
-                const graph_value *t = &g->values[n->in[0]];
-                int64_t rows = t->dims[n->axis < 0 ? n->axis + t->ndim : n->axis];
-                if (rows > 0)
-                    return rows;
-            }
-            if (n->op == OP_CAST || n->op == OP_RESHAPE || n->op == OP_UNSQUEEZE ||
-                n->op == OP_SQUEEZE || n->op == OP_FLATTEN || n->op == OP_IDENTITY) {
-                int64_t r = gather_rows(g, n->out[0], depth + 1);
-                if (r)
-                    return r;
-            }
-        }
-    }
-    return 0;
-}
-
 void cli_random_fill(const ferry_model *m, int i, ferry_tensor *t, uint64_t seed)
 {
-    const graph *g = m->g;
-    int v = g->inputs[i];
     int64_t numel = ferry_tensor_numel(t);
     uint64_t s = seed * 1000003u + (uint64_t)i;
     if (t->dtype == FERRY_F32) {
@@ -66,8 +33,11 @@ void cli_random_fill(const ferry_model *m, int i, ferry_tensor *t, uint64_t seed
                                                     : 0x3e00u | ((mix(&s) >> 16) & 0x7fu));
         return;
     }
-    int64_t rows = gather_rows(g, v, 0);
-    int mask = !rows && strstr(g->values[v].name, "mask") != NULL;
+    int64_t lo = 0, rows = 0;
+    ferry_tensor_info ti;
+    ferry_model_input_range(m, i, &lo, &rows);
+    ferry_model_input(m, i, &ti);
+    int mask = !rows && ti.name && strstr(ti.name, "mask") != NULL;
     for (int64_t k = 0; k < numel; k++) {
         int64_t x = mask ? 1 : (int64_t)(mix(&s) % (uint64_t)(rows ? rows : 2));
         switch (t->dtype) {

@@ -5,8 +5,7 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
-#include "engine/engine.h"
-#include "graph/graph.h"
+#include "util/timeutil.h"
 #include "util/npy.h"
 
 static void usage(FILE *f)
@@ -32,7 +31,7 @@ static void usage(FILE *f)
 
 int cmd_run(int argc, char **argv)
 {
-    const char *model_path = NULL, *inputs[GRAPH_MAX_IO], *outputs[GRAPH_MAX_IO];
+    const char *model_path = NULL, *inputs[CLI_MAX_IO], *outputs[CLI_MAX_IO];
     int n_inputs = 0, n_outputs = 0, rc = 1;
     int64_t random_n = 0, seed = 0;
     ferry_engine_config cfg;
@@ -53,15 +52,15 @@ int cmd_run(int argc, char **argv)
     } while (0)
         if (!strcmp(a, "-i") || !strcmp(a, "--input")) {
             NEEDV();
-            if (n_inputs == GRAPH_MAX_IO) {
-                fprintf(stderr, "ferry run: at most %d inputs\n", GRAPH_MAX_IO);
+            if (n_inputs == CLI_MAX_IO) {
+                fprintf(stderr, "ferry run: at most %d inputs\n", CLI_MAX_IO);
                 return 2;
             }
             inputs[n_inputs++] = v;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             NEEDV();
-            if (n_outputs == GRAPH_MAX_IO) {
-                fprintf(stderr, "ferry run: at most %d outputs\n", GRAPH_MAX_IO);
+            if (n_outputs == CLI_MAX_IO) {
+                fprintf(stderr, "ferry run: at most %d outputs\n", CLI_MAX_IO);
                 return 2;
             }
             outputs[n_outputs++] = v;
@@ -115,7 +114,7 @@ int cmd_run(int argc, char **argv)
 
     ferry_model *m = NULL;
     ferry_engine *e = NULL;
-    ferry_tensor in[GRAPH_MAX_IO], out[GRAPH_MAX_IO];
+    ferry_tensor in[CLI_MAX_IO], out[CLI_MAX_IO];
     memset(in, 0, sizeof in);
     memset(out, 0, sizeof out);
     int n_in = 0, n_out = 0;
@@ -216,7 +215,7 @@ int cmd_run(int argc, char **argv)
             (t1 - t0) / 1000.0);
     rc = 0;
 done:
-    for (int i = 0; i < GRAPH_MAX_IO; i++) {
+    for (int i = 0; i < CLI_MAX_IO; i++) {
         free(in[i].data);
         free(out[i].data);
     }

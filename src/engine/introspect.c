@@ -225,3 +225,45 @@ ferry_status ferry_summary_op(const ferry_summary *s, int k, const char **name, 
         *supported = s->s.ops[k].supported;
     return FERRY_OK;
 }
+
+/* The rows of the first table that value v (or a cast or view of it)
+ * indexes; 0 when none. */
+static int64_t gather_rows(const graph *g, int v, int depth)
+{
+    if (depth > 8)
+        return 0;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const graph_node *n = &g->nodes[k];
+        if (n->dead)
+            continue;
+        for (int i = 0; i < n->n_in; i++) {
+            if (n->in[i] != v)
+                continue;
+            if ((n->op == OP_GATHER && i == 1) || (n->op == OP_EMBEDDING_BAG && i == 1)) {
+                const graph_value *t = &g->values[n->in[0]];
+                int axis = n->op == OP_GATHER ? n->axis : 0;
+                int64_t rows = t->dims[axis < 0 ? axis + t->ndim : axis];
+                if (rows > 0)
+                    return rows;
+            }
+            if (n->op == OP_CAST || n->op == OP_RESHAPE || n->op == OP_UNSQUEEZE ||
+                n->op == OP_SQUEEZE || n->op == OP_FLATTEN || n->op == OP_IDENTITY) {
+                int64_t r = gather_rows(g, n->out[0], depth + 1);
+                if (r)
+                    return r;
+            }
+        }
+    }
+    return 0;
+}
+
+ferry_status ferry_model_input_range(const ferry_model *m, int i, int64_t *lo, int64_t *hi)
+{
+    if (!m || !lo || !hi)
+        return ferry_fail(FERRY_EINVAL, "ferry_model_input_range: NULL argument");
+    if (i < 0 || i >= m->g->n_inputs)
+        return ferry_fail(FERRY_EINVAL, "input %d: the model has %d", i, m->g->n_inputs);
+    *lo = 0;
+    *hi = gather_rows(m->g, m->g->inputs[i], 0);
+    return FERRY_OK;
+}
