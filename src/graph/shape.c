@@ -349,16 +349,22 @@ static int sym_binary(op_kind op, int64_t a, int64_t ka, int64_t b, int64_t kb, 
                       int64_t *kr)
 {
     *kr = 0;
+    /* values from a file: overflow is "not decidable" (runs), never UB */
+    int64_t t1, t2;
     switch (op) {
-    case OP_ADD: *r = a + b, *kr = ka + kb; return 0;
-    case OP_SUB: *r = a - b, *kr = ka - kb; return 0;
+    case OP_ADD:
+        return __builtin_add_overflow(a, b, r) || __builtin_add_overflow(ka, kb, kr) ? -1 : 0;
+    case OP_SUB:
+        return __builtin_sub_overflow(a, b, r) || __builtin_sub_overflow(ka, kb, kr) ? -1 : 0;
     case OP_MUL:
         if (ka && kb)
             return -1;
-        *r = a * b, *kr = ka * b + kb * a;
+        if (__builtin_mul_overflow(a, b, r) || __builtin_mul_overflow(ka, b, &t1) ||
+            __builtin_mul_overflow(kb, a, &t2) || __builtin_add_overflow(t1, t2, kr))
+            return -1;
         return 0;
     case OP_DIV:
-        if (kb || b == 0)
+        if (kb || b == 0 || b == -1)
             return -1;
         if (ka % b || a % b)
             return -1;
@@ -370,7 +376,8 @@ static int sym_binary(op_kind op, int64_t a, int64_t ka, int64_t b, int64_t kb, 
             return 0;
         }
         /* a + ka*N == b + kb*N for some N >= 1 only if (b-a)/(ka-kb) is one */
-        if ((b - a) % (ka - kb) == 0 && (b - a) / (ka - kb) >= 1)
+        if (__builtin_sub_overflow(b, a, &t1) || __builtin_sub_overflow(ka, kb, &t2) ||
+            t2 == -1 || (t1 % t2 == 0 && t1 / t2 >= 1))
             return -1;
         *r = 0;
         return 0;
@@ -379,7 +386,10 @@ static int sym_binary(op_kind op, int64_t a, int64_t ka, int64_t b, int64_t kb, 
     case OP_LESS_EQUAL:
     case OP_GREATER_EQUAL: {
         /* d(N) = (a-b) + (ka-kb)*N, decided when its sign is the same for all N >= 1 */
-        int64_t c = a - b, k = ka - kb;
+        int64_t c, k;
+        if (__builtin_sub_overflow(a, b, &c) || __builtin_sub_overflow(ka, kb, &k) ||
+            __builtin_add_overflow(c, k, &t1))
+            return -1;
         int neg, zero, pos;
         if (k == 0)
             neg = c < 0, zero = c == 0, pos = c > 0;
@@ -751,6 +761,25 @@ ferry_status infer_reshape(graph *g, graph_node *n)
 
 /* ------------------------------------------------------------- driver */
 
+/* Every output's elements per sample fit comfortably in int64 (the shapes
+ * a file can claim would otherwise overflow the size arithmetic later). */
+static ferry_status check_sizes(graph *g, const graph_node *n)
+{
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0)
+            continue;
+        const graph_value *o = &g->values[n->out[k]];
+        int64_t e = 1;
+        for (int d = 0; d < o->ndim; d++) {
+            int64_t x = o->dims[d] < 0 ? -o->dims[d] : o->dims[d];
+            if (o->dims[d] == INT64_MIN || __builtin_mul_overflow(e, x, &e) ||
+                e > (INT64_C(1) << 40))
+                return node_failf(n, FERRY_ESHAPE, "output '%s' would be too large", o->name);
+        }
+    }
+    return FERRY_OK;
+}
+
 /* Largest output evaluated while shapes are inferred. */
 #define EVAL_KNOWN_MAX 65536
 
@@ -889,6 +918,8 @@ ferry_status graph_infer_shapes(graph *g)
             }
         }
         if ((st = infer_node(g, n)) != FERRY_OK)
+            goto out;
+        if ((st = check_sizes(g, n)) != FERRY_OK)
             goto out;
         if ((st = eval_known(g, i)) != FERRY_OK)
             goto out;

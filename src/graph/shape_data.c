@@ -432,11 +432,11 @@ ferry_status infer_slice(graph *g, graph_node *n)
         if (step > 0) {
             s = s < 0 ? 0 : s > d ? d : s;
             e = e < 0 ? 0 : e > d ? d : e;
-            od[a] = e > s ? (e - s + step - 1) / step : 0;
+            od[a] = e > s ? (e - s - 1) / step + 1 : 0;
         } else {
             s = s < 0 ? -1 : s > d - 1 ? d - 1 : s;
             e = e < -1 ? -1 : e > d - 1 ? d - 1 : e;
-            od[a] = s > e ? (s - e + (-step) - 1) / (-step) : 0;
+            od[a] = s > e ? (s - e - 1) / -(step == INT64_MIN ? step + 1 : step) + 1 : 0;
         }
         n->starts[a] = s;
         n->steps[a] = step;
@@ -588,6 +588,8 @@ ferry_status infer_tile(graph *g, graph_node *n)
             return node_fail(n, FERRY_ESHAPE, "a repeat is negative");
         if (x->dims[i] < 0 && vals[i] != 1)
             return node_fail(n, FERRY_EUNSUPPORTED, "repeats along the batch dimension");
+        if (vals[i] > (INT64_C(1) << 31))
+            return node_fail(n, FERRY_ESHAPE, "a repeat is out of range");
         od[i] = x->dims[i] < 0 ? x->dims[i] : x->dims[i] * vals[i];
     }
     set_out(g, n->out[0], x->dtype, x->ndim, od);
@@ -659,6 +661,8 @@ ferry_status infer_range(graph *g, graph_node *n)
     if (d == 0)
         return node_fail(n, FERRY_ESHAPE, "delta is 0");
     double len = (b - a) / d;
+    if (!(len <= (double)(INT64_C(1) << 31)))
+        return node_fail(n, FERRY_ESHAPE, "the range is too long");
     int64_t cnt = len > 0 ? (int64_t)len + ((double)(int64_t)len < len) : 0;
     set_out(g, n->out[0], s->dtype, 1, &cnt);
     return FERRY_OK;

@@ -59,6 +59,13 @@ static ferry_status spatial_defaults(graph_node *n, int nsp)
             return node_failf(n, FERRY_ESHAPE, "%s has %lld values; expected %d", names[i],
                               (long long)n->starts[i], want[i]);
     for (int i = 0; i < nsp; i++) {
+        /* attribute values a model could hold but no network has: kept
+         * far from int64 overflow in the arithmetic below */
+        const int64_t big = INT64_C(1) << 24;
+        if (a->kernel[i] > big || a->strides[i] > big || a->dilations[i] > big ||
+            a->pads[i] > big || a->pads[i + nsp] > big || a->out_pad[i] > big ||
+            a->out_shape[i] > big || a->kernel[i] < 0)
+            return node_fail(n, FERRY_ESHAPE, "a kernel, stride, dilation or pad is out of range");
         if (n->starts[0] < 0)
             a->strides[i] = 1;
         if (n->starts[1] < 0)
@@ -318,7 +325,10 @@ ferry_status infer_resize(graph *g, graph_node *n)
                     return node_fail(n, FERRY_EUNSUPPORTED, "resizes the batch dimension");
                 od[i] = x->dims[i];
             } else {
-                od[i] = (int64_t)floor((double)x->dims[i] * s[i]);
+                double o = floor((double)x->dims[i] * s[i]);
+                if (!(o <= (double)(INT64_C(1) << 31)))
+                    return node_failf(n, FERRY_ESHAPE, "scale %g makes dim %d too large", s[i], i);
+                od[i] = (int64_t)o;
             }
             n->scales[i] = s[i];
         }
@@ -404,6 +414,9 @@ ferry_status infer_pad(graph *g, graph_node *n)
             od[i] = x->dims[i];
             continue;
         }
+        const int64_t big = INT64_C(1) << 40;
+        if (n->starts[i] > big || n->starts[i] < -big || n->ends[i] > big || n->ends[i] < -big)
+            return node_fail(n, FERRY_ESHAPE, "a pad is out of range");
         od[i] = x->dims[i] + n->starts[i] + n->ends[i];
         if (od[i] < 0)
             return node_fail(n, FERRY_ESHAPE, "negative pads remove more than the dim holds");
