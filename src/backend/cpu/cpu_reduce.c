@@ -103,8 +103,8 @@ enum { COMB_ADD, COMB_MUL, COMB_MAX, COMB_MIN };
 
 #define C_ADD(a, v) ((a) + (v))
 #define C_MUL(a, v) ((a) * (v))
-#define C_MAX(a, v) (((v) > (a)) | ((v) != (v)) ? (v) : (a))
-#define C_MIN(a, v) (((v) < (a)) | ((v) != (v)) ? (v) : (a))
+#define C_MAX(a, v) ((((v) > (a)) | ((v) != (v))) ? (v) : (a))
+#define C_MIN(a, v) ((((v) < (a)) | ((v) != (v))) ? (v) : (a))
 #define M_ID(v) (v)
 #define M_ABS(v) fabs(v)
 #define M_SQ(v) ((v) * (v))
