@@ -403,17 +403,16 @@ static int foldable(const graph *g, const graph_node *n)
  * weights, position ids, and it must not multiply a model's memory. */
 #define FOLD_MAX_BYTES (64u << 20)
 
-/* Folds node n through the CPU backend's kernels (ops that eval_node above
- * does not compute): all its outputs become constants. */
-static ferry_status eval_generic(graph *g, int ni, int *did)
+int graph_eval_node(graph *g, int ni, size_t max_bytes, void **outs)
 {
     graph_node *n = &g->nodes[ni];
     const ferry_backend_ops *cpu = backend_find("cpu");
     const op_def *d = op_def_of(n->op);
-    *did = 0;
+    int ok = 0;
+    for (int k = 0; k < n->n_out; k++)
+        outs[k] = NULL;
     if (!cpu || !cpu->eval_node || !d || !(d->flags & OPF_FOLD))
-        return FERRY_OK;
-    void *outs[GRAPH_MAX_IO] = {0};
+        return 0;
     for (int k = 0; k < n->n_out; k++) {
         if (n->out[k] < 0)
             continue;
@@ -422,19 +421,32 @@ static ferry_status eval_generic(graph *g, int ni, int *did)
         size_t es = ferry_dtype_size(o->dtype);
         for (int i = 0; i < o->ndim; i++)
             if (o->dims[i] < 0)
-                goto skip;
-        if (!es || cnt < 0 || (uint64_t)cnt * es > FOLD_MAX_BYTES)
-            goto skip;
+                goto out;
+        if (!es || cnt < 0 || (uint64_t)cnt * es > max_bytes)
+            goto out;
         if (!(outs[k] = malloc(cnt ? (size_t)cnt * es : 1)))
-            goto skip;
+            goto out;
     }
-    ferry_status st = cpu->eval_node(g, ni, outs);
-    if (st != FERRY_OK) {
-        /* not foldable here (a dtype the kernels do not take): it runs */
+    /* not evaluable here (a dtype the kernels do not take): it runs */
+    ok = cpu->eval_node(g, ni, outs) == FERRY_OK;
+    if (!ok)
         ferry_clear_error();
-        goto skip;
+out:
+    for (int k = 0; !ok && k < n->n_out; k++) {
+        free(outs[k]);
+        outs[k] = NULL;
     }
-    for (int k = 0; k < n->n_out; k++) {
+    return ok;
+}
+
+/* Folds node ni through the CPU backend's kernels (ops that eval_node above
+ * does not compute): all its outputs become constants. */
+static void eval_generic(graph *g, int ni, int *did)
+{
+    graph_node *n = &g->nodes[ni];
+    void *outs[GRAPH_MAX_IO];
+    *did = graph_eval_node(g, ni, FOLD_MAX_BYTES, outs);
+    for (int k = 0; *did && k < n->n_out; k++) {
         if (n->out[k] < 0)
             continue;
         graph_value *o = &g->values[n->out[k]];
@@ -447,12 +459,6 @@ static ferry_status eval_generic(graph *g, int ni, int *did)
         o->producer = -1;
         o->alias = -1;
     }
-    *did = 1;
-    return FERRY_OK;
-skip:
-    for (int k = 0; k < n->n_out; k++)
-        free(outs[k]);
-    return FERRY_OK;
 }
 
 /* Shape math known at load (graph.h, is_sym) needs no producer: a value
@@ -510,8 +516,7 @@ ferry_status graph_fold_constants(graph *g)
         if (st != FERRY_OK)
             return st;
         if (!did) {
-            if ((st = eval_generic(g, ni, &did)) != FERRY_OK)
-                return st;
+            eval_generic(g, ni, &did);
             if (did) {
                 for (int i = 0; i < n->n_in; i++)
                     if (n->in[i] >= 0)

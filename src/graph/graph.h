@@ -278,6 +278,11 @@ ferry_status graph_infer_shapes(graph *g);
 
 /* ---- passes */
 ferry_status graph_fold_constants(graph *g);
+/* Evaluates node ni, whose inputs are all known constants, with the CPU
+ * backend's kernels into outs[] (malloc'd, one per output), when the op
+ * folds, its outputs have static shapes and each fits max_bytes. Returns 1
+ * if it did; 0 leaves outs NULL and no error set (the node then runs). */
+int graph_eval_node(graph *g, int ni, size_t max_bytes, void **outs);
 ferry_status graph_fuse(graph *g);
 /* Marks views (Identity, Reshape, Flatten) as aliases of their input. */
 ferry_status graph_resolve_views(graph *g);

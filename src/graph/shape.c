@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/backend.h"
 #include "graph/graph.h"
 #include "graph/ops.h"
 #include "util/error.h"
@@ -781,54 +780,27 @@ static ferry_status check_sizes(graph *g, const graph_node *n)
 }
 
 /* Largest output evaluated while shapes are inferred. */
-#define EVAL_KNOWN_MAX 65536
+#define EVAL_KNOWN_MAX_BYTES (512u << 10)
 
 /* A foldable node whose inputs are all known constants is evaluated now,
  * with the CPU backend's kernels, so that the rules after it see numbers:
  * exporters compute Pad's pads, Resize's sizes and Slice's ends through
  * Reshape/Transpose/Cast chains of constants. Its outputs become known
  * values (is_sym with no N); fold.c turns them into constants. */
-static ferry_status eval_known(graph *g, int ni)
+static void eval_known(graph *g, int ni)
 {
     graph_node *n = &g->nodes[ni];
-    const op_def *d = op_def_of(n->op);
-    if (!d || !(d->flags & OPF_FOLD) || n->op == OP_IDENTITY)
-        return FERRY_OK;
+    if (n->op == OP_IDENTITY)
+        return;
     for (int k = 0; k < n->n_in; k++)
         if (n->in[k] >= 0 && !known_const(&g->values[n->in[k]]))
-            return FERRY_OK;
-    void *outs[GRAPH_MAX_IO] = {0};
-    for (int k = 0; k < n->n_out; k++) {
-        if (n->out[k] < 0)
-            continue;
-        const graph_value *o = &g->values[n->out[k]];
-        if (o->is_sym || o->is_output)
-            return FERRY_OK; /* the rule computed it (or a graph output keeps its node) */
-        int64_t cnt = graph_value_numel(o, 1);
-        for (int i = 0; i < o->ndim; i++)
-            if (o->dims[i] < 0)
-                cnt = -1;
-        if (cnt < 0 || cnt > EVAL_KNOWN_MAX || !ferry_dtype_size(o->dtype))
-            return FERRY_OK;
-    }
-    const ferry_backend_ops *cpu = backend_find("cpu");
-    if (!cpu || !cpu->eval_node)
-        return FERRY_OK;
-    ferry_status st = FERRY_OK;
-    for (int k = 0; k < n->n_out; k++) {
-        if (n->out[k] < 0)
-            continue;
-        const graph_value *o = &g->values[n->out[k]];
-        size_t bytes = (size_t)graph_value_numel(o, 1) * ferry_dtype_size(o->dtype);
-        if (!(outs[k] = malloc(bytes ? bytes : 1))) {
-            st = ferry_fail(FERRY_ENOMEM, "out of memory");
-            goto out;
-        }
-    }
-    if (cpu->eval_node(g, ni, outs) != FERRY_OK) {
-        ferry_clear_error(); /* not evaluable here: it runs with the model */
-        goto out;
-    }
+            return;
+    for (int k = 0; k < n->n_out; k++)
+        if (n->out[k] >= 0 && (g->values[n->out[k]].is_sym || g->values[n->out[k]].is_output))
+            return; /* the rule computed it (or a graph output keeps its node) */
+    void *outs[GRAPH_MAX_IO];
+    if (!graph_eval_node(g, ni, EVAL_KNOWN_MAX_BYTES, outs))
+        return;
     for (int k = 0; k < n->n_out; k++) {
         if (n->out[k] < 0)
             continue;
@@ -838,12 +810,7 @@ static ferry_status eval_known(graph *g, int ni)
         o->data = outs[k];
         o->symk = NULL;
         o->is_sym = 1;
-        outs[k] = NULL;
     }
-out:
-    for (int k = 0; k < n->n_out; k++)
-        free(outs[k]);
-    return st;
 }
 
 static ferry_status infer_node(graph *g, graph_node *n)
@@ -921,8 +888,7 @@ ferry_status graph_infer_shapes(graph *g)
             goto out;
         if ((st = check_sizes(g, n)) != FERRY_OK)
             goto out;
-        if ((st = eval_known(g, i)) != FERRY_OK)
-            goto out;
+        eval_known(g, i);
         for (int k = 0; k < n->n_out; k++)
             if (n->out[k] >= 0)
                 ready[n->out[k]] = 1;
