@@ -131,7 +131,7 @@ def ferry_bench(ferry, onnx, args, extra, tag):
     """Runs `ferry bench` with --json; returns its JSON (None on failure)."""
     out = os.path.join(args.dir, f"{os.path.basename(onnx)}.{tag}.json")
     cmd = [ferry, "bench", onnx, "--device", "cuda", "--precision", "fp16", "--quiet",
-           "--duration", str(args.duration), "--json", out] + extra
+           "--duration", str(args.duration), "--repeat", str(args.repeats), "--json", out] + extra
     note("  $ " + " ".join(cmd))
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
