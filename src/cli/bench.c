@@ -373,6 +373,7 @@ typedef struct tctx {
     int depth; /* batches per run_many call (1: plain run) */
     atomic_int *go;
     atomic_int *stop;
+    atomic_int *running; /* clients still in their loop */
     uint64_t samples;
     ferry_status st;
     char err[256];
@@ -401,6 +402,7 @@ static void *client_main(void *arg)
         if (c->st == FERRY_OK)
             c->samples += (uint64_t)(c->batch * nb);
     }
+    atomic_fetch_sub(c->running, 1);
     if (c->st != FERRY_OK)
         snprintf(c->err, sizeof c->err, "%s", ferry_last_error());
     for (int k = 0; k < made; k++)
@@ -412,7 +414,7 @@ static void *client_main(void *arg)
 static ferry_status measure_threads(const opts *o, ferry_engine *e, const ferry_model *m,
                                     int threads, int64_t batch, int depth, double *sps)
 {
-    atomic_int go = 0, stop = 0;
+    atomic_int go = 0, stop = 0, running = threads;
     tctx *c = calloc((size_t)threads, sizeof *c);
     pthread_t *t = calloc((size_t)threads, sizeof *t);
     if (!c || !t) {
@@ -421,7 +423,13 @@ static ferry_status measure_threads(const opts *o, ferry_engine *e, const ferry_
         return FERRY_ENOMEM;
     }
     for (int i = 0; i < threads; i++) {
-        c[i] = (tctx){.e = e, .m = m, .batch = batch, .depth = depth, .go = &go, .stop = &stop};
+        c[i] = (tctx){.e = e,
+                      .m = m,
+                      .batch = batch,
+                      .depth = depth,
+                      .go = &go,
+                      .stop = &stop,
+                      .running = &running};
         pthread_create(&t[i], NULL, client_main, &c[i]);
     }
     atomic_store(&go, 1);
@@ -431,10 +439,16 @@ static ferry_status measure_threads(const opts *o, ferry_engine *e, const ferry_
     for (int i = 0; i < threads; i++)
         s0 += __atomic_load_n(&c[i].samples, __ATOMIC_RELAXED);
     int64_t t0 = ferry_now_us();
-    usleep((useconds_t)(o->duration * 1e6));
-    uint64_t s1 = 0;
-    for (int i = 0; i < threads; i++)
-        s1 += __atomic_load_n(&c[i].samples, __ATOMIC_RELAXED);
+    uint64_t s1 = s0;
+    /* a window in which no call completed (a slow model, or clients still
+     * setting up: short --duration, sanitizer builds) measures nothing:
+     * extend it, while the clients run */
+    for (int extra = 0; s1 == s0 && extra < 20 && atomic_load(&running) > 0; extra++) {
+        usleep((useconds_t)(o->duration * 1e6));
+        s1 = 0;
+        for (int i = 0; i < threads; i++)
+            s1 += __atomic_load_n(&c[i].samples, __ATOMIC_RELAXED);
+    }
     int64_t t1 = ferry_now_us();
     atomic_store(&stop, 1);
     ferry_status st = FERRY_OK;

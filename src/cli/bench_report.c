@@ -47,7 +47,8 @@ void bench_measure_finish(bench_measure *m, double stability_pct)
     m->median = bench_median(v, m->n);
     m->min = m->n ? v[0] : 0;
     m->max = m->n ? v[m->n - 1] : 0;
-    m->spread_pct = m->min > 0 ? (m->max - m->min) / m->min * 100 : 0;
+    /* a run that measured nothing beside one that did: no finite spread */
+    m->spread_pct = m->min > 0 ? (m->max - m->min) / m->min * 100 : (m->max > 0 ? INFINITY : 0);
     m->unstable = m->n > 1 && m->spread_pct > stability_pct;
 }
 
@@ -68,6 +69,8 @@ static void print_spread(const bench_measure *m)
 {
     if (m->n < 2)
         printf(" %7s ", "-");
+    else if (!isfinite(m->spread_pct))
+        printf(" %7s*", "inf");
     else
         printf(" %6.1f%%%c", m->spread_pct, m->unstable ? '*' : ' ');
 }
@@ -219,7 +222,8 @@ void bench_print(const bench_opts *o, const bench_results *r)
 /* ------------------------------------------------------------ JSON */
 
 /* key: the median; "spread": the runs and their median, min, max and
- * spread in percent; "stable": within --stability-percentage. */
+ * spread in percent (null for one run, or when a run measured nothing);
+ * "stable": within --stability-percentage. */
 static void json_measure(cJSON *p, const char *key, const bench_measure *m)
 {
     cJSON_AddNumberToObject(p, key, m->median);
@@ -227,7 +231,7 @@ static void json_measure(cJSON *p, const char *key, const bench_measure *m)
     cJSON_AddNumberToObject(s, "median", m->median);
     cJSON_AddNumberToObject(s, "min", m->min);
     cJSON_AddNumberToObject(s, "max", m->max);
-    if (m->n > 1)
+    if (m->n > 1 && isfinite(m->spread_pct))
         cJSON_AddNumberToObject(s, "pct", m->spread_pct);
     else
         cJSON_AddNullToObject(s, "pct");
