@@ -102,7 +102,7 @@ def c_batcher(cli, model, clients, seconds, max_batch):
 def torch_batcher(model, clients, seconds, max_batch, delay_us):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "t.json")
-        subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_reference.py"),
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "torch_reference.py"),
                         "--model", model, "--device", "cpu", "--duration", str(seconds),
                         "--json", out, "--quiet", "--batch-sizes", "1", "--batcher",
                         "--concurrency", str(clients), "--max-batch", str(max_batch),
