@@ -435,6 +435,10 @@ typedef struct ferry_server_config {
      * closed (a request waiting for its batch is not idle); 0: the default,
      * 30; -1: never. A client trickling a byte at a time resets it. */
     int connection_timeout;
+    /* 0 (default): an input whose datatype is not the model's is refused
+     * (400), as Triton does; 1: any numeric datatype is accepted and
+     * converted to the model's, range-checked element by element. */
+    int convert_datatypes;
 } ferry_server_config;
 
 FERRY_API void ferry_server_config_init(ferry_server_config *cfg);

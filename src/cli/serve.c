@@ -50,6 +50,10 @@ static void usage(FILE *f)
         "  --connection-timeout S   close a connection that sends nothing for S seconds\n"
         "                           (default 30; 0: never); a request waiting for its\n"
         "                           batch is not idle\n"
+        "  --convert-datatypes      accept inputs in any numeric datatype and convert them\n"
+        "                           to the model's (range-checked); by default a datatype\n"
+        "                           other than the model metadata's is refused (400), as\n"
+        "                           Triton does\n"
         "\n"
         "engine and batcher (each model):\n"
         "  --device cpu|cuda|cuda:N default cpu\n"
@@ -289,6 +293,10 @@ int cmd_serve(int argc, char **argv)
                 goto done;
             }
             single = a;
+            continue;
+        }
+        if (!strcmp(a, "--convert-datatypes")) { /* the flags without a value */
+            o.srv.convert_datatypes = 1;
             continue;
         }
         if (i + 1 >= argc) {

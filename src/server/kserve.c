@@ -5,10 +5,12 @@
  * requested outputs, binary_data_output on the request, the JSON part's
  * length in Inference-Header-Content-Length).
  *
- * Request tensors may come in any numeric datatype this file knows; they are
- * converted to the model input's dtype (after rounding to the datatype the
- * client named, so FP16 data means what FP16 means). Responses carry the
- * model output's dtype.
+ * A request tensor's datatype must be the model input's, as in Triton,
+ * which refuses others with the message kserve_submit copies. With
+ * convert_datatypes set (ferry serve --convert-datatypes), any numeric
+ * datatype this file knows is converted to the model input's dtype (after
+ * rounding to the datatype the client named, so FP16 data means what FP16
+ * means). Responses carry the model output's dtype.
  */
 #include <limits.h>
 #include <math.h>
@@ -39,11 +41,27 @@ const char *kserve_dtype_name(ferry_dtype dt)
 
 /* ------------------------------------------------------------- metadata */
 
+/* The protocol extensions the server honours, by Triton's names: the one
+ * place where they are listed (the server metadata's "extensions").
+ *   binary_tensor_data: binary_data_size, binary_data, binary_data_output
+ *     and Inference-Header-Content-Length (kserve.c).
+ *   schedule_policy: the request parameters "priority" (1 highest, 0 the
+ *     default level; --priority-levels) and "timeout" (microseconds). */
+static const char *const kserve_extensions[] = {
+    "binary_tensor_data",
+    "schedule_policy",
+};
+
 void kserve_server_metadata(ferry_server *s, jsonw *w)
 {
     (void)s;
-    jsonw_str_raw(w, "{\"name\":\"ferry\",\"version\":\"" FERRY_VERSION "\","
-                     "\"extensions\":[\"binary_tensor_data\"]}");
+    jsonw_str_raw(w, "{\"name\":\"ferry\",\"version\":\"" FERRY_VERSION "\",\"extensions\":[");
+    for (size_t i = 0; i < sizeof kserve_extensions / sizeof *kserve_extensions; i++) {
+        if (i)
+            jsonw_char(w, ',');
+        jsonw_str(w, kserve_extensions[i]);
+    }
+    jsonw_str_raw(w, "]}");
 }
 
 static void tensor_meta(jsonw *w, const ferry_tensor_info *t)
@@ -75,7 +93,8 @@ void kserve_model_metadata(ferry_server *s, srv_model *m, jsonw *w)
         first = false;
         jsonw_str(w, s->models[i]->version);
     }
-    jsonw_str_raw(w, "],\"platform\":\"onnx\",\"inputs\":[");
+    /* the protocol's <project>_<format> name for an ONNX model */
+    jsonw_str_raw(w, "],\"platform\":\"onnx_onnxv1\",\"inputs\":[");
     for (int i = 0; i < m->n_in; i++) {
         if (i)
             jsonw_char(w, ',');
@@ -294,6 +313,9 @@ bool kserve_submit(srv_request *r)
             BAD("input '%.*s': unknown datatype '%.*s' (FP32, FP16, BF16, FP64, INT32, "
                 "INT64, INT8, UINT8, BOOL)",
                 NAME(in->name), (int)(in->datatype.n > 40 ? 40 : in->datatype.n), in->datatype.s);
+        if (req != mi->dtype && !r->srv->cfg.convert_datatypes) /* Triton's words */
+            BAD("inference input '%.*s' data-type is '%s', but model '%.100s' expects '%s'",
+                NAME(in->name), kserve_dtype_name(req), m->name, kserve_dtype_name(mi->dtype));
         if (in->shape_kind != KREQ_ARRAY)
             BAD("input '%.*s' needs a 'shape' array", NAME(in->name));
         if (in->shape_err == KREQ_SHAPE_BAD_DIM)

@@ -587,23 +587,16 @@ static enum MHD_Result respond(srv_request *r)
         srv_request_count(r, false);
         return reply_error(r, r->err_status, r->err_msg);
     }
+    /* Health: the protocol's answer is the status alone, 200 for true and
+     * a 4xx (400, as Triton answers) for false, with an empty body. */
     switch (r->route) {
-    case ROUTE_LIVE: jsonw_str_raw(&w, "{\"live\":true}"); return reply_json(r, MHD_HTTP_OK, &w);
+    case ROUTE_LIVE: return queue_reply(r, MHD_HTTP_OK, &w, NULL, -1);
     case ROUTE_READY:
-        if (!server_ready(s))
-            return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
-        jsonw_str_raw(&w, "{\"ready\":true}");
-        return reply_json(r, MHD_HTTP_OK, &w);
+    case ROUTE_MODEL_READY:
+        return queue_reply(r, server_ready(s) ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &w, NULL, -1);
     case ROUTE_SERVER_META: kserve_server_metadata(s, &w); return reply_json(r, MHD_HTTP_OK, &w);
     case ROUTE_MODEL_META:
         kserve_model_metadata(s, r->model, &w);
-        return reply_json(r, MHD_HTTP_OK, &w);
-    case ROUTE_MODEL_READY:
-        if (!server_ready(s))
-            return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
-        jsonw_str_raw(&w, "{\"name\":");
-        jsonw_str(&w, r->model->name);
-        jsonw_str_raw(&w, ",\"ready\":true}");
         return reply_json(r, MHD_HTTP_OK, &w);
     case ROUTE_METRICS:
         metrics_write(s, &w);

@@ -158,19 +158,22 @@ def reference(x):
 
 
 SRV = None
+CONV = None  # the same, converting other datatypes to the model's
 
 
 def setUpModule():
-    global SRV
+    global SRV, CONV
     if not CLI or not os.path.exists(MODEL):
         raise unittest.SkipTest("FERRY_CLI / FERRY_BUILD_DIR/models/mlp-s.onnx missing")
     SRV = Server("--max-batch", "64")
+    CONV = Server("--max-batch", "64", "--convert-datatypes")
 
 
 def tearDownModule():
-    if SRV:
-        rc = SRV.stop()
-        assert rc == 0, "ferry serve exited %r: %s" % (rc, "".join(SRV.lines))
+    for s in (SRV, CONV):
+        if s:
+            rc = s.stop()
+            assert rc == 0, "ferry serve exited %r: %s" % (rc, "".join(s.lines))
 
 
 class Endpoints(unittest.TestCase):
@@ -186,26 +189,33 @@ class Endpoints(unittest.TestCase):
         self.assertTrue(h["content-type"].startswith("application/json"))
         return json.loads(body)
 
+    def empty(self, path, status=200):
+        st, h, body = call(self.c, "GET", path)
+        self.assertEqual((st, body), (status, b""), path)
+        self.assertEqual(h["content-length"], "0")
+        self.assertNotIn("content-type", h)
+
     def test_health(self):
-        self.assertEqual(self.get_json("/v2/health/live"), {"live": True})
-        self.assertEqual(self.get_json("/v2/health/ready"), {"ready": True})
+        # the protocol's health answer is the status alone, with an empty body
+        self.empty("/v2/health/live")
+        self.empty("/v2/health/ready")
 
     def test_server_metadata(self):
         doc = self.get_json("/v2")
         self.assertEqual(doc["name"], "ferry")
         self.assertRegex(doc["version"], r"^\d+\.\d+\.\d+")
-        self.assertIn("binary_tensor_data", doc["extensions"])
+        self.assertEqual(doc["extensions"], ["binary_tensor_data", "schedule_policy"])
 
     def test_model_metadata(self):
-        want = {"name": "mlp-s", "versions": ["1"], "platform": "onnx",
+        want = {"name": "mlp-s", "versions": ["1"], "platform": "onnx_onnxv1",
                 "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 256]}],
                 "outputs": [{"name": "output", "datatype": "FP32", "shape": [-1, 256]}]}
         self.assertEqual(self.get_json("/v2/models/mlp-s"), want)
         self.assertEqual(self.get_json("/v2/models/mlp-s/versions/1"), want)
 
     def test_model_ready(self):
-        self.get_json("/v2/models/mlp-s/ready")
-        self.get_json("/v2/models/mlp-s/versions/1/ready")
+        self.empty("/v2/models/mlp-s/ready")
+        self.empty("/v2/models/mlp-s/versions/1/ready")
 
     def test_escaped_slash_and_nul_in_path(self):
         # routing sees the path's segments as sent: %2F and %00 are not
@@ -221,8 +231,7 @@ class Endpoints(unittest.TestCase):
         st, _, body = call(self.c, "POST", "/v2/models/mlp-s%2Finfer",
                            infer_body(np.zeros((1, 256))))
         self.assertEqual(st, 404, body)
-        self.assertEqual(self.get_json("/v2/models/ml%70-s/re%61dy"),
-                         {"name": "mlp-s", "ready": True})
+        self.empty("/v2/models/ml%70-s/re%61dy")
 
     def test_head(self):
         st, _, body = call(self.c, "HEAD", "/v2/health/live")
@@ -442,8 +451,20 @@ class Infer(unittest.TestCase):
         _, data = self.infer(infer_body(self.x, nested=True))
         self.check_out(outputs_of(data)[0]["output"])
 
+    def test_datatype_mismatch(self):
+        # Triton's refusal, word for word, for JSON and binary data alike
+        msg = "inference input 'input' data-type is '%s', but model 'mlp-s' expects 'FP32'"
+        for dt in ["FP64", "FP16", "INT32", "BOOL"]:
+            _, data = self.infer(infer_body(np.ones((1, 256)), dt), status=400)
+            self.assertEqual(json.loads(data)["error"], msg % dt)
+        body, h = binary_body(np.ones((2, 256), np.float16), "FP16")
+        _, data = self.infer(body, h, status=400)
+        self.assertEqual(json.loads(data)["error"], msg % "FP16")
+
     def test_datatypes(self):
-        # values exact in every datatype: the result must equal the FP32 one
+        # --convert-datatypes: values exact in every datatype give the FP32 result
+        self.c.close()
+        self.c = CONV.conn()
         xi = np.random.default_rng(3).integers(-4, 5, (5, 256))
         ref = reference(xi.astype(np.float32))
         for dt in ["FP32", "FP64", "FP16", "BF16", "INT32", "INT64"]:
@@ -482,6 +503,8 @@ class Infer(unittest.TestCase):
         np.testing.assert_allclose(y, self.ref, rtol=1e-5, atol=1e-5)
 
     def test_binary_fp16_input(self):
+        self.c.close()
+        self.c = CONV.conn()  # converted to the model's FP32
         xi = np.random.default_rng(4).integers(-3, 4, (2, 256)).astype(np.float16)
         body, h = binary_body(xi, "FP16")
         _, data = self.infer(body, h)
@@ -539,7 +562,14 @@ class BadRequests(unittest.TestCase):
     def test_datatype(self):
         self.bad(infer_body(np.zeros((1, 256)), "FP8"), "unknown datatype 'FP8'")
         self.bad(infer_body(np.zeros((1, 256)), "BYTES"), "unknown datatype")
-        self.bad(infer_body(np.full((1, 256), 0.5), "INT32"), "not a valid INT32")
+        self.bad(infer_body(np.full((1, 256), 0.5), "INT32"), "data-type is 'INT32'")
+        conv = CONV.conn()
+        try:
+            st, _, data = call(conv, "POST", INFER, infer_body(np.full((1, 256), 0.5), "INT32"))
+        finally:
+            conv.close()
+        self.assertEqual(st, 400, data)
+        self.assertIn("not a valid INT32", json.loads(data)["error"])
         body = infer_body(np.zeros((1, 256)))
         body["inputs"][0]["data"][3] = "x"
         self.bad(body, "element 3")
@@ -655,7 +685,7 @@ class Parser(unittest.TestCase):
         cls.x = np.random.default_rng(7).standard_normal((2, 256)).astype(np.float32)
 
     def setUp(self):
-        self.c = SRV.conn()
+        self.c = CONV.conn()  # every datatype reaches the reader
 
     def tearDown(self):
         self.c.close()
