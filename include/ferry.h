@@ -358,6 +358,8 @@ typedef struct ferry_batcher_config {
     int max_queue; /* queued requests beyond which submit is FERRY_EBUSY; default 65536 */
     int64_t default_timeout_us; /* per-request deadline when none given; 0 = none */
     int priority_levels;        /* 1..8; higher priority value served first; default 1 */
+    int default_priority;       /* level of a request submitted without opts: 0..levels-1;
+                                   default 0, the lowest */
 } ferry_batcher_config;
 
 FERRY_API void ferry_batcher_config_init(ferry_batcher_config *cfg);
@@ -369,6 +371,9 @@ FERRY_API ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher
 /* Drains: every accepted request completes (result, or FERRY_ESHUTDOWN if
  * it could not run) before this returns. Accepts NULL. */
 FERRY_API void ferry_batcher_destroy(ferry_batcher *b);
+/* The batcher's configuration, with its defaults applied (max_batch is the
+ * engine's when it was 0). Valid while b lives; any thread. */
+FERRY_API const ferry_batcher_config *ferry_batcher_get_config(const ferry_batcher *b);
 
 typedef struct ferry_request_opts {
     int priority;       /* 0 .. priority_levels-1; higher first */

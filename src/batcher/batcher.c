@@ -70,6 +70,10 @@ static ferry_status check_config(ferry_batcher_config *c, int engine_max)
     if (c->priority_levels < 1 || c->priority_levels > BATCHER_MAX_LEVELS)
         return ferry_fail(FERRY_EINVAL, "batcher: priority_levels %d is outside 1..%d",
                           c->priority_levels, BATCHER_MAX_LEVELS);
+    if (c->default_priority < 0 || c->default_priority >= c->priority_levels)
+        return ferry_fail(FERRY_EINVAL,
+                          "batcher: default_priority %d is outside 0..%d (priority_levels %d)",
+                          c->default_priority, c->priority_levels - 1, c->priority_levels);
     return FERRY_OK;
 }
 
@@ -367,7 +371,9 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
                           "batcher: a request of %lld samples exceeds max_batch %d; requests are "
                           "never split, so submit at most %d samples at once",
                           (long long)k, b->cfg.max_batch, b->cfg.max_batch);
-    int prio = opts ? opts->priority : 0;
+    /* Levels only order the dispatcher's picks (fill: highest first, arrival
+     * order within one); a request's level never changes what it computes. */
+    int prio = opts ? opts->priority : b->cfg.default_priority;
     if (prio < 0 || prio >= b->cfg.priority_levels)
         return ferry_fail(FERRY_EINVAL, "batcher: priority %d is outside 0..%d", prio,
                           b->cfg.priority_levels - 1);
@@ -995,6 +1001,11 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
 fail:
     free_batcher(b);
     return st;
+}
+
+const ferry_batcher_config *ferry_batcher_get_config(const ferry_batcher *b)
+{
+    return &b->cfg;
 }
 
 void ferry_batcher_destroy(ferry_batcher *b)

@@ -72,6 +72,12 @@ static void usage(FILE *f)
         "  --max-queue N            queued requests beyond which requests get 503\n"
         "  --timeout-us N           default request deadline; late requests get 504\n"
         "                           (a request may set its own: \"parameters\":{\"timeout\":US})\n"
+        "  --priority-levels N      priority levels, 1..8 (default 1): a request's\n"
+        "                           \"parameters\":{\"priority\":K} puts it at level K, 1 the\n"
+        "                           highest; batches take the highest levels' requests first;\n"
+        "                           K = 0 or none: the default level; K > N: 400\n"
+        "  --default-priority-level K  the level of requests without one (default N, the\n"
+        "                           lowest)\n"
         "\n"
         "endpoints:\n"
         "  GET  /v2/health/live, /v2/health/ready, /v2 (server metadata)\n"
@@ -277,7 +283,7 @@ int cmd_serve(int argc, char **argv)
     const char *single = NULL, *name = NULL, *repo = NULL;
     int rc = 2;
     bool max_batch_set = false;
-    long long max_batch = 0;
+    long long max_batch = 0, default_level = 0;
     ferry_server *srv = NULL;
 
     for (int i = 1; i < argc; i++) {
@@ -377,6 +383,13 @@ int cmd_serve(int argc, char **argv)
             if (!parse_long(a, v, 1, 1 << 30, &x))
                 goto done;
             o.bat.max_queue = (int)x;
+        } else if (!strcmp(a, "--priority-levels")) {
+            if (!parse_long(a, v, 1, 8, &x))
+                goto done;
+            o.bat.priority_levels = (int)x;
+        } else if (!strcmp(a, "--default-priority-level")) {
+            if (!parse_long(a, v, 1, 8, &default_level))
+                goto done;
         } else if (!strcmp(a, "--timeout-us")) {
             if (!parse_long(a, v, 0, (long long)1 << 50, &x))
                 goto done;
@@ -386,6 +399,17 @@ int cmd_serve(int argc, char **argv)
             goto done;
         }
     }
+    /* Triton's levels (1 highest) into the batcher's (0 lowest); requests
+     * without a priority get the lowest unless told otherwise */
+    if (default_level == 0)
+        default_level = o.bat.priority_levels;
+    if (default_level > o.bat.priority_levels) {
+        fprintf(stderr,
+                "ferry serve: --default-priority-level %lld is outside 1..%d (--priority-levels)\n",
+                default_level, o.bat.priority_levels);
+        goto done;
+    }
+    o.bat.default_priority = o.bat.priority_levels - (int)default_level;
     if (max_batch_set) {
         o.eng.max_batch = (int)max_batch;
         o.bat.max_batch = (int)max_batch;

@@ -274,13 +274,24 @@ bool kserve_submit(srv_request *r)
         BAD("'parameters' must be an object");
     ferry_request_opts opts = {0, 0};
     int64_t v;
-    /* the bound of --timeout-us; the batcher checks priority's own range */
+    /* the bound of --timeout-us */
     if (q.timeout.kind && !param_int(r, &q.timeout, "timeout", "microseconds", 1ll << 50, &v))
         goto out;
     opts.timeout_us = q.timeout.kind ? v : 0;
+    /* Triton's schedule_policy priority: 1 is the model's highest level, N
+     * its lowest, 0 (or none) its default level. The batcher counts the
+     * other way (its level N-1 goes first). Triton quietly treats a value
+     * past N as the default; a client that asks for a level that does not
+     * exist is told instead. */
+    int levels = m->prio_levels;
     if (q.priority.kind && !param_int(r, &q.priority, "priority", "", INT_MAX, &v))
         goto out;
-    opts.priority = q.priority.kind ? (int)v : 0;
+    if (q.priority.kind && v > levels)
+        BAD("parameter 'priority' is %lld: model '%.100s' has %d priority level%s (1 is the "
+            "highest, 0 the default, %d)%s",
+            (long long)v, m->name, levels, levels == 1 ? "" : "s", levels - m->prio_default,
+            levels == 1 ? "; ferry serve --priority-levels N enables more" : "");
+    opts.priority = q.priority.kind && v > 0 ? levels - (int)v : m->prio_default;
     bool bin_out_all = false;
     if (q.binary_data_output.kind) {
         if (q.binary_data_output.kind != KREQ_BOOL)

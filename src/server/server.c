@@ -210,6 +210,8 @@ ferry_status ferry_server_add_model(ferry_server *s, const char *name, const cha
         m->in_sample_numel[i] = n;
     }
     m->max_batch = ferry_engine_get_config(e)->max_batch;
+    m->prio_levels = ferry_batcher_get_config(b)->priority_levels;
+    m->prio_default = ferry_batcher_get_config(b)->default_priority;
     for (int i = 0; i < m->n_out; i++) {
         if ((st = ferry_model_output(mdl, i, &m->out[i])) != FERRY_OK)
             goto fail;

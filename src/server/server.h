@@ -29,6 +29,9 @@ typedef struct srv_model {
     int64_t *in_sample_numel; /* elements of one sample (batch dimension dropped) */
     int64_t *out_sample_numel;
     int64_t max_batch; /* the engine's: no request may be larger, checked before allocating */
+    /* the batcher's priority levels and the level of requests that name
+     * none, in the batcher's terms (0 lowest); kserve.c maps Triton's */
+    int prio_levels, prio_default;
     /* Infer requests that succeeded / failed, each counted once, when its
      * outcome is decided: the batcher's result, a refusal at submit, or an
      * error answered at once. Not when the answer is written: a client

@@ -653,10 +653,13 @@ class BadRequests(unittest.TestCase):
                      "parameter '%s' is %s: it must be an integer" % (name, shown))
         self.bad(infer_body(np.zeros((1, 256)), parameters={"priority": "1"}),
                  "parameter 'priority' must be an integer in 0..2147483647")
-        # in range, the batcher judges the priority against its levels
+        # in range, a level the model lacks (one level unless --priority-levels)
         self.bad(infer_body(np.zeros((1, 256)), parameters={"priority": 2147483647}),
-                 "priority 2147483647")
-        for params in [{"priority": 0}, {"timeout": 2 ** 50}, {"timeout": 0, "priority": 0.0}]:
+                 "parameter 'priority' is 2147483647: model 'mlp-s' has 1 priority level (1 is "
+                 "the highest, 0 the default, 1); ferry serve --priority-levels N enables more")
+        self.bad(infer_body(np.zeros((1, 256)), parameters={"priority": 2}), "is 2: model")
+        for params in [{"priority": 0}, {"priority": 1}, {"timeout": 2 ** 50},
+                       {"timeout": 0, "priority": 0.0}]:
             st, _, data = call(self.c, "POST", INFER, infer_body(np.zeros((1, 256)),
                                                                  parameters=params))
             self.assertEqual(st, 200, (params, data[:200]))
@@ -1099,6 +1102,93 @@ class Limits(unittest.TestCase):
             self.expect_504(s, parameters={"timeout": 1})
         finally:
             self.assertEqual(s.stop(), 0, "".join(s.lines))
+
+    def test_priority_levels(self):
+        """--priority-levels 2: requests of priority 1 form batches before
+        those of the default level 2, whatever their arrival order. The
+        engine (one worker, two batch slots) is kept busy by two batches of
+        max-batch samples while three requests queue; the sizes of the
+        batches then formed show the order the queue was read in."""
+        m = 16384
+        s = Server("--priority-levels", "2", "--workers", "1", "--max-batch", str(m))
+        try:
+            def send(n, prio, out):
+                c = s.conn(timeout=600)
+                params = {} if prio is None else {"priority": prio}
+                body, h = binary_body(np.ones((n, 256), np.float32), parameters=params,
+                                      outputs=[{"name": "output",
+                                                "parameters": {"binary_data": True}}])
+                st, _, data = call(c, "POST", INFER, body, h)
+                out.append((n, st, data[:200]))
+                c.close()
+
+            def metrics():
+                c = s.conn()
+                st, _, body = call(c, "GET", "/metrics")
+                c.close()
+                text = body.decode()
+                one = lambda k: int(re.search(r"^%s\{[^}]*\} (\d+)$" % k, text, re.M).group(1))
+                le = {b: int(v) for b, v in re.findall(
+                    r'^ferry_batch_size_bucket\{[^}]*le="([^"]+)"\} (\d+)$', text, re.M)}
+                return one("nv_inference_pending_request_count"), \
+                    one("nv_inference_exec_count"), le
+
+            for attempt in range(3):
+                out, ts = [], []
+                _, execs, le0 = metrics()
+                # two full batches hold both slots: one runs, one waits for it
+                for i in range(2):
+                    ts.append(threading.Thread(target=send, args=(m, 1, out)))
+                    ts[-1].start()
+                    while metrics()[1] < execs + i + 1:
+                        pass  # until the dispatcher has launched it
+                # then, queued in this order while both slots are taken: the
+                # default level, then twice the highest
+                queued = True
+                for i, (n, prio) in enumerate([(10000, None), (4000, 1), (4000, 1)]):
+                    ts.append(threading.Thread(target=send, args=(n, prio, out)))
+                    ts[-1].start()
+                    while queued and metrics()[0] < i + 1:
+                        queued = not out  # a first batch done: the slots are no longer taken
+                for t in ts:
+                    t.join(600)
+                self.assertEqual([st for _, st, _ in out], [200] * 5, out)
+                if queued:
+                    break
+            else:
+                self.skipTest("the first batches always finished before three more requests "
+                              "were queued")
+            le = {b: v - le0[b] for b, v in metrics()[2].items()}
+            # 16384 x2, then by priority [4000+4000] and [10000]; read in
+            # arrival order they would be [10000+4000] and [4000]
+            self.assertEqual((le["4096"], le["8192"], le["16384"]), (0, 1, 4), le)
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+
+    def test_priority_flags(self):
+        s = Server("--priority-levels", "3", "--default-priority-level", "2")
+        try:
+            c = s.conn()
+            for prio in (0, 1, 2, 3):
+                st, _, data = call(c, "POST", INFER, infer_body(np.zeros((1, 256)),
+                                                                parameters={"priority": prio}))
+                self.assertEqual(st, 200, data)
+            st, _, data = call(c, "POST", INFER, infer_body(np.zeros((1, 256)),
+                                                            parameters={"priority": 4}))
+            self.assertEqual(st, 400)
+            self.assertEqual(json.loads(data)["error"],
+                             "parameter 'priority' is 4: model 'mlp-s' has 3 priority levels "
+                             "(1 is the highest, 0 the default, 2)")
+            c.close()
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+        for args, msg in [(["--priority-levels", "9"], "--priority-levels wants an integer in 1..8"),
+                          (["--priority-levels", "2", "--default-priority-level", "3"],
+                           "--default-priority-level 3 is outside 1..2 (--priority-levels)")]:
+            r = subprocess.run([CLI, "serve", MODEL] + args, capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(msg, r.stderr)
 
     def expect_504(self, s, **extra):
         """Deadlines of 1 us: (nearly) every request expires before it runs;
