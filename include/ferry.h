@@ -414,6 +414,10 @@ typedef struct ferry_batcher_stats {
     uint64_t batches, samples;
     uint64_t queue_depth; /* requests waiting now */
     uint64_t queue_us_sum, compute_us_sum, request_us_sum;
+    /* Summed over successful requests, each adding its batch's time (as
+     * Triton counts them): copying the batch's inputs into the engine's
+     * staging, dispatch to the engine's completion, copying the outputs out */
+    uint64_t req_compute_input_us, req_compute_infer_us, req_compute_output_us;
     uint64_t queue_hist[FERRY_LAT_BUCKETS];   /* per request: submit -> dispatch */
     uint64_t compute_hist[FERRY_LAT_BUCKETS]; /* per batch: dispatch -> completion */
     uint64_t batch_hist[FERRY_BATCH_BUCKETS]; /* per batch: samples */

@@ -521,7 +521,7 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
 {
     batch *c = user;
     ferry_batcher *b = c->b;
-    int64_t now = ferry_now_us();
+    int64_t now = ferry_now_us(), out_ns = ferry_now_ns();
     if (st == FERRY_OK) {
         for (int i = 0; i < b->n_out; i++) {
             const unsigned char *o = engine_slot_output(s, i);
@@ -529,6 +529,15 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
             for (bnode *r = c->head; r; r = r->next)
                 memcpy(r->outs[i], o + (size_t)r->off * sb, (size_t)r->k * sb);
         }
+        /* each request counts its whole batch's times, as Triton's do */
+        uint64_t n_req = (uint64_t)c->n_req;
+        atomic_fetch_add_explicit(&b->st.req_input_ns, n_req * (uint64_t)c->input_ns,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->st.req_infer_ns,
+                                  n_req * (uint64_t)(out_ns - c->t_dispatch_ns),
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->st.req_output_ns, n_req * (uint64_t)(ferry_now_ns() - out_ns),
+                                  memory_order_relaxed);
     }
     engine_slot_release(s);
     int64_t cus = now - c->t_dispatch;
@@ -676,7 +685,7 @@ static int fill(ferry_batcher *b, int64_t now)
 {
     batch *c = b->cur;
     int go = 0;
-    int64_t reqs = 0, samples = 0;
+    int64_t reqs = 0, samples = 0, n0 = c->n, t0 = ferry_now_ns();
     for (int l = b->cfg.priority_levels - 1; l >= 0 && !go; l--) {
         fifo *f = &b->fifos[l];
         bnode *r;
@@ -705,6 +714,8 @@ static int fill(ferry_batcher *b, int64_t now)
     }
     if (reqs)
         atomic_fetch_sub(&b->queued, QUEUED_PACK(reqs, samples));
+    if (c->n != n0) /* the copies into staging (and, rarely, expiries among them) */
+        c->input_ns += ferry_now_ns() - t0;
     return go;
 }
 
@@ -757,6 +768,7 @@ static void launch(ferry_batcher *b)
         return; /* keep the slot for the next batch */
     b->cur = NULL;
     c->t_dispatch = now;
+    c->t_dispatch_ns = ferry_now_ns();
     uint64_t qsum = 0, qh[FERRY_LAT_BUCKETS] = {0};
     int64_t tsum = 0;
     for (bnode *r = c->head; r; r = r->next) {

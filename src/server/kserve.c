@@ -175,7 +175,7 @@ static void on_done(void *user, ferry_status st)
     r->status = st;
     /* counted here, where the outcome is known: once resumed, MHD may find
      * the client gone and close the connection without calling us again */
-    srv_request_count(r, st == FERRY_OK);
+    srv_request_count(r, srv_outcome_of(st));
     srv_request_resume(r); /* the last touch of r */
 }
 
@@ -502,7 +502,7 @@ bool kserve_submit(srv_request *r)
         else
             snprintf(r->err_msg, sizeof r->err_msg, "%s", ferry_last_error());
         srv_request_release_infer(r);
-        srv_request_count(r, false);
+        srv_request_count(r, srv_outcome_of(st));
         srv_request_resume(r);
     }
 out:

@@ -503,13 +503,26 @@ void srv_request_release_infer(srv_request *r)
     r->id_n = 0;
 }
 
-void srv_request_count(srv_request *r, bool ok)
+srv_outcome srv_outcome_of(ferry_status st)
+{
+    switch (st) {
+    case FERRY_OK: return SRV_SUCCESS;
+    case FERRY_EBUSY:
+    case FERRY_ETIMEDOUT:
+    case FERRY_ESHUTDOWN: return SRV_REJECTED;
+    case FERRY_EINVAL:
+    case FERRY_ESHAPE:
+    case FERRY_EDTYPE: return SRV_OTHER;
+    default: return SRV_BACKEND;
+    }
+}
+
+void srv_request_count(srv_request *r, srv_outcome how)
 {
     if (r->counted || !r->model || r->route != ROUTE_INFER)
         return;
     r->counted = true;
-    atomic_fetch_add_explicit(ok ? &r->model->n_success : &r->model->n_failure, 1,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->model->n_outcome[how], 1, memory_order_relaxed);
 }
 
 void srv_request_resume(srv_request *r)
@@ -582,11 +595,11 @@ static enum MHD_Result respond(srv_request *r)
         char msg[128];
         snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes (--max-body)",
                  s->cfg.max_body);
-        srv_request_count(r, false);
+        srv_request_count(r, SRV_OTHER);
         return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
     }
     if (r->err_status) {
-        srv_request_count(r, false);
+        srv_request_count(r, SRV_OTHER);
         return reply_error(r, r->err_status, r->err_msg);
     }
     /* Health: the protocol's answer is the status alone, 200 for true and
@@ -608,7 +621,7 @@ static enum MHD_Result respond(srv_request *r)
         atomic_fetch_add(&s->in_submit, 1);
         if (atomic_load(&s->stopping)) {
             atomic_fetch_sub(&s->in_submit, 1);
-            srv_request_count(r, false);
+            srv_request_count(r, SRV_REJECTED);
             return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
         }
         bool suspended = kserve_submit(r);
@@ -616,7 +629,7 @@ static enum MHD_Result respond(srv_request *r)
         if (suspended)
             return MHD_YES; /* answered when the batcher resumes the connection */
         srv_request_release_infer(r);
-        srv_request_count(r, false);
+        srv_request_count(r, SRV_OTHER);
         return reply_error(r, r->err_status, r->err_msg);
     }
     case ROUTE_NONE: break;

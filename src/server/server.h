@@ -17,6 +17,23 @@
 #include "ferry.h"
 #include "server/jsonw.h"
 
+/* How an infer request ended, for nv_inference_request_success and the
+ * reason label of nv_inference_request_failure (Triton's reasons:
+ * REJECTED, refused or expired before it ran, queue full, shutting down;
+ * CANCELED, never here: a request whose client left still runs; BACKEND,
+ * the engine failed; OTHER, a bad request). */
+typedef enum srv_outcome {
+    SRV_SUCCESS,
+    SRV_REJECTED,
+    SRV_CANCELED,
+    SRV_BACKEND,
+    SRV_OTHER,
+    SRV_OUTCOMES
+} srv_outcome;
+
+/* The outcome of a request that got status st from the batcher. */
+srv_outcome srv_outcome_of(ferry_status st);
+
 /* One served (name, version): owns its model, engine and batcher. */
 typedef struct srv_model {
     char *name;
@@ -37,7 +54,7 @@ typedef struct srv_model {
      * error answered at once. Not when the answer is written: a client
      * that has gone by then is never answered, and its request still
      * counts, as it does in the batcher's statistics. */
-    atomic_uint_fast64_t n_success, n_failure;
+    atomic_uint_fast64_t n_outcome[SRV_OUTCOMES];
 } srv_model;
 
 /* One HTTP thread and the MHD daemon it runs (loop.c). */
@@ -149,11 +166,16 @@ const char *kserve_dtype_name(ferry_dtype dt);
 /* metrics.c */
 void metrics_write(ferry_server *s, jsonw *w);
 
+/* gpu_metrics.c */
+/* Triton's per-GPU gauges, when NVML (the driver's libnvidia-ml.so.1) finds
+ * GPUs; nothing otherwise. */
+void gpu_metrics_write(jsonw *w);
+
 /* server.c */
 void srv_request_release_infer(srv_request *r);
-/* Counts r (an infer request; others are not counted) as a success or a
- * failure of its model, unless it is counted already. */
-void srv_request_count(srv_request *r, bool ok);
+/* Counts r (an infer request; others are not counted) with its outcome,
+ * unless it is counted already. */
+void srv_request_count(srv_request *r, srv_outcome how);
 /* Resumes r's suspended connection and wakes its thread. From any thread;
  * r may be freed by that thread as soon as this returns. */
 void srv_request_resume(srv_request *r);

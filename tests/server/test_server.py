@@ -30,10 +30,10 @@ INFER = "/v2/models/mlp-s/infer"
 class Server:
     """A `ferry serve` process on a port it picks itself (--port 0)."""
 
-    def __init__(self, *args, model=MODEL):
+    def __init__(self, *args, model=MODEL, env=None):
         argv = [CLI, "serve"] + ([model] if model else []) + ["--port", "0"] + list(args)
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
+                                     text=True, env=None if env is None else {**os.environ, **env})
         self.lines = []
         self.port = None
         got = threading.Event()
@@ -293,9 +293,9 @@ class Endpoints(unittest.TestCase):
         text = body.decode()
         vals = {}
         for line in text.splitlines():
-            if line.startswith("#") or not line:
-                continue
-            m = re.match(r'^([a-z_]+)\{(.*)\} (\d+(\.\d+)?)$', line)
+            if line.startswith("#") or line.startswith("nv_gpu_") or not line:
+                continue  # (GPU gauges, where a driver is: class Metrics)
+            m = re.match(r'^([a-z_]+)\{(.*)\} (\d+(\.\d+)?(e-?\d+)?)$', line)
             self.assertIsNotNone(m, "bad metrics line: %r" % line)
             self.assertIn('model="mlp-s",version="1"', m.group(2))
             vals.setdefault(m.group(1), []).append((m.group(2), float(m.group(3))))
@@ -303,11 +303,23 @@ class Endpoints(unittest.TestCase):
         for k in ["nv_inference_request_success", "nv_inference_request_failure",
                   "nv_inference_count", "nv_inference_exec_count",
                   "nv_inference_request_duration_us", "nv_inference_queue_duration_us",
+                  "nv_inference_compute_input_duration_us",
                   "nv_inference_compute_infer_duration_us",
+                  "nv_inference_compute_output_duration_us",
                   "nv_inference_pending_request_count"]:
             self.assertIn(k, vals)
         self.assertGreaterEqual(one("nv_inference_request_success"), 5)
-        self.assertGreaterEqual(one("nv_inference_request_failure"), 1)
+        # failures by Triton's reasons: the body "nope" is a bad request
+        reasons = {re.search(r'reason="(\w+)"', lab).group(1): v
+                   for lab, v in vals["nv_inference_request_failure"]}
+        self.assertEqual(sorted(reasons), ["BACKEND", "CANCELED", "OTHER", "REJECTED"])
+        self.assertGreaterEqual(reasons["OTHER"], 1)
+        self.assertEqual(reasons["CANCELED"], 0)
+        # compute time is counted per request, each its batch's (Triton's
+        # way): at least the per-batch sum (both rounded to microseconds)
+        self.assertGreaterEqual(one("nv_inference_compute_infer_duration_us"),
+                                one("ferry_compute_duration_seconds_sum") * 1e6
+                                - one("nv_inference_exec_count"))
         self.assertGreaterEqual(one("nv_inference_count"), 15)
         self.assertGreaterEqual(one("nv_inference_exec_count"), 1)
         self.assertLessEqual(one("nv_inference_exec_count"), one("nv_inference_count"))
@@ -316,6 +328,73 @@ class Endpoints(unittest.TestCase):
         self.assertIn('le="+Inf"', vals["ferry_batch_size_bucket"][-1][0])
         self.assertEqual(buckets[-1], one("ferry_batch_size_count"))
         self.assertEqual(one("ferry_batch_size_count"), one("nv_inference_exec_count"))
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+class Metrics(unittest.TestCase):
+    """/metrics as Prometheus' own linter reads it (promtool, from Debian's
+    prometheus package: make deps installs it), and the GPU gauges."""
+
+    def scrape(self, srv):
+        c = srv.conn()
+        try:
+            # some traffic first: successes, and a failure of each kind we can cause
+            for body in [infer_body(np.ones((2, 256))), b"nope",
+                         infer_body(np.ones((1, 256)), parameters={"priority": 9})]:
+                call(c, "POST", INFER, body)
+            st, _, body = call(c, "GET", "/metrics")
+            self.assertEqual(st, 200)
+            return body
+        finally:
+            c.close()
+
+    def promtool(self, text):
+        """The metric names promtool finds fault with, and its whole output."""
+        if not PROMTOOL:
+            self.skipTest("promtool not found: install Debian's prometheus package "
+                          "(make deps does)")
+        r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                           timeout=60)
+        out = (r.stdout + r.stderr).decode()
+        self.assertNotIn("error while linting", out)  # a parse error, not a lint
+        names = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*):? ", out, re.M))
+        return names, out, r.returncode
+
+    def test_promtool_passes_ferry_names(self):
+        text = self.scrape(SRV)
+        names, out, rc = self.promtool(text)
+        ferry = {n for n in re.findall(rb"^# TYPE (\w+)", text, re.M)
+                 if n.startswith(b"ferry_")}
+        self.assertEqual(len(ferry), 5, ferry)
+        # only Triton's names, kept as Triton spells them (counters without
+        # _total, _us units), may be reported
+        self.assertTrue(all(n.startswith("nv_") for n in names), out)
+        self.assertEqual(rc != 0, bool(names), out)
+
+    def test_gpu_gauges(self):
+        """With NVML present (a stand-in library with two GPUs, the second
+        unable to report utilization), Triton's per-GPU gauges appear."""
+        fake = os.environ.get("FERRY_FAKE_NVML", os.path.join(BUILD, "fake-nvml"))
+        if not os.path.exists(os.path.join(fake, "libnvidia-ml.so.1")):
+            self.skipTest("the stand-in NVML (fake_nvml) is not built")
+        s = Server(env={"LD_LIBRARY_PATH": fake})
+        try:
+            text = self.scrape(s).decode()
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+        gauges = re.findall(r'^(nv_gpu_\w+)\{gpu_uuid="([^"]+)"\} (\S+)$', text, re.M)
+        self.assertEqual(gauges, [
+            ("nv_gpu_utilization", "GPU-fake-0", "0.37"),
+            ("nv_gpu_memory_total_bytes", "GPU-fake-0", "85899345920"),
+            ("nv_gpu_memory_total_bytes", "GPU-fake-1", "85899345920"),
+            ("nv_gpu_memory_used_bytes", "GPU-fake-0", "3221225472"),
+            ("nv_gpu_memory_used_bytes", "GPU-fake-1", "1024")])
+        self.assertIn("# TYPE nv_gpu_utilization gauge", text)
+        if PROMTOOL:
+            names, out, _ = self.promtool(text.encode())
+            self.assertFalse({n for n in names if n.startswith("nv_gpu_")}, out)
 
 
 class Framing(unittest.TestCase):
