@@ -435,6 +435,15 @@ FERRY_API void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *ou
  * caller must not use or destroy them. Several servers may run at once. */
 typedef struct ferry_server ferry_server;
 
+/* What the server writes to stderr, each level including those before it. */
+typedef enum ferry_log_level {
+    FERRY_LOG_OFF = 0, /* nothing (the default for the API: a library is quiet) */
+    FERRY_LOG_ERROR,   /* requests the engine failed (500) */
+    FERRY_LOG_WARN,    /* every other failed infer request: model, status, reason */
+    FERRY_LOG_INFO,    /* the access log, when access_log is set */
+    FERRY_LOG_VERBOSE, /* every request (the access log), messages with source locations */
+} ferry_log_level;
+
 typedef struct ferry_server_config {
     const char *host; /* default "127.0.0.1" */
     int port;         /* default 8000; 0 picks a free port */
@@ -448,6 +457,8 @@ typedef struct ferry_server_config {
      * (400), as Triton does; 1: any numeric datatype is accepted and
      * converted to the model's, range-checked element by element. */
     int convert_datatypes;
+    ferry_log_level log_level; /* default FERRY_LOG_OFF */
+    int access_log;            /* 1: a line a request at FERRY_LOG_INFO */
 } ferry_server_config;
 
 FERRY_API void ferry_server_config_init(ferry_server_config *cfg);

@@ -173,6 +173,14 @@ static void on_done(void *user, ferry_status st)
 {
     srv_request *r = user;
     r->status = st;
+    /* the engine's reason, for the answer and the log: with source
+     * locations only for a verbose log */
+    if (srv_outcome_of(st) == SRV_BACKEND) {
+        if (r->srv->cfg.log_level >= FERRY_LOG_VERBOSE)
+            snprintf(r->err_msg, sizeof r->err_msg, "%s", ferry_last_error());
+        else
+            ferry_error_for_users(ferry_last_error(), r->err_msg, sizeof r->err_msg);
+    }
     /* counted here, where the outcome is known: once resumed, MHD may find
      * the client gone and close the connection without calling us again */
     srv_request_count(r, srv_outcome_of(st));
@@ -570,14 +578,16 @@ void kserve_infer_response(srv_request *r, jsonw *w, unsigned *status, size_t *j
             msg = NULL;
             break;
         }
-        jsonw_str_raw(w, "{\"error\":");
         if (msg) {
-            jsonw_str(w, msg);
-        } else {
-            char tmp[128];
-            snprintf(tmp, sizeof tmp, "inference failed: %s", ferry_status_str(r->status));
-            jsonw_str(w, tmp);
+            snprintf(r->err_msg, sizeof r->err_msg, "%s", msg);
+        } else { /* the engine's reason, from on_done */
+            char why[sizeof r->err_msg];
+            snprintf(why, sizeof why, "%s", r->err_msg);
+            snprintf(r->err_msg, sizeof r->err_msg, "inference failed (%s)%s%.400s",
+                     ferry_status_str(r->status), why[0] ? ": " : "", why);
         }
+        jsonw_str_raw(w, "{\"error\":");
+        jsonw_str(w, r->err_msg);
         jsonw_char(w, '}');
         *json_len = w->len;
         return;

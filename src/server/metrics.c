@@ -62,14 +62,6 @@ static const struct {
      "Requests whose deadline passed before they ran"},
 };
 
-/* Triton's failure reasons, the label values of nv_inference_request_failure */
-static const char *const failure_reason[SRV_OUTCOMES] = {
-    [SRV_REJECTED] = "REJECTED",
-    [SRV_CANCELED] = "CANCELED",
-    [SRV_BACKEND] = "BACKEND",
-    [SRV_OTHER] = "OTHER",
-};
-
 static void labels(jsonw *w, const srv_model *m)
 {
     /* names and versions never hold quotes or backslashes worth escaping
@@ -179,7 +171,7 @@ void metrics_write(ferry_server *s, jsonw *w)
                 jsonw_str_raw(w, metric_def[id].name);
                 labels(w, m);
                 jsonw_str_raw(w, ",reason=\"");
-                jsonw_str_raw(w, failure_reason[how]);
+                jsonw_str_raw(w, srv_outcome_name((srv_outcome)how));
                 jsonw_str_raw(w, "\"} ");
                 jsonw_u64(w, atomic_load_explicit(&m->n_outcome[how], memory_order_relaxed));
                 jsonw_char(w, '\n');

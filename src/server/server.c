@@ -30,6 +30,8 @@
 
 #include "util/cpus.h"
 #include "util/error.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 /* A body whose Content-Length exceeds max_body by more than this is refused
  * at once and the connection closed; smaller excesses are read and dropped,
@@ -258,10 +260,43 @@ fail:
 
 /* ------------------------------------------------------------- responses */
 
+/* The log's lines about a request, once its answer is queued: a failed
+ * infer request (any POST: infer is the only one) at warn, at error when
+ * the engine failed it; with the access log, or at verbose, a line for
+ * every request. */
+static void log_request(srv_request *r, unsigned status, size_t bytes)
+{
+    const ferry_server_config *cfg = &r->srv->cfg;
+    ferry_log_level lvl = cfg->log_level;
+    if (status >= 400 && !strcmp(r->method, "POST")) {
+        const char *reason = r->counted ? srv_outcome_name(r->outcome) : "OTHER";
+        ferry_log(lvl, r->counted && r->outcome == SRV_BACKEND ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
+                  "request failed: model %.100s version %.20s: %u %s: %s",
+                  r->model ? r->model->name : "-", r->model ? r->model->version : "-", status,
+                  reason, r->err_msg[0] ? r->err_msg : "-");
+    }
+    bool access = cfg->access_log && lvl >= FERRY_LOG_INFO;
+    if (!access && lvl < FERRY_LOG_VERBOSE)
+        return;
+    char addr[INET6_ADDRSTRLEN] = "-";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
+    }
+    ferry_log(lvl, access ? FERRY_LOG_INFO : FERRY_LOG_VERBOSE, "%s \"%s %s\" %u %zu %.3f ms", addr,
+              r->method, r->path, status, bytes, (double)(ferry_now_us() - r->t_start) / 1000.0);
+}
+
 static enum MHD_Result queue_reply(srv_request *r, unsigned status, jsonw *w, const char *ctype,
                                    long long header_len)
 {
     struct MHD_Response *resp;
+    size_t bytes = w->oom ? 0 : w->len;
     if (w->oom) {
         jsonw_free(w);
         static const char oom[] = "{\"error\":\"server out of memory\"}";
@@ -296,6 +331,8 @@ static enum MHD_Result queue_reply(srv_request *r, unsigned status, jsonw *w, co
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
+    if (r->srv->cfg.log_level != FERRY_LOG_OFF)
+        log_request(r, status, bytes);
     return ret;
 }
 
@@ -306,6 +343,8 @@ static enum MHD_Result reply_json(srv_request *r, unsigned status, jsonw *w)
 
 static enum MHD_Result reply_error(srv_request *r, unsigned status, const char *msg)
 {
+    if (msg != r->err_msg) /* the log says why */
+        snprintf(r->err_msg, sizeof r->err_msg, "%s", msg);
     jsonw w = {0};
     jsonw_str_raw(&w, "{\"error\":");
     jsonw_str(&w, msg);
@@ -517,11 +556,19 @@ srv_outcome srv_outcome_of(ferry_status st)
     }
 }
 
+const char *srv_outcome_name(srv_outcome how)
+{
+    static const char *const name[SRV_OUTCOMES] = {"SUCCESS", "REJECTED", "CANCELED", "BACKEND",
+                                                   "OTHER"};
+    return how < SRV_OUTCOMES ? name[how] : "OTHER";
+}
+
 void srv_request_count(srv_request *r, srv_outcome how)
 {
     if (r->counted || !r->model || r->route != ROUTE_INFER)
         return;
     r->counted = true;
+    r->outcome = how;
     atomic_fetch_add_explicit(&r->model->n_outcome[how], 1, memory_order_relaxed);
 }
 
@@ -669,6 +716,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->worker = w;
         r->conn = conn;
         r->header_len = -1;
+        if (s->cfg.log_level != FERRY_LOG_OFF) {
+            r->t_start = ferry_now_us();
+            snprintf(r->method, sizeof r->method, "%s", method);
+            snprintf(r->path, sizeof r->path, "%s", url);
+        }
         *con_cls = r;
         atomic_fetch_add(&s->active, 1);
         route(s, r, url, method);

@@ -33,6 +33,8 @@ typedef enum srv_outcome {
 
 /* The outcome of a request that got status st from the batcher. */
 srv_outcome srv_outcome_of(ferry_status st);
+/* "SUCCESS", or Triton's failure reason: "REJECTED", "CANCELED", ... */
+const char *srv_outcome_name(srv_outcome how);
 
 /* One served (name, version): owns its model, engine and batcher. */
 typedef struct srv_model {
@@ -137,7 +139,11 @@ typedef struct srv_request {
     bool close;           /* reply with Connection: close (the framing is not to be trusted) */
     long long header_len; /* Inference-Header-Content-Length; -1 if absent */
     /* infer, between submit and the resumed handler call */
-    bool counted; /* in the model's n_success or n_failure (once) */
+    bool counted;        /* in the model's n_outcome (once) */
+    srv_outcome outcome; /* once counted */
+    /* for the log: when it began, what it asked (cut short past the room) */
+    int64_t t_start;
+    char method[8], path[160];
     bool submitted;
     ferry_status status; /* written by the batcher thread before resume */
     int64_t batch;       /* samples in the request */

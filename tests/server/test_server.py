@@ -47,7 +47,8 @@ class Server:
                     got.set()
             got.set()
 
-        threading.Thread(target=drain, daemon=True).start()
+        self.drain = threading.Thread(target=drain, daemon=True)
+        self.drain.start()
         if not got.wait(120) or self.port is None:
             self.proc.kill()
             raise RuntimeError("ferry serve did not start: " + "".join(self.lines))
@@ -65,6 +66,7 @@ class Server:
             self.proc.wait()
             return None
         finally:
+            self.drain.join(timeout)  # every line it wrote is in self.lines
             self.proc.stderr.close()
 
 
@@ -395,6 +397,81 @@ class Metrics(unittest.TestCase):
         if PROMTOOL:
             names, out, _ = self.promtool(text.encode())
             self.assertFalse({n for n in names if n.startswith("nv_gpu_")}, out)
+
+
+class Logs(unittest.TestCase):
+    """--log-level and --access-log: what each level shows on stderr."""
+
+    LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z %s "
+
+    def run_server(self, *args):
+        s = Server(*args)
+        try:
+            c = s.conn()
+            call(c, "GET", "/v2/health/live")
+            call(c, "POST", INFER, infer_body(np.ones((1, 256))))
+            call(c, "POST", INFER, infer_body(np.ones((1, 256)), "FP64"))
+            c.close()
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+        return "".join(s.lines)
+
+    def test_info_default(self):
+        text = self.run_server()
+        for what in [r"model mlp-s version 1 \(%s\): in input f32 \[N,256\]; out output f32 "
+                     r"\[N,256\]; on cpu.*, 1 worker, fp32, max batch 256$" % re.escape(MODEL),
+                     r"ferry \d+\.\d+\.\d+: batcher max delay 500 us, .*1 priority level "
+                     r"\(default 1\).*log level info$",
+                     r"devices: cpu", r"serving mlp-s at http://127\.0\.0\.1:\d+ \(version 1\)$",
+                     r"SIGTERM: stopping", r"stopped$"]:
+            self.assertRegex(text, re.compile(self.LINE % "I" + what, re.M))
+        self.assertRegex(text, re.compile(r"^listening on port \d+$", re.M))
+        # one line for the failed request, none for the others (no access log)
+        failed = re.findall(self.LINE % "W" + r"(.*)$", text, re.M)
+        self.assertEqual(failed, ["request failed: model mlp-s version 1: 400 OTHER: inference "
+                                  "input 'input' data-type is 'FP64', but model 'mlp-s' "
+                                  "expects 'FP32'"])
+        self.assertNotIn('"GET /v2/health/live"', text)
+
+    def test_access_log(self):
+        for args, letter in [(["--access-log"], "I"), (["--log-level", "verbose"], "V")]:
+            text = self.run_server(*args)
+            got = re.findall(self.LINE % letter + r'127\.0\.0\.1 "(\S+ \S+)" (\d+) (\d+) '
+                             r'\d+\.\d{3} ms$', text, re.M)
+            self.assertEqual([(r, st) for r, st, _ in got],
+                             [("GET /v2/health/live", "200"), ("POST " + INFER, "200"),
+                              ("POST " + INFER, "400")], (args, text))
+            self.assertEqual(got[0][2], "0")  # health: an empty body
+
+    def test_error_level_is_quiet(self):
+        text = self.run_server("--log-level", "error")
+        self.assertEqual(text.strip().splitlines(), [text.strip().splitlines()[0]])
+        self.assertRegex(text, r"^listening on port \d+\n$")
+        text = self.run_server("--log-level", "warn")
+        self.assertNotRegex(text, re.compile(self.LINE % "I", re.M))
+        self.assertRegex(text, re.compile(self.LINE % "W" + "request failed", re.M))
+
+    def test_bad_level(self):
+        r = subprocess.run([CLI, "serve", MODEL, "--log-level", "debug"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--log-level wants error, warn, info or verbose, got 'debug'", r.stderr)
+
+    def test_cuda_without_driver_says_so(self):
+        """A CUDA build on a machine without a GPU: --device cuda is refused
+        in plain words, with no source file in them."""
+        info = subprocess.run([CLI, "info"], capture_output=True, text=True, timeout=60)
+        if "cuda: not built" in info.stdout + info.stderr:
+            self.skipTest("a CPU-only build")
+        if re.search(r"cuda:\d ", info.stdout):
+            self.skipTest("this machine has a CUDA device")
+        r = subprocess.run([CLI, "serve", MODEL, "--device", "cuda", "--port", "0"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stderr, r"no NVIDIA (driver|GPU) found.*: --device cuda needs one; "
+                                   r"use --device cpu")
+        self.assertNotRegex(r.stderr, r"\.(c|cu|h):\d")
+        self.assertNotIn("insufficient", r.stderr)
 
 
 class Framing(unittest.TestCase):
