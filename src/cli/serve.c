@@ -24,87 +24,92 @@
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f,
-        "usage: ferry serve MODEL.onnx [options]\n"
-        "       ferry serve --model NAME=PATH [--model NAME=PATH ...] [options]\n"
-        "       ferry serve --model-repository DIR [options]\n"
-        "\n"
-        "Serves ONNX models over HTTP with the KServe v2 / Open Inference Protocol\n"
-        "(the protocol of Triton, KServe, Seldon and OpenVINO servers), so their\n"
-        "clients work unchanged. Every model gets its own engine and dynamic batcher:\n"
-        "concurrent requests of one or a few samples are grouped into batches of up\n"
-        "to --max-batch samples, waiting at most --max-delay-us for a batch to fill.\n"
-        "\n"
-        "models:\n"
-        "  MODEL.onnx               serve one model, named after the file (or --name)\n"
-        "  --name NAME              the name of MODEL.onnx in URLs\n"
-        "  --model NAME=PATH        serve PATH as NAME, version 1 (repeatable)\n"
-        "  --model-repository DIR   Triton's layout: DIR/NAME/VERSION/model.onnx, VERSION\n"
-        "                           a number; a URL without a version gets the highest\n"
-        "\n"
-        "HTTP:\n"
-        "  --host HOST              address to listen on (default 127.0.0.1; 0.0.0.0 for\n"
-        "                           every interface)\n"
-        "  --port N                 default 8000; 0 picks a free port (printed)\n"
-        "  --threads N              HTTP threads (default: number of cores)\n"
-        "  --max-body BYTES         larger request bodies get 413 (default 64 MiB)\n"
-        "  --connection-timeout S   close a connection that sends nothing for S seconds\n"
-        "                           (default 30; 0: never); a request waiting for its\n"
-        "                           batch is not idle\n"
-        "  --convert-datatypes      accept inputs in any numeric datatype and convert them\n"
-        "                           to the model's (range-checked); by default a datatype\n"
-        "                           other than the model metadata's is refused (400), as\n"
-        "                           Triton does\n"
-        "\n"
-        "engine and batcher (each model):\n"
-        "  --device cpu|cuda|cuda:N default cpu\n"
-        "  --workers N              engine threads (CPU) or streams (CUDA); default 1 on\n"
-        "                           the CPU (its backend spreads each GEMM over the\n"
-        "                           cores, so batches grow larger) and 4 streams on CUDA;\n"
-        "                           on the CPU each GEMM runs on one thread unless\n"
-        "                           FERRY_CPU_THREADS says otherwise\n"
-        "  --precision P            fp32 (default), tf32, fp16, bf16\n"
-        "  --max-batch N            most samples in one batch (default 256)\n"
-        "  --max-delay-us N         longest the first request of a batch waits (default 500)\n"
-        "  --preferred-batch N[,N]  batch sizes worth waiting for (up to --max-delay-us):\n"
-        "                           a forming batch leaves when it reaches one, instead of\n"
-        "                           as soon as the device is idle; larger batches cost less\n"
-        "                           per sample under load (default: none)\n"
-        "  --max-queue N            queued requests beyond which requests get 503\n"
-        "  --timeout-us N           default request deadline; late requests get 504\n"
-        "                           (a request may set its own: \"parameters\":{\"timeout\":US})\n"
-        "  --priority-levels N      priority levels, 1..8 (default 1): a request's\n"
-        "                           \"parameters\":{\"priority\":K} puts it at level K, 1 the\n"
-        "                           highest; batches take the highest levels' requests first;\n"
-        "                           K = 0 or none: the default level; K > N: 400\n"
-        "  --default-priority-level K  the level of requests without one (default N, the\n"
-        "                           lowest)\n"
-        "\n"
-        "logs (stderr):\n"
-        "  --log-level L            error, warn, info (default) or verbose: error shows\n"
-        "                           requests the engine failed; warn every failed infer\n"
-        "                           request (model, status, reason); info the start-up\n"
-        "                           summary (models, devices, settings) and, with\n"
-        "                           --access-log, a line a request; verbose every request,\n"
-        "                           and error messages with their source locations\n"
-        "  --access-log             a line a request: client, method, path, status, bytes,\n"
-        "                           milliseconds\n"
-        "\n"
-        "endpoints:\n"
-        "  GET  /v2/health/live, /v2/health/ready, /v2 (server metadata)\n"
-        "  GET  /v2/models/NAME[/versions/V]        model metadata\n"
-        "  GET  /v2/models/NAME[/versions/V]/ready\n"
-        "  POST /v2/models/NAME[/versions/V]/infer  JSON, or Triton's binary tensor data\n"
-        "  GET  /metrics                            Prometheus, Triton's metric names\n"
-        "\n"
-        "example:\n"
-        "  ferry serve models/mlp-s.onnx --port 8000 &\n"
-        "  curl -s localhost:8000/v2/models/mlp-s/infer -d '{\"inputs\":[{\"name\":\"input\",\n"
-        "       \"datatype\":\"FP32\",\"shape\":[1,256],\"data\":[0.5, ...256 numbers]}]}'\n"
-        "\n"
-        "SIGINT or SIGTERM stops accepting connections, answers every request already\n"
-        "accepted, and exits 0; while models are still loading, it exits at once.\n");
+    fprintf(f,
+            "usage: ferry serve MODEL.onnx [options]\n"
+            "       ferry serve --model NAME=PATH [--model NAME=PATH ...] [options]\n"
+            "       ferry serve --model-repository DIR [options]\n"
+            "\n"
+            "Serves ONNX models over HTTP with the KServe v2 / Open Inference Protocol\n"
+            "(the protocol of Triton, KServe, Seldon and OpenVINO servers), so their\n"
+            "clients work unchanged. Every model gets its own engine and dynamic batcher:\n"
+            "concurrent requests of one or a few samples are grouped into batches of up\n"
+            "to --max-batch samples, waiting at most --max-delay-us for a batch to fill.\n"
+            "\n"
+            "models:\n"
+            "  MODEL.onnx               serve one model, named after the file (or --name)\n"
+            "  --name NAME              the name of MODEL.onnx in URLs\n"
+            "  --model NAME=PATH        serve PATH as NAME, version 1 (repeatable)\n"
+            "  --model-repository DIR   Triton's layout: DIR/NAME/VERSION/model.onnx, VERSION\n"
+            "                           a number; a URL without a version gets the highest\n"
+            "\n"
+            "HTTP:\n"
+            "  --host HOST              address to listen on (default 127.0.0.1; 0.0.0.0 for\n"
+            "                           every interface)\n"
+            "  --port N                 default 8000; 0 picks a free port (printed)\n"
+            "  --threads N              HTTP threads (default: one per core this process may\n"
+            "                           use)\n"
+            "  --max-body BYTES         larger request bodies get 413 (default 64 MiB)\n"
+            "  --connection-timeout S   close a connection that sends nothing for S seconds\n"
+            "                           (default 30; 0: never); a request waiting for its\n"
+            "                           batch is not idle\n"
+            "  --convert-datatypes      accept inputs in any numeric datatype and convert them\n"
+            "                           to the model's (range-checked); by default a datatype\n"
+            "                           other than the model metadata's is refused (400), as\n"
+            "                           Triton does\n"
+            "\n"
+            "engine and batcher (each model):\n"
+            "  --device cpu|cuda|cuda:N default cpu\n"
+            "  --workers N              engine threads (CPU) or streams (CUDA); default 1 on\n"
+            "                           the CPU (its backend spreads each GEMM over the\n"
+            "                           cores, so batches grow larger) and 4 streams on CUDA;\n"
+            "                           on the CPU each GEMM runs on one thread unless\n"
+            "                           FERRY_CPU_THREADS says otherwise\n"
+            "  --precision P            fp32 (default), tf32, fp16, bf16\n"
+            "  --max-batch N            most samples in one batch (default 256)\n"
+            "  --max-delay-us N         longest the first request of a batch waits (default 500)\n"
+            "  --preferred-batch N[,N]  batch sizes worth waiting for (up to --max-delay-us):\n"
+            "                           a forming batch leaves when it reaches one, instead of\n"
+            "                           as soon as the device is idle; larger batches cost less\n"
+            "                           per sample under load (default: none)\n"
+            "  --max-queue N            queued requests beyond which requests get 503\n"
+            "                           (default 65536)\n"
+            "  --timeout-us N           default request deadline; late requests get 504\n"
+            "                           (default 0: none; a request may set its own:\n"
+            "                           \"parameters\":{\"timeout\":US})\n"
+            "  --priority-levels N      priority levels, 1..8 (default 1): a request's\n"
+            "                           \"parameters\":{\"priority\":K} puts it at level K, 1 the\n"
+            "                           highest; batches take the highest levels' requests first;\n"
+            "                           K = 0 or none: the default level; K > N: 400\n"
+            "  --default-priority-level K  the level of requests without one (default N, the\n"
+            "                           lowest)\n"
+            "\n"
+            "logs (stderr):\n"
+            "  --log-level L            error, warn, info (default) or verbose: error shows\n"
+            "                           requests the engine failed; warn every failed infer\n"
+            "                           request (model, status, reason); info the start-up\n"
+            "                           summary (models, devices, settings) and, with\n"
+            "                           --access-log, a line a request; verbose every request,\n"
+            "                           and error messages with their source locations\n"
+            "  --access-log             a line a request: client, method, path, status, bytes,\n"
+            "                           milliseconds\n"
+            "\n"
+            "endpoints:\n"
+            "  GET  /v2/health/live, /v2/health/ready, /v2 (server metadata)\n"
+            "  GET  /v2/models/NAME[/versions/V]        model metadata\n"
+            "  GET  /v2/models/NAME[/versions/V]/ready\n"
+            "  POST /v2/models/NAME[/versions/V]/infer  JSON, or Triton's binary tensor data\n"
+            "  GET  /metrics                            Prometheus, Triton's metric names\n"
+            "\n"
+            "example (from the repository root, after `make`):\n"
+            "  ./build/ferry serve build/models/mlp-s.onnx --port 8000 &\n"
+            "  curl -s localhost:8000/v2/health/ready -o /dev/null -w '%%{http_code}\\n'\n"
+            "  python3 -c 'import json; print(json.dumps({\"inputs\": [{\"name\": \"input\",\n"
+            "      \"datatype\": \"FP32\", \"shape\": [1, 256], \"data\": [0.5] * 256}]}))' |\n"
+            "    curl -s localhost:8000/v2/models/mlp-s/infer -d @-; echo\n"
+            "  kill %%1\n"
+            "\n"
+            "SIGINT or SIGTERM stops accepting connections, answers every request already\n"
+            "accepted, and exits 0; while models are still loading, it exits at once.\n");
 }
 
 typedef struct model_spec {
@@ -212,16 +217,7 @@ static int scan_repository(serve_opts *o, const char *dir)
 
 static bool parse_long(const char *opt, const char *v, long long lo, long long hi, long long *out)
 {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "ferry serve: %s wants an integer in %lld..%lld, got '%s'\n", opt, lo, hi,
-                v);
-        return false;
-    }
-    *out = x;
-    return true;
+    return cli_parse_int("ferry serve", opt, v, lo, hi, out) == 0;
 }
 
 /* A library message as the log level wants it: source locations (which
@@ -241,8 +237,7 @@ static void log_model(const serve_opts *o, const model_spec *ms, ferry_model *m,
     size_t n = 0;
     for (int out = 0; out < 2; out++) {
         int k = out ? ferry_model_num_outputs(m) : ferry_model_num_inputs(m);
-        n +=
-            (size_t)snprintf(io + n, n < sizeof io ? sizeof io - n : 0, "%s", out ? "; out" : "in");
+        n += (size_t)snprintf(io + n, sizeof io - n, "%s", out ? "; out" : "in");
         for (int i = 0; i < k && n < sizeof io; i++) {
             ferry_tensor_info ti;
             if ((out ? ferry_model_output(m, i, &ti) : ferry_model_input(m, i, &ti)) != FERRY_OK)
@@ -252,6 +247,8 @@ static void log_model(const serve_opts *o, const model_spec *ms, ferry_model *m,
             n += (size_t)snprintf(io + n, sizeof io - n, " %s %s %s", ti.name,
                                   ferry_dtype_name(ti.dtype), shape);
         }
+        if (n >= sizeof io) /* cut short */
+            n = sizeof io - 1;
     }
     const ferry_engine_config *ec = ferry_engine_get_config(e);
     ferry_log(o->srv.log_level, FERRY_LOG_INFO,
