@@ -358,6 +358,8 @@ typedef struct ferry_batcher_config {
     int max_queue; /* queued requests beyond which submit is FERRY_EBUSY; default 65536 */
     int64_t default_timeout_us; /* per-request deadline when none given; 0 = none */
     int priority_levels;        /* 1..8; higher priority value served first; default 1 */
+    int default_priority;       /* level of a request submitted without opts: 0..levels-1;
+                                   default 0, the lowest */
 } ferry_batcher_config;
 
 FERRY_API void ferry_batcher_config_init(ferry_batcher_config *cfg);
@@ -369,6 +371,9 @@ FERRY_API ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher
 /* Drains: every accepted request completes (result, or FERRY_ESHUTDOWN if
  * it could not run) before this returns. Accepts NULL. */
 FERRY_API void ferry_batcher_destroy(ferry_batcher *b);
+/* The batcher's configuration, with its defaults applied (max_batch is the
+ * engine's when it was 0). Valid while b lives; any thread. */
+FERRY_API const ferry_batcher_config *ferry_batcher_get_config(const ferry_batcher *b);
 
 typedef struct ferry_request_opts {
     int priority;       /* 0 .. priority_levels-1; higher first */
@@ -409,6 +414,10 @@ typedef struct ferry_batcher_stats {
     uint64_t batches, samples;
     uint64_t queue_depth; /* requests waiting now */
     uint64_t queue_us_sum, compute_us_sum, request_us_sum;
+    /* Summed over successful requests, each adding its batch's time (as
+     * Triton counts them): copying the batch's inputs into the engine's
+     * staging, dispatch to the engine's completion, copying the outputs out */
+    uint64_t req_compute_input_us, req_compute_infer_us, req_compute_output_us;
     uint64_t queue_hist[FERRY_LAT_BUCKETS];   /* per request: submit -> dispatch */
     uint64_t compute_hist[FERRY_LAT_BUCKETS]; /* per batch: dispatch -> completion */
     uint64_t batch_hist[FERRY_BATCH_BUCKETS]; /* per batch: samples */
@@ -426,6 +435,15 @@ FERRY_API void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *ou
  * caller must not use or destroy them. Several servers may run at once. */
 typedef struct ferry_server ferry_server;
 
+/* What the server writes to stderr, each level including those before it. */
+typedef enum ferry_log_level {
+    FERRY_LOG_OFF = 0, /* nothing (the default for the API: a library is quiet) */
+    FERRY_LOG_ERROR,   /* requests the engine failed (500) */
+    FERRY_LOG_WARN,    /* every other failed infer request: model, status, reason */
+    FERRY_LOG_INFO,    /* the access log, when access_log is set */
+    FERRY_LOG_VERBOSE, /* every request (the access log), messages with source locations */
+} ferry_log_level;
+
 typedef struct ferry_server_config {
     const char *host; /* default "127.0.0.1" */
     int port;         /* default 8000; 0 picks a free port */
@@ -435,6 +453,12 @@ typedef struct ferry_server_config {
      * closed (a request waiting for its batch is not idle); 0: the default,
      * 30; -1: never. A client trickling a byte at a time resets it. */
     int connection_timeout;
+    /* 0 (default): an input whose datatype is not the model's is refused
+     * (400), as Triton does; 1: any numeric datatype is accepted and
+     * converted to the model's, range-checked element by element. */
+    int convert_datatypes;
+    ferry_log_level log_level; /* default FERRY_LOG_OFF */
+    int access_log;            /* 1: a line a request at FERRY_LOG_INFO */
 } ferry_server_config;
 
 FERRY_API void ferry_server_config_init(ferry_server_config *cfg);

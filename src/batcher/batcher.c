@@ -70,6 +70,10 @@ static ferry_status check_config(ferry_batcher_config *c, int engine_max)
     if (c->priority_levels < 1 || c->priority_levels > BATCHER_MAX_LEVELS)
         return ferry_fail(FERRY_EINVAL, "batcher: priority_levels %d is outside 1..%d",
                           c->priority_levels, BATCHER_MAX_LEVELS);
+    if (c->default_priority < 0 || c->default_priority >= c->priority_levels)
+        return ferry_fail(FERRY_EINVAL,
+                          "batcher: default_priority %d is outside 0..%d (priority_levels %d)",
+                          c->default_priority, c->priority_levels - 1, c->priority_levels);
     return FERRY_OK;
 }
 
@@ -367,7 +371,9 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
                           "batcher: a request of %lld samples exceeds max_batch %d; requests are "
                           "never split, so submit at most %d samples at once",
                           (long long)k, b->cfg.max_batch, b->cfg.max_batch);
-    int prio = opts ? opts->priority : 0;
+    /* Levels only order the dispatcher's picks (fill: highest first, arrival
+     * order within one); a request's level never changes what it computes. */
+    int prio = opts ? opts->priority : b->cfg.default_priority;
     if (prio < 0 || prio >= b->cfg.priority_levels)
         return ferry_fail(FERRY_EINVAL, "batcher: priority %d is outside 0..%d", prio,
                           b->cfg.priority_levels - 1);
@@ -515,7 +521,7 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
 {
     batch *c = user;
     ferry_batcher *b = c->b;
-    int64_t now = ferry_now_us();
+    int64_t now = ferry_now_us(), out_ns = ferry_now_ns();
     if (st == FERRY_OK) {
         for (int i = 0; i < b->n_out; i++) {
             const unsigned char *o = engine_slot_output(s, i);
@@ -523,6 +529,15 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
             for (bnode *r = c->head; r; r = r->next)
                 memcpy(r->outs[i], o + (size_t)r->off * sb, (size_t)r->k * sb);
         }
+        /* each request counts its whole batch's times, as Triton's do */
+        uint64_t n_req = (uint64_t)c->n_req;
+        atomic_fetch_add_explicit(&b->st.req_input_ns, n_req * (uint64_t)c->input_ns,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->st.req_infer_ns,
+                                  n_req * (uint64_t)(out_ns - c->t_dispatch_ns),
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->st.req_output_ns, n_req * (uint64_t)(ferry_now_ns() - out_ns),
+                                  memory_order_relaxed);
     }
     engine_slot_release(s);
     int64_t cus = now - c->t_dispatch;
@@ -670,7 +685,7 @@ static int fill(ferry_batcher *b, int64_t now)
 {
     batch *c = b->cur;
     int go = 0;
-    int64_t reqs = 0, samples = 0;
+    int64_t reqs = 0, samples = 0, n0 = c->n, t0 = ferry_now_ns();
     for (int l = b->cfg.priority_levels - 1; l >= 0 && !go; l--) {
         fifo *f = &b->fifos[l];
         bnode *r;
@@ -699,6 +714,8 @@ static int fill(ferry_batcher *b, int64_t now)
     }
     if (reqs)
         atomic_fetch_sub(&b->queued, QUEUED_PACK(reqs, samples));
+    if (c->n != n0) /* the copies into staging (and, rarely, expiries among them) */
+        c->input_ns += ferry_now_ns() - t0;
     return go;
 }
 
@@ -751,6 +768,7 @@ static void launch(ferry_batcher *b)
         return; /* keep the slot for the next batch */
     b->cur = NULL;
     c->t_dispatch = now;
+    c->t_dispatch_ns = ferry_now_ns();
     uint64_t qsum = 0, qh[FERRY_LAT_BUCKETS] = {0};
     int64_t tsum = 0;
     for (bnode *r = c->head; r; r = r->next) {
@@ -995,6 +1013,11 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
 fail:
     free_batcher(b);
     return st;
+}
+
+const ferry_batcher_config *ferry_batcher_get_config(const ferry_batcher *b)
+{
+    return &b->cfg;
 }
 
 void ferry_batcher_destroy(ferry_batcher *b)

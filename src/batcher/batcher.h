@@ -78,6 +78,9 @@ typedef struct batch {
     int64_t min_deadline; /* earliest deadline inside */
     int64_t t_dispatch;
     int64_t t_submit_sum; /* of its requests, for request_us_sum */
+    /* Triton's compute input / infer times: copying its requests' inputs
+     * into the slot (while it formed), dispatch to the engine's completion */
+    int64_t input_ns, t_dispatch_ns;
 } batch;
 
 typedef struct inbox {
@@ -96,6 +99,9 @@ typedef struct batcher_counters {
     padded_counter submitted[BATCHER_SHARDS], rejected[BATCHER_SHARDS];
     alignas(64) _Atomic uint64_t succeeded, failed, expired;
     _Atomic uint64_t request_us_sum, compute_us_sum;
+    /* per successful request, its batch's times (Triton's compute
+     * input/infer/output), nanoseconds */
+    _Atomic uint64_t req_input_ns, req_infer_ns, req_output_ns;
     _Atomic uint64_t compute_hist[FERRY_LAT_BUCKETS];
     alignas(64) _Atomic uint64_t batches, samples, queue_us_sum; /* dispatcher writes */
     _Atomic uint64_t queue_hist[FERRY_LAT_BUCKETS];

@@ -144,7 +144,8 @@ NUMERIC = [
     ("serve", "--connection-timeout", "5"), ("serve", "--workers", "1"),
     ("serve", "--max-batch", "8"), ("serve", "--max-delay-us", "10"),
     ("serve", "--preferred-batch", "4,8"), ("serve", "--max-queue", "10"),
-    ("serve", "--timeout-us", "1000"),
+    ("serve", "--timeout-us", "1000"), ("serve", "--priority-levels", "2"),
+    ("serve", "--default-priority-level", "1"),
     ("make-model", "--seed", "3"), ("make-model", "--opset", "17"),
     ("make-model", "--dims", "4,3"),
 ]
