@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine/engine_impl.h"
+#include "engine/lengths.h"
 #include "util/cpus.h"
 #include "util/error.h"
 #include "util/format.h"
@@ -251,6 +252,12 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
                         cfg.device);
         goto fail;
     }
+    if (m->n_len > 0) {
+        if ((st = lengths_create(e)) != FERRY_OK)
+            goto fail;
+        *out = e;
+        return FERRY_OK;
+    }
 
     backend_opts bo = {.device = e->device_index,
                        .precision = cfg.precision,
@@ -322,6 +329,7 @@ void ferry_engine_destroy(ferry_engine *e)
 {
     if (!e)
         return;
+    lengths_destroy(e);
     pthread_mutex_lock(&e->free_mu);
     e->shutting_down = 1;
     pthread_cond_broadcast(&e->free_cv);
@@ -362,6 +370,8 @@ static engine_slot *take_free_locked(ferry_engine *e)
 
 ferry_status engine_slot_acquire(ferry_engine *e, int64_t timeout_us, engine_slot **out)
 {
+    if (e->n_sub)
+        return ferry_fail(FERRY_EINTERNAL, "engine of length buckets: take a slot of a bucket's");
     struct timespec dl;
     if (timeout_us >= 0)
         ferry_deadline_after(timeout_us, &dl);
@@ -513,6 +523,16 @@ ferry_status ferry_engine_output_info(const ferry_engine *e, int i, int64_t n, f
     return FERRY_OK;
 }
 
+ferry_status ferry_engine_output_info_len(const ferry_engine *e, int i, int64_t n, int64_t length,
+                                          ferry_tensor *out)
+{
+    ferry_status st = ferry_engine_output_info(e, i, n, out);
+    int d = st == FERRY_OK ? ferry_model_length_dim(e->model, 1, i) : 0;
+    if (d > 0 && length > 0)
+        out->shape[d] = length;
+    return st;
+}
+
 /* ------------------------------------------------------------ running */
 
 typedef struct latch {
@@ -605,6 +625,8 @@ ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n
     ferry_status st;
     if (!e)
         return ferry_fail(FERRY_EINVAL, "ferry_engine_run: engine is NULL");
+    if (e->n_sub)
+        return lengths_run(e, inputs, n_in, outputs, n_out);
     if ((st = validate_io(e, inputs, n_in, outputs, n_out, &n)) != FERRY_OK)
         return st;
     if (n == 0)
@@ -656,6 +678,8 @@ ferry_status ferry_engine_run_many(ferry_engine *e, int n_batches, const ferry_t
 {
     if (!e || n_batches < 0)
         return ferry_fail(FERRY_EINVAL, "ferry_engine_run_many: bad arguments");
+    if (e->n_sub)
+        return lengths_run_many(e, n_batches, inputs, n_in, outputs, n_out);
     ferry_status st, first = FERRY_OK;
     char msg[512] = "";
     /* Validate everything first: a bad batch fails before any runs. */
@@ -698,6 +722,8 @@ ferry_status ferry_engine_submit(ferry_engine *e, const ferry_tensor *inputs, in
     ferry_status st;
     if (!e)
         return ferry_fail(FERRY_EINVAL, "ferry_engine_submit: engine is NULL");
+    if (e->n_sub)
+        return lengths_submit(e, inputs, n_in, outputs, n_out, done, user);
     if ((st = validate_io(e, inputs, n_in, outputs, n_out, &n)) != FERRY_OK)
         return st;
     if (n < 1 || n > e->cfg.max_batch)
@@ -729,6 +755,8 @@ ferry_status ferry_engine_warmup(ferry_engine *e)
 {
     if (!e)
         return ferry_fail(FERRY_EINVAL, "ferry_engine_warmup: engine is NULL");
+    if (e->n_sub)
+        return lengths_warmup(e);
     int64_t sizes[ENGINE_MAX_BUCKETS];
     int n_sizes = 0;
     if (e->cfg.graphs || !e->ops->host_visible) {
@@ -786,6 +814,10 @@ const ferry_engine_config *ferry_engine_get_config(const ferry_engine *e)
 
 void ferry_engine_get_stats(const ferry_engine *e, ferry_engine_stats *out)
 {
+    if (e->n_sub) {
+        lengths_stats(e, out);
+        return;
+    }
     ferry_engine *me = (ferry_engine *)e;
     out->batches = atomic_load(&me->st_batches);
     out->samples = atomic_load(&me->st_samples);

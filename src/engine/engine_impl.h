@@ -18,6 +18,20 @@
 
 typedef struct worker worker;
 
+/* Length buckets (graph/model.h): an engine over a model with a length
+ * axis holds one engine per bucket, each a complete engine of its own
+ * (workers, slots, arenas sized for its length). On the CPU their workers
+ * share the cores through a gate: at most `workers` forwards run at once,
+ * admitted in arrival order, so that batches of seven buckets do not
+ * time-slice two cores (and a long bucket's batch is never overtaken
+ * indefinitely by short ones). */
+typedef struct engine_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t next;     /* tickets handed out */
+    uint64_t admitted; /* tickets below this may run */
+} engine_gate;
+
 struct engine_slot {
     ferry_engine *e;
     worker *w;
@@ -91,6 +105,13 @@ struct ferry_engine {
     int shutting_down;
 
     atomic_uint_least64_t st_batches, st_samples, st_compute_us;
+
+    /* length buckets: sub[k] runs the model's bucket k; this engine then
+     * has no workers of its own and dispatches by the inputs' length */
+    ferry_engine **sub;
+    int n_sub;
+    engine_gate *gate; /* the cores, shared by the buckets' workers (NULL: none) */
+    int owns_gate;
 };
 
 /* Counts one finished batch of n samples that took dt_us in the stats. */
