@@ -392,6 +392,12 @@ typedef struct ferry_batcher_config {
     int max_queue; /* queued requests beyond which submit is FERRY_EBUSY; default 65536 */
     int64_t default_timeout_us; /* per-request deadline when none given; 0 = none */
     int priority_levels;        /* 1..8; higher priority value served first; default 1 */
+    /* Models with length buckets (ferry_model_num_lengths > 0): each request
+     * is padded to the smallest bucket that holds it and batched with that
+     * bucket's requests (src/batcher/buckets.c). */
+    const char *mask_input; /* the attention mask, 0 on padding; NULL: the input named
+                               attention_mask or mask */
+    int pad;                /* 1: pad a model that has no mask input (its results change) */
 } ferry_batcher_config;
 
 FERRY_API void ferry_batcher_config_init(ferry_batcher_config *cfg);
@@ -448,6 +454,21 @@ typedef struct ferry_batcher_stats {
     uint64_t batch_hist[FERRY_BATCH_BUCKETS]; /* per batch: samples */
 } ferry_batcher_stats;
 FERRY_API void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *out);
+
+/* Padding into length buckets, per request: the share of its bucket's
+ * positions that are padding, (bucket - length) / bucket, in buckets with
+ * upper bounds 0 (an exact fit), 0.1, ..., 0.9, +Inf ("le", as Prometheus). */
+#define FERRY_PAD_BUCKETS 11
+extern const double ferry_pad_bucket_bounds[FERRY_PAD_BUCKETS - 1];
+typedef struct ferry_padding_stats {
+    uint64_t requests; /* accepted into a length bucket */
+    uint64_t tokens;   /* their positions: samples x length */
+    uint64_t padding;  /* positions of padding added to them */
+    uint64_t hist[FERRY_PAD_BUCKETS];
+} ferry_padding_stats;
+/* Fills *out; returns the batcher's number of length buckets (0: it does
+ * not pad, and *out is zero). Any thread. */
+FERRY_API int ferry_batcher_get_padding(ferry_batcher *b, ferry_padding_stats *out);
 
 /* ----------------------------------------------------------------- server */
 
