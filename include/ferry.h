@@ -464,6 +464,7 @@ typedef struct ferry_padding_stats {
     uint64_t requests; /* accepted into a length bucket */
     uint64_t tokens;   /* their positions: samples x length */
     uint64_t padding;  /* positions of padding added to them */
+    uint64_t percent_sum; /* over requests: 100 x their padding share, rounded */
     uint64_t hist[FERRY_PAD_BUCKETS];
 } ferry_padding_stats;
 /* Fills *out; returns the batcher's number of length buckets (0: it does

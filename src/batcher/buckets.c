@@ -57,7 +57,7 @@ struct lenbuckets {
     int n_in, n_out;
     lb_io *in, *out;
     int mask; /* input index of the attention mask, -1: none (padding forced) */
-    _Atomic uint64_t requests, tokens, padding, hist[FERRY_PAD_BUCKETS];
+    _Atomic uint64_t requests, tokens, padding, percent_sum, hist[FERRY_PAD_BUCKETS];
 };
 
 /* A request padded into a bucket, from submit to its callback: the
@@ -284,6 +284,8 @@ static void count(lenbuckets *lb, int64_t k, int64_t l, int64_t L)
     atomic_fetch_add_explicit(&lb->tokens, (uint64_t)(k * l), memory_order_relaxed);
     atomic_fetch_add_explicit(&lb->padding, (uint64_t)(k * (L - l)), memory_order_relaxed);
     atomic_fetch_add_explicit(&lb->hist[h], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&lb->percent_sum, (uint64_t)(100.0 * ratio + 0.5),
+                              memory_order_relaxed);
 }
 
 static void padded_done(void *user, ferry_status st)
@@ -422,6 +424,7 @@ int ferry_batcher_get_padding(ferry_batcher *b, ferry_padding_stats *out)
     out->requests = atomic_load_explicit(&lb->requests, memory_order_relaxed);
     out->tokens = atomic_load_explicit(&lb->tokens, memory_order_relaxed);
     out->padding = atomic_load_explicit(&lb->padding, memory_order_relaxed);
+    out->percent_sum = atomic_load_explicit(&lb->percent_sum, memory_order_relaxed);
     for (int i = 0; i < FERRY_PAD_BUCKETS; i++)
         out->hist[i] = atomic_load_explicit(&lb->hist[i], memory_order_relaxed);
     return lb->n_len;
