@@ -870,8 +870,8 @@ static void *dispatcher_main(void *arg)
         }
         if (!b->cur) {
             int64_t wait = b->min_deadline - now;
-            if (wait > ACQUIRE_POLL_US)
-                wait = ACQUIRE_POLL_US;
+            if (wait > b->acquire_poll_us)
+                wait = b->acquire_poll_us;
             engine_slot *s;
             ferry_status st = engine_slot_acquire(b->e, wait < 0 ? 0 : wait, &s);
             if (st == FERRY_ETIMEDOUT)
@@ -986,6 +986,7 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
     atomic_init(&b->stop, 0);
     atomic_init(&b->inflight, 0);
     /* one batch per worker keeps every worker (CPU thread, CUDA stream) busy */
+    b->acquire_poll_us = ACQUIRE_POLL_US;
     b->eager_inflight = ferry_engine_get_config(e)->workers;
     if (b->eager_inflight < 1)
         b->eager_inflight = 1;

@@ -124,6 +124,7 @@ struct ferry_batcher {
     _Atomic int64_t want;                /* queued samples at which to wake it */
     alignas(64) atomic_int inflight;     /* our batches in the engine */
     int eager_inflight;                  /* below this many, a forming batch leaves at once */
+    int64_t acquire_poll_us; /* while the engine is full, look at arrivals this often */
     inbox inboxes[BATCHER_MAX_LEVELS];
 
     /* dispatcher thread only */

@@ -36,6 +36,8 @@
 #include "util/error.h"
 #include "util/format.h"
 
+#define BUCKET_POLL_US 20000
+
 const double ferry_pad_bucket_bounds[FERRY_PAD_BUCKETS - 1] = {0,   0.1, 0.2, 0.3, 0.4,
                                                                0.5, 0.6, 0.7, 0.8, 0.9};
 
@@ -186,6 +188,11 @@ ferry_status buckets_create(ferry_batcher *b, const ferry_batcher_config *c)
         lb->len[k] = ferry_model_length(m, k);
         if ((st = ferry_batcher_create(sub, &ck, &lb->inner[k])) != FERRY_OK)
             return ferry_fail_prefix(st, "length bucket %lld", (long long)lb->len[k]);
+        /* The buckets' dispatchers wait for a slot together (engine_impl.h,
+         * the gate), each woken when handed one: polling for arrivals'
+         * deadlines every millisecond, dozens of them would busy the cores
+         * they wait for. A deadline is still met to within this. */
+        lb->inner[k]->acquire_poll_us = BUCKET_POLL_US;
     }
     return FERRY_OK;
 }

@@ -359,6 +359,8 @@ void ferry_engine_destroy(ferry_engine *e)
 
 /* ------------------------------------------------------------ slots */
 
+static ferry_status slot_acquire_local(ferry_engine *e, int64_t timeout_us, engine_slot **out);
+
 static engine_slot *take_free_locked(ferry_engine *e)
 {
     if (e->n_free == 0)
@@ -368,10 +370,105 @@ static engine_slot *take_free_locked(ferry_engine *e)
     return s;
 }
 
+/* A slot token of the length buckets' gate (engine_impl.h): a release
+ * hands its token to the engine that has waited longest. */
+#define GATE_RESUME_US 50000
+static int gate_take_slot(ferry_engine *e, int64_t timeout_us)
+{
+    engine_gate *g = e->gate;
+    struct timespec dl;
+    if (timeout_us > 0)
+        ferry_deadline_after(timeout_us, &dl);
+    pthread_mutex_lock(&g->mu);
+    int64_t now = ferry_now_us();
+    /* a wait resumed soon after a timed-out one keeps its place */
+    if (!e->gate_since || now - e->gate_last > GATE_RESUME_US)
+        e->gate_since = now;
+    int got = 0;
+    if (g->slots_free > 0 && !g->head) {
+        g->slots_free--;
+        got = 1;
+    } else if (timeout_us != 0) {
+        gate_waiter w = {NULL, 0, e->gate_since, PTHREAD_COND_INITIALIZER};
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w.cv, &ca);
+        pthread_condattr_destroy(&ca);
+        gate_waiter **pp = &g->head, *prev = NULL;
+        while (*pp && (*pp)->since <= w.since) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        w.next = *pp;
+        *pp = &w;
+        if (g->tail == prev)
+            g->tail = &w;
+        while (!w.granted) {
+            if (timeout_us < 0)
+                pthread_cond_wait(&w.cv, &g->mu);
+            else if (pthread_cond_timedwait(&w.cv, &g->mu, &dl) == ETIMEDOUT)
+                break;
+        }
+        got = w.granted;
+        if (!got) { /* timed out: leave the queue */
+            pp = &g->head;
+            prev = NULL;
+            while (*pp != &w) {
+                prev = *pp;
+                pp = &(*pp)->next;
+            }
+            *pp = w.next;
+            if (g->tail == &w)
+                g->tail = prev;
+        }
+        pthread_cond_destroy(&w.cv);
+    }
+    if (got)
+        e->gate_since = 0;
+    else
+        e->gate_last = ferry_now_us();
+    pthread_mutex_unlock(&g->mu);
+    return got;
+}
+
+static void gate_give_slot(engine_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    gate_waiter *w = g->head;
+    if (w) {
+        g->head = w->next;
+        if (!g->head)
+            g->tail = NULL;
+        w->granted = 1;
+        pthread_cond_signal(&w->cv);
+    } else {
+        g->slots_free++;
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
 ferry_status engine_slot_acquire(ferry_engine *e, int64_t timeout_us, engine_slot **out)
 {
     if (e->n_sub)
         return ferry_fail(FERRY_EINTERNAL, "engine of length buckets: take a slot of a bucket's");
+    int gated = 0;
+    if (e->gate) {
+        if (!gate_take_slot(e, timeout_us))
+            return ferry_fail(FERRY_ETIMEDOUT, "no engine slot freed up within %lld us",
+                              (long long)timeout_us);
+        gated = 1;
+    }
+    ferry_status st = slot_acquire_local(e, timeout_us, out);
+    if (st != FERRY_OK && gated)
+        gate_give_slot(e->gate);
+    else if (st == FERRY_OK)
+        (*out)->gated = gated;
+    return st;
+}
+
+static ferry_status slot_acquire_local(ferry_engine *e, int64_t timeout_us, engine_slot **out)
+{
     struct timespec dl;
     if (timeout_us >= 0)
         ferry_deadline_after(timeout_us, &dl);
@@ -404,11 +501,15 @@ ferry_status engine_slot_acquire(ferry_engine *e, int64_t timeout_us, engine_slo
 void engine_slot_release(engine_slot *s)
 {
     ferry_engine *e = s->e;
+    int gated = s->gated;
+    s->gated = 0;
     pthread_mutex_lock(&e->free_mu);
     s->in_use = 0;
     e->free_slots[e->n_free++] = s;
     pthread_cond_signal(&e->free_cv);
     pthread_mutex_unlock(&e->free_mu);
+    if (gated)
+        gate_give_slot(e->gate);
 }
 
 void *engine_slot_input(engine_slot *s, int i)

@@ -36,15 +36,14 @@ ferry_status lengths_create(ferry_engine *e)
     e->sub = calloc((size_t)m->n_len, sizeof *e->sub);
     if (!e->sub)
         return ferry_fail(FERRY_ENOMEM, "out of memory creating %d length buckets", m->n_len);
-    if (e->ops->host_visible) {
-        e->gate = calloc(1, sizeof *e->gate);
-        if (!e->gate)
-            return ferry_fail(FERRY_ENOMEM, "out of memory");
-        pthread_mutex_init(&e->gate->mu, NULL);
-        pthread_cond_init(&e->gate->cv, NULL);
-        e->gate->admitted = (uint64_t)e->cfg.workers;
-        e->owns_gate = 1;
-    }
+    e->gate = calloc(1, sizeof *e->gate);
+    if (!e->gate)
+        return ferry_fail(FERRY_ENOMEM, "out of memory");
+    pthread_mutex_init(&e->gate->mu, NULL);
+    pthread_cond_init(&e->gate->cv, NULL);
+    e->gate->admitted = (uint64_t)e->cfg.workers; /* forwards: host-visible devices only */
+    e->gate->slots_free = e->cfg.workers * e->cfg.pipeline_depth;
+    e->owns_gate = 1;
     for (int k = 0; k < m->n_len; k++) {
         ferry_engine_config c = e->cfg;
         int64_t mb = ENGINE_BUCKET_TOKENS / m->len[k];

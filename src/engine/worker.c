@@ -60,7 +60,7 @@ ferry_status worker_run_inline(engine_slot *s)
     const void *in[ENGINE_MAX_IO];
     void *out[ENGINE_MAX_IO];
     job_pointers(s, in, out);
-    engine_gate *g = s->e->gate;
+    engine_gate *g = s->e->ops->host_visible ? s->e->gate : NULL;
     if (g)
         gate_enter(g);
     ferry_status st = s->e->ops->forward(s->w->stream, s->n, in, out, s->arena);
