@@ -45,7 +45,8 @@ static void usage(FILE *f)
         "  --host HOST              address to listen on (default 127.0.0.1; 0.0.0.0 for\n"
         "                           every interface)\n"
         "  --port N                 default 8000; 0 picks a free port (printed)\n"
-        "  --threads N              HTTP threads (default: number of cores)\n"
+        "  --threads N              HTTP threads (default: one per core this process may\n"
+        "                           use)\n"
         "  --max-body BYTES         larger request bodies get 413 (default 64 MiB)\n"
         "  --connection-timeout S   close a connection that sends nothing for S seconds\n"
         "                           (default 30; 0: never); a request waiting for its\n"
@@ -66,8 +67,10 @@ static void usage(FILE *f)
         "                           as soon as the device is idle; larger batches cost less\n"
         "                           per sample under load (default: none)\n"
         "  --max-queue N            queued requests beyond which requests get 503\n"
+        "                           (default 65536)\n"
         "  --timeout-us N           default request deadline; late requests get 504\n"
-        "                           (a request may set its own: \"parameters\":{\"timeout\":US})\n"
+        "                           (default 0: none; a request may set its own:\n"
+        "                           \"parameters\":{\"timeout\":US})\n"
         "\n"
         "sequence models (inputs with a second dynamic axis, e.g. dynamic_axes\n"
         "{'input_ids': {0: 'batch', 1: 'sequence'}}): requests of any length up to the\n"
@@ -88,10 +91,13 @@ static void usage(FILE *f)
         "  POST /v2/models/NAME[/versions/V]/infer  JSON, or Triton's binary tensor data\n"
         "  GET  /metrics                            Prometheus, Triton's metric names\n"
         "\n"
-        "example:\n"
-        "  ferry serve models/mlp-s.onnx --port 8000 &\n"
-        "  curl -s localhost:8000/v2/models/mlp-s/infer -d '{\"inputs\":[{\"name\":\"input\",\n"
-        "       \"datatype\":\"FP32\",\"shape\":[1,256],\"data\":[0.5, ...256 numbers]}]}'\n"
+        "example (from the repository root, after `make`):\n"
+        "  ./build/ferry serve build/models/mlp-s.onnx --port 8000 &\n"
+        "  curl -s localhost:8000/v2/health/ready -o /dev/null -w '%%{http_code}\\n'\n"
+        "  python3 -c 'import json; print(json.dumps({\"inputs\": [{\"name\": \"input\",\n"
+        "      \"datatype\": \"FP32\", \"shape\": [1, 256], \"data\": [0.5] * 256}]}))' |\n"
+        "    curl -s localhost:8000/v2/models/mlp-s/infer -d @-; echo\n"
+        "  kill %%1\n"
         "\n"
         "SIGINT or SIGTERM stops accepting connections, answers every request already\n"
         "accepted, and exits 0; while models are still loading, it exits at once.\n");
@@ -204,16 +210,7 @@ static int scan_repository(serve_opts *o, const char *dir)
 
 static bool parse_long(const char *opt, const char *v, long long lo, long long hi, long long *out)
 {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "ferry serve: %s wants an integer in %lld..%lld, got '%s'\n", opt, lo, hi,
-                v);
-        return false;
-    }
-    *out = x;
-    return true;
+    return cli_parse_int("ferry serve", opt, v, lo, hi, out) == 0;
 }
 
 /* Loads one model and builds its engine and batcher, then hands all three
