@@ -357,6 +357,8 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
 {
     if (!b || !cb)
         return ferry_fail(FERRY_EINVAL, "batcher: submit needs a batcher and a callback");
+    if (b->lb)
+        return buckets_submit(b, inputs, n_in, outputs, n_out, opts, cb, user);
     int64_t k = -1;
     ferry_status st = check_tensors(b, b->in, b->n_in, inputs, n_in, "input", &k);
     if (st == FERRY_OK)
@@ -886,8 +888,8 @@ static void *dispatcher_main(void *arg)
         }
         if (!b->cur) {
             int64_t wait = b->min_deadline - now;
-            if (wait > ACQUIRE_POLL_US)
-                wait = ACQUIRE_POLL_US;
+            if (wait > b->acquire_poll_us)
+                wait = b->acquire_poll_us;
             engine_slot *s;
             ferry_status st = engine_slot_acquire(b->e, wait < 0 ? 0 : wait, &s);
             if (st == FERRY_ETIMEDOUT)
@@ -913,6 +915,7 @@ static void *dispatcher_main(void *arg)
 
 static void free_batcher(ferry_batcher *b)
 {
+    buckets_destroy(b);
     if (b->slabs_ready) {
         slab_destroy(&b->nodes);
         slab_destroy(&b->batches);
@@ -945,6 +948,12 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
     memset(b, 0, sizeof *b);
     b->e = e;
     b->cfg = c;
+    if (engine_num_lengths(e) > 0) {
+        if ((st = buckets_create(b, &c)) != FERRY_OK)
+            goto fail;
+        *out = b;
+        return FERRY_OK;
+    }
     const ferry_model *m = engine_model(e);
     b->n_in = ferry_model_num_inputs(m);
     b->n_out = ferry_model_num_outputs(m);
@@ -995,6 +1004,7 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
     atomic_init(&b->stop, 0);
     atomic_init(&b->inflight, 0);
     /* one batch per worker keeps every worker (CPU thread, CUDA stream) busy */
+    b->acquire_poll_us = ACQUIRE_POLL_US;
     b->eager_inflight = ferry_engine_get_config(e)->workers;
     if (b->eager_inflight < 1)
         b->eager_inflight = 1;
@@ -1024,6 +1034,10 @@ void ferry_batcher_destroy(ferry_batcher *b)
 {
     if (!b)
         return;
+    if (b->lb) {
+        free_batcher(b); /* each bucket's batcher drains its requests */
+        return;
+    }
     atomic_store(&b->closing, 1);
     wake_dispatcher(b); /* it dispatches at once from now on */
     unsigned v;

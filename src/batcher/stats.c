@@ -54,6 +54,10 @@ void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *out)
     memset(out, 0, sizeof *out);
     if (!b)
         return;
+    if (b->lb) {
+        buckets_stats(b, out);
+        return;
+    }
     const batcher_counters *c = &b->st;
     for (int i = 0; i < BATCHER_SHARDS; i++) {
         out->submitted += LD(c->submitted[i].v);

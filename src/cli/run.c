@@ -181,8 +181,14 @@ int cmd_run(int argc, char **argv)
             cli_random_fill(m, i, &in[i], (uint64_t)seed);
         }
     }
+    int64_t length = 0; /* of the length axis, when the model has one */
+    for (int i = 0; i < n_in && !length; i++) {
+        int d = ferry_model_length_dim(m, 0, i);
+        if (d > 0 && in[i].ndim > d)
+            length = in[i].shape[d];
+    }
     for (int i = 0; i < n_out; i++) {
-        ferry_engine_output_info(e, i, n, &out[i]);
+        ferry_engine_output_info_len(e, i, n, length, &out[i]);
         int64_t numel = ferry_tensor_numel(&out[i]);
         out[i].data = malloc((size_t)(numel ? numel : 1) * ferry_dtype_size(out[i].dtype));
         if (!out[i].data) {

@@ -83,6 +83,18 @@ static void usage(FILE *f)
             "  --default-priority-level K  the level of requests without one (default N, the\n"
             "                           lowest)\n"
             "\n"
+            "sequence models (inputs with a second dynamic axis, e.g. dynamic_axes\n"
+            "{'input_ids': {0: 'batch', 1: 'sequence'}}): requests of any length up to the\n"
+            "longest bucket are padded to the smallest length bucket that holds them (the\n"
+            "attention mask 0 on the padding) and batched with that bucket's requests;\n"
+            "per-token outputs come back at the request's own length:\n"
+            "  --length-buckets L[,L]   ascending lengths (default 16,24,32,48,64,96,128,...,\n"
+            "                           512, up to the longest the model takes)\n"
+            "  --length-axis NAME       the axis' name in the export (default: the inputs'\n"
+            "                           one symbolic axis besides the batch)\n"
+            "  --mask-input NAME        the attention mask (default: attention_mask or mask)\n"
+            "  --pad                    pad a model that has no mask input (its results change)\n"
+            "\n"
             "logs (stderr):\n"
             "  --log-level L            error, warn, info (default) or verbose: error shows\n"
             "                           requests the engine failed; warn every failed infer\n"
@@ -122,6 +134,8 @@ typedef struct serve_opts {
     ferry_server_config srv;
     ferry_engine_config eng;
     ferry_batcher_config bat;
+    ferry_model_options mo;
+    int64_t lengths[64];
 } serve_opts;
 
 static int add_spec(serve_opts *o, const char *name, const char *version, const char *path)
@@ -302,7 +316,7 @@ static int serve_model(ferry_server *srv, const serve_opts *o, const model_spec 
     if (ec.workers == 0) /* measured best for serving: BENCHMARKS.md, batcher */
         ec.workers = on_cpu ? 1 : 4;
 
-    ferry_status st = ferry_model_load(ms->path, &m);
+    ferry_status st = ferry_model_load_opts(ms->path, &o->mo, &m);
     if (st == FERRY_OK)
         st = ferry_engine_create(m, &ec, &e);
     if (st == FERRY_OK)
@@ -362,6 +376,7 @@ int cmd_serve(int argc, char **argv)
     o.srv.log_level = FERRY_LOG_INFO;
     ferry_engine_config_init(&o.eng);
     ferry_batcher_config_init(&o.bat);
+    ferry_model_options_init(&o.mo);
     const char *single = NULL, *name = NULL, *repo = NULL;
     int rc = 2;
     bool max_batch_set = false;
@@ -389,6 +404,10 @@ int cmd_serve(int argc, char **argv)
         }
         if (!strcmp(a, "--access-log")) {
             o.srv.access_log = 1;
+            continue;
+        }
+        if (!strcmp(a, "--pad")) {
+            o.bat.pad = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -478,6 +497,21 @@ int cmd_serve(int argc, char **argv)
                 o.bat.preferred_batch_sizes[k] = (int)sizes[k];
             }
             o.bat.n_preferred = n;
+        } else if (!strcmp(a, "--length-buckets")) {
+            int n = cli_parse_int_list(v, o.lengths, 64);
+            if (n < 1) {
+                fprintf(stderr,
+                        "ferry serve: --length-buckets '%s': expected up to 64 ascending "
+                        "lengths, comma-separated\n",
+                        v);
+                goto done;
+            }
+            o.mo.length_buckets = o.lengths;
+            o.mo.n_length_buckets = n;
+        } else if (!strcmp(a, "--length-axis")) {
+            o.mo.length_axis = v;
+        } else if (!strcmp(a, "--mask-input")) {
+            o.bat.mask_input = v;
         } else if (!strcmp(a, "--max-queue")) {
             if (!parse_long(a, v, 1, 1 << 30, &x))
                 goto done;

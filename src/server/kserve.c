@@ -64,7 +64,18 @@ void kserve_server_metadata(ferry_server *s, jsonw *w)
     jsonw_str_raw(w, "]}");
 }
 
-static void tensor_meta(jsonw *w, const ferry_tensor_info *t)
+/* Bytes of output i for a request of batch samples; with length buckets,
+ * per-token outputs at the request's length (length < 0: none given). */
+static size_t out_bytes(const srv_model *m, int i, int64_t batch, int64_t length)
+{
+    int64_t n = batch * m->out_sample_numel[i];
+    int d = ferry_model_length_dim(m->model, 1, i);
+    if (d && length >= 0)
+        n = n / m->out[i].shape[d] * length;
+    return (size_t)n * ferry_dtype_size(m->out[i].dtype);
+}
+
+static void tensor_meta(jsonw *w, const ferry_tensor_info *t, int len_dim)
 {
     jsonw_str_raw(w, "{\"name\":");
     jsonw_str(w, t->name);
@@ -74,7 +85,7 @@ static void tensor_meta(jsonw *w, const ferry_tensor_info *t)
     for (int d = 0; d < t->ndim; d++) {
         if (d)
             jsonw_char(w, ',');
-        jsonw_i64(w, d == 0 ? -1 : t->shape[d]);
+        jsonw_i64(w, d == 0 || d == len_dim ? -1 : t->shape[d]);
     }
     jsonw_str_raw(w, "]}");
 }
@@ -98,13 +109,13 @@ void kserve_model_metadata(ferry_server *s, srv_model *m, jsonw *w)
     for (int i = 0; i < m->n_in; i++) {
         if (i)
             jsonw_char(w, ',');
-        tensor_meta(w, &m->in[i]);
+        tensor_meta(w, &m->in[i], ferry_model_length_dim(m->model, 0, i));
     }
     jsonw_str_raw(w, "],\"outputs\":[");
     for (int i = 0; i < m->n_out; i++) {
         if (i)
             jsonw_char(w, ',');
-        tensor_meta(w, &m->out[i]);
+        tensor_meta(w, &m->out[i], ferry_model_length_dim(m->model, 1, i));
     }
     jsonw_str_raw(w, "]}");
 }
@@ -309,7 +320,7 @@ bool kserve_submit(srv_request *r)
 
     if (q.inputs_kind != KREQ_ARRAY)
         BAD("the request needs an 'inputs' array");
-    int64_t batch = -1;
+    int64_t batch = -1, length = -1;
     for (int j = 0; j < q.n_in; j++) {
         const kreq_input *in = &q.in[j];
         if (in->name.kind != KREQ_STRING)
@@ -345,15 +356,22 @@ bool kserve_submit(srv_request *r)
         ferry_tensor *t = &ins[k];
         t->ndim = in->ndim;
         memcpy(t->shape, in->shape, sizeof t->shape);
+        /* a model with length buckets takes any length up to its longest */
+        int len_dim = ferry_model_length_dim(m->model, 0, k);
         bool shape_ok = t->ndim == mi->ndim && t->ndim >= 1;
         for (int d = 1; shape_ok && d < t->ndim; d++)
-            shape_ok = t->shape[d] == mi->shape[d];
+            shape_ok = t->shape[d] == mi->shape[d] || d == len_dim;
+        if (shape_ok && len_dim && t->shape[len_dim] > mi->shape[len_dim])
+            BAD("input '%.*s' has length %lld, longer than the longest length bucket (%lld; "
+                "see --length-buckets)",
+                NAME(in->name), (long long)t->shape[len_dim], (long long)mi->shape[len_dim]);
         if (!shape_ok) {
             char want[160];
             size_t o = 0;
             o += (size_t)snprintf(want + o, sizeof want - o, "[-1");
             for (int d = 1; d < mi->ndim && o < sizeof want; d++)
-                o += (size_t)snprintf(want + o, sizeof want - o, ",%lld", (long long)mi->shape[d]);
+                o += (size_t)snprintf(want + o, sizeof want - o, ",%lld",
+                                      (long long)(d == len_dim ? -1 : mi->shape[d]));
             if (o < sizeof want)
                 snprintf(want + o, sizeof want - o, "]");
             BAD("input '%.*s': shape does not match the model's %s", NAME(in->name), want);
@@ -369,6 +387,11 @@ bool kserve_submit(srv_request *r)
             BAD("input '%.*s': batch %lld is larger than the model's max batch %lld",
                 NAME(in->name), (long long)batch, (long long)m->max_batch);
         int64_t numel = batch * m->in_sample_numel[k];
+        if (len_dim) { /* per sample: the longest bucket's, cut to this length */
+            numel = numel / mi->shape[len_dim] * t->shape[len_dim];
+            if (length < 0)
+                length = t->shape[len_dim];
+        }
         t->dtype = mi->dtype;
         if (in->decoded_into != k) {
             /* not decoded while parsing (or for another input of this name) */
@@ -438,9 +461,7 @@ bool kserve_submit(srv_request *r)
     head = (head + 63) & ~(size_t)63;
     size_t total = head;
     for (int i = 0; i < m->n_out; i++)
-        total +=
-            ((size_t)(batch * m->out_sample_numel[i]) * ferry_dtype_size(m->out[i].dtype) + 63) &
-            ~(size_t)63;
+        total += (out_bytes(m, i, batch, length) + 63) & ~(size_t)63;
     r->out_mem = aligned_alloc(64, total);
     if (!r->out_mem)
         OOM();
@@ -480,9 +501,11 @@ bool kserve_submit(srv_request *r)
         t->ndim = m->out[i].ndim;
         memcpy(t->shape, m->out[i].shape, sizeof t->shape);
         t->shape[0] = batch;
+        int len_dim = ferry_model_length_dim(m->model, 1, i);
+        if (len_dim && length >= 0)
+            t->shape[len_dim] = length;
         t->data = o;
-        o += ((size_t)(batch * m->out_sample_numel[i]) * ferry_dtype_size(t->dtype) + 63) &
-             ~(size_t)63;
+        o += (out_bytes(m, i, batch, length) + 63) & ~(size_t)63;
     }
     r->batch = batch;
 

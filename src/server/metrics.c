@@ -153,6 +153,48 @@ static void histogram(jsonw *w, const char *name, const srv_model *m, const uint
     jsonw_char(w, '\n');
 }
 
+/* Models with length buckets (src/batcher/buckets.c): how much of what
+ * they ran was padding, per request and in positions. */
+static void padding_metrics(ferry_server *s, jsonw *w)
+{
+    double bounds[FERRY_PAD_BUCKETS - 1];
+    for (int b = 0; b < FERRY_PAD_BUCKETS - 1; b++)
+        bounds[b] = 100 * ferry_pad_bucket_bounds[b];
+    ferry_padding_stats *p = calloc((size_t)s->n_models + 1, sizeof *p);
+    char *has = calloc((size_t)s->n_models + 1, 1);
+    if (!p || !has) {
+        free(p);
+        free(has);
+        w->oom = true;
+        return;
+    }
+    int any = 0;
+    for (int i = 0; i < s->n_models; i++)
+        if (s->models[i]->batcher && ferry_batcher_get_padding(s->models[i]->batcher, &p[i]))
+            any = has[i] = 1;
+    if (any) {
+        header(w, "ferry_request_padding_percent", "histogram",
+               "Per request: percent of its length bucket that is padding");
+        for (int i = 0; i < s->n_models; i++)
+            if (has[i])
+                histogram(w, "ferry_request_padding_percent", s->models[i], p[i].hist,
+                          FERRY_PAD_BUCKETS, bounds, p[i].percent_sum, false);
+        header(w, "ferry_padding_positions_total", "counter",
+               "Positions of padding added to requests (samples x positions)");
+        for (int i = 0; i < s->n_models; i++) {
+            if (!has[i])
+                continue;
+            jsonw_str_raw(w, "ferry_padding_positions_total");
+            labels(w, s->models[i]);
+            jsonw_str_raw(w, "} ");
+            jsonw_u64(w, p[i].padding);
+            jsonw_char(w, '\n');
+        }
+    }
+    free(p);
+    free(has);
+}
+
 void metrics_write(ferry_server *s, jsonw *w)
 {
     ferry_batcher_stats *st = calloc((size_t)s->n_models + 1, sizeof *st);
@@ -204,5 +246,6 @@ void metrics_write(ferry_server *s, jsonw *w)
         histogram(w, "ferry_compute_duration_seconds", s->models[i], st[i].compute_hist,
                   FERRY_LAT_BUCKETS, ferry_lat_bucket_bounds_us, st[i].compute_us_sum, true);
     gpu_metrics_write(w);
+    padding_metrics(s, w);
     free(st);
 }
