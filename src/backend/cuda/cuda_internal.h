@@ -23,6 +23,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/kernels.h"
+#include "backend/profile.h"
 #include "graph/graph.h"
 
 /* Turns a CUDA runtime or cuBLASLt result into a ferry_status: FERRY_OK, or
@@ -134,6 +135,7 @@ struct backend_ctx {
     int mlp_zero_copy;                    /* forward_host may read and write pinned host memory */
     void *mlp_owned[KERN_MLP_MAX_LAYERS]; /* transposed weight copies */
     int n_mlp_owned;
+    backend_profile prof; /* FERRY_CUDA_PROFILE: GPU time per node (cuda_model.c) */
 };
 
 struct backend_stream {
