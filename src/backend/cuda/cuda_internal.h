@@ -72,7 +72,8 @@ typedef struct gemm_plan {
     act_kind post_act; /* activation run as a kernel after the matmul */
     float post_alpha;
     float alpha, beta; /* beta applies to a C matrix only */
-    int c_matrix;      /* Gemm C is a full [M,N] tensor (not a bias) */
+    int c_matrix;      /* cuBLASLt's C is a full [M,N] tensor: Gemm's input c_input */
+    int c_input;       /* 2 (ONNX Gemm's C), or 3 (a residual fused by graph fuse.c) */
     void *bias;        /* device bias vector of N elements (beta folded in), or NULL */
     gemm_entry *cache; /* open-addressed by n, cap slots (a power of two) */
     int cap, n_cached;
