@@ -125,13 +125,31 @@ static bool want_msg(mc_ctx *c, const pbtxt_field *f, const char *path)
 }
 
 /* A non-repeated field given twice is an error, as protobuf's parser has
- * it: which one was meant? */
+ * it: which one was meant? (Only for fields read here: one not read may be
+ * a repeated one.) */
 static bool once(mc_ctx *c, const pbtxt_msg *m, int i, const char *path)
 {
     for (int k = 0; k < i; k++)
         if (!strcmp(m->fields[k].name, m->fields[i].name))
             return bad(c, &m->fields[i], "%s is given more than once", path);
     return true;
+}
+
+static const char *const queue_fields[] = {"timeout_action", "default_timeout_microseconds",
+                                           "max_queue_size", "allow_timeout_override", NULL};
+static const char *const batching_fields[] = {"max_queue_delay_microseconds", "priority_levels",
+                                              "default_queue_policy", NULL};
+static const char *const top_fields[] = {"name",           "platform",
+                                         "backend",        "max_batch_size",
+                                         "version_policy", "default_model_filename",
+                                         "dynamic_batching", NULL};
+
+static bool is_one_of(const char *name, const char *const *list)
+{
+    for (; *list; list++)
+        if (!strcmp(name, *list))
+            return true;
+    return false;
 }
 
 static bool read_queue_policy(mc_ctx *c, const pbtxt_msg *m)
@@ -142,7 +160,7 @@ static bool read_queue_policy(mc_ctx *c, const pbtxt_msg *m)
         char path[96];
         snprintf(path, sizeof path, "%s.%s", pre, f->name);
         long long v;
-        if (!once(c, m, i, path))
+        if (is_one_of(f->name, queue_fields) && !once(c, m, i, path))
             return false;
         if (!strcmp(f->name, "timeout_action")) {
             if (f->kind == PBTXT_MESSAGE || f->kind == PBTXT_STRING ||
@@ -194,7 +212,7 @@ static bool read_dynamic_batching(mc_ctx *c, const pbtxt_msg *m)
             c->mc->preferred[c->mc->n_preferred++] = (int)v;
             continue;
         }
-        if (!once(c, m, i, path))
+        if (is_one_of(f->name, batching_fields) && !once(c, m, i, path))
             return false;
         if (!strcmp(f->name, "max_queue_delay_microseconds")) {
             if (!get_int(c, f, path, 0, 60000000, &v))
@@ -310,7 +328,7 @@ static bool read_top(mc_ctx *c, const pbtxt_msg *m)
             ignored(c, "", f->name, "not applied: Ferry reads them from the ONNX model");
             continue;
         }
-        if (!once(c, m, i, f->name))
+        if (is_one_of(f->name, top_fields) && !once(c, m, i, f->name))
             return false;
         if (!strcmp(f->name, "name")) {
             if (!get_str(c, f, "name", s, sizeof s))

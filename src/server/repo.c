@@ -398,8 +398,26 @@ static void retire(srv_repo *p, srv_model *old)
     }
 }
 
+/* The knobs a model is served with, for the load's log line. */
+static void describe_knobs(const ferry_engine_config *ec, const ferry_batcher_config *bc, char *out,
+                           size_t n)
+{
+    char pref[96] = "none", timeout[32] = "none";
+    for (int i = 0, k = 0; i < bc->n_preferred && k < (int)sizeof pref; i++)
+        k += snprintf(pref + k, sizeof pref - (size_t)k, "%s%d", i ? "," : "",
+                      bc->preferred_batch_sizes[i]);
+    if (bc->default_timeout_us > 0)
+        snprintf(timeout, sizeof timeout, "%lld us", (long long)bc->default_timeout_us);
+    snprintf(out, n,
+             "max batch %d, max delay %lld us, preferred batch %s, priority levels %d, timeout "
+             "%s, max queue %d, workers %d",
+             bc->max_batch ? bc->max_batch : ec->max_batch, (long long)bc->max_delay_us, pref,
+             bc->priority_levels, timeout, bc->max_queue, ec->workers);
+}
+
 /* Loads (or reloads) every version of name its policy selects and swaps
- * them in; on failure, why, and what served before serves on. */
+ * them in; on failure, why, and what served before serves on. loaded: the
+ * versions and knobs, for the log. */
 static bool load_model(srv_repo *p, const char *name, char *why, size_t n, char *loaded, size_t ln)
 {
     char mdir[PATH_MAX], cpath[PATH_MAX];
@@ -465,6 +483,11 @@ static bool load_model(srv_repo *p, const char *name, char *why, size_t n, char 
             lo += (size_t)snprintf(loaded + lo, ln - lo, "%s%lld", lo ? "," : "",
                                    (long long)all[i]);
     }
+    if (lo < ln) {
+        char knobs[400];
+        describe_knobs(&ec, &bc, knobs, sizeof knobs);
+        snprintf(loaded + lo, ln - lo, ": %s", knobs);
+    }
     srv_model *old;
     if (srv_models_swap(p->srv, name, add, n_add, &old) != FERRY_OK) {
         snprintf(why, n, "%s", ferry_last_error());
@@ -483,7 +506,7 @@ out:
 
 static bool do_load(srv_repo *p, const char *name, char *why, size_t n)
 {
-    char loaded[256];
+    char loaded[600];
     if (!load_model(p, name, why, n, loaded, sizeof loaded)) {
         char reason[600];
         snprintf(reason, sizeof reason, "failed to load: %s", why);
@@ -492,8 +515,11 @@ static bool do_load(srv_repo *p, const char *name, char *why, size_t n)
         return false;
     }
     set_state(p, name, "");
-    say(p, 2, "model '%s' loaded (version%s %s) from %s/%s", name, strchr(loaded, ',') ? "s" : "",
-        loaded, p->dir, name);
+    char *knobs = strchr(loaded, ':');
+    if (knobs)
+        *knobs++ = '\0';
+    say(p, 2, "model '%s' loaded from %s/%s: version%s %s;%s", name, p->dir, name,
+        strchr(loaded, ',') ? "s" : "", loaded, knobs ? knobs : "");
     return true;
 }
 
