@@ -358,7 +358,7 @@ static void on_ignored(void *user, const char *field, const char *why)
 }
 
 /* One version: model, engine, warm-up, batcher, table entry. */
-static bool build_version(srv_repo *p, const char *name, int64_t v, const char *path,
+static bool build_version(const char *name, int64_t v, const char *path,
                           const ferry_engine_config *ec, const ferry_batcher_config *bc,
                           srv_model **out, char *why, size_t n)
 {
@@ -384,7 +384,6 @@ static bool build_version(srv_repo *p, const char *name, int64_t v, const char *
         return false;
     }
     (*out)->from_repo = true;
-    (void)p;
     return true;
 }
 
@@ -476,7 +475,7 @@ static bool load_model(srv_repo *p, const char *name, char *why, size_t n, char 
             continue;
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%lld/%s", mdir, (long long)all[i], mc.model_filename);
-        if (!build_version(p, name, all[i], path, &ec, &bc, &add[n_add], why, n))
+        if (!build_version(name, all[i], path, &ec, &bc, &add[n_add], why, n))
             goto out;
         n_add++;
         if (lo < ln)
@@ -600,7 +599,8 @@ static void scan(srv_repo *p, bool unload)
         say(p, 0, "cannot read the model repository '%s': %s", p->dir, strerror(errno));
         return;
     }
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (n)
+        qsort(names, (size_t)n, sizeof *names, cmp_str);
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < p->n_ents; i++)
         p->ents[i].seen = false;
@@ -912,7 +912,8 @@ static void write_index(srv_repo *p, jsonw *w, bool ready_only)
     int n_served = served ? s->n_models : 0;
     if (served)
         memcpy(served, s->models, (size_t)n_served * sizeof *served);
-    qsort(served, (size_t)n_served, sizeof *served, cmp_model_version);
+    if (n_served)
+        qsort(served, (size_t)n_served, sizeof *served, cmp_model_version);
     /* the names of entries not in the directory (any more) */
     for (int i = 0; i < p->n_ents; i++) {
         bool there = false;
