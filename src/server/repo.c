@@ -1045,7 +1045,7 @@ bool srv_repo_request(srv_request *r, jsonw *w, unsigned *status)
     j->kind = r->route == ROUTE_REPO_LOAD ? JOB_LOAD : JOB_UNLOAD;
     j->r = r;
     pthread_mutex_lock(&p->mu);
-    if (p->stop || !p->running) {
+    if (p->stop) { /* (the thread runs: the server has started) */
         pthread_mutex_unlock(&p->mu);
         free(j);
         r->err_status = MHD_HTTP_SERVICE_UNAVAILABLE;

@@ -211,6 +211,33 @@ optimization { execution_accelerators { cpu_execution_accelerator: [ { name: "x"
 
 
 class Control(unittest.TestCase):
+    def test_bad_usage(self):
+        with tempfile.TemporaryDirectory() as d:
+            make_model(os.path.join(d, "m", "1", "model.onnx"))
+            for args, frag in [
+                    (("--model-repository", d, "--model-control-mode", "lazy"),
+                     "--model-control-mode wants none, explicit or poll, got 'lazy'"),
+                    (("--model-repository", d, "--load-model", "m"),
+                     "--load-model is for --model-control-mode explicit"),
+                    (("--model-repository", d, "--model-control-mode", "poll",
+                      "--repository-poll-secs", "0"), "--repository-poll-secs wants an integer"),
+                    (("--repository-poll-secs", "x", "--model-repository", d),
+                     "--repository-poll-secs wants an integer"),
+                    (("--load-model", "m"), "need --model-repository DIR")]:
+                p = subprocess.run([CLI, "serve", "--port", "0"] + list(args),
+                                   capture_output=True, text=True, timeout=120)
+                self.assertEqual(p.returncode, 2, (args, p.stderr))
+                self.assertIn(frag, p.stderr, args)
+            p = subprocess.run([CLI, "serve", "--model-repository", os.path.join(d, "nope")],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("cannot open model repository '%s/nope'" % d, p.stderr)
+            p = subprocess.run([CLI, "serve", "--help"], capture_output=True, text=True,
+                               timeout=120)
+            for opt in ("--model-control-mode", "--load-model", "--repository-poll-secs",
+                        "config.pbtxt", "/v2/repository/index"):
+                self.assertIn(opt, p.stdout)
+
     def test_none_mode_refuses_load_and_unload(self):
         with tempfile.TemporaryDirectory() as d:
             make_model(os.path.join(d, "m", "1", "model.onnx"))
