@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -765,7 +766,15 @@ void srv_repo_kick(srv_repo *p)
 
 ferry_status srv_repo_start(srv_repo *p)
 {
+    /* Signals are the process's, not this thread's: it sleeps without a
+     * timeout in cond_wait, where a signal it took would wait (under
+     * ThreadSanitizer, which defers handlers to the next intercepted call,
+     * the SIGTERM that stops the server did). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&p->thread, NULL, repo_main, p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc)
         return ferry_fail(FERRY_EIO, "server: cannot start the repository thread: %s",
                           strerror(rc));
