@@ -103,6 +103,8 @@ def ferry_rates(cli, path, batch, duration, repeats, threads, input_files):
     help_text = ferry_help(cli)
     args = [cli, "bench", path, "--device", "cpu", "--sweep", "--batch-sizes", str(batch),
             "--duration", str(duration), "--quiet"]
+    if re.search(r"--repeat\b", help_text):  # the runs are repeated here, interleaved
+        args += ["--repeat", "1"]
     if re.search(r"--workers\b", help_text):
         args += ["--workers", str(threads)]
     if re.search(r"--input\b", help_text):
@@ -206,7 +208,7 @@ def main(argv=None):
     ap.add_argument("--no-jit", action="store_true")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
-    only = [n for n in args.only.split(",") if n] or list(bm.MODELS)
+    only = [n for n in args.only.split(",") if n] or list(bm.CPU_SET)
     unknown = [n for n in only if n not in bm.MODELS]
     if unknown:
         ap.error(f"unknown model(s) {unknown}; known: {list(bm.MODELS)}")

@@ -2,7 +2,8 @@
  * model_config.c - config.pbtxt's meaning for Ferry (see model_config.h).
  *
  * Applied:  max_batch_size; dynamic_batching's max_queue_delay_microseconds,
- *           preferred_batch_size, priority_levels, default_queue_policy's
+ *           preferred_batch_size, priority_levels, default_priority_level,
+ *           default_queue_policy's
  *           default_timeout_microseconds and max_queue_size;
  *           instance_group's count (summed: the engine's workers);
  *           version_policy; default_model_filename.
@@ -138,7 +139,8 @@ static bool once(mc_ctx *c, const pbtxt_msg *m, int i, const char *path)
 static const char *const queue_fields[] = {"timeout_action", "default_timeout_microseconds",
                                            "max_queue_size", "allow_timeout_override", NULL};
 static const char *const batching_fields[] = {"max_queue_delay_microseconds", "priority_levels",
-                                              "default_queue_policy", NULL};
+                                              "default_priority_level", "default_queue_policy",
+                                              NULL};
 static const char *const top_fields[] = {"name",           "platform",
                                          "backend",        "max_batch_size",
                                          "version_policy", "default_model_filename",
@@ -225,6 +227,10 @@ static bool read_dynamic_batching(mc_ctx *c, const pbtxt_msg *m)
             /* 0: Triton's "no priorities", the batcher's one level */
             c->mc->has_priority_levels = true;
             c->mc->priority_levels = v ? (int)v : 1;
+        } else if (!strcmp(f->name, "default_priority_level")) {
+            if (!get_int(c, f, path, 0, 1 << 20, &v))
+                return false;
+            c->mc->default_priority_level = (int)v;
         } else if (!strcmp(f->name, "default_queue_policy")) {
             if (!want_msg(c, f, path) || !read_queue_policy(c, &f->msg))
                 return false;
@@ -392,6 +398,14 @@ bool model_config_read(const char *text, size_t len, const char *name, model_con
     mc_ctx c = {.name = name, .mc = out, .warn = warn, .user = user, .err = err, .errlen = errlen};
     bool ok = read_top(&c, &m);
     pbtxt_free(&m);
+    if (ok && out->default_priority_level &&
+        out->default_priority_level > (out->has_priority_levels ? out->priority_levels : 1)) {
+        snprintf(err, errlen,
+                 "dynamic_batching.default_priority_level %d is outside 1..%d "
+                 "(dynamic_batching.priority_levels)",
+                 out->default_priority_level, out->has_priority_levels ? out->priority_levels : 1);
+        return false;
+    }
     if (ok && out->has_max_batch)
         for (int i = 0; i < out->n_preferred; i++)
             if (out->preferred[i] > out->max_batch) {
@@ -416,8 +430,14 @@ void model_config_apply(const model_config *mc, ferry_engine_config *ec, ferry_b
         memcpy(bc->preferred_batch_sizes, mc->preferred, sizeof mc->preferred);
         bc->n_preferred = mc->n_preferred;
     }
-    if (mc->has_priority_levels)
+    if (mc->has_priority_levels) {
+        /* the batcher's levels count up from the lowest, 0; Triton's down
+         * from the highest, 1; requests without a level get the default
+         * level, the lowest unless default_priority_level says otherwise */
         bc->priority_levels = mc->priority_levels;
+        int def = mc->default_priority_level ? mc->default_priority_level : mc->priority_levels;
+        bc->default_priority = mc->priority_levels - def;
+    }
     if (mc->has_timeout)
         bc->default_timeout_us = mc->default_timeout_us;
     if (mc->has_max_queue)

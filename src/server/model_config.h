@@ -29,6 +29,7 @@ typedef struct model_config {
     int preferred[FERRY_MAX_PREFERRED];
     bool has_priority_levels;
     int priority_levels;
+    int default_priority_level; /* Triton's: 1 the highest; 0: the lowest, levels */
     bool has_timeout;
     int64_t default_timeout_us;
     bool has_max_queue;

@@ -77,6 +77,10 @@ struct srv_repo {
     ferry_engine_config ec;
     char *device;
     ferry_batcher_config bc;
+    char *mask_input;         /* bc's, copied */
+    ferry_model_options mo;   /* copied: */
+    char *length_axis;        /* its strings */
+    int64_t *length_buckets;  /* and buckets */
     void (*log)(void *user, int level, const char *msg);
     void *log_user;
     pthread_mutex_t mu;
@@ -360,15 +364,15 @@ static void on_ignored(void *user, const char *field, const char *why)
 
 /* One version: model, engine, warm-up, batcher, table entry. */
 static bool build_version(const char *name, int64_t v, const char *path,
-                          const ferry_engine_config *ec, const ferry_batcher_config *bc,
-                          srv_model **out, char *why, size_t n)
+                          const ferry_model_options *mo, const ferry_engine_config *ec,
+                          const ferry_batcher_config *bc, srv_model **out, char *why, size_t n)
 {
     ferry_model *m = NULL;
     ferry_engine *e = NULL;
     ferry_batcher *b = NULL;
     char ver[24];
     snprintf(ver, sizeof ver, "%lld", (long long)v);
-    ferry_status st = ferry_model_load(path, &m);
+    ferry_status st = ferry_model_load_opts(path, mo, &m);
     if (st == FERRY_OK)
         st = ferry_engine_create(m, ec, &e);
     if (st == FERRY_OK)
@@ -413,6 +417,12 @@ static void describe_knobs(const ferry_engine_config *ec, const ferry_batcher_co
              "%s, max queue %d, workers %d",
              bc->max_batch ? bc->max_batch : ec->max_batch, (long long)bc->max_delay_us, pref,
              bc->priority_levels, timeout, bc->max_queue, ec->workers);
+    if (bc->priority_levels > 1) { /* Triton's numbering: 1 the highest */
+        size_t k = strlen(out);
+        if (k < n)
+            snprintf(out + k, n - k, ", default priority level %d",
+                     bc->priority_levels - bc->default_priority);
+    }
 }
 
 /* Loads (or reloads) every version of name its policy selects and swaps
@@ -476,7 +486,7 @@ static bool load_model(srv_repo *p, const char *name, char *why, size_t n, char 
             continue;
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%lld/%s", mdir, (long long)all[i], mc.model_filename);
-        if (!build_version(name, all[i], path, &ec, &bc, &add[n_add], why, n))
+        if (!build_version(name, all[i], path, &p->mo, &ec, &bc, &add[n_add], why, n))
             goto out;
         n_add++;
         if (lo < ln)
@@ -820,6 +830,9 @@ void srv_repo_free(srv_repo *p)
     free(p->ents);
     free(p->dir);
     free(p->device);
+    free(p->mask_input);
+    free(p->length_axis);
+    free(p->length_buckets);
     free(p);
 }
 
@@ -864,16 +877,37 @@ ferry_status ferry_server_set_repository(ferry_server *s, const ferry_repository
     p->log_user = cfg->log_user;
     p->dir = strdup(cfg->path);
     p->device = strdup(cfg->engine.device ? cfg->engine.device : "cpu");
+    ferry_model_options_init(&p->mo);
+    bool copied = p->dir && p->device;
+    if (cfg->batcher.mask_input)
+        copied = copied && (p->bc.mask_input = p->mask_input = strdup(cfg->batcher.mask_input));
+    if (cfg->model_options) {
+        const ferry_model_options *mo = cfg->model_options;
+        if (mo->length_axis)
+            copied = copied && (p->mo.length_axis = p->length_axis = strdup(mo->length_axis));
+        if (mo->length_buckets && mo->n_length_buckets > 0) {
+            size_t sz = (size_t)mo->n_length_buckets * sizeof *mo->length_buckets;
+            p->length_buckets = malloc(sz);
+            copied = copied && p->length_buckets;
+            if (p->length_buckets)
+                memcpy(p->length_buckets, mo->length_buckets, sz);
+            p->mo.length_buckets = p->length_buckets;
+            p->mo.n_length_buckets = mo->n_length_buckets;
+        }
+    }
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     int rc = pthread_cond_init(&p->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (!p->dir || !p->device || rc || pthread_mutex_init(&p->mu, NULL)) {
+    if (!copied || rc || pthread_mutex_init(&p->mu, NULL)) {
         if (!rc)
             pthread_cond_destroy(&p->cv);
         free(p->dir);
         free(p->device);
+        free(p->mask_input);
+        free(p->length_axis);
+        free(p->length_buckets);
         free(p);
         return ferry_fail(FERRY_ENOMEM, "server: out of memory");
     }

@@ -150,6 +150,7 @@ static void test_config_applied(void **state)
     assert_int_equal(bc.preferred_batch_sizes[0], 4);
     assert_int_equal(bc.preferred_batch_sizes[1], 8);
     assert_int_equal(bc.priority_levels, 3);
+    assert_int_equal(bc.default_priority, 0); /* Triton's level 3 of 3: the lowest */
     assert_int_equal(bc.default_timeout_us, 5000);
     assert_int_equal(bc.max_queue, 9);
     assert_int_equal(ec.workers, 5);
@@ -192,7 +193,6 @@ static void test_config_ignored_once(void **state)
         "max_batch_size: 0 (no batch dimension) is not applied: Ferry batches along the first "
         "dimension, up to --max-batch",
         "dynamic_batching.preserve_ordering: not applied",
-        "dynamic_batching.default_priority_level: not applied",
         "dynamic_batching.default_queue_policy.timeout_action: DELAY is not applied: a request "
         "past its timeout is answered 504",
         "dynamic_batching.default_queue_policy.allow_timeout_override: false is not applied: a "
@@ -238,6 +238,8 @@ static void test_config_errors(void **state)
                         "more than 8 sizes");
     expect_config_error("max_batch_size: 4 dynamic_batching { preferred_batch_size: 8 }",
                         "preferred_batch_size 8 is larger than max_batch_size 4");
+    expect_config_error("dynamic_batching { priority_levels: 2 default_priority_level: 3 }",
+                        "default_priority_level 3 is outside 1..2");
     expect_config_error("dynamic_batching { default_queue_policy { timeout_action: LATER } }",
                         "timeout_action: expected REJECT or DELAY");
     expect_config_error("instance_group { count: 0 }", "instance_group.count: expected an integer "

@@ -112,9 +112,9 @@ optimization { execution_accelerators { cpu_execution_accelerator: [ { name: "x"
                                ("instance_group.kind", "not applied: the device is --device"),
                                ("input", "not applied: Ferry reads them from the ONNX model"),
                                ("optimization", "not applied")]:
-                line = "ferry serve: warning: model 'm': %s: field '%s': %s\n" % (cfg, field, why)
+                line = " W model 'm': %s: field '%s': %s\n" % (cfg, field, why)
                 self.assertEqual(err.count(line), 1, err)
-            self.assertEqual(err.count("warning:"), 4, err)
+            self.assertEqual(err.count(" W model 'm'"), 4, err)
             self.assertIn("model 'm' loaded from %s/m: version 1; max batch 8, max delay 100 us, "
                           "preferred batch 2,4, priority levels 2, timeout 500000 us, "
                           "max queue 7, workers 2" % d, err)
@@ -184,8 +184,7 @@ optimization { execution_accelerators { cpu_execution_accelerator: [ { name: "x"
                                       "the model's directory name 'wrongname'" % d),
                         ("unclosed", "%s/unclosed/config.pbtxt: line 2: expected '}' before "
                                      "the end of the file" % d)]:
-                    self.assertIn("ferry serve: error: model '%s' failed to load: %s"
-                                  % (name, frag), err)
+                    self.assertIn(" E model '%s' failed to load: %s\n" % (name, frag), err)
                     st, _, data = call(c, "POST", "/v2/models/%s/infer" % name, body())
                     self.assertEqual(st, 404, data)
                     self.assertIn("model '%s' is not loaded: failed to load: " % name,

@@ -17,15 +17,20 @@
  * whole call, and concurrent callers of the pthread build serialize on it.
  * While more than one forward() runs (engine workers sharing a batch),
  * each stays on its own thread. FERRY_CPU_THREADS=N caps the threads used.
+ *
+ * FERRY_CPU_PROFILE=1: each forward times its nodes; freeing the model
+ * prints the time per operator (profile.h).
  */
 #include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/profile.h"
 #include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_ops.h"
@@ -65,6 +70,7 @@ struct backend_ctx {
     int n_syms;
     size_t scratch_off; /* one scratch region, shared by the nodes in turn */
     size_t arena_bytes;
+    backend_profile prof; /* FERRY_CPU_PROFILE (profile.h) */
     char name[192];
 };
 
@@ -135,10 +141,18 @@ static int find_index(const int *list, int n, int v)
     return -1;
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void cpu_ctx_destroy(backend_ctx *c)
 {
     if (!c)
         return;
+    backend_profile_finish(&c->prof, c->g, c->name);
     if (c->have_plan)
         graph_plan_free(&c->plan);
     for (int i = 0; i < c->n_owned; i++)
@@ -271,6 +285,10 @@ static ferry_status cpu_ctx_create(const graph *g, const backend_opts *o, backen
         return ferry_fail(FERRY_ENOMEM, "out of memory creating the cpu backend");
     c->g = g;
     c->o = *o;
+    if (backend_profile_init(&c->prof, "FERRY_CPU_PROFILE", g->n_nodes) < 0) {
+        free(c);
+        return ferry_fail(FERRY_ENOMEM, "out of memory creating the cpu backend");
+    }
     c->vals = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->vals);
     c->nodes = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *c->nodes);
     c->owned = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->owned);
@@ -552,7 +570,12 @@ static ferry_status run_node(const backend_ctx *c, int k, int64_t n, const fwd_i
         call.in[i] = nd->in[i] >= 0 ? vptr(c, io, nd->in[i]) : NULL;
     for (int i = 0; i < nd->n_out; i++)
         call.out[i] = nd->out[i] >= 0 ? vptr(c, io, nd->out[i]) : NULL;
-    return c->nodes[k].impl->run(&call);
+    if (!backend_profile_on(&c->prof))
+        return c->nodes[k].impl->run(&call);
+    int64_t t0 = mono_ns();
+    ferry_status st = c->nodes[k].impl->run(&call);
+    backend_profile_add((backend_profile *)&c->prof, k, mono_ns() - t0);
+    return st;
 }
 
 /* Shape math at batch n: element i is data[i] + symk[i]*n. */
