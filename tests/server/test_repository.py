@@ -184,7 +184,7 @@ optimization { execution_accelerators { cpu_execution_accelerator: [ { name: "x"
                                       "the model's directory name 'wrongname'" % d),
                         ("unclosed", "%s/unclosed/config.pbtxt: line 2: expected '}' before "
                                      "the end of the file" % d)]:
-                    self.assertIn(" E model '%s' failed to load: %s\n" % (name, frag), err)
+                    self.assertIn(" E model '%s' failed to load: %s" % (name, frag), err)
                     st, _, data = call(c, "POST", "/v2/models/%s/infer" % name, body())
                     self.assertEqual(st, 404, data)
                     self.assertIn("model '%s' is not loaded: failed to load: " % name,
