@@ -255,7 +255,11 @@ typedef enum ferry_sync {
 } ferry_sync;
 
 typedef struct ferry_engine_config {
-    const char *device;        /* "cpu" (default), "cuda", "cuda:N" */
+    const char *device;        /* "cpu" (default), "cuda", "cuda:N"; several GPUs:
+                                  "cuda:all" or a list "cuda:0,cuda:2" (one device
+                                  listed twice is two replicas on it) - one compiled
+                                  model per device, workers per device, each batch to
+                                  the device that frees a slot first */
     int workers;               /* threads (CPU) or streams (CUDA); 0 (default): one per core
                                   on the CPU, 2 streams on CUDA */
     int max_batch;             /* largest batch one worker runs at once; default 256 */
@@ -323,8 +327,13 @@ FERRY_API ferry_status ferry_engine_submit(ferry_engine *e, const ferry_tensor *
                                            ferry_tensor *outputs, int n_out, ferry_done_fn done,
                                            void *user);
 
-/* Device description ("cpu", "cuda:0 NVIDIA H100 80GB HBM3") of an engine. */
+/* Device description ("cpu", "cuda:0 NVIDIA H100 80GB HBM3"; several
+ * devices joined by " + ") of an engine. */
 FERRY_API const char *ferry_engine_device(const ferry_engine *e);
+/* How many devices the engine runs on (1 unless its device was a list or
+ * "cuda:all"), and the description of device k. */
+FERRY_API int ferry_engine_num_devices(const ferry_engine *e);
+FERRY_API const char *ferry_engine_device_at(const ferry_engine *e, int k);
 FERRY_API const ferry_engine_config *ferry_engine_get_config(const ferry_engine *e);
 
 typedef struct ferry_engine_stats {

@@ -86,41 +86,90 @@ static ferry_status parse_device(const char *dev, const ferry_backend_ops **ops,
     return FERRY_OK;
 }
 
+/* "cpu", "cuda:N", a comma-separated list of one kind ("cuda:0,cuda:2",
+ * "cuda:0,cuda:0") or "cuda:all" -> the backend and the device indices. */
+static ferry_status parse_devices(const char *devs, const ferry_backend_ops **ops, int *index,
+                                  int *n)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", devs);
+    *n = 0;
+    if (!strcmp(buf, "cuda:all")) {
+        ferry_status st = parse_device("cuda", ops, &index[0]);
+        int count = 0;
+        char desc[256];
+        if (st == FERRY_OK && (st = (*ops)->probe(&count, desc, sizeof desc)) != FERRY_OK)
+            return ferry_fail_prefix(st, "device 'cuda:all'");
+        if (st != FERRY_OK)
+            return st;
+        if (count < 1)
+            return ferry_fail(FERRY_EDEVICE, "device 'cuda:all': no CUDA device found");
+        *n = count < ENGINE_MAX_DEVICES ? count : ENGINE_MAX_DEVICES;
+        for (int k = 0; k < *n; k++)
+            index[k] = k;
+        return FERRY_OK;
+    }
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        const ferry_backend_ops *o = NULL;
+        if (*n == ENGINE_MAX_DEVICES)
+            return ferry_fail(FERRY_EINVAL, "device '%s': more than %d devices", devs,
+                              ENGINE_MAX_DEVICES);
+        ferry_status st = parse_device(tok, &o, &index[*n]);
+        if (st != FERRY_OK)
+            return st;
+        if (*n > 0 && o != *ops)
+            return ferry_fail(FERRY_EINVAL,
+                              "device '%s': a list names devices of one kind (all cuda or all "
+                              "cpu)",
+                              devs);
+        *ops = o;
+        (*n)++;
+    }
+    if (*n == 0)
+        return ferry_fail(FERRY_EINVAL, "device '%s': expected cpu, cuda, cuda:N, a list of "
+                                        "them or cuda:all",
+                          devs);
+    return FERRY_OK;
+}
+
 static void free_slot_buffers(ferry_engine *e, engine_slot *s)
 {
     const ferry_backend_ops *ops = e->ops;
+    backend_ctx *ctx = s->w ? s->w->ctx : e->ctx;
     for (int b = 0; b < ENGINE_MAX_BUCKETS; b++)
         if (s->graphs[b])
             ops->graph_destroy(s->graphs[b]);
     for (int i = 0; i < ENGINE_MAX_IO; i++) {
         if (!ops->host_visible) {
             if (s->stage_in[i])
-                ops->host_free(e->ctx, s->stage_in[i]);
+                ops->host_free(ctx, s->stage_in[i]);
             if (s->stage_out[i])
-                ops->host_free(e->ctx, s->stage_out[i]);
+                ops->host_free(ctx, s->stage_out[i]);
         }
         if (s->dev_in[i])
-            ops->free(e->ctx, s->dev_in[i]);
+            ops->free(ctx, s->dev_in[i]);
         if (s->dev_out[i])
-            ops->free(e->ctx, s->dev_out[i]);
+            ops->free(ctx, s->dev_out[i]);
     }
     if (s->arena)
-        ops->free(e->ctx, s->arena);
+        ops->free(ctx, s->arena);
     if (s->ev)
         ops->event_destroy(s->ev);
 }
 
 /* A device buffer and its host staging for max_batch samples; on
  * host-visible devices they are one buffer. */
-static ferry_status alloc_io(ferry_engine *e, size_t bytes, void **dev, void **stage)
+static ferry_status alloc_io(ferry_engine *e, backend_ctx *ctx, size_t bytes, void **dev,
+                             void **stage)
 {
     const ferry_backend_ops *ops = e->ops;
     ferry_status st;
-    if ((st = ops->alloc(e->ctx, bytes, dev)) != FERRY_OK)
+    if ((st = ops->alloc(ctx, bytes, dev)) != FERRY_OK)
         return st;
     if (ops->host_visible)
         *stage = *dev;
-    else if ((st = ops->host_alloc(e->ctx, bytes, stage)) != FERRY_OK)
+    else if ((st = ops->host_alloc(ctx, bytes, stage)) != FERRY_OK)
         return st;
     memset(*stage, 0, bytes); /* touch the pages now, not on the hot path */
     return FERRY_OK;
@@ -135,15 +184,17 @@ static ferry_status alloc_slot(ferry_engine *e, worker *w, engine_slot *s, int i
     s->w = w;
     s->index = index;
     for (int i = 0; i < e->n_in; i++)
-        if ((st = alloc_io(e, mb * e->in_sample_bytes[i], &s->dev_in[i], &s->stage_in[i])))
+        if ((st = alloc_io(e, w->ctx, mb * e->in_sample_bytes[i], &s->dev_in[i],
+                           &s->stage_in[i])))
             return st;
     for (int i = 0; i < e->n_out; i++)
-        if ((st = alloc_io(e, mb * e->out_sample_bytes[i], &s->dev_out[i], &s->stage_out[i])))
+        if ((st = alloc_io(e, w->ctx, mb * e->out_sample_bytes[i], &s->dev_out[i],
+                           &s->stage_out[i])))
             return st;
-    size_t ab = ops->arena_bytes(e->ctx);
-    if ((st = ops->alloc(e->ctx, ab ? ab : 64, &s->arena)) != FERRY_OK)
+    size_t ab = ops->arena_bytes(w->ctx);
+    if ((st = ops->alloc(w->ctx, ab ? ab : 64, &s->arena)) != FERRY_OK)
         return st;
-    return ops->event_create(e->ctx, &s->ev);
+    return ops->event_create(w->ctx, &s->ev);
 }
 
 static ferry_status describe_io(ferry_engine *e)
@@ -243,8 +294,9 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
     pthread_cond_init(&e->free_cv, &ca);
     pthread_condattr_destroy(&ca);
 
-    if ((st = parse_device(cfg.device, &e->ops, &e->device_index)) != FERRY_OK)
+    if ((st = parse_devices(cfg.device, &e->ops, e->dev_index, &e->n_dev)) != FERRY_OK)
         goto fail;
+    e->device_index = e->dev_index[0];
     if ((st = describe_io(e)) != FERRY_OK)
         goto fail;
     if (cfg.graphs && !e->ops->capture_begin) {
@@ -259,15 +311,23 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
         return FERRY_OK;
     }
 
-    backend_opts bo = {.device = e->device_index,
-                       .precision = cfg.precision,
-                       .io_dtype = cfg.io_dtype,
-                       .max_batch = cfg.max_batch};
-    if ((st = e->ops->ctx_create(e->g, &bo, &e->ctx)) != FERRY_OK) {
-        ferry_fail_prefix(st, "engine on '%s' (%s)", cfg.device, precision_name(cfg.precision));
-        goto fail;
+    for (int d = 0; d < e->n_dev; d++) {
+        backend_opts bo = {.device = e->dev_index[d],
+                           .precision = cfg.precision,
+                           .io_dtype = cfg.io_dtype,
+                           .max_batch = cfg.max_batch};
+        if ((st = e->ops->ctx_create(e->g, &bo, &e->ctxs[d])) != FERRY_OK) {
+            ferry_fail_prefix(st, "engine on '%s' (%s)", cfg.device, precision_name(cfg.precision));
+            goto fail;
+        }
+        const char *dn = e->ops->ctx_device_name(e->ctxs[d]);
+        size_t at = strlen(e->device_name);
+        if (d == 0)
+            snprintf(e->device_name, sizeof e->device_name, "%s", dn);
+        else if (at + 4 < sizeof e->device_name)
+            snprintf(e->device_name + at, sizeof e->device_name - at, " + %s", dn);
     }
-    snprintf(e->device_name, sizeof e->device_name, "%s", e->ops->ctx_device_name(e->ctx));
+    e->ctx = e->ctxs[0];
 
     {
         double per = graph_flops(e->g, 2) - graph_flops(e->g, 1);
@@ -278,8 +338,8 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
         e->buckets[e->n_buckets++] = b;
     e->buckets[e->n_buckets++] = cfg.max_batch;
 
-    e->n_workers = cfg.workers;
-    e->total_slots = cfg.workers * cfg.pipeline_depth;
+    e->n_workers = cfg.workers * e->n_dev; /* cfg.workers per device */
+    e->total_slots = e->n_workers * cfg.pipeline_depth;
     e->workers = calloc((size_t)e->n_workers, sizeof *e->workers);
     e->free_slots = calloc((size_t)e->total_slots, sizeof *e->free_slots);
     if (!e->workers || !e->free_slots) {
@@ -290,6 +350,8 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
         worker *w = &e->workers[wi];
         w->e = e;
         w->index = wi;
+        w->dev = wi % e->n_dev;
+        w->ctx = e->ctxs[w->dev];
         pthread_mutex_init(&w->mu, NULL);
         pthread_mutex_init(&w->issue_mu, NULL);
         pthread_cond_init(&w->cv_jobs, NULL);
@@ -300,7 +362,7 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
             st = ferry_fail(FERRY_ENOMEM, "out of memory creating worker %d", wi);
             goto fail;
         }
-        if ((st = e->ops->stream_create(e->ctx, &w->stream)) != FERRY_OK)
+        if ((st = e->ops->stream_create(w->ctx, &w->stream)) != FERRY_OK)
             goto fail;
         for (int si = 0; si < w->n_slots; si++) {
             if ((st = alloc_slot(e, w, &w->slots[si], si)) != FERRY_OK) {
@@ -348,8 +410,9 @@ void ferry_engine_destroy(ferry_engine *e)
         pthread_cond_destroy(&w->cv_jobs);
         pthread_cond_destroy(&w->cv_flight);
     }
-    if (e->ctx)
-        e->ops->ctx_destroy(e->ctx);
+    for (int d = 0; d < e->n_dev; d++)
+        if (e->ctxs[d])
+            e->ops->ctx_destroy(e->ctxs[d]);
     free(e->workers);
     free(e->free_slots);
     pthread_mutex_destroy(&e->free_mu);
@@ -757,7 +820,7 @@ ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n
             if (e->ops->host_visible) {
                 st = worker_run_inline(s);
             } else if ((st = worker_issue(s)) == FERRY_OK) {
-                st = e->cfg.sync == FERRY_SYNC_DEVICE ? e->ops->device_sync(e->ctx)
+                st = e->cfg.sync == FERRY_SYNC_DEVICE ? e->ops->device_sync(s->w->ctx)
                                                       : e->ops->event_sync(s->ev);
             } else {
                 e->ops->stream_sync(s->w->stream); /* let what was queued finish first */
@@ -906,6 +969,22 @@ ferry_status ferry_engine_warmup(ferry_engine *e)
 const char *ferry_engine_device(const ferry_engine *e)
 {
     return e ? e->device_name : "";
+}
+
+int ferry_engine_num_devices(const ferry_engine *e)
+{
+    if (e && e->n_sub)
+        return ferry_engine_num_devices(e->sub[0]);
+    return e ? e->n_dev : 0;
+}
+
+const char *ferry_engine_device_at(const ferry_engine *e, int k)
+{
+    if (e && e->n_sub)
+        return ferry_engine_device_at(e->sub[0], k);
+    if (!e || k < 0 || k >= e->n_dev || !e->ctxs[k])
+        return "";
+    return e->ops->ctx_device_name(e->ctxs[k]);
 }
 
 const ferry_engine_config *ferry_engine_get_config(const ferry_engine *e)

@@ -15,6 +15,7 @@
 
 #define ENGINE_MAX_IO GRAPH_MAX_IO
 #define ENGINE_MAX_BUCKETS 24
+#define ENGINE_MAX_DEVICES 16
 
 typedef struct worker worker;
 
@@ -76,6 +77,8 @@ struct engine_slot {
 struct worker {
     ferry_engine *e;
     int index;
+    int dev;          /* index into e->ctxs: the device this worker runs on */
+    backend_ctx *ctx; /* e->ctxs[dev] */
     backend_stream *stream;
     engine_slot *slots;
     int n_slots;
@@ -96,9 +99,17 @@ struct ferry_engine {
     ferry_engine_config cfg; /* the caller's, but cfg.device points to device_arg */
     char device_arg[64];      /* a copy of the caller's cfg.device */
     const ferry_backend_ops *ops;
-    backend_ctx *ctx;
+    backend_ctx *ctx; /* ctxs[0] */
     char device_name[256];
-    int device_index;
+    int device_index; /* dev_index[0] */
+    /* Several devices ("cuda:all", "cuda:0,cuda:1"): one compiled model
+     * (weights, plans) per device; the workers alternate between them
+     * (worker w on device w % n_dev) and every slot of every worker is in
+     * the one free stack, so a batch goes to whichever device frees a slot
+     * first. One device listed twice gets two contexts, as two GPUs would. */
+    backend_ctx *ctxs[ENGINE_MAX_DEVICES];
+    int dev_index[ENGINE_MAX_DEVICES];
+    int n_dev;
 
     int n_in, n_out;
     size_t in_sample_bytes[ENGINE_MAX_IO]; /* per sample, io dtype */

@@ -226,7 +226,7 @@ static void *done_main(void *arg)
             w->flight_tail = NULL;
         pthread_mutex_unlock(&w->mu);
         s->next = NULL;
-        ferry_status st = e->cfg.sync == FERRY_SYNC_DEVICE ? e->ops->device_sync(e->ctx)
+        ferry_status st = e->cfg.sync == FERRY_SYNC_DEVICE ? e->ops->device_sync(w->ctx)
                                                            : e->ops->event_sync(s->ev);
         complete(s, st);
     }

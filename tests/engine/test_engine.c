@@ -259,6 +259,91 @@ static void test_bad_input(void **state)
     ferry_engine_destroy(e);
 }
 
+/* One engine over a list of devices: "cpu,cpu" here (two compiled models,
+ * the workers alternating between them), and "cuda:0,cuda:0" where a GPU
+ * is present - the multi-GPU path exercised on one device. Every chunk of
+ * a batch and every batch from 8 threads must match the batch-1 reference,
+ * and both devices must have run batches. */
+typedef struct multi_arg {
+    ferry_engine *e;
+    int t;
+    int bad;
+} multi_arg;
+
+static void *multi_thread(void *p)
+{
+    multi_arg *a = p;
+    float *out = malloc(sizeof(float) * NREF * DOUT);
+    for (int it = 0; it < 20; it++) {
+        int off = (a->t * 37 + it * 11) % (NREF - 16), n = 1 + (it + a->t) % 16;
+        ferry_tensor in = tens(ref_in + off * DIN, n, DIN), o = tens(out, n, DOUT);
+        if (ferry_engine_run(a->e, &in, 1, &o, 1) != FERRY_OK ||
+            rel_err(out, ref_out + off * DOUT, (size_t)n * DOUT) > 1e-5)
+            a->bad++;
+    }
+    free(out);
+    return NULL;
+}
+
+static void multi_device_case(const char *devs, int expect_devices)
+{
+    ferry_engine_config c;
+    ferry_engine_config_init(&c);
+    c.device = devs;
+    c.workers = 2;
+    c.max_batch = 32;
+    c.pipeline_depth = 2;
+    ferry_engine *e = NULL;
+    ferry_status st = ferry_engine_create(model, &c, &e);
+    if (st == FERRY_EUNSUPPORTED || st == FERRY_EDEVICE) {
+        print_message("note: '%s' skipped: %s\n", devs, ferry_last_error());
+        return;
+    }
+    assert_int_equal(st, FERRY_OK);
+    assert_int_equal(ferry_engine_num_devices(e), expect_devices);
+    assert_non_null(strstr(ferry_engine_device(e), " + "));
+    assert_string_not_equal(ferry_engine_device_at(e, 1), "");
+    assert_string_equal(ferry_engine_device_at(e, 2), "");
+    float *out = malloc(sizeof(float) * NREF * DOUT);
+    ferry_tensor in = tens(ref_in, NREF, DIN), o = tens(out, NREF, DOUT);
+    assert_int_equal(ferry_engine_run(e, &in, 1, &o, 1), FERRY_OK);
+    assert_true(rel_err(out, ref_out, (size_t)NREF * DOUT) < 1e-5);
+    free(out);
+    pthread_t th[8];
+    multi_arg args[8];
+    for (int t = 0; t < 8; t++) {
+        args[t] = (multi_arg){e, t, 0};
+        pthread_create(&th[t], NULL, multi_thread, &args[t]);
+    }
+    for (int t = 0; t < 8; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(args[t].bad, 0);
+    }
+    ferry_engine_destroy(e);
+}
+
+static void test_device_list(void **state)
+{
+    (void)state;
+    multi_device_case("cpu,cpu", 2);
+    multi_device_case("cuda:0,cuda:0", 2);
+    ferry_engine_config c;
+    ferry_engine *e;
+    ferry_engine_config_init(&c);
+    c.device = "cpu,cuda";
+    ferry_status st = ferry_engine_create(model, &c, &e);
+    assert_true(st == FERRY_EINVAL || st == FERRY_EUNSUPPORTED);
+    if (st == FERRY_EINVAL)
+        assert_non_null(strstr(ferry_last_error(), "of one kind"));
+    c.device = "cpu,,";
+    assert_int_equal(ferry_engine_create(model, &c, &e), FERRY_OK); /* empty items skipped */
+    assert_int_equal(ferry_engine_num_devices(e), 1);
+    ferry_engine_destroy(e);
+    c.device = ",";
+    assert_int_equal(ferry_engine_create(model, &c, &e), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "cuda:all"));
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -302,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_16_threads),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_device_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
