@@ -334,6 +334,11 @@ FERRY_API const char *ferry_engine_device(const ferry_engine *e);
  * "cuda:all"), and the description of device k. */
 FERRY_API int ferry_engine_num_devices(const ferry_engine *e);
 FERRY_API const char *ferry_engine_device_at(const ferry_engine *e, int k);
+/* 1 while device k serves; 0 once a batch on it failed with FERRY_EDEVICE
+ * (an error on its stream) while other devices remain: its slots are then
+ * not used again, only the batches it held failed, and the others carry
+ * on. The server's model ready endpoint answers ready while any is. */
+FERRY_API int ferry_engine_device_ok(const ferry_engine *e, int k);
 FERRY_API const ferry_engine_config *ferry_engine_get_config(const ferry_engine *e);
 
 typedef struct ferry_engine_stats {

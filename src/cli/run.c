@@ -21,7 +21,7 @@ static void usage(FILE *f)
             "                       ids within the embedding they index, masks of ones\n"
             "  --seed S             seed for --random (default 0)\n"
             "  -o, --output FILE    where to write each output (default: print a summary)\n"
-            "  --device DEV         cpu (default), cuda, cuda:N\n"
+            "  --device DEV         cpu (default), cuda, cuda:N, cuda:all, cuda:0,cuda:1\n"
             "  --precision P        fp32 (default), tf32, fp16, bf16 (CUDA)\n"
             "  --max-batch N        largest chunk one worker runs (default 256)\n"
             "  --workers N          worker threads (CPU) or streams (CUDA); default: one per\n"

@@ -424,10 +424,37 @@ void ferry_engine_destroy(ferry_engine *e)
 
 static ferry_status slot_acquire_local(ferry_engine *e, int64_t timeout_us, engine_slot **out);
 
+/* Whether some device is out of service, and whether all are. */
+static void devices_bad(const ferry_engine *e, int *any, int *all)
+{
+    *any = 0;
+    *all = e->n_dev > 0;
+    for (int d = 0; d < e->n_dev; d++) {
+        int b = atomic_load_explicit(&e->dev_bad[d], memory_order_relaxed);
+        *any |= b;
+        *all &= b;
+    }
+}
+
 static engine_slot *take_free_locked(ferry_engine *e)
 {
     if (e->n_free == 0)
         return NULL;
+    int any = 0, all = 0;
+    if (e->n_dev > 1)
+        devices_bad(e, &any, &all);
+    if (any && !all) {
+        /* the newest free slot of a device still in service; none: wait
+         * for one (its busy slots free up) */
+        int k = e->n_free - 1;
+        while (k >= 0 && atomic_load(&e->dev_bad[e->free_slots[k]->w->dev]))
+            k--;
+        if (k < 0)
+            return NULL;
+        engine_slot *t = e->free_slots[k];
+        e->free_slots[k] = e->free_slots[e->n_free - 1];
+        e->free_slots[e->n_free - 1] = t;
+    }
     engine_slot *s = e->free_slots[--e->n_free];
     s->in_use = 1;
     return s;
@@ -825,6 +852,7 @@ ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n
             } else {
                 e->ops->stream_sync(s->w->stream); /* let what was queued finish first */
             }
+            engine_note_status(e, s->w, st);
             engine_account(e, n, ferry_now_us() - t0);
             engine_slot_release(s);
             return st;
@@ -969,6 +997,29 @@ ferry_status ferry_engine_warmup(ferry_engine *e)
 const char *ferry_engine_device(const ferry_engine *e)
 {
     return e ? e->device_name : "";
+}
+
+int ferry_engine_device_ok(const ferry_engine *e, int k)
+{
+    if (e && e->n_sub)
+        return ferry_engine_device_ok(e->sub[0], k);
+    if (!e || k < 0 || k >= e->n_dev)
+        return 0;
+    return !atomic_load(&((ferry_engine *)e)->dev_bad[k]);
+}
+
+void engine_mark_device_bad(ferry_engine *e, int k)
+{
+    for (int b = 0; e && b < (e->n_sub ? e->n_sub : 1); b++) {
+        ferry_engine *t = e->n_sub ? e->sub[b] : e;
+        if (k >= 0 && k < t->n_dev)
+            atomic_store(&t->dev_bad[k], 1);
+    }
+    if (e) { /* waiters for a slot may now take one of another device, or fail */
+        pthread_mutex_lock(&e->free_mu);
+        pthread_cond_broadcast(&e->free_cv);
+        pthread_mutex_unlock(&e->free_mu);
+    }
 }
 
 int ferry_engine_num_devices(const ferry_engine *e)

@@ -45,6 +45,10 @@ const ferry_model *engine_model(const ferry_engine *e);
 /* Length buckets: how many (0: the model has no length axis) and the
  * engine running bucket k (of the model's length k). */
 int engine_num_lengths(const ferry_engine *e);
+/* Takes device k of a multi-device engine out of service, as a failed
+ * batch on it does (engine_impl.h dev_bad): for tests of the others
+ * carrying on. */
+void engine_mark_device_bad(ferry_engine *e, int k);
 ferry_engine *engine_length_engine(const ferry_engine *e, int k);
 
 #endif

@@ -110,6 +110,10 @@ struct ferry_engine {
     backend_ctx *ctxs[ENGINE_MAX_DEVICES];
     int dev_index[ENGINE_MAX_DEVICES];
     int n_dev;
+    /* A device whose batch failed with FERRY_EDEVICE (an error on its
+     * stream) while others remain: its slots are no longer handed out, so
+     * only the batches it held fail and the others keep serving. */
+    _Atomic int dev_bad[ENGINE_MAX_DEVICES];
 
     int n_in, n_out;
     size_t in_sample_bytes[ENGINE_MAX_IO]; /* per sample, io dtype */
@@ -141,6 +145,14 @@ struct ferry_engine {
     int64_t gate_since, gate_last; /* under gate->mu: waiting since; last wait's end */
     int owns_gate;
 };
+
+/* A slot's batch ended with st: an FERRY_EDEVICE on one of several
+ * devices takes that device out of service (engine_impl.h dev_bad). */
+static inline void engine_note_status(ferry_engine *e, const worker *w, ferry_status st)
+{
+    if (st == FERRY_EDEVICE && e->n_dev > 1 && w)
+        atomic_store(&e->dev_bad[w->dev], 1);
+}
 
 /* Counts one finished batch of n samples that took dt_us in the stats. */
 static inline void engine_account(ferry_engine *e, int64_t n, int64_t dt_us)

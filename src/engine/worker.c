@@ -24,6 +24,7 @@ int engine_bucket_for(const ferry_engine *e, int64_t n)
 
 static void complete(engine_slot *s, ferry_status st)
 {
+    engine_note_status(s->e, s->w, st);
     engine_account(s->e, s->n, ferry_now_us() - s->t_start);
     s->done(s->user, s, st);
 }

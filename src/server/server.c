@@ -759,6 +759,17 @@ static bool body_append(srv_request *r, const char *data, size_t n)
     return true;
 }
 
+/* A model on several GPUs serves while any of them does (engine.c takes a
+ * device whose stream failed out of service). */
+static bool model_serving(const srv_model *m)
+{
+    int n = ferry_engine_num_devices(m->engine);
+    for (int k = 0; k < n; k++)
+        if (ferry_engine_device_ok(m->engine, k))
+            return true;
+    return n == 0;
+}
+
 static bool server_ready(ferry_server *s)
 {
     return s->started && !atomic_load(&s->stopping);
@@ -796,8 +807,10 @@ static enum MHD_Result respond(srv_request *r)
     switch (r->route) {
     case ROUTE_LIVE: return queue_reply(r, MHD_HTTP_OK, &w, NULL, -1);
     case ROUTE_READY:
-    case ROUTE_MODEL_READY:
-        return queue_reply(r, server_ready(s) ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &w, NULL, -1);
+    case ROUTE_MODEL_READY: {
+        bool ok = server_ready(s) && (r->route == ROUTE_READY || model_serving(r->model));
+        return queue_reply(r, ok ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &w, NULL, -1);
+    }
     case ROUTE_SERVER_META: kserve_server_metadata(s, &w); return reply_json(r, MHD_HTTP_OK, &w);
     case ROUTE_MODEL_META:
         pthread_rwlock_rdlock(&s->models_lock); /* it lists the model's versions */

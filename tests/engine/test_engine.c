@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "engine/engine.h" /* engine_mark_device_bad */
 #include "ferry.h"
 
 #define MODEL FERRY_BUILD_DIR "/models/mlp-s.onnx"
@@ -311,6 +312,20 @@ static void multi_device_case(const char *devs, int expect_devices)
     free(out);
     pthread_t th[8];
     multi_arg args[8];
+    for (int t = 0; t < 8; t++) {
+        args[t] = (multi_arg){e, t, 0};
+        pthread_create(&th[t], NULL, multi_thread, &args[t]);
+    }
+    for (int t = 0; t < 8; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(args[t].bad, 0);
+    }
+    /* device 0 out of service (as an error on its stream does): the other
+     * carries every batch */
+    assert_int_equal(ferry_engine_device_ok(e, 0), 1);
+    engine_mark_device_bad(e, 0);
+    assert_int_equal(ferry_engine_device_ok(e, 0), 0);
+    assert_int_equal(ferry_engine_device_ok(e, 1), 1);
     for (int t = 0; t < 8; t++) {
         args[t] = (multi_arg){e, t, 0};
         pthread_create(&th[t], NULL, multi_thread, &args[t]);
