@@ -8,6 +8,9 @@
  *   cuda_ops.c     the run table (cuda_ops.h): one row per operator
  *   cuda_gemm.c    cuBLASLt matmuls and their plan cache
  *   cuda_mlp.c     the fused whole-MLP kernel's setup
+ *   cuda_conv.c    Conv, ConvTranspose through cuDNN (and patch matmuls);
+ *                  the streams' cuDNN handles
+ *   cuda_image.c   pooling, Pad, Resize rows
  * Nothing outside src/backend/cuda includes this.
  */
 #ifndef FERRY_BACKEND_CUDA_INTERNAL_H
@@ -19,6 +22,7 @@
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
+#include <cudnn.h>
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_ops.h"
@@ -120,6 +124,8 @@ struct backend_ctx {
 
     cuda_node *nodes; /* per graph node; impl NULL for dead nodes */
     int n_gemms;      /* nodes with a cuBLASLt plan: streams then need a workspace */
+    int n_dnn;        /* nodes run through cuDNN: streams then need a handle */
+    cudnnHandle_t dnn; /* for the convolutions' heuristics at prepare */
     cuda_sym *syms;
     int n_syms;
     cublasLtHandle_t lt; /* for heuristics (matmuls use the stream's own) */
@@ -141,6 +147,7 @@ struct backend_stream {
     cudaStream_t s;
     cublasLtHandle_t lt;
     void *ws;    /* CUDA_LT_WORKSPACE bytes of cuBLASLt workspace */
+    cudnnHandle_t dnn; /* bound to s; NULL when the model runs nothing through cuDNN */
     void **vptr; /* per value: device pointer during a forward */
     char *arena; /* the arena of the forward in progress */
 };
@@ -174,6 +181,12 @@ void cuda_mlp_release(backend_ctx *c);
 /* The whole forward as one kernel: x and y in the io dtype, on the device
  * or pinned host memory (device pointers). 1 <= n <= c->mlp_max. */
 ferry_status cuda_mlp_run(backend_stream *s, int64_t n, const void *x, void *y);
+
+/* cuda_conv.c: the cuDNN handle of stream s (bound to it), and its release
+ * (accepts a stream without one); the ctx's own handle's release. */
+ferry_status cuda_dnn_stream_init(backend_stream *s);
+void cuda_dnn_stream_release(backend_stream *s);
+void cuda_dnn_ctx_release(backend_ctx *c);
 
 /* cuda_gemm.c */
 int cuda_is_float(ferry_dtype dt);

@@ -436,6 +436,7 @@ void cuda_ctx_destroy(backend_ctx *c)
                 free(cn->state);
         }
     }
+    cuda_dnn_ctx_release(c);
     if (c->pref)
         cublasLtMatmulPreferenceDestroy(c->pref);
     if (c->lt)
