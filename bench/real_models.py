@@ -206,7 +206,7 @@ def main(argv=None):
     ap.add_argument("--no-jit", action="store_true")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
-    only = [n for n in args.only.split(",") if n] or list(bm.MODELS)
+    only = [n for n in args.only.split(",") if n] or list(bm.CPU_SET)
     unknown = [n for n in only if n not in bm.MODELS]
     if unknown:
         ap.error(f"unknown model(s) {unknown}; known: {list(bm.MODELS)}")

@@ -540,25 +540,34 @@ static void test_matmul(void **state)
 
 /* -------------------------------------------------------------- softmax */
 
-static void softmax_case(op_kind op, int axis)
+/* Softmax over axis of [n, d1, d2]; with masked, every 7th element is
+ * -1e9 (an attention mask's "never"), which must come out as 0 (log: its
+ * huge negative). Wide shapes take the eight-lane rows, their tails and
+ * the threaded split. */
+static void softmax_case(op_kind op, int axis, int64_t n, int64_t d1, int64_t d2, int masked)
 {
     graph *g = graph_new();
-    int64_t d[3] = {B, 5, 6};
+    int64_t d[3] = {B, d1, d2};
     int x = inp(g, "x", 3, d), y = outp(g, "y", 3, d);
     graph_node *nd = node(g, op, 1, &x, 1, &y);
     nd->axis = axis;
     run_io io;
-    io_alloc(g, &io, 4, -30, 30); /* wide range: the max shift matters */
-    assert_int_equal(run(g, 4, &io), FERRY_OK);
-    int64_t dims[3] = {4, 5, 6};
+    io_alloc(g, &io, n, -30, 30); /* wide range: the max shift matters */
+    float *X = io.in[0];
+    int64_t total = n * d1 * d2;
+    if (masked)
+        for (int64_t i = 0; i < total; i += 7)
+            X[i] = -1e9f;
+    assert_int_equal(run(g, n, &io), FERRY_OK);
+    int64_t dims[3] = {n, d1, d2};
     int ax = axis < 0 ? axis + 3 : axis;
     int64_t outer = 1, L = dims[ax], inner = 1;
     for (int i = 0; i < ax; i++)
         outer *= dims[i];
     for (int i = ax + 1; i < 3; i++)
         inner *= dims[i];
-    const float *X = io.in[0];
-    double want[120];
+    double *want = malloc((size_t)total * sizeof *want);
+    assert_non_null(want);
     for (int64_t o = 0; o < outer; o++)
         for (int64_t k = 0; k < inner; k++) {
             double mx = -INFINITY, s = 0;
@@ -571,9 +580,11 @@ static void softmax_case(op_kind op, int axis)
                 want[(o * L + j) * inner + k] = op == OP_LOG_SOFTMAX ? v - log(s) : exp(v) / s;
             }
         }
-    char what[64];
-    snprintf(what, sizeof what, "%s axis %d", op_name(op), axis);
-    expect_close(io.out[0], want, 120, 1e-5, what);
+    char what[96];
+    snprintf(what, sizeof what, "%s axis %d of [%lld,%lld,%lld]%s", op_name(op), axis,
+             (long long)n, (long long)d1, (long long)d2, masked ? " masked" : "");
+    expect_close(io.out[0], want, total, 1e-5, what);
+    free(want);
     io_free(&io);
     graph_free(g);
 }
@@ -582,20 +593,24 @@ static void test_softmax(void **state)
 {
     (void)state;
     for (int op = 0; op < 2; op++) {
-        softmax_case(op ? OP_LOG_SOFTMAX : OP_SOFTMAX, 0);
-        softmax_case(op ? OP_LOG_SOFTMAX : OP_SOFTMAX, 1);
-        softmax_case(op ? OP_LOG_SOFTMAX : OP_SOFTMAX, -1);
+        op_kind k = op ? OP_LOG_SOFTMAX : OP_SOFTMAX;
+        softmax_case(k, 0, 4, 5, 6, 0);
+        softmax_case(k, 1, 4, 5, 6, 0);
+        softmax_case(k, -1, 4, 5, 6, 0);
+        softmax_case(k, -1, 4, 300, 37, 0);  /* 8-lane rows + tail, threaded */
+        softmax_case(k, -1, 2, 64, 128, 1); /* attention-shaped, masked */
+        softmax_case(k, 1, 3, 40, 200, 0);  /* strided axis, threaded */
     }
 }
 
 /* ------------------------------------------------------------ layernorm */
 
-static void layer_norm_case(int axis, int with_bias)
+static void layer_norm_case(int axis, int with_bias, int64_t d1, int64_t d2)
 {
     graph *g = graph_new();
-    int64_t d[3] = {B, 4, 16};
-    int64_t cols = axis == 1 ? 64 : 16;
-    int64_t sd[2] = {4, 16};
+    int64_t d[3] = {B, d1, d2};
+    int64_t cols = axis == 1 ? d1 * d2 : d2;
+    int64_t sd[2] = {d1, d2};
     int ins[3];
     ins[0] = inp(g, "x", 3, d);
     ins[1] = cst(g, "scale", axis == 1 ? 2 : 1, axis == 1 ? sd : sd + 1, 0.5f, 1.5f);
@@ -606,10 +621,11 @@ static void layer_norm_case(int axis, int with_bias)
     nd->epsilon = 1e-5f;
     run_io io;
     io_alloc(g, &io, 3, -3, 5);
-    assert_int_equal(run(g, 4, &io), FERRY_OK);
+    assert_int_equal(run(g, 3, &io), FERRY_OK);
     const float *X = io.in[0], *S = cdata(g, ins[1]), *Bi = with_bias ? cdata(g, ins[2]) : NULL;
-    int64_t rows = 3 * 4 * 16 / cols;
-    double want[192];
+    int64_t rows = 3 * d1 * d2 / cols;
+    double *want = malloc((size_t)(3 * d1 * d2) * sizeof *want);
+    assert_non_null(want);
     for (int64_t r = 0; r < rows; r++) {
         double m = 0, v = 0;
         for (int64_t j = 0; j < cols; j++)
@@ -621,7 +637,8 @@ static void layer_norm_case(int axis, int with_bias)
         for (int64_t j = 0; j < cols; j++)
             want[r * cols + j] = (X[r * cols + j] - m) / sqrt(v + 1e-5) * S[j] + (Bi ? Bi[j] : 0.0);
     }
-    expect_close(io.out[0], want, 192, 1e-5, "layer norm");
+    expect_close(io.out[0], want, 3 * d1 * d2, 1e-5, "layer norm");
+    free(want);
     io_free(&io);
     graph_free(g);
 }
@@ -629,9 +646,11 @@ static void layer_norm_case(int axis, int with_bias)
 static void test_layer_norm(void **state)
 {
     (void)state;
-    layer_norm_case(-1, 1);
-    layer_norm_case(2, 0);
-    layer_norm_case(1, 1);
+    layer_norm_case(-1, 1, 4, 16);
+    layer_norm_case(2, 0, 4, 16);
+    layer_norm_case(1, 1, 4, 16);
+    layer_norm_case(-1, 1, 200, 259); /* 8-lane rows + tail, threaded */
+    layer_norm_case(1, 0, 3, 7);      /* rows shorter than a lane block */
 }
 
 /* ----------------------------------------------------------- reducemean */

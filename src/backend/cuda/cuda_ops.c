@@ -964,6 +964,11 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_CONSTANT_OF_SHAPE] = {NULL, prepare_constant_of_shape, run_constant_of_shape, NULL},
     [OP_RANGE] = {NULL, NULL, run_range, NULL},
     [OP_TRILU] = {supports_trilu, NULL, run_trilu, NULL},
+    [OP_LSTM] = {cuda_rnn_supports, cuda_rnn_prepare, cuda_rnn_run, cuda_rnn_destroy},
+    [OP_GRU] = {cuda_rnn_supports, cuda_rnn_prepare, cuda_rnn_run, cuda_rnn_destroy},
+    [OP_EMBEDDING_BAG] = {cuda_embedding_bag_supports, NULL, cuda_embedding_bag_run, NULL},
+    [OP_ARGMAX] = {cuda_arg_supports, NULL, cuda_arg_run, NULL},
+    [OP_ARGMIN] = {cuda_arg_supports, NULL, cuda_arg_run, NULL},
 };
 
 /* Rows defined beside their kernels' callers (cuda_conv.c, cuda_image.c). */

@@ -58,6 +58,17 @@ typedef struct cuda_op_impl {
     void (*destroy)(void *state); /* NULL: state is NULL or plain malloc'd */
 } cuda_op_impl;
 
+/* Rows defined in their own files: LSTM and GRU (cuda_rnn.c). */
+ferry_status cuda_rnn_supports(const cuda_prep *p);
+ferry_status cuda_rnn_prepare(cuda_prep *p, void **state);
+ferry_status cuda_rnn_run(const cuda_call *c);
+void cuda_rnn_destroy(void *state);
+/* EmbeddingBag, ArgMax and ArgMin (cuda_index.c). */
+ferry_status cuda_embedding_bag_supports(const cuda_prep *p);
+ferry_status cuda_embedding_bag_run(const cuda_call *c);
+ferry_status cuda_arg_supports(const cuda_prep *p);
+ferry_status cuda_arg_run(const cuda_call *c);
+
 /* The row for op, or NULL when the CUDA backend does not run it. */
 const cuda_op_impl *cuda_op_get(op_kind op);
 

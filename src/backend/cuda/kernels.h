@@ -252,6 +252,42 @@ typedef struct kern_resize {
 cudaError_t kern_resize_run(const void *x, void *y, const kern_resize *d, ferry_dtype dt,
                             cudaStream_t s);
 
+/* ---- kernels_rnn.cu: one step of an LSTM or GRU (linear_before_reset 1)
+ * for one direction, batch x H threads. Row b of each strided input or
+ * output is at base + b * its ld (elements of the compute dtype). */
+typedef struct kern_rnn {
+    int lstm;          /* 1 LSTM (gates i,o,f,c), 0 GRU (z,r,h) */
+    int64_t batch, H, GH;
+    const void *xg;    /* the step's input projection, row b at b * xg_ld */
+    int64_t xg_ld;
+    const void *hg;    /* h_{t-1} R^T, [batch, GH] */
+    const float *bias; /* [GH] fp32: LSTM Wb + Rb; GRU z,r Wb + Rb, h Wbh */
+    const float *rbh;  /* GRU: [H] fp32 Rbh */
+    float *h, *c;      /* [batch, H] fp32 state (c: LSTM only) */
+    void *hc;          /* [batch, H] the state in the compute dtype, for the next matmul */
+    void *y;           /* the step's Y rows (row b at b * y_ld), or NULL */
+    int64_t y_ld;
+    void *yh, *yc;     /* Y_h / Y_c rows (b * s_ld), rewritten each step; or NULL */
+    int64_t s_ld;      /* row stride of initial_h/c, Y_h and Y_c */
+} kern_rnn;
+/* h = h0 (or 0), c = c0 (or 0; when p->c), hc = h in dt; h0/c0 rows at b * s_ld. */
+cudaError_t kern_rnn_init(const kern_rnn *p, const void *h0, const void *c0, ferry_dtype dt,
+                          cudaStream_t s);
+/* One step: the gates, the new state, its rows of Y, Y_h and Y_c. */
+cudaError_t kern_rnn_step(const kern_rnn *p, ferry_dtype dt, cudaStream_t s);
+
+/* ---- kernels_index.cu */
+/* EmbeddingBag: y[n, :] = sum (mode 0), mean (1) or max (2) over j < L of
+ * w[ids[n, j], :] (w [rows, D]; ids I32 or I64, negative ones count from the
+ * end; one out of range adds nothing). */
+cudaError_t kern_embedding_bag(const void *w, const void *ids, ferry_dtype idt, void *y, int64_t N,
+                               int64_t L, int64_t rows, int64_t D, int mode, ferry_dtype dt,
+                               cudaStream_t s);
+/* ArgMax (is_max) / ArgMin over the middle axis of [outer, A, inner] into
+ * int64 y [outer, inner]: NaN wins, ties to the first (or last) index. */
+cudaError_t kern_arg_reduce(const void *x, int64_t *y, int64_t outer, int64_t A, int64_t inner,
+                            int is_max, int last, ferry_dtype dt, cudaStream_t s);
+
 /* A chain of dense layers run as one kernel (kernels_mlp.cu): layer l maps
  * dims[l] features to dims[l+1] with weights w[l] ([N][K] row-major, the
  * compute dtype), an optional bias (N elements, compute dtype) and an
