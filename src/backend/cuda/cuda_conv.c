@@ -321,9 +321,12 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     DNN_TRY(cudnnSetConvolution2dDescriptor(ds->conv, pad[0], pad[1], str[0], str[1], dil[0],
                                             dil[1], CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     DNN_TRY(cudnnSetConvolutionGroupCount(ds->conv, (int)a->group));
-    DNN_TRY(cudnnSetConvolutionMathType(ds->conv, c->o.precision == FERRY_PRECISION_FP32
-                                                      ? CUDNN_FMA_MATH
-                                                      : CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
+    /* fp32: no TF32 (FMA math); tf32: the default, which allows it;
+     * 16-bit: tensor cores, never a down-conversion. */
+    cudnnMathType_t math = c->o.precision == FERRY_PRECISION_FP32   ? CUDNN_FMA_MATH
+                           : c->o.precision == FERRY_PRECISION_TF32 ? CUDNN_DEFAULT_MATH
+                                                                    : CUDNN_TENSOR_OP_MATH;
+    DNN_TRY(cudnnSetConvolutionMathType(ds->conv, math));
     int has_bias = nd->n_in > 2 && nd->in[2] >= 0;
     ds->fused = !ds->transposed && nd->act == ACT_RELU && has_bias;
     if (ds->fused) {
