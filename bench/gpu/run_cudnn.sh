@@ -3,7 +3,8 @@
 # staged: parity of model set(s) K (test_parity_cuda: fp32, tf32, fp16,
 # bf16, CUDA graphs off and on, batch 1, 3, 32), optionally the backend's
 # unit tests (UNIT=1) and compute-sanitizer memcheck over one `ferry run`
-# of a convolutional model (MEMCHECK=model, from the sets). Logs go to $OUT;
+# of a convolutional model (MEMCHECK=model, from the sets; PARITY=0 only
+# unpacks the sets). Logs go to $OUT;
 # a table of the worst relative error per model and precision comes last.
 #   .devlibs/cudnn/run_cudnn.sh K [K ...]
 set -u
@@ -41,6 +42,7 @@ for k in "$@"; do
     T=/tmp/tm-$k
     [ -d "$T" ] || { mkdir -p "$T" && tar xf "$D/tm.tar" -C "$T" --strip-components=1; } ||
         { echo "MISSING $D/tm.tar"; continue; }
+    [ "${PARITY:-1}" = 1 ] || continue
     FERRY_TEST_MODELS=$T timeout "${PARITY_TIMEOUT:-400}" "$S/bin/test_parity_cuda" \
         >"$OUT/parity-$k.log" 2>&1
     rcs="$rcs set$k=$?"
@@ -49,7 +51,7 @@ m=-
 if [ -n "${MEMCHECK:-}" ]; then
     T=$(dirname "$(ls /tmp/tm-*/"$MEMCHECK".onnx | head -1)")
     SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-    for p in fp32 fp16; do
+    for p in ${MEMCHECK_PRECISIONS:-fp32 fp16}; do
         timeout 200 "$SAN" --tool memcheck --error-exitcode 9 "$S/bin/ferry" run "$T/$MEMCHECK.onnx" \
             -i "$T/$MEMCHECK.in.3.npy" -o /tmp/mc.npy --device cuda --precision $p \
             >>"$OUT/memcheck.log" 2>&1
