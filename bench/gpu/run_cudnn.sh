@@ -6,6 +6,9 @@
 # of a convolutional model (MEMCHECK=model, from the sets; PARITY=0 only
 # unpacks the sets). Logs go to $OUT;
 # a table of the worst relative error per model and precision comes last.
+# BENCH=model,.. then runs bench/gpu/real_gpu.py (Ferry fp16 against
+# PyTorch's best path) on them, and Ferry again with NCHW activations
+# (FERRY_CUDA_LAYOUT=nchw) for the channels-last A/B.
 #   .devlibs/cudnn/run_cudnn.sh K [K ...]
 set -u
 cd "$(dirname "$0")/../.."
@@ -58,6 +61,14 @@ if [ -n "${MEMCHECK:-}" ]; then
         m="$m $p:$?"
     done
     grep -E "ERROR SUMMARY" "$OUT/memcheck.log"
+fi
+if [ -n "${BENCH:-}" ]; then
+    B="python3 bench/gpu/real_gpu.py --ferry $S/bin/ferry --models $BENCH --batcher 0 --duration 1 --repeats 3"
+    $B --json "$OUT/bench.json" >"$OUT/bench.txt" 2>"$OUT/bench.err"
+    FERRY_CUDA_LAYOUT=nchw $B --skip-torch >"$OUT/bench-nchw.txt" 2>"$OUT/bench-nchw.err"
+    echo "== channels-last (default):"; cat "$OUT/bench.txt"
+    echo "== FERRY_CUDA_LAYOUT=nchw:"; cat "$OUT/bench-nchw.txt"
+    grep -i "failed\|error" "$OUT"/bench*.err | head -5
 fi
 echo "== unit rc=$u parity$rcs memcheck$m"
 cat "$OUT"/parity-*.log 2>/dev/null | grep -E "note:|^\[  FAILED|error|Error" | sort -u | head -40

@@ -96,9 +96,8 @@ typedef struct patch_state {
 } patch_state;
 
 /* Does the patch path take node nd (NULL) or why not. */
-static const char *patch_refusal(const cuda_prep *p)
+static const char *patch_refusal(const graph_node *nd)
 {
-    const graph_node *nd = p->nd;
     const conv_attrs *a = &nd->conv;
     if (nd->op != OP_CONV)
         return "transposed";
@@ -180,6 +179,10 @@ typedef struct dnn_state {
     cudnnTensorDescriptor_t bias; /* [1, Co, 1, 1], for the fused call */
     cudnnActivationDescriptor_t relu;
     int fused;        /* cudnnConvolutionBiasActivationForward (bias + ReLU) */
+    int nhwc, x_nhwc; /* layouts of y (and the residual, the run) and of x */
+    cudnnTensorFormat_t fmt;
+    void *w_t;        /* channels-last: the weights as [Co, kh, kw, Ci/g] (owned) */
+    size_t x_off;     /* x in the run's layout, in scratch, when x_nhwc != nhwc */
     int64_t ci, co;   /* channels of x and y */
     int64_t in[2], out[2];
     size_t ws_max;    /* scratch reserved for the workspace */
@@ -198,13 +201,13 @@ static cudnnDataType_t dnn_dtype(ferry_dtype dt)
     return dt == FERRY_F16 ? CUDNN_DATA_HALF : dt == FERRY_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
 }
 
-static ferry_status tensor4(cudnnTensorDescriptor_t *d, cudnnDataType_t dt, int64_t n, int64_t c,
-                            int64_t h, int64_t w)
+static ferry_status tensor4(cudnnTensorDescriptor_t *d, cudnnTensorFormat_t f, cudnnDataType_t dt,
+                            int64_t n, int64_t c, int64_t h, int64_t w)
 {
     ferry_status st = FERRY_OK;
     if (!*d)
         DNN_TRY(cudnnCreateTensorDescriptor(d));
-    DNN_TRY(cudnnSetTensor4dDescriptor(*d, CUDNN_TENSOR_NCHW, dt, (int)n, (int)c, (int)h, (int)w));
+    DNN_TRY(cudnnSetTensor4dDescriptor(*d, f, dt, (int)n, (int)c, (int)h, (int)w));
 fail:
     return st;
 }
@@ -274,9 +277,9 @@ static ferry_status entry_make(cudnnHandle_t h, const dnn_state *ds, int64_t n, 
     dnn_entry *e = calloc(1, sizeof *e);
     if (!e)
         return ferry_fail(FERRY_ENOMEM, "out of memory describing a convolution");
-    ferry_status st = tensor4(&e->x, ds->dt, n, ds->ci, ds->in[0], ds->in[1]);
+    ferry_status st = tensor4(&e->x, ds->fmt, ds->dt, n, ds->ci, ds->in[0], ds->in[1]);
     if (!st)
-        st = tensor4(&e->y, ds->dt, n, ds->co, ds->out[0], ds->out[1]);
+        st = tensor4(&e->y, ds->fmt, ds->dt, n, ds->co, ds->out[0], ds->out[1]);
     if (!st)
         st = choose_algo(h, ds, e, limit, top_ws);
     if (st) {
@@ -285,6 +288,28 @@ static ferry_status entry_make(cudnnHandle_t h, const dnn_state *ds, int64_t n, 
     }
     *out = e;
     return FERRY_OK;
+}
+
+/* Channels-last weights: [Co, Ci/g, kh, kw] -> [Co, kh, kw, Ci/g] in the
+ * compute dtype, in a buffer of their own. */
+static ferry_status transpose_weights(backend_ctx *c, const graph_value *w, void **out)
+{
+    int64_t co = w->dims[0], ci = w->dims[1], kh = w->dims[2], kw = w->dims[3];
+    int64_t n = co * ci * kh * kw;
+    float *t = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (!t)
+        return ferry_fail(FERRY_ENOMEM, "out of memory transposing weights '%s'", w->name);
+    for (int64_t o = 0; o < co; o++)
+        for (int64_t i = 0; i < ci; i++)
+            for (int64_t u = 0; u < kh; u++)
+                for (int64_t v = 0; v < kw; v++)
+                    t[((o * kh + u) * kw + v) * ci + i] =
+                        cuda_host_f32(w->dtype, w->data, ((o * ci + i) * kh + u) * kw + v);
+    ferry_status st = cuda_dev_malloc(c->device, out, (size_t)n * c->celem, "channels-last weights");
+    if (!st)
+        st = cuda_upload_f32(c, *out, t, n);
+    free(t);
+    return st;
 }
 
 static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
@@ -311,10 +336,15 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
         str[2 - nsp + i] = (int)a->strides[i];
         dil[2 - nsp + i] = (int)a->dilations[i];
     }
+    ds->nhwc = cuda_value_nhwc(c, nd->out[0]);
+    ds->x_nhwc = cuda_value_nhwc(c, nd->in[0]);
+    ds->fmt = ds->nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    if (ds->nhwc && (st = transpose_weights(c, w, &ds->w_t)) != FERRY_OK)
+        goto fail;
     DNN_TRY(cudnnCreateFilterDescriptor(&ds->w));
     /* Conv: [Co, Ci/g, kh, kw]; ConvTranspose: [Ci, Co/g, kh, kw], the
      * filter of the convolution y -> x it transposes. */
-    DNN_TRY(cudnnSetFilter4dDescriptor(ds->w, ds->dt, CUDNN_TENSOR_NCHW, (int)w->dims[0],
+    DNN_TRY(cudnnSetFilter4dDescriptor(ds->w, ds->dt, ds->fmt, (int)w->dims[0],
                                        (int)w->dims[1], nsp == 2 ? (int)w->dims[2] : 1,
                                        (int)w->dims[w->ndim - 1]));
     DNN_TRY(cudnnCreateConvolutionDescriptor(&ds->conv));
@@ -331,8 +361,7 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     ds->fused = !ds->transposed && nd->act == ACT_RELU && has_bias;
     if (ds->fused) {
         DNN_TRY(cudnnCreateTensorDescriptor(&ds->bias));
-        DNN_TRY(cudnnSetTensor4dDescriptor(ds->bias, CUDNN_TENSOR_NCHW, ds->dt, 1, (int)ds->co, 1,
-                                           1));
+        DNN_TRY(cudnnSetTensor4dDescriptor(ds->bias, ds->fmt, ds->dt, 1, (int)ds->co, 1, 1));
         DNN_TRY(cudnnCreateActivationDescriptor(&ds->relu));
         DNN_TRY(cudnnSetActivationDescriptor(ds->relu, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN,
                                              0.0));
@@ -355,6 +384,10 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     ds->ws_max = top > e->ws ? top : e->ws;
     ds->by_n[p->max_batch] = e;
     p->scratch = ds->ws_max;
+    if (ds->x_nhwc != ds->nhwc) {
+        ds->x_off = (ds->ws_max + 255) & ~(size_t)255;
+        p->scratch = ds->x_off + (size_t)(p->max_batch * ds->ci * ds->in[0] * ds->in[1]) * c->celem;
+    }
     c->n_dnn++;
     return FERRY_OK;
 fail:
@@ -395,12 +428,25 @@ static ferry_status dnn_run(const cuda_call *c, dnn_state *ds)
     if (st)
         return st;
     const float one = 1.0f, zero = 0.0f;
+    const void *x = c->in[0], *w = ds->w_t ? ds->w_t : c->in[1];
+    if (ds->x_nhwc != ds->nhwc) {
+        /* x arrives in the other layout: transpose it into scratch */
+        int64_t C = ds->ci, H = ds->in[0], W = ds->in[1];
+        int64_t to_nhwc_d[4] = {c->n, H, W, C}, to_nhwc_s[4] = {C * H * W, W, 1, H * W};
+        int64_t to_nchw_d[4] = {c->n, C, H, W}, to_nchw_s[4] = {H * W * C, 1, W * C, C};
+        char *xt = (char *)c->scratch + ds->x_off;
+        st = cuda_copy_dense(c, x, xt, 4, ds->nhwc ? to_nhwc_d : to_nchw_d,
+                             ds->nhwc ? to_nhwc_s : to_nchw_s, ferry_dtype_size(c->cdt));
+        if (st)
+            return st;
+        x = xt;
+    }
     const void *bias = nd->n_in > 2 && nd->in[2] >= 0 ? c->in[2] : NULL;
     const void *res = !ds->transposed && nd->n_in > 3 && nd->in[3] >= 0 ? c->in[3] : NULL;
     if (ds->fused && !__atomic_load_n(&e->unfused, __ATOMIC_RELAXED)) {
         const float a2 = res ? 1.0f : 0.0f;
         cudnnStatus_t r = cudnnConvolutionBiasActivationForward(
-            h, &one, e->x, c->in[0], ds->w, c->in[1], ds->conv, (cudnnConvolutionFwdAlgo_t)e->algo,
+            h, &one, e->x, x, ds->w, w, ds->conv, (cudnnConvolutionFwdAlgo_t)e->algo,
             c->scratch, e->ws, &a2, e->y, res ? res : c->out[0], ds->bias, bias, ds->relu, e->y,
             c->out[0]);
         if (r == CUDNN_STATUS_SUCCESS)
@@ -411,7 +457,7 @@ static ferry_status dnn_run(const cuda_call *c, dnn_state *ds)
         __atomic_store_n(&e->unfused, 1, __ATOMIC_RELAXED);
     }
     if (!ds->transposed)
-        st = DNN(cudnnConvolutionForward(h, &one, e->x, c->in[0], ds->w, c->in[1], ds->conv,
+        st = DNN(cudnnConvolutionForward(h, &one, e->x, x, ds->w, w, ds->conv,
                                          (cudnnConvolutionFwdAlgo_t)e->algo, c->scratch, e->ws,
                                          &zero, e->y, c->out[0]));
     else
@@ -421,7 +467,8 @@ static ferry_status dnn_run(const cuda_call *c, dnn_state *ds)
     if (st || (!bias && !res && nd->act == ACT_NONE))
         return st;
     int64_t hw = ds->out[0] * ds->out[1], ny = c->n * ds->co * hw;
-    return CUDA_LAUNCH(c, kern_bias_act(c->out[0], bias, res, c->out[0], ny, ds->co, hw,
+    return CUDA_LAUNCH(c, kern_bias_act(c->out[0], bias, res, c->out[0], ny, ds->co,
+                                        ds->nhwc ? 1 : hw,
                                         (int)nd->act, nd->act_alpha, nd->act_beta, c->cdt,
                                         c->stream));
 }
@@ -440,6 +487,8 @@ static void dnn_release(dnn_state *ds)
         cudnnDestroyTensorDescriptor(ds->bias);
     if (ds->relu)
         cudnnDestroyActivationDescriptor(ds->relu);
+    if (ds->w_t)
+        cudaFree(ds->w_t);
 }
 
 void cuda_dnn_ctx_release(backend_ctx *c)
@@ -447,6 +496,13 @@ void cuda_dnn_ctx_release(backend_ctx *c)
     if (c->dnn)
         cudnnDestroy((cudnnHandle_t)c->dnn);
     c->dnn = NULL;
+}
+
+int cuda_conv_nhwc_capable(const graph *g, const graph_node *nd)
+{
+    const graph_value *w = nd->n_in > 1 && nd->in[1] >= 0 ? &g->values[nd->in[1]] : NULL;
+    return nd->op == OP_CONV && nd->conv.nsp == 2 && patch_refusal(nd) && w && w->is_const &&
+           w->data && w->ndim == 4;
 }
 
 /* ------------------------------------------------------ the rows */
@@ -460,7 +516,7 @@ static ferry_status supports_conv(const cuda_prep *p)
         return st;
     if (nd->in[1] < 0 || !p->g->values[nd->in[1]].is_const)
         return cuda_unsupported(nd, "weights must be a constant");
-    if (!patch_refusal(p))
+    if (!patch_refusal(p->nd))
         return FERRY_OK;
     if (a->nsp < 1 || a->nsp > 2)
         return cuda_unsupported(nd, "only 1-D and 2-D convolutions are supported");
@@ -487,7 +543,7 @@ static ferry_status prepare_conv(cuda_prep *p, void **state)
     conv_state *cs = calloc(1, sizeof *cs);
     if (!cs)
         return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", p->nd->name);
-    cs->patch = !patch_refusal(p);
+    cs->patch = !patch_refusal(p->nd);
     ferry_status st = cs->patch ? patch_prepare(p, &cs->ps) : dnn_prepare(p, &cs->ds);
     if (st) {
         if (!cs->patch)

@@ -4,7 +4,8 @@
  * GlobalMaxPool, Pad, Resize, and the activations graph_fuse_conv folds
  * into a Conv when they stand alone (Clip, HardSigmoid, HardSwish).
  * Kernels: kernels_image.cu (why not cuDNN: its head comment), the global
- * pools through kernels_rows.cu's reductions.
+ * pools through kernels_rows.cu's reductions. Pools read and write
+ * channels-last when cuda_layout.c holds their tensors so.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -71,6 +72,8 @@ static ferry_status run_pool(const cuda_call *c)
     }
     d.is_max = nd->op == OP_MAX_POOL;
     d.count_include_pad = a->count_include_pad;
+    d.nhwc = cuda_value_nhwc(c->c, nd->in[0]); /* a neutral output reads the same */
+    d.ch = xd[1];
     return CUDA_LAUNCH(c, kern_pool_run(c->in[0], c->out[0], &d, xd[0] * xd[1], c->cdt, c->stream));
 }
 
@@ -89,6 +92,12 @@ static ferry_status run_global_pool(const cuda_call *c)
     rd.kstride[0] = sp;
     rd.rdims[0] = rd.n_red = sp;
     rd.rstride[0] = 1;
+    if (cuda_value_nhwc(c->c, c->nd->in[0])) { /* [N, sp, C]: keep N and C */
+        rd.nk = 2;
+        rd.kdims[0] = xd[0], rd.kstride[0] = sp * xd[1];
+        rd.kdims[1] = xd[1], rd.kstride[1] = 1;
+        rd.rstride[0] = xd[1];
+    }
     if (c->nd->op == OP_GLOBAL_AVG_POOL)
         return CUDA_LAUNCH(c, kern_reduce_mean(c->in[0], c->out[0], &rd, c->cdt, c->stream));
     return CUDA_LAUNCH(c, kern_reduce_any(KR_MAX, c->in[0], c->out[0], &rd, c->cdt, c->stream));

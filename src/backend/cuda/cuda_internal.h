@@ -11,6 +11,7 @@
  *   cuda_conv.c    Conv, ConvTranspose through cuDNN (and patch matmuls);
  *                  the streams' cuDNN handles
  *   cuda_image.c   pooling, Pad, Resize rows
+ *   cuda_layout.c  which activations stay channels-last (NHWC)
  * Nothing outside src/backend/cuda includes this.
  */
 #ifndef FERRY_BACKEND_CUDA_INTERNAL_H
@@ -114,6 +115,7 @@ struct backend_ctx {
     graph_plan plan;
     int have_plan;
     int *root;           /* per value: the value owning its storage */
+    unsigned char *nhwc; /* per root value: held channels-last (cuda_layout.c) */
     ferry_dtype *vdt;    /* per value: dtype on the device */
     void **cdev;         /* per value: device copy of a constant, else NULL */
     void *const_block;   /* one allocation holding every constant */
@@ -187,6 +189,16 @@ ferry_status cuda_mlp_run(backend_stream *s, int64_t n, const void *x, void *y);
 ferry_status cuda_dnn_stream_init(backend_stream *s);
 void cuda_dnn_stream_release(backend_stream *s);
 void cuda_dnn_ctx_release(backend_ctx *c);
+
+/* cuda_layout.c: plans c->nhwc (after check_supported, before prepare). */
+ferry_status cuda_layout_plan(backend_ctx *c);
+/* Is value v (through its root) held channels-last? */
+int cuda_value_nhwc(const backend_ctx *c, int v);
+/* The physical dims of a tensor of logical dims d (nd of them, <= 4) under
+ * a channels-last node: padded on the left to 4, then (N, H, W, C). */
+void cuda_phys_dims(int nhwc, int *nd, int64_t *d);
+/* cuda_conv.c: may Conv node nd run channels-last (the cuDNN path, 2-D)? */
+int cuda_conv_nhwc_capable(const graph *g, const graph_node *nd);
 
 /* cuda_gemm.c */
 int cuda_is_float(ferry_dtype dt);

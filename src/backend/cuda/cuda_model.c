@@ -390,6 +390,8 @@ ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backend_ctx 
     CUDA_TRY(cublasLtMatmulPreferenceSetAttribute(
         c->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al));
 
+    if ((st = cuda_layout_plan(c)) != FERRY_OK)
+        goto fail;
     /* The run table's prepare, per live node. */
     size_t scratch = 0;
     for (int i = 0; i < nn; i++) {
@@ -448,6 +450,7 @@ void cuda_ctx_destroy(backend_ctx *c)
     if (c->have_plan)
         graph_plan_free(&c->plan);
     free(c->root);
+    free(c->nhwc);
     free(c->vdt);
     free(c->cdev);
     free(c->nodes);

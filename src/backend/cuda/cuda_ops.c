@@ -139,11 +139,13 @@ static void coalesce(kern_strided *k)
 }
 
 /* Element strides of input value v broadcast (numpy, right-aligned) to
- * output dims od; FERRY_ESHAPE when it does not broadcast. */
-static ferry_status bcast_strides(const graph *g, const graph_node *nd, int v, int64_t n,
+ * output dims od; FERRY_ESHAPE when it does not broadcast. nhwc: the node
+ * runs channels-last (cuda_layout.c), dims are physical. */
+static ferry_status bcast_strides(const graph *g, const graph_node *nd, int v, int64_t n, int nhwc,
                                   const dims *od, int64_t *st, int64_t *ne)
 {
     dims id = vdims(g, v, n);
+    cuda_phys_dims(nhwc, &id.n, id.d);
     if (id.n > od->n)
         return ferry_fail(FERRY_ESHAPE, "node '%s' (%s): input '%s' has more dims than the output",
                           nd->name, op_name(nd->op), g->values[v].name);
@@ -176,16 +178,19 @@ static dims out_dims_min1(const graph *g, int v, int64_t n)
     return o;
 }
 
-/* Numpy broadcast of inputs 0 and 1 to output 0 at batch n. */
-static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, kern_bcast *bc)
+/* Numpy broadcast of inputs 0 and 1 to output 0 at batch n (nhwc: in
+ * physical channels-last dims). */
+static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, int nhwc,
+                               kern_bcast *bc)
 {
     memset(bc, 0, sizeof *bc);
     dims o = out_dims_min1(g, nd->out[0], n);
+    cuda_phys_dims(nhwc, &o.n, o.d);
     bc->ndim = o.n;
     bc->n = numel(&o);
     memcpy(bc->dims, o.d, sizeof(int64_t) * (size_t)o.n);
-    ferry_status st = bcast_strides(g, nd, nd->in[0], n, &o, bc->sa, &bc->na);
-    return st ? st : bcast_strides(g, nd, nd->in[1], n, &o, bc->sb, &bc->nb);
+    ferry_status st = bcast_strides(g, nd, nd->in[0], n, nhwc, &o, bc->sa, &bc->na);
+    return st ? st : bcast_strides(g, nd, nd->in[1], n, nhwc, &o, bc->sb, &bc->nb);
 }
 
 /* ---------------------------------------------------- matmuls (cuBLASLt) */
@@ -242,14 +247,14 @@ static ferry_status supports_binary(const cuda_prep *p)
     if (is_fl(a) && nd->op == OP_MOD)
         return cuda_unsupported(nd, "floating-point Mod is not supported");
     kern_bcast bc;
-    return make_bcast(p->g, nd, p->max_batch, &bc);
+    return make_bcast(p->g, nd, p->max_batch, 0, &bc);
 }
 
 static ferry_status run_binary(const cuda_call *c)
 {
     const graph_node *nd = c->nd;
     kern_bcast bc;
-    ferry_status st = make_bcast(c->g, nd, c->n, &bc);
+    ferry_status st = make_bcast(c->g, nd, c->n, cuda_value_nhwc(c->c, nd->out[0]), &bc);
     if (st)
         return st;
     ferry_dtype dt = call_sdt(c, nd->in[0]);
@@ -390,7 +395,7 @@ static ferry_status run_batch_norm(const cuda_call *c)
     const bn_state *bs = c->state;
     dims x = vdims(c->g, c->nd->in[0], c->n);
     int64_t inner = 1;
-    for (int d = 2; d < x.n; d++)
+    for (int d = 2; d < x.n && !cuda_value_nhwc(c->c, c->nd->in[0]); d++)
         inner *= x.d[d];
     const char *b = (const char *)bs->ab + (size_t)bs->ch * ferry_dtype_size(c->cdt);
     return CUDA_LAUNCH(c, kern_channel_affine(c->in[0], bs->ab, b, c->out[0], numel(&x), bs->ch, inner,
@@ -582,13 +587,13 @@ static ferry_status supports_compare(const cuda_prep *p)
     if (in_sdt(p, 0) != in_sdt(p, 1))
         return cuda_unsupported(nd, "inputs of two dtypes are not supported");
     kern_bcast bc;
-    return make_bcast(p->g, nd, p->max_batch, &bc);
+    return make_bcast(p->g, nd, p->max_batch, 0, &bc);
 }
 
 static ferry_status run_compare(const cuda_call *c)
 {
     kern_bcast bc;
-    ferry_status st = make_bcast(c->g, c->nd, c->n, &bc);
+    ferry_status st = make_bcast(c->g, c->nd, c->n, 0, &bc);
     if (st)
         return st;
     kern_binary_op op;
@@ -621,7 +626,7 @@ static ferry_status make_where(const graph *g, const graph_node *nd, int64_t n, 
     memcpy(bc->dims, o.d, sizeof(int64_t) * (size_t)o.n);
     for (int k = 0; k < 3; k++) {
         int64_t ne;
-        ferry_status st = bcast_strides(g, nd, nd->in[k], n, &o, bc->s[k], &ne);
+        ferry_status st = bcast_strides(g, nd, nd->in[k], n, 0, &o, bc->s[k], &ne);
         if (st)
             return st;
     }
@@ -727,7 +732,7 @@ static ferry_status run_expand(const cuda_call *c)
     kern_strided k;
     memset(&k, 0, sizeof k);
     k.ndim = y.n;
-    ferry_status st = bcast_strides(c->g, c->nd, c->nd->in[0], c->n, &y, k.sx, &ne);
+    ferry_status st = bcast_strides(c->g, c->nd, c->nd->in[0], c->n, 0, &y, k.sx, &ne);
     if (st)
         return st;
     for (int i = 0; i < y.n; i++) {
@@ -737,16 +742,22 @@ static ferry_status run_expand(const cuda_call *c)
     return copy(c, c->in[0], c->out[0], &k, call_esz(c, c->nd->in[0]));
 }
 
-/* Concat: one strided copy per input into its slab of the output. */
+/* Concat: one strided copy per input into its slab of the output (of the
+ * channels-last dims when cuda_layout.c holds the output so). */
 static ferry_status run_concat(const cuda_call *c)
 {
     const graph_node *nd = c->nd;
     dims y = vdims(c->g, nd->out[0], c->n);
+    int nhwc = cuda_value_nhwc(c->c, nd->out[0]);
+    static const int to_phys[4] = {0, 3, 1, 2};
+    int axis = nhwc ? to_phys[nd->axis] : nd->axis;
+    cuda_phys_dims(nhwc, &y.n, y.d);
     int64_t ys[FERRY_MAX_DIMS], at = 0;
     strides_of(&y, ys);
     size_t esz = call_esz(c, nd->out[0]);
     for (int j = 0; j < nd->n_in; j++) {
         dims x = vdims(c->g, nd->in[j], c->n);
+        cuda_phys_dims(nhwc, &x.n, x.d);
         int64_t xs[FERRY_MAX_DIMS];
         strides_of(&x, xs);
         kern_strided k;
@@ -758,10 +769,10 @@ static ferry_status run_concat(const cuda_call *c)
             k.sy[i] = ys[i];
         }
         ferry_status st =
-            copy(c, c->in[j], (char *)c->out[0] + (size_t)(at * ys[nd->axis]) * esz, &k, esz);
+            copy(c, c->in[j], (char *)c->out[0] + (size_t)(at * ys[axis]) * esz, &k, esz);
         if (st)
             return st;
-        at += x.d[nd->axis];
+        at += x.d[axis];
     }
     return FERRY_OK;
 }

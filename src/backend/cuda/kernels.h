@@ -206,11 +206,14 @@ cudaError_t kern_bias_act(const void *x, const void *bias, const void *r, void *
                           int64_t ch, int64_t inner, int act, float p, float q, ferry_dtype dt,
                           cudaStream_t s);
 
-/* MaxPool / AveragePool over planes [N*C] of NCHW tensors, the spatial dims
- * padded on the left with 1s to three (kernel 1, stride 1, pads 0). */
+/* MaxPool / AveragePool over planes [N*C] of NCHW tensors (or of
+ * channels-last ones, nhwc, with ch channels), the spatial dims padded on
+ * the left with 1s to three (kernel 1, stride 1, pads 0). */
 typedef struct kern_pool {
     int64_t in[3], out[3], kernel[3], stride[3], dil[3], pad[3], pad_end[3];
     int is_max, count_include_pad; /* average: divide by taps in the padded input */
+    int nhwc;
+    int64_t ch;
 } kern_pool;
 cudaError_t kern_pool_run(const void *x, void *y, const kern_pool *d, int64_t planes,
                           ferry_dtype dt, cudaStream_t s);

@@ -72,8 +72,8 @@ __global__ void bias_act(const T *x, const T *bias, const T *r, T *y, int64_t n,
     }
 }
 
-/* One output of a pool over [planes, in..] (NCHW, the spatial dims padded
- * on the left to three); planes = N*C. */
+/* One output of a pool over [planes = N*C, in..] (the spatial dims padded
+ * on the left to three): NCHW, or channels-last (d.ch channels innermost). */
 template <typename T>
 __global__ void pool(const T *x, T *y, kern_pool d, int64_t planes)
 {
@@ -81,11 +81,21 @@ __global__ void pool(const T *x, T *y, kern_pool d, int64_t planes)
     int64_t ins = d.in[0] * d.in[1] * d.in[2];
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t o = i % per, pl = i / per;
+        int64_t o, xbase, xs;
+        if (d.nhwc) {
+            int64_t ch = i % d.ch, q = i / d.ch;
+            o = q % per;
+            xbase = (q / per) * ins * d.ch + ch;
+            xs = d.ch;
+        } else {
+            o = i % per;
+            xbase = (i / per) * ins;
+            xs = 1;
+        }
         int64_t o2 = o % d.out[2], o1 = (o / d.out[2]) % d.out[1], o0 = o / (d.out[2] * d.out[1]);
         int64_t s0 = o0 * d.stride[0] - d.pad[0], s1 = o1 * d.stride[1] - d.pad[1],
                 s2 = o2 * d.stride[2] - d.pad[2];
-        const T *xp = x + pl * ins;
+        const T *xp = x + xbase;
         float acc = d.is_max ? -INFINITY : 0.0f;
         int64_t valid = 0, padded = 0;
         for (int64_t k0 = 0; k0 < d.kernel[0]; k0++) {
@@ -99,7 +109,7 @@ __global__ void pool(const T *x, T *y, kern_pool d, int64_t planes)
                         padded++;
                     if (h < 0 || h >= d.in[0] || w < 0 || w >= d.in[1] || z < 0 || z >= d.in[2])
                         continue;
-                    float v = to_f(xp[(h * d.in[1] + w) * d.in[2] + z]);
+                    float v = to_f(xp[((h * d.in[1] + w) * d.in[2] + z) * xs]);
                     valid++;
                     if (d.is_max)
                         acc = v > acc || v != v ? v : acc;
