@@ -164,10 +164,17 @@ static ferry_status patch_run(const cuda_call *c, patch_state *ps)
 /* ------------------------------------------------------ cuDNN convolutions */
 
 /* One batch size's descriptors and algorithm. Immutable once published. */
+/* One batch size's descriptors and algorithms: the heuristics' choices
+ * that fit the workspace, best first. The first forward at this size (a
+ * plain one: the engine runs one before it captures) moves pick past any
+ * that the run itself refuses (seen: CUDNN_STATUS_BAD_PARAM from a
+ * channels-last fp16 depthwise convolution's first choice). */
 typedef struct dnn_entry {
     cudnnTensorDescriptor_t x, y; /* Conv: x -> y; ConvTranspose: x is dy, y is dx */
-    int algo;                     /* cudnnConvolutionFwdAlgo_t or ...BwdDataAlgo_t */
-    size_t ws;
+    int n_algos;
+    int algo[CONV_ALGOS + 1]; /* cudnnConvolutionFwdAlgo_t or ...BwdDataAlgo_t */
+    size_t ws[CONV_ALGOS + 1];
+    int pick;    /* index of the algorithm in use (atomic) */
     int unfused; /* the fused call refused this shape: run conv + epilogue */
 } dnn_entry;
 
@@ -212,45 +219,46 @@ fail:
     return st;
 }
 
-/* Chooses the algorithm for entry e (descriptors set) with workspace at
- * most limit: the heuristics' first that fits. */
+/* Fills e's algorithms (descriptors set): the heuristics' choices with
+ * workspace at most limit, then for Conv the implicit GEMM (no workspace)
+ * as the last resort. top_ws: the largest workspace of the first three. */
 static ferry_status choose_algo(cudnnHandle_t h, const dnn_state *ds, dnn_entry *e, size_t limit,
                                 size_t *top_ws)
 {
-    int got = 0;
+    int got = 0, algo[CONV_ALGOS];
+    cudnnStatus_t ok[CONV_ALGOS];
+    size_t mem[CONV_ALGOS];
     ferry_status st = FERRY_OK;
-    *top_ws = 0;
-    e->algo = -1;
     if (!ds->transposed) {
         cudnnConvolutionFwdAlgoPerf_t perf[CONV_ALGOS];
         DNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, e->x, ds->w, ds->conv, e->y, CONV_ALGOS,
                                                        &got, perf));
-        for (int i = 0; i < got; i++) {
-            if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit)
-                continue;
-            if (e->algo < 0) {
-                e->algo = perf[i].algo;
-                e->ws = perf[i].memory;
-            }
-            if (perf[i].memory > *top_ws && i < 3)
-                *top_ws = perf[i].memory;
-        }
+        for (int i = 0; i < got; i++)
+            algo[i] = perf[i].algo, ok[i] = perf[i].status, mem[i] = perf[i].memory;
     } else {
         cudnnConvolutionBwdDataAlgoPerf_t perf[CONV_ALGOS];
         DNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, ds->w, e->x, ds->conv, e->y,
                                                             CONV_ALGOS, &got, perf));
-        for (int i = 0; i < got; i++) {
-            if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit)
-                continue;
-            if (e->algo < 0) {
-                e->algo = perf[i].algo;
-                e->ws = perf[i].memory;
-            }
-            if (perf[i].memory > *top_ws && i < 3)
-                *top_ws = perf[i].memory;
-        }
+        for (int i = 0; i < got; i++)
+            algo[i] = perf[i].algo, ok[i] = perf[i].status, mem[i] = perf[i].memory;
     }
-    if (e->algo < 0)
+    *top_ws = 0;
+    e->n_algos = 0;
+    int have_gemm = 0;
+    for (int i = 0; i < got; i++) {
+        if (ok[i] != CUDNN_STATUS_SUCCESS || mem[i] > limit)
+            continue;
+        if (e->n_algos < 3 && mem[i] > *top_ws)
+            *top_ws = mem[i];
+        have_gemm |= algo[i] == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+        e->algo[e->n_algos] = algo[i];
+        e->ws[e->n_algos++] = mem[i];
+    }
+    if (!ds->transposed && !have_gemm) {
+        e->algo[e->n_algos] = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+        e->ws[e->n_algos++] = 0;
+    }
+    if (!e->n_algos)
         st = ferry_fail(FERRY_EUNSUPPORTED,
                         "cuDNN has no algorithm for this convolution within %zu bytes of workspace",
                         limit);
@@ -381,7 +389,14 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     st = entry_make((cudnnHandle_t)c->dnn, ds, p->max_batch, CONV_WS_CAP, &e, &top);
     if (st)
         goto fail;
-    ds->ws_max = top > e->ws ? top : e->ws;
+    ds->ws_max = top;
+    int kept = 0; /* the later choices that need more than the first three stay out */
+    for (int i = 0; i < e->n_algos; i++)
+        if (e->ws[i] <= top) {
+            e->algo[kept] = e->algo[i];
+            e->ws[kept++] = e->ws[i];
+        }
+    e->n_algos = kept;
     ds->by_n[p->max_batch] = e;
     p->scratch = ds->ws_max;
     if (ds->x_nhwc != ds->nhwc) {
@@ -443,27 +458,41 @@ static ferry_status dnn_run(const cuda_call *c, dnn_state *ds)
     }
     const void *bias = nd->n_in > 2 && nd->in[2] >= 0 ? c->in[2] : NULL;
     const void *res = !ds->transposed && nd->n_in > 3 && nd->in[3] >= 0 ? c->in[3] : NULL;
-    if (ds->fused && !__atomic_load_n(&e->unfused, __ATOMIC_RELAXED)) {
-        const float a2 = res ? 1.0f : 0.0f;
-        cudnnStatus_t r = cudnnConvolutionBiasActivationForward(
-            h, &one, e->x, x, ds->w, w, ds->conv, (cudnnConvolutionFwdAlgo_t)e->algo,
-            c->scratch, e->ws, &a2, e->y, res ? res : c->out[0], ds->bias, bias, ds->relu, e->y,
-            c->out[0]);
-        if (r == CUDNN_STATUS_SUCCESS)
-            return FERRY_OK;
-        if (r != CUDNN_STATUS_NOT_SUPPORTED && r != CUDNN_STATUS_BAD_PARAM)
-            return DNN(r);
-        /* This algorithm has no fused form here: conv + epilogue from now on. */
-        __atomic_store_n(&e->unfused, 1, __ATOMIC_RELAXED);
+    for (;;) {
+        int k = __atomic_load_n(&e->pick, __ATOMIC_RELAXED);
+        if (k >= e->n_algos)
+            return ferry_fail(FERRY_EDEVICE,
+                              "node '%s' (%s): cuDNN refused every algorithm its heuristics gave",
+                              nd->name, op_name(nd->op));
+        cudnnStatus_t r;
+        if (ds->fused && !__atomic_load_n(&e->unfused, __ATOMIC_RELAXED)) {
+            const float a2 = res ? 1.0f : 0.0f;
+            r = cudnnConvolutionBiasActivationForward(
+                h, &one, e->x, x, ds->w, w, ds->conv, (cudnnConvolutionFwdAlgo_t)e->algo[k],
+                c->scratch, e->ws[k], &a2, e->y, res ? res : c->out[0], ds->bias, bias, ds->relu,
+                e->y, c->out[0]);
+            if (r == CUDNN_STATUS_SUCCESS)
+                return FERRY_OK;
+            if (r != CUDNN_STATUS_NOT_SUPPORTED && r != CUDNN_STATUS_BAD_PARAM)
+                return DNN(r);
+            /* no fused form here: conv + epilogue from now on */
+            __atomic_store_n(&e->unfused, 1, __ATOMIC_RELAXED);
+        }
+        if (!ds->transposed)
+            r = cudnnConvolutionForward(h, &one, e->x, x, ds->w, w, ds->conv,
+                                        (cudnnConvolutionFwdAlgo_t)e->algo[k], c->scratch,
+                                        e->ws[k], &zero, e->y, c->out[0]);
+        else
+            r = cudnnConvolutionBackwardData(h, &one, ds->w, w, e->x, x, ds->conv,
+                                             (cudnnConvolutionBwdDataAlgo_t)e->algo[k], c->scratch,
+                                             e->ws[k], &zero, e->y, c->out[0]);
+        if (r != CUDNN_STATUS_NOT_SUPPORTED && r != CUDNN_STATUS_BAD_PARAM) {
+            st = DNN(r);
+            break;
+        }
+        int next = k + 1;
+        __atomic_compare_exchange_n(&e->pick, &k, next, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     }
-    if (!ds->transposed)
-        st = DNN(cudnnConvolutionForward(h, &one, e->x, x, ds->w, w, ds->conv,
-                                         (cudnnConvolutionFwdAlgo_t)e->algo, c->scratch, e->ws,
-                                         &zero, e->y, c->out[0]));
-    else
-        st = DNN(cudnnConvolutionBackwardData(h, &one, ds->w, c->in[1], e->x, c->in[0], ds->conv,
-                                              (cudnnConvolutionBwdDataAlgo_t)e->algo, c->scratch,
-                                              e->ws, &zero, e->y, c->out[0]));
     if (st || (!bias && !res && nd->act == ACT_NONE))
         return st;
     int64_t hw = ds->out[0] * ds->out[1], ny = c->n * ds->co * hw;
