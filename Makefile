@@ -23,11 +23,12 @@ CMAKE_ARGS ?=
 PYTHON     := /usr/bin/python3
 FUZZ_SECONDS ?= 60
 
-# Debian packages the build and the tests need.
+# Debian packages the build and the tests need (prometheus: its promtool lints
+# /metrics in tests/server/test_server.py).
 DEB_PACKAGES := cmake make gcc pkg-config libopenblas-dev libprotobuf-c-dev \
 	protobuf-c-compiler libonnx-dev libmicrohttpd-dev libcjson-dev libcmocka-dev libdnnl-dev \
 	python3 python3-dev python3-numpy python3-pytest python3-torch python3-torchvision python3-onnx \
-	clang libclang-rt-14-dev
+	clang libclang-rt-14-dev nginx curl prometheus
 
 .PHONY: all deps build bench test test-normal test-asan tsan venv fuzz format clean
 

@@ -69,7 +69,7 @@ def ferry_cmd(a, out):
     if a.batcher:
         cmd += ["--concurrency", csv(a.concurrency)]
     if a.threads:
-        cmd += ["--threads", str(max(a.threads))]
+        cmd += ["--threads", csv(a.threads)]
     return cmd + shlex.split(a.ferry_args)
 
 

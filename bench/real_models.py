@@ -103,6 +103,8 @@ def ferry_rates(cli, path, batch, duration, repeats, threads, input_files):
     help_text = ferry_help(cli)
     args = [cli, "bench", path, "--device", "cpu", "--sweep", "--batch-sizes", str(batch),
             "--duration", str(duration), "--quiet"]
+    if re.search(r"--repeat\b", help_text):  # the runs are repeated here, interleaved
+        args += ["--repeat", "1"]
     if re.search(r"--workers\b", help_text):
         args += ["--workers", str(threads)]
     if re.search(r"--input\b", help_text):

@@ -133,6 +133,35 @@ FERRY_API ferry_status ferry_model_load_buffer(const void *buf, size_t len, cons
 
 FERRY_API void ferry_model_destroy(ferry_model *m);
 
+/* Length buckets: a model whose inputs have a second symbolic axis besides
+ * the batch (a sequence length: the export's dynamic_axes name it, e.g.
+ * {1: 'sequence'}) is loaded once per bucket length L with that axis fixed
+ * to L, and runs batches of those lengths; a batcher pads each request to
+ * the smallest bucket that holds it (ferry_batcher_config.mask_input).
+ * ferry_model_load loads such a model with the default buckets
+ * (16, 24, 32, 48, 64, 96, 128, 192, ... 512, stopping at the first length
+ * the model refuses, e.g. one longer than its position table). */
+typedef struct ferry_model_options {
+    const char *length_axis; /* dim_param of the length axis; NULL: the inputs' one symbolic
+                                axis besides the batch, if any */
+    const int64_t *length_buckets; /* ascending lengths; NULL: the defaults above */
+    int n_length_buckets;
+} ferry_model_options;
+FERRY_API void ferry_model_options_init(ferry_model_options *o);
+/* As ferry_model_load, with options (NULL: the defaults). FERRY_ENOTFOUND
+ * when no input declares the named length_axis; FERRY_EINVAL for buckets
+ * that are not ascending positive lengths. */
+FERRY_API ferry_status ferry_model_load_opts(const char *path, const ferry_model_options *o,
+                                             ferry_model **out);
+/* The model's length buckets: their count (0: no length axis) and the
+ * length of bucket k, ascending. ferry_model_input/_output give shapes at
+ * the longest; ferry_model_length_dim gives the dim of input or output i
+ * that is the length axis (0: none, a pooled output). Its name: "" if none. */
+FERRY_API int ferry_model_num_lengths(const ferry_model *m);
+FERRY_API int64_t ferry_model_length(const ferry_model *m, int k);
+FERRY_API int ferry_model_length_dim(const ferry_model *m, int is_output, int i);
+FERRY_API const char *ferry_model_length_axis(const ferry_model *m);
+
 FERRY_API int ferry_model_num_inputs(const ferry_model *m);
 FERRY_API int ferry_model_num_outputs(const ferry_model *m);
 /* Fills *out for input/output i. FERRY_EINVAL if i is out of range. */
@@ -256,9 +285,14 @@ FERRY_API void ferry_engine_destroy(ferry_engine *e);
  * cfg.graphs), so that later runs pay no first-call costs. */
 FERRY_API ferry_status ferry_engine_warmup(ferry_engine *e);
 
-/* The concrete shape of output i for a batch of n samples. */
+/* The concrete shape of output i for a batch of n samples (with length
+ * buckets: at the longest length). */
 FERRY_API ferry_status ferry_engine_output_info(const ferry_engine *e, int i, int64_t n,
                                                 ferry_tensor *out);
+/* As ferry_engine_output_info, for a batch whose length axis is `length`
+ * (ferry_model_length_dim); the same for a model without one. */
+FERRY_API ferry_status ferry_engine_output_info_len(const ferry_engine *e, int i, int64_t n,
+                                                    int64_t length, ferry_tensor *out);
 
 /* Runs one batch of any size and blocks until done. A batch is split into
  * chunks of at most max_batch samples, and a large batch into one chunk per
@@ -358,6 +392,14 @@ typedef struct ferry_batcher_config {
     int max_queue; /* queued requests beyond which submit is FERRY_EBUSY; default 65536 */
     int64_t default_timeout_us; /* per-request deadline when none given; 0 = none */
     int priority_levels;        /* 1..8; higher priority value served first; default 1 */
+    int default_priority;       /* level of a request submitted without opts: 0..levels-1;
+                                   default 0, the lowest */
+    /* Models with length buckets (ferry_model_num_lengths > 0): each request
+     * is padded to the smallest bucket that holds it and batched with that
+     * bucket's requests (src/batcher/buckets.c). */
+    const char *mask_input; /* the attention mask, 0 on padding; NULL: the input named
+                               attention_mask or mask */
+    int pad;                /* 1: pad a model that has no mask input (its results change) */
 } ferry_batcher_config;
 
 FERRY_API void ferry_batcher_config_init(ferry_batcher_config *cfg);
@@ -369,6 +411,9 @@ FERRY_API ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher
 /* Drains: every accepted request completes (result, or FERRY_ESHUTDOWN if
  * it could not run) before this returns. Accepts NULL. */
 FERRY_API void ferry_batcher_destroy(ferry_batcher *b);
+/* The batcher's configuration, with its defaults applied (max_batch is the
+ * engine's when it was 0). Valid while b lives; any thread. */
+FERRY_API const ferry_batcher_config *ferry_batcher_get_config(const ferry_batcher *b);
 
 typedef struct ferry_request_opts {
     int priority;       /* 0 .. priority_levels-1; higher first */
@@ -409,11 +454,31 @@ typedef struct ferry_batcher_stats {
     uint64_t batches, samples;
     uint64_t queue_depth; /* requests waiting now */
     uint64_t queue_us_sum, compute_us_sum, request_us_sum;
+    /* Summed over successful requests, each adding its batch's time (as
+     * Triton counts them): copying the batch's inputs into the engine's
+     * staging, dispatch to the engine's completion, copying the outputs out */
+    uint64_t req_compute_input_us, req_compute_infer_us, req_compute_output_us;
     uint64_t queue_hist[FERRY_LAT_BUCKETS];   /* per request: submit -> dispatch */
     uint64_t compute_hist[FERRY_LAT_BUCKETS]; /* per batch: dispatch -> completion */
     uint64_t batch_hist[FERRY_BATCH_BUCKETS]; /* per batch: samples */
 } ferry_batcher_stats;
 FERRY_API void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *out);
+
+/* Padding into length buckets, per request: the share of its bucket's
+ * positions that are padding, (bucket - length) / bucket, in buckets with
+ * upper bounds 0 (an exact fit), 0.1, ..., 0.9, +Inf ("le", as Prometheus). */
+#define FERRY_PAD_BUCKETS 11
+FERRY_API extern const double ferry_pad_bucket_bounds[FERRY_PAD_BUCKETS - 1];
+typedef struct ferry_padding_stats {
+    uint64_t requests; /* accepted into a length bucket */
+    uint64_t tokens;   /* their positions: samples x length */
+    uint64_t padding;  /* positions of padding added to them */
+    uint64_t percent_sum; /* over requests: 100 x their padding share, rounded */
+    uint64_t hist[FERRY_PAD_BUCKETS];
+} ferry_padding_stats;
+/* Fills *out; returns the batcher's number of length buckets (0: it does
+ * not pad, and *out is zero). Any thread. */
+FERRY_API int ferry_batcher_get_padding(ferry_batcher *b, ferry_padding_stats *out);
 
 /* ----------------------------------------------------------------- server */
 
@@ -426,6 +491,15 @@ FERRY_API void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *ou
  * caller must not use or destroy them. Several servers may run at once. */
 typedef struct ferry_server ferry_server;
 
+/* What the server writes to stderr, each level including those before it. */
+typedef enum ferry_log_level {
+    FERRY_LOG_OFF = 0, /* nothing (the default for the API: a library is quiet) */
+    FERRY_LOG_ERROR,   /* requests the engine failed (500) */
+    FERRY_LOG_WARN,    /* every other failed infer request: model, status, reason */
+    FERRY_LOG_INFO,    /* the access log, when access_log is set */
+    FERRY_LOG_VERBOSE, /* every request (the access log), messages with source locations */
+} ferry_log_level;
+
 typedef struct ferry_server_config {
     const char *host; /* default "127.0.0.1" */
     int port;         /* default 8000; 0 picks a free port */
@@ -435,6 +509,12 @@ typedef struct ferry_server_config {
      * closed (a request waiting for its batch is not idle); 0: the default,
      * 30; -1: never. A client trickling a byte at a time resets it. */
     int connection_timeout;
+    /* 0 (default): an input whose datatype is not the model's is refused
+     * (400), as Triton does; 1: any numeric datatype is accepted and
+     * converted to the model's, range-checked element by element. */
+    int convert_datatypes;
+    ferry_log_level log_level; /* default FERRY_LOG_OFF */
+    int access_log;            /* 1: a line a request at FERRY_LOG_INFO */
 } ferry_server_config;
 
 FERRY_API void ferry_server_config_init(ferry_server_config *cfg);

@@ -131,7 +131,7 @@ def ferry_bench(ferry, onnx, args, extra, tag):
     """Runs `ferry bench` with --json; returns its JSON (None on failure)."""
     out = os.path.join(args.dir, f"{os.path.basename(onnx)}.{tag}.json")
     cmd = [ferry, "bench", onnx, "--device", "cuda", "--precision", "fp16", "--quiet",
-           "--duration", str(args.duration), "--json", out] + extra
+           "--duration", str(args.duration), "--repeat", str(args.repeats), "--json", out] + extra
     note("  $ " + " ".join(cmd))
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
@@ -150,6 +150,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dir", default="/tmp/real-gpu")
     ap.add_argument("--batcher", type=int, default=256, help="clients (0: skip)")
+    ap.add_argument("--skip-torch", action="store_true", help="Ferry's columns only")
     ap.add_argument("--json")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
@@ -164,19 +165,20 @@ def main():
             t0 = time.time()
             bm.export(name, args.dir)
             note(f"  exported in {time.time() - t0:.0f} s")
-        row = {"torch_eager_b1": None, "sweep": {}}
+        row = {"torch_eager_b1": None, "sweep": {b: {} for b in batches}}
+        for b in batches if not args.skip_torch else []:
+            try:
+                row["sweep"][b]["torch_best"] = torch_best(bm.build(name), name, b, args.duration,
+                                                           args.repeats)
+            except Exception as e:
+                note(f"  torch best b={b} failed: {e}")
+            torch.cuda.empty_cache()
         try:
+            if args.skip_torch:
+                raise RuntimeError("--skip-torch")
             row["torch_eager_b1"] = torch_eager(module, name, 1, args.duration, args.repeats)
         except Exception as e:  # a model torch cannot run here is reported, not fatal
             note(f"  torch eager failed: {e}")
-        for b in batches:
-            r = {}
-            try:
-                r["torch_best"] = torch_best(bm.build(name), name, b, args.duration, args.repeats)
-            except Exception as e:
-                note(f"  torch best b={b} failed: {e}")
-            row["sweep"][b] = r
-            torch.cuda.empty_cache()
         bs = ",".join(str(b) for b in batches)
         for tag, extra in (("sync", []), ("k4", ["--inflight", "4"])):
             j = ferry_bench(args.ferry, onnx, args,

@@ -16,18 +16,20 @@ cp "$B/ferry" "$B/test_cuda_backend" "$B/test_parity_cuda" "$B/test_cuda_fused" 
 # wrk for bench/gpu/run_server.sh, when installed here (its libluajit follows below)
 [ -x /usr/bin/wrk ] && cp /usr/bin/wrk "$S/bin/"
 strip "$S"/bin/*
-# the parity models without mlp-l (too large to carry), when a build made them
+# the parity models without mlp-l (too large to carry), when a build made them:
+# the MLP family, and those of FAMILIES (comma-separated, e.g. rnn,dlrm)
 TM=${TEST_MODELS:-build/test-models}
+export FAMILIES=${FAMILIES:-mlp}
 if [ -f "$TM/manifest.json" ]; then
     mkdir -p "$S/tm"
     python3 - "$TM" "$S/tm" <<'PY'
-import json, shutil, sys
+import json, os, shutil, sys
 src, dst = sys.argv[1], sys.argv[2]
+fams = set(os.environ["FAMILIES"].split(",")) | {"mlp"}
 m = json.load(open(f"{src}/manifest.json"))
-# the MLP family only: the CUDA backend runs the MLP-era operators (the real
-# models are the CUDA issue's), and they would not fit the carry limit
+# all families would not fit the carry limit (64 MiB): the MLPs and those asked
 m["models"] = [x for x in m["models"] if x["name"] not in ("mlp-l", "mlp-s-ext")
-               and x.get("family", "mlp") == "mlp"]
+               and x.get("family", "mlp") in fams]
 for x in m["models"]:
     for f in x["files"] + [x["onnx"]] + x.get("extra_files", []):
         shutil.copy(f"{src}/{f}", dst)
@@ -37,6 +39,17 @@ PY
     tar cJf "$S/tm.tar.xz" -C "$S" tm && rm -rf "$S/tm"
 fi
 cp "$B/models/mlp-s.onnx" "$S/models/"
+# the Python package for the GPU machine's python3.12 (python/bench/python_vs_c.py
+# there), built against libferry.so when this machine has 3.12's headers (pyenv)
+PY312=${PY312_INCLUDE:-/root/.pyenv/versions/3.12.1/include/python3.12}
+if [ -f "$PY312/Python.h" ]; then
+    cmake --build "$B" -j2 --target ferry_shared
+    mkdir -p "$S/python/ferry"
+    cp python/ferry/*.py "$S/python/ferry/"
+    gcc -O2 -shared -fPIC -I"$PY312" -Iinclude python/ferry/_ferry.c "$B/lib/libferry.so.0" \
+        -o "$S/python/ferry/_ferry.cpython-312-x86_64-linux-gnu.so"
+    cp -L "$B/lib/libferry.so.0" "$S/lib/"
+fi
 # uvicorn for bench/torch_server.py (pure Python; the machine has no registry):
 # bench/torch_server.py appends TORCH_PYPATH behind the machine's own packages
 PY=/usr/lib/python3/dist-packages

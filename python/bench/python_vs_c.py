@@ -92,7 +92,8 @@ def c_batcher(cli, model, clients, seconds, max_batch):
         out = os.path.join(d, "f.json")
         subprocess.run([cli, "bench", model, "--device", "cpu", "--duration", str(seconds),
                         "--json", out, "--quiet", "--batcher", "--concurrency", str(clients),
-                        "--max-batch", str(max_batch)], check=True, capture_output=True)
+                        "--max-batch", str(max_batch), "--repeat", "1"],  # rounds repeat here
+                       check=True, capture_output=True)
         with open(out) as f:
             r = json.load(f)
     row = [p for p in r["batcher"] if p["concurrency"] == clients][0]
@@ -102,7 +103,7 @@ def c_batcher(cli, model, clients, seconds, max_batch):
 def torch_batcher(model, clients, seconds, max_batch, delay_us):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "t.json")
-        subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_reference.py"),
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "torch_reference.py"),
                         "--model", model, "--device", "cpu", "--duration", str(seconds),
                         "--json", out, "--quiet", "--batch-sizes", "1", "--batcher",
                         "--concurrency", str(clients), "--max-batch", str(max_batch),

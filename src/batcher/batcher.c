@@ -70,6 +70,10 @@ static ferry_status check_config(ferry_batcher_config *c, int engine_max)
     if (c->priority_levels < 1 || c->priority_levels > BATCHER_MAX_LEVELS)
         return ferry_fail(FERRY_EINVAL, "batcher: priority_levels %d is outside 1..%d",
                           c->priority_levels, BATCHER_MAX_LEVELS);
+    if (c->default_priority < 0 || c->default_priority >= c->priority_levels)
+        return ferry_fail(FERRY_EINVAL,
+                          "batcher: default_priority %d is outside 0..%d (priority_levels %d)",
+                          c->default_priority, c->priority_levels - 1, c->priority_levels);
     return FERRY_OK;
 }
 
@@ -353,6 +357,8 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
 {
     if (!b || !cb)
         return ferry_fail(FERRY_EINVAL, "batcher: submit needs a batcher and a callback");
+    if (b->lb)
+        return buckets_submit(b, inputs, n_in, outputs, n_out, opts, cb, user);
     int64_t k = -1;
     ferry_status st = check_tensors(b, b->in, b->n_in, inputs, n_in, "input", &k);
     if (st == FERRY_OK)
@@ -367,7 +373,9 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
                           "batcher: a request of %lld samples exceeds max_batch %d; requests are "
                           "never split, so submit at most %d samples at once",
                           (long long)k, b->cfg.max_batch, b->cfg.max_batch);
-    int prio = opts ? opts->priority : 0;
+    /* Levels only order the dispatcher's picks (fill: highest first, arrival
+     * order within one); a request's level never changes what it computes. */
+    int prio = opts ? opts->priority : b->cfg.default_priority;
     if (prio < 0 || prio >= b->cfg.priority_levels)
         return ferry_fail(FERRY_EINVAL, "batcher: priority %d is outside 0..%d", prio,
                           b->cfg.priority_levels - 1);
@@ -515,7 +523,7 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
 {
     batch *c = user;
     ferry_batcher *b = c->b;
-    int64_t now = ferry_now_us();
+    int64_t now = ferry_now_us(), out_ns = ferry_now_ns();
     if (st == FERRY_OK) {
         for (int i = 0; i < b->n_out; i++) {
             const unsigned char *o = engine_slot_output(s, i);
@@ -523,6 +531,15 @@ static void batch_done(void *user, engine_slot *s, ferry_status st)
             for (bnode *r = c->head; r; r = r->next)
                 memcpy(r->outs[i], o + (size_t)r->off * sb, (size_t)r->k * sb);
         }
+        /* each request counts its whole batch's times, as Triton's do */
+        uint64_t n_req = (uint64_t)c->n_req;
+        atomic_fetch_add_explicit(&b->st.req_input_ns, n_req * (uint64_t)c->input_ns,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->st.req_infer_ns,
+                                  n_req * (uint64_t)(out_ns - c->t_dispatch_ns),
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->st.req_output_ns, n_req * (uint64_t)(ferry_now_ns() - out_ns),
+                                  memory_order_relaxed);
     }
     engine_slot_release(s);
     int64_t cus = now - c->t_dispatch;
@@ -670,7 +687,7 @@ static int fill(ferry_batcher *b, int64_t now)
 {
     batch *c = b->cur;
     int go = 0;
-    int64_t reqs = 0, samples = 0;
+    int64_t reqs = 0, samples = 0, n0 = c->n, t0 = ferry_now_ns();
     for (int l = b->cfg.priority_levels - 1; l >= 0 && !go; l--) {
         fifo *f = &b->fifos[l];
         bnode *r;
@@ -699,6 +716,8 @@ static int fill(ferry_batcher *b, int64_t now)
     }
     if (reqs)
         atomic_fetch_sub(&b->queued, QUEUED_PACK(reqs, samples));
+    if (c->n != n0) /* the copies into staging (and, rarely, expiries among them) */
+        c->input_ns += ferry_now_ns() - t0;
     return go;
 }
 
@@ -751,6 +770,7 @@ static void launch(ferry_batcher *b)
         return; /* keep the slot for the next batch */
     b->cur = NULL;
     c->t_dispatch = now;
+    c->t_dispatch_ns = ferry_now_ns();
     uint64_t qsum = 0, qh[FERRY_LAT_BUCKETS] = {0};
     int64_t tsum = 0;
     for (bnode *r = c->head; r; r = r->next) {
@@ -868,8 +888,8 @@ static void *dispatcher_main(void *arg)
         }
         if (!b->cur) {
             int64_t wait = b->min_deadline - now;
-            if (wait > ACQUIRE_POLL_US)
-                wait = ACQUIRE_POLL_US;
+            if (wait > b->acquire_poll_us)
+                wait = b->acquire_poll_us;
             engine_slot *s;
             ferry_status st = engine_slot_acquire(b->e, wait < 0 ? 0 : wait, &s);
             if (st == FERRY_ETIMEDOUT)
@@ -895,6 +915,7 @@ static void *dispatcher_main(void *arg)
 
 static void free_batcher(ferry_batcher *b)
 {
+    buckets_destroy(b);
     if (b->slabs_ready) {
         slab_destroy(&b->nodes);
         slab_destroy(&b->batches);
@@ -927,6 +948,12 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
     memset(b, 0, sizeof *b);
     b->e = e;
     b->cfg = c;
+    if (engine_num_lengths(e) > 0) {
+        if ((st = buckets_create(b, &c)) != FERRY_OK)
+            goto fail;
+        *out = b;
+        return FERRY_OK;
+    }
     const ferry_model *m = engine_model(e);
     b->n_in = ferry_model_num_inputs(m);
     b->n_out = ferry_model_num_outputs(m);
@@ -977,6 +1004,7 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
     atomic_init(&b->stop, 0);
     atomic_init(&b->inflight, 0);
     /* one batch per worker keeps every worker (CPU thread, CUDA stream) busy */
+    b->acquire_poll_us = ACQUIRE_POLL_US;
     b->eager_inflight = ferry_engine_get_config(e)->workers;
     if (b->eager_inflight < 1)
         b->eager_inflight = 1;
@@ -997,10 +1025,19 @@ fail:
     return st;
 }
 
+const ferry_batcher_config *ferry_batcher_get_config(const ferry_batcher *b)
+{
+    return &b->cfg;
+}
+
 void ferry_batcher_destroy(ferry_batcher *b)
 {
     if (!b)
         return;
+    if (b->lb) {
+        free_batcher(b); /* each bucket's batcher drains its requests */
+        return;
+    }
     atomic_store(&b->closing, 1);
     wake_dispatcher(b); /* it dispatches at once from now on */
     unsigned v;

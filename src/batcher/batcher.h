@@ -78,6 +78,9 @@ typedef struct batch {
     int64_t min_deadline; /* earliest deadline inside */
     int64_t t_dispatch;
     int64_t t_submit_sum; /* of its requests, for request_us_sum */
+    /* Triton's compute input / infer times: copying its requests' inputs
+     * into the slot (while it formed), dispatch to the engine's completion */
+    int64_t input_ns, t_dispatch_ns;
 } batch;
 
 typedef struct inbox {
@@ -96,14 +99,20 @@ typedef struct batcher_counters {
     padded_counter submitted[BATCHER_SHARDS], rejected[BATCHER_SHARDS];
     alignas(64) _Atomic uint64_t succeeded, failed, expired;
     _Atomic uint64_t request_us_sum, compute_us_sum;
+    /* per successful request, its batch's times (Triton's compute
+     * input/infer/output), nanoseconds */
+    _Atomic uint64_t req_input_ns, req_infer_ns, req_output_ns;
     _Atomic uint64_t compute_hist[FERRY_LAT_BUCKETS];
     alignas(64) _Atomic uint64_t batches, samples, queue_us_sum; /* dispatcher writes */
     _Atomic uint64_t queue_hist[FERRY_LAT_BUCKETS];
     _Atomic uint64_t batch_hist[FERRY_BATCH_BUCKETS];
 } batcher_counters;
 
+typedef struct lenbuckets lenbuckets;
+
 struct ferry_batcher {
     ferry_engine *e;
+    lenbuckets *lb; /* length buckets (buckets.c): this batcher only routes to theirs */
     ferry_batcher_config cfg; /* with defaults applied */
     int n_in, n_out;
     io_desc *in, *out;
@@ -121,6 +130,7 @@ struct ferry_batcher {
     _Atomic int64_t want;                /* queued samples at which to wake it */
     alignas(64) atomic_int inflight;     /* our batches in the engine */
     int eager_inflight;                  /* below this many, a forming batch leaves at once */
+    int64_t acquire_poll_us; /* while the engine is full, look at arrivals this often */
     inbox inboxes[BATCHER_MAX_LEVELS];
 
     /* dispatcher thread only */
@@ -144,6 +154,14 @@ void inbox_push_chain(inbox *q, bnode *newest, bnode *oldest);
 void fifo_take_inbox(fifo *f, inbox *q, int64_t *reqs, int64_t *samples, int64_t *min_deadline);
 void fifo_append(fifo *f, bnode *r);
 bnode *fifo_pop(fifo *f);
+
+/* buckets.c: a batcher of a model with length buckets, one batcher each */
+ferry_status buckets_create(ferry_batcher *b, const ferry_batcher_config *c);
+void buckets_destroy(ferry_batcher *b);
+ferry_status buckets_submit(ferry_batcher *b, const ferry_tensor *inputs, int n_in,
+                            ferry_tensor *outputs, int n_out, const ferry_request_opts *opts,
+                            ferry_request_fn cb, void *user);
+void buckets_stats(ferry_batcher *b, ferry_batcher_stats *out);
 
 /* stats.c */
 int stats_lat_bucket(int64_t us);

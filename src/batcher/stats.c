@@ -54,6 +54,10 @@ void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *out)
     memset(out, 0, sizeof *out);
     if (!b)
         return;
+    if (b->lb) {
+        buckets_stats(b, out);
+        return;
+    }
     const batcher_counters *c = &b->st;
     for (int i = 0; i < BATCHER_SHARDS; i++) {
         out->submitted += LD(c->submitted[i].v);
@@ -68,6 +72,9 @@ void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *out)
     out->queue_us_sum = LD(c->queue_us_sum);
     out->compute_us_sum = LD(c->compute_us_sum);
     out->request_us_sum = LD(c->request_us_sum);
+    out->req_compute_input_us = LD(c->req_input_ns) / 1000;
+    out->req_compute_infer_us = LD(c->req_infer_ns) / 1000;
+    out->req_compute_output_us = LD(c->req_output_ns) / 1000;
     for (int i = 0; i < FERRY_LAT_BUCKETS; i++) {
         out->queue_hist[i] = LD(c->queue_hist[i]);
         out->compute_hist[i] = LD(c->compute_hist[i]);

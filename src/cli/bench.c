@@ -7,61 +7,38 @@
  *              optimizations one by one: batching, pipelining, precision,
  *              graph capture
  *   batcher    closed-loop single-sample requests through the dynamic batcher
- * Prints tables; --json and --plot for machines and people.
+ * Each point is measured --repeat times and reported as the median run with
+ * its spread (bench_report.c prints the tables, --json and --plot).
  */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <strings.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "batcher/bench.h"
+#include "cli/bench.h"
 #include "cli/cli.h"
 #include "cli/common.h"
-#include "util/timeutil.h"
 #include "util/error.h"
+#include "util/timeutil.h"
 
-#define MAX_SIZES 32
+typedef bench_opts opts;
 
-typedef struct opts {
-    const char *model;
-    const char *device;
-    ferry_precision precision;
-    int64_t sizes[MAX_SIZES];
-    int n_sizes;
-    int compare_threading, stack, latency, batcher, quiet;
-    int threads;
-    double duration;
-    const char *json, *plot;
-    int64_t conc[MAX_SIZES];
-    int n_conc;
-    int user_chose_sections;
-    int workers, max_batch, graphs; /* the sweep engine */
-    int inflight;                   /* sweep: batches in flight (1: synchronous calls) */
-    ferry_dtype io_dtype;
-} opts;
+/* Defaults: three runs of 0.5 s a point keep `make bench` (sweep, threading,
+ * stack) near half a minute on two cores, as one run of 1 s was before. */
+#define DEF_DURATION 0.5
+#define DEF_REPEAT 3
+#define DEF_STABILITY 10.0 /* percent, perf_analyzer's --stability-percentage default */
 
-typedef struct point {
-    int64_t batch;
-    double sps;           /* samples/s */
-    double p50, p90, p99; /* us per call */
-} point;
-
-typedef struct stack_row {
-    const char *step, *config;
-    double sps;
-    char skipped[256];
-} stack_row;
-
-typedef struct brow {
-    int64_t conc;
-    double rps, p50, p99, mean_batch;
-} brow;
+/* One run of a sweep point. */
+typedef struct sweep_run {
+    double sps, p50, p90, p99;
+} sweep_run;
 
 /* ------------------------------------------------------------ progress */
 
@@ -91,12 +68,6 @@ static void progress_end(const opts *o)
 }
 
 /* ------------------------------------------------------------ helpers */
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static double pct(double *v, int n, double p)
 {
@@ -236,7 +207,7 @@ static void flight_done(void *user, ferry_status st)
 }
 
 static ferry_status sweep_pipelined(const opts *o, ferry_engine *e, const ferry_model *m, int64_t n,
-                                    double *lat, size_t cap, point *pt)
+                                    double *lat, size_t cap, sweep_run *pt)
 {
     int k = o->inflight;
     io_bufs *b = calloc((size_t)k, sizeof *b);
@@ -298,8 +269,7 @@ static ferry_status sweep_pipelined(const opts *o, ferry_engine *e, const ferry_
     int64_t t1 = ferry_now_us();
     if (st == FERRY_OK && f.err != FERRY_OK)
         st = f.err;
-    qsort(lat, f.n_lat, sizeof *lat, cmp_d);
-    pt->batch = n;
+    bench_sort(lat, f.n_lat);
     pt->sps = t0 ? (double)n * (double)done_batches / ((double)(t1 - t0) / 1e6) : 0;
     pt->p50 = pct(lat, (int)f.n_lat, 50);
     pt->p90 = pct(lat, (int)f.n_lat, 90);
@@ -315,7 +285,33 @@ static ferry_status sweep_pipelined(const opts *o, ferry_engine *e, const ferry_
     return st;
 }
 
-static ferry_status run_sweep(const opts *o, const ferry_model *m, point *pts)
+/* One synchronous run of batch n: back-to-back ferry_engine_run calls for
+ * o->duration seconds (at least 3). */
+static ferry_status sweep_sync(const opts *o, ferry_engine *e, const io_bufs *b, int64_t n,
+                               double *lat, size_t cap, sweep_run *run)
+{
+    ferry_tensor in[CLI_MAX_IO], out[CLI_MAX_IO];
+    io_view(b, n, in, out);
+    ferry_status st = FERRY_OK;
+    for (int w = 0; w < 3 && st == FERRY_OK; w++)
+        st = ferry_engine_run(e, in, b->n_in, out, b->n_out);
+    size_t cnt = 0;
+    int64_t t0 = ferry_now_us(), t1 = t0, limit = (int64_t)(o->duration * 1e6);
+    while (st == FERRY_OK && (t1 - t0 < limit || cnt < 3) && cnt < cap) {
+        int64_t a = ferry_now_us();
+        st = ferry_engine_run(e, in, b->n_in, out, b->n_out);
+        t1 = ferry_now_us();
+        lat[cnt++] = (double)(t1 - a);
+    }
+    bench_sort(lat, cnt);
+    run->sps = (double)n * (double)cnt / ((double)(t1 - t0) / 1e6);
+    run->p50 = pct(lat, (int)cnt, 50);
+    run->p90 = pct(lat, (int)cnt, 90);
+    run->p99 = pct(lat, (int)cnt, 99);
+    return st;
+}
+
+static ferry_status run_sweep(const opts *o, const ferry_model *m, bench_point *pts)
 {
     int64_t maxb = 1;
     for (int i = 0; i < o->n_sizes; i++)
@@ -334,34 +330,32 @@ static ferry_status run_sweep(const opts *o, const ferry_model *m, point *pts)
     }
     size_t cap = 1 << 20;
     double *lat = malloc(cap * sizeof *lat);
+    if (!lat)
+        st = FERRY_ENOMEM;
     for (int k = 0; k < o->n_sizes && st == FERRY_OK; k++) {
         int64_t n = o->sizes[k];
         char what[64];
         snprintf(what, sizeof what, "sweep: batch %lld", (long long)n);
         progress(o, what);
-        if (o->inflight > 1 && n <= chunk) {
-            st = sweep_pipelined(o, e, m, n, lat, cap, &pts[k]);
-            prog_done++;
-            continue;
+        double p50[BENCH_MAX_REPEAT], p90[BENCH_MAX_REPEAT], p99[BENCH_MAX_REPEAT];
+        bench_point *pt = &pts[k];
+        pt->batch = n;
+        pt->sps.n = 0;
+        for (int r = 0; r < o->repeat && st == FERRY_OK; r++) {
+            sweep_run run = {0};
+            if (o->inflight > 1 && n <= chunk)
+                st = sweep_pipelined(o, e, m, n, lat, cap, &run);
+            else
+                st = sweep_sync(o, e, &b, n, lat, cap, &run);
+            pt->sps.run[pt->sps.n++] = run.sps;
+            p50[r] = run.p50;
+            p90[r] = run.p90;
+            p99[r] = run.p99;
         }
-        ferry_tensor in[CLI_MAX_IO], out[CLI_MAX_IO];
-        io_view(&b, n, in, out);
-        for (int w = 0; w < 3 && st == FERRY_OK; w++)
-            st = ferry_engine_run(e, in, b.n_in, out, b.n_out);
-        size_t cnt = 0;
-        int64_t t0 = ferry_now_us(), t1 = t0, limit = (int64_t)(o->duration * 1e6);
-        while (st == FERRY_OK && (t1 - t0 < limit || cnt < 3) && cnt < cap) {
-            int64_t a = ferry_now_us();
-            st = ferry_engine_run(e, in, b.n_in, out, b.n_out);
-            t1 = ferry_now_us();
-            lat[cnt++] = (double)(t1 - a);
-        }
-        qsort(lat, cnt, sizeof *lat, cmp_d);
-        pts[k].batch = n;
-        pts[k].sps = (double)n * (double)cnt / ((double)(t1 - t0) / 1e6);
-        pts[k].p50 = pct(lat, (int)cnt, 50);
-        pts[k].p90 = pct(lat, (int)cnt, 90);
-        pts[k].p99 = pct(lat, (int)cnt, 99);
+        bench_measure_finish(&pt->sps, o->stability);
+        pt->p50 = bench_median(p50, pt->sps.n);
+        pt->p90 = bench_median(p90, pt->sps.n);
+        pt->p99 = bench_median(p99, pt->sps.n);
         prog_done++;
     }
     free(lat);
@@ -379,6 +373,7 @@ typedef struct tctx {
     int depth; /* batches per run_many call (1: plain run) */
     atomic_int *go;
     atomic_int *stop;
+    atomic_int *running; /* clients still in their loop */
     uint64_t samples;
     ferry_status st;
     char err[256];
@@ -407,6 +402,7 @@ static void *client_main(void *arg)
         if (c->st == FERRY_OK)
             c->samples += (uint64_t)(c->batch * nb);
     }
+    atomic_fetch_sub(c->running, 1);
     if (c->st != FERRY_OK)
         snprintf(c->err, sizeof c->err, "%s", ferry_last_error());
     for (int k = 0; k < made; k++)
@@ -418,7 +414,7 @@ static void *client_main(void *arg)
 static ferry_status measure_threads(const opts *o, ferry_engine *e, const ferry_model *m,
                                     int threads, int64_t batch, int depth, double *sps)
 {
-    atomic_int go = 0, stop = 0;
+    atomic_int go = 0, stop = 0, running = threads;
     tctx *c = calloc((size_t)threads, sizeof *c);
     pthread_t *t = calloc((size_t)threads, sizeof *t);
     if (!c || !t) {
@@ -427,7 +423,13 @@ static ferry_status measure_threads(const opts *o, ferry_engine *e, const ferry_
         return FERRY_ENOMEM;
     }
     for (int i = 0; i < threads; i++) {
-        c[i] = (tctx){.e = e, .m = m, .batch = batch, .depth = depth, .go = &go, .stop = &stop};
+        c[i] = (tctx){.e = e,
+                      .m = m,
+                      .batch = batch,
+                      .depth = depth,
+                      .go = &go,
+                      .stop = &stop,
+                      .running = &running};
         pthread_create(&t[i], NULL, client_main, &c[i]);
     }
     atomic_store(&go, 1);
@@ -437,10 +439,16 @@ static ferry_status measure_threads(const opts *o, ferry_engine *e, const ferry_
     for (int i = 0; i < threads; i++)
         s0 += __atomic_load_n(&c[i].samples, __ATOMIC_RELAXED);
     int64_t t0 = ferry_now_us();
-    usleep((useconds_t)(o->duration * 1e6));
-    uint64_t s1 = 0;
-    for (int i = 0; i < threads; i++)
-        s1 += __atomic_load_n(&c[i].samples, __ATOMIC_RELAXED);
+    uint64_t s1 = s0;
+    /* a window in which no call completed (a slow model, or clients still
+     * setting up: short --duration, sanitizer builds) measures nothing:
+     * extend it, while the clients run */
+    for (int extra = 0; s1 == s0 && extra < 20 && atomic_load(&running) > 0; extra++) {
+        usleep((useconds_t)(o->duration * 1e6));
+        s1 = 0;
+        for (int i = 0; i < threads; i++)
+            s1 += __atomic_load_n(&c[i].samples, __ATOMIC_RELAXED);
+    }
     int64_t t1 = ferry_now_us();
     atomic_store(&stop, 1);
     ferry_status st = FERRY_OK;
@@ -457,13 +465,23 @@ static ferry_status measure_threads(const opts *o, ferry_engine *e, const ferry_
     return st;
 }
 
-static ferry_status run_threading(const opts *o, const ferry_model *m, point *thr, int *n_thr)
+/* Measures one engine --repeat times with `threads` callers into m. */
+static ferry_status measure_repeated(const opts *o, ferry_engine *e, const ferry_model *m,
+                                     int threads, int64_t batch, int depth, bench_measure *out)
+{
+    ferry_status st = FERRY_OK;
+    out->n = 0;
+    for (int r = 0; r < o->repeat && st == FERRY_OK; r++)
+        st = measure_threads(o, e, m, threads, batch, depth, &out->run[out->n++]);
+    bench_measure_finish(out, o->stability);
+    return st;
+}
+
+static ferry_status run_threading(const opts *o, const ferry_model *m, bench_point *thr, int *n_thr)
 {
     *n_thr = 0;
-    for (int k = 0; k < o->n_sizes; k++) {
-        int64_t n = o->sizes[k];
-        if (n > 64)
-            continue;
+    for (int k = 0; k < o->n_threads; k++) {
+        int64_t n = o->threads[k];
         char what[64];
         snprintf(what, sizeof what, "threading: %lld threads x batch 1", (long long)n);
         progress(o, what);
@@ -471,13 +489,11 @@ static ferry_status run_threading(const opts *o, const ferry_model *m, point *th
         ferry_status st = make_engine(o, m, (int)n, 1, 1, o->precision, 0, FERRY_SYNC_EVENT, &e);
         if (st != FERRY_OK)
             return st;
-        double sps;
-        st = measure_threads(o, e, m, (int)n, 1, 1, &sps);
+        thr[*n_thr].batch = n;
+        st = measure_repeated(o, e, m, (int)n, 1, 1, &thr[*n_thr].sps);
         ferry_engine_destroy(e);
         if (st != FERRY_OK)
             return st;
-        thr[*n_thr].batch = n;
-        thr[*n_thr].sps = sps;
         (*n_thr)++;
         prog_done++;
     }
@@ -486,19 +502,14 @@ static ferry_status run_threading(const opts *o, const ferry_model *m, point *th
 
 /* ------------------------------------------------------------ stack */
 
-static int stack_rows(void)
-{
-    return 5;
-}
-
-static ferry_status run_stack(const opts *o, const ferry_model *m, stack_row *rows)
+static ferry_status run_stack(const opts *o, const ferry_model *m, bench_stack_row *rows)
 {
     static const struct {
         const char *step, *config;
         int threads, batch, depth, reduced, graphs;
         ferry_sync sync;
-    } steps[5] = {
-        {"baseline", "8 threads x batch 1, fp32, device sync", 8, 1, 1, 0, 0, FERRY_SYNC_DEVICE},
+    } steps[BENCH_STACK_ROWS] = {
+        {"baseline", "%d threads x batch 1, fp32, device sync", 8, 1, 1, 0, 0, FERRY_SYNC_DEVICE},
         {"+ dynamic batch sizing", "2 workers x batch 32", 2, 32, 1, 0, 0, FERRY_SYNC_DEVICE},
         {"+ pipelining", "depth 8, per-batch events", 2, 32, 8, 0, 0, FERRY_SYNC_EVENT},
         {"+ reduced precision", "", 2, 32, 8, 1, 0, FERRY_SYNC_EVENT},
@@ -507,16 +518,19 @@ static ferry_status run_stack(const opts *o, const ferry_model *m, stack_row *ro
     int cuda = !strncmp(o->device, "cuda", 4);
     ferry_precision reduced = cuda ? FERRY_PRECISION_FP16 : FERRY_PRECISION_BF16;
     int reduced_ok = 1;
-    for (int k = 0; k < 5; k++) {
-        stack_row *r = &rows[k];
+    for (int k = 0; k < BENCH_STACK_ROWS; k++) {
+        bench_stack_row *r = &rows[k];
         r->step = steps[k].step;
-        r->config = k == 3 ? (cuda ? "fp16" : "bf16") : steps[k].config;
+        int threads = k == 0 ? o->baseline_threads : steps[k].threads;
+        snprintf(r->config, sizeof r->config, steps[k].config, threads);
+        if (k == 3)
+            snprintf(r->config, sizeof r->config, "%s", cuda ? "fp16" : "bf16");
         r->skipped[0] = '\0';
-        r->sps = 0;
+        r->sps.n = 0;
         progress(o, r->step);
         ferry_precision prec = steps[k].reduced && reduced_ok ? reduced : FERRY_PRECISION_FP32;
         ferry_engine *e;
-        ferry_status st = make_engine(o, m, steps[k].threads, steps[k].batch, steps[k].depth, prec,
+        ferry_status st = make_engine(o, m, threads, steps[k].batch, steps[k].depth, prec,
                                       steps[k].graphs, steps[k].sync, &e);
         if (st == FERRY_EUNSUPPORTED) {
             /* the reason without the context prefix and the detail after ';' */
@@ -532,7 +546,7 @@ static ferry_status run_stack(const opts *o, const ferry_model *m, stack_row *ro
         }
         if (st != FERRY_OK)
             return st;
-        st = measure_threads(o, e, m, steps[k].threads, steps[k].batch, steps[k].depth, &r->sps);
+        st = measure_repeated(o, e, m, threads, steps[k].batch, steps[k].depth, &r->sps);
         ferry_engine_destroy(e);
         if (st != FERRY_OK)
             return st;
@@ -543,7 +557,7 @@ static ferry_status run_stack(const opts *o, const ferry_model *m, stack_row *ro
 
 /* ------------------------------------------------------------ batcher */
 
-static ferry_status run_batcher(const opts *o, const ferry_model *m, brow *rows)
+static ferry_status run_batcher(const opts *o, const ferry_model *m, bench_batcher_row *rows)
 {
     ferry_engine *e;
     int cuda = !strncmp(o->device, "cuda", 4);
@@ -564,103 +578,31 @@ static ferry_status run_batcher(const opts *o, const ferry_model *m, brow *rows)
         ferry_batcher *b;
         if ((st = ferry_batcher_create(e, &bc, &b)) != FERRY_OK)
             break;
-        rows[k].conc = o->conc[k];
-        /* A window shorter than one batch (a CNN at 64 clients on two
-         * cores) completes nothing: measure again over a longer one. */
-        double dur = o->duration;
-        for (int tries = 0; tries < 3; tries++, dur *= 4) {
-            st = batcher_bench_closed_loop(b, (int)o->conc[k], dur, &rows[k].rps, &rows[k].p50,
-                                           &rows[k].p99, &rows[k].mean_batch);
-            if (st != FERRY_OK || rows[k].rps > 0)
-                break;
+        bench_batcher_row *row = &rows[k];
+        row->conc = o->conc[k];
+        row->rps.n = 0;
+        double p50[BENCH_MAX_REPEAT], p99[BENCH_MAX_REPEAT], mean_batch[BENCH_MAX_REPEAT];
+        for (int r = 0; r < o->repeat && st == FERRY_OK; r++) {
+            /* A window shorter than one batch (a CNN at 64 clients on two
+             * cores) completes nothing: measure again over a longer one. */
+            double dur = o->duration, rps = 0;
+            for (int tries = 0; tries < 3; tries++, dur *= 4) {
+                st = batcher_bench_closed_loop(b, (int)o->conc[k], dur, &rps, &p50[r], &p99[r],
+                                               &mean_batch[r]);
+                if (st != FERRY_OK || rps > 0)
+                    break;
+            }
+            row->rps.run[row->rps.n++] = rps;
         }
+        bench_measure_finish(&row->rps, o->stability);
+        row->p50 = bench_median(p50, row->rps.n);
+        row->p99 = bench_median(p99, row->rps.n);
+        row->mean_batch = bench_median(mean_batch, row->rps.n);
         ferry_batcher_destroy(b);
         prog_done++;
     }
     ferry_engine_destroy(e);
     return st;
-}
-
-/* ------------------------------------------------------------ output */
-
-static void print_num(double v)
-{
-    if (v >= 1e7)
-        printf("%12.2fM", v / 1e6);
-    else if (v >= 100)
-        printf("%13.0f", v);
-    else
-        printf("%13.1f", v);
-}
-
-static void write_svg(const char *path, const point *pts, int n, const point *thr, int n_thr,
-                      const char *title)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "ferry bench: cannot write %s\n", path);
-        return;
-    }
-    double xmin = 1e300, xmax = 0, ymin = 1e300, ymax = 0;
-    for (int i = 0; i < n; i++) {
-        xmin = fmin(xmin, (double)pts[i].batch);
-        xmax = fmax(xmax, (double)pts[i].batch);
-        ymin = fmin(ymin, pts[i].sps);
-        ymax = fmax(ymax, pts[i].sps);
-    }
-    for (int i = 0; i < n_thr; i++) {
-        ymin = fmin(ymin, thr[i].sps);
-        ymax = fmax(ymax, thr[i].sps);
-    }
-    if (xmax <= xmin)
-        xmax = xmin * 2;
-    ymin = pow(10, floor(log10(ymin > 0 ? ymin : 1)));
-    ymax = pow(10, ceil(log10(ymax > ymin ? ymax : ymin * 10)));
-    const double W = 720, H = 440, L = 80, R = 20, T = 40, B = 60;
-#define XS(x) (L + (log2(x) - log2(xmin)) / (log2(xmax) - log2(xmin)) * (W - L - R))
-#define YS(y) (H - B - (log10(y) - log10(ymin)) / (log10(ymax) - log10(ymin)) * (H - T - B))
-    fprintf(f,
-            "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' height='%.0f' "
-            "font-family='sans-serif' font-size='12'>\n<rect width='100%%' height='100%%' "
-            "fill='white'/>\n<text x='%.0f' y='24' font-size='15'>%s</text>\n",
-            W, H, L, title);
-    for (double y = ymin; y <= ymax * 1.001; y *= 10) {
-        fprintf(f, "<line x1='%.1f' x2='%.1f' y1='%.1f' y2='%.1f' stroke='#ddd'/>", L, W - R, YS(y),
-                YS(y));
-        fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='end'>%.0e</text>\n", L - 6, YS(y) + 4, y);
-    }
-    for (int i = 0; i < n; i++)
-        fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle'>%lld</text>\n",
-                XS((double)pts[i].batch), H - B + 18, (long long)pts[i].batch);
-    fprintf(f, "<text x='%.0f' y='%.0f' text-anchor='middle'>batch size / parallel units</text>\n",
-            (L + W - R) / 2, H - 20);
-    fprintf(f,
-            "<text transform='translate(18,%.0f) rotate(-90)' "
-            "text-anchor='middle'>samples/s</text>\n",
-            (T + H - B) / 2);
-    const point *series[2] = {pts, thr};
-    int counts[2] = {n, n_thr};
-    const char *colors[2] = {"#1f77b4", "#d62728"},
-               *names[2] = {"batching (1 caller, batch b)", "threading (b callers, batch 1)"};
-    for (int s = 0; s < 2; s++) {
-        if (!counts[s])
-            continue;
-        fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='2' points='", colors[s]);
-        for (int i = 0; i < counts[s]; i++)
-            fprintf(f, "%.1f,%.1f ", XS((double)series[s][i].batch), YS(series[s][i].sps));
-        fprintf(f, "'/>\n");
-        for (int i = 0; i < counts[s]; i++)
-            fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n",
-                    XS((double)series[s][i].batch), YS(series[s][i].sps), colors[s]);
-        fprintf(f,
-                "<rect x='%.0f' y='%.0f' width='12' height='3' fill='%s'/>"
-                "<text x='%.0f' y='%.0f'>%s</text>\n",
-                L + 10, T + 10 + s * 18.0, colors[s], L + 28, T + 15 + s * 18.0, names[s]);
-    }
-#undef XS
-#undef YS
-    fprintf(f, "</svg>\n");
-    fclose(f);
 }
 
 static void usage(FILE *f)
@@ -672,34 +614,59 @@ static void usage(FILE *f)
             "threading comparison and the optimization stack, on the bundled mlp-s model and\n"
             "the best device present (CUDA if there is one, else the CPU).\n"
             "\n"
+            "Each point is measured --repeat times and shown as the median run with its\n"
+            "spread, (max - min) / min; a point whose runs differ by more than\n"
+            "--stability-percentage is flagged '*' in the table and \"stable\": false in the\n"
+            "JSON (perf_analyzer's stability rule).\n"
+            "\n"
             "sections (any combination; default: sweep + --compare-threading + --stack):\n"
             "  --sweep                the batch-size sweep only (it always runs)\n"
             "  --batch-sizes LIST     batch sizes of the sweep (default 1,4,8,16,32,256)\n"
-            "  --compare-threading    N callers x batch 1 for each N <= 64 in LIST\n"
+            "  --compare-threading    N callers x batch 1 for each N in --threads\n"
+            "  --threads LIST         caller counts of --compare-threading (default: the batch\n"
+            "                         sizes up to 64); the largest given is also the stack\n"
+            "                         baseline's (default 8), as bench/torch_reference.py\n"
             "  --stack                baseline, then + batching, + pipelining, + reduced\n"
             "                         precision, + graph capture (each with its gain)\n"
             "  --latency              p50/p90/p99 per batch size in the sweep table\n"
             "  --batcher              closed-loop single-sample requests through the dynamic\n"
             "                         batcher at each --concurrency (default 1,16,64,256,1024)\n"
-            "options:\n"
+            "\n"
+            "measurement:\n"
+            "  --duration S           seconds per run (default %.1f)\n"
+            "  --repeat N             runs per point (default %d, at most %d)\n"
+            "  --stability-percentage P  flag a point whose runs differ by more than P%%\n"
+            "                         (default %g)\n"
             "  --device DEV           cpu, cuda, cuda:N (default: cuda if present, else cpu)\n"
             "  --precision P          fp32 (default), tf32, fp16, bf16 for sweep/threading\n"
             "  --io-dtype T           dtype of the caller's tensors: f32 (default), f16, bf16\n"
-            "  --workers N            sweep and batcher: engine workers (default: one per core on\n"
-            "                         the CPU, 2 streams on CUDA)\n"
+            "  --workers N            engine workers (CPU threads or CUDA streams) of the\n"
+            "                         sweep (default: one per core this process may use on\n"
+            "                         the CPU, 2 streams on CUDA) and of --batcher (default:\n"
+            "                         1 on the CPU, 4 streams on CUDA, as ferry serve)\n"
             "  --max-batch N          sweep: chunk size a batch is split into (default: the\n"
             "                         largest batch size, i.e. no split); batcher: the\n"
             "                         largest batch it forms (default 256)\n"
             "  --graphs               sweep: capture CUDA graphs per batch size\n"
             "  --inflight K           sweep: keep K batches in flight (asynchronous submit)\n"
-            "                         instead of one synchronous call at a time\n"
-            "  --duration S           seconds per measurement (default 1.0)\n"
+            "                         instead of one synchronous call at a time (default 1)\n"
+            "\n"
+            "output (checked before measuring: a file that cannot be written stops the run\n"
+            "at once; one that fails at the end exits 1 with the reason):\n"
             "  --json FILE            write all results as JSON\n"
-            "  --plot FILE.svg        throughput vs batch size, batching and threading\n"
+            "  --plot FILE.svg        throughput vs batch size, batching and threading, as\n"
+            "                         SVG (the only format written: another name is refused)\n"
             "  --quiet                no progress bar\n"
             "\n"
+            "examples (from the repository root, after `make`):\n"
+            "  ./build/ferry bench\n"
+            "  ./build/ferry bench build/models/mlp-s.onnx --batch-sizes 1,32,256 --latency \\\n"
+            "      --json bench.json --plot bench.svg\n"
+            "  ./build/ferry bench --batcher --concurrency 1,16,64 --repeat 5\n"
+            "\n"
             "PyTorch side by side: bench/compare.py runs this and bench/torch_reference.py on\n"
-            "the same weights in one run and prints the ratios.\n");
+            "the same weights in one run and prints the ratios.\n",
+            DEF_DURATION, DEF_REPEAT, BENCH_MAX_REPEAT, DEF_STABILITY);
 }
 
 static int best_device(char *buf, size_t len)
@@ -715,127 +682,187 @@ static int best_device(char *buf, size_t len)
     return 0;
 }
 
-int cmd_bench(int argc, char **argv)
+/* Parses a LIST option (--batch-sizes, --threads, --concurrency): positive
+ * integers up to hi, each once. */
+static int parse_list(const char *opt, const char *v, int64_t hi, int64_t *out, int *n)
 {
-    opts o = {.precision = FERRY_PRECISION_FP32,
-              .threads = 8,
-              .duration = 1.0,
-              .workers = 0,
-              .io_dtype = FERRY_F32,
-              .inflight = 1};
-    static const int64_t def_sizes[] = {1, 4, 8, 16, 32, 256};
-    static const int64_t def_conc[] = {1, 16, 64, 256, 1024};
-    char devbuf[64];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes =
-            !strcmp(a, "--batch-sizes") || !strcmp(a, "--device") || !strcmp(a, "--precision") ||
-            !strcmp(a, "--duration") || !strcmp(a, "--json") || !strcmp(a, "--plot") ||
-            !strcmp(a, "--concurrency") || !strcmp(a, "--threads") || !strcmp(a, "--workers") ||
-            !strcmp(a, "--max-batch") || !strcmp(a, "--io-dtype") || !strcmp(a, "--inflight");
-        if (takes && !v) {
-            fprintf(stderr, "ferry bench: %s needs a value\n", a);
-            return 2;
+    if ((*n = cli_parse_int_list(v, out, BENCH_MAX_SIZES)) < 0) {
+        fprintf(stderr,
+                "ferry bench: %s '%s': expected up to %d positive integers, comma-separated "
+                "(e.g. 1,8,32)\n",
+                opt, v, BENCH_MAX_SIZES);
+        return -1;
+    }
+    for (int i = 0; i < *n; i++) {
+        if (out[i] > hi) {
+            fprintf(stderr, "ferry bench: %s '%s': %lld is more than %lld\n", opt, v,
+                    (long long)out[i], (long long)hi);
+            return -1;
         }
+        for (int j = 0; j < i; j++)
+            if (out[j] == out[i]) {
+                fprintf(stderr, "ferry bench: %s '%s': %lld is given twice\n", opt, v,
+                        (long long)out[i]);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+/* "x.svg" or "X.SVG". */
+static bool svg_name(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 4 && !strcasecmp(path + n - 4, ".svg");
+}
+
+/* Fills o from argv: 0 to measure, 1 for --help (printed), -1 on a bad
+ * argument (explained on stderr). */
+static int parse_opts(int argc, char **argv, opts *o)
+{
+    static const char *takes_value[] = {"--batch-sizes", "--device",
+                                        "--precision",   "--duration",
+                                        "--json",        "--plot",
+                                        "--concurrency", "--threads",
+                                        "--workers",     "--max-batch",
+                                        "--io-dtype",    "--inflight",
+                                        "--repeat",      "--stability-percentage"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        long long x;
+        for (size_t t = 0; t < sizeof takes_value / sizeof *takes_value; t++)
+            if (!strcmp(a, takes_value[t])) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "ferry bench: %s needs a value\n", a);
+                    return -1;
+                }
+                v = argv[++i];
+            }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
-            return 0;
+            return 1;
         } else if (!strcmp(a, "--batch-sizes")) {
-            if ((o.n_sizes = cli_parse_int_list(v, o.sizes, MAX_SIZES)) < 0) {
-                fprintf(stderr, "ferry bench: --batch-sizes '%s': expected e.g. 1,4,8,16\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--concurrency")) {
-            if ((o.n_conc = cli_parse_int_list(v, o.conc, MAX_SIZES)) < 0) {
-                fprintf(stderr, "ferry bench: --concurrency '%s': expected e.g. 1,16,64\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--device")) {
-            o.device = v;
-        } else if (!strcmp(a, "--precision")) {
-            if (cli_parse_precision(v, &o.precision))
-                return 2;
-        } else if (!strcmp(a, "--duration")) {
-            o.duration = atof(v);
-            if (!(o.duration > 0 && o.duration < 3600)) {
-                fprintf(stderr, "ferry bench: --duration '%s': expected seconds > 0\n", v);
-                return 2;
-            }
+            if (parse_list(a, v, 1 << 22, o->sizes, &o->n_sizes))
+                return -1;
         } else if (!strcmp(a, "--threads")) {
-            if ((o.threads = (int)cli_parse_pos(a, v)) < 0)
-                return 2;
+            if (parse_list(a, v, 256, o->threads, &o->n_threads))
+                return -1;
+            for (int k = 0; k < o->n_threads; k++)
+                if (o->threads[k] > o->baseline_threads)
+                    o->baseline_threads = (int)o->threads[k];
+        } else if (!strcmp(a, "--concurrency")) {
+            if (parse_list(a, v, 1 << 20, o->conc, &o->n_conc))
+                return -1;
+        } else if (!strcmp(a, "--device")) {
+            o->device = v;
+        } else if (!strcmp(a, "--precision")) {
+            if (cli_parse_precision(v, &o->precision))
+                return -1;
+        } else if (!strcmp(a, "--duration")) {
+            if (cli_parse_double("ferry bench", a, v, 0.001, 3600, &o->duration))
+                return -1;
+        } else if (!strcmp(a, "--stability-percentage")) {
+            if (cli_parse_double("ferry bench", a, v, 0, 1e6, &o->stability))
+                return -1;
+        } else if (!strcmp(a, "--repeat")) {
+            if (cli_parse_int("ferry bench", a, v, 1, BENCH_MAX_REPEAT, &x))
+                return -1;
+            o->repeat = (int)x;
         } else if (!strcmp(a, "--workers")) {
-            if ((o.workers = (int)cli_parse_pos(a, v)) < 0)
-                return 2;
+            if (cli_parse_int("ferry bench", a, v, 1, 256, &x))
+                return -1;
+            o->workers = (int)x;
         } else if (!strcmp(a, "--inflight")) {
-            if ((o.inflight = (int)cli_parse_pos(a, v)) < 0)
-                return 2;
-            if (o.inflight > 64) {
-                fprintf(stderr, "ferry bench: --inflight %d: at most 64\n", o.inflight);
-                return 2;
-            }
+            if (cli_parse_int("ferry bench", a, v, 1, 64, &x))
+                return -1;
+            o->inflight = (int)x;
         } else if (!strcmp(a, "--max-batch")) {
-            if ((o.max_batch = (int)cli_parse_pos(a, v)) < 0)
-                return 2;
+            if (cli_parse_int("ferry bench", a, v, 1, 1 << 22, &x))
+                return -1;
+            o->max_batch = (int)x;
         } else if (!strcmp(a, "--io-dtype")) {
             if (!strcmp(v, "f32"))
-                o.io_dtype = FERRY_F32;
+                o->io_dtype = FERRY_F32;
             else if (!strcmp(v, "f16"))
-                o.io_dtype = FERRY_F16;
+                o->io_dtype = FERRY_F16;
             else if (!strcmp(v, "bf16"))
-                o.io_dtype = FERRY_BF16;
+                o->io_dtype = FERRY_BF16;
             else {
                 fprintf(stderr, "ferry bench: --io-dtype '%s': expected f32, f16 or bf16\n", v);
-                return 2;
+                return -1;
             }
-        } else if (!strcmp(a, "--graphs")) {
-            o.graphs = 1;
-            continue;
         } else if (!strcmp(a, "--json")) {
-            o.json = v;
+            o->json = v;
         } else if (!strcmp(a, "--plot")) {
-            o.plot = v;
+            if (!svg_name(v)) {
+                fprintf(stderr,
+                        "ferry bench: --plot %s: ferry bench writes SVG only; name the file "
+                        ".svg (then convert it if you need another format, e.g. "
+                        "rsvg-convert -o plot.png plot.svg)\n",
+                        v);
+                return -1;
+            }
+            o->plot = v;
+        } else if (!strcmp(a, "--graphs")) {
+            o->graphs = 1;
         } else if (!strcmp(a, "--sweep")) {
-            o.user_chose_sections = 1; /* the sweep always runs; alone when only it is named */
-            continue;
+            o->user_chose_sections = 1; /* the sweep always runs; alone when only it is named */
         } else if (!strcmp(a, "--compare-threading")) {
-            o.compare_threading = o.user_chose_sections = 1;
-            continue;
+            o->compare_threading = o->user_chose_sections = 1;
         } else if (!strcmp(a, "--stack")) {
-            o.stack = o.user_chose_sections = 1;
-            continue;
+            o->stack = o->user_chose_sections = 1;
         } else if (!strcmp(a, "--latency")) {
-            o.latency = 1;
-            continue;
+            o->latency = 1;
         } else if (!strcmp(a, "--batcher")) {
-            o.batcher = o.user_chose_sections = 1;
-            continue;
+            o->batcher = o->user_chose_sections = 1;
         } else if (!strcmp(a, "--quiet")) {
-            o.quiet = 1;
-            continue;
+            o->quiet = 1;
         } else if (a[0] == '-') {
             fprintf(stderr, "ferry bench: unknown option '%s'\n", a);
             usage(stderr);
-            return 2;
-        } else if (!o.model) {
-            o.model = a;
-            continue;
+            return -1;
+        } else if (!o->model) {
+            o->model = a;
         } else {
             fprintf(stderr, "ferry bench: unexpected argument '%s'\n", a);
-            return 2;
+            return -1;
         }
-        i++;
     }
-    if (!o.n_sizes) {
-        memcpy(o.sizes, def_sizes, sizeof def_sizes);
-        o.n_sizes = (int)(sizeof def_sizes / sizeof def_sizes[0]);
+    static const int64_t def_sizes[] = {1, 4, 8, 16, 32, 256};
+    static const int64_t def_conc[] = {1, 16, 64, 256, 1024};
+    if (!o->n_sizes) {
+        memcpy(o->sizes, def_sizes, sizeof def_sizes);
+        o->n_sizes = (int)(sizeof def_sizes / sizeof def_sizes[0]);
     }
-    if (!o.n_conc) {
-        memcpy(o.conc, def_conc, sizeof def_conc);
-        o.n_conc = (int)(sizeof def_conc / sizeof def_conc[0]);
+    if (!o->n_conc) {
+        memcpy(o->conc, def_conc, sizeof def_conc);
+        o->n_conc = (int)(sizeof def_conc / sizeof def_conc[0]);
     }
-    if (!o.user_chose_sections)
-        o.compare_threading = o.stack = 1;
+    if (!o->baseline_threads)
+        o->baseline_threads = 8;
+    if (!o->n_threads)
+        for (int k = 0; k < o->n_sizes; k++)
+            if (o->sizes[k] <= 64)
+                o->threads[o->n_threads++] = o->sizes[k];
+    if (!o->user_chose_sections)
+        o->compare_threading = o->stack = 1;
+    if (!o->compare_threading)
+        o->n_threads = 0;
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    opts o = {.precision = FERRY_PRECISION_FP32,
+              .duration = DEF_DURATION,
+              .repeat = DEF_REPEAT,
+              .stability = DEF_STABILITY,
+              .io_dtype = FERRY_F32,
+              .inflight = 1};
+    char devbuf[64];
+    int p = parse_opts(argc, argv, &o);
+    if (p)
+        return p > 0 ? 0 : 2;
     if (!o.device) {
         best_device(devbuf, sizeof devbuf);
         o.device = devbuf;
@@ -849,21 +876,24 @@ int cmd_bench(int argc, char **argv)
     }
     prog_tty = isatty(2);
 
+    /* before anything is measured: a run whose results cannot be kept is
+     * not worth its minutes */
+    bench_outputs outs;
+    if (bench_outputs_open(&o, &outs))
+        return 1;
     ferry_model *m;
     ferry_status st = ferry_model_load(o.model, &m);
-    if (st != FERRY_OK)
+    if (st != FERRY_OK) {
+        bench_outputs_abort(&o, &outs);
         return cli_error("bench", st);
+    }
 
-    int n_thr_sizes = 0;
-    for (int k = 0; k < o.n_sizes; k++)
-        n_thr_sizes += o.sizes[k] <= 64;
-    prog_total = o.n_sizes + (o.compare_threading ? n_thr_sizes : 0) +
-                 (o.stack ? stack_rows() : 0) + (o.batcher ? o.n_conc : 0);
+    prog_total =
+        o.n_sizes + o.n_threads + (o.stack ? BENCH_STACK_ROWS : 0) + (o.batcher ? o.n_conc : 0);
 
-    point pts[MAX_SIZES], thr[MAX_SIZES];
-    stack_row rows[5];
-    brow brows[MAX_SIZES];
-    int n_thr = 0, rc = 1;
+    static bench_results r; /* large: off the stack */
+    memset(&r, 0, sizeof r);
+    int rc = 1;
     char devname[256] = "";
     {
         ferry_engine *probe;
@@ -875,171 +905,32 @@ int cmd_bench(int argc, char **argv)
         snprintf(devname, sizeof devname, "%s", ferry_engine_device(probe));
         ferry_engine_destroy(probe);
     }
-    fprintf(stderr, "ferry bench: %s on %s, %s, %.1f s per point\n", o.model, devname,
-            cli_precision_name(o.precision), o.duration);
+    r.device = devname;
+    fprintf(stderr, "ferry bench: %s on %s, %s, %d run%s of %.2g s per point\n", o.model, devname,
+            cli_precision_name(o.precision), o.repeat, o.repeat > 1 ? "s" : "", o.duration);
 
-    if ((st = run_sweep(&o, m, pts)) != FERRY_OK) {
+    if ((st = run_sweep(&o, m, r.sweep)) != FERRY_OK) {
         rc = cli_error("bench: sweep", st);
         goto done;
     }
-    if (o.compare_threading && (st = run_threading(&o, m, thr, &n_thr)) != FERRY_OK) {
+    if (o.compare_threading && (st = run_threading(&o, m, r.thr, &r.n_thr)) != FERRY_OK) {
         rc = cli_error("bench: threading", st);
         goto done;
     }
-    if (o.stack && (st = run_stack(&o, m, rows)) != FERRY_OK) {
+    if (o.stack && (st = run_stack(&o, m, r.stack)) != FERRY_OK) {
         rc = cli_error("bench: stack", st);
         goto done;
     }
-    if (o.batcher && (st = run_batcher(&o, m, brows)) != FERRY_OK) {
+    if (o.batcher && (st = run_batcher(&o, m, r.batcher)) != FERRY_OK) {
         rc = cli_error("bench: batcher", st);
         goto done;
     }
     progress_end(&o);
-
-    printf("\nmodel %s, device %s, %s\n\n", o.model, devname, cli_precision_name(o.precision));
-    if (o.inflight > 1)
-        printf("Batching: one caller, batch b, %d batches in flight\n", o.inflight);
-    else
-        printf("Batching: one caller, batch b, one synchronous call at a time\n");
-    printf("%8s %13s", "batch", "samples/s");
-    if (o.latency)
-        printf(" %10s %10s %10s", "p50 us", "p90 us", "p99 us");
-    if (n_thr)
-        printf(" %13s %9s", "threads(b)", "ratio");
-    printf("\n");
-    for (int k = 0; k < o.n_sizes; k++) {
-        printf("%8lld ", (long long)pts[k].batch);
-        print_num(pts[k].sps);
-        if (o.latency)
-            printf(" %10.1f %10.1f %10.1f", pts[k].p50, pts[k].p90, pts[k].p99);
-        for (int j = 0; j < n_thr; j++)
-            if (thr[j].batch == pts[k].batch) {
-                printf(" ");
-                print_num(thr[j].sps);
-                printf(" %8.1fx", pts[k].sps / thr[j].sps);
-            }
-        printf("\n");
-    }
-    if (n_thr) {
-        int at = -1;
-        for (int j = 0; j < n_thr; j++)
-            if (thr[j].batch == 8 || (at < 0 && j == n_thr - 1))
-                at = j;
-        for (int k = 0; at >= 0 && k < o.n_sizes; k++)
-            if (pts[k].batch == thr[at].batch)
-                printf("\nAt %lld parallel units: batching %.0f samples/s, threading %.0f "
-                       "samples/s, %s is %.1fx faster\n",
-                       (long long)thr[at].batch, pts[k].sps, thr[at].sps,
-                       pts[k].sps >= thr[at].sps ? "batching" : "threading",
-                       pts[k].sps >= thr[at].sps ? pts[k].sps / thr[at].sps
-                                                 : thr[at].sps / pts[k].sps);
-    }
-    if (o.stack) {
-        printf("\nOptimization stack\n%-26s %-40s %13s %8s %11s\n", "step", "config", "samples/s",
-               "gain", "cumulative");
-        double prev = 0, base = rows[0].sps;
-        for (int k = 0; k < 5; k++) {
-            if (rows[k].skipped[0]) {
-                printf("%-26s %-40s %13s   skipped: %.80s\n", rows[k].step, rows[k].config, "-",
-                       rows[k].skipped);
-                continue;
-            }
-            printf("%-26s %-40s ", rows[k].step, rows[k].config);
-            print_num(rows[k].sps);
-            printf(" %7.2fx %10.1fx\n", prev > 0 ? rows[k].sps / prev : 1.0,
-                   base > 0 ? rows[k].sps / base : 1.0);
-            prev = rows[k].sps;
-        }
-    }
-    if (o.batcher) {
-        printf("\nDynamic batcher, closed loop, one sample per request\n%12s %13s %10s %10s "
-               "%11s\n",
-               "concurrency", "requests/s", "p50 us", "p99 us", "mean batch");
-        for (int k = 0; k < o.n_conc; k++) {
-            printf("%12lld ", (long long)brows[k].conc);
-            print_num(brows[k].rps);
-            if (brows[k].p50 > 0)
-                printf(" %10.1f %10.1f %11.1f\n", brows[k].p50, brows[k].p99,
-                       brows[k].mean_batch);
-            else /* no request both started and ended in the window */
-                printf(" %10s %10s %11.1f\n", "-", "-", brows[k].mean_batch);
-        }
-    }
-    if (o.json) {
-        cJSON *j = cJSON_CreateObject();
-        char date[32];
-        time_t now = time(NULL);
-        strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-        cJSON_AddStringToObject(j, "impl", "ferry");
-        cJSON_AddStringToObject(j, "version", FERRY_VERSION);
-        cJSON_AddStringToObject(j, "device", devname);
-        cJSON_AddStringToObject(j, "model", o.model);
-        cJSON_AddStringToObject(j, "precision", cli_precision_name(o.precision));
-        cJSON_AddStringToObject(j, "date", date);
-        cJSON *sw = cJSON_AddArrayToObject(j, "sweep");
-        for (int k = 0; k < o.n_sizes; k++) {
-            cJSON *p = cJSON_CreateObject();
-            cJSON_AddNumberToObject(p, "batch", (double)pts[k].batch);
-            cJSON_AddNumberToObject(p, "samples_per_s", pts[k].sps);
-            cJSON_AddNumberToObject(p, "p50_us", pts[k].p50);
-            cJSON_AddNumberToObject(p, "p90_us", pts[k].p90);
-            cJSON_AddNumberToObject(p, "p99_us", pts[k].p99);
-            cJSON_AddItemToArray(sw, p);
-        }
-        cJSON *th = cJSON_AddArrayToObject(j, "threading");
-        for (int k = 0; k < n_thr; k++) {
-            cJSON *p = cJSON_CreateObject();
-            cJSON_AddNumberToObject(p, "threads", (double)thr[k].batch);
-            cJSON_AddNumberToObject(p, "batch", 1);
-            cJSON_AddNumberToObject(p, "samples_per_s", thr[k].sps);
-            cJSON_AddItemToArray(th, p);
-        }
-        cJSON *sk = cJSON_AddArrayToObject(j, "stack");
-        double prev = 0;
-        for (int k = 0; o.stack && k < 5; k++) {
-            cJSON *p = cJSON_CreateObject();
-            cJSON_AddStringToObject(p, "step", rows[k].step);
-            cJSON_AddStringToObject(p, "config", rows[k].config);
-            if (rows[k].skipped[0]) {
-                cJSON_AddNullToObject(p, "samples_per_s");
-                cJSON_AddStringToObject(p, "skipped", rows[k].skipped);
-            } else {
-                cJSON_AddNumberToObject(p, "samples_per_s", rows[k].sps);
-                cJSON_AddNumberToObject(p, "gain", prev > 0 ? rows[k].sps / prev : 1.0);
-                cJSON_AddNumberToObject(p, "cumulative",
-                                        rows[0].sps > 0 ? rows[k].sps / rows[0].sps : 1.0);
-                cJSON_AddNullToObject(p, "skipped");
-                prev = rows[k].sps;
-            }
-            cJSON_AddItemToArray(sk, p);
-        }
-        cJSON *ba = cJSON_AddArrayToObject(j, "batcher");
-        for (int k = 0; o.batcher && k < o.n_conc; k++) {
-            cJSON *p = cJSON_CreateObject();
-            cJSON_AddNumberToObject(p, "concurrency", (double)brows[k].conc);
-            cJSON_AddNumberToObject(p, "requests_per_s", brows[k].rps);
-            cJSON_AddNumberToObject(p, "p50_us", brows[k].p50);
-            cJSON_AddNumberToObject(p, "p99_us", brows[k].p99);
-            cJSON_AddNumberToObject(p, "mean_batch", brows[k].mean_batch);
-            cJSON_AddItemToArray(ba, p);
-        }
-        char *s = cJSON_Print(j);
-        FILE *f = fopen(o.json, "w");
-        if (!f || fputs(s, f) < 0) {
-            fprintf(stderr, "ferry bench: cannot write %s\n", o.json);
-        }
-        if (f)
-            fclose(f);
-        free(s);
-        cJSON_Delete(j);
-    }
-    if (o.plot) {
-        char title[512];
-        snprintf(title, sizeof title, "ferry bench: %s on %s", o.model, devname);
-        write_svg(o.plot, pts, o.n_sizes, thr, n_thr, title);
-    }
-    rc = 0;
+    bench_print(&o, &r);
+    fflush(stdout);
+    rc = bench_outputs_write(&o, &r, &outs) ? 1 : 0;
 done:
+    bench_outputs_abort(&o, &outs); /* nothing left to close after a write */
     progress_end(&o);
     ferry_model_destroy(m);
     return rc;

@@ -3,6 +3,7 @@
 #include "util/format.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,29 +41,52 @@ int cli_parse_int_list(const char *s, int64_t *out, int max)
 {
     int n = 0;
     const char *p = s;
-    while (*p) {
+    for (;;) {
         char *end;
         errno = 0;
         long long v = strtoll(p, &end, 10);
         if (errno || end == p || v <= 0 || n >= max || (*end && *end != ','))
             return -1;
         out[n++] = v;
-        p = *end ? end + 1 : end;
+        if (!*end)
+            return n;
+        p = end + 1; /* past the comma: "1," and "1,,2" fail on the next number */
     }
-    return n ? n : -1;
 }
 
-int64_t cli_parse_pos(const char *opt, const char *val)
+int cli_parse_int(const char *cmd, const char *opt, const char *val, long long lo, long long hi,
+                  long long *out)
 {
-    char *end;
+    char *end = NULL;
     errno = 0;
     long long v = val ? strtoll(val, &end, 10) : 0;
-    if (!val || errno || end == val || *end || v <= 0) {
-        fprintf(stderr, "ferry: %s expects a positive integer, got '%s'\n", opt,
-                val ? val : "(nothing)");
+    if (!val || errno || end == val || *end || v < lo || v > hi) {
+        if (hi == LLONG_MAX)
+            fprintf(stderr, "%s: %s wants an integer >= %lld, got '%s'\n", cmd, opt, lo,
+                    val ? val : "");
+        else
+            fprintf(stderr, "%s: %s wants an integer in %lld..%lld, got '%s'\n", cmd, opt, lo, hi,
+                    val ? val : "");
         return -1;
     }
-    return v;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *opt, const char *val, double lo, double hi,
+                     double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = val ? strtod(val, &end) : 0;
+    /* written so that NaN fails too */
+    if (!val || errno || end == val || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "%s: %s wants a number in %g..%g, got '%s'\n", cmd, opt, lo, hi,
+                val ? val : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 void cli_shape_str(char *buf, size_t len, int ndim, const int64_t *dims)

@@ -14,8 +14,14 @@ int cli_parse_precision(const char *s, ferry_precision *out);
 const char *cli_precision_name(ferry_precision p);
 /* Parses a comma-separated list of positive integers into out (max n). Returns count or -1. */
 int cli_parse_int_list(const char *s, int64_t *out, int max);
-/* Parses a positive integer option value; prints an error and returns -1 on failure. */
-int64_t cli_parse_pos(const char *opt, const char *val);
+/* The strict parsers every numeric option goes through: the whole of val
+ * must be a number (no "8x", no "", no "abc") within lo..hi (hi LLONG_MAX:
+ * no upper bound). On failure they print "<cmd>: <opt> wants an integer in
+ * lo..hi, got '<val>'" and return -1; else 0 with *out set. */
+int cli_parse_int(const char *cmd, const char *opt, const char *val, long long lo, long long hi,
+                  long long *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *val, double lo, double hi,
+                     double *out);
 /* Formats a shape with N for the batch dim: "[N,256]". */
 void cli_shape_str(char *buf, size_t len, int ndim, const int64_t *dims);
 /* Prints "ferry: <what>: <status>: <message>" to stderr; returns exit code 1. */

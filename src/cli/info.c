@@ -36,10 +36,13 @@ static void usage(FILE *f)
     fprintf(f, "usage: ferry info [MODEL.onnx]\n"
                "\n"
                "Prints the model's inputs and outputs as the file declares them, the\n"
-               "operators in the file (marking any Ferry lacks), its parameter count, the plan Ferry runs after constant\n"
-               "folding and fusion (e.g. Gemm+bias+relu as one step), and the backends\n"
-               "built into this binary with the devices they see.\n"
-               "Without MODEL, describes the bundled mlp-s model.\n");
+               "operators in the file (marking any Ferry lacks), its parameter count, the\n"
+               "plan Ferry runs after constant folding and fusion (e.g. Gemm+bias+relu as\n"
+               "one step), and the backends built into this binary with the devices they\n"
+               "see. Without MODEL, describes the bundled mlp-s model.\n"
+               "\n"
+               "example (from the repository root, after `make`):\n"
+               "  ./build/ferry info build/models/mlp-s.onnx\n");
 }
 
 /* An input or output as the file declares it: symbolic axes by name. */

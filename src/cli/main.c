@@ -20,8 +20,17 @@ static void usage(FILE *f)
             "  serve MODEL.onnx       KServe v2 / Open Inference Protocol HTTP server\n"
             "  make-model mlp ...     write a seeded MLP as ONNX\n"
             "\n"
-            "`ferry <command> --help` explains each command's options.\n",
-            FERRY_VERSION);
+            "options:\n"
+            "  -h, --help             this text\n"
+            "  --version              print the version (\"ferry %s\") and exit\n"
+            "\n"
+            "examples (from the repository root, after `make`):\n"
+            "  ./build/ferry info build/models/mlp-s.onnx\n"
+            "  ./build/ferry run build/models/mlp-s.onnx --random 8 -o out.npy\n"
+            "  ./build/ferry bench --batch-sizes 1,32,256 --sweep\n"
+            "\n"
+            "`ferry <command> --help` explains each command's options and defaults.\n",
+            FERRY_VERSION, FERRY_VERSION);
 }
 
 int main(int argc, char **argv)

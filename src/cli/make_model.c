@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/common.h"
 #include "ferry.h"
 #include "graph/onnx_write.h"
 
@@ -38,9 +39,9 @@ static void usage(FILE *f)
             "  -o, --output FILE      where to write (written atomically)\n"
             "  -h, --help             this text\n"
             "\n"
-            "example:\n"
-            "  ferry make-model mlp --dims 256,512,512,256 --act relu --seed 0 -o mlp-s.onnx\n"
-            "  ferry info mlp-s.onnx\n",
+            "example (from the repository root, after `make`):\n"
+            "  ./build/ferry make-model mlp --dims 256,512,512,256 --act relu --seed 0 -o my.onnx\n"
+            "  ./build/ferry info my.onnx\n",
             MAX_WIDTHS, onnx_write_mlp_acts());
 }
 
@@ -75,7 +76,7 @@ static int parse_dims(const char *s, int *dims)
 static int parse_u64(const char *s, uint64_t *out)
 {
     char *end;
-    if (!*s || *s == '-')
+    if (*s < '0' || *s > '9') /* strtoull would take " -1" as 2^64 - 1 */
         return -1;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 0);
@@ -123,10 +124,9 @@ int cmd_make_model(int argc, char **argv)
             if (parse_u64(v, &seed))
                 return usage_error("--seed wants an unsigned integer; got '%s'", v);
         } else if ((v = opt_value(argc, argv, &i, "--opset"))) {
-            char *end;
-            long o = strtol(v, &end, 10);
-            if (!*v || *end || o < 13 || o > 21)
-                return usage_error("--opset wants 13..21; got '%s'", v);
+            long long o;
+            if (cli_parse_int("ferry make-model", "--opset", v, 13, 21, &o))
+                return 2;
             opset = (int)o;
         } else if (!strcmp(a, "--external-data")) {
             external = 1;

@@ -1,12 +1,13 @@
 /* run.c - `ferry run MODEL -i in.npy -o out.npy`: one batch through a model. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/common.h"
-#include "util/timeutil.h"
 #include "util/npy.h"
+#include "util/timeutil.h"
 
 static void usage(FILE *f)
 {
@@ -23,10 +24,11 @@ static void usage(FILE *f)
             "  --device DEV         cpu (default), cuda, cuda:N\n"
             "  --precision P        fp32 (default), tf32, fp16, bf16 (CUDA)\n"
             "  --max-batch N        largest chunk one worker runs (default 256)\n"
-            "  --workers N          worker threads/streams (default 1)\n"
+            "  --workers N          worker threads (CPU) or streams (CUDA); default: one per\n"
+            "                       core this process may use on the CPU, 2 streams on CUDA\n"
             "\n"
-            "example:\n"
-            "  ferry run models/mlp-s.onnx --random 8 -o out.npy\n");
+            "example (from the repository root, after `make`):\n"
+            "  ./build/ferry run build/models/mlp-s.onnx --random 8 -o out.npy\n");
 }
 
 int cmd_run(int argc, char **argv)
@@ -66,11 +68,16 @@ int cmd_run(int argc, char **argv)
             outputs[n_outputs++] = v;
         } else if (!strcmp(a, "--random")) {
             NEEDV();
-            if ((random_n = cli_parse_pos(a, v)) < 0)
+            long long x;
+            if (cli_parse_int("ferry run", a, v, 1, 1 << 24, &x))
                 return 2;
+            random_n = x;
         } else if (!strcmp(a, "--seed")) {
             NEEDV();
-            seed = strtoll(v, NULL, 10);
+            long long x;
+            if (cli_parse_int("ferry run", a, v, 0, LLONG_MAX, &x))
+                return 2;
+            seed = x;
         } else if (!strcmp(a, "--device")) {
             NEEDV();
             cfg.device = v;
@@ -80,14 +87,14 @@ int cmd_run(int argc, char **argv)
                 return 2;
         } else if (!strcmp(a, "--max-batch")) {
             NEEDV();
-            int64_t x = cli_parse_pos(a, v);
-            if (x < 0)
+            long long x;
+            if (cli_parse_int("ferry run", a, v, 1, 1 << 22, &x))
                 return 2;
             cfg.max_batch = (int)x;
         } else if (!strcmp(a, "--workers")) {
             NEEDV();
-            int64_t x = cli_parse_pos(a, v);
-            if (x < 0)
+            long long x;
+            if (cli_parse_int("ferry run", a, v, 1, 256, &x))
                 return 2;
             cfg.workers = (int)x;
         } else if (a[0] == '-') {
@@ -174,8 +181,14 @@ int cmd_run(int argc, char **argv)
             cli_random_fill(m, i, &in[i], (uint64_t)seed);
         }
     }
+    int64_t length = 0; /* of the length axis, when the model has one */
+    for (int i = 0; i < n_in && !length; i++) {
+        int d = ferry_model_length_dim(m, 0, i);
+        if (d > 0 && in[i].ndim > d)
+            length = in[i].shape[d];
+    }
     for (int i = 0; i < n_out; i++) {
-        ferry_engine_output_info(e, i, n, &out[i]);
+        ferry_engine_output_info_len(e, i, n, length, &out[i]);
         int64_t numel = ferry_tensor_numel(&out[i]);
         out[i].data = malloc((size_t)(numel ? numel : 1) * ferry_dtype_size(out[i].dtype));
         if (!out[i].data) {

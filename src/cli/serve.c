@@ -19,70 +19,109 @@
 #include "cli/cli.h"
 #include "cli/common.h"
 #include "ferry.h"
+#include "util/error.h"
+#include "util/log.h"
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f,
-        "usage: ferry serve MODEL.onnx [options]\n"
-        "       ferry serve --model NAME=PATH [--model NAME=PATH ...] [options]\n"
-        "       ferry serve --model-repository DIR [options]\n"
-        "\n"
-        "Serves ONNX models over HTTP with the KServe v2 / Open Inference Protocol\n"
-        "(the protocol of Triton, KServe, Seldon and OpenVINO servers), so their\n"
-        "clients work unchanged. Every model gets its own engine and dynamic batcher:\n"
-        "concurrent requests of one or a few samples are grouped into batches of up\n"
-        "to --max-batch samples, waiting at most --max-delay-us for a batch to fill.\n"
-        "\n"
-        "models:\n"
-        "  MODEL.onnx               serve one model, named after the file (or --name)\n"
-        "  --name NAME              the name of MODEL.onnx in URLs\n"
-        "  --model NAME=PATH        serve PATH as NAME, version 1 (repeatable)\n"
-        "  --model-repository DIR   Triton's layout: DIR/NAME/VERSION/model.onnx, VERSION\n"
-        "                           a number; a URL without a version gets the highest\n"
-        "\n"
-        "HTTP:\n"
-        "  --host HOST              address to listen on (default 127.0.0.1; 0.0.0.0 for\n"
-        "                           every interface)\n"
-        "  --port N                 default 8000; 0 picks a free port (printed)\n"
-        "  --threads N              HTTP threads (default: number of cores)\n"
-        "  --max-body BYTES         larger request bodies get 413 (default 64 MiB)\n"
-        "  --connection-timeout S   close a connection that sends nothing for S seconds\n"
-        "                           (default 30; 0: never); a request waiting for its\n"
-        "                           batch is not idle\n"
-        "\n"
-        "engine and batcher (each model):\n"
-        "  --device cpu|cuda|cuda:N default cpu\n"
-        "  --workers N              engine threads (CPU) or streams (CUDA); default 1 on\n"
-        "                           the CPU (its backend spreads each GEMM over the\n"
-        "                           cores, so batches grow larger) and 4 streams on CUDA;\n"
-        "                           on the CPU each GEMM runs on one thread unless\n"
-        "                           FERRY_CPU_THREADS says otherwise\n"
-        "  --precision P            fp32 (default), tf32, fp16, bf16\n"
-        "  --max-batch N            most samples in one batch (default 256)\n"
-        "  --max-delay-us N         longest the first request of a batch waits (default 500)\n"
-        "  --preferred-batch N[,N]  batch sizes worth waiting for (up to --max-delay-us):\n"
-        "                           a forming batch leaves when it reaches one, instead of\n"
-        "                           as soon as the device is idle; larger batches cost less\n"
-        "                           per sample under load (default: none)\n"
-        "  --max-queue N            queued requests beyond which requests get 503\n"
-        "  --timeout-us N           default request deadline; late requests get 504\n"
-        "                           (a request may set its own: \"parameters\":{\"timeout\":US})\n"
-        "\n"
-        "endpoints:\n"
-        "  GET  /v2/health/live, /v2/health/ready, /v2 (server metadata)\n"
-        "  GET  /v2/models/NAME[/versions/V]        model metadata\n"
-        "  GET  /v2/models/NAME[/versions/V]/ready\n"
-        "  POST /v2/models/NAME[/versions/V]/infer  JSON, or Triton's binary tensor data\n"
-        "  GET  /metrics                            Prometheus, Triton's metric names\n"
-        "\n"
-        "example:\n"
-        "  ferry serve models/mlp-s.onnx --port 8000 &\n"
-        "  curl -s localhost:8000/v2/models/mlp-s/infer -d '{\"inputs\":[{\"name\":\"input\",\n"
-        "       \"datatype\":\"FP32\",\"shape\":[1,256],\"data\":[0.5, ...256 numbers]}]}'\n"
-        "\n"
-        "SIGINT or SIGTERM stops accepting connections, answers every request already\n"
-        "accepted, and exits 0; while models are still loading, it exits at once.\n");
+    fprintf(f,
+            "usage: ferry serve MODEL.onnx [options]\n"
+            "       ferry serve --model NAME=PATH [--model NAME=PATH ...] [options]\n"
+            "       ferry serve --model-repository DIR [options]\n"
+            "\n"
+            "Serves ONNX models over HTTP with the KServe v2 / Open Inference Protocol\n"
+            "(the protocol of Triton, KServe, Seldon and OpenVINO servers), so their\n"
+            "clients work unchanged. Every model gets its own engine and dynamic batcher:\n"
+            "concurrent requests of one or a few samples are grouped into batches of up\n"
+            "to --max-batch samples, waiting at most --max-delay-us for a batch to fill.\n"
+            "\n"
+            "models:\n"
+            "  MODEL.onnx               serve one model, named after the file (or --name)\n"
+            "  --name NAME              the name of MODEL.onnx in URLs\n"
+            "  --model NAME=PATH        serve PATH as NAME, version 1 (repeatable)\n"
+            "  --model-repository DIR   Triton's layout: DIR/NAME/VERSION/model.onnx, VERSION\n"
+            "                           a number; a URL without a version gets the highest\n"
+            "\n"
+            "HTTP:\n"
+            "  --host HOST              address to listen on (default 127.0.0.1; 0.0.0.0 for\n"
+            "                           every interface)\n"
+            "  --port N                 default 8000; 0 picks a free port (printed)\n"
+            "  --threads N              HTTP threads (default: one per core this process may\n"
+            "                           use)\n"
+            "  --max-body BYTES         larger request bodies get 413 (default 64 MiB)\n"
+            "  --connection-timeout S   close a connection that sends nothing for S seconds\n"
+            "                           (default 30; 0: never); a request waiting for its\n"
+            "                           batch is not idle\n"
+            "  --convert-datatypes      accept inputs in any numeric datatype and convert them\n"
+            "                           to the model's (range-checked); by default a datatype\n"
+            "                           other than the model metadata's is refused (400), as\n"
+            "                           Triton does\n"
+            "\n"
+            "engine and batcher (each model):\n"
+            "  --device cpu|cuda|cuda:N default cpu\n"
+            "  --workers N              engine threads (CPU) or streams (CUDA); default 1 on\n"
+            "                           the CPU (its backend spreads each GEMM over the\n"
+            "                           cores, so batches grow larger) and 4 streams on CUDA;\n"
+            "                           on the CPU each GEMM runs on one thread unless\n"
+            "                           FERRY_CPU_THREADS says otherwise\n"
+            "  --precision P            fp32 (default), tf32, fp16, bf16\n"
+            "  --max-batch N            most samples in one batch (default 256)\n"
+            "  --max-delay-us N         longest the first request of a batch waits (default 500)\n"
+            "  --preferred-batch N[,N]  batch sizes worth waiting for (up to --max-delay-us):\n"
+            "                           a forming batch leaves when it reaches one, instead of\n"
+            "                           as soon as the device is idle; larger batches cost less\n"
+            "                           per sample under load (default: none)\n"
+            "  --max-queue N            queued requests beyond which requests get 503\n"
+            "                           (default 65536)\n"
+            "  --timeout-us N           default request deadline; late requests get 504\n"
+            "                           (default 0: none; a request may set its own:\n"
+            "                           \"parameters\":{\"timeout\":US})\n"
+            "  --priority-levels N      priority levels, 1..8 (default 1): a request's\n"
+            "                           \"parameters\":{\"priority\":K} puts it at level K, 1 the\n"
+            "                           highest; batches take the highest levels' requests first;\n"
+            "                           K = 0 or none: the default level; K > N: 400\n"
+            "  --default-priority-level K  the level of requests without one (default N, the\n"
+            "                           lowest)\n"
+            "\n"
+            "sequence models (inputs with a second dynamic axis, e.g. dynamic_axes\n"
+            "{'input_ids': {0: 'batch', 1: 'sequence'}}): requests of any length up to the\n"
+            "longest bucket are padded to the smallest length bucket that holds them (the\n"
+            "attention mask 0 on the padding) and batched with that bucket's requests;\n"
+            "per-token outputs come back at the request's own length:\n"
+            "  --length-buckets L[,L]   ascending lengths (default 16,24,32,48,64,96,128,...,\n"
+            "                           512, up to the longest the model takes)\n"
+            "  --length-axis NAME       the axis' name in the export (default: the inputs'\n"
+            "                           one symbolic axis besides the batch)\n"
+            "  --mask-input NAME        the attention mask (default: attention_mask or mask)\n"
+            "  --pad                    pad a model that has no mask input (its results change)\n"
+            "\n"
+            "logs (stderr):\n"
+            "  --log-level L            error, warn, info (default) or verbose: error shows\n"
+            "                           requests the engine failed; warn every failed infer\n"
+            "                           request (model, status, reason); info the start-up\n"
+            "                           summary (models, devices, settings) and, with\n"
+            "                           --access-log, a line a request; verbose every request,\n"
+            "                           and error messages with their source locations\n"
+            "  --access-log             a line a request: client, method, path, status, bytes,\n"
+            "                           milliseconds\n"
+            "\n"
+            "endpoints:\n"
+            "  GET  /v2/health/live, /v2/health/ready, /v2 (server metadata)\n"
+            "  GET  /v2/models/NAME[/versions/V]        model metadata\n"
+            "  GET  /v2/models/NAME[/versions/V]/ready\n"
+            "  POST /v2/models/NAME[/versions/V]/infer  JSON, or Triton's binary tensor data\n"
+            "  GET  /metrics                            Prometheus, Triton's metric names\n"
+            "\n"
+            "example (from the repository root, after `make`):\n"
+            "  ./build/ferry serve build/models/mlp-s.onnx --port 8000 &\n"
+            "  curl -s localhost:8000/v2/health/ready -o /dev/null -w '%%{http_code}\\n'\n"
+            "  python3 -c 'import json; print(json.dumps({\"inputs\": [{\"name\": \"input\",\n"
+            "      \"datatype\": \"FP32\", \"shape\": [1, 256], \"data\": [0.5] * 256}]}))' |\n"
+            "    curl -s localhost:8000/v2/models/mlp-s/infer -d @-; echo\n"
+            "  kill %%1\n"
+            "\n"
+            "SIGINT or SIGTERM stops accepting connections, answers every request already\n"
+            "accepted, and exits 0; while models are still loading, it exits at once.\n");
 }
 
 typedef struct model_spec {
@@ -95,6 +134,8 @@ typedef struct serve_opts {
     ferry_server_config srv;
     ferry_engine_config eng;
     ferry_batcher_config bat;
+    ferry_model_options mo;
+    int64_t lengths[64];
 } serve_opts;
 
 static int add_spec(serve_opts *o, const char *name, const char *version, const char *path)
@@ -190,16 +231,77 @@ static int scan_repository(serve_opts *o, const char *dir)
 
 static bool parse_long(const char *opt, const char *v, long long lo, long long hi, long long *out)
 {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "ferry serve: %s wants an integer in %lld..%lld, got '%s'\n", opt, lo, hi,
-                v);
-        return false;
+    return cli_parse_int("ferry serve", opt, v, lo, hi, out) == 0;
+}
+
+/* A library message as the log level wants it: source locations (which
+ * CUDA errors carry) only for verbose. */
+static const char *user_message(const serve_opts *o, char *buf, size_t len)
+{
+    if (o->srv.log_level >= FERRY_LOG_VERBOSE)
+        return ferry_last_error();
+    ferry_error_for_users(ferry_last_error(), buf, len);
+    return buf;
+}
+
+/* One line for a model: what it takes and gives, where and how it runs. */
+static void log_model(const serve_opts *o, const model_spec *ms, ferry_model *m, ferry_engine *e)
+{
+    char io[1024];
+    size_t n = 0;
+    for (int out = 0; out < 2; out++) {
+        int k = out ? ferry_model_num_outputs(m) : ferry_model_num_inputs(m);
+        n += (size_t)snprintf(io + n, sizeof io - n, "%s", out ? "; out" : "in");
+        for (int i = 0; i < k && n < sizeof io; i++) {
+            ferry_tensor_info ti;
+            if ((out ? ferry_model_output(m, i, &ti) : ferry_model_input(m, i, &ti)) != FERRY_OK)
+                continue;
+            char shape[128];
+            cli_shape_str(shape, sizeof shape, ti.ndim, ti.shape);
+            n += (size_t)snprintf(io + n, sizeof io - n, " %s %s %s", ti.name,
+                                  ferry_dtype_name(ti.dtype), shape);
+        }
+        if (n >= sizeof io) /* cut short */
+            n = sizeof io - 1;
     }
-    *out = x;
-    return true;
+    const ferry_engine_config *ec = ferry_engine_get_config(e);
+    ferry_log(o->srv.log_level, FERRY_LOG_INFO,
+              "model %s version %s (%s): %s; on %s, %d worker%s, %s, max batch %d", ms->name,
+              ms->version, ms->path, io, ferry_engine_device(e), ec->workers,
+              ec->workers == 1 ? "" : "s", cli_precision_name(ec->precision), ec->max_batch);
+}
+
+/* The settings every model shares and the devices this build sees. */
+static void log_settings(const serve_opts *o)
+{
+    ferry_log_level lvl = o->srv.log_level;
+    const ferry_batcher_config *b = &o->bat;
+    char pref[96] = "none";
+    for (int i = 0, n = 0; i < b->n_preferred; i++)
+        n += snprintf(pref + n, sizeof pref - (size_t)n, "%s%d", i ? "," : "",
+                      b->preferred_batch_sizes[i]);
+    char timeout[32] = "none";
+    if (b->default_timeout_us > 0)
+        snprintf(timeout, sizeof timeout, "%lld us", (long long)b->default_timeout_us);
+    ferry_log(lvl, FERRY_LOG_INFO,
+              "ferry %s: batcher max delay %lld us, preferred batch %s, max queue %d, timeout "
+              "%s, %d priority level%s (default %d); HTTP threads %d, max body %zu bytes, "
+              "connection timeout %d s; datatype conversion %s; log level %s%s",
+              ferry_version(), (long long)b->max_delay_us, pref, b->max_queue, timeout,
+              b->priority_levels, b->priority_levels == 1 ? "" : "s",
+              b->priority_levels - b->default_priority, o->srv.threads, o->srv.max_body,
+              o->srv.connection_timeout < 0 ? 0 : o->srv.connection_timeout,
+              o->srv.convert_datatypes ? "on" : "off",
+              (const char *[]){"off", "error", "warn", "info", "verbose"}[o->srv.log_level],
+              o->srv.access_log ? ", access log on" : "");
+    char dev[2048];
+    ferry_backends_describe(dev, sizeof dev);
+    for (char *line = dev, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        ferry_log(lvl, FERRY_LOG_INFO, "devices: %s", line);
+    }
 }
 
 /* Loads one model and builds its engine and batcher, then hands all three
@@ -214,7 +316,7 @@ static int serve_model(ferry_server *srv, const serve_opts *o, const model_spec 
     if (ec.workers == 0) /* measured best for serving: BENCHMARKS.md, batcher */
         ec.workers = on_cpu ? 1 : 4;
 
-    ferry_status st = ferry_model_load(ms->path, &m);
+    ferry_status st = ferry_model_load_opts(ms->path, &o->mo, &m);
     if (st == FERRY_OK)
         st = ferry_engine_create(m, &ec, &e);
     if (st == FERRY_OK)
@@ -222,10 +324,13 @@ static int serve_model(ferry_server *srv, const serve_opts *o, const model_spec 
     if (st == FERRY_OK)
         st = ferry_batcher_create(e, &o->bat, &b);
     if (st == FERRY_OK)
+        log_model(o, ms, m, e);
+    if (st == FERRY_OK)
         st = ferry_server_add_model(srv, ms->name, ms->version, m, e, b);
     if (st != FERRY_OK) {
+        char msg[1024];
         fprintf(stderr, "ferry serve: model '%s' (%s): %s: %s\n", ms->name, ms->path,
-                ferry_status_str(st), ferry_last_error());
+                ferry_status_str(st), user_message(o, msg, sizeof msg));
         ferry_batcher_destroy(b);
         ferry_engine_destroy(e);
         ferry_model_destroy(m);
@@ -268,12 +373,14 @@ int cmd_serve(int argc, char **argv)
 {
     serve_opts o = {0};
     ferry_server_config_init(&o.srv);
+    o.srv.log_level = FERRY_LOG_INFO;
     ferry_engine_config_init(&o.eng);
     ferry_batcher_config_init(&o.bat);
+    ferry_model_options_init(&o.mo);
     const char *single = NULL, *name = NULL, *repo = NULL;
     int rc = 2;
     bool max_batch_set = false;
-    long long max_batch = 0;
+    long long max_batch = 0, default_level = 0;
     ferry_server *srv = NULL;
 
     for (int i = 1; i < argc; i++) {
@@ -289,6 +396,18 @@ int cmd_serve(int argc, char **argv)
                 goto done;
             }
             single = a;
+            continue;
+        }
+        if (!strcmp(a, "--convert-datatypes")) { /* the flags without a value */
+            o.srv.convert_datatypes = 1;
+            continue;
+        }
+        if (!strcmp(a, "--access-log")) {
+            o.srv.access_log = 1;
+            continue;
+        }
+        if (!strcmp(a, "--pad")) {
+            o.bat.pad = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -329,6 +448,19 @@ int cmd_serve(int argc, char **argv)
             if (!parse_long(a, v, 0, 86400, &x))
                 goto done;
             o.srv.connection_timeout = x ? (int)x : -1; /* the API's 0 is the default */
+        } else if (!strcmp(a, "--log-level")) {
+            static const char *const names[] = {"error", "warn", "info", "verbose"};
+            int k = 0;
+            while (k < 4 && strcmp(v, names[k]))
+                k++;
+            if (k == 4) {
+                fprintf(stderr,
+                        "ferry serve: --log-level wants error, warn, info or verbose, "
+                        "got '%s'\n",
+                        v);
+                goto done;
+            }
+            o.srv.log_level = (ferry_log_level)(FERRY_LOG_ERROR + k);
         } else if (!strcmp(a, "--device")) {
             o.eng.device = v;
         } else if (!strcmp(a, "--workers")) {
@@ -365,10 +497,32 @@ int cmd_serve(int argc, char **argv)
                 o.bat.preferred_batch_sizes[k] = (int)sizes[k];
             }
             o.bat.n_preferred = n;
+        } else if (!strcmp(a, "--length-buckets")) {
+            int n = cli_parse_int_list(v, o.lengths, 64);
+            if (n < 1) {
+                fprintf(stderr,
+                        "ferry serve: --length-buckets '%s': expected up to 64 ascending "
+                        "lengths, comma-separated\n",
+                        v);
+                goto done;
+            }
+            o.mo.length_buckets = o.lengths;
+            o.mo.n_length_buckets = n;
+        } else if (!strcmp(a, "--length-axis")) {
+            o.mo.length_axis = v;
+        } else if (!strcmp(a, "--mask-input")) {
+            o.bat.mask_input = v;
         } else if (!strcmp(a, "--max-queue")) {
             if (!parse_long(a, v, 1, 1 << 30, &x))
                 goto done;
             o.bat.max_queue = (int)x;
+        } else if (!strcmp(a, "--priority-levels")) {
+            if (!parse_long(a, v, 1, 8, &x))
+                goto done;
+            o.bat.priority_levels = (int)x;
+        } else if (!strcmp(a, "--default-priority-level")) {
+            if (!parse_long(a, v, 1, 8, &default_level))
+                goto done;
         } else if (!strcmp(a, "--timeout-us")) {
             if (!parse_long(a, v, 0, (long long)1 << 50, &x))
                 goto done;
@@ -378,6 +532,17 @@ int cmd_serve(int argc, char **argv)
             goto done;
         }
     }
+    /* Triton's levels (1 highest) into the batcher's (0 lowest); requests
+     * without a priority get the lowest unless told otherwise */
+    if (default_level == 0)
+        default_level = o.bat.priority_levels;
+    if (default_level > o.bat.priority_levels) {
+        fprintf(stderr,
+                "ferry serve: --default-priority-level %lld is outside 1..%d (--priority-levels)\n",
+                default_level, o.bat.priority_levels);
+        goto done;
+    }
+    o.bat.default_priority = o.bat.priority_levels - (int)default_level;
     if (max_batch_set) {
         o.eng.max_batch = (int)max_batch;
         o.bat.max_batch = (int)max_batch;
@@ -451,10 +616,12 @@ int cmd_serve(int argc, char **argv)
     }
     int port = ferry_server_port(srv);
     bool v6 = strchr(o.srv.host, ':') != NULL;
+    log_settings(&o);
     for (int i = 0; i < o.n_models; i++)
-        fprintf(stderr, "serving %s at http://%s%s%s:%d (version %s, %s)\n", o.models[i].name,
-                v6 ? "[" : "", o.srv.host, v6 ? "]" : "", port, o.models[i].version,
-                o.models[i].path);
+        ferry_log(o.srv.log_level, FERRY_LOG_INFO, "serving %s at http://%s%s%s:%d (version %s)",
+                  o.models[i].name, v6 ? "[" : "", o.srv.host, v6 ? "]" : "", port,
+                  o.models[i].version);
+    /* at every level, as it is: scripts wait for this line */
     fprintf(stderr, "listening on port %d\n", port);
     fflush(stderr);
 
@@ -462,14 +629,14 @@ int cmd_serve(int argc, char **argv)
     while (read(stop_pipe[0], &sigc, 1) < 0 && errno == EINTR)
         ;
     int sig = stop_signal;
-    fprintf(stderr, "ferry serve: %s: stopping (answering accepted requests)\n",
-            sig == SIGINT ? "SIGINT" : "SIGTERM");
+    ferry_log(o.srv.log_level, FERRY_LOG_INFO, "%s: stopping (answering accepted requests)",
+              sig == SIGINT ? "SIGINT" : "SIGTERM");
     st = ferry_server_stop(srv);
     if (st != FERRY_OK) {
         fprintf(stderr, "ferry serve: stop: %s\n", ferry_last_error());
         goto done;
     }
-    fprintf(stderr, "ferry serve: stopped\n");
+    ferry_log(o.srv.log_level, FERRY_LOG_INFO, "stopped");
     rc = 0;
     goto done;
 oom:

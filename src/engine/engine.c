@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine/engine_impl.h"
+#include "engine/lengths.h"
 #include "util/cpus.h"
 #include "util/error.h"
 #include "util/format.h"
@@ -251,6 +252,12 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
                         cfg.device);
         goto fail;
     }
+    if (m->n_len > 0) {
+        if ((st = lengths_create(e)) != FERRY_OK)
+            goto fail;
+        *out = e;
+        return FERRY_OK;
+    }
 
     backend_opts bo = {.device = e->device_index,
                        .precision = cfg.precision,
@@ -322,6 +329,7 @@ void ferry_engine_destroy(ferry_engine *e)
 {
     if (!e)
         return;
+    lengths_destroy(e);
     pthread_mutex_lock(&e->free_mu);
     e->shutting_down = 1;
     pthread_cond_broadcast(&e->free_cv);
@@ -351,6 +359,8 @@ void ferry_engine_destroy(ferry_engine *e)
 
 /* ------------------------------------------------------------ slots */
 
+static ferry_status slot_acquire_local(ferry_engine *e, int64_t timeout_us, engine_slot **out);
+
 static engine_slot *take_free_locked(ferry_engine *e)
 {
     if (e->n_free == 0)
@@ -360,7 +370,104 @@ static engine_slot *take_free_locked(ferry_engine *e)
     return s;
 }
 
+/* A slot token of the length buckets' gate (engine_impl.h): a release
+ * hands its token to the engine that has waited longest. */
+#define GATE_RESUME_US 50000
+static int gate_take_slot(ferry_engine *e, int64_t timeout_us)
+{
+    engine_gate *g = e->gate;
+    struct timespec dl;
+    if (timeout_us > 0)
+        ferry_deadline_after(timeout_us, &dl);
+    pthread_mutex_lock(&g->mu);
+    int64_t now = ferry_now_us();
+    /* a wait resumed soon after a timed-out one keeps its place */
+    if (!e->gate_since || now - e->gate_last > GATE_RESUME_US)
+        e->gate_since = now;
+    int got = 0;
+    if (g->slots_free > 0 && !g->head) {
+        g->slots_free--;
+        got = 1;
+    } else if (timeout_us != 0) {
+        gate_waiter w = {NULL, 0, e->gate_since, PTHREAD_COND_INITIALIZER};
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w.cv, &ca);
+        pthread_condattr_destroy(&ca);
+        gate_waiter **pp = &g->head, *prev = NULL;
+        while (*pp && (*pp)->since <= w.since) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        w.next = *pp;
+        *pp = &w;
+        if (g->tail == prev)
+            g->tail = &w;
+        while (!w.granted) {
+            if (timeout_us < 0)
+                pthread_cond_wait(&w.cv, &g->mu);
+            else if (pthread_cond_timedwait(&w.cv, &g->mu, &dl) == ETIMEDOUT)
+                break;
+        }
+        got = w.granted;
+        if (!got) { /* timed out: leave the queue */
+            pp = &g->head;
+            prev = NULL;
+            while (*pp != &w) {
+                prev = *pp;
+                pp = &(*pp)->next;
+            }
+            *pp = w.next;
+            if (g->tail == &w)
+                g->tail = prev;
+        }
+        pthread_cond_destroy(&w.cv);
+    }
+    if (got)
+        e->gate_since = 0;
+    else
+        e->gate_last = ferry_now_us();
+    pthread_mutex_unlock(&g->mu);
+    return got;
+}
+
+static void gate_give_slot(engine_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    gate_waiter *w = g->head;
+    if (w) {
+        g->head = w->next;
+        if (!g->head)
+            g->tail = NULL;
+        w->granted = 1;
+        pthread_cond_signal(&w->cv);
+    } else {
+        g->slots_free++;
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
 ferry_status engine_slot_acquire(ferry_engine *e, int64_t timeout_us, engine_slot **out)
+{
+    if (e->n_sub)
+        return ferry_fail(FERRY_EINTERNAL, "engine of length buckets: take a slot of a bucket's");
+    int gated = 0;
+    if (e->gate) {
+        if (!gate_take_slot(e, timeout_us))
+            return ferry_fail(FERRY_ETIMEDOUT, "no engine slot freed up within %lld us",
+                              (long long)timeout_us);
+        gated = 1;
+    }
+    ferry_status st = slot_acquire_local(e, timeout_us, out);
+    if (st != FERRY_OK && gated)
+        gate_give_slot(e->gate);
+    else if (st == FERRY_OK)
+        (*out)->gated = gated;
+    return st;
+}
+
+static ferry_status slot_acquire_local(ferry_engine *e, int64_t timeout_us, engine_slot **out)
 {
     struct timespec dl;
     if (timeout_us >= 0)
@@ -394,11 +501,15 @@ ferry_status engine_slot_acquire(ferry_engine *e, int64_t timeout_us, engine_slo
 void engine_slot_release(engine_slot *s)
 {
     ferry_engine *e = s->e;
+    int gated = s->gated;
+    s->gated = 0;
     pthread_mutex_lock(&e->free_mu);
     s->in_use = 0;
     e->free_slots[e->n_free++] = s;
     pthread_cond_signal(&e->free_cv);
     pthread_mutex_unlock(&e->free_mu);
+    if (gated)
+        gate_give_slot(e->gate);
 }
 
 void *engine_slot_input(engine_slot *s, int i)
@@ -513,6 +624,16 @@ ferry_status ferry_engine_output_info(const ferry_engine *e, int i, int64_t n, f
     return FERRY_OK;
 }
 
+ferry_status ferry_engine_output_info_len(const ferry_engine *e, int i, int64_t n, int64_t length,
+                                          ferry_tensor *out)
+{
+    ferry_status st = ferry_engine_output_info(e, i, n, out);
+    int d = st == FERRY_OK ? ferry_model_length_dim(e->model, 1, i) : 0;
+    if (d > 0 && length > 0)
+        out->shape[d] = length;
+    return st;
+}
+
 /* ------------------------------------------------------------ running */
 
 typedef struct latch {
@@ -605,6 +726,8 @@ ferry_status ferry_engine_run(ferry_engine *e, const ferry_tensor *inputs, int n
     ferry_status st;
     if (!e)
         return ferry_fail(FERRY_EINVAL, "ferry_engine_run: engine is NULL");
+    if (e->n_sub)
+        return lengths_run(e, inputs, n_in, outputs, n_out);
     if ((st = validate_io(e, inputs, n_in, outputs, n_out, &n)) != FERRY_OK)
         return st;
     if (n == 0)
@@ -656,6 +779,8 @@ ferry_status ferry_engine_run_many(ferry_engine *e, int n_batches, const ferry_t
 {
     if (!e || n_batches < 0)
         return ferry_fail(FERRY_EINVAL, "ferry_engine_run_many: bad arguments");
+    if (e->n_sub)
+        return lengths_run_many(e, n_batches, inputs, n_in, outputs, n_out);
     ferry_status st, first = FERRY_OK;
     char msg[512] = "";
     /* Validate everything first: a bad batch fails before any runs. */
@@ -698,6 +823,8 @@ ferry_status ferry_engine_submit(ferry_engine *e, const ferry_tensor *inputs, in
     ferry_status st;
     if (!e)
         return ferry_fail(FERRY_EINVAL, "ferry_engine_submit: engine is NULL");
+    if (e->n_sub)
+        return lengths_submit(e, inputs, n_in, outputs, n_out, done, user);
     if ((st = validate_io(e, inputs, n_in, outputs, n_out, &n)) != FERRY_OK)
         return st;
     if (n < 1 || n > e->cfg.max_batch)
@@ -729,6 +856,8 @@ ferry_status ferry_engine_warmup(ferry_engine *e)
 {
     if (!e)
         return ferry_fail(FERRY_EINVAL, "ferry_engine_warmup: engine is NULL");
+    if (e->n_sub)
+        return lengths_warmup(e);
     int64_t sizes[ENGINE_MAX_BUCKETS];
     int n_sizes = 0;
     if (e->cfg.graphs || !e->ops->host_visible) {
@@ -786,6 +915,10 @@ const ferry_engine_config *ferry_engine_get_config(const ferry_engine *e)
 
 void ferry_engine_get_stats(const ferry_engine *e, ferry_engine_stats *out)
 {
+    if (e->n_sub) {
+        lengths_stats(e, out);
+        return;
+    }
     ferry_engine *me = (ferry_engine *)e;
     out->batches = atomic_load(&me->st_batches);
     out->samples = atomic_load(&me->st_samples);

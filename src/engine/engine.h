@@ -42,5 +42,9 @@ size_t engine_input_sample_bytes(const ferry_engine *e, int i);
 size_t engine_output_sample_bytes(const ferry_engine *e, int i);
 int engine_max_batch(const ferry_engine *e);
 const ferry_model *engine_model(const ferry_engine *e);
+/* Length buckets: how many (0: the model has no length axis) and the
+ * engine running bucket k (of the model's length k). */
+int engine_num_lengths(const ferry_engine *e);
+ferry_engine *engine_length_engine(const ferry_engine *e, int k);
 
 #endif

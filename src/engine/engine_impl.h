@@ -18,6 +18,35 @@
 
 typedef struct worker worker;
 
+/* Length buckets (graph/model.h): an engine over a model with a length
+ * axis holds one engine per bucket, each a complete engine of its own
+ * (workers, slots, arenas sized for its length), sharing one gate:
+ * - slots: the buckets' engines together lend at most workers x
+ *   pipeline_depth slots at once, as one engine would, handed to the
+ *   engine that has waited longest (counted across a caller's timed-out
+ *   tries, so a batcher that polls keeps its place: the buckets' requests
+ *   are served about oldest first, as in one queue). A bucket's batcher (batcher/buckets.c) thus holds
+ *   its requests while the device is busy with other buckets' batches and
+ *   sends them as one batch when a slot frees up, instead of sending a
+ *   trickle of small batches per bucket.
+ * - cores (CPU): at most `workers` forwards run at once, in arrival order,
+ *   so that seven buckets' worker threads do not time-slice two cores. */
+typedef struct gate_waiter {
+    struct gate_waiter *next;
+    int granted;
+    int64_t since;     /* when its engine began waiting: the queue's order */
+    pthread_cond_t cv; /* its own: a release wakes only the waiter it serves */
+} gate_waiter;
+
+typedef struct engine_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t next;     /* forward tickets handed out */
+    uint64_t admitted; /* forward tickets below this may run */
+    int slots_free;    /* slot tokens */
+    gate_waiter *head, *tail; /* waiting for a slot token, by since */
+} engine_gate;
+
 struct engine_slot {
     ferry_engine *e;
     worker *w;
@@ -40,6 +69,7 @@ struct engine_slot {
     void *user_arg;
     int64_t t_start;
     int in_use;        /* acquired and not yet released */
+    int gated;         /* holds a slot token of e->gate */
     engine_slot *next; /* free list / job queues */
 };
 
@@ -91,6 +121,14 @@ struct ferry_engine {
     int shutting_down;
 
     atomic_uint_least64_t st_batches, st_samples, st_compute_us;
+
+    /* length buckets: sub[k] runs the model's bucket k; this engine then
+     * has no workers of its own and dispatches by the inputs' length */
+    ferry_engine **sub;
+    int n_sub;
+    engine_gate *gate; /* the cores, shared by the buckets' workers (NULL: none) */
+    int64_t gate_since, gate_last; /* under gate->mu: waiting since; last wait's end */
+    int owns_gate;
 };
 
 /* Counts one finished batch of n samples that took dt_us in the stats. */

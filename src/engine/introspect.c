@@ -74,8 +74,8 @@ static void epilogue(const graph_node *n, char *buf, size_t len)
     buf[0] = '\0';
     if (n->op == OP_GEMM && n->n_in > 2 && n->in[2] >= 0)
         at += (size_t)snprintf(buf + at, len - at, "+bias");
-    if ((n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE) && n->n_in > 3 && n->in[3] >= 0 &&
-        at < len)
+    if ((n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE || n->op == OP_GEMM) && n->n_in > 3 &&
+        n->in[3] >= 0 && at < len)
         at += (size_t)snprintf(buf + at, len - at, "+residual");
     if ((n->op == OP_GEMM || n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE) && n->act && at < len)
         snprintf(buf + at, len - at, "+%s", act_name(n->act));

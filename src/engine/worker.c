@@ -37,12 +37,36 @@ static void job_pointers(engine_slot *s, const void **in, void **out)
         out[i] = s->dst[i] ? s->dst[i] : s->stage_out[i];
 }
 
+/* Waits for a core (engine_impl.h, struct engine_gate): FIFO by ticket. */
+static void gate_enter(engine_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    uint64_t t = g->next++;
+    while (t >= g->admitted)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_leave(engine_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->admitted++;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
 ferry_status worker_run_inline(engine_slot *s)
 {
     const void *in[ENGINE_MAX_IO];
     void *out[ENGINE_MAX_IO];
     job_pointers(s, in, out);
-    return s->e->ops->forward(s->w->stream, s->n, in, out, s->arena);
+    engine_gate *g = s->e->ops->host_visible ? s->e->gate : NULL;
+    if (g)
+        gate_enter(g);
+    ferry_status st = s->e->ops->forward(s->w->stream, s->n, in, out, s->arena);
+    if (g)
+        gate_leave(g);
+    return st;
 }
 
 /* Queues copy-in, forward (or its captured graph) and copy-out on the

@@ -519,7 +519,7 @@ static int fuse_gemm(graph *g, int gi)
     else if (bv->ndim == 2)
         width = gn->trans_b ? bv->dims[0] : bv->dims[1];
 
-    int dead[2], nd = 0, cur = y, bias = -1;
+    int dead[3], nd = 0, cur = y, bias = -1;
     int has_c = gn->n_in >= 3 && gn->in[2] >= 0;
     int add = has_c ? -1 : binary(g, fuse_sole_consumer(g, cur), OP_ADD);
     if (add >= 0 && width > 0) {
@@ -543,6 +543,26 @@ static int fuse_gemm(graph *g, int gi)
         dead[nd++] = an;
         cur = g->nodes[an].out[0];
     }
+    /* A residual connection, Add(Y, R) with R a computed tensor of Y's
+     * shape, becomes the Gemm's input 3, added after the bias (only without
+     * an activation, which would apply before the Add): the CPU adds it to
+     * each block in cache, cuBLASLt reads it as its C matrix. Y has this
+     * Add as its one reader, so R cannot depend on Y. */
+    int res = -1;
+    int ra = act == ACT_NONE ? binary(g, fuse_sole_consumer(g, cur), OP_ADD) : -1;
+    if (ra >= 0) {
+        int o = fuse_other_input(&g->nodes[ra], cur);
+        const graph_value *ov = &g->values[o], *cv = &g->values[cur];
+        int same = o != cur && !ov->is_const && ov->ndim == cv->ndim && ov->dtype == cv->dtype &&
+                   cv->dtype == FERRY_F32;
+        for (int d = 0; same && d < cv->ndim; d++)
+            same = ov->dims[d] == cv->dims[d];
+        if (same) {
+            res = o;
+            dead[nd++] = ra;
+            cur = g->nodes[ra].out[0];
+        }
+    }
     if (nd == 0)
         return changed;
 
@@ -553,6 +573,10 @@ static int fuse_gemm(graph *g, int gi)
         int in[3] = {gn->in[0], gn->in[1], bias};
         fuse_set_inputs(g, gi, 3, in);
         gn->beta = 1.0f;
+    }
+    if (res >= 0) {
+        int in[4] = {gn->in[0], gn->in[1], gn->n_in > 2 ? gn->in[2] : -1, res};
+        fuse_set_inputs(g, gi, 4, in);
     }
     gn->act = act;
     gn->act_alpha = aa;

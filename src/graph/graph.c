@@ -21,7 +21,8 @@ void graph_free(graph *g)
         return;
     for (int i = 0; i < g->n_values; i++) {
         free(g->values[i].name);
-        free(g->values[i].data);
+        if (!g->values[i].data_shared)
+            free(g->values[i].data);
         free(g->values[i].symk);
     }
     for (int i = 0; i < g->n_nodes; i++) {

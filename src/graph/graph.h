@@ -157,6 +157,8 @@ typedef struct graph_value {
     int n_consumers;
     int alias; /* value whose storage this one shares (views), or -1 */
     int is_sym;    /* known at load (see above): int64 data[i] + symk[i]*N, or bool data */
+    int len_dim;   /* graph inputs/outputs: the dim of the length axis (model.c), 0: none */
+    int data_shared; /* data belongs to another graph (model.c's length buckets): not freed */
     int64_t *symk; /* owned; NULL when no element depends on N */
 } graph_value;
 
@@ -320,6 +322,14 @@ typedef struct onnx_summary {
 /* Fills *s (heap-allocate it: it is large) from the file at path. */
 ferry_status onnx_summarize_file(const char *path, onnx_summary *s);
 ferry_status onnx_load_buffer(const void *buf, size_t len, const char *base_dir, graph **out);
+/* As onnx_load_buffer, with every input dimension named len_axis (its
+ * dim_param) read as len_value: the graph of one length bucket (model.c).
+ * Values declaring that axis get len_dim set. */
+ferry_status onnx_load_buffer_len(const void *buf, size_t len, const char *base_dir,
+                                  const char *len_axis, int64_t len_value, graph **out);
+/* The inputs' length axis (see onnx_load.c); name "" when there is none. */
+ferry_status onnx_find_length_axis(const void *buf, size_t len, const char *want, char *name,
+                                   size_t cap);
 
 /* ---- planning */
 ferry_status graph_plan_make(const graph *g, int64_t max_batch, size_t elem_bytes, graph_plan *out);

@@ -54,6 +54,8 @@ typedef struct loader {
     name_map names;
     dropped_out *dropped;
     int n_dropped;
+    const char *len_axis; /* the length axis' dim_param, or NULL (see onnx_load_buffer_len) */
+    int64_t len_value;    /* what it is fixed to */
 } loader;
 
 /* ------------------------------------------------------------ names */
@@ -722,10 +724,32 @@ static ferry_status load_node(loader *ld, const node_ctx *c, const op_def *sp)
 
 /* ------------------------------------------------------------ graph I/O */
 
+static int is_len_axis(const loader *ld, const Onnx__TensorShapeProto__Dimension *dm)
+{
+    return ld->len_axis && dm &&
+           dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
+           dm->dim_param && !strcmp(dm->dim_param, ld->len_axis);
+}
+
+/* The dim (>= 1) of a declared input or output named ld->len_axis; 0: none. */
+static int declared_len_dim(const loader *ld, const Onnx__ValueInfoProto *vi)
+{
+    const Onnx__TypeProto *tp = vi->type;
+    if (!ld->len_axis || !tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+        !tp->tensor_type || !tp->tensor_type->shape)
+        return 0;
+    const Onnx__TensorShapeProto *sh = tp->tensor_type->shape;
+    for (size_t d = 1; d < sh->n_dim && d < FERRY_MAX_DIMS; d++)
+        if (is_len_axis(ld, sh->dim[d]))
+            return (int)d;
+    return 0;
+}
+
 /* Reads a value's declared tensor type. For inputs, dim 0 may be symbolic
- * (the batch); for outputs, symbolic dims are returned as 0 ("unknown"). */
-static ferry_status read_value_info(const Onnx__ValueInfoProto *vi, int is_input, ferry_dtype *dt,
-                                    int *ndim, int64_t *dims, int *has_shape)
+ * (the batch), and a dim named ld->len_axis is read as ld->len_value; for
+ * outputs, symbolic dims are returned as 0 ("unknown"). */
+static ferry_status read_value_info(const loader *ld, const Onnx__ValueInfoProto *vi, int is_input,
+                                    ferry_dtype *dt, int *ndim, int64_t *dims, int *has_shape)
 {
     const char *kind = is_input ? "input" : "output";
     const char *name = str_or_empty(vi->name);
@@ -769,6 +793,8 @@ static ferry_status read_value_info(const Onnx__ValueInfoProto *vi, int is_input
         }
         if (d == 0 && !known) {
             dims[d] = FERRY_DIM_BATCH;
+        } else if (!known && is_len_axis(ld, dm)) {
+            dims[d] = ld->len_value;
         } else if (!known) {
             const char *why =
                 dm && dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
@@ -776,7 +802,7 @@ static ferry_status read_value_info(const Onnx__ValueInfoProto *vi, int is_input
                     : "unknown";
             return ferry_fail(FERRY_EUNSUPPORTED,
                               "input '%s' dimension %d is symbolic ('%s'); only dimension 0 "
-                              "(the batch) may be",
+                              "(the batch) and one named length axis may be",
                               name, d, str_or_empty(why));
         } else {
             dims[d] = dm->dim_value;
@@ -815,13 +841,14 @@ static ferry_status load_inputs(loader *ld)
         ferry_dtype dt;
         int ndim, has_shape;
         int64_t dims[FERRY_MAX_DIMS];
-        ferry_status st = read_value_info(vi, 1, &dt, &ndim, dims, &has_shape);
+        ferry_status st = read_value_info(ld, vi, 1, &dt, &ndim, dims, &has_shape);
         if (st)
             return st;
         v = add_named(ld, vi->name, dt, ndim, dims);
         if (v < 0)
             return FERRY_ENOMEM;
         g->values[v].is_input = 1;
+        g->values[v].len_dim = declared_len_dim(ld, vi);
         g->inputs[g->n_inputs++] = v;
     }
     return FERRY_OK;
@@ -849,6 +876,7 @@ static ferry_status load_outputs(loader *ld)
         if (g->values[v].is_output)
             return ferry_fail(FERRY_EPARSE, "output '%s' is listed twice", vi->name);
         g->values[v].is_output = 1;
+        g->values[v].len_dim = declared_len_dim(ld, vi);
         g->outputs[g->n_outputs++] = v;
     }
     return FERRY_OK;
@@ -880,7 +908,7 @@ static ferry_status check_declared_outputs(const loader *ld)
         ferry_dtype dt;
         int ndim, has_shape;
         int64_t dims[FERRY_MAX_DIMS];
-        ferry_status st = read_value_info(vi, 0, &dt, &ndim, dims, &has_shape);
+        ferry_status st = read_value_info(ld, vi, 0, &dt, &ndim, dims, &has_shape);
         if (st)
             return st;
         const graph_value *v = &g->values[g->outputs[i]];
@@ -1137,9 +1165,17 @@ out:
 
 ferry_status onnx_load_buffer(const void *buf, size_t len, const char *base_dir, graph **out)
 {
+    return onnx_load_buffer_len(buf, len, base_dir, NULL, 0, out);
+}
+
+ferry_status onnx_load_buffer_len(const void *buf, size_t len, const char *base_dir,
+                                  const char *len_axis, int64_t len_value, graph **out)
+{
     ferry_status st;
     loader ld;
     memset(&ld, 0, sizeof ld);
+    ld.len_axis = len_axis;
+    ld.len_value = len_value;
     if (!out)
         return ferry_fail(FERRY_EINVAL, "onnx_load_buffer: out is NULL");
     *out = NULL;
@@ -1265,5 +1301,67 @@ ferry_status onnx_load_file(const char *path, graph **out)
 out:
     free(buf);
     free(dir);
+    return st;
+}
+
+/* The name of the inputs' length axis: their one symbolic dimension besides
+ * dim 0 (the batch), or `want` when given (which some input must declare).
+ * name[0] = '\0' when the inputs have none (a model with only a batch). */
+ferry_status onnx_find_length_axis(const void *buf, size_t len, const char *want, char *name,
+                                   size_t cap)
+{
+    ferry_status st = FERRY_OK;
+    name[0] = '\0';
+    Onnx__ModelProto *mp = len ? onnx__model_proto__unpack(NULL, len, buf) : NULL;
+    if (!mp || !mp->graph) {
+        /* the full load reports what is wrong with the file */
+        if (mp)
+            onnx__model_proto__free_unpacked(mp, NULL);
+        return FERRY_OK;
+    }
+    const Onnx__GraphProto *gp = mp->graph;
+    char seen[256] = "";
+    size_t at = 0;
+    int found_want = 0, n_names = 0;
+    for (size_t i = 0; i < gp->n_input; i++) {
+        const Onnx__ValueInfoProto *vi = gp->input[i];
+        const Onnx__TypeProto *tp = vi ? vi->type : NULL;
+        if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type ||
+            !tp->tensor_type->shape)
+            continue;
+        const Onnx__TensorShapeProto *sh = tp->tensor_type->shape;
+        for (size_t d = 1; d < sh->n_dim; d++) {
+            const Onnx__TensorShapeProto__Dimension *dm = sh->dim[d];
+            if (!dm || dm->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM ||
+                !dm->dim_param || !*dm->dim_param)
+                continue;
+            if (want && !strcmp(want, dm->dim_param))
+                found_want = 1;
+            if (!name[0]) {
+                snprintf(name, cap, "%s", dm->dim_param);
+                n_names = 1;
+            } else if (strcmp(name, dm->dim_param) && !strstr(seen, dm->dim_param)) {
+                n_names++;
+            }
+            if (!strstr(seen, dm->dim_param) && at < sizeof seen)
+                at += (size_t)snprintf(seen + at, sizeof seen - at, "%s'%s'", at ? ", " : "",
+                                       dm->dim_param);
+        }
+    }
+    if (want) {
+        if (!found_want)
+            st = ferry_fail(FERRY_ENOTFOUND,
+                            "length axis '%s': no input declares a dimension of that name "
+                            "(the inputs' symbolic axes besides the batch: %s)",
+                            want, seen[0] ? seen : "none");
+        else
+            snprintf(name, cap, "%s", want);
+    } else if (n_names > 1) {
+        st = ferry_fail(FERRY_EUNSUPPORTED,
+                        "the inputs have several symbolic axes besides the batch (%s); Ferry "
+                        "varies one, the length axis: name it (--length-axis NAME)",
+                        seen);
+    }
+    onnx__model_proto__free_unpacked(mp, NULL);
     return st;
 }

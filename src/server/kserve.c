@@ -5,10 +5,12 @@
  * requested outputs, binary_data_output on the request, the JSON part's
  * length in Inference-Header-Content-Length).
  *
- * Request tensors may come in any numeric datatype this file knows; they are
- * converted to the model input's dtype (after rounding to the datatype the
- * client named, so FP16 data means what FP16 means). Responses carry the
- * model output's dtype.
+ * A request tensor's datatype must be the model input's, as in Triton,
+ * which refuses others with the message kserve_submit copies. With
+ * convert_datatypes set (ferry serve --convert-datatypes), any numeric
+ * datatype this file knows is converted to the model input's dtype (after
+ * rounding to the datatype the client named, so FP16 data means what FP16
+ * means). Responses carry the model output's dtype.
  */
 #include <limits.h>
 #include <math.h>
@@ -39,14 +41,41 @@ const char *kserve_dtype_name(ferry_dtype dt)
 
 /* ------------------------------------------------------------- metadata */
 
+/* The protocol extensions the server honours, by Triton's names: the one
+ * place where they are listed (the server metadata's "extensions").
+ *   binary_tensor_data: binary_data_size, binary_data, binary_data_output
+ *     and Inference-Header-Content-Length (kserve.c).
+ *   schedule_policy: the request parameters "priority" (1 highest, 0 the
+ *     default level; --priority-levels) and "timeout" (microseconds). */
+static const char *const kserve_extensions[] = {
+    "binary_tensor_data",
+    "schedule_policy",
+};
+
 void kserve_server_metadata(ferry_server *s, jsonw *w)
 {
     (void)s;
-    jsonw_str_raw(w, "{\"name\":\"ferry\",\"version\":\"" FERRY_VERSION "\","
-                     "\"extensions\":[\"binary_tensor_data\"]}");
+    jsonw_str_raw(w, "{\"name\":\"ferry\",\"version\":\"" FERRY_VERSION "\",\"extensions\":[");
+    for (size_t i = 0; i < sizeof kserve_extensions / sizeof *kserve_extensions; i++) {
+        if (i)
+            jsonw_char(w, ',');
+        jsonw_str(w, kserve_extensions[i]);
+    }
+    jsonw_str_raw(w, "]}");
 }
 
-static void tensor_meta(jsonw *w, const ferry_tensor_info *t)
+/* Bytes of output i for a request of batch samples; with length buckets,
+ * per-token outputs at the request's length (length < 0: none given). */
+static size_t out_bytes(const srv_model *m, int i, int64_t batch, int64_t length)
+{
+    int64_t n = batch * m->out_sample_numel[i];
+    int d = ferry_model_length_dim(m->model, 1, i);
+    if (d && length >= 0)
+        n = n / m->out[i].shape[d] * length;
+    return (size_t)n * ferry_dtype_size(m->out[i].dtype);
+}
+
+static void tensor_meta(jsonw *w, const ferry_tensor_info *t, int len_dim)
 {
     jsonw_str_raw(w, "{\"name\":");
     jsonw_str(w, t->name);
@@ -56,7 +85,7 @@ static void tensor_meta(jsonw *w, const ferry_tensor_info *t)
     for (int d = 0; d < t->ndim; d++) {
         if (d)
             jsonw_char(w, ',');
-        jsonw_i64(w, d == 0 ? -1 : t->shape[d]);
+        jsonw_i64(w, d == 0 || d == len_dim ? -1 : t->shape[d]);
     }
     jsonw_str_raw(w, "]}");
 }
@@ -75,17 +104,18 @@ void kserve_model_metadata(ferry_server *s, srv_model *m, jsonw *w)
         first = false;
         jsonw_str(w, s->models[i]->version);
     }
-    jsonw_str_raw(w, "],\"platform\":\"onnx\",\"inputs\":[");
+    /* the protocol's <project>_<format> name for an ONNX model */
+    jsonw_str_raw(w, "],\"platform\":\"onnx_onnxv1\",\"inputs\":[");
     for (int i = 0; i < m->n_in; i++) {
         if (i)
             jsonw_char(w, ',');
-        tensor_meta(w, &m->in[i]);
+        tensor_meta(w, &m->in[i], ferry_model_length_dim(m->model, 0, i));
     }
     jsonw_str_raw(w, "],\"outputs\":[");
     for (int i = 0; i < m->n_out; i++) {
         if (i)
             jsonw_char(w, ',');
-        tensor_meta(w, &m->out[i]);
+        tensor_meta(w, &m->out[i], ferry_model_length_dim(m->model, 1, i));
     }
     jsonw_str_raw(w, "]}");
 }
@@ -154,9 +184,17 @@ static void on_done(void *user, ferry_status st)
 {
     srv_request *r = user;
     r->status = st;
+    /* the engine's reason, for the answer and the log: with source
+     * locations only for a verbose log */
+    if (srv_outcome_of(st) == SRV_BACKEND) {
+        if (r->srv->cfg.log_level >= FERRY_LOG_VERBOSE)
+            snprintf(r->err_msg, sizeof r->err_msg, "%s", ferry_last_error());
+        else
+            ferry_error_for_users(ferry_last_error(), r->err_msg, sizeof r->err_msg);
+    }
     /* counted here, where the outcome is known: once resumed, MHD may find
      * the client gone and close the connection without calling us again */
-    srv_request_count(r, st == FERRY_OK);
+    srv_request_count(r, srv_outcome_of(st));
     srv_request_resume(r); /* the last touch of r */
 }
 
@@ -255,13 +293,24 @@ bool kserve_submit(srv_request *r)
         BAD("'parameters' must be an object");
     ferry_request_opts opts = {0, 0};
     int64_t v;
-    /* the bound of --timeout-us; the batcher checks priority's own range */
+    /* the bound of --timeout-us */
     if (q.timeout.kind && !param_int(r, &q.timeout, "timeout", "microseconds", 1ll << 50, &v))
         goto out;
     opts.timeout_us = q.timeout.kind ? v : 0;
+    /* Triton's schedule_policy priority: 1 is the model's highest level, N
+     * its lowest, 0 (or none) its default level. The batcher counts the
+     * other way (its level N-1 goes first). Triton quietly treats a value
+     * past N as the default; a client that asks for a level that does not
+     * exist is told instead. */
+    int levels = m->prio_levels;
     if (q.priority.kind && !param_int(r, &q.priority, "priority", "", INT_MAX, &v))
         goto out;
-    opts.priority = q.priority.kind ? (int)v : 0;
+    if (q.priority.kind && v > levels)
+        BAD("parameter 'priority' is %lld: model '%.100s' has %d priority level%s (1 is the "
+            "highest, 0 the default, %d)%s",
+            (long long)v, m->name, levels, levels == 1 ? "" : "s", levels - m->prio_default,
+            levels == 1 ? "; ferry serve --priority-levels N enables more" : "");
+    opts.priority = q.priority.kind && v > 0 ? levels - (int)v : m->prio_default;
     bool bin_out_all = false;
     if (q.binary_data_output.kind) {
         if (q.binary_data_output.kind != KREQ_BOOL)
@@ -271,7 +320,7 @@ bool kserve_submit(srv_request *r)
 
     if (q.inputs_kind != KREQ_ARRAY)
         BAD("the request needs an 'inputs' array");
-    int64_t batch = -1;
+    int64_t batch = -1, length = -1;
     for (int j = 0; j < q.n_in; j++) {
         const kreq_input *in = &q.in[j];
         if (in->name.kind != KREQ_STRING)
@@ -294,6 +343,9 @@ bool kserve_submit(srv_request *r)
             BAD("input '%.*s': unknown datatype '%.*s' (FP32, FP16, BF16, FP64, INT32, "
                 "INT64, INT8, UINT8, BOOL)",
                 NAME(in->name), (int)(in->datatype.n > 40 ? 40 : in->datatype.n), in->datatype.s);
+        if (req != mi->dtype && !r->srv->cfg.convert_datatypes) /* Triton's words */
+            BAD("inference input '%.*s' data-type is '%s', but model '%.100s' expects '%s'",
+                NAME(in->name), kserve_dtype_name(req), m->name, kserve_dtype_name(mi->dtype));
         if (in->shape_kind != KREQ_ARRAY)
             BAD("input '%.*s' needs a 'shape' array", NAME(in->name));
         if (in->shape_err == KREQ_SHAPE_BAD_DIM)
@@ -304,15 +356,22 @@ bool kserve_submit(srv_request *r)
         ferry_tensor *t = &ins[k];
         t->ndim = in->ndim;
         memcpy(t->shape, in->shape, sizeof t->shape);
+        /* a model with length buckets takes any length up to its longest */
+        int len_dim = ferry_model_length_dim(m->model, 0, k);
         bool shape_ok = t->ndim == mi->ndim && t->ndim >= 1;
         for (int d = 1; shape_ok && d < t->ndim; d++)
-            shape_ok = t->shape[d] == mi->shape[d];
+            shape_ok = t->shape[d] == mi->shape[d] || d == len_dim;
+        if (shape_ok && len_dim && t->shape[len_dim] > mi->shape[len_dim])
+            BAD("input '%.*s' has length %lld, longer than the longest length bucket (%lld; "
+                "see --length-buckets)",
+                NAME(in->name), (long long)t->shape[len_dim], (long long)mi->shape[len_dim]);
         if (!shape_ok) {
             char want[160];
             size_t o = 0;
             o += (size_t)snprintf(want + o, sizeof want - o, "[-1");
             for (int d = 1; d < mi->ndim && o < sizeof want; d++)
-                o += (size_t)snprintf(want + o, sizeof want - o, ",%lld", (long long)mi->shape[d]);
+                o += (size_t)snprintf(want + o, sizeof want - o, ",%lld",
+                                      (long long)(d == len_dim ? -1 : mi->shape[d]));
             if (o < sizeof want)
                 snprintf(want + o, sizeof want - o, "]");
             BAD("input '%.*s': shape does not match the model's %s", NAME(in->name), want);
@@ -328,6 +387,11 @@ bool kserve_submit(srv_request *r)
             BAD("input '%.*s': batch %lld is larger than the model's max batch %lld",
                 NAME(in->name), (long long)batch, (long long)m->max_batch);
         int64_t numel = batch * m->in_sample_numel[k];
+        if (len_dim) { /* per sample: the longest bucket's, cut to this length */
+            numel = numel / mi->shape[len_dim] * t->shape[len_dim];
+            if (length < 0)
+                length = t->shape[len_dim];
+        }
         t->dtype = mi->dtype;
         if (in->decoded_into != k) {
             /* not decoded while parsing (or for another input of this name) */
@@ -397,9 +461,7 @@ bool kserve_submit(srv_request *r)
     head = (head + 63) & ~(size_t)63;
     size_t total = head;
     for (int i = 0; i < m->n_out; i++)
-        total +=
-            ((size_t)(batch * m->out_sample_numel[i]) * ferry_dtype_size(m->out[i].dtype) + 63) &
-            ~(size_t)63;
+        total += (out_bytes(m, i, batch, length) + 63) & ~(size_t)63;
     r->out_mem = aligned_alloc(64, total);
     if (!r->out_mem)
         OOM();
@@ -439,9 +501,11 @@ bool kserve_submit(srv_request *r)
         t->ndim = m->out[i].ndim;
         memcpy(t->shape, m->out[i].shape, sizeof t->shape);
         t->shape[0] = batch;
+        int len_dim = ferry_model_length_dim(m->model, 1, i);
+        if (len_dim && length >= 0)
+            t->shape[len_dim] = length;
         t->data = o;
-        o += ((size_t)(batch * m->out_sample_numel[i]) * ferry_dtype_size(t->dtype) + 63) &
-             ~(size_t)63;
+        o += (out_bytes(m, i, batch, length) + 63) & ~(size_t)63;
     }
     r->batch = batch;
 
@@ -469,7 +533,7 @@ bool kserve_submit(srv_request *r)
         else
             snprintf(r->err_msg, sizeof r->err_msg, "%s", ferry_last_error());
         srv_request_release_infer(r);
-        srv_request_count(r, false);
+        srv_request_count(r, srv_outcome_of(st));
         srv_request_resume(r);
     }
 out:
@@ -537,14 +601,16 @@ void kserve_infer_response(srv_request *r, jsonw *w, unsigned *status, size_t *j
             msg = NULL;
             break;
         }
-        jsonw_str_raw(w, "{\"error\":");
         if (msg) {
-            jsonw_str(w, msg);
-        } else {
-            char tmp[128];
-            snprintf(tmp, sizeof tmp, "inference failed: %s", ferry_status_str(r->status));
-            jsonw_str(w, tmp);
+            snprintf(r->err_msg, sizeof r->err_msg, "%s", msg);
+        } else { /* the engine's reason, from on_done */
+            char why[sizeof r->err_msg];
+            snprintf(why, sizeof why, "%s", r->err_msg);
+            snprintf(r->err_msg, sizeof r->err_msg, "inference failed (%s)%s%.400s",
+                     ferry_status_str(r->status), why[0] ? ": " : "", why);
         }
+        jsonw_str_raw(w, "{\"error\":");
+        jsonw_str(w, r->err_msg);
         jsonw_char(w, '}');
         *json_len = w->len;
         return;

@@ -30,6 +30,8 @@
 
 #include "util/cpus.h"
 #include "util/error.h"
+#include "util/log.h"
+#include "util/timeutil.h"
 
 /* A body whose Content-Length exceeds max_body by more than this is refused
  * at once and the connection closed; smaller excesses are read and dropped,
@@ -210,6 +212,8 @@ ferry_status ferry_server_add_model(ferry_server *s, const char *name, const cha
         m->in_sample_numel[i] = n;
     }
     m->max_batch = ferry_engine_get_config(e)->max_batch;
+    m->prio_levels = ferry_batcher_get_config(b)->priority_levels;
+    m->prio_default = ferry_batcher_get_config(b)->default_priority;
     for (int i = 0; i < m->n_out; i++) {
         if ((st = ferry_model_output(mdl, i, &m->out[i])) != FERRY_OK)
             goto fail;
@@ -256,10 +260,43 @@ fail:
 
 /* ------------------------------------------------------------- responses */
 
+/* The log's lines about a request, once its answer is queued: a failed
+ * infer request (any POST: infer is the only one) at warn, at error when
+ * the engine failed it; with the access log, or at verbose, a line for
+ * every request. */
+static void log_request(srv_request *r, unsigned status, size_t bytes)
+{
+    const ferry_server_config *cfg = &r->srv->cfg;
+    ferry_log_level lvl = cfg->log_level;
+    if (status >= 400 && !strcmp(r->method, "POST")) {
+        const char *reason = r->counted ? srv_outcome_name(r->outcome) : "OTHER";
+        ferry_log(lvl, r->counted && r->outcome == SRV_BACKEND ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
+                  "request failed: model %.100s version %.20s: %u %s: %s",
+                  r->model ? r->model->name : "-", r->model ? r->model->version : "-", status,
+                  reason, r->err_msg[0] ? r->err_msg : "-");
+    }
+    bool access = cfg->access_log && lvl >= FERRY_LOG_INFO;
+    if (!access && lvl < FERRY_LOG_VERBOSE)
+        return;
+    char addr[INET6_ADDRSTRLEN] = "-";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
+    }
+    ferry_log(lvl, access ? FERRY_LOG_INFO : FERRY_LOG_VERBOSE, "%s \"%s %s\" %u %zu %.3f ms", addr,
+              r->method, r->path, status, bytes, (double)(ferry_now_us() - r->t_start) / 1000.0);
+}
+
 static enum MHD_Result queue_reply(srv_request *r, unsigned status, jsonw *w, const char *ctype,
                                    long long header_len)
 {
     struct MHD_Response *resp;
+    size_t bytes = w->oom ? 0 : w->len;
     if (w->oom) {
         jsonw_free(w);
         static const char oom[] = "{\"error\":\"server out of memory\"}";
@@ -294,6 +331,8 @@ static enum MHD_Result queue_reply(srv_request *r, unsigned status, jsonw *w, co
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
+    if (r->srv->cfg.log_level != FERRY_LOG_OFF)
+        log_request(r, status, bytes);
     return ret;
 }
 
@@ -304,6 +343,8 @@ static enum MHD_Result reply_json(srv_request *r, unsigned status, jsonw *w)
 
 static enum MHD_Result reply_error(srv_request *r, unsigned status, const char *msg)
 {
+    if (msg != r->err_msg) /* the log says why */
+        snprintf(r->err_msg, sizeof r->err_msg, "%s", msg);
     jsonw w = {0};
     jsonw_str_raw(&w, "{\"error\":");
     jsonw_str(&w, msg);
@@ -501,13 +542,34 @@ void srv_request_release_infer(srv_request *r)
     r->id_n = 0;
 }
 
-void srv_request_count(srv_request *r, bool ok)
+srv_outcome srv_outcome_of(ferry_status st)
+{
+    switch (st) {
+    case FERRY_OK: return SRV_SUCCESS;
+    case FERRY_EBUSY:
+    case FERRY_ETIMEDOUT:
+    case FERRY_ESHUTDOWN: return SRV_REJECTED;
+    case FERRY_EINVAL:
+    case FERRY_ESHAPE:
+    case FERRY_EDTYPE: return SRV_OTHER;
+    default: return SRV_BACKEND;
+    }
+}
+
+const char *srv_outcome_name(srv_outcome how)
+{
+    static const char *const name[SRV_OUTCOMES] = {"SUCCESS", "REJECTED", "CANCELED", "BACKEND",
+                                                   "OTHER"};
+    return how < SRV_OUTCOMES ? name[how] : "OTHER";
+}
+
+void srv_request_count(srv_request *r, srv_outcome how)
 {
     if (r->counted || !r->model || r->route != ROUTE_INFER)
         return;
     r->counted = true;
-    atomic_fetch_add_explicit(ok ? &r->model->n_success : &r->model->n_failure, 1,
-                              memory_order_relaxed);
+    r->outcome = how;
+    atomic_fetch_add_explicit(&r->model->n_outcome[how], 1, memory_order_relaxed);
 }
 
 void srv_request_resume(srv_request *r)
@@ -580,30 +642,23 @@ static enum MHD_Result respond(srv_request *r)
         char msg[128];
         snprintf(msg, sizeof msg, "request body exceeds the limit of %zu bytes (--max-body)",
                  s->cfg.max_body);
-        srv_request_count(r, false);
+        srv_request_count(r, SRV_OTHER);
         return reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, msg);
     }
     if (r->err_status) {
-        srv_request_count(r, false);
+        srv_request_count(r, SRV_OTHER);
         return reply_error(r, r->err_status, r->err_msg);
     }
+    /* Health: the protocol's answer is the status alone, 200 for true and
+     * a 4xx (400, as Triton answers) for false, with an empty body. */
     switch (r->route) {
-    case ROUTE_LIVE: jsonw_str_raw(&w, "{\"live\":true}"); return reply_json(r, MHD_HTTP_OK, &w);
+    case ROUTE_LIVE: return queue_reply(r, MHD_HTTP_OK, &w, NULL, -1);
     case ROUTE_READY:
-        if (!server_ready(s))
-            return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
-        jsonw_str_raw(&w, "{\"ready\":true}");
-        return reply_json(r, MHD_HTTP_OK, &w);
+    case ROUTE_MODEL_READY:
+        return queue_reply(r, server_ready(s) ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &w, NULL, -1);
     case ROUTE_SERVER_META: kserve_server_metadata(s, &w); return reply_json(r, MHD_HTTP_OK, &w);
     case ROUTE_MODEL_META:
         kserve_model_metadata(s, r->model, &w);
-        return reply_json(r, MHD_HTTP_OK, &w);
-    case ROUTE_MODEL_READY:
-        if (!server_ready(s))
-            return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
-        jsonw_str_raw(&w, "{\"name\":");
-        jsonw_str(&w, r->model->name);
-        jsonw_str_raw(&w, ",\"ready\":true}");
         return reply_json(r, MHD_HTTP_OK, &w);
     case ROUTE_METRICS:
         metrics_write(s, &w);
@@ -613,7 +668,7 @@ static enum MHD_Result respond(srv_request *r)
         atomic_fetch_add(&s->in_submit, 1);
         if (atomic_load(&s->stopping)) {
             atomic_fetch_sub(&s->in_submit, 1);
-            srv_request_count(r, false);
+            srv_request_count(r, SRV_REJECTED);
             return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
         }
         bool suspended = kserve_submit(r);
@@ -621,7 +676,7 @@ static enum MHD_Result respond(srv_request *r)
         if (suspended)
             return MHD_YES; /* answered when the batcher resumes the connection */
         srv_request_release_infer(r);
-        srv_request_count(r, false);
+        srv_request_count(r, SRV_OTHER);
         return reply_error(r, r->err_status, r->err_msg);
     }
     case ROUTE_NONE: break;
@@ -661,6 +716,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->worker = w;
         r->conn = conn;
         r->header_len = -1;
+        if (s->cfg.log_level != FERRY_LOG_OFF) {
+            r->t_start = ferry_now_us();
+            snprintf(r->method, sizeof r->method, "%s", method);
+            snprintf(r->path, sizeof r->path, "%s", url);
+        }
         *con_cls = r;
         atomic_fetch_add(&s->active, 1);
         route(s, r, url, method);

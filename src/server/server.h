@@ -17,6 +17,25 @@
 #include "ferry.h"
 #include "server/jsonw.h"
 
+/* How an infer request ended, for nv_inference_request_success and the
+ * reason label of nv_inference_request_failure (Triton's reasons:
+ * REJECTED, refused or expired before it ran, queue full, shutting down;
+ * CANCELED, never here: a request whose client left still runs; BACKEND,
+ * the engine failed; OTHER, a bad request). */
+typedef enum srv_outcome {
+    SRV_SUCCESS,
+    SRV_REJECTED,
+    SRV_CANCELED,
+    SRV_BACKEND,
+    SRV_OTHER,
+    SRV_OUTCOMES
+} srv_outcome;
+
+/* The outcome of a request that got status st from the batcher. */
+srv_outcome srv_outcome_of(ferry_status st);
+/* "SUCCESS", or Triton's failure reason: "REJECTED", "CANCELED", ... */
+const char *srv_outcome_name(srv_outcome how);
+
 /* One served (name, version): owns its model, engine and batcher. */
 typedef struct srv_model {
     char *name;
@@ -29,12 +48,15 @@ typedef struct srv_model {
     int64_t *in_sample_numel; /* elements of one sample (batch dimension dropped) */
     int64_t *out_sample_numel;
     int64_t max_batch; /* the engine's: no request may be larger, checked before allocating */
+    /* the batcher's priority levels and the level of requests that name
+     * none, in the batcher's terms (0 lowest); kserve.c maps Triton's */
+    int prio_levels, prio_default;
     /* Infer requests that succeeded / failed, each counted once, when its
      * outcome is decided: the batcher's result, a refusal at submit, or an
      * error answered at once. Not when the answer is written: a client
      * that has gone by then is never answered, and its request still
      * counts, as it does in the batcher's statistics. */
-    atomic_uint_fast64_t n_success, n_failure;
+    atomic_uint_fast64_t n_outcome[SRV_OUTCOMES];
 } srv_model;
 
 /* One HTTP thread and the MHD daemon it runs (loop.c). */
@@ -117,7 +139,11 @@ typedef struct srv_request {
     bool close;           /* reply with Connection: close (the framing is not to be trusted) */
     long long header_len; /* Inference-Header-Content-Length; -1 if absent */
     /* infer, between submit and the resumed handler call */
-    bool counted; /* in the model's n_success or n_failure (once) */
+    bool counted;        /* in the model's n_outcome (once) */
+    srv_outcome outcome; /* once counted */
+    /* for the log: when it began, what it asked (cut short past the room) */
+    int64_t t_start;
+    char method[8], path[160];
     bool submitted;
     ferry_status status; /* written by the batcher thread before resume */
     int64_t batch;       /* samples in the request */
@@ -146,11 +172,16 @@ const char *kserve_dtype_name(ferry_dtype dt);
 /* metrics.c */
 void metrics_write(ferry_server *s, jsonw *w);
 
+/* gpu_metrics.c */
+/* Triton's per-GPU gauges, when NVML (the driver's libnvidia-ml.so.1) finds
+ * GPUs; nothing otherwise. */
+void gpu_metrics_write(jsonw *w);
+
 /* server.c */
 void srv_request_release_infer(srv_request *r);
-/* Counts r (an infer request; others are not counted) as a success or a
- * failure of its model, unless it is counted already. */
-void srv_request_count(srv_request *r, bool ok);
+/* Counts r (an infer request; others are not counted) with its outcome,
+ * unless it is counted already. */
+void srv_request_count(srv_request *r, srv_outcome how);
 /* Resumes r's suspended connection and wakes its thread. From any thread;
  * r may be freed by that thread as soon as this returns. */
 void srv_request_resume(srv_request *r);

@@ -47,6 +47,45 @@ ferry_status ferry_fail_prefix(ferry_status st, const char *fmt, ...)
     return st;
 }
 
+/* Length of a " at PATH.c:LINE" (or .cu/.h) at p, or 0. */
+static size_t source_ref_len(const char *p)
+{
+    if (strncmp(p, " at ", 4))
+        return 0;
+    const char *q = p + 4, *colon = NULL;
+    for (; *q && !strchr(" ),;", *q); q++)
+        if (*q == ':')
+            colon = q;
+    if (!colon || colon[1] < '0' || colon[1] > '9' || !memchr(p + 4, '/', (size_t)(colon - p - 4)))
+        return 0;
+    static const char *const ext[] = {".c", ".cu", ".h"};
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+        size_t l = strlen(ext[i]);
+        if ((size_t)(colon - (p + 4)) > l && !strncmp(colon - l, ext[i], l)) {
+            const char *e = colon + 1;
+            while (*e >= '0' && *e <= '9')
+                e++;
+            return e == q ? (size_t)(q - p) : 0;
+        }
+    }
+    return 0;
+}
+
+void ferry_error_for_users(const char *msg, char *out, size_t n)
+{
+    size_t o = 0;
+    if (!n)
+        return;
+    for (const char *p = msg; *p && o + 1 < n;) {
+        size_t skip = source_ref_len(p);
+        if (skip)
+            p += skip;
+        else
+            out[o++] = *p++;
+    }
+    out[o] = '\0';
+}
+
 const char *ferry_status_str(ferry_status st)
 {
     switch (st) {

@@ -18,5 +18,10 @@ ferry_status ferry_fail(ferry_status st, const char *fmt, ...) FERRY_PRINTF(2, 3
 /* Prefixes the current message with context ("loading 'm.onnx': ..."). */
 ferry_status ferry_fail_prefix(ferry_status st, const char *fmt, ...) FERRY_PRINTF(2, 3);
 void ferry_clear_error(void);
+/* msg for someone running Ferry rather than working on it: each " at
+ * FILE:LINE" that names a source file (CUDA errors carry one for
+ * developers) is left out. Writes at most n bytes into out, always
+ * terminated; out may not be msg. */
+void ferry_error_for_users(const char *msg, char *out, size_t n);
 
 #endif

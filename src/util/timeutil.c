@@ -8,6 +8,13 @@ int64_t ferry_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int64_t ferry_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 void ferry_deadline_after(int64_t us, struct timespec *ts)
 {
     clock_gettime(CLOCK_MONOTONIC, ts);

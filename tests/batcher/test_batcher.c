@@ -441,6 +441,73 @@ static void test_priorities(void **state)
     ferry_engine_destroy(e);
 }
 
+/* (6b) All eight levels, a default level for requests without opts, and
+ * requests of several samples: with the engine blocked, each batch takes
+ * the highest levels' requests first, in arrival order within a level, and
+ * a request that does not fit ends its batch (it is never passed over for
+ * a lower level's smaller one). */
+static void test_priority_levels_and_default(void **state)
+{
+    (void)state;
+    ferry_engine *e = make_engine(1, 1, 8);
+    engine_slot *plug = block_engine(e);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.max_batch = 4;
+    c.priority_levels = 8;
+    c.default_priority = 8;
+    ferry_batcher *b = NULL;
+    assert_int_equal(ferry_batcher_create(e, &c, &b), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "default_priority 8 is outside 0..7"));
+    c.default_priority = 5;
+    b = make_batcher(e, &c);
+    const ferry_batcher_config *got = ferry_batcher_get_config(b);
+    assert_int_equal(got->priority_levels, 8);
+    assert_int_equal(got->default_priority, 5);
+    assert_int_equal(got->max_batch, 4);
+
+    enum { N = 9 };
+    /* level (-1: no opts, the default 5) and samples of each request */
+    const int lvl[N] = {0, 7, -1, 3, 7, -1, 0, 6, 3};
+    const int k[N] = {1, 2, 3, 1, 2, 1, 4, 1, 2};
+    done_rec r[N];
+    memset(r, 0, sizeof r);
+    static float out[N][4][DOUT];
+    int row = 0;
+    for (int i = 0; i < N; i++, row += k[i - 1]) {
+        ferry_tensor x = tens(ref_in[row], k[i], DIN), y = tens(out[i][0], k[i], DOUT);
+        ferry_request_opts o = {.priority = lvl[i], .timeout_us = -1};
+        assert_int_equal(
+            ferry_batcher_submit(b, &x, 1, &y, 1, lvl[i] < 0 ? NULL : &o, rec_cb, &r[i]), FERRY_OK);
+    }
+    atomic_store(&seq_counter, 0);
+    engine_slot_release(plug);
+    wait_calls(r, N);
+    /* by level: 7 (#1 k2, #4 k2), 6 (#7), 5 (#2 k3, #5), 3 (#3, #8 k2), 0
+     * (#0, #6 k4). Batches of at most 4, filled in that order: {1,4},
+     * {7,2}, {5,3,8}, {0}, {6}: one slot, so completion order is batch
+     * order, and within a batch the order the requests were taken. */
+    const int expect[N] = {1, 4, 7, 2, 5, 3, 8, 0, 6};
+    row = 0;
+    int first_row[N];
+    for (int i = 0; i < N; i++) {
+        first_row[i] = row;
+        row += k[i];
+    }
+    for (int pos = 0; pos < N; pos++) {
+        int i = expect[pos];
+        assert_int_equal(atomic_load(&r[i].st), FERRY_OK);
+        assert_int_equal(atomic_load(&r[i].seq), pos);
+        assert_memory_equal(out[i][0], ref_out[first_row[i]], sizeof(float) * DOUT * (size_t)k[i]);
+    }
+    ferry_batcher_stats s;
+    ferry_batcher_get_stats(b, &s);
+    assert_int_equal(s.batches, 5);
+    assert_int_equal(s.samples, 17);
+    ferry_batcher_destroy(b);
+    ferry_engine_destroy(e);
+}
+
 /* Preferred batch sizes: a batch leaves as soon as it reaches one, long
  * before max_delay. */
 static void test_preferred(void **state)
@@ -1431,6 +1498,7 @@ int main(void)
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_priorities),
+        cmocka_unit_test(test_priority_levels_and_default),
         cmocka_unit_test(test_preferred),
         cmocka_unit_test(test_exactly_once),
         cmocka_unit_test(test_destroy_under_load),

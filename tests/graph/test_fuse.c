@@ -254,6 +254,65 @@ static void test_gemm_bias_output_stops_act(void **state)
     graph_free(g);
 }
 
+/* Gemm + bias, then Add with a computed tensor of the same shape (a
+ * residual connection): the residual becomes input 3; with a Relu between,
+ * or a residual of another shape, it stays an Add. */
+static void gemm_residual(int with_act, int64_t res_width)
+{
+    graph *g = graph_new();
+    int x = input(g, "x", 4), skip = input(g, "skip", res_width);
+    int64_t wd[2] = {3, 4};
+    int w = cst_f32(g, "w", 2, wd, 0.1f);
+    int b = vec(g, "b", 3);
+    int y = act_val(g, "y", 3), z = act_val(g, "z", 3), a = act_val(g, "a", 3),
+        o = act_val(g, "o", 3);
+    int gm = node2(g, OP_GEMM, "fc", x, w, y);
+    g->nodes[gm].trans_b = 1;
+    node2(g, OP_ADD, "bias", y, b, z);
+    int pre = z;
+    if (with_act) {
+        node1(g, OP_RELU, "relu", z, a);
+        pre = a;
+    }
+    int add = node2(g, OP_ADD, "residual", skip, pre, o);
+    mark_output(g, o);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    const graph_node *n = &g->nodes[gm];
+    int fused = !with_act && res_width == 3;
+    assert_int_equal(live_nodes(g), fused ? 1 : 2);
+    assert_int_equal(n->in[2], b);
+    if (fused) {
+        assert_int_equal(n->n_in, 4);
+        assert_int_equal(n->in[3], skip);
+        assert_int_equal(n->out[0], o);
+        assert_true(g->nodes[add].dead);
+    } else {
+        assert_int_equal(n->n_in, 3);
+        assert_false(g->nodes[add].dead);
+    }
+    check_consistent(g);
+    graph_free(g);
+}
+
+static void test_gemm_residual(void **state)
+{
+    (void)state;
+    gemm_residual(0, 3);
+}
+
+static void test_gemm_act_residual_unfused(void **state)
+{
+    (void)state;
+    gemm_residual(1, 3);
+}
+
+static void test_gemm_broadcast_residual_unfused(void **state)
+{
+    (void)state;
+    gemm_residual(0, 1);
+}
+
 /* A bias of the wrong width is not a bias. */
 static void test_gemm_wrong_bias_width_unfused(void **state)
 {
@@ -543,6 +602,9 @@ int main(void)
         cmocka_unit_test(test_gemm_two_consumers_unfused),
         cmocka_unit_test(test_gemm_bias_output_stops_act),
         cmocka_unit_test(test_gemm_wrong_bias_width_unfused),
+        cmocka_unit_test(test_gemm_residual),
+        cmocka_unit_test(test_gemm_act_residual_unfused),
+        cmocka_unit_test(test_gemm_broadcast_residual_unfused),
         cmocka_unit_test(test_gelu_erf),
         cmocka_unit_test(test_gelu_erf_half_first),
         cmocka_unit_test(test_gelu_wrong_constant_unfused),

@@ -228,6 +228,16 @@ REAL = [
          outputs=BERT_OUT, seed=22),
     dict(name="bert-21", family="bert", upgrade=("bert-14", 21), inputs=BERT_IN,
          outputs=BERT_OUT, seed=22),
+    # a second dynamic axis: 'sequence' on the ids, the mask and the per-token output
+    # (length buckets: src/graph/model.c, src/batcher/buckets.c)
+    dict(name="bert-var", family="bert", build=zoo.BertEncoder, inputs=BERT_IN,
+         outputs=BERT_OUT, opset=17, seed=32,
+         sequence=["input_ids", "attention_mask", "last_hidden_state"]),
+    # the benchmark's encoder (BENCHMARKS.md, issue 17): 2 layers, d 256, up to 128 tokens
+    dict(name="bert-var-256", family="bert",
+         build=lambda: zoo.BertEncoder(d=256, layers=2, heads=4, ff=1024, max_len=128),
+         inputs=BERT_IN, outputs=BERT_OUT, opset=17, seed=33,
+         sequence=["input_ids", "attention_mask", "last_hidden_state"]),
     dict(name="gpt", family="gpt", build=zoo.GptDecoder, inputs=[ids("input_ids", 16, 512)],
          opset=17, seed=23),
     # RNNs
@@ -512,7 +522,9 @@ def gen_real(spec, out, built):
         torch.onnx.export(
             module, tuple(dummies), path, opset_version=opset_req,
             input_names=[s["name"] for s in in_specs], output_names=out_names,
-            dynamic_axes={n: {0: "batch"} for n in names}, do_constant_folding=True,
+            dynamic_axes={n: {0: "batch", **({1: "sequence"} if n in spec.get("sequence", ())
+                                              else {})} for n in names},
+            do_constant_folding=True,
             **export_kwargs())
         check_model(path, opset_req)
     built[name] = module

@@ -30,10 +30,10 @@ INFER = "/v2/models/mlp-s/infer"
 class Server:
     """A `ferry serve` process on a port it picks itself (--port 0)."""
 
-    def __init__(self, *args, model=MODEL):
+    def __init__(self, *args, model=MODEL, env=None):
         argv = [CLI, "serve"] + ([model] if model else []) + ["--port", "0"] + list(args)
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
+                                     text=True, env=None if env is None else {**os.environ, **env})
         self.lines = []
         self.port = None
         got = threading.Event()
@@ -47,7 +47,8 @@ class Server:
                     got.set()
             got.set()
 
-        threading.Thread(target=drain, daemon=True).start()
+        self.drain = threading.Thread(target=drain, daemon=True)
+        self.drain.start()
         if not got.wait(120) or self.port is None:
             self.proc.kill()
             raise RuntimeError("ferry serve did not start: " + "".join(self.lines))
@@ -65,6 +66,7 @@ class Server:
             self.proc.wait()
             return None
         finally:
+            self.drain.join(timeout)  # every line it wrote is in self.lines
             self.proc.stderr.close()
 
 
@@ -158,19 +160,22 @@ def reference(x):
 
 
 SRV = None
+CONV = None  # the same, converting other datatypes to the model's
 
 
 def setUpModule():
-    global SRV
+    global SRV, CONV
     if not CLI or not os.path.exists(MODEL):
         raise unittest.SkipTest("FERRY_CLI / FERRY_BUILD_DIR/models/mlp-s.onnx missing")
     SRV = Server("--max-batch", "64")
+    CONV = Server("--max-batch", "64", "--convert-datatypes")
 
 
 def tearDownModule():
-    if SRV:
-        rc = SRV.stop()
-        assert rc == 0, "ferry serve exited %r: %s" % (rc, "".join(SRV.lines))
+    for s in (SRV, CONV):
+        if s:
+            rc = s.stop()
+            assert rc == 0, "ferry serve exited %r: %s" % (rc, "".join(s.lines))
 
 
 class Endpoints(unittest.TestCase):
@@ -186,26 +191,33 @@ class Endpoints(unittest.TestCase):
         self.assertTrue(h["content-type"].startswith("application/json"))
         return json.loads(body)
 
+    def empty(self, path, status=200):
+        st, h, body = call(self.c, "GET", path)
+        self.assertEqual((st, body), (status, b""), path)
+        self.assertEqual(h["content-length"], "0")
+        self.assertNotIn("content-type", h)
+
     def test_health(self):
-        self.assertEqual(self.get_json("/v2/health/live"), {"live": True})
-        self.assertEqual(self.get_json("/v2/health/ready"), {"ready": True})
+        # the protocol's health answer is the status alone, with an empty body
+        self.empty("/v2/health/live")
+        self.empty("/v2/health/ready")
 
     def test_server_metadata(self):
         doc = self.get_json("/v2")
         self.assertEqual(doc["name"], "ferry")
         self.assertRegex(doc["version"], r"^\d+\.\d+\.\d+")
-        self.assertIn("binary_tensor_data", doc["extensions"])
+        self.assertEqual(doc["extensions"], ["binary_tensor_data", "schedule_policy"])
 
     def test_model_metadata(self):
-        want = {"name": "mlp-s", "versions": ["1"], "platform": "onnx",
+        want = {"name": "mlp-s", "versions": ["1"], "platform": "onnx_onnxv1",
                 "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 256]}],
                 "outputs": [{"name": "output", "datatype": "FP32", "shape": [-1, 256]}]}
         self.assertEqual(self.get_json("/v2/models/mlp-s"), want)
         self.assertEqual(self.get_json("/v2/models/mlp-s/versions/1"), want)
 
     def test_model_ready(self):
-        self.get_json("/v2/models/mlp-s/ready")
-        self.get_json("/v2/models/mlp-s/versions/1/ready")
+        self.empty("/v2/models/mlp-s/ready")
+        self.empty("/v2/models/mlp-s/versions/1/ready")
 
     def test_escaped_slash_and_nul_in_path(self):
         # routing sees the path's segments as sent: %2F and %00 are not
@@ -221,8 +233,7 @@ class Endpoints(unittest.TestCase):
         st, _, body = call(self.c, "POST", "/v2/models/mlp-s%2Finfer",
                            infer_body(np.zeros((1, 256))))
         self.assertEqual(st, 404, body)
-        self.assertEqual(self.get_json("/v2/models/ml%70-s/re%61dy"),
-                         {"name": "mlp-s", "ready": True})
+        self.empty("/v2/models/ml%70-s/re%61dy")
 
     def test_head(self):
         st, _, body = call(self.c, "HEAD", "/v2/health/live")
@@ -284,9 +295,9 @@ class Endpoints(unittest.TestCase):
         text = body.decode()
         vals = {}
         for line in text.splitlines():
-            if line.startswith("#") or not line:
-                continue
-            m = re.match(r'^([a-z_]+)\{(.*)\} (\d+(\.\d+)?)$', line)
+            if line.startswith("#") or line.startswith("nv_gpu_") or not line:
+                continue  # (GPU gauges, where a driver is: class Metrics)
+            m = re.match(r'^([a-z_]+)\{(.*)\} (\d+(\.\d+)?(e-?\d+)?)$', line)
             self.assertIsNotNone(m, "bad metrics line: %r" % line)
             self.assertIn('model="mlp-s",version="1"', m.group(2))
             vals.setdefault(m.group(1), []).append((m.group(2), float(m.group(3))))
@@ -294,11 +305,23 @@ class Endpoints(unittest.TestCase):
         for k in ["nv_inference_request_success", "nv_inference_request_failure",
                   "nv_inference_count", "nv_inference_exec_count",
                   "nv_inference_request_duration_us", "nv_inference_queue_duration_us",
+                  "nv_inference_compute_input_duration_us",
                   "nv_inference_compute_infer_duration_us",
+                  "nv_inference_compute_output_duration_us",
                   "nv_inference_pending_request_count"]:
             self.assertIn(k, vals)
         self.assertGreaterEqual(one("nv_inference_request_success"), 5)
-        self.assertGreaterEqual(one("nv_inference_request_failure"), 1)
+        # failures by Triton's reasons: the body "nope" is a bad request
+        reasons = {re.search(r'reason="(\w+)"', lab).group(1): v
+                   for lab, v in vals["nv_inference_request_failure"]}
+        self.assertEqual(sorted(reasons), ["BACKEND", "CANCELED", "OTHER", "REJECTED"])
+        self.assertGreaterEqual(reasons["OTHER"], 1)
+        self.assertEqual(reasons["CANCELED"], 0)
+        # compute time is counted per request, each its batch's (Triton's
+        # way): at least the per-batch sum (both rounded to microseconds)
+        self.assertGreaterEqual(one("nv_inference_compute_infer_duration_us"),
+                                one("ferry_compute_duration_seconds_sum") * 1e6
+                                - one("nv_inference_exec_count"))
         self.assertGreaterEqual(one("nv_inference_count"), 15)
         self.assertGreaterEqual(one("nv_inference_exec_count"), 1)
         self.assertLessEqual(one("nv_inference_exec_count"), one("nv_inference_count"))
@@ -307,6 +330,148 @@ class Endpoints(unittest.TestCase):
         self.assertIn('le="+Inf"', vals["ferry_batch_size_bucket"][-1][0])
         self.assertEqual(buckets[-1], one("ferry_batch_size_count"))
         self.assertEqual(one("ferry_batch_size_count"), one("nv_inference_exec_count"))
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+class Metrics(unittest.TestCase):
+    """/metrics as Prometheus' own linter reads it (promtool, from Debian's
+    prometheus package: make deps installs it), and the GPU gauges."""
+
+    def scrape(self, srv):
+        c = srv.conn()
+        try:
+            # some traffic first: successes, and a failure of each kind we can cause
+            for body in [infer_body(np.ones((2, 256))), b"nope",
+                         infer_body(np.ones((1, 256)), parameters={"priority": 9})]:
+                call(c, "POST", INFER, body)
+            st, _, body = call(c, "GET", "/metrics")
+            self.assertEqual(st, 200)
+            return body
+        finally:
+            c.close()
+
+    def promtool(self, text):
+        """The metric names promtool finds fault with, and its whole output."""
+        if not PROMTOOL:
+            self.skipTest("promtool not found: install Debian's prometheus package "
+                          "(make deps does)")
+        r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                           timeout=60)
+        out = (r.stdout + r.stderr).decode()
+        self.assertNotIn("error while linting", out)  # a parse error, not a lint
+        names = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*):? ", out, re.M))
+        return names, out, r.returncode
+
+    def test_promtool_passes_ferry_names(self):
+        text = self.scrape(SRV)
+        names, out, rc = self.promtool(text)
+        ferry = {n for n in re.findall(rb"^# TYPE (\w+)", text, re.M)
+                 if n.startswith(b"ferry_")}
+        self.assertEqual(len(ferry), 5, ferry)
+        # only Triton's names, kept as Triton spells them (counters without
+        # _total, _us units), may be reported
+        self.assertTrue(all(n.startswith("nv_") for n in names), out)
+        self.assertEqual(rc != 0, bool(names), out)
+
+    def test_gpu_gauges(self):
+        """With NVML present (a stand-in library with two GPUs, the second
+        unable to report utilization), Triton's per-GPU gauges appear."""
+        fake = os.environ.get("FERRY_FAKE_NVML", os.path.join(BUILD, "fake-nvml"))
+        if not os.path.exists(os.path.join(fake, "libnvidia-ml.so.1")):
+            self.skipTest("the stand-in NVML (fake_nvml) is not built")
+        s = Server(env={"LD_LIBRARY_PATH": fake})
+        try:
+            text = self.scrape(s).decode()
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+        gauges = re.findall(r'^(nv_gpu_\w+)\{gpu_uuid="([^"]+)"\} (\S+)$', text, re.M)
+        self.assertEqual(gauges, [
+            ("nv_gpu_utilization", "GPU-fake-0", "0.37"),
+            ("nv_gpu_memory_total_bytes", "GPU-fake-0", "85899345920"),
+            ("nv_gpu_memory_total_bytes", "GPU-fake-1", "85899345920"),
+            ("nv_gpu_memory_used_bytes", "GPU-fake-0", "3221225472"),
+            ("nv_gpu_memory_used_bytes", "GPU-fake-1", "1024")])
+        self.assertIn("# TYPE nv_gpu_utilization gauge", text)
+        if PROMTOOL:
+            names, out, _ = self.promtool(text.encode())
+            self.assertFalse({n for n in names if n.startswith("nv_gpu_")}, out)
+
+
+class Logs(unittest.TestCase):
+    """--log-level and --access-log: what each level shows on stderr."""
+
+    LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z %s "
+
+    def run_server(self, *args):
+        s = Server(*args)
+        try:
+            c = s.conn()
+            call(c, "GET", "/v2/health/live")
+            call(c, "POST", INFER, infer_body(np.ones((1, 256))))
+            call(c, "POST", INFER, infer_body(np.ones((1, 256)), "FP64"))
+            c.close()
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+        return "".join(s.lines)
+
+    def test_info_default(self):
+        text = self.run_server()
+        for what in [r"model mlp-s version 1 \(%s\): in input f32 \[N,256\]; out output f32 "
+                     r"\[N,256\]; on cpu.*, 1 worker, fp32, max batch 256$" % re.escape(MODEL),
+                     r"ferry \d+\.\d+\.\d+: batcher max delay 500 us, .*1 priority level "
+                     r"\(default 1\).*log level info$",
+                     r"devices: cpu", r"serving mlp-s at http://127\.0\.0\.1:\d+ \(version 1\)$",
+                     r"SIGTERM: stopping", r"stopped$"]:
+            self.assertRegex(text, re.compile(self.LINE % "I" + what, re.M))
+        self.assertRegex(text, re.compile(r"^listening on port \d+$", re.M))
+        # one line for the failed request, none for the others (no access log)
+        failed = re.findall(self.LINE % "W" + r"(.*)$", text, re.M)
+        self.assertEqual(failed, ["request failed: model mlp-s version 1: 400 OTHER: inference "
+                                  "input 'input' data-type is 'FP64', but model 'mlp-s' "
+                                  "expects 'FP32'"])
+        self.assertNotIn('"GET /v2/health/live"', text)
+
+    def test_access_log(self):
+        for args, letter in [(["--access-log"], "I"), (["--log-level", "verbose"], "V")]:
+            text = self.run_server(*args)
+            got = re.findall(self.LINE % letter + r'127\.0\.0\.1 "(\S+ \S+)" (\d+) (\d+) '
+                             r'\d+\.\d{3} ms$', text, re.M)
+            self.assertEqual([(r, st) for r, st, _ in got],
+                             [("GET /v2/health/live", "200"), ("POST " + INFER, "200"),
+                              ("POST " + INFER, "400")], (args, text))
+            self.assertEqual(got[0][2], "0")  # health: an empty body
+
+    def test_error_level_is_quiet(self):
+        text = self.run_server("--log-level", "error")
+        self.assertEqual(text.strip().splitlines(), [text.strip().splitlines()[0]])
+        self.assertRegex(text, r"^listening on port \d+\n$")
+        text = self.run_server("--log-level", "warn")
+        self.assertNotRegex(text, re.compile(self.LINE % "I", re.M))
+        self.assertRegex(text, re.compile(self.LINE % "W" + "request failed", re.M))
+
+    def test_bad_level(self):
+        r = subprocess.run([CLI, "serve", MODEL, "--log-level", "debug"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--log-level wants error, warn, info or verbose, got 'debug'", r.stderr)
+
+    def test_cuda_without_driver_says_so(self):
+        """A CUDA build on a machine without a GPU: --device cuda is refused
+        in plain words, with no source file in them."""
+        info = subprocess.run([CLI, "info"], capture_output=True, text=True, timeout=60)
+        if "cuda: not built" in info.stdout + info.stderr:
+            self.skipTest("a CPU-only build")
+        if re.search(r"cuda:\d ", info.stdout):
+            self.skipTest("this machine has a CUDA device")
+        r = subprocess.run([CLI, "serve", MODEL, "--device", "cuda", "--port", "0"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stderr, r"no NVIDIA (driver|GPU) found.*: --device cuda needs one; "
+                                   r"use --device cpu")
+        self.assertNotRegex(r.stderr, r"\.(c|cu|h):\d")
+        self.assertNotIn("insufficient", r.stderr)
 
 
 class Framing(unittest.TestCase):
@@ -442,8 +607,20 @@ class Infer(unittest.TestCase):
         _, data = self.infer(infer_body(self.x, nested=True))
         self.check_out(outputs_of(data)[0]["output"])
 
+    def test_datatype_mismatch(self):
+        # Triton's refusal, word for word, for JSON and binary data alike
+        msg = "inference input 'input' data-type is '%s', but model 'mlp-s' expects 'FP32'"
+        for dt in ["FP64", "FP16", "INT32", "BOOL"]:
+            _, data = self.infer(infer_body(np.ones((1, 256)), dt), status=400)
+            self.assertEqual(json.loads(data)["error"], msg % dt)
+        body, h = binary_body(np.ones((2, 256), np.float16), "FP16")
+        _, data = self.infer(body, h, status=400)
+        self.assertEqual(json.loads(data)["error"], msg % "FP16")
+
     def test_datatypes(self):
-        # values exact in every datatype: the result must equal the FP32 one
+        # --convert-datatypes: values exact in every datatype give the FP32 result
+        self.c.close()
+        self.c = CONV.conn()
         xi = np.random.default_rng(3).integers(-4, 5, (5, 256))
         ref = reference(xi.astype(np.float32))
         for dt in ["FP32", "FP64", "FP16", "BF16", "INT32", "INT64"]:
@@ -482,6 +659,8 @@ class Infer(unittest.TestCase):
         np.testing.assert_allclose(y, self.ref, rtol=1e-5, atol=1e-5)
 
     def test_binary_fp16_input(self):
+        self.c.close()
+        self.c = CONV.conn()  # converted to the model's FP32
         xi = np.random.default_rng(4).integers(-3, 4, (2, 256)).astype(np.float16)
         body, h = binary_body(xi, "FP16")
         _, data = self.infer(body, h)
@@ -539,7 +718,14 @@ class BadRequests(unittest.TestCase):
     def test_datatype(self):
         self.bad(infer_body(np.zeros((1, 256)), "FP8"), "unknown datatype 'FP8'")
         self.bad(infer_body(np.zeros((1, 256)), "BYTES"), "unknown datatype")
-        self.bad(infer_body(np.full((1, 256), 0.5), "INT32"), "not a valid INT32")
+        self.bad(infer_body(np.full((1, 256), 0.5), "INT32"), "data-type is 'INT32'")
+        conv = CONV.conn()
+        try:
+            st, _, data = call(conv, "POST", INFER, infer_body(np.full((1, 256), 0.5), "INT32"))
+        finally:
+            conv.close()
+        self.assertEqual(st, 400, data)
+        self.assertIn("not a valid INT32", json.loads(data)["error"])
         body = infer_body(np.zeros((1, 256)))
         body["inputs"][0]["data"][3] = "x"
         self.bad(body, "element 3")
@@ -623,10 +809,13 @@ class BadRequests(unittest.TestCase):
                      "parameter '%s' is %s: it must be an integer" % (name, shown))
         self.bad(infer_body(np.zeros((1, 256)), parameters={"priority": "1"}),
                  "parameter 'priority' must be an integer in 0..2147483647")
-        # in range, the batcher judges the priority against its levels
+        # in range, a level the model lacks (one level unless --priority-levels)
         self.bad(infer_body(np.zeros((1, 256)), parameters={"priority": 2147483647}),
-                 "priority 2147483647")
-        for params in [{"priority": 0}, {"timeout": 2 ** 50}, {"timeout": 0, "priority": 0.0}]:
+                 "parameter 'priority' is 2147483647: model 'mlp-s' has 1 priority level (1 is "
+                 "the highest, 0 the default, 1); ferry serve --priority-levels N enables more")
+        self.bad(infer_body(np.zeros((1, 256)), parameters={"priority": 2}), "is 2: model")
+        for params in [{"priority": 0}, {"priority": 1}, {"timeout": 2 ** 50},
+                       {"timeout": 0, "priority": 0.0}]:
             st, _, data = call(self.c, "POST", INFER, infer_body(np.zeros((1, 256)),
                                                                  parameters=params))
             self.assertEqual(st, 200, (params, data[:200]))
@@ -655,7 +844,7 @@ class Parser(unittest.TestCase):
         cls.x = np.random.default_rng(7).standard_normal((2, 256)).astype(np.float32)
 
     def setUp(self):
-        self.c = SRV.conn()
+        self.c = CONV.conn()  # every datatype reaches the reader
 
     def tearDown(self):
         self.c.close()
@@ -1069,6 +1258,93 @@ class Limits(unittest.TestCase):
             self.expect_504(s, parameters={"timeout": 1})
         finally:
             self.assertEqual(s.stop(), 0, "".join(s.lines))
+
+    def test_priority_levels(self):
+        """--priority-levels 2: requests of priority 1 form batches before
+        those of the default level 2, whatever their arrival order. The
+        engine (one worker, two batch slots) is kept busy by two batches of
+        max-batch samples while three requests queue; the sizes of the
+        batches then formed show the order the queue was read in."""
+        m = 16384
+        s = Server("--priority-levels", "2", "--workers", "1", "--max-batch", str(m))
+        try:
+            def send(n, prio, out):
+                c = s.conn(timeout=600)
+                params = {} if prio is None else {"priority": prio}
+                body, h = binary_body(np.ones((n, 256), np.float32), parameters=params,
+                                      outputs=[{"name": "output",
+                                                "parameters": {"binary_data": True}}])
+                st, _, data = call(c, "POST", INFER, body, h)
+                out.append((n, st, data[:200]))
+                c.close()
+
+            def metrics():
+                c = s.conn()
+                st, _, body = call(c, "GET", "/metrics")
+                c.close()
+                text = body.decode()
+                one = lambda k: int(re.search(r"^%s\{[^}]*\} (\d+)$" % k, text, re.M).group(1))
+                le = {b: int(v) for b, v in re.findall(
+                    r'^ferry_batch_size_bucket\{[^}]*le="([^"]+)"\} (\d+)$', text, re.M)}
+                return one("nv_inference_pending_request_count"), \
+                    one("nv_inference_exec_count"), le
+
+            for attempt in range(3):
+                out, ts = [], []
+                _, execs, le0 = metrics()
+                # two full batches hold both slots: one runs, one waits for it
+                for i in range(2):
+                    ts.append(threading.Thread(target=send, args=(m, 1, out)))
+                    ts[-1].start()
+                    while metrics()[1] < execs + i + 1:
+                        pass  # until the dispatcher has launched it
+                # then, queued in this order while both slots are taken: the
+                # default level, then twice the highest
+                queued = True
+                for i, (n, prio) in enumerate([(10000, None), (4000, 1), (4000, 1)]):
+                    ts.append(threading.Thread(target=send, args=(n, prio, out)))
+                    ts[-1].start()
+                    while queued and metrics()[0] < i + 1:
+                        queued = not out  # a first batch done: the slots are no longer taken
+                for t in ts:
+                    t.join(600)
+                self.assertEqual([st for _, st, _ in out], [200] * 5, out)
+                if queued:
+                    break
+            else:
+                self.skipTest("the first batches always finished before three more requests "
+                              "were queued")
+            le = {b: v - le0[b] for b, v in metrics()[2].items()}
+            # 16384 x2, then by priority [4000+4000] and [10000]; read in
+            # arrival order they would be [10000+4000] and [4000]
+            self.assertEqual((le["4096"], le["8192"], le["16384"]), (0, 1, 4), le)
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+
+    def test_priority_flags(self):
+        s = Server("--priority-levels", "3", "--default-priority-level", "2")
+        try:
+            c = s.conn()
+            for prio in (0, 1, 2, 3):
+                st, _, data = call(c, "POST", INFER, infer_body(np.zeros((1, 256)),
+                                                                parameters={"priority": prio}))
+                self.assertEqual(st, 200, data)
+            st, _, data = call(c, "POST", INFER, infer_body(np.zeros((1, 256)),
+                                                            parameters={"priority": 4}))
+            self.assertEqual(st, 400)
+            self.assertEqual(json.loads(data)["error"],
+                             "parameter 'priority' is 4: model 'mlp-s' has 3 priority levels "
+                             "(1 is the highest, 0 the default, 2)")
+            c.close()
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+        for args, msg in [(["--priority-levels", "9"], "--priority-levels wants an integer in 1..8"),
+                          (["--priority-levels", "2", "--default-priority-level", "3"],
+                           "--default-priority-level 3 is outside 1..2 (--priority-levels)")]:
+            r = subprocess.run([CLI, "serve", MODEL] + args, capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(msg, r.stderr)
 
     def expect_504(self, s, **extra):
         """Deadlines of 1 us: (nearly) every request expires before it runs;

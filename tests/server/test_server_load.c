@@ -50,9 +50,9 @@ static void report(const char *what, const lc_result *r)
     printf("%s: sent %ld answered %ld (200: %ld, 503: %ld, other: %ld), unanswered %ld "
            "(+%ld after the event), stalled conns %d, incomplete conns %d, longest wait "
            "%.0f ms%s%s\n",
-           what, r->sent, r->answered, r->status_200, r->status_503, r->status_other,
-           r->unanswered, r->unanswered_after, r->conns_stalled, r->conns_incomplete,
-           r->max_wait_ms, r->first_error[0] ? "; first problem: " : "", r->first_error);
+           what, r->sent, r->answered, r->status_200, r->status_503, r->status_other, r->unanswered,
+           r->unanswered_after, r->conns_stalled, r->conns_incomplete, r->max_wait_ms,
+           r->first_error[0] ? "; first problem: " : "", r->first_error);
     fflush(stdout);
 }
 
@@ -190,9 +190,10 @@ static void test_half_closed_connections_close(void **state)
     static const char *cases[] = {
         "POST /v2/models/mlp-s/infer HTTP/1.1\r\nHost: x\r\n", /* partial headers */
         "POST /v2/models/mlp-s/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
-        "POST /v2/models/mlp-s/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        "POST /v2/models/mlp-s/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n5\r\nab",
         "GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n", /* whole: answered, then closed */
-        "",                                                 /* nothing */
+        "",                                                /* nothing */
     };
     enum { N = sizeof cases / sizeof *cases, EACH = 4 };
     int fds[N][EACH];
@@ -242,15 +243,24 @@ static int connect_to(int port)
 }
 
 /* The value of a metric series of mlp-s in the /metrics text. */
+/* A metric of model mlp-s, summed over its series (the failure counter
+ * has one a reason). */
 static long long metric(const char *text, const char *name)
 {
     char key[128];
     snprintf(key, sizeof key, "\n%s{model=\"mlp-s\"", name);
-    const char *p = strstr(text, key);
-    if (!p)
+    long long sum = 0;
+    int found = 0;
+    for (const char *p = strstr(text, key); p; p = strstr(p + 1, key)) {
+        const char *v = strchr(p, '}');
+        if (v) {
+            sum += atoll(v + 1);
+            found++;
+        }
+    }
+    if (!found)
         fail_msg("no %s in /metrics", name);
-    p = strchr(p, '}');
-    return p ? atoll(p + 1) : -1;
+    return sum;
 }
 
 static char *get_metrics(int port)
@@ -309,8 +319,8 @@ static void test_metrics_agree_after_resets(void **state)
         usleep(100000);
         free(m);
         m = get_metrics(port);
-        long long total = metric(m, "nv_inference_request_success") +
-                          metric(m, "nv_inference_request_failure");
+        long long total =
+            metric(m, "nv_inference_request_success") + metric(m, "nv_inference_request_failure");
         if (metric(m, "nv_inference_pending_request_count") == 0 && total == last)
             break;
         last = total;
@@ -318,8 +328,8 @@ static void test_metrics_agree_after_resets(void **state)
     long long ok = metric(m, "nv_inference_request_success");
     long long failed = metric(m, "nv_inference_request_failure");
     long long samples = metric(m, "nv_inference_count");
-    long long refused = metric(m, "ferry_inference_request_rejected");
-    long long expired = metric(m, "ferry_inference_request_expired");
+    long long refused = metric(m, "ferry_inference_requests_rejected_total");
+    long long expired = metric(m, "ferry_inference_requests_expired_total");
     printf("after resets: success %lld, failure %lld; samples %lld, rejected %lld, expired %lld\n",
            ok, failed, samples, refused, expired);
     free(m);

@@ -18,12 +18,10 @@
  * While more than one forward() runs (engine workers sharing a batch),
  * each stays on its own thread. FERRY_CPU_THREADS=N caps the threads used.
  *
- * FERRY_CPU_PROFILE=1: each forward times its nodes; when the model is
- * freed, the time per operator (and per fused node's name) goes to stderr,
- * most expensive first: where a model's time goes, without perf.
+ * FERRY_CPU_PROFILE=1: each forward times its nodes; freeing the model
+ * prints the time per operator (profile.h).
  */
 #include <cblas.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +30,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/profile.h"
 #include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_ops.h"
@@ -56,8 +55,6 @@ typedef struct cpu_value {
 typedef struct cpu_node {
     const cpu_op_impl *impl;
     void *state;
-    _Atomic int64_t prof_ns; /* FERRY_CPU_PROFILE: time in this node, all forwards */
-    _Atomic int64_t prof_runs;
 } cpu_node;
 
 struct backend_ctx {
@@ -73,7 +70,7 @@ struct backend_ctx {
     int n_syms;
     size_t scratch_off; /* one scratch region, shared by the nodes in turn */
     size_t arena_bytes;
-    int profile; /* FERRY_CPU_PROFILE set at ctx_create */
+    backend_profile prof; /* FERRY_CPU_PROFILE (profile.h) */
     char name[192];
 };
 
@@ -151,62 +148,11 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-typedef struct prof_row {
-    const char *op;
-    int act; /* fused epilogue, so that Gemm and Gemm+gelu show apart */
-    int64_t ns, runs, nodes;
-} prof_row;
-
-static int prof_cmp(const void *a, const void *b)
-{
-    int64_t x = ((const prof_row *)a)->ns, y = ((const prof_row *)b)->ns;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* FERRY_CPU_PROFILE's table: time per operator kind, most expensive first. */
-static void print_profile(const backend_ctx *c)
-{
-    const graph *g = c->g;
-    prof_row *rows = calloc((size_t)g->n_nodes + 1, sizeof *rows);
-    int nr = 0;
-    int64_t total = 0;
-    if (!rows)
-        return;
-    for (int k = 0; k < g->n_nodes; k++) {
-        int64_t ns = atomic_load(&c->nodes[k].prof_ns), runs = atomic_load(&c->nodes[k].prof_runs);
-        if (runs == 0)
-            continue;
-        const char *op = op_name(g->nodes[k].op);
-        int act = (int)g->nodes[k].act, r = 0;
-        while (r < nr && !(rows[r].op == op && rows[r].act == act))
-            r++;
-        if (r == nr)
-            rows[nr++] = (prof_row){op, act, 0, 0, 0};
-        rows[r].ns += ns;
-        rows[r].runs += runs;
-        rows[r].nodes++;
-        total += ns;
-    }
-    qsort(rows, (size_t)nr, sizeof *rows, prof_cmp);
-    fprintf(stderr, "ferry cpu profile: %s\n  %-22s %6s %10s %8s %7s\n", c->name, "operator",
-            "nodes", "ms", "us/run", "share");
-    for (int r = 0; r < nr; r++) {
-        char label[64];
-        snprintf(label, sizeof label, "%s%s%s", rows[r].op, rows[r].act ? "+" : "",
-                 rows[r].act ? act_name((act_kind)rows[r].act) : "");
-        fprintf(stderr, "  %-22s %6lld %10.1f %8.1f %6.1f%%\n", label, (long long)rows[r].nodes,
-                rows[r].ns / 1e6, rows[r].ns / 1e3 / (double)rows[r].runs,
-                total ? 100.0 * (double)rows[r].ns / (double)total : 0.0);
-    }
-    free(rows);
-}
-
 static void cpu_ctx_destroy(backend_ctx *c)
 {
     if (!c)
         return;
-    if (c->profile && c->nodes)
-        print_profile(c);
+    backend_profile_finish(&c->prof, c->g, c->name);
     if (c->have_plan)
         graph_plan_free(&c->plan);
     for (int i = 0; i < c->n_owned; i++)
@@ -339,8 +285,10 @@ static ferry_status cpu_ctx_create(const graph *g, const backend_opts *o, backen
         return ferry_fail(FERRY_ENOMEM, "out of memory creating the cpu backend");
     c->g = g;
     c->o = *o;
-    const char *prof = getenv("FERRY_CPU_PROFILE");
-    c->profile = prof && *prof && strcmp(prof, "0") != 0;
+    if (backend_profile_init(&c->prof, "FERRY_CPU_PROFILE", g->n_nodes) < 0) {
+        free(c);
+        return ferry_fail(FERRY_ENOMEM, "out of memory creating the cpu backend");
+    }
     c->vals = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->vals);
     c->nodes = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *c->nodes);
     c->owned = calloc((size_t)(g->n_values ? g->n_values : 1), sizeof *c->owned);
@@ -622,12 +570,11 @@ static ferry_status run_node(const backend_ctx *c, int k, int64_t n, const fwd_i
         call.in[i] = nd->in[i] >= 0 ? vptr(c, io, nd->in[i]) : NULL;
     for (int i = 0; i < nd->n_out; i++)
         call.out[i] = nd->out[i] >= 0 ? vptr(c, io, nd->out[i]) : NULL;
-    if (!c->profile)
+    if (!backend_profile_on(&c->prof))
         return c->nodes[k].impl->run(&call);
     int64_t t0 = mono_ns();
     ferry_status st = c->nodes[k].impl->run(&call);
-    atomic_fetch_add_explicit(&c->nodes[k].prof_ns, mono_ns() - t0, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->nodes[k].prof_runs, 1, memory_order_relaxed);
+    backend_profile_add((backend_profile *)&c->prof, k, mono_ns() - t0);
     return st;
 }
 

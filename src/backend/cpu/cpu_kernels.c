@@ -501,33 +501,49 @@ typedef struct gemm_args {
     const float *A, *B, *C;
     cpu_bias_kind bias;
     act_kind act;
+    const float *R; /* residual added last ([M, N], or NULL) */
     float *Y;
     int64_t rstep, cstep; /* a chunk's rows and columns */
     int64_t ncb;          /* column blocks: chunk c is row block c / ncb, column block c % ncb */
 } gemm_args;
 
-/* Bias and activation over rows [i0,i1) x columns [j0,j1) of Y. */
+/* Bias and activation over row i, columns [j0,j1) of Y. */
+static void epilogue_block_row(const gemm_args *g, cpu_bias_kind bias, int64_t i, int64_t j0,
+                               int64_t j1)
+{
+    const float *C = g->C;
+    const float *b = NULL;
+    float bs = 0.0f;
+    switch (bias) {
+    case CPU_BIAS_NONE: break;
+    case CPU_BIAS_SCALAR: bs = g->beta * C[0]; break;
+    case CPU_BIAS_COL: bs = g->beta * C[i]; break;
+    case CPU_BIAS_ROW: b = C + j0; break;
+    case CPU_BIAS_FULL: b = C + i * g->N + j0; break;
+    }
+    epilogue_row(g->Y + i * g->N + j0, j1 - j0, b, bs, g->beta, g->act, g->act_alpha);
+}
+
+/* Bias and activation, then the residual, over rows [i0,i1) x columns
+ * [j0,j1) of Y. */
 static void epilogue_block(const gemm_args *g, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
 {
     cpu_bias_kind bias = g->bias;
     if (g->beta == 0.0f || !g->C)
         bias = CPU_BIAS_NONE;
-    if (bias == CPU_BIAS_NONE && g->act == ACT_NONE)
-        return;
-    const float *C = g->C;
-    int64_t N = g->N;
-    for (int64_t i = i0; i < i1; i++) {
-        const float *b = NULL;
-        float bs = 0.0f;
-        switch (bias) {
-        case CPU_BIAS_NONE: break;
-        case CPU_BIAS_SCALAR: bs = g->beta * C[0]; break;
-        case CPU_BIAS_COL: bs = g->beta * C[i]; break;
-        case CPU_BIAS_ROW: b = C + j0; break;
-        case CPU_BIAS_FULL: b = C + i * N + j0; break;
+    if (g->R)
+        for (int64_t i = i0; i < i1; i++) {
+            float *restrict y = g->Y + i * g->N;
+            const float *restrict r = g->R + i * g->N;
+            if (bias != CPU_BIAS_NONE || g->act != ACT_NONE)
+                epilogue_block_row(g, bias, i, j0, j1);
+            for (int64_t j = j0; j < j1; j++)
+                y[j] += r[j];
         }
-        epilogue_row(g->Y + i * N + j0, j1 - j0, b, bs, g->beta, g->act, g->act_alpha);
-    }
+    if (g->R || (bias == CPU_BIAS_NONE && g->act == ACT_NONE))
+        return;
+    for (int64_t i = i0; i < i1; i++)
+        epilogue_block_row(g, bias, i, j0, j1);
 }
 
 /* One chunk: its block of Y, then that block's epilogue while it is still
@@ -559,9 +575,16 @@ void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
               const float *A, const float *B, float beta, const float *C, cpu_bias_kind bias,
               act_kind act, float act_alpha, float *Y)
 {
+    cpu_gemm_res(trans_a, trans_b, M, N, K, alpha, A, B, beta, C, bias, act, act_alpha, NULL, Y);
+}
+
+void cpu_gemm_res(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, const float *B, float beta, const float *C, cpu_bias_kind bias,
+                  act_kind act, float act_alpha, const float *R, float *Y)
+{
     if (M <= 0 || N <= 0)
         return;
-    gemm_args g = {trans_a, trans_b, M, N, K, alpha, beta, act_alpha, A, B, C, bias, act, Y,
+    gemm_args g = {trans_a, trans_b, M, N, K, alpha, beta, act_alpha, A, B, C, bias, act, R, Y,
                    M, N, 1};
     /* Small chunks only when helpers can take them: run alone, each chunk
      * is one more BLAS call with its fixed cost (mlp-s at batch 256 split

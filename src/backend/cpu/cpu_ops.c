@@ -97,8 +97,10 @@ static ferry_status run_gemm(const cpu_call *c)
         else
             bias = CPU_BIAS_FULL;
     }
-    cpu_gemm(nd->trans_a, nd->trans_b, M, N, K, nd->alpha, c->in[0], c->in[1], nd->beta,
-             bias != CPU_BIAS_NONE ? c->in[2] : NULL, bias, nd->act, nd->act_alpha, c->out[0]);
+    const float *res = nd->n_in > 3 && nd->in[3] >= 0 ? c->in[3] : NULL; /* fuse.c's residual */
+    cpu_gemm_res(nd->trans_a, nd->trans_b, M, N, K, nd->alpha, c->in[0], c->in[1], nd->beta,
+                 bias != CPU_BIAS_NONE ? c->in[2] : NULL, bias, nd->act, nd->act_alpha, res,
+                 c->out[0]);
     return FERRY_OK;
 }
 

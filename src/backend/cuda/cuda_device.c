@@ -24,6 +24,17 @@ ferry_status cuda_status_rt(cudaError_t e, const char *call, const char *file, i
     if (e == cudaSuccess)
         return FERRY_OK;
     (void)cudaGetLastError(); /* clear a non-sticky error so later calls start clean */
+    /* Not a fault of ours or the model's but of the machine: said plainly,
+     * without the runtime's wording ("CUDA driver version is insufficient
+     * for CUDA runtime version" when there is no driver at all) or a file */
+    if (e == cudaErrorInsufficientDriver)
+        return ferry_fail(FERRY_EDEVICE,
+                          "no NVIDIA driver found (or one older than this build's "
+                          "CUDA %d.%d): --device cuda needs one; use --device cpu",
+                          CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
+    if (e == cudaErrorNoDevice)
+        return ferry_fail(FERRY_EDEVICE,
+                          "no NVIDIA GPU found: --device cuda needs one; use --device cpu");
     return ferry_fail(e == cudaErrorMemoryAllocation ? FERRY_ENOMEM : FERRY_EDEVICE,
                       "%s failed: %s (%s) at %s:%d", call, cudaGetErrorString(e),
                       cudaGetErrorName(e), file, line);

@@ -281,11 +281,25 @@ static ferry_status prepare_common(backend_ctx *c, int ni, gemm_plan *gp)
         } else if (!conv && !cv->is_const && graph_value_numel(cv, 2) == graph_value_numel(yv, 2) &&
                    graph_value_numel(cv, 1) == graph_value_numel(yv, 1) && cv->ndim == yv->ndim) {
             gp->c_matrix = 1;
+            gp->c_input = 2;
             gp->beta = nd->beta;
         } else {
             st = shape_fail(nd, "input C must be a bias of N elements or a tensor of Y's shape");
             goto fail;
         }
+    }
+
+    /* A residual (input 3, fuse.c): cuBLASLt's C with beta 1, the bias
+     * still in the epilogue: D = A*B + bias + R in one pass. */
+    int rin = nd->op == OP_GEMM && nd->n_in > 3 ? nd->in[3] : -1;
+    if (rin >= 0) {
+        if (gp->c_matrix) {
+            st = shape_fail(nd, "a residual beside a full C matrix is not supported");
+            goto fail;
+        }
+        gp->c_matrix = 1;
+        gp->c_input = 3;
+        gp->beta = 1.0f;
     }
 
     int have_bias = gp->bias != NULL;
@@ -355,7 +369,7 @@ ferry_status cuda_gemm_run_ptrs(backend_stream *s, gemm_plan *gp, int64_t n, con
     backend_ctx *c = s->c;
     const graph_node *nd = &c->g->nodes[gp->node];
     ferry_status st = FERRY_OK;
-    const void *cm = gp->c_matrix ? s->vptr[nd->in[2]] : y;
+    const void *cm = gp->c_matrix ? s->vptr[nd->in[gp->c_input]] : y;
     if (misaligned(x) || misaligned(w) || misaligned(y) || misaligned(cm))
         return ferry_fail(FERRY_EINVAL, "node '%s' (%s): a buffer is not 16-byte aligned", nd->name,
                           op_name(nd->op));

@@ -28,6 +28,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/kernels.h"
+#include "backend/profile.h"
 #include "graph/graph.h"
 
 /* Turns a CUDA runtime or cuBLASLt result into a ferry_status: FERRY_OK, or
@@ -76,7 +77,8 @@ typedef struct gemm_plan {
     act_kind post_act; /* activation run as a kernel after the matmul */
     float post_alpha;
     float alpha, beta; /* beta applies to a C matrix only */
-    int c_matrix;      /* Gemm C is a full [M,N] tensor (not a bias) */
+    int c_matrix;      /* cuBLASLt's C is a full [M,N] tensor: Gemm's input c_input */
+    int c_input;       /* 2 (ONNX Gemm's C), or 3 (a residual fused by graph fuse.c) */
     void *bias;        /* device bias vector of N elements (beta folded in), or NULL */
     gemm_entry *cache; /* open-addressed by n, cap slots (a power of two) */
     int cap, n_cached;
@@ -142,6 +144,7 @@ struct backend_ctx {
     int mlp_zero_copy;                    /* forward_host may read and write pinned host memory */
     void *mlp_owned[KERN_MLP_MAX_LAYERS]; /* transposed weight copies */
     int n_mlp_owned;
+    backend_profile prof; /* FERRY_CUDA_PROFILE: GPU time per node (cuda_model.c) */
 };
 
 struct backend_stream {

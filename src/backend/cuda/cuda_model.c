@@ -205,6 +205,10 @@ ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backend_ctx 
         return ferry_fail(FERRY_ENOMEM, "out of memory creating a CUDA context");
     c->g = g;
     c->o = *o;
+    if (backend_profile_init(&c->prof, "FERRY_CUDA_PROFILE", g->n_nodes) < 0) {
+        free(c);
+        return ferry_fail(FERRY_ENOMEM, "out of memory creating the cuda backend");
+    }
     c->device = o->device;
     switch (o->precision) {
     case FERRY_PRECISION_FP32: c->cdt = FERRY_F32; break;
@@ -428,6 +432,7 @@ void cuda_ctx_destroy(backend_ctx *c)
         return;
     if (c->on_device)
         (void)cudaSetDevice(c->device);
+    backend_profile_finish(&c->prof, c->g, c->name);
     cuda_mlp_release(c);
     for (int i = 0; c->nodes && i < c->g->n_nodes; i++) {
         cuda_node *cn = &c->nodes[i];
@@ -505,6 +510,43 @@ static ferry_status run_node(backend_stream *s, int ni, int64_t n)
     return st;
 }
 
+/* FERRY_CUDA_PROFILE (profile.h): the nodes with an event after each and
+ * a wait at the end, so each node's GPU time is known; not while a CUDA
+ * graph is being captured (then the nodes just run). A profiled forward is
+ * synchronous: for finding where time goes, not for throughput. */
+static ferry_status run_profiled(backend_stream *s, int64_t n)
+{
+    backend_ctx *c = s->c;
+    int m = c->plan.n_order;
+    enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    (void)cudaStreamIsCapturing(s->s, &cap);
+    cudaEvent_t *ev = cap == cudaStreamCaptureStatusNone ? calloc((size_t)m + 1, sizeof *ev) : NULL;
+    int made = 0;
+    ferry_status st = FERRY_OK;
+    for (; ev && made <= m; made++)
+        if (cudaEventCreate(&ev[made]) != cudaSuccess)
+            break;
+    int timed = ev && made == m + 1;
+    if (timed)
+        (void)cudaEventRecord(ev[0], s->s);
+    for (int k = 0; k < m && st == FERRY_OK; k++) {
+        st = run_node(s, c->plan.order[k], n);
+        if (timed)
+            (void)cudaEventRecord(ev[k + 1], s->s);
+    }
+    if (timed && st == FERRY_OK && cudaEventSynchronize(ev[m]) == cudaSuccess) {
+        for (int k = 0; k < m; k++) {
+            float ms = 0.0f;
+            if (cudaEventElapsedTime(&ms, ev[k], ev[k + 1]) == cudaSuccess)
+                backend_profile_add(&c->prof, c->plan.order[k], (int64_t)(ms * 1e6));
+        }
+    }
+    for (int k = 0; k < made; k++)
+        (void)cudaEventDestroy(ev[k]);
+    free(ev);
+    return st;
+}
+
 ferry_status cuda_forward(backend_stream *s, int64_t n, const void *const *in, void *const *out,
                           void *arena)
 {
@@ -566,11 +608,14 @@ ferry_status cuda_forward(backend_stream *s, int64_t n, const void *const *in, v
         if (c->root[v] != v)
             vp[v] = vp[c->root[v]];
 
-    for (int k = 0; k < c->plan.n_order; k++) {
+    st = backend_profile_on(&c->prof) ? run_profiled(s, n) : FERRY_OK;
+    for (int k = 0; k < c->plan.n_order && !backend_profile_on(&c->prof); k++) {
         st = run_node(s, c->plan.order[k], n);
         if (st != FERRY_OK)
             return st;
     }
+    if (st != FERRY_OK)
+        return st;
 
     for (int i = 0; i < g->n_outputs; i++) {
         int v = g->outputs[i];

@@ -19,6 +19,7 @@
 
 #include <type_traits>
 
+#include "backend/cuda/index.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/storage.cuh"
 
@@ -55,6 +56,35 @@ template <> struct word<4> {
 template <> struct word<8> {
     using t = uint64_t;
 };
+template <> struct word<16> {
+    using t = uint4;
+};
+
+/* The strided copy on 32-bit indices (index.cuh): dims and strides of
+ * kern_strided with a divider per dim. */
+struct strided32 {
+    int ndim;
+    uint32_t n;
+    ferry_cuda::divmod32 dm[KERN_MAX_DIMS];
+    int32_t sx[KERN_MAX_DIMS], sy[KERN_MAX_DIMS];
+};
+
+template <typename W>
+__global__ void copy_strided32_kernel(const W *__restrict__ x, W *__restrict__ y, strided32 d)
+{
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < d.n; i += gridDim.x * blockDim.x) {
+        uint32_t r = i;
+        int32_t ox = 0, oy = 0;
+        for (int k = d.ndim - 1; k >= 0; k--) {
+            uint32_t q = d.dm[k].quot(r);
+            int32_t c = (int32_t)(r - q * d.dm[k].d);
+            r = q;
+            ox += c * d.sx[k];
+            oy += c * d.sy[k];
+        }
+        y[oy] = x[ox];
+    }
+}
 
 template <typename W>
 __global__ void copy_strided_kernel(const W *__restrict__ x, W *__restrict__ y, kern_strided d)
@@ -287,7 +317,22 @@ cudaError_t by_size(size_t esz, A... args)
 template <typename W> struct copy_go {
     static cudaError_t go(const void *x, void *y, const kern_strided *d, cudaStream_t s)
     {
-        copy_strided_kernel<W><<<grid_for(d->n), kThreads, 0, s>>>((const W *)x, (W *)y, *d);
+        using ferry_cuda::kIndex32Max;
+        using ferry_cuda::max_offset;
+        if (d->n <= kIndex32Max && max_offset(d->ndim, d->dims, d->sx) < kIndex32Max &&
+            max_offset(d->ndim, d->dims, d->sy) < kIndex32Max) {
+            strided32 p;
+            p.ndim = d->ndim;
+            p.n = (uint32_t)d->n;
+            for (int k = 0; k < d->ndim; k++) {
+                p.dm[k].init((uint32_t)d->dims[k]);
+                p.sx[k] = (int32_t)d->sx[k];
+                p.sy[k] = (int32_t)d->sy[k];
+            }
+            copy_strided32_kernel<W><<<grid_for(d->n), kThreads, 0, s>>>((const W *)x, (W *)y, p);
+        } else {
+            copy_strided_kernel<W><<<grid_for(d->n), kThreads, 0, s>>>((const W *)x, (W *)y, *d);
+        }
         return cudaGetLastError();
     }
 };
@@ -348,12 +393,43 @@ cudaError_t compare_launch(kern_binary_op op, const void *a, const void *b, void
 
 } // namespace
 
+/* Moves the innermost dim, when it is contiguous on both sides, in words
+ * of up to 16 bytes: a head transpose of f16 moves 64-element rows, eight
+ * uint4s each rather than 64 uint16s. Every other stride, the row and both
+ * pointers must be multiples of the word. Returns the word size used. */
+static size_t widen(kern_strided *d, size_t esz, const void *x, const void *y)
+{
+    int last = d->ndim - 1;
+    if (last < 0 || d->sx[last] != 1 || d->sy[last] != 1)
+        return esz;
+    for (size_t w = 16; w > esz; w /= 2) {
+        int64_t f = (int64_t)(w / esz);
+        int ok = d->dims[last] % f == 0 && (uintptr_t)x % w == 0 && (uintptr_t)y % w == 0;
+        for (int k = 0; k < last && ok; k++)
+            ok = d->sx[k] % f == 0 && d->sy[k] % f == 0;
+        if (!ok)
+            continue;
+        d->dims[last] /= f;
+        d->n /= f;
+        for (int k = 0; k < last; k++) {
+            d->sx[k] /= f;
+            d->sy[k] /= f;
+        }
+        return w;
+    }
+    return esz;
+}
+
 extern "C" cudaError_t kern_copy_strided(const void *x, void *y, const kern_strided *d, size_t esz,
                                          cudaStream_t s)
 {
     if (d->n <= 0)
         return cudaSuccess;
-    return by_size<copy_go>(esz, x, y, d, s);
+    kern_strided w = *d;
+    size_t wsz = widen(&w, esz, x, y);
+    if (wsz == 16)
+        return copy_go<uint4>::go(x, y, &w, s);
+    return by_size<copy_go>(wsz, x, y, &w, s);
 }
 
 extern "C" cudaError_t kern_gather(const void *x, const void *idx, ferry_dtype idt, void *y,

@@ -9,6 +9,7 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "backend/cuda/index.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/storage.cuh"
 
@@ -145,6 +146,41 @@ __global__ void binary_flat_kernel(kern_binary_op op, const T *a, const T *b, T 
     }
 }
 
+/* The broadcast index map on 32-bit indices (index.cuh). */
+struct bcast32 {
+    int ndim;
+    uint32_t n;
+    ferry_cuda::divmod32 dm[KERN_MAX_DIMS];
+    uint32_t sa[KERN_MAX_DIMS], sb[KERN_MAX_DIMS];
+};
+
+template <typename T>
+__global__ void binary_flat32_kernel(kern_binary_op op, const T *a, const T *b, T *y, uint32_t n,
+                                     uint32_t na, uint32_t nb)
+{
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        uint32_t ia = na == n ? i : i % na, ib = nb == n ? i : i % nb;
+        y[i] = from_f<T>(binary_one(op, to_f(a[ia]), to_f(b[ib])));
+    }
+}
+
+template <typename T>
+__global__ void binary_general32_kernel(kern_binary_op op, const T *a, const T *b, T *y, bcast32 bc)
+{
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < bc.n;
+         i += gridDim.x * blockDim.x) {
+        uint32_t r = i, ia = 0, ib = 0;
+        for (int d = bc.ndim - 1; d >= 0; d--) {
+            uint32_t q = bc.dm[d].quot(r);
+            uint32_t c = r - q * bc.dm[d].d;
+            r = q;
+            ia += c * bc.sa[d];
+            ib += c * bc.sb[d];
+        }
+        y[i] = from_f<T>(binary_one(op, to_f(a[ia]), to_f(b[ib])));
+    }
+}
+
 template <typename T>
 __global__ void binary_general_kernel(kern_binary_op op, const T *a, const T *b, T *y,
                                       kern_bcast bc)
@@ -183,12 +219,30 @@ cudaError_t binary_launch(kern_binary_op op, const void *a, const void *b, void 
                           const kern_bcast *bc, cudaStream_t s)
 {
     unsigned g = grid_for(bc->n);
-    if (is_suffix(bc, bc->sa, bc->na) && is_suffix(bc, bc->sb, bc->nb))
+    bool flat = is_suffix(bc, bc->sa, bc->na) && is_suffix(bc, bc->sb, bc->nb);
+    /* Inputs are no larger than the output, so n bounds every offset. */
+    bool small = bc->n <= ferry_cuda::kIndex32Max;
+    if (flat && small) {
+        binary_flat32_kernel<T><<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y,
+                                                       (uint32_t)bc->n, (uint32_t)bc->na,
+                                                       (uint32_t)bc->nb);
+    } else if (flat) {
         binary_flat_kernel<T>
             <<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y, bc->n, bc->na, bc->nb);
-    else
+    } else if (small) {
+        bcast32 p;
+        p.ndim = bc->ndim;
+        p.n = (uint32_t)bc->n;
+        for (int d = 0; d < bc->ndim; d++) {
+            p.dm[d].init((uint32_t)bc->dims[d]);
+            p.sa[d] = (uint32_t)bc->sa[d];
+            p.sb[d] = (uint32_t)bc->sb[d];
+        }
+        binary_general32_kernel<T><<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y, p);
+    } else {
         binary_general_kernel<T>
             <<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y, *bc);
+    }
     return cudaGetLastError();
 }
 
