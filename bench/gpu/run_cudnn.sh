@@ -63,7 +63,7 @@ if [ -n "${MEMCHECK:-}" ]; then
     grep -E "ERROR SUMMARY" "$OUT/memcheck.log"
 fi
 if [ -n "${BENCH:-}" ]; then
-    B="python3 bench/gpu/real_gpu.py --ferry $S/bin/ferry --models $BENCH --batcher 0 --duration 1 --repeats 3"
+    B="python3 bench/gpu/real_gpu.py --ferry $S/bin/ferry --models $BENCH --batcher 0 --duration 1 --repeats ${BENCH_REPEATS:-3} ${BENCH_ARGS:-}"
     $B --json "$OUT/bench.json" >"$OUT/bench.txt" 2>"$OUT/bench.err"
     FERRY_CUDA_LAYOUT=nchw $B --skip-torch >"$OUT/bench-nchw.txt" 2>"$OUT/bench-nchw.err"
     echo "== channels-last (default):"; cat "$OUT/bench.txt"
