@@ -188,9 +188,9 @@ typedef struct dnn_state {
     int fused;        /* cudnnConvolutionBiasActivationForward (bias + ReLU) */
     int nhwc, x_nhwc; /* layouts of y (and the residual, the run) and of x */
     cudnnTensorFormat_t fmt;
-    void *w_t;        /* channels-last: the weights as [Co, kh, kw, Ci/g] (owned) */
-    size_t x_off;     /* x in the run's layout, in scratch, when x_nhwc != nhwc */
-    int64_t ci, co;   /* channels of x and y */
+    void *w_t;      /* channels-last: the weights as [Co, kh, kw, Ci/g] (owned) */
+    size_t x_off;   /* x in the run's layout, in scratch, when x_nhwc != nhwc */
+    int64_t ci, co; /* channels of x and y */
     int64_t in[2], out[2];
     size_t ws_max;    /* scratch reserved for the workspace */
     dnn_entry **by_n; /* [max_batch + 1], filled on first use under ctx->mu */
@@ -205,7 +205,9 @@ typedef struct conv_state {
 
 static cudnnDataType_t dnn_dtype(ferry_dtype dt)
 {
-    return dt == FERRY_F16 ? CUDNN_DATA_HALF : dt == FERRY_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    return dt == FERRY_F16    ? CUDNN_DATA_HALF
+           : dt == FERRY_BF16 ? CUDNN_DATA_BFLOAT16
+                              : CUDNN_DATA_FLOAT;
 }
 
 static ferry_status tensor4(cudnnTensorDescriptor_t *d, cudnnTensorFormat_t f, cudnnDataType_t dt,
@@ -313,7 +315,8 @@ static ferry_status transpose_weights(backend_ctx *c, const graph_value *w, void
                 for (int64_t v = 0; v < kw; v++)
                     t[((o * kh + u) * kw + v) * ci + i] =
                         cuda_host_f32(w->dtype, w->data, ((o * ci + i) * kh + u) * kw + v);
-    ferry_status st = cuda_dev_malloc(c->device, out, (size_t)n * c->celem, "channels-last weights");
+    ferry_status st =
+        cuda_dev_malloc(c->device, out, (size_t)n * c->celem, "channels-last weights");
     if (!st)
         st = cuda_upload_f32(c, *out, t, n);
     free(t);
@@ -352,9 +355,8 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     DNN_TRY(cudnnCreateFilterDescriptor(&ds->w));
     /* Conv: [Co, Ci/g, kh, kw]; ConvTranspose: [Ci, Co/g, kh, kw], the
      * filter of the convolution y -> x it transposes. */
-    DNN_TRY(cudnnSetFilter4dDescriptor(ds->w, ds->dt, ds->fmt, (int)w->dims[0],
-                                       (int)w->dims[1], nsp == 2 ? (int)w->dims[2] : 1,
-                                       (int)w->dims[w->ndim - 1]));
+    DNN_TRY(cudnnSetFilter4dDescriptor(ds->w, ds->dt, ds->fmt, (int)w->dims[0], (int)w->dims[1],
+                                       nsp == 2 ? (int)w->dims[2] : 1, (int)w->dims[w->ndim - 1]));
     DNN_TRY(cudnnCreateConvolutionDescriptor(&ds->conv));
     DNN_TRY(cudnnSetConvolution2dDescriptor(ds->conv, pad[0], pad[1], str[0], str[1], dil[0],
                                             dil[1], CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
@@ -371,8 +373,8 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
         DNN_TRY(cudnnCreateTensorDescriptor(&ds->bias));
         DNN_TRY(cudnnSetTensor4dDescriptor(ds->bias, ds->fmt, ds->dt, 1, (int)ds->co, 1, 1));
         DNN_TRY(cudnnCreateActivationDescriptor(&ds->relu));
-        DNN_TRY(cudnnSetActivationDescriptor(ds->relu, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN,
-                                             0.0));
+        DNN_TRY(cudnnSetActivationDescriptor(ds->relu, CUDNN_ACTIVATION_RELU,
+                                             CUDNN_NOT_PROPAGATE_NAN, 0.0));
     }
     ds->max_batch = p->max_batch;
     ds->by_n = calloc((size_t)p->max_batch + 1, sizeof *ds->by_n);
@@ -480,8 +482,8 @@ static ferry_status dnn_run(const cuda_call *c, dnn_state *ds)
         }
         if (!ds->transposed)
             r = cudnnConvolutionForward(h, &one, e->x, x, ds->w, w, ds->conv,
-                                        (cudnnConvolutionFwdAlgo_t)e->algo[k], c->scratch,
-                                        e->ws[k], &zero, e->y, c->out[0]);
+                                        (cudnnConvolutionFwdAlgo_t)e->algo[k], c->scratch, e->ws[k],
+                                        &zero, e->y, c->out[0]);
         else
             r = cudnnConvolutionBackwardData(h, &one, ds->w, w, e->x, x, ds->conv,
                                              (cudnnConvolutionBwdDataAlgo_t)e->algo[k], c->scratch,
@@ -496,10 +498,9 @@ static ferry_status dnn_run(const cuda_call *c, dnn_state *ds)
     if (st || (!bias && !res && nd->act == ACT_NONE))
         return st;
     int64_t hw = ds->out[0] * ds->out[1], ny = c->n * ds->co * hw;
-    return CUDA_LAUNCH(c, kern_bias_act(c->out[0], bias, res, c->out[0], ny, ds->co,
-                                        ds->nhwc ? 1 : hw,
-                                        (int)nd->act, nd->act_alpha, nd->act_beta, c->cdt,
-                                        c->stream));
+    return CUDA_LAUNCH(c,
+                       kern_bias_act(c->out[0], bias, res, c->out[0], ny, ds->co, ds->nhwc ? 1 : hw,
+                                     (int)nd->act, nd->act_alpha, nd->act_beta, c->cdt, c->stream));
 }
 
 static void dnn_release(dnn_state *ds)
@@ -552,15 +553,15 @@ static ferry_status supports_conv(const cuda_prep *p)
     for (int i = 0; i < a->nsp; i++) {
         int64_t pb = a->pads[i], pe = a->pads[i + a->nsp];
         if (nd->op == OP_CONV && pb != pe)
-            return cuda_unsupported(nd, "asymmetric pads (%" PRId64 ", %" PRId64 ") in dim %d",
-                                    pb, pe, i);
+            return cuda_unsupported(nd, "asymmetric pads (%" PRId64 ", %" PRId64 ") in dim %d", pb,
+                                    pe, i);
         /* ConvTranspose: pe < pb is an output padding cuDNN takes from the
          * output's dims, below the stride. */
         int64_t extra = a->out_pad[i] + pb - pe;
         if (nd->op == OP_CONV_TRANSPOSE && (extra < 0 || extra >= a->strides[i]))
-            return cuda_unsupported(nd, "pads (%" PRId64 ", %" PRId64 ") with output_padding %" PRId64
-                                        " in dim %d",
-                                    pb, pe, a->out_pad[i], i);
+            return cuda_unsupported(
+                nd, "pads (%" PRId64 ", %" PRId64 ") with output_padding %" PRId64 " in dim %d", pb,
+                pe, a->out_pad[i], i);
     }
     if (nd->op == OP_CONV_TRANSPOSE && nd->act != ACT_NONE)
         return cuda_unsupported(nd, "a fused activation on a ConvTranspose");

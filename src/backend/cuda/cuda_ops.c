@@ -240,8 +240,8 @@ static ferry_status supports_binary(const cuda_prep *p)
     ferry_dtype a = in_sdt(p, 0), b = in_sdt(p, 1);
     if (a != b)
         return cuda_unsupported(nd, "inputs of two dtypes (%s, %s) are not supported",
-                           ferry_dtype_name(p->g->values[nd->in[0]].dtype),
-                           ferry_dtype_name(p->g->values[nd->in[1]].dtype));
+                                ferry_dtype_name(p->g->values[nd->in[0]].dtype),
+                                ferry_dtype_name(p->g->values[nd->in[1]].dtype));
     if (!is_fl(a) && !is_int(a))
         return cuda_unsupported(nd, "%s inputs are not supported", ferry_dtype_name(a));
     if (is_fl(a) && nd->op == OP_MOD)
@@ -314,8 +314,8 @@ static ferry_status run_unary(const cuda_call *c)
     int64_t ny = graph_value_numel(&c->g->values[nd->out[0]], c->n);
     ferry_dtype dt = call_sdt(c, nd->in[0]);
     if (is_fl(dt))
-        return CUDA_LAUNCH(c,
-                      kern_unary(unary_of(nd), nd->alpha, c->in[0], c->out[0], ny, dt, c->stream));
+        return CUDA_LAUNCH(
+            c, kern_unary(unary_of(nd), nd->alpha, c->in[0], c->out[0], ny, dt, c->stream));
     return CUDA_LAUNCH(c, kern_unary_int(unary_of(nd), c->in[0], c->out[0], ny, dt, c->stream));
 }
 
@@ -324,9 +324,9 @@ ferry_status cuda_supports_float(const cuda_prep *p)
     const graph_node *nd = p->nd;
     for (int k = 0; k < nd->n_in; k++)
         if (nd->in[k] >= 0 && !is_fl(in_sdt(p, k)))
-            return cuda_unsupported(nd, "input '%s' is %s; this operator runs on float tensors only",
-                               p->g->values[nd->in[k]].name,
-                               ferry_dtype_name(p->g->values[nd->in[k]].dtype));
+            return cuda_unsupported(
+                nd, "input '%s' is %s; this operator runs on float tensors only",
+                p->g->values[nd->in[k]].name, ferry_dtype_name(p->g->values[nd->in[k]].dtype));
     return FERRY_OK;
 }
 
@@ -398,8 +398,8 @@ static ferry_status run_batch_norm(const cuda_call *c)
     for (int d = 2; d < x.n && !cuda_value_nhwc(c->c, c->nd->in[0]); d++)
         inner *= x.d[d];
     const char *b = (const char *)bs->ab + (size_t)bs->ch * ferry_dtype_size(c->cdt);
-    return CUDA_LAUNCH(c, kern_channel_affine(c->in[0], bs->ab, b, c->out[0], numel(&x), bs->ch, inner,
-                                         c->cdt, c->stream));
+    return CUDA_LAUNCH(c, kern_channel_affine(c->in[0], bs->ab, b, c->out[0], numel(&x), bs->ch,
+                                              inner, c->cdt, c->stream));
 }
 
 static void destroy_batch_norm(void *state)
@@ -435,8 +435,8 @@ static ferry_status run_softmax(const cuda_call *c)
         else
             inner *= x.d[i];
     }
-    return CUDA_LAUNCH(c, kern_softmax(c->in[0], c->out[0], outer, d, inner, c->nd->op == OP_LOG_SOFTMAX,
-                                  c->cdt, c->stream));
+    return CUDA_LAUNCH(c, kern_softmax(c->in[0], c->out[0], outer, d, inner,
+                                       c->nd->op == OP_LOG_SOFTMAX, c->cdt, c->stream));
 }
 
 static ferry_status supports_layer_norm(const cuda_prep *p)
@@ -479,8 +479,8 @@ static ferry_status run_layer_norm(const cuda_call *c)
         d *= vx->dims[i];
     int64_t ny = graph_value_numel(vx, c->n);
     const void *bias = nd->n_in > 2 && nd->in[2] >= 0 ? c->in[2] : NULL;
-    return CUDA_LAUNCH(c, kern_layernorm(c->in[0], c->in[1], bias, c->out[0], ny / d, d, nd->epsilon,
-                                    c->cdt, c->stream));
+    return CUDA_LAUNCH(c, kern_layernorm(c->in[0], c->in[1], bias, c->out[0], ny / d, d,
+                                         nd->epsilon, c->cdt, c->stream));
 }
 
 /* The reduced and kept dims of a reduction at batch n (axes resolved by
@@ -566,8 +566,8 @@ static ferry_status run_view(const cuda_call *c)
     size_t bytes = (size_t)graph_value_numel(&c->g->values[v], c->n) * call_esz(c, v);
     if (c->out[0] == c->in[0] || !bytes)
         return FERRY_OK;
-    return CUDA_LAUNCH(c,
-                  cudaMemcpyAsync(c->out[0], c->in[0], bytes, cudaMemcpyDeviceToDevice, c->stream));
+    return CUDA_LAUNCH(
+        c, cudaMemcpyAsync(c->out[0], c->in[0], bytes, cudaMemcpyDeviceToDevice, c->stream));
 }
 
 static ferry_status run_cast(const cuda_call *c)
@@ -607,8 +607,8 @@ static ferry_status run_compare(const cuda_call *c)
     case OP_OR: op = KB_OR; break;
     default: op = KB_XOR; break;
     }
-    return CUDA_LAUNCH(c, kern_compare(op, c->in[0], c->in[1], c->out[0], &bc, call_sdt(c, c->nd->in[0]),
-                                  c->stream));
+    return CUDA_LAUNCH(c, kern_compare(op, c->in[0], c->in[1], c->out[0], &bc,
+                                       call_sdt(c, c->nd->in[0]), c->stream));
 }
 
 static ferry_status run_not(const cuda_call *c)
@@ -650,7 +650,7 @@ static ferry_status run_where(const cuda_call *c)
     if (st)
         return st;
     return CUDA_LAUNCH(c, kern_where(c->in[0], c->in[1], c->in[2], c->out[0], &bc,
-                                call_esz(c, c->nd->in[1]), c->stream));
+                                     call_esz(c, c->nd->in[1]), c->stream));
 }
 
 /* -------------------------------------------------------- data movement */
@@ -669,8 +669,8 @@ static ferry_status copy(const cuda_call *c, const void *x, void *y, kern_stride
     return CUDA_LAUNCH(c, kern_copy_strided(x, y, k, esz, c->stream));
 }
 
-ferry_status cuda_copy_dense(const cuda_call *c, const void *x, void *y, int ndim,
-                             const int64_t *d, const int64_t *sx, size_t esz)
+ferry_status cuda_copy_dense(const cuda_call *c, const void *x, void *y, int ndim, const int64_t *d,
+                             const int64_t *sx, size_t esz)
 {
     kern_strided k;
     memset(&k, 0, sizeof k);
@@ -825,8 +825,8 @@ static ferry_status run_gather(const cuda_call *c)
     for (int i = nd->axis + 1; i < x.n; i++)
         inner *= x.d[i];
     return CUDA_LAUNCH(c, kern_gather(c->in[0], c->in[1], c->g->values[nd->in[1]].dtype, c->out[0],
-                                 outer, x.d[nd->axis], numel(&idx), inner, call_esz(c, nd->in[0]),
-                                 c->stream));
+                                      outer, x.d[nd->axis], numel(&idx), inner,
+                                      call_esz(c, nd->in[0]), c->stream));
 }
 
 /* ConstantOfShape: the fill value, in the output's storage dtype, is read
@@ -860,15 +860,15 @@ static ferry_status run_constant_of_shape(const cuda_call *c)
 {
     int v = c->nd->out[0];
     return CUDA_LAUNCH(c, kern_fill(c->out[0], graph_value_numel(&c->g->values[v], c->n),
-                               *(const uint64_t *)c->state, call_esz(c, v), c->stream));
+                                    *(const uint64_t *)c->state, call_esz(c, v), c->stream));
 }
 
 static ferry_status run_range(const cuda_call *c)
 {
     int v = c->nd->out[0];
-    return CUDA_LAUNCH(c,
-                  kern_range(c->in[0], c->in[2], c->out[0],
-                             graph_value_numel(&c->g->values[v], c->n), call_sdt(c, v), c->stream));
+    return CUDA_LAUNCH(c, kern_range(c->in[0], c->in[2], c->out[0],
+                                     graph_value_numel(&c->g->values[v], c->n), call_sdt(c, v),
+                                     c->stream));
 }
 
 static ferry_status run_trilu(const cuda_call *c)
@@ -876,8 +876,8 @@ static ferry_status run_trilu(const cuda_call *c)
     dims x = vdims(c->g, c->nd->in[0], c->n);
     int64_t rows = x.d[x.n - 2], cols = x.d[x.n - 1], mat = rows * cols;
     int64_t b = mat > 0 ? numel(&x) / mat : 0;
-    return CUDA_LAUNCH(c, kern_trilu(c->in[0], c->out[0], b, rows, cols, c->nd->starts[0], c->nd->mode,
-                                call_esz(c, c->nd->in[0]), c->stream));
+    return CUDA_LAUNCH(c, kern_trilu(c->in[0], c->out[0], b, rows, cols, c->nd->starts[0],
+                                     c->nd->mode, call_esz(c, c->nd->in[0]), c->stream));
 }
 
 static ferry_status supports_trilu(const cuda_prep *p)

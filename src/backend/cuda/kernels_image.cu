@@ -74,8 +74,7 @@ __global__ void bias_act(const T *x, const T *bias, const T *r, T *y, int64_t n,
 
 /* One output of a pool over [planes = N*C, in..] (the spatial dims padded
  * on the left to three): NCHW, or channels-last (d.ch channels innermost). */
-template <typename T>
-__global__ void pool(const T *x, T *y, kern_pool d, int64_t planes)
+template <typename T> __global__ void pool(const T *x, T *y, kern_pool d, int64_t planes)
 {
     int64_t per = d.out[0] * d.out[1] * d.out[2], n = planes * per;
     int64_t ins = d.in[0] * d.in[1] * d.in[2];
@@ -128,8 +127,7 @@ __global__ void pool(const T *x, T *y, kern_pool d, int64_t planes)
 
 /* Pad: per dim, input index = output index - begin, mapped back into
  * [0, in) by the mode (constant: outside reads the value). */
-template <typename T>
-__global__ void pad(const T *x, T *y, kern_pad d, float value)
+template <typename T> __global__ void pad(const T *x, T *y, kern_pad d, float value)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < d.n;
          i += (int64_t)gridDim.x * blockDim.x) {
@@ -172,8 +170,7 @@ __global__ void pad(const T *x, T *y, kern_pad d, float value)
 /* Resize: per output element, per resized dim the two neighbours and the
  * weight of the second (kern_resize's tables, made on the host), summed
  * over the 2^k corners of the k linear dims. */
-template <typename T>
-__global__ void resize(const T *x, T *y, kern_resize d)
+template <typename T> __global__ void resize(const T *x, T *y, kern_resize d)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < d.n;
          i += (int64_t)gridDim.x * blockDim.x) {
@@ -194,7 +191,8 @@ __global__ void resize(const T *x, T *y, kern_resize d)
                 c = d.out[k] > 1 ? ((double)o + 0.5) / d.scale[k] - 0.5 : 0.0;
                 break;
             case KERN_COORD_ALIGN_CORNERS:
-                c = d.out[k] == 1 ? 0.0 : (double)o * (double)(d.in[k] - 1) / (double)(d.out[k] - 1);
+                c = d.out[k] == 1 ? 0.0
+                                  : (double)o * (double)(d.in[k] - 1) / (double)(d.out[k] - 1);
                 break;
             case KERN_COORD_ASYMMETRIC: c = (double)o / d.scale[k]; break;
             case KERN_COORD_HALF_PIXEL_SYMMETRIC: {
@@ -210,7 +208,9 @@ __global__ void resize(const T *x, T *y, kern_resize d)
                 switch (d.nearest) {
                 case KERN_NEAREST_FLOOR: r = f; break;
                 case KERN_NEAREST_CEIL: r = ceil(c); break;
-                case KERN_NEAREST_ROUND_PREFER_CEIL: r = c - f == 0.5 ? f + 1.0 : floor(c + 0.5); break;
+                case KERN_NEAREST_ROUND_PREFER_CEIL:
+                    r = c - f == 0.5 ? f + 1.0 : floor(c + 0.5);
+                    break;
                 default: r = c - f == 0.5 ? f : floor(c + 0.5); break;
                 }
                 int64_t j = r < 0.0 ? 0 : r > (double)last ? last : (int64_t)r;
@@ -259,8 +259,8 @@ template <typename F> cudaError_t by_dtype(ferry_dtype dt, F f)
 } // namespace
 
 extern "C" cudaError_t kern_bias_act(const void *x, const void *bias, const void *r, void *y,
-                                     int64_t n, int64_t ch, int64_t inner, int a, float p,
-                                     float q, ferry_dtype dt, cudaStream_t s)
+                                     int64_t n, int64_t ch, int64_t inner, int a, float p, float q,
+                                     ferry_dtype dt, cudaStream_t s)
 {
     if (n <= 0)
         return cudaSuccess;
@@ -294,8 +294,8 @@ extern "C" cudaError_t kern_pad_run(const void *x, void *y, const kern_pad *d, f
     });
 }
 
-extern "C" cudaError_t kern_resize_run(const void *x, void *y, const kern_resize *d,
-                                       ferry_dtype dt, cudaStream_t s)
+extern "C" cudaError_t kern_resize_run(const void *x, void *y, const kern_resize *d, ferry_dtype dt,
+                                       cudaStream_t s)
 {
     if (d->n <= 0)
         return cudaSuccess;
