@@ -1,11 +1,12 @@
 /*
  * fuzz_seeds.c - writes the fuzzers' seed corpora: small ONNX models that
  * reach the loader's operators and their attributes (fuzz_model_load), and
- * infer request bodies for the harness's model (fuzz_infer_request).
+ * infer request bodies for the harness's model (fuzz_infer_request), and
+ * config.pbtxt files (fuzz_model_config).
  * fuzz/make_corpus.sh runs it and adds the models the builds and tests
  * make; add a case here (or a model there) when an operator is added.
  *
- * usage: fuzz_seeds OUT_DIR   (writes OUT_DIR/model/ and OUT_DIR/infer/)
+ * usage: fuzz_seeds OUT_DIR   (writes OUT_DIR/model/, OUT_DIR/infer/, OUT_DIR/config/)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -241,6 +242,31 @@ static void infer(void)
     save("infer", "truncated.json", body, (size_t)n);
 }
 
+/* config.pbtxt: every field model_config.c reads, the syntax's forms, and
+ * fields it reports as not applied. */
+static void configs(void)
+{
+    static const char full[] =
+        "name: \"m\"\nplatform: \"onnxruntime_onnx\"\nbackend: 'onnxruntime'\n"
+        "max_batch_size: 32\ndefault_model_filename: \"model.onnx\"\n"
+        "version_policy: { latest { num_versions: 2 } }\n"
+        "dynamic_batching {\n  max_queue_delay_microseconds: 100\n"
+        "  preferred_batch_size: [ 4, 8 ]\n  priority_levels: 2\n  default_priority_level: 1\n"
+        "  default_queue_policy { timeout_action: REJECT default_timeout_microseconds: 5000\n"
+        "    allow_timeout_override: true max_queue_size: 16 }\n  preserve_ordering: false\n}\n"
+        "instance_group [ { count: 2 kind: KIND_CPU }, { count: 1 gpus: [0] } ]\n"
+        "input [ { name: \"input\" data_type: TYPE_FP32 dims: [ 256 ] } ]\n"
+        "output < name: \"y\" dims: [-1, 0x10] >\n"
+        "parameters { key: \"k\" value { string_value: \"\\x41\\101\\u00e9\" \"more\" } }\n";
+    save("config", "full.pbtxt", full, sizeof full - 1);
+    static const char specific[] = "version_policy { specific { versions: [1, 3] } }; "
+                                   "max_batch_size: 0, optimization { graph: { level: -1 } }";
+    save("config", "specific.pbtxt", specific, sizeof specific - 1);
+    static const char all[] = "# every version\nversion_policy: { all: {} }\n"
+                              "dynamic_batching { }\nmodel_warmup [ ]\n";
+    save("config", "all.pbtxt", all, sizeof all - 1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -254,7 +280,10 @@ int main(int argc, char **argv)
     mkdir(path, 0755);
     snprintf(path, sizeof path, "%s/infer", out_dir);
     mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/config", out_dir);
+    mkdir(path, 0755);
     models();
     infer();
+    configs();
     return 0;
 }

@@ -5,6 +5,8 @@
 #
 # OUT_DIR/infer: infer request bodies for fuzz_infer_request's model, and
 #   fuzz/regressions/infer (inputs that found something once; model alike)
+# OUT_DIR/config: config.pbtxt files (fuzz_model_config), and
+#   fuzz/regressions/config
 # OUT_DIR/model: small ONNX models: fuzz_seeds' (one per operator family,
 #   with their attributes: add a case in fuzz/fuzz_seeds.c when an operator
 #   is added), then every .onnx of at most 256 KiB under the MODEL_DIRs
@@ -18,7 +20,7 @@ shift 2
 "$B/fuzz/fuzz_seeds" "$OUT"
 # inputs that found something once stay in the corpus
 HERE=$(cd "$(dirname "$0")" && pwd)
-for k in model infer; do
+for k in model infer config; do
     [ -d "$HERE/regressions/$k" ] && cp "$HERE/regressions/$k"/* "$OUT/$k/" 2>/dev/null || true
 done
 for d in "$@"; do
@@ -27,4 +29,5 @@ for d in "$@"; do
         cp "$f" "$OUT/model/$(basename "$(dirname "$f")")-$(basename "$f")"
     done
 done
-echo "fuzz corpus: $(ls "$OUT/model" | wc -l) models, $(ls "$OUT/infer" | wc -l) requests in $OUT"
+echo "fuzz corpus: $(ls "$OUT/model" | wc -l) models, $(ls "$OUT/infer" | wc -l) requests," \
+    "$(ls "$OUT/config" | wc -l) configs in $OUT"

@@ -12,7 +12,7 @@ S=${2:-60}
 [ $# -ge 2 ] && shift 2 || shift $#
 SEEDS=$B/seeds
 rm -rf "$SEEDS"
-mkdir -p "$SEEDS" "$B/corpus-infer" "$B/corpus-model"
+mkdir -p "$SEEDS" "$B/corpus-infer" "$B/corpus-model" "$B/corpus-config"
 "$(dirname "$0")/make_corpus.sh" "$B" "$SEEDS" "$@"
 HERE=$(cd "$(dirname "$0")" && pwd)
 run() { # NAME CORPUS SEEDS [libFuzzer options]
@@ -28,6 +28,8 @@ run() { # NAME CORPUS SEEDS [libFuzzer options]
 ASAN_EXTRA=
 run fuzz_infer_request "$(cd "$B" && pwd)/corpus-infer" "$(cd "$SEEDS" && pwd)/infer" \
     -dict="$HERE/infer.dict" -max_len=65536
+run fuzz_model_config "$(cd "$B" && pwd)/corpus-config" "$(cd "$SEEDS" && pwd)/config" \
+    -dict="$HERE/pbtxt.dict" -max_len=16384
 # A model may claim tensors larger than memory; the loader's answer is
 # FERRY_ENOMEM when malloc says no. ASan aborts on such a request, and
 # libFuzzer on any single one over -rss_limit_mb, instead of malloc saying

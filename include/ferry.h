@@ -524,6 +524,41 @@ FERRY_API ferry_status ferry_server_create(const ferry_server_config *cfg, ferry
 FERRY_API ferry_status ferry_server_add_model(ferry_server *s, const char *name,
                                               const char *version, ferry_model *m, ferry_engine *e,
                                               ferry_batcher *b);
+/* ---- model repository (Triton's layout and repository extension) */
+
+typedef enum ferry_model_control {
+    FERRY_MODEL_CONTROL_NONE = 0, /* load every model at start; no load/unload requests */
+    FERRY_MODEL_CONTROL_EXPLICIT, /* load what cfg.load names, then on request */
+    FERRY_MODEL_CONTROL_POLL,     /* load every model; rescan and reload what changed */
+} ferry_model_control;
+
+typedef struct ferry_repository_config {
+    const char *path; /* DIR: DIR/NAME/[config.pbtxt], DIR/NAME/VERSION/model.onnx */
+    ferry_model_control control;
+    int poll_secs;            /* POLL: seconds between scans; default 15 */
+    const char *const *load;  /* EXPLICIT: names loaded at start */
+    int n_load;
+    ferry_engine_config engine;   /* every model's defaults, which its config.pbtxt */
+    ferry_batcher_config batcher; /* overrides (max_batch_size, dynamic_batching, ...) */
+    const ferry_model_options *model_options; /* how files load (copied); NULL: defaults */
+    /* What happens to the repository's models: loads, unloads, failures,
+     * config.pbtxt fields not applied. level: 0 error, 1 warning, 2 info.
+     * From the caller's thread during set_repository, then from the
+     * repository's thread. NULL: written to stderr. */
+    void (*log)(void *user, int level, const char *msg);
+    void *log_user;
+} ferry_repository_config;
+
+FERRY_API void ferry_repository_config_init(ferry_repository_config *cfg);
+/* Serves the models of a model repository beside those added (before
+ * start; once): loads the models the control mode asks for now, each
+ * version's engine and batcher built from cfg as its config.pbtxt says.
+ * A model that fails to load is reported through cfg.log and the others
+ * are served. Enables POST /v2/repository/index and, in EXPLICIT mode,
+ * .../models/NAME/load and /unload. Fails only for a bad cfg or a path
+ * that is not a readable directory. */
+FERRY_API ferry_status ferry_server_set_repository(ferry_server *s,
+                                                   const ferry_repository_config *cfg);
 FERRY_API ferry_status ferry_server_start(ferry_server *s);
 /* The port the server listens on (after start). */
 FERRY_API int ferry_server_port(const ferry_server *s);

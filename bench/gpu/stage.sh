@@ -28,7 +28,7 @@ src, dst = sys.argv[1], sys.argv[2]
 fams = set(os.environ["FAMILIES"].split(",")) | {"mlp"}
 m = json.load(open(f"{src}/manifest.json"))
 # all families would not fit the carry limit (64 MiB): the MLPs and those asked
-m["models"] = [x for x in m["models"] if x["name"] not in ("mlp-l", "mlp-s-ext")
+m["models"] = [x for x in m["models"] if x["name"] not in ("mlp-l", "mlp-s-ext", "bert-var-256")
                and x.get("family", "mlp") in fams]
 for x in m["models"]:
     for f in x["files"] + [x["onnx"]] + x.get("extra_files", []):

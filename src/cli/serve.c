@@ -3,7 +3,6 @@
  * for each, serve them over HTTP (KServe v2), stop gracefully on SIGINT or
  * SIGTERM.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -13,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -40,7 +38,18 @@ static void usage(FILE *f)
             "  --name NAME              the name of MODEL.onnx in URLs\n"
             "  --model NAME=PATH        serve PATH as NAME, version 1 (repeatable)\n"
             "  --model-repository DIR   Triton's layout: DIR/NAME/VERSION/model.onnx, VERSION\n"
-            "                           a number; a URL without a version gets the highest\n"
+            "                           a number, and DIR/NAME/config.pbtxt (optional): the\n"
+            "                           highest version is served unless its version_policy\n"
+            "                           says otherwise; a URL without a version gets the\n"
+            "                           highest served. A model that fails to load is\n"
+            "                           reported and the others are served\n"
+            "  --model-control-mode M   none (default): load every model at start;\n"
+            "                           explicit: load --load-model names at start, then\n"
+            "                           POST /v2/repository/models/NAME/load and /unload;\n"
+            "                           poll: load every model, rescan the repository every\n"
+            "                           --repository-poll-secs and reload what changed\n"
+            "  --load-model NAME        explicit mode: load NAME at start (repeatable)\n"
+            "  --repository-poll-secs S poll mode: seconds between scans (default 15)\n"
             "\n"
             "HTTP:\n"
             "  --host HOST              address to listen on (default 127.0.0.1; 0.0.0.0 for\n"
@@ -111,6 +120,10 @@ static void usage(FILE *f)
             "  GET  /v2/models/NAME[/versions/V]/ready\n"
             "  POST /v2/models/NAME[/versions/V]/infer  JSON, or Triton's binary tensor data\n"
             "  GET  /metrics                            Prometheus, Triton's metric names\n"
+            "  POST /v2/repository/index                the repository's models and states\n"
+            "  POST /v2/repository/models/NAME/load     (re)load NAME (explicit mode); a\n"
+            "  POST /v2/repository/models/NAME/unload   reload or unload refuses no request:\n"
+            "                                           those accepted are answered\n"
             "\n"
             "example (from the repository root, after `make`):\n"
             "  ./build/ferry serve build/models/mlp-s.onnx --port 8000 &\n"
@@ -173,60 +186,13 @@ static void name_from_path(const char *path, char *out, size_t len)
         out[n - 5] = '\0';
 }
 
-static bool all_digits(const char *s)
+/* The repository's messages (loads, unloads, failures, fields of
+ * config.pbtxt not applied) in the server's log. */
+static void repo_log(void *user, int level, const char *msg)
 {
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return false;
-    return true;
-}
-
-static int scan_repository(serve_opts *o, const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "ferry serve: cannot open model repository '%s': %s\n", dir,
-                strerror(errno));
-        return -1;
-    }
-    int found = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char mdir[PATH_MAX];
-        snprintf(mdir, sizeof mdir, "%s/%s", dir, e->d_name);
-        DIR *vd = opendir(mdir);
-        if (!vd)
-            continue;
-        struct dirent *v;
-        while ((v = readdir(vd))) {
-            if (!all_digits(v->d_name))
-                continue;
-            char path[PATH_MAX];
-            struct stat st;
-            if (snprintf(path, sizeof path, "%s/%s/model.onnx", mdir, v->d_name) >=
-                    (int)sizeof path ||
-                stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-                continue;
-            if (add_spec(o, e->d_name, v->d_name, path) != 0) {
-                closedir(vd);
-                closedir(d);
-                return -1;
-            }
-            found++;
-        }
-        closedir(vd);
-    }
-    closedir(d);
-    if (!found) {
-        fprintf(stderr,
-                "ferry serve: no model in repository '%s' (expected DIR/NAME/1/model.onnx)\n", dir);
-        return -1;
-    }
-    return 0;
+    const ferry_log_level *threshold = user;
+    ferry_log(*threshold, level == 0 ? FERRY_LOG_ERROR : level == 1 ? FERRY_LOG_WARN : FERRY_LOG_INFO,
+              "%s", msg);
 }
 
 static bool parse_long(const char *opt, const char *v, long long lo, long long hi, long long *out)
@@ -378,6 +344,10 @@ int cmd_serve(int argc, char **argv)
     ferry_batcher_config_init(&o.bat);
     ferry_model_options_init(&o.mo);
     const char *single = NULL, *name = NULL, *repo = NULL;
+    ferry_repository_config rc_repo;
+    ferry_repository_config_init(&rc_repo);
+    const char **load_names = NULL;
+    bool mode_set = false;
     int rc = 2;
     bool max_batch_set = false;
     long long max_batch = 0, default_level = 0;
@@ -430,6 +400,32 @@ int cmd_serve(int argc, char **argv)
                 goto oom;
         } else if (!strcmp(a, "--model-repository")) {
             repo = v;
+        } else if (!strcmp(a, "--model-control-mode")) {
+            mode_set = true;
+            if (!strcmp(v, "none")) {
+                rc_repo.control = FERRY_MODEL_CONTROL_NONE;
+            } else if (!strcmp(v, "explicit")) {
+                rc_repo.control = FERRY_MODEL_CONTROL_EXPLICIT;
+            } else if (!strcmp(v, "poll")) {
+                rc_repo.control = FERRY_MODEL_CONTROL_POLL;
+            } else {
+                fprintf(stderr,
+                        "ferry serve: --model-control-mode wants none, explicit or poll, got "
+                        "'%s'\n",
+                        v);
+                goto done;
+            }
+        } else if (!strcmp(a, "--load-model")) {
+            const char **nl = realloc(load_names, (size_t)(rc_repo.n_load + 1) * sizeof *nl);
+            if (!nl)
+                goto oom;
+            load_names = nl;
+            load_names[rc_repo.n_load++] = v;
+            rc_repo.load = load_names;
+        } else if (!strcmp(a, "--repository-poll-secs")) {
+            if (!parse_long(a, v, 1, 86400, &x))
+                goto done;
+            rc_repo.poll_secs = (int)x;
         } else if (!strcmp(a, "--host")) {
             o.srv.host = v;
         } else if (!strcmp(a, "--port")) {
@@ -559,11 +555,17 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "ferry serve: --name names MODEL.onnx, and none was given\n");
         goto done;
     }
-    if (repo && scan_repository(&o, repo) != 0) {
-        rc = 1;
+    if (!repo && (mode_set || rc_repo.n_load)) {
+        fprintf(stderr, "ferry serve: --model-control-mode and --load-model need "
+                        "--model-repository DIR\n");
         goto done;
     }
-    if (o.n_models == 0) {
+    if (rc_repo.n_load && rc_repo.control != FERRY_MODEL_CONTROL_EXPLICIT) {
+        fprintf(stderr, "ferry serve: --load-model is for --model-control-mode explicit (the "
+                        "other modes load every model)\n");
+        goto done;
+    }
+    if (o.n_models == 0 && !repo) {
         fprintf(stderr, "ferry serve: no model given\n\n");
         usage(stderr);
         goto done;
@@ -607,6 +609,22 @@ int cmd_serve(int argc, char **argv)
     for (int i = 0; i < o.n_models; i++)
         if (serve_model(srv, &o, &o.models[i]) != 0)
             goto done;
+    if (repo) {
+        rc_repo.path = repo;
+        rc_repo.engine = o.eng;
+        if (rc_repo.engine.workers == 0) /* as serve_model: BENCHMARKS.md, batcher */
+            rc_repo.engine.workers =
+                strncmp(o.eng.device ? o.eng.device : "cpu", "cuda", 4) != 0 ? 1 : 4;
+        rc_repo.batcher = o.bat;
+        rc_repo.model_options = &o.mo;
+        rc_repo.log = repo_log;
+        rc_repo.log_user = &o.srv.log_level;
+        st = ferry_server_set_repository(srv, &rc_repo);
+        if (st != FERRY_OK) {
+            fprintf(stderr, "ferry serve: %s\n", ferry_last_error());
+            goto done;
+        }
+    }
     /* a signal from here on is read from the pipe once the server runs */
     serving = 1;
     st = ferry_server_start(srv);
@@ -650,5 +668,6 @@ done:
         free(o.models[i].path);
     }
     free(o.models);
+    free(load_names);
     return rc;
 }

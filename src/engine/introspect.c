@@ -67,7 +67,7 @@ ferry_status ferry_model_ops(const ferry_model *m, ferry_op_count *ops, int cap,
     return FERRY_OK;
 }
 
-/* "+bias", "+residual", "+relu": what fusion folded into the node. */
+/* "+bias", "+residual", "+relu", "+scale+mask": what fusion folded into the node. */
 static void epilogue(const graph_node *n, char *buf, size_t len)
 {
     size_t at = 0;
@@ -77,6 +77,12 @@ static void epilogue(const graph_node *n, char *buf, size_t len)
     if ((n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE || n->op == OP_GEMM) && n->n_in > 3 &&
         n->in[3] >= 0 && at < len)
         at += (size_t)snprintf(buf + at, len - at, "+residual");
+    if (n->op == OP_SOFTMAX && n->mode == 1) {
+        if (n->alpha != 1.0f && at < len)
+            at += (size_t)snprintf(buf + at, len - at, "+scale");
+        if (n->n_in > 1 && n->in[1] >= 0 && at < len)
+            at += (size_t)snprintf(buf + at, len - at, "+mask");
+    }
     if ((n->op == OP_GEMM || n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE) && n->act && at < len)
         snprintf(buf + at, len - at, "+%s", act_name(n->act));
 }

@@ -587,6 +587,83 @@ static int fuse_gemm(graph *g, int gi)
     return 1;
 }
 
+/* ------------------------------------------------- attention softmax */
+
+/* Broadcasts to x's shape with the last dim whole (an attention mask,
+ * [N,1,1,T] against scores [N,H,T,T]): right-aligned dims each 1 or x's. */
+static int mask_fits(const graph_value *m, const graph_value *x)
+{
+    if (m->ndim < 1 || m->ndim > x->ndim || m->dims[m->ndim - 1] != x->dims[x->ndim - 1] ||
+        m->dtype != x->dtype)
+        return 0;
+    for (int d = 0; d < m->ndim - 1; d++) {
+        int64_t md = m->dims[d], xd = x->dims[x->ndim - m->ndim + d];
+        if (md != 1 && md != xd)
+            return 0;
+    }
+    return 1;
+}
+
+/* Softmax over the last axis of Add(Mul(s, c), mask), Mul(s, c), Div(s, c)
+ * or Add(s, mask), with c a scalar constant: attention's scaled, masked
+ * scores, one pass instead of three (the scale and the mask are applied
+ * as each row is read). */
+static int fuse_softmax(graph *g, int si)
+{
+    graph_node *sn = &g->nodes[si];
+    const graph_value *xv = &g->values[sn->in[0]];
+    int axis = sn->axis < 0 ? sn->axis + xv->ndim : sn->axis;
+    if (sn->mode || sn->n_in != 1 || xv->ndim < 1 || axis != xv->ndim - 1 ||
+        xv->dtype != FERRY_F32)
+        return 0;
+    int dead[2], nd = 0, cur = sn->in[0], mask = -1;
+    double scale = 1.0;
+    int p = fuse_producer_of(g, cur);
+    if (p >= 0 && binary(g, p, OP_ADD) >= 0 && fuse_sole_consumer(g, cur) == si) {
+        const graph_node *an = &g->nodes[p];
+        /* The mask second first (Add(scores, mask), as exports write it);
+         * either way the sum is the same, only the scale may go unfused. */
+        for (int k = 1; k >= 0 && mask < 0; k--) {
+            int m = an->in[k], o = an->in[1 - k];
+            const graph_value *mv = &g->values[m], *ov = &g->values[o];
+            if (m != o && ov->ndim == xv->ndim && mask_fits(mv, xv)) {
+                int same = 1;
+                for (int d = 0; d < ov->ndim; d++)
+                    same &= ov->dims[d] == xv->dims[d];
+                if (same) {
+                    mask = m;
+                    dead[nd++] = p;
+                    cur = o;
+                }
+            }
+        }
+        p = mask >= 0 ? fuse_producer_of(g, cur) : -1;
+    }
+    if (p >= 0 && (binary(g, p, OP_MUL) >= 0 || binary(g, p, OP_DIV) >= 0) &&
+        fuse_sole_consumer(g, cur) == (nd ? dead[0] : si)) {
+        const graph_node *mn = &g->nodes[p];
+        double c;
+        int k = mn->op == OP_MUL && const_scalar(g, mn->in[0], &c) ? 0 : 1;
+        int x = mn->in[1 - k];
+        if (const_scalar(g, mn->in[k], &c) && (mn->op == OP_MUL || c != 0.0) &&
+            g->values[x].ndim == xv->ndim) {
+            scale = mn->op == OP_MUL ? c : 1.0 / c;
+            dead[nd++] = p;
+            cur = x;
+        }
+    }
+    if (nd == 0)
+        return 0;
+    for (int i = 0; i < nd; i++)
+        fuse_kill_node(g, dead[i]);
+    sn = &g->nodes[si];
+    int in[2] = {cur, mask};
+    fuse_set_inputs(g, si, mask >= 0 ? 2 : 1, in);
+    sn->mode = 1;
+    sn->alpha = (float)scale;
+    return 1;
+}
+
 /* ------------------------------------------------------------- driver */
 
 ferry_status graph_fuse(graph *g)
@@ -612,5 +689,8 @@ ferry_status graph_fuse(graph *g)
         if (!g->nodes[ni].dead && (op == OP_GEMM || op == OP_MATMUL))
             fuse_gemm(g, ni);
     }
+    for (int ni = 0; ni < g->n_nodes; ni++)
+        if (!g->nodes[ni].dead && g->nodes[ni].op == OP_SOFTMAX)
+            fuse_softmax(g, ni);
     return FERRY_OK;
 }

@@ -33,7 +33,8 @@ typedef enum op_kind {
     OP_GELU, /* exact (erf) GELU; approximate = 1 selects the tanh form */
     OP_ERF,
     OP_SQRT,
-    OP_SOFTMAX,     /* axis */
+    OP_SOFTMAX,     /* axis; mode 1 (fuse.c): softmax(x * alpha + in[1]) over the last
+                       axis, in[1] an additive mask broadcast to x (absent: -1) */
     OP_LOG_SOFTMAX, /* axis */
     OP_LAYER_NORM,  /* axis, epsilon; inputs X, scale, bias (bias optional) */
     OP_REDUCE_MEAN, /* axes, keepdims */

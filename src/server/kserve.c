@@ -54,13 +54,14 @@ static const char *const kserve_extensions[] = {
 
 void kserve_server_metadata(ferry_server *s, jsonw *w)
 {
-    (void)s;
     jsonw_str_raw(w, "{\"name\":\"ferry\",\"version\":\"" FERRY_VERSION "\",\"extensions\":[");
     for (size_t i = 0; i < sizeof kserve_extensions / sizeof *kserve_extensions; i++) {
         if (i)
             jsonw_char(w, ',');
         jsonw_str(w, kserve_extensions[i]);
     }
+    if (s->repo) /* the repository extension (repo.c) */
+        jsonw_str_raw(w, ",\"model_repository\"");
     jsonw_str_raw(w, "]}");
 }
 

@@ -52,6 +52,9 @@
  * (and the client closes) instead of a reset when the daemon stops. */
 #define STOP_LINGER_MS 300
 
+static ferry_status table_add(ferry_server *s, srv_model *m);
+static bool route_is_post(srv_route route);
+
 void ferry_server_config_init(ferry_server_config *cfg)
 {
     if (!cfg)
@@ -104,11 +107,22 @@ ferry_status ferry_server_create(const ferry_server_config *cfg, ferry_server **
     }
     s->cfg.host = s->host;
     s->listen_fd = -1;
+    /* writers first: a reload must not wait out a stream of lookups */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int rc = pthread_rwlock_init(&s->models_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    if (rc) {
+        free(s->host);
+        free(s);
+        return ferry_fail(FERRY_ENOMEM, "server: pthread_rwlock_init: %s", strerror(rc));
+    }
     *out = s;
     return FERRY_OK;
 }
 
-static void model_free(srv_model *m)
+void srv_model_free(srv_model *m)
 {
     if (!m)
         return;
@@ -166,6 +180,26 @@ ferry_status ferry_server_add_model(ferry_server *s, const char *name, const cha
         return ferry_fail(FERRY_EINVAL, "server: model '%s' version '%s' is already served", name,
                           version);
 
+    srv_model *m;
+    ferry_status st = srv_model_new(name, version, mdl, e, b, &m);
+    if (st != FERRY_OK)
+        return st;
+    pthread_rwlock_wrlock(&s->models_lock);
+    st = table_add(s, m);
+    pthread_rwlock_unlock(&s->models_lock);
+    if (st != FERRY_OK) {
+        /* ownership was not taken */
+        m->model = NULL;
+        m->engine = NULL;
+        m->batcher = NULL;
+        srv_model_free(m);
+    }
+    return st;
+}
+
+ferry_status srv_model_new(const char *name, const char *version, ferry_model *mdl,
+                           ferry_engine *e, ferry_batcher *b, srv_model **out)
+{
     ferry_status st = FERRY_ENOMEM;
     srv_model *m = calloc(1, sizeof *m);
     if (!m)
@@ -234,27 +268,96 @@ ferry_status ferry_server_add_model(ferry_server *s, const char *name, const cha
         m->out[i].dtype = t.dtype;
         m->out_sample_numel[i] = ferry_tensor_numel(&t);
     }
-    if (s->n_models == s->cap_models) {
-        int cap = s->cap_models ? 2 * s->cap_models : 4;
-        srv_model **nm = realloc(s->models, (size_t)cap * sizeof *nm);
-        if (!nm) {
-            st = ferry_fail(FERRY_ENOMEM, "server: out of memory");
-            goto fail;
-        }
-        s->models = nm;
-        s->cap_models = cap;
-    }
     m->model = mdl;
     m->engine = e;
     m->batcher = b;
-    s->models[s->n_models++] = m;
+    atomic_init(&m->refs, 1);
+    atomic_init(&m->retired, false);
+    *out = m;
     return FERRY_OK;
 fail:
     /* ownership was not taken: leave model, engine and batcher to the caller */
     m->model = NULL;
     m->engine = NULL;
     m->batcher = NULL;
-    model_free(m);
+    srv_model_free(m);
+    return st;
+}
+
+/* Appends m to the table (write lock held). */
+static ferry_status table_add(ferry_server *s, srv_model *m)
+{
+    if (s->n_models == s->cap_models) {
+        int cap = s->cap_models ? 2 * s->cap_models : 4;
+        srv_model **nm = realloc(s->models, (size_t)cap * sizeof *nm);
+        if (!nm)
+            return ferry_fail(FERRY_ENOMEM, "server: out of memory");
+        s->models = nm;
+        s->cap_models = cap;
+    }
+    s->models[s->n_models++] = m;
+    return FERRY_OK;
+}
+
+srv_model *srv_model_get(ferry_server *s, const char *name, const char *version)
+{
+    pthread_rwlock_rdlock(&s->models_lock);
+    srv_model *m = find_model(s, name, version);
+    if (m)
+        atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    pthread_rwlock_unlock(&s->models_lock);
+    return m;
+}
+
+void srv_model_put(ferry_server *s, srv_model *m)
+{
+    /* read before letting go: once the count is down, repo.c may free m.
+     * A retirement this read misses is found by repo.c's own look. */
+    bool retired = atomic_load(&m->retired);
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 2 && retired)
+        srv_repo_kick(s->repo);
+}
+
+ferry_status srv_models_swap(ferry_server *s, const char *name, srv_model **add, int n_add,
+                             srv_model **old)
+{
+    *old = NULL;
+    pthread_rwlock_wrlock(&s->models_lock);
+    ferry_status st = FERRY_OK;
+    for (int i = 0; i < s->n_models; i++)
+        if (!strcmp(s->models[i]->name, name) && !s->models[i]->from_repo) {
+            st = ferry_fail(FERRY_EINVAL,
+                            "model '%s' is served from the command line (--model), not the "
+                            "repository",
+                            name);
+            goto out;
+        }
+    if (s->n_models + n_add > s->cap_models) {
+        int cap = s->n_models + n_add + 4;
+        srv_model **nm = realloc(s->models, (size_t)cap * sizeof *nm);
+        if (!nm) {
+            st = ferry_fail(FERRY_ENOMEM, "server: out of memory");
+            goto out;
+        }
+        s->models = nm;
+        s->cap_models = cap;
+    }
+    int k = 0;
+    for (int i = 0; i < s->n_models; i++) {
+        srv_model *m = s->models[i];
+        if (strcmp(m->name, name)) {
+            s->models[k++] = m;
+            continue;
+        }
+        atomic_store(&m->retired, true);
+        m->next_retired = *old;
+        *old = m;
+    }
+    s->n_models = k;
+    for (int i = 0; i < n_add; i++)
+        s->models[s->n_models++] = add[i];
+out:
+    pthread_rwlock_unlock(&s->models_lock);
     return st;
 }
 
@@ -326,7 +429,7 @@ static enum MHD_Result queue_reply(srv_request *r, unsigned status, jsonw *w, co
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                r->route == ROUTE_INFER ? "POST" : "GET, HEAD");
+                                route_is_post(r->route) ? "POST" : "GET, HEAD");
     if (r->close || atomic_load(&r->srv->stopping))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
@@ -459,7 +562,30 @@ static bool is_get(const char *method)
     return !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
 }
 
-/* Splits "/v2/models/NAME[/versions/V][/ready|/infer]" and the fixed paths. */
+static bool route_is_post(srv_route route)
+{
+    return route == ROUTE_INFER || route == ROUTE_REPO_INDEX || route == ROUTE_REPO_LOAD ||
+           route == ROUTE_REPO_UNLOAD;
+}
+
+/* The 404 of a model that is not served: an unknown version, or why the
+ * repository does not serve it. */
+static void model_missing(ferry_server *s, srv_request *r, const char *name, const char *version)
+{
+    pthread_rwlock_rdlock(&s->models_lock);
+    bool other_version = version && find_model(s, name, NULL);
+    pthread_rwlock_unlock(&s->models_lock);
+    char why[400];
+    if (other_version)
+        set_error(r, MHD_HTTP_NOT_FOUND, "unknown version '%s' of model '%.100s'", version, name);
+    else if (s->repo && srv_repo_absent(s->repo, name, why, sizeof why))
+        set_error(r, MHD_HTTP_NOT_FOUND, "%s%s", why, "");
+    else
+        set_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%.100s'%s", name, "");
+}
+
+/* Splits "/v2/models/NAME[/versions/V][/ready|/infer]", the repository's
+ * paths and the fixed paths. */
 static void route(ferry_server *s, srv_request *r, const char *url, const char *method)
 {
     bool get = is_get(method);
@@ -509,13 +635,26 @@ static void route(ferry_server *s, srv_request *r, const char *url, const char *
                : !strcmp(action, "ready") ? ROUTE_MODEL_READY
                                           : ROUTE_INFER;
         r->route = want; /* so that a 405 names the right Allow */
-        r->model = find_model(s, name, version);
+        r->model = srv_model_get(s, name, version);
         if (!r->model) {
-            if (version && find_model(s, name, NULL))
-                set_error(r, MHD_HTTP_NOT_FOUND, "unknown version '%s' of model '%.100s'", version,
-                          name);
-            else
-                set_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%.100s'%s", name, "");
+            model_missing(s, r, name, version);
+            return;
+        }
+    } else if (!strcmp(url, "/v2/repository/index")) {
+        want = ROUTE_REPO_INDEX;
+    } else if (!strncmp(url, "/v2/repository/models/", 22)) {
+        const char *name = url + 22, *slash = strchr(name, '/');
+        want = !slash                      ? ROUTE_NONE
+               : !strcmp(slash, "/load")   ? ROUTE_REPO_LOAD
+               : !strcmp(slash, "/unload") ? ROUTE_REPO_UNLOAD
+                                           : ROUTE_NONE;
+        if (want == ROUTE_NONE || slash == name || slash - name > 255) {
+            set_error(r, MHD_HTTP_NOT_FOUND, "unknown path '%.200s'%s", url, "");
+            return;
+        }
+        r->repo_name = strndup(name, (size_t)(slash - name));
+        if (!r->repo_name) {
+            set_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory%s%s", "", "");
             return;
         }
     } else {
@@ -523,7 +662,7 @@ static void route(ferry_server *s, srv_request *r, const char *url, const char *
         return;
     }
     r->route = want;
-    bool ok = want == ROUTE_INFER ? !strcmp(method, MHD_HTTP_METHOD_POST) : get;
+    bool ok = route_is_post(want) ? !strcmp(method, MHD_HTTP_METHOD_POST) : get;
     if (!ok)
         set_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %.20s is not allowed on '%.200s'", method,
                   url);
@@ -583,6 +722,9 @@ static void request_free(srv_request *r)
 {
     if (!r)
         return;
+    if (r->model)
+        srv_model_put(r->srv, r->model);
+    free(r->repo_name);
     srv_request_release_infer(r);
     free(r->body);
     free(r);
@@ -658,10 +800,14 @@ static enum MHD_Result respond(srv_request *r)
         return queue_reply(r, server_ready(s) ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &w, NULL, -1);
     case ROUTE_SERVER_META: kserve_server_metadata(s, &w); return reply_json(r, MHD_HTTP_OK, &w);
     case ROUTE_MODEL_META:
+        pthread_rwlock_rdlock(&s->models_lock); /* it lists the model's versions */
         kserve_model_metadata(s, r->model, &w);
+        pthread_rwlock_unlock(&s->models_lock);
         return reply_json(r, MHD_HTTP_OK, &w);
     case ROUTE_METRICS:
+        pthread_rwlock_rdlock(&s->models_lock);
         metrics_write(s, &w);
+        pthread_rwlock_unlock(&s->models_lock);
         return queue_reply(r, MHD_HTTP_OK, &w, "text/plain; version=0.0.4; charset=utf-8", -1);
     case ROUTE_INFER: {
         /* Announce before checking stopping (see struct ferry_server). */
@@ -678,6 +824,24 @@ static enum MHD_Result respond(srv_request *r)
         srv_request_release_infer(r);
         srv_request_count(r, SRV_OTHER);
         return reply_error(r, r->err_status, r->err_msg);
+    }
+    case ROUTE_REPO_INDEX:
+    case ROUTE_REPO_LOAD:
+    case ROUTE_REPO_UNLOAD: {
+        unsigned status = MHD_HTTP_OK;
+        if (!s->repo) {
+            set_error(r, MHD_HTTP_BAD_REQUEST,
+                      "no model repository: start with --model-repository DIR to use the "
+                      "repository API%s%s",
+                      "", "");
+        } else if (!srv_repo_request(r, &w, &status)) {
+            return MHD_YES; /* answered when the repository thread resumes it */
+        }
+        if (r->err_status) {
+            jsonw_free(&w);
+            return reply_error(r, r->err_status, r->err_msg);
+        }
+        return reply_json(r, status, &w);
     }
     case ROUTE_NONE: break;
     }
@@ -727,6 +891,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (bad_framing(r))
             return respond(r); /* early, before any of the body is read */
         /* only an infer request has a body this header describes */
+        bool reads_body = route_is_post(r->route);
         const char *v = r->route == ROUTE_INFER && !r->err_status
                             ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                           "Inference-Header-Content-Length")
@@ -742,7 +907,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 r->body_too_big = true;
                 if (cl - s->cfg.max_body > DRAIN_LIMIT)
                     return respond(r); /* early: MHD closes the connection after it */
-            } else if (cl > 0 && r->route == ROUTE_INFER && !r->err_status) {
+            } else if (cl > 0 && reads_body && !r->err_status) {
                 /* the usual case: one allocation */
                 size_t first = cl < BODY_PREALLOC ? (size_t)cl : BODY_PREALLOC;
                 r->expect = (size_t)cl;
@@ -757,8 +922,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->seen += *upload_size;
         if (r->seen > s->cfg.max_body + (size_t)DRAIN_LIMIT)
             return MHD_NO; /* a chunked body without end: close, unanswered */
-        /* only infer reads its body; others' bodies are read and dropped */
-        if (r->route == ROUTE_INFER && !r->err_status && !r->body_too_big &&
+        /* only infer and the repository read their body; others' bodies
+         * are read and dropped */
+        if (route_is_post(r->route) && !r->err_status && !r->body_too_big &&
             !body_append(r, upload_data, *upload_size))
             set_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory reading the body%s%s", "",
                       "");
@@ -892,7 +1058,7 @@ ferry_status ferry_server_start(ferry_server *s)
         return ferry_fail(FERRY_EINVAL, "ferry_server_start: NULL server");
     if (s->started)
         return ferry_fail(FERRY_EINVAL, "server: already started");
-    if (s->n_models == 0)
+    if (s->n_models == 0 && !srv_repo_may_start_empty(s->repo))
         return ferry_fail(FERRY_EINVAL, "server: no model to serve");
     ferry_status st = bind_listen(s);
     if (st)
@@ -938,6 +1104,8 @@ ferry_status ferry_server_start(ferry_server *s)
     for (int i = 0; i < n; i++)
         if ((st = srv_worker_start(&s->workers[i])) != FERRY_OK)
             goto fail;
+    if (s->repo && (st = srv_repo_start(s->repo)) != FERRY_OK)
+        goto fail;
     s->started = true;
     return FERRY_OK;
 fail:
@@ -965,6 +1133,8 @@ ferry_status ferry_server_stop(ferry_server *s)
     if (!s->started || s->stopped)
         return FERRY_OK;
     s->stopped = true;
+    /* 0. no more loads and unloads; the requests waiting for one are answered */
+    srv_repo_stop(s->repo);
     /* 1. no new connections: each HTTP thread takes the listening socket
      * out of its daemon (after accepting what was already queued); then
      * closed, it refuses new connections at once instead of queueing them
@@ -985,6 +1155,7 @@ ferry_status ferry_server_stop(ferry_server *s)
         ferry_batcher_destroy(s->models[i]->batcher);
         s->models[i]->batcher = NULL;
     }
+    srv_repo_drain(s->repo); /* and the retired entries still answering */
     /* 4. let the HTTP threads write those responses (connections close after them) */
     for (int waited = 0; atomic_load(&s->active) > 0 && waited < STOP_GRACE_MS; waited += 5)
         sleep_ms(5);
@@ -1003,9 +1174,11 @@ void ferry_server_destroy(ferry_server *s)
         return;
     if (s->started)
         ferry_server_stop(s);
+    srv_repo_free(s->repo);
     for (int i = 0; i < s->n_models; i++)
-        model_free(s->models[i]);
+        srv_model_free(s->models[i]);
     free(s->models);
+    pthread_rwlock_destroy(&s->models_lock);
     free(s->host);
     free(s);
 }

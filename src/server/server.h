@@ -57,7 +57,18 @@ typedef struct srv_model {
      * that has gone by then is never answered, and its request still
      * counts, as it does in the batcher's statistics. */
     atomic_uint_fast64_t n_outcome[SRV_OUTCOMES];
+    /* References: the model table's while the entry is in it, and one per
+     * request routed to it, until the request is freed. An entry taken
+     * out of the table (unload, reload: repo.c) is retired: its batcher
+     * keeps answering the requests that hold it, and repo.c frees it when
+     * the table's reference is the last. */
+    atomic_int refs;
+    atomic_bool retired;
+    bool from_repo;                /* loaded by repo.c (may be unloaded, reloaded) */
+    struct srv_model *next_retired; /* repo.c's list of retired entries */
 } srv_model;
+
+typedef struct srv_repo srv_repo;
 
 /* One HTTP thread and the MHD daemon it runs (loop.c). */
 typedef struct srv_worker {
@@ -84,8 +95,13 @@ enum { SRV_RUN = 0, SRV_QUIESCE = 1, SRV_EXIT = 2 };
 struct ferry_server {
     ferry_server_config cfg;
     char *host;
+    /* The model table. HTTP threads look entries up (and take a reference)
+     * under the read lock; repo.c's thread changes the table under the
+     * write lock. Without a repository it never changes after start. */
+    pthread_rwlock_t models_lock;
     srv_model **models;
     int n_models, cap_models;
+    srv_repo *repo; /* NULL: no model repository */
     srv_worker *workers;
     int n_workers;
     atomic_int phase;      /* SRV_*: set by stop, read by the HTTP threads */
@@ -112,6 +128,9 @@ typedef enum srv_route {
     ROUTE_MODEL_READY,
     ROUTE_INFER,
     ROUTE_METRICS,
+    ROUTE_REPO_INDEX,  /* POST /v2/repository/index */
+    ROUTE_REPO_LOAD,   /* POST /v2/repository/models/NAME/load */
+    ROUTE_REPO_UNLOAD, /* POST /v2/repository/models/NAME/unload */
 } srv_route;
 
 /* The outputs a request asked for, in the order asked. */
@@ -153,6 +172,10 @@ typedef struct srv_request {
     srv_out_sel *sel;
     char *id;    /* "id" of the request, echoed; NULL if none */
     size_t id_n; /* its length: it may hold NULs (from \u0000) */
+    /* repository load/unload: the model named, and whether the repository
+     * thread has taken the job (and resumes the connection when done) */
+    char *repo_name;
+    bool repo_queued;
 } srv_request;
 
 /* kserve.c */
@@ -185,6 +208,44 @@ void srv_request_count(srv_request *r, srv_outcome how);
 /* Resumes r's suspended connection and wakes its thread. From any thread;
  * r may be freed by that thread as soon as this returns. */
 void srv_request_resume(srv_request *r);
+
+/* server.c: the model table */
+/* A table entry for a loaded model, engine and batcher (owned on success,
+ * left to the caller on failure), with one reference, not yet in a table. */
+ferry_status srv_model_new(const char *name, const char *version, ferry_model *mdl,
+                           ferry_engine *e, ferry_batcher *b, srv_model **out);
+void srv_model_free(srv_model *m);
+/* The entry serving (name, version) (version NULL: the highest), with a
+ * reference taken for the caller; NULL if none. Any thread. */
+srv_model *srv_model_get(ferry_server *s, const char *name, const char *version);
+/* Drops a reference taken by srv_model_get. Any thread. */
+void srv_model_put(ferry_server *s, srv_model *m);
+/* Replaces every entry named name by add[0..n_add) (which the table then
+ * owns), atomically for readers. The entries taken out, marked retired,
+ * go to *old (a list through next_retired, still holding the table's
+ * reference). Fails, changing nothing, when an entry of that name is not
+ * from the repository. */
+ferry_status srv_models_swap(ferry_server *s, const char *name, srv_model **add, int n_add,
+                             srv_model **old);
+
+/* repo.c */
+/* Answers a repository request now (true: *status and w are the reply; an
+ * error is in r->err_status/err_msg), or queues it for the repository
+ * thread, which resumes the connection when done (false). */
+bool srv_repo_request(srv_request *r, jsonw *w, unsigned *status);
+/* Why a model is not served, for a 404 ("model 'x' is not loaded: ..."),
+ * into buf; false when the repository knows nothing of it. */
+bool srv_repo_absent(srv_repo *p, const char *name, char *buf, size_t n);
+/* Wakes the repository thread: a retired entry may be free to go. */
+void srv_repo_kick(srv_repo *p);
+ferry_status srv_repo_start(srv_repo *p);
+/* Stops the repository thread; queued requests are answered 503. */
+void srv_repo_stop(srv_repo *p);
+/* Drains the batchers of retired entries (at server stop). */
+void srv_repo_drain(srv_repo *p);
+void srv_repo_free(srv_repo *p);
+/* Whether the server may start with no model (explicit or poll mode). */
+bool srv_repo_may_start_empty(const srv_repo *p);
 
 /* loop.c */
 /* Makes w's descriptors (before its daemon starts: MHD's notices use them). */

@@ -603,6 +603,62 @@ static void test_softmax(void **state)
     }
 }
 
+/* The fused attention softmax (graph fuse.c, mode 1): softmax over the
+ * last axis of x * alpha + mask, the mask [N,1,1,L] broadcast over heads
+ * and query rows (BERT's), or [1,1,Q,L] (a causal one), or absent. */
+static void softmax_fused_case(int mask_kind)
+{
+    graph *g = graph_new();
+    const int64_t H = 3, Q = 5, L = 37, n = 4;
+    int64_t d[4] = {B, H, Q, L}, md[4] = {B, 1, 1, L}, cd[4] = {1, 1, Q, L};
+    int ins[2];
+    ins[0] = inp(g, "x", 4, d);
+    ins[1] = mask_kind == 1 ? inp(g, "mask", 4, md) : mask_kind == 2 ? cst(g, "mask", 4, cd, -9, 0) : -1;
+    int y = outp(g, "y", 4, d);
+    graph_node *nd = node(g, OP_SOFTMAX, mask_kind ? 2 : 1, ins, 1, &y);
+    nd->axis = -1;
+    nd->mode = 1;
+    nd->alpha = 0.125f;
+    run_io io;
+    io_alloc(g, &io, n, -30, 30);
+    if (mask_kind == 1) /* 0 or BERT's -10000 on padding */
+        for (int64_t i = 0; i < n * L; i++)
+            ((float *)io.in[1])[i] = i % 5 == 4 ? -10000.0f : 0.0f;
+    assert_int_equal(run(g, n, &io), FERRY_OK);
+    const float *X = io.in[0];
+    const float *M = mask_kind == 1 ? io.in[1] : mask_kind == 2 ? cdata(g, ins[1]) : NULL;
+    int64_t total = n * H * Q * L;
+    double *want = malloc((size_t)total * sizeof *want);
+    assert_non_null(want);
+    for (int64_t r = 0; r < n * H * Q; r++) {
+        int64_t b = r / (H * Q), q = r % Q;
+        const float *m = mask_kind == 1 ? M + b * L : mask_kind == 2 ? M + q * L : NULL;
+        double mx = -INFINITY, s = 0, t[64];
+        for (int64_t j = 0; j < L; j++) {
+            t[j] = (double)X[r * L + j] * 0.125 + (m ? m[j] : 0.0);
+            mx = fmax(mx, t[j]);
+        }
+        for (int64_t j = 0; j < L; j++)
+            s += exp(t[j] - mx);
+        for (int64_t j = 0; j < L; j++)
+            want[r * L + j] = exp(t[j] - mx) / s;
+    }
+    char what[64];
+    snprintf(what, sizeof what, "fused softmax, mask kind %d", mask_kind);
+    expect_close(io.out[0], want, total, 1e-5, what);
+    free(want);
+    io_free(&io);
+    graph_free(g);
+}
+
+static void test_softmax_fused(void **state)
+{
+    (void)state;
+    softmax_fused_case(0);
+    softmax_fused_case(1);
+    softmax_fused_case(2);
+}
+
 /* ------------------------------------------------------------ layernorm */
 
 static void layer_norm_case(int axis, int with_bias, int64_t d1, int64_t d2)
@@ -945,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_gemm_rank3),
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_softmax_fused),
         cmocka_unit_test(test_layer_norm),
         cmocka_unit_test(test_reduce_mean),
         cmocka_unit_test(test_cast_round_trip),

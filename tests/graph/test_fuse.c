@@ -313,6 +313,59 @@ static void test_gemm_broadcast_residual_unfused(void **state)
     gemm_residual(0, 1);
 }
 
+/* Attention's softmax: Softmax(Add(Mul(s, 0.125), mask)) becomes one
+ * Softmax of mode 1 with alpha 0.125 and the mask as input 1; Div by a
+ * scalar gives its reciprocal; a mask of another last dim stays an Add. */
+static void softmax_attention(op_kind scale_op, int64_t mask_width)
+{
+    graph *g = graph_new();
+    int s = input(g, "scores", 8), mask = input(g, "mask", mask_width);
+    int64_t one = 1;
+    int c = cst_f32(g, "c", 1, &one, scale_op == OP_MUL ? 0.125f : 8.0f);
+    int a = act_val(g, "a", 8), b = act_val(g, "b", 8), p = act_val(g, "p", 8);
+    int sc = node2(g, scale_op, "scale", s, c, a);
+    int add = node2(g, OP_ADD, "mask", a, mask, b);
+    int sm = node1(g, OP_SOFTMAX, "softmax", b, p);
+    g->nodes[sm].axis = -1;
+    mark_output(g, p);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    const graph_node *n = &g->nodes[sm];
+    if (mask_width == 8) {
+        assert_int_equal(live_nodes(g), 1);
+        assert_int_equal(n->mode, 1);
+        assert_true(fabsf(n->alpha - 0.125f) < 1e-7f);
+        assert_int_equal(n->n_in, 2);
+        assert_int_equal(n->in[0], s);
+        assert_int_equal(n->in[1], mask);
+        assert_true(g->nodes[sc].dead && g->nodes[add].dead);
+    } else {
+        assert_int_equal(live_nodes(g), 3);
+        assert_int_equal(n->mode, 0);
+        assert_int_equal(n->in[0], b);
+    }
+    check_consistent(g);
+    graph_free(g);
+}
+
+static void test_softmax_scale_mask(void **state)
+{
+    (void)state;
+    softmax_attention(OP_MUL, 8);
+}
+
+static void test_softmax_div_mask(void **state)
+{
+    (void)state;
+    softmax_attention(OP_DIV, 8);
+}
+
+static void test_softmax_odd_mask_unfused(void **state)
+{
+    (void)state;
+    softmax_attention(OP_MUL, 1);
+}
+
 /* A bias of the wrong width is not a bias. */
 static void test_gemm_wrong_bias_width_unfused(void **state)
 {
@@ -603,6 +656,9 @@ int main(void)
         cmocka_unit_test(test_gemm_bias_output_stops_act),
         cmocka_unit_test(test_gemm_wrong_bias_width_unfused),
         cmocka_unit_test(test_gemm_residual),
+        cmocka_unit_test(test_softmax_scale_mask),
+        cmocka_unit_test(test_softmax_div_mask),
+        cmocka_unit_test(test_softmax_odd_mask_unfused),
         cmocka_unit_test(test_gemm_act_residual_unfused),
         cmocka_unit_test(test_gemm_broadcast_residual_unfused),
         cmocka_unit_test(test_gelu_erf),

@@ -1403,6 +1403,10 @@ class Repository(unittest.TestCase):
                 os.makedirs(os.path.join(d, "mlp", v))
                 shutil.copy(MODEL, os.path.join(d, "mlp", v, "model.onnx"))
             os.makedirs(os.path.join(d, "mlp", "notes"))
+            # both versions (the default policy serves the highest alone:
+            # test_repository.py)
+            with open(os.path.join(d, "mlp", "config.pbtxt"), "w") as f:
+                f.write("version_policy: { all { } }\n")
             s = Server("--model-repository", d, "--model", "other=" + MODEL, model=None)
             try:
                 c = s.conn()

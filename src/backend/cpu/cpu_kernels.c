@@ -231,9 +231,8 @@ void cpu_unary(op_kind op, const float *X, float *Y, int64_t n, float alpha, int
  * that the loops vectorize without reassociation (no -ffast-math), and
  * vexpf rather than libm's expf: 436 -> ~40 us for BERT's scores. Lanes
  * sum at most L/8 terms in float; the lanes meet in double. */
-static inline __attribute__((always_inline)) void softmax_row_body(const float *restrict x,
-                                                                   float *restrict y, int64_t L,
-                                                                   int is_log)
+static inline __attribute__((always_inline)) void softmax_row_body(const float *x, float *y,
+                                                                   int64_t L, int is_log)
 {
     float m8[8];
     for (int l = 0; l < 8; l++)
@@ -281,21 +280,62 @@ static inline __attribute__((always_inline)) void softmax_row_body(const float *
     }
 }
 
-CPU_DISPATCH(softmax_row, (const float *restrict x, float *restrict y, int64_t L, int is_log),
-             (x, y, L, is_log))
+/* x may be y (each y[j] is computed from x[j] alone): no restrict. */
+CPU_DISPATCH(softmax_row, (const float *x, float *y, int64_t L, int is_log), (x, y, L, is_log))
+
+/* y = x * scale + m (m NULL: none), the fused attention scores' prepass. */
+static inline __attribute__((always_inline)) void scale_mask_row_body(const float *restrict x,
+                                                                      const float *restrict m,
+                                                                      float *restrict y, int64_t L,
+                                                                      float scale)
+{
+    if (m)
+        for (int64_t j = 0; j < L; j++)
+            y[j] = x[j] * scale + m[j];
+    else
+        for (int64_t j = 0; j < L; j++)
+            y[j] = x[j] * scale;
+}
+
+CPU_DISPATCH(scale_mask_row,
+             (const float *restrict x, const float *restrict m, float *restrict y, int64_t L,
+              float scale),
+             (x, m, y, L, scale))
 
 typedef struct softmax_job {
     const float *X;
     float *Y;
     int64_t outer, L, inner, per; /* per: rows (outer * inner items) a chunk */
     int is_log;
+    const cpu_softmax_fused *f; /* scale and mask (inner 1 only), or NULL */
 } softmax_job;
+
+/* The mask row of score row o: o's leading indices dotted with the mask's
+ * strides (0 where the mask is broadcast). */
+static const float *mask_row(const cpu_softmax_fused *f, int64_t o)
+{
+    int64_t off = 0;
+    for (int d = f->nd - 1; d >= 0; d--) {
+        off += (o % f->dims[d]) * f->mstride[d];
+        o /= f->dims[d];
+    }
+    return f->mask + off;
+}
 
 static void softmax_chunk(void *arg, int64_t c)
 {
     const softmax_job *j = arg;
     int64_t L = j->L, inner = j->inner, n = j->outer * inner;
     int64_t i0 = c * j->per, i1 = i0 + j->per < n ? i0 + j->per : n;
+    if (j->f) {
+        for (int64_t o = i0; o < i1; o++) {
+            float *y = j->Y + o * L;
+            scale_mask_row(j->X + o * L, j->f->mask ? mask_row(j->f, o) : NULL, y, L,
+                           j->f->scale);
+            softmax_row(y, y, L, j->is_log);
+        }
+        return;
+    }
     if (inner == 1) {
         for (int64_t o = i0; o < i1; o++)
             softmax_row(j->X + o * L, j->Y + o * L, L, j->is_log);
@@ -338,10 +378,16 @@ static int64_t rows_per_chunk(int64_t rows_total, int64_t cost, int T)
 
 void cpu_softmax(const float *X, float *Y, int64_t outer, int64_t L, int64_t inner, int is_log)
 {
+    cpu_softmax_ex(X, Y, outer, L, inner, is_log, NULL);
+}
+
+void cpu_softmax_ex(const float *X, float *Y, int64_t outer, int64_t L, int64_t inner, int is_log,
+                    const cpu_softmax_fused *f)
+{
     if (L <= 0 || outer <= 0 || inner <= 0)
         return;
     int T = cpu_parallel_available();
-    softmax_job j = {X, Y, outer, L, inner, 0, is_log};
+    softmax_job j = {X, Y, outer, L, f ? 1 : inner, 0, is_log, f};
     int64_t n = outer * inner;
     j.per = rows_per_chunk(n, L, T);
     int64_t chunks = (n + j.per - 1) / j.per;

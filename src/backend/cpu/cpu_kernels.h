@@ -53,6 +53,17 @@ void cpu_unary(op_kind op, const float *X, float *Y, int64_t n, float alpha, int
 
 /* Softmax (or LogSoftmax) of X viewed as [outer, L, inner] over L. */
 void cpu_softmax(const float *X, float *Y, int64_t outer, int64_t L, int64_t inner, int is_log);
+/* Softmax over the last axis of x * scale + mask (graph fuse.c's attention
+ * softmax): mask row of score row o (o over the leading dims[nd]) at
+ * sum (o's index in dim d) * mstride[d]; mask NULL: none. */
+typedef struct cpu_softmax_fused {
+    float scale;
+    const float *mask;
+    int nd;
+    int64_t dims[FERRY_MAX_DIMS], mstride[FERRY_MAX_DIMS];
+} cpu_softmax_fused;
+void cpu_softmax_ex(const float *X, float *Y, int64_t outer, int64_t L, int64_t inner, int is_log,
+                    const cpu_softmax_fused *f);
 
 /* LayerNormalization of X viewed as [rows, cols] over cols. bias, mean_out
  * and rstd_out may be NULL. */

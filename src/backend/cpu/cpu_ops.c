@@ -228,6 +228,27 @@ static ferry_status run_softmax(const cpu_call *c)
         else
             inner *= x.d[d];
     }
+    if (c->nd->mode == 1) { /* fuse.c: x * alpha + mask over the last axis */
+        cpu_softmax_fused f;
+        memset(&f, 0, sizeof f);
+        f.scale = c->nd->alpha;
+        f.nd = x.n - 1;
+        if (c->nd->n_in > 1 && c->nd->in[1] >= 0) {
+            dims m = in_dims(c, 1);
+            int64_t st = L;
+            f.mask = c->in[1];
+            for (int d = x.n - 2; d >= 0; d--) {
+                int md = d - (x.n - m.n); /* the mask's dim, right-aligned */
+                int64_t size = md >= 0 ? m.d[md] : 1;
+                f.mstride[d] = size == 1 ? 0 : st;
+                st *= size;
+            }
+        }
+        for (int d = 0; d < f.nd; d++)
+            f.dims[d] = x.d[d];
+        cpu_softmax_ex(c->in[0], c->out[0], outer, L, 1, 0, &f);
+        return FERRY_OK;
+    }
     cpu_softmax(c->in[0], c->out[0], outer, L, inner, c->nd->op == OP_LOG_SOFTMAX);
     return FERRY_OK;
 }

@@ -426,6 +426,29 @@ static ferry_status run_softmax(const cuda_call *c)
 {
     dims x = vdims(c->g, c->nd->in[0], c->n);
     int axis = norm_ax(c->nd->axis, x.n);
+    if (c->nd->mode == 1) { /* fuse.c: x * alpha + mask over the last axis */
+        kern_softmax_fused f;
+        memset(&f, 0, sizeof f);
+        f.on = 1;
+        f.scale = c->nd->alpha;
+        f.nd = x.n - 1;
+        int64_t L = x.d[x.n - 1], rows = numel(&x) / (L ? L : 1);
+        if (c->nd->n_in > 1 && c->nd->in[1] >= 0) {
+            dims m = vdims(c->g, c->nd->in[1], c->n);
+            int64_t st = L;
+            f.mask = c->in[1];
+            for (int d = x.n - 2; d >= 0; d--) {
+                int md = d - (x.n - m.n); /* the mask's dim, right-aligned */
+                int64_t size = md >= 0 ? m.d[md] : 1;
+                f.mstride[d] = size == 1 ? 0 : st;
+                st *= size;
+            }
+        }
+        for (int d = 0; d < f.nd; d++)
+            f.dims[d] = x.d[d];
+        return CUDA_LAUNCH(
+            c, kern_softmax_fused_rows(c->in[0], c->out[0], rows, L, &f, c->cdt, c->stream));
+    }
     int64_t outer = 1, d = 1, inner = 1;
     for (int i = 0; i < x.n; i++) {
         if (i < axis)

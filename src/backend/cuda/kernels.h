@@ -132,6 +132,18 @@ cudaError_t kern_channel_affine(const void *x, const void *a, const void *b, voi
 /* Softmax (or log-softmax) over the middle axis of [outer, d, inner]. */
 cudaError_t kern_softmax(const void *x, void *y, int64_t outer, int64_t d, int64_t inner, int log,
                          ferry_dtype dt, cudaStream_t s);
+/* The fused attention softmax (graph fuse.c): rows of d, softmax of
+ * x * scale + mask, the mask row of row o at sum (o's index in dims[k]) *
+ * mstride[k] over the nd leading dims (0 stride: broadcast); mask NULL:
+ * none. */
+typedef struct kern_softmax_fused {
+    int on, nd;
+    float scale;
+    const void *mask;
+    int64_t dims[KERN_MAX_DIMS], mstride[KERN_MAX_DIMS];
+} kern_softmax_fused;
+cudaError_t kern_softmax_fused_rows(const void *x, void *y, int64_t rows, int64_t d,
+                                    const kern_softmax_fused *f, ferry_dtype dt, cudaStream_t s);
 /* y = (x - mean) / sqrt(var + eps) * scale + bias over rows of d; bias may be NULL. */
 cudaError_t kern_layernorm(const void *x, const void *scale, const void *bias, void *y,
                            int64_t rows, int64_t d, float eps, ferry_dtype dt, cudaStream_t s);

@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 #include <float.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/storage.cuh"
@@ -54,7 +55,7 @@ template <bool MAX> __device__ float block_reduce(float v, float *sh)
  * staging a row of unknown length in shared memory. */
 template <typename T, bool WARP>
 __global__ void softmax_kernel(const T *__restrict__ x, T *__restrict__ y, int64_t rows, int64_t d,
-                               int64_t inner, bool log)
+                               int64_t inner, bool log, kern_softmax_fused f)
 {
     __shared__ float sh[32];
     int64_t row;
@@ -73,38 +74,57 @@ __global__ void softmax_kernel(const T *__restrict__ x, T *__restrict__ y, int64
     int64_t o = row / inner, i = row % inner;
     const T *xr = x + o * d * inner + i;
     T *yr = y + o * d * inner + i;
+    /* The fused attention softmax (inner 1): x * scale + the row's mask. */
+    const T *mr = NULL;
+    float scale = 1.0f;
+    if (f.on) {
+        scale = f.scale;
+        if (f.mask) {
+            int64_t r = row, off = 0;
+            for (int k = f.nd - 1; k >= 0; k--) {
+                off += (r % f.dims[k]) * f.mstride[k];
+                r /= f.dims[k];
+            }
+            mr = (const T *)f.mask + off;
+        }
+    }
+#define SOFTMAX_V(j) (to_f(xr[(j) * inner]) * scale + (mr ? to_f(mr[j]) : 0.0f))
 
     float m = -FLT_MAX;
     for (int64_t j = lane; j < d; j += width)
-        m = fmaxf(m, to_f(xr[j * inner]));
+        m = fmaxf(m, SOFTMAX_V(j));
     m = WARP ? warp_max(m) : block_reduce<true>(m, sh);
     float s = 0.0f;
     for (int64_t j = lane; j < d; j += width)
-        s += __expf(to_f(xr[j * inner]) - m);
+        s += __expf(SOFTMAX_V(j) - m);
     s = WARP ? warp_sum(s) : block_reduce<false>(s, sh);
     if (log) {
         float ls = __logf(s);
         for (int64_t j = lane; j < d; j += width)
-            yr[j * inner] = from_f<T>(to_f(xr[j * inner]) - m - ls);
+            yr[j * inner] = from_f<T>(SOFTMAX_V(j) - m - ls);
     } else {
         float inv = 1.0f / s;
         for (int64_t j = lane; j < d; j += width)
-            yr[j * inner] = from_f<T>(__expf(to_f(xr[j * inner]) - m) * inv);
+            yr[j * inner] = from_f<T>(__expf(SOFTMAX_V(j) - m) * inv);
     }
+#undef SOFTMAX_V
 }
 
 template <typename T>
 cudaError_t softmax_launch(const void *x, void *y, int64_t outer, int64_t d, int64_t inner, int log,
-                           cudaStream_t s)
+                           const kern_softmax_fused *f, cudaStream_t s)
 {
     int64_t rows = outer * inner;
+    kern_softmax_fused none;
+    memset(&none, 0, sizeof none);
+    const kern_softmax_fused &ff = f ? *f : none;
     if (d <= 1024) {
         int64_t blocks = (rows + 7) / 8;
         softmax_kernel<T, true>
-            <<<(unsigned)blocks, 256, 0, s>>>((const T *)x, (T *)y, rows, d, inner, log != 0);
+            <<<(unsigned)blocks, 256, 0, s>>>((const T *)x, (T *)y, rows, d, inner, log != 0, ff);
     } else {
         softmax_kernel<T, false>
-            <<<(unsigned)rows, 512, 0, s>>>((const T *)x, (T *)y, rows, d, inner, log != 0);
+            <<<(unsigned)rows, 512, 0, s>>>((const T *)x, (T *)y, rows, d, inner, log != 0, ff);
     }
     return cudaGetLastError();
 }
@@ -292,7 +312,19 @@ extern "C" cudaError_t kern_softmax(const void *x, void *y, int64_t outer, int64
 {
     if (outer * d * inner <= 0)
         return cudaSuccess;
-    DISPATCH_FLOAT(dt, softmax_launch, x, y, outer, d, inner, log, s)
+    const kern_softmax_fused *none = NULL;
+    DISPATCH_FLOAT(dt, softmax_launch, x, y, outer, d, inner, log, none, s)
+}
+
+extern "C" cudaError_t kern_softmax_fused_rows(const void *x, void *y, int64_t rows, int64_t d,
+                                               const kern_softmax_fused *f, ferry_dtype dt,
+                                               cudaStream_t s)
+{
+    if (rows * d <= 0)
+        return cudaSuccess;
+    int64_t inner = 1;
+    int log = 0;
+    DISPATCH_FLOAT(dt, softmax_launch, x, y, rows, d, inner, log, f, s)
 }
 
 extern "C" cudaError_t kern_layernorm(const void *x, const void *scale, const void *bias, void *y,
