@@ -133,6 +133,30 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* Random-weight CNNs that amplify rounding: PyTorch's own best path on an
+ * H100 (torch 2.11, cuDNN 9.19: fp16/bf16 weights and channels_last, TF32
+ * convolutions and matmuls) misses the default tolerances on them against
+ * the same float64 references and weights (bench/gpu/torch_precision.py,
+ * worst over batch 1, 3 and 32; bench/results/cuda-cnn-parity-2026-12-07.txt).
+ * Their tolerance at a precision is three times PyTorch's error there,
+ * rounded up to one digit: Ferry is held to a framework's numerics, not to
+ * what these nets cannot give in 16 bits (EfficientNet-B0's logits, ~1e3
+ * from cancelling terms, keep no digit in tf32 or 16 bits: its bounds only
+ * catch NaN and blow-ups). PyTorch's errors, tf32 / fp16 / bf16, in the
+ * comments. 0: the default. */
+static const struct loose_tol {
+    const char *model;
+    double tf32, fp16, bf16;
+} loose[] = {
+    {"resnet18", 8e-3, 0, 1e-1},                 /* 2.5e-3 4.0e-3 3.2e-2 */
+    {"mobilenet_v2", 8e-2, 2e-1, 1.0},           /* 2.4e-2 4.5e-2 3.1e-1 */
+    {"mobilenet_v3_small", 2e-2, 6e-2, 4e-1},    /* 4.8e-3 1.8e-2 1.1e-1 */
+    {"efficientnet_b0", 1.0, 3.0, 3.0},          /* 3.3e-1 6.8e-1 6.8e-1 */
+    {"densenet121", 9e-3, 0, 2e-1},              /* 3.0e-3 5.6e-3 5.4e-2 */
+    {"shufflenet_v2_x0_5", 2e-1, 3e-1, 2.0},     /* 3.7e-2 8.2e-2 5.0e-1 */
+    {"regnet_x_400mf", 2e-1, 2e-1, 2.0},         /* 3.4e-2 5.8e-2 4.2e-1 */
+};
+
 /* The tolerance of model pm at a precision: never tighter than the
  * manifest's fp32 one (the real models' 1e-4). */
 static double tol_of(const parity_model *pm, const struct precision_case *prec)
@@ -140,6 +164,15 @@ static double tol_of(const parity_model *pm, const struct precision_case *prec)
     double t = prec->tol;
     if (prec->precision == FERRY_PRECISION_TF32 && strcmp(pm->family, "mlp"))
         t = TF32_REAL_TOL;
+    for (size_t i = 0; i < sizeof loose / sizeof loose[0]; i++) {
+        if (strcmp(loose[i].model, pm->name))
+            continue;
+        double l = prec->precision == FERRY_PRECISION_TF32   ? loose[i].tf32
+                   : prec->precision == FERRY_PRECISION_FP16 ? loose[i].fp16
+                   : prec->precision == FERRY_PRECISION_BF16 ? loose[i].bf16
+                                                             : 0.0;
+        t = l > t ? l : t;
+    }
     return t > pm->tol ? t : pm->tol;
 }
 

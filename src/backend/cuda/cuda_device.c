@@ -1,7 +1,8 @@
 /*
  * cuda_device.c - the "cuda" backend table and everything in it that is
  * about the device rather than a model: errors, probing, device and pinned
- * memory, streams (each with its own cuBLASLt handle and workspace),
+ * memory, streams (each with its own cuBLASLt handle and workspace, and a
+ * cuDNN handle when the model has convolutions),
  * events and CUDA graph capture. The compiled model's slots (ctx_create,
  * forward) are cuda_model.c's.
  *
@@ -165,6 +166,8 @@ static ferry_status cuda_stream_create(backend_ctx *c, backend_stream **out)
         if (st != FERRY_OK)
             goto fail;
     }
+    if (c->n_dnn && (st = cuda_dnn_stream_init(s)) != FERRY_OK)
+        goto fail;
     *out = s;
     return FERRY_OK;
 fail:
@@ -179,6 +182,7 @@ static void cuda_stream_destroy(backend_stream *s)
     (void)cudaSetDevice(s->c->device);
     if (s->s)
         (void)cudaStreamSynchronize(s->s);
+    cuda_dnn_stream_release(s);
     if (s->ws)
         (void)cudaFree(s->ws);
     if (s->lt)

@@ -8,6 +8,10 @@
  *   cuda_ops.c     the run table (cuda_ops.h): one row per operator
  *   cuda_gemm.c    cuBLASLt matmuls and their plan cache
  *   cuda_mlp.c     the fused whole-MLP kernel's setup
+ *   cuda_conv.c    Conv, ConvTranspose through cuDNN (and patch matmuls);
+ *                  the streams' cuDNN handles
+ *   cuda_image.c   pooling, Pad, Resize rows
+ *   cuda_layout.c  which activations stay channels-last (NHWC)
  * Nothing outside src/backend/cuda includes this.
  */
 #ifndef FERRY_BACKEND_CUDA_INTERNAL_H
@@ -19,6 +23,7 @@
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
+#include <cudnn.h>
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_ops.h"
@@ -112,6 +117,7 @@ struct backend_ctx {
     graph_plan plan;
     int have_plan;
     int *root;           /* per value: the value owning its storage */
+    unsigned char *nhwc; /* per root value: held channels-last (cuda_layout.c) */
     ferry_dtype *vdt;    /* per value: dtype on the device */
     void **cdev;         /* per value: device copy of a constant, else NULL */
     void *const_block;   /* one allocation holding every constant */
@@ -122,6 +128,8 @@ struct backend_ctx {
 
     cuda_node *nodes; /* per graph node; impl NULL for dead nodes */
     int n_gemms;      /* nodes with a cuBLASLt plan: streams then need a workspace */
+    int n_dnn;        /* nodes run through cuDNN: streams then need a handle */
+    cudnnHandle_t dnn; /* for the convolutions' heuristics at prepare */
     cuda_sym *syms;
     int n_syms;
     cublasLtHandle_t lt; /* for heuristics (matmuls use the stream's own) */
@@ -144,6 +152,7 @@ struct backend_stream {
     cudaStream_t s;
     cublasLtHandle_t lt;
     void *ws;    /* CUDA_LT_WORKSPACE bytes of cuBLASLt workspace */
+    cudnnHandle_t dnn; /* bound to s; NULL when the model runs nothing through cuDNN */
     void **vptr; /* per value: device pointer during a forward */
     char *arena; /* the arena of the forward in progress */
 };
@@ -177,6 +186,22 @@ void cuda_mlp_release(backend_ctx *c);
 /* The whole forward as one kernel: x and y in the io dtype, on the device
  * or pinned host memory (device pointers). 1 <= n <= c->mlp_max. */
 ferry_status cuda_mlp_run(backend_stream *s, int64_t n, const void *x, void *y);
+
+/* cuda_conv.c: the cuDNN handle of stream s (bound to it), and its release
+ * (accepts a stream without one); the ctx's own handle's release. */
+ferry_status cuda_dnn_stream_init(backend_stream *s);
+void cuda_dnn_stream_release(backend_stream *s);
+void cuda_dnn_ctx_release(backend_ctx *c);
+
+/* cuda_layout.c: plans c->nhwc (after check_supported, before prepare). */
+ferry_status cuda_layout_plan(backend_ctx *c);
+/* Is value v (through its root) held channels-last? */
+int cuda_value_nhwc(const backend_ctx *c, int v);
+/* The physical dims of a tensor of logical dims d (nd of them, <= 4) under
+ * a channels-last node: padded on the left to 4, then (N, H, W, C). */
+void cuda_phys_dims(int nhwc, int *nd, int64_t *d);
+/* cuda_conv.c: may Conv node nd run channels-last (the cuDNN path, 2-D)? */
+int cuda_conv_nhwc_capable(const graph *g, const graph_node *nd);
 
 /* cuda_gemm.c */
 int cuda_is_float(ferry_dtype dt);

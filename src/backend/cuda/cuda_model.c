@@ -394,6 +394,8 @@ ferry_status cuda_ctx_create(const graph *g, const backend_opts *o, backend_ctx 
     CUDA_TRY(cublasLtMatmulPreferenceSetAttribute(
         c->pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al, sizeof al));
 
+    if ((st = cuda_layout_plan(c)) != FERRY_OK)
+        goto fail;
     /* The run table's prepare, per live node. */
     size_t scratch = 0;
     for (int i = 0; i < nn; i++) {
@@ -441,6 +443,7 @@ void cuda_ctx_destroy(backend_ctx *c)
                 free(cn->state);
         }
     }
+    cuda_dnn_ctx_release(c);
     if (c->pref)
         cublasLtMatmulPreferenceDestroy(c->pref);
     if (c->lt)
@@ -452,6 +455,7 @@ void cuda_ctx_destroy(backend_ctx *c)
     if (c->have_plan)
         graph_plan_free(&c->plan);
     free(c->root);
+    free(c->nhwc);
     free(c->vdt);
     free(c->cdev);
     free(c->nodes);

@@ -3,7 +3,9 @@
  * operator, calling cuda_gemm.c (Gemm, MatMul through cuBLASLt) and the
  * kernels of kernels_elementwise.cu (casts, unary, broadcasting
  * arithmetic), kernels_rows.cu (Softmax, LayerNorm, reductions) and
- * kernels_data.cu (data movement, comparisons, integer arithmetic).
+ * kernels_data.cu (data movement, comparisons, integer arithmetic); the
+ * convolutions' and the image operators' rows are in cuda_conv.c and
+ * cuda_image.c.
  *
  * Shapes were checked when the model loaded (src/graph/shape*.c); a run
  * function turns the node's dims into numbers for its batch, describes
@@ -70,9 +72,7 @@ static int is_int(ferry_dtype dt)
     return dt == FERRY_I32 || dt == FERRY_I64;
 }
 
-static ferry_status unsupported(const graph_node *nd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static ferry_status unsupported(const graph_node *nd, const char *fmt, ...)
+ferry_status cuda_unsupported(const graph_node *nd, const char *fmt, ...)
 {
     char why[256];
     va_list ap;
@@ -83,16 +83,14 @@ static ferry_status unsupported(const graph_node *nd, const char *fmt, ...)
                       why);
 }
 
-/* A launch's result as a ferry_status naming the call, its file:line and
- * the node (CUDA_CHECK's message with the node in front). */
-static ferry_status launch(const cuda_call *c, cudaError_t e, const char *what, int line)
+ferry_status cuda_launch(const cuda_call *c, cudaError_t e, const char *what, const char *file,
+                         int line)
 {
     if (e == cudaSuccess)
         return FERRY_OK;
-    ferry_status st = cuda_status_rt(e, what, __FILE__, line);
+    ferry_status st = cuda_status_rt(e, what, file, line);
     return ferry_fail_prefix(st, "node '%s' (%s)", c->nd->name, op_name(c->nd->op));
 }
-#define LAUNCH(c, call) launch((c), (call), #call, __LINE__)
 
 static int norm_ax(int64_t axis, int r)
 {
@@ -141,11 +139,13 @@ static void coalesce(kern_strided *k)
 }
 
 /* Element strides of input value v broadcast (numpy, right-aligned) to
- * output dims od; FERRY_ESHAPE when it does not broadcast. */
-static ferry_status bcast_strides(const graph *g, const graph_node *nd, int v, int64_t n,
+ * output dims od; FERRY_ESHAPE when it does not broadcast. nhwc: the node
+ * runs channels-last (cuda_layout.c), dims are physical. */
+static ferry_status bcast_strides(const graph *g, const graph_node *nd, int v, int64_t n, int nhwc,
                                   const dims *od, int64_t *st, int64_t *ne)
 {
     dims id = vdims(g, v, n);
+    cuda_phys_dims(nhwc, &id.n, id.d);
     if (id.n > od->n)
         return ferry_fail(FERRY_ESHAPE, "node '%s' (%s): input '%s' has more dims than the output",
                           nd->name, op_name(nd->op), g->values[v].name);
@@ -178,16 +178,19 @@ static dims out_dims_min1(const graph *g, int v, int64_t n)
     return o;
 }
 
-/* Numpy broadcast of inputs 0 and 1 to output 0 at batch n. */
-static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, kern_bcast *bc)
+/* Numpy broadcast of inputs 0 and 1 to output 0 at batch n (nhwc: in
+ * physical channels-last dims). */
+static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, int nhwc,
+                               kern_bcast *bc)
 {
     memset(bc, 0, sizeof *bc);
     dims o = out_dims_min1(g, nd->out[0], n);
+    cuda_phys_dims(nhwc, &o.n, o.d);
     bc->ndim = o.n;
     bc->n = numel(&o);
     memcpy(bc->dims, o.d, sizeof(int64_t) * (size_t)o.n);
-    ferry_status st = bcast_strides(g, nd, nd->in[0], n, &o, bc->sa, &bc->na);
-    return st ? st : bcast_strides(g, nd, nd->in[1], n, &o, bc->sb, &bc->nb);
+    ferry_status st = bcast_strides(g, nd, nd->in[0], n, nhwc, &o, bc->sa, &bc->na);
+    return st ? st : bcast_strides(g, nd, nd->in[1], n, nhwc, &o, bc->sb, &bc->nb);
 }
 
 /* ---------------------------------------------------- matmuls (cuBLASLt) */
@@ -195,9 +198,9 @@ static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, 
 static ferry_status supports_gemm(const cuda_prep *p)
 {
     if (!is_fl(in_sdt(p, 0)) || !is_fl(cuda_sdt(p->g->values[p->nd->out[0]].dtype, p->cdt)))
-        return unsupported(p->nd, "integer matmul is not supported");
+        return cuda_unsupported(p->nd, "integer matmul is not supported");
     if (p->nd->n_in < 2 || p->nd->in[1] < 0 || !is_fl(in_sdt(p, 1)))
-        return unsupported(p->nd, "needs two float inputs");
+        return cuda_unsupported(p->nd, "needs two float inputs");
     return FERRY_OK;
 }
 
@@ -233,25 +236,25 @@ static ferry_status supports_binary(const cuda_prep *p)
 {
     const graph_node *nd = p->nd;
     if (nd->n_in != 2 || nd->in[1] < 0)
-        return unsupported(nd, "needs two inputs");
+        return cuda_unsupported(nd, "needs two inputs");
     ferry_dtype a = in_sdt(p, 0), b = in_sdt(p, 1);
     if (a != b)
-        return unsupported(nd, "inputs of two dtypes (%s, %s) are not supported",
-                           ferry_dtype_name(p->g->values[nd->in[0]].dtype),
-                           ferry_dtype_name(p->g->values[nd->in[1]].dtype));
+        return cuda_unsupported(nd, "inputs of two dtypes (%s, %s) are not supported",
+                                ferry_dtype_name(p->g->values[nd->in[0]].dtype),
+                                ferry_dtype_name(p->g->values[nd->in[1]].dtype));
     if (!is_fl(a) && !is_int(a))
-        return unsupported(nd, "%s inputs are not supported", ferry_dtype_name(a));
+        return cuda_unsupported(nd, "%s inputs are not supported", ferry_dtype_name(a));
     if (is_fl(a) && nd->op == OP_MOD)
-        return unsupported(nd, "floating-point Mod is not supported");
+        return cuda_unsupported(nd, "floating-point Mod is not supported");
     kern_bcast bc;
-    return make_bcast(p->g, nd, p->max_batch, &bc);
+    return make_bcast(p->g, nd, p->max_batch, 0, &bc);
 }
 
 static ferry_status run_binary(const cuda_call *c)
 {
     const graph_node *nd = c->nd;
     kern_bcast bc;
-    ferry_status st = make_bcast(c->g, nd, c->n, &bc);
+    ferry_status st = make_bcast(c->g, nd, c->n, cuda_value_nhwc(c->c, nd->out[0]), &bc);
     if (st)
         return st;
     ferry_dtype dt = call_sdt(c, nd->in[0]);
@@ -263,8 +266,8 @@ static ferry_status run_binary(const cuda_call *c)
                         : nd->mode         ? KB_FMOD
                                            : KB_MOD;
     if (is_fl(dt))
-        return LAUNCH(c, kern_binary(op, c->in[0], c->in[1], c->out[0], &bc, dt, c->stream));
-    return LAUNCH(c, kern_binary_int(op, c->in[0], c->in[1], c->out[0], &bc, dt, c->stream));
+        return CUDA_LAUNCH(c, kern_binary(op, c->in[0], c->in[1], c->out[0], &bc, dt, c->stream));
+    return CUDA_LAUNCH(c, kern_binary_int(op, c->in[0], c->in[1], c->out[0], &bc, dt, c->stream));
 }
 
 static kern_unary_op unary_of(const graph_node *nd)
@@ -302,7 +305,7 @@ static ferry_status supports_unary(const cuda_prep *p)
     if (is_int(dt) && (op == OP_NEG || op == OP_ABS || op == OP_SIGN || op == OP_RELU ||
                        op == OP_FLOOR || op == OP_CEIL || op == OP_ROUND))
         return FERRY_OK;
-    return unsupported(p->nd, "%s input is not supported", ferry_dtype_name(dt));
+    return cuda_unsupported(p->nd, "%s input is not supported", ferry_dtype_name(dt));
 }
 
 static ferry_status run_unary(const cuda_call *c)
@@ -311,19 +314,19 @@ static ferry_status run_unary(const cuda_call *c)
     int64_t ny = graph_value_numel(&c->g->values[nd->out[0]], c->n);
     ferry_dtype dt = call_sdt(c, nd->in[0]);
     if (is_fl(dt))
-        return LAUNCH(c,
-                      kern_unary(unary_of(nd), nd->alpha, c->in[0], c->out[0], ny, dt, c->stream));
-    return LAUNCH(c, kern_unary_int(unary_of(nd), c->in[0], c->out[0], ny, dt, c->stream));
+        return CUDA_LAUNCH(
+            c, kern_unary(unary_of(nd), nd->alpha, c->in[0], c->out[0], ny, dt, c->stream));
+    return CUDA_LAUNCH(c, kern_unary_int(unary_of(nd), c->in[0], c->out[0], ny, dt, c->stream));
 }
 
-static ferry_status supports_float(const cuda_prep *p)
+ferry_status cuda_supports_float(const cuda_prep *p)
 {
     const graph_node *nd = p->nd;
     for (int k = 0; k < nd->n_in; k++)
         if (nd->in[k] >= 0 && !is_fl(in_sdt(p, k)))
-            return unsupported(nd, "input '%s' is %s; this operator runs on float tensors only",
-                               p->g->values[nd->in[k]].name,
-                               ferry_dtype_name(p->g->values[nd->in[k]].dtype));
+            return cuda_unsupported(
+                nd, "input '%s' is %s; this operator runs on float tensors only",
+                p->g->values[nd->in[k]].name, ferry_dtype_name(p->g->values[nd->in[k]].dtype));
     return FERRY_OK;
 }
 
@@ -336,14 +339,14 @@ typedef struct bn_state {
 
 static ferry_status supports_batch_norm(const cuda_prep *p)
 {
-    ferry_status st = supports_float(p);
+    ferry_status st = cuda_supports_float(p);
     if (st)
         return st;
     for (int k = 1; k < 5; k++)
         if (p->nd->in[k] < 0 || !p->g->values[p->nd->in[k]].is_const)
-            return unsupported(p->nd, "scale, B, mean and var must be constants");
+            return cuda_unsupported(p->nd, "scale, B, mean and var must be constants");
     if (p->g->values[p->nd->in[0]].ndim < 2)
-        return unsupported(p->nd, "input of rank < 2");
+        return cuda_unsupported(p->nd, "input of rank < 2");
     return FERRY_OK;
 }
 
@@ -392,11 +395,11 @@ static ferry_status run_batch_norm(const cuda_call *c)
     const bn_state *bs = c->state;
     dims x = vdims(c->g, c->nd->in[0], c->n);
     int64_t inner = 1;
-    for (int d = 2; d < x.n; d++)
+    for (int d = 2; d < x.n && !cuda_value_nhwc(c->c, c->nd->in[0]); d++)
         inner *= x.d[d];
     const char *b = (const char *)bs->ab + (size_t)bs->ch * ferry_dtype_size(c->cdt);
-    return LAUNCH(c, kern_channel_affine(c->in[0], bs->ab, b, c->out[0], numel(&x), bs->ch, inner,
-                                         c->cdt, c->stream));
+    return CUDA_LAUNCH(c, kern_channel_affine(c->in[0], bs->ab, b, c->out[0], numel(&x), bs->ch,
+                                              inner, c->cdt, c->stream));
 }
 
 static void destroy_batch_norm(void *state)
@@ -413,8 +416,8 @@ static ferry_status supports_softmax(const cuda_prep *p)
 {
     int r = p->g->values[p->nd->in[0]].ndim;
     if (p->nd->axis < -r || p->nd->axis >= r)
-        return unsupported(p->nd, "axis %d out of range for rank %d", p->nd->axis, r);
-    return supports_float(p);
+        return cuda_unsupported(p->nd, "axis %d out of range for rank %d", p->nd->axis, r);
+    return cuda_supports_float(p);
 }
 
 /* Softmax as [outer, d, inner]: opset >= 13 reduces one axis; earlier
@@ -443,8 +446,8 @@ static ferry_status run_softmax(const cuda_call *c)
         }
         for (int d = 0; d < f.nd; d++)
             f.dims[d] = x.d[d];
-        return LAUNCH(c, kern_softmax_fused_rows(c->in[0], c->out[0], rows, L, &f, c->cdt,
-                                                 c->stream));
+        return CUDA_LAUNCH(
+            c, kern_softmax_fused_rows(c->in[0], c->out[0], rows, L, &f, c->cdt, c->stream));
     }
     int64_t outer = 1, d = 1, inner = 1;
     for (int i = 0; i < x.n; i++) {
@@ -455,37 +458,37 @@ static ferry_status run_softmax(const cuda_call *c)
         else
             inner *= x.d[i];
     }
-    return LAUNCH(c, kern_softmax(c->in[0], c->out[0], outer, d, inner, c->nd->op == OP_LOG_SOFTMAX,
-                                  c->cdt, c->stream));
+    return CUDA_LAUNCH(c, kern_softmax(c->in[0], c->out[0], outer, d, inner,
+                                       c->nd->op == OP_LOG_SOFTMAX, c->cdt, c->stream));
 }
 
 static ferry_status supports_layer_norm(const cuda_prep *p)
 {
     const graph *g = p->g;
     const graph_node *nd = p->nd;
-    ferry_status st = supports_float(p);
+    ferry_status st = cuda_supports_float(p);
     if (st)
         return st;
     if (nd->n_in < 2 || nd->in[1] < 0)
-        return unsupported(nd, "needs a scale input");
+        return cuda_unsupported(nd, "needs a scale input");
     for (int k = 1; k < nd->n_out; k++) {
         int v = nd->out[k];
         if (v >= 0 && (g->values[v].n_consumers > 0 || g->values[v].is_output))
-            return unsupported(nd, "the Mean and InvStdDev outputs are not supported");
+            return cuda_unsupported(nd, "the Mean and InvStdDev outputs are not supported");
     }
     const graph_value *vx = &g->values[nd->in[0]];
     int axis = norm_ax(nd->axis, vx->ndim);
     if (axis < 0 || axis >= vx->ndim)
-        return unsupported(nd, "axis out of range");
+        return cuda_unsupported(nd, "axis out of range");
     int64_t d = 1;
     for (int i = axis; i < vx->ndim; i++) {
         if (vx->dims[i] < 0)
-            return unsupported(nd, "normalizing over the batch dimension is not supported");
+            return cuda_unsupported(nd, "normalizing over the batch dimension is not supported");
         d *= vx->dims[i];
     }
     for (int k = 1; k < 3 && k < nd->n_in; k++)
         if (nd->in[k] >= 0 && graph_value_numel(&g->values[nd->in[k]], 1) != d)
-            return unsupported(nd, "scale and bias must have the normalized shape");
+            return cuda_unsupported(nd, "scale and bias must have the normalized shape");
     return FERRY_OK;
 }
 
@@ -499,8 +502,8 @@ static ferry_status run_layer_norm(const cuda_call *c)
         d *= vx->dims[i];
     int64_t ny = graph_value_numel(vx, c->n);
     const void *bias = nd->n_in > 2 && nd->in[2] >= 0 ? c->in[2] : NULL;
-    return LAUNCH(c, kern_layernorm(c->in[0], c->in[1], bias, c->out[0], ny / d, d, nd->epsilon,
-                                    c->cdt, c->stream));
+    return CUDA_LAUNCH(c, kern_layernorm(c->in[0], c->in[1], bias, c->out[0], ny / d, d,
+                                         nd->epsilon, c->cdt, c->stream));
 }
 
 /* The reduced and kept dims of a reduction at batch n (axes resolved by
@@ -546,11 +549,11 @@ static ferry_status make_reduce(const graph *g, const graph_node *nd, int64_t n,
 
 static ferry_status supports_reduce(const cuda_prep *p)
 {
-    ferry_status st = supports_float(p);
+    ferry_status st = cuda_supports_float(p);
     if (st)
         return st;
     if (p->nd->n_axes == 0 && p->nd->mode)
-        return unsupported(p->nd, "noop_with_empty_axes is not supported");
+        return cuda_unsupported(p->nd, "noop_with_empty_axes is not supported");
     kern_reduce rd;
     return make_reduce(p->g, p->nd, p->max_batch, &rd);
 }
@@ -562,7 +565,7 @@ static ferry_status run_reduce(const cuda_call *c)
     if (st)
         return st;
     if (c->nd->op == OP_REDUCE_MEAN)
-        return LAUNCH(c, kern_reduce_mean(c->in[0], c->out[0], &rd, c->cdt, c->stream));
+        return CUDA_LAUNCH(c, kern_reduce_mean(c->in[0], c->out[0], &rd, c->cdt, c->stream));
     kern_reduce_op op;
     switch (c->nd->op) {
     case OP_REDUCE_SUM: op = KR_SUM; break;
@@ -573,7 +576,7 @@ static ferry_status run_reduce(const cuda_call *c)
     case OP_REDUCE_SUM_SQUARE: op = KR_SUM_SQUARE; break;
     default: op = KR_LOG_SUM_EXP; break;
     }
-    return LAUNCH(c, kern_reduce_any(op, c->in[0], c->out[0], &rd, c->cdt, c->stream));
+    return CUDA_LAUNCH(c, kern_reduce_any(op, c->in[0], c->out[0], &rd, c->cdt, c->stream));
 }
 
 /* ------------------------------------------------------ views and casts */
@@ -586,8 +589,8 @@ static ferry_status run_view(const cuda_call *c)
     size_t bytes = (size_t)graph_value_numel(&c->g->values[v], c->n) * call_esz(c, v);
     if (c->out[0] == c->in[0] || !bytes)
         return FERRY_OK;
-    return LAUNCH(c,
-                  cudaMemcpyAsync(c->out[0], c->in[0], bytes, cudaMemcpyDeviceToDevice, c->stream));
+    return CUDA_LAUNCH(
+        c, cudaMemcpyAsync(c->out[0], c->in[0], bytes, cudaMemcpyDeviceToDevice, c->stream));
 }
 
 static ferry_status run_cast(const cuda_call *c)
@@ -596,7 +599,7 @@ static ferry_status run_cast(const cuda_call *c)
     if (sd == dd) /* a float->float Cast in one compute dtype */
         return run_view(c);
     int64_t ny = graph_value_numel(&c->g->values[c->nd->out[0]], c->n);
-    return LAUNCH(c, kern_cast(c->in[0], sd, c->out[0], dd, ny, c->stream));
+    return CUDA_LAUNCH(c, kern_cast(c->in[0], sd, c->out[0], dd, ny, c->stream));
 }
 
 /* ---------------------------------------------- comparisons and selection */
@@ -605,15 +608,15 @@ static ferry_status supports_compare(const cuda_prep *p)
 {
     const graph_node *nd = p->nd;
     if (in_sdt(p, 0) != in_sdt(p, 1))
-        return unsupported(nd, "inputs of two dtypes are not supported");
+        return cuda_unsupported(nd, "inputs of two dtypes are not supported");
     kern_bcast bc;
-    return make_bcast(p->g, nd, p->max_batch, &bc);
+    return make_bcast(p->g, nd, p->max_batch, 0, &bc);
 }
 
 static ferry_status run_compare(const cuda_call *c)
 {
     kern_bcast bc;
-    ferry_status st = make_bcast(c->g, c->nd, c->n, &bc);
+    ferry_status st = make_bcast(c->g, c->nd, c->n, 0, &bc);
     if (st)
         return st;
     kern_binary_op op;
@@ -627,14 +630,14 @@ static ferry_status run_compare(const cuda_call *c)
     case OP_OR: op = KB_OR; break;
     default: op = KB_XOR; break;
     }
-    return LAUNCH(c, kern_compare(op, c->in[0], c->in[1], c->out[0], &bc, call_sdt(c, c->nd->in[0]),
-                                  c->stream));
+    return CUDA_LAUNCH(c, kern_compare(op, c->in[0], c->in[1], c->out[0], &bc,
+                                       call_sdt(c, c->nd->in[0]), c->stream));
 }
 
 static ferry_status run_not(const cuda_call *c)
 {
     int64_t ny = graph_value_numel(&c->g->values[c->nd->out[0]], c->n);
-    return LAUNCH(c, kern_not(c->in[0], c->out[0], ny, c->stream));
+    return CUDA_LAUNCH(c, kern_not(c->in[0], c->out[0], ny, c->stream));
 }
 
 static ferry_status make_where(const graph *g, const graph_node *nd, int64_t n, kern_bcast3 *bc)
@@ -646,7 +649,7 @@ static ferry_status make_where(const graph *g, const graph_node *nd, int64_t n, 
     memcpy(bc->dims, o.d, sizeof(int64_t) * (size_t)o.n);
     for (int k = 0; k < 3; k++) {
         int64_t ne;
-        ferry_status st = bcast_strides(g, nd, nd->in[k], n, &o, bc->s[k], &ne);
+        ferry_status st = bcast_strides(g, nd, nd->in[k], n, 0, &o, bc->s[k], &ne);
         if (st)
             return st;
     }
@@ -656,9 +659,9 @@ static ferry_status make_where(const graph *g, const graph_node *nd, int64_t n, 
 static ferry_status supports_where(const cuda_prep *p)
 {
     if (p->g->values[p->nd->in[0]].dtype != FERRY_BOOL)
-        return unsupported(p->nd, "the condition must be bool");
+        return cuda_unsupported(p->nd, "the condition must be bool");
     if (in_sdt(p, 1) != in_sdt(p, 2))
-        return unsupported(p->nd, "X and Y of two dtypes are not supported");
+        return cuda_unsupported(p->nd, "X and Y of two dtypes are not supported");
     kern_bcast3 bc;
     return make_where(p->g, p->nd, p->max_batch, &bc);
 }
@@ -669,8 +672,8 @@ static ferry_status run_where(const cuda_call *c)
     ferry_status st = make_where(c->g, c->nd, c->n, &bc);
     if (st)
         return st;
-    return LAUNCH(c, kern_where(c->in[0], c->in[1], c->in[2], c->out[0], &bc,
-                                call_esz(c, c->nd->in[1]), c->stream));
+    return CUDA_LAUNCH(c, kern_where(c->in[0], c->in[1], c->in[2], c->out[0], &bc,
+                                     call_esz(c, c->nd->in[1]), c->stream));
 }
 
 /* -------------------------------------------------------- data movement */
@@ -679,14 +682,30 @@ static ferry_status supports_rank(const cuda_prep *p)
 {
     for (int k = 0; k < p->nd->n_out; k++)
         if (p->nd->out[k] >= 0 && p->g->values[p->nd->out[k]].ndim > KERN_MAX_DIMS)
-            return unsupported(p->nd, "rank above %d", KERN_MAX_DIMS);
+            return cuda_unsupported(p->nd, "rank above %d", KERN_MAX_DIMS);
     return FERRY_OK;
 }
 
 static ferry_status copy(const cuda_call *c, const void *x, void *y, kern_strided *k, size_t esz)
 {
     coalesce(k);
-    return LAUNCH(c, kern_copy_strided(x, y, k, esz, c->stream));
+    return CUDA_LAUNCH(c, kern_copy_strided(x, y, k, esz, c->stream));
+}
+
+ferry_status cuda_copy_dense(const cuda_call *c, const void *x, void *y, int ndim, const int64_t *d,
+                             const int64_t *sx, size_t esz)
+{
+    kern_strided k;
+    memset(&k, 0, sizeof k);
+    k.ndim = ndim;
+    int64_t acc = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        k.dims[i] = d[i];
+        k.sx[i] = sx[i];
+        k.sy[i] = acc;
+        acc *= d[i];
+    }
+    return copy(c, x, y, &k, esz);
 }
 
 static ferry_status run_transpose(const cuda_call *c)
@@ -736,7 +755,7 @@ static ferry_status run_expand(const cuda_call *c)
     kern_strided k;
     memset(&k, 0, sizeof k);
     k.ndim = y.n;
-    ferry_status st = bcast_strides(c->g, c->nd, c->nd->in[0], c->n, &y, k.sx, &ne);
+    ferry_status st = bcast_strides(c->g, c->nd, c->nd->in[0], c->n, 0, &y, k.sx, &ne);
     if (st)
         return st;
     for (int i = 0; i < y.n; i++) {
@@ -746,16 +765,22 @@ static ferry_status run_expand(const cuda_call *c)
     return copy(c, c->in[0], c->out[0], &k, call_esz(c, c->nd->in[0]));
 }
 
-/* Concat: one strided copy per input into its slab of the output. */
+/* Concat: one strided copy per input into its slab of the output (of the
+ * channels-last dims when cuda_layout.c holds the output so). */
 static ferry_status run_concat(const cuda_call *c)
 {
     const graph_node *nd = c->nd;
     dims y = vdims(c->g, nd->out[0], c->n);
+    int nhwc = cuda_value_nhwc(c->c, nd->out[0]);
+    static const int to_phys[4] = {0, 3, 1, 2};
+    int axis = nhwc ? to_phys[nd->axis] : nd->axis;
+    cuda_phys_dims(nhwc, &y.n, y.d);
     int64_t ys[FERRY_MAX_DIMS], at = 0;
     strides_of(&y, ys);
     size_t esz = call_esz(c, nd->out[0]);
     for (int j = 0; j < nd->n_in; j++) {
         dims x = vdims(c->g, nd->in[j], c->n);
+        cuda_phys_dims(nhwc, &x.n, x.d);
         int64_t xs[FERRY_MAX_DIMS];
         strides_of(&x, xs);
         kern_strided k;
@@ -767,10 +792,10 @@ static ferry_status run_concat(const cuda_call *c)
             k.sy[i] = ys[i];
         }
         ferry_status st =
-            copy(c, c->in[j], (char *)c->out[0] + (size_t)(at * ys[nd->axis]) * esz, &k, esz);
+            copy(c, c->in[j], (char *)c->out[0] + (size_t)(at * ys[axis]) * esz, &k, esz);
         if (st)
             return st;
-        at += x.d[nd->axis];
+        at += x.d[axis];
     }
     return FERRY_OK;
 }
@@ -809,7 +834,7 @@ static ferry_status run_split(const cuda_call *c)
 static ferry_status supports_gather(const cuda_prep *p)
 {
     if (!is_int(p->g->values[p->nd->in[1]].dtype))
-        return unsupported(p->nd, "indices must be int32 or int64");
+        return cuda_unsupported(p->nd, "indices must be int32 or int64");
     return supports_rank(p);
 }
 
@@ -822,9 +847,9 @@ static ferry_status run_gather(const cuda_call *c)
         outer *= x.d[i];
     for (int i = nd->axis + 1; i < x.n; i++)
         inner *= x.d[i];
-    return LAUNCH(c, kern_gather(c->in[0], c->in[1], c->g->values[nd->in[1]].dtype, c->out[0],
-                                 outer, x.d[nd->axis], numel(&idx), inner, call_esz(c, nd->in[0]),
-                                 c->stream));
+    return CUDA_LAUNCH(c, kern_gather(c->in[0], c->in[1], c->g->values[nd->in[1]].dtype, c->out[0],
+                                      outer, x.d[nd->axis], numel(&idx), inner,
+                                      call_esz(c, nd->in[0]), c->stream));
 }
 
 /* ConstantOfShape: the fill value, in the output's storage dtype, is read
@@ -857,16 +882,16 @@ static ferry_status prepare_constant_of_shape(cuda_prep *p, void **state)
 static ferry_status run_constant_of_shape(const cuda_call *c)
 {
     int v = c->nd->out[0];
-    return LAUNCH(c, kern_fill(c->out[0], graph_value_numel(&c->g->values[v], c->n),
-                               *(const uint64_t *)c->state, call_esz(c, v), c->stream));
+    return CUDA_LAUNCH(c, kern_fill(c->out[0], graph_value_numel(&c->g->values[v], c->n),
+                                    *(const uint64_t *)c->state, call_esz(c, v), c->stream));
 }
 
 static ferry_status run_range(const cuda_call *c)
 {
     int v = c->nd->out[0];
-    return LAUNCH(c,
-                  kern_range(c->in[0], c->in[2], c->out[0],
-                             graph_value_numel(&c->g->values[v], c->n), call_sdt(c, v), c->stream));
+    return CUDA_LAUNCH(c, kern_range(c->in[0], c->in[2], c->out[0],
+                                     graph_value_numel(&c->g->values[v], c->n), call_sdt(c, v),
+                                     c->stream));
 }
 
 static ferry_status run_trilu(const cuda_call *c)
@@ -874,140 +899,15 @@ static ferry_status run_trilu(const cuda_call *c)
     dims x = vdims(c->g, c->nd->in[0], c->n);
     int64_t rows = x.d[x.n - 2], cols = x.d[x.n - 1], mat = rows * cols;
     int64_t b = mat > 0 ? numel(&x) / mat : 0;
-    return LAUNCH(c, kern_trilu(c->in[0], c->out[0], b, rows, cols, c->nd->starts[0], c->nd->mode,
-                                call_esz(c, c->nd->in[0]), c->stream));
+    return CUDA_LAUNCH(c, kern_trilu(c->in[0], c->out[0], b, rows, cols, c->nd->starts[0],
+                                     c->nd->mode, call_esz(c, c->nd->in[0]), c->stream));
 }
 
 static ferry_status supports_trilu(const cuda_prep *p)
 {
     if (p->g->values[p->nd->in[0]].ndim < 2)
-        return unsupported(p->nd, "input of rank < 2");
+        return cuda_unsupported(p->nd, "input of rank < 2");
     return FERRY_OK;
-}
-
-/* ------------------------------------------------ patch convolutions */
-
-/* A Conv whose kernel equals its stride, with no padding, no dilation and
- * one group (a ViT's patch embedding) reads every input pixel once: it is
- * a linear layer over the flattened patches. It runs as a strided copy of
- * the patches into rows [N*Ho*Wo, Ci*kh*kw] (the weights' own [Co, Ci, kh,
- * kw] order, so the constant is the matmul's [N, K] operand as it is), one
- * cuBLASLt matmul with the bias and activation in its epilogue, and a
- * transpose of [N, Ho*Wo, Co] to NCHW. Other convolutions need cuDNN. */
-typedef struct patch_state {
-    gemm_plan gp;
-    int nsp;
-    int64_t ci, co, k[2], out[2]; /* 1-D: k[0] = out[0] = 1 */
-    size_t y_off;                 /* scratch offset of the matmul's output */
-} patch_state;
-
-static ferry_status supports_conv(const cuda_prep *p)
-{
-    const graph_node *nd = p->nd;
-    const conv_attrs *a = &nd->conv;
-    ferry_status st = supports_float(p);
-    if (st)
-        return st;
-    const char *why = NULL;
-    if (a->nsp < 1 || a->nsp > 2 || a->group != 1)
-        why = "grouped or 3-D";
-    for (int i = 0; i < a->nsp && !why; i++)
-        if (a->kernel[i] != a->strides[i] || a->dilations[i] != 1 || a->pads[i] ||
-            a->pads[i + a->nsp])
-            why = "overlapping or padded";
-    if (!why && (nd->in[1] < 0 || !p->g->values[nd->in[1]].is_const))
-        why = "with non-constant weights";
-    if (!why && nd->n_in > 3 && nd->in[3] >= 0)
-        why = "with a fused residual";
-    if (!why && nd->act > ACT_TANH)
-        why = "with this fused activation";
-    if (why)
-        return unsupported(nd,
-                           "only patch convolutions (kernel = stride, no padding, one group) "
-                           "run here, this one is %s (others need cuDNN)",
-                           why);
-    return FERRY_OK;
-}
-
-static ferry_status prepare_conv(cuda_prep *p, void **state)
-{
-    const graph *g = p->g;
-    const graph_node *nd = p->nd;
-    const graph_value *x = &g->values[nd->in[0]], *y = &g->values[nd->out[0]];
-    patch_state *ps = calloc(1, sizeof *ps);
-    if (!ps)
-        return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
-    ps->nsp = nd->conv.nsp;
-    ps->ci = x->dims[1];
-    ps->co = y->dims[1];
-    ps->k[0] = ps->k[1] = ps->out[0] = ps->out[1] = 1;
-    for (int i = 0; i < ps->nsp; i++) {
-        ps->k[2 - ps->nsp + i] = nd->conv.kernel[i];
-        ps->out[2 - ps->nsp + i] = y->dims[2 + i];
-    }
-    int64_t rows = ps->out[0] * ps->out[1], kk = ps->ci * ps->k[0] * ps->k[1];
-    ferry_status st = cuda_gemm_prepare_patch(p->c, p->ni, &ps->gp, rows, kk, ps->co);
-    if (st) {
-        free(ps);
-        return st;
-    }
-    p->c->n_gemms++;
-    size_t es = ferry_dtype_size(p->cdt);
-    ps->y_off = ((size_t)(p->max_batch * rows * kk) * es + 255) & ~(size_t)255;
-    p->scratch = ps->y_off + (size_t)(p->max_batch * rows * ps->co) * es;
-    *state = ps;
-    return FERRY_OK;
-}
-
-static ferry_status run_conv(const cuda_call *c)
-{
-    patch_state *ps = c->state;
-    dims x = vdims(c->g, c->nd->in[0], c->n);
-    int64_t H = ps->nsp == 2 ? x.d[2] : 1, W = x.d[x.n - 1];
-    int64_t ho = ps->out[0], wo = ps->out[1], kh = ps->k[0], kw = ps->k[1];
-    size_t es = ferry_dtype_size(c->cdt);
-    char *cols = c->scratch, *ym = cols + ps->y_off;
-    /* x [N, Ci, Ho*kh.., Wo*kw..] -> cols [N, Ho, Wo, Ci, kh, kw] */
-    kern_strided k;
-    memset(&k, 0, sizeof k);
-    k.ndim = 6;
-    int64_t dd[6] = {c->n, ho, wo, ps->ci, kh, kw};
-    int64_t sx[6] = {ps->ci * H * W, kh * W, kw, H * W, W, 1};
-    int64_t acc = 1;
-    for (int i = 5; i >= 0; i--) {
-        k.dims[i] = dd[i];
-        k.sx[i] = sx[i];
-        k.sy[i] = acc;
-        acc *= dd[i];
-    }
-    ferry_status st = copy(c, c->in[0], cols, &k, es);
-    if (st)
-        return st;
-    st = cuda_gemm_run_ptrs(c->s, &ps->gp, c->n, cols, c->in[1], ym);
-    if (st)
-        return st;
-    /* ym [N, Ho*Wo, Co] -> y [N, Co, Ho*Wo] */
-    memset(&k, 0, sizeof k);
-    k.ndim = 3;
-    int64_t hw = ho * wo;
-    int64_t d3[3] = {c->n, ps->co, hw}, s3[3] = {hw * ps->co, 1, ps->co};
-    acc = 1;
-    for (int i = 2; i >= 0; i--) {
-        k.dims[i] = d3[i];
-        k.sx[i] = s3[i];
-        k.sy[i] = acc;
-        acc *= d3[i];
-    }
-    return copy(c, ym, c->out[0], &k, es);
-}
-
-static void destroy_conv(void *state)
-{
-    patch_state *ps = state;
-    if (!ps)
-        return;
-    cuda_gemm_release(&ps->gp);
-    free(ps);
 }
 
 /* ------------------------------------------------------------- the table */
@@ -1036,7 +936,6 @@ static void destroy_conv(void *state)
 static const cuda_op_impl ops[OP_COUNT] = {
     [OP_GEMM] = {supports_gemm, prepare_gemm, run_gemm, destroy_gemm},
     [OP_MATMUL] = {supports_gemm, prepare_gemm, run_gemm, destroy_gemm},
-    [OP_CONV] = {supports_conv, prepare_conv, run_conv, destroy_conv},
     [OP_ADD] = BINARY,
     [OP_SUB] = BINARY,
     [OP_MUL] = BINARY,
@@ -1106,9 +1005,28 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_ARGMIN] = {cuda_arg_supports, NULL, cuda_arg_run, NULL},
 };
 
+/* Rows defined beside their kernels' callers (cuda_conv.c, cuda_image.c). */
+static const cuda_op_impl *row_elsewhere(op_kind op)
+{
+    switch (op) {
+    case OP_CONV:
+    case OP_CONV_TRANSPOSE: return &cuda_conv_row;
+    case OP_MAX_POOL:
+    case OP_AVG_POOL: return &cuda_pool_row;
+    case OP_GLOBAL_AVG_POOL:
+    case OP_GLOBAL_MAX_POOL: return &cuda_global_pool_row;
+    case OP_PAD: return &cuda_pad_row;
+    case OP_RESIZE: return &cuda_resize_row;
+    case OP_CLIP:
+    case OP_HARD_SIGMOID:
+    case OP_HARD_SWISH: return &cuda_act_row;
+    default: return NULL;
+    }
+}
+
 const cuda_op_impl *cuda_op_get(op_kind op)
 {
-    if ((unsigned)op >= OP_COUNT || !ops[op].run)
+    if ((unsigned)op >= OP_COUNT)
         return NULL;
-    return &ops[op];
+    return ops[op].run ? &ops[op] : row_elsewhere(op);
 }

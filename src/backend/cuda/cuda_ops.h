@@ -72,6 +72,28 @@ ferry_status cuda_arg_run(const cuda_call *c);
 /* The row for op, or NULL when the CUDA backend does not run it. */
 const cuda_op_impl *cuda_op_get(op_kind op);
 
+/* Helpers the files of rows share (cuda_ops.c). */
+/* FERRY_EUNSUPPORTED: "node 'name' (Op): <why> on CUDA". */
+ferry_status cuda_unsupported(const graph_node *nd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* supports check of operators that run on float tensors only. */
+ferry_status cuda_supports_float(const cuda_prep *p);
+/* A launch's result as a ferry_status naming the call, its file:line and
+ * the node (CUDA_CHECK's message with the node in front). */
+ferry_status cuda_launch(const cuda_call *c, cudaError_t e, const char *what, const char *file,
+                         int line);
+#define CUDA_LAUNCH(c, call) cuda_launch((c), (call), #call, __FILE__, __LINE__)
+/* y (dense, row-major over dims d) = x read with element strides sx. */
+ferry_status cuda_copy_dense(const cuda_call *c, const void *x, void *y, int ndim,
+                             const int64_t *d, const int64_t *sx, size_t esz);
+
+extern const cuda_op_impl cuda_conv_row;        /* Conv, ConvTranspose (cuda_conv.c) */
+extern const cuda_op_impl cuda_pool_row;        /* MaxPool, AveragePool (cuda_image.c) */
+extern const cuda_op_impl cuda_global_pool_row; /* GlobalAveragePool, GlobalMaxPool */
+extern const cuda_op_impl cuda_pad_row;
+extern const cuda_op_impl cuda_resize_row;
+extern const cuda_op_impl cuda_act_row; /* Clip, HardSigmoid, HardSwish */
+
 /* Storage dtype on the device of a graph dtype under compute dtype cdt. */
 static inline ferry_dtype cuda_sdt(ferry_dtype dt, ferry_dtype cdt)
 {

@@ -196,6 +196,77 @@ cudaError_t kern_range(const void *start, const void *delta, void *y, int64_t n,
 cudaError_t kern_trilu(const void *x, void *y, int64_t batch, int64_t rows, int64_t cols, int64_t k,
                        int upper, size_t esz, cudaStream_t s);
 
+/* ---- kernels_image.cu: around cuDNN in the convolutional networks */
+/* The activations fused into a Conv (graph.h's act_kind, in its order:
+ * cuda_conv.c checks that they agree). */
+enum {
+    KA_NONE = 0,
+    KA_RELU,
+    KA_GELU,
+    KA_GELU_TANH,
+    KA_LEAKY_RELU, /* p = slope */
+    KA_SIGMOID,
+    KA_TANH,
+    KA_CLIP,         /* p = min, q = max */
+    KA_HARD_SWISH,
+    KA_HARD_SIGMOID, /* p = alpha, q = beta */
+    KA_SILU,
+};
+/* y = act(x + bias[(i / inner) % ch] + r[i]); bias and r may be NULL, y may
+ * be x. A convolution's epilogue, and Clip, HardSigmoid, HardSwish alone. */
+cudaError_t kern_bias_act(const void *x, const void *bias, const void *r, void *y, int64_t n,
+                          int64_t ch, int64_t inner, int act, float p, float q, ferry_dtype dt,
+                          cudaStream_t s);
+
+/* MaxPool / AveragePool over planes [N*C] of NCHW tensors (or of
+ * channels-last ones, nhwc, with ch channels), the spatial dims padded on
+ * the left with 1s to three (kernel 1, stride 1, pads 0). */
+typedef struct kern_pool {
+    int64_t in[3], out[3], kernel[3], stride[3], dil[3], pad[3], pad_end[3];
+    int is_max, count_include_pad; /* average: divide by taps in the padded input */
+    int nhwc;
+    int64_t ch;
+} kern_pool;
+cudaError_t kern_pool_run(const void *x, void *y, const kern_pool *d, int64_t planes,
+                          ferry_dtype dt, cudaStream_t s);
+
+enum { KERN_PAD_CONSTANT = 0, KERN_PAD_REFLECT, KERN_PAD_EDGE, KERN_PAD_WRAP }; /* graph.h's */
+/* Pad of a dense tensor: out dims, in dims and strides, pads at the start
+ * (negative: a crop). */
+typedef struct kern_pad {
+    int ndim, mode;
+    int64_t n; /* output elements */
+    int64_t out[KERN_MAX_DIMS], in[KERN_MAX_DIMS], xs[KERN_MAX_DIMS], begin[KERN_MAX_DIMS];
+} kern_pad;
+cudaError_t kern_pad_run(const void *x, void *y, const kern_pad *d, float value, ferry_dtype dt,
+                         cudaStream_t s);
+
+/* graph.h's Resize coordinate transforms and nearest modes, in its order. */
+enum {
+    KERN_COORD_HALF_PIXEL = 0,
+    KERN_COORD_PYTORCH_HALF_PIXEL,
+    KERN_COORD_ALIGN_CORNERS,
+    KERN_COORD_ASYMMETRIC,
+    KERN_COORD_HALF_PIXEL_SYMMETRIC,
+};
+enum {
+    KERN_NEAREST_ROUND_PREFER_FLOOR = 0,
+    KERN_NEAREST_ROUND_PREFER_CEIL,
+    KERN_NEAREST_FLOOR,
+    KERN_NEAREST_CEIL,
+};
+/* Resize, nearest or (multi)linear over the dims marked resized; scale[k]
+ * is output/input (the exact ratio where the attribute rounds it). */
+typedef struct kern_resize {
+    int ndim, linear, coord, nearest;
+    int64_t n;
+    int64_t out[KERN_MAX_DIMS], in[KERN_MAX_DIMS], xs[KERN_MAX_DIMS];
+    int resized[KERN_MAX_DIMS];
+    double scale[KERN_MAX_DIMS];
+} kern_resize;
+cudaError_t kern_resize_run(const void *x, void *y, const kern_resize *d, ferry_dtype dt,
+                            cudaStream_t s);
+
 /* ---- kernels_rnn.cu: one step of an LSTM or GRU (linear_before_reset 1)
  * for one direction, batch x H threads. Row b of each strided input or
  * output is at base + b * its ld (elements of the compute dtype). */

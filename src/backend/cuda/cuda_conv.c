@@ -1,0 +1,606 @@
+/*
+ * cuda_conv.c - Conv and ConvTranspose on CUDA: the run-table rows
+ * (cuda_ops.h) and the cuDNN handles of the streams.
+ *
+ * Two paths. A patch convolution (kernel = stride, no padding, one group:
+ * a ViT's patch embedding) reads every pixel once and is a linear layer
+ * over the flattened patches: a strided copy, one cuBLASLt matmul with
+ * bias and activation in its epilogue, a transpose back to NCHW. Every
+ * other convolution goes through cuDNN's legacy API:
+ *
+ *   - Conv: cudnnConvolutionBiasActivationForward when the fused epilogue
+ *     is bias + optional residual + ReLU (ResNet's blocks: one call), else
+ *     cudnnConvolutionForward and kern_bias_act for the bias, the residual
+ *     and any activation graph_fuse_conv folded (ReLU6, SiLU, HardSwish..).
+ *   - ConvTranspose: cudnnConvolutionBackwardData (the transpose of the
+ *     convolution whose weights have ConvTranspose's [Ci, Co/g, k..]
+ *     layout), then kern_bias_act for the bias.
+ *
+ * Tensors are NCHW in the compute dtype (1-D convolutions as H = 1), with
+ * fp32 accumulation; fp32 forbids TF32 (CUDNN_FMA_MATH), tf32 and the
+ * 16-bit precisions allow tensor cores. The algorithm comes from cuDNN's
+ * heuristics (cudnnGet*Algorithm_v7, host-only: no kernels, no sync), once
+ * per batch size, the first time a forward sees it (the engine runs one
+ * plain forward before it captures a CUDA graph, so captures replay cached
+ * choices). Its workspace is node scratch in the forward's arena, sized at
+ * prepare from the choices at max_batch: nothing allocates on the run path.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cudnn.h>
+
+#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/kernels.h"
+#include "util/error.h"
+
+_Static_assert((int)KA_RELU == (int)ACT_RELU && (int)KA_LEAKY_RELU == (int)ACT_LEAKY_RELU &&
+                   (int)KA_TANH == (int)ACT_TANH && (int)KA_CLIP == (int)ACT_CLIP &&
+                   (int)KA_HARD_SIGMOID == (int)ACT_HARD_SIGMOID && (int)KA_SILU == (int)ACT_SILU,
+               "kernels.h's KA_* follow graph.h's act_kind");
+
+/* Workspace one convolution may take from the arena's scratch (per slot in
+ * flight): the heuristics' first choices at max_batch rarely ask more. */
+#define CONV_WS_CAP ((size_t)64 << 20)
+/* Algorithms asked of the heuristics per shape. */
+#define CONV_ALGOS 8
+
+static ferry_status dnn_status(cudnnStatus_t e, const char *call, const char *file, int line)
+{
+    if (e == CUDNN_STATUS_SUCCESS)
+        return FERRY_OK;
+    ferry_status st = e == CUDNN_STATUS_ALLOC_FAILED ? FERRY_ENOMEM : FERRY_EDEVICE;
+    return ferry_fail(st, "cuDNN: %s failed: %s (%s:%d)", call, cudnnGetErrorString(e), file, line);
+}
+#define DNN(call) dnn_status((call), #call, __FILE__, __LINE__)
+#define DNN_TRY(call)                                                                              \
+    do {                                                                                           \
+        st = DNN(call);                                                                            \
+        if (st != FERRY_OK)                                                                        \
+            goto fail;                                                                             \
+    } while (0)
+
+/* ------------------------------------------------------ stream handles */
+
+ferry_status cuda_dnn_stream_init(backend_stream *s)
+{
+    cudnnHandle_t h = NULL;
+    ferry_status st = FERRY_OK;
+    DNN_TRY(cudnnCreate(&h));
+    DNN_TRY(cudnnSetStream(h, s->s));
+    s->dnn = h;
+    return FERRY_OK;
+fail:
+    if (h)
+        cudnnDestroy(h);
+    return st;
+}
+
+void cuda_dnn_stream_release(backend_stream *s)
+{
+    if (s->dnn)
+        cudnnDestroy((cudnnHandle_t)s->dnn);
+    s->dnn = NULL;
+}
+
+/* ------------------------------------------------------ patch convolutions */
+
+typedef struct patch_state {
+    gemm_plan gp;
+    int nsp;
+    int64_t ci, co, k[2], out[2]; /* 1-D: k[0] = out[0] = 1 */
+    size_t y_off;                 /* scratch offset of the matmul's output */
+} patch_state;
+
+/* Does the patch path take node nd (NULL) or why not. */
+static const char *patch_refusal(const graph_node *nd)
+{
+    const conv_attrs *a = &nd->conv;
+    if (nd->op != OP_CONV)
+        return "transposed";
+    if (a->nsp < 1 || a->nsp > 2 || a->group != 1)
+        return "grouped or 3-D";
+    for (int i = 0; i < a->nsp; i++)
+        if (a->kernel[i] != a->strides[i] || a->dilations[i] != 1 || a->pads[i] ||
+            a->pads[i + a->nsp])
+            return "overlapping or padded";
+    if (nd->n_in > 3 && nd->in[3] >= 0)
+        return "with a fused residual";
+    if (nd->act > ACT_TANH)
+        return "with this fused activation";
+    return NULL;
+}
+
+static ferry_status patch_prepare(cuda_prep *p, patch_state *ps)
+{
+    const graph *g = p->g;
+    const graph_node *nd = p->nd;
+    const graph_value *x = &g->values[nd->in[0]], *y = &g->values[nd->out[0]];
+    ps->nsp = nd->conv.nsp;
+    ps->ci = x->dims[1];
+    ps->co = y->dims[1];
+    ps->k[0] = ps->k[1] = ps->out[0] = ps->out[1] = 1;
+    for (int i = 0; i < ps->nsp; i++) {
+        ps->k[2 - ps->nsp + i] = nd->conv.kernel[i];
+        ps->out[2 - ps->nsp + i] = y->dims[2 + i];
+    }
+    int64_t rows = ps->out[0] * ps->out[1], kk = ps->ci * ps->k[0] * ps->k[1];
+    ferry_status st = cuda_gemm_prepare_patch(p->c, p->ni, &ps->gp, rows, kk, ps->co);
+    if (st)
+        return st;
+    p->c->n_gemms++;
+    size_t es = ferry_dtype_size(p->cdt);
+    ps->y_off = ((size_t)(p->max_batch * rows * kk) * es + 255) & ~(size_t)255;
+    p->scratch = ps->y_off + (size_t)(p->max_batch * rows * ps->co) * es;
+    return FERRY_OK;
+}
+
+static ferry_status patch_run(const cuda_call *c, patch_state *ps)
+{
+    int64_t xd[FERRY_MAX_DIMS];
+    int xn = graph_value_shape(&c->g->values[c->nd->in[0]], c->n, xd);
+    int64_t H = ps->nsp == 2 ? xd[2] : 1, W = xd[xn - 1];
+    int64_t ho = ps->out[0], wo = ps->out[1], kh = ps->k[0], kw = ps->k[1];
+    size_t es = ferry_dtype_size(c->cdt);
+    char *cols = c->scratch, *ym = cols + ps->y_off;
+    /* x [N, Ci, Ho*kh.., Wo*kw..] -> cols [N, Ho, Wo, Ci, kh, kw] */
+    int64_t dd[6] = {c->n, ho, wo, ps->ci, kh, kw};
+    int64_t sx[6] = {ps->ci * H * W, kh * W, kw, H * W, W, 1};
+    ferry_status st = cuda_copy_dense(c, c->in[0], cols, 6, dd, sx, es);
+    if (st)
+        return st;
+    st = cuda_gemm_run_ptrs(c->s, &ps->gp, c->n, cols, c->in[1], ym);
+    if (st)
+        return st;
+    /* ym [N, Ho*Wo, Co] -> y [N, Co, Ho*Wo] */
+    int64_t hw = ho * wo;
+    int64_t d3[3] = {c->n, ps->co, hw}, s3[3] = {hw * ps->co, 1, ps->co};
+    return cuda_copy_dense(c, ym, c->out[0], 3, d3, s3, es);
+}
+
+/* ------------------------------------------------------ cuDNN convolutions */
+
+/* One batch size's descriptors and algorithm. Immutable once published. */
+/* One batch size's descriptors and algorithms: the heuristics' choices
+ * that fit the workspace, best first. The first forward at this size (a
+ * plain one: the engine runs one before it captures) moves pick past any
+ * that the run itself refuses (seen: CUDNN_STATUS_BAD_PARAM from a
+ * channels-last fp16 depthwise convolution's first choice). */
+typedef struct dnn_entry {
+    cudnnTensorDescriptor_t x, y; /* Conv: x -> y; ConvTranspose: x is dy, y is dx */
+    int n_algos;
+    int algo[CONV_ALGOS + 1]; /* cudnnConvolutionFwdAlgo_t or ...BwdDataAlgo_t */
+    size_t ws[CONV_ALGOS + 1];
+    int pick;    /* index of the algorithm in use (atomic) */
+    int unfused; /* the fused call refused this shape: run conv + epilogue */
+} dnn_entry;
+
+typedef struct dnn_state {
+    int transposed;
+    cudnnDataType_t dt;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+    cudnnTensorDescriptor_t bias; /* [1, Co, 1, 1], for the fused call */
+    cudnnActivationDescriptor_t relu;
+    int fused;        /* cudnnConvolutionBiasActivationForward (bias + ReLU) */
+    int nhwc, x_nhwc; /* layouts of y (and the residual, the run) and of x */
+    cudnnTensorFormat_t fmt;
+    void *w_t;      /* channels-last: the weights as [Co, kh, kw, Ci/g] (owned) */
+    size_t x_off;   /* x in the run's layout, in scratch, when x_nhwc != nhwc */
+    int64_t ci, co; /* channels of x and y */
+    int64_t in[2], out[2];
+    size_t ws_max;    /* scratch reserved for the workspace */
+    dnn_entry **by_n; /* [max_batch + 1], filled on first use under ctx->mu */
+    int64_t max_batch;
+} dnn_state;
+
+typedef struct conv_state {
+    int patch;
+    patch_state ps;
+    dnn_state ds;
+} conv_state;
+
+static cudnnDataType_t dnn_dtype(ferry_dtype dt)
+{
+    return dt == FERRY_F16    ? CUDNN_DATA_HALF
+           : dt == FERRY_BF16 ? CUDNN_DATA_BFLOAT16
+                              : CUDNN_DATA_FLOAT;
+}
+
+static ferry_status tensor4(cudnnTensorDescriptor_t *d, cudnnTensorFormat_t f, cudnnDataType_t dt,
+                            int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    ferry_status st = FERRY_OK;
+    if (!*d)
+        DNN_TRY(cudnnCreateTensorDescriptor(d));
+    DNN_TRY(cudnnSetTensor4dDescriptor(*d, f, dt, (int)n, (int)c, (int)h, (int)w));
+fail:
+    return st;
+}
+
+/* Fills e's algorithms (descriptors set): the heuristics' choices with
+ * workspace at most limit, then for Conv the implicit GEMM (no workspace)
+ * as the last resort. top_ws: the largest workspace of the first three. */
+static ferry_status choose_algo(cudnnHandle_t h, const dnn_state *ds, dnn_entry *e, size_t limit,
+                                size_t *top_ws)
+{
+    int got = 0, algo[CONV_ALGOS];
+    cudnnStatus_t ok[CONV_ALGOS];
+    size_t mem[CONV_ALGOS];
+    ferry_status st = FERRY_OK;
+    if (!ds->transposed) {
+        cudnnConvolutionFwdAlgoPerf_t perf[CONV_ALGOS];
+        DNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, e->x, ds->w, ds->conv, e->y, CONV_ALGOS,
+                                                       &got, perf));
+        for (int i = 0; i < got; i++)
+            algo[i] = perf[i].algo, ok[i] = perf[i].status, mem[i] = perf[i].memory;
+    } else {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[CONV_ALGOS];
+        DNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, ds->w, e->x, ds->conv, e->y,
+                                                            CONV_ALGOS, &got, perf));
+        for (int i = 0; i < got; i++)
+            algo[i] = perf[i].algo, ok[i] = perf[i].status, mem[i] = perf[i].memory;
+    }
+    *top_ws = 0;
+    e->n_algos = 0;
+    int have_gemm = 0;
+    for (int i = 0; i < got; i++) {
+        if (ok[i] != CUDNN_STATUS_SUCCESS || mem[i] > limit)
+            continue;
+        if (e->n_algos < 3 && mem[i] > *top_ws)
+            *top_ws = mem[i];
+        have_gemm |= algo[i] == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+        e->algo[e->n_algos] = algo[i];
+        e->ws[e->n_algos++] = mem[i];
+    }
+    if (!ds->transposed && !have_gemm) {
+        e->algo[e->n_algos] = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+        e->ws[e->n_algos++] = 0;
+    }
+    if (!e->n_algos)
+        st = ferry_fail(FERRY_EUNSUPPORTED,
+                        "cuDNN has no algorithm for this convolution within %zu bytes of workspace",
+                        limit);
+fail:
+    return st;
+}
+
+static void entry_free(dnn_entry *e)
+{
+    if (!e)
+        return;
+    if (e->x)
+        cudnnDestroyTensorDescriptor(e->x);
+    if (e->y)
+        cudnnDestroyTensorDescriptor(e->y);
+    free(e);
+}
+
+/* A new entry for batch n; top_ws: the workspace of the heuristics' top
+ * choices that fit limit. */
+static ferry_status entry_make(cudnnHandle_t h, const dnn_state *ds, int64_t n, size_t limit,
+                               dnn_entry **out, size_t *top_ws)
+{
+    dnn_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return ferry_fail(FERRY_ENOMEM, "out of memory describing a convolution");
+    ferry_status st = tensor4(&e->x, ds->fmt, ds->dt, n, ds->ci, ds->in[0], ds->in[1]);
+    if (!st)
+        st = tensor4(&e->y, ds->fmt, ds->dt, n, ds->co, ds->out[0], ds->out[1]);
+    if (!st)
+        st = choose_algo(h, ds, e, limit, top_ws);
+    if (st) {
+        entry_free(e);
+        return st;
+    }
+    *out = e;
+    return FERRY_OK;
+}
+
+/* Channels-last weights: [Co, Ci/g, kh, kw] -> [Co, kh, kw, Ci/g] in the
+ * compute dtype, in a buffer of their own. */
+static ferry_status transpose_weights(backend_ctx *c, const graph_value *w, void **out)
+{
+    int64_t co = w->dims[0], ci = w->dims[1], kh = w->dims[2], kw = w->dims[3];
+    int64_t n = co * ci * kh * kw;
+    float *t = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (!t)
+        return ferry_fail(FERRY_ENOMEM, "out of memory transposing weights '%s'", w->name);
+    for (int64_t o = 0; o < co; o++)
+        for (int64_t i = 0; i < ci; i++)
+            for (int64_t u = 0; u < kh; u++)
+                for (int64_t v = 0; v < kw; v++)
+                    t[((o * kh + u) * kw + v) * ci + i] =
+                        cuda_host_f32(w->dtype, w->data, ((o * ci + i) * kh + u) * kw + v);
+    ferry_status st =
+        cuda_dev_malloc(c->device, out, (size_t)n * c->celem, "channels-last weights");
+    if (!st)
+        st = cuda_upload_f32(c, *out, t, n);
+    free(t);
+    return st;
+}
+
+static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
+{
+    const graph *g = p->g;
+    const graph_node *nd = p->nd;
+    const conv_attrs *a = &nd->conv;
+    const graph_value *x = &g->values[nd->in[0]], *y = &g->values[nd->out[0]];
+    const graph_value *w = &g->values[nd->in[1]];
+    backend_ctx *c = p->c;
+    ferry_status st = FERRY_OK;
+    int nsp = a->nsp;
+    ds->transposed = nd->op == OP_CONV_TRANSPOSE;
+    ds->dt = dnn_dtype(p->cdt);
+    ds->ci = x->dims[1];
+    ds->co = y->dims[1];
+    ds->in[0] = nsp == 2 ? x->dims[2] : 1;
+    ds->in[1] = x->dims[x->ndim - 1];
+    ds->out[0] = nsp == 2 ? y->dims[2] : 1;
+    ds->out[1] = y->dims[y->ndim - 1];
+    int pad[2] = {0, 0}, str[2] = {1, 1}, dil[2] = {1, 1};
+    for (int i = 0; i < nsp; i++) {
+        pad[2 - nsp + i] = (int)a->pads[i];
+        str[2 - nsp + i] = (int)a->strides[i];
+        dil[2 - nsp + i] = (int)a->dilations[i];
+    }
+    ds->nhwc = cuda_value_nhwc(c, nd->out[0]);
+    ds->x_nhwc = cuda_value_nhwc(c, nd->in[0]);
+    ds->fmt = ds->nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    if (ds->nhwc && (st = transpose_weights(c, w, &ds->w_t)) != FERRY_OK)
+        goto fail;
+    DNN_TRY(cudnnCreateFilterDescriptor(&ds->w));
+    /* Conv: [Co, Ci/g, kh, kw]; ConvTranspose: [Ci, Co/g, kh, kw], the
+     * filter of the convolution y -> x it transposes. */
+    DNN_TRY(cudnnSetFilter4dDescriptor(ds->w, ds->dt, ds->fmt, (int)w->dims[0], (int)w->dims[1],
+                                       nsp == 2 ? (int)w->dims[2] : 1, (int)w->dims[w->ndim - 1]));
+    DNN_TRY(cudnnCreateConvolutionDescriptor(&ds->conv));
+    DNN_TRY(cudnnSetConvolution2dDescriptor(ds->conv, pad[0], pad[1], str[0], str[1], dil[0],
+                                            dil[1], CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    DNN_TRY(cudnnSetConvolutionGroupCount(ds->conv, (int)a->group));
+    /* fp32: no TF32 (FMA math); tf32: the default, which allows it;
+     * 16-bit: tensor cores, never a down-conversion. */
+    cudnnMathType_t math = c->o.precision == FERRY_PRECISION_FP32   ? CUDNN_FMA_MATH
+                           : c->o.precision == FERRY_PRECISION_TF32 ? CUDNN_DEFAULT_MATH
+                                                                    : CUDNN_TENSOR_OP_MATH;
+    DNN_TRY(cudnnSetConvolutionMathType(ds->conv, math));
+    int has_bias = nd->n_in > 2 && nd->in[2] >= 0;
+    ds->fused = !ds->transposed && nd->act == ACT_RELU && has_bias;
+    if (ds->fused) {
+        DNN_TRY(cudnnCreateTensorDescriptor(&ds->bias));
+        DNN_TRY(cudnnSetTensor4dDescriptor(ds->bias, ds->fmt, ds->dt, 1, (int)ds->co, 1, 1));
+        DNN_TRY(cudnnCreateActivationDescriptor(&ds->relu));
+        DNN_TRY(cudnnSetActivationDescriptor(ds->relu, CUDNN_ACTIVATION_RELU,
+                                             CUDNN_NOT_PROPAGATE_NAN, 0.0));
+    }
+    ds->max_batch = p->max_batch;
+    ds->by_n = calloc((size_t)p->max_batch + 1, sizeof *ds->by_n);
+    if (!ds->by_n)
+        return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
+    /* The workspace: what the heuristics' top choices ask at max_batch. */
+    if (!c->dnn) {
+        cudnnHandle_t h = NULL;
+        DNN_TRY(cudnnCreate(&h));
+        c->dnn = h;
+    }
+    dnn_entry *e = NULL;
+    size_t top = 0;
+    st = entry_make((cudnnHandle_t)c->dnn, ds, p->max_batch, CONV_WS_CAP, &e, &top);
+    if (st)
+        goto fail;
+    ds->ws_max = top;
+    int kept = 0; /* the later choices that need more than the first three stay out */
+    for (int i = 0; i < e->n_algos; i++)
+        if (e->ws[i] <= top) {
+            e->algo[kept] = e->algo[i];
+            e->ws[kept++] = e->ws[i];
+        }
+    e->n_algos = kept;
+    ds->by_n[p->max_batch] = e;
+    p->scratch = ds->ws_max;
+    if (ds->x_nhwc != ds->nhwc) {
+        ds->x_off = (ds->ws_max + 255) & ~(size_t)255;
+        p->scratch = ds->x_off + (size_t)(p->max_batch * ds->ci * ds->in[0] * ds->in[1]) * c->celem;
+    }
+    c->n_dnn++;
+    return FERRY_OK;
+fail:
+    return ferry_fail_prefix(st, "node '%s' (%s)", nd->name, op_name(nd->op));
+}
+
+/* Batch n's entry: cached, else made now (first forward at n) and
+ * published for lock-free readers. */
+static ferry_status dnn_entry_for(const cuda_call *c, dnn_state *ds, dnn_entry **out)
+{
+    dnn_entry *e = __atomic_load_n(&ds->by_n[c->n], __ATOMIC_ACQUIRE);
+    if (e) {
+        *out = e;
+        return FERRY_OK;
+    }
+    ferry_status st = FERRY_OK;
+    pthread_mutex_lock(&c->c->mu);
+    e = ds->by_n[c->n];
+    if (!e) {
+        size_t top;
+        st = entry_make((cudnnHandle_t)c->s->dnn, ds, c->n, ds->ws_max, &e, &top);
+        if (!st)
+            __atomic_store_n(&ds->by_n[c->n], e, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&c->c->mu);
+    *out = e;
+    return st;
+}
+
+static ferry_status dnn_run(const cuda_call *c, dnn_state *ds)
+{
+    const graph_node *nd = c->nd;
+    cudnnHandle_t h = c->s->dnn;
+    if (!h)
+        return ferry_fail(FERRY_EINTERNAL, "node '%s': the stream has no cuDNN handle", nd->name);
+    dnn_entry *e;
+    ferry_status st = dnn_entry_for(c, ds, &e);
+    if (st)
+        return st;
+    const float one = 1.0f, zero = 0.0f;
+    const void *x = c->in[0], *w = ds->w_t ? ds->w_t : c->in[1];
+    if (ds->x_nhwc != ds->nhwc) {
+        /* x arrives in the other layout: transpose it into scratch */
+        int64_t C = ds->ci, H = ds->in[0], W = ds->in[1];
+        int64_t to_nhwc_d[4] = {c->n, H, W, C}, to_nhwc_s[4] = {C * H * W, W, 1, H * W};
+        int64_t to_nchw_d[4] = {c->n, C, H, W}, to_nchw_s[4] = {H * W * C, 1, W * C, C};
+        char *xt = (char *)c->scratch + ds->x_off;
+        st = cuda_copy_dense(c, x, xt, 4, ds->nhwc ? to_nhwc_d : to_nchw_d,
+                             ds->nhwc ? to_nhwc_s : to_nchw_s, ferry_dtype_size(c->cdt));
+        if (st)
+            return st;
+        x = xt;
+    }
+    const void *bias = nd->n_in > 2 && nd->in[2] >= 0 ? c->in[2] : NULL;
+    const void *res = !ds->transposed && nd->n_in > 3 && nd->in[3] >= 0 ? c->in[3] : NULL;
+    for (;;) {
+        int k = __atomic_load_n(&e->pick, __ATOMIC_RELAXED);
+        if (k >= e->n_algos)
+            return ferry_fail(FERRY_EDEVICE,
+                              "node '%s' (%s): cuDNN refused every algorithm its heuristics gave",
+                              nd->name, op_name(nd->op));
+        cudnnStatus_t r;
+        if (ds->fused && !__atomic_load_n(&e->unfused, __ATOMIC_RELAXED)) {
+            const float a2 = res ? 1.0f : 0.0f;
+            r = cudnnConvolutionBiasActivationForward(
+                h, &one, e->x, x, ds->w, w, ds->conv, (cudnnConvolutionFwdAlgo_t)e->algo[k],
+                c->scratch, e->ws[k], &a2, e->y, res ? res : c->out[0], ds->bias, bias, ds->relu,
+                e->y, c->out[0]);
+            if (r == CUDNN_STATUS_SUCCESS)
+                return FERRY_OK;
+            if (r != CUDNN_STATUS_NOT_SUPPORTED && r != CUDNN_STATUS_BAD_PARAM)
+                return DNN(r);
+            /* no fused form here: conv + epilogue from now on */
+            __atomic_store_n(&e->unfused, 1, __ATOMIC_RELAXED);
+        }
+        if (!ds->transposed)
+            r = cudnnConvolutionForward(h, &one, e->x, x, ds->w, w, ds->conv,
+                                        (cudnnConvolutionFwdAlgo_t)e->algo[k], c->scratch, e->ws[k],
+                                        &zero, e->y, c->out[0]);
+        else
+            r = cudnnConvolutionBackwardData(h, &one, ds->w, w, e->x, x, ds->conv,
+                                             (cudnnConvolutionBwdDataAlgo_t)e->algo[k], c->scratch,
+                                             e->ws[k], &zero, e->y, c->out[0]);
+        if (r != CUDNN_STATUS_NOT_SUPPORTED && r != CUDNN_STATUS_BAD_PARAM) {
+            st = DNN(r);
+            break;
+        }
+        int next = k + 1;
+        __atomic_compare_exchange_n(&e->pick, &k, next, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    }
+    if (st || (!bias && !res && nd->act == ACT_NONE))
+        return st;
+    int64_t hw = ds->out[0] * ds->out[1], ny = c->n * ds->co * hw;
+    return CUDA_LAUNCH(c,
+                       kern_bias_act(c->out[0], bias, res, c->out[0], ny, ds->co, ds->nhwc ? 1 : hw,
+                                     (int)nd->act, nd->act_alpha, nd->act_beta, c->cdt, c->stream));
+}
+
+static void dnn_release(dnn_state *ds)
+{
+    if (ds->by_n)
+        for (int64_t i = 0; i <= ds->max_batch; i++)
+            entry_free(ds->by_n[i]);
+    free(ds->by_n);
+    if (ds->w)
+        cudnnDestroyFilterDescriptor(ds->w);
+    if (ds->conv)
+        cudnnDestroyConvolutionDescriptor(ds->conv);
+    if (ds->bias)
+        cudnnDestroyTensorDescriptor(ds->bias);
+    if (ds->relu)
+        cudnnDestroyActivationDescriptor(ds->relu);
+    if (ds->w_t)
+        cudaFree(ds->w_t);
+}
+
+void cuda_dnn_ctx_release(backend_ctx *c)
+{
+    if (c->dnn)
+        cudnnDestroy((cudnnHandle_t)c->dnn);
+    c->dnn = NULL;
+}
+
+int cuda_conv_nhwc_capable(const graph *g, const graph_node *nd)
+{
+    const graph_value *w = nd->n_in > 1 && nd->in[1] >= 0 ? &g->values[nd->in[1]] : NULL;
+    return nd->op == OP_CONV && nd->conv.nsp == 2 && patch_refusal(nd) && w && w->is_const &&
+           w->data && w->ndim == 4;
+}
+
+/* ------------------------------------------------------ the rows */
+
+static ferry_status supports_conv(const cuda_prep *p)
+{
+    const graph_node *nd = p->nd;
+    const conv_attrs *a = &nd->conv;
+    ferry_status st = cuda_supports_float(p);
+    if (st)
+        return st;
+    if (nd->in[1] < 0 || !p->g->values[nd->in[1]].is_const)
+        return cuda_unsupported(nd, "weights must be a constant");
+    if (!patch_refusal(p->nd))
+        return FERRY_OK;
+    if (a->nsp < 1 || a->nsp > 2)
+        return cuda_unsupported(nd, "only 1-D and 2-D convolutions are supported");
+    for (int i = 0; i < a->nsp; i++) {
+        int64_t pb = a->pads[i], pe = a->pads[i + a->nsp];
+        if (nd->op == OP_CONV && pb != pe)
+            return cuda_unsupported(nd, "asymmetric pads (%" PRId64 ", %" PRId64 ") in dim %d", pb,
+                                    pe, i);
+        /* ConvTranspose: pe < pb is an output padding cuDNN takes from the
+         * output's dims, below the stride. */
+        int64_t extra = a->out_pad[i] + pb - pe;
+        if (nd->op == OP_CONV_TRANSPOSE && (extra < 0 || extra >= a->strides[i]))
+            return cuda_unsupported(
+                nd, "pads (%" PRId64 ", %" PRId64 ") with output_padding %" PRId64 " in dim %d", pb,
+                pe, a->out_pad[i], i);
+    }
+    if (nd->op == OP_CONV_TRANSPOSE && nd->act != ACT_NONE)
+        return cuda_unsupported(nd, "a fused activation on a ConvTranspose");
+    return FERRY_OK;
+}
+
+static ferry_status prepare_conv(cuda_prep *p, void **state)
+{
+    conv_state *cs = calloc(1, sizeof *cs);
+    if (!cs)
+        return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", p->nd->name);
+    cs->patch = !patch_refusal(p->nd);
+    ferry_status st = cs->patch ? patch_prepare(p, &cs->ps) : dnn_prepare(p, &cs->ds);
+    if (st) {
+        if (!cs->patch)
+            dnn_release(&cs->ds);
+        free(cs);
+        return st;
+    }
+    *state = cs;
+    return FERRY_OK;
+}
+
+static ferry_status run_conv(const cuda_call *c)
+{
+    conv_state *cs = c->state;
+    return cs->patch ? patch_run(c, &cs->ps) : dnn_run(c, &cs->ds);
+}
+
+static void destroy_conv(void *state)
+{
+    conv_state *cs = state;
+    if (!cs)
+        return;
+    if (cs->patch)
+        cuda_gemm_release(&cs->ps.gp);
+    else
+        dnn_release(&cs->ds);
+    free(cs);
+}
+
+const cuda_op_impl cuda_conv_row = {supports_conv, prepare_conv, run_conv, destroy_conv};

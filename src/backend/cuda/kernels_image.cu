@@ -1,0 +1,306 @@
+/*
+ * kernels_image.cu - the convolutional networks' own kernels around cuDNN:
+ * the convolution epilogue (bias, residual, activation), pooling, Pad and
+ * Resize. All are memory-bound, one output element per thread in a
+ * grid-stride loop (as kernels_elementwise.cu), computing in fp32.
+ *
+ * Why not cuDNN for these: cuDNN's fused conv + bias + activation takes
+ * ReLU only, and the models also fuse ReLU6 (Clip), SiLU, HardSwish and
+ * HardSigmoid (src/graph/fuse_conv.c); its pooling descriptor has one pad
+ * per side pair and no ceil_mode, and ONNX pooling has both asymmetric
+ * pads and ceil_mode (SqueezeNet); Pad and Resize it does not have.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math.h>
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/storage.cuh"
+
+namespace
+{
+
+constexpr int kThreads = 256;
+
+inline unsigned grid_for(int64_t n)
+{
+    int64_t b = (n + kThreads - 1) / kThreads;
+    if (b > 132 * 8 * 4)
+        b = 132 * 8 * 4;
+    return (unsigned)(b < 1 ? 1 : b);
+}
+
+using ferry_cuda::from_f;
+using ferry_cuda::to_f;
+
+/* The fused activations of graph.h's act_kind (kernels.h's KA_*). */
+__device__ __forceinline__ float act(int a, float v, float p, float q)
+{
+    switch (a) {
+    case KA_RELU: return v > 0.0f || v != v ? v : 0.0f;
+    case KA_GELU: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+    case KA_GELU_TANH:
+        return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+    case KA_LEAKY_RELU: return v >= 0.0f ? v : p * v;
+    case KA_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    case KA_TANH: return tanhf(v);
+    case KA_CLIP: return fminf(fmaxf(v, p), q);
+    case KA_HARD_SWISH: return v * fminf(fmaxf(v * (1.0f / 6.0f) + 0.5f, 0.0f), 1.0f);
+    case KA_HARD_SIGMOID: return fminf(fmaxf(p * v + q, 0.0f), 1.0f);
+    case KA_SILU: return v / (1.0f + expf(-v));
+    }
+    return v;
+}
+
+/* y = act(x + bias[c] + r): c = (i / inner) % ch, so NCHW (inner = H*W)
+ * and channels-last (inner = 1) share it. */
+template <typename T>
+__global__ void bias_act(const T *x, const T *bias, const T *r, T *y, int64_t n, int64_t ch,
+                         int64_t inner, int a, float p, float q)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        float v = to_f(x[i]);
+        if (bias)
+            v += to_f(bias[(i / inner) % ch]);
+        if (r)
+            v += to_f(r[i]);
+        y[i] = from_f<T>(act(a, v, p, q));
+    }
+}
+
+/* One output of a pool over [planes = N*C, in..] (the spatial dims padded
+ * on the left to three): NCHW, or channels-last (d.ch channels innermost). */
+template <typename T> __global__ void pool(const T *x, T *y, kern_pool d, int64_t planes)
+{
+    int64_t per = d.out[0] * d.out[1] * d.out[2], n = planes * per;
+    int64_t ins = d.in[0] * d.in[1] * d.in[2];
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t o, xbase, xs;
+        if (d.nhwc) {
+            int64_t ch = i % d.ch, q = i / d.ch;
+            o = q % per;
+            xbase = (q / per) * ins * d.ch + ch;
+            xs = d.ch;
+        } else {
+            o = i % per;
+            xbase = (i / per) * ins;
+            xs = 1;
+        }
+        int64_t o2 = o % d.out[2], o1 = (o / d.out[2]) % d.out[1], o0 = o / (d.out[2] * d.out[1]);
+        int64_t s0 = o0 * d.stride[0] - d.pad[0], s1 = o1 * d.stride[1] - d.pad[1],
+                s2 = o2 * d.stride[2] - d.pad[2];
+        const T *xp = x + xbase;
+        float acc = d.is_max ? -INFINITY : 0.0f;
+        int64_t valid = 0, padded = 0;
+        for (int64_t k0 = 0; k0 < d.kernel[0]; k0++) {
+            int64_t h = s0 + k0 * d.dil[0];
+            for (int64_t k1 = 0; k1 < d.kernel[1]; k1++) {
+                int64_t w = s1 + k1 * d.dil[1];
+                for (int64_t k2 = 0; k2 < d.kernel[2]; k2++) {
+                    int64_t z = s2 + k2 * d.dil[2];
+                    if (h >= -d.pad[0] && h < d.in[0] + d.pad_end[0] && w >= -d.pad[1] &&
+                        w < d.in[1] + d.pad_end[1] && z >= -d.pad[2] && z < d.in[2] + d.pad_end[2])
+                        padded++;
+                    if (h < 0 || h >= d.in[0] || w < 0 || w >= d.in[1] || z < 0 || z >= d.in[2])
+                        continue;
+                    float v = to_f(xp[((h * d.in[1] + w) * d.in[2] + z) * xs]);
+                    valid++;
+                    if (d.is_max)
+                        acc = v > acc || v != v ? v : acc;
+                    else
+                        acc += v;
+                }
+            }
+        }
+        if (!d.is_max) {
+            int64_t div = d.count_include_pad ? padded : valid;
+            acc = div ? acc / (float)div : 0.0f;
+        }
+        y[i] = from_f<T>(acc);
+    }
+}
+
+/* Pad: per dim, input index = output index - begin, mapped back into
+ * [0, in) by the mode (constant: outside reads the value). */
+template <typename T> __global__ void pad(const T *x, T *y, kern_pad d, float value)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < d.n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t q = i, off = 0;
+        bool outside = false;
+        for (int k = d.ndim - 1; k >= 0; k--) {
+            int64_t o = q % d.out[k], n = d.in[k];
+            q /= d.out[k];
+            int64_t j = o - d.begin[k];
+            if (j < 0 || j >= n) {
+                switch (d.mode) {
+                case KERN_PAD_EDGE: j = j < 0 ? 0 : n - 1; break;
+                case KERN_PAD_REFLECT: {
+                    int64_t period = 2 * (n - 1);
+                    if (period == 0) {
+                        j = 0;
+                        break;
+                    }
+                    j = j % period;
+                    if (j < 0)
+                        j += period;
+                    if (j >= n)
+                        j = period - j;
+                    break;
+                }
+                case KERN_PAD_WRAP:
+                    j %= n;
+                    if (j < 0)
+                        j += n;
+                    break;
+                default: outside = true; break;
+                }
+            }
+            off += j * d.xs[k];
+        }
+        y[i] = outside ? from_f<T>(value) : x[off];
+    }
+}
+
+/* Resize: per output element, per resized dim the two neighbours and the
+ * weight of the second (kern_resize's tables, made on the host), summed
+ * over the 2^k corners of the k linear dims. */
+template <typename T> __global__ void resize(const T *x, T *y, kern_resize d)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < d.n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t q = i, base = 0;
+        int64_t o1[KERN_MAX_DIMS];
+        float w[KERN_MAX_DIMS];
+        int lin[KERN_MAX_DIMS], nl = 0;
+        for (int k = d.ndim - 1; k >= 0; k--) {
+            int64_t o = q % d.out[k];
+            q /= d.out[k];
+            if (!d.resized[k]) {
+                base += o * d.xs[k];
+                continue;
+            }
+            double c;
+            switch (d.coord) {
+            case KERN_COORD_PYTORCH_HALF_PIXEL:
+                c = d.out[k] > 1 ? ((double)o + 0.5) / d.scale[k] - 0.5 : 0.0;
+                break;
+            case KERN_COORD_ALIGN_CORNERS:
+                c = d.out[k] == 1 ? 0.0
+                                  : (double)o * (double)(d.in[k] - 1) / (double)(d.out[k] - 1);
+                break;
+            case KERN_COORD_ASYMMETRIC: c = (double)o / d.scale[k]; break;
+            case KERN_COORD_HALF_PIXEL_SYMMETRIC: {
+                double adj = (double)d.out[k] / (d.scale[k] * (double)d.in[k]);
+                c = (double)d.in[k] / 2.0 * (1.0 - adj) + ((double)o + 0.5) / d.scale[k] - 0.5;
+                break;
+            }
+            default: c = ((double)o + 0.5) / d.scale[k] - 0.5; break;
+            }
+            int64_t last = d.in[k] - 1;
+            if (!d.linear) {
+                double f = floor(c), r;
+                switch (d.nearest) {
+                case KERN_NEAREST_FLOOR: r = f; break;
+                case KERN_NEAREST_CEIL: r = ceil(c); break;
+                case KERN_NEAREST_ROUND_PREFER_CEIL:
+                    r = c - f == 0.5 ? f + 1.0 : floor(c + 0.5);
+                    break;
+                default: r = c - f == 0.5 ? f : floor(c + 0.5); break;
+                }
+                int64_t j = r < 0.0 ? 0 : r > (double)last ? last : (int64_t)r;
+                base += j * d.xs[k];
+                continue;
+            }
+            double f = floor(c);
+            int64_t j0 = f < 0.0 ? 0 : f > (double)last ? last : (int64_t)f;
+            int64_t j1 = f + 1.0 < 0.0 ? 0 : f + 1.0 > (double)last ? last : (int64_t)(f + 1.0);
+            base += j0 * d.xs[k];
+            if (j1 != j0) {
+                o1[nl] = (j1 - j0) * d.xs[k];
+                w[nl] = (float)(c - f);
+                lin[nl++] = k;
+            }
+        }
+        float acc = 0.0f;
+        for (int m = 0; m < (1 << nl); m++) {
+            int64_t off = base;
+            float wt = 1.0f;
+            for (int b = 0; b < nl; b++) {
+                if (m & (1 << b)) {
+                    off += o1[b];
+                    wt *= w[b];
+                } else {
+                    wt *= 1.0f - w[b];
+                }
+            }
+            acc += wt * to_f(x[off]);
+        }
+        y[i] = from_f<T>(acc);
+    }
+}
+
+template <typename F> cudaError_t by_dtype(ferry_dtype dt, F f)
+{
+    switch (dt) {
+    case FERRY_F32: f((float *)nullptr); break;
+    case FERRY_F16: f((__half *)nullptr); break;
+    case FERRY_BF16: f((__nv_bfloat16 *)nullptr); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+} // namespace
+
+extern "C" cudaError_t kern_bias_act(const void *x, const void *bias, const void *r, void *y,
+                                     int64_t n, int64_t ch, int64_t inner, int a, float p, float q,
+                                     ferry_dtype dt, cudaStream_t s)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    return by_dtype(dt, [&](auto *t) {
+        using T = typename std::remove_pointer<decltype(t)>::type;
+        bias_act<T><<<grid_for(n), kThreads, 0, s>>>((const T *)x, (const T *)bias, (const T *)r,
+                                                     (T *)y, n, ch, inner, a, p, q);
+    });
+}
+
+extern "C" cudaError_t kern_pool_run(const void *x, void *y, const kern_pool *d, int64_t planes,
+                                     ferry_dtype dt, cudaStream_t s)
+{
+    int64_t n = planes * d->out[0] * d->out[1] * d->out[2];
+    if (n <= 0)
+        return cudaSuccess;
+    return by_dtype(dt, [&](auto *t) {
+        using T = typename std::remove_pointer<decltype(t)>::type;
+        pool<T><<<grid_for(n), kThreads, 0, s>>>((const T *)x, (T *)y, *d, planes);
+    });
+}
+
+extern "C" cudaError_t kern_pad_run(const void *x, void *y, const kern_pad *d, float value,
+                                    ferry_dtype dt, cudaStream_t s)
+{
+    if (d->n <= 0)
+        return cudaSuccess;
+    return by_dtype(dt, [&](auto *t) {
+        using T = typename std::remove_pointer<decltype(t)>::type;
+        pad<T><<<grid_for(d->n), kThreads, 0, s>>>((const T *)x, (T *)y, *d, value);
+    });
+}
+
+extern "C" cudaError_t kern_resize_run(const void *x, void *y, const kern_resize *d, ferry_dtype dt,
+                                       cudaStream_t s)
+{
+    if (d->n <= 0)
+        return cudaSuccess;
+    return by_dtype(dt, [&](auto *t) {
+        using T = typename std::remove_pointer<decltype(t)>::type;
+        resize<T><<<grid_for(d->n), kThreads, 0, s>>>((const T *)x, (T *)y, *d);
+    });
+}
