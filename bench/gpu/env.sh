@@ -8,7 +8,14 @@ S=.devlibs/gpu
 [ -f $S/tm.tar.xz ] && [ ! -d $S/tm ] && tar xJf $S/tm.tar.xz -C $S
 [ -f $S/py.tar.xz ] && [ ! -d $S/py ] && mkdir -p $S/py && tar xJf $S/py.tar.xz -C $S/py
 export TORCH_PYPATH=$PWD/$S/py
-export LD_LIBRARY_PATH=$PWD/$S/lib:${LD_LIBRARY_PATH:-}
+# cuDNN 9 (the CUDA backend links it): the machine's toolkit, else PyTorch's
+# wheel (nvidia-cudnn-cu13); it is too large to carry
+DNN=
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/lib/x86_64-linux-gnu \
+    $(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__) + "/lib")' 2>/dev/null); do
+    if [ -f "$d/libcudnn.so.9" ]; then DNN=$d; break; fi
+done
+export LD_LIBRARY_PATH=$PWD/$S/lib:${DNN:+$DNN:}${LD_LIBRARY_PATH:-}
 export FERRY_TEST_MODELS=$PWD/$S/tm
 F=$S/bin/ferry
 M=$S/models/mlp-s.onnx

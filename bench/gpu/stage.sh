@@ -10,7 +10,7 @@ S=.devlibs/gpu
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$B" -j2 --target ferry_cli models test_cuda_backend test_parity_cuda test_engine test_cuda_fused test_batcher_cuda
 rm -rf "$S" && mkdir -p "$S/bin" "$S/lib" "$S/models"
-cp "$B/ferry" "$B/test_cuda_backend" "$B/test_parity_cuda" "$B/test_cuda_fused" "$B/test_batcher_cuda" "$S/bin/"
+cp "$B/ferry" "$B/test_cuda_backend" "$B/test_parity_cuda" "$B/test_cuda_fused" "$B/test_batcher_cuda" "$B/test_engine" "$S/bin/"
 # the API-cost probe (plain CUDA, no Ferry code)
 /usr/local/cuda/bin/nvcc -O2 -arch=sm_90 bench/gpu/api_cost.cu -lcublasLt -o "$S/bin/api_cost"
 # wrk for bench/gpu/run_server.sh, when installed here (its libluajit follows below)
@@ -58,7 +58,7 @@ if [ -d $PY/uvicorn ]; then
 fi
 for bin in "$S"/bin/*; do
     ldd "$bin" | awk '/=> \// {print $3}' |
-        grep -Ev 'libc\.so|libm\.so|libstdc|libgcc_s|ld-linux|libpthread|librt|libdl|libcublas|libcudart' || true
+        grep -Ev 'libc\.so|libm\.so|libstdc|libgcc_s|ld-linux|libpthread|librt|libdl|libcublas|libcudart|libcudnn' || true
 done | sort -u | while read -r lib; do cp -L "$lib" "$S/lib/"; done
 # the two big libraries travel compressed (the carry limit is 64 MiB)
 (cd "$S/lib" && big=$(ls libopenblas* libdnnl* 2>/dev/null || true) &&
