@@ -118,7 +118,22 @@ void kserve_model_metadata(ferry_server *s, srv_model *m, jsonw *w)
             jsonw_char(w, ',');
         tensor_meta(w, &m->out[i], ferry_model_length_dim(m->model, 1, i));
     }
-    jsonw_str_raw(w, "]}");
+    jsonw_str_raw(w, "]");
+    /* A model on several devices: each one and whether it still serves (a
+     * device error takes one out, engine.c). Not a field of the protocol's
+     * metadata; clients ignore it. */
+    int nd = ferry_engine_num_devices(m->engine);
+    if (nd > 1) {
+        jsonw_str_raw(w, ",\"parameters\":{\"devices\":[");
+        for (int k = 0; k < nd; k++) {
+            jsonw_str_raw(w, k ? ",{\"name\":" : "{\"name\":");
+            jsonw_str(w, ferry_engine_device_at(m->engine, k));
+            jsonw_str_raw(w, ferry_engine_device_ok(m->engine, k) ? ",\"ready\":true}"
+                                                                  : ",\"ready\":false}");
+        }
+        jsonw_str_raw(w, "]}");
+    }
+    jsonw_char(w, '}');
 }
 
 /* ------------------------------------------------------ element access */

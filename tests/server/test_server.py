@@ -1429,6 +1429,50 @@ class Repository(unittest.TestCase):
                 self.assertEqual(s.stop(), 0, "".join(s.lines))
 
 
+class Devices(unittest.TestCase):
+    def test_device_list(self):
+        """--device cpu,cpu (a replica per device, as cuda:all makes one per
+        GPU): metadata lists each device and whether it serves; requests
+        from many threads are answered as by one device."""
+        s = Server("--device", "cpu,cpu", "--max-batch", "16")
+        try:
+            c = s.conn()
+            st, _, data = call(c, "GET", "/v2/models/mlp-s")
+            self.assertEqual(st, 200)
+            devs = json.loads(data)["parameters"]["devices"]
+            self.assertEqual(len(devs), 2)
+            self.assertTrue(all(d["ready"] for d in devs))
+            self.assertTrue(devs[0]["name"].startswith("cpu"))
+            st, _, _ = call(c, "GET", "/v2/models/mlp-s/ready")
+            self.assertEqual(st, 200)
+            c.close()
+            x = np.random.default_rng(5).uniform(-1, 1, (8, 256)).astype(np.float32)
+            want = reference(x)
+            bad = []
+
+            def client(i):
+                try:
+                    cc = s.conn()
+                    for k in range(10):
+                        row = (i + k) % 8
+                        st, _, data = call(cc, "POST", "/v2/models/mlp-s/infer",
+                                           infer_body(x[row:row + 1]))
+                        got = np.array(outputs_of(data)[0]["output"]["data"], np.float32)
+                        if st != 200 or not np.allclose(got, want[row], rtol=1e-5, atol=1e-6):
+                            bad.append((i, k, st))
+                    cc.close()
+                except Exception as e:  # a thread's failure must fail the test
+                    bad.append((i, repr(e)))
+            th = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+            for t in th:
+                t.start()
+            for t in th:
+                t.join()
+            self.assertEqual(bad, [])
+        finally:
+            self.assertEqual(s.stop(), 0, "".join(s.lines))
+
+
 class Cli(unittest.TestCase):
     def run_cli(self, *args):
         return subprocess.run([CLI, "serve"] + list(args), capture_output=True, text=True,
