@@ -61,6 +61,11 @@ ferry_status lengths_create(ferry_engine *e)
 
 void lengths_destroy(ferry_engine *e)
 {
+    /* An engine without buckets of its own (a plain one, or a bucket's,
+     * whose gate its parent owns) is left alone: its workers still run and
+     * read e->gate until ferry_engine_destroy stops them. */
+    if (e->n_sub == 0 && !e->owns_gate)
+        return;
     for (int k = 0; k < e->n_sub; k++)
         ferry_engine_destroy(e->sub[k]);
     free(e->sub);
