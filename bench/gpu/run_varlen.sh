@@ -26,9 +26,8 @@ stage)
     ;;
 run)
     OUT=${2:-/tmp/ferry-gpu}
+    . bench/gpu/env.sh >/dev/null # unpacks, finds cuDNN, sets LD_LIBRARY_PATH
     mkdir -p "$OUT"
-    [ -f $S/big.tar.xz ] && [ ! -f $S/lib/libopenblas.so.0 ] && tar xJf $S/big.tar.xz -C $S/lib
-    export LD_LIBRARY_PATH=$PWD/$S/lib:${LD_LIBRARY_PATH:-}
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/varlen.txt"
     date -u +%FT%TZ | tee -a "$OUT/varlen.txt"
     $S/bin/varlen_bench $S/models/bert-var-256.onnx --device cuda --clients 64,256 \
