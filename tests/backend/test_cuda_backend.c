@@ -1021,6 +1021,43 @@ static void test_reduce_sum_max(void **state)
     graph_free(g);
 }
 
+/* ---- ArgMax over a middle axis (kern_arg_reduce), ties to the first
+ * index, cast to float to come out through run_graph */
+
+static void test_argmax(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 3;
+    graph *g = graph_new();
+    int64_t dx[3] = {FERRY_DIM_BATCH, 5, 7}, di[3] = {FERRY_DIM_BATCH, 1, 7};
+    int x = add_typed(g, "x", FERRY_F32, 3, dx), ix = add_typed(g, "ix", FERRY_I64, 3, di);
+    int y = add_typed(g, "y", FERRY_F32, 3, di);
+    int k = graph_add_node(g, OP_ARGMAX, "am", 1, &x, 1, &ix);
+    g->nodes[k].axis = 1, g->nodes[k].keepdims = 1;
+    k = graph_add_node(g, OP_CAST, "cast", 1, &ix, 1, &y);
+    g->nodes[k].to = FERRY_F32;
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * 35, 1.0f);
+    for (int64_t b = 0; b < n; b++) /* a tie in column 0: the first index wins */
+        xv[(b * 5 + 3) * 7] = xv[(b * 5 + 1) * 7] = 9.0f;
+    double ref[3 * 7];
+    for (int64_t b = 0; b < n; b++)
+        for (int j = 0; j < 7; j++) {
+            int best = 0;
+            for (int r = 1; r < 5; r++)
+                if (xv[(b * 5 + r) * 7 + j] > xv[(b * 5 + best) * 7 + j])
+                    best = r;
+            ref[b * 7 + j] = best;
+        }
+    run_cfg rc = {FERRY_PRECISION_FP32, FERRY_F32, 16, 0};
+    float *yv = run_graph(g, &rc, n, xv);
+    check_close("argmax", yv, ref, n * 7, 0.0);
+    free(yv);
+    free(xv);
+    graph_free(g);
+}
+
 /* ---- a patch convolution (kernel = stride: a ViT's patch embedding),
  * with bias and ReLU, runs as copy + matmul + transpose */
 
@@ -1151,6 +1188,7 @@ int main(void)
         cmocka_unit_test(test_where_compare_int),
         cmocka_unit_test(test_reduce_sum_max),
         cmocka_unit_test(test_patch_conv),
+        cmocka_unit_test(test_argmax),
         cmocka_unit_test(test_unsupported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
