@@ -50,30 +50,7 @@ static inline float act_gelu_tanh(float v)
     return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
 }
 
-/* exp(x) without a call, so that loops over it vectorize: Cephes' expf
- * (2^n * e^r, |r| <= ln2/2, degree-7 polynomial), ~1e-7 relative. Inputs
- * are clamped to the range where the result is a normal float. */
-static inline float vexpf(float x)
-{
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
-    /* Round to nearest through the 1.5 * 2^23 trick: no call to rintf. */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union {
-        uint32_t u;
-        float f;
-    } s = {.u = (uint32_t)((int32_t)n + 127) << 23};
-    return p * s.f;
-}
+#include "backend/cpu/cpu_vexp.h" /* after the pragma: see there */
 
 /* Exact (erf) GELU, x * Phi(x), with Phi from erfc of |x|/sqrt(2) by the
  * Numerical Recipes Chebyshev fit (erfcc: relative error < 1.2e-7 for all

@@ -75,32 +75,11 @@ struct cpu_rnn {
 
 #define RNN_INLINE static inline __attribute__((always_inline))
 
-/* exp(x), Cephes' expf without the call: ~1e-7 relative on the clamped
- * range where the result is a normal float. */
-RNN_INLINE float rnn_exp(float x)
-{
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union {
-        uint32_t u;
-        float f;
-    } s = {.u = (uint32_t)((int32_t)n + 127) << 23};
-    return p * s.f;
-}
+#include "backend/cpu/cpu_vexp.h" /* after the pragma: see there */
 
 RNN_INLINE float rnn_sigmoid(float x)
 {
-    return 1.0f / (1.0f + rnn_exp(-x));
+    return 1.0f / (1.0f + vexpf(-x));
 }
 
 /* tanh as Cephes' tanhf: an odd polynomial below 0.625, where 1 - 2/(e^2x
@@ -109,7 +88,7 @@ RNN_INLINE float rnn_sigmoid(float x)
 RNN_INLINE float rnn_tanh(float x)
 {
     float a = fabsf(x);
-    float big = 1.0f - 2.0f / (rnn_exp(2.0f * a) + 1.0f);
+    float big = 1.0f - 2.0f / (vexpf(2.0f * a) + 1.0f);
     float z = a * a;
     float p = -5.70498872745e-3f;
     p = p * z + 2.06390887954e-2f;

@@ -16,17 +16,8 @@
 namespace
 {
 
-constexpr int kThreads = 256;
-
-/* Enough blocks to fill an H100 (132 SMs x 2048 threads) several times over;
- * beyond that the grid-stride loop takes over. */
-inline unsigned grid_for(int64_t n)
-{
-    int64_t b = (n + kThreads - 1) / kThreads;
-    if (b > 132 * 8 * 4)
-        b = 132 * 8 * 4;
-    return (unsigned)(b < 1 ? 1 : b);
-}
+using ferry_cuda::grid_for;
+using ferry_cuda::kThreads;
 
 using ferry_cuda::from_f;
 using ferry_cuda::to_f;

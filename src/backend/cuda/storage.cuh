@@ -8,6 +8,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <stdint.h>
 
 #include "backend/cuda/kernels.h"
 
@@ -38,6 +39,19 @@ template <> __device__ __forceinline__ __half from_f<__half>(float v)
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v)
 {
     return __float2bfloat16_rn(v);
+}
+
+/* Launch shape of the grid-stride kernels: 256 threads a block, and enough
+ * blocks to fill an H100 (132 SMs x 2048 threads) several times over;
+ * beyond that the grid-stride loop takes over. */
+constexpr int kThreads = 256;
+
+inline unsigned grid_for(int64_t n)
+{
+    int64_t b = (n + kThreads - 1) / kThreads;
+    if (b > 132 * 8 * 4)
+        b = 132 * 8 * 4;
+    return (unsigned)(b < 1 ? 1 : b);
 }
 
 /* op(v) in fp32; alpha is LeakyRelu's slope. Relu keeps NaN, as PyTorch's. */
