@@ -249,3 +249,14 @@ double graph_flops(const graph *g, int64_t n)
     }
     return f;
 }
+
+void graph_mask_strides(const int64_t *xd, int xn, const int64_t *md, int mn, int64_t *mstride)
+{
+    int64_t st = xd[xn - 1];
+    for (int d = xn - 2; d >= 0; d--) {
+        int k = d - (xn - mn); /* the mask's dim, right-aligned */
+        int64_t size = k >= 0 ? md[k] : 1;
+        mstride[d] = size == 1 ? 0 : st;
+        st *= size;
+    }
+}

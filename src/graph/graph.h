@@ -262,6 +262,11 @@ int graph_add_value(graph *g, const char *name, ferry_dtype dt, int ndim, const 
 int graph_add_node(graph *g, op_kind op, const char *name, int n_in, const int *in, int n_out,
                    const int *out);
 int graph_find_value(const graph *g, const char *name); /* -1 if absent */
+/* The fused attention softmax's mask (OP_SOFTMAX mode 1, fuse.c): for
+ * scores x [xd[0..xn-1]] and a mask m [md[0..mn-1]] right-aligned to x with
+ * the last dim whole, the element stride in m of each of x's leading xn-1
+ * dims (0 where m is broadcast). */
+void graph_mask_strides(const int64_t *xd, int xn, const int64_t *md, int mn, int64_t *mstride);
 const char *op_name(op_kind op);                        /* "Gemm", "Relu", ... */
 const char *act_name(act_kind a);                       /* "relu", "gelu", ... */
 

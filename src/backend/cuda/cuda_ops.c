@@ -435,14 +435,8 @@ static ferry_status run_softmax(const cuda_call *c)
         int64_t L = x.d[x.n - 1], rows = numel(&x) / (L ? L : 1);
         if (c->nd->n_in > 1 && c->nd->in[1] >= 0) {
             dims m = vdims(c->g, c->nd->in[1], c->n);
-            int64_t st = L;
             f.mask = c->in[1];
-            for (int d = x.n - 2; d >= 0; d--) {
-                int md = d - (x.n - m.n); /* the mask's dim, right-aligned */
-                int64_t size = md >= 0 ? m.d[md] : 1;
-                f.mstride[d] = size == 1 ? 0 : st;
-                st *= size;
-            }
+            graph_mask_strides(x.d, x.n, m.d, m.n, f.mstride);
         }
         for (int d = 0; d < f.nd; d++)
             f.dims[d] = x.d[d];
