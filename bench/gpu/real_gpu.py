@@ -15,7 +15,8 @@ Columns, samples/s at batch b:
   torch eager   fp32 nn.Module, pageable host tensors in and out (b = 1 only)
   torch best    fp16 weights and activations (float inputs cast on the GPU),
                 channels_last for images, one CUDA graph per batch size
-                captured after a warm-up, inputs copied from pinned host
+                captured after a warm-up (cudnn.benchmark on: convolution
+                algorithms timed per shape), inputs copied from pinned host
                 memory into the graph's static input and the output copied
                 back to pinned memory; synchronous, as one caller runs it
   ferry         `ferry bench --device cuda --precision fp16 --graphs --sweep`
@@ -82,7 +83,9 @@ def torch_eager(module, name, batch, duration, repeats):
 
 
 def torch_best(module, name, batch, duration, repeats):
-    """fp16 + channels_last + one CUDA graph, pinned host in and out."""
+    """fp16 + channels_last + one CUDA graph, pinned host in and out, and
+    cuDNN's algorithms timed per shape (cudnn.benchmark), as Ferry does."""
+    torch.backends.cudnn.benchmark = True
     dev = torch.device("cuda")
     m = module.to(dev).half()
     image = any(len(s["shape"]) == 4 for s in bm.MODELS[name][1])
