@@ -17,13 +17,16 @@
 
 #include <type_traits>
 
+#include "backend/cuda/index.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/storage.cuh"
 
 namespace
 {
 
+using ferry_cuda::divmod32;
 using ferry_cuda::grid_for;
+using ferry_cuda::kIndex32Max;
 using ferry_cuda::kThreads;
 
 using ferry_cuda::from_f;
@@ -59,6 +62,25 @@ __global__ void bias_act(const T *x, const T *bias, const T *r, T *y, int64_t n,
         float v = to_f(x[i]);
         if (bias)
             v += to_f(bias[(i / inner) % ch]);
+        if (r)
+            v += to_f(r[i]);
+        y[i] = from_f<T>(act(a, v, p, q));
+    }
+}
+
+/* bias_act on 32-bit indices (n < 2^30): the channel by a multiply-shift
+ * instead of two int64 divisions per element, which cost more than the
+ * element's bytes (mobilenet_v2 runs every convolution's ReLU6 here). */
+template <typename T>
+__global__ void bias_act32(const T *x, const T *bias, const T *r, T *y, uint32_t n, divmod32 din,
+                           divmod32 dch, int a, float p, float q)
+{
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        float v = to_f(x[i]);
+        if (bias) {
+            uint32_t o = din.quot(i);
+            v += to_f(bias[o - dch.quot(o) * dch.d]);
+        }
         if (r)
             v += to_f(r[i]);
         y[i] = from_f<T>(act(a, v, p, q));
@@ -257,11 +279,68 @@ extern "C" cudaError_t kern_bias_act(const void *x, const void *bias, const void
 {
     if (n <= 0)
         return cudaSuccess;
+    if (n < kIndex32Max) {
+        divmod32 din, dch;
+        din.init((uint32_t)inner);
+        dch.init((uint32_t)ch);
+        return by_dtype(dt, [&](auto *t) {
+            using T = typename std::remove_pointer<decltype(t)>::type;
+            bias_act32<T><<<grid_for(n), kThreads, 0, s>>>((const T *)x, (const T *)bias,
+                                                           (const T *)r, (T *)y, (uint32_t)n, din,
+                                                           dch, a, p, q);
+        });
+    }
     return by_dtype(dt, [&](auto *t) {
         using T = typename std::remove_pointer<decltype(t)>::type;
         bias_act<T><<<grid_for(n), kThreads, 0, s>>>((const T *)x, (const T *)bias, (const T *)r,
                                                      (T *)y, n, ch, inner, a, p, q);
     });
+}
+
+/* pool's 2-D channels-last case (every CNN's stem and downsampling
+ * pools) on 32-bit indices: the general kernel's int64 divisions and
+ * three-level loop cost ~10x the bytes it moves (resnet50's 3x3/2 max pool
+ * at batch 64: 4% of the forward, as much as several convolutions).
+ * Consecutive threads take consecutive channels of one pixel, so each tap
+ * is a coalesced read. i = ((b * OH + oh) * OW + ow) * C + c. */
+template <typename T>
+__global__ void pool2d_nhwc(const T *x, T *y, kern_pool d, divmod32 dc, divmod32 dw, divmod32 dh,
+                            uint32_t n)
+{
+    const int H = (int)d.in[1], W = (int)d.in[2], C = (int)d.ch;
+    const int KH = (int)d.kernel[1], KW = (int)d.kernel[2];
+    const int SH = (int)d.stride[1], SW = (int)d.stride[2], DH = (int)d.dil[1], DW = (int)d.dil[2];
+    const int PH = (int)d.pad[1], PW = (int)d.pad[2];
+    const int HE = H + (int)d.pad_end[1], WE = W + (int)d.pad_end[2];
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        uint32_t q = dc.quot(i), c = i - q * dc.d;
+        uint32_t q2 = dw.quot(q), ow = q - q2 * dw.d;
+        uint32_t b = dh.quot(q2), oh = q2 - b * dh.d;
+        int h0 = (int)oh * SH - PH, w0 = (int)ow * SW - PW;
+        const T *xp = x + (uint32_t)(b * (uint32_t)H * (uint32_t)W * (uint32_t)C) + c;
+        float acc = d.is_max ? -INFINITY : 0.0f;
+        int valid = 0, padded = 0;
+        for (int kh = 0; kh < KH; kh++) {
+            int h = h0 + kh * DH;
+            for (int kw = 0; kw < KW; kw++) {
+                int w = w0 + kw * DW;
+                padded += h >= -PH && h < HE && w >= -PW && w < WE;
+                if (h < 0 || h >= H || w < 0 || w >= W)
+                    continue;
+                float v = to_f(xp[(h * W + w) * C]);
+                valid++;
+                if (d.is_max)
+                    acc = v > acc || v != v ? v : acc;
+                else
+                    acc += v;
+            }
+        }
+        if (!d.is_max) {
+            int div = d.count_include_pad ? padded : valid;
+            acc = div ? acc / (float)div : 0.0f;
+        }
+        y[i] = from_f<T>(acc);
+    }
 }
 
 extern "C" cudaError_t kern_pool_run(const void *x, void *y, const kern_pool *d, int64_t planes,
@@ -270,6 +349,20 @@ extern "C" cudaError_t kern_pool_run(const void *x, void *y, const kern_pool *d,
     int64_t n = planes * d->out[0] * d->out[1] * d->out[2];
     if (n <= 0)
         return cudaSuccess;
+    int64_t in_elems = planes * d->in[0] * d->in[1] * d->in[2];
+    int flat = d->in[0] == 1 && d->out[0] == 1 && d->kernel[0] == 1 && d->pad[0] == 0 &&
+               d->pad_end[0] == 0;
+    if (d->nhwc && flat && n < kIndex32Max && in_elems < kIndex32Max) {
+        divmod32 dc, dw, dh;
+        dc.init((uint32_t)d->ch);
+        dw.init((uint32_t)d->out[2]);
+        dh.init((uint32_t)d->out[1]);
+        return by_dtype(dt, [&](auto *t) {
+            using T = typename std::remove_pointer<decltype(t)>::type;
+            pool2d_nhwc<T><<<grid_for(n), kThreads, 0, s>>>((const T *)x, (T *)y, *d, dc, dw, dh,
+                                                            (uint32_t)n);
+        });
+    }
     return by_dtype(dt, [&](auto *t) {
         using T = typename std::remove_pointer<decltype(t)>::type;
         pool<T><<<grid_for(n), kThreads, 0, s>>>((const T *)x, (T *)y, *d, planes);
