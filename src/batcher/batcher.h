@@ -117,6 +117,7 @@ struct ferry_batcher {
     int n_in, n_out;
     io_desc *in, *out;
     size_t in_sample_bytes; /* all inputs of one sample */
+    int defer_copy;         /* inputs reach staging on the engine's thread (BATCHER_DEFER_BYTES) */
     int inline_k;           /* samples that fit inside a node */
     int slabs_ready;
 

@@ -599,6 +599,7 @@ void engine_slot_release(engine_slot *s)
     ferry_engine *e = s->e;
     int gated = s->gated;
     s->gated = 0;
+    s->fill = NULL;
     pthread_mutex_lock(&e->free_mu);
     s->in_use = 0;
     e->free_slots[e->n_free++] = s;
@@ -606,6 +607,12 @@ void engine_slot_release(engine_slot *s)
     pthread_mutex_unlock(&e->free_mu);
     if (gated)
         gate_give_slot(e->gate);
+}
+
+void engine_slot_set_fill(engine_slot *s, engine_slot_fill_fn fill, void *user)
+{
+    s->fill = fill;
+    s->fill_user = user;
 }
 
 void *engine_slot_input(engine_slot *s, int i)
@@ -629,9 +636,10 @@ ferry_status engine_slot_submit(engine_slot *s, int64_t n, engine_slot_done_fn d
     s->t_start = ferry_now_us();
     /* On a GPU, queueing the copies and the forward takes microseconds and
      * never waits for the device: the caller (the batcher's dispatcher)
-     * does it, saving a thread wake-up per batch. On the CPU the worker
-     * thread runs the forward itself. */
-    if (s->e->ops->host_visible)
+     * does it, saving a thread wake-up per batch, unless a fill must run
+     * first (engine_slot_set_fill: the worker's thread does it). On the
+     * CPU the worker thread runs the forward itself. */
+    if (s->e->ops->host_visible || s->fill)
         worker_enqueue(s->w, s);
     else
         worker_submit_inline(s);

@@ -34,6 +34,14 @@ const void *engine_slot_output(const engine_slot *s, int i);
 /* Runs the slot's first n samples asynchronously; done runs exactly once. */
 ferry_status engine_slot_submit(engine_slot *s, int64_t n, engine_slot_done_fn done, void *user);
 
+/* Set before engine_slot_submit: fill(user, s) then writes the slot's
+ * inputs on the worker's own thread, just before the batch is issued, so
+ * that the copies of different batches run on different threads instead
+ * of the submitter's one (large inputs: images). It runs exactly once if
+ * submit returns FERRY_OK, before done. */
+typedef void (*engine_slot_fill_fn)(void *user, engine_slot *s);
+void engine_slot_set_fill(engine_slot *s, engine_slot_fill_fn fill, void *user);
+
 /* Returns a slot to its worker. */
 void engine_slot_release(engine_slot *s);
 

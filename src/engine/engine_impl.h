@@ -66,6 +66,8 @@ struct engine_slot {
     void *dst[ENGINE_MAX_IO];       /* caller output memory, or NULL: staging */
     engine_slot_done_fn done;
     void *user;
+    engine_slot_fill_fn fill; /* engine_slot_set_fill's, or NULL */
+    void *fill_user;
     ferry_done_fn user_done; /* for ferry_engine_submit: done is a trampoline */
     void *user_arg;
     int64_t t_start;

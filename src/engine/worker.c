@@ -201,6 +201,11 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         s->next = NULL;
 
+        if (s->fill) {
+            engine_slot_fill_fn fill = s->fill;
+            s->fill = NULL;
+            fill(s->fill_user, s);
+        }
         if (e->ops->host_visible)
             complete(s, worker_run_inline(s));
         else
