@@ -28,7 +28,8 @@
  * kernels, no sync), once per batch size: at prepare for max_batch, else
  * the first time a forward sees the size (the engine runs one plain
  * forward before it captures a CUDA graph, so captures replay cached
- * choices). The workspace is node scratch in the forward's arena, sized at
+ * choices); FERRY_CUDNN_FIND=1 then times the legacy candidates on that
+ * forward's tensors (opt-in until measured). The workspace is node scratch in the forward's arena, sized at
  * prepare from the choices at max_batch: nothing allocates on the run path.
  */
 #include <inttypes.h>
@@ -206,6 +207,7 @@ typedef struct dnn_state {
     cudnnActivationDescriptor_t relu;
     int fused; /* cudnnConvolutionBiasActivationForward (bias + ReLU) */
     int graph; /* try the graph API first (16-bit and tf32 Conv) */
+    int find;  /* time the candidates on first use (FERRY_CUDNN_FIND=1) */
     int has_bias, has_res;
     int nhwc, x_nhwc; /* layouts of y (and the residual, the run) and of x */
     cudnnTensorFormat_t fmt;
@@ -223,6 +225,13 @@ typedef struct conv_state {
     patch_state ps;
     dnn_state ds;
 } conv_state;
+
+/* Is environment variable name set to value? (measurement knobs) */
+static int env_is(const char *name, const char *value)
+{
+    const char *v = getenv(name);
+    return v && strcmp(v, value) == 0;
+}
 
 static cudnnDataType_t dnn_dtype(ferry_dtype dt)
 {
@@ -244,9 +253,9 @@ fail:
 
 /* Fills e's algorithms (descriptors set): the heuristics' choices with
  * workspace at most limit, then for Conv the implicit GEMM (no workspace)
- * as the last resort. top_ws: the largest workspace of the first three. */
+ * as the last resort. top_ws: the largest workspace of the first n_top. */
 static ferry_status choose_algo(cudnnHandle_t h, const dnn_state *ds, dnn_entry *e, size_t limit,
-                                size_t *top_ws)
+                                int n_top, size_t *top_ws)
 {
     int got = 0, algo[CONV_ALGOS];
     cudnnStatus_t ok[CONV_ALGOS];
@@ -271,7 +280,7 @@ static ferry_status choose_algo(cudnnHandle_t h, const dnn_state *ds, dnn_entry 
     for (int i = 0; i < got; i++) {
         if (ok[i] != CUDNN_STATUS_SUCCESS || mem[i] > limit)
             continue;
-        if (e->n_algos < 3 && mem[i] > *top_ws)
+        if (e->n_algos < n_top && mem[i] > *top_ws)
             *top_ws = mem[i];
         have_gemm |= algo[i] == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
         e->algo[e->n_algos] = algo[i];
@@ -338,7 +347,7 @@ static void entry_free(dnn_entry *e)
 /* A new entry for batch n; top_ws: the workspace of the heuristics' top
  * choices that fit limit. */
 static ferry_status entry_make(cudnnHandle_t h, const dnn_state *ds, int64_t n, size_t limit,
-                               dnn_entry **out, size_t *top_ws)
+                               int n_top, dnn_entry **out, size_t *top_ws)
 {
     dnn_entry *e = calloc(1, sizeof *e);
     if (!e)
@@ -347,7 +356,7 @@ static ferry_status entry_make(cudnnHandle_t h, const dnn_state *ds, int64_t n, 
     if (!st)
         st = tensor4(&e->y, ds->fmt, ds->dt, n, ds->co, ds->out[0], ds->out[1]);
     if (!st)
-        st = choose_algo(h, ds, e, limit, top_ws);
+        st = choose_algo(h, ds, e, limit, n_top, top_ws);
     if (st) {
         entry_free(e);
         return st;
@@ -432,9 +441,8 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     ds->fused = !ds->transposed && nd->act == ACT_RELU && has_bias;
     /* Opt-in (FERRY_CUDNN=graph) until it measures faster; never fp32,
      * which the legacy API keeps off TF32 (FMA math). */
-    const char *api = getenv("FERRY_CUDNN");
-    ds->graph = !ds->transposed && c->o.precision != FERRY_PRECISION_FP32 && api &&
-                strcmp(api, "graph") == 0;
+    ds->graph =
+        !ds->transposed && c->o.precision != FERRY_PRECISION_FP32 && env_is("FERRY_CUDNN", "graph");
     if (ds->fused) {
         DNN_TRY(cudnnCreateTensorDescriptor(&ds->bias));
         DNN_TRY(cudnnSetTensor4dDescriptor(ds->bias, ds->fmt, ds->dt, 1, (int)ds->co, 1, 1));
@@ -452,9 +460,14 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
         DNN_TRY(cudnnCreate(&h));
         c->dnn = h;
     }
+    /* Timed (opt-in): room for every candidate within the cap, since the
+     * fastest on the device may be any; the entries, max_batch's too, are
+     * made on first use, where the tensors to time them on exist. */
+    ds->find = !ds->transposed && !ds->graph && env_is("FERRY_CUDNN_FIND", "1");
     dnn_entry *e = NULL;
     size_t top = 0;
-    st = entry_make((cudnnHandle_t)c->dnn, ds, p->max_batch, CONV_WS_CAP, &e, &top);
+    st = entry_make((cudnnHandle_t)c->dnn, ds, p->max_batch, CONV_WS_CAP, ds->find ? CONV_ALGOS : 3,
+                    &e, &top);
     if (st)
         goto fail;
     ds->ws_max = top;
@@ -467,7 +480,10 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
             e->ws[kept++] = e->ws[i];
         }
     e->n_algos = kept;
-    ds->by_n[p->max_batch] = e;
+    if (ds->find)
+        entry_free(e);
+    else
+        ds->by_n[p->max_batch] = e;
     p->scratch = ds->ws_max;
     if (ds->x_nhwc != ds->nhwc) {
         ds->x_off = (ds->ws_max + 255) & ~(size_t)255;
@@ -479,9 +495,44 @@ fail:
     return ferry_fail_prefix(st, "node '%s' (%s)", nd->name, op_name(nd->op));
 }
 
-/* Batch n's entry: cached, else made now (first forward at n) and
- * published for lock-free readers. */
-static ferry_status dnn_entry_for(const cuda_call *c, dnn_state *ds, dnn_entry **out)
+/* Reorders e's algorithms by their time on this device: cuDNN runs each
+ * candidate on the forward's own x and w into y (written again right
+ * after) with the node's workspace, on the stream, synchronously (PyTorch's
+ * cudnn.benchmark). Only on a plain forward (the engine runs one before it
+ * captures), and not where y shares its buffer with the residual that the
+ * timing runs would overwrite; the heuristics' order stays if it fails. */
+static void time_algos(const cuda_call *c, const dnn_state *ds, dnn_entry *e, const void *x,
+                       const void *w, const void *res)
+{
+    enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(c->stream, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone ||
+        res == c->out[0])
+        return;
+    cudnnConvolutionFwdAlgoPerf_t perf[CONV_ALGOS];
+    int got = 0, n = 0, have_gemm = 0;
+    if (cudnnFindConvolutionForwardAlgorithmEx(c->s->dnn, e->x, x, ds->w, w, ds->conv, e->y,
+                                               c->out[0], CONV_ALGOS, &got, perf, c->scratch,
+                                               ds->ws_max) != CUDNN_STATUS_SUCCESS)
+        return;
+    for (int i = 0; i < got && n < CONV_ALGOS; i++) /* fastest first */
+        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ds->ws_max) {
+            have_gemm |= perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+            e->algo[n] = perf[i].algo;
+            e->ws[n++] = perf[i].memory;
+        }
+    if (!n)
+        return;
+    if (!have_gemm) {
+        e->algo[n] = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+        e->ws[n++] = 0;
+    }
+    e->n_algos = n;
+}
+
+/* Batch n's entry: cached, else made now (first forward at n; timed on x
+ * and w when ds->find) and published for lock-free readers. */
+static ferry_status dnn_entry_for(const cuda_call *c, dnn_state *ds, const void *x, const void *w,
+                                  const void *res, dnn_entry **out)
 {
     dnn_entry *e = __atomic_load_n(&ds->by_n[c->n], __ATOMIC_ACQUIRE);
     if (e) {
@@ -493,7 +544,9 @@ static ferry_status dnn_entry_for(const cuda_call *c, dnn_state *ds, dnn_entry *
     e = ds->by_n[c->n];
     if (!e) {
         size_t top;
-        st = entry_make((cudnnHandle_t)c->s->dnn, ds, c->n, ds->ws_max, &e, &top);
+        st = entry_make((cudnnHandle_t)c->s->dnn, ds, c->n, ds->ws_max, CONV_ALGOS, &e, &top);
+        if (!st && ds->find)
+            time_algos(c, ds, e, x, w, res);
         if (!st)
             __atomic_store_n(&ds->by_n[c->n], e, __ATOMIC_RELEASE);
     }
@@ -557,10 +610,7 @@ static ferry_status dnn_run(const cuda_call *c, dnn_state *ds)
     cudnnHandle_t h = c->s->dnn;
     if (!h)
         return ferry_fail(FERRY_EINTERNAL, "node '%s': the stream has no cuDNN handle", nd->name);
-    dnn_entry *e;
-    ferry_status st = dnn_entry_for(c, ds, &e);
-    if (st)
-        return st;
+    ferry_status st = FERRY_OK;
     const void *x = c->in[0], *w = ds->w_t ? ds->w_t : c->in[1];
     if (ds->x_nhwc != ds->nhwc) {
         /* x arrives in the other layout: transpose it into scratch */
@@ -576,6 +626,9 @@ static ferry_status dnn_run(const cuda_call *c, dnn_state *ds)
     }
     const void *bias = ds->has_bias ? c->in[2] : NULL;
     const void *res = ds->has_res ? c->in[3] : NULL;
+    dnn_entry *e;
+    if ((st = dnn_entry_for(c, ds, x, w, res, &e)) != FERRY_OK)
+        return st;
     if (e->gp)
         return cuda_dnn_plan_run(h, e->gp, x, w, c->out[0], bias, res, c->scratch);
     int done = 0;
