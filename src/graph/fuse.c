@@ -12,6 +12,9 @@
  *   3. Gemm/MatMul(B const 2-D) [+ Add(bias)] [+ activation] -> one OP_GEMM
  *   4. Conv [+ BatchNormalization] [+ Add(residual)] [+ activation] -> one
  *      OP_CONV, and Gemm + BatchNormalization (fuse_conv.c); run before 3
+ *   5. Softmax(Add(Mul(scores, c), mask)) -> OP_SOFTMAX mode 1
+ *   6. Split/Reshape/Transpose -> MatMul -> Softmax -> MatMul -> Transpose ->
+ *      Reshape -> OP_ATTENTION (fuse_attention.c), on 5's softmax
  *
  * GELU goes first so that Gemm -> Add -> GELU chains end in an OP_GELU the
  * third step can absorb. A pattern matches only when its constants have the
@@ -692,5 +695,5 @@ ferry_status graph_fuse(graph *g)
     for (int ni = 0; ni < g->n_nodes; ni++)
         if (!g->nodes[ni].dead && g->nodes[ni].op == OP_SOFTMAX)
             fuse_softmax(g, ni);
-    return FERRY_OK;
+    return graph_fuse_attention(g);
 }

@@ -21,5 +21,7 @@ void fuse_set_inputs(graph *g, int ni, int n_in, const int *in);
 
 /* Step 4 of graph_fuse: Conv epilogues (fuse_conv.c). */
 ferry_status graph_fuse_conv(graph *g);
+/* Step 6: multi-head attention after the softmax fusion (fuse_attention.c). */
+ferry_status graph_fuse_attention(graph *g);
 
 #endif

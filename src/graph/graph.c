@@ -235,6 +235,9 @@ double graph_flops(const graph *g, int64_t n)
             macs = (double)graph_value_numel(x, n) * per;
             break;
         }
+        case OP_ATTENTION: /* Q K^T and P V: Tk multiply-adds per output element each */
+            macs = 2 * out * (double)graph_dim(g->values[nd->in[1]].dims[1], n);
+            break;
         case OP_LSTM:
         case OP_GRU: {
             double gates = nd->op == OP_LSTM ? 4 : 3;

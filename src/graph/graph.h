@@ -4,7 +4,8 @@
  *
  * Pipeline: onnx_load.c (ONNX bytes -> graph) -> shape.c (shape inference)
  * -> fold.c (constant folding) -> fuse.c (Gemm+bias+act, GELU and LayerNorm
- * patterns) -> plan.c (execution order + one shared arena).
+ * patterns; attention in fuse_attention.c) -> plan.c (execution order + one
+ * shared arena).
  */
 #ifndef FERRY_GRAPH_H
 #define FERRY_GRAPH_H
@@ -115,6 +116,11 @@ typedef enum op_kind {
     /* ---- recommenders */
     OP_EMBEDDING_BAG, /* inputs W [rows, D], X [N, L] ids; out[n] = reduce_j W[X[n,j]];
                          mode 0 sum, 1 mean, 2 max (nn.EmbeddingBag's Loop, onnx_load.c) */
+    /* ---- fused (no ONNX name; made by a pass) */
+    OP_ATTENTION, /* fuse_attention.c: inputs Q, K, V sources [B, T, C] (heads*head_dim
+                     columns from starts[0], starts[1], starts[2]), mask (optional, as
+                     OP_SOFTMAX mode 1's, against the scores [B, heads, Tq, Tk]);
+                     heads, head_dim, alpha = scale; out [B, Tq, heads*head_dim] */
     OP_COUNT
 } op_kind;
 
@@ -225,6 +231,7 @@ typedef struct graph_node {
     int64_t hidden;                 /* LSTM, GRU */
     int direction, layout, linear_before_reset;
     float clip; /* LSTM, GRU cell clip; 0: none */
+    int64_t heads, head_dim;        /* OP_ATTENTION */
     int dead;   /* removed by a pass; skipped by plan and backends */
 } graph_node;
 

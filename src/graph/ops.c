@@ -612,6 +612,8 @@ static const op_def op_table[] = {
     {"GRU", OP_GRU, 3, 6, 2, 2, ANY, parse_rnn, infer_rnn, 0},
     /* recommenders: not an ONNX name (the loader makes it of a Loop) */
     {"EmbeddingBag (a Loop)", OP_EMBEDDING_BAG, 2, 2, 1, 1, ANY, NULL, infer_embedding_bag, 0},
+    /* made by a pass, never loaded: the name is no ONNX op_type */
+    {"Attention (fused)", OP_ATTENTION, 3, 4, 1, 1, ANY, NULL, infer_attention, 0},
 };
 
 #define N_OPS ((int)(sizeof op_table / sizeof op_table[0]))

@@ -152,6 +152,8 @@ ferry_status infer_clip(graph *g, graph_node *n);
 ferry_status infer_prelu(graph *g, graph_node *n);
 ferry_status infer_rnn(graph *g, graph_node *n);
 ferry_status infer_embedding_bag(graph *g, graph_node *n);
+/* fuse_attention.c: the node its pass makes */
+ferry_status infer_attention(graph *g, graph_node *n);
 /* shape_data.c: shapes, data movement, comparisons (with shape math) */
 ferry_status infer_variadic(graph *g, graph_node *n); /* Min, Max */
 ferry_status infer_not(graph *g, graph_node *n);

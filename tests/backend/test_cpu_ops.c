@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "backend/attention_ref.h"
 #include "backend/backend.h"
 #include "graph/graph.h"
 #include "util/half.h"
@@ -659,6 +660,86 @@ static void test_softmax_fused(void **state)
     softmax_fused_case(2);
 }
 
+/* ------------------------------------------------------ fused attention */
+
+/* OP_ATTENTION (graph fuse_attention.c) against attention_ref.h: Q, K, V as
+ * column ranges of one [N, T, 3D + 2] projection (offsets 1, D+1, 2D+1), or
+ * of three sources of their own widths with Tq != Tk; the mask [N,1,1,Tk]
+ * (BERT's padding), [1,1,Tq,Tk] (a constant, GPT's causal), or none. */
+static void attention_case(int64_t n, int64_t H, int64_t Tq, int64_t Tk, int64_t d, int one_src,
+                           int mask_kind)
+{
+    graph *g = graph_new();
+    int64_t D = H * d;
+    attn_ref r = {n, H, Tq, one_src ? Tq : Tk, d, {0}, {0}, 0.3, NULL, {0}};
+    int in[4] = {-1, -1, -1, -1};
+    if (one_src) {
+        int64_t xd[3] = {B, Tq, 3 * D + 2};
+        in[0] = in[1] = in[2] = inp(g, "qkv", 3, xd);
+        for (int k = 0; k < 3; k++) {
+            r.ld[k] = 3 * D + 2;
+            r.off[k] = 1 + k * D;
+        }
+    } else {
+        static const char *names[3] = {"q", "k", "v"};
+        for (int k = 0; k < 3; k++) {
+            r.ld[k] = D + k;
+            r.off[k] = k;
+            int64_t sd[3] = {B, k ? Tk : Tq, D + k};
+            in[k] = inp(g, names[k], 3, sd);
+        }
+    }
+    int64_t md1[4] = {B, 1, 1, r.Tk}, md2[4] = {1, 1, Tq, r.Tk}, yd[3] = {B, Tq, D};
+    if (mask_kind == 1)
+        in[3] = inp(g, "mask", 4, md1);
+    else if (mask_kind == 2)
+        in[3] = cst(g, "mask", 4, md2, -9, 0);
+    int y = outp(g, "y", 3, yd);
+    graph_node *nd = node(g, OP_ATTENTION, mask_kind ? 4 : 3, in, 1, &y);
+    nd->heads = H;
+    nd->head_dim = d;
+    nd->alpha = (float)r.scale;
+    for (int k = 0; k < 3; k++)
+        nd->starts[k] = r.off[k];
+    run_io io;
+    io_alloc(g, &io, n, -2, 2);
+    int nin = one_src ? 1 : 3;
+    if (mask_kind == 1) { /* 0, or BERT's -10000 on padding */
+        for (int64_t i = 0; i < n * r.Tk; i++)
+            ((float *)io.in[nin])[i] = i % 4 == 3 ? -10000.0f : 0.0f;
+        r.mask = io.in[nin];
+        r.mstride[0] = r.Tk;
+    } else if (mask_kind == 2) {
+        r.mask = cdata(g, in[3]);
+        r.mstride[2] = r.Tk;
+    }
+    assert_int_equal(run(g, n, &io), FERRY_OK);
+    const float *q = io.in[0], *k = io.in[one_src ? 0 : 1], *v = io.in[one_src ? 0 : 2];
+    double *want = malloc(sizeof(double) * (size_t)(n * Tq * D));
+    assert_non_null(want);
+    attention_ref(&r, q, k, v, want);
+    char what[96];
+    snprintf(what, sizeof what, "attention n %lld H %lld Tq %lld Tk %lld d %lld mask %d",
+             (long long)n, (long long)H, (long long)Tq, (long long)r.Tk, (long long)d, mask_kind);
+    expect_close(io.out[0], want, n * Tq * D, 1e-5, what);
+    free(want);
+    io_free(&io);
+    graph_free(g);
+}
+
+static void test_attention(void **state)
+{
+    (void)state;
+    for (int mask = 0; mask < 3; mask++) {
+        attention_case(1, 2, 7, 7, 5, 1, mask);  /* odd T and d, one row block */
+        attention_case(3, 3, 9, 9, 8, 1, mask);  /* odd heads */
+        attention_case(4, 4, 37, 37, 24, 1, mask); /* threaded (over 2e5 flops) */
+    }
+    attention_case(2, 3, 6, 11, 4, 0, 0); /* cross attention, sources of their own */
+    attention_case(2, 3, 6, 11, 4, 0, 1);
+    attention_case(2, 1, 1, 5, 3, 0, 1); /* one query: GEMV */
+}
+
 /* ------------------------------------------------------------ layernorm */
 
 static void layer_norm_case(int axis, int with_bias, int64_t d1, int64_t d2)
@@ -1002,6 +1083,7 @@ int main(void)
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_softmax_fused),
+        cmocka_unit_test(test_attention),
         cmocka_unit_test(test_layer_norm),
         cmocka_unit_test(test_reduce_mean),
         cmocka_unit_test(test_cast_round_trip),

@@ -1,6 +1,6 @@
 /*
  * cpu_kernels.c - the CPU backend's kernels. GEMMs go to oneDNN or OpenBLAS
- * (per shape, see gemm_block), one BLAS call a chunk, chunks spread over the
+ * (per shape, see cpu_gemm_block), one BLAS call a chunk, chunks spread over the
  * backend's threads (cpu_parallel.h), each chunk's bias and activation
  * applied while its block of Y is in cache. The rest are plain loops over
  * contiguous memory, written so that the compiler can vectorize the inner
@@ -353,6 +353,26 @@ static int64_t rows_per_chunk(int64_t rows_total, int64_t cost, int T)
     return per > 0 ? per : 1;
 }
 
+/* y += m, the mask of the fused attention's scores (scaled by its GEMM). */
+static inline __attribute__((always_inline)) void add_row_body(float *restrict y,
+                                                               const float *restrict m, int64_t L)
+{
+    for (int64_t j = 0; j < L; j++)
+        y[j] += m[j];
+}
+
+CPU_DISPATCH(add_row, (float *restrict y, const float *restrict m, int64_t L), (y, m, L))
+
+void cpu_softmax_rows(float *S, int64_t rows, int64_t L, const float *mask, int64_t mstride)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        float *y = S + r * L;
+        if (mask)
+            add_row(y, mask + r * mstride, L);
+        softmax_row(y, y, L, 0);
+    }
+}
+
 void cpu_softmax(const float *X, float *Y, int64_t outer, int64_t L, int64_t inner, int is_log)
 {
     cpu_softmax_ex(X, Y, outer, L, inner, is_log, NULL);
@@ -465,12 +485,11 @@ void cpu_layer_norm(const float *X, const float *scale, const float *bias, float
 
 /* ------------------------------------------------------------------ gemm */
 
-/* Y[M,N] (row stride ldy) = alpha * op(A) * op(B) with leading dims lda,
- * ldb: one BLAS call on the calling thread (the backend keeps OpenBLAS at
- * one thread and splits work itself, see cpu_gemm). */
-static void gemm_block(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                       const float *A, int64_t lda, const float *B, int64_t ldb, float *Y,
-                       int64_t ldy)
+/* One BLAS call on the calling thread (the backend keeps OpenBLAS at one
+ * thread and splits work itself, see cpu_gemm). */
+void cpu_gemm_block(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float *Y,
+                    int64_t ldy)
 {
     if (K == 0) {
         for (int64_t i = 0; i < M; i++)
@@ -580,7 +599,7 @@ static void gemm_chunk(void *arg, int64_t c)
     int64_t j0 = c % g->ncb * g->cstep, j1 = j0 + g->cstep < N ? j0 + g->cstep : N;
     const float *A = g->trans_a ? g->A + i0 : g->A + i0 * K;
     const float *B = g->trans_b ? g->B + j0 * K : g->B + j0;
-    gemm_block(g->trans_a, g->trans_b, i1 - i0, j1 - j0, K, g->alpha, A, lda, B, ldb,
+    cpu_gemm_block(g->trans_a, g->trans_b, i1 - i0, j1 - j0, K, g->alpha, A, lda, B, ldb,
                g->Y + i0 * N + j0, N);
     epilogue_block(g, i0, i1, j0, j1);
 }

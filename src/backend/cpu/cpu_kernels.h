@@ -36,6 +36,14 @@ void cpu_gemm_res(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, flo
                   const float *A, const float *B, float beta, const float *C, cpu_bias_kind bias,
                   act_kind act, float act_alpha, const float *R, float *Y);
 
+/* Y[M,N] (row stride ldy) = alpha * op(A) * op(B), A and B read with
+ * leading dims lda and ldb: one BLAS call (oneDNN or OpenBLAS, GEMV for one
+ * row) on the calling thread, for callers that split work themselves
+ * (cpu_attention.c reads each head in place from its projection). */
+void cpu_gemm_block(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float *Y,
+                    int64_t ldy);
+
 /* numpy matmul: A [..., M, K] x B [..., K, N] -> Y [..., M, N] with the
  * batch dims broadcast; rank-1 operands are promoted as numpy does.
  * Dims are concrete; yd/yn are the output's. */
@@ -64,6 +72,31 @@ typedef struct cpu_softmax_fused {
 } cpu_softmax_fused;
 void cpu_softmax_ex(const float *X, float *Y, int64_t outer, int64_t L, int64_t inner, int is_log,
                     const cpu_softmax_fused *f);
+
+/* Softmax in place over each of rows rows of S [rows, L] after adding the
+ * mask row r * mstride (mask NULL: none), on the calling thread: the fused
+ * attention's scores, already scaled. */
+void cpu_softmax_rows(float *S, int64_t rows, int64_t L, const float *mask, int64_t mstride);
+
+/* Multi-head attention (graph fuse_attention.c): for every batch entry b
+ * and head h, Y[b, :, h*d:(h+1)*d] = softmax(scale * Q K^T + mask) V with
+ * Q = q[b*Tq*ldq + i*ldq + h*d + (0..d)] (rows i < Tq), K and V alike over
+ * Tk rows; the mask row of (b, h, i) at b*mstride[0] + h*mstride[1] +
+ * i*mstride[2] (graph_mask_strides). Y is [B, Tq, heads*d]. The (b, h)
+ * pairs are split over the backend's threads, each chunk keeping its
+ * scores [Tq, Tk] in its own slot of scratch. */
+typedef struct cpu_attention_args {
+    const float *q, *k, *v; /* head 0's first column in each source */
+    int64_t ldq, ldk, ldv;  /* the sources' row widths */
+    const float *mask;      /* NULL: none */
+    int64_t mstride[3];
+    float *y;
+    int64_t B, heads, Tq, Tk, d;
+    float scale;
+    float *scratch; /* slots * Tq * Tk floats */
+    int64_t slots;
+} cpu_attention_args;
+void cpu_attention(const cpu_attention_args *a);
 
 /* LayerNormalization of X viewed as [rows, cols] over cols. bias, mean_out
  * and rstd_out may be NULL. */

@@ -867,6 +867,56 @@ static ferry_status run_embedding_bag(const cpu_call *c)
     return FERRY_OK;
 }
 
+/* ------------------------------------------------ fused attention */
+
+/* One scores slot [Tq, Tk] per chunk the node may be split into. */
+static ferry_status prepare_attention(cpu_prep *p, void **state)
+{
+    const graph_node *nd = p->nd;
+    int64_t Tq = graph_dim(p->g->values[nd->in[0]].dims[1], p->max_batch);
+    int64_t Tk = graph_dim(p->g->values[nd->in[1]].dims[1], p->max_batch);
+    int64_t items = graph_dim(p->g->values[nd->in[0]].dims[0], p->max_batch) * nd->heads;
+    int64_t slots = 4 * (int64_t)cpu_parallel_threads();
+    slots = slots < items ? slots : items;
+    p->scratch = sizeof(float) * (size_t)((slots > 0 ? slots : 1) * Tq * Tk);
+    return prepare_f32(p, state);
+}
+
+static ferry_status run_attention(const cpu_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims q = in_dims(c, 0), k = in_dims(c, 1), v = in_dims(c, 2);
+    cpu_attention_args a;
+    memset(&a, 0, sizeof a);
+    a.q = (const float *)c->in[0] + nd->starts[0];
+    a.k = (const float *)c->in[1] + nd->starts[1];
+    a.v = (const float *)c->in[2] + nd->starts[2];
+    a.ldq = q.d[2];
+    a.ldk = k.d[2];
+    a.ldv = v.d[2];
+    a.y = c->out[0];
+    a.B = q.d[0];
+    a.heads = nd->heads;
+    a.Tq = q.d[1];
+    a.Tk = k.d[1];
+    a.d = nd->head_dim;
+    a.scale = nd->alpha;
+    if (nd->n_in > 3 && nd->in[3] >= 0) {
+        dims m = in_dims(c, 3);
+        int64_t sd[4] = {a.B, a.heads, a.Tq, a.Tk}, ms[4];
+        graph_mask_strides(sd, 4, m.d, m.n, ms);
+        a.mask = c->in[3];
+        for (int i = 0; i < 3; i++)
+            a.mstride[i] = ms[i];
+    }
+    /* prepare_attention's slots at max_batch, of which a smaller batch
+     * uses no more */
+    a.scratch = c->scratch;
+    a.slots = 4 * (int64_t)cpu_parallel_threads();
+    cpu_attention(&a);
+    return FERRY_OK;
+}
+
 /* ------------------------------------------------------------- the table */
 
 static const cpu_op_impl ops[OP_COUNT] = {
@@ -957,6 +1007,7 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_LSTM] = {prepare_rnn, run_rnn, destroy_rnn},
     [OP_GRU] = {prepare_rnn, run_rnn, destroy_rnn},
     [OP_EMBEDDING_BAG] = {NULL, run_embedding_bag, NULL},
+    [OP_ATTENTION] = {prepare_attention, run_attention, NULL},
 };
 
 int cpu_op_blocked_ok(op_kind op)

@@ -1,0 +1,304 @@
+/*
+ * test_fuse_attention.c - graph_fuse's attention pass (fuse_attention.c) on
+ * hand-built graphs shaped as torch.onnx exports them: the whole chain
+ * becomes one OP_ATTENTION reading Q, K and V in place (from the Split's
+ * input, the Split gone), with the softmax's scale and mask; HF's second
+ * key transpose and separate projections fuse too; near misses (a wrong
+ * permutation, an intermediate read twice, a scale that is not a scalar)
+ * stay as they are. Then the exported test models: bert's and gpt's
+ * attention fuse, FERRY_NO_FUSE_ATTENTION=1 turns it off.
+ */
+/* cmocka.h needs these first, in this order */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "graph/fuse_builder.h"
+#include "graph/graph.h"
+
+#define N FERRY_DIM_BATCH
+enum { T = 5, H = 2, DH = 4, D = H * DH };
+
+static int value(graph *g, const char *name, int nd, const int64_t *d)
+{
+    int v = graph_add_value(g, name, FERRY_F32, nd, d);
+    assert_true(v >= 0);
+    return v;
+}
+
+static int input(graph *g, const char *name, int nd, const int64_t *d)
+{
+    int v = value(g, name, nd, d);
+    g->values[v].is_input = 1;
+    g->inputs = realloc(g->inputs, (size_t)(g->n_inputs + 1) * sizeof *g->inputs);
+    g->inputs[g->n_inputs++] = v;
+    return v;
+}
+
+static int transpose(graph *g, const char *name, int x, const int64_t *perm, const int64_t *yd)
+{
+    int y = value(g, name, 4, yd);
+    int n = node1(g, OP_TRANSPOSE, name, x, y);
+    memcpy(g->nodes[n].perm, perm, 4 * sizeof *perm);
+    return y;
+}
+
+/* What can go wrong in the chain, one case each. */
+typedef enum variant {
+    V_SPLIT,          /* torch.onnx's: one projection, Split, Mul + Add(mask) */
+    V_SEPARATE,       /* three projections (HF), no mask */
+    V_HF_KEY,         /* K as Transpose(0,2,1,3) then Transpose(0,1,3,2) */
+    V_SPLIT_SHARED,   /* a Split output read elsewhere too: fused, Split kept */
+    V_WRONG_PERM,     /* V's heads by (0,1,2,3): unfused */
+    V_SCORES_READ,    /* the scores also a graph output: unfused */
+    V_VECTOR_SCALE,   /* Mul by a [T] vector: not the softmax's scale, unfused */
+} variant;
+
+typedef struct chain {
+    graph *g;
+    int x[3];    /* sources: the Split's input three times, or three inputs */
+    int mask, y, split, softmax;
+} chain;
+
+/* A projection's heads: Reshape [N,T,D] -> [N,T,H,d], then perm. */
+static int heads(graph *g, const char *name, int src, const int64_t *perm, const int64_t *yd)
+{
+    static const int64_t rd[4] = {N, T, H, DH};
+    int64_t four = 4;
+    char nm[32];
+    snprintf(nm, sizeof nm, "%s_shape", name);
+    int shape = cst_f32(g, nm, 1, &four, 0.0f);
+    snprintf(nm, sizeof nm, "%s_r", name);
+    int r = value(g, nm, 4, rd);
+    node2(g, OP_RESHAPE, nm, src, shape, r);
+    return transpose(g, name, r, perm, yd);
+}
+
+static void build_sources(chain *c, variant v, int *q, int *k, int *vv)
+{
+    graph *g = c->g;
+    int64_t pd[3] = {N, T, D};
+    if (v == V_SEPARATE) {
+        *q = c->x[0] = input(g, "xq", 3, pd);
+        *k = c->x[1] = input(g, "xk", 3, pd);
+        *vv = c->x[2] = input(g, "xv", 3, pd);
+        return;
+    }
+    int64_t xd[3] = {N, T, 3 * D};
+    c->x[0] = c->x[1] = c->x[2] = input(g, "qkv", 3, xd);
+    *q = value(g, "q", 3, pd);
+    *k = value(g, "k", 3, pd);
+    *vv = value(g, "v", 3, pd);
+    int outs[3] = {*q, *k, *vv};
+    c->split = graph_add_node(g, OP_SPLIT, "split", 1, c->x, 3, outs);
+    g->nodes[c->split].axis = 2;
+    if (v == V_SPLIT_SHARED) {
+        int r = value(g, "k_relu", 3, pd);
+        node1(g, OP_RELU, "k_relu", *k, r);
+        mark_output(g, r);
+    }
+}
+
+static chain build(variant v)
+{
+    static const int64_t p0213[4] = {0, 2, 1, 3}, p0231[4] = {0, 2, 3, 1},
+                         p0132[4] = {0, 1, 3, 2}, p0123[4] = {0, 1, 2, 3};
+    static const int64_t hd[4] = {N, H, T, DH}, kd[4] = {N, H, DH, T}, sd[4] = {N, H, T, T},
+                         od[4] = {N, T, H, DH}, md[4] = {N, 1, 1, T}, yd[3] = {N, T, D};
+    chain c;
+    memset(&c, 0, sizeof c);
+    c.split = c.mask = -1;
+    graph *g = c.g = graph_new();
+    int q, k, vv;
+    build_sources(&c, v, &q, &k, &vv);
+    int qh = heads(g, "qh", q, p0213, hd);
+    int kt = v == V_HF_KEY ? transpose(g, "kt", heads(g, "kh", k, p0213, hd), p0132, kd)
+                           : heads(g, "kt", k, p0231, kd);
+    int vh = heads(g, "vh", vv, v == V_WRONG_PERM ? p0123 : p0213, hd);
+    int s = value(g, "scores", 4, sd), p = value(g, "p", 4, sd);
+    node2(g, OP_MATMUL, "qk", qh, kt, s);
+    int sm_in = s;
+    if (v != V_SEPARATE) {
+        int64_t t = T;
+        int c8 = v == V_VECTOR_SCALE ? cst_f32(g, "c", 1, &t, 0.5f) : scalar(g, "c", 0.5f);
+        int a = value(g, "scaled", 4, sd), b = value(g, "masked", 4, sd);
+        c.mask = input(g, "mask", 4, md);
+        node2(g, OP_MUL, "scale", s, c8, a);
+        node2(g, OP_ADD, "add_mask", a, c.mask, b);
+        sm_in = b;
+    }
+    c.softmax = node1(g, OP_SOFTMAX, "softmax", sm_in, p);
+    g->nodes[c.softmax].axis = -1;
+    if (v == V_SCORES_READ)
+        mark_output(g, s);
+    int o = value(g, "o", 4, hd);
+    node2(g, OP_MATMUL, "pv", p, vh, o);
+    int ot = transpose(g, "ot", o, p0213, od);
+    int64_t three = 3;
+    c.y = value(g, "y", 3, yd);
+    node2(g, OP_RESHAPE, "merge", ot, cst_f32(g, "y_shape", 1, &three, 0.0f), c.y);
+    mark_output(g, c.y);
+    return c;
+}
+
+/* The node that writes y, checked against what the chain computes. */
+static void check_fused(const chain *c, variant v)
+{
+    const graph *g = c->g;
+    int ni = g->values[c->y].producer;
+    assert_true(ni >= 0);
+    const graph_node *n = &g->nodes[ni];
+    assert_int_equal(n->op, OP_ATTENTION);
+    assert_int_equal(n->heads, H);
+    assert_int_equal(n->head_dim, DH);
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(n->in[k], c->x[k]);
+        assert_int_equal(n->starts[k], v == V_SEPARATE ? 0 : k * D);
+    }
+    if (v == V_SEPARATE) {
+        assert_int_equal(n->n_in, 3);
+        assert_true(n->alpha == 1.0f);
+    } else {
+        assert_int_equal(n->n_in, 4);
+        assert_int_equal(n->in[3], c->mask);
+        assert_true(fabsf(n->alpha - 0.5f) < 1e-7f);
+    }
+    if (c->split >= 0)
+        assert_int_equal(g->nodes[c->split].dead, v != V_SPLIT_SHARED);
+    int extra = (c->split >= 0 && v == V_SPLIT_SHARED) ? 2 : 0; /* the Split, the Relu */
+    assert_int_equal(live_nodes(g), 1 + extra);
+    check_consistent(g);
+}
+
+static void fuse_case(variant v, int want_fused)
+{
+    chain c = build(v);
+    int before = live_nodes(c.g);
+    assert_int_equal(graph_fuse(c.g), FERRY_OK);
+    if (want_fused) {
+        check_fused(&c, v);
+    } else {
+        for (int i = 0; i < c.g->n_nodes; i++)
+            assert_true(c.g->nodes[i].dead || c.g->nodes[i].op != OP_ATTENTION);
+        assert_false(c.g->nodes[c.softmax].dead);
+        assert_true(live_nodes(c.g) >= before - 2); /* at most the softmax's Mul and Add */
+        check_consistent(c.g);
+    }
+    graph_free(c.g);
+}
+
+static void test_split_mask(void **state)
+{
+    (void)state;
+    fuse_case(V_SPLIT, 1);
+}
+
+static void test_separate_projections(void **state)
+{
+    (void)state;
+    fuse_case(V_SEPARATE, 1);
+}
+
+static void test_hf_key_transposes(void **state)
+{
+    (void)state;
+    fuse_case(V_HF_KEY, 1);
+}
+
+static void test_split_output_shared(void **state)
+{
+    (void)state;
+    fuse_case(V_SPLIT_SHARED, 1);
+}
+
+static void test_wrong_perm_unfused(void **state)
+{
+    (void)state;
+    fuse_case(V_WRONG_PERM, 0);
+}
+
+static void test_scores_read_unfused(void **state)
+{
+    (void)state;
+    fuse_case(V_SCORES_READ, 0);
+}
+
+static void test_vector_scale_unfused(void **state)
+{
+    (void)state;
+    fuse_case(V_VECTOR_SCALE, 0);
+}
+
+static void test_switch_off(void **state)
+{
+    (void)state;
+    setenv("FERRY_NO_FUSE_ATTENTION", "1", 1);
+    chain c = build(V_SPLIT);
+    assert_int_equal(graph_fuse(c.g), FERRY_OK);
+    unsetenv("FERRY_NO_FUSE_ATTENTION");
+    assert_int_equal(c.g->nodes[c.g->values[c.y].producer].op, OP_RESHAPE);
+    graph_free(c.g);
+}
+
+/* ------------------------------------------------- the exported models */
+
+static int count_op(const graph *g, op_kind op)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        n += !g->nodes[i].dead && g->nodes[i].op == op;
+    return n;
+}
+
+/* Every layer's attention of an exported model (2 layers each) is one
+ * node: no Softmax and no Transpose left. */
+static void model_case(const char *name, int layers)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.onnx", FERRY_TEST_MODELS, name);
+    if (access(path, R_OK) != 0) {
+        print_message("skipped: %s not exported\n", path);
+        return;
+    }
+    graph *g = NULL;
+    assert_int_equal(onnx_load_file(path, &g), FERRY_OK);
+    assert_int_equal(graph_optimize(g), FERRY_OK);
+    assert_int_equal(count_op(g, OP_ATTENTION), layers);
+    assert_int_equal(count_op(g, OP_SOFTMAX), 0);
+    assert_int_equal(count_op(g, OP_TRANSPOSE), 0);
+    assert_int_equal(count_op(g, OP_SPLIT), 0);
+    graph_free(g);
+}
+
+static void test_bert_and_gpt_models(void **state)
+{
+    (void)state;
+    model_case("bert", 2);
+    model_case("gpt", 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_split_mask),
+        cmocka_unit_test(test_separate_projections),
+        cmocka_unit_test(test_hf_key_transposes),
+        cmocka_unit_test(test_split_output_shared),
+        cmocka_unit_test(test_wrong_perm_unfused),
+        cmocka_unit_test(test_scores_read_unfused),
+        cmocka_unit_test(test_vector_scale_unfused),
+        cmocka_unit_test(test_switch_off),
+        cmocka_unit_test(test_bert_and_gpt_models),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
