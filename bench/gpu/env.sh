@@ -2,7 +2,7 @@
 # scripts: unpacks what bench/gpu/stage.sh packed, sets the library path and
 # names the binary (F), the bundled model (M), the seconds per point (D) and
 # the log folder (OUT, made here), and prints the time and the GPU.
-S=.devlibs/gpu
+S=${S:-.devlibs/gpu}
 [ -f $S/bin.tar.xz ] && [ ! -d $S/bin ] && tar xJf $S/bin.tar.xz -C $S
 [ -f $S/big.tar.xz ] && [ ! -f $S/lib/libopenblas.so.0 ] && tar xJf $S/big.tar.xz -C $S/lib
 [ -f $S/tm.tar.xz ] && [ ! -d $S/tm ] && tar xJf $S/tm.tar.xz -C $S

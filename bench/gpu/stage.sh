@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${1:-build-gpu}
-S=.devlibs/gpu
+S=${S:-.devlibs/gpu}
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$B" -j2 --target ferry_cli models test_cuda_backend test_parity_cuda test_engine test_cuda_fused test_batcher_cuda
 rm -rf "$S" && mkdir -p "$S/bin" "$S/lib" "$S/models"

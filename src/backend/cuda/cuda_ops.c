@@ -999,7 +999,8 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_ARGMIN] = {cuda_arg_supports, NULL, cuda_arg_run, NULL},
 };
 
-/* Rows defined beside their kernels' callers (cuda_conv.c, cuda_image.c). */
+/* Rows defined beside their kernels' callers (cuda_conv.c, cuda_image.c,
+ * cuda_attention.c). */
 static const cuda_op_impl *row_elsewhere(op_kind op)
 {
     switch (op) {
@@ -1014,6 +1015,7 @@ static const cuda_op_impl *row_elsewhere(op_kind op)
     case OP_CLIP:
     case OP_HARD_SIGMOID:
     case OP_HARD_SWISH: return &cuda_act_row;
+    case OP_ATTENTION: return &cuda_attention_row;
     default: return NULL;
     }
 }

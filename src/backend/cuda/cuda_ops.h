@@ -93,6 +93,7 @@ extern const cuda_op_impl cuda_global_pool_row; /* GlobalAveragePool, GlobalMaxP
 extern const cuda_op_impl cuda_pad_row;
 extern const cuda_op_impl cuda_resize_row;
 extern const cuda_op_impl cuda_act_row; /* Clip, HardSigmoid, HardSwish */
+extern const cuda_op_impl cuda_attention_row; /* fused attention (cuda_attention.c) */
 
 /* Storage dtype on the device of a graph dtype under compute dtype cdt. */
 static inline ferry_dtype cuda_sdt(ferry_dtype dt, ferry_dtype cdt)

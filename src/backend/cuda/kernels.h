@@ -329,6 +329,28 @@ cudaError_t kern_mlp_prepare(const kern_mlp *m, ferry_dtype cdt);
 cudaError_t kern_mlp_run(const kern_mlp *m, ferry_dtype cdt, const void *x, ferry_dtype xdt,
                          void *y, ferry_dtype ydt, int64_t n, cudaStream_t s);
 
+/* ---- kernels_attention.cu: the fused multi-head attention (graph
+ * fuse_attention.c). For each batch entry b and head h,
+ * y[b, i, h*d + (0..d)] = softmax_t(scale * q_bhi . k_bht + mask) v_bht
+ * with q_bhi = q[(b*Tq + i)*ldq + h*d + (0..d)] (k, v alike over Tk rows),
+ * the mask row of (b, h, i) at b*mstride[0] + h*mstride[1] + i*mstride[2]
+ * (graph_mask_strides; NULL: none). Everything in the compute dtype dt,
+ * y dense [B, Tq, heads*d]. head_dim up to KERN_ATTN_MAX_D. */
+#define KERN_ATTN_MAX_D 256
+typedef struct kern_attention {
+    const void *q, *k, *v; /* head 0's first column in each source */
+    int64_t ldq, ldk, ldv; /* the sources' row widths, in elements */
+    const void *mask;
+    int64_t mstride[3];
+    void *y;
+    int B, heads, Tq, Tk, d;
+    float scale;
+} kern_attention;
+/* Once per model, before any run (and not while capturing): lets the
+ * kernels for head_dim d and dtype dt use the shared memory they need. */
+cudaError_t kern_attention_prepare(int d, ferry_dtype dt);
+cudaError_t kern_attention_run(const kern_attention *a, ferry_dtype dt, cudaStream_t s);
+
 #ifdef __cplusplus
 }
 #endif
