@@ -46,7 +46,7 @@ static int near(double a, double b)
 }
 
 /* Value of a constant float scalar (shape [] or [1], or all ones). */
-static int const_scalar(const graph *g, int v, double *out)
+int fuse_const_scalar(const graph *g, int v, double *out)
 {
     if (v < 0)
         return 0;
@@ -70,7 +70,7 @@ static int const_scalar(const graph *g, int v, double *out)
 static int is_scalar(const graph *g, int v, double want)
 {
     double x;
-    return const_scalar(g, v, &x) && near(x, want);
+    return fuse_const_scalar(g, v, &x) && near(x, want);
 }
 
 /* The live node that produces v, or -1. */
@@ -335,7 +335,7 @@ static int reduces_last_axis(const graph *g, int r, int rank)
         axis = n->axes[0];
     } else if (n->n_axes == 0 && n->n_in >= 2 && n->in[1] >= 0) {
         double a;
-        if (!const_scalar(g, n->in[1], &a))
+        if (!fuse_const_scalar(g, n->in[1], &a))
             return 0;
         axis = (int64_t)a;
     } else if (n->n_axes == 0 && rank == 1) {
@@ -431,7 +431,7 @@ static int fuse_layer_norm(graph *g, int m1)
     int var = g->nodes[m2].out[0];
     int ae = binary(g, fuse_sole_consumer(g, var), OP_ADD);
     double eps;
-    if (ae < 0 || !const_scalar(g, fuse_other_input(&g->nodes[ae], var), &eps) || !(eps >= 0.0) ||
+    if (ae < 0 || !fuse_const_scalar(g, fuse_other_input(&g->nodes[ae], var), &eps) || !(eps >= 0.0) ||
         eps > 1.0)
         return 0;
     int sr = unary(g, fuse_sole_consumer(g, g->nodes[ae].out[0]), OP_SQRT);
@@ -646,9 +646,9 @@ static int fuse_softmax(graph *g, int si)
         fuse_sole_consumer(g, cur) == (nd ? dead[0] : si)) {
         const graph_node *mn = &g->nodes[p];
         double c;
-        int k = mn->op == OP_MUL && const_scalar(g, mn->in[0], &c) ? 0 : 1;
+        int k = mn->op == OP_MUL && fuse_const_scalar(g, mn->in[0], &c) ? 0 : 1;
         int x = mn->in[1 - k];
-        if (const_scalar(g, mn->in[k], &c) && (mn->op == OP_MUL || c != 0.0) &&
+        if (fuse_const_scalar(g, mn->in[k], &c) && (mn->op == OP_MUL || c != 0.0) &&
             g->values[x].ndim == xv->ndim) {
             scale = mn->op == OP_MUL ? c : 1.0 / c;
             dead[nd++] = p;

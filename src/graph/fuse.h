@@ -5,6 +5,8 @@
 
 #include "graph/graph.h"
 
+/* A constant float scalar's value (shape [] or [1], or all ones): 1, else 0. */
+int fuse_const_scalar(const graph *g, int v, double *out);
 /* The live node that produces v, or -1. */
 int fuse_producer_of(const graph *g, int v);
 /* An intermediate a pattern may swallow: written by a live node, read by

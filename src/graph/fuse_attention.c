@@ -20,15 +20,24 @@
  * Split goes too), keeps the scores of one (batch, head) in cache and writes
  * [B,T,D] directly.
  *
+ * torch.nn.MultiheadAttention (torchvision's ViT) writes the same
+ * computation time-major, heads folded into the batch (mode 1):
+ *
+ *   X [T,B,3D] -> Slice (or Split) of the last axis -> Q, K, V [T,B,D]
+ *   Q -> Reshape [T,B*H,d] -> Transpose(1,0,2) [-> Div or Mul by a scalar]
+ *   K -> Reshape [T,B*H,d] -> Transpose(1,2,0);  V -> ... Transpose(1,0,2)
+ *   MatMul -> Softmax -> MatMul -> Transpose(1,0,2) -> Reshape [T*B, D]
+ *
  * It matches only what it can prove to be that computation: the exact
  * permutations above, Reshapes that split the last dim into [H, d] and merge
- * it back, MatMuls of rank 4 without broadcasting, a Softmax over the last
- * axis, the same H and d for Q, K and V, every intermediate private (one
- * reader, not a graph output), f32 graph tensors. HF-style separate Q, K, V
- * projections are the same pattern with three sources at offset 0; a
- * causal or padding mask is whatever fuse_softmax took as its additive mask
- * (a constant [T,T] from gen.py's gpt family, BERT's [B,1,1,T]). Anything
- * else stays as it was. FERRY_NO_FUSE_ATTENTION=1 skips the pass (A/B
+ * it back, MatMuls of rank 4 (3) without broadcasting, a Softmax over the
+ * last axis, the same H and d for Q, K and V, every intermediate private
+ * (one reader, not a graph output), f32 graph tensors. HF-style separate
+ * Q, K, V projections are the same pattern with three sources at offset 0;
+ * a causal or padding mask is whatever fuse_softmax took as its additive
+ * mask (a constant [T,T] from gen.py's gpt family, BERT's [B,1,1,T]); a
+ * scalar applied to Q before its product joins the scale. Anything else
+ * stays as it was. FERRY_NO_FUSE_ATTENTION=1 skips the pass (A/B
  * measurements with one binary).
  */
 #include <stdint.h>
@@ -40,29 +49,32 @@
 #include "graph/ops.h"
 #include "util/error.h"
 
-/* Largest head_dim fused: the CUDA kernels hold a row of d per thread
- * group (kernels_attention.cu), and the graph layer cannot ask a backend. */
+/* Largest head_dim fused: the CUDA kernels keep a head's row per lane group
+ * (kernels_attention.cu), and the graph layer cannot ask a backend. */
 #define ATTN_MAX_HEAD_DIM 256
 
 #define MAX_DEAD 16
 
+/* The two layouts: the ranks and permutations each exporter writes. */
+typedef struct layout {
+    int time_major; /* OP_ATTENTION's mode */
+    int rank;       /* of the heads, the scores and the products */
+    int64_t q[4], k[4], k_swap[4], v[4], o[4];
+} layout;
+
+static const layout BATCH_MAJOR = {
+    0, 4, {0, 2, 1, 3}, {0, 2, 3, 1}, {0, 1, 3, 2}, {0, 2, 1, 3}, {0, 2, 1, 3}};
+static const layout TIME_MAJOR = {1, 3, {1, 0, 2}, {1, 2, 0}, {0}, {1, 0, 2}, {1, 0, 2}};
+
 typedef struct attn_match {
+    const layout *lay;
     int dead[MAX_DEAD];
     int nd;
-    int src[3];      /* Q, K, V sources [B, T, C] */
-    int64_t off[3];  /* column of head 0 in each source */
+    int src[3];     /* Q, K, V sources: [B, T, C], or [T, B, C] time-major */
+    int64_t off[3]; /* column of head 0 in each source */
     int64_t heads, head_dim;
+    double scale; /* a scalar Q was multiplied by */
 } attn_match;
-
-static int same_dims(const graph_value *v, int n, const int64_t *d)
-{
-    if (v->ndim != n)
-        return 0;
-    for (int i = 0; i < n; i++)
-        if (v->dims[i] != d[i])
-            return 0;
-    return 1;
-}
 
 static int live_op(const graph *g, int ni, op_kind op)
 {
@@ -70,53 +82,81 @@ static int live_op(const graph *g, int ni, op_kind op)
 }
 
 /* The private value v's producer when it is a Transpose with perm p. */
-static int transpose_of(const graph *g, int v, const int64_t *p)
+static int transpose_of(const graph *g, int v, const int64_t *p, int rank)
 {
     int ni = fuse_producer_of(g, v);
-    if (!fuse_private_value(g, v) || !live_op(g, ni, OP_TRANSPOSE) || g->values[v].ndim != 4)
+    if (!fuse_private_value(g, v) || !live_op(g, ni, OP_TRANSPOSE) || g->values[v].ndim != rank)
         return -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < rank; i++)
         if (g->nodes[ni].perm[i] != p[i])
             return -1;
     return ni;
 }
 
-/* v private, written by a Reshape of src [B,T,H*d] into [B,T,H,d]: the
- * heads of one projection. Returns src or -1. */
+/* The heads of one projection [B,T,H*d] as [B,T,H,d], or of [T,B,H*d] as
+ * [T,B*H,d] (time-major, B*H symbolic when B is). Sets H and d. */
+static int split_heads(const layout *lay, const graph_value *sv, const graph_value *hv,
+                       int64_t *H, int64_t *d)
+{
+    if (sv->ndim != 3 || hv->ndim != lay->rank || sv->dims[0] != hv->dims[0])
+        return 0;
+    if (!lay->time_major) {
+        *H = hv->dims[2];
+        *d = hv->dims[3];
+        return hv->dims[1] == sv->dims[1] && *H > 0 && *d > 0 && *H * *d == sv->dims[2];
+    }
+    int64_t b = sv->dims[1], bh = hv->dims[1];
+    *d = hv->dims[2];
+    if (b == 0 || (b < 0) != (bh < 0) || bh % b != 0)
+        return 0;
+    *H = bh / b;
+    return *H > 0 && *d > 0 && *H * *d == sv->dims[2];
+}
+
+/* v private, written by a Reshape of a projection into heads. Returns the
+ * projection or -1. */
 static int heads_source(const graph *g, int v, attn_match *m)
 {
     int r = fuse_producer_of(g, v);
     if (!fuse_private_value(g, v) || !live_op(g, r, OP_RESHAPE))
         return -1;
     int s = g->nodes[r].in[0];
-    const graph_value *sv = &g->values[s], *hv = &g->values[v];
-    if (sv->ndim != 3 || hv->ndim != 4 || sv->dtype != FERRY_F32 || hv->dims[0] != sv->dims[0] ||
-        hv->dims[1] != sv->dims[1] || hv->dims[2] <= 0 || hv->dims[3] <= 0 ||
-        hv->dims[2] * hv->dims[3] != sv->dims[2])
+    const graph_value *sv = &g->values[s];
+    int64_t H, d;
+    if (sv->dtype != FERRY_F32 || !split_heads(m->lay, sv, &g->values[v], &H, &d))
         return -1;
     if (m->heads == 0) {
-        m->heads = hv->dims[2];
-        m->head_dim = hv->dims[3];
-    } else if (m->heads != hv->dims[2] || m->head_dim != hv->dims[3]) {
+        m->heads = H;
+        m->head_dim = d;
+    } else if (m->heads != H || m->head_dim != d) {
         return -1;
     }
     m->dead[m->nd++] = r;
     return s;
 }
 
-/* Where the columns of s live: a Split of X along its last axis gives X
- * and the column s starts at (the Split's earlier outputs' widths); any
- * other value is its own source at column 0. */
+/* Where the columns of s live: a Split of X along its last axis, or a
+ * Slice of X's last axis with step 1, gives X and the column s starts at;
+ * any other value is its own source at column 0. */
 static void locate_columns(const graph *g, int s, int *src, int64_t *off)
 {
     *src = s;
     *off = 0;
-    int sp = fuse_producer_of(g, s);
-    if (sp < 0 || g->nodes[sp].op != OP_SPLIT)
+    int p = fuse_producer_of(g, s);
+    if (p < 0)
         return;
-    const graph_node *n = &g->nodes[sp];
-    const graph_value *x = &g->values[n->in[0]];
-    if (x->ndim != 3 || n->axis != 2 || x->dtype != FERRY_F32)
+    const graph_node *n = &g->nodes[p];
+    const graph_value *x = &g->values[n->in[0]], *sv = &g->values[s];
+    if (x->ndim != 3 || x->dtype != FERRY_F32 || sv->dims[0] != x->dims[0] ||
+        sv->dims[1] != x->dims[1])
+        return;
+    if (n->op == OP_SLICE && n->starts[0] == 0 && n->starts[1] == 0 && n->steps[0] == 1 &&
+        n->steps[1] == 1 && n->steps[2] == 1) {
+        *src = n->in[0];
+        *off = n->starts[2];
+        return;
+    }
+    if (n->op != OP_SPLIT || n->axis != 2)
         return;
     int64_t col = 0;
     for (int i = 0; i < n->n_out; i++) {
@@ -133,7 +173,7 @@ static void locate_columns(const graph *g, int s, int *src, int64_t *off)
  * input k of the match. */
 static int match_projection(const graph *g, int v, const int64_t *perm, int k, attn_match *m)
 {
-    int t = transpose_of(g, v, perm);
+    int t = transpose_of(g, v, perm, m->lay->rank);
     if (t < 0)
         return 0;
     int s = heads_source(g, g->nodes[t].in[0], m);
@@ -144,87 +184,132 @@ static int match_projection(const graph *g, int v, const int64_t *perm, int k, a
     return 1;
 }
 
-/* K^T [B,H,d,T]: Transpose(0,2,3,1) of K's heads, or Transpose(0,1,3,2) of
- * Transpose(0,2,1,3) of them. */
+/* Q's heads, maybe multiplied or divided by a scalar constant first (the
+ * 1/sqrt(d) that MultiheadAttention applies to Q). */
+static int match_query(const graph *g, int v, attn_match *m)
+{
+    int p = fuse_producer_of(g, v);
+    double c;
+    if (fuse_private_value(g, v) && (live_op(g, p, OP_MUL) || live_op(g, p, OP_DIV)) &&
+        g->nodes[p].n_in == 2) {
+        const graph_node *n = &g->nodes[p];
+        int k = n->op == OP_MUL && fuse_const_scalar(g, n->in[0], &c) ? 0 : 1;
+        if (fuse_const_scalar(g, n->in[k], &c) && (n->op == OP_MUL || c != 0.0) &&
+            match_projection(g, n->in[1 - k], m->lay->q, 0, m)) {
+            m->scale = n->op == OP_MUL ? c : 1.0 / c;
+            m->dead[m->nd++] = p;
+            return 1;
+        }
+    }
+    return match_projection(g, v, m->lay->q, 0, m);
+}
+
+/* K^T: Transpose(k perm) of K's heads, or (batch-major) Transpose(0,1,3,2)
+ * of Transpose(0,2,1,3) of them. */
 static int match_key(const graph *g, int kt, attn_match *m)
 {
-    static const int64_t direct[4] = {0, 2, 3, 1}, swap[4] = {0, 1, 3, 2},
-                         heads[4] = {0, 2, 1, 3};
-    if (match_projection(g, kt, direct, 1, m))
+    if (match_projection(g, kt, m->lay->k, 1, m))
         return 1;
-    int t = transpose_of(g, kt, swap);
-    if (t < 0 || !match_projection(g, g->nodes[t].in[0], heads, 1, m))
+    if (m->lay->time_major)
+        return 0;
+    int t = transpose_of(g, kt, m->lay->k_swap, m->lay->rank);
+    if (t < 0 || !match_projection(g, g->nodes[t].in[0], m->lay->q, 1, m))
         return 0;
     m->dead[m->nd++] = t;
     return 1;
 }
 
-/* A rank-4 MatMul of A [b,h,i,k] and B [b,h,k,j] with no broadcasting. */
-static int plain_matmul(const graph *g, int ni)
+/* A MatMul of two operands of the layout's rank, batch dims equal (no
+ * broadcasting), inner dims matching. */
+static int plain_matmul(const graph *g, int ni, int rank)
 {
     if (!live_op(g, ni, OP_MATMUL) || g->nodes[ni].n_in != 2)
         return 0;
     const graph_value *a = &g->values[g->nodes[ni].in[0]], *b = &g->values[g->nodes[ni].in[1]];
-    return a->ndim == 4 && b->ndim == 4 && a->dims[0] == b->dims[0] && a->dims[1] == b->dims[1] &&
-           a->dims[3] == b->dims[2] && a->dtype == FERRY_F32 && b->dtype == FERRY_F32;
+    if (a->ndim != rank || b->ndim != rank || a->dtype != FERRY_F32 || b->dtype != FERRY_F32 ||
+        a->dims[rank - 1] != b->dims[rank - 2])
+        return 0;
+    for (int i = 0; i < rank - 2; i++)
+        if (a->dims[i] != b->dims[i])
+            return 0;
+    return 1;
 }
 
-/* The tail after the softmax: MatMul(P, Vh) -> Transpose(0,2,1,3) ->
- * Reshape [B,T,H*d]. Returns the Reshape (the node rewritten) or -1. */
+/* The output the merged heads must have: [B, Tq, H*d] batch-major, [Tq*B,
+ * H*d] time-major (B symbolic or not, Tq not). */
+static int merged_shape(const attn_match *m, const graph_value *ot, const graph_value *y)
+{
+    int64_t width = m->heads * m->head_dim;
+    if (!m->lay->time_major)
+        return y->ndim == 3 && y->dims[0] == ot->dims[0] && y->dims[1] == ot->dims[1] &&
+               y->dims[2] == width;
+    int64_t t = ot->dims[0], b = ot->dims[1] / m->heads;
+    return t > 0 && y->ndim == 2 && y->dims[0] == t * b && y->dims[1] == width;
+}
+
+/* The tail after the softmax: MatMul(P, V's heads) -> Transpose(o perm) ->
+ * Reshape (the heads merged). Returns the Reshape (the node rewritten). */
 static int match_tail(const graph *g, int si, attn_match *m)
 {
-    static const int64_t heads[4] = {0, 2, 1, 3};
     int p = g->nodes[si].out[0];
     int mm = fuse_sole_consumer(g, p);
-    if (!plain_matmul(g, mm) || g->nodes[mm].in[0] != p)
+    if (!plain_matmul(g, mm, m->lay->rank) || g->nodes[mm].in[0] != p)
         return -1;
-    if (!match_projection(g, g->nodes[mm].in[1], heads, 2, m))
+    if (!match_projection(g, g->nodes[mm].in[1], m->lay->v, 2, m))
         return -1;
-    int o = g->nodes[mm].out[0];
-    int t = fuse_sole_consumer(g, o);
-    if (!live_op(g, t, OP_TRANSPOSE) || transpose_of(g, g->nodes[t].out[0], heads) != t)
+    int t = fuse_sole_consumer(g, g->nodes[mm].out[0]);
+    if (!live_op(g, t, OP_TRANSPOSE) ||
+        transpose_of(g, g->nodes[t].out[0], m->lay->o, m->lay->rank) != t)
         return -1;
     int ot = g->nodes[t].out[0];
     int r = fuse_sole_consumer(g, ot);
-    if (!live_op(g, r, OP_RESHAPE) || g->nodes[r].in[0] != ot)
-        return -1;
-    const graph_value *ov = &g->values[ot];
-    int64_t yd[3] = {ov->dims[0], ov->dims[1], m->heads * m->head_dim};
-    if (!same_dims(&g->values[g->nodes[r].out[0]], 3, yd))
+    if (!live_op(g, r, OP_RESHAPE) || g->nodes[r].in[0] != ot ||
+        !merged_shape(m, &g->values[ot], &g->values[g->nodes[r].out[0]]))
         return -1;
     m->dead[m->nd++] = mm;
     m->dead[m->nd++] = t;
     return r;
 }
 
-/* Anchored on a Softmax over the last axis of MatMul(Qh, Kt). */
+/* The whole chain around softmax si in layout lay; the rewritten node's
+ * index, or -1 (nothing changed). */
+static int match_chain(const graph *g, int si, const layout *lay, attn_match *m)
+{
+    memset(m, 0, sizeof *m);
+    m->lay = lay;
+    m->scale = 1.0;
+    int s = g->nodes[si].in[0];
+    int mm = fuse_producer_of(g, s);
+    if (g->values[s].ndim != lay->rank || !fuse_private_value(g, s) ||
+        !plain_matmul(g, mm, lay->rank))
+        return -1;
+    m->dead[m->nd++] = mm;
+    m->dead[m->nd++] = si;
+    if (!match_query(g, g->nodes[mm].in[0], m) || !match_key(g, g->nodes[mm].in[1], m))
+        return -1;
+    int r = match_tail(g, si, m);
+    return r >= 0 && m->head_dim <= ATTN_MAX_HEAD_DIM ? r : -1;
+}
+
+/* Anchored on a Softmax over the last axis of MatMul(Q's heads, K^T). */
 static int fuse_one(graph *g, int si)
 {
-    static const int64_t heads[4] = {0, 2, 1, 3};
     const graph_node *sn = &g->nodes[si];
-    int s = sn->in[0];
-    const graph_value *sv = &g->values[s];
-    if (sv->ndim != 4 || sv->dtype != FERRY_F32 || (sn->axis != 3 && sn->axis != -1) ||
-        sn->n_out != 1 ||
+    const graph_value *sv = &g->values[sn->in[0]];
+    int last = sv->ndim - 1;
+    if (sv->dtype != FERRY_F32 || (sn->axis != last && sn->axis != -1) || sn->n_out != 1 ||
         (sn->mode != 0 && sn->mode != 1) || (sn->mode == 0 && sn->n_in != 1))
-        return 0;
-    int mm = fuse_producer_of(g, s);
-    if (!fuse_private_value(g, s) || !plain_matmul(g, mm))
-        return 0;
-    attn_match m;
-    memset(&m, 0, sizeof m);
-    m.dead[m.nd++] = mm;
-    m.dead[m.nd++] = si;
-    if (!match_projection(g, g->nodes[mm].in[0], heads, 0, &m) ||
-        !match_key(g, g->nodes[mm].in[1], &m))
-        return 0;
-    int r = match_tail(g, si, &m);
-    if (r < 0 || m.head_dim > ATTN_MAX_HEAD_DIM)
         return 0;
     int mask = sn->mode == 1 && sn->n_in > 1 ? sn->in[1] : -1;
     if (mask >= 0 && g->values[mask].dtype != FERRY_F32)
         return 0;
-    float scale = sn->mode == 1 ? sn->alpha : 1.0f;
+    attn_match m;
+    int r = match_chain(g, si, &BATCH_MAJOR, &m);
+    if (r < 0 && mask < 0) /* time-major scores [B*H, T, T] leave no room for a [B,..] mask */
+        r = match_chain(g, si, &TIME_MAJOR, &m);
+    if (r < 0)
+        return 0;
+    double scale = (sn->mode == 1 ? sn->alpha : 1.0) * m.scale;
 
     for (int i = 0; i < m.nd; i++)
         fuse_kill_node(g, m.dead[i]);
@@ -232,7 +317,8 @@ static int fuse_one(graph *g, int si)
     fuse_set_inputs(g, r, mask >= 0 ? 4 : 3, in);
     graph_node *n = &g->nodes[r];
     n->op = OP_ATTENTION;
-    n->alpha = scale;
+    n->mode = m.lay->time_major;
+    n->alpha = (float)scale;
     n->heads = m.heads;
     n->head_dim = m.head_dim;
     for (int k = 0; k < 3; k++)
@@ -250,34 +336,66 @@ ferry_status graph_fuse_attention(graph *g)
         if (!g->nodes[ni].dead && g->nodes[ni].op == OP_SOFTMAX)
             fused += fuse_one(g, ni);
     if (fused)
-        graph_remove_unread(g); /* the Splits whose parts all went to fused nodes */
+        graph_remove_unread(g); /* the Splits and Slices whose parts all went to fused nodes */
     return FERRY_OK;
+}
+
+/* ------------------------------------------------- what backends run */
+
+void graph_attention_of(const graph *g, const graph_node *n, int64_t batch, graph_attention *a)
+{
+    int tm = n->mode == 1, bd = tm ? 1 : 0, td = 1 - bd;
+    memset(a, 0, sizeof *a);
+    a->B = graph_dim(g->values[n->in[0]].dims[bd], batch);
+    a->heads = n->heads;
+    a->Tq = graph_dim(g->values[n->in[0]].dims[td], batch);
+    a->Tk = graph_dim(g->values[n->in[1]].dims[td], batch);
+    a->d = n->head_dim;
+    for (int k = 0; k < 4; k++) {
+        int64_t width = k < 3 ? g->values[n->in[k]].dims[2] : a->heads * a->d;
+        int64_t T = k == 0 || k == 3 ? a->Tq : a->Tk;
+        a->bs[k] = tm ? width : T * width;
+        a->rs[k] = tm ? a->B * width : width;
+    }
+    if (n->n_in > 3 && n->in[3] >= 0) {
+        int64_t md[FERRY_MAX_DIMS], sd[4] = {a->B, a->heads, a->Tq, a->Tk}, ms[4];
+        int mn = graph_value_shape(&g->values[n->in[3]], batch, md);
+        graph_mask_strides(sd, 4, md, mn, ms);
+        memcpy(a->mstride, ms, sizeof a->mstride);
+    }
 }
 
 /* ------------------------------------------------------------ shape rule */
 
 /* The node fuse_one makes, checked again after fusion like any other:
- * sources [B, T, C] with the heads' columns inside C, K and V of one
- * length; out [B, Tq, heads*head_dim]. */
+ * sources [B, T, C] ([T, B, C] in mode 1) with the heads' columns inside
+ * C, K and V of one length; out [B, Tq, heads*head_dim] ([Tq*B, ...]). */
 ferry_status infer_attention(graph *g, graph_node *n)
 {
     const graph_value *q = &g->values[n->in[0]];
     int64_t width = n->heads * n->head_dim;
+    int bd = n->mode ? 1 : 0, td = 1 - bd;
     if (n->heads <= 0 || n->head_dim <= 0)
         return node_fail(n, FERRY_EINVAL, "heads and head_dim must be positive");
     for (int k = 0; k < 3; k++) {
         const graph_value *s = &g->values[n->in[k]];
-        if (s->ndim != 3 || !is_float_dtype(s->dtype) || s->dims[0] != q->dims[0])
-            return node_failf(n, FERRY_ESHAPE, "source '%s' is not [B, T, C] of the batch's B",
-                              s->name);
+        if (s->ndim != 3 || !is_float_dtype(s->dtype) || s->dims[bd] != q->dims[bd] ||
+            s->dims[td] < 0)
+            return node_failf(n, FERRY_ESHAPE, "source '%s' is not [%s] of the batch's B",
+                              s->name, n->mode ? "T, B, C" : "B, T, C");
         if (n->starts[k] < 0 || n->starts[k] + width > s->dims[2])
             return node_failf(n, FERRY_ESHAPE, "columns %lld..%lld are outside source '%s'",
                               (long long)n->starts[k], (long long)(n->starts[k] + width),
                               s->name);
     }
-    if (g->values[n->in[1]].dims[1] != g->values[n->in[2]].dims[1])
+    if (g->values[n->in[1]].dims[td] != g->values[n->in[2]].dims[td])
         return node_fail(n, FERRY_ESHAPE, "keys and values differ in length");
-    int64_t yd[3] = {q->dims[0], q->dims[1], width};
-    set_out(g, n->out[0], q->dtype, 3, yd);
+    if (n->mode) {
+        int64_t yd[2] = {q->dims[0] * q->dims[1], width};
+        set_out(g, n->out[0], q->dtype, 2, yd);
+    } else {
+        int64_t yd[3] = {q->dims[0], q->dims[1], width};
+        set_out(g, n->out[0], q->dtype, 3, yd);
+    }
     return FERRY_OK;
 }

@@ -120,7 +120,9 @@ typedef enum op_kind {
     OP_ATTENTION, /* fuse_attention.c: inputs Q, K, V sources [B, T, C] (heads*head_dim
                      columns from starts[0], starts[1], starts[2]), mask (optional, as
                      OP_SOFTMAX mode 1's, against the scores [B, heads, Tq, Tk]);
-                     heads, head_dim, alpha = scale; out [B, Tq, heads*head_dim] */
+                     heads, head_dim, alpha = scale; out [B, Tq, heads*head_dim].
+                     mode 1 (MultiheadAttention's): sources [T, B, C], out
+                     [Tq*B, heads*head_dim] row t*B + b, no mask */
     OP_COUNT
 } op_kind;
 
@@ -274,6 +276,17 @@ int graph_find_value(const graph *g, const char *name); /* -1 if absent */
  * the last dim whole, the element stride in m of each of x's leading xn-1
  * dims (0 where m is broadcast). */
 void graph_mask_strides(const int64_t *xd, int xn, const int64_t *md, int mn, int64_t *mstride);
+/* What both backends run an OP_ATTENTION node (fuse_attention.c) on, for
+ * batch n: the sizes, and for Q, K, V (their sources, from the heads'
+ * first column) and Y the element strides of a batch entry (bs) and of a
+ * position (rs); the mask row of (b, h, i) at b*mstride[0] + h*mstride[1]
+ * + i*mstride[2] when there is a mask. */
+typedef struct graph_attention {
+    int64_t B, heads, Tq, Tk, d;
+    int64_t bs[4], rs[4]; /* Q, K, V, Y */
+    int64_t mstride[3];
+} graph_attention;
+void graph_attention_of(const graph *g, const graph_node *n, int64_t batch, graph_attention *a);
 const char *op_name(op_kind op);                        /* "Gemm", "Relu", ... */
 const char *act_name(act_kind a);                       /* "relu", "gelu", ... */
 

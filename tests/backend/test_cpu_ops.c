@@ -665,40 +665,48 @@ static void test_softmax_fused(void **state)
 /* OP_ATTENTION (graph fuse_attention.c) against attention_ref.h: Q, K, V as
  * column ranges of one [N, T, 3D + 2] projection (offsets 1, D+1, 2D+1), or
  * of three sources of their own widths with Tq != Tk; the mask [N,1,1,Tk]
- * (BERT's padding), [1,1,Tq,Tk] (a constant, GPT's causal), or none. */
+ * (BERT's padding), [1,1,Tq,Tk] (a constant, GPT's causal), or none; or
+ * time-major (mode 1, MultiheadAttention's): one [T, N, 3D] projection, Y
+ * [T*N, D]. */
 static void attention_case(int64_t n, int64_t H, int64_t Tq, int64_t Tk, int64_t d, int one_src,
-                           int mask_kind)
+                           int mask_kind, int time_major)
 {
     graph *g = graph_new();
-    int64_t D = H * d;
-    attn_ref r = {n, H, Tq, one_src ? Tq : Tk, d, {0}, {0}, 0.3, NULL, {0}};
+    int64_t D = H * d, W = time_major ? 3 * D : 3 * D + 2;
+    attn_ref r = {n, H, Tq, one_src ? Tq : Tk, d, {0}, {0}, {0}, 0.3, NULL, {0}};
     int in[4] = {-1, -1, -1, -1};
     if (one_src) {
-        int64_t xd[3] = {B, Tq, 3 * D + 2};
-        in[0] = in[1] = in[2] = inp(g, "qkv", 3, xd);
+        int64_t xd[3] = {B, Tq, W}, td[3] = {Tq, B, W};
+        in[0] = in[1] = in[2] = inp(g, "qkv", 3, time_major ? td : xd);
         for (int k = 0; k < 3; k++) {
-            r.ld[k] = 3 * D + 2;
-            r.off[k] = 1 + k * D;
+            r.bs[k] = time_major ? W : Tq * W;
+            r.rs[k] = time_major ? n * W : W;
+            r.off[k] = (time_major ? 0 : 1) + k * D;
         }
     } else {
         static const char *names[3] = {"q", "k", "v"};
         for (int k = 0; k < 3; k++) {
-            r.ld[k] = D + k;
+            int64_t T = k ? Tk : Tq, sd[3] = {B, T, D + k};
+            r.bs[k] = T * (D + k);
+            r.rs[k] = D + k;
             r.off[k] = k;
-            int64_t sd[3] = {B, k ? Tk : Tq, D + k};
             in[k] = inp(g, names[k], 3, sd);
         }
     }
-    int64_t md1[4] = {B, 1, 1, r.Tk}, md2[4] = {1, 1, Tq, r.Tk}, yd[3] = {B, Tq, D};
+    r.bs[3] = time_major ? D : Tq * D;
+    r.rs[3] = time_major ? n * D : D;
+    int64_t md1[4] = {B, 1, 1, r.Tk}, md2[4] = {1, 1, Tq, r.Tk};
+    int64_t yd[3] = {B, Tq, D}, ytd[2] = {-Tq, D}; /* [Tq*N, D] */
     if (mask_kind == 1)
         in[3] = inp(g, "mask", 4, md1);
     else if (mask_kind == 2)
         in[3] = cst(g, "mask", 4, md2, -9, 0);
-    int y = outp(g, "y", 3, yd);
+    int y = time_major ? outp(g, "y", 2, ytd) : outp(g, "y", 3, yd);
     graph_node *nd = node(g, OP_ATTENTION, mask_kind ? 4 : 3, in, 1, &y);
     nd->heads = H;
     nd->head_dim = d;
     nd->alpha = (float)r.scale;
+    nd->mode = time_major;
     for (int k = 0; k < 3; k++)
         nd->starts[k] = r.off[k];
     run_io io;
@@ -719,8 +727,9 @@ static void attention_case(int64_t n, int64_t H, int64_t Tq, int64_t Tk, int64_t
     assert_non_null(want);
     attention_ref(&r, q, k, v, want);
     char what[96];
-    snprintf(what, sizeof what, "attention n %lld H %lld Tq %lld Tk %lld d %lld mask %d",
-             (long long)n, (long long)H, (long long)Tq, (long long)r.Tk, (long long)d, mask_kind);
+    snprintf(what, sizeof what, "attention n %lld H %lld Tq %lld Tk %lld d %lld mask %d%s",
+             (long long)n, (long long)H, (long long)Tq, (long long)r.Tk, (long long)d, mask_kind,
+             time_major ? " time-major" : "");
     expect_close(io.out[0], want, n * Tq * D, 1e-5, what);
     free(want);
     io_free(&io);
@@ -731,13 +740,15 @@ static void test_attention(void **state)
 {
     (void)state;
     for (int mask = 0; mask < 3; mask++) {
-        attention_case(1, 2, 7, 7, 5, 1, mask);  /* odd T and d, one row block */
-        attention_case(3, 3, 9, 9, 8, 1, mask);  /* odd heads */
-        attention_case(4, 4, 37, 37, 24, 1, mask); /* threaded (over 2e5 flops) */
+        attention_case(1, 2, 7, 7, 5, 1, mask, 0);   /* odd T and d, one row block */
+        attention_case(3, 3, 9, 9, 8, 1, mask, 0);   /* odd heads */
+        attention_case(4, 4, 37, 37, 24, 1, mask, 0); /* threaded (over 2e5 flops) */
     }
-    attention_case(2, 3, 6, 11, 4, 0, 0); /* cross attention, sources of their own */
-    attention_case(2, 3, 6, 11, 4, 0, 1);
-    attention_case(2, 1, 1, 5, 3, 0, 1); /* one query: GEMV */
+    attention_case(2, 3, 6, 11, 4, 0, 0, 0); /* cross attention, sources of their own */
+    attention_case(2, 3, 6, 11, 4, 0, 1, 0);
+    attention_case(2, 1, 1, 5, 3, 0, 1, 0); /* one query: GEMV */
+    attention_case(3, 4, 17, 17, 16, 1, 0, 1); /* ViT's time-major layout */
+    attention_case(5, 3, 37, 37, 24, 1, 0, 1);
 }
 
 /* ------------------------------------------------------------ layernorm */

@@ -632,22 +632,27 @@ static void test_softmax(void **state)
 }
 
 /* ---- the fused attention (kernels_attention.cu) against attention_ref.h:
- * Q, K, V as the column ranges of one [N, T, 3D] projection; a causal mask
+ * Q, K, V as the column ranges of one [N, T, 3D] projection, or of one
+ * [T, N, 3D] (time-major, MultiheadAttention's; Y [T*N, D]); a causal mask
  * [1,1,T,T] of -1e9 (-inf once stored in fp16) or none. The tensor-core
  * kernel for 16-bit heads of 32..128 (several key tiles, odd T, fewer warps
  * at a small batch), the CUDA-core one for fp32/tf32 and for 16-bit heads
  * of 24 or 256. */
 static void attention_case(ferry_precision prec, int64_t n, int64_t H, int64_t T, int64_t d,
-                           int causal, int capture)
+                           int causal, int capture, int time_major)
 {
     graph *g = graph_new();
-    int64_t D = H * d;
+    int64_t D = H * d, W = 3 * D, N = FERRY_DIM_BATCH;
     int in[4];
-    in[0] = in[1] = in[2] = add_val(g, "qkv", 3, (int64_t)FERRY_DIM_BATCH, T, 3 * D);
+    in[0] = in[1] = in[2] = time_major ? add_val(g, "qkv", 3, T, N, W) : add_val(g, "qkv", 3, N, T, W);
     in[3] = causal ? add_const(g, "mask", 0, 0, 4, (int64_t)1, (int64_t)1, T, T) : -1;
-    int y = add_val(g, "y", 3, (int64_t)FERRY_DIM_BATCH, T, D);
-    attn_ref r = {n, H, T, T, d, {3 * D, 3 * D, 3 * D}, {0, D, 2 * D}, 1.0 / sqrt((double)d),
-                  NULL, {0, 0, 0}};
+    int y = time_major ? add_val(g, "y", 2, -T, D) : add_val(g, "y", 3, N, T, D);
+    attn_ref r = {n, H, T, T, d, {0}, {0}, {0, D, 2 * D}, 1.0 / sqrt((double)d), NULL, {0, 0, 0}};
+    for (int k = 0; k < 4; k++) {
+        int64_t w = k < 3 ? W : D;
+        r.bs[k] = time_major ? w : T * w;
+        r.rs[k] = time_major ? n * w : w;
+    }
     if (causal) {
         float *m = g->values[in[3]].data;
         for (int64_t i = 0; i < T; i++)
@@ -660,18 +665,19 @@ static void attention_case(ferry_precision prec, int64_t n, int64_t H, int64_t T
     g->nodes[nd].heads = H;
     g->nodes[nd].head_dim = d;
     g->nodes[nd].alpha = (float)r.scale;
+    g->nodes[nd].mode = time_major;
     for (int k = 0; k < 3; k++)
         g->nodes[nd].starts[k] = r.off[k];
     set_io(g, 1, in, 1, &y);
-    float *xv = rand_vec(n * T * 3 * D, 2.0f);
+    float *xv = rand_vec(n * T * W, 2.0f);
     double *ref = malloc(sizeof(double) * (size_t)(n * T * D));
     assert_non_null(ref);
     attention_ref(&r, xv, xv, xv, ref);
     run_cfg rc = {prec, FERRY_F32, n, capture};
     float *yv = run_graph(g, &rc, n, xv);
     char what[80];
-    snprintf(what, sizeof what, "attention H%lld T%lld d%lld%s %s", (long long)H, (long long)T,
-             (long long)d, causal ? " causal" : "", prec_name(prec));
+    snprintf(what, sizeof what, "attention H%lld T%lld d%lld%s%s %s", (long long)H, (long long)T,
+             (long long)d, causal ? " causal" : "", time_major ? " t-major" : "", prec_name(prec));
     check_close(what, yv, ref, n * T * D, tol_of(prec));
     free(yv);
     free(ref);
@@ -684,14 +690,15 @@ static void test_attention(void **state)
     (void)state;
     need_device();
     for (int p = FERRY_PRECISION_FP32; p <= FERRY_PRECISION_BF16; p++) {
-        attention_case((ferry_precision)p, 3, 4, 77, 64, 1, 0);
-        attention_case((ferry_precision)p, 2, 3, 130, 32, 0, 0);
+        attention_case((ferry_precision)p, 3, 4, 77, 64, 1, 0, 0);
+        attention_case((ferry_precision)p, 2, 3, 130, 32, 0, 0, 0);
+        attention_case((ferry_precision)p, 5, 4, 17, 16, 0, 0, 1); /* ViT's layout */
     }
-    attention_case(FERRY_PRECISION_FP16, 40, 12, 128, 64, 1, 1); /* 4-warp blocks, captured */
-    attention_case(FERRY_PRECISION_BF16, 2, 2, 200, 128, 1, 0);
-    attention_case(FERRY_PRECISION_FP16, 2, 3, 19, 24, 1, 0);    /* 16-bit on CUDA cores */
-    attention_case(FERRY_PRECISION_FP16, 1, 2, 40, 256, 0, 0);
-    attention_case(FERRY_PRECISION_FP32, 1, 2, 40, 256, 1, 1);
+    attention_case(FERRY_PRECISION_FP16, 40, 12, 128, 64, 1, 1, 0); /* 4-warp blocks, captured */
+    attention_case(FERRY_PRECISION_BF16, 2, 2, 200, 128, 1, 0, 0);
+    attention_case(FERRY_PRECISION_FP16, 2, 3, 19, 24, 1, 0, 0);    /* 16-bit on CUDA cores */
+    attention_case(FERRY_PRECISION_FP16, 1, 2, 40, 256, 0, 0, 0);
+    attention_case(FERRY_PRECISION_FP32, 1, 2, 40, 256, 1, 1, 0);
 }
 
 /* ---- broadcasting arithmetic: x [N,4,6] op c, then a general broadcast */

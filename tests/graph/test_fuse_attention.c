@@ -5,8 +5,9 @@
  * input, the Split gone), with the softmax's scale and mask; HF's second
  * key transpose and separate projections fuse too; near misses (a wrong
  * permutation, an intermediate read twice, a scale that is not a scalar)
- * stay as they are. Then the exported test models: bert's and gpt's
- * attention fuse, FERRY_NO_FUSE_ATTENTION=1 turns it off.
+ * stay as they are; MultiheadAttention's time-major chain fuses as mode 1.
+ * Then the exported test models: bert's, gpt's and vit's attention fuse;
+ * FERRY_NO_FUSE_ATTENTION=1 turns it off.
  */
 /* cmocka.h needs these first, in this order */
 /* clang-format off */
@@ -250,6 +251,84 @@ static void test_switch_off(void **state)
     graph_free(c.g);
 }
 
+/* torch.nn.MultiheadAttention's time-major chain (torchvision's ViT):
+ * X [T,N,3D] -> Slice x3 -> Reshape [T,N*H,d] -> Transpose (1,0,2), Q divided
+ * by 2, K by (1,2,0) -> MatMul -> Softmax -> MatMul -> Transpose(1,0,2) ->
+ * Reshape [T*N, D]. bad_div: Q divided by a [d] vector instead. */
+static void time_major_case(int bad_div)
+{
+    static const int64_t p102[3] = {1, 0, 2}, p120[3] = {1, 2, 0};
+    const int64_t NH = -(int64_t)H; /* N*H */
+    int64_t xd[3] = {T, N, 3 * D}, pd[3] = {T, N, D}, rd[3] = {T, NH, DH}, hd[3] = {NH, T, DH},
+            kd[3] = {NH, DH, T}, sd[3] = {NH, T, T}, od[3] = {T, NH, DH}, yd[2] = {-T, D};
+    graph *g = graph_new();
+    int x = input(g, "x", 3, xd), src[3], hv[3];
+    static const char *names[3] = {"q", "k", "v"};
+    for (int k = 0; k < 3; k++) {
+        char nm[16];
+        src[k] = value(g, names[k], 3, pd);
+        int sl = node1(g, OP_SLICE, names[k], x, src[k]);
+        for (int i = 0; i < 3; i++)
+            g->nodes[sl].steps[i] = 1;
+        g->nodes[sl].starts[2] = k * D;
+        int64_t three = 3;
+        snprintf(nm, sizeof nm, "%s_r", names[k]);
+        int r = value(g, nm, 3, rd);
+        node2(g, OP_RESHAPE, nm, src[k], cst_f32(g, "shape", 1, &three, 0.0f), r);
+        snprintf(nm, sizeof nm, "%s_t", names[k]);
+        hv[k] = value(g, nm, 3, k == 1 ? kd : hd);
+        int t = node1(g, OP_TRANSPOSE, nm, r, hv[k]);
+        memcpy(g->nodes[t].perm, k == 1 ? p120 : p102, sizeof p102);
+    }
+    int64_t dh = DH;
+    int qs = value(g, "q_scaled", 3, hd);
+    node2(g, OP_DIV, "q_div", hv[0], bad_div ? cst_f32(g, "c", 1, &dh, 2.0f) : scalar(g, "c", 2.0f),
+          qs);
+    int s = value(g, "scores", 3, sd), p = value(g, "p", 3, sd), o = value(g, "o", 3, hd);
+    node2(g, OP_MATMUL, "qk", qs, hv[1], s);
+    int sm = node1(g, OP_SOFTMAX, "softmax", s, p);
+    g->nodes[sm].axis = -1;
+    node2(g, OP_MATMUL, "pv", p, hv[2], o);
+    int ot = value(g, "ot", 3, od);
+    int t = node1(g, OP_TRANSPOSE, "ot", o, ot);
+    memcpy(g->nodes[t].perm, p102, sizeof p102);
+    int64_t two = 2;
+    int y = value(g, "y", 2, yd);
+    node2(g, OP_RESHAPE, "merge", ot, cst_f32(g, "y_shape", 1, &two, 0.0f), y);
+    mark_output(g, y);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    const graph_node *n = &g->nodes[g->values[y].producer];
+    if (bad_div) {
+        assert_int_equal(n->op, OP_RESHAPE);
+    } else {
+        assert_int_equal(n->op, OP_ATTENTION);
+        assert_int_equal(n->mode, 1);
+        assert_int_equal(n->heads, H);
+        assert_int_equal(n->head_dim, DH);
+        assert_true(fabsf(n->alpha - 0.5f) < 1e-7f);
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(n->in[k], x);
+            assert_int_equal(n->starts[k], k * D);
+        }
+        assert_int_equal(live_nodes(g), 1); /* the Slices went with their readers */
+    }
+    check_consistent(g);
+    graph_free(g);
+}
+
+static void test_time_major(void **state)
+{
+    (void)state;
+    time_major_case(0);
+}
+
+static void test_time_major_vector_div_unfused(void **state)
+{
+    (void)state;
+    time_major_case(1);
+}
+
 /* ------------------------------------------------- the exported models */
 
 static int count_op(const graph *g, op_kind op)
@@ -261,8 +340,9 @@ static int count_op(const graph *g, op_kind op)
 }
 
 /* Every layer's attention of an exported model (2 layers each) is one
- * node: no Softmax and no Transpose left. */
-static void model_case(const char *name, int layers)
+ * node: no Softmax left, and no Transpose but `transposes` (ViT's own
+ * around each attention block). */
+static void model_case(const char *name, int layers, int transposes)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.onnx", FERRY_TEST_MODELS, name);
@@ -275,16 +355,17 @@ static void model_case(const char *name, int layers)
     assert_int_equal(graph_optimize(g), FERRY_OK);
     assert_int_equal(count_op(g, OP_ATTENTION), layers);
     assert_int_equal(count_op(g, OP_SOFTMAX), 0);
-    assert_int_equal(count_op(g, OP_TRANSPOSE), 0);
-    assert_int_equal(count_op(g, OP_SPLIT), 0);
+    assert_int_equal(count_op(g, OP_TRANSPOSE), transposes);
+    assert_int_equal(count_op(g, OP_SPLIT) + count_op(g, OP_SLICE), 0);
     graph_free(g);
 }
 
-static void test_bert_and_gpt_models(void **state)
+static void test_exported_models(void **state)
 {
     (void)state;
-    model_case("bert", 2);
-    model_case("gpt", 2);
+    model_case("bert", 2, 0);
+    model_case("gpt", 2, 0);
+    model_case("vit", 2, 5); /* the patches', and [N,T,D] <-> [T,N,D] per layer */
 }
 
 int main(void)
@@ -298,7 +379,9 @@ int main(void)
         cmocka_unit_test(test_scores_read_unfused),
         cmocka_unit_test(test_vector_scale_unfused),
         cmocka_unit_test(test_switch_off),
-        cmocka_unit_test(test_bert_and_gpt_models),
+        cmocka_unit_test(test_time_major),
+        cmocka_unit_test(test_time_major_vector_div_unfused),
+        cmocka_unit_test(test_exported_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

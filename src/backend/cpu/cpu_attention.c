@@ -34,14 +34,13 @@ typedef struct attn_job {
 static void attend_head(const cpu_attention_args *a, int64_t b, int64_t h, float *S)
 {
     int64_t d = a->d, Tq = a->Tq, Tk = a->Tk;
-    const float *q = a->q + b * Tq * a->ldq + h * d;
-    const float *k = a->k + b * Tk * a->ldk + h * d;
-    const float *v = a->v + b * Tk * a->ldv + h * d;
-    cpu_gemm_block(0, 1, Tq, Tk, d, a->scale, q, a->ldq, k, a->ldk, S, Tk);
+    const float *q = a->q + b * a->q_bs + h * d;
+    const float *k = a->k + b * a->k_bs + h * d;
+    const float *v = a->v + b * a->v_bs + h * d;
+    cpu_gemm_block(0, 1, Tq, Tk, d, a->scale, q, a->q_rs, k, a->k_rs, S, Tk);
     const float *m = a->mask ? a->mask + b * a->mstride[0] + h * a->mstride[1] : NULL;
     cpu_softmax_rows(S, Tq, Tk, m, a->mstride[2]);
-    cpu_gemm_block(0, 0, Tq, d, Tk, 1.0f, S, Tk, v, a->ldv, a->y + b * Tq * a->heads * d + h * d,
-                   a->heads * d);
+    cpu_gemm_block(0, 0, Tq, d, Tk, 1.0f, S, Tk, v, a->v_rs, a->y + b * a->y_bs + h * d, a->y_rs);
 }
 
 static void attn_chunk(void *arg, int64_t c)
@@ -60,7 +59,7 @@ void cpu_attention(const cpu_attention_args *a)
     if (items <= 0 || a->Tq <= 0)
         return;
     if (a->Tk <= 0) { /* nothing to attend to: an empty sum */
-        memset(a->y, 0, sizeof(float) * (size_t)(items * a->Tq * a->d));
+        memset(a->y, 0, sizeof(float) * (size_t)(a->B * a->Tq * a->heads * a->d));
         return;
     }
     int T = cpu_parallel_available();

@@ -79,18 +79,20 @@ void cpu_softmax_ex(const float *X, float *Y, int64_t outer, int64_t L, int64_t 
 void cpu_softmax_rows(float *S, int64_t rows, int64_t L, const float *mask, int64_t mstride);
 
 /* Multi-head attention (graph fuse_attention.c): for every batch entry b
- * and head h, Y[b, :, h*d:(h+1)*d] = softmax(scale * Q K^T + mask) V with
- * Q = q[b*Tq*ldq + i*ldq + h*d + (0..d)] (rows i < Tq), K and V alike over
- * Tk rows; the mask row of (b, h, i) at b*mstride[0] + h*mstride[1] +
- * i*mstride[2] (graph_mask_strides). Y is [B, Tq, heads*d]. The (b, h)
- * pairs are split over the backend's threads, each chunk keeping its
+ * and head h, rows i of Y's head columns = softmax(scale * Q K^T + mask) V,
+ * where row i of head h of Q is q[b*q_bs + i*q_rs + h*d + (0..d)] (K and V
+ * alike over Tk rows, Y's row at b*y_bs + i*y_rs); the mask row of (b, h, i)
+ * at b*mstride[0] + h*mstride[1] + i*mstride[2] (graph_mask_strides). The
+ * (b, h) pairs are split over the backend's threads, each chunk keeping its
  * scores [Tq, Tk] in its own slot of scratch. */
 typedef struct cpu_attention_args {
-    const float *q, *k, *v; /* head 0's first column in each source */
-    int64_t ldq, ldk, ldv;  /* the sources' row widths */
-    const float *mask;      /* NULL: none */
+    const float *q, *k, *v;      /* head 0's first column in each source */
+    int64_t q_bs, k_bs, v_bs;    /* elements between batch entries */
+    int64_t q_rs, k_rs, v_rs;    /* elements between rows (positions) */
+    const float *mask;           /* NULL: none */
     int64_t mstride[3];
     float *y;
+    int64_t y_bs, y_rs;
     int64_t B, heads, Tq, Tk, d;
     float scale;
     float *scratch; /* slots * Tq * Tk floats */

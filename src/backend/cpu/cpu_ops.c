@@ -872,47 +872,35 @@ static ferry_status run_embedding_bag(const cpu_call *c)
 /* One scores slot [Tq, Tk] per chunk the node may be split into. */
 static ferry_status prepare_attention(cpu_prep *p, void **state)
 {
-    const graph_node *nd = p->nd;
-    int64_t Tq = graph_dim(p->g->values[nd->in[0]].dims[1], p->max_batch);
-    int64_t Tk = graph_dim(p->g->values[nd->in[1]].dims[1], p->max_batch);
-    int64_t items = graph_dim(p->g->values[nd->in[0]].dims[0], p->max_batch) * nd->heads;
-    int64_t slots = 4 * (int64_t)cpu_parallel_threads();
+    graph_attention ga;
+    graph_attention_of(p->g, p->nd, p->max_batch, &ga);
+    int64_t items = ga.B * ga.heads, slots = 4 * (int64_t)cpu_parallel_threads();
     slots = slots < items ? slots : items;
-    p->scratch = sizeof(float) * (size_t)((slots > 0 ? slots : 1) * Tq * Tk);
+    p->scratch = sizeof(float) * (size_t)((slots > 0 ? slots : 1) * ga.Tq * ga.Tk);
     return prepare_f32(p, state);
 }
 
 static ferry_status run_attention(const cpu_call *c)
 {
     const graph_node *nd = c->nd;
-    dims q = in_dims(c, 0), k = in_dims(c, 1), v = in_dims(c, 2);
-    cpu_attention_args a;
-    memset(&a, 0, sizeof a);
-    a.q = (const float *)c->in[0] + nd->starts[0];
-    a.k = (const float *)c->in[1] + nd->starts[1];
-    a.v = (const float *)c->in[2] + nd->starts[2];
-    a.ldq = q.d[2];
-    a.ldk = k.d[2];
-    a.ldv = v.d[2];
-    a.y = c->out[0];
-    a.B = q.d[0];
-    a.heads = nd->heads;
-    a.Tq = q.d[1];
-    a.Tk = k.d[1];
-    a.d = nd->head_dim;
-    a.scale = nd->alpha;
-    if (nd->n_in > 3 && nd->in[3] >= 0) {
-        dims m = in_dims(c, 3);
-        int64_t sd[4] = {a.B, a.heads, a.Tq, a.Tk}, ms[4];
-        graph_mask_strides(sd, 4, m.d, m.n, ms);
-        a.mask = c->in[3];
-        for (int i = 0; i < 3; i++)
-            a.mstride[i] = ms[i];
-    }
-    /* prepare_attention's slots at max_batch, of which a smaller batch
-     * uses no more */
-    a.scratch = c->scratch;
-    a.slots = 4 * (int64_t)cpu_parallel_threads();
+    graph_attention ga;
+    graph_attention_of(c->g, nd, c->n, &ga);
+    cpu_attention_args a = {
+        .q = (const float *)c->in[0] + nd->starts[0],
+        .k = (const float *)c->in[1] + nd->starts[1],
+        .v = (const float *)c->in[2] + nd->starts[2],
+        .q_bs = ga.bs[0], .k_bs = ga.bs[1], .v_bs = ga.bs[2],
+        .q_rs = ga.rs[0], .k_rs = ga.rs[1], .v_rs = ga.rs[2],
+        .mask = nd->n_in > 3 && nd->in[3] >= 0 ? c->in[3] : NULL,
+        .mstride = {ga.mstride[0], ga.mstride[1], ga.mstride[2]},
+        .y = c->out[0], .y_bs = ga.bs[3], .y_rs = ga.rs[3],
+        .B = ga.B, .heads = ga.heads, .Tq = ga.Tq, .Tk = ga.Tk, .d = ga.d,
+        .scale = nd->alpha,
+        /* prepare_attention's slots at max_batch, of which a smaller batch
+         * uses no more */
+        .scratch = c->scratch,
+        .slots = 4 * (int64_t)cpu_parallel_threads(),
+    };
     cpu_attention(&a);
     return FERRY_OK;
 }

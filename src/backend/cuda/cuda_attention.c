@@ -37,34 +37,20 @@ static const void *column(const cuda_call *c, int k, size_t esz)
 static ferry_status run_attention(const cuda_call *c)
 {
     const graph_node *nd = c->nd;
-    const graph *g = c->g;
     size_t esz = ferry_dtype_size(c->cdt);
-    int64_t qd[FERRY_MAX_DIMS], kd[FERRY_MAX_DIMS], vd[FERRY_MAX_DIMS];
-    graph_value_shape(&g->values[nd->in[0]], c->n, qd);
-    graph_value_shape(&g->values[nd->in[1]], c->n, kd);
-    graph_value_shape(&g->values[nd->in[2]], c->n, vd);
-    kern_attention a;
-    memset(&a, 0, sizeof a);
-    a.q = column(c, 0, esz);
-    a.k = column(c, 1, esz);
-    a.v = column(c, 2, esz);
-    a.ldq = qd[2];
-    a.ldk = kd[2];
-    a.ldv = vd[2];
-    a.y = c->out[0];
-    a.B = (int)qd[0];
-    a.heads = (int)nd->heads;
-    a.Tq = (int)qd[1];
-    a.Tk = (int)kd[1];
-    a.d = (int)nd->head_dim;
-    a.scale = nd->alpha;
-    if (nd->n_in > 3 && nd->in[3] >= 0) {
-        int64_t md[FERRY_MAX_DIMS], sd[4] = {a.B, a.heads, a.Tq, a.Tk}, ms[4];
-        int mn = graph_value_shape(&g->values[nd->in[3]], c->n, md);
-        graph_mask_strides(sd, 4, md, mn, ms);
-        a.mask = c->in[3];
-        memcpy(a.mstride, ms, sizeof a.mstride);
-    }
+    graph_attention ga;
+    graph_attention_of(c->g, nd, c->n, &ga);
+    kern_attention a = {
+        .q = column(c, 0, esz), .k = column(c, 1, esz), .v = column(c, 2, esz),
+        .q_bs = ga.bs[0], .k_bs = ga.bs[1], .v_bs = ga.bs[2], .y_bs = ga.bs[3],
+        .q_rs = ga.rs[0], .k_rs = ga.rs[1], .v_rs = ga.rs[2], .y_rs = ga.rs[3],
+        .mask = nd->n_in > 3 && nd->in[3] >= 0 ? c->in[3] : NULL,
+        .mstride = {ga.mstride[0], ga.mstride[1], ga.mstride[2]},
+        .y = c->out[0],
+        .B = (int)ga.B, .heads = (int)ga.heads, .Tq = (int)ga.Tq, .Tk = (int)ga.Tk,
+        .d = (int)ga.d,
+        .scale = nd->alpha,
+    };
     return CUDA_LAUNCH(c, kern_attention_run(&a, c->cdt, c->stream));
 }
 

@@ -330,16 +330,18 @@ cudaError_t kern_mlp_run(const kern_mlp *m, ferry_dtype cdt, const void *x, ferr
                          void *y, ferry_dtype ydt, int64_t n, cudaStream_t s);
 
 /* ---- kernels_attention.cu: the fused multi-head attention (graph
- * fuse_attention.c). For each batch entry b and head h,
- * y[b, i, h*d + (0..d)] = softmax_t(scale * q_bhi . k_bht + mask) v_bht
- * with q_bhi = q[(b*Tq + i)*ldq + h*d + (0..d)] (k, v alike over Tk rows),
- * the mask row of (b, h, i) at b*mstride[0] + h*mstride[1] + i*mstride[2]
- * (graph_mask_strides; NULL: none). Everything in the compute dtype dt,
- * y dense [B, Tq, heads*d]. head_dim up to KERN_ATTN_MAX_D. */
+ * fuse_attention.c). For each batch entry b and head h, row i of y's head
+ * columns = softmax_t(scale * q_bhi . k_bht + mask) v_bht, where
+ * q_bhi = q[b*q_bs + i*q_rs + h*d + (0..d)] (k and v alike over Tk rows;
+ * y's row at b*y_bs + i*y_rs) and the mask row of (b, h, i) is at
+ * b*mstride[0] + h*mstride[1] + i*mstride[2] (graph_mask_strides; NULL:
+ * none). Everything in the compute dtype dt; strides in elements; head_dim
+ * up to KERN_ATTN_MAX_D. */
 #define KERN_ATTN_MAX_D 256
 typedef struct kern_attention {
     const void *q, *k, *v; /* head 0's first column in each source */
-    int64_t ldq, ldk, ldv; /* the sources' row widths, in elements */
+    int64_t q_bs, k_bs, v_bs, y_bs; /* between batch entries */
+    int64_t q_rs, k_rs, v_rs, y_rs; /* between rows (positions) */
     const void *mask;
     int64_t mstride[3];
     void *y;

@@ -208,8 +208,8 @@ __global__ void __launch_bounds__(128) attn_tc(kern_attention a, int qtiles, boo
     const int bh = blockIdx.x / qtiles, b = bh / a.heads, h = bh % a.heads;
     const int q0 = (blockIdx.x % qtiles) * 16 * warps;
 
-    const T *q = (const T *)a.q + ((int64_t)b * a.Tq + q0) * a.ldq + (int64_t)h * d;
-    load_rows(qs, d + kPadH, q, a.ldq, min(16 * warps, a.Tq - q0), 16 * warps, d, vec);
+    const T *q = (const T *)a.q + b * a.q_bs + q0 * a.q_rs + (int64_t)h * d;
+    load_rows(qs, d + kPadH, q, a.q_rs, min(16 * warps, a.Tq - q0), 16 * warps, d, vec);
     for (int r = 0; r < 16; r++)
         for (int c = lane; c < d; c += 32)
             os[r * (d + kPadF) + c] = 0.0f;
@@ -217,13 +217,13 @@ __global__ void __launch_bounds__(128) attn_tc(kern_attention a, int qtiles, boo
     const T *mrow = (const T *)mask_row(a, b, h, qi, sizeof(T));
     float m = -INFINITY, l = 0.0f;
 
-    const T *k = (const T *)a.k + (int64_t)b * a.Tk * a.ldk + (int64_t)h * d;
-    const T *v = (const T *)a.v + (int64_t)b * a.Tk * a.ldv + (int64_t)h * d;
+    const T *k = (const T *)a.k + b * a.k_bs + (int64_t)h * d;
+    const T *v = (const T *)a.v + b * a.v_bs + (int64_t)h * d;
     for (int k0 = 0; k0 < a.Tk; k0 += kKeys) {
         int kv = min(kKeys, a.Tk - k0);
         __syncthreads(); /* every warp is done with the last tile */
-        load_rows(ks, d + kPadH, k + k0 * a.ldk, a.ldk, kv, kKeys, d, vec);
-        load_rows(vs, d + kPadH, v + k0 * a.ldv, a.ldv, kv, kKeys, d, vec);
+        load_rows(ks, d + kPadH, k + k0 * a.k_rs, a.k_rs, kv, kKeys, d, vec);
+        load_rows(vs, d + kPadH, v + k0 * a.v_rs, a.v_rs, kv, kKeys, d, vec);
         __syncthreads();
         tc_scores(qs + w * 16 * (d + kPadH), ks, ss, d);
         __syncwarp();
@@ -236,7 +236,7 @@ __global__ void __launch_bounds__(128) attn_tc(kern_attention a, int qtiles, boo
         corr[lane >> 1] = l > 0.0f ? 1.0f / l : 0.0f;
     __syncwarp();
     for (int r = 0; r < 16 && q0 + w * 16 + r < a.Tq; r++) {
-        T *y = (T *)a.y + ((int64_t)b * a.Tq + q0 + w * 16 + r) * a.heads * d + (int64_t)h * d;
+        T *y = (T *)a.y + b * a.y_bs + (int64_t)(q0 + w * 16 + r) * a.y_rs + (int64_t)h * d;
         for (int c = lane; c < d; c += 32)
             y[c] = from_f<T>(os[r * (d + kPadF) + c] * corr[r]);
     }
@@ -276,8 +276,8 @@ __device__ void simt_load_kv(float *ks, float *vs, const T *k, const T *v, const
 {
     for (int i = threadIdx.x; i < kSimtKeys * a.d; i += blockDim.x) {
         int r = i / a.d, c = i % a.d;
-        ks[r * (a.d + 1) + c] = r < kv ? to_f(k[r * a.ldk + c]) : 0.0f;
-        vs[i] = r < kv ? to_f(v[r * a.ldv + c]) : 0.0f;
+        ks[r * (a.d + 1) + c] = r < kv ? to_f(k[r * a.k_rs + c]) : 0.0f;
+        vs[i] = r < kv ? to_f(v[r * a.v_rs + c]) : 0.0f;
     }
 }
 
@@ -289,10 +289,10 @@ __global__ void __launch_bounds__(128) attn_simt(kern_attention a, int qtiles)
     float *ks = fs, *vs = ks + kSimtKeys * (d + 1), *qs = vs + kSimtKeys * d;
     const int bh = blockIdx.x / qtiles, b = bh / a.heads, h = bh % a.heads;
     const int q0 = (blockIdx.x % qtiles) * kSimtRows * kSimtWarps;
-    const T *q = (const T *)a.q + ((int64_t)b * a.Tq + q0) * a.ldq + (int64_t)h * d;
+    const T *q = (const T *)a.q + b * a.q_bs + q0 * a.q_rs + (int64_t)h * d;
     for (int i = threadIdx.x; i < kSimtRows * kSimtWarps * d; i += blockDim.x) {
         int r = i / d, c = i % d;
-        qs[i] = q0 + r < a.Tq ? to_f(q[r * a.ldq + c]) : 0.0f;
+        qs[i] = q0 + r < a.Tq ? to_f(q[r * a.q_rs + c]) : 0.0f;
     }
     float m[kSimtRows], l[kSimtRows], o[kSimtRows][kSimtCols];
 #pragma unroll
@@ -302,12 +302,12 @@ __global__ void __launch_bounds__(128) attn_simt(kern_attention a, int qtiles)
         for (int i = 0; i < kSimtCols; i++)
             o[r][i] = 0.0f;
     }
-    const T *k = (const T *)a.k + (int64_t)b * a.Tk * a.ldk + (int64_t)h * d;
-    const T *v = (const T *)a.v + (int64_t)b * a.Tk * a.ldv + (int64_t)h * d;
+    const T *k = (const T *)a.k + b * a.k_bs + (int64_t)h * d;
+    const T *v = (const T *)a.v + b * a.v_bs + (int64_t)h * d;
     for (int k0 = 0; k0 < a.Tk; k0 += kSimtKeys) {
         int kv = min(kSimtKeys, a.Tk - k0);
         __syncthreads();
-        simt_load_kv(ks, vs, k + k0 * a.ldk, v + k0 * a.ldv, a, kv);
+        simt_load_kv(ks, vs, k + k0 * a.k_rs, v + k0 * a.v_rs, a, kv);
         __syncthreads();
 #pragma unroll
         for (int r = 0; r < kSimtRows; r++) {
@@ -343,7 +343,7 @@ __global__ void __launch_bounds__(128) attn_simt(kern_attention a, int qtiles)
         if (qi >= a.Tq)
             continue;
         float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        T *y = (T *)a.y + ((int64_t)b * a.Tq + qi) * a.heads * d + (int64_t)h * d;
+        T *y = (T *)a.y + b * a.y_bs + (int64_t)qi * a.y_rs + (int64_t)h * d;
 #pragma unroll
         for (int i = 0; i < kSimtCols; i++)
             if (lane + 32 * i < d)
@@ -362,8 +362,8 @@ template <typename T> bool use_tc(int d)
 inline bool aligned16(const kern_attention *a)
 {
     uintptr_t any = (uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v;
-    return a->d % 8 == 0 && any % 16 == 0 && a->ldq % 8 == 0 && a->ldk % 8 == 0 &&
-           a->ldv % 8 == 0;
+    int64_t st = a->q_bs | a->q_rs | a->k_bs | a->k_rs | a->v_bs | a->v_rs;
+    return a->d % 8 == 0 && any % 16 == 0 && st % 8 == 0;
 }
 
 template <typename T> cudaError_t prepare(int d)
