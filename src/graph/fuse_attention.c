@@ -372,11 +372,13 @@ void graph_attention_of(const graph *g, const graph_node *n, int64_t batch, grap
  * C, K and V of one length; out [B, Tq, heads*head_dim] ([Tq*B, ...]). */
 ferry_status infer_attention(graph *g, graph_node *n)
 {
+    /* Never loaded from a file (its name is no ONNX op_type), but a file
+     * could name it: without the pass's attributes it is refused here. */
+    if (n->heads <= 0 || n->head_dim <= 0 || n->in[0] < 0 || n->in[1] < 0 || n->in[2] < 0)
+        return node_fail(n, FERRY_EINVAL, "not a fused attention node (no heads or inputs)");
     const graph_value *q = &g->values[n->in[0]];
     int64_t width = n->heads * n->head_dim;
     int bd = n->mode ? 1 : 0, td = 1 - bd;
-    if (n->heads <= 0 || n->head_dim <= 0)
-        return node_fail(n, FERRY_EINVAL, "heads and head_dim must be positive");
     for (int k = 0; k < 3; k++) {
         const graph_value *s = &g->values[n->in[k]];
         if (s->ndim != 3 || !is_float_dtype(s->dtype) || s->dims[bd] != q->dims[bd] ||
