@@ -240,6 +240,12 @@ REAL = [
          sequence=["input_ids", "attention_mask", "last_hidden_state"]),
     dict(name="gpt", family="gpt", build=zoo.GptDecoder, inputs=[ids("input_ids", 16, 512)],
          opset=17, seed=23),
+    # torch.nn's own transformer modules (nn.MultiheadAttention inside)
+    dict(name="torch-encoder", family="torchnn", build=zoo.TorchEncoder,
+         inputs=[ids("input_ids", 16, 1000)], opset=17, seed=34),
+    dict(name="torch-seq2seq", family="torchnn", build=zoo.TorchSeq2Seq,
+         inputs=[{"name": "src", "dtype": "float32", "shape": [-1, 12, 32]},
+                 {"name": "tgt", "dtype": "float32", "shape": [-1, 7, 32]}], opset=17, seed=35),
     # RNNs
     dict(name="lstm", family="rnn", build=lambda: zoo.RnnClassifier("lstm"),
          inputs=[ids("input_ids", 12, 500)], opset=17, seed=24),

@@ -151,6 +151,41 @@ class GptDecoder(nn.Module):
         return self.head(self.ln_f(x))
 
 
+class TorchEncoder(nn.Module):
+    """input_ids [N,T] -> [N,classes] through torch's own nn.TransformerEncoder
+    (batch_first, pre-norm): nn.MultiheadAttention's export, time-major
+    inside. Its layers are deep copies of one, so the export shares their
+    weights (one initializer read by both layers)."""
+
+    def __init__(self, vocab=1000, d=64, heads=4, ff=128, layers=2, classes=5):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        layer = nn.TransformerEncoderLayer(d, heads, ff, dropout=0.0, batch_first=True,
+                                           norm_first=True)
+        self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, input_ids):
+        return self.head(self.enc(self.emb(input_ids)).mean(1))
+
+
+class TorchSeq2Seq(nn.Module):
+    """src [N,S,d], tgt [N,T,d] -> [N,T,d] through torch's nn.Transformer: encoder
+    self-attention, decoder self-attention under a causal mask, and cross
+    attention from the decoder to the encoder's memory."""
+
+    def __init__(self, d=32, heads=4, ff=64):
+        super().__init__()
+        self.t = nn.Transformer(d_model=d, nhead=heads, num_encoder_layers=1,
+                                num_decoder_layers=1, dim_feedforward=ff, dropout=0.0,
+                                batch_first=True)
+
+    def forward(self, src, tgt):
+        t = tgt.shape[1]
+        causal = torch.triu(torch.full((t, t), float("-inf"), device=tgt.device), 1)
+        return self.t(src, tgt, tgt_mask=causal)
+
+
 class RnnClassifier(nn.Module):
     """input_ids [N,T] int64 -> Embedding -> LSTM or GRU (batch_first) -> Linear on
     the last time step -> logits [N,classes]."""
