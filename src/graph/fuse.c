@@ -504,8 +504,11 @@ static int fuse_gemm(graph *g, int gi)
     const graph_value *bv = &g->values[b];
     int changed = 0;
     if (gn->op == OP_MATMUL) {
+        /* parse_matmul's rule (ops.c), for a B that became constant only in
+         * folding: an Identity of a shared initializer, as torch exports
+         * layers that share weights (ALBERT, deep-copied layers) */
         const graph_value *av = &g->values[gn->in[0]];
-        if (gn->n_in != 2 || !bv->is_const || bv->ndim != 2 || av->ndim != 2)
+        if (gn->n_in != 2 || !bv->is_const || bv->ndim != 2 || av->ndim < 2)
             return 0;
         gn->op = OP_GEMM;
         reset_attrs(gn);

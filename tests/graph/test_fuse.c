@@ -132,6 +132,39 @@ static void test_matmul_add_gelu_tanh(void **state)
     graph_free(g);
 }
 
+/* A MatMul over a 3-D activation [N,T,4] whose 2-D B is constant only
+ * after folding (torch's export of layers sharing weights: an Identity of
+ * the shared initializer) becomes a Gemm with bias and ReLU too. */
+static void test_matmul_3d_folded_weight(void **state)
+{
+    (void)state;
+    graph *g = graph_new();
+    int64_t xd[3] = {FERRY_DIM_BATCH, 7, 4}, yd[3] = {FERRY_DIM_BATCH, 7, 5};
+    int x = graph_add_value(g, "x", FERRY_F32, 3, xd);
+    g->values[x].is_input = 1;
+    g->inputs = malloc(sizeof *g->inputs);
+    g->inputs[g->n_inputs++] = x;
+    int64_t wd[2] = {4, 5};
+    int w = cst_f32(g, "w", 2, wd, 0.1f);
+    int b = vec(g, "b", 5);
+    int y = graph_add_value(g, "y", FERRY_F32, 3, yd);
+    int z = graph_add_value(g, "z", FERRY_F32, 3, yd);
+    int o = graph_add_value(g, "o", FERRY_F32, 3, yd);
+    int mm = node2(g, OP_MATMUL, "mm", x, w, y); /* as parse_matmul left it: B not yet const */
+    node2(g, OP_ADD, "add", y, b, z);
+    node1(g, OP_RELU, "relu", z, o);
+    mark_output(g, o);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 1);
+    assert_int_equal(g->nodes[mm].op, OP_GEMM);
+    assert_int_equal(g->nodes[mm].act, ACT_RELU);
+    assert_int_equal(g->nodes[mm].in[2], b);
+    assert_int_equal(g->nodes[mm].out[0], o);
+    check_consistent(g);
+    graph_free(g);
+}
+
 /* The Gemm's output is read twice: nothing may be fused into it. */
 static void test_gemm_two_consumers_unfused(void **state)
 {
@@ -585,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_gemm_add_relu),
         cmocka_unit_test(test_gemm_bias_first_relu),
         cmocka_unit_test(test_matmul_add_gelu_tanh),
+        cmocka_unit_test(test_matmul_3d_folded_weight),
         cmocka_unit_test(test_gemm_two_consumers_unfused),
         cmocka_unit_test(test_gemm_bias_output_stops_act),
         cmocka_unit_test(test_gemm_wrong_bias_width_unfused),
