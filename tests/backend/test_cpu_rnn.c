@@ -235,7 +235,7 @@ static void run_cases(const char *prefix, int min)
 static void test_lstm_torch(void **state)
 {
     (void)state;
-    run_cases("lstm_torch_", 11);
+    run_cases("lstm_torch_", 12);
 }
 
 static void test_gru_torch(void **state)
@@ -247,7 +247,7 @@ static void test_gru_torch(void **state)
 static void test_lstm_onnx(void **state)
 {
     (void)state;
-    run_cases("lstm_onnx_", 6);
+    run_cases("lstm_onnx_", 8);
 }
 
 static void test_gru_onnx(void **state)
