@@ -18,7 +18,8 @@
  * units are contiguous: the slice's GEMM is one call on a contiguous part
  * of R and its projection columns one run of each row. Before, the step's
  * GEMM was split over the threads and the gate pass ran on one thread
- * after it (LSTM 2x256 at batch 32: BENCHMARKS.md).
+ * after it (LSTM 2x256 at batch 32: BENCHMARKS.md). On one thread the
+ * layer runs run_direction as before, its gate pass slice by slice.
  *
  * The gate passes use call-free exp/tanh (below) so that they vectorize;
  * they are built for AVX2+FMA and for baseline x86-64 and picked once at
@@ -643,6 +644,20 @@ static void run_slices(const rnn_job *j)
     state_out(j, 0, st.h_in, c);
 }
 
+/* One batch row's LSTM gate pass, slice by slice when the gate columns
+ * are in slice order (run_direction on a sliced layer: one thread). */
+static void lstm_rows(const cpu_rnn *r, int64_t d, const float *xg, const float *hg, float *h,
+                      float *c)
+{
+    int parts = r->slices > 1 ? r->slices : 1;
+    for (int p = 0; p < parts; p++) {
+        int64_t u0 = r->slices > 1 ? slice_u0(r, p) : 0;
+        int64_t hp = r->slices > 1 ? slice_u0(r, p + 1) - u0 : r->H;
+        r->lstm_row(hp, xg + 4 * u0, hg + 4 * u0, r->peep + d * 3 * r->H + 3 * u0, h + u0, c + u0,
+                    r->clip, r->input_forget);
+    }
+}
+
 /* One direction over every step: the state lives in the workspace, one
  * GEMM with R a step, the gate pass per batch row, the row copied to Y. */
 static void run_direction(void *arg, int64_t d)
@@ -686,8 +701,7 @@ static void run_direction(void *arg, int64_t d)
             const float *xg = proj_row(j, t, b, d);
             float *hb = h + b * H;
             if (lstm)
-                r->lstm_row(H, xg, g + b * GH, r->peep + d * 3 * H, hb, c + b * H, r->clip,
-                            r->input_forget);
+                lstm_rows(r, d, xg, g + b * GH, hb, c + b * H);
             else if (r->lbr)
                 r->gru_row(H, xg, g + b * GH, r->rbh + d * H, hb, r->clip);
             else
@@ -762,7 +776,10 @@ ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, con
     /* The directions share nothing but the projection: one each on two
      * threads when the backend has a second one free (their GEMMs then
      * run inline: the pool is taken). */
-    if (r->slices > 1)
+    /* Slices only pay on several threads: alone (the engine's workers
+     * each running a chunk of the batch) one GEMM a step beats one per
+     * slice. */
+    if (r->slices > 1 && cpu_parallel_available() > 1)
         run_slices(&j);
     else if (D == 2)
         cpu_parallel_for(run_direction, &j, 2, cpu_parallel_available());
