@@ -18,8 +18,11 @@
 #include "util/error.h"
 
 /* Channel slices of a batch-1 run: at most CONV_MAX_PARTS, none with
- * fewer than CONV_PART_MIN output channels (see conv_parts). */
+ * fewer than CONV_PART_MIN output channels or CONV_PART_MIN_FLOPS of work
+ * (about 100 us on one core, some twenty times what a primitive's execute
+ * and the pool's hand-off cost; see conv_parts). */
 enum { CONV_MAX_PARTS = 8, CONV_PART_MIN = 32 };
+#define CONV_PART_MIN_FLOPS 8e6
 enum { CONV_MAX_WFMT = 4 + CONV_MAX_PARTS };
 
 typedef struct conv_wfmt {
@@ -340,8 +343,9 @@ static void conv_slice_of(const cpu_conv *c, int part, int parts, conv_slice *sl
 
 /* How many slices a batch-1 run on `threads` threads takes: 1 (run whole,
  * on OpenMP) for ConvTranspose and where slices would fall under
- * CONV_PART_MIN output channels, else up to four a thread, so that a
- * thread slowed by another process hands its slices to the other. */
+ * CONV_PART_MIN output channels or CONV_PART_MIN_FLOPS (mobilenet_v2's
+ * small convs), else up to four a thread, so that a thread slowed by
+ * another process hands its slices to the other. */
 static int conv_parts(const cpu_conv *c, int threads)
 {
     if (threads <= 1 || c->p.transposed)
@@ -349,7 +353,11 @@ static int conv_parts(const cpu_conv *c, int threads)
     conv_slice sl;
     conv_slice_of(c, 0, 1, &sl);
     int64_t step = conv_slice_step(sl.unit_in, sl.unit_out);
+    double flops = 2.0 * (double)c->p.c_out * (double)(c->p.c_in / c->p.group) *
+                   (double)(c->k[0] * c->k[1]) * (double)(c->out[0] * c->out[1]);
+    int64_t by_work = (int64_t)(flops / CONV_PART_MIN_FLOPS);
     int64_t parts = c->p.c_out / CONV_PART_MIN, want = 4 * (int64_t)threads;
+    parts = parts < by_work ? parts : by_work;
     parts = parts < want ? parts : want;
     parts = parts < CONV_MAX_PARTS ? parts : CONV_MAX_PARTS;
     parts = parts < sl.u1 / step ? parts : sl.u1 / step;

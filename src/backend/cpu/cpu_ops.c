@@ -622,8 +622,8 @@ static ferry_status prepare_conv(cpu_prep *p, void **state)
  * so a batch runs as chunks of power-of-two sizes up to CHUNK_MAX: at most
  * log2(CHUNK_MAX) + 1 plans per node whatever sizes the batcher forms.
  * When this forward has the cores to itself (threads > 1) the chunks are
- * shared by the backend's pool; a lone sample is split by the conv or pool
- * itself (channel slices on the pool's threads, else OpenMP). */
+ * shared by the backend's pool; a lone sample's conv splits itself
+ * (channel slices on the pool's threads, else OpenMP). */
 #define CHUNK_MAX 32
 
 typedef struct chunked {
@@ -678,10 +678,7 @@ static ferry_status run_chunked(const cpu_call *c, int is_conv)
 {
     dims x = in_dims(c, 0), y = out_dims(c, 0);
     int64_t n = x.d[0];
-    if (n == 1 && c->threads > 1) {
-        if (!is_conv)
-            return cpu_pool_run_layout(c->state, 1, c->lin, c->lout, c->threads, c->in[0],
-                                       c->out[0]);
+    if (n == 1 && c->threads > 1 && is_conv) {
         const float *res = c->nd->n_in > 3 ? c->in[3] : NULL;
         return cpu_conv_run_layout(c->state, 1, c->lin, c->lout, c->threads, c->in[0], res,
                                    c->out[0]);

@@ -15,8 +15,9 @@
  * 2.6.3's jit:avx2 max pool took 890 us for resnet18's 64x112x112 k3 s2
  * on one Zen 3 core where this loop takes 300 us (a standalone program,
  * same input, best of 5);
- * at batch 1 it also splits the channel blocks over the backend's threads,
- * which a oneDNN plan per thread count would do only through OpenMP.
+ * at batch 1 it also splits the channel blocks over the backend's threads
+ * (oneDNN's pools ran on one thread there: OpenMP's team start cost more
+ * than mobilenet_v2's 7x7 global pool).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -319,7 +320,9 @@ ferry_status cpu_pool_run_layout(cpu_pool *pl, int64_t n, cpu_layout lin, cpu_la
     if (pool_hand_written(pl, lin, lout)) {
         int64_t b = cpu_dnnl_block();
         pool_job j = {pl, x, y, n * ((pl->p.c + b - 1) / b), 1};
-        int T = threads < 1 ? 1 : threads;
+        /* The backend's threads when free (a lone sample; cpu_parallel_for
+         * runs inline inside a chunk of a batch already split over them). */
+        int T = cpu_parallel_available();
         int64_t chunks = j.planes < 4 * T ? j.planes : 4 * T;
         j.per = (j.planes + chunks - 1) / chunks;
         chunks = (j.planes + j.per - 1) / j.per;
