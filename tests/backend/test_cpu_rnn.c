@@ -199,8 +199,8 @@ static void run_case(const char *name)
         fail_msg("%s: relative error Y %g, Y_h %g, Y_c %g > %g", name, e_y, e_h, e_c, TOL);
 
     /* Again as the engine's workers run it, each forward alone on its
-     * thread (another forward in flight): a layer made for slices then
-     * runs its whole-width path (cpu_rnn.c). */
+     * thread (another forward in flight): the same result without the
+     * backend's helper threads. */
     cpu_parallel_enter();
     cpu_parallel_enter();
     float *Ya = out_buf(&c.Y), *Yha = out_buf(&c.Y_h), *Yca = lstm ? out_buf(&c.Y_c) : NULL;

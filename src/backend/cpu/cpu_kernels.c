@@ -601,17 +601,6 @@ void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
     cpu_gemm_res(trans_a, trans_b, M, N, K, alpha, A, B, beta, C, bias, act, act_alpha, NULL, Y);
 }
 
-void cpu_gemm_serial(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                     const float *A, const float *B, float beta, const float *C, cpu_bias_kind bias,
-                     act_kind act, float act_alpha, float *Y)
-{
-    if (M <= 0 || N <= 0)
-        return;
-    gemm_args g = {trans_a, trans_b, M,    N,   K,    alpha, beta, act_alpha, A,
-                   B,       C,       bias, act, NULL, Y,     M,    N,         1};
-    gemm_chunk(&g, 0);
-}
-
 void cpu_gemm_res(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, const float *B, float beta, const float *C, cpu_bias_kind bias,
                   act_kind act, float act_alpha, const float *R, float *Y)

@@ -29,11 +29,6 @@ typedef enum cpu_bias_kind {
 void cpu_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, const float *B, float beta, const float *C, cpu_bias_kind bias,
               act_kind act, float act_alpha, float *Y);
-/* cpu_gemm as one BLAS call on the calling thread, for callers that split
- * the work over threads themselves (cpu_rnn.c's slices of a step). */
-void cpu_gemm_serial(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                     const float *A, const float *B, float beta, const float *C, cpu_bias_kind bias,
-                     act_kind act, float act_alpha, float *Y);
 /* The same, then Y += R (R [M, N] row-major, NULL: none): a residual
  * connection fused into the Gemm (graph fuse.c), added while the block is in
  * cache. */

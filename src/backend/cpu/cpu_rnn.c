@@ -10,17 +10,6 @@
  * math and writes the new state. The two directions of a bidirectional
  * layer are independent and run on two threads when the backend has them.
  *
- * A one-direction LSTM on several threads runs each step as slices of the
- * hidden units instead (run_slices): a slice owns the four gates of its
- * units, so it does its part of the GEMM and its gate math alone, and a
- * step ends on one join. W's, R's, the bias's and the peepholes' gate
- * columns are permuted at create so that each slice's [i,o,f,c] x its
- * units are contiguous: the slice's GEMM is one call on a contiguous part
- * of R and its projection columns one run of each row. Before, the step's
- * GEMM was split over the threads and the gate pass ran on one thread
- * after it (LSTM 2x256 at batch 32: BENCHMARKS.md). On one thread the
- * layer runs run_direction as before, its gate pass slice by slice.
- *
  * The gate passes use call-free exp/tanh (below) so that they vectorize;
  * they are built for AVX2+FMA and for baseline x86-64 and picked once at
  * create, as cpu_kernels.c does for its activations.
@@ -69,7 +58,6 @@ struct cpu_rnn {
     float *bias;    /* [D*G*H]: Wb + Rb; GRU lbr=1's h gate: Wbh only */
     float *rbh;     /* GRU lbr=1: [D, H] Rbh */
     float *peep;    /* LSTM: [D, 3H], zeros when P is absent */
-    int slices;     /* > 1: run_slices, the gate columns permuted (slice_u0) */
     lstm_row_fn lstm_row;
     gru_row_fn gru_row;
     gru_zr_fn gru_zr;
@@ -297,52 +285,6 @@ static float *copy_floats(const float *src, size_t n)
     return d;
 }
 
-/* The first unit of slice p of r->slices (p == slices: H), on multiples of
- * 8 so that each slice's gate math runs in whole vectors. */
-static int64_t slice_u0(const cpu_rnn *r, int p)
-{
-    return p >= r->slices ? r->H : p * (r->H / 8) / r->slices * 8;
-}
-
-/* Where gate column (g, u) of width-H gates goes when each slice keeps
- * its n gates of its units together: at n * u0 + g * (u1 - u0) + u - u0. */
-static int64_t slice_col(const cpu_rnn *r, int64_t n, int64_t g, int64_t u)
-{
-    int p = 0;
-    while (slice_u0(r, p + 1) <= u)
-        p++;
-    int64_t u0 = slice_u0(r, p), u1 = slice_u0(r, p + 1);
-    return n * u0 + g * (u1 - u0) + u - u0;
-}
-
-/* Permutes the gate columns of Wt, the rows of R, the bias and the
- * peepholes into slice order (one direction: D == 1). */
-static ferry_status slices_permute(cpu_rnn *r, int slices)
-{
-    int64_t H = r->H, GH = r->GH, I = r->I;
-    r->slices = slices;
-    float *Wt = malloc((size_t)(I * GH) * sizeof *Wt), *R = malloc((size_t)(GH * H) * sizeof *R);
-    float *b = malloc((size_t)GH * sizeof *b), *pp = malloc((size_t)(3 * H) * sizeof *pp);
-    if (!Wt || !R || !b || !pp) {
-        free(Wt), free(R), free(b), free(pp);
-        r->slices = 0;
-        return FERRY_ENOMEM;
-    }
-    for (int64_t g = 0; g < 4; g++)
-        for (int64_t u = 0; u < H; u++) {
-            int64_t from = g * H + u, to = slice_col(r, 4, g, u);
-            for (int64_t k = 0; k < I; k++)
-                Wt[k * GH + to] = r->Wt[k * GH + from];
-            memcpy(R + to * H, r->R + from * H, (size_t)H * sizeof *R);
-            b[to] = r->bias[from];
-            if (g < 3)
-                pp[slice_col(r, 3, g, u)] = r->peep[from];
-        }
-    free(r->Wt), free(r->R), free(r->bias), free(r->peep);
-    r->Wt = Wt, r->R = R, r->bias = b, r->peep = pp;
-    return FERRY_OK;
-}
-
 ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, const ferry_tensor *R,
                             const ferry_tensor *B, const ferry_tensor *P, cpu_rnn **out)
 {
@@ -474,9 +416,6 @@ ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, cons
             }
         }
     }
-    if (p->kind == CPU_RNN_LSTM && D == 1 && cpu_parallel_threads() > 1 &&
-        H >= 16 * cpu_parallel_threads() && slices_permute(r, cpu_parallel_threads()) != FERRY_OK)
-        goto nomem;
     pick_gate_fns(r);
     *out = r;
     return FERRY_OK;
@@ -497,12 +436,11 @@ static size_t round16(int64_t n)
 
 /* Per direction: h [batch,H], c [batch,H] (LSTM), g [batch,G*H] (the
  * recurrent GEMM's output; GRU lbr=0: [batch,2H] for z,r then [batch,H]
- * for (r.h)Rh^T), rh [batch,H] (GRU lbr=0; under slices, the other h of
- * the two that steps alternate between). In floats. */
+ * for (r.h)Rh^T), rh [batch,H] (GRU lbr=0). In floats. */
 static size_t dir_floats(const cpu_rnn *r, int64_t batch)
 {
     size_t n = 2 * round16(batch * r->H) + round16(batch * r->GH);
-    if ((r->kind == CPU_RNN_GRU && !r->lbr) || r->slices > 1)
+    if (r->kind == CPU_RNN_GRU && !r->lbr)
         n += round16(batch * r->H);
     return n;
 }
@@ -556,108 +494,6 @@ static const float *proj_row(const rnn_job *j, int64_t t, int64_t b, int64_t d)
     return j->xp + (row * r->D + d) * r->GH;
 }
 
-/* Direction d's state from initial_h / initial_c (zeros without). */
-static void state_in(const rnn_job *j, int64_t d, float *h, float *c)
-{
-    const cpu_rnn *r = j->r;
-    int64_t H = r->H;
-    int lstm = r->kind == CPU_RNN_LSTM;
-    for (int64_t b = 0; b < j->batch; b++) {
-        int64_t o = state_off(r, j->batch, d, b);
-        if (j->h0)
-            memcpy(h + b * H, j->h0 + o, (size_t)H * sizeof *h);
-        else
-            memset(h + b * H, 0, (size_t)H * sizeof *h);
-        if (lstm && j->c0)
-            memcpy(c + b * H, j->c0 + o, (size_t)H * sizeof *c);
-        else if (lstm)
-            memset(c + b * H, 0, (size_t)H * sizeof *c);
-    }
-}
-
-/* Direction d's last state into Y_h / Y_c. */
-static void state_out(const rnn_job *j, int64_t d, const float *h, const float *c)
-{
-    const cpu_rnn *r = j->r;
-    int64_t H = r->H;
-    for (int64_t b = 0; b < j->batch; b++) {
-        int64_t o = state_off(r, j->batch, d, b);
-        if (j->Y_h)
-            memcpy(j->Y_h + o, h + b * H, (size_t)H * sizeof *h);
-        if (r->kind == CPU_RNN_LSTM && j->Y_c)
-            memcpy(j->Y_c + o, c + b * H, (size_t)H * sizeof *c);
-    }
-}
-
-/* One step of a sliced LSTM (run_slices): slice p's gates from h_in, its
- * units of h_out and c; an entry past its length keeps its h. */
-typedef struct slice_step {
-    const rnn_job *j;
-    int64_t k;
-    const float *h_in;
-    float *h_out, *c, *g;
-} slice_step;
-
-static void run_slice(void *arg, int64_t p)
-{
-    const slice_step *st = arg;
-    const rnn_job *j = st->j;
-    const cpu_rnn *r = j->r;
-    int64_t H = r->H, batch = j->batch;
-    int64_t u0 = slice_u0(r, (int)p), hp = slice_u0(r, (int)p + 1) - u0;
-    float *g = st->g + batch * 4 * u0;
-    cpu_gemm_serial(0, 1, batch, 4 * hp, H, 1.0f, st->h_in, r->R + 4 * u0 * H, 0.0f, NULL,
-                    CPU_BIAS_NONE, ACT_NONE, 0.0f, g);
-    for (int64_t b = 0; b < batch; b++) {
-        int64_t t = step_time(j, r->reverse, b, st->k);
-        float *hb = st->h_out + b * H + u0;
-        if (t < 0) {
-            memcpy(hb, st->h_in + b * H + u0, (size_t)hp * sizeof *hb);
-            continue;
-        }
-        r->lstm_row(hp, proj_row(j, t, b, 0) + 4 * u0, g + b * 4 * hp, r->peep + 3 * u0, hb,
-                    st->c + b * H + u0, r->clip, r->input_forget);
-        if (j->Y)
-            memcpy(j->Y + y_off(r, j->seq, batch, t, 0, b) + u0, hb, (size_t)hp * sizeof *hb);
-    }
-}
-
-/* A one-direction LSTM, each step's slices shared by the backend's
- * threads; h alternates between two buffers, since a slice's GEMM reads
- * every unit of the last step's h while the others write theirs. */
-static void run_slices(const rnn_job *j)
-{
-    const cpu_rnn *r = j->r;
-    int64_t H = r->H, batch = j->batch;
-    float *h = j->ws;
-    float *c = h + round16(batch * H);
-    float *g = c + round16(batch * H);
-    float *h2 = g + round16(batch * r->GH);
-    state_in(j, 0, h, c);
-    slice_step st = {.j = j, .h_in = h, .h_out = h2, .c = c, .g = g};
-    for (st.k = 0; st.k < j->steps; st.k++) {
-        cpu_parallel_for(run_slice, &st, r->slices, cpu_parallel_available());
-        float *t = st.h_out;
-        st.h_out = (float *)st.h_in;
-        st.h_in = t;
-    }
-    state_out(j, 0, st.h_in, c);
-}
-
-/* One batch row's LSTM gate pass, slice by slice when the gate columns
- * are in slice order (run_direction on a sliced layer: one thread). */
-static void lstm_rows(const cpu_rnn *r, int64_t d, const float *xg, const float *hg, float *h,
-                      float *c)
-{
-    int parts = r->slices > 1 ? r->slices : 1;
-    for (int p = 0; p < parts; p++) {
-        int64_t u0 = r->slices > 1 ? slice_u0(r, p) : 0;
-        int64_t hp = r->slices > 1 ? slice_u0(r, p + 1) - u0 : r->H;
-        r->lstm_row(hp, xg + 4 * u0, hg + 4 * u0, r->peep + d * 3 * r->H + 3 * u0, h + u0, c + u0,
-                    r->clip, r->input_forget);
-    }
-}
-
 /* One direction over every step: the state lives in the workspace, one
  * GEMM with R a step, the gate pass per batch row, the row copied to Y. */
 static void run_direction(void *arg, int64_t d)
@@ -673,7 +509,17 @@ static void run_direction(void *arg, int64_t d)
     const float *Rd = r->R + d * GH * H;
     int lstm = r->kind == CPU_RNN_LSTM;
 
-    state_in(j, d, h, c);
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t o = state_off(r, batch, d, b);
+        if (j->h0)
+            memcpy(h + b * H, j->h0 + o, (size_t)H * sizeof *h);
+        else
+            memset(h + b * H, 0, (size_t)H * sizeof *h);
+        if (lstm && j->c0)
+            memcpy(c + b * H, j->c0 + o, (size_t)H * sizeof *c);
+        else if (lstm)
+            memset(c + b * H, 0, (size_t)H * sizeof *c);
+    }
     /* GRU lbr=0's h GEMM reads every row of rh, also those of entries
      * past their length, which the z,r pass no longer writes. */
     if (!lstm && !r->lbr)
@@ -701,7 +547,8 @@ static void run_direction(void *arg, int64_t d)
             const float *xg = proj_row(j, t, b, d);
             float *hb = h + b * H;
             if (lstm)
-                lstm_rows(r, d, xg, g + b * GH, hb, c + b * H);
+                r->lstm_row(H, xg, g + b * GH, r->peep + d * 3 * H, hb, c + b * H, r->clip,
+                            r->input_forget);
             else if (r->lbr)
                 r->gru_row(H, xg, g + b * GH, r->rbh + d * H, hb, r->clip);
             else
@@ -711,7 +558,13 @@ static void run_direction(void *arg, int64_t d)
             }
         }
     }
-    state_out(j, d, h, c);
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t o = state_off(r, batch, d, b);
+        if (j->Y_h)
+            memcpy(j->Y_h + o, h + b * H, (size_t)H * sizeof *h);
+        if (lstm && j->Y_c)
+            memcpy(j->Y_c + o, c + b * H, (size_t)H * sizeof *c);
+    }
 }
 
 ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, const float *x,
@@ -776,12 +629,7 @@ ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, con
     /* The directions share nothing but the projection: one each on two
      * threads when the backend has a second one free (their GEMMs then
      * run inline: the pool is taken). */
-    /* Slices only pay on several threads: alone (the engine's workers
-     * each running a chunk of the batch) one GEMM a step beats one per
-     * slice. */
-    if (r->slices > 1 && cpu_parallel_available() > 1)
-        run_slices(&j);
-    else if (D == 2)
+    if (D == 2)
         cpu_parallel_for(run_direction, &j, 2, cpu_parallel_available());
     else
         run_direction(&j, 0);
