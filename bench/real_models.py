@@ -4,7 +4,7 @@ given, Ferry, on the same ONNX files and weights.
 
     .venv/bin/python bench/real_models.py [--models DIR] [--only NAME,...]
         [--batch-sizes 1,32] [--duration 2.0] [--repeats 3] [--threads 2]
-        [--ferry build/ferry] [--no-jit] [--json OUT.json]
+        [--ferry build/ferry] [--ferry-base OTHER/ferry] [--no-jit] [--json OUT.json]
 
 Run with .venv/bin/python (make venv): onnxruntime comes from PyPI, torch and
 numpy from Debian. Exports the models to DIR (default bench/real-models, not
@@ -20,6 +20,8 @@ Columns, each samples/s at batch b, one caller, inputs in host memory:
   ferry      `ferry bench MODEL --device cpu --sweep --batch-sizes b --json`
              (--ferry PATH); a model Ferry cannot load or feed yet shows n/a,
              and the JSON keeps Ferry's message
+  ferry_base the same with --ferry-base PATH (another build, for a before/after
+             in one run): its runs alternate with ferry's, one each
 Each row: a warm-up, then --repeats runs of --duration seconds each; the
 median and the spread (min..max) of the repeats. The JSON also records the
 machine (cores, load average before and after: this machine may be shared).
@@ -166,11 +168,24 @@ def bench_model(name, path, args, batch_sizes):
                 for s, x in zip(bm.MODELS[name][1], xs):
                     files[s["name"]] = os.path.join(d, f"{s['name']}.npy")
                     np.save(files[s["name"]], x)
-                rates, err = ferry_rates(args.ferry, path, b, args.duration, args.repeats,
-                                         args.threads, files)
-            row["ferry"] = summary(rates)
-            if err:
-                row["ferry_error"] = err
+                # With --ferry-base the two builds alternate, one run each,
+                # so that both see the same moments of a shared machine.
+                clis = [("ferry", args.ferry)] + (
+                    [("ferry_base", args.ferry_base)] if args.ferry_base else [])
+                rates = {c: [] for c, _ in clis}
+                errs = {}
+                for _ in range(args.repeats):
+                    for col, cli in clis:
+                        if col in errs:
+                            continue
+                        r, err = ferry_rates(cli, path, b, args.duration, 1, args.threads, files)
+                        rates[col] += r
+                        if err:
+                            errs[col] = err
+            for col, _ in clis:
+                row[col] = summary(rates[col])
+                if col in errs:
+                    row[f"{col}_error"] = errs[col]
         rows.append(row)
     return rows
 
@@ -203,6 +218,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ferry", help="path to the ferry CLI: adds a Ferry column")
+    ap.add_argument("--ferry-base", help="a second ferry CLI (say, main's build): a "
+                    "ferry_base column, its runs alternating with --ferry's")
     ap.add_argument("--no-ort", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-jit", action="store_true")
@@ -235,7 +252,7 @@ def main(argv=None):
                                   "inputs": bm.MODELS[name][1]}
         result["rows"] += bench_model(name, path, args, batch_sizes)
     result["loadavg_after"] = os.getloadavg()
-    cols = [c for c in ("ort", "torch", "torch_jit", "ferry")
+    cols = [c for c in ("ort", "torch", "torch_jit", "ferry_base", "ferry")
             if any(c in r for r in result["rows"])]
     print_table(result["rows"], cols)
     print(f"load average before {result['loadavg_before']}, after {result['loadavg_after']} "

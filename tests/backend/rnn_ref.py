@@ -256,6 +256,17 @@ def all_cases(out):
                        lens=[(i * 5) % 7 for i in range(32)]))
     n.append(make_case(out, "lstm_onnx_rev_l0_b3_forget", "lstm", 5, 7, 6, 3, "reverse",
                        input_forget=1, peep=True, init=True, ref="onnx"))
+    # LSTM at H 40 and 48 (whole vectors and a tail in the gate pass):
+    # ragged lengths with a zero, peepholes, clip, layout 1, reverse with
+    # input_forget, and one PyTorch-checked.
+    n.append(make_case(out, "lstm_onnx_fwd_l1_b32_h40", "lstm", 40, 9, 7, 32,
+                       layout=1, peep=True, init=True, clip=0.9, wscale=0.4, ref="onnx",
+                       lens=[(i * 3) % 8 for i in range(32)]))
+    n.append(make_case(out, "lstm_onnx_rev_l0_b3_h40_forget", "lstm", 40, 9, 7, 3,
+                       "reverse", input_forget=1, peep=True, init=True, wscale=0.4,
+                       lens=[7, 0, 3], ref="onnx"))
+    n.append(make_case(out, "lstm_torch_fwd_l0_b3_h48", "lstm", 48, 5, 6, 3,
+                       lens=[6, 2, 4], init=True, wscale=0.3))
     # GRU: linear_before_reset 0 (PyTorch has 1 only) and 1 with clip.
     n.append(make_case(out, "gru_onnx_fwd_l0_b1_lbr0", "gru", 5, 7, 6, 1, lbr=0, ref="onnx"))
     n.append(make_case(out, "gru_onnx_bi_l1_b32_lbr0_init", "gru", 5, 7, 6, 32,

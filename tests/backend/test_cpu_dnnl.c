@@ -443,6 +443,71 @@ static void test_conv_blocked_layout(void **state)
     free(W), free(B), free(x), free(r), free(xb), free(rb), free(yb), free(y), free(ref);
 }
 
+/* Batch 1 on two threads runs as slices of the output channels (whole
+ * groups for grouped convs), each its own primitive writing its part of y:
+ * slices that do not end on the block (72 = 9 blocks of 8 in 2 slices),
+ * grouped and depthwise slices, the residual and bias cut with them, in
+ * both layouts, against the reference and against the one-thread run. */
+static void conv_slices_case(cpu_conv_params p, const char *what)
+{
+    int64_t out[2];
+    p.pad_begin[0] = p.pad_begin[1] = p.pad_end[0] = p.pad_end[1] = 1;
+    p.act = CPU_ACT_RELU;
+    p.residual = CPU_RESIDUAL_BEFORE_ACT;
+    float *W = rand_buf(wsize(&p), -0.5f, 0.5f), *B = rand_buf(p.c_out, -0.5f, 0.5f);
+    cpu_conv *c;
+    assert_int_equal(cpu_conv_create(&p, W, B, &c), FERRY_OK);
+    cpu_conv_out_dims(c, out);
+    int64_t isp = spatial(2, p.in), osp = spatial(2, out);
+    float *x = rand_buf(p.c_in * isp, -1, 1), *r = rand_buf(p.c_out * osp, -1, 1);
+    float *y = rand_buf(p.c_out * osp, 0, 0);
+    double *ref = dbuf(p.c_out * osp);
+    conv_ref(&p, out, 1, x, W, B, r, ref);
+    assert_int_equal(cpu_conv_run_layout(c, 1, CPU_LAYOUT_PLAIN, CPU_LAYOUT_PLAIN, 2, x, r, y),
+                     FERRY_OK);
+    check_close(y, ref, p.c_out * osp, what);
+    cpu_reorder *xa, *ra, *yb;
+    assert_int_equal(cpu_reorder_create(CPU_LAYOUT_PLAIN, CPU_LAYOUT_BLOCKED, p.c_in, isp, 1, &xa),
+                     FERRY_OK);
+    assert_int_equal(cpu_reorder_create(CPU_LAYOUT_PLAIN, CPU_LAYOUT_BLOCKED, p.c_out, osp, 1, &ra),
+                     FERRY_OK);
+    assert_int_equal(cpu_reorder_create(CPU_LAYOUT_BLOCKED, CPU_LAYOUT_PLAIN, p.c_out, osp, 1, &yb),
+                     FERRY_OK);
+    int64_t ob = cpu_layout_numel(CPU_LAYOUT_BLOCKED, 1, p.c_out, osp);
+    float *xb = rand_buf(cpu_layout_numel(CPU_LAYOUT_BLOCKED, 1, p.c_in, isp), 0, 0);
+    float *rb = rand_buf(ob, 0, 0), *ybuf = rand_buf(ob, 7, 8), *y1 = rand_buf(ob, 0, 0);
+    assert_int_equal(cpu_reorder_run(xa, 1, x, xb), FERRY_OK);
+    assert_int_equal(cpu_reorder_run(ra, 1, r, rb), FERRY_OK);
+    assert_int_equal(
+        cpu_conv_run_layout(c, 1, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, 2, xb, rb, ybuf),
+        FERRY_OK);
+    assert_int_equal(
+        cpu_conv_run_layout(c, 1, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, 1, xb, rb, y1), FERRY_OK);
+    /* every channel, the pad ones included (zeros), as the whole run writes them */
+    double *d1 = dbuf(ob);
+    for (int64_t i = 0; i < ob; i++)
+        d1[i] = y1[i];
+    check_close(ybuf, d1, ob, what);
+    free(d1);
+    assert_int_equal(cpu_reorder_run(yb, 1, ybuf, y), FERRY_OK);
+    check_close(y, ref, p.c_out * osp, what);
+    cpu_reorder_destroy(xa), cpu_reorder_destroy(ra), cpu_reorder_destroy(yb);
+    cpu_conv_destroy(c);
+    free(W), free(B), free(x), free(r), free(y), free(ref), free(xb), free(rb), free(ybuf),
+        free(y1);
+}
+
+static void test_conv_slices(void **state)
+{
+    (void)state;
+    /* Sizes above the slices' work floor (CONV_PART_MIN_FLOPS, 8 MFLOP):
+     * 72 channels 2 slices, 128 4, 6 groups 6, 136 depthwise 2. */
+    conv_slices_case(conv2d(64, 72, 1, 29, 27, 3, 3), "slices 72");
+    conv_slices_case(conv2d(40, 128, 1, 25, 23, 3, 3), "slices 128");
+    conv_slices_case(conv2d(192, 384, 6, 29, 27, 3, 3), "grouped slices");
+    conv_slices_case(conv2d(136, 136, 136, 97, 95, 3, 3), "depthwise slices");
+}
+
 /* A ResNet-like chain kept blocked between its ends: conv+relu (plain in,
  * blocked out), maxpool (blocked), conv + residual + relu (blocked, the
  * residual is the pool's output), global average pool (blocked in, plain
@@ -658,6 +723,12 @@ static void pool_case(const cpu_pool_params *p, const int64_t *want_out, const c
             FERRY_OK);
         assert_int_equal(cpu_reorder_run(b, n, yb, y), FERRY_OK);
         check_close(y, ref, ys, what);
+        memset(yb, 0, (size_t)cpu_layout_numel(CPU_LAYOUT_BLOCKED, n, p->c, osp) * sizeof *yb);
+        assert_int_equal(
+            cpu_pool_run_layout(pl, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, 2, xb, yb),
+            FERRY_OK);
+        assert_int_equal(cpu_reorder_run(b, n, yb, y), FERRY_OK);
+        check_close(y, ref, ys, "two threads");
         memset(y, 0, (size_t)ys * sizeof *y);
         assert_int_equal(cpu_pool_run_layout(pl, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_PLAIN, 1, xb, y),
                          FERRY_OK);
@@ -703,6 +774,14 @@ static void test_max_pool(void **state)
     cpu_pool_params q = {.kind = CPU_POOL_MAX, .rank = 1, .c = 3, .max_batch = 32};
     q.in[0] = 10, q.kernel[0] = 3, q.stride[0] = 2, q.ceil_mode = 1, q.dilation[0] = 1;
     pool_case(&q, (int64_t[]){5}, "maxpool1d ceil");
+    /* channel blocks split over threads, the last one part pad; odd sizes,
+     * asymmetric pads with ceil_mode (the blocked max pool's clipping). */
+    p = pool2d(CPU_POOL_MAX, 3, 2);
+    p.c = 37;
+    p.in[0] = 13, p.in[1] = 8;
+    p.pad_begin[0] = 2, p.pad_end[0] = 0, p.pad_begin[1] = 0, p.pad_end[1] = 1;
+    p.ceil_mode = 1;
+    pool_case(&p, (int64_t[]){7, 4}, "maxpool 37 channels"); /* ceil(12/2)+1, ceil(6/2)+1 */
 }
 
 static void test_avg_pool(void **state)
@@ -907,6 +986,7 @@ int main(void)
         cmocka_unit_test(test_post_ops),
         cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_conv_blocked_layout),
+        cmocka_unit_test(test_conv_slices),
         cmocka_unit_test(test_blocked_chain),
         cmocka_unit_test(test_concurrent_runs),
         cmocka_unit_test(test_max_pool),

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "backend/cpu/cpu_parallel.h"
 #include "backend/cpu/cpu_rnn.h"
 #include "util/npy.h"
 
@@ -171,8 +172,9 @@ static const void *opt(const rnn_case *c, int i)
     return c->has[i] ? slot((rnn_case *)c, i)->data : NULL;
 }
 
-/* Runs one case: all outputs against the reference, then again with only
- * Y_h, and with only Y, which must give the same bits. */
+/* Runs one case: all outputs against the reference (also with the backend's
+ * threads taken), then again with only Y_h, and with only Y, which must
+ * give the same bits. */
 static void run_case(const char *name)
 {
     rnn_case c;
@@ -195,6 +197,25 @@ static void run_case(const char *name)
     printf("  %-34s Y %.1e  Y_h %.1e  Y_c %.1e\n", name, e_y, e_h, e_c);
     if (!(e_y <= TOL && e_h <= TOL && e_c <= TOL))
         fail_msg("%s: relative error Y %g, Y_h %g, Y_c %g > %g", name, e_y, e_h, e_c, TOL);
+
+    /* Again as the engine's workers run it, each forward alone on its
+     * thread (another forward in flight): the same result without the
+     * backend's helper threads. */
+    cpu_parallel_enter();
+    cpu_parallel_enter();
+    float *Ya = out_buf(&c.Y), *Yha = out_buf(&c.Y_h), *Yca = lstm ? out_buf(&c.Y_c) : NULL;
+    memset(ws, 0xff, cpu_rnn_workspace_bytes(r, c.batch + 2, c.seq + 1));
+    st = cpu_rnn_run(r, c.seq, c.batch, x, lens, h0, c0, Ya, Yha, Yca, ws);
+    cpu_parallel_leave();
+    cpu_parallel_leave();
+    if (st != FERRY_OK)
+        fail_msg("%s: run alone: %s", name, ferry_last_error());
+    e_y = rel_err(Ya, &c.Y), e_h = rel_err(Yha, &c.Y_h), e_c = lstm ? rel_err(Yca, &c.Y_c) : 0;
+    if (!(e_y <= TOL && e_h <= TOL && e_c <= TOL))
+        fail_msg("%s: alone: relative error Y %g, Y_h %g, Y_c %g > %g", name, e_y, e_h, e_c, TOL);
+    free(Ya);
+    free(Yha);
+    free(Yca);
 
     float *Y2 = out_buf(&c.Y), *Yh2 = out_buf(&c.Y_h);
     memset(ws, 0xff, cpu_rnn_workspace_bytes(r, c.batch + 2, c.seq + 1));
@@ -235,7 +256,7 @@ static void run_cases(const char *prefix, int min)
 static void test_lstm_torch(void **state)
 {
     (void)state;
-    run_cases("lstm_torch_", 11);
+    run_cases("lstm_torch_", 12);
 }
 
 static void test_gru_torch(void **state)
@@ -247,7 +268,7 @@ static void test_gru_torch(void **state)
 static void test_lstm_onnx(void **state)
 {
     (void)state;
-    run_cases("lstm_onnx_", 6);
+    run_cases("lstm_onnx_", 8);
 }
 
 static void test_gru_onnx(void **state)

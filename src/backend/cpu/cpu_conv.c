@@ -14,12 +14,20 @@
 
 #include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_dnnl_plan.h"
+#include "backend/cpu/cpu_parallel.h"
 #include "util/error.h"
 
-enum { CONV_MAX_WFMT = 4 };
+/* Channel slices of a batch-1 run: at most CONV_MAX_PARTS, none with
+ * fewer than CONV_PART_MIN output channels or CONV_PART_MIN_FLOPS of work
+ * (about 100 us on one core, some twenty times what a primitive's execute
+ * and the pool's hand-off cost; see conv_parts). */
+enum { CONV_MAX_PARTS = 8, CONV_PART_MIN = 32 };
+#define CONV_PART_MIN_FLOPS 8e6
+enum { CONV_MAX_WFMT = 4 + CONV_MAX_PARTS };
 
 typedef struct conv_wfmt {
     dnnl_memory_desc_t md;
+    int64_t off; /* the slice's first weight in w_user */
     void *data;
 } conv_wfmt;
 
@@ -201,11 +209,13 @@ static ferry_status conv_post_ops(cpu_conv *c)
     return st == dnnl_success ? FERRY_OK : cpu_dnnl_fail(st, "appending post-ops");
 }
 
-/* Runs a one-off reorder of the ONNX weights into md (at create/build). */
-static ferry_status conv_weights(cpu_conv *c, const dnnl_memory_desc_t *md, void **out)
+/* Runs a one-off reorder of the ONNX weights (umd, from w_user + off: a
+ * slice's) into md (at create/build). */
+static ferry_status conv_weights(cpu_conv *c, const dnnl_memory_desc_t *umd, int64_t off,
+                                 const dnnl_memory_desc_t *md, void **out)
 {
     for (int i = 0; i < c->nwf; i++)
-        if (dnnl_memory_desc_equal(&c->wf[i].md, md)) {
+        if (c->wf[i].off == off && dnnl_memory_desc_equal(&c->wf[i].md, md)) {
             *out = c->wf[i].data;
             return FERRY_OK;
         }
@@ -220,11 +230,11 @@ static ferry_status conv_weights(cpu_conv *c, const dnnl_memory_desc_t *md, void
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
     dnnl_stream_t stream = NULL;
-    dnnl_status_t st = dnnl_memory_create(&from, &c->w_user_md, eng, c->w_user);
+    dnnl_status_t st = dnnl_memory_create(&from, umd, eng, c->w_user + off);
     if (st == dnnl_success)
         st = dnnl_memory_create(&to, md, eng, data);
     if (st == dnnl_success)
-        st = dnnl_reorder_primitive_desc_create(&pd, &c->w_user_md, eng, md, eng, NULL);
+        st = dnnl_reorder_primitive_desc_create(&pd, umd, eng, md, eng, NULL);
     if (st == dnnl_success)
         st = dnnl_primitive_create(&prim, pd);
     if (st == dnnl_success)
@@ -250,6 +260,7 @@ static ferry_status conv_weights(cpu_conv *c, const dnnl_memory_desc_t *md, void
         return cpu_dnnl_fail(st, "reordering conv weights");
     }
     c->wf[c->nwf].md = *md;
+    c->wf[c->nwf].off = off;
     c->wf[c->nwf].data = data;
     c->nwf++;
     *out = data;
@@ -287,6 +298,72 @@ static int conv_md_layout(const cpu_conv *c, cpu_layout l)
     return -1;
 }
 
+/* A batch-1 run on several threads runs as slices of the output channels,
+ * one oneDNN primitive (one thread) each, shared by the backend's pool.
+ * oneDNN's own OpenMP split was slower than one thread whenever another
+ * process held a core: every layer ends on a barrier that waits for the
+ * descheduled thread's static share. Measured with a standalone oneDNN
+ * 2.6.3 program beside another build (Zen 3, 2 cores, nChw8c, best of 5):
+ * resnet18's 3x3 convs at batch 1 took 6.2-8.9 ms on two OpenMP threads,
+ * 5.2-7.4 ms on one, 2.6-4.1 ms as two slices on two threads; whole
+ * resnet18 at batch 1, quiet: BENCHMARKS.md. A slice is a range of units: output channels (group 1,
+ * every slice reads all of x) or whole groups (each reads its groups' inputs). At batch 1 a channel
+ * range is one contiguous run of x, y and the residual in both layouts as long as it starts on a
+ * block boundary. */
+typedef struct conv_slice {
+    int64_t u0, u1;            /* units [u0, u1) */
+    int64_t unit_in, unit_out; /* channels a unit reads and writes */
+} conv_slice;
+
+/* Units a slice boundary steps by: it must start channel blocks of x and
+ * y. */
+static int64_t conv_slice_step(int64_t unit_in, int64_t unit_out)
+{
+    int64_t b = cpu_dnnl_block(), step = 1;
+    while ((step * unit_out) % b || (step * unit_in) % b)
+        step++;
+    return step;
+}
+
+static void conv_slice_of(const cpu_conv *c, int part, int parts, conv_slice *sl)
+{
+    int64_t G = c->p.group;
+    sl->unit_in = G == 1 ? 0 : c->p.c_in / G;
+    sl->unit_out = G == 1 ? 1 : c->p.c_out / G;
+    int64_t units = G == 1 ? c->p.c_out : G;
+    if (parts <= 1) {
+        sl->u0 = 0;
+        sl->u1 = units;
+        return;
+    }
+    int64_t step = conv_slice_step(sl->unit_in, sl->unit_out), q = units / step;
+    sl->u0 = part * q / parts * step;
+    sl->u1 = part == parts - 1 ? units : (part + 1) * q / parts * step;
+}
+
+/* How many slices a batch-1 run on `threads` threads takes: 1 (run whole,
+ * on OpenMP) for ConvTranspose and where slices would fall under
+ * CONV_PART_MIN output channels or CONV_PART_MIN_FLOPS (mobilenet_v2's
+ * small convs), else up to four a thread, so that a thread slowed by
+ * another process hands its slices to the other. */
+static int conv_parts(const cpu_conv *c, int threads)
+{
+    if (threads <= 1 || c->p.transposed)
+        return 1;
+    conv_slice sl;
+    conv_slice_of(c, 0, 1, &sl);
+    int64_t step = conv_slice_step(sl.unit_in, sl.unit_out);
+    double flops = 2.0 * (double)c->p.c_out * (double)(c->p.c_in / c->p.group) *
+                   (double)(c->k[0] * c->k[1]) * (double)(c->out[0] * c->out[1]);
+    int64_t by_work = (int64_t)(flops / CONV_PART_MIN_FLOPS);
+    int64_t parts = c->p.c_out / CONV_PART_MIN, want = 4 * (int64_t)threads;
+    parts = parts < by_work ? parts : by_work;
+    parts = parts < want ? parts : want;
+    parts = parts < CONV_MAX_PARTS ? parts : CONV_MAX_PARTS;
+    parts = parts < sl.u1 / step ? parts : sl.u1 / step;
+    return parts < 2 ? 1 : (int)parts;
+}
+
 static ferry_status conv_build(void *owner, const plan_key *key, plan *p)
 {
     cpu_conv *c = owner;
@@ -294,13 +371,17 @@ static ferry_status conv_build(void *owner, const plan_key *key, plan *p)
     if (!eng)
         return FERRY_EINTERNAL;
     int64_t n = key->n;
-    int64_t G = c->p.group, I = c->p.c_in, O = c->p.c_out;
+    conv_slice sl;
+    conv_slice_of(c, key->part, key->parts, &sl);
+    int64_t nu = sl.u1 - sl.u0;
+    int64_t G = c->p.group == 1 ? 1 : nu;
+    int64_t I = c->p.group == 1 ? c->p.c_in : nu * sl.unit_in, O = nu * sl.unit_out;
     dnnl_memory_desc_t src, dst, wany, bmd, usrc, udst;
     cpu_dnnl_md(&src, n, I, c->in[0], c->in[1], conv_md_layout(c, key->lin));
     cpu_dnnl_md(&dst, n, O, c->out[0], c->out[1], conv_md_layout(c, key->lout));
     cpu_dnnl_md(&usrc, n, I, c->in[0], c->in[1], key->lin);
     cpu_dnnl_md(&udst, n, O, c->out[0], c->out[1], key->lout);
-    if (G == 1) {
+    if (c->p.group == 1) {
         dnnl_dims_t wd = {O, I, c->k[0], c->k[1]};
         dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any);
     } else {
@@ -340,13 +421,29 @@ static ferry_status conv_build(void *owner, const plan_key *key, plan *p)
     const dnnl_memory_desc_t *pw = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     src = *psrc;
     dst = *pdst;
-    fst = conv_weights(c, pw, &p->w);
+    /* The slice's ONNX weights: the first dim (O or G) cut to the slice,
+     * the same strides. */
+    dnnl_memory_desc_t umd = c->w_user_md;
+    int64_t woff = 0;
+    if (key->parts > 1) {
+        dnnl_dims_t ud, us;
+        memcpy(ud, umd.dims, sizeof ud);
+        memcpy(us, umd.format_desc.blocking.strides, sizeof us);
+        ud[0] = nu;
+        woff = sl.u0 * us[0];
+        st = dnnl_memory_desc_init_by_strides(&umd, umd.ndims, ud, dnnl_f32, us);
+        if (st != dnnl_success) {
+            dnnl_primitive_desc_destroy(pd);
+            return cpu_dnnl_fail(st, "describing a slice of conv weights");
+        }
+    }
+    fst = conv_weights(c, &umd, woff, pw, &p->w);
     if (fst != FERRY_OK) {
         dnnl_primitive_desc_destroy(pd);
         return fst;
     }
     dnnl_memory_desc_t wmd = *pw;
-    p->b = c->bias;
+    p->b = c->bias ? c->bias + sl.u0 * sl.unit_out : NULL;
 
     /* Steps: [x -> T0], [residual -> T1], conv, [T1 -> y]. */
     int src_re = !dnnl_memory_desc_equal(&src, &usrc);
@@ -464,6 +561,38 @@ ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const flo
     return FERRY_OK;
 }
 
+typedef struct conv_job {
+    cpu_conv *c;
+    cpu_layout lin, lout;
+    int parts;
+    const float *x, *res;
+    float *y;
+    ferry_status st;
+} conv_job;
+
+/* One slice of a batch-1 run, on one thread. */
+static void conv_part_run(void *arg, int64_t part)
+{
+    conv_job *j = arg;
+    cpu_conv *c = j->c;
+    conv_slice sl;
+    conv_slice_of(c, (int)part, j->parts, &sl);
+    size_t in_off = (size_t)(sl.u0 * sl.unit_in * c->in[0] * c->in[1]);
+    size_t out_off = (size_t)(sl.u0 * sl.unit_out * c->out[0] * c->out[1]);
+    plan_key key = {
+        .n = 1, .threads = 1, .lin = j->lin, .lout = j->lout, .part = (int)part, .parts = j->parts};
+    plan *p;
+    plan_slot *s;
+    ferry_status st = cpu_plan_acquire(&c->cache, &key, conv_build, c, &p, &s);
+    if (st == FERRY_OK) {
+        st =
+            cpu_plan_execute(p, s, j->x + in_off, j->y + out_off, j->res ? j->res + out_off : NULL);
+        cpu_plan_release(&c->cache, p, s);
+    }
+    if (st != FERRY_OK)
+        j->st = st; /* any failure will do: they all name this conv */
+}
+
 ferry_status cpu_conv_run_layout(cpu_conv *c, int64_t n, cpu_layout lin, cpu_layout lout,
                                  int threads, const float *x, const float *residual, float *y)
 {
@@ -476,6 +605,12 @@ ferry_status cpu_conv_run_layout(cpu_conv *c, int64_t n, cpu_layout lin, cpu_lay
     if ((lin != CPU_LAYOUT_PLAIN && lin != CPU_LAYOUT_BLOCKED) ||
         (lout != CPU_LAYOUT_PLAIN && lout != CPU_LAYOUT_BLOCKED))
         return ferry_fail(FERRY_EINVAL, "conv: unknown layout");
+    int parts = n == 1 ? conv_parts(c, threads) : 1;
+    if (parts > 1) {
+        conv_job j = {c, lin, lout, parts, x, residual, y, FERRY_OK};
+        cpu_parallel_for(conv_part_run, &j, parts, threads);
+        return j.st;
+    }
     plan_key key = {.n = n, .threads = threads < 1 ? 1 : threads, .lin = lin, .lout = lout};
     plan *p;
     plan_slot *s;

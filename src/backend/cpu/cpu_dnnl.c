@@ -291,7 +291,7 @@ static plan *plan_find(plan *p, const plan_key *k)
 {
     for (; p; p = p->next)
         if (p->key.n == k->n && p->key.threads == k->threads && p->key.lin == k->lin &&
-            p->key.lout == k->lout)
+            p->key.lout == k->lout && p->key.part == k->part && p->key.parts == k->parts)
             return p;
     return NULL;
 }

@@ -64,6 +64,7 @@ typedef struct plan_key {
     int64_t n;
     int threads;
     cpu_layout lin, lout;
+    int part, parts; /* a slice of the channels (cpu_conv.c); parts 0: all */
 } plan_key;
 
 typedef struct plan {

@@ -622,8 +622,8 @@ static ferry_status prepare_conv(cpu_prep *p, void **state)
  * so a batch runs as chunks of power-of-two sizes up to CHUNK_MAX: at most
  * log2(CHUNK_MAX) + 1 plans per node whatever sizes the batcher forms.
  * When this forward has the cores to itself (threads > 1) the chunks are
- * shared by the backend's pool; a lone sample runs on threads OpenMP
- * threads instead, the only way to split one image. */
+ * shared by the backend's pool; a lone sample's conv splits itself
+ * (channel slices on the pool's threads, else OpenMP). */
 #define CHUNK_MAX 32
 
 typedef struct chunked {
