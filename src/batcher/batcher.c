@@ -22,6 +22,7 @@
 #include "batcher/batcher.h"
 #include "batcher/futex.h"
 #include "util/error.h"
+#include "util/thread.h"
 
 #define ACQUIRE_POLL_US                                                                            \
     1000 /* look at new arrivals' deadlines this often while the engine is full */
@@ -1052,7 +1053,7 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
     for (int l = 0; l < BATCHER_MAX_LEVELS; l++)
         atomic_init(&b->inboxes[l].head, NULL);
     b->min_deadline = BATCHER_NEVER;
-    int rc = pthread_create(&b->thread, NULL, dispatcher_main, b);
+    int rc = ferry_thread_start(&b->thread, NULL, dispatcher_main, b);
     if (rc) {
         st = ferry_fail(FERRY_ENOMEM, "batcher: cannot start the dispatcher thread: %s",
                         strerror(rc));

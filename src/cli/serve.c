@@ -581,10 +581,16 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "ferry serve: pipe: %s\n", strerror(errno));
         goto done;
     }
+    /* No SA_RESTART: main's read of the pipe must return (EINTR) when the
+     * signal lands on main, or a sanitizer runtime, which runs handlers
+     * only when the thread comes back from the call, never runs it (under
+     * TSan `ferry serve` ignored SIGTERM). Ferry's own threads block these
+     * signals (util/thread.h), so main is where they land, unless a
+     * library thread started before main takes them. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESTART;
+    sa.sa_flags = 0;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

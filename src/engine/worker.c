@@ -13,6 +13,7 @@
 
 #include "engine/engine_impl.h"
 #include "util/error.h"
+#include "util/thread.h"
 
 int engine_bucket_for(const ferry_engine *e, int64_t n)
 {
@@ -241,11 +242,11 @@ static void *done_main(void *arg)
 
 ferry_status worker_start(worker *w)
 {
-    if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+    if (ferry_thread_start(&w->thread, NULL, worker_main, w) != 0)
         return ferry_fail(FERRY_ENOMEM, "cannot start engine worker thread %d", w->index);
     w->have_thread = 1;
     if (!w->e->ops->host_visible) {
-        if (pthread_create(&w->done_thread, NULL, done_main, w) != 0)
+        if (ferry_thread_start(&w->done_thread, NULL, done_main, w) != 0)
             return ferry_fail(FERRY_ENOMEM, "cannot start engine completion thread %d", w->index);
         w->have_done_thread = 1;
     }

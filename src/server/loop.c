@@ -50,6 +50,7 @@
 
 #include "server/server.h"
 #include "util/error.h"
+#include "util/thread.h"
 
 void srv_worker_wake(srv_worker *w)
 {
@@ -164,7 +165,7 @@ ferry_status srv_worker_start(srv_worker *w)
     struct epoll_event mhd = {.events = EPOLLIN, .data.ptr = NULL};
     if (!info || epoll_ctl(w->ep, EPOLL_CTL_ADD, info->epoll_fd, &mhd) != 0)
         return ferry_fail(FERRY_EIO, "server: cannot watch libmicrohttpd's epoll descriptor");
-    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    int rc = ferry_thread_start(&w->thread, NULL, worker_main, w);
     if (rc)
         return ferry_fail(FERRY_EIO, "server: cannot start an HTTP thread: %s", strerror(rc));
     pthread_setname_np(w->thread, "ferry-http");

@@ -38,6 +38,7 @@
 #include "server/model_config.h"
 #include "server/server.h"
 #include "util/error.h"
+#include "util/thread.h"
 
 /* Messages are cut to their buffers on purpose (a path may be as long as
  * PATH_MAX; a reason has 600 bytes); the paths that are opened are checked
@@ -783,7 +784,7 @@ ferry_status srv_repo_start(srv_repo *p)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&p->thread, NULL, repo_main, p);
+    int rc = ferry_thread_start(&p->thread, NULL, repo_main, p);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc)
         return ferry_fail(FERRY_EIO, "server: cannot start the repository thread: %s",

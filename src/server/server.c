@@ -32,6 +32,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/thread.h"
 
 /* A body whose Content-Length exceeds max_body by more than this is refused
  * at once and the connection closed; smaller excesses are read and dropped,
@@ -1099,6 +1100,8 @@ ferry_status ferry_server_start(ferry_server *s)
         /* The timeout cannot cut off a request waiting for its batch: MHD
          * does not time out a suspended connection, and restarts its clock
          * on resume (MHD_suspend_connection in microhttpd.h). */
+        sigset_t saved; /* libmicrohttpd's threads: as ours (util/thread.h) */
+        ferry_signals_block(&saved);
         w->mhd = MHD_start_daemon(
             flags, 0, NULL, NULL, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
             MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
@@ -1108,6 +1111,7 @@ ferry_status ferry_server_start(ferry_server *s)
             MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned)(s->cfg.connection_timeout > 0 ? s->cfg.connection_timeout : 0),
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_END);
+        ferry_signals_restore(&saved);
         if (!w->mhd) {
             st = ferry_fail(FERRY_EINTERNAL, "server: libmicrohttpd failed to start on %s:%d",
                             s->host, s->port);

@@ -108,7 +108,8 @@ struct ferry_server {
     atomic_int n_quiesced; /* threads that no longer accept */
     int listen_fd;
     int port;
-    bool started, stopped;
+    _Atomic bool started; /* read by the HTTP threads (server_ready) */
+    bool stopped;
     /* Stop protocol: a handler announces itself in in_submit before it
      * checks stopping, so that once stop has set stopping and seen
      * in_submit at zero no handler can reach a batcher being destroyed. */

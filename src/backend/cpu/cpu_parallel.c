@@ -19,6 +19,7 @@
  */
 #include "backend/cpu/cpu_parallel.h"
 #include "util/cpus.h"
+#include "util/thread.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -141,7 +142,7 @@ static void pool_init(void)
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&th, &at, helper_main, (void *)(intptr_t)(i + 1));
+        int rc = ferry_thread_start(&th, &at, helper_main, (void *)(intptr_t)(i + 1));
         pthread_attr_destroy(&at);
         if (rc != 0)
             break; /* fewer helpers: the caller does their share */
