@@ -6,7 +6,8 @@
 #                ASan+UBSan build runs them all again
 #                (the concurrency tests run a third time under TSan: make tsan)
 #                and the fuzzers run for FUZZ_SECONDS each (make fuzz)
-#   make tsan    ThreadSanitizer build + the engine, pool and batcher tests
+#   make tsan    ThreadSanitizer build + the engine, pool and batcher tests and
+#                ferry serve's SIGTERM
 #   make install install the library, header, pkg-config file, CMake package,
 #                CLI and Python package under PREFIX (default /usr/local)
 #   make pytest  the Python package's tests (build/python, Debian's pytest)
@@ -78,7 +79,7 @@ tsan: deps
 	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DFERRY_CUDA=OFF \
 		-DFERRY_SANITIZE=thread -DFERRY_TEST_MODELS=$(CURDIR)/$(BUILD)/test-models $(CMAKE_ARGS)
 	cmake --build $(BUILD)-tsan -j $(JOBS)
-	FERRY_STRESS_N=1000 ctest --test-dir $(BUILD)-tsan --output-on-failure -R 'engine|batcher|pool'
+	FERRY_STRESS_N=1000 ctest --test-dir $(BUILD)-tsan --output-on-failure -R 'engine|batcher|pool|serve_signal'
 
 # onnxruntime only: its dependencies (numpy >= 1.21) are met by Debian's, so pip
 # installs no numpy or torch that would shadow them; the check says so if that changes.
