@@ -1304,8 +1304,14 @@ class Limits(unittest.TestCase):
                 for i, (n, prio) in enumerate([(10000, None), (4000, 1), (4000, 1)]):
                     ts.append(threading.Thread(target=send, args=(n, prio, out)))
                     ts[-1].start()
-                    while queued and metrics()[0] < i + 1:
-                        queued = not out  # a first batch done: the slots are no longer taken
+                    while queued:
+                        pending, e, _ = metrics()
+                        if pending >= i + 1:
+                            break
+                        # a batch launched or done since the two full ones:
+                        # a slot was free while these queued (its response
+                        # may still be in flight, so out alone is too late)
+                        queued = not out and e == execs + 2
                 for t in ts:
                     t.join(600)
                 self.assertEqual([st for _, st, _ in out], [200] * 5, out)
