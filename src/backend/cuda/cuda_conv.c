@@ -29,8 +29,8 @@
  * the first time a forward sees the size (the engine runs one plain
  * forward before it captures a CUDA graph, so captures replay cached
  * choices); FERRY_CUDNN_FIND=1 then times the legacy candidates on that
- * forward's tensors (opt-in until measured). The workspace is node scratch in the forward's arena, sized at
- * prepare from the choices at max_batch: nothing allocates on the run path.
+ * forward's tensors (opt-in until measured). The workspace is node scratch in the forward's arena,
+ * sized at prepare from the choices at max_batch: nothing allocates on the run path.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -198,16 +198,16 @@ typedef struct dnn_entry {
 } dnn_entry;
 
 typedef struct dnn_state {
-    const graph_node *nd;
     int transposed;
     cudnnDataType_t dt;
     cudnnFilterDescriptor_t w;
     cudnnConvolutionDescriptor_t conv;
     cudnnTensorDescriptor_t bias; /* [1, Co, 1, 1], for the fused call */
     cudnnActivationDescriptor_t relu;
-    int fused; /* cudnnConvolutionBiasActivationForward (bias + ReLU) */
-    int graph; /* try the graph API first (16-bit and tf32 Conv) */
-    int find;  /* time the candidates on first use (FERRY_CUDNN_FIND=1) */
+    int fused;         /* cudnnConvolutionBiasActivationForward (bias + ReLU) */
+    int graph;         /* try the graph API first (16-bit and tf32 Conv) */
+    dnn_conv_shape gs; /* its shape, all but the batch (conv_graph_plan) */
+    int find;          /* time the candidates on first use (FERRY_CUDNN_FIND=1) */
     int has_bias, has_res;
     int nhwc, x_nhwc; /* layouts of y (and the residual, the run) and of x */
     cudnnTensorFormat_t fmt;
@@ -307,29 +307,10 @@ fail:
 static void conv_graph_plan(cudnnHandle_t h, const dnn_state *ds, int64_t n, size_t limit,
                             dnn_entry *e)
 {
-    const graph_node *nd = ds->nd;
-    dnn_conv_shape s = {.dt = ds->dt,
-                        .nhwc = ds->nhwc,
-                        .n = n,
-                        .ci = ds->ci,
-                        .co = ds->co,
-                        .group = nd->conv.group};
-    for (int i = 0; i < 2; i++) {
-        s.in[i] = ds->in[i], s.out[i] = ds->out[i];
-        s.k[i] = 1, s.str[i] = 1, s.dil[i] = 1, s.pad[i] = 0;
-    }
-    int nsp = nd->conv.nsp;
-    for (int i = 0; i < nsp; i++) {
-        s.k[2 - nsp + i] = nd->conv.kernel[i];
-        s.str[2 - nsp + i] = nd->conv.strides[i];
-        s.dil[2 - nsp + i] = nd->conv.dilations[i];
-        s.pad[2 - nsp + i] = nd->conv.pads[i];
-    }
-    if (nd->act == ACT_NONE || nd->act == ACT_RELU) {
-        s.bias = ds->has_bias, s.res = ds->has_res, s.relu = nd->act == ACT_RELU;
-        if (cuda_dnn_plan_make(h, &s, limit, &e->gp) != FERRY_OK)
-            e->gp = NULL;
-    }
+    dnn_conv_shape sh = ds->gs;
+    sh.n = n;
+    if (cuda_dnn_plan_make(h, &sh, limit, &e->gp) != FERRY_OK)
+        e->gp = NULL;
 }
 
 static void entry_free(dnn_entry *e)
@@ -435,14 +416,30 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
                                                                     : CUDNN_TENSOR_OP_MATH;
     DNN_TRY(cudnnSetConvolutionMathType(ds->conv, math));
     int has_bias = nd->n_in > 2 && nd->in[2] >= 0;
-    ds->nd = nd;
     ds->has_bias = has_bias;
     ds->has_res = !ds->transposed && nd->n_in > 3 && nd->in[3] >= 0;
     ds->fused = !ds->transposed && nd->act == ACT_RELU && has_bias;
     /* Opt-in (FERRY_CUDNN=graph) until it measures faster; never fp32,
      * which the legacy API keeps off TF32 (FMA math). */
-    ds->graph =
-        !ds->transposed && c->o.precision != FERRY_PRECISION_FP32 && env_is("FERRY_CUDNN", "graph");
+    ds->graph = !ds->transposed && c->o.precision != FERRY_PRECISION_FP32 &&
+                (nd->act == ACT_NONE || nd->act == ACT_RELU) && env_is("FERRY_CUDNN", "graph");
+    if (ds->graph) {
+        dnn_conv_shape *gs = &ds->gs;
+        *gs = (dnn_conv_shape){.dt = ds->dt,
+                               .nhwc = ds->nhwc,
+                               .ci = ds->ci,
+                               .co = ds->co,
+                               .group = a->group,
+                               .bias = has_bias,
+                               .res = ds->has_res,
+                               .relu = nd->act == ACT_RELU};
+        for (int i = 0; i < 2; i++) {
+            gs->in[i] = ds->in[i], gs->out[i] = ds->out[i], gs->k[i] = 1;
+            gs->pad[i] = pad[i], gs->str[i] = str[i], gs->dil[i] = dil[i];
+        }
+        for (int i = 0; i < nsp; i++)
+            gs->k[2 - nsp + i] = a->kernel[i];
+    }
     if (ds->fused) {
         DNN_TRY(cudnnCreateTensorDescriptor(&ds->bias));
         DNN_TRY(cudnnSetTensor4dDescriptor(ds->bias, ds->fmt, ds->dt, 1, (int)ds->co, 1, 1));

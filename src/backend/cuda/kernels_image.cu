@@ -87,6 +87,24 @@ __global__ void bias_act32(const T *x, const T *bias, const T *r, T *y, uint32_t
     }
 }
 
+/* One tap of a pool: the max keeps a NaN once seen (ONNX's), the average
+ * sums. */
+__device__ __forceinline__ float pool_take(float acc, float v, int is_max)
+{
+    return is_max ? (v > acc || v != v ? v : acc) : acc + v;
+}
+
+/* A pool's value from its taps: the max as is, the average over the taps
+ * that count (padded ones too with count_include_pad). */
+__device__ __forceinline__ float pool_value(float acc, const kern_pool &d, int64_t padded,
+                                            int64_t valid)
+{
+    if (d.is_max)
+        return acc;
+    int64_t div = d.count_include_pad ? padded : valid;
+    return div ? acc / (float)div : 0.0f;
+}
+
 /* One output of a pool over [planes = N*C, in..] (the spatial dims padded
  * on the left to three): NCHW, or channels-last (d.ch channels innermost). */
 template <typename T> __global__ void pool(const T *x, T *y, kern_pool d, int64_t planes)
@@ -123,20 +141,13 @@ template <typename T> __global__ void pool(const T *x, T *y, kern_pool d, int64_
                         padded++;
                     if (h < 0 || h >= d.in[0] || w < 0 || w >= d.in[1] || z < 0 || z >= d.in[2])
                         continue;
-                    float v = to_f(xp[((h * d.in[1] + w) * d.in[2] + z) * xs]);
+                    acc =
+                        pool_take(acc, to_f(xp[((h * d.in[1] + w) * d.in[2] + z) * xs]), d.is_max);
                     valid++;
-                    if (d.is_max)
-                        acc = v > acc || v != v ? v : acc;
-                    else
-                        acc += v;
                 }
             }
         }
-        if (!d.is_max) {
-            int64_t div = d.count_include_pad ? padded : valid;
-            acc = div ? acc / (float)div : 0.0f;
-        }
-        y[i] = from_f<T>(acc);
+        y[i] = from_f<T>(pool_value(acc, d, padded, valid));
     }
 }
 
@@ -327,19 +338,11 @@ __global__ void pool2d_nhwc(const T *x, T *y, kern_pool d, divmod32 dc, divmod32
                 padded += h >= -PH && h < HE && w >= -PW && w < WE;
                 if (h < 0 || h >= H || w < 0 || w >= W)
                     continue;
-                float v = to_f(xp[(h * W + w) * C]);
+                acc = pool_take(acc, to_f(xp[(h * W + w) * C]), d.is_max);
                 valid++;
-                if (d.is_max)
-                    acc = v > acc || v != v ? v : acc;
-                else
-                    acc += v;
             }
         }
-        if (!d.is_max) {
-            int div = d.count_include_pad ? padded : valid;
-            acc = div ? acc / (float)div : 0.0f;
-        }
-        y[i] = from_f<T>(acc);
+        y[i] = from_f<T>(pool_value(acc, d, padded, valid));
     }
 }
 
