@@ -37,8 +37,8 @@ typedef struct op_attr {
     size_t s_len;
     const float *floats;
     const int64_t *ints;
-    size_t n;              /* elements of floats or ints */
-    int tensor_value;      /* OP_ATTR_TENSOR: the value the loader made of it */
+    size_t n;         /* elements of floats or ints */
+    int tensor_value; /* OP_ATTR_TENSOR: the value the loader made of it */
 } op_attr;
 
 /* What a parse function sees of a node. */
@@ -47,7 +47,7 @@ typedef struct op_parse_ctx {
     const char *name; /* node name, for messages */
     const char *op;   /* ONNX op_type */
     int64_t opset;
-    void *reader;     /* the loader's */
+    void *reader; /* the loader's */
     /* Finds attribute name; returns 0 and fills *out, or -1 when absent. */
     int (*find)(void *reader, const char *name, op_attr *out);
 } op_parse_ctx;
@@ -62,10 +62,10 @@ struct op_def {
     int min_in, max_in; /* ONNX inputs accepted (max_in up to GRAPH_MAX_IO) */
     int n_out;          /* outputs the IR keeps; further ones load as unwritten */
     int max_out;
-    int since, until;   /* opsets whose form of the op is implemented */
-    op_parse_fn parse;  /* attributes; NULL: none read */
-    op_infer_fn infer;  /* dtypes and shapes of the outputs; may evaluate shape math */
-    unsigned flags;     /* OPF_* */
+    int since, until;  /* opsets whose form of the op is implemented */
+    op_parse_fn parse; /* attributes; NULL: none read */
+    op_infer_fn infer; /* dtypes and shapes of the outputs; may evaluate shape math */
+    unsigned flags;    /* OPF_* */
 };
 
 enum {
@@ -122,6 +122,12 @@ ferry_status const_ints(const graph *g, const graph_node *n, int k, const char *
                         const int64_t **vals, int64_t *count);
 /* A scalar float input known at load (Clip's min/max, Pad's value). */
 ferry_status const_float(const graph *g, const graph_node *n, int k, const char *what, float *out);
+
+/* v is shape math (is_sym) held as int64 data[i] + symk[i]*N: what set_sym
+ * may copy. A known value of another dtype (a bool comparison, or anything
+ * eval_known in shape.c evaluated) has is_sym set too, but its data is not
+ * int64. */
+int sym_i64(const graph_value *v);
 
 /* Makes output 0 of n symbolic (is_sym) with count elements; vals and ks
  * are copied. An all-zero ks makes it a plain constant. */

@@ -119,11 +119,10 @@ ferry_status broadcast_dims(const graph_node *n, const graph_value *a, const gra
         else {
             SHAPE_STR(sa, a);
             SHAPE_STR(sb, b);
-            return ferry_fail(FERRY_ESHAPE,
-                              "node '%s' (%s): inputs '%s' %s and '%s' %s do not broadcast%s",
-                              n->name, op_name(n->op), a->name, sa, b->name, sb,
-                              (da < 0 || db < 0) ? " (the batch N broadcasts only with N or 1)"
-                                                 : "");
+            return ferry_fail(
+                FERRY_ESHAPE, "node '%s' (%s): inputs '%s' %s and '%s' %s do not broadcast%s",
+                n->name, op_name(n->op), a->name, sa, b->name, sb,
+                (da < 0 || db < 0) ? " (the batch N broadcasts only with N or 1)" : "");
         }
     }
     *ndim = r;
@@ -207,6 +206,11 @@ ferry_status const_float(const graph *g, const graph_node *n, int k, const char 
     }
 }
 
+int sym_i64(const graph_value *v)
+{
+    return v->is_sym && v->dtype == FERRY_I64 && v->data;
+}
+
 ferry_status set_sym(graph *g, const graph_node *n, int64_t count, const int64_t *vals,
                      const int64_t *ks, int ndim, const int64_t *dims)
 {
@@ -253,8 +257,9 @@ ferry_status infer_gemm(graph *g, graph_node *n)
         SHAPE_STR(sb, b);
         char k[24];
         dim_str(ka, k, sizeof k);
-        return node_failf(n, FERRY_ESHAPE, "input B has shape %s, expected %s%s%s (input A is %s%s)",
-                          sb, n->trans_b ? "[*," : "[", k, n->trans_b ? "]" : ",*]", sa,
+        return node_failf(n, FERRY_ESHAPE,
+                          "input B has shape %s, expected %s%s%s (input A is %s%s)", sb,
+                          n->trans_b ? "[*," : "[", k, n->trans_b ? "]" : ",*]", sa,
                           n->trans_a ? ", transposed" : "");
     }
     int64_t od[FERRY_MAX_DIMS];
@@ -278,8 +283,9 @@ ferry_status infer_gemm(graph *g, graph_node *n)
         if (!ok) {
             SHAPE_STR(sc, c);
             char dm[24];
-            return node_failf(n, FERRY_ESHAPE, "input C has shape %s, which does not broadcast to [%s,%lld]",
-                              sc, dim_str(m, dm, sizeof dm), (long long)nn);
+            return node_failf(n, FERRY_ESHAPE,
+                              "input C has shape %s, which does not broadcast to [%s,%lld]", sc,
+                              dim_str(m, dm, sizeof dm), (long long)nn);
         }
     }
     set_out(g, n->out[0], a->dtype, r, od);
@@ -307,8 +313,9 @@ ferry_status infer_matmul(graph *g, graph_node *n)
         SHAPE_STR(sa, a);
         SHAPE_STR(sb, b);
         char k[24];
-        return node_failf(n, FERRY_ESHAPE, "input B has shape %s, expected [..,%s,*] (input A is %s)",
-                          sb, dim_str(ka, k, sizeof k), sa);
+        return node_failf(n, FERRY_ESHAPE,
+                          "input B has shape %s, expected [..,%s,*] (input A is %s)", sb,
+                          dim_str(ka, k, sizeof k), sa);
     }
     /* Batch dims broadcast like elementwise ops. */
     graph_value ba = pa, bb = pb;
@@ -375,8 +382,8 @@ static int sym_binary(op_kind op, int64_t a, int64_t ka, int64_t b, int64_t kb, 
             return 0;
         }
         /* a + ka*N == b + kb*N for some N >= 1 only if (b-a)/(ka-kb) is one */
-        if (__builtin_sub_overflow(b, a, &t1) || __builtin_sub_overflow(ka, kb, &t2) ||
-            t2 == -1 || (t1 % t2 == 0 && t1 / t2 >= 1))
+        if (__builtin_sub_overflow(b, a, &t1) || __builtin_sub_overflow(ka, kb, &t2) || t2 == -1 ||
+            (t1 % t2 == 0 && t1 / t2 >= 1))
             return -1;
         *r = 0;
         return 0;
@@ -391,15 +398,17 @@ static int sym_binary(op_kind op, int64_t a, int64_t ka, int64_t b, int64_t kb, 
             return -1;
         int neg, zero, pos;
         if (k == 0)
-            neg = c < 0, zero = c == 0, pos = c > 0;
+            neg = c<0, zero = c == 0, pos = c> 0;
         else if (k > 0 && c + k > 0)
             neg = 0, zero = 0, pos = 1;
         else if (k < 0 && c + k < 0)
             neg = 1, zero = 0, pos = 0;
         else
             return -1;
-        *r = op == OP_LESS ? neg : op == OP_GREATER ? pos : op == OP_LESS_EQUAL ? neg || zero
-                                                                               : pos || zero;
+        *r = op == OP_LESS         ? neg
+             : op == OP_GREATER    ? pos
+             : op == OP_LESS_EQUAL ? neg || zero
+                                   : pos || zero;
         return 0;
     }
     default: return -1;
@@ -455,12 +464,13 @@ ferry_status infer_binary(graph *g, graph_node *n)
     ferry_dtype adt = a->dtype, bdt = b->dtype;
     if (n->op == OP_POW) {
         if (!is_float_dtype(adt))
-            return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
-                              a->name, ferry_dtype_name(adt));
+            return node_failf(n, FERRY_EDTYPE,
+                              "input '%s' is %s; a floating-point type is required", a->name,
+                              ferry_dtype_name(adt));
     } else if (is_logical(n->op)) {
         if (adt != FERRY_BOOL || bdt != FERRY_BOOL)
-            return node_failf(n, FERRY_EDTYPE, "inputs '%s' (%s) and '%s' (%s) must be bool", a->name,
-                              ferry_dtype_name(adt), b->name, ferry_dtype_name(bdt));
+            return node_failf(n, FERRY_EDTYPE, "inputs '%s' (%s) and '%s' (%s) must be bool",
+                              a->name, ferry_dtype_name(adt), b->name, ferry_dtype_name(bdt));
     } else if (adt != bdt) {
         return node_failf(n, FERRY_EDTYPE, "input '%s' is %s but '%s' is %s", a->name,
                           ferry_dtype_name(adt), b->name, ferry_dtype_name(bdt));
@@ -486,9 +496,9 @@ ferry_status infer_same(graph *g, graph_node *n)
         return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
                           a->name, ferry_dtype_name(a->dtype));
     set_out(g, n->out[0], a->dtype, a->ndim, a->dims);
-    if (view && a->is_sym)
+    if (view && sym_i64(a))
         return set_sym(g, n, graph_value_numel(a, 1), a->data, a->symk, a->ndim, a->dims);
-    if (n->op == OP_NEG && a->is_sym && a->ndim <= 1 && a->dims[0] >= 0) {
+    if (n->op == OP_NEG && sym_i64(a) && a->ndim <= 1 && a->dims[0] >= 0) {
         int64_t cnt = graph_value_numel(a, 1), v[64], k[64];
         if (cnt > 64)
             return FERRY_OK;
@@ -503,8 +513,9 @@ ferry_status infer_cast(graph *g, graph_node *n)
 {
     const graph_value *a = &g->values[n->in[0]];
     set_out(g, n->out[0], n->to, a->ndim, a->dims);
-    /* int -> int64 of shape math stays known */
-    if (a->is_sym && n->to == FERRY_I64)
+    /* int64 -> int64 of shape math stays known; a known bool or float is
+     * converted by eval_known, which runs the Cast itself */
+    if (sym_i64(a) && n->to == FERRY_I64)
         return set_sym(g, n, graph_value_numel(a, 1), a->data, a->symk, a->ndim, a->dims);
     return FERRY_OK;
 }
@@ -515,9 +526,9 @@ ferry_status infer_reduce(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]];
     int r = x->ndim;
-    if (!is_float_dtype(x->dtype) && !(x->dtype == FERRY_I64 && (n->op == OP_REDUCE_SUM ||
-                                                                  n->op == OP_REDUCE_MAX ||
-                                                                  n->op == OP_REDUCE_MIN)))
+    if (!is_float_dtype(x->dtype) &&
+        !(x->dtype == FERRY_I64 &&
+          (n->op == OP_REDUCE_SUM || n->op == OP_REDUCE_MAX || n->op == OP_REDUCE_MIN)))
         return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
                           x->name, ferry_dtype_name(x->dtype));
     if (n->n_in > 1 && n->in[1] >= 0) {
@@ -659,7 +670,7 @@ ferry_status infer_flatten(graph *g, graph_node *n)
         od[part] = p ? -c : c;
     }
     set_out(g, n->out[0], x->dtype, 2, od);
-    if (x->is_sym)
+    if (sym_i64(x))
         return set_sym(g, n, graph_value_numel(x, 1), x->data, x->symk, 2, od);
     return FERRY_OK;
 }
@@ -720,8 +731,9 @@ ferry_status infer_reshape(graph *g, graph_node *n)
             t[i] = -k;
         } else if (raw[i] == 0 && !n->mode) {
             if (i >= x->ndim)
-                return node_failf(n, FERRY_ESHAPE, "shape entry %d is 0 (copy) but the input has rank %d",
-                                  i, x->ndim);
+                return node_failf(n, FERRY_ESHAPE,
+                                  "shape entry %d is 0 (copy) but the input has rank %d", i,
+                                  x->ndim);
             t[i] = x->dims[i];
         } else if (raw[i] == -1) {
             if (infer >= 0)
@@ -753,7 +765,7 @@ ferry_status infer_reshape(graph *g, graph_node *n)
                           pt != px ? ": the batch N must stay a factor of one dimension" : "");
     }
     set_out(g, n->out[0], x->dtype, tn, t);
-    if (x->is_sym)
+    if (sym_i64(x))
         return set_sym(g, n, graph_value_numel(x, 1), x->data, x->symk, tn, t);
     return FERRY_OK;
 }
@@ -879,8 +891,9 @@ ferry_status graph_infer_shapes(graph *g)
                 goto out;
             }
             if (v >= 0 && (g->values[v].is_input || g->values[v].is_const)) {
-                st = node_failf(n, FERRY_EPARSE, "writes '%s', which is a graph input or a constant",
-                                g->values[v].name);
+                st =
+                    node_failf(n, FERRY_EPARSE, "writes '%s', which is a graph input or a constant",
+                               g->values[v].name);
                 goto out;
             }
         }

@@ -136,7 +136,8 @@ ferry_status infer_cumsum(graph *g, graph_node *n)
     if (!known_const(a) || graph_value_numel(a, 1) != 1 ||
         (a->dtype != FERRY_I64 && a->dtype != FERRY_I32))
         return node_fail(n, FERRY_EUNSUPPORTED, "the axis input must be a constant integer scalar");
-    int64_t axis = a->dtype == FERRY_I64 ? *(const int64_t *)a->data : *(const int32_t *)a->data, ax;
+    int64_t axis = a->dtype == FERRY_I64 ? *(const int64_t *)a->data : *(const int32_t *)a->data,
+            ax;
     if (norm_axis(axis, x->ndim, 0, &ax))
         return node_failf(n, FERRY_ESHAPE, "axis %lld is out of range for rank %d", (long long)axis,
                           x->ndim);
@@ -193,7 +194,7 @@ static ferry_status axes_input(graph *g, graph_node *n)
 static ferry_status keep_sym(graph *g, graph_node *n, const graph_value *x, int on,
                              const int64_t *od)
 {
-    if (x->is_sym && x->dtype == FERRY_I64)
+    if (sym_i64(x))
         return set_sym(g, n, graph_value_numel(x, 1), x->data, x->symk, on, od);
     return FERRY_OK;
 }
@@ -321,8 +322,8 @@ ferry_status infer_split(graph *g, graph_node *n)
         if (st)
             return st;
         if (cnt != n->n_out)
-            return node_failf(n, FERRY_ESHAPE, "split has %lld sizes for %d outputs", (long long)cnt,
-                              n->n_out);
+            return node_failf(n, FERRY_ESHAPE, "split has %lld sizes for %d outputs",
+                              (long long)cnt, n->n_out);
         free(n->splits);
         n->splits = malloc(sizeof(int64_t) * (size_t)(cnt ? cnt : 1));
         if (!n->splits)
@@ -691,7 +692,8 @@ ferry_status infer_depth_to_space(graph *g, graph_node *n)
     const graph_value *x = &g->values[n->in[0]];
     int64_t b = n->axis;
     if (x->ndim != 4 || x->dims[1] < 0 || x->dims[1] % (b * b))
-        return node_fail(n, FERRY_ESHAPE, "input must be [N,C,H,W] with C divisible by blocksize^2");
+        return node_fail(n, FERRY_ESHAPE,
+                         "input must be [N,C,H,W] with C divisible by blocksize^2");
     int64_t od[4] = {x->dims[0], x->dims[1] / (b * b), x->dims[2] * b, x->dims[3] * b};
     set_out(g, n->out[0], x->dtype, 4, od);
     return FERRY_OK;

@@ -259,6 +259,35 @@ static void test_linear_on_3d(void **state)
     ob_free(b);
 }
 
+/* A known bool larger than the inline shape math (T5's relative position
+ * buckets: Greater over [T,T] positions, then Cast to int64) is evaluated
+ * at load as bytes; its Cast used to copy it as int64 words, reading 8x
+ * past the buffer and giving out-of-table Gather indices. */
+static void test_cast_of_known_bool(void **state)
+{
+    (void)state;
+    enum { K = 100 };
+    int64_t xd[2] = {N_, K}, pos[K], fifty = 50;
+    for (int i = 0; i < K; i++)
+        pos[i] = i;
+    ob *b = ob_new(17);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_i64(b, "pos", K, pos);
+    scalar_i64(b, "fifty", fifty);
+    ob_node(b, "Greater", "gt", "pos,fifty", "big");
+    ob_attr_i(b, ob_node(b, "Cast", "to_i64", "big", "big_i"), "to", 7);
+    ob_attr_i(b, ob_node(b, "Cast", "to_f32", "big_i", "big_f"), "to", 1);
+    ob_node(b, "Add", "add", "x,big_f", "y");
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    float out[2 * K];
+    run_f32(m, 2, out, 2 * K);
+    for (int i = 0; i < 2 * K; i++)
+        assert_true(out[i] == (float)i + (i % K > 50 ? 1.0f : 0.0f));
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_axes_as_inputs),
         cmocka_unit_test(test_batch_errors),
         cmocka_unit_test(test_linear_on_3d),
+        cmocka_unit_test(test_cast_of_known_bool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
