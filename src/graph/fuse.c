@@ -12,7 +12,8 @@
  *   3. Gemm/MatMul(B const 2-D) [+ Add(bias)] [+ activation] -> one OP_GEMM
  *   4. Conv [+ BatchNormalization] [+ Add(residual)] [+ activation] -> one
  *      OP_CONV, and Gemm + BatchNormalization (fuse_conv.c); run before 3
- *   5. Softmax(Add(Mul(scores, c), mask)) -> OP_SOFTMAX mode 1
+ *   5. Softmax(Add(Mul(scores, c), mask)) -> OP_SOFTMAX mode 1, after a
+ *      Where that fills masked scores became an Add (fuse_mask.c)
  *   6. Split/Reshape/Transpose -> MatMul -> Softmax -> MatMul -> Transpose ->
  *      Reshape -> OP_ATTENTION (fuse_attention.c), on 5's softmax
  *
@@ -431,8 +432,8 @@ static int fuse_layer_norm(graph *g, int m1)
     int var = g->nodes[m2].out[0];
     int ae = binary(g, fuse_sole_consumer(g, var), OP_ADD);
     double eps;
-    if (ae < 0 || !fuse_const_scalar(g, fuse_other_input(&g->nodes[ae], var), &eps) || !(eps >= 0.0) ||
-        eps > 1.0)
+    if (ae < 0 || !fuse_const_scalar(g, fuse_other_input(&g->nodes[ae], var), &eps) ||
+        !(eps >= 0.0) || eps > 1.0)
         return 0;
     int sr = unary(g, fuse_sole_consumer(g, g->nodes[ae].out[0]), OP_SQRT);
     if (sr < 0 || fuse_sole_consumer(g, g->nodes[sr].out[0]) != div ||
@@ -619,8 +620,7 @@ static int fuse_softmax(graph *g, int si)
     graph_node *sn = &g->nodes[si];
     const graph_value *xv = &g->values[sn->in[0]];
     int axis = sn->axis < 0 ? sn->axis + xv->ndim : sn->axis;
-    if (sn->mode || sn->n_in != 1 || xv->ndim < 1 || axis != xv->ndim - 1 ||
-        xv->dtype != FERRY_F32)
+    if (sn->mode || sn->n_in != 1 || xv->ndim < 1 || axis != xv->ndim - 1 || xv->dtype != FERRY_F32)
         return 0;
     int dead[2], nd = 0, cur = sn->in[0], mask = -1;
     double scale = 1.0;
@@ -674,6 +674,7 @@ static int fuse_softmax(graph *g, int si)
 
 ferry_status graph_fuse(graph *g)
 {
+    fuse_drop_noop_casts(g);
     for (int ni = 0; ni < g->n_nodes; ni++) {
         if (g->nodes[ni].dead)
             continue;
@@ -695,8 +696,12 @@ ferry_status graph_fuse(graph *g)
         if (!g->nodes[ni].dead && (op == OP_GEMM || op == OP_MATMUL))
             fuse_gemm(g, ni);
     }
-    for (int ni = 0; ni < g->n_nodes; ni++)
-        if (!g->nodes[ni].dead && g->nodes[ni].op == OP_SOFTMAX)
-            fuse_softmax(g, ni);
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        if (g->nodes[ni].dead || g->nodes[ni].op != OP_SOFTMAX)
+            continue;
+        if (fuse_where_mask(g, ni) < 0)
+            return ferry_fail_prefix(FERRY_ENOMEM, "fusing node '%s'", g->nodes[ni].name);
+        fuse_softmax(g, ni);
+    }
     return graph_fuse_attention(g);
 }

@@ -21,6 +21,13 @@ void fuse_kill_node(graph *g, int ni);
 /* Replaces node ni's inputs, keeping n_consumers right. */
 void fuse_set_inputs(graph *g, int ni, int n_in, const int *in);
 
+/* Before any pattern: Casts to the type a tensor has are bypassed, and
+ * nodes whose outputs nobody reads are removed (fuse_mask.c). */
+void fuse_drop_noop_casts(graph *g);
+/* Softmax si over Where(c, x, fill) [+ mask], fill <= -1e30: rewritten as
+ * Add(x, mask) for step 5 (fuse_mask.c). 1 rewritten, 0 not, -1 error. */
+int fuse_where_mask(graph *g, int si);
+
 /* Step 4 of graph_fuse: Conv epilogues (fuse_conv.c). */
 ferry_status graph_fuse_conv(graph *g);
 /* Step 6: multi-head attention after the softmax fusion (fuse_attention.c). */

@@ -5,7 +5,8 @@
  * input, the Split gone), with the softmax's scale and mask; HF's second
  * key transpose and separate projections fuse too; near misses (a wrong
  * permutation, an intermediate read twice, a scale that is not a scalar)
- * stay as they are; MultiheadAttention's time-major chain fuses as mode 1.
+ * stay as they are; MultiheadAttention's time-major chain fuses as mode 1;
+ * masks filled in with Where (GPT-2's, DistilBERT's) become additive ones.
  * Then the exported test models: bert's, gpt's and vit's attention fuse;
  * FERRY_NO_FUSE_ATTENTION=1 turns it off.
  */
@@ -329,6 +330,123 @@ static void test_time_major_vector_div_unfused(void **state)
     time_major_case(1);
 }
 
+/* Masks written with Where (fuse_mask.c) on the V_SEPARATE chain, scores
+ * scaled by 0.5 first:
+ *   WHERE_CAUSAL: GPT-2's Where(causal [1,1,T,T] const, s, min), a no-op
+ *                 Cast, + pad [N,1,1,T]: fused with one Add of the masks;
+ *   WHERE_PAD:    DistilBERT's Where(Expand(pad bool [N,1,1,T]), min, s):
+ *                 fused, the Expand become the mask's Where at [N,1,1,T];
+ *   WHERE_SMALL:  the causal case filling -1e4, which Add would not
+ *                 reproduce (x - 1e4 is not -1e4): unfused. */
+typedef enum where_variant { WHERE_CAUSAL, WHERE_PAD, WHERE_SMALL } where_variant;
+
+static void where_case(where_variant wv)
+{
+    static const int64_t p0213[4] = {0, 2, 1, 3}, p0231[4] = {0, 2, 3, 1};
+    static const int64_t hd[4] = {N, H, T, DH}, kd[4] = {N, H, DH, T}, sd[4] = {N, H, T, T},
+                         od[4] = {N, T, H, DH}, pd4[4] = {N, 1, 1, T}, cd[4] = {1, 1, T, T},
+                         yd[3] = {N, T, D}, xd[3] = {N, T, D};
+    graph *g = graph_new();
+    int xq = input(g, "xq", 3, xd), xk = input(g, "xk", 3, xd), xv = input(g, "xv", 3, xd);
+    int qh = heads(g, "qh", xq, p0213, hd), kt = heads(g, "kt", xk, p0231, kd),
+        vh = heads(g, "vh", xv, p0213, hd);
+    int s = value(g, "scores", 4, sd), a = value(g, "scaled", 4, sd), w = value(g, "w", 4, sd);
+    node2(g, OP_MATMUL, "qk", qh, kt, s);
+    node2(g, OP_MUL, "scale", s, scalar(g, "c", 0.5f), a);
+    float fill = wv == WHERE_SMALL ? -1e4f : -3.4028234663852886e38f;
+    int pad, sm_in, in3[3];
+    if (wv == WHERE_PAD) {
+        int pb = graph_add_value(g, "pad", FERRY_BOOL, 4, pd4);
+        g->values[pb].is_input = 1;
+        g->inputs = realloc(g->inputs, (size_t)(g->n_inputs + 1) * sizeof *g->inputs);
+        g->inputs[g->n_inputs++] = pb;
+        int e = graph_add_value(g, "pad_x", FERRY_BOOL, 4, sd);
+        int64_t four = 4;
+        node2(g, OP_EXPAND, "expand", pb, cst_f32(g, "sd", 1, &four, 0.0f), e);
+        in3[0] = e, in3[1] = scalar(g, "fill", fill), in3[2] = a;
+        assert_true(graph_add_node(g, OP_WHERE, "where", 3, in3, 1, &w) >= 0);
+        pad = pb;
+        sm_in = w;
+    } else {
+        int c = graph_add_value(g, "causal", FERRY_BOOL, 4, cd);
+        uint8_t *cb = malloc(T * T);
+        for (int i = 0; i < T * T; i++)
+            cb[i] = i % T <= i / T;
+        g->values[c].data = cb;
+        g->values[c].is_const = 1;
+        in3[0] = c, in3[1] = a, in3[2] = scalar(g, "fill", fill);
+        assert_true(graph_add_node(g, OP_WHERE, "where", 3, in3, 1, &w) >= 0);
+        int wc = value(g, "w_cast", 4, sd), b = value(g, "masked", 4, sd);
+        g->nodes[node1(g, OP_CAST, "cast", w, wc)].to = FERRY_F32;
+        pad = input(g, "pad", 4, pd4);
+        node2(g, OP_ADD, "add_pad", wc, pad, b);
+        sm_in = b;
+    }
+    int p = value(g, "p", 4, sd), o = value(g, "o", 4, hd);
+    g->nodes[node1(g, OP_SOFTMAX, "softmax", sm_in, p)].axis = -1;
+    node2(g, OP_MATMUL, "pv", p, vh, o);
+    int ot = transpose(g, "ot", o, p0213, od);
+    int64_t three = 3;
+    int y = value(g, "y", 3, yd);
+    node2(g, OP_RESHAPE, "merge", ot, cst_f32(g, "y_shape", 1, &three, 0.0f), y);
+    mark_output(g, y);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    check_consistent(g);
+    const graph_node *n = &g->nodes[g->values[y].producer];
+    if (wv == WHERE_SMALL) {
+        assert_int_equal(n->op, OP_RESHAPE);
+        graph_free(g);
+        return;
+    }
+    assert_int_equal(n->op, OP_ATTENTION);
+    assert_true(fabsf(n->alpha - 0.5f) < 1e-7f);
+    assert_int_equal(n->n_in, 4);
+    /* the mask: one node left beside the attention, reading pad */
+    assert_int_equal(live_nodes(g), 2);
+    const graph_value *mv = &g->values[n->in[3]];
+    const graph_node *mn = &g->nodes[mv->producer];
+    assert_int_equal(mv->dtype, FERRY_F32);
+    assert_int_equal(mv->ndim, 4);
+    assert_int_equal(mv->dims[0], N);
+    assert_int_equal(mv->dims[1], 1);
+    assert_int_equal(mv->dims[2], wv == WHERE_PAD ? 1 : T);
+    assert_int_equal(mv->dims[3], T);
+    if (wv == WHERE_PAD) {
+        /* Where(pad, fill, 0) */
+        assert_int_equal(mn->op, OP_WHERE);
+        assert_int_equal(mn->in[0], pad);
+        assert_true(*(const float *)g->values[mn->in[1]].data == fill);
+        assert_true(*(const float *)g->values[mn->in[2]].data == 0.0f);
+    } else {
+        /* Add(causal as 0 / fill, pad) */
+        assert_int_equal(mn->op, OP_ADD);
+        assert_int_equal(mn->in[1], pad);
+        const float *cm = g->values[mn->in[0]].data;
+        for (int i = 0; i < T * T; i++)
+            assert_true(cm[i] == (i % T <= i / T ? 0.0f : fill));
+    }
+    graph_free(g);
+}
+
+static void test_where_causal_mask(void **state)
+{
+    (void)state;
+    where_case(WHERE_CAUSAL);
+}
+
+static void test_where_padding_mask(void **state)
+{
+    (void)state;
+    where_case(WHERE_PAD);
+}
+
+static void test_where_small_fill_unfused(void **state)
+{
+    (void)state;
+    where_case(WHERE_SMALL);
+}
+
 /* ------------------------------------------------- the exported models */
 
 static int count_op(const graph *g, op_kind op)
@@ -381,6 +499,9 @@ int main(void)
         cmocka_unit_test(test_switch_off),
         cmocka_unit_test(test_time_major),
         cmocka_unit_test(test_time_major_vector_div_unfused),
+        cmocka_unit_test(test_where_causal_mask),
+        cmocka_unit_test(test_where_padding_mask),
+        cmocka_unit_test(test_where_small_fill_unfused),
         cmocka_unit_test(test_exported_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
