@@ -14,7 +14,11 @@
 #   make venv    .venv for the benchmarks: Debian's python with its torch and
 #                numpy (--system-site-packages) + onnxruntime from PyPI;
 #                run bench/real_models.py and tests/models/check_ort.py with
-#                .venv/bin/python
+#                .venv/bin/python; includes venv-hf
+#   make venv-hf .venv with the pinned transformers (HF_TRANSFORMERS), so that
+#                the test models include the Hugging Face family
+#                (tests/models/hf.py); make test does this first, and goes on
+#                without that family when PyPI cannot be reached
 #   make fuzz    clang build of the libFuzzer harnesses (fuzz/), each run for
 #                FUZZ_SECONDS (default 60) on a fresh seed corpus
 
@@ -28,10 +32,10 @@ FUZZ_SECONDS ?= 60
 # /metrics in tests/server/test_server.py).
 DEB_PACKAGES := cmake make gcc pkg-config libopenblas-dev libprotobuf-c-dev \
 	protobuf-c-compiler libonnx-dev libmicrohttpd-dev libcjson-dev libcmocka-dev libdnnl-dev \
-	python3 python3-dev python3-numpy python3-pytest python3-torch python3-torchvision python3-onnx \
+	python3 python3-dev python3-venv python3-numpy python3-pytest python3-torch python3-torchvision python3-onnx \
 	clang libclang-rt-14-dev nginx curl prometheus
 
-.PHONY: all deps build bench test test-normal test-asan tsan venv fuzz format clean
+.PHONY: all deps build bench test test-normal test-asan tsan venv venv-hf fuzz format clean
 
 all: build
 
@@ -53,7 +57,7 @@ build: deps
 bench: build
 	./$(BUILD)/ferry bench
 
-test-normal: deps
+test-normal: deps venv-hf
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DFERRY_WERROR=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j $(JOBS)
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -81,9 +85,26 @@ tsan: deps
 	cmake --build $(BUILD)-tsan -j $(JOBS)
 	FERRY_STRESS_N=1000 ctest --test-dir $(BUILD)-tsan --output-on-failure -R 'engine|batcher|pool|serve_signal'
 
+# transformers pinned to the version checked against Debian 12's torch 1.13
+# (newer releases move to torch 2); its dependencies (numpy >= 1.17,
+# tokenizers, huggingface-hub, ...) leave Debian's numpy and torch alone,
+# which the check makes sure of. No PyPI: the family is skipped, not failed.
+HF_TRANSFORMERS ?= transformers==4.36.2
+
+venv-hf: deps
+	@if (test -x .venv/bin/python || $(PYTHON) -m venv --system-site-packages .venv) && \
+	    .venv/bin/pip install -q '$(HF_TRANSFORMERS)'; then \
+		.venv/bin/python -c "import numpy, torch, transformers, sys; \
+			bad = [m.__name__ for m in (numpy, torch) if '/.venv/' in m.__file__]; \
+			print('venv-hf: transformers', transformers.__version__, 'torch', torch.__version__); \
+			sys.exit('venv shadows Debian: %s' % bad if bad else 0)"; \
+	else \
+		echo "ferry: could not install $(HF_TRANSFORMERS) into .venv: the Hugging Face test models are skipped"; \
+	fi
+
 # onnxruntime only: its dependencies (numpy >= 1.21) are met by Debian's, so pip
 # installs no numpy or torch that would shadow them; the check says so if that changes.
-venv: deps
+venv: deps venv-hf
 	test -x .venv/bin/python || $(PYTHON) -m venv --system-site-packages .venv
 	.venv/bin/pip install --upgrade onnxruntime
 	.venv/bin/python -c "import numpy, torch, onnxruntime, sys; \

@@ -484,6 +484,11 @@ static void test_exported_models(void **state)
     model_case("bert", 2, 0);
     model_case("gpt", 2, 0);
     model_case("vit", 2, 5); /* the patches', and [N,T,D] <-> [T,N,D] per layer */
+    /* Hugging Face's (exported when transformers is installed) */
+    model_case("hf-bert-14", 2, 0);
+    model_case("hf-distilbert", 2, 0);     /* masks by Where(mask == 0, min, s) */
+    model_case("hf-gpt2-lm", 2, 0);        /* causal Where, no-op Casts */
+    model_case("hf-vit", 2, 1);            /* the patches' */
 }
 
 int main(void)

@@ -31,6 +31,13 @@ Files, for model M and batch size b:
       "outputs": [{"name", "dtype", "shape", "files": {"b": "file.npy"}}],
       MLPs also: "input", "output", "in_features", "out_features", "external_data"}]}
 
+The "hf" family (tests/models/hf.py: BERT, DistilBERT, RoBERTa, GPT-2, ViT,
+T5's encoder, Whisper's encoder, CLIP's vision tower from small random
+configs) is generated only when transformers is importable (make venv-hf;
+CMake runs this script with .venv's python when there is one); the manifest
+records its version ("transformers", null without), and a change of it
+regenerates.
+
 Weights are seeded, so the files are the same on every run with the same torch.
 Nothing is regenerated when manifest.json exists, is newer than this script and
 zoo.py and every file it lists exists (CTest runs this as the gen_models
@@ -56,17 +63,33 @@ MANIFEST = "manifest.json"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def transformers_version():
+    """The installed transformers' version, or None; without importing it
+    (which imports torch: seconds)."""
+    import importlib.metadata
+    import importlib.util
+    if importlib.util.find_spec("transformers") is None:
+        return None
+    try:
+        return importlib.metadata.version("transformers")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def up_to_date(out):
     path = os.path.join(out, MANIFEST)
     if not os.path.exists(path):
         return False
-    newest_source = max(os.path.getmtime(__file__), os.path.getmtime(os.path.join(HERE, "zoo.py")))
+    newest_source = max(os.path.getmtime(os.path.join(HERE, f))
+                        for f in (os.path.basename(__file__), "zoo.py", "hf.py"))
     if os.path.getmtime(path) < newest_source:
         return False
     try:
         with open(path) as f:
             man = json.load(f)
         names = [f for m in man["models"] for f in m["files"]]
+        if man.get("transformers") != transformers_version():
+            return False
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return all(os.path.exists(os.path.join(out, n)) for n in names)
@@ -100,6 +123,11 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, HERE)
 import zoo  # noqa: E402
+
+try:
+    import hf  # noqa: E402 - the "hf" family needs transformers
+except ImportError:
+    hf = None
 
 
 class MLP(nn.Sequential):
@@ -272,6 +300,41 @@ REAL = [
     dict(name="ops-mix-18", family="ops", upgrade=("ops-mix", 18), inputs=image(4, 8),
          outputs=["mixed", "argmax"], seed=31),
 ]
+
+
+# Hugging Face transformers models (tests/models/hf.py), when transformers is
+# importable. Ids start at 3, clear of the pad/bos/eos ids; BERT's and GPT-2's
+# exports take a 'sequence' axis (length buckets); opsets 14 and 17 both.
+HF_SEQ = ["input_ids", "attention_mask", "token_type_ids", "last_hidden_state", "logits"]
+HF_PIXELS = [{"name": "pixel_values", "dtype": "float32", "shape": [-1, 3, 32, 32]}]
+if hf is not None:
+    HF_TEXT = [ids("input_ids", 16, 1000, low=3), ids("attention_mask", 16, 2)]
+    REAL += [
+        dict(name="hf-bert", family="hf", build=hf.bert,
+             inputs=HF_TEXT + [ids("token_type_ids", 16, 2)],
+             outputs=["last_hidden_state", "pooler_output"], opset=17, seed=40, sequence=HF_SEQ),
+        dict(name="hf-bert-14", family="hf", build=hf.bert,
+             inputs=HF_TEXT + [ids("token_type_ids", 16, 2)],
+             outputs=["last_hidden_state", "pooler_output"], opset=14, seed=40),
+        dict(name="hf-distilbert", family="hf", build=hf.distilbert, inputs=HF_TEXT,
+             outputs=["last_hidden_state"], opset=17, seed=41),
+        dict(name="hf-roberta", family="hf", build=hf.roberta, inputs=HF_TEXT,
+             outputs=["last_hidden_state", "pooler_output"], opset=14, seed=42),
+        dict(name="hf-gpt2", family="hf", build=hf.gpt2,
+             inputs=[ids("input_ids", 16, 512, low=3), ids("attention_mask", 16, 2)],
+             outputs=["last_hidden_state"], opset=17, seed=43, sequence=HF_SEQ),
+        dict(name="hf-gpt2-lm", family="hf", build=hf.gpt2_lm,
+             inputs=[ids("input_ids", 16, 512, low=3)], outputs=["logits"], opset=14, seed=44),
+        dict(name="hf-vit", family="hf", build=hf.vit, inputs=HF_PIXELS,
+             outputs=["last_hidden_state", "pooler_output"], opset=17, seed=45),
+        dict(name="hf-t5-encoder", family="hf", build=hf.t5_encoder, inputs=HF_TEXT,
+             outputs=["last_hidden_state"], opset=17, seed=46, sequence=HF_SEQ),
+        dict(name="hf-whisper-encoder", family="hf", build=hf.whisper_encoder,
+             inputs=[{"name": "input_features", "dtype": "float32", "shape": [-1, 16, 64]}],
+             outputs=["last_hidden_state"], opset=17, seed=47),
+        dict(name="hf-clip-vision", family="hf", build=hf.clip_vision, inputs=HF_PIXELS,
+             outputs=["last_hidden_state", "pooler_output"], opset=14, seed=48),
+    ]
 
 
 def build(builder, seed):
@@ -586,7 +649,7 @@ def main():
     only = set(filter(None, args.only.split(",")))
     t_start = time.monotonic()
     manifest = {"generator": "tests/models/gen.py", "torch": torch.__version__,
-                "onnx": onnx.__version__, "batch_sizes": BATCH_SIZES, "models": []}
+                "onnx": onnx.__version__, "transformers": transformers_version(), "batch_sizes": BATCH_SIZES, "models": []}
     made = {}
 
     def record(name, onnx_file, opset, in_f, out_f, external, extra_files=()):

@@ -1,0 +1,92 @@
+"""Hugging Face transformers models for the test suite (gen.py's "hf" family).
+
+What users export most: BERT (with attention_mask and token_type_ids),
+DistilBERT, RoBERTa, GPT-2 (no past key values), ViT, T5's encoder,
+Whisper's encoder and CLIP's vision tower, each from a small random config
+(hidden 64, 2 layers, 4 heads), never from downloaded weights. Each model is
+wrapped so that it takes its inputs positionally and returns a tuple, as
+torch.onnx.export and gen.py's float64 reference want.
+
+Only imported when transformers is importable (`make venv-hf` installs the
+pinned version into .venv; CMake runs gen.py with .venv's python when it
+exists). Written for transformers 4.36 on torch 1.13: newer versions
+dispatch attention to scaled_dot_product_attention, which torch 1.13's
+exporter lacks.
+"""
+import transformers as T
+from torch import nn
+
+VERSION = T.__version__
+
+
+class Wrap(nn.Module):
+    """model(**dict(zip(names, args))) -> the named outputs, as a tuple."""
+
+    def __init__(self, model, names, outputs):
+        super().__init__()
+        self.model, self.names, self.outputs = model, names, outputs
+
+    def forward(self, *args):
+        r = self.model(**dict(zip(self.names, args)), return_dict=True)
+        return tuple(r[o] for o in self.outputs)
+
+
+SMALL = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+
+
+def bert():
+    cfg = T.BertConfig(vocab_size=1000, max_position_embeddings=64, **SMALL)
+    return Wrap(T.BertModel(cfg), ["input_ids", "attention_mask", "token_type_ids"],
+                ["last_hidden_state", "pooler_output"])
+
+
+def distilbert():
+    cfg = T.DistilBertConfig(vocab_size=1000, max_position_embeddings=64, dim=64, n_layers=2,
+                             n_heads=4, hidden_dim=128)
+    return Wrap(T.DistilBertModel(cfg), ["input_ids", "attention_mask"], ["last_hidden_state"])
+
+
+def roberta():
+    # padding_idx 1: ids start at 3 (see gen.py), so positions are 2..T+1
+    cfg = T.RobertaConfig(vocab_size=1000, max_position_embeddings=66, pad_token_id=1, **SMALL)
+    return Wrap(T.RobertaModel(cfg), ["input_ids", "attention_mask"],
+                ["last_hidden_state", "pooler_output"])
+
+
+def gpt2_config():
+    return T.GPT2Config(vocab_size=512, n_positions=64, n_embd=64, n_layer=2, n_head=4,
+                        use_cache=False)
+
+
+def gpt2():
+    return Wrap(T.GPT2Model(gpt2_config()), ["input_ids", "attention_mask"],
+                ["last_hidden_state"])
+
+
+def gpt2_lm():
+    return Wrap(T.GPT2LMHeadModel(gpt2_config()), ["input_ids"], ["logits"])
+
+
+def vit():
+    cfg = T.ViTConfig(image_size=32, patch_size=8, **SMALL)
+    return Wrap(T.ViTModel(cfg), ["pixel_values"], ["last_hidden_state", "pooler_output"])
+
+
+def t5_encoder():
+    cfg = T.T5Config(vocab_size=1000, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4)
+    return Wrap(T.T5EncoderModel(cfg), ["input_ids", "attention_mask"], ["last_hidden_state"])
+
+
+def whisper_encoder():
+    cfg = T.WhisperConfig(vocab_size=100, num_mel_bins=16, max_source_positions=32, d_model=64,
+                          encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128,
+                          decoder_layers=1, decoder_attention_heads=4, decoder_ffn_dim=128,
+                          pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                          decoder_start_token_id=0, suppress_tokens=None,
+                          begin_suppress_tokens=None)
+    return Wrap(T.WhisperModel(cfg).get_encoder(), ["input_features"], ["last_hidden_state"])
+
+
+def clip_vision():
+    cfg = T.CLIPVisionConfig(image_size=32, patch_size=8, **SMALL)
+    return Wrap(T.CLIPVisionModel(cfg), ["pixel_values"], ["last_hidden_state", "pooler_output"])
