@@ -2,9 +2,9 @@
  * fuse_mask.c - attention masks written with Where, made additive so that
  * fuse.c's softmax fusion and fuse_attention.c see the pattern they know.
  *
- * Hugging Face models mask scores in three ways. BERT, RoBERTa, T5 and
- * ViT add a mask (Add(scores, (1 - m) * min)): nothing to do. GPT-2 fills
- * the causal part with Where over a constant bool, then adds the padding
+ * Hugging Face models mask scores in three ways. BERT, RoBERTa and T5 add
+ * a mask (Add(scores, (1 - m) * min)): nothing to do. GPT-2 fills the
+ * causal part with Where over a constant bool, then adds the padding
  * mask; DistilBERT fills the padding with Where over the mask compared to
  * zero and Expanded to the scores' shape:
  *
