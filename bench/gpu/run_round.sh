@@ -11,6 +11,9 @@
 #           memcheck and racecheck over the attention unit test and memcheck
 #           over one fp16 `ferry run` of resnet50; CUDA parity of the staged
 #           families.
+#   PART=c: where the GPU time goes (FERRY_CUDA_PROFILE's per-operator
+#           table) for bert_base at batch 1 and 64 (fused attention and
+#           not) and resnet50 at 64 and 256.
 # Logs in $OUT; a summary of each step as it ends.
 set -u
 cd "$(dirname "$0")/../.."
@@ -58,5 +61,22 @@ import sys; sys.path.insert(0, 'bench'); import models as bm; bm.export('resnet5
     timeout 150 $S/bin/test_parity_cuda >"$OUT/parity.log" 2>&1
     echo "parity rc=$? $(grep -c '\[       OK \]' "$OUT/parity.log") ok, $(grep -c '\[  FAILED  \]' "$OUT/parity.log") failed"
     grep -B3 '\[  FAILED  \]' "$OUT/parity.log" | head -12
+    ;;
+c)
+    for m in bert_base resnet50; do
+        [ -f $D/$m.onnx ] || python3 -c "
+import sys; sys.path.insert(0, 'bench'); import models as bm; bm.export('$m', '$D')" >/dev/null 2>&1
+    done
+    prof() { # label, env, model, batch
+        echo "== $1"
+        env $2 FERRY_CUDA_PROFILE=1 timeout 60 $F bench $D/$3.onnx --device cuda --precision fp16 \
+            --batch-sizes $4 --duration 1 --quiet >"$OUT/prof-$1.txt" 2>&1
+        grep -vE "^ *$" "$OUT/prof-$1.txt" | head -n 16
+    }
+    prof bert-b1 "" bert_base 1
+    prof bert-b1-unfused FERRY_NO_FUSE_ATTENTION=1 bert_base 1
+    prof bert-b64 "" bert_base 64
+    prof resnet50-b64 "" resnet50 64
+    prof resnet50-b256 "" resnet50 256
     ;;
 esac
