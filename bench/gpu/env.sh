@@ -3,7 +3,7 @@
 # names the binary (F), the bundled model (M), the seconds per point (D) and
 # the log folder (OUT, made here), and prints the time and the GPU.
 S=${S:-.devlibs/gpu}
-[ -f $S/bin.tar.xz ] && [ ! -d $S/bin ] && tar xJf $S/bin.tar.xz -C $S
+[ -f $S/bin.tar.xz ] && [ ! -f $S/bin/ferry ] && tar xJf $S/bin.tar.xz -C $S
 [ -f $S/big.tar.xz ] && [ ! -f $S/lib/libopenblas.so.0 ] && tar xJf $S/big.tar.xz -C $S/lib
 [ -f $S/tm.tar.xz ] && [ ! -d $S/tm ] && tar xJf $S/tm.tar.xz -C $S
 [ -f $S/py.tar.xz ] && [ ! -d $S/py ] && mkdir -p $S/py && tar xJf $S/py.tar.xz -C $S/py

@@ -13,7 +13,7 @@
 # default 4), MAX_BATCH (default 64), PRECISION is not applied (fp32 only).
 set -eu
 cd "$(dirname "$0")/../.."
-S=.devlibs/gpu
+S=${S:-.devlibs/gpu}
 case "${1:-}" in
 stage)
     B=${2:-build-gpu}

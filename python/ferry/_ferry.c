@@ -25,9 +25,7 @@
 #include <Python.h>
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -828,78 +826,6 @@ static PyTypeObject EngineType = {
     .tp_doc = "Engine(model, device, workers, max_batch, pipeline_depth, precision, graphs)",
 };
 
-/* ------------------------------------------------------ the GIL baton
- *
- * Why: a batch of N one-sample requests finishes at once, and each of the
- * N Python threads must take the GIL back, one after the other. CPython
- * hands the GIL over by signalling a sleeping waiter, and the GIL stays
- * idle for the several microseconds the OS takes to run that thread (on
- * an idle 16-core machine ~12 us a request, whatever the core count:
- * bench/results/h100-python-2026-12-07/). So a few threads coming back
- * from the batcher spin, without the GIL, until a Batcher_infer call gives
- * it up, and claim it in that instant; the rest sleep in CPython's queue
- * as before. Only where cores are spare (>= 4 in this process's affinity
- * mask: on 2 a spinner takes the core the GIL's holder needs), at most
- * cores/4 spinners, each for at most 200 us. FERRY_PY_SPINNERS=N sets N
- * (0: off). The flag is a hint, never a lock: whoever calls
- * PyEval_RestoreThread gets the GIL by CPython's rules, spinning only
- * decides when to ask. */
-static atomic_int gil_free; /* 1: a Batcher_infer call gave the GIL up; no one has claimed it */
-static atomic_int spinners; /* threads spinning for it now */
-static int max_spinners;    /* set at import */
-
-static void baton_init(void)
-{
-    const char *env = getenv("FERRY_PY_SPINNERS");
-    if (env && *env) {
-        max_spinners = atoi(env);
-        return;
-    }
-    cpu_set_t set;
-    int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    max_spinners = cores >= 4 ? cores / 4 : 0;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-static PyThreadState *baton_release(void)
-{
-    PyThreadState *ts = PyEval_SaveThread();
-    atomic_store_explicit(&gil_free, 1, memory_order_release);
-    return ts;
-}
-
-static void baton_take(PyThreadState *ts)
-{
-    if (max_spinners > 0) {
-        if (atomic_fetch_add(&spinners, 1) < max_spinners) {
-            struct timespec t0, t;
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-            for (unsigned i = 1;; i++) {
-                if (atomic_load_explicit(&gil_free, memory_order_relaxed) &&
-                    atomic_exchange(&gil_free, 0))
-                    break;
-                cpu_relax();
-                if (i % 256 == 0) {
-                    clock_gettime(CLOCK_MONOTONIC, &t);
-                    if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) > 200000)
-                        break;
-                }
-            }
-        }
-        atomic_fetch_sub(&spinners, 1);
-    }
-    PyEval_RestoreThread(ts);
-    atomic_store_explicit(&gil_free, 0, memory_order_relaxed);
-}
-
 /* ----------------------------------------------------------- batcher */
 
 typedef struct {
@@ -1001,10 +927,10 @@ static PyObject *Batcher_infer(BatcherObject *self, PyObject *args)
         return NULL;
     }
     atomic_fetch_add(&self->active, 1);
-    PyThreadState *ts = baton_release();
-    st = ferry_batcher_infer(fb, b.in, b.n_in, b.out, b.n_out, NULL);
-    atomic_fetch_sub(&self->active, 1);
-    baton_take(ts);
+    Py_BEGIN_ALLOW_THREADS
+        st = ferry_batcher_infer(fb, b.in, b.n_in, b.out, b.n_out, NULL);
+        atomic_fetch_sub(&self->active, 1);
+    Py_END_ALLOW_THREADS
     if (st != FERRY_OK) {
         batch_release(&b, 1);
         return raise_status(st);
@@ -1307,7 +1233,6 @@ PyMODINIT_FUNC PyInit__ferry(void)
     PyObject *np = PyImport_ImportModule("numpy");
     if (!np)
         goto fail;
-    baton_init();
     np_empty = PyObject_GetAttrString(np, "empty");
     np_ascontig = PyObject_GetAttrString(np, "ascontiguousarray");
     Py_DECREF(np);

@@ -247,18 +247,6 @@ def test_batcher_closed_under_load(engine, data):
         close(y, ref[k])
 
 
-def test_batcher_with_spinning_waiters():
-    """The GIL baton (_ferry.c) spins only where cores are spare, so a
-    2-core CI machine never takes that path: the two batcher tests above
-    again, in a Python whose ferry was imported with two spinners."""
-    env = dict(os.environ, FERRY_PY_SPINNERS="2")
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
-                        "-k", "batcher_32_threads or batcher_closed_under_load"],
-                       env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "2 passed" in r.stdout, r.stdout
-
-
 def test_batcher_errors(engine, data):
     x, _ = data
     with pytest.raises(ferry.InvalidArgumentError, match="max_batch"):

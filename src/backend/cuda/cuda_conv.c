@@ -8,10 +8,12 @@
  * bias and activation in its epilogue, a transpose back to NCHW. Every
  * other convolution goes through cuDNN:
  *
- *   - Conv in tf32, fp16 and bf16 with FERRY_CUDNN=graph: cuDNN's graph
- *     API (cuda_dnn_graph.c: one execution plan per batch size with the
- *     bias, residual and ReLU inside), where an engine takes it. Opt-in:
- *     on an H100 it measured within 3% of the legacy calls on resnet50.
+ *   - Conv in tf32, fp16 and bf16 with an epilogue of bias, residual,
+ *     ReLU or Clip: cuDNN's graph API (cuda_dnn_graph.c: one execution
+ *     plan per batch size with the epilogue inside), where an engine takes
+ *     it. On an H200 it ran resnet50 in fp16 1.25-2.1x faster than the
+ *     legacy calls at batch 8-256 (2026-12-07 ~13:00 UTC); FERRY_CUDNN=legacy
+ *     turns it off.
  *   - Conv, legacy: cudnnConvolutionBiasActivationForward when the fused
  *     epilogue is bias + optional residual + ReLU (ResNet's blocks: one
  *     call), else cudnnConvolutionForward and kern_bias_act for the bias,
@@ -299,7 +301,7 @@ fail:
 }
 
 /* e->gp for batch n: the convolution with its whole epilogue in one plan
- * when cuDNN takes that (bias, residual and ReLU only), else none (the
+ * when cuDNN takes that (bias, residual, ReLU or Clip), else none (the
  * legacy path). Not the convolution alone with kern_bias_act after it:
  * those plans gave wrong outputs above batch 1 on an H100 (mobilenet_v2
  * and efficientnet_b0, cuDNN 9.14, 2026-12-07; cause not found), while
@@ -419,10 +421,19 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     ds->has_bias = has_bias;
     ds->has_res = !ds->transposed && nd->n_in > 3 && nd->in[3] >= 0;
     ds->fused = !ds->transposed && nd->act == ACT_RELU && has_bias;
-    /* Opt-in (FERRY_CUDNN=graph) until it measures faster; never fp32,
-     * which the legacy API keeps off TF32 (FMA math). */
-    ds->graph = !ds->transposed && c->o.precision != FERRY_PRECISION_FP32 &&
-                (nd->act == ACT_NONE || nd->act == ACT_RELU) && env_is("FERRY_CUDNN", "graph");
+    /* The default where it applies (FERRY_CUDNN=legacy: never;
+     * FERRY_CUDNN=graph-noclip: not for Clip): a convolution of one group
+     * with an epilogue, never in fp32, which the legacy API keeps off TF32
+     * (FMA math). Grouped convolutions (depthwise: mobilenet_v2/v3,
+     * shufflenet) gave wrong outputs above batch 1 through this API on an
+     * H100 with cuDNN 9.14 (relative error ~0.97 at batch 3 and 32,
+     * 2026-12-07 13:06 UTC, bench/gpu/run_graph.sh), as did plans of the
+     * convolution alone (conv_graph_plan); cause not found. */
+    int act_ok = nd->act == ACT_NONE || nd->act == ACT_RELU ||
+                 (nd->act == ACT_CLIP && !env_is("FERRY_CUDNN", "graph-noclip"));
+    ds->graph = !ds->transposed && c->o.precision != FERRY_PRECISION_FP32 && act_ok &&
+                a->group == 1 && (has_bias || ds->has_res || nd->act != ACT_NONE) &&
+                !env_is("FERRY_CUDNN", "legacy");
     if (ds->graph) {
         dnn_conv_shape *gs = &ds->gs;
         *gs = (dnn_conv_shape){.dt = ds->dt,
@@ -432,7 +443,10 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
                                .group = a->group,
                                .bias = has_bias,
                                .res = ds->has_res,
-                               .relu = nd->act == ACT_RELU};
+                               .relu = nd->act == ACT_RELU,
+                               .clip = nd->act == ACT_CLIP,
+                               .lo = nd->act_alpha,
+                               .hi = nd->act_beta};
         for (int i = 0; i < 2; i++) {
             gs->in[i] = ds->in[i], gs->out[i] = ds->out[i], gs->k[i] = 1;
             gs->pad[i] = pad[i], gs->str[i] = str[i], gs->dil[i] = dil[i];

@@ -17,7 +17,8 @@
  *     y0 = conv(x, w)        fp32, virtual (never stored)
  *     y1 = y0 + bias         when there is a bias
  *     y2 = y1 + z            when a residual was fused (graph_fuse_conv)
- *     y  = relu(y2)          when the activation is ReLU
+ *     y  = relu(y2)          when the activation is ReLU; clip(y2, lo, hi)
+ *                            when it is a Clip (ReLU6)
  *
  * the last of them stored in the tensor dtype. Heuristics mode A ranks the
  * engine configurations; the first whose execution plan finalizes with a
@@ -145,8 +146,9 @@ fail:
     return NULL;
 }
 
-/* y = x + b (b NULL: y = relu(x)), fp32 arithmetic. */
-static bdesc pointwise_op(dnn_plan *p, bdesc x, bdesc b, bdesc y)
+/* y = x + b (b NULL: y = relu(x), or with clip min(max(x, lo), hi)), fp32
+ * arithmetic. */
+static bdesc pointwise_op(dnn_plan *p, bdesc x, bdesc b, bdesc y, const dnn_conv_shape *s)
 {
     bdesc pw = keep(p, CUDNN_BACKEND_POINTWISE_DESCRIPTOR);
     bdesc op = keep(p, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR);
@@ -158,6 +160,12 @@ static bdesc pointwise_op(dnn_plan *p, bdesc x, bdesc b, bdesc y)
                                  &mode));
     TRY(cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1,
                                  &prec));
+    if (!b && s->clip) {
+        TRY(cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP, CUDNN_TYPE_FLOAT, 1,
+                                     &s->lo));
+        TRY(cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_RELU_UPPER_CLIP, CUDNN_TYPE_FLOAT, 1,
+                                     &s->hi));
+    }
     TRY(cudnnBackendFinalize(pw));
     TRY(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR,
                                  CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw));
@@ -187,7 +195,7 @@ static int build_ops(dnn_plan *p, const dnn_conv_shape *s, bdesc ops[4])
     strides_of(yd, s->nhwc, ys);
     strides_of(wd, s->nhwc, ws);
     strides_of(bd, s->nhwc, bs);
-    int n_epi = !!s->bias + !!s->res + !!s->relu;
+    int n_epi = !!s->bias + !!s->res + !!(s->relu || s->clip);
     bdesc x = tensor(p, UID_X, s->dt, xd, xs, 0);
     bdesc w = tensor(p, UID_W, s->dt, wd, ws, 0);
     /* each step's output: virtual fp32 until the last, stored */
@@ -197,7 +205,7 @@ static int build_ops(dnn_plan *p, const dnn_conv_shape *s, bdesc ops[4])
     int n = 1;
     int64_t next_uid = 101;
     for (int step = 0; step < 3; step++) {
-        int on = step == 0 ? s->bias : step == 1 ? s->res : s->relu;
+        int on = step == 0 ? s->bias : step == 1 ? s->res : s->relu || s->clip;
         if (!on)
             continue;
         int last = --n_epi == 0;
@@ -206,7 +214,7 @@ static int build_ops(dnn_plan *p, const dnn_conv_shape *s, bdesc ops[4])
         bdesc b = step == 0   ? tensor(p, UID_B, s->dt, bd, bs, 0)
                   : step == 1 ? tensor(p, UID_Z, s->dt, yd, ys, 0)
                               : NULL;
-        if (!out || (step < 2 && !b) || !(ops[n] = pointwise_op(p, cur, b, out)))
+        if (!out || (step < 2 && !b) || !(ops[n] = pointwise_op(p, cur, b, out, s)))
             return 0;
         n++;
         cur = out;

@@ -13,14 +13,16 @@
 #include "ferry.h"
 
 /* A 2-D convolution (1-D ones as H = 1) at one batch size, and which of
- * the epilogue's steps run in the plan: + bias, + residual z, ReLU. */
+ * the epilogue's steps run in the plan: + bias, + residual z, ReLU (relu;
+ * clip: ReLU6 and other Clips, y = min(max(x, lo), hi)). */
 typedef struct dnn_conv_shape {
     cudnnDataType_t dt; /* of x, w, y, bias and z */
     int nhwc;           /* x, y, z channels-last, w as [Co, kh, kw, Ci/g] */
     int64_t n, ci, co, group;
     int64_t in[2], out[2], k[2];
     int64_t pad[2], str[2], dil[2]; /* symmetric pads */
-    int bias, res, relu;
+    int bias, res, relu, clip;
+    float lo, hi; /* clip's bounds */
 } dnn_conv_shape;
 
 typedef struct dnn_plan dnn_plan;
