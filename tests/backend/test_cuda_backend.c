@@ -1187,25 +1187,26 @@ static void test_patch_conv(void **state)
 }
 
 /* ---- cuDNN convolutions with their epilogues at batch 3, through the
- * graph API (the default for one group with an epilogue) and the legacy
- * calls (FERRY_CUDNN=legacy; grouped convolutions always): bias + Clip
+ * graph API (the default for one group with an epilogue), the legacy
+ * calls (FERRY_CUDNN=legacy; grouped convolutions always) and, for the
+ * depthwise one, our kernel (FERRY_CUDA_DEPTHWISE=ours): bias + Clip
  * (ReLU6), bias alone, bias + ReLU, and a depthwise 3x3 with bias + ReLU.
  * mobilenet_v2's depthwise layers came out wrong above batch 1 through
  * the graph API (cuda_conv.c), which parity at batch 1 did not see. */
 
 static void conv_ref(const float *x, const float *w, const float *b, double *y, int64_t n,
-                     int64_t ci, int64_t co, int64_t hw, int64_t group, int act)
+                     int64_t ci, int64_t co, int64_t hw, int64_t group, int64_t st, int act)
 {
-    int64_t cig = ci / group, cog = co / group;
+    int64_t cig = ci / group, cog = co / group, ho = (hw - 1) / st + 1;
     for (int64_t s_ = 0; s_ < n; s_++)
         for (int64_t o = 0; o < co; o++)
-            for (int64_t i = 0; i < hw; i++)
-                for (int64_t j = 0; j < hw; j++) {
+            for (int64_t i = 0; i < ho; i++)
+                for (int64_t j = 0; j < ho; j++) {
                     double acc = b[o];
                     for (int64_t c = 0; c < cig; c++)
                         for (int64_t u = 0; u < 3; u++)
                             for (int64_t v = 0; v < 3; v++) {
-                                int64_t r = i + u - 1, q = j + v - 1;
+                                int64_t r = i * st + u - 1, q = j * st + v - 1;
                                 if (r < 0 || q < 0 || r >= hw || q >= hw)
                                     continue;
                                 acc += (double)w[((o * cig + c) * 3 + u) * 3 + v] *
@@ -1215,7 +1216,7 @@ static void conv_ref(const float *x, const float *w, const float *b, double *y, 
                         acc = acc > 0 ? acc : 0;
                     if (act == ACT_CLIP && acc > 6)
                         acc = 6;
-                    y[((s_ * co + o) * hw + i) * hw + j] = acc;
+                    y[((s_ * co + o) * ho + i) * ho + j] = acc;
                 }
 }
 
@@ -1226,12 +1227,13 @@ static void test_conv_epilogues(void **state)
     const int64_t n = 3, ci = 16, hw = 9;
     static const struct {
         int group, act;
-        int64_t co;
-    } cases[] = {{1, ACT_CLIP, 24}, {1, ACT_NONE, 24}, {1, ACT_RELU, 8}, {16, ACT_RELU, 16}};
+        int64_t co, st;
+    } cases[] = {{1, ACT_CLIP, 24, 1},  {1, ACT_NONE, 24, 1},  {1, ACT_RELU, 8, 2},
+                 {16, ACT_RELU, 16, 1}, {16, ACT_CLIP, 16, 2}, {16, ACT_NONE, 16, 1}};
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
-        int64_t co = cases[t].co, group = cases[t].group;
+        int64_t co = cases[t].co, group = cases[t].group, st = cases[t].st, ho = (hw - 1) / st + 1;
         graph *g = graph_new();
-        int64_t dx[4] = {FERRY_DIM_BATCH, ci, hw, hw}, dy[4] = {FERRY_DIM_BATCH, co, hw, hw};
+        int64_t dx[4] = {FERRY_DIM_BATCH, ci, hw, hw}, dy[4] = {FERRY_DIM_BATCH, co, ho, ho};
         int x = add_typed(g, "x", FERRY_F32, 4, dx);
         int w = add_const(g, "W", 0.8f, 0, 4, co, ci / group, (int64_t)3, (int64_t)3);
         int b = add_const(g, "b", 0.5f, 0, 1, co);
@@ -1241,30 +1243,34 @@ static void test_conv_epilogues(void **state)
         conv_attrs *a = &g->nodes[k].conv;
         a->nsp = 2, a->group = group;
         for (int i = 0; i < 2; i++) {
-            a->kernel[i] = 3, a->strides[i] = a->dilations[i] = 1;
+            a->kernel[i] = 3, a->strides[i] = st, a->dilations[i] = 1;
             a->pads[i] = a->pads[i + 2] = 1;
         }
         g->nodes[k].act = cases[t].act;
         g->nodes[k].act_alpha = 0.0f, g->nodes[k].act_beta = 6.0f;
         set_io(g, 1, &x, 1, &y);
-        int64_t ny = n * co * hw * hw;
+        int64_t ny = n * co * ho * ho;
         float *xv = rand_vec(n * ci * hw * hw, 2.0f);
         double *ref = malloc(sizeof(double) * (size_t)ny);
         assert_non_null(ref);
-        conv_ref(xv, cdata(g, w), cdata(g, b), ref, n, ci, co, hw, group, cases[t].act);
-        for (int legacy = 0; legacy < 2; legacy++) {
-            if (legacy)
+        conv_ref(xv, cdata(g, w), cdata(g, b), ref, n, ci, co, hw, group, st, cases[t].act);
+        static const char *modes[] = {"default", "legacy", "ours"};
+        for (int mode = 0; mode < 3; mode++) {
+            if (mode == 1)
                 setenv("FERRY_CUDNN", "legacy", 1);
+            if (mode == 2)
+                setenv("FERRY_CUDA_DEPTHWISE", "ours", 1);
             for (int q = 0; q < 2; q++) {
                 run_cfg rc = {FERRY_PRECISION_FP16, FERRY_F32, 16, q};
                 float *yv = run_graph(g, &rc, n, xv);
                 char what[96];
                 snprintf(what, sizeof what, "conv group %d act %d fp16 %s%s", cases[t].group,
-                         cases[t].act, legacy ? "legacy" : "default", q ? " captured" : "");
+                         cases[t].act, modes[mode], q ? " captured" : "");
                 check_close(what, yv, ref, ny, 2e-2);
                 free(yv);
             }
             unsetenv("FERRY_CUDNN");
+            unsetenv("FERRY_CUDA_DEPTHWISE");
         }
         free(ref);
         free(xv);

@@ -213,9 +213,11 @@ typedef struct dnn_state {
     int has_bias, has_res;
     int nhwc, x_nhwc; /* layouts of y (and the residual, the run) and of x */
     cudnnTensorFormat_t fmt;
-    void *w_t;      /* channels-last: the weights as [Co, kh, kw, Ci/g] (owned) */
-    size_t x_off;   /* x in the run's layout, in scratch, when x_nhwc != nhwc */
-    int64_t ci, co; /* channels of x and y */
+    void *w_t;       /* channels-last: the weights as [Co, kh, kw, Ci/g] (owned) */
+    size_t x_off;    /* x in the run's layout, in scratch, when x_nhwc != nhwc */
+    int dw;          /* ours: kern_dwconv (FERRY_CUDA_DEPTHWISE=ours, opt-in until measured) */
+    kern_dwconv dwd; /* its shape and epilogue */
+    int64_t ci, co;  /* channels of x and y */
     int64_t in[2], out[2];
     size_t ws_max;    /* scratch reserved for the workspace */
     dnn_entry **by_n; /* [max_batch + 1], filled on first use under ctx->mu */
@@ -475,6 +477,32 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
      * fastest on the device may be any; the entries, max_batch's too, are
      * made on first use, where the tensors to time them on exist. */
     ds->find = !ds->transposed && !ds->graph && env_is("FERRY_CUDNN_FIND", "1");
+    /* A depthwise layer (one channel a group, channels-last, 2-D) through
+     * our kernel (kernels_image.cu says why), where its 32-bit indices
+     * hold at max_batch. */
+    int64_t big = p->max_batch *
+                  (ds->in[0] * ds->in[1] > ds->out[0] * ds->out[1] ? ds->in[0] * ds->in[1]
+                                                                   : ds->out[0] * ds->out[1]) *
+                  ds->co;
+    ds->dw = !ds->transposed && nsp == 2 && ds->nhwc && a->group == ds->ci && ds->co == ds->ci &&
+             big < ((int64_t)1 << 30) && env_is("FERRY_CUDA_DEPTHWISE", "ours");
+    if (ds->dw)
+        ds->dwd = (kern_dwconv){.h = (int)ds->in[0],
+                                .w = (int)ds->in[1],
+                                .oh = (int)ds->out[0],
+                                .ow = (int)ds->out[1],
+                                .ch = (int)ds->co,
+                                .kh = (int)a->kernel[0],
+                                .kw = (int)a->kernel[1],
+                                .sh = str[0],
+                                .sw = str[1],
+                                .ph = pad[0],
+                                .pw = pad[1],
+                                .dh = dil[0],
+                                .dw = dil[1],
+                                .act = (int)nd->act,
+                                .p = nd->act_alpha,
+                                .q = nd->act_beta};
     dnn_entry *e = NULL;
     size_t top = 0;
     st = entry_make((cudnnHandle_t)c->dnn, ds, p->max_batch, CONV_WS_CAP, ds->find ? CONV_ALGOS : 3,
@@ -637,6 +665,9 @@ static ferry_status dnn_run(const cuda_call *c, dnn_state *ds)
     }
     const void *bias = ds->has_bias ? c->in[2] : NULL;
     const void *res = ds->has_res ? c->in[3] : NULL;
+    if (ds->dw)
+        return CUDA_LAUNCH(
+            c, kern_dwconv_run(x, w, bias, res, c->out[0], &ds->dwd, c->n, c->cdt, c->stream));
     dnn_entry *e;
     if ((st = dnn_entry_for(c, ds, x, w, res, &e)) != FERRY_OK)
         return st;

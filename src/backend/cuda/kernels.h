@@ -207,7 +207,7 @@ enum {
     KA_LEAKY_RELU, /* p = slope */
     KA_SIGMOID,
     KA_TANH,
-    KA_CLIP,         /* p = min, q = max */
+    KA_CLIP, /* p = min, q = max */
     KA_HARD_SWISH,
     KA_HARD_SIGMOID, /* p = alpha, q = beta */
     KA_SILU,
@@ -217,6 +217,20 @@ enum {
 cudaError_t kern_bias_act(const void *x, const void *bias, const void *r, void *y, int64_t n,
                           int64_t ch, int64_t inner, int act, float p, float q, ferry_dtype dt,
                           cudaStream_t s);
+
+/* A depthwise 2-D convolution (one input and one output channel a group)
+ * of channels-last tensors [N, H, W, C] with weights [C, kh, kw], then
+ * + bias[c] + r (either may be NULL) and the activation act (KA_*, p and
+ * q its parameters, as kern_bias_act). 32-bit indices: the caller keeps
+ * N*H*W*C and N*OH*OW*C below 2^30. */
+typedef struct kern_dwconv {
+    int h, w, oh, ow, ch;
+    int kh, kw, sh, sw, ph, pw, dh, dw;
+    int act;
+    float p, q;
+} kern_dwconv;
+cudaError_t kern_dwconv_run(const void *x, const void *w, const void *bias, const void *r, void *y,
+                            const kern_dwconv *d, int64_t n, ferry_dtype dt, cudaStream_t s);
 
 /* MaxPool / AveragePool over planes [N*C] of NCHW tensors (or of
  * channels-last ones, nhwc, with ch channels), the spatial dims padded on
@@ -271,9 +285,9 @@ cudaError_t kern_resize_run(const void *x, void *y, const kern_resize *d, ferry_
  * for one direction, batch x H threads. Row b of each strided input or
  * output is at base + b * its ld (elements of the compute dtype). */
 typedef struct kern_rnn {
-    int lstm;          /* 1 LSTM (gates i,o,f,c), 0 GRU (z,r,h) */
+    int lstm; /* 1 LSTM (gates i,o,f,c), 0 GRU (z,r,h) */
     int64_t batch, H, GH;
-    const void *xg;    /* the step's input projection, row b at b * xg_ld */
+    const void *xg; /* the step's input projection, row b at b * xg_ld */
     int64_t xg_ld;
     const void *hg;    /* h_{t-1} R^T, [batch, GH] */
     const float *bias; /* [GH] fp32: LSTM Wb + Rb; GRU z,r Wb + Rb, h Wbh */
@@ -282,8 +296,8 @@ typedef struct kern_rnn {
     void *hc;          /* [batch, H] the state in the compute dtype, for the next matmul */
     void *y;           /* the step's Y rows (row b at b * y_ld), or NULL */
     int64_t y_ld;
-    void *yh, *yc;     /* Y_h / Y_c rows (b * s_ld), rewritten each step; or NULL */
-    int64_t s_ld;      /* row stride of initial_h/c, Y_h and Y_c */
+    void *yh, *yc; /* Y_h / Y_c rows (b * s_ld), rewritten each step; or NULL */
+    int64_t s_ld;  /* row stride of initial_h/c, Y_h and Y_c */
 } kern_rnn;
 /* h = h0 (or 0), c = c0 (or 0; when p->c), hc = h in dt; h0/c0 rows at b * s_ld. */
 cudaError_t kern_rnn_init(const kern_rnn *p, const void *h0, const void *c0, ferry_dtype dt,
@@ -339,7 +353,7 @@ cudaError_t kern_mlp_run(const kern_mlp *m, ferry_dtype cdt, const void *x, ferr
  * up to KERN_ATTN_MAX_D. */
 #define KERN_ATTN_MAX_D 256
 typedef struct kern_attention {
-    const void *q, *k, *v; /* head 0's first column in each source */
+    const void *q, *k, *v;          /* head 0's first column in each source */
     int64_t q_bs, k_bs, v_bs, y_bs; /* between batch entries */
     int64_t q_rs, k_rs, v_rs, y_rs; /* between rows (positions) */
     const void *mask;

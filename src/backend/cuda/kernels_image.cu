@@ -372,6 +372,65 @@ extern "C" cudaError_t kern_pool_run(const void *x, void *y, const kern_pool *d,
     });
 }
 
+/* kern_dwconv_run: mobilenet's and efficientnet's depthwise layers, which
+ * cuDNN's legacy calls ran at 105-120 us each at batch 64 on an H200
+ * (mobilenet_v2 at 0.3x PyTorch's speed) and its graph API ran wrong above
+ * batch 1 (cuda_conv.c). A depthwise layer is memory-bound (9 multiply-adds
+ * per output for a 3x3), so it is shaped as pool2d_nhwc: a thread per
+ * output, consecutive threads on consecutive channels of one pixel, so
+ * every tap is a coalesced read and neighbouring pixels' taps hit L1/L2;
+ * a thread's kh*kw weights are contiguous ([C, kh, kw]) and cached. The
+ * epilogue (bias, residual, activation) is applied before the one store. */
+template <typename T>
+__global__ void dwconv2d_nhwc(const T *x, const T *w, const T *bias, const T *r, T *y,
+                              kern_dwconv d, divmod32 dc, divmod32 dwo, divmod32 dho, uint32_t n)
+{
+    const int H = d.h, W = d.w, C = d.ch;
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        uint32_t q = dc.quot(i), c = i - q * dc.d;
+        uint32_t q2 = dwo.quot(q), ow = q - q2 * dwo.d;
+        uint32_t b = dho.quot(q2), oh = q2 - b * dho.d;
+        int h0 = (int)oh * d.sh - d.ph, w0 = (int)ow * d.sw - d.pw;
+        const T *xp = x + b * (uint32_t)H * (uint32_t)W * (uint32_t)C + c;
+        const T *wp = w + c * (uint32_t)(d.kh * d.kw);
+        float acc = bias ? to_f(bias[c]) : 0.0f;
+        for (int u = 0; u < d.kh; u++) {
+            int hh = h0 + u * d.dh;
+            if (hh < 0 || hh >= H)
+                continue;
+            for (int v = 0; v < d.kw; v++) {
+                int ww = w0 + v * d.dw;
+                if (ww >= 0 && ww < W)
+                    acc += to_f(xp[(hh * W + ww) * C]) * to_f(wp[u * d.kw + v]);
+            }
+        }
+        if (r)
+            acc += to_f(r[i]);
+        y[i] = from_f<T>(act(d.act, acc, d.p, d.q));
+    }
+}
+
+extern "C" cudaError_t kern_dwconv_run(const void *x, const void *w, const void *bias,
+                                       const void *r, void *y, const kern_dwconv *d, int64_t nb,
+                                       ferry_dtype dt, cudaStream_t s)
+{
+    int64_t n = nb * d->oh * d->ow * d->ch;
+    if (n <= 0)
+        return cudaSuccess;
+    if (n >= kIndex32Max || nb * d->h * d->w * d->ch >= kIndex32Max)
+        return cudaErrorInvalidValue;
+    divmod32 dc, dwo, dho;
+    dc.init((uint32_t)d->ch);
+    dwo.init((uint32_t)d->ow);
+    dho.init((uint32_t)d->oh);
+    return by_dtype(dt, [&](auto *t) {
+        using T = typename std::remove_pointer<decltype(t)>::type;
+        dwconv2d_nhwc<T><<<grid_for(n), kThreads, 0, s>>>((const T *)x, (const T *)w,
+                                                          (const T *)bias, (const T *)r, (T *)y, *d,
+                                                          dc, dwo, dho, (uint32_t)n);
+    });
+}
+
 extern "C" cudaError_t kern_pad_run(const void *x, void *y, const kern_pad *d, float value,
                                     ferry_dtype dt, cudaStream_t s)
 {
