@@ -15,6 +15,7 @@
 #include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_dnnl_plan.h"
 #include "backend/cpu/cpu_parallel.h"
+#include "backend/cpu/cpu_winograd.h"
 #include "util/error.h"
 
 /* Channel slices of a batch-1 run: at most CONV_MAX_PARTS, none with
@@ -45,6 +46,7 @@ struct cpu_conv {
     int nwf; /* build mutex */
     dnnl_post_ops_t po;
     plan_cache cache;
+    cpu_wino *wino; /* 3x3 stride 1 on blocked activations: Winograd, else NULL */
 };
 
 static int64_t dflt1(int64_t v)
@@ -546,6 +548,13 @@ ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const flo
         cpu_conv_destroy(c);
         return st;
     }
+    if (cpu_wino_fits(p)) {
+        st = cpu_wino_create(p, W, B, &c->wino);
+        if (st != FERRY_OK) {
+            cpu_conv_destroy(c);
+            return st;
+        }
+    }
     /* Build the batch-1 plan now: it reorders the weights and reports an
      * unsupported shape here rather than on the first run. */
     plan_key key = {.n = 1, .threads = 1, .lin = CPU_LAYOUT_PLAIN, .lout = CPU_LAYOUT_PLAIN};
@@ -605,6 +614,9 @@ ferry_status cpu_conv_run_layout(cpu_conv *c, int64_t n, cpu_layout lin, cpu_lay
     if ((lin != CPU_LAYOUT_PLAIN && lin != CPU_LAYOUT_BLOCKED) ||
         (lout != CPU_LAYOUT_PLAIN && lout != CPU_LAYOUT_BLOCKED))
         return ferry_fail(FERRY_EINVAL, "conv: unknown layout");
+    if (c->wino && lin == CPU_LAYOUT_BLOCKED && lout == CPU_LAYOUT_BLOCKED &&
+        cpu_wino_wants(c->wino, n, threads))
+        return cpu_wino_run(c->wino, n, threads < 1 ? 1 : threads, x, residual, y);
     int parts = n == 1 ? conv_parts(c, threads) : 1;
     if (parts > 1) {
         conv_job j = {c, lin, lout, parts, x, residual, y, FERRY_OK};
@@ -629,6 +641,9 @@ ferry_status cpu_conv_run(cpu_conv *c, int64_t n, const float *x, const float *r
 
 const char *cpu_conv_impl(cpu_conv *c, int64_t n, cpu_layout lin, cpu_layout lout, int threads)
 {
+    if (c->wino && lin == CPU_LAYOUT_BLOCKED && lout == CPU_LAYOUT_BLOCKED &&
+        cpu_wino_wants(c->wino, n, threads))
+        return "ferry:winograd_f2x2_3x3";
     plan_key key = {.n = n, .threads = threads < 1 ? 1 : threads, .lin = lin, .lout = lout};
     plan *p;
     plan_slot *s;
@@ -653,6 +668,7 @@ void cpu_conv_destroy(cpu_conv *c)
     if (!c)
         return;
     cpu_plan_cache_destroy(&c->cache);
+    cpu_wino_destroy(c->wino);
     for (int i = 0; i < c->nwf; i++)
         free(c->wf[i].data);
     if (c->po)
