@@ -500,8 +500,9 @@ static void conv_slices_case(cpu_conv_params p, const char *what)
 static void test_conv_slices(void **state)
 {
     (void)state;
-    /* Sizes above the slices' work floor (CONV_PART_MIN_FLOPS, 8 MFLOP):
-     * 72 channels 2 slices, 128 4, 6 groups 6, 136 depthwise 2. */
+    /* Sizes above the slices' work floor (CONV_PART_MIN_FLOPS, 2 MFLOP):
+     * 72 channels (9 blocks) in 4 slices, 128 in 8, 6 groups in 6, 136
+     * depthwise in 8. */
     conv_slices_case(conv2d(64, 72, 1, 29, 27, 3, 3), "slices 72");
     conv_slices_case(conv2d(40, 128, 1, 25, 23, 3, 3), "slices 128");
     conv_slices_case(conv2d(192, 384, 6, 29, 27, 3, 3), "grouped slices");
