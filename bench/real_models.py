@@ -22,6 +22,8 @@ Columns, each samples/s at batch b, one caller, inputs in host memory:
              and the JSON keeps Ferry's message
   ferry_base the same with --ferry-base PATH (another build, for a before/after
              in one run): its runs alternate with ferry's, one each
+  --interleave: ORT's runs alternate with Ferry's too (ORT, ferry[, ferry_base],
+             ORT, ...), and each Ferry run is also given over the ORT run before it
 Each row: a warm-up, then --repeats runs of --duration seconds each; the
 median and the spread (min..max) of the repeats. The JSON also records the
 machine (cores, load average before and after: this machine may be shared).
@@ -141,7 +143,7 @@ def bench_model(name, path, args, batch_sizes):
         ts = tuple(torch.from_numpy(x) for x in xs)
         feed = {s["name"]: x for s, x in zip(bm.MODELS[name][1], xs)}
         row = {"model": name, "batch": b}
-        if sess is not None:
+        if sess is not None and not (args.interleave and args.ferry):
             note(f"{name} b={b}: onnxruntime")
             row["ort"] = summary(rate(lambda: sess.run(None, feed), b, args.duration,
                                       args.repeats))
@@ -173,8 +175,14 @@ def bench_model(name, path, args, batch_sizes):
                 clis = [("ferry", args.ferry)] + (
                     [("ferry_base", args.ferry_base)] if args.ferry_base else [])
                 rates = {c: [] for c, _ in clis}
+                ort_rates = []
                 errs = {}
+                if sess is not None and args.interleave:
+                    note(f"{name} b={b}: onnxruntime, interleaved")
+                    rate(lambda: sess.run(None, feed), b, 0.5 * args.duration, 1)
                 for _ in range(args.repeats):
+                    if sess is not None and args.interleave:
+                        ort_rates += rate(lambda: sess.run(None, feed), b, args.duration, 1)
                     for col, cli in clis:
                         if col in errs:
                             continue
@@ -182,8 +190,15 @@ def bench_model(name, path, args, batch_sizes):
                         rates[col] += r
                         if err:
                             errs[col] = err
+            if ort_rates:
+                row["ort"] = summary(ort_rates)
             for col, _ in clis:
                 row[col] = summary(rates[col])
+                # per round against the ORT run just before it
+                if ort_rates and len(rates[col]) == len(ort_rates):
+                    ratios = sorted(f / o for f, o in zip(rates[col], ort_rates))
+                    row[f"{col}_over_ort"] = {"median": float(np.median(ratios)),
+                                              "min": ratios[0], "max": ratios[-1]}
                 if col in errs:
                     row[f"{col}_error"] = errs[col]
         rows.append(row)
@@ -205,6 +220,12 @@ def print_table(rows, cols):
         print("  ".join(x.ljust(w) for x, w in zip(line, widths)))
     for r in rows:
         for c in cols:
+            q = r.get(f"{c}_over_ort")
+            if q:
+                print(f"{r['model']} b={r['batch']} {c}/ort per round: {q['median']:.2f}x "
+                      f"({q['min']:.2f}-{q['max']:.2f})")
+    for r in rows:
+        for c in cols:
             if r.get(f"{c}_error"):
                 print(f"{r['model']} b={r['batch']} {c}: {r[f'{c}_error']}")
 
@@ -220,6 +241,9 @@ def main(argv=None):
     ap.add_argument("--ferry", help="path to the ferry CLI: adds a Ferry column")
     ap.add_argument("--ferry-base", help="a second ferry CLI (say, main's build): a "
                     "ferry_base column, its runs alternating with --ferry's")
+    ap.add_argument("--interleave", action="store_true",
+                    help="with --ferry: one ORT run before each round of Ferry runs, "
+                    "instead of all of ORT's runs first, and Ferry/ORT per round")
     ap.add_argument("--no-ort", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-jit", action="store_true")

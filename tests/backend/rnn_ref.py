@@ -267,6 +267,18 @@ def all_cases(out):
                        lens=[7, 0, 3], ref="onnx"))
     n.append(make_case(out, "lstm_torch_fwd_l0_b3_h48", "lstm", 48, 5, 6, 3,
                        lens=[6, 2, 4], init=True, wscale=0.3))
+    # H a multiple of 16 from batch 2 up: the recurrent GEMM on R packed
+    # once (cpu_rnn.c rec_gemm), with row blocks of 6 and a tail (7 = 6+1,
+    # 32 = 5x6+2), both directions, GRU's second GEMM on R's last third.
+    n.append(make_case(out, "lstm_torch_bi_l0_b7_h32_packed", "lstm", 32, 9, 5, 7,
+                       "bidirectional", init=True, wscale=0.3))
+    n.append(make_case(out, "lstm_onnx_fwd_l1_b32_h64_packed", "lstm", 64, 11, 6, 32,
+                       layout=1, peep=True, init=True, wscale=0.3, ref="onnx",
+                       lens=[(i * 3) % 7 for i in range(32)]))
+    n.append(make_case(out, "gru_onnx_bi_l0_b32_h32_lbr0_packed", "gru", 32, 5, 4, 32,
+                       "bidirectional", lbr=0, init=True, wscale=0.3, ref="onnx"))
+    n.append(make_case(out, "gru_torch_fwd_l1_b5_h16_packed", "gru", 16, 6, 5, 5, layout=1,
+                       init=True, wscale=0.3))
     # GRU: linear_before_reset 0 (PyTorch has 1 only) and 1 with clip.
     n.append(make_case(out, "gru_onnx_fwd_l0_b1_lbr0", "gru", 5, 7, 6, 1, lbr=0, ref="onnx"))
     n.append(make_case(out, "gru_onnx_bi_l1_b32_lbr0_init", "gru", 5, 7, 6, 32,

@@ -500,12 +500,85 @@ static void conv_slices_case(cpu_conv_params p, const char *what)
 static void test_conv_slices(void **state)
 {
     (void)state;
-    /* Sizes above the slices' work floor (CONV_PART_MIN_FLOPS, 8 MFLOP):
-     * 72 channels 2 slices, 128 4, 6 groups 6, 136 depthwise 2. */
+    /* Sizes above the slices' work floor (CONV_PART_MIN_FLOPS, 2 MFLOP):
+     * 72 channels (9 blocks) in 4 slices, 128 in 8, 6 groups in 6, 136
+     * depthwise in 8. */
     conv_slices_case(conv2d(64, 72, 1, 29, 27, 3, 3), "slices 72");
     conv_slices_case(conv2d(40, 128, 1, 25, 23, 3, 3), "slices 128");
     conv_slices_case(conv2d(192, 384, 6, 29, 27, 3, 3), "grouped slices");
     conv_slices_case(conv2d(136, 136, 136, 97, 95, 3, 3), "depthwise slices");
+}
+
+/* 3x3 stride-1 convs with channels in whole blocks run as Winograd
+ * F(2x2, 3x3) on blocked activations (cpu_winograd.c): odd output sizes
+ * (a last tile half outside), pads 0 and 1, bias, residual and ReLU, one
+ * image on one and two threads (the phased split under 64 tiles a
+ * thread, the chunked one above) and batches of 3 and 32 (several
+ * chunks), against the reference and, blocked -> plain, against the
+ * oneDNN path on the same object. */
+static void conv_winograd_case(cpu_conv_params p, int64_t n, int threads, const char *what)
+{
+    int64_t out[2];
+    float *W = rand_buf(wsize(&p), -0.5f, 0.5f), *B = rand_buf(p.c_out, -0.5f, 0.5f);
+    cpu_conv *c;
+    assert_int_equal(cpu_conv_create(&p, W, B, &c), FERRY_OK);
+    cpu_conv_out_dims(c, out);
+    int64_t isp = spatial(2, p.in), osp = spatial(2, out), ys = n * p.c_out * osp;
+    float *x = rand_buf(n * p.c_in * isp, -1, 1), *r = rand_buf(ys, -1, 1);
+    double *ref = dbuf(ys);
+    conv_ref(&p, out, n, x, W, B, p.residual ? r : NULL, ref);
+    cpu_reorder *xa, *ra, *yb;
+    assert_int_equal(cpu_reorder_create(CPU_LAYOUT_PLAIN, CPU_LAYOUT_BLOCKED, p.c_in, isp, n, &xa),
+                     FERRY_OK);
+    assert_int_equal(cpu_reorder_create(CPU_LAYOUT_PLAIN, CPU_LAYOUT_BLOCKED, p.c_out, osp, n, &ra),
+                     FERRY_OK);
+    assert_int_equal(cpu_reorder_create(CPU_LAYOUT_BLOCKED, CPU_LAYOUT_PLAIN, p.c_out, osp, n, &yb),
+                     FERRY_OK);
+    float *xb = rand_buf(n * p.c_in * isp, 0, 0), *rb = rand_buf(ys, 0, 0);
+    float *ybuf = rand_buf(ys, 7, 8), *y = rand_buf(ys, 0, 0);
+    assert_int_equal(cpu_reorder_run(xa, n, x, xb), FERRY_OK);
+    assert_int_equal(cpu_reorder_run(ra, n, r, rb), FERRY_OK);
+    assert_int_equal(
+        cpu_conv_run_layout(c, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, threads, xb, rb, ybuf),
+        FERRY_OK);
+    assert_int_equal(cpu_reorder_run(yb, n, ybuf, y), FERRY_OK);
+    check_close(y, ref, ys, what);
+    if (cpu_dnnl_block() == 8 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        n * ((out[0] + 1) / 2) * ((out[1] + 1) / 2) >= 32)
+        assert_string_equal(cpu_conv_impl(c, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, threads),
+                            "ferry:winograd_f2x2_3x3");
+    /* the residual may be y itself, as the planner gives it */
+    if (p.residual) {
+        memcpy(ybuf, rb, (size_t)ys * sizeof *ybuf);
+        assert_int_equal(cpu_conv_run_layout(c, n, CPU_LAYOUT_BLOCKED, CPU_LAYOUT_BLOCKED, threads,
+                                             xb, ybuf, ybuf),
+                         FERRY_OK);
+        assert_int_equal(cpu_reorder_run(yb, n, ybuf, y), FERRY_OK);
+        check_close(y, ref, ys, what);
+    }
+    cpu_reorder_destroy(xa), cpu_reorder_destroy(ra), cpu_reorder_destroy(yb);
+    cpu_conv_destroy(c);
+    free(W), free(B), free(x), free(r), free(ref), free(xb), free(rb), free(ybuf), free(y);
+}
+
+static void test_conv_winograd(void **state)
+{
+    (void)state;
+    cpu_conv_params p = conv2d(16, 24, 1, 15, 13, 3, 3);
+    p.pad_begin[0] = p.pad_begin[1] = p.pad_end[0] = p.pad_end[1] = 1;
+    p.act = CPU_ACT_RELU;
+    p.residual = CPU_RESIDUAL_BEFORE_ACT;
+    conv_winograd_case(p, 1, 1, "winograd 15x13 relu+res");
+    conv_winograd_case(p, 1, 2, "winograd 15x13 relu+res, 2 threads");
+    conv_winograd_case(p, 3, 1, "winograd 15x13 batch 3");
+    conv_winograd_case(p, 32, 2, "winograd 15x13 batch 32, 2 threads");
+    p.act = CPU_ACT_NONE;
+    p.residual = CPU_RESIDUAL_NONE;
+    p.pad_begin[0] = p.pad_end[1] = 0; /* top 0, bottom 1, left 1, right 0 */
+    conv_winograd_case(p, 3, 2, "winograd uneven pads");
+    cpu_conv_params q = conv2d(64, 40, 1, 33, 34, 3, 3); /* 272 tiles: chunks of 136 */
+    conv_winograd_case(q, 2, 2, "winograd 33x34 no pad");
+    conv_winograd_case(q, 1, 1, "winograd 33x34 one thread");
 }
 
 /* A ResNet-like chain kept blocked between its ends: conv+relu (plain in,
@@ -987,6 +1060,7 @@ int main(void)
         cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_conv_blocked_layout),
         cmocka_unit_test(test_conv_slices),
+        cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_blocked_chain),
         cmocka_unit_test(test_concurrent_runs),
         cmocka_unit_test(test_max_pool),

@@ -142,7 +142,7 @@ static double rel_err(const float *got, const ferry_tensor *want)
     double num = 0.0, den = 0.0;
     for (int64_t i = 0; i < numel(want); i++) {
         double d = fabs((double)got[i] - w[i]);
-        num = d > num ? d : num;
+        num = d > num || isnan(d) ? (isnan(d) ? INFINITY : d) : num; /* a NaN fails */
         den = fabs(w[i]) > den ? fabs(w[i]) : den;
     }
     return den > 0.0 ? num / den : num;

@@ -15,14 +15,18 @@
 #include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_dnnl_plan.h"
 #include "backend/cpu/cpu_parallel.h"
+#include "backend/cpu/cpu_winograd.h"
 #include "util/error.h"
 
 /* Channel slices of a batch-1 run: at most CONV_MAX_PARTS, none with
  * fewer than CONV_PART_MIN output channels or CONV_PART_MIN_FLOPS of work
- * (about 100 us on one core, some twenty times what a primitive's execute
- * and the pool's hand-off cost; see conv_parts). */
-enum { CONV_MAX_PARTS = 8, CONV_PART_MIN = 32 };
-#define CONV_PART_MIN_FLOPS 8e6
+ * (about 25 us on one core, still several times what a primitive's
+ * execute and the pool's hand-off cost; see conv_parts). 2 MFLOP and 16
+ * channels rather than 8 and 32 since the convs below them run on one
+ * thread instead of OpenMP's two: mobilenet_v2 at batch 1 went from
+ * 123-133 to 159-181 samples/s (3 interleaved pairs, 2026-12-07). */
+enum { CONV_MAX_PARTS = 8, CONV_PART_MIN = 16 };
+#define CONV_PART_MIN_FLOPS 2e6
 enum { CONV_MAX_WFMT = 4 + CONV_MAX_PARTS };
 
 typedef struct conv_wfmt {
@@ -45,6 +49,7 @@ struct cpu_conv {
     int nwf; /* build mutex */
     dnnl_post_ops_t po;
     plan_cache cache;
+    cpu_wino *wino; /* 3x3 stride 1 on blocked activations: Winograd, else NULL */
 };
 
 static int64_t dflt1(int64_t v)
@@ -342,7 +347,7 @@ static void conv_slice_of(const cpu_conv *c, int part, int parts, conv_slice *sl
 }
 
 /* How many slices a batch-1 run on `threads` threads takes: 1 (run whole,
- * on OpenMP) for ConvTranspose and where slices would fall under
+ * on the calling thread) for ConvTranspose and where slices would fall under
  * CONV_PART_MIN output channels or CONV_PART_MIN_FLOPS (mobilenet_v2's
  * small convs), else up to four a thread, so that a thread slowed by
  * another process hands its slices to the other. */
@@ -546,6 +551,13 @@ ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const flo
         cpu_conv_destroy(c);
         return st;
     }
+    if (cpu_wino_fits(p)) {
+        st = cpu_wino_create(p, W, B, &c->wino);
+        if (st != FERRY_OK) {
+            cpu_conv_destroy(c);
+            return st;
+        }
+    }
     /* Build the batch-1 plan now: it reorders the weights and reports an
      * unsupported shape here rather than on the first run. */
     plan_key key = {.n = 1, .threads = 1, .lin = CPU_LAYOUT_PLAIN, .lout = CPU_LAYOUT_PLAIN};
@@ -605,13 +617,23 @@ ferry_status cpu_conv_run_layout(cpu_conv *c, int64_t n, cpu_layout lin, cpu_lay
     if ((lin != CPU_LAYOUT_PLAIN && lin != CPU_LAYOUT_BLOCKED) ||
         (lout != CPU_LAYOUT_PLAIN && lout != CPU_LAYOUT_BLOCKED))
         return ferry_fail(FERRY_EINVAL, "conv: unknown layout");
+    if (c->wino && lin == CPU_LAYOUT_BLOCKED && lout == CPU_LAYOUT_BLOCKED &&
+        cpu_wino_wants(c->wino, n, threads))
+        return cpu_wino_run(c->wino, n, threads < 1 ? 1 : threads, x, residual, y);
     int parts = n == 1 ? conv_parts(c, threads) : 1;
     if (parts > 1) {
         conv_job j = {c, lin, lout, parts, x, residual, y, FERRY_OK};
         cpu_parallel_for(conv_part_run, &j, parts, threads);
         return j.st;
     }
-    plan_key key = {.n = n, .threads = threads < 1 ? 1 : threads, .lin = lin, .lout = lout};
+    /* Never an OpenMP team: after each parallel region libgomp's workers
+     * spin (GOMP_SPINCOUNT, 300k pauses, milliseconds on Zen 3) on the
+     * core the pool's helper needs. With resnet18's three 1x1
+     * downsampling convs on two OpenMP threads at batch 1, the spinning
+     * worker took 25% of the machine's CPU (perf) and the forward ran at
+     * 25-30 samples/s; on one thread, 44-50 (interleaved, 2026-12-07). */
+    threads = 1;
+    plan_key key = {.n = n, .threads = threads, .lin = lin, .lout = lout};
     plan *p;
     plan_slot *s;
     st = cpu_plan_acquire(&c->cache, &key, conv_build, c, &p, &s);
@@ -629,7 +651,10 @@ ferry_status cpu_conv_run(cpu_conv *c, int64_t n, const float *x, const float *r
 
 const char *cpu_conv_impl(cpu_conv *c, int64_t n, cpu_layout lin, cpu_layout lout, int threads)
 {
-    plan_key key = {.n = n, .threads = threads < 1 ? 1 : threads, .lin = lin, .lout = lout};
+    if (c->wino && lin == CPU_LAYOUT_BLOCKED && lout == CPU_LAYOUT_BLOCKED &&
+        cpu_wino_wants(c->wino, n, threads))
+        return "ferry:winograd_f2x2_3x3";
+    plan_key key = {.n = n, .threads = 1, .lin = lin, .lout = lout};
     plan *p;
     plan_slot *s;
     if (cpu_plan_acquire(&c->cache, &key, conv_build, c, &p, &s) != FERRY_OK)
@@ -653,6 +678,7 @@ void cpu_conv_destroy(cpu_conv *c)
     if (!c)
         return;
     cpu_plan_cache_destroy(&c->cache);
+    cpu_wino_destroy(c->wino);
     for (int i = 0; i < c->nwf; i++)
         free(c->wf[i].data);
     if (c->po)

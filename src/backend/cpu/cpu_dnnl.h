@@ -147,10 +147,13 @@ ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const flo
  * / FERRY_ENOMEM on the first run at a new n. */
 ferry_status cpu_conv_run(cpu_conv *c, int64_t n, const float *x, const float *residual, float *y);
 
-/* cpu_conv_run with x in layout lin, y and residual in lout, and oneDNN
- * allowed `threads` OpenMP threads (<= 1: the caller's thread only). A
- * BLOCKED input's pad channels must be zero (oneDNN may rewrite them with
- * zeros); a BLOCKED output's are written as zeros. */
+/* cpu_conv_run with x in layout lin, y and residual in lout, on up to
+ * `threads` threads of the backend's pool (cpu_parallel.h): a batch-1 run
+ * as channel slices, a Winograd run (cpu_winograd.h) as tiles; anything
+ * else runs on the calling thread (oneDNN with an OpenMP team of one:
+ * cpu_conv.c says why). A BLOCKED input's pad channels must be zero
+ * (oneDNN may rewrite them with zeros); a BLOCKED output's are written as
+ * zeros. */
 ferry_status cpu_conv_run_layout(cpu_conv *c, int64_t n, cpu_layout lin, cpu_layout lout,
                                  int threads, const float *x, const float *residual, float *y);
 

@@ -623,7 +623,7 @@ static ferry_status prepare_conv(cpu_prep *p, void **state)
  * log2(CHUNK_MAX) + 1 plans per node whatever sizes the batcher forms.
  * When this forward has the cores to itself (threads > 1) the chunks are
  * shared by the backend's pool; a lone sample's conv splits itself
- * (channel slices on the pool's threads, else OpenMP). */
+ * (channel slices or Winograd tiles on the pool's threads). */
 #define CHUNK_MAX 32
 
 typedef struct chunked {

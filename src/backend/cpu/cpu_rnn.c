@@ -58,6 +58,7 @@ struct cpu_rnn {
     float *bias;    /* [D*G*H]: Wb + Rb; GRU lbr=1's h gate: Wbh only */
     float *rbh;     /* GRU lbr=1: [D, H] Rbh */
     float *peep;    /* LSTM: [D, 3H], zeros when P is absent */
+    float *Rp;      /* R packed for rec_gemm ([D][G*H/16][H][16]), or NULL */
     lstm_row_fn lstm_row;
     gru_row_fn gru_row;
     gru_zr_fn gru_zr;
@@ -201,6 +202,80 @@ RNN_VARIANTS(__attribute__((target("avx2,fma"))), avx2)
 #pragma GCC pop_options
 #endif
 
+/* ------------------------------------------------- the recurrent GEMM */
+
+/* g[b, n] = sum_k h[b, k] R[n, k] for a step, with R packed once at create
+ * into panels of 16 of its rows, k-major ([GH/16][H][16]), so that each
+ * step reads it as it is. oneDNN's and OpenBLAS's sgemm repack R (1 MB for
+ * H = 256) on every call and have no packed-weights entry point; at the
+ * engine's batch of 16 a worker (a batch of 32 split over two) that cost
+ * dnnl_sgemm a third: [16, 256] x [256, 1024] took 114-136 us (62-73
+ * GFLOP/s on one Zen 3 core), this kernel 90 us (93 GFLOP/s), best of 300.
+ * Rows go in blocks of up to six (12 accumulators, the two panel vectors
+ * and a broadcast fill the 16 AVX2 registers). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define RNN_HAVE_PACKED 1
+#include <immintrin.h>
+
+#define REC_AVX2 __attribute__((target("avx2,fma")))
+
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+rec_block(int rows, const float *h, int64_t H, const float *panel, float *g, int64_t ldg)
+{
+    __m256 c[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; r++)
+        c[r][0] = c[r][1] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < H; k++) {
+        __m256 b0 = _mm256_load_ps(panel + k * 16), b1 = _mm256_load_ps(panel + k * 16 + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < 6; r++)
+            if (r < rows) {
+                __m256 a = _mm256_broadcast_ss(h + r * H + k);
+                c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
+                c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
+            }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; r++)
+        if (r < rows) {
+            _mm256_storeu_ps(g + r * ldg, c[r][0]);
+            _mm256_storeu_ps(g + r * ldg + 8, c[r][1]);
+        }
+}
+
+#define REC_ROWS(n)                                                                                \
+    REC_AVX2 static void rec_rows##n(const float *h, int64_t H, const float *p, float *g,          \
+                                     int64_t ldg)                                                  \
+    {                                                                                              \
+        rec_block(n, h, H, p, g, ldg);                                                             \
+    }
+REC_ROWS(1)
+REC_ROWS(2)
+REC_ROWS(3)
+REC_ROWS(4)
+REC_ROWS(5)
+REC_ROWS(6)
+
+/* g [batch, 16 * n_panels] (rows ldg apart) from h [batch, H] and panels
+ * [p0, p0 + n_panels) of Rp. Each panel (16 KB for H = 256) stays in L1
+ * while every row block passes over it. */
+static void rec_gemm(const float *Rp, int64_t p0, int64_t n_panels, const float *h, int64_t batch,
+                     int64_t H, float *g, int64_t ldg)
+{
+    typedef void (*rows_fn)(const float *, int64_t, const float *, float *, int64_t);
+    static const rows_fn by_rows[7] = {NULL,      rec_rows1, rec_rows2, rec_rows3,
+                                       rec_rows4, rec_rows5, rec_rows6};
+    for (int64_t p = 0; p < n_panels; p++) {
+        const float *panel = Rp + (p0 + p) * H * 16;
+        for (int64_t b = 0; b < batch; b += 6) {
+            int64_t rows = batch - b < 6 ? batch - b : 6;
+            by_rows[rows](h + b * H, H, panel, g + b * ldg + p * 16, ldg);
+        }
+    }
+}
+#endif
+
 static void pick_gate_fns(cpu_rnn *r)
 {
 #ifdef RNN_HAVE_AVX2_VARIANT
@@ -272,6 +347,7 @@ void cpu_rnn_destroy(cpu_rnn *rnn)
     free(rnn->bias);
     free(rnn->rbh);
     free(rnn->peep);
+    free(rnn->Rp);
     free(rnn);
 }
 
@@ -417,6 +493,18 @@ ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, cons
         }
     }
     pick_gate_fns(r);
+#ifdef RNN_HAVE_PACKED
+    if (H % 16 == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        r->Rp = aligned_alloc(64, (size_t)(D * GH * H) * sizeof *r->Rp);
+        if (!r->Rp)
+            goto nomem;
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t n = 0; n < GH; n++)
+                for (int64_t k = 0; k < H; k++)
+                    r->Rp[((d * GH + n / 16 * 16) * H + k * 16) + n % 16] =
+                        r->R[(d * GH + n) * H + k];
+    }
+#endif
     *out = r;
     return FERRY_OK;
 
@@ -494,6 +582,47 @@ static const float *proj_row(const rnn_job *j, int64_t t, int64_t b, int64_t d)
     return j->xp + (row * r->D + d) * r->GH;
 }
 
+/* g [batch, n] = h [batch, H] times rows [r0, r0 + n) of direction d's R,
+ * transposed: packed (rec_gemm) from a batch of 2 up (one row is a GEMV,
+ * which reads R once anyway), split over the backend's threads in panel
+ * ranges when it has them free; else through cpu_gemm. */
+typedef struct rec_job {
+    const float *Rp, *h;
+    int64_t p0, panels, per, batch, H, ldg;
+    float *g;
+} rec_job;
+
+#ifdef RNN_HAVE_PACKED
+static void rec_part(void *arg, int64_t i)
+{
+    const rec_job *j = arg;
+    int64_t a = i * j->per, n = j->panels - a < j->per ? j->panels - a : j->per;
+    rec_gemm(j->Rp, j->p0 + a, n, j->h, j->batch, j->H, j->g + a * 16, j->ldg);
+}
+#endif
+
+static void rec_step(const cpu_rnn *r, int64_t d, int64_t r0, int64_t n, const float *h,
+                     int64_t batch, float *g)
+{
+    int64_t H = r->H;
+#ifdef RNN_HAVE_PACKED
+    if (r->Rp && batch >= 2) {
+        rec_job j = {r->Rp + d * r->GH * H, h, r0 / 16, n / 16, n / 16, batch, H, n, g};
+        int T = cpu_parallel_available();
+        if (T > 1 && 2.0 * (double)(batch * n * H) >= 2e5) {
+            int64_t parts = 4 * (int64_t)T < j.panels ? 4 * (int64_t)T : j.panels;
+            j.per = (j.panels + parts - 1) / parts;
+            cpu_parallel_for(rec_part, &j, (j.panels + j.per - 1) / j.per, T);
+        } else {
+            rec_gemm(j.Rp, j.p0, j.panels, h, batch, H, g, n);
+        }
+        return;
+    }
+#endif
+    cpu_gemm(0, 1, batch, n, H, 1.0f, h, r->R + (d * r->GH + r0) * H, 0.0f, NULL, CPU_BIAS_NONE,
+             ACT_NONE, 0.0f, g);
+}
+
 /* One direction over every step: the state lives in the workspace, one
  * GEMM with R a step, the gate pass per batch row, the row copied to Y. */
 static void run_direction(void *arg, int64_t d)
@@ -506,7 +635,6 @@ static void run_direction(void *arg, int64_t d)
     float *c = h + round16(batch * H);
     float *g = c + round16(batch * H);
     float *rh = g + round16(batch * GH);
-    const float *Rd = r->R + d * GH * H;
     int lstm = r->kind == CPU_RNN_LSTM;
 
     for (int64_t b = 0; b < batch; b++) {
@@ -528,7 +656,7 @@ static void run_direction(void *arg, int64_t d)
     int64_t n_rec = lstm || r->lbr ? GH : 2 * H;
 
     for (int64_t k = 0; k < j->steps; k++) {
-        cpu_gemm(0, 1, batch, n_rec, H, 1.0f, h, Rd, 0.0f, NULL, CPU_BIAS_NONE, ACT_NONE, 0.0f, g);
+        rec_step(r, d, 0, n_rec, h, batch, g);
         float *hh = g + batch * 2 * H; /* GRU lbr=0: (r.h) Rh^T */
         if (!lstm && !r->lbr) {
             for (int64_t b = 0; b < batch; b++) {
@@ -537,8 +665,7 @@ static void run_direction(void *arg, int64_t d)
                     r->gru_zr(H, proj_row(j, t, b, d), g + b * 2 * H, h + b * H, rh + b * H,
                               r->clip);
             }
-            cpu_gemm(0, 1, batch, H, H, 1.0f, rh, Rd + 2 * H * H, 0.0f, NULL, CPU_BIAS_NONE,
-                     ACT_NONE, 0.0f, hh);
+            rec_step(r, d, 2 * H, H, rh, batch, hh);
         }
         for (int64_t b = 0; b < batch; b++) {
             int64_t t = step_time(j, reverse, b, k);
