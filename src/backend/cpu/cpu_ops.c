@@ -465,6 +465,16 @@ static ferry_status run_transpose(const cpu_call *c)
 static ferry_status run_gather(const cpu_call *c)
 {
     dims x = in_dims(c, 0), idx = in_dims(c, 1);
+    if (c->nd->mode) {
+        /* along the batch (shape.c's batch_position): each sample's
+         * indices must stay in its own block of mode rows */
+        int64_t k = c->nd->mode, samples = x.d[0] / k;
+        int64_t per = samples > 0 ? numel(&idx) / samples : 0;
+        if (cpu_gather_in_blocks(c->in[1], in_sdt(c, 1), numel(&idx), per, k))
+            return ferry_fail(FERRY_EINVAL,
+                              "node '%s' (Gather): an index in '%s' leaves its sample's %lld rows",
+                              c->nd->name, c->g->values[c->nd->in[1]].name, (long long)k);
+    }
     if (cpu_gather(c->in[0], x.d, x.n, c->nd->axis, c->in[1], in_sdt(c, 1), numel(&idx),
                    c->out[0], in_esz(c, 0)))
         return ferry_fail(FERRY_EINVAL, "node '%s' (Gather): an index in '%s' is out of range [-%lld, %lld)",

@@ -836,13 +836,15 @@ static ferry_status run_gather(const cuda_call *c)
 {
     const graph_node *nd = c->nd;
     dims x = vdims(c->g, nd->in[0], c->n), idx = vdims(c->g, nd->in[1], c->n);
-    int64_t outer = 1, inner = 1;
+    int64_t outer = 1, inner = 1, block = nd->mode, per = 0;
     for (int i = 0; i < nd->axis; i++)
         outer *= x.d[i];
     for (int i = nd->axis + 1; i < x.n; i++)
         inner *= x.d[i];
+    if (block > 0) /* along the batch: mode rows a sample (shape.c's batch_position) */
+        per = x.d[0] / block > 0 ? numel(&idx) / (x.d[0] / block) : 0;
     return CUDA_LAUNCH(c, kern_gather(c->in[0], c->in[1], c->g->values[nd->in[1]].dtype, c->out[0],
-                                      outer, x.d[nd->axis], numel(&idx), inner,
+                                      outer, x.d[nd->axis], numel(&idx), inner, per, block,
                                       call_esz(c, nd->in[0]), c->stream));
 }
 
