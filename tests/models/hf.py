@@ -2,7 +2,7 @@
 
 What users export most: BERT (with attention_mask and token_type_ids),
 DistilBERT, RoBERTa, GPT-2 (no past key values), ViT, T5's encoder,
-Whisper's encoder, CLIP's vision tower and text model, each from a small random config
+Whisper's encoder, CLIP's vision tower and text model and Wav2Vec2, each from a small random config
 (hidden 64, 2 layers, 4 heads), never from downloaded weights. Each model is
 wrapped so that it takes its inputs positionally and returns a tuple, as
 torch.onnx.export and gen.py's float64 reference want.
@@ -115,3 +115,20 @@ def clip_text():
     cfg = T.CLIPTextConfig(vocab_size=1000, max_position_embeddings=64, eos_token_id=2, **SMALL)
     return DefaultDtype(T.CLIPTextModel(cfg), ["input_ids", "attention_mask"],
                         ["last_hidden_state", "pooler_output"])
+
+
+def wav2vec2():
+    # feat_extract_norm "group": the first feature convolution's GroupNorm
+    # has a group per channel and exports as InstanceNormalization; a fixed
+    # 400 samples of raw audio (25 ms at 16 kHz) give 19 frames
+    cfg = T.Wav2Vec2Config(vocab_size=32, hidden_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, intermediate_size=128, conv_dim=(32, 32, 32),
+                           conv_stride=(5, 2, 2), conv_kernel=(10, 3, 3),
+                           num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+                           feat_extract_norm="group", apply_spec_augment=False)
+    model = T.Wav2Vec2Model(cfg)
+    # the positional convolution's weight norm as the plain weight it
+    # computes: its weight is a non-leaf after a forward, which deepcopy
+    # (gen.py's float64 copy) refuses
+    nn.utils.remove_weight_norm(model.encoder.pos_conv_embed.conv, name="weight")
+    return Wrap(model, ["input_values"], ["last_hidden_state", "extract_features"])

@@ -147,6 +147,11 @@ cudaError_t kern_softmax_fused_rows(const void *x, void *y, int64_t rows, int64_
 /* y = (x - mean) / sqrt(var + eps) * scale + bias over rows of d; bias may be NULL. */
 cudaError_t kern_layernorm(const void *x, const void *scale, const void *bias, void *y,
                            int64_t rows, int64_t d, float eps, ferry_dtype dt, cudaStream_t s);
+/* InstanceNormalization: rows = samples * channels rows of d, each
+ * normalized, then y = y * scale[c] + bias[c], c = row % channels. */
+cudaError_t kern_instancenorm(const void *x, const void *scale, const void *bias, void *y,
+                              int64_t rows, int64_t d, int64_t channels, float eps, ferry_dtype dt,
+                              cudaStream_t s);
 /* Mean over the reduced dims of rd. */
 cudaError_t kern_reduce_mean(const void *x, void *y, const kern_reduce *rd, ferry_dtype dt,
                              cudaStream_t s);
