@@ -28,6 +28,19 @@
  *   K -> Reshape [T,B*H,d] -> Transpose(1,2,0);  V -> ... Transpose(1,0,2)
  *   MatMul -> Softmax -> MatMul -> Transpose(1,0,2) -> Reshape [T*B, D]
  *
+ * Hugging Face's BART-style attention (CLIP, Whisper, Wav2Vec2) is the
+ * batch-major computation with the heads folded into the batch for its two
+ * products (bmm), a layout of its own (folded):
+ *
+ *   Q -> [Mul by a scalar] -> Reshape [B,T,H,d] -> Transpose(0,2,1,3)
+ *     -> Reshape [B*H,T,d];  V the same;  K the same, then Transpose(0,2,1)
+ *   MatMul -> Softmax -> MatMul [B*H,T,d] -> Reshape [B,H,T,d]
+ *   -> Transpose(0,2,1,3) -> Reshape [B,T,D]
+ *
+ * Its scores [B*H,T,T] are [B,H,T,T] in memory, so a mask without batch
+ * or head dims ([T,T], a causal mask) broadcasts the same in both; others
+ * leave it unfused.
+ *
  * It matches only what it can prove to be that computation: the exact
  * permutations above, Reshapes that split the last dim into [H, d] and merge
  * it back, MatMuls of rank 4 (3) without broadcasting, a Softmax over the
@@ -53,18 +66,22 @@
  * (kernels_attention.cu), and the graph layer cannot ask a backend. */
 #define ATTN_MAX_HEAD_DIM 256
 
-#define MAX_DEAD 16
+#define MAX_DEAD 24
 
-/* The two layouts: the ranks and permutations each exporter writes. */
+/* The three layouts: the ranks and permutations each exporter writes. */
 typedef struct layout {
     int time_major; /* OP_ATTENTION's mode */
-    int rank;       /* of the heads, the scores and the products */
+    int rank;       /* of the heads */
+    int srank;      /* of the scores and the products: rank, or 3 when folded */
+    int folded;     /* heads folded into the batch for the products (srank 3) */
     int64_t q[4], k[4], k_swap[4], v[4], o[4];
 } layout;
 
 static const layout BATCH_MAJOR = {
-    0, 4, {0, 2, 1, 3}, {0, 2, 3, 1}, {0, 1, 3, 2}, {0, 2, 1, 3}, {0, 2, 1, 3}};
-static const layout TIME_MAJOR = {1, 3, {1, 0, 2}, {1, 2, 0}, {0}, {1, 0, 2}, {1, 0, 2}};
+    0, 4, 4, 0, {0, 2, 1, 3}, {0, 2, 3, 1}, {0, 1, 3, 2}, {0, 2, 1, 3}, {0, 2, 1, 3}};
+static const layout TIME_MAJOR = {1, 3, 3, 0, {1, 0, 2}, {1, 2, 0}, {0}, {1, 0, 2}, {1, 0, 2}};
+/* k_swap: the Transpose(0,2,1) of K's folded heads [B*H,T,d] */
+static const layout FOLDED = {0, 4, 3, 1, {0, 2, 1, 3}, {0}, {0, 2, 1}, {0, 2, 1, 3}, {0, 2, 1, 3}};
 
 typedef struct attn_match {
     const layout *lay;
@@ -169,10 +186,29 @@ static void locate_columns(const graph *g, int s, int *src, int64_t *off)
     }
 }
 
-/* One projection's heads: Transpose(perm) of heads_source, recorded as
- * input k of the match. */
+/* Folded heads: v [B*H, T, d] private, a Reshape of u [B, H, T, d].
+ * Returns u or -1. */
+static int unfold_heads(const graph *g, int v, attn_match *m)
+{
+    int r = fuse_producer_of(g, v);
+    if (!fuse_private_value(g, v) || !live_op(g, r, OP_RESHAPE))
+        return -1;
+    int u = g->nodes[r].in[0];
+    const graph_value *uv = &g->values[u], *vv = &g->values[v];
+    if (uv->ndim != 4 || vv->ndim != 3 || uv->dims[1] <= 0 ||
+        vv->dims[0] != uv->dims[0] * uv->dims[1] || vv->dims[1] != uv->dims[2] ||
+        vv->dims[2] != uv->dims[3])
+        return -1;
+    m->dead[m->nd++] = r;
+    return u;
+}
+
+/* One projection's heads: Transpose(perm) of heads_source (folded: then
+ * merged into the batch), recorded as input k of the match. */
 static int match_projection(const graph *g, int v, const int64_t *perm, int k, attn_match *m)
 {
+    if (m->lay->folded && (v = unfold_heads(g, v, m)) < 0)
+        return 0;
     int t = transpose_of(g, v, perm, m->lay->rank);
     if (t < 0)
         return 0;
@@ -184,10 +220,44 @@ static int match_projection(const graph *g, int v, const int64_t *perm, int k, a
     return 1;
 }
 
+/* v private, written by a Mul or Div by a scalar constant: its other
+ * input, the factor in *c; else -1. */
+static int scaled_by(const graph *g, int v, double *c)
+{
+    int p = fuse_producer_of(g, v);
+    if (!fuse_private_value(g, v) || !(live_op(g, p, OP_MUL) || live_op(g, p, OP_DIV)) ||
+        g->nodes[p].n_in != 2)
+        return -1;
+    const graph_node *n = &g->nodes[p];
+    int k = n->op == OP_MUL && fuse_const_scalar(g, n->in[0], c) ? 0 : 1;
+    if (!fuse_const_scalar(g, n->in[k], c) || (n->op == OP_DIV && *c == 0.0))
+        return -1;
+    const graph_value *x = &g->values[n->in[1 - k]], *y = &g->values[v];
+    if (x->ndim != y->ndim || memcmp(x->dims, y->dims, sizeof x->dims))
+        return -1;
+    if (n->op == OP_DIV)
+        *c = 1.0 / *c;
+    return n->in[1 - k];
+}
+
 /* Q's heads, maybe multiplied or divided by a scalar constant first (the
- * 1/sqrt(d) that MultiheadAttention applies to Q). */
+ * 1/sqrt(d) that MultiheadAttention applies to Q), or Q's projection
+ * scaled before it is split into heads (Hugging Face's q_proj(x) *
+ * scale). */
 static int match_query(const graph *g, int v, attn_match *m)
 {
+    if (m->lay->folded) {
+        double c;
+        if (!match_projection(g, v, m->lay->q, 0, m))
+            return 0;
+        int x = m->off[0] == 0 ? scaled_by(g, m->src[0], &c) : -1;
+        if (x >= 0) {
+            m->dead[m->nd++] = fuse_producer_of(g, m->src[0]);
+            m->scale = c;
+            locate_columns(g, x, &m->src[0], &m->off[0]);
+        }
+        return 1;
+    }
     int p = fuse_producer_of(g, v);
     double c;
     if (fuse_private_value(g, v) && (live_op(g, p, OP_MUL) || live_op(g, p, OP_DIV)) &&
@@ -212,7 +282,7 @@ static int match_key(const graph *g, int kt, attn_match *m)
         return 1;
     if (m->lay->time_major)
         return 0;
-    int t = transpose_of(g, kt, m->lay->k_swap, m->lay->rank);
+    int t = transpose_of(g, kt, m->lay->k_swap, m->lay->srank);
     if (t < 0 || !match_projection(g, g->nodes[t].in[0], m->lay->q, 1, m))
         return 0;
     m->dead[m->nd++] = t;
@@ -253,12 +323,24 @@ static int match_tail(const graph *g, int si, attn_match *m)
 {
     int p = g->nodes[si].out[0];
     int mm = fuse_sole_consumer(g, p);
-    if (!plain_matmul(g, mm, m->lay->rank) || g->nodes[mm].in[0] != p)
+    if (!plain_matmul(g, mm, m->lay->srank) || g->nodes[mm].in[0] != p)
         return -1;
     if (!match_projection(g, g->nodes[mm].in[1], m->lay->v, 2, m))
         return -1;
-    int t = fuse_sole_consumer(g, g->nodes[mm].out[0]);
-    if (!live_op(g, t, OP_TRANSPOSE) ||
+    int heads = g->nodes[mm].out[0]; /* [B,H,T,d]: folded, after a Reshape */
+    if (m->lay->folded) {
+        int r1 = fuse_sole_consumer(g, heads);
+        if (!live_op(g, r1, OP_RESHAPE) || g->nodes[r1].in[0] != heads)
+            return -1;
+        const graph_value *o3 = &g->values[heads], *u = &g->values[g->nodes[r1].out[0]];
+        if (u->ndim != 4 || u->dims[1] != m->heads || u->dims[0] * u->dims[1] != o3->dims[0] ||
+            u->dims[2] != o3->dims[1] || u->dims[3] != o3->dims[2])
+            return -1;
+        m->dead[m->nd++] = r1;
+        heads = g->nodes[r1].out[0];
+    }
+    int t = fuse_sole_consumer(g, heads);
+    if (!live_op(g, t, OP_TRANSPOSE) || g->nodes[t].in[0] != heads ||
         transpose_of(g, g->nodes[t].out[0], m->lay->o, m->lay->rank) != t)
         return -1;
     int ot = g->nodes[t].out[0];
@@ -280,8 +362,8 @@ static int match_chain(const graph *g, int si, const layout *lay, attn_match *m)
     m->scale = 1.0;
     int s = g->nodes[si].in[0];
     int mm = fuse_producer_of(g, s);
-    if (g->values[s].ndim != lay->rank || !fuse_private_value(g, s) ||
-        !plain_matmul(g, mm, lay->rank))
+    if (g->values[s].ndim != lay->srank || !fuse_private_value(g, s) ||
+        !plain_matmul(g, mm, lay->srank))
         return -1;
     m->dead[m->nd++] = mm;
     m->dead[m->nd++] = si;
@@ -289,6 +371,16 @@ static int match_chain(const graph *g, int si, const layout *lay, attn_match *m)
         return -1;
     int r = match_tail(g, si, m);
     return r >= 0 && m->head_dim <= ATTN_MAX_HEAD_DIM ? r : -1;
+}
+
+/* A mask with no dims but the last two (or only ones before them): it
+ * broadcasts against [B*H, Tq, Tk] as against [B, H, Tq, Tk]. */
+static int batch_free(const graph_value *mask)
+{
+    for (int i = 0; i + 2 < mask->ndim; i++)
+        if (mask->dims[i] != 1)
+            return 0;
+    return 1;
 }
 
 /* Anchored on a Softmax over the last axis of MatMul(Q's heads, K^T). */
@@ -305,6 +397,8 @@ static int fuse_one(graph *g, int si)
         return 0;
     attn_match m;
     int r = match_chain(g, si, &BATCH_MAJOR, &m);
+    if (r < 0 && (mask < 0 || batch_free(&g->values[mask])))
+        r = match_chain(g, si, &FOLDED, &m);
     if (r < 0 && mask < 0) /* time-major scores [B*H, T, T] leave no room for a [B,..] mask */
         r = match_chain(g, si, &TIME_MAJOR, &m);
     if (r < 0)

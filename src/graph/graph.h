@@ -51,6 +51,7 @@ typedef enum op_kind {
     OP_GLOBAL_AVG_POOL,
     OP_GLOBAL_MAX_POOL,
     OP_BATCH_NORM,  /* epsilon; inputs X, scale, B, mean, var */
+    OP_INSTANCE_NORM, /* epsilon; inputs X [N,C,...], scale [C], B [C] */
     OP_RESIZE,      /* mode, coord, nearest; scales[] resolved per output dim */
     OP_PAD,         /* mode; starts[] = pads at the start, ends[] = at the end; input 2: value */
     OP_CLIP,        /* alpha = min, beta = max (resolved from inputs or attributes) */
@@ -102,7 +103,7 @@ typedef enum op_kind {
     OP_SPLIT,     /* axis; splits[] sizes of the outputs */
     OP_SLICE,     /* starts[], steps[] per input dim, resolved */
     OP_TRANSPOSE, /* perm[] */
-    OP_GATHER,    /* axis */
+    OP_GATHER,    /* axis; mode: rows per sample of a gather along the batch (shape.c) */
     OP_GATHER_ELEMENTS, /* axis */
     OP_EXPAND,
     OP_TILE,
@@ -169,6 +170,11 @@ typedef struct graph_value {
     int len_dim;   /* graph inputs/outputs: the dim of the length axis (model.c), 0: none */
     int data_shared; /* data belongs to another graph (model.c's length buckets): not freed */
     int64_t *symk; /* owned; NULL when no element depends on N */
+    /* Nonzero: the value holds the sample's position in the batch, scaled:
+     * element e of sample i is i*bpos plus a per-sample part (a Range over
+     * the batch size, then Mul/Add; shape.c's batch_position). Such a value
+     * may only index rows of its own sample (Gather, graph_node.mode). */
+    int64_t bpos;
 } graph_value;
 
 /* Inputs or outputs of one node: Concat in a DenseNet block takes 25. */

@@ -293,6 +293,11 @@ static ferry_status parse_spatial(const op_parse_ctx *c, graph_node *n)
     return FERRY_OK;
 }
 
+static ferry_status parse_epsilon(const op_parse_ctx *c, graph_node *n)
+{
+    return op_attr_float(c, "epsilon", 1e-5f, &n->epsilon);
+}
+
 static ferry_status parse_batch_norm(const op_parse_ctx *c, graph_node *n)
 {
     int64_t v;
@@ -548,6 +553,7 @@ static const op_def op_table[] = {
     {"GlobalAveragePool", OP_GLOBAL_AVG_POOL, 1, 1, 1, 1, ANY, NULL, infer_global_pool, 0},
     {"GlobalMaxPool", OP_GLOBAL_MAX_POOL, 1, 1, 1, 1, ANY, NULL, infer_global_pool, 0},
     {"BatchNormalization", OP_BATCH_NORM, 5, 5, 1, 3, ANY, parse_batch_norm, infer_batch_norm, OPF_FOLD},
+    {"InstanceNormalization", OP_INSTANCE_NORM, 3, 3, 1, 1, ANY, parse_epsilon, infer_instance_norm, OPF_FOLD},
     {"Resize", OP_RESIZE, 1, 4, 1, 1, ANY, parse_resize, infer_resize, 0},
     {"Pad", OP_PAD, 1, 4, 1, 1, ANY, parse_pad, infer_pad, OPF_FOLD},
     {"Clip", OP_CLIP, 1, 3, 1, 1, ANY, parse_clip, infer_clip, OPF_FOLD},

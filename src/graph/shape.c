@@ -103,6 +103,7 @@ void set_out(graph *g, int v, ferry_dtype dt, int ndim, const int64_t *dims)
         o->dims[i] = dims[i];
     for (int i = ndim; i < FERRY_MAX_DIMS; i++)
         o->dims[i] = 0;
+    o->bpos = 0;
 }
 
 ferry_status broadcast_dims(const graph_node *n, const graph_value *a, const graph_value *b,
@@ -770,6 +771,82 @@ ferry_status infer_reshape(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* ------------------------------------------------ the batch position */
+
+/* A Range over the batch size (torch.arange(N)) is the one value whose
+ * samples differ by where they sit in the batch: element e of sample i is
+ * i*bpos plus a part of its own (graph.h). Run as it is, a batch of 32
+ * would not give what 32 batches of one give, so such a value is followed
+ * through the integer math that keeps it of that form (Cast, Add/Sub, Mul
+ * by a constant) and is accepted in one place only: as the indices of a
+ * Gather along a batch axis [k*N, ...] whose k equals bpos. There index
+ * i*k + j reads row j of sample i's own block of k rows, which is
+ * x[i, j] whatever i is: the pooled output of CLIP's text model,
+ * last_hidden_state[arange(N), ids.argmax(-1)], exports as
+ * Gather(Flatten(h), arange(N)*T + argmax). The Gather is marked (mode =
+ * k) and its kernels check that every j lies in [0, k); an index that
+ * would reach another sample's rows fails the run (CPU) or reads zeros
+ * (CUDA, as its out-of-range indices do). Anything else that reads the
+ * position (an output, a float, a reshape that moves the batch) is
+ * refused at load. Shape reads only the dims, which are per-sample. */
+static ferry_status batch_position(graph *g, graph_node *n)
+{
+    int pos = -1;
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] >= 0 && g->values[n->in[k]].bpos)
+            pos = k;
+    if (pos < 0)
+        return FERRY_OK;
+    const graph_value *p = &g->values[n->in[pos]];
+    graph_value *o = &g->values[n->out[0]];
+    switch (n->op) {
+    case OP_SHAPE: return FERRY_OK;
+    case OP_GATHER:
+        if (pos == 1 && n->mode)
+            return FERRY_OK; /* infer_gather checked the block */
+        break;
+    case OP_CAST:
+        if (n->to != FERRY_I64 && n->to != FERRY_I32)
+            break;
+        o->bpos = p->bpos;
+        return FERRY_OK;
+    case OP_ADD:
+    case OP_SUB:
+    case OP_MUL: {
+        const graph_value *a = &g->values[n->in[0]], *b = &g->values[n->in[1]];
+        int same = 1;
+        for (int k = 0; k < 2; k++) {
+            const graph_value *v = k ? b : a;
+            if (v->bpos && v->ndim != o->ndim)
+                same = 0;
+            for (int d = 0; v->bpos && same && d < v->ndim; d++)
+                same = v->dims[d] == o->dims[d];
+        }
+        if (!same)
+            break; /* broadcast: the positions would move */
+        int64_t r;
+        if (n->op == OP_MUL) {
+            const graph_value *c = pos ? a : b;
+            if (c->bpos || !known_const(c) || graph_value_numel(c, 1) != 1 ||
+                c->dtype != FERRY_I64 ||
+                __builtin_mul_overflow(p->bpos, *(const int64_t *)c->data, &r))
+                break;
+        } else if (n->op == OP_ADD ? __builtin_add_overflow(a->bpos, b->bpos, &r)
+                                   : __builtin_sub_overflow(a->bpos, b->bpos, &r)) {
+            break;
+        }
+        o->bpos = r;
+        return FERRY_OK;
+    }
+    default: break;
+    }
+    return node_failf(n, FERRY_EUNSUPPORTED,
+                      "input '%s' holds the sample's position in the batch (a Range over the "
+                      "batch size); it is supported only as a row offset into the sample's own "
+                      "rows: x.flatten(0, 1)[arange(N) * T + j], as x[arange(N), j] exports",
+                      p->name);
+}
+
 /* ------------------------------------------------------------- driver */
 
 /* Every output's elements per sample fit comfortably in int64 (the shapes
@@ -840,7 +917,8 @@ static ferry_status infer_node(graph *g, graph_node *n)
             return node_fail(n, FERRY_EPARSE, "a required input is missing");
     if (n->out[0] < 0 && n->op != OP_LSTM && n->op != OP_GRU && n->op != OP_SPLIT)
         return node_fail(n, FERRY_EPARSE, "its first output is missing");
-    return d->infer(g, n);
+    ferry_status st = d->infer(g, n);
+    return st ? st : batch_position(g, n);
 }
 
 ferry_status graph_infer_shapes(graph *g)
@@ -911,6 +989,13 @@ ferry_status graph_infer_shapes(graph *g)
         if (v < 0 || v >= g->n_values || !ready[v]) {
             st = ferry_fail(FERRY_EPARSE, "output '%s' is never computed",
                             v >= 0 && v < g->n_values ? g->values[v].name : "?");
+            goto out;
+        }
+        if (g->values[v].bpos) {
+            st = ferry_fail(FERRY_EUNSUPPORTED,
+                            "output '%s' holds each sample's position in the batch (a Range "
+                            "over the batch size): the dynamic batcher would change it",
+                            g->values[v].name);
             goto out;
         }
     }

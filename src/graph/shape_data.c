@@ -492,8 +492,21 @@ ferry_status infer_gather(graph *g, graph_node *n)
     if (norm_axis(n->axis, x->ndim, 0, &ax))
         return node_failf(n, FERRY_ESHAPE, "axis %d is out of range for rank %d", n->axis, x->ndim);
     n->axis = (int)ax;
-    if (x->dims[ax] < 0)
-        return node_fail(n, FERRY_EUNSUPPORTED, "gathers along the batch dimension");
+    n->mode = 0;
+    if (x->dims[ax] < 0) {
+        /* per sample only: indices i*k + j into sample i's k rows */
+        int ok = ax == 0 && idx->bpos > 0 && x->dims[0] == -idx->bpos && idx->ndim >= 1 &&
+                 idx->dims[0] < 0 && idx->bpos <= INT32_MAX;
+        for (int i = 1; ok && i < x->ndim; i++)
+            ok = x->dims[i] >= 0;
+        for (int i = 1; ok && i < idx->ndim; i++)
+            ok = idx->dims[i] >= 0;
+        if (!ok)
+            return node_fail(n, FERRY_EUNSUPPORTED,
+                             "gathers along the batch dimension (supported only as x[arange(N), "
+                             "j] exports it: indices arange(N) * k + j into [k*N, ...])");
+        n->mode = (int)idx->bpos;
+    }
     int r = x->ndim - 1 + idx->ndim;
     if (r > FERRY_MAX_DIMS)
         return node_failf(n, FERRY_EUNSUPPORTED, "output rank %d; at most %d", r, FERRY_MAX_DIMS);
@@ -632,6 +645,29 @@ ferry_status infer_constant_of_shape(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* Range(start, start + k*N, delta), delta dividing k: torch.arange(N) over
+ * the batch size. Its length is (k/delta)*N and element i*(k/delta) + t of
+ * it is start + i*k + t*delta: the sample's position times k plus a part
+ * of its own (shape.c's batch_position says where that may go). Computed
+ * at run time by the Range kernel, which reads start and delta. */
+static int batch_range(graph *g, graph_node *n)
+{
+    const graph_value *s = &g->values[n->in[0]], *l = &g->values[n->in[1]],
+                      *d = &g->values[n->in[2]];
+    if (s->dtype != FERRY_I64 || !sym_i64(l) || !l->symk || graph_value_numel(l, 1) != 1 ||
+        !known_const(s) || !known_const(d) || graph_value_numel(s, 1) != 1 ||
+        graph_value_numel(d, 1) != 1)
+        return 0;
+    int64_t a = *(const int64_t *)s->data, step = *(const int64_t *)d->data;
+    int64_t k = l->symk[0];
+    if (((const int64_t *)l->data)[0] != a || k <= 0 || step <= 0 || k % step)
+        return 0;
+    int64_t len = -(k / step);
+    set_out(g, n->out[0], FERRY_I64, 1, &len);
+    g->values[n->out[0]].bpos = k;
+    return 1;
+}
+
 ferry_status infer_range(graph *g, graph_node *n)
 {
     const graph_value *s = &g->values[n->in[0]];
@@ -639,6 +675,11 @@ ferry_status infer_range(graph *g, graph_node *n)
         const graph_value *v = &g->values[n->in[k]];
         if (v->dtype != s->dtype)
             return node_fail(n, FERRY_EDTYPE, "start, limit and delta differ in type");
+    }
+    if (batch_range(g, n))
+        return FERRY_OK;
+    for (int k = 0; k < 3; k++) {
+        const graph_value *v = &g->values[n->in[k]];
         if (!known_const(v) || graph_value_numel(v, 1) != 1)
             return node_failf(n, FERRY_EUNSUPPORTED,
                               "input '%s' must be a scalar known at load (a Range whose length "

@@ -286,6 +286,29 @@ ferry_status infer_batch_norm(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* InstanceNormalization: each (sample, channel) row normalized over the
+ * spatial dims, which must not hold the batch (check_nc): never across
+ * samples. GroupNorm with one channel a group exports as this (Wav2Vec2's
+ * first feature convolution). */
+ferry_status infer_instance_norm(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    ferry_status st = check_nc(n, x, 0);
+    if (st)
+        return st;
+    if (x->ndim < 3)
+        return node_failf(n, FERRY_ESHAPE, "input '%s' must be [N,C,D1,...]", x->name);
+    static const char *what[] = {"", "scale", "B"};
+    for (int k = 1; k < 3; k++) {
+        const graph_value *p = &g->values[n->in[k]];
+        if (p->ndim != 1 || p->dims[0] != x->dims[1] || p->dtype != x->dtype)
+            return node_failf(n, FERRY_ESHAPE, "%s '%s' must be [%lld] of the input's type",
+                              what[k], p->name, (long long)x->dims[1]);
+    }
+    set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
+    return FERRY_OK;
+}
+
 /* Resize (opset 11+: X, roi, scales, sizes; opset 10 Upsample-like: X,
  * scales): scales or sizes known at load, over the spatial dims only. */
 ferry_status infer_resize(graph *g, graph_node *n)

@@ -801,6 +801,54 @@ static void test_layer_norm(void **state)
     layer_norm_case(1, 0, 3, 7);      /* rows shorter than a lane block */
 }
 
+/* InstanceNormalization on [N, C, spatial...]: each (sample, channel) over
+ * its spatial elements, then the channel's scale and bias. */
+static void instance_norm_case(int nd_, const int64_t *d, float lo, float hi)
+{
+    graph *g = graph_new();
+    int64_t cd[1] = {d[1]}, n = 3, sp = 1;
+    for (int i = 2; i < nd_; i++)
+        sp *= d[i];
+    int ins[3];
+    ins[0] = inp(g, "x", nd_, d);
+    ins[1] = cst(g, "scale", 1, cd, 0.5f, 1.5f);
+    ins[2] = cst(g, "bias", 1, cd, -1, 1);
+    int y = outp(g, "y", nd_, d);
+    node(g, OP_INSTANCE_NORM, 3, ins, 1, &y)->epsilon = 1e-3f;
+    run_io io;
+    io_alloc(g, &io, n, lo, hi);
+    assert_int_equal(run(g, n, &io), FERRY_OK);
+    const float *X = io.in[0], *S = cdata(g, ins[1]), *Bi = cdata(g, ins[2]);
+    int64_t rows = n * d[1];
+    double *want = malloc((size_t)(rows * sp) * sizeof *want);
+    assert_non_null(want);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = X + r * sp;
+        double m = 0, v = 0;
+        for (int64_t j = 0; j < sp; j++)
+            m += x[j];
+        m /= (double)sp;
+        for (int64_t j = 0; j < sp; j++)
+            v += (x[j] - m) * (x[j] - m);
+        v /= (double)sp;
+        for (int64_t j = 0; j < sp; j++)
+            want[r * sp + j] = (x[j] - m) / sqrt(v + 1e-3) * S[r % d[1]] + Bi[r % d[1]];
+    }
+    expect_close(io.out[0], want, rows * sp, 1e-5, "instance norm");
+    free(want);
+    io_free(&io);
+    graph_free(g);
+}
+
+static void test_instance_norm(void **state)
+{
+    (void)state;
+    const int64_t d3[3] = {B, 4, 16}, d4[4] = {B, 3, 5, 7}, dl[3] = {B, 8, 3001};
+    instance_norm_case(3, d3, -3, 5);
+    instance_norm_case(4, d4, -3, 5);   /* rows shorter than a lane block, tails */
+    instance_norm_case(3, dl, 90, 110); /* long rows, threaded; a mean far from 0 */
+}
+
 /* ----------------------------------------------------------- reducemean */
 
 static void reduce_case(int n_axes, const int64_t *axes, int keepdims)
@@ -1096,6 +1144,7 @@ int main(void)
         cmocka_unit_test(test_softmax_fused),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_layer_norm),
+        cmocka_unit_test(test_instance_norm),
         cmocka_unit_test(test_reduce_mean),
         cmocka_unit_test(test_cast_round_trip),
         cmocka_unit_test(test_chain_and_views),

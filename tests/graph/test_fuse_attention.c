@@ -6,7 +6,8 @@
  * key transpose and separate projections fuse too; near misses (a wrong
  * permutation, an intermediate read twice, a scale that is not a scalar)
  * stay as they are; MultiheadAttention's time-major chain fuses as mode 1;
- * masks filled in with Where (GPT-2's, DistilBERT's) become additive ones.
+ * masks filled in with Where (GPT-2's, DistilBERT's) become additive ones;
+ * Hugging Face's BART-style chain with the heads folded into the batch.
  * Then the exported test models: bert's, gpt's and vit's attention fuse;
  * FERRY_NO_FUSE_ATTENTION=1 turns it off.
  */
@@ -447,6 +448,99 @@ static void test_where_small_fill_unfused(void **state)
     where_case(WHERE_SMALL);
 }
 
+/* Hugging Face's BART-style chain (CLIP, Whisper, Wav2Vec2), the heads
+ * folded into the batch for the products: q_proj(x) * 0.5 -> Reshape
+ * [N,T,H,d] -> Transpose(0,2,1,3) -> Reshape [N*H,T,d]; K the same then
+ * Transpose(0,2,1); MatMul [N*H,T,T] (+ a causal [T,T] mask) -> Softmax ->
+ * MatMul -> Reshape [N,H,T,d] -> Transpose(0,2,1,3) -> Reshape [N,T,D].
+ * FOLD_WRONG_PERM: V's heads by (0,1,2,3), which is not this computation. */
+enum { FOLD_PLAIN, FOLD_CAUSAL, FOLD_WRONG_PERM };
+
+static int fold_heads(graph *g, const char *name, int src, int wrong)
+{
+    static const int64_t p0213[4] = {0, 2, 1, 3}, p0123[4] = {0, 1, 2, 3};
+    static const int64_t hd[4] = {N, H, T, DH}, wd[4] = {N, T, H, DH};
+    const int64_t fd[3] = {-(int64_t)H, T, DH};
+    int64_t three = 3;
+    int h = heads(g, name, src, wrong ? p0123 : p0213, wrong ? wd : hd);
+    char nm[32];
+    snprintf(nm, sizeof nm, "%s_fold", name);
+    int f = value(g, nm, 3, fd);
+    node2(g, OP_RESHAPE, nm, h, cst_f32(g, "fold_shape", 1, &three, 0.0f), f);
+    return f;
+}
+
+static void folded_case(int kind)
+{
+    static const int64_t p0213[4] = {0, 2, 1, 3}, p021[3] = {0, 2, 1};
+    const int64_t NH = -(int64_t)H;
+    int64_t pd[3] = {N, T, D}, kd[3] = {NH, DH, T}, sd[3] = {NH, T, T}, od3[3] = {NH, T, DH},
+            hd[4] = {N, H, T, DH}, od[4] = {N, T, H, DH}, md[2] = {T, T}, yd[3] = {N, T, D};
+    graph *g = graph_new();
+    int xq = input(g, "xq", 3, pd), xk = input(g, "xk", 3, pd), xv = input(g, "xv", 3, pd);
+    int qs = value(g, "q_scaled", 3, pd);
+    node2(g, OP_MUL, "q_mul", xq, scalar(g, "c", 0.5f), qs);
+    int q = fold_heads(g, "q", qs, 0), k = fold_heads(g, "k", xk, 0);
+    int v = fold_heads(g, "v", xv, kind == FOLD_WRONG_PERM);
+    int kt = value(g, "kt", 3, kd);
+    memcpy(g->nodes[node1(g, OP_TRANSPOSE, "kt", k, kt)].perm, p021, sizeof p021);
+    int s = value(g, "scores", 3, sd), p = value(g, "p", 3, sd), o = value(g, "o", 3, od3);
+    node2(g, OP_MATMUL, "qk", q, kt, s);
+    int mask = -1, sm_in = s;
+    if (kind == FOLD_CAUSAL) {
+        mask = cst_f32(g, "causal", 2, md, 0.0f);
+        float *mv = g->values[mask].data;
+        for (int i = 0; i < T; i++)
+            for (int j = i + 1; j < T; j++)
+                mv[i * T + j] = -1e30f;
+        sm_in = value(g, "masked", 3, sd);
+        node2(g, OP_ADD, "add_mask", s, mask, sm_in);
+    }
+    g->nodes[node1(g, OP_SOFTMAX, "softmax", sm_in, p)].axis = -1;
+    node2(g, OP_MATMUL, "pv", p, v, o);
+    int64_t four = 4, three = 3;
+    int u = value(g, "unfold", 4, hd);
+    node2(g, OP_RESHAPE, "unfold", o, cst_f32(g, "u_shape", 1, &four, 0.0f), u);
+    int ot = transpose(g, "ot", u, p0213, od);
+    int y = value(g, "y", 3, yd);
+    node2(g, OP_RESHAPE, "merge", ot, cst_f32(g, "y_shape", 1, &three, 0.0f), y);
+    mark_output(g, y);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    const graph_node *n = &g->nodes[g->values[y].producer];
+    if (kind == FOLD_WRONG_PERM) {
+        assert_int_equal(n->op, OP_RESHAPE);
+    } else {
+        assert_int_equal(n->op, OP_ATTENTION);
+        assert_int_equal(n->mode, 0);
+        assert_int_equal(n->heads, H);
+        assert_int_equal(n->head_dim, DH);
+        assert_true(fabsf(n->alpha - 0.5f) < 1e-7f); /* the Mul on q_proj's output */
+        assert_int_equal(n->in[0], xq);
+        assert_int_equal(n->in[1], xk);
+        assert_int_equal(n->in[2], xv);
+        assert_int_equal(n->n_in, kind == FOLD_CAUSAL ? 4 : 3);
+        if (kind == FOLD_CAUSAL)
+            assert_int_equal(n->in[3], mask);
+        assert_int_equal(live_nodes(g), 1);
+    }
+    check_consistent(g);
+    graph_free(g);
+}
+
+static void test_folded_heads(void **state)
+{
+    (void)state;
+    folded_case(FOLD_PLAIN);
+    folded_case(FOLD_CAUSAL);
+}
+
+static void test_folded_wrong_perm_unfused(void **state)
+{
+    (void)state;
+    folded_case(FOLD_WRONG_PERM);
+}
+
 /* ------------------------------------------------- the exported models */
 
 static int count_op(const graph *g, op_kind op)
@@ -460,7 +554,7 @@ static int count_op(const graph *g, op_kind op)
 /* Every layer's attention of an exported model (2 layers each) is one
  * node: no Softmax left, and no Transpose but `transposes` (ViT's own
  * around each attention block). */
-static void model_case(const char *name, int layers, int transposes)
+static void model_case(const char *name, int layers, int transposes, int slices)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.onnx", FERRY_TEST_MODELS, name);
@@ -474,21 +568,25 @@ static void model_case(const char *name, int layers, int transposes)
     assert_int_equal(count_op(g, OP_ATTENTION), layers);
     assert_int_equal(count_op(g, OP_SOFTMAX), 0);
     assert_int_equal(count_op(g, OP_TRANSPOSE), transposes);
-    assert_int_equal(count_op(g, OP_SPLIT) + count_op(g, OP_SLICE), 0);
+    assert_int_equal(count_op(g, OP_SPLIT) + count_op(g, OP_SLICE), slices);
     graph_free(g);
 }
 
 static void test_exported_models(void **state)
 {
     (void)state;
-    model_case("bert", 2, 0);
-    model_case("gpt", 2, 0);
-    model_case("vit", 2, 5); /* the patches', and [N,T,D] <-> [T,N,D] per layer */
+    model_case("bert", 2, 0, 0);
+    model_case("gpt", 2, 0, 0);
+    model_case("vit", 2, 5, 0); /* the patches', and [N,T,D] <-> [T,N,D] per layer */
     /* Hugging Face's (exported when transformers is installed) */
-    model_case("hf-bert-14", 2, 0);
-    model_case("hf-distilbert", 2, 0);     /* masks by Where(mask == 0, min, s) */
-    model_case("hf-gpt2-lm", 2, 0);        /* causal Where, no-op Casts */
-    model_case("hf-vit", 2, 1);            /* the patches' */
+    model_case("hf-bert-14", 2, 0, 0);
+    model_case("hf-distilbert", 2, 0, 0); /* masks by Where(mask == 0, min, s) */
+    model_case("hf-gpt2-lm", 2, 0, 0);    /* causal Where, no-op Casts */
+    model_case("hf-vit", 2, 1, 0);        /* the patches' */
+    /* the heads folded into the batch (BART-style) */
+    model_case("hf-clip-vision", 2, 1, 0);     /* the patches' */
+    model_case("hf-whisper-encoder", 2, 1, 0); /* the convolutions' [N,D,T] -> [N,T,D] */
+    model_case("hf-wav2vec2", 2, 3, 1);        /* the features' and the positional conv's */
 }
 
 int main(void)
@@ -497,6 +595,8 @@ int main(void)
         cmocka_unit_test(test_split_mask),
         cmocka_unit_test(test_separate_projections),
         cmocka_unit_test(test_hf_key_transposes),
+        cmocka_unit_test(test_folded_heads),
+        cmocka_unit_test(test_folded_wrong_perm_unfused),
         cmocka_unit_test(test_split_output_shared),
         cmocka_unit_test(test_wrong_perm_unfused),
         cmocka_unit_test(test_scores_read_unfused),

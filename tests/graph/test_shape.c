@@ -209,7 +209,8 @@ static void test_batch_errors(void **state)
     ob_node(b, "Shape", "shape", "x", "s");
     ob_node(b, "Gather", "g", "s,i0", "nb");
     ob_node(b, "Range", "range", "zero,nb,one", "y");
-    load(b, FERRY_EUNSUPPORTED, "node 'range' (Range): input 'nb' must be a scalar known at load");
+    load(b, FERRY_EUNSUPPORTED,
+         "output 'y' holds each sample's position in the batch (a Range over the batch size)");
     ob_free(b);
 
     /* several unknown operators: all named at once, with counts */
@@ -288,6 +289,104 @@ static void test_cast_of_known_bool(void **state)
     ob_free(b);
 }
 
+/* h[arange(N), j] as CLIP's text model exports it: Gather(Flatten(h) [4N,
+ * 3], arange(N) * T + j) with T = Shape(h)[1] and j = ArgMax(sin(h[:, :,
+ * 0])), one row per sample. step multiplies the Range by another number
+ * than T; shift adds a constant to j; relu puts the position through an
+ * operator that does not keep it per sample. */
+static ob *gather_by_position(int64_t step, int64_t shift, int relu)
+{
+    int64_t xd[3] = {N_, 4, 3};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    int64_t zero = 0, one = 1, sl_st = 0, sl_en = 1, sl_ax = 2, sq = 2;
+    scalar_i64(b, "zero", zero);
+    scalar_i64(b, "one", one);
+    scalar_i64(b, "stepc", step);
+    scalar_i64(b, "shiftc", shift);
+    ob_init_i64(b, "sl_st", 1, &sl_st);
+    ob_init_i64(b, "sl_en", 1, &sl_en);
+    ob_init_i64(b, "sl_ax", 1, &sl_ax);
+    ob_init_i64(b, "sq", 1, &sq);
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Gather", "g0", "s,zero", "nb");
+    ob_node(b, "Gather", "g1", "s,one", "t");
+    ob_node(b, "Range", "range", "zero,nb,one", "pos");
+    if (relu) {
+        ob_attr_i(b, ob_node(b, "Cast", "to_f", "pos", "posf"), "to", 1);
+        ob_node(b, "Relu", "relu", "posf", "y");
+        return b;
+    }
+    ob_node(b, "Mul", "mul", step ? "pos,stepc" : "pos,t", "rows");
+    ob_node(b, "Slice", "first", "x,sl_st,sl_en,sl_ax", "x0");
+    ob_node(b, "Squeeze", "sqz", "x0,sq", "x0s");
+    ob_node(b, "Sin", "sin", "x0s", "wave");
+    Onnx__NodeProto *am = ob_node(b, "ArgMax", "argmax", "wave", "j0");
+    ob_attr_i(b, am, "axis", -1);
+    ob_attr_i(b, am, "keepdims", 0);
+    ob_node(b, "Add", "shift", "j0,shiftc", "j");
+    ob_node(b, "Add", "at", "j,rows", "idx");
+    ob_attr_i(b, ob_node(b, "Flatten", "flat", "x", "h"), "axis", 2);
+    ob_node(b, "Gather", "pick", "h,idx", "y");
+    return b;
+}
+
+/* A Range over the batch indexing the batch axis stays per sample; the
+ * value it gives each sample is checked against a loop, and the ways it
+ * would not stay per sample are refused (at load) or fail the run. */
+static void test_gather_by_batch_position(void **state)
+{
+    (void)state;
+    ob *b = gather_by_position(0, 0, 0);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->ndim, 2);
+    assert_int_equal(output(m, 0)->dims[0], N_);
+    assert_int_equal(output(m, 0)->dims[1], 3);
+    enum { B = 5 };
+    float out[B * 3];
+    run_f32(m, B, out, B * 3);
+    for (int i = 0; i < B; i++) {
+        int best = 0;
+        for (int r = 1; r < 4; r++)
+            if (sin((double)(i * 12 + r * 3)) > sin((double)(i * 12 + best * 3)))
+                best = r;
+        for (int c = 0; c < 3; c++)
+            assert_true(out[i * 3 + c] == (float)(i * 12 + best * 3 + c));
+    }
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = gather_by_position(3, 0, 0); /* rows of 3 into blocks of 4 */
+    load(b, FERRY_EUNSUPPORTED, "node 'pick' (Gather): gathers along the batch dimension");
+    ob_free(b);
+
+    b = gather_by_position(0, 0, 1);
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'to_f' (Cast): input 'pos' holds the sample's position in the batch");
+    ob_free(b);
+
+    /* j + 4 lands in the next sample's rows: the CPU run fails */
+    b = gather_by_position(0, 4, 0);
+    m = load(b, FERRY_OK, NULL);
+    ferry_engine_config cfg;
+    ferry_engine_config_init(&cfg);
+    cfg.workers = 1;
+    ferry_engine *e;
+    assert_int_equal(ferry_engine_create(m, &cfg, &e), FERRY_OK);
+    float x[2 * 12], y[2 * 3];
+    for (int i = 0; i < 24; i++)
+        x[i] = (float)i;
+    ferry_tensor in = {.dtype = FERRY_F32, .ndim = 3, .shape = {2, 4, 3}, .data = x};
+    ferry_tensor o = {.dtype = FERRY_F32, .ndim = 2, .shape = {2, 3}, .data = y};
+    assert_int_equal(ferry_engine_run(e, &in, 1, &o, 1), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "node 'pick' (Gather): an index in 'idx' leaves "
+                                               "its sample's 4 rows"));
+    ferry_engine_destroy(e);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_batch_errors),
         cmocka_unit_test(test_linear_on_3d),
         cmocka_unit_test(test_cast_of_known_bool),
+        cmocka_unit_test(test_gather_by_batch_position),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,8 +32,8 @@ Files, for model M and batch size b:
       MLPs also: "input", "output", "in_features", "out_features", "external_data"}]}
 
 The "hf" family (tests/models/hf.py: BERT, DistilBERT, RoBERTa, GPT-2, ViT,
-T5's encoder, Whisper's encoder, CLIP's vision tower from small random
-configs) is generated only when transformers is importable (make venv-hf;
+T5's encoder, Whisper's encoder, CLIP's vision tower and text model,
+Wav2Vec2 from small random configs) is generated only when transformers is importable (make venv-hf;
 CMake runs this script with .venv's python when there is one); the manifest
 records its version ("transformers", null without), and a change of it
 regenerates.
@@ -334,6 +334,11 @@ if hf is not None:
              outputs=["last_hidden_state"], opset=17, seed=47),
         dict(name="hf-clip-vision", family="hf", build=hf.clip_vision, inputs=HF_PIXELS,
              outputs=["last_hidden_state", "pooler_output"], opset=14, seed=48),
+        dict(name="hf-clip-text", family="hf", build=hf.clip_text, inputs=HF_TEXT,
+             outputs=["last_hidden_state", "pooler_output"], opset=17, seed=49),
+        dict(name="hf-wav2vec2", family="hf", build=hf.wav2vec2,
+             inputs=[{"name": "input_values", "dtype": "float32", "shape": [-1, 400]}],
+             outputs=["last_hidden_state", "extract_features"], opset=17, seed=50),
     ]
 
 

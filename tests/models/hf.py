@@ -2,7 +2,7 @@
 
 What users export most: BERT (with attention_mask and token_type_ids),
 DistilBERT, RoBERTa, GPT-2 (no past key values), ViT, T5's encoder,
-Whisper's encoder and CLIP's vision tower, each from a small random config
+Whisper's encoder, CLIP's vision tower and text model and Wav2Vec2, each from a small random config
 (hidden 64, 2 layers, 4 heads), never from downloaded weights. Each model is
 wrapped so that it takes its inputs positionally and returns a tuple, as
 torch.onnx.export and gen.py's float64 reference want.
@@ -13,6 +13,7 @@ exists). Written for transformers 4.36 on torch 1.13: newer versions
 dispatch attention to scaled_dot_product_attention, which torch 1.13's
 exporter lacks.
 """
+import torch
 import transformers as T
 from torch import nn
 
@@ -90,3 +91,44 @@ def whisper_encoder():
 def clip_vision():
     cfg = T.CLIPVisionConfig(image_size=32, patch_size=8, **SMALL)
     return Wrap(T.CLIPVisionModel(cfg), ["pixel_values"], ["last_hidden_state", "pooler_output"])
+
+
+class DefaultDtype(Wrap):
+    """Wrap, run with the parameters' dtype as torch's default: transformers
+    4.36 builds CLIP's causal mask as torch.full((T, T), finfo(dtype).min)
+    in the default dtype, and float64's min overflows float32 in the
+    float64 reference."""
+
+    def forward(self, *args):
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(next(self.parameters()).dtype)
+        try:
+            return super().forward(*args)
+        finally:
+            torch.set_default_dtype(old)
+
+
+def clip_text():
+    # eos_token_id 2: the pooling Stable Diffusion's text encoders
+    # (openai/clip-vit-large-patch14's config) take, h[arange(N),
+    # ids.argmax(-1)]: a Range over the batch and a Gather along it
+    cfg = T.CLIPTextConfig(vocab_size=1000, max_position_embeddings=64, eos_token_id=2, **SMALL)
+    return DefaultDtype(T.CLIPTextModel(cfg), ["input_ids", "attention_mask"],
+                        ["last_hidden_state", "pooler_output"])
+
+
+def wav2vec2():
+    # feat_extract_norm "group": the first feature convolution's GroupNorm
+    # has a group per channel and exports as InstanceNormalization; a fixed
+    # 400 samples of raw audio (25 ms at 16 kHz) give 19 frames
+    cfg = T.Wav2Vec2Config(vocab_size=32, hidden_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, intermediate_size=128, conv_dim=(32, 32, 32),
+                           conv_stride=(5, 2, 2), conv_kernel=(10, 3, 3),
+                           num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+                           feat_extract_norm="group", apply_spec_augment=False)
+    model = T.Wav2Vec2Model(cfg)
+    # the positional convolution's weight norm as the plain weight it
+    # computes: its weight is a non-leaf after a forward, which deepcopy
+    # (gen.py's float64 copy) refuses
+    nn.utils.remove_weight_norm(model.encoder.pos_conv_embed.conv, name="weight")
+    return Wrap(model, ["input_values"], ["last_hidden_state", "extract_features"])

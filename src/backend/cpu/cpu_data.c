@@ -242,6 +242,19 @@ int cpu_gather(const void *X, const int64_t *xd, int nd, int axis, const void *i
     return 0;
 }
 
+int cpu_gather_in_blocks(const void *idx, ferry_dtype idt, int64_t n_idx, int64_t per_sample,
+                         int64_t block)
+{
+    if (per_sample <= 0 || block <= 0)
+        return n_idx > 0 ? -1 : 0;
+    for (int64_t e = 0; e < n_idx; e++) {
+        int64_t lo = e / per_sample * block, j = load_index(idx, idt, e);
+        if (j < lo || j >= lo + block)
+            return -1;
+    }
+    return 0;
+}
+
 int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
                         ferry_dtype idt, const int64_t *id, void *Y, size_t esz)
 {

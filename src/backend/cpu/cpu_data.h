@@ -39,6 +39,13 @@ void cpu_transpose(const void *X, const int64_t *xd, int nd, const int *perm, vo
 int cpu_gather(const void *X, const int64_t *xd, int nd, int axis, const void *idx, ferry_dtype idt,
                int64_t n_idx, void *Y, size_t esz);
 
+/* Whether n_idx indices, per_sample of them for each sample in turn, all
+ * stay in their own sample's rows: index e of sample i = e / per_sample
+ * lies in [i*block, (i+1)*block). A Gather along the batch (graph.h's
+ * OP_GATHER mode) checks this before cpu_gather. 0 when they do. */
+int cpu_gather_in_blocks(const void *idx, ferry_dtype idt, int64_t n_idx, int64_t per_sample,
+                         int64_t block);
+
 /* GatherElements: Y (dims id[nd], X's rank) at position p is X at p with
  * p[axis] replaced by idx[p] (negatives from the end); id[d] <= xd[d]. */
 int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, const void *idx,

@@ -396,13 +396,12 @@ void cpu_softmax_ex(const float *X, float *Y, int64_t outer, int64_t L, int64_t 
 
 /* ------------------------------------------------------------ layer norm */
 
-/* One row, two passes (the mean, then the centred squares, which do not
- * cancel the way E[x^2] - E[x]^2 does), each in eight float lanes that
- * meet in double: vectorized without reassociation. */
-static inline __attribute__((always_inline)) void
-layer_norm_row_body(const float *restrict x, const float *restrict scale,
-                    const float *restrict bias, float *restrict y, int64_t cols, float eps,
-                    float *mean_out, float *rstd_out)
+/* One row's mean and 1/sqrt(var + eps), two passes (the mean, then the
+ * centred squares, which do not cancel the way E[x^2] - E[x]^2 does), each
+ * in eight float lanes that meet in double: vectorized without
+ * reassociation. */
+static inline __attribute__((always_inline)) void row_stats(const float *restrict x, int64_t cols,
+                                                            float eps, float *mean, float *rstd)
 {
     float a8[8] = {0};
     int64_t j = 0;
@@ -429,7 +428,18 @@ layer_norm_row_body(const float *restrict x, const float *restrict scale,
         v += d * d;
     }
     double var = cols ? v / (double)cols : 0.0;
-    float rstd = (float)(1.0 / sqrt(var + eps));
+    *mean = m;
+    *rstd = (float)(1.0 / sqrt(var + eps));
+}
+
+static inline __attribute__((always_inline)) void
+layer_norm_row_body(const float *restrict x, const float *restrict scale,
+                    const float *restrict bias, float *restrict y, int64_t cols, float eps,
+                    float *mean_out, float *rstd_out)
+{
+    float m, rstd;
+    row_stats(x, cols, eps, &m, &rstd);
+    int64_t j;
     if (bias)
         for (j = 0; j < cols; j++)
             y[j] = (x[j] - m) * rstd * scale[j] + bias[j];
@@ -478,6 +488,41 @@ void cpu_layer_norm(const float *X, const float *scale, const float *bias, float
         cpu_parallel_for(ln_chunk, &j, chunks, T);
 }
 
+typedef struct in_job {
+    const float *X, *scale, *bias;
+    float *Y;
+    int64_t rows, cols, channels, per;
+    float eps;
+} in_job;
+
+static void in_chunk(void *arg, int64_t c)
+{
+    const in_job *j = arg;
+    int64_t r0 = c * j->per, r1 = r0 + j->per < j->rows ? r0 + j->per : j->rows;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->X + r * j->cols;
+        float *y = j->Y + r * j->cols, m, rstd;
+        row_stats(x, j->cols, j->eps, &m, &rstd);
+        float a = rstd * j->scale[r % j->channels], b = j->bias[r % j->channels];
+        for (int64_t k = 0; k < j->cols; k++)
+            y[k] = (x[k] - m) * a + b;
+    }
+}
+
+void cpu_instance_norm(const float *X, const float *scale, const float *bias, float *Y,
+                       int64_t rows, int64_t cols, int64_t channels, float eps)
+{
+    if (rows <= 0 || channels <= 0)
+        return;
+    int T = cpu_parallel_available();
+    in_job j = {X, scale, bias, Y, rows, cols, channels, 0, eps};
+    j.per = rows_per_chunk(rows, cols, T);
+    int64_t chunks = (rows + j.per - 1) / j.per;
+    if (chunks <= 1)
+        in_chunk(&j, 0);
+    else
+        cpu_parallel_for(in_chunk, &j, chunks, T);
+}
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options

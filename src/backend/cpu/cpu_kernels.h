@@ -105,6 +105,12 @@ void cpu_attention(const cpu_attention_args *a);
 void cpu_layer_norm(const float *X, const float *scale, const float *bias, float *Y,
                     float *mean_out, float *rstd_out, int64_t rows, int64_t cols, float eps);
 
+/* InstanceNormalization of X viewed as [rows, cols], rows = N*channels:
+ * each row over its cols, then scale and bias of its channel (row %
+ * channels). */
+void cpu_instance_norm(const float *X, const float *scale, const float *bias, float *Y,
+                       int64_t rows, int64_t cols, int64_t channels, float eps);
+
 /* Mean of X (dims xd[nd]) over the dims where reduce[d] != 0, into Y laid
  * out as X's dims with the reduced ones removed (or kept as 1). */
 void cpu_reduce_mean(const float *X, const int64_t *xd, int nd, const int *reduce, float *Y);

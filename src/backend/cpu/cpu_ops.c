@@ -465,6 +465,16 @@ static ferry_status run_transpose(const cpu_call *c)
 static ferry_status run_gather(const cpu_call *c)
 {
     dims x = in_dims(c, 0), idx = in_dims(c, 1);
+    if (c->nd->mode) {
+        /* along the batch (shape.c's batch_position): each sample's
+         * indices must stay in its own block of mode rows */
+        int64_t k = c->nd->mode, samples = x.d[0] / k;
+        int64_t per = samples > 0 ? numel(&idx) / samples : 0;
+        if (cpu_gather_in_blocks(c->in[1], in_sdt(c, 1), numel(&idx), per, k))
+            return ferry_fail(FERRY_EINVAL,
+                              "node '%s' (Gather): an index in '%s' leaves its sample's %lld rows",
+                              c->nd->name, c->g->values[c->nd->in[1]].name, (long long)k);
+    }
     if (cpu_gather(c->in[0], x.d, x.n, c->nd->axis, c->in[1], in_sdt(c, 1), numel(&idx),
                    c->out[0], in_esz(c, 0)))
         return ferry_fail(FERRY_EINVAL, "node '%s' (Gather): an index in '%s' is out of range [-%lld, %lld)",
@@ -764,6 +774,17 @@ static ferry_status run_batch_norm(const cpu_call *c)
     return FERRY_OK;
 }
 
+static ferry_status run_instance_norm(const cpu_call *c)
+{
+    dims x = in_dims(c, 0);
+    int64_t sp = 1;
+    for (int d = 2; d < x.n; d++)
+        sp *= x.d[d];
+    cpu_instance_norm(c->in[0], c->in[1], c->in[2], c->out[0], x.d[0] * x.d[1], sp, x.d[1],
+                      c->nd->epsilon);
+    return FERRY_OK;
+}
+
 /* ------------------------------------------------------------ recurrent */
 
 static ferry_status prepare_rnn(cpu_prep *p, void **state)
@@ -992,6 +1013,7 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_GLOBAL_AVG_POOL] = {prepare_pool, run_pool, destroy_pool},
     [OP_GLOBAL_MAX_POOL] = {prepare_pool, run_pool, destroy_pool},
     [OP_BATCH_NORM] = {prepare_f32, run_batch_norm, NULL},
+    [OP_INSTANCE_NORM] = {prepare_f32, run_instance_norm, NULL},
     [OP_LSTM] = {prepare_rnn, run_rnn, destroy_rnn},
     [OP_GRU] = {prepare_rnn, run_rnn, destroy_rnn},
     [OP_EMBEDDING_BAG] = {NULL, run_embedding_bag, NULL},

@@ -500,6 +500,18 @@ static ferry_status run_layer_norm(const cuda_call *c)
                                          nd->epsilon, c->cdt, c->stream));
 }
 
+static ferry_status run_instance_norm(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = vdims(c->g, nd->in[0], c->n);
+    int64_t sp = 1;
+    for (int i = 2; i < x.n; i++)
+        sp *= x.d[i];
+    return CUDA_LAUNCH(c,
+                       kern_instancenorm(c->in[0], c->in[1], c->in[2], c->out[0], x.d[0] * x.d[1],
+                                         sp, x.d[1], nd->epsilon, c->cdt, c->stream));
+}
+
 /* The reduced and kept dims of a reduction at batch n (axes resolved by
  * the shape rule; none listed: all). */
 static ferry_status make_reduce(const graph *g, const graph_node *nd, int64_t n, kern_reduce *rd)
@@ -836,13 +848,15 @@ static ferry_status run_gather(const cuda_call *c)
 {
     const graph_node *nd = c->nd;
     dims x = vdims(c->g, nd->in[0], c->n), idx = vdims(c->g, nd->in[1], c->n);
-    int64_t outer = 1, inner = 1;
+    int64_t outer = 1, inner = 1, block = nd->mode, per = 0;
     for (int i = 0; i < nd->axis; i++)
         outer *= x.d[i];
     for (int i = nd->axis + 1; i < x.n; i++)
         inner *= x.d[i];
+    if (block > 0) /* along the batch: mode rows a sample (shape.c's batch_position) */
+        per = x.d[0] / block > 0 ? numel(&idx) / (x.d[0] / block) : 0;
     return CUDA_LAUNCH(c, kern_gather(c->in[0], c->in[1], c->g->values[nd->in[1]].dtype, c->out[0],
-                                      outer, x.d[nd->axis], numel(&idx), inner,
+                                      outer, x.d[nd->axis], numel(&idx), inner, per, block,
                                       call_esz(c, nd->in[0]), c->stream));
 }
 
@@ -958,6 +972,7 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_SOFTMAX] = {supports_softmax, NULL, run_softmax, NULL},
     [OP_LOG_SOFTMAX] = {supports_softmax, NULL, run_softmax, NULL},
     [OP_LAYER_NORM] = {supports_layer_norm, NULL, run_layer_norm, NULL},
+    [OP_INSTANCE_NORM] = {cuda_supports_float, NULL, run_instance_norm, NULL},
     [OP_BATCH_NORM] = {supports_batch_norm, prepare_batch_norm, run_batch_norm, destroy_batch_norm},
     [OP_REDUCE_MEAN] = REDUCE,
     [OP_REDUCE_SUM] = REDUCE,

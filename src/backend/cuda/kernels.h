@@ -147,6 +147,11 @@ cudaError_t kern_softmax_fused_rows(const void *x, void *y, int64_t rows, int64_
 /* y = (x - mean) / sqrt(var + eps) * scale + bias over rows of d; bias may be NULL. */
 cudaError_t kern_layernorm(const void *x, const void *scale, const void *bias, void *y,
                            int64_t rows, int64_t d, float eps, ferry_dtype dt, cudaStream_t s);
+/* InstanceNormalization: rows = samples * channels rows of d, each
+ * normalized, then y = y * scale[c] + bias[c], c = row % channels. */
+cudaError_t kern_instancenorm(const void *x, const void *scale, const void *bias, void *y,
+                              int64_t rows, int64_t d, int64_t channels, float eps, ferry_dtype dt,
+                              cudaStream_t s);
 /* Mean over the reduced dims of rd. */
 cudaError_t kern_reduce_mean(const void *x, void *y, const kern_reduce *rd, ferry_dtype dt,
                              cudaStream_t s);
@@ -161,9 +166,12 @@ cudaError_t kern_copy_strided(const void *x, void *y, const kern_strided *d, siz
 /* Gather along an axis: x is [outer, axis_len, inner], idx holds n_idx
  * indices (I32 or I64; negative ones count from the end), y is [outer,
  * n_idx, inner]. An index out of range yields zeros (a device kernel cannot
- * report it). */
+ * report it). block > 0: a gather along the batch (graph.h's OP_GATHER
+ * mode), where index e belongs to sample e / per_sample and must lie in
+ * that sample's rows [sample*block, (sample+1)*block); others yield zeros. */
 cudaError_t kern_gather(const void *x, const void *idx, ferry_dtype idt, void *y, int64_t outer,
-                        int64_t axis_len, int64_t n_idx, int64_t inner, size_t esz, cudaStream_t s);
+                        int64_t axis_len, int64_t n_idx, int64_t inner, int64_t per_sample,
+                        int64_t block, size_t esz, cudaStream_t s);
 /* y = cond ? a : b, broadcast as bc (cond is bool, a and b of esz bytes). */
 cudaError_t kern_where(const void *cond, const void *a, const void *b, void *y,
                        const kern_bcast3 *bc, size_t esz, cudaStream_t s);

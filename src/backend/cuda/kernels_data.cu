@@ -97,16 +97,19 @@ __global__ void copy_strided_kernel(const W *__restrict__ x, W *__restrict__ y, 
 
 template <typename W, typename I>
 __global__ void gather_kernel(const W *__restrict__ x, const I *__restrict__ idx, W *__restrict__ y,
-                              int64_t total, int64_t axis_len, int64_t n_idx, int64_t inner)
+                              int64_t total, int64_t axis_len, int64_t n_idx, int64_t inner,
+                              int64_t per_sample, int64_t block)
 {
     GRID_LOOP(i, total)
     {
         int64_t in = i % inner, r = i / inner;
         int64_t j = r % n_idx, o = r / n_idx;
-        int64_t k = (int64_t)idx[j];
-        if (k < 0)
+        int64_t k = (int64_t)idx[j], lo = 0, hi = axis_len;
+        if (block > 0)
+            lo = j / per_sample * block, hi = lo + block; /* the sample's own rows */
+        else if (k < 0)
             k += axis_len;
-        y[i] = k >= 0 && k < axis_len ? x[(o * axis_len + k) * inner + in] : (W)0;
+        y[i] = k >= lo && k < hi ? x[(o * axis_len + k) * inner + in] : (W)0;
     }
 }
 
@@ -332,15 +335,18 @@ template <typename W> struct copy_go {
 
 template <typename W> struct gather_go {
     static cudaError_t go(const void *x, const void *idx, ferry_dtype idt, void *y, int64_t outer,
-                          int64_t axis_len, int64_t n_idx, int64_t inner, cudaStream_t s)
+                          int64_t axis_len, int64_t n_idx, int64_t inner, int64_t per_sample,
+                          int64_t block, cudaStream_t s)
     {
         int64_t total = outer * n_idx * inner;
         if (idt == FERRY_I64)
             gather_kernel<W, int64_t><<<grid_for(total), kThreads, 0, s>>>(
-                (const W *)x, (const int64_t *)idx, (W *)y, total, axis_len, n_idx, inner);
+                (const W *)x, (const int64_t *)idx, (W *)y, total, axis_len, n_idx, inner,
+                per_sample, block);
         else if (idt == FERRY_I32)
             gather_kernel<W, int32_t><<<grid_for(total), kThreads, 0, s>>>(
-                (const W *)x, (const int32_t *)idx, (W *)y, total, axis_len, n_idx, inner);
+                (const W *)x, (const int32_t *)idx, (W *)y, total, axis_len, n_idx, inner,
+                per_sample, block);
         else
             return cudaErrorInvalidValue;
         return cudaGetLastError();
@@ -427,11 +433,14 @@ extern "C" cudaError_t kern_copy_strided(const void *x, void *y, const kern_stri
 
 extern "C" cudaError_t kern_gather(const void *x, const void *idx, ferry_dtype idt, void *y,
                                    int64_t outer, int64_t axis_len, int64_t n_idx, int64_t inner,
-                                   size_t esz, cudaStream_t s)
+                                   int64_t per_sample, int64_t block, size_t esz, cudaStream_t s)
 {
     if (outer * n_idx * inner <= 0)
         return cudaSuccess;
-    return by_size<gather_go>(esz, x, idx, idt, y, outer, axis_len, n_idx, inner, s);
+    if (block > 0 && per_sample <= 0)
+        return cudaErrorInvalidValue;
+    return by_size<gather_go>(esz, x, idx, idt, y, outer, axis_len, n_idx, inner, per_sample, block,
+                              s);
 }
 
 extern "C" cudaError_t kern_where(const void *cond, const void *a, const void *b, void *y,

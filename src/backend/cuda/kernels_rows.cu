@@ -132,11 +132,13 @@ cudaError_t softmax_launch(const void *x, void *y, int64_t outer, int64_t d, int
 /* LayerNorm over contiguous rows of d: one block per row. Two-pass (mean,
  * then the mean of squared deviations) rather than E[x^2] - E[x]^2, which
  * cancels catastrophically in fp32 for rows with a large mean. The row is
- * re-read from L1/L2 on each pass. */
+ * re-read from L1/L2 on each pass. channels > 0: InstanceNormalization,
+ * whose rows are (sample, channel) pairs and whose scale and bias are one
+ * number per channel (row % channels) rather than one per column. */
 template <typename T>
 __global__ void layernorm_kernel(const T *__restrict__ x, const T *__restrict__ scale,
                                  const T *__restrict__ bias, T *__restrict__ y, int64_t d,
-                                 float eps)
+                                 int64_t channels, float eps)
 {
     __shared__ float sh[32];
     const T *xr = x + blockIdx.x * d;
@@ -151,6 +153,13 @@ __global__ void layernorm_kernel(const T *__restrict__ x, const T *__restrict__ 
         v += t * t;
     }
     float rstd = rsqrtf(block_reduce<false>(v, sh) / (float)d + eps);
+    if (channels > 0) {
+        int64_t c = blockIdx.x % channels;
+        float a = rstd * to_f(scale[c]), b = bias ? to_f(bias[c]) : 0.0f;
+        for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+            yr[j] = from_f<T>((to_f(xr[j]) - mean) * a + b);
+        return;
+    }
     for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
         float t = (to_f(xr[j]) - mean) * rstd * to_f(scale[j]);
         if (bias)
@@ -161,11 +170,11 @@ __global__ void layernorm_kernel(const T *__restrict__ x, const T *__restrict__ 
 
 template <typename T>
 cudaError_t layernorm_launch(const void *x, const void *scale, const void *bias, void *y,
-                             int64_t rows, int64_t d, float eps, cudaStream_t s)
+                             int64_t rows, int64_t d, int64_t channels, float eps, cudaStream_t s)
 {
     int threads = d >= 2048 ? 512 : d >= 512 ? 256 : d >= 128 ? 128 : 64;
-    layernorm_kernel<T><<<(unsigned)rows, threads, 0, s>>>((const T *)x, (const T *)scale,
-                                                           (const T *)bias, (T *)y, d, eps);
+    layernorm_kernel<T><<<(unsigned)rows, threads, 0, s>>>(
+        (const T *)x, (const T *)scale, (const T *)bias, (T *)y, d, channels, eps);
     return cudaGetLastError();
 }
 
@@ -333,7 +342,17 @@ extern "C" cudaError_t kern_layernorm(const void *x, const void *scale, const vo
 {
     if (rows <= 0 || d <= 0)
         return cudaSuccess;
-    DISPATCH_FLOAT(dt, layernorm_launch, x, scale, bias, y, rows, d, eps, s)
+    int64_t channels = 0;
+    DISPATCH_FLOAT(dt, layernorm_launch, x, scale, bias, y, rows, d, channels, eps, s)
+}
+
+extern "C" cudaError_t kern_instancenorm(const void *x, const void *scale, const void *bias,
+                                         void *y, int64_t rows, int64_t d, int64_t channels,
+                                         float eps, ferry_dtype dt, cudaStream_t s)
+{
+    if (rows <= 0 || d <= 0 || channels <= 0)
+        return cudaSuccess;
+    DISPATCH_FLOAT(dt, layernorm_launch, x, scale, bias, y, rows, d, channels, eps, s)
 }
 
 extern "C" cudaError_t kern_reduce_mean(const void *x, void *y, const kern_reduce *rd,
