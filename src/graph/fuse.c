@@ -554,14 +554,15 @@ static int fuse_gemm(graph *g, int gi)
      * shape, becomes the Gemm's input 3, added after the bias (only without
      * an activation, which would apply before the Add): the CPU adds it to
      * each block in cache, cuBLASLt reads it as its C matrix. Y has this
-     * Add as its one reader, so R cannot depend on Y. */
+     * Add as its one reader, so R cannot depend on Y; R must still be
+     * written before the Gemm in the node order, which the Gemm keeps. */
     int res = -1;
     int ra = act == ACT_NONE ? binary(g, fuse_sole_consumer(g, cur), OP_ADD) : -1;
     if (ra >= 0) {
         int o = fuse_other_input(&g->nodes[ra], cur);
         const graph_value *ov = &g->values[o], *cv = &g->values[cur];
-        int same = o != cur && !ov->is_const && ov->ndim == cv->ndim && ov->dtype == cv->dtype &&
-                   cv->dtype == FERRY_F32;
+        int same = o != cur && !ov->is_const && ov->producer < gi && ov->ndim == cv->ndim &&
+                   ov->dtype == cv->dtype && cv->dtype == FERRY_F32;
         for (int d = 0; same && d < cv->ndim; d++)
             same = ov->dims[d] == cv->dims[d];
         if (same) {

@@ -86,7 +86,12 @@ static int fold_bn(graph *g, int ni)
     if (n->op == OP_CONV) {
         m = wv->dims[0];
     } else {
-        if (n->alpha != 1.0f || n->beta != 1.0f || wv->ndim != 2 || n->act != ACT_NONE)
+        /* BatchNormalization's channels are dim 1: the Gemm's columns only
+         * when its output is [N, M] (a MatMul of [N, T, K] made a Gemm at
+         * load normalizes over T), and C must be a row of M, not a column */
+        const graph_value *cv = n->n_in > 2 && n->in[2] >= 0 ? &g->values[n->in[2]] : NULL;
+        if (n->alpha != 1.0f || n->beta != 1.0f || wv->ndim != 2 || n->act != ACT_NONE ||
+            g->values[y].ndim != 2 || (cv && cv->ndim == 2 && cv->dims[0] != 1))
             return 0;
         m = n->trans_b ? wv->dims[0] : wv->dims[1];
     }

@@ -14,8 +14,12 @@
  * Where(c, x, fill) is x + Where(c, 0, fill) exactly when fill is at or
  * below MASK_FLOOR: a finite score that large is not representable next
  * to fill in f32 (x + fill rounds to fill for |x| < 1e22), and -inf stays
- * -inf. Both rewrites reuse the pattern's own nodes, so that the nodes
- * stay in topological order with no insertion:
+ * -inf. A masked x that is no such score is not absorbed: -inf (an
+ * additive causal mask applied before the Where) changes only rows the
+ * masks fill entirely (a sequence of padding alone), which the Where made
+ * uniform; NaN, +inf or |x| >= 1e22 there spoils its row. Both rewrites
+ * reuse the pattern's own nodes, so that the nodes stay in topological
+ * order with no insertion:
  *
  *   - the mask Where(c, 0, fill) is a new constant when c is one (GPT-2's
  *     causal mask, a constant per length bucket), else the Expand that

@@ -279,6 +279,64 @@ static void test_gemm_broadcast_residual_unfused(void **state)
     gemm_residual(0, 1);
 }
 
+/* Add(Y, R) with R written by a later node: the Gemm, which runs where
+ * it stands, cannot read R; the later Gemm (R's) takes Y as its residual
+ * instead, as a ResNet block's downsample Conv does. */
+static void test_gemm_late_residual(void **state)
+{
+    (void)state;
+    graph *g = graph_new();
+    int x = input(g, "x", 4);
+    int64_t wd[2] = {3, 4};
+    int w = cst_f32(g, "w", 2, wd, 0.1f), w2 = cst_f32(g, "w2", 2, wd, 0.2f);
+    int y = act_val(g, "y", 3), r = act_val(g, "r", 3), o = act_val(g, "o", 3);
+    int g1 = node2(g, OP_GEMM, "fc1", x, w, y);
+    int g2 = node2(g, OP_GEMM, "fc2", x, w2, r);
+    g->nodes[g1].trans_b = g->nodes[g2].trans_b = 1;
+    node2(g, OP_ADD, "residual", y, r, o);
+    mark_output(g, o);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 2);
+    assert_int_equal(g->nodes[g1].n_in, 2);
+    assert_int_equal(g->nodes[g2].n_in, 4);
+    assert_int_equal(g->nodes[g2].in[3], y);
+    assert_int_equal(g->nodes[g2].out[0], o);
+    check_consistent(g);
+    assert_int_equal(graph_infer_shapes(g), FERRY_OK);
+    graph_free(g);
+}
+
+/* BatchNormalization normalizes dim 1: after a MatMul of [N, T, K] made a
+ * Gemm that is T, not the Gemm's columns, even when T equals them. */
+static void test_gemm_3d_batchnorm_unfolded(void **state)
+{
+    (void)state;
+    graph *g = graph_new();
+    int64_t xd[3] = {FERRY_DIM_BATCH, 4, 3}, yd[3] = {FERRY_DIM_BATCH, 4, 4};
+    int x = graph_add_value(g, "x", FERRY_F32, 3, xd);
+    g->values[x].is_input = 1;
+    g->inputs = malloc(sizeof *g->inputs);
+    g->inputs[g->n_inputs++] = x;
+    int64_t wd[2] = {3, 4};
+    int w = cst_f32(g, "w", 2, wd, 0.1f);
+    int sc = vec(g, "scale", 4), bb = vec(g, "B", 4), mu = vec(g, "mean", 4),
+        var = vec(g, "var", 4);
+    int y = graph_add_value(g, "y", FERRY_F32, 3, yd);
+    int z = graph_add_value(g, "z", FERRY_F32, 3, yd);
+    node2(g, OP_GEMM, "mm", x, w, y);
+    int bin[5] = {y, sc, bb, mu, var};
+    int bn = graph_add_node(g, OP_BATCH_NORM, "bn", 5, bin, 1, &z);
+    mark_output(g, z);
+
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_int_equal(live_nodes(g), 2);
+    assert_false(g->nodes[bn].dead);
+    assert_int_equal(g->nodes[bn].in[0], y);
+    check_consistent(g);
+    graph_free(g);
+}
+
 /* Attention's softmax: Softmax(Add(Mul(s, 0.125), mask)) becomes one
  * Softmax of mode 1 with alpha 0.125 and the mask as input 1; Div by a
  * scalar gives its reciprocal; a mask of another last dim stays an Add. */
@@ -623,6 +681,8 @@ int main(void)
         cmocka_unit_test(test_gemm_bias_output_stops_act),
         cmocka_unit_test(test_gemm_wrong_bias_width_unfused),
         cmocka_unit_test(test_gemm_residual),
+        cmocka_unit_test(test_gemm_late_residual),
+        cmocka_unit_test(test_gemm_3d_batchnorm_unfolded),
         cmocka_unit_test(test_softmax_scale_mask),
         cmocka_unit_test(test_softmax_div_mask),
         cmocka_unit_test(test_softmax_odd_mask_unfused),
