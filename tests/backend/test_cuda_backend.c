@@ -1187,9 +1187,10 @@ static void test_patch_conv(void **state)
 }
 
 /* ---- cuDNN convolutions with their epilogues at batch 3, through the
- * graph API (the default for one group with an epilogue), the legacy
- * calls (FERRY_CUDNN=legacy; grouped convolutions always) and, for the
- * depthwise one, our kernel (FERRY_CUDA_DEPTHWISE=ours): bias + Clip
+ * graph API (the default for one group with a bias/residual/ReLU
+ * epilogue; Clip too with FERRY_CUDNN=graph-clip), the legacy calls
+ * (FERRY_CUDNN=legacy; grouped convolutions always) and, for the depthwise
+ * ones, our kernel (FERRY_CUDA_DEPTHWISE=ours): bias + Clip
  * (ReLU6), bias alone, bias + ReLU, and a depthwise 3x3 with bias + ReLU.
  * mobilenet_v2's depthwise layers came out wrong above batch 1 through
  * the graph API (cuda_conv.c), which parity at batch 1 did not see. */
@@ -1254,12 +1255,14 @@ static void test_conv_epilogues(void **state)
         double *ref = malloc(sizeof(double) * (size_t)ny);
         assert_non_null(ref);
         conv_ref(xv, cdata(g, w), cdata(g, b), ref, n, ci, co, hw, group, st, cases[t].act);
-        static const char *modes[] = {"default", "legacy", "ours"};
+        static const char *modes[] = {"default", "legacy", "graph-clip + ours"};
         for (int mode = 0; mode < 3; mode++) {
             if (mode == 1)
                 setenv("FERRY_CUDNN", "legacy", 1);
-            if (mode == 2)
+            if (mode == 2) {
+                setenv("FERRY_CUDNN", "graph-clip", 1);
                 setenv("FERRY_CUDA_DEPTHWISE", "ours", 1);
+            }
             for (int q = 0; q < 2; q++) {
                 run_cfg rc = {FERRY_PRECISION_FP16, FERRY_F32, 16, q};
                 float *yv = run_graph(g, &rc, n, xv);

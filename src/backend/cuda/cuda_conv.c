@@ -8,12 +8,11 @@
  * bias and activation in its epilogue, a transpose back to NCHW. Every
  * other convolution goes through cuDNN:
  *
- *   - Conv in tf32, fp16 and bf16 with an epilogue of bias, residual,
- *     ReLU or Clip: cuDNN's graph API (cuda_dnn_graph.c: one execution
- *     plan per batch size with the epilogue inside), where an engine takes
- *     it. On an H200 it ran resnet50 in fp16 1.25-2.1x faster than the
- *     legacy calls at batch 8-256 (2026-12-07 ~13:00 UTC); FERRY_CUDNN=legacy
- *     turns it off.
+ *   - Conv of one group in tf32, fp16 and bf16 with an epilogue of bias,
+ *     residual or ReLU (Clip with FERRY_CUDNN=graph-clip): cuDNN's graph API (cuda_dnn_graph.c: one
+ * execution plan per batch size with the epilogue inside), where an engine takes it. On an H200 it
+ * ran resnet50 in fp16 1.25-2.1x faster than the legacy calls at batch 8-256 (2026-12-07 ~13:00
+ * UTC); FERRY_CUDNN=legacy turns it off.
  *   - Conv, legacy: cudnnConvolutionBiasActivationForward when the fused
  *     epilogue is bias + optional residual + ReLU (ResNet's blocks: one
  *     call), else cudnnConvolutionForward and kern_bias_act for the bias,
@@ -423,16 +422,18 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     ds->has_bias = has_bias;
     ds->has_res = !ds->transposed && nd->n_in > 3 && nd->in[3] >= 0;
     ds->fused = !ds->transposed && nd->act == ACT_RELU && has_bias;
-    /* The default where it applies (FERRY_CUDNN=legacy: never;
-     * FERRY_CUDNN=graph-noclip: not for Clip): a convolution of one group
-     * with an epilogue, never in fp32, which the legacy API keeps off TF32
-     * (FMA math). Grouped convolutions (depthwise: mobilenet_v2/v3,
-     * shufflenet) gave wrong outputs above batch 1 through this API on an
-     * H100 with cuDNN 9.14 (relative error ~0.97 at batch 3 and 32,
-     * 2026-12-07 13:06 UTC, bench/gpu/run_graph.sh), as did plans of the
-     * convolution alone (conv_graph_plan); cause not found. */
+    /* The default where it applies (FERRY_CUDNN=legacy: never): a
+     * convolution of one group with a bias, residual or ReLU epilogue,
+     * never in fp32, which the legacy API keeps off TF32 (FMA math).
+     * Grouped convolutions (depthwise: mobilenet_v2/v3, shufflenet) gave
+     * wrong outputs above batch 1 through this API on an H100 with cuDNN
+     * 9.14 (relative error ~0.97 at batch 3 and 32, 2026-12-07 13:06 UTC,
+     * bench/gpu/run_graph.sh), as did plans of the convolution alone
+     * (conv_graph_plan); cause not found. A Clip (ReLU6) epilogue was right
+     * at batch 1 in that run but is not yet checked above it, so it stays
+     * opt-in (FERRY_CUDNN=graph-clip) until parity says so. */
     int act_ok = nd->act == ACT_NONE || nd->act == ACT_RELU ||
-                 (nd->act == ACT_CLIP && !env_is("FERRY_CUDNN", "graph-noclip"));
+                 (nd->act == ACT_CLIP && env_is("FERRY_CUDNN", "graph-clip"));
     ds->graph = !ds->transposed && c->o.precision != FERRY_PRECISION_FP32 && act_ok &&
                 a->group == 1 && (has_bias || ds->has_res || nd->act != ACT_NONE) &&
                 !env_is("FERRY_CUDNN", "legacy");
