@@ -50,12 +50,12 @@ typedef enum op_kind {
     OP_AVG_POOL,       /* conv (count_include_pad) */
     OP_GLOBAL_AVG_POOL,
     OP_GLOBAL_MAX_POOL,
-    OP_BATCH_NORM,  /* epsilon; inputs X, scale, B, mean, var */
+    OP_BATCH_NORM,    /* epsilon; inputs X, scale, B, mean, var */
     OP_INSTANCE_NORM, /* epsilon; inputs X [N,C,...], scale [C], B [C] */
-    OP_RESIZE,      /* mode, coord, nearest; scales[] resolved per output dim */
-    OP_PAD,         /* mode; starts[] = pads at the start, ends[] = at the end; input 2: value */
-    OP_CLIP,        /* alpha = min, beta = max (resolved from inputs or attributes) */
-    OP_HARD_SIGMOID, /* alpha, beta */
+    OP_RESIZE,        /* mode, coord, nearest; scales[] resolved per output dim */
+    OP_PAD,           /* mode; starts[] = pads at the start, ends[] = at the end; input 2: value */
+    OP_CLIP,          /* alpha = min, beta = max (resolved from inputs or attributes) */
+    OP_HARD_SIGMOID,  /* alpha, beta */
     OP_HARD_SWISH,
     OP_PRELU,
     /* ---- elementwise */
@@ -96,20 +96,20 @@ typedef enum op_kind {
     OP_ARGMIN,
     OP_CUMSUM, /* axis (resolved), mode = exclusive, mode2 = reverse */
     /* ---- shapes and data movement */
-    OP_SHAPE,     /* starts[0], ends[0]: the dims kept (opset 15 start/end) */
-    OP_SQUEEZE,   /* a view */
-    OP_UNSQUEEZE, /* a view */
-    OP_CONCAT,    /* axis */
-    OP_SPLIT,     /* axis; splits[] sizes of the outputs */
-    OP_SLICE,     /* starts[], steps[] per input dim, resolved */
-    OP_TRANSPOSE, /* perm[] */
-    OP_GATHER,    /* axis; mode: rows per sample of a gather along the batch (shape.c) */
+    OP_SHAPE,           /* starts[0], ends[0]: the dims kept (opset 15 start/end) */
+    OP_SQUEEZE,         /* a view */
+    OP_UNSQUEEZE,       /* a view */
+    OP_CONCAT,          /* axis */
+    OP_SPLIT,           /* axis; splits[] sizes of the outputs */
+    OP_SLICE,           /* starts[], steps[] per input dim, resolved */
+    OP_TRANSPOSE,       /* perm[] */
+    OP_GATHER,          /* axis; mode: rows per sample of a gather along the batch (shape.c) */
     OP_GATHER_ELEMENTS, /* axis */
     OP_EXPAND,
     OP_TILE,
     OP_CONSTANT_OF_SHAPE, /* input 1 (loader-made constant): the fill value */
     OP_RANGE,
-    OP_TRILU, /* mode = upper; k in alpha... resolved into starts[0] */
+    OP_TRILU,          /* mode = upper; k in alpha... resolved into starts[0] */
     OP_DEPTH_TO_SPACE, /* axis = blocksize, mode = CRD */
     /* ---- recurrent */
     OP_LSTM, /* rnn; inputs X, W, R, B, sequence_lens, initial_h, initial_c, P (up to 8) */
@@ -137,7 +137,7 @@ typedef enum act_kind {
     ACT_SIGMOID,
     ACT_TANH,
     /* Conv epilogues only (fuse.c folds them after a Conv): */
-    ACT_CLIP,         /* act_alpha = min, act_beta = max (ReLU6) */
+    ACT_CLIP, /* act_alpha = min, act_beta = max (ReLU6) */
     ACT_HARD_SWISH,
     ACT_HARD_SIGMOID, /* act_alpha, act_beta */
     ACT_SILU,         /* x * sigmoid(x) */
@@ -165,11 +165,11 @@ typedef struct graph_value {
     void *data;    /* host data of a constant, dense, in dtype; owned by the graph */
     int producer;  /* index of the node that writes it, or -1 */
     int n_consumers;
-    int alias; /* value whose storage this one shares (views), or -1 */
-    int is_sym;    /* known at load (see above): int64 data[i] + symk[i]*N, or bool data */
-    int len_dim;   /* graph inputs/outputs: the dim of the length axis (model.c), 0: none */
+    int alias;       /* value whose storage this one shares (views), or -1 */
+    int is_sym;      /* known at load (see above): int64 data[i] + symk[i]*N, or bool data */
+    int len_dim;     /* graph inputs/outputs: the dim of the length axis (model.c), 0: none */
     int data_shared; /* data belongs to another graph (model.c's length buckets): not freed */
-    int64_t *symk; /* owned; NULL when no element depends on N */
+    int64_t *symk;   /* owned; NULL when no element depends on N */
     /* Nonzero: the value holds the sample's position in the batch, scaled:
      * element e of sample i is i*bpos plus a per-sample part (a Range over
      * the batch size, then Mul/Add; shape.c's batch_position). Such a value
@@ -184,16 +184,16 @@ typedef struct graph_value {
  * resolved at load (auto_pad is turned into pads by shape inference). */
 #define GRAPH_MAX_SPATIAL 3
 typedef struct conv_attrs {
-    int nsp;                               /* spatial rank: 1, 2 or 3 */
-    int64_t kernel[GRAPH_MAX_SPATIAL];     /* from the attribute, else W's dims */
-    int64_t strides[GRAPH_MAX_SPATIAL];    /* default 1 */
-    int64_t dilations[GRAPH_MAX_SPATIAL];  /* default 1 */
-    int64_t pads[2 * GRAPH_MAX_SPATIAL];   /* begins then ends, as ONNX */
-    int64_t out_pad[GRAPH_MAX_SPATIAL];    /* ConvTranspose output_padding */
-    int64_t out_shape[GRAPH_MAX_SPATIAL];  /* ConvTranspose output_shape, 0 if absent */
-    int64_t group;                         /* Conv, ConvTranspose */
-    int auto_pad;                          /* AUTO_PAD_* */
-    int ceil_mode, count_include_pad;      /* pools */
+    int nsp;                              /* spatial rank: 1, 2 or 3 */
+    int64_t kernel[GRAPH_MAX_SPATIAL];    /* from the attribute, else W's dims */
+    int64_t strides[GRAPH_MAX_SPATIAL];   /* default 1 */
+    int64_t dilations[GRAPH_MAX_SPATIAL]; /* default 1 */
+    int64_t pads[2 * GRAPH_MAX_SPATIAL];  /* begins then ends, as ONNX */
+    int64_t out_pad[GRAPH_MAX_SPATIAL];   /* ConvTranspose output_padding */
+    int64_t out_shape[GRAPH_MAX_SPATIAL]; /* ConvTranspose output_shape, 0 if absent */
+    int64_t group;                        /* Conv, ConvTranspose */
+    int auto_pad;                         /* AUTO_PAD_* */
+    int ceil_mode, count_include_pad;     /* pools */
 } conv_attrs;
 
 enum { AUTO_PAD_NOTSET = 0, AUTO_PAD_SAME_UPPER, AUTO_PAD_SAME_LOWER, AUTO_PAD_VALID };
@@ -229,7 +229,7 @@ typedef struct graph_node {
     ferry_dtype to; /* OP_CAST */
     float act_beta; /* Clip max, HardSigmoid beta, a fused clip's max */
     conv_attrs conv;
-    int mode, mode2, mode3; /* per op: Pad mode; Resize mode/coord/nearest; ... */
+    int mode, mode2, mode3;         /* per op: Pad mode; Resize mode/coord/nearest; ... */
     int64_t perm[FERRY_MAX_DIMS];   /* Transpose */
     int64_t starts[FERRY_MAX_DIMS]; /* Slice (per input dim), Pad (begins), Shape */
     int64_t ends[FERRY_MAX_DIMS];   /* Pad (ends), Shape */
@@ -238,9 +238,9 @@ typedef struct graph_node {
     int64_t *splits;                /* Split: size of each output along axis (owned) */
     int64_t hidden;                 /* LSTM, GRU */
     int direction, layout, linear_before_reset;
-    float clip; /* LSTM, GRU cell clip; 0: none */
-    int64_t heads, head_dim;        /* OP_ATTENTION */
-    int dead;   /* removed by a pass; skipped by plan and backends */
+    float clip;              /* LSTM, GRU cell clip; 0: none */
+    int64_t heads, head_dim; /* OP_ATTENTION */
+    int dead;                /* removed by a pass; skipped by plan and backends */
 } graph_node;
 
 typedef struct graph {
@@ -293,8 +293,8 @@ typedef struct graph_attention {
     int64_t mstride[3];
 } graph_attention;
 void graph_attention_of(const graph *g, const graph_node *n, int64_t batch, graph_attention *a);
-const char *op_name(op_kind op);                        /* "Gemm", "Relu", ... */
-const char *act_name(act_kind a);                       /* "relu", "gelu", ... */
+const char *op_name(op_kind op);  /* "Gemm", "Relu", ... */
+const char *act_name(act_kind a); /* "relu", "gelu", ... */
 
 /* ---- shapes */
 /* A dim for batch n: d itself, or -d*n where d < 0. */
@@ -336,7 +336,8 @@ typedef struct onnx_summary_io {
     ferry_dtype dtype;
     int ndim;
     int64_t dims[FERRY_MAX_DIMS]; /* -1 where symbolic, named in sym */
-    char sym[FERRY_MAX_DIMS][32];
+    char sym[FERRY_MAX_DIMS][96]; /* torch names unnamed axes by their producer and
+                                     output ("LayerNormalizationlast_hidden_state_dim_1") */
 } onnx_summary_io;
 typedef struct onnx_summary_op {
     char name[64]; /* "Conv", or "domain.Op" outside the default domain */

@@ -38,11 +38,16 @@ static void read_io(const Onnx__ValueInfoProto *vi, onnx_summary_io *o)
             o->dims[d] = dm->dim_value;
         } else {
             o->dims[d] = -1;
-            snprintf(o->sym[d], sizeof o->sym[d], "%s",
-                     dm && dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
-                             dm->dim_param
-                         ? dm->dim_param
-                         : "?");
+            const char *name =
+                dm && dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
+                        dm->dim_param
+                    ? dm->dim_param
+                    : "?";
+            size_t cap = sizeof o->sym[d];
+            if (strlen(name) < cap) /* else cut, and say so */
+                snprintf(o->sym[d], cap, "%s", name);
+            else
+                snprintf(o->sym[d], cap, "%.*s...", (int)cap - 4, name);
         }
     }
 }

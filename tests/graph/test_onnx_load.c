@@ -40,10 +40,10 @@ static void write_file(const char *path, const void *data, size_t len)
     assert_int_equal(fclose(f), 0);
 }
 
-#define ASSERT_MSG(frag)                                                               \
-    do {                                                                               \
-        if (!strstr(ferry_last_error(), (frag)))                                       \
-            fail_msg("message '%s' lacks '%s'", ferry_last_error(), (frag));           \
+#define ASSERT_MSG(frag)                                                                           \
+    do {                                                                                           \
+        if (!strstr(ferry_last_error(), (frag)))                                                   \
+            fail_msg("message '%s' lacks '%s'", ferry_last_error(), (frag));                       \
     } while (0)
 
 /* Loads b from memory, expecting status st and (when st != OK) frag. */
@@ -243,8 +243,7 @@ static void test_gemm_shape_mismatch(void **state)
     nw->raw_data.data = (uint8_t *)d;
     nw->raw_data.len = 4 * 31 * sizeof *d;
     b->graph.initializer[2] = nw;
-    expect_load(b, FERRY_ESHAPE,
-                "node 'fc2' (Gemm): input B has shape [4,31], expected [*,32]");
+    expect_load(b, FERRY_ESHAPE, "node 'fc2' (Gemm): input B has shape [4,31], expected [*,32]");
     /* without transB */
     b->graph.node[2]->n_attribute = 0;
     expect_load(b, FERRY_ESHAPE, "node 'fc2' (Gemm): input B has shape [4,31], expected [32,*]");
@@ -289,7 +288,8 @@ static void test_bad_tensors(void **state)
     ob *b = ob_mlp(4, 4, 4);
     Onnx__TensorProto *w = b->graph.initializer[0];
     w->raw_data.len -= 4;
-    expect_load(b, FERRY_EPARSE, "initializer 'fc1.weight': raw_data has 60 bytes, its dims say 64");
+    expect_load(b, FERRY_EPARSE,
+                "initializer 'fc1.weight': raw_data has 60 bytes, its dims say 64");
     w->raw_data.len += 4;
     int64_t huge[3] = {INT64_MAX / 2, 4, 4};
     int64_t *saved = w->dims;
@@ -375,6 +375,38 @@ static void test_inputs_and_outputs(void **state)
     b->opset.domain = "";
     b->opset.version = 99;
     expect_load(b, FERRY_EUNSUPPORTED, "opset 99");
+    ob_free(b);
+}
+
+/* A summary (ferry info on any file) keeps a long axis name whole, as
+ * torch writes them for axes it cannot name ("LayerNormalizationlast_
+ * hidden_state_dim_1" was cut to 31 characters), and marks one it must cut. */
+static void test_summary_axis_names(void **state)
+{
+    (void)state;
+    ob *b = ob_mlp(4, 4, 4);
+    char longer[200];
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = 0;
+    Onnx__TensorShapeProto__Dimension *d = b->graph.output[0]->type->tensor_type->shape->dim[1];
+    d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+    d->dim_param = "LayerNormalizationlast_hidden_state_dim_1";
+    Onnx__TensorShapeProto__Dimension *d0 = b->graph.input[0]->type->tensor_type->shape->dim[1];
+    d0->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+    d0->dim_param = longer;
+    size_t len;
+    uint8_t *buf = ob_pack(b, &len);
+    char path[512];
+    snprintf(path, sizeof path, "%s/axes.onnx", tmpdir);
+    write_file(path, buf, len);
+    onnx_summary *s = malloc(sizeof *s);
+    assert_non_null(s);
+    assert_int_equal(onnx_summarize_file(path, s), FERRY_OK);
+    assert_string_equal(s->outputs[0].sym[1], "LayerNormalizationlast_hidden_state_dim_1");
+    size_t n = strlen(s->inputs[0].sym[1]);
+    assert_int_equal(n, sizeof s->inputs[0].sym[1] - 1);
+    assert_string_equal(s->inputs[0].sym[1] + n - 3, "...");
+    free(s);
     ob_free(b);
 }
 
@@ -488,7 +520,8 @@ static void test_reshape_and_softmax_rules(void **state)
     ob_output(b, "y", -1, NULL);
     ob_init_f32(b, "c", 2, cd, NULL);
     ob_node(b, "Add", "add", "x,c", "y");
-    expect_load(b, FERRY_ESHAPE, "node 'add' (Add): inputs 'x' [N,12] and 'c' [3,12] do not broadcast");
+    expect_load(b, FERRY_ESHAPE,
+                "node 'add' (Add): inputs 'x' [N,12] and 'c' [3,12] do not broadcast");
     ob_free(b);
 }
 
@@ -569,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_bad_tensors),
         cmocka_unit_test(test_typed_and_half_data),
         cmocka_unit_test(test_inputs_and_outputs),
+        cmocka_unit_test(test_summary_axis_names),
         cmocka_unit_test(test_ops_and_attributes),
         cmocka_unit_test(test_reshape_and_softmax_rules),
         cmocka_unit_test(test_external_data),
