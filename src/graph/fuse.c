@@ -358,11 +358,29 @@ static int is_vector(const graph *g, int v, int64_t c, ferry_dtype dt)
     return x->is_const && x->data && x->ndim == 1 && x->dims[0] == c && x->dtype == dt;
 }
 
+/* A new f32 constant holding count values (copied); -1 on failure. */
+int fuse_new_const(graph *g, const char *base, const char *suffix, int ndim, const int64_t *dims,
+                   const float *vals, int64_t count)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s%s", base, suffix);
+    float *data = malloc(sizeof(float) * (size_t)(count ? count : 1));
+    if (!data)
+        return -1;
+    memcpy(data, vals, sizeof(float) * (size_t)count);
+    int v = graph_add_value(g, name, FERRY_F32, ndim, dims);
+    if (v < 0) {
+        free(data);
+        return -1;
+    }
+    g->values[v].is_const = 1;
+    g->values[v].data = data;
+    return v;
+}
+
 /* Adds a constant [c] of ones (the scale a LayerNorm without Mul needs). */
 static int add_ones(graph *g, const char *base, int64_t c)
 {
-    char name[256];
-    snprintf(name, sizeof name, "%s.ones", base);
     float *d = malloc((size_t)c * sizeof *d);
     if (!d) {
         ferry_fail(FERRY_ENOMEM, "out of memory fusing LayerNorm '%s'", base);
@@ -370,13 +388,8 @@ static int add_ones(graph *g, const char *base, int64_t c)
     }
     for (int64_t i = 0; i < c; i++)
         d[i] = 1.0f;
-    int v = graph_add_value(g, name, FERRY_F32, 1, &c);
-    if (v < 0) {
-        free(d);
-        return -1;
-    }
-    g->values[v].is_const = 1;
-    g->values[v].data = d;
+    int v = fuse_new_const(g, base, ".ones", 1, &c, d, c);
+    free(d);
     return v;
 }
 

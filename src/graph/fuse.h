@@ -18,6 +18,10 @@ int fuse_sole_consumer(const graph *g, int v);
 int fuse_other_input(const graph_node *n, int v);
 /* Marks node ni dead and releases what it read and wrote. */
 void fuse_kill_node(graph *g, int ni);
+/* A new f32 constant named base + suffix holding count values (copied);
+ * -1 on failure. */
+int fuse_new_const(graph *g, const char *base, const char *suffix, int ndim, const int64_t *dims,
+                   const float *vals, int64_t count);
 /* Replaces node ni's inputs, keeping n_consumers right. */
 void fuse_set_inputs(graph *g, int ni, int n_in, const int *in);
 

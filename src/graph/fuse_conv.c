@@ -39,26 +39,6 @@ static const float *f32_const(const graph *g, int v, int64_t count)
     return c->data;
 }
 
-/* A new f32 constant holding count values (copied); -1 on failure. */
-static int new_const(graph *g, const char *base, const char *suffix, int ndim, const int64_t *dims,
-                     const float *vals, int64_t count)
-{
-    char name[512];
-    snprintf(name, sizeof name, "%s%s", base, suffix);
-    float *data = malloc(sizeof(float) * (size_t)(count ? count : 1));
-    if (!data)
-        return -1;
-    memcpy(data, vals, sizeof(float) * (size_t)count);
-    int v = graph_add_value(g, name, FERRY_F32, ndim, dims);
-    if (v < 0) {
-        free(data);
-        return -1;
-    }
-    g->values[v].is_const = 1;
-    g->values[v].data = data;
-    return v;
-}
-
 /* Moves node ni's output to the output of the node it swallowed (di),
  * which dies. */
 static void take_output(graph *g, int ni, int di)
@@ -131,8 +111,8 @@ static int fold_bn(graph *g, int ni)
     int wnd = wv->ndim;
     char base[256];
     snprintf(base, sizeof base, "%s", g->nodes[ni].name);
-    int vw = new_const(g, base, ".bn_w", wnd, wdims, nw, wn);
-    int vb = vw < 0 ? -1 : new_const(g, base, ".bn_b", 1, &m, nb, m);
+    int vw = fuse_new_const(g, base, ".bn_w", wnd, wdims, nw, wn);
+    int vb = vw < 0 ? -1 : fuse_new_const(g, base, ".bn_b", 1, &m, nb, m);
     free(nw);
     free(nb);
     if (vw < 0 || vb < 0)
@@ -247,7 +227,8 @@ ferry_status graph_fuse_conv(graph *g)
             continue;
         if (n->op == OP_CONV || (n->op == OP_GEMM && n->n_in >= 2)) {
             if (fold_bn(g, ni) < 0)
-                return ferry_fail(FERRY_ENOMEM, "out of memory folding a BatchNormalization into '%s'",
+                return ferry_fail(FERRY_ENOMEM,
+                                  "out of memory folding a BatchNormalization into '%s'",
                                   g->nodes[ni].name);
         }
         if (g->nodes[ni].op != OP_CONV)

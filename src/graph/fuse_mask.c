@@ -104,24 +104,11 @@ static int mask_fill(const graph *g, int v, float *fill)
     return 1;
 }
 
-/* A new f32 constant [1] holding x. */
-static int scalar_const(graph *g, const char *base, const char *what, float x)
+/* A new f32 constant [1] holding x; suffix names it after base (".zero"). */
+static int scalar_const(graph *g, const char *base, const char *suffix, float x)
 {
-    char name[256];
-    snprintf(name, sizeof name, "%s.%s", base, what);
-    float *d = malloc(sizeof *d);
-    if (!d)
-        return -1;
-    *d = x;
     int64_t one = 1;
-    int v = graph_add_value(g, name, FERRY_F32, 1, &one);
-    if (v < 0) {
-        free(d);
-        return -1;
-    }
-    g->values[v].is_const = 1;
-    g->values[v].data = d;
-    return v;
+    return fuse_new_const(g, base, suffix, 1, &one, &x, 1);
 }
 
 /* Where(c, 0, fill) (or Where(c, fill, 0) when fill_when_true) of a
@@ -234,7 +221,7 @@ int fuse_where_mask(graph *g, int si)
         if (spare >= 0)
             fuse_kill_node(g, spare); /* its output, Where's condition, goes below */
     } else {
-        int zero = scalar_const(g, base, "zero", 0.0f), f = scalar_const(g, base, "fill", fill);
+        int zero = scalar_const(g, base, ".zero", 0.0f), f = scalar_const(g, base, ".fill", fill);
         if (zero < 0 || f < 0)
             goto nomem;
         int in[3] = {c, fill_when_true ? f : zero, fill_when_true ? zero : f};
