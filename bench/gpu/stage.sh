@@ -25,7 +25,9 @@ if [ -f "$TM/manifest.json" ]; then
     python3 - "$TM" "$S/tm" <<'PY'
 import json, os, shutil, sys
 src, dst = sys.argv[1], sys.argv[2]
-fams = set(os.environ["FAMILIES"].split(",")) | {"mlp"}
+# NO_MLP=1 leaves the MLP family (and its external-data files) behind when
+# the carry is tight
+fams = set(os.environ["FAMILIES"].split(",")) | (set() if os.environ.get("NO_MLP") else {"mlp"})
 m = json.load(open(f"{src}/manifest.json"))
 # all families would not fit the carry limit (64 MiB): the MLPs and those asked
 m["models"] = [x for x in m["models"] if x["name"] not in ("mlp-l", "mlp-s-ext", "bert-var-256")
@@ -35,7 +37,9 @@ for x in m["models"]:
         shutil.copy(f"{src}/{f}", dst)
 json.dump(m, open(f"{dst}/manifest.json", "w"))
 PY
-    for f in "$TM"/*.bin "$TM"/*.data; do [ -f "$f" ] && cp "$f" "$S/tm/"; done
+    if [ -z "${NO_MLP:-}" ]; then
+        for f in "$TM"/*.bin "$TM"/*.data; do [ -f "$f" ] && cp "$f" "$S/tm/"; done
+    fi
     tar cJf "$S/tm.tar.xz" -C "$S" tm && rm -rf "$S/tm"
 fi
 cp "$B/models/mlp-s.onnx" "$S/models/"
@@ -61,7 +65,7 @@ for bin in "$S"/bin/*; do
         grep -Ev 'libc\.so|libm\.so|libstdc|libgcc_s|ld-linux|libpthread|librt|libdl|libcublas|libcudart|libcudnn' || true
 done | sort -u | while read -r lib; do cp -L "$lib" "$S/lib/"; done
 # the two big libraries travel compressed (the carry limit is 64 MiB)
-(cd "$S/lib" && big=$(ls libopenblas* libdnnl* 2>/dev/null || true) &&
+(cd "$S/lib" && big=$(ls libopenblas* libdnnl* libferry* 2>/dev/null || true) &&
     [ -n "$big" ] && tar cJf ../big.tar.xz $big && rm $big) || true
 # the binaries travel compressed too (bench/gpu/env.sh unpacks them)
 tar cJf "$S/bin.tar.xz" -C "$S" bin && rm -rf "$S/bin"

@@ -53,10 +53,12 @@ def call_overhead(ferry, model, features, calls):
     return {"python_us": py_us, "c_us": c_us, "overhead_us": py_us - c_us}
 
 
-def python_batcher(ferry, model, clients, seconds, max_batch, delay_us):
-    e = ferry.Engine(model, batch_size=max_batch)
+def python_batcher(ferry, model, clients, seconds, max_batch, delay_us, workers=0,
+                   preferred=None):
+    e = ferry.Engine(model, batch_size=max_batch, num_threads=workers)
     e.warmup()
-    b = ferry.DynamicBatcher(e, max_batch=max_batch, max_delay_us=delay_us)
+    b = ferry.DynamicBatcher(e, max_batch=max_batch, max_delay_us=delay_us,
+                             preferred_batch_sizes=preferred)
     xs = np.random.default_rng(1).uniform(-1, 1, (clients, 256)).astype(np.float32)
     stop = threading.Event()
     counts = [0] * clients
@@ -124,6 +126,11 @@ def main():
     ap.add_argument("--calls", type=int, default=20000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--variants", default="",
+                    help="extra DynamicBatcher runs each round, ';'-separated, each "
+                    "'workers=W' and/or 'pref=S' (comma-joined: 'workers=2,pref=64'): "
+                    "is the limit the GIL, or the batcher's batches of ~1.5 on many "
+                    "idle workers?")
     ap.add_argument("--json")
     a = ap.parse_args()
     sys.path.insert(0, os.path.join(a.build, "python"))
@@ -151,6 +158,12 @@ def main():
              ("py_batcher", "ferry.DynamicBatcher, Python threads")]
     if not a.skip_torch:
         kinds.append(("torch_batcher", "PyTorch + Python batcher (the seed)"))
+    variants = []
+    for v in filter(None, a.variants.split(";")):
+        kw = dict(kv.split("=") for kv in v.split(","))
+        variants.append((v, {"workers": int(kw.get("workers", 0)),
+                             "preferred": [int(kw["pref"])] if "pref" in kw else None}))
+        kinds.append(("py " + v, "DynamicBatcher " + v))
     rounds = []
     for _ in range(a.repeats):
         rd = {"c_batcher": c_batcher(cli, model, a.clients, a.duration, a.max_batch),
@@ -159,6 +172,9 @@ def main():
         if not a.skip_torch:
             rd["torch_batcher"] = torch_batcher(model, a.clients, a.duration, a.max_batch,
                                                 a.max_delay_us)
+        for v, kw in variants:
+            rd["py " + v] = python_batcher(ferry, model, a.clients, a.duration, a.max_batch,
+                                           a.max_delay_us, **kw)
         rd["ratio"] = rd["py_batcher"]["requests_per_s"] / rd["c_batcher"]["requests_per_s"]
         rounds.append(rd)
         print("round: " + ", ".join(f"{k} {rd[k]['requests_per_s']:,.0f}" for k, _ in kinds)
