@@ -64,8 +64,9 @@ for bin in "$S"/bin/*; do
     ldd "$bin" | awk '/=> \// {print $3}' |
         grep -Ev 'libc\.so|libm\.so|libstdc|libgcc_s|ld-linux|libpthread|librt|libdl|libcublas|libcudart|libcudnn' || true
 done | sort -u | while read -r lib; do cp -L "$lib" "$S/lib/"; done
-# the two big libraries travel compressed (the carry limit is 64 MiB)
-(cd "$S/lib" && big=$(ls libopenblas* libdnnl* libferry* 2>/dev/null || true) &&
+# the libraries travel compressed (the carry limit is 64 MiB; env.sh
+# unpacks them when libopenblas is missing)
+(cd "$S/lib" && big=$(ls 2>/dev/null || true) &&
     [ -n "$big" ] && tar cJf ../big.tar.xz $big && rm $big) || true
 # the binaries travel compressed too (bench/gpu/env.sh unpacks them)
 tar cJf "$S/bin.tar.xz" -C "$S" bin && rm -rf "$S/bin"

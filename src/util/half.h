@@ -73,4 +73,26 @@ static inline uint16_t ferry_f32_to_f16(float f)
     return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
 }
 
+/* The same, but a finite f beyond the 16-bit format's range gives its
+ * largest finite value instead of infinity (what model constants need:
+ * Hugging Face masks with torch.finfo(float32).min, -3.4e38, and compute
+ * (1 - mask) * min, which is 0 * -inf = NaN in fp16 or bf16 once the
+ * constant became -inf; PyTorch itself uses finfo(float16).min there).
+ * Infinities and NaN stay what they are. */
+static inline uint16_t ferry_f32_to_f16_sat(float f)
+{
+    uint16_t h = ferry_f32_to_f16(f);
+    if ((h & 0x7fffu) == 0x7c00u && f - f == 0.0f) /* rounded to inf from a finite f */
+        h = (uint16_t)((h & 0x8000u) | 0x7bffu);
+    return h;
+}
+
+static inline uint16_t ferry_f32_to_bf16_sat(float f)
+{
+    uint16_t h = ferry_f32_to_bf16(f);
+    if ((h & 0x7fffu) == 0x7f80u && f - f == 0.0f)
+        h = (uint16_t)((h & 0x8000u) | 0x7f7fu);
+    return h;
+}
+
 #endif

@@ -1186,14 +1186,15 @@ static void test_patch_conv(void **state)
     graph_free(g);
 }
 
-/* ---- cuDNN convolutions with their epilogues at batch 3, through the
- * graph API (the default for one group with a bias/residual/ReLU
- * epilogue; Clip too with FERRY_CUDNN=graph-clip), the legacy calls
- * (FERRY_CUDNN=legacy; grouped convolutions always) and, for the depthwise
- * ones, our kernel (FERRY_CUDA_DEPTHWISE=ours): bias + Clip
- * (ReLU6), bias alone, bias + ReLU, and a depthwise 3x3 with bias + ReLU.
- * mobilenet_v2's depthwise layers came out wrong above batch 1 through
- * the graph API (cuda_conv.c), which parity at batch 1 did not see. */
+/* ---- Convolutions with their epilogues at batch 3, each way Ferry runs
+ * them: the default (cuDNN's graph API for one group with a bias or
+ * ReLU-ending epilogue, our kernel for depthwise ones in fp16), the legacy
+ * calls with cuDNN's depthwise (FERRY_CUDNN=legacy
+ * FERRY_CUDA_DEPTHWISE=cudnn), and Clip through the graph API
+ * (FERRY_CUDNN=graph-clip): bias + Clip (ReLU6), bias alone, bias + ReLU,
+ * and a depthwise 3x3 with bias + ReLU. Forms of mobilenet_v2's came out
+ * wrong above batch 1 through the graph API (cuda_conv.c), which parity at
+ * batch 1 did not see. */
 
 static void conv_ref(const float *x, const float *w, const float *b, double *y, int64_t n,
                      int64_t ci, int64_t co, int64_t hw, int64_t group, int64_t st, int act)
@@ -1255,14 +1256,14 @@ static void test_conv_epilogues(void **state)
         double *ref = malloc(sizeof(double) * (size_t)ny);
         assert_non_null(ref);
         conv_ref(xv, cdata(g, w), cdata(g, b), ref, n, ci, co, hw, group, st, cases[t].act);
-        static const char *modes[] = {"default", "legacy", "graph-clip + ours"};
+        static const char *modes[] = {"default", "legacy + cuDNN depthwise", "graph-clip"};
         for (int mode = 0; mode < 3; mode++) {
-            if (mode == 1)
+            if (mode == 1) {
                 setenv("FERRY_CUDNN", "legacy", 1);
-            if (mode == 2) {
-                setenv("FERRY_CUDNN", "graph-clip", 1);
-                setenv("FERRY_CUDA_DEPTHWISE", "ours", 1);
+                setenv("FERRY_CUDA_DEPTHWISE", "cudnn", 1);
             }
+            if (mode == 2)
+                setenv("FERRY_CUDNN", "graph-clip", 1);
             for (int q = 0; q < 2; q++) {
                 run_cfg rc = {FERRY_PRECISION_FP16, FERRY_F32, 16, q};
                 float *yv = run_graph(g, &rc, n, xv);

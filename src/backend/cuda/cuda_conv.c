@@ -8,11 +8,14 @@
  * bias and activation in its epilogue, a transpose back to NCHW. Every
  * other convolution goes through cuDNN:
  *
- *   - Conv of one group in tf32, fp16 and bf16 with an epilogue of bias,
- *     residual or ReLU (Clip with FERRY_CUDNN=graph-clip): cuDNN's graph API (cuda_dnn_graph.c: one
- * execution plan per batch size with the epilogue inside), where an engine takes it. On an H200 it
- * ran resnet50 in fp16 1.25-2.1x faster than the legacy calls at batch 8-256 (2026-12-07 ~13:00
- * UTC); FERRY_CUDNN=legacy turns it off.
+ *   - Conv of one group in tf32, fp16 and bf16 whose epilogue ends in
+ *     ReLU (bias and residual before it optional) or is a bias alone:
+ *     cuDNN's graph API (cuda_dnn_graph.c: one execution plan per batch
+ *     size with the epilogue inside), where an engine takes it. On an H200
+ *     it ran resnet50 in fp16 1.25-2.1x faster than the legacy calls at
+ *     batch 8-256 (2026-12-07 ~13:00 UTC); FERRY_CUDNN=legacy turns it off.
+ *   - A depthwise convolution in fp16 or bf16 (channels-last): our kernel,
+ *     kern_dwconv (kernels_image.cu).
  *   - Conv, legacy: cudnnConvolutionBiasActivationForward when the fused
  *     epilogue is bias + optional residual + ReLU (ResNet's blocks: one
  *     call), else cudnnConvolutionForward and kern_bias_act for the bias,
@@ -56,6 +59,8 @@ _Static_assert((int)KA_RELU == (int)ACT_RELU && (int)KA_LEAKY_RELU == (int)ACT_L
 #define CONV_WS_CAP ((size_t)64 << 20)
 /* Algorithms asked of the heuristics per shape. */
 #define CONV_ALGOS 8
+/* Epilogue kinds through the graph API by default (graph_epilogue_ok). */
+#define GRAPH_DEFAULT "relu,bias"
 
 static ferry_status dnn_status(cudnnStatus_t e, const char *call, const char *file, int line)
 {
@@ -214,7 +219,7 @@ typedef struct dnn_state {
     cudnnTensorFormat_t fmt;
     void *w_t;       /* channels-last: the weights as [Co, kh, kw, Ci/g] (owned) */
     size_t x_off;    /* x in the run's layout, in scratch, when x_nhwc != nhwc */
-    int dw;          /* ours: kern_dwconv (FERRY_CUDA_DEPTHWISE=ours, opt-in until measured) */
+    int dw;          /* ours: kern_dwconv (FERRY_CUDA_DEPTHWISE=cudnn: never) */
     kern_dwconv dwd; /* its shape and epilogue */
     int64_t ci, co;  /* channels of x and y */
     int64_t in[2], out[2];
@@ -234,6 +239,38 @@ static int env_is(const char *name, const char *value)
 {
     const char *v = getenv(name);
     return v && strcmp(v, value) == 0;
+}
+
+/* Does a convolution with this epilogue go through cuDNN's graph API?
+ * Its epilogue is one of four kinds: ending in ReLU ("relu", with or
+ * without bias and residual: ResNet's blocks), ending in Clip ("clip":
+ * MobileNet's ReLU6), a residual without activation ("res": MobileNet's
+ * projections, wrong through the graph API: see dnn_prepare) or a bias
+ * alone ("bias"). FERRY_CUDNN_GRAPH=kind,kind.. names the kinds that may
+ * (for measurements; "none" for no kind); FERRY_CUDNN=legacy is none,
+ * FERRY_CUDNN=graph-clip adds clip to the default. A plain convolution (no
+ * epilogue) always takes the legacy call. */
+static int graph_epilogue_ok(int bias, int res, int act)
+{
+    const char *kind = act == ACT_RELU   ? "relu"
+                       : act == ACT_CLIP ? "clip"
+                       : act != ACT_NONE ? NULL
+                       : res             ? "res"
+                       : bias            ? "bias"
+                                         : NULL;
+    if (!kind || env_is("FERRY_CUDNN", "legacy"))
+        return 0;
+    const char *set = getenv("FERRY_CUDNN_GRAPH");
+    if (!set || !*set)
+        set = env_is("FERRY_CUDNN", "graph-clip") ? GRAPH_DEFAULT ",clip" : GRAPH_DEFAULT;
+    size_t k = strlen(kind);
+    for (const char *p = set; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == k && !strncmp(p, kind, k))
+            return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
 }
 
 static cudnnDataType_t dnn_dtype(ferry_dtype dt)
@@ -422,21 +459,20 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     ds->has_bias = has_bias;
     ds->has_res = !ds->transposed && nd->n_in > 3 && nd->in[3] >= 0;
     ds->fused = !ds->transposed && nd->act == ACT_RELU && has_bias;
-    /* The default where it applies (FERRY_CUDNN=legacy: never): a
-     * convolution of one group with a bias, residual or ReLU epilogue,
-     * never in fp32, which the legacy API keeps off TF32 (FMA math).
-     * Grouped convolutions (depthwise: mobilenet_v2/v3, shufflenet) gave
-     * wrong outputs above batch 1 through this API on an H100 with cuDNN
-     * 9.14 (relative error ~0.97 at batch 3 and 32, 2026-12-07 13:06 UTC,
-     * bench/gpu/run_graph.sh), as did plans of the convolution alone
-     * (conv_graph_plan); cause not found. A Clip (ReLU6) epilogue was right
-     * at batch 1 in that run but is not yet checked above it, so it stays
-     * opt-in (FERRY_CUDNN=graph-clip) until parity says so. */
-    int act_ok = nd->act == ACT_NONE || nd->act == ACT_RELU ||
-                 (nd->act == ACT_CLIP && env_is("FERRY_CUDNN", "graph-clip"));
-    ds->graph = !ds->transposed && c->o.precision != FERRY_PRECISION_FP32 && act_ok &&
-                a->group == 1 && (has_bias || ds->has_res || nd->act != ACT_NONE) &&
-                !env_is("FERRY_CUDNN", "legacy");
+    /* The graph API where it applies (graph_epilogue_ok; FERRY_CUDNN=
+     * legacy: never): a convolution of one group with a bias or ReLU
+     * epilogue, never in fp32, which the legacy API keeps off TF32 (FMA
+     * math). On an H100 with cuDNN 9.14 three forms gave wrong outputs above
+     * batch 1 (relative error ~0.9 at batch 3 and 32; cause not found):
+     * grouped convolutions (depthwise: mobilenet_v2/v3, shufflenet; 13:06
+     * UTC), plans of the convolution alone (conv_graph_plan), and a residual
+     * without an activation after it (mobilenet_v2's projections, found by
+     * bench/gpu/run_conv_diag.sh at 16:02 UTC: bias-only and ReLU-ending
+     * epilogues were right, residual-only ones 0.92 off), so those take the
+     * legacy calls. A Clip (ReLU6) epilogue stays opt-in
+     * (FERRY_CUDNN=graph-clip): not faster on mobilenet_v2. */
+    ds->graph = !ds->transposed && c->o.precision != FERRY_PRECISION_FP32 && a->group == 1 &&
+                graph_epilogue_ok(has_bias, ds->has_res, nd->act);
     if (ds->graph) {
         dnn_conv_shape *gs = &ds->gs;
         *gs = (dnn_conv_shape){.dt = ds->dt,
@@ -480,13 +516,15 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     ds->find = !ds->transposed && !ds->graph && env_is("FERRY_CUDNN_FIND", "1");
     /* A depthwise layer (one channel a group, channels-last, 2-D) through
      * our kernel (kernels_image.cu says why), where its 32-bit indices
-     * hold at max_batch. */
+     * hold at max_batch: mobilenet_v2 fp16 on an H100 2.0-2.4x faster at
+     * batch 8-256 than through cuDNN (2026-12-07 15:50 UTC), right at batch
+     * 3 (run_conv_diag.sh). FERRY_CUDA_DEPTHWISE=cudnn turns it off. */
     int64_t big = p->max_batch *
                   (ds->in[0] * ds->in[1] > ds->out[0] * ds->out[1] ? ds->in[0] * ds->in[1]
                                                                    : ds->out[0] * ds->out[1]) *
                   ds->co;
     ds->dw = !ds->transposed && nsp == 2 && ds->nhwc && a->group == ds->ci && ds->co == ds->ci &&
-             big < ((int64_t)1 << 30) && env_is("FERRY_CUDA_DEPTHWISE", "ours");
+             big < ((int64_t)1 << 30) && !env_is("FERRY_CUDA_DEPTHWISE", "cudnn");
     if (ds->dw)
         ds->dwd = (kern_dwconv){.h = (int)ds->in[0],
                                 .w = (int)ds->in[1],

@@ -42,14 +42,15 @@ float cuda_host_f32(ferry_dtype dt, const void *data, int64_t i)
     }
 }
 
-/* Host fp32 -> compute dtype, into a host buffer of n elements. */
+/* Host fp32 -> compute dtype, into a host buffer of n elements; a finite
+ * value beyond a 16-bit format's range saturates (half.h). */
 static void to_compute(ferry_dtype cdt, const float *src, void *dst, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         if (cdt == FERRY_F16)
-            ((uint16_t *)dst)[i] = ferry_f32_to_f16(src[i]);
+            ((uint16_t *)dst)[i] = ferry_f32_to_f16_sat(src[i]);
         else if (cdt == FERRY_BF16)
-            ((uint16_t *)dst)[i] = ferry_f32_to_bf16(src[i]);
+            ((uint16_t *)dst)[i] = ferry_f32_to_bf16_sat(src[i]);
         else
             ((float *)dst)[i] = src[i];
     }

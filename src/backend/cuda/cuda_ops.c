@@ -876,7 +876,7 @@ static ferry_status prepare_constant_of_shape(cuda_prep *p, void **state)
             if (sdt == FERRY_F32)
                 memcpy(bits, &f, sizeof f);
             else {
-                uint16_t h = sdt == FERRY_F16 ? ferry_f32_to_f16(f) : ferry_f32_to_bf16(f);
+                uint16_t h = sdt == FERRY_F16 ? ferry_f32_to_f16_sat(f) : ferry_f32_to_bf16_sat(f);
                 memcpy(bits, &h, sizeof h);
             }
         } else {
