@@ -109,6 +109,27 @@ __global__ void unary_kernel(kern_unary_op op, float alpha, const T *x, T *y, in
         y[i] = from_f<T>(unary_any(op, to_f(x[i]), alpha));
 }
 
+/* a^b as C's powf. The kernels build with --use_fast_math, which makes
+ * powf __powf = exp2(b * log2(a)): NaN for every negative a, so T5's and
+ * LLaMA's RMSNorm (Pow(x, 2)) and decomposed LayerNorms came out NaN. A
+ * negative base takes an integer exponent's sign; b = 2 (the common one)
+ * is a product, as exact as the CPU's. */
+__device__ __forceinline__ float pow_exact_sign(float a, float b)
+{
+    if (b == 2.0f)
+        return a * a;
+    if (b == 0.0f)
+        return 1.0f;
+    float r = powf(fabsf(a), b);
+    if (a < 0.0f) {
+        if (b != rintf(b))
+            return __int_as_float(0x7fc00000); /* NaN, as powf */
+        if (fmodf(b, 2.0f) != 0.0f)
+            r = -r;
+    }
+    return r;
+}
+
 __device__ __forceinline__ float binary_one(kern_binary_op op, float a, float b)
 {
     switch (op) {
@@ -116,7 +137,7 @@ __device__ __forceinline__ float binary_one(kern_binary_op op, float a, float b)
     case KB_SUB: return a - b;
     case KB_MUL: return a * b;
     case KB_DIV: return a / b;
-    case KB_POW: return powf(a, b);
+    case KB_POW: return pow_exact_sign(a, b);
     }
     return a;
 }
@@ -229,7 +250,8 @@ cudaError_t binary_launch(kern_binary_op op, const void *a, const void *b, void 
             p.sa[d] = (uint32_t)bc->sa[d];
             p.sb[d] = (uint32_t)bc->sb[d];
         }
-        binary_general32_kernel<T><<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y, p);
+        binary_general32_kernel<T>
+            <<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y, p);
     } else {
         binary_general_kernel<T>
             <<<g, kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (T *)y, *bc);
@@ -253,8 +275,8 @@ template <typename T>
 cudaError_t channel_affine_launch(const void *x, const void *a, const void *b, void *y, int64_t n,
                                   int64_t ch, int64_t inner, cudaStream_t s)
 {
-    channel_affine_kernel<T><<<grid_for(n), kThreads, 0, s>>>(
-        (const T *)x, (const T *)a, (const T *)b, (T *)y, n, ch, inner);
+    channel_affine_kernel<T><<<grid_for(n), kThreads, 0, s>>>((const T *)x, (const T *)a,
+                                                              (const T *)b, (T *)y, n, ch, inner);
     return cudaGetLastError();
 }
 
