@@ -209,12 +209,14 @@ void cpu_unary(op_kind op, const float *X, float *Y, int64_t n, float alpha, int
  * 1 are 64k). */
 #define ROWS_PAR_MIN 16384
 
-/* One contiguous row. Eight independent lanes for the max and the sum, so
- * that the loops vectorize without reassociation (no -ffast-math), and
- * vexpf rather than libm's expf: 436 -> ~40 us for BERT's scores. Lanes
- * sum at most L/8 terms in float; the lanes meet in double. */
-static inline __attribute__((always_inline)) void softmax_row_body(const float *x, float *y,
-                                                                   int64_t L, int is_log)
+/* exp(x - max x) over one contiguous row, into y when store (y may be x),
+ * and its sum; the max into *max_out. Eight independent lanes for the max
+ * and the sum, so that the loops vectorize without reassociation (no
+ * -ffast-math), and vexpf rather than libm's expf: 436 -> ~40 us for
+ * BERT's scores. Lanes sum at most L/8 terms in float; the lanes meet in
+ * double. */
+static inline __attribute__((always_inline)) double exp_sum_row(const float *x, float *y, int64_t L,
+                                                                int store, float *max_out)
 {
     float m8[8];
     for (int l = 0; l < 8; l++)
@@ -230,34 +232,43 @@ static inline __attribute__((always_inline)) void softmax_row_body(const float *
         mx = x[j] > mx ? x[j] : mx;
     float s8[8] = {0};
     j = 0;
-    if (is_log) {
-        for (; j + 8 <= L; j += 8)
-            for (int l = 0; l < 8; l++)
-                s8[l] += vexpf(x[j + l] - mx);
-    } else {
+    if (store) {
         for (; j + 8 <= L; j += 8)
             for (int l = 0; l < 8; l++) {
                 float e = vexpf(x[j + l] - mx);
                 y[j + l] = e;
                 s8[l] += e;
             }
+    } else {
+        for (; j + 8 <= L; j += 8)
+            for (int l = 0; l < 8; l++)
+                s8[l] += vexpf(x[j + l] - mx);
     }
     double sum = 0.0;
     for (int l = 0; l < 8; l++)
         sum += s8[l];
     for (; j < L; j++) {
         float e = vexpf(x[j] - mx);
-        if (!is_log)
+        if (store)
             y[j] = e;
         sum += e;
     }
+    *max_out = mx;
+    return sum;
+}
+
+static inline __attribute__((always_inline)) void softmax_row_body(const float *x, float *y,
+                                                                   int64_t L, int is_log)
+{
+    float mx;
+    double sum = exp_sum_row(x, y, L, !is_log, &mx);
     if (is_log) {
         float sub = mx + (float)log(sum);
-        for (j = 0; j < L; j++)
+        for (int64_t j = 0; j < L; j++)
             y[j] = x[j] - sub;
     } else {
         float inv = (float)(1.0 / sum);
-        for (j = 0; j < L; j++)
+        for (int64_t j = 0; j < L; j++)
             y[j] *= inv;
     }
 }
@@ -357,24 +368,43 @@ static int64_t rows_per_chunk(int64_t rows_total, int64_t cost, int T)
     return per > 0 ? per : 1;
 }
 
-/* y += m, the mask of the fused attention's scores (scaled by its GEMM). */
-static inline __attribute__((always_inline)) void add_row_body(float *restrict y,
-                                                               const float *restrict m, int64_t L)
+/* The fused attention's softmax without its division: y += m (m NULL:
+ * none), then exp(y - max y) in place, and 1 / sum into *inv. Three passes
+ * over the row (two without a mask) where add, max, exp and scale took
+ * four; the caller divides P V's rows instead (d columns, not Tk). */
+static inline __attribute__((always_inline)) void
+exp_row_body(float *restrict y, const float *restrict m, int64_t L, float *inv)
 {
-    for (int64_t j = 0; j < L; j++)
-        y[j] += m[j];
+    if (m)
+        for (int64_t j = 0; j < L; j++)
+            y[j] += m[j];
+    float mx;
+    *inv = (float)(1.0 / exp_sum_row(y, y, L, 1, &mx));
 }
 
-CPU_DISPATCH(add_row, (float *restrict y, const float *restrict m, int64_t L), (y, m, L))
+CPU_DISPATCH(exp_row, (float *restrict y, const float *restrict m, int64_t L, float *inv),
+             (y, m, L, inv))
 
-void cpu_softmax_rows(float *S, int64_t rows, int64_t L, const float *mask, int64_t mstride)
+void cpu_softmax_rows_exp(float *S, int64_t rows, int64_t L, const float *mask, int64_t mstride,
+                          float *inv)
 {
-    for (int64_t r = 0; r < rows; r++) {
-        float *y = S + r * L;
-        if (mask)
-            add_row(y, mask + r * mstride, L);
-        softmax_row(y, y, L, 0);
-    }
+    for (int64_t r = 0; r < rows; r++)
+        exp_row(S + r * L, mask ? mask + r * mstride : NULL, L, inv + r);
+}
+
+static inline __attribute__((always_inline)) void scale_row_body(float *restrict y, int64_t n,
+                                                                 float s)
+{
+    for (int64_t j = 0; j < n; j++)
+        y[j] *= s;
+}
+
+CPU_DISPATCH(scale_row, (float *restrict y, int64_t n, float s), (y, n, s))
+
+void cpu_scale_rows(float *Y, int64_t rows, int64_t cols, int64_t ld, const float *s)
+{
+    for (int64_t r = 0; r < rows; r++)
+        scale_row(Y + r * ld, cols, s[r]);
 }
 
 void cpu_softmax(const float *X, float *Y, int64_t outer, int64_t L, int64_t inner, int is_log)
