@@ -29,12 +29,16 @@
 
 /* Without no-trapping-math GCC will not turn the clamps and selects of
  * vexpf/act_gelu into blends (an arm might raise an FP exception, which
- * nothing here observes) and the activation loops stay scalar. Every
- * function up to the end of cpu_unary shares the option, so that the
- * helpers inline. */
+ * nothing here observes) and the activation loops stay scalar. With
+ * -std=c11 GCC also keeps a * b + c as two roundings (fp-contract=off);
+ * fp-contract=fast lets the AVX2+FMA variants fuse them (the baseline ones
+ * have no FMA and are unchanged): the erf GELU 0.98 -> 0.69 ns an element,
+ * attention's exp rows 1.31 -> 1.00 ns a score on this Zen 3 VM, each a
+ * little more exact. Every function up to the pop below shares the options,
+ * so that the helpers inline. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
-#pragma GCC optimize("no-trapping-math")
+#pragma GCC optimize("no-trapping-math", "fp-contract=fast")
 #endif
 
 static inline float act_relu(float v)
