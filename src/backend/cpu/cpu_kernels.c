@@ -715,12 +715,16 @@ void cpu_gemm_res(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, flo
     /* Small chunks only when helpers can take them: run alone, each chunk
      * is one more BLAS call with its fixed cost (mlp-s at batch 256 split
      * over 16 engine workers: 378k samples/s with one call per Gemm, 255k
-     * with eight). Alone, large Gemms still go in blocks of 256 rows, so
-     * that each block's epilogue finds it in cache. */
+     * with eight). Alone, large Gemms still go in blocks of 512 rows, so
+     * that each block's epilogue finds it in cache or at least in L3: 256
+     * made oneDNN's sgemm 5-16% slower on the transformers' K 192-256
+     * layers (one thread, 2048-3152 rows, this 2-core Zen 3 VM: BERT's FFN
+     * in + GELU 16.4 -> 14.7 ms, ViT's 15.8 -> 13.3) and no faster on
+     * their K 768-1024 ones. */
     int T = cpu_parallel_available();
     double flops = 2.0 * (double)M * (double)N * (double)K;
-    if (T <= 1 && M >= 512) {
-        g.rstep = 256;
+    if (T <= 1 && M >= 1024) {
+        g.rstep = 512;
     } else if (T > 1 && flops >= GEMM_PAR_MIN_FLOPS) {
         /* About four chunks a thread, so that a thread slowed by another
          * process hands its share to the others, in blocks of rows and
