@@ -109,6 +109,9 @@ static inline int64_t cpu_attention_slot(int64_t Tq, int64_t Tk)
 {
     return Tq * (Tk + 1);
 }
+/* Slots (chunks) cpu_attention may use for B * heads = pairs on threads:
+ * what scratch must hold; a smaller batch needs no more. */
+int64_t cpu_attention_slots(int64_t pairs, int64_t Tq, int threads);
 
 /* LayerNormalization of X viewed as [rows, cols] over cols. bias, mean_out
  * and rstd_out may be NULL. */
