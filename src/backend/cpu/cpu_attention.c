@@ -11,9 +11,9 @@
  * first GEMM's alpha, masked and exponentiated in one chunk-private slot,
  * P V is written straight into the head's columns of Y [B, Tq, H*d], and
  * only then divided by the row sums: Tq x d divisions instead of Tq x Tk,
- * and two passes over the scores instead of four (mask, max, exp, scale),
- * which were a third of a head's time at T 128 (2.1 ns a score, against
- * ~32 us for each of its GEMMs, on this 2-core Zen 3 VM).
+ * and three passes over the scores (mask, max, exp) instead of four, which
+ * were a third of a head's time at T 128 (2.1 ns a score, against ~32 us
+ * for each of its GEMMs, on this 2-core Zen 3 VM).
  *
  * Heads are independent and each is small (T x d by d x T), so the work is
  * split by (b, h), one single-threaded BLAS call each, as cpu_matmul does

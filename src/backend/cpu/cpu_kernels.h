@@ -88,9 +88,10 @@ void cpu_scale_rows(float *Y, int64_t rows, int64_t cols, int64_t ld, const floa
  * where row i of head h of Q is q[b*q_bs + i*q_rs + h*d + (0..d)] (K and V
  * alike over Tk rows, Y's row at b*y_bs + i*y_rs); the mask row of (b, h, i)
  * at b*mstride[0] + h*mstride[1] + i*mstride[2] (graph_mask_strides). The
- * (b, h) pairs are split over the backend's threads, each chunk keeping its
- * scores [Tq, Tk] and their Tq row sums in its own slot of scratch
- * (cpu_attention_slot floats). */
+ * (b, h) pairs (or blocks of their query rows, when the pairs do not share
+ * out evenly over the threads) are split over the backend's threads, each
+ * chunk keeping its scores [Tq, Tk] and their Tq row sums in its own slot
+ * of scratch (cpu_attention_slot floats). */
 typedef struct cpu_attention_args {
     const float *q, *k, *v;      /* head 0's first column in each source */
     int64_t q_bs, k_bs, v_bs;    /* elements between batch entries */
