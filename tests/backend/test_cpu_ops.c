@@ -743,12 +743,17 @@ static void test_attention(void **state)
         attention_case(1, 2, 7, 7, 5, 1, mask, 0);   /* odd T and d, one row block */
         attention_case(3, 3, 9, 9, 8, 1, mask, 0);   /* odd heads */
         attention_case(4, 4, 37, 37, 24, 1, mask, 0); /* threaded (over 2e5 flops) */
+        /* 3 heads on 2 threads: each head's queries in row blocks, 35 + 35
+         * and (uneven) 49 + 48; mask 2 has a row per query */
+        attention_case(1, 3, 70, 70, 24, 1, mask, 0);
+        attention_case(1, 3, 97, 97, 16, 1, mask, 0);
     }
     attention_case(2, 3, 6, 11, 4, 0, 0, 0); /* cross attention, sources of their own */
     attention_case(2, 3, 6, 11, 4, 0, 1, 0);
     attention_case(2, 1, 1, 5, 3, 0, 1, 0); /* one query: GEMV */
     attention_case(3, 4, 17, 17, 16, 1, 0, 1); /* ViT's time-major layout */
     attention_case(5, 3, 37, 37, 24, 1, 0, 1);
+    attention_case(1, 3, 97, 97, 16, 1, 0, 1); /* time-major in row blocks */
 }
 
 /* ------------------------------------------------------------ layernorm */

@@ -73,18 +73,25 @@ typedef struct cpu_softmax_fused {
 void cpu_softmax_ex(const float *X, float *Y, int64_t outer, int64_t L, int64_t inner, int is_log,
                     const cpu_softmax_fused *f);
 
-/* Softmax in place over each of rows rows of S [rows, L] after adding the
- * mask row r * mstride (mask NULL: none), on the calling thread: the fused
- * attention's scores, already scaled. */
-void cpu_softmax_rows(float *S, int64_t rows, int64_t L, const float *mask, int64_t mstride);
+/* Softmax's numerators in place over each of rows rows of S [rows, L],
+ * after adding the mask row r * mstride (mask NULL: none): exp(s - row
+ * max), and 1 / the row's sum into inv[r], on the calling thread. The
+ * fused attention's scores, already scaled; it divides P V's rows. */
+void cpu_softmax_rows_exp(float *S, int64_t rows, int64_t L, const float *mask, int64_t mstride,
+                          float *inv);
+
+/* Y[r, 0..cols) *= s[r] for rows rows of stride ld, on the calling thread. */
+void cpu_scale_rows(float *Y, int64_t rows, int64_t cols, int64_t ld, const float *s);
 
 /* Multi-head attention (graph fuse_attention.c): for every batch entry b
  * and head h, rows i of Y's head columns = softmax(scale * Q K^T + mask) V,
  * where row i of head h of Q is q[b*q_bs + i*q_rs + h*d + (0..d)] (K and V
  * alike over Tk rows, Y's row at b*y_bs + i*y_rs); the mask row of (b, h, i)
  * at b*mstride[0] + h*mstride[1] + i*mstride[2] (graph_mask_strides). The
- * (b, h) pairs are split over the backend's threads, each chunk keeping its
- * scores [Tq, Tk] in its own slot of scratch. */
+ * (b, h) pairs (or blocks of their query rows, when the pairs do not share
+ * out evenly over the threads) are split over the backend's threads, each
+ * chunk keeping its scores [Tq, Tk] and their Tq row sums in its own slot
+ * of scratch (cpu_attention_slot floats). */
 typedef struct cpu_attention_args {
     const float *q, *k, *v;      /* head 0's first column in each source */
     int64_t q_bs, k_bs, v_bs;    /* elements between batch entries */
@@ -95,10 +102,17 @@ typedef struct cpu_attention_args {
     int64_t y_bs, y_rs;
     int64_t B, heads, Tq, Tk, d;
     float scale;
-    float *scratch; /* slots * Tq * Tk floats */
+    float *scratch; /* slots * cpu_attention_slot(Tq, Tk) floats */
     int64_t slots;
 } cpu_attention_args;
 void cpu_attention(const cpu_attention_args *a);
+static inline int64_t cpu_attention_slot(int64_t Tq, int64_t Tk)
+{
+    return Tq * (Tk + 1);
+}
+/* Slots (chunks) cpu_attention may use for B * heads = pairs on threads:
+ * what scratch must hold; a smaller batch needs no more. */
+int64_t cpu_attention_slots(int64_t pairs, int64_t Tq, int threads);
 
 /* LayerNormalization of X viewed as [rows, cols] over cols. bias, mean_out
  * and rstd_out may be NULL. */

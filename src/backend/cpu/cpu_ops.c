@@ -895,9 +895,8 @@ static ferry_status prepare_attention(cpu_prep *p, void **state)
 {
     graph_attention ga;
     graph_attention_of(p->g, p->nd, p->max_batch, &ga);
-    int64_t items = ga.B * ga.heads, slots = 4 * (int64_t)cpu_parallel_threads();
-    slots = slots < items ? slots : items;
-    p->scratch = sizeof(float) * (size_t)((slots > 0 ? slots : 1) * ga.Tq * ga.Tk);
+    int64_t slots = cpu_attention_slots(ga.B * ga.heads, ga.Tq, cpu_parallel_threads());
+    p->scratch = sizeof(float) * (size_t)(slots * cpu_attention_slot(ga.Tq, ga.Tk));
     return prepare_f32(p, state);
 }
 
@@ -920,7 +919,7 @@ static ferry_status run_attention(const cpu_call *c)
         /* prepare_attention's slots at max_batch, of which a smaller batch
          * uses no more */
         .scratch = c->scratch,
-        .slots = 4 * (int64_t)cpu_parallel_threads(),
+        .slots = cpu_attention_slots(ga.B * ga.heads, ga.Tq, cpu_parallel_threads()),
     };
     cpu_attention(&a);
     return FERRY_OK;

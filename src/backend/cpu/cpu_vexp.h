@@ -22,13 +22,16 @@ static inline __attribute__((always_inline)) float vexpf(float x)
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    /* Cephes' degree-5 polynomial by Estrin's scheme rather than Horner's:
+     * three short chains instead of one of eleven dependent steps, which
+     * the core could not overlap across iterations (exp over 64k floats:
+     * 0.77 -> 0.67 ns each on this Zen 3 VM; the same results to 1 ulp). */
+    float r2 = r * r;
+    float a = 1.9875691500e-4f * r + 1.3981999507e-3f;
+    float b = 8.3334519073e-3f * r + 4.1665795894e-2f;
+    float c = 1.6666665459e-1f * r + 5.0000001201e-1f;
+    float p = (a * r2 + b) * r2 + c;
+    p = p * r2 + r + 1.0f;
     union {
         uint32_t u;
         float f;
