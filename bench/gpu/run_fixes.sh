@@ -14,13 +14,13 @@
 set -u
 cd "$(dirname "$0")/../.."
 . bench/gpu/env.sh
-MODES="default:X=1 legacy:FERRY_CUDNN=legacy,FERRY_CUDA_DEPTHWISE=cudnn" BATCHES="3 32" \
-    timeout 170 bash bench/gpu/run_conv_diag.sh 2>&1 | tee "$OUT/diag.txt"
-FERRY_TEST_FILTER=test_conv_epilogues timeout 60 $S/bin/test_cuda_backend >"$OUT/unit.log" 2>&1
+MODES="default:X=1" BATCHES="3 32" \
+    timeout 80 bash bench/gpu/run_conv_diag.sh 2>&1 | tee "$OUT/diag.txt"
+FERRY_TEST_FILTER=test_conv_epilogues timeout 40 $S/bin/test_cuda_backend >"$OUT/unit.log" 2>&1
 echo "test_conv_epilogues rc=$? $(grep -c 'rel err' "$OUT/unit.log") checks"
 T=$S/tm
 D=.devlibs/diag/t5
-for m in hf-bert hf-gpt2 hf-t5-encoder hf-roberta hf-clip-text; do
+for m in hf-bert hf-gpt2 hf-t5-encoder; do
     [ -f $T/$m.onnx ] || { echo "$m: not staged"; continue; }
     ins=$(python3 -c "
 import json; m=[x for x in json.load(open('$T/manifest.json'))['models'] if x['name']=='$m'][0]
@@ -31,7 +31,7 @@ print(m['outputs'][0]['files']['3'])")
     printf "%-16s" $m
     for p in fp32 fp16 bf16; do
         rm -f /tmp/o.npy
-        timeout 60 $F run $T/$m.onnx $ins -o /tmp/o.npy --device cuda --precision $p >/tmp/hf.log 2>&1
+        timeout 20 $F run $T/$m.onnx $ins -o /tmp/o.npy --device cuda --precision $p >/tmp/hf.log 2>&1
         python3 -c "
 import numpy as np
 try:
@@ -45,13 +45,13 @@ except Exception as e:
 done
 for m in t5_few t5_all; do
     for dev in cpu cuda; do
-        timeout 60 $F run $D/$m.onnx -i $D/hf-t5-encoder.in.input_ids.1.npy \
+        timeout 20 $F run $D/$m.onnx -i $D/hf-t5-encoder.in.input_ids.1.npy \
             -i $D/hf-t5-encoder.in.attention_mask.1.npy --device $dev >"$OUT/$m.$dev.txt" 2>&1
     done
     echo "== $m: cpu | cuda (first values of each output)"
     paste -d'|' <(cut -c1-110 "$OUT/$m.cpu.txt") <(sed 's/.*: //' "$OUT/$m.cuda.txt" | cut -c1-45) | head -n 70
 done
 export PYTHONUNBUFFERED=1
-timeout 150 python3 bench/gpu/real_gpu.py --ferry $F --models mobilenet_v2 --batcher 0 \
-    --duration 0.5 --repeats 2 --json "$OUT/mbv2.json" >"$OUT/mbv2.txt" 2>"$OUT/mbv2.err"
+timeout 100 python3 bench/gpu/real_gpu.py --ferry $F --models mobilenet_v2 --batcher 0 \
+    --duration 0.5 --repeats 1 --json "$OUT/mbv2.json" >"$OUT/mbv2.txt" 2>"$OUT/mbv2.err"
 cat "$OUT/mbv2.txt"
