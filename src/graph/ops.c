@@ -224,12 +224,18 @@ static ferry_status parse_reshape(const op_parse_ctx *c, graph_node *n)
 
 static ferry_status parse_dropout(const op_parse_ctx *c, graph_node *n)
 {
-    /* Inference: Dropout is Identity unless training_mode is true. */
+    /* Inference: Dropout is Identity unless training_mode is true, and
+     * then too when the ratio is a constant 0 (torchvision's swin_t calls
+     * F.dropout(attn, p=0.0) with training left at its default, True). */
     if (n->n_in == 3 && n->in[2] >= 0) {
         const graph_value *tm = &c->g->values[n->in[2]];
+        const graph_value *r = n->in[1] >= 0 ? &c->g->values[n->in[1]] : NULL;
+        int no_drop = r && r->is_const && graph_value_numel(r, 1) == 1 &&
+                      ((r->dtype == FERRY_F32 && *(const float *)r->data == 0.0f) ||
+                       (r->dtype == FERRY_F64 && *(const double *)r->data == 0.0));
         if (!tm->is_const || tm->dtype != FERRY_BOOL || graph_value_numel(tm, 1) != 1 ||
-            *(const uint8_t *)tm->data)
-            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Dropout): training_mode must be a constant false",
+            (*(const uint8_t *)tm->data && !no_drop))
+            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Dropout): training_mode must be a constant false (or the ratio a constant 0)",
                               c->name);
     }
     n->n_in = 1;
