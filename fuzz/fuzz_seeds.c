@@ -199,6 +199,20 @@ static void models(void)
     ob_attr_i(b, n, "upper", 0);
     save_model(b, "trilu.onnx");
 
+    /* x + ScatterND(data, [[1],[3]], updates): folded at load, as
+     * swin_t's attention mask is */
+    b = ob_new(18);
+    ob_input(b, "x", 3, x3);
+    ob_output(b, "y", -1, NULL);
+    int64_t sd[2] = {5, 4}, si[2] = {1, 3}, sid[2] = {2, 1}, su[2] = {2, 4};
+    ob_init_f32(b, "data", 2, sd, NULL);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "idx", 7, 2, sid, si, sizeof si));
+    ob_init_f32(b, "upd", 2, su, NULL);
+    ob_attr_s(b, ob_node(b, "ScatterND", "sc", "data,idx,upd", "s"), "reduction", "max");
+    ob_node(b, "Add", "add", "x,s", "y");
+    save_model(b, "scatternd.onnx");
+
     b = one_node(13, "Flatten", 4, x4, NULL, &n);
     ob_attr_i(b, n, "axis", 1);
     save_model(b, "flatten.onnx");

@@ -105,6 +105,8 @@ typedef enum op_kind {
     OP_TRANSPOSE,       /* perm[] */
     OP_GATHER,          /* axis; mode: rows per sample of a gather along the batch (shape.c) */
     OP_GATHER_ELEMENTS, /* axis */
+    OP_SCATTER_ND,      /* mode = reduction (SCATTER_*); mode2: indices address the batch axis,
+                           each sample's own rows only (shape_data.c) */
     OP_EXPAND,
     OP_TILE,
     OP_CONSTANT_OF_SHAPE, /* input 1 (loader-made constant): the fill value */
@@ -198,6 +200,8 @@ typedef struct conv_attrs {
 
 enum { AUTO_PAD_NOTSET = 0, AUTO_PAD_SAME_UPPER, AUTO_PAD_SAME_LOWER, AUTO_PAD_VALID };
 enum { PAD_CONSTANT = 0, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
+/* ScatterND's reduction attribute, in ONNX's order of names. */
+enum { SCATTER_NONE = 0, SCATTER_ADD, SCATTER_MUL, SCATTER_MAX, SCATTER_MIN };
 enum { RESIZE_NEAREST = 0, RESIZE_LINEAR, RESIZE_CUBIC };
 enum {
     RESIZE_HALF_PIXEL = 0,

@@ -456,6 +456,21 @@ static ferry_status parse_slice(const op_parse_ctx *c, graph_node *n)
     return FERRY_OK;
 }
 
+/* ScatterND: reduction is opset 16's (none, add, mul); max and min came
+ * with 18. */
+static ferry_status parse_scatter_nd(const op_parse_ctx *c, graph_node *n)
+{
+    static const char *const reductions[] = {"none", "add", "mul", "max", "min", NULL};
+    ferry_status st = op_attr_enum(c, "reduction", reductions, SCATTER_NONE, &n->mode);
+    if (st)
+        return st;
+    int since = n->mode >= SCATTER_MAX ? 18 : n->mode ? 16 : 0;
+    if (c->opset < since)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (ScatterND): reduction \"%s\" needs opset %d (model has %lld)",
+                          c->name, reductions[n->mode], since, (long long)c->opset);
+    return FERRY_OK;
+}
+
 static ferry_status parse_constant_of_shape(const op_parse_ctx *c, graph_node *n)
 {
     op_attr a;
@@ -613,6 +628,7 @@ static const op_def op_table[] = {
     {"Transpose", OP_TRANSPOSE, 1, 1, 1, 1, ANY, parse_transpose, infer_transpose, OPF_FOLD},
     {"Gather", OP_GATHER, 2, 2, 1, 1, ANY, parse_axis0, infer_gather, OPF_FOLD},
     {"GatherElements", OP_GATHER_ELEMENTS, 2, 2, 1, 1, ANY, parse_axis0, infer_gather_elements, OPF_FOLD},
+    {"ScatterND", OP_SCATTER_ND, 3, 3, 1, 1, ANY, parse_scatter_nd, infer_scatter_nd, OPF_FOLD},
     {"Expand", OP_EXPAND, 2, 2, 1, 1, ANY, NULL, infer_expand, OPF_FOLD},
     {"Tile", OP_TILE, 2, 2, 1, 1, ANY, NULL, infer_tile, OPF_FOLD},
     {"ConstantOfShape", OP_CONSTANT_OF_SHAPE, 1, 1, 1, 1, ANY, parse_constant_of_shape, infer_constant_of_shape, OPF_FOLD},

@@ -176,6 +176,7 @@ ferry_status infer_slice(graph *g, graph_node *n);
 ferry_status infer_transpose(graph *g, graph_node *n);
 ferry_status infer_gather(graph *g, graph_node *n);
 ferry_status infer_gather_elements(graph *g, graph_node *n);
+ferry_status infer_scatter_nd(graph *g, graph_node *n);
 ferry_status infer_expand(graph *g, graph_node *n);
 ferry_status infer_tile(graph *g, graph_node *n);
 ferry_status infer_constant_of_shape(graph *g, graph_node *n);

@@ -553,6 +553,80 @@ ferry_status infer_gather_elements(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* ScatterND: data [r dims], indices [..., k], updates [indices' leading
+ * dims, data's dims from k]; the output is data with the addressed slices
+ * written (or combined, reduction). A write must stay within its sample:
+ * indices that address data's batch axis (x[:, a:b] = y exports index
+ * tuples (n, j) from a Range over N) must have the batch as their own
+ * first dim, so that each sample's tuples can be checked at run time to
+ * stay in its rows (mode2); any other batch-dependent indices would write
+ * one sample's values into every sample and are refused. */
+ferry_status infer_scatter_nd(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]], *idx = &g->values[n->in[1]],
+                      *u = &g->values[n->in[2]];
+    if (idx->dtype != FERRY_I64 && idx->dtype != FERRY_I32)
+        return node_failf(n, FERRY_EDTYPE, "indices '%s' are %s; int64 or int32 is required",
+                          idx->name, ferry_dtype_name(idx->dtype));
+    if (u->dtype != x->dtype)
+        return node_failf(n, FERRY_EDTYPE, "updates '%s' are %s but data '%s' is %s", u->name,
+                          ferry_dtype_name(u->dtype), x->name, ferry_dtype_name(x->dtype));
+    if (n->mode != SCATTER_NONE && x->dtype == FERRY_BOOL)
+        return node_fail(n, FERRY_EUNSUPPORTED, "a reduction over bool data");
+    int q = idx->ndim;
+    int64_t k = q ? idx->dims[q - 1] : -1;
+    if (q < 1 || k < 1 || k > x->ndim)
+        return node_failf(n, FERRY_ESHAPE,
+                          "indices '%s' must be [..., k] with k from 1 to data's rank %d",
+                          idx->name, x->ndim);
+    int64_t want[FERRY_MAX_DIMS];
+    int wn = 0;
+    for (int i = 0; i < q - 1; i++)
+        want[wn++] = idx->dims[i];
+    for (int i = (int)k; i < x->ndim; i++) {
+        if (wn == FERRY_MAX_DIMS)
+            return node_failf(n, FERRY_EUNSUPPORTED, "updates of rank above %d", FERRY_MAX_DIMS);
+        want[wn++] = x->dims[i];
+    }
+    int same = u->ndim == wn;
+    for (int i = 0; same && i < wn; i++)
+        same = u->dims[i] == want[i];
+    if (!same) {
+        SHAPE_STR(us, u);
+        char ws[192];
+        fmt_shape(ws, sizeof ws, wn, want);
+        return node_failf(n, FERRY_ESHAPE, "updates '%s' have shape %s, expected %s", u->name, us,
+                          ws);
+    }
+    int idx_batch = 0, x_batch_addressed = 0;
+    for (int i = 0; i < q; i++)
+        idx_batch |= idx->dims[i] < 0;
+    for (int i = 0; i < k; i++)
+        if (x->dims[i] < 0) {
+            if (i > 0)
+                return node_fail(n, FERRY_EUNSUPPORTED,
+                                 "indices address a batch dimension that is not data's first");
+            x_batch_addressed = 1;
+        }
+    n->mode2 = 0;
+    if (x_batch_addressed) {
+        for (int i = 1; i < q; i++)
+            if (idx->dims[i] < 0)
+                return node_fail(n, FERRY_EUNSUPPORTED,
+                                 "indices hold the batch in a dimension other than their first");
+        if (idx->dims[0] >= 0)
+            return node_fail(n, FERRY_EUNSUPPORTED,
+                             "indices address data's batch axis but are the same for every sample");
+        n->mode2 = 1;
+    } else if (idx_batch) {
+        return node_fail(n, FERRY_EUNSUPPORTED,
+                         "indices vary with the batch size but address no batch axis (each "
+                         "sample's writes would reach every sample)");
+    }
+    set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
+    return FERRY_OK;
+}
+
 /* Expand: broadcast x to a shape known at load; entries of the shape may be
  * multiples of N (the batch of another input). */
 ferry_status infer_expand(graph *g, graph_node *n)

@@ -17,6 +17,7 @@
 
 #include "backend/cpu/cpu_data.h"
 #include "backend/cpu/cpu_iter.h"
+#include "graph/graph.h"
 
 #define MAXD FERRY_MAX_DIMS
 
@@ -333,6 +334,81 @@ static void test_gather_elements(void **state)
 }
 
 /* ---------------------------------------------------------------- slice */
+
+static void test_scatter_nd(void **state)
+{
+    (void)state;
+    /* ONNX's example 1: data [1..8], indices [[4],[3],[1],[7]], updates
+     * [9,10,11,12]. */
+    const float x1[8] = {1, 2, 3, 4, 5, 6, 7, 8}, u1[4] = {9, 10, 11, 12};
+    const int64_t d1[1] = {8}, i1[4] = {4, 3, 1, 7};
+    float y1[8];
+    assert_int_equal(
+        cpu_scatter_nd(x1, d1, 1, i1, FERRY_I64, 4, 1, u1, FERRY_F32, SCATTER_NONE, 0, 0, y1), 0);
+    const float w1[8] = {1, 11, 3, 10, 9, 6, 7, 12};
+    assert_memory_equal(y1, w1, sizeof w1);
+    /* reductions over one element written twice, in order; int32 indices
+     * with a negative one (-4 is 4) */
+    const int32_t i2[3] = {4, -4, 0};
+    const float u2[3] = {3, -2, 0.5f};
+    const float want[4][2] = {{6, 1.5f}, {-30, 0.5f}, {5, 1}, {-2, 0.5f}}; /* y[4], y[0] */
+    for (int r = SCATTER_ADD; r <= SCATTER_MIN; r++) {
+        assert_int_equal(cpu_scatter_nd(x1, d1, 1, i2, FERRY_I32, 3, 1, u2, FERRY_F32, r, 0, 0, y1),
+                         0);
+        assert_true(y1[4] == want[r - 1][0] && y1[0] == want[r - 1][1]);
+        assert_true(y1[1] == 2 && y1[7] == 8);
+    }
+    /* int64 data: the sum wraps instead of overflowing */
+    const int64_t xi[2] = {INT64_MAX, 7}, ui[1] = {1}, di[1] = {2}, ii[1] = {0};
+    int64_t yi[2];
+    assert_int_equal(
+        cpu_scatter_nd(xi, di, 1, ii, FERRY_I64, 1, 1, ui, FERRY_I64, SCATTER_ADD, 0, 0, yi), 0);
+    assert_true(yi[0] == INT64_MIN && yi[1] == 7);
+    /* out of range; a tuple outside its sample's rows (block 2: tuple 1
+     * belongs to sample 1, rows 2..3) */
+    const int64_t bad[2] = {8, 0};
+    assert_int_equal(
+        cpu_scatter_nd(x1, d1, 1, bad, FERRY_I64, 1, 1, u1, FERRY_F32, SCATTER_NONE, 0, 0, y1), -1);
+    const int64_t own[2] = {1, 3}, other[2] = {1, 1};
+    assert_int_equal(
+        cpu_scatter_nd(x1, d1, 1, own, FERRY_I64, 2, 1, u1, FERRY_F32, SCATTER_NONE, 2, 1, y1), 0);
+    assert_int_equal(
+        cpu_scatter_nd(x1, d1, 1, other, FERRY_I64, 2, 1, u1, FERRY_F32, SCATTER_NONE, 2, 1, y1),
+        -2);
+
+    /* random: k index components into data of rank nd, slices of the rest,
+     * against a reference that writes element by element */
+    for (int t = 0; t < 200; t++) {
+        int nd = (int)irand(1, 4), k = (int)irand(1, nd), esz = t % 2 ? 4 : 8;
+        int64_t d[MAXD], xi_[MAXD], n_t = irand(0, 6), slice = 1;
+        rand_dims(d, nd, 5);
+        for (int i = k; i < nd; i++)
+            slice *= d[i];
+        int64_t n = numel(d, nd), *ix = malloc((size_t)(n_t * k + 1) * sizeof *ix);
+        uint8_t *xv = rand_bytes(n * esz), *uv = rand_bytes(n_t * slice * esz);
+        uint8_t *yv = malloc((size_t)(n * esz)), *wv = malloc((size_t)(n * esz));
+        assert_true(ix && yv && wv);
+        for (int64_t i = 0; i < n_t * k; i++)
+            ix[i] = irand(-d[i % k], d[i % k] - 1);
+        memcpy(wv, xv, (size_t)(n * esz));
+        for (int64_t tu = 0; tu < n_t; tu++)
+            for (int64_t e = 0; e < slice; e++) {
+                unravel(e, d + k, nd - k, xi_ + k);
+                for (int j = 0; j < k; j++)
+                    xi_[j] = ix[tu * k + j] < 0 ? ix[tu * k + j] + d[j] : ix[tu * k + j];
+                memcpy(wv + ravel(xi_, d, nd) * esz, uv + (tu * slice + e) * esz, (size_t)esz);
+            }
+        assert_int_equal(cpu_scatter_nd(xv, d, nd, ix, FERRY_I64, n_t, k, uv,
+                                        esz == 4 ? FERRY_F32 : FERRY_I64, SCATTER_NONE, 0, 0, yv),
+                         0);
+        assert_memory_equal(yv, wv, (size_t)(n * esz));
+        free(ix);
+        free(xv);
+        free(uv);
+        free(yv);
+        free(wv);
+    }
+}
 
 static void test_slice(void **state)
 {
@@ -1168,7 +1244,7 @@ int main(void)
         cmocka_unit_test(test_resize_rules),    cmocka_unit_test(test_resize_random),
         cmocka_unit_test(test_fill_range),      cmocka_unit_test(test_trilu),
         cmocka_unit_test(test_cumsum),          cmocka_unit_test(test_depth_space),
-        cmocka_unit_test(test_parallel_large),
+        cmocka_unit_test(test_parallel_large),  cmocka_unit_test(test_scatter_nd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

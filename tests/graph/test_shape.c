@@ -45,9 +45,8 @@ static const graph_value *output(const ferry_model *m, int i)
     return &m->g->values[m->g->outputs[i]];
 }
 
-/* Runs m on the CPU: one f32 input of n samples filled with 0, 1, 2, ...;
- * output 0 into y (numel floats). */
-static void run_f32(const ferry_model *m, int64_t n, float *y, int64_t numel)
+/* A CPU engine of one worker for m. */
+static ferry_engine *cpu_engine(const ferry_model *m)
 {
     ferry_engine_config cfg;
     ferry_engine_config_init(&cfg);
@@ -55,6 +54,14 @@ static void run_f32(const ferry_model *m, int64_t n, float *y, int64_t numel)
     ferry_engine *e;
     if (ferry_engine_create(m, &cfg, &e))
         fail_msg("engine: %s", ferry_last_error());
+    return e;
+}
+
+/* Runs m on the CPU: one f32 input of n samples filled with 0, 1, 2, ...;
+ * output 0 into y (numel floats). */
+static void run_f32(const ferry_model *m, int64_t n, float *y, int64_t numel)
+{
+    ferry_engine *e = cpu_engine(m);
     ferry_tensor_info ti;
     assert_int_equal(ferry_model_input(m, 0, &ti), FERRY_OK);
     ferry_tensor in = {.dtype = FERRY_F32, .ndim = ti.ndim};
@@ -369,11 +376,7 @@ static void test_gather_by_batch_position(void **state)
     /* j + 4 lands in the next sample's rows: the CPU run fails */
     b = gather_by_position(0, 4, 0);
     m = load(b, FERRY_OK, NULL);
-    ferry_engine_config cfg;
-    ferry_engine_config_init(&cfg);
-    cfg.workers = 1;
-    ferry_engine *e;
-    assert_int_equal(ferry_engine_create(m, &cfg, &e), FERRY_OK);
+    ferry_engine *e = cpu_engine(m);
     float x[2 * 12], y[2 * 3];
     for (int i = 0; i < 24; i++)
         x[i] = (float)i;
@@ -387,6 +390,102 @@ static void test_gather_by_batch_position(void **state)
     ob_free(b);
 }
 
+/* An int64 initializer of any rank. */
+static void init_i64_nd(ob *b, const char *name, int nd, const int64_t *dims, const int64_t *v)
+{
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++)
+        n *= dims[i];
+    Onnx__TensorProto *t = ob_tensor(b, name, 7, nd, dims, v, (size_t)n * sizeof *v);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer, t);
+}
+
+/* ScatterND(x [N,6,2], idx [N,2,2] int64, x[:, 4:6]): the caller's index
+ * tuples (row, j) write x[:, 4:6] into rows j of x's batch row. */
+static ob *scatter_by_input(void)
+{
+    int64_t xd[3] = {N_, 6, 2}, st = 4, en = 6, ax = 1;
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    OB_PUSH(b, b->graph.input, b->graph.n_input, ob_value_info(b, "idx", 7, 3, xd));
+    b->graph.input[1]->type->tensor_type->shape->dim[1]->dim_value = 2;
+    ob_output(b, "y", -1, NULL);
+    ob_init_i64(b, "st", 1, &st);
+    ob_init_i64(b, "en", 1, &en);
+    ob_init_i64(b, "ax", 1, &ax);
+    ob_node(b, "Slice", "upd", "x,st,en,ax", "u");
+    ob_node(b, "ScatterND", "scatter", "x,idx,u", "y");
+    return b;
+}
+
+/* Runs m on x (2 samples, 0, 1, 2, ...) and index tuples idx [2,2,2]. */
+static ferry_status run_scatter(const ferry_model *m, const int64_t *idx, float *y)
+{
+    ferry_engine *e = cpu_engine(m);
+    float x[24];
+    for (int i = 0; i < 24; i++)
+        x[i] = (float)i;
+    ferry_tensor in[2] = {{.dtype = FERRY_F32, .ndim = 3, .shape = {2, 6, 2}, .data = x},
+                          {.dtype = FERRY_I64, .ndim = 3, .shape = {2, 2, 2}, .data = (void *)idx}};
+    ferry_tensor o = {.dtype = FERRY_F32, .ndim = 3, .shape = {2, 6, 2}, .data = y};
+    ferry_status st = ferry_engine_run(e, in, 2, &o, 1);
+    ferry_engine_destroy(e);
+    return st;
+}
+
+/* ScatterND: index tuples that address the batch axis run when each
+ * sample's tuples write its own rows (checked against a loop), fail the
+ * run when one reaches another sample's; batch-dependent writes that
+ * cannot be kept per sample, a bad updates shape and a reduction before
+ * its opset are refused at load. */
+static void test_scatter_nd(void **state)
+{
+    (void)state;
+    ob *b = scatter_by_input();
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->dims[0], N_);
+    /* sample 0 writes rows 1, 2; sample 1 rows 3, 0 */
+    const int64_t own[8] = {0, 1, 0, 2, 1, 3, 1, 0}, other[8] = {0, 1, 1, 2, 1, 3, 1, 0};
+    float y[24];
+    assert_int_equal(run_scatter(m, own, y), FERRY_OK);
+    for (int i = 0; i < 24; i++) {
+        int n = i / 12, row = i / 2 % 6, col = i % 2;
+        int from = n == 0 ? (row == 1   ? 4
+                             : row == 2 ? 5
+                                        : row)
+                          : (row == 3   ? 4
+                             : row == 0 ? 5
+                                        : row);
+        assert_true(y[i] == (float)(n * 12 + from * 2 + col));
+    }
+    assert_int_equal(run_scatter(m, other, y), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "node 'scatter' (ScatterND): an index in 'idx' "
+                                               "writes outside its sample's 1 rows"));
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    /* the same two rows of the batch for every batch size */
+    int64_t xd[2] = {N_, 5}, ud[2] = {2, 5}, id[2] = {2, 1}, iv[2] = {0, 1};
+    b = ob_new(18);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    init_i64_nd(b, "i", 2, id, iv);
+    ob_init_f32(b, "u", 2, ud, NULL);
+    Onnx__NodeProto *n = ob_node(b, "ScatterND", "sc", "x,i,u", "y");
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'sc' (ScatterND): indices address data's batch axis but are the same for every "
+         "sample");
+    /* updates of the wrong shape */
+    b->graph.initializer[1]->dims[1] = 4;
+    b->graph.initializer[1]->raw_data.len = 8 * sizeof(float);
+    load(b, FERRY_ESHAPE, "node 'sc' (ScatterND): updates 'u' have shape [2,4], expected [2,5]");
+    /* max came with opset 18 */
+    ob_attr_s(b, n, "reduction", "max");
+    b->opset.version = 16;
+    load(b, FERRY_EPARSE, "node 'sc' (ScatterND): reduction \"max\" needs opset 18 (model has 16)");
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_linear_on_3d),
         cmocka_unit_test(test_cast_of_known_bool),
         cmocka_unit_test(test_gather_by_batch_position),
+        cmocka_unit_test(test_scatter_nd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

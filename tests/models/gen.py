@@ -205,6 +205,17 @@ def convnext_small_blocks():
     return ConvNeXt(cfg, num_classes=10)
 
 
+def swin_small():
+    # torchvision's Swin at embed 16, depths 2,2, windows of 4 on a 32x32 image:
+    # stage 1 (8x8) has 4 windows and a shifted block, whose attention mask
+    # torchvision builds with in-place slice writes (ScatterND, folded at load)
+    # and whose attention calls F.dropout(p=0.0) with training left True;
+    # stage 2 (4x4) is one window, unshifted. 0.5 MB, not swin_t's 110
+    from torchvision.models.swin_transformer import SwinTransformer
+    return SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4],
+                           window_size=[4, 4], num_classes=10)
+
+
 def vit_small():
     from torchvision.models import VisionTransformer
     return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
@@ -243,6 +254,7 @@ REAL = [
          opset=17, seed=18),
     dict(name="convnext", family="convnext", build=convnext_small_blocks, inputs=image(3, 32),
          opset=17, seed=19),
+    dict(name="swin", family="swin", build=swin_small, inputs=image(3, 32), opset=17, seed=36),
     dict(name="squeezenet1_0", family="squeezenet", build=tv("squeezenet1_0"),
          inputs=image(3, 64), opset=14, seed=20),
     # transformers

@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_data.h"
 
 #include "backend/cpu/cpu_parallel.h"
+#include "graph/graph.h"
 
 #include <assert.h>
 #include <math.h>
@@ -276,6 +277,64 @@ int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, cons
             memcpy((char *)Y + p * e, (const char *)X + (it.off[1] + i * s1 + j * sa) * e, esz);
         }
         cpu_iter_next(&it);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ scatternd */
+
+/* y[i] (op)= u[i] over one slice, in the element type T; integer sums and
+ * products wrap (computed in the unsigned type UT), as a backend's would,
+ * rather than overflow. */
+#define SCATTER_COMBINE(T, UT)                                                                     \
+    do {                                                                                           \
+        T *y = (T *)Yb;                                                                            \
+        const T *u = (const T *)Ub;                                                                \
+        for (int64_t i = 0; i < slice; i++)                                                        \
+            switch (reduction) {                                                                   \
+            case SCATTER_ADD: y[i] = (T)((UT)y[i] + (UT)u[i]); break;                              \
+            case SCATTER_MUL: y[i] = (T)((UT)y[i] * (UT)u[i]); break;                              \
+            case SCATTER_MAX: y[i] = u[i] > y[i] ? u[i] : y[i]; break;                             \
+            default: y[i] = u[i] < y[i] ? u[i] : y[i]; break;                                      \
+            }                                                                                      \
+    } while (0)
+
+int cpu_scatter_nd(const void *X, const int64_t *xd, int nd, const void *idx, ferry_dtype idt,
+                   int64_t n_tuples, int k, const void *U, ferry_dtype dt, int reduction,
+                   int64_t block, int64_t per_sample, void *Y)
+{
+    size_t esz = ferry_dtype_size(dt);
+    int64_t xs[FERRY_MAX_DIMS], slice = prod(xd, k, nd);
+    cpu_dense_strides(xd, nd, xs);
+    if (Y != X)
+        memcpy(Y, X, (size_t)prod(xd, 0, nd) * esz);
+    for (int64_t t = 0; t < n_tuples; t++) {
+        int64_t off = 0;
+        for (int j = 0; j < k; j++) {
+            int64_t v = load_index(idx, idt, t * k + j);
+            if (v < -xd[j] || v >= xd[j])
+                return -1;
+            v = v < 0 ? v + xd[j] : v;
+            if (j == 0 && block > 0) {
+                int64_t s = t / per_sample;
+                if (v < s * block || v >= (s + 1) * block)
+                    return -2;
+            }
+            off += v * xs[j];
+        }
+        char *Yb = (char *)Y + (size_t)off * esz;
+        const char *Ub = (const char *)U + (size_t)(t * slice) * esz;
+        if (reduction == SCATTER_NONE) {
+            memcpy(Yb, Ub, (size_t)slice * esz);
+            continue;
+        }
+        switch (dt) {
+        case FERRY_F32: SCATTER_COMBINE(float, float); break;
+        case FERRY_I64: SCATTER_COMBINE(int64_t, uint64_t); break;
+        case FERRY_I32: SCATTER_COMBINE(int32_t, uint32_t); break;
+        case FERRY_I8: SCATTER_COMBINE(int8_t, uint8_t); break;
+        default: SCATTER_COMBINE(uint8_t, unsigned); break; /* uint8 (bool is refused at load) */
+        }
     }
     return 0;
 }

@@ -51,6 +51,19 @@ int cpu_gather_in_blocks(const void *idx, ferry_dtype idt, int64_t n_idx, int64_
 int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
                         ferry_dtype idt, const int64_t *id, void *Y, size_t esz);
 
+/* ScatterND: Y = X (dims xd[nd], dtype dt as stored: f32, int64, int32,
+ * int8, uint8 or bool), then for each of n_tuples index tuples of k
+ * components (idx, int64 or int32, negatives from the end) the slice
+ * Y[tuple] (dims xd[k, nd)) gets tuple t's slice of U, or is combined with
+ * it (reduction, graph.h's SCATTER_*: add, mul, max, min; not for bool).
+ * Tuples are applied in order, so a repeated one keeps its last write.
+ * block > 0: tuple t must address rows [s*block, (s+1)*block) of dim 0,
+ * s = t / per_sample (each sample writes only its own rows). Returns 0, -1
+ * for an index out of range, -2 for a tuple outside its sample's rows. */
+int cpu_scatter_nd(const void *X, const int64_t *xd, int nd, const void *idx, ferry_dtype idt,
+                   int64_t n_tuples, int k, const void *U, ferry_dtype dt, int reduction,
+                   int64_t block, int64_t per_sample, void *Y);
+
 /* Slice: Y[i0, i1, ...] = X[starts[0] + i0*steps[0], ...] for every axis
  * (an axis not sliced has start 0, step 1); starts are clamped in-range
  * indices, steps nonzero (negative walks backwards), yd the output dims. */

@@ -493,6 +493,31 @@ static ferry_status run_gather_elements(const cpu_call *c)
     return FERRY_OK;
 }
 
+static ferry_status run_scatter_nd(const cpu_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = in_dims(c, 0), idx = in_dims(c, 1);
+    int k = (int)idx.d[idx.n - 1];
+    int64_t tuples = k ? numel(&idx) / k : 0, block = 0, per_sample = 0;
+    if (nd->mode2 && c->n > 0) {
+        /* shape_data.c: data's and indices' first dims hold the batch */
+        block = x.d[0] / c->n;
+        per_sample = tuples / c->n;
+    }
+    int r = cpu_scatter_nd(c->in[0], x.d, x.n, c->in[1], in_sdt(c, 1), tuples, k, c->in[2],
+                           in_sdt(c, 0), nd->mode, block, per_sample, c->out[0]);
+    const char *iname = c->g->values[nd->in[1]].name;
+    if (r == -1)
+        return ferry_fail(FERRY_EINVAL, "node '%s' (ScatterND): an index in '%s' is out of range",
+                          nd->name, iname);
+    if (r)
+        return ferry_fail(FERRY_EINVAL,
+                          "node '%s' (ScatterND): an index in '%s' writes outside its sample's "
+                          "%lld rows",
+                          nd->name, iname, (long long)block);
+    return FERRY_OK;
+}
+
 static ferry_status run_expand(const cpu_call *c)
 {
     dims x = in_dims(c, 0), y = out_dims(c, 0);
@@ -998,6 +1023,7 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_TRANSPOSE] = {NULL, run_transpose, NULL},
     [OP_GATHER] = {NULL, run_gather, NULL},
     [OP_GATHER_ELEMENTS] = {NULL, run_gather_elements, NULL},
+    [OP_SCATTER_ND] = {NULL, run_scatter_nd, NULL},
     [OP_EXPAND] = {NULL, run_expand, NULL},
     [OP_TILE] = {NULL, run_tile, NULL},
     [OP_CONSTANT_OF_SHAPE] = {NULL, run_constant_of_shape, NULL},
