@@ -213,6 +213,13 @@ static void models(void)
     ob_node(b, "Add", "add", "x,s", "y");
     save_model(b, "scatternd.onnx");
 
+    /* x [N,5,4] times a constant over its last label, "..." and spaces */
+    b = one_node(17, "Einsum", 3, x3, "w", &n);
+    int64_t ed[2] = {4, 3};
+    ob_init_f32(b, "w", 2, ed, NULL);
+    ob_attr_s(b, n, "equation", "... i j, j k -> ... k i");
+    save_model(b, "einsum.onnx");
+
     b = one_node(13, "Flatten", 4, x4, NULL, &n);
     ob_attr_i(b, n, "axis", 1);
     save_model(b, "flatten.onnx");

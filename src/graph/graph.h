@@ -22,6 +22,8 @@ typedef enum op_kind {
      * op reads. */
     OP_GEMM,   /* Y = act(alpha*op(A)*op(B) + beta*C); also MatMul with a 2-D constant B */
     OP_MATMUL, /* numpy matmul with broadcasting over batch dims */
+    OP_EINSUM, /* mode = inputs (1, 2); labels: axes[n_axes] of A, perm[mode2] of B,
+                  starts[mode3] of the output (einsum.h) */
     OP_ADD,
     OP_SUB,
     OP_MUL,

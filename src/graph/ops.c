@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/einsum.h"
 #include "graph/ops.h"
 #include "util/error.h"
 
@@ -112,6 +113,56 @@ static ferry_status parse_gemm(const op_parse_ctx *c, graph_node *n)
     if ((st = op_attr_int(c, "transB", 0, 0, 1, &v)))
         return st;
     n->trans_b = (int)v;
+    return FERRY_OK;
+}
+
+/* Einsum's equation, as einsum.h's labels: "bhid,bhjd->bhij" (spaces
+ * allowed, one "..." an operand). Without "->" the output is implicit
+ * (mode3 -1), spelled out by the shape rule with the ranks. */
+static ferry_status parse_einsum(const op_parse_ctx *c, graph_node *n)
+{
+    op_attr a;
+    if (c->find(c->reader, "equation", &a) || a.type != OP_ATTR_STRING)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (Einsum): attribute 'equation' is missing", c->name);
+    int64_t *lists[3] = {n->axes, n->perm, n->starts};
+    int cnt[3] = {0, 0, 0}, op = 0, out = 0, dots = 0;
+    for (size_t i = 0; i < a.s_len; i++) {
+        char ch = a.s[i];
+        int64_t label;
+        if (ch == ' ')
+            continue;
+        if (ch == ',' && !out) {
+            if (++op > 1)
+                return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Einsum): more than two operands", c->name);
+            dots = 0;
+            continue;
+        }
+        if (ch == '-' && !out && i + 1 < a.s_len && a.s[i + 1] == '>') {
+            out = 1, dots = 0, i++;
+            continue;
+        }
+        if (ch == '.' && i + 2 < a.s_len && a.s[i + 1] == '.' && a.s[i + 2] == '.' && !dots++)
+            label = EINSUM_ELLIPSIS, i += 2;
+        else if (ch >= 'A' && ch <= 'Z')
+            label = ch - 'A';
+        else if (ch >= 'a' && ch <= 'z')
+            label = 26 + ch - 'a';
+        else
+            return ferry_fail(FERRY_EPARSE, "node '%s' (Einsum): equation \"%.*s\" has '%c' at %zu",
+                              c->name, a.s_len > 64 ? 64 : (int)a.s_len, a.s, ch, i);
+        int *k = &cnt[out ? 2 : op];
+        if (*k == FERRY_MAX_DIMS)
+            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Einsum): more than %d labels an operand",
+                              c->name, FERRY_MAX_DIMS);
+        lists[out ? 2 : op][(*k)++] = label;
+    }
+    if (op + 1 != n->n_in)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (Einsum): the equation has %d operands for %d inputs",
+                          c->name, op + 1, n->n_in);
+    n->mode = op + 1;
+    n->n_axes = cnt[0];
+    n->mode2 = cnt[1];
+    n->mode3 = out ? cnt[2] : -1;
     return FERRY_OK;
 }
 
@@ -545,6 +596,7 @@ static const op_def op_table[] = {
     /* onnx name          kind              in     out   opsets  parse            infer          flags */
     {"Gemm", OP_GEMM, 2, 3, 1, 1, ANY, parse_gemm, infer_gemm, OPF_FOLD},
     {"MatMul", OP_MATMUL, 2, 2, 1, 1, ANY, parse_matmul, infer_matmul, OPF_FOLD},
+    {"Einsum", OP_EINSUM, 1, 2, 1, 1, 12, 99, parse_einsum, infer_einsum, OPF_FOLD},
     {"Add", OP_ADD, 2, 2, 1, 1, ANY, NULL, infer_binary, OPF_FOLD},
     {"Sub", OP_SUB, 2, 2, 1, 1, ANY, NULL, infer_binary, OPF_FOLD},
     {"Mul", OP_MUL, 2, 2, 1, 1, ANY, NULL, infer_binary, OPF_FOLD},

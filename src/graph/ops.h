@@ -100,6 +100,8 @@ ferry_status node_failf(const graph_node *n, ferry_status st, const char *fmt, .
 void set_out(graph *g, int v, ferry_dtype dt, int ndim, const int64_t *dims);
 /* "[N,3,224,224]", "[4N,16,64]". */
 void fmt_shape(char *buf, size_t len, int ndim, const int64_t *dims);
+/* One dim as fmt_shape writes it, without the brackets: "64", "4N". */
+const char *dim_str(int64_t d, char *buf, size_t len);
 int norm_axis(int64_t axis, int r, int inclusive_end, int64_t *out);
 /* numpy broadcast of two shapes; symbolic dims broadcast with themselves or 1. */
 ferry_status broadcast_dims(const graph_node *n, const graph_value *a, const graph_value *b,
@@ -177,6 +179,8 @@ ferry_status infer_transpose(graph *g, graph_node *n);
 ferry_status infer_gather(graph *g, graph_node *n);
 ferry_status infer_gather_elements(graph *g, graph_node *n);
 ferry_status infer_scatter_nd(graph *g, graph_node *n);
+/* einsum.c */
+ferry_status infer_einsum(graph *g, graph_node *n);
 ferry_status infer_expand(graph *g, graph_node *n);
 ferry_status infer_tile(graph *g, graph_node *n);
 ferry_status infer_constant_of_shape(graph *g, graph_node *n);

@@ -36,7 +36,7 @@ void fmt_shape(char *buf, size_t len, int ndim, const int64_t *dims)
     ferry_shape_str(buf, len, ndim, dims);
 }
 
-static const char *dim_str(int64_t d, char *buf, size_t len)
+const char *dim_str(int64_t d, char *buf, size_t len)
 {
     fmt_shape(buf, len, 1, &d);
     size_t l = strlen(buf);

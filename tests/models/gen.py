@@ -216,6 +216,16 @@ def swin_small():
                            window_size=[4, 4], num_classes=10)
 
 
+def maxvit_small():
+    # torchvision's MaxViT at 2 stages of 1 block, partitions of 2 on a 32x32
+    # image: its relative-position attention is Einsum ("B G H I D, B G H J D
+    # -> B G H I J" and back), with the MBConv and grid/window partitions
+    # around it. 0.4 MB, not maxvit_t's 120
+    from torchvision.models.maxvit import MaxVit
+    return MaxVit(input_size=(32, 32), stem_channels=8, partition_size=2, block_channels=[16, 32],
+                  block_layers=[1, 1], head_dim=8, stochastic_depth_prob=0.0, num_classes=10)
+
+
 def vit_small():
     from torchvision.models import VisionTransformer
     return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
@@ -255,6 +265,8 @@ REAL = [
     dict(name="convnext", family="convnext", build=convnext_small_blocks, inputs=image(3, 32),
          opset=17, seed=19),
     dict(name="swin", family="swin", build=swin_small, inputs=image(3, 32), opset=17, seed=36),
+    dict(name="maxvit", family="maxvit", build=maxvit_small, inputs=image(3, 32), opset=17,
+         seed=37),
     dict(name="squeezenet1_0", family="squeezenet", build=tv("squeezenet1_0"),
          inputs=image(3, 64), opset=14, seed=20),
     # transformers
