@@ -660,18 +660,31 @@ ferry_status infer_expand(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* Tile: repeats known at load. A repeat may be a multiple of N where x's
+ * dim is 1 (DETR's queries.unsqueeze(0).repeat(batch_size, 1, 1)): that
+ * dim becomes the batch, every sample a copy, as an Expand would make it;
+ * the backend reads the repeats it is given at run time. */
 ferry_status infer_tile(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]];
-    const int64_t *vals;
+    const int64_t *vals, *ks;
     int64_t cnt;
-    ferry_status st = const_ints(g, n, 1, "repeats", &vals, &cnt);
+    ferry_status st = known_ints(g, n, 1, "repeats", &vals, &ks, &cnt);
     if (st)
         return st;
     if (cnt != x->ndim)
         return node_failf(n, FERRY_ESHAPE, "%lld repeats for rank %d", (long long)cnt, x->ndim);
     int64_t od[FERRY_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) {
+        if (ks && ks[i]) {
+            if (ks[i] < 0 || vals[i] || x->dims[i] != 1)
+                return node_failf(n, FERRY_EUNSUPPORTED,
+                                  "repeats '%s' depend on the batch size other than as k*N "
+                                  "copies of a dim of 1",
+                                  g->values[n->in[1]].name);
+            od[i] = -ks[i];
+            continue;
+        }
         if (vals[i] < 0)
             return node_fail(n, FERRY_ESHAPE, "a repeat is negative");
         if (x->dims[i] < 0 && vals[i] != 1)

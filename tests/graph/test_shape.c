@@ -486,6 +486,50 @@ static void test_scatter_nd(void **state)
     ob_free(b);
 }
 
+/* DETR's queries.unsqueeze(0).repeat(batch_size, 1, 1): Tile of a
+ * constant [1,2,3] by repeats (Shape(x)[0], 1, 1) gives every sample a
+ * copy, added here to x [N,2,3]; a batch-dependent repeat of a dim that is
+ * not 1 is refused. */
+static ob *tile_by_batch(int64_t rows)
+{
+    int64_t xd[3] = {N_, 2, 3}, qd[3] = {rows, 2, 3}, zero = 0, ones[2] = {1, 1};
+    float q[12];
+    for (int i = 0; i < 12; i++)
+        q[i] = (float)(100 * i);
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "q", 3, qd, q);
+    ob_init_i64(b, "zero", 1, &zero);
+    ob_init_i64(b, "ones", 2, ones);
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Gather", "g0", "s,zero", "nb");
+    ob_attr_i(b, ob_node(b, "Concat", "reps", "nb,ones", "r"), "axis", 0);
+    ob_node(b, "Tile", "tile", "q,r", "qt");
+    ob_node(b, "Add", "add", "x,qt", "y");
+    return b;
+}
+
+static void test_tile_by_batch(void **state)
+{
+    (void)state;
+    ob *b = tile_by_batch(1);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    enum { NB = 3 };
+    float y[NB * 6];
+    run_f32(m, NB, y, NB * 6);
+    for (int i = 0; i < NB * 6; i++)
+        assert_true(y[i] == (float)i + (float)(100 * (i % 6)));
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = tile_by_batch(2);
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'tile' (Tile): repeats 'r' depend on the batch size other than as k*N copies of a "
+         "dim of 1");
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -497,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_cast_of_known_bool),
         cmocka_unit_test(test_gather_by_batch_position),
         cmocka_unit_test(test_scatter_nd),
+        cmocka_unit_test(test_tile_by_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

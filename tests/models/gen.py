@@ -33,7 +33,7 @@ Files, for model M and batch size b:
 
 The "hf" family (tests/models/hf.py: BERT, DistilBERT, RoBERTa, GPT-2, ViT,
 T5's encoder, Whisper's encoder, CLIP's vision tower and text model,
-Wav2Vec2 from small random configs) is generated only when transformers is importable (make venv-hf;
+Wav2Vec2, LLaMA, DETR from small random configs) is generated only when transformers is importable (make venv-hf;
 CMake runs this script with .venv's python when there is one); the manifest
 records its version ("transformers", null without), and a change of it
 regenerates.
@@ -363,6 +363,10 @@ if hf is not None:
         dict(name="hf-wav2vec2", family="hf", build=hf.wav2vec2,
              inputs=[{"name": "input_values", "dtype": "float32", "shape": [-1, 400]}],
              outputs=["last_hidden_state", "extract_features"], opset=17, seed=50),
+        dict(name="hf-llama", family="hf", build=hf.llama, inputs=HF_TEXT,
+             outputs=["last_hidden_state"], opset=17, seed=51),
+        dict(name="hf-detr", family="hf", build=hf.detr, inputs=HF_PIXELS,
+             outputs=["logits", "encoder_last_hidden_state"], opset=17, seed=52),
     ]
 
 
