@@ -308,6 +308,8 @@ int cpu_scatter_nd(const void *X, const int64_t *xd, int nd, const void *idx, fe
     cpu_dense_strides(xd, nd, xs);
     if (Y != X)
         memcpy(Y, X, (size_t)prod(xd, 0, nd) * esz);
+    if (block > 0 && per_sample <= 0 && n_tuples > 0)
+        return -2; /* tuples that belong to no sample */
     for (int64_t t = 0; t < n_tuples; t++) {
         int64_t off = 0;
         for (int j = 0; j < k; j++) {
