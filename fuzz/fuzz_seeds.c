@@ -158,6 +158,13 @@ static void models(void)
     ob_attr_s(b, n, "nearest_mode", "round_prefer_floor");
     save_model(b, "resize.onnx");
 
+    b = one_node(13, "Resize", 4, x4, ",sc", &n);
+    ob_init_f32(b, "sc", 1, four, scales);
+    ob_attr_s(b, n, "mode", "cubic");
+    ob_attr_f(b, n, "cubic_coeff_a", -0.5f);
+    ob_attr_s(b, n, "coordinate_transformation_mode", "align_corners");
+    save_model(b, "resize_cubic.onnx");
+
     b = one_node(14, "LSTM", 3, x3, "W,R,B", &n);
     int64_t wd[3] = {1, 12, 4}, rd[3] = {1, 12, 3}, bd2[2] = {1, 24};
     ob_init_f32(b, "W", 3, wd, NULL);

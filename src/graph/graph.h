@@ -54,7 +54,7 @@ typedef enum op_kind {
     OP_GLOBAL_MAX_POOL,
     OP_BATCH_NORM,    /* epsilon; inputs X, scale, B, mean, var */
     OP_INSTANCE_NORM, /* epsilon; inputs X [N,C,...], scale [C], B [C] */
-    OP_RESIZE,        /* mode, coord, nearest; scales[] resolved per output dim */
+    OP_RESIZE,        /* mode, coord, nearest; alpha = cubic_coeff_a; scales[] per output dim */
     OP_PAD,           /* mode; starts[] = pads at the start, ends[] = at the end; input 2: value */
     OP_CLIP,          /* alpha = min, beta = max (resolved from inputs or attributes) */
     OP_HARD_SIGMOID,  /* alpha, beta */

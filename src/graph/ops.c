@@ -378,9 +378,8 @@ static ferry_status parse_resize(const op_parse_ctx *c, graph_node *n)
                            &n->mode2)) ||
         (st = op_attr_enum(c, "nearest_mode", nearest, NEAREST_ROUND_PREFER_FLOOR, &n->mode3)))
         return st;
-    if (n->mode == RESIZE_CUBIC)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Resize): mode \"cubic\" is not supported (nearest, linear are)",
-                          c->name);
+    if ((st = op_attr_float(c, "cubic_coeff_a", -0.75f, &n->alpha)))
+        return st;
     if ((st = op_attr_int(c, "antialias", 0, 0, 0, &v)) ||
         (st = op_attr_int(c, "exclude_outside", 0, 0, 0, &v)))
         return st;
@@ -627,7 +626,7 @@ static const op_def op_table[] = {
     {"GlobalMaxPool", OP_GLOBAL_MAX_POOL, 1, 1, 1, 1, ANY, NULL, infer_global_pool, 0},
     {"BatchNormalization", OP_BATCH_NORM, 5, 5, 1, 3, ANY, parse_batch_norm, infer_batch_norm, OPF_FOLD},
     {"InstanceNormalization", OP_INSTANCE_NORM, 3, 3, 1, 1, ANY, parse_epsilon, infer_instance_norm, OPF_FOLD},
-    {"Resize", OP_RESIZE, 1, 4, 1, 1, ANY, parse_resize, infer_resize, 0},
+    {"Resize", OP_RESIZE, 1, 4, 1, 1, ANY, parse_resize, infer_resize, OPF_FOLD},
     {"Pad", OP_PAD, 1, 4, 1, 1, ANY, parse_pad, infer_pad, OPF_FOLD},
     {"Clip", OP_CLIP, 1, 3, 1, 1, ANY, parse_clip, infer_clip, OPF_FOLD},
     {"HardSigmoid", OP_HARD_SIGMOID, 1, 1, 1, 1, ANY, parse_hard_sigmoid, infer_same, OPF_FOLD},

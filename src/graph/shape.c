@@ -497,7 +497,12 @@ ferry_status infer_same(graph *g, graph_node *n)
         return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
                           a->name, ferry_dtype_name(a->dtype));
     set_out(g, n->out[0], a->dtype, a->ndim, a->dims);
-    if (view && sym_i64(a))
+    /* shape math passes through Identity, and so does a small int64
+     * constant (YOLOS's interpolation sizes are Concat(Identity(constant),
+     * computed dims)) */
+    int small_i64 = a->is_const && a->data && a->dtype == FERRY_I64 && a->ndim <= 1 &&
+                    graph_value_numel(a, 1) <= 64;
+    if (view && (sym_i64(a) || small_i64))
         return set_sym(g, n, graph_value_numel(a, 1), a->data, a->symk, a->ndim, a->dims);
     if (n->op == OP_NEG && sym_i64(a) && a->ndim <= 1 && a->dims[0] >= 0) {
         int64_t cnt = graph_value_numel(a, 1), v[64], k[64];

@@ -900,6 +900,56 @@ static void test_resize_torch(void **state)
     resize_check(x, x5, 5, y5, s5, L, CPU_COORD_HALF_PIXEL, F, NULL);
 }
 
+/* cpu_resize_cubic against torch's bicubic (a = -0.75) in float64:
+ * upsampling, downsampling, align_corners, and two channels (an axis
+ * not resized) with one resized axis shrinking and one growing. */
+static void cubic_check(const int64_t *xd, const int64_t *yd, const float *sc, cpu_resize_coord c,
+                        const double *want, int64_t n)
+{
+    float x[24], y[36];
+    for (int i = 0; i < 24; i++)
+        x[i] = tx(i);
+    cpu_resize_cubic(x, xd, 4, y, yd, sc, c, -0.75f);
+    for (int64_t i = 0; i < n; i++)
+        if (fabs(y[i] - want[i]) > 1e-5 * (1.0 + fabs(want[i])))
+            fail_msg("cubic coord %d: [%lld] = %.9g, torch %.9g", (int)c, (long long)i, y[i],
+                     want[i]);
+}
+
+static void test_resize_cubic(void **state)
+{
+    (void)state;
+    static const double up[35] = {
+        -4.99621665, 0.544685313, 7.14200164,   2.84375,  -2.67808036, 0.909031888, 4.25013429,
+        -3.22744479, 0.148070882, 4.35277496,   3.026,    0.28183145,  0.999515124, 1.82678298,
+        0.475195882, 0.385317966, 0.585573069,  2.84375,  3.87834821,  1.06839923,  -1.22127824,
+        6.33783655,  3.14786206,  -0.747250182, 1.294625, 3.76034785,  0.907970299, -1.51999362,
+        10.3306084,  5.35136826,  -1.02996848,  0.0695,   2.89568276,  0.762346028, -1.11253699};
+    static const double dn[6] = {-1.57331905, 2.93273926,  1.81516294,
+                                 5.62634729,  0.885986328, -0.192283348};
+    static const double ac[35] = {
+        -3.5,  2.4453125,  6.75,    2.84375,    -2,      -0.1953125,  3.25,
+        -2.25, 1.11035156, 3.9375,  3.08105469, 1.09375, 0.905273438, 1.25,
+        0.5,   0.3203125,  0.75,    2.84375,    4,       1.9296875,   -0.75,
+        4.875, 1.57421875, -0.8125, 1.578125,   4.0625,  1.92578125,  -1.125,
+        8.5,   3.2265625,  -1.25,   0.3125,     3,       1.5234375,   -0.75};
+    static const double ch[36] = {
+        -4.38975694, 2.4453125, 6.29282407,  -1.02199074, -0.1953125, 3.70572917,
+        0.478298611, 0.3203125, 1.32060185,  3.95023148,  1.9296875,  -1.16232639,
+        9.34635417,  3.2265625, -1.4212963,  2.5462963,   1.5234375,  -1.07552083,
+        10.2595486,  4.6328125, 0.791666667, 5.33333333,  5.1171875,  3.01128472,
+        3.21788194,  5.5703125, 6.18981481,  1.93518519,  6.1796875,  12.0529514,
+        1.13107639,  3.9765625, 5.40277778,  1.72222222,  6.7734375,  13.1397569};
+    const int64_t x1[] = {1, 1, 3, 4}, y_up[] = {1, 1, 5, 7}, y_dn[] = {1, 1, 2, 3};
+    const int64_t x2[] = {1, 2, 3, 4}, y_ch[] = {1, 2, 3, 6};
+    const float s_up[] = {1, 1, 5.0f / 3, 7.0f / 4}, s_dn[] = {1, 1, 2.0f / 3, 3.0f / 4};
+    const float s_ch[] = {1, 1, 1, 1.5f};
+    cubic_check(x1, y_up, s_up, CPU_COORD_HALF_PIXEL, up, 35);
+    cubic_check(x1, y_dn, s_dn, CPU_COORD_HALF_PIXEL, dn, 6);
+    cubic_check(x1, y_up, s_up, CPU_COORD_ALIGN_CORNERS, ac, 35);
+    cubic_check(x2, y_ch, s_ch, CPU_COORD_HALF_PIXEL, ch, 36);
+}
+
 /* Values from ONNX 1.13's own reference (interpolate_nd in
  * onnx/backend/test/case/node/resize.py, float64, sizes given), chosen
  * where an f32 scale would break a nearest tie the other way: 3 -> 4 at
@@ -1235,16 +1285,27 @@ static void test_parallel_large(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_broadcast_shape), cmocka_unit_test(test_iter_merge),
-        cmocka_unit_test(test_transpose),       cmocka_unit_test(test_gather),
-        cmocka_unit_test(test_gather_elements), cmocka_unit_test(test_slice),
-        cmocka_unit_test(test_concat_split),    cmocka_unit_test(test_expand_tile),
-        cmocka_unit_test(test_where),           cmocka_unit_test(test_pad),
-        cmocka_unit_test(test_resize_torch),    cmocka_unit_test(test_resize_onnx_reference),
-        cmocka_unit_test(test_resize_rules),    cmocka_unit_test(test_resize_random),
-        cmocka_unit_test(test_fill_range),      cmocka_unit_test(test_trilu),
-        cmocka_unit_test(test_cumsum),          cmocka_unit_test(test_depth_space),
-        cmocka_unit_test(test_parallel_large),  cmocka_unit_test(test_scatter_nd),
+        cmocka_unit_test(test_broadcast_shape),
+        cmocka_unit_test(test_iter_merge),
+        cmocka_unit_test(test_transpose),
+        cmocka_unit_test(test_gather),
+        cmocka_unit_test(test_gather_elements),
+        cmocka_unit_test(test_slice),
+        cmocka_unit_test(test_concat_split),
+        cmocka_unit_test(test_expand_tile),
+        cmocka_unit_test(test_where),
+        cmocka_unit_test(test_pad),
+        cmocka_unit_test(test_resize_torch),
+        cmocka_unit_test(test_resize_cubic),
+        cmocka_unit_test(test_resize_onnx_reference),
+        cmocka_unit_test(test_resize_rules),
+        cmocka_unit_test(test_resize_random),
+        cmocka_unit_test(test_fill_range),
+        cmocka_unit_test(test_trilu),
+        cmocka_unit_test(test_cumsum),
+        cmocka_unit_test(test_depth_space),
+        cmocka_unit_test(test_parallel_large),
+        cmocka_unit_test(test_scatter_nd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -530,6 +530,47 @@ static void test_tile_by_batch(void **state)
     ob_free(b);
 }
 
+/* YOLOS's position-embedding interpolation: a bicubic Resize of a
+ * constant to sizes Concat(Identity([1,1]), Shape(x)[1:3]). The Identity of
+ * a small int64 constant is known at load, so the sizes are, and the
+ * Resize folds: x [N,2,4] + the resized [1,2,4] matches torch's bicubic. */
+static void test_cubic_resize_folds(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 2, 4}, pd[4] = {1, 1, 2, 3}, ones[2] = {1, 1}, st = 1, en = 3;
+    int64_t rs[3] = {1, 2, 4};
+    const float pos[6] = {0, 1, 4, 9, 16, 25};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "pos", 4, pd, pos);
+    ob_init_i64(b, "ones", 2, ones);
+    ob_init_i64(b, "st", 1, &st);
+    ob_init_i64(b, "en", 1, &en);
+    ob_init_i64(b, "rs", 3, rs);
+    ob_node(b, "Identity", "id", "ones", "ones_id");
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Slice", "hw", "s,st,en", "hw");
+    ob_attr_i(b, ob_node(b, "Concat", "sizes", "ones_id,hw", "sz"), "axis", 0);
+    Onnx__NodeProto *r = ob_node(b, "Resize", "resize", "pos,,,sz", "p2");
+    ob_attr_s(b, r, "mode", "cubic");
+    ob_attr_f(b, r, "cubic_coeff_a", -0.75f);
+    ob_node(b, "Reshape", "flat", "p2,rs", "p3");
+    ob_node(b, "Add", "add", "x,p3", "y");
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    for (int i = 0; i < m->g->n_nodes; i++)
+        assert_true(m->g->nodes[i].dead || m->g->nodes[i].op != OP_RESIZE);
+    static const double torch_bicubic[8] = {-0.0717773438, 0.310058594, 2.19091797, 4.21533203,
+                                            8.49755859,    12.4887695,  20.012207,  25.6459961};
+    enum { NB = 2 };
+    float y[NB * 8];
+    run_f32(m, NB, y, NB * 8);
+    for (int i = 0; i < NB * 8; i++)
+        assert_float_equal(y[i], (double)i + torch_bicubic[i % 8], 1e-5);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -542,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_gather_by_batch_position),
         cmocka_unit_test(test_scatter_nd),
         cmocka_unit_test(test_tile_by_batch),
+        cmocka_unit_test(test_cubic_resize_folds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,7 @@
 What users export most: BERT (with attention_mask and token_type_ids),
 DistilBERT, RoBERTa, GPT-2 (no past key values), ViT, T5's encoder,
 Whisper's encoder, CLIP's vision tower and text model, Wav2Vec2, a LLaMA-style
-decoder and DETR, each from a small random config
+decoder, DETR and YOLOS, each from a small random config
 (hidden 64, 2 layers, 4 heads), never from downloaded weights. Each model is
 wrapped so that it takes its inputs positionally and returns a tuple, as
 torch.onnx.export and gen.py's float64 reference want.
@@ -158,3 +158,12 @@ def detr():
                        decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
                        encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=10, num_labels=5)
     return DefaultDtype(T.DetrForObjectDetection(cfg), ["pixel_values"], ["logits", "encoder_last_hidden_state"])
+
+
+def yolos():
+    # YOLOS interpolates its position embeddings to the image's patch grid
+    # with bicubic Resize: a constant input and sizes from the input's shape
+    # (through an Identity of a constant), so it folds at load
+    cfg = T.YolosConfig(image_size=[32, 32], patch_size=8, num_detection_tokens=5, num_labels=5,
+                        **SMALL)
+    return Wrap(T.YolosForObjectDetection(cfg), ["pixel_values"], ["logits", "last_hidden_state"])

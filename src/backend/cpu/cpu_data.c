@@ -665,6 +665,60 @@ static double resize_scale(float s, int64_t in, int64_t out)
     return (float)r == s ? r : (double)s;
 }
 
+/* Keys' cubic convolution weights of the neighbours at offsets -1, 0, 1, 2
+ * from floor(x), t = x - floor(x). */
+static void cubic_weights(double t, double a, double w[4])
+{
+    double s = t + 1.0, u = 1.0 - t, v = 2.0 - t;
+    w[0] = ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a;
+    w[1] = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0;
+    w[2] = ((a + 2.0) * u - (a + 3.0)) * u * u + 1.0;
+    w[3] = ((a * v - 5.0 * a) * v + 8.0 * a) * v - 4.0 * a;
+}
+
+void cpu_resize_cubic(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
+                      const float *scales, cpu_resize_coord coord, float a)
+{
+    int64_t xs[FERRY_MAX_DIMS], n = prod(yd, 0, nd), at[FERRY_MAX_DIMS] = {0};
+    int ax[FERRY_MAX_DIMS], r = 0;
+    cpu_dense_strides(xd, nd, xs);
+    for (int d = 0; d < nd; d++)
+        if (yd[d] != xd[d] || scales[d] != 1.0f)
+            ax[r++] = d;
+    for (int64_t o = 0; o < n; o++) {
+        /* the unresized axes' offset, and each resized axis's four taps */
+        int64_t base = 0, idx[FERRY_MAX_DIMS][4];
+        double w[FERRY_MAX_DIMS][4];
+        for (int d = 0, k = 0; d < nd; d++) {
+            if (k < r && ax[k] == d) {
+                double x =
+                    resize_coord(coord, at[d], xd[d], yd[d], resize_scale(scales[d], xd[d], yd[d]));
+                double f = floor(x);
+                cubic_weights(x - f, a, w[k]);
+                for (int j = 0; j < 4; j++)
+                    idx[k][j] = clamp_index(f - 1.0 + j, xd[d]) * xs[d];
+                k++;
+            } else {
+                base += at[d] * xs[d];
+            }
+        }
+        double acc = 0.0;
+        for (int64_t tap = 0; tap < (INT64_C(1) << (2 * r)); tap++) {
+            int64_t off = base;
+            double wt = 1.0;
+            for (int k = 0; k < r; k++) {
+                int j = (int)(tap >> (2 * k)) & 3;
+                off += idx[k][j];
+                wt *= w[k][j];
+            }
+            acc += wt * X[off];
+        }
+        Y[o] = (float)acc;
+        for (int d = nd - 1; d >= 0 && ++at[d] == yd[d]; d--)
+            at[d] = 0;
+    }
+}
+
 #define RESIZE_BLOCK 256
 #define RESIZE_MAX_CORNERS (1 << (FERRY_MAX_DIMS - 1))
 

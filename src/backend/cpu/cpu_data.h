@@ -146,6 +146,16 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
                 const float *scales, cpu_resize_mode mode, cpu_resize_coord coord,
                 cpu_resize_nearest nearest);
 
+/* Resize's cubic mode (PyTorch's bicubic): per resized axis, the four
+ * neighbours floor(x) - 1 .. floor(x) + 2 of input coordinate x (coord, as
+ * cpu_resize), clamped in range (exclude_outside 0), weighted by Keys'
+ * cubic convolution with coefficient a (ONNX's cubic_coeff_a, -0.75 from
+ * PyTorch); 4^r taps an output element for r resized axes. Computed
+ * element by element in double: its use so far is a constant position
+ * embedding interpolated at load (YOLOS, DINOv2), folded once. */
+void cpu_resize_cubic(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
+                      const float *scales, cpu_resize_coord coord, float a);
+
 /* ConstantOfShape: n copies of the element at value. */
 void cpu_fill(void *Y, int64_t n, const void *value, size_t esz);
 

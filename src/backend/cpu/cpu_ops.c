@@ -670,6 +670,11 @@ static ferry_status run_resize(const cpu_call *c)
 {
     const graph_node *nd = c->nd;
     dims x = in_dims(c, 0), y = out_dims(c, 0);
+    if (nd->mode == RESIZE_CUBIC) {
+        cpu_resize_cubic(c->in[0], x.d, x.n, c->out[0], y.d, nd->scales,
+                         (cpu_resize_coord)nd->mode2, nd->alpha);
+        return FERRY_OK;
+    }
     cpu_resize(c->in[0], x.d, x.n, c->out[0], y.d, nd->scales, (cpu_resize_mode)nd->mode,
                (cpu_resize_coord)nd->mode2, (cpu_resize_nearest)nd->mode3);
     return FERRY_OK;
