@@ -179,6 +179,10 @@ typedef struct graph_value {
      * the batch size, then Mul/Add; shape.c's batch_position). Such a value
      * may only index rows of its own sample (Gather, graph_node.mode). */
     int64_t bpos;
+    /* With bpos: only component 0 along the last dim holds the position,
+     * the others are per-sample (index tuples (i*bpos + j, ...) for a
+     * ScatterND, as x[:, a:b] = y exports them). */
+    int bpos_tuple;
 } graph_value;
 
 /* Inputs or outputs of one node: Concat in a DenseNet block takes 25. */

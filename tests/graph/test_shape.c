@@ -296,6 +296,36 @@ static void test_cast_of_known_bool(void **state)
     ob_free(b);
 }
 
+/* Runs m on the CPU at batch 2, one f32 input of dims xd (0, 1, 2, ...),
+ * output dims yd: the run must fail with FERRY_EINVAL naming frag. */
+static void expect_run_error(const ferry_model *m, int xn, const int64_t *xd, int yn,
+                             const int64_t *yd, const char *frag)
+{
+    ferry_engine *e = cpu_engine(m);
+    float x[64], y[64];
+    for (int i = 0; i < 64; i++)
+        x[i] = (float)i;
+    ferry_tensor in = {.dtype = FERRY_F32, .ndim = xn, .data = x};
+    ferry_tensor o = {.dtype = FERRY_F32, .ndim = yn, .data = y};
+    memcpy(in.shape, xd, sizeof(int64_t) * (size_t)xn);
+    memcpy(o.shape, yd, sizeof(int64_t) * (size_t)yn);
+    assert_int_equal(ferry_engine_run(e, &in, 1, &o, 1), FERRY_EINVAL);
+    if (!strstr(ferry_last_error(), frag))
+        fail_msg("message '%s' lacks '%s'", ferry_last_error(), frag);
+    ferry_engine_destroy(e);
+}
+
+/* Scalars 'zero' and 'one', and pos = arange(N) over input x's batch
+ * (s = Shape(x), nb = s[0]), as exporters write torch.arange(x.shape[0]). */
+static void arange_batch(ob *b)
+{
+    scalar_i64(b, "zero", 0);
+    scalar_i64(b, "one", 1);
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Gather", "g0", "s,zero", "nb");
+    ob_node(b, "Range", "range", "zero,nb,one", "pos");
+}
+
 /* h[arange(N), j] as CLIP's text model exports it: Gather(Flatten(h) [4N,
  * 3], arange(N) * T + j) with T = Shape(h)[1] and j = ArgMax(sin(h[:, :,
  * 0])), one row per sample. step multiplies the Range by another number
@@ -307,19 +337,15 @@ static ob *gather_by_position(int64_t step, int64_t shift, int relu)
     ob *b = ob_new(17);
     ob_input(b, "x", 3, xd);
     ob_output(b, "y", -1, NULL);
-    int64_t zero = 0, one = 1, sl_st = 0, sl_en = 1, sl_ax = 2, sq = 2;
-    scalar_i64(b, "zero", zero);
-    scalar_i64(b, "one", one);
+    int64_t sl_st = 0, sl_en = 1, sl_ax = 2, sq = 2;
+    arange_batch(b);
     scalar_i64(b, "stepc", step);
     scalar_i64(b, "shiftc", shift);
     ob_init_i64(b, "sl_st", 1, &sl_st);
     ob_init_i64(b, "sl_en", 1, &sl_en);
     ob_init_i64(b, "sl_ax", 1, &sl_ax);
     ob_init_i64(b, "sq", 1, &sq);
-    ob_node(b, "Shape", "shape", "x", "s");
-    ob_node(b, "Gather", "g0", "s,zero", "nb");
     ob_node(b, "Gather", "g1", "s,one", "t");
-    ob_node(b, "Range", "range", "zero,nb,one", "pos");
     if (relu) {
         ob_attr_i(b, ob_node(b, "Cast", "to_f", "pos", "posf"), "to", 1);
         ob_node(b, "Relu", "relu", "posf", "y");
@@ -376,16 +402,9 @@ static void test_gather_by_batch_position(void **state)
     /* j + 4 lands in the next sample's rows: the CPU run fails */
     b = gather_by_position(0, 4, 0);
     m = load(b, FERRY_OK, NULL);
-    ferry_engine *e = cpu_engine(m);
-    float x[2 * 12], y[2 * 3];
-    for (int i = 0; i < 24; i++)
-        x[i] = (float)i;
-    ferry_tensor in = {.dtype = FERRY_F32, .ndim = 3, .shape = {2, 4, 3}, .data = x};
-    ferry_tensor o = {.dtype = FERRY_F32, .ndim = 2, .shape = {2, 3}, .data = y};
-    assert_int_equal(ferry_engine_run(e, &in, 1, &o, 1), FERRY_EINVAL);
-    assert_non_null(strstr(ferry_last_error(), "node 'pick' (Gather): an index in 'idx' leaves "
-                                               "its sample's 4 rows"));
-    ferry_engine_destroy(e);
+    const int64_t xd[3] = {2, 4, 3}, yd[2] = {2, 3};
+    expect_run_error(m, 3, xd, 2, yd,
+                     "node 'pick' (Gather): an index in 'idx' leaves its sample's 4 rows");
     ferry_model_destroy(m);
     ob_free(b);
 }
@@ -431,6 +450,70 @@ static ferry_status run_scatter(const ferry_model *m, const int64_t *idx, float 
     ferry_status st = ferry_engine_run(e, in, 2, &o, 1);
     ferry_engine_destroy(e);
     return st;
+}
+
+/* x[:, 1:3] = x[:, 4:6] on x [N,6,2] as torch exports it: ScatterND whose
+ * index tuples (n + shift, j) are a Range over the batch, unsqueezed and
+ * broadcast to [N,2,1], concatenated with the rows j along the last dim
+ * (position_last swaps the two). */
+static ob *scatter_by_position(int64_t shift, int position_last)
+{
+    int64_t xd[3] = {N_, 6, 2}, d121[3] = {1, 2, 1};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    int64_t ax12[2] = {1, 2}, zeros[2] = {0, 0}, cols[2] = {1, 2}, st = 4, en = 6, ax = 1;
+    arange_batch(b);
+    scalar_i64(b, "shiftc", shift);
+    ob_init_i64(b, "ax12", 2, ax12);
+    init_i64_nd(b, "zeros", 3, d121, zeros);
+    init_i64_nd(b, "cols", 3, d121, cols);
+    ob_init_i64(b, "st", 1, &st);
+    ob_init_i64(b, "en", 1, &en);
+    ob_init_i64(b, "ax", 1, &ax);
+    ob_node(b, "Add", "shift", "pos,shiftc", "pos2");
+    ob_node(b, "Unsqueeze", "unsq", "pos2,ax12", "pu");
+    ob_node(b, "Add", "rows", "pu,zeros", "ri");
+    ob_node(b, "Mul", "times0", "pu,zero", "pz");
+    ob_node(b, "Add", "cols", "pz,cols", "ci");
+    Onnx__NodeProto *t = ob_node(b, "Concat", "tuples", position_last ? "ci,ri" : "ri,ci", "idx");
+    ob_attr_i(b, t, "axis", -1);
+    ob_node(b, "Slice", "upd", "x,st,en,ax", "u");
+    ob_node(b, "ScatterND", "scatter", "x,idx,u", "y");
+    return b;
+}
+
+/* The torch export of a slice assignment into batch data runs per sample
+ * (against a loop); tuples shifted into the next sample's rows fail the
+ * run; the position anywhere but first in the tuples is refused at load. */
+static void test_scatter_nd_by_position(void **state)
+{
+    (void)state;
+    ob *b = scatter_by_position(0, 0);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    enum { NB = 3 };
+    float y[NB * 12];
+    run_f32(m, NB, y, NB * 12);
+    for (int i = 0; i < NB * 12; i++) {
+        int row = i / 2 % 6;
+        assert_true(y[i] == (float)i + (row == 1 || row == 2 ? 6.0f : 0.0f));
+    }
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = scatter_by_position(1, 0);
+    m = load(b, FERRY_OK, NULL);
+    const int64_t xd[3] = {2, 6, 2};
+    expect_run_error(m, 3, xd, 3, xd,
+                     "node 'scatter' (ScatterND): an index in 'idx' writes outside its sample's 1 "
+                     "rows");
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = scatter_by_position(0, 1);
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'tuples' (Concat): input 'ri' holds the sample's position in the batch");
+    ob_free(b);
 }
 
 /* ScatterND: index tuples that address the batch axis run when each
@@ -582,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_cast_of_known_bool),
         cmocka_unit_test(test_gather_by_batch_position),
         cmocka_unit_test(test_scatter_nd),
+        cmocka_unit_test(test_scatter_nd_by_position),
         cmocka_unit_test(test_tile_by_batch),
         cmocka_unit_test(test_cubic_resize_folds),
     };

@@ -323,6 +323,8 @@ REAL = [
          outputs=["mixed", "argmax"], opset=17, seed=31),
     dict(name="ops-mix-18", family="ops", upgrade=("ops-mix", 18), inputs=image(4, 8),
          outputs=["mixed", "argmax"], seed=31),
+    dict(name="slice-assign", family="ops", build=zoo.SliceAssign,
+         inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 6, 8]}], opset=17, seed=38),
 ]
 
 

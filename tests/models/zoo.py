@@ -380,3 +380,22 @@ class OpsMix(nn.Module):
         out = torch.cat([resize, p.flatten(1), sl.flatten(1), ex.flatten(1), w.flatten(1),
                          u.flatten(1), red, rr.flatten(1)], 1)
         return out, torch.argmax(x.flatten(1), dim=1)
+
+
+class SliceAssign(nn.Module):
+    """In-place slice writes on a batch tensor, as users write them:
+    y[:, 1:3] = ... exports as ScatterND with index tuples (n, j) from a
+    Range over the batch, which must stay in each sample's rows; m[0:2] = 1
+    on a tensor shaped by x.shape exports as one folded at load.
+    x [N,6,8] float -> [N,6,8]."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = self.fc(x).clone()
+        y[:, 1:3] = torch.tanh(y[:, 4:6]) * 2.0
+        m = x.new_zeros((x.shape[1], 1))
+        m[0:2] = 1.0
+        return y + m
