@@ -771,6 +771,39 @@ static ferry_status run_expand(const cuda_call *c)
     return copy(c, c->in[0], c->out[0], &k, call_esz(c, c->nd->in[0]));
 }
 
+/* Tile as one strided copy: the output viewed as [r0, x0, r1, x1, ...],
+ * x's strides on the x dims and 0 on the repeats (cpu_tile's view). The
+ * repeats are read from the dims (y / x), so repeats that hold N (a Tile
+ * of a dim of 1 by the batch size, shape_data.c) need no host copy. */
+static ferry_status supports_tile(const cuda_prep *p)
+{
+    if (2 * p->g->values[p->nd->in[0]].ndim > KERN_MAX_DIMS)
+        return cuda_unsupported(p->nd, "rank above %d", KERN_MAX_DIMS / 2);
+    return FERRY_OK;
+}
+
+static ferry_status run_tile(const cuda_call *c)
+{
+    dims x = vdims(c->g, c->nd->in[0], c->n), y = vdims(c->g, c->nd->out[0], c->n);
+    if (numel(&y) == 0)
+        return FERRY_OK;
+    int64_t xs[FERRY_MAX_DIMS], ys[FERRY_MAX_DIMS];
+    strides_of(&x, xs);
+    strides_of(&y, ys);
+    kern_strided k;
+    memset(&k, 0, sizeof k);
+    k.ndim = 2 * x.n;
+    for (int d = 0; d < x.n; d++) {
+        k.dims[2 * d] = y.d[d] / x.d[d];
+        k.dims[2 * d + 1] = x.d[d];
+        k.sx[2 * d] = 0;
+        k.sx[2 * d + 1] = xs[d];
+        k.sy[2 * d] = x.d[d] * ys[d];
+        k.sy[2 * d + 1] = ys[d];
+    }
+    return copy(c, c->in[0], c->out[0], &k, call_esz(c, c->nd->in[0]));
+}
+
 /* Concat: one strided copy per input into its slab of the output (of the
  * channels-last dims when cuda_layout.c holds the output so). */
 static ferry_status run_concat(const cuda_call *c)
@@ -1045,6 +1078,7 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_TRANSPOSE] = {supports_rank, NULL, run_transpose, NULL},
     [OP_SLICE] = {supports_rank, NULL, run_slice, NULL},
     [OP_EXPAND] = {supports_rank, NULL, run_expand, NULL},
+    [OP_TILE] = {supports_tile, NULL, run_tile, NULL},
     [OP_CONCAT] = {supports_rank, NULL, run_concat, NULL},
     [OP_SPLIT] = {supports_rank, NULL, run_split, NULL},
     [OP_GATHER] = {supports_gather, NULL, run_gather, NULL},
