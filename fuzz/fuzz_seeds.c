@@ -227,6 +227,15 @@ static void models(void)
     ob_attr_s(b, n, "equation", "... i j, j k -> ... k i");
     save_model(b, "einsum.onnx");
 
+    /* x [N,3,8,8] sampled at a grid [N,4,4,2], the model's second input */
+    b = one_node(16, "GridSample", 4, x4, "grid", &n);
+    int64_t gd[4] = {-1, 4, 4, 2};
+    ob_input(b, "grid", 4, gd);
+    ob_attr_s(b, n, "mode", "nearest");
+    ob_attr_s(b, n, "padding_mode", "reflection");
+    ob_attr_i(b, n, "align_corners", 1);
+    save_model(b, "gridsample.onnx");
+
     b = one_node(13, "Flatten", 4, x4, NULL, &n);
     ob_attr_i(b, n, "axis", 1);
     save_model(b, "flatten.onnx");

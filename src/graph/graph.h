@@ -55,6 +55,8 @@ typedef enum op_kind {
     OP_BATCH_NORM,    /* epsilon; inputs X, scale, B, mean, var */
     OP_INSTANCE_NORM, /* epsilon; inputs X [N,C,...], scale [C], B [C] */
     OP_RESIZE,        /* mode, coord, nearest; alpha = cubic_coeff_a; scales[] per output dim */
+    OP_GRID_SAMPLE,   /* mode (GRID_LINEAR, GRID_NEAREST), mode2 = padding (GRID_PAD_*),
+                         mode3 = align_corners; inputs X [N,C,H,W], grid [N,Ho,Wo,2] */
     OP_PAD,           /* mode; starts[] = pads at the start, ends[] = at the end; input 2: value */
     OP_CLIP,          /* alpha = min, beta = max (resolved from inputs or attributes) */
     OP_HARD_SIGMOID,  /* alpha, beta */
@@ -209,6 +211,8 @@ enum { PAD_CONSTANT = 0, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
 /* ScatterND's reduction attribute, in ONNX's order of names. */
 enum { SCATTER_NONE = 0, SCATTER_ADD, SCATTER_MUL, SCATTER_MAX, SCATTER_MIN };
 enum { RESIZE_NEAREST = 0, RESIZE_LINEAR, RESIZE_CUBIC };
+enum { GRID_LINEAR = 0, GRID_NEAREST };
+enum { GRID_PAD_ZEROS = 0, GRID_PAD_BORDER, GRID_PAD_REFLECTION };
 enum {
     RESIZE_HALF_PIXEL = 0,
     RESIZE_PYTORCH_HALF_PIXEL,

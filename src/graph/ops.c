@@ -394,6 +394,27 @@ static ferry_status parse_resize(const op_parse_ctx *c, graph_node *n)
     return FERRY_OK;
 }
 
+/* GridSample: opset 16's mode names (bilinear, nearest, bicubic) and opset
+ * 20's (linear, cubic) for the same choices; cubic is not implemented. */
+static ferry_status parse_grid_sample(const op_parse_ctx *c, graph_node *n)
+{
+    static const char *const modes[] = {"bilinear", "nearest", "bicubic", "linear", "cubic", NULL};
+    static const char *const pads[] = {"zeros", "border", "reflection", NULL};
+    ferry_status st;
+    int m;
+    int64_t v;
+    if ((st = op_attr_enum(c, "mode", modes, 0, &m)) ||
+        (st = op_attr_enum(c, "padding_mode", pads, GRID_PAD_ZEROS, &n->mode2)) ||
+        (st = op_attr_int(c, "align_corners", 0, 0, 1, &v)))
+        return st;
+    if (m == 2 || m == 4)
+        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (GridSample): mode \"%s\" is not supported (bilinear/linear, nearest are)",
+                          c->name, modes[m]);
+    n->mode = m == 1 ? GRID_NEAREST : GRID_LINEAR;
+    n->mode3 = (int)v;
+    return FERRY_OK;
+}
+
 static ferry_status parse_pad(const op_parse_ctx *c, graph_node *n)
 {
     static const char *const modes[] = {"constant", "reflect", "edge", "wrap", NULL};
@@ -627,6 +648,7 @@ static const op_def op_table[] = {
     {"BatchNormalization", OP_BATCH_NORM, 5, 5, 1, 3, ANY, parse_batch_norm, infer_batch_norm, OPF_FOLD},
     {"InstanceNormalization", OP_INSTANCE_NORM, 3, 3, 1, 1, ANY, parse_epsilon, infer_instance_norm, OPF_FOLD},
     {"Resize", OP_RESIZE, 1, 4, 1, 1, ANY, parse_resize, infer_resize, OPF_FOLD},
+    {"GridSample", OP_GRID_SAMPLE, 2, 2, 1, 1, 16, 99, parse_grid_sample, infer_grid_sample, OPF_FOLD},
     {"Pad", OP_PAD, 1, 4, 1, 1, ANY, parse_pad, infer_pad, OPF_FOLD},
     {"Clip", OP_CLIP, 1, 3, 1, 1, ANY, parse_clip, infer_clip, OPF_FOLD},
     {"HardSigmoid", OP_HARD_SIGMOID, 1, 1, 1, 1, ANY, parse_hard_sigmoid, infer_same, OPF_FOLD},

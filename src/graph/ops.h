@@ -156,6 +156,7 @@ ferry_status infer_global_pool(graph *g, graph_node *n);
 ferry_status infer_batch_norm(graph *g, graph_node *n);
 ferry_status infer_instance_norm(graph *g, graph_node *n);
 ferry_status infer_resize(graph *g, graph_node *n);
+ferry_status infer_grid_sample(graph *g, graph_node *n);
 ferry_status infer_pad(graph *g, graph_node *n);
 ferry_status infer_clip(graph *g, graph_node *n);
 ferry_status infer_prelu(graph *g, graph_node *n);

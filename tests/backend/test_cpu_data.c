@@ -950,6 +950,45 @@ static void test_resize_cubic(void **state)
     cubic_check(x2, y_ch, s_ch, CPU_COORD_HALF_PIXEL, ch, 36);
 }
 
+/* cpu_grid_sample against torch.nn.functional.grid_sample in float64 on
+ * x [1,2,3,4] (tx) at six points: the corners, inside, and outside the
+ * image on either side, every mode, padding and align_corners. */
+static void test_grid_sample(void **state)
+{
+    (void)state;
+    static const double want[2][3][2][12] = {
+        {{{-0.875, -0.1875, -1.40125, 0.53, -0.1575, 2.375, 2.375, 3.0625, 5.43875, 0.23, 2.5725,
+           4.375},
+          {-3.5, -0.75, 0.0575, 2.59, -0.421875, 2.375, 9.5, 12.25, 4.6875, 1.89, 10.333125,
+           4.375}},
+         {{-3.5, -0.75, -1.475, 5.3, -0.75, 2.375, 9.5, 12.25, 5.725, 2.3, 12.25, 4.375},
+          {-3.5, -0.75, 0.0575, 3.7, -0.46875, 2.375, 9.5, 12.25, 4.6875, 2.7, 11.48125, 4.375}},
+         {{-3.5, -0.75, -1.475, 5.3, -0.75, 2.375, 9.5, 12.25, 5.725, 2.3, 12.25, 4.375},
+          {-3.5, -0.75, 0.0575, 2.575, -0.46125, 2.375, 9.5, 12.25, 4.6875, 3.795, 11.38875,
+           4.375}}},
+        {{{-3.5, 0, -2, 0, 0, 4, 9.5, 0, 6, 0, 0, 2},
+          {-3.5, -0.75, -2, 0.5, -0.75, 4, 9.5, 12.25, 6, 3.5, 12.25, 2}},
+         {{-3.5, -0.75, -2, 8.5, -0.75, 4, 9.5, 12.25, 6, 1.5, 12.25, 2},
+          {-3.5, -0.75, -2, 0.5, -0.75, 4, 9.5, 12.25, 6, 3.5, 12.25, 2}},
+         {{-3.5, -0.75, -2, 8.5, -0.75, 4, 9.5, 12.25, 6, 1.5, 12.25, 2},
+          {-3.5, -0.75, -2, 0.5, -0.75, 4, 9.5, 12.25, 6, 3.5, 12.25, 2}}}};
+    const float grid[12] = {-1, -1, 1, 1, 0.3f, -0.7f, -1.2f, 0.4f, 0.95f, 1.1f, 0, 0};
+    const int64_t xd[4] = {1, 2, 3, 4};
+    float x[24], y[12];
+    for (int i = 0; i < 24; i++)
+        x[i] = tx(i);
+    for (int m = 0; m < 2; m++)
+        for (int p = 0; p < 3; p++)
+            for (int a = 0; a < 2; a++) {
+                cpu_grid_sample(x, xd, grid, 2, 3, y, m, p, a);
+                for (int i = 0; i < 12; i++)
+                    if (fabs(y[i] - want[m][p][a][i]) > 1e-5 * (1.0 + fabs(want[m][p][a][i])))
+                        fail_msg("grid_sample nearest %d padding %d align %d: [%d] = %.9g, torch "
+                                 "%.9g",
+                                 m, p, a, i, y[i], want[m][p][a][i]);
+            }
+}
+
 /* Values from ONNX 1.13's own reference (interpolate_nd in
  * onnx/backend/test/case/node/resize.py, float64, sizes given), chosen
  * where an f32 scale would break a nearest tie the other way: 3 -> 4 at
@@ -1285,27 +1324,17 @@ static void test_parallel_large(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_broadcast_shape),
-        cmocka_unit_test(test_iter_merge),
-        cmocka_unit_test(test_transpose),
-        cmocka_unit_test(test_gather),
-        cmocka_unit_test(test_gather_elements),
-        cmocka_unit_test(test_slice),
-        cmocka_unit_test(test_concat_split),
-        cmocka_unit_test(test_expand_tile),
-        cmocka_unit_test(test_where),
-        cmocka_unit_test(test_pad),
-        cmocka_unit_test(test_resize_torch),
-        cmocka_unit_test(test_resize_cubic),
-        cmocka_unit_test(test_resize_onnx_reference),
-        cmocka_unit_test(test_resize_rules),
-        cmocka_unit_test(test_resize_random),
-        cmocka_unit_test(test_fill_range),
-        cmocka_unit_test(test_trilu),
-        cmocka_unit_test(test_cumsum),
-        cmocka_unit_test(test_depth_space),
-        cmocka_unit_test(test_parallel_large),
-        cmocka_unit_test(test_scatter_nd),
+        cmocka_unit_test(test_broadcast_shape), cmocka_unit_test(test_iter_merge),
+        cmocka_unit_test(test_transpose),       cmocka_unit_test(test_gather),
+        cmocka_unit_test(test_gather_elements), cmocka_unit_test(test_slice),
+        cmocka_unit_test(test_concat_split),    cmocka_unit_test(test_expand_tile),
+        cmocka_unit_test(test_where),           cmocka_unit_test(test_pad),
+        cmocka_unit_test(test_resize_torch),    cmocka_unit_test(test_resize_cubic),
+        cmocka_unit_test(test_grid_sample),     cmocka_unit_test(test_resize_onnx_reference),
+        cmocka_unit_test(test_resize_rules),    cmocka_unit_test(test_resize_random),
+        cmocka_unit_test(test_fill_range),      cmocka_unit_test(test_trilu),
+        cmocka_unit_test(test_cumsum),          cmocka_unit_test(test_depth_space),
+        cmocka_unit_test(test_parallel_large),  cmocka_unit_test(test_scatter_nd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

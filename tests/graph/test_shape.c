@@ -654,6 +654,47 @@ static void test_cubic_resize_folds(void **state)
     ob_free(b);
 }
 
+/* GridSample: x [N,2,3,4] sampled at a grid [N,5,6,2] gives [N,2,5,6];
+ * bicubic, a grid of another batch and a 5-D input are refused. */
+static void test_grid_sample_rules(void **state)
+{
+    (void)state;
+    int64_t xd[4] = {N_, 2, 3, 4}, gd[4] = {N_, 5, 6, 2}, g1[4] = {1, 5, 6, 2};
+    int64_t x5[5] = {N_, 2, 3, 4, 5}, g5[5] = {N_, 1, 5, 6, 3};
+    for (int k = 0; k < 4; k++) {
+        ob *b = ob_new(16);
+        ob_input(b, "x", k == 3 ? 5 : 4, k == 3 ? x5 : xd);
+        if (k == 2)
+            ob_init_f32(b, "grid", 4, g1, NULL);
+        else
+            ob_input(b, "grid", k == 3 ? 5 : 4, k == 3 ? g5 : gd);
+        ob_output(b, "y", -1, NULL);
+        Onnx__NodeProto *n = ob_node(b, "GridSample", "gs", "x,grid", "y");
+        ob_attr_s(b, n, "mode", k == 1 ? "bicubic" : "bilinear");
+        ob_attr_s(b, n, "padding_mode", "border");
+        ob_attr_i(b, n, "align_corners", 1);
+        if (k == 0) {
+            ferry_model *m = load(b, FERRY_OK, NULL);
+            const graph_value *y = output(m, 0);
+            assert_int_equal(y->ndim, 4);
+            assert_true(y->dims[0] == N_ && y->dims[1] == 2 && y->dims[2] == 5 && y->dims[3] == 6);
+            ferry_model_destroy(m);
+        } else if (k == 1) {
+            load(b, FERRY_EUNSUPPORTED,
+                 "node 'gs' (GridSample): mode \"bicubic\" is not supported (bilinear/linear, "
+                 "nearest are)");
+        } else if (k == 2) {
+            load(b, FERRY_ESHAPE,
+                 "node 'gs' (GridSample): grid 'grid' has shape [1,5,6,2]; expected [N,Ho,Wo,2] "
+                 "of the input's type and batch");
+        } else {
+            load(b, FERRY_EUNSUPPORTED,
+                 "node 'gs' (GridSample): input 'x' has rank 5; 4 ([N,C,H,W]) is supported");
+        }
+        ob_free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -668,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_scatter_nd_by_position),
         cmocka_unit_test(test_tile_by_batch),
         cmocka_unit_test(test_cubic_resize_folds),
+        cmocka_unit_test(test_grid_sample_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

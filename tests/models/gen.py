@@ -325,6 +325,8 @@ REAL = [
          outputs=["mixed", "argmax"], seed=31),
     dict(name="slice-assign", family="ops", build=zoo.SliceAssign,
          inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 6, 8]}], opset=17, seed=38),
+    dict(name="grid-warp", family="ops", build=zoo.GridWarp, inputs=image(3, 16), opset=17,
+         seed=39),
 ]
 
 

@@ -399,3 +399,26 @@ class SliceAssign(nn.Module):
         m = x.new_zeros((x.shape[1], 1))
         m[0:2] = 1.0
         return y + m
+
+
+class GridWarp(nn.Module):
+    """An image sampled at a grid computed from it, as spatial transformers
+    and optical-flow warps (RAFT) do: GridSample, bilinear, with each
+    padding mode and both align_corners. x [N,3,16,16] -> [N,3,16,16].
+    (Nearest is left to the unit tests: float32 and float64 grids may round
+    a coordinate near a pixel's edge to different pixels.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, 16), torch.linspace(-1, 1, 16),
+                                indexing="ij")
+        self.register_buffer("base", torch.stack((xs, ys), dim=-1).unsqueeze(0))
+
+    def forward(self, x):
+        grid = self.base + 0.3 * torch.tanh(self.conv(x)).permute(0, 2, 3, 1)
+        y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        y = y + F.grid_sample(x, grid * 1.2, mode="bilinear", padding_mode="border",
+                              align_corners=True)
+        return y + F.grid_sample(x, grid * 1.4, mode="bilinear", padding_mode="reflection",
+                                 align_corners=False)

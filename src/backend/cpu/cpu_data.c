@@ -719,6 +719,70 @@ void cpu_resize_cubic(const float *X, const int64_t *xd, int nd, float *Y, const
     }
 }
 
+/* ------------------------------------------------------------ gridsample */
+
+/* v reflected into [lo2/2, hi2/2] (twice the bounds, as PyTorch keeps them
+ * integral): the pattern that mirrors at each edge. */
+static float grid_reflect(float v, float lo2, float hi2)
+{
+    if (lo2 == hi2)
+        return 0.0f;
+    float lo = lo2 / 2.0f, span = (hi2 - lo2) / 2.0f;
+    v = fabsf(v - lo);
+    float extra = fmodf(v, span);
+    int flips = (int)floorf(v / span);
+    return flips % 2 == 0 ? extra + lo : span - extra + lo;
+}
+
+/* Grid value g of an axis of n pixels as a pixel coordinate, padded. */
+static float grid_coord(float g, int64_t n, int padding, int align)
+{
+    float v = align ? (g + 1.0f) / 2.0f * (float)(n - 1) : ((g + 1.0f) * (float)n - 1.0f) / 2.0f;
+    if (padding == GRID_PAD_REFLECTION)
+        v = align ? grid_reflect(v, 0.0f, 2.0f * (float)(n - 1))
+                  : grid_reflect(v, -1.0f, 2.0f * (float)n - 1.0f);
+    if (padding != GRID_PAD_ZEROS)
+        v = v < 0.0f ? 0.0f : v > (float)(n - 1) ? (float)(n - 1) : v;
+    return v;
+}
+
+void cpu_grid_sample(const float *X, const int64_t *xd, const float *grid, int64_t ho, int64_t wo,
+                     float *Y, int nearest, int padding, int align_corners)
+{
+    int64_t N = xd[0], C = xd[1], H = xd[2], W = xd[3], plane = H * W, out = ho * wo;
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t p = 0; p < out; p++) {
+            const float *gp = grid + (b * out + p) * 2;
+            float x = grid_coord(gp[0], W, padding, align_corners);
+            float y = grid_coord(gp[1], H, padding, align_corners);
+            const float *xb = X + b * C * plane;
+            float *yb = Y + b * C * out + p;
+            if (nearest) {
+                int64_t ix = (int64_t)nearbyintf(x), iy = (int64_t)nearbyintf(y);
+                int in = ix >= 0 && ix < W && iy >= 0 && iy < H;
+                for (int64_t c = 0; c < C; c++)
+                    yb[c * out] = in ? xb[c * plane + iy * W + ix] : 0.0f;
+                continue;
+            }
+            float fx = floorf(x), fy = floorf(y), tx = x - fx, ty = y - fy;
+            int64_t x0 = (int64_t)fx, y0 = (int64_t)fy;
+            /* the four taps and their weights; a tap outside reads 0 */
+            int64_t off[4];
+            float w[4] = {(1 - tx) * (1 - ty), tx * (1 - ty), (1 - tx) * ty, tx * ty};
+            for (int t = 0; t < 4; t++) {
+                int64_t ix = x0 + (t & 1), iy = y0 + (t >> 1);
+                off[t] = iy * W + ix;
+                if (ix < 0 || ix >= W || iy < 0 || iy >= H)
+                    w[t] = 0.0f, off[t] = 0;
+            }
+            for (int64_t c = 0; c < C; c++) {
+                const float *xc = xb + c * plane;
+                yb[c * out] =
+                    xc[off[0]] * w[0] + xc[off[1]] * w[1] + xc[off[2]] * w[2] + xc[off[3]] * w[3];
+            }
+        }
+}
+
 #define RESIZE_BLOCK 256
 #define RESIZE_MAX_CORNERS (1 << (FERRY_MAX_DIMS - 1))
 

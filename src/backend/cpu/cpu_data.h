@@ -156,6 +156,16 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
 void cpu_resize_cubic(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
                       const float *scales, cpu_resize_coord coord, float a);
 
+/* GridSample of X [N,C,H,W] at grid [N,Ho,Wo,2] (x then y, -1 and 1 the
+ * edges: the outer pixels' edges, or with align_corners their centres)
+ * into Y [N,C,Ho,Wo], as PyTorch's grid_sample: bilinear (nearest != 0:
+ * nearest, ties to even), padding_mode GRID_PAD_* of graph.h (zeros: taps
+ * outside read 0; border: the coordinate clamped; reflection: reflected
+ * about the edges, then clamped). Coordinates in f32, as PyTorch's
+ * float kernel computes them. */
+void cpu_grid_sample(const float *X, const int64_t *xd, const float *grid, int64_t ho, int64_t wo,
+                     float *Y, int nearest, int padding, int align_corners);
+
 /* ConstantOfShape: n copies of the element at value. */
 void cpu_fill(void *Y, int64_t n, const void *value, size_t esz);
 

@@ -680,6 +680,15 @@ static ferry_status run_resize(const cpu_call *c)
     return FERRY_OK;
 }
 
+static ferry_status run_grid_sample(const cpu_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = in_dims(c, 0), y = out_dims(c, 0);
+    cpu_grid_sample(c->in[0], x.d, c->in[1], y.d[2], y.d[3], c->out[0], nd->mode == GRID_NEAREST,
+                    nd->mode2, nd->mode3);
+    return FERRY_OK;
+}
+
 /* ------------------------------------------- convolution, pooling, norms */
 
 static cpu_act to_cpu_act(act_kind a)
@@ -1121,6 +1130,7 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_DEPTH_TO_SPACE] = {NULL, run_depth_to_space, NULL},
     [OP_PAD] = {NULL, run_pad, NULL},
     [OP_RESIZE] = {prepare_f32, run_resize, NULL},
+    [OP_GRID_SAMPLE] = {prepare_f32, run_grid_sample, NULL},
     [OP_CONV] = {prepare_conv, run_conv, destroy_conv},
     [OP_CONV_TRANSPOSE] = {prepare_conv, run_conv, destroy_conv},
     [OP_MAX_POOL] = {prepare_pool, run_pool, destroy_pool},
