@@ -236,6 +236,18 @@ static void models(void)
     ob_attr_i(b, n, "align_corners", 1);
     save_model(b, "gridsample.onnx");
 
+    /* x [N,5,4] minus EyeLike (k 1, int64 then cast) of a constant [5,4] */
+    b = ob_new(17);
+    ob_input(b, "x", 3, x3);
+    ob_output(b, "y", -1, NULL);
+    int64_t ed2[2] = {5, 4};
+    ob_init_f32(b, "m", 2, ed2, NULL);
+    Onnx__NodeProto *eye = ob_node(b, "EyeLike", "eye", "m", "i");
+    ob_attr_i(b, eye, "k", 1);
+    ob_attr_i(b, eye, "dtype", 1);
+    ob_node(b, "Sub", "sub", "x,i", "y");
+    save_model(b, "eyelike.onnx");
+
     b = one_node(13, "Flatten", 4, x4, NULL, &n);
     ob_attr_i(b, n, "axis", 1);
     save_model(b, "flatten.onnx");

@@ -115,6 +115,7 @@ typedef enum op_kind {
     OP_TILE,
     OP_CONSTANT_OF_SHAPE, /* input 1 (loader-made constant): the fill value */
     OP_RANGE,
+    OP_EYE_LIKE,       /* to = output dtype; starts[0] = k, the diagonal */
     OP_TRILU,          /* mode = upper; k in alpha... resolved into starts[0] */
     OP_DEPTH_TO_SPACE, /* axis = blocksize, mode = CRD */
     /* ---- recurrent */

@@ -557,6 +557,23 @@ static ferry_status parse_constant_of_shape(const op_parse_ctx *c, graph_node *n
     return FERRY_OK;
 }
 
+/* EyeLike: dtype (absent: the input's, FERRY_DTYPE_UNDEFINED until the
+ * shape rule) and k. */
+static ferry_status parse_eye_like(const op_parse_ctx *c, graph_node *n)
+{
+    int64_t k, dt;
+    ferry_status st;
+    if ((st = op_attr_int(c, "k", 0, INT32_MIN, INT32_MAX, &k)) ||
+        (st = op_attr_int(c, "dtype", -1, INT32_MIN, INT32_MAX, &dt)))
+        return st;
+    n->starts[0] = k;
+    n->to = dt == -1 ? FERRY_DTYPE_UNDEFINED : onnx_map_dtype((int32_t)dt);
+    if (dt != -1 && n->to == FERRY_DTYPE_UNDEFINED)
+        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (EyeLike): data type %lld is not supported",
+                          c->name, (long long)dt);
+    return FERRY_OK;
+}
+
 static ferry_status parse_trilu(const op_parse_ctx *c, graph_node *n)
 {
     int64_t v;
@@ -706,6 +723,7 @@ static const op_def op_table[] = {
     {"Tile", OP_TILE, 2, 2, 1, 1, ANY, NULL, infer_tile, OPF_FOLD},
     {"ConstantOfShape", OP_CONSTANT_OF_SHAPE, 1, 1, 1, 1, ANY, parse_constant_of_shape, infer_constant_of_shape, OPF_FOLD},
     {"Range", OP_RANGE, 3, 3, 1, 1, ANY, NULL, infer_range, OPF_FOLD},
+    {"EyeLike", OP_EYE_LIKE, 1, 1, 1, 1, ANY, parse_eye_like, infer_eye_like, OPF_FOLD},
     {"Trilu", OP_TRILU, 1, 2, 1, 1, ANY, parse_trilu, infer_trilu, OPF_FOLD},
     {"DepthToSpace", OP_DEPTH_TO_SPACE, 1, 1, 1, 1, ANY, parse_depth_to_space, infer_depth_to_space, OPF_FOLD},
     /* recurrent */

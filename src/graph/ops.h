@@ -186,6 +186,7 @@ ferry_status infer_expand(graph *g, graph_node *n);
 ferry_status infer_tile(graph *g, graph_node *n);
 ferry_status infer_constant_of_shape(graph *g, graph_node *n);
 ferry_status infer_range(graph *g, graph_node *n);
+ferry_status infer_eye_like(graph *g, graph_node *n);
 ferry_status infer_trilu(graph *g, graph_node *n);
 ferry_status infer_depth_to_space(graph *g, graph_node *n);
 

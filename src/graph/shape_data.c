@@ -797,6 +797,28 @@ ferry_status infer_range(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* EyeLike: ones on diagonal k of a 2-D shape (torch.eye(T) exports as
+ * EyeLike(ConstantOfShape([T, T])), folded at load). A dim that holds the
+ * batch is refused: sample i's row would depend on i. */
+ferry_status infer_eye_like(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    if (x->ndim != 2)
+        return node_failf(n, FERRY_ESHAPE, "input '%s' has rank %d; EyeLike takes a matrix",
+                          x->name, x->ndim);
+    if (x->dims[0] < 0 || x->dims[1] < 0)
+        return node_failf(n, FERRY_EUNSUPPORTED,
+                          "input '%s' holds the batch in a dim: each "
+                          "sample's row of the identity would depend on where it is in the batch",
+                          x->name);
+    ferry_dtype dt = n->to == FERRY_DTYPE_UNDEFINED ? x->dtype : n->to;
+    if (dt != FERRY_F32 && dt != FERRY_F16 && dt != FERRY_BF16 && dt != FERRY_F64 &&
+        dt != FERRY_I64 && dt != FERRY_I32 && dt != FERRY_I8 && dt != FERRY_U8 && dt != FERRY_BOOL)
+        return node_failf(n, FERRY_EDTYPE, "output type %s is not supported", ferry_dtype_name(dt));
+    set_out(g, n->out[0], dt, 2, x->dims);
+    return FERRY_OK;
+}
+
 ferry_status infer_trilu(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]];

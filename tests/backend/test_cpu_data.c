@@ -950,6 +950,24 @@ static void test_resize_cubic(void **state)
     cubic_check(x2, y_ch, s_ch, CPU_COORD_HALF_PIXEL, ch, 36);
 }
 
+/* cpu_eye: ones at (i, i + k) for k above, on and below the diagonal, in
+ * a float and an integer type. */
+static void test_eye(void **state)
+{
+    (void)state;
+    float f[12];
+    int64_t l[12];
+    for (int64_t k = -3; k <= 4; k++) {
+        cpu_eye(f, 3, 4, k, FERRY_F32);
+        cpu_eye(l, 3, 4, k, FERRY_I64);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 4; j++) {
+                assert_true(f[i * 4 + j] == (j == i + k ? 1.0f : 0.0f));
+                assert_int_equal(l[i * 4 + j], j == i + k);
+            }
+    }
+}
+
 /* cpu_grid_sample against torch.nn.functional.grid_sample in float64 on
  * x [1,2,3,4] (tx) at six points: the corners, inside, and outside the
  * image on either side, every mode, padding and align_corners. */
@@ -1324,17 +1342,29 @@ static void test_parallel_large(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_broadcast_shape), cmocka_unit_test(test_iter_merge),
-        cmocka_unit_test(test_transpose),       cmocka_unit_test(test_gather),
-        cmocka_unit_test(test_gather_elements), cmocka_unit_test(test_slice),
-        cmocka_unit_test(test_concat_split),    cmocka_unit_test(test_expand_tile),
-        cmocka_unit_test(test_where),           cmocka_unit_test(test_pad),
-        cmocka_unit_test(test_resize_torch),    cmocka_unit_test(test_resize_cubic),
-        cmocka_unit_test(test_grid_sample),     cmocka_unit_test(test_resize_onnx_reference),
-        cmocka_unit_test(test_resize_rules),    cmocka_unit_test(test_resize_random),
-        cmocka_unit_test(test_fill_range),      cmocka_unit_test(test_trilu),
-        cmocka_unit_test(test_cumsum),          cmocka_unit_test(test_depth_space),
-        cmocka_unit_test(test_parallel_large),  cmocka_unit_test(test_scatter_nd),
+        cmocka_unit_test(test_broadcast_shape),
+        cmocka_unit_test(test_iter_merge),
+        cmocka_unit_test(test_transpose),
+        cmocka_unit_test(test_gather),
+        cmocka_unit_test(test_gather_elements),
+        cmocka_unit_test(test_slice),
+        cmocka_unit_test(test_concat_split),
+        cmocka_unit_test(test_expand_tile),
+        cmocka_unit_test(test_where),
+        cmocka_unit_test(test_pad),
+        cmocka_unit_test(test_resize_torch),
+        cmocka_unit_test(test_resize_cubic),
+        cmocka_unit_test(test_grid_sample),
+        cmocka_unit_test(test_eye),
+        cmocka_unit_test(test_resize_onnx_reference),
+        cmocka_unit_test(test_resize_rules),
+        cmocka_unit_test(test_resize_random),
+        cmocka_unit_test(test_fill_range),
+        cmocka_unit_test(test_trilu),
+        cmocka_unit_test(test_cumsum),
+        cmocka_unit_test(test_depth_space),
+        cmocka_unit_test(test_parallel_large),
+        cmocka_unit_test(test_scatter_nd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -695,6 +695,43 @@ static void test_grid_sample_rules(void **state)
     }
 }
 
+/* -torch.eye(T) as XLNet writes it: EyeLike(ConstantOfShape([T, T])),
+ * T from x's shape, folds at load and adds -1 on the diagonal of each
+ * sample of x [N,3,3]; k shifts it; an eye over the batch is refused. */
+static void test_eye_like(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 3, 3}, pick[2] = {1, 2};
+    for (int k = 0; k < 3; k++) {
+        ob *b = ob_new(17);
+        ob_input(b, "x", 3, xd);
+        ob_output(b, "y", -1, NULL);
+        ob_init_i64(b, "pick", 2, pick);
+        if (k == 2)
+            pick[0] = 0, ob_init_i64(b, "pick0", 2, pick);
+        ob_node(b, "Shape", "shape", "x", "s");
+        ob_node(b, "Gather", "tt", k == 2 ? "s,pick0" : "s,pick", "t");
+        ob_node(b, "ConstantOfShape", "zeros", "t", "z");
+        Onnx__NodeProto *e = ob_node(b, "EyeLike", "eye", "z", "i");
+        ob_attr_i(b, e, "k", k);
+        ob_node(b, "Sub", "sub", "x,i", "y");
+        if (k == 2) {
+            load(b, FERRY_EUNSUPPORTED, "node 'eye' (EyeLike): input 'z' holds the batch in a dim");
+            ob_free(b);
+            continue;
+        }
+        ferry_model *m = load(b, FERRY_OK, NULL);
+        for (int i = 0; i < m->g->n_nodes; i++)
+            assert_true(m->g->nodes[i].dead || m->g->nodes[i].op != OP_EYE_LIKE);
+        float y[2 * 9];
+        run_f32(m, 2, y, 18);
+        for (int i = 0; i < 18; i++)
+            assert_true(y[i] == (float)i - (i % 9 % 3 == i % 9 / 3 + k ? 1.0f : 0.0f));
+        ferry_model_destroy(m);
+        ob_free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -710,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_tile_by_batch),
         cmocka_unit_test(test_cubic_resize_folds),
         cmocka_unit_test(test_grid_sample_rules),
+        cmocka_unit_test(test_eye_like),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

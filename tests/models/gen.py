@@ -33,7 +33,7 @@ Files, for model M and batch size b:
 
 The "hf" family (tests/models/hf.py: BERT, DistilBERT, RoBERTa, GPT-2, ViT,
 T5's encoder, Whisper's encoder, CLIP's vision tower and text model,
-Wav2Vec2, LLaMA, DETR, YOLOS from small random configs) is generated only when transformers is importable (make venv-hf;
+Wav2Vec2, LLaMA, DETR, YOLOS, XLNet from small random configs) is generated only when transformers is importable (make venv-hf;
 CMake runs this script with .venv's python when there is one); the manifest
 records its version ("transformers", null without), and a change of it
 regenerates.
@@ -373,6 +373,8 @@ if hf is not None:
              outputs=["logits", "encoder_last_hidden_state"], opset=17, seed=52),
         dict(name="hf-yolos", family="hf", build=hf.yolos, inputs=HF_PIXELS,
              outputs=["logits", "last_hidden_state"], opset=17, seed=53),
+        dict(name="hf-xlnet", family="hf", build=hf.xlnet, inputs=HF_TEXT,
+             outputs=["last_hidden_state"], opset=17, seed=54),
     ]
 
 

@@ -3,7 +3,7 @@
 What users export most: BERT (with attention_mask and token_type_ids),
 DistilBERT, RoBERTa, GPT-2 (no past key values), ViT, T5's encoder,
 Whisper's encoder, CLIP's vision tower and text model, Wav2Vec2, a LLaMA-style
-decoder, DETR and YOLOS, each from a small random config
+decoder, DETR, YOLOS and XLNet, each from a small random config
 (hidden 64, 2 layers, 4 heads), never from downloaded weights. Each model is
 wrapped so that it takes its inputs positionally and returns a tuple, as
 torch.onnx.export and gen.py's float64 reference want.
@@ -167,3 +167,14 @@ def yolos():
     cfg = T.YolosConfig(image_size=[32, 32], patch_size=8, num_detection_tokens=5, num_labels=5,
                         **SMALL)
     return Wrap(T.YolosForObjectDetection(cfg), ["pixel_values"], ["logits", "last_hidden_state"])
+
+
+def xlnet():
+    # XLNet's relative attention: -torch.eye(T) (EyeLike of a
+    # ConstantOfShape, folded at load) and Einsum in its [T, N, ...]
+    # sequence-first layout: 'ibh,hnd->ibnd' (two free labels of a
+    # constant), 'ibnd,hnd->ibh' (two contracted), 'ibnd,jbnd->bnij', the
+    # transpose 'ijbn->bnij', the outer product 'i,d->id'
+    cfg = T.XLNetConfig(vocab_size=1000, d_model=64, n_layer=2, n_head=4, d_inner=128,
+                        use_mems_eval=False)
+    return Wrap(T.XLNetModel(cfg), ["input_ids", "attention_mask"], ["last_hidden_state"])

@@ -948,6 +948,23 @@ void cpu_fill(void *Y, int64_t n, const void *value, size_t esz)
     fill_elems(Y, n, value, esz);
 }
 
+void cpu_eye(void *Y, int64_t rows, int64_t cols, int64_t k, ferry_dtype dt)
+{
+    size_t esz = ferry_dtype_size(dt);
+    const float f1 = 1.0f;
+    const int64_t i64 = 1;
+    const int32_t i32 = 1;
+    const uint8_t u8 = 1;
+    const void *one = dt == FERRY_F32   ? (const void *)&f1
+                      : dt == FERRY_I64 ? (const void *)&i64
+                      : dt == FERRY_I32 ? (const void *)&i32
+                                        : (const void *)&u8;
+    memset(Y, 0, (size_t)(rows * cols) * esz);
+    for (int64_t i = 0; i < rows; i++)
+        if (i + k >= 0 && i + k < cols)
+            memcpy((char *)Y + (size_t)(i * cols + i + k) * esz, one, esz);
+}
+
 void cpu_range(ferry_dtype dt, const void *start, const void *delta, int64_t n, void *Y)
 {
     switch (dt) {

@@ -166,6 +166,10 @@ void cpu_resize_cubic(const float *X, const int64_t *xd, int nd, float *Y, const
 void cpu_grid_sample(const float *X, const int64_t *xd, const float *grid, int64_t ho, int64_t wo,
                      float *Y, int nearest, int padding, int align_corners);
 
+/* EyeLike: Y [rows, cols] of stored dtype dt (f32, int64, int32, int8,
+ * uint8, bool) zero but for ones at (i, i + k). */
+void cpu_eye(void *Y, int64_t rows, int64_t cols, int64_t k, ferry_dtype dt);
+
 /* ConstantOfShape: n copies of the element at value. */
 void cpu_fill(void *Y, int64_t n, const void *value, size_t esz);
 

@@ -632,6 +632,14 @@ static ferry_status run_range(const cpu_call *c)
     return FERRY_OK;
 }
 
+static ferry_status run_eye_like(const cpu_call *c)
+{
+    dims y = out_dims(c, 0);
+    cpu_eye(c->out[0], y.d[0], y.d[1], c->nd->starts[0],
+            cpu_sdt(c->g->values[c->nd->out[0]].dtype));
+    return FERRY_OK;
+}
+
 static ferry_status run_trilu(const cpu_call *c)
 {
     dims x = in_dims(c, 0);
@@ -1126,6 +1134,7 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_TILE] = {NULL, run_tile, NULL},
     [OP_CONSTANT_OF_SHAPE] = {NULL, run_constant_of_shape, NULL},
     [OP_RANGE] = {NULL, run_range, NULL},
+    [OP_EYE_LIKE] = {NULL, run_eye_like, NULL},
     [OP_TRILU] = {NULL, run_trilu, NULL},
     [OP_DEPTH_TO_SPACE] = {NULL, run_depth_to_space, NULL},
     [OP_PAD] = {NULL, run_pad, NULL},
