@@ -248,6 +248,22 @@ static void models(void)
     ob_node(b, "Sub", "sub", "x,i", "y");
     save_model(b, "eyelike.onnx");
 
+    /* x + ScatterElements(data [5,4], idx [5,2], upd [5,2]) along the last
+     * axis with reduction mul: folded at load */
+    b = ob_new(18);
+    ob_input(b, "x", 3, x3);
+    ob_output(b, "y", -1, NULL);
+    int64_t sed[2] = {5, 2}, sev[10] = {0, 3, 1, -1, 2, 2, 3, 0, 1, 1};
+    ob_init_f32(b, "sdata", 2, sd, NULL);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "sidx", 7, 2, sed, sev, sizeof sev));
+    ob_init_f32(b, "supd", 2, sed, NULL);
+    n = ob_node(b, "ScatterElements", "se", "sdata,sidx,supd", "s");
+    ob_attr_i(b, n, "axis", -1);
+    ob_attr_s(b, n, "reduction", "mul");
+    ob_node(b, "Add", "add", "x,s", "y");
+    save_model(b, "scatterelements.onnx");
+
     b = one_node(13, "Flatten", 4, x4, NULL, &n);
     ob_attr_i(b, n, "axis", 1);
     save_model(b, "flatten.onnx");

@@ -100,17 +100,18 @@ typedef enum op_kind {
     OP_ARGMIN,
     OP_CUMSUM, /* axis (resolved), mode = exclusive, mode2 = reverse */
     /* ---- shapes and data movement */
-    OP_SHAPE,           /* starts[0], ends[0]: the dims kept (opset 15 start/end) */
-    OP_SQUEEZE,         /* a view */
-    OP_UNSQUEEZE,       /* a view */
-    OP_CONCAT,          /* axis */
-    OP_SPLIT,           /* axis; splits[] sizes of the outputs */
-    OP_SLICE,           /* starts[], steps[] per input dim, resolved */
-    OP_TRANSPOSE,       /* perm[] */
-    OP_GATHER,          /* axis; mode: rows per sample of a gather along the batch (shape.c) */
-    OP_GATHER_ELEMENTS, /* axis */
-    OP_SCATTER_ND,      /* mode = reduction (SCATTER_*); mode2: indices address the batch axis,
-                           each sample's own rows only (shape_data.c) */
+    OP_SHAPE,            /* starts[0], ends[0]: the dims kept (opset 15 start/end) */
+    OP_SQUEEZE,          /* a view */
+    OP_UNSQUEEZE,        /* a view */
+    OP_CONCAT,           /* axis */
+    OP_SPLIT,            /* axis; splits[] sizes of the outputs */
+    OP_SLICE,            /* starts[], steps[] per input dim, resolved */
+    OP_TRANSPOSE,        /* perm[] */
+    OP_GATHER,           /* axis; mode: rows per sample of a gather along the batch (shape.c) */
+    OP_GATHER_ELEMENTS,  /* axis */
+    OP_SCATTER_ND,       /* mode = reduction (SCATTER_*); mode2: indices address the batch axis,
+                            each sample's own rows only (shape_data.c) */
+    OP_SCATTER_ELEMENTS, /* axis; mode = reduction (SCATTER_*) */
     OP_EXPAND,
     OP_TILE,
     OP_CONSTANT_OF_SHAPE, /* input 1 (loader-made constant): the fill value */

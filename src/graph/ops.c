@@ -527,18 +527,18 @@ static ferry_status parse_slice(const op_parse_ctx *c, graph_node *n)
     return FERRY_OK;
 }
 
-/* ScatterND: reduction is opset 16's (none, add, mul); max and min came
- * with 18. */
-static ferry_status parse_scatter_nd(const op_parse_ctx *c, graph_node *n)
+/* ScatterND, ScatterElements: reduction is opset 16's (none, add, mul); max
+ * and min came with 18. ScatterElements also has an axis. */
+static ferry_status parse_scatter(const op_parse_ctx *c, graph_node *n)
 {
     static const char *const reductions[] = {"none", "add", "mul", "max", "min", NULL};
     ferry_status st = op_attr_enum(c, "reduction", reductions, SCATTER_NONE, &n->mode);
-    if (st)
+    if (st || (n->op == OP_SCATTER_ELEMENTS && (st = parse_axis(c, n, 0))))
         return st;
     int since = n->mode >= SCATTER_MAX ? 18 : n->mode ? 16 : 0;
     if (c->opset < since)
-        return ferry_fail(FERRY_EPARSE, "node '%s' (ScatterND): reduction \"%s\" needs opset %d (model has %lld)",
-                          c->name, reductions[n->mode], since, (long long)c->opset);
+        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): reduction \"%s\" needs opset %d (model has %lld)",
+                          c->name, c->op, reductions[n->mode], since, (long long)c->opset);
     return FERRY_OK;
 }
 
@@ -718,7 +718,8 @@ static const op_def op_table[] = {
     {"Transpose", OP_TRANSPOSE, 1, 1, 1, 1, ANY, parse_transpose, infer_transpose, OPF_FOLD},
     {"Gather", OP_GATHER, 2, 2, 1, 1, ANY, parse_axis0, infer_gather, OPF_FOLD},
     {"GatherElements", OP_GATHER_ELEMENTS, 2, 2, 1, 1, ANY, parse_axis0, infer_gather_elements, OPF_FOLD},
-    {"ScatterND", OP_SCATTER_ND, 3, 3, 1, 1, ANY, parse_scatter_nd, infer_scatter_nd, OPF_FOLD},
+    {"ScatterND", OP_SCATTER_ND, 3, 3, 1, 1, ANY, parse_scatter, infer_scatter_nd, OPF_FOLD},
+    {"ScatterElements", OP_SCATTER_ELEMENTS, 3, 3, 1, 1, 11, 99, parse_scatter, infer_scatter_elements, OPF_FOLD},
     {"Expand", OP_EXPAND, 2, 2, 1, 1, ANY, NULL, infer_expand, OPF_FOLD},
     {"Tile", OP_TILE, 2, 2, 1, 1, ANY, NULL, infer_tile, OPF_FOLD},
     {"ConstantOfShape", OP_CONSTANT_OF_SHAPE, 1, 1, 1, 1, ANY, parse_constant_of_shape, infer_constant_of_shape, OPF_FOLD},

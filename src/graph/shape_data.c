@@ -553,6 +553,22 @@ ferry_status infer_gather_elements(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* ScatterND's and ScatterElements' types: integer indices, updates of the
+ * data's type, no reduction over bool. */
+static ferry_status scatter_types(const graph_node *n, const graph_value *x, const graph_value *idx,
+                                  const graph_value *u)
+{
+    if (idx->dtype != FERRY_I64 && idx->dtype != FERRY_I32)
+        return node_failf(n, FERRY_EDTYPE, "indices '%s' are %s; int64 or int32 is required",
+                          idx->name, ferry_dtype_name(idx->dtype));
+    if (u->dtype != x->dtype)
+        return node_failf(n, FERRY_EDTYPE, "updates '%s' are %s but data '%s' is %s", u->name,
+                          ferry_dtype_name(u->dtype), x->name, ferry_dtype_name(x->dtype));
+    if (n->mode != SCATTER_NONE && x->dtype == FERRY_BOOL)
+        return node_fail(n, FERRY_EUNSUPPORTED, "a reduction over bool data");
+    return FERRY_OK;
+}
+
 /* ScatterND: data [r dims], indices [..., k], updates [indices' leading
  * dims, data's dims from k]; the output is data with the addressed slices
  * written (or combined, reduction). A write must stay within its sample:
@@ -565,14 +581,9 @@ ferry_status infer_scatter_nd(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]], *idx = &g->values[n->in[1]],
                       *u = &g->values[n->in[2]];
-    if (idx->dtype != FERRY_I64 && idx->dtype != FERRY_I32)
-        return node_failf(n, FERRY_EDTYPE, "indices '%s' are %s; int64 or int32 is required",
-                          idx->name, ferry_dtype_name(idx->dtype));
-    if (u->dtype != x->dtype)
-        return node_failf(n, FERRY_EDTYPE, "updates '%s' are %s but data '%s' is %s", u->name,
-                          ferry_dtype_name(u->dtype), x->name, ferry_dtype_name(x->dtype));
-    if (n->mode != SCATTER_NONE && x->dtype == FERRY_BOOL)
-        return node_fail(n, FERRY_EUNSUPPORTED, "a reduction over bool data");
+    ferry_status st = scatter_types(n, x, idx, u);
+    if (st)
+        return st;
     int q = idx->ndim;
     int64_t k = q ? idx->dims[q - 1] : -1;
     if (q < 1 || k < 1 || k > x->ndim)
@@ -622,6 +633,47 @@ ferry_status infer_scatter_nd(graph *g, graph_node *n)
         return node_fail(n, FERRY_EUNSUPPORTED,
                          "indices vary with the batch size but address no batch axis (each "
                          "sample's writes would reach every sample)");
+    }
+    set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
+    return FERRY_OK;
+}
+
+/* ScatterElements (torch's scatter, scatter_add): indices and updates of
+ * one shape, data's rank, no larger than data; data at each index position
+ * with its axis coordinate replaced by the index gets the update. Each
+ * sample must write its own elements only: indices hold the batch where
+ * data does, and the axis is not the batch. */
+ferry_status infer_scatter_elements(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]], *idx = &g->values[n->in[1]],
+                      *u = &g->values[n->in[2]];
+    int64_t ax;
+    ferry_status st = scatter_types(n, x, idx, u);
+    if (st)
+        return st;
+    if (idx->ndim != x->ndim || norm_axis(n->axis, x->ndim, 0, &ax))
+        return node_fail(n, FERRY_ESHAPE, "indices must have the data's rank, axis within it");
+    n->axis = (int)ax;
+    int same = u->ndim == idx->ndim;
+    for (int i = 0; same && i < idx->ndim; i++)
+        same = u->dims[i] == idx->dims[i];
+    if (!same) {
+        SHAPE_STR(us, u);
+        SHAPE_STR(is, idx);
+        return node_failf(n, FERRY_ESHAPE, "updates '%s' have shape %s; the indices' is %s",
+                          u->name, us, is);
+    }
+    if (x->dims[ax] < 0)
+        return node_fail(n, FERRY_EUNSUPPORTED, "scatters along the batch dimension");
+    for (int i = 0; i < x->ndim; i++) {
+        int bx = x->dims[i] < 0, bi = idx->dims[i] < 0;
+        if (bx != bi || (bx && x->dims[i] != idx->dims[i]))
+            return node_failf(n, FERRY_EUNSUPPORTED,
+                              "indices '%s' and data '%s' hold the batch in different dims",
+                              idx->name, x->name);
+        if (!bx && idx->dims[i] > x->dims[i])
+            return node_failf(n, FERRY_ESHAPE, "indices '%s' are larger than data '%s' in dim %d",
+                              idx->name, x->name, i);
     }
     set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
     return FERRY_OK;

@@ -410,6 +410,36 @@ static void test_scatter_nd(void **state)
     }
 }
 
+static void test_scatter_elements(void **state)
+{
+    (void)state;
+    /* ONNX's examples: axis 0 over a 3x3 of zeros; axis 1 over a row, with
+     * a negative index; a repeated index with reduction add */
+    const float z[9] = {0}, u1[6] = {1.0f, 1.1f, 1.2f, 2.0f, 2.1f, 2.2f};
+    const int64_t d33[2] = {3, 3}, d23[2] = {2, 3}, i1[6] = {1, 0, 2, 0, 2, 1};
+    float y[9];
+    assert_int_equal(
+        cpu_scatter_elements(z, d33, 2, 0, i1, FERRY_I64, d23, u1, FERRY_F32, SCATTER_NONE, y), 0);
+    const float w1[9] = {2.0f, 1.1f, 0, 1.0f, 0, 2.2f, 0, 2.1f, 1.2f};
+    assert_memory_equal(y, w1, sizeof w1);
+    const float row[5] = {1, 2, 3, 4, 5}, u2[2] = {1.1f, 2.1f};
+    const int64_t d15[2] = {1, 5}, d12[2] = {1, 2};
+    const int32_t i2[2] = {1, -2}, i3[2] = {1, 1};
+    assert_int_equal(
+        cpu_scatter_elements(row, d15, 2, 1, i2, FERRY_I32, d12, u2, FERRY_F32, SCATTER_NONE, y),
+        0);
+    const float w2[5] = {1.0f, 1.1f, 3.0f, 2.1f, 5.0f};
+    assert_memory_equal(y, w2, sizeof w2);
+    assert_int_equal(
+        cpu_scatter_elements(row, d15, 2, 1, i3, FERRY_I32, d12, u2, FERRY_F32, SCATTER_ADD, y), 0);
+    assert_float_equal(y[1], 2.0f + 1.1f + 2.1f, 1e-6);
+    assert_true(y[0] == 1 && y[2] == 3 && y[4] == 5);
+    const int32_t bad[2] = {1, 5};
+    assert_int_equal(
+        cpu_scatter_elements(row, d15, 2, 1, bad, FERRY_I32, d12, u2, FERRY_F32, SCATTER_NONE, y),
+        -1);
+}
+
 static void test_slice(void **state)
 {
     (void)state;
@@ -1365,6 +1395,7 @@ int main(void)
         cmocka_unit_test(test_depth_space),
         cmocka_unit_test(test_parallel_large),
         cmocka_unit_test(test_scatter_nd),
+        cmocka_unit_test(test_scatter_elements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -732,6 +732,65 @@ static void test_eye_like(void **state)
     }
 }
 
+/* torch's x.scatter_add(2, idx.expand(N, -1, -1), x[..., :2]) on x
+ * [N,3,4], idx a constant [1,3,2] (one negative, one repeated): runs per
+ * sample, against a loop. A scatter along the batch (axis 0), and indices
+ * without the batch into batch data, are refused. */
+static ob *scatter_elements_model(int axis, int batch_indices)
+{
+    int64_t xd[3] = {N_, 3, 4}, id[3] = {1, 3, 2}, iv[6] = {3, 0, 1, 1, -1, 2};
+    int64_t tail[2] = {3, 2}, zero = 0, one = 1, two = 2, ax = 2;
+    ob *b = ob_new(16);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    init_i64_nd(b, "idx", 3, id, iv);
+    ob_init_f32(b, "uc", 3, id, NULL);
+    ob_init_i64(b, "tail", 2, tail);
+    ob_init_i64(b, "zero", 1, &zero);
+    ob_init_i64(b, "one", 1, &one);
+    ob_init_i64(b, "two", 1, &two);
+    ob_init_i64(b, "ax", 1, &ax);
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Slice", "nb", "s,zero,one", "n1");
+    ob_attr_i(b, ob_node(b, "Concat", "shp", "n1,tail", "shp"), "axis", 0);
+    ob_node(b, "Expand", "ex", "idx,shp", "ie");
+    ob_node(b, "Slice", "src", "x,zero,two,ax", "u");
+    Onnx__NodeProto *n =
+        ob_node(b, "ScatterElements", "sc", batch_indices ? "x,ie,u" : "x,idx,uc", "y");
+    ob_attr_i(b, n, "axis", axis);
+    ob_attr_s(b, n, "reduction", "add");
+    return b;
+}
+
+static void test_scatter_elements(void **state)
+{
+    (void)state;
+    ob *b = scatter_elements_model(2, 1);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    static const int cols[3][2] = {{3, 0}, {1, 1}, {3, 2}};
+    float y[3 * 12];
+    run_f32(m, 3, y, 36);
+    for (int i = 0; i < 36; i++) {
+        int n = i / 12, r = i / 4 % 3, c = i % 4;
+        double want = i;
+        for (int j = 0; j < 2; j++)
+            if (cols[r][j] == c)
+                want += n * 12 + r * 4 + j;
+        assert_true(y[i] == (float)want);
+    }
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = scatter_elements_model(0, 1);
+    load(b, FERRY_EUNSUPPORTED, "node 'sc' (ScatterElements): scatters along the batch dimension");
+    ob_free(b);
+    b = scatter_elements_model(2, 0);
+    load(
+        b, FERRY_EUNSUPPORTED,
+        "node 'sc' (ScatterElements): indices 'idx' and data 'x' hold the batch in different dims");
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -748,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_cubic_resize_folds),
         cmocka_unit_test(test_grid_sample_rules),
         cmocka_unit_test(test_eye_like),
+        cmocka_unit_test(test_scatter_elements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

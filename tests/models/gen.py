@@ -327,6 +327,8 @@ REAL = [
          inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 6, 8]}], opset=17, seed=38),
     dict(name="grid-warp", family="ops", build=zoo.GridWarp, inputs=image(3, 16), opset=17,
          seed=39),
+    dict(name="scatter-cols", family="ops", build=zoo.ScatterCols,
+         inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 6, 8]}], opset=17, seed=55),
 ]
 
 

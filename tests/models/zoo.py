@@ -401,6 +401,24 @@ class SliceAssign(nn.Module):
         return y + m
 
 
+class ScatterCols(nn.Module):
+    """y.scatter(2, idx, src) with constant indices expanded to the batch,
+    as users write it: ScatterElements along a sample's own axis (torch
+    1.13 cannot export scatter_add's index without static dims).
+    x [N,6,8] float -> [N,6,8]."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.register_buffer("cols", torch.tensor([[[7, 0], [3, 4], [1, 5], [6, 2], [0, 1],
+                                                    [4, 7]]]))
+
+    def forward(self, x):
+        y = self.fc(x)
+        idx = self.cols.expand(x.shape[0], -1, -1)
+        return y.scatter(2, idx, torch.sigmoid(y[..., :2]))
+
+
 class GridWarp(nn.Module):
     """An image sampled at a grid computed from it, as spatial transformers
     and optical-flow warps (RAFT) do: GridSample, bilinear, with each

@@ -283,14 +283,14 @@ int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, cons
 
 /* ------------------------------------------------------------ scatternd */
 
-/* y[i] (op)= u[i] over one slice, in the element type T; integer sums and
- * products wrap (computed in the unsigned type UT), as a backend's would,
- * rather than overflow. */
+/* y[i] (op)= u[i] over count elements, in the element type T; integer sums
+ * and products wrap (computed in the unsigned type UT), as a backend's
+ * would, rather than overflow. */
 #define SCATTER_COMBINE(T, UT)                                                                     \
     do {                                                                                           \
-        T *y = (T *)Yb;                                                                            \
-        const T *u = (const T *)Ub;                                                                \
-        for (int64_t i = 0; i < slice; i++)                                                        \
+        T *y = (T *)Y;                                                                             \
+        const T *u = (const T *)U;                                                                 \
+        for (int64_t i = 0; i < count; i++)                                                        \
             switch (reduction) {                                                                   \
             case SCATTER_ADD: y[i] = (T)((UT)y[i] + (UT)u[i]); break;                              \
             case SCATTER_MUL: y[i] = (T)((UT)y[i] * (UT)u[i]); break;                              \
@@ -298,6 +298,22 @@ int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, cons
             default: y[i] = u[i] < y[i] ? u[i] : y[i]; break;                                      \
             }                                                                                      \
     } while (0)
+
+/* Writes (reduction SCATTER_NONE) or combines count elements of U into Y. */
+static void scatter_put(void *Y, const void *U, int64_t count, ferry_dtype dt, int reduction)
+{
+    if (reduction == SCATTER_NONE) {
+        memcpy(Y, U, (size_t)count * ferry_dtype_size(dt));
+        return;
+    }
+    switch (dt) {
+    case FERRY_F32: SCATTER_COMBINE(float, float); break;
+    case FERRY_I64: SCATTER_COMBINE(int64_t, uint64_t); break;
+    case FERRY_I32: SCATTER_COMBINE(int32_t, uint32_t); break;
+    case FERRY_I8: SCATTER_COMBINE(int8_t, uint8_t); break;
+    default: SCATTER_COMBINE(uint8_t, unsigned); break; /* uint8 (bool is refused at load) */
+    }
+}
 
 int cpu_scatter_nd(const void *X, const int64_t *xd, int nd, const void *idx, ferry_dtype idt,
                    int64_t n_tuples, int k, const void *U, ferry_dtype dt, int reduction,
@@ -324,19 +340,31 @@ int cpu_scatter_nd(const void *X, const int64_t *xd, int nd, const void *idx, fe
             }
             off += v * xs[j];
         }
-        char *Yb = (char *)Y + (size_t)off * esz;
-        const char *Ub = (const char *)U + (size_t)(t * slice) * esz;
-        if (reduction == SCATTER_NONE) {
-            memcpy(Yb, Ub, (size_t)slice * esz);
-            continue;
-        }
-        switch (dt) {
-        case FERRY_F32: SCATTER_COMBINE(float, float); break;
-        case FERRY_I64: SCATTER_COMBINE(int64_t, uint64_t); break;
-        case FERRY_I32: SCATTER_COMBINE(int32_t, uint32_t); break;
-        case FERRY_I8: SCATTER_COMBINE(int8_t, uint8_t); break;
-        default: SCATTER_COMBINE(uint8_t, unsigned); break; /* uint8 (bool is refused at load) */
-        }
+        scatter_put((char *)Y + (size_t)off * esz, (const char *)U + (size_t)(t * slice) * esz,
+                    slice, dt, reduction);
+    }
+    return 0;
+}
+
+int cpu_scatter_elements(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
+                         ferry_dtype idt, const int64_t *id, const void *U, ferry_dtype dt,
+                         int reduction, void *Y)
+{
+    size_t esz = ferry_dtype_size(dt);
+    int64_t xs[FERRY_MAX_DIMS], at[FERRY_MAX_DIMS] = {0}, n = prod(id, 0, nd), A = xd[axis];
+    cpu_dense_strides(xd, nd, xs);
+    if (Y != X)
+        memcpy(Y, X, (size_t)prod(xd, 0, nd) * esz);
+    for (int64_t p = 0; p < n; p++) {
+        int64_t j = load_index(idx, idt, p), off = 0;
+        if (j < -A || j >= A)
+            return -1;
+        for (int d = 0; d < nd; d++)
+            off += (d == axis ? (j < 0 ? j + A : j) : at[d]) * xs[d];
+        scatter_put((char *)Y + (size_t)off * esz, (const char *)U + (size_t)p * esz, 1, dt,
+                    reduction);
+        for (int d = nd - 1; d >= 0 && ++at[d] == id[d]; d--)
+            at[d] = 0;
     }
     return 0;
 }

@@ -64,6 +64,15 @@ int cpu_scatter_nd(const void *X, const int64_t *xd, int nd, const void *idx, fe
                    int64_t n_tuples, int k, const void *U, ferry_dtype dt, int reduction,
                    int64_t block, int64_t per_sample, void *Y);
 
+/* ScatterElements: Y = X, then for each position p of idx (dims id, X's
+ * rank, id[d] <= xd[d]) Y at p with p[axis] replaced by idx[p] (negatives
+ * from the end) gets U[p], or is combined with it (reduction as
+ * cpu_scatter_nd), in the order of p. Returns 0, or -1 for an index out of
+ * range. */
+int cpu_scatter_elements(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
+                         ferry_dtype idt, const int64_t *id, const void *U, ferry_dtype dt,
+                         int reduction, void *Y);
+
 /* Slice: Y[i0, i1, ...] = X[starts[0] + i0*steps[0], ...] for every axis
  * (an axis not sliced has start 0, step 1); starts are clamped in-range
  * indices, steps nonzero (negative walks backwards), yd the output dims. */

@@ -601,6 +601,17 @@ static ferry_status run_scatter_nd(const cpu_call *c)
     return FERRY_OK;
 }
 
+static ferry_status run_scatter_elements(const cpu_call *c)
+{
+    dims x = in_dims(c, 0), idx = in_dims(c, 1);
+    if (cpu_scatter_elements(c->in[0], x.d, x.n, c->nd->axis, c->in[1], in_sdt(c, 1), idx.d,
+                             c->in[2], in_sdt(c, 0), c->nd->mode, c->out[0]))
+        return ferry_fail(FERRY_EINVAL,
+                          "node '%s' (ScatterElements): an index in '%s' is out of range",
+                          c->nd->name, c->g->values[c->nd->in[1]].name);
+    return FERRY_OK;
+}
+
 static ferry_status run_expand(const cpu_call *c)
 {
     dims x = in_dims(c, 0), y = out_dims(c, 0);
@@ -1130,6 +1141,7 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_GATHER] = {NULL, run_gather, NULL},
     [OP_GATHER_ELEMENTS] = {NULL, run_gather_elements, NULL},
     [OP_SCATTER_ND] = {NULL, run_scatter_nd, NULL},
+    [OP_SCATTER_ELEMENTS] = {NULL, run_scatter_elements, NULL},
     [OP_EXPAND] = {NULL, run_expand, NULL},
     [OP_TILE] = {NULL, run_tile, NULL},
     [OP_CONSTANT_OF_SHAPE] = {NULL, run_constant_of_shape, NULL},
