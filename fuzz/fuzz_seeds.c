@@ -158,6 +158,13 @@ static void models(void)
     ob_attr_s(b, n, "nearest_mode", "round_prefer_floor");
     save_model(b, "resize.onnx");
 
+    b = one_node(13, "Resize", 4, x4, ",sc", &n);
+    ob_init_f32(b, "sc", 1, four, scales);
+    ob_attr_s(b, n, "mode", "cubic");
+    ob_attr_f(b, n, "cubic_coeff_a", -0.5f);
+    ob_attr_s(b, n, "coordinate_transformation_mode", "align_corners");
+    save_model(b, "resize_cubic.onnx");
+
     b = one_node(14, "LSTM", 3, x3, "W,R,B", &n);
     int64_t wd[3] = {1, 12, 4}, rd[3] = {1, 12, 3}, bd2[2] = {1, 24};
     ob_init_f32(b, "W", 3, wd, NULL);
@@ -198,6 +205,64 @@ static void models(void)
     b = one_node(13, "Trilu", 3, x3, NULL, &n);
     ob_attr_i(b, n, "upper", 0);
     save_model(b, "trilu.onnx");
+
+    /* x + ScatterND(data, [[1],[3]], updates): folded at load, as
+     * swin_t's attention mask is */
+    b = ob_new(18);
+    ob_input(b, "x", 3, x3);
+    ob_output(b, "y", -1, NULL);
+    int64_t sd[2] = {5, 4}, si[2] = {1, 3}, sid[2] = {2, 1}, su[2] = {2, 4};
+    ob_init_f32(b, "data", 2, sd, NULL);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "idx", 7, 2, sid, si, sizeof si));
+    ob_init_f32(b, "upd", 2, su, NULL);
+    ob_attr_s(b, ob_node(b, "ScatterND", "sc", "data,idx,upd", "s"), "reduction", "max");
+    ob_node(b, "Add", "add", "x,s", "y");
+    save_model(b, "scatternd.onnx");
+
+    /* x [N,5,4] times a constant over its last label, "..." and spaces */
+    b = one_node(17, "Einsum", 3, x3, "w", &n);
+    int64_t ed[2] = {4, 3};
+    ob_init_f32(b, "w", 2, ed, NULL);
+    ob_attr_s(b, n, "equation", "... i j, j k -> ... k i");
+    save_model(b, "einsum.onnx");
+
+    /* x [N,3,8,8] sampled at a grid [N,4,4,2], the model's second input */
+    b = one_node(16, "GridSample", 4, x4, "grid", &n);
+    int64_t gd[4] = {-1, 4, 4, 2};
+    ob_input(b, "grid", 4, gd);
+    ob_attr_s(b, n, "mode", "nearest");
+    ob_attr_s(b, n, "padding_mode", "reflection");
+    ob_attr_i(b, n, "align_corners", 1);
+    save_model(b, "gridsample.onnx");
+
+    /* x [N,5,4] minus EyeLike (k 1, int64 then cast) of a constant [5,4] */
+    b = ob_new(17);
+    ob_input(b, "x", 3, x3);
+    ob_output(b, "y", -1, NULL);
+    int64_t ed2[2] = {5, 4};
+    ob_init_f32(b, "m", 2, ed2, NULL);
+    Onnx__NodeProto *eye = ob_node(b, "EyeLike", "eye", "m", "i");
+    ob_attr_i(b, eye, "k", 1);
+    ob_attr_i(b, eye, "dtype", 1);
+    ob_node(b, "Sub", "sub", "x,i", "y");
+    save_model(b, "eyelike.onnx");
+
+    /* x + ScatterElements(data [5,4], idx [5,2], upd [5,2]) along the last
+     * axis with reduction mul: folded at load */
+    b = ob_new(18);
+    ob_input(b, "x", 3, x3);
+    ob_output(b, "y", -1, NULL);
+    int64_t sed[2] = {5, 2}, sev[10] = {0, 3, 1, -1, 2, 2, 3, 0, 1, 1};
+    ob_init_f32(b, "sdata", 2, sd, NULL);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "sidx", 7, 2, sed, sev, sizeof sev));
+    ob_init_f32(b, "supd", 2, sed, NULL);
+    n = ob_node(b, "ScatterElements", "se", "sdata,sidx,supd", "s");
+    ob_attr_i(b, n, "axis", -1);
+    ob_attr_s(b, n, "reduction", "mul");
+    ob_node(b, "Add", "add", "x,s", "y");
+    save_model(b, "scatterelements.onnx");
 
     b = one_node(13, "Flatten", 4, x4, NULL, &n);
     ob_attr_i(b, n, "axis", 1);

@@ -22,6 +22,8 @@ typedef enum op_kind {
      * op reads. */
     OP_GEMM,   /* Y = act(alpha*op(A)*op(B) + beta*C); also MatMul with a 2-D constant B */
     OP_MATMUL, /* numpy matmul with broadcasting over batch dims */
+    OP_EINSUM, /* mode = inputs (1, 2); labels: axes[n_axes] of A, perm[mode2] of B,
+                  starts[mode3] of the output (einsum.h) */
     OP_ADD,
     OP_SUB,
     OP_MUL,
@@ -52,7 +54,9 @@ typedef enum op_kind {
     OP_GLOBAL_MAX_POOL,
     OP_BATCH_NORM,    /* epsilon; inputs X, scale, B, mean, var */
     OP_INSTANCE_NORM, /* epsilon; inputs X [N,C,...], scale [C], B [C] */
-    OP_RESIZE,        /* mode, coord, nearest; scales[] resolved per output dim */
+    OP_RESIZE,        /* mode, coord, nearest; alpha = cubic_coeff_a; scales[] per output dim */
+    OP_GRID_SAMPLE,   /* mode (GRID_LINEAR, GRID_NEAREST), mode2 = padding (GRID_PAD_*),
+                         mode3 = align_corners; inputs X [N,C,H,W], grid [N,Ho,Wo,2] */
     OP_PAD,           /* mode; starts[] = pads at the start, ends[] = at the end; input 2: value */
     OP_CLIP,          /* alpha = min, beta = max (resolved from inputs or attributes) */
     OP_HARD_SIGMOID,  /* alpha, beta */
@@ -96,19 +100,23 @@ typedef enum op_kind {
     OP_ARGMIN,
     OP_CUMSUM, /* axis (resolved), mode = exclusive, mode2 = reverse */
     /* ---- shapes and data movement */
-    OP_SHAPE,           /* starts[0], ends[0]: the dims kept (opset 15 start/end) */
-    OP_SQUEEZE,         /* a view */
-    OP_UNSQUEEZE,       /* a view */
-    OP_CONCAT,          /* axis */
-    OP_SPLIT,           /* axis; splits[] sizes of the outputs */
-    OP_SLICE,           /* starts[], steps[] per input dim, resolved */
-    OP_TRANSPOSE,       /* perm[] */
-    OP_GATHER,          /* axis; mode: rows per sample of a gather along the batch (shape.c) */
-    OP_GATHER_ELEMENTS, /* axis */
+    OP_SHAPE,            /* starts[0], ends[0]: the dims kept (opset 15 start/end) */
+    OP_SQUEEZE,          /* a view */
+    OP_UNSQUEEZE,        /* a view */
+    OP_CONCAT,           /* axis */
+    OP_SPLIT,            /* axis; splits[] sizes of the outputs */
+    OP_SLICE,            /* starts[], steps[] per input dim, resolved */
+    OP_TRANSPOSE,        /* perm[] */
+    OP_GATHER,           /* axis; mode: rows per sample of a gather along the batch (shape.c) */
+    OP_GATHER_ELEMENTS,  /* axis */
+    OP_SCATTER_ND,       /* mode = reduction (SCATTER_*); mode2: indices address the batch axis,
+                            each sample's own rows only (shape_data.c) */
+    OP_SCATTER_ELEMENTS, /* axis; mode = reduction (SCATTER_*) */
     OP_EXPAND,
     OP_TILE,
     OP_CONSTANT_OF_SHAPE, /* input 1 (loader-made constant): the fill value */
     OP_RANGE,
+    OP_EYE_LIKE,       /* to = output dtype; starts[0] = k, the diagonal */
     OP_TRILU,          /* mode = upper; k in alpha... resolved into starts[0] */
     OP_DEPTH_TO_SPACE, /* axis = blocksize, mode = CRD */
     /* ---- recurrent */
@@ -175,6 +183,10 @@ typedef struct graph_value {
      * the batch size, then Mul/Add; shape.c's batch_position). Such a value
      * may only index rows of its own sample (Gather, graph_node.mode). */
     int64_t bpos;
+    /* With bpos: only component 0 along the last dim holds the position,
+     * the others are per-sample (index tuples (i*bpos + j, ...) for a
+     * ScatterND, as x[:, a:b] = y exports them). */
+    int bpos_tuple;
 } graph_value;
 
 /* Inputs or outputs of one node: Concat in a DenseNet block takes 25. */
@@ -198,7 +210,11 @@ typedef struct conv_attrs {
 
 enum { AUTO_PAD_NOTSET = 0, AUTO_PAD_SAME_UPPER, AUTO_PAD_SAME_LOWER, AUTO_PAD_VALID };
 enum { PAD_CONSTANT = 0, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
+/* ScatterND's reduction attribute, in ONNX's order of names. */
+enum { SCATTER_NONE = 0, SCATTER_ADD, SCATTER_MUL, SCATTER_MAX, SCATTER_MIN };
 enum { RESIZE_NEAREST = 0, RESIZE_LINEAR, RESIZE_CUBIC };
+enum { GRID_LINEAR = 0, GRID_NEAREST };
+enum { GRID_PAD_ZEROS = 0, GRID_PAD_BORDER, GRID_PAD_REFLECTION };
 enum {
     RESIZE_HALF_PIXEL = 0,
     RESIZE_PYTORCH_HALF_PIXEL,

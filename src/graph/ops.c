@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/einsum.h"
 #include "graph/ops.h"
 #include "util/error.h"
 
@@ -112,6 +113,56 @@ static ferry_status parse_gemm(const op_parse_ctx *c, graph_node *n)
     if ((st = op_attr_int(c, "transB", 0, 0, 1, &v)))
         return st;
     n->trans_b = (int)v;
+    return FERRY_OK;
+}
+
+/* Einsum's equation, as einsum.h's labels: "bhid,bhjd->bhij" (spaces
+ * allowed, one "..." an operand). Without "->" the output is implicit
+ * (mode3 -1), spelled out by the shape rule with the ranks. */
+static ferry_status parse_einsum(const op_parse_ctx *c, graph_node *n)
+{
+    op_attr a;
+    if (c->find(c->reader, "equation", &a) || a.type != OP_ATTR_STRING)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (Einsum): attribute 'equation' is missing", c->name);
+    int64_t *lists[3] = {n->axes, n->perm, n->starts};
+    int cnt[3] = {0, 0, 0}, op = 0, out = 0, dots = 0;
+    for (size_t i = 0; i < a.s_len; i++) {
+        char ch = a.s[i];
+        int64_t label;
+        if (ch == ' ')
+            continue;
+        if (ch == ',' && !out) {
+            if (++op > 1)
+                return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Einsum): more than two operands", c->name);
+            dots = 0;
+            continue;
+        }
+        if (ch == '-' && !out && i + 1 < a.s_len && a.s[i + 1] == '>') {
+            out = 1, dots = 0, i++;
+            continue;
+        }
+        if (ch == '.' && i + 2 < a.s_len && a.s[i + 1] == '.' && a.s[i + 2] == '.' && !dots++)
+            label = EINSUM_ELLIPSIS, i += 2;
+        else if (ch >= 'A' && ch <= 'Z')
+            label = ch - 'A';
+        else if (ch >= 'a' && ch <= 'z')
+            label = 26 + ch - 'a';
+        else
+            return ferry_fail(FERRY_EPARSE, "node '%s' (Einsum): equation \"%.*s\" has '%c' at %zu",
+                              c->name, a.s_len > 64 ? 64 : (int)a.s_len, a.s, ch, i);
+        int *k = &cnt[out ? 2 : op];
+        if (*k == FERRY_MAX_DIMS)
+            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Einsum): more than %d labels an operand",
+                              c->name, FERRY_MAX_DIMS);
+        lists[out ? 2 : op][(*k)++] = label;
+    }
+    if (op + 1 != n->n_in)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (Einsum): the equation has %d operands for %d inputs",
+                          c->name, op + 1, n->n_in);
+    n->mode = op + 1;
+    n->n_axes = cnt[0];
+    n->mode2 = cnt[1];
+    n->mode3 = out ? cnt[2] : -1;
     return FERRY_OK;
 }
 
@@ -224,12 +275,18 @@ static ferry_status parse_reshape(const op_parse_ctx *c, graph_node *n)
 
 static ferry_status parse_dropout(const op_parse_ctx *c, graph_node *n)
 {
-    /* Inference: Dropout is Identity unless training_mode is true. */
+    /* Inference: Dropout is Identity unless training_mode is true, and
+     * then too when the ratio is a constant 0 (torchvision's swin_t calls
+     * F.dropout(attn, p=0.0) with training left at its default, True). */
     if (n->n_in == 3 && n->in[2] >= 0) {
         const graph_value *tm = &c->g->values[n->in[2]];
+        const graph_value *r = n->in[1] >= 0 ? &c->g->values[n->in[1]] : NULL;
+        int no_drop = r && r->is_const && graph_value_numel(r, 1) == 1 &&
+                      ((r->dtype == FERRY_F32 && *(const float *)r->data == 0.0f) ||
+                       (r->dtype == FERRY_F64 && *(const double *)r->data == 0.0));
         if (!tm->is_const || tm->dtype != FERRY_BOOL || graph_value_numel(tm, 1) != 1 ||
-            *(const uint8_t *)tm->data)
-            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Dropout): training_mode must be a constant false",
+            (*(const uint8_t *)tm->data && !no_drop))
+            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Dropout): training_mode must be a constant false (or the ratio a constant 0)",
                               c->name);
     }
     n->n_in = 1;
@@ -321,9 +378,8 @@ static ferry_status parse_resize(const op_parse_ctx *c, graph_node *n)
                            &n->mode2)) ||
         (st = op_attr_enum(c, "nearest_mode", nearest, NEAREST_ROUND_PREFER_FLOOR, &n->mode3)))
         return st;
-    if (n->mode == RESIZE_CUBIC)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Resize): mode \"cubic\" is not supported (nearest, linear are)",
-                          c->name);
+    if ((st = op_attr_float(c, "cubic_coeff_a", -0.75f, &n->alpha)))
+        return st;
     if ((st = op_attr_int(c, "antialias", 0, 0, 0, &v)) ||
         (st = op_attr_int(c, "exclude_outside", 0, 0, 0, &v)))
         return st;
@@ -335,6 +391,27 @@ static ferry_status parse_resize(const op_parse_ctx *c, graph_node *n)
         !(a.type == OP_ATTR_STRING && a.s_len == 7 && !memcmp(a.s, "stretch", 7)))
         return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Resize): keep_aspect_ratio_policy other than \"stretch\" is not supported",
                           c->name);
+    return FERRY_OK;
+}
+
+/* GridSample: opset 16's mode names (bilinear, nearest, bicubic) and opset
+ * 20's (linear, cubic) for the same choices; cubic is not implemented. */
+static ferry_status parse_grid_sample(const op_parse_ctx *c, graph_node *n)
+{
+    static const char *const modes[] = {"bilinear", "nearest", "bicubic", "linear", "cubic", NULL};
+    static const char *const pads[] = {"zeros", "border", "reflection", NULL};
+    ferry_status st;
+    int m;
+    int64_t v;
+    if ((st = op_attr_enum(c, "mode", modes, 0, &m)) ||
+        (st = op_attr_enum(c, "padding_mode", pads, GRID_PAD_ZEROS, &n->mode2)) ||
+        (st = op_attr_int(c, "align_corners", 0, 0, 1, &v)))
+        return st;
+    if (m == 2 || m == 4)
+        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (GridSample): mode \"%s\" is not supported (bilinear/linear, nearest are)",
+                          c->name, modes[m]);
+    n->mode = m == 1 ? GRID_NEAREST : GRID_LINEAR;
+    n->mode3 = (int)v;
     return FERRY_OK;
 }
 
@@ -450,6 +527,21 @@ static ferry_status parse_slice(const op_parse_ctx *c, graph_node *n)
     return FERRY_OK;
 }
 
+/* ScatterND, ScatterElements: reduction is opset 16's (none, add, mul); max
+ * and min came with 18. ScatterElements also has an axis. */
+static ferry_status parse_scatter(const op_parse_ctx *c, graph_node *n)
+{
+    static const char *const reductions[] = {"none", "add", "mul", "max", "min", NULL};
+    ferry_status st = op_attr_enum(c, "reduction", reductions, SCATTER_NONE, &n->mode);
+    if (st || (n->op == OP_SCATTER_ELEMENTS && (st = parse_axis(c, n, 0))))
+        return st;
+    int since = n->mode >= SCATTER_MAX ? 18 : n->mode ? 16 : 0;
+    if (c->opset < since)
+        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): reduction \"%s\" needs opset %d (model has %lld)",
+                          c->name, c->op, reductions[n->mode], since, (long long)c->opset);
+    return FERRY_OK;
+}
+
 static ferry_status parse_constant_of_shape(const op_parse_ctx *c, graph_node *n)
 {
     op_attr a;
@@ -462,6 +554,23 @@ static ferry_status parse_constant_of_shape(const op_parse_ctx *c, graph_node *n
         return ferry_fail(FERRY_EPARSE, "node '%s' (ConstantOfShape): value must hold one element", c->name);
     n->in[1] = a.tensor_value;
     n->n_in = 2;
+    return FERRY_OK;
+}
+
+/* EyeLike: dtype (absent: the input's, FERRY_DTYPE_UNDEFINED until the
+ * shape rule) and k. */
+static ferry_status parse_eye_like(const op_parse_ctx *c, graph_node *n)
+{
+    int64_t k, dt;
+    ferry_status st;
+    if ((st = op_attr_int(c, "k", 0, INT32_MIN, INT32_MAX, &k)) ||
+        (st = op_attr_int(c, "dtype", -1, INT32_MIN, INT32_MAX, &dt)))
+        return st;
+    n->starts[0] = k;
+    n->to = dt == -1 ? FERRY_DTYPE_UNDEFINED : onnx_map_dtype((int32_t)dt);
+    if (dt != -1 && n->to == FERRY_DTYPE_UNDEFINED)
+        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (EyeLike): data type %lld is not supported",
+                          c->name, (long long)dt);
     return FERRY_OK;
 }
 
@@ -524,6 +633,7 @@ static const op_def op_table[] = {
     /* onnx name          kind              in     out   opsets  parse            infer          flags */
     {"Gemm", OP_GEMM, 2, 3, 1, 1, ANY, parse_gemm, infer_gemm, OPF_FOLD},
     {"MatMul", OP_MATMUL, 2, 2, 1, 1, ANY, parse_matmul, infer_matmul, OPF_FOLD},
+    {"Einsum", OP_EINSUM, 1, 2, 1, 1, 12, 99, parse_einsum, infer_einsum, OPF_FOLD},
     {"Add", OP_ADD, 2, 2, 1, 1, ANY, NULL, infer_binary, OPF_FOLD},
     {"Sub", OP_SUB, 2, 2, 1, 1, ANY, NULL, infer_binary, OPF_FOLD},
     {"Mul", OP_MUL, 2, 2, 1, 1, ANY, NULL, infer_binary, OPF_FOLD},
@@ -554,7 +664,8 @@ static const op_def op_table[] = {
     {"GlobalMaxPool", OP_GLOBAL_MAX_POOL, 1, 1, 1, 1, ANY, NULL, infer_global_pool, 0},
     {"BatchNormalization", OP_BATCH_NORM, 5, 5, 1, 3, ANY, parse_batch_norm, infer_batch_norm, OPF_FOLD},
     {"InstanceNormalization", OP_INSTANCE_NORM, 3, 3, 1, 1, ANY, parse_epsilon, infer_instance_norm, OPF_FOLD},
-    {"Resize", OP_RESIZE, 1, 4, 1, 1, ANY, parse_resize, infer_resize, 0},
+    {"Resize", OP_RESIZE, 1, 4, 1, 1, ANY, parse_resize, infer_resize, OPF_FOLD},
+    {"GridSample", OP_GRID_SAMPLE, 2, 2, 1, 1, 16, 99, parse_grid_sample, infer_grid_sample, OPF_FOLD},
     {"Pad", OP_PAD, 1, 4, 1, 1, ANY, parse_pad, infer_pad, OPF_FOLD},
     {"Clip", OP_CLIP, 1, 3, 1, 1, ANY, parse_clip, infer_clip, OPF_FOLD},
     {"HardSigmoid", OP_HARD_SIGMOID, 1, 1, 1, 1, ANY, parse_hard_sigmoid, infer_same, OPF_FOLD},
@@ -607,10 +718,13 @@ static const op_def op_table[] = {
     {"Transpose", OP_TRANSPOSE, 1, 1, 1, 1, ANY, parse_transpose, infer_transpose, OPF_FOLD},
     {"Gather", OP_GATHER, 2, 2, 1, 1, ANY, parse_axis0, infer_gather, OPF_FOLD},
     {"GatherElements", OP_GATHER_ELEMENTS, 2, 2, 1, 1, ANY, parse_axis0, infer_gather_elements, OPF_FOLD},
+    {"ScatterND", OP_SCATTER_ND, 3, 3, 1, 1, ANY, parse_scatter, infer_scatter_nd, OPF_FOLD},
+    {"ScatterElements", OP_SCATTER_ELEMENTS, 3, 3, 1, 1, 11, 99, parse_scatter, infer_scatter_elements, OPF_FOLD},
     {"Expand", OP_EXPAND, 2, 2, 1, 1, ANY, NULL, infer_expand, OPF_FOLD},
     {"Tile", OP_TILE, 2, 2, 1, 1, ANY, NULL, infer_tile, OPF_FOLD},
     {"ConstantOfShape", OP_CONSTANT_OF_SHAPE, 1, 1, 1, 1, ANY, parse_constant_of_shape, infer_constant_of_shape, OPF_FOLD},
     {"Range", OP_RANGE, 3, 3, 1, 1, ANY, NULL, infer_range, OPF_FOLD},
+    {"EyeLike", OP_EYE_LIKE, 1, 1, 1, 1, ANY, parse_eye_like, infer_eye_like, OPF_FOLD},
     {"Trilu", OP_TRILU, 1, 2, 1, 1, ANY, parse_trilu, infer_trilu, OPF_FOLD},
     {"DepthToSpace", OP_DEPTH_TO_SPACE, 1, 1, 1, 1, ANY, parse_depth_to_space, infer_depth_to_space, OPF_FOLD},
     /* recurrent */

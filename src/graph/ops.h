@@ -100,6 +100,8 @@ ferry_status node_failf(const graph_node *n, ferry_status st, const char *fmt, .
 void set_out(graph *g, int v, ferry_dtype dt, int ndim, const int64_t *dims);
 /* "[N,3,224,224]", "[4N,16,64]". */
 void fmt_shape(char *buf, size_t len, int ndim, const int64_t *dims);
+/* One dim as fmt_shape writes it, without the brackets: "64", "4N". */
+const char *dim_str(int64_t d, char *buf, size_t len);
 int norm_axis(int64_t axis, int r, int inclusive_end, int64_t *out);
 /* numpy broadcast of two shapes; symbolic dims broadcast with themselves or 1. */
 ferry_status broadcast_dims(const graph_node *n, const graph_value *a, const graph_value *b,
@@ -154,6 +156,7 @@ ferry_status infer_global_pool(graph *g, graph_node *n);
 ferry_status infer_batch_norm(graph *g, graph_node *n);
 ferry_status infer_instance_norm(graph *g, graph_node *n);
 ferry_status infer_resize(graph *g, graph_node *n);
+ferry_status infer_grid_sample(graph *g, graph_node *n);
 ferry_status infer_pad(graph *g, graph_node *n);
 ferry_status infer_clip(graph *g, graph_node *n);
 ferry_status infer_prelu(graph *g, graph_node *n);
@@ -176,10 +179,15 @@ ferry_status infer_slice(graph *g, graph_node *n);
 ferry_status infer_transpose(graph *g, graph_node *n);
 ferry_status infer_gather(graph *g, graph_node *n);
 ferry_status infer_gather_elements(graph *g, graph_node *n);
+ferry_status infer_scatter_nd(graph *g, graph_node *n);
+ferry_status infer_scatter_elements(graph *g, graph_node *n);
+/* einsum.c */
+ferry_status infer_einsum(graph *g, graph_node *n);
 ferry_status infer_expand(graph *g, graph_node *n);
 ferry_status infer_tile(graph *g, graph_node *n);
 ferry_status infer_constant_of_shape(graph *g, graph_node *n);
 ferry_status infer_range(graph *g, graph_node *n);
+ferry_status infer_eye_like(graph *g, graph_node *n);
 ferry_status infer_trilu(graph *g, graph_node *n);
 ferry_status infer_depth_to_space(graph *g, graph_node *n);
 

@@ -36,7 +36,7 @@ void fmt_shape(char *buf, size_t len, int ndim, const int64_t *dims)
     ferry_shape_str(buf, len, ndim, dims);
 }
 
-static const char *dim_str(int64_t d, char *buf, size_t len)
+const char *dim_str(int64_t d, char *buf, size_t len)
 {
     fmt_shape(buf, len, 1, &d);
     size_t l = strlen(buf);
@@ -104,6 +104,7 @@ void set_out(graph *g, int v, ferry_dtype dt, int ndim, const int64_t *dims)
     for (int i = ndim; i < FERRY_MAX_DIMS; i++)
         o->dims[i] = 0;
     o->bpos = 0;
+    o->bpos_tuple = 0;
 }
 
 ferry_status broadcast_dims(const graph_node *n, const graph_value *a, const graph_value *b,
@@ -497,7 +498,12 @@ ferry_status infer_same(graph *g, graph_node *n)
         return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
                           a->name, ferry_dtype_name(a->dtype));
     set_out(g, n->out[0], a->dtype, a->ndim, a->dims);
-    if (view && sym_i64(a))
+    /* shape math passes through Identity, and so does a small int64
+     * constant (YOLOS's interpolation sizes are Concat(Identity(constant),
+     * computed dims)) */
+    int small_i64 = a->is_const && a->data && a->dtype == FERRY_I64 && a->ndim <= 1 &&
+                    graph_value_numel(a, 1) <= 64;
+    if (view && (sym_i64(a) || small_i64))
         return set_sym(g, n, graph_value_numel(a, 1), a->data, a->symk, a->ndim, a->dims);
     if (n->op == OP_NEG && sym_i64(a) && a->ndim <= 1 && a->dims[0] >= 0) {
         int64_t cnt = graph_value_numel(a, 1), v[64], k[64];
@@ -786,9 +792,16 @@ ferry_status infer_reshape(graph *g, graph_node *n)
  * Gather(Flatten(h), arange(N)*T + argmax). The Gather is marked (mode =
  * k) and its kernels check that every j lies in [0, k); an index that
  * would reach another sample's rows fails the run (CPU) or reads zeros
- * (CUDA, as its out-of-range indices do). Anything else that reads the
- * position (an output, a float, a reshape that moves the batch) is
- * refused at load. Shape reads only the dims, which are per-sample. */
+ * (CUDA, as its out-of-range indices do). The same holds for the first
+ * component of ScatterND's index tuples: x[:, a:b] = y exports tuples
+ * (i, j) built as Concat(Unsqueeze(Expand(Reshape(arange(N)))), j) along
+ * their last dim, so the position also passes through views and
+ * broadcasts that keep the batch the first dim, and a Concat that puts it
+ * first in each tuple (bpos_tuple: the other components are the sample's
+ * own); the ScatterND's kernels check each sample's tuples stay in its
+ * rows. Anything else that reads the position (an output, a float, a
+ * reshape that moves the batch) is refused at load. Shape reads only the
+ * dims, which are per-sample. */
 static ferry_status batch_position(graph *g, graph_node *n)
 {
     int pos = -1;
@@ -799,11 +812,45 @@ static ferry_status batch_position(graph *g, graph_node *n)
         return FERRY_OK;
     const graph_value *p = &g->values[n->in[pos]];
     graph_value *o = &g->values[n->out[0]];
+    const graph_value *x0 = &g->values[n->in[0]];
+    /* the batch stays the first dim, unmerged: elements move within their
+     * sample only */
+    int keeps_batch = p->ndim >= 1 && o->ndim >= 1 && p->dims[0] < 0 && o->dims[0] == p->dims[0];
+    if (p->bpos_tuple && n->op != OP_SHAPE && n->op != OP_SCATTER_ND)
+        goto refuse;
     switch (n->op) {
     case OP_SHAPE: return FERRY_OK;
     case OP_GATHER:
         if (pos == 1 && n->mode)
             return FERRY_OK; /* infer_gather checked the block */
+        break;
+    case OP_RESHAPE:
+    case OP_UNSQUEEZE:
+    case OP_SQUEEZE:
+    case OP_IDENTITY:
+    case OP_EXPAND:
+        if (pos != 0 || !keeps_batch)
+            break;
+        o->bpos = p->bpos;
+        return FERRY_OK;
+    case OP_CONCAT: {
+        /* (position, per-sample parts...) along the last dim: index tuples */
+        int ok = pos == 0 && keeps_batch && n->axis == o->ndim - 1 && p->dims[p->ndim - 1] == 1;
+        for (int k = 1; ok && k < n->n_in; k++)
+            ok = !g->values[n->in[k]].bpos;
+        if (!ok)
+            break;
+        o->bpos = p->bpos;
+        o->bpos_tuple = 1;
+        return FERRY_OK;
+    }
+    case OP_SCATTER_ND:
+        /* infer_scatter_nd set mode2 (the tuples' first dim is the batch);
+         * component 0 must be i*k + j into data [k*N, ...], and the kernels
+         * check that j stays in [0, k) */
+        if (pos == 1 && n->mode2 && x0->dims[0] == -p->bpos &&
+            (p->bpos_tuple || p->dims[p->ndim - 1] == 1))
+            return FERRY_OK;
         break;
     case OP_CAST:
         if (n->to != FERRY_I64 && n->to != FERRY_I32)
@@ -814,16 +861,16 @@ static ferry_status batch_position(graph *g, graph_node *n)
     case OP_SUB:
     case OP_MUL: {
         const graph_value *a = &g->values[n->in[0]], *b = &g->values[n->in[1]];
+        /* a position broadcast along a sample's own dims stays per sample
+         * ([N,1] + [2] -> [N,2]); along the batch it would move */
         int same = 1;
         for (int k = 0; k < 2; k++) {
             const graph_value *v = k ? b : a;
-            if (v->bpos && v->ndim != o->ndim)
+            if (v->bpos && (v->ndim != o->ndim || v->dims[0] >= 0 || v->dims[0] != o->dims[0]))
                 same = 0;
-            for (int d = 0; v->bpos && same && d < v->ndim; d++)
-                same = v->dims[d] == o->dims[d];
         }
         if (!same)
-            break; /* broadcast: the positions would move */
+            break;
         int64_t r;
         if (n->op == OP_MUL) {
             const graph_value *c = pos ? a : b;
@@ -840,10 +887,12 @@ static ferry_status batch_position(graph *g, graph_node *n)
     }
     default: break;
     }
+refuse:
     return node_failf(n, FERRY_EUNSUPPORTED,
                       "input '%s' holds the sample's position in the batch (a Range over the "
                       "batch size); it is supported only as a row offset into the sample's own "
-                      "rows: x.flatten(0, 1)[arange(N) * T + j], as x[arange(N), j] exports",
+                      "rows: x.flatten(0, 1)[arange(N) * T + j], as x[arange(N), j] exports, "
+                      "or as the first index of a ScatterND into them, as x[:, a:b] = y does",
                       p->name);
 }
 

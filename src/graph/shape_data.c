@@ -553,6 +553,132 @@ ferry_status infer_gather_elements(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* ScatterND's and ScatterElements' types: integer indices, updates of the
+ * data's type, no reduction over bool. */
+static ferry_status scatter_types(const graph_node *n, const graph_value *x, const graph_value *idx,
+                                  const graph_value *u)
+{
+    if (idx->dtype != FERRY_I64 && idx->dtype != FERRY_I32)
+        return node_failf(n, FERRY_EDTYPE, "indices '%s' are %s; int64 or int32 is required",
+                          idx->name, ferry_dtype_name(idx->dtype));
+    if (u->dtype != x->dtype)
+        return node_failf(n, FERRY_EDTYPE, "updates '%s' are %s but data '%s' is %s", u->name,
+                          ferry_dtype_name(u->dtype), x->name, ferry_dtype_name(x->dtype));
+    if (n->mode != SCATTER_NONE && x->dtype == FERRY_BOOL)
+        return node_fail(n, FERRY_EUNSUPPORTED, "a reduction over bool data");
+    return FERRY_OK;
+}
+
+/* ScatterND: data [r dims], indices [..., k], updates [indices' leading
+ * dims, data's dims from k]; the output is data with the addressed slices
+ * written (or combined, reduction). A write must stay within its sample:
+ * indices that address data's batch axis (x[:, a:b] = y exports index
+ * tuples (n, j) from a Range over N) must have the batch as their own
+ * first dim, so that each sample's tuples can be checked at run time to
+ * stay in its rows (mode2); any other batch-dependent indices would write
+ * one sample's values into every sample and are refused. */
+ferry_status infer_scatter_nd(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]], *idx = &g->values[n->in[1]],
+                      *u = &g->values[n->in[2]];
+    ferry_status st = scatter_types(n, x, idx, u);
+    if (st)
+        return st;
+    int q = idx->ndim;
+    int64_t k = q ? idx->dims[q - 1] : -1;
+    if (q < 1 || k < 1 || k > x->ndim)
+        return node_failf(n, FERRY_ESHAPE,
+                          "indices '%s' must be [..., k] with k from 1 to data's rank %d",
+                          idx->name, x->ndim);
+    int64_t want[FERRY_MAX_DIMS];
+    int wn = 0;
+    for (int i = 0; i < q - 1; i++)
+        want[wn++] = idx->dims[i];
+    for (int i = (int)k; i < x->ndim; i++) {
+        if (wn == FERRY_MAX_DIMS)
+            return node_failf(n, FERRY_EUNSUPPORTED, "updates of rank above %d", FERRY_MAX_DIMS);
+        want[wn++] = x->dims[i];
+    }
+    int same = u->ndim == wn;
+    for (int i = 0; same && i < wn; i++)
+        same = u->dims[i] == want[i];
+    if (!same) {
+        SHAPE_STR(us, u);
+        char ws[192];
+        fmt_shape(ws, sizeof ws, wn, want);
+        return node_failf(n, FERRY_ESHAPE, "updates '%s' have shape %s, expected %s", u->name, us,
+                          ws);
+    }
+    int idx_batch = 0, x_batch_addressed = 0;
+    for (int i = 0; i < q; i++)
+        idx_batch |= idx->dims[i] < 0;
+    for (int i = 0; i < k; i++)
+        if (x->dims[i] < 0) {
+            if (i > 0)
+                return node_fail(n, FERRY_EUNSUPPORTED,
+                                 "indices address a batch dimension that is not data's first");
+            x_batch_addressed = 1;
+        }
+    n->mode2 = 0;
+    if (x_batch_addressed) {
+        for (int i = 1; i < q; i++)
+            if (idx->dims[i] < 0)
+                return node_fail(n, FERRY_EUNSUPPORTED,
+                                 "indices hold the batch in a dimension other than their first");
+        if (idx->dims[0] >= 0)
+            return node_fail(n, FERRY_EUNSUPPORTED,
+                             "indices address data's batch axis but are the same for every sample");
+        n->mode2 = 1;
+    } else if (idx_batch) {
+        return node_fail(n, FERRY_EUNSUPPORTED,
+                         "indices vary with the batch size but address no batch axis (each "
+                         "sample's writes would reach every sample)");
+    }
+    set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
+    return FERRY_OK;
+}
+
+/* ScatterElements (torch's scatter, scatter_add): indices and updates of
+ * one shape, data's rank, no larger than data; data at each index position
+ * with its axis coordinate replaced by the index gets the update. Each
+ * sample must write its own elements only: indices hold the batch where
+ * data does, and the axis is not the batch. */
+ferry_status infer_scatter_elements(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]], *idx = &g->values[n->in[1]],
+                      *u = &g->values[n->in[2]];
+    int64_t ax;
+    ferry_status st = scatter_types(n, x, idx, u);
+    if (st)
+        return st;
+    if (idx->ndim != x->ndim || norm_axis(n->axis, x->ndim, 0, &ax))
+        return node_fail(n, FERRY_ESHAPE, "indices must have the data's rank, axis within it");
+    n->axis = (int)ax;
+    int same = u->ndim == idx->ndim;
+    for (int i = 0; same && i < idx->ndim; i++)
+        same = u->dims[i] == idx->dims[i];
+    if (!same) {
+        SHAPE_STR(us, u);
+        SHAPE_STR(is, idx);
+        return node_failf(n, FERRY_ESHAPE, "updates '%s' have shape %s; the indices' is %s",
+                          u->name, us, is);
+    }
+    if (x->dims[ax] < 0)
+        return node_fail(n, FERRY_EUNSUPPORTED, "scatters along the batch dimension");
+    for (int i = 0; i < x->ndim; i++) {
+        int bx = x->dims[i] < 0, bi = idx->dims[i] < 0;
+        if (bx != bi || (bx && x->dims[i] != idx->dims[i]))
+            return node_failf(n, FERRY_EUNSUPPORTED,
+                              "indices '%s' and data '%s' hold the batch in different dims",
+                              idx->name, x->name);
+        if (!bx && idx->dims[i] > x->dims[i])
+            return node_failf(n, FERRY_ESHAPE, "indices '%s' are larger than data '%s' in dim %d",
+                              idx->name, x->name, i);
+    }
+    set_out(g, n->out[0], x->dtype, x->ndim, x->dims);
+    return FERRY_OK;
+}
+
 /* Expand: broadcast x to a shape known at load; entries of the shape may be
  * multiples of N (the batch of another input). */
 ferry_status infer_expand(graph *g, graph_node *n)
@@ -586,18 +712,31 @@ ferry_status infer_expand(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* Tile: repeats known at load. A repeat may be a multiple of N where x's
+ * dim is 1 (DETR's queries.unsqueeze(0).repeat(batch_size, 1, 1)): that
+ * dim becomes the batch, every sample a copy, as an Expand would make it;
+ * the backend reads the repeats it is given at run time. */
 ferry_status infer_tile(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]];
-    const int64_t *vals;
+    const int64_t *vals, *ks;
     int64_t cnt;
-    ferry_status st = const_ints(g, n, 1, "repeats", &vals, &cnt);
+    ferry_status st = known_ints(g, n, 1, "repeats", &vals, &ks, &cnt);
     if (st)
         return st;
     if (cnt != x->ndim)
         return node_failf(n, FERRY_ESHAPE, "%lld repeats for rank %d", (long long)cnt, x->ndim);
     int64_t od[FERRY_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) {
+        if (ks && ks[i]) {
+            if (ks[i] < 0 || vals[i] || x->dims[i] != 1)
+                return node_failf(n, FERRY_EUNSUPPORTED,
+                                  "repeats '%s' depend on the batch size other than as k*N "
+                                  "copies of a dim of 1",
+                                  g->values[n->in[1]].name);
+            od[i] = -ks[i];
+            continue;
+        }
         if (vals[i] < 0)
             return node_fail(n, FERRY_ESHAPE, "a repeat is negative");
         if (x->dims[i] < 0 && vals[i] != 1)
@@ -707,6 +846,28 @@ ferry_status infer_range(graph *g, graph_node *n)
         return node_fail(n, FERRY_ESHAPE, "the range is too long");
     int64_t cnt = len > 0 ? (int64_t)len + ((double)(int64_t)len < len) : 0;
     set_out(g, n->out[0], s->dtype, 1, &cnt);
+    return FERRY_OK;
+}
+
+/* EyeLike: ones on diagonal k of a 2-D shape (torch.eye(T) exports as
+ * EyeLike(ConstantOfShape([T, T])), folded at load). A dim that holds the
+ * batch is refused: sample i's row would depend on i. */
+ferry_status infer_eye_like(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    if (x->ndim != 2)
+        return node_failf(n, FERRY_ESHAPE, "input '%s' has rank %d; EyeLike takes a matrix",
+                          x->name, x->ndim);
+    if (x->dims[0] < 0 || x->dims[1] < 0)
+        return node_failf(n, FERRY_EUNSUPPORTED,
+                          "input '%s' holds the batch in a dim: each "
+                          "sample's row of the identity would depend on where it is in the batch",
+                          x->name);
+    ferry_dtype dt = n->to == FERRY_DTYPE_UNDEFINED ? x->dtype : n->to;
+    if (dt != FERRY_F32 && dt != FERRY_F16 && dt != FERRY_BF16 && dt != FERRY_F64 &&
+        dt != FERRY_I64 && dt != FERRY_I32 && dt != FERRY_I8 && dt != FERRY_U8 && dt != FERRY_BOOL)
+        return node_failf(n, FERRY_EDTYPE, "output type %s is not supported", ferry_dtype_name(dt));
+    set_out(g, n->out[0], dt, 2, x->dims);
     return FERRY_OK;
 }
 

@@ -309,6 +309,31 @@ ferry_status infer_instance_norm(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* GridSample: X [N,C,H,W] sampled at grid [N,Ho,Wo,2] (x, y in [-1, 1])
+ * into [N,C,Ho,Wo]; each sample reads its own image only (the grid's batch
+ * is X's). 4-D only: opset 20's volumetric form is refused by its rank. */
+ferry_status infer_grid_sample(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]], *gr = &g->values[n->in[1]];
+    ferry_status st = check_nc(n, x, 2);
+    if (st)
+        return st;
+    if (x->ndim != 4)
+        return node_failf(n, FERRY_EUNSUPPORTED,
+                          "input '%s' has rank %d; 4 ([N,C,H,W]) is supported", x->name, x->ndim);
+    if (gr->ndim != 4 || gr->dtype != x->dtype || gr->dims[0] != x->dims[0] || gr->dims[3] != 2 ||
+        gr->dims[1] < 0 || gr->dims[2] < 0) {
+        SHAPE_STR(sg, gr);
+        return node_failf(
+            n, FERRY_ESHAPE,
+            "grid '%s' has shape %s; expected [N,Ho,Wo,2] of the input's type and batch", gr->name,
+            sg);
+    }
+    int64_t od[4] = {x->dims[0], x->dims[1], gr->dims[1], gr->dims[2]};
+    set_out(g, n->out[0], x->dtype, 4, od);
+    return FERRY_OK;
+}
+
 /* Resize (opset 11+: X, roi, scales, sizes; opset 10 Upsample-like: X,
  * scales): scales or sizes known at load, over the spatial dims only. */
 ferry_status infer_resize(graph *g, graph_node *n)

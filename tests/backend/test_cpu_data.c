@@ -17,6 +17,7 @@
 
 #include "backend/cpu/cpu_data.h"
 #include "backend/cpu/cpu_iter.h"
+#include "graph/graph.h"
 
 #define MAXD FERRY_MAX_DIMS
 
@@ -333,6 +334,111 @@ static void test_gather_elements(void **state)
 }
 
 /* ---------------------------------------------------------------- slice */
+
+static void test_scatter_nd(void **state)
+{
+    (void)state;
+    /* ONNX's example 1: data [1..8], indices [[4],[3],[1],[7]], updates
+     * [9,10,11,12]. */
+    const float x1[8] = {1, 2, 3, 4, 5, 6, 7, 8}, u1[4] = {9, 10, 11, 12};
+    const int64_t d1[1] = {8}, i1[4] = {4, 3, 1, 7};
+    float y1[8];
+    assert_int_equal(
+        cpu_scatter_nd(x1, d1, 1, i1, FERRY_I64, 4, 1, u1, FERRY_F32, SCATTER_NONE, 0, 0, y1), 0);
+    const float w1[8] = {1, 11, 3, 10, 9, 6, 7, 12};
+    assert_memory_equal(y1, w1, sizeof w1);
+    /* reductions over one element written twice, in order; int32 indices
+     * with a negative one (-4 is 4) */
+    const int32_t i2[3] = {4, -4, 0};
+    const float u2[3] = {3, -2, 0.5f};
+    const float want[4][2] = {{6, 1.5f}, {-30, 0.5f}, {5, 1}, {-2, 0.5f}}; /* y[4], y[0] */
+    for (int r = SCATTER_ADD; r <= SCATTER_MIN; r++) {
+        assert_int_equal(cpu_scatter_nd(x1, d1, 1, i2, FERRY_I32, 3, 1, u2, FERRY_F32, r, 0, 0, y1),
+                         0);
+        assert_true(y1[4] == want[r - 1][0] && y1[0] == want[r - 1][1]);
+        assert_true(y1[1] == 2 && y1[7] == 8);
+    }
+    /* int64 data: the sum wraps instead of overflowing */
+    const int64_t xi[2] = {INT64_MAX, 7}, ui[1] = {1}, di[1] = {2}, ii[1] = {0};
+    int64_t yi[2];
+    assert_int_equal(
+        cpu_scatter_nd(xi, di, 1, ii, FERRY_I64, 1, 1, ui, FERRY_I64, SCATTER_ADD, 0, 0, yi), 0);
+    assert_true(yi[0] == INT64_MIN && yi[1] == 7);
+    /* out of range; a tuple outside its sample's rows (block 2: tuple 1
+     * belongs to sample 1, rows 2..3) */
+    const int64_t bad[2] = {8, 0};
+    assert_int_equal(
+        cpu_scatter_nd(x1, d1, 1, bad, FERRY_I64, 1, 1, u1, FERRY_F32, SCATTER_NONE, 0, 0, y1), -1);
+    const int64_t own[2] = {1, 3}, other[2] = {1, 1};
+    assert_int_equal(
+        cpu_scatter_nd(x1, d1, 1, own, FERRY_I64, 2, 1, u1, FERRY_F32, SCATTER_NONE, 2, 1, y1), 0);
+    assert_int_equal(
+        cpu_scatter_nd(x1, d1, 1, other, FERRY_I64, 2, 1, u1, FERRY_F32, SCATTER_NONE, 2, 1, y1),
+        -2);
+
+    /* random: k index components into data of rank nd, slices of the rest,
+     * against a reference that writes element by element */
+    for (int t = 0; t < 200; t++) {
+        int nd = (int)irand(1, 4), k = (int)irand(1, nd), esz = t % 2 ? 4 : 8;
+        int64_t d[MAXD], xi_[MAXD], n_t = irand(0, 6), slice = 1;
+        rand_dims(d, nd, 5);
+        for (int i = k; i < nd; i++)
+            slice *= d[i];
+        int64_t n = numel(d, nd), *ix = malloc((size_t)(n_t * k + 1) * sizeof *ix);
+        uint8_t *xv = rand_bytes(n * esz), *uv = rand_bytes(n_t * slice * esz);
+        uint8_t *yv = malloc((size_t)(n * esz)), *wv = malloc((size_t)(n * esz));
+        assert_true(ix && yv && wv);
+        for (int64_t i = 0; i < n_t * k; i++)
+            ix[i] = irand(-d[i % k], d[i % k] - 1);
+        memcpy(wv, xv, (size_t)(n * esz));
+        for (int64_t tu = 0; tu < n_t; tu++)
+            for (int64_t e = 0; e < slice; e++) {
+                unravel(e, d + k, nd - k, xi_ + k);
+                for (int j = 0; j < k; j++)
+                    xi_[j] = ix[tu * k + j] < 0 ? ix[tu * k + j] + d[j] : ix[tu * k + j];
+                memcpy(wv + ravel(xi_, d, nd) * esz, uv + (tu * slice + e) * esz, (size_t)esz);
+            }
+        assert_int_equal(cpu_scatter_nd(xv, d, nd, ix, FERRY_I64, n_t, k, uv,
+                                        esz == 4 ? FERRY_F32 : FERRY_I64, SCATTER_NONE, 0, 0, yv),
+                         0);
+        assert_memory_equal(yv, wv, (size_t)(n * esz));
+        free(ix);
+        free(xv);
+        free(uv);
+        free(yv);
+        free(wv);
+    }
+}
+
+static void test_scatter_elements(void **state)
+{
+    (void)state;
+    /* ONNX's examples: axis 0 over a 3x3 of zeros; axis 1 over a row, with
+     * a negative index; a repeated index with reduction add */
+    const float z[9] = {0}, u1[6] = {1.0f, 1.1f, 1.2f, 2.0f, 2.1f, 2.2f};
+    const int64_t d33[2] = {3, 3}, d23[2] = {2, 3}, i1[6] = {1, 0, 2, 0, 2, 1};
+    float y[9];
+    assert_int_equal(
+        cpu_scatter_elements(z, d33, 2, 0, i1, FERRY_I64, d23, u1, FERRY_F32, SCATTER_NONE, y), 0);
+    const float w1[9] = {2.0f, 1.1f, 0, 1.0f, 0, 2.2f, 0, 2.1f, 1.2f};
+    assert_memory_equal(y, w1, sizeof w1);
+    const float row[5] = {1, 2, 3, 4, 5}, u2[2] = {1.1f, 2.1f};
+    const int64_t d15[2] = {1, 5}, d12[2] = {1, 2};
+    const int32_t i2[2] = {1, -2}, i3[2] = {1, 1};
+    assert_int_equal(
+        cpu_scatter_elements(row, d15, 2, 1, i2, FERRY_I32, d12, u2, FERRY_F32, SCATTER_NONE, y),
+        0);
+    const float w2[5] = {1.0f, 1.1f, 3.0f, 2.1f, 5.0f};
+    assert_memory_equal(y, w2, sizeof w2);
+    assert_int_equal(
+        cpu_scatter_elements(row, d15, 2, 1, i3, FERRY_I32, d12, u2, FERRY_F32, SCATTER_ADD, y), 0);
+    assert_float_equal(y[1], 2.0f + 1.1f + 2.1f, 1e-6);
+    assert_true(y[0] == 1 && y[2] == 3 && y[4] == 5);
+    const int32_t bad[2] = {1, 5};
+    assert_int_equal(
+        cpu_scatter_elements(row, d15, 2, 1, bad, FERRY_I32, d12, u2, FERRY_F32, SCATTER_NONE, y),
+        -1);
+}
 
 static void test_slice(void **state)
 {
@@ -824,6 +930,113 @@ static void test_resize_torch(void **state)
     resize_check(x, x5, 5, y5, s5, L, CPU_COORD_HALF_PIXEL, F, NULL);
 }
 
+/* cpu_resize_cubic against torch's bicubic (a = -0.75) in float64:
+ * upsampling, downsampling, align_corners, and two channels (an axis
+ * not resized) with one resized axis shrinking and one growing. */
+static void cubic_check(const int64_t *xd, const int64_t *yd, const float *sc, cpu_resize_coord c,
+                        const double *want, int64_t n)
+{
+    float x[24], y[36];
+    for (int i = 0; i < 24; i++)
+        x[i] = tx(i);
+    cpu_resize_cubic(x, xd, 4, y, yd, sc, c, -0.75f);
+    for (int64_t i = 0; i < n; i++)
+        if (fabs(y[i] - want[i]) > 1e-5 * (1.0 + fabs(want[i])))
+            fail_msg("cubic coord %d: [%lld] = %.9g, torch %.9g", (int)c, (long long)i, y[i],
+                     want[i]);
+}
+
+static void test_resize_cubic(void **state)
+{
+    (void)state;
+    static const double up[35] = {
+        -4.99621665, 0.544685313, 7.14200164,   2.84375,  -2.67808036, 0.909031888, 4.25013429,
+        -3.22744479, 0.148070882, 4.35277496,   3.026,    0.28183145,  0.999515124, 1.82678298,
+        0.475195882, 0.385317966, 0.585573069,  2.84375,  3.87834821,  1.06839923,  -1.22127824,
+        6.33783655,  3.14786206,  -0.747250182, 1.294625, 3.76034785,  0.907970299, -1.51999362,
+        10.3306084,  5.35136826,  -1.02996848,  0.0695,   2.89568276,  0.762346028, -1.11253699};
+    static const double dn[6] = {-1.57331905, 2.93273926,  1.81516294,
+                                 5.62634729,  0.885986328, -0.192283348};
+    static const double ac[35] = {
+        -3.5,  2.4453125,  6.75,    2.84375,    -2,      -0.1953125,  3.25,
+        -2.25, 1.11035156, 3.9375,  3.08105469, 1.09375, 0.905273438, 1.25,
+        0.5,   0.3203125,  0.75,    2.84375,    4,       1.9296875,   -0.75,
+        4.875, 1.57421875, -0.8125, 1.578125,   4.0625,  1.92578125,  -1.125,
+        8.5,   3.2265625,  -1.25,   0.3125,     3,       1.5234375,   -0.75};
+    static const double ch[36] = {
+        -4.38975694, 2.4453125, 6.29282407,  -1.02199074, -0.1953125, 3.70572917,
+        0.478298611, 0.3203125, 1.32060185,  3.95023148,  1.9296875,  -1.16232639,
+        9.34635417,  3.2265625, -1.4212963,  2.5462963,   1.5234375,  -1.07552083,
+        10.2595486,  4.6328125, 0.791666667, 5.33333333,  5.1171875,  3.01128472,
+        3.21788194,  5.5703125, 6.18981481,  1.93518519,  6.1796875,  12.0529514,
+        1.13107639,  3.9765625, 5.40277778,  1.72222222,  6.7734375,  13.1397569};
+    const int64_t x1[] = {1, 1, 3, 4}, y_up[] = {1, 1, 5, 7}, y_dn[] = {1, 1, 2, 3};
+    const int64_t x2[] = {1, 2, 3, 4}, y_ch[] = {1, 2, 3, 6};
+    const float s_up[] = {1, 1, 5.0f / 3, 7.0f / 4}, s_dn[] = {1, 1, 2.0f / 3, 3.0f / 4};
+    const float s_ch[] = {1, 1, 1, 1.5f};
+    cubic_check(x1, y_up, s_up, CPU_COORD_HALF_PIXEL, up, 35);
+    cubic_check(x1, y_dn, s_dn, CPU_COORD_HALF_PIXEL, dn, 6);
+    cubic_check(x1, y_up, s_up, CPU_COORD_ALIGN_CORNERS, ac, 35);
+    cubic_check(x2, y_ch, s_ch, CPU_COORD_HALF_PIXEL, ch, 36);
+}
+
+/* cpu_eye: ones at (i, i + k) for k above, on and below the diagonal, in
+ * a float and an integer type. */
+static void test_eye(void **state)
+{
+    (void)state;
+    float f[12];
+    int64_t l[12];
+    for (int64_t k = -3; k <= 4; k++) {
+        cpu_eye(f, 3, 4, k, FERRY_F32);
+        cpu_eye(l, 3, 4, k, FERRY_I64);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 4; j++) {
+                assert_true(f[i * 4 + j] == (j == i + k ? 1.0f : 0.0f));
+                assert_int_equal(l[i * 4 + j], j == i + k);
+            }
+    }
+}
+
+/* cpu_grid_sample against torch.nn.functional.grid_sample in float64 on
+ * x [1,2,3,4] (tx) at six points: the corners, inside, and outside the
+ * image on either side, every mode, padding and align_corners. */
+static void test_grid_sample(void **state)
+{
+    (void)state;
+    static const double want[2][3][2][12] = {
+        {{{-0.875, -0.1875, -1.40125, 0.53, -0.1575, 2.375, 2.375, 3.0625, 5.43875, 0.23, 2.5725,
+           4.375},
+          {-3.5, -0.75, 0.0575, 2.59, -0.421875, 2.375, 9.5, 12.25, 4.6875, 1.89, 10.333125,
+           4.375}},
+         {{-3.5, -0.75, -1.475, 5.3, -0.75, 2.375, 9.5, 12.25, 5.725, 2.3, 12.25, 4.375},
+          {-3.5, -0.75, 0.0575, 3.7, -0.46875, 2.375, 9.5, 12.25, 4.6875, 2.7, 11.48125, 4.375}},
+         {{-3.5, -0.75, -1.475, 5.3, -0.75, 2.375, 9.5, 12.25, 5.725, 2.3, 12.25, 4.375},
+          {-3.5, -0.75, 0.0575, 2.575, -0.46125, 2.375, 9.5, 12.25, 4.6875, 3.795, 11.38875,
+           4.375}}},
+        {{{-3.5, 0, -2, 0, 0, 4, 9.5, 0, 6, 0, 0, 2},
+          {-3.5, -0.75, -2, 0.5, -0.75, 4, 9.5, 12.25, 6, 3.5, 12.25, 2}},
+         {{-3.5, -0.75, -2, 8.5, -0.75, 4, 9.5, 12.25, 6, 1.5, 12.25, 2},
+          {-3.5, -0.75, -2, 0.5, -0.75, 4, 9.5, 12.25, 6, 3.5, 12.25, 2}},
+         {{-3.5, -0.75, -2, 8.5, -0.75, 4, 9.5, 12.25, 6, 1.5, 12.25, 2},
+          {-3.5, -0.75, -2, 0.5, -0.75, 4, 9.5, 12.25, 6, 3.5, 12.25, 2}}}};
+    const float grid[12] = {-1, -1, 1, 1, 0.3f, -0.7f, -1.2f, 0.4f, 0.95f, 1.1f, 0, 0};
+    const int64_t xd[4] = {1, 2, 3, 4};
+    float x[24], y[12];
+    for (int i = 0; i < 24; i++)
+        x[i] = tx(i);
+    for (int m = 0; m < 2; m++)
+        for (int p = 0; p < 3; p++)
+            for (int a = 0; a < 2; a++) {
+                cpu_grid_sample(x, xd, grid, 2, 3, y, m, p, a);
+                for (int i = 0; i < 12; i++)
+                    if (fabs(y[i] - want[m][p][a][i]) > 1e-5 * (1.0 + fabs(want[m][p][a][i])))
+                        fail_msg("grid_sample nearest %d padding %d align %d: [%d] = %.9g, torch "
+                                 "%.9g",
+                                 m, p, a, i, y[i], want[m][p][a][i]);
+            }
+}
+
 /* Values from ONNX 1.13's own reference (interpolate_nd in
  * onnx/backend/test/case/node/resize.py, float64, sizes given), chosen
  * where an f32 scale would break a nearest tie the other way: 3 -> 4 at
@@ -1159,16 +1372,30 @@ static void test_parallel_large(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_broadcast_shape), cmocka_unit_test(test_iter_merge),
-        cmocka_unit_test(test_transpose),       cmocka_unit_test(test_gather),
-        cmocka_unit_test(test_gather_elements), cmocka_unit_test(test_slice),
-        cmocka_unit_test(test_concat_split),    cmocka_unit_test(test_expand_tile),
-        cmocka_unit_test(test_where),           cmocka_unit_test(test_pad),
-        cmocka_unit_test(test_resize_torch),    cmocka_unit_test(test_resize_onnx_reference),
-        cmocka_unit_test(test_resize_rules),    cmocka_unit_test(test_resize_random),
-        cmocka_unit_test(test_fill_range),      cmocka_unit_test(test_trilu),
-        cmocka_unit_test(test_cumsum),          cmocka_unit_test(test_depth_space),
+        cmocka_unit_test(test_broadcast_shape),
+        cmocka_unit_test(test_iter_merge),
+        cmocka_unit_test(test_transpose),
+        cmocka_unit_test(test_gather),
+        cmocka_unit_test(test_gather_elements),
+        cmocka_unit_test(test_slice),
+        cmocka_unit_test(test_concat_split),
+        cmocka_unit_test(test_expand_tile),
+        cmocka_unit_test(test_where),
+        cmocka_unit_test(test_pad),
+        cmocka_unit_test(test_resize_torch),
+        cmocka_unit_test(test_resize_cubic),
+        cmocka_unit_test(test_grid_sample),
+        cmocka_unit_test(test_eye),
+        cmocka_unit_test(test_resize_onnx_reference),
+        cmocka_unit_test(test_resize_rules),
+        cmocka_unit_test(test_resize_random),
+        cmocka_unit_test(test_fill_range),
+        cmocka_unit_test(test_trilu),
+        cmocka_unit_test(test_cumsum),
+        cmocka_unit_test(test_depth_space),
         cmocka_unit_test(test_parallel_large),
+        cmocka_unit_test(test_scatter_nd),
+        cmocka_unit_test(test_scatter_elements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

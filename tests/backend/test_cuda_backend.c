@@ -1055,6 +1055,45 @@ static void test_where_compare_int(void **state)
     graph_free(g);
 }
 
+/* Tile x [N,3,4] by (1, 2, 1) to [N,6,4], plus ScatterND of a constant
+ * [6,4] whose rows 1 and -2 (4) get a constant's two rows. */
+static void test_tile_scatter(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 3;
+    graph *g = graph_new();
+    int64_t dx[3] = {FERRY_DIM_BATCH, 3, 4}, dy[3] = {FERRY_DIM_BATCH, 6, 4};
+    int64_t dd[2] = {6, 4}, di[2] = {2, 1};
+    int x = add_typed(g, "x", FERRY_F32, 3, dx), t = add_typed(g, "t", FERRY_F32, 3, dy);
+    int64_t reps[3] = {1, 2, 1}, rows[2] = {1, -2};
+    int r = add_i64_const(g, "reps", 3, reps), idx = add_i64_const(g, "rows", 2, rows);
+    g->values[idx].ndim = 2;
+    memcpy(g->values[idx].dims, di, sizeof di);
+    int data = add_const(g, "data", 1.0f, 0, 2, (int64_t)6, (int64_t)4);
+    int upd = add_const(g, "upd", 1.0f, 0, 2, (int64_t)2, (int64_t)4);
+    int sc = add_typed(g, "sc", FERRY_F32, 2, dd), y = add_typed(g, "y", FERRY_F32, 3, dy);
+    int a[3] = {x, r};
+    graph_add_node(g, OP_TILE, "tile", 2, a, 1, &t);
+    a[0] = data, a[1] = idx, a[2] = upd;
+    graph_add_node(g, OP_SCATTER_ND, "scatter", 3, a, 1, &sc);
+    a[0] = t, a[1] = sc;
+    graph_add_node(g, OP_ADD, "y", 2, a, 1, &y);
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * 12, 1.0f);
+    const float *dv = cdata(g, data), *uv = cdata(g, upd);
+    double ref[3 * 24];
+    for (int64_t b = 0; b < n; b++)
+        for (int i = 0; i < 6; i++)
+            for (int c = 0; c < 4; c++) {
+                double s = i == 1 ? uv[c] : i == 4 ? uv[4 + c] : dv[i * 4 + c];
+                ref[(b * 6 + i) * 4 + c] = xv[(b * 3 + i % 3) * 4 + c] + s;
+            }
+    data_case(g, "tile+scatternd", n, xv, ref, n * 24);
+    free(xv);
+    graph_free(g);
+}
+
 /* ReduceSum over axis 1 and ReduceMax over axis 2 of [N,5,7], added with
  * broadcasting ([N,1,7] + [N,5,1] -> [N,5,7]). */
 static void test_reduce_sum_max(void **state)
@@ -1295,7 +1334,9 @@ static void test_unsupported(void **state)
     int y = graph_add_value(g, "y", FERRY_F32, 2, d);
     graph_add_node(g, OP_CUMSUM, "cs1", 1, &x, 1, &t1);
     graph_add_node(g, OP_CUMSUM, "cs2", 1, &t1, 1, &t2);
-    graph_add_node(g, OP_DEPTH_TO_SPACE, "d2s", 1, &t2, 1, &y);
+    int t3 = graph_add_value(g, "t3", FERRY_F32, 2, d);
+    graph_add_node(g, OP_DEPTH_TO_SPACE, "d2s", 1, &t2, 1, &t3);
+    graph_add_node(g, OP_EINSUM, "es", 1, &t3, 1, &y);
     set_io(g, 1, &x, 1, &y);
     backend_opts o = {
         .device = 0, .precision = FERRY_PRECISION_FP32, .io_dtype = FERRY_F32, .max_batch = 8};
@@ -1304,9 +1345,10 @@ static void test_unsupported(void **state)
     assert_null(c);
     print_message("%s\n", ferry_last_error());
     assert_non_null(
-        strstr(ferry_last_error(), "2 operators are not supported by the cuda backend"));
+        strstr(ferry_last_error(), "3 operators are not supported by the cuda backend"));
     assert_non_null(strstr(ferry_last_error(), "CumSum (2 nodes, first 'cs1')"));
     assert_non_null(strstr(ferry_last_error(), "DepthToSpace (1 node, first 'd2s')"));
+    assert_non_null(strstr(ferry_last_error(), "Einsum (1 node, first 'es')"));
     graph_free(g);
 
     need_device();
@@ -1359,6 +1401,7 @@ int main(void)
         cmocka_unit_test(test_transpose_slice),
         cmocka_unit_test(test_gather_split_concat),
         cmocka_unit_test(test_where_compare_int),
+        cmocka_unit_test(test_tile_scatter),
         cmocka_unit_test(test_reduce_sum_max),
         cmocka_unit_test(test_patch_conv),
         cmocka_unit_test(test_conv_epilogues),

@@ -464,6 +464,34 @@ static void test_ops_and_attributes(void **state)
     ob_free(b);
 }
 
+/* Dropout with training_mode true is Identity when its ratio is a
+ * constant 0 (torchvision's swin_t: F.dropout(attn, p=0.0) keeps
+ * training=True), and refused with any other ratio. */
+static void test_dropout_training_mode(void **state)
+{
+    (void)state;
+    ob *b = ob_new(17);
+    int64_t xd[2] = {-1, 8};
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", 2, xd);
+    float zero = 0.0f;
+    uint8_t yes = 1;
+    Onnx__TensorProto *ratio = ob_tensor(b, "ratio", 1, 0, NULL, &zero, sizeof zero);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer, ratio);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "train", 9, 0, NULL, &yes, 1));
+    ob_node(b, "Dropout", "drop", "x,ratio,train", "y");
+    graph *g = load_graph_ok(b);
+    assert_int_equal(g->nodes[0].op, OP_IDENTITY);
+    graph_free(g);
+    float half = 0.5f;
+    memcpy(ratio->raw_data.data, &half, sizeof half);
+    expect_load(b, FERRY_EUNSUPPORTED,
+                "node 'drop' (Dropout): training_mode must be a constant false (or the ratio a "
+                "constant 0)");
+    ob_free(b);
+}
+
 static void test_reshape_and_softmax_rules(void **state)
 {
     (void)state;
@@ -604,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_inputs_and_outputs),
         cmocka_unit_test(test_summary_axis_names),
         cmocka_unit_test(test_ops_and_attributes),
+        cmocka_unit_test(test_dropout_training_mode),
         cmocka_unit_test(test_reshape_and_softmax_rules),
         cmocka_unit_test(test_external_data),
     };

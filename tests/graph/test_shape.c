@@ -45,9 +45,8 @@ static const graph_value *output(const ferry_model *m, int i)
     return &m->g->values[m->g->outputs[i]];
 }
 
-/* Runs m on the CPU: one f32 input of n samples filled with 0, 1, 2, ...;
- * output 0 into y (numel floats). */
-static void run_f32(const ferry_model *m, int64_t n, float *y, int64_t numel)
+/* A CPU engine of one worker for m. */
+static ferry_engine *cpu_engine(const ferry_model *m)
 {
     ferry_engine_config cfg;
     ferry_engine_config_init(&cfg);
@@ -55,6 +54,14 @@ static void run_f32(const ferry_model *m, int64_t n, float *y, int64_t numel)
     ferry_engine *e;
     if (ferry_engine_create(m, &cfg, &e))
         fail_msg("engine: %s", ferry_last_error());
+    return e;
+}
+
+/* Runs m on the CPU: one f32 input of n samples filled with 0, 1, 2, ...;
+ * output 0 into y (numel floats). */
+static void run_f32(const ferry_model *m, int64_t n, float *y, int64_t numel)
+{
+    ferry_engine *e = cpu_engine(m);
     ferry_tensor_info ti;
     assert_int_equal(ferry_model_input(m, 0, &ti), FERRY_OK);
     ferry_tensor in = {.dtype = FERRY_F32, .ndim = ti.ndim};
@@ -289,6 +296,36 @@ static void test_cast_of_known_bool(void **state)
     ob_free(b);
 }
 
+/* Runs m on the CPU at batch 2, one f32 input of dims xd (0, 1, 2, ...),
+ * output dims yd: the run must fail with FERRY_EINVAL naming frag. */
+static void expect_run_error(const ferry_model *m, int xn, const int64_t *xd, int yn,
+                             const int64_t *yd, const char *frag)
+{
+    ferry_engine *e = cpu_engine(m);
+    float x[64], y[64];
+    for (int i = 0; i < 64; i++)
+        x[i] = (float)i;
+    ferry_tensor in = {.dtype = FERRY_F32, .ndim = xn, .data = x};
+    ferry_tensor o = {.dtype = FERRY_F32, .ndim = yn, .data = y};
+    memcpy(in.shape, xd, sizeof(int64_t) * (size_t)xn);
+    memcpy(o.shape, yd, sizeof(int64_t) * (size_t)yn);
+    assert_int_equal(ferry_engine_run(e, &in, 1, &o, 1), FERRY_EINVAL);
+    if (!strstr(ferry_last_error(), frag))
+        fail_msg("message '%s' lacks '%s'", ferry_last_error(), frag);
+    ferry_engine_destroy(e);
+}
+
+/* Scalars 'zero' and 'one', and pos = arange(N) over input x's batch
+ * (s = Shape(x), nb = s[0]), as exporters write torch.arange(x.shape[0]). */
+static void arange_batch(ob *b)
+{
+    scalar_i64(b, "zero", 0);
+    scalar_i64(b, "one", 1);
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Gather", "g0", "s,zero", "nb");
+    ob_node(b, "Range", "range", "zero,nb,one", "pos");
+}
+
 /* h[arange(N), j] as CLIP's text model exports it: Gather(Flatten(h) [4N,
  * 3], arange(N) * T + j) with T = Shape(h)[1] and j = ArgMax(sin(h[:, :,
  * 0])), one row per sample. step multiplies the Range by another number
@@ -300,19 +337,15 @@ static ob *gather_by_position(int64_t step, int64_t shift, int relu)
     ob *b = ob_new(17);
     ob_input(b, "x", 3, xd);
     ob_output(b, "y", -1, NULL);
-    int64_t zero = 0, one = 1, sl_st = 0, sl_en = 1, sl_ax = 2, sq = 2;
-    scalar_i64(b, "zero", zero);
-    scalar_i64(b, "one", one);
+    int64_t sl_st = 0, sl_en = 1, sl_ax = 2, sq = 2;
+    arange_batch(b);
     scalar_i64(b, "stepc", step);
     scalar_i64(b, "shiftc", shift);
     ob_init_i64(b, "sl_st", 1, &sl_st);
     ob_init_i64(b, "sl_en", 1, &sl_en);
     ob_init_i64(b, "sl_ax", 1, &sl_ax);
     ob_init_i64(b, "sq", 1, &sq);
-    ob_node(b, "Shape", "shape", "x", "s");
-    ob_node(b, "Gather", "g0", "s,zero", "nb");
     ob_node(b, "Gather", "g1", "s,one", "t");
-    ob_node(b, "Range", "range", "zero,nb,one", "pos");
     if (relu) {
         ob_attr_i(b, ob_node(b, "Cast", "to_f", "pos", "posf"), "to", 1);
         ob_node(b, "Relu", "relu", "posf", "y");
@@ -369,21 +402,392 @@ static void test_gather_by_batch_position(void **state)
     /* j + 4 lands in the next sample's rows: the CPU run fails */
     b = gather_by_position(0, 4, 0);
     m = load(b, FERRY_OK, NULL);
-    ferry_engine_config cfg;
-    ferry_engine_config_init(&cfg);
-    cfg.workers = 1;
-    ferry_engine *e;
-    assert_int_equal(ferry_engine_create(m, &cfg, &e), FERRY_OK);
-    float x[2 * 12], y[2 * 3];
+    const int64_t xd[3] = {2, 4, 3}, yd[2] = {2, 3};
+    expect_run_error(m, 3, xd, 2, yd,
+                     "node 'pick' (Gather): an index in 'idx' leaves its sample's 4 rows");
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+/* An int64 initializer of any rank. */
+static void init_i64_nd(ob *b, const char *name, int nd, const int64_t *dims, const int64_t *v)
+{
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++)
+        n *= dims[i];
+    Onnx__TensorProto *t = ob_tensor(b, name, 7, nd, dims, v, (size_t)n * sizeof *v);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer, t);
+}
+
+/* ScatterND(x [N,6,2], idx [N,2,2] int64, x[:, 4:6]): the caller's index
+ * tuples (row, j) write x[:, 4:6] into rows j of x's batch row. */
+static ob *scatter_by_input(void)
+{
+    int64_t xd[3] = {N_, 6, 2}, st = 4, en = 6, ax = 1;
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    OB_PUSH(b, b->graph.input, b->graph.n_input, ob_value_info(b, "idx", 7, 3, xd));
+    b->graph.input[1]->type->tensor_type->shape->dim[1]->dim_value = 2;
+    ob_output(b, "y", -1, NULL);
+    ob_init_i64(b, "st", 1, &st);
+    ob_init_i64(b, "en", 1, &en);
+    ob_init_i64(b, "ax", 1, &ax);
+    ob_node(b, "Slice", "upd", "x,st,en,ax", "u");
+    ob_node(b, "ScatterND", "scatter", "x,idx,u", "y");
+    return b;
+}
+
+/* Runs m on x (2 samples, 0, 1, 2, ...) and index tuples idx [2,2,2]. */
+static ferry_status run_scatter(const ferry_model *m, const int64_t *idx, float *y)
+{
+    ferry_engine *e = cpu_engine(m);
+    float x[24];
     for (int i = 0; i < 24; i++)
         x[i] = (float)i;
-    ferry_tensor in = {.dtype = FERRY_F32, .ndim = 3, .shape = {2, 4, 3}, .data = x};
-    ferry_tensor o = {.dtype = FERRY_F32, .ndim = 2, .shape = {2, 3}, .data = y};
-    assert_int_equal(ferry_engine_run(e, &in, 1, &o, 1), FERRY_EINVAL);
-    assert_non_null(strstr(ferry_last_error(), "node 'pick' (Gather): an index in 'idx' leaves "
-                                               "its sample's 4 rows"));
+    ferry_tensor in[2] = {{.dtype = FERRY_F32, .ndim = 3, .shape = {2, 6, 2}, .data = x},
+                          {.dtype = FERRY_I64, .ndim = 3, .shape = {2, 2, 2}, .data = (void *)idx}};
+    ferry_tensor o = {.dtype = FERRY_F32, .ndim = 3, .shape = {2, 6, 2}, .data = y};
+    ferry_status st = ferry_engine_run(e, in, 2, &o, 1);
     ferry_engine_destroy(e);
+    return st;
+}
+
+/* x[:, 1:3] = x[:, 4:6] on x [N,6,2] as torch exports it: ScatterND whose
+ * index tuples (n + shift, j) are a Range over the batch, unsqueezed and
+ * broadcast to [N,2,1], concatenated with the rows j along the last dim
+ * (position_last swaps the two). */
+static ob *scatter_by_position(int64_t shift, int position_last)
+{
+    int64_t xd[3] = {N_, 6, 2}, d121[3] = {1, 2, 1};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    int64_t ax12[2] = {1, 2}, zeros[2] = {0, 0}, cols[2] = {1, 2}, st = 4, en = 6, ax = 1;
+    arange_batch(b);
+    scalar_i64(b, "shiftc", shift);
+    ob_init_i64(b, "ax12", 2, ax12);
+    init_i64_nd(b, "zeros", 3, d121, zeros);
+    init_i64_nd(b, "cols", 3, d121, cols);
+    ob_init_i64(b, "st", 1, &st);
+    ob_init_i64(b, "en", 1, &en);
+    ob_init_i64(b, "ax", 1, &ax);
+    ob_node(b, "Add", "shift", "pos,shiftc", "pos2");
+    ob_node(b, "Unsqueeze", "unsq", "pos2,ax12", "pu");
+    ob_node(b, "Add", "rows", "pu,zeros", "ri");
+    ob_node(b, "Mul", "times0", "pu,zero", "pz");
+    ob_node(b, "Add", "cols", "pz,cols", "ci");
+    Onnx__NodeProto *t = ob_node(b, "Concat", "tuples", position_last ? "ci,ri" : "ri,ci", "idx");
+    ob_attr_i(b, t, "axis", -1);
+    ob_node(b, "Slice", "upd", "x,st,en,ax", "u");
+    ob_node(b, "ScatterND", "scatter", "x,idx,u", "y");
+    return b;
+}
+
+/* The torch export of a slice assignment into batch data runs per sample
+ * (against a loop); tuples shifted into the next sample's rows fail the
+ * run; the position anywhere but first in the tuples is refused at load. */
+static void test_scatter_nd_by_position(void **state)
+{
+    (void)state;
+    ob *b = scatter_by_position(0, 0);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    enum { NB = 3 };
+    float y[NB * 12];
+    run_f32(m, NB, y, NB * 12);
+    for (int i = 0; i < NB * 12; i++) {
+        int row = i / 2 % 6;
+        assert_true(y[i] == (float)i + (row == 1 || row == 2 ? 6.0f : 0.0f));
+    }
     ferry_model_destroy(m);
+    ob_free(b);
+
+    b = scatter_by_position(1, 0);
+    m = load(b, FERRY_OK, NULL);
+    const int64_t xd[3] = {2, 6, 2};
+    expect_run_error(m, 3, xd, 3, xd,
+                     "node 'scatter' (ScatterND): an index in 'idx' writes outside its sample's 1 "
+                     "rows");
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = scatter_by_position(0, 1);
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'tuples' (Concat): input 'ri' holds the sample's position in the batch");
+    ob_free(b);
+}
+
+/* ScatterND: index tuples that address the batch axis run when each
+ * sample's tuples write its own rows (checked against a loop), fail the
+ * run when one reaches another sample's; batch-dependent writes that
+ * cannot be kept per sample, a bad updates shape and a reduction before
+ * its opset are refused at load. */
+static void test_scatter_nd(void **state)
+{
+    (void)state;
+    ob *b = scatter_by_input();
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->dims[0], N_);
+    /* sample 0 writes rows 1, 2; sample 1 rows 3, 0 */
+    const int64_t own[8] = {0, 1, 0, 2, 1, 3, 1, 0}, other[8] = {0, 1, 1, 2, 1, 3, 1, 0};
+    float y[24];
+    assert_int_equal(run_scatter(m, own, y), FERRY_OK);
+    for (int i = 0; i < 24; i++) {
+        int n = i / 12, row = i / 2 % 6, col = i % 2;
+        int from = n == 0 ? (row == 1   ? 4
+                             : row == 2 ? 5
+                                        : row)
+                          : (row == 3   ? 4
+                             : row == 0 ? 5
+                                        : row);
+        assert_true(y[i] == (float)(n * 12 + from * 2 + col));
+    }
+    assert_int_equal(run_scatter(m, other, y), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "node 'scatter' (ScatterND): an index in 'idx' "
+                                               "writes outside its sample's 1 rows"));
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    /* the same two rows of the batch for every batch size */
+    int64_t xd[2] = {N_, 5}, ud[2] = {2, 5}, id[2] = {2, 1}, iv[2] = {0, 1};
+    b = ob_new(18);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    init_i64_nd(b, "i", 2, id, iv);
+    ob_init_f32(b, "u", 2, ud, NULL);
+    Onnx__NodeProto *n = ob_node(b, "ScatterND", "sc", "x,i,u", "y");
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'sc' (ScatterND): indices address data's batch axis but are the same for every "
+         "sample");
+    /* updates of the wrong shape */
+    b->graph.initializer[1]->dims[1] = 4;
+    b->graph.initializer[1]->raw_data.len = 8 * sizeof(float);
+    load(b, FERRY_ESHAPE, "node 'sc' (ScatterND): updates 'u' have shape [2,4], expected [2,5]");
+    /* max came with opset 18 */
+    ob_attr_s(b, n, "reduction", "max");
+    b->opset.version = 16;
+    load(b, FERRY_EPARSE, "node 'sc' (ScatterND): reduction \"max\" needs opset 18 (model has 16)");
+    ob_free(b);
+}
+
+/* DETR's queries.unsqueeze(0).repeat(batch_size, 1, 1): Tile of a
+ * constant [1,2,3] by repeats (Shape(x)[0], 1, 1) gives every sample a
+ * copy, added here to x [N,2,3]; a batch-dependent repeat of a dim that is
+ * not 1 is refused. */
+static ob *tile_by_batch(int64_t rows)
+{
+    int64_t xd[3] = {N_, 2, 3}, qd[3] = {rows, 2, 3}, zero = 0, ones[2] = {1, 1};
+    float q[12];
+    for (int i = 0; i < 12; i++)
+        q[i] = (float)(100 * i);
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "q", 3, qd, q);
+    ob_init_i64(b, "zero", 1, &zero);
+    ob_init_i64(b, "ones", 2, ones);
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Gather", "g0", "s,zero", "nb");
+    ob_attr_i(b, ob_node(b, "Concat", "reps", "nb,ones", "r"), "axis", 0);
+    ob_node(b, "Tile", "tile", "q,r", "qt");
+    ob_node(b, "Add", "add", "x,qt", "y");
+    return b;
+}
+
+static void test_tile_by_batch(void **state)
+{
+    (void)state;
+    ob *b = tile_by_batch(1);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    enum { NB = 3 };
+    float y[NB * 6];
+    run_f32(m, NB, y, NB * 6);
+    for (int i = 0; i < NB * 6; i++)
+        assert_true(y[i] == (float)i + (float)(100 * (i % 6)));
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = tile_by_batch(2);
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'tile' (Tile): repeats 'r' depend on the batch size other than as k*N copies of a "
+         "dim of 1");
+    ob_free(b);
+}
+
+/* YOLOS's position-embedding interpolation: a bicubic Resize of a
+ * constant to sizes Concat(Identity([1,1]), Shape(x)[1:3]). The Identity of
+ * a small int64 constant is known at load, so the sizes are, and the
+ * Resize folds: x [N,2,4] + the resized [1,2,4] matches torch's bicubic. */
+static void test_cubic_resize_folds(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 2, 4}, pd[4] = {1, 1, 2, 3}, ones[2] = {1, 1}, st = 1, en = 3;
+    int64_t rs[3] = {1, 2, 4};
+    const float pos[6] = {0, 1, 4, 9, 16, 25};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "pos", 4, pd, pos);
+    ob_init_i64(b, "ones", 2, ones);
+    ob_init_i64(b, "st", 1, &st);
+    ob_init_i64(b, "en", 1, &en);
+    ob_init_i64(b, "rs", 3, rs);
+    ob_node(b, "Identity", "id", "ones", "ones_id");
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Slice", "hw", "s,st,en", "hw");
+    ob_attr_i(b, ob_node(b, "Concat", "sizes", "ones_id,hw", "sz"), "axis", 0);
+    Onnx__NodeProto *r = ob_node(b, "Resize", "resize", "pos,,,sz", "p2");
+    ob_attr_s(b, r, "mode", "cubic");
+    ob_attr_f(b, r, "cubic_coeff_a", -0.75f);
+    ob_node(b, "Reshape", "flat", "p2,rs", "p3");
+    ob_node(b, "Add", "add", "x,p3", "y");
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    for (int i = 0; i < m->g->n_nodes; i++)
+        assert_true(m->g->nodes[i].dead || m->g->nodes[i].op != OP_RESIZE);
+    static const double torch_bicubic[8] = {-0.0717773438, 0.310058594, 2.19091797, 4.21533203,
+                                            8.49755859,    12.4887695,  20.012207,  25.6459961};
+    enum { NB = 2 };
+    float y[NB * 8];
+    run_f32(m, NB, y, NB * 8);
+    for (int i = 0; i < NB * 8; i++)
+        assert_float_equal(y[i], (double)i + torch_bicubic[i % 8], 1e-5);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+/* GridSample: x [N,2,3,4] sampled at a grid [N,5,6,2] gives [N,2,5,6];
+ * bicubic, a grid of another batch and a 5-D input are refused. */
+static void test_grid_sample_rules(void **state)
+{
+    (void)state;
+    int64_t xd[4] = {N_, 2, 3, 4}, gd[4] = {N_, 5, 6, 2}, g1[4] = {1, 5, 6, 2};
+    int64_t x5[5] = {N_, 2, 3, 4, 5}, g5[5] = {N_, 1, 5, 6, 3};
+    for (int k = 0; k < 4; k++) {
+        ob *b = ob_new(16);
+        ob_input(b, "x", k == 3 ? 5 : 4, k == 3 ? x5 : xd);
+        if (k == 2)
+            ob_init_f32(b, "grid", 4, g1, NULL);
+        else
+            ob_input(b, "grid", k == 3 ? 5 : 4, k == 3 ? g5 : gd);
+        ob_output(b, "y", -1, NULL);
+        Onnx__NodeProto *n = ob_node(b, "GridSample", "gs", "x,grid", "y");
+        ob_attr_s(b, n, "mode", k == 1 ? "bicubic" : "bilinear");
+        ob_attr_s(b, n, "padding_mode", "border");
+        ob_attr_i(b, n, "align_corners", 1);
+        if (k == 0) {
+            ferry_model *m = load(b, FERRY_OK, NULL);
+            const graph_value *y = output(m, 0);
+            assert_int_equal(y->ndim, 4);
+            assert_true(y->dims[0] == N_ && y->dims[1] == 2 && y->dims[2] == 5 && y->dims[3] == 6);
+            ferry_model_destroy(m);
+        } else if (k == 1) {
+            load(b, FERRY_EUNSUPPORTED,
+                 "node 'gs' (GridSample): mode \"bicubic\" is not supported (bilinear/linear, "
+                 "nearest are)");
+        } else if (k == 2) {
+            load(b, FERRY_ESHAPE,
+                 "node 'gs' (GridSample): grid 'grid' has shape [1,5,6,2]; expected [N,Ho,Wo,2] "
+                 "of the input's type and batch");
+        } else {
+            load(b, FERRY_EUNSUPPORTED,
+                 "node 'gs' (GridSample): input 'x' has rank 5; 4 ([N,C,H,W]) is supported");
+        }
+        ob_free(b);
+    }
+}
+
+/* -torch.eye(T) as XLNet writes it: EyeLike(ConstantOfShape([T, T])),
+ * T from x's shape, folds at load and adds -1 on the diagonal of each
+ * sample of x [N,3,3]; k shifts it; an eye over the batch is refused. */
+static void test_eye_like(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 3, 3}, pick[2] = {1, 2};
+    for (int k = 0; k < 3; k++) {
+        ob *b = ob_new(17);
+        ob_input(b, "x", 3, xd);
+        ob_output(b, "y", -1, NULL);
+        ob_init_i64(b, "pick", 2, pick);
+        if (k == 2)
+            pick[0] = 0, ob_init_i64(b, "pick0", 2, pick);
+        ob_node(b, "Shape", "shape", "x", "s");
+        ob_node(b, "Gather", "tt", k == 2 ? "s,pick0" : "s,pick", "t");
+        ob_node(b, "ConstantOfShape", "zeros", "t", "z");
+        Onnx__NodeProto *e = ob_node(b, "EyeLike", "eye", "z", "i");
+        ob_attr_i(b, e, "k", k);
+        ob_node(b, "Sub", "sub", "x,i", "y");
+        if (k == 2) {
+            load(b, FERRY_EUNSUPPORTED, "node 'eye' (EyeLike): input 'z' holds the batch in a dim");
+            ob_free(b);
+            continue;
+        }
+        ferry_model *m = load(b, FERRY_OK, NULL);
+        for (int i = 0; i < m->g->n_nodes; i++)
+            assert_true(m->g->nodes[i].dead || m->g->nodes[i].op != OP_EYE_LIKE);
+        float y[2 * 9];
+        run_f32(m, 2, y, 18);
+        for (int i = 0; i < 18; i++)
+            assert_true(y[i] == (float)i - (i % 9 % 3 == i % 9 / 3 + k ? 1.0f : 0.0f));
+        ferry_model_destroy(m);
+        ob_free(b);
+    }
+}
+
+/* torch's x.scatter_add(2, idx.expand(N, -1, -1), x[..., :2]) on x
+ * [N,3,4], idx a constant [1,3,2] (one negative, one repeated): runs per
+ * sample, against a loop. A scatter along the batch (axis 0), and indices
+ * without the batch into batch data, are refused. */
+static ob *scatter_elements_model(int axis, int batch_indices)
+{
+    int64_t xd[3] = {N_, 3, 4}, id[3] = {1, 3, 2}, iv[6] = {3, 0, 1, 1, -1, 2};
+    int64_t tail[2] = {3, 2}, zero = 0, one = 1, two = 2, ax = 2;
+    ob *b = ob_new(16);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    init_i64_nd(b, "idx", 3, id, iv);
+    ob_init_f32(b, "uc", 3, id, NULL);
+    ob_init_i64(b, "tail", 2, tail);
+    ob_init_i64(b, "zero", 1, &zero);
+    ob_init_i64(b, "one", 1, &one);
+    ob_init_i64(b, "two", 1, &two);
+    ob_init_i64(b, "ax", 1, &ax);
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Slice", "nb", "s,zero,one", "n1");
+    ob_attr_i(b, ob_node(b, "Concat", "shp", "n1,tail", "shp"), "axis", 0);
+    ob_node(b, "Expand", "ex", "idx,shp", "ie");
+    ob_node(b, "Slice", "src", "x,zero,two,ax", "u");
+    Onnx__NodeProto *n =
+        ob_node(b, "ScatterElements", "sc", batch_indices ? "x,ie,u" : "x,idx,uc", "y");
+    ob_attr_i(b, n, "axis", axis);
+    ob_attr_s(b, n, "reduction", "add");
+    return b;
+}
+
+static void test_scatter_elements(void **state)
+{
+    (void)state;
+    ob *b = scatter_elements_model(2, 1);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    static const int cols[3][2] = {{3, 0}, {1, 1}, {3, 2}};
+    float y[3 * 12];
+    run_f32(m, 3, y, 36);
+    for (int i = 0; i < 36; i++) {
+        int n = i / 12, r = i / 4 % 3, c = i % 4;
+        double want = i;
+        for (int j = 0; j < 2; j++)
+            if (cols[r][j] == c)
+                want += n * 12 + r * 4 + j;
+        assert_true(y[i] == (float)want);
+    }
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = scatter_elements_model(0, 1);
+    load(b, FERRY_EUNSUPPORTED, "node 'sc' (ScatterElements): scatters along the batch dimension");
+    ob_free(b);
+    b = scatter_elements_model(2, 0);
+    load(
+        b, FERRY_EUNSUPPORTED,
+        "node 'sc' (ScatterElements): indices 'idx' and data 'x' hold the batch in different dims");
     ob_free(b);
 }
 
@@ -397,6 +801,13 @@ int main(void)
         cmocka_unit_test(test_linear_on_3d),
         cmocka_unit_test(test_cast_of_known_bool),
         cmocka_unit_test(test_gather_by_batch_position),
+        cmocka_unit_test(test_scatter_nd),
+        cmocka_unit_test(test_scatter_nd_by_position),
+        cmocka_unit_test(test_tile_by_batch),
+        cmocka_unit_test(test_cubic_resize_folds),
+        cmocka_unit_test(test_grid_sample_rules),
+        cmocka_unit_test(test_eye_like),
+        cmocka_unit_test(test_scatter_elements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,7 @@ Files, for model M and batch size b:
 
 The "hf" family (tests/models/hf.py: BERT, DistilBERT, RoBERTa, GPT-2, ViT,
 T5's encoder, Whisper's encoder, CLIP's vision tower and text model,
-Wav2Vec2 from small random configs) is generated only when transformers is importable (make venv-hf;
+Wav2Vec2, LLaMA, DETR, YOLOS, XLNet from small random configs) is generated only when transformers is importable (make venv-hf;
 CMake runs this script with .venv's python when there is one); the manifest
 records its version ("transformers", null without), and a change of it
 regenerates.
@@ -205,6 +205,27 @@ def convnext_small_blocks():
     return ConvNeXt(cfg, num_classes=10)
 
 
+def swin_small():
+    # torchvision's Swin at embed 16, depths 2,2, windows of 4 on a 32x32 image:
+    # stage 1 (8x8) has 4 windows and a shifted block, whose attention mask
+    # torchvision builds with in-place slice writes (ScatterND, folded at load)
+    # and whose attention calls F.dropout(p=0.0) with training left True;
+    # stage 2 (4x4) is one window, unshifted. 0.5 MB, not swin_t's 110
+    from torchvision.models.swin_transformer import SwinTransformer
+    return SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4],
+                           window_size=[4, 4], num_classes=10)
+
+
+def maxvit_small():
+    # torchvision's MaxViT at 2 stages of 1 block, partitions of 2 on a 32x32
+    # image: its relative-position attention is Einsum ("B G H I D, B G H J D
+    # -> B G H I J" and back), with the MBConv and grid/window partitions
+    # around it. 0.4 MB, not maxvit_t's 120
+    from torchvision.models.maxvit import MaxVit
+    return MaxVit(input_size=(32, 32), stem_channels=8, partition_size=2, block_channels=[16, 32],
+                  block_layers=[1, 1], head_dim=8, stochastic_depth_prob=0.0, num_classes=10)
+
+
 def vit_small():
     from torchvision.models import VisionTransformer
     return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
@@ -243,6 +264,9 @@ REAL = [
          opset=17, seed=18),
     dict(name="convnext", family="convnext", build=convnext_small_blocks, inputs=image(3, 32),
          opset=17, seed=19),
+    dict(name="swin", family="swin", build=swin_small, inputs=image(3, 32), opset=17, seed=36),
+    dict(name="maxvit", family="maxvit", build=maxvit_small, inputs=image(3, 32), opset=17,
+         seed=37),
     dict(name="squeezenet1_0", family="squeezenet", build=tv("squeezenet1_0"),
          inputs=image(3, 64), opset=14, seed=20),
     # transformers
@@ -299,6 +323,12 @@ REAL = [
          outputs=["mixed", "argmax"], opset=17, seed=31),
     dict(name="ops-mix-18", family="ops", upgrade=("ops-mix", 18), inputs=image(4, 8),
          outputs=["mixed", "argmax"], seed=31),
+    dict(name="slice-assign", family="ops", build=zoo.SliceAssign,
+         inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 6, 8]}], opset=17, seed=38),
+    dict(name="grid-warp", family="ops", build=zoo.GridWarp, inputs=image(3, 16), opset=17,
+         seed=39),
+    dict(name="scatter-cols", family="ops", build=zoo.ScatterCols,
+         inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 6, 8]}], opset=17, seed=55),
 ]
 
 
@@ -339,6 +369,14 @@ if hf is not None:
         dict(name="hf-wav2vec2", family="hf", build=hf.wav2vec2,
              inputs=[{"name": "input_values", "dtype": "float32", "shape": [-1, 400]}],
              outputs=["last_hidden_state", "extract_features"], opset=17, seed=50),
+        dict(name="hf-llama", family="hf", build=hf.llama, inputs=HF_TEXT,
+             outputs=["last_hidden_state"], opset=17, seed=51),
+        dict(name="hf-detr", family="hf", build=hf.detr, inputs=HF_PIXELS,
+             outputs=["logits", "encoder_last_hidden_state"], opset=17, seed=52),
+        dict(name="hf-yolos", family="hf", build=hf.yolos, inputs=HF_PIXELS,
+             outputs=["logits", "last_hidden_state"], opset=17, seed=53),
+        dict(name="hf-xlnet", family="hf", build=hf.xlnet, inputs=HF_TEXT,
+             outputs=["last_hidden_state"], opset=17, seed=54),
     ]
 
 

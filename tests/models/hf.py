@@ -2,7 +2,8 @@
 
 What users export most: BERT (with attention_mask and token_type_ids),
 DistilBERT, RoBERTa, GPT-2 (no past key values), ViT, T5's encoder,
-Whisper's encoder, CLIP's vision tower and text model and Wav2Vec2, each from a small random config
+Whisper's encoder, CLIP's vision tower and text model, Wav2Vec2, a LLaMA-style
+decoder, DETR, YOLOS and XLNet, each from a small random config
 (hidden 64, 2 layers, 4 heads), never from downloaded weights. Each model is
 wrapped so that it takes its inputs positionally and returns a tuple, as
 torch.onnx.export and gen.py's float64 reference want.
@@ -132,3 +133,48 @@ def wav2vec2():
     # (gen.py's float64 copy) refuses
     nn.utils.remove_weight_norm(model.encoder.pos_conv_embed.conv, name="weight")
     return Wrap(model, ["input_values"], ["last_hidden_state", "extract_features"])
+
+
+def llama():
+    # what LLaMA-style decoders export: RMSNorm (Pow, ReduceMean, Sqrt),
+    # rotary position embeddings (Sin/Cos of positions, Slice/Neg/Concat),
+    # grouped-query attention (2 key/value heads for 4 query heads, Expand),
+    # a SiLU-gated MLP; the causal mask built in the default dtype
+    cfg = T.LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=128,
+                        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                        max_position_embeddings=64, use_cache=False)
+    return DefaultDtype(T.LlamaModel(cfg), ["input_ids", "attention_mask"], ["last_hidden_state"])
+
+
+def detr():
+    # DETR with transformers' own ResNet backbone (no timm): frozen
+    # BatchNorm, a sine position embedding of the all-ones pixel mask, and
+    # queries.unsqueeze(0).repeat(batch_size, 1, 1), a Tile whose repeats
+    # are N; 10 queries, one encoder and one decoder layer
+    backbone = T.ResNetConfig(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1],
+                              out_features=["stage2"])
+    cfg = T.DetrConfig(use_timm_backbone=False, backbone_config=backbone,
+                       use_pretrained_backbone=False, d_model=32, encoder_layers=1,
+                       decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                       encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=10, num_labels=5)
+    return DefaultDtype(T.DetrForObjectDetection(cfg), ["pixel_values"], ["logits", "encoder_last_hidden_state"])
+
+
+def yolos():
+    # YOLOS interpolates its position embeddings to the image's patch grid
+    # with bicubic Resize: a constant input and sizes from the input's shape
+    # (through an Identity of a constant), so it folds at load
+    cfg = T.YolosConfig(image_size=[32, 32], patch_size=8, num_detection_tokens=5, num_labels=5,
+                        **SMALL)
+    return Wrap(T.YolosForObjectDetection(cfg), ["pixel_values"], ["logits", "last_hidden_state"])
+
+
+def xlnet():
+    # XLNet's relative attention: -torch.eye(T) (EyeLike of a
+    # ConstantOfShape, folded at load) and Einsum in its [T, N, ...]
+    # sequence-first layout: 'ibh,hnd->ibnd' (two free labels of a
+    # constant), 'ibnd,hnd->ibh' (two contracted), 'ibnd,jbnd->bnij', the
+    # transpose 'ijbn->bnij', the outer product 'i,d->id'
+    cfg = T.XLNetConfig(vocab_size=1000, d_model=64, n_layer=2, n_head=4, d_inner=128,
+                        use_mems_eval=False)
+    return Wrap(T.XLNetModel(cfg), ["input_ids", "attention_mask"], ["last_hidden_state"])

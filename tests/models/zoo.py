@@ -380,3 +380,63 @@ class OpsMix(nn.Module):
         out = torch.cat([resize, p.flatten(1), sl.flatten(1), ex.flatten(1), w.flatten(1),
                          u.flatten(1), red, rr.flatten(1)], 1)
         return out, torch.argmax(x.flatten(1), dim=1)
+
+
+class SliceAssign(nn.Module):
+    """In-place slice writes on a batch tensor, as users write them:
+    y[:, 1:3] = ... exports as ScatterND with index tuples (n, j) from a
+    Range over the batch, which must stay in each sample's rows; m[0:2] = 1
+    on a tensor shaped by x.shape exports as one folded at load.
+    x [N,6,8] float -> [N,6,8]."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = self.fc(x).clone()
+        y[:, 1:3] = torch.tanh(y[:, 4:6]) * 2.0
+        m = x.new_zeros((x.shape[1], 1))
+        m[0:2] = 1.0
+        return y + m
+
+
+class ScatterCols(nn.Module):
+    """y.scatter(2, idx, src) with constant indices expanded to the batch,
+    as users write it: ScatterElements along a sample's own axis (torch
+    1.13 cannot export scatter_add's index without static dims).
+    x [N,6,8] float -> [N,6,8]."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.register_buffer("cols", torch.tensor([[[7, 0], [3, 4], [1, 5], [6, 2], [0, 1],
+                                                    [4, 7]]]))
+
+    def forward(self, x):
+        y = self.fc(x)
+        idx = self.cols.expand(x.shape[0], -1, -1)
+        return y.scatter(2, idx, torch.sigmoid(y[..., :2]))
+
+
+class GridWarp(nn.Module):
+    """An image sampled at a grid computed from it, as spatial transformers
+    and optical-flow warps (RAFT) do: GridSample, bilinear, with each
+    padding mode and both align_corners. x [N,3,16,16] -> [N,3,16,16].
+    (Nearest is left to the unit tests: float32 and float64 grids may round
+    a coordinate near a pixel's edge to different pixels.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, 16), torch.linspace(-1, 1, 16),
+                                indexing="ij")
+        self.register_buffer("base", torch.stack((xs, ys), dim=-1).unsqueeze(0))
+
+    def forward(self, x):
+        grid = self.base + 0.3 * torch.tanh(self.conv(x)).permute(0, 2, 3, 1)
+        y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        y = y + F.grid_sample(x, grid * 1.2, mode="bilinear", padding_mode="border",
+                              align_corners=True)
+        return y + F.grid_sample(x, grid * 1.4, mode="bilinear", padding_mode="reflection",
+                                 align_corners=False)

@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_data.h"
 
 #include "backend/cpu/cpu_parallel.h"
+#include "graph/graph.h"
 
 #include <assert.h>
 #include <math.h>
@@ -276,6 +277,94 @@ int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, cons
             memcpy((char *)Y + p * e, (const char *)X + (it.off[1] + i * s1 + j * sa) * e, esz);
         }
         cpu_iter_next(&it);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ scatternd */
+
+/* y[i] (op)= u[i] over count elements, in the element type T; integer sums
+ * and products wrap (computed in the unsigned type UT), as a backend's
+ * would, rather than overflow. */
+#define SCATTER_COMBINE(T, UT)                                                                     \
+    do {                                                                                           \
+        T *y = (T *)Y;                                                                             \
+        const T *u = (const T *)U;                                                                 \
+        for (int64_t i = 0; i < count; i++)                                                        \
+            switch (reduction) {                                                                   \
+            case SCATTER_ADD: y[i] = (T)((UT)y[i] + (UT)u[i]); break;                              \
+            case SCATTER_MUL: y[i] = (T)((UT)y[i] * (UT)u[i]); break;                              \
+            case SCATTER_MAX: y[i] = u[i] > y[i] ? u[i] : y[i]; break;                             \
+            default: y[i] = u[i] < y[i] ? u[i] : y[i]; break;                                      \
+            }                                                                                      \
+    } while (0)
+
+/* Writes (reduction SCATTER_NONE) or combines count elements of U into Y. */
+static void scatter_put(void *Y, const void *U, int64_t count, ferry_dtype dt, int reduction)
+{
+    if (reduction == SCATTER_NONE) {
+        memcpy(Y, U, (size_t)count * ferry_dtype_size(dt));
+        return;
+    }
+    switch (dt) {
+    case FERRY_F32: SCATTER_COMBINE(float, float); break;
+    case FERRY_I64: SCATTER_COMBINE(int64_t, uint64_t); break;
+    case FERRY_I32: SCATTER_COMBINE(int32_t, uint32_t); break;
+    case FERRY_I8: SCATTER_COMBINE(int8_t, uint8_t); break;
+    default: SCATTER_COMBINE(uint8_t, unsigned); break; /* uint8 (bool is refused at load) */
+    }
+}
+
+int cpu_scatter_nd(const void *X, const int64_t *xd, int nd, const void *idx, ferry_dtype idt,
+                   int64_t n_tuples, int k, const void *U, ferry_dtype dt, int reduction,
+                   int64_t block, int64_t per_sample, void *Y)
+{
+    size_t esz = ferry_dtype_size(dt);
+    int64_t xs[FERRY_MAX_DIMS], slice = prod(xd, k, nd);
+    cpu_dense_strides(xd, nd, xs);
+    if (Y != X)
+        memcpy(Y, X, (size_t)prod(xd, 0, nd) * esz);
+    if (block > 0 && per_sample <= 0 && n_tuples > 0)
+        return -2; /* tuples that belong to no sample */
+    for (int64_t t = 0; t < n_tuples; t++) {
+        int64_t off = 0;
+        for (int j = 0; j < k; j++) {
+            int64_t v = load_index(idx, idt, t * k + j);
+            if (v < -xd[j] || v >= xd[j])
+                return -1;
+            v = v < 0 ? v + xd[j] : v;
+            if (j == 0 && block > 0) {
+                int64_t s = t / per_sample;
+                if (v < s * block || v >= (s + 1) * block)
+                    return -2;
+            }
+            off += v * xs[j];
+        }
+        scatter_put((char *)Y + (size_t)off * esz, (const char *)U + (size_t)(t * slice) * esz,
+                    slice, dt, reduction);
+    }
+    return 0;
+}
+
+int cpu_scatter_elements(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
+                         ferry_dtype idt, const int64_t *id, const void *U, ferry_dtype dt,
+                         int reduction, void *Y)
+{
+    size_t esz = ferry_dtype_size(dt);
+    int64_t xs[FERRY_MAX_DIMS], at[FERRY_MAX_DIMS] = {0}, n = prod(id, 0, nd), A = xd[axis];
+    cpu_dense_strides(xd, nd, xs);
+    if (Y != X)
+        memcpy(Y, X, (size_t)prod(xd, 0, nd) * esz);
+    for (int64_t p = 0; p < n; p++) {
+        int64_t j = load_index(idx, idt, p), off = 0;
+        if (j < -A || j >= A)
+            return -1;
+        for (int d = 0; d < nd; d++)
+            off += (d == axis ? (j < 0 ? j + A : j) : at[d]) * xs[d];
+        scatter_put((char *)Y + (size_t)off * esz, (const char *)U + (size_t)p * esz, 1, dt,
+                    reduction);
+        for (int d = nd - 1; d >= 0 && ++at[d] == id[d]; d--)
+            at[d] = 0;
     }
     return 0;
 }
@@ -604,6 +693,124 @@ static double resize_scale(float s, int64_t in, int64_t out)
     return (float)r == s ? r : (double)s;
 }
 
+/* Keys' cubic convolution weights of the neighbours at offsets -1, 0, 1, 2
+ * from floor(x), t = x - floor(x). */
+static void cubic_weights(double t, double a, double w[4])
+{
+    double s = t + 1.0, u = 1.0 - t, v = 2.0 - t;
+    w[0] = ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a;
+    w[1] = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0;
+    w[2] = ((a + 2.0) * u - (a + 3.0)) * u * u + 1.0;
+    w[3] = ((a * v - 5.0 * a) * v + 8.0 * a) * v - 4.0 * a;
+}
+
+void cpu_resize_cubic(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
+                      const float *scales, cpu_resize_coord coord, float a)
+{
+    int64_t xs[FERRY_MAX_DIMS], n = prod(yd, 0, nd), at[FERRY_MAX_DIMS] = {0};
+    int ax[FERRY_MAX_DIMS], r = 0;
+    cpu_dense_strides(xd, nd, xs);
+    for (int d = 0; d < nd; d++)
+        if (yd[d] != xd[d] || scales[d] != 1.0f)
+            ax[r++] = d;
+    for (int64_t o = 0; o < n; o++) {
+        /* the unresized axes' offset, and each resized axis's four taps */
+        int64_t base = 0, idx[FERRY_MAX_DIMS][4];
+        double w[FERRY_MAX_DIMS][4];
+        for (int d = 0, k = 0; d < nd; d++) {
+            if (k < r && ax[k] == d) {
+                double x =
+                    resize_coord(coord, at[d], xd[d], yd[d], resize_scale(scales[d], xd[d], yd[d]));
+                double f = floor(x);
+                cubic_weights(x - f, a, w[k]);
+                for (int j = 0; j < 4; j++)
+                    idx[k][j] = clamp_index(f - 1.0 + j, xd[d]) * xs[d];
+                k++;
+            } else {
+                base += at[d] * xs[d];
+            }
+        }
+        double acc = 0.0;
+        for (int64_t tap = 0; tap < (INT64_C(1) << (2 * r)); tap++) {
+            int64_t off = base;
+            double wt = 1.0;
+            for (int k = 0; k < r; k++) {
+                int j = (int)(tap >> (2 * k)) & 3;
+                off += idx[k][j];
+                wt *= w[k][j];
+            }
+            acc += wt * X[off];
+        }
+        Y[o] = (float)acc;
+        for (int d = nd - 1; d >= 0 && ++at[d] == yd[d]; d--)
+            at[d] = 0;
+    }
+}
+
+/* ------------------------------------------------------------ gridsample */
+
+/* v reflected into [lo2/2, hi2/2] (twice the bounds, as PyTorch keeps them
+ * integral): the pattern that mirrors at each edge. */
+static float grid_reflect(float v, float lo2, float hi2)
+{
+    if (lo2 == hi2)
+        return 0.0f;
+    float lo = lo2 / 2.0f, span = (hi2 - lo2) / 2.0f;
+    v = fabsf(v - lo);
+    float extra = fmodf(v, span);
+    int flips = (int)floorf(v / span);
+    return flips % 2 == 0 ? extra + lo : span - extra + lo;
+}
+
+/* Grid value g of an axis of n pixels as a pixel coordinate, padded. */
+static float grid_coord(float g, int64_t n, int padding, int align)
+{
+    float v = align ? (g + 1.0f) / 2.0f * (float)(n - 1) : ((g + 1.0f) * (float)n - 1.0f) / 2.0f;
+    if (padding == GRID_PAD_REFLECTION)
+        v = align ? grid_reflect(v, 0.0f, 2.0f * (float)(n - 1))
+                  : grid_reflect(v, -1.0f, 2.0f * (float)n - 1.0f);
+    if (padding != GRID_PAD_ZEROS)
+        v = v < 0.0f ? 0.0f : v > (float)(n - 1) ? (float)(n - 1) : v;
+    return v;
+}
+
+void cpu_grid_sample(const float *X, const int64_t *xd, const float *grid, int64_t ho, int64_t wo,
+                     float *Y, int nearest, int padding, int align_corners)
+{
+    int64_t N = xd[0], C = xd[1], H = xd[2], W = xd[3], plane = H * W, out = ho * wo;
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t p = 0; p < out; p++) {
+            const float *gp = grid + (b * out + p) * 2;
+            float x = grid_coord(gp[0], W, padding, align_corners);
+            float y = grid_coord(gp[1], H, padding, align_corners);
+            const float *xb = X + b * C * plane;
+            float *yb = Y + b * C * out + p;
+            if (nearest) {
+                int64_t ix = (int64_t)nearbyintf(x), iy = (int64_t)nearbyintf(y);
+                int in = ix >= 0 && ix < W && iy >= 0 && iy < H;
+                for (int64_t c = 0; c < C; c++)
+                    yb[c * out] = in ? xb[c * plane + iy * W + ix] : 0.0f;
+                continue;
+            }
+            float fx = floorf(x), fy = floorf(y), tx = x - fx, ty = y - fy;
+            int64_t x0 = (int64_t)fx, y0 = (int64_t)fy;
+            /* the four taps and their weights; a tap outside reads 0 */
+            int64_t off[4];
+            float w[4] = {(1 - tx) * (1 - ty), tx * (1 - ty), (1 - tx) * ty, tx * ty};
+            for (int t = 0; t < 4; t++) {
+                int64_t ix = x0 + (t & 1), iy = y0 + (t >> 1);
+                off[t] = iy * W + ix;
+                if (ix < 0 || ix >= W || iy < 0 || iy >= H)
+                    w[t] = 0.0f, off[t] = 0;
+            }
+            for (int64_t c = 0; c < C; c++) {
+                const float *xc = xb + c * plane;
+                yb[c * out] =
+                    xc[off[0]] * w[0] + xc[off[1]] * w[1] + xc[off[2]] * w[2] + xc[off[3]] * w[3];
+            }
+        }
+}
+
 #define RESIZE_BLOCK 256
 #define RESIZE_MAX_CORNERS (1 << (FERRY_MAX_DIMS - 1))
 
@@ -767,6 +974,23 @@ void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64
 void cpu_fill(void *Y, int64_t n, const void *value, size_t esz)
 {
     fill_elems(Y, n, value, esz);
+}
+
+void cpu_eye(void *Y, int64_t rows, int64_t cols, int64_t k, ferry_dtype dt)
+{
+    size_t esz = ferry_dtype_size(dt);
+    const float f1 = 1.0f;
+    const int64_t i64 = 1;
+    const int32_t i32 = 1;
+    const uint8_t u8 = 1;
+    const void *one = dt == FERRY_F32   ? (const void *)&f1
+                      : dt == FERRY_I64 ? (const void *)&i64
+                      : dt == FERRY_I32 ? (const void *)&i32
+                                        : (const void *)&u8;
+    memset(Y, 0, (size_t)(rows * cols) * esz);
+    for (int64_t i = 0; i < rows; i++)
+        if (i + k >= 0 && i + k < cols)
+            memcpy((char *)Y + (size_t)(i * cols + i + k) * esz, one, esz);
 }
 
 void cpu_range(ferry_dtype dt, const void *start, const void *delta, int64_t n, void *Y)

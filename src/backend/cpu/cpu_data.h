@@ -51,6 +51,28 @@ int cpu_gather_in_blocks(const void *idx, ferry_dtype idt, int64_t n_idx, int64_
 int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
                         ferry_dtype idt, const int64_t *id, void *Y, size_t esz);
 
+/* ScatterND: Y = X (dims xd[nd], dtype dt as stored: f32, int64, int32,
+ * int8, uint8 or bool), then for each of n_tuples index tuples of k
+ * components (idx, int64 or int32, negatives from the end) the slice
+ * Y[tuple] (dims xd[k, nd)) gets tuple t's slice of U, or is combined with
+ * it (reduction, graph.h's SCATTER_*: add, mul, max, min; not for bool).
+ * Tuples are applied in order, so a repeated one keeps its last write.
+ * block > 0: tuple t must address rows [s*block, (s+1)*block) of dim 0,
+ * s = t / per_sample (each sample writes only its own rows). Returns 0, -1
+ * for an index out of range, -2 for a tuple outside its sample's rows. */
+int cpu_scatter_nd(const void *X, const int64_t *xd, int nd, const void *idx, ferry_dtype idt,
+                   int64_t n_tuples, int k, const void *U, ferry_dtype dt, int reduction,
+                   int64_t block, int64_t per_sample, void *Y);
+
+/* ScatterElements: Y = X, then for each position p of idx (dims id, X's
+ * rank, id[d] <= xd[d]) Y at p with p[axis] replaced by idx[p] (negatives
+ * from the end) gets U[p], or is combined with it (reduction as
+ * cpu_scatter_nd), in the order of p. Returns 0, or -1 for an index out of
+ * range. */
+int cpu_scatter_elements(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
+                         ferry_dtype idt, const int64_t *id, const void *U, ferry_dtype dt,
+                         int reduction, void *Y);
+
 /* Slice: Y[i0, i1, ...] = X[starts[0] + i0*steps[0], ...] for every axis
  * (an axis not sliced has start 0, step 1); starts are clamped in-range
  * indices, steps nonzero (negative walks backwards), yd the output dims. */
@@ -132,6 +154,30 @@ typedef enum cpu_resize_nearest {
 void cpu_resize(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
                 const float *scales, cpu_resize_mode mode, cpu_resize_coord coord,
                 cpu_resize_nearest nearest);
+
+/* Resize's cubic mode (PyTorch's bicubic): per resized axis, the four
+ * neighbours floor(x) - 1 .. floor(x) + 2 of input coordinate x (coord, as
+ * cpu_resize), clamped in range (exclude_outside 0), weighted by Keys'
+ * cubic convolution with coefficient a (ONNX's cubic_coeff_a, -0.75 from
+ * PyTorch); 4^r taps an output element for r resized axes. Computed
+ * element by element in double: its use so far is a constant position
+ * embedding interpolated at load (YOLOS, DINOv2), folded once. */
+void cpu_resize_cubic(const float *X, const int64_t *xd, int nd, float *Y, const int64_t *yd,
+                      const float *scales, cpu_resize_coord coord, float a);
+
+/* GridSample of X [N,C,H,W] at grid [N,Ho,Wo,2] (x then y, -1 and 1 the
+ * edges: the outer pixels' edges, or with align_corners their centres)
+ * into Y [N,C,Ho,Wo], as PyTorch's grid_sample: bilinear (nearest != 0:
+ * nearest, ties to even), padding_mode GRID_PAD_* of graph.h (zeros: taps
+ * outside read 0; border: the coordinate clamped; reflection: reflected
+ * about the edges, then clamped). Coordinates in f32, as PyTorch's
+ * float kernel computes them. */
+void cpu_grid_sample(const float *X, const int64_t *xd, const float *grid, int64_t ho, int64_t wo,
+                     float *Y, int nearest, int padding, int align_corners);
+
+/* EyeLike: Y [rows, cols] of stored dtype dt (f32, int64, int32, int8,
+ * uint8, bool) zero but for ones at (i, i + k). */
+void cpu_eye(void *Y, int64_t rows, int64_t cols, int64_t k, ferry_dtype dt);
 
 /* ConstantOfShape: n copies of the element at value. */
 void cpu_fill(void *Y, int64_t n, const void *value, size_t esz);

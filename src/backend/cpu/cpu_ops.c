@@ -17,9 +17,10 @@
 #include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_elem.h"
 #include "backend/cpu/cpu_kernels.h"
-#include "backend/cpu/cpu_parallel.h"
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/cpu_parallel.h"
 #include "backend/cpu/cpu_rnn.h"
+#include "graph/einsum.h"
 #include "util/error.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -129,6 +130,88 @@ static ferry_status run_matmul(const cpu_call *c)
 {
     dims a = in_dims(c, 0), b = in_dims(c, 1), y = out_dims(c, 0);
     cpu_matmul(c->in[0], a.d, a.n, c->in[1], b.d, b.n, c->out[0], y.d, y.n);
+    return FERRY_OK;
+}
+
+/* Einsum in einsum.h's layout: scratch holds A' and B' when their
+ * transposes are not the identity, and Y' when the output's is not, each
+ * 64-byte aligned. */
+static size_t einsum_part(int64_t elems)
+{
+    return ((size_t)elems * sizeof(float) + 63) & ~(size_t)63;
+}
+
+static ferry_status prepare_einsum(cpu_prep *p, void **state)
+{
+    const graph_node *nd = p->nd;
+    einsum_layout l;
+    einsum_layout_of(nd, &l);
+    const graph *g = p->g;
+    int64_t n = p->max_batch;
+    p->scratch = 0;
+    if (nd->mode > 1) {
+        if (!l.id_a)
+            p->scratch += einsum_part(graph_value_numel(&g->values[nd->in[0]], n));
+        if (!l.id_b)
+            p->scratch += einsum_part(graph_value_numel(&g->values[nd->in[1]], n));
+        if (!l.id_y)
+            p->scratch += einsum_part(graph_value_numel(&g->values[nd->out[0]], n));
+    }
+    return prepare_f32(p, state);
+}
+
+static int64_t dims_prod(const int64_t *d, int from, int to)
+{
+    int64_t e = 1;
+    for (int i = from; i < to; i++)
+        e *= d[i];
+    return e;
+}
+
+/* x transposed by perm into the next part of *scratch, or x itself when
+ * perm is the identity. */
+static const float *einsum_operand(const float *x, const dims *d, const int *perm, int identity,
+                                   char **scratch)
+{
+    if (identity)
+        return x;
+    float *t = (float *)*scratch;
+    cpu_transpose(x, d->d, d->n, perm, t, sizeof(float));
+    *scratch += einsum_part(numel(d));
+    return t;
+}
+
+static ferry_status run_einsum(const cpu_call *c)
+{
+    einsum_layout l;
+    einsum_layout_of(c->nd, &l);
+    dims a = in_dims(c, 0), y = out_dims(c, 0);
+    if (c->nd->mode < 2) {
+        cpu_transpose(c->in[0], a.d, a.n, l.perm_y, c->out[0], sizeof(float));
+        return FERRY_OK;
+    }
+    dims b = in_dims(c, 1);
+    char *scratch = c->scratch;
+    const float *ap = einsum_operand(c->in[0], &a, l.perm_a, l.id_a, &scratch);
+    const float *bp = einsum_operand(c->in[1], &b, l.perm_b, l.id_b, &scratch);
+    /* A' [batch, free A, contracted], B' [batch, contracted, free B] */
+    int64_t ad[FERRY_MAX_DIMS], bd[FERRY_MAX_DIMS], yd[FERRY_MAX_DIMS];
+    for (int i = 0; i < a.n; i++)
+        ad[i] = a.d[l.perm_a[i]];
+    for (int i = 0; i < b.n; i++)
+        bd[i] = b.d[l.perm_b[i]];
+    int nb = l.n_batch, fa = nb + l.n_free_a, kb = nb + l.n_contract;
+    int64_t bt = dims_prod(ad, 0, nb), M = dims_prod(ad, nb, fa), K = dims_prod(ad, fa, a.n);
+    int64_t N = dims_prod(bd, kb, b.n);
+    int64_t a3[3] = {bt, M, K}, b3[3] = {bt, K, N}, y3[3] = {bt, M, N};
+    float *yp = l.id_y ? c->out[0] : (float *)scratch;
+    cpu_matmul(ap, a3, 3, bp, b3, 3, yp, y3, 3);
+    if (!l.id_y) {
+        /* Y' dims: batch and free A as in A', free B as in B' */
+        memcpy(yd, ad, sizeof(int64_t) * (size_t)fa);
+        memcpy(yd + fa, bd + kb, sizeof(int64_t) * (size_t)l.n_free_b);
+        cpu_transpose(yp, yd, y.n, l.perm_y, c->out[0], sizeof(float));
+    }
     return FERRY_OK;
 }
 
@@ -493,6 +576,42 @@ static ferry_status run_gather_elements(const cpu_call *c)
     return FERRY_OK;
 }
 
+static ferry_status run_scatter_nd(const cpu_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = in_dims(c, 0), idx = in_dims(c, 1);
+    int k = (int)idx.d[idx.n - 1];
+    int64_t tuples = k ? numel(&idx) / k : 0, block = 0, per_sample = 0;
+    if (nd->mode2 && c->n > 0) {
+        /* shape_data.c: data's and indices' first dims hold the batch */
+        block = x.d[0] / c->n;
+        per_sample = tuples / c->n;
+    }
+    int r = cpu_scatter_nd(c->in[0], x.d, x.n, c->in[1], in_sdt(c, 1), tuples, k, c->in[2],
+                           in_sdt(c, 0), nd->mode, block, per_sample, c->out[0]);
+    const char *iname = c->g->values[nd->in[1]].name;
+    if (r == -1)
+        return ferry_fail(FERRY_EINVAL, "node '%s' (ScatterND): an index in '%s' is out of range",
+                          nd->name, iname);
+    if (r)
+        return ferry_fail(FERRY_EINVAL,
+                          "node '%s' (ScatterND): an index in '%s' writes outside its sample's "
+                          "%lld rows",
+                          nd->name, iname, (long long)block);
+    return FERRY_OK;
+}
+
+static ferry_status run_scatter_elements(const cpu_call *c)
+{
+    dims x = in_dims(c, 0), idx = in_dims(c, 1);
+    if (cpu_scatter_elements(c->in[0], x.d, x.n, c->nd->axis, c->in[1], in_sdt(c, 1), idx.d,
+                             c->in[2], in_sdt(c, 0), c->nd->mode, c->out[0]))
+        return ferry_fail(FERRY_EINVAL,
+                          "node '%s' (ScatterElements): an index in '%s' is out of range",
+                          c->nd->name, c->g->values[c->nd->in[1]].name);
+    return FERRY_OK;
+}
+
 static ferry_status run_expand(const cpu_call *c)
 {
     dims x = in_dims(c, 0), y = out_dims(c, 0);
@@ -521,6 +640,14 @@ static ferry_status run_range(const cpu_call *c)
 {
     dims y = out_dims(c, 0);
     cpu_range(in_sdt(c, 0), c->in[0], c->in[2], y.d[0], c->out[0]);
+    return FERRY_OK;
+}
+
+static ferry_status run_eye_like(const cpu_call *c)
+{
+    dims y = out_dims(c, 0);
+    cpu_eye(c->out[0], y.d[0], y.d[1], c->nd->starts[0],
+            cpu_sdt(c->g->values[c->nd->out[0]].dtype));
     return FERRY_OK;
 }
 
@@ -562,8 +689,22 @@ static ferry_status run_resize(const cpu_call *c)
 {
     const graph_node *nd = c->nd;
     dims x = in_dims(c, 0), y = out_dims(c, 0);
+    if (nd->mode == RESIZE_CUBIC) {
+        cpu_resize_cubic(c->in[0], x.d, x.n, c->out[0], y.d, nd->scales,
+                         (cpu_resize_coord)nd->mode2, nd->alpha);
+        return FERRY_OK;
+    }
     cpu_resize(c->in[0], x.d, x.n, c->out[0], y.d, nd->scales, (cpu_resize_mode)nd->mode,
                (cpu_resize_coord)nd->mode2, (cpu_resize_nearest)nd->mode3);
+    return FERRY_OK;
+}
+
+static ferry_status run_grid_sample(const cpu_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = in_dims(c, 0), y = out_dims(c, 0);
+    cpu_grid_sample(c->in[0], x.d, c->in[1], y.d[2], y.d[3], c->out[0], nd->mode == GRID_NEAREST,
+                    nd->mode2, nd->mode3);
     return FERRY_OK;
 }
 
@@ -957,6 +1098,7 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_ARGMAX] = {NULL, run_arg, NULL},
     [OP_ARGMIN] = {NULL, run_arg, NULL},
     [OP_CUMSUM] = {NULL, run_cumsum, NULL},
+    [OP_EINSUM] = {prepare_einsum, run_einsum, NULL},
     [OP_FLATTEN] = {NULL, run_view, NULL},
     [OP_RESHAPE] = {NULL, run_view, NULL},
     [OP_IDENTITY] = {NULL, run_view, NULL},
@@ -997,14 +1139,18 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_TRANSPOSE] = {NULL, run_transpose, NULL},
     [OP_GATHER] = {NULL, run_gather, NULL},
     [OP_GATHER_ELEMENTS] = {NULL, run_gather_elements, NULL},
+    [OP_SCATTER_ND] = {NULL, run_scatter_nd, NULL},
+    [OP_SCATTER_ELEMENTS] = {NULL, run_scatter_elements, NULL},
     [OP_EXPAND] = {NULL, run_expand, NULL},
     [OP_TILE] = {NULL, run_tile, NULL},
     [OP_CONSTANT_OF_SHAPE] = {NULL, run_constant_of_shape, NULL},
     [OP_RANGE] = {NULL, run_range, NULL},
+    [OP_EYE_LIKE] = {NULL, run_eye_like, NULL},
     [OP_TRILU] = {NULL, run_trilu, NULL},
     [OP_DEPTH_TO_SPACE] = {NULL, run_depth_to_space, NULL},
     [OP_PAD] = {NULL, run_pad, NULL},
     [OP_RESIZE] = {prepare_f32, run_resize, NULL},
+    [OP_GRID_SAMPLE] = {prepare_f32, run_grid_sample, NULL},
     [OP_CONV] = {prepare_conv, run_conv, destroy_conv},
     [OP_CONV_TRANSPOSE] = {prepare_conv, run_conv, destroy_conv},
     [OP_MAX_POOL] = {prepare_pool, run_pool, destroy_pool},

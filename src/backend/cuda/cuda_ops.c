@@ -771,6 +771,39 @@ static ferry_status run_expand(const cuda_call *c)
     return copy(c, c->in[0], c->out[0], &k, call_esz(c, c->nd->in[0]));
 }
 
+/* Tile as one strided copy: the output viewed as [r0, x0, r1, x1, ...],
+ * x's strides on the x dims and 0 on the repeats (cpu_tile's view). The
+ * repeats are read from the dims (y / x), so repeats that hold N (a Tile
+ * of a dim of 1 by the batch size, shape_data.c) need no host copy. */
+static ferry_status supports_tile(const cuda_prep *p)
+{
+    if (2 * p->g->values[p->nd->in[0]].ndim > KERN_MAX_DIMS)
+        return cuda_unsupported(p->nd, "rank above %d", KERN_MAX_DIMS / 2);
+    return FERRY_OK;
+}
+
+static ferry_status run_tile(const cuda_call *c)
+{
+    dims x = vdims(c->g, c->nd->in[0], c->n), y = vdims(c->g, c->nd->out[0], c->n);
+    if (numel(&y) == 0)
+        return FERRY_OK;
+    int64_t xs[FERRY_MAX_DIMS], ys[FERRY_MAX_DIMS];
+    strides_of(&x, xs);
+    strides_of(&y, ys);
+    kern_strided k;
+    memset(&k, 0, sizeof k);
+    k.ndim = 2 * x.n;
+    for (int d = 0; d < x.n; d++) {
+        k.dims[2 * d] = y.d[d] / x.d[d];
+        k.dims[2 * d + 1] = x.d[d];
+        k.sx[2 * d] = 0;
+        k.sx[2 * d + 1] = xs[d];
+        k.sy[2 * d] = x.d[d] * ys[d];
+        k.sy[2 * d + 1] = ys[d];
+    }
+    return copy(c, c->in[0], c->out[0], &k, call_esz(c, c->nd->in[0]));
+}
+
 /* Concat: one strided copy per input into its slab of the output (of the
  * channels-last dims when cuda_layout.c holds the output so). */
 static ferry_status run_concat(const cuda_call *c)
@@ -858,6 +891,50 @@ static ferry_status run_gather(const cuda_call *c)
     return CUDA_LAUNCH(c, kern_gather(c->in[0], c->in[1], c->g->values[nd->in[1]].dtype, c->out[0],
                                       outer, x.d[nd->axis], numel(&idx), inner, per, block,
                                       call_esz(c, nd->in[0]), c->stream));
+}
+
+/* ScatterND: the reductions (add, mul, max, min) would need atomics per
+ * dtype; no model met so far scatters with one outside what folds at load. */
+static ferry_status supports_scatter_nd(const cuda_prep *p)
+{
+    const graph_node *nd = p->nd;
+    if (nd->mode != SCATTER_NONE)
+        return cuda_unsupported(nd, "a reduction (add, mul, max, min) is not supported");
+    if (!is_int(p->g->values[nd->in[1]].dtype))
+        return cuda_unsupported(nd, "indices must be int32 or int64");
+    if (p->g->values[nd->in[0]].ndim > KERN_MAX_DIMS)
+        return cuda_unsupported(nd, "rank above %d", KERN_MAX_DIMS);
+    return FERRY_OK;
+}
+
+static ferry_status run_scatter_nd(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = vdims(c->g, nd->in[0], c->n), idx = vdims(c->g, nd->in[1], c->n);
+    kern_scatter sc;
+    memset(&sc, 0, sizeof sc);
+    sc.k = (int)idx.d[idx.n - 1];
+    sc.n_tuples = sc.k ? numel(&idx) / sc.k : 0;
+    sc.total = numel(&x);
+    int64_t acc = 1; /* elements after dim i */
+    for (int i = x.n - 1; i >= 0; i--) {
+        if (i < sc.k) {
+            sc.dims[i] = x.d[i];
+            sc.stride[i] = acc;
+        } else {
+            sc.slice = acc * x.d[i];
+        }
+        acc *= x.d[i];
+    }
+    if (sc.k == x.n)
+        sc.slice = 1;
+    if (nd->mode2 && c->n > 0) { /* shape_data.c: indices address the batch axis */
+        sc.block = x.d[0] / c->n;
+        sc.per_sample = sc.n_tuples / c->n;
+    }
+    return CUDA_LAUNCH(c,
+                       kern_scatter_nd(c->in[0], c->in[1], c->g->values[nd->in[1]].dtype, c->in[2],
+                                       c->out[0], &sc, call_esz(c, nd->in[0]), c->stream));
 }
 
 /* ConstantOfShape: the fill value, in the output's storage dtype, is read
@@ -1001,9 +1078,11 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_TRANSPOSE] = {supports_rank, NULL, run_transpose, NULL},
     [OP_SLICE] = {supports_rank, NULL, run_slice, NULL},
     [OP_EXPAND] = {supports_rank, NULL, run_expand, NULL},
+    [OP_TILE] = {supports_tile, NULL, run_tile, NULL},
     [OP_CONCAT] = {supports_rank, NULL, run_concat, NULL},
     [OP_SPLIT] = {supports_rank, NULL, run_split, NULL},
     [OP_GATHER] = {supports_gather, NULL, run_gather, NULL},
+    [OP_SCATTER_ND] = {supports_scatter_nd, NULL, run_scatter_nd, NULL},
     [OP_CONSTANT_OF_SHAPE] = {NULL, prepare_constant_of_shape, run_constant_of_shape, NULL},
     [OP_RANGE] = {NULL, NULL, run_range, NULL},
     [OP_TRILU] = {supports_trilu, NULL, run_trilu, NULL},

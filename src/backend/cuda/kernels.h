@@ -172,6 +172,21 @@ cudaError_t kern_copy_strided(const void *x, void *y, const kern_strided *d, siz
 cudaError_t kern_gather(const void *x, const void *idx, ferry_dtype idt, void *y, int64_t outer,
                         int64_t axis_len, int64_t n_idx, int64_t inner, int64_t per_sample,
                         int64_t block, size_t esz, cudaStream_t s);
+/* ScatterND without reduction: y = x (copied unless y == x), then for each
+ * of n_tuples index tuples of sc->k components (idt int32/int64, negatives
+ * from the end) the slice of sc->slice elements at sum idx*stride gets the
+ * tuple's slice of u. A tuple out of range, or (block > 0) outside rows
+ * [s*block, (s+1)*block) of dim 0 for its sample s = t / per_sample,
+ * writes nothing: a device kernel cannot fail the node (the CPU backend
+ * names the index). Repeated tuples: one of their writes wins. */
+typedef struct kern_scatter {
+    int k;
+    int64_t n_tuples, slice, total; /* total: x's elements */
+    int64_t dims[KERN_MAX_DIMS], stride[KERN_MAX_DIMS];
+    int64_t block, per_sample;
+} kern_scatter;
+cudaError_t kern_scatter_nd(const void *x, const void *idx, ferry_dtype idt, const void *u, void *y,
+                            const kern_scatter *sc, size_t esz, cudaStream_t s);
 /* y = cond ? a : b, broadcast as bc (cond is bool, a and b of esz bytes). */
 cudaError_t kern_where(const void *cond, const void *a, const void *b, void *y,
                        const kern_bcast3 *bc, size_t esz, cudaStream_t s);

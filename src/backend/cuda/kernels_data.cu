@@ -113,6 +113,32 @@ __global__ void gather_kernel(const W *__restrict__ x, const I *__restrict__ idx
     }
 }
 
+/* One thread per updated element: tuple t = i / slice, element i % slice
+ * of its slice. */
+template <typename W, typename I>
+__global__ void scatter_nd_kernel(const I *__restrict__ idx, const W *__restrict__ u,
+                                  W *__restrict__ y, kern_scatter sc)
+{
+    GRID_LOOP(i, sc.n_tuples * sc.slice)
+    {
+        int64_t t = i / sc.slice, e = i % sc.slice, off = 0;
+        bool ok = true;
+        for (int j = 0; j < sc.k; j++) {
+            int64_t v = (int64_t)idx[t * sc.k + j];
+            if (v < 0)
+                v += sc.dims[j];
+            ok = ok && v >= 0 && v < sc.dims[j];
+            if (j == 0 && sc.block > 0) {
+                int64_t lo = t / sc.per_sample * sc.block;
+                ok = ok && v >= lo && v < lo + sc.block;
+            }
+            off += v * sc.stride[j];
+        }
+        if (ok)
+            y[off + e] = u[i];
+    }
+}
+
 template <typename W>
 __global__ void where_kernel(const uint8_t *__restrict__ c, const W *__restrict__ a,
                              const W *__restrict__ b, W *__restrict__ y, kern_bcast3 bc)
@@ -353,6 +379,23 @@ template <typename W> struct gather_go {
     }
 };
 
+template <typename W> struct scatter_nd_go {
+    static cudaError_t go(const void *idx, ferry_dtype idt, const void *u, void *y,
+                          const kern_scatter *sc, cudaStream_t s)
+    {
+        int64_t n = sc->n_tuples * sc->slice;
+        if (idt == FERRY_I64)
+            scatter_nd_kernel<W, int64_t>
+                <<<grid_for(n), kThreads, 0, s>>>((const int64_t *)idx, (const W *)u, (W *)y, *sc);
+        else if (idt == FERRY_I32)
+            scatter_nd_kernel<W, int32_t>
+                <<<grid_for(n), kThreads, 0, s>>>((const int32_t *)idx, (const W *)u, (W *)y, *sc);
+        else
+            return cudaErrorInvalidValue;
+        return cudaGetLastError();
+    }
+};
+
 template <typename W> struct where_go {
     static cudaError_t go(const void *c, const void *a, const void *b, void *y,
                           const kern_bcast3 *bc, cudaStream_t s)
@@ -441,6 +484,22 @@ extern "C" cudaError_t kern_gather(const void *x, const void *idx, ferry_dtype i
         return cudaErrorInvalidValue;
     return by_size<gather_go>(esz, x, idx, idt, y, outer, axis_len, n_idx, inner, per_sample, block,
                               s);
+}
+
+extern "C" cudaError_t kern_scatter_nd(const void *x, const void *idx, ferry_dtype idt,
+                                       const void *u, void *y, const kern_scatter *sc, size_t esz,
+                                       cudaStream_t s)
+{
+    if (y != x && sc->total > 0) {
+        cudaError_t e = cudaMemcpyAsync(y, x, (size_t)sc->total * esz, cudaMemcpyDeviceToDevice, s);
+        if (e != cudaSuccess)
+            return e;
+    }
+    if (sc->n_tuples * sc->slice <= 0)
+        return cudaSuccess;
+    if (sc->block > 0 && sc->per_sample <= 0)
+        return cudaErrorInvalidValue;
+    return by_size<scatter_nd_go>(esz, idx, idt, u, y, sc, s);
 }
 
 extern "C" cudaError_t kern_where(const void *cond, const void *a, const void *b, void *y,
