@@ -818,6 +818,15 @@ static ferry_status batch_position(graph *g, graph_node *n)
     int keeps_batch = p->ndim >= 1 && o->ndim >= 1 && p->dims[0] < 0 && o->dims[0] == p->dims[0];
     if (p->bpos_tuple && n->op != OP_SHAPE && n->op != OP_SCATTER_ND)
         goto refuse;
+    /* Only Add, Sub and Mul combine two positions; elsewhere a second one
+     * (ScatterND's or Gather's data) would pass the positions through
+     * unmarked, into an output that then depends on where its sample is
+     * in the batch. */
+    for (int k = 0; k < pos && n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MUL; k++)
+        if (n->in[k] >= 0 && g->values[n->in[k]].bpos) {
+            p = &g->values[n->in[k]];
+            goto refuse;
+        }
     switch (n->op) {
     case OP_SHAPE: return FERRY_OK;
     case OP_GATHER:
