@@ -686,6 +686,28 @@ static void test_cubic_resize_folds(void **state)
     ob_free(b);
 }
 
+/* Resize of an empty input to sizes that are not (a Slice to nothing
+ * upstream): found in review by running such models under ASan, where
+ * every mode read before the input (the linear and cubic ones a heap
+ * overflow, nearest silent garbage). Refused at load. */
+static void test_resize_of_empty(void **state)
+{
+    (void)state;
+    static const char *const modes[] = {"nearest", "linear", "cubic"};
+    int64_t xd[4] = {N_, 1, 3, 8}, ed[4] = {1, 1, 0, 4}, sizes[4] = {1, 1, 3, 8};
+    for (int k = 0; k < 3; k++) {
+        ob *b = ob_new(13);
+        ob_input(b, "x", 4, xd);
+        ob_output(b, "y", -1, NULL);
+        ob_init_f32(b, "e", 4, ed, NULL);
+        ob_init_i64(b, "sz", 4, sizes);
+        ob_attr_s(b, ob_node(b, "Resize", "resize", "e,,,sz", "r"), "mode", modes[k]);
+        ob_node(b, "Add", "add", "x,r", "y");
+        load(b, FERRY_ESHAPE, "node 'resize' (Resize): input 'e' is empty in dim 2");
+        ob_free(b);
+    }
+}
+
 /* GridSample: x [N,2,3,4] sampled at a grid [N,5,6,2] gives [N,2,5,6];
  * bicubic, a grid of another batch and a 5-D input are refused. */
 static void test_grid_sample_rules(void **state)
@@ -838,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_scatter_nd_position_data),
         cmocka_unit_test(test_tile_by_batch),
         cmocka_unit_test(test_cubic_resize_folds),
+        cmocka_unit_test(test_resize_of_empty),
         cmocka_unit_test(test_grid_sample_rules),
         cmocka_unit_test(test_eye_like),
         cmocka_unit_test(test_scatter_elements),
