@@ -145,6 +145,10 @@ int norm_axis(int64_t axis, int r, int inclusive_end, int64_t *out)
 ferry_status known_ints(const graph *g, const graph_node *n, int k, const char *what,
                         const int64_t **vals, const int64_t **ks, int64_t *count)
 {
+    /* an input left out by an empty name where this rule needs it (Slice's
+     * starts and ends are optional to the loader: opset 1 had attributes) */
+    if (k >= n->n_in || n->in[k] < 0)
+        return node_failf(n, FERRY_EPARSE, "%s (input %d) is missing", what, k);
     const graph_value *v = &g->values[n->in[k]];
     if (v->dtype != FERRY_I64 || v->ndim > 1)
         return node_failf(n, FERRY_EPARSE, "%s '%s' must be a 1-D int64 tensor", what, v->name);
