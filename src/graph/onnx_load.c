@@ -654,7 +654,9 @@ static ferry_status resolve_input(const loader *ld, const node_ctx *c, const op_
     const char *nm = k < np->n_input ? np->input[k] : NULL;
     *out = -1;
     if (!nm || !*nm) {
-        if ((int)k < sp->min_in)
+        /* a variadic op's inputs (Concat, Min, Max) are all required: the
+         * shape rules read every one */
+        if ((int)k < sp->min_in || sp->max_in == GRAPH_MAX_IO)
             return ferry_fail(FERRY_EPARSE, "node '%s' (%s): required input %zu is missing",
                               c->name, c->op, k);
         return FERRY_OK;

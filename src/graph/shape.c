@@ -145,9 +145,10 @@ int norm_axis(int64_t axis, int r, int inclusive_end, int64_t *out)
 ferry_status known_ints(const graph *g, const graph_node *n, int k, const char *what,
                         const int64_t **vals, const int64_t **ks, int64_t *count)
 {
-    /* an optional input left out with an empty name, where this op needs it */
+    /* an input left out by an empty name where this rule needs it (Slice's
+     * starts and ends are optional to the loader: opset 1 had attributes) */
     if (k >= n->n_in || n->in[k] < 0)
-        return node_failf(n, FERRY_EPARSE, "%s (input %d) is missing", what, k + 1);
+        return node_failf(n, FERRY_EPARSE, "%s (input %d) is missing", what, k);
     const graph_value *v = &g->values[n->in[k]];
     if (v->dtype != FERRY_I64 || v->ndim > 1)
         return node_failf(n, FERRY_EPARSE, "%s '%s' must be a 1-D int64 tensor", what, v->name);
@@ -821,6 +822,15 @@ static ferry_status batch_position(graph *g, graph_node *n)
     int keeps_batch = p->ndim >= 1 && o->ndim >= 1 && p->dims[0] < 0 && o->dims[0] == p->dims[0];
     if (p->bpos_tuple && n->op != OP_SHAPE && n->op != OP_SCATTER_ND)
         goto refuse;
+    /* Only Add, Sub and Mul combine two positions; elsewhere a second one
+     * (ScatterND's or Gather's data) would pass the positions through
+     * unmarked, into an output that then depends on where its sample is
+     * in the batch. */
+    for (int k = 0; k < pos && n->op != OP_ADD && n->op != OP_SUB && n->op != OP_MUL; k++)
+        if (n->in[k] >= 0 && g->values[n->in[k]].bpos) {
+            p = &g->values[n->in[k]];
+            goto refuse;
+        }
     switch (n->op) {
     case OP_SHAPE: return FERRY_OK;
     case OP_GATHER:

@@ -401,9 +401,15 @@ ferry_status infer_resize(graph *g, graph_node *n)
             n->scales[i] = (float)((double)v[i] / (double)x->dims[i]);
         }
     }
-    for (int i = 0; i < r; i++)
+    for (int i = 0; i < r; i++) {
         if (od[i] == 0)
             return node_fail(n, FERRY_ESHAPE, "the output would be empty");
+        /* sizes can make something of nothing; the kernels would read
+         * before the input (clamped to index -1) */
+        if (x->dims[i] == 0)
+            return node_failf(n, FERRY_ESHAPE, "input '%s' is empty in dim %d: nothing to resize",
+                              x->name, i);
+    }
     if (r >= 2 && (od[1] != x->dims[1] || (od[0] != x->dims[0])))
         return node_fail(n, FERRY_EUNSUPPORTED, "resizes the batch or channel dimension");
     /* the scales/sizes are now in the node */

@@ -1037,6 +1037,46 @@ static void test_grid_sample(void **state)
             }
 }
 
+/* A grid of NaN, infinities or 1e30 (found by running a GridSample model
+ * on such a grid under UBSan: the float -> int64 conversions overflowed,
+ * then iy * W + ix) reads as PyTorch 1.13's clamps make it, channel 0 of
+ * x [1,2,3,4] = 0..23 against torch.nn.functional.grid_sample in float64;
+ * under zeros padding a non-finite point is outside (PyTorch: NaN for
+ * bilinear). Reflection of +-1e30 depends on float rounding: it only has
+ * to land in the image. */
+static void test_grid_sample_nonfinite(void **state)
+{
+    (void)state;
+    const float inf = INFINITY, nan = NAN;
+    const float grid[12] = {nan,   0.2f, inf,    0.1f,  -inf, -0.3f,
+                            1e30f, 0.5f, -1e30f, 1e30f, 0.5f, nan};
+    static const double want[2][3][2][6] = {
+        {{{0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0}},
+         {{5.2, 7.6, 2.2, 10, 8, 2.5}, {4.8, 7.4, 2.8, 9, 8, 2.25}},
+         {{5.2, 4.6, 2.2, -1, -1, 2.5}, {4.8, 4.4, 2.8, -1, -1, 2.25}}},
+        {{{0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0}},
+         {{4, 7, 4, 11, 8, 2}, {4, 7, 4, 11, 8, 2}},
+         {{4, 4, 4, -1, -1, 2}, {4, 4, 4, -1, -1, 2}}}};
+    const int64_t xd[4] = {1, 2, 3, 4};
+    float x[24], y[12];
+    for (int i = 0; i < 24; i++)
+        x[i] = (float)i;
+    for (int m = 0; m < 2; m++)
+        for (int p = 0; p < 3; p++)
+            for (int a = 0; a < 2; a++) {
+                cpu_grid_sample(x, xd, grid, 2, 3, y, m, p, a);
+                for (int i = 0; i < 6; i++) {
+                    double w = want[m][p][a][i];
+                    int ok =
+                        w < 0 ? y[i] >= 0.0f && y[i] <= 11.0f : fabs(y[i] - w) <= 1e-5 * (1 + w);
+                    if (!ok)
+                        fail_msg(
+                            "grid_sample nearest %d padding %d align %d: [%d] = %.9g, want %.9g", m,
+                            p, a, i, y[i], w);
+                }
+            }
+}
+
 /* Values from ONNX 1.13's own reference (interpolate_nd in
  * onnx/backend/test/case/node/resize.py, float64, sizes given), chosen
  * where an f32 scale would break a nearest tie the other way: 3 -> 4 at
@@ -1385,6 +1425,7 @@ int main(void)
         cmocka_unit_test(test_resize_torch),
         cmocka_unit_test(test_resize_cubic),
         cmocka_unit_test(test_grid_sample),
+        cmocka_unit_test(test_grid_sample_nonfinite),
         cmocka_unit_test(test_eye),
         cmocka_unit_test(test_resize_onnx_reference),
         cmocka_unit_test(test_resize_rules),

@@ -280,6 +280,35 @@ static void test_bad_references(void **state)
     b->graph.node[2]->n_input = 3;
     expect_load(b, FERRY_OK, NULL);
     ob_free(b);
+
+    /* an empty name among a variadic op's inputs (found by fuzz_model_load:
+     * Concat's and Min/Max's shape rules read values[-1]) */
+    static const char *const variadic[] = {"Concat", "Max", "Min"};
+    for (int k = 0; k < 3; k++) {
+        int64_t xd[2] = {FERRY_DIM_BATCH, 3};
+        b = ob_new(13);
+        ob_input(b, "x", 2, xd);
+        ob_output(b, "y", -1, NULL);
+        Onnx__NodeProto *n = ob_node(b, variadic[k], "v", "x,,x", "y");
+        if (k == 0)
+            ob_attr_i(b, n, "axis", 1);
+        char want[64];
+        snprintf(want, sizeof want, "node 'v' (%s): required input 1 is missing", variadic[k]);
+        expect_load(b, FERRY_EPARSE, want);
+        ob_free(b);
+    }
+
+    /* Slice's starts left out by an empty name (found by fuzz_model_load:
+     * the loader takes Slice's inputs past the first as optional, for
+     * opset 1's attribute form, and known_ints read values[-1]) */
+    int64_t xd[2] = {FERRY_DIM_BATCH, 3}, ends = 2;
+    b = ob_new(13);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_i64(b, "ends", 1, &ends);
+    ob_node(b, "Slice", "sl", "x,,ends", "y");
+    expect_load(b, FERRY_EPARSE, "node 'sl' (Slice): starts (input 1) is missing");
+    ob_free(b);
 }
 
 static void test_bad_tensors(void **state)

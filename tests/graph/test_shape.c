@@ -516,6 +516,38 @@ static void test_scatter_nd_by_position(void **state)
     ob_free(b);
 }
 
+/* ScatterND whose data, too, is the batch position (found in review: the
+ * position check looked at the indices only, and the output carried the
+ * unwritten positions unmarked): y[i] = (x[i], i) would depend on where
+ * sample i sits in the batch, so the load refuses it. */
+static void test_scatter_nd_position_data(void **state)
+{
+    (void)state;
+    int64_t xd[2] = {N_, 1}, ax1 = 1, wide[2] = {1, 2}, flat = -1;
+    const float zero = 0.0f;
+    ob *b = ob_new(17);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    arange_batch(b);
+    ob_init_i64(b, "ax1", 1, &ax1);
+    ob_init_i64(b, "wide", 2, wide);
+    ob_init_i64(b, "flat", 1, &flat);
+    ob_init_f32(b, "zf", 0, NULL, &zero);
+    ob_node(b, "Unsqueeze", "unsq", "pos,ax1", "pu");
+    ob_node(b, "Expand", "data", "pu,wide", "d");
+    ob_node(b, "Mul", "times0", "x,zf", "xz");
+    ob_attr_i(b, ob_node(b, "Cast", "cols", "xz", "z"), "to", 7);
+    Onnx__NodeProto *t = ob_node(b, "Concat", "tuples", "pu,z", "idx");
+    ob_attr_i(b, t, "axis", -1);
+    ob_node(b, "Reshape", "flat", "x,flat", "xf");
+    ob_attr_i(b, ob_node(b, "Cast", "upd", "xf", "u"), "to", 7);
+    ob_node(b, "ScatterND", "scatter", "d,idx,u", "yi");
+    ob_attr_i(b, ob_node(b, "Cast", "to_f", "yi", "y"), "to", 1);
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'scatter' (ScatterND): input 'd' holds the sample's position in the batch");
+    ob_free(b);
+}
+
 /* ScatterND: index tuples that address the batch axis run when each
  * sample's tuples write its own rows (checked against a loop), fail the
  * run when one reaches another sample's; batch-dependent writes that
@@ -652,6 +684,28 @@ static void test_cubic_resize_folds(void **state)
         assert_float_equal(y[i], (double)i + torch_bicubic[i % 8], 1e-5);
     ferry_model_destroy(m);
     ob_free(b);
+}
+
+/* Resize of an empty input to sizes that are not (a Slice to nothing
+ * upstream): found in review by running such models under ASan, where
+ * every mode read before the input (the linear and cubic ones a heap
+ * overflow, nearest silent garbage). Refused at load. */
+static void test_resize_of_empty(void **state)
+{
+    (void)state;
+    static const char *const modes[] = {"nearest", "linear", "cubic"};
+    int64_t xd[4] = {N_, 1, 3, 8}, ed[4] = {1, 1, 0, 4}, sizes[4] = {1, 1, 3, 8};
+    for (int k = 0; k < 3; k++) {
+        ob *b = ob_new(13);
+        ob_input(b, "x", 4, xd);
+        ob_output(b, "y", -1, NULL);
+        ob_init_f32(b, "e", 4, ed, NULL);
+        ob_init_i64(b, "sz", 4, sizes);
+        ob_attr_s(b, ob_node(b, "Resize", "resize", "e,,,sz", "r"), "mode", modes[k]);
+        ob_node(b, "Add", "add", "x,r", "y");
+        load(b, FERRY_ESHAPE, "node 'resize' (Resize): input 'e' is empty in dim 2");
+        ob_free(b);
+    }
 }
 
 /* GridSample: x [N,2,3,4] sampled at a grid [N,5,6,2] gives [N,2,5,6];
@@ -803,8 +857,10 @@ int main(void)
         cmocka_unit_test(test_gather_by_batch_position),
         cmocka_unit_test(test_scatter_nd),
         cmocka_unit_test(test_scatter_nd_by_position),
+        cmocka_unit_test(test_scatter_nd_position_data),
         cmocka_unit_test(test_tile_by_batch),
         cmocka_unit_test(test_cubic_resize_folds),
+        cmocka_unit_test(test_resize_of_empty),
         cmocka_unit_test(test_grid_sample_rules),
         cmocka_unit_test(test_eye_like),
         cmocka_unit_test(test_scatter_elements),

@@ -758,20 +758,31 @@ static float grid_reflect(float v, float lo2, float hi2)
     float lo = lo2 / 2.0f, span = (hi2 - lo2) / 2.0f;
     v = fabsf(v - lo);
     float extra = fmodf(v, span);
-    int flips = (int)floorf(v / span);
-    return flips % 2 == 0 ? extra + lo : span - extra + lo;
+    /* the flips' parity in float: far from the image their count is past
+     * any int */
+    return fmodf(floorf(v / span), 2.0f) == 0.0f ? extra + lo : span - extra + lo;
 }
 
-/* Grid value g of an axis of n pixels as a pixel coordinate, padded. */
+/* Grid value g of an axis of n pixels as a pixel coordinate, padded, and
+ * within [-2, n + 1], so that the caller's conversions to int64 stay
+ * defined: a coordinate further out reads zeros (padding zeros) as it
+ * would there. A grid of NaN or infinities (a model's bug, or a division
+ * by zero upstream) reads as PyTorch's clamps make it: NaN is pixel 0 when
+ * padded, +-inf the edge it points to (border) or pixel 0 (reflection),
+ * and both are outside under zeros padding. */
 static float grid_coord(float g, int64_t n, int padding, int align)
 {
     float v = align ? (g + 1.0f) / 2.0f * (float)(n - 1) : ((g + 1.0f) * (float)n - 1.0f) / 2.0f;
+    if (!isfinite(v))
+        return padding == GRID_PAD_ZEROS                ? -2.0f
+               : padding == GRID_PAD_BORDER && v > 0.0f ? (float)(n - 1)
+                                                        : 0.0f;
     if (padding == GRID_PAD_REFLECTION)
         v = align ? grid_reflect(v, 0.0f, 2.0f * (float)(n - 1))
                   : grid_reflect(v, -1.0f, 2.0f * (float)n - 1.0f);
     if (padding != GRID_PAD_ZEROS)
         v = v < 0.0f ? 0.0f : v > (float)(n - 1) ? (float)(n - 1) : v;
-    return v;
+    return v < -2.0f ? -2.0f : v > (float)n + 1.0f ? (float)n + 1.0f : v;
 }
 
 void cpu_grid_sample(const float *X, const int64_t *xd, const float *grid, int64_t ho, int64_t wo,
