@@ -11,6 +11,7 @@
  * forms: a parse function stores the attribute form, the shape rule prefers
  * the input when present.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,6 +381,9 @@ static ferry_status parse_resize(const op_parse_ctx *c, graph_node *n)
         return st;
     if ((st = op_attr_float(c, "cubic_coeff_a", -0.75f, &n->alpha)))
         return st;
+    if (!isfinite(n->alpha))
+        return ferry_fail(FERRY_EPARSE, "node '%s' (Resize): cubic_coeff_a %g is not a finite number",
+                          c->name, (double)n->alpha);
     if ((st = op_attr_int(c, "antialias", 0, 0, 0, &v)) ||
         (st = op_attr_int(c, "exclude_outside", 0, 0, 0, &v)))
         return st;

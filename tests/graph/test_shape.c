@@ -708,6 +708,22 @@ static void test_resize_of_empty(void **state)
     }
 }
 
+/* Resize's cubic_coeff_a must be a finite number (NaN gave NaN outputs). */
+static void test_resize_cubic_coeff_not_finite(void **state)
+{
+    (void)state;
+    int64_t xd[4] = {N_, 1, 2, 2}, sizes[4] = {1, 1, 4, 4};
+    ob *b = ob_new(13);
+    ob_input(b, "x", 4, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_i64(b, "sz", 4, sizes);
+    Onnx__NodeProto *r = ob_node(b, "Resize", "resize", "x,,,sz", "y");
+    ob_attr_s(b, r, "mode", "cubic");
+    ob_attr_f(b, r, "cubic_coeff_a", NAN);
+    load(b, FERRY_EPARSE, "node 'resize' (Resize): cubic_coeff_a nan is not a finite number");
+    ob_free(b);
+}
+
 /* GridSample: x [N,2,3,4] sampled at a grid [N,5,6,2] gives [N,2,5,6];
  * bicubic, a grid of another batch and a 5-D input are refused. */
 static void test_grid_sample_rules(void **state)
@@ -861,6 +877,7 @@ int main(void)
         cmocka_unit_test(test_tile_by_batch),
         cmocka_unit_test(test_cubic_resize_folds),
         cmocka_unit_test(test_resize_of_empty),
+        cmocka_unit_test(test_resize_cubic_coeff_not_finite),
         cmocka_unit_test(test_grid_sample_rules),
         cmocka_unit_test(test_eye_like),
         cmocka_unit_test(test_scatter_elements),

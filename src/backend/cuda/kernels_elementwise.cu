@@ -118,12 +118,12 @@ __device__ __forceinline__ float pow_exact_sign(float a, float b)
 {
     if (b == 2.0f)
         return a * a;
-    if (b == 0.0f)
-        return 1.0f;
+    if (b == 0.0f || a == 1.0f)
+        return 1.0f; /* as powf, even for a NaN b or a */
     float r = powf(fabsf(a), b);
-    if (a < 0.0f) {
+    if (signbit(a)) { /* -0 included: powf(-0, -3) is -inf */
         if (b != rintf(b))
-            return __int_as_float(0x7fc00000); /* NaN, as powf */
+            return a == 0.0f ? r : __int_as_float(0x7fc00000); /* NaN, as powf */
         if (fmodf(b, 2.0f) != 0.0f)
             r = -r;
     }
