@@ -3,7 +3,9 @@
  * chunk runs exactly once whatever the split, and a helper that stalls
  * mid-chunk (as one preempted by another process does) costs the job that
  * one chunk: the caller takes the rest of the helper's share, and returns
- * only once the stalled chunk is done.
+ * only once the stalled chunk is done. Both again after a forward that
+ * looked contended (its thread off the CPU most of its time), after which
+ * helpers sleep between jobs instead of spinning.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -84,6 +86,18 @@ static void test_stalled_helper(void **state)
     }
 }
 
+/* A forward that sleeps 2 ms is judged contended (the first of a thread
+ * is judged); jobs then go to helpers that sleep between them. */
+static void test_after_contended_forward(void **state)
+{
+    cpu_parallel_enter();
+    struct timespec ts = {0, 2000000L};
+    nanosleep(&ts, NULL);
+    cpu_parallel_leave();
+    test_every_chunk_once(state);
+    test_stalled_helper(state);
+}
+
 int main(void)
 {
     /* Helpers even on a one-core runner. */
@@ -91,6 +105,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_chunk_once),
         cmocka_unit_test(test_stalled_helper),
+        cmocka_unit_test(test_after_contended_forward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
