@@ -333,14 +333,6 @@ ferry_status ferry_engine_create(const ferry_model *m, const ferry_engine_config
         double per = graph_flops(e->g, 2) - graph_flops(e->g, 1);
         int64_t mc = per > 0 ? (int64_t)(32e6 / per) + 1 : 32;
         e->min_chunk_cpu = mc < 1 ? 1 : mc > 32 ? 32 : mc;
-        /* LSTM/GRU: up to 32 rows go to one worker, whose step runs on the
-         * backend's threads, each keeping its share of R in its own L2;
-         * two workers of 16 rows each stream all of R (1 MB for H = 256,
-         * past the 512 KB L2 of this VM's cores) on every step. */
-        for (int i = 0; i < e->g->n_nodes; i++)
-            if (!e->g->nodes[i].dead &&
-                (e->g->nodes[i].op == OP_LSTM || e->g->nodes[i].op == OP_GRU))
-                e->min_chunk_cpu = 32;
     }
     /* The batch sizes graphs are captured for; a batch runs padded to the
      * smallest that holds it. Powers of two up to 64, then steps of about

@@ -29,13 +29,11 @@
 #include "util/error.h"
 #include "util/format.h"
 
-/* One LSTM row, or n of its hidden units: gates xg (input projection plus
- * biases, in ONNX order i,o,f,c, xs apart) + hg (h_{t-1} R^T, gates hs
- * apart: H for a whole row, 16 for the packed step's blocks); pp the
- * peepholes (i,o,f, xs apart; zeros when absent); c the state, updated in
- * place, h the new hidden state. */
-typedef void (*lstm_row_fn)(int64_t n, int64_t xs, const float *xg, int64_t hs, const float *hg,
-                            const float *pp, float *h, float *c, float clip, int input_forget);
+/* One LSTM row: gates xg (input projection plus biases, [4H] in ONNX order
+ * i,o,f,c) + hg (h_{t-1} R^T, [4H]); pp the peepholes [3H] (i,o,f; zeros
+ * when absent); h and c the state, updated in place. */
+typedef void (*lstm_row_fn)(int64_t H, const float *xg, const float *hg, const float *pp, float *h,
+                            float *c, float clip, int input_forget);
 /* GRU, linear_before_reset 1: hg is h_{t-1} R^T [3H] (z,r,h), rb the
  * recurrent bias of the h gate [H]. */
 typedef void (*gru_row_fn)(int64_t H, const float *xg, const float *hg, const float *rb, float *h,
@@ -60,8 +58,7 @@ struct cpu_rnn {
     float *bias;    /* [D*G*H]: Wb + Rb; GRU lbr=1's h gate: Wbh only */
     float *rbh;     /* GRU lbr=1: [D, H] Rbh */
     float *peep;    /* LSTM: [D, 3H], zeros when P is absent */
-    float *Rp;      /* R packed for rec_gemm ([D][G*H/16][H][16]), or NULL;
-                     * LSTM: panel 4q+k is gate k's units [16q, 16q+16) */
+    float *Rp;      /* R packed for rec_gemm ([D][G*H/16][H][16]), or NULL */
     lstm_row_fn lstm_row;
     gru_row_fn gru_row;
     gru_zr_fn gru_zr;
@@ -117,14 +114,14 @@ RNN_INLINE float rnn_clip(float v, float c)
  *   i = s(xi + hi + Pi.c_{t-1})  f = s(xf + hf + Pf.c_{t-1})  (or 1 - i)
  *   g = tanh(xc + hc)            c_t = f.c_{t-1} + i.g
  *   o = s(xo + ho + Po.c_t)      h_t = o.tanh(c_t)                        */
-RNN_INLINE void lstm_row_body(int64_t n, int64_t xs, const float *restrict xg, int64_t hs,
-                              const float *restrict hg, const float *restrict pp, float *restrict h,
-                              float *restrict c, float clip, int input_forget)
+RNN_INLINE void lstm_row_body(int64_t H, const float *restrict xg, const float *restrict hg,
+                              const float *restrict pp, float *restrict h, float *restrict c,
+                              float clip, int input_forget)
 {
-    const float *xi = xg, *xo = xg + xs, *xf = xg + 2 * xs, *xc = xg + 3 * xs;
-    const float *hi = hg, *ho = hg + hs, *hf = hg + 2 * hs, *hc = hg + 3 * hs;
-    const float *pi = pp, *po = pp + xs, *pf = pp + 2 * xs;
-    for (int64_t j = 0; j < n; j++) {
+    const float *xi = xg, *xo = xg + H, *xf = xg + 2 * H, *xc = xg + 3 * H;
+    const float *hi = hg, *ho = hg + H, *hf = hg + 2 * H, *hc = hg + 3 * H;
+    const float *pi = pp, *po = pp + H, *pf = pp + 2 * H;
+    for (int64_t j = 0; j < H; j++) {
         float cp = c[j];
         float i = rnn_sigmoid(rnn_clip(xi[j] + hi[j] + pi[j] * cp, clip));
         float f = rnn_sigmoid(rnn_clip(xf[j] + hf[j] + pf[j] * cp, clip));
@@ -174,9 +171,9 @@ RNN_INLINE void gru_n_body(int64_t H, const float *restrict xg, const float *res
 }
 
 #define LSTM_PARAMS                                                                                \
-    (int64_t n, int64_t xs, const float *xg, int64_t hs, const float *hg, const float *pp,         \
-     float *h, float *c, float clip, int input_forget)
-#define LSTM_ARGS (n, xs, xg, hs, hg, pp, h, c, clip, input_forget)
+    (int64_t H, const float *xg, const float *hg, const float *pp, float *h, float *c, float clip, \
+     int input_forget)
+#define LSTM_ARGS (H, xg, hg, pp, h, c, clip, input_forget)
 #define GRU_PARAMS                                                                                 \
     (int64_t H, const float *xg, const float *hg, const float *rb, float *h, float clip)
 #define GRU_ARGS (H, xg, hg, rb, h, clip)
@@ -504,17 +501,11 @@ ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, cons
         r->Rp = aligned_alloc(64, (size_t)(D * GH * H) * sizeof *r->Rp);
         if (!r->Rp)
             goto nomem;
-        /* LSTM's four gates of 16 hidden units go in adjacent panels, so
-         * that one block of units is one GEMM and its gate math at once
-         * (lstm_steps_packed). */
-        int lstm = p->kind == CPU_RNN_LSTM;
         for (int64_t d = 0; d < D; d++)
-            for (int64_t n = 0; n < GH; n++) {
-                int64_t pn = n / 16, row = lstm ? pn % 4 * H + pn / 4 * 16 + n % 16 : n;
+            for (int64_t n = 0; n < GH; n++)
                 for (int64_t k = 0; k < H; k++)
-                    r->Rp[((d * GH + pn * 16) * H + k * 16) + n % 16] =
-                        r->R[(d * GH + row) * H + k];
-            }
+                    r->Rp[((d * GH + n / 16 * 16) * H + k * 16) + n % 16] =
+                        r->R[(d * GH + n) * H + k];
     }
 #endif
     *out = r;
@@ -536,12 +527,11 @@ static size_t round16(int64_t n)
 
 /* Per direction: h [batch,H], c [batch,H] (LSTM), g [batch,G*H] (the
  * recurrent GEMM's output; GRU lbr=0: [batch,2H] for z,r then [batch,H]
- * for (r.h)Rh^T), then rh [batch,H] (GRU lbr=0) or the next step's h
- * (LSTM, lstm_steps_packed). In floats. */
+ * for (r.h)Rh^T), rh [batch,H] (GRU lbr=0). In floats. */
 static size_t dir_floats(const cpu_rnn *r, int64_t batch)
 {
     size_t n = 2 * round16(batch * r->H) + round16(batch * r->GH);
-    if (r->kind == CPU_RNN_LSTM || !r->lbr)
+    if (r->kind == CPU_RNN_GRU && !r->lbr)
         n += round16(batch * r->H);
     return n;
 }
@@ -636,80 +626,6 @@ static void rec_step(const cpu_rnn *r, int64_t d, int64_t r0, int64_t n, const f
              ACT_NONE, 0.0f, g);
 }
 
-#ifdef RNN_HAVE_PACKED
-/* An LSTM step on R packed by blocks of 16 hidden units: a chunk is `per`
- * blocks, the GEMM of h with their four gates' panels (g keeps R's gate
- * order), then the gate math of its units for every row. The step's chunks go over the backend's
- * threads, whose own-first split keeps each thread on the same blocks, so on two cores each keeps
- * half of R (512 KB for H = 256) in its L2 instead of streaming all of it
- * a step. h is read whole by every block: the new one goes to h_out. */
-typedef struct lstm_step {
-    const rnn_job *j;
-    int64_t d, k, per, blocks;
-    int reverse;
-    const float *h_in, *Rp;
-    float *h_out, *c, *g;
-} lstm_step;
-
-static void lstm_part(void *arg, int64_t i)
-{
-    const lstm_step *s = arg;
-    const rnn_job *j = s->j;
-    const cpu_rnn *r = j->r;
-    int64_t H = r->H, GH = r->GH, batch = j->batch;
-    int64_t q0 = i * s->per, q1 = q0 + s->per < s->blocks ? q0 + s->per : s->blocks;
-    int64_t u0 = q0 * 16, n = (q1 - q0) * 16;
-    for (int64_t q = q0; q < q1; q++)
-        for (int64_t k = 0; k < 4; k++)
-            rec_gemm(s->Rp, 4 * q + k, 1, s->h_in, batch, H, s->g + k * H + q * 16, GH);
-    for (int64_t b = 0; b < batch; b++) {
-        int64_t t = step_time(j, s->reverse, b, s->k), u = b * H + u0;
-        if (t < 0) {
-            memcpy(s->h_out + u, s->h_in + u, (size_t)n * sizeof *s->h_out);
-            continue;
-        }
-        r->lstm_row(n, H, proj_row(j, t, b, s->d) + u0, H, s->g + b * GH + u0,
-                    r->peep + s->d * 3 * H + u0, s->h_out + u, s->c + u, r->clip, r->input_forget);
-        if (j->Y)
-            memcpy(j->Y + y_off(r, j->seq, batch, t, s->d, b) + u0, s->h_out + u,
-                   (size_t)n * sizeof *s->h_out);
-    }
-}
-
-/* Every step of direction d; h ends up holding the last state. */
-static void lstm_steps_packed(const rnn_job *j, int64_t d, int reverse, float *h, float *c,
-                              float *g, float *h2)
-{
-    const cpu_rnn *r = j->r;
-    int64_t H = r->H;
-    lstm_step s = {.j = j,
-                   .d = d,
-                   .reverse = reverse,
-                   .blocks = H / 16,
-                   .per = H / 16,
-                   .h_in = h,
-                   .Rp = r->Rp + d * r->GH * H,
-                   .h_out = h2,
-                   .c = c,
-                   .g = g};
-    int T = cpu_parallel_available();
-    int64_t chunks = 1;
-    if (T > 1 && 2.0 * (double)(j->batch * r->GH * H) >= 2e5) {
-        chunks = 4 * (int64_t)T < s.blocks ? 4 * (int64_t)T : s.blocks;
-        s.per = (s.blocks + chunks - 1) / chunks;
-        chunks = (s.blocks + s.per - 1) / s.per;
-    }
-    for (s.k = 0; s.k < j->steps; s.k++) {
-        cpu_parallel_for(lstm_part, &s, chunks, T);
-        float *t = (float *)s.h_in;
-        s.h_in = s.h_out;
-        s.h_out = t;
-    }
-    if (s.h_in != h)
-        memcpy(h, s.h_in, (size_t)(j->batch * H) * sizeof *h);
-}
-#endif
-
 /* One direction over every step: the state lives in the workspace, one
  * GEMM with R a step, the gate pass per batch row, the row copied to Y. */
 static void run_direction(void *arg, int64_t d)
@@ -742,41 +658,36 @@ static void run_direction(void *arg, int64_t d)
     /* The recurrent GEMM's gates: all, or z and r only (GRU lbr=0). */
     int64_t n_rec = lstm || r->lbr ? GH : 2 * H;
 
-#ifdef RNN_HAVE_PACKED
-    if (lstm && r->Rp && batch >= 2)
-        lstm_steps_packed(j, d, reverse, h, c, g, rh);
-    else
-#endif
-        for (int64_t k = 0; k < j->steps; k++) {
-            rec_step(r, d, 0, n_rec, h, batch, g);
-            float *hh = g + batch * 2 * H; /* GRU lbr=0: (r.h) Rh^T */
-            if (!lstm && !r->lbr) {
-                for (int64_t b = 0; b < batch; b++) {
-                    int64_t t = step_time(j, reverse, b, k);
-                    if (t >= 0)
-                        r->gru_zr(H, proj_row(j, t, b, d), g + b * 2 * H, h + b * H, rh + b * H,
-                                  r->clip);
-                }
-                rec_step(r, d, 2 * H, H, rh, batch, hh);
-            }
+    for (int64_t k = 0; k < j->steps; k++) {
+        rec_step(r, d, 0, n_rec, h, batch, g);
+        float *hh = g + batch * 2 * H; /* GRU lbr=0: (r.h) Rh^T */
+        if (!lstm && !r->lbr) {
             for (int64_t b = 0; b < batch; b++) {
                 int64_t t = step_time(j, reverse, b, k);
-                if (t < 0)
-                    continue;
-                const float *xg = proj_row(j, t, b, d);
-                float *hb = h + b * H;
-                if (lstm)
-                    r->lstm_row(H, H, xg, H, g + b * GH, r->peep + d * 3 * H, hb, c + b * H,
-                                r->clip, r->input_forget);
-                else if (r->lbr)
-                    r->gru_row(H, xg, g + b * GH, r->rbh + d * H, hb, r->clip);
-                else
-                    r->gru_n(H, xg, g + b * 2 * H, hh + b * H, hb, r->clip);
-                if (j->Y) {
-                    memcpy(j->Y + y_off(r, j->seq, batch, t, d, b), hb, (size_t)H * sizeof *hb);
-                }
+                if (t >= 0)
+                    r->gru_zr(H, proj_row(j, t, b, d), g + b * 2 * H, h + b * H, rh + b * H,
+                              r->clip);
+            }
+            rec_step(r, d, 2 * H, H, rh, batch, hh);
+        }
+        for (int64_t b = 0; b < batch; b++) {
+            int64_t t = step_time(j, reverse, b, k);
+            if (t < 0)
+                continue;
+            const float *xg = proj_row(j, t, b, d);
+            float *hb = h + b * H;
+            if (lstm)
+                r->lstm_row(H, xg, g + b * GH, r->peep + d * 3 * H, hb, c + b * H, r->clip,
+                            r->input_forget);
+            else if (r->lbr)
+                r->gru_row(H, xg, g + b * GH, r->rbh + d * H, hb, r->clip);
+            else
+                r->gru_n(H, xg, g + b * 2 * H, hh + b * H, hb, r->clip);
+            if (j->Y) {
+                memcpy(j->Y + y_off(r, j->seq, batch, t, d, b), hb, (size_t)H * sizeof *hb);
             }
         }
+    }
     for (int64_t b = 0; b < batch; b++) {
         int64_t o = state_off(r, batch, d, b);
         if (j->Y_h)
