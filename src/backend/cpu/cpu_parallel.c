@@ -187,9 +187,9 @@ static int64_t thread_cpu_ns(void)
 
 /* Every 16th forward of a thread is judged: reading the thread's CPU
  * clock is a system call (1.6 us on this VM), as long as a small model's
- * whole forward. Only a forward that ran alone, the one kind that gives
- * helpers jobs: two of the engine's workers side by side on two cores
- * share them with any other process, which says nothing of spinning
+ * whole forward. Only forwards alone when they begin and end, the kind
+ * that gives helpers jobs: two of the engine's workers side by side on two
+ * cores share them with any other process, which says nothing of spinning
  * (ViT at batch 32, judged too: 0.79-1.04x of main per round). fwd_wall,
  * fwd_cpu: when the judged one began; 0 for one not judged. */
 #define JUDGE_EVERY 16
