@@ -16,6 +16,14 @@
  * so that 15 spinning helpers of a 16-core machine do not queue on a lock
  * for every layer (that made batch 1 four times slower there than on 2
  * cores).
+ *
+ * Helpers spin only while forward() has its core to itself: when the
+ * calling thread's CPU time over a forward falls below CONTENDED_PCT of
+ * the wall time, other processes want the cores, and a spinning helper
+ * holds one of them, pushing their work onto the caller's (ViT at batch 1
+ * beside builds, load 5-6: 28-33 samples/s on two threads against 34-43
+ * on one; with helpers that sleep at once 35-41). Helpers then sleep
+ * between jobs until a forward runs at full speed again.
  */
 #include "backend/cpu/cpu_parallel.h"
 #include "util/cpus.h"
@@ -91,6 +99,11 @@ static void run_chunks(cpu_job *j, int self)
 
 /* How long an idle helper polls for the next job before it sleeps. */
 #define HELPER_SPIN_NS 200000
+/* Below this share of CPU time over wall time a forward was contended (see
+ * above); forwards shorter than CONTENDED_MIN_NS are too short to say. */
+#define CONTENDED_PCT 80
+#define CONTENDED_MIN_NS 100000
+static atomic_int contended; /* the last forward judged was */
 
 static void *helper_main(void *idp)
 {
@@ -98,16 +111,17 @@ static void *helper_main(void *idp)
     unsigned seen = atomic_load(&pool.gen);
     for (;;) {
         int64_t t0 = now_ns();
-        for (int k = 0; atomic_load_explicit(&pool.gen, memory_order_acquire) == seen; k++) {
+        for (int k = 0; !atomic_load_explicit(&contended, memory_order_relaxed) &&
+                        atomic_load_explicit(&pool.gen, memory_order_acquire) == seen;
+             k++) {
             cpu_relax();
             /* Sleep at once while several forwards run (the engine's
              * workers each on a chunk of a batch): they run their Gemms
              * inline and need the cores this loop would burn (mlp-s at
              * batch 256 on 16 cores: 255k samples/s with spinning helpers,
              * 378k without any). */
-            if ((k & 255) == 255 &&
-                (now_ns() - t0 > HELPER_SPIN_NS ||
-                 atomic_load_explicit(&inflight, memory_order_relaxed) > 1))
+            if ((k & 255) == 255 && (now_ns() - t0 > HELPER_SPIN_NS ||
+                                     atomic_load_explicit(&inflight, memory_order_relaxed) > 1))
                 break;
         }
         if (atomic_load(&pool.gen) == seen) {
@@ -164,13 +178,43 @@ int cpu_parallel_available(void)
     return pool.n_helpers + 1;
 }
 
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Every 16th forward of a thread is judged: reading the thread's CPU
+ * clock is a system call (1.6 us on this VM), as long as a small model's
+ * whole forward. Only forwards alone when they begin and end, the kind
+ * that gives helpers jobs: two of the engine's workers side by side on two
+ * cores share them with any other process, which says nothing of spinning
+ * (ViT at batch 32, judged too: 0.79-1.04x of main per round). fwd_wall,
+ * fwd_cpu: when the judged one began; 0 for one not judged. */
+#define JUDGE_EVERY 16
+static _Thread_local unsigned fwd_count;
+static _Thread_local int64_t fwd_wall, fwd_cpu;
+
 void cpu_parallel_enter(void)
 {
-    atomic_fetch_add_explicit(&inflight, 1, memory_order_relaxed);
+    int alone = atomic_fetch_add_explicit(&inflight, 1, memory_order_relaxed) == 0;
+    fwd_wall = 0;
+    if (alone && fwd_count++ % JUDGE_EVERY == 0) {
+        fwd_wall = now_ns();
+        fwd_cpu = thread_cpu_ns();
+    }
 }
 
 void cpu_parallel_leave(void)
 {
+    int alone = atomic_load_explicit(&inflight, memory_order_relaxed) == 1;
+    if (fwd_wall && alone) {
+        int64_t wall = now_ns() - fwd_wall, cpu = thread_cpu_ns() - fwd_cpu;
+        if (wall >= CONTENDED_MIN_NS)
+            atomic_store_explicit(&contended, cpu * 100 < wall * CONTENDED_PCT,
+                                  memory_order_relaxed);
+    }
     atomic_fetch_sub_explicit(&inflight, 1, memory_order_relaxed);
 }
 

@@ -29,7 +29,9 @@ int cpu_parallel_threads(void);
 int cpu_parallel_available(void);
 
 /* forward() brackets its work with these so that concurrent forwards each
- * stay on their own thread. */
+ * stay on their own thread; some lone forwards are also timed, and while
+ * one ran short of CPU (other processes on the cores) helpers sleep
+ * between jobs instead of spinning (cpu_parallel.c). */
 void cpu_parallel_enter(void);
 void cpu_parallel_leave(void);
 
