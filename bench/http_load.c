@@ -139,10 +139,10 @@ int main(int argc, char **argv)
             printf("run %d: %d conns, SIGTERM at %.1f s: answered %ld (200: %ld, 503: %ld, "
                    "other: %ld), unanswered before the signal %ld (after: %ld), bad %ld; "
                    "exit %.3f s after the last answer, %.3f s after the signal, status %d%s\n",
-                   run, conns, r.t_event, r.answered, r.status_200, r.status_503,
-                   r.status_other, r.unanswered, r.unanswered_after, r.bad_responses,
-                   t_exit - r.t_last_answer, t_exit - r.t_event,
-                   WIFEXITED(status) ? WEXITSTATUS(status) : -1, w == 0 ? " (killed)" : "");
+                   run, conns, r.t_event, r.answered, r.status_200, r.status_503, r.status_other,
+                   r.unanswered, r.unanswered_after, r.bad_responses, t_exit - r.t_last_answer,
+                   t_exit - r.t_event, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                   w == 0 ? " (killed)" : "");
         else
             printf("run %d: %d conns, %.0f s: answered %ld (%.0f/s), stalled connections "
                    "(no answer for 2 s) %d, longest wait %.0f ms\n",

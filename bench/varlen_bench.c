@@ -77,7 +77,8 @@ static void send_one(client *c)
         c->mask[i] = 1;
     }
     ferry_tensor in[2] = {{FERRY_I64, 2, {1, l}, c->ids}, {FERRY_I64, 2, {1, l}, c->mask}};
-    ferry_tensor out[2] = {{FERRY_F32, 3, {1, l, r->d}, c->hid}, {FERRY_F32, 2, {1, r->d}, c->pool}};
+    ferry_tensor out[2] = {{FERRY_F32, 3, {1, l, r->d}, c->hid},
+                           {FERRY_F32, 2, {1, r->d}, c->pool}};
     c->t_sent = now_us();
     ferry_status st = ferry_batcher_submit(r->b, in, 2, out, 2, NULL, on_done, c);
     if (st != FERRY_OK) {
@@ -267,9 +268,8 @@ int main(int argc, char **argv)
                 rps[mi][ci][rep] = (double)r->done_in_window / duration;
                 p99[mi][ci][rep] = pct(r, 0.99);
                 p50[mi][ci][rep] = pct(r, 0.50);
-                printf("rep %d mode %c clients %3d: %8.1f req/s  p50 %7.1f ms  p99 %7.1f ms\n",
-                       rep, modes[mi].name, nc, rps[mi][ci][rep], p50[mi][ci][rep],
-                       p99[mi][ci][rep]);
+                printf("rep %d mode %c clients %3d: %8.1f req/s  p50 %7.1f ms  p99 %7.1f ms\n", rep,
+                       modes[mi].name, nc, rps[mi][ci][rep], p50[mi][ci][rep], p99[mi][ci][rep]);
                 fflush(stdout);
                 free(r);
             }

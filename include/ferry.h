@@ -142,8 +142,8 @@ FERRY_API void ferry_model_destroy(ferry_model *m);
  * (16, 24, 32, 48, 64, 96, 128, 192, ... 512, stopping at the first length
  * the model refuses, e.g. one longer than its position table). */
 typedef struct ferry_model_options {
-    const char *length_axis; /* dim_param of the length axis; NULL: the inputs' one symbolic
-                                axis besides the batch, if any */
+    const char *length_axis;       /* dim_param of the length axis; NULL: the inputs' one symbolic
+                                      axis besides the batch, if any */
     const int64_t *length_buckets; /* ascending lengths; NULL: the defaults above */
     int n_length_buckets;
 } ferry_model_options;
@@ -484,9 +484,9 @@ FERRY_API void ferry_batcher_get_stats(ferry_batcher *b, ferry_batcher_stats *ou
 #define FERRY_PAD_BUCKETS 11
 FERRY_API extern const double ferry_pad_bucket_bounds[FERRY_PAD_BUCKETS - 1];
 typedef struct ferry_padding_stats {
-    uint64_t requests; /* accepted into a length bucket */
-    uint64_t tokens;   /* their positions: samples x length */
-    uint64_t padding;  /* positions of padding added to them */
+    uint64_t requests;    /* accepted into a length bucket */
+    uint64_t tokens;      /* their positions: samples x length */
+    uint64_t padding;     /* positions of padding added to them */
     uint64_t percent_sum; /* over requests: 100 x their padding share, rounded */
     uint64_t hist[FERRY_PAD_BUCKETS];
 } ferry_padding_stats;
@@ -549,8 +549,8 @@ typedef enum ferry_model_control {
 typedef struct ferry_repository_config {
     const char *path; /* DIR: DIR/NAME/[config.pbtxt], DIR/NAME/VERSION/model.onnx */
     ferry_model_control control;
-    int poll_secs;            /* POLL: seconds between scans; default 15 */
-    const char *const *load;  /* EXPLICIT: names loaded at start */
+    int poll_secs;           /* POLL: seconds between scans; default 15 */
+    const char *const *load; /* EXPLICIT: names loaded at start */
     int n_load;
     ferry_engine_config engine;   /* every model's defaults, which its config.pbtxt */
     ferry_batcher_config batcher; /* overrides (max_batch_size, dynamic_batching, ...) */

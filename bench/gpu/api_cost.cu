@@ -54,9 +54,12 @@ __global__ void k_cast(const float *x, __half *y, int n)
 }
 
 enum kind { K_H2D, K_D2H, K_EMPTY, K_CAST, K_GEMM, K_EVENT, K_PIPE, K_GRAPH, K_N };
-static const char *kname[K_N] = {"memcpyAsync H2D 32 KiB", "memcpyAsync D2H 32 KiB",
-                                 "launch empty kernel",    "launch cast kernel 8192",
-                                 "cublasLtMatmul 32x512x256", "eventRecord",
+static const char *kname[K_N] = {"memcpyAsync H2D 32 KiB",
+                                 "memcpyAsync D2H 32 KiB",
+                                 "launch empty kernel",
+                                 "launch cast kernel 8192",
+                                 "cublasLtMatmul 32x512x256",
+                                 "eventRecord",
                                  "batch: 8 calls (h2d cast 3xgemm cast d2h ev)",
                                  "batch as graph: h2d graphLaunch d2h ev"};
 
@@ -131,7 +134,8 @@ static void *worker(void *arg)
     float one = 1, zero = 0;
     const size_t B = 32 * 1024;
 
-#define GEMM() LK(cublasLtMatmul(lt, d, &one, dw, la, dh, lb, &zero, dy, lc, dy, lc, &algo, ws, wss, s))
+#define GEMM()                                                                                     \
+    LK(cublasLtMatmul(lt, d, &one, dw, la, dh, lb, &zero, dy, lc, dy, lc, &algo, ws, wss, s))
     cudaGraphExec_t gx = NULL;
     if (c->kind == K_GRAPH) {
         cudaGraph_t g;

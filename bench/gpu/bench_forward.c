@@ -85,13 +85,13 @@ static graph *make_mlp(const int64_t *dims, int nl, act_kind act, double *flops_
     return g;
 }
 
-#define CHECK(call)                                                                            \
-    do {                                                                                       \
-        ferry_status st_ = (call);                                                             \
-        if (st_ != FERRY_OK) {                                                                 \
-            fprintf(stderr, "%s: %s: %s\n", #call, ferry_status_str(st_), ferry_last_error()); \
-            return -1;                                                                         \
-        }                                                                                      \
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        ferry_status st_ = (call);                                                                 \
+        if (st_ != FERRY_OK) {                                                                     \
+            fprintf(stderr, "%s: %s: %s\n", #call, ferry_status_str(st_), ferry_last_error());     \
+            return -1;                                                                             \
+        }                                                                                          \
     } while (0)
 
 static int cmp_d(const void *a, const void *b)
@@ -101,8 +101,8 @@ static int cmp_d(const void *a, const void *b)
 }
 
 /* Times one case; returns 0 and prints a table row. */
-static int bench_case(const char *name, const char *dims_s, const char *act_s,
-                      const char *prec_s, int64_t n)
+static int bench_case(const char *name, const char *dims_s, const char *act_s, const char *prec_s,
+                      int64_t n)
 {
     int64_t dims[16];
     int nl = 0;
@@ -111,8 +111,9 @@ static int bench_case(const char *name, const char *dims_s, const char *act_s,
         if (*p == ',')
             p++;
     }
-    act_kind act = strcmp(act_s, "gelu") == 0 ? ACT_GELU : strcmp(act_s, "relu") == 0 ? ACT_RELU
-                                                                                      : ACT_NONE;
+    act_kind act = strcmp(act_s, "gelu") == 0   ? ACT_GELU
+                   : strcmp(act_s, "relu") == 0 ? ACT_RELU
+                                                : ACT_NONE;
     ferry_precision prec = FERRY_PRECISION_FP32;
     ferry_dtype io = FERRY_F32;
     if (strcmp(prec_s, "fp16") == 0) {
@@ -148,8 +149,8 @@ static int bench_case(const char *name, const char *dims_s, const char *act_s,
         uint32_t u;
         memcpy(&u, &f, 4);
         if (es == 2)
-            ((uint16_t *)hin)[i] = io == FERRY_BF16 ? (uint16_t)(u >> 16)
-                                                    : (uint16_t)(0x3800u | (u & 0x83ffu));
+            ((uint16_t *)hin)[i] =
+                io == FERRY_BF16 ? (uint16_t)(u >> 16) : (uint16_t)(0x3800u | (u & 0x83ffu));
         else if (i < in_b / 4)
             ((float *)hin)[i] = f;
     }
@@ -213,8 +214,8 @@ static int bench_case(const char *name, const char *dims_s, const char *act_s,
  * copy_d2h round-robin with no host sync until the end, so that one
  * stream's copies overlap another's compute. The upper bound of what the
  * engine can reach for this model (the host never touches the staging). */
-static int bench_pipe(const char *name, const char *dims_s, const char *act_s,
-                      const char *prec_s, int64_t n, int n_streams, int batches)
+static int bench_pipe(const char *name, const char *dims_s, const char *act_s, const char *prec_s,
+                      int64_t n, int n_streams, int batches)
 {
     int64_t dims[16];
     int nl = 0;
@@ -224,7 +225,8 @@ static int bench_pipe(const char *name, const char *dims_s, const char *act_s,
             p++;
     }
     act_kind act = strcmp(act_s, "gelu") == 0 ? ACT_GELU : ACT_RELU;
-    ferry_precision prec = strcmp(prec_s, "bf16") == 0 ? FERRY_PRECISION_BF16 : FERRY_PRECISION_FP16;
+    ferry_precision prec =
+        strcmp(prec_s, "bf16") == 0 ? FERRY_PRECISION_BF16 : FERRY_PRECISION_FP16;
     ferry_dtype io = prec == FERRY_PRECISION_BF16 ? FERRY_BF16 : FERRY_F16;
     double fps;
     graph *g = make_mlp(dims, nl, act, &fps);
@@ -294,8 +296,10 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("%s\n", desc);
-    printf("| model  | prec  |   batch | plain us  | graph us  |     samples/s | TFLOP/s | %%peak  |\n");
-    printf("|--------|-------|---------|-----------|-----------|---------------|---------|--------|\n");
+    printf("| model  | prec  |   batch | plain us  | graph us  |     samples/s | TFLOP/s | %%peak  "
+           "|\n");
+    printf("|--------|-------|---------|-----------|-----------|---------------|---------|--------|"
+           "\n");
     int rc = 0;
     if (argc > 1) {
         for (int i = 1; i + 4 < argc; i += 5)
@@ -311,7 +315,8 @@ int main(int argc, char **argv)
     rc |= bench_case("mlp-l", "1024,4096,4096,1024", "gelu", "bf16", 65536);
     rc |= bench_case("mlp-l", "1024,4096,4096,1024", "gelu", "fp16", 65536);
     rc |= bench_case("mlp-l", "1024,4096,4096,1024", "gelu", "tf32", 16384);
-    printf("\nhost-to-host pipeline (pinned staging, captured forward, no host sync between batches)\n");
+    printf("\nhost-to-host pipeline (pinned staging, captured forward, no host sync between "
+           "batches)\n");
     printf("| model  | prec  |   batch | streams |     samples/s | H2D GB/s | D2H GB/s |\n");
     printf("|--------|-------|---------|---------|---------------|----------|----------|\n");
     rc |= bench_pipe("mlp-s", "256,512,512,256", "relu", "fp16", 65536, 1, 64);

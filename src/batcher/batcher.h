@@ -112,7 +112,7 @@ typedef struct lenbuckets lenbuckets;
 
 struct ferry_batcher {
     ferry_engine *e;
-    lenbuckets *lb; /* length buckets (buckets.c): this batcher only routes to theirs */
+    lenbuckets *lb;           /* length buckets (buckets.c): this batcher only routes to theirs */
     ferry_batcher_config cfg; /* with defaults applied */
     int n_in, n_out;
     io_desc *in, *out;
@@ -131,7 +131,7 @@ struct ferry_batcher {
     _Atomic int64_t want;                /* queued samples at which to wake it */
     alignas(64) atomic_int inflight;     /* our batches in the engine */
     int eager_inflight;                  /* below this many, a forming batch leaves at once */
-    int64_t acquire_poll_us; /* while the engine is full, look at arrivals this often */
+    int64_t acquire_poll_us;             /* while the engine is full, look at arrivals this often */
     inbox inboxes[BATCHER_MAX_LEVELS];
 
     /* dispatcher thread only */

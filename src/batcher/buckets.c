@@ -267,8 +267,7 @@ static ferry_status check(const lb_io *d, int n_expected, const ferry_tensor *t,
 static void repack(const lb_io *d, int64_t k, int64_t l, int64_t L, const void *src, void *dst,
                    int back)
 {
-    size_t rows = (size_t)k * d->outer, row = (size_t)l * d->inner,
-           full = (size_t)L * d->inner;
+    size_t rows = (size_t)k * d->outer, row = (size_t)l * d->inner, full = (size_t)L * d->inner;
     const char *s = src;
     char *o = dst;
     for (size_t r = 0; r < rows; r++) {

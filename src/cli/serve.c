@@ -193,7 +193,10 @@ static void name_from_path(const char *path, char *out, size_t len)
 static void repo_log(void *user, int level, const char *msg)
 {
     const ferry_log_level *threshold = user;
-    ferry_log(*threshold, level == 0 ? FERRY_LOG_ERROR : level == 1 ? FERRY_LOG_WARN : FERRY_LOG_INFO,
+    ferry_log(*threshold,
+              level == 0   ? FERRY_LOG_ERROR
+              : level == 1 ? FERRY_LOG_WARN
+                           : FERRY_LOG_INFO,
               "%s", msg);
 }
 

@@ -127,8 +127,9 @@ static ferry_status parse_devices(const char *devs, const ferry_backend_ops **op
         (*n)++;
     }
     if (*n == 0)
-        return ferry_fail(FERRY_EINVAL, "device '%s': expected cpu, cuda, cuda:N, a list of "
-                                        "them or cuda:all",
+        return ferry_fail(FERRY_EINVAL,
+                          "device '%s': expected cpu, cuda, cuda:N, a list of "
+                          "them or cuda:all",
                           devs);
     return FERRY_OK;
 }
@@ -184,8 +185,7 @@ static ferry_status alloc_slot(ferry_engine *e, worker *w, engine_slot *s, int i
     s->w = w;
     s->index = index;
     for (int i = 0; i < e->n_in; i++)
-        if ((st = alloc_io(e, w->ctx, mb * e->in_sample_bytes[i], &s->dev_in[i],
-                           &s->stage_in[i])))
+        if ((st = alloc_io(e, w->ctx, mb * e->in_sample_bytes[i], &s->dev_in[i], &s->stage_in[i])))
             return st;
     for (int i = 0; i < e->n_out; i++)
         if ((st = alloc_io(e, w->ctx, mb * e->out_sample_bytes[i], &s->dev_out[i],

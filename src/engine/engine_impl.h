@@ -26,10 +26,9 @@ typedef struct worker worker;
  *   pipeline_depth slots at once, as one engine would, handed to the
  *   engine that has waited longest (counted across a caller's timed-out
  *   tries, so a batcher that polls keeps its place: the buckets' requests
- *   are served about oldest first, as in one queue). A bucket's batcher (batcher/buckets.c) thus holds
- *   its requests while the device is busy with other buckets' batches and
- *   sends them as one batch when a slot frees up, instead of sending a
- *   trickle of small batches per bucket.
+ *   are served about oldest first, as in one queue). A bucket's batcher (batcher/buckets.c) thus
+ * holds its requests while the device is busy with other buckets' batches and sends them as one
+ * batch when a slot frees up, instead of sending a trickle of small batches per bucket.
  * - cores (CPU): at most `workers` forwards run at once, in arrival order,
  *   so that seven buckets' worker threads do not time-slice two cores. */
 typedef struct gate_waiter {
@@ -42,9 +41,9 @@ typedef struct gate_waiter {
 typedef struct engine_gate {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint64_t next;     /* forward tickets handed out */
-    uint64_t admitted; /* forward tickets below this may run */
-    int slots_free;    /* slot tokens */
+    uint64_t next;            /* forward tickets handed out */
+    uint64_t admitted;        /* forward tickets below this may run */
+    int slots_free;           /* slot tokens */
     gate_waiter *head, *tail; /* waiting for a slot token, by since */
 } engine_gate;
 
@@ -99,7 +98,7 @@ struct ferry_engine {
     const ferry_model *model;
     const graph *g;
     ferry_engine_config cfg; /* the caller's, but cfg.device points to device_arg */
-    char device_arg[64];      /* a copy of the caller's cfg.device */
+    char device_arg[64];     /* a copy of the caller's cfg.device */
     const ferry_backend_ops *ops;
     backend_ctx *ctx; /* ctxs[0] */
     char device_name[256];
@@ -143,7 +142,7 @@ struct ferry_engine {
      * has no workers of its own and dispatches by the inputs' length */
     ferry_engine **sub;
     int n_sub;
-    engine_gate *gate; /* the cores, shared by the buckets' workers (NULL: none) */
+    engine_gate *gate;             /* the cores, shared by the buckets' workers (NULL: none) */
     int64_t gate_since, gate_last; /* under gate->mu: waiting since; last wait's end */
     int owns_gate;
 };

@@ -141,8 +141,8 @@ ferry_status lengths_run_many(ferry_engine *e, int n_batches, const ferry_tensor
         ferry_engine *s;
         ferry_status st = pick(e, inputs + (size_t)b * n_in, n_in, &s);
         if (st == FERRY_OK)
-            st = ferry_engine_run(s, inputs + (size_t)b * n_in, n_in,
-                                  outputs + (size_t)b * n_out, n_out);
+            st = ferry_engine_run(s, inputs + (size_t)b * n_in, n_in, outputs + (size_t)b * n_out,
+                                  n_out);
         if (st != FERRY_OK)
             return ferry_fail_prefix(st, "batch %d", b);
     }

@@ -278,8 +278,8 @@ static ferry_status eval_node(const graph *g, const graph_node *n, folded *r, in
     const graph_value *x = &g->values[n->in[0]];
     int64_t cnt = numel_of(x->ndim, x->dims);
 
-    if (n->op == OP_IDENTITY || n->op == OP_RESHAPE || n->op == OP_FLATTEN ||
-        n->op == OP_SQUEEZE || n->op == OP_UNSQUEEZE) {
+    if (n->op == OP_IDENTITY || n->op == OP_RESHAPE || n->op == OP_FLATTEN || n->op == OP_SQUEEZE ||
+        n->op == OP_UNSQUEEZE) {
         /* the output's shape is the shape rule's (run here too, for graphs
          * folded before shapes were inferred) */
         const op_def *d = op_def_of(n->op);

@@ -112,8 +112,8 @@ static int transpose_of(const graph *g, int v, const int64_t *p, int rank)
 
 /* The heads of one projection [B,T,H*d] as [B,T,H,d], or of [T,B,H*d] as
  * [T,B*H,d] (time-major, B*H symbolic when B is). Sets H and d. */
-static int split_heads(const layout *lay, const graph_value *sv, const graph_value *hv,
-                       int64_t *H, int64_t *d)
+static int split_heads(const layout *lay, const graph_value *sv, const graph_value *hv, int64_t *H,
+                       int64_t *d)
 {
     if (sv->ndim != 3 || hv->ndim != lay->rank || sv->dims[0] != hv->dims[0])
         return 0;
@@ -477,12 +477,11 @@ ferry_status infer_attention(graph *g, graph_node *n)
         const graph_value *s = &g->values[n->in[k]];
         if (s->ndim != 3 || !is_float_dtype(s->dtype) || s->dims[bd] != q->dims[bd] ||
             s->dims[td] < 0)
-            return node_failf(n, FERRY_ESHAPE, "source '%s' is not [%s] of the batch's B",
-                              s->name, n->mode ? "T, B, C" : "B, T, C");
+            return node_failf(n, FERRY_ESHAPE, "source '%s' is not [%s] of the batch's B", s->name,
+                              n->mode ? "T, B, C" : "B, T, C");
         if (n->starts[k] < 0 || n->starts[k] + width > s->dims[2])
             return node_failf(n, FERRY_ESHAPE, "columns %lld..%lld are outside source '%s'",
-                              (long long)n->starts[k], (long long)(n->starts[k] + width),
-                              s->name);
+                              (long long)n->starts[k], (long long)(n->starts[k] + width), s->name);
     }
     if (g->values[n->in[1]].dims[td] != g->values[n->in[2]].dims[td])
         return node_fail(n, FERRY_ESHAPE, "keys and values differ in length");

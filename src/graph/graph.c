@@ -217,9 +217,9 @@ double graph_flops(const graph *g, int64_t n)
         switch (nd->op) {
         case OP_GEMM:
         case OP_MATMUL:
-            macs = out * (double)graph_dim(nd->op == OP_GEMM && nd->trans_a ? x->dims[0]
-                                                                            : x->dims[x->ndim - 1],
-                                           n);
+            macs =
+                out * (double)graph_dim(
+                          nd->op == OP_GEMM && nd->trans_a ? x->dims[0] : x->dims[x->ndim - 1], n);
             break;
         case OP_CONV: {
             double per = (double)graph_dim(x->dims[1], n) / (double)nd->conv.group;

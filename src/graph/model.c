@@ -207,8 +207,8 @@ static ferry_status load_buckets(ferry_model *m, const char *buf, size_t len, co
     for (int k = n_want - 1; k >= 0; k--) {
         graph *g = NULL;
         st = onnx_load_buffer_len(buf, len, dir, axis, want[k], &g);
-        if (st == FERRY_OK && ((st = graph_optimize(g)) != FERRY_OK ||
-                               (st = check_constant_gathers(g)) != FERRY_OK))
+        if (st == FERRY_OK &&
+            ((st = graph_optimize(g)) != FERRY_OK || (st = check_constant_gathers(g)) != FERRY_OK))
             graph_free(g);
         if (st != FERRY_OK) {
             if (!user && k > 0 && m->n_len == 0)

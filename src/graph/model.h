@@ -14,12 +14,12 @@
  * constants, position tables sliced to L). See src/batcher/buckets.c for
  * how requests of other lengths are padded into a bucket. */
 struct ferry_model {
-    graph *g; /* the model's graph; with length buckets, the longest bucket's (var's) */
-    char *path; /* file it was loaded from, or "<buffer>" */
-    int n_len;  /* length buckets, 0 when the model has no length axis */
-    int64_t *len;       /* ascending */
-    ferry_model **var;  /* var[k]: the model with the axis fixed to len[k] */
-    char *len_axis;     /* its dim_param ("sequence") */
+    graph *g;          /* the model's graph; with length buckets, the longest bucket's (var's) */
+    char *path;        /* file it was loaded from, or "<buffer>" */
+    int n_len;         /* length buckets, 0 when the model has no length axis */
+    int64_t *len;      /* ascending */
+    ferry_model **var; /* var[k]: the model with the axis fixed to len[k] */
+    char *len_axis;    /* its dim_param ("sequence") */
 };
 
 #endif

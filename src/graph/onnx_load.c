@@ -951,8 +951,8 @@ static ferry_status check_declared_outputs(const loader *ld)
  * the offsets arithmetic outside the Loop is left without a reader and
  * removed. Anything else in a Loop is not supported. Returns 1 and sets
  * the names when np is that Loop. */
-static int embedding_bag_loop(const Onnx__GraphProto *gp, const Onnx__NodeProto *np,
-                              const char **w, const char **x, int *mode)
+static int embedding_bag_loop(const Onnx__GraphProto *gp, const Onnx__NodeProto *np, const char **w,
+                              const char **x, int *mode)
 {
     if (!is_default_domain(np->domain) || strcmp(str_or_empty(np->op_type), "Loop") ||
         np->n_output != 1 || np->n_attribute != 1 || !np->attribute[0] || !np->attribute[0]->g)
@@ -982,8 +982,8 @@ static int embedding_bag_loop(const Onnx__GraphProto *gp, const Onnx__NodeProto 
         } else if ((!strcmp(op, "ReduceSum") || !strcmp(op, "ReduceMean") ||
                     !strcmp(op, "ReduceMax")) &&
                    red_out && n->n_input >= 1 && !strcmp(str_or_empty(n->input[0]), red_out) &&
-                   n->n_output == 1 && !strcmp(str_or_empty(n->output[0]),
-                                               str_or_empty(b->output[1]->name))) {
+                   n->n_output == 1 &&
+                   !strcmp(str_or_empty(n->output[0]), str_or_empty(b->output[1]->name))) {
             red = op[6] == 'S' ? 0 : op[6] == 'M' && op[7] == 'e' ? 1 : 2;
         } else {
             return 0;
@@ -1063,9 +1063,9 @@ static ferry_status check_operators(const loader *ld)
                                counts[k] == 1 ? "" : "s", label);
     }
     int total = n_kinds + more;
-    return ferry_fail(FERRY_EUNSUPPORTED, "%d operator%s %s not supported (opset %lld): %s%s", total,
-                      total == 1 ? "" : "s", total == 1 ? "is" : "are", (long long)ld->opset, list,
-                      more ? ", ..." : "");
+    return ferry_fail(FERRY_EUNSUPPORTED, "%d operator%s %s not supported (opset %lld): %s%s",
+                      total, total == 1 ? "" : "s", total == 1 ? "is" : "are", (long long)ld->opset,
+                      list, more ? ", ..." : "");
 }
 
 static ferry_status load_graph(loader *ld)

@@ -50,8 +50,9 @@ ferry_status op_attr_int(const op_parse_ctx *c, const char *name, int64_t def, i
     if (a.type != OP_ATTR_INT)
         return bad_type(c, name, "an int");
     if (a.i < lo || a.i > hi)
-        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): attribute '%s' is %lld, outside [%lld, %lld]",
-                          c->name, c->op, name, (long long)a.i, (long long)lo, (long long)hi);
+        return ferry_fail(FERRY_EPARSE,
+                          "node '%s' (%s): attribute '%s' is %lld, outside [%lld, %lld]", c->name,
+                          c->op, name, (long long)a.i, (long long)lo, (long long)hi);
     *out = a.i;
     return FERRY_OK;
 }
@@ -65,8 +66,9 @@ ferry_status op_attr_ints(const op_parse_ctx *c, const char *name, int64_t *out,
     if (a.type != OP_ATTR_INTS)
         return bad_type(c, name, "a list of ints");
     if (a.n > (size_t)max)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): attribute '%s' has %zu values; at most %d",
-                          c->name, c->op, name, a.n, max);
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "node '%s' (%s): attribute '%s' has %zu values; at most %d", c->name,
+                          c->op, name, a.n, max);
     for (size_t i = 0; i < a.n; i++)
         out[i] = a.ints[i];
     *n = (int)a.n;
@@ -95,7 +97,8 @@ ferry_status op_attr_enum(const op_parse_ctx *c, const char *name, const char *c
                                    choices[i]);
     }
     int shown = a.s_len > 64 ? 64 : (int)a.s_len;
-    return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): attribute %s = \"%.*s\" is not supported (supported: %s)",
+    return ferry_fail(FERRY_EUNSUPPORTED,
+                      "node '%s' (%s): attribute %s = \"%.*s\" is not supported (supported: %s)",
                       c->name, c->op, name, shown, a.s, list);
 }
 
@@ -124,7 +127,8 @@ static ferry_status parse_einsum(const op_parse_ctx *c, graph_node *n)
 {
     op_attr a;
     if (c->find(c->reader, "equation", &a) || a.type != OP_ATTR_STRING)
-        return ferry_fail(FERRY_EPARSE, "node '%s' (Einsum): attribute 'equation' is missing", c->name);
+        return ferry_fail(FERRY_EPARSE, "node '%s' (Einsum): attribute 'equation' is missing",
+                          c->name);
     int64_t *lists[3] = {n->axes, n->perm, n->starts};
     int cnt[3] = {0, 0, 0}, op = 0, out = 0, dots = 0;
     for (size_t i = 0; i < a.s_len; i++) {
@@ -134,7 +138,8 @@ static ferry_status parse_einsum(const op_parse_ctx *c, graph_node *n)
             continue;
         if (ch == ',' && !out) {
             if (++op > 1)
-                return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Einsum): more than two operands", c->name);
+                return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Einsum): more than two operands",
+                                  c->name);
             dots = 0;
             continue;
         }
@@ -153,13 +158,15 @@ static ferry_status parse_einsum(const op_parse_ctx *c, graph_node *n)
                               c->name, a.s_len > 64 ? 64 : (int)a.s_len, a.s, ch, i);
         int *k = &cnt[out ? 2 : op];
         if (*k == FERRY_MAX_DIMS)
-            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Einsum): more than %d labels an operand",
-                              c->name, FERRY_MAX_DIMS);
+            return ferry_fail(FERRY_EUNSUPPORTED,
+                              "node '%s' (Einsum): more than %d labels an operand", c->name,
+                              FERRY_MAX_DIMS);
         lists[out ? 2 : op][(*k)++] = label;
     }
     if (op + 1 != n->n_in)
-        return ferry_fail(FERRY_EPARSE, "node '%s' (Einsum): the equation has %d operands for %d inputs",
-                          c->name, op + 1, n->n_in);
+        return ferry_fail(FERRY_EPARSE,
+                          "node '%s' (Einsum): the equation has %d operands for %d inputs", c->name,
+                          op + 1, n->n_in);
     n->mode = op + 1;
     n->n_axes = cnt[0];
     n->mode2 = cnt[1];
@@ -227,8 +234,10 @@ static ferry_status parse_reduce(const op_parse_ctx *c, graph_node *n)
     n->n_axes = na < 0 ? 0 : na;
     int input_form = n->op == OP_REDUCE_SUM ? 13 : 18;
     if (n->n_in > 1 && n->in[1] >= 0 && c->opset < input_form)
-        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): takes axes as an input only from opset %d (model has %lld)",
-                          c->name, c->op, input_form, (long long)c->opset);
+        return ferry_fail(
+            FERRY_EPARSE,
+            "node '%s' (%s): takes axes as an input only from opset %d (model has %lld)", c->name,
+            c->op, input_form, (long long)c->opset);
     if ((st = op_attr_int(c, "noop_with_empty_axes", 0, 0, 1, &v)))
         return st;
     n->mode = (int)v;
@@ -287,7 +296,9 @@ static ferry_status parse_dropout(const op_parse_ctx *c, graph_node *n)
                        (r->dtype == FERRY_F64 && *(const double *)r->data == 0.0));
         if (!tm->is_const || tm->dtype != FERRY_BOOL || graph_value_numel(tm, 1) != 1 ||
             (*(const uint8_t *)tm->data && !no_drop))
-            return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Dropout): training_mode must be a constant false (or the ratio a constant 0)",
+            return ferry_fail(FERRY_EUNSUPPORTED,
+                              "node '%s' (Dropout): training_mode must be a constant false (or the "
+                              "ratio a constant 0)",
                               c->name);
     }
     n->n_in = 1;
@@ -307,8 +318,9 @@ static ferry_status parse_cast(const op_parse_ctx *c, graph_node *n)
         return st;
     n->to = onnx_map_dtype((int32_t)v);
     if (n->to == FERRY_DTYPE_UNDEFINED)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Cast): target data type %lld is not supported",
-                          c->name, (long long)v);
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "node '%s' (Cast): target data type %lld is not supported", c->name,
+                          (long long)v);
     return FERRY_OK;
 }
 
@@ -346,8 +358,8 @@ static ferry_status parse_spatial(const op_parse_ctx *c, graph_node *n)
     if ((st = op_attr_int(c, "storage_order", 0, 0, 0, &v)))
         return st;
     if (n->op == OP_MAX_POOL && n->n_out > 1)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (MaxPool): the Indices output is not supported",
-                          c->name);
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "node '%s' (MaxPool): the Indices output is not supported", c->name);
     return FERRY_OK;
 }
 
@@ -368,7 +380,7 @@ static ferry_status parse_batch_norm(const op_parse_ctx *c, graph_node *n)
 static ferry_status parse_resize(const op_parse_ctx *c, graph_node *n)
 {
     static const char *const modes[] = {"nearest", "linear", "cubic", NULL};
-    static const char *const coords[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
+    static const char *const coords[] = {"half_pixel", "pytorch_half_pixel",   "align_corners",
                                          "asymmetric", "half_pixel_symmetric", NULL};
     static const char *const nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
                                           "ceil", NULL};
@@ -382,19 +394,22 @@ static ferry_status parse_resize(const op_parse_ctx *c, graph_node *n)
     if ((st = op_attr_float(c, "cubic_coeff_a", -0.75f, &n->alpha)))
         return st;
     if (!isfinite(n->alpha))
-        return ferry_fail(FERRY_EPARSE, "node '%s' (Resize): cubic_coeff_a %g is not a finite number",
-                          c->name, (double)n->alpha);
+        return ferry_fail(FERRY_EPARSE,
+                          "node '%s' (Resize): cubic_coeff_a %g is not a finite number", c->name,
+                          (double)n->alpha);
     if ((st = op_attr_int(c, "antialias", 0, 0, 0, &v)) ||
         (st = op_attr_int(c, "exclude_outside", 0, 0, 0, &v)))
         return st;
     op_attr a;
     if (!c->find(c->reader, "axes", &a))
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Resize): attribute 'axes' is not supported",
-                          c->name);
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "node '%s' (Resize): attribute 'axes' is not supported", c->name);
     if (!c->find(c->reader, "keep_aspect_ratio_policy", &a) &&
         !(a.type == OP_ATTR_STRING && a.s_len == 7 && !memcmp(a.s, "stretch", 7)))
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Resize): keep_aspect_ratio_policy other than \"stretch\" is not supported",
-                          c->name);
+        return ferry_fail(
+            FERRY_EUNSUPPORTED,
+            "node '%s' (Resize): keep_aspect_ratio_policy other than \"stretch\" is not supported",
+            c->name);
     return FERRY_OK;
 }
 
@@ -412,8 +427,10 @@ static ferry_status parse_grid_sample(const op_parse_ctx *c, graph_node *n)
         (st = op_attr_int(c, "align_corners", 0, 0, 1, &v)))
         return st;
     if (m == 2 || m == 4)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (GridSample): mode \"%s\" is not supported (bilinear/linear, nearest are)",
-                          c->name, modes[m]);
+        return ferry_fail(
+            FERRY_EUNSUPPORTED,
+            "node '%s' (GridSample): mode \"%s\" is not supported (bilinear/linear, nearest are)",
+            c->name, modes[m]);
     n->mode = m == 1 ? GRID_NEAREST : GRID_LINEAR;
     n->mode3 = (int)v;
     return FERRY_OK;
@@ -432,7 +449,9 @@ static ferry_status parse_pad(const op_parse_ctx *c, graph_node *n)
         (st = op_attr_float(c, "value", 0.0f, &value)))
         return st;
     if (np >= 0)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Pad): the opset-2 form (pads as an attribute) is not supported; re-export with opset >= 11",
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "node '%s' (Pad): the opset-2 form (pads as an attribute) is not "
+                          "supported; re-export with opset >= 11",
                           c->name);
     return FERRY_OK;
 }
@@ -526,7 +545,9 @@ static ferry_status parse_slice(const op_parse_ctx *c, graph_node *n)
 {
     op_attr a;
     if (!c->find(c->reader, "starts", &a))
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (Slice): the opset-1 form (starts as an attribute) is not supported; re-export with opset >= 10",
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "node '%s' (Slice): the opset-1 form (starts as an attribute) is not "
+                          "supported; re-export with opset >= 10",
                           c->name);
     return FERRY_OK;
 }
@@ -541,7 +562,8 @@ static ferry_status parse_scatter(const op_parse_ctx *c, graph_node *n)
         return st;
     int since = n->mode >= SCATTER_MAX ? 18 : n->mode ? 16 : 0;
     if (c->opset < since)
-        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): reduction \"%s\" needs opset %d (model has %lld)",
+        return ferry_fail(FERRY_EPARSE,
+                          "node '%s' (%s): reduction \"%s\" needs opset %d (model has %lld)",
                           c->name, c->op, reductions[n->mode], since, (long long)c->opset);
     return FERRY_OK;
 }
@@ -555,7 +577,8 @@ static ferry_status parse_constant_of_shape(const op_parse_ctx *c, graph_node *n
         return bad_type(c, "value", "a tensor");
     const graph_value *v = &c->g->values[a.tensor_value];
     if (graph_value_numel(v, 1) != 1)
-        return ferry_fail(FERRY_EPARSE, "node '%s' (ConstantOfShape): value must hold one element", c->name);
+        return ferry_fail(FERRY_EPARSE, "node '%s' (ConstantOfShape): value must hold one element",
+                          c->name);
     n->in[1] = a.tensor_value;
     n->n_in = 2;
     return FERRY_OK;
@@ -573,8 +596,9 @@ static ferry_status parse_eye_like(const op_parse_ctx *c, graph_node *n)
     n->starts[0] = k;
     n->to = dt == -1 ? FERRY_DTYPE_UNDEFINED : onnx_map_dtype((int32_t)dt);
     if (dt != -1 && n->to == FERRY_DTYPE_UNDEFINED)
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (EyeLike): data type %lld is not supported",
-                          c->name, (long long)dt);
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "node '%s' (EyeLike): data type %lld is not supported", c->name,
+                          (long long)dt);
     return FERRY_OK;
 }
 
@@ -595,7 +619,8 @@ static ferry_status parse_depth_to_space(const op_parse_ctx *c, graph_node *n)
         return st;
     op_attr a;
     if (c->find(c->reader, "blocksize", &a))
-        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): attribute 'blocksize' is missing", c->name, c->op);
+        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): attribute 'blocksize' is missing", c->name,
+                          c->op);
     n->axis = (int)v;
     return op_attr_enum(c, "mode", modes, 0, &n->mode);
 }
@@ -609,7 +634,8 @@ static ferry_status parse_rnn(const op_parse_ctx *c, graph_node *n)
         return st;
     op_attr a;
     if (c->find(c->reader, "hidden_size", &a))
-        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): attribute 'hidden_size' is missing", c->name, c->op);
+        return ferry_fail(FERRY_EPARSE, "node '%s' (%s): attribute 'hidden_size' is missing",
+                          c->name, c->op);
     n->hidden = v;
     if ((st = op_attr_enum(c, "direction", dirs, RNN_FORWARD, &n->direction)))
         return st;
@@ -624,7 +650,9 @@ static ferry_status parse_rnn(const op_parse_ctx *c, graph_node *n)
     if ((st = op_attr_float(c, "clip", 0.0f, &n->clip)))
         return st;
     if (!c->find(c->reader, "activations", &a))
-        return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): attribute 'activations' is not supported (the default activations are)",
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "node '%s' (%s): attribute 'activations' is not supported (the default "
+                          "activations are)",
                           c->name, c->op);
     return FERRY_OK;
 }
@@ -634,7 +662,7 @@ static ferry_status parse_rnn(const op_parse_ctx *c, graph_node *n)
 #define ANY 0, 99 /* every opset this loader accepts */
 
 static const op_def op_table[] = {
-    /* onnx name          kind              in     out   opsets  parse            infer          flags */
+    /* onnx name          kind              in     out   opsets  parse            infer flags */
     {"Gemm", OP_GEMM, 2, 3, 1, 1, ANY, parse_gemm, infer_gemm, OPF_FOLD},
     {"MatMul", OP_MATMUL, 2, 2, 1, 1, ANY, parse_matmul, infer_matmul, OPF_FOLD},
     {"Einsum", OP_EINSUM, 1, 2, 1, 1, 12, 99, parse_einsum, infer_einsum, OPF_FOLD},
@@ -652,7 +680,8 @@ static const op_def op_table[] = {
     {"Sqrt", OP_SQRT, 1, 1, 1, 1, ANY, NULL, infer_same, OPF_FOLD},
     {"Softmax", OP_SOFTMAX, 1, 1, 1, 1, ANY, parse_softmax, infer_softmax, OPF_FOLD},
     {"LogSoftmax", OP_LOG_SOFTMAX, 1, 1, 1, 1, ANY, parse_softmax, infer_softmax, OPF_FOLD},
-    {"LayerNormalization", OP_LAYER_NORM, 2, 3, 1, 3, ANY, parse_layer_norm, infer_layer_norm, OPF_FOLD},
+    {"LayerNormalization", OP_LAYER_NORM, 2, 3, 1, 3, ANY, parse_layer_norm, infer_layer_norm,
+     OPF_FOLD},
     {"ReduceMean", OP_REDUCE_MEAN, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce, OPF_FOLD},
     {"Flatten", OP_FLATTEN, 1, 1, 1, 1, ANY, parse_flatten, infer_flatten, OPF_VIEW | OPF_FOLD},
     {"Reshape", OP_RESHAPE, 2, 2, 1, 1, ANY, parse_reshape, infer_reshape, OPF_VIEW | OPF_FOLD},
@@ -666,10 +695,13 @@ static const op_def op_table[] = {
     {"AveragePool", OP_AVG_POOL, 1, 1, 1, 1, ANY, parse_spatial, infer_pool, 0},
     {"GlobalAveragePool", OP_GLOBAL_AVG_POOL, 1, 1, 1, 1, ANY, NULL, infer_global_pool, 0},
     {"GlobalMaxPool", OP_GLOBAL_MAX_POOL, 1, 1, 1, 1, ANY, NULL, infer_global_pool, 0},
-    {"BatchNormalization", OP_BATCH_NORM, 5, 5, 1, 3, ANY, parse_batch_norm, infer_batch_norm, OPF_FOLD},
-    {"InstanceNormalization", OP_INSTANCE_NORM, 3, 3, 1, 1, ANY, parse_epsilon, infer_instance_norm, OPF_FOLD},
+    {"BatchNormalization", OP_BATCH_NORM, 5, 5, 1, 3, ANY, parse_batch_norm, infer_batch_norm,
+     OPF_FOLD},
+    {"InstanceNormalization", OP_INSTANCE_NORM, 3, 3, 1, 1, ANY, parse_epsilon, infer_instance_norm,
+     OPF_FOLD},
     {"Resize", OP_RESIZE, 1, 4, 1, 1, ANY, parse_resize, infer_resize, OPF_FOLD},
-    {"GridSample", OP_GRID_SAMPLE, 2, 2, 1, 1, 16, 99, parse_grid_sample, infer_grid_sample, OPF_FOLD},
+    {"GridSample", OP_GRID_SAMPLE, 2, 2, 1, 1, 16, 99, parse_grid_sample, infer_grid_sample,
+     OPF_FOLD},
     {"Pad", OP_PAD, 1, 4, 1, 1, ANY, parse_pad, infer_pad, OPF_FOLD},
     {"Clip", OP_CLIP, 1, 3, 1, 1, ANY, parse_clip, infer_clip, OPF_FOLD},
     {"HardSigmoid", OP_HARD_SIGMOID, 1, 1, 1, 1, ANY, parse_hard_sigmoid, infer_same, OPF_FOLD},
@@ -707,8 +739,10 @@ static const op_def op_table[] = {
     {"ReduceMin", OP_REDUCE_MIN, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce, OPF_FOLD},
     {"ReduceProd", OP_REDUCE_PROD, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce, OPF_FOLD},
     {"ReduceL2", OP_REDUCE_L2, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce, OPF_FOLD},
-    {"ReduceSumSquare", OP_REDUCE_SUM_SQUARE, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce, OPF_FOLD},
-    {"ReduceLogSumExp", OP_REDUCE_LOG_SUM_EXP, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce, OPF_FOLD},
+    {"ReduceSumSquare", OP_REDUCE_SUM_SQUARE, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce,
+     OPF_FOLD},
+    {"ReduceLogSumExp", OP_REDUCE_LOG_SUM_EXP, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce,
+     OPF_FOLD},
     {"ArgMax", OP_ARGMAX, 1, 1, 1, 1, ANY, parse_arg, infer_arg, OPF_FOLD},
     {"ArgMin", OP_ARGMIN, 1, 1, 1, 1, ANY, parse_arg, infer_arg, OPF_FOLD},
     {"CumSum", OP_CUMSUM, 2, 2, 1, 1, ANY, parse_cumsum, infer_cumsum, OPF_FOLD},
@@ -716,21 +750,27 @@ static const op_def op_table[] = {
     {"Shape", OP_SHAPE, 1, 1, 1, 1, ANY, parse_shape, infer_shape_op, 0},
     {"Squeeze", OP_SQUEEZE, 1, 2, 1, 1, ANY, parse_axes, infer_squeeze, OPF_VIEW | OPF_FOLD},
     {"Unsqueeze", OP_UNSQUEEZE, 1, 2, 1, 1, ANY, parse_axes, infer_unsqueeze, OPF_VIEW | OPF_FOLD},
-    {"Concat", OP_CONCAT, 1, GRAPH_MAX_IO, 1, 1, ANY, parse_axis0, infer_concat, OPF_FOLD | OPF_VARIADIC},
-    {"Split", OP_SPLIT, 1, 2, GRAPH_MAX_IO, GRAPH_MAX_IO, ANY, parse_split, infer_split, OPF_FOLD | OPF_VARIADIC},
+    {"Concat", OP_CONCAT, 1, GRAPH_MAX_IO, 1, 1, ANY, parse_axis0, infer_concat,
+     OPF_FOLD | OPF_VARIADIC},
+    {"Split", OP_SPLIT, 1, 2, GRAPH_MAX_IO, GRAPH_MAX_IO, ANY, parse_split, infer_split,
+     OPF_FOLD | OPF_VARIADIC},
     {"Slice", OP_SLICE, 1, 5, 1, 1, ANY, parse_slice, infer_slice, OPF_FOLD},
     {"Transpose", OP_TRANSPOSE, 1, 1, 1, 1, ANY, parse_transpose, infer_transpose, OPF_FOLD},
     {"Gather", OP_GATHER, 2, 2, 1, 1, ANY, parse_axis0, infer_gather, OPF_FOLD},
-    {"GatherElements", OP_GATHER_ELEMENTS, 2, 2, 1, 1, ANY, parse_axis0, infer_gather_elements, OPF_FOLD},
+    {"GatherElements", OP_GATHER_ELEMENTS, 2, 2, 1, 1, ANY, parse_axis0, infer_gather_elements,
+     OPF_FOLD},
     {"ScatterND", OP_SCATTER_ND, 3, 3, 1, 1, ANY, parse_scatter, infer_scatter_nd, OPF_FOLD},
-    {"ScatterElements", OP_SCATTER_ELEMENTS, 3, 3, 1, 1, 11, 99, parse_scatter, infer_scatter_elements, OPF_FOLD},
+    {"ScatterElements", OP_SCATTER_ELEMENTS, 3, 3, 1, 1, 11, 99, parse_scatter,
+     infer_scatter_elements, OPF_FOLD},
     {"Expand", OP_EXPAND, 2, 2, 1, 1, ANY, NULL, infer_expand, OPF_FOLD},
     {"Tile", OP_TILE, 2, 2, 1, 1, ANY, NULL, infer_tile, OPF_FOLD},
-    {"ConstantOfShape", OP_CONSTANT_OF_SHAPE, 1, 1, 1, 1, ANY, parse_constant_of_shape, infer_constant_of_shape, OPF_FOLD},
+    {"ConstantOfShape", OP_CONSTANT_OF_SHAPE, 1, 1, 1, 1, ANY, parse_constant_of_shape,
+     infer_constant_of_shape, OPF_FOLD},
     {"Range", OP_RANGE, 3, 3, 1, 1, ANY, NULL, infer_range, OPF_FOLD},
     {"EyeLike", OP_EYE_LIKE, 1, 1, 1, 1, ANY, parse_eye_like, infer_eye_like, OPF_FOLD},
     {"Trilu", OP_TRILU, 1, 2, 1, 1, ANY, parse_trilu, infer_trilu, OPF_FOLD},
-    {"DepthToSpace", OP_DEPTH_TO_SPACE, 1, 1, 1, 1, ANY, parse_depth_to_space, infer_depth_to_space, OPF_FOLD},
+    {"DepthToSpace", OP_DEPTH_TO_SPACE, 1, 1, 1, 1, ANY, parse_depth_to_space, infer_depth_to_space,
+     OPF_FOLD},
     /* recurrent */
     {"LSTM", OP_LSTM, 3, 8, 3, 3, ANY, parse_rnn, infer_rnn, 0},
     {"GRU", OP_GRU, 3, 6, 2, 2, ANY, parse_rnn, infer_rnn, 0},

@@ -105,8 +105,11 @@ static ferry_status conv_extent(graph_node *n, int i, int64_t in, int64_t *out)
     }
     int64_t span = in + a->pads[i] + a->pads[i + nsp] - ek;
     if (span < 0)
-        return node_failf(n, FERRY_ESHAPE, "the kernel (%lld, dilation %lld) is larger than the padded input (%lld) on spatial dim %d",
-                          (long long)k, (long long)d, (long long)(in + a->pads[i] + a->pads[i + nsp]), i);
+        return node_failf(n, FERRY_ESHAPE,
+                          "the kernel (%lld, dilation %lld) is larger than the padded input (%lld) "
+                          "on spatial dim %d",
+                          (long long)k, (long long)d,
+                          (long long)(in + a->pads[i] + a->pads[i + nsp]), i);
     int64_t o = a->ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
     /* ceil_mode: the last window must start inside the input or its left pad */
     if (a->ceil_mode && (o - 1) * s >= in + a->pads[i])
@@ -125,8 +128,8 @@ ferry_status infer_conv(graph *g, graph_node *n)
     conv_attrs *a = &n->conv;
     if (w->ndim != x->ndim) {
         SHAPE_STR(sw, w);
-        return node_failf(n, FERRY_ESHAPE, "weight '%s' has shape %s; expected rank %d", w->name, sw,
-                          x->ndim);
+        return node_failf(n, FERRY_ESHAPE, "weight '%s' has shape %s; expected rank %d", w->name,
+                          sw, x->ndim);
     }
     if (a->nsp < 0 || a->nsp == 0)
         for (int i = 0; i < nsp; i++)
@@ -139,8 +142,8 @@ ferry_status infer_conv(graph *g, graph_node *n)
     if (gr < 1 || c % gr || m % gr || w->dims[1] != c / gr) {
         SHAPE_STR(sx, x);
         SHAPE_STR(sw, w);
-        return node_failf(n, FERRY_ESHAPE, "input %s and weight %s do not agree with group %lld", sx,
-                          sw, (long long)gr);
+        return node_failf(n, FERRY_ESHAPE, "input %s and weight %s do not agree with group %lld",
+                          sx, sw, (long long)gr);
     }
     for (int i = 0; i < nsp; i++)
         if (a->kernel[i] != w->dims[2 + i])
@@ -197,8 +200,10 @@ ferry_status infer_conv_transpose(graph *g, graph_node *n)
         int64_t in = x->dims[2 + i], s = a->strides[i], d = a->dilations[i], k = a->kernel[i];
         int64_t ek = (k - 1) * d + 1;
         if (a->out_pad[i] < 0 || (a->out_pad[i] >= s && a->out_pad[i] >= d))
-            return node_fail(n, FERRY_ESHAPE, "output_padding must be smaller than the stride or the dilation");
-        if (has_out_shape || a->auto_pad == AUTO_PAD_SAME_UPPER || a->auto_pad == AUTO_PAD_SAME_LOWER) {
+            return node_fail(n, FERRY_ESHAPE,
+                             "output_padding must be smaller than the stride or the dilation");
+        if (has_out_shape || a->auto_pad == AUTO_PAD_SAME_UPPER ||
+            a->auto_pad == AUTO_PAD_SAME_LOWER) {
             int64_t want = has_out_shape ? a->out_shape[i] : in * s;
             int64_t total = s * (in - 1) + a->out_pad[i] + ek - want;
             if (total < 0)
@@ -386,7 +391,8 @@ ferry_status infer_resize(graph *g, graph_node *n)
         if ((st = known_ints(g, n, zi, "sizes", &v, &ks, &cnt)))
             return st;
         if (cnt != r)
-            return node_failf(n, FERRY_ESHAPE, "sizes has %lld entries for rank %d", (long long)cnt, r);
+            return node_failf(n, FERRY_ESHAPE, "sizes has %lld entries for rank %d", (long long)cnt,
+                              r);
         for (int i = 0; i < r; i++) {
             if (x->dims[i] < 0) {
                 if (!ks || ks[i] != -x->dims[i] || v[i])
@@ -438,8 +444,8 @@ ferry_status infer_pad(graph *g, graph_node *n)
         if (n->n_in > 3 && n->in[3] >= 0 && (st = const_ints(g, n, 3, "axes", &av, &na)))
             return st;
         if (cnt != 2 * na)
-            return node_failf(n, FERRY_ESHAPE, "pads has %lld values; expected %lld", (long long)cnt,
-                              (long long)(2 * na));
+            return node_failf(n, FERRY_ESHAPE, "pads has %lld values; expected %lld",
+                              (long long)cnt, (long long)(2 * na));
         for (int i = 0; i < r; i++)
             n->starts[i] = n->ends[i] = 0;
         for (int64_t i = 0; i < na; i++) {
@@ -561,7 +567,8 @@ ferry_status infer_rnn(graph *g, graph_node *n)
         int64_t want[3] = {n->layout ? b : dirs, n->layout ? dirs : b, h};
         for (int i = 0; i < 3; i++)
             if (s->ndim != 3 || s->dims[i] != want[i])
-                return node_failf(n, FERRY_ESHAPE, "initial state '%s' has the wrong shape", s->name);
+                return node_failf(n, FERRY_ESHAPE, "initial state '%s' has the wrong shape",
+                                  s->name);
     }
     int64_t yd[4], hd[3];
     if (n->layout) {

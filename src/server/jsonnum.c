@@ -128,7 +128,6 @@ static double slow_strtod(const char *s, size_t n, bool f32)
     return d;
 }
 
-
 /*
  * w * 10^q correctly rounded to double by Eisel-Lemire, for w != 0 with at
  * most 19 digits. Returns false where it cannot decide (or does not try:

@@ -75,9 +75,8 @@ static inline bool jsonnum_parse_f32_simple(const char **pp, const char *end, fl
 {
     static const float p10f[11] = {1e0f, 1e1f, 1e2f, 1e3f, 1e4f, 1e5f,
                                    1e6f, 1e7f, 1e8f, 1e9f, 1e10f};
-    static const double p10d[20] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,
-                                    1e7,  1e8,  1e9,  1e10, 1e11, 1e12, 1e13,
-                                    1e14, 1e15, 1e16, 1e17, 1e18, 1e19};
+    static const double p10d[20] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+                                    1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19};
     const char *p = *pp;
     bool neg = p < end && *p == '-';
     p += neg;
@@ -103,7 +102,7 @@ static inline bool jsonnum_parse_f32_simple(const char **pp, const char *end, fl
     if (w < (1u << 24) && k <= 10) {
         v = (float)w / p10f[k]; /* both exact: one correctly rounded division */
     } else if (w <= (uint64_t)1 << 53) {
-        double d = (double)w / p10d[k]; /* Clinger: correctly rounded double */
+        double d = (double)w / p10d[k];             /* Clinger: correctly rounded double */
         if (jsonnum_f32_midpoint(d) || d < FLT_MIN) /* a midpoint, or 0 */
             return false;
         v = (float)d;

@@ -141,10 +141,14 @@ static const char *const queue_fields[] = {"timeout_action", "default_timeout_mi
 static const char *const batching_fields[] = {"max_queue_delay_microseconds", "priority_levels",
                                               "default_priority_level", "default_queue_policy",
                                               NULL};
-static const char *const top_fields[] = {"name",           "platform",
-                                         "backend",        "max_batch_size",
-                                         "version_policy", "default_model_filename",
-                                         "dynamic_batching", NULL};
+static const char *const top_fields[] = {"name",
+                                         "platform",
+                                         "backend",
+                                         "max_batch_size",
+                                         "version_policy",
+                                         "default_model_filename",
+                                         "dynamic_batching",
+                                         NULL};
 
 static bool is_one_of(const char *name, const char *const *list)
 {
@@ -306,8 +310,7 @@ static bool read_version_policy(mc_ctx *c, const pbtxt_field *vp)
             if (!get_int(c, g, "version_policy.specific.versions", 0, INT64_MAX, &v))
                 return false;
             if (mc->n_versions == MC_MAX_VERSIONS)
-                return bad(c, g, "version_policy.specific: more than %d versions",
-                           MC_MAX_VERSIONS);
+                return bad(c, g, "version_policy.specific: more than %d versions", MC_MAX_VERSIONS);
             mc->versions[mc->n_versions++] = v;
         }
         if (mc->n_versions == 0)
@@ -345,14 +348,18 @@ static bool read_top(mc_ctx *c, const pbtxt_msg *m)
             if (!get_str(c, f, "platform", s, sizeof s))
                 return false;
             if (strcmp(s, "onnxruntime_onnx") && strcmp(s, "onnx_onnxv1"))
-                return bad(c, f, "platform '%s' is not served by Ferry, which runs ONNX models "
-                           "(platform \"onnxruntime_onnx\")", s);
+                return bad(c, f,
+                           "platform '%s' is not served by Ferry, which runs ONNX models "
+                           "(platform \"onnxruntime_onnx\")",
+                           s);
         } else if (!strcmp(f->name, "backend")) {
             if (!get_str(c, f, "backend", s, sizeof s))
                 return false;
             if (strcmp(s, "onnxruntime") && strcmp(s, "onnx"))
-                return bad(c, f, "backend '%s' is not served by Ferry, which runs ONNX models "
-                           "(backend \"onnxruntime\")", s);
+                return bad(c, f,
+                           "backend '%s' is not served by Ferry, which runs ONNX models "
+                           "(backend \"onnxruntime\")",
+                           s);
         } else if (!strcmp(f->name, "max_batch_size")) {
             if (!get_int(c, f, "max_batch_size", 0, 1 << 20, &v))
                 return false;

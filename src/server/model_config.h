@@ -35,7 +35,7 @@ typedef struct model_config {
     bool has_max_queue;
     int max_queue;
     bool has_workers;
-    int workers; /* instance_group counts, summed */
+    int workers;              /* instance_group counts, summed */
     char model_filename[256]; /* default_model_filename; default "model.onnx" */
     vp_kind policy;
     int latest_n; /* VP_LATEST: how many of the highest versions (default 1) */

@@ -34,8 +34,8 @@ struct pbtxt_field {
     char *name;
     int line; /* 1-based, where the value starts */
     pbtxt_kind kind;
-    char *text; /* scalars: NUL-terminated */
-    size_t len; /* scalars: bytes in text */
+    char *text;    /* scalars: NUL-terminated */
+    size_t len;    /* scalars: bytes in text */
     pbtxt_msg msg; /* PBTXT_MESSAGE */
 };
 

@@ -55,7 +55,7 @@
 
 typedef struct repo_entry {
     char name[256];
-    bool tried;      /* a load or unload happened: state and reason mean something */
+    bool tried;       /* a load or unload happened: state and reason mean something */
     char reason[512]; /* why it is not served ("" while it is) */
     bool has_sig;
     uint64_t sig; /* poll: the files as last loaded */
@@ -78,10 +78,10 @@ struct srv_repo {
     ferry_engine_config ec;
     char *device;
     ferry_batcher_config bc;
-    char *mask_input;         /* bc's, copied */
-    ferry_model_options mo;   /* copied: */
-    char *length_axis;        /* its strings */
-    int64_t *length_buckets;  /* and buckets */
+    char *mask_input;        /* bc's, copied */
+    ferry_model_options mo;  /* copied: */
+    char *length_axis;       /* its strings */
+    int64_t *length_buckets; /* and buckets */
     void (*log)(void *user, int level, const char *msg);
     void *log_user;
     pthread_mutex_t mu;
@@ -114,7 +114,10 @@ static void say(srv_repo *p, int level, const char *fmt, ...)
     if (p->log)
         p->log(p->log_user, level, msg);
     else
-        fprintf(stderr, "ferry: %s%s\n", level == 0 ? "error: " : level == 1 ? "warning: " : "",
+        fprintf(stderr, "ferry: %s%s\n",
+                level == 0   ? "error: "
+                : level == 1 ? "warning: "
+                             : "",
                 msg);
 }
 
@@ -164,7 +167,8 @@ static bool in_repo(srv_repo *p, const char *name)
 {
     char mdir[PATH_MAX];
     struct stat st;
-    return good_name(name) && snprintf(mdir, sizeof mdir, "%s/%s", p->dir, name) < (int)sizeof mdir &&
+    return good_name(name) &&
+           snprintf(mdir, sizeof mdir, "%s/%s", p->dir, name) < (int)sizeof mdir &&
            stat(mdir, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
@@ -491,8 +495,8 @@ static bool load_model(srv_repo *p, const char *name, char *why, size_t n, char 
             goto out;
         n_add++;
         if (lo < ln)
-            lo += (size_t)snprintf(loaded + lo, ln - lo, "%s%lld", lo ? "," : "",
-                                   (long long)all[i]);
+            lo +=
+                (size_t)snprintf(loaded + lo, ln - lo, "%s%lld", lo ? "," : "", (long long)all[i]);
     }
     if (lo < ln) {
         char knobs[400];
@@ -681,9 +685,8 @@ static void run_job(srv_repo *p, repo_job *j)
 {
     srv_request *r = j->r;
     char why[600];
-    bool ok = j->kind == JOB_LOAD
-                  ? do_load(p, r->repo_name, why, sizeof why)
-                  : do_unload(p, r->repo_name, "unloaded", why, sizeof why);
+    bool ok = j->kind == JOB_LOAD ? do_load(p, r->repo_name, why, sizeof why)
+                                  : do_unload(p, r->repo_name, "unloaded", why, sizeof why);
     if (!ok) {
         r->err_status = MHD_HTTP_BAD_REQUEST;
         snprintf(r->err_msg, sizeof r->err_msg, "failed to %s '%s': %s",
@@ -1016,8 +1019,8 @@ static bool read_body(srv_request *r, cJSON **out)
 {
     *out = NULL;
     size_t i = 0;
-    while (i < r->len && (r->body[i] == ' ' || r->body[i] == '\n' || r->body[i] == '\r' ||
-                          r->body[i] == '\t'))
+    while (i < r->len &&
+           (r->body[i] == ' ' || r->body[i] == '\n' || r->body[i] == '\r' || r->body[i] == '\t'))
         i++;
     if (i == r->len)
         return true;
@@ -1025,8 +1028,7 @@ static bool read_body(srv_request *r, cJSON **out)
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
         r->err_status = MHD_HTTP_BAD_REQUEST;
-        snprintf(r->err_msg, sizeof r->err_msg,
-                 "the request body must be empty or a JSON object");
+        snprintf(r->err_msg, sizeof r->err_msg, "the request body must be empty or a JSON object");
         return false;
     }
     *out = j;
@@ -1067,8 +1069,7 @@ bool srv_repo_request(srv_request *r, jsonw *w, unsigned *status)
                  r->repo_name);
     } else if (params && !cJSON_IsObject(params)) {
         snprintf(r->err_msg, sizeof r->err_msg, "'parameters' must be an object");
-    } else if (r->route == ROUTE_REPO_LOAD && params &&
-               (item = params->child) != NULL) {
+    } else if (r->route == ROUTE_REPO_LOAD && params && (item = params->child) != NULL) {
         /* config and file: overrides load a model from the request */
         snprintf(r->err_msg, sizeof r->err_msg,
                  "load parameter '%.100s' is not supported: Ferry loads models from the "

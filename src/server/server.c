@@ -31,8 +31,8 @@
 #include "util/cpus.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "util/timeutil.h"
 #include "util/thread.h"
+#include "util/timeutil.h"
 
 /* A body whose Content-Length exceeds max_body by more than this is refused
  * at once and the connection closed; smaller excesses are read and dropped,
@@ -198,8 +198,8 @@ ferry_status ferry_server_add_model(ferry_server *s, const char *name, const cha
     return st;
 }
 
-ferry_status srv_model_new(const char *name, const char *version, ferry_model *mdl,
-                           ferry_engine *e, ferry_batcher *b, srv_model **out)
+ferry_status srv_model_new(const char *name, const char *version, ferry_model *mdl, ferry_engine *e,
+                           ferry_batcher *b, srv_model **out)
 {
     ferry_status st = FERRY_ENOMEM;
     srv_model *m = calloc(1, sizeof *m);

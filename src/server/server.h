@@ -64,7 +64,7 @@ typedef struct srv_model {
      * the table's reference is the last. */
     atomic_int refs;
     atomic_bool retired;
-    bool from_repo;                /* loaded by repo.c (may be unloaded, reloaded) */
+    bool from_repo;                 /* loaded by repo.c (may be unloaded, reloaded) */
     struct srv_model *next_retired; /* repo.c's list of retired entries */
 } srv_model;
 
@@ -213,8 +213,8 @@ void srv_request_resume(srv_request *r);
 /* server.c: the model table */
 /* A table entry for a loaded model, engine and batcher (owned on success,
  * left to the caller on failure), with one reference, not yet in a table. */
-ferry_status srv_model_new(const char *name, const char *version, ferry_model *mdl,
-                           ferry_engine *e, ferry_batcher *b, srv_model **out);
+ferry_status srv_model_new(const char *name, const char *version, ferry_model *mdl, ferry_engine *e,
+                           ferry_batcher *b, srv_model **out);
 void srv_model_free(srv_model *m);
 /* The entry serving (name, version) (version NULL: the highest), with a
  * reference taken for the caller; NULL if none. Any thread. */

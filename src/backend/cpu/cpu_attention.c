@@ -51,8 +51,8 @@ static void attend_rows(const cpu_attention_args *a, int64_t b, int64_t h, int64
     const float *k = a->k + b * a->k_bs + h * d;
     const float *v = a->v + b * a->v_bs + h * d;
     cpu_gemm_block(0, 1, n, Tk, d, a->scale, q, a->q_rs, k, a->k_rs, S, Tk);
-    const float *m = a->mask ? a->mask + b * a->mstride[0] + h * a->mstride[1] + i0 * a->mstride[2]
-                             : NULL;
+    const float *m =
+        a->mask ? a->mask + b * a->mstride[0] + h * a->mstride[1] + i0 * a->mstride[2] : NULL;
     cpu_softmax_rows_exp(S, n, Tk, m, a->mstride[2], inv);
     float *y = a->y + b * a->y_bs + i0 * a->y_rs + h * d;
     cpu_gemm_block(0, 0, n, d, Tk, 1.0f, S, Tk, v, a->v_rs, y, a->y_rs);

@@ -30,11 +30,11 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
-#include "backend/profile.h"
 #include "backend/cpu/cpu_dnnl.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/cpu_parallel.h"
+#include "backend/profile.h"
 #include "util/cpus.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -373,8 +373,8 @@ static ferry_status cpu_ctx_create(const graph *g, const backend_opts *o, backen
         c->syms[c->n_syms++] = v;
         c->vals[v].kind = LOC_ARENA;
         c->vals[v].off = extra;
-        extra += round64((size_t)graph_value_numel(gv, o->max_batch) *
-                         ferry_dtype_size(c->vals[v].sdt));
+        extra +=
+            round64((size_t)graph_value_numel(gv, o->max_batch) * ferry_dtype_size(c->vals[v].sdt));
     }
     /* Aliases of constants and of relocated values follow their root. */
     for (int v = 0; v < g->n_values; v++) {

@@ -328,8 +328,7 @@ static void softmax_chunk(void *arg, int64_t c)
     if (j->f) {
         for (int64_t o = i0; o < i1; o++) {
             float *y = j->Y + o * L;
-            scale_mask_row(j->X + o * L, j->f->mask ? mask_row(j->f, o) : NULL, y, L,
-                           j->f->scale);
+            scale_mask_row(j->X + o * L, j->f->mask ? mask_row(j->f, o) : NULL, y, L, j->f->scale);
             softmax_row(y, y, L, j->is_log);
         }
         return;
@@ -573,8 +572,7 @@ void cpu_instance_norm(const float *X, const float *scale, const float *bias, fl
 /* One BLAS call on the calling thread (the backend keeps OpenBLAS at one
  * thread and splits work itself, see cpu_gemm). */
 void cpu_gemm_block(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                    const float *A, int64_t lda, const float *B, int64_t ldb, float *Y,
-                    int64_t ldy)
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float *Y, int64_t ldy)
 {
     if (K == 0) {
         for (int64_t i = 0; i < M; i++)
@@ -685,7 +683,7 @@ static void gemm_chunk(void *arg, int64_t c)
     const float *A = g->trans_a ? g->A + i0 : g->A + i0 * K;
     const float *B = g->trans_b ? g->B + j0 * K : g->B + j0;
     cpu_gemm_block(g->trans_a, g->trans_b, i1 - i0, j1 - j0, K, g->alpha, A, lda, B, ldb,
-               g->Y + i0 * N + j0, N);
+                   g->Y + i0 * N + j0, N);
     epilogue_block(g, i0, i1, j0, j1);
 }
 
@@ -711,8 +709,8 @@ void cpu_gemm_res(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, flo
 {
     if (M <= 0 || N <= 0)
         return;
-    gemm_args g = {trans_a, trans_b, M, N, K, alpha, beta, act_alpha, A, B, C, bias, act, R, Y,
-                   M, N, 1};
+    gemm_args g = {trans_a, trans_b, M,    N,   K, alpha, beta, act_alpha, A,
+                   B,       C,       bias, act, R, Y,     M,    N,         1};
     /* Small chunks only when helpers can take them: run alone, each chunk
      * is one more BLAS call with its fixed cost (mlp-s at batch 256 split
      * over 16 engine workers: 378k samples/s with one call per Gemm, 255k

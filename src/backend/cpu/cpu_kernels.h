@@ -93,10 +93,10 @@ void cpu_scale_rows(float *Y, int64_t rows, int64_t cols, int64_t ld, const floa
  * chunk keeping its scores [Tq, Tk] and their Tq row sums in its own slot
  * of scratch (cpu_attention_slot floats). */
 typedef struct cpu_attention_args {
-    const float *q, *k, *v;      /* head 0's first column in each source */
-    int64_t q_bs, k_bs, v_bs;    /* elements between batch entries */
-    int64_t q_rs, k_rs, v_rs;    /* elements between rows (positions) */
-    const float *mask;           /* NULL: none */
+    const float *q, *k, *v;   /* head 0's first column in each source */
+    int64_t q_bs, k_bs, v_bs; /* elements between batch entries */
+    int64_t q_rs, k_rs, v_rs; /* elements between rows (positions) */
+    const float *mask;        /* NULL: none */
     int64_t mstride[3];
     float *y;
     int64_t y_bs, y_rs;

@@ -228,10 +228,13 @@ static ferry_status run_binary(const cpu_call *c)
         cpu_pow(c->in[0], adt, a.d, a.n, c->in[1], bdt, b.d, b.n, c->out[0], y.d, y.n);
         return FERRY_OK;
     }
-    cpu_binary_op bop = op == OP_ADD ? CPU_BIN_ADD : op == OP_SUB ? CPU_BIN_SUB
-                      : op == OP_MUL ? CPU_BIN_MUL : op == OP_DIV ? CPU_BIN_DIV : CPU_BIN_MOD;
-    cpu_binary_arith(bop, adt, c->nd->mode, c->in[0], a.d, a.n, c->in[1], b.d, b.n, c->out[0],
-                     y.d, y.n);
+    cpu_binary_op bop = op == OP_ADD   ? CPU_BIN_ADD
+                        : op == OP_SUB ? CPU_BIN_SUB
+                        : op == OP_MUL ? CPU_BIN_MUL
+                        : op == OP_DIV ? CPU_BIN_DIV
+                                       : CPU_BIN_MOD;
+    cpu_binary_arith(bop, adt, c->nd->mode, c->in[0], a.d, a.n, c->in[1], b.d, b.n, c->out[0], y.d,
+                     y.n);
     return FERRY_OK;
 }
 
@@ -433,8 +436,7 @@ static ferry_status run_arg(const cpu_call *c)
 static ferry_status run_cumsum(const cpu_call *c)
 {
     dims x = in_dims(c, 0);
-    cpu_cumsum(c->in[0], in_sdt(c, 0), x.d, x.n, c->nd->axis, c->nd->mode, c->nd->mode2,
-               c->out[0]);
+    cpu_cumsum(c->in[0], in_sdt(c, 0), x.d, x.n, c->nd->axis, c->nd->mode, c->nd->mode2, c->out[0]);
     return FERRY_OK;
 }
 
@@ -445,12 +447,17 @@ static ferry_status run_compare(const cpu_call *c)
     dims a = in_dims(c, 0), b = in_dims(c, 1), y = out_dims(c, 0);
     op_kind op = c->nd->op;
     if (op == OP_AND || op == OP_OR || op == OP_XOR) {
-        cpu_logical(op == OP_AND ? CPU_LOGIC_AND : op == OP_OR ? CPU_LOGIC_OR : CPU_LOGIC_XOR,
+        cpu_logical(op == OP_AND  ? CPU_LOGIC_AND
+                    : op == OP_OR ? CPU_LOGIC_OR
+                                  : CPU_LOGIC_XOR,
                     c->in[0], a.d, a.n, c->in[1], b.d, b.n, c->out[0], y.d, y.n);
         return FERRY_OK;
     }
-    cpu_cmp_op cop = op == OP_EQUAL ? CPU_CMP_EQ : op == OP_LESS ? CPU_CMP_LT
-                   : op == OP_LESS_EQUAL ? CPU_CMP_LE : op == OP_GREATER ? CPU_CMP_GT : CPU_CMP_GE;
+    cpu_cmp_op cop = op == OP_EQUAL        ? CPU_CMP_EQ
+                     : op == OP_LESS       ? CPU_CMP_LT
+                     : op == OP_LESS_EQUAL ? CPU_CMP_LE
+                     : op == OP_GREATER    ? CPU_CMP_GT
+                                           : CPU_CMP_GE;
     cpu_compare(cop, in_sdt(c, 0), c->in[0], a.d, a.n, c->in[1], b.d, b.n, c->out[0], y.d, y.n);
     return FERRY_OK;
 }
@@ -558,11 +565,12 @@ static ferry_status run_gather(const cpu_call *c)
                               "node '%s' (Gather): an index in '%s' leaves its sample's %lld rows",
                               c->nd->name, c->g->values[c->nd->in[1]].name, (long long)k);
     }
-    if (cpu_gather(c->in[0], x.d, x.n, c->nd->axis, c->in[1], in_sdt(c, 1), numel(&idx),
-                   c->out[0], in_esz(c, 0)))
-        return ferry_fail(FERRY_EINVAL, "node '%s' (Gather): an index in '%s' is out of range [-%lld, %lld)",
-                          c->nd->name, c->g->values[c->nd->in[1]].name,
-                          (long long)x.d[c->nd->axis], (long long)x.d[c->nd->axis]);
+    if (cpu_gather(c->in[0], x.d, x.n, c->nd->axis, c->in[1], in_sdt(c, 1), numel(&idx), c->out[0],
+                   in_esz(c, 0)))
+        return ferry_fail(FERRY_EINVAL,
+                          "node '%s' (Gather): an index in '%s' is out of range [-%lld, %lld)",
+                          c->nd->name, c->g->values[c->nd->in[1]].name, (long long)x.d[c->nd->axis],
+                          (long long)x.d[c->nd->axis]);
     return FERRY_OK;
 }
 
@@ -679,8 +687,10 @@ static ferry_status run_pad(const cpu_call *c)
     int32_t i32 = (int32_t)nd->alpha;
     uint8_t bv = nd->alpha != 0;
     ferry_dtype dt = in_sdt(c, 0);
-    const void *val = dt == FERRY_F32 ? (const void *)&fv : dt == FERRY_I64 ? (const void *)&iv
-                    : dt == FERRY_I32 ? (const void *)&i32 : (const void *)&bv;
+    const void *val = dt == FERRY_F32   ? (const void *)&fv
+                      : dt == FERRY_I64 ? (const void *)&iv
+                      : dt == FERRY_I32 ? (const void *)&i32
+                                        : (const void *)&bv;
     cpu_pad(c->in[0], x.d, x.n, pads, (cpu_pad_mode)nd->mode, val, c->out[0], in_esz(c, 0));
     return FERRY_OK;
 }
@@ -779,9 +789,9 @@ static ferry_status prepare_conv(cpu_prep *p, void **state)
 
 typedef struct chunked {
     const cpu_call *c;
-    int64_t top, full;           /* full chunks of top samples, then the rest: */
-    int64_t roff[8], rlen[8];    /* powers of two below top */
-    int64_t n;                   /* chunks in all */
+    int64_t top, full;            /* full chunks of top samples, then the rest: */
+    int64_t roff[8], rlen[8];     /* powers of two below top */
+    int64_t n;                    /* chunks in all */
     size_t in_stride, out_stride; /* floats per sample */
     int is_conv;
     ferry_status st;
@@ -868,8 +878,10 @@ static ferry_status prepare_pool(cpu_prep *p, void **state)
         return unsupported(nd, "only 1-D and 2-D pooling is supported");
     cpu_pool_params pp;
     memset(&pp, 0, sizeof pp);
-    pp.kind = nd->op == OP_MAX_POOL ? CPU_POOL_MAX : nd->op == OP_AVG_POOL ? CPU_POOL_AVG
-            : nd->op == OP_GLOBAL_MAX_POOL ? CPU_POOL_GLOBAL_MAX : CPU_POOL_GLOBAL_AVG;
+    pp.kind = nd->op == OP_MAX_POOL          ? CPU_POOL_MAX
+              : nd->op == OP_AVG_POOL        ? CPU_POOL_AVG
+              : nd->op == OP_GLOBAL_MAX_POOL ? CPU_POOL_GLOBAL_MAX
+                                             : CPU_POOL_GLOBAL_AVG;
     pp.rank = nsp;
     pp.c = x->dims[1];
     const conv_attrs *a = &nd->conv;
@@ -1007,7 +1019,8 @@ static ferry_status run_embedding_bag(const cpu_call *c)
             if (id < 0)
                 id += rows;
             if (id < 0 || id >= rows)
-                return ferry_fail(FERRY_EINVAL, "node '%s' (EmbeddingBag): index %lld is out of range [0, %lld)",
+                return ferry_fail(FERRY_EINVAL,
+                                  "node '%s' (EmbeddingBag): index %lld is out of range [0, %lld)",
                                   c->nd->name, (long long)id, (long long)rows);
             const float *r = W + id * D;
             if (j == 0) {
@@ -1050,12 +1063,22 @@ static ferry_status run_attention(const cpu_call *c)
         .q = (const float *)c->in[0] + nd->starts[0],
         .k = (const float *)c->in[1] + nd->starts[1],
         .v = (const float *)c->in[2] + nd->starts[2],
-        .q_bs = ga.bs[0], .k_bs = ga.bs[1], .v_bs = ga.bs[2],
-        .q_rs = ga.rs[0], .k_rs = ga.rs[1], .v_rs = ga.rs[2],
+        .q_bs = ga.bs[0],
+        .k_bs = ga.bs[1],
+        .v_bs = ga.bs[2],
+        .q_rs = ga.rs[0],
+        .k_rs = ga.rs[1],
+        .v_rs = ga.rs[2],
         .mask = nd->n_in > 3 && nd->in[3] >= 0 ? c->in[3] : NULL,
         .mstride = {ga.mstride[0], ga.mstride[1], ga.mstride[2]},
-        .y = c->out[0], .y_bs = ga.bs[3], .y_rs = ga.rs[3],
-        .B = ga.B, .heads = ga.heads, .Tq = ga.Tq, .Tk = ga.Tk, .d = ga.d,
+        .y = c->out[0],
+        .y_bs = ga.bs[3],
+        .y_rs = ga.rs[3],
+        .B = ga.B,
+        .heads = ga.heads,
+        .Tq = ga.Tq,
+        .Tk = ga.Tk,
+        .d = ga.d,
         .scale = nd->alpha,
         /* prepare_attention's slots at max_batch, of which a smaller batch
          * uses no more */

@@ -41,13 +41,24 @@ static ferry_status run_attention(const cuda_call *c)
     graph_attention ga;
     graph_attention_of(c->g, nd, c->n, &ga);
     kern_attention a = {
-        .q = column(c, 0, esz), .k = column(c, 1, esz), .v = column(c, 2, esz),
-        .q_bs = ga.bs[0], .k_bs = ga.bs[1], .v_bs = ga.bs[2], .y_bs = ga.bs[3],
-        .q_rs = ga.rs[0], .k_rs = ga.rs[1], .v_rs = ga.rs[2], .y_rs = ga.rs[3],
+        .q = column(c, 0, esz),
+        .k = column(c, 1, esz),
+        .v = column(c, 2, esz),
+        .q_bs = ga.bs[0],
+        .k_bs = ga.bs[1],
+        .v_bs = ga.bs[2],
+        .y_bs = ga.bs[3],
+        .q_rs = ga.rs[0],
+        .k_rs = ga.rs[1],
+        .v_rs = ga.rs[2],
+        .y_rs = ga.rs[3],
         .mask = nd->n_in > 3 && nd->in[3] >= 0 ? c->in[3] : NULL,
         .mstride = {ga.mstride[0], ga.mstride[1], ga.mstride[2]},
         .y = c->out[0],
-        .B = (int)ga.B, .heads = (int)ga.heads, .Tq = (int)ga.Tq, .Tk = (int)ga.Tk,
+        .B = (int)ga.B,
+        .heads = (int)ga.heads,
+        .Tq = (int)ga.Tq,
+        .Tk = (int)ga.Tk,
         .d = (int)ga.d,
         .scale = nd->alpha,
     };

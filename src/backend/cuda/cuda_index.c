@@ -44,8 +44,8 @@ ferry_status cuda_embedding_bag_run(const cuda_call *c)
     graph_value_shape(&c->g->values[nd->in[1]], c->n, xd);
     return index_launch(c,
                         kern_embedding_bag(c->in[0], c->in[1], c->g->values[nd->in[1]].dtype,
-                                           c->out[0], xd[0], xd[1], wd[0], wd[1], nd->mode,
-                                           c->cdt, c->stream),
+                                           c->out[0], xd[0], xd[1], wd[0], wd[1], nd->mode, c->cdt,
+                                           c->stream),
                         "kern_embedding_bag");
 }
 

@@ -126,9 +126,9 @@ struct backend_ctx {
     size_t scratch_off;  /* arena offset of the nodes' shared scratch */
     size_t arena_total;
 
-    cuda_node *nodes; /* per graph node; impl NULL for dead nodes */
-    int n_gemms;      /* nodes with a cuBLASLt plan: streams then need a workspace */
-    int n_dnn;        /* nodes run through cuDNN: streams then need a handle */
+    cuda_node *nodes;  /* per graph node; impl NULL for dead nodes */
+    int n_gemms;       /* nodes with a cuBLASLt plan: streams then need a workspace */
+    int n_dnn;         /* nodes run through cuDNN: streams then need a handle */
     cudnnHandle_t dnn; /* for the convolutions' heuristics at prepare */
     cuda_sym *syms;
     int n_syms;
@@ -151,10 +151,10 @@ struct backend_stream {
     backend_ctx *c;
     cudaStream_t s;
     cublasLtHandle_t lt;
-    void *ws;    /* CUDA_LT_WORKSPACE bytes of cuBLASLt workspace */
+    void *ws;          /* CUDA_LT_WORKSPACE bytes of cuBLASLt workspace */
     cudnnHandle_t dnn; /* bound to s; NULL when the model runs nothing through cuDNN */
-    void **vptr; /* per value: device pointer during a forward */
-    char *arena; /* the arena of the forward in progress */
+    void **vptr;       /* per value: device pointer during a forward */
+    char *arena;       /* the arena of the forward in progress */
 };
 
 /* cuda_device.c */

@@ -84,15 +84,15 @@ ferry_status cuda_launch(const cuda_call *c, cudaError_t e, const char *what, co
                          int line);
 #define CUDA_LAUNCH(c, call) cuda_launch((c), (call), #call, __FILE__, __LINE__)
 /* y (dense, row-major over dims d) = x read with element strides sx. */
-ferry_status cuda_copy_dense(const cuda_call *c, const void *x, void *y, int ndim,
-                             const int64_t *d, const int64_t *sx, size_t esz);
+ferry_status cuda_copy_dense(const cuda_call *c, const void *x, void *y, int ndim, const int64_t *d,
+                             const int64_t *sx, size_t esz);
 
 extern const cuda_op_impl cuda_conv_row;        /* Conv, ConvTranspose (cuda_conv.c) */
 extern const cuda_op_impl cuda_pool_row;        /* MaxPool, AveragePool (cuda_image.c) */
 extern const cuda_op_impl cuda_global_pool_row; /* GlobalAveragePool, GlobalMaxPool */
 extern const cuda_op_impl cuda_pad_row;
 extern const cuda_op_impl cuda_resize_row;
-extern const cuda_op_impl cuda_act_row; /* Clip, HardSigmoid, HardSwish */
+extern const cuda_op_impl cuda_act_row;       /* Clip, HardSigmoid, HardSwish */
 extern const cuda_op_impl cuda_attention_row; /* fused attention (cuda_attention.c) */
 
 /* Storage dtype on the device of a graph dtype under compute dtype cdt. */

@@ -324,8 +324,7 @@ __global__ void trilu_kernel(const W *__restrict__ x, W *__restrict__ y, int64_t
     }
 }
 
-template <template <typename> class F, typename... A>
-cudaError_t by_size(size_t esz, A... args)
+template <template <typename> class F, typename... A> cudaError_t by_size(size_t esz, A... args)
 {
     switch (esz) {
     case 1: return F<uint8_t>::go(args...);
@@ -428,8 +427,8 @@ template <typename T>
 cudaError_t compare_launch(kern_binary_op op, const void *a, const void *b, void *y,
                            const kern_bcast *bc, cudaStream_t s)
 {
-    compare_kernel<T><<<grid_for(bc->n), kThreads, 0, s>>>(op, (const T *)a, (const T *)b,
-                                                           (uint8_t *)y, *bc);
+    compare_kernel<T>
+        <<<grid_for(bc->n), kThreads, 0, s>>>(op, (const T *)a, (const T *)b, (uint8_t *)y, *bc);
     return cudaGetLastError();
 }
 
@@ -592,24 +591,24 @@ extern "C" cudaError_t kern_range(const void *start, const void *delta, void *y,
     unsigned g = grid_for(n);
     switch (dt) {
     case FERRY_F32:
-        range_kernel<float><<<g, kThreads, 0, s>>>((const float *)start, (const float *)delta,
-                                                   (float *)y, n);
+        range_kernel<float>
+            <<<g, kThreads, 0, s>>>((const float *)start, (const float *)delta, (float *)y, n);
         break;
     case FERRY_F16:
-        range_kernel<__half><<<g, kThreads, 0, s>>>((const __half *)start, (const __half *)delta,
-                                                    (__half *)y, n);
+        range_kernel<__half>
+            <<<g, kThreads, 0, s>>>((const __half *)start, (const __half *)delta, (__half *)y, n);
         break;
     case FERRY_BF16:
         range_kernel<__nv_bfloat16><<<g, kThreads, 0, s>>>(
             (const __nv_bfloat16 *)start, (const __nv_bfloat16 *)delta, (__nv_bfloat16 *)y, n);
         break;
     case FERRY_I64:
-        range_kernel<int64_t><<<g, kThreads, 0, s>>>((const int64_t *)start,
-                                                     (const int64_t *)delta, (int64_t *)y, n);
+        range_kernel<int64_t><<<g, kThreads, 0, s>>>((const int64_t *)start, (const int64_t *)delta,
+                                                     (int64_t *)y, n);
         break;
     case FERRY_I32:
-        range_kernel<int32_t><<<g, kThreads, 0, s>>>((const int32_t *)start,
-                                                     (const int32_t *)delta, (int32_t *)y, n);
+        range_kernel<int32_t><<<g, kThreads, 0, s>>>((const int32_t *)start, (const int32_t *)delta,
+                                                     (int32_t *)y, n);
         break;
     default: return cudaErrorInvalidValue;
     }

@@ -86,11 +86,11 @@ cudaError_t bag(const void *w, const void *ids, ferry_dtype idt, void *y, int64_
         return cudaSuccess;
     unsigned blocks = (unsigned)((n + 255) / 256);
     if (idt == FERRY_I64)
-        embedding_bag_kernel<T, int64_t><<<blocks, 256, 0, s>>>(
-            (const T *)w, (const int64_t *)ids, (T *)y, N, L, rows, D, mode);
+        embedding_bag_kernel<T, int64_t><<<blocks, 256, 0, s>>>((const T *)w, (const int64_t *)ids,
+                                                                (T *)y, N, L, rows, D, mode);
     else
-        embedding_bag_kernel<T, int32_t><<<blocks, 256, 0, s>>>(
-            (const T *)w, (const int32_t *)ids, (T *)y, N, L, rows, D, mode);
+        embedding_bag_kernel<T, int32_t><<<blocks, 256, 0, s>>>((const T *)w, (const int32_t *)ids,
+                                                                (T *)y, N, L, rows, D, mode);
     return cudaGetLastError();
 }
 

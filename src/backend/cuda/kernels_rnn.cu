@@ -62,8 +62,8 @@ template <typename T> __global__ void rnn_step_kernel(kern_rnn p)
     } else {
         float z = sigm(to_f(xg[j]) + to_f(hg[j]) + p.bias[j]);
         float r = sigm(to_f(xg[H + j]) + to_f(hg[H + j]) + p.bias[H + j]);
-        float n = tanhf(to_f(xg[2 * H + j]) + p.bias[2 * H + j] +
-                        r * (to_f(hg[2 * H + j]) + p.rbh[j]));
+        float n =
+            tanhf(to_f(xg[2 * H + j]) + p.bias[2 * H + j] + r * (to_f(hg[2 * H + j]) + p.rbh[j]));
         h = (1.0f - z) * n + z * p.h[i];
     }
     p.h[i] = h;
@@ -76,8 +76,7 @@ template <typename T> __global__ void rnn_step_kernel(kern_rnn p)
 }
 
 template <typename T>
-cudaError_t launch_step(const kern_rnn *p, const void *h0, const void *c0, int init,
-                        cudaStream_t s)
+cudaError_t launch_step(const kern_rnn *p, const void *h0, const void *c0, int init, cudaStream_t s)
 {
     int64_t n = p->batch * p->H;
     if (n <= 0)
@@ -90,8 +89,8 @@ cudaError_t launch_step(const kern_rnn *p, const void *h0, const void *c0, int i
     return cudaGetLastError();
 }
 
-cudaError_t dispatch(const kern_rnn *p, const void *h0, const void *c0, int init,
-                     ferry_dtype dt, cudaStream_t s)
+cudaError_t dispatch(const kern_rnn *p, const void *h0, const void *c0, int init, ferry_dtype dt,
+                     cudaStream_t s)
 {
     switch (dt) {
     case FERRY_F16: return launch_step<__half>(p, h0, c0, init, s);

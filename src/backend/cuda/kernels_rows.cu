@@ -88,7 +88,7 @@ __global__ void softmax_kernel(const T *__restrict__ x, T *__restrict__ y, int64
             mr = (const T *)f.mask + off;
         }
     }
-#define SOFTMAX_V(j) (to_f(xr[(j) * inner]) * scale + (mr ? to_f(mr[j]) : 0.0f))
+#define SOFTMAX_V(j) (to_f(xr[(j)*inner]) * scale + (mr ? to_f(mr[j]) : 0.0f))
 
     float m = -FLT_MAX;
     for (int64_t j = lane; j < d; j += width)
@@ -277,7 +277,10 @@ __global__ void reduce_kernel(kern_reduce_op op, const T *__restrict__ x, T *__r
         }
         a = red_step(op == KR_LOG_SUM_EXP ? KR_LOG_SUM_EXP : op, a, to_f(x[base + off]), m);
     }
-    a = warp_red(op == KR_LOG_SUM_EXP ? KR_SUM : op == KR_SUM_SQUARE || op == KR_L2 ? KR_SUM : op, a);
+    a = warp_red(op == KR_LOG_SUM_EXP                 ? KR_SUM
+                 : op == KR_SUM_SQUARE || op == KR_L2 ? KR_SUM
+                                                      : op,
+                 a);
     if (lane == 0) {
         if (op == KR_MEAN)
             a /= (float)rd.n_red;
@@ -363,8 +366,8 @@ extern "C" cudaError_t kern_reduce_mean(const void *x, void *y, const kern_reduc
     DISPATCH_FLOAT(dt, reduce_launch, x, y, rd, s)
 }
 
-extern "C" cudaError_t kern_reduce_any(kern_reduce_op op, const void *x, void *y, const kern_reduce *rd,
-                                   ferry_dtype dt, cudaStream_t s)
+extern "C" cudaError_t kern_reduce_any(kern_reduce_op op, const void *x, void *y,
+                                       const kern_reduce *rd, ferry_dtype dt, cudaStream_t s)
 {
     if (rd->n_out <= 0)
         return cudaSuccess;
