@@ -334,6 +334,10 @@ ferry_status infer_grid_sample(graph *g, graph_node *n)
             "grid '%s' has shape %s; expected [N,Ho,Wo,2] of the input's type and batch", gr->name,
             sg);
     }
+    if ((x->dims[2] == 0 || x->dims[3] == 0) && gr->dims[1] * gr->dims[2] > 0)
+        return node_failf(n, FERRY_ESHAPE,
+                          "input '%s' is empty in its height or width; there is nothing to sample",
+                          x->name); /* as torch.grid_sample, rather than zeros */
     int64_t od[4] = {x->dims[0], x->dims[1], gr->dims[1], gr->dims[2]};
     set_out(g, n->out[0], x->dtype, 4, od);
     return FERRY_OK;

@@ -765,6 +765,27 @@ static void test_grid_sample_rules(void **state)
     }
 }
 
+/* GridSample of an image sliced to nothing (H = 0): refused at load, as
+ * torch.grid_sample refuses it, rather than zeros (found in review). */
+static void test_grid_sample_of_empty(void **state)
+{
+    (void)state;
+    int64_t xd[4] = {N_, 2, 3, 4}, gd[4] = {N_, 5, 6, 2}, st[1] = {0}, en[1] = {0}, ax[1] = {2};
+    ob *b = ob_new(16);
+    ob_input(b, "x", 4, xd);
+    ob_input(b, "grid", 4, gd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_i64(b, "st", 1, st);
+    ob_init_i64(b, "en", 1, en);
+    ob_init_i64(b, "ax", 1, ax);
+    ob_node(b, "Slice", "none", "x,st,en,ax", "e");
+    ob_node(b, "GridSample", "gs", "e,grid", "y");
+    load(b, FERRY_ESHAPE,
+         "node 'gs' (GridSample): input 'e' is empty in its height or width; there is nothing "
+         "to sample");
+    ob_free(b);
+}
+
 /* -torch.eye(T) as XLNet writes it: EyeLike(ConstantOfShape([T, T])),
  * T from x's shape, folds at load and adds -1 on the diagonal of each
  * sample of x [N,3,3]; k shifts it; an eye over the batch is refused. */
@@ -879,6 +900,7 @@ int main(void)
         cmocka_unit_test(test_resize_of_empty),
         cmocka_unit_test(test_resize_cubic_coeff_not_finite),
         cmocka_unit_test(test_grid_sample_rules),
+        cmocka_unit_test(test_grid_sample_of_empty),
         cmocka_unit_test(test_eye_like),
         cmocka_unit_test(test_scatter_elements),
     };
