@@ -1,0 +1,34 @@
+#!/bin/bash
+# bench/gpu/run_s25.sh - the first device call of 2026-12-07 18:10 UTC,
+# after `NO_MLP=1 TEST_MODELS=<build>/test-models FAMILIES=hf,ops,...
+# bench/gpu/stage.sh BUILD` (carry .devlibs/gpu):
+#   1. Pow with negative bases and T5 on CUDA (bench/gpu/run_pow.sh)
+#   2. test_parity_cuda over the staged families (the Hugging Face exports,
+#      the new ScatterND/Tile kernels' models, the small CNNs, RNNs, ...)
+#   3. FERRY_CUDA_PROFILE of mobilenet_v2 at batch 64 and 256 and of the
+#      BERT-base encoder at batch 1 (fp16, graphs off: per-node events)
+set -u
+cd "$(dirname "$0")/../.."
+. bench/gpu/env.sh
+export PYTHONUNBUFFERED=1
+echo "== 1. pow"
+timeout 90 bash bench/gpu/run_pow.sh 2>&1 | grep -v "^20..-\|H100\|H200"
+echo "== 2. parity"
+timeout ${PARITY_S:-330} $S/bin/test_parity_cuda > "$OUT/parity.log" 2>&1
+echo "parity rc=$? $(grep -c '\[       OK \]' "$OUT/parity.log") ok, $(grep -c '\[  FAILED  \]' "$OUT/parity.log") failed"
+grep -E "rel err .*(FAIL|>)|FAILED|skip" "$OUT/parity.log" | sort | uniq | head -30
+tail -3 "$OUT/parity.log"
+echo "== 3. profiles"
+mkdir -p /tmp/rg
+for m in mobilenet_v2 bert_base; do
+    [ -f /tmp/rg/$m.onnx ] || timeout 120 python3 -c "
+import sys; sys.path.insert(0, 'bench'); import models as bm; bm.export('$m', '/tmp/rg')" 2>&1 | tail -1
+done
+for b in 64 256; do
+    echo "-- mobilenet_v2 b$b"
+    FERRY_CUDA_PROFILE=1 timeout 60 $F bench /tmp/rg/mobilenet_v2.onnx --device cuda --precision fp16 --sweep \
+        --batch-sizes $b --duration 1 --repeat 1 --quiet 2>&1 | sed -n '/ferry profile/,$p' | head -22
+done
+echo "-- bert_base b1"
+FERRY_CUDA_PROFILE=1 timeout 60 $F bench /tmp/rg/bert_base.onnx --device cuda --precision fp16 --sweep \
+    --batch-sizes 1 --duration 1 --repeat 1 --quiet 2>&1 | sed -n '/ferry profile/,$p' | head -22
