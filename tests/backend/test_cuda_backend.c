@@ -641,7 +641,7 @@ static void test_softmax(void **state)
  * [T, N, 3D] (time-major, MultiheadAttention's; Y [T*N, D]); a causal mask
  * [1,1,T,T] of -1e9 (-inf once stored in fp16) or none. The tensor-core
  * kernel for 16-bit heads of 32..128 (several key tiles, odd T, fewer warps
- * at a small batch), the CUDA-core one for fp32/tf32 and for 16-bit heads
+ * at a small batch, the keys split over warps at a smaller one), the CUDA-core one for fp32/tf32 and for 16-bit heads
  * of 24 or 256. */
 static void attention_case(ferry_precision prec, int64_t n, int64_t H, int64_t T, int64_t d,
                            int causal, int capture, int time_major)
@@ -701,6 +701,10 @@ static void test_attention(void **state)
         attention_case((ferry_precision)p, 5, 4, 17, 16, 0, 0, 1); /* ViT's layout */
     }
     attention_case(FERRY_PRECISION_FP16, 40, 12, 128, 64, 1, 1, 0); /* 4-warp blocks, captured */
+    /* Few blocks: the keys split over 2 warps (BERT-base at batch 1,
+     * captured) or 4 (130 keys: the fourth warp's tile is past them). */
+    attention_case(FERRY_PRECISION_FP16, 1, 12, 128, 64, 1, 1, 0);
+    attention_case(FERRY_PRECISION_BF16, 1, 2, 130, 32, 1, 0, 0);
     attention_case(FERRY_PRECISION_BF16, 2, 2, 200, 128, 1, 0, 0);
     attention_case(FERRY_PRECISION_FP16, 2, 3, 19, 24, 1, 0, 0); /* 16-bit on CUDA cores */
     attention_case(FERRY_PRECISION_FP16, 1, 2, 40, 256, 0, 0, 0);

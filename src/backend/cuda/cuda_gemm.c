@@ -158,8 +158,12 @@ static void entry_release(gemm_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-/* Fills e (layouts and the heuristic's best algorithm) for batch n. */
-static ferry_status entry_make(backend_ctx *c, gemm_plan *gp, int64_t n, gemm_entry *e)
+/* Fills e (layouts and the heuristic's best algorithm) for batch n; with
+ * cand, also the heuristic's first *n_cand (at most GEMM_TUNE_MAX) choices
+ * for gemm_tune. */
+#define GEMM_TUNE_MAX 8
+static ferry_status entry_make(backend_ctx *c, gemm_plan *gp, int64_t n, gemm_entry *e,
+                               cublasLtMatmulHeuristicResult_t *cand, int *n_cand)
 {
     const graph_node *nd = &c->g->nodes[gp->node];
     gemm_shape sh;
@@ -178,11 +182,11 @@ static ferry_status entry_make(backend_ctx *c, gemm_plan *gp, int64_t n, gemm_en
         st = make_layout(&e->ld, t, sh.nn, sh.m, sh.nn, sh.batch, sh.sy);
     if (st != FERRY_OK)
         goto fail;
-    cublasLtMatmulHeuristicResult_t res;
+    cublasLtMatmulHeuristicResult_t one, *res = cand ? cand : &one;
     int found = 0;
-    memset(&res, 0, sizeof res);
+    memset(res, 0, (cand ? GEMM_TUNE_MAX : 1) * sizeof *res);
     st = CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(c->lt, gp->desc, e->la, e->lb, e->ld, e->ld,
-                                                   c->pref, 1, &res, &found));
+                                                   c->pref, cand ? GEMM_TUNE_MAX : 1, res, &found));
     if (st != FERRY_OK)
         goto fail;
     if (found < 1) {
@@ -193,8 +197,10 @@ static ferry_status entry_make(backend_ctx *c, gemm_plan *gp, int64_t n, gemm_en
                         ferry_dtype_name(c->cdt));
         goto fail;
     }
-    e->algo = res.algo;
+    e->algo = res[0].algo;
     e->n = n;
+    if (n_cand)
+        *n_cand = found;
     return FERRY_OK;
 fail:
     entry_release(e);
@@ -356,6 +362,89 @@ static int misaligned(const void *p)
     return ((uintptr_t)p & 15u) != 0;
 }
 
+static ferry_status gemm_launch(backend_stream *s, gemm_plan *gp, const gemm_entry *e,
+                                const cublasLtMatmulAlgo_t *algo, const void *x, const void *w,
+                                void *y)
+{
+    const void *cm = gp->c_matrix ? s->vptr[s->c->g->nodes[gp->node].in[gp->c_input]] : y;
+    float beta = gp->c_matrix ? gp->beta : 0.0f;
+    return CUDA_CHECK(cublasLtMatmul(s->lt, gp->desc, &gp->alpha, w, e->la, x, e->lb, &beta, cm,
+                                     e->ld, y, e->ld, algo, s->ws, CUDA_LT_WORKSPACE, s->s));
+}
+
+/* FERRY_GEMM_TUNE set to anything but "" or "0" (a measurement knob). */
+static int gemm_tune_on(void)
+{
+    const char *v = getenv("FERRY_GEMM_TUNE");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+static int overlaps(const void *a, size_t na, const void *b, size_t nb)
+{
+    uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
+    return pa < pb + nb && pb < pa + na;
+}
+
+/* FERRY_GEMM_TUNE: times the heuristic's first choices on the node's own
+ * buffers, on the first forward at batch n (never in a capture: the
+ * engine runs a batch size once before it captures it), and keeps the
+ * fastest in e. cuBLASLt's first choice is a model's guess; at small M
+ * (BERT at batch 1: 128 rows) the guess can leave most SMs idle where a
+ * split-K kernel would not. Each candidate runs once to warm up and
+ * three times timed; the output is written each time, so a node whose
+ * output overlaps an input (C, a residual) is left untuned. */
+static void gemm_tune(backend_stream *s, gemm_plan *gp, int64_t n, gemm_entry *e,
+                      const cublasLtMatmulHeuristicResult_t *cand, int n_cand, const void *x,
+                      const void *w, void *y)
+{
+    backend_ctx *c = s->c;
+    const graph_node *nd = &c->g->nodes[gp->node];
+    enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    gemm_shape sh;
+    if (cudaStreamIsCapturing(s->s, &cap) != cudaSuccess || cap != cudaStreamCaptureStatusNone ||
+        plan_shape(c, gp, n, &sh) != FERRY_OK)
+        return;
+    size_t esz = ferry_dtype_size(c->cdt);
+    size_t ny = (size_t)(sh.batch * sh.m * sh.nn) * esz, nx = (size_t)(sh.m * sh.k) * esz;
+    nx *= sh.sx ? (size_t)sh.batch : 1;
+    const void *cm = gp->c_matrix ? s->vptr[nd->in[gp->c_input]] : NULL;
+    if (overlaps(y, ny, x, nx) || (cm && overlaps(y, ny, cm, ny)))
+        return;
+    cudaEvent_t t0 = NULL, t1 = NULL;
+    if (cudaEventCreate(&t0) != cudaSuccess || cudaEventCreate(&t1) != cudaSuccess)
+        goto done;
+    float best = 0.0f;
+    int best_i = -1;
+    for (int i = 0; i < n_cand; i++) {
+        if (cand[i].state != CUBLAS_STATUS_SUCCESS || cand[i].workspaceSize > CUDA_LT_WORKSPACE)
+            continue;
+        int ok = gemm_launch(s, gp, e, &cand[i].algo, x, w, y) == FERRY_OK &&
+                 cudaEventRecord(t0, s->s) == cudaSuccess;
+        for (int r = 0; ok && r < 3; r++)
+            ok = gemm_launch(s, gp, e, &cand[i].algo, x, w, y) == FERRY_OK;
+        float ms = 0.0f;
+        ok = ok && cudaEventRecord(t1, s->s) == cudaSuccess &&
+             cudaEventSynchronize(t1) == cudaSuccess &&
+             cudaEventElapsedTime(&ms, t0, t1) == cudaSuccess;
+        if (!ok) {
+            ferry_clear_error();
+            (void)cudaGetLastError();
+            continue;
+        }
+        if (best_i < 0 || ms < best) {
+            best = ms;
+            best_i = i;
+        }
+    }
+    if (best_i >= 0)
+        e->algo = cand[best_i].algo;
+done:
+    if (t0)
+        cudaEventDestroy(t0);
+    if (t1)
+        cudaEventDestroy(t1);
+}
+
 ferry_status cuda_gemm_run(backend_stream *s, gemm_plan *gp, int64_t n)
 {
     const graph_node *nd = &s->c->g->nodes[gp->node];
@@ -389,10 +478,14 @@ ferry_status cuda_gemm_run_ptrs(backend_stream *s, gemm_plan *gp, int64_t n, con
             break;
     }
     if (!e && gp->n_cached < gp->cap / 4 * 3) {
-        st = entry_make(c, gp, n, &gp->cache[i]);
+        cublasLtMatmulHeuristicResult_t cand[GEMM_TUNE_MAX];
+        int n_cand = 0, tune = gemm_tune_on();
+        st = entry_make(c, gp, n, &gp->cache[i], tune ? cand : NULL, &n_cand);
         if (st == FERRY_OK) {
             e = &gp->cache[i];
             gp->n_cached++;
+            if (tune && n_cand > 1)
+                gemm_tune(s, gp, n, e, cand, n_cand, x, w, y);
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -401,16 +494,14 @@ ferry_status cuda_gemm_run_ptrs(backend_stream *s, gemm_plan *gp, int64_t n, con
     if (!e) {
         /* More distinct batch sizes than the table holds: an uncached
          * lookup for this call (slow, but correct). */
-        st = entry_make(c, gp, n, &tmp);
+        st = entry_make(c, gp, n, &tmp, NULL, NULL);
         if (st != FERRY_OK)
             return st;
         e = &tmp;
         temporary = 1;
     }
 
-    float beta = gp->c_matrix ? gp->beta : 0.0f;
-    st = CUDA_CHECK(cublasLtMatmul(s->lt, gp->desc, &gp->alpha, w, e->la, x, e->lb, &beta, cm,
-                                   e->ld, y, e->ld, &e->algo, s->ws, CUDA_LT_WORKSPACE, s->s));
+    st = gemm_launch(s, gp, e, &e->algo, x, w, y);
     if (temporary)
         entry_release(&tmp);
     if (st != FERRY_OK)

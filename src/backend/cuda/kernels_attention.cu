@@ -40,6 +40,7 @@
 #include <math.h>
 #include <mma.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/storage.cuh"
@@ -69,27 +70,40 @@ constexpr int kPadH = 8;  /* 16-bit elements of padding per shared row: 16 bytes
 constexpr int kPadF = 4;  /* floats of padding per shared fp32 row */
 constexpr int kMaxTcD = 128;
 
-/* Shared memory of attn_tc in bytes for head_dim d and `warps` warps: Q
- * rows, a K and a V tile (16-bit), and per warp its scores (fp32), its P
- * (16-bit), its output accumulator (fp32) and a float per row. Every
- * region is a multiple of 32 bytes, as WMMA's pointers must be aligned. */
+/* Shared memory of attn_tc in bytes for head_dim d, `qwarps` groups of 16
+ * query rows and `split` warps per group: Q rows, `split` K and V tiles
+ * (16-bit), and per warp its scores (fp32), its P (16-bit), its output
+ * accumulator (fp32), a float per row and its rows' running max and sum
+ * (for the split's final combine). Every region is a multiple of 32
+ * bytes, as WMMA's pointers must be aligned. */
 struct tc_layout {
-    size_t q, k, v, s, p, o, row, total;
+    size_t q, k, v, s, p, o, row, ml, total;
 };
 
-__host__ __device__ inline tc_layout tc_make(int d, int warps)
+__host__ __device__ inline tc_layout tc_make(int d, int qwarps, int split)
 {
     tc_layout L;
-    size_t rows = 16 * (size_t)warps, at = 0;
-    L.q = at, at += rows * (d + kPadH) * 2;
-    L.k = at, at += (size_t)kKeys * (d + kPadH) * 2;
-    L.v = at, at += (size_t)kKeys * (d + kPadH) * 2;
+    size_t qrows = 16 * (size_t)qwarps, rows = qrows * split, at = 0;
+    L.q = at, at += qrows * (d + kPadH) * 2;
+    L.k = at, at += (size_t)split * kKeys * (d + kPadH) * 2;
+    L.v = at, at += (size_t)split * kKeys * (d + kPadH) * 2;
     L.s = at, at += rows * (kKeys + kPadF) * 4;
     L.p = at, at += rows * (kKeys + kPadH) * 2;
     L.o = at, at += rows * (d + kPadF) * 4;
     L.row = at, at += rows * 4;
+    L.ml = at, at += rows * 2 * 4;
     L.total = at;
     return L;
+}
+
+/* The (query warps, split) shapes launch() may pick: at most 4 warps, and
+ * a split of 4 only for heads up to 64 wide (4 K and V tiles of 128 would
+ * need ~200 KB, more than an A100's 163). */
+constexpr int kTcShapes[][2] = {{4, 1}, {2, 1}, {1, 1}, {1, 2}, {1, 4}};
+
+__host__ __device__ inline bool tc_split_ok(int d, int split)
+{
+    return split <= 2 || d <= 64;
 }
 
 /* rows x d of a source into shared rows of ldd, rows past `valid` zero
@@ -209,49 +223,102 @@ __device__ void tc_accumulate(float *os, const float *corr, const T *ps, const T
     }
 }
 
+/* split > 1 (few blocks: batch 1): the `split` warps of a query group
+ * walk the keys in turn, warp g of a group taking tiles g, g + split, ...,
+ * each with its own running max, sum and output; the block loads `split`
+ * tiles at a time, and at the end the group's partial results are
+ * combined: O = sum_g O_g e^(m_g - M) / sum_g l_g e^(m_g - M), M = max_g
+ * m_g. At batch 1 a layer of BERT-base is 12 heads x 8 query groups, 96
+ * one-warp blocks for 132 SMs, each walking its 128 keys in two tiles one
+ * after the other; split 2 walks both at once. */
 template <typename T>
-__global__ void __launch_bounds__(128) attn_tc(kern_attention a, int qtiles, bool vec)
+__global__ void __launch_bounds__(128) attn_tc(kern_attention a, int qtiles, int split, bool vec)
 {
     extern __shared__ __align__(128) unsigned char smem[];
     const int d = a.d, warps = blockDim.x >> 5, w = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const tc_layout L = tc_make(d, warps);
-    T *qs = (T *)(smem + L.q), *ks = (T *)(smem + L.k), *vs = (T *)(smem + L.v);
+    const int qwarps = warps / split, qw = w / split, kg = w % split;
+    const tc_layout L = tc_make(d, qwarps, split);
+    T *qs = (T *)(smem + L.q), *ks0 = (T *)(smem + L.k), *vs0 = (T *)(smem + L.v);
+    T *ks = ks0 + kg * kKeys * (d + kPadH), *vs = vs0 + kg * kKeys * (d + kPadH);
     float *ss = (float *)(smem + L.s) + w * 16 * (kKeys + kPadF);
     T *ps = (T *)(smem + L.p) + w * 16 * (kKeys + kPadH);
     float *os = (float *)(smem + L.o) + w * 16 * (d + kPadF);
     float *corr = (float *)(smem + L.row) + w * 16;
+    float *ml = (float *)(smem + L.ml);
     const int bh = blockIdx.x / qtiles, b = bh / a.heads, h = bh % a.heads;
-    const int q0 = (blockIdx.x % qtiles) * 16 * warps;
+    const int q0 = (blockIdx.x % qtiles) * 16 * qwarps;
 
     const T *q = (const T *)a.q + b * a.q_bs + q0 * a.q_rs + (int64_t)h * d;
-    load_rows(qs, d + kPadH, q, a.q_rs, min(16 * warps, a.Tq - q0), 16 * warps, d, vec);
+    load_rows(qs, d + kPadH, q, a.q_rs, min(16 * qwarps, a.Tq - q0), 16 * qwarps, d, vec);
     for (int r = 0; r < 16; r++)
         for (int c = lane; c < d; c += 32)
             os[r * (d + kPadF) + c] = 0.0f;
-    const int qi = q0 + w * 16 + (lane >> 1);
+    const int qi = q0 + qw * 16 + (lane >> 1);
     const T *mrow = (const T *)mask_row(a, b, h, qi, sizeof(T));
     float m = -INFINITY, l = 0.0f;
 
     const T *k = (const T *)a.k + b * a.k_bs + (int64_t)h * d;
     const T *v = (const T *)a.v + b * a.v_bs + (int64_t)h * d;
-    for (int k0 = 0; k0 < a.Tk; k0 += kKeys) {
-        int kv = min(kKeys, a.Tk - k0);
-        __syncthreads(); /* every warp is done with the last tile */
-        load_rows(ks, d + kPadH, k + k0 * a.k_rs, a.k_rs, kv, kKeys, d, vec);
-        load_rows(vs, d + kPadH, v + k0 * a.v_rs, a.v_rs, kv, kKeys, d, vec);
+    for (int t0 = 0; t0 < a.Tk; t0 += kKeys * split) {
+        __syncthreads(); /* every warp is done with the last tiles */
+        for (int g = 0; g < split; g++) {
+            int k0 = t0 + g * kKeys, kv = max(0, min(kKeys, a.Tk - k0));
+            load_rows(ks0 + g * kKeys * (d + kPadH), d + kPadH, k + k0 * a.k_rs, a.k_rs, kv, kKeys,
+                      d, vec);
+            load_rows(vs0 + g * kKeys * (d + kPadH), d + kPadH, v + k0 * a.v_rs, a.v_rs, kv, kKeys,
+                      d, vec);
+        }
         __syncthreads();
-        tc_scores(qs + w * 16 * (d + kPadH), ks, ss, d);
+        int k0 = t0 + kg * kKeys, kv = min(kKeys, a.Tk - k0);
+        if (kv <= 0)
+            continue; /* this warp's tile is past the keys; the others' are not */
+        tc_scores(qs + qw * 16 * (d + kPadH), ks, ss, d);
         __syncwarp();
         tc_softmax(ss, ps, corr, mrow, k0, kv, a.scale, m, l);
         __syncwarp();
         tc_accumulate(os, corr, ps, vs, d);
         __syncwarp();
     }
+    if (split > 1) {
+        /* Each warp's rows' (m, l); then the group's first warp combines. */
+        if (!(lane & 1)) {
+            ml[(w * 16 + (lane >> 1)) * 2] = m;
+            ml[(w * 16 + (lane >> 1)) * 2 + 1] = l;
+        }
+        __syncthreads();
+        if (kg != 0)
+            return;
+        if (lane < 16) {
+            float mm = -INFINITY, ll = 0.0f;
+            for (int g = 0; g < split; g++)
+                mm = fmaxf(mm, ml[((w + g) * 16 + lane) * 2]);
+            float base = mm == -INFINITY ? 0.0f : mm;
+            for (int g = 0; g < split; g++) {
+                float f = __expf(ml[((w + g) * 16 + lane) * 2] - base);
+                ll += ml[((w + g) * 16 + lane) * 2 + 1] * f;
+                /* the factor each partial output is scaled by, over the sum */
+                ml[((w + g) * 16 + lane) * 2] = f;
+            }
+            corr[lane] = ll > 0.0f ? 1.0f / ll : 0.0f;
+        }
+        __syncwarp();
+        for (int r = 0; r < 16 && q0 + qw * 16 + r < a.Tq; r++) {
+            T *y = (T *)a.y + b * a.y_bs + (int64_t)(q0 + qw * 16 + r) * a.y_rs + (int64_t)h * d;
+            for (int c = lane; c < d; c += 32) {
+                float acc = 0.0f;
+                for (int g = 0; g < split; g++)
+                    acc += ((float *)(smem + L.o))[((w + g) * 16 + r) * (d + kPadF) + c] *
+                           ml[((w + g) * 16 + r) * 2];
+                y[c] = from_f<T>(acc * corr[r]);
+            }
+        }
+        return;
+    }
     if (!(lane & 1))
         corr[lane >> 1] = l > 0.0f ? 1.0f / l : 0.0f;
     __syncwarp();
-    for (int r = 0; r < 16 && q0 + w * 16 + r < a.Tq; r++) {
-        T *y = (T *)a.y + b * a.y_bs + (int64_t)(q0 + w * 16 + r) * a.y_rs + (int64_t)h * d;
+    for (int r = 0; r < 16 && q0 + qw * 16 + r < a.Tq; r++) {
+        T *y = (T *)a.y + b * a.y_bs + (int64_t)(q0 + qw * 16 + r) * a.y_rs + (int64_t)h * d;
         for (int c = lane; c < d; c += 32)
             y[c] = from_f<T>(os[r * (d + kPadF) + c] * corr[r]);
     }
@@ -383,9 +450,14 @@ inline bool aligned16(const kern_attention *a)
 template <typename T> cudaError_t prepare(int d)
 {
     if constexpr (sizeof(T) == 2) /* attn_tc exists for 16-bit types only */
-        if (use_tc<T>(d))
+        if (use_tc<T>(d)) {
+            size_t most = 0;
+            for (const auto &sh : kTcShapes)
+                if (tc_split_ok(d, sh[1]) && tc_make(d, sh[0], sh[1]).total > most)
+                    most = tc_make(d, sh[0], sh[1]).total;
             return cudaFuncSetAttribute(attn_tc<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        (int)tc_make(d, 4).total);
+                                        (int)most);
+        }
     return cudaFuncSetAttribute(attn_simt<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 (int)simt_smem(d));
 }
@@ -395,13 +467,24 @@ template <typename T> cudaError_t launch(const kern_attention *a, cudaStream_t s
     int64_t bh = (int64_t)a->B * a->heads;
     if constexpr (sizeof(T) == 2) {
         if (use_tc<T>(a->d)) {
-            /* Fewer warps a block where 64-row blocks would not fill the SMs twice. */
-            int warps = 4;
-            while (warps > 1 && bh * ((a->Tq + 16 * warps - 1) / (16 * warps)) < 2 * kSms)
-                warps >>= 1;
-            int qtiles = (a->Tq + 16 * warps - 1) / (16 * warps);
-            attn_tc<T><<<(unsigned)(bh * qtiles), 32 * warps, tc_make(a->d, warps).total, s>>>(
-                *a, qtiles, aligned16(a));
+            /* Fewer query rows a block where 64-row blocks would not fill
+             * the SMs twice; then, where even 16-row blocks leave SMs
+             * idle, the keys split over the block's warps (2 or 4, no more
+             * than the key tiles). FERRY_ATTN_SPLIT=1 turns the split off
+             * (a measurement knob, read once). */
+            static const int no_split = [] {
+                const char *e = getenv("FERRY_ATTN_SPLIT");
+                return e && e[0] == '1' && !e[1];
+            }();
+            int qwarps = 4, split = 1;
+            while (qwarps > 1 && bh * ((a->Tq + 16 * qwarps - 1) / (16 * qwarps)) < 2 * kSms)
+                qwarps >>= 1;
+            int qtiles = (a->Tq + 16 * qwarps - 1) / (16 * qwarps);
+            int tiles = (a->Tk + kKeys - 1) / kKeys;
+            if (!no_split && qwarps == 1 && bh * qtiles < kSms && tiles > 1)
+                split = tiles > 2 && bh * qtiles * 2 < kSms && tc_split_ok(a->d, 4) ? 4 : 2;
+            attn_tc<T><<<(unsigned)(bh * qtiles), 32 * qwarps * split,
+                         tc_make(a->d, qwarps, split).total, s>>>(*a, qtiles, split, aligned16(a));
             return cudaGetLastError();
         }
     }
