@@ -7,12 +7,16 @@
 #      the new ScatterND/Tile kernels' models, the small CNNs, RNNs, ...)
 #   3. FERRY_CUDA_PROFILE of mobilenet_v2 at batch 64 and 256 and of the
 #      BERT-base encoder at batch 1 (fp16, graphs off: per-node events)
+#   4. BERT-base at batch 1 and 8 (fp16, graphs): the attention's key split
+#      (FERRY_ATTN_SPLIT=1 turns it off) and FERRY_GEMM_TUNE=1, A/B/C
 set -u
 cd "$(dirname "$0")/../.."
 . bench/gpu/env.sh
 export PYTHONUNBUFFERED=1
 echo "== 1. pow"
 timeout 90 bash bench/gpu/run_pow.sh 2>&1 | grep -v "^20..-\|H100\|H200"
+echo "== 1b. attention unit test (the key split)"
+FERRY_TEST_FILTER=test_attention timeout 60 $S/bin/test_cuda_backend 2>&1 | grep -E "rel err|PASSED|FAILED" | tail -14
 echo "== 2. parity"
 timeout ${PARITY_S:-330} $S/bin/test_parity_cuda > "$OUT/parity.log" 2>&1
 echo "parity rc=$? $(grep -c '\[       OK \]' "$OUT/parity.log") ok, $(grep -c '\[  FAILED  \]' "$OUT/parity.log") failed"
@@ -32,3 +36,11 @@ done
 echo "-- bert_base b1"
 FERRY_CUDA_PROFILE=1 timeout 60 $F bench /tmp/rg/bert_base.onnx --device cuda --precision fp16 --sweep \
     --batch-sizes 1 --duration 1 --repeat 1 --quiet 2>&1 | sed -n '/ferry profile/,$p' | head -22
+echo "== 4. BERT-base b1/b8: split on (default) / off / + GEMM tune"
+for r in 1 2; do
+for v in "default:X=1" "nosplit:FERRY_ATTN_SPLIT=1" "tune:FERRY_GEMM_TUNE=1"; do
+    printf "%-8s r$r " ${v%%:*}
+    env ${v#*:} timeout 60 $F bench /tmp/rg/bert_base.onnx --device cuda --precision fp16 --graphs --sweep \
+        --batch-sizes 1,8 --duration 1 --repeat 1 --quiet 2>&1 | awk '$1 ~ /^(1|8)$/ {printf "b%s %s  ", $1, $2} END {print ""}'
+done
+done
