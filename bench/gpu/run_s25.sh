@@ -18,7 +18,7 @@ timeout 90 bash bench/gpu/run_pow.sh 2>&1 | grep -v "^20..-\|H100\|H200"
 echo "== 1b. attention unit test (the key split)"
 FERRY_TEST_FILTER=test_attention timeout 60 $S/bin/test_cuda_backend 2>&1 | grep -E "rel err|PASSED|FAILED" | tail -14
 echo "== 2. parity"
-timeout ${PARITY_S:-330} $S/bin/test_parity_cuda > "$OUT/parity.log" 2>&1
+timeout ${PARITY_S:-250} $S/bin/test_parity_cuda > "$OUT/parity.log" 2>&1
 echo "parity rc=$? $(grep -c '\[       OK \]' "$OUT/parity.log") ok, $(grep -c '\[  FAILED  \]' "$OUT/parity.log") failed"
 grep -E "rel err .*(FAIL|>)|FAILED|skip" "$OUT/parity.log" | sort | uniq | head -30
 tail -3 "$OUT/parity.log"
