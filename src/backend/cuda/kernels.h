@@ -125,7 +125,7 @@ cudaError_t kern_cast(const void *x, ferry_dtype sdt, void *y, ferry_dtype ddt, 
 /* y = op(x), in place allowed. */
 cudaError_t kern_unary(kern_unary_op op, float alpha, const void *x, void *y, int64_t n,
                        ferry_dtype dt, cudaStream_t s);
-/* y = a op b with numpy broadcasting described by bc. */
+/* y = a op b with numpy broadcasting described by bc; y may be a. */
 cudaError_t kern_binary(kern_binary_op op, const void *a, const void *b, void *y,
                         const kern_bcast *bc, ferry_dtype dt, cudaStream_t s);
 /* y[i] = x[i] * a[c] + b[c] with c = (i / inner) % ch (BatchNormalization
@@ -203,7 +203,7 @@ cudaError_t kern_where(const void *cond, const void *a, const void *b, void *y,
 cudaError_t kern_compare(kern_binary_op op, const void *a, const void *b, void *y,
                          const kern_bcast *bc, ferry_dtype dt, cudaStream_t s);
 /* Integer arithmetic (KB_ADD .. KB_DIV, KB_POW, KB_MOD, KB_FMOD, KB_MIN,
- * KB_MAX) on I32 or I64; Div truncates toward zero, as ONNX. */
+ * KB_MAX) on I32 or I64; Div truncates toward zero, as ONNX. y may be a. */
 cudaError_t kern_binary_int(kern_binary_op op, const void *a, const void *b, void *y,
                             const kern_bcast *bc, ferry_dtype dt, cudaStream_t s);
 /* Integer unary ops (KU_NEG, KU_ABS, KU_SIGN; the others copy) on I32/I64. */

@@ -254,9 +254,10 @@ template <typename T> __device__ __forceinline__ T int_op(kern_binary_op op, T a
     }
 }
 
+/* y may be a: Min and Max fold their inputs into the output in place. */
 template <typename T>
-__global__ void binary_int_kernel(kern_binary_op op, const T *__restrict__ a,
-                                  const T *__restrict__ b, T *__restrict__ y, kern_bcast bc)
+__global__ void binary_int_kernel(kern_binary_op op, const T *a, const T *__restrict__ b, T *y,
+                                  kern_bcast bc)
 {
     GRID_LOOP(i, bc.n)
     {
@@ -419,7 +420,8 @@ template <typename T> __device__ __forceinline__ T scatter_combine(T y, T u, int
 template <typename T> __device__ void scatter_atomic(T *p, T u, int reduction)
 {
     using C = typename cas_word<sizeof(T)>::t;
-    C *w = (C *)p, old = *(volatile C *)w, seen;
+    C *w = (C *)p;
+    C old = *(volatile C *)w, seen;
     do {
         seen = old;
         T cur, next;
