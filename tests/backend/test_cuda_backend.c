@@ -1337,8 +1337,8 @@ static float round_f16(float v)
     return ferry_f16_to_f32(ferry_f32_to_f16(v));
 }
 
-static void op_case(graph *g, const char *what, int64_t n, const float *xv, int64_t nx,
-                    ref_fn ref, int64_t nref, double tol32, double tol16)
+static void op_case(graph *g, const char *what, int64_t n, const float *xv, int64_t nx, ref_fn ref,
+                    int64_t nref, double tol32, double tol16)
 {
     float *xin = malloc(sizeof(float) * (size_t)nx);
     double *r = malloc(sizeof(double) * (size_t)nref);
@@ -1678,7 +1678,8 @@ static void test_scatter_elements(void **state)
         int x = add_typed(g, "x", FERRY_F32, 4, dx);
         int data = add_typed(g, "data", FERRY_F32, 4, dd);
         int isrc = add_typed(g, "isrc", FERRY_F32, 4, di);
-        int idx = add_typed(g, "idx", FERRY_I64, 4, di), upd = add_typed(g, "upd", FERRY_F32, 4, di);
+        int idx = add_typed(g, "idx", FERRY_I64, 4, di);
+        int upd = add_typed(g, "upd", FERRY_F32, 4, di);
         int y = add_typed(g, "y", FERRY_F32, 4, dd);
         int64_t s0[4] = {0, 0, 0, 0}, s1[4] = {0, 1, 1, 2}, s2[4] = {0, 0, 2, 3};
         add_slice(g, "data", x, data, s0);
@@ -1773,7 +1774,8 @@ static void test_grid_sample(void **state)
         gs_align = m % 2;
         graph *g = graph_new();
         int x = add_typed(g, "x", FERRY_F32, 4, dx), img = add_typed(g, "img", FERRY_F32, 4, di);
-        int gs = add_typed(g, "gsrc", FERRY_F32, 4, ds), gr = add_typed(g, "grid", FERRY_F32, 4, dg);
+        int gs = add_typed(g, "gsrc", FERRY_F32, 4, ds);
+        int gr = add_typed(g, "grid", FERRY_F32, 4, dg);
         int y = add_typed(g, "y", FERRY_F32, 4, di);
         int64_t s0[4] = {0, 0, 0, 0}, s3[4] = {0, 3, 0, 0};
         add_slice(g, "img", x, img, s0);
@@ -1789,8 +1791,8 @@ static void test_grid_sample(void **state)
         set_io(g, 1, &x, 1, &y);
         static const char *const pads[] = {"zeros", "border", "reflection"};
         char what[64];
-        snprintf(what, sizeof what, "gridsample %s %s align=%d", gs_nearest ? "nearest" : "bilinear",
-                 pads[gs_padding], gs_align);
+        snprintf(what, sizeof what, "gridsample %s %s align=%d",
+                 gs_nearest ? "nearest" : "bilinear", pads[gs_padding], gs_align);
         op_case(g, what, n, xv, n * 100, grid_sample_ref, n * 60, 1e-6, 2e-3);
         graph_free(g);
     }
@@ -1902,7 +1904,8 @@ static void test_einsum(void **state)
         snprintf(what, sizeof what, "einsum %s%s%s->%s", eq[einsum_which][0],
                  eq[einsum_which][1] ? "," : "", eq[einsum_which][1] ? eq[einsum_which][1] : "",
                  eq[einsum_which][2]);
-        op_case(g, what, n, xv, n * 24, einsum_ref, n * einsum_per_sample[einsum_which], 1e-5, 5e-3);
+        op_case(g, what, n, xv, n * 24, einsum_ref, n * einsum_per_sample[einsum_which], 1e-5,
+                5e-3);
         graph_free(g);
     }
     free(xv);
@@ -1920,7 +1923,8 @@ static void test_unsupported(void **state)
     int t1 = graph_add_value(g, "t1", FERRY_F32, 2, d);
     int t2 = graph_add_value(g, "t2", FERRY_F32, 2, d);
     int y = graph_add_value(g, "y", FERRY_F32, 2, d);
-    /* Shape is the one operator left without a row: it always folds */
+    /* Shape is the one operator without a CUDA row (or a CPU one): the
+     * loader evaluates it as shape math */
     graph_add_node(g, OP_SHAPE, "shape1", 1, &x, 1, &t1);
     graph_add_node(g, OP_SHAPE, "shape2", 1, &t1, 1, &t2);
     graph_add_node(g, OP_RELU, "relu", 1, &t2, 1, &y);
