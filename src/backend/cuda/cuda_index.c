@@ -97,6 +97,16 @@ ferry_status cuda_elements_supports(const cuda_prep *p)
         return cuda_unsupported(nd, "indices must be int32 or int64");
     if (idx->ndim != x->ndim || idx->ndim > KERN_MAX_DIMS)
         return cuda_unsupported(nd, "indices must have the data's rank, at most %d", KERN_MAX_DIMS);
+    /* Off the axis an index element reads (writes) data at its own
+     * coordinates: the indices must fit inside data there, for every
+     * batch size. */
+    int axis = nd->axis < 0 ? nd->axis + x->ndim : nd->axis;
+    for (int d = 0; d < x->ndim; d++) {
+        int64_t a = idx->dims[d], b = x->dims[d];
+        if (d != axis && ((a < 0 || b < 0) ? a != b : a > b))
+            return cuda_unsupported(nd, "indices '%s' do not fit in data '%s' in dim %d", idx->name,
+                                    x->name, d);
+    }
     ferry_dtype dt = cuda_sdt(x->dtype, p->cdt);
     if (nd->op == OP_SCATTER_ELEMENTS && nd->mode != SCATTER_NONE && !cuda_is_float(dt) &&
         dt != FERRY_I32 && dt != FERRY_I64)
