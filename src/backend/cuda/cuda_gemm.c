@@ -1,6 +1,7 @@
 /*
  * cuda_gemm.c - Gemm and MatMul nodes through cuBLASLt, with bias and
- * activation fused into the matmul's epilogue where cuBLASLt has one.
+ * activation fused into the matmul's epilogue where cuBLASLt has one;
+ * also the batched matmul at the heart of an Einsum (cuda_einsum.c).
  *
  * Row-major Y[M,N] = X[M,K] * W[K,N] + b is, read column-major, Y^T = W^T X^T:
  * a row-major buffer of R rows and C columns is the column-major C x R
@@ -23,6 +24,7 @@
 
 #include "backend/cuda/cuda_internal.h"
 #include "backend/cuda/kernels.h"
+#include "graph/einsum.h"
 #include "util/error.h"
 
 int cuda_is_float(ferry_dtype dt)
@@ -51,9 +53,41 @@ static ferry_status shape_fail(const graph_node *nd, const char *why)
     return ferry_fail(FERRY_EUNSUPPORTED, "node '%s' (%s): %s", nd->name, op_name(nd->op), why);
 }
 
+/* An Einsum (cuda_einsum.c) in einsum.h's layout: A' [bt, M, K] x B' [bt,
+ * K, N], both primed operands dense in scratch (or the inputs, where their
+ * transposes are the identity). */
+static ferry_status einsum_shape_of(const backend_ctx *c, const graph_node *nd, int64_t n,
+                                    gemm_shape *sh)
+{
+    einsum_layout l;
+    einsum_layout_of(nd, &l);
+    int64_t ad[FERRY_MAX_DIMS], bd[FERRY_MAX_DIMS];
+    int na = graph_value_shape(&c->g->values[nd->in[0]], n, ad);
+    int nb = graph_value_shape(&c->g->values[nd->in[1]], n, bd);
+    memset(sh, 0, sizeof *sh);
+    sh->batch = sh->m = sh->k = sh->nn = 1;
+    for (int i = 0; i < na; i++) {
+        int64_t d = ad[l.perm_a[i]];
+        if (i < l.n_batch)
+            sh->batch *= d;
+        else if (i < l.n_batch + l.n_free_a)
+            sh->m *= d;
+        else
+            sh->k *= d;
+    }
+    for (int i = l.n_batch + l.n_contract; i < nb; i++)
+        sh->nn *= bd[l.perm_b[i]];
+    sh->sx = sh->m * sh->k;
+    sh->sw = sh->k * sh->nn;
+    sh->sy = sh->m * sh->nn;
+    return FERRY_OK;
+}
+
 static ferry_status gemm_shape_of(const backend_ctx *c, const graph_node *nd, int64_t n,
                                   gemm_shape *sh)
 {
+    if (nd->op == OP_EINSUM)
+        return einsum_shape_of(c, nd, n, sh);
     const graph *g = c->g;
     const graph_value *a = &g->values[nd->in[0]], *b = &g->values[nd->in[1]];
     int64_t ad[FERRY_MAX_DIMS], bd[FERRY_MAX_DIMS];

@@ -1,8 +1,9 @@
 /*
  * cuda_image.c - run-table rows (cuda_ops.h) of the image operators around
  * the convolutions: MaxPool, AveragePool, GlobalAveragePool,
- * GlobalMaxPool, Pad, Resize, and the activations graph_fuse_conv folds
- * into a Conv when they stand alone (Clip, HardSigmoid, HardSwish).
+ * GlobalMaxPool, Pad, Resize, GridSample, DepthToSpace, and the
+ * activations graph_fuse_conv folds into a Conv when they stand alone
+ * (Clip, HardSigmoid, HardSwish).
  * Kernels: kernels_image.cu (why not cuDNN: its head comment), the global
  * pools through kernels_rows.cu's reductions. Pools read and write
  * channels-last when cuda_layout.c holds their tensors so.
@@ -180,6 +181,68 @@ static ferry_status run_resize(const cuda_call *c)
     return CUDA_LAUNCH(c, kern_resize_run(c->in[0], c->out[0], &d, c->cdt, c->stream));
 }
 
+/* ---------------------------------------------- GridSample, DepthToSpace */
+
+_Static_assert((int)KERN_GRID_PAD_BORDER == (int)GRID_PAD_BORDER &&
+                   (int)KERN_GRID_PAD_REFLECTION == (int)GRID_PAD_REFLECTION,
+               "kernels.h's grid padding modes follow graph.h's");
+
+static ferry_status supports_grid_sample(const cuda_prep *p)
+{
+    ferry_status st = cuda_supports_float(p);
+    if (st)
+        return st;
+    if (p->g->values[p->nd->in[0]].ndim != 4)
+        return cuda_unsupported(p->nd, "only 4-D input ([N,C,H,W]) is supported");
+    return FERRY_OK;
+}
+
+static ferry_status run_grid_sample(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    int64_t xd[FERRY_MAX_DIMS], yd[FERRY_MAX_DIMS];
+    in_shape(c, 0, xd);
+    out_shape(c, yd);
+    kern_grid_sample d = {.n = xd[0],
+                          .c = xd[1],
+                          .h = xd[2],
+                          .w = xd[3],
+                          .ho = yd[2],
+                          .wo = yd[3],
+                          .nearest = nd->mode == GRID_NEAREST,
+                          .padding = nd->mode2,
+                          .align = nd->mode3};
+    return CUDA_LAUNCH(c,
+                       kern_grid_sample_run(c->in[0], c->in[1], c->out[0], &d, c->cdt, c->stream));
+}
+
+/* DepthToSpace (PyTorch's PixelShuffle) is a transpose of a 6-D view, as
+ * the CPU's: x [N, C*b*b, H, W] read as [N, b, b, C, H, W] (DCR) or [N, C,
+ * b, b, H, W] (CRD), y [N, C, H, b, W, b] = [N, C, H*b, W*b]; one strided
+ * copy. */
+static ferry_status run_depth_to_space(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    int64_t xd[FERRY_MAX_DIMS];
+    in_shape(c, 0, xd);
+    int64_t b = nd->axis, ch = xd[1] / (b * b);
+    int64_t dcr[6] = {xd[0], b, b, ch, xd[2], xd[3]}, crd[6] = {xd[0], ch, b, b, xd[2], xd[3]};
+    static const int perm_dcr[6] = {0, 3, 4, 1, 5, 2}, perm_crd[6] = {0, 1, 4, 2, 5, 3};
+    const int64_t *v = nd->mode ? crd : dcr;
+    const int *perm = nd->mode ? perm_crd : perm_dcr;
+    int64_t vs[6], d[6], sx[6], acc = 1;
+    for (int i = 5; i >= 0; i--) {
+        vs[i] = acc;
+        acc *= v[i];
+    }
+    for (int i = 0; i < 6; i++) { /* dim i of y is dim perm[i] of the view */
+        d[i] = v[perm[i]];
+        sx[i] = vs[perm[i]];
+    }
+    ferry_dtype dt = cuda_sdt(c->g->values[nd->in[0]].dtype, c->cdt);
+    return cuda_copy_dense(c, c->in[0], c->out[0], 6, d, sx, ferry_dtype_size(dt));
+}
+
 /* ------------------------------------------ activations folded elsewhere */
 
 static ferry_status run_act(const cuda_call *c)
@@ -196,3 +259,5 @@ const cuda_op_impl cuda_global_pool_row = {cuda_supports_float, NULL, run_global
 const cuda_op_impl cuda_pad_row = {supports_pad, NULL, run_pad, NULL};
 const cuda_op_impl cuda_resize_row = {supports_resize, NULL, run_resize, NULL};
 const cuda_op_impl cuda_act_row = {cuda_supports_float, NULL, run_act, NULL};
+const cuda_op_impl cuda_grid_sample_row = {supports_grid_sample, NULL, run_grid_sample, NULL};
+const cuda_op_impl cuda_depth_to_space_row = {NULL, NULL, run_depth_to_space, NULL};

@@ -7,6 +7,7 @@
  *                  constants, per-node prepare, forward
  *   cuda_ops.c     the run table (cuda_ops.h): one row per operator
  *   cuda_gemm.c    cuBLASLt matmuls and their plan cache
+ *   cuda_einsum.c  Einsum: transposes around one of those matmuls
  *   cuda_mlp.c     the fused whole-MLP kernel's setup
  *   cuda_conv.c    Conv, ConvTranspose through cuDNN (and patch matmuls);
  *                  the streams' cuDNN handles

@@ -178,10 +178,10 @@ static dims out_dims_min1(const graph *g, int v, int64_t n)
     return o;
 }
 
-/* Numpy broadcast of inputs 0 and 1 to output 0 at batch n (nhwc: in
+/* Numpy broadcast of values va and vb to output 0 at batch n (nhwc: in
  * physical channels-last dims). */
-static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, int nhwc,
-                               kern_bcast *bc)
+static ferry_status make_bcast_of(const graph *g, const graph_node *nd, int va, int vb, int64_t n,
+                                  int nhwc, kern_bcast *bc)
 {
     memset(bc, 0, sizeof *bc);
     dims o = out_dims_min1(g, nd->out[0], n);
@@ -189,8 +189,15 @@ static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, 
     bc->ndim = o.n;
     bc->n = numel(&o);
     memcpy(bc->dims, o.d, sizeof(int64_t) * (size_t)o.n);
-    ferry_status st = bcast_strides(g, nd, nd->in[0], n, nhwc, &o, bc->sa, &bc->na);
-    return st ? st : bcast_strides(g, nd, nd->in[1], n, nhwc, &o, bc->sb, &bc->nb);
+    ferry_status st = bcast_strides(g, nd, va, n, nhwc, &o, bc->sa, &bc->na);
+    return st ? st : bcast_strides(g, nd, vb, n, nhwc, &o, bc->sb, &bc->nb);
+}
+
+/* The same for inputs 0 and 1. */
+static ferry_status make_bcast(const graph *g, const graph_node *nd, int64_t n, int nhwc,
+                               kern_bcast *bc)
+{
+    return make_bcast_of(g, nd, nd->in[0], nd->in[1], n, nhwc, bc);
 }
 
 /* ---------------------------------------------------- matmuls (cuBLASLt) */
@@ -317,6 +324,78 @@ static ferry_status run_unary(const cuda_call *c)
         return CUDA_LAUNCH(
             c, kern_unary(unary_of(nd), nd->alpha, c->in[0], c->out[0], ny, dt, c->stream));
     return CUDA_LAUNCH(c, kern_unary_int(unary_of(nd), c->in[0], c->out[0], ny, dt, c->stream));
+}
+
+/* PRelu: y = x >= 0 ? x : x * slope, the slope broadcast to x (the
+ * shape rule checked that it does). */
+static ferry_status supports_prelu(const cuda_prep *p)
+{
+    ferry_status st = cuda_supports_float(p);
+    if (st)
+        return st;
+    kern_bcast bc;
+    return make_bcast(p->g, p->nd, p->max_batch, 0, &bc);
+}
+
+static ferry_status run_prelu(const cuda_call *c)
+{
+    kern_bcast bc;
+    ferry_status st = make_bcast(c->g, c->nd, c->n, 0, &bc);
+    if (st)
+        return st;
+    return CUDA_LAUNCH(c, kern_binary(KB_PRELU, c->in[0], c->in[1], c->out[0], &bc,
+                                      call_sdt(c, c->nd->in[0]), c->stream));
+}
+
+/* Min, Max of n inputs (one dtype, broadcast together): as the CPU, a fold
+ * from the left, y = op(x0, x1) then y = op(y, xk), each step one
+ * broadcasting kernel over the output. One input is a copy. */
+static ferry_status supports_variadic(const cuda_prep *p)
+{
+    const graph_node *nd = p->nd;
+    ferry_dtype dt = in_sdt(p, 0);
+    if (!is_fl(dt) && !is_int(dt))
+        return cuda_unsupported(nd, "%s inputs are not supported",
+                                ferry_dtype_name(p->g->values[nd->in[0]].dtype));
+    for (int k = 0; k < nd->n_in; k++) {
+        if (nd->in[k] < 0 || in_sdt(p, k) != dt)
+            return cuda_unsupported(nd, "needs present inputs of one dtype");
+        kern_bcast bc;
+        ferry_status st = make_bcast_of(p->g, nd, nd->in[k], nd->in[0], p->max_batch, 0, &bc);
+        if (st)
+            return st;
+    }
+    return FERRY_OK;
+}
+
+static ferry_status run_variadic(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    ferry_dtype dt = call_sdt(c, nd->in[0]);
+    if (nd->n_in == 1) { /* the output has the input's shape */
+        size_t bytes =
+            (size_t)graph_value_numel(&c->g->values[nd->out[0]], c->n) * ferry_dtype_size(dt);
+        if (!bytes || c->out[0] == c->in[0])
+            return FERRY_OK;
+        return CUDA_LAUNCH(
+            c, cudaMemcpyAsync(c->out[0], c->in[0], bytes, cudaMemcpyDeviceToDevice, c->stream));
+    }
+    kern_binary_op op = nd->op == OP_MIN ? KB_MIN : KB_MAX;
+    for (int k = 1; k < nd->n_in; k++) {
+        kern_bcast bc;
+        int va = k == 1 ? nd->in[0] : nd->out[0];
+        ferry_status st = make_bcast_of(c->g, nd, va, nd->in[k], c->n, 0, &bc);
+        if (st)
+            return st;
+        const void *a = k == 1 ? c->in[0] : c->out[0];
+        if (is_fl(dt))
+            st = CUDA_LAUNCH(c, kern_binary(op, a, c->in[k], c->out[0], &bc, dt, c->stream));
+        else
+            st = CUDA_LAUNCH(c, kern_binary_int(op, a, c->in[k], c->out[0], &bc, dt, c->stream));
+        if (st)
+            return st;
+    }
+    return FERRY_OK;
 }
 
 ferry_status cuda_supports_float(const cuda_prep *p)
@@ -583,6 +662,31 @@ static ferry_status run_reduce(const cuda_call *c)
     default: op = KR_LOG_SUM_EXP; break;
     }
     return CUDA_LAUNCH(c, kern_reduce_any(op, c->in[0], c->out[0], &rd, c->cdt, c->stream));
+}
+
+/* CumSum along its axis (resolved by the shape rule), as [outer, L,
+ * inner]. */
+static ferry_status supports_cumsum(const cuda_prep *p)
+{
+    ferry_dtype dt = in_sdt(p, 0);
+    if (!is_fl(dt) && !is_int(dt))
+        return cuda_unsupported(p->nd, "%s input is not supported",
+                                ferry_dtype_name(p->g->values[p->nd->in[0]].dtype));
+    return FERRY_OK;
+}
+
+static ferry_status run_cumsum(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = vdims(c->g, nd->in[0], c->n);
+    int axis = norm_ax(nd->axis, x.n);
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; i++)
+        outer *= x.d[i];
+    for (int i = axis + 1; i < x.n; i++)
+        inner *= x.d[i];
+    return CUDA_LAUNCH(c, kern_cumsum(c->in[0], c->out[0], outer, x.d[axis], inner, nd->mode,
+                                      nd->mode2, call_sdt(c, nd->in[0]), c->stream));
 }
 
 /* ------------------------------------------------------ views and casts */
@@ -988,6 +1092,22 @@ static ferry_status run_trilu(const cuda_call *c)
                                      c->nd->mode, call_esz(c, c->nd->in[0]), c->stream));
 }
 
+/* EyeLike: the identity's 1 written as the bits of the output's storage
+ * dtype (f16 0x3c00, bf16 0x3f80, ...). Most EyeLikes fold at load (their
+ * input a constant); this runs the rest. */
+static ferry_status run_eye_like(const cuda_call *c)
+{
+    int v = c->nd->out[0];
+    dims y = vdims(c->g, v, c->n);
+    ferry_dtype dt = call_sdt(c, v);
+    uint64_t one = dt == FERRY_F32    ? 0x3f800000u
+                   : dt == FERRY_F16  ? 0x3c00u
+                   : dt == FERRY_BF16 ? 0x3f80u
+                                      : 1u;
+    return CUDA_LAUNCH(c, kern_eye(c->out[0], y.d[0], y.d[1], c->nd->starts[0], one,
+                                   ferry_dtype_size(dt), c->stream));
+}
+
 static ferry_status supports_trilu(const cuda_prep *p)
 {
     if (p->g->values[p->nd->in[0]].ndim < 2)
@@ -1086,6 +1206,13 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_CONSTANT_OF_SHAPE] = {NULL, prepare_constant_of_shape, run_constant_of_shape, NULL},
     [OP_RANGE] = {NULL, NULL, run_range, NULL},
     [OP_TRILU] = {supports_trilu, NULL, run_trilu, NULL},
+    [OP_EYE_LIKE] = {NULL, NULL, run_eye_like, NULL},
+    [OP_CUMSUM] = {supports_cumsum, NULL, run_cumsum, NULL},
+    [OP_PRELU] = {supports_prelu, NULL, run_prelu, NULL},
+    [OP_MIN] = {supports_variadic, NULL, run_variadic, NULL},
+    [OP_MAX] = {supports_variadic, NULL, run_variadic, NULL},
+    [OP_GATHER_ELEMENTS] = {cuda_elements_supports, NULL, cuda_gather_elements_run, NULL},
+    [OP_SCATTER_ELEMENTS] = {cuda_elements_supports, NULL, cuda_scatter_elements_run, NULL},
     [OP_LSTM] = {cuda_rnn_supports, cuda_rnn_prepare, cuda_rnn_run, cuda_rnn_destroy},
     [OP_GRU] = {cuda_rnn_supports, cuda_rnn_prepare, cuda_rnn_run, cuda_rnn_destroy},
     [OP_EMBEDDING_BAG] = {cuda_embedding_bag_supports, NULL, cuda_embedding_bag_run, NULL},
@@ -1094,7 +1221,7 @@ static const cuda_op_impl ops[OP_COUNT] = {
 };
 
 /* Rows defined beside their kernels' callers (cuda_conv.c, cuda_image.c,
- * cuda_attention.c). */
+ * cuda_attention.c, cuda_einsum.c). */
 static const cuda_op_impl *row_elsewhere(op_kind op)
 {
     switch (op) {
@@ -1110,6 +1237,9 @@ static const cuda_op_impl *row_elsewhere(op_kind op)
     case OP_HARD_SIGMOID:
     case OP_HARD_SWISH: return &cuda_act_row;
     case OP_ATTENTION: return &cuda_attention_row;
+    case OP_GRID_SAMPLE: return &cuda_grid_sample_row;
+    case OP_DEPTH_TO_SPACE: return &cuda_depth_to_space_row;
+    case OP_EINSUM: return &cuda_einsum_row;
     default: return NULL;
     }
 }

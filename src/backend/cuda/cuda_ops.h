@@ -68,6 +68,10 @@ ferry_status cuda_embedding_bag_supports(const cuda_prep *p);
 ferry_status cuda_embedding_bag_run(const cuda_call *c);
 ferry_status cuda_arg_supports(const cuda_prep *p);
 ferry_status cuda_arg_run(const cuda_call *c);
+/* GatherElements and ScatterElements (cuda_index.c). */
+ferry_status cuda_elements_supports(const cuda_prep *p);
+ferry_status cuda_gather_elements_run(const cuda_call *c);
+ferry_status cuda_scatter_elements_run(const cuda_call *c);
 
 /* The row for op, or NULL when the CUDA backend does not run it. */
 const cuda_op_impl *cuda_op_get(op_kind op);
@@ -94,6 +98,9 @@ extern const cuda_op_impl cuda_pad_row;
 extern const cuda_op_impl cuda_resize_row;
 extern const cuda_op_impl cuda_act_row;       /* Clip, HardSigmoid, HardSwish */
 extern const cuda_op_impl cuda_attention_row; /* fused attention (cuda_attention.c) */
+extern const cuda_op_impl cuda_grid_sample_row;
+extern const cuda_op_impl cuda_depth_to_space_row;
+extern const cuda_op_impl cuda_einsum_row; /* cuda_einsum.c */
 
 /* Storage dtype on the device of a graph dtype under compute dtype cdt. */
 static inline ferry_dtype cuda_sdt(ferry_dtype dt, ferry_dtype cdt)

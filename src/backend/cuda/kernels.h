@@ -50,6 +50,7 @@ typedef enum kern_binary_op {
     KB_MUL,
     KB_DIV,
     KB_POW,
+    KB_PRELU, /* a >= 0 ? a : a * b (b the slope) */
     /* comparisons and logic: bool (one byte) out */
     KB_EQ,
     KB_LT,
@@ -62,6 +63,8 @@ typedef enum kern_binary_op {
     /* integer only */
     KB_MOD,  /* sign of the divisor, as Python (ONNX Mod fmod=0) */
     KB_FMOD, /* sign of the dividend, as C */
+    /* integer and float; on floats a NaN in either input wins, and of two
+     * equal values (-0 and +0) the second is kept, as the CPU backend */
     KB_MIN,
     KB_MAX,
 } kern_binary_op;
@@ -122,7 +125,7 @@ cudaError_t kern_cast(const void *x, ferry_dtype sdt, void *y, ferry_dtype ddt, 
 /* y = op(x), in place allowed. */
 cudaError_t kern_unary(kern_unary_op op, float alpha, const void *x, void *y, int64_t n,
                        ferry_dtype dt, cudaStream_t s);
-/* y = a op b with numpy broadcasting described by bc. */
+/* y = a op b with numpy broadcasting described by bc; y may be a. */
 cudaError_t kern_binary(kern_binary_op op, const void *a, const void *b, void *y,
                         const kern_bcast *bc, ferry_dtype dt, cudaStream_t s);
 /* y[i] = x[i] * a[c] + b[c] with c = (i / inner) % ch (BatchNormalization
@@ -152,6 +155,11 @@ cudaError_t kern_layernorm(const void *x, const void *scale, const void *bias, v
 cudaError_t kern_instancenorm(const void *x, const void *scale, const void *bias, void *y,
                               int64_t rows, int64_t d, int64_t channels, float eps, ferry_dtype dt,
                               cudaStream_t s);
+/* CumSum along the middle axis of [outer, L, inner]: y[o, t, c] = sum of
+ * x[o, j, c] over j <= t (j < t exclusive; j >= t, j > t reverse). Floats
+ * accumulate in fp32; I32 and I64 wrap. */
+cudaError_t kern_cumsum(const void *x, void *y, int64_t outer, int64_t L, int64_t inner,
+                        int exclusive, int reverse, ferry_dtype dt, cudaStream_t s);
 /* Mean over the reduced dims of rd. */
 cudaError_t kern_reduce_mean(const void *x, void *y, const kern_reduce *rd, ferry_dtype dt,
                              cudaStream_t s);
@@ -195,7 +203,7 @@ cudaError_t kern_where(const void *cond, const void *a, const void *b, void *y,
 cudaError_t kern_compare(kern_binary_op op, const void *a, const void *b, void *y,
                          const kern_bcast *bc, ferry_dtype dt, cudaStream_t s);
 /* Integer arithmetic (KB_ADD .. KB_DIV, KB_POW, KB_MOD, KB_FMOD, KB_MIN,
- * KB_MAX) on I32 or I64; Div truncates toward zero, as ONNX. */
+ * KB_MAX) on I32 or I64; Div truncates toward zero, as ONNX. y may be a. */
 cudaError_t kern_binary_int(kern_binary_op op, const void *a, const void *b, void *y,
                             const kern_bcast *bc, ferry_dtype dt, cudaStream_t s);
 /* Integer unary ops (KU_NEG, KU_ABS, KU_SIGN; the others copy) on I32/I64. */
@@ -214,6 +222,32 @@ cudaError_t kern_sym_i64(const int64_t *base, const int64_t *k, int64_t *y, int6
  * start and delta are device scalars of that dtype. */
 cudaError_t kern_range(const void *start, const void *delta, void *y, int64_t n, ferry_dtype dt,
                        cudaStream_t s);
+/* EyeLike: y [rows, cols] all zeros but y[i, i + k] = one, where one is
+ * the esz-byte pattern of 1 in the output's storage dtype. */
+cudaError_t kern_eye(void *y, int64_t rows, int64_t cols, int64_t k, uint64_t one, size_t esz,
+                     cudaStream_t s);
+/* GatherElements and ScatterElements: for every element i of the indices
+ * (dims, ndim of them, n in all), the element of x (element strides xs)
+ * at i's coordinates with the one on axis replaced by idx[i] (idt I32 or
+ * I64; negatives count from axis_len). An index out of [-axis_len,
+ * axis_len) gathers zero and scatters nothing: a device kernel cannot fail
+ * the node (the CPU backend names it). */
+typedef struct kern_elements {
+    int ndim, axis;
+    int64_t n, axis_len;
+    int64_t dims[KERN_MAX_DIMS], xs[KERN_MAX_DIMS];
+} kern_elements;
+/* y[i] = x[element of idx[i]] (y has the indices' shape). */
+cudaError_t kern_gather_elements(const void *x, const void *idx, ferry_dtype idt, void *y,
+                                 const kern_elements *d, size_t esz, cudaStream_t s);
+/* y = x (copied unless y == x; x_total elements), then y[element of
+ * idx[i]] = u[i] (reduction 0), or combined with it by graph.h's
+ * SCATTER_ADD, SCATTER_MUL, SCATTER_MAX, SCATTER_MIN in dtype dt (any
+ * float storage dtype, I32, I64; without a reduction any dtype) through
+ * atomics, so repeated indices all count. */
+cudaError_t kern_scatter_elements(const void *x, const void *idx, ferry_dtype idt, const void *u,
+                                  void *y, const kern_elements *d, int64_t x_total, int reduction,
+                                  ferry_dtype dt, cudaStream_t s);
 /* Trilu over the last two dims [rows, cols] of batch matrices: keeps
  * j - i >= k (upper) or j - i <= k (lower), zeroes the rest. */
 cudaError_t kern_trilu(const void *x, void *y, int64_t batch, int64_t rows, int64_t cols, int64_t k,
@@ -303,6 +337,17 @@ typedef struct kern_resize {
 } kern_resize;
 cudaError_t kern_resize_run(const void *x, void *y, const kern_resize *d, ferry_dtype dt,
                             cudaStream_t s);
+
+/* GridSample of x [N, C, H, W] at grid [N, Ho, Wo, 2] ((x, y) in [-1, 1])
+ * into y [N, C, Ho, Wo]: bilinear or nearest (half to even), padding
+ * KERN_GRID_PAD_* (graph.h's GRID_PAD_*), align_corners. */
+enum { KERN_GRID_PAD_ZEROS = 0, KERN_GRID_PAD_BORDER, KERN_GRID_PAD_REFLECTION };
+typedef struct kern_grid_sample {
+    int64_t n, c, h, w, ho, wo;
+    int nearest, padding, align;
+} kern_grid_sample;
+cudaError_t kern_grid_sample_run(const void *x, const void *grid, void *y,
+                                 const kern_grid_sample *d, ferry_dtype dt, cudaStream_t s);
 
 /* ---- kernels_rnn.cu: one step of an LSTM or GRU (linear_before_reset 1)
  * for one direction, batch x H threads. Row b of each strided input or

@@ -16,6 +16,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <type_traits>
 
@@ -253,9 +254,10 @@ template <typename T> __device__ __forceinline__ T int_op(kern_binary_op op, T a
     }
 }
 
+/* y may be a: Min and Max fold their inputs into the output in place. */
 template <typename T>
-__global__ void binary_int_kernel(kern_binary_op op, const T *__restrict__ a,
-                                  const T *__restrict__ b, T *__restrict__ y, kern_bcast bc)
+__global__ void binary_int_kernel(kern_binary_op op, const T *a, const T *__restrict__ b, T *y,
+                                  kern_bcast bc)
 {
     GRID_LOOP(i, bc.n)
     {
@@ -322,6 +324,142 @@ __global__ void trilu_kernel(const W *__restrict__ x, W *__restrict__ y, int64_t
         bool keep = upper ? j - r >= k : j - r <= k;
         y[i] = keep ? x[i] : (W)0;
     }
+}
+
+template <typename W>
+__global__ void eye_kernel(W *__restrict__ y, int64_t total, int64_t cols, int64_t k, W one)
+{
+    GRID_LOOP(i, total) y[i] = i % cols - i / cols == k ? one : (W)0;
+}
+
+/* Offset in x of index element i's coordinates, the axis's left out (the
+ * index supplies it). */
+__device__ __forceinline__ int64_t elements_offset(const kern_elements &d, int64_t i)
+{
+    int64_t r = i, off = 0;
+    for (int k = d.ndim - 1; k >= 0; k--) {
+        int64_t c = r % d.dims[k];
+        r /= d.dims[k];
+        if (k != d.axis)
+            off += c * d.xs[k];
+    }
+    return off;
+}
+
+/* idx[i] from the end when negative; -1 when out of range. */
+template <typename I>
+__device__ __forceinline__ int64_t elements_index(const kern_elements &d, const I *idx, int64_t i)
+{
+    int64_t j = (int64_t)idx[i];
+    if (j < 0)
+        j += d.axis_len;
+    return j >= 0 && j < d.axis_len ? j : -1;
+}
+
+template <typename W, typename I>
+__global__ void gather_elements_kernel(const W *__restrict__ x, const I *__restrict__ idx,
+                                       W *__restrict__ y, kern_elements d)
+{
+    GRID_LOOP(i, d.n)
+    {
+        int64_t j = elements_index(d, idx, i);
+        y[i] = j >= 0 ? x[elements_offset(d, i) + j * d.xs[d.axis]] : (W)0;
+    }
+}
+
+template <typename W, typename I>
+__global__ void scatter_elements_kernel(const I *__restrict__ idx, const W *__restrict__ u,
+                                        W *__restrict__ y, kern_elements d)
+{
+    GRID_LOOP(i, d.n)
+    {
+        int64_t j = elements_index(d, idx, i);
+        if (j >= 0)
+            y[elements_offset(d, i) + j * d.xs[d.axis]] = u[i];
+    }
+}
+
+/* The word atomicCAS takes for an element of E bytes (sm_70+ for 2). */
+template <size_t E> struct cas_word;
+template <> struct cas_word<2> {
+    using t = unsigned short;
+};
+template <> struct cas_word<4> {
+    using t = unsigned int;
+};
+template <> struct cas_word<8> {
+    using t = unsigned long long;
+};
+
+/* y (op)= u as the CPU's scatter_put: floats in fp32 (rounded to T once),
+ * integers wrapping, max/min keeping y unless u compares past it. */
+template <typename T> __device__ __forceinline__ T scatter_combine(T y, T u, int reduction)
+{
+    if constexpr (std::is_integral<T>::value) {
+        using U = typename std::make_unsigned<T>::type;
+        switch (reduction) {
+        case 1: return (T)((U)y + (U)u);
+        case 2: return (T)((U)y * (U)u);
+        case 3: return u > y ? u : y;
+        default: return u < y ? u : y;
+        }
+    } else {
+        float a = to_f(y), b = to_f(u), r;
+        switch (reduction) {
+        case 1: r = a + b; break;
+        case 2: r = a * b; break;
+        case 3: r = b > a ? b : a; break;
+        default: r = b < a ? b : a; break;
+        }
+        return ferry_cuda::from_f<T>(r);
+    }
+}
+
+/* *p = scatter_combine(*p, u) atomically: one compare-and-swap loop for
+ * every reduction and dtype, so that repeated indices all count. */
+template <typename T> __device__ void scatter_atomic(T *p, T u, int reduction)
+{
+    using C = typename cas_word<sizeof(T)>::t;
+    C *w = (C *)p;
+    C old = *(volatile C *)w, seen;
+    do {
+        seen = old;
+        T cur, next;
+        memcpy(&cur, &seen, sizeof cur);
+        next = scatter_combine(cur, u, reduction);
+        C nw;
+        memcpy(&nw, &next, sizeof nw);
+        if (nw == seen)
+            return;
+        old = atomicCAS(w, seen, nw);
+    } while (old != seen);
+}
+
+template <typename T, typename I>
+__global__ void scatter_elements_reduce_kernel(const I *__restrict__ idx, const T *__restrict__ u,
+                                               T *__restrict__ y, kern_elements d, int reduction)
+{
+    GRID_LOOP(i, d.n)
+    {
+        int64_t j = elements_index(d, idx, i);
+        if (j >= 0)
+            scatter_atomic(y + elements_offset(d, i) + j * d.xs[d.axis], u[i], reduction);
+    }
+}
+
+template <typename T>
+cudaError_t scatter_reduce_launch(const void *idx, ferry_dtype idt, const void *u, void *y,
+                                  const kern_elements *d, int reduction, cudaStream_t s)
+{
+    if (idt == FERRY_I64)
+        scatter_elements_reduce_kernel<T, int64_t><<<grid_for(d->n), kThreads, 0, s>>>(
+            (const int64_t *)idx, (const T *)u, (T *)y, *d, reduction);
+    else if (idt == FERRY_I32)
+        scatter_elements_reduce_kernel<T, int32_t><<<grid_for(d->n), kThreads, 0, s>>>(
+            (const int32_t *)idx, (const T *)u, (T *)y, *d, reduction);
+    else
+        return cudaErrorInvalidValue;
+    return cudaGetLastError();
 }
 
 template <template <typename> class F, typename... A> cudaError_t by_size(size_t esz, A... args)
@@ -419,6 +557,47 @@ template <typename W> struct trilu_go {
     {
         trilu_kernel<W><<<grid_for(total), kThreads, 0, s>>>((const W *)x, (W *)y, total, rows,
                                                              cols, k, upper != 0);
+        return cudaGetLastError();
+    }
+};
+
+template <typename W> struct eye_go {
+    static cudaError_t go(void *y, int64_t total, int64_t cols, int64_t k, uint64_t one,
+                          cudaStream_t s)
+    {
+        eye_kernel<W><<<grid_for(total), kThreads, 0, s>>>((W *)y, total, cols, k, (W)one);
+        return cudaGetLastError();
+    }
+};
+
+template <typename W> struct gather_elements_go {
+    static cudaError_t go(const void *x, const void *idx, ferry_dtype idt, void *y,
+                          const kern_elements *d, cudaStream_t s)
+    {
+        if (idt == FERRY_I64)
+            gather_elements_kernel<W, int64_t><<<grid_for(d->n), kThreads, 0, s>>>(
+                (const W *)x, (const int64_t *)idx, (W *)y, *d);
+        else if (idt == FERRY_I32)
+            gather_elements_kernel<W, int32_t><<<grid_for(d->n), kThreads, 0, s>>>(
+                (const W *)x, (const int32_t *)idx, (W *)y, *d);
+        else
+            return cudaErrorInvalidValue;
+        return cudaGetLastError();
+    }
+};
+
+template <typename W> struct scatter_elements_go {
+    static cudaError_t go(const void *idx, ferry_dtype idt, const void *u, void *y,
+                          const kern_elements *d, cudaStream_t s)
+    {
+        if (idt == FERRY_I64)
+            scatter_elements_kernel<W, int64_t><<<grid_for(d->n), kThreads, 0, s>>>(
+                (const int64_t *)idx, (const W *)u, (W *)y, *d);
+        else if (idt == FERRY_I32)
+            scatter_elements_kernel<W, int32_t><<<grid_for(d->n), kThreads, 0, s>>>(
+                (const int32_t *)idx, (const W *)u, (W *)y, *d);
+        else
+            return cudaErrorInvalidValue;
         return cudaGetLastError();
     }
 };
@@ -622,4 +801,47 @@ extern "C" cudaError_t kern_trilu(const void *x, void *y, int64_t batch, int64_t
     if (total <= 0)
         return cudaSuccess;
     return by_size<trilu_go>(esz, x, y, total, rows, cols, k, upper, s);
+}
+
+extern "C" cudaError_t kern_eye(void *y, int64_t rows, int64_t cols, int64_t k, uint64_t one,
+                                size_t esz, cudaStream_t s)
+{
+    int64_t total = rows * cols;
+    if (total <= 0)
+        return cudaSuccess;
+    return by_size<eye_go>(esz, y, total, cols, k, one, s);
+}
+
+extern "C" cudaError_t kern_gather_elements(const void *x, const void *idx, ferry_dtype idt,
+                                            void *y, const kern_elements *d, size_t esz,
+                                            cudaStream_t s)
+{
+    if (d->n <= 0)
+        return cudaSuccess;
+    return by_size<gather_elements_go>(esz, x, idx, idt, y, d, s);
+}
+
+extern "C" cudaError_t kern_scatter_elements(const void *x, const void *idx, ferry_dtype idt,
+                                             const void *u, void *y, const kern_elements *d,
+                                             int64_t x_total, int reduction, ferry_dtype dt,
+                                             cudaStream_t s)
+{
+    size_t esz = ferry_dtype_size(dt);
+    if (y != x && x_total > 0) {
+        cudaError_t e = cudaMemcpyAsync(y, x, (size_t)x_total * esz, cudaMemcpyDeviceToDevice, s);
+        if (e != cudaSuccess)
+            return e;
+    }
+    if (d->n <= 0)
+        return cudaSuccess;
+    if (reduction == 0)
+        return by_size<scatter_elements_go>(esz, idx, idt, u, y, d, s);
+    switch (dt) {
+    case FERRY_F32: return scatter_reduce_launch<float>(idx, idt, u, y, d, reduction, s);
+    case FERRY_F16: return scatter_reduce_launch<__half>(idx, idt, u, y, d, reduction, s);
+    case FERRY_BF16: return scatter_reduce_launch<__nv_bfloat16>(idx, idt, u, y, d, reduction, s);
+    case FERRY_I32: return scatter_reduce_launch<int32_t>(idx, idt, u, y, d, reduction, s);
+    case FERRY_I64: return scatter_reduce_launch<int64_t>(idx, idt, u, y, d, reduction, s);
+    default: return cudaErrorInvalidValue;
+    }
 }

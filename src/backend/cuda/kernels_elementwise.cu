@@ -138,6 +138,10 @@ __device__ __forceinline__ float binary_one(kern_binary_op op, float a, float b)
     case KB_MUL: return a * b;
     case KB_DIV: return a / b;
     case KB_POW: return pow_exact_sign(a, b);
+    case KB_PRELU: return a >= 0.0f ? a : a * b;
+    case KB_MIN: return a < b || a != a ? a : b;
+    case KB_MAX: return a > b || a != a ? a : b;
+    default: break;
     }
     return a;
 }

@@ -1,14 +1,18 @@
 /*
  * kernels_image.cu - the convolutional networks' own kernels around cuDNN:
- * the convolution epilogue (bias, residual, activation), pooling, Pad and
- * Resize. All are memory-bound, one output element per thread in a
- * grid-stride loop (as kernels_elementwise.cu), computing in fp32.
+ * the convolution epilogue (bias, residual, activation), pooling, Pad,
+ * Resize and GridSample. All are memory-bound, one output element per
+ * thread in a grid-stride loop (as kernels_elementwise.cu), computing in
+ * fp32.
  *
  * Why not cuDNN for these: cuDNN's fused conv + bias + activation takes
  * ReLU only, and the models also fuse ReLU6 (Clip), SiLU, HardSwish and
  * HardSigmoid (src/graph/fuse_conv.c); its pooling descriptor has one pad
  * per side pair and no ceil_mode, and ONNX pooling has both asymmetric
- * pads and ceil_mode (SqueezeNet); Pad and Resize it does not have.
+ * pads and ceil_mode (SqueezeNet); Pad and Resize it does not have; its
+ * spatial-transformer sampler (the nearest thing to GridSample) is
+ * bilinear with one fixed padding, where ONNX GridSample also has nearest,
+ * border and reflection padding and align_corners 0.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -271,6 +275,74 @@ template <typename T> __global__ void resize(const T *x, T *y, kern_resize d)
     }
 }
 
+/* GridSample's coordinates, as the CPU backend's (cpu_data.c) step for
+ * step: the kernels build with --use_fast_math, so the roundings that
+ * decide a nearest pixel are spelled out (__fadd_rn, __fmul_rn: no fused
+ * multiply-add; __fdiv_rn: an exact division). */
+__device__ __forceinline__ float grid_reflect(float v, float lo2, float hi2)
+{
+    if (lo2 == hi2)
+        return 0.0f;
+    float lo = lo2 * 0.5f, span = (hi2 - lo2) * 0.5f;
+    v = fabsf(v - lo);
+    float extra = fmodf(v, span);
+    return fmodf(floorf(__fdiv_rn(v, span)), 2.0f) == 0.0f ? extra + lo : span - extra + lo;
+}
+
+/* Grid value g of an axis of n pixels as a padded pixel coordinate within
+ * [-2, n + 1]; NaN and infinities read as PyTorch's clamps make them. */
+__device__ __forceinline__ float grid_coord(float g, int64_t n, int padding, int align)
+{
+    float g1 = __fadd_rn(g, 1.0f);
+    float v = align ? __fmul_rn(__fmul_rn(g1, 0.5f), (float)(n - 1))
+                    : __fmul_rn(__fadd_rn(__fmul_rn(g1, (float)n), -1.0f), 0.5f);
+    if (!isfinite(v))
+        return padding == KERN_GRID_PAD_ZEROS                ? -2.0f
+               : padding == KERN_GRID_PAD_BORDER && v > 0.0f ? (float)(n - 1)
+                                                             : 0.0f;
+    if (padding == KERN_GRID_PAD_REFLECTION)
+        v = align ? grid_reflect(v, 0.0f, 2.0f * (float)(n - 1))
+                  : grid_reflect(v, -1.0f, 2.0f * (float)n - 1.0f);
+    if (padding != KERN_GRID_PAD_ZEROS)
+        v = v < 0.0f ? 0.0f : v > (float)(n - 1) ? (float)(n - 1) : v;
+    return v < -2.0f ? -2.0f : v > (float)n + 1.0f ? (float)n + 1.0f : v;
+}
+
+/* GridSample: one thread per output element (b, c, p), p = the output
+ * pixel, fastest; each computes its pixel's coordinates again rather than
+ * sharing them across channels, which costs two grid loads and a few
+ * flops next to four scattered image loads. A tap outside the image adds
+ * nothing (zeros padding). */
+template <typename T>
+__global__ void grid_sample(const T *__restrict__ x, const T *__restrict__ grid, T *__restrict__ y,
+                            kern_grid_sample d)
+{
+    int64_t out = d.ho * d.wo, plane = d.h * d.w, total = d.n * d.c * out;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t p = i % out, bc = i / out, b = bc / d.c;
+        const T *gp = grid + (b * out + p) * 2;
+        float fx = grid_coord(to_f(gp[0]), d.w, d.padding, d.align);
+        float fy = grid_coord(to_f(gp[1]), d.h, d.padding, d.align);
+        const T *xc = x + bc * plane;
+        float acc = 0.0f;
+        if (d.nearest) {
+            int64_t ix = (int64_t)rintf(fx), iy = (int64_t)rintf(fy);
+            if (ix >= 0 && ix < d.w && iy >= 0 && iy < d.h)
+                acc = to_f(xc[iy * d.w + ix]);
+        } else {
+            float x0 = floorf(fx), y0 = floorf(fy), tx = fx - x0, ty = fy - y0;
+            float w[4] = {(1.0f - tx) * (1.0f - ty), tx * (1.0f - ty), (1.0f - tx) * ty, tx * ty};
+            for (int t = 0; t < 4; t++) {
+                int64_t ix = (int64_t)x0 + (t & 1), iy = (int64_t)y0 + (t >> 1);
+                if (ix >= 0 && ix < d.w && iy >= 0 && iy < d.h)
+                    acc += to_f(xc[iy * d.w + ix]) * w[t];
+            }
+        }
+        y[i] = from_f<T>(acc);
+    }
+}
+
 template <typename F> cudaError_t by_dtype(ferry_dtype dt, F f)
 {
     switch (dt) {
@@ -451,5 +523,19 @@ extern "C" cudaError_t kern_resize_run(const void *x, void *y, const kern_resize
     return by_dtype(dt, [&](auto *t) {
         using T = typename std::remove_pointer<decltype(t)>::type;
         resize<T><<<grid_for(d->n), kThreads, 0, s>>>((const T *)x, (T *)y, *d);
+    });
+}
+
+extern "C" cudaError_t kern_grid_sample_run(const void *x, const void *grid, void *y,
+                                            const kern_grid_sample *d, ferry_dtype dt,
+                                            cudaStream_t s)
+{
+    int64_t total = d->n * d->c * d->ho * d->wo;
+    if (total <= 0)
+        return cudaSuccess;
+    return by_dtype(dt, [&](auto *t) {
+        using T = typename std::remove_pointer<decltype(t)>::type;
+        grid_sample<T>
+            <<<grid_for(total), kThreads, 0, s>>>((const T *)x, (const T *)grid, (T *)y, *d);
     });
 }

@@ -3,12 +3,16 @@
  * LayerNorm, ReduceMean. Each row is owned by one warp (short rows) or one
  * block (long rows), so a row's reduction needs no atomics and no second
  * launch; every sum is accumulated in fp32 whatever the storage dtype.
+ * CumSum, a running sum rather than a reduction, gives each thread one
+ * column to walk instead.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <float.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <type_traits>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/storage.cuh"
@@ -309,6 +313,55 @@ cudaError_t reduce_launch(const void *x, void *y, const kern_reduce *rd, cudaStr
     return cudaGetLastError();
 }
 
+/* CumSum over [outer, L, inner]: one thread per (outer, inner) column
+ * walks its L elements in order, carrying the sum; neighbouring threads
+ * read neighbouring columns, so the loads coalesce whenever inner is
+ * large. The axes CumSum runs along in models (positions from a mask, a
+ * few hundred long) do not justify a parallel scan. Floats carry the sum
+ * in fp32, integers in the unsigned type (wrapping, as the CPU's). x may
+ * be y: each element is read before it is written. */
+template <typename T, bool = std::is_integral<T>::value> struct cumsum_acc {
+    using t = float;
+};
+template <typename T> struct cumsum_acc<T, true> {
+    using t = typename std::make_unsigned<T>::type;
+};
+
+template <typename T>
+__global__ void cumsum_kernel(const T *x, T *y, int64_t outer, int64_t L, int64_t inner,
+                              int exclusive, int reverse)
+{
+    using A = typename cumsum_acc<T>::t;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < outer * inner;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t base = i / inner * L * inner + i % inner;
+        A acc = 0;
+        for (int64_t t = 0; t < L; t++) {
+            int64_t p = base + (reverse ? L - 1 - t : t) * inner;
+            A v;
+            if constexpr (std::is_integral<T>::value)
+                v = (A)x[p];
+            else
+                v = to_f(x[p]);
+            A out = exclusive ? acc : acc + v;
+            acc += v;
+            if constexpr (std::is_integral<T>::value)
+                y[p] = (T)out;
+            else
+                y[p] = from_f<T>(out);
+        }
+    }
+}
+
+template <typename T>
+cudaError_t cumsum_launch(const void *x, void *y, int64_t outer, int64_t L, int64_t inner,
+                          int exclusive, int reverse, cudaStream_t s)
+{
+    cumsum_kernel<T><<<ferry_cuda::grid_for(outer * inner), ferry_cuda::kThreads, 0, s>>>(
+        (const T *)x, (T *)y, outer, L, inner, exclusive, reverse);
+    return cudaGetLastError();
+}
+
 } // namespace
 
 #define DISPATCH_FLOAT(dt, fn, ...)                                                                \
@@ -372,4 +425,17 @@ extern "C" cudaError_t kern_reduce_any(kern_reduce_op op, const void *x, void *y
     if (rd->n_out <= 0)
         return cudaSuccess;
     DISPATCH_FLOAT(dt, reduce_any_launch, op, x, y, rd, s)
+}
+
+extern "C" cudaError_t kern_cumsum(const void *x, void *y, int64_t outer, int64_t L, int64_t inner,
+                                   int exclusive, int reverse, ferry_dtype dt, cudaStream_t s)
+{
+    if (outer * L * inner <= 0)
+        return cudaSuccess;
+    switch (dt) {
+    case FERRY_I32: return cumsum_launch<int32_t>(x, y, outer, L, inner, exclusive, reverse, s);
+    case FERRY_I64: return cumsum_launch<int64_t>(x, y, outer, L, inner, exclusive, reverse, s);
+    default: break;
+    }
+    DISPATCH_FLOAT(dt, cumsum_launch, x, y, outer, L, inner, exclusive, reverse, s)
 }
