@@ -96,6 +96,8 @@ typedef enum op_kind {
     OP_REDUCE_L2,
     OP_REDUCE_SUM_SQUARE,
     OP_REDUCE_LOG_SUM_EXP,
+    OP_REDUCE_L1,
+    OP_REDUCE_LOG_SUM,
     OP_ARGMAX, /* axis, keepdims, mode = select_last_index */
     OP_ARGMIN,
     OP_CUMSUM, /* axis (resolved), mode = exclusive, mode2 = reverse */

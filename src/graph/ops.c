@@ -743,6 +743,8 @@ static const op_def op_table[] = {
      OPF_FOLD},
     {"ReduceLogSumExp", OP_REDUCE_LOG_SUM_EXP, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce,
      OPF_FOLD},
+    {"ReduceL1", OP_REDUCE_L1, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce, OPF_FOLD},
+    {"ReduceLogSum", OP_REDUCE_LOG_SUM, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce, OPF_FOLD},
     {"ArgMax", OP_ARGMAX, 1, 1, 1, 1, ANY, parse_arg, infer_arg, OPF_FOLD},
     {"ArgMin", OP_ARGMIN, 1, 1, 1, 1, ANY, parse_arg, infer_arg, OPF_FOLD},
     {"CumSum", OP_CUMSUM, 2, 2, 1, 1, ANY, parse_cumsum, infer_cumsum, OPF_FOLD},

@@ -191,6 +191,45 @@ static void test_axes_as_inputs(void **state)
     ob_free(b);
 }
 
+/* ReduceL1 (torch.norm(p=1) exports it) with its opset-18 axes input, and
+ * ReduceLogSum with the attribute: both were missing from the table. */
+static void test_reduce_l1_log_sum(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 2, 3}, axes[1] = {-1}, one = 1;
+    const float five = 5.0f;
+    ob *b = ob_new(18);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "five", 0, NULL, &five);
+    ob_init_i64(b, "axes", 1, axes);
+    ob_node(b, "Sub", "sub", "x,five", "c");
+    Onnx__NodeProto *r = ob_node(b, "ReduceL1", "l1", "c,axes", "y");
+    ob_attr_i(b, r, "keepdims", 0);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    float out[4];
+    run_f32(m, 2, out, 4); /* rows -5..-3, -2..0, 1..3, 4..6 */
+    const float want[4] = {12, 3, 6, 15};
+    for (int i = 0; i < 4; i++)
+        assert_true(out[i] == want[i]);
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = ob_new(13);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    r = ob_node(b, "ReduceLogSum", "ls", "x", "y");
+    ob_attr_ints(b, r, "axes", 1, &one);
+    m = load(b, FERRY_OK, NULL);
+    float ls[6];
+    run_f32(m, 2, ls, 6); /* sums over the 2 rows of each sample */
+    const double lwant[6] = {log(3), log(5), log(7), log(15), log(17), log(19)};
+    for (int i = 0; i < 6; i++)
+        assert_true(fabs(ls[i] - lwant[i]) < 1e-6);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
 /* What cannot be batched is refused, naming the node and why. */
 static void test_batch_errors(void **state)
 {
@@ -888,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_shape_math_merges_batch),
         cmocka_unit_test(test_slice_negative_step),
         cmocka_unit_test(test_axes_as_inputs),
+        cmocka_unit_test(test_reduce_l1_log_sum),
         cmocka_unit_test(test_batch_errors),
         cmocka_unit_test(test_linear_on_3d),
         cmocka_unit_test(test_cast_of_known_bool),

@@ -419,6 +419,8 @@ static ferry_status run_reduce(const cpu_call *c)
     case OP_REDUCE_L2: op = CPU_RED_L2; break;
     case OP_REDUCE_SUM_SQUARE: op = CPU_RED_SUM_SQUARE; break;
     case OP_REDUCE_LOG_SUM_EXP: op = CPU_RED_LOG_SUM_EXP; break;
+    case OP_REDUCE_L1: op = CPU_RED_L1; break;
+    case OP_REDUCE_LOG_SUM: op = CPU_RED_LOG_SUM; break;
     default: return unsupported(nd, "no reduction kernel");
     }
     cpu_reduce(op, in_sdt(c, 0), c->in[0], x.d, x.n, mark, c->out[0]);
@@ -1118,6 +1120,8 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_REDUCE_L2] = {prepare_f32, run_reduce, NULL},
     [OP_REDUCE_SUM_SQUARE] = {prepare_f32, run_reduce, NULL},
     [OP_REDUCE_LOG_SUM_EXP] = {prepare_f32, run_reduce, NULL},
+    [OP_REDUCE_L1] = {prepare_f32, run_reduce, NULL},
+    [OP_REDUCE_LOG_SUM] = {prepare_f32, run_reduce, NULL},
     [OP_ARGMAX] = {NULL, run_arg, NULL},
     [OP_ARGMIN] = {NULL, run_arg, NULL},
     [OP_CUMSUM] = {NULL, run_cumsum, NULL},
