@@ -230,6 +230,32 @@ static void test_reduce_l1_log_sum(void **state)
     ob_free(b);
 }
 
+/* x.std(dim=-1) divides by the element count, ReduceProd of a Gather of
+ * Shape(x) in int64: folded at load. */
+static void test_reduce_prod_of_shape(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 2, 3}, idx[2] = {1, 2};
+    ob *b = ob_new(13);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_i64(b, "idx", 2, idx);
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Gather", "gather", "s,idx", "g");
+    Onnx__NodeProto *r = ob_node(b, "ReduceProd", "prod", "g", "p");
+    ob_attr_i(b, r, "keepdims", 0);
+    Onnx__NodeProto *c = ob_node(b, "Cast", "cast", "p", "pf");
+    ob_attr_i(b, c, "to", 1);
+    ob_node(b, "Div", "div", "x,pf", "y");
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    float out[12];
+    run_f32(m, 2, out, 12);
+    for (int i = 0; i < 12; i++)
+        assert_true(out[i] == (float)i / 6.0f);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
 /* What cannot be batched is refused, naming the node and why. */
 static void test_batch_errors(void **state)
 {
@@ -928,6 +954,7 @@ int main(void)
         cmocka_unit_test(test_slice_negative_step),
         cmocka_unit_test(test_axes_as_inputs),
         cmocka_unit_test(test_reduce_l1_log_sum),
+        cmocka_unit_test(test_reduce_prod_of_shape),
         cmocka_unit_test(test_batch_errors),
         cmocka_unit_test(test_linear_on_3d),
         cmocka_unit_test(test_cast_of_known_bool),
