@@ -101,6 +101,7 @@ typedef enum op_kind {
     OP_ARGMAX, /* axis, keepdims, mode = select_last_index */
     OP_ARGMIN,
     OP_CUMSUM, /* axis (resolved), mode = exclusive, mode2 = reverse */
+    OP_TOPK,   /* axis (resolved), mode = largest; K (input 1) is the outputs' dim on axis */
     /* ---- shapes and data movement */
     OP_SHAPE,            /* starts[0], ends[0]: the dims kept (opset 15 start/end) */
     OP_SQUEEZE,          /* a view */

@@ -256,6 +256,49 @@ static void test_reduce_prod_of_shape(void **state)
     ob_free(b);
 }
 
+/* TopK (torch.topk, torch.sort): K is known at load and fits the axis; the
+ * batch axis is refused; values keep the dtype, indices are int64. */
+static void test_topk_shapes(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 4, 6}, k[1] = {3};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "v", -1, NULL);
+    OB_PUSH(b, b->graph.output, b->graph.n_output, ob_value_info(b, "i", 7, -1, NULL));
+    ob_init_i64(b, "k", 1, k);
+    Onnx__NodeProto *t = ob_node(b, "TopK", "topk", "x,k", "v,i");
+    ob_attr_i(b, t, "axis", 1);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->dtype, FERRY_F32);
+    assert_int_equal(output(m, 1)->dtype, FERRY_I64);
+    assert_int_equal(output(m, 1)->dims[1], 3);
+    assert_int_equal(output(m, 1)->dims[2], 6);
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    k[0] = 7;
+    b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "v", -1, NULL);
+    OB_PUSH(b, b->graph.output, b->graph.n_output, ob_value_info(b, "i", 7, -1, NULL));
+    ob_init_i64(b, "k", 1, k);
+    ob_node(b, "TopK", "topk", "x,k", "v,i");
+    load(b, FERRY_ESHAPE, "node 'topk' (TopK): K 7 is outside [0, 6] (axis 2 of x)");
+    ob_free(b);
+
+    k[0] = 1;
+    b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "v", -1, NULL);
+    OB_PUSH(b, b->graph.output, b->graph.n_output, ob_value_info(b, "i", 7, -1, NULL));
+    ob_init_i64(b, "k", 1, k);
+    t = ob_node(b, "TopK", "topk", "x,k", "v,i");
+    ob_attr_i(b, t, "axis", 0);
+    load(b, FERRY_EUNSUPPORTED, "node 'topk' (TopK): selects along the batch dimension");
+    ob_free(b);
+}
+
 /* What cannot be batched is refused, naming the node and why. */
 static void test_batch_errors(void **state)
 {
@@ -955,6 +998,7 @@ int main(void)
         cmocka_unit_test(test_axes_as_inputs),
         cmocka_unit_test(test_reduce_l1_log_sum),
         cmocka_unit_test(test_reduce_prod_of_shape),
+        cmocka_unit_test(test_topk_shapes),
         cmocka_unit_test(test_batch_errors),
         cmocka_unit_test(test_linear_on_3d),
         cmocka_unit_test(test_cast_of_known_bool),

@@ -435,6 +435,15 @@ static ferry_status run_arg(const cpu_call *c)
     return FERRY_OK;
 }
 
+static ferry_status run_topk(const cpu_call *c)
+{
+    dims x = in_dims(c, 0);
+    const graph_value *v = &c->g->values[c->nd->out[0]];
+    cpu_topk(in_sdt(c, 0), c->in[0], x.d, x.n, c->nd->axis, v->dims[c->nd->axis], c->nd->mode,
+             c->out[0], c->out[1]);
+    return FERRY_OK;
+}
+
 static ferry_status run_cumsum(const cpu_call *c)
 {
     dims x = in_dims(c, 0);
@@ -1125,6 +1134,7 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_ARGMAX] = {NULL, run_arg, NULL},
     [OP_ARGMIN] = {NULL, run_arg, NULL},
     [OP_CUMSUM] = {NULL, run_cumsum, NULL},
+    [OP_TOPK] = {NULL, run_topk, NULL},
     [OP_EINSUM] = {prepare_einsum, run_einsum, NULL},
     [OP_FLATTEN] = {NULL, run_view, NULL},
     [OP_RESHAPE] = {NULL, run_view, NULL},
