@@ -622,6 +622,9 @@ def main():
                 line, ok = r, False
             else:
                 line, ok = "  ".join(f"{e:.2e}" for e in r), max(r) <= a.tol
+                if not ok and c.get("known"):
+                    print(f"KNOWN {c['name']:31s} {opset:3d}  {line} ({c['known']})", flush=True)
+                    continue
             bad += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {c['name']:32s} {opset:3d}  {line}", flush=True)
     sys.exit(1 if bad else 0)
