@@ -96,9 +96,12 @@ typedef enum op_kind {
     OP_REDUCE_L2,
     OP_REDUCE_SUM_SQUARE,
     OP_REDUCE_LOG_SUM_EXP,
+    OP_REDUCE_L1,
+    OP_REDUCE_LOG_SUM,
     OP_ARGMAX, /* axis, keepdims, mode = select_last_index */
     OP_ARGMIN,
     OP_CUMSUM, /* axis (resolved), mode = exclusive, mode2 = reverse */
+    OP_TOPK,   /* axis (resolved), mode = largest; K (input 1) is the outputs' dim on axis */
     /* ---- shapes and data movement */
     OP_SHAPE,            /* starts[0], ends[0]: the dims kept (opset 15 start/end) */
     OP_SQUEEZE,          /* a view */

@@ -257,6 +257,18 @@ static ferry_status parse_arg(const op_parse_ctx *c, graph_node *n)
     return FERRY_OK;
 }
 
+/* 'sorted' is accepted either way: the CPU kernel always sorts, which
+ * ONNX allows when the order is left open. */
+static ferry_status parse_topk(const op_parse_ctx *c, graph_node *n)
+{
+    ferry_status st;
+    int64_t v;
+    if ((st = parse_axis(c, n, -1)) || (st = op_attr_int(c, "largest", 1, 0, 1, &v)))
+        return st;
+    n->mode = (int)v;
+    return op_attr_int(c, "sorted", 1, 0, 1, &v);
+}
+
 static ferry_status parse_cumsum(const op_parse_ctx *c, graph_node *n)
 {
     ferry_status st;
@@ -743,8 +755,11 @@ static const op_def op_table[] = {
      OPF_FOLD},
     {"ReduceLogSumExp", OP_REDUCE_LOG_SUM_EXP, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce,
      OPF_FOLD},
+    {"ReduceL1", OP_REDUCE_L1, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce, OPF_FOLD},
+    {"ReduceLogSum", OP_REDUCE_LOG_SUM, 1, 2, 1, 1, ANY, parse_reduce, infer_reduce, OPF_FOLD},
     {"ArgMax", OP_ARGMAX, 1, 1, 1, 1, ANY, parse_arg, infer_arg, OPF_FOLD},
     {"ArgMin", OP_ARGMIN, 1, 1, 1, 1, ANY, parse_arg, infer_arg, OPF_FOLD},
+    {"TopK", OP_TOPK, 2, 2, 2, 2, 10, 99, parse_topk, infer_topk, OPF_FOLD},
     {"CumSum", OP_CUMSUM, 2, 2, 1, 1, ANY, parse_cumsum, infer_cumsum, OPF_FOLD},
     /* shapes and data movement */
     {"Shape", OP_SHAPE, 1, 1, 1, 1, ANY, parse_shape, infer_shape_op, 0},

@@ -170,6 +170,7 @@ ferry_status infer_not(graph *g, graph_node *n);
 ferry_status infer_where(graph *g, graph_node *n);
 ferry_status infer_arg(graph *g, graph_node *n);
 ferry_status infer_cumsum(graph *g, graph_node *n);
+ferry_status infer_topk(graph *g, graph_node *n);
 ferry_status infer_shape_op(graph *g, graph_node *n);
 ferry_status infer_squeeze(graph *g, graph_node *n);
 ferry_status infer_unsqueeze(graph *g, graph_node *n);

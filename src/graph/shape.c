@@ -537,9 +537,11 @@ ferry_status infer_reduce(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]];
     int r = x->ndim;
-    if (!is_float_dtype(x->dtype) &&
-        !(x->dtype == FERRY_I64 &&
-          (n->op == OP_REDUCE_SUM || n->op == OP_REDUCE_MAX || n->op == OP_REDUCE_MIN)))
+    /* int64 where the result stays an integer: x.std()'s export takes the
+     * element count as ReduceProd of a Gather of its Shape. */
+    int int_ok = n->op == OP_REDUCE_SUM || n->op == OP_REDUCE_MAX || n->op == OP_REDUCE_MIN ||
+                 n->op == OP_REDUCE_PROD || n->op == OP_REDUCE_L1 || n->op == OP_REDUCE_SUM_SQUARE;
+    if (!is_float_dtype(x->dtype) && !(x->dtype == FERRY_I64 && int_ok))
         return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
                           x->name, ferry_dtype_name(x->dtype));
     if (n->n_in > 1 && n->in[1] >= 0) {

@@ -130,6 +130,40 @@ ferry_status infer_arg(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* TopK: K (input 1) must be known at load, within the axis, which is not
+ * the batch's; values keep X's dtype, indices are int64. */
+ferry_status infer_topk(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]];
+    if (!is_float_dtype(x->dtype) && x->dtype != FERRY_I64 && x->dtype != FERRY_I32)
+        return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a number type is required", x->name,
+                          ferry_dtype_name(x->dtype));
+    int64_t ax;
+    if (norm_axis(n->axis, x->ndim, 0, &ax))
+        return node_failf(n, FERRY_ESHAPE, "axis %d is out of range for rank %d", n->axis, x->ndim);
+    if (x->dims[ax] < 0)
+        return node_fail(n, FERRY_EUNSUPPORTED, "selects along the batch dimension");
+    if (n->out[0] < 0 || n->out[1] < 0)
+        return node_fail(n, FERRY_EPARSE, "both outputs (Values, Indices) must be named");
+    const int64_t *kv;
+    int64_t cnt;
+    ferry_status st = const_ints(g, n, 1, "K", &kv, &cnt);
+    if (st)
+        return st;
+    if (cnt != 1)
+        return node_failf(n, FERRY_ESHAPE, "K has %lld values; one is expected", (long long)cnt);
+    if (kv[0] < 0 || kv[0] > x->dims[ax])
+        return node_failf(n, FERRY_ESHAPE, "K %lld is outside [0, %lld] (axis %lld of %s)",
+                          (long long)kv[0], (long long)x->dims[ax], (long long)ax, x->name);
+    n->axis = (int)ax;
+    int64_t od[FERRY_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++)
+        od[i] = i == ax ? kv[0] : x->dims[i];
+    set_out(g, n->out[0], x->dtype, x->ndim, od);
+    set_out(g, n->out[1], FERRY_I64, x->ndim, od);
+    return FERRY_OK;
+}
+
 ferry_status infer_cumsum(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]], *a = &g->values[n->in[1]];

@@ -923,6 +923,82 @@ static void test_reduce_mean(void **state)
     }
 }
 
+/* ----------------------------------------------------------------- topk */
+
+/* TopK of x [n,4,5] along `axis` (1 or 2) against a selection by hand:
+ * best first, the lower index on a tie, NaN above every number. */
+static void topk_case(int axis, int64_t k, int largest)
+{
+    graph *g = graph_new();
+    const int64_t xd[3] = {B, 4, 5}, kd[1] = {1};
+    int64_t yd[3] = {B, 4, 5};
+    yd[axis] = k;
+    int x = inp(g, "x", 3, xd), kc = val(g, "k", 1, kd);
+    g->values[kc].dtype = FERRY_I64;
+    g->values[kc].is_const = 1;
+    g->values[kc].data = malloc(sizeof(int64_t));
+    *(int64_t *)g->values[kc].data = k;
+    int v = outp(g, "values", 3, yd);
+    int i = graph_add_value(g, "indices", FERRY_I64, 3, yd);
+    g->values[i].is_output = 1;
+    push(&g->outputs, &g->n_outputs, i);
+    const int in[2] = {x, kc}, out[2] = {v, i};
+    graph_node *nd = node(g, OP_TOPK, 2, in, 2, out);
+    nd->axis = axis;
+    nd->mode = largest;
+    run_io io;
+    io_alloc(g, &io, 2, -2, 2);
+    float *X = io.in[0];
+    X[1] = X[3] = 0.5f; /* ties along axis 2 */
+    X[5] = X[15] = 0.5f; /* and along axis 1 */
+    X[7] = NAN;
+    assert_int_equal(run(g, 2, &io), FERRY_OK);
+    const float *V = io.out[0];
+    const int64_t *I = io.out[1];
+    int64_t A = xd[axis], inner = axis == 1 ? 5 : 1, outer = axis == 1 ? 2 : 8;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t c = 0; c < inner; c++) {
+            const float *xl = X + o * A * inner + c;
+            int used[5] = {0};
+            for (int64_t r = 0; r < k; r++) {
+                int64_t best = -1;
+                for (int64_t j = 0; j < A; j++) {
+                    if (used[j])
+                        continue;
+                    float a = xl[j * inner], b = best < 0 ? 0 : xl[best * inner];
+                    int better = best < 0;
+                    if (!better && isnan(a) != isnan(b))
+                        better = isnan(a) == largest;
+                    else if (!better && !isnan(a) && a != b)
+                        better = largest ? a > b : a < b;
+                    if (better)
+                        best = j;
+                }
+                used[best] = 1;
+                int64_t at = (o * k + r) * inner + c;
+                if (I[at] != best)
+                    fail_msg("axis %d k %lld largest %d: line %lld,%lld rank %lld: index %lld, "
+                             "want %lld",
+                             axis, (long long)k, largest, (long long)o, (long long)c, (long long)r,
+                             (long long)I[at], (long long)best);
+                float want = xl[best * inner];
+                assert_true(isnan(want) ? isnan(V[at]) : V[at] == want);
+            }
+        }
+    io_free(&io);
+    graph_free(g);
+}
+
+static void test_topk(void **state)
+{
+    (void)state;
+    topk_case(2, 3, 1);
+    topk_case(2, 5, 0); /* torch.sort: the whole axis */
+    topk_case(1, 2, 0);
+    topk_case(1, 4, 1);
+    topk_case(2, 0, 1);
+}
+
 /* ----------------------------------------------------------------- cast */
 
 static void test_cast_round_trip(void **state)
@@ -1151,6 +1227,7 @@ int main(void)
         cmocka_unit_test(test_layer_norm),
         cmocka_unit_test(test_instance_norm),
         cmocka_unit_test(test_reduce_mean),
+        cmocka_unit_test(test_topk),
         cmocka_unit_test(test_cast_round_trip),
         cmocka_unit_test(test_chain_and_views),
         cmocka_unit_test(test_f16_constant),

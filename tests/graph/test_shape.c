@@ -191,6 +191,114 @@ static void test_axes_as_inputs(void **state)
     ob_free(b);
 }
 
+/* ReduceL1 (torch.norm(p=1) exports it) with its opset-18 axes input, and
+ * ReduceLogSum with the attribute: both were missing from the table. */
+static void test_reduce_l1_log_sum(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 2, 3}, axes[1] = {-1}, one = 1;
+    const float five = 5.0f;
+    ob *b = ob_new(18);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "five", 0, NULL, &five);
+    ob_init_i64(b, "axes", 1, axes);
+    ob_node(b, "Sub", "sub", "x,five", "c");
+    Onnx__NodeProto *r = ob_node(b, "ReduceL1", "l1", "c,axes", "y");
+    ob_attr_i(b, r, "keepdims", 0);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    float out[4];
+    run_f32(m, 2, out, 4); /* rows -5..-3, -2..0, 1..3, 4..6 */
+    const float want[4] = {12, 3, 6, 15};
+    for (int i = 0; i < 4; i++)
+        assert_true(out[i] == want[i]);
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = ob_new(13);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    r = ob_node(b, "ReduceLogSum", "ls", "x", "y");
+    ob_attr_ints(b, r, "axes", 1, &one);
+    m = load(b, FERRY_OK, NULL);
+    float ls[6];
+    run_f32(m, 2, ls, 6); /* sums over the 2 rows of each sample */
+    const double lwant[6] = {log(3), log(5), log(7), log(15), log(17), log(19)};
+    for (int i = 0; i < 6; i++)
+        assert_true(fabs(ls[i] - lwant[i]) < 1e-6);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+/* x.std(dim=-1) divides by the element count, ReduceProd of a Gather of
+ * Shape(x) in int64: folded at load. */
+static void test_reduce_prod_of_shape(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 2, 3}, idx[2] = {1, 2};
+    ob *b = ob_new(13);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_i64(b, "idx", 2, idx);
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Gather", "gather", "s,idx", "g");
+    Onnx__NodeProto *r = ob_node(b, "ReduceProd", "prod", "g", "p");
+    ob_attr_i(b, r, "keepdims", 0);
+    Onnx__NodeProto *c = ob_node(b, "Cast", "cast", "p", "pf");
+    ob_attr_i(b, c, "to", 1);
+    ob_node(b, "Div", "div", "x,pf", "y");
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    float out[12];
+    run_f32(m, 2, out, 12);
+    for (int i = 0; i < 12; i++)
+        assert_true(out[i] == (float)i / 6.0f);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+/* TopK (torch.topk, torch.sort): K is known at load and fits the axis; the
+ * batch axis is refused; values keep the dtype, indices are int64. */
+static void test_topk_shapes(void **state)
+{
+    (void)state;
+    int64_t xd[3] = {N_, 4, 6}, k[1] = {3};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "v", -1, NULL);
+    OB_PUSH(b, b->graph.output, b->graph.n_output, ob_value_info(b, "i", 7, -1, NULL));
+    ob_init_i64(b, "k", 1, k);
+    Onnx__NodeProto *t = ob_node(b, "TopK", "topk", "x,k", "v,i");
+    ob_attr_i(b, t, "axis", 1);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->dtype, FERRY_F32);
+    assert_int_equal(output(m, 1)->dtype, FERRY_I64);
+    assert_int_equal(output(m, 1)->dims[1], 3);
+    assert_int_equal(output(m, 1)->dims[2], 6);
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    k[0] = 7;
+    b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "v", -1, NULL);
+    OB_PUSH(b, b->graph.output, b->graph.n_output, ob_value_info(b, "i", 7, -1, NULL));
+    ob_init_i64(b, "k", 1, k);
+    ob_node(b, "TopK", "topk", "x,k", "v,i");
+    load(b, FERRY_ESHAPE, "node 'topk' (TopK): K 7 is outside [0, 6] (axis 2 of x)");
+    ob_free(b);
+
+    k[0] = 1;
+    b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "v", -1, NULL);
+    OB_PUSH(b, b->graph.output, b->graph.n_output, ob_value_info(b, "i", 7, -1, NULL));
+    ob_init_i64(b, "k", 1, k);
+    t = ob_node(b, "TopK", "topk", "x,k", "v,i");
+    ob_attr_i(b, t, "axis", 0);
+    load(b, FERRY_EUNSUPPORTED, "node 'topk' (TopK): selects along the batch dimension");
+    ob_free(b);
+}
+
 /* What cannot be batched is refused, naming the node and why. */
 static void test_batch_errors(void **state)
 {
@@ -888,6 +996,9 @@ int main(void)
         cmocka_unit_test(test_shape_math_merges_batch),
         cmocka_unit_test(test_slice_negative_step),
         cmocka_unit_test(test_axes_as_inputs),
+        cmocka_unit_test(test_reduce_l1_log_sum),
+        cmocka_unit_test(test_reduce_prod_of_shape),
+        cmocka_unit_test(test_topk_shapes),
         cmocka_unit_test(test_batch_errors),
         cmocka_unit_test(test_linear_on_3d),
         cmocka_unit_test(test_cast_of_known_bool),

@@ -329,6 +329,8 @@ REAL = [
          seed=39),
     dict(name="scatter-cols", family="ops", build=zoo.ScatterCols,
          inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 6, 8]}], opset=17, seed=55),
+    dict(name="user-select", family="ops", build=zoo.UserSelect, inputs=image(3, 5, 6),
+         outputs=["values", "indices"], opset=13, seed=56),
 ]
 
 

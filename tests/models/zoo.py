@@ -401,6 +401,19 @@ class SliceAssign(nn.Module):
         return y + m
 
 
+class UserSelect(nn.Module):
+    """torch.topk, torch.sort (a TopK of the whole axis), x.norm(p=1) (ReduceL1)
+    and x.std() (ReduceProd of a Shape) as users write them. x [N,3,5,6] ->
+    (values [N,147] float, indices [N,135] int64)."""
+
+    def forward(self, x):
+        v, i = torch.topk(x, 3, dim=-1)
+        s, j = torch.sort(x, dim=1, descending=False)
+        values = torch.cat([v.flatten(1), s.flatten(1), x.norm(p=1, dim=-1).flatten(1),
+                            x.std(dim=-1).flatten(1)], 1)
+        return values, torch.cat([i.flatten(1), j.flatten(1)], 1)
+
+
 class ScatterCols(nn.Module):
     """y.scatter(2, idx, src) with constant indices expanded to the batch,
     as users write it: ScatterElements along a sample's own axis (torch

@@ -146,4 +146,11 @@ void cpu_reduce(cpu_reduce_op op, ferry_dtype dt, const void *X, const int64_t *
 void cpu_arg_reduce(int is_max, ferry_dtype dt, const void *X, const int64_t *xd, int nd, int axis,
                     int select_last, int64_t *Y);
 
+/* TopK of X (dt FERRY_F32, FERRY_I64 or FERRY_I32) along axis: the k
+ * (<= xd[axis]) largest (or smallest) of each line, best first, ties by
+ * the lower index, into V (dt, X's dims with k on the axis) and their
+ * indices into I (int64, the same dims). NaN ranks above every number. */
+void cpu_topk(ferry_dtype dt, const void *X, const int64_t *xd, int nd, int axis, int64_t k,
+              int largest, void *V, int64_t *I);
+
 #endif

@@ -419,6 +419,8 @@ static ferry_status run_reduce(const cpu_call *c)
     case OP_REDUCE_L2: op = CPU_RED_L2; break;
     case OP_REDUCE_SUM_SQUARE: op = CPU_RED_SUM_SQUARE; break;
     case OP_REDUCE_LOG_SUM_EXP: op = CPU_RED_LOG_SUM_EXP; break;
+    case OP_REDUCE_L1: op = CPU_RED_L1; break;
+    case OP_REDUCE_LOG_SUM: op = CPU_RED_LOG_SUM; break;
     default: return unsupported(nd, "no reduction kernel");
     }
     cpu_reduce(op, in_sdt(c, 0), c->in[0], x.d, x.n, mark, c->out[0]);
@@ -430,6 +432,15 @@ static ferry_status run_arg(const cpu_call *c)
     dims x = in_dims(c, 0);
     cpu_arg_reduce(c->nd->op == OP_ARGMAX, in_sdt(c, 0), c->in[0], x.d, x.n, c->nd->axis,
                    c->nd->mode, c->out[0]);
+    return FERRY_OK;
+}
+
+static ferry_status run_topk(const cpu_call *c)
+{
+    dims x = in_dims(c, 0);
+    const graph_value *v = &c->g->values[c->nd->out[0]];
+    cpu_topk(in_sdt(c, 0), c->in[0], x.d, x.n, c->nd->axis, v->dims[c->nd->axis], c->nd->mode,
+             c->out[0], c->out[1]);
     return FERRY_OK;
 }
 
@@ -1116,11 +1127,14 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_REDUCE_MIN] = {NULL, run_reduce, NULL},
     [OP_REDUCE_PROD] = {NULL, run_reduce, NULL},
     [OP_REDUCE_L2] = {prepare_f32, run_reduce, NULL},
-    [OP_REDUCE_SUM_SQUARE] = {prepare_f32, run_reduce, NULL},
+    [OP_REDUCE_SUM_SQUARE] = {NULL, run_reduce, NULL},
     [OP_REDUCE_LOG_SUM_EXP] = {prepare_f32, run_reduce, NULL},
+    [OP_REDUCE_L1] = {NULL, run_reduce, NULL},
+    [OP_REDUCE_LOG_SUM] = {prepare_f32, run_reduce, NULL},
     [OP_ARGMAX] = {NULL, run_arg, NULL},
     [OP_ARGMIN] = {NULL, run_arg, NULL},
     [OP_CUMSUM] = {NULL, run_cumsum, NULL},
+    [OP_TOPK] = {NULL, run_topk, NULL},
     [OP_EINSUM] = {prepare_einsum, run_einsum, NULL},
     [OP_FLATTEN] = {NULL, run_view, NULL},
     [OP_RESHAPE] = {NULL, run_view, NULL},
