@@ -583,6 +583,21 @@ ferry_status infer_gather_elements(graph *g, graph_node *n)
     if (idx->ndim != x->ndim || norm_axis(n->axis, x->ndim, 0, &ax))
         return node_fail(n, FERRY_ESHAPE, "indices must have the data's rank, axis within it");
     n->axis = (int)ax;
+    /* Off the axis an output element reads the data at its own coordinates:
+     * the indices must fit inside the data there, at every batch size (a
+     * dim of 1 fits any batch), or the read would leave it. */
+    for (int i = 0; i < x->ndim; i++) {
+        int bx = x->dims[i] < 0, bi = idx->dims[i] < 0;
+        if (i == ax || (bx && bi && x->dims[i] == idx->dims[i]) || (bx && idx->dims[i] == 1))
+            continue;
+        if (bx || bi)
+            return node_failf(n, FERRY_EUNSUPPORTED,
+                              "indices '%s' and data '%s' hold the batch in different dims",
+                              idx->name, x->name);
+        if (idx->dims[i] > x->dims[i])
+            return node_failf(n, FERRY_ESHAPE, "indices '%s' are larger than data '%s' in dim %d",
+                              idx->name, x->name, i);
+    }
     set_out(g, n->out[0], x->dtype, idx->ndim, idx->dims);
     return FERRY_OK;
 }

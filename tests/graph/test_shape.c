@@ -299,6 +299,37 @@ static void test_topk_shapes(void **state)
     ob_free(b);
 }
 
+/* GatherElements reads the data at the output's own coordinates off the
+ * axis: indices larger than the data there are refused at load, as are
+ * indices whose batch dims could outgrow the data's. */
+static void gather_elements_case(const int64_t *idd, ferry_status want, const char *msg)
+{
+    int64_t xd[3] = {N_, 4, 6};
+    ob *b = ob_new(13);
+    ob_input(b, "x", 3, xd);
+    OB_PUSH(b, b->graph.input, b->graph.n_input, ob_value_info(b, "i", 7, 3, idd));
+    ob_output(b, "y", -1, NULL);
+    Onnx__NodeProto *t = ob_node(b, "GatherElements", "ge", "x,i", "y");
+    ob_attr_i(b, t, "axis", 2);
+    ferry_model *m = load(b, want, msg);
+    if (m)
+        ferry_model_destroy(m);
+    ob_free(b);
+}
+
+static void test_gather_elements_shapes(void **state)
+{
+    (void)state;
+    int64_t fits[3] = {N_, 4, 9}, one[3] = {1, 2, 3}, big[3] = {N_, 5, 2}, batch[3] = {2, 4, 2};
+    gather_elements_case(fits, FERRY_OK, NULL); /* longer along the axis: fine */
+    gather_elements_case(one, FERRY_OK, NULL);
+    gather_elements_case(big, FERRY_ESHAPE,
+                         "node 'ge' (GatherElements): indices 'i' are larger than data 'x' in dim 1");
+    gather_elements_case(batch, FERRY_EUNSUPPORTED,
+                         "node 'ge' (GatherElements): indices 'i' and data 'x' hold the batch in "
+                         "different dims");
+}
+
 /* What cannot be batched is refused, naming the node and why. */
 static void test_batch_errors(void **state)
 {
@@ -999,6 +1030,7 @@ int main(void)
         cmocka_unit_test(test_reduce_l1_log_sum),
         cmocka_unit_test(test_reduce_prod_of_shape),
         cmocka_unit_test(test_topk_shapes),
+        cmocka_unit_test(test_gather_elements_shapes),
         cmocka_unit_test(test_batch_errors),
         cmocka_unit_test(test_linear_on_3d),
         cmocka_unit_test(test_cast_of_known_bool),
