@@ -15,10 +15,15 @@ cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1
 echo "== 1. pow"
 timeout 90 bash bench/gpu/run_pow.sh 2>&1 | grep -v "^20..-\|H100\|H200"
-echo "== 1b. attention unit test (the key split)"
-FERRY_TEST_FILTER=test_attention timeout 60 $S/bin/test_cuda_backend 2>&1 | grep -E "rel err|PASSED|FAILED" | tail -14
+echo "== 1b. unit tests: the attention's key split, the operators new on CUDA"
+for t in test_attention test_prelu_min_max test_cumsum test_eye_like test_depth_to_space \
+    test_gather_elements test_scatter_elements test_grid_sample test_einsum test_unsupported; do
+    FERRY_TEST_FILTER=$t timeout 60 $S/bin/test_cuda_backend >"$OUT/$t.log" 2>&1
+    echo "$t rc=$? $(grep -c 'rel err' "$OUT/$t.log") checks; worst: $(grep -o 'rel err [0-9.e+-]*' "$OUT/$t.log" | sort -k3 -g | tail -1)"
+    grep -E "FAIL|Error|error:" "$OUT/$t.log" | head -4
+done
 echo "== 2. parity"
-timeout ${PARITY_S:-250} $S/bin/test_parity_cuda > "$OUT/parity.log" 2>&1
+timeout ${PARITY_S:-220} $S/bin/test_parity_cuda > "$OUT/parity.log" 2>&1
 echo "parity rc=$? $(grep -c '\[       OK \]' "$OUT/parity.log") ok, $(grep -c '\[  FAILED  \]' "$OUT/parity.log") failed"
 grep -E "rel err .*(FAIL|>)|FAILED|skip" "$OUT/parity.log" | sort | uniq | head -30
 tail -3 "$OUT/parity.log"
