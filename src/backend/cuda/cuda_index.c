@@ -2,8 +2,9 @@
  * cuda_index.c - rows of the CUDA run table (cuda_ops.h) for the operators
  * that follow or produce indices: EmbeddingBag (a DLRM's sparse features,
  * graph.h's OP_EMBEDDING_BAG) and ArgMax / ArgMin, kernels in
- * kernels_index.cu; TopK, kernels in kernels_topk.cu; GatherElements and ScatterElements
- * (torch.gather, scatter, scatter_add), kernels in kernels_data.cu beside Gather's.
+ * kernels_index.cu; TopK (torch.topk, torch.sort), kernels in
+ * kernels_topk.cu; GatherElements and ScatterElements (torch.gather,
+ * scatter, scatter_add), kernels in kernels_data.cu beside Gather's.
  *
  * An index out of range cannot fail the node here as it does on the CPU:
  * finding it would take a copy back to the host and a wait on every run,
