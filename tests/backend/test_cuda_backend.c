@@ -5,7 +5,8 @@
  * io-dtype conversion, graph capture/replay, the data-movement, comparison,
  * integer and reduction ops of the transformer exports, patch convolutions,
  * PRelu, Min, Max, CumSum, EyeLike, DepthToSpace, GatherElements,
- * ScatterElements, GridSample, Einsum, and the unsupported-operator error
+ * ScatterElements, GridSample, Einsum, TopK, ReduceL1, ReduceLogSum, the
+ * integer reductions, PRelu channels-last, and the unsupported-operator error
  * (which needs no device). Every other
  * test is skipped when no CUDA device is found (CI has none).
  */
@@ -1915,6 +1916,367 @@ static void test_einsum(void **state)
     free(xv);
 }
 
+/* ---- TopK (kernels_topk.cu) along axis 1 of [N, A, inner]: values, then
+ * the indices split as i / 64 and i % 64 (Div, Mod), so that they come out
+ * exact through fp16 too; every case compares exactly (tolerance 0). Kinds:
+ * float values, int64 values (a Cast of integers: many ties), and NaN in
+ * the input (the indices only: a NaN value would fail check_close). A <=
+ * 4096 runs the shared-memory sort, above it the rank count. */
+
+enum { TK_FLOAT, TK_INT64, TK_NAN };
+static int64_t tk_A, tk_inner, tk_k;
+static int tk_largest, tk_kind;
+
+/* cpu_topk.c's order: larger (smaller) first, NaN above every number,
+ * the lower index on a tie. */
+static int tk_ranks(double a, int64_t ia, double b, int64_t ib)
+{
+    int na = a != a, nb = b != b;
+    if (na || nb)
+        return na != nb ? na == tk_largest : ia < ib;
+    if (a != b)
+        return tk_largest ? a > b : a < b;
+    return ia < ib;
+}
+
+static double tk_key(float v)
+{
+    return tk_kind == TK_INT64 ? (double)(int64_t)v : (double)v;
+}
+
+static void topk_ref(const float *x, int64_t n, double *ref)
+{
+    int64_t A = tk_A, in = tk_inner, K = tk_k, np = tk_kind == TK_NAN ? 2 : 3;
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t c = 0; c < in; c++) {
+            const float *xl = x + b * A * in + c;
+            double *y = ref + b * np * K * in + c;
+            for (int64_t j = 0; j < A; j++) {
+                int64_t r = 0;
+                double kj = tk_key(xl[j * in]);
+                for (int64_t q = 0; q < A && r < K; q++)
+                    r += tk_ranks(tk_key(xl[q * in]), q, kj, j);
+                if (r >= K)
+                    continue;
+                int64_t p = 0;
+                if (tk_kind != TK_NAN)
+                    y[(p++ * K + r) * in] = kj;
+                y[(p++ * K + r) * in] = (double)(j / 64);
+                y[(p * K + r) * in] = (double)(j % 64);
+            }
+        }
+}
+
+static void topk_case(const char *what, int64_t n, const float *xv, int64_t A, int64_t inner,
+                      int64_t K, int largest, int kind)
+{
+    tk_A = A, tk_inner = inner, tk_k = K, tk_largest = largest, tk_kind = kind;
+    int64_t np = kind == TK_NAN ? 2 : 3;
+    graph *g = graph_new();
+    int64_t dx[3] = {FERRY_DIM_BATCH, A, inner}, dk[3] = {FERRY_DIM_BATCH, K, inner};
+    int64_t dy[3] = {FERRY_DIM_BATCH, np * K, inner}, sixty_four = 64;
+    int x = add_typed(g, "x", FERRY_F32, 3, dx), src = x;
+    if (kind == TK_INT64) {
+        src = add_typed(g, "xi", FERRY_I64, 3, dx);
+        add_cast(g, "to_i64", x, src, FERRY_I64);
+    }
+    int vals = add_typed(g, "vals", kind == TK_INT64 ? FERRY_I64 : FERRY_F32, 3, dk);
+    int ids = add_typed(g, "ids", FERRY_I64, 3, dk);
+    int a[3] = {src, add_i64_const(g, "K", 1, &K)}, outs[2] = {vals, ids};
+    int k = graph_add_node(g, OP_TOPK, "topk", 2, a, 2, outs);
+    g->nodes[k].axis = 1;
+    g->nodes[k].mode = largest;
+    int hi = add_typed(g, "hi", FERRY_I64, 3, dk), lo = add_typed(g, "lo", FERRY_I64, 3, dk);
+    a[0] = ids, a[1] = add_i64_const(g, "c64", 1, &sixty_four);
+    graph_add_node(g, OP_DIV, "div", 2, a, 1, &hi);
+    graph_add_node(g, OP_MOD, "mod", 2, a, 1, &lo);
+    int hf = add_typed(g, "hf", FERRY_F32, 3, dk), lf = add_typed(g, "lf", FERRY_F32, 3, dk);
+    add_cast(g, "hi_f", hi, hf, FERRY_F32);
+    add_cast(g, "lo_f", lo, lf, FERRY_F32);
+    int cat[3], nc = 0;
+    if (kind == TK_INT64) {
+        int vf = add_typed(g, "vf", FERRY_F32, 3, dk);
+        add_cast(g, "vals_f", vals, vf, FERRY_F32);
+        cat[nc++] = vf;
+    } else if (kind == TK_FLOAT) {
+        cat[nc++] = vals;
+    }
+    cat[nc++] = hf;
+    cat[nc++] = lf;
+    int y = add_typed(g, "y", FERRY_F32, 3, dy);
+    k = graph_add_node(g, OP_CONCAT, "cat", nc, cat, 1, &y);
+    g->nodes[k].axis = 1;
+    set_io(g, 1, &x, 1, &y);
+    char w[96];
+    snprintf(w, sizeof w, "topk %s A %lld K %lld", what, (long long)A, (long long)K);
+    op_case(g, w, n, xv, n * A * inner, topk_ref, n * np * K * inner, 0.0, 0.0);
+    graph_free(g);
+}
+
+/* Integers in [-s, s] (as floats, exact in fp16 while s <= 2048). */
+static float *int_vec(int64_t n, float s)
+{
+    float *p = rand_vec(n, s + 0.999f);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = (float)(int)p[i];
+    return p;
+}
+
+static void test_topk(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 3;
+    /* [N, 7, 5]: ties (row 5 repeats row 2; +0 and -0 in rows 1 and 4) */
+    float *xv = rand_vec(n * 35, 1.0f);
+    for (int64_t b = 0; b < n; b++)
+        for (int c = 0; c < 5; c++) {
+            xv[(b * 7 + 5) * 5 + c] = xv[(b * 7 + 2) * 5 + c];
+            if (c == 1) {
+                xv[(b * 7 + 1) * 5 + c] = 0.0f;
+                xv[(b * 7 + 4) * 5 + c] = -0.0f;
+            }
+        }
+    topk_case("largest, ties", n, xv, 7, 5, 3, 1, TK_FLOAT);
+    topk_case("smallest", n, xv, 7, 5, 1, 0, TK_FLOAT);
+    topk_case("sort, smallest", n, xv, 7, 5, 7, 0, TK_FLOAT);
+    /* NaN in rows 3 and 6 of some columns: first when largest, last when
+     * not, the lower index first among them */
+    for (int64_t b = 0; b < n; b++)
+        for (int c = 0; c < 5; c++) {
+            if (c % 2 == 0)
+                xv[(b * 7 + 3) * 5 + c] = NAN;
+            if (c % 3 == 0)
+                xv[(b * 7 + 6) * 5 + c] = NAN;
+        }
+    topk_case("NaN largest", n, xv, 7, 5, 7, 1, TK_NAN);
+    topk_case("NaN smallest", n, xv, 7, 5, 2, 0, TK_NAN);
+    free(xv);
+    /* one line a sample: a sort of 1000, the top 5 of 3000 (padded to
+     * 4096), int64 with many ties up to the sort's limit (4096, 48 KiB of
+     * shared memory), and the rank count past it (inner 2) */
+    xv = rand_vec(n * 3000, 1.0f);
+    for (int64_t b = 0; b < n; b++)
+        xv[b * 1000 + 999] = xv[b * 1000 + 17]; /* a tie */
+    topk_case("sort, smallest", n, xv, 1000, 1, 1000, 0, TK_FLOAT);
+    topk_case("largest", n, xv, 3000, 1, 5, 1, TK_FLOAT);
+    topk_case("K 1", n, xv, 1, 1, 1, 1, TK_FLOAT);
+    free(xv);
+    xv = int_vec(n * 9 * 4, 3.0f);
+    topk_case("int64 largest", n, xv, 9, 4, 4, 1, TK_INT64);
+    free(xv);
+    xv = int_vec(2 * 4096, 100.0f);
+    topk_case("int64 sort", 2, xv, 4096, 1, 4096, 0, TK_INT64);
+    free(xv);
+    xv = rand_vec(2 * 5000 * 2, 1.0f);
+    topk_case("rank count, sort", 2, xv, 5000, 1, 5000, 1, TK_FLOAT);
+    topk_case("rank count, smallest", 2, xv, 5000, 2, 3, 0, TK_FLOAT);
+    free(xv);
+    xv = int_vec(2 * 4097, 50.0f);
+    topk_case("rank count, int64", 2, xv, 4097, 1, 4097, 1, TK_INT64);
+    free(xv);
+}
+
+/* ---- ReduceL1 over axis 1 and ReduceLogSum of Abs(x) over axis 2 of
+ * [N,5,7], added with broadcasting */
+
+static void l1_logsum_ref(const float *x, int64_t n, double *ref)
+{
+    for (int64_t b = 0; b < n; b++)
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 7; j++) {
+                double l1 = 0, s = 0;
+                for (int r = 0; r < 5; r++)
+                    l1 += fabs(x[(b * 5 + r) * 7 + j]);
+                for (int c = 0; c < 7; c++)
+                    s += fabs(x[(b * 5 + i) * 7 + c]);
+                ref[(b * 5 + i) * 7 + j] = l1 + log(s);
+            }
+}
+
+static void test_reduce_l1_logsum(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 3;
+    graph *g = graph_new();
+    int64_t dx[3] = {FERRY_DIM_BATCH, 5, 7}, ds[3] = {FERRY_DIM_BATCH, 1, 7};
+    int64_t dm[3] = {FERRY_DIM_BATCH, 5, 1};
+    int x = add_typed(g, "x", FERRY_F32, 3, dx), ab = add_typed(g, "ab", FERRY_F32, 3, dx);
+    int l1 = add_typed(g, "l1", FERRY_F32, 3, ds), ls = add_typed(g, "ls", FERRY_F32, 3, dm);
+    int y = add_typed(g, "y", FERRY_F32, 3, dx);
+    int k = graph_add_node(g, OP_REDUCE_L1, "l1", 1, &x, 1, &l1);
+    g->nodes[k].n_axes = 1, g->nodes[k].axes[0] = 1, g->nodes[k].keepdims = 1;
+    graph_add_node(g, OP_ABS, "abs", 1, &x, 1, &ab);
+    k = graph_add_node(g, OP_REDUCE_LOG_SUM, "ls", 1, &ab, 1, &ls);
+    g->nodes[k].n_axes = 1, g->nodes[k].axes[0] = -1, g->nodes[k].keepdims = 1;
+    int a[2] = {l1, ls};
+    graph_add_node(g, OP_ADD, "add", 2, a, 1, &y);
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * 35, 2.0f);
+    op_case(g, "reduce l1+logsum", n, xv, n * 35, l1_logsum_ref, n * 35, 1e-6, 2e-3);
+    free(xv);
+    graph_free(g);
+}
+
+/* ---- integer ReduceProd, ReduceL1 (over axis 1) and ReduceSumSquare,
+ * ReduceSum (over axis 2) of [N,6,5] in int64 and int32, wrapping on
+ * overflow as the CPU: six factors of magnitude 1024..2047 overflow
+ * int64 often and int32 always. Concat, Mod 997 (exact through fp16),
+ * Cast out. */
+
+static ferry_dtype ri_dt;
+
+static int64_t ri_wrap(uint64_t u)
+{
+    return ri_dt == FERRY_I32 ? (int64_t)(int32_t)(uint32_t)u : (int64_t)u;
+}
+
+static void reduce_int_ref(const float *x, int64_t n, double *ref)
+{
+    for (int64_t b = 0; b < n; b++) {
+        double *y = ref + b * 22;
+        for (int j = 0; j < 5; j++) {
+            uint64_t p = 1, l1 = 0;
+            for (int r = 0; r < 6; r++) {
+                int64_t v = (int64_t)x[(b * 6 + r) * 5 + j];
+                p *= (uint64_t)v;
+                l1 += v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+            }
+            y[j] = (double)(((ri_wrap(p) % 997) + 997) % 997);
+            y[5 + j] = (double)(((ri_wrap(l1) % 997) + 997) % 997);
+        }
+        for (int i = 0; i < 6; i++) {
+            uint64_t ss = 0, s = 0;
+            for (int c = 0; c < 5; c++) {
+                int64_t v = (int64_t)x[(b * 6 + i) * 5 + c];
+                ss += (uint64_t)v * (uint64_t)v;
+                s += (uint64_t)v;
+            }
+            y[10 + i] = (double)(((ri_wrap(ss) % 997) + 997) % 997);
+            y[16 + i] = (double)(((ri_wrap(s) % 997) + 997) % 997);
+        }
+    }
+}
+
+static void test_reduce_int(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 4;
+    float *xv = rand_vec(n * 30, 1.0f);
+    for (int64_t i = 0; i < n * 30; i++)
+        xv[i] = (xv[i] < 0 ? -1.0f : 1.0f) * (float)(1024 + (int)(1023.999f * fabsf(xv[i])));
+    for (int t = 0; t < 2; t++) {
+        ri_dt = t ? FERRY_I32 : FERRY_I64;
+        graph *g = graph_new();
+        int64_t dx[3] = {FERRY_DIM_BATCH, 6, 5}, d5[2] = {FERRY_DIM_BATCH, 5};
+        int64_t d6[2] = {FERRY_DIM_BATCH, 6}, dc[2] = {FERRY_DIM_BATCH, 22}, one = 1;
+        int x = add_typed(g, "x", FERRY_F32, 3, dx), xi = add_typed(g, "xi", ri_dt, 3, dx);
+        add_cast(g, "to_int", x, xi, ri_dt);
+        static const op_kind ops[4] = {OP_REDUCE_PROD, OP_REDUCE_L1, OP_REDUCE_SUM_SQUARE,
+                                       OP_REDUCE_SUM};
+        static const char *names[4] = {"prod", "l1", "sumsq", "sum"};
+        int r[4];
+        for (int q = 0; q < 4; q++) {
+            r[q] = add_typed(g, names[q], ri_dt, 2, q < 2 ? d5 : d6);
+            int k = graph_add_node(g, ops[q], names[q], 1, &xi, 1, &r[q]);
+            g->nodes[k].n_axes = 1, g->nodes[k].axes[0] = q < 2 ? 1 : 2;
+        }
+        int cat = add_typed(g, "cat", ri_dt, 2, dc), m = add_typed(g, "m", ri_dt, 2, dc);
+        int y = add_typed(g, "y", FERRY_F32, 2, dc);
+        int k = graph_add_node(g, OP_CONCAT, "cat", 4, r, 1, &cat);
+        g->nodes[k].axis = 1;
+        int p = add_typed(g, "p", ri_dt, 1, &one);
+        void *pv = malloc(8);
+        assert_non_null(pv);
+        if (ri_dt == FERRY_I32)
+            *(int32_t *)pv = 997;
+        else
+            *(int64_t *)pv = 997;
+        g->values[p].data = pv;
+        g->values[p].is_const = 1;
+        int a[2] = {cat, p};
+        graph_add_node(g, OP_MOD, "mod", 2, a, 1, &m);
+        add_cast(g, "to_f32", m, y, FERRY_F32);
+        set_io(g, 1, &x, 1, &y);
+        op_case(g, t ? "reduce int32 wrapping" : "reduce int64 wrapping", n, xv, n * 30,
+                reduce_int_ref, n * 22, 0.0, 0.0);
+        graph_free(g);
+    }
+    free(xv);
+}
+
+/* ---- PRelu with a per-channel slope between two fp16 convolutions: the
+ * activations between stay channels-last (cuda_layout.c), so the slope
+ * broadcasts over NHWC; the same with FERRY_CUDA_LAYOUT=nchw */
+
+static void test_prelu_nhwc(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 3, ci = 4, cm = 6, co = 5, hw = 7;
+    graph *g = graph_new();
+    int64_t dx[4] = {FERRY_DIM_BATCH, ci, hw, hw}, dm[4] = {FERRY_DIM_BATCH, cm, hw, hw};
+    int64_t dy[4] = {FERRY_DIM_BATCH, co, hw, hw};
+    int x = add_typed(g, "x", FERRY_F32, 4, dx);
+    int w1 = add_const(g, "W1", 0.5f, 0, 4, cm, ci, (int64_t)3, (int64_t)3);
+    int b1 = add_const(g, "b1", 0.5f, 0, 1, cm);
+    int s = add_const(g, "slope", 1.0f, 0, 3, cm, (int64_t)1, (int64_t)1);
+    int w2 = add_const(g, "W2", 0.5f, 0, 4, co, cm, (int64_t)3, (int64_t)3);
+    int b2 = add_const(g, "b2", 0.5f, 0, 1, co);
+    int c1 = add_typed(g, "c1", FERRY_F32, 4, dm), p = add_typed(g, "p", FERRY_F32, 4, dm);
+    int y = add_typed(g, "y", FERRY_F32, 4, dy);
+    int in3[3] = {x, w1, b1};
+    int convs[2];
+    convs[0] = graph_add_node(g, OP_CONV, "conv1", 3, in3, 1, &c1);
+    int a[2] = {c1, s};
+    graph_add_node(g, OP_PRELU, "prelu", 2, a, 1, &p);
+    in3[0] = p, in3[1] = w2, in3[2] = b2;
+    convs[1] = graph_add_node(g, OP_CONV, "conv2", 3, in3, 1, &y);
+    for (int q = 0; q < 2; q++) {
+        conv_attrs *ca = &g->nodes[convs[q]].conv;
+        ca->nsp = 2, ca->group = 1;
+        for (int i = 0; i < 2; i++) {
+            ca->kernel[i] = 3, ca->strides[i] = 1, ca->dilations[i] = 1;
+            ca->pads[i] = ca->pads[i + 2] = 1;
+        }
+    }
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * ci * hw * hw, 2.0f);
+    int64_t nm = n * cm * hw * hw, ny = n * co * hw * hw;
+    double *mid = malloc(sizeof(double) * (size_t)nm), *ref = malloc(sizeof(double) * (size_t)ny);
+    float *pf = malloc(sizeof(float) * (size_t)nm);
+    assert_non_null(mid);
+    assert_non_null(ref);
+    assert_non_null(pf);
+    conv_ref(xv, cdata(g, w1), cdata(g, b1), mid, n, ci, cm, hw, 1, 1, ACT_NONE);
+    for (int64_t i = 0; i < nm; i++) {
+        double v = mid[i], sl = cdata(g, s)[(i / (hw * hw)) % cm];
+        pf[i] = (float)(v >= 0 ? v : v * sl);
+    }
+    conv_ref(pf, cdata(g, w2), cdata(g, b2), ref, n, cm, co, hw, 1, 1, ACT_NONE);
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode)
+            setenv("FERRY_CUDA_LAYOUT", "nchw", 1);
+        for (int q = 0; q < 2; q++) {
+            run_cfg rc = {FERRY_PRECISION_FP16, FERRY_F32, 16, q};
+            float *yv = run_graph(g, &rc, n, xv);
+            char what[96];
+            snprintf(what, sizeof what, "conv+prelu+conv fp16 %s%s", mode ? "nchw" : "nhwc",
+                     q ? " captured" : "");
+            check_close(what, yv, ref, ny, 2e-2);
+            free(yv);
+        }
+        unsetenv("FERRY_CUDA_LAYOUT");
+    }
+    free(pf);
+    free(ref);
+    free(mid);
+    free(xv);
+    graph_free(g);
+}
+
 /* ---- operators without a CUDA kernel are all named at creation, with
  * counts, before the device is touched (so also on a machine without one) */
 
@@ -2006,6 +2368,10 @@ int main(void)
         cmocka_unit_test(test_scatter_elements),
         cmocka_unit_test(test_grid_sample),
         cmocka_unit_test(test_einsum),
+        cmocka_unit_test(test_topk),
+        cmocka_unit_test(test_reduce_l1_logsum),
+        cmocka_unit_test(test_reduce_int),
+        cmocka_unit_test(test_prelu_nhwc),
         cmocka_unit_test(test_unsupported),
     };
     /* FERRY_TEST_FILTER=test_attention: one test, e.g. under compute-sanitizer */

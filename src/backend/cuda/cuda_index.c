@@ -2,7 +2,8 @@
  * cuda_index.c - rows of the CUDA run table (cuda_ops.h) for the operators
  * that follow or produce indices: EmbeddingBag (a DLRM's sparse features,
  * graph.h's OP_EMBEDDING_BAG) and ArgMax / ArgMin, kernels in
- * kernels_index.cu; GatherElements and ScatterElements (torch.gather,
+ * kernels_index.cu; TopK (torch.topk, torch.sort), kernels in
+ * kernels_topk.cu; GatherElements and ScatterElements (torch.gather,
  * scatter, scatter_add), kernels in kernels_data.cu beside Gather's.
  *
  * An index out of range cannot fail the node here as it does on the CPU:
@@ -84,6 +85,34 @@ ferry_status cuda_arg_run(const cuda_call *c)
                         kern_arg_reduce(c->in[0], c->out[0], outer, xd[axis], inner,
                                         nd->op == OP_ARGMAX, nd->mode, c->cdt, c->stream),
                         "kern_arg_reduce");
+}
+
+/* TopK along its axis (resolved by the shape rule); K is the outputs' dim
+ * there, known at load, so the K input is never read on the device. */
+ferry_status cuda_topk_supports(const cuda_prep *p)
+{
+    const graph_value *x = &p->g->values[p->nd->in[0]];
+    if (!cuda_is_float(x->dtype) && x->dtype != FERRY_I32 && x->dtype != FERRY_I64)
+        return cuda_unsupported(p->nd, "input '%s' is %s; it must be a float or int32/int64 tensor",
+                                x->name, ferry_dtype_name(x->dtype));
+    return FERRY_OK;
+}
+
+ferry_status cuda_topk_run(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    const graph_value *x = &c->g->values[nd->in[0]];
+    int64_t xd[FERRY_MAX_DIMS], vd[FERRY_MAX_DIMS];
+    int r = graph_value_shape(x, c->n, xd);
+    graph_value_shape(&c->g->values[nd->out[0]], c->n, vd);
+    int axis = nd->axis < 0 ? nd->axis + r : nd->axis;
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; d++)
+        outer *= xd[d];
+    for (int d = axis + 1; d < r; d++)
+        inner *= xd[d];
+    return CUDA_LAUNCH(c, kern_topk(c->in[0], c->out[0], c->out[1], outer, xd[axis], inner,
+                                    vd[axis], nd->mode, cuda_sdt(x->dtype, c->cdt), c->stream));
 }
 
 /* GatherElements, ScatterElements: indices of data's rank (the shape rule

@@ -7,7 +7,8 @@
  * between operators that can work in either layout stay NHWC, the way the
  * CPU backend keeps oneDNN's blocked layouts along a chain: convolutions
  * (cuda_conv.c; a Conv whose input arrives NCHW transposes it itself),
- * pooling, BatchNormalization, elementwise and broadcasting arithmetic,
+ * pooling, BatchNormalization, elementwise and broadcasting arithmetic
+ * (PRelu too: its slope, one a channel, broadcasts as Mul's operands),
  * Concat and same-shape views. Every other operator, and every graph input
  * and output, sees NCHW as the graph describes. A value whose spatial size
  * is 1 ([N, C, 1, 1]: a squeeze-excitation's scale) is the same bytes in
@@ -46,6 +47,7 @@ static int how(const graph *g, const graph_node *nd)
     case OP_NEG:
     case OP_EXP:
     case OP_ABS:
+    case OP_PRELU:
     case OP_CLIP:
     case OP_HARD_SIGMOID:
     case OP_HARD_SWISH:

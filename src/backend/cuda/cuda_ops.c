@@ -340,7 +340,7 @@ static ferry_status supports_prelu(const cuda_prep *p)
 static ferry_status run_prelu(const cuda_call *c)
 {
     kern_bcast bc;
-    ferry_status st = make_bcast(c->g, c->nd, c->n, 0, &bc);
+    ferry_status st = make_bcast(c->g, c->nd, c->n, cuda_value_nhwc(c->c, c->nd->out[0]), &bc);
     if (st)
         return st;
     return CUDA_LAUNCH(c, kern_binary(KB_PRELU, c->in[0], c->in[1], c->out[0], &bc,
@@ -632,11 +632,21 @@ static ferry_status make_reduce(const graph *g, const graph_node *nd, int64_t n,
     return FERRY_OK;
 }
 
+/* Integer inputs (the shape rule's int64, and int32 as the CPU takes
+ * them) for the reductions whose result stays an integer. */
 static ferry_status supports_reduce(const cuda_prep *p)
 {
-    ferry_status st = cuda_supports_float(p);
-    if (st)
-        return st;
+    op_kind op = p->nd->op;
+    ferry_dtype dt = in_sdt(p, 0);
+    if (is_int(dt)) {
+        if (op != OP_REDUCE_SUM && op != OP_REDUCE_MAX && op != OP_REDUCE_MIN &&
+            op != OP_REDUCE_PROD && op != OP_REDUCE_L1 && op != OP_REDUCE_SUM_SQUARE)
+            return cuda_unsupported(p->nd, "%s input is not supported", ferry_dtype_name(dt));
+    } else {
+        ferry_status st = cuda_supports_float(p);
+        if (st)
+            return st;
+    }
     if (p->nd->n_axes == 0 && p->nd->mode)
         return cuda_unsupported(p->nd, "noop_with_empty_axes is not supported");
     kern_reduce rd;
@@ -649,8 +659,9 @@ static ferry_status run_reduce(const cuda_call *c)
     ferry_status st = make_reduce(c->g, c->nd, c->n, &rd);
     if (st)
         return st;
+    ferry_dtype dt = call_sdt(c, c->nd->in[0]);
     if (c->nd->op == OP_REDUCE_MEAN)
-        return CUDA_LAUNCH(c, kern_reduce_mean(c->in[0], c->out[0], &rd, c->cdt, c->stream));
+        return CUDA_LAUNCH(c, kern_reduce_mean(c->in[0], c->out[0], &rd, dt, c->stream));
     kern_reduce_op op;
     switch (c->nd->op) {
     case OP_REDUCE_SUM: op = KR_SUM; break;
@@ -659,9 +670,13 @@ static ferry_status run_reduce(const cuda_call *c)
     case OP_REDUCE_PROD: op = KR_PROD; break;
     case OP_REDUCE_L2: op = KR_L2; break;
     case OP_REDUCE_SUM_SQUARE: op = KR_SUM_SQUARE; break;
+    case OP_REDUCE_L1: op = KR_L1; break;
+    case OP_REDUCE_LOG_SUM: op = KR_LOG_SUM; break;
     default: op = KR_LOG_SUM_EXP; break;
     }
-    return CUDA_LAUNCH(c, kern_reduce_any(op, c->in[0], c->out[0], &rd, c->cdt, c->stream));
+    if (is_int(dt))
+        return CUDA_LAUNCH(c, kern_reduce_int(op, c->in[0], c->out[0], &rd, dt, c->stream));
+    return CUDA_LAUNCH(c, kern_reduce_any(op, c->in[0], c->out[0], &rd, dt, c->stream));
 }
 
 /* CumSum along its axis (resolved by the shape rule), as [outer, L,
@@ -1179,6 +1194,8 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_REDUCE_L2] = REDUCE,
     [OP_REDUCE_SUM_SQUARE] = REDUCE,
     [OP_REDUCE_LOG_SUM_EXP] = REDUCE,
+    [OP_REDUCE_L1] = REDUCE,
+    [OP_REDUCE_LOG_SUM] = REDUCE,
     [OP_FLATTEN] = VIEW,
     [OP_RESHAPE] = VIEW,
     [OP_IDENTITY] = VIEW,
@@ -1218,6 +1235,7 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_EMBEDDING_BAG] = {cuda_embedding_bag_supports, NULL, cuda_embedding_bag_run, NULL},
     [OP_ARGMAX] = {cuda_arg_supports, NULL, cuda_arg_run, NULL},
     [OP_ARGMIN] = {cuda_arg_supports, NULL, cuda_arg_run, NULL},
+    [OP_TOPK] = {cuda_topk_supports, NULL, cuda_topk_run, NULL},
 };
 
 /* Rows defined beside their kernels' callers (cuda_conv.c, cuda_image.c,

@@ -72,6 +72,9 @@ ferry_status cuda_arg_run(const cuda_call *c);
 ferry_status cuda_elements_supports(const cuda_prep *p);
 ferry_status cuda_gather_elements_run(const cuda_call *c);
 ferry_status cuda_scatter_elements_run(const cuda_call *c);
+/* TopK (cuda_index.c, kernels in kernels_topk.cu). */
+ferry_status cuda_topk_supports(const cuda_prep *p);
+ferry_status cuda_topk_run(const cuda_call *c);
 
 /* The row for op, or NULL when the CUDA backend does not run it. */
 const cuda_op_impl *cuda_op_get(op_kind op);

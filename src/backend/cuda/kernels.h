@@ -116,6 +116,8 @@ typedef enum kern_reduce_op {
     KR_SUM_SQUARE,
     KR_L2,
     KR_LOG_SUM_EXP,
+    KR_L1,
+    KR_LOG_SUM,
 } kern_reduce_op;
 
 /* y = x converted from sdt to ddt (float types round to nearest even; float
@@ -165,6 +167,12 @@ cudaError_t kern_reduce_mean(const void *x, void *y, const kern_reduce *rd, ferr
                              cudaStream_t s);
 /* op over the reduced dims of rd, float dtypes (accumulated in fp32). */
 cudaError_t kern_reduce_any(kern_reduce_op op, const void *x, void *y, const kern_reduce *rd,
+                            ferry_dtype dt, cudaStream_t s);
+/* KR_SUM, KR_MAX, KR_MIN, KR_PROD, KR_L1 or KR_SUM_SQUARE over the reduced
+ * dims of rd, dt I32 or I64: accumulated in int64 with wrapping arithmetic
+ * and stored truncated to dt, as the CPU backend (cpu_reduce.c). An empty
+ * reduction gives 0, 1 (PROD), or dt's minimum (MAX) or maximum (MIN). */
+cudaError_t kern_reduce_int(kern_reduce_op op, const void *x, void *y, const kern_reduce *rd,
                             ferry_dtype dt, cudaStream_t s);
 
 /* ---- kernels_data.cu: data movement, integer and comparison ops */
@@ -384,6 +392,15 @@ cudaError_t kern_embedding_bag(const void *w, const void *ids, ferry_dtype idt, 
  * int64 y [outer, inner]: NaN wins, ties to the first (or last) index. */
 cudaError_t kern_arg_reduce(const void *x, int64_t *y, int64_t outer, int64_t A, int64_t inner,
                             int is_max, int last, ferry_dtype dt, cudaStream_t s);
+
+/* ---- kernels_topk.cu */
+/* TopK over the middle axis of [outer, A, inner] (dt any float storage
+ * dtype, I32 or I64) into v and idx [outer, k, inner]: the k largest
+ * (smallest when !largest) of each line, best first, ties to the lower
+ * index, NaN above every number (cpu_topk.c's order); v or idx may be
+ * NULL (an output nothing reads). */
+cudaError_t kern_topk(const void *x, void *v, int64_t *idx, int64_t outer, int64_t A, int64_t inner,
+                      int64_t k, int largest, ferry_dtype dt, cudaStream_t s);
 
 /* A chain of dense layers run as one kernel (kernels_mlp.cu): layer l maps
  * dims[l] features to dims[l+1] with weights w[l] ([N][K] row-major, the

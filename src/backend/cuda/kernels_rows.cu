@@ -1,8 +1,9 @@
 /*
  * kernels_rows.cu - kernels that reduce along rows: Softmax / LogSoftmax,
- * LayerNorm, ReduceMean. Each row is owned by one warp (short rows) or one
- * block (long rows), so a row's reduction needs no atomics and no second
- * launch; every sum is accumulated in fp32 whatever the storage dtype.
+ * LayerNorm, the Reduce* operators. Each row is owned by one warp (short
+ * rows) or one block (long rows), so a row's reduction needs no atomics
+ * and no second launch; every float sum is accumulated in fp32 whatever
+ * the storage dtype, every integer one in int64.
  * CumSum, a running sum rather than a reduction, gives each thread one
  * column to walk instead.
  */
@@ -233,7 +234,8 @@ __device__ __forceinline__ float red_step(kern_reduce_op op, float a, float v, f
     case KR_SUM_SQUARE:
     case KR_L2: return a + v * v;
     case KR_LOG_SUM_EXP: return a + expf(v - m);
-    default: return a + v;
+    case KR_L1: return a + fabsf(v);
+    default: return a + v; /* KR_SUM, KR_MEAN, KR_LOG_SUM */
     }
 }
 
@@ -292,6 +294,8 @@ __global__ void reduce_kernel(kern_reduce_op op, const T *__restrict__ x, T *__r
             a = sqrtf(a);
         else if (op == KR_LOG_SUM_EXP)
             a = m + logf(a);
+        else if (op == KR_LOG_SUM)
+            a = logf(a);
         y[out] = from_f<T>(a);
     }
 }
@@ -302,6 +306,65 @@ cudaError_t reduce_any_launch(kern_reduce_op op, const void *x, void *y, const k
 {
     int64_t blocks = (rd->n_out + 7) / 8;
     reduce_kernel<T><<<(unsigned)blocks, 256, 0, s>>>(op, (const T *)x, (T *)y, *rd);
+    return cudaGetLastError();
+}
+
+/* Integer reductions: the same shape again, accumulated in int64 with
+ * wrapping (unsigned) arithmetic as the CPU's cpu_reduce.c. Sums and
+ * products modulo 2^64 do not depend on the order the lanes combine in, so
+ * the result is the CPU's bit for bit; an int32 result is the low 32 bits,
+ * as the CPU's truncating store. */
+__device__ __forceinline__ int64_t int_comb(kern_reduce_op op, int64_t a, int64_t v)
+{
+    switch (op) {
+    case KR_MAX: return v > a ? v : a;
+    case KR_MIN: return v < a ? v : a;
+    case KR_PROD: return (int64_t)((uint64_t)a * (uint64_t)v);
+    default: return (int64_t)((uint64_t)a + (uint64_t)v); /* SUM, L1, SUM_SQUARE */
+    }
+}
+
+template <typename T>
+__global__ void reduce_int_kernel(kern_reduce_op op, const T *__restrict__ x, T *__restrict__ y,
+                                  kern_reduce rd)
+{
+    int64_t out = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (out >= rd.n_out)
+        return;
+    int64_t base = 0, r = out;
+    for (int k = rd.nk - 1; k >= 0; k--) {
+        base += (r % rd.kdims[k]) * rd.kstride[k];
+        r /= rd.kdims[k];
+    }
+    const int64_t lo = sizeof(T) == 4 ? INT32_MIN : INT64_MIN;
+    const int64_t hi = sizeof(T) == 4 ? INT32_MAX : INT64_MAX;
+    int64_t a = op == KR_MAX ? lo : op == KR_MIN ? hi : op == KR_PROD ? 1 : 0;
+    for (int64_t j = lane; j < rd.n_red; j += 32) {
+        int64_t off = 0, q = j;
+        for (int k = rd.nr - 1; k >= 0; k--) {
+            off += (q % rd.rdims[k]) * rd.rstride[k];
+            q /= rd.rdims[k];
+        }
+        int64_t v = x[base + off];
+        if (op == KR_L1 && v < 0)
+            v = (int64_t)((uint64_t)0 - (uint64_t)v);
+        else if (op == KR_SUM_SQUARE)
+            v = (int64_t)((uint64_t)v * (uint64_t)v);
+        a = int_comb(op, a, v);
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        a = int_comb(op, a, __shfl_xor_sync(0xffffffffu, a, o));
+    if (lane == 0)
+        y[out] = (T)a;
+}
+
+template <typename T>
+cudaError_t reduce_int_launch(kern_reduce_op op, const void *x, void *y, const kern_reduce *rd,
+                              cudaStream_t s)
+{
+    int64_t blocks = (rd->n_out + 7) / 8;
+    reduce_int_kernel<T><<<(unsigned)blocks, 256, 0, s>>>(op, (const T *)x, (T *)y, *rd);
     return cudaGetLastError();
 }
 
@@ -425,6 +488,18 @@ extern "C" cudaError_t kern_reduce_any(kern_reduce_op op, const void *x, void *y
     if (rd->n_out <= 0)
         return cudaSuccess;
     DISPATCH_FLOAT(dt, reduce_any_launch, op, x, y, rd, s)
+}
+
+extern "C" cudaError_t kern_reduce_int(kern_reduce_op op, const void *x, void *y,
+                                       const kern_reduce *rd, ferry_dtype dt, cudaStream_t s)
+{
+    if (rd->n_out <= 0)
+        return cudaSuccess;
+    switch (dt) {
+    case FERRY_I32: return reduce_int_launch<int32_t>(op, x, y, rd, s);
+    case FERRY_I64: return reduce_int_launch<int64_t>(op, x, y, rd, s);
+    default: return cudaErrorInvalidValue;
+    }
 }
 
 extern "C" cudaError_t kern_cumsum(const void *x, void *y, int64_t outer, int64_t L, int64_t inner,
