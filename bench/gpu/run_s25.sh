@@ -17,7 +17,8 @@ echo "== 1. pow"
 timeout 90 bash bench/gpu/run_pow.sh 2>&1 | grep -v "^20..-\|H100\|H200"
 echo "== 1b. unit tests: the attention's key split, the operators new on CUDA"
 for t in test_attention test_prelu_min_max test_cumsum test_eye_like test_depth_to_space \
-    test_gather_elements test_scatter_elements test_grid_sample test_einsum test_unsupported; do
+    test_gather_elements test_scatter_elements test_grid_sample test_einsum test_unsupported \
+    test_topk test_reduce_l1_logsum test_reduce_int test_prelu_nhwc; do
     FERRY_TEST_FILTER=$t timeout 60 $S/bin/test_cuda_backend >"$OUT/$t.log" 2>&1
     echo "$t rc=$? $(grep -c 'rel err' "$OUT/$t.log") checks; worst: $(grep -o 'rel err [0-9.e+-]*' "$OUT/$t.log" | sort -k3 -g | tail -1)"
     grep -E "FAIL|Error|error:" "$OUT/$t.log" | head -4
