@@ -23,25 +23,11 @@ for t in test_attention test_prelu_min_max test_cumsum test_eye_like test_depth_
     echo "$t rc=$? $(grep -c 'rel err' "$OUT/$t.log") checks; worst: $(grep -o 'rel err [0-9.e+-]*' "$OUT/$t.log" | sort -k3 -g | tail -1)"
     grep -E "FAIL|Error|error:" "$OUT/$t.log" | head -4
 done
-echo "== 2. parity"
-timeout ${PARITY_S:-220} $S/bin/test_parity_cuda > "$OUT/parity.log" 2>&1
-echo "parity rc=$? $(grep -c '\[       OK \]' "$OUT/parity.log") ok, $(grep -c '\[  FAILED  \]' "$OUT/parity.log") failed"
-grep -E "rel err .*(FAIL|>)|FAILED|skip" "$OUT/parity.log" | sort | uniq | head -30
-tail -3 "$OUT/parity.log"
-echo "== 3. profiles"
 mkdir -p /tmp/rg
-for m in mobilenet_v2 bert_base; do
+for m in bert_base mobilenet_v2; do
     [ -f /tmp/rg/$m.onnx ] || timeout 120 python3 -c "
 import sys; sys.path.insert(0, 'bench'); import models as bm; bm.export('$m', '/tmp/rg')" 2>&1 | tail -1
 done
-for b in 64 256; do
-    echo "-- mobilenet_v2 b$b"
-    FERRY_CUDA_PROFILE=1 timeout 60 $F bench /tmp/rg/mobilenet_v2.onnx --device cuda --precision fp16 --sweep \
-        --batch-sizes $b --duration 1 --repeat 1 --quiet 2>&1 | sed -n '/ferry profile/,$p' | head -22
-done
-echo "-- bert_base b1"
-FERRY_CUDA_PROFILE=1 timeout 60 $F bench /tmp/rg/bert_base.onnx --device cuda --precision fp16 --sweep \
-    --batch-sizes 1 --duration 1 --repeat 1 --quiet 2>&1 | sed -n '/ferry profile/,$p' | head -22
 echo "== 4. BERT-base b1/b8: split on (default) / off / + GEMM tune"
 for r in 1 2; do
 for v in "default:X=1" "nosplit:FERRY_ATTN_SPLIT=1" "tune:FERRY_GEMM_TUNE=1"; do
@@ -50,3 +36,17 @@ for v in "default:X=1" "nosplit:FERRY_ATTN_SPLIT=1" "tune:FERRY_GEMM_TUNE=1"; do
         --batch-sizes 1,8 --duration 1 --repeat 1 --quiet 2>&1 | awk '$1 ~ /^(1|8)$/ {printf "b%s %s  ", $1, $2} END {print ""}'
 done
 done
+echo "== 2. parity"
+timeout ${PARITY_S:-220} $S/bin/test_parity_cuda > "$OUT/parity.log" 2>&1
+echo "parity rc=$? $(grep -c '\[       OK \]' "$OUT/parity.log") ok, $(grep -c '\[  FAILED  \]' "$OUT/parity.log") failed"
+grep -E "exceeds|skipped|ERROR|error" "$OUT/parity.log" | sort | uniq | head -30
+tail -3 "$OUT/parity.log"
+echo "== 3. profiles"
+for b in 256; do
+    echo "-- mobilenet_v2 b$b"
+    FERRY_CUDA_PROFILE=1 timeout 60 $F bench /tmp/rg/mobilenet_v2.onnx --device cuda --precision fp16 --sweep \
+        --batch-sizes $b --duration 1 --repeat 1 --quiet 2>&1 | sed -n '/ferry profile/,$p' | head -22
+done
+echo "-- bert_base b1"
+FERRY_CUDA_PROFILE=1 timeout 60 $F bench /tmp/rg/bert_base.onnx --device cuda --precision fp16 --sweep \
+    --batch-sizes 1 --duration 1 --repeat 1 --quiet 2>&1 | sed -n '/ferry profile/,$p' | head -22
