@@ -239,8 +239,9 @@ double graph_flops(const graph *g, int64_t n)
             macs = 2 * out * (double)graph_dim(g->values[nd->in[1]].dims[1], n);
             break;
         case OP_LSTM:
-        case OP_GRU: {
-            double gates = nd->op == OP_LSTM ? 4 : 3;
+        case OP_GRU:
+        case OP_RNN: {
+            double gates = nd->op == OP_LSTM ? 4 : nd->op == OP_GRU ? 3 : 1;
             double in = (double)x->dims[2], h = (double)nd->hidden;
             /* per output element of Y ([T, D, N, H]): gates * (I + H) */
             macs = out * gates * (in + h);

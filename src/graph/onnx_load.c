@@ -505,6 +505,11 @@ static int read_attr(void *impl, const char *name, op_attr *out)
         out->type = OP_ATTR_INTS, out->ints = a->ints, out->n = a->n_ints;
     } else if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS || (t < 0 && a->n_floats)) {
         out->type = OP_ATTR_FLOATS, out->floats = a->floats, out->n = a->n_floats;
+    } else if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS || (t < 0 && a->n_strings)) {
+        out->type = OP_ATTR_STRINGS, out->n = a->n_strings;
+        for (size_t i = 0; i < a->n_strings && i < OP_ATTR_MAX_STRINGS; i++)
+            out->strings[i] = (const char *)a->strings[i].data,
+            out->string_lens[i] = a->strings[i].len;
     } else if ((t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR || t < 0) && a->t) {
         char nm[600], what[600];
         snprintf(nm, sizeof nm, "%s.%s", r->c->name, name);

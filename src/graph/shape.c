@@ -979,7 +979,8 @@ static ferry_status infer_node(graph *g, graph_node *n)
     for (int k = 0; k < min_in; k++)
         if (n->in[k] < 0)
             return node_fail(n, FERRY_EPARSE, "a required input is missing");
-    if (n->out[0] < 0 && n->op != OP_LSTM && n->op != OP_GRU && n->op != OP_SPLIT)
+    if (n->out[0] < 0 && n->op != OP_LSTM && n->op != OP_GRU && n->op != OP_RNN &&
+        n->op != OP_SPLIT)
         return node_fail(n, FERRY_EPARSE, "its first output is missing");
     ferry_status st = d->infer(g, n);
     return st ? st : batch_position(g, n);
