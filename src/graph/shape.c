@@ -509,6 +509,22 @@ ferry_status infer_same(graph *g, graph_node *n)
                     graph_value_numel(a, 1) <= 64;
     if (view && (sym_i64(a) || small_i64))
         return set_sym(g, n, graph_value_numel(a, 1), a->data, a->symk, a->ndim, a->dims);
+    /* and so does any other small known value, as eval_known (which skips
+     * Identity) would make it: torch exports clamp(x, param_lo, param_hi)
+     * as Clip(x, Identity(lo), hi), whose bounds are read at load */
+    int64_t elems = graph_value_numel(a, 1);
+    if (view && known_const(a) && elems <= 64) {
+        graph_value *o = &g->values[n->out[0]];
+        size_t bytes = (size_t)elems * ferry_dtype_size(a->dtype);
+        void *d = malloc(bytes ? bytes : 1);
+        if (!d)
+            return node_fail(n, FERRY_ENOMEM, "out of memory");
+        memcpy(d, a->data, bytes);
+        free(o->data);
+        free(o->symk);
+        o->data = d, o->symk = NULL, o->is_sym = 1;
+        return FERRY_OK;
+    }
     if (n->op == OP_NEG && sym_i64(a) && a->ndim <= 1 && a->dims[0] >= 0) {
         int64_t cnt = graph_value_numel(a, 1), v[64], k[64];
         if (cnt > 64)
