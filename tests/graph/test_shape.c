@@ -1021,6 +1021,303 @@ static void test_scatter_elements(void **state)
     ob_free(b);
 }
 
+/* Runs m on the CPU at batch n: input 0 of dtype xdt from x, output 0 of
+ * dtype ydt into y (numel elements). */
+static void run_typed(const ferry_model *m, int64_t n, ferry_dtype xdt, const void *x,
+                      ferry_dtype ydt, void *y, int64_t numel)
+{
+    ferry_engine *e = cpu_engine(m);
+    ferry_tensor_info ti;
+    assert_int_equal(ferry_model_input(m, 0, &ti), FERRY_OK);
+    ferry_tensor in = {.dtype = xdt, .ndim = ti.ndim, .data = (void *)x};
+    for (int d = 0; d < ti.ndim; d++)
+        in.shape[d] = ti.shape[d] == N_ ? n : ti.shape[d];
+    ferry_tensor out;
+    assert_int_equal(ferry_engine_output_info(e, 0, n, &out), FERRY_OK);
+    assert_int_equal(out.dtype, ydt);
+    assert_int_equal(ferry_tensor_numel(&out), numel);
+    out.data = y;
+    if (ferry_engine_run(e, &in, 1, &out, 1))
+        fail_msg("run: %s", ferry_last_error());
+    ferry_engine_destroy(e);
+}
+
+/* OneHot (F.one_hot): depth known at load, the depth dim inserted at axis
+ * (negative counts from the output's rank); a negative index counts from
+ * depth, one outside [-depth, depth) leaves its row off. */
+static ob *one_hot_model(int64_t axis, int depth_input, int n_values)
+{
+    int64_t xd[2] = {N_, 5}, vd[1] = {n_values};
+    const float vals[3] = {-1.0f, 3.0f, 0.0f};
+    ob *b = ob_new(13);
+    OB_PUSH(b, b->graph.input, b->graph.n_input, ob_value_info(b, "x", 7, 2, xd));
+    if (depth_input)
+        OB_PUSH(b, b->graph.input, b->graph.n_input, ob_value_info(b, "depth", 7, 0, NULL));
+    else
+        scalar_i64(b, "depth", 7);
+    ob_init_f32(b, "v", 1, vd, vals);
+    ob_output(b, "y", -1, NULL);
+    ob_attr_i(b, ob_node(b, "OneHot", "oh", "x,depth,v", "y"), "axis", axis);
+    return b;
+}
+
+static void test_one_hot(void **state)
+{
+    (void)state;
+    const int64_t idx[10] = {0, 6, -1, 7, -8, 3, -7, 2, 1, 5};
+    ob *b = one_hot_model(-1, 0, 2);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->ndim, 3);
+    assert_int_equal(output(m, 0)->dims[1], 5);
+    assert_int_equal(output(m, 0)->dims[2], 7);
+    float y[70];
+    run_typed(m, 2, FERRY_I64, idx, FERRY_F32, y, 70);
+    for (int i = 0; i < 10; i++) {
+        int64_t k = idx[i] < 0 ? idx[i] + 7 : idx[i];
+        for (int d = 0; d < 7; d++)
+            if (y[i * 7 + d] != (d == k ? 3.0f : -1.0f))
+                fail_msg("index %lld: y[%d] = %g", (long long)idx[i], d, (double)y[i * 7 + d]);
+    }
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    /* axis 1 of the output [N, 7, 5]: sample 0's index j is column j */
+    b = one_hot_model(1, 0, 2);
+    m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->dims[1], 7);
+    assert_int_equal(output(m, 0)->dims[2], 5);
+    run_typed(m, 2, FERRY_I64, idx, FERRY_F32, y, 70);
+    assert_true(y[0 * 5 + 0] == 3.0f && y[6 * 5 + 1] == 3.0f && y[6 * 5 + 2] == 3.0f);
+    for (int d = 0; d < 7; d++)
+        assert_true(y[d * 5 + 3] == -1.0f && y[35 + d * 5 + 0] == (d == 3 ? 3.0f : -1.0f));
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = one_hot_model(3, 0, 2);
+    load(b, FERRY_ESHAPE, "node 'oh' (OneHot): axis 3 is out of range for indices of rank 2");
+    ob_free(b);
+    b = one_hot_model(-1, 1, 2);
+    load(b, FERRY_EUNSUPPORTED, "node 'oh' (OneHot): depth 'depth' must be a constant scalar");
+    ob_free(b);
+    b = one_hot_model(-1, 0, 3);
+    load(b, FERRY_ESHAPE, "node 'oh' (OneHot): values 'v' must hold two elements [off, on]");
+    ob_free(b);
+}
+
+/* IsNaN, IsInf (torch.isnan, isinf, isfinite, nan_to_num) of log(x - 1)
+ * over x = 0, 1, 2: NaN, -inf, 0; IsInf's detect_* pick the signs. */
+static void float_test_case(const char *op, int detect_neg, int detect_pos, const uint8_t *want)
+{
+    int64_t xd[2] = {N_, 3}, one = 1;
+    ob *b = ob_new(13);
+    ob_input(b, "x", 2, xd);
+    OB_PUSH(b, b->graph.output, b->graph.n_output, ob_value_info(b, "y", 9, -1, NULL));
+    float f1 = 1.0f;
+    ob_init_f32(b, "one", 0, &one, &f1);
+    ob_node(b, "Sub", "sub", "x,one", "xm1");
+    ob_node(b, "Log", "log", "xm1", "l");
+    Onnx__NodeProto *t = ob_node(b, op, "test", "l", "y");
+    if (detect_neg >= 0) {
+        ob_attr_i(b, t, "detect_negative", detect_neg);
+        ob_attr_i(b, t, "detect_positive", detect_pos);
+    }
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->dtype, FERRY_BOOL);
+    const float x[6] = {0, 1, 2, 0, 1, 2};
+    uint8_t y[6];
+    run_typed(m, 2, FERRY_F32, x, FERRY_BOOL, y, 6);
+    for (int i = 0; i < 6; i++)
+        if (y[i] != want[i % 3])
+            fail_msg("%s(%d, %d): y[%d] = %d", op, detect_neg, detect_pos, i, y[i]);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+static void test_is_nan_inf(void **state)
+{
+    (void)state;
+    float_test_case("IsNaN", -1, -1, (const uint8_t[]){1, 0, 0});
+    float_test_case("IsInf", -1, -1, (const uint8_t[]){0, 1, 0});
+    float_test_case("IsInf", 1, 0, (const uint8_t[]){0, 1, 0});
+    float_test_case("IsInf", 0, 1, (const uint8_t[]){0, 0, 0});
+    int64_t xd[2] = {N_, 3};
+    ob *b = ob_new(13);
+    OB_PUSH(b, b->graph.input, b->graph.n_input, ob_value_info(b, "x", 7, 2, xd));
+    ob_output(b, "y", -1, NULL);
+    ob_node(b, "IsNaN", "isnan", "x", "y");
+    load(b, FERRY_EDTYPE, "node 'isnan' (IsNaN): input 'x' is i64; a floating-point type is");
+    ob_free(b);
+}
+
+/* The activations of nn.ELU, SELU, CELU, Threshold, Softsign, Mish,
+ * Hardshrink/Softshrink with their ONNX defaults and given attributes,
+ * over x = -4 .. 3.5 in steps of 0.5. */
+static void activation_case(const char *op, const char *attr, float a, const char *attr2, float a2,
+                            double (*ref)(double))
+{
+    int64_t xd[2] = {N_, 8};
+    ob *b = ob_new(18);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    Onnx__NodeProto *t = ob_node(b, op, "act", "x", "y");
+    if (attr)
+        ob_attr_f(b, t, attr, a);
+    if (attr2)
+        ob_attr_f(b, t, attr2, a2);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    float x[16], y[16];
+    for (int i = 0; i < 16; i++)
+        x[i] = -4.0f + 0.5f * (float)i;
+    run_typed(m, 2, FERRY_F32, x, FERRY_F32, y, 16);
+    for (int i = 0; i < 16; i++) {
+        double want = ref(x[i]);
+        if (fabs(y[i] - want) > 1e-6 * (1 + fabs(want)))
+            fail_msg("%s(%g) = %.9g, want %.9g", op, (double)x[i], (double)y[i], want);
+    }
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+static double ref_elu(double v)
+{
+    return v > 0 ? v : 0.7 * expm1(v);
+}
+static double ref_selu(double v)
+{
+    return 1.0507009873554804934193349852946 *
+           (v > 0 ? v : 1.6732632423543772848170429916717 * expm1(v));
+}
+static double ref_celu(double v)
+{
+    return fmax(0, v) + fmin(0, 1.3 * expm1(v / 1.3));
+}
+static double ref_thresholded(double v)
+{
+    return v > 1.0 ? v : 0;
+}
+static double ref_thresholded2(double v)
+{
+    return v > -0.5 ? v : 0;
+}
+static double ref_softsign(double v)
+{
+    return v / (1 + fabs(v));
+}
+static double ref_mish(double v)
+{
+    return v * tanh(log1p(exp(v)));
+}
+static double ref_hardshrink(double v)
+{
+    return fabs(v) > 0.5 ? v : 0;
+}
+static double ref_softshrink(double v)
+{
+    return v < -1.5 ? v + 1.5 : v > 1.5 ? v - 1.5 : 0;
+}
+
+static void test_activations(void **state)
+{
+    (void)state;
+    activation_case("Elu", "alpha", 0.7f, NULL, 0, ref_elu);
+    activation_case("Selu", NULL, 0, NULL, 0, ref_selu);
+    activation_case("Celu", "alpha", 1.3f, NULL, 0, ref_celu);
+    activation_case("ThresholdedRelu", NULL, 0, NULL, 0, ref_thresholded);
+    activation_case("ThresholdedRelu", "alpha", -0.5f, NULL, 0, ref_thresholded2);
+    activation_case("Softsign", NULL, 0, NULL, 0, ref_softsign);
+    activation_case("Mish", NULL, 0, NULL, 0, ref_mish);
+    activation_case("Shrink", NULL, 0, NULL, 0, ref_hardshrink);
+    activation_case("Shrink", "lambd", 1.5f, "bias", 1.5f, ref_softshrink);
+}
+
+/* RNN (nn.RNN) through the loader: layout 1, bidirectional, Relu named
+ * once per direction, against a float64 transcription of the ONNX page;
+ * activations it does not have, or two different ones, are refused. */
+static ob *rnn_model(const char *const *acts, int n_acts)
+{
+    enum { T = 4, I = 3, H = 2 };
+    int64_t xd[3] = {N_, T, I}, wd[3] = {2, H, I}, rd[3] = {2, H, H}, bd[2] = {2, 2 * H};
+    ob *b = ob_new(14);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "W", 3, wd,
+                (const float[]){0.5f, -0.3f, 0.2f, 0.1f, 0.4f, -0.6f, -0.2f, 0.3f, 0.1f, 0.7f,
+                                -0.1f, 0.2f});
+    ob_init_f32(b, "R", 3, rd, (const float[]){0.3f, -0.5f, 0.6f, 0.2f, -0.4f, 0.1f, 0.5f, 0.3f});
+    ob_init_f32(b, "B", 2, bd, (const float[]){0.1f, -0.2f, 0.05f, 0.0f, -0.1f, 0.2f, 0.3f, 0.0f});
+    Onnx__NodeProto *t = ob_node(b, "RNN", "rnn", "x,W,R,B", "y");
+    ob_attr_i(b, t, "hidden_size", H);
+    ob_attr_i(b, t, "layout", 1);
+    ob_attr_s(b, t, "direction", "bidirectional");
+    if (n_acts) {
+        Onnx__AttributeProto *a =
+            ob_attr(b, t, "activations", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+        a->strings = ob_alloc(b, sizeof *a->strings * (size_t)n_acts);
+        for (int i = 0; i < n_acts; i++) {
+            a->strings[i].data = (uint8_t *)ob_str(b, acts[i]);
+            a->strings[i].len = strlen(acts[i]);
+        }
+        a->n_strings = (size_t)n_acts;
+    }
+    return b;
+}
+
+static void test_rnn(void **state)
+{
+    (void)state;
+    enum { T = 4, I = 3, H = 2, NB = 3 };
+    const char *relu2[2] = {"Relu", "Relu"};
+    ob *b = rnn_model(relu2, 2);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    const graph_value *y = output(m, 0);
+    assert_int_equal(y->ndim, 4);
+    assert_true(y->dims[0] == N_ && y->dims[1] == T && y->dims[2] == 2 && y->dims[3] == H);
+    float x[NB * T * I], got[NB * T * 2 * H];
+    for (int i = 0; i < NB * T * I; i++)
+        x[i] = (float)((i * 7) % 11) * 0.2f - 1.0f;
+    run_typed(m, NB, FERRY_F32, x, FERRY_F32, got, NB * T * 2 * H);
+    /* the initializers as the model holds them */
+    const float *W = m->g->values[graph_find_value(m->g, "W")].data,
+                *R = m->g->values[graph_find_value(m->g, "R")].data,
+                *B = m->g->values[graph_find_value(m->g, "B")].data;
+    for (int n = 0; n < NB; n++)
+        for (int d = 0; d < 2; d++) {
+            double h[H] = {0, 0};
+            for (int k = 0; k < T; k++) {
+                int t = d ? T - 1 - k : k;
+                double hn[H];
+                for (int j = 0; j < H; j++) {
+                    double a = B[d * 2 * H + j] + B[d * 2 * H + H + j];
+                    for (int i = 0; i < I; i++)
+                        a += W[(d * H + j) * I + i] * x[(n * T + t) * I + i];
+                    for (int i = 0; i < H; i++)
+                        a += R[(d * H + j) * H + i] * h[i];
+                    hn[j] = a > 0 ? a : 0;
+                }
+                for (int j = 0; j < H; j++) {
+                    h[j] = hn[j];
+                    double g = got[((n * T + t) * 2 + d) * H + j];
+                    if (fabs(g - h[j]) > 1e-6)
+                        fail_msg("y[%d,%d,%d,%d] = %.9g, want %.9g", n, t, d, j, g, h[j]);
+                }
+            }
+        }
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    const char *mixed[2] = {"Relu", "Tanh"}, *sig[1] = {"Sigmoid"};
+    b = rnn_model(mixed, 2);
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'rnn' (RNN): activations must be Tanh or Relu, the same in both directions (got "
+         "\"Tanh\")");
+    ob_free(b);
+    b = rnn_model(sig, 1);
+    load(b, FERRY_EUNSUPPORTED,
+         "activations must be Tanh or Relu, the same in both directions "
+         "(got \"Sigmoid\")");
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1046,6 +1343,10 @@ int main(void)
         cmocka_unit_test(test_grid_sample_of_empty),
         cmocka_unit_test(test_eye_like),
         cmocka_unit_test(test_scatter_elements),
+        cmocka_unit_test(test_one_hot),
+        cmocka_unit_test(test_is_nan_inf),
+        cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_rnn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
