@@ -331,6 +331,8 @@ REAL = [
          inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 6, 8]}], opset=17, seed=55),
     dict(name="user-select", family="ops", build=zoo.UserSelect, inputs=image(3, 5, 6),
          outputs=["values", "indices"], opset=13, seed=56),
+    dict(name="user-acts", family="ops", build=zoo.UserActs, inputs=image(3, 5, 6), opset=17,
+         seed=57),
 ]
 
 

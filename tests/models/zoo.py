@@ -414,6 +414,27 @@ class UserSelect(nn.Module):
         return values, torch.cat([i.flatten(1), j.flatten(1)], 1)
 
 
+class UserActs(nn.Module):
+    """nn.ELU, SELU, CELU, Softsign, Hardshrink, torch.nan_to_num and isfinite
+    (IsNaN, IsInf), F.one_hot (OneHot) and nn.RNN with relu, bidirectional
+    (RNN), as users write them. x [N,3,5,6] -> [N,1170] float."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+        self.rnn = nn.RNN(18, 8, batch_first=True, nonlinearity="relu", bidirectional=True)
+
+    def forward(self, x):
+        y = self.fc(x)
+        acts = torch.cat([F.elu(y), F.selu(y), F.celu(y, 0.5), F.softsign(y),
+                          F.hardshrink(y, 0.3)], -1)
+        lg = torch.log(y)  # NaN below 0
+        fin = torch.nan_to_num(lg, nan=0.25, neginf=-2.0) + torch.isfinite(lg).float()
+        hot = F.one_hot(y.argmax(1), 6).float()
+        seq = self.rnn(y.permute(0, 2, 1, 3).flatten(2))[0]
+        return torch.cat([acts.flatten(1), fin.flatten(1), hot.flatten(1), seq.flatten(1)], 1)
+
+
 class ScatterCols(nn.Module):
     """y.scatter(2, idx, src) with constant indices expanded to the batch,
     as users write it: ScatterElements along a sample's own axis (torch
