@@ -137,6 +137,9 @@ typedef enum op_kind {
     OP_GRU,  /* rnn */
     OP_RNN,  /* rnn; mode = the activation (RNN_ACT_*); inputs X, W, R, B, sequence_lens,
                 initial_h */
+    /* ---- control flow */
+    OP_IF, /* inputs: condition, the then branch's value, the else branch's (onnx_load.c);
+              made an Identity of the taken one by shape inference */
     /* ---- recommenders */
     OP_EMBEDDING_BAG, /* inputs W [rows, D], X [N, L] ids; out[n] = reduce_j W[X[n,j]];
                          mode 0 sum, 1 mean, 2 max (nn.EmbeddingBag's Loop, onnx_load.c) */
@@ -274,6 +277,10 @@ typedef struct graph_node {
     float clip;              /* LSTM, GRU cell clip; 0: none */
     int64_t heads, head_dim; /* OP_ATTENTION */
     int dead;                /* removed by a pass; skipped by plan and backends */
+    /* Nonzero: the node is in a branch of an If (onnx_load.c), value
+     * |guard| - 1 being the condition, then branch > 0, else branch < 0.
+     * Cleared or the node removed by shape inference once it is known. */
+    int guard;
 } graph_node;
 
 typedef struct graph {
@@ -405,6 +412,9 @@ void graph_plan_free(graph_plan *p);
  * no graph output (exporters leave such nodes, and recognized patterns
  * leave their old arithmetic behind). */
 void graph_remove_unread(graph *g);
+/* Marks node ni dead: its inputs lose a consumer, its outputs their
+ * producer. */
+void graph_kill_node(graph *g, int ni);
 
 /* Floating-point operations of one forward at batch n, roughly (the
  * multiply-adds of Gemm, MatMul, Conv and recurrent nodes, one per output

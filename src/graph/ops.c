@@ -864,6 +864,9 @@ static const op_def op_table[] = {
     {"LSTM", OP_LSTM, 3, 8, 3, 3, ANY, parse_rnn, infer_rnn, 0},
     {"GRU", OP_GRU, 3, 6, 2, 2, ANY, parse_rnn, infer_rnn, 0},
     {"RNN", OP_RNN, 3, 6, 2, 2, ANY, parse_rnn, infer_rnn, 0},
+    /* not an ONNX name: the loader makes one of each output of an If whose
+     * branches it inlines; shape inference turns it into an Identity */
+    {"If (inlined)", OP_IF, 3, 3, GRAPH_MAX_IO, GRAPH_MAX_IO, ANY, NULL, NULL, 0},
     /* recommenders: not an ONNX name (the loader makes it of a Loop) */
     {"EmbeddingBag (a Loop)", OP_EMBEDDING_BAG, 2, 2, 1, 1, ANY, NULL, infer_embedding_bag, 0},
     /* made by a pass, never loaded: the name is no ONNX op_type */

@@ -1002,6 +1002,64 @@ static ferry_status infer_node(graph *g, graph_node *n)
     return st ? st : batch_position(g, n);
 }
 
+/* The condition of an If (onnx_load.c) at value c: *taken 1 for the then
+ * branch. It must be known at load; the message names the If. */
+static ferry_status if_condition(const graph *g, int c, const char *ready, int *taken)
+{
+    const graph_value *v = &g->values[c];
+    const char *name = "?";
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == OP_IF && g->nodes[i].in[0] == c) {
+            name = g->nodes[i].name;
+            break;
+        }
+    if (!ready[c] || !known_const(v) || v->dtype != FERRY_BOOL || graph_value_numel(v, 1) != 1)
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "node '%s' (If): condition '%s' is %s; only an If whose condition is "
+                          "known when the model loads (a constant, or computed from shapes) is "
+                          "supported",
+                          name, v->name,
+                          v->dtype != FERRY_BOOL || (known_const(v) && graph_value_numel(v, 1) != 1)
+                              ? "not one bool"
+                              : "computed from the data at run time");
+    *taken = *(const uint8_t *)v->data != 0;
+    return FERRY_OK;
+}
+
+/* Node ni of an If's branch: kept on the taken branch (its guard
+ * cleared, as if it had been outside), removed on the other. *kept 0
+ * when removed. */
+static ferry_status resolve_guard(graph *g, int ni, const char *ready, int *kept)
+{
+    graph_node *n = &g->nodes[ni];
+    int taken;
+    ferry_status st = if_condition(g, (n->guard > 0 ? n->guard : -n->guard) - 1, ready, &taken);
+    if (st)
+        return st;
+    *kept = taken == (n->guard > 0);
+    if (*kept)
+        n->guard = 0;
+    else
+        graph_kill_node(g, ni);
+    return FERRY_OK;
+}
+
+/* An If's output (OP_IF) becomes an Identity of the taken branch's value. */
+static ferry_status resolve_if(graph *g, graph_node *n, const char *ready)
+{
+    int taken;
+    ferry_status st = if_condition(g, n->in[0], ready, &taken);
+    if (st)
+        return st;
+    g->values[n->in[0]].n_consumers--;
+    g->values[n->in[taken ? 2 : 1]].n_consumers--;
+    n->in[0] = n->in[taken ? 1 : 2];
+    n->in[1] = n->in[2] = -1;
+    n->n_in = 1;
+    n->op = OP_IDENTITY;
+    return FERRY_OK;
+}
+
 ferry_status graph_infer_shapes(graph *g)
 {
     if (!g)
@@ -1025,6 +1083,15 @@ ferry_status graph_infer_shapes(graph *g)
         graph_node *n = &g->nodes[i];
         if (n->dead)
             continue;
+        if (n->guard) {
+            int kept;
+            if ((st = resolve_guard(g, i, ready, &kept)) != FERRY_OK)
+                goto out;
+            if (!kept)
+                continue;
+        }
+        if (n->op == OP_IF && (st = resolve_if(g, n, ready)) != FERRY_OK)
+            goto out;
         if (n->n_in < 0 || n->n_in > GRAPH_MAX_IO || n->n_out < 0 || n->n_out > GRAPH_MAX_IO) {
             st = node_fail(n, FERRY_EINTERNAL, "bad input or output count");
             goto out;

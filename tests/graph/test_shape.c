@@ -1318,6 +1318,96 @@ static void test_rnn(void **state)
     ob_free(b);
 }
 
+/* Moves the last n nodes of b's graph into a new graph, the branch attr
+ * of If node ifn, whose output is the value named out. */
+static void if_branch(ob *b, Onnx__NodeProto *ifn, const char *attr, size_t n, const char *out)
+{
+    Onnx__AttributeProto *a = ob_attr(b, ifn, attr, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH);
+    Onnx__GraphProto *g = ob_alloc(b, sizeof *g);
+    onnx__graph_proto__init(g);
+    g->name = ob_str(b, attr);
+    for (size_t i = b->graph.n_node - n; i < b->graph.n_node; i++)
+        OB_PUSH(b, g->node, g->n_node, b->graph.node[i]);
+    b->graph.n_node -= n;
+    OB_PUSH(b, g->output, g->n_output, ob_value_info(b, out, 1, -1, NULL));
+    a->g = g;
+}
+
+/* x [N,4,3] -> If (Equal(Shape(x)[1], dim)) then Squeeze(Relu(x), axis 2)
+ * else Mul(x, c) with c a Constant of the branch: the condition is known
+ * at load, so the If is inlined and only its taken branch is kept (the
+ * then branch's Squeeze would not even infer when dim is not 4). */
+static ob *if_model(int64_t dim, const char *cond_input)
+{
+    int64_t xd[3] = {N_, 4, 3}, one = 1, two = 2;
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    if (cond_input) {
+        OB_PUSH(b, b->graph.input, b->graph.n_input,
+                ob_value_info(b, cond_input, 9, 0, NULL));
+    } else {
+        scalar_i64(b, "one", one);
+        scalar_i64(b, "dim", dim);
+        ob_node(b, "Shape", "shape", "x", "s");
+        ob_node(b, "Gather", "g", "s,one", "s1");
+        ob_node(b, "Equal", "eq", "s1,dim", "cond");
+    }
+    ob_init_i64(b, "ax2", 1, &two);
+    Onnx__NodeProto *ifn = ob_node(b, "If", "if", cond_input ? cond_input : "cond", "y");
+    ob_node(b, "Relu", "relu", "x", "r");
+    ob_node(b, "Squeeze", "sq", "r,ax2", "t_out");
+    if_branch(b, ifn, "then_branch", 2, "t_out");
+    Onnx__NodeProto *k = ob_node(b, "Constant", "k", "", "c");
+    k->n_input = 0;
+    Onnx__AttributeProto *ka = ob_attr(b, k, "value_float", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    ka->has_f = 1;
+    ka->f = -2.0f;
+    ob_node(b, "Mul", "mul", "x,c", "e_out");
+    if_branch(b, ifn, "else_branch", 2, "e_out");
+    return b;
+}
+
+static void test_if_known_condition(void **state)
+{
+    (void)state;
+    /* else taken: y = -2x, [N,4,3]; the then branch's Squeeze of a dim 3 is gone */
+    ob *b = if_model(5, NULL);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->ndim, 3);
+    float y[24];
+    run_f32(m, 2, y, 24);
+    for (int i = 0; i < 24; i++)
+        assert_true(y[i] == -2.0f * (float)i);
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    /* then taken: the Squeeze of dim 2 (3 long) fails as it would outside an If */
+    b = if_model(4, NULL);
+    load(b, FERRY_ESHAPE, "node 'sq' (Squeeze)");
+    ob_free(b);
+
+    b = if_model(4, "flag");
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'if' (If): condition 'flag' is computed from the data at run time; only an If "
+         "whose condition is known when the model loads");
+    ob_free(b);
+
+    /* an If in a branch */
+    b = if_model(5, NULL);
+    Onnx__NodeProto *ifn = b->graph.node[b->graph.n_node - 1];
+    Onnx__NodeProto *inner = ob_node(b, "If", "inner", "cond", "i_out");
+    ob_node(b, "Relu", "r2", "x", "r2_out");
+    if_branch(b, inner, "then_branch", 1, "r2_out");
+    ob_node(b, "Neg", "n2", "x", "n2_out");
+    if_branch(b, inner, "else_branch", 1, "n2_out");
+    ifn->attribute[0]->g->node[1] = inner; /* in place of the Squeeze */
+    b->graph.n_node--;
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'if' (If): an If inside its then_branch ('inner') is not supported");
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1347,6 +1437,7 @@ int main(void)
         cmocka_unit_test(test_is_nan_inf),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_rnn),
+        cmocka_unit_test(test_if_known_condition),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
