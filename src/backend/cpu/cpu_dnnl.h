@@ -94,17 +94,17 @@ typedef enum cpu_plain_impl {
 } cpu_plain_impl;
 
 typedef struct cpu_conv_params {
-    int rank;             /* spatial rank: 1 (NCW) or 2 (NCHW) */
+    int rank;             /* spatial rank: 1 (NCW), 2 (NCHW) or 3 (NCDHW) */
     int transposed;       /* 0: Conv, 1: ConvTranspose */
     int64_t c_in, c_out;  /* channels */
     int64_t group;        /* >= 1; c_in and c_out divisible by it */
-    int64_t in[2];        /* input spatial dims (rank of them) */
-    int64_t kernel[2];    /* kernel spatial dims */
-    int64_t stride[2];    /* 0 means 1 */
-    int64_t dilation[2];  /* 0 means 1 (ONNX: 1 = no dilation) */
-    int64_t pad_begin[2]; /* explicit pads (resolve auto_pad first) */
-    int64_t pad_end[2];
-    int64_t output_padding[2]; /* ConvTranspose only */
+    int64_t in[3];        /* input spatial dims (rank of them) */
+    int64_t kernel[3];    /* kernel spatial dims */
+    int64_t stride[3];    /* 0 means 1 */
+    int64_t dilation[3];  /* 0 means 1 (ONNX: 1 = no dilation) */
+    int64_t pad_begin[3]; /* explicit pads (resolve auto_pad first) */
+    int64_t pad_end[3];
+    int64_t output_padding[3]; /* ConvTranspose only */
     int64_t max_batch;         /* largest n a run may pass (>= 1) */
     cpu_act act;
     float alpha, beta; /* the activation's parameters (cpu_act) */
@@ -176,13 +176,13 @@ typedef enum cpu_pool_kind {
 
 typedef struct cpu_pool_params {
     cpu_pool_kind kind;
-    int rank;      /* 1 or 2 */
+    int rank;      /* 1, 2 or 3 */
     int64_t c;     /* channels */
-    int64_t in[2]; /* input spatial dims */
-    int64_t kernel[2];
-    int64_t stride[2];   /* 0 means 1 */
-    int64_t dilation[2]; /* 0 means 1 (AveragePool has them since opset 19) */
-    int64_t pad_begin[2], pad_end[2];
+    int64_t in[3]; /* input spatial dims */
+    int64_t kernel[3];
+    int64_t stride[3];   /* 0 means 1 */
+    int64_t dilation[3]; /* 0 means 1 (AveragePool has them since opset 19) */
+    int64_t pad_begin[3], pad_end[3];
     int ceil_mode;         /* output dims rounded up (ONNX ceil_mode) */
     int count_include_pad; /* AveragePool: the divisor counts pads */
     int64_t max_batch;

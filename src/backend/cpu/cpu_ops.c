@@ -781,8 +781,6 @@ static ferry_status prepare_conv(cpu_prep *p, void **state)
     const graph *g = p->g;
     const graph_value *x = &g->values[nd->in[0]], *w = &g->values[nd->in[1]];
     const conv_attrs *a = &nd->conv;
-    if (a->nsp > 2)
-        return unsupported(nd, "3-D convolution is not supported");
     if (nd->act == ACT_TANH)
         return unsupported(nd, "a fused tanh is not supported");
     if (!p->cin[1])
@@ -913,8 +911,8 @@ static ferry_status prepare_pool(cpu_prep *p, void **state)
     const graph_node *nd = p->nd;
     const graph_value *x = &p->g->values[nd->in[0]];
     int nsp = x->ndim - 2;
-    if (nsp < 1 || nsp > 2)
-        return unsupported(nd, "only 1-D and 2-D pooling is supported");
+    if (nsp < 1 || nsp > 3)
+        return unsupported(nd, "only 1-D, 2-D and 3-D pooling is supported");
     cpu_pool_params pp;
     memset(&pp, 0, sizeof pp);
     pp.kind = nd->op == OP_MAX_POOL          ? CPU_POOL_MAX
