@@ -5,9 +5,11 @@
  * between the plain ONNX layout and oneDNN's channel-blocked one.
  * Private to src/backend/cpu.
  *
- * Tensors are dense row-major f32. At the boundary they are NCHW (2-D) or
- * NCW (1-D, run as 2-D with H = 1), the ONNX layout, unless a *_run_layout
- * call says CPU_LAYOUT_BLOCKED (see cpu_layout).
+ * Tensors are dense row-major f32. At the boundary they are NCHW (2-D),
+ * NCW (1-D, run as 2-D with H = 1) or NCDHW (3-D), the ONNX layout, unless
+ * a *_run_layout call says CPU_LAYOUT_BLOCKED (see cpu_layout; the backend
+ * blocks only 4-D tensors). 3-D convs take AUTO's REORDER unless they are
+ * pointwise on 14x14 voxels or more, as 2-D ones; unmeasured in 3-D.
  *
  * Concurrency: an object is built once (create) and then run by any number
  * of threads at once, each with its own buffers. Each (batch size, threads,
