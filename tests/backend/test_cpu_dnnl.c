@@ -942,7 +942,9 @@ static void conv3_ref(const cpu_conv_params *p, const int64_t *out, int64_t n, c
         y[i] = act_ref(p->act, y[i] + B[(i / osp) % O], p->alpha, p->beta);
 }
 
-static void conv3_case(const cpu_conv_params *p, const int64_t *want_out, const char *what)
+/* Builds p and runs it at the first nn of NS against conv3_ref; batch 1
+ * also on two threads (channel slices where the conv is large enough). */
+static void conv3_case(const cpu_conv_params *p, const int64_t *want_out, int nn, const char *what)
 {
     int64_t kk = p->kernel[0] * p->kernel[1] * p->kernel[2];
     float *W = rand_buf((p->transposed ? p->c_in * (p->c_out / p->group)
@@ -959,7 +961,7 @@ static void conv3_case(const cpu_conv_params *p, const int64_t *want_out, const 
     cpu_conv_out_dims(c, out);
     for (int i = 0; i < 3; i++)
         assert_int_equal(out[i], want_out[i]);
-    for (int t = 0; t < 3; t++) {
+    for (int t = 0; t < nn; t++) {
         int64_t n = NS[t];
         int64_t xs = n * p->c_in * p->in[0] * p->in[1] * p->in[2],
                 ys = n * p->c_out * out[0] * out[1] * out[2];
@@ -968,6 +970,13 @@ static void conv3_case(const cpu_conv_params *p, const int64_t *want_out, const 
         conv3_ref(p, out, n, x, W, B, ref);
         assert_int_equal(cpu_conv_run(c, n, x, NULL, y), FERRY_OK);
         check_close(y, ref, ys, what);
+        if (n == 1) {
+            memset(y, 0, (size_t)ys * sizeof *y);
+            assert_int_equal(
+                cpu_conv_run_layout(c, 1, CPU_LAYOUT_PLAIN, CPU_LAYOUT_PLAIN, 2, x, NULL, y),
+                FERRY_OK);
+            check_close(y, ref, ys, what);
+        }
         free(x), free(y), free(ref);
     }
     cpu_conv_destroy(c);
@@ -996,17 +1005,17 @@ static void test_conv3d(void **state)
     p.dilation[1] = 2;
     p.pad_begin[0] = 1, p.pad_begin[2] = 2, p.pad_end[1] = 1, p.pad_end[2] = 1;
     /* D (5+1-3)/2+1, H (6+1-3)+1, W (7+3-3)/2+1 */
-    conv3_case(&p, (int64_t[]){2, 5, 4}, "conv3d strides dilation pads");
+    conv3_case(&p, (int64_t[]){2, 5, 4}, 3, "conv3d strides dilation pads");
     p = conv3d(4, 6, 2, 3, 5, 5, 3);
     p.kernel[0] = 1;
     p.stride[1] = p.stride[2] = 2;
     p.pad_begin[1] = p.pad_begin[2] = p.pad_end[1] = p.pad_end[2] = 1;
     p.act = CPU_ACT_RELU;
-    conv3_case(&p, (int64_t[]){3, 3, 3}, "conv3d (1,3,3) groups 2 relu");
+    conv3_case(&p, (int64_t[]){3, 3, 3}, 3, "conv3d (1,3,3) groups 2 relu");
     p = conv3d(3, 3, 3, 4, 3, 2, 3);
     p.kernel[1] = p.kernel[2] = 1;
     p.pad_begin[0] = p.pad_end[0] = 1;
-    conv3_case(&p, (int64_t[]){4, 3, 2}, "conv3d (3,1,1) depthwise");
+    conv3_case(&p, (int64_t[]){4, 3, 2}, 3, "conv3d (3,1,1) depthwise");
     p = conv3d(2, 3, 1, 3, 4, 5, 3);
     p.transposed = 1;
     p.stride[0] = p.stride[1] = p.stride[2] = 2;
@@ -1014,12 +1023,17 @@ static void test_conv3d(void **state)
     p.pad_end[0] = p.pad_end[1] = p.pad_end[2] = 1;
     p.output_padding[0] = p.output_padding[2] = 1;
     /* 2*(in-1) + op + 3 - 2 */
-    conv3_case(&p, (int64_t[]){6, 7, 10}, "convtranspose3d output_padding");
+    conv3_case(&p, (int64_t[]){6, 7, 10}, 3, "convtranspose3d output_padding");
     p = conv3d(4, 2, 2, 2, 3, 3, 2);
     p.transposed = 1;
     p.kernel[0] = 1;
     p.stride[1] = 2;
-    conv3_case(&p, (int64_t[]){2, 6, 4}, "convtranspose3d groups");
+    conv3_case(&p, (int64_t[]){2, 6, 4}, 3, "convtranspose3d groups");
+    /* 32 output channels and 8 MFLOP: two channel slices at batch 1 */
+    p = conv3d(8, 32, 1, 4, 12, 12, 3);
+    p.pad_begin[0] = p.pad_begin[1] = p.pad_begin[2] = 1;
+    p.pad_end[0] = p.pad_end[1] = p.pad_end[2] = 1;
+    conv3_case(&p, (int64_t[]){4, 12, 12}, 1, "conv3d slices");
 }
 
 /* ONNX MaxPool / AveragePool over 3 spatial dims in double (pads, ceil
