@@ -1408,6 +1408,63 @@ static void test_if_known_condition(void **state)
     ob_free(b);
 }
 
+/* 5-D Conv, ConvTranspose and pools (torchvision's video models): output
+ * dims per axis with strides, asymmetric pads, dilation, output_padding
+ * and ceil_mode, run on the CPU; mismatched attribute lengths and a 6-D
+ * input are refused. */
+static ob *conv3d_model(const int64_t *xd, int xn, const int64_t *kshape, int nk)
+{
+    int64_t wd[5] = {4, 2, 3, 2, 3}, pads[6] = {1, 0, 2, 0, 1, 1}, strides[3] = {2, 1, 2},
+            dil[3] = {1, 2, 1}, pk[3] = {2, 2, 2}, ps[3] = {2, 2, 2}, tk[3] = {1, 2, 2};
+    ob *b = ob_new(17);
+    ob_input(b, "x", xn, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "W", 5, wd, NULL);
+    int64_t twd[5] = {4, 3, 1, 2, 2};
+    ob_init_f32(b, "TW", 5, twd, NULL);
+    Onnx__NodeProto *c = ob_node(b, "Conv", "conv", "x,W", "c");
+    ob_attr_ints(b, c, "kernel_shape", nk, kshape);
+    ob_attr_ints(b, c, "pads", 6, pads);
+    ob_attr_ints(b, c, "strides", 3, strides);
+    ob_attr_ints(b, c, "dilations", 3, dil);
+    Onnx__NodeProto *m = ob_node(b, "MaxPool", "pool", "c", "m");
+    ob_attr_ints(b, m, "kernel_shape", 3, pk);
+    ob_attr_ints(b, m, "strides", 3, ps);
+    ob_attr_i(b, m, "ceil_mode", 1);
+    Onnx__NodeProto *t = ob_node(b, "ConvTranspose", "up", "m,TW", "y");
+    ob_attr_ints(b, t, "strides", 3, tk);
+    ob_attr_ints(b, t, "output_padding", 3, (const int64_t[]){0, 1, 0});
+    return b;
+}
+
+static void test_conv3d_shapes(void **state)
+{
+    (void)state;
+    int64_t xd[5] = {N_, 2, 5, 7, 6}, k[3] = {3, 2, 3};
+    ob *b = conv3d_model(xd, 5, k, 3);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    /* conv: D (5+1+0-3)/2+1 = 2, H (7+0+1-3)/1+1 = 6, W (6+2+1-3)/2+1 = 4;
+     * pool ceil: 1, 3, 2; transpose (1,2,2), stride (1,2,2), output_padding
+     * (0,1,0): 1, 2*2+2+1 = 7, 1*2+2 = 4 */
+    const graph_value *y = output(m, 0);
+    assert_int_equal(y->ndim, 5);
+    assert_true(y->dims[1] == 3 && y->dims[2] == 1 && y->dims[3] == 7 && y->dims[4] == 4);
+    float out[2 * 3 * 7 * 4];
+    run_f32(m, 2, out, 2 * 3 * 7 * 4);
+    for (int i = 0; i < 2 * 3 * 7 * 4; i++)
+        assert_true(isfinite(out[i]));
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = conv3d_model(xd, 5, k, 2);
+    load(b, FERRY_ESHAPE, "node 'conv' (Conv): kernel_shape has 2 dims; the input has 3 spatial");
+    ob_free(b);
+    int64_t x6[6] = {N_, 2, 5, 7, 6, 2};
+    b = conv3d_model(x6, 6, k, 3);
+    load(b, FERRY_ESHAPE, "node 'conv' (Conv): input 'x' has shape [N,2,5,7,6,2]; expected [N,C,");
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1438,6 +1495,7 @@ int main(void)
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_rnn),
         cmocka_unit_test(test_if_known_condition),
+        cmocka_unit_test(test_conv3d_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
