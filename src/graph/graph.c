@@ -193,16 +193,21 @@ void graph_remove_unread(graph *g)
             int v = n->out[k];
             needed = v >= 0 && (g->values[v].n_consumers > 0 || g->values[v].is_output);
         }
-        if (needed)
-            continue;
-        for (int k = 0; k < n->n_in; k++)
-            if (n->in[k] >= 0)
-                g->values[n->in[k]].n_consumers--;
-        for (int k = 0; k < n->n_out; k++)
-            if (n->out[k] >= 0 && g->values[n->out[k]].producer == ni)
-                g->values[n->out[k]].producer = -1;
-        n->dead = 1;
+        if (!needed)
+            graph_kill_node(g, ni);
     }
+}
+
+void graph_kill_node(graph *g, int ni)
+{
+    graph_node *n = &g->nodes[ni];
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] >= 0)
+            g->values[n->in[k]].n_consumers--;
+    for (int k = 0; k < n->n_out; k++)
+        if (n->out[k] >= 0 && g->values[n->out[k]].producer == ni)
+            g->values[n->out[k]].producer = -1;
+    n->dead = 1;
 }
 
 double graph_flops(const graph *g, int64_t n)
@@ -239,8 +244,9 @@ double graph_flops(const graph *g, int64_t n)
             macs = 2 * out * (double)graph_dim(g->values[nd->in[1]].dims[1], n);
             break;
         case OP_LSTM:
-        case OP_GRU: {
-            double gates = nd->op == OP_LSTM ? 4 : 3;
+        case OP_GRU:
+        case OP_RNN: {
+            double gates = nd->op == OP_LSTM ? 4 : nd->op == OP_GRU ? 3 : 1;
             double in = (double)x->dims[2], h = (double)nd->hidden;
             /* per output element of Y ([T, D, N, H]): gates * (I + H) */
             macs = out * gates * (in + h);

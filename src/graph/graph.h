@@ -73,7 +73,17 @@ typedef enum op_kind {
     OP_SIN,
     OP_COS,
     OP_SOFTPLUS,
-    OP_ROUND, /* half to even */
+    OP_ELU,              /* alpha */
+    OP_SELU,             /* alpha, act_beta = gamma */
+    OP_CELU,             /* alpha */
+    OP_THRESHOLDED_RELU, /* alpha: x where x > alpha, else 0 */
+    OP_SOFTSIGN,
+    OP_MISH,
+    OP_SHRINK,  /* alpha = lambd, act_beta = bias (nn.Hardshrink, nn.Softshrink) */
+    OP_IS_NAN,  /* bool out */
+    OP_IS_INF,  /* bool out; mode = detect_negative, mode2 = detect_positive */
+    OP_ONE_HOT, /* axis (resolved); inputs indices, depth (known at load), values [off, on] */
+    OP_ROUND,   /* half to even */
     OP_SIGN,
     OP_MIN, /* n inputs, broadcast */
     OP_MAX,
@@ -125,6 +135,11 @@ typedef enum op_kind {
     /* ---- recurrent */
     OP_LSTM, /* rnn; inputs X, W, R, B, sequence_lens, initial_h, initial_c, P (up to 8) */
     OP_GRU,  /* rnn */
+    OP_RNN,  /* rnn; mode = the activation (RNN_ACT_*); inputs X, W, R, B, sequence_lens,
+                initial_h */
+    /* ---- control flow */
+    OP_IF, /* inputs: condition, the then branch's value, the else branch's (onnx_load.c);
+              made an Identity of the taken one by shape inference */
     /* ---- recommenders */
     OP_EMBEDDING_BAG, /* inputs W [rows, D], X [N, L] ids; out[n] = reduce_j W[X[n,j]];
                          mode 0 sum, 1 mean, 2 max (nn.EmbeddingBag's Loop, onnx_load.c) */
@@ -227,6 +242,8 @@ enum {
 };
 enum { NEAREST_ROUND_PREFER_FLOOR = 0, NEAREST_ROUND_PREFER_CEIL, NEAREST_FLOOR, NEAREST_CEIL };
 enum { RNN_FORWARD = 0, RNN_REVERSE, RNN_BIDIRECTIONAL };
+/* The plain RNN's activation (one for every direction). */
+enum { RNN_ACT_TANH = 0, RNN_ACT_RELU };
 
 typedef struct graph_node {
     op_kind op;
@@ -260,6 +277,10 @@ typedef struct graph_node {
     float clip;              /* LSTM, GRU cell clip; 0: none */
     int64_t heads, head_dim; /* OP_ATTENTION */
     int dead;                /* removed by a pass; skipped by plan and backends */
+    /* Nonzero: the node is in a branch of an If (onnx_load.c), value
+     * |guard| - 1 being the condition, then branch > 0, else branch < 0.
+     * Cleared or the node removed by shape inference once it is known. */
+    int guard;
 } graph_node;
 
 typedef struct graph {
@@ -391,6 +412,9 @@ void graph_plan_free(graph_plan *p);
  * no graph output (exporters leave such nodes, and recognized patterns
  * leave their old arithmetic behind). */
 void graph_remove_unread(graph *g);
+/* Marks node ni dead: its inputs lose a consumer, its outputs their
+ * producer. */
+void graph_kill_node(graph *g, int ni);
 
 /* Floating-point operations of one forward at batch n, roughly (the
  * multiply-adds of Gemm, MatMul, Conv and recurrent nodes, one per output

@@ -505,6 +505,11 @@ static int read_attr(void *impl, const char *name, op_attr *out)
         out->type = OP_ATTR_INTS, out->ints = a->ints, out->n = a->n_ints;
     } else if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS || (t < 0 && a->n_floats)) {
         out->type = OP_ATTR_FLOATS, out->floats = a->floats, out->n = a->n_floats;
+    } else if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS || (t < 0 && a->n_strings)) {
+        out->type = OP_ATTR_STRINGS, out->n = a->n_strings;
+        for (size_t i = 0; i < a->n_strings && i < OP_ATTR_MAX_STRINGS; i++)
+            out->strings[i] = (const char *)a->strings[i].data,
+            out->string_lens[i] = a->strings[i].len;
     } else if ((t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR || t < 0) && a->t) {
         char nm[600], what[600];
         snprintf(nm, sizeof nm, "%s.%s", r->c->name, name);
@@ -1020,6 +1025,134 @@ static ferry_status load_embedding_bag(loader *ld, const node_ctx *c, const char
     return FERRY_OK;
 }
 
+/* ------------------------------------------------------------------ If */
+
+/* An If whose condition is known when the model loads (torch's
+ * LocalResponseNorm tests a dim of a shape) is inlined: both branches'
+ * nodes go into the graph where the If was, each guarded by the condition
+ * (graph_node.guard), and one OP_IF node per output selects the taken
+ * branch's value. Shape inference (shape.c) keeps the taken branch,
+ * removes the other and turns each OP_IF into an Identity; a condition
+ * computed from the data fails there, naming the If. Branches may read
+ * outer values and hold Constants and initializers (ONNX names are unique
+ * across a model and its subgraphs); an If inside a branch is not
+ * supported. */
+static int is_if(const Onnx__NodeProto *np)
+{
+    return is_default_domain(np->domain) && !strcmp(str_or_empty(np->op_type), "If");
+}
+
+static const char *const if_branches[2] = {"then_branch", "else_branch"};
+
+/* Pass 1 for an If: the branches' initializers, Constants and node
+ * outputs, then the If's outputs. */
+static ferry_status declare_if(loader *ld, const node_ctx *c, size_t idx)
+{
+    const Onnx__NodeProto *np = c->np;
+    ferry_status st;
+    if (np->n_input != 1 || !np->input[0] || !*np->input[0])
+        return ferry_fail(FERRY_EPARSE, "node '%s' (If): needs one input, the condition", c->name);
+    for (int b = 0; b < 2; b++) {
+        const Onnx__AttributeProto *a = find_attr(np, if_branches[b]);
+        const Onnx__GraphProto *bg = a ? a->g : NULL;
+        if (!bg)
+            return ferry_fail(FERRY_EPARSE, "node '%s' (If): attribute '%s' is missing", c->name,
+                              if_branches[b]);
+        if (bg->n_input || bg->n_output != np->n_output || bg->n_sparse_initializer)
+            return ferry_fail(FERRY_EPARSE,
+                              "node '%s' (If): %s has %zu inputs and %zu outputs; expected none "
+                              "and %zu",
+                              c->name, if_branches[b], bg->n_input, bg->n_output, np->n_output);
+        for (size_t i = 0; i < bg->n_initializer; i++) {
+            const Onnx__TensorProto *t = bg->initializer[i];
+            if (!t || !t->name || !*t->name || names_find(ld, t->name) >= 0)
+                return ferry_fail(FERRY_EPARSE,
+                                  "node '%s' (If): %s's initializer %zu has no name or a name "
+                                  "already defined",
+                                  c->name, if_branches[b], i);
+            char what[320];
+            snprintf(what, sizeof what, "initializer '%s'", t->name);
+            int v;
+            if ((st = tensor_to_value(ld, t, t->name, what, &v)))
+                return st;
+        }
+        for (size_t k = 0; k < bg->n_node; k++) {
+            const Onnx__NodeProto *bn = bg->node[k];
+            if (!bn)
+                return ferry_fail(FERRY_EPARSE, "node '%s' (If): %s's node %zu is empty", c->name,
+                                  if_branches[b], k);
+            char label[256];
+            node_label(bn, k, label, sizeof label);
+            node_ctx bc = {bn, label, str_or_empty(bn->op_type)};
+            const op_def *sp = find_op(bn);
+            if (is_default_domain(bn->domain) && !strcmp(bc.op, "Constant"))
+                st = load_constant(ld, &bc);
+            else if (is_if(bn))
+                st = ferry_fail(FERRY_EUNSUPPORTED,
+                                "node '%s' (If): an If inside its %s ('%s') is not supported",
+                                c->name, if_branches[b], label);
+            else if (!sp)
+                st = ferry_fail(FERRY_EUNSUPPORTED,
+                                "node '%s' (If): operator %s%s%s in its %s ('%s') is not "
+                                "supported",
+                                c->name, is_default_domain(bn->domain) ? "" : bn->domain,
+                                is_default_domain(bn->domain) ? "" : ".", bc.op, if_branches[b],
+                                label);
+            else
+                st = declare_outputs(ld, &bc, sp, idx);
+            if (st)
+                return st;
+        }
+    }
+    return declare_outputs(ld, c, op_def_of(OP_IF), idx);
+}
+
+/* Pass 2 for an If: each branch's nodes, guarded by the condition, then
+ * one OP_IF (condition, then's value, else's value) per output. */
+static ferry_status load_if(loader *ld, const node_ctx *c)
+{
+    const Onnx__NodeProto *np = c->np;
+    graph *g = ld->g;
+    ferry_status st;
+    int cond = names_find(ld, np->input[0]);
+    if (cond < 0)
+        return ferry_fail(FERRY_EPARSE,
+                          "node '%s' (If): condition '%s' refers to no tensor (not a graph "
+                          "input, initializer or node output)",
+                          c->name, np->input[0]);
+    const Onnx__GraphProto *bg[2];
+    for (int b = 0; b < 2; b++) {
+        bg[b] = find_attr(np, if_branches[b])->g;
+        for (size_t k = 0; k < bg[b]->n_node; k++) {
+            const Onnx__NodeProto *bn = bg[b]->node[k];
+            const op_def *sp = find_op(bn);
+            if (!sp)
+                continue; /* a Constant, loaded in pass 1 */
+            char label[256];
+            node_label(bn, k, label, sizeof label);
+            node_ctx bc = {bn, label, sp->onnx};
+            if ((st = load_node(ld, &bc, sp)))
+                return st;
+            g->nodes[g->n_nodes - 1].guard = b == 0 ? cond + 1 : -(cond + 1);
+        }
+    }
+    for (size_t k = 0; k < np->n_output; k++) {
+        if (!np->output[k] || !*np->output[k])
+            continue;
+        int in[3] = {cond, -1, -1}, out = names_find(ld, np->output[k]);
+        for (int b = 0; b < 2; b++) {
+            const char *nm = bg[b]->output[k] ? str_or_empty(bg[b]->output[k]->name) : "";
+            if ((in[1 + b] = names_find(ld, nm)) < 0)
+                return ferry_fail(FERRY_EPARSE,
+                                  "node '%s' (If): %s's output '%s' refers to no tensor", c->name,
+                                  if_branches[b], nm);
+        }
+        if (graph_add_node(g, OP_IF, c->name, 3, in, 1, &out) < 0)
+            return FERRY_ENOMEM;
+    }
+    return FERRY_OK;
+}
+
 /* Fails naming every operator the table lacks, with its node count:
  * "3 operators are not supported: Loop (1 node), NonZero (2 nodes), ...". */
 static ferry_status check_operators(const loader *ld)
@@ -1035,7 +1168,7 @@ static ferry_status check_operators(const loader *ld)
         const char *op = str_or_empty(np->op_type), *w, *x;
         int mode;
         if (find_op(np) || (is_default_domain(np->domain) && !strcmp(op, "Constant")) ||
-            embedding_bag_loop(gp, np, &w, &x, &mode))
+            is_if(np) || embedding_bag_loop(gp, np, &w, &x, &mode))
             continue;
         const char *dom = is_default_domain(np->domain) ? "" : np->domain;
         int k = 0;
@@ -1118,6 +1251,12 @@ static ferry_status load_graph(loader *ld)
         }
         const char *w, *x;
         int mode;
+        if (is_if(np)) {
+            specs[i] = op_def_of(OP_IF);
+            if ((st = declare_if(ld, &c, i)))
+                goto out;
+            continue;
+        }
         specs[i] = find_op(np);
         if (!specs[i] && embedding_bag_loop(gp, np, &w, &x, &mode))
             specs[i] = op_def_of(OP_EMBEDDING_BAG);
@@ -1133,6 +1272,11 @@ static ferry_status load_graph(loader *ld)
         node_ctx c = {np, label, specs[i]->onnx};
         const char *w, *x;
         int mode;
+        if (specs[i]->op == OP_IF) {
+            if ((st = load_if(ld, &c)))
+                goto out;
+            continue;
+        }
         if (specs[i]->op == OP_EMBEDDING_BAG) {
             embedding_bag_loop(gp, np, &w, &x, &mode);
             if ((st = load_embedding_bag(ld, &c, w, x, mode)))

@@ -101,8 +101,8 @@ ferry_status onnx_summarize_file(const char *path, onnx_summary *s)
             if (k == ONNX_SUMMARY_MAX * 2)
                 continue;
             snprintf(s->ops[k].name, sizeof s->ops[k].name, "%s", name);
-            s->ops[k].supported =
-                default_domain(np->domain) && (op_find(op) || !strcmp(op, "Constant"));
+            s->ops[k].supported = default_domain(np->domain) &&
+                                  (op_find(op) || !strcmp(op, "Constant") || !strcmp(op, "If"));
             s->n_ops++;
         }
         s->ops[k].count++;

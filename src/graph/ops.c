@@ -490,6 +490,37 @@ static ferry_status parse_softplus(const op_parse_ctx *c, graph_node *n)
     return FERRY_OK;
 }
 
+/* Selu's defaults are ONNX's, the constants of the SELU paper in float. */
+static ferry_status parse_selu(const op_parse_ctx *c, graph_node *n)
+{
+    ferry_status st = op_attr_float(c, "alpha", 1.67326319217681884765625f, &n->alpha);
+    return st ? st : op_attr_float(c, "gamma", 1.05070102214813232421875f, &n->act_beta);
+}
+
+static ferry_status parse_shrink(const op_parse_ctx *c, graph_node *n)
+{
+    ferry_status st = op_attr_float(c, "lambd", 0.5f, &n->alpha);
+    return st ? st : op_attr_float(c, "bias", 0.0f, &n->act_beta);
+}
+
+static ferry_status parse_is_inf(const op_parse_ctx *c, graph_node *n)
+{
+    int64_t v;
+    ferry_status st = op_attr_int(c, "detect_negative", 1, 0, 1, &v);
+    if (st)
+        return st;
+    n->mode = (int)v;
+    if ((st = op_attr_int(c, "detect_positive", 1, 0, 1, &v)))
+        return st;
+    n->mode2 = (int)v;
+    return FERRY_OK;
+}
+
+static ferry_status parse_one_hot(const op_parse_ctx *c, graph_node *n)
+{
+    return parse_axis(c, n, -1);
+}
+
 static ferry_status parse_mod(const op_parse_ctx *c, graph_node *n)
 {
     int64_t v;
@@ -637,6 +668,37 @@ static ferry_status parse_depth_to_space(const op_parse_ctx *c, graph_node *n)
     return op_attr_enum(c, "mode", modes, 0, &n->mode);
 }
 
+/* RNN: one activation a direction, Tanh (the default) or Relu (nn.RNN's
+ * two), the same in both directions; alpha/beta belong to activations it
+ * does not have. */
+static ferry_status parse_rnn_activations(const op_parse_ctx *c, graph_node *n)
+{
+    op_attr a;
+    n->mode = RNN_ACT_TANH;
+    if (!c->find(c->reader, "activation_alpha", &a) || !c->find(c->reader, "activation_beta", &a))
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "node '%s' (RNN): activation_alpha and activation_beta are not supported",
+                          c->name);
+    if (c->find(c->reader, "activations", &a))
+        return FERRY_OK;
+    if (a.type != OP_ATTR_STRINGS || a.n < 1 || a.n > 2)
+        return bad_type(c, "activations", "a list of one or two strings");
+    for (size_t i = 0; i < a.n; i++) {
+        const char *s = a.strings[i];
+        size_t len = a.string_lens[i];
+        int act = len == 4 && !memcmp(s, "Tanh", 4)   ? RNN_ACT_TANH
+                  : len == 4 && !memcmp(s, "Relu", 4) ? RNN_ACT_RELU
+                                                      : -1;
+        if (act < 0 || (i > 0 && act != n->mode))
+            return ferry_fail(FERRY_EUNSUPPORTED,
+                              "node '%s' (RNN): activations must be Tanh or Relu, the same in "
+                              "both directions (got \"%.*s\")",
+                              c->name, len > 32 ? 32 : (int)len, s);
+        n->mode = act;
+    }
+    return FERRY_OK;
+}
+
 static ferry_status parse_rnn(const op_parse_ctx *c, graph_node *n)
 {
     static const char *const dirs[] = {"forward", "reverse", "bidirectional", NULL};
@@ -661,6 +723,8 @@ static ferry_status parse_rnn(const op_parse_ctx *c, graph_node *n)
         return st;
     if ((st = op_attr_float(c, "clip", 0.0f, &n->clip)))
         return st;
+    if (n->op == OP_RNN)
+        return parse_rnn_activations(c, n);
     if (!c->find(c->reader, "activations", &a))
         return ferry_fail(FERRY_EUNSUPPORTED,
                           "node '%s' (%s): attribute 'activations' is not supported (the default "
@@ -732,6 +796,16 @@ static const op_def op_table[] = {
     {"Round", OP_ROUND, 1, 1, 1, 1, ANY, NULL, infer_same, OPF_FOLD},
     {"Sign", OP_SIGN, 1, 1, 1, 1, ANY, NULL, infer_same, OPF_FOLD},
     {"Softplus", OP_SOFTPLUS, 1, 1, 1, 1, ANY, parse_softplus, infer_same, OPF_FOLD},
+    {"Elu", OP_ELU, 1, 1, 1, 1, ANY, parse_alpha, infer_same, OPF_FOLD},
+    {"Selu", OP_SELU, 1, 1, 1, 1, ANY, parse_selu, infer_same, OPF_FOLD},
+    {"Celu", OP_CELU, 1, 1, 1, 1, 12, 99, parse_alpha, infer_same, OPF_FOLD},
+    {"ThresholdedRelu", OP_THRESHOLDED_RELU, 1, 1, 1, 1, 10, 99, parse_alpha, infer_same, OPF_FOLD},
+    {"Softsign", OP_SOFTSIGN, 1, 1, 1, 1, ANY, NULL, infer_same, OPF_FOLD},
+    {"Mish", OP_MISH, 1, 1, 1, 1, 18, 99, NULL, infer_same, OPF_FOLD},
+    {"Shrink", OP_SHRINK, 1, 1, 1, 1, 9, 99, parse_shrink, infer_same, OPF_FOLD},
+    {"IsNaN", OP_IS_NAN, 1, 1, 1, 1, 9, 99, NULL, infer_float_test, OPF_FOLD},
+    {"IsInf", OP_IS_INF, 1, 1, 1, 1, 10, 99, parse_is_inf, infer_float_test, OPF_FOLD},
+    {"OneHot", OP_ONE_HOT, 3, 3, 1, 1, 9, 99, parse_one_hot, infer_one_hot, OPF_FOLD},
     {"Min", OP_MIN, 1, GRAPH_MAX_IO, 1, 1, ANY, NULL, infer_variadic, OPF_FOLD | OPF_VARIADIC},
     {"Max", OP_MAX, 1, GRAPH_MAX_IO, 1, 1, ANY, NULL, infer_variadic, OPF_FOLD | OPF_VARIADIC},
     {"Mod", OP_MOD, 2, 2, 1, 1, ANY, parse_mod, infer_binary, OPF_FOLD},
@@ -789,6 +863,10 @@ static const op_def op_table[] = {
     /* recurrent */
     {"LSTM", OP_LSTM, 3, 8, 3, 3, ANY, parse_rnn, infer_rnn, 0},
     {"GRU", OP_GRU, 3, 6, 2, 2, ANY, parse_rnn, infer_rnn, 0},
+    {"RNN", OP_RNN, 3, 6, 2, 2, ANY, parse_rnn, infer_rnn, 0},
+    /* not an ONNX name: the loader makes one of each output of an If whose
+     * branches it inlines; shape inference turns it into an Identity */
+    {"If (inlined)", OP_IF, 3, 3, GRAPH_MAX_IO, GRAPH_MAX_IO, ANY, NULL, NULL, 0},
     /* recommenders: not an ONNX name (the loader makes it of a Loop) */
     {"EmbeddingBag (a Loop)", OP_EMBEDDING_BAG, 2, 2, 1, 1, ANY, NULL, infer_embedding_bag, 0},
     /* made by a pass, never loaded: the name is no ONNX op_type */

@@ -26,8 +26,13 @@ typedef enum op_attr_type {
     OP_ATTR_TENSOR,
     OP_ATTR_FLOATS,
     OP_ATTR_INTS,
+    OP_ATTR_STRINGS,
     OP_ATTR_OTHER,
 } op_attr_type;
+
+/* The strings of an OP_ATTR_STRINGS attribute the reader hands over: the
+ * longest list an operator reads (LSTM's activations, two directions). */
+#define OP_ATTR_MAX_STRINGS 6
 
 typedef struct op_attr {
     op_attr_type type;
@@ -37,7 +42,9 @@ typedef struct op_attr {
     size_t s_len;
     const float *floats;
     const int64_t *ints;
-    size_t n;         /* elements of floats or ints */
+    size_t n;                                 /* elements of floats, ints or strings */
+    const char *strings[OP_ATTR_MAX_STRINGS]; /* the first of n; not NUL-terminated */
+    size_t string_lens[OP_ATTR_MAX_STRINGS];
     int tensor_value; /* OP_ATTR_TENSOR: the value the loader made of it */
 } op_attr;
 
@@ -167,6 +174,8 @@ ferry_status infer_attention(graph *g, graph_node *n);
 /* shape_data.c: shapes, data movement, comparisons (with shape math) */
 ferry_status infer_variadic(graph *g, graph_node *n); /* Min, Max */
 ferry_status infer_not(graph *g, graph_node *n);
+ferry_status infer_float_test(graph *g, graph_node *n); /* IsNaN, IsInf */
+ferry_status infer_one_hot(graph *g, graph_node *n);
 ferry_status infer_where(graph *g, graph_node *n);
 ferry_status infer_arg(graph *g, graph_node *n);
 ferry_status infer_cumsum(graph *g, graph_node *n);

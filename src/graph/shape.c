@@ -509,6 +509,22 @@ ferry_status infer_same(graph *g, graph_node *n)
                     graph_value_numel(a, 1) <= 64;
     if (view && (sym_i64(a) || small_i64))
         return set_sym(g, n, graph_value_numel(a, 1), a->data, a->symk, a->ndim, a->dims);
+    /* and so does any other small known value, as eval_known (which skips
+     * Identity) would make it: torch exports clamp(x, param_lo, param_hi)
+     * as Clip(x, Identity(lo), hi), whose bounds are read at load */
+    int64_t elems = graph_value_numel(a, 1);
+    if (view && known_const(a) && elems <= 64) {
+        graph_value *o = &g->values[n->out[0]];
+        size_t bytes = (size_t)elems * ferry_dtype_size(a->dtype);
+        void *d = malloc(bytes ? bytes : 1);
+        if (!d)
+            return node_fail(n, FERRY_ENOMEM, "out of memory");
+        memcpy(d, a->data, bytes);
+        free(o->data);
+        free(o->symk);
+        o->data = d, o->symk = NULL, o->is_sym = 1;
+        return FERRY_OK;
+    }
     if (n->op == OP_NEG && sym_i64(a) && a->ndim <= 1 && a->dims[0] >= 0) {
         int64_t cnt = graph_value_numel(a, 1), v[64], k[64];
         if (cnt > 64)
@@ -979,10 +995,69 @@ static ferry_status infer_node(graph *g, graph_node *n)
     for (int k = 0; k < min_in; k++)
         if (n->in[k] < 0)
             return node_fail(n, FERRY_EPARSE, "a required input is missing");
-    if (n->out[0] < 0 && n->op != OP_LSTM && n->op != OP_GRU && n->op != OP_SPLIT)
+    if (n->out[0] < 0 && n->op != OP_LSTM && n->op != OP_GRU && n->op != OP_RNN &&
+        n->op != OP_SPLIT)
         return node_fail(n, FERRY_EPARSE, "its first output is missing");
     ferry_status st = d->infer(g, n);
     return st ? st : batch_position(g, n);
+}
+
+/* The condition of an If (onnx_load.c) at value c: *taken 1 for the then
+ * branch. It must be known at load; the message names the If. */
+static ferry_status if_condition(const graph *g, int c, const char *ready, int *taken)
+{
+    const graph_value *v = &g->values[c];
+    const char *name = "?";
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == OP_IF && g->nodes[i].in[0] == c) {
+            name = g->nodes[i].name;
+            break;
+        }
+    if (!ready[c] || !known_const(v) || v->dtype != FERRY_BOOL || graph_value_numel(v, 1) != 1)
+        return ferry_fail(FERRY_EUNSUPPORTED,
+                          "node '%s' (If): condition '%s' is %s; only an If whose condition is "
+                          "known when the model loads (a constant, or computed from shapes) is "
+                          "supported",
+                          name, v->name,
+                          v->dtype != FERRY_BOOL || (known_const(v) && graph_value_numel(v, 1) != 1)
+                              ? "not one bool"
+                              : "computed from the data at run time");
+    *taken = *(const uint8_t *)v->data != 0;
+    return FERRY_OK;
+}
+
+/* Node ni of an If's branch: kept on the taken branch (its guard
+ * cleared, as if it had been outside), removed on the other. *kept 0
+ * when removed. */
+static ferry_status resolve_guard(graph *g, int ni, const char *ready, int *kept)
+{
+    graph_node *n = &g->nodes[ni];
+    int taken;
+    ferry_status st = if_condition(g, (n->guard > 0 ? n->guard : -n->guard) - 1, ready, &taken);
+    if (st)
+        return st;
+    *kept = taken == (n->guard > 0);
+    if (*kept)
+        n->guard = 0;
+    else
+        graph_kill_node(g, ni);
+    return FERRY_OK;
+}
+
+/* An If's output (OP_IF) becomes an Identity of the taken branch's value. */
+static ferry_status resolve_if(graph *g, graph_node *n, const char *ready)
+{
+    int taken;
+    ferry_status st = if_condition(g, n->in[0], ready, &taken);
+    if (st)
+        return st;
+    g->values[n->in[0]].n_consumers--;
+    g->values[n->in[taken ? 2 : 1]].n_consumers--;
+    n->in[0] = n->in[taken ? 1 : 2];
+    n->in[1] = n->in[2] = -1;
+    n->n_in = 1;
+    n->op = OP_IDENTITY;
+    return FERRY_OK;
 }
 
 ferry_status graph_infer_shapes(graph *g)
@@ -1008,6 +1083,15 @@ ferry_status graph_infer_shapes(graph *g)
         graph_node *n = &g->nodes[i];
         if (n->dead)
             continue;
+        if (n->guard) {
+            int kept;
+            if ((st = resolve_guard(g, i, ready, &kept)) != FERRY_OK)
+                goto out;
+            if (!kept)
+                continue;
+        }
+        if (n->op == OP_IF && (st = resolve_if(g, n, ready)) != FERRY_OK)
+            goto out;
         if (n->n_in < 0 || n->n_in > GRAPH_MAX_IO || n->n_out < 0 || n->n_out > GRAPH_MAX_IO) {
             st = node_fail(n, FERRY_EINTERNAL, "bad input or output count");
             goto out;

@@ -5,6 +5,7 @@
  * Shape -> Gather -> Unsqueeze -> Concat -> Reshape resolves to numbers and
  * multiples of N before anything runs.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -947,5 +948,55 @@ ferry_status infer_depth_to_space(graph *g, graph_node *n)
                          "input must be [N,C,H,W] with C divisible by blocksize^2");
     int64_t od[4] = {x->dims[0], x->dims[1] / (b * b), x->dims[2] * b, x->dims[3] * b};
     set_out(g, n->out[0], x->dtype, 4, od);
+    return FERRY_OK;
+}
+
+/* IsNaN, IsInf: a floating tensor in, bool of its shape out. */
+ferry_status infer_float_test(graph *g, graph_node *n)
+{
+    const graph_value *a = &g->values[n->in[0]];
+    if (!is_float_dtype(a->dtype))
+        return node_failf(n, FERRY_EDTYPE, "input '%s' is %s; a floating-point type is required",
+                          a->name, ferry_dtype_name(a->dtype));
+    set_out(g, n->out[0], FERRY_BOOL, a->ndim, a->dims);
+    return FERRY_OK;
+}
+
+/* OneHot: indices [d0..dr-1], depth (a scalar known at load, kept in
+ * starts[0]) and values [off, on] -> values' dtype, with a dim of depth
+ * inserted at axis (in [-r-1, r], resolved into axis). */
+ferry_status infer_one_hot(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]], *vals = &g->values[n->in[2]];
+    if (x->dtype != FERRY_I64 && x->dtype != FERRY_I32 && x->dtype != FERRY_F32)
+        return node_failf(n, FERRY_EDTYPE,
+                          "indices '%s' are %s; int64, int32 or float is supported", x->name,
+                          ferry_dtype_name(x->dtype));
+    if (x->ndim + 1 > FERRY_MAX_DIMS)
+        return node_failf(n, FERRY_EUNSUPPORTED, "indices of rank %d leave no room for the depth",
+                          x->ndim);
+    float depth;
+    ferry_status st = const_float(g, n, 1, "depth", &depth);
+    if (st)
+        return st;
+    if (!(depth >= 1.0f) || depth > (float)(1 << 24) || depth != floorf(depth))
+        return node_failf(n, FERRY_EUNSUPPORTED, "depth %g must be a whole number >= 1",
+                          (double)depth);
+    if (vals->ndim != 1 || vals->dims[0] != 2)
+        return node_failf(n, FERRY_ESHAPE, "values '%s' must hold two elements [off, on]",
+                          vals->name);
+    if (vals->dtype != FERRY_F32 && vals->dtype != FERRY_I64 && vals->dtype != FERRY_I32)
+        return node_failf(n, FERRY_EDTYPE, "values '%s' are %s; f32, int64 or int32 is supported",
+                          vals->name, ferry_dtype_name(vals->dtype));
+    int64_t axis;
+    if (norm_axis(n->axis, x->ndim + 1, 0, &axis))
+        return node_failf(n, FERRY_ESHAPE, "axis %d is out of range for indices of rank %d",
+                          n->axis, x->ndim);
+    n->axis = (int)axis;
+    n->starts[0] = (int64_t)depth;
+    int64_t od[FERRY_MAX_DIMS];
+    for (int i = 0, j = 0; i <= x->ndim; i++)
+        od[i] = i == axis ? (int64_t)depth : x->dims[j++];
+    set_out(g, n->out[0], vals->dtype, x->ndim + 1, od);
     return FERRY_OK;
 }

@@ -528,8 +528,8 @@ ferry_status infer_prelu(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
-/* LSTM / GRU: X [T,N,I] (layout 0) or [N,T,I] (layout 1); W [D,G*H,I],
- * R [D,G*H,H], B [D,2*G*H] with G = 4 (LSTM) or 3 (GRU). */
+/* LSTM / GRU / RNN: X [T,N,I] (layout 0) or [N,T,I] (layout 1); W [D,G*H,I],
+ * R [D,G*H,H], B [D,2*G*H] with G = 4 (LSTM), 3 (GRU) or 1 (RNN). */
 ferry_status infer_rnn(graph *g, graph_node *n)
 {
     const graph_value *x = &g->values[n->in[0]], *w = &g->values[n->in[1]],
@@ -537,7 +537,7 @@ ferry_status infer_rnn(graph *g, graph_node *n)
     ferry_status st = need_float(n, x);
     if (st)
         return st;
-    int64_t h = n->hidden, gates = n->op == OP_LSTM ? 4 : 3;
+    int64_t h = n->hidden, gates = n->op == OP_LSTM ? 4 : n->op == OP_GRU ? 3 : 1;
     int64_t dirs = n->direction == RNN_BIDIRECTIONAL ? 2 : 1;
     if (x->ndim != 3)
         return node_fail(n, FERRY_ESHAPE, "X must be 3-D");

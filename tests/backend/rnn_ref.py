@@ -1,12 +1,12 @@
 #!/usr/bin/python3
-"""Reference data for tests/backend/test_cpu_rnn.c: ONNX LSTM and GRU cases.
+"""Reference data for tests/backend/test_cpu_rnn.c: ONNX LSTM, GRU and RNN cases.
 
 Each case is a folder OUT/<name>/ with params.txt (key=value lines), the f32
 inputs the kernel gets (X, W, R and, when the case has them, B, P, lens
 (int32), h0, c0) and the float64 expected outputs Y, Y_h (and Y_c for LSTM),
 all .npy in ONNX's layout for the case. OUT/cases.txt lists the folders.
 
-Expected outputs come from PyTorch's nn.LSTM / nn.GRU in float64 where
+Expected outputs come from PyTorch's nn.LSTM / nn.GRU / nn.RNN in float64 where
 PyTorch can express the case (its gate orders converted to ONNX's; reverse
 as forward over the time-flipped input; sequence_lens as a packed
 sequence), else from a float64 numpy transcription of the ONNX operator
@@ -33,7 +33,8 @@ def sig(v):
 
 def onnx_rnn(kind, X, W, R, B, P, lens, h0, c0, direction, layout, clip=None,
              input_forget=0, lbr=0):
-    """ONNX LSTM/GRU in float64, one batch entry and step at a time."""
+    """ONNX LSTM/GRU/RNN in float64, one batch entry and step at a time (kind
+    "rnn_tanh" and "rnn_relu" are the RNN with that activation)."""
     X = X.astype(np.float64)
     if layout == 1:
         X = X.transpose(1, 0, 2)
@@ -72,6 +73,9 @@ def onnx_rnn(kind, X, W, R, B, P, lens, h0, c0, direction, layout, clip=None,
                     c = f * c + i * g
                     o = sig(cl(a[1] + Po * c))
                     h = o * np.tanh(c)
+                elif kind.startswith("rnn"):
+                    a = cl(x @ Wg[0].T + h @ Rg[0].T + Wb[0] + Rb[0])
+                    h = np.maximum(a, 0.0) if kind == "rnn_relu" else np.tanh(a)
                 else:  # z, r, h
                     z = sig(cl(x @ Wg[0].T + h @ Rg[0].T + Wb[0] + Rb[0]))
                     r = sig(cl(x @ Wg[1].T + h @ Rg[1].T + Wb[1] + Rb[1]))
@@ -94,7 +98,7 @@ def onnx_rnn(kind, X, W, R, B, P, lens, h0, c0, direction, layout, clip=None,
 
 # ONNX gate k is PyTorch's gate ORDER[k] (LSTM: i,o,f,c from i,f,g,o;
 # GRU: z,r,h from r,z,n).
-ORDER = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}
+ORDER = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2], "rnn_tanh": [0], "rnn_relu": [0]}
 
 
 def to_onnx_gates(kind, m):
@@ -106,9 +110,11 @@ def torch_rnn(kind, X, W, R, B, lens, h0, c0, direction, layout):
     """The same case through nn.LSTM/nn.GRU (GRU: linear_before_reset=1)."""
     D, GH, I = W.shape
     H = R.shape[2]
-    mod = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(
-        I, H, bias=B is not None, batch_first=layout == 1,
-        bidirectional=D == 2).double()
+    kw = dict(bias=B is not None, batch_first=layout == 1, bidirectional=D == 2)
+    if kind.startswith("rnn"):
+        mod = torch.nn.RNN(I, H, nonlinearity=kind[4:], **kw).double()
+    else:
+        mod = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(I, H, **kw).double()
     G = GH // H
     inv = np.argsort(ORDER[kind])  # PyTorch gate j is ONNX gate inv[j]
 
@@ -173,7 +179,7 @@ def make_case(out, name, kind, H, I, seq, batch, direction="forward", layout=0,
               input_forget=0, lbr=None, wscale=0.6, ref="torch"):
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     D = 2 if direction == "bidirectional" else 1
-    G = 4 if kind == "lstm" else 3
+    G = len(ORDER[kind])
     lbr = (1 if ref == "torch" else 0) if (kind == "gru" and lbr is None) else (lbr or 0)
     f32 = lambda *s, sc=1.0: (rng.uniform(-sc, sc, s)).astype(np.float32)
     X = f32(*((batch, seq, I) if layout == 1 else (seq, batch, I)))
@@ -189,7 +195,7 @@ def make_case(out, name, kind, H, I, seq, batch, direction="forward", layout=0,
     Y, Yh, Yc = onnx_rnn(kind, X, W, R, B, P, L, h0, c0, direction, layout, clip,
                          input_forget, lbr)
     if ref == "torch":
-        assert P is None and clip is None and not input_forget and (kind == "lstm" or lbr == 1)
+        assert P is None and clip is None and not input_forget and (kind != "gru" or lbr == 1)
         Tt = torch_rnn(kind, X, W, R, B, L, h0, c0, direction, layout)
         for a, b, what in zip(Tt, (Y, Yh, Yc), ("Y", "Y_h", "Y_c")):
             err = np.abs(a - b).max()
@@ -203,7 +209,8 @@ def make_case(out, name, kind, H, I, seq, batch, direction="forward", layout=0,
     for f in os.listdir(d):
         os.remove(os.path.join(d, f))
     with open(os.path.join(d, "params.txt"), "w") as fp:
-        for k, v in dict(kind=0 if kind == "lstm" else 1, hidden=H, input=I, seq=seq,
+        for k, v in dict(kind={"lstm": 0, "gru": 1}.get(kind, 2),
+                         relu=int(kind == "rnn_relu"), hidden=H, input=I, seq=seq,
                          batch=batch, direction=DIRS[direction], layout=layout,
                          lbr=lbr, input_forget=input_forget, has_clip=int(clip is not None),
                          clip=clip or 0.0, ref=ref).items():
@@ -279,6 +286,20 @@ def all_cases(out):
                        "bidirectional", lbr=0, init=True, wscale=0.3, ref="onnx"))
     n.append(make_case(out, "gru_torch_fwd_l1_b5_h16_packed", "gru", 16, 6, 5, 5, layout=1,
                        init=True, wscale=0.3))
+    # RNN, tanh and relu: directions, layouts, odd H, ragged lengths, H 32
+    # packed, and clip (numpy).
+    for k in ("rnn_tanh", "rnn_relu"):
+        n.append(make_case(out, f"{k}_torch_fwd_l0_b1", k, 5, 7, 6, 1))
+        n.append(make_case(out, f"{k}_torch_bi_l1_b3_init", k, 5, 7, 6, 3, "bidirectional",
+                           layout=1, init=True))
+        n.append(make_case(out, f"{k}_torch_rev_l0_b3", k, 6, 3, 5, 3, "reverse"))
+        n.append(make_case(out, f"{k}_torch_fwd_l0_b3_lens", k, 5, 7, 6, 3, lens=[6, 2, 4],
+                           init=True))
+        n.append(make_case(out, f"{k}_torch_bi_l0_b7_h32_packed", k, 32, 9, 5, 7,
+                           "bidirectional", init=True, wscale=0.3))
+        n.append(make_case(out, f"{k}_onnx_rev_l1_b3_lens0_clip", k, 5, 7, 6, 3, "reverse",
+                           layout=1, lens=[0, 6, 3], clip=0.6, wscale=1.5, init=True,
+                           ref="onnx"))
     # GRU: linear_before_reset 0 (PyTorch has 1 only) and 1 with clip.
     n.append(make_case(out, "gru_onnx_fwd_l0_b1_lbr0", "gru", 5, 7, 6, 1, lbr=0, ref="onnx"))
     n.append(make_case(out, "gru_onnx_bi_l1_b32_lbr0_init", "gru", 5, 7, 6, 32,

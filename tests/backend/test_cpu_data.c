@@ -1409,6 +1409,34 @@ static void test_parallel_large(void **state)
     }
 }
 
+/* OneHot: off everywhere, on at each index along the depth axis placed
+ * between outer and inner; negative indices count from depth, others
+ * outside [-depth, depth) (and NaN, for float indices) leave the row off. */
+static void test_one_hot(void **state)
+{
+    (void)state;
+    /* indices [2, 3] (outer 2, inner 3), depth 4 on axis 1: y [2, 4, 3], int64 values */
+    const int64_t idx[6] = {0, 3, -1, 4, -4, -5}, vals[2] = {-7, 9};
+    int64_t y[24];
+    cpu_one_hot(idx, FERRY_I64, 2, 3, 4, vals, sizeof(int64_t), y);
+    const int64_t hot[6] = {0, 3, 3, -1, 0, -1}; /* the depth each index lands on */
+    for (int o = 0; o < 2; o++)
+        for (int d = 0; d < 4; d++)
+            for (int i = 0; i < 3; i++)
+                assert_true(y[(o * 4 + d) * 3 + i] == (hot[o * 3 + i] == d ? 9 : -7));
+    /* int32 and float indices (truncated; NaN and 1e30 are off), f32 values, last axis */
+    const int32_t i32[3] = {2, -2, 5};
+    const float f32[4] = {1.7f, -0.5f, NAN, 1e30f}, fv[2] = {0.5f, 2.0f};
+    float fy[16];
+    cpu_one_hot(i32, FERRY_I32, 3, 1, 3, fv, sizeof(float), fy);
+    assert_memory_equal(fy, ((const float[]){0.5f, 0.5f, 2.0f, 0.5f, 2.0f, 0.5f, 0.5f, 0.5f, 0.5f}),
+                        9 * sizeof(float));
+    cpu_one_hot(f32, FERRY_F32, 4, 1, 4, fv, sizeof(float), fy);
+    for (int r = 0; r < 4; r++)
+        for (int d = 0; d < 4; d++)
+            assert_true(fy[r * 4 + d] == ((r == 0 && d == 1) || (r == 1 && d == 0) ? 2.0f : 0.5f));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1437,6 +1465,7 @@ int main(void)
         cmocka_unit_test(test_parallel_large),
         cmocka_unit_test(test_scatter_nd),
         cmocka_unit_test(test_scatter_elements),
+        cmocka_unit_test(test_one_hot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -897,6 +897,247 @@ static void test_global_pools(void **state)
     pool_case(&q, (int64_t[]){1}, "global avg 1d");
 }
 
+/* ------------------------------------------------------------- 3-D */
+
+/* ONNX Conv / ConvTranspose (3 spatial dims) + bias + activation in
+ * double: x [n, I, D, H, W], out the output's spatial dims. */
+static void conv3_ref(const cpu_conv_params *p, const int64_t *out, int64_t n, const float *x,
+                      const float *W, const float *B, double *y)
+{
+    const int64_t *in = p->in, *k = p->kernel;
+    int64_t G = p->group, I = p->c_in, O = p->c_out, ig = I / G, og = O / G;
+    int64_t s[3], d[3], isp = in[0] * in[1] * in[2], osp = out[0] * out[1] * out[2];
+    for (int i = 0; i < 3; i++)
+        s[i] = p->stride[i] ? p->stride[i] : 1, d[i] = p->dilation[i] ? p->dilation[i] : 1;
+    for (int64_t i = 0; i < n * O * osp; i++)
+        y[i] = 0;
+    /* the conv's taps (ip -> op); a ConvTranspose's are the same pairs reversed */
+    const int64_t *xs = p->transposed ? out : in, *ys = p->transposed ? in : out;
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t ii = 0; ii < ig; ii++) {
+                int64_t g = o / og, ci = g * ig + ii, oo = o % og;
+                for (int64_t t = 0; t < k[0] * k[1] * k[2]; t++) {
+                    int64_t kt[3] = {t / (k[1] * k[2]), t / k[2] % k[1], t % k[2]};
+                    double w = p->transposed ? W[(ci * og + oo) * k[0] * k[1] * k[2] + t]
+                                             : W[(o * ig + ii) * k[0] * k[1] * k[2] + t];
+                    for (int64_t q = 0; q < ys[0] * ys[1] * ys[2]; q++) {
+                        int64_t yc[3] = {q / (ys[1] * ys[2]), q / ys[2] % ys[1], q % ys[2]}, xc[3];
+                        int ok = 1;
+                        for (int i = 0; i < 3; i++) {
+                            xc[i] = yc[i] * s[i] - p->pad_begin[i] + kt[i] * d[i];
+                            ok = ok && xc[i] >= 0 && xc[i] < xs[i];
+                        }
+                        if (!ok)
+                            continue;
+                        int64_t xq = (xc[0] * xs[1] + xc[1]) * xs[2] + xc[2];
+                        if (!p->transposed)
+                            y[(b * O + o) * osp + q] += w * x[(b * I + ci) * isp + xq];
+                        else
+                            y[(b * O + o) * osp + xq] += w * x[(b * I + ci) * isp + q];
+                    }
+                }
+            }
+    for (int64_t i = 0; i < n * O * osp; i++)
+        y[i] = act_ref(p->act, y[i] + B[(i / osp) % O], p->alpha, p->beta);
+}
+
+/* Builds p and runs it at the first nn of NS against conv3_ref; batch 1
+ * also on two threads (channel slices where the conv is large enough). */
+static void conv3_case(const cpu_conv_params *p, const int64_t *want_out, int nn, const char *what)
+{
+    int64_t kk = p->kernel[0] * p->kernel[1] * p->kernel[2];
+    float *W = rand_buf((p->transposed ? p->c_in * (p->c_out / p->group)
+                                       : p->c_out * (p->c_in / p->group)) *
+                            kk,
+                        -0.5f, 0.5f);
+    float *B = rand_buf(p->c_out, -0.5f, 0.5f);
+    cpu_conv *c = NULL;
+    ferry_status st = cpu_conv_create(p, W, B, &c);
+    if (st != FERRY_OK)
+        print_error("%s: %s\n", what, ferry_last_error());
+    assert_int_equal(st, FERRY_OK);
+    int64_t out[3];
+    cpu_conv_out_dims(c, out);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(out[i], want_out[i]);
+    for (int t = 0; t < nn; t++) {
+        int64_t n = NS[t];
+        int64_t xs = n * p->c_in * p->in[0] * p->in[1] * p->in[2],
+                ys = n * p->c_out * out[0] * out[1] * out[2];
+        float *x = rand_buf(xs, -1, 1), *y = rand_buf(ys, 100, 200);
+        double *ref = dbuf(ys);
+        conv3_ref(p, out, n, x, W, B, ref);
+        assert_int_equal(cpu_conv_run(c, n, x, NULL, y), FERRY_OK);
+        check_close(y, ref, ys, what);
+        if (n == 1) {
+            memset(y, 0, (size_t)ys * sizeof *y);
+            assert_int_equal(
+                cpu_conv_run_layout(c, 1, CPU_LAYOUT_PLAIN, CPU_LAYOUT_PLAIN, 2, x, NULL, y),
+                FERRY_OK);
+            check_close(y, ref, ys, what);
+        }
+        free(x), free(y), free(ref);
+    }
+    cpu_conv_destroy(c);
+    free(W), free(B);
+}
+
+static cpu_conv_params conv3d(int64_t ci, int64_t co, int64_t g, int64_t d, int64_t h, int64_t w,
+                              int64_t k)
+{
+    cpu_conv_params p = {.rank = 3, .c_in = ci, .c_out = co, .group = g, .max_batch = 32};
+    p.in[0] = d, p.in[1] = h, p.in[2] = w;
+    p.kernel[0] = p.kernel[1] = p.kernel[2] = k;
+    return p;
+}
+
+/* Conv3d (torchvision's r3d_18, r2plus1d_18) and ConvTranspose3d at odd
+ * shapes: strides, dilation and asymmetric pads per axis, groups,
+ * depthwise, a (1,3,3) spatial and a (3,1,1) temporal kernel, output
+ * padding, a fused relu. */
+static void test_conv3d(void **state)
+{
+    (void)state;
+    cpu_conv_params p = conv3d(3, 4, 1, 5, 6, 7, 3);
+    p.kernel[1] = 2;
+    p.stride[0] = 2, p.stride[2] = 2;
+    p.dilation[1] = 2;
+    p.pad_begin[0] = 1, p.pad_begin[2] = 2, p.pad_end[1] = 1, p.pad_end[2] = 1;
+    /* D (5+1-3)/2+1, H (6+1-3)+1, W (7+3-3)/2+1 */
+    conv3_case(&p, (int64_t[]){2, 5, 4}, 3, "conv3d strides dilation pads");
+    p = conv3d(4, 6, 2, 3, 5, 5, 3);
+    p.kernel[0] = 1;
+    p.stride[1] = p.stride[2] = 2;
+    p.pad_begin[1] = p.pad_begin[2] = p.pad_end[1] = p.pad_end[2] = 1;
+    p.act = CPU_ACT_RELU;
+    conv3_case(&p, (int64_t[]){3, 3, 3}, 3, "conv3d (1,3,3) groups 2 relu");
+    p = conv3d(3, 3, 3, 4, 3, 2, 3);
+    p.kernel[1] = p.kernel[2] = 1;
+    p.pad_begin[0] = p.pad_end[0] = 1;
+    conv3_case(&p, (int64_t[]){4, 3, 2}, 3, "conv3d (3,1,1) depthwise");
+    p = conv3d(2, 3, 1, 3, 4, 5, 3);
+    p.transposed = 1;
+    p.stride[0] = p.stride[1] = p.stride[2] = 2;
+    p.pad_begin[0] = p.pad_begin[1] = p.pad_begin[2] = 1;
+    p.pad_end[0] = p.pad_end[1] = p.pad_end[2] = 1;
+    p.output_padding[0] = p.output_padding[2] = 1;
+    /* 2*(in-1) + op + 3 - 2 */
+    conv3_case(&p, (int64_t[]){6, 7, 10}, 3, "convtranspose3d output_padding");
+    p = conv3d(4, 2, 2, 2, 3, 3, 2);
+    p.transposed = 1;
+    p.kernel[0] = 1;
+    p.stride[1] = 2;
+    conv3_case(&p, (int64_t[]){2, 6, 4}, 3, "convtranspose3d groups");
+    /* 32 output channels and 8 MFLOP: two channel slices at batch 1 */
+    p = conv3d(8, 32, 1, 4, 12, 12, 3);
+    p.pad_begin[0] = p.pad_begin[1] = p.pad_begin[2] = 1;
+    p.pad_end[0] = p.pad_end[1] = p.pad_end[2] = 1;
+    conv3_case(&p, (int64_t[]){4, 12, 12}, 1, "conv3d slices");
+}
+
+/* ONNX MaxPool / AveragePool over 3 spatial dims in double (pads, ceil
+ * windows clipped as pool_ref does in 2-D). */
+static void pool3_ref(const cpu_pool_params *p, const int64_t *out, int64_t n, const float *x,
+                      double *y)
+{
+    const int64_t *in = p->in;
+    int64_t isp = in[0] * in[1] * in[2], osp = out[0] * out[1] * out[2];
+    for (int64_t pl = 0; pl < n * p->c; pl++)
+        for (int64_t q = 0; q < osp; q++) {
+            int64_t oc[3] = {q / (out[1] * out[2]), q / out[2] % out[1], q % out[2]};
+            int is_max = p->kind == CPU_POOL_MAX || p->kind == CPU_POOL_GLOBAL_MAX;
+            double acc = is_max ? -INFINITY : 0;
+            int64_t cnt = 0, cnt_pad = 0;
+            int64_t k = p->kernel[0] * p->kernel[1] * p->kernel[2];
+            for (int64_t t = 0; t < k; t++) {
+                int64_t kt[3] = {t / (p->kernel[1] * p->kernel[2]), t / p->kernel[2] % p->kernel[1],
+                                 t % p->kernel[2]};
+                int in_x = 1, in_pad = 1;
+                int64_t xc[3];
+                for (int i = 0; i < 3; i++) {
+                    int64_t s = p->stride[i] ? p->stride[i] : 1;
+                    int64_t d = p->dilation[i] ? p->dilation[i] : 1;
+                    xc[i] = oc[i] * s - p->pad_begin[i] + kt[i] * d;
+                    in_x = in_x && xc[i] >= 0 && xc[i] < in[i];
+                    in_pad = in_pad && xc[i] >= -p->pad_begin[i] && xc[i] < in[i] + p->pad_end[i];
+                }
+                cnt_pad += in_pad;
+                if (!in_x)
+                    continue;
+                double v = x[pl * isp + (xc[0] * in[1] + xc[1]) * in[2] + xc[2]];
+                acc = is_max ? fmax(acc, v) : acc + v;
+                cnt++;
+            }
+            if (!is_max)
+                acc /= p->count_include_pad ? cnt_pad : cnt;
+            y[pl * osp + q] = acc;
+        }
+}
+
+static void pool3_case(const cpu_pool_params *p, const int64_t *want_out, const char *what)
+{
+    cpu_pool *pl;
+    ferry_status st = cpu_pool_create(p, &pl);
+    if (st != FERRY_OK)
+        print_error("%s: %s\n", what, ferry_last_error());
+    assert_int_equal(st, FERRY_OK);
+    int64_t out[3];
+    cpu_pool_out_dims(pl, out);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(out[i], want_out[i]);
+    for (int t = 0; t < 3; t++) {
+        int64_t n = NS[t];
+        int64_t xs = n * p->c * p->in[0] * p->in[1] * p->in[2],
+                ys = n * p->c * out[0] * out[1] * out[2];
+        float *x = rand_buf(xs, -1, 1), *y = rand_buf(ys, 100, 200);
+        double *ref = dbuf(ys);
+        pool3_ref(p, out, n, x, ref);
+        assert_int_equal(cpu_pool_run(pl, n, x, y), FERRY_OK);
+        check_close(y, ref, ys, what);
+        free(x), free(y), free(ref);
+    }
+    cpu_pool_destroy(pl);
+}
+
+/* MaxPool3d / AvgPool3d: ceil_mode (with a window dropped for starting in
+ * the end pad), dilation, asymmetric pads, count_include_pad with ceil
+ * (the divisor fix table over three dims). */
+static void test_pool3d(void **state)
+{
+    (void)state;
+    cpu_pool_params p = {.kind = CPU_POOL_MAX, .rank = 3, .c = 3, .max_batch = 32};
+    p.in[0] = 5, p.in[1] = 7, p.in[2] = 6;
+    for (int i = 0; i < 3; i++)
+        p.kernel[i] = p.stride[i] = 2;
+    p.ceil_mode = 1;
+    pool3_case(&p, (int64_t[]){3, 4, 3}, "maxpool3d ceil");
+    p.kernel[0] = p.kernel[2] = 3, p.kernel[1] = 2;
+    p.dilation[1] = 2;
+    p.pad_begin[0] = p.pad_begin[2] = 1, p.pad_end[0] = 2, p.pad_end[1] = 1;
+    p.ceil_mode = 0;
+    /* D (5+3-3)/2+1, H (7+1-3)/2+1, W (6+1-3)/2+1 */
+    pool3_case(&p, (int64_t[]){3, 3, 3}, "maxpool3d dilation pads");
+    for (int inc = 0; inc <= 1; inc++) {
+        cpu_pool_params q = {.kind = CPU_POOL_AVG, .rank = 3, .c = 2, .max_batch = 32};
+        q.in[0] = 4, q.in[1] = 5, q.in[2] = 7;
+        for (int i = 0; i < 3; i++)
+            q.kernel[i] = 3, q.stride[i] = 2;
+        q.kernel[0] = 1, q.stride[0] = 1;
+        q.pad_begin[1] = q.pad_end[1] = 1, q.pad_begin[2] = 1;
+        q.ceil_mode = 1;
+        q.count_include_pad = inc;
+        /* D 4, H ceil((5+2-3)/2)+1, W ceil((7+1-3)/2)+1 */
+        pool3_case(&q, (int64_t[]){4, 3, 4}, inc ? "avgpool3d include ceil" : "avgpool3d ceil");
+    }
+    cpu_pool_params g = {.kind = CPU_POOL_GLOBAL_AVG, .rank = 3, .c = 3, .max_batch = 32};
+    g.in[0] = 2, g.in[1] = 3, g.in[2] = 5;
+    g.kernel[0] = 2, g.kernel[1] = 3, g.kernel[2] = 5;
+    pool3_case(&g, (int64_t[]){1, 1, 1}, "global avg 3d");
+    g.kind = CPU_POOL_GLOBAL_MAX;
+    pool3_case(&g, (int64_t[]){1, 1, 1}, "global max 3d");
+}
+
 /* ------------------------------------------------------------ batchnorm */
 
 static void bn_case(int64_t n, int64_t c, int64_t sp)
@@ -1011,8 +1252,8 @@ static void test_bad_params(void **state)
     p = conv2d(3, 6, 1, 2, 5, 3, 3); /* H 2 < kernel 3 without pads */
     expect_fail(&p, FERRY_ESHAPE, "smaller than the dilated kernel");
     p = conv2d(3, 6, 1, 7, 5, 3, 3);
-    p.rank = 3;
-    expect_fail(&p, FERRY_EINVAL, "spatial rank 3");
+    p.rank = 4;
+    expect_fail(&p, FERRY_EINVAL, "spatial rank 4 (1 to 3 supported)");
     p = conv2d(3, 6, 1, 7, 5, 3, 3);
     p.transposed = 1;
     p.stride[0] = 2;
@@ -1028,6 +1269,10 @@ static void test_bad_params(void **state)
     q = pool2d(CPU_POOL_AVG, 0, 1);
     assert_int_equal(cpu_pool_create(&q, &pl), FERRY_EINVAL);
     assert_non_null(strstr(ferry_last_error(), "kernel 0"));
+    q = pool2d(CPU_POOL_AVG, 3, 1);
+    q.rank = 4;
+    assert_int_equal(cpu_pool_create(&q, &pl), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "AveragePool: spatial rank 4 (1 to 3 supported)"));
 
     /* A run with n past max_batch. */
     p = conv2d(3, 4, 1, 7, 5, 3, 3);
@@ -1066,6 +1311,8 @@ int main(void)
         cmocka_unit_test(test_max_pool),
         cmocka_unit_test(test_avg_pool),
         cmocka_unit_test(test_global_pools),
+        cmocka_unit_test(test_conv3d),
+        cmocka_unit_test(test_pool3d),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_bn_fold),
         cmocka_unit_test(test_bad_params),

@@ -148,6 +148,12 @@ static double ref_unary(cpu_unary_op op, double v, double a, double b)
     case CPU_UN_CLIP: return fmin(fmax(v, a), b);
     case CPU_UN_SOFTPLUS: return log1p(exp(v));
     case CPU_UN_MISH: return v * tanh(log1p(exp(v)));
+    case CPU_UN_ELU: return v > 0 ? v : a * expm1(v);
+    case CPU_UN_SELU: return b * (v > 0 ? v : a * expm1(v));
+    case CPU_UN_CELU: return fmax(0, v) + fmin(0, a * expm1(v / a));
+    case CPU_UN_THRESHOLDED_RELU: return v > a ? v : 0;
+    case CPU_UN_SOFTSIGN: return v / (1 + fabs(v));
+    case CPU_UN_SHRINK: return v < -a ? v + b : v > a ? v - b : 0;
     }
     return NAN;
 }
@@ -157,7 +163,7 @@ static void test_unary_f32(void **state)
     (void)state;
     enum { N = 1000 };
     float x[N], y[N];
-    for (int op = CPU_UN_NEG; op <= CPU_UN_MISH; op++) {
+    for (int op = CPU_UN_NEG; op <= CPU_UN_SHRINK; op++) {
         float lo = op == CPU_UN_LOG ? 0.001f : -30.0f, hi = op == CPU_UN_EXP ? 80.0f : 30.0f;
         for (int i = 0; i < N; i++)
             x[i] = frand(lo, hi);
@@ -187,6 +193,19 @@ static void test_unary_f32(void **state)
     cpu_unary_f32(CPU_UN_SOFTPLUS, s, y, 2, 0, 0);
     assert_float_equal(y[0], 100.0f, 1e-5);
     assert_true(y[1] > 0 && y[1] < 1e-40f);
+    /* the activations at their boundaries: ThresholdedRelu and Shrink
+     * are strict at alpha and lambd, ELU is continuous at 0 */
+    const float t[5] = {-1.0f, -0.5f, 0.0f, 0.5f, 1.0f};
+    cpu_unary_f32(CPU_UN_THRESHOLDED_RELU, t, y, 5, 0.5f, 0);
+    assert_memory_equal(y, ((const float[]){0, 0, 0, 0, 1.0f}), 20);
+    cpu_unary_f32(CPU_UN_SHRINK, t, y, 5, 0.5f, 0.25f);
+    assert_memory_equal(y, ((const float[]){-0.75f, 0, 0, 0, 0.75f}), 20);
+    cpu_unary_f32(CPU_UN_ELU, t, y, 5, 1.0f, 0);
+    assert_true(y[2] == 0.0f && y[4] == 1.0f);
+    assert_float_equal(y[0], expm1(-1.0), 1e-7);
+    const float big[2] = {-1000.0f, 1000.0f}; /* no overflow in CELU's e^(x/a) */
+    cpu_unary_f32(CPU_UN_CELU, big, y, 2, 0.5f, 0);
+    assert_true(y[0] == -0.5f && y[1] == 1000.0f);
     /* in place */
     float z[3] = {1, -2, 3};
     cpu_unary_f32(CPU_UN_NEG, z, z, 3, 0, 0);

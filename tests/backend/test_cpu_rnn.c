@@ -1,6 +1,6 @@
 /*
  * test_cpu_rnn.c - src/backend/cpu/cpu_rnn.c against float64 references:
- * PyTorch's nn.LSTM / nn.GRU where it can express the case, a numpy
+ * PyTorch's nn.LSTM / nn.GRU / nn.RNN where it can express the case, a numpy
  * transcription of the ONNX operator pages elsewhere (peepholes,
  * input_forget, clip, GRU linear_before_reset=0, reverse with ragged
  * lengths, zero lengths). The group setup writes the cases with
@@ -83,6 +83,8 @@ static void load_case(rnn_case *c, const char *name)
             continue;
         if (!strcmp(key, "kind"))
             c->p.kind = (cpu_rnn_kind)v;
+        else if (!strcmp(key, "relu"))
+            c->p.relu = (int)v;
         else if (!strcmp(key, "hidden"))
             c->p.hidden = (int64_t)v;
         else if (!strcmp(key, "input"))
@@ -277,6 +279,18 @@ static void test_gru_onnx(void **state)
     run_cases("gru_onnx_", 7);
 }
 
+static void test_rnn_tanh(void **state)
+{
+    (void)state;
+    run_cases("rnn_tanh_", 6);
+}
+
+static void test_rnn_relu(void **state)
+{
+    (void)state;
+    run_cases("rnn_relu_", 6);
+}
+
 /* --------------------------------------------- two threads, one layer */
 
 typedef struct thread_arg {
@@ -458,6 +472,21 @@ static void test_bad_params(void **state)
     q.n_activations = 2;
     expect_fail(&q, &W, &R, &B, &P, FERRY_EINVAL, "activations has 2 names, expected 3");
 
+    /* RNN: G = 1, its activation named by relu; no peepholes */
+    cpu_rnn_params pr = {.kind = CPU_RNN_PLAIN, .hidden = 4, .input = 7, .relu = 1, .name = "r1"};
+    ferry_tensor RW = tens(3, 1, 4, 7), RR = tens(3, 1, 4, 4);
+    expect_fail(&pr, &W, &RR, NULL, NULL, FERRY_ESHAPE,
+                "RNN 'r1': input W has shape [1,16,7], expected [1,4,7]");
+    expect_fail(&pr, &RW, &RR, NULL, &P, FERRY_EINVAL, "input P (peepholes) is LSTM's");
+    const char *tanh1[1] = {"Tanh"};
+    pr.n_activations = 1;
+    pr.activations = tanh1;
+    expect_fail(&pr, &RW, &RR, NULL, NULL, FERRY_EUNSUPPORTED,
+                "attribute activations[0] is 'Tanh'; only the default 'Relu'");
+    pr.relu = 0;
+    assert_int_equal(cpu_rnn_create(&pr, &RW, &RR, NULL, NULL, &r), FERRY_OK);
+    cpu_rnn_destroy(r);
+
     /* GRU: G = 3, no peepholes */
     cpu_rnn_params g = {.kind = CPU_RNN_GRU, .hidden = 4, .input = 7, .name = "gru1"};
     ferry_tensor GW = tens(3, 1, 12, 7), GR = tens(3, 1, 12, 4);
@@ -475,6 +504,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lstm_torch),  cmocka_unit_test(test_gru_torch),
         cmocka_unit_test(test_lstm_onnx),   cmocka_unit_test(test_gru_onnx),
+        cmocka_unit_test(test_rnn_tanh),    cmocka_unit_test(test_rnn_relu),
         cmocka_unit_test(test_two_threads), cmocka_unit_test(test_bad_params),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -1021,6 +1021,450 @@ static void test_scatter_elements(void **state)
     ob_free(b);
 }
 
+/* Runs m on the CPU at batch n: input 0 of dtype xdt from x, output 0 of
+ * dtype ydt into y (numel elements). */
+static void run_typed(const ferry_model *m, int64_t n, ferry_dtype xdt, const void *x,
+                      ferry_dtype ydt, void *y, int64_t numel)
+{
+    ferry_engine *e = cpu_engine(m);
+    ferry_tensor_info ti;
+    assert_int_equal(ferry_model_input(m, 0, &ti), FERRY_OK);
+    ferry_tensor in = {.dtype = xdt, .ndim = ti.ndim, .data = (void *)x};
+    for (int d = 0; d < ti.ndim; d++)
+        in.shape[d] = ti.shape[d] == N_ ? n : ti.shape[d];
+    ferry_tensor out;
+    assert_int_equal(ferry_engine_output_info(e, 0, n, &out), FERRY_OK);
+    assert_int_equal(out.dtype, ydt);
+    assert_int_equal(ferry_tensor_numel(&out), numel);
+    out.data = y;
+    if (ferry_engine_run(e, &in, 1, &out, 1))
+        fail_msg("run: %s", ferry_last_error());
+    ferry_engine_destroy(e);
+}
+
+/* OneHot (F.one_hot): depth known at load, the depth dim inserted at axis
+ * (negative counts from the output's rank); a negative index counts from
+ * depth, one outside [-depth, depth) leaves its row off. */
+static ob *one_hot_model(int64_t axis, int depth_input, int n_values)
+{
+    int64_t xd[2] = {N_, 5}, vd[1] = {n_values};
+    const float vals[3] = {-1.0f, 3.0f, 0.0f};
+    ob *b = ob_new(13);
+    OB_PUSH(b, b->graph.input, b->graph.n_input, ob_value_info(b, "x", 7, 2, xd));
+    if (depth_input)
+        OB_PUSH(b, b->graph.input, b->graph.n_input, ob_value_info(b, "depth", 7, 0, NULL));
+    else
+        scalar_i64(b, "depth", 7);
+    ob_init_f32(b, "v", 1, vd, vals);
+    ob_output(b, "y", -1, NULL);
+    ob_attr_i(b, ob_node(b, "OneHot", "oh", "x,depth,v", "y"), "axis", axis);
+    return b;
+}
+
+static void test_one_hot(void **state)
+{
+    (void)state;
+    const int64_t idx[10] = {0, 6, -1, 7, -8, 3, -7, 2, 1, 5};
+    ob *b = one_hot_model(-1, 0, 2);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->ndim, 3);
+    assert_int_equal(output(m, 0)->dims[1], 5);
+    assert_int_equal(output(m, 0)->dims[2], 7);
+    float y[70];
+    run_typed(m, 2, FERRY_I64, idx, FERRY_F32, y, 70);
+    for (int i = 0; i < 10; i++) {
+        int64_t k = idx[i] < 0 ? idx[i] + 7 : idx[i];
+        for (int d = 0; d < 7; d++)
+            if (y[i * 7 + d] != (d == k ? 3.0f : -1.0f))
+                fail_msg("index %lld: y[%d] = %g", (long long)idx[i], d, (double)y[i * 7 + d]);
+    }
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    /* axis 1 of the output [N, 7, 5]: sample 0's index j is column j */
+    b = one_hot_model(1, 0, 2);
+    m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->dims[1], 7);
+    assert_int_equal(output(m, 0)->dims[2], 5);
+    run_typed(m, 2, FERRY_I64, idx, FERRY_F32, y, 70);
+    assert_true(y[0 * 5 + 0] == 3.0f && y[6 * 5 + 1] == 3.0f && y[6 * 5 + 2] == 3.0f);
+    for (int d = 0; d < 7; d++)
+        assert_true(y[d * 5 + 3] == -1.0f && y[35 + d * 5 + 0] == (d == 3 ? 3.0f : -1.0f));
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = one_hot_model(3, 0, 2);
+    load(b, FERRY_ESHAPE, "node 'oh' (OneHot): axis 3 is out of range for indices of rank 2");
+    ob_free(b);
+    b = one_hot_model(-1, 1, 2);
+    load(b, FERRY_EUNSUPPORTED, "node 'oh' (OneHot): depth 'depth' must be a constant scalar");
+    ob_free(b);
+    b = one_hot_model(-1, 0, 3);
+    load(b, FERRY_ESHAPE, "node 'oh' (OneHot): values 'v' must hold two elements [off, on]");
+    ob_free(b);
+}
+
+/* IsNaN, IsInf (torch.isnan, isinf, isfinite, nan_to_num) of log(x - 1)
+ * over x = 0, 1, 2: NaN, -inf, 0; IsInf's detect_* pick the signs. */
+static void float_test_case(const char *op, int detect_neg, int detect_pos, const uint8_t *want)
+{
+    int64_t xd[2] = {N_, 3}, one = 1;
+    ob *b = ob_new(13);
+    ob_input(b, "x", 2, xd);
+    OB_PUSH(b, b->graph.output, b->graph.n_output, ob_value_info(b, "y", 9, -1, NULL));
+    float f1 = 1.0f;
+    ob_init_f32(b, "one", 0, &one, &f1);
+    ob_node(b, "Sub", "sub", "x,one", "xm1");
+    ob_node(b, "Log", "log", "xm1", "l");
+    Onnx__NodeProto *t = ob_node(b, op, "test", "l", "y");
+    if (detect_neg >= 0) {
+        ob_attr_i(b, t, "detect_negative", detect_neg);
+        ob_attr_i(b, t, "detect_positive", detect_pos);
+    }
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->dtype, FERRY_BOOL);
+    const float x[6] = {0, 1, 2, 0, 1, 2};
+    uint8_t y[6];
+    run_typed(m, 2, FERRY_F32, x, FERRY_BOOL, y, 6);
+    for (int i = 0; i < 6; i++)
+        if (y[i] != want[i % 3])
+            fail_msg("%s(%d, %d): y[%d] = %d", op, detect_neg, detect_pos, i, y[i]);
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+static void test_is_nan_inf(void **state)
+{
+    (void)state;
+    float_test_case("IsNaN", -1, -1, (const uint8_t[]){1, 0, 0});
+    float_test_case("IsInf", -1, -1, (const uint8_t[]){0, 1, 0});
+    float_test_case("IsInf", 1, 0, (const uint8_t[]){0, 1, 0});
+    float_test_case("IsInf", 0, 1, (const uint8_t[]){0, 0, 0});
+    int64_t xd[2] = {N_, 3};
+    ob *b = ob_new(13);
+    OB_PUSH(b, b->graph.input, b->graph.n_input, ob_value_info(b, "x", 7, 2, xd));
+    ob_output(b, "y", -1, NULL);
+    ob_node(b, "IsNaN", "isnan", "x", "y");
+    load(b, FERRY_EDTYPE, "node 'isnan' (IsNaN): input 'x' is i64; a floating-point type is");
+    ob_free(b);
+}
+
+/* The activations of nn.ELU, SELU, CELU, Threshold, Softsign, Mish,
+ * Hardshrink/Softshrink with their ONNX defaults and given attributes,
+ * over x = -4 .. 3.5 in steps of 0.5. */
+static void activation_case(const char *op, const char *attr, float a, const char *attr2, float a2,
+                            double (*ref)(double))
+{
+    int64_t xd[2] = {N_, 8};
+    ob *b = ob_new(18);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    Onnx__NodeProto *t = ob_node(b, op, "act", "x", "y");
+    if (attr)
+        ob_attr_f(b, t, attr, a);
+    if (attr2)
+        ob_attr_f(b, t, attr2, a2);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    float x[16], y[16];
+    for (int i = 0; i < 16; i++)
+        x[i] = -4.0f + 0.5f * (float)i;
+    run_typed(m, 2, FERRY_F32, x, FERRY_F32, y, 16);
+    for (int i = 0; i < 16; i++) {
+        double want = ref(x[i]);
+        if (fabs(y[i] - want) > 1e-6 * (1 + fabs(want)))
+            fail_msg("%s(%g) = %.9g, want %.9g", op, (double)x[i], (double)y[i], want);
+    }
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
+static double ref_elu(double v)
+{
+    return v > 0 ? v : 0.7 * expm1(v);
+}
+static double ref_selu(double v)
+{
+    return 1.0507009873554804934193349852946 *
+           (v > 0 ? v : 1.6732632423543772848170429916717 * expm1(v));
+}
+static double ref_celu(double v)
+{
+    return fmax(0, v) + fmin(0, 1.3 * expm1(v / 1.3));
+}
+static double ref_thresholded(double v)
+{
+    return v > 1.0 ? v : 0;
+}
+static double ref_thresholded2(double v)
+{
+    return v > -0.5 ? v : 0;
+}
+static double ref_softsign(double v)
+{
+    return v / (1 + fabs(v));
+}
+static double ref_mish(double v)
+{
+    return v * tanh(log1p(exp(v)));
+}
+static double ref_hardshrink(double v)
+{
+    return fabs(v) > 0.5 ? v : 0;
+}
+static double ref_softshrink(double v)
+{
+    return v < -1.5 ? v + 1.5 : v > 1.5 ? v - 1.5 : 0;
+}
+
+static void test_activations(void **state)
+{
+    (void)state;
+    activation_case("Elu", "alpha", 0.7f, NULL, 0, ref_elu);
+    activation_case("Selu", NULL, 0, NULL, 0, ref_selu);
+    activation_case("Celu", "alpha", 1.3f, NULL, 0, ref_celu);
+    activation_case("ThresholdedRelu", NULL, 0, NULL, 0, ref_thresholded);
+    activation_case("ThresholdedRelu", "alpha", -0.5f, NULL, 0, ref_thresholded2);
+    activation_case("Softsign", NULL, 0, NULL, 0, ref_softsign);
+    activation_case("Mish", NULL, 0, NULL, 0, ref_mish);
+    activation_case("Shrink", NULL, 0, NULL, 0, ref_hardshrink);
+    activation_case("Shrink", "lambd", 1.5f, "bias", 1.5f, ref_softshrink);
+}
+
+/* RNN (nn.RNN) through the loader: layout 1, bidirectional, Relu named
+ * once per direction, against a float64 transcription of the ONNX page;
+ * activations it does not have, or two different ones, are refused. */
+static ob *rnn_model(const char *const *acts, int n_acts)
+{
+    enum { T = 4, I = 3, H = 2 };
+    int64_t xd[3] = {N_, T, I}, wd[3] = {2, H, I}, rd[3] = {2, H, H}, bd[2] = {2, 2 * H};
+    ob *b = ob_new(14);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "W", 3, wd,
+                (const float[]){0.5f, -0.3f, 0.2f, 0.1f, 0.4f, -0.6f, -0.2f, 0.3f, 0.1f, 0.7f,
+                                -0.1f, 0.2f});
+    ob_init_f32(b, "R", 3, rd, (const float[]){0.3f, -0.5f, 0.6f, 0.2f, -0.4f, 0.1f, 0.5f, 0.3f});
+    ob_init_f32(b, "B", 2, bd, (const float[]){0.1f, -0.2f, 0.05f, 0.0f, -0.1f, 0.2f, 0.3f, 0.0f});
+    Onnx__NodeProto *t = ob_node(b, "RNN", "rnn", "x,W,R,B", "y");
+    ob_attr_i(b, t, "hidden_size", H);
+    ob_attr_i(b, t, "layout", 1);
+    ob_attr_s(b, t, "direction", "bidirectional");
+    if (n_acts) {
+        Onnx__AttributeProto *a =
+            ob_attr(b, t, "activations", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+        a->strings = ob_alloc(b, sizeof *a->strings * (size_t)n_acts);
+        for (int i = 0; i < n_acts; i++) {
+            a->strings[i].data = (uint8_t *)ob_str(b, acts[i]);
+            a->strings[i].len = strlen(acts[i]);
+        }
+        a->n_strings = (size_t)n_acts;
+    }
+    return b;
+}
+
+static void test_rnn(void **state)
+{
+    (void)state;
+    enum { T = 4, I = 3, H = 2, NB = 3 };
+    const char *relu2[2] = {"Relu", "Relu"};
+    ob *b = rnn_model(relu2, 2);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    const graph_value *y = output(m, 0);
+    assert_int_equal(y->ndim, 4);
+    assert_true(y->dims[0] == N_ && y->dims[1] == T && y->dims[2] == 2 && y->dims[3] == H);
+    float x[NB * T * I], got[NB * T * 2 * H];
+    for (int i = 0; i < NB * T * I; i++)
+        x[i] = (float)((i * 7) % 11) * 0.2f - 1.0f;
+    run_typed(m, NB, FERRY_F32, x, FERRY_F32, got, NB * T * 2 * H);
+    /* the initializers as the model holds them */
+    const float *W = m->g->values[graph_find_value(m->g, "W")].data,
+                *R = m->g->values[graph_find_value(m->g, "R")].data,
+                *B = m->g->values[graph_find_value(m->g, "B")].data;
+    for (int n = 0; n < NB; n++)
+        for (int d = 0; d < 2; d++) {
+            double h[H] = {0, 0};
+            for (int k = 0; k < T; k++) {
+                int t = d ? T - 1 - k : k;
+                double hn[H];
+                for (int j = 0; j < H; j++) {
+                    double a = B[d * 2 * H + j] + B[d * 2 * H + H + j];
+                    for (int i = 0; i < I; i++)
+                        a += W[(d * H + j) * I + i] * x[(n * T + t) * I + i];
+                    for (int i = 0; i < H; i++)
+                        a += R[(d * H + j) * H + i] * h[i];
+                    hn[j] = a > 0 ? a : 0;
+                }
+                for (int j = 0; j < H; j++) {
+                    h[j] = hn[j];
+                    double g = got[((n * T + t) * 2 + d) * H + j];
+                    if (fabs(g - h[j]) > 1e-6)
+                        fail_msg("y[%d,%d,%d,%d] = %.9g, want %.9g", n, t, d, j, g, h[j]);
+                }
+            }
+        }
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    const char *mixed[2] = {"Relu", "Tanh"}, *sig[1] = {"Sigmoid"};
+    b = rnn_model(mixed, 2);
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'rnn' (RNN): activations must be Tanh or Relu, the same in both directions (got "
+         "\"Tanh\")");
+    ob_free(b);
+    b = rnn_model(sig, 1);
+    load(b, FERRY_EUNSUPPORTED,
+         "activations must be Tanh or Relu, the same in both directions "
+         "(got \"Sigmoid\")");
+    ob_free(b);
+}
+
+/* Moves the last n nodes of b's graph into a new graph, the branch attr
+ * of If node ifn, whose output is the value named out. */
+static void if_branch(ob *b, Onnx__NodeProto *ifn, const char *attr, size_t n, const char *out)
+{
+    Onnx__AttributeProto *a = ob_attr(b, ifn, attr, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH);
+    Onnx__GraphProto *g = ob_alloc(b, sizeof *g);
+    onnx__graph_proto__init(g);
+    g->name = ob_str(b, attr);
+    for (size_t i = b->graph.n_node - n; i < b->graph.n_node; i++)
+        OB_PUSH(b, g->node, g->n_node, b->graph.node[i]);
+    b->graph.n_node -= n;
+    OB_PUSH(b, g->output, g->n_output, ob_value_info(b, out, 1, -1, NULL));
+    a->g = g;
+}
+
+/* x [N,4,3] -> If (Equal(Shape(x)[1], dim)) then Squeeze(Relu(x), axis 2)
+ * else Mul(x, c) with c a Constant of the branch: the condition is known
+ * at load, so the If is inlined and only its taken branch is kept (the
+ * then branch's Squeeze would not even infer when dim is not 4). */
+static ob *if_model(int64_t dim, const char *cond_input)
+{
+    int64_t xd[3] = {N_, 4, 3}, one = 1, two = 2;
+    ob *b = ob_new(17);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    if (cond_input) {
+        OB_PUSH(b, b->graph.input, b->graph.n_input,
+                ob_value_info(b, cond_input, 9, 0, NULL));
+    } else {
+        scalar_i64(b, "one", one);
+        scalar_i64(b, "dim", dim);
+        ob_node(b, "Shape", "shape", "x", "s");
+        ob_node(b, "Gather", "g", "s,one", "s1");
+        ob_node(b, "Equal", "eq", "s1,dim", "cond");
+    }
+    ob_init_i64(b, "ax2", 1, &two);
+    Onnx__NodeProto *ifn = ob_node(b, "If", "if", cond_input ? cond_input : "cond", "y");
+    ob_node(b, "Relu", "relu", "x", "r");
+    ob_node(b, "Squeeze", "sq", "r,ax2", "t_out");
+    if_branch(b, ifn, "then_branch", 2, "t_out");
+    Onnx__NodeProto *k = ob_node(b, "Constant", "k", "", "c");
+    k->n_input = 0;
+    Onnx__AttributeProto *ka = ob_attr(b, k, "value_float", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    ka->has_f = 1;
+    ka->f = -2.0f;
+    ob_node(b, "Mul", "mul", "x,c", "e_out");
+    if_branch(b, ifn, "else_branch", 2, "e_out");
+    return b;
+}
+
+static void test_if_known_condition(void **state)
+{
+    (void)state;
+    /* else taken: y = -2x, [N,4,3]; the then branch's Squeeze of a dim 3 is gone */
+    ob *b = if_model(5, NULL);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    assert_int_equal(output(m, 0)->ndim, 3);
+    float y[24];
+    run_f32(m, 2, y, 24);
+    for (int i = 0; i < 24; i++)
+        assert_true(y[i] == -2.0f * (float)i);
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    /* then taken: the Squeeze of dim 2 (3 long) fails as it would outside an If */
+    b = if_model(4, NULL);
+    load(b, FERRY_ESHAPE, "node 'sq' (Squeeze)");
+    ob_free(b);
+
+    b = if_model(4, "flag");
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'if' (If): condition 'flag' is computed from the data at run time; only an If "
+         "whose condition is known when the model loads");
+    ob_free(b);
+
+    /* an If in a branch */
+    b = if_model(5, NULL);
+    Onnx__NodeProto *ifn = b->graph.node[b->graph.n_node - 1];
+    Onnx__NodeProto *inner = ob_node(b, "If", "inner", "cond", "i_out");
+    ob_node(b, "Relu", "r2", "x", "r2_out");
+    if_branch(b, inner, "then_branch", 1, "r2_out");
+    ob_node(b, "Neg", "n2", "x", "n2_out");
+    if_branch(b, inner, "else_branch", 1, "n2_out");
+    ifn->attribute[0]->g->node[1] = inner; /* in place of the Squeeze */
+    b->graph.n_node--;
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'if' (If): an If inside its then_branch ('inner') is not supported");
+    ob_free(b);
+}
+
+/* 5-D Conv, ConvTranspose and pools (torchvision's video models): output
+ * dims per axis with strides, asymmetric pads, dilation, output_padding
+ * and ceil_mode, run on the CPU; mismatched attribute lengths and a 6-D
+ * input are refused. */
+static ob *conv3d_model(const int64_t *xd, int xn, const int64_t *kshape, int nk)
+{
+    int64_t wd[5] = {4, 2, 3, 2, 3}, pads[6] = {1, 0, 2, 0, 1, 1}, strides[3] = {2, 1, 2},
+            dil[3] = {1, 2, 1}, pk[3] = {2, 2, 2}, ps[3] = {2, 2, 2}, tk[3] = {1, 2, 2};
+    ob *b = ob_new(17);
+    ob_input(b, "x", xn, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "W", 5, wd, NULL);
+    int64_t twd[5] = {4, 3, 1, 2, 2};
+    ob_init_f32(b, "TW", 5, twd, NULL);
+    Onnx__NodeProto *c = ob_node(b, "Conv", "conv", "x,W", "c");
+    ob_attr_ints(b, c, "kernel_shape", nk, kshape);
+    ob_attr_ints(b, c, "pads", 6, pads);
+    ob_attr_ints(b, c, "strides", 3, strides);
+    ob_attr_ints(b, c, "dilations", 3, dil);
+    Onnx__NodeProto *m = ob_node(b, "MaxPool", "pool", "c", "m");
+    ob_attr_ints(b, m, "kernel_shape", 3, pk);
+    ob_attr_ints(b, m, "strides", 3, ps);
+    ob_attr_i(b, m, "ceil_mode", 1);
+    Onnx__NodeProto *t = ob_node(b, "ConvTranspose", "up", "m,TW", "y");
+    ob_attr_ints(b, t, "strides", 3, tk);
+    ob_attr_ints(b, t, "output_padding", 3, (const int64_t[]){0, 1, 0});
+    return b;
+}
+
+static void test_conv3d_shapes(void **state)
+{
+    (void)state;
+    int64_t xd[5] = {N_, 2, 5, 7, 6}, k[3] = {3, 2, 3};
+    ob *b = conv3d_model(xd, 5, k, 3);
+    ferry_model *m = load(b, FERRY_OK, NULL);
+    /* conv: D (5+1+0-3)/2+1 = 2, H (7+0+1-3)/1+1 = 6, W (6+2+1-3)/2+1 = 4;
+     * pool ceil: 1, 3, 2; transpose (1,2,2), stride (1,2,2), output_padding
+     * (0,1,0): 1, 2*2+2+1 = 7, 1*2+2 = 4 */
+    const graph_value *y = output(m, 0);
+    assert_int_equal(y->ndim, 5);
+    assert_true(y->dims[1] == 3 && y->dims[2] == 1 && y->dims[3] == 7 && y->dims[4] == 4);
+    float out[2 * 3 * 7 * 4];
+    run_f32(m, 2, out, 2 * 3 * 7 * 4);
+    for (int i = 0; i < 2 * 3 * 7 * 4; i++)
+        assert_true(isfinite(out[i]));
+    ferry_model_destroy(m);
+    ob_free(b);
+
+    b = conv3d_model(xd, 5, k, 2);
+    load(b, FERRY_ESHAPE, "node 'conv' (Conv): kernel_shape has 2 dims; the input has 3 spatial");
+    ob_free(b);
+    int64_t x6[6] = {N_, 2, 5, 7, 6, 2};
+    b = conv3d_model(x6, 6, k, 3);
+    load(b, FERRY_ESHAPE, "node 'conv' (Conv): input 'x' has shape [N,2,5,7,6,2]; expected [N,C,");
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1046,6 +1490,12 @@ int main(void)
         cmocka_unit_test(test_grid_sample_of_empty),
         cmocka_unit_test(test_eye_like),
         cmocka_unit_test(test_scatter_elements),
+        cmocka_unit_test(test_one_hot),
+        cmocka_unit_test(test_is_nan_inf),
+        cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_rnn),
+        cmocka_unit_test(test_if_known_condition),
+        cmocka_unit_test(test_conv3d_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

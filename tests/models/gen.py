@@ -331,6 +331,12 @@ REAL = [
          inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 6, 8]}], opset=17, seed=55),
     dict(name="user-select", family="ops", build=zoo.UserSelect, inputs=image(3, 5, 6),
          outputs=["values", "indices"], opset=13, seed=56),
+    dict(name="user-acts", family="ops", build=zoo.UserActs, inputs=image(3, 5, 6), opset=17,
+         seed=57),
+    # 3-D convolutions and pools, and an If (LocalResponseNorm)
+    dict(name="video3d", family="video", build=zoo.Video3d,
+         inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 3, 8, 16, 16]}], opset=17,
+         seed=58),
 ]
 
 

@@ -392,10 +392,28 @@ def f_repeat_interleave_t(s, x):
 
 def f_misc_act(s, x):
     return (F.mish(x), F.hardswish(x), F.elu(x, 0.7), F.selu(x), F.celu(x, 1.3),
-            F.softplus(x, beta=2.0, threshold=5.0), F.gelu(x, approximate="tanh"),
+            F.softplus(x, beta=2.0), F.gelu(x, approximate="tanh"),
             F.log_softmax(x, -1), F.softmin(x, 1), F.hardtanh(x, -0.5, 0.7), s.prelu(x),
             F.leaky_relu(x, 0.2), F.softsign(x), F.hardsigmoid(x), F.silu(x), F.logsigmoid(x),
             F.tanhshrink(x), F.relu6(x * 4), torch.erf(x))
+
+
+def f_shrink(s, x):
+    return (F.hardshrink(x, 0.4), F.softshrink(x, 0.3), F.elu(x * 3), F.selu(x * 2), F.celu(x, 0.5), F.softsign(x * 4))
+
+
+def f_softplus_threshold(s, x):
+    return F.softplus(x, beta=2.0, threshold=1.0)
+
+
+def f_nan_to_num(s, x):
+    y = torch.log(x)  # NaN below 0, -inf at 0
+    return (torch.nan_to_num(y), torch.nan_to_num(y, nan=0.5, neginf=-3.0),
+            torch.isfinite(y).float(), torch.isnan(y), torch.isinf(x / 0.0))
+
+
+def f_floor_divide(s, x):
+    return x // 0.3
 
 
 def f_reduce(s, x):
@@ -423,7 +441,7 @@ def f_math(s, x):
     return (torch.fmod(x * 5, 3), torch.remainder(x * 5, 3), x.sign(), torch.floor(x * 3),
             torch.ceil(x * 3), torch.round(x * 3), x.clamp(min=-0.5), x.clamp(max=0.5),
             x.abs().sqrt(),
-            x.abs().pow(s.p), torch.reciprocal(x.abs() + 1), x // 0.3,
+            x.abs().pow(s.p), torch.reciprocal(x.abs() + 1),
             torch.clamp(x, s.lo, s.hi), torch.maximum(x, s.lo), torch.nan_to_num(x.log()))
 
 
@@ -481,6 +499,15 @@ case("flip", fn(f_flip), img(3, 5, 6))
 case("repeat-interleave", fn(f_repeat_interleave), img(3, 5, 6))
 case("repeat-interleave-t", fn(f_repeat_interleave_t), img(3, 5, 6))
 case("activations", fn(f_misc_act, prelu=nn.PReLU(5, 0.3)), img(5, 4, 6))
+case("shrink-elu", fn(f_shrink), img(5, 4, 6))
+case("softplus-threshold", fn(f_softplus_threshold), img(5, 4, 6),
+     known="torch 1.13 exports softplus(beta, threshold) as Softplus(beta*x)/beta, dropping the threshold")
+case("nan-to-num", fn(f_nan_to_num), img(3, 5, 6))
+case("floor-divide", fn(f_floor_divide), img(3, 5, 6),
+     known="torch 1.13 exports floor_divide as Cast(Div) to int64, which truncates; Ferry computes that")
+case("rnn-relu-bidir", lambda: nn.RNN(6, 8, 2, nonlinearity="relu", bidirectional=True,
+                                      batch_first=True),
+     lambda rng, b: [rng.standard_normal((b, 7, 6), dtype=np.float32)], out_first=True)
 case("reductions", fn(f_reduce), img(3, 5, 6))
 case("gather-index", fn(f_index),
      lambda rng, b: [rng.standard_normal((b, 5, 6), dtype=np.float32),

@@ -414,6 +414,55 @@ class UserSelect(nn.Module):
         return values, torch.cat([i.flatten(1), j.flatten(1)], 1)
 
 
+class UserActs(nn.Module):
+    """nn.ELU, SELU, CELU, Softsign, Hardshrink, torch.nan_to_num and isfinite
+    (IsNaN, IsInf), F.one_hot (OneHot) and nn.RNN with relu, bidirectional
+    (RNN), as users write them. x [N,3,5,6] -> [N,1170] float."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+        self.rnn = nn.RNN(18, 8, batch_first=True, nonlinearity="relu", bidirectional=True)
+
+    def forward(self, x):
+        y = self.fc(x)
+        acts = torch.cat([F.elu(y), F.selu(y), F.celu(y, 0.5), F.softsign(y),
+                          F.hardshrink(y, 0.3)], -1)
+        lg = torch.log(y)  # NaN below 0
+        fin = torch.nan_to_num(lg, nan=0.25, neginf=-2.0) + torch.isfinite(lg).float()
+        hot = F.one_hot(y.argmax(1), 6).float()
+        seq = self.rnn(y.permute(0, 2, 1, 3).flatten(2))[0]
+        return torch.cat([acts.flatten(1), fin.flatten(1), hot.flatten(1), seq.flatten(1)], 1)
+
+
+class Video3d(nn.Module):
+    """A tiny video net as torchvision's r3d_18 / r2plus1d_18 build theirs:
+    Conv3d + BatchNorm3d + ReLU, MaxPool3d, a (1,3,3) spatial and a (3,1,1)
+    temporal conv (grouped), ConvTranspose3d, AvgPool3d with
+    count_include_pad and ceil_mode, a global pool and a head; and
+    nn.LocalResponseNorm, whose export is a 3-D AvgPool behind an If.
+    x [N,3,8,16,16] -> [N,5+8*4*4]."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv3d(3, 8, 3, padding=1, bias=False), nn.BatchNorm3d(8),
+                                  nn.ReLU(), nn.MaxPool3d(2))
+        self.sp = nn.Conv3d(8, 8, (1, 3, 3), padding=(0, 1, 1), groups=2)
+        self.tm = nn.Conv3d(8, 8, (3, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0))
+        self.up = nn.ConvTranspose3d(8, 6, 2, stride=2)
+        self.pool = nn.AvgPool3d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=True)
+        self.head = nn.Linear(6, 5)
+        self.lrn = nn.LocalResponseNorm(3, alpha=0.5)
+
+    def forward(self, x):
+        y = self.stem(x)                    # [N,8,4,8,8]
+        y = torch.relu(self.tm(torch.relu(self.sp(y))))  # [N,8,2,8,8]
+        z = self.pool(self.up(y))           # [N,6,3,9,9]
+        logits = self.head(z.mean((2, 3, 4)))
+        r = self.lrn(y.mean(2))[:, :, ::2, ::2]  # [N,8,4,4]
+        return torch.cat([logits, r.flatten(1)], 1)
+
+
 class ScatterCols(nn.Module):
     """y.scatter(2, idx, src) with constant indices expanded to the batch,
     as users write it: ScatterElements along a sample's own axis (torch

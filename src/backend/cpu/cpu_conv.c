@@ -37,9 +37,11 @@ typedef struct conv_wfmt {
 
 struct cpu_conv {
     cpu_conv_params p;
-    /* The 2-D view: [0] is H (1 for 1-D), [1] is W. oneDNN's dilation is
-     * ONNX's minus one; pad_r has output_padding taken off (ConvTranspose). */
-    int64_t in[2], out[2];
+    /* The view of vn spatial dims: 2 for 1-D and 2-D ([0] is H, 1 for 1-D;
+     * [1] is W), 3 for 3-D (D, H, W). oneDNN's dilation is ONNX's minus
+     * one; pad_r has output_padding taken off (ConvTranspose). */
+    int vn;
+    int64_t in[3], out[3];
     dnnl_dims_t k, s, d, pad_l, pad_r; /* dnnl_dims_t: what oneDNN reads */
     cpu_plain_impl plain;
     dnnl_memory_desc_t w_user_md;
@@ -57,6 +59,15 @@ static int64_t dflt1(int64_t v)
     return v == 0 ? 1 : v;
 }
 
+/* The product of the view's dims of v (in, out, k): pixels of a plane. */
+static int64_t vprod(const cpu_conv *c, const int64_t *v)
+{
+    int64_t e = 1;
+    for (int i = 0; i < c->vn; i++)
+        e *= v[i];
+    return e;
+}
+
 ferry_status cpu_conv_resolve_autopad(cpu_autopad mode, int transposed, int rank, const int64_t *in,
                                       const int64_t *kernel, const int64_t *stride,
                                       const int64_t *dilation, const int64_t *output_padding,
@@ -67,8 +78,8 @@ ferry_status cpu_conv_resolve_autopad(cpu_autopad mode, int transposed, int rank
     if (mode != CPU_AUTOPAD_VALID && mode != CPU_AUTOPAD_SAME_UPPER &&
         mode != CPU_AUTOPAD_SAME_LOWER)
         return ferry_fail(FERRY_EINVAL, "conv: unknown auto_pad mode %d", (int)mode);
-    if (rank < 1 || rank > 2)
-        return ferry_fail(FERRY_EINVAL, "conv: spatial rank %d (1 or 2 supported)", rank);
+    if (rank < 1 || rank > 3)
+        return ferry_fail(FERRY_EINVAL, "conv: spatial rank %d (1 to 3 supported)", rank);
     for (int i = 0; i < rank; i++) {
         int64_t s = dflt1(stride ? stride[i] : 1), d = dflt1(dilation ? dilation[i] : 1);
         int64_t keff = (kernel[i] - 1) * d + 1, total = 0;
@@ -101,12 +112,12 @@ void cpu_conv_out_dims(const cpu_conv *c, int64_t *out)
         out[i] = c->out[i + off];
 }
 
-/* Validates p and fills c's 2-D view. */
+/* Validates p and fills c's view. */
 static ferry_status conv_shape(cpu_conv *c, const cpu_conv_params *p)
 {
     const char *op = p->transposed ? "ConvTranspose" : "Conv";
-    if (p->rank != 1 && p->rank != 2)
-        return ferry_fail(FERRY_EINVAL, "%s: spatial rank %d (1 or 2 supported)", op, p->rank);
+    if (p->rank < 1 || p->rank > 3)
+        return ferry_fail(FERRY_EINVAL, "%s: spatial rank %d (1 to 3 supported)", op, p->rank);
     if (p->c_in < 1 || p->c_out < 1 || p->group < 1 || p->max_batch < 1)
         return ferry_fail(FERRY_EINVAL,
                           "%s: c_in %lld, c_out %lld, group %lld and max_batch %lld must be >= 1",
@@ -120,7 +131,8 @@ static ferry_status conv_shape(cpu_conv *c, const cpu_conv_params *p)
         return ferry_fail(FERRY_EINVAL, "%s: unknown activation %d or residual mode %d", op,
                           (int)p->act, (int)p->residual);
     int off = p->rank == 1 ? 1 : 0;
-    for (int i = 0; i < 2; i++) {
+    c->vn = p->rank == 3 ? 3 : 2;
+    for (int i = 0; i < 3; i++) {
         c->in[i] = c->out[i] = c->k[i] = c->s[i] = 1;
         c->d[i] = c->pad_l[i] = c->pad_r[i] = 0;
     }
@@ -284,10 +296,10 @@ static ferry_status conv_weights(cpu_conv *c, const dnnl_memory_desc_t *umd, int
 static cpu_plain_impl conv_plain_auto(const cpu_conv *c)
 {
     int pointwise = !c->p.transposed && c->p.group == 1;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < c->vn; i++)
         pointwise =
             pointwise && c->k[i] == 1 && c->s[i] == 1 && c->pad_l[i] == 0 && c->pad_r[i] == 0;
-    return pointwise && c->in[0] * c->in[1] >= 14 * 14 ? CPU_PLAIN_DIRECT : CPU_PLAIN_REORDER;
+    return pointwise && vprod(c, c->in) >= 14 * 14 ? CPU_PLAIN_DIRECT : CPU_PLAIN_REORDER;
 }
 
 /* The conv primitive's md for an activation the caller gives in layout l:
@@ -359,7 +371,7 @@ static int conv_parts(const cpu_conv *c, int threads)
     conv_slice_of(c, 0, 1, &sl);
     int64_t step = conv_slice_step(sl.unit_in, sl.unit_out);
     double flops = 2.0 * (double)c->p.c_out * (double)(c->p.c_in / c->p.group) *
-                   (double)(c->k[0] * c->k[1]) * (double)(c->out[0] * c->out[1]);
+                   (double)vprod(c, c->k) * (double)vprod(c, c->out);
     int64_t by_work = (int64_t)(flops / CONV_PART_MIN_FLOPS);
     int64_t parts = c->p.c_out / CONV_PART_MIN, want = 4 * (int64_t)threads;
     parts = parts < by_work ? parts : by_work;
@@ -382,17 +394,14 @@ static ferry_status conv_build(void *owner, const plan_key *key, plan *p)
     int64_t G = c->p.group == 1 ? 1 : nu;
     int64_t I = c->p.group == 1 ? c->p.c_in : nu * sl.unit_in, O = nu * sl.unit_out;
     dnnl_memory_desc_t src, dst, wany, bmd, usrc, udst;
-    cpu_dnnl_md(&src, n, I, c->in[0], c->in[1], conv_md_layout(c, key->lin));
-    cpu_dnnl_md(&dst, n, O, c->out[0], c->out[1], conv_md_layout(c, key->lout));
-    cpu_dnnl_md(&usrc, n, I, c->in[0], c->in[1], key->lin);
-    cpu_dnnl_md(&udst, n, O, c->out[0], c->out[1], key->lout);
-    if (c->p.group == 1) {
-        dnnl_dims_t wd = {O, I, c->k[0], c->k[1]};
-        dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any);
-    } else {
-        dnnl_dims_t wd = {G, O / G, I / G, c->k[0], c->k[1]};
-        dnnl_memory_desc_init_by_tag(&wany, 5, wd, dnnl_f32, dnnl_format_tag_any);
-    }
+    cpu_dnnl_md_sp(&src, n, I, c->vn, c->in, conv_md_layout(c, key->lin));
+    cpu_dnnl_md_sp(&dst, n, O, c->vn, c->out, conv_md_layout(c, key->lout));
+    cpu_dnnl_md_sp(&usrc, n, I, c->vn, c->in, key->lin);
+    cpu_dnnl_md_sp(&udst, n, O, c->vn, c->out, key->lout);
+    /* [G,] O/G, I/G, k...: the group dim only when there are groups */
+    int g1 = c->p.group == 1, wnd = (g1 ? 2 : 3) + c->vn;
+    dnnl_dims_t wd = {G, O / G, I / G, c->k[0], c->k[1], c->k[2]};
+    dnnl_memory_desc_init_by_tag(&wany, wnd, wd + g1, dnnl_f32, dnnl_format_tag_any);
     dnnl_dims_t bd = {O};
     dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_x);
 
@@ -507,8 +516,8 @@ ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const flo
         return st;
     }
     c->plain = p->plain_impl == CPU_PLAIN_AUTO ? conv_plain_auto(c) : p->plain_impl;
-    int64_t G = p->group, I = p->c_in, O = p->c_out, kh = c->k[0], kw = c->k[1];
-    int64_t wn = O * (I / G) * kh * kw;
+    int64_t G = p->group, I = p->c_in, O = p->c_out, ks = vprod(c, c->k);
+    int64_t wn = O * (I / G) * ks;
     c->w_user = malloc((size_t)wn * sizeof *c->w_user);
     if (B)
         c->bias = malloc((size_t)O * sizeof *c->bias);
@@ -519,27 +528,26 @@ ferry_status cpu_conv_create(const cpu_conv_params *p, const float *W, const flo
     memcpy(c->w_user, W, (size_t)wn * sizeof *W);
     if (B)
         memcpy(c->bias, B, (size_t)O * sizeof *B);
-    /* ONNX's weights as oneDNN dims [G,] O/G, I/G, kh, kw with explicit
-     * strides: Conv stores [O][I/G][k] (goihw), ConvTranspose [I][O/G][k]
-     * (g, then i, then o). */
-    int64_t og = O / G, ig = I / G, ks = kh * kw;
-    dnnl_dims_t wd, ws;
-    int wnd;
-    if (!p->transposed) {
-        int64_t d5[5] = {G, og, ig, kh, kw}, s5[5] = {og * ig * ks, ig * ks, ks, kw, 1};
-        memcpy(wd, d5, sizeof d5);
-        memcpy(ws, s5, sizeof s5);
-    } else {
-        int64_t d5[5] = {G, og, ig, kh, kw}, s5[5] = {ig * og * ks, ks, og * ks, kw, 1};
-        memcpy(wd, d5, sizeof d5);
-        memcpy(ws, s5, sizeof s5);
+    /* ONNX's weights as oneDNN dims [G,] O/G, I/G, k... with explicit
+     * strides: Conv stores [O][I/G][k] (goi[d]hw), ConvTranspose [I][O/G][k]
+     * (g, then i, then o); the kernel itself is dense. */
+    int64_t og = O / G, ig = I / G;
+    dnnl_dims_t wd = {G, og, ig}, ws = {0};
+    if (!p->transposed)
+        ws[0] = og * ig * ks, ws[1] = ig * ks, ws[2] = ks;
+    else
+        ws[0] = ig * og * ks, ws[1] = ks, ws[2] = og * ks;
+    int64_t kst = 1;
+    for (int i = c->vn - 1; i >= 0; i--) {
+        wd[3 + i] = c->k[i];
+        ws[3 + i] = kst;
+        kst *= c->k[i];
     }
+    int wnd = 3 + c->vn;
     if (G == 1) { /* drop the group dim */
-        memmove(wd, wd + 1, 4 * sizeof wd[0]);
-        memmove(ws, ws + 1, 4 * sizeof ws[0]);
-        wnd = 4;
-    } else {
-        wnd = 5;
+        wnd--;
+        memmove(wd, wd + 1, (size_t)wnd * sizeof wd[0]);
+        memmove(ws, ws + 1, (size_t)wnd * sizeof ws[0]);
     }
     dnnl_status_t ds = dnnl_memory_desc_init_by_strides(&c->w_user_md, wnd, wd, dnnl_f32, ws);
     if (ds != dnnl_success) {
@@ -589,8 +597,8 @@ static void conv_part_run(void *arg, int64_t part)
     cpu_conv *c = j->c;
     conv_slice sl;
     conv_slice_of(c, (int)part, j->parts, &sl);
-    size_t in_off = (size_t)(sl.u0 * sl.unit_in * c->in[0] * c->in[1]);
-    size_t out_off = (size_t)(sl.u0 * sl.unit_out * c->out[0] * c->out[1]);
+    size_t in_off = (size_t)(sl.u0 * sl.unit_in * vprod(c, c->in));
+    size_t out_off = (size_t)(sl.u0 * sl.unit_out * vprod(c, c->out));
     plan_key key = {
         .n = 1, .threads = 1, .lin = j->lin, .lout = j->lout, .part = (int)part, .parts = j->parts};
     plan *p;

@@ -987,6 +987,30 @@ void cpu_fill(void *Y, int64_t n, const void *value, size_t esz)
     fill_elems(Y, n, value, esz);
 }
 
+void cpu_one_hot(const void *X, ferry_dtype dt, int64_t outer, int64_t inner, int64_t depth,
+                 const void *values, size_t esz, void *Y)
+{
+    const char *off = values, *on = off + esz;
+    char *y = Y;
+    cpu_fill(Y, outer * depth * inner, off, esz);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t e = o * inner + i;
+            int64_t k;
+            if (dt == FERRY_F32) {
+                float f = ((const float *)X)[e];
+                /* NaN and huge values (whose conversion is undefined) are off */
+                k = f > (float)-depth - 1.0f && f < (float)depth ? (int64_t)f : depth;
+            } else {
+                k = dt == FERRY_I64 ? ((const int64_t *)X)[e] : ((const int32_t *)X)[e];
+            }
+            if (k < 0)
+                k += depth;
+            if (k >= 0 && k < depth)
+                memcpy(y + (size_t)((o * depth + k) * inner + i) * esz, on, esz);
+        }
+}
+
 void cpu_eye(void *Y, int64_t rows, int64_t cols, int64_t k, ferry_dtype dt)
 {
     size_t esz = ferry_dtype_size(dt);

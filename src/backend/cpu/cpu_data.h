@@ -182,6 +182,14 @@ void cpu_eye(void *Y, int64_t rows, int64_t cols, int64_t k, ferry_dtype dt);
 /* ConstantOfShape: n copies of the element at value. */
 void cpu_fill(void *Y, int64_t n, const void *value, size_t esz);
 
+/* OneHot: indices X (stored dt FERRY_I64, FERRY_I32 or FERRY_F32,
+ * truncated) of outer*inner elements -> Y [outer, depth, inner] of
+ * elements esz bytes wide, each values[0] (off) except values[1] (on) at
+ * the index (a negative one counts from depth; one outside [-depth,
+ * depth) leaves its row off, as onnxruntime does). */
+void cpu_one_hot(const void *X, ferry_dtype dt, int64_t outer, int64_t inner, int64_t depth,
+                 const void *values, size_t esz, void *Y);
+
 /* Range: Y[i] = start + i * delta for i < n (n computed by the caller as
  * max(ceil((limit - start) / delta), 0)); dt is FERRY_F32 (the value is
  * computed in double, then rounded), FERRY_I64 or FERRY_I32; start and

@@ -89,16 +89,26 @@ void cpu_dnnl_omp_leave(int saved, int threads)
         omp_set_num_threads(saved);
 }
 
-void cpu_dnnl_md(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w, int layout)
+void cpu_dnnl_md_sp(dnnl_memory_desc_t *md, int64_t n, int64_t c, int nsp, const int64_t *sp,
+                    int layout)
 {
-    dnnl_dims_t d = {n, c, h, w};
+    dnnl_dims_t d = {n, c, sp[0], sp[1], nsp == 3 ? sp[2] : 1};
+    int b16 = cpu_dnnl_block() == 16;
     dnnl_format_tag_t tag = dnnl_format_tag_any;
     if (layout == CPU_LAYOUT_PLAIN)
-        tag = dnnl_nchw;
+        tag = nsp == 3 ? dnnl_ncdhw : dnnl_nchw;
+    else if (layout == CPU_LAYOUT_BLOCKED && nsp == 3)
+        tag = b16 ? dnnl_nCdhw16c : dnnl_nCdhw8c;
     else if (layout == CPU_LAYOUT_BLOCKED)
-        tag = cpu_dnnl_block() == 16 ? dnnl_nChw16c : dnnl_nChw8c;
+        tag = b16 ? dnnl_nChw16c : dnnl_nChw8c;
     /* Cannot fail for these dims and tags. */
-    dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, tag);
+    dnnl_memory_desc_init_by_tag(md, 2 + nsp, d, dnnl_f32, tag);
+}
+
+void cpu_dnnl_md(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w, int layout)
+{
+    const int64_t sp[2] = {h, w};
+    cpu_dnnl_md_sp(md, n, c, 2, sp, layout);
 }
 
 ferry_status cpu_dnnl_check_batch(const char *what, int64_t n, int64_t max_batch)

@@ -5,9 +5,11 @@
  * between the plain ONNX layout and oneDNN's channel-blocked one.
  * Private to src/backend/cpu.
  *
- * Tensors are dense row-major f32. At the boundary they are NCHW (2-D) or
- * NCW (1-D, run as 2-D with H = 1), the ONNX layout, unless a *_run_layout
- * call says CPU_LAYOUT_BLOCKED (see cpu_layout).
+ * Tensors are dense row-major f32. At the boundary they are NCHW (2-D),
+ * NCW (1-D, run as 2-D with H = 1) or NCDHW (3-D), the ONNX layout, unless
+ * a *_run_layout call says CPU_LAYOUT_BLOCKED (see cpu_layout; the backend
+ * blocks only 4-D tensors). 3-D convs take AUTO's REORDER unless they are
+ * pointwise on 14x14 voxels or more, as 2-D ones; unmeasured in 3-D.
  *
  * Concurrency: an object is built once (create) and then run by any number
  * of threads at once, each with its own buffers. Each (batch size, threads,
@@ -94,17 +96,17 @@ typedef enum cpu_plain_impl {
 } cpu_plain_impl;
 
 typedef struct cpu_conv_params {
-    int rank;             /* spatial rank: 1 (NCW) or 2 (NCHW) */
+    int rank;             /* spatial rank: 1 (NCW), 2 (NCHW) or 3 (NCDHW) */
     int transposed;       /* 0: Conv, 1: ConvTranspose */
     int64_t c_in, c_out;  /* channels */
     int64_t group;        /* >= 1; c_in and c_out divisible by it */
-    int64_t in[2];        /* input spatial dims (rank of them) */
-    int64_t kernel[2];    /* kernel spatial dims */
-    int64_t stride[2];    /* 0 means 1 */
-    int64_t dilation[2];  /* 0 means 1 (ONNX: 1 = no dilation) */
-    int64_t pad_begin[2]; /* explicit pads (resolve auto_pad first) */
-    int64_t pad_end[2];
-    int64_t output_padding[2]; /* ConvTranspose only */
+    int64_t in[3];        /* input spatial dims (rank of them) */
+    int64_t kernel[3];    /* kernel spatial dims */
+    int64_t stride[3];    /* 0 means 1 */
+    int64_t dilation[3];  /* 0 means 1 (ONNX: 1 = no dilation) */
+    int64_t pad_begin[3]; /* explicit pads (resolve auto_pad first) */
+    int64_t pad_end[3];
+    int64_t output_padding[3]; /* ConvTranspose only */
     int64_t max_batch;         /* largest n a run may pass (>= 1) */
     cpu_act act;
     float alpha, beta; /* the activation's parameters (cpu_act) */
@@ -176,13 +178,13 @@ typedef enum cpu_pool_kind {
 
 typedef struct cpu_pool_params {
     cpu_pool_kind kind;
-    int rank;      /* 1 or 2 */
+    int rank;      /* 1, 2 or 3 */
     int64_t c;     /* channels */
-    int64_t in[2]; /* input spatial dims */
-    int64_t kernel[2];
-    int64_t stride[2];   /* 0 means 1 */
-    int64_t dilation[2]; /* 0 means 1 (AveragePool has them since opset 19) */
-    int64_t pad_begin[2], pad_end[2];
+    int64_t in[3]; /* input spatial dims */
+    int64_t kernel[3];
+    int64_t stride[3];   /* 0 means 1 */
+    int64_t dilation[3]; /* 0 means 1 (AveragePool has them since opset 19) */
+    int64_t pad_begin[3], pad_end[3];
     int ceil_mode;         /* output dims rounded up (ONNX ceil_mode) */
     int count_include_pad; /* AveragePool: the divisor counts pads */
     int64_t max_batch;

@@ -106,6 +106,9 @@ void cpu_dnnl_omp_leave(int saved, int threads);
 /* A plain (nchw) or blocked (nChw<b>c) 4-D f32 descriptor; 1-D tensors are
  * passed as H = 1. layout < 0 means format any. */
 void cpu_dnnl_md(dnnl_memory_desc_t *md, int64_t n, int64_t c, int64_t h, int64_t w, int layout);
+/* The same over nsp spatial dims sp[]: 2 as above, 3 for ncdhw (nCdhw<b>c). */
+void cpu_dnnl_md_sp(dnnl_memory_desc_t *md, int64_t n, int64_t c, int nsp, const int64_t *sp,
+                    int layout);
 
 /* Appends a step running prim; args added by cpu_plan_arg_add. */
 plan_step *cpu_plan_step_add(plan *p, dnnl_primitive_t prim);

@@ -75,6 +75,12 @@ static void unary_f32_loop(cpu_unary_op op, const float *X, float *Y, int64_t n,
     case CPU_UN_CLIP: UN_LOOP(clampf(v, a, b)); break;
     case CPU_UN_SOFTPLUS: UN_LOOP(softplusf(v)); break;
     case CPU_UN_MISH: UN_LOOP(v * tanhf(softplusf(v))); break;
+    case CPU_UN_ELU: UN_LOOP(v > 0.0f ? v : a * expm1f(v)); break;
+    case CPU_UN_SELU: UN_LOOP(b * (v > 0.0f ? v : a * expm1f(v))); break;
+    case CPU_UN_CELU: UN_LOOP(v > 0.0f ? v : a * expm1f(v / a)); break;
+    case CPU_UN_THRESHOLDED_RELU: UN_LOOP(v > a ? v : 0.0f); break;
+    case CPU_UN_SOFTSIGN: UN_LOOP(v / (1.0f + fabsf(v))); break;
+    case CPU_UN_SHRINK: UN_LOOP(v < -a ? v + b : v > a ? v - b : 0.0f); break;
     }
 }
 

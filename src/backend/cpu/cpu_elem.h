@@ -33,11 +33,17 @@ typedef enum cpu_unary_op {
     CPU_UN_ROUND, /* half to even, as ONNX */
     CPU_UN_SIN,
     CPU_UN_COS,
-    CPU_UN_HARD_SIGMOID, /* max(0, min(1, a*x + b)) */
-    CPU_UN_HARD_SWISH,   /* x * max(0, min(1, x/6 + 1/2)) */
-    CPU_UN_CLIP,         /* min(max(x, a), b); absent bounds are -inf/+inf */
-    CPU_UN_SOFTPLUS,     /* log(1 + exp(x)) */
-    CPU_UN_MISH,         /* x * tanh(softplus(x)) */
+    CPU_UN_HARD_SIGMOID,     /* max(0, min(1, a*x + b)) */
+    CPU_UN_HARD_SWISH,       /* x * max(0, min(1, x/6 + 1/2)) */
+    CPU_UN_CLIP,             /* min(max(x, a), b); absent bounds are -inf/+inf */
+    CPU_UN_SOFTPLUS,         /* log(1 + exp(x)) */
+    CPU_UN_MISH,             /* x * tanh(softplus(x)) */
+    CPU_UN_ELU,              /* x > 0 ? x : a*(e^x - 1) */
+    CPU_UN_SELU,             /* b * (x > 0 ? x : a*(e^x - 1)) */
+    CPU_UN_CELU,             /* max(0, x) + min(0, a*(e^(x/a) - 1)) */
+    CPU_UN_THRESHOLDED_RELU, /* x > a ? x : 0 */
+    CPU_UN_SOFTSIGN,         /* x / (1 + |x|) */
+    CPU_UN_SHRINK,           /* x < -a ? x + b : x > a ? x - b : 0 */
 } cpu_unary_op;
 
 /* Y = op(X) over n f32 elements, parameters a and b as listed above. Y may

@@ -2,7 +2,7 @@
  * cpu_ops.c - the CPU backend's run table (cpu_ops.h): one row per
  * operator, calling the kernels of cpu_kernels.c (Gemm, MatMul, the MLP
  * elementwise ops), cpu_dnnl.h (oneDNN convolution and pooling), cpu_rnn.h
- * (LSTM, GRU), cpu_data.h (data movement) and cpu_elem.h (elementwise,
+ * (LSTM, GRU, RNN), cpu_data.h (data movement) and cpu_elem.h (elementwise,
  * comparisons, reductions).
  *
  * Shapes were checked when the model loaded (src/graph/shape*.c); a run
@@ -277,6 +277,13 @@ static ferry_status run_unary(const cpu_call *c)
     case OP_HARD_SIGMOID: op = CPU_UN_HARD_SIGMOID; break;
     case OP_HARD_SWISH: op = CPU_UN_HARD_SWISH; break;
     case OP_CLIP: op = CPU_UN_CLIP; break;
+    case OP_MISH: op = CPU_UN_MISH; break;
+    case OP_ELU: op = CPU_UN_ELU; break;
+    case OP_SELU: op = CPU_UN_SELU; break;
+    case OP_CELU: op = CPU_UN_CELU; break;
+    case OP_THRESHOLDED_RELU: op = CPU_UN_THRESHOLDED_RELU; break;
+    case OP_SOFTSIGN: op = CPU_UN_SOFTSIGN; break;
+    case OP_SHRINK: op = CPU_UN_SHRINK; break;
     default: return unsupported(nd, "no unary kernel");
     }
     ferry_dtype dt = in_sdt(c, 0);
@@ -477,6 +484,27 @@ static ferry_status run_not(const cpu_call *c)
 {
     dims x = in_dims(c, 0);
     cpu_not(c->in[0], c->out[0], numel(&x));
+    return FERRY_OK;
+}
+
+static ferry_status run_float_test(const cpu_call *c)
+{
+    dims x = in_dims(c, 0);
+    if (c->nd->op == OP_IS_NAN)
+        cpu_isnan(c->in[0], c->out[0], numel(&x));
+    else
+        cpu_isinf(c->in[0], c->out[0], numel(&x), c->nd->mode, c->nd->mode2);
+    return FERRY_OK;
+}
+
+static ferry_status run_one_hot(const cpu_call *c)
+{
+    dims x = in_dims(c, 0);
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < x.n; d++)
+        *(d < c->nd->axis ? &outer : &inner) *= x.d[d];
+    cpu_one_hot(c->in[0], in_sdt(c, 0), outer, inner, c->nd->starts[0], c->in[2], in_esz(c, 2),
+                c->out[0]);
     return FERRY_OK;
 }
 
@@ -753,8 +781,6 @@ static ferry_status prepare_conv(cpu_prep *p, void **state)
     const graph *g = p->g;
     const graph_value *x = &g->values[nd->in[0]], *w = &g->values[nd->in[1]];
     const conv_attrs *a = &nd->conv;
-    if (a->nsp > 2)
-        return unsupported(nd, "3-D convolution is not supported");
     if (nd->act == ACT_TANH)
         return unsupported(nd, "a fused tanh is not supported");
     if (!p->cin[1])
@@ -885,8 +911,8 @@ static ferry_status prepare_pool(cpu_prep *p, void **state)
     const graph_node *nd = p->nd;
     const graph_value *x = &p->g->values[nd->in[0]];
     int nsp = x->ndim - 2;
-    if (nsp < 1 || nsp > 2)
-        return unsupported(nd, "only 1-D and 2-D pooling is supported");
+    if (nsp < 1 || nsp > 3)
+        return unsupported(nd, "only 1-D, 2-D and 3-D pooling is supported");
     cpu_pool_params pp;
     memset(&pp, 0, sizeof pp);
     pp.kind = nd->op == OP_MAX_POOL          ? CPU_POOL_MAX
@@ -958,7 +984,8 @@ static ferry_status prepare_rnn(cpu_prep *p, void **state)
     const graph_value *x = &g->values[nd->in[0]];
     cpu_rnn_params rp;
     memset(&rp, 0, sizeof rp);
-    rp.kind = nd->op == OP_LSTM ? CPU_RNN_LSTM : CPU_RNN_GRU;
+    rp.kind = nd->op == OP_LSTM ? CPU_RNN_LSTM : nd->op == OP_GRU ? CPU_RNN_GRU : CPU_RNN_PLAIN;
+    rp.relu = nd->op == OP_RNN && nd->mode == RNN_ACT_RELU;
     rp.hidden = nd->hidden;
     rp.input = x->dims[2];
     rp.direction = (cpu_rnn_direction)nd->direction;
@@ -1157,6 +1184,16 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_CLIP] = {prepare_f32, run_unary, NULL},
     [OP_HARD_SIGMOID] = {prepare_f32, run_unary, NULL},
     [OP_HARD_SWISH] = {prepare_f32, run_unary, NULL},
+    [OP_MISH] = {prepare_f32, run_unary, NULL},
+    [OP_ELU] = {prepare_f32, run_unary, NULL},
+    [OP_SELU] = {prepare_f32, run_unary, NULL},
+    [OP_CELU] = {prepare_f32, run_unary, NULL},
+    [OP_THRESHOLDED_RELU] = {prepare_f32, run_unary, NULL},
+    [OP_SOFTSIGN] = {prepare_f32, run_unary, NULL},
+    [OP_SHRINK] = {prepare_f32, run_unary, NULL},
+    [OP_IS_NAN] = {prepare_f32, run_float_test, NULL},
+    [OP_IS_INF] = {prepare_f32, run_float_test, NULL},
+    [OP_ONE_HOT] = {NULL, run_one_hot, NULL},
     [OP_PRELU] = {prepare_f32, run_prelu, NULL},
     [OP_MIN] = {NULL, run_variadic, NULL},
     [OP_MAX] = {NULL, run_variadic, NULL},
@@ -1198,6 +1235,7 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_INSTANCE_NORM] = {prepare_f32, run_instance_norm, NULL},
     [OP_LSTM] = {prepare_rnn, run_rnn, destroy_rnn},
     [OP_GRU] = {prepare_rnn, run_rnn, destroy_rnn},
+    [OP_RNN] = {prepare_rnn, run_rnn, destroy_rnn},
     [OP_EMBEDDING_BAG] = {NULL, run_embedding_bag, NULL},
     [OP_ATTENTION] = {prepare_attention, run_attention, NULL},
 };

@@ -29,11 +29,13 @@
 
 struct cpu_pool {
     cpu_pool_params p;
-    /* The 2-D view ([0] is H, 1 for 1-D); oneDNN's dilation (ONNX's - 1). */
-    int64_t in[2], out[2];
+    /* The view of vn spatial dims: 2 for 1-D and 2-D ([0] is H, 1 for
+     * 1-D; [1] is W), 3 for 3-D (D, H, W); oneDNN's dilation (ONNX's - 1). */
+    int vn;
+    int64_t in[3], out[3];
     dnnl_dims_t k, s, d, pad_l, pad_r; /* dnnl_dims_t: what oneDNN reads */
     dnnl_alg_kind_t alg;
-    float *fix; /* [out[0] * out[1]] divisor fix, or NULL */
+    float *fix; /* [output positions] divisor fix, or NULL */
     plan_cache cache;
 };
 
@@ -59,19 +61,47 @@ static int64_t taps_in(int64_t start, int64_t k, int64_t d, int64_t lo, int64_t 
     return n;
 }
 
+/* Output positions of a plane (the product of the view's out dims). */
+static int64_t pool_positions(const cpu_pool *pl)
+{
+    int64_t e = 1;
+    for (int i = 0; i < pl->vn; i++)
+        e *= pl->out[i];
+    return e;
+}
+
+/* The count_include_pad divisor fix: per output position, the window's
+ * taps in the input over its taps in the explicitly padded input (pe,
+ * ONNX's end pads in the view). */
+static void pool_fix_table(cpu_pool *pl, const int64_t *pe)
+{
+    int64_t np = pool_positions(pl);
+    for (int64_t q = 0; q < np; q++) {
+        int64_t valid = 1, padded = 1, rest = q;
+        for (int i = pl->vn - 1; i >= 0; i--) {
+            int64_t o = rest % pl->out[i], start = o * pl->s[i] - pl->pad_l[i];
+            rest /= pl->out[i];
+            valid *= taps_in(start, pl->k[i], pl->d[i] + 1, 0, pl->in[i]);
+            padded *= taps_in(start, pl->k[i], pl->d[i] + 1, -pl->pad_l[i], pl->in[i] + pe[i]);
+        }
+        pl->fix[q] = padded ? (float)valid / (float)padded : 0.0f;
+    }
+}
+
 static ferry_status pool_shape(cpu_pool *pl, const cpu_pool_params *p)
 {
     const char *op = pool_name(p->kind);
     if ((unsigned)p->kind > CPU_POOL_GLOBAL_AVG)
         return ferry_fail(FERRY_EINVAL, "pool: unknown kind %d", (int)p->kind);
-    if (p->rank != 1 && p->rank != 2)
-        return ferry_fail(FERRY_EINVAL, "%s: spatial rank %d (1 or 2 supported)", op, p->rank);
+    if (p->rank < 1 || p->rank > 3)
+        return ferry_fail(FERRY_EINVAL, "%s: spatial rank %d (1 to 3 supported)", op, p->rank);
     if (p->c < 1 || p->max_batch < 1)
         return ferry_fail(FERRY_EINVAL, "%s: channels %lld and max_batch %lld must be >= 1", op,
                           (long long)p->c, (long long)p->max_batch);
     int global = p->kind == CPU_POOL_GLOBAL_MAX || p->kind == CPU_POOL_GLOBAL_AVG;
     int off = p->rank == 1 ? 1 : 0;
-    for (int i = 0; i < 2; i++) {
+    pl->vn = p->rank == 3 ? 3 : 2;
+    for (int i = 0; i < 3; i++) {
         pl->in[i] = pl->k[i] = pl->s[i] = pl->out[i] = 1;
         pl->d[i] = pl->pad_l[i] = pl->pad_r[i] = 0;
     }
@@ -137,22 +167,13 @@ static ferry_status pool_shape(cpu_pool *pl, const cpu_pool_params *p)
                                        : dnnl_pooling_avg_exclude_padding;
         if (p->count_include_pad && need_fix) {
             pl->alg = dnnl_pooling_avg_exclude_padding;
-            pl->fix = malloc((size_t)(pl->out[0] * pl->out[1]) * sizeof *pl->fix);
+            pl->fix = malloc((size_t)pool_positions(pl) * sizeof *pl->fix);
             if (!pl->fix)
                 return ferry_fail(FERRY_ENOMEM, "%s: out of memory", op);
-            int64_t pe2[2] = {0, 0};
+            int64_t pe[3] = {0, 0, 0};
             for (int i = 0; i < p->rank; i++)
-                pe2[i + off] = p->pad_end[i];
-            for (int64_t oh = 0; oh < pl->out[0]; oh++)
-                for (int64_t ow = 0; ow < pl->out[1]; ow++) {
-                    int64_t h0 = oh * pl->s[0] - pl->pad_l[0], w0 = ow * pl->s[1] - pl->pad_l[1];
-                    int64_t dh = pl->d[0] + 1, dw = pl->d[1] + 1;
-                    int64_t valid = taps_in(h0, pl->k[0], dh, 0, pl->in[0]) *
-                                    taps_in(w0, pl->k[1], dw, 0, pl->in[1]);
-                    int64_t padded = taps_in(h0, pl->k[0], dh, -pl->pad_l[0], pl->in[0] + pe2[0]) *
-                                     taps_in(w0, pl->k[1], dw, -pl->pad_l[1], pl->in[1] + pe2[1]);
-                    pl->fix[oh * pl->out[1] + ow] = padded ? (float)valid / (float)padded : 0.0f;
-                }
+                pe[i + off] = p->pad_end[i];
+            pool_fix_table(pl, pe);
         }
         break;
     }
@@ -174,9 +195,9 @@ static ferry_status pool_build(void *owner, const plan_key *key, plan *p)
         return FERRY_EINTERNAL;
     int64_t n = key->n, c = pl->p.c;
     dnnl_memory_desc_t src, dst, udst;
-    cpu_dnnl_md(&src, n, c, pl->in[0], pl->in[1], key->lin);
-    cpu_dnnl_md(&dst, n, c, pl->out[0], pl->out[1], key->lin);
-    cpu_dnnl_md(&udst, n, c, pl->out[0], pl->out[1], key->lout);
+    cpu_dnnl_md_sp(&src, n, c, pl->vn, pl->in, key->lin);
+    cpu_dnnl_md_sp(&dst, n, c, pl->vn, pl->out, key->lin);
+    cpu_dnnl_md_sp(&udst, n, c, pl->vn, pl->out, key->lout);
     dnnl_pooling_v2_desc_t pd_desc;
     dnnl_status_t st =
         dnnl_pooling_v2_forward_desc_init(&pd_desc, dnnl_forward_inference, pl->alg, &src, &dst,
@@ -289,13 +310,13 @@ static void pool_max_blocked(void *arg, int64_t i)
 static int pool_hand_written(const cpu_pool *pl, cpu_layout lin, cpu_layout lout)
 {
     return pl->p.kind == CPU_POOL_MAX && lin == CPU_LAYOUT_BLOCKED && lout == CPU_LAYOUT_BLOCKED &&
-           pl->d[0] == 0 && pl->d[1] == 0 && cpu_dnnl_block() <= POOL_MAX_BLOCK;
+           pl->vn == 2 && pl->d[0] == 0 && pl->d[1] == 0 && cpu_dnnl_block() <= POOL_MAX_BLOCK;
 }
 
 /* y *= fix[position] for every sample and channel (block) of layout. */
 static void pool_fix(const cpu_pool *pl, int64_t n, cpu_layout layout, float *y)
 {
-    int64_t sp = pl->out[0] * pl->out[1];
+    int64_t sp = pool_positions(pl);
     int64_t b = layout == CPU_LAYOUT_BLOCKED ? cpu_dnnl_block() : 1;
     int64_t planes = cpu_layout_numel(layout, n, pl->p.c, sp) / (sp * b);
     for (int64_t q = 0; q < planes; q++) {

@@ -1,5 +1,5 @@
 /*
- * cpu_rnn.c - ONNX LSTM and GRU on the CPU (see cpu_rnn.h).
+ * cpu_rnn.c - ONNX LSTM, GRU and RNN on the CPU (see cpu_rnn.h).
  *
  * A run is one GEMM for the input projection of every step and direction
  * (X [seq*batch, I] x W^T [I, D*G*H], the biases that do not depend on
@@ -46,6 +46,9 @@ typedef void (*gru_zr_fn)(int64_t H, const float *xg, float *hg, const float *h,
 /* Second pass: hh = (r * h_{t-1}) Rh^T [H], z from the first pass. */
 typedef void (*gru_n_fn)(int64_t H, const float *xg, const float *z, const float *hh, float *h,
                          float clip);
+/* RNN: h_t = f(xg + hg) with hg = h_{t-1} R^T [H]; relu selects f. */
+typedef void (*rnn_row_fn)(int64_t H, const float *xg, const float *hg, float *h, float clip,
+                           int relu);
 
 struct cpu_rnn {
     cpu_rnn_kind kind;
@@ -64,6 +67,8 @@ struct cpu_rnn {
     gru_row_fn gru_row;
     gru_zr_fn gru_zr;
     gru_n_fn gru_n;
+    rnn_row_fn rnn_row;
+    int relu; /* RNN: the activation is Relu (else Tanh) */
 };
 
 /* --------------------------------------------------------- gate math */
@@ -190,6 +195,21 @@ RNN_INLINE void gru_n_body(int64_t H, const float *restrict xg, const float *res
     }
 }
 
+/* RNN: h_t = tanh or relu of (x Wi^T + Wbi + h_{t-1} Ri^T + Rbi), the
+ * biases being in xg. */
+RNN_INLINE void rnn_row_body(int64_t H, const float *restrict xg, const float *restrict hg,
+                             float *restrict h, float clip, int relu)
+{
+    if (relu)
+        for (int64_t j = 0; j < H; j++) {
+            float v = rnn_clip(xg[j] + hg[j], clip);
+            h[j] = v > 0.0f ? v : 0.0f;
+        }
+    else
+        for (int64_t j = 0; j < H; j++)
+            h[j] = rnn_tanh(rnn_clip(xg[j] + hg[j], clip));
+}
+
 #define LSTM_PARAMS                                                                                \
     (int64_t H, const float *xg, float *hg, const float *pp, float *h, float *c, float clip,       \
      int input_forget)
@@ -201,6 +221,8 @@ RNN_INLINE void gru_n_body(int64_t H, const float *restrict xg, const float *res
 #define GRU_N_PARAMS                                                                               \
     (int64_t H, const float *xg, const float *z, const float *hh, float *h, float clip)
 #define GRU_N_ARGS (H, xg, z, hh, h, clip)
+#define RNN_ROW_PARAMS (int64_t H, const float *xg, const float *hg, float *h, float clip, int relu)
+#define RNN_ROW_ARGS (H, xg, hg, h, clip, relu)
 
 #define RNN_VARIANT(name, attr, suffix, params, args)                                              \
     attr static void name##_##suffix params                                                        \
@@ -212,7 +234,8 @@ RNN_INLINE void gru_n_body(int64_t H, const float *restrict xg, const float *res
     RNN_VARIANT(lstm_row, attr, suffix, LSTM_PARAMS, LSTM_ARGS)                                    \
     RNN_VARIANT(gru_row, attr, suffix, GRU_PARAMS, GRU_ARGS)                                       \
     RNN_VARIANT(gru_zr, attr, suffix, GRU_ZR_PARAMS, GRU_ZR_ARGS)                                  \
-    RNN_VARIANT(gru_n, attr, suffix, GRU_N_PARAMS, GRU_N_ARGS)
+    RNN_VARIANT(gru_n, attr, suffix, GRU_N_PARAMS, GRU_N_ARGS)                                     \
+    RNN_VARIANT(rnn_row, attr, suffix, RNN_ROW_PARAMS, RNN_ROW_ARGS)
 
 RNN_VARIANTS(, base)
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -434,6 +457,7 @@ static void pick_gate_fns(cpu_rnn *r)
         r->gru_row = gru_row_avx2;
         r->gru_zr = gru_zr_avx2;
         r->gru_n = gru_n_avx2;
+        r->rnn_row = rnn_row_avx2;
         return;
     }
 #endif
@@ -441,6 +465,7 @@ static void pick_gate_fns(cpu_rnn *r)
     r->gru_row = gru_row_base;
     r->gru_zr = gru_zr_base;
     r->gru_n = gru_n_base;
+    r->rnn_row = rnn_row_base;
 }
 
 /* ------------------------------------------------------------- create */
@@ -470,8 +495,12 @@ static ferry_status check_activations(const cpu_rnn *r, const cpu_rnn_params *p)
 {
     static const char *const lstm[3] = {"Sigmoid", "Tanh", "Tanh"};
     static const char *const gru[2] = {"Sigmoid", "Tanh"};
-    const char *const *def = p->kind == CPU_RNN_LSTM ? lstm : gru;
-    int per_dir = p->kind == CPU_RNN_LSTM ? 3 : 2;
+    static const char *const rnn_tanh1[1] = {"Tanh"}, *const rnn_relu1[1] = {"Relu"};
+    const char *const *def = p->kind == CPU_RNN_LSTM  ? lstm
+                             : p->kind == CPU_RNN_GRU ? gru
+                             : p->relu                ? rnn_relu1
+                                                      : rnn_tanh1;
+    int per_dir = p->kind == CPU_RNN_LSTM ? 3 : p->kind == CPU_RNN_GRU ? 2 : 1;
     if (p->n_activations == 0 || !p->activations)
         return FERRY_OK;
     if (p->n_activations != per_dir * r->D)
@@ -520,18 +549,19 @@ ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, cons
     *out = NULL;
     if (!p || !W || !R)
         return ferry_fail(FERRY_EINVAL, "cpu_rnn_create: params, W and R are required");
-    if (p->kind != CPU_RNN_LSTM && p->kind != CPU_RNN_GRU)
+    if (p->kind != CPU_RNN_LSTM && p->kind != CPU_RNN_GRU && p->kind != CPU_RNN_PLAIN)
         return ferry_fail(FERRY_EINVAL, "cpu_rnn_create: unknown kind %d", (int)p->kind);
     cpu_rnn *r = calloc(1, sizeof *r);
     if (!r)
         return ferry_fail(FERRY_ENOMEM, "cpu_rnn_create: out of memory");
-    const char *op = p->kind == CPU_RNN_LSTM ? "LSTM" : "GRU";
+    const char *op = p->kind == CPU_RNN_LSTM ? "LSTM" : p->kind == CPU_RNN_GRU ? "GRU" : "RNN";
     if (p->name && *p->name)
         snprintf(r->label, sizeof r->label, "%s '%s'", op, p->name);
     else
         snprintf(r->label, sizeof r->label, "%s", op);
     r->kind = p->kind;
-    r->G = p->kind == CPU_RNN_LSTM ? 4 : 3;
+    r->G = p->kind == CPU_RNN_LSTM ? 4 : p->kind == CPU_RNN_GRU ? 3 : 1;
+    r->relu = p->kind == CPU_RNN_PLAIN && p->relu;
     r->H = p->hidden;
     r->I = p->input;
     r->GH = r->G * r->H;
@@ -785,7 +815,7 @@ static void run_direction(void *arg, int64_t d)
     float *c = h + round16(batch * H);
     float *g = c + round16(batch * H);
     float *rh = g + round16(batch * GH);
-    int lstm = r->kind == CPU_RNN_LSTM;
+    int lstm = r->kind == CPU_RNN_LSTM, gru0 = r->kind == CPU_RNN_GRU && !r->lbr;
 
     for (int64_t b = 0; b < batch; b++) {
         int64_t o = state_off(r, batch, d, b);
@@ -800,15 +830,15 @@ static void run_direction(void *arg, int64_t d)
     }
     /* GRU lbr=0's h GEMM reads every row of rh, also those of entries
      * past their length, which the z,r pass no longer writes. */
-    if (!lstm && !r->lbr)
+    if (gru0)
         memset(rh, 0, (size_t)(batch * H) * sizeof *rh);
     /* The recurrent GEMM's gates: all, or z and r only (GRU lbr=0). */
-    int64_t n_rec = lstm || r->lbr ? GH : 2 * H;
+    int64_t n_rec = gru0 ? 2 * H : GH;
 
     for (int64_t k = 0; k < j->steps; k++) {
         rec_step(r, d, 0, n_rec, h, batch, g);
         float *hh = g + batch * 2 * H; /* GRU lbr=0: (r.h) Rh^T */
-        if (!lstm && !r->lbr) {
+        if (gru0) {
             for (int64_t b = 0; b < batch; b++) {
                 int64_t t = step_time(j, reverse, b, k);
                 if (t >= 0)
@@ -823,10 +853,12 @@ static void run_direction(void *arg, int64_t d)
                 continue;
             const float *xg = proj_row(j, t, b, d);
             float *hb = h + b * H;
-            if (lstm)
+            if (r->kind == CPU_RNN_PLAIN)
+                r->rnn_row(H, xg, g + b * GH, hb, r->clip, r->relu);
+            else if (lstm)
                 r->lstm_row(H, xg, g + b * GH, r->peep + d * 3 * H, hb, c + b * H, r->clip,
                             r->input_forget);
-            else if (r->lbr)
+            else if (!gru0)
                 r->gru_row(H, xg, g + b * GH, r->rbh + d * H, hb, r->clip);
             else
                 r->gru_n(H, xg, g + b * 2 * H, hh + b * H, hb, r->clip);

@@ -1,12 +1,12 @@
 /*
- * cpu_rnn.h - ONNX LSTM and GRU (opsets 7-22) on f32 tensors: a compiled
+ * cpu_rnn.h - ONNX LSTM, GRU and RNN (opsets 7-22) on f32 tensors: a compiled
  * layer (weights repacked once at create) run over caller-owned inputs,
  * outputs and workspace. Semantics follow the ONNX operator pages,
  * including layout 0/1, forward/reverse/bidirectional, sequence_lens
  * (steps past a batch entry's length are 0 in Y, Y_h/Y_c keep its last
  * valid step, reverse starts at that entry's own last step), initial
  * states, LSTM peepholes and input_forget, GRU linear_before_reset and
- * clip. Only the default activations are accepted.
+ * clip. Only the default activations (RNN: Tanh or Relu) are accepted.
  *
  * Concurrency: create/destroy on one thread; cpu_rnn_run is reentrant and
  * may be called on any number of threads at once with the same cpu_rnn
@@ -24,6 +24,7 @@
 typedef enum cpu_rnn_kind {
     CPU_RNN_LSTM = 0,
     CPU_RNN_GRU,
+    CPU_RNN_PLAIN, /* ONNX RNN: one gate, Tanh or Relu */
 } cpu_rnn_kind;
 
 typedef enum cpu_rnn_direction {
@@ -44,9 +45,10 @@ typedef struct cpu_rnn_params {
     int input_forget;        /* LSTM only; 1: f = 1 - i */
     int has_clip;            /* 1: clip gate pre-activations to [-clip, clip] */
     float clip;              /* > 0 when has_clip */
+    int relu;                /* RNN only: 1 for Relu, 0 for Tanh (the default) */
     /* The activations attribute as given (NULL or 0: the defaults). Must
-     * name the defaults, per direction: Sigmoid,Tanh,Tanh (LSTM) or
-     * Sigmoid,Tanh (GRU), compared ignoring case. The alpha/beta lists
+     * name the defaults, per direction: Sigmoid,Tanh,Tanh (LSTM),
+     * Sigmoid,Tanh (GRU) or relu's choice (RNN), compared ignoring case. The alpha/beta lists
      * are unused by these and not taken. */
     int n_activations;
     const char *const *activations;
@@ -57,7 +59,7 @@ typedef struct cpu_rnn cpu_rnn;
 
 /* Checks the attributes and the weight tensors (f32: W [D,G*H,I],
  * R [D,G*H,H], optional B [D,2*G*H] and, for LSTM, optional P [D,3H];
- * D = 1 or 2 directions, G = 4 for LSTM, 3 for GRU) and builds a layer
+ * D = 1 or 2 directions, G = 4 for LSTM, 3 for GRU, 1 for RNN) and builds a layer
  * holding its own repacked copy: *out is owned by the caller (free with
  * cpu_rnn_destroy); nothing of W, R, B, P is kept. Errors, naming the node
  * and tensor: FERRY_EINVAL (hidden or input < 1, bad clip or layout),
