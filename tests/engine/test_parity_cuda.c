@@ -155,6 +155,10 @@ static const struct loose_tol {
     {"densenet121", 9e-3, 0, 2e-1},              /* 3.0e-3 5.6e-3 5.4e-2 */
     {"shufflenet_v2_x0_5", 2e-1, 3e-1, 2.0},     /* 3.7e-2 8.2e-2 5.0e-1 */
     {"regnet_x_400mf", 2e-1, 2e-1, 2.0},         /* 3.4e-2 5.8e-2 4.2e-1 */
+    /* Sampling coordinates in bf16 (8 bits: ~0.06 pixel at the grid's
+     * edges): PyTorch's error emulated on the CPU with bf16 storage,
+     * bench/gpu/torch_precision_grid.py (fp16 3.2e-3, which passes). */
+    {"grid-warp", 0, 0, 9e-2}, /* - 3.2e-3 3.0e-2 */
 };
 
 /* The tolerance of model pm at a precision: never tighter than the
