@@ -1180,6 +1180,52 @@ static void test_argmax(void **state)
     graph_free(g);
 }
 
+/* ---- ArgMax of integers (CLIP's text pooling: ids cast to int32, then
+ * argmax): x * 1e6 cast to int64 or int32, compared as integers */
+
+static void test_argmax_int(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 3;
+    for (int it = 0; it < 2; it++) {
+        ferry_dtype idt = it ? FERRY_I32 : FERRY_I64;
+        graph *g = graph_new();
+        int64_t dx[3] = {FERRY_DIM_BATCH, 5, 7}, di[3] = {FERRY_DIM_BATCH, 1, 7};
+        int x = add_typed(g, "x", FERRY_F32, 3, dx), xs = add_typed(g, "xs", FERRY_F32, 3, dx);
+        int xi = add_typed(g, "xi", idt, 3, dx), ix = add_typed(g, "ix", FERRY_I64, 3, di);
+        int y = add_typed(g, "y", FERRY_F32, 3, di), c = add_const(g, "c", 0.0f, 1e6f, 0);
+        int in[2] = {x, c};
+        graph_add_node(g, OP_MUL, "scale", 2, in, 1, &xs);
+        int k = graph_add_node(g, OP_CAST, "to_int", 1, &xs, 1, &xi);
+        g->nodes[k].to = idt;
+        k = graph_add_node(g, OP_ARGMAX, "am", 1, &xi, 1, &ix);
+        g->nodes[k].axis = 1, g->nodes[k].keepdims = 1;
+        k = graph_add_node(g, OP_CAST, "cast", 1, &ix, 1, &y);
+        g->nodes[k].to = FERRY_F32;
+        set_io(g, 1, &x, 1, &y);
+        float *xv = rand_vec(n * 35, 1.0f);
+        for (int64_t b = 0; b < n; b++) /* a tie in column 0: the first index wins */
+            xv[(b * 5 + 3) * 7] = xv[(b * 5 + 1) * 7] = 9.0f;
+        double ref[3 * 7];
+        for (int64_t b = 0; b < n; b++)
+            for (int j = 0; j < 7; j++) {
+                int best = 0;
+                for (int r = 1; r < 5; r++)
+                    if ((int64_t)(xv[(b * 5 + r) * 7 + j] * 1e6f) >
+                        (int64_t)(xv[(b * 5 + best) * 7 + j] * 1e6f))
+                        best = r;
+                ref[b * 7 + j] = best;
+            }
+        run_cfg rc = {FERRY_PRECISION_FP32, FERRY_F32, 16, 0};
+        float *yv = run_graph(g, &rc, n, xv);
+        check_close(it ? "argmax int32" : "argmax int64", yv, ref, n * 7, 0.0);
+        free(yv);
+        free(xv);
+        graph_free(g);
+    }
+}
+
 /* ---- a patch convolution (kernel = stride: a ViT's patch embedding),
  * with bias and ReLU, runs as copy + matmul + transpose */
 
@@ -2360,6 +2406,7 @@ int main(void)
         cmocka_unit_test(test_patch_conv),
         cmocka_unit_test(test_conv_epilogues),
         cmocka_unit_test(test_argmax),
+        cmocka_unit_test(test_argmax_int),
         cmocka_unit_test(test_prelu_min_max),
         cmocka_unit_test(test_cumsum),
         cmocka_unit_test(test_eye_like),

@@ -63,9 +63,10 @@ ferry_status cuda_arg_supports(const cuda_prep *p)
 {
     const graph_node *nd = p->nd;
     const graph_value *x = &p->g->values[nd->in[0]];
-    if (!cuda_is_float(x->dtype))
+    if (!cuda_is_float(x->dtype) && x->dtype != FERRY_I32 && x->dtype != FERRY_I64)
         return ferry_fail(FERRY_EUNSUPPORTED,
-                          "node '%s' (%s): input '%s' is %s; it runs on float tensors on CUDA",
+                          "node '%s' (%s): input '%s' is %s; it runs on float, int32 and int64 "
+                          "tensors on CUDA",
                           nd->name, op_name(nd->op), x->name, ferry_dtype_name(x->dtype));
     return FERRY_OK;
 }
@@ -83,7 +84,8 @@ ferry_status cuda_arg_run(const cuda_call *c)
         inner *= xd[d];
     return index_launch(c,
                         kern_arg_reduce(c->in[0], c->out[0], outer, xd[axis], inner,
-                                        nd->op == OP_ARGMAX, nd->mode, c->cdt, c->stream),
+                                        nd->op == OP_ARGMAX, nd->mode,
+                                        cuda_sdt(c->g->values[nd->in[0]].dtype, c->cdt), c->stream),
                         "kern_arg_reduce");
 }
 

@@ -49,19 +49,44 @@ __global__ void embedding_bag_kernel(const T *__restrict__ w, const I *__restric
 /* ArgMax (is_max) / ArgMin over the middle axis of [outer, A, inner]; NaN
  * wins (as numpy and the CPU backend); ties go to the first index, or the
  * last with select_last. */
+/* The value ArgMax compares: floats widened to float, integers as they
+ * are (an int64 id above 2^24 would not survive a float). */
+template <typename T> struct arg_key {
+    using K = float;
+    static __device__ __forceinline__ float get(T v)
+    {
+        return to_f(v);
+    }
+};
+template <> struct arg_key<int32_t> {
+    using K = int32_t;
+    static __device__ __forceinline__ int32_t get(int32_t v)
+    {
+        return v;
+    }
+};
+template <> struct arg_key<int64_t> {
+    using K = int64_t;
+    static __device__ __forceinline__ int64_t get(int64_t v)
+    {
+        return v;
+    }
+};
+
 template <typename T>
 __global__ void arg_kernel(const T *__restrict__ x, int64_t *__restrict__ y, int64_t outer,
                            int64_t A, int64_t inner, int is_max, int last)
 {
+    using K = typename arg_key<T>::K;
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= outer * inner)
         return;
     int64_t o = i / inner, k = i % inner;
     const T *p = x + o * A * inner + k;
-    float best = to_f(p[0]);
+    K best = arg_key<T>::get(p[0]);
     int64_t at = 0;
     for (int64_t j = 1; j < A; j++) {
-        float v = to_f(p[j * inner]);
+        K v = arg_key<T>::get(p[j * inner]);
         bool better;
         if (v != v)
             better = best == best || last;
@@ -126,6 +151,8 @@ extern "C" cudaError_t kern_arg_reduce(const void *x, int64_t *y, int64_t outer,
     switch (dt) {
     case FERRY_F16: return arg<__half>(x, y, outer, A, inner, is_max, last, s);
     case FERRY_BF16: return arg<__nv_bfloat16>(x, y, outer, A, inner, is_max, last, s);
+    case FERRY_I32: return arg<int32_t>(x, y, outer, A, inner, is_max, last, s);
+    case FERRY_I64: return arg<int64_t>(x, y, outer, A, inner, is_max, last, s);
     default: return arg<float>(x, y, outer, A, inner, is_max, last, s);
     }
 }
