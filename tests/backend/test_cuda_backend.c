@@ -1373,6 +1373,98 @@ static void test_conv_epilogues(void **state)
     }
 }
 
+/* ---- pointwise convolutions between channels-last neighbours run as one
+ * matmul (cuda_conv.c pointwise_ok): 3x3 -> 1x1 (+ bias, + the 3x3's
+ * output as residual, then ReLU or not) -> 3x3, fp16, plain and captured,
+ * against the same chain in double; FERRY_CUDA_POINTWISE=cudnn runs the
+ * 1x1 through cuDNN for comparison. */
+
+static void pointwise_ref(const float *x, const float *w, const float *b, const double *r,
+                          double *y, int64_t n, int64_t ci, int64_t co, int64_t hw, int relu)
+{
+    for (int64_t s_ = 0; s_ < n; s_++)
+        for (int64_t o = 0; o < co; o++)
+            for (int64_t p = 0; p < hw * hw; p++) {
+                double acc = b[o] + (r ? r[(s_ * co + o) * hw * hw + p] : 0.0);
+                for (int64_t c = 0; c < ci; c++)
+                    acc += (double)w[o * ci + c] * x[(s_ * ci + c) * hw * hw + p];
+                y[(s_ * co + o) * hw * hw + p] = relu && acc < 0 ? 0 : acc;
+            }
+}
+
+static void test_conv_pointwise(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 3, c0 = 16, hw = 9;
+    for (int t = 0; t < 2; t++) {
+        int res = t == 0, relu = t == 1; /* mobilenet's projection; resnet's 1x1 + ReLU */
+        int64_t c1 = res ? 16 : 24;
+        graph *g = graph_new();
+        int64_t d0[4] = {FERRY_DIM_BATCH, c0, hw, hw}, d1[4] = {FERRY_DIM_BATCH, c1, hw, hw};
+        int x = add_typed(g, "x", FERRY_F32, 4, d0), a = add_typed(g, "a", FERRY_F32, 4, d0);
+        int bv = add_typed(g, "bv", FERRY_F32, 4, d1), y = add_typed(g, "y", FERRY_F32, 4, d0);
+        int w0 = add_const(g, "W0", 0.3f, 0, 4, c0, c0, (int64_t)3, (int64_t)3);
+        int b0 = add_const(g, "b0", 0.5f, 0, 1, c0);
+        int w1 = add_const(g, "W1", 0.4f, 0, 4, c1, c0, (int64_t)1, (int64_t)1);
+        int b1 = add_const(g, "b1", 0.5f, 0, 1, c1);
+        int w2 = add_const(g, "W2", 0.2f, 0, 4, c0, c1, (int64_t)3, (int64_t)3);
+        int b2 = add_const(g, "b2", 0.5f, 0, 1, c0);
+        int i0[3] = {x, w0, b0}, i1[4] = {a, w1, b1, a}, i2[3] = {bv, w2, b2};
+        int k0 = graph_add_node(g, OP_CONV, "c0", 3, i0, 1, &a);
+        int k1 = graph_add_node(g, OP_CONV, "pw", res ? 4 : 3, i1, 1, &bv);
+        int k2 = graph_add_node(g, OP_CONV, "c2", 3, i2, 1, &y);
+        int ks[3] = {k0, k1, k2};
+        for (int j = 0; j < 3; j++) {
+            conv_attrs *ca = &g->nodes[ks[j]].conv;
+            int64_t kk = j == 1 ? 1 : 3;
+            ca->nsp = 2, ca->group = 1;
+            for (int i = 0; i < 2; i++) {
+                ca->kernel[i] = kk, ca->strides[i] = 1, ca->dilations[i] = 1;
+                ca->pads[i] = ca->pads[i + 2] = kk / 2;
+            }
+            g->nodes[ks[j]].act = j == 1 && !relu ? ACT_NONE : ACT_RELU;
+        }
+        set_io(g, 1, &x, 1, &y);
+        int64_t n0 = n * c0 * hw * hw, n1 = n * c1 * hw * hw;
+        float *xv = rand_vec(n0, 2.0f), *af = malloc(sizeof(float) * (size_t)n1);
+        double *ad = malloc(sizeof(double) * (size_t)n0), *bd = malloc(sizeof(double) * (size_t)n1);
+        double *ref = malloc(sizeof(double) * (size_t)n0);
+        assert_non_null(af);
+        assert_non_null(ad);
+        assert_non_null(bd);
+        assert_non_null(ref);
+        conv_ref(xv, cdata(g, w0), cdata(g, b0), ad, n, c0, c0, hw, 1, 1, ACT_RELU);
+        for (int64_t i = 0; i < n0; i++)
+            af[i] = (float)ad[i];
+        pointwise_ref(af, cdata(g, w1), cdata(g, b1), res ? ad : NULL, bd, n, c0, c1, hw, relu);
+        for (int64_t i = 0; i < n1; i++)
+            af[i] = (float)bd[i];
+        conv_ref(af, cdata(g, w2), cdata(g, b2), ref, n, c1, c0, hw, 1, 1, ACT_RELU);
+        for (int mode = 0; mode < 2; mode++) {
+            if (mode)
+                setenv("FERRY_CUDA_POINTWISE", "cudnn", 1);
+            for (int q = 0; q < 2; q++) {
+                run_cfg rc = {FERRY_PRECISION_FP16, FERRY_F32, 16, q};
+                float *yv = run_graph(g, &rc, n, xv);
+                char what[96];
+                snprintf(what, sizeof what, "pointwise %s fp16 %s%s",
+                         res ? "+ residual" : "+ ReLU", mode ? "cudnn" : "matmul",
+                         q ? " captured" : "");
+                check_close(what, yv, ref, n0, 2e-2);
+                free(yv);
+            }
+            unsetenv("FERRY_CUDA_POINTWISE");
+        }
+        free(ref);
+        free(bd);
+        free(ad);
+        free(af);
+        free(xv);
+        graph_free(g);
+    }
+}
+
 /* ---- the operators the CPU backend ran and the CUDA one lacked: PRelu,
  * Min, Max, CumSum, EyeLike, DepthToSpace, GatherElements,
  * ScatterElements, GridSample, Einsum. Each graph runs at fp32 and, captured,
@@ -2405,6 +2497,7 @@ int main(void)
         cmocka_unit_test(test_reduce_sum_max),
         cmocka_unit_test(test_patch_conv),
         cmocka_unit_test(test_conv_epilogues),
+        cmocka_unit_test(test_conv_pointwise),
         cmocka_unit_test(test_argmax),
         cmocka_unit_test(test_argmax_int),
         cmocka_unit_test(test_prelu_min_max),

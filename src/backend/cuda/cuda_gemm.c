@@ -329,9 +329,10 @@ static ferry_status prepare_common(backend_ctx *c, int ni, gemm_plan *gp)
         }
     }
 
-    /* A residual (input 3, fuse.c): cuBLASLt's C with beta 1, the bias
-     * still in the epilogue: D = A*B + bias + R in one pass. */
-    int rin = nd->op == OP_GEMM && nd->n_in > 3 ? nd->in[3] : -1;
+    /* A residual (input 3, fuse.c; a pointwise Conv's too, cuda_conv.c):
+     * cuBLASLt's C with beta 1, the bias still in the epilogue: D = A*B +
+     * bias + R in one pass. */
+    int rin = (nd->op == OP_GEMM || conv) && nd->n_in > 3 ? nd->in[3] : -1;
     if (rin >= 0) {
         if (gp->c_matrix) {
             st = shape_fail(nd, "a residual beside a full C matrix is not supported");

@@ -1,0 +1,41 @@
+#!/bin/bash
+# bench/gpu/run_s27.sh - the last device call of 2026-12-07 (staged by
+# `bench/gpu/stage_cudnn.sh BUILD MODELS mobilenet_v2,mobilenet_v3_small`,
+# carry .devlibs/cudnn and .devlibs/cudnn-m1):
+#   1. the unit tests of the pointwise-convolution matmul, the conv
+#      epilogues and ArgMax of integers
+#   2. parity of mobilenet_v2 and mobilenet_v3_small (pointwise convs now
+#      one cuBLASLt matmul each in fp16/bf16)
+#   3. mobilenet_v2 and BERT-base beside PyTorch's best path (real_gpu.py)
+#   4. mobilenet_v2 with FERRY_CUDA_POINTWISE=cudnn (the old path), A/B
+set -u
+cd "$(dirname "$0")/../.."
+S=.devlibs/cudnn
+export PYTHONUNBUFFERED=1
+for t in bin lib; do [ -d $S/$t ] || tar xJf $S/$t.tar.xz -C $S; done
+export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+for d in $(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__) + "/lib")' 2>/dev/null); do
+    [ -f "$d/libcudnn.so.9" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+done
+nvidia-smi --query-gpu=name --format=csv,noheader; date -u +%FT%TZ
+echo "== 1. unit"
+for t in test_conv_pointwise test_conv_epilogues test_argmax_int; do
+    FERRY_TEST_FILTER=$t timeout 60 $S/bin/test_cuda_backend >/tmp/$t.log 2>&1
+    echo "$t rc=$? $(grep -c 'rel err' /tmp/$t.log) checks; worst: $(grep -o 'rel err [0-9.e+-]*' /tmp/$t.log | sort -k3 -g | tail -1)"
+    grep -E "FAIL|rror" /tmp/$t.log | head -6
+done
+grep "pointwise" /tmp/test_conv_pointwise.log | head -8
+echo "== 2. parity"
+PARITY_TIMEOUT=150 timeout 170 bash bench/gpu/run_cudnn.sh 1 2>&1 | tail -8
+echo "== 3. beside PyTorch's best"
+timeout 240 python3 bench/gpu/real_gpu.py --ferry $S/bin/ferry --models mobilenet_v2,bert_base \
+    --batcher 0 --duration 1 --repeats 1 --json /tmp/s27.json 2>/tmp/s27.err | tail -14
+tail -3 /tmp/s27.err
+echo "== 4. mobilenet_v2: pointwise through cuDNN (old) / matmul (new)"
+for v in "cudnn:FERRY_CUDA_POINTWISE=cudnn" "matmul:X=1"; do
+    printf "%-7s " ${v%%:*}
+    env ${v#*:} timeout 60 $S/bin/ferry bench /tmp/real-gpu/mobilenet_v2.onnx --device cuda --precision fp16 \
+        --graphs --sweep --batch-sizes 8,64,256 --duration 1 --repeat 1 --quiet 2>&1 |
+        awk '$1 ~ /^(8|64|256)$/ {printf "b%s %s  ", $1, $2} END {print ""}'
+done
+date -u +%FT%TZ
