@@ -247,8 +247,9 @@ typedef struct conv_state {
  * without an activation cannot take its graph API: see dnn_prepare),
  * against ~28 us for the other convolutions. 16-bit only (fp32 and tf32
  * stay NCHW), channels a multiple of 8 (16-byte rows), no epilogue but
- * bias, residual and ReLU. FERRY_CUDA_POINTWISE=cudnn keeps them on cuDNN
- * (a measurement knob). */
+ * bias and residual: those ending in ReLU (resnet's) stay on cuDNN's
+ * graph API, which fuses them well. FERRY_CUDA_POINTWISE=cudnn keeps them
+ * all on cuDNN (a measurement knob). */
 static int pointwise_ok(const cuda_prep *p)
 {
     const graph_node *nd = p->nd;
@@ -256,7 +257,7 @@ static int pointwise_ok(const cuda_prep *p)
     const graph_value *x = &p->g->values[nd->in[0]], *y = &p->g->values[nd->out[0]];
     const char *env = getenv("FERRY_CUDA_POINTWISE");
     if ((env && !strcmp(env, "cudnn")) || nd->op != OP_CONV || a->nsp != 2 || a->group != 1 ||
-        p->cdt == FERRY_F32 || (nd->act != ACT_NONE && nd->act != ACT_RELU))
+        p->cdt == FERRY_F32 || nd->act != ACT_NONE)
         return 0;
     for (int i = 0; i < 2; i++)
         if (a->kernel[i] != 1 || a->strides[i] != 1 || a->dilations[i] != 1 || a->pads[i] ||
