@@ -1376,8 +1376,8 @@ static void test_conv_epilogues(void **state)
 /* ---- pointwise convolutions between channels-last neighbours run as one
  * matmul (cuda_conv.c pointwise_ok): 3x3 -> 1x1 (+ bias, + the 3x3's
  * output as residual or not) -> 3x3, fp16, plain and captured,
- * against the same chain in double; FERRY_CUDA_POINTWISE=cudnn runs the
- * 1x1 through cuDNN for comparison. */
+ * against the same chain in double, with FERRY_CUDA_POINTWISE=matmul (the
+ * opt-in path) and =cudnn (the default). */
 
 static void pointwise_ref(const float *x, const float *w, const float *b, const double *r,
                           double *y, int64_t n, int64_t ci, int64_t co, int64_t hw, int relu)
@@ -1442,8 +1442,7 @@ static void test_conv_pointwise(void **state)
             af[i] = (float)bd[i];
         conv_ref(af, cdata(g, w2), cdata(g, b2), ref, n, c1, c0, hw, 1, 1, ACT_RELU);
         for (int mode = 0; mode < 2; mode++) {
-            if (mode)
-                setenv("FERRY_CUDA_POINTWISE", "cudnn", 1);
+            setenv("FERRY_CUDA_POINTWISE", mode ? "cudnn" : "matmul", 1);
             for (int q = 0; q < 2; q++) {
                 run_cfg rc = {FERRY_PRECISION_FP16, FERRY_F32, 16, q};
                 float *yv = run_graph(g, &rc, n, xv);

@@ -248,15 +248,16 @@ typedef struct conv_state {
  * against ~28 us for the other convolutions. 16-bit only (fp32 and tf32
  * stay NCHW), channels a multiple of 8 (16-byte rows), no epilogue but
  * bias and residual: those ending in ReLU (resnet's) stay on cuDNN's
- * graph API, which fuses them well. FERRY_CUDA_POINTWISE=cudnn keeps them
- * all on cuDNN (a measurement knob). */
+ * graph API, which fuses them well. Opt-in (FERRY_CUDA_POINTWISE=matmul)
+ * until it has run on a GPU: written when the session's device time was
+ * spent (test_conv_pointwise checks it against cuDNN's path). */
 static int pointwise_ok(const cuda_prep *p)
 {
     const graph_node *nd = p->nd;
     const conv_attrs *a = &nd->conv;
     const graph_value *x = &p->g->values[nd->in[0]], *y = &p->g->values[nd->out[0]];
     const char *env = getenv("FERRY_CUDA_POINTWISE");
-    if ((env && !strcmp(env, "cudnn")) || nd->op != OP_CONV || a->nsp != 2 || a->group != 1 ||
+    if (!env || strcmp(env, "matmul") || nd->op != OP_CONV || a->nsp != 2 || a->group != 1 ||
         p->cdt == FERRY_F32 || nd->act != ACT_NONE)
         return 0;
     for (int i = 0; i < 2; i++)
