@@ -4,10 +4,10 @@
 # carry .devlibs/cudnn and .devlibs/cudnn-m1):
 #   1. the unit tests of the pointwise-convolution matmul, the conv
 #      epilogues and ArgMax of integers
-#   2. parity of mobilenet_v2 and mobilenet_v3_small (pointwise convs now
-#      one cuBLASLt matmul each in fp16/bf16)
+#   2. parity of mobilenet_v2 and mobilenet_v3_small with
+#      FERRY_CUDA_POINTWISE=matmul (pointwise convs one cuBLASLt matmul each)
 #   3. mobilenet_v2 and BERT-base beside PyTorch's best path (real_gpu.py)
-#   4. mobilenet_v2 with FERRY_CUDA_POINTWISE=cudnn (the old path), A/B
+#   4. mobilenet_v2, the default (cuDNN) against FERRY_CUDA_POINTWISE=matmul
 set -u
 cd "$(dirname "$0")/../.."
 S=.devlibs/cudnn
@@ -27,13 +27,13 @@ done
 grep "pointwise" /tmp/test_conv_pointwise.log | head -8
 [ -f /tmp/real-gpu/mobilenet_v2.onnx ] || timeout 90 python3 -c "
 import sys; sys.path.insert(0, 'bench'); import models as bm; bm.export('mobilenet_v2', '/tmp/real-gpu')" 2>&1 | tail -1
-echo "== 4. mobilenet_v2: pointwise through cuDNN (old) / matmul (new)"
-for v in "cudnn:FERRY_CUDA_POINTWISE=cudnn" "matmul:X=1"; do
+echo "== 4. mobilenet_v2: pointwise through cuDNN (default) / matmul (opt-in)"
+for v in "cudnn:X=1" "matmul:FERRY_CUDA_POINTWISE=matmul"; do
     printf "%-7s " ${v%%:*}
     env ${v#*:} timeout 60 $S/bin/ferry bench /tmp/real-gpu/mobilenet_v2.onnx --device cuda --precision fp16 \
         --graphs --sweep --batch-sizes 8,64,256 --duration 1 --repeat 1 --quiet 2>&1 |
         awk '$1 ~ /^(8|64|256)$/ {printf "b%s %s  ", $1, $2} END {print ""}'
 done
 echo "== 2. parity"
-PARITY_TIMEOUT=70 timeout 75 bash bench/gpu/run_cudnn.sh 1 2>&1 | tail -8
+FERRY_CUDA_POINTWISE=matmul PARITY_TIMEOUT=70 timeout 75 bash bench/gpu/run_cudnn.sh 1 2>&1 | tail -8
 date -u +%FT%TZ
