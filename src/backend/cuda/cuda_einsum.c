@@ -45,17 +45,7 @@ static ferry_status prepare_einsum(cuda_prep *p, void **state)
         p->scratch += part_bytes(graph_value_numel(&p->g->values[nd->in[1]], p->max_batch), esz);
     if (!l.id_y)
         p->scratch += part_bytes(graph_value_numel(&p->g->values[nd->out[0]], p->max_batch), esz);
-    gemm_plan *gp = calloc(1, sizeof *gp);
-    if (!gp)
-        return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
-    ferry_status st = cuda_gemm_prepare(p->c, p->ni, gp);
-    if (st) {
-        free(gp);
-        return st;
-    }
-    p->c->n_gemms++;
-    *state = gp;
-    return FERRY_OK;
+    return cuda_gemm_node_prepare(p, state);
 }
 
 /* dst (dense) = src (dense, n dims d) transposed: dim i of dst is dim

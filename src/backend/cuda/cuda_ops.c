@@ -211,7 +211,7 @@ static ferry_status supports_gemm(const cuda_prep *p)
     return FERRY_OK;
 }
 
-static ferry_status prepare_gemm(cuda_prep *p, void **state)
+ferry_status cuda_gemm_node_prepare(cuda_prep *p, void **state)
 {
     gemm_plan *gp = calloc(1, sizeof *gp);
     if (!gp)
@@ -1154,8 +1154,8 @@ static ferry_status supports_trilu(const cuda_prep *p)
     }
 
 static const cuda_op_impl ops[OP_COUNT] = {
-    [OP_GEMM] = {supports_gemm, prepare_gemm, run_gemm, destroy_gemm},
-    [OP_MATMUL] = {supports_gemm, prepare_gemm, run_gemm, destroy_gemm},
+    [OP_GEMM] = {supports_gemm, cuda_gemm_node_prepare, run_gemm, destroy_gemm},
+    [OP_MATMUL] = {supports_gemm, cuda_gemm_node_prepare, run_gemm, destroy_gemm},
     [OP_ADD] = BINARY,
     [OP_SUB] = BINARY,
     [OP_MUL] = BINARY,

@@ -58,6 +58,10 @@ typedef struct cuda_op_impl {
     void (*destroy)(void *state); /* NULL: state is NULL or plain malloc'd */
 } cuda_op_impl;
 
+/* Gemm's and MatMul's prepare (cuda_ops.c): a gemm_plan (cuda_gemm.c) as
+ * the node's state; Einsum's (cuda_einsum.c) after its scratch. */
+ferry_status cuda_gemm_node_prepare(cuda_prep *p, void **state);
+
 /* Rows defined in their own files: LSTM and GRU (cuda_rnn.c). */
 ferry_status cuda_rnn_supports(const cuda_prep *p);
 ferry_status cuda_rnn_prepare(cuda_prep *p, void **state);
