@@ -192,11 +192,7 @@ __global__ void reduce_mean_kernel(const T *__restrict__ x, T *__restrict__ y, k
     int lane = threadIdx.x & 31;
     if (out >= rd.n_out)
         return;
-    int64_t base = 0, r = out;
-    for (int k = rd.nk - 1; k >= 0; k--) {
-        base += (r % rd.kdims[k]) * rd.kstride[k];
-        r /= rd.kdims[k];
-    }
+    int64_t base = reduce_base(rd, out);
     float s = 0.0f;
     for (int64_t j = lane; j < rd.n_red; j += 32) {
         int64_t off = 0, q = j;
@@ -248,6 +244,18 @@ __device__ __forceinline__ float warp_red(kern_reduce_op op, float v)
     return v;
 }
 
+/* Where output `out`'s first input element sits: its index over the kept
+ * dims, each at its stride in x. */
+__device__ __forceinline__ int64_t reduce_base(const kern_reduce &rd, int64_t out)
+{
+    int64_t base = 0, r = out;
+    for (int k = rd.nk - 1; k >= 0; k--) {
+        base += (r % rd.kdims[k]) * rd.kstride[k];
+        r /= rd.kdims[k];
+    }
+    return base;
+}
+
 template <typename T>
 __global__ void reduce_kernel(kern_reduce_op op, const T *__restrict__ x, T *__restrict__ y,
                               kern_reduce rd)
@@ -256,11 +264,7 @@ __global__ void reduce_kernel(kern_reduce_op op, const T *__restrict__ x, T *__r
     int lane = threadIdx.x & 31;
     if (out >= rd.n_out)
         return;
-    int64_t base = 0, r = out;
-    for (int k = rd.nk - 1; k >= 0; k--) {
-        base += (r % rd.kdims[k]) * rd.kstride[k];
-        r /= rd.kdims[k];
-    }
+    int64_t base = reduce_base(rd, out);
     float m = 0.0f;
     if (op == KR_LOG_SUM_EXP) {
         float mx = -FLT_MAX;
@@ -332,11 +336,7 @@ __global__ void reduce_int_kernel(kern_reduce_op op, const T *__restrict__ x, T 
     int lane = threadIdx.x & 31;
     if (out >= rd.n_out)
         return;
-    int64_t base = 0, r = out;
-    for (int k = rd.nk - 1; k >= 0; k--) {
-        base += (r % rd.kdims[k]) * rd.kstride[k];
-        r /= rd.kdims[k];
-    }
+    int64_t base = reduce_base(rd, out);
     const int64_t lo = sizeof(T) == 4 ? INT32_MIN : INT64_MIN;
     const int64_t hi = sizeof(T) == 4 ? INT32_MAX : INT64_MAX;
     int64_t a = op == KR_MAX ? lo : op == KR_MIN ? hi : op == KR_PROD ? 1 : 0;
