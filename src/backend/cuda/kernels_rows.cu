@@ -183,6 +183,18 @@ cudaError_t layernorm_launch(const void *x, const void *scale, const void *bias,
     return cudaGetLastError();
 }
 
+/* Where output `out`'s first input element sits: its index over the kept
+ * dims, each at its stride in x. */
+__device__ __forceinline__ int64_t reduce_base(const kern_reduce &rd, int64_t out)
+{
+    int64_t base = 0, r = out;
+    for (int k = rd.nk - 1; k >= 0; k--) {
+        base += (r % rd.kdims[k]) * rd.kstride[k];
+        r /= rd.kdims[k];
+    }
+    return base;
+}
+
 /* ReduceMean: one warp per output element; the lanes stride over the
  * reduced index, so a reduction over innermost dims reads coalesced. */
 template <typename T>
@@ -242,18 +254,6 @@ __device__ __forceinline__ float warp_red(kern_reduce_op op, float v)
         v = op == KR_MAX ? fmaxf(v, u) : op == KR_MIN ? fminf(v, u) : op == KR_PROD ? v * u : v + u;
     }
     return v;
-}
-
-/* Where output `out`'s first input element sits: its index over the kept
- * dims, each at its stride in x. */
-__device__ __forceinline__ int64_t reduce_base(const kern_reduce &rd, int64_t out)
-{
-    int64_t base = 0, r = out;
-    for (int k = rd.nk - 1; k >= 0; k--) {
-        base += (r % rd.kdims[k]) * rd.kstride[k];
-        r /= rd.kdims[k];
-    }
-    return base;
 }
 
 template <typename T>
