@@ -42,6 +42,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <atomic>
+
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/storage.cuh"
 
@@ -462,6 +464,23 @@ template <typename T> cudaError_t prepare(int d)
                                 (int)simt_smem(d));
 }
 
+/* FERRY_ATTN_SPLIT=1: never split the keys (a measurement knob), read on
+ * the first launch. A file-scope atomic rather than a function-local
+ * static in the template: that one's guard variable is a global symbol,
+ * which libferry must not export (tests/install). */
+std::atomic<int> g_split_off{-1};
+
+bool split_off()
+{
+    int v = g_split_off.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("FERRY_ATTN_SPLIT");
+        v = e && e[0] == '1' && !e[1];
+        g_split_off.store(v, std::memory_order_relaxed);
+    }
+    return v != 0;
+}
+
 template <typename T> cudaError_t launch(const kern_attention *a, cudaStream_t s)
 {
     int64_t bh = (int64_t)a->B * a->heads;
@@ -470,12 +489,8 @@ template <typename T> cudaError_t launch(const kern_attention *a, cudaStream_t s
             /* Fewer query rows a block where 64-row blocks would not fill
              * the SMs twice; then, where even 16-row blocks leave SMs
              * idle, the keys split over the block's warps (2 or 4, no more
-             * than the key tiles). FERRY_ATTN_SPLIT=1 turns the split off
-             * (a measurement knob, read once). */
-            static const int no_split = [] {
-                const char *e = getenv("FERRY_ATTN_SPLIT");
-                return e && e[0] == '1' && !e[1];
-            }();
+             * than the key tiles). FERRY_ATTN_SPLIT=1 turns the split off. */
+            const bool no_split = split_off();
             int qwarps = 4, split = 1;
             while (qwarps > 1 && bh * ((a->Tq + 16 * qwarps - 1) / (16 * qwarps)) < 2 * kSms)
                 qwarps >>= 1;
