@@ -189,6 +189,10 @@ ferry_status infer_conv_transpose(graph *g, graph_node *n)
     if (gr < 1 || c % gr || w->dims[0] != c)
         return node_failf(n, FERRY_ESHAPE, "weight '%s' must be [C=%lld, M/group, k...]", w->name,
                           (long long)c);
+    /* the CPU kernel sizes the weight from kernel_shape */
+    for (int i = 0; i < nsp; i++)
+        if (a->kernel[i] != w->dims[2 + i])
+            return node_fail(n, FERRY_ESHAPE, "kernel_shape differs from the weight's dims");
     int64_t m = w->dims[1] * gr;
     if (n->n_in > 2 && n->in[2] >= 0) {
         const graph_value *b = &g->values[n->in[2]];

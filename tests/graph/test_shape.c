@@ -1465,6 +1465,22 @@ static void test_conv3d_shapes(void **state)
     ob_free(b);
 }
 
+/* ConvTranspose whose kernel_shape differs from its weight's dims: the
+ * CPU kernel sized the weight from kernel_shape and read past it. */
+static void test_conv_transpose_kernel_shape(void **state)
+{
+    (void)state;
+    int64_t xd[5] = {N_, 2, 3, 3, 3}, wd[5] = {2, 1, 1, 1, 1}, k[3] = {3, 3, 3};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 5, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "TW", 5, wd, NULL);
+    Onnx__NodeProto *t = ob_node(b, "ConvTranspose", "up", "x,TW", "y");
+    ob_attr_ints(b, t, "kernel_shape", 3, k);
+    load(b, FERRY_ESHAPE, "node 'up' (ConvTranspose): kernel_shape differs from the weight's dims");
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1496,6 +1512,7 @@ int main(void)
         cmocka_unit_test(test_rnn),
         cmocka_unit_test(test_if_known_condition),
         cmocka_unit_test(test_conv3d_shapes),
+        cmocka_unit_test(test_conv_transpose_kernel_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
