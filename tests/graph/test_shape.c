@@ -1481,6 +1481,29 @@ static void test_conv_transpose_kernel_shape(void **state)
     ob_free(b);
 }
 
+/* RNN whose sequence_lens is not [batch]: the kernel read one length per
+ * sample, past a [1] tensor at batch 3. */
+static void test_rnn_sequence_lens_shape(void **state)
+{
+    (void)state;
+    enum { T = 4, I = 3, H = 2 };
+    int64_t xd[3] = {N_, T, I}, wd[3] = {1, H, I}, rd[3] = {1, H, H}, ld = 1;
+    ob *b = ob_new(14);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "W", 3, wd, NULL);
+    ob_init_f32(b, "R", 3, rd, NULL);
+    int32_t len = T;
+    Onnx__TensorProto *lt = ob_tensor(b, "L", 6, 1, &ld, &len, sizeof len);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer, lt);
+    Onnx__NodeProto *t = ob_node(b, "RNN", "rnn", "x,W,R,,L", "y");
+    ob_attr_i(b, t, "hidden_size", H);
+    ob_attr_i(b, t, "layout", 1);
+    load(b, FERRY_ESHAPE,
+         "node 'rnn' (RNN): sequence_lens 'L' has shape [1]; expected [batch] of X [N,4,3]");
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1513,6 +1536,7 @@ int main(void)
         cmocka_unit_test(test_if_known_condition),
         cmocka_unit_test(test_conv3d_shapes),
         cmocka_unit_test(test_conv_transpose_kernel_shape),
+        cmocka_unit_test(test_rnn_sequence_lens_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
