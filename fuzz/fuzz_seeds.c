@@ -364,8 +364,7 @@ static void models(void)
         gp->name = ob_str(b, br ? "else" : "then");
         OB_PUSH(b, gp->node, gp->n_node, b->graph.node[b->graph.n_node - 1]);
         b->graph.n_node--;
-        OB_PUSH(b, gp->output, gp->n_output,
-                ob_value_info(b, br ? "e_out" : "t_out", 1, -1, NULL));
+        OB_PUSH(b, gp->output, gp->n_output, ob_value_info(b, br ? "e_out" : "t_out", 1, -1, NULL));
         ga->g = gp;
     }
     save_model(b, "if.onnx");
@@ -373,8 +372,8 @@ static void models(void)
     /* 3-D: Conv (groups, dilation, pads), MaxPool ceil, ConvTranspose
      * output_padding, AveragePool count_include_pad */
     int64_t x5[5] = {-1, 2, 5, 6, 6}, w5[5] = {4, 1, 3, 2, 3}, k3[3] = {3, 2, 3},
-            p6[6] = {1, 0, 1, 1, 0, 1}, s3[3] = {2, 1, 1}, d3[3] = {1, 2, 1},
-            pk3[3] = {2, 2, 2}, tw5[5] = {4, 2, 1, 2, 2}, op3[3] = {0, 1, 0};
+            p6[6] = {1, 0, 1, 1, 0, 1}, s3[3] = {2, 1, 1}, d3[3] = {1, 2, 1}, pk3[3] = {2, 2, 2},
+            tw5[5] = {4, 2, 1, 2, 2}, op3[3] = {0, 1, 0};
     b = ob_new(17);
     ob_input(b, "x", 5, x5);
     ob_output(b, "y", -1, NULL);
