@@ -1102,6 +1102,16 @@ static void test_one_hot(void **state)
     b = one_hot_model(-1, 0, 3);
     load(b, FERRY_ESHAPE, "node 'oh' (OneHot): values 'v' must hold two elements [off, on]");
     ob_free(b);
+    /* an int64 depth past 2^24, which a float rounds back to 2^24 */
+    b = one_hot_model(-1, 0, 2);
+    for (size_t i = 0; i < b->graph.n_initializer; i++)
+        if (!strcmp(b->graph.initializer[i]->name, "depth")) {
+            int64_t big = (INT64_C(1) << 24) + 1;
+            memcpy(b->graph.initializer[i]->raw_data.data, &big, sizeof big);
+        }
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'oh' (OneHot): depth 16777217 must be a whole number in [1, 16777216]");
+    ob_free(b);
 }
 
 /* IsNaN, IsInf (torch.isnan, isinf, isfinite, nan_to_num) of log(x - 1)
