@@ -1514,6 +1514,31 @@ static void test_rnn_sequence_lens_shape(void **state)
     ob_free(b);
 }
 
+/* "If (inlined)" names the loader's own node for an If's output, not an
+ * ONNX operator: a model using it as an op_type reached load_if with no
+ * branches (a NULL attribute dereferenced). */
+static void test_if_internal_name_refused(void **state)
+{
+    (void)state;
+    int64_t xd[2] = {N_, 3};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    uint8_t t = 1;
+    Onnx__TensorProto *c = ob_tensor(b, "c", 9, 0, NULL, &t, 1);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer, c);
+    ob_node(b, "If (inlined)", "fake", "c,,x", "y");
+    load(b, FERRY_EUNSUPPORTED, "1 operator is not supported (opset 17): If (inlined) (1 node");
+    ob_free(b);
+    /* nor the rows a pass makes */
+    b = ob_new(17);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_node(b, "Attention (fused)", "fake", "x,x,x", "y");
+    load(b, FERRY_EUNSUPPORTED, "1 operator is not supported (opset 17): Attention (fused) (1 node");
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1547,6 +1572,7 @@ int main(void)
         cmocka_unit_test(test_conv3d_shapes),
         cmocka_unit_test(test_conv_transpose_kernel_shape),
         cmocka_unit_test(test_rnn_sequence_lens_shape),
+        cmocka_unit_test(test_if_internal_name_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
