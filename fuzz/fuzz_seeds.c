@@ -270,6 +270,143 @@ static void models(void)
 
     b = one_node(13, "Shape", 2, x2, NULL, &n);
     save_model(b, "shape.onnx");
+
+    /* the operators of 2026-12-07's evening, with every attribute they read */
+    b = one_node(17, "TopK", 2, x2, "kk", &n);
+    int64_t kk = 3;
+    ob_init_i64(b, "kk", 1, &kk);
+    ob_attr_i(b, n, "axis", -1);
+    ob_attr_i(b, n, "largest", 0);
+    ob_attr_i(b, n, "sorted", 1);
+    ob_names(b, "y,yi", &n->output, &n->n_output);
+    save_model(b, "topk.onnx");
+
+    b = ob_new(17);
+    ob_input(b, "x", 2, x2);
+    ob_output(b, "y", -1, NULL);
+    /* indices from x (float indices are read as their integer part): a
+     * OneHot of constants folds at load, and a fuzzed depth makes that
+     * tens of megabytes, slow under coverage */
+    int64_t ohd = 5, two1 = 2, ax2 = 2;
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "odepth", 7, 0, NULL, &ohd, sizeof ohd));
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "ovals", 1, 1, &two1, (const float[]){0.0f, 1.0f}, 8));
+    n = ob_node(b, "OneHot", "oh", "x,odepth,ovals", "oh"); /* [N,8,5] */
+    ob_attr_i(b, n, "axis", -1);
+    n = ob_node(b, "ReduceL1", "rl1", "oh", "r"); /* [N,8] */
+    ob_attr_ints(b, n, "axes", 1, &ax2);
+    ob_attr_i(b, n, "keepdims", 0);
+    ob_node(b, "Add", "add", "x,r", "y");
+    save_model(b, "onehot.onnx");
+
+    b = one_node(20, "IsInf", 2, x2, NULL, &n);
+    ob_attr_i(b, n, "detect_negative", 0);
+    ob_attr_i(b, n, "detect_positive", 1);
+    b->graph.output[0]->type->tensor_type->elem_type = 9; /* bool */
+    save_model(b, "isinf.onnx");
+    b = one_node(20, "IsNaN", 2, x2, NULL, &n);
+    b->graph.output[0]->type->tensor_type->elem_type = 9;
+    save_model(b, "isnan.onnx");
+
+    static const char *const acts[] = {"Elu", "Selu", "Celu", "ThresholdedRelu", "Shrink"};
+    for (int i = 0; i < 5; i++) {
+        char nm[64];
+        b = one_node(18, acts[i], 2, x2, NULL, &n);
+        ob_attr_f(b, n, i == 4 ? "lambd" : "alpha", 0.7f);
+        ob_attr_f(b, n, i == 1 ? "gamma" : "bias", 1.1f);
+        snprintf(nm, sizeof nm, "act-%s.onnx", acts[i]);
+        save_model(b, nm);
+    }
+    b = one_node(18, "Mish", 2, x2, NULL, &n);
+    save_model(b, "mish.onnx");
+    b = one_node(18, "Softsign", 2, x2, NULL, &n);
+    save_model(b, "softsign.onnx");
+
+    b = ob_new(14);
+    int64_t rx[3] = {-1, 4, 3}, rw[3] = {2, 2, 3}, rr[3] = {2, 2, 2}, rb[2] = {2, 4};
+    ob_input(b, "x", 3, rx);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "W", 3, rw, NULL);
+    ob_init_f32(b, "R", 3, rr, NULL);
+    ob_init_f32(b, "B", 2, rb, NULL);
+    n = ob_node(b, "RNN", "rnn", "x,W,R,B", "y,yh");
+    ob_attr_i(b, n, "hidden_size", 2);
+    ob_attr_i(b, n, "layout", 1);
+    ob_attr_f(b, n, "clip", 3.0f);
+    ob_attr_s(b, n, "direction", "bidirectional");
+    Onnx__AttributeProto *ra =
+        ob_attr(b, n, "activations", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+    ra->strings = ob_alloc(b, 2 * sizeof *ra->strings);
+    for (int i = 0; i < 2; i++)
+        ra->strings[i].data = (uint8_t *)ob_str(b, "Relu"), ra->strings[i].len = 4;
+    ra->n_strings = 2;
+    save_model(b, "rnn.onnx");
+
+    /* If on Shape(x)[1] == 8, both branches reading x */
+    b = ob_new(17);
+    ob_input(b, "x", 2, x2);
+    ob_output(b, "y", -1, NULL);
+    int64_t one1 = 1, eight = 8;
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "one", 7, 0, NULL, &one1, 8));
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "eight", 7, 0, NULL, &eight, 8));
+    ob_node(b, "Shape", "shape", "x", "s");
+    ob_node(b, "Gather", "g", "s,one", "s1");
+    ob_node(b, "Equal", "eq", "s1,eight", "cond");
+    Onnx__NodeProto *ifn = ob_node(b, "If", "if", "cond", "y");
+    for (int br = 0; br < 2; br++) {
+        ob_node(b, br ? "Neg" : "Relu", br ? "neg" : "relu", "x", br ? "e_out" : "t_out");
+        Onnx__AttributeProto *ga = ob_attr(b, ifn, br ? "else_branch" : "then_branch",
+                                           ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH);
+        Onnx__GraphProto *gp = ob_alloc(b, sizeof *gp);
+        onnx__graph_proto__init(gp);
+        gp->name = ob_str(b, br ? "else" : "then");
+        OB_PUSH(b, gp->node, gp->n_node, b->graph.node[b->graph.n_node - 1]);
+        b->graph.n_node--;
+        OB_PUSH(b, gp->output, gp->n_output, ob_value_info(b, br ? "e_out" : "t_out", 1, -1, NULL));
+        ga->g = gp;
+    }
+    save_model(b, "if.onnx");
+
+    /* 3-D: Conv (groups, dilation, pads), MaxPool ceil, ConvTranspose
+     * output_padding, AveragePool count_include_pad */
+    int64_t x5[5] = {-1, 2, 5, 6, 6}, w5[5] = {4, 1, 3, 2, 3}, k3[3] = {3, 2, 3},
+            p6[6] = {1, 0, 1, 1, 0, 1}, s3[3] = {2, 1, 1}, d3[3] = {1, 2, 1}, pk3[3] = {2, 2, 2},
+            tw5[5] = {4, 2, 1, 2, 2}, op3[3] = {0, 1, 0};
+    b = ob_new(17);
+    ob_input(b, "x", 5, x5);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "W", 5, w5, NULL);
+    ob_init_f32(b, "TW", 5, tw5, NULL);
+    n = ob_node(b, "Conv", "conv", "x,W", "c");
+    ob_attr_ints(b, n, "kernel_shape", 3, k3);
+    ob_attr_ints(b, n, "pads", 6, p6);
+    ob_attr_ints(b, n, "strides", 3, s3);
+    ob_attr_ints(b, n, "dilations", 3, d3);
+    ob_attr_i(b, n, "group", 2);
+    n = ob_node(b, "MaxPool", "mp", "c", "m");
+    ob_attr_ints(b, n, "kernel_shape", 3, pk3);
+    ob_attr_ints(b, n, "strides", 3, pk3);
+    ob_attr_i(b, n, "ceil_mode", 1);
+    n = ob_node(b, "ConvTranspose", "ct", "m,TW", "t");
+    ob_attr_ints(b, n, "kernel_shape", 3, (const int64_t[]){1, 2, 2});
+    ob_attr_ints(b, n, "strides", 3, (const int64_t[]){1, 2, 2});
+    ob_attr_ints(b, n, "output_padding", 3, op3);
+    ob_attr_i(b, n, "group", 2);
+    n = ob_node(b, "AveragePool", "ap", "t", "y");
+    ob_attr_ints(b, n, "kernel_shape", 3, pk3);
+    ob_attr_ints(b, n, "pads", 6, (const int64_t[]){1, 1, 1, 0, 0, 0});
+    ob_attr_i(b, n, "count_include_pad", 1);
+    save_model(b, "conv3d.onnx");
+
+    b = one_node(13, "GatherElements", 2, x2, "gei", &n);
+    int64_t ged[2] = {1, 3}, gev[3] = {0, 7, -1};
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "gei", 7, 2, ged, gev, sizeof gev));
+    ob_attr_i(b, n, "axis", 1);
+    save_model(b, "gatherelements.onnx");
 }
 
 static void infer(void)

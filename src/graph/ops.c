@@ -866,11 +866,12 @@ static const op_def op_table[] = {
     {"RNN", OP_RNN, 3, 6, 2, 2, ANY, parse_rnn, infer_rnn, 0},
     /* not an ONNX name: the loader makes one of each output of an If whose
      * branches it inlines; shape inference turns it into an Identity */
-    {"If (inlined)", OP_IF, 3, 3, GRAPH_MAX_IO, GRAPH_MAX_IO, ANY, NULL, NULL, 0},
+    {"If (inlined)", OP_IF, 3, 3, GRAPH_MAX_IO, GRAPH_MAX_IO, ANY, NULL, NULL, OPF_INTERNAL},
     /* recommenders: not an ONNX name (the loader makes it of a Loop) */
-    {"EmbeddingBag (a Loop)", OP_EMBEDDING_BAG, 2, 2, 1, 1, ANY, NULL, infer_embedding_bag, 0},
+    {"EmbeddingBag (a Loop)", OP_EMBEDDING_BAG, 2, 2, 1, 1, ANY, NULL, infer_embedding_bag,
+     OPF_INTERNAL},
     /* made by a pass, never loaded: the name is no ONNX op_type */
-    {"Attention (fused)", OP_ATTENTION, 3, 4, 1, 1, ANY, NULL, infer_attention, 0},
+    {"Attention (fused)", OP_ATTENTION, 3, 4, 1, 1, ANY, NULL, infer_attention, OPF_INTERNAL},
 };
 
 #define N_OPS ((int)(sizeof op_table / sizeof op_table[0]))
@@ -878,7 +879,7 @@ static const op_def op_table[] = {
 const op_def *op_find(const char *onnx_name)
 {
     for (int i = 0; i < N_OPS; i++)
-        if (!strcmp(op_table[i].onnx, onnx_name))
+        if (!(op_table[i].flags & OPF_INTERNAL) && !strcmp(op_table[i].onnx, onnx_name))
             return &op_table[i];
     return NULL;
 }

@@ -79,9 +79,11 @@ enum {
     OPF_VIEW = 1u << 0,     /* output is the input's bytes under another shape */
     OPF_FOLD = 1u << 1,     /* a node whose inputs are all constant may be evaluated at load */
     OPF_VARIADIC = 1u << 2, /* any number of inputs or outputs up to GRAPH_MAX_IO */
+    OPF_INTERNAL = 1u << 3, /* made by the loader or a pass: no op_type finds it */
 };
 
-/* The row for an ONNX op_type (default domain), or NULL. */
+/* The row for an ONNX op_type (default domain), or NULL; never an
+ * OPF_INTERNAL row, whose name a model could otherwise spell. */
 const op_def *op_find(const char *onnx_name);
 /* The row an op_kind loads from (the first, where several ONNX names map
  * to one kind). Never NULL for a valid kind. */

@@ -979,9 +979,13 @@ ferry_status infer_one_hot(graph *g, graph_node *n)
     ferry_status st = const_float(g, n, 1, "depth", &depth);
     if (st)
         return st;
-    if (!(depth >= 1.0f) || depth > (float)(1 << 24) || depth != floorf(depth))
-        return node_failf(n, FERRY_EUNSUPPORTED, "depth %g must be a whole number >= 1",
-                          (double)depth);
+    /* An int64 depth is checked as given: 16777217 would round to a float
+     * of 2^24 and pass, one short of what the model asked. */
+    const graph_value *dv = &g->values[n->in[1]];
+    double dd = dv->dtype == FERRY_I64 ? (double)*(const int64_t *)dv->data : (double)depth;
+    if (!(dd >= 1.0) || dd > (double)(1 << 24) || dd != floor(dd))
+        return node_failf(n, FERRY_EUNSUPPORTED, "depth %.17g must be a whole number in [1, %d]",
+                          dd, 1 << 24);
     if (vals->ndim != 1 || vals->dims[0] != 2)
         return node_failf(n, FERRY_ESHAPE, "values '%s' must hold two elements [off, on]",
                           vals->name);

@@ -189,6 +189,10 @@ ferry_status infer_conv_transpose(graph *g, graph_node *n)
     if (gr < 1 || c % gr || w->dims[0] != c)
         return node_failf(n, FERRY_ESHAPE, "weight '%s' must be [C=%lld, M/group, k...]", w->name,
                           (long long)c);
+    /* the CPU kernel sizes the weight from kernel_shape */
+    for (int i = 0; i < nsp; i++)
+        if (a->kernel[i] != w->dims[2 + i])
+            return node_fail(n, FERRY_ESHAPE, "kernel_shape differs from the weight's dims");
     int64_t m = w->dims[1] * gr;
     if (n->n_in > 2 && n->in[2] >= 0) {
         const graph_value *b = &g->values[n->in[2]];
@@ -562,8 +566,19 @@ ferry_status infer_rnn(graph *g, graph_node *n)
         if (p->ndim != 2 || p->dims[0] != dirs || p->dims[1] != 3 * h)
             return node_fail(n, FERRY_ESHAPE, "P must be [D,3H]");
     }
-    if (n->n_in > 4 && n->in[4] >= 0 && g->values[n->in[4]].dtype != FERRY_I32)
-        return node_fail(n, FERRY_EDTYPE, "sequence_lens must be int32");
+    if (n->n_in > 4 && n->in[4] >= 0) {
+        const graph_value *sl = &g->values[n->in[4]];
+        if (sl->dtype != FERRY_I32)
+            return node_fail(n, FERRY_EDTYPE, "sequence_lens must be int32");
+        /* the kernel reads one length per sample */
+        if (sl->ndim != 1 || sl->dims[0] != b) {
+            SHAPE_STR(ss, sl);
+            SHAPE_STR(sx, x);
+            return node_failf(n, FERRY_ESHAPE,
+                              "sequence_lens '%s' has shape %s; expected [batch] of X %s", sl->name,
+                              ss, sx);
+        }
+    }
     for (int k = 5; k < n->n_in && k < 7; k++) {
         if (n->in[k] < 0)
             continue;

@@ -461,6 +461,11 @@ static void test_slice(void **state)
     cpu_slice(m, md, 2, st2, sp2, y2, yd2, 4);
     const int32_t w2[4] = {21, 23, 1, 3};
     assert_memory_equal(y2, w2, sizeof w2);
+    /* one element of a dim taken with a step near INT64_MIN (a fuzzed
+     * Slice of a Shape): the step times the stride overflowed */
+    const int64_t st3[] = {1, 2}, sp3[] = {-INT64_MAX, 1}, yd3[] = {1, 2};
+    cpu_slice(m, md, 2, st3, sp3, y2, yd3, 4);
+    assert_true(y2[0] == 12 && y2[1] == 13);
 
     for (int t = 0; t < 300; t++) {
         int nd = (int)irand(1, 5);

@@ -116,6 +116,107 @@ static ob *fuzz_model_nn(void)
     return b;
 }
 
+/* The operators added on 2026-12-07's evening, their attributes set: 3-D
+ * Conv (groups, pads), MaxPool, ConvTranspose and AveragePool
+ * (count_include_pad), Elu and Shrink, TopK, OneHot of its indices with
+ * ReduceL1, a plain RNN (Relu, clip), IsInf, and an If on a shape. */
+static ob *fuzz_model_ops(void)
+{
+    ob *b = ob_new(18);
+    int64_t xd[5] = {-1, 2, 4, 4, 4}, wd[5] = {4, 1, 3, 3, 3}, twd[5] = {4, 2, 2, 2, 2},
+            yd[2] = {-1, 12};
+    ob_input(b, "x", 5, xd);
+    ob_output(b, "y", 2, yd);
+    ob_init_f32(b, "w", 5, wd, NULL);
+    ob_init_f32(b, "tw", 5, twd, NULL);
+    int64_t k3[3] = {3, 3, 3}, p6[6] = {1, 1, 1, 1, 1, 1}, two3[3] = {2, 2, 2},
+            one6[6] = {1, 0, 1, 0, 0, 1};
+    Onnx__NodeProto *n = ob_node(b, "Conv", "conv", "x,w", "c"); /* [N,4,4,4,4] */
+    ob_attr_ints(b, n, "kernel_shape", 3, k3);
+    ob_attr_ints(b, n, "pads", 6, p6);
+    ob_attr_i(b, n, "group", 2);
+    n = ob_node(b, "MaxPool", "mp", "c", "m"); /* [N,4,2,2,2] */
+    ob_attr_ints(b, n, "kernel_shape", 3, two3);
+    ob_attr_ints(b, n, "strides", 3, two3);
+    ob_attr_i(b, n, "ceil_mode", 1);
+    n = ob_node(b, "ConvTranspose", "ct", "m,tw", "t"); /* [N,4,4,4,4] */
+    ob_attr_ints(b, n, "kernel_shape", 3, two3);
+    ob_attr_ints(b, n, "strides", 3, two3);
+    ob_attr_i(b, n, "group", 2);
+    n = ob_node(b, "AveragePool", "ap", "t", "a"); /* [N,4,2,2,2] */
+    ob_attr_ints(b, n, "kernel_shape", 3, two3);
+    ob_attr_ints(b, n, "strides", 3, two3);
+    ob_attr_ints(b, n, "pads", 6, one6);
+    ob_attr_i(b, n, "count_include_pad", 1);
+    n = ob_node(b, "Flatten", "fl", "a", "f"); /* [N,32] */
+    ob_attr_i(b, n, "axis", 1);
+    n = ob_node(b, "Elu", "elu", "f", "e");
+    ob_attr_f(b, n, "alpha", 0.5f);
+    n = ob_node(b, "Shrink", "shrink", "e", "sh");
+    ob_attr_f(b, n, "lambd", 0.1f);
+    ob_attr_f(b, n, "bias", 0.05f);
+    int64_t kk = 8, depth = 4, vd = 2, l1ax = 2;
+    ob_init_i64(b, "k", 1, &kk);
+    n = ob_node(b, "TopK", "topk", "sh,k", "tv,ti"); /* [N,8] twice */
+    ob_attr_i(b, n, "axis", 1);
+    ob_attr_i(b, n, "largest", 1);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "depth", 7, 0, NULL, &depth, sizeof depth));
+    ob_init_f32(b, "ohv", 1, &vd, (const float[]){0.0f, 1.0f});
+    n = ob_node(b, "OneHot", "oh", "ti,depth,ohv", "o"); /* [N,8,4] */
+    ob_attr_i(b, n, "axis", -1);
+    ob_init_i64(b, "l1ax", 1, &l1ax);
+    n = ob_node(b, "ReduceL1", "l1", "o,l1ax", "ol"); /* [N,8] */
+    ob_attr_i(b, n, "keepdims", 0);
+    ob_node(b, "Add", "add", "tv,ol", "s");
+    int64_t shp[3] = {-1, 4, 2}, rw[3] = {1, 3, 2}, rr[3] = {1, 3, 3}, rb[2] = {1, 6};
+    ob_init_i64(b, "shp", 3, shp);
+    ob_node(b, "Reshape", "rs", "s,shp", "sr"); /* [N,4,2] */
+    ob_init_f32(b, "rw", 3, rw, NULL);
+    ob_init_f32(b, "rr", 3, rr, NULL);
+    ob_init_f32(b, "rb", 2, rb, NULL);
+    n = ob_node(b, "RNN", "rnn", "sr,rw,rr,rb", "ry"); /* [N,4,1,3] */
+    ob_attr_i(b, n, "hidden_size", 3);
+    ob_attr_i(b, n, "layout", 1);
+    ob_attr_f(b, n, "clip", 5.0f);
+    Onnx__AttributeProto *a =
+        ob_attr(b, n, "activations", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS);
+    a->strings = ob_alloc(b, sizeof *a->strings);
+    a->strings[0].data = (uint8_t *)ob_str(b, "Relu");
+    a->strings[0].len = 4;
+    a->n_strings = 1;
+    n = ob_node(b, "Flatten", "fl2", "ry", "r"); /* [N,12] */
+    ob_attr_i(b, n, "axis", 1);
+    n = ob_node(b, "IsInf", "isinf", "r", "inf");
+    ob_attr_i(b, n, "detect_negative", 0);
+    ob_init_f32(b, "zero", 1, (const int64_t[]){1}, (const float[]){0.0f});
+    ob_node(b, "Where", "where", "inf,zero,r", "rc");
+    /* If Shape(x)[1] == 2: Relu, else Neg */
+    int64_t one = 1, c2 = 2;
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "one", 7, 0, NULL, &one, sizeof one));
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "c2", 7, 0, NULL, &c2, sizeof c2));
+    ob_node(b, "Shape", "shape", "x", "xs");
+    ob_node(b, "Gather", "g", "xs,one", "x1");
+    ob_node(b, "Equal", "eq", "x1,c2", "cond");
+    Onnx__NodeProto *ifn = ob_node(b, "If", "if", "cond", "y");
+    for (int br = 0; br < 2; br++) {
+        ob_node(b, br ? "Neg" : "Relu", br ? "neg" : "relu", "rc", br ? "e_out" : "t_out");
+        Onnx__AttributeProto *ga = ob_attr(b, ifn, br ? "else_branch" : "then_branch",
+                                           ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH);
+        Onnx__GraphProto *gp = ob_alloc(b, sizeof *gp);
+        onnx__graph_proto__init(gp);
+        gp->name = ob_str(b, br ? "else" : "then");
+        OB_PUSH(b, gp->node, gp->n_node, b->graph.node[b->graph.n_node - 1]);
+        b->graph.n_node--;
+        OB_PUSH(b, gp->output, gp->n_output,
+                ob_value_info(b, br ? "e_out" : "t_out", 1, -1, NULL));
+        ga->g = gp;
+    }
+    return b;
+}
+
 static void try_load(const uint8_t *buf, size_t len)
 {
     ferry_model *m = NULL;
@@ -148,7 +249,7 @@ static void test_base_model_loads(void **state)
     ob_free(b);
 }
 
-static ob *(*const models[])(void) = {fuzz_model, fuzz_model_nn};
+static ob *(*const models[])(void) = {fuzz_model, fuzz_model_nn, fuzz_model_ops};
 
 /* Runs a loaded model at batch 2 on zeros (inputs of any dtype); any
  * status is fine, with a message when it is not FERRY_OK. */
@@ -205,6 +306,25 @@ static void test_nn_model_loads(void **state)
     ob_free(b);
 }
 
+static void test_ops_model_runs(void **state)
+{
+    (void)state;
+    ob *b = fuzz_model_ops();
+    size_t len;
+    uint8_t *buf = ob_pack(b, &len);
+    ferry_model *m = NULL;
+    if (ferry_model_load_buffer(buf, len, NULL, &m) != FERRY_OK)
+        fail_msg("%s", ferry_last_error());
+    ferry_tensor_info ti;
+    assert_int_equal(ferry_model_output(m, 0, &ti), FERRY_OK);
+    assert_int_equal(ti.shape[1], 12);
+    try_run(m);
+    if (strlen(ferry_last_error()))
+        fail_msg("the undamaged model does not run: %s", ferry_last_error());
+    ferry_model_destroy(m);
+    ob_free(b);
+}
+
 static void test_every_truncation(void **state)
 {
     ob *b = models[*(int *)*state]();
@@ -248,7 +368,7 @@ static void test_random_flips(void **state)
             loaded++;
             /* a damaged model that loads must also run, or fail cleanly:
              * odd attribute values reach the kernels */
-            if (*(int *)*state == 1 && loaded % 4 == 0)
+            if (*(int *)*state >= 1 && loaded % 4 == 0)
                 try_run(m);
             ferry_model_destroy(m);
         } else {
@@ -265,7 +385,7 @@ static void test_random_flips(void **state)
 
 int main(void)
 {
-    static int which[2] = {0, 1};
+    static int which[3] = {0, 1, 2};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base_model_loads),
         cmocka_unit_test(test_nn_model_loads),
@@ -273,6 +393,9 @@ int main(void)
         cmocka_unit_test_prestate(test_every_truncation, &which[1]),
         cmocka_unit_test_prestate(test_random_flips, &which[0]),
         cmocka_unit_test_prestate(test_random_flips, &which[1]),
+        cmocka_unit_test(test_ops_model_runs),
+        cmocka_unit_test_prestate(test_every_truncation, &which[2]),
+        cmocka_unit_test_prestate(test_random_flips, &which[2]),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

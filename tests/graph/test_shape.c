@@ -1102,6 +1102,16 @@ static void test_one_hot(void **state)
     b = one_hot_model(-1, 0, 3);
     load(b, FERRY_ESHAPE, "node 'oh' (OneHot): values 'v' must hold two elements [off, on]");
     ob_free(b);
+    /* an int64 depth past 2^24, which a float rounds back to 2^24 */
+    b = one_hot_model(-1, 0, 2);
+    for (size_t i = 0; i < b->graph.n_initializer; i++)
+        if (!strcmp(b->graph.initializer[i]->name, "depth")) {
+            int64_t big = (INT64_C(1) << 24) + 1;
+            memcpy(b->graph.initializer[i]->raw_data.data, &big, sizeof big);
+        }
+    load(b, FERRY_EUNSUPPORTED,
+         "node 'oh' (OneHot): depth 16777217 must be a whole number in [1, 16777216]");
+    ob_free(b);
 }
 
 /* IsNaN, IsInf (torch.isnan, isinf, isfinite, nan_to_num) of log(x - 1)
@@ -1465,6 +1475,70 @@ static void test_conv3d_shapes(void **state)
     ob_free(b);
 }
 
+/* ConvTranspose whose kernel_shape differs from its weight's dims: the
+ * CPU kernel sized the weight from kernel_shape and read past it. */
+static void test_conv_transpose_kernel_shape(void **state)
+{
+    (void)state;
+    int64_t xd[5] = {N_, 2, 3, 3, 3}, wd[5] = {2, 1, 1, 1, 1}, k[3] = {3, 3, 3};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 5, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "TW", 5, wd, NULL);
+    Onnx__NodeProto *t = ob_node(b, "ConvTranspose", "up", "x,TW", "y");
+    ob_attr_ints(b, t, "kernel_shape", 3, k);
+    load(b, FERRY_ESHAPE, "node 'up' (ConvTranspose): kernel_shape differs from the weight's dims");
+    ob_free(b);
+}
+
+/* RNN whose sequence_lens is not [batch]: the kernel read one length per
+ * sample, past a [1] tensor at batch 3. */
+static void test_rnn_sequence_lens_shape(void **state)
+{
+    (void)state;
+    enum { T = 4, I = 3, H = 2 };
+    int64_t xd[3] = {N_, T, I}, wd[3] = {1, H, I}, rd[3] = {1, H, H}, ld = 1;
+    ob *b = ob_new(14);
+    ob_input(b, "x", 3, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "W", 3, wd, NULL);
+    ob_init_f32(b, "R", 3, rd, NULL);
+    int32_t len = T;
+    Onnx__TensorProto *lt = ob_tensor(b, "L", 6, 1, &ld, &len, sizeof len);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer, lt);
+    Onnx__NodeProto *t = ob_node(b, "RNN", "rnn", "x,W,R,,L", "y");
+    ob_attr_i(b, t, "hidden_size", H);
+    ob_attr_i(b, t, "layout", 1);
+    load(b, FERRY_ESHAPE,
+         "node 'rnn' (RNN): sequence_lens 'L' has shape [1]; expected [batch] of X [N,4,3]");
+    ob_free(b);
+}
+
+/* "If (inlined)" names the loader's own node for an If's output, not an
+ * ONNX operator: a model using it as an op_type reached load_if with no
+ * branches (a NULL attribute dereferenced). */
+static void test_if_internal_name_refused(void **state)
+{
+    (void)state;
+    int64_t xd[2] = {N_, 3};
+    ob *b = ob_new(17);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    uint8_t t = 1;
+    Onnx__TensorProto *c = ob_tensor(b, "c", 9, 0, NULL, &t, 1);
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer, c);
+    ob_node(b, "If (inlined)", "fake", "c,,x", "y");
+    load(b, FERRY_EUNSUPPORTED, "1 operator is not supported (opset 17): If (inlined) (1 node");
+    ob_free(b);
+    /* nor the rows a pass makes */
+    b = ob_new(17);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    ob_node(b, "Attention (fused)", "fake", "x,x,x", "y");
+    load(b, FERRY_EUNSUPPORTED, "1 operator is not supported (opset 17): Attention (fused) (1 node");
+    ob_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1496,6 +1570,9 @@ int main(void)
         cmocka_unit_test(test_rnn),
         cmocka_unit_test(test_if_known_condition),
         cmocka_unit_test(test_conv3d_shapes),
+        cmocka_unit_test(test_conv_transpose_kernel_shape),
+        cmocka_unit_test(test_rnn_sequence_lens_shape),
+        cmocka_unit_test(test_if_internal_name_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -380,7 +380,10 @@ void cpu_slice(const void *X, const int64_t *xd, int nd, const int64_t *starts,
     for (int d = 0; d < nd; d++) {
         assert(yd[d] == 0 || (starts[d] >= 0 && starts[d] < xd[d]));
         base += yd[d] ? starts[d] * xs[d] : 0;
-        st[1][d] = xs[d] * steps[d];
+        /* a dim of one element never steps, whatever step the model gave
+         * (one near INT64_MIN overflowed here); over more, the step stays
+         * within the dim, so the product within the tensor */
+        st[1][d] = yd[d] > 1 ? xs[d] * steps[d] : 0;
     }
     cpu_iter it;
     cpu_iter_init(&it, yd, nd, 2, (const int64_t(*)[CPU_ITER_MAX_DIMS])st);
