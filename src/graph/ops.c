@@ -186,7 +186,15 @@ static ferry_status parse_matmul(const op_parse_ctx *c, graph_node *n)
 static ferry_status parse_alpha(const op_parse_ctx *c, graph_node *n)
 {
     float def = n->op == OP_LEAKY_RELU ? 0.01f : 1.0f;
-    return op_attr_float(c, "alpha", def, &n->alpha);
+    ferry_status st = op_attr_float(c, "alpha", def, &n->alpha);
+    /* Celu divides by alpha (alpha (exp(x / alpha) - 1)): 0 would make
+     * every negative input NaN; torch.celu refuses it too. */
+    if (st == FERRY_OK && n->op == OP_CELU && !(n->alpha != 0.0f && isfinite(n->alpha)))
+        return ferry_fail(FERRY_EPARSE,
+                          "node '%s' (%s): attribute 'alpha' is %g; it must be finite "
+                          "and not 0",
+                          c->name, c->op, (double)n->alpha);
+    return st;
 }
 
 static ferry_status parse_gelu(const op_parse_ctx *c, graph_node *n)

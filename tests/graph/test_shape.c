@@ -1238,6 +1238,16 @@ static void test_activations(void **state)
     activation_case("Mish", NULL, 0, NULL, 0, ref_mish);
     activation_case("Shrink", NULL, 0, NULL, 0, ref_hardshrink);
     activation_case("Shrink", "lambd", 1.5f, "bias", 1.5f, ref_softshrink);
+
+    /* Celu divides by alpha: 0 is refused, as torch.celu refuses it */
+    int64_t xd[2] = {N_, 5};
+    ob *b = ob_new(13);
+    ob_input(b, "x", 2, xd);
+    ob_output(b, "y", -1, NULL);
+    Onnx__NodeProto *t = ob_node(b, "Celu", "celu", "x", "y");
+    ob_attr_f(b, t, "alpha", 0.0f);
+    load(b, FERRY_EPARSE, "node 'celu' (Celu): attribute 'alpha' is 0; it must be finite and not 0");
+    ob_free(b);
 }
 
 /* RNN (nn.RNN) through the loader: layout 1, bidirectional, Relu named
