@@ -232,17 +232,25 @@ static void try_load(const uint8_t *buf, size_t len)
         fail_msg("status %s without a message", ferry_status_str(st));
 }
 
-static void test_base_model_loads(void **state)
+/* Packs b and loads it whole, which must succeed; its first output's
+ * shape into *ti. The caller destroys the model, then frees b. */
+static ferry_model *load_whole(ob *b, ferry_tensor_info *ti)
 {
-    (void)state;
-    ob *b = fuzz_model();
     size_t len;
     uint8_t *buf = ob_pack(b, &len);
     ferry_model *m = NULL;
     if (ferry_model_load_buffer(buf, len, NULL, &m) != FERRY_OK)
         fail_msg("%s", ferry_last_error());
+    assert_int_equal(ferry_model_output(m, 0, ti), FERRY_OK);
+    return m;
+}
+
+static void test_base_model_loads(void **state)
+{
+    (void)state;
+    ob *b = fuzz_model();
     ferry_tensor_info ti;
-    assert_int_equal(ferry_model_output(m, 0, &ti), FERRY_OK);
+    ferry_model *m = load_whole(b, &ti);
     assert_int_equal(ti.shape[0], FERRY_DIM_BATCH);
     assert_int_equal(ti.shape[1], 4);
     ferry_model_destroy(m);
@@ -294,13 +302,8 @@ static void test_nn_model_loads(void **state)
 {
     (void)state;
     ob *b = fuzz_model_nn();
-    size_t len;
-    uint8_t *buf = ob_pack(b, &len);
-    ferry_model *m = NULL;
-    if (ferry_model_load_buffer(buf, len, NULL, &m) != FERRY_OK)
-        fail_msg("%s", ferry_last_error());
     ferry_tensor_info ti;
-    assert_int_equal(ferry_model_output(m, 0, &ti), FERRY_OK);
+    ferry_model *m = load_whole(b, &ti);
     assert_int_equal(ti.shape[1], 16);
     ferry_model_destroy(m);
     ob_free(b);
@@ -310,13 +313,8 @@ static void test_ops_model_runs(void **state)
 {
     (void)state;
     ob *b = fuzz_model_ops();
-    size_t len;
-    uint8_t *buf = ob_pack(b, &len);
-    ferry_model *m = NULL;
-    if (ferry_model_load_buffer(buf, len, NULL, &m) != FERRY_OK)
-        fail_msg("%s", ferry_last_error());
     ferry_tensor_info ti;
-    assert_int_equal(ferry_model_output(m, 0, &ti), FERRY_OK);
+    ferry_model *m = load_whole(b, &ti);
     assert_int_equal(ti.shape[1], 12);
     try_run(m);
     if (strlen(ferry_last_error()))
