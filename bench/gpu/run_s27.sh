@@ -19,7 +19,7 @@ for d in $(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cud
 done
 nvidia-smi --query-gpu=name --format=csv,noheader; date -u +%FT%TZ
 echo "== 1. unit"
-for t in test_conv_pointwise test_conv_epilogues test_argmax_int; do
+for t in test_conv_pointwise test_conv_epilogues test_argmax_int test_layernorm; do
     FERRY_TEST_FILTER=$t timeout 60 $S/bin/test_cuda_backend >/tmp/$t.log 2>&1
     echo "$t rc=$? $(grep -c 'rel err' /tmp/$t.log) checks; worst: $(grep -o 'rel err [0-9.e+-]*' /tmp/$t.log | sort -k3 -g | tail -1)"
     grep -E "FAIL|rror" /tmp/$t.log | head -6

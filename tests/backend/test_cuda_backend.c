@@ -546,11 +546,12 @@ static void test_concurrent_streams(void **state)
 
 /* ---- LayerNorm */
 
-static void test_layernorm(void **state)
+/* Widths on both kernels: the warp-per-row one (d <= 1024, each register
+ * count: 4, 8, 16, 24, 32 a lane, rows ragged against the lanes) and the
+ * block-per-row one beyond. */
+static void layernorm_case(int64_t D)
 {
-    (void)state;
-    need_device();
-    const int64_t D = 96, n = 33;
+    const int64_t n = 33;
     graph *g = graph_new();
     int x = add_val(g, "x", 2, (int64_t)FERRY_DIM_BATCH, D);
     int sc = add_const(g, "scale", 1.0f, 0, 1, D), bi = add_const(g, "bias", 0.5f, 0, 1, D);
@@ -583,13 +584,23 @@ static void test_layernorm(void **state)
         run_cfg rc = {(ferry_precision)p, FERRY_F32, 64, 0};
         float *yv = run_graph(g, &rc, n, xv);
         char what[64];
-        snprintf(what, sizeof what, "layernorm %s", prec_name((ferry_precision)p));
+        snprintf(what, sizeof what, "layernorm d %lld %s", (long long)D,
+                 prec_name((ferry_precision)p));
         check_close(what, yv, ref, n * D, tol_of((ferry_precision)p));
         free(yv);
     }
     free(ref);
     free(xv);
     graph_free(g);
+}
+
+static void test_layernorm(void **state)
+{
+    (void)state;
+    need_device();
+    static const int64_t widths[] = {1, 7, 96, 200, 384, 700, 768, 1000, 1024, 1025, 3000};
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
+        layernorm_case(widths[i]);
 }
 
 /* ---- Softmax / LogSoftmax, short rows (warp per row) and long rows (block) */
