@@ -464,21 +464,12 @@ template <typename T> cudaError_t prepare(int d)
                                 (int)simt_smem(d));
 }
 
-/* FERRY_ATTN_SPLIT=1: never split the keys (a measurement knob), read on
- * the first launch. A file-scope atomic rather than a function-local
- * static in the template: that one's guard variable is a global symbol,
- * which libferry must not export (tests/install). */
+/* FERRY_ATTN_SPLIT=1: never split the keys (a measurement knob). */
 std::atomic<int> g_split_off{-1};
 
 bool split_off()
 {
-    int v = g_split_off.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char *e = getenv("FERRY_ATTN_SPLIT");
-        v = e && e[0] == '1' && !e[1];
-        g_split_off.store(v, std::memory_order_relaxed);
-    }
-    return v != 0;
+    return ferry_cuda::env_knob(g_split_off, "FERRY_ATTN_SPLIT");
 }
 
 template <typename T> cudaError_t launch(const kern_attention *a, cudaStream_t s)

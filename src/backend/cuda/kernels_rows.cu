@@ -222,19 +222,12 @@ __global__ void layernorm_warp_kernel(const T *__restrict__ x, const T *__restri
 }
 
 /* FERRY_LN_BLOCK=1: the block-per-row kernel for every LayerNorm (a
- * measurement knob, read on the first launch; file-scope for the reason
- * kernels_attention.cu's g_split_off gives). */
+ * measurement knob). */
 std::atomic<int> g_ln_block{-1};
 
 bool ln_block()
 {
-    int v = g_ln_block.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char *e = getenv("FERRY_LN_BLOCK");
-        v = e && e[0] == '1' && !e[1];
-        g_ln_block.store(v, std::memory_order_relaxed);
-    }
-    return v != 0;
+    return ferry_cuda::env_knob(g_ln_block, "FERRY_LN_BLOCK");
 }
 
 template <typename T, int N>

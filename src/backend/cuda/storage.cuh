@@ -9,6 +9,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdint.h>
+#include <stdlib.h>
+
+#include <atomic>
 
 #include "backend/cuda/kernels.h"
 
@@ -69,6 +72,22 @@ __device__ __forceinline__ float unary(int op, float v, float alpha)
     case KU_SQRT: return sqrtf(v);
     }
     return v; /* KERN_MLP_NO_ACT */
+}
+
+/* A measurement knob: whether environment variable `name` is exactly "1",
+ * read once and cached in `cache` (initialized to -1). The cache is a
+ * file-scope atomic of the caller's rather than a function-local static:
+ * in a template, that one's guard variable is a global symbol, which
+ * libferry must not export (tests/install). */
+inline bool env_knob(std::atomic<int> &cache, const char *name)
+{
+    int v = cache.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv(name);
+        v = e && e[0] == '1' && !e[1];
+        cache.store(v, std::memory_order_relaxed);
+    }
+    return v != 0;
 }
 
 } // namespace ferry_cuda
