@@ -2872,6 +2872,292 @@ static void test_rnn_plain(void **state)
     free(zv);
 }
 
+/* ---- 3-D Conv (bias + fused ReLU; grouped, strided, dilated, unpadded
+ * depth), ConvTranspose (stride 2, output_padding) through cuDNN's Nd
+ * descriptors, MaxPool (asymmetric pads) and AveragePool (with and
+ * without the pads counted) on NCDHW tensors */
+
+typedef struct vol_spec {
+    op_kind op;
+    const char *name;
+    int64_t ci, co, group, in[3], out[3], k[3], s[3], p[6], dil[3], opad[3];
+    int bias, relu, count_pad;
+} vol_spec;
+static const vol_spec *vs_cur;
+static const float *vs_w, *vs_b;
+
+static void vol_ref(const float *x, int64_t n, double *ref)
+{
+    const vol_spec *v = vs_cur;
+    int64_t isz = v->in[0] * v->in[1] * v->in[2], osz = v->out[0] * v->out[1] * v->out[2];
+    int64_t nref = n * v->co * osz;
+    for (int64_t i = 0; i < nref; i++)
+        ref[i] = 0.0;
+    if (v->op == OP_CONV) {
+        int64_t cig = v->ci / v->group, cog = v->co / v->group;
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t o = 0; o < v->co; o++)
+                for (int64_t e = 0; e < osz; e++) {
+                    int64_t od = e / (v->out[1] * v->out[2]), oh = (e / v->out[2]) % v->out[1],
+                            ow = e % v->out[2];
+                    double acc = v->bias ? vs_b[o] : 0.0;
+                    for (int64_t ic = 0; ic < cig; ic++)
+                        for (int64_t a = 0; a < v->k[0]; a++)
+                            for (int64_t bb = 0; bb < v->k[1]; bb++)
+                                for (int64_t cc = 0; cc < v->k[2]; cc++) {
+                                    int64_t id = od * v->s[0] - v->p[0] + a * v->dil[0];
+                                    int64_t ih = oh * v->s[1] - v->p[1] + bb * v->dil[1];
+                                    int64_t iw = ow * v->s[2] - v->p[2] + cc * v->dil[2];
+                                    if (id < 0 || id >= v->in[0] || ih < 0 || ih >= v->in[1] ||
+                                        iw < 0 || iw >= v->in[2])
+                                        continue;
+                                    int64_t c = (o / cog) * cig + ic;
+                                    acc += (double)x[(b * v->ci + c) * isz +
+                                                     (id * v->in[1] + ih) * v->in[2] + iw] *
+                                           vs_w[(((o * cig + ic) * v->k[0] + a) * v->k[1] + bb) *
+                                                    v->k[2] +
+                                                cc];
+                                }
+                    ref[(b * v->co + o) * osz + e] = v->relu && acc < 0 ? 0.0 : acc;
+                }
+    } else if (v->op == OP_CONV_TRANSPOSE) { /* group 1: W [ci, co, k..] */
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t ic = 0; ic < v->ci; ic++)
+                for (int64_t e = 0; e < isz; e++) {
+                    int64_t id = e / (v->in[1] * v->in[2]), ih = (e / v->in[2]) % v->in[1],
+                            iw = e % v->in[2];
+                    double xv = x[(b * v->ci + ic) * isz + e];
+                    for (int64_t o = 0; o < v->co; o++)
+                        for (int64_t a = 0; a < v->k[0]; a++)
+                            for (int64_t bb = 0; bb < v->k[1]; bb++)
+                                for (int64_t cc = 0; cc < v->k[2]; cc++) {
+                                    int64_t od = id * v->s[0] - v->p[0] + a * v->dil[0];
+                                    int64_t oh = ih * v->s[1] - v->p[1] + bb * v->dil[1];
+                                    int64_t ow = iw * v->s[2] - v->p[2] + cc * v->dil[2];
+                                    if (od < 0 || od >= v->out[0] || oh < 0 || oh >= v->out[1] ||
+                                        ow < 0 || ow >= v->out[2])
+                                        continue;
+                                    ref[(b * v->co + o) * osz + (od * v->out[1] + oh) * v->out[2] +
+                                        ow] +=
+                                        xv *
+                                        vs_w[(((ic * v->co + o) * v->k[0] + a) * v->k[1] + bb) *
+                                                 v->k[2] +
+                                             cc];
+                                }
+                }
+        for (int64_t i = 0; v->bias && i < nref; i++)
+            ref[i] += vs_b[(i / osz) % v->co];
+    } else { /* pools: ci == co */
+        for (int64_t pl = 0; pl < n * v->ci; pl++)
+            for (int64_t e = 0; e < osz; e++) {
+                int64_t od = e / (v->out[1] * v->out[2]), oh = (e / v->out[2]) % v->out[1],
+                        ow = e % v->out[2];
+                double acc = v->op == OP_MAX_POOL ? -INFINITY : 0.0;
+                int64_t taps = 0;
+                for (int64_t a = 0; a < v->k[0]; a++)
+                    for (int64_t bb = 0; bb < v->k[1]; bb++)
+                        for (int64_t cc = 0; cc < v->k[2]; cc++) {
+                            int64_t id = od * v->s[0] - v->p[0] + a;
+                            int64_t ih = oh * v->s[1] - v->p[1] + bb;
+                            int64_t iw = ow * v->s[2] - v->p[2] + cc;
+                            int inside = id >= 0 && id < v->in[0] && ih >= 0 && ih < v->in[1] &&
+                                         iw >= 0 && iw < v->in[2];
+                            /* the padded input's extent (count_include_pad) */
+                            int padded = id < v->in[0] + v->p[3] && ih < v->in[1] + v->p[4] &&
+                                         iw < v->in[2] + v->p[5];
+                            if (inside) {
+                                double xv = x[pl * isz + (id * v->in[1] + ih) * v->in[2] + iw];
+                                acc = v->op == OP_MAX_POOL ? fmax(acc, xv) : acc + xv;
+                            }
+                            taps += v->count_pad ? padded : inside;
+                        }
+                ref[pl * osz + e] = v->op == OP_MAX_POOL ? acc : acc / (double)taps;
+            }
+    }
+}
+
+static void test_conv_pool_3d(void **state)
+{
+    (void)state;
+    need_device();
+    static const vol_spec specs[] = {
+        {OP_CONV,
+         "conv3d k3 pad 1 stride (1,2,1) bias relu",
+         3,
+         4,
+         1,
+         {5, 6, 7},
+         {5, 3, 7},
+         {3, 3, 3},
+         {1, 2, 1},
+         {1, 1, 1, 1, 1, 1},
+         {1, 1, 1},
+         {0, 0, 0},
+         1,
+         1,
+         0},
+        {OP_CONV,
+         "conv3d group 2 k (2,3,1) stride (2,1,1) dil (1,2,1)",
+         4,
+         6,
+         2,
+         {5, 6, 4},
+         {2, 4, 4},
+         {2, 3, 1},
+         {2, 1, 1},
+         {0, 1, 0, 0, 1, 0},
+         {1, 2, 1},
+         {0, 0, 0},
+         0,
+         0,
+         0},
+        {OP_CONV_TRANSPOSE,
+         "convtranspose3d stride 2 pad 1 output_padding (1,0,1) bias",
+         4,
+         3,
+         1,
+         {3, 4, 5},
+         {5, 7, 10},
+         {2, 3, 3},
+         {2, 2, 2},
+         {1, 1, 1, 1, 1, 1},
+         {1, 1, 1},
+         {1, 0, 1},
+         1,
+         0,
+         0},
+        {OP_MAX_POOL,
+         "maxpool3d k (2,3,3) stride (2,2,1) pads (0,1,1)-(1,1,0)",
+         3,
+         3,
+         1,
+         {5, 6, 7},
+         {3, 3, 6},
+         {2, 3, 3},
+         {2, 2, 1},
+         {0, 1, 1, 1, 1, 0},
+         {1, 1, 1},
+         {0, 0, 0},
+         0,
+         0,
+         0},
+        {OP_AVG_POOL,
+         "avgpool3d k3 stride 2 pad 1",
+         3,
+         3,
+         1,
+         {5, 6, 7},
+         {3, 3, 4},
+         {3, 3, 3},
+         {2, 2, 2},
+         {1, 1, 1, 1, 1, 1},
+         {1, 1, 1},
+         {0, 0, 0},
+         0,
+         0,
+         0},
+        {OP_AVG_POOL,
+         "avgpool3d k3 stride 2 pad 1 count_include_pad",
+         3,
+         3,
+         1,
+         {5, 6, 7},
+         {3, 3, 4},
+         {3, 3, 3},
+         {2, 2, 2},
+         {1, 1, 1, 1, 1, 1},
+         {1, 1, 1},
+         {0, 0, 0},
+         0,
+         0,
+         1},
+    };
+    const int64_t n = 3;
+    for (size_t q = 0; q < sizeof specs / sizeof specs[0]; q++) {
+        const vol_spec *v = &specs[q];
+        vs_cur = v;
+        /* the ConvTranspose output size follows from the attributes */
+        if (v->op == OP_CONV_TRANSPOSE)
+            for (int i = 0; i < 3; i++)
+                assert_int_equal(v->out[i], v->s[i] * (v->in[i] - 1) + v->opad[i] +
+                                                (v->k[i] - 1) * v->dil[i] + 1 - v->p[i] -
+                                                v->p[i + 3]);
+        graph *g = graph_new();
+        int64_t dx[5] = {FERRY_DIM_BATCH, v->ci, v->in[0], v->in[1], v->in[2]};
+        int64_t dy[5] = {FERRY_DIM_BATCH, v->co, v->out[0], v->out[1], v->out[2]};
+        int x = add_typed(g, "x", FERRY_F32, 5, dx), y = add_typed(g, "y", FERRY_F32, 5, dy);
+        int in[3] = {x, -1, -1}, nin = 1;
+        if (v->op == OP_CONV || v->op == OP_CONV_TRANSPOSE) {
+            int64_t w0 = v->op == OP_CONV ? v->co : v->ci;
+            int64_t w1 = v->op == OP_CONV ? v->ci / v->group : v->co / v->group;
+            in[1] = add_const(g, "W", 0.3f, 0, 5, w0, w1, v->k[0], v->k[1], v->k[2]);
+            vs_w = cdata(g, in[1]);
+            nin = 2;
+            if (v->bias) {
+                in[2] = add_const(g, "b", 0.5f, 0, 1, v->co);
+                vs_b = cdata(g, in[2]);
+                nin = 3;
+            }
+        }
+        int k = graph_add_node(g, v->op, "vol", nin, in, 1, &y);
+        conv_attrs *ca = &g->nodes[k].conv;
+        ca->nsp = 3;
+        ca->group = v->group;
+        ca->count_include_pad = v->count_pad;
+        for (int i = 0; i < 3; i++) {
+            ca->kernel[i] = v->k[i], ca->strides[i] = v->s[i], ca->dilations[i] = v->dil[i];
+            ca->pads[i] = v->p[i], ca->pads[i + 3] = v->p[i + 3], ca->out_pad[i] = v->opad[i];
+        }
+        if (v->relu)
+            g->nodes[k].act = ACT_RELU;
+        set_io(g, 1, &x, 1, &y);
+        int64_t nx = n * v->ci * v->in[0] * v->in[1] * v->in[2];
+        int64_t ny = n * v->co * v->out[0] * v->out[1] * v->out[2];
+        float *xv = rand_vec(nx, 1.0f);
+        /* weights as the 16-bit precisions store them: the reference of
+         * each precision reads its own (vs_w points at the graph's) */
+        int is_conv = v->op == OP_CONV || v->op == OP_CONV_TRANSPOSE;
+        static const double tol_conv[3] = {1e-5, 1e-2, 2e-2}, tol_pool[3] = {1e-6, 1e-3, 4e-3};
+        if (is_conv) {
+            int64_t nw = graph_value_numel(&g->values[in[1]], 1);
+            float *w32 = malloc(sizeof(float) * (size_t)nw);
+            assert_non_null(w32);
+            memcpy(w32, vs_w, sizeof(float) * (size_t)nw);
+            static const ferry_precision ps[3] = {FERRY_PRECISION_FP32, FERRY_PRECISION_FP16,
+                                                  FERRY_PRECISION_BF16};
+            float *xin = malloc(sizeof(float) * (size_t)nx),
+                  *wr = malloc(sizeof(float) * (size_t)nw);
+            double *r = malloc(sizeof(double) * (size_t)ny);
+            assert_non_null(xin);
+            assert_non_null(wr);
+            assert_non_null(r);
+            for (int pi = 0; pi < 3; pi++) {
+                for (int64_t i = 0; i < nx; i++)
+                    xin[i] = round_to(ps[pi], xv[i]);
+                for (int64_t i = 0; i < nw; i++)
+                    wr[i] = round_to(ps[pi], w32[i]);
+                vs_w = wr;
+                vol_ref(xin, n, r);
+                run_cfg rc = {ps[pi], FERRY_F32, 16, pi == 1};
+                float *yv = run_graph(g, &rc, n, xin);
+                char what[160];
+                snprintf(what, sizeof what, "%s %s%s", v->name, prec_name(ps[pi]),
+                         rc.capture ? " captured" : "");
+                check_close(what, yv, r, ny, tol_conv[pi]);
+                free(yv);
+            }
+            free(r);
+            free(wr);
+            free(xin);
+            free(w32);
+        } else {
+            prec_case(g, v->name, n, xv, nx, vol_ref, ny, tol_pool);
+        }
+        free(xv);
+        graph_free(g);
+    }
+}
+
 /* ---- operators without a CUDA kernel are all named at creation, with
  * counts, before the device is touched (so also on a machine without one) */
 
@@ -2973,6 +3259,7 @@ int main(void)
         cmocka_unit_test(test_isnan_isinf),
         cmocka_unit_test(test_one_hot),
         cmocka_unit_test(test_rnn_plain),
+        cmocka_unit_test(test_conv_pool_3d),
         cmocka_unit_test(test_unsupported),
     };
     /* FERRY_TEST_FILTER=test_attention: one test, e.g. under compute-sanitizer */
