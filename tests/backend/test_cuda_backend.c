@@ -3158,6 +3158,70 @@ static void test_conv_pool_3d(void **state)
     }
 }
 
+/* ---- what the new rows still refuse, named at creation (no device
+ * needed): Elu of int64, an RNN with clip, an LSTM with sequence_lens, a
+ * 3-D Conv with asymmetric pads */
+
+static void refused_case(graph *g, const char *fragment)
+{
+    backend_opts o = {
+        .device = 0, .precision = FERRY_PRECISION_FP16, .io_dtype = FERRY_F32, .max_batch = 8};
+    backend_ctx *c = NULL;
+    assert_int_equal(ferry_backend_cuda.ctx_create(g, &o, &c), FERRY_EUNSUPPORTED);
+    assert_null(c);
+    print_message("%s\n", ferry_last_error());
+    assert_non_null(strstr(ferry_last_error(), fragment));
+}
+
+static void test_new_ops_refused(void **state)
+{
+    (void)state;
+    int64_t d[2] = {FERRY_DIM_BATCH, 4};
+    graph *g = graph_new();
+    int x = add_typed(g, "x", FERRY_I64, 2, d), y = add_typed(g, "y", FERRY_I64, 2, d);
+    graph_add_node(g, OP_ELU, "elu", 1, &x, 1, &y);
+    set_io(g, 1, &x, 1, &y);
+    refused_case(g, "node 'elu' (Elu): i64 input is not supported on CUDA");
+    graph_free(g);
+
+    for (int lstm = 0; lstm < 2; lstm++) {
+        g = graph_new();
+        int64_t dx[3] = {3, FERRY_DIM_BATCH, 2}, dy[4] = {3, 1, FERRY_DIM_BATCH, 4};
+        int64_t dh[3] = {1, FERRY_DIM_BATCH, 4}, dn[1] = {FERRY_DIM_BATCH};
+        int G = lstm ? 4 : 1;
+        int in[5] = {add_typed(g, "X", FERRY_F32, 3, dx),
+                     add_const(g, "W", 0.5f, 0, 3, (int64_t)1, (int64_t)(G * 4), (int64_t)2),
+                     add_const(g, "R", 0.5f, 0, 3, (int64_t)1, (int64_t)(G * 4), (int64_t)4), -1,
+                     add_typed(g, "lens", FERRY_I32, 1, dn)};
+        int outs[2] = {add_typed(g, "Y", FERRY_F32, 4, dy), add_typed(g, "Y_h", FERRY_F32, 3, dh)};
+        int k = graph_add_node(g, lstm ? OP_LSTM : OP_RNN, "rec", lstm ? 5 : 3, in, 2, outs);
+        g->nodes[k].hidden = 4;
+        g->nodes[k].clip = lstm ? 0.0f : 3.0f;
+        int gin[2] = {in[0], in[4]};
+        set_io(g, lstm ? 2 : 1, gin, 1, outs);
+        refused_case(g, lstm ? "node 'rec' (LSTM): input sequence_lens is not supported"
+                             : "node 'rec' (RNN): attribute clip is not supported");
+        graph_free(g);
+    }
+
+    g = graph_new();
+    int64_t dx[5] = {FERRY_DIM_BATCH, 2, 4, 4, 4}, dy[5] = {FERRY_DIM_BATCH, 3, 4, 4, 4};
+    int in[2] = {
+        add_typed(g, "x", FERRY_F32, 5, dx),
+        add_const(g, "W", 0.5f, 0, 5, (int64_t)3, (int64_t)2, (int64_t)3, (int64_t)3, (int64_t)3)};
+    y = add_typed(g, "y", FERRY_F32, 5, dy);
+    int k = graph_add_node(g, OP_CONV, "conv3d", 2, in, 1, &y);
+    conv_attrs *ca = &g->nodes[k].conv;
+    ca->nsp = 3, ca->group = 1;
+    for (int i = 0; i < 3; i++) {
+        ca->kernel[i] = 3, ca->strides[i] = 1, ca->dilations[i] = 1;
+        ca->pads[i] = i == 0 ? 0 : 1, ca->pads[i + 3] = i == 0 ? 2 : 1;
+    }
+    set_io(g, 1, in, 1, &y);
+    refused_case(g, "node 'conv3d' (Conv): asymmetric pads (0, 2) in dim 0 on CUDA");
+    graph_free(g);
+}
+
 /* ---- operators without a CUDA kernel are all named at creation, with
  * counts, before the device is touched (so also on a machine without one) */
 
@@ -3260,6 +3324,7 @@ int main(void)
         cmocka_unit_test(test_one_hot),
         cmocka_unit_test(test_rnn_plain),
         cmocka_unit_test(test_conv_pool_3d),
+        cmocka_unit_test(test_new_ops_refused),
         cmocka_unit_test(test_unsupported),
     };
     /* FERRY_TEST_FILTER=test_attention: one test, e.g. under compute-sanitizer */
