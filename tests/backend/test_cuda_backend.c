@@ -655,8 +655,8 @@ static void test_softmax(void **state)
  * [T, N, 3D] (time-major, MultiheadAttention's; Y [T*N, D]); a causal mask
  * [1,1,T,T] of -1e9 (-inf once stored in fp16) or none. The tensor-core
  * kernel for 16-bit heads of 32..128 (several key tiles, odd T, fewer warps
- * at a small batch, the keys split over warps at a smaller one), the CUDA-core one for fp32/tf32 and for 16-bit heads
- * of 24 or 256. */
+ * at a small batch, the keys split over warps at a smaller one), the CUDA-core one for fp32/tf32
+ * and for 16-bit heads of 24 or 256. */
 static void attention_case(ferry_precision prec, int64_t n, int64_t H, int64_t T, int64_t d,
                            int causal, int capture, int time_major)
 {
@@ -2425,6 +2425,814 @@ static void test_prelu_nhwc(void **state)
     graph_free(g);
 }
 
+/* ---- the operators the CPU backend gained before the CUDA one: each
+ * graph at fp32, then at fp16 and bf16 (captured and replayed) against a
+ * double reference of the input as that precision stores it */
+
+static float round_to(ferry_precision p, float v)
+{
+    if (p == FERRY_PRECISION_FP16)
+        return ferry_f16_to_f32(ferry_f32_to_f16(v));
+    if (p == FERRY_PRECISION_BF16)
+        return ferry_bf16_to_f32(ferry_f32_to_bf16(v));
+    return v;
+}
+
+/* tol: fp32, fp16, bf16. */
+static void prec_case(graph *g, const char *what, int64_t n, const float *xv, int64_t nx,
+                      ref_fn ref, int64_t nref, const double tol[3])
+{
+    static const ferry_precision ps[3] = {FERRY_PRECISION_FP32, FERRY_PRECISION_FP16,
+                                          FERRY_PRECISION_BF16};
+    float *xin = malloc(sizeof(float) * (size_t)nx);
+    double *r = malloc(sizeof(double) * (size_t)nref);
+    assert_non_null(xin);
+    assert_non_null(r);
+    for (int k = 0; k < 3; k++) {
+        for (int64_t i = 0; i < nx; i++)
+            xin[i] = round_to(ps[k], xv[i]);
+        ref(xin, n, r);
+        run_cfg rc = {ps[k], FERRY_F32, 16, k > 0};
+        float *yv = run_graph(g, &rc, n, xin);
+        char w[128];
+        snprintf(w, sizeof w, "%s %s%s", what, prec_name(ps[k]), k ? " captured" : "");
+        check_close(w, yv, r, nref, tol[k]);
+        free(yv);
+    }
+    free(r);
+    free(xin);
+}
+
+/* ---- Elu, Selu, Celu, ThresholdedRelu, Softsign, Mish, Shrink on
+ * [N,3,7]: random values in [-4, 4) and the edges (0, +-threshold, the
+ * far tails, a tiny negative where e^x - 1 cancels) */
+
+typedef struct act_spec {
+    op_kind op;
+    const char *name;
+    float a, b; /* node alpha, act_beta */
+} act_spec;
+static act_spec act_cur;
+
+static double act_ref1(double v)
+{
+    double a = act_cur.a, b = act_cur.b;
+    switch (act_cur.op) {
+    case OP_ELU: return v > 0 ? v : a * expm1(v);
+    case OP_SELU: return b * (v > 0 ? v : a * expm1(v));
+    case OP_CELU: return fmax(0.0, v) + fmin(0.0, a * expm1(v / a));
+    case OP_THRESHOLDED_RELU: return v > a ? v : 0.0;
+    case OP_SOFTSIGN: return v / (1.0 + fabs(v));
+    case OP_MISH: return v * tanh(log1p(exp(v)));
+    case OP_SHRINK: return v < -a ? v + b : v > a ? v - b : 0.0;
+    default: return NAN;
+    }
+}
+
+static void act_ref(const float *x, int64_t n, double *ref)
+{
+    for (int64_t i = 0; i < n * 21; i++)
+        ref[i] = act_ref1(x[i]);
+}
+
+static void test_activations_param(void **state)
+{
+    (void)state;
+    need_device();
+    static const act_spec specs[] = {
+        {OP_ELU, "elu", 0.7f, 0},
+        {OP_ELU, "elu alpha 1", 1.0f, 0},
+        {OP_SELU, "selu", 1.67326319217681884765625f, 1.05070102214813232421875f},
+        {OP_SELU, "selu alpha 2 gamma 0.5", 2.0f, 0.5f},
+        {OP_CELU, "celu", 1.3f, 0},
+        {OP_CELU, "celu alpha -0.8", -0.8f, 0},
+        {OP_THRESHOLDED_RELU, "thresholded_relu", 0.5f, 0},
+        {OP_THRESHOLDED_RELU, "thresholded_relu -0.25", -0.25f, 0},
+        {OP_SOFTSIGN, "softsign", 0, 0},
+        {OP_MISH, "mish", 0, 0},
+        {OP_SHRINK, "shrink (soft)", 0.5f, 0.5f},
+        {OP_SHRINK, "shrink (hard)", 0.75f, 0.0f},
+    };
+    const int64_t n = 5;
+    float *xv = rand_vec(n * 21, 4.0f);
+    static const float edges[] = {0.0f,   0.5f,  -0.5f,  0.75f, -0.75f, -0.25f, 30.0f,
+                                  -30.0f, 25.0f, -1e-3f, 1e-3f, -12.0f, 19.5f,  21.0f};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        xv[i * 7] = edges[i];
+    static const double tol[3] = {1e-5, 2e-3, 1e-2};
+    for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
+        act_cur = specs[k];
+        graph *g = graph_new();
+        int64_t dx[3] = {FERRY_DIM_BATCH, 3, 7};
+        int x = add_typed(g, "x", FERRY_F32, 3, dx), y = add_typed(g, "y", FERRY_F32, 3, dx);
+        int nd = graph_add_node(g, act_cur.op, act_cur.name, 1, &x, 1, &y);
+        g->nodes[nd].alpha = act_cur.a;
+        g->nodes[nd].act_beta = act_cur.b;
+        set_io(g, 1, &x, 1, &y);
+        prec_case(g, act_cur.name, n, xv, n * 21, act_ref, n * 21, tol);
+        graph_free(g);
+    }
+    free(xv);
+}
+
+/* ---- IsNaN and IsInf (all four detect_negative x detect_positive) of
+ * [N,11] holding NaN, +-inf, 1e30 (inf once stored in fp16, finite in
+ * bf16) and ordinary values; the bool out cast to float */
+
+static int ft_nan, ft_neg, ft_pos;
+
+static void float_test_ref(const float *x, int64_t n, double *ref)
+{
+    for (int64_t i = 0; i < n * 11; i++) {
+        float v = x[i];
+        ref[i] = ft_nan ? isnan(v) != 0 : isinf(v) && (v < 0 ? ft_neg : ft_pos);
+    }
+}
+
+static void test_isnan_isinf(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 4;
+    float *xv = rand_vec(n * 11, 3.0f);
+    for (int64_t b = 0; b < n; b++) {
+        xv[b * 11 + 1] = NAN;
+        xv[b * 11 + 3] = INFINITY;
+        xv[b * 11 + 5] = -INFINITY;
+        xv[b * 11 + 7] = b % 2 ? 1e30f : -1e30f;
+        xv[b * 11 + 9] = b % 2 ? -NAN : 65504.0f;
+    }
+    static const double tol[3] = {0, 0, 0};
+    for (int mode = 0; mode < 5; mode++) {
+        ft_nan = mode == 4;
+        ft_neg = mode & 1;
+        ft_pos = (mode >> 1) & 1;
+        graph *g = graph_new();
+        int64_t dx[2] = {FERRY_DIM_BATCH, 11};
+        int x = add_typed(g, "x", FERRY_F32, 2, dx), t = add_typed(g, "t", FERRY_BOOL, 2, dx);
+        int y = add_typed(g, "y", FERRY_F32, 2, dx);
+        int k = graph_add_node(g, ft_nan ? OP_IS_NAN : OP_IS_INF, "test", 1, &x, 1, &t);
+        g->nodes[k].mode = ft_neg;
+        g->nodes[k].mode2 = ft_pos;
+        add_cast(g, "to_f32", t, y, FERRY_F32);
+        set_io(g, 1, &x, 1, &y);
+        char what[64];
+        if (ft_nan)
+            snprintf(what, sizeof what, "isnan");
+        else
+            snprintf(what, sizeof what, "isinf neg %d pos %d", ft_neg, ft_pos);
+        prec_case(g, what, n, xv, n * 11, float_test_ref, n * 11, tol);
+        graph_free(g);
+    }
+    free(xv);
+}
+
+/* ---- OneHot of [N,4] indices: int64 on the last axis (axis -1) with
+ * float values, int32 on axis 1 (given as -2) with int64 values, and
+ * float indices (fractions truncated, NaN and out of range off) on the
+ * last axis; indices in [-depth - 1, depth] so that negatives wrap and
+ * the ends are out of range */
+
+static int oh_depth, oh_axis, oh_float;
+static double oh_off, oh_on;
+
+static void one_hot_ref(const float *x, int64_t n, double *ref)
+{
+    int64_t D = oh_depth;
+    for (int64_t b = 0; b < n; b++)
+        for (int j = 0; j < 4; j++) {
+            float f = x[b * 4 + j];
+            int64_t h;
+            if (oh_float)
+                h = f > (float)-D - 1.0f && f < (float)D ? (int64_t)f : D;
+            else
+                h = (int64_t)f; /* integers: the Cast to int is exact */
+            if (h < 0)
+                h += D;
+            for (int64_t k = 0; k < D; k++) {
+                /* [N, 4, D] (axis 2) or [N, D, 4] (axis 1) */
+                int64_t e = oh_axis == 2 ? (b * 4 + j) * D + k : (b * D + k) * 4 + j;
+                ref[e] = h == k ? oh_on : oh_off;
+            }
+        }
+}
+
+static void test_one_hot(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 6;
+    oh_depth = 5;
+    float *xv = int_vec(n * 4, 6.0f); /* [-6, 6]: -6 and 5, 6 out of range */
+    xv[0] = -5.0f, xv[1] = 4.0f, xv[2] = -1.0f, xv[3] = 0.0f;
+    for (int c = 0; c < 3; c++) {
+        oh_float = c == 2;
+        oh_axis = c == 1 ? 1 : 2;
+        ferry_dtype it = c == 0 ? FERRY_I64 : c == 1 ? FERRY_I32 : FERRY_F32;
+        ferry_dtype vt = c == 1 ? FERRY_I64 : FERRY_F32;
+        if (oh_float) { /* fractions exact in fp16 and bf16 */
+            for (int64_t i = 0; i < n * 4; i++)
+                xv[i] += xv[i] < 0 ? -0.25f : 0.75f;
+            xv[5] = NAN;
+            xv[6] = -5.75f; /* -5 wraps to 0 */
+            xv[7] = -6.25f; /* -6: out of range */
+            xv[9] = 4.99f;  /* 4 */
+        }
+        oh_off = c == 1 ? 3.0 : -1.5;
+        oh_on = c == 1 ? -7.0 : 2.0;
+        graph *g = graph_new();
+        int64_t dx[2] = {FERRY_DIM_BATCH, 4}, dv[1] = {2};
+        int64_t dy[3] = {FERRY_DIM_BATCH, oh_axis == 2 ? 4 : oh_depth, oh_axis == 2 ? oh_depth : 4};
+        int x = add_typed(g, "x", FERRY_F32, 2, dx), idx = x;
+        if (!oh_float) {
+            idx = add_typed(g, "idx", it, 2, dx);
+            add_cast(g, "to_int", x, idx, it);
+        }
+        int64_t depth = oh_depth;
+        int dep = add_i64_const(g, "depth", 1, &depth);
+        int vals = add_typed(g, "values", vt, 1, dv);
+        if (vt == FERRY_F32) {
+            float *p = malloc(2 * sizeof *p);
+            assert_non_null(p);
+            p[0] = (float)oh_off, p[1] = (float)oh_on;
+            g->values[vals].data = p;
+        } else {
+            int64_t *p = malloc(2 * sizeof *p);
+            assert_non_null(p);
+            p[0] = (int64_t)oh_off, p[1] = (int64_t)oh_on;
+            g->values[vals].data = p;
+        }
+        g->values[vals].is_const = 1;
+        int oh = add_typed(g, "oh", vt, 3, dy), y = oh;
+        int a[3] = {idx, dep, vals};
+        int k = graph_add_node(g, OP_ONE_HOT, "onehot", 3, a, 1, &oh);
+        g->nodes[k].axis = oh_axis == 2 ? -1 : -2; /* as given; the backend resolves it */
+        g->nodes[k].starts[0] = oh_depth;          /* as infer_one_hot leaves it */
+        if (vt != FERRY_F32) {
+            y = add_typed(g, "y", FERRY_F32, 3, dy);
+            add_cast(g, "to_f32", oh, y, FERRY_F32);
+        }
+        set_io(g, 1, &x, 1, &y);
+        static const char *const names[3] = {"onehot int64 axis -1", "onehot int32 axis -2",
+                                             "onehot float axis -1"};
+        static const double tol[3] = {0, 0, 0};
+        prec_case(g, names[c], n, xv, n * 4, one_hot_ref, n * 4 * oh_depth, tol);
+        graph_free(g);
+    }
+    free(xv);
+}
+
+/* ---- RNN (tanh, relu; forward, reverse, bidirectional; layouts 0 and 1;
+ * B, sequence_lens and initial_h present or not) of T = 5 steps, I = 3
+ * inputs, H = 6 units. The graph's one input z [N, 1 + T*I + D*H] carries
+ * each row's length, its X row and its initial_h; the output is Y
+ * [N, T, D, H] then Y_h [N, D, H], concatenated per row. */
+
+enum { RT = 5, RI = 3, RH = 6 };
+typedef struct rnn_spec {
+    const char *name;
+    int relu, direction, layout, has_b, has_lens, has_h0;
+} rnn_spec;
+static rnn_spec rs_cur;
+static const float *rs_w, *rs_r, *rs_b; /* W [D,H,I], R [D,H,H], B [D,2H] as the device has them */
+static ferry_precision rs_prec;
+
+static int rs_dirs(void)
+{
+    return rs_cur.direction == RNN_BIDIRECTIONAL ? 2 : 1;
+}
+
+static void rnn_plain_ref(const float *z, int64_t n, double *ref)
+{
+    int D = rs_dirs();
+    int64_t zw = 1 + RT * RI + D * RH, yw = (RT + 1) * D * RH;
+    for (int64_t b = 0; b < n; b++) {
+        const float *zr = z + b * zw;
+        int64_t len = rs_cur.has_lens ? (int64_t)zr[0] : RT;
+        double *yr = ref + b * yw;
+        for (int64_t i = 0; i < RT * D * RH; i++)
+            yr[i] = 0.0;
+        for (int d = 0; d < D; d++) {
+            double h[RH], hn[RH];
+            for (int j = 0; j < RH; j++)
+                h[j] = rs_cur.has_h0 ? zr[1 + RT * RI + d * RH + j] : 0.0;
+            int reverse = d == 1 || rs_cur.direction == RNN_REVERSE;
+            for (int64_t k = 0; k < len; k++) {
+                int64_t t = reverse ? len - 1 - k : k;
+                for (int j = 0; j < RH; j++) {
+                    double v = rs_cur.has_b ? (double)rs_b[d * 2 * RH + j] +
+                                                  (double)rs_b[d * 2 * RH + RH + j]
+                                            : 0.0;
+                    for (int i = 0; i < RI; i++)
+                        v += (double)rs_w[(d * RH + j) * RI + i] * zr[1 + t * RI + i];
+                    for (int i = 0; i < RH; i++)
+                        v += (double)rs_r[(d * RH + j) * RH + i] * h[i];
+                    hn[j] = rs_cur.relu ? (v > 0 ? v : 0.0) : tanh(v);
+                }
+                for (int j = 0; j < RH; j++) {
+                    h[j] = hn[j];
+                    yr[(t * D + d) * RH + j] = h[j];
+                }
+            }
+            for (int j = 0; j < RH; j++)
+                yr[RT * D * RH + d * RH + j] = h[j];
+        }
+    }
+}
+
+static int add_transpose(graph *g, const char *name, int x, int out, const int64_t *perm)
+{
+    int k = graph_add_node(g, OP_TRANSPOSE, name, 1, &x, 1, &out);
+    for (int i = 0; i < g->values[x].ndim; i++)
+        g->nodes[k].perm[i] = perm[i];
+    return k;
+}
+
+static void rnn_plain_case(const rnn_spec *spec, int64_t n, const float *zv)
+{
+    rs_cur = *spec;
+    const int64_t D = rs_dirs(), B = FERRY_DIM_BATCH;
+    const int64_t zw = 1 + RT * RI + D * RH, yw = (RT + 1) * D * RH;
+    graph *g = graph_new();
+    int64_t dz[2] = {B, zw}, d1[2] = {B, 1}, dn[1] = {B}, dxs[2] = {B, RT * RI};
+    int64_t dx1[3] = {B, RT, RI}, dx0[3] = {RT, B, RI}, dhs[2] = {B, D * RH};
+    int64_t dh1[3] = {B, D, RH}, dh0[3] = {D, B, RH};
+    int64_t dy1[4] = {B, RT, D, RH}, dy0[4] = {RT, D, B, RH};
+    int64_t dyf[2] = {B, RT * D * RH}, dyh[2] = {B, D * RH}, dout[2] = {B, yw};
+    int z = add_typed(g, "z", FERRY_F32, 2, dz);
+    int in[6] = {-1, -1, -1, -1, -1, -1};
+    /* X */
+    int xs = add_typed(g, "xs", FERRY_F32, 2, dxs), x1 = add_typed(g, "x1", FERRY_F32, 3, dx1);
+    int64_t st1[2] = {0, 1};
+    add_slice(g, "slice_x", z, xs, st1);
+    graph_add_node(g, OP_RESHAPE, "reshape_x", 1, &xs, 1, &x1);
+    in[0] = x1;
+    static const int64_t p102[3] = {1, 0, 2}, p2013[4] = {2, 0, 1, 3};
+    if (!spec->layout) {
+        in[0] = add_typed(g, "x0", FERRY_F32, 3, dx0);
+        add_transpose(g, "x_to_time_major", x1, in[0], p102);
+    }
+    in[1] = add_const(g, "W", 0.6f, 0, 3, D, (int64_t)RH, (int64_t)RI);
+    in[2] = add_const(g, "R", 0.4f, 0, 3, D, (int64_t)RH, (int64_t)RH);
+    if (spec->has_b)
+        in[3] = add_const(g, "B", 0.3f, 0, 2, D, (int64_t)(2 * RH));
+    if (spec->has_lens) {
+        int lf = add_typed(g, "lens_f", FERRY_F32, 2, d1),
+            lr = add_typed(g, "lens_r", FERRY_F32, 1, dn);
+        int64_t st0[2] = {0, 0};
+        add_slice(g, "slice_lens", z, lf, st0);
+        graph_add_node(g, OP_RESHAPE, "reshape_lens", 1, &lf, 1, &lr);
+        in[4] = add_typed(g, "lens", FERRY_I32, 1, dn);
+        add_cast(g, "lens_i32", lr, in[4], FERRY_I32);
+    }
+    if (spec->has_h0) {
+        int hs = add_typed(g, "hs", FERRY_F32, 2, dhs), h1 = add_typed(g, "h1", FERRY_F32, 3, dh1);
+        int64_t st2[2] = {0, 1 + RT * RI};
+        add_slice(g, "slice_h0", z, hs, st2);
+        graph_add_node(g, OP_RESHAPE, "reshape_h0", 1, &hs, 1, &h1);
+        in[5] = h1;
+        if (!spec->layout) {
+            in[5] = add_typed(g, "h0", FERRY_F32, 3, dh0);
+            add_transpose(g, "h0_to_dir_major", h1, in[5], p102);
+        }
+    }
+    int Y = add_typed(g, "Y", FERRY_F32, 4, spec->layout ? dy1 : dy0);
+    int Yh = add_typed(g, "Y_h", FERRY_F32, 3, spec->layout ? dh1 : dh0);
+    int outs[2] = {Y, Yh};
+    int k = graph_add_node(g, OP_RNN, "rnn", 6, in, 2, outs);
+    g->nodes[k].hidden = RH;
+    g->nodes[k].direction = spec->direction;
+    g->nodes[k].layout = spec->layout;
+    g->nodes[k].mode = spec->relu ? RNN_ACT_RELU : RNN_ACT_TANH;
+    if (!spec->layout) {
+        int y1 = add_typed(g, "Y1", FERRY_F32, 4, dy1),
+            yh1 = add_typed(g, "Y_h1", FERRY_F32, 3, dh1);
+        add_transpose(g, "y_to_batch_major", Y, y1, p2013);
+        add_transpose(g, "yh_to_batch_major", Yh, yh1, p102);
+        Y = y1, Yh = yh1;
+    }
+    int yf = add_typed(g, "yf", FERRY_F32, 2, dyf), yhf = add_typed(g, "yhf", FERRY_F32, 2, dyh);
+    graph_add_node(g, OP_RESHAPE, "flat_y", 1, &Y, 1, &yf);
+    graph_add_node(g, OP_RESHAPE, "flat_yh", 1, &Yh, 1, &yhf);
+    int y = add_typed(g, "y", FERRY_F32, 2, dout), cat[2] = {yf, yhf};
+    k = graph_add_node(g, OP_CONCAT, "cat", 2, cat, 1, &y);
+    g->nodes[k].axis = 1;
+    set_io(g, 1, &z, 1, &y);
+
+    /* The weights as each precision stores them on the device. */
+    int64_t nw = D * RH * RI, nr = D * RH * RH, nb = D * 2 * RH;
+    float *w = malloc(sizeof(float) * (size_t)(nw + nr + nb));
+    float *zin = malloc(sizeof(float) * (size_t)(n * zw));
+    double *ref = malloc(sizeof(double) * (size_t)(n * yw));
+    assert_non_null(w);
+    assert_non_null(zin);
+    assert_non_null(ref);
+    static const double tol[4] = {1e-5, 5e-3, 2e-2, 3e-2};
+    for (int p = FERRY_PRECISION_FP32; p <= FERRY_PRECISION_BF16; p++) {
+        rs_prec = (ferry_precision)p;
+        for (int64_t i = 0; i < nw; i++)
+            w[i] = round_to(rs_prec, cdata(g, in[1])[i]);
+        for (int64_t i = 0; i < nr; i++)
+            w[nw + i] = round_to(rs_prec, cdata(g, in[2])[i]);
+        for (int64_t i = 0; spec->has_b && i < nb; i++)
+            w[nw + nr + i] = cdata(g, in[3])[i]; /* biases stay fp32 (cuda_rnn.c) */
+        rs_w = w, rs_r = w + nw, rs_b = w + nw + nr;
+        for (int64_t i = 0; i < n * zw; i++)
+            zin[i] = round_to(rs_prec, zv[i]);
+        rnn_plain_ref(zin, n, ref);
+        run_cfg rc = {rs_prec, FERRY_F32, 16, p == FERRY_PRECISION_FP16};
+        float *yv = run_graph(g, &rc, n, zin);
+        char what[128];
+        snprintf(what, sizeof what, "rnn %s %s%s", spec->name, prec_name(rs_prec),
+                 rc.capture ? " captured" : "");
+        check_close(what, yv, ref, n * yw, tol[p]);
+        free(yv);
+    }
+    free(ref);
+    free(zin);
+    free(w);
+    graph_free(g);
+}
+
+static void test_rnn_plain(void **state)
+{
+    (void)state;
+    need_device();
+    static const rnn_spec specs[] = {
+        {"tanh forward, layout 1, B, lens, h0", 0, RNN_FORWARD, 1, 1, 1, 1},
+        {"relu reverse, layout 1, lens", 1, RNN_REVERSE, 1, 0, 1, 0},
+        {"tanh bidirectional, layout 0, B, lens, h0", 0, RNN_BIDIRECTIONAL, 0, 1, 1, 1},
+        {"relu bidirectional, layout 0, B", 1, RNN_BIDIRECTIONAL, 0, 1, 0, 0},
+        {"tanh forward, layout 0, h0", 0, RNN_FORWARD, 0, 0, 0, 1},
+    };
+    const int64_t n = 7, zw = 1 + RT * RI + 2 * RH;
+    float *zv = rand_vec(n * zw, 1.0f);
+    /* lengths 0..T, the full one twice (rows of every length, one empty) */
+    static const int lens[7] = {3, 0, 5, 1, 4, 5, 2};
+    for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
+        int64_t w = 1 + RT * RI + (specs[k].direction == RNN_BIDIRECTIONAL ? 2 : 1) * RH;
+        float *z = malloc(sizeof(float) * (size_t)(n * w));
+        assert_non_null(z);
+        for (int64_t b = 0; b < n; b++) {
+            memcpy(z + b * w, zv + b * zw, sizeof(float) * (size_t)w);
+            z[b * w] = (float)lens[b];
+        }
+        rnn_plain_case(&specs[k], n, z);
+        free(z);
+    }
+    free(zv);
+}
+
+/* ---- 3-D Conv (bias + fused ReLU; grouped, strided, dilated, unpadded
+ * depth), ConvTranspose (stride 2, output_padding) through cuDNN's Nd
+ * descriptors, MaxPool (asymmetric pads) and AveragePool (with and
+ * without the pads counted) on NCDHW tensors */
+
+typedef struct vol_spec {
+    op_kind op;
+    const char *name;
+    int64_t ci, co, group, in[3], out[3], k[3], s[3], p[6], dil[3], opad[3];
+    int bias, relu, count_pad;
+} vol_spec;
+static const vol_spec *vs_cur;
+static const float *vs_w, *vs_b;
+
+static void vol_ref(const float *x, int64_t n, double *ref)
+{
+    const vol_spec *v = vs_cur;
+    int64_t isz = v->in[0] * v->in[1] * v->in[2], osz = v->out[0] * v->out[1] * v->out[2];
+    int64_t nref = n * v->co * osz;
+    for (int64_t i = 0; i < nref; i++)
+        ref[i] = 0.0;
+    if (v->op == OP_CONV) {
+        int64_t cig = v->ci / v->group, cog = v->co / v->group;
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t o = 0; o < v->co; o++)
+                for (int64_t e = 0; e < osz; e++) {
+                    int64_t od = e / (v->out[1] * v->out[2]), oh = (e / v->out[2]) % v->out[1],
+                            ow = e % v->out[2];
+                    double acc = v->bias ? vs_b[o] : 0.0;
+                    for (int64_t ic = 0; ic < cig; ic++)
+                        for (int64_t a = 0; a < v->k[0]; a++)
+                            for (int64_t bb = 0; bb < v->k[1]; bb++)
+                                for (int64_t cc = 0; cc < v->k[2]; cc++) {
+                                    int64_t id = od * v->s[0] - v->p[0] + a * v->dil[0];
+                                    int64_t ih = oh * v->s[1] - v->p[1] + bb * v->dil[1];
+                                    int64_t iw = ow * v->s[2] - v->p[2] + cc * v->dil[2];
+                                    if (id < 0 || id >= v->in[0] || ih < 0 || ih >= v->in[1] ||
+                                        iw < 0 || iw >= v->in[2])
+                                        continue;
+                                    int64_t c = (o / cog) * cig + ic;
+                                    acc += (double)x[(b * v->ci + c) * isz +
+                                                     (id * v->in[1] + ih) * v->in[2] + iw] *
+                                           vs_w[(((o * cig + ic) * v->k[0] + a) * v->k[1] + bb) *
+                                                    v->k[2] +
+                                                cc];
+                                }
+                    ref[(b * v->co + o) * osz + e] = v->relu && acc < 0 ? 0.0 : acc;
+                }
+    } else if (v->op == OP_CONV_TRANSPOSE) { /* group 1: W [ci, co, k..] */
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t ic = 0; ic < v->ci; ic++)
+                for (int64_t e = 0; e < isz; e++) {
+                    int64_t id = e / (v->in[1] * v->in[2]), ih = (e / v->in[2]) % v->in[1],
+                            iw = e % v->in[2];
+                    double xv = x[(b * v->ci + ic) * isz + e];
+                    for (int64_t o = 0; o < v->co; o++)
+                        for (int64_t a = 0; a < v->k[0]; a++)
+                            for (int64_t bb = 0; bb < v->k[1]; bb++)
+                                for (int64_t cc = 0; cc < v->k[2]; cc++) {
+                                    int64_t od = id * v->s[0] - v->p[0] + a * v->dil[0];
+                                    int64_t oh = ih * v->s[1] - v->p[1] + bb * v->dil[1];
+                                    int64_t ow = iw * v->s[2] - v->p[2] + cc * v->dil[2];
+                                    if (od < 0 || od >= v->out[0] || oh < 0 || oh >= v->out[1] ||
+                                        ow < 0 || ow >= v->out[2])
+                                        continue;
+                                    ref[(b * v->co + o) * osz + (od * v->out[1] + oh) * v->out[2] +
+                                        ow] +=
+                                        xv *
+                                        vs_w[(((ic * v->co + o) * v->k[0] + a) * v->k[1] + bb) *
+                                                 v->k[2] +
+                                             cc];
+                                }
+                }
+        for (int64_t i = 0; v->bias && i < nref; i++)
+            ref[i] += vs_b[(i / osz) % v->co];
+    } else { /* pools: ci == co */
+        for (int64_t pl = 0; pl < n * v->ci; pl++)
+            for (int64_t e = 0; e < osz; e++) {
+                int64_t od = e / (v->out[1] * v->out[2]), oh = (e / v->out[2]) % v->out[1],
+                        ow = e % v->out[2];
+                double acc = v->op == OP_MAX_POOL ? -INFINITY : 0.0;
+                int64_t taps = 0;
+                for (int64_t a = 0; a < v->k[0]; a++)
+                    for (int64_t bb = 0; bb < v->k[1]; bb++)
+                        for (int64_t cc = 0; cc < v->k[2]; cc++) {
+                            int64_t id = od * v->s[0] - v->p[0] + a;
+                            int64_t ih = oh * v->s[1] - v->p[1] + bb;
+                            int64_t iw = ow * v->s[2] - v->p[2] + cc;
+                            int inside = id >= 0 && id < v->in[0] && ih >= 0 && ih < v->in[1] &&
+                                         iw >= 0 && iw < v->in[2];
+                            /* the padded input's extent (count_include_pad) */
+                            int padded = id < v->in[0] + v->p[3] && ih < v->in[1] + v->p[4] &&
+                                         iw < v->in[2] + v->p[5];
+                            if (inside) {
+                                double xv = x[pl * isz + (id * v->in[1] + ih) * v->in[2] + iw];
+                                acc = v->op == OP_MAX_POOL ? fmax(acc, xv) : acc + xv;
+                            }
+                            taps += v->count_pad ? padded : inside;
+                        }
+                ref[pl * osz + e] = v->op == OP_MAX_POOL ? acc : acc / (double)taps;
+            }
+    }
+}
+
+static void test_conv_pool_3d(void **state)
+{
+    (void)state;
+    need_device();
+    static const vol_spec specs[] = {
+        {OP_CONV,
+         "conv3d k3 pad 1 stride (1,2,1) bias relu",
+         3,
+         4,
+         1,
+         {5, 6, 7},
+         {5, 3, 7},
+         {3, 3, 3},
+         {1, 2, 1},
+         {1, 1, 1, 1, 1, 1},
+         {1, 1, 1},
+         {0, 0, 0},
+         1,
+         1,
+         0},
+        {OP_CONV,
+         "conv3d group 2 k (2,3,1) stride (2,1,1) dil (1,2,1)",
+         4,
+         6,
+         2,
+         {5, 6, 4},
+         {2, 4, 4},
+         {2, 3, 1},
+         {2, 1, 1},
+         {0, 1, 0, 0, 1, 0},
+         {1, 2, 1},
+         {0, 0, 0},
+         0,
+         0,
+         0},
+        {OP_CONV_TRANSPOSE,
+         "convtranspose3d stride 2 pad 1 output_padding (1,0,1) bias",
+         4,
+         3,
+         1,
+         {3, 4, 5},
+         {5, 7, 10},
+         {2, 3, 3},
+         {2, 2, 2},
+         {1, 1, 1, 1, 1, 1},
+         {1, 1, 1},
+         {1, 0, 1},
+         1,
+         0,
+         0},
+        {OP_MAX_POOL,
+         "maxpool3d k (2,3,3) stride (2,2,1) pads (0,1,1)-(1,1,0)",
+         3,
+         3,
+         1,
+         {5, 6, 7},
+         {3, 3, 6},
+         {2, 3, 3},
+         {2, 2, 1},
+         {0, 1, 1, 1, 1, 0},
+         {1, 1, 1},
+         {0, 0, 0},
+         0,
+         0,
+         0},
+        {OP_AVG_POOL,
+         "avgpool3d k3 stride 2 pad 1",
+         3,
+         3,
+         1,
+         {5, 6, 7},
+         {3, 3, 4},
+         {3, 3, 3},
+         {2, 2, 2},
+         {1, 1, 1, 1, 1, 1},
+         {1, 1, 1},
+         {0, 0, 0},
+         0,
+         0,
+         0},
+        {OP_AVG_POOL,
+         "avgpool3d k3 stride 2 pad 1 count_include_pad",
+         3,
+         3,
+         1,
+         {5, 6, 7},
+         {3, 3, 4},
+         {3, 3, 3},
+         {2, 2, 2},
+         {1, 1, 1, 1, 1, 1},
+         {1, 1, 1},
+         {0, 0, 0},
+         0,
+         0,
+         1},
+    };
+    const int64_t n = 3;
+    for (size_t q = 0; q < sizeof specs / sizeof specs[0]; q++) {
+        const vol_spec *v = &specs[q];
+        vs_cur = v;
+        /* the ConvTranspose output size follows from the attributes */
+        if (v->op == OP_CONV_TRANSPOSE)
+            for (int i = 0; i < 3; i++)
+                assert_int_equal(v->out[i], v->s[i] * (v->in[i] - 1) + v->opad[i] +
+                                                (v->k[i] - 1) * v->dil[i] + 1 - v->p[i] -
+                                                v->p[i + 3]);
+        graph *g = graph_new();
+        int64_t dx[5] = {FERRY_DIM_BATCH, v->ci, v->in[0], v->in[1], v->in[2]};
+        int64_t dy[5] = {FERRY_DIM_BATCH, v->co, v->out[0], v->out[1], v->out[2]};
+        int x = add_typed(g, "x", FERRY_F32, 5, dx), y = add_typed(g, "y", FERRY_F32, 5, dy);
+        int in[3] = {x, -1, -1}, nin = 1;
+        if (v->op == OP_CONV || v->op == OP_CONV_TRANSPOSE) {
+            int64_t w0 = v->op == OP_CONV ? v->co : v->ci;
+            int64_t w1 = v->op == OP_CONV ? v->ci / v->group : v->co / v->group;
+            in[1] = add_const(g, "W", 0.3f, 0, 5, w0, w1, v->k[0], v->k[1], v->k[2]);
+            vs_w = cdata(g, in[1]);
+            nin = 2;
+            if (v->bias) {
+                in[2] = add_const(g, "b", 0.5f, 0, 1, v->co);
+                vs_b = cdata(g, in[2]);
+                nin = 3;
+            }
+        }
+        int k = graph_add_node(g, v->op, "vol", nin, in, 1, &y);
+        conv_attrs *ca = &g->nodes[k].conv;
+        ca->nsp = 3;
+        ca->group = v->group;
+        ca->count_include_pad = v->count_pad;
+        for (int i = 0; i < 3; i++) {
+            ca->kernel[i] = v->k[i], ca->strides[i] = v->s[i], ca->dilations[i] = v->dil[i];
+            ca->pads[i] = v->p[i], ca->pads[i + 3] = v->p[i + 3], ca->out_pad[i] = v->opad[i];
+        }
+        if (v->relu)
+            g->nodes[k].act = ACT_RELU;
+        set_io(g, 1, &x, 1, &y);
+        int64_t nx = n * v->ci * v->in[0] * v->in[1] * v->in[2];
+        int64_t ny = n * v->co * v->out[0] * v->out[1] * v->out[2];
+        float *xv = rand_vec(nx, 1.0f);
+        /* weights as the 16-bit precisions store them: the reference of
+         * each precision reads its own (vs_w points at the graph's) */
+        int is_conv = v->op == OP_CONV || v->op == OP_CONV_TRANSPOSE;
+        static const double tol_conv[3] = {1e-5, 1e-2, 2e-2}, tol_pool[3] = {1e-6, 1e-3, 4e-3};
+        if (is_conv) {
+            int64_t nw = graph_value_numel(&g->values[in[1]], 1);
+            float *w32 = malloc(sizeof(float) * (size_t)nw);
+            assert_non_null(w32);
+            memcpy(w32, vs_w, sizeof(float) * (size_t)nw);
+            static const ferry_precision ps[3] = {FERRY_PRECISION_FP32, FERRY_PRECISION_FP16,
+                                                  FERRY_PRECISION_BF16};
+            float *xin = malloc(sizeof(float) * (size_t)nx),
+                  *wr = malloc(sizeof(float) * (size_t)nw);
+            double *r = malloc(sizeof(double) * (size_t)ny);
+            assert_non_null(xin);
+            assert_non_null(wr);
+            assert_non_null(r);
+            for (int pi = 0; pi < 3; pi++) {
+                for (int64_t i = 0; i < nx; i++)
+                    xin[i] = round_to(ps[pi], xv[i]);
+                for (int64_t i = 0; i < nw; i++)
+                    wr[i] = round_to(ps[pi], w32[i]);
+                vs_w = wr;
+                vol_ref(xin, n, r);
+                run_cfg rc = {ps[pi], FERRY_F32, 16, pi == 1};
+                float *yv = run_graph(g, &rc, n, xin);
+                char what[160];
+                snprintf(what, sizeof what, "%s %s%s", v->name, prec_name(ps[pi]),
+                         rc.capture ? " captured" : "");
+                check_close(what, yv, r, ny, tol_conv[pi]);
+                free(yv);
+            }
+            free(r);
+            free(wr);
+            free(xin);
+            free(w32);
+        } else {
+            prec_case(g, v->name, n, xv, nx, vol_ref, ny, tol_pool);
+        }
+        free(xv);
+        graph_free(g);
+    }
+}
+
+/* ---- what the new rows still refuse, named at creation (no device
+ * needed): Elu of int64, an RNN with clip, an LSTM with sequence_lens, a
+ * 3-D Conv with asymmetric pads */
+
+static void refused_case(graph *g, const char *fragment)
+{
+    backend_opts o = {
+        .device = 0, .precision = FERRY_PRECISION_FP16, .io_dtype = FERRY_F32, .max_batch = 8};
+    backend_ctx *c = NULL;
+    assert_int_equal(ferry_backend_cuda.ctx_create(g, &o, &c), FERRY_EUNSUPPORTED);
+    assert_null(c);
+    print_message("%s\n", ferry_last_error());
+    assert_non_null(strstr(ferry_last_error(), fragment));
+}
+
+static void test_new_ops_refused(void **state)
+{
+    (void)state;
+    int64_t d[2] = {FERRY_DIM_BATCH, 4};
+    graph *g = graph_new();
+    int x = add_typed(g, "x", FERRY_I64, 2, d), y = add_typed(g, "y", FERRY_I64, 2, d);
+    graph_add_node(g, OP_ELU, "elu", 1, &x, 1, &y);
+    set_io(g, 1, &x, 1, &y);
+    refused_case(g, "node 'elu' (Elu): i64 input is not supported on CUDA");
+    graph_free(g);
+
+    for (int lstm = 0; lstm < 2; lstm++) {
+        g = graph_new();
+        int64_t dx[3] = {3, FERRY_DIM_BATCH, 2}, dy[4] = {3, 1, FERRY_DIM_BATCH, 4};
+        int64_t dh[3] = {1, FERRY_DIM_BATCH, 4}, dn[1] = {FERRY_DIM_BATCH};
+        int G = lstm ? 4 : 1;
+        int in[5] = {add_typed(g, "X", FERRY_F32, 3, dx),
+                     add_const(g, "W", 0.5f, 0, 3, (int64_t)1, (int64_t)(G * 4), (int64_t)2),
+                     add_const(g, "R", 0.5f, 0, 3, (int64_t)1, (int64_t)(G * 4), (int64_t)4), -1,
+                     add_typed(g, "lens", FERRY_I32, 1, dn)};
+        int outs[2] = {add_typed(g, "Y", FERRY_F32, 4, dy), add_typed(g, "Y_h", FERRY_F32, 3, dh)};
+        int k = graph_add_node(g, lstm ? OP_LSTM : OP_RNN, "rec", lstm ? 5 : 3, in, 2, outs);
+        g->nodes[k].hidden = 4;
+        g->nodes[k].clip = lstm ? 0.0f : 3.0f;
+        int gin[2] = {in[0], in[4]};
+        set_io(g, lstm ? 2 : 1, gin, 1, outs);
+        refused_case(g, lstm ? "node 'rec' (LSTM): input sequence_lens is not supported"
+                             : "node 'rec' (RNN): attribute clip is not supported");
+        graph_free(g);
+    }
+
+    g = graph_new();
+    int64_t dx[5] = {FERRY_DIM_BATCH, 2, 4, 4, 4}, dy[5] = {FERRY_DIM_BATCH, 3, 4, 4, 4};
+    int in[2] = {
+        add_typed(g, "x", FERRY_F32, 5, dx),
+        add_const(g, "W", 0.5f, 0, 5, (int64_t)3, (int64_t)2, (int64_t)3, (int64_t)3, (int64_t)3)};
+    y = add_typed(g, "y", FERRY_F32, 5, dy);
+    int k = graph_add_node(g, OP_CONV, "conv3d", 2, in, 1, &y);
+    conv_attrs *ca = &g->nodes[k].conv;
+    ca->nsp = 3, ca->group = 1;
+    for (int i = 0; i < 3; i++) {
+        ca->kernel[i] = 3, ca->strides[i] = 1, ca->dilations[i] = 1;
+        ca->pads[i] = i == 0 ? 0 : 1, ca->pads[i + 3] = i == 0 ? 2 : 1;
+    }
+    set_io(g, 1, in, 1, &y);
+    refused_case(g, "node 'conv3d' (Conv): asymmetric pads (0, 2) in dim 0 on CUDA");
+    graph_free(g);
+}
+
 /* ---- operators without a CUDA kernel are all named at creation, with
  * counts, before the device is touched (so also on a machine without one) */
 
@@ -2522,6 +3330,12 @@ int main(void)
         cmocka_unit_test(test_reduce_l1_logsum),
         cmocka_unit_test(test_reduce_int),
         cmocka_unit_test(test_prelu_nhwc),
+        cmocka_unit_test(test_activations_param),
+        cmocka_unit_test(test_isnan_isinf),
+        cmocka_unit_test(test_one_hot),
+        cmocka_unit_test(test_rnn_plain),
+        cmocka_unit_test(test_conv_pool_3d),
+        cmocka_unit_test(test_new_ops_refused),
         cmocka_unit_test(test_unsupported),
     };
     /* FERRY_TEST_FILTER=test_attention: one test, e.g. under compute-sanitizer */

@@ -26,7 +26,15 @@
  *     layout), then kern_bias_act for the bias.
  *
  * Tensors are NCHW or NHWC (cuda_layout.c) in the compute dtype (1-D
- * convolutions as H = 1), with fp32 accumulation; fp32 forbids TF32
+ * convolutions as H = 1), with fp32 accumulation. 3-D convolutions take
+ * the legacy calls on NCDHW tensors through cuDNN's Nd descriptors, with
+ * the epilogue as kern_bias_act: cuda_layout.c marks only 4-D activations
+ * channels-last, so a 5-D tensor is NCDHW everywhere (its neighbours, the
+ * 3-D pools, Pad, elementwise ops, read it as the graph describes it) and
+ * no layout conversion happens at their boundaries; cuDNN may transpose
+ * inside a 16-bit NCDHW convolution for its tensor cores. The fused
+ * bias+ReLU call, the graph API and the depthwise kernel stay 2-D (their
+ * descriptors and dnn_conv_shape are 4-D). Then fp32 forbids TF32
  * (CUDNN_FMA_MATH), tf32 and the 16-bit precisions allow tensor cores.
  * Plans and algorithms come from cuDNN's heuristics (host-only: no
  * kernels, no sync), once per batch size: at prepare for max_batch, else
@@ -205,6 +213,8 @@ typedef struct dnn_entry {
 
 typedef struct dnn_state {
     int transposed;
+    int nd5;             /* a 3-D convolution: 5-D NCDHW descriptors */
+    int64_t in_d, out_d; /* its depths (1 otherwise) */
     cudnnDataType_t dt;
     cudnnFilterDescriptor_t w;
     cudnnConvolutionDescriptor_t conv;
@@ -337,6 +347,19 @@ fail:
     return st;
 }
 
+/* A packed NCDHW tensor. */
+static ferry_status tensor5(cudnnTensorDescriptor_t *d, cudnnDataType_t dt, int64_t n, int64_t c,
+                            int64_t dd, int64_t h, int64_t w)
+{
+    ferry_status st = FERRY_OK;
+    int dims[5] = {(int)n, (int)c, (int)dd, (int)h, (int)w};
+    if (!*d)
+        DNN_TRY(cudnnCreateTensorDescriptor(d));
+    DNN_TRY(cudnnSetTensorNdDescriptorEx(*d, CUDNN_TENSOR_NCHW, dt, 5, dims));
+fail:
+    return st;
+}
+
 /* Fills e's algorithms (descriptors set): the heuristics' choices with
  * workspace at most limit, then for Conv the implicit GEMM (no workspace)
  * as the last resort. top_ws: the largest workspace of the first n_top. */
@@ -419,9 +442,11 @@ static ferry_status entry_make(cudnnHandle_t h, const dnn_state *ds, int64_t n, 
     dnn_entry *e = calloc(1, sizeof *e);
     if (!e)
         return ferry_fail(FERRY_ENOMEM, "out of memory describing a convolution");
-    ferry_status st = tensor4(&e->x, ds->fmt, ds->dt, n, ds->ci, ds->in[0], ds->in[1]);
+    ferry_status st = ds->nd5 ? tensor5(&e->x, ds->dt, n, ds->ci, ds->in_d, ds->in[0], ds->in[1])
+                              : tensor4(&e->x, ds->fmt, ds->dt, n, ds->ci, ds->in[0], ds->in[1]);
     if (!st)
-        st = tensor4(&e->y, ds->fmt, ds->dt, n, ds->co, ds->out[0], ds->out[1]);
+        st = ds->nd5 ? tensor5(&e->y, ds->dt, n, ds->co, ds->out_d, ds->out[0], ds->out[1])
+                     : tensor4(&e->y, ds->fmt, ds->dt, n, ds->co, ds->out[0], ds->out[1]);
     if (!st)
         st = choose_algo(h, ds, e, limit, n_top, top_ws);
     if (st) {
@@ -471,16 +496,21 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     ds->dt = dnn_dtype(p->cdt);
     ds->ci = x->dims[1];
     ds->co = y->dims[1];
-    ds->in[0] = nsp == 2 ? x->dims[2] : 1;
+    ds->nd5 = nsp == 3;
+    ds->in_d = ds->nd5 ? x->dims[2] : 1;
+    ds->out_d = ds->nd5 ? y->dims[2] : 1;
+    ds->in[0] = nsp >= 2 ? x->dims[x->ndim - 2] : 1;
     ds->in[1] = x->dims[x->ndim - 1];
-    ds->out[0] = nsp == 2 ? y->dims[2] : 1;
+    ds->out[0] = nsp >= 2 ? y->dims[y->ndim - 2] : 1;
     ds->out[1] = y->dims[y->ndim - 1];
-    int pad[2] = {0, 0}, str[2] = {1, 1}, dil[2] = {1, 1};
+    /* (D,) H, W; pad, str and dil are the last two, the 2-D paths' */
+    int pad3[3] = {0, 0, 0}, str3[3] = {1, 1, 1}, dil3[3] = {1, 1, 1};
     for (int i = 0; i < nsp; i++) {
-        pad[2 - nsp + i] = (int)a->pads[i];
-        str[2 - nsp + i] = (int)a->strides[i];
-        dil[2 - nsp + i] = (int)a->dilations[i];
+        pad3[3 - nsp + i] = (int)a->pads[i];
+        str3[3 - nsp + i] = (int)a->strides[i];
+        dil3[3 - nsp + i] = (int)a->dilations[i];
     }
+    int *pad = pad3 + 1, *str = str3 + 1, *dil = dil3 + 1;
     ds->nhwc = cuda_value_nhwc(c, nd->out[0]);
     ds->x_nhwc = cuda_value_nhwc(c, nd->in[0]);
     ds->fmt = ds->nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
@@ -489,11 +519,22 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     DNN_TRY(cudnnCreateFilterDescriptor(&ds->w));
     /* Conv: [Co, Ci/g, kh, kw]; ConvTranspose: [Ci, Co/g, kh, kw], the
      * filter of the convolution y -> x it transposes. */
-    DNN_TRY(cudnnSetFilter4dDescriptor(ds->w, ds->dt, ds->fmt, (int)w->dims[0], (int)w->dims[1],
-                                       nsp == 2 ? (int)w->dims[2] : 1, (int)w->dims[w->ndim - 1]));
+    if (ds->nd5) {
+        int fd[5] = {(int)w->dims[0], (int)w->dims[1], (int)w->dims[2], (int)w->dims[3],
+                     (int)w->dims[4]};
+        DNN_TRY(cudnnSetFilterNdDescriptor(ds->w, ds->dt, CUDNN_TENSOR_NCHW, 5, fd));
+    } else {
+        DNN_TRY(cudnnSetFilter4dDescriptor(ds->w, ds->dt, ds->fmt, (int)w->dims[0], (int)w->dims[1],
+                                           nsp == 2 ? (int)w->dims[2] : 1,
+                                           (int)w->dims[w->ndim - 1]));
+    }
     DNN_TRY(cudnnCreateConvolutionDescriptor(&ds->conv));
-    DNN_TRY(cudnnSetConvolution2dDescriptor(ds->conv, pad[0], pad[1], str[0], str[1], dil[0],
-                                            dil[1], CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    if (ds->nd5)
+        DNN_TRY(cudnnSetConvolutionNdDescriptor(ds->conv, 3, pad3, str3, dil3,
+                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    else
+        DNN_TRY(cudnnSetConvolution2dDescriptor(ds->conv, pad[0], pad[1], str[0], str[1], dil[0],
+                                                dil[1], CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     DNN_TRY(cudnnSetConvolutionGroupCount(ds->conv, (int)a->group));
     /* fp32: no TF32 (FMA math); tf32: the default, which allows it;
      * 16-bit: tensor cores, never a down-conversion. */
@@ -504,7 +545,7 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
     int has_bias = nd->n_in > 2 && nd->in[2] >= 0;
     ds->has_bias = has_bias;
     ds->has_res = !ds->transposed && nd->n_in > 3 && nd->in[3] >= 0;
-    ds->fused = !ds->transposed && nd->act == ACT_RELU && has_bias;
+    ds->fused = !ds->transposed && !ds->nd5 && nd->act == ACT_RELU && has_bias;
     /* The graph API where it applies (graph_epilogue_ok; FERRY_CUDNN=
      * legacy: never): a convolution of one group with a bias or ReLU
      * epilogue, never in fp32, which the legacy API keeps off TF32 (FMA
@@ -517,8 +558,8 @@ static ferry_status dnn_prepare(cuda_prep *p, dnn_state *ds)
      * epilogues were right, residual-only ones 0.92 off), so those take the
      * legacy calls. A Clip (ReLU6) epilogue stays opt-in
      * (FERRY_CUDNN=graph-clip): not faster on mobilenet_v2. */
-    ds->graph = !ds->transposed && c->o.precision != FERRY_PRECISION_FP32 && a->group == 1 &&
-                graph_epilogue_ok(has_bias, ds->has_res, nd->act);
+    ds->graph = !ds->transposed && !ds->nd5 && c->o.precision != FERRY_PRECISION_FP32 &&
+                a->group == 1 && graph_epilogue_ok(has_bias, ds->has_res, nd->act);
     if (ds->graph) {
         dnn_conv_shape *gs = &ds->gs;
         *gs = (dnn_conv_shape){.dt = ds->dt,
@@ -764,7 +805,7 @@ static ferry_status dnn_run(const cuda_call *c, dnn_state *ds)
         return st;
     if (!bias && !res && nd->act == ACT_NONE)
         return FERRY_OK;
-    int64_t hw = ds->out[0] * ds->out[1], ny = c->n * ds->co * hw;
+    int64_t hw = ds->out_d * ds->out[0] * ds->out[1], ny = c->n * ds->co * hw;
     return CUDA_LAUNCH(c,
                        kern_bias_act(c->out[0], bias, res, c->out[0], ny, ds->co, ds->nhwc ? 1 : hw,
                                      (int)nd->act, nd->act_alpha, nd->act_beta, c->cdt, c->stream));
@@ -815,8 +856,12 @@ static ferry_status supports_conv(const cuda_prep *p)
         return cuda_unsupported(nd, "weights must be a constant");
     if (!patch_refusal(p->nd))
         return FERRY_OK;
-    if (a->nsp < 1 || a->nsp > 2)
-        return cuda_unsupported(nd, "only 1-D and 2-D convolutions are supported");
+    if (a->nsp < 1 || a->nsp > 3)
+        return cuda_unsupported(nd, "only 1-D, 2-D and 3-D convolutions are supported");
+    int r = p->g->values[nd->in[0]].ndim;
+    if (r != a->nsp + 2 || p->g->values[nd->in[1]].ndim != r)
+        return cuda_unsupported(nd, "input of rank %d, weights of rank %d for %d spatial dims", r,
+                                p->g->values[nd->in[1]].ndim, a->nsp);
     for (int i = 0; i < a->nsp; i++) {
         int64_t pb = a->pads[i], pe = a->pads[i + a->nsp];
         if (nd->op == OP_CONV && pb != pe)

@@ -549,7 +549,8 @@ ferry_status cuda_gemm_run_ptrs(backend_stream *s, gemm_plan *gp, int64_t n, con
         };
         int64_t ny = gp->raw_rows ? gp->raw_rows * n * gp->raw_n
                                   : graph_value_numel(&c->g->values[nd->out[0]], n);
-        st = CUDA_CHECK(kern_unary(map[gp->post_act], gp->post_alpha, y, y, ny, c->cdt, s->s));
+        st =
+            CUDA_CHECK(kern_unary(map[gp->post_act], gp->post_alpha, 0.0f, y, y, ny, c->cdt, s->s));
         if (st != FERRY_OK)
             return ferry_fail_prefix(st, "node '%s' (%s) activation", nd->name, op_name(nd->op));
     }

@@ -51,6 +51,13 @@ static int how(const graph *g, const graph_node *nd)
     case OP_CLIP:
     case OP_HARD_SIGMOID:
     case OP_HARD_SWISH:
+    case OP_ELU:
+    case OP_SELU:
+    case OP_CELU:
+    case OP_THRESHOLDED_RELU:
+    case OP_SOFTSIGN:
+    case OP_MISH:
+    case OP_SHRINK:
     case OP_ADD:
     case OP_SUB:
     case OP_MUL:

@@ -299,6 +299,13 @@ static kern_unary_op unary_of(const graph_node *nd)
     case OP_SOFTPLUS: return KU_SOFTPLUS;
     case OP_SIGN: return KU_SIGN;
     case OP_ROUND: return KU_ROUND;
+    case OP_ELU: return KU_ELU;
+    case OP_SELU: return KU_SELU;
+    case OP_CELU: return KU_CELU;
+    case OP_THRESHOLDED_RELU: return KU_THRESHOLDED_RELU;
+    case OP_SOFTSIGN: return KU_SOFTSIGN;
+    case OP_MISH: return KU_MISH;
+    case OP_SHRINK: return KU_SHRINK;
     default: return KU_RELU;
     }
 }
@@ -321,8 +328,8 @@ static ferry_status run_unary(const cuda_call *c)
     int64_t ny = graph_value_numel(&c->g->values[nd->out[0]], c->n);
     ferry_dtype dt = call_sdt(c, nd->in[0]);
     if (is_fl(dt))
-        return CUDA_LAUNCH(
-            c, kern_unary(unary_of(nd), nd->alpha, c->in[0], c->out[0], ny, dt, c->stream));
+        return CUDA_LAUNCH(c, kern_unary(unary_of(nd), nd->alpha, nd->act_beta, c->in[0], c->out[0],
+                                         ny, dt, c->stream));
     return CUDA_LAUNCH(c, kern_unary_int(unary_of(nd), c->in[0], c->out[0], ny, dt, c->stream));
 }
 
@@ -1130,6 +1137,65 @@ static ferry_status supports_trilu(const cuda_prep *p)
     return FERRY_OK;
 }
 
+/* IsNaN, IsInf: a float tensor (in its storage dtype) to bool. */
+static ferry_status supports_float_test(const cuda_prep *p)
+{
+    if (!is_fl(in_sdt(p, 0)))
+        return cuda_unsupported(p->nd, "input '%s' is %s; a float tensor is required",
+                                p->g->values[p->nd->in[0]].name,
+                                ferry_dtype_name(p->g->values[p->nd->in[0]].dtype));
+    return FERRY_OK;
+}
+
+static ferry_status run_float_test(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    int64_t n = graph_value_numel(&c->g->values[nd->out[0]], c->n);
+    int nan = nd->op == OP_IS_NAN;
+    return CUDA_LAUNCH(c, kern_float_test(c->in[0], c->out[0], n, nan, nd->mode, nd->mode2,
+                                          call_sdt(c, nd->in[0]), c->stream));
+}
+
+/* OneHot: indices int32, int64 or float (read in their storage dtype),
+ * the depth known at load (shape_data.c's infer_one_hot keeps it in
+ * starts[0]), values [off, on] in the output's dtype, on the device (a
+ * constant or computed). */
+static int one_hot_axis(const graph *g, const graph_node *nd)
+{
+    return norm_ax(nd->axis, g->values[nd->out[0]].ndim);
+}
+
+static ferry_status supports_one_hot(const cuda_prep *p)
+{
+    const graph_node *nd = p->nd;
+    const graph *g = p->g;
+    ferry_dtype it = g->values[nd->in[0]].dtype, vt = g->values[nd->in[2]].dtype;
+    if (!is_int(it) && it != FERRY_F32)
+        return cuda_unsupported(nd, "indices of dtype %s are not supported", ferry_dtype_name(it));
+    if (!is_int(vt) && vt != FERRY_F32)
+        return cuda_unsupported(nd, "values of dtype %s are not supported", ferry_dtype_name(vt));
+    if (nd->starts[0] < 1)
+        return cuda_unsupported(nd, "the depth must be known when the model loads");
+    int ax = one_hot_axis(g, nd);
+    if (ax < 0 || ax >= g->values[nd->out[0]].ndim ||
+        g->values[nd->out[0]].dims[ax] != nd->starts[0])
+        return cuda_unsupported(nd, "axis %d does not hold the depth %" PRId64, nd->axis,
+                                nd->starts[0]);
+    return FERRY_OK;
+}
+
+static ferry_status run_one_hot(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = vdims(c->g, nd->in[0], c->n);
+    int ax = one_hot_axis(c->g, nd);
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < x.n; d++)
+        *(d < ax ? &outer : &inner) *= x.d[d];
+    return CUDA_LAUNCH(c, kern_one_hot(c->in[0], call_sdt(c, nd->in[0]), c->in[2], c->out[0], outer,
+                                       nd->starts[0], inner, call_esz(c, nd->out[0]), c->stream));
+}
+
 /* ------------------------------------------------------------- the table */
 
 #define BINARY                                                                                     \
@@ -1181,6 +1247,14 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_SOFTPLUS] = UNARY,
     [OP_SIGN] = UNARY,
     [OP_ROUND] = UNARY,
+    /* float only: supports_unary refuses their integer inputs */
+    [OP_ELU] = UNARY,
+    [OP_SELU] = UNARY,
+    [OP_CELU] = UNARY,
+    [OP_THRESHOLDED_RELU] = UNARY,
+    [OP_SOFTSIGN] = UNARY,
+    [OP_MISH] = UNARY,
+    [OP_SHRINK] = UNARY,
     [OP_SOFTMAX] = {supports_softmax, NULL, run_softmax, NULL},
     [OP_LOG_SOFTMAX] = {supports_softmax, NULL, run_softmax, NULL},
     [OP_LAYER_NORM] = {supports_layer_norm, NULL, run_layer_norm, NULL},
@@ -1232,10 +1306,14 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_SCATTER_ELEMENTS] = {cuda_elements_supports, NULL, cuda_scatter_elements_run, NULL},
     [OP_LSTM] = {cuda_rnn_supports, cuda_rnn_prepare, cuda_rnn_run, cuda_rnn_destroy},
     [OP_GRU] = {cuda_rnn_supports, cuda_rnn_prepare, cuda_rnn_run, cuda_rnn_destroy},
+    [OP_RNN] = {cuda_rnn_supports, cuda_rnn_prepare, cuda_rnn_run, cuda_rnn_destroy},
     [OP_EMBEDDING_BAG] = {cuda_embedding_bag_supports, NULL, cuda_embedding_bag_run, NULL},
     [OP_ARGMAX] = {cuda_arg_supports, NULL, cuda_arg_run, NULL},
     [OP_ARGMIN] = {cuda_arg_supports, NULL, cuda_arg_run, NULL},
     [OP_TOPK] = {cuda_topk_supports, NULL, cuda_topk_run, NULL},
+    [OP_IS_NAN] = {supports_float_test, NULL, run_float_test, NULL},
+    [OP_IS_INF] = {supports_float_test, NULL, run_float_test, NULL},
+    [OP_ONE_HOT] = {supports_one_hot, NULL, run_one_hot, NULL},
 };
 
 /* Rows defined beside their kernels' callers (cuda_conv.c, cuda_image.c,

@@ -62,7 +62,7 @@ typedef struct cuda_op_impl {
  * the node's state; Einsum's (cuda_einsum.c) after its scratch. */
 ferry_status cuda_gemm_node_prepare(cuda_prep *p, void **state);
 
-/* Rows defined in their own files: LSTM and GRU (cuda_rnn.c). */
+/* Rows defined in their own files: LSTM, GRU and RNN (cuda_rnn.c). */
 ferry_status cuda_rnn_supports(const cuda_prep *p);
 ferry_status cuda_rnn_prepare(cuda_prep *p, void **state);
 ferry_status cuda_rnn_run(const cuda_call *c);

@@ -1,5 +1,5 @@
 /*
- * cuda_rnn.c - ONNX LSTM and GRU on CUDA, rows of the run table
+ * cuda_rnn.c - ONNX LSTM, GRU and RNN on CUDA, rows of the run table
  * (cuda_ops.h). The CPU's plan (cpu_rnn.c), on the GPU:
  *
  *   1. one cuBLASLt matmul projects the input of every step and direction:
@@ -7,7 +7,8 @@
  *   2. per step and direction, one matmul of the state with R
  *      (h [batch, H] x R_d^T) and one kernel (kernels_rnn.cu) that adds the
  *      step's projection and the biases, applies the gates, writes the new
- *      state and the step's rows of Y, Y_h and Y_c.
+ *      state and the step's rows of Y, Y_h and Y_c. A plain RNN is the
+ *      same with one gate (G = 1) and tanh or relu.
  *
  * The sequence is walked on the host, so a forward issues 2 * seq * D
  * launches; under CUDA graphs (--graphs) they replay as one. The state is
@@ -17,10 +18,15 @@
  * numerics.
  *
  * Supported: LSTM and GRU with linear_before_reset 1 (what PyTorch's
- * nn.LSTM / nn.GRU export), forward, reverse and bidirectional, layouts 0
- * and 1, initial_h / initial_c, default activations; the batch axis must
- * be the model's batch (a multiple of N). Refused with the reason:
- * sequence_lens, peepholes, clip, GRU linear_before_reset 0.
+ * nn.LSTM / nn.GRU export) and RNN (Tanh or Relu, the loader refuses
+ * others), forward, reverse and bidirectional, layouts 0 and 1, optional
+ * B, initial_h / initial_c, default activations; RNN also sequence_lens
+ * (rows past their length keep their state and get zeros in Y, reverse
+ * rows start at their own end, as the CPU; a length outside [0, seq] is
+ * clamped, where the CPU fails the run: a kernel cannot). The batch axis
+ * must be the model's batch (a multiple of N). Refused with the reason:
+ * sequence_lens of LSTM and GRU (the kernel takes it, no test yet),
+ * peepholes, clip, GRU linear_before_reset 0.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,7 +39,7 @@
 #include "util/error.h"
 
 typedef struct rnn_state {
-    int lstm, D, layout;
+    int kind, D, layout;        /* KERN_RNN_* */
     int64_t H, GH, I, seq, per; /* per: the node's batch rows per engine sample */
     gemm_plan proj, rec;
     float *bias; /* device fp32 [D, GH] */
@@ -62,9 +68,13 @@ ferry_status cuda_rnn_supports(const cuda_prep *p)
     for (int k = 1; k <= 3; k++)
         if (present(nd, k) && !g->values[nd->in[k]].is_const)
             return rnn_unsupported(nd, "W, R and B must be constants");
-    if (present(nd, 4))
+    if (present(nd, 4) && nd->op != OP_RNN)
         return rnn_unsupported(nd, "input sequence_lens is not supported (every sequence runs "
                                    "its full length)");
+    if (present(nd, 4) && g->values[nd->in[4]].dtype != FERRY_I32)
+        return rnn_unsupported(nd, "sequence_lens must be int32");
+    if (nd->op == OP_RNN && nd->mode != RNN_ACT_TANH && nd->mode != RNN_ACT_RELU)
+        return rnn_unsupported(nd, "activations other than Tanh and Relu are not supported");
     if (present(nd, 7))
         return rnn_unsupported(nd, "peepholes (input P) are not supported");
     if (nd->clip > 0.0f)
@@ -98,7 +108,7 @@ static ferry_status upload_biases(const cuda_prep *p, rnn_state *r)
         for (int64_t j = 0; j < GH; j++) {
             float wb = cuda_host_f32(bv->dtype, bv->data, d * 2 * GH + j);
             float rb = cuda_host_f32(bv->dtype, bv->data, d * 2 * GH + GH + j);
-            int gru_h = !r->lstm && j >= 2 * H; /* GRU's h gate keeps Rbh apart */
+            int gru_h = r->kind == KERN_RNN_GRU && j >= 2 * H; /* GRU's h gate keeps Rbh apart */
             hb[d * GH + j] = gru_h ? wb : wb + rb;
             if (gru_h)
                 hr[d * H + (j - 2 * H)] = rb;
@@ -108,7 +118,7 @@ static ferry_status upload_biases(const cuda_prep *p, rnn_state *r)
     if (st == FERRY_OK)
         st = CUDA_CHECK(
             cudaMemcpy(r->bias, hb, (size_t)(D * GH) * sizeof(float), cudaMemcpyHostToDevice));
-    if (st == FERRY_OK && !r->lstm) {
+    if (st == FERRY_OK && r->kind == KERN_RNN_GRU) {
         st = cuda_dev_malloc(p->c->device, (void **)&r->rbh, (size_t)(D * H) * sizeof(float),
                              "GRU recurrent biases");
         if (st == FERRY_OK)
@@ -171,11 +181,14 @@ ferry_status cuda_rnn_prepare(cuda_prep *p, void **state)
     rnn_state *r = calloc(1, sizeof *r);
     if (!r)
         return ferry_fail(FERRY_ENOMEM, "out of memory preparing node '%s'", nd->name);
-    r->lstm = nd->op == OP_LSTM;
+    r->kind = nd->op == OP_LSTM          ? KERN_RNN_LSTM
+              : nd->op == OP_GRU         ? KERN_RNN_GRU
+              : nd->mode == RNN_ACT_RELU ? KERN_RNN_RELU
+                                         : KERN_RNN_TANH;
     r->D = nd->direction == RNN_BIDIRECTIONAL ? 2 : 1;
     r->layout = nd->layout;
     r->H = nd->hidden;
-    r->GH = (r->lstm ? 4 : 3) * r->H;
+    r->GH = (r->kind == KERN_RNN_LSTM ? 4 : r->kind == KERN_RNN_GRU ? 3 : 1) * r->H;
     r->I = x->dims[2];
     r->seq = x->dims[nd->layout ? 1 : 0];
     r->per = -x->dims[nd->layout ? 0 : 1];
@@ -218,31 +231,48 @@ ferry_status cuda_rnn_run(const cuda_call *c)
     const void *h0 = present(nd, 5) ? c->in[5] : NULL, *c0 = present(nd, 6) ? c->in[6] : NULL;
     char *Y = nd->n_out > 0 ? c->out[0] : NULL;
     char *Yh = nd->n_out > 1 ? c->out[1] : NULL;
-    char *Yc = r->lstm && nd->n_out > 2 ? c->out[2] : NULL;
+    char *Yc = r->kind == KERN_RNN_LSTM && nd->n_out > 2 ? c->out[2] : NULL;
+    const int32_t *lens = present(nd, 4) ? c->in[4] : NULL;
 
     ferry_status st = cuda_gemm_run_ptrs(c->s, &r->proj, c->n, c->in[0], W, xp);
     if (st)
         return st;
-    /* Row strides (elements) by layout: see kern_rnn. */
-    int64_t xg_ld = r->layout ? seq * D * GH : D * GH;
-    int64_t y_ld = r->layout ? seq * D * H : H;
+    /* Rows past their length read zeros in Y (the steps skip them). */
+    if (Y && lens) {
+        size_t bytes = (size_t)(seq * D * B * H) * es;
+        st = rnn_launch(c, cudaMemsetAsync(Y, 0, bytes, c->stream), "cudaMemsetAsync");
+        if (st)
+            return st;
+    }
+    /* Row and time strides (elements) by layout: see kern_rnn. X and the
+     * projection are [seq, B] or [B, seq] rows of D*GH; Y [seq, D, B, H]
+     * or [B, seq, D, H]. */
+    int64_t xg_ld = r->layout ? seq * D * GH : D * GH, xg_ts = r->layout ? D * GH : B * D * GH;
+    int64_t y_ld = r->layout ? seq * D * H : H, y_ts = r->layout ? D * H : D * B * H;
     int64_t s_ld = r->layout ? D * H : H;
     for (int64_t d = 0; d < D; d++) {
         char *blk = base + sl.xp + (size_t)d * sl.dir;
         kern_rnn k;
         memset(&k, 0, sizeof k);
-        k.lstm = r->lstm;
+        k.kind = r->kind;
+        k.reverse = d == 1 || nd->direction == RNN_REVERSE;
+        k.seq = seq;
+        k.lens = lens;
         k.batch = B;
         k.H = H;
         k.GH = GH;
         k.xg_ld = xg_ld;
+        k.xg_ts = xg_ts;
+        k.xg = xp + (size_t)(d * GH) * es;
         k.hg = blk + sl.g;
         k.bias = r->bias + d * GH;
         k.rbh = r->rbh ? r->rbh + d * H : NULL;
         k.h = (float *)(blk + sl.h);
-        k.c = r->lstm ? (float *)(blk + sl.c) : NULL;
+        k.c = r->kind == KERN_RNN_LSTM ? (float *)(blk + sl.c) : NULL;
         k.hc = blk + sl.hc;
         k.y_ld = y_ld;
+        k.y_ts = y_ts;
+        k.y = Y ? Y + (size_t)(r->layout ? d * H : d * B * H) * es : NULL;
         k.s_ld = s_ld;
         /* initial_h / c, Y_h, Y_c of direction d: [D, B, H] or [B, D, H] */
         size_t soff = (size_t)(r->layout ? d * H : d * B * H) * es;
@@ -254,15 +284,12 @@ ferry_status cuda_rnn_run(const cuda_call *c)
                         "kern_rnn_init");
         if (st)
             return st;
-        int reverse = d == 1 || nd->direction == RNN_REVERSE;
         const char *Rd = R + (size_t)(d * GH * H) * es;
         for (int64_t step = 0; step < seq; step++) {
-            int64_t t = reverse ? seq - 1 - step : step;
             st = cuda_gemm_run_ptrs(c->s, &r->rec, c->n, k.hc, Rd, (void *)k.hg);
             if (st)
                 return st;
-            k.xg = xp + (size_t)((r->layout ? t : t * B) * D * GH + d * GH) * es;
-            k.y = Y ? Y + (size_t)(r->layout ? (t * D + d) * H : (t * D + d) * B * H) * es : NULL;
+            k.k = step;
             st = rnn_launch(c, kern_rnn_step(&k, c->cdt, c->stream), "kern_rnn_step");
             if (st)
                 return st;

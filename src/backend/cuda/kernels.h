@@ -42,6 +42,14 @@ typedef enum kern_unary_op {
     KU_SOFTPLUS,
     KU_SIGN,
     KU_ROUND, /* half to even */
+    /* With parameters a (alpha) and b (beta), as graph.h's nodes hold them: */
+    KU_ELU,              /* x > 0 ? x : a (e^x - 1) */
+    KU_SELU,             /* b (x > 0 ? x : a (e^x - 1)); b = gamma */
+    KU_CELU,             /* x > 0 ? x : a (e^(x/a) - 1) */
+    KU_THRESHOLDED_RELU, /* x > a ? x : 0 */
+    KU_SOFTSIGN,         /* x / (1 + |x|) */
+    KU_MISH,             /* x tanh(softplus(x)) */
+    KU_SHRINK,           /* x < -a ? x + b : x > a ? x - b : 0; a = lambd, b = bias */
 } kern_unary_op;
 
 typedef enum kern_binary_op {
@@ -124,8 +132,9 @@ typedef enum kern_reduce_op {
  * to integer truncates; to bool is x != 0). Also ONNX Cast. */
 cudaError_t kern_cast(const void *x, ferry_dtype sdt, void *y, ferry_dtype ddt, int64_t n,
                       cudaStream_t s);
-/* y = op(x), in place allowed. */
-cudaError_t kern_unary(kern_unary_op op, float alpha, const void *x, void *y, int64_t n,
+/* y = op(x) with the op's parameters alpha and beta (unused ones ignored),
+ * in place allowed. */
+cudaError_t kern_unary(kern_unary_op op, float alpha, float beta, const void *x, void *y, int64_t n,
                        ferry_dtype dt, cudaStream_t s);
 /* y = a op b with numpy broadcasting described by bc; y may be a. */
 cudaError_t kern_binary(kern_binary_op op, const void *a, const void *b, void *y,
@@ -256,6 +265,16 @@ cudaError_t kern_gather_elements(const void *x, const void *idx, ferry_dtype idt
 cudaError_t kern_scatter_elements(const void *x, const void *idx, ferry_dtype idt, const void *u,
                                   void *y, const kern_elements *d, int64_t x_total, int reduction,
                                   ferry_dtype dt, cudaStream_t s);
+/* IsNaN (nan) or IsInf (!nan: -inf counts when neg, +inf when pos) of x
+ * in float storage dtype dt (F32, F16, BF16) into bool y. */
+cudaError_t kern_float_test(const void *x, void *y, int64_t n, int nan, int neg, int pos,
+                            ferry_dtype dt, cudaStream_t s);
+/* OneHot: y [outer, depth, inner] of values[0] (off) and values[1] (on),
+ * elements of esz bytes; on where idx [outer, inner] (idt I32, I64 or a
+ * float storage dtype, truncated toward zero; negative ones wrap by
+ * depth once) equals the depth index. Indices out of range give off. */
+cudaError_t kern_one_hot(const void *idx, ferry_dtype idt, const void *values, void *y,
+                         int64_t outer, int64_t depth, int64_t inner, size_t esz, cudaStream_t s);
 /* Trilu over the last two dims [rows, cols] of batch matrices: keeps
  * j - i >= k (upper) or j - i <= k (lower), zeroes the rest. */
 cudaError_t kern_trilu(const void *x, void *y, int64_t batch, int64_t rows, int64_t cols, int64_t k,
@@ -357,28 +376,36 @@ typedef struct kern_grid_sample {
 cudaError_t kern_grid_sample_run(const void *x, const void *grid, void *y,
                                  const kern_grid_sample *d, ferry_dtype dt, cudaStream_t s);
 
-/* ---- kernels_rnn.cu: one step of an LSTM or GRU (linear_before_reset 1)
- * for one direction, batch x H threads. Row b of each strided input or
- * output is at base + b * its ld (elements of the compute dtype). */
+/* ---- kernels_rnn.cu: one step of an LSTM, a GRU (linear_before_reset
+ * 1) or a plain RNN for one direction, batch x H threads. Row b of time t
+ * of each strided input or output is at base + t * its ts + b * its ld
+ * (elements of the compute dtype). */
+enum { KERN_RNN_GRU = 0, KERN_RNN_LSTM, KERN_RNN_TANH, KERN_RNN_RELU };
 typedef struct kern_rnn {
-    int lstm; /* 1 LSTM (gates i,o,f,c), 0 GRU (z,r,h) */
+    int kind;         /* KERN_RNN_*: LSTM (gates i,o,f,c), GRU (z,r,h), RNN (one gate) */
+    int reverse;      /* the direction walks the sequence backwards */
+    int64_t seq, k;   /* steps in all; this step (0 first) */
+    const int32_t *lens; /* per batch row, steps it runs (clamped to [0, seq]); NULL: seq.
+                            Reverse rows start at their own last step, as the CPU's */
     int64_t batch, H, GH;
-    const void *xg; /* the step's input projection, row b at b * xg_ld */
-    int64_t xg_ld;
+    const void *xg; /* the input projection of time 0 (this direction's columns) */
+    int64_t xg_ts, xg_ld;
     const void *hg;    /* h_{t-1} R^T, [batch, GH] */
-    const float *bias; /* [GH] fp32: LSTM Wb + Rb; GRU z,r Wb + Rb, h Wbh */
+    const float *bias; /* [GH] fp32: LSTM and RNN Wb + Rb; GRU z,r Wb + Rb, h Wbh */
     const float *rbh;  /* GRU: [H] fp32 Rbh */
     float *h, *c;      /* [batch, H] fp32 state (c: LSTM only) */
     void *hc;          /* [batch, H] the state in the compute dtype, for the next matmul */
-    void *y;           /* the step's Y rows (row b at b * y_ld), or NULL */
-    int64_t y_ld;
-    void *yh, *yc; /* Y_h / Y_c rows (b * s_ld), rewritten each step; or NULL */
+    void *y;           /* Y of time 0 (this direction's rows), or NULL */
+    int64_t y_ts, y_ld;
+    void *yh, *yc; /* Y_h / Y_c rows (b * s_ld), written at init and each step; or NULL */
     int64_t s_ld;  /* row stride of initial_h/c, Y_h and Y_c */
 } kern_rnn;
-/* h = h0 (or 0), c = c0 (or 0; when p->c), hc = h in dt; h0/c0 rows at b * s_ld. */
+/* h = h0 (or 0), c = c0 (or 0; when p->c), hc = h in dt, and Y_h, Y_c
+ * the same (a row of length 0 never steps); h0/c0 rows at b * s_ld. */
 cudaError_t kern_rnn_init(const kern_rnn *p, const void *h0, const void *c0, ferry_dtype dt,
                           cudaStream_t s);
-/* One step: the gates, the new state, its rows of Y, Y_h and Y_c. */
+/* Step p->k: the gates, the new state, its rows of Y, Y_h and Y_c; rows
+ * past their length keep their state and write nothing. */
 cudaError_t kern_rnn_step(const kern_rnn *p, ferry_dtype dt, cudaStream_t s);
 
 /* ---- kernels_index.cu */

@@ -845,3 +845,131 @@ extern "C" cudaError_t kern_scatter_elements(const void *x, const void *idx, fer
     default: return cudaErrorInvalidValue;
     }
 }
+
+/* ---- IsNaN, IsInf, OneHot */
+
+namespace
+{
+
+/* IsNaN / IsInf on the storage's bits, not through float compares:
+ * --use_fast_math leaves isnan alone today, but a bit test cannot be
+ * optimized away, and it reads each storage dtype as stored (an fp16
+ * activation that overflowed to inf is inf, as the model's values are).
+ * W is the word of the storage dtype, abs_mask its bits but the sign,
+ * inf the exponent all ones with a zero mantissa. */
+template <typename W>
+__global__ void float_test_kernel(const W *__restrict__ x, uint8_t *__restrict__ y, int64_t n,
+                                  W abs_mask, W inf, W sign, int nan, int neg, int pos)
+{
+    GRID_LOOP(i, n)
+    {
+        W v = x[i], a = v & abs_mask;
+        bool r;
+        if (nan)
+            r = a > inf;
+        else
+            r = a == inf && ((v & sign) ? neg : pos);
+        y[i] = r;
+    }
+}
+
+/* The class of an index read as OneHot reads it: integers as they are,
+ * floats through fp32 truncated toward zero (as the CPU's cpu_one_hot),
+ * NaN and values beyond [-depth - 1, depth) off. */
+template <typename I> __device__ __forceinline__ int64_t hot_index(I v, int64_t depth)
+{
+    if constexpr (std::is_integral<I>::value) {
+        return (int64_t)v;
+    } else {
+        float f = to_f(v);
+        return f > (float)-depth - 1.0f && f < (float)depth ? (int64_t)f : depth;
+    }
+}
+
+/* OneHot: y [outer, depth, inner] = on where the index of (o, i) (after
+ * a negative one is wrapped by depth) is k, else off; one thread per
+ * output element, so every element is written once and coalesced. */
+template <typename I, typename W>
+__global__ void one_hot_kernel(const I *__restrict__ idx, const W *__restrict__ values,
+                               W *__restrict__ y, int64_t total, int64_t depth, int64_t inner)
+{
+    W off = values[0], on = values[1];
+    GRID_LOOP(e, total)
+    {
+        int64_t i = e % inner, ok = e / inner, k = ok % depth, o = ok / depth;
+        int64_t h = hot_index(idx[o * inner + i], depth);
+        if (h < 0)
+            h += depth;
+        y[e] = h == k ? on : off;
+    }
+}
+
+template <typename W> struct one_hot_go {
+    static cudaError_t go(const void *idx, ferry_dtype idt, const void *values, void *y,
+                          int64_t total, int64_t depth, int64_t inner, cudaStream_t s)
+    {
+        unsigned g = grid_for(total);
+        const W *v = (const W *)values;
+        switch (idt) {
+        case FERRY_I64:
+            one_hot_kernel<<<g, kThreads, 0, s>>>((const int64_t *)idx, v, (W *)y, total, depth,
+                                                  inner);
+            break;
+        case FERRY_I32:
+            one_hot_kernel<<<g, kThreads, 0, s>>>((const int32_t *)idx, v, (W *)y, total, depth,
+                                                  inner);
+            break;
+        case FERRY_F32:
+            one_hot_kernel<<<g, kThreads, 0, s>>>((const float *)idx, v, (W *)y, total, depth,
+                                                  inner);
+            break;
+        case FERRY_F16:
+            one_hot_kernel<<<g, kThreads, 0, s>>>((const __half *)idx, v, (W *)y, total, depth,
+                                                  inner);
+            break;
+        case FERRY_BF16:
+            one_hot_kernel<<<g, kThreads, 0, s>>>((const __nv_bfloat16 *)idx, v, (W *)y, total,
+                                                  depth, inner);
+            break;
+        default: return cudaErrorInvalidValue;
+        }
+        return cudaGetLastError();
+    }
+};
+
+} // namespace
+
+extern "C" cudaError_t kern_float_test(const void *x, void *y, int64_t n, int nan, int neg, int pos,
+                                       ferry_dtype dt, cudaStream_t s)
+{
+    if (n <= 0)
+        return cudaSuccess;
+    unsigned g = grid_for(n);
+    uint8_t *yb = (uint8_t *)y;
+    switch (dt) {
+    case FERRY_F32:
+        float_test_kernel<uint32_t><<<g, kThreads, 0, s>>>((const uint32_t *)x, yb, n, 0x7fffffffu,
+                                                           0x7f800000u, 0x80000000u, nan, neg, pos);
+        break;
+    case FERRY_F16:
+        float_test_kernel<uint16_t><<<g, kThreads, 0, s>>>((const uint16_t *)x, yb, n, 0x7fff,
+                                                           0x7c00, 0x8000, nan, neg, pos);
+        break;
+    case FERRY_BF16:
+        float_test_kernel<uint16_t><<<g, kThreads, 0, s>>>((const uint16_t *)x, yb, n, 0x7fff,
+                                                           0x7f80, 0x8000, nan, neg, pos);
+        break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t kern_one_hot(const void *idx, ferry_dtype idt, const void *values, void *y,
+                                    int64_t outer, int64_t depth, int64_t inner, size_t esz,
+                                    cudaStream_t s)
+{
+    int64_t total = outer * depth * inner;
+    if (total <= 0)
+        return cudaSuccess;
+    return by_size<one_hot_go>(esz, idx, idt, values, y, total, depth, inner, s);
+}

@@ -80,9 +80,24 @@ cudaError_t cast_to(const S *x, void *y, ferry_dtype ddt, int64_t n, cudaStream_
 /* The op is a kernel argument, not a template parameter: the switch is
  * uniform across the grid, costs nothing next to the memory traffic, and
  * keeps the number of instantiations (and build time) small. */
+/* Mish as x * tanh(log(1 + e^x)) with the tanh of a log written out:
+ * tanh(log u) = (u^2 - 1) / (u^2 + 1), u = 1 + e^x, so with e = e^x,
+ * n = e (e + 2): mish = x n / (n + 2). One exp instead of exp, log1p and
+ * tanh (each approximated under --use_fast_math); past x = 20 n / (n + 2)
+ * is 1 in fp32 (and e^2x would overflow from x = 44). */
+__device__ __forceinline__ float mish(float v)
+{
+    if (v > 20.0f)
+        return v;
+    float e = expf(v), n = e * (e + 2.0f);
+    return v * n / (n + 2.0f);
+}
+
 /* The activations the fused MLP kernel shares (storage.cuh), then the
- * plain elementwise functions of the transformer exports. */
-__device__ __forceinline__ float unary_any(kern_unary_op op, float v, float alpha)
+ * plain elementwise functions of the transformer exports, then those with
+ * two parameters (a, b: graph.h's alpha and act_beta). expm1f, not
+ * expf - 1: near 0 the difference would cancel to nothing in fp32. */
+__device__ __forceinline__ float unary_any(kern_unary_op op, float v, float alpha, float beta)
 {
     switch (op) {
     case KU_NEG: return -v;
@@ -97,16 +112,23 @@ __device__ __forceinline__ float unary_any(kern_unary_op op, float v, float alph
     case KU_SOFTPLUS: return v > 20.0f ? v : log1pf(expf(v));
     case KU_SIGN: return (float)((v > 0.0f) - (v < 0.0f));
     case KU_ROUND: return rintf(v);
+    case KU_ELU: return v > 0.0f ? v : alpha * expm1f(v);
+    case KU_SELU: return beta * (v > 0.0f ? v : alpha * expm1f(v));
+    case KU_CELU: return v > 0.0f ? v : alpha * expm1f(v / alpha);
+    case KU_THRESHOLDED_RELU: return v > alpha ? v : 0.0f;
+    case KU_SOFTSIGN: return v / (1.0f + fabsf(v));
+    case KU_MISH: return mish(v);
+    case KU_SHRINK: return v < -alpha ? v + beta : v > alpha ? v - beta : 0.0f;
     default: return ferry_cuda::unary(op, v, alpha);
     }
 }
 
 template <typename T>
-__global__ void unary_kernel(kern_unary_op op, float alpha, const T *x, T *y, int64_t n)
+__global__ void unary_kernel(kern_unary_op op, float alpha, float beta, const T *x, T *y, int64_t n)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
-        y[i] = from_f<T>(unary_any(op, to_f(x[i]), alpha));
+        y[i] = from_f<T>(unary_any(op, to_f(x[i]), alpha, beta));
 }
 
 /* a^b as C's powf. The kernels build with --use_fast_math, which makes
@@ -317,22 +339,22 @@ extern "C" cudaError_t kern_cast(const void *x, ferry_dtype sdt, void *y, ferry_
     }
 }
 
-extern "C" cudaError_t kern_unary(kern_unary_op op, float alpha, const void *x, void *y, int64_t n,
-                                  ferry_dtype dt, cudaStream_t s)
+extern "C" cudaError_t kern_unary(kern_unary_op op, float alpha, float beta, const void *x, void *y,
+                                  int64_t n, ferry_dtype dt, cudaStream_t s)
 {
     if (n <= 0)
         return cudaSuccess;
     unsigned g = grid_for(n);
     switch (dt) {
     case FERRY_F32:
-        unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const float *)x, (float *)y, n);
+        unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, beta, (const float *)x, (float *)y, n);
         break;
     case FERRY_F16:
-        unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const __half *)x, (__half *)y, n);
+        unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, beta, (const __half *)x, (__half *)y, n);
         break;
     case FERRY_BF16:
-        unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, (const __nv_bfloat16 *)x, (__nv_bfloat16 *)y,
-                                            n);
+        unary_kernel<<<g, kThreads, 0, s>>>(op, alpha, beta, (const __nv_bfloat16 *)x,
+                                            (__nv_bfloat16 *)y, n);
         break;
     default: return cudaErrorInvalidValue;
     }

@@ -1,5 +1,5 @@
 /*
- * kernels_rnn.cu - the per-step gate math of ONNX LSTM and GRU
+ * kernels_rnn.cu - the per-step gate math of ONNX LSTM, GRU and RNN
  * (cuda_rnn.c runs the matmuls around it). One thread per (batch row,
  * hidden unit): the step's gate sums are xg (the input projection, read in
  * place from the projection of every step) + hg (the state's matmul with
@@ -33,23 +33,43 @@ template <typename T> __global__ void rnn_init_kernel(kern_rnn p, const T *h0, c
     int64_t b = i / p.H, j = i % p.H;
     float h = h0 ? to_f(h0[b * p.s_ld + j]) : 0.0f;
     p.h[i] = h;
-    ((T *)p.hc)[i] = from_f<T>(h);
-    if (p.c)
-        p.c[i] = c0 ? to_f(c0[b * p.s_ld + j]) : 0.0f;
+    T ht = from_f<T>(h);
+    ((T *)p.hc)[i] = ht;
+    if (p.yh)
+        ((T *)p.yh)[b * p.s_ld + j] = ht;
+    if (p.c) {
+        float c = c0 ? to_f(c0[b * p.s_ld + j]) : 0.0f;
+        p.c[i] = c;
+        if (p.yc)
+            ((T *)p.yc)[b * p.s_ld + j] = from_f<T>(c);
+    }
 }
 
 /* ONNX gate order: LSTM i, o, f, c; GRU z, r, h (linear_before_reset 1:
- * h = tanh(xh + Wbh + r * (hh + Rbh))). */
+ * h = tanh(xh + Wbh + r * (hh + Rbh))); RNN h = f(x Wi + h Ri + Wbi + Rbi),
+ * f tanh or relu. The time this row visits at step k: k, or from its own
+ * end backwards; none past its length (sequence_lens). */
 template <typename T> __global__ void rnn_step_kernel(kern_rnn p)
 {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= p.batch * p.H)
         return;
     int64_t b = i / p.H, j = i % p.H, H = p.H;
-    const T *xg = (const T *)p.xg + b * p.xg_ld;
+    int64_t len = p.seq;
+    if (p.lens) {
+        int64_t l = p.lens[b];
+        len = l < 0 ? 0 : l > p.seq ? p.seq : l;
+    }
+    if (p.k >= len)
+        return;
+    int64_t t = p.reverse ? len - 1 - p.k : p.k;
+    const T *xg = (const T *)p.xg + t * p.xg_ts + b * p.xg_ld;
     const T *hg = (const T *)p.hg + b * p.GH;
     float h;
-    if (p.lstm) {
+    if (p.kind == KERN_RNN_TANH || p.kind == KERN_RNN_RELU) {
+        float v = to_f(xg[j]) + to_f(hg[j]) + p.bias[j];
+        h = p.kind == KERN_RNN_TANH ? tanhf(v) : v > 0.0f ? v : 0.0f;
+    } else if (p.kind == KERN_RNN_LSTM) {
         float gi = to_f(xg[j]) + to_f(hg[j]) + p.bias[j];
         float go = to_f(xg[H + j]) + to_f(hg[H + j]) + p.bias[H + j];
         float gf = to_f(xg[2 * H + j]) + to_f(hg[2 * H + j]) + p.bias[2 * H + j];
@@ -70,7 +90,7 @@ template <typename T> __global__ void rnn_step_kernel(kern_rnn p)
     T ht = from_f<T>(h);
     ((T *)p.hc)[i] = ht;
     if (p.y)
-        ((T *)p.y)[b * p.y_ld + j] = ht;
+        ((T *)p.y)[t * p.y_ts + b * p.y_ld + j] = ht;
     if (p.yh)
         ((T *)p.yh)[b * p.s_ld + j] = ht;
 }
