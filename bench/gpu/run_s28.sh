@@ -5,15 +5,16 @@
 # .devlibs/cudnn-m1 and .devlibs/cudnn-m2): run_s27.sh (the pointwise
 # convolutions as one matmul: unit tests, mobilenet_v2's speed both ways,
 # the mobilenets' parity with it), hf-clip-text's parity (ArgMax of int32),
-# BERT-base at batch 1 and 8 beside PyTorch's best path, then run_s26.sh's
-# batcher at 256 clients (resnet50, BERT-base) with 2, 4 and 6 streams;
-# the warp-per-row LayerNorm against the block one (FERRY_LN_BLOCK=1).
+# BERT-base at batch 1 and 8 beside PyTorch's best path, the unit tests of
+# h-cuda-ops3 (run_s29.sh) and the parity of its operators' models, the
+# warp-per-row LayerNorm against the block one (FERRY_LN_BLOCK=1).
 set -u
 cd "$(dirname "$0")/../.."
 S=.devlibs/cudnn
 timeout 200 bash bench/gpu/run_s27.sh 2>&1
-echo "== 2b. parity of hf-clip-text"
-PARITY_TIMEOUT=50 timeout 60 bash bench/gpu/run_cudnn.sh 2 2>&1 | tail -6
+timeout 100 bash bench/gpu/run_s29.sh 2>&1 | grep -v "^20..-\|H100\|H200"
+echo "== 2b. parity of hf-clip-text, lstm, gru, user-select, user-acts, video3d"
+PARITY_TIMEOUT=110 timeout 120 bash bench/gpu/run_cudnn.sh 2 2>&1 | tail -12
 echo "== 3. BERT-base b1/b8 beside PyTorch"
 export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 timeout 170 python3 bench/gpu/real_gpu.py --ferry $S/bin/ferry --models bert_base --batch-sizes 1,8 \
@@ -26,6 +27,4 @@ for v in "warp:X=1" "block:FERRY_LN_BLOCK=1"; do
         --batch-sizes 1,8 --duration 1 --repeat 1 --quiet 2>&1 | awk '$1 ~ /^(1|8)$/ {printf "b%s %s  ", $1, $2} END {print ""}'
 done
 done
-echo "== 5. batcher at 256 clients"
-S=$S WORKERS="2 4 6" timeout 130 bash bench/gpu/run_s26.sh 2>&1 | grep -v "^20..-"
 date -u +%FT%TZ
