@@ -11,10 +11,10 @@
 set -u
 cd "$(dirname "$0")/../.."
 S=.devlibs/cudnn
-timeout 200 bash bench/gpu/run_s27.sh 2>&1
 timeout 100 bash bench/gpu/run_s29.sh 2>&1 | grep -v "^20..-\|H100\|H200"
 echo "== 2b. parity of hf-clip-text, lstm, gru, user-select, user-acts, video3d"
 PARITY_TIMEOUT=110 timeout 120 bash bench/gpu/run_cudnn.sh 2 2>&1 | tail -12
+timeout 200 bash bench/gpu/run_s27.sh 2>&1
 echo "== 3. BERT-base b1/b8 beside PyTorch"
 export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 timeout 170 python3 bench/gpu/real_gpu.py --ferry $S/bin/ferry --models bert_base --batch-sizes 1,8 \
