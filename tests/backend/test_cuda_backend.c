@@ -2505,7 +2505,7 @@ static void test_activations_param(void **state)
         {OP_SELU, "selu", 1.67326319217681884765625f, 1.05070102214813232421875f},
         {OP_SELU, "selu alpha 2 gamma 0.5", 2.0f, 0.5f},
         {OP_CELU, "celu", 1.3f, 0},
-        {OP_CELU, "celu alpha -0.8", -0.8f, 0},
+        {OP_CELU, "celu alpha -5", -5.0f, 0}, /* |x / alpha| <= 6: finite in fp16 */
         {OP_THRESHOLDED_RELU, "thresholded_relu", 0.5f, 0},
         {OP_THRESHOLDED_RELU, "thresholded_relu -0.25", -0.25f, 0},
         {OP_SOFTSIGN, "softsign", 0, 0},

@@ -1176,6 +1176,15 @@ static ferry_status supports_one_hot(const cuda_prep *p)
         return cuda_unsupported(nd, "values of dtype %s are not supported", ferry_dtype_name(vt));
     if (nd->starts[0] < 1)
         return cuda_unsupported(nd, "the depth must be known when the model loads");
+    /* Float indices are stored in the compute dtype, whose whole numbers
+     * are exact only up to 2^11 (f16) or 2^8 (bf16): a larger depth would
+     * set the wrong position. */
+    int64_t exact = p->cdt == FERRY_F16 ? 2048 : p->cdt == FERRY_BF16 ? 256 : INT64_MAX;
+    if (!is_int(it) && nd->starts[0] > exact)
+        return cuda_unsupported(nd,
+                                "float indices with depth %" PRId64
+                                " in %s (exact only up to %" PRId64 "; cast the indices to int64)",
+                                nd->starts[0], ferry_dtype_name(p->cdt), exact);
     int ax = one_hot_axis(g, nd);
     if (ax < 0 || ax >= g->values[nd->out[0]].ndim ||
         g->values[nd->out[0]].dims[ax] != nd->starts[0])
