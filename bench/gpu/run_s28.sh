@@ -12,7 +12,7 @@ set -u
 cd "$(dirname "$0")/../.."
 S=.devlibs/cudnn
 timeout 100 bash bench/gpu/run_s29.sh 2>&1 | grep -v "^20..-\|H100\|H200"
-echo "== 2b. parity of hf-clip-text, lstm, gru, user-select, user-acts, video3d"
+echo "== 2b. parity of hf-clip-text, lstm, gru, rnn-states, user-select, user-acts, video3d"
 PARITY_TIMEOUT=110 timeout 120 bash bench/gpu/run_cudnn.sh 2 2>&1 | tail -12
 timeout 200 bash bench/gpu/run_s27.sh 2>&1
 echo "== 3. BERT-base b1/b8 beside PyTorch"

@@ -304,6 +304,9 @@ REAL = [
     dict(name="gru", family="rnn",
          build=lambda: zoo.RnnClassifier("gru", bidirectional=True),
          inputs=[ids("input_ids", 12, 500)], opset=14, seed=25),
+    dict(name="rnn-states", family="rnn", build=zoo.RnnStates,
+         inputs=[{"name": "x", "dtype": "float32", "shape": [-1, 6, 8]}],
+         outputs=["y", "h_n", "c_n", "g", "g_n"], opset=17, seed=48),
     # 1-D and encoder/decoder convolutions
     dict(name="cnn1d", family="cnn1d", build=zoo.Cnn1d,
          inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 4, 64]}], opset=17, seed=26),

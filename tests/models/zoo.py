@@ -204,6 +204,32 @@ class RnnClassifier(nn.Module):
         return self.fc(y[:, -1])
 
 
+class RnnStates(nn.Module):
+    """x [N,T,I] -> a 2-layer bidirectional LSTM (batch_first) and a GRU
+    (time-major), each started from initial states computed from x, returning
+    every output an RNN node has: the sequences and the final hidden and cell
+    states, batch-major. The classifiers above read only y[:, -1]; this one
+    checks Y_h, Y_c, initial_h and initial_c."""
+
+    def __init__(self, i=8, h=12):
+        super().__init__()
+        self.h = h
+        self.lstm = nn.LSTM(i, h, num_layers=2, bidirectional=True, batch_first=True)
+        self.gru = nn.GRU(i, h)
+        self.h0 = nn.Linear(i, 4 * h)
+        self.c0 = nn.Linear(i, 4 * h)
+        self.g0 = nn.Linear(i, h)
+
+    def forward(self, x):
+        n, x0 = x.shape[0], x[:, 0]
+        h0 = torch.tanh(self.h0(x0)).view(n, 4, self.h).transpose(0, 1).contiguous()
+        c0 = self.c0(x0).view(n, 4, self.h).transpose(0, 1).contiguous()
+        y, (hn, cn) = self.lstm(x, (h0, c0))
+        g, gn = self.gru(x.transpose(0, 1), torch.tanh(self.g0(x0)).unsqueeze(0))
+        return (y, hn.transpose(0, 1).reshape(n, -1), cn.transpose(0, 1).reshape(n, -1),
+                g.transpose(0, 1), gn.transpose(0, 1).reshape(n, -1))
+
+
 class Cnn1d(nn.Module):
     """x [N,C,L] -> (Conv1d, BatchNorm1d, ReLU, MaxPool1d) x 2 -> Conv1d ->
     concat(AdaptiveAvgPool1d(1), max over time) -> Linear."""
