@@ -25,7 +25,7 @@ for t in test_conv_pointwise test_conv_epilogues test_argmax_int test_layernorm;
     grep -E "FAIL|rror" /tmp/$t.log | head -6
 done
 grep "pointwise" /tmp/test_conv_pointwise.log | head -8
-[ -f /tmp/real-gpu/mobilenet_v2.onnx ] || timeout 90 python3 -c "
+mkdir -p /tmp/real-gpu; [ -f /tmp/real-gpu/mobilenet_v2.onnx ] || timeout 90 python3 -c "
 import sys; sys.path.insert(0, 'bench'); import models as bm; bm.export('mobilenet_v2', '/tmp/real-gpu')" 2>&1 | tail -1
 echo "== 4. mobilenet_v2: pointwise through cuDNN (default) / matmul (opt-in)"
 for v in "cudnn:X=1" "matmul:FERRY_CUDA_POINTWISE=matmul"; do

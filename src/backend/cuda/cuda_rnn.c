@@ -139,7 +139,7 @@ static size_t align256(size_t b)
 /* Scratch at batch rows B: the projection, then per direction h and c
  * (fp32), the compute-dtype h and the recurrent gates. */
 typedef struct rnn_scratch {
-    size_t xp, dir, h, c, hc, g, total;
+    size_t xp, dir, h, c, hc, g, rcopy, total;
 } rnn_scratch;
 
 static rnn_scratch scratch_layout(const rnn_state *r, int64_t B, size_t es)
@@ -152,8 +152,13 @@ static rnn_scratch scratch_layout(const rnn_state *r, int64_t B, size_t es)
     s.hc = s.c + align256((size_t)(B * r->H) * sizeof(float));
     s.g = s.hc + align256((size_t)(B * r->H) * es);
     s.dir = s.g + align256((size_t)(B * r->GH) * es);
-    s.total = xp_bytes + (size_t)r->D * s.dir;
     s.xp = xp_bytes; /* where the first direction's block starts */
+    /* An aligned copy of the second direction's R where its offset in R,
+     * GH * H elements, is not a multiple of 16 bytes (cuBLASLt's inputs
+     * must be: an odd H in fp16, H = 6 for a plain RNN). */
+    s.rcopy = xp_bytes + (size_t)r->D * s.dir;
+    s.total =
+        s.rcopy + ((size_t)(r->GH * r->H) * es % 16 ? align256((size_t)(r->GH * r->H) * es) : 0);
     return s;
 }
 
@@ -285,6 +290,15 @@ ferry_status cuda_rnn_run(const cuda_call *c)
         if (st)
             return st;
         const char *Rd = R + (size_t)(d * GH * H) * es;
+        if ((uintptr_t)Rd % 16) {
+            st = rnn_launch(c,
+                            cudaMemcpyAsync(base + sl.rcopy, Rd, (size_t)(GH * H) * es,
+                                            cudaMemcpyDeviceToDevice, c->stream),
+                            "cudaMemcpyAsync");
+            if (st)
+                return st;
+            Rd = base + sl.rcopy;
+        }
         for (int64_t step = 0; step < seq; step++) {
             st = cuda_gemm_run_ptrs(c->s, &r->rec, c->n, k.hc, Rd, (void *)k.hg);
             if (st)

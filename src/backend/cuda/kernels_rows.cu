@@ -11,10 +11,8 @@
 #include <cuda_fp16.h>
 #include <float.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include <atomic>
 #include <type_traits>
 
 #include "backend/cuda/kernels.h"
@@ -141,7 +139,10 @@ cudaError_t softmax_launch(const void *x, void *y, int64_t outer, int64_t d, int
  * cancels catastrophically in fp32 for rows with a large mean. The row is
  * re-read from L1/L2 on each pass. channels > 0: InstanceNormalization,
  * whose rows are (sample, channel) pairs and whose scale and bias are one
- * number per channel (row % channels) rather than one per column. */
+ * number per channel (row % channels) rather than one per column.
+ * Tried and slower: one warp per row with the row in registers (one read,
+ * shuffles only): BERT-base fp16 at batch 1 ran 1,276 samples/s against
+ * this kernel's 1,500 (H100, 2026-12-07, BENCHMARKS.md). */
 template <typename T>
 __global__ void layernorm_kernel(const T *__restrict__ x, const T *__restrict__ scale,
                                  const T *__restrict__ bias, T *__restrict__ y, int64_t d,
@@ -175,88 +176,10 @@ __global__ void layernorm_kernel(const T *__restrict__ x, const T *__restrict__ 
     }
 }
 
-/* LayerNorm of rows up to 32 * N long (d <= 1024: every transformer's
- * hidden size): one warp per row, the row held in registers (lane l owns
- * columns l, l + 32, ...), so the row is read from memory once, both
- * reductions are shuffles with no __syncthreads, and scale and bias are
- * loaded while the sums run. Same two-pass arithmetic as the block kernel.
- * At BERT-base batch 1 (128 rows of 768) the block kernel's three passes
- * and four barriers were ~6 us a call, 25 calls a forward. */
-template <typename T, int N>
-__global__ void layernorm_warp_kernel(const T *__restrict__ x, const T *__restrict__ scale,
-                                      const T *__restrict__ bias, T *__restrict__ y, int64_t rows,
-                                      int d, float eps)
-{
-    int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (row >= rows)
-        return;
-    int lane = threadIdx.x & 31;
-    const T *xr = x + row * d;
-    T *yr = y + row * d;
-    float v[N];
-    float s = 0.0f;
-#pragma unroll
-    for (int k = 0; k < N; k++) {
-        int j = k * 32 + lane;
-        v[k] = j < d ? to_f(xr[j]) : 0.0f;
-        s += v[k];
-    }
-    float mean = warp_sum(s) / (float)d;
-    float q = 0.0f;
-#pragma unroll
-    for (int k = 0; k < N; k++) {
-        float t = k * 32 + lane < d ? v[k] - mean : 0.0f;
-        q += t * t;
-    }
-    float rstd = rsqrtf(warp_sum(q) / (float)d + eps);
-#pragma unroll
-    for (int k = 0; k < N; k++) {
-        int j = k * 32 + lane;
-        if (j < d) {
-            float t = (v[k] - mean) * rstd * to_f(scale[j]);
-            if (bias)
-                t += to_f(bias[j]);
-            yr[j] = from_f<T>(t);
-        }
-    }
-}
-
-/* FERRY_LN_BLOCK=1: the block-per-row kernel for every LayerNorm (a
- * measurement knob). */
-std::atomic<int> g_ln_block{-1};
-
-bool ln_block()
-{
-    return ferry_cuda::env_knob(g_ln_block, "FERRY_LN_BLOCK");
-}
-
-template <typename T, int N>
-cudaError_t layernorm_warp_launch(const T *x, const T *scale, const T *bias, T *y, int64_t rows,
-                                  int64_t d, float eps, cudaStream_t s)
-{
-    const int warps = 4; /* rows a block */
-    layernorm_warp_kernel<T, N><<<(unsigned)((rows + warps - 1) / warps), warps * 32, 0, s>>>(
-        x, scale, bias, y, rows, (int)d, eps);
-    return cudaGetLastError();
-}
-
 template <typename T>
 cudaError_t layernorm_launch(const void *x, const void *scale, const void *bias, void *y,
                              int64_t rows, int64_t d, int64_t channels, float eps, cudaStream_t s)
 {
-    if (channels == 0 && d <= 1024 && !ln_block()) {
-        const T *xt = (const T *)x, *st = (const T *)scale, *bt = (const T *)bias;
-        T *yt = (T *)y;
-        if (d <= 128)
-            return layernorm_warp_launch<T, 4>(xt, st, bt, yt, rows, d, eps, s);
-        if (d <= 256)
-            return layernorm_warp_launch<T, 8>(xt, st, bt, yt, rows, d, eps, s);
-        if (d <= 512)
-            return layernorm_warp_launch<T, 16>(xt, st, bt, yt, rows, d, eps, s);
-        if (d <= 768)
-            return layernorm_warp_launch<T, 24>(xt, st, bt, yt, rows, d, eps, s);
-        return layernorm_warp_launch<T, 32>(xt, st, bt, yt, rows, d, eps, s);
-    }
     int threads = d >= 2048 ? 512 : d >= 512 ? 256 : d >= 128 ? 128 : 64;
     layernorm_kernel<T><<<(unsigned)rows, threads, 0, s>>>(
         (const T *)x, (const T *)scale, (const T *)bias, (T *)y, d, channels, eps);
