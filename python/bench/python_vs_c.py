@@ -10,7 +10,8 @@
    from P Python threads against `ferry bench --batcher` (the C batcher with
    as many C clients), and the seed's approach, PyTorch behind a Python
    batcher (bench/torch_reference.py --batcher), at the same max batch and
-   delay.
+   delay; and the GIL's own ceiling for P threads that each release and
+   retake it once a call (gil_ceiling), which bounds any Python client.
 
 usage: PYTHONPATH=build/python /usr/bin/python3 python/bench/python_vs_c.py \\
            [--build build] [--clients 64] [--duration 3] [--json out.json]
@@ -89,6 +90,38 @@ def python_batcher(ferry, model, clients, seconds, max_batch, delay_us, workers=
             "mean_batch": st["samples"] / max(st["batches"], 1)}
 
 
+def gil_ceiling(clients, seconds):
+    """What P Python threads can do at all when each call releases the GIL
+    once and takes it back, with no Ferry in it: hashlib.sha1 of 2 KiB
+    (CPython releases the GIL above 2047 bytes; ~2 us of work). Every
+    DynamicBatcher.infer does the same one release and one retake, so its
+    requests/s cannot pass this whatever the batcher does."""
+    import hashlib
+    data = b"x" * 2048
+    stop = threading.Event()
+    counts = [0] * clients
+    start = threading.Barrier(clients + 1)
+
+    def client(i):
+        h, n = hashlib.sha1, 0
+        start.wait()
+        while not stop.is_set():
+            h(data)
+            n += 1
+        counts[i] = n
+
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in ts:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for t in ts:
+        t.join()
+    return {"requests_per_s": sum(counts) / (time.perf_counter() - t0), "mean_batch": None}
+
+
 def c_batcher(cli, model, clients, seconds, max_batch):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "f.json")
@@ -155,7 +188,8 @@ def main():
     # the three batchers in turn, repeats times: a shared machine's load
     # changes over a minute, and each round sees the same moment
     kinds = [("c_batcher", "C batcher, C clients"),
-             ("py_batcher", "ferry.DynamicBatcher, Python threads")]
+             ("py_batcher", "ferry.DynamicBatcher, Python threads"),
+             ("gil_ceiling", "GIL ceiling (no Ferry: sha1 of 2 KiB)")]
     if not a.skip_torch:
         kinds.append(("torch_batcher", "PyTorch + Python batcher (the seed)"))
     variants = []
@@ -168,7 +202,8 @@ def main():
     for _ in range(a.repeats):
         rd = {"c_batcher": c_batcher(cli, model, a.clients, a.duration, a.max_batch),
               "py_batcher": python_batcher(ferry, model, a.clients, a.duration, a.max_batch,
-                                           a.max_delay_us)}
+                                           a.max_delay_us),
+              "gil_ceiling": gil_ceiling(a.clients, a.duration)}
         if not a.skip_torch:
             rd["torch_batcher"] = torch_batcher(model, a.clients, a.duration, a.max_batch,
                                                 a.max_delay_us)
@@ -182,12 +217,14 @@ def main():
     r["rounds"] = rounds
     for k, name in kinds:
         v = [rd[k]["requests_per_s"] for rd in rounds]
-        mb = [rd[k]["mean_batch"] or 0 for rd in rounds]
-        r[k] = {"requests_per_s": float(np.median(v)), "mean_batch": float(np.median(mb))}
+        mb = [rd[k]["mean_batch"] for rd in rounds if rd[k]["mean_batch"] is not None]
+        r[k] = {"requests_per_s": float(np.median(v)),
+                "mean_batch": float(np.median(mb)) if mb else None}
         print(f"{name:<40} {a.clients} clients: {r[k]['requests_per_s']:>10,.0f} req/s "
-              f"(median of {len(v)})  mean batch {r[k]['mean_batch']:.1f}")
+              f"(median of {len(v)})" + (f"  mean batch {r[k]['mean_batch']:.1f}" if mb else ""))
     print(f"DynamicBatcher / C batcher, per round: median "
-          f"{np.median([rd['ratio'] for rd in rounds]):.0%}")
+          f"{np.median([rd['ratio'] for rd in rounds]):.0%}; DynamicBatcher / GIL ceiling "
+          f"{np.median([rd['py_batcher']['requests_per_s'] / rd['gil_ceiling']['requests_per_s'] for rd in rounds]):.0%}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(r, f, indent=1)
