@@ -2692,9 +2692,11 @@ enum { RT = 5, RI = 3, RH = 6 };
 typedef struct rnn_spec {
     const char *name;
     int relu, direction, layout, has_b, has_lens, has_h0;
+    int kind; /* 0 RNN, 1 LSTM (initial_c in, Y_c out), 2 GRU (linear_before_reset 1) */
 } rnn_spec;
 static rnn_spec rs_cur;
-static const float *rs_w, *rs_r, *rs_b; /* W [D,H,I], R [D,H,H], B [D,2H] as the device has them */
+/* W [D,G*H,I], R [D,G*H,H], B [D,2*G*H] as the device has them */
+static const float *rs_w, *rs_r, *rs_b;
 static ferry_precision rs_prec;
 
 static int rs_dirs(void)
@@ -2702,10 +2704,48 @@ static int rs_dirs(void)
     return rs_cur.direction == RNN_BIDIRECTIONAL ? 2 : 1;
 }
 
+static int rs_gates(void)
+{
+    return rs_cur.kind == 1 ? 4 : rs_cur.kind == 2 ? 3 : 1;
+}
+
+/* z [n, zw]: the length, X [T, I], initial_h [D, H], initial_c [D, H]
+ * (LSTM); the reference [n, yw]: Y [T, D, H], Y_h [D, H], Y_c [D, H]. */
+static int64_t rs_zw(void)
+{
+    return 1 + RT * RI + (rs_cur.kind == 1 ? 2 : 1) * rs_dirs() * RH;
+}
+
+static int64_t rs_yw(void)
+{
+    return (RT + 1 + (rs_cur.kind == 1)) * rs_dirs() * RH;
+}
+
+static double sigm64(double v)
+{
+    return 1.0 / (1.0 + exp(-v));
+}
+
+/* One direction's gate sum for gate q, unit j at time t from state h:
+ * W x + R h + Wb + Rb (without Rb and the state for GRU's h gate: the
+ * caller adds r * (R h + Rb) there). */
+static double rs_sum(int d, int q, int j, const float *x, const double *h, int with_r)
+{
+    const int64_t GH = (int64_t)rs_gates() * RH, row = (int64_t)q * RH + j;
+    double v = 0.0;
+    if (rs_cur.has_b)
+        v += (double)rs_b[d * 2 * GH + row] + (with_r ? (double)rs_b[d * 2 * GH + GH + row] : 0.0);
+    for (int i = 0; i < RI; i++)
+        v += (double)rs_w[(d * GH + row) * RI + i] * x[i];
+    for (int i = 0; with_r && i < RH; i++)
+        v += (double)rs_r[(d * GH + row) * RH + i] * h[i];
+    return v;
+}
+
 static void rnn_plain_ref(const float *z, int64_t n, double *ref)
 {
     int D = rs_dirs();
-    int64_t zw = 1 + RT * RI + D * RH, yw = (RT + 1) * D * RH;
+    const int64_t zw = rs_zw(), yw = rs_yw(), GH = (int64_t)rs_gates() * RH;
     for (int64_t b = 0; b < n; b++) {
         const float *zr = z + b * zw;
         int64_t len = rs_cur.has_lens ? (int64_t)zr[0] : RT;
@@ -2713,29 +2753,46 @@ static void rnn_plain_ref(const float *z, int64_t n, double *ref)
         for (int64_t i = 0; i < RT * D * RH; i++)
             yr[i] = 0.0;
         for (int d = 0; d < D; d++) {
-            double h[RH], hn[RH];
-            for (int j = 0; j < RH; j++)
+            double h[RH], c[RH], hn[RH];
+            for (int j = 0; j < RH; j++) {
                 h[j] = rs_cur.has_h0 ? zr[1 + RT * RI + d * RH + j] : 0.0;
+                c[j] = rs_cur.has_h0 && rs_cur.kind == 1 ? zr[1 + RT * RI + (D + d) * RH + j] : 0.0;
+            }
             int reverse = d == 1 || rs_cur.direction == RNN_REVERSE;
             for (int64_t k = 0; k < len; k++) {
                 int64_t t = reverse ? len - 1 - k : k;
+                const float *x = zr + 1 + t * RI;
                 for (int j = 0; j < RH; j++) {
-                    double v = rs_cur.has_b ? (double)rs_b[d * 2 * RH + j] +
-                                                  (double)rs_b[d * 2 * RH + RH + j]
-                                            : 0.0;
-                    for (int i = 0; i < RI; i++)
-                        v += (double)rs_w[(d * RH + j) * RI + i] * zr[1 + t * RI + i];
-                    for (int i = 0; i < RH; i++)
-                        v += (double)rs_r[(d * RH + j) * RH + i] * h[i];
-                    hn[j] = rs_cur.relu ? (v > 0 ? v : 0.0) : tanh(v);
+                    if (rs_cur.kind == 1) { /* ONNX order i, o, f, c */
+                        double gi = sigm64(rs_sum(d, 0, j, x, h, 1));
+                        double go = sigm64(rs_sum(d, 1, j, x, h, 1));
+                        double gf = sigm64(rs_sum(d, 2, j, x, h, 1));
+                        double gc = tanh(rs_sum(d, 3, j, x, h, 1));
+                        c[j] = gf * c[j] + gi * gc;
+                        hn[j] = go * tanh(c[j]);
+                    } else if (rs_cur.kind == 2) { /* z, r, h */
+                        double gz = sigm64(rs_sum(d, 0, j, x, h, 1));
+                        double gr = sigm64(rs_sum(d, 1, j, x, h, 1));
+                        double rh = rs_cur.has_b ? (double)rs_b[d * 2 * GH + GH + 2 * RH + j] : 0.0;
+                        for (int i = 0; i < RH; i++)
+                            rh += (double)rs_r[(d * GH + 2 * RH + j) * RH + i] * h[i];
+                        double gn = tanh(rs_sum(d, 2, j, x, h, 0) + gr * rh);
+                        hn[j] = (1.0 - gz) * gn + gz * h[j];
+                    } else {
+                        double v = rs_sum(d, 0, j, x, h, 1);
+                        hn[j] = rs_cur.relu ? (v > 0 ? v : 0.0) : tanh(v);
+                    }
                 }
                 for (int j = 0; j < RH; j++) {
                     h[j] = hn[j];
                     yr[(t * D + d) * RH + j] = h[j];
                 }
             }
-            for (int j = 0; j < RH; j++)
+            for (int j = 0; j < RH; j++) {
                 yr[RT * D * RH + d * RH + j] = h[j];
+                if (rs_cur.kind == 1)
+                    yr[(RT + 1) * D * RH + d * RH + j] = c[j];
+            }
         }
     }
 }
@@ -2751,8 +2808,9 @@ static int add_transpose(graph *g, const char *name, int x, int out, const int64
 static void rnn_plain_case(const rnn_spec *spec, int64_t n, const float *zv)
 {
     rs_cur = *spec;
-    const int64_t D = rs_dirs(), B = FERRY_DIM_BATCH;
-    const int64_t zw = 1 + RT * RI + D * RH, yw = (RT + 1) * D * RH;
+    const int64_t D = rs_dirs(), B = FERRY_DIM_BATCH, G = rs_gates(), GH = G * RH;
+    const int64_t zw = rs_zw(), yw = rs_yw();
+    const int lstm = spec->kind == 1;
     graph *g = graph_new();
     int64_t dz[2] = {B, zw}, d1[2] = {B, 1}, dn[1] = {B}, dxs[2] = {B, RT * RI};
     int64_t dx1[3] = {B, RT, RI}, dx0[3] = {RT, B, RI}, dhs[2] = {B, D * RH};
@@ -2760,7 +2818,7 @@ static void rnn_plain_case(const rnn_spec *spec, int64_t n, const float *zv)
     int64_t dy1[4] = {B, RT, D, RH}, dy0[4] = {RT, D, B, RH};
     int64_t dyf[2] = {B, RT * D * RH}, dyh[2] = {B, D * RH}, dout[2] = {B, yw};
     int z = add_typed(g, "z", FERRY_F32, 2, dz);
-    int in[6] = {-1, -1, -1, -1, -1, -1};
+    int in[7] = {-1, -1, -1, -1, -1, -1, -1};
     /* X */
     int xs = add_typed(g, "xs", FERRY_F32, 2, dxs), x1 = add_typed(g, "x1", FERRY_F32, 3, dx1);
     int64_t st1[2] = {0, 1};
@@ -2772,10 +2830,10 @@ static void rnn_plain_case(const rnn_spec *spec, int64_t n, const float *zv)
         in[0] = add_typed(g, "x0", FERRY_F32, 3, dx0);
         add_transpose(g, "x_to_time_major", x1, in[0], p102);
     }
-    in[1] = add_const(g, "W", 0.6f, 0, 3, D, (int64_t)RH, (int64_t)RI);
-    in[2] = add_const(g, "R", 0.4f, 0, 3, D, (int64_t)RH, (int64_t)RH);
+    in[1] = add_const(g, "W", 0.6f, 0, 3, D, GH, (int64_t)RI);
+    in[2] = add_const(g, "R", 0.4f, 0, 3, D, GH, (int64_t)RH);
     if (spec->has_b)
-        in[3] = add_const(g, "B", 0.3f, 0, 2, D, (int64_t)(2 * RH));
+        in[3] = add_const(g, "B", 0.3f, 0, 2, D, 2 * GH);
     if (spec->has_lens) {
         int lf = add_typed(g, "lens_f", FERRY_F32, 2, d1),
             lr = add_typed(g, "lens_r", FERRY_F32, 1, dn);
@@ -2785,42 +2843,61 @@ static void rnn_plain_case(const rnn_spec *spec, int64_t n, const float *zv)
         in[4] = add_typed(g, "lens", FERRY_I32, 1, dn);
         add_cast(g, "lens_i32", lr, in[4], FERRY_I32);
     }
-    if (spec->has_h0) {
-        int hs = add_typed(g, "hs", FERRY_F32, 2, dhs), h1 = add_typed(g, "h1", FERRY_F32, 3, dh1);
-        int64_t st2[2] = {0, 1 + RT * RI};
-        add_slice(g, "slice_h0", z, hs, st2);
-        graph_add_node(g, OP_RESHAPE, "reshape_h0", 1, &hs, 1, &h1);
-        in[5] = h1;
+    /* initial_h (and initial_c of an LSTM) from z, direction-major at layout 0 */
+    for (int k = 0; spec->has_h0 && k < 1 + lstm; k++) {
+        char nm[4][16];
+        snprintf(nm[0], sizeof nm[0], "%cs", k ? 'c' : 'h');
+        snprintf(nm[1], sizeof nm[1], "%c1", k ? 'c' : 'h');
+        snprintf(nm[2], sizeof nm[2], "%c0", k ? 'c' : 'h');
+        snprintf(nm[3], sizeof nm[3], "slice_%c0", k ? 'c' : 'h');
+        int hs = add_typed(g, nm[0], FERRY_F32, 2, dhs), h1 = add_typed(g, nm[1], FERRY_F32, 3, dh1);
+        int64_t st2[2] = {0, 1 + RT * RI + k * D * RH};
+        add_slice(g, nm[3], z, hs, st2);
+        graph_add_node(g, OP_RESHAPE, k ? "reshape_c0" : "reshape_h0", 1, &hs, 1, &h1);
+        in[5 + k] = h1;
         if (!spec->layout) {
-            in[5] = add_typed(g, "h0", FERRY_F32, 3, dh0);
-            add_transpose(g, "h0_to_dir_major", h1, in[5], p102);
+            in[5 + k] = add_typed(g, nm[2], FERRY_F32, 3, dh0);
+            add_transpose(g, k ? "c0_to_dir_major" : "h0_to_dir_major", h1, in[5 + k], p102);
         }
     }
     int Y = add_typed(g, "Y", FERRY_F32, 4, spec->layout ? dy1 : dy0);
     int Yh = add_typed(g, "Y_h", FERRY_F32, 3, spec->layout ? dh1 : dh0);
-    int outs[2] = {Y, Yh};
-    int k = graph_add_node(g, OP_RNN, "rnn", 6, in, 2, outs);
+    int Yc = lstm ? add_typed(g, "Y_c", FERRY_F32, 3, spec->layout ? dh1 : dh0) : -1;
+    int outs[3] = {Y, Yh, Yc};
+    op_kind op = spec->kind == 1 ? OP_LSTM : spec->kind == 2 ? OP_GRU : OP_RNN;
+    int k = graph_add_node(g, op, "rnn", lstm ? 7 : 6, in, lstm ? 3 : 2, outs);
     g->nodes[k].hidden = RH;
     g->nodes[k].direction = spec->direction;
     g->nodes[k].layout = spec->layout;
     g->nodes[k].mode = spec->relu ? RNN_ACT_RELU : RNN_ACT_TANH;
+    g->nodes[k].linear_before_reset = spec->kind == 2;
     if (!spec->layout) {
         int y1 = add_typed(g, "Y1", FERRY_F32, 4, dy1),
             yh1 = add_typed(g, "Y_h1", FERRY_F32, 3, dh1);
         add_transpose(g, "y_to_batch_major", Y, y1, p2013);
         add_transpose(g, "yh_to_batch_major", Yh, yh1, p102);
         Y = y1, Yh = yh1;
+        if (lstm) {
+            int yc1 = add_typed(g, "Y_c1", FERRY_F32, 3, dh1);
+            add_transpose(g, "yc_to_batch_major", Yc, yc1, p102);
+            Yc = yc1;
+        }
     }
     int yf = add_typed(g, "yf", FERRY_F32, 2, dyf), yhf = add_typed(g, "yhf", FERRY_F32, 2, dyh);
     graph_add_node(g, OP_RESHAPE, "flat_y", 1, &Y, 1, &yf);
     graph_add_node(g, OP_RESHAPE, "flat_yh", 1, &Yh, 1, &yhf);
-    int y = add_typed(g, "y", FERRY_F32, 2, dout), cat[2] = {yf, yhf};
-    k = graph_add_node(g, OP_CONCAT, "cat", 2, cat, 1, &y);
+    int cat[3] = {yf, yhf, -1};
+    if (lstm) {
+        cat[2] = add_typed(g, "ycf", FERRY_F32, 2, dyh);
+        graph_add_node(g, OP_RESHAPE, "flat_yc", 1, &Yc, 1, &cat[2]);
+    }
+    int y = add_typed(g, "y", FERRY_F32, 2, dout);
+    k = graph_add_node(g, OP_CONCAT, "cat", lstm ? 3 : 2, cat, 1, &y);
     g->nodes[k].axis = 1;
     set_io(g, 1, &z, 1, &y);
 
     /* The weights as each precision stores them on the device. */
-    int64_t nw = D * RH * RI, nr = D * RH * RH, nb = D * 2 * RH;
+    int64_t nw = D * GH * RI, nr = D * GH * RH, nb = D * 2 * GH;
     float *w = malloc(sizeof(float) * (size_t)(nw + nr + nb));
     float *zin = malloc(sizeof(float) * (size_t)(n * zw));
     double *ref = malloc(sizeof(double) * (size_t)(n * yw));
@@ -2843,7 +2920,7 @@ static void rnn_plain_case(const rnn_spec *spec, int64_t n, const float *zv)
         run_cfg rc = {rs_prec, FERRY_F32, 16, p == FERRY_PRECISION_FP16};
         float *yv = run_graph(g, &rc, n, zin);
         char what[128];
-        snprintf(what, sizeof what, "rnn %s %s%s", spec->name, prec_name(rs_prec),
+        snprintf(what, sizeof what, "%s %s %s%s", op_name(op), spec->name, prec_name(rs_prec),
                  rc.capture ? " captured" : "");
         check_close(what, yv, ref, n * yw, tol[p]);
         free(yv);
@@ -2854,27 +2931,38 @@ static void rnn_plain_case(const rnn_spec *spec, int64_t n, const float *zv)
     graph_free(g);
 }
 
+/* RNN, LSTM and GRU over the step kernel they share: every direction and
+ * layout, lengths 0..T (sequence_lens), initial states in and every state
+ * out (Y, Y_h, Y_c), an odd hidden size of 6 (the second direction's R is
+ * unaligned in 16 bits). */
 static void test_rnn_plain(void **state)
 {
     (void)state;
     need_device();
     static const rnn_spec specs[] = {
-        {"tanh forward, layout 1, B, lens, h0", 0, RNN_FORWARD, 1, 1, 1, 1},
-        {"relu reverse, layout 1, lens", 1, RNN_REVERSE, 1, 0, 1, 0},
-        {"tanh bidirectional, layout 0, B, lens, h0", 0, RNN_BIDIRECTIONAL, 0, 1, 1, 1},
-        {"relu bidirectional, layout 0, B", 1, RNN_BIDIRECTIONAL, 0, 1, 0, 0},
-        {"tanh forward, layout 0, h0", 0, RNN_FORWARD, 0, 0, 0, 1},
+        {"tanh forward, layout 1, B, lens, h0", 0, RNN_FORWARD, 1, 1, 1, 1, 0},
+        {"relu reverse, layout 1, lens", 1, RNN_REVERSE, 1, 0, 1, 0, 0},
+        {"tanh bidirectional, layout 0, B, lens, h0", 0, RNN_BIDIRECTIONAL, 0, 1, 1, 1, 0},
+        {"relu bidirectional, layout 0, B", 1, RNN_BIDIRECTIONAL, 0, 1, 0, 0, 0},
+        {"tanh forward, layout 0, h0", 0, RNN_FORWARD, 0, 0, 0, 1, 0},
+        {"bidirectional, layout 0, B, lens, h0 c0", 0, RNN_BIDIRECTIONAL, 0, 1, 1, 1, 1},
+        {"reverse, layout 1, B, h0 c0", 0, RNN_REVERSE, 1, 1, 0, 1, 1},
+        {"bidirectional, layout 1, lens", 0, RNN_BIDIRECTIONAL, 1, 0, 1, 0, 1},
+        {"bidirectional, layout 0, B, lens, h0", 0, RNN_BIDIRECTIONAL, 0, 1, 1, 1, 2},
+        {"reverse, layout 1, B", 0, RNN_REVERSE, 1, 1, 0, 0, 2},
+        {"forward, layout 1, B, lens, h0", 0, RNN_FORWARD, 1, 1, 1, 1, 2},
     };
-    const int64_t n = 7, zw = 1 + RT * RI + 2 * RH;
-    float *zv = rand_vec(n * zw, 1.0f);
+    const int64_t n = 7, zmax = 1 + RT * RI + 4 * RH;
+    float *zv = rand_vec(n * zmax, 1.0f);
     /* lengths 0..T, the full one twice (rows of every length, one empty) */
     static const int lens[7] = {3, 0, 5, 1, 4, 5, 2};
     for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
-        int64_t w = 1 + RT * RI + (specs[k].direction == RNN_BIDIRECTIONAL ? 2 : 1) * RH;
+        rs_cur = specs[k];
+        int64_t w = rs_zw();
         float *z = malloc(sizeof(float) * (size_t)(n * w));
         assert_non_null(z);
         for (int64_t b = 0; b < n; b++) {
-            memcpy(z + b * w, zv + b * zw, sizeof(float) * (size_t)w);
+            memcpy(z + b * w, zv + b * zmax, sizeof(float) * (size_t)w);
             z[b * w] = (float)lens[b];
         }
         rnn_plain_case(&specs[k], n, z);
@@ -3203,14 +3291,14 @@ static void test_new_ops_refused(void **state)
         int in[5] = {add_typed(g, "X", FERRY_F32, 3, dx),
                      add_const(g, "W", 0.5f, 0, 3, (int64_t)1, (int64_t)(G * 4), (int64_t)2),
                      add_const(g, "R", 0.5f, 0, 3, (int64_t)1, (int64_t)(G * 4), (int64_t)4), -1,
-                     add_typed(g, "lens", FERRY_I32, 1, dn)};
+                     add_typed(g, "lens", lstm ? FERRY_I64 : FERRY_I32, 1, dn)};
         int outs[2] = {add_typed(g, "Y", FERRY_F32, 4, dy), add_typed(g, "Y_h", FERRY_F32, 3, dh)};
         int k = graph_add_node(g, lstm ? OP_LSTM : OP_RNN, "rec", lstm ? 5 : 3, in, 2, outs);
         g->nodes[k].hidden = 4;
         g->nodes[k].clip = lstm ? 0.0f : 3.0f;
         int gin[2] = {in[0], in[4]};
         set_io(g, lstm ? 2 : 1, gin, 1, outs);
-        refused_case(g, lstm ? "node 'rec' (LSTM): input sequence_lens is not supported"
+        refused_case(g, lstm ? "node 'rec' (LSTM): sequence_lens must be int32"
                              : "node 'rec' (RNN): attribute clip is not supported");
         graph_free(g);
     }

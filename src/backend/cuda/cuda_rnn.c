@@ -20,12 +20,11 @@
  * Supported: LSTM and GRU with linear_before_reset 1 (what PyTorch's
  * nn.LSTM / nn.GRU export) and RNN (Tanh or Relu, the loader refuses
  * others), forward, reverse and bidirectional, layouts 0 and 1, optional
- * B, initial_h / initial_c, default activations; RNN also sequence_lens
- * (rows past their length keep their state and get zeros in Y, reverse
- * rows start at their own end, as the CPU; a length outside [0, seq] is
+ * B, initial_h / initial_c, default activations, sequence_lens (rows
+ * past their length keep their state and get zeros in Y, reverse rows
+ * start at their own end, as the CPU; a length outside [0, seq] is
  * clamped, where the CPU fails the run: a kernel cannot). The batch axis
  * must be the model's batch (a multiple of N). Refused with the reason:
- * sequence_lens of LSTM and GRU (the kernel takes it, no test yet),
  * peepholes, clip, GRU linear_before_reset 0.
  */
 #include <stdarg.h>
@@ -68,9 +67,6 @@ ferry_status cuda_rnn_supports(const cuda_prep *p)
     for (int k = 1; k <= 3; k++)
         if (present(nd, k) && !g->values[nd->in[k]].is_const)
             return rnn_unsupported(nd, "W, R and B must be constants");
-    if (present(nd, 4) && nd->op != OP_RNN)
-        return rnn_unsupported(nd, "input sequence_lens is not supported (every sequence runs "
-                                   "its full length)");
     if (present(nd, 4) && g->values[nd->in[4]].dtype != FERRY_I32)
         return rnn_unsupported(nd, "sequence_lens must be int32");
     if (nd->op == OP_RNN && nd->mode != RNN_ACT_TANH && nd->mode != RNN_ACT_RELU)
