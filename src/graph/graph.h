@@ -122,6 +122,8 @@ typedef enum op_kind {
     OP_TRANSPOSE,        /* perm[] */
     OP_GATHER,           /* axis; mode: rows per sample of a gather along the batch (shape.c) */
     OP_GATHER_ELEMENTS,  /* axis */
+    OP_GATHER_ND,        /* mode = batch_dims; mode2: indices address the batch axis, each
+                            sample's own rows only (shape_data.c) */
     OP_SCATTER_ND,       /* mode = reduction (SCATTER_*); mode2: indices address the batch axis,
                             each sample's own rows only (shape_data.c) */
     OP_SCATTER_ELEMENTS, /* axis; mode = reduction (SCATTER_*) */

@@ -211,6 +211,14 @@ static ferry_status parse_axis(const op_parse_ctx *c, graph_node *n, int64_t def
     return st;
 }
 
+static ferry_status parse_gather_nd(const op_parse_ctx *c, graph_node *n)
+{
+    int64_t v;
+    ferry_status st = op_attr_int(c, "batch_dims", 0, 0, FERRY_MAX_DIMS, &v);
+    n->mode = (int)v;
+    return st;
+}
+
 static ferry_status parse_softmax(const op_parse_ctx *c, graph_node *n)
 {
     return parse_axis(c, n, c->opset < 13 ? 1 : -1);
@@ -856,6 +864,7 @@ static const op_def op_table[] = {
     {"Gather", OP_GATHER, 2, 2, 1, 1, ANY, parse_axis0, infer_gather, OPF_FOLD},
     {"GatherElements", OP_GATHER_ELEMENTS, 2, 2, 1, 1, ANY, parse_axis0, infer_gather_elements,
      OPF_FOLD},
+    {"GatherND", OP_GATHER_ND, 2, 2, 1, 1, 11, 99, parse_gather_nd, infer_gather_nd, 0},
     {"ScatterND", OP_SCATTER_ND, 3, 3, 1, 1, ANY, parse_scatter, infer_scatter_nd, OPF_FOLD},
     {"ScatterElements", OP_SCATTER_ELEMENTS, 3, 3, 1, 1, 11, 99, parse_scatter,
      infer_scatter_elements, OPF_FOLD},

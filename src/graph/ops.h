@@ -191,6 +191,7 @@ ferry_status infer_slice(graph *g, graph_node *n);
 ferry_status infer_transpose(graph *g, graph_node *n);
 ferry_status infer_gather(graph *g, graph_node *n);
 ferry_status infer_gather_elements(graph *g, graph_node *n);
+ferry_status infer_gather_nd(graph *g, graph_node *n);
 ferry_status infer_scatter_nd(graph *g, graph_node *n);
 ferry_status infer_scatter_elements(graph *g, graph_node *n);
 /* einsum.c */

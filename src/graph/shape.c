@@ -824,6 +824,30 @@ ferry_status infer_reshape(graph *g, graph_node *n)
  * rows. Anything else that reads the position (an output, a float, a
  * reshape that moves the batch) is refused at load. Shape reads only the
  * dims, which are per-sample. */
+/* Are n's outputs read only by Shape nodes (and no graph output)? Then the
+ * values a position flowed into never matter, only their dims, which are
+ * per-sample: the dynamo exporter computes the broadcast shape of index
+ * tensors as Shape(Max(a, b)). */
+static int only_shape_reads(const graph *g, const graph_node *n)
+{
+    for (int k = 0; k < n->n_out; k++) {
+        int v = n->out[k];
+        if (v < 0)
+            continue;
+        if (g->values[v].is_output)
+            return 0;
+        for (int i = 0; i < g->n_nodes; i++) {
+            const graph_node *m = &g->nodes[i];
+            if (m->dead || m->op == OP_SHAPE)
+                continue;
+            for (int j = 0; j < m->n_in; j++)
+                if (m->in[j] == v)
+                    return 0;
+        }
+    }
+    return 1;
+}
+
 static ferry_status batch_position(graph *g, graph_node *n)
 {
     int pos = -1;
@@ -838,7 +862,7 @@ static ferry_status batch_position(graph *g, graph_node *n)
     /* the batch stays the first dim, unmerged: elements move within their
      * sample only */
     int keeps_batch = p->ndim >= 1 && o->ndim >= 1 && p->dims[0] < 0 && o->dims[0] == p->dims[0];
-    if (p->bpos_tuple && n->op != OP_SHAPE && n->op != OP_SCATTER_ND)
+    if (p->bpos_tuple && n->op != OP_SHAPE && n->op != OP_SCATTER_ND && n->op != OP_GATHER_ND)
         goto refuse;
     /* Only Add, Sub and Mul combine two positions; elsewhere a second one
      * (ScatterND's or Gather's data) would pass the positions through
@@ -883,6 +907,12 @@ static ferry_status batch_position(graph *g, graph_node *n)
             (p->bpos_tuple || p->dims[p->ndim - 1] == 1))
             return FERRY_OK;
         break;
+    case OP_GATHER_ND:
+        /* infer_gather_nd set mode2 the same way (reads, not writes) */
+        if (pos == 1 && n->mode2 && x0->dims[0] == -p->bpos &&
+            (p->bpos_tuple || p->dims[p->ndim - 1] == 1))
+            return FERRY_OK;
+        break;
     case OP_CAST:
         if (n->to != FERRY_I64 && n->to != FERRY_I32)
             break;
@@ -918,6 +948,8 @@ static ferry_status batch_position(graph *g, graph_node *n)
     }
     default: break;
     }
+    if (only_shape_reads(g, n))
+        return FERRY_OK;
 refuse:
     return node_failf(n, FERRY_EUNSUPPORTED,
                       "input '%s' holds the sample's position in the batch (a Range over the "

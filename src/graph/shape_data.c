@@ -603,6 +603,86 @@ ferry_status infer_gather_elements(graph *g, graph_node *n)
     return FERRY_OK;
 }
 
+/* GatherND's and ScatterND's indices when they address data's batch axis
+ * (component 0 into data [N, ...]): only with the batch as the indices'
+ * first dim and nowhere else in them, each sample's tuples its own. */
+static ferry_status nd_batch_addressed(const graph_node *n, const graph_value *idx)
+{
+    for (int i = 1; i < idx->ndim; i++)
+        if (idx->dims[i] < 0)
+            return node_fail(n, FERRY_EUNSUPPORTED,
+                             "indices hold the batch in a dimension other than their first");
+    if (idx->dims[0] >= 0)
+        return node_fail(n, FERRY_EUNSUPPORTED,
+                         "indices address data's batch axis but are the same for every sample");
+    return FERRY_OK;
+}
+
+/* GatherND: index tuples of k components into data's dims b .. b+k-1 (b =
+ * batch_dims, whose leading dims data and indices share); the output is
+ * indices' dims but the last, then data's dims past b+k. The batch: in the
+ * shared leading dims each sample reads its own; addressed by component 0
+ * (b = 0, data [N, ...]) only as a per-sample index, the sample's position
+ * first in each tuple (HF transformers 5's attention masks build
+ * mask[arange(N)[:, ..., None], kv] that way: indices [N, 1, 1, T, 2]),
+ * which shape.c's batch_position tracks and the kernels check. */
+ferry_status infer_gather_nd(graph *g, graph_node *n)
+{
+    const graph_value *x = &g->values[n->in[0]], *idx = &g->values[n->in[1]];
+    if (idx->dtype != FERRY_I64 && idx->dtype != FERRY_I32)
+        return node_failf(n, FERRY_EDTYPE, "indices '%s' are %s; int64 or int32 is required",
+                          idx->name, ferry_dtype_name(idx->dtype));
+    int r = x->ndim, q = idx->ndim, b = n->mode;
+    if (q < 1 || r < 1 || b >= q || b >= r)
+        return node_failf(n, FERRY_ESHAPE,
+                          "batch_dims %d needs data '%s' and indices '%s' of higher rank", b,
+                          x->name, idx->name);
+    int64_t k = idx->dims[q - 1];
+    if (k < 1 || k > r - b)
+        return node_failf(n, FERRY_ESHAPE,
+                          "indices '%s' must be [..., k] with k from 1 to %d (data's rank less "
+                          "batch_dims)",
+                          idx->name, r - b);
+    for (int i = 0; i < b; i++)
+        if (x->dims[i] != idx->dims[i])
+            return node_failf(n, FERRY_ESHAPE,
+                              "data '%s' and indices '%s' differ in batch dim %d (batch_dims %d)",
+                              x->name, idx->name, i, b);
+    int idx_batch = 0;
+    for (int i = b; i < q - 1; i++)
+        idx_batch |= idx->dims[i] < 0;
+    n->mode2 = 0;
+    for (int i = b; i < r; i++) {
+        if (x->dims[i] >= 0)
+            continue;
+        if (i >= b + k && !idx_batch && b == 0)
+            continue; /* the batch rides along in the slices */
+        if (i != 0 || b != 0)
+            return node_fail(n, FERRY_EUNSUPPORTED,
+                             "indices address a batch dimension that is not data's first");
+        ferry_status st = nd_batch_addressed(n, idx);
+        if (st)
+            return st;
+        n->mode2 = 1;
+    }
+    int64_t od[FERRY_MAX_DIMS];
+    int on = 0;
+    if (q - 1 + r - b - (int)k > FERRY_MAX_DIMS)
+        return node_failf(n, FERRY_EUNSUPPORTED, "an output of rank above %d", FERRY_MAX_DIMS);
+    for (int i = 0; i < q - 1; i++)
+        od[on++] = idx->dims[i];
+    for (int i = b + (int)k; i < r; i++)
+        od[on++] = x->dims[i];
+    int nb = 0;
+    for (int i = 0; i < on; i++)
+        nb += od[i] < 0;
+    if (nb > 1)
+        return node_fail(n, FERRY_EUNSUPPORTED,
+                         "the output would hold the batch in two dimensions");
+    set_out(g, n->out[0], x->dtype, on, od);
+    return FERRY_OK;
+}
+
 /* ScatterND's and ScatterElements' types: integer indices, updates of the
  * data's type, no reduction over bool. */
 static ferry_status scatter_types(const graph_node *n, const graph_value *x, const graph_value *idx,
@@ -671,13 +751,8 @@ ferry_status infer_scatter_nd(graph *g, graph_node *n)
         }
     n->mode2 = 0;
     if (x_batch_addressed) {
-        for (int i = 1; i < q; i++)
-            if (idx->dims[i] < 0)
-                return node_fail(n, FERRY_EUNSUPPORTED,
-                                 "indices hold the batch in a dimension other than their first");
-        if (idx->dims[0] >= 0)
-            return node_fail(n, FERRY_EUNSUPPORTED,
-                             "indices address data's batch axis but are the same for every sample");
+        if ((st = nd_batch_addressed(n, idx)))
+            return st;
         n->mode2 = 1;
     } else if (idx_batch) {
         return node_fail(n, FERRY_EUNSUPPORTED,

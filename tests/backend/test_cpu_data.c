@@ -410,6 +410,45 @@ static void test_scatter_nd(void **state)
     }
 }
 
+/* GatherND: the ONNX spec's examples (batch_dims 0 and 1, whole rows and
+ * single elements), negative indices, an index out of range, and the
+ * per-sample rule (component 0 must stay in its sample's rows). */
+static void test_gather_nd(void **state)
+{
+    (void)state;
+    /* example 1: data [[0,1],[2,3]], indices [[0,0],[1,1]] -> [0,3] */
+    int32_t d1[4] = {0, 1, 2, 3}, y[8];
+    int64_t xd[2] = {2, 2}, i1[4] = {0, 0, 1, 1};
+    assert_int_equal(cpu_gather_nd(d1, xd, 2, 0, i1, FERRY_I64, 2, 2, 0, 0, y, 4), 0);
+    assert_int_equal(y[0], 0);
+    assert_int_equal(y[1], 3);
+    /* example 2: indices [[1],[0]] -> rows [[2,3],[0,1]] */
+    int64_t i2[2] = {1, 0};
+    assert_int_equal(cpu_gather_nd(d1, xd, 2, 0, i2, FERRY_I64, 2, 1, 0, 0, y, 4), 0);
+    int32_t e2[4] = {2, 3, 0, 1};
+    assert_memory_equal(y, e2, sizeof e2);
+    /* example 5 (batch_dims 1): data [2,2,2] = 0..7, indices [[1],[0]] ->
+     * [[2,3],[4,5]] */
+    int32_t d3[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    int64_t xd3[3] = {2, 2, 2};
+    assert_int_equal(cpu_gather_nd(d3, xd3, 3, 1, i2, FERRY_I64, 2, 1, 0, 0, y, 4), 0);
+    int32_t e5[4] = {2, 3, 4, 5};
+    assert_memory_equal(y, e5, sizeof e5);
+    /* negative indices wrap; int32 indices */
+    int32_t i4[4] = {-1, -2, 0, -1};
+    assert_int_equal(cpu_gather_nd(d1, xd, 2, 0, i4, FERRY_I32, 2, 2, 0, 0, y, 4), 0);
+    assert_int_equal(y[0], 2);
+    assert_int_equal(y[1], 1);
+    int64_t bad[2] = {2, 0};
+    assert_int_equal(cpu_gather_nd(d1, xd, 2, 0, bad, FERRY_I64, 1, 2, 0, 0, y, 4), -1);
+    /* the batch: data [2 samples x 1 row, 2], tuples (s, j) per sample */
+    int64_t own[4] = {0, 1, 1, 0}, other[4] = {1, 1, 1, 0};
+    assert_int_equal(cpu_gather_nd(d1, xd, 2, 0, own, FERRY_I64, 2, 2, 1, 1, y, 4), 0);
+    assert_int_equal(y[0], 1);
+    assert_int_equal(y[1], 2);
+    assert_int_equal(cpu_gather_nd(d1, xd, 2, 0, other, FERRY_I64, 2, 2, 1, 1, y, 4), -2);
+}
+
 static void test_scatter_elements(void **state)
 {
     (void)state;
@@ -1469,6 +1508,7 @@ int main(void)
         cmocka_unit_test(test_depth_space),
         cmocka_unit_test(test_parallel_large),
         cmocka_unit_test(test_scatter_nd),
+        cmocka_unit_test(test_gather_nd),
         cmocka_unit_test(test_scatter_elements),
         cmocka_unit_test(test_one_hot),
     };

@@ -81,7 +81,8 @@ def up_to_date(out):
     if not os.path.exists(path):
         return False
     newest_source = max(os.path.getmtime(os.path.join(HERE, f))
-                        for f in (os.path.basename(__file__), "zoo.py", "hf.py"))
+                        for f in (os.path.basename(__file__), "zoo.py", "hf.py",
+                                  *[os.path.join("fixtures", x) for x in fixture_files()]))
     if os.path.getmtime(path) < newest_source:
         return False
     try:
@@ -93,6 +94,48 @@ def up_to_date(out):
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return all(os.path.exists(os.path.join(out, n)) for n in names)
+
+
+FIXTURES = os.path.join(HERE, "fixtures")
+
+
+def fixture_files():
+    return sorted(os.listdir(FIXTURES)) if os.path.isdir(FIXTURES) else []
+
+
+def gen_fixture(meta_file, out):
+    """A model exported elsewhere (tests/models/dynamo_fixtures.py: a newer
+    PyTorch's dynamo exporter, which this torch cannot run), copied with its
+    float64 references into out and described as gen_real describes its own."""
+    with open(os.path.join(FIXTURES, meta_file)) as f:
+        meta = json.load(f)
+    name = meta["name"]
+    onnx_file = f"{name}.onnx"
+    with open(os.path.join(FIXTURES, onnx_file), "rb") as src, \
+            open(os.path.join(out, onnx_file), "wb") as dst:
+        dst.write(src.read())
+    arrays = np.load(os.path.join(FIXTURES, f"{name}.npz"))
+    files = [onnx_file]
+    inputs = [dict(s, files={}) for s in meta["inputs"]]
+    outputs = [{"name": n, "files": {}} for n in meta["outputs"]]
+    for b in REAL_BATCH_SIZES:
+        for s in inputs:
+            f = file_name(name, "in", s["name"], len(inputs), b)
+            np.save(os.path.join(out, f), arrays[f"in.{s['name']}.{b}"])
+            s["files"][str(b)] = f
+            files.append(f)
+        for o in outputs:
+            y = arrays[f"ref.{o['name']}.{b}"]
+            f = file_name(name, "ref", o["name"], len(outputs), b)
+            np.save(os.path.join(out, f), y)
+            o["files"][str(b)] = f
+            o["dtype"], o["shape"] = str(y.dtype), [-1, *y.shape[1:]]
+            files.append(f)
+    model = onnx.load(os.path.join(out, onnx_file))
+    return {"name": name, "onnx": onnx_file, "opset": meta["opset"], "family": meta["family"],
+            "batch_sizes": REAL_BATCH_SIZES, "tol": TOL_REAL, "ops": op_types(model),
+            "op_variants": op_variants(model), "inputs": inputs, "outputs": outputs,
+            "external_data": False, "files": files, "exporter": meta["exporter"]}
 
 
 def parse_args():
@@ -778,6 +821,18 @@ def main():
         manifest["models"].append(entry)
         print(f"gen.py: {name} (opset {entry['opset']}, {len(entry['ops'])} op types) in "
               f"{time.monotonic() - t0:.1f}s", flush=True)
+    for meta in (f for f in fixture_files() if f.endswith(".json")):
+        name = meta[:-5]
+        if only and name not in only:
+            continue
+        try:
+            manifest["models"].append(gen_fixture(meta, out))
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+            print(f"gen.py: FAILED: fixture {name}", file=sys.stderr, flush=True)
+            failed.append(name)
+            continue
+        print(f"gen.py: {name} (a fixture: {manifest['models'][-1]['exporter']})", flush=True)
     if failed:
         print(f"gen.py: FAILED: {', '.join(failed)}; no manifest written", file=sys.stderr)
         return 1

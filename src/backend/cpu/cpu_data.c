@@ -281,6 +281,37 @@ int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, cons
     return 0;
 }
 
+/* ------------------------------------------------------------- gathernd */
+
+int cpu_gather_nd(const void *X, const int64_t *xd, int nd, int bd, const void *idx,
+                  ferry_dtype idt, int64_t n_tuples, int k, int64_t block, int64_t per_sample,
+                  void *Y, size_t esz)
+{
+    int64_t xs[FERRY_MAX_DIMS], slice = prod(xd, bd + k, nd), B = prod(xd, 0, bd);
+    int64_t per_b = B > 0 ? n_tuples / B : 0, bstride = prod(xd, bd, nd);
+    cpu_dense_strides(xd, nd, xs);
+    if (block > 0 && per_sample <= 0 && n_tuples > 0)
+        return -2; /* tuples that belong to no sample */
+    for (int64_t t = 0; t < n_tuples; t++) {
+        int64_t off = per_b > 0 ? (t / per_b) * bstride : 0;
+        for (int j = 0; j < k; j++) {
+            int64_t dim = xd[bd + j], v = load_index(idx, idt, t * k + j);
+            if (v < -dim || v >= dim)
+                return -1;
+            v = v < 0 ? v + dim : v;
+            if (j == 0 && block > 0) {
+                int64_t s = t / per_sample;
+                if (v < s * block || v >= (s + 1) * block)
+                    return -2;
+            }
+            off += v * xs[bd + j];
+        }
+        memcpy((char *)Y + (size_t)(t * slice) * esz, (const char *)X + (size_t)off * esz,
+               (size_t)slice * esz);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ scatternd */
 
 /* y[i] (op)= u[i] over count elements, in the element type T; integer sums

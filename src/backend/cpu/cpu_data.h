@@ -51,6 +51,17 @@ int cpu_gather_in_blocks(const void *idx, ferry_dtype idt, int64_t n_idx, int64_
 int cpu_gather_elements(const void *X, const int64_t *xd, int nd, int axis, const void *idx,
                         ferry_dtype idt, const int64_t *id, void *Y, size_t esz);
 
+/* GatherND (ONNX): n_tuples index tuples of k components into X's dims bd
+ * .. bd+k-1 (bd = batch_dims leading dims shared with the indices: tuple t
+ * belongs to batch element t / (n_tuples / prod(xd[:bd]))), each copying
+ * the slice of X's dims past bd+k to Y, in tuple order. block > 0: X's
+ * first dim holds the batch, block rows a sample, and tuple t belongs to
+ * sample t / per_sample, whose rows its component 0 must stay in. Returns
+ * 0, -1 for an index out of range, -2 for one outside its sample. */
+int cpu_gather_nd(const void *X, const int64_t *xd, int nd, int bd, const void *idx,
+                  ferry_dtype idt, int64_t n_tuples, int k, int64_t block, int64_t per_sample,
+                  void *Y, size_t esz);
+
 /* ScatterND: Y = X (dims xd[nd], dtype dt as stored: f32, int64, int32,
  * int8, uint8 or bool), then for each of n_tuples index tuples of k
  * components (idx, int64 or int32, negatives from the end) the slice

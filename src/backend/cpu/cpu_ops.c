@@ -623,19 +623,32 @@ static ferry_status run_gather_elements(const cpu_call *c)
     return FERRY_OK;
 }
 
+/* GatherND's and ScatterND's index tuples: k components each; with mode2
+ * (shape_data.c: data's and indices' first dims hold the batch) each
+ * sample's block of data rows and its own count of tuples. */
+typedef struct nd_tuples {
+    int k;
+    int64_t tuples, block, per_sample;
+} nd_tuples;
+
+static nd_tuples nd_tuples_of(const cpu_call *c, const dims *x, const dims *idx)
+{
+    nd_tuples t = {(int)idx->d[idx->n - 1], 0, 0, 0};
+    t.tuples = t.k ? numel(idx) / t.k : 0;
+    if (c->nd->mode2 && c->n > 0) {
+        t.block = x->d[0] / c->n;
+        t.per_sample = t.tuples / c->n;
+    }
+    return t;
+}
+
 static ferry_status run_scatter_nd(const cpu_call *c)
 {
     const graph_node *nd = c->nd;
     dims x = in_dims(c, 0), idx = in_dims(c, 1);
-    int k = (int)idx.d[idx.n - 1];
-    int64_t tuples = k ? numel(&idx) / k : 0, block = 0, per_sample = 0;
-    if (nd->mode2 && c->n > 0) {
-        /* shape_data.c: data's and indices' first dims hold the batch */
-        block = x.d[0] / c->n;
-        per_sample = tuples / c->n;
-    }
-    int r = cpu_scatter_nd(c->in[0], x.d, x.n, c->in[1], in_sdt(c, 1), tuples, k, c->in[2],
-                           in_sdt(c, 0), nd->mode, block, per_sample, c->out[0]);
+    nd_tuples t = nd_tuples_of(c, &x, &idx);
+    int r = cpu_scatter_nd(c->in[0], x.d, x.n, c->in[1], in_sdt(c, 1), t.tuples, t.k, c->in[2],
+                           in_sdt(c, 0), nd->mode, t.block, t.per_sample, c->out[0]);
     const char *iname = c->g->values[nd->in[1]].name;
     if (r == -1)
         return ferry_fail(FERRY_EINVAL, "node '%s' (ScatterND): an index in '%s' is out of range",
@@ -644,7 +657,26 @@ static ferry_status run_scatter_nd(const cpu_call *c)
         return ferry_fail(FERRY_EINVAL,
                           "node '%s' (ScatterND): an index in '%s' writes outside its sample's "
                           "%lld rows",
-                          nd->name, iname, (long long)block);
+                          nd->name, iname, (long long)t.block);
+    return FERRY_OK;
+}
+
+static ferry_status run_gather_nd(const cpu_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = in_dims(c, 0), idx = in_dims(c, 1);
+    nd_tuples t = nd_tuples_of(c, &x, &idx);
+    int r = cpu_gather_nd(c->in[0], x.d, x.n, nd->mode, c->in[1], in_sdt(c, 1), t.tuples, t.k,
+                          t.block, t.per_sample, c->out[0], in_esz(c, 0));
+    const char *iname = c->g->values[nd->in[1]].name;
+    if (r == -1)
+        return ferry_fail(FERRY_EINVAL, "node '%s' (GatherND): an index in '%s' is out of range",
+                          nd->name, iname);
+    if (r)
+        return ferry_fail(FERRY_EINVAL,
+                          "node '%s' (GatherND): an index in '%s' reads outside its sample's "
+                          "%lld rows",
+                          nd->name, iname, (long long)t.block);
     return FERRY_OK;
 }
 
@@ -1213,6 +1245,7 @@ static const cpu_op_impl ops[OP_COUNT] = {
     [OP_TRANSPOSE] = {NULL, run_transpose, NULL},
     [OP_GATHER] = {NULL, run_gather, NULL},
     [OP_GATHER_ELEMENTS] = {NULL, run_gather_elements, NULL},
+    [OP_GATHER_ND] = {NULL, run_gather_nd, NULL},
     [OP_SCATTER_ND] = {NULL, run_scatter_nd, NULL},
     [OP_SCATTER_ELEMENTS] = {NULL, run_scatter_elements, NULL},
     [OP_EXPAND] = {NULL, run_expand, NULL},
