@@ -1819,6 +1819,53 @@ static void test_gather_elements(void **state)
     graph_free(g);
 }
 
+/* GatherND, batch_dims 1: x [N, 10] holds data [N, 4, 2] (elements 0-7)
+ * and each sample's 2 index tuples (elements 8-9, one component: a row of
+ * its own data, one of them negative) -> y [N, 2, 2]. */
+static void gather_nd_ref(const float *x, int64_t n, double *ref)
+{
+    for (int64_t b = 0; b < n; b++)
+        for (int t = 0; t < 2; t++) {
+            int64_t j = (int64_t)x[b * 10 + 8 + t];
+            j = j < 0 ? j + 4 : j;
+            for (int e = 0; e < 2; e++)
+                ref[(b * 2 + t) * 2 + e] = x[b * 10 + j * 2 + e];
+        }
+}
+
+static void test_gather_nd(void **state)
+{
+    (void)state;
+    need_device();
+    const int64_t n = 5;
+    graph *g = graph_new();
+    int64_t dx[2] = {FERRY_DIM_BATCH, 10}, dd2[2] = {FERRY_DIM_BATCH, 8}, di2[2] = {FERRY_DIM_BATCH, 2};
+    int64_t dd[3] = {FERRY_DIM_BATCH, 4, 2}, di[3] = {FERRY_DIM_BATCH, 2, 1};
+    int64_t dy[3] = {FERRY_DIM_BATCH, 2, 2};
+    int x = add_typed(g, "x", FERRY_F32, 2, dx), d2 = add_typed(g, "d2", FERRY_F32, 2, dd2);
+    int data = add_typed(g, "data", FERRY_F32, 3, dd), i2 = add_typed(g, "i2", FERRY_F32, 2, di2);
+    int if3 = add_typed(g, "if3", FERRY_F32, 3, di), idx = add_typed(g, "idx", FERRY_I64, 3, di);
+    int y = add_typed(g, "y", FERRY_F32, 3, dy);
+    int64_t s0[2] = {0, 0}, s1[2] = {0, 8};
+    add_slice(g, "d2", x, d2, s0);
+    add_slice(g, "i2", x, i2, s1);
+    graph_add_node(g, OP_RESHAPE, "data", 1, &d2, 1, &data);
+    graph_add_node(g, OP_RESHAPE, "if3", 1, &i2, 1, &if3);
+    add_cast(g, "idx", if3, idx, FERRY_I64);
+    int a[2] = {data, idx};
+    int k = graph_add_node(g, OP_GATHER_ND, "gnd", 2, a, 1, &y);
+    g->nodes[k].mode = 1; /* batch_dims */
+    set_io(g, 1, &x, 1, &y);
+    float *xv = rand_vec(n * 10, 1.0f);
+    static const float rows[5][2] = {{0, 3}, {-1, 1}, {2, 2}, {-4, 0}, {1, -2}};
+    for (int64_t b = 0; b < n; b++)
+        for (int t = 0; t < 2; t++)
+            xv[b * 10 + 8 + t] = rows[b][t];
+    op_case(g, "gathernd batch_dims 1", n, xv, n * 10, gather_nd_ref, n * 4, 0.0, 2e-3);
+    free(xv);
+    graph_free(g);
+}
+
 static void test_scatter_elements(void **state)
 {
     (void)state;
@@ -3411,6 +3458,7 @@ int main(void)
         cmocka_unit_test(test_eye_like),
         cmocka_unit_test(test_depth_to_space),
         cmocka_unit_test(test_gather_elements),
+        cmocka_unit_test(test_gather_nd),
         cmocka_unit_test(test_scatter_elements),
         cmocka_unit_test(test_grid_sample),
         cmocka_unit_test(test_einsum),

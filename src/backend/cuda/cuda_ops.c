@@ -1063,6 +1063,54 @@ static ferry_status run_scatter_nd(const cuda_call *c)
                                        c->out[0], &sc, call_esz(c, nd->in[0]), c->stream));
 }
 
+/* GatherND (any element type, batch_dims): shape_data.c checked the
+ * shapes and the batch rule; the kernel reads zeros where the CPU fails
+ * the run (an index out of range, or outside its sample's rows). */
+static ferry_status supports_gather_nd(const cuda_prep *p)
+{
+    const graph_node *nd = p->nd;
+    if (!is_int(p->g->values[nd->in[1]].dtype))
+        return cuda_unsupported(nd, "indices must be int32 or int64");
+    if (p->g->values[nd->in[0]].ndim > KERN_MAX_DIMS)
+        return cuda_unsupported(nd, "rank above %d", KERN_MAX_DIMS);
+    return FERRY_OK;
+}
+
+static ferry_status run_gather_nd(const cuda_call *c)
+{
+    const graph_node *nd = c->nd;
+    dims x = vdims(c->g, nd->in[0], c->n), idx = vdims(c->g, nd->in[1], c->n);
+    int b = nd->mode;
+    kern_scatter sc;
+    memset(&sc, 0, sizeof sc);
+    sc.k = (int)idx.d[idx.n - 1];
+    sc.n_tuples = sc.k ? numel(&idx) / sc.k : 0;
+    int64_t acc = 1; /* elements after dim i */
+    sc.slice = 1;
+    for (int i = x.n - 1; i >= b; i--) {
+        if (i < b + sc.k) {
+            sc.dims[i - b] = x.d[i];
+            sc.stride[i - b] = acc;
+        } else {
+            sc.slice *= x.d[i];
+        }
+        acc *= x.d[i];
+    }
+    int64_t lead = 1;
+    for (int i = 0; i < b; i++)
+        lead *= x.d[i];
+    if (b > 0 && lead > 0) {
+        sc.bd_tuples = sc.n_tuples / lead;
+        sc.bd_stride = acc;
+    }
+    if (nd->mode2 && c->n > 0) { /* shape_data.c: indices address the batch axis */
+        sc.block = x.d[0] / c->n;
+        sc.per_sample = sc.n_tuples / c->n;
+    }
+    return CUDA_LAUNCH(c, kern_gather_nd(c->in[0], c->in[1], c->g->values[nd->in[1]].dtype,
+                                         c->out[0], &sc, call_esz(c, nd->in[0]), c->stream));
+}
+
 /* ConstantOfShape: the fill value, in the output's storage dtype, is read
  * at prepare from the loader-made constant (absent: f32 zero). */
 static ferry_status prepare_constant_of_shape(cuda_prep *p, void **state)
@@ -1303,6 +1351,7 @@ static const cuda_op_impl ops[OP_COUNT] = {
     [OP_SPLIT] = {supports_rank, NULL, run_split, NULL},
     [OP_GATHER] = {supports_gather, NULL, run_gather, NULL},
     [OP_SCATTER_ND] = {supports_scatter_nd, NULL, run_scatter_nd, NULL},
+    [OP_GATHER_ND] = {supports_gather_nd, NULL, run_gather_nd, NULL},
     [OP_CONSTANT_OF_SHAPE] = {NULL, prepare_constant_of_shape, run_constant_of_shape, NULL},
     [OP_RANGE] = {NULL, NULL, run_range, NULL},
     [OP_TRILU] = {supports_trilu, NULL, run_trilu, NULL},

@@ -209,9 +209,17 @@ typedef struct kern_scatter {
     int64_t n_tuples, slice, total; /* total: x's elements */
     int64_t dims[KERN_MAX_DIMS], stride[KERN_MAX_DIMS];
     int64_t block, per_sample;
+    /* GatherND's batch_dims: tuple t reads batch element t / bd_tuples,
+     * bd_stride elements of x apart (0: no batch_dims) */
+    int64_t bd_tuples, bd_stride;
 } kern_scatter;
 cudaError_t kern_scatter_nd(const void *x, const void *idx, ferry_dtype idt, const void *u, void *y,
                             const kern_scatter *sc, size_t esz, cudaStream_t s);
+/* GatherND: y[t, e] = x at tuple t's k components (dims/stride: the
+ * addressed dims), element e of its slice; an index out of range (or, with
+ * block, outside its sample's rows) reads zero. */
+cudaError_t kern_gather_nd(const void *x, const void *idx, ferry_dtype idt, void *y,
+                           const kern_scatter *sc, size_t esz, cudaStream_t s);
 /* y = cond ? a : b, broadcast as bc (cond is bool, a and b of esz bytes). */
 cudaError_t kern_where(const void *cond, const void *a, const void *b, void *y,
                        const kern_bcast3 *bc, size_t esz, cudaStream_t s);
@@ -382,9 +390,9 @@ cudaError_t kern_grid_sample_run(const void *x, const void *grid, void *y,
  * (elements of the compute dtype). */
 enum { KERN_RNN_GRU = 0, KERN_RNN_LSTM, KERN_RNN_TANH, KERN_RNN_RELU };
 typedef struct kern_rnn {
-    int kind;         /* KERN_RNN_*: LSTM (gates i,o,f,c), GRU (z,r,h), RNN (one gate) */
-    int reverse;      /* the direction walks the sequence backwards */
-    int64_t seq, k;   /* steps in all; this step (0 first) */
+    int kind;            /* KERN_RNN_*: LSTM (gates i,o,f,c), GRU (z,r,h), RNN (one gate) */
+    int reverse;         /* the direction walks the sequence backwards */
+    int64_t seq, k;      /* steps in all; this step (0 first) */
     const int32_t *lens; /* per batch row, steps it runs (clamped to [0, seq]); NULL: seq.
                             Reverse rows start at their own last step, as the CPU's */
     int64_t batch, H, GH;

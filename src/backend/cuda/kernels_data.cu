@@ -140,6 +140,32 @@ __global__ void scatter_nd_kernel(const I *__restrict__ idx, const W *__restrict
     }
 }
 
+/* One thread per output element: tuple t = i / slice, element i % slice
+ * of the slice it reads. */
+template <typename W, typename I>
+__global__ void gather_nd_kernel(const W *__restrict__ x, const I *__restrict__ idx,
+                                 W *__restrict__ y, kern_scatter sc)
+{
+    GRID_LOOP(i, sc.n_tuples * sc.slice)
+    {
+        int64_t t = i / sc.slice, e = i % sc.slice;
+        int64_t off = sc.bd_tuples > 0 ? t / sc.bd_tuples * sc.bd_stride : 0;
+        bool ok = true;
+        for (int j = 0; j < sc.k; j++) {
+            int64_t v = (int64_t)idx[t * sc.k + j];
+            if (v < 0)
+                v += sc.dims[j];
+            ok = ok && v >= 0 && v < sc.dims[j];
+            if (j == 0 && sc.block > 0) {
+                int64_t lo = t / sc.per_sample * sc.block;
+                ok = ok && v >= lo && v < lo + sc.block;
+            }
+            off += v * sc.stride[j];
+        }
+        y[i] = ok ? x[off + e] : (W)0;
+    }
+}
+
 template <typename W>
 __global__ void where_kernel(const uint8_t *__restrict__ c, const W *__restrict__ a,
                              const W *__restrict__ b, W *__restrict__ y, kern_bcast3 bc)
@@ -533,6 +559,23 @@ template <typename W> struct scatter_nd_go {
     }
 };
 
+template <typename W> struct gather_nd_go {
+    static cudaError_t go(const void *x, const void *idx, ferry_dtype idt, void *y,
+                          const kern_scatter *sc, cudaStream_t s)
+    {
+        int64_t n = sc->n_tuples * sc->slice;
+        if (idt == FERRY_I64)
+            gather_nd_kernel<W, int64_t>
+                <<<grid_for(n), kThreads, 0, s>>>((const W *)x, (const int64_t *)idx, (W *)y, *sc);
+        else if (idt == FERRY_I32)
+            gather_nd_kernel<W, int32_t>
+                <<<grid_for(n), kThreads, 0, s>>>((const W *)x, (const int32_t *)idx, (W *)y, *sc);
+        else
+            return cudaErrorInvalidValue;
+        return cudaGetLastError();
+    }
+};
+
 template <typename W> struct where_go {
     static cudaError_t go(const void *c, const void *a, const void *b, void *y,
                           const kern_bcast3 *bc, cudaStream_t s)
@@ -678,6 +721,16 @@ extern "C" cudaError_t kern_scatter_nd(const void *x, const void *idx, ferry_dty
     if (sc->block > 0 && sc->per_sample <= 0)
         return cudaErrorInvalidValue;
     return by_size<scatter_nd_go>(esz, idx, idt, u, y, sc, s);
+}
+
+extern "C" cudaError_t kern_gather_nd(const void *x, const void *idx, ferry_dtype idt, void *y,
+                                      const kern_scatter *sc, size_t esz, cudaStream_t s)
+{
+    if (sc->n_tuples * sc->slice <= 0)
+        return cudaSuccess;
+    if (sc->block > 0 && sc->per_sample <= 0)
+        return cudaErrorInvalidValue;
+    return by_size<gather_nd_go>(esz, x, idx, idt, y, sc, s);
 }
 
 extern "C" cudaError_t kern_where(const void *cond, const void *a, const void *b, void *y,
