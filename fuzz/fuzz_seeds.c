@@ -407,6 +407,26 @@ static void models(void)
             ob_tensor(b, "gei", 7, 2, ged, gev, sizeof gev));
     ob_attr_i(b, n, "axis", 1);
     save_model(b, "gatherelements.onnx");
+
+    /* GatherND, batch_dims 1: x [N, 5, 4], indices [N, 2, 1] are not
+     * constant per sample here, so a constant [1, 2, 1] one is refused at
+     * load (its batch dim differs from data's): the fuzzer mutates both */
+    b = one_node(13, "GatherND", 3, x3, "gni", &n);
+    int64_t gnd[3] = {1, 2, 1}, gnv[2] = {4, -1};
+    OB_PUSH(b, b->graph.initializer, b->graph.n_initializer,
+            ob_tensor(b, "gni", 7, 3, gnd, gnv, sizeof gnv));
+    ob_attr_i(b, n, "batch_dims", 1);
+    save_model(b, "gathernd.onnx");
+
+    /* GatherND of a constant table by per-sample index pairs */
+    b = ob_new(13);
+    int64_t tid[3] = {-1, 3, 2}, tdd[2] = {4, 3};
+    ob_input(b, "ids", 3, tid);
+    b->graph.input[0]->type->tensor_type->elem_type = 7;
+    ob_output(b, "y", -1, NULL);
+    ob_init_f32(b, "table", 2, tdd, NULL);
+    ob_node(b, "GatherND", "gn", "table,ids", "y");
+    save_model(b, "gathernd-table.onnx");
 }
 
 static void infer(void)
