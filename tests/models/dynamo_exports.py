@@ -114,11 +114,20 @@ class HfOut(nn.Module):
         return self.m(input_ids, attention_mask=attention_mask)[0]
 
 
-def hf_model(cfg_name, model_name, **cfg):
+class HfVision(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, pixel_values):
+        return self.m(pixel_values)[0]
+
+
+def hf_model(cfg_name, model_name, wrap=HfOut, **cfg):
     def build():
         c = getattr(hf, cfg_name)(**cfg)
         c._attn_implementation = "eager"
-        return HfOut(getattr(hf, model_name)(c).eval())
+        return wrap(getattr(hf, model_name)(c).eval())
     return build
 
 
@@ -131,6 +140,25 @@ if hf is not None:
                              vocab_size=1000), ids(16, 1000)),
         ("hf-llama", hf_model("LlamaConfig", "LlamaModel", num_key_value_heads=2, **small),
          ids(16, 1000)),
+        ("hf-distilbert", hf_model("DistilBertConfig", "DistilBertModel", dim=64, n_layers=2,
+                                   n_heads=4, hidden_dim=128, vocab_size=1000), bert_in),
+        ("hf-roberta", hf_model("RobertaConfig", "RobertaModel", **small), bert_in),
+        ("hf-t5-encoder", hf_model("T5Config", "T5EncoderModel", d_model=64, d_kv=16, d_ff=128,
+                                   num_layers=2, num_heads=4, vocab_size=1000), bert_in),
+        ("hf-clip-text", hf_model("CLIPTextConfig", "CLIPTextModel", **small), bert_in),
+        ("hf-qwen2", hf_model("Qwen2Config", "Qwen2Model", num_key_value_heads=2, **small),
+         ids(16, 1000)),
+        ("hf-mistral", hf_model("MistralConfig", "MistralModel", num_key_value_heads=2, **small),
+         ids(16, 1000)),
+        ("hf-phi3", hf_model("Phi3Config", "Phi3Model", num_key_value_heads=2, pad_token_id=0,
+                             **small), ids(16, 1000)),
+        ("hf-gemma", hf_model("GemmaConfig", "GemmaModel", num_key_value_heads=2, head_dim=16,
+                              **small), ids(16, 1000)),
+        ("hf-modernbert", hf_model("ModernBertConfig", "ModernBertModel", pad_token_id=0,
+                                   bos_token_id=1, eos_token_id=2, cls_token_id=1,
+                                   sep_token_id=2, **small), bert_in),
+        ("hf-vit", hf_model("ViTConfig", "ViTModel", wrap=HfVision, image_size=32, patch_size=8,
+                            **{k: v for k, v in small.items() if k != "vocab_size"}), img(3, 32)),
     ]
 
 
@@ -144,7 +172,10 @@ def rel_err(y, ref):
 
 def run(name, build, inputs, ferry, tmp):
     torch.manual_seed(0)
-    m = build().eval()
+    try:
+        m = build().eval()
+    except Exception as e:  # noqa: BLE001
+        return f"build: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]}"
     rng = np.random.default_rng(0)
     xs = inputs(rng, 2)
     names = [f"in{i}" for i in range(len(xs))]
