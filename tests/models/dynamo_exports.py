@@ -61,6 +61,38 @@ def tv(name, **kw):
     return build
 
 
+class SegOut(nn.Module):
+    """torchvision's segmentation models return a dict; a user exports ['out']."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m(x)["out"]
+
+
+def seg(name):
+    def build():
+        m = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None,
+                                                           num_classes=5)
+        with torch.no_grad():
+            m.train()
+            m(torch.randn(4, 3, 64, 64))
+        return SegOut(m.eval())
+    return build
+
+
+def video(name):
+    def build():
+        m = getattr(torchvision.models.video, name)(weights=None, num_classes=7)
+        with torch.no_grad():
+            m.train()
+            m(torch.randn(4, 3, 4, 32, 32))
+        return m.eval()
+    return build
+
+
 def vit_tiny():
     m = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2,
                                              num_heads=4, hidden_dim=64, mlp_dim=128,
@@ -94,6 +126,12 @@ if torchvision is not None:
         ("shufflenet_v2_x0_5", tv("shufflenet_v2_x0_5"), img(3, 64)),
         ("vit-tiny", vit_tiny, img(3, 32)),
         ("swin_t", tv("swin_t"), img(3, 64)),
+        ("densenet121", tv("densenet121"), img(3, 64)),
+        ("regnet_y_400mf", tv("regnet_y_400mf"), img(3, 64)),
+        ("mnasnet0_5", tv("mnasnet0_5"), img(3, 64)),
+        ("lraspp_mobilenet_v3_large", seg("lraspp_mobilenet_v3_large"), img(3, 64)),
+        ("r3d_18", video("r3d_18"), lambda rng, b: [rng.standard_normal((b, 3, 4, 32, 32),
+                                                                        dtype=np.float32)]),
     ]
 
 try:
