@@ -201,8 +201,10 @@ static void on_done(void *user, ferry_status st)
     srv_request *r = user;
     r->status = st;
     /* the engine's reason, for the answer and the log: with source
-     * locations only for a verbose log */
-    if (srv_outcome_of(st) == SRV_BACKEND) {
+     * locations only for a verbose log; for every failure but the
+     * rejections, whose answers say what happened (an index out of range
+     * in a request's ids fails with FERRY_EINVAL and must say which) */
+    if (st != FERRY_OK && srv_outcome_of(st) != SRV_REJECTED) {
         if (r->srv->cfg.log_level >= FERRY_LOG_VERBOSE)
             snprintf(r->err_msg, sizeof r->err_msg, "%s", ferry_last_error());
         else
