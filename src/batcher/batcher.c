@@ -347,6 +347,20 @@ static ferry_status check_tensors(const ferry_batcher *b, const io_desc *d, int 
         }
         if (!t[i].data)
             return ferry_fail(FERRY_EINVAL, "batcher: %s '%s' has no data", what, d[i].name);
+        if (d[i].has_range) {
+            int64_t cnt = ferry_tensor_numel(&t[i]);
+            for (int64_t j = 0; j < cnt; j++) {
+                int64_t v = t[i].dtype == FERRY_I64 ? ((const int64_t *)t[i].data)[j]
+                                                    : ((const int32_t *)t[i].data)[j];
+                if (v < d[i].lo || v >= d[i].hi)
+                    return ferry_fail(FERRY_EINVAL,
+                                      "batcher: %s '%s' holds %lld at element %lld; it indexes a "
+                                      "table of %lld rows (valid: %lld to %lld)",
+                                      what, d[i].name, (long long)v, (long long)j,
+                                      (long long)d[i].hi, (long long)d[i].lo,
+                                      (long long)d[i].hi - 1);
+            }
+        }
         if (*k < 0)
             *k = t[i].shape[0];
         else if (t[i].shape[0] != *k)
@@ -1009,6 +1023,7 @@ ferry_status ferry_batcher_create(ferry_engine *e, const ferry_batcher_config *c
         if ((st = ferry_model_input(m, i, &ti)) != FERRY_OK ||
             (st = describe_io(b, &ti, engine_input_sample_bytes(e, i), "input", &b->in[i])))
             goto fail;
+        b->in[i].has_range = engine_input_index_range(e, i, &b->in[i].lo, &b->in[i].hi);
         b->in_sample_bytes += b->in[i].sample_bytes;
     }
     b->defer_copy = b->in_sample_bytes >= defer_bytes();

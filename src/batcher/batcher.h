@@ -51,6 +51,11 @@ typedef struct io_desc {
     int ndim;
     int64_t shape[FERRY_MAX_DIMS]; /* shape[0] is the batch dimension */
     size_t sample_bytes;
+    /* integer ids that index a constant table (a vocabulary): a request
+     * with one outside [lo, hi) is refused alone at submit, rather than
+     * failing the whole batch it would ride in (has_range 0: unchecked) */
+    int has_range;
+    int64_t lo, hi;
 } io_desc;
 
 /* One request: lives in the node slab from submit to its callback. */

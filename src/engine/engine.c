@@ -650,6 +650,10 @@ size_t engine_input_sample_bytes(const ferry_engine *e, int i)
 {
     return e->in_sample_bytes[i];
 }
+int engine_input_index_range(const ferry_engine *e, int i, int64_t *lo, int64_t *hi)
+{
+    return graph_index_range(e->g, e->g->inputs[i], lo, hi);
+}
 size_t engine_output_sample_bytes(const ferry_engine *e, int i)
 {
     return e->out_sample_bytes[i];

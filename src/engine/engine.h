@@ -47,6 +47,9 @@ void engine_slot_release(engine_slot *s);
 
 /* Bytes of one sample of input / output i in io dtype. */
 size_t engine_input_sample_bytes(const ferry_engine *e, int i);
+/* Input i's valid indices when it indexes a constant table (graph.h's
+ * graph_index_range): 1 and [*lo, *hi), else 0. */
+int engine_input_index_range(const ferry_engine *e, int i, int64_t *lo, int64_t *hi);
 size_t engine_output_sample_bytes(const ferry_engine *e, int i);
 int engine_max_batch(const ferry_engine *e);
 const ferry_model *engine_model(const ferry_engine *e);

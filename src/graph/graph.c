@@ -269,3 +269,46 @@ void graph_mask_strides(const int64_t *xd, int xn, const int64_t *md, int mn, in
         st *= size;
     }
 }
+
+/* Depth-first over v's consumers: views and integer casts pass the indices
+ * on; a Gather of a constant whose indices they are bounds them by its
+ * axis's length (Gather wraps negative indices once). */
+static void index_range_from(const graph *g, int v, int depth, int64_t *bound)
+{
+    if (depth > 8)
+        return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const graph_node *n = &g->nodes[i];
+        if (n->dead || n->n_in < 1)
+            continue;
+        if (n->op == OP_GATHER && n->n_in >= 2 && n->in[1] == v && n->in[0] >= 0) {
+            const graph_value *x = &g->values[n->in[0]];
+            int ax = n->axis < 0 ? n->axis + x->ndim : n->axis;
+            if (x->is_const && ax >= 0 && ax < x->ndim && x->dims[ax] > 0 &&
+                (*bound < 0 || x->dims[ax] < *bound))
+                *bound = x->dims[ax];
+            continue;
+        }
+        if (n->in[0] != v || n->n_out < 1 || n->out[0] < 0)
+            continue;
+        int view = n->op == OP_RESHAPE || n->op == OP_UNSQUEEZE || n->op == OP_SQUEEZE ||
+                   n->op == OP_IDENTITY || n->op == OP_FLATTEN;
+        int cast = n->op == OP_CAST && (n->to == FERRY_I64 || n->to == FERRY_I32);
+        if (view || cast)
+            index_range_from(g, n->out[0], depth + 1, bound);
+    }
+}
+
+int graph_index_range(const graph *g, int v, int64_t *lo, int64_t *hi)
+{
+    const graph_value *x = &g->values[v];
+    if (x->dtype != FERRY_I64 && x->dtype != FERRY_I32)
+        return 0;
+    int64_t bound = -1;
+    index_range_from(g, v, 0, &bound);
+    if (bound <= 0)
+        return 0;
+    *lo = -bound;
+    *hi = bound;
+    return 1;
+}

@@ -360,6 +360,11 @@ ferry_status graph_fold_constants(graph *g);
  * if it did; 0 leaves outs NULL and no error set (the node then runs). */
 int graph_eval_node(graph *g, int ni, size_t max_bytes, void **outs);
 ferry_status graph_fuse(graph *g);
+/* The indices integer value v may hold, when it (through views and integer
+ * casts) indexes a constant table with Gather: a value outside [*lo, *hi)
+ * would fail that Gather at run time, so a caller may refuse it up front,
+ * one request at a time (the batcher). Returns 0 when no Gather bounds v. */
+int graph_index_range(const graph *g, int v, int64_t *lo, int64_t *hi);
 /* Marks views (Identity, Reshape, Flatten) as aliases of their input. */
 ferry_status graph_resolve_views(graph *g);
 /* All of the above, in order; called by ferry_model_load. */

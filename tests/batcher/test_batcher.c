@@ -404,6 +404,54 @@ static void test_bad_requests(void **state)
 
 /* (6) With the engine blocked, queued high-priority requests run first;
  * within a level, arrival order is kept. */
+/* ids [N, 4] int64 -> Gather of a constant table [10, 3] (an embedding)
+ * -> y [N, 4, 3]: a request with an id outside [-10, 10) is refused alone
+ * at submit, naming the input, the value and the range; the batch it would
+ * have joined runs without it. */
+static void test_ids_out_of_range(void **state)
+{
+    (void)state;
+    ob *mb = ob_new(13);
+    int64_t idd[2] = {-1, 4}, td[2] = {10, 3}, yd[3] = {-1, 4, 3};
+    float table[30];
+    for (int i = 0; i < 30; i++)
+        table[i] = (float)i;
+    ob_input(mb, "ids", 2, idd);
+    mb->graph.input[0]->type->tensor_type->elem_type = 7; /* int64 */
+    ob_output(mb, "y", 3, yd);
+    ob_init_f32(mb, "table", 2, td, table);
+    ob_node(mb, "Gather", "emb", "table,ids", "y");
+    size_t len;
+    uint8_t *buf = ob_pack(mb, &len);
+    ferry_model *m = NULL;
+    assert_int_equal(ferry_model_load_buffer(buf, len, NULL, &m), FERRY_OK);
+    ob_free(mb);
+    ferry_engine_config ec;
+    ferry_engine_config_init(&ec);
+    ec.max_batch = 8;
+    ferry_engine *e = NULL;
+    assert_int_equal(ferry_engine_create(m, &ec, &e), FERRY_OK);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    ferry_batcher *b = make_batcher(e, &c);
+    int64_t good[8] = {0, 9, -10, -1, 3, 3, 3, 3}, bad[4] = {1, 2, 10, 0};
+    float out[8 * 12];
+    ferry_tensor x = {.dtype = FERRY_I64, .ndim = 2, .shape = {1, 4}, .data = bad};
+    ferry_tensor y = {.dtype = FERRY_F32, .ndim = 3, .shape = {1, 4, 3}, .data = out};
+    assert_int_equal(ferry_batcher_infer(b, &x, 1, &y, 1, NULL), FERRY_EINVAL);
+    assert_non_null(strstr(ferry_last_error(), "input 'ids' holds 10 at element 2; it indexes a "
+                                               "table of 10 rows (valid: -10 to 9)"));
+    x.data = good;
+    x.shape[0] = 2;
+    y.shape[0] = 2;
+    assert_int_equal(ferry_batcher_infer(b, &x, 1, &y, 1, NULL), FERRY_OK);
+    assert_true(out[0] == 0.0f && out[3] == 27.0f && out[6] == 0.0f && out[9] == 27.0f);
+    assert_true(out[12] == 9.0f); /* ids[1][0] = 3 -> row 3 */
+    ferry_batcher_destroy(b);
+    ferry_engine_destroy(e);
+    ferry_model_destroy(m);
+}
+
 static void test_priorities(void **state)
 {
     (void)state;
@@ -1497,6 +1545,7 @@ int main(void)
         cmocka_unit_test(test_max_queue),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_ids_out_of_range),
         cmocka_unit_test(test_priorities),
         cmocka_unit_test(test_priority_levels_and_default),
         cmocka_unit_test(test_preferred),
