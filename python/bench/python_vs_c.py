@@ -17,6 +17,8 @@ usage: PYTHONPATH=build/python /usr/bin/python3 python/bench/python_vs_c.py \\
            [--build build] [--clients 64] [--duration 3] [--json out.json]
 """
 import argparse
+import functools
+import hashlib
 import json
 import os
 import subprocess
@@ -54,23 +56,18 @@ def call_overhead(ferry, model, features, calls):
     return {"python_us": py_us, "c_us": c_us, "overhead_us": py_us - c_us}
 
 
-def python_batcher(ferry, model, clients, seconds, max_batch, delay_us, workers=0,
-                   preferred=None):
-    e = ferry.Engine(model, batch_size=max_batch, num_threads=workers)
-    e.warmup()
-    b = ferry.DynamicBatcher(e, max_batch=max_batch, max_delay_us=delay_us,
-                             preferred_batch_sizes=preferred)
-    xs = np.random.default_rng(1).uniform(-1, 1, (clients, 256)).astype(np.float32)
+def closed_loop(clients, seconds, make_call):
+    """clients threads, each calling make_call(i)() in a loop for seconds
+    after they all started; calls per second over all of them."""
     stop = threading.Event()
     counts = [0] * clients
     start = threading.Barrier(clients + 1)
 
     def client(i):
-        x = xs[i]
+        call, n = make_call(i), 0
         start.wait()
-        n = 0
         while not stop.is_set():
-            b.infer(x)
+            call()
             n += 1
         counts[i] = n
 
@@ -83,11 +80,20 @@ def python_batcher(ferry, model, clients, seconds, max_batch, delay_us, workers=
     stop.set()
     for t in ts:
         t.join()
-    dt = time.perf_counter() - t0
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def python_batcher(ferry, model, clients, seconds, max_batch, delay_us, workers=0,
+                   preferred=None):
+    e = ferry.Engine(model, batch_size=max_batch, num_threads=workers)
+    e.warmup()
+    b = ferry.DynamicBatcher(e, max_batch=max_batch, max_delay_us=delay_us,
+                             preferred_batch_sizes=preferred)
+    xs = np.random.default_rng(1).uniform(-1, 1, (clients, 256)).astype(np.float32)
+    rps = closed_loop(clients, seconds, lambda i: functools.partial(b.infer, xs[i]))
     st = b.stats()
     b.close()
-    return {"requests_per_s": sum(counts) / dt,
-            "mean_batch": st["samples"] / max(st["batches"], 1)}
+    return {"requests_per_s": rps, "mean_batch": st["samples"] / max(st["batches"], 1)}
 
 
 def gil_ceiling(clients, seconds):
@@ -96,30 +102,9 @@ def gil_ceiling(clients, seconds):
     (CPython releases the GIL above 2047 bytes; ~2 us of work). Every
     DynamicBatcher.infer does the same one release and one retake, so its
     requests/s cannot pass this whatever the batcher does."""
-    import hashlib
     data = b"x" * 2048
-    stop = threading.Event()
-    counts = [0] * clients
-    start = threading.Barrier(clients + 1)
-
-    def client(i):
-        h, n = hashlib.sha1, 0
-        start.wait()
-        while not stop.is_set():
-            h(data)
-            n += 1
-        counts[i] = n
-
-    ts = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for t in ts:
-        t.start()
-    start.wait()
-    t0 = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for t in ts:
-        t.join()
-    return {"requests_per_s": sum(counts) / (time.perf_counter() - t0), "mean_batch": None}
+    rps = closed_loop(clients, seconds, lambda i: functools.partial(hashlib.sha1, data))
+    return {"requests_per_s": rps, "mean_batch": None}
 
 
 def c_batcher(cli, model, clients, seconds, max_batch):
