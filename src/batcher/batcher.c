@@ -483,6 +483,7 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
                                                                         : r->t_submit + timeout;
     r->k = (int32_t)k;
     r->prio = prio;
+    r->alone = 0;
     r->extra = extra;
     r->extra_class = cls;
     r->in = extra ? extra : (unsigned char *)(r->outs + b->n_out);
@@ -548,10 +549,80 @@ ferry_status ferry_batcher_infer(ferry_batcher *b, const ferry_tensor *inputs, i
 
 /* ------------------------------------------------------- completion */
 
+/* A batch that failed on what one request holds (an id that a Gather
+ * inside the model finds out of range, a shape the model computes from
+ * its data): with several requests in it, each goes back to the queue
+ * marked alone and runs in a batch of its own (fill), so that the one at
+ * fault gets the engine's error and the others their answers, not the
+ * other way round. Other failures (memory, the device) fail the batch.
+ * Ids checked at submit (io_desc.has_range) never get this far; this is
+ * for what only the model can find. Returns 0 when it could not (no
+ * memory to hold an input again): then the batch fails as it would have. */
+static int retry_alone(ferry_batcher *b, batch *c, engine_slot *s, ferry_status st)
+{
+    if ((st != FERRY_EINVAL && st != FERRY_ESHAPE) || c->n_req < 2)
+        return 0;
+    /* Inputs copied into staging from a buffer of their own gave that
+     * buffer back (add_to_batch): take one again, for every such request
+     * or none, and copy the inputs back from staging (which the engine
+     * reads and never writes). Inline inputs and deferred copies are still
+     * in the node. */
+    if (!b->defer_copy) {
+        bnode *r;
+        for (r = c->head; r; r = r->next)
+            if (r->k > b->inline_k) {
+                r->extra_class = ceil_log2(r->k);
+                if (!(r->extra = slab_get(&b->bufs[r->extra_class])))
+                    break;
+            }
+        if (r) {
+            for (bnode *q = c->head; q != r; q = q->next)
+                if (q->extra) {
+                    slab_put(&b->bufs[q->extra_class], q->extra);
+                    q->extra = NULL;
+                }
+            return 0;
+        }
+        for (r = c->head; r; r = r->next) {
+            if (r->extra)
+                r->in = r->extra;
+            unsigned char *p = r->in;
+            for (int i = 0; i < b->n_in; i++) {
+                size_t bytes = (size_t)r->k * b->in[i].sample_bytes;
+                memcpy(p,
+                       (const unsigned char *)engine_slot_input(s, i) +
+                           (size_t)r->off * b->in[i].sample_bytes,
+                       bytes);
+                p += bytes;
+            }
+        }
+    }
+    engine_slot_release(s);
+    /* b must outlive this call: the requests may complete (and destroy
+     * free b) as soon as they are queued */
+    atomic_fetch_add(&b->outstanding, 1);
+    /* queued first (the dispatcher subtracts what it takes); they were
+     * admitted once, so max_queue does not refuse them now */
+    atomic_fetch_add(&b->queued, QUEUED_PACK(c->n_req, c->n));
+    for (bnode *r = c->head, *next; r; r = next) {
+        next = r->next;
+        r->alone = 1;
+        inbox_push(&b->inboxes[r->prio], r); /* oldest first: the inbox restores the order */
+    }
+    slab_put(&b->batches, c);
+    atomic_fetch_sub(&b->inflight, 1);
+    atomic_store(&b->want, BATCHER_NEVER);
+    wake_dispatcher(b);
+    unref(b, 1);
+    return 1;
+}
+
 static void batch_done(void *user, engine_slot *s, ferry_status st)
 {
     batch *c = user;
     ferry_batcher *b = c->b;
+    if (st != FERRY_OK && retry_alone(b, c, s, st))
+        return;
     int64_t now = ferry_now_us(), out_ns = ferry_now_ns();
     if (st == FERRY_OK) {
         for (int i = 0; i < b->n_out; i++) {
@@ -752,7 +823,7 @@ static int fill(ferry_batcher *b, int64_t now)
                 complete_alone(b, r, FERRY_ETIMEDOUT);
                 continue;
             }
-            if (c->n + r->k > b->cfg.max_batch) {
+            if (c->n + r->k > b->cfg.max_batch || (r->alone && c->n_req)) {
                 go = 1;
                 break;
             }
@@ -760,7 +831,7 @@ static int fill(ferry_batcher *b, int64_t now)
             reqs++;
             samples += r->k;
             add_to_batch(b, c, r);
-            if (c->n == b->cfg.max_batch ||
+            if (r->alone || c->n == b->cfg.max_batch ||
                 (is_preferred(b, c->n) && c->n + b->fifo_samples < target_after(b, c->n))) {
                 go = 1;
                 break;

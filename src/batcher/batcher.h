@@ -65,8 +65,9 @@ typedef struct bnode {
     void *user;
     int64_t t_submit, deadline; /* us; deadline BATCHER_NEVER = none */
     int32_t k, prio;
-    int64_t off; /* first sample in its batch */
-    void *extra; /* input buffer from a class slab when k > inline_k */
+    int32_t alone; /* its batch failed on data (batch_done): it runs in a batch of its own */
+    int64_t off;   /* first sample in its batch */
+    void *extra;   /* input buffer from a class slab when k > inline_k */
     int extra_class;
     unsigned char *in; /* k samples of input 0, then of input 1, ... */
     void *outs[];      /* n_out output pointers, then the inline input bytes */

@@ -402,15 +402,12 @@ static void test_bad_requests(void **state)
     ferry_engine_destroy(e);
 }
 
-/* (6) With the engine blocked, queued high-priority requests run first;
- * within a level, arrival order is kept. */
-/* ids [N, 4] int64 -> Gather of a constant table [10, 3] (an embedding)
- * -> y [N, 4, 3]: a request with an id outside [-10, 10) is refused alone
- * at submit, naming the input, the value and the range; the batch it would
- * have joined runs without it. */
-static void test_ids_out_of_range(void **state)
+/* ids [N, 4] int64 -> Gather of a constant table [10, 3] (row r holds
+ * 3r, 3r+1, 3r+2: an embedding) -> y [N, 4, 3]; with `twice`, the Gather
+ * takes ids + ids, an index only the model computes. An engine of one
+ * worker of depth 1 (block_engine can hold it). */
+static ferry_engine *table_engine(int twice, int max_batch, ferry_model **m)
 {
-    (void)state;
     ob *mb = ob_new(13);
     int64_t idd[2] = {-1, 4}, td[2] = {10, 3}, yd[3] = {-1, 4, 3};
     float table[30];
@@ -420,17 +417,31 @@ static void test_ids_out_of_range(void **state)
     mb->graph.input[0]->type->tensor_type->elem_type = 7; /* int64 */
     ob_output(mb, "y", 3, yd);
     ob_init_f32(mb, "table", 2, td, table);
-    ob_node(mb, "Gather", "emb", "table,ids", "y");
+    if (twice)
+        ob_node(mb, "Add", "twice", "ids,ids", "idx");
+    ob_node(mb, "Gather", "emb", twice ? "table,idx" : "table,ids", "y");
     size_t len;
     uint8_t *buf = ob_pack(mb, &len);
-    ferry_model *m = NULL;
-    assert_int_equal(ferry_model_load_buffer(buf, len, NULL, &m), FERRY_OK);
+    assert_int_equal(ferry_model_load_buffer(buf, len, NULL, m), FERRY_OK);
     ob_free(mb);
     ferry_engine_config ec;
     ferry_engine_config_init(&ec);
-    ec.max_batch = 8;
+    ec.workers = 1;
+    ec.pipeline_depth = 1;
+    ec.max_batch = max_batch;
     ferry_engine *e = NULL;
-    assert_int_equal(ferry_engine_create(m, &ec, &e), FERRY_OK);
+    assert_int_equal(ferry_engine_create(*m, &ec, &e), FERRY_OK);
+    return e;
+}
+
+/* A request with an id outside [-10, 10) is refused alone at submit,
+ * naming the input, the value and the range; the batch it would have
+ * joined runs without it. */
+static void test_ids_out_of_range(void **state)
+{
+    (void)state;
+    ferry_model *m = NULL;
+    ferry_engine *e = table_engine(0, 8, &m);
     ferry_batcher_config c;
     ferry_batcher_config_init(&c);
     ferry_batcher *b = make_batcher(e, &c);
@@ -452,6 +463,90 @@ static void test_ids_out_of_range(void **state)
     ferry_model_destroy(m);
 }
 
+/* A batch that fails on one request's data (here an index that only the
+ * model computes, 2 * ids, so submit cannot check it) runs each of its
+ * requests alone: the bad ones get the engine's error, the others their
+ * answers. Five requests wait behind a blocked engine and go as one batch:
+ * a request of 200 samples (its inputs held outside the node, so they
+ * come back from staging), two good ones, two bad. */
+typedef struct iso_rec {
+    atomic_int calls;
+    _Atomic int st;
+    char msg[256];
+} iso_rec;
+
+static void iso_cb(void *user, ferry_status st)
+{
+    iso_rec *r = user;
+    if (st != FERRY_OK)
+        snprintf(r->msg, sizeof r->msg, "%s", ferry_last_error());
+    atomic_store(&r->st, (int)st);
+    atomic_fetch_add(&r->calls, 1);
+}
+
+static void test_data_failure_isolated(void **state)
+{
+    (void)state;
+    ferry_model *m = NULL;
+    ferry_engine *e = table_engine(1, 256, &m);
+    ferry_batcher_config c;
+    ferry_batcher_config_init(&c);
+    c.max_batch = 256;
+    c.max_delay_us = 100000;
+    ferry_batcher *b = make_batcher(e, &c);
+    enum { R = 5, BIG = 200 };
+    static int64_t ids[R][BIG * 4];
+    static float out[R][BIG * 12];
+    const int64_t k[R] = {BIG, 1, 2, 1, 1};
+    const int bad[R] = {0, 1, 0, 1, 0}; /* 2 * 5 = 10 and 2 * -6 = -12: out of range */
+    for (int r = 0; r < R; r++)
+        for (int i = 0; i < k[r] * 4; i++)
+            ids[r][i] = (i * 3 + r) % 10 - 5; /* 2 * ids in [-10, 8]: valid */
+    ids[1][2] = 5;
+    ids[3][0] = -6;
+    iso_rec rec[R];
+    memset(rec, 0, sizeof rec);
+    engine_slot *plug = block_engine(e);
+    for (int r = 0; r < R; r++) {
+        ferry_tensor x = {.dtype = FERRY_I64, .ndim = 2, .shape = {k[r], 4}, .data = ids[r]};
+        ferry_tensor y = {.dtype = FERRY_F32, .ndim = 3, .shape = {k[r], 4, 3}, .data = out[r]};
+        assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, NULL, iso_cb, &rec[r]), FERRY_OK);
+    }
+    sleep_us(20000); /* all five queued, then one batch */
+    engine_slot_release(plug);
+    for (int spins = 0; spins < 20000; spins++) {
+        int all = 1;
+        for (int r = 0; r < R; r++)
+            all &= atomic_load(&rec[r].calls) > 0;
+        if (all)
+            break;
+        sleep_us(1000);
+    }
+    for (int r = 0; r < R; r++) {
+        assert_int_equal(atomic_load(&rec[r].calls), 1);
+        if (bad[r]) {
+            assert_int_equal(atomic_load(&rec[r].st), FERRY_EINVAL);
+            assert_non_null(strstr(rec[r].msg, "out of range"));
+            continue;
+        }
+        assert_int_equal(atomic_load(&rec[r].st), FERRY_OK);
+        for (int i = 0; i < k[r] * 4; i++) {
+            int64_t row = 2 * ids[r][i] < 0 ? 2 * ids[r][i] + 10 : 2 * ids[r][i];
+            for (int j = 0; j < 3; j++)
+                assert_true(out[r][i * 3 + j] == (float)(row * 3 + j));
+        }
+    }
+    ferry_batcher_stats bs;
+    ferry_batcher_get_stats(b, &bs);
+    assert_int_equal(bs.succeeded, 3);
+    assert_int_equal(bs.failed, 2);
+    ferry_batcher_destroy(b);
+    ferry_engine_destroy(e);
+    ferry_model_destroy(m);
+}
+
+/* With the engine blocked, queued high-priority requests run first;
+ * within a level, arrival order is kept. */
 static void test_priorities(void **state)
 {
     (void)state;
@@ -1546,6 +1641,7 @@ int main(void)
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_ids_out_of_range),
+        cmocka_unit_test(test_data_failure_isolated),
         cmocka_unit_test(test_priorities),
         cmocka_unit_test(test_priority_levels_and_default),
         cmocka_unit_test(test_preferred),
