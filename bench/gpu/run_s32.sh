@@ -11,7 +11,8 @@
 #   3. the GIL's ceiling beside the C batcher and DynamicBatcher on 16 cores
 #      and on 2 (python/bench/python_vs_c.py, issue 16)
 #   4. BERT-base fp16 at batch 1: Nsight Compute's time of every kernel of
-#      one forward, summed by kernel (issue 15's 1.2x at batch 1)
+#      one forward, summed by kernel (issue 15's 1.2x at batch 1); then
+#      FERRY_GEMM_TUNE with split-K candidates against the default
 #   5. issue 17 on the device's 16-core CPU: bert-var-256, lengths 8..128,
 #      the three modes (bench/varlen_bench.c, staged by run_varlen.sh stage)
 set -u
@@ -72,8 +73,17 @@ print(f"total {s:.1f} us in {sum(cnt.values())} kernels (every forward run)")
 for k, v in tot.most_common(16):
     print(f"{v:8.1f} us {cnt[k]:4d}x {v/cnt[k]:6.1f} grid {grid[k][0]:6.0f}x{grid[k][1]:4.0f}  {k}")
 PY
-$S/bin/ferry bench /tmp/rg/bert_base.onnx --device cuda --precision fp16 --graphs --sweep \
-    --batch-sizes 1,8 --duration 1 --repeat 2 --quiet 2>&1 | tail -3
+echo "-- default vs FERRY_GEMM_TUNE=1 (cuBLASLt's first 8 and split-K 2-8 of its first 3, timed), interleaved"
+for r in 1 2; do
+for v in "default:X=1" "tune:FERRY_GEMM_TUNE=2"; do
+    printf "%-8s r$r " ${v%%:*}
+    env ${v#*:} timeout 90 $S/bin/ferry bench /tmp/rg/bert_base.onnx --device cuda --precision fp16 --graphs --sweep \
+        --batch-sizes 1,8 --duration 1 --repeat 1 --quiet 2>"$OUT/tune-$r-${v%%:*}.err" |
+        awk '$1 ~ /^(1|8)$/ {printf "b%s %s  ", $1, $2} END {print ""}'
+done
+done
+grep -o "batch [0-9]*: .*(split [0-9]*)" "$OUT/tune-1-tune.err" | sed 's/candidate.*(split/split/' | sort | uniq -c
+grep "gemm tune" "$OUT/tune-1-tune.err" | head -8
 echo "== 5. varlen on the 16-core CPU (buckets every 8 tokens, then the defaults)"
 (
     S=.devlibs/gpu

@@ -407,7 +407,8 @@ static ferry_status gemm_launch(backend_stream *s, gemm_plan *gp, const gemm_ent
                                      e->ld, y, e->ld, algo, s->ws, CUDA_LT_WORKSPACE, s->s));
 }
 
-/* FERRY_GEMM_TUNE set to anything but "" or "0" (a measurement knob). */
+/* FERRY_GEMM_TUNE set to anything but "" or "0" (a measurement knob; "2"
+ * also prints each node's pick). */
 static int gemm_tune_on(void)
 {
     const char *v = getenv("FERRY_GEMM_TUNE");
@@ -420,12 +421,62 @@ static int overlaps(const void *a, size_t na, const void *b, size_t nb)
     return pa < pb + nb && pb < pa + na;
 }
 
+/* Split-K variants of the heuristic's first GEMM_SPLIT_BASE choices: the
+ * same kernel with K cut in 2 to 8 slices, partial sums reduced in the
+ * compute type (fp32), where the algorithm supports it and the workspace
+ * holds the partials. The heuristic rarely offers them, yet at small M
+ * (BERT-base at batch 1: 128 rows, 18 output tiles for 132 SMs) they are
+ * how a GEMM fills the GPU. Appended to cand[n..]; returns the new count. */
+#define GEMM_SPLIT_BASE 3
+#define GEMM_SPLITS 5
+static int add_split_k(backend_ctx *c, gemm_plan *gp, const gemm_entry *e,
+                       cublasLtMatmulHeuristicResult_t *cand, int n)
+{
+    static const int32_t splits[GEMM_SPLITS] = {2, 3, 4, 6, 8};
+    int base = n < GEMM_SPLIT_BASE ? n : GEMM_SPLIT_BASE, out = n;
+    for (int i = 0; i < base; i++) {
+        int32_t ok = 0;
+        uint32_t mask = 0;
+        size_t got = 0;
+        if (cand[i].state != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulAlgoCapGetAttribute(&cand[i].algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &ok,
+                                              sizeof ok, &got) != CUBLAS_STATUS_SUCCESS ||
+            !ok ||
+            cublasLtMatmulAlgoCapGetAttribute(&cand[i].algo,
+                                              CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &mask,
+                                              sizeof mask, &got) != CUBLAS_STATUS_SUCCESS)
+            continue;
+        uint32_t scheme = mask & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE
+                              ? CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE
+                              : CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+        if (!(mask & scheme))
+            continue;
+        for (int k = 0; k < GEMM_SPLITS; k++) {
+            cublasLtMatmulHeuristicResult_t *r = &cand[out];
+            memset(r, 0, sizeof *r);
+            r->algo = cand[i].algo;
+            if (cublasLtMatmulAlgoConfigSetAttribute(&r->algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
+                                                     &splits[k],
+                                                     sizeof splits[k]) != CUBLAS_STATUS_SUCCESS ||
+                cublasLtMatmulAlgoConfigSetAttribute(&r->algo,
+                                                     CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
+                                                     sizeof scheme) != CUBLAS_STATUS_SUCCESS ||
+                cublasLtMatmulAlgoCheck(c->lt, gp->desc, e->la, e->lb, e->ld, e->ld, &r->algo, r) !=
+                    CUBLAS_STATUS_SUCCESS)
+                continue;
+            r->state = CUBLAS_STATUS_SUCCESS;
+            out++;
+        }
+    }
+    return out;
+}
+
 /* FERRY_GEMM_TUNE: times the heuristic's first choices on the node's own
  * buffers, on the first forward at batch n (never in a capture: the
  * engine runs a batch size once before it captures it), and keeps the
  * fastest in e. cuBLASLt's first choice is a model's guess; at small M
  * (BERT at batch 1: 128 rows) the guess can leave most SMs idle where a
- * split-K kernel would not. Each candidate runs once to warm up and
+ * split-K kernel would not (add_split_k). Each candidate runs once to warm up and
  * three times timed; the output is written each time, so a node whose
  * output overlaps an input (C, a residual) is left untuned. */
 static void gemm_tune(backend_stream *s, gemm_plan *gp, int64_t n, gemm_entry *e,
@@ -448,7 +499,7 @@ static void gemm_tune(backend_stream *s, gemm_plan *gp, int64_t n, gemm_entry *e
     cudaEvent_t t0 = NULL, t1 = NULL;
     if (cudaEventCreate(&t0) != cudaSuccess || cudaEventCreate(&t1) != cudaSuccess)
         goto done;
-    float best = 0.0f;
+    float best = 0.0f, first = 0.0f;
     int best_i = -1;
     for (int i = 0; i < n_cand; i++) {
         if (cand[i].state != CUBLAS_STATUS_SUCCESS || cand[i].workspaceSize > CUDA_LT_WORKSPACE)
@@ -466,6 +517,8 @@ static void gemm_tune(backend_stream *s, gemm_plan *gp, int64_t n, gemm_entry *e
             (void)cudaGetLastError();
             continue;
         }
+        if (i == 0)
+            first = ms;
         if (best_i < 0 || ms < best) {
             best = ms;
             best_i = i;
@@ -473,6 +526,17 @@ static void gemm_tune(backend_stream *s, gemm_plan *gp, int64_t n, gemm_entry *e
     }
     if (best_i >= 0)
         e->algo = cand[best_i].algo;
+    if (best_i >= 0 && getenv("FERRY_GEMM_TUNE")[0] == '2') {
+        int32_t split = 1;
+        size_t got = 0;
+        cublasLtMatmulAlgoConfigGetAttribute(&cand[best_i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
+                                             &split, sizeof split, &got);
+        fprintf(stderr,
+                "gemm tune: node '%s' batch %" PRId64
+                ": candidate %d of %d (split %d), %.2f us (the heuristic's first %.2f)\n",
+                nd->name, n, best_i, n_cand, (int)split, best * 1000.0f / 3.0f,
+                first * 1000.0f / 3.0f);
+    }
 done:
     if (t0)
         cudaEventDestroy(t0);
@@ -513,12 +577,14 @@ ferry_status cuda_gemm_run_ptrs(backend_stream *s, gemm_plan *gp, int64_t n, con
             break;
     }
     if (!e && gp->n_cached < gp->cap / 4 * 3) {
-        cublasLtMatmulHeuristicResult_t cand[GEMM_TUNE_MAX];
+        cublasLtMatmulHeuristicResult_t cand[GEMM_TUNE_MAX + GEMM_SPLIT_BASE * GEMM_SPLITS];
         int n_cand = 0, tune = gemm_tune_on();
         st = entry_make(c, gp, n, &gp->cache[i], tune ? cand : NULL, &n_cand);
         if (st == FERRY_OK) {
             e = &gp->cache[i];
             gp->n_cached++;
+            if (tune)
+                n_cand = add_split_k(c, gp, e, cand, n_cand);
             if (tune && n_cand > 1)
                 gemm_tune(s, gp, n, e, cand, n_cand, x, w, y);
         }
