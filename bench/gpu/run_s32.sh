@@ -3,16 +3,14 @@
 # call. Staged by
 #   bench/gpu/stage_cudnn.sh /tmp/bc MODELS hf-bert-dynamo,rnn-states,lstm,gru
 #   TEST_MODELS=/nonexistent NO_MLP=1 bench/gpu/stage.sh /tmp/bc
-# carry .devlibs/cudnn, .devlibs/cudnn-m1, .devlibs/gpu (49 MB):
+# carry .devlibs/cudnn, .devlibs/cudnn-m1, .devlibs/gpu (56 MB; the
+# BERT-base and resnet50 profiles are run_s33.sh's, a second call):
 #   1. test_rnn_plain (LSTM/GRU with sequence_lens, new on CUDA) and
 #      test_gather_nd (new on CUDA), never run on a GPU before
 #   2. parity of hf-bert-dynamo (GatherND with batch positions), rnn-states,
 #      lstm, gru
 #   3. the GIL's ceiling beside the C batcher and DynamicBatcher on 16 cores
 #      and on 2 (python/bench/python_vs_c.py, issue 16)
-#   4. BERT-base fp16 at batch 1: Nsight Compute's time of every kernel of
-#      one forward, summed by kernel (issue 15's 1.2x at batch 1); then
-#      FERRY_GEMM_TUNE with split-K candidates against the default
 #   5. issue 17 on the device's 16-core CPU: bert-var-256, lengths 8..128,
 #      the three modes (bench/varlen_bench.c, staged by run_varlen.sh stage)
 set -u
@@ -45,45 +43,6 @@ echo "== 3. python vs C"
             --repeats 3 --calls 5000 --json "$OUT/py-${cores}core.json" 2>&1 | tail -8
     done
 )
-echo "== 4. BERT-base fp16 batch 1: kernels of one forward"
-mkdir -p /tmp/rg
-[ -f /tmp/rg/bert_base.onnx ] || timeout 120 python3 -c "
-import sys; sys.path.insert(0, 'bench'); import models as bm; bm.export('bert_base', '/tmp/rg')" 2>&1 | tail -1
-NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-timeout 200 $NCU --clock-control none --metrics gpu__time_duration.sum,launch__grid_size,launch__block_size --csv \
-    $S/bin/ferry run /tmp/rg/bert_base.onnx --random 1 --device cuda --precision fp16 --max-batch 1 -o /tmp/o.npy \
-    >"$OUT/ncu-bert1.csv" 2>"$OUT/ncu-bert1.err"
-echo "ncu rc $?"; tail -3 "$OUT/ncu-bert1.err"
-python3 - "$OUT/ncu-bert1.csv" <<'PY'
-import csv, sys, collections
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
-if not rows: print("no rows"); sys.exit()
-h = rows[0]; ki = h.index("Kernel Name"); vi = h.index("Metric Value"); ui = h.index("Metric Unit"); mi = h.index("Metric Name")
-ii = h.index("ID")
-by = collections.defaultdict(dict)
-for r in rows[1:]:
-    by[r[ii]]["k"] = r[ki][:80]; by[r[ii]][r[mi]] = (float(r[vi].replace(",", "")), r[ui])
-tot = collections.Counter(); cnt = collections.Counter(); grid = {}
-for d in by.values():
-    v, u = d["gpu__time_duration.sum"]; v = v / 1000 if u == "nsecond" else v
-    tot[d["k"]] += v; cnt[d["k"]] += 1
-    grid[d["k"]] = (d.get("launch__grid_size", (0,))[0], d.get("launch__block_size", (0,))[0])
-s = sum(tot.values())
-print(f"total {s:.1f} us in {sum(cnt.values())} kernels (every forward run)")
-for k, v in tot.most_common(16):
-    print(f"{v:8.1f} us {cnt[k]:4d}x {v/cnt[k]:6.1f} grid {grid[k][0]:6.0f}x{grid[k][1]:4.0f}  {k}")
-PY
-echo "-- default vs FERRY_GEMM_TUNE=1 (cuBLASLt's first 8 and split-K 2-8 of its first 3, timed), interleaved"
-for r in 1 2; do
-for v in "default:X=1" "tune:FERRY_GEMM_TUNE=2"; do
-    printf "%-8s r$r " ${v%%:*}
-    env ${v#*:} timeout 90 $S/bin/ferry bench /tmp/rg/bert_base.onnx --device cuda --precision fp16 --graphs --sweep \
-        --batch-sizes 1,8 --duration 1 --repeat 1 --quiet 2>"$OUT/tune-$r-${v%%:*}.err" |
-        awk '$1 ~ /^(1|8)$/ {printf "b%s %s  ", $1, $2} END {print ""}'
-done
-done
-grep -o "batch [0-9]*: .*(split [0-9]*)" "$OUT/tune-1-tune.err" | sed 's/candidate.*(split/split/' | sort | uniq -c
-grep "gemm tune" "$OUT/tune-1-tune.err" | head -8
 echo "== 5. varlen on the 16-core CPU (buckets every 8 tokens, then the defaults)"
 (
     S=.devlibs/gpu
