@@ -67,7 +67,8 @@ ferry_status ferry_model_ops(const ferry_model *m, ferry_op_count *ops, int cap,
     return FERRY_OK;
 }
 
-/* "+bias", "+residual", "+relu", "+scale+mask": what fusion folded into the node. */
+/* "+bias", "+residual", "+relu", "+scale+mask", " (input projected at load)":
+ * what fusion folded into the node. */
 static void epilogue(const graph_node *n, char *buf, size_t len)
 {
     size_t at = 0;
@@ -83,6 +84,8 @@ static void epilogue(const graph_node *n, char *buf, size_t len)
         if (n->n_in > 1 && n->in[1] >= 0 && at < len)
             at += (size_t)snprintf(buf + at, len - at, "+mask");
     }
+    if (n->op == OP_LSTM && n->x_projected && at < len) /* fuse_rnn.c */
+        at += (size_t)snprintf(buf + at, len - at, " (input projected at load)");
     if ((n->op == OP_GEMM || n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE) && n->act && at < len)
         snprintf(buf + at, len - at, "+%s", act_name(n->act));
 }

@@ -717,5 +717,7 @@ ferry_status graph_fuse(graph *g)
             return ferry_fail_prefix(FERRY_ENOMEM, "fusing node '%s'", g->nodes[ni].name);
         fuse_softmax(g, ni);
     }
-    return graph_fuse_attention(g);
+    if ((st = graph_fuse_attention(g)) != FERRY_OK)
+        return st;
+    return graph_fuse_rnn(g);
 }

@@ -36,5 +36,7 @@ int fuse_where_mask(graph *g, int si);
 ferry_status graph_fuse_conv(graph *g);
 /* Step 6: multi-head attention after the softmax fusion (fuse_attention.c). */
 ferry_status graph_fuse_attention(graph *g);
+/* Step 7: an LSTM fed by an embedding gets its input projection at load (fuse_rnn.c). */
+ferry_status graph_fuse_rnn(graph *g);
 
 #endif

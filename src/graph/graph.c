@@ -247,7 +247,8 @@ double graph_flops(const graph *g, int64_t n)
         case OP_GRU:
         case OP_RNN: {
             double gates = nd->op == OP_LSTM ? 4 : nd->op == OP_GRU ? 3 : 1;
-            double in = (double)x->dims[2], h = (double)nd->hidden;
+            /* a projected X was multiplied by W at load (fuse_rnn.c) */
+            double in = nd->x_projected ? 0.0 : (double)x->dims[2], h = (double)nd->hidden;
             /* per output element of Y ([T, D, N, H]): gates * (I + H) */
             macs = out * gates * (in + h);
             break;
@@ -291,8 +292,10 @@ static void index_range_from(const graph *g, int v, int depth, int64_t *bound)
         }
         if (n->in[0] != v || n->n_out < 1 || n->out[0] < 0)
             continue;
+        /* ops that move the ids without changing any (a Transpose too:
+         * fuse_rnn.c puts one between the ids and their Gather) */
         int view = n->op == OP_RESHAPE || n->op == OP_UNSQUEEZE || n->op == OP_SQUEEZE ||
-                   n->op == OP_IDENTITY || n->op == OP_FLATTEN;
+                   n->op == OP_IDENTITY || n->op == OP_FLATTEN || n->op == OP_TRANSPOSE;
         int cast = n->op == OP_CAST && (n->to == FERRY_I64 || n->to == FERRY_I32);
         if (view || cast)
             index_range_from(g, n->out[0], depth + 1, bound);

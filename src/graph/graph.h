@@ -276,6 +276,9 @@ typedef struct graph_node {
     int64_t *splits;                /* Split: size of each output along axis (owned) */
     int64_t hidden;                 /* LSTM, GRU */
     int direction, layout, linear_before_reset;
+    /* LSTM: X already holds X W^T + Wb + Rb ([.., D*4H]; fuse_rnn.c), so
+     * backends skip the input projection; W only declares the input size */
+    int x_projected;
     float clip;              /* LSTM, GRU cell clip; 0: none */
     int64_t heads, head_dim; /* OP_ATTENTION */
     int dead;                /* removed by a pass; skipped by plan and backends */

@@ -670,6 +670,95 @@ static void test_layer_norm_wrong_power_unfused(void **state)
     graph_free(g);
 }
 
+/* ------------------------------------- Embedding -> LSTM (fuse_rnn.c) */
+
+/* ids [N, 3] int64 -> Gather(E [V, 2]) -> Transpose(1, 0, 2) -> LSTM
+ * (hidden 2, forward, W [1, 8, 2], R [1, 8, 2], B [1, 16]) -> Y. With
+ * `shared`, the gathered tensor is a graph output too. */
+static graph *embedding_lstm(int64_t V, int shared, int *gather, int *transpose, int *lstm)
+{
+    graph *g = graph_new();
+    int64_t idd[2] = {FERRY_DIM_BATCH, 3}, ed[2] = {V, 2}, xd[3] = {FERRY_DIM_BATCH, 3, 2},
+            td[3] = {3, FERRY_DIM_BATCH, 2}, wd[3] = {1, 8, 2}, bd[2] = {1, 16},
+            yd[4] = {3, 1, FERRY_DIM_BATCH, 2};
+    int ids = graph_add_value(g, "ids", FERRY_I64, 2, idd);
+    g->values[ids].is_input = 1;
+    g->inputs = malloc(sizeof *g->inputs);
+    g->inputs[g->n_inputs++] = ids;
+    int e = cst_f32(g, "E", 2, ed, -0.3f), w = cst_f32(g, "W", 3, wd, 0.2f),
+        r = cst_f32(g, "R", 3, wd, -0.1f), b = cst_f32(g, "B", 2, bd, 0.05f);
+    int x = graph_add_value(g, "x", FERRY_F32, 3, xd), xt = graph_add_value(g, "xt", FERRY_F32, 3, td),
+        y = graph_add_value(g, "y", FERRY_F32, 4, yd);
+    *gather = node2(g, OP_GATHER, "emb", e, ids, x);
+    g->nodes[*gather].axis = 0;
+    *transpose = node1(g, OP_TRANSPOSE, "tr", x, xt);
+    g->nodes[*transpose].n_axes = 3;
+    g->nodes[*transpose].perm[0] = 1, g->nodes[*transpose].perm[1] = 0;
+    g->nodes[*transpose].perm[2] = 2;
+    int in[4] = {xt, w, r, b};
+    *lstm = graph_add_node(g, OP_LSTM, "lstm", 4, in, 1, &y);
+    g->nodes[*lstm].hidden = 2;
+    mark_output(g, y);
+    if (shared)
+        mark_output(g, x);
+    return g;
+}
+
+static void test_embedding_lstm_projected(void **state)
+{
+    (void)state;
+    int ga, tr, ls;
+    graph *g = embedding_lstm(5, 0, &ga, &tr, &ls);
+    const float *E = g->values[graph_find_value(g, "E")].data,
+                *W = g->values[graph_find_value(g, "W")].data,
+                *B = g->values[graph_find_value(g, "B")].data;
+    float Ec[10], Wc[16], Bc[16];
+    memcpy(Ec, E, sizeof Ec), memcpy(Wc, W, sizeof Wc), memcpy(Bc, B, sizeof Bc);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    check_consistent(g);
+    const graph_node *l = &g->nodes[ls], *t = &g->nodes[ga], *gn = &g->nodes[tr];
+    assert_true(l->x_projected);
+    assert_int_equal(l->in[3], -1); /* the biases went into the table */
+    /* the Transpose moved to the ids, the Gather reads the projected table */
+    assert_int_equal(t->op, OP_TRANSPOSE);
+    assert_int_equal(t->in[0], graph_find_value(g, "ids"));
+    assert_int_equal(t->n_axes, 2);
+    assert_int_equal(gn->op, OP_GATHER);
+    assert_int_equal(gn->out[0], l->in[0]);
+    const graph_value *p = &g->values[gn->in[0]];
+    assert_true(p->is_const && p->ndim == 2 && p->dims[0] == 5 && p->dims[1] == 8);
+    const float *P = p->data;
+    for (int v = 0; v < 5; v++)
+        for (int j = 0; j < 8; j++) {
+            double want = (double)Bc[j] + Bc[8 + j];
+            for (int i = 0; i < 2; i++)
+                want += (double)Ec[v * 2 + i] * Wc[j * 2 + i];
+            assert_true(fabs(P[v * 8 + j] - want) <= 1e-6 * (1 + fabs(want)));
+        }
+    assert_int_equal(graph_infer_shapes(g), FERRY_OK);
+    const graph_value *x = &g->values[l->in[0]];
+    assert_true(x->ndim == 3 && x->dims[0] == 3 && x->dims[2] == 8);
+    graph_free(g);
+}
+
+/* The gathered rows are read elsewhere too, or the table would pass
+ * 64 MiB: left as they are. */
+static void test_embedding_lstm_unfused(void **state)
+{
+    (void)state;
+    int ga, tr, ls;
+    graph *g = embedding_lstm(5, 1, &ga, &tr, &ls);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_false(g->nodes[ls].x_projected);
+    assert_int_equal(g->nodes[ga].op, OP_GATHER);
+    graph_free(g);
+    g = embedding_lstm((64 << 20) / 4 / 8 + 1, 0, &ga, &tr, &ls);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    assert_false(g->nodes[ls].x_projected);
+    check_consistent(g);
+    graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -698,6 +787,8 @@ int main(void)
         cmocka_unit_test(test_layer_norm_plain),
         cmocka_unit_test(test_layer_norm_shared_diff_unfused),
         cmocka_unit_test(test_layer_norm_wrong_power_unfused),
+        cmocka_unit_test(test_embedding_lstm_projected),
+        cmocka_unit_test(test_embedding_lstm_unfused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

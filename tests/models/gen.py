@@ -347,6 +347,11 @@ REAL = [
     dict(name="gru", family="rnn",
          build=lambda: zoo.RnnClassifier("gru", bidirectional=True),
          inputs=[ids("input_ids", 12, 500)], opset=14, seed=25),
+    # Embedding -> bidirectional LSTM, time-major: the projection folded into
+    # the table at load with no Transpose between (src/graph/fuse_rnn.c)
+    dict(name="lstm-bi", family="rnn",
+         build=lambda: zoo.RnnClassifier("lstm", bidirectional=True, batch_first=False),
+         inputs=[ids("input_ids", 9, 300)], opset=14, seed=49),
     dict(name="rnn-states", family="rnn", build=zoo.RnnStates,
          inputs=[{"name": "x", "dtype": "float32", "shape": [-1, 6, 8]}],
          outputs=["y", "h_n", "c_n", "g", "g_n"], opset=17, seed=48),

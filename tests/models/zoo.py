@@ -191,17 +191,23 @@ class RnnClassifier(nn.Module):
     the last time step -> logits [N,classes]."""
 
     def __init__(self, cell, vocab=500, emb=32, hidden=48, layers=2, bidirectional=False,
-                 classes=5):
+                 classes=5, batch_first=True):
         super().__init__()
         self.emb = nn.Embedding(vocab, emb)
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        self.rnn = rnn(emb, hidden, num_layers=layers, batch_first=True,
+        self.batch_first = batch_first
+        self.rnn = rnn(emb, hidden, num_layers=layers, batch_first=batch_first,
                        bidirectional=bidirectional)
         self.fc = nn.Linear(hidden * (2 if bidirectional else 1), classes)
 
     def forward(self, input_ids):
-        y, _ = self.rnn(self.emb(input_ids))
-        return self.fc(y[:, -1])
+        if self.batch_first:
+            y, _ = self.rnn(self.emb(input_ids))
+            return self.fc(y[:, -1])
+        # time-major: ids transposed before the embedding, so that its rows
+        # reach the LSTM with no Transpose between them
+        y, _ = self.rnn(self.emb(input_ids.t()))
+        return self.fc(y[-1])
 
 
 class RnnStates(nn.Module):

@@ -1019,7 +1019,9 @@ static ferry_status prepare_rnn(cpu_prep *p, void **state)
     rp.kind = nd->op == OP_LSTM ? CPU_RNN_LSTM : nd->op == OP_GRU ? CPU_RNN_GRU : CPU_RNN_PLAIN;
     rp.relu = nd->op == OP_RNN && nd->mode == RNN_ACT_RELU;
     rp.hidden = nd->hidden;
-    rp.input = x->dims[2];
+    rp.x_projected = nd->x_projected;
+    /* a projected X holds D*4H per row; W keeps the input size */
+    rp.input = nd->x_projected ? g->values[nd->in[1]].dims[2] : x->dims[2];
     rp.direction = (cpu_rnn_direction)nd->direction;
     rp.layout = nd->layout;
     rp.linear_before_reset = nd->linear_before_reset;

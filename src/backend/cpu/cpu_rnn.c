@@ -68,7 +68,8 @@ struct cpu_rnn {
     gru_zr_fn gru_zr;
     gru_n_fn gru_n;
     rnn_row_fn rnn_row;
-    int relu; /* RNN: the activation is Relu (else Tanh) */
+    int relu;      /* RNN: the activation is Relu (else Tanh) */
+    int projected; /* X is the projection (cpu_rnn_params.x_projected) */
 };
 
 /* --------------------------------------------------------- gate math */
@@ -630,6 +631,11 @@ ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, cons
         (st = check_tensor(r, "R", R, 3, rd)) != FERRY_OK ||
         (B && (st = check_tensor(r, "B", B, 2, bd)) != FERRY_OK))
         goto fail;
+    if (p->x_projected && (p->kind != CPU_RNN_LSTM || B)) {
+        st = ferry_fail(FERRY_EINVAL, "%s: a projected X is an LSTM's without B", r->label);
+        goto fail;
+    }
+    r->projected = p->x_projected;
     if (P && p->kind != CPU_RNN_LSTM) {
         st = ferry_fail(FERRY_EINVAL, "%s: input P (peepholes) is LSTM's", r->label);
         goto fail;
@@ -717,7 +723,7 @@ size_t cpu_rnn_workspace_bytes(const cpu_rnn *rnn, int64_t max_batch, int64_t se
 {
     if (!rnn || max_batch < 1 || seq_len < 1 || seq_len > INT32_MAX / max_batch)
         return 0;
-    size_t xp = round16(seq_len * max_batch * rnn->D * rnn->GH);
+    size_t xp = rnn->projected ? 0 : round16(seq_len * max_batch * rnn->D * rnn->GH);
     return (xp + (size_t)rnn->D * dir_floats(rnn, max_batch)) * sizeof(float);
 }
 
@@ -907,9 +913,16 @@ ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, con
         }
     }
     int64_t H = r->H, D = r->D, GH = r->GH;
-    float *xp = workspace;
-    cpu_gemm(0, 0, seq_len * batch, D * GH, r->I, 1.0f, x, r->Wt, 1.0f, r->bias, CPU_BIAS_ROW,
-             ACT_NONE, 0.0f, xp);
+    /* the projection of every step, biases included: X itself when the
+     * graph computed it at load (an embedding's rows, fuse_rnn.c) */
+    const float *xp = x;
+    float *ws = workspace;
+    if (!r->projected) {
+        cpu_gemm(0, 0, seq_len * batch, D * GH, r->I, 1.0f, x, r->Wt, 1.0f, r->bias, CPU_BIAS_ROW,
+                 ACT_NONE, 0.0f, ws);
+        xp = ws;
+        ws += round16(seq_len * batch * D * GH);
+    }
 
     /* Steps past an entry's length are never visited: their Y is 0. */
     if (Y && sequence_lens) {
@@ -932,7 +945,7 @@ ferry_status cpu_rnn_run(const cpu_rnn *rnn, int64_t seq_len, int64_t batch, con
         .Y = Y,
         .Y_h = Y_h,
         .Y_c = Y_c,
-        .ws = xp + round16(seq_len * batch * D * GH),
+        .ws = ws,
         .ws_dir = dir_floats(r, batch),
     };
     /* The directions share nothing but the projection: one each on two

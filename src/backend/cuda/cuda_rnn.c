@@ -44,6 +44,7 @@ typedef struct rnn_state {
     float *bias; /* device fp32 [D, GH] */
     float *rbh;  /* device fp32 [D, H], GRU */
     int have_proj, have_rec;
+    int projected; /* X is the projection already (graph_node.x_projected) */
 } rnn_state;
 
 static ferry_status rnn_unsupported(const graph_node *nd, const char *why)
@@ -142,7 +143,7 @@ static rnn_scratch scratch_layout(const rnn_state *r, int64_t B, size_t es)
 {
     rnn_scratch s;
     s.xp = 0;
-    size_t xp_bytes = align256((size_t)(r->seq * B * r->D * r->GH) * es);
+    size_t xp_bytes = r->projected ? 0 : align256((size_t)(r->seq * B * r->D * r->GH) * es);
     s.h = 0;
     s.c = align256((size_t)(B * r->H) * sizeof(float));
     s.hc = s.c + align256((size_t)(B * r->H) * sizeof(float));
@@ -190,11 +191,14 @@ ferry_status cuda_rnn_prepare(cuda_prep *p, void **state)
     r->layout = nd->layout;
     r->H = nd->hidden;
     r->GH = (r->kind == KERN_RNN_LSTM ? 4 : r->kind == KERN_RNN_GRU ? 3 : 1) * r->H;
-    r->I = x->dims[2];
+    /* a projected X (an embedding's rows times W, fuse_rnn.c) holds D*GH
+     * per row; W keeps the input size */
+    r->projected = nd->x_projected;
+    r->I = r->projected ? g->values[nd->in[1]].dims[2] : x->dims[2];
     r->seq = x->dims[nd->layout ? 1 : 0];
     r->per = -x->dims[nd->layout ? 0 : 1];
     ferry_status st = upload_biases(p, r);
-    if (st == FERRY_OK) {
+    if (st == FERRY_OK && !r->projected) {
         st = cuda_gemm_prepare_patch(p->c, p->ni, &r->proj, r->seq * r->per, r->I, r->D * r->GH);
         r->have_proj = st == FERRY_OK;
     }
@@ -227,7 +231,7 @@ ferry_status cuda_rnn_run(const cuda_call *c)
     int64_t B = r->per * c->n, D = r->D, H = r->H, GH = r->GH, seq = r->seq;
     size_t es = ferry_dtype_size(c->cdt);
     rnn_scratch sl = scratch_layout(r, B, es);
-    char *base = c->scratch, *xp = base;
+    char *base = c->scratch, *xp = r->projected ? (char *)c->in[0] : base;
     const char *W = c->in[1], *R = c->in[2];
     const void *h0 = present(nd, 5) ? c->in[5] : NULL, *c0 = present(nd, 6) ? c->in[6] : NULL;
     char *Y = nd->n_out > 0 ? c->out[0] : NULL;
@@ -235,7 +239,8 @@ ferry_status cuda_rnn_run(const cuda_call *c)
     char *Yc = r->kind == KERN_RNN_LSTM && nd->n_out > 2 ? c->out[2] : NULL;
     const int32_t *lens = present(nd, 4) ? c->in[4] : NULL;
 
-    ferry_status st = cuda_gemm_run_ptrs(c->s, &r->proj, c->n, c->in[0], W, xp);
+    ferry_status st =
+        r->projected ? FERRY_OK : cuda_gemm_run_ptrs(c->s, &r->proj, c->n, c->in[0], W, xp);
     if (st)
         return st;
     /* Rows past their length read zeros in Y (the steps skip them). */
