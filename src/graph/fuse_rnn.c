@@ -51,18 +51,65 @@ static int const_f32(const graph *g, int v, int ndim)
     return x->is_const && x->data && x->dtype == FERRY_F32 && x->ndim == ndim;
 }
 
+#define PJ 8 /* columns a panel */
+#define PR 4 /* rows of E at a time */
+/* 8 floats as one value (GCC's and clang's vector extension: one AVX2
+ * register, or two SSE ones): what keeps the sums in registers */
+typedef float v8 __attribute__((vector_size(PJ * sizeof(float))));
+
+/* out[r][c] = sum over i of e_r[i] * w[i][c], i in order, for one panel
+ * w [I][PJ] and PR rows of E. */
+static inline __attribute__((always_inline)) void
+panel_body(const float *w, int64_t I, const float *const *e, float out[PR][PJ])
+{
+    v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    const float *e0 = e[0], *e1 = e[1], *e2 = e[2], *e3 = e[3];
+    for (int64_t i = 0; i < I; i++) {
+        v8 wi;
+        memcpy(&wi, w + i * PJ, sizeof wi);
+        a0 += e0[i] * wi;
+        a1 += e1[i] * wi;
+        a2 += e2[i] * wi;
+        a3 += e3[i] * wi;
+    }
+    memcpy(out[0], &a0, sizeof a0);
+    memcpy(out[1], &a1, sizeof a1);
+    memcpy(out[2], &a2, sizeof a2);
+    memcpy(out[3], &a3, sizeof a3);
+}
+
+/* Built for AVX2 too where the compiler can (the library targets baseline
+ * x86-64, 4 lanes): a branch per call, not target_clones, whose ifunc
+ * resolver crashes under the sanitizers (cpu_kernels.c says why). */
+static void panel_base(const float *w, int64_t I, const float *const *e, float out[PR][PJ])
+{
+    panel_body(w, I, e, out);
+}
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static void panel_avx2(const float *w, int64_t I,
+                                                       const float *const *e, float out[PR][PJ])
+{
+    panel_body(w, I, e, out);
+}
+static int have_avx2(void)
+{
+    return __builtin_cpu_supports("avx2");
+}
+#else
+#define panel_avx2 panel_base
+static int have_avx2(void)
+{
+    return 0;
+}
+#endif
+
 /* P [V, D*GH] = E W^T + Wb + Rb, in fp32 like the GEMM it replaces (its
  * rows differ from the GEMM's by summation order only). A small GEMM of
  * its own, the graph layer having no BLAS: W packed in panels of 8
  * columns ([C/8][I][8], zero-padded), then for 4 rows of E at a time each
- * panel's 4 x 8 sums kept in registers over all of I (no sum is
- * reordered: each column's runs over i in order). The bench's
- * table (10,000 x 128 x 1,024) takes ~0.1 s. NULL: no memory. */
-#define PJ 8 /* columns a panel */
-/* 8 floats as one value (GCC's and clang's vector extension; two SSE
- * registers on x86-64's baseline): what keeps the sums in registers */
-typedef float v8 __attribute__((vector_size(PJ * sizeof(float))));
-#define PR 4 /* rows of E at a time */
+ * panel's 4 x 8 sums kept in registers over all of I (each column's sum
+ * runs over i in order). The bench's table (10,000 x 128 x 1,024) takes
+ * ~0.1 s with AVX2. NULL: no memory. */
 static float *project(const float *E, int64_t V, int64_t I, const float *W, const float *B,
                       int64_t D, int64_t GH)
 {
@@ -79,33 +126,20 @@ static float *project(const float *E, int64_t V, int64_t I, const float *W, cons
         if (B) /* B [D, 2*GH]: Wb then Rb, per direction */
             bias[j] = B[j / GH * 2 * GH + j % GH] + B[j / GH * 2 * GH + GH + j % GH];
     }
+    void (*panel)(const float *, int64_t, const float *const *, float[PR][PJ]) =
+        have_avx2() ? panel_avx2 : panel_base;
     for (int64_t v0 = 0; v0 < V; v0 += PR) {
         int64_t nr = V - v0 < PR ? V - v0 : PR;
-        /* a short last block repeats its last row (its sums are dropped) */
-        const float *e0 = E + v0 * I, *e1 = E + (v0 + (nr > 1 ? 1 : 0)) * I,
-                    *e2 = E + (v0 + (nr > 2 ? 2 : 0)) * I, *e3 = E + (v0 + (nr > 3 ? 3 : 0)) * I;
+        const float *e[PR];
+        for (int64_t r = 0; r < PR; r++) /* a short last block repeats a row, then drops it */
+            e[r] = E + (v0 + (r < nr ? r : 0)) * I;
         for (int64_t pb = 0; pb < np; pb++) {
-            const float *w = Wp + pb * I * PJ;
-            v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            for (int64_t i = 0; i < I; i++) {
-                v8 wi;
-                memcpy(&wi, w + i * PJ, sizeof wi);
-                a0 += e0[i] * wi;
-                a1 += e1[i] * wi;
-                a2 += e2[i] * wi;
-                a3 += e3[i] * wi;
-            }
+            float out[PR][PJ];
+            panel(Wp + pb * I * PJ, I, e, out);
             int64_t j0 = pb * PJ, nc = C - j0 < PJ ? C - j0 : PJ;
-            float *p = P + v0 * C + j0;
-            for (int64_t c = 0; c < nc; c++) {
-                p[c] = a0[c] + bias[j0 + c];
-                if (nr > 1)
-                    p[C + c] = a1[c] + bias[j0 + c];
-                if (nr > 2)
-                    p[2 * C + c] = a2[c] + bias[j0 + c];
-                if (nr > 3)
-                    p[3 * C + c] = a3[c] + bias[j0 + c];
-            }
+            for (int64_t r = 0; r < nr; r++)
+                for (int64_t c = 0; c < nc; c++)
+                    P[(v0 + r) * C + j0 + c] = out[r][c] + bias[j0 + c];
         }
     }
     free(Wp), free(bias);
