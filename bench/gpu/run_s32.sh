@@ -4,15 +4,15 @@
 #   bench/gpu/stage_cudnn.sh /tmp/bc MODELS hf-bert-dynamo,rnn-states,lstm,gru
 #   TEST_MODELS=/nonexistent NO_MLP=1 bench/gpu/stage.sh /tmp/bc
 # carry .devlibs/cudnn, .devlibs/cudnn-m1, .devlibs/gpu (56 MB; the
-# BERT-base and resnet50 profiles are run_s33.sh's, a second call):
+# kernel profiles and varlen are run_s33.sh's, a second call):
 #   1. test_rnn_plain (LSTM/GRU with sequence_lens, new on CUDA) and
 #      test_gather_nd (new on CUDA), never run on a GPU before
 #   2. parity of hf-bert-dynamo (GatherND with batch positions), rnn-states,
-#      lstm, gru
+#      lstm, gru, lstm-bi (the embedding's projection folded at load)
 #   3. the GIL's ceiling beside the C batcher and DynamicBatcher on 16 cores
-#      and on 2 (python/bench/python_vs_c.py, issue 16)
-#   5. issue 17 on the device's 16-core CPU: bert-var-256, lengths 8..128,
-#      the three modes (bench/varlen_bench.c, staged by run_varlen.sh stage)
+#      (python/bench/python_vs_c.py, issue 16)
+#   4. BERT-base fp16 at batch 1 and 8: FERRY_GEMM_TUNE (now with split-K
+#      candidates) against the default, interleaved
 set -u
 cd "$(dirname "$0")/../.."
 S=.devlibs/cudnn
@@ -36,21 +36,25 @@ echo "== 3. python vs C"
     . bench/gpu/env.sh >/dev/null
     P=/tmp/pb
     mkdir -p $P/models && cp $F $P/ferry && cp $M $P/models/ && cp -r $S/python $P/
-    for cores in 16 2; do
+    for cores in 16; do
         echo "-- $cores cores"
         pin=""; [ $cores = 2 ] && pin="taskset -c 0,1"
         timeout 150 $pin python3 python/bench/python_vs_c.py --build $P --clients 64 --duration 3 \
             --repeats 3 --calls 5000 --json "$OUT/py-${cores}core.json" 2>&1 | tail -8
     done
 )
-echo "== 5. varlen on the 16-core CPU (buckets every 8 tokens, then the defaults)"
-(
-    S=.devlibs/gpu
-    . bench/gpu/env.sh >/dev/null
-    B8=$(seq -s, 8 8 128)
-    timeout 100 $S/bin/varlen_bench $S/models/bert-var-256.onnx --device cpu --clients 64,256 \
-        --duration 2 --repeat 3 --buckets $B8 2>&1 | tail -12
-    timeout 100 $S/bin/varlen_bench $S/models/bert-var-256.onnx --device cpu --clients 64,256 \
-        --duration 2 --repeat 3 2>&1 | tail -12
-)
+echo "== 4. BERT-base fp16: default vs FERRY_GEMM_TUNE (split-K candidates), interleaved"
+mkdir -p /tmp/rg
+[ -f /tmp/rg/bert_base.onnx ] || timeout 120 python3 -c "
+import sys; sys.path.insert(0, 'bench'); import models as bm; bm.export('bert_base', '/tmp/rg')" 2>&1 | tail -1
+for r in 1 2; do
+for v in "default:X=1" "tune:FERRY_GEMM_TUNE=2"; do
+    printf "%-8s r$r " ${v%%:*}
+    env ${v#*:} timeout 90 $S/bin/ferry bench /tmp/rg/bert_base.onnx --device cuda --precision fp16 --graphs --sweep \
+        --batch-sizes 1,8 --duration 1 --repeat 1 --quiet 2>"$OUT/tune-$r-${v%%:*}.err" |
+        awk '$1 ~ /^(1|8)$/ {printf "b%s %s  ", $1, $2} END {print ""}'
+done
+done
+grep -o "batch [0-9]*: .*(split [0-9]*)" "$OUT/tune-1-tune.err" | sed 's/candidate.*(split/split/' | sort | uniq -c
+grep "gemm tune" "$OUT/tune-1-tune.err" | head -6
 date -u +%FT%TZ

@@ -1,11 +1,12 @@
 #!/bin/bash
 # bench/gpu/run_s33.sh - the second device call of 2026-12-07 23:55 UTC
-# (staged as run_s32.sh; carry .devlibs/cudnn only):
+# (staged as run_s32.sh; carry .devlibs/cudnn and .devlibs/gpu):
 #   4. BERT-base fp16 at batch 1: Nsight Compute's time of every kernel of
-#      one forward, summed by kernel (issue 15's 1.2x at batch 1); then
-#      FERRY_GEMM_TUNE with split-K candidates against the default
+#      one forward, summed by kernel (issue 15's 1.2x at batch 1)
 #   6. resnet50 fp16 at batch 256: the same kernel table (issue 15's 40%
 #      of the tensor cores), and the sweep with f32 and f16 host tensors
+#   7. issue 17 on the device's 16-core CPU: bert-var-256, lengths 8..128,
+#      the three modes (bench/varlen_bench.c, staged by run_varlen.sh stage)
 set -u
 cd "$(dirname "$0")/../.."
 S=.devlibs/cudnn
@@ -47,17 +48,6 @@ timeout 200 $NCU --clock-control none --metrics gpu__time_duration.sum,launch__g
     >"$OUT/ncu-bert1.csv" 2>"$OUT/ncu-bert1.err"
 echo "ncu rc $?"; tail -3 "$OUT/ncu-bert1.err"
 ktable "$OUT/ncu-bert1.csv"
-echo "-- default vs FERRY_GEMM_TUNE=1 (cuBLASLt's first 8 and split-K 2-8 of its first 3, timed), interleaved"
-for r in 1 2; do
-for v in "default:X=1" "tune:FERRY_GEMM_TUNE=2"; do
-    printf "%-8s r$r " ${v%%:*}
-    env ${v#*:} timeout 90 $S/bin/ferry bench /tmp/rg/bert_base.onnx --device cuda --precision fp16 --graphs --sweep \
-        --batch-sizes 1,8 --duration 1 --repeat 1 --quiet 2>"$OUT/tune-$r-${v%%:*}.err" |
-        awk '$1 ~ /^(1|8)$/ {printf "b%s %s  ", $1, $2} END {print ""}'
-done
-done
-grep -o "batch [0-9]*: .*(split [0-9]*)" "$OUT/tune-1-tune.err" | sed 's/candidate.*(split/split/' | sort | uniq -c
-grep "gemm tune" "$OUT/tune-1-tune.err" | head -8
 echo "== 6. resnet50 fp16 batch 256: kernels of one forward"
 mkdir -p /tmp/real-gpu
 [ -f /tmp/real-gpu/resnet50.onnx ] || timeout 120 python3 -c "
@@ -73,4 +63,14 @@ for io in f32 f16; do
         --batch-sizes 64,256 --io-dtype $io --duration 1 --repeat 1 --quiet 2>&1 |
         awk '$1 ~ /^(64|256)$/ {printf "b%s %s  ", $1, $2} END {print ""}'
 done
+echo "== 7. varlen on the 16-core CPU (buckets every 8 tokens, then the defaults)"
+(
+    S=.devlibs/gpu
+    . bench/gpu/env.sh >/dev/null
+    B8=$(seq -s, 8 8 128)
+    timeout 100 $S/bin/varlen_bench $S/models/bert-var-256.onnx --device cpu --clients 64,256 \
+        --duration 2 --repeat 3 --buckets $B8 2>&1 | tail -12
+    timeout 100 $S/bin/varlen_bench $S/models/bert-var-256.onnx --device cpu --clients 64,256 \
+        --duration 2 --repeat 3 2>&1 | tail -12
+)
 date -u +%FT%TZ
