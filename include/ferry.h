@@ -436,7 +436,11 @@ typedef struct ferry_request_opts {
 
 /* Called exactly once per accepted request, on a batcher or engine thread,
  * after outputs are written (on FERRY_OK). On an engine failure,
- * ferry_last_error() inside the callback gives the engine's reason. It must be quick and must not
+ * ferry_last_error() inside the callback gives the engine's reason. A
+ * request is failed only by what it holds: integer ids outside the table
+ * they index are refused at submit, and a batch that fails on its data
+ * (FERRY_EINVAL, FERRY_ESHAPE: an index the model computes) runs each of
+ * its requests again alone, so the others still get their answers. It must be quick and must not
  * block, call ferry_batcher_infer or destroy the batcher: it runs on the
  * path that completes other requests. */
 typedef void (*ferry_request_fn)(void *user, ferry_status st);
