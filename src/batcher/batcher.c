@@ -483,7 +483,7 @@ ferry_status ferry_batcher_submit(ferry_batcher *b, const ferry_tensor *inputs, 
                                                                         : r->t_submit + timeout;
     r->k = (int32_t)k;
     r->prio = prio;
-    r->alone = 0;
+    r->group = 0;
     r->extra = extra;
     r->extra_class = cls;
     r->in = extra ? extra : (unsigned char *)(r->outs + b->n_out);
@@ -551,13 +551,15 @@ ferry_status ferry_batcher_infer(ferry_batcher *b, const ferry_tensor *inputs, i
 
 /* A batch that failed on what one request holds (an id that a Gather
  * inside the model finds out of range, a shape the model computes from
- * its data): with several requests in it, each goes back to the queue
- * marked alone and runs in a batch of its own (fill), so that the one at
- * fault gets the engine's error and the others their answers, not the
- * other way round. Other failures (memory, the device) fail the batch.
- * Ids checked at submit (io_desc.has_range) never get this far; this is
- * for what only the model can find. Returns 0 when it could not (no
- * memory to hold an input again): then the batch fails as it would have. */
+ * its data): with several requests in it, they go back ahead of the queue
+ * in two halves, each a group that rides only with itself (fill), and a
+ * half that fails again splits again, so that the request at fault gets
+ * the engine's error alone and the others their answers, in about 2 log2
+ * n runs for one bad request among n rather than n. Other failures
+ * (memory, the device) fail the batch. Ids checked at submit
+ * (io_desc.has_range) never get this far; this is for what only the
+ * model can find. Returns 0 when it could not (no memory to hold an input
+ * again): then the batch fails as it would have. */
 static int retry_alone(ferry_batcher *b, batch *c, engine_slot *s, ferry_status st)
 {
     if ((st != FERRY_EINVAL && st != FERRY_ESHAPE) || c->n_req < 2)
@@ -588,26 +590,34 @@ static int retry_alone(ferry_batcher *b, batch *c, engine_slot *s, ferry_status 
                 r->in = r->extra;
             unsigned char *p = r->in;
             for (int i = 0; i < b->n_in; i++) {
-                size_t bytes = (size_t)r->k * b->in[i].sample_bytes;
-                memcpy(p,
-                       (const unsigned char *)engine_slot_input(s, i) +
-                           (size_t)r->off * b->in[i].sample_bytes,
+                size_t sb = b->in[i].sample_bytes, bytes = (size_t)r->k * sb;
+                memcpy(p, (const unsigned char *)engine_slot_input(s, i) + (size_t)r->off * sb,
                        bytes);
                 p += bytes;
             }
         }
     }
     engine_slot_release(s);
+    /* the failed run's time, as batch_done counts a batch's */
+    int64_t cus = ferry_now_us() - c->t_dispatch;
+    atomic_fetch_add_explicit(&b->st.compute_us_sum, (uint64_t)cus, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->st.compute_hist[stats_lat_bucket(cus)], 1, memory_order_relaxed);
     /* b must outlive this call: the requests may complete (and destroy
      * free b) as soon as they are queued */
     atomic_fetch_add(&b->outstanding, 1);
     /* queued first (the dispatcher subtracts what it takes); they were
      * admitted once, so max_queue does not refuse them now */
     atomic_fetch_add(&b->queued, QUEUED_PACK(c->n_req, c->n));
-    for (bnode *r = c->head, *next; r; r = next) {
+    uint32_t g[2];
+    for (int h = 0; h < 2; h++)
+        do
+            g[h] = atomic_fetch_add(&b->next_group, 1) + 1;
+        while (g[h] == 0);
+    int half = (c->n_req + 1) / 2, i = 0;
+    for (bnode *r = c->head, *next; r; r = next, i++) {
         next = r->next;
-        r->alone = 1;
-        inbox_push(&b->inboxes[r->prio], r); /* oldest first: the inbox restores the order */
+        r->group = g[i >= half];
+        inbox_push(&b->retry, r); /* oldest first: collect restores the order */
     }
     slab_put(&b->batches, c);
     atomic_fetch_sub(&b->inflight, 1);
@@ -698,9 +708,28 @@ static void take_queued(ferry_batcher *b, bnode *r, fifo *f)
     b->fifo_samples -= r->k;
 }
 
-/* Moves every inbox into the FIFOs. */
+/* Moves every inbox into the FIFOs: retried halves (retry_alone) ahead of
+ * everything at their level, in their order, then the new arrivals. */
 static void collect(ferry_batcher *b)
 {
+    if (atomic_load_explicit(&b->retry.head, memory_order_relaxed)) {
+        fifo got = {NULL, NULL}, front[BATCHER_MAX_LEVELS];
+        memset(front, 0, sizeof front);
+        fifo_take_inbox(&got, &b->retry, &b->fifo_reqs, &b->fifo_samples, &b->min_deadline);
+        for (bnode *r = got.head, *next; r; r = next) {
+            next = r->next;
+            fifo_append(&front[r->prio], r);
+        }
+        for (int l = 0; l < b->cfg.priority_levels; l++) {
+            fifo *f = &b->fifos[l];
+            if (!front[l].head)
+                continue;
+            front[l].tail->next = f->head;
+            if (!f->tail)
+                f->tail = front[l].tail;
+            f->head = front[l].head;
+        }
+    }
     for (int l = 0; l < b->cfg.priority_levels; l++)
         fifo_take_inbox(&b->fifos[l], &b->inboxes[l], &b->fifo_reqs, &b->fifo_samples,
                         &b->min_deadline);
@@ -823,21 +852,26 @@ static int fill(ferry_batcher *b, int64_t now)
                 complete_alone(b, r, FERRY_ETIMEDOUT);
                 continue;
             }
-            if (c->n + r->k > b->cfg.max_batch || (r->alone && c->n_req)) {
+            /* a retried half rides only with itself (retry_alone) */
+            if (c->n + r->k > b->cfg.max_batch || (c->n_req && r->group != c->group)) {
                 go = 1;
                 break;
             }
             take_queued(b, r, f);
             reqs++;
             samples += r->k;
+            if (!c->n_req)
+                c->group = r->group;
             add_to_batch(b, c, r);
-            if (r->alone || c->n == b->cfg.max_batch ||
+            if (c->n == b->cfg.max_batch ||
                 (is_preferred(b, c->n) && c->n + b->fifo_samples < target_after(b, c->n))) {
                 go = 1;
                 break;
             }
         }
     }
+    if (c->group && c->n_req)
+        go = 1; /* a retried half was queued whole: nothing more will join it */
     if (reqs)
         atomic_fetch_sub(&b->queued, QUEUED_PACK(reqs, samples));
     if (c->n != n0) /* the copies into staging (and, rarely, expiries among them) */
@@ -900,6 +934,8 @@ static void launch(ferry_batcher *b)
     for (bnode *r = c->head; r; r = r->next) {
         int64_t us = now - r->t_submit;
         tsum += r->t_submit;
+        if (r->group) /* a retried request's wait was counted when it first ran */
+            continue;
         qsum += (uint64_t)us;
         qh[stats_lat_bucket(us)]++;
     }

@@ -65,9 +65,11 @@ typedef struct bnode {
     void *user;
     int64_t t_submit, deadline; /* us; deadline BATCHER_NEVER = none */
     int32_t k, prio;
-    int32_t alone; /* its batch failed on data (batch_done): it runs in a batch of its own */
-    int64_t off;   /* first sample in its batch */
-    void *extra;   /* input buffer from a class slab when k > inline_k */
+    /* Nonzero: its batch failed on data (retry_alone) and it rides only with
+     * requests of the same group, half of that batch */
+    uint32_t group;
+    int64_t off; /* first sample in its batch */
+    void *extra; /* input buffer from a class slab when k > inline_k */
     int extra_class;
     unsigned char *in; /* k samples of input 0, then of input 1, ... */
     void *outs[];      /* n_out output pointers, then the inline input bytes */
@@ -80,6 +82,7 @@ typedef struct batch {
     bnode *head, *tail;
     int64_t n; /* samples */
     int32_t n_req;
+    uint32_t group;       /* of its requests (bnode.group); 0: first runs */
     int64_t depart;       /* first request's submit + max_delay */
     int64_t min_deadline; /* earliest deadline inside */
     int64_t t_dispatch;
@@ -139,6 +142,8 @@ struct ferry_batcher {
     int eager_inflight;                  /* below this many, a forming batch leaves at once */
     int64_t acquire_poll_us;             /* while the engine is full, look at arrivals this often */
     inbox inboxes[BATCHER_MAX_LEVELS];
+    inbox retry;            /* halves of failed batches: they go ahead of the FIFOs */
+    atomic_uint next_group; /* retry groups handed out */
 
     /* dispatcher thread only */
     alignas(64) fifo fifos[BATCHER_MAX_LEVELS];

@@ -159,7 +159,8 @@ static int rename_node(graph_node *n, const char *base, const char *suffix)
     return 1;
 }
 
-/* 1 rewritten, 0 not this node, -1 out of memory. */
+/* 1 rewritten, 0 not this node (or no memory for the table), -1 out of
+ * memory mid-rewrite. */
 static int fuse_one(graph *g, int li)
 {
     const graph_node *l = &g->nodes[li];
@@ -198,12 +199,12 @@ static int fuse_one(graph *g, int li)
         return 0;
     float *P = project(e->data, V, I, w->data, has_b ? g->values[l->in[3]].data : NULL, D, GH);
     if (!P)
-        return -1;
+        return 0; /* no memory for the table: the model runs unfolded */
     int64_t pd[2] = {V, D * GH};
     int pv = fuse_new_const(g, e->name, ".projected", 2, pd, P, V * D * GH);
     free(P);
     if (pv < 0)
-        return -1;
+        return 0;
     /* the node pointers stay valid: only values grew */
     graph_node *gm = &g->nodes[a], *lm = &g->nodes[li];
     int ids_v = gm->in[1];

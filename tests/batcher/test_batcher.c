@@ -198,17 +198,24 @@ static void rec_cb(void *user, ferry_status st)
     atomic_fetch_add(&r->calls, 1);
 }
 
-static void wait_calls(done_rec *r, int n)
+/* Waits until the n counters `calls`, `stride` bytes apart (a field of
+ * an array of records), are all nonzero. */
+static void wait_counters(const atomic_int *calls, size_t stride, int n)
 {
     for (int spins = 0; spins < 20000; spins++) {
         int all = 1;
         for (int i = 0; i < n; i++)
-            all &= atomic_load(&r[i].calls) > 0;
+            all &= atomic_load((const atomic_int *)((const char *)calls + (size_t)i * stride)) > 0;
         if (all)
             return;
         sleep_us(1000);
     }
     fail_msg("callbacks did not run within 20 s");
+}
+
+static void wait_calls(done_rec *r, int n)
+{
+    wait_counters(&r->calls, sizeof *r, n);
 }
 
 /* infer and submit give the engine's own outputs, for requests of 1..k. */
@@ -464,9 +471,9 @@ static void test_ids_out_of_range(void **state)
 }
 
 /* A batch that fails on one request's data (here an index that only the
- * model computes, 2 * ids, so submit cannot check it) runs each of its
- * requests alone: the bad ones get the engine's error, the others their
- * answers. Five requests wait behind a blocked engine and go as one batch:
+ * model computes, 2 * ids, so submit cannot check it) runs again in
+ * halves, down to the request at fault: the bad ones get the engine's
+ * error, the others their answers. Five requests wait behind a blocked engine and go as one batch:
  * a request of 200 samples (its inputs held outside the node, so they
  * come back from staging), two good ones, two bad. */
 typedef struct iso_rec {
@@ -482,6 +489,11 @@ static void iso_cb(void *user, ferry_status st)
         snprintf(r->msg, sizeof r->msg, "%s", ferry_last_error());
     atomic_store(&r->st, (int)st);
     atomic_fetch_add(&r->calls, 1);
+}
+
+static void wait_iso(iso_rec *r, int n)
+{
+    wait_counters(&r->calls, sizeof *r, n);
 }
 
 static void test_data_failure_isolated(void **state)
@@ -514,14 +526,7 @@ static void test_data_failure_isolated(void **state)
     }
     sleep_us(20000); /* all five queued, then one batch */
     engine_slot_release(plug);
-    for (int spins = 0; spins < 20000; spins++) {
-        int all = 1;
-        for (int r = 0; r < R; r++)
-            all &= atomic_load(&rec[r].calls) > 0;
-        if (all)
-            break;
-        sleep_us(1000);
-    }
+    wait_iso(rec, R);
     for (int r = 0; r < R; r++) {
         assert_int_equal(atomic_load(&rec[r].calls), 1);
         if (bad[r]) {
@@ -540,6 +545,37 @@ static void test_data_failure_isolated(void **state)
     ferry_batcher_get_stats(b, &bs);
     assert_int_equal(bs.succeeded, 3);
     assert_int_equal(bs.failed, 2);
+    uint64_t batches0 = bs.batches, queued0 = 0;
+    for (int i = 0; i < FERRY_LAT_BUCKETS; i++)
+        queued0 += bs.queue_hist[i];
+    assert_int_equal(queued0, R); /* a retried request's wait counts once */
+
+    /* One bad request among 32 of one sample: halves, not 32 runs. */
+    enum { M = 32 };
+    iso_rec rec2[M];
+    memset(rec2, 0, sizeof rec2);
+    plug = block_engine(e);
+    for (int r = 0; r < M; r++) {
+        for (int i = 0; i < 4; i++)
+            ids[0][r * 4 + i] = (r + i) % 10 - 5;
+        if (r == 19)
+            ids[0][r * 4 + 3] = 7; /* 14: out of range */
+        ferry_tensor x = {.dtype = FERRY_I64, .ndim = 2, .shape = {1, 4}, .data = ids[0] + r * 4};
+        ferry_tensor y = {
+            .dtype = FERRY_F32, .ndim = 3, .shape = {1, 4, 3}, .data = out[0] + r * 12};
+        assert_int_equal(ferry_batcher_submit(b, &x, 1, &y, 1, NULL, iso_cb, &rec2[r]), FERRY_OK);
+    }
+    sleep_us(20000);
+    engine_slot_release(plug);
+    wait_iso(rec2, M);
+    for (int r = 0; r < M; r++) {
+        assert_int_equal(atomic_load(&rec2[r].calls), 1);
+        assert_int_equal(atomic_load(&rec2[r].st), r == 19 ? FERRY_EINVAL : FERRY_OK);
+    }
+    ferry_batcher_get_stats(b, &bs);
+    /* 1 + 2 * log2(32) = 11 runs at most, where running each alone took 33 */
+    assert_true(bs.batches - batches0 <= 11);
+    assert_int_equal(bs.succeeded, 3 + 31);
     ferry_batcher_destroy(b);
     ferry_engine_destroy(e);
     ferry_model_destroy(m);

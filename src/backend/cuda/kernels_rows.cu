@@ -402,6 +402,10 @@ static bool reduce_over_columns(const kern_reduce *rd)
 {
     if (rd->nk < 1 || rd->kstride[rd->nk - 1] != 1 || rd->kdims[rd->nk - 1] < 32)
         return false;
+    /* enough outputs to fill the GPU, or short columns: a long reduction
+     * into few outputs keeps the warp per output */
+    if (rd->n_out < 4096 && rd->n_red > 256)
+        return false;
     for (int k = 0; k < rd->nr; k++)
         if (rd->rdims[k] > 1 && rd->rstride[k] < rd->kdims[rd->nk - 1])
             return false;
