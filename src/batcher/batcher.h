@@ -15,6 +15,8 @@
  *     request's tensors, releases the slot, runs the callbacks. Requests
  *     those callbacks submit take over the finished requests' nodes and
  *     references and reach the inbox in groups (batcher.c, struct recycle).
+ *     A batch that failed on its data goes back instead, in two halves
+ *     that run apart and ahead of the queue (batcher.c, retry_alone).
  */
 #ifndef FERRY_BATCHER_BATCHER_H
 #define FERRY_BATCHER_BATCHER_H
