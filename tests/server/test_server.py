@@ -1537,6 +1537,59 @@ class Cli(unittest.TestCase):
         finally:
             self.assertEqual(s.stop(), 0)
 
+    def test_data_failure_answers_the_others(self):
+        # ids -> Add(ids, ids) -> Gather(table [10, 3]): an index only the
+        # model computes, so submit cannot check it. Six requests ride in
+        # one batch (preferred size 6); two hold an id whose double is out
+        # of range. The batch fails in the engine and runs again in halves:
+        # the four good requests get 200 and their rows, the two bad the
+        # engine's reason (a 500, as Triton answers a backend's failure: the
+        # model, not the request's form, refused them).
+        from onnx import TensorProto, helper, numpy_helper
+        table = np.arange(30, dtype=np.float32).reshape(10, 3)
+        g = helper.make_graph(
+            [helper.make_node("Add", ["ids", "ids"], ["idx"]),
+             helper.make_node("Gather", ["table", "idx"], ["y"], name="emb")],
+            "twice", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 3])],
+            [numpy_helper.from_array(table, "table")])
+        d = tempfile.mkdtemp()
+        path = os.path.join(d, "twice.onnx")
+        with open(path, "wb") as f:
+            f.write(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+                    .SerializeToString())
+        s = Server("--preferred-batch", "6", "--max-delay-us", "2000000", model=path)
+        try:
+            ids = np.array([[(i + j) % 10 - 5 for j in range(4)] for i in range(6)], np.int64)
+            ids[1, 2], ids[4, 0] = 5, -6  # doubled: 10 and -12
+            outs = [None] * 6
+
+            def one(i):
+                c = s.conn()
+                body = {"inputs": [{"name": "ids", "datatype": "INT64", "shape": [1, 4],
+                                    "data": ids[i].tolist()}]}
+                st, _, data = call(c, "POST", "/v2/models/twice/infer", body)
+                c.close()
+                outs[i] = (st, data)
+
+            ts = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(60)
+            for i, (st, data) in enumerate(outs):
+                if i in (1, 4):
+                    self.assertEqual(st, 500, data[:300])
+                    self.assertIn("node 'emb' (Gather): an index in 'idx' is out of range",
+                                  json.loads(data)["error"])
+                    continue
+                self.assertEqual(st, 200, data[:300])
+                got = np.array(json.loads(data)["outputs"][0]["data"], np.float32)
+                np.testing.assert_array_equal(got, table[(2 * ids[i]) % 10].ravel())
+        finally:
+            self.assertEqual(s.stop(), 0)
+            shutil.rmtree(d)
+
     def test_unloadable_model(self):
         p = self.run_cli("/nonexistent/model.onnx", "--port", "0")
         self.assertEqual(p.returncode, 1)
