@@ -84,7 +84,7 @@ static void epilogue(const graph_node *n, char *buf, size_t len)
         if (n->n_in > 1 && n->in[1] >= 0 && at < len)
             at += (size_t)snprintf(buf + at, len - at, "+mask");
     }
-    if (n->op == OP_LSTM && n->x_projected && at < len) /* fuse_rnn.c */
+    if ((n->op == OP_LSTM || n->op == OP_GRU) && n->x_projected && at < len) /* fuse_rnn.c */
         at += (size_t)snprintf(buf + at, len - at, " (input projected at load)");
     if ((n->op == OP_GEMM || n->op == OP_CONV || n->op == OP_CONV_TRANSPOSE) && n->act && at < len)
         snprintf(buf + at, len - at, "+%s", act_name(n->act));

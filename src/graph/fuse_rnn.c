@@ -1,36 +1,38 @@
 /*
- * fuse_rnn.c - an LSTM fed by an embedding gets its input projection
- * computed once, at load, over the vocabulary.
+ * fuse_rnn.c - an LSTM or GRU fed by an embedding gets its input
+ * projection computed once, at load, over the vocabulary.
  *
- * Why: an LSTM's first step is one GEMM over every time step, X W^T plus
- * the biases ([T*N, I] x [I, 4H] a direction). When X is rows of a
- * constant table (Gather(E, ids): nn.Embedding), each row of X W^T is a
- * row of E W^T, so the GEMM can run once over the table instead of once a
- * batch:
+ * Why: a recurrent layer's first step is one GEMM over every time step,
+ * X W^T plus the biases ([T*N, I] x [I, G*H] a direction, G = 4 for an
+ * LSTM, 3 for a GRU). When X is rows of a constant table (Gather(E, ids):
+ * nn.Embedding), each row of X W^T is a row of E W^T, so the GEMM can run
+ * once over the table instead of once a batch:
  *
- *     P = E W^T + Wb + Rb      [V, D*4H], directions side by side
+ *     P = E W^T + Wb + Rb      [V, D*G*H], directions side by side
  *
  * and a forward gathers P's rows instead of E's. On the LSTM classifier of
  * bench/ (vocab 10,000, I 128, H 256, 2 layers) the first layer's
  * projection was ~12% of the CPU's time at batch 32; it becomes a copy of
  * 4 KiB a token. P is computed in fp32 as the GEMM computed it (its rows
- * differ from the GEMM's by summation order only). LSTM only: a GRU's recurrent bias
- * of the new gate sits inside the reset product and cannot move into P.
+ * differ from the GEMM's by summation order only). A GRU with
+ * linear_before_reset (PyTorch's) keeps its new gate's Rb inside the reset
+ * product r * (h R + Rb): that part of B stays, the rest moves into P.
  *
- * Pattern (PyTorch's export of Embedding -> LSTM, batch_first or not):
+ * Pattern (PyTorch's export of Embedding -> LSTM/GRU, batch_first or not):
  *
- *     ids -> Gather(E, axis 0) [-> Transpose(1, 0, 2)] -> LSTM.X
+ *     ids -> Gather(E, axis 0) [-> Transpose(1, 0, 2)] -> LSTM/GRU.X
  *
  * with E [V, I] an f32 constant, W, R (and B) constants, the gathered and
  * transposed tensors read by nothing else, and P at most PROJ_MAX_BYTES
  * (a vocabulary of 50,000 and H 1024 would need 800 MiB: left as it is).
  * Rewritten to
  *
- *     ids [-> Transpose(1, 0)] -> Gather(P, axis 0) -> LSTM.X (x_projected, no B)
+ *     ids [-> Transpose(1, 0)] -> Gather(P, axis 0) -> X (x_projected; no B,
+ *                                                       or a GRU's Rbh only)
  *
- * The Transpose moves to the ids (N*T integers instead of N*T*4H floats);
+ * The Transpose moves to the ids (N*T integers instead of N*T*G*H floats);
  * the two nodes keep their places in the array (shape inference walks it
- * in order) and swap roles. W stays an input of the LSTM for what it
+ * in order) and swap roles. W stays an input of the node for what it
  * declares (input size, `ferry info`); backends skip the projection and
  * read X as its result (graph.h, x_projected).
  */
@@ -103,7 +105,8 @@ static int have_avx2(void)
 }
 #endif
 
-/* P [V, D*GH] = E W^T + Wb + Rb, in fp32 like the GEMM it replaces (its
+/* P [V, D*GH] = E W^T + Wb + Rb (Rb's first rb_from of each direction's
+ * GH), in fp32 like the GEMM it replaces (its
  * rows differ from the GEMM's by summation order only). A small GEMM of
  * its own, the graph layer having no BLAS: W packed in panels of 8
  * columns ([C/8][I][8], zero-padded), then for 4 rows of E at a time each
@@ -111,7 +114,7 @@ static int have_avx2(void)
  * runs over i in order). The bench's table (10,000 x 128 x 1,024) takes
  * ~0.1 s with AVX2. NULL: no memory. */
 static float *project(const float *E, int64_t V, int64_t I, const float *W, const float *B,
-                      int64_t D, int64_t GH)
+                      int64_t D, int64_t GH, int64_t rb_from)
 {
     int64_t C = D * GH, np = (C + PJ - 1) / PJ;
     float *P = malloc((size_t)(V * C) * sizeof *P);
@@ -124,7 +127,8 @@ static float *project(const float *E, int64_t V, int64_t I, const float *W, cons
         for (int64_t i = 0; i < I; i++)
             Wp[(j / PJ * I + i) * PJ + j % PJ] = W[j * I + i];
         if (B) /* B [D, 2*GH]: Wb then Rb, per direction */
-            bias[j] = B[j / GH * 2 * GH + j % GH] + B[j / GH * 2 * GH + GH + j % GH];
+            bias[j] = B[j / GH * 2 * GH + j % GH] +
+                      (j % GH < rb_from ? B[j / GH * 2 * GH + GH + j % GH] : 0.0f);
     }
     void (*panel)(const float *, int64_t, const float *const *, float[PR][PJ]) =
         have_avx2() ? panel_avx2 : panel_base;
@@ -164,7 +168,8 @@ static int rename_node(graph_node *n, const char *base, const char *suffix)
 static int fuse_one(graph *g, int li)
 {
     const graph_node *l = &g->nodes[li];
-    if (l->dead || l->op != OP_LSTM || l->x_projected || l->guard || l->n_in < 3)
+    if (l->dead || (l->op != OP_LSTM && l->op != OP_GRU) || l->x_projected || l->guard ||
+        l->n_in < 3)
         return 0;
     int x = l->in[0], a = -1, t = -1;
     if (!fuse_private_value(g, x) || (a = fuse_producer_of(g, x)) < 0)
@@ -190,14 +195,19 @@ static int fuse_one(graph *g, int li)
         (has_b && !const_f32(g, l->in[3], 2)))
         return 0;
     const graph_value *w = &g->values[l->in[1]];
-    int64_t D = l->direction == RNN_BIDIRECTIONAL ? 2 : 1, GH = 4 * l->hidden;
+    int64_t D = l->direction == RNN_BIDIRECTIONAL ? 2 : 1, H = l->hidden;
+    int64_t GH = (l->op == OP_LSTM ? 4 : 3) * H;
+    /* a GRU with linear_before_reset (PyTorch's) keeps the new gate's Rb
+     * inside r * (h R + Rb): it stays in B, the rest moves into P */
+    int keep_rbh = l->op == OP_GRU && l->linear_before_reset;
     int64_t V = e->dims[0], I = e->dims[1];
     if (V < 1 || I < 1 || w->dims[0] != D || w->dims[1] != GH || w->dims[2] != I ||
         (has_b && (g->values[l->in[3]].dims[0] != D || g->values[l->in[3]].dims[1] != 2 * GH)))
         return 0;
     if (V > PROJ_MAX_BYTES / 4 / (D * GH))
         return 0;
-    float *P = project(e->data, V, I, w->data, has_b ? g->values[l->in[3]].data : NULL, D, GH);
+    const float *B = has_b ? g->values[l->in[3]].data : NULL;
+    float *P = project(e->data, V, I, w->data, B, D, GH, keep_rbh ? 2 * H : GH);
     if (!P)
         return 0; /* no memory for the table: the model runs unfolded */
     int64_t pd[2] = {V, D * GH};
@@ -242,8 +252,24 @@ static int fuse_one(graph *g, int li)
     free(base);
     int lin[GRAPH_MAX_IO];
     memcpy(lin, lm->in, sizeof lin);
-    if (has_b)
+    if (has_b && keep_rbh) { /* B' = [0 | 0, 0, Rb_h] a direction */
+        float *b2 = calloc((size_t)(D * 2 * GH), sizeof *b2);
+        if (!b2)
+            return -1;
+        B = g->values[l->in[3]].data; /* (values may have moved) */
+        for (int64_t d = 0; d < D; d++)
+            memcpy(b2 + d * 2 * GH + GH + 2 * H, B + d * 2 * GH + GH + 2 * H,
+                   (size_t)H * sizeof *b2);
+        int64_t bd[2] = {D, 2 * GH};
+        int bv = fuse_new_const(g, lm->name, ".rbh", 2, bd, b2, D * 2 * GH);
+        free(b2);
+        if (bv < 0)
+            return -1;
+        lm = &g->nodes[li];
+        lin[3] = bv;
+    } else if (has_b) {
         lin[3] = -1;
+    }
     fuse_set_inputs(g, li, lm->n_in, lin);
     lm->x_projected = 1;
     return 1;

@@ -276,8 +276,9 @@ typedef struct graph_node {
     int64_t *splits;                /* Split: size of each output along axis (owned) */
     int64_t hidden;                 /* LSTM, GRU */
     int direction, layout, linear_before_reset;
-    /* LSTM: X already holds X W^T + Wb + Rb ([.., D*4H]; fuse_rnn.c), so
-     * backends skip the input projection; W only declares the input size */
+    /* LSTM, GRU: X already holds X W^T + Wb + Rb ([.., D*G*H]; fuse_rnn.c:
+     * a GRU with linear_before_reset keeps Rbh in B), so backends skip the
+     * input projection; W only declares the input size */
     int x_projected;
     float clip;              /* LSTM, GRU cell clip; 0: none */
     int64_t heads, head_dim; /* OP_ATTENTION */

@@ -551,7 +551,7 @@ ferry_status infer_rnn(graph *g, graph_node *n)
         return node_fail(n, FERRY_EUNSUPPORTED, "the sequence or input dim depends on the batch");
     if (n->x_projected) { /* X holds the projection (fuse_rnn.c); W its input size */
         if (in != dirs * gates * h || w->ndim != 3)
-            return node_fail(n, FERRY_EINTERNAL, "a projected X must be [.., D*4H]");
+            return node_fail(n, FERRY_EINTERNAL, "a projected X must be [.., D*G*H]");
         in = w->dims[2];
     }
     if (w->ndim != 3 || w->dims[0] != dirs || w->dims[1] != gates * h || w->dims[2] != in)

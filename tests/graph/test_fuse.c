@@ -672,21 +672,24 @@ static void test_layer_norm_wrong_power_unfused(void **state)
 
 /* ------------------------------------- Embedding -> LSTM (fuse_rnn.c) */
 
-/* ids [N, 3] int64 -> Gather(E [V, 2]) -> Transpose(1, 0, 2) -> LSTM
- * (hidden 2, forward, W [1, 8, 2], R [1, 8, 2], B [1, 16]) -> Y. With
- * `shared`, the gathered tensor is a graph output too. */
-static graph *embedding_lstm(int64_t V, int shared, int *gather, int *transpose, int *lstm)
+/* ids [N, 3] int64 -> Gather(E [V, 2]) -> Transpose(1, 0, 2) -> LSTM or
+ * GRU with linear_before_reset (hidden 2, forward, W [1, 2G, 2], R [1, 2G,
+ * 2], B [1, 4G]) -> Y. With `shared`, the gathered tensor is a graph
+ * output too. */
+static graph *embedding_rnn(op_kind op, int64_t V, int shared, int *gather, int *transpose,
+                            int *lstm)
 {
     graph *g = graph_new();
+    int64_t G = op == OP_LSTM ? 4 : 3;
     int64_t idd[2] = {FERRY_DIM_BATCH, 3}, ed[2] = {V, 2}, xd[3] = {FERRY_DIM_BATCH, 3, 2},
-            td[3] = {3, FERRY_DIM_BATCH, 2}, wd[3] = {1, 8, 2}, bd[2] = {1, 16},
-            yd[4] = {3, 1, FERRY_DIM_BATCH, 2};
+            td[3] = {3, FERRY_DIM_BATCH, 2}, wd[3] = {1, 2 * G, 2}, rd[3] = {1, 2 * G, 2},
+            bd[2] = {1, 4 * G}, yd[4] = {3, 1, FERRY_DIM_BATCH, 2};
     int ids = graph_add_value(g, "ids", FERRY_I64, 2, idd);
     g->values[ids].is_input = 1;
     g->inputs = malloc(sizeof *g->inputs);
     g->inputs[g->n_inputs++] = ids;
     int e = cst_f32(g, "E", 2, ed, -0.3f), w = cst_f32(g, "W", 3, wd, 0.2f),
-        r = cst_f32(g, "R", 3, wd, -0.1f), b = cst_f32(g, "B", 2, bd, 0.05f);
+        r = cst_f32(g, "R", 3, rd, -0.1f), b = cst_f32(g, "B", 2, bd, 0.05f);
     int x = graph_add_value(g, "x", FERRY_F32, 3, xd), xt = graph_add_value(g, "xt", FERRY_F32, 3, td),
         y = graph_add_value(g, "y", FERRY_F32, 4, yd);
     *gather = node2(g, OP_GATHER, "emb", e, ids, x);
@@ -696,8 +699,9 @@ static graph *embedding_lstm(int64_t V, int shared, int *gather, int *transpose,
     g->nodes[*transpose].perm[0] = 1, g->nodes[*transpose].perm[1] = 0;
     g->nodes[*transpose].perm[2] = 2;
     int in[4] = {xt, w, r, b};
-    *lstm = graph_add_node(g, OP_LSTM, "lstm", 4, in, 1, &y);
+    *lstm = graph_add_node(g, op, "rnn", 4, in, 1, &y);
     g->nodes[*lstm].hidden = 2;
+    g->nodes[*lstm].linear_before_reset = op == OP_GRU;
     mark_output(g, y);
     if (shared)
         mark_output(g, x);
@@ -708,7 +712,7 @@ static void test_embedding_lstm_projected(void **state)
 {
     (void)state;
     int ga, tr, ls;
-    graph *g = embedding_lstm(5, 0, &ga, &tr, &ls);
+    graph *g = embedding_rnn(OP_LSTM, 5, 0, &ga, &tr, &ls);
     const float *E = g->values[graph_find_value(g, "E")].data,
                 *W = g->values[graph_find_value(g, "W")].data,
                 *B = g->values[graph_find_value(g, "B")].data;
@@ -741,18 +745,48 @@ static void test_embedding_lstm_projected(void **state)
     graph_free(g);
 }
 
+/* A GRU (linear_before_reset): P takes Wb and the update and reset gates'
+ * Rb; B keeps only the new gate's Rb, inside r * (h R + Rb). */
+static void test_embedding_gru_projected(void **state)
+{
+    (void)state;
+    int ga, tr, ls;
+    graph *g = embedding_rnn(OP_GRU, 5, 0, &ga, &tr, &ls);
+    float Ec[10], Wc[12], Bc[12];
+    memcpy(Ec, g->values[graph_find_value(g, "E")].data, sizeof Ec);
+    memcpy(Wc, g->values[graph_find_value(g, "W")].data, sizeof Wc);
+    memcpy(Bc, g->values[graph_find_value(g, "B")].data, sizeof Bc);
+    assert_int_equal(graph_fuse(g), FERRY_OK);
+    check_consistent(g);
+    const graph_node *l = &g->nodes[ls];
+    assert_true(l->x_projected);
+    const graph_value *b = &g->values[l->in[3]], *p = &g->values[g->nodes[tr].in[0]];
+    assert_true(b->is_const && b->dims[1] == 12 && p->dims[1] == 6);
+    const float *B = b->data, *P = p->data;
+    for (int j = 0; j < 12; j++) /* [Wb z r h | Rb z r h]: only Rb h is left */
+        assert_true(B[j] == (j >= 10 ? Bc[j] : 0.0f));
+    for (int v = 0; v < 5; v++)
+        for (int j = 0; j < 6; j++) {
+            double want = (double)Bc[j] + (j < 4 ? Bc[6 + j] : 0.0);
+            for (int i = 0; i < 2; i++)
+                want += (double)Ec[v * 2 + i] * Wc[j * 2 + i];
+            assert_true(fabs(P[v * 6 + j] - want) <= 1e-6 * (1 + fabs(want)));
+        }
+    graph_free(g);
+}
+
 /* The gathered rows are read elsewhere too, or the table would pass
  * 64 MiB: left as they are. */
 static void test_embedding_lstm_unfused(void **state)
 {
     (void)state;
     int ga, tr, ls;
-    graph *g = embedding_lstm(5, 1, &ga, &tr, &ls);
+    graph *g = embedding_rnn(OP_LSTM, 5, 1, &ga, &tr, &ls);
     assert_int_equal(graph_fuse(g), FERRY_OK);
     assert_false(g->nodes[ls].x_projected);
     assert_int_equal(g->nodes[ga].op, OP_GATHER);
     graph_free(g);
-    g = embedding_lstm((64 << 20) / 4 / 8 + 1, 0, &ga, &tr, &ls);
+    g = embedding_rnn(OP_LSTM, (64 << 20) / 4 / 8 + 1, 0, &ga, &tr, &ls);
     assert_int_equal(graph_fuse(g), FERRY_OK);
     assert_false(g->nodes[ls].x_projected);
     check_consistent(g);
@@ -788,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_layer_norm_shared_diff_unfused),
         cmocka_unit_test(test_layer_norm_wrong_power_unfused),
         cmocka_unit_test(test_embedding_lstm_projected),
+        cmocka_unit_test(test_embedding_gru_projected),
         cmocka_unit_test(test_embedding_lstm_unfused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

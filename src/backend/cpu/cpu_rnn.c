@@ -631,8 +631,13 @@ ferry_status cpu_rnn_create(const cpu_rnn_params *p, const ferry_tensor *W, cons
         (st = check_tensor(r, "R", R, 3, rd)) != FERRY_OK ||
         (B && (st = check_tensor(r, "B", B, 2, bd)) != FERRY_OK))
         goto fail;
-    if (p->x_projected && (p->kind != CPU_RNN_LSTM || B)) {
-        st = ferry_fail(FERRY_EINVAL, "%s: a projected X is an LSTM's without B", r->label);
+    /* (a GRU's B then holds only the new gate's Rb: the run adds no other bias) */
+    if (p->x_projected &&
+        (p->kind == CPU_RNN_PLAIN || (B && !(p->kind == CPU_RNN_GRU && p->linear_before_reset)))) {
+        st = ferry_fail(FERRY_EINVAL,
+                        "%s: a projected X is an LSTM's without B or a GRU's (linear_before_reset "
+                        "with B: Rbh only)",
+                        r->label);
         goto fail;
     }
     r->projected = p->x_projected;

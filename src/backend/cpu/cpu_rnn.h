@@ -46,8 +46,9 @@ typedef struct cpu_rnn_params {
     int has_clip;            /* 1: clip gate pre-activations to [-clip, clip] */
     float clip;              /* > 0 when has_clip */
     int relu;                /* RNN only: 1 for Relu, 0 for Tanh (the default) */
-    /* LSTM only: X holds X W^T + Wb + Rb already ([.., D*4H]; the graph's
-     * fuse_rnn.c), so the run skips the projection; B must be absent */
+    /* LSTM and GRU: X holds X W^T + Wb + Rb already ([.., D*G*H]; the
+     * graph's fuse_rnn.c), so the run skips the projection; B absent, or a
+     * GRU with linear_before_reset's holding only Rbh */
     int x_projected;
     /* The activations attribute as given (NULL or 0: the defaults). Must
      * name the defaults, per direction: Sigmoid,Tanh,Tanh (LSTM),
