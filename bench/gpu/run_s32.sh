@@ -15,13 +15,7 @@
 #      candidates) against the default, interleaved
 set -u
 cd "$(dirname "$0")/../.."
-S=.devlibs/cudnn
-for t in bin lib; do [ -d $S/$t ] || tar xJf $S/$t.tar.xz -C $S; done
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/ferry-out}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name --format=csv,noheader; date -u +%FT%TZ
+. bench/gpu/cudnn_env.sh
 echo "== 1. unit"
 for t in test_rnn_plain test_gather_nd; do
     FERRY_TEST_FILTER=$t timeout 90 $S/bin/test_cuda_backend >"$OUT/$t.log" 2>&1

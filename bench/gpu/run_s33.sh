@@ -9,13 +9,7 @@
 #      the three modes (bench/varlen_bench.c, staged by run_varlen.sh stage)
 set -u
 cd "$(dirname "$0")/../.."
-S=.devlibs/cudnn
-for t in bin lib; do [ -d $S/$t ] || tar xJf $S/$t.tar.xz -C $S; done
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/ferry-out}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name --format=csv,noheader; date -u +%FT%TZ
+. bench/gpu/cudnn_env.sh
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
 # kernels CSV -> the table: total, count, mean, grid, name
 ktable() {

@@ -9,15 +9,9 @@
 #   2. resnet50 fp16, f16 host tensors, graphs, old and new
 set -u
 cd "$(dirname "$0")/../.."
-S=.devlibs/cudnn
-for t in bin lib; do [ -d $S/$t ] || tar xJf $S/$t.tar.xz -C $S; done
+. bench/gpu/cudnn_env.sh
 [ -f .devlibs/old/bin/ferry ] || xz -dk .devlibs/old/bin/ferry.xz
 chmod +x .devlibs/old/bin/ferry
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/ferry-out}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name --format=csv,noheader; date -u +%FT%TZ
 echo "== 1. parity"
 OUT=$OUT PARITY_TIMEOUT=110 timeout 120 bash bench/gpu/run_cudnn.sh 1 2>&1 | tail -6
 echo "== 2. old / new"

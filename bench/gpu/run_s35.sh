@@ -7,12 +7,8 @@
 # (carry .devlibs/cudnn); about a minute.
 set -u
 cd "$(dirname "$0")/../.."
-S=.devlibs/cudnn
-for t in bin lib; do [ -d $S/$t ] || tar xJf $S/$t.tar.xz -C $S; done
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-OUT=${OUT:-/tmp/ferry-out}
-mkdir -p "$OUT" /tmp/rg
-nvidia-smi --query-gpu=name --format=csv,noheader; date -u +%FT%TZ
+. bench/gpu/cudnn_env.sh
+mkdir -p /tmp/rg
 [ -f /tmp/rg/bert_base.onnx ] || timeout 120 python3 -c "
 import sys; sys.path.insert(0, 'bench'); import models as bm; bm.export('bert_base', '/tmp/rg')" 2>&1 | tail -1
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)

@@ -642,6 +642,23 @@ static nd_tuples nd_tuples_of(const cpu_call *c, const dims *x, const dims *idx)
     return t;
 }
 
+/* What cpu_scatter_nd / cpu_gather_nd returned, as the node's error: -1
+ * an index out of range, else nonzero a tuple that leaves its sample's
+ * `block` rows (`verb`: "reads" or "writes"). */
+static ferry_status nd_status(const cpu_call *c, int r, const char *verb, int64_t block)
+{
+    const graph_node *nd = c->nd;
+    const char *iname = c->g->values[nd->in[1]].name;
+    if (r == -1)
+        return ferry_fail(FERRY_EINVAL, "node '%s' (%s): an index in '%s' is out of range",
+                          nd->name, op_name(nd->op), iname);
+    if (r)
+        return ferry_fail(FERRY_EINVAL,
+                          "node '%s' (%s): an index in '%s' %s outside its sample's %lld rows",
+                          nd->name, op_name(nd->op), iname, verb, (long long)block);
+    return FERRY_OK;
+}
+
 static ferry_status run_scatter_nd(const cpu_call *c)
 {
     const graph_node *nd = c->nd;
@@ -649,16 +666,7 @@ static ferry_status run_scatter_nd(const cpu_call *c)
     nd_tuples t = nd_tuples_of(c, &x, &idx);
     int r = cpu_scatter_nd(c->in[0], x.d, x.n, c->in[1], in_sdt(c, 1), t.tuples, t.k, c->in[2],
                            in_sdt(c, 0), nd->mode, t.block, t.per_sample, c->out[0]);
-    const char *iname = c->g->values[nd->in[1]].name;
-    if (r == -1)
-        return ferry_fail(FERRY_EINVAL, "node '%s' (ScatterND): an index in '%s' is out of range",
-                          nd->name, iname);
-    if (r)
-        return ferry_fail(FERRY_EINVAL,
-                          "node '%s' (ScatterND): an index in '%s' writes outside its sample's "
-                          "%lld rows",
-                          nd->name, iname, (long long)t.block);
-    return FERRY_OK;
+    return nd_status(c, r, "writes", t.block);
 }
 
 static ferry_status run_gather_nd(const cpu_call *c)
@@ -668,16 +676,7 @@ static ferry_status run_gather_nd(const cpu_call *c)
     nd_tuples t = nd_tuples_of(c, &x, &idx);
     int r = cpu_gather_nd(c->in[0], x.d, x.n, nd->mode, c->in[1], in_sdt(c, 1), t.tuples, t.k,
                           t.block, t.per_sample, c->out[0], in_esz(c, 0));
-    const char *iname = c->g->values[nd->in[1]].name;
-    if (r == -1)
-        return ferry_fail(FERRY_EINVAL, "node '%s' (GatherND): an index in '%s' is out of range",
-                          nd->name, iname);
-    if (r)
-        return ferry_fail(FERRY_EINVAL,
-                          "node '%s' (GatherND): an index in '%s' reads outside its sample's "
-                          "%lld rows",
-                          nd->name, iname, (long long)t.block);
-    return FERRY_OK;
+    return nd_status(c, r, "reads", t.block);
 }
 
 static ferry_status run_scatter_elements(const cpu_call *c)
